@@ -1,0 +1,97 @@
+/*
+ * config.h - configuration: one INI file plus environment overrides.
+ *
+ * Every key lives in one table in config.c that drives parsing, validation, the
+ * CUSTODIA_<SECTION>_<KEY> environment overrides, the commented file `custodia init` writes,
+ * and the documentation test. Unknown sections and keys are errors. Every error message names
+ * the file (or variable), the section and key, and why the value is wrong.
+ */
+#ifndef CU_BASE_CONFIG_H
+#define CU_BASE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "base/log.h"
+
+#define CU_CONFIG_ERR_BYTES 512
+#define CU_CONFIG_PATH_BYTES 1024
+
+struct cu_config {
+    /* The data directory; set by cu_config_load from its argument, not from the file. */
+    char data_dir[CU_CONFIG_PATH_BYTES];
+
+    struct {
+        char listen_address[64];   /* IPv4 or IPv6 literal */
+        uint16_t port;             /* 1..65535 */
+        unsigned threads;          /* 0 = one per core; else 1..256 */
+        unsigned max_connections;  /* 1..100000 */
+        unsigned per_ip_connections; /* 0 = no limit; else 1..100000 */
+        unsigned idle_timeout;     /* seconds, 1..3600 */
+        size_t max_header_bytes;   /* 1024..1048576 */
+        size_t max_body_bytes;     /* 1024..1073741824 */
+        char tls_cert[CU_CONFIG_PATH_BYTES]; /* relative to data_dir unless absolute */
+        char tls_key[CU_CONFIG_PATH_BYTES];
+        char tls_priorities[512];  /* GnuTLS priority string */
+        bool access_log;
+    } server;
+
+    struct {
+        char backend[16];          /* "sqlite" */
+        char path[CU_CONFIG_PATH_BYTES]; /* sqlite: database file, relative to data_dir */
+        unsigned busy_timeout_ms;  /* 0..600000 */
+        char synchronous[8];       /* "full" or "normal" */
+    } store;
+
+    struct {
+        char root_key_file[CU_CONFIG_PATH_BYTES]; /* relative to data_dir unless absolute */
+        char algorithm[24];        /* "xchacha20poly1305" or "aes256gcm" */
+    } keys;
+
+    struct {
+        enum cu_log_level level;
+    } log;
+};
+
+/* cu_config_defaults(cfg, data_dir): fills cfg with the built-in defaults. */
+void cu_config_defaults(struct cu_config *cfg, const char *data_dir);
+
+/* cu_config_load(cfg, data_dir, err): defaults, then data_dir/custodia.conf (which must
+ * exist), then CUSTODIA_<SECTION>_<KEY> variables, then validation. On error writes a
+ * message naming the file or variable, section, key and reason into err
+ * (CU_CONFIG_ERR_BYTES) and returns CU_E_CONFIG (CU_E_IO when the file cannot be read). */
+CU_WUR enum cu_err cu_config_load(struct cu_config *cfg, const char *data_dir,
+                                  char err[CU_CONFIG_ERR_BYTES]);
+
+/* cu_config_load_file(cfg, path, err): applies one INI file over cfg without reading the
+ * environment or validating cross-key rules; for tests and cu_config_load. */
+CU_WUR enum cu_err cu_config_load_file(struct cu_config *cfg, const char *path,
+                                       char err[CU_CONFIG_ERR_BYTES]);
+
+/* cu_config_apply_env(cfg, err): applies CUSTODIA_<SECTION>_<KEY> variables over cfg. */
+CU_WUR enum cu_err cu_config_apply_env(struct cu_config *cfg, char err[CU_CONFIG_ERR_BYTES]);
+
+/* cu_config_write_template(path): writes a custodia.conf holding every key, each with its
+ * comment and its default, uncommented so the file works as written. Fails with CU_E_EXISTS
+ * if path exists. Mode 0600. */
+CU_WUR enum cu_err cu_config_write_template(const char *path);
+
+/* cu_config_path(cfg, rel, out, outlen): rel itself if absolute, else data_dir/rel.
+ * CU_E_TOO_LARGE if it does not fit. */
+CU_WUR enum cu_err cu_config_path(const struct cu_config *cfg, const char *rel, char *out,
+                                  size_t outlen);
+
+/* Iteration over the key table, for documentation checks. */
+struct cu_config_key_info {
+    const char *section;
+    const char *key;
+    const char *default_value;
+    const char *help;
+};
+
+/* cu_config_keys(n): the key table and its length in *n; static storage. */
+const struct cu_config_key_info *cu_config_keys(size_t *n);
+
+#endif

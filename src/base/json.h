@@ -1,0 +1,62 @@
+/*
+ * json.h - helpers over jansson.
+ *
+ * Parsing is strict: duplicate keys are rejected, the input has a size cap, and the top level
+ * must be an object. Field getters enforce type, presence and a length limit and name the
+ * offending field in their error message so an API can say exactly what was wrong.
+ */
+#ifndef CU_BASE_JSON_H
+#define CU_BASE_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/err.h"
+
+/* Bytes for an error message from these helpers. */
+#define CU_JSON_ERR_BYTES 256
+
+/* cu_json_parse_object(data, len, out, err): parses len bytes of data as one JSON object
+ * (duplicate keys rejected, no trailing data). On error writes a message naming the line and
+ * column into err (CU_JSON_ERR_BYTES) and returns CU_E_INVALID. Caller frees *out with
+ * json_decref(). */
+CU_WUR enum cu_err cu_json_parse_object(const char *data, size_t len, json_t **out,
+                                        char err[CU_JSON_ERR_BYTES]);
+
+/* cu_json_only_keys(obj, allowed, n, bad): CU_OK when every key of obj is in allowed[0..n);
+ * otherwise CU_E_INVALID and *bad points at the first unknown key (owned by obj). */
+CU_WUR enum cu_err cu_json_only_keys(const json_t *obj, const char *const *allowed, size_t n,
+                                     const char **bad);
+
+/* cu_json_get_string(obj, key, required, maxlen, out, err): *out = the string at key (owned by
+ * obj), or NULL when absent and not required. CU_E_INVALID when missing and required, not a
+ * string, empty, or containing a NUL; CU_E_TOO_LARGE when longer than maxlen bytes. err names
+ * the key. */
+CU_WUR enum cu_err cu_json_get_string(const json_t *obj, const char *key, bool required,
+                                      size_t maxlen, const char **out,
+                                      char err[CU_JSON_ERR_BYTES]);
+
+/* cu_json_get_int(obj, key, required, min, max, out, err): *out = the integer at key (left as
+ * is when absent and not required). CU_E_INVALID when missing and required, not an integer,
+ * or outside [min, max]; err names the key. */
+CU_WUR enum cu_err cu_json_get_int(const json_t *obj, const char *key, bool required,
+                                   int64_t min, int64_t max, int64_t *out,
+                                   char err[CU_JSON_ERR_BYTES]);
+
+/* cu_json_get_bool(obj, key, required, out, err): *out = the boolean at key. */
+CU_WUR enum cu_err cu_json_get_bool(const json_t *obj, const char *key, bool required, bool *out,
+                                    char err[CU_JSON_ERR_BYTES]);
+
+/* cu_json_dump(v): compact JSON text for v, or NULL on allocation failure. Caller frees with
+ * free() (jansson's allocator). */
+CU_WUR char *cu_json_dump(const json_t *v);
+
+/* cu_json_escape(b, s, n): appends the JSON string literal (with quotes) for the n bytes at s
+ * to b; invalid UTF-8 bytes and control characters are escaped or replaced. */
+struct cu_buf;
+CU_WUR enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * keyring.h - the root key file and the keys derived from it.
+ *
+ * The root key file (made by `custodia init`, mode 0600) holds a master secret, from which
+ * sub-keys for named purposes are derived, and versioned key-encryption keys (KEKs), one of
+ * them current. Its format is in docs/internals/keyfile.md. The keyring refuses a file that is
+ * readable or writable by group or others. All key material lives in guarded memory.
+ */
+#ifndef CU_CRYPTO_KEYRING_H
+#define CU_CRYPTO_KEYRING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "crypto/crypto.h"
+
+/* Bytes for an error message from the keyring. */
+#define CU_KEYRING_ERR_BYTES 512
+
+/* Derivation purposes are exactly 8 characters (libsodium's KDF context). */
+#define CU_PURPOSE_BYTES 8
+
+struct cu_keyring;
+
+/* cu_keyring_create(path, err): writes a new root key file at path with a fresh master
+ * secret and KEK version 1, mode 0600, refusing to overwrite (CU_E_EXISTS). */
+CU_WUR enum cu_err cu_keyring_create(const char *path, char err[CU_KEYRING_ERR_BYTES]);
+
+/* cu_keyring_load(path, out, err): loads the root key file. CU_E_IO when it cannot be read,
+ * CU_E_PERM when group or others may read or write it, CU_E_CORRUPT when it is malformed
+ * (err names the file and line). Caller frees *out with cu_keyring_free(). */
+CU_WUR enum cu_err cu_keyring_load(const char *path, struct cu_keyring **out,
+                                   char err[CU_KEYRING_ERR_BYTES]);
+
+/* cu_keyring_free(kr): wipes and frees kr; NULL does nothing. */
+void cu_keyring_free(struct cu_keyring *kr);
+
+/* cu_keyring_current_kek(kr): the version number of the current KEK. */
+uint32_t cu_keyring_current_kek(const struct cu_keyring *kr);
+
+/* cu_keyring_kek(kr, version): the KEK with that version (owned by kr), or NULL when the
+ * keyring has none. */
+const struct cu_secret *cu_keyring_kek(const struct cu_keyring *kr, uint32_t version);
+
+/* cu_keyring_derive(kr, purpose, id, out): derives the sub-key number id for purpose (exactly
+ * CU_PURPOSE_BYTES characters, e.g. "apikey__") from the master secret. Caller frees *out
+ * with cu_secret_free(). */
+CU_WUR enum cu_err cu_keyring_derive(const struct cu_keyring *kr, const char *purpose,
+                                     uint64_t id, struct cu_secret **out);
+
+#endif

@@ -1,0 +1,162 @@
+/*
+ * store.h - the storage interface every service uses.
+ *
+ * A store is opened once per process; each thread gets its own connection (cu_store_db) and
+ * runs prepared statements on it inside explicit transactions. Services write portable SQL:
+ * `$1`, `$2` … placeholders, INSERT … ON CONFLICT, RETURNING, typed columns; no rowid, no
+ * INSERT OR REPLACE, no backend-specific functions. Each backend (struct cu_store_ops) keeps its
+ * own migration files and translates placeholders as it needs. Statements are prepared once
+ * per connection and cached by the address of their SQL text, so pass string literals.
+ */
+#ifndef CU_STORE_STORE_H
+#define CU_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+
+struct cu_store;  /* an open store, shared by all threads */
+struct cu_db;     /* one connection, used by one thread */
+struct cu_stmt;   /* a prepared statement running on a cu_db */
+
+/* Bytes for an error message from the store. */
+#define CU_STORE_ERR_BYTES 512
+
+struct cu_store_opts {
+    const char *backend;        /* "sqlite" */
+    const char *path;           /* sqlite: the database file */
+    unsigned busy_timeout_ms;   /* how long a writer waits for a lock */
+    bool synchronous_full;      /* sqlite: synchronous=FULL (else NORMAL) */
+    bool create;                /* create the database if it does not exist */
+};
+
+enum cu_txn_mode {
+    CU_TXN_READ,  /* a consistent snapshot for reads */
+    CU_TXN_WRITE, /* takes the write lock at BEGIN, so it cannot fail to upgrade later */
+};
+
+enum cu_val_type { CU_VAL_NULL, CU_VAL_INT, CU_VAL_TEXT, CU_VAL_BLOB };
+
+/* A bound parameter. Text and blobs are borrowed for the duration of the call. */
+struct cu_val {
+    enum cu_val_type type;
+    int64_t i;
+    const void *p;
+    size_t n;
+};
+
+#define CU_VNULL ((struct cu_val){.type = CU_VAL_NULL})
+#define CU_VI(x) ((struct cu_val){.type = CU_VAL_INT, .i = (int64_t)(x)})
+#define CU_VT(s) ((struct cu_val){.type = CU_VAL_TEXT, .p = (s), .n = strlen(s)})
+#define CU_VTN(s, len) ((struct cu_val){.type = CU_VAL_TEXT, .p = (s), .n = (len)})
+#define CU_VB(b, len) ((struct cu_val){.type = CU_VAL_BLOB, .p = (b), .n = (len)})
+#define CU_NVALS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* A migration: a numbered script applied once, in order. */
+struct cu_migration {
+    int version;      /* 1, 2, 3 … with no gaps */
+    const char *name; /* e.g. "0001_init" */
+    const char *sql;  /* one or more statements */
+};
+
+/* The backend table: one per database engine, like curl's TLS backends. */
+struct cu_store_ops {
+    const char *name;
+    enum cu_err (*open)(const struct cu_store_opts *opts, void **state, char *err, size_t errlen);
+    void (*close)(void *state);
+    enum cu_err (*connect)(void *state, void **conn, char *err, size_t errlen);
+    void (*disconnect)(void *conn);
+    enum cu_err (*exec_script)(void *conn, const char *sql, char *err, size_t errlen);
+    enum cu_err (*begin)(void *conn, enum cu_txn_mode mode);
+    enum cu_err (*commit)(void *conn);
+    void (*rollback)(void *conn);
+    enum cu_err (*prepare)(void *conn, const char *sql, void **stmt);
+    enum cu_err (*bind)(void *stmt, int idx, const struct cu_val *v);
+    enum cu_err (*step)(void *stmt, bool *row);
+    int64_t (*col_int)(void *stmt, int col);
+    const char *(*col_text)(void *stmt, int col, size_t *len);
+    const void *(*col_blob)(void *stmt, int col, size_t *len);
+    bool (*col_null)(void *stmt, int col);
+    void (*reset)(void *stmt);
+    int64_t (*changes)(void *conn);
+    const struct cu_migration *(*migrations)(size_t *n);
+};
+
+/* The SQLite backend (sqlite.c). */
+extern const struct cu_store_ops cu_store_sqlite_ops;
+
+/* cu_store_open(opts, out, err): opens the store with the backend opts->backend. Does not
+ * migrate. On error err (CU_STORE_ERR_BYTES) names the file and the reason. Caller frees *out
+ * with cu_store_close(). */
+CU_WUR enum cu_err cu_store_open(const struct cu_store_opts *opts, struct cu_store **out,
+                                 char err[CU_STORE_ERR_BYTES]);
+
+/* cu_store_close(st): closes every connection and the store; NULL does nothing. No thread may
+ * use the store afterwards. */
+void cu_store_close(struct cu_store *st);
+
+/* cu_store_backend(st): the backend name, e.g. "sqlite". */
+const char *cu_store_backend(const struct cu_store *st);
+
+/* cu_store_db(st, out): this thread's connection to st, made on first use (owned by st). */
+CU_WUR enum cu_err cu_store_db(struct cu_store *st, struct cu_db **out);
+
+/* cu_store_migrate(st, err): applies the backend's pending migrations in one transaction and
+ * records each in schema_migrations. If any fails nothing is applied. CU_E_SCHEMA_NEWER when
+ * the database records a version this build does not know. */
+CU_WUR enum cu_err cu_store_migrate(struct cu_store *st, char err[CU_STORE_ERR_BYTES]);
+
+/* cu_store_migrate_with(st, m, n, err): cu_store_migrate with an explicit list (for tests). */
+CU_WUR enum cu_err cu_store_migrate_with(struct cu_store *st, const struct cu_migration *m,
+                                         size_t n, char err[CU_STORE_ERR_BYTES]);
+
+/* cu_store_schema_version(st, out): the highest migration applied (0 for a new database). */
+CU_WUR enum cu_err cu_store_schema_version(struct cu_store *st, int *out);
+
+/* cu_store_check(st, err): whether the store answers and its schema is current; for the
+ * health endpoint. */
+CU_WUR enum cu_err cu_store_check(struct cu_store *st, char err[CU_STORE_ERR_BYTES]);
+
+/* cu_db_begin(db, mode), cu_db_commit(db), cu_db_rollback(db): explicit transactions. A
+ * failed commit rolls back. Rollback outside a transaction does nothing. */
+CU_WUR enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode);
+CU_WUR enum cu_err cu_db_commit(struct cu_db *db);
+void cu_db_rollback(struct cu_db *db);
+
+/* cu_db_in_txn(db): whether a transaction is open on db. */
+bool cu_db_in_txn(const struct cu_db *db);
+
+/* cu_db_exec(db, sql, params, n): runs a statement that returns no rows. CU_E_EXISTS on a
+ * uniqueness violation, CU_E_BUSY on a lock timeout, CU_E_STORE otherwise. */
+CU_WUR enum cu_err cu_db_exec(struct cu_db *db, const char *sql, const struct cu_val *params,
+                              size_t n);
+
+/* cu_db_changes(db): rows changed by the last cu_db_exec. */
+int64_t cu_db_changes(struct cu_db *db);
+
+/* cu_db_query(db, sql, params, n, out): runs a query; read rows with cu_stmt_next and the
+ * column getters, then call cu_stmt_done. *out is owned by db. */
+CU_WUR enum cu_err cu_db_query(struct cu_db *db, const char *sql, const struct cu_val *params,
+                               size_t n, struct cu_stmt **out);
+
+/* cu_stmt_next(st, row): advances to the next row; *row false at the end. */
+CU_WUR enum cu_err cu_stmt_next(struct cu_stmt *st, bool *row);
+
+/* Column getters for the current row, columns numbered from 0. Text and blobs stay valid
+ * until the next cu_stmt_next or cu_stmt_done. cu_stmt_text returns "" for NULL. */
+int64_t cu_stmt_int(struct cu_stmt *st, int col);
+const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len);
+const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len);
+bool cu_stmt_null(struct cu_stmt *st, int col);
+
+/* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
+ * nothing. */
+void cu_stmt_done(struct cu_stmt *st);
+
+/* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
+ * connection of st fails with CU_E_STORE (0 turns it off). */
+void cu_store_fail_next(struct cu_store *st, long n);
+
+#endif
