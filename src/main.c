@@ -1,5 +1,50 @@
+/*
+ * main.c - the custodia binary: dispatches to a subcommand, and does nothing else.
+ */
 #include <stdio.h>
-int main(void)
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cu_version.h"
+
+static int usage(FILE *f)
 {
-    return 0;
+    fputs("usage: custodia COMMAND [OPTIONS]\n"
+          "\n"
+          "Commands:\n"
+          "  init     make a new data directory (keys, certificate, database, first API key)\n"
+          "  serve    serve the HTTPS API\n"
+          "  apikey   create, list or revoke API keys\n"
+          "  version  print the version\n"
+          "\n"
+          "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help.\n",
+          f);
+    return f == stdout ? CU_EXIT_OK : CU_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } commands[] = {
+        {"init", cu_cli_init},
+        {"serve", cu_cli_serve},
+        {"apikey", cu_cli_apikey},
+    };
+    if (argc < 2)
+        return usage(stderr);
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0)
+        return usage(stdout);
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("custodia %s\n", CU_VERSION);
+        return CU_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "custodia: unknown command '%.64s'\n", argv[1]);
+    return usage(stderr);
 }

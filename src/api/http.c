@@ -1,2 +1,186 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * http.c - request and response helpers shared by every handler: route matching, problem
+ * documents (RFC 9457), JSON bodies and query arguments.
+ */
+#include "api/http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <microhttpd.h>
+
+#include "base/json.h"
+
+static const struct {
+    const char *name;
+    enum cu_method m;
+} method_names[] = {
+    {"GET", CU_GET},         {"POST", CU_POST},       {"PUT", CU_PUT},    {"PATCH", CU_PATCH},
+    {"DELETE", CU_DELETE},   {"HEAD", CU_HEAD},       {"OPTIONS", CU_OPTIONS},
+};
+
+enum cu_method cu_method_parse(const char *name)
+{
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (strcmp(method_names[i].name, name) == 0)
+            return method_names[i].m;
+    }
+    return CU_METHOD_OTHER;
+}
+
+void cu_methods_format(unsigned mask, char *out, size_t outlen)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(method_names) / sizeof(method_names[0]); i++) {
+        if (!(mask & method_names[i].m))
+            continue;
+        int n = snprintf(out + used, outlen - used, "%s%s", used ? ", " : "", method_names[i].name);
+        if (n < 0 || (size_t)n >= outlen - used)
+            return;
+        used += (size_t)n;
+    }
+}
+
+/* Matches one pattern against path, copying {param} segments into req when it matches. */
+static bool pattern_match(const char *pattern, const char *path, struct cu_req *req)
+{
+    size_t nparams = 0;
+    const char *p = pattern, *s = path;
+
+    while (*p && *s) {
+        if (*p == '{') {
+            const char *pend = strchr(p, '}');
+            size_t len = strcspn(s, "/");
+            if (pend == NULL || len == 0 || len >= CU_PATH_PARAM_MAX ||
+                nparams >= CU_MAX_PATH_PARAMS)
+                return false;
+            if (req != NULL) {
+                memcpy(req->params[nparams], s, len);
+                req->params[nparams][len] = '\0';
+            }
+            nparams++;
+            p = pend + 1;
+            s += len;
+            continue;
+        }
+        if (*p != *s)
+            return false;
+        p++;
+        s++;
+    }
+    if (*p || *s)
+        return false;
+    if (req != NULL)
+        req->nparams = nparams;
+    return true;
+}
+
+const struct cu_route *cu_route_match(const struct cu_route *routes, size_t n,
+                                      enum cu_method method, const char *path,
+                                      struct cu_req *req, unsigned *allowed)
+{
+    *allowed = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!pattern_match(routes[i].pattern, path, NULL))
+            continue;
+        if (routes[i].method == method) {
+            pattern_match(routes[i].pattern, path, req);
+            return &routes[i];
+        }
+        *allowed |= routes[i].method;
+    }
+    return NULL;
+}
+
+enum cu_err cu_resp_fail(struct cu_resp *resp, enum cu_err err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(resp->detail, sizeof(resp->detail), fmt, ap);
+    va_end(ap);
+    resp->err = err;
+    return err;
+}
+
+enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v)
+{
+    enum cu_err rc = CU_E_NOMEM;
+    char *text = v ? cu_json_dump(v) : NULL;
+    json_decref(v);
+    if (text == NULL)
+        return rc;
+    cu_buf_reset(&resp->body);
+    rc = cu_buf_append_str(&resp->body, text);
+    free(text);
+    if (rc != CU_OK)
+        return rc;
+    rc = cu_buf_append(&resp->body, "\n", 1);
+    resp->status = status;
+    resp->content_type = "application/json";
+    return rc;
+}
+
+void cu_resp_header(struct cu_resp *resp, const char *name, const char *value)
+{
+    CU_ASSERT(resp->nheaders < CU_MAX_EXTRA_HEADERS);
+    resp->headers[resp->nheaders][0] = name;
+    resp->headers[resp->nheaders][1] = value;
+    resp->nheaders++;
+}
+
+void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
+{
+    enum cu_err err = resp->err == CU_OK ? CU_E_INTERNAL : resp->err;
+    char type[128];
+    int status = cu_err_http_status(err);
+
+    snprintf(type, sizeof(type), "%s%s", CU_PROBLEM_PREFIX, cu_err_problem_code(err));
+    cu_buf_reset(&resp->body);
+    resp->status = status;
+    resp->content_type = "application/problem+json";
+    /* Built by hand, not with jansson, so that an out-of-memory failure still answers. */
+    if (cu_buf_printf(&resp->body, "{\"type\":\"%s\",\"title\":\"%s\",\"status\":%d,\"detail\":",
+                      type, cu_err_title(err), status) != CU_OK ||
+        cu_json_escape(&resp->body, resp->detail[0] ? resp->detail : cu_err_str(err),
+                       strlen(resp->detail[0] ? resp->detail : cu_err_str(err))) != CU_OK ||
+        cu_buf_append_str(&resp->body, ",\"instance\":") != CU_OK ||
+        cu_json_escape(&resp->body, req->path ? req->path : "", strlen(req->path ? req->path : "")) !=
+            CU_OK ||
+        cu_buf_printf(&resp->body, ",\"request_id\":\"%s\"}\n", req->id) != CU_OK) {
+        cu_buf_reset(&resp->body);
+    }
+}
+
+/* Whether the Content-Type header names JSON (parameters such as charset allowed). */
+static bool is_json_type(const char *ct)
+{
+    static const char json[] = "application/json";
+    if (ct == NULL || strncasecmp(ct, json, sizeof(json) - 1) != 0)
+        return false;
+    ct += sizeof(json) - 1;
+    return *ct == '\0' || *ct == ';' || *ct == ' ';
+}
+
+enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
+{
+    char err[CU_JSON_ERR_BYTES];
+    enum cu_err rc;
+
+    if (!is_json_type(req->content_type))
+        return cu_resp_fail(resp, CU_E_MEDIA_TYPE, "the body must be application/json");
+    if (req->body.len == 0)
+        return cu_resp_fail(resp, CU_E_INVALID, "the body is empty; a JSON object is required");
+    rc = cu_json_parse_object(req->body.data, req->body.len, out, err);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    return CU_OK;
+}
+
+const char *cu_req_query(struct cu_req *req, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND,
+                                       name);
+}

@@ -1,2 +1,166 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * metrics.c - per-route request counts by status and latency histograms.
+ *
+ * Each route has a fixed row of counters, one per common status and one for the rest, and a
+ * histogram with fixed bucket bounds. Updates are relaxed atomic additions; a scrape reads
+ * them without stopping the writers, so a scrape may see a request counted in one series and
+ * not yet in another, which Prometheus tolerates.
+ */
+#include "api/metrics.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "cu_version.h"
+
+static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
+                               413, 415, 422, 429, 431, 500, 503};
+#define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
+
+/* Bucket upper bounds in microseconds, and as Prometheus prints them in seconds. */
+static const uint64_t bucket_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
+                                     100000, 250000, 500000, 1000000, 2500000};
+static const char *const bucket_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
+                                        "0.005",  "0.01",    "0.025",  "0.05",  "0.1",
+                                        "0.25",   "0.5",     "1",      "2.5"};
+#define NBUCKET (sizeof(bucket_us) / sizeof(bucket_us[0]))
+
+struct route_stats {
+    _Atomic uint64_t by_status[NSTATUS + 1]; /* the last slot counts other statuses */
+    _Atomic uint64_t buckets[NBUCKET + 1];   /* the last slot is +Inf */
+    _Atomic uint64_t sum_ns;
+};
+
+struct cu_metrics {
+    const struct cu_route *routes;
+    size_t n;
+    struct route_stats *stats; /* n + 1 */
+};
+
+enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n, struct cu_metrics **out)
+{
+    struct cu_metrics *m = cu_calloc(1, sizeof(*m));
+    if (m == NULL)
+        return CU_E_NOMEM;
+    m->stats = cu_calloc(n + 1, sizeof(*m->stats));
+    if (m->stats == NULL) {
+        cu_free(m);
+        return CU_E_NOMEM;
+    }
+    m->routes = routes;
+    m->n = n;
+    *out = m;
+    return CU_OK;
+}
+
+void cu_metrics_free(struct cu_metrics *m)
+{
+    if (m == NULL)
+        return;
+    cu_free(m->stats);
+    cu_free(m);
+}
+
+void cu_metrics_observe(struct cu_metrics *m, size_t route, int status, uint64_t ns)
+{
+    struct route_stats *s = &m->stats[route < m->n ? route : m->n];
+    size_t i = 0;
+    uint64_t us = ns / 1000;
+
+    while (i < NSTATUS && statuses[i] != status)
+        i++;
+    atomic_fetch_add_explicit(&s->by_status[i], 1, memory_order_relaxed);
+    for (i = 0; i < NBUCKET && us > bucket_us[i]; i++)
+        ;
+    atomic_fetch_add_explicit(&s->buckets[i], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->sum_ns, ns, memory_order_relaxed);
+}
+
+static const char *route_label(const struct cu_metrics *m, size_t r, const char **method)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+    *method = "";
+    if (r == m->n)
+        return "unmatched";
+    for (size_t b = 0; b < sizeof(names) / sizeof(names[0]); b++) {
+        if (m->routes[r].method == (enum cu_method)(1u << b))
+            *method = names[b];
+    }
+    return m->routes[r].pattern;
+}
+
+static enum cu_err render_counts(struct cu_metrics *m, struct cu_buf *out)
+{
+    enum cu_err rc = cu_buf_append_str(
+        out, "# HELP custodia_http_requests_total HTTP requests by route, method and status.\n"
+             "# TYPE custodia_http_requests_total counter\n");
+    for (size_t r = 0; r <= m->n && rc == CU_OK; r++) {
+        const char *method, *route = route_label(m, r, &method);
+        for (size_t i = 0; i <= NSTATUS && rc == CU_OK; i++) {
+            uint64_t v = atomic_load_explicit(&m->stats[r].by_status[i], memory_order_relaxed);
+            char status[16];
+            if (v == 0)
+                continue;
+            if (i < NSTATUS)
+                snprintf(status, sizeof(status), "%d", statuses[i]);
+            else
+                snprintf(status, sizeof(status), "other");
+            rc = cu_buf_printf(out,
+                               "custodia_http_requests_total{route=\"%s\",method=\"%s\","
+                               "status=\"%s\"} %llu\n",
+                               route, method, status, (unsigned long long)v);
+        }
+    }
+    return rc;
+}
+
+static enum cu_err render_histograms(struct cu_metrics *m, struct cu_buf *out)
+{
+    enum cu_err rc = cu_buf_append_str(
+        out, "# HELP custodia_http_request_duration_seconds Time from request start to the last "
+             "byte queued, by route.\n"
+             "# TYPE custodia_http_request_duration_seconds histogram\n");
+    for (size_t r = 0; r <= m->n && rc == CU_OK; r++) {
+        const char *method, *route = route_label(m, r, &method);
+        uint64_t cum = 0;
+        for (size_t i = 0; i <= NBUCKET && rc == CU_OK; i++) {
+            cum += atomic_load_explicit(&m->stats[r].buckets[i], memory_order_relaxed);
+            rc = cu_buf_printf(out,
+                               "custodia_http_request_duration_seconds_bucket{route=\"%s\","
+                               "method=\"%s\",le=\"%s\"} %llu\n",
+                               route, method, i < NBUCKET ? bucket_le[i] : "+Inf",
+                               (unsigned long long)cum);
+        }
+        uint64_t sum = atomic_load_explicit(&m->stats[r].sum_ns, memory_order_relaxed);
+        if (rc == CU_OK)
+            rc = cu_buf_printf(out,
+                               "custodia_http_request_duration_seconds_sum{route=\"%s\","
+                               "method=\"%s\"} %llu.%09llu\n"
+                               "custodia_http_request_duration_seconds_count{route=\"%s\","
+                               "method=\"%s\"} %llu\n",
+                               route, method, (unsigned long long)(sum / 1000000000u),
+                               (unsigned long long)(sum % 1000000000u), route, method,
+                               (unsigned long long)cum);
+    }
+    return rc;
+}
+
+enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms)
+{
+    enum cu_err rc = cu_buf_printf(out,
+                                   "# HELP custodia_build_info The running version.\n"
+                                   "# TYPE custodia_build_info gauge\n"
+                                   "custodia_build_info{version=\"%s\"} 1\n"
+                                   "# HELP custodia_start_time_seconds When the server started.\n"
+                                   "# TYPE custodia_start_time_seconds gauge\n"
+                                   "custodia_start_time_seconds %lld.%03lld\n",
+                                   CU_VERSION, (long long)(start_ms / 1000),
+                                   (long long)(start_ms % 1000));
+    if (rc == CU_OK)
+        rc = render_counts(m, out);
+    if (rc == CU_OK)
+        rc = render_histograms(m, out);
+    return rc;
+}

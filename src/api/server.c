@@ -1,2 +1,458 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * server.c - the HTTPS daemon around libmicrohttpd.
+ *
+ * Request path: MHD parses with limits (header memory, idle timeout, connection caps); the
+ * access handler gathers the body into a capped buffer, then on the last call matches the
+ * route, authenticates the bearer key, checks the scope, runs the handler and queues the
+ * response with the security headers. The completion callback counts the request in the
+ * metrics and writes one access-log line.
+ *
+ * libmicrohttpd 0.9.75 closes keep-alive connections when a response is queued on the first
+ * call for a request, so a normal response is queued on a later call; only a body announced as
+ * too large is refused at once, which also closes the connection (the body is never read).
+ */
+#include "api/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "cu_version.h"
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+
+/* What the server keeps for one request, from the first call of the handler to completion. */
+struct request {
+    struct cu_req req;
+    struct cu_resp resp;
+    uint64_t start_ns;
+    size_t route_idx;
+    bool too_large;
+    bool answered;
+    char allow[64]; /* the Allow header of a 405 */
+};
+
+static const struct cu_route *routes;
+static size_t nroutes;
+
+static void request_free(struct request *r)
+{
+    cu_buf_free(&r->req.body);
+    cu_buf_free(&r->resp.body);
+    cu_free(r);
+}
+
+static void remote_ip(struct MHD_Connection *c, char *out, size_t outlen)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(out, outlen, "unknown");
+    if (ci == NULL || ci->client_addr == NULL)
+        return;
+    if (ci->client_addr->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ci->client_addr)->sin_addr,
+                  out, (socklen_t)outlen);
+    else if (ci->client_addr->sa_family == AF_INET6)
+        inet_ntop(AF_INET6,
+                  &((const struct sockaddr_in6 *)(const void *)ci->client_addr)->sin6_addr, out,
+                  (socklen_t)outlen);
+}
+
+static struct request *request_new(struct cu_app *app, struct MHD_Connection *c, const char *url,
+                                   const char *method)
+{
+    uint8_t idraw[16];
+    struct request *r = cu_calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->start_ns = cu_clock_mono_ns();
+    r->route_idx = nroutes;
+    r->req.app = app;
+    r->req.conn = c;
+    r->req.path = url;
+    r->req.method_name = method;
+    r->req.method = cu_method_parse(method);
+    r->req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    cu_crypto_random(idraw, sizeof(idraw));
+    cu_hex_encode(idraw, sizeof(idraw), r->req.id);
+    remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
+    cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
+    cu_buf_init(&r->resp.body, 16u << 20);
+    r->resp.status = 200;
+    return r;
+}
+
+static enum MHD_Result add_headers(struct MHD_Response *mr, const struct request *r)
+{
+    static const char *const security[][2] = {
+        {"Strict-Transport-Security", "max-age=31536000"},
+        {"X-Content-Type-Options", "nosniff"},
+        {"X-Frame-Options", "DENY"},
+        {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+        {"Referrer-Policy", "no-referrer"},
+        {"Cross-Origin-Resource-Policy", "same-origin"},
+        {"Cache-Control", "no-store"},
+    };
+    enum MHD_Result ok = MHD_YES;
+    for (size_t i = 0; i < sizeof(security) / sizeof(security[0]); i++)
+        ok &= MHD_add_response_header(mr, security[i][0], security[i][1]);
+    ok &= MHD_add_response_header(mr, "X-Request-Id", r->req.id);
+    if (r->resp.content_type)
+        ok &= MHD_add_response_header(mr, "Content-Type", r->resp.content_type);
+    for (size_t i = 0; i < r->resp.nheaders; i++)
+        ok &= MHD_add_response_header(mr, r->resp.headers[i][0], r->resp.headers[i][1]);
+    return ok ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
+{
+    struct MHD_Response *mr = MHD_create_response_from_buffer(
+        r->resp.body.len, r->resp.body.data ? r->resp.body.data : (void *)"",
+        MHD_RESPMEM_MUST_COPY);
+    enum MHD_Result ret;
+    if (mr == NULL)
+        return MHD_NO;
+    ret = add_headers(mr, r);
+    if (ret == MHD_YES)
+        ret = MHD_queue_response(c, (unsigned)r->resp.status, mr);
+    MHD_destroy_response(mr);
+    r->answered = true;
+    return ret;
+}
+
+/* Reads "Bearer <token>" and finds the key; fills the principal or fails the response. */
+static enum cu_err authenticate(struct request *r, uint64_t scope)
+{
+    struct MHD_Connection *c = r->req.conn;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+
+    cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED,
+                            "this route needs an API key: Authorization: Bearer <key>");
+    rc = cu_store_db(r->req.app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_apikey_authenticate(r->req.app->apikeys, db, h + 7, strlen(h + 7),
+                                    &r->req.principal.key);
+    if (rc == CU_E_UNAUTHENTICATED)
+        return cu_resp_fail(&r->resp, rc, "the API key is unknown, revoked or expired");
+    if (rc != CU_OK)
+        return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
+    r->req.principal.kind = CU_PRINCIPAL_APIKEY;
+    r->resp.nheaders = 0;
+    if ((r->req.principal.key.scopes & scope) != scope)
+        return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the API key lacks the scope %s",
+                            cu_apikey_scope_name(scope));
+    return CU_OK;
+}
+
+static void dispatch(struct request *r)
+{
+    unsigned allowed = 0;
+    enum cu_method m = r->req.method == CU_HEAD ? CU_GET : r->req.method;
+    const struct cu_route *route =
+        cu_route_match(routes, nroutes, m, r->req.path, &r->req, &allowed);
+    enum cu_err rc;
+
+    if (route == NULL && allowed == 0) {
+        rc = cu_resp_fail(&r->resp, CU_E_NOT_FOUND, "no route for %s", r->req.path);
+    } else if (route == NULL) {
+        cu_methods_format(allowed, r->allow, sizeof(r->allow));
+        cu_resp_header(&r->resp, "Allow", r->allow);
+        rc = cu_resp_fail(&r->resp, CU_E_METHOD, "%s is not allowed here; allowed: %s",
+                          r->req.method_name, r->allow);
+    } else {
+        r->route_idx = (size_t)(route - routes);
+        rc = route->scope ? authenticate(r, route->scope) : CU_OK;
+        if (rc == CU_OK)
+            rc = route->handler(&r->req, &r->resp);
+    }
+    if (rc != CU_OK) {
+        if (r->resp.err == CU_OK)
+            r->resp.err = rc;
+        if (rc == CU_E_NOMEM || rc == CU_E_STORE || rc == CU_E_INTERNAL)
+            cu_log(CU_LOG_ERROR, "request.failed", CU_LS("request_id", r->req.id),
+                   CU_LS("error", cu_err_str(rc)));
+        cu_problem_render(&r->resp, &r->req);
+    }
+}
+
+static enum MHD_Result refuse_too_large(struct MHD_Connection *c, struct request *r)
+{
+    r->too_large = true;
+    cu_resp_fail(&r->resp, CU_E_TOO_LARGE, "the body is larger than the limit of %zu bytes",
+                 r->req.body.max);
+    cu_problem_render(&r->resp, &r->req);
+    cu_resp_header(&r->resp, "Connection", "close");
+    return queue(c, r);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct cu_app *app = cls;
+    struct request *r = *con_cls;
+
+    if (r == NULL) {
+        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        r = request_new(app, c, url, method);
+        if (r == NULL)
+            return MHD_NO;
+        *con_cls = r;
+        atomic_fetch_add(&app->inflight, 1);
+        if (cl != NULL) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno != 0 || end == cl || *end != '\0' || n > r->req.body.max)
+                return refuse_too_large(c, r);
+        }
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (*upload_size != 0) {
+        enum cu_err rc = cu_buf_append(&r->req.body, upload_data, *upload_size);
+        *upload_size = 0;
+        if (rc == CU_E_TOO_LARGE)
+            return refuse_too_large(c, r);
+        if (rc != CU_OK)
+            return MHD_NO;
+        return MHD_YES;
+    }
+    dispatch(r);
+    return queue(c, r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct cu_app *app = cls;
+    struct request *r = *con_cls;
+    if (r == NULL)
+        return;
+    uint64_t ns = cu_clock_mono_ns() - r->start_ns;
+    int status = r->answered ? r->resp.status : 0;
+    cu_metrics_observe(app->metrics, r->route_idx, status, ns);
+    if (app->cfg.server.access_log)
+        cu_log(CU_LOG_INFO, "http.request", CU_LS("request_id", r->req.id),
+               CU_LS("method", r->req.method_name), CU_LS("path", r->req.path),
+               CU_LI("status", status), CU_LI("duration_us", ns / 1000),
+               CU_LI("bytes", r->answered ? r->resp.body.len : 0),
+               CU_LS("remote_ip", r->req.remote_ip),
+               CU_LS("principal", r->req.principal.kind == CU_PRINCIPAL_APIKEY
+                                      ? r->req.principal.key.id
+                                      : NULL),
+               CU_LB("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
+    request_free(r);
+    *con_cls = NULL;
+    atomic_fetch_sub(&app->inflight, 1);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int one = 1;
+    if (ci != NULL)
+        (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    msg[strcspn(msg, "\n")] = '\0';
+    cu_log(CU_LOG_WARN, "http.library", CU_LS("detail", msg));
+}
+
+/* Reads a PEM file into memory (the key file into guarded memory is not needed: GnuTLS
+ * copies it when the daemon starts, and we wipe our copy right after). */
+static enum cu_err read_pem(const struct cu_config *cfg, const char *rel, char **out)
+{
+    char path[CU_CONFIG_PATH_BYTES];
+    struct cu_buf b;
+    char chunk[4096];
+    enum cu_err rc = cu_config_path(cfg, rel, path, sizeof(path));
+    int fd;
+
+    if (rc != CU_OK)
+        return rc;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path), CU_LS("error", strerror(errno)));
+        return CU_E_IO;
+    }
+    cu_buf_init(&b, 1u << 20);
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n < 0 ? CU_E_IO : CU_OK;
+            break;
+        }
+        rc = cu_buf_append(&b, chunk, (size_t)n);
+        if (rc != CU_OK)
+            break;
+    }
+    close(fd);
+    cu_crypto_wipe(chunk, sizeof(chunk));
+    if (rc == CU_OK && b.len == 0)
+        rc = CU_E_TLS;
+    if (rc != CU_OK) {
+        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path), CU_LS("error", cu_err_str(rc)));
+        cu_buf_free(&b);
+        return rc;
+    }
+    *out = cu_buf_steal(&b);
+    return CU_OK;
+}
+
+static void wipe_free(char *p)
+{
+    if (p != NULL) {
+        cu_crypto_wipe(p, strlen(p));
+        cu_free(p);
+    }
+}
+
+static enum cu_err listen_addr(const struct cu_config *cfg, struct sockaddr_storage *ss,
+                               bool *ipv6)
+{
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    memset(ss, 0, sizeof(*ss));
+    *ipv6 = false;
+    if (inet_pton(AF_INET, cfg->server.listen_address, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(cfg->server.port);
+        return CU_OK;
+    }
+    if (inet_pton(AF_INET6, cfg->server.listen_address, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(cfg->server.port);
+        *ipv6 = true;
+        return CU_OK;
+    }
+    return CU_E_CONFIG;
+}
+
+static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, const char *key)
+{
+    const struct cu_config *cfg = &app->cfg;
+    struct sockaddr_storage ss;
+    bool ipv6;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    size_t mem = cfg->server.max_header_bytes + 16384;
+
+    if (listen_addr(cfg, &ss, &ipv6) != CU_OK)
+        return NULL;
+    if (ipv6)
+        flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(
+        flags, cfg->server.port, NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_HTTPS_MEM_KEY, key,
+        MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+}
+
+/* Waits for SIGTERM or SIGINT, which the caller has blocked in every thread. */
+static int wait_for_signal(void)
+{
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    while (sigwait(&set, &sig) != 0)
+        ;
+    return sig;
+}
+
+static void drain(struct cu_app *app, struct MHD_Daemon *d)
+{
+    (void)MHD_quiesce_daemon(d);
+    for (int i = 0; i < 1000 && atomic_load(&app->inflight) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    MHD_stop_daemon(d);
+}
+
+enum cu_err cu_server_run(struct cu_app *app)
+{
+    char *cert = NULL, *key = NULL;
+    struct MHD_Daemon *d = NULL;
+    sigset_t set, old;
+    enum cu_err rc;
+
+    routes = cu_routes(&nroutes);
+    rc = cu_metrics_new(routes, nroutes, &app->metrics);
+    if (rc == CU_OK)
+        rc = read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
+    if (rc == CU_OK)
+        rc = read_pem(&app->cfg, app->cfg.server.tls_key, &key);
+    if (rc != CU_OK)
+        goto out;
+
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    d = start_daemon(app, cert, key);
+    wipe_free(key);
+    key = NULL;
+    if (d == NULL) {
+        cu_log(CU_LOG_ERROR, "server.start_failed", CU_LS("address", app->cfg.server.listen_address),
+               CU_LI("port", app->cfg.server.port),
+               CU_LS("hint", "is the port in use, or the TLS certificate or key unreadable?"));
+        rc = CU_E_IO;
+        goto out_mask;
+    }
+    cu_log(CU_LOG_INFO, "server.started", CU_LS("address", app->cfg.server.listen_address),
+           CU_LI("port", app->cfg.server.port), CU_LI("threads", app->threads),
+           CU_LS("version", CU_VERSION));
+    int sig = wait_for_signal();
+    cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+           CU_LI("in_flight", atomic_load(&app->inflight)));
+    drain(app, d);
+    cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
+out_mask:
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:
+    wipe_free(key);
+    cu_free(cert);
+    return rc;
+}

@@ -1,2 +1,699 @@
-/* placeholder: being written */
+/*
+ * config.c - configuration: one INI file plus environment overrides.
+ *
+ * The key table below is the single description of every setting: it drives parsing and
+ * validation of custodia.conf (through inih), the CUSTODIA_<SECTION>_<KEY> overrides, the
+ * commented file cu_config_write_template writes, and cu_config_keys() that the
+ * documentation test walks. Each entry's `allowed` text is both the "Allowed:" comment of
+ * the template and the "must be ..." of an error, so the two cannot drift apart.
+ *
+ * inih is fed through our own line reader. The reader counts lines (inih r55 does not pass
+ * line numbers to the handler), strips leading whitespace (so an indented key is a key, not
+ * a continuation of the previous value), rejects lines longer than inih's line buffer instead
+ * of letting inih split them, and checks section names, so an unknown section is reported
+ * even when it holds no keys. Parsing stops at the first error.
+ */
 #include "base/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include "base/buf.h"
+
+#define CONF_FILE "custodia.conf"
+#define ECHO_MAX 64          /* longest value quoted back in an error */
+#define ECHO_BYTES (ECHO_MAX + 6)
+#define WHY_BYTES 256        /* room for the reason part of an error */
+#define TEMPLATE_MAX 65536   /* cap on the template text */
+
+enum kind {
+    K_ADDR,   /* IP address literal, stored as a string */
+    K_STR,    /* non-empty string */
+    K_CHOICE, /* one of choices[], stored as a string */
+    K_UINT,   /* decimal integer in [min, max], stored by field width */
+    K_SIZE,   /* K_UINT plus a k/K or m/M suffix */
+    K_BOOL,
+    K_LEVEL, /* log level name */
+};
+
+struct key_def {
+    struct cu_config_key_info info;
+    const char *allowed; /* completes "must be ..." */
+    enum kind kind;
+    size_t offset; /* of the field in struct cu_config */
+    size_t size;   /* of the field */
+    unsigned long long min, max;
+    const char *const *choices; /* NULL-terminated, K_CHOICE */
+};
+
+#define FIELD(f) offsetof(struct cu_config, f), sizeof(((struct cu_config *)0)->f)
+#define PATH_ALLOWED "a non-empty path of at most 1023 bytes"
+
+static const char *const backends[] = {"sqlite", NULL};
+static const char *const sync_modes[] = {"full", "normal", NULL};
+static const char *const algorithms[] = {"xchacha20poly1305", "aes256gcm", NULL};
+
+/* The key table: section, key, default, help; allowed values; how to parse and store. */
+static const struct key_def keys[] = {
+    {{"server", "listen_address", "127.0.0.1",
+      "Address the HTTPS server listens on; 0.0.0.0 or :: listens on every interface."},
+     "an IPv4 or IPv6 address literal such as 127.0.0.1 or ::1", K_ADDR,
+     FIELD(server.listen_address), 0, 0, NULL},
+    {{"server", "port", "8443", "TCP port of the HTTPS server."},
+     "an integer from 1 to 65535", K_UINT, FIELD(server.port), 1, 65535, NULL},
+    {{"server", "threads", "0", "Worker threads serving requests."},
+     "0 (one per CPU core) or an integer from 1 to 256", K_UINT, FIELD(server.threads), 0, 256,
+     NULL},
+    {{"server", "max_connections", "1024", "Most client connections served at once."},
+     "an integer from 1 to 100000", K_UINT, FIELD(server.max_connections), 1, 100000, NULL},
+    {{"server", "per_ip_connections", "256",
+      "Most connections served at once from one client IP address."},
+     "0 (no limit) or an integer from 1 to 100000", K_UINT, FIELD(server.per_ip_connections),
+     0, 100000, NULL},
+    {{"server", "idle_timeout", "30",
+      "Seconds an idle connection is kept open before it is closed."},
+     "an integer number of seconds from 1 to 3600", K_UINT, FIELD(server.idle_timeout), 1,
+     3600, NULL},
+    {{"server", "max_header_bytes", "16384",
+      "Largest request line plus headers accepted; larger requests are refused."},
+     "a size from 1024 to 1048576 bytes, optionally with suffix k or m (KiB, MiB), e.g. 16k",
+     K_SIZE, FIELD(server.max_header_bytes), 1024, 1048576, NULL},
+    {{"server", "max_body_bytes", "1048576",
+      "Largest request body accepted; larger bodies are refused with status 413."},
+     "a size from 1024 to 1073741824 bytes, optionally with suffix k or m (KiB, MiB), e.g. 1m",
+     K_SIZE, FIELD(server.max_body_bytes), 1024, 1073741824, NULL},
+    {{"server", "tls_cert", "tls.crt",
+      "TLS certificate chain (PEM), relative to the data directory unless absolute."},
+     PATH_ALLOWED, K_STR, FIELD(server.tls_cert), 0, 0, NULL},
+    {{"server", "tls_key", "tls.key",
+      "TLS private key (PEM), relative to the data directory unless absolute."},
+     PATH_ALLOWED, K_STR, FIELD(server.tls_key), 0, 0, NULL},
+    {{"server", "tls_priorities",
+      "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
+      "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE",
+      "GnuTLS priority string choosing the TLS versions and cipher suites offered."},
+     "a non-empty GnuTLS priority string of at most 511 bytes", K_STR,
+     FIELD(server.tls_priorities), 0, 0, NULL},
+    {{"server", "access_log", "true", "Whether to log one line per HTTP request."},
+     "true or false (also yes/no, on/off, 1/0)", K_BOOL, FIELD(server.access_log), 0, 0, NULL},
+    {{"store", "backend", "sqlite", "Storage backend."},
+     "sqlite (the only backend so far)", K_CHOICE, FIELD(store.backend), 0, 0, backends},
+    {{"store", "path", "custodia.db",
+      "SQLite database file, relative to the data directory unless absolute."},
+     PATH_ALLOWED, K_STR, FIELD(store.path), 0, 0, NULL},
+    {{"store", "busy_timeout_ms", "5000",
+      "Milliseconds to wait for a locked database before failing with store_busy."},
+     "an integer from 0 to 600000", K_UINT, FIELD(store.busy_timeout_ms), 0, 600000, NULL},
+    {{"store", "synchronous", "full",
+      "SQLite synchronous mode: full survives power loss; normal is faster but a power loss "
+      "may undo the last commits."},
+     "full or normal", K_CHOICE, FIELD(store.synchronous), 0, 0, sync_modes},
+    {{"keys", "root_key_file", "root.key",
+      "Root key file holding the key-encryption keys (written by custodia init, mode 0600), "
+      "relative to the data directory unless absolute."},
+     PATH_ALLOWED, K_STR, FIELD(keys.root_key_file), 0, 0, NULL},
+    {{"keys", "algorithm", "xchacha20poly1305",
+      "AEAD algorithm for new ciphertexts; stored ciphertexts name their own."},
+     "xchacha20poly1305 or aes256gcm", K_CHOICE, FIELD(keys.algorithm), 0, 0, algorithms},
+    {{"log", "level", "info", "Lowest level of log lines written to stderr."},
+     "debug, info, warn, error or off", K_LEVEL, FIELD(log.level), 0, 0, NULL},
+};
+
+#define KEY_COUNT (sizeof keys / sizeof keys[0])
+
+/* The four keys whose values are paths resolved against data_dir. */
+static const size_t path_offsets[] = {
+    offsetof(struct cu_config, server.tls_cert), offsetof(struct cu_config, server.tls_key),
+    offsetof(struct cu_config, store.path), offsetof(struct cu_config, keys.root_key_file)};
+
+/* set_err(err, fmt, ...): formats an error message into err (CU_CONFIG_ERR_BYTES). */
+__attribute__((format(printf, 2, 3))) static void set_err(char *err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(err, CU_CONFIG_ERR_BYTES, fmt, ap);
+    va_end(ap);
+}
+
+/* echo(v, quote, out): v made safe for an error message: at most ECHO_MAX bytes (then
+ * "..."), bytes that are not printable ASCII shown as '?', in double quotes if quote. */
+static void echo(const char *v, bool quote, char out[ECHO_BYTES])
+{
+    size_t i = 0, n;
+
+    if (quote) {
+        out[i++] = '"';
+    }
+    for (n = 0; v[n] != '\0' && n < ECHO_MAX; n++) {
+        unsigned char c = (unsigned char)v[n];
+
+        out[i++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    if (v[n] != '\0') {
+        memcpy(out + i, "...", 3);
+        i += 3;
+    }
+    if (quote) {
+        out[i++] = '"';
+    }
+    out[i] = '\0';
+}
+
+/* find_key(section, key): the table entry, or NULL. */
+static const struct key_def *find_key(const char *section, const char *key)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strcmp(keys[i].info.section, section) == 0 && strcmp(keys[i].info.key, key) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+/* known_section(name, n): whether some key lives in the section named by n bytes at name. */
+static bool known_section(const char *name, size_t n)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        if (strlen(keys[i].info.section) == n && memcmp(keys[i].info.section, name, n) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* parse_uint(v, suffix, out): a plain decimal integer (digits only), with an optional
+ * k/K or m/M multiplier when suffix is set. */
+static bool parse_uint(const char *v, bool suffix, unsigned long long *out)
+{
+    size_t n = strlen(v);
+    unsigned long long mult = 1, x;
+    char digits[32];
+
+    if (suffix && n > 0 && strchr("kKmM", v[n - 1]) != NULL) {
+        mult = tolower((unsigned char)v[n - 1]) == 'k' ? 1024ULL : 1024ULL * 1024ULL;
+        n--;
+    }
+    if (n == 0 || n >= sizeof digits || strspn(v, "0123456789") < n) {
+        return false;
+    }
+    memcpy(digits, v, n);
+    digits[n] = '\0';
+    errno = 0;
+    x = strtoull(digits, NULL, 10);
+    if (errno == ERANGE || __builtin_mul_overflow(x, mult, out)) {
+        return false;
+    }
+    return true;
+}
+
+/* store_uint(field, size, x): writes x into an integer field of the given width. */
+static void store_uint(void *field, size_t size, unsigned long long x)
+{
+    if (size == sizeof(uint16_t)) {
+        uint16_t v = (uint16_t)x;
+        memcpy(field, &v, sizeof v);
+    } else if (size == sizeof(unsigned)) {
+        unsigned v = (unsigned)x;
+        memcpy(field, &v, sizeof v);
+    } else {
+        CU_ASSERT(size == sizeof(size_t));
+        size_t v = (size_t)x;
+        memcpy(field, &v, sizeof v);
+    }
+}
+
+/* parse_bool(v, out): true/yes/on/1 or false/no/off/0, any case. */
+static bool parse_bool(const char *v, bool *out)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *out = strcasecmp(v, yes[i]) == 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* valid_string(k, v): whether v is acceptable text for a string-stored key (length
+ * already checked). */
+static bool valid_string(const struct key_def *k, const char *v)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+
+    switch (k->kind) {
+    case K_ADDR:
+        return inet_pton(AF_INET, v, addr) == 1 || inet_pton(AF_INET6, v, addr) == 1;
+    case K_CHOICE:
+        for (size_t i = 0; k->choices[i] != NULL; i++) {
+            if (strcmp(v, k->choices[i]) == 0) {
+                return true;
+            }
+        }
+        return false;
+    default:
+        return *v != '\0';
+    }
+}
+
+/* set_string(cfg, k, v, why): validates and stores a string-stored key. */
+static bool set_string(struct cu_config *cfg, const struct key_def *k, const char *v, char *why)
+{
+    char shown[ECHO_BYTES];
+    size_t len = strlen(v);
+
+    /* A choice longer than its field is simply not one of the choices: say which are. */
+    if (k->kind != K_CHOICE && len >= k->size) {
+        snprintf(why, WHY_BYTES, "longer than %zu bytes", k->size - 1);
+        return false;
+    }
+    if (!valid_string(k, v)) {
+        echo(v, true, shown);
+        snprintf(why, WHY_BYTES, "must be %s, got %s", k->allowed, shown);
+        return false;
+    }
+    memcpy((char *)cfg + k->offset, v, len + 1);
+    return true;
+}
+
+/* set_value(cfg, k, v, why): parses v for key k into cfg; false with the reason in why
+ * (WHY_BYTES) when v is not acceptable. */
+static bool set_value(struct cu_config *cfg, const struct key_def *k, const char *v, char *why)
+{
+    char shown[ECHO_BYTES];
+    void *field = (char *)cfg + k->offset;
+    unsigned long long x;
+    enum cu_log_level level;
+    bool b;
+
+    switch (k->kind) {
+    case K_UINT:
+    case K_SIZE:
+        if (parse_uint(v, k->kind == K_SIZE, &x) && x >= k->min && x <= k->max) {
+            store_uint(field, k->size, x);
+            return true;
+        }
+        break;
+    case K_BOOL:
+        if (parse_bool(v, &b)) {
+            memcpy(field, &b, sizeof b);
+            return true;
+        }
+        break;
+    case K_LEVEL:
+        if (cu_log_parse_level(v, &level)) {
+            memcpy(field, &level, sizeof level);
+            return true;
+        }
+        break;
+    default:
+        return set_string(cfg, k, v, why);
+    }
+    echo(v, true, shown);
+    snprintf(why, WHY_BYTES, "must be %s, got %s", k->allowed, shown);
+    return false;
+}
+
+/* cu_config_defaults(cfg, data_dir): fills cfg with the built-in defaults. A data_dir that
+ * does not fit is cut short here; cu_config_load refuses it. */
+void cu_config_defaults(struct cu_config *cfg, const char *data_dir)
+{
+    char why[WHY_BYTES];
+
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", data_dir ? data_dir : "");
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        CU_ASSERT(set_value(cfg, &keys[i], keys[i].info.default_value, why));
+    }
+}
+
+/* State of one INI file parse. */
+struct parse_ctx {
+    struct cu_config *cfg;
+    const char *path;
+    FILE *f;
+    char *err;
+    int max_line; /* longest line inih can take */
+    int lineno;
+    int err_line; /* line of the first error found by the reader or handler; 0 if none */
+    int seen_line[KEY_COUNT];
+};
+
+/* ctx_fail(ctx, fmt, ...): records the first error as "path:line: message". */
+__attribute__((format(printf, 2, 3))) static void ctx_fail(struct parse_ctx *ctx,
+                                                           const char *fmt, ...)
+{
+    char msg[CU_CONFIG_ERR_BYTES];
+    va_list ap;
+
+    if (ctx->err_line != 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    ctx->err_line = ctx->lineno;
+    set_err(ctx->err, "%s:%d: %s", ctx->path, ctx->lineno, msg);
+}
+
+/* check_line(ctx, line, too_long, has_nul): the reader's own checks on one stripped line. */
+static void check_line(struct parse_ctx *ctx, const char *line, bool too_long, bool has_nul)
+{
+    char shown[ECHO_BYTES];
+    const char *end;
+
+    if (*line == ';' || *line == '#') {
+        return; /* comments may be any length */
+    }
+    if (has_nul) {
+        ctx_fail(ctx, "NUL byte in line");
+    } else if (too_long) {
+        ctx_fail(ctx, "line longer than %d bytes; set long values through the environment",
+                 ctx->max_line);
+    } else if (*line == '[' && (end = strchr(line, ']')) != NULL &&
+               !known_section(line + 1, (size_t)(end - line - 1))) {
+        char name[ECHO_MAX + 2];
+
+        snprintf(name, sizeof name, "%.*s", (int)(end - line - 1), line + 1);
+        echo(name, false, shown);
+        ctx_fail(ctx, "unknown section [%s]", shown);
+    }
+}
+
+/* read_line(str, num, stream): inih's reader. Reads one line without its newline and with
+ * leading whitespace removed; a line longer than num-1 bytes is cut and reported. Returns
+ * NULL at end of file or once an error is recorded, which ends the parse. */
+static char *read_line(char *str, int num, void *stream)
+{
+    struct parse_ctx *ctx = stream;
+    size_t len = 0, skip;
+    bool any = false, too_long = false, has_nul = false;
+    int c;
+
+    if (ctx->err_line != 0) {
+        return NULL;
+    }
+    while ((c = getc(ctx->f)) != EOF && c != '\n') {
+        any = true;
+        has_nul |= c == '\0';
+        if (len + 1 < (size_t)num) {
+            str[len++] = (char)c;
+        } else {
+            too_long = true;
+        }
+    }
+    if (!any && c == EOF) {
+        return NULL;
+    }
+    str[len] = '\0';
+    ctx->lineno++;
+    ctx->max_line = num - 1;
+    skip = strspn(str, " \t\r\f\v");
+    memmove(str, str + skip, len - skip + 1);
+    check_line(ctx, str, too_long, has_nul);
+    if (ctx->err_line != 0) {
+        str[0] = '\0';
+    }
+    return str;
+}
+
+/* on_value(user, section, name, value): inih's handler; applies one key. */
+static int on_value(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse_ctx *ctx = user;
+    const struct key_def *k = find_key(section, name);
+    char why[WHY_BYTES], shown[ECHO_BYTES];
+    size_t i;
+
+    echo(name, false, shown);
+    if (*section == '\0') {
+        ctx_fail(ctx, "key %s is outside any [section]", shown);
+        return 0;
+    }
+    if (k == NULL) {
+        ctx_fail(ctx, "unknown key [%s] %s", section, shown);
+        return 0;
+    }
+    i = (size_t)(k - keys);
+    if (ctx->seen_line[i] != 0) {
+        ctx_fail(ctx, "[%s] %s: set twice (first on line %d)", section, name,
+                 ctx->seen_line[i]);
+        return 0;
+    }
+    ctx->seen_line[i] = ctx->lineno;
+    if (!set_value(ctx->cfg, k, value, why)) {
+        ctx_fail(ctx, "[%s] %s: %s", section, name, why);
+        return 0;
+    }
+    return 1;
+}
+
+/* cu_config_load_file(cfg, path, err): applies one INI file over cfg. CU_E_IO when it
+ * cannot be read, CU_E_CONFIG for anything wrong inside it. */
+enum cu_err cu_config_load_file(struct cu_config *cfg, const char *path,
+                                char err[CU_CONFIG_ERR_BYTES])
+{
+    struct parse_ctx ctx = {.cfg = cfg, .path = path, .err = err};
+    enum cu_err rc = CU_OK;
+    int line;
+
+    ctx.f = fopen(path, "re");
+    if (ctx.f == NULL) {
+        set_err(err, "cannot open %s: %s", path, strerror(errno));
+        rc = CU_E_IO;
+        goto out;
+    }
+    line = ini_parse_stream(read_line, &ctx, on_value, &ctx);
+    if (ferror(ctx.f)) {
+        set_err(err, "cannot read %s: %s", path, strerror(errno));
+        rc = CU_E_IO;
+    } else if (line > 0 && (ctx.err_line == 0 || line < ctx.err_line)) {
+        set_err(err, "%s:%d: syntax error: expected [section], key = value or a comment", path,
+                line);
+        rc = CU_E_CONFIG;
+    } else if (ctx.err_line != 0) {
+        rc = CU_E_CONFIG; /* err already written by ctx_fail */
+    } else if (line != 0) {
+        set_err(err, "%s: inih failed (%d)", path, line);
+        rc = CU_E_INTERNAL;
+    }
+    fclose(ctx.f);
+out:
+    return rc;
+}
+
+/* env_name(k, out, outlen): CUSTODIA_<SECTION>_<KEY> for k. */
+static void env_name(const struct key_def *k, char *out, size_t outlen)
+{
+    int n = snprintf(out, outlen, "CUSTODIA_%s_%s", k->info.section, k->info.key);
+
+    CU_ASSERT(n > 0 && (size_t)n < outlen);
+    for (char *p = out; *p != '\0'; p++) {
+        *p = (char)toupper((unsigned char)*p);
+    }
+}
+
+/* cu_config_apply_env(cfg, err): applies CUSTODIA_<SECTION>_<KEY> variables over cfg. */
+enum cu_err cu_config_apply_env(struct cu_config *cfg, char err[CU_CONFIG_ERR_BYTES])
+{
+    enum cu_err rc = CU_OK;
+    char name[128], why[WHY_BYTES];
+
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        const char *v;
+
+        env_name(&keys[i], name, sizeof name);
+        v = getenv(name);
+        if (v != NULL && !set_value(cfg, &keys[i], v, why)) {
+            set_err(err, "%s: [%s] %s: %s", name, keys[i].info.section, keys[i].info.key, why);
+            rc = CU_E_CONFIG;
+            goto out;
+        }
+    }
+out:
+    return rc;
+}
+
+/* validate(cfg, err): rules across keys: every path resolved against data_dir must fit. */
+static enum cu_err validate(const struct cu_config *cfg, char *err)
+{
+    enum cu_err rc = CU_OK;
+    char path[CU_CONFIG_PATH_BYTES];
+
+    for (size_t i = 0; i < sizeof path_offsets / sizeof path_offsets[0]; i++) {
+        const char *rel = (const char *)cfg + path_offsets[i];
+
+        if (cu_config_path(cfg, rel, path, sizeof path) != CU_OK) {
+            const struct key_def *k = keys;
+
+            while (k->offset != path_offsets[i]) {
+                k++;
+            }
+            set_err(err, "[%s] %s: path in data directory %s is longer than %d bytes",
+                    k->info.section, k->info.key, cfg->data_dir, CU_CONFIG_PATH_BYTES - 1);
+            rc = CU_E_CONFIG;
+            break;
+        }
+    }
+    return rc;
+}
+
+/* cu_config_load(cfg, data_dir, err): defaults, then data_dir/custodia.conf (which must
+ * exist), then the environment, then validation. */
+enum cu_err cu_config_load(struct cu_config *cfg, const char *data_dir,
+                           char err[CU_CONFIG_ERR_BYTES])
+{
+    enum cu_err rc = CU_E_CONFIG;
+    char path[CU_CONFIG_PATH_BYTES];
+
+    if (data_dir == NULL || *data_dir == '\0') {
+        set_err(err, "the data directory must not be empty");
+        goto out;
+    }
+    if (strlen(data_dir) >= sizeof cfg->data_dir) {
+        set_err(err, "the data directory is longer than %d bytes", CU_CONFIG_PATH_BYTES - 1);
+        goto out;
+    }
+    cu_config_defaults(cfg, data_dir);
+    if (cu_config_path(cfg, CONF_FILE, path, sizeof path) != CU_OK) {
+        set_err(err, "the data directory is too long for %s to fit in %d bytes", CONF_FILE,
+                CU_CONFIG_PATH_BYTES - 1);
+        goto out;
+    }
+    rc = cu_config_load_file(cfg, path, err);
+    if (rc == CU_OK) {
+        rc = cu_config_apply_env(cfg, err);
+    }
+    if (rc == CU_OK) {
+        rc = validate(cfg, err);
+    }
+out:
+    return rc;
+}
+
+/* cu_config_path(cfg, rel, out, outlen): rel itself if absolute, else data_dir/rel.
+ * CU_E_TOO_LARGE if it does not fit. */
+enum cu_err cu_config_path(const struct cu_config *cfg, const char *rel, char *out,
+                           size_t outlen)
+{
+    size_t dlen = strlen(cfg->data_dir);
+    const char *sep = dlen > 0 && cfg->data_dir[dlen - 1] != '/' ? "/" : "";
+    int n;
+
+    if (rel[0] == '/') {
+        n = snprintf(out, outlen, "%s", rel);
+    } else {
+        n = snprintf(out, outlen, "%s%s%s", cfg->data_dir, sep, rel);
+    }
+    return n >= 0 && (size_t)n < outlen ? CU_OK : CU_E_TOO_LARGE;
+}
+
+/* template_text(b): the commented configuration file with every key at its default. */
+static enum cu_err template_text(struct cu_buf *b)
+{
+    enum cu_err rc = cu_buf_append_str(
+        b, "# custodia.conf - configuration of custodia, written by `custodia init`.\n"
+           "#\n"
+           "# Every key is listed with its default value. Relative paths are resolved against\n"
+           "# the data directory (the directory holding this file). Each key can also be set\n"
+           "# with an environment variable CUSTODIA_<SECTION>_<KEY>, which wins over this\n"
+           "# file. Lines starting with # or ; are comments. See docs/configuration.md.\n");
+    char name[128];
+
+    for (size_t i = 0; i < KEY_COUNT && rc == CU_OK; i++) {
+        const struct key_def *k = &keys[i];
+
+        if (i == 0 || strcmp(k->info.section, keys[i - 1].info.section) != 0) {
+            rc = cu_buf_printf(b, "\n[%s]\n", k->info.section);
+        }
+        env_name(k, name, sizeof name);
+        if (rc == CU_OK) {
+            rc = cu_buf_printf(b, "\n# %s\n# Allowed: %s. Environment: %s.\n%s = %s\n",
+                               k->info.help, k->allowed, name, k->info.key,
+                               k->info.default_value);
+        }
+    }
+    return rc;
+}
+
+/* write_all(fd, p, n): writes n bytes, retrying short writes and EINTR. */
+static bool write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return false;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+/* cu_config_write_template(path): writes a custodia.conf holding every key with its comment
+ * and default. CU_E_EXISTS if path exists; mode 0600. A failed write removes the file. */
+enum cu_err cu_config_write_template(const char *path)
+{
+    struct cu_buf b;
+    enum cu_err rc;
+    int fd = -1;
+
+    cu_buf_init(&b, TEMPLATE_MAX);
+    rc = template_text(&b);
+    if (rc != CU_OK) {
+        goto out;
+    }
+    fd = open(path, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = errno == EEXIST ? CU_E_EXISTS : CU_E_IO;
+        goto out;
+    }
+    if (!write_all(fd, b.data, b.len) || fsync(fd) != 0) {
+        rc = CU_E_IO;
+    }
+    if (close(fd) != 0) {
+        rc = CU_E_IO;
+    }
+    if (rc != CU_OK) {
+        unlink(path);
+    }
+out:
+    cu_buf_free(&b);
+    return rc;
+}
+
+static struct cu_config_key_info key_infos[KEY_COUNT];
+static pthread_once_t key_infos_once = PTHREAD_ONCE_INIT;
+
+static void fill_key_infos(void)
+{
+    for (size_t i = 0; i < KEY_COUNT; i++) {
+        key_infos[i] = keys[i].info;
+    }
+}
+
+/* cu_config_keys(n): the key table and its length in *n; static storage. */
+const struct cu_config_key_info *cu_config_keys(size_t *n)
+{
+    CU_ASSERT(pthread_once(&key_infos_once, fill_key_infos) == 0);
+    *n = KEY_COUNT;
+    return key_infos;
+}

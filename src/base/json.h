@@ -59,4 +59,10 @@ CU_WUR char *cu_json_dump(const json_t *v);
 struct cu_buf;
 CU_WUR enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n);
 
+/* cu_json_escape_chars(dst, cap, s, n, used): the allocation-free core of cu_json_escape
+ * (log.c uses it too): writes the escaped body of a JSON string literal (no quotes, no NUL)
+ * for as many whole characters of the n bytes at s as fit in cap bytes at dst, sets *used to
+ * the input bytes consumed (n when all fit) and returns the bytes written. */
+size_t cu_json_escape_chars(char *dst, size_t cap, const char *s, size_t n, size_t *used);
+
 #endif

@@ -1,2 +1,189 @@
-/* placeholder: being written */
+/*
+ * log.c - JSON-lines logging.
+ *
+ * Each line is built in an 8 KiB stack buffer and leaves in one write(), so lines from
+ * several threads never interleave and logging never allocates. Strings go through the JSON
+ * escaper of json.c; a string longer than CU_LOG_VALUE_MAX bytes is cut at a character
+ * boundary and marked with "…". Fields that would overflow the line are dropped and the line
+ * says so with "log_truncated":true. The level and the output fd are process-wide atomics.
+ */
 #include "base/log.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/json.h"
+
+#define LOG_LINE_BYTES 8192
+#define LOG_VALUE_MAX 1024
+/* Room kept free for `,"log_truncated":true}` and the newline. */
+#define LOG_TAIL_BYTES 32
+
+static atomic_int log_level = CU_LOG_INFO;
+static atomic_int log_fd = 2;
+
+static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
+
+struct line {
+    char buf[LOG_LINE_BYTES];
+    size_t len;
+    size_t cap; /* LOG_LINE_BYTES - LOG_TAIL_BYTES while adding fields */
+};
+
+/* put(l, s, n): appends n raw bytes; false (and nothing written) when they do not fit. */
+static bool put(struct line *l, const char *s, size_t n)
+{
+    if (n > l->cap - l->len) {
+        return false;
+    }
+    memcpy(l->buf + l->len, s, n);
+    l->len += n;
+    return true;
+}
+
+/* put_str(l, s): appends s as a JSON string literal, cut to LOG_VALUE_MAX bytes. */
+static bool put_str(struct line *l, const char *s)
+{
+    size_t n = strlen(s), used;
+    bool cut = n > LOG_VALUE_MAX;
+
+    if (cut) {
+        n = LOG_VALUE_MAX;
+        /* back up to the start of a UTF-8 character so the cut does not make a U+FFFD */
+        for (int i = 0; i < 3 && ((unsigned char)s[n] & 0xC0) == 0x80; i++) {
+            n--;
+        }
+    }
+    if (!put(l, "\"", 1)) {
+        return false;
+    }
+    l->len += cu_json_escape_chars(l->buf + l->len, l->cap - l->len, s, n, &used);
+    return used == n && (!cut || put(l, "\xe2\x80\xa6", 3)) && put(l, "\"", 1);
+}
+
+/* put_field(l, f): appends `,"key":value` for f; false when it does not fit. */
+static bool put_field(struct line *l, const struct cu_log_field *f)
+{
+    char num[32];
+    int k;
+
+    if (!put(l, ",", 1) || !put_str(l, f->key ? f->key : "") || !put(l, ":", 1)) {
+        return false;
+    }
+    switch (f->type) {
+    case CU_LOG_T_STR:
+        return f->s ? put_str(l, f->s) : put(l, "null", 4);
+    case CU_LOG_T_BOOL:
+        return f->i ? put(l, "true", 4) : put(l, "false", 5);
+    case CU_LOG_T_INT:
+    default:
+        k = snprintf(num, sizeof num, "%" PRId64, f->i);
+        return put(l, num, (size_t)k);
+    }
+}
+
+/* put_head(l, level, msg): `{"ts":…,"level":…,"msg":…`; always fits. */
+static void put_head(struct line *l, enum cu_log_level level, const char *msg)
+{
+    char ts[CU_RFC3339_BYTES];
+
+    cu_clock_format(cu_clock_now_ms(), ts);
+    put(l, "{\"ts\":\"", 7);
+    put(l, ts, strlen(ts));
+    put(l, "\",\"level\":\"", 11);
+    put(l, level_names[level], strlen(level_names[level]));
+    put(l, "\",\"msg\":", 8);
+    CU_ASSERT(put_str(l, msg ? msg : ""));
+}
+
+/* emit(l): writes the finished line with one write() (retrying only on EINTR or a short
+ * write, which pipes and files do not do for lines this size in practice). */
+static void emit(const struct line *l)
+{
+    int fd = atomic_load(&log_fd);
+    size_t off = 0;
+
+    while (off < l->len) {
+        ssize_t w = write(fd, l->buf + off, l->len - off);
+
+        if (w < 0 && errno == EINTR) {
+            continue;
+        }
+        if (w <= 0) {
+            return; /* nowhere left to report a logging failure */
+        }
+        off += (size_t)w;
+    }
+}
+
+/* cu_log_fields(level, msg, fields, n): logs msg with n fields, if level is enabled. */
+void cu_log_fields(enum cu_log_level level, const char *msg, const struct cu_log_field *fields,
+                   size_t n)
+{
+    struct line l;
+    bool truncated = false;
+
+    if (!cu_log_enabled(level)) {
+        return;
+    }
+    l.len = 0;
+    l.cap = LOG_LINE_BYTES - LOG_TAIL_BYTES;
+    put_head(&l, level, msg);
+    for (size_t i = 0; i < n && !truncated; i++) {
+        size_t mark = l.len;
+
+        if (!put_field(&l, &fields[i])) {
+            l.len = mark;
+            truncated = true;
+        }
+    }
+    l.cap = LOG_LINE_BYTES;
+    if (truncated) {
+        put(&l, ",\"log_truncated\":true", 21);
+    }
+    put(&l, "}\n", 2);
+    emit(&l);
+}
+
+/* cu_log_msg(level, msg): logs msg with no fields. */
+void cu_log_msg(enum cu_log_level level, const char *msg)
+{
+    cu_log_fields(level, msg, NULL, 0);
+}
+
+/* cu_log_enabled(level): whether a line at level would be written. */
+bool cu_log_enabled(enum cu_log_level level)
+{
+    return level < CU_LOG_OFF && (int)level >= atomic_load(&log_level);
+}
+
+/* cu_log_set_level(level): the lowest level written (default CU_LOG_INFO). */
+void cu_log_set_level(enum cu_log_level level)
+{
+    CU_ASSERT(level <= CU_LOG_OFF);
+    atomic_store(&log_level, (int)level);
+}
+
+/* cu_log_set_fd(fd): where lines go (default 2). */
+void cu_log_set_fd(int fd)
+{
+    atomic_store(&log_fd, fd);
+}
+
+/* cu_log_parse_level(s, out): a level name to a level; false when s is none of them. */
+bool cu_log_parse_level(const char *s, enum cu_log_level *out)
+{
+    for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
+        if (s != NULL && strcmp(s, level_names[i]) == 0) {
+            *out = (enum cu_log_level)i;
+            return true;
+        }
+    }
+    return false;
+}

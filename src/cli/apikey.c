@@ -1,2 +1,209 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * apikey.c - `custodia apikey create|list|revoke`: API-key management from the shell, for
+ * the operator who holds the data directory.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "identity/apikey.h"
+
+#define MS_PER_DAY (86400LL * 1000)
+
+static int usage(void)
+{
+    fputs("usage: custodia apikey create --name NAME --scope SCOPE [--scope SCOPE…]\n"
+          "                              [--expires-in DAYS] [--dir DIR]\n"
+          "       custodia apikey list [--dir DIR]\n"
+          "       custodia apikey revoke ID [--dir DIR]\n"
+          "SCOPE may also be a comma-separated list. Known scopes:",
+          stderr);
+    for (uint64_t bit = 1; bit <= cu_apikey_all_scopes(); bit <<= 1)
+        fprintf(stderr, " %s", cu_apikey_scope_name(bit));
+    fputc('\n', stderr);
+    return CU_EXIT_USAGE;
+}
+
+/* Adds the scopes named in arg ("a,b") to *scopes; false on an unknown one. */
+static bool add_scopes(const char *arg, uint64_t *scopes)
+{
+    while (*arg) {
+        size_t len = strcspn(arg, ",");
+        uint64_t bit = cu_apikey_scope_parse(arg, len);
+        if (bit == 0) {
+            cu_cli_error("unknown scope '%.*s'", (int)(len > 64 ? 64 : len), arg);
+            return false;
+        }
+        *scopes |= bit;
+        arg += len;
+        arg += *arg == ',';
+    }
+    return true;
+}
+
+static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, long days)
+{
+    char token[CU_APIKEY_TOKEN_BYTES], scope_text[512];
+    struct cu_apikey_service *svc = NULL;
+    struct cu_apikey_info info;
+    struct cu_db *db = NULL;
+    int64_t expires = days > 0 ? cu_clock_now_ms() + days * MS_PER_DAY : 0;
+    enum cu_err rc = cu_apikey_service_new(ctx->keyring, &svc);
+
+    if (rc == CU_OK)
+        rc = cu_store_db(ctx->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_apikey_create(svc, db, name, scopes, expires, &info, token);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    cu_apikey_service_free(svc);
+    if (rc != CU_OK) {
+        cu_cli_error("cannot make the key: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    if (cu_apikey_scopes_format(scopes, scope_text, sizeof(scope_text)) != CU_OK)
+        scope_text[0] = '\0';
+    fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s\n", info.id, info.name,
+            scope_text);
+    fprintf(stderr, "custodia: the key is printed once, below; it cannot be shown again\n");
+    printf("%s\n", token);
+    cu_crypto_wipe(token, sizeof(token));
+    return CU_EXIT_OK;
+}
+
+static int list(struct cu_cli_ctx *ctx)
+{
+    struct cu_apikey_info *items = NULL;
+    struct cu_db *db = NULL;
+    char after[CU_APIKEY_ID_BYTES] = "";
+    size_t n = 0;
+    enum cu_err rc = cu_store_db(ctx->store, &db);
+
+    printf("%-20s %-24s %-8s %-25s %s\n", "ID", "CREATED", "STATE", "NAME", "SCOPES");
+    do {
+        rc = rc == CU_OK ? cu_apikey_list(db, after, 500, &items, &n) : rc;
+        for (size_t i = 0; rc == CU_OK && i < n; i++) {
+            char created[CU_RFC3339_BYTES], scopes[512];
+            const struct cu_apikey_info *k = &items[i];
+            bool expired = k->expires_at && k->expires_at <= cu_clock_now_ms();
+            cu_clock_format(k->created_at, created);
+            if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
+                scopes[0] = '\0';
+            printf("%-20s %-24s %-8s %-25s %s\n", k->id, created,
+                   k->revoked_at ? "revoked" : expired ? "expired" : "active", k->name, scopes);
+            snprintf(after, sizeof(after), "%s", k->id);
+        }
+        cu_free(items);
+        items = NULL;
+    } while (rc == CU_OK && n == 500);
+    if (rc != CU_OK) {
+        cu_cli_error("cannot list the keys: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static int revoke(struct cu_cli_ctx *ctx, const char *id)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_db(ctx->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_apikey_revoke(db, id);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc == CU_E_NOT_FOUND) {
+        cu_cli_error("no API key has the id '%.32s'", id);
+        return CU_EXIT_FAIL;
+    }
+    if (rc != CU_OK) {
+        cu_cli_error("cannot revoke the key: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    fprintf(stderr, "custodia: revoked API key %s\n", id);
+    return CU_EXIT_OK;
+}
+
+struct args {
+    const char *dir, *name;
+    uint64_t scopes;
+    long days;
+};
+
+static int parse(int argc, char **argv, struct args *a)
+{
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},        {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'},      {"expires-in", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+    int c;
+    char *end;
+    while ((c = getopt_long(argc, argv, "d:n:s:e:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            a->dir = optarg;
+            break;
+        case 'n':
+            a->name = optarg;
+            break;
+        case 's':
+            if (!add_scopes(optarg, &a->scopes))
+                return CU_EXIT_USAGE;
+            break;
+        case 'e':
+            a->days = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || a->days < 1 || a->days > 3650) {
+                cu_cli_error("--expires-in: must be a number of days from 1 to 3650");
+                return CU_EXIT_USAGE;
+            }
+            break;
+        default:
+            return usage();
+        }
+    }
+    return CU_EXIT_OK;
+}
+
+int cu_cli_apikey(int argc, char **argv)
+{
+    struct args a = {0};
+    struct cu_cli_ctx ctx;
+    const char *verb = argc > 1 ? argv[1] : "";
+    int code;
+
+    if (strcmp(verb, "create") != 0 && strcmp(verb, "list") != 0 && strcmp(verb, "revoke") != 0)
+        return usage();
+    code = parse(argc - 1, argv + 1, &a);
+    if (code != CU_EXIT_OK)
+        return code;
+    int rest = argc - 1 - optind;
+    if (strcmp(verb, "create") == 0 && (a.name == NULL || a.scopes == 0 || rest != 0)) {
+        cu_cli_error("apikey create needs --name and at least one --scope");
+        return usage();
+    }
+    if (strcmp(verb, "create") == 0 && cu_apikey_check_name(a.name) != CU_OK) {
+        cu_cli_error("--name: 1 to 64 letters, digits, spaces, '.', '-' or '_'");
+        return CU_EXIT_USAGE;
+    }
+    if ((strcmp(verb, "list") == 0 && rest != 0) || (strcmp(verb, "revoke") == 0 && rest != 1))
+        return usage();
+    code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx);
+    if (code != CU_EXIT_OK)
+        return code;
+    if (strcmp(verb, "create") == 0)
+        code = create(&ctx, a.name, a.scopes, a.days);
+    else if (strcmp(verb, "list") == 0)
+        code = list(&ctx);
+    else
+        code = revoke(&ctx, argv[1 + optind]);
+    cu_cli_close(&ctx);
+    return code;
+}

@@ -1,2 +1,96 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * cli.c - what the subcommands share: locating and opening a data directory.
+ */
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "crypto/crypto.h"
+
+const char *cu_cli_data_dir(const char *flag)
+{
+    const char *env = getenv("CUSTODIA_DIR");
+    if (flag != NULL && *flag)
+        return flag;
+    if (env != NULL && *env)
+        return env;
+    return CU_DEFAULT_DATA_DIR;
+}
+
+void cu_cli_error(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("custodia: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int open_store(struct cu_cli_ctx *ctx)
+{
+    char path[CU_CONFIG_PATH_BYTES], err[CU_STORE_ERR_BYTES];
+    struct cu_store_opts opts = {
+        .backend = ctx->cfg.store.backend,
+        .path = path,
+        .busy_timeout_ms = ctx->cfg.store.busy_timeout_ms,
+        .synchronous_full = strcmp(ctx->cfg.store.synchronous, "full") == 0,
+        .create = false,
+    };
+    if (cu_config_path(&ctx->cfg, ctx->cfg.store.path, path, sizeof(path)) != CU_OK) {
+        cu_cli_error("[store] path: the path is too long");
+        return CU_EXIT_USAGE;
+    }
+    if (cu_store_open(&opts, &ctx->store, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    if (cu_store_migrate(ctx->store, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
+{
+    char err[CU_CONFIG_ERR_BYTES > CU_KEYRING_ERR_BYTES ? CU_CONFIG_ERR_BYTES
+                                                        : CU_KEYRING_ERR_BYTES];
+    char path[CU_CONFIG_PATH_BYTES];
+    int code;
+
+    memset(ctx, 0, sizeof(*ctx));
+    if (cu_crypto_init() != CU_OK) {
+        cu_cli_error("the crypto library could not start");
+        return CU_EXIT_FAIL;
+    }
+    if (cu_config_load(&ctx->cfg, dir, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_USAGE;
+    }
+    cu_log_set_level(ctx->cfg.log.level);
+    if (cu_config_path(&ctx->cfg, ctx->cfg.keys.root_key_file, path, sizeof(path)) != CU_OK) {
+        cu_cli_error("[keys] root_key_file: the path is too long");
+        return CU_EXIT_USAGE;
+    }
+    if (cu_keyring_load(path, &ctx->keyring, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    code = open_store(ctx);
+    if (code != CU_EXIT_OK)
+        cu_cli_close(ctx);
+    return code;
+}
+
+void cu_cli_close(struct cu_cli_ctx *ctx)
+{
+    cu_store_close(ctx->store);
+    cu_keyring_free(ctx->keyring);
+    ctx->store = NULL;
+    ctx->keyring = NULL;
+}

@@ -1,2 +1,277 @@
-/* placeholder: being written */
-#include "base/err.h"
+/*
+ * init.c - `custodia init [--dir DIR]`: makes a new data directory with a working
+ * configuration, a root key file, a self-signed TLS certificate, a migrated database and a
+ * first API key with every scope. It refuses a directory that exists and is not empty, and on
+ * failure removes what it made, so nothing half-made is left behind.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "crypto/cert.h"
+#include "crypto/crypto.h"
+#include "identity/apikey.h"
+
+#define MAX_MADE 8
+#define CERT_DAYS 825
+#define INITIAL_KEY_FILE "initial-api-key"
+
+/* What init has made so far, removed again if a later step fails. */
+struct made {
+    char paths[MAX_MADE][CU_CONFIG_PATH_BYTES];
+    size_t n;
+    bool made_dir;
+    const char *dir;
+};
+
+static void made_add(struct made *m, const char *path)
+{
+    CU_ASSERT(m->n < MAX_MADE);
+    snprintf(m->paths[m->n++], CU_CONFIG_PATH_BYTES, "%s", path);
+}
+
+static void made_undo(struct made *m)
+{
+    char extra[CU_CONFIG_PATH_BYTES + 8];
+    while (m->n > 0) {
+        const char *p = m->paths[--m->n];
+        unlink(p);
+        snprintf(extra, sizeof(extra), "%s-wal", p);
+        unlink(extra);
+        snprintf(extra, sizeof(extra), "%s-shm", p);
+        unlink(extra);
+    }
+    if (m->made_dir)
+        rmdir(m->dir);
+}
+
+/* Creates dir (0700) or accepts an existing empty one. */
+static int prepare_dir(const char *dir, struct made *m)
+{
+    DIR *d;
+    struct dirent *e;
+
+    if (mkdir(dir, 0700) == 0) {
+        m->made_dir = true;
+        return CU_EXIT_OK;
+    }
+    if (errno != EEXIST) {
+        cu_cli_error("%s: cannot create the data directory: %s", dir, strerror(errno));
+        return CU_EXIT_FAIL;
+    }
+    d = opendir(dir);
+    if (d == NULL) {
+        cu_cli_error("%s: exists and cannot be read: %s", dir, strerror(errno));
+        return CU_EXIT_FAIL;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            closedir(d);
+            cu_cli_error("%s: already exists and is not empty; init will not overwrite it", dir);
+            return CU_EXIT_FAIL;
+        }
+    }
+    closedir(d);
+    if (chmod(dir, 0700) != 0) {
+        cu_cli_error("%s: cannot make it private (chmod 700): %s", dir, strerror(errno));
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static int make_keys_and_cert(const struct cu_config *cfg, struct made *m)
+{
+    char key[CU_CONFIG_PATH_BYTES], crt[CU_CONFIG_PATH_BYTES], tkey[CU_CONFIG_PATH_BYTES];
+    char err[CU_KEYRING_ERR_BYTES];
+
+    if (cu_config_path(cfg, cfg->keys.root_key_file, key, sizeof(key)) != CU_OK ||
+        cu_config_path(cfg, cfg->server.tls_cert, crt, sizeof(crt)) != CU_OK ||
+        cu_config_path(cfg, cfg->server.tls_key, tkey, sizeof(tkey)) != CU_OK) {
+        cu_cli_error("a path in the configuration is too long");
+        return CU_EXIT_USAGE;
+    }
+    if (cu_keyring_create(key, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    made_add(m, key);
+    if (cu_cert_selfsigned(crt, tkey, CERT_DAYS) != CU_OK) {
+        cu_cli_error("%s, %s: cannot make the TLS certificate and key", crt, tkey);
+        return CU_EXIT_FAIL;
+    }
+    made_add(m, crt);
+    made_add(m, tkey);
+    return CU_EXIT_OK;
+}
+
+static int make_store(const struct cu_config *cfg, struct made *m, struct cu_store **out)
+{
+    char path[CU_CONFIG_PATH_BYTES], err[CU_STORE_ERR_BYTES];
+    struct cu_store_opts opts = {
+        .backend = cfg->store.backend,
+        .path = path,
+        .busy_timeout_ms = cfg->store.busy_timeout_ms,
+        .synchronous_full = strcmp(cfg->store.synchronous, "full") == 0,
+        .create = true,
+    };
+    if (cu_config_path(cfg, cfg->store.path, path, sizeof(path)) != CU_OK) {
+        cu_cli_error("[store] path: the path is too long");
+        return CU_EXIT_USAGE;
+    }
+    if (access(path, F_OK) == 0) {
+        cu_cli_error("%s: a database already exists there; init will not overwrite it", path);
+        return CU_EXIT_FAIL;
+    }
+    made_add(m, path);
+    if (cu_store_open(&opts, out, err) != CU_OK || cu_store_migrate(*out, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+/* Writes the first key into DIR/initial-api-key, mode 0600. */
+static int write_key_file(const struct cu_config *cfg, const char *token, struct made *m,
+                          char *path, size_t pathlen)
+{
+    int fd;
+    if (cu_config_path(cfg, INITIAL_KEY_FILE, path, pathlen) != CU_OK)
+        return CU_EXIT_USAGE;
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        cu_cli_error("%s: cannot create: %s", path, strerror(errno));
+        return CU_EXIT_FAIL;
+    }
+    made_add(m, path);
+    size_t len = strlen(token);
+    bool ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
+    if (close(fd) != 0 || !ok) {
+        cu_cli_error("%s: cannot write the API key", path);
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static int make_first_key(const struct cu_config *cfg, struct cu_store *st, struct made *m)
+{
+    char token[CU_APIKEY_TOKEN_BYTES], path[CU_CONFIG_PATH_BYTES], kpath[CU_CONFIG_PATH_BYTES];
+    char err[CU_KEYRING_ERR_BYTES];
+    struct cu_keyring *kr = NULL;
+    struct cu_apikey_service *svc = NULL;
+    struct cu_apikey_info info;
+    struct cu_db *db = NULL;
+    int code = CU_EXIT_FAIL;
+    enum cu_err rc;
+
+    if (cu_config_path(cfg, cfg->keys.root_key_file, kpath, sizeof(kpath)) != CU_OK ||
+        cu_keyring_load(kpath, &kr, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    rc = cu_apikey_service_new(kr, &svc);
+    if (rc == CU_OK)
+        rc = cu_store_db(st, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info, token);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc != CU_OK) {
+        cu_cli_error("cannot make the first API key: %s", cu_err_str(rc));
+        goto out;
+    }
+    code = write_key_file(cfg, token, m, path, sizeof(path));
+    if (code == CU_EXIT_OK)
+        printf("\nThe first API key (id %s, every scope) is in %s (mode 0600):\n  %s\n"
+               "It is shown only here and kept only in that file; store it safely.\n",
+               info.id, path, token);
+out:
+    cu_crypto_wipe(token, sizeof(token));
+    cu_apikey_service_free(svc);
+    cu_keyring_free(kr);
+    return code;
+}
+
+static void print_made(const struct cu_config *cfg, const char *dir)
+{
+    printf("custodia: made the data directory %s (mode 0700):\n"
+           "  custodia.conf    configuration: every key, commented, with its default\n"
+           "  %-16s root key file (0600): the key-encryption keys; back it up apart from the "
+           "data\n"
+           "  %-16s self-signed TLS certificate for localhost, 127.0.0.1 and ::1\n"
+           "  %-16s its private key (0600)\n"
+           "  %-16s the database, migrated to the current schema\n",
+           dir, cfg->keys.root_key_file, cfg->server.tls_cert, cfg->server.tls_key,
+           cfg->store.path);
+}
+
+static int usage(void)
+{
+    fputs("usage: custodia init [--dir DIR]\n"
+          "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n",
+          stderr);
+    return CU_EXIT_USAGE;
+}
+
+int cu_cli_init(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    char err[CU_CONFIG_ERR_BYTES], conf[CU_CONFIG_PATH_BYTES + 16];
+    const char *dirflag = NULL;
+    struct made m = {0};
+    struct cu_config cfg;
+    struct cu_store *st = NULL;
+    int c, code;
+
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        if (c == 'd')
+            dirflag = optarg;
+        else
+            return usage();
+    }
+    if (optind != argc)
+        return usage();
+    m.dir = cu_cli_data_dir(dirflag);
+    if (cu_crypto_init() != CU_OK) {
+        cu_cli_error("the crypto library could not start");
+        return CU_EXIT_FAIL;
+    }
+    code = prepare_dir(m.dir, &m);
+    if (code != CU_EXIT_OK)
+        return code;
+    snprintf(conf, sizeof(conf), "%s/custodia.conf", m.dir);
+    if (cu_config_write_template(conf) != CU_OK) {
+        cu_cli_error("%s: cannot write the configuration", conf);
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
+    made_add(&m, conf);
+    if (cu_config_load(&cfg, m.dir, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        code = CU_EXIT_USAGE;
+        goto out;
+    }
+    code = make_keys_and_cert(&cfg, &m);
+    if (code == CU_EXIT_OK)
+        code = make_store(&cfg, &m, &st);
+    if (code == CU_EXIT_OK) {
+        print_made(&cfg, m.dir);
+        code = make_first_key(&cfg, st, &m);
+    }
+    if (code == CU_EXIT_OK)
+        printf("\nNext: custodia serve --dir %s\n", m.dir);
+out:
+    cu_store_close(st);
+    if (code != CU_EXIT_OK)
+        made_undo(&m);
+    return code;
+}

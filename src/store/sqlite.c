@@ -1,2 +1,485 @@
-/* placeholder: being written */
+/*
+ * sqlite.c - the SQLite backend of the store (struct cu_store_ops cu_store_sqlite_ops).
+ *
+ * Every connection opens the database file in WAL mode with foreign keys, secure_delete and
+ * defensive mode on, untrusted schema and double-quoted strings off, and the configured
+ * synchronous level and busy timeout. The service SQL's `$N` placeholders become `?N` at
+ * prepare time. SQLite's result codes map to CU_E_EXISTS (uniqueness), CU_E_BUSY (locks) and
+ * CU_E_STORE; each failure is logged with SQLite's message, never with bound values. A new
+ * database file is made 0600 before SQLite opens it, and SQLite gives its -wal and -shm files
+ * the same mode.
+ */
 #include "store/store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+
+extern const struct cu_migration cu_sqlite_migrations[];
+extern const size_t cu_sqlite_migrations_count;
+
+struct sq_state {
+    char *path;
+    int busy_ms;
+    bool sync_full;
+    bool create;
+};
+
+enum { TX_BEGIN_WRITE, TX_BEGIN_READ, TX_COMMIT, TX_ROLLBACK, TX_COUNT };
+
+static const char *const tx_sql[TX_COUNT] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED", "COMMIT",
+                                             "ROLLBACK"};
+
+struct sq_conn {
+    sqlite3 *db;
+    sqlite3_stmt *tx[TX_COUNT]; /* prepared once per connection */
+};
+
+/* sq_err(db, rc, op): maps a SQLite result code to a cu_err and logs SQLite's message. */
+static enum cu_err sq_err(sqlite3 *db, int rc, const char *op)
+{
+    enum cu_err e = CU_E_STORE;
+    enum cu_log_level level = CU_LOG_WARN;
+
+    switch (rc & 0xff) {
+    case SQLITE_CONSTRAINT:
+        if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+            e = CU_E_EXISTS;
+            level = CU_LOG_INFO; /* an expected outcome the caller handles */
+        }
+        break;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        e = CU_E_BUSY;
+        break;
+    case SQLITE_TOOBIG:
+        e = CU_E_TOO_LARGE;
+        break;
+    case SQLITE_CANTOPEN:
+        e = CU_E_IO;
+        break;
+    default:
+        break;
+    }
+    cu_log(level, "store_sqlite_error", CU_LS("op", op), CU_LI("code", rc),
+           CU_LS("error", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
+    return e;
+}
+
+/* translate(s): rewrites `$N` placeholders as `?N` in place, leaving string literals, quoted
+ * identifiers and comments alone. Aborts on `?` or a `$` not followed by a digit: service
+ * SQL is written by us, so either is a bug. */
+static void translate(char *s)
+{
+    enum { CODE, QUOTE, IDENT, LINE, BLOCK } m = CODE;
+
+    for (char *p = s; *p; p++) {
+        switch (m) {
+        case CODE:
+            if (*p == '\'') {
+                m = QUOTE;
+            } else if (*p == '"') {
+                m = IDENT;
+            } else if (p[0] == '-' && p[1] == '-') {
+                m = LINE;
+                p++;
+            } else if (p[0] == '/' && p[1] == '*') {
+                m = BLOCK;
+                p++;
+            } else if (*p == '$') {
+                CU_ASSERT(isdigit((unsigned char)p[1]) && "placeholders are $1, $2 ...");
+                *p = '?';
+            } else {
+                CU_ASSERT(*p != '?' && "write $N placeholders, not ?");
+            }
+            break;
+        case QUOTE:
+            m = *p == '\'' ? CODE : m;
+            break;
+        case IDENT:
+            m = *p == '"' ? CODE : m;
+            break;
+        case LINE:
+            m = *p == '\n' ? CODE : m;
+            break;
+        case BLOCK:
+            if (p[0] == '*' && p[1] == '/') {
+                m = CODE;
+                p++;
+            }
+            break;
+        }
+    }
+}
+
+/* journal_cb: sqlite3_exec callback that keeps the journal mode PRAGMA reports. */
+static int journal_cb(void *arg, int ncol, char **vals, char **names)
+{
+    char *mode = arg;
+
+    if (ncol > 0 && vals[0])
+        snprintf(mode, 16, "%s", vals[0]);
+    return 0;
+}
+
+/* configure(c, s, err, errlen): the per-connection settings. */
+static enum cu_err configure(struct sq_conn *c, const struct sq_state *s, char *err, size_t errlen)
+{
+    char mode[16] = "";
+    const char *pragmas = s->sync_full ? "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
+                                         "PRAGMA trusted_schema=OFF; PRAGMA synchronous=FULL;"
+                                       : "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
+                                         "PRAGMA trusted_schema=OFF; PRAGMA synchronous=NORMAL;";
+    enum cu_err rc = CU_OK;
+    int src;
+
+    sqlite3_busy_timeout(c->db, s->busy_ms);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DDL, 0, (int *)NULL);
+    sqlite3_db_config(c->db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, (int *)NULL);
+    src = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL", journal_cb, mode, NULL);
+    if (src == SQLITE_OK)
+        src = sqlite3_exec(c->db, pragmas, NULL, NULL, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot set up the database: %s", s->path, sqlite3_errmsg(c->db));
+        rc = sq_err(c->db, src, "configure");
+    } else if (strcmp(mode, "wal") != 0) {
+        snprintf(err, errlen, "%s: cannot switch to WAL mode (journal mode is '%s')", s->path,
+                 mode);
+        rc = CU_E_STORE;
+    }
+    return rc;
+}
+
+/* prepare_tx(c, err, errlen): prepares BEGIN, COMMIT and ROLLBACK once per connection. */
+static enum cu_err prepare_tx(struct sq_conn *c, const struct sq_state *s, char *err, size_t errlen)
+{
+    enum cu_err rc = CU_OK;
+
+    for (int i = 0; i < TX_COUNT && rc == CU_OK; i++) {
+        int src =
+            sqlite3_prepare_v3(c->db, tx_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &c->tx[i], NULL);
+
+        if (src != SQLITE_OK) {
+            snprintf(err, errlen, "%s: %s", s->path, sqlite3_errmsg(c->db));
+            rc = sq_err(c->db, src, "prepare");
+        }
+    }
+    return rc;
+}
+
+static void sq_disconnect(void *conn)
+{
+    struct sq_conn *c = conn;
+    int src;
+
+    if (!c)
+        return;
+    for (int i = 0; i < TX_COUNT; i++)
+        sqlite3_finalize(c->tx[i]);
+    src = sqlite3_close(c->db);
+    if (src != SQLITE_OK) {
+        cu_log(CU_LOG_ERROR, "store_sqlite_close_failed", CU_LS("error", sqlite3_errstr(src)));
+        sqlite3_close_v2(c->db);
+    }
+    cu_free(c);
+}
+
+static enum cu_err sq_connect(void *state, void **conn, char *err, size_t errlen)
+{
+    const struct sq_state *s = state;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    struct sq_conn *c = cu_calloc(1, sizeof *c);
+    enum cu_err rc = CU_E_NOMEM;
+    int src;
+
+    if (!c) {
+        snprintf(err, errlen, "%s: out of memory", s->path);
+        goto out;
+    }
+    flags |= s->create ? SQLITE_OPEN_CREATE : 0;
+    src = sqlite3_open_v2(s->path, &c->db, flags, NULL);
+    if (src != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open the database: %s", s->path,
+                 c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(src));
+        rc = sq_err(c->db, src, "open");
+        goto out;
+    }
+    rc = configure(c, s, err, errlen);
+    if (rc == CU_OK)
+        rc = prepare_tx(c, s, err, errlen);
+    if (rc != CU_OK)
+        goto out;
+    *conn = c;
+    c = NULL;
+out:
+    sq_disconnect(c);
+    return rc;
+}
+
+/* precreate(path, err, errlen): makes the database file 0600 if it does not exist yet. */
+static enum cu_err precreate(const char *path, char *err, size_t errlen)
+{
+    char buf[128];
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+
+    if (fd < 0) {
+        snprintf(err, errlen, "%s: cannot create the database: %s", path,
+                 strerror_r(errno, buf, sizeof buf));
+        return errno == EACCES || errno == EPERM ? CU_E_PERM : CU_E_IO;
+    }
+    close(fd);
+    return CU_OK;
+}
+
+static void sq_close(void *state)
+{
+    struct sq_state *s = state;
+
+    if (!s)
+        return;
+    cu_free(s->path);
+    cu_free(s);
+}
+
+/* sq_open: checks the file (making it when opts->create) and that a connection works. */
+static enum cu_err sq_open(const struct cu_store_opts *opts, void **state, char *err, size_t errlen)
+{
+    struct sq_state *s = NULL;
+    void *conn = NULL;
+    struct stat sb;
+    enum cu_err rc = CU_E_CONFIG;
+
+    if (!opts->path || !opts->path[0]) {
+        snprintf(err, errlen, "sqlite: no database path given");
+        goto out;
+    }
+    if (!sqlite3_threadsafe()) {
+        snprintf(err, errlen, "%s: SQLite is built without thread support", opts->path);
+        goto out;
+    }
+    rc = CU_E_NOMEM;
+    s = cu_calloc(1, sizeof *s);
+    if (!s || !(s->path = cu_strdup(opts->path))) {
+        snprintf(err, errlen, "%s: out of memory", opts->path);
+        goto out;
+    }
+    s->busy_ms = opts->busy_timeout_ms > INT_MAX ? INT_MAX : (int)opts->busy_timeout_ms;
+    s->sync_full = opts->synchronous_full;
+    s->create = opts->create;
+    if (opts->create) {
+        rc = precreate(opts->path, err, errlen);
+    } else if (stat(opts->path, &sb) != 0) {
+        snprintf(err, errlen, "%s: no such database file", opts->path);
+        rc = CU_E_IO;
+    } else {
+        rc = CU_OK;
+    }
+    if (rc == CU_OK)
+        rc = sq_connect(s, &conn, err, errlen);
+    if (rc != CU_OK)
+        goto out;
+    sq_disconnect(conn);
+    *state = s;
+    s = NULL;
+out:
+    sq_close(s);
+    return rc;
+}
+
+static enum cu_err sq_exec_script(void *conn, const char *sql, char *err, size_t errlen)
+{
+    struct sq_conn *c = conn;
+    char *msg = NULL;
+    enum cu_err rc = CU_OK;
+    int src = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+
+    if (src != SQLITE_OK) {
+        snprintf(err, errlen, "%s", msg ? msg : sqlite3_errstr(src));
+        rc = sq_err(c->db, src, "exec_script");
+    }
+    sqlite3_free(msg);
+    return rc;
+}
+
+/* run_tx(c, which): steps one of the transaction statements. */
+static enum cu_err run_tx(struct sq_conn *c, int which)
+{
+    enum cu_err rc = CU_OK;
+    int src = sqlite3_step(c->tx[which]);
+
+    if (src != SQLITE_DONE)
+        rc = sq_err(c->db, src, tx_sql[which]);
+    sqlite3_reset(c->tx[which]);
+    return rc;
+}
+
+static enum cu_err sq_begin(void *conn, enum cu_txn_mode mode)
+{
+    return run_tx(conn, mode == CU_TXN_WRITE ? TX_BEGIN_WRITE : TX_BEGIN_READ);
+}
+
+static enum cu_err sq_commit(void *conn)
+{
+    return run_tx(conn, TX_COMMIT);
+}
+
+static void sq_rollback(void *conn)
+{
+    struct sq_conn *c = conn;
+
+    /* SQLite rolls back by itself after some errors (SQLITE_FULL, SQLITE_IOERR ...). */
+    if (!sqlite3_get_autocommit(c->db))
+        (void)run_tx(c, TX_ROLLBACK);
+}
+
+static enum cu_err sq_prepare(void *conn, const char *sql, void **out)
+{
+    struct sq_conn *c = conn;
+    sqlite3_stmt *stmt = NULL;
+    const char *tail = NULL;
+    enum cu_err rc = CU_E_NOMEM;
+    char *text = cu_strdup(sql);
+    int src;
+
+    if (!text)
+        goto out;
+    translate(text);
+    src = sqlite3_prepare_v3(c->db, text, -1, SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
+    if (src != SQLITE_OK) {
+        rc = sq_err(c->db, src, "prepare");
+        goto out;
+    }
+    CU_ASSERT(stmt != NULL && "empty SQL");
+    while (isspace((unsigned char)*tail))
+        tail++;
+    CU_ASSERT(*tail == '\0' && "one statement per call; scripts go to migrations");
+    *out = stmt;
+    rc = CU_OK;
+out:
+    cu_free(text);
+    return rc;
+}
+
+static void sq_finalize(void *stmt)
+{
+    sqlite3_finalize(stmt);
+}
+
+static enum cu_err sq_bind(void *stmt, int idx, const struct cu_val *v)
+{
+    sqlite3_stmt *s = stmt;
+    int src = SQLITE_MISUSE;
+
+    switch (v->type) {
+    case CU_VAL_NULL:
+        src = sqlite3_bind_null(s, idx);
+        break;
+    case CU_VAL_INT:
+        src = sqlite3_bind_int64(s, idx, v->i);
+        break;
+    case CU_VAL_TEXT:
+        src = sqlite3_bind_text64(s, idx, v->n ? v->p : "", v->n, SQLITE_TRANSIENT, SQLITE_UTF8);
+        break;
+    case CU_VAL_BLOB:
+        src = v->n ? sqlite3_bind_blob64(s, idx, v->p, v->n, SQLITE_TRANSIENT)
+                   : sqlite3_bind_zeroblob(s, idx, 0);
+        break;
+    default:
+        CU_ASSERT(!"unknown cu_val type");
+    }
+    return src == SQLITE_OK ? CU_OK : sq_err(sqlite3_db_handle(s), src, "bind");
+}
+
+static enum cu_err sq_step(void *stmt, bool *row)
+{
+    int src = sqlite3_step(stmt);
+
+    *row = src == SQLITE_ROW;
+    if (src == SQLITE_ROW || src == SQLITE_DONE)
+        return CU_OK;
+    return sq_err(sqlite3_db_handle(stmt), src, "step");
+}
+
+static int64_t sq_col_int(void *stmt, int col)
+{
+    return sqlite3_column_int64(stmt, col);
+}
+
+static const char *sq_col_text(void *stmt, int col, size_t *len)
+{
+    const char *s = (const char *)sqlite3_column_text(stmt, col);
+
+    *len = (size_t)sqlite3_column_bytes(stmt, col);
+    return s;
+}
+
+static const void *sq_col_blob(void *stmt, int col, size_t *len)
+{
+    const void *p = sqlite3_column_blob(stmt, col);
+
+    *len = (size_t)sqlite3_column_bytes(stmt, col);
+    return p;
+}
+
+static bool sq_col_null(void *stmt, int col)
+{
+    return sqlite3_column_type(stmt, col) == SQLITE_NULL;
+}
+
+static void sq_reset(void *stmt)
+{
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+}
+
+static int64_t sq_changes(void *conn)
+{
+    struct sq_conn *c = conn;
+
+    return sqlite3_changes64(c->db);
+}
+
+static const struct cu_migration *sq_migrations(size_t *n)
+{
+    *n = cu_sqlite_migrations_count;
+    return cu_sqlite_migrations;
+}
+
+const struct cu_store_ops cu_store_sqlite_ops = {
+    .name = "sqlite",
+    .open = sq_open,
+    .close = sq_close,
+    .connect = sq_connect,
+    .disconnect = sq_disconnect,
+    .exec_script = sq_exec_script,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .prepare = sq_prepare,
+    .finalize = sq_finalize,
+    .bind = sq_bind,
+    .step = sq_step,
+    .col_int = sq_col_int,
+    .col_text = sq_col_text,
+    .col_blob = sq_col_blob,
+    .col_null = sq_col_null,
+    .reset = sq_reset,
+    .changes = sq_changes,
+    .migrations = sq_migrations,
+    .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                             "version INTEGER NOT NULL PRIMARY KEY, "
+                             "name TEXT NOT NULL, "
+                             "applied_at INTEGER NOT NULL) STRICT",
+};

@@ -1,2 +1,765 @@
-/* placeholder: being written */
+/*
+ * store.c - the backend-independent half of the store.
+ *
+ * A cu_store holds a backend (struct cu_store_ops and its state) and the connections made on
+ * it: one per thread, found through a pthread key of the store, so several stores can be open
+ * in one process. A thread that exits gives its connection back (the key's destructor);
+ * cu_store_close disconnects the rest. Each connection caches its prepared statements in an
+ * open-addressing table keyed by the address of the SQL text, and keeps a copy of the text to
+ * catch callers that pass SQL which is not a string literal. The migration runner lives here
+ * too: it is the same for every backend, which only supplies the scripts and the DDL of the
+ * schema_migrations table.
+ */
 #include "store/store.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+/* Statements cached per connection: the table starts at STMT_SLOTS_MIN slots and doubles
+ * while at most half full, up to STMT_MAX statements (far above what the services write, so
+ * hitting it means SQL built at run time). */
+#define STMT_SLOTS_MIN 32
+#define STMT_MAX 1024
+
+struct cu_stmt {
+    struct cu_db *db;
+    void *impl;      /* the backend's statement */
+    const char *key; /* the caller's SQL pointer */
+    char *text;      /* a copy of the SQL, to check the key still names it */
+    bool active;     /* between cu_db_query and cu_stmt_done */
+};
+
+struct cu_db {
+    struct cu_store *st;
+    void *conn;
+    bool in_txn;
+    int active;      /* statements not yet done */
+    int64_t changes; /* rows changed by the last cu_db_exec */
+    struct cu_stmt **slots;
+    size_t nslots; /* a power of two */
+    size_t nstmts;
+    struct cu_db *next;
+};
+
+struct cu_store {
+    const struct cu_store_ops *ops;
+    void *state;
+    char *label; /* the database path, for messages */
+    pthread_mutex_t lock;
+    struct cu_db *dbs; /* every connection, under lock */
+    pthread_key_t key; /* this thread's connection */
+    bool has_lock, has_key;
+    atomic_long fail_next;
+};
+
+static const struct cu_store_ops *const backends[] = {&cu_store_sqlite_ops};
+
+static const char *const sql_max_version =
+    "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+static const char *const sql_recorded =
+    "SELECT version, name FROM schema_migrations ORDER BY version";
+static const char *const sql_record =
+    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
+static const char *const sql_ping = "SELECT 1";
+
+static const struct cu_store_ops *find_backend(const char *name)
+{
+    const struct cu_store_ops *ops = NULL;
+
+    if (!name)
+        name = "sqlite";
+    for (size_t i = 0; i < sizeof backends / sizeof backends[0]; i++) {
+        if (strcmp(backends[i]->name, name) == 0)
+            ops = backends[i];
+    }
+    return ops;
+}
+
+/* fault_fires(st): counts one statement against cu_store_fail_next; true on the nth. */
+static bool fault_fires(struct cu_store *st)
+{
+    long v = atomic_load(&st->fail_next);
+
+    while (v > 0) {
+        if (atomic_compare_exchange_weak(&st->fail_next, &v, v - 1)) {
+            if (v != 1)
+                return false;
+            cu_log(CU_LOG_WARN, "store_fault_injected", CU_LS("backend", st->ops->name));
+            return true;
+        }
+    }
+    return false;
+}
+
+static size_t slot_of(const char *key, size_t nslots)
+{
+    uint64_t h = (uint64_t)(uintptr_t)key * UINT64_C(0x9E3779B97F4A7C15);
+
+    return (size_t)(h >> 32) & (nslots - 1);
+}
+
+static void stmt_free(const struct cu_store_ops *ops, struct cu_stmt *s)
+{
+    if (!s)
+        return;
+    ops->finalize(s->impl);
+    cu_free(s->text);
+    cu_free(s);
+}
+
+static void db_free(struct cu_db *db)
+{
+    const struct cu_store_ops *ops;
+
+    if (!db)
+        return;
+    ops = db->st->ops;
+    cu_db_rollback(db);
+    for (size_t i = 0; i < db->nslots; i++)
+        stmt_free(ops, db->slots[i]);
+    cu_free(db->slots);
+    if (db->conn)
+        ops->disconnect(db->conn);
+    cu_free(db);
+}
+
+/* db_release(p): the key's destructor, run when a thread that used the store exits. */
+static void db_release(void *p)
+{
+    struct cu_db *db = p;
+    struct cu_store *st = db->st;
+
+    pthread_mutex_lock(&st->lock);
+    for (struct cu_db **pp = &st->dbs; *pp; pp = &(*pp)->next) {
+        if (*pp == db) {
+            *pp = db->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    db_free(db);
+}
+
+static void store_free(struct cu_store *st)
+{
+    struct cu_db *db;
+
+    if (!st)
+        return;
+    if (st->has_key)
+        pthread_key_delete(st->key);
+    if (st->has_lock)
+        pthread_mutex_lock(&st->lock);
+    while ((db = st->dbs) != NULL) {
+        st->dbs = db->next;
+        db_free(db);
+    }
+    if (st->has_lock) {
+        pthread_mutex_unlock(&st->lock);
+        pthread_mutex_destroy(&st->lock);
+    }
+    if (st->state)
+        st->ops->close(st->state);
+    cu_free(st->label);
+    cu_free(st);
+}
+
+/* store_new(ops, opts, out): the store object with its lock and key, before the backend
+ * opens. */
+static enum cu_err store_new(const struct cu_store_ops *ops, const struct cu_store_opts *opts,
+                             struct cu_store **out)
+{
+    enum cu_err rc = CU_E_NOMEM;
+    struct cu_store *st = cu_calloc(1, sizeof *st);
+
+    if (!st)
+        goto out;
+    st->ops = ops;
+    atomic_init(&st->fail_next, 0);
+    st->label = cu_strdup(opts->path ? opts->path : ops->name);
+    if (!st->label)
+        goto out;
+    if (pthread_mutex_init(&st->lock, NULL) != 0)
+        goto out;
+    st->has_lock = true;
+    if (pthread_key_create(&st->key, db_release) != 0)
+        goto out;
+    st->has_key = true;
+    *out = st;
+    st = NULL;
+    rc = CU_OK;
+out:
+    store_free(st);
+    return rc;
+}
+
+/* cu_store_open(opts, out, err): opens the store with the backend opts->backend. Does not
+ * migrate. On error err (CU_STORE_ERR_BYTES) names the file and the reason. Caller frees *out
+ * with cu_store_close(). */
+enum cu_err cu_store_open(const struct cu_store_opts *opts, struct cu_store **out,
+                          char err[CU_STORE_ERR_BYTES])
+{
+    enum cu_err rc;
+    struct cu_store *st = NULL;
+    const struct cu_store_ops *ops = find_backend(opts->backend);
+
+    *out = NULL;
+    err[0] = '\0';
+    if (!ops) {
+        snprintf(err, CU_STORE_ERR_BYTES, "unknown store backend '%s'", opts->backend);
+        rc = CU_E_CONFIG;
+        goto out;
+    }
+    rc = store_new(ops, opts, &st);
+    if (rc != CU_OK) {
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: cannot open store: %s",
+                 opts->path ? opts->path : ops->name, cu_err_str(rc));
+        goto out;
+    }
+    rc = ops->open(opts, &st->state, err, CU_STORE_ERR_BYTES);
+    if (rc != CU_OK)
+        goto out;
+    *out = st;
+    st = NULL;
+out:
+    store_free(st);
+    return rc;
+}
+
+/* cu_store_close(st): closes every connection and the store; NULL does nothing. No thread may
+ * use the store afterwards. */
+void cu_store_close(struct cu_store *st)
+{
+    store_free(st);
+}
+
+/* cu_store_backend(st): the backend name, e.g. "sqlite". */
+const char *cu_store_backend(const struct cu_store *st)
+{
+    return st->ops->name;
+}
+
+static enum cu_err db_new(struct cu_store *st, struct cu_db **out)
+{
+    enum cu_err rc = CU_E_NOMEM;
+    char err[CU_STORE_ERR_BYTES] = "";
+    struct cu_db *db = cu_calloc(1, sizeof *db);
+
+    if (!db)
+        goto out;
+    db->st = st;
+    db->slots = cu_calloc(STMT_SLOTS_MIN, sizeof *db->slots);
+    if (!db->slots)
+        goto out;
+    db->nslots = STMT_SLOTS_MIN;
+    rc = st->ops->connect(st->state, &db->conn, err, sizeof err);
+    if (rc != CU_OK) {
+        cu_log(CU_LOG_ERROR, "store_connect_failed", CU_LS("error", err));
+        goto out;
+    }
+    *out = db;
+    db = NULL;
+out:
+    db_free(db);
+    return rc;
+}
+
+/* cu_store_db(st, out): this thread's connection to st, made on first use (owned by st). */
+enum cu_err cu_store_db(struct cu_store *st, struct cu_db **out)
+{
+    enum cu_err rc = CU_OK;
+    struct cu_db *db = pthread_getspecific(st->key);
+
+    if (db)
+        goto out;
+    rc = db_new(st, &db);
+    if (rc != CU_OK)
+        goto out;
+    if (pthread_setspecific(st->key, db) != 0) {
+        db_free(db);
+        db = NULL;
+        rc = CU_E_NOMEM;
+        goto out;
+    }
+    pthread_mutex_lock(&st->lock);
+    db->next = st->dbs;
+    st->dbs = db;
+    pthread_mutex_unlock(&st->lock);
+out:
+    *out = db;
+    return rc;
+}
+
+/* cache_grow(db): doubles the statement table. */
+static enum cu_err cache_grow(struct cu_db *db)
+{
+    size_t n = db->nslots * 2;
+    struct cu_stmt **slots = cu_calloc(n, sizeof *slots);
+
+    if (!slots)
+        return CU_E_NOMEM;
+    for (size_t i = 0; i < db->nslots; i++) {
+        struct cu_stmt *s = db->slots[i];
+        size_t j;
+
+        if (!s)
+            continue;
+        for (j = slot_of(s->key, n); slots[j]; j = (j + 1) & (n - 1))
+            ;
+        slots[j] = s;
+    }
+    cu_free(db->slots);
+    db->slots = slots;
+    db->nslots = n;
+    return CU_OK;
+}
+
+/* stmt_prepare(db, sql, slot, out): prepares sql and caches it in the free slot. */
+static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, size_t slot,
+                                struct cu_stmt **out)
+{
+    enum cu_err rc = CU_E_NOMEM;
+    struct cu_stmt *s = cu_calloc(1, sizeof *s);
+
+    if (!s)
+        goto out;
+    s->db = db;
+    s->key = sql;
+    s->text = cu_strdup(sql);
+    if (!s->text)
+        goto out;
+    rc = db->st->ops->prepare(db->conn, sql, &s->impl);
+    if (rc != CU_OK)
+        goto out;
+    db->slots[slot] = s;
+    db->nstmts++;
+    *out = s;
+    s = NULL;
+out:
+    if (s) {
+        cu_free(s->text);
+        cu_free(s);
+    }
+    return rc;
+}
+
+/* stmt_get(db, sql, out): the cached statement for the SQL at address sql, prepared on first
+ * use. */
+static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **out)
+{
+    enum cu_err rc = CU_OK;
+    size_t i;
+
+    if ((db->nstmts + 1) * 2 > db->nslots) {
+        if (db->nstmts >= STMT_MAX) {
+            cu_log(CU_LOG_ERROR, "store_stmt_cache_full", CU_LI("statements", db->nstmts));
+            rc = CU_E_INTERNAL;
+            goto out;
+        }
+        rc = cache_grow(db);
+        if (rc != CU_OK)
+            goto out;
+    }
+    for (i = slot_of(sql, db->nslots); db->slots[i]; i = (i + 1) & (db->nslots - 1)) {
+        if (db->slots[i]->key == sql) {
+            /* The same address with other text: SQL built at run time. */
+            CU_ASSERT(strcmp(db->slots[i]->text, sql) == 0 && "store SQL must be a literal");
+            *out = db->slots[i];
+            goto out;
+        }
+    }
+    rc = stmt_prepare(db, sql, i, out);
+out:
+    return rc;
+}
+
+/* run_query(db, sql, params, n, out): cu_db_query without fault injection. */
+static enum cu_err run_query(struct cu_db *db, const char *sql, const struct cu_val *params,
+                             size_t n, struct cu_stmt **out)
+{
+    const struct cu_store_ops *ops = db->st->ops;
+    struct cu_stmt *s = NULL;
+    enum cu_err rc;
+
+    CU_ASSERT(n <= INT_MAX);
+    rc = stmt_get(db, sql, &s);
+    if (rc != CU_OK)
+        goto out;
+    CU_ASSERT(!s->active && "statement run again before cu_stmt_done");
+    for (size_t i = 0; i < n && rc == CU_OK; i++)
+        rc = ops->bind(s->impl, (int)i + 1, &params[i]);
+    if (rc != CU_OK) {
+        ops->reset(s->impl);
+        goto out;
+    }
+    s->active = true;
+    db->active++;
+    *out = s;
+out:
+    return rc;
+}
+
+/* cu_db_begin(db, mode), cu_db_commit(db), cu_db_rollback(db): explicit transactions. A
+ * failed commit rolls back. Rollback outside a transaction does nothing. */
+enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode)
+{
+    enum cu_err rc;
+
+    CU_ASSERT(!db->in_txn && "nested transaction");
+    rc = db->st->ops->begin(db->conn, mode);
+    if (rc == CU_OK)
+        db->in_txn = true;
+    return rc;
+}
+
+enum cu_err cu_db_commit(struct cu_db *db)
+{
+    enum cu_err rc;
+
+    CU_ASSERT(db->in_txn && "commit outside a transaction");
+    CU_ASSERT(db->active == 0 && "commit with a statement not done");
+    if (fault_fires(db->st))
+        rc = CU_E_STORE;
+    else
+        rc = db->st->ops->commit(db->conn);
+    if (rc != CU_OK)
+        db->st->ops->rollback(db->conn);
+    db->in_txn = false;
+    return rc;
+}
+
+void cu_db_rollback(struct cu_db *db)
+{
+    if (!db->in_txn)
+        return;
+    db->st->ops->rollback(db->conn);
+    db->in_txn = false;
+}
+
+/* cu_db_in_txn(db): whether a transaction is open on db. */
+bool cu_db_in_txn(const struct cu_db *db)
+{
+    return db->in_txn;
+}
+
+/* cu_db_exec(db, sql, params, n): runs a statement that returns no rows. CU_E_EXISTS on a
+ * uniqueness violation, CU_E_BUSY on a lock timeout, CU_E_STORE otherwise. */
+enum cu_err cu_db_exec(struct cu_db *db, const char *sql, const struct cu_val *params, size_t n)
+{
+    struct cu_stmt *s = NULL;
+    bool row = true;
+    enum cu_err rc;
+
+    if (fault_fires(db->st)) {
+        rc = CU_E_STORE;
+        goto out;
+    }
+    rc = run_query(db, sql, params, n, &s);
+    while (rc == CU_OK && row)
+        rc = db->st->ops->step(s->impl, &row);
+    if (rc == CU_OK)
+        db->changes = db->st->ops->changes(db->conn);
+out:
+    cu_stmt_done(s);
+    return rc;
+}
+
+/* cu_db_changes(db): rows changed by the last cu_db_exec. */
+int64_t cu_db_changes(struct cu_db *db)
+{
+    return db->changes;
+}
+
+/* cu_db_query(db, sql, params, n, out): runs a query; read rows with cu_stmt_next and the
+ * column getters, then call cu_stmt_done. *out is owned by db. */
+enum cu_err cu_db_query(struct cu_db *db, const char *sql, const struct cu_val *params, size_t n,
+                        struct cu_stmt **out)
+{
+    *out = NULL;
+    if (fault_fires(db->st))
+        return CU_E_STORE;
+    return run_query(db, sql, params, n, out);
+}
+
+/* cu_stmt_next(st, row): advances to the next row; *row false at the end. */
+enum cu_err cu_stmt_next(struct cu_stmt *st, bool *row)
+{
+    CU_ASSERT(st->active && "cu_stmt_next after cu_stmt_done");
+    return st->db->st->ops->step(st->impl, row);
+}
+
+/* Column getters for the current row, columns numbered from 0. Text and blobs stay valid
+ * until the next cu_stmt_next or cu_stmt_done. cu_stmt_text returns "" for NULL. */
+int64_t cu_stmt_int(struct cu_stmt *st, int col)
+{
+    return st->db->st->ops->col_int(st->impl, col);
+}
+
+const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len)
+{
+    size_t n = 0;
+    const char *s = st->db->st->ops->col_text(st->impl, col, &n);
+
+    if (!s) {
+        s = "";
+        n = 0;
+    }
+    if (len)
+        *len = n;
+    return s;
+}
+
+const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len)
+{
+    size_t n = 0;
+    const void *p = st->db->st->ops->col_blob(st->impl, col, &n);
+
+    if (len)
+        *len = p ? n : 0;
+    return p;
+}
+
+bool cu_stmt_null(struct cu_stmt *st, int col)
+{
+    return st->db->st->ops->col_null(st->impl, col);
+}
+
+/* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
+ * nothing. */
+void cu_stmt_done(struct cu_stmt *st)
+{
+    if (!st || !st->active)
+        return;
+    st->db->st->ops->reset(st->impl);
+    st->active = false;
+    st->db->active--;
+}
+
+/* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
+ * connection of st fails with CU_E_STORE (0 turns it off). */
+void cu_store_fail_next(struct cu_store *st, long n)
+{
+    atomic_store(&st->fail_next, n > 0 ? n : 0);
+}
+
+/* ---- schema migrations ---------------------------------------------------------------- */
+
+/* ensure_table(st, db, err): creates schema_migrations if it does not exist. */
+static enum cu_err ensure_table(struct cu_store *st, struct cu_db *db, char *err)
+{
+    char msg[CU_STORE_ERR_BYTES / 2] = "";
+    enum cu_err rc =
+        st->ops->exec_script(db->conn, st->ops->schema_migrations_sql, msg, sizeof msg);
+
+    if (rc != CU_OK)
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: cannot create schema_migrations: %s", st->label,
+                 msg);
+    return rc;
+}
+
+/* read_version(db, out): the highest version recorded in schema_migrations. */
+static enum cu_err read_version(struct cu_db *db, int *out)
+{
+    struct cu_stmt *s = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql_max_version, NULL, 0, &s);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(s, &row);
+    if (rc == CU_OK && row) {
+        int64_t v = cu_stmt_int(s, 0);
+
+        *out = v >= 0 && v <= INT_MAX ? (int)v : INT_MAX;
+    }
+    cu_stmt_done(s);
+    return rc;
+}
+
+/* check_recorded(st, db, m, cur, err): migrations 1..cur are recorded, each under its name. */
+static enum cu_err check_recorded(struct cu_store *st, struct cu_db *db,
+                                  const struct cu_migration *m, int cur, char *err)
+{
+    struct cu_stmt *s = NULL;
+    bool row = true;
+    int expect = 1;
+    enum cu_err rc = cu_db_query(db, sql_recorded, NULL, 0, &s);
+
+    while (rc == CU_OK && (rc = cu_stmt_next(s, &row)) == CU_OK && row) {
+        const char *name = cu_stmt_text(s, 1, NULL);
+
+        if (cu_stmt_int(s, 0) != expect || expect > cur) {
+            rc = CU_E_CORRUPT;
+            break;
+        }
+        if (strcmp(name, m[expect - 1].name) != 0) {
+            snprintf(err, CU_STORE_ERR_BYTES,
+                     "%s: migration %d is recorded as '%s' but this custodia knows it as '%s'; "
+                     "the database was made by a different build",
+                     st->label, expect, name, m[expect - 1].name);
+            rc = CU_E_CORRUPT;
+            break;
+        }
+        expect++;
+    }
+    if (rc == CU_E_CORRUPT && !err[0])
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: migration %d is missing from schema_migrations",
+                 st->label, expect);
+    cu_stmt_done(s);
+    return rc;
+}
+
+/* apply_one(st, db, mg, err): runs migration mg and records it. */
+static enum cu_err apply_one(struct cu_store *st, struct cu_db *db, const struct cu_migration *mg,
+                             char *err)
+{
+    char msg[CU_STORE_ERR_BYTES / 2] = "";
+    struct cu_val row[] = {CU_VI(mg->version), CU_VT(mg->name), CU_VI(cu_clock_now_ms())};
+    enum cu_err rc = st->ops->exec_script(db->conn, mg->sql, msg, sizeof msg);
+
+    if (rc != CU_OK) {
+        snprintf(err, CU_STORE_ERR_BYTES, "migration %s failed: %s", mg->name, msg);
+        goto out;
+    }
+    rc = cu_db_exec(db, sql_record, row, CU_NVALS(row));
+    if (rc != CU_OK)
+        snprintf(err, CU_STORE_ERR_BYTES, "migration %s failed: cannot record it: %s", mg->name,
+                 cu_err_str(rc));
+    else
+        cu_log(CU_LOG_INFO, "store_migration_applied", CU_LS("name", mg->name));
+out:
+    return rc;
+}
+
+/* migrate_txn(st, db, m, n, from, err): the body of the migration transaction. */
+static enum cu_err migrate_txn(struct cu_store *st, struct cu_db *db, const struct cu_migration *m,
+                               size_t n, int *from, char *err)
+{
+    enum cu_err rc = ensure_table(st, db, err);
+
+    if (rc == CU_OK && (rc = read_version(db, from)) != CU_OK)
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: cannot read the schema version: %s", st->label,
+                 cu_err_str(rc));
+    if (rc != CU_OK)
+        goto out;
+    if ((size_t)*from > n) {
+        snprintf(err, CU_STORE_ERR_BYTES,
+                 "%s: database schema version %d is newer than this custodia (knows up to %zu); "
+                 "use a newer custodia or restore a backup",
+                 st->label, *from, n);
+        rc = CU_E_SCHEMA_NEWER;
+        goto out;
+    }
+    rc = check_recorded(st, db, m, *from, err);
+    for (size_t i = (size_t)*from; i < n && rc == CU_OK; i++)
+        rc = apply_one(st, db, &m[i], err);
+out:
+    return rc;
+}
+
+/* cu_store_migrate_with(st, m, n, err): cu_store_migrate with an explicit list (for tests). */
+enum cu_err cu_store_migrate_with(struct cu_store *st, const struct cu_migration *m, size_t n,
+                                  char err[CU_STORE_ERR_BYTES])
+{
+    struct cu_db *db = NULL;
+    int from = 0;
+    enum cu_err rc;
+
+    err[0] = '\0';
+    CU_ASSERT(n <= INT_MAX);
+    for (size_t i = 0; i < n; i++)
+        CU_ASSERT(m[i].version == (int)i + 1 && "migrations numbered 1, 2, 3 ...");
+    rc = cu_store_db(st, &db);
+    if (rc != CU_OK)
+        goto out;
+    CU_ASSERT(!db->in_txn && "migrate inside a transaction");
+    rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK && (rc = migrate_txn(st, db, m, n, &from, err)) == CU_OK)
+        rc = cu_db_commit(db);
+    cu_db_rollback(db);
+    if (rc == CU_OK && (size_t)from < n)
+        cu_log(CU_LOG_INFO, "store_migrated", CU_LI("from", from), CU_LI("to", n));
+out:
+    if (rc != CU_OK && !err[0])
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: migration failed: %s", st->label, cu_err_str(rc));
+    return rc;
+}
+
+/* cu_store_migrate(st, err): applies the backend's pending migrations in one transaction and
+ * records each in schema_migrations. If any fails nothing is applied. CU_E_SCHEMA_NEWER when
+ * the database records a version this build does not know. */
+enum cu_err cu_store_migrate(struct cu_store *st, char err[CU_STORE_ERR_BYTES])
+{
+    size_t n = 0;
+    const struct cu_migration *m = st->ops->migrations(&n);
+
+    return cu_store_migrate_with(st, m, n, err);
+}
+
+/* cu_store_schema_version(st, out): the highest migration applied (0 for a new database). */
+enum cu_err cu_store_schema_version(struct cu_store *st, int *out)
+{
+    char err[CU_STORE_ERR_BYTES] = "";
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    *out = 0;
+    if (rc == CU_OK)
+        rc = ensure_table(st, db, err);
+    if (rc == CU_OK)
+        rc = read_version(db, out);
+    return rc;
+}
+
+/* ping(db): runs SELECT 1 and checks the answer. */
+static enum cu_err ping(struct cu_db *db)
+{
+    struct cu_stmt *s = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql_ping, NULL, 0, &s);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(s, &row);
+    if (rc == CU_OK && (!row || cu_stmt_int(s, 0) != 1))
+        rc = CU_E_STORE;
+    cu_stmt_done(s);
+    return rc;
+}
+
+/* cu_store_check(st, err): whether the store answers and its schema is current; for the
+ * health endpoint. */
+enum cu_err cu_store_check(struct cu_store *st, char err[CU_STORE_ERR_BYTES])
+{
+    struct cu_db *db = NULL;
+    size_t known = 0;
+    int v = 0;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    err[0] = '\0';
+    (void)st->ops->migrations(&known);
+    if (rc == CU_OK)
+        rc = ping(db);
+    if (rc == CU_OK)
+        rc = cu_store_schema_version(st, &v);
+    if (rc != CU_OK) {
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: store does not answer: %s", st->label,
+                 cu_err_str(rc));
+    } else if ((size_t)v > known) {
+        snprintf(err, CU_STORE_ERR_BYTES,
+                 "%s: database schema version %d is newer than this custodia (knows up to %zu)",
+                 st->label, v, known);
+        rc = CU_E_SCHEMA_NEWER;
+    } else if ((size_t)v < known) {
+        snprintf(err, CU_STORE_ERR_BYTES,
+                 "%s: database schema version %d, this custodia needs %zu; it is not migrated",
+                 st->label, v, known);
+        rc = CU_E_STORE;
+    }
+    return rc;
+}

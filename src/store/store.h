@@ -14,22 +14,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/err.h"
 
-struct cu_store;  /* an open store, shared by all threads */
-struct cu_db;     /* one connection, used by one thread */
-struct cu_stmt;   /* a prepared statement running on a cu_db */
+struct cu_store; /* an open store, shared by all threads */
+struct cu_db;    /* one connection, used by one thread */
+struct cu_stmt;  /* a prepared statement running on a cu_db */
 
 /* Bytes for an error message from the store. */
 #define CU_STORE_ERR_BYTES 512
 
 struct cu_store_opts {
-    const char *backend;        /* "sqlite" */
-    const char *path;           /* sqlite: the database file */
-    unsigned busy_timeout_ms;   /* how long a writer waits for a lock */
-    bool synchronous_full;      /* sqlite: synchronous=FULL (else NORMAL) */
-    bool create;                /* create the database if it does not exist */
+    const char *backend;      /* "sqlite" */
+    const char *path;         /* sqlite: the database file */
+    unsigned busy_timeout_ms; /* how long a writer waits for a lock */
+    bool synchronous_full;    /* sqlite: synchronous=FULL (else NORMAL) */
+    bool create;              /* create the database if it does not exist */
 };
 
 enum cu_txn_mode {
@@ -61,7 +62,8 @@ struct cu_migration {
     const char *sql;  /* one or more statements */
 };
 
-/* The backend table: one per database engine, like curl's TLS backends. */
+/* The backend table: one per database engine, like curl's TLS backends. The generic layer
+ * finalizes every statement it prepared on a connection before it disconnects it. */
 struct cu_store_ops {
     const char *name;
     enum cu_err (*open)(const struct cu_store_opts *opts, void **state, char *err, size_t errlen);
@@ -73,6 +75,7 @@ struct cu_store_ops {
     enum cu_err (*commit)(void *conn);
     void (*rollback)(void *conn);
     enum cu_err (*prepare)(void *conn, const char *sql, void **stmt);
+    void (*finalize)(void *stmt);
     enum cu_err (*bind)(void *stmt, int idx, const struct cu_val *v);
     enum cu_err (*step)(void *stmt, bool *row);
     int64_t (*col_int)(void *stmt, int col);
@@ -82,6 +85,7 @@ struct cu_store_ops {
     void (*reset)(void *stmt);
     int64_t (*changes)(void *conn);
     const struct cu_migration *(*migrations)(size_t *n);
+    const char *schema_migrations_sql; /* CREATE TABLE IF NOT EXISTS schema_migrations (…) */
 };
 
 /* The SQLite backend (sqlite.c). */

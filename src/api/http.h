@@ -1,0 +1,123 @@
+/*
+ * http.h - what a request handler sees: the request, the response it fills, and the route
+ * table that maps a method and a path pattern to a handler.
+ *
+ * Handlers never talk to libmicrohttpd. They read struct cu_req, write struct cu_resp, and
+ * return CU_OK or an error; on error the server renders an RFC 9457 problem from the code and
+ * the detail the handler set with cu_resp_fail().
+ */
+#ifndef CU_API_HTTP_H
+#define CU_API_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "identity/apikey.h"
+
+#define CU_REQUEST_ID_BYTES 33 /* 32 hex digits + NUL */
+#define CU_MAX_PATH_PARAMS 4
+#define CU_PATH_PARAM_MAX 128
+#define CU_DETAIL_BYTES 256
+#define CU_MAX_EXTRA_HEADERS 4
+
+enum cu_method {
+    CU_GET = 1 << 0,
+    CU_POST = 1 << 1,
+    CU_PUT = 1 << 2,
+    CU_PATCH = 1 << 3,
+    CU_DELETE = 1 << 4,
+    CU_HEAD = 1 << 5,
+    CU_OPTIONS = 1 << 6,
+    CU_METHOD_OTHER = 1 << 7,
+};
+
+enum cu_principal_kind { CU_PRINCIPAL_NONE = 0, CU_PRINCIPAL_APIKEY };
+
+struct cu_principal {
+    enum cu_principal_kind kind;
+    struct cu_apikey_info key; /* when kind is CU_PRINCIPAL_APIKEY */
+};
+
+struct cu_app; /* the running service: config, keyring, store, services (server.c) */
+
+struct cu_req {
+    struct cu_app *app;
+    char id[CU_REQUEST_ID_BYTES];
+    enum cu_method method;
+    const char *method_name;
+    const char *path;                  /* without the query string */
+    const char *content_type;          /* NULL when absent */
+    struct cu_buf body;                /* capped at server.max_body_bytes */
+    char params[CU_MAX_PATH_PARAMS][CU_PATH_PARAM_MAX]; /* {name} segments, in order */
+    size_t nparams;
+    struct cu_principal principal;
+    char remote_ip[64];
+    void *conn;                        /* the MHD connection, for query arguments */
+};
+
+struct cu_resp {
+    int status;
+    const char *content_type;          /* static string */
+    struct cu_buf body;
+    enum cu_err err;                   /* set by cu_resp_fail */
+    char detail[CU_DETAIL_BYTES];      /* problem detail; never a secret or personal data */
+    const char *headers[CU_MAX_EXTRA_HEADERS][2];
+    size_t nheaders;
+};
+
+typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
+
+struct cu_route {
+    enum cu_method method;
+    const char *pattern;  /* "/v1/apikeys/{id}" */
+    cu_handler_fn handler;
+    uint64_t scope;       /* required API-key scope; 0 = no authentication */
+};
+
+/* cu_routes(n): the route table and its length (routes.c). */
+const struct cu_route *cu_routes(size_t *n);
+
+/* cu_route_match(routes, n, method, path, req, allowed): the route for method and path, with
+ * its {params} copied into req. NULL when none matches; then *allowed holds the methods of
+ * routes whose pattern matches the path (0 when the path is unknown). Path params longer than
+ * CU_PATH_PARAM_MAX - 1 bytes do not match. */
+const struct cu_route *cu_route_match(const struct cu_route *routes, size_t n,
+                                      enum cu_method method, const char *path,
+                                      struct cu_req *req, unsigned *allowed);
+
+/* cu_method_parse(name): the enum value of an HTTP method name. */
+enum cu_method cu_method_parse(const char *name);
+
+/* cu_methods_format(mask, out, outlen): "GET, POST" for a mask of methods. */
+void cu_methods_format(unsigned mask, char *out, size_t outlen);
+
+/* cu_resp_fail(resp, err, fmt, ...): records err and a detail for the problem response;
+ * returns err so a handler can `return cu_resp_fail(...)`. */
+enum cu_err cu_resp_fail(struct cu_resp *resp, enum cu_err err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* cu_resp_json(resp, status, v): sets a JSON body from v (which the call consumes with
+ * json_decref). CU_E_NOMEM or CU_E_TOO_LARGE on failure. */
+CU_WUR enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v);
+
+/* cu_resp_header(resp, name, value): adds a response header; both strings must outlive the
+ * response (static or owned by the request). */
+void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);
+
+/* cu_problem_render(resp, req): replaces resp's body with the problem document for resp->err
+ * and resp->detail, and sets its status and content type. */
+void cu_problem_render(struct cu_resp *resp, const struct cu_req *req);
+
+/* cu_req_json(req, resp, out): parses the request body as a JSON object; a wrong content type
+ * gives 415 and malformed JSON 400, with the detail set. Caller frees *out with json_decref. */
+CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out);
+
+/* cu_req_query(req, name): the value of query argument name, or NULL. */
+const char *cu_req_query(struct cu_req *req, const char *name);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * metrics.h - request counters and latency histograms, rendered as Prometheus text.
+ *
+ * Counting is lock-free (relaxed atomics) so it costs almost nothing on the request path.
+ */
+#ifndef CU_API_METRICS_H
+#define CU_API_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/http.h"
+#include "base/buf.h"
+#include "base/err.h"
+
+struct cu_metrics;
+
+/* cu_metrics_new(routes, n, out): counters for n routes plus one slot for requests that
+ * matched no route. Caller frees *out with cu_metrics_free(). */
+CU_WUR enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n,
+                                  struct cu_metrics **out);
+
+/* cu_metrics_free(m): frees m; NULL does nothing. */
+void cu_metrics_free(struct cu_metrics *m);
+
+/* cu_metrics_observe(m, route, status, ns): counts one request to route index route (n for
+ * "no route") that answered status after ns nanoseconds. */
+void cu_metrics_observe(struct cu_metrics *m, size_t route, int status, uint64_t ns);
+
+/* cu_metrics_render(m, out, start_ms): appends the Prometheus text exposition to out. */
+CU_WUR enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms);
+
+#endif

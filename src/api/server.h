@@ -1,0 +1,34 @@
+/*
+ * server.h - the HTTPS server: libmicrohttpd with GnuTLS, a thread pool over epoll, limits,
+ * request ids, authentication, access log, metrics and a clean shutdown on SIGTERM/SIGINT.
+ */
+#ifndef CU_API_SERVER_H
+#define CU_API_SERVER_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "api/metrics.h"
+#include "base/config.h"
+#include "crypto/keyring.h"
+#include "identity/apikey.h"
+#include "store/store.h"
+
+/* The running service, shared by every request (read-only after start, but for counters). */
+struct cu_app {
+    struct cu_config cfg;
+    struct cu_keyring *keyring;
+    struct cu_store *store;
+    struct cu_apikey_service *apikeys;
+    struct cu_metrics *metrics;
+    int64_t started_at_ms;
+    unsigned threads;
+    atomic_long inflight; /* requests begun and not yet completed */
+};
+
+/* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in
+ * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the
+ * log says why). The caller owns app and frees it afterwards. */
+CU_WUR enum cu_err cu_server_run(struct cu_app *app);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * cli.h - the subcommands of the custodia binary and what they share: finding the data
+ * directory, opening its configuration, keyring and store, and reporting errors.
+ *
+ * Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
+ */
+#ifndef CU_CLI_CLI_H
+#define CU_CLI_CLI_H
+
+#include <stdbool.h>
+
+#include "base/config.h"
+#include "base/err.h"
+#include "crypto/keyring.h"
+#include "store/store.h"
+
+#define CU_EXIT_OK 0
+#define CU_EXIT_FAIL 1
+#define CU_EXIT_USAGE 2
+
+/* The data directory when neither --dir nor CUSTODIA_DIR names one. */
+#define CU_DEFAULT_DATA_DIR "var"
+
+/* Subcommands: each takes the arguments after its name (argv[0] is the subcommand). */
+int cu_cli_init(int argc, char **argv);
+int cu_cli_serve(int argc, char **argv);
+int cu_cli_apikey(int argc, char **argv);
+
+/* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
+const char *cu_cli_data_dir(const char *flag);
+
+/* cu_cli_error(fmt, ...): prints "custodia: <message>" on stderr. */
+void cu_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* What a subcommand that works on an existing data directory opens. */
+struct cu_cli_ctx {
+    struct cu_config cfg;
+    struct cu_keyring *keyring;
+    struct cu_store *store;
+};
+
+/* cu_cli_open(dir, ctx): loads dir's configuration, keyring and store (migrated to the
+ * current schema). Prints a precise error and returns CU_EXIT_USAGE or CU_EXIT_FAIL on
+ * failure, CU_EXIT_OK on success. Close with cu_cli_close(). */
+int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx);
+
+/* cu_cli_close(ctx): closes what cu_cli_open opened. */
+void cu_cli_close(struct cu_cli_ctx *ctx);
+
+#endif

@@ -1,0 +1,100 @@
+/*
+ * apikey.h - API keys, the first kind of principal.
+ *
+ * A key is "cuk_" followed by 32 random bytes in base64url. It is shown once, when it is made;
+ * the store keeps only a keyed BLAKE2b hash of it (key derived from the root key for the
+ * purpose "apikey__"), its name, its scopes, and its life times. A request presents it as
+ * `Authorization: Bearer cuk_…`; unknown, revoked and expired keys all fail the same way.
+ */
+#ifndef CU_IDENTITY_APIKEY_H
+#define CU_IDENTITY_APIKEY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/err.h"
+#include "crypto/keyring.h"
+#include "store/store.h"
+
+#define CU_APIKEY_PREFIX "cuk_"
+/* Length of a key's text, without NUL: prefix + base64url of 32 bytes. */
+#define CU_APIKEY_TOKEN_LEN (4 + 43)
+#define CU_APIKEY_TOKEN_BYTES (CU_APIKEY_TOKEN_LEN + 1)
+/* Key ids are "ak_" + 16 hex digits. */
+#define CU_APIKEY_ID_BYTES 20
+#define CU_APIKEY_NAME_MAX 64
+
+/* Scopes: each a bit. cu_apikey_scope_name() and cu_apikey_scope_parse() translate. */
+enum cu_scope {
+    CU_SCOPE_APIKEYS_READ = 1u << 0,  /* "apikeys.read": list API keys */
+    CU_SCOPE_APIKEYS_WRITE = 1u << 1, /* "apikeys.write": create and revoke API keys */
+    CU_SCOPE_METRICS_READ = 1u << 2,  /* "metrics.read": read /metrics */
+};
+
+/* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */
+uint64_t cu_apikey_scope_parse(const char *name, size_t len);
+
+/* cu_apikey_scope_name(bit): the name of one scope bit, or NULL. */
+const char *cu_apikey_scope_name(uint64_t bit);
+
+/* cu_apikey_all_scopes(): every scope this build knows. */
+uint64_t cu_apikey_all_scopes(void);
+
+/* cu_apikey_scopes_format(scopes, out, outlen): the scope names, space-separated, in bit
+ * order. CU_E_TOO_LARGE if out is too small. */
+CU_WUR enum cu_err cu_apikey_scopes_format(uint64_t scopes, char *out, size_t outlen);
+
+/* What the store knows of one key. Times are Unix ms; 0 means "never". */
+struct cu_apikey_info {
+    char id[CU_APIKEY_ID_BYTES];
+    char name[CU_APIKEY_NAME_MAX + 1];
+    uint64_t scopes;
+    int64_t created_at;
+    int64_t expires_at;
+    int64_t revoked_at;
+};
+
+/* The API-key service: holds the token-hashing key. */
+struct cu_apikey_service;
+
+/* cu_apikey_service_new(kr, out): derives the hashing key from kr. Caller frees *out with
+ * cu_apikey_service_free(). */
+CU_WUR enum cu_err cu_apikey_service_new(const struct cu_keyring *kr,
+                                         struct cu_apikey_service **out);
+
+/* cu_apikey_service_free(svc): wipes and frees svc; NULL does nothing. */
+void cu_apikey_service_free(struct cu_apikey_service *svc);
+
+/* cu_apikey_check_name(name): CU_OK when name is 1..64 bytes of letters, digits, space,
+ * '.', '-', '_' and does not start or end with a space. */
+CU_WUR enum cu_err cu_apikey_check_name(const char *name);
+
+/* cu_apikey_create(svc, db, name, scopes, expires_at, info, token): makes a key (inside the
+ * caller's transaction on db). scopes must be non-zero and known; expires_at 0 (never) or in
+ * the future. Writes the key's text into token (CU_APIKEY_TOKEN_BYTES), which the caller shows
+ * once and wipes, and its record into info. */
+CU_WUR enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db,
+                                    const char *name, uint64_t scopes, int64_t expires_at,
+                                    struct cu_apikey_info *info,
+                                    char token[CU_APIKEY_TOKEN_BYTES]);
+
+/* cu_apikey_authenticate(svc, db, token, len, info): the key whose text is token.
+ * CU_E_UNAUTHENTICATED when it is malformed, unknown, revoked or expired. */
+CU_WUR enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *db,
+                                          const char *token, size_t len,
+                                          struct cu_apikey_info *info);
+
+/* cu_apikey_get(db, id, info): one key's record. CU_E_NOT_FOUND if there is none. */
+CU_WUR enum cu_err cu_apikey_get(struct cu_db *db, const char *id, struct cu_apikey_info *info);
+
+/* cu_apikey_list(db, after, limit, out, n): up to limit keys (1..1000) ordered by id, starting
+ * after the id `after` (NULL for the start). Caller frees *out with cu_free(). */
+CU_WUR enum cu_err cu_apikey_list(struct cu_db *db, const char *after, size_t limit,
+                                  struct cu_apikey_info **out, size_t *n);
+
+/* cu_apikey_revoke(db, id): marks the key revoked now. CU_E_NOT_FOUND if there is none;
+ * revoking a revoked key is CU_OK and keeps the first time. */
+CU_WUR enum cu_err cu_apikey_revoke(struct cu_db *db, const char *id);
+
+#endif

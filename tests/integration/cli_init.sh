@@ -1,0 +1,110 @@
+#!/bin/sh
+# custodia init, and the CLI's refusals: an existing directory, a missing or unsafe key file,
+# bad configuration, a database from a newer custodia. Each refusal names the file or key,
+# exits non-zero, and writes nothing.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+"$BIN" init --dir "$D" >"$TMP/init.out" 2>&1
+check_eq "init exits 0" 0 $?
+mode() { stat -c %a "$1"; }
+check_eq "data directory is 0700" 700 "$(mode "$D")"
+check_eq "root key file is 0600" 600 "$(mode "$D/root.key")"
+check_eq "TLS key is 0600" 600 "$(mode "$D/tls.key")"
+check_eq "first API key file is 0600" 600 "$(mode "$D/initial-api-key")"
+check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
+check "certificate exists" test -s "$D/tls.crt"
+check "database exists" test -s "$D/custodia.db"
+KEY=$(cat "$D/initial-api-key")
+check "init prints the first key once" test "$(grep -cF "$KEY" "$TMP/init.out")" -eq 1
+check "init says what it made" contains "$TMP/init.out" "root key file"
+check "key has the documented shape" sh -c "echo '$KEY' | grep -Eq '^cuk_[A-Za-z0-9_-]{43}$'"
+check "certificate names 127.0.0.1" sh -c \
+    "openssl x509 -in '$D/tls.crt' -noout -ext subjectAltName | grep -q 'IP Address:127.0.0.1'"
+check "every config key is present" test "$(grep -cE '^[a-z_]+ = ' "$D/custodia.conf")" -ge 18
+
+# A second init refuses and changes nothing.
+before=$(cd "$D" && sha256sum root.key custodia.conf custodia.db initial-api-key)
+"$BIN" init --dir "$D" >"$TMP/again.out" 2>&1
+check_eq "init on an existing directory exits 1" 1 $?
+check "the refusal names the directory" contains "$TMP/again.out" "$D: already exists"
+after=$(cd "$D" && sha256sum root.key custodia.conf custodia.db initial-api-key)
+check_eq "nothing was overwritten" "$before" "$after"
+
+# init where the parent does not exist.
+"$BIN" init --dir "$TMP/no/such/dir" >"$TMP/noparent.out" 2>&1
+check_eq "init without a parent directory exits 1" 1 $?
+check "nothing was made" test ! -e "$TMP/no"
+
+# An empty existing directory is accepted.
+mkdir "$TMP/empty"
+"$BIN" init --dir "$TMP/empty" >/dev/null 2>&1
+check_eq "init accepts an empty directory" 0 $?
+
+# Usage errors.
+"$BIN" frobnicate >/dev/null 2>&1
+check_eq "unknown command exits 2" 2 $?
+"$BIN" apikey create --dir "$D" --name x >/dev/null 2>&1
+check_eq "apikey create without a scope exits 2" 2 $?
+"$BIN" apikey create --dir "$D" --name ops --scope nope >"$TMP/scope.out" 2>&1
+check_eq "an unknown scope exits 2" 2 $?
+check "the error names the scope" contains "$TMP/scope.out" "unknown scope 'nope'"
+
+# Configuration errors name the file or variable and the key.
+CUSTODIA_SERVER_PORT=abc "$BIN" serve --dir "$D" >"$TMP/env.out" 2>&1
+check_eq "bad env value exits 2" 2 $?
+check "the error names the variable and key" contains "$TMP/env.out" "CUSTODIA_SERVER_PORT"
+check "the error says why" contains "$TMP/env.out" "port"
+cp "$D/custodia.conf" "$TMP/conf.bak"
+sed -i 's/^port = .*/port = 70000/' "$D/custodia.conf"
+"$BIN" serve --dir "$D" >"$TMP/file.out" 2>&1
+check_eq "bad file value exits 2" 2 $?
+check "the error names the file, section and key" \
+    sh -c "grep -Eq 'custodia.conf:[0-9]+: \[server\] port' '$TMP/file.out'"
+printf '[server]\nprot = 1\n' >>"$D/custodia.conf"
+sed -i 's/^port = 70000/port = 8443/' "$D/custodia.conf"
+"$BIN" serve --dir "$D" >"$TMP/unknown.out" 2>&1
+check_eq "unknown key exits 2" 2 $?
+check "the error names the unknown key" contains "$TMP/unknown.out" "prot"
+cp "$TMP/conf.bak" "$D/custodia.conf"
+
+# Key file problems.
+chmod 640 "$D/root.key"
+"$BIN" apikey list --dir "$D" >"$TMP/perm.out" 2>&1
+check_eq "group-readable key file is refused" 1 $?
+check "the error names the file and the fix" contains "$TMP/perm.out" "chmod 600"
+chmod 600 "$D/root.key"
+mv "$D/root.key" "$D/root.key.moved"
+"$BIN" apikey list --dir "$D" >"$TMP/missing.out" 2>&1
+check_eq "missing key file is refused" 1 $?
+check "the error names the file" contains "$TMP/missing.out" "root.key"
+mv "$D/root.key.moved" "$D/root.key"
+
+# A database from a newer custodia is refused and left as it was.
+sqlite3 "$D/custodia.db" "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)"
+sum_before=$(sha256sum <"$D/custodia.db")
+"$BIN" apikey list --dir "$D" >"$TMP/newer.out" 2>&1
+check_eq "newer database is refused" 1 $?
+check "the error says the schema is newer" contains "$TMP/newer.out" "newer"
+check_eq "the newer database is unchanged" "$sum_before" "$(sha256sum <"$D/custodia.db")"
+sqlite3 "$D/custodia.db" "DELETE FROM schema_migrations WHERE version = 999"
+
+# apikey create / list / revoke from the shell.
+NEW=$("$BIN" apikey create --dir "$D" --name "ci reader" --scope metrics.read,apikeys.read \
+    --expires-in 30 2>"$TMP/create.err")
+check_eq "apikey create exits 0" 0 $?
+check "apikey create prints only the key on stdout" sh -c "echo '$NEW' | grep -Eq '^cuk_[A-Za-z0-9_-]{43}$'"
+ID=$(sed -n 's/.*made API key \(ak_[0-9a-f]*\).*/\1/p' "$TMP/create.err")
+"$BIN" apikey list --dir "$D" >"$TMP/list.out" 2>&1
+check "apikey list shows the key" contains "$TMP/list.out" "$ID"
+check "apikey list shows its scopes" contains "$TMP/list.out" "apikeys.read metrics.read"
+check "apikey list never shows a key's text" sh -c "! grep -q cuk_ '$TMP/list.out'"
+"$BIN" apikey revoke --dir "$D" "$ID" >/dev/null 2>&1
+check_eq "apikey revoke exits 0" 0 $?
+"$BIN" apikey list --dir "$D" >"$TMP/list2.out" 2>&1
+check "the key shows as revoked" sh -c "grep '$ID' '$TMP/list2.out' | grep -q revoked"
+"$BIN" apikey revoke --dir "$D" ak_0000000000000000 >"$TMP/rev.out" 2>&1
+check_eq "revoking an unknown key exits 1" 1 $?
+check "the database holds no key text" sh -c "! grep -aq \"\$(cat '$D/initial-api-key')\" '$D/custodia.db'"
+
+finish

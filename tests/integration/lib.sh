@@ -1,0 +1,119 @@
+# lib.sh - shared by the integration tests: a private temp dir, a data directory made by the
+# real `custodia init`, a server on a free port of 127.0.0.1, assertions, and a summary line.
+# Each test sources it, calls its functions, and ends with `finish`.
+set -u
+
+BIN=${CU_BINARY:?CU_BINARY must name the custodia binary}
+SRC=${CU_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/cu-it-XXXXXX")
+PASS=0
+FAIL=0
+PID=
+# Sanitizer builds start more slowly.
+WAIT_TRIES=${CU_WAIT_TRIES:-300}
+
+cleanup() {
+    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
+        kill -KILL "$PID" 2>/dev/null
+    fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok - $*"
+}
+
+not_ok() {
+    FAIL=$((FAIL + 1))
+    echo "not ok - $*"
+}
+
+# check DESCRIPTION COMMAND...: passes when COMMAND succeeds.
+check() {
+    desc=$1
+    shift
+    if "$@"; then ok "$desc"; else not_ok "$desc"; fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" = "$3" ]; then ok "$1"; else not_ok "$1 (expected '$2', got '$3')"; fi
+}
+
+# contains FILE TEXT: whether FILE contains TEXT literally.
+contains() {
+    grep -qF -- "$2" "$1"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# init_dir DIR: runs custodia init and sets KEY to the first API key.
+init_dir() {
+    "$BIN" init --dir "$1" >"$1.init.out" 2>&1 || { cat "$1.init.out"; return 1; }
+    KEY=$(cat "$1/initial-api-key")
+}
+
+# start_server DIR [VAR=VALUE...]: serves DIR on a free port; sets PORT, URL, PID, LOG.
+start_server() {
+    dir=$1
+    shift
+    PORT=$(free_port)
+    URL="https://127.0.0.1:$PORT"
+    LOG="$dir.serve.log"
+    env CUSTODIA_SERVER_PORT="$PORT" "$@" "$BIN" serve --dir "$dir" 2>"$LOG" &
+    PID=$!
+    CA="$dir/tls.crt"
+    i=0
+    while [ $i -lt "$WAIT_TRIES" ]; do
+        if curl -s -o /dev/null --cacert "$CA" "$URL/v1/health" 2>/dev/null; then
+            return 0
+        fi
+        if ! kill -0 "$PID" 2>/dev/null; then
+            echo "server exited early:"
+            cat "$LOG"
+            return 1
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    echo "server did not answer in time"
+    return 1
+}
+
+# stop_server: SIGTERM, then waits; sets STOP_STATUS to the exit status.
+stop_server() {
+    kill -TERM "$PID"
+    wait "$PID"
+    STOP_STATUS=$?
+    PID=
+}
+
+# req METHOD PATH [curl args...]: one HTTPS request; body in $TMP/body, headers in
+# $TMP/headers, status in STATUS.
+req() {
+    m=$1
+    p=$2
+    shift 2
+    STATUS=$(curl -s -X "$m" --cacert "$CA" -D "$TMP/headers" -o "$TMP/body" -w '%{http_code}' \
+        "$@" "$URL$p")
+}
+
+# json EXPR: evaluates a Python expression over the last body parsed as JSON (as `j`).
+json() {
+    python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$TMP/body"
+}
+
+# header NAME: the value of a response header of the last request.
+header() {
+    tr -d '\r' <"$TMP/headers" | awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" \
+        'BEGIN{FS=": "} tolower($1)==n {sub(/^[^:]*: /, ""); print; exit}'
+}
+
+finish() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}

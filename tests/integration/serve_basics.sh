@@ -1,0 +1,110 @@
+#!/bin/sh
+# custodia serve over HTTPS: TLS versions, health, problem documents for 404/405/413/415/400,
+# limits, security headers, authentication, metrics, access log, slow clients, and a clean
+# stop on SIGTERM that lets a request in flight finish.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+start_server "$D" CUSTODIA_SERVER_IDLE_TIMEOUT=2 || exit 1
+
+# TLS 1.3 and 1.2 accepted, 1.1 refused.
+curl -sv --tlsv1.3 --cacert "$CA" -o "$TMP/body" "$URL/v1/health" 2>"$TMP/tls13.err"
+check "health over TLS 1.3" contains "$TMP/tls13.err" "SSL connection using TLSv1.3"
+check_eq "health status ok" ok "$(json "j['status']")"
+check_eq "health store ok" ok "$(json "j['store']")"
+check "health names the version" test -n "$(json "j['version']")"
+curl -sv --tlsv1.2 --tls-max 1.2 --cacert "$CA" -o /dev/null "$URL/v1/health" 2>"$TMP/tls12.err"
+check "TLS 1.2 accepted" contains "$TMP/tls12.err" "SSL connection using TLSv1.2"
+echo | openssl s_client -connect "127.0.0.1:$PORT" -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' \
+    >"$TMP/tls11.out" 2>&1
+check "TLS 1.1 refused" sh -c "! grep -q 'Protocol  : TLSv1.1' '$TMP/tls11.out' && \
+    grep -Eq 'alert|handshake failure|no protocols available|wrong version' '$TMP/tls11.out'"
+
+# Security headers and request ids.
+req GET /v1/health
+check_eq "health answers 200" 200 "$STATUS"
+check_eq "HSTS header" "max-age=31536000" "$(header Strict-Transport-Security)"
+check_eq "nosniff header" "nosniff" "$(header X-Content-Type-Options)"
+check_eq "no-store header" "no-store" "$(header Cache-Control)"
+check "request id header" sh -c "test \"\$(echo '$(header X-Request-Id)' | wc -c)\" -eq 33"
+
+# Problems.
+req GET /v1/nope
+check_eq "unknown route 404" 404 "$STATUS"
+check_eq "404 is problem+json" "application/problem+json" "$(header Content-Type)"
+check_eq "404 problem type" "urn:custodia:problem:not_found" "$(json "j['type']")"
+check_eq "404 problem status" 404 "$(json "j['status']")"
+check_eq "problem carries the request id" "$(header X-Request-Id)" "$(json "j['request_id']")"
+req POST /v1/health
+check_eq "wrong method 405" 405 "$STATUS"
+check_eq "405 problem type" "urn:custodia:problem:method_not_allowed" "$(json "j['type']")"
+check_eq "405 names the allowed methods" "GET" "$(header Allow)"
+head -c 2000000 /dev/zero | tr '\0' 'a' >"$TMP/big"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data-binary @"$TMP/big"
+check_eq "oversize body 413" 413 "$STATUS"
+check_eq "413 problem type" "urn:custodia:problem:too_large" "$(json "j['type']")"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/big"
+check_eq "oversize chunked body 413" 413 "$STATUS"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data '{"name": "x", '
+check_eq "malformed JSON 400" 400 "$STATUS"
+check "the 400 says where" sh -c "python3 -c \"import json; d=json.load(open('$TMP/body'))['detail']; assert 'line 1' in d, d\""
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: text/plain' --data 'hi'
+check_eq "wrong content type 415" 415 "$STATUS"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data '{"name": "a", "name": "b", "scopes": ["metrics.read"]}'
+check_eq "duplicate JSON keys 400" 400 "$STATUS"
+check_eq "big header refused" "HTTP/1.1 431 Request Header Fields Too Large" \
+    "$(python3 "$SRC/tests/integration/rawtls.py" bigheader "$PORT" "$CA" 40000)"
+
+# Authentication.
+req GET /metrics
+check_eq "metrics without a key 401" 401 "$STATUS"
+check_eq "401 problem type" "urn:custodia:problem:unauthenticated" "$(json "j['type']")"
+check "401 says how to authenticate" test -n "$(header WWW-Authenticate)"
+req GET /metrics -H "Authorization: Bearer cuk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+check_eq "unknown key 401" 401 "$STATUS"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data '{"name": "health only", "scopes": ["apikeys.read"]}'
+check_eq "key made over the API" 201 "$STATUS"
+LIMITED=$(json "j['key']")
+req GET /metrics -H "Authorization: Bearer $LIMITED"
+check_eq "key without the scope 403" 403 "$STATUS"
+check_eq "403 problem type" "urn:custodia:problem:forbidden" "$(json "j['type']")"
+
+# Metrics.
+req GET /metrics -H "Authorization: Bearer $KEY"
+check_eq "metrics 200" 200 "$STATUS"
+check "metrics count health by status" \
+    contains "$TMP/body" 'custodia_http_requests_total{route="/v1/health",method="GET",status="200"}'
+check "metrics count 404s" contains "$TMP/body" 'route="unmatched",method="",status="404"'
+check "metrics have a latency histogram" \
+    contains "$TMP/body" 'custodia_http_request_duration_seconds_bucket{route="/v1/health",method="GET",le="+Inf"}'
+
+# A client that stops sending is cut off after the idle timeout (2 s here).
+secs=$(python3 "$SRC/tests/integration/rawtls.py" idle "$PORT" "$CA")
+check "a stalled client is disconnected within the idle timeout ($secs s)" \
+    python3 -c "import sys; sys.exit(0 if 1.0 <= float('$secs') <= 10 else 1)"
+
+# The access log: one JSON object per line, no key text.
+check "access log lines are JSON" python3 -c "
+import json, sys
+n = 0
+for line in open('$LOG'):
+    d = json.loads(line)
+    n += d.get('msg') == 'http.request'
+sys.exit(0 if n >= 10 else 1)"
+check "the log never holds a key" sh -c "! grep -q 'cuk_' '$LOG'"
+
+# SIGTERM while a request is half sent: it is answered, then the server exits 0.
+line=$(CU_KEY=$KEY python3 "$SRC/tests/integration/rawtls.py" halfbody "$PORT" "$CA" "$PID")
+check_eq "a request in flight at SIGTERM is answered" "HTTP/1.1 201 Created" "$line"
+wait "$PID"
+check_eq "serve exits 0 on SIGTERM" 0 $?
+PID=
+check "the log says it stopped" contains "$LOG" '"msg":"server.stopped"'
+
+finish
