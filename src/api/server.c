@@ -44,6 +44,7 @@ struct request {
     size_t route_idx;
     bool too_large;
     bool answered;
+    size_t discarded; /* body bytes read and dropped after the cap was passed */
     char allow[64]; /* the Allow header of a 405 */
 };
 
@@ -204,6 +205,27 @@ static enum MHD_Result refuse_too_large(struct MHD_Connection *c, struct request
     return queue(c, r);
 }
 
+/* Gathers body bytes. A body without a declared length that outgrows the cap is drained
+ * (libmicrohttpd cannot answer in the middle of an upload) and refused with 413 at its end;
+ * one that goes on past eight times the cap has the connection closed instead. */
+static enum MHD_Result take_body(struct request *r, const char *data, size_t *size)
+{
+    size_t n = *size;
+    *size = 0;
+    if (r->too_large) {
+        r->discarded += n;
+        return r->discarded / 8 > r->req.body.max ? MHD_NO : MHD_YES;
+    }
+    enum cu_err rc = cu_buf_append(&r->req.body, data, n);
+    if (rc == CU_E_TOO_LARGE) {
+        r->too_large = true;
+        r->discarded = r->req.body.len + n;
+        cu_buf_free(&r->req.body);
+        return MHD_YES;
+    }
+    return rc == CU_OK ? MHD_YES : MHD_NO;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_size, void **con_cls)
@@ -231,15 +253,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
-    if (*upload_size != 0) {
-        enum cu_err rc = cu_buf_append(&r->req.body, upload_data, *upload_size);
-        *upload_size = 0;
-        if (rc == CU_E_TOO_LARGE)
-            return refuse_too_large(c, r);
-        if (rc != CU_OK)
-            return MHD_NO;
-        return MHD_YES;
-    }
+    if (*upload_size != 0)
+        return take_body(r, upload_data, upload_size);
+    if (r->too_large)
+        return refuse_too_large(c, r);
     dispatch(r);
     return queue(c, r);
 }
@@ -375,7 +392,8 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
     if (ipv6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
-        flags, cfg->server.port, NULL, NULL, on_request, app, MHD_OPTION_SOCK_ADDR,
+        flags, cfg->server.port, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_logger, NULL, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
@@ -383,8 +401,7 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_HTTPS_MEM_KEY, key,
         MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, NULL,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        on_connection, app, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 }
 
 /* Waits for SIGTERM or SIGINT, which the caller has blocked in every thread. */

@@ -107,7 +107,7 @@ enum cu_err cu_buf_printf(struct cu_buf *b, const char *fmt, ...)
 /* format_into(b, fmt, ap): vsnprintf into the free space of b; the length the text needs,
  * or -1 on an encoding error. Does not change b->len. */
 __attribute__((format(printf, 2, 0))) static int format_into(struct cu_buf *b, const char *fmt,
-                                                              va_list ap)
+                                                             va_list ap)
 {
     va_list cp;
     int n;

@@ -123,8 +123,7 @@ static bool parse_datetime(const char *s, struct tm *tm)
         s[13] != ':' || !digits(s + 14, 2, &mi) || s[16] != ':' || !digits(s + 17, 2, &sec)) {
         return false;
     }
-    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59) {
+    if (mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 59) {
         return false;
     }
     memset(tm, 0, sizeof *tm);

@@ -32,10 +32,10 @@
 #include "base/buf.h"
 
 #define CONF_FILE "custodia.conf"
-#define ECHO_MAX 64          /* longest value quoted back in an error */
+#define ECHO_MAX 64 /* longest value quoted back in an error */
 #define ECHO_BYTES (ECHO_MAX + 6)
-#define WHY_BYTES 256        /* room for the reason part of an error */
-#define TEMPLATE_MAX 65536   /* cap on the template text */
+#define WHY_BYTES 256      /* room for the reason part of an error */
+#define TEMPLATE_MAX 65536 /* cap on the template text */
 
 enum kind {
     K_ADDR,   /* IP address literal, stored as a string */
@@ -68,66 +68,154 @@ static const char *const algorithms[] = {"xchacha20poly1305", "aes256gcm", NULL}
 static const struct key_def keys[] = {
     {{"server", "listen_address", "127.0.0.1",
       "Address the HTTPS server listens on; 0.0.0.0 or :: listens on every interface."},
-     "an IPv4 or IPv6 address literal such as 127.0.0.1 or ::1", K_ADDR,
-     FIELD(server.listen_address), 0, 0, NULL},
+     "an IPv4 or IPv6 address literal such as 127.0.0.1 or ::1",
+     K_ADDR,
+     FIELD(server.listen_address),
+     0,
+     0,
+     NULL},
     {{"server", "port", "8443", "TCP port of the HTTPS server."},
-     "an integer from 1 to 65535", K_UINT, FIELD(server.port), 1, 65535, NULL},
+     "an integer from 1 to 65535",
+     K_UINT,
+     FIELD(server.port),
+     1,
+     65535,
+     NULL},
     {{"server", "threads", "0", "Worker threads serving requests."},
-     "0 (one per CPU core) or an integer from 1 to 256", K_UINT, FIELD(server.threads), 0, 256,
+     "0 (one per CPU core) or an integer from 1 to 256",
+     K_UINT,
+     FIELD(server.threads),
+     0,
+     256,
      NULL},
     {{"server", "max_connections", "1024", "Most client connections served at once."},
-     "an integer from 1 to 100000", K_UINT, FIELD(server.max_connections), 1, 100000, NULL},
+     "an integer from 1 to 100000",
+     K_UINT,
+     FIELD(server.max_connections),
+     1,
+     100000,
+     NULL},
     {{"server", "per_ip_connections", "256",
       "Most connections served at once from one client IP address."},
-     "0 (no limit) or an integer from 1 to 100000", K_UINT, FIELD(server.per_ip_connections),
-     0, 100000, NULL},
+     "0 (no limit) or an integer from 1 to 100000",
+     K_UINT,
+     FIELD(server.per_ip_connections),
+     0,
+     100000,
+     NULL},
     {{"server", "idle_timeout", "30",
       "Seconds an idle connection is kept open before it is closed."},
-     "an integer number of seconds from 1 to 3600", K_UINT, FIELD(server.idle_timeout), 1,
-     3600, NULL},
+     "an integer number of seconds from 1 to 3600",
+     K_UINT,
+     FIELD(server.idle_timeout),
+     1,
+     3600,
+     NULL},
     {{"server", "max_header_bytes", "16384",
       "Largest request line plus headers accepted; larger requests are refused."},
      "a size from 1024 to 1048576 bytes, optionally with suffix k or m (KiB, MiB), e.g. 16k",
-     K_SIZE, FIELD(server.max_header_bytes), 1024, 1048576, NULL},
+     K_SIZE,
+     FIELD(server.max_header_bytes),
+     1024,
+     1048576,
+     NULL},
     {{"server", "max_body_bytes", "1048576",
       "Largest request body accepted; larger bodies are refused with status 413."},
      "a size from 1024 to 1073741824 bytes, optionally with suffix k or m (KiB, MiB), e.g. 1m",
-     K_SIZE, FIELD(server.max_body_bytes), 1024, 1073741824, NULL},
+     K_SIZE,
+     FIELD(server.max_body_bytes),
+     1024,
+     1073741824,
+     NULL},
     {{"server", "tls_cert", "tls.crt",
       "TLS certificate chain (PEM), relative to the data directory unless absolute."},
-     PATH_ALLOWED, K_STR, FIELD(server.tls_cert), 0, 0, NULL},
+     PATH_ALLOWED,
+     K_STR,
+     FIELD(server.tls_cert),
+     0,
+     0,
+     NULL},
     {{"server", "tls_key", "tls.key",
       "TLS private key (PEM), relative to the data directory unless absolute."},
-     PATH_ALLOWED, K_STR, FIELD(server.tls_key), 0, 0, NULL},
+     PATH_ALLOWED,
+     K_STR,
+     FIELD(server.tls_key),
+     0,
+     0,
+     NULL},
     {{"server", "tls_priorities",
       "SECURE:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:"
       "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:%SERVER_PRECEDENCE",
       "GnuTLS priority string choosing the TLS versions and cipher suites offered."},
-     "a non-empty GnuTLS priority string of at most 511 bytes", K_STR,
-     FIELD(server.tls_priorities), 0, 0, NULL},
+     "a non-empty GnuTLS priority string of at most 511 bytes",
+     K_STR,
+     FIELD(server.tls_priorities),
+     0,
+     0,
+     NULL},
     {{"server", "access_log", "true", "Whether to log one line per HTTP request."},
-     "true or false (also yes/no, on/off, 1/0)", K_BOOL, FIELD(server.access_log), 0, 0, NULL},
+     "true or false (also yes/no, on/off, 1/0)",
+     K_BOOL,
+     FIELD(server.access_log),
+     0,
+     0,
+     NULL},
     {{"store", "backend", "sqlite", "Storage backend."},
-     "sqlite (the only backend so far)", K_CHOICE, FIELD(store.backend), 0, 0, backends},
+     "sqlite (the only backend so far)",
+     K_CHOICE,
+     FIELD(store.backend),
+     0,
+     0,
+     backends},
     {{"store", "path", "custodia.db",
       "SQLite database file, relative to the data directory unless absolute."},
-     PATH_ALLOWED, K_STR, FIELD(store.path), 0, 0, NULL},
+     PATH_ALLOWED,
+     K_STR,
+     FIELD(store.path),
+     0,
+     0,
+     NULL},
     {{"store", "busy_timeout_ms", "5000",
       "Milliseconds to wait for a locked database before failing with store_busy."},
-     "an integer from 0 to 600000", K_UINT, FIELD(store.busy_timeout_ms), 0, 600000, NULL},
+     "an integer from 0 to 600000",
+     K_UINT,
+     FIELD(store.busy_timeout_ms),
+     0,
+     600000,
+     NULL},
     {{"store", "synchronous", "full",
       "SQLite synchronous mode: full survives power loss; normal is faster but a power loss "
       "may undo the last commits."},
-     "full or normal", K_CHOICE, FIELD(store.synchronous), 0, 0, sync_modes},
+     "full or normal",
+     K_CHOICE,
+     FIELD(store.synchronous),
+     0,
+     0,
+     sync_modes},
     {{"keys", "root_key_file", "root.key",
       "Root key file holding the key-encryption keys (written by custodia init, mode 0600), "
       "relative to the data directory unless absolute."},
-     PATH_ALLOWED, K_STR, FIELD(keys.root_key_file), 0, 0, NULL},
+     PATH_ALLOWED,
+     K_STR,
+     FIELD(keys.root_key_file),
+     0,
+     0,
+     NULL},
     {{"keys", "algorithm", "xchacha20poly1305",
       "AEAD algorithm for new ciphertexts; stored ciphertexts name their own."},
-     "xchacha20poly1305 or aes256gcm", K_CHOICE, FIELD(keys.algorithm), 0, 0, algorithms},
+     "xchacha20poly1305 or aes256gcm",
+     K_CHOICE,
+     FIELD(keys.algorithm),
+     0,
+     0,
+     algorithms},
     {{"log", "level", "info", "Lowest level of log lines written to stderr."},
-     "debug, info, warn, error or off", K_LEVEL, FIELD(log.level), 0, 0, NULL},
+     "debug, info, warn, error or off",
+     K_LEVEL,
+     FIELD(log.level),
+     0,
+     0,
+     NULL},
 };
 
 #define KEY_COUNT (sizeof keys / sizeof keys[0])
@@ -205,7 +293,14 @@ static bool parse_uint(const char *v, bool suffix, unsigned long long *out)
         mult = tolower((unsigned char)v[n - 1]) == 'k' ? 1024ULL : 1024ULL * 1024ULL;
         n--;
     }
-    if (n == 0 || n >= sizeof digits || strspn(v, "0123456789") < n) {
+    if (n == 0 || strspn(v, "0123456789") < n) {
+        return false;
+    }
+    while (n > 1 && *v == '0') { /* leading zeros do not count against the digit buffer */
+        v++;
+        n--;
+    }
+    if (n >= sizeof digits) {
         return false;
     }
     memcpy(digits, v, n);
@@ -354,8 +449,8 @@ struct parse_ctx {
 };
 
 /* ctx_fail(ctx, fmt, ...): records the first error as "path:line: message". */
-__attribute__((format(printf, 2, 3))) static void ctx_fail(struct parse_ctx *ctx,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void ctx_fail(struct parse_ctx *ctx, const char *fmt,
+                                                           ...)
 {
     char msg[CU_CONFIG_ERR_BYTES];
     va_list ap;
@@ -450,8 +545,7 @@ static int on_value(void *user, const char *section, const char *name, const cha
     }
     i = (size_t)(k - keys);
     if (ctx->seen_line[i] != 0) {
-        ctx_fail(ctx, "[%s] %s: set twice (first on line %d)", section, name,
-                 ctx->seen_line[i]);
+        ctx_fail(ctx, "[%s] %s: set twice (first on line %d)", section, name, ctx->seen_line[i]);
         return 0;
     }
     ctx->seen_line[i] = ctx->lineno;
@@ -543,8 +637,8 @@ static enum cu_err validate(const struct cu_config *cfg, char *err)
             while (k->offset != path_offsets[i]) {
                 k++;
             }
-            set_err(err, "[%s] %s: path in data directory %s is longer than %d bytes",
-                    k->info.section, k->info.key, cfg->data_dir, CU_CONFIG_PATH_BYTES - 1);
+            set_err(err, "[%s] %s: joined to the data directory, the path is longer than %d bytes",
+                    k->info.section, k->info.key, CU_CONFIG_PATH_BYTES - 1);
             rc = CU_E_CONFIG;
             break;
         }
@@ -587,8 +681,7 @@ out:
 
 /* cu_config_path(cfg, rel, out, outlen): rel itself if absolute, else data_dir/rel.
  * CU_E_TOO_LARGE if it does not fit. */
-enum cu_err cu_config_path(const struct cu_config *cfg, const char *rel, char *out,
-                           size_t outlen)
+enum cu_err cu_config_path(const struct cu_config *cfg, const char *rel, char *out, size_t outlen)
 {
     size_t dlen = strlen(cfg->data_dir);
     const char *sep = dlen > 0 && cfg->data_dir[dlen - 1] != '/' ? "/" : "";
@@ -622,9 +715,8 @@ static enum cu_err template_text(struct cu_buf *b)
         }
         env_name(k, name, sizeof name);
         if (rc == CU_OK) {
-            rc = cu_buf_printf(b, "\n# %s\n# Allowed: %s. Environment: %s.\n%s = %s\n",
-                               k->info.help, k->allowed, name, k->info.key,
-                               k->info.default_value);
+            rc = cu_buf_printf(b, "\n# %s\n# Allowed: %s.\n# Environment: %s\n%s = %s\n",
+                               k->info.help, k->allowed, name, k->info.key, k->info.default_value);
         }
     }
     return rc;

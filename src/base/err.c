@@ -42,11 +42,9 @@ static const struct err_info err_table[] = {
     [CU_E_BUSY] = {"store busy", 503, "store_busy", "Store busy"},
     [CU_E_SCHEMA_NEWER] = {"database written by a newer custodia", 503, "schema_newer",
                            "Database schema is newer than this server"},
-    [CU_E_CORRUPT] = {"stored data failed an integrity check", 500, "data_corrupt",
-                      "Data corrupt"},
+    [CU_E_CORRUPT] = {"stored data failed an integrity check", 500, "data_corrupt", "Data corrupt"},
     [CU_E_TLS] = {"TLS setup failed", 500, "internal", INTERNAL_TITLE},
-    [CU_E_UNAVAILABLE] = {"a dependency is unavailable", 503, "unavailable",
-                          "Service unavailable"},
+    [CU_E_UNAVAILABLE] = {"a dependency is unavailable", 503, "unavailable", "Service unavailable"},
     [CU_E_INTERNAL] = {"internal error", 500, "internal", INTERNAL_TITLE},
 };
 

@@ -98,8 +98,7 @@ out:
 
 /* lookup(obj, key, required, v, err): *v = the member at key or NULL. CU_E_INVALID when it
  * is absent but required (or obj is not an object). */
-static enum cu_err lookup(const json_t *obj, const char *key, bool required, json_t **v,
-                          char *err)
+static enum cu_err lookup(const json_t *obj, const char *key, bool required, json_t **v, char *err)
 {
     enum cu_err rc = CU_OK;
 
@@ -161,8 +160,7 @@ enum cu_err cu_json_get_int(const json_t *obj, const char *key, bool required, i
     }
     i = json_is_integer(v) ? json_integer_value(v) : 0;
     if (!json_is_integer(v) || i < min || i > max) {
-        set_err(err, "field '%s' must be an integer from %" PRId64 " to %" PRId64, key, min,
-                max);
+        set_err(err, "field '%s' must be an integer from %" PRId64 " to %" PRId64, key, min, max);
         rc = CU_E_INVALID;
         goto out;
     }
@@ -252,14 +250,29 @@ static size_t escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *
     }
     tmp[0] = '\\';
     switch (s[0]) {
-    case '"': tmp[1] = '"'; return 2;
-    case '\\': tmp[1] = '\\'; return 2;
-    case '\b': tmp[1] = 'b'; return 2;
-    case '\f': tmp[1] = 'f'; return 2;
-    case '\n': tmp[1] = 'n'; return 2;
-    case '\r': tmp[1] = 'r'; return 2;
-    case '\t': tmp[1] = 't'; return 2;
-    default: break;
+    case '"':
+        tmp[1] = '"';
+        return 2;
+    case '\\':
+        tmp[1] = '\\';
+        return 2;
+    case '\b':
+        tmp[1] = 'b';
+        return 2;
+    case '\f':
+        tmp[1] = 'f';
+        return 2;
+    case '\n':
+        tmp[1] = 'n';
+        return 2;
+    case '\r':
+        tmp[1] = 'r';
+        return 2;
+    case '\t':
+        tmp[1] = 't';
+        return 2;
+    default:
+        break;
     }
     memcpy(tmp + 1, "u00", 3);
     tmp[4] = hex[s[0] >> 4];

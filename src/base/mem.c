@@ -26,8 +26,8 @@ static bool should_fail(void)
         if (v == 1) {
             return true;
         }
-        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &v, v - 1,
-                                                  memory_order_relaxed, memory_order_relaxed)) {
+        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &v, v - 1, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
             return false;
         }
     }

@@ -113,9 +113,8 @@ static int make_pair(struct pair *p, unsigned days)
     int r = gnutls_x509_privkey_init(&p->key);
 
     if (r == 0) {
-        r = gnutls_x509_privkey_generate2(p->key, GNUTLS_PK_ECDSA,
-                                          GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
-                                          NULL, 0);
+        r = gnutls_x509_privkey_generate2(
+            p->key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0);
     }
     if (r == 0) {
         r = gnutls_x509_crt_init(&p->crt);

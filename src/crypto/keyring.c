@@ -32,8 +32,8 @@
 #define KEYRING_MAGIC "custodia-keyring"
 #define KEYRING_FORMAT "1"
 #define KEYRING_MAX_KEKS 1024
-#define KEYRING_MAX_LINE 512               /* bytes per line, without the newline */
-#define KEYRING_MAX_FILE (1024 * 1024)     /* bytes per file */
+#define KEYRING_MAX_LINE 512              /* bytes per line, without the newline */
+#define KEYRING_MAX_FILE (1024 * 1024)    /* bytes per file */
 #define KEYRING_MAX_VERSION 2147483648ULL /* 2^31 */
 #define KEYRING_MAX_FIELDS 4
 #define KEYRING_B64_KEY (CU_B64URL_LEN(CU_KEY_BYTES) + 1)
@@ -270,7 +270,7 @@ static enum cu_err parse_line(struct parse *p, char *line)
         return do_current(p, f, n);
     }
     return line_err(p, strcmp(f[0], KEYRING_MAGIC) == 0 ? "a second 'custodia-keyring' line"
-                                                         : "unknown directive");
+                                                        : "unknown directive");
 }
 
 /* parse_text(p, text, len): every line of text (len bytes, NUL at text[len]), in place. */

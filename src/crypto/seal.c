@@ -78,8 +78,8 @@ size_t cu_crypto_sealed_len(enum cu_aead alg, size_t ptlen)
 /* build_ad(header, ad, adlen, stack, heap, out): points *out at header || ad, in stack when it
  * fits (stack holds CU_SEAL_HEADER_BYTES + SEAL_STACK_AD bytes), else in a new *heap that the
  * caller frees with cu_free. */
-static enum cu_err build_ad(const uint8_t *header, const uint8_t *ad, size_t adlen,
-                            uint8_t *stack, uint8_t **heap, const uint8_t **out)
+static enum cu_err build_ad(const uint8_t *header, const uint8_t *ad, size_t adlen, uint8_t *stack,
+                            uint8_t **heap, const uint8_t **out)
 {
     uint8_t *dst = stack;
 
@@ -123,8 +123,8 @@ static void aead_encrypt(enum cu_aead alg, uint8_t *c, const uint8_t *pt, size_t
     if (alg == CU_AEAD_AES256GCM) {
         r = crypto_aead_aes256gcm_encrypt(c, &clen, pt, ptlen, ad, adlen, NULL, nonce, k);
     } else {
-        r = crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, ptlen, ad, adlen, NULL,
-                                                        nonce, k);
+        r = crypto_aead_xchacha20poly1305_ietf_encrypt(c, &clen, pt, ptlen, ad, adlen, NULL, nonce,
+                                                       k);
     }
     CU_ASSERT(r == 0 && clen == ptlen + SEAL_TAG_BYTES);
 }
@@ -191,8 +191,7 @@ static int aead_decrypt(enum cu_aead alg, uint8_t *m, const uint8_t *c, size_t c
     if (alg == CU_AEAD_AES256GCM) {
         return crypto_aead_aes256gcm_decrypt(m, &mlen, NULL, c, clen, ad, adlen, nonce, k);
     }
-    return crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, c, clen, ad, adlen, nonce,
-                                                      k);
+    return crypto_aead_xchacha20poly1305_ietf_decrypt(m, &mlen, NULL, c, clen, ad, adlen, nonce, k);
 }
 
 /* open_checked(key, ct, ctlen, full_ad, full_adlen, out, ptlen): decrypts a ct whose header

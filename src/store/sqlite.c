@@ -34,6 +34,9 @@ struct sq_state {
     bool create;
 };
 
+/* Bytes for the journal mode name PRAGMA journal_mode reports. */
+#define JOURNAL_MODE_BYTES 16
+
 enum { TX_BEGIN_WRITE, TX_BEGIN_READ, TX_COMMIT, TX_ROLLBACK, TX_COUNT };
 
 static const char *const tx_sql[TX_COUNT] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED", "COMMIT",
@@ -127,14 +130,14 @@ static int journal_cb(void *arg, int ncol, char **vals, char **names)
     char *mode = arg;
 
     if (ncol > 0 && vals[0])
-        snprintf(mode, 16, "%s", vals[0]);
+        snprintf(mode, JOURNAL_MODE_BYTES, "%s", vals[0]);
     return 0;
 }
 
 /* configure(c, s, err, errlen): the per-connection settings. */
 static enum cu_err configure(struct sq_conn *c, const struct sq_state *s, char *err, size_t errlen)
 {
-    char mode[16] = "";
+    char mode[JOURNAL_MODE_BYTES] = "";
     const char *pragmas = s->sync_full ? "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
                                          "PRAGMA trusted_schema=OFF; PRAGMA synchronous=FULL;"
                                        : "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
@@ -142,6 +145,12 @@ static enum cu_err configure(struct sq_conn *c, const struct sq_state *s, char *
     enum cu_err rc = CU_OK;
     int src;
 
+    /* SQLite falls back to read-only on a write-protected file; writes would fail later. */
+    if (sqlite3_db_readonly(c->db, "main") == 1) {
+        snprintf(err, errlen, "%s: the database file is not writable", s->path);
+        rc = CU_E_PERM;
+        goto out;
+    }
     sqlite3_busy_timeout(c->db, s->busy_ms);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
@@ -159,6 +168,7 @@ static enum cu_err configure(struct sq_conn *c, const struct sq_state *s, char *
                  mode);
         rc = CU_E_STORE;
     }
+out:
     return rc;
 }
 
@@ -232,15 +242,17 @@ out:
 static enum cu_err precreate(const char *path, char *err, size_t errlen)
 {
     char buf[128];
+    enum cu_err rc = CU_OK;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
     if (fd < 0) {
+        rc = errno == EACCES || errno == EPERM ? CU_E_PERM : CU_E_IO;
         snprintf(err, errlen, "%s: cannot create the database: %s", path,
                  strerror_r(errno, buf, sizeof buf));
-        return errno == EACCES || errno == EPERM ? CU_E_PERM : CU_E_IO;
+    } else {
+        close(fd);
     }
-    close(fd);
-    return CU_OK;
+    return rc;
 }
 
 static void sq_close(void *state)
@@ -407,9 +419,8 @@ static enum cu_err sq_step(void *stmt, bool *row)
     int src = sqlite3_step(stmt);
 
     *row = src == SQLITE_ROW;
-    if (src == SQLITE_ROW || src == SQLITE_DONE)
-        return CU_OK;
-    return sq_err(sqlite3_db_handle(stmt), src, "step");
+    return src == SQLITE_ROW || src == SQLITE_DONE ? CU_OK
+                                                   : sq_err(sqlite3_db_handle(stmt), src, "step");
 }
 
 static int64_t sq_col_int(void *stmt, int col)

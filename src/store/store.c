@@ -34,6 +34,7 @@ struct cu_stmt {
     const char *key; /* the caller's SQL pointer */
     char *text;      /* a copy of the SQL, to check the key still names it */
     bool active;     /* between cu_db_query and cu_stmt_done */
+    bool finished;   /* stepped past the last row: never step again (it would rerun) */
 };
 
 struct cu_db {
@@ -87,15 +88,12 @@ static bool fault_fires(struct cu_store *st)
 {
     long v = atomic_load(&st->fail_next);
 
-    while (v > 0) {
-        if (atomic_compare_exchange_weak(&st->fail_next, &v, v - 1)) {
-            if (v != 1)
-                return false;
-            cu_log(CU_LOG_WARN, "store_fault_injected", CU_LS("backend", st->ops->name));
-            return true;
-        }
-    }
-    return false;
+    /* On failure the exchange reloads v; loop until we counted or the counter is off. */
+    while (v > 0 && !atomic_compare_exchange_weak(&st->fail_next, &v, v - 1))
+        ;
+    if (v == 1)
+        cu_log(CU_LOG_WARN, "store_fault_injected", CU_LS("backend", st->ops->name));
+    return v == 1;
 }
 
 static size_t slot_of(const char *key, size_t nslots)
@@ -297,32 +295,36 @@ out:
     return rc;
 }
 
+/* cache_slot(slots, nslots, key): the slot holding key, or the empty slot where it goes. */
+static struct cu_stmt **cache_slot(struct cu_stmt **slots, size_t nslots, const char *key)
+{
+    size_t i = slot_of(key, nslots);
+
+    while (slots[i] && slots[i]->key != key)
+        i = (i + 1) & (nslots - 1);
+    return &slots[i];
+}
+
 /* cache_grow(db): doubles the statement table. */
 static enum cu_err cache_grow(struct cu_db *db)
 {
     size_t n = db->nslots * 2;
     struct cu_stmt **slots = cu_calloc(n, sizeof *slots);
 
-    if (!slots)
-        return CU_E_NOMEM;
-    for (size_t i = 0; i < db->nslots; i++) {
-        struct cu_stmt *s = db->slots[i];
-        size_t j;
-
-        if (!s)
-            continue;
-        for (j = slot_of(s->key, n); slots[j]; j = (j + 1) & (n - 1))
-            ;
-        slots[j] = s;
+    if (slots) {
+        for (size_t i = 0; i < db->nslots; i++) {
+            if (db->slots[i])
+                *cache_slot(slots, n, db->slots[i]->key) = db->slots[i];
+        }
+        cu_free(db->slots);
+        db->slots = slots;
+        db->nslots = n;
     }
-    cu_free(db->slots);
-    db->slots = slots;
-    db->nslots = n;
-    return CU_OK;
+    return slots ? CU_OK : CU_E_NOMEM;
 }
 
 /* stmt_prepare(db, sql, slot, out): prepares sql and caches it in the free slot. */
-static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, size_t slot,
+static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, struct cu_stmt **slot,
                                 struct cu_stmt **out)
 {
     enum cu_err rc = CU_E_NOMEM;
@@ -338,7 +340,7 @@ static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, size_t slot,
     rc = db->st->ops->prepare(db->conn, sql, &s->impl);
     if (rc != CU_OK)
         goto out;
-    db->slots[slot] = s;
+    *slot = s;
     db->nstmts++;
     *out = s;
     s = NULL;
@@ -355,8 +357,14 @@ out:
 static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **out)
 {
     enum cu_err rc = CU_OK;
-    size_t i;
+    struct cu_stmt **slot = cache_slot(db->slots, db->nslots, sql);
 
+    if (*slot) {
+        /* The same address with other text: SQL built at run time. */
+        CU_ASSERT(strcmp((*slot)->text, sql) == 0 && "store SQL must be a literal");
+        *out = *slot;
+        goto out;
+    }
     if ((db->nstmts + 1) * 2 > db->nslots) {
         if (db->nstmts >= STMT_MAX) {
             cu_log(CU_LOG_ERROR, "store_stmt_cache_full", CU_LI("statements", db->nstmts));
@@ -366,16 +374,9 @@ static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **
         rc = cache_grow(db);
         if (rc != CU_OK)
             goto out;
+        slot = cache_slot(db->slots, db->nslots, sql);
     }
-    for (i = slot_of(sql, db->nslots); db->slots[i]; i = (i + 1) & (db->nslots - 1)) {
-        if (db->slots[i]->key == sql) {
-            /* The same address with other text: SQL built at run time. */
-            CU_ASSERT(strcmp(db->slots[i]->text, sql) == 0 && "store SQL must be a literal");
-            *out = db->slots[i];
-            goto out;
-        }
-    }
-    rc = stmt_prepare(db, sql, i, out);
+    rc = stmt_prepare(db, sql, slot, out);
 out:
     return rc;
 }
@@ -400,6 +401,7 @@ static enum cu_err run_query(struct cu_db *db, const char *sql, const struct cu_
         goto out;
     }
     s->active = true;
+    s->finished = false;
     db->active++;
     *out = s;
 out:
@@ -463,7 +465,7 @@ enum cu_err cu_db_exec(struct cu_db *db, const char *sql, const struct cu_val *p
     }
     rc = run_query(db, sql, params, n, &s);
     while (rc == CU_OK && row)
-        rc = db->st->ops->step(s->impl, &row);
+        rc = cu_stmt_next(s, &row);
     if (rc == CU_OK)
         db->changes = db->st->ops->changes(db->conn);
 out:
@@ -491,8 +493,14 @@ enum cu_err cu_db_query(struct cu_db *db, const char *sql, const struct cu_val *
 /* cu_stmt_next(st, row): advances to the next row; *row false at the end. */
 enum cu_err cu_stmt_next(struct cu_stmt *st, bool *row)
 {
+    enum cu_err rc = CU_OK;
+
     CU_ASSERT(st->active && "cu_stmt_next after cu_stmt_done");
-    return st->db->st->ops->step(st->impl, row);
+    *row = false;
+    if (!st->finished)
+        rc = st->db->st->ops->step(st->impl, row);
+    st->finished = !*row;
+    return rc;
 }
 
 /* Column getters for the current row, columns numbered from 0. Text and blobs stay valid

@@ -104,32 +104,32 @@ static void test_parse_rejects_malformed(void **state)
 {
     static const char *const bad[] = {
         "",
-        "2023-11-14",                     /* date only */
-        "2023-11-14T22:13:20",            /* no offset */
-        "2023-11-14 22:13:20Z",           /* space instead of T */
-        "2023-11-14T22:13Z",              /* no seconds */
-        "23-11-14T22:13:20Z",             /* two-digit year */
-        "2023-1-14T22:13:20Z",            /* one-digit month */
-        "2023-00-14T22:13:20Z",           /* month 0 */
-        "2023-13-14T22:13:20Z",           /* month 13 */
-        "2023-11-00T22:13:20Z",           /* day 0 */
-        "2023-11-31T22:13:20Z",           /* November has 30 days */
-        "2023-02-29T00:00:00Z",           /* not a leap year */
-        "1900-02-29T00:00:00Z",           /* century, not a leap year */
-        "2023-11-14T24:00:00Z",           /* hour 24 */
-        "2023-11-14T22:60:00Z",           /* minute 60 */
-        "2023-11-14T22:13:60Z",           /* leap second refused */
-        "2023-11-14T22:13:20.Z",          /* empty fraction */
-        "2023-11-14T22:13:20,5Z",         /* comma fraction */
-        "2023-11-14T22:13:20+0530",       /* offset without colon */
-        "2023-11-14T22:13:20+05",         /* offset without minutes */
-        "2023-11-14T22:13:20+24:00",      /* offset hour 24 */
-        "2023-11-14T22:13:20+05:60",      /* offset minute 60 */
-        "2023-11-14T22:13:20Zjunk",       /* trailing data */
-        "2023-11-14T22:13:20Z ",          /* trailing space */
-        " 2023-11-14T22:13:20Z",          /* leading space */
-        "+2023-11-14T22:13:20Z",          /* signed year */
-        "2023-11-14T22:13:2aZ",           /* letter in seconds */
+        "2023-11-14",                /* date only */
+        "2023-11-14T22:13:20",       /* no offset */
+        "2023-11-14 22:13:20Z",      /* space instead of T */
+        "2023-11-14T22:13Z",         /* no seconds */
+        "23-11-14T22:13:20Z",        /* two-digit year */
+        "2023-1-14T22:13:20Z",       /* one-digit month */
+        "2023-00-14T22:13:20Z",      /* month 0 */
+        "2023-13-14T22:13:20Z",      /* month 13 */
+        "2023-11-00T22:13:20Z",      /* day 0 */
+        "2023-11-31T22:13:20Z",      /* November has 30 days */
+        "2023-02-29T00:00:00Z",      /* not a leap year */
+        "1900-02-29T00:00:00Z",      /* century, not a leap year */
+        "2023-11-14T24:00:00Z",      /* hour 24 */
+        "2023-11-14T22:60:00Z",      /* minute 60 */
+        "2023-11-14T22:13:60Z",      /* leap second refused */
+        "2023-11-14T22:13:20.Z",     /* empty fraction */
+        "2023-11-14T22:13:20,5Z",    /* comma fraction */
+        "2023-11-14T22:13:20+0530",  /* offset without colon */
+        "2023-11-14T22:13:20+05",    /* offset without minutes */
+        "2023-11-14T22:13:20+24:00", /* offset hour 24 */
+        "2023-11-14T22:13:20+05:60", /* offset minute 60 */
+        "2023-11-14T22:13:20Zjunk",  /* trailing data */
+        "2023-11-14T22:13:20Z ",     /* trailing space */
+        " 2023-11-14T22:13:20Z",     /* leading space */
+        "+2023-11-14T22:13:20Z",     /* signed year */
+        "2023-11-14T22:13:2aZ",      /* letter in seconds */
     };
     int64_t ms = 42;
 

@@ -86,7 +86,7 @@ static void test_same_code_same_title(void **state)
 
 static void test_out_of_range_is_internal(void **state)
 {
-    enum cu_err bad[] = {CU_E__COUNT, (enum cu_err)999, (enum cu_err)-1};
+    enum cu_err bad[] = {CU_E__COUNT, (enum cu_err)999, (enum cu_err) - 1};
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_string_equal(cu_err_str(bad[i]), cu_err_str(CU_E_INTERNAL));

@@ -52,8 +52,8 @@ static void test_pair_loads_in_gnutls(void **state)
     assert_int_equal(cu_cert_selfsigned(cert_path, key_path, 30), CU_OK);
     assert_int_equal(gnutls_certificate_allocate_credentials(&cred), 0);
     /* fails when the key does not match the certificate or either cannot be parsed */
-    assert_true(gnutls_certificate_set_x509_key_file(cred, cert_path, key_path,
-                                                     GNUTLS_X509_FMT_PEM) >= 0);
+    assert_true(
+        gnutls_certificate_set_x509_key_file(cred, cert_path, key_path, GNUTLS_X509_FMT_PEM) >= 0);
     gnutls_certificate_free_credentials(cred);
 }
 
@@ -81,9 +81,8 @@ static void test_names(void **state)
     (void)state;
     assert_int_equal(cu_cert_selfsigned(cert_path, key_path, 30), CU_OK);
     load_crt(&crt);
-    assert_int_equal(gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn,
-                                                   &cnlen),
-                     0);
+    assert_int_equal(
+        gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &cnlen), 0);
     assert_string_equal(cn, "localhost");
     for (unsigned i = 0;; i++) {
         unsigned char san[64];

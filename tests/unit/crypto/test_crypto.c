@@ -62,9 +62,8 @@ static void test_b64url_decode_vectors(void **state)
         uint8_t out[16];
         size_t n = 99;
 
-        assert_int_equal(cu_b64url_decode(vectors[i].text, strlen(vectors[i].text), out,
-                                          sizeof out, &n),
-                         CU_OK);
+        assert_int_equal(
+            cu_b64url_decode(vectors[i].text, strlen(vectors[i].text), out, sizeof out, &n), CU_OK);
         assert_int_equal(n, vectors[i].n);
         assert_memory_equal(out, vectors[i].bin, n);
     }
@@ -73,17 +72,17 @@ static void test_b64url_decode_vectors(void **state)
 static void test_b64url_decode_rejects(void **state)
 {
     static const char *bad[] = {
-        "Z",         /* a length no byte count encodes to */
-        "Zh",        /* non-zero trailing bits ("Zg" is canonical) */
-        "Zm9",       /* same, two bytes */
-        "Zm9v=",     /* padding */
-        "Zm9vYg==",  /* padding */
-        "Zm+v",      /* standard alphabet */
-        "Zm/v",      /* standard alphabet */
-        "Zm9 v",     /* whitespace */
-        "Zm9v\n",    /* trailing newline */
-        " Zm9v",     /* leading space */
-        "Zm9v.",     /* punctuation */
+        "Z",        /* a length no byte count encodes to */
+        "Zh",       /* non-zero trailing bits ("Zg" is canonical) */
+        "Zm9",      /* same, two bytes */
+        "Zm9v=",    /* padding */
+        "Zm9vYg==", /* padding */
+        "Zm+v",     /* standard alphabet */
+        "Zm/v",     /* standard alphabet */
+        "Zm9 v",    /* whitespace */
+        "Zm9v\n",   /* trailing newline */
+        " Zm9v",    /* leading space */
+        "Zm9v.",    /* punctuation */
     };
 
     (void)state;

@@ -280,7 +280,7 @@ static void test_malformed_files(void **state)
         cases[n].name = (nm);                                                                      \
         cases[n].line = (ln);                                                                      \
         cases[n].phrase = (ph);                                                                    \
-        snprintf(cases[n].text, sizeof cases[n].text, __VA_ARGS__);                               \
+        snprintf(cases[n].text, sizeof cases[n].text, __VA_ARGS__);                                \
         n++;                                                                                       \
     } while (0)
     CASE("bad magic", 1, "custodia-keyring 1", "custodia-keys 1\nmaster %s\n", k1);
@@ -290,13 +290,12 @@ static void test_malformed_files(void **state)
     CASE("bad base64", 2, "base64url", "custodia-keyring 1\nmaster SECRETSECRET+/%s\n", k1);
     CASE("short master", 2, "32 bytes", "custodia-keyring 1\nmaster %s\n", short_key);
     CASE("long master", 2, "32 bytes", "custodia-keyring 1\nmaster %s%s\n", k1, "AAAA");
-    CASE("two masters", 3, "second master", "custodia-keyring 1\nmaster %s\nmaster %s\n", k1,
-         k2);
+    CASE("two masters", 3, "second master", "custodia-keyring 1\nmaster %s\nmaster %s\n", k1, k2);
     CASE("short kek", 3, "32 bytes", "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\n", k1,
          short_key);
     CASE("duplicate version", 4, "second kek",
-         "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\nkek 1 " TIME " %s\ncurrent 1\n", k1,
-         k2, k3);
+         "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\nkek 1 " TIME " %s\ncurrent 1\n", k1, k2,
+         k3);
     CASE("current names missing version", 5, "version 2",
          "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\n\ncurrent 2\n", k1, k2);
     CASE("unknown directive", 4, "unknown directive",
@@ -309,8 +308,7 @@ static void test_malformed_files(void **state)
          "custodia-keyring 1\nmaster %s\nkek 2147483649 " TIME " %s\n", k1, k2);
     CASE("version not a number", 3, "kek version",
          "custodia-keyring 1\nmaster %s\nkek 1x " TIME " %s\n", k1, k2);
-    CASE("bad time", 3, "RFC 3339", "custodia-keyring 1\nmaster %s\nkek 1 yesterday %s\n", k1,
-         k2);
+    CASE("bad time", 3, "RFC 3339", "custodia-keyring 1\nmaster %s\nkek 1 yesterday %s\n", k1, k2);
     CASE("kek missing key", 3, "expected 'kek", "custodia-keyring 1\nmaster %s\nkek 1 " TIME "\n",
          k1);
     CASE("too many fields", 2, "too many fields", "custodia-keyring 1\nmaster %s a b c d\n", k1);
@@ -371,8 +369,8 @@ static void load_fixed(struct cu_keyring **kr)
     char err[CU_KEYRING_ERR_BYTES];
     char text[1024];
 
-    snprintf(text, sizeof text, "custodia-keyring 1\nmaster %s\nkek 1 %s %s\ncurrent 1\n", k1,
-             TIME, k2);
+    snprintf(text, sizeof text, "custodia-keyring 1\nmaster %s\nkek 1 %s %s\ncurrent 1\n", k1, TIME,
+             k2);
     write_key_file(text);
     assert_int_equal(cu_keyring_load(path, kr, err), CU_OK);
 }
@@ -398,8 +396,7 @@ static void test_derive(void **state)
     assert_int_equal(cu_keyring_derive(kr, "apikey__", 2, &d), CU_OK);
     assert_memory_not_equal(cu_secret_data(a), cu_secret_data(d), CU_KEY_BYTES);
     /* the sub-key is neither the master secret nor a KEK */
-    assert_memory_not_equal(cu_secret_data(a), cu_secret_data(cu_keyring_kek(kr, 1)),
-                            CU_KEY_BYTES);
+    assert_memory_not_equal(cu_secret_data(a), cu_secret_data(cu_keyring_kek(kr, 1)), CU_KEY_BYTES);
     cu_secret_free(a);
     cu_secret_free(b);
     cu_secret_free(c);

@@ -114,9 +114,8 @@ static void test_empty_plaintext(void **state)
 
     (void)state;
     assert_int_equal(n, 46);
-    assert_int_equal(cu_crypto_open(key, KEY_ID, ct, n, (const uint8_t *)AD, strlen(AD), pt, 0,
-                                    &ptlen),
-                     CU_OK);
+    assert_int_equal(
+        cu_crypto_open(key, KEY_ID, ct, n, (const uint8_t *)AD, strlen(AD), pt, 0, &ptlen), CU_OK);
     assert_int_equal(ptlen, 0);
     assert_int_equal(pt[0], 0x77);
 }
@@ -197,8 +196,8 @@ static void test_wrong_key_id(void **state)
     /* the header is rewritten to name another id, and the caller passes that id: the id is
      * authenticated, so this still fails */
     ct[5] ^= 0x01;
-    assert_int_equal(cu_crypto_open(key, KEY_ID ^ 0x01, ct, n, (const uint8_t *)AD, strlen(AD),
-                                    out, sizeof out, &outlen),
+    assert_int_equal(cu_crypto_open(key, KEY_ID ^ 0x01, ct, n, (const uint8_t *)AD, strlen(AD), out,
+                                    sizeof out, &outlen),
                      CU_E_CRYPTO);
 }
 
@@ -278,8 +277,7 @@ static void test_outcap_too_small(void **state)
 
     (void)state;
     assert_int_equal(cu_crypto_seal(key, KEY_ID, CU_AEAD_XCHACHA20POLY1305, (const uint8_t *)PT,
-                                    strlen(PT), (const uint8_t *)AD, strlen(AD), ct, need - 1,
-                                    &n),
+                                    strlen(PT), (const uint8_t *)AD, strlen(AD), ct, need - 1, &n),
                      CU_E_TOO_LARGE);
     n = seal_str(CU_AEAD_XCHACHA20POLY1305, PT, AD, ct);
     memset(out, 0xa5, sizeof out);
@@ -331,9 +329,9 @@ static void test_large_values(void **state)
     assert_true(pt && ad && ct && back);
     cu_crypto_random(pt, ptlen);
     cu_crypto_random(ad, adlen);
-    assert_int_equal(cu_crypto_seal(key, 9, CU_AEAD_XCHACHA20POLY1305, pt, ptlen, ad, adlen, ct,
-                                    cap, &n),
-                     CU_OK);
+    assert_int_equal(
+        cu_crypto_seal(key, 9, CU_AEAD_XCHACHA20POLY1305, pt, ptlen, ad, adlen, ct, cap, &n),
+        CU_OK);
     assert_int_equal(cu_crypto_open(key, 9, ct, n, ad, adlen, back, ptlen, &n), CU_OK);
     assert_int_equal(n, ptlen);
     assert_memory_equal(back, pt, ptlen);
@@ -355,15 +353,15 @@ static void test_limits(void **state)
 
     (void)state;
     assert_true(pt && ad);
-    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, big, NULL, 0, ct,
-                                    SIZE_MAX, &n),
-                     CU_E_TOO_LARGE);
-    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, 1, ad, 64 * 1024 + 1,
-                                    ct, sizeof ct, &n),
-                     CU_E_TOO_LARGE);
-    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, 1, ad, 64 * 1024, ct,
+    assert_int_equal(
+        cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, big, NULL, 0, ct, SIZE_MAX, &n),
+        CU_E_TOO_LARGE);
+    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, 1, ad, 64 * 1024 + 1, ct,
                                     sizeof ct, &n),
-                     CU_OK);
+                     CU_E_TOO_LARGE);
+    assert_int_equal(
+        cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, 1, ad, 64 * 1024, ct, sizeof ct, &n),
+        CU_OK);
     free(pt);
     free(ad);
 }
@@ -382,13 +380,12 @@ static void test_allocation_failure(void **state)
     (void)state;
     assert_true(pt && ad && ct && back);
     cu_mem_fail_at(1);
-    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, len, ad, len, ct, cap,
-                                    &n),
-                     CU_E_NOMEM);
+    assert_int_equal(
+        cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, len, ad, len, ct, cap, &n),
+        CU_E_NOMEM);
     cu_mem_fail_at(0);
-    assert_int_equal(cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, len, ad, len, ct, cap,
-                                    &n),
-                     CU_OK);
+    assert_int_equal(
+        cu_crypto_seal(key, 1, CU_AEAD_XCHACHA20POLY1305, pt, len, ad, len, ct, cap, &n), CU_OK);
     for (long k = 1; k <= 2; k++) {
         memset(back, 0xa5, len);
         cu_mem_fail_at(k);

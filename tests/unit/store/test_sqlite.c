@@ -121,6 +121,22 @@ static void test_open_not_a_database(void **state)
     cu_test_rmrf(dir);
 }
 
+static void test_open_read_only_file_fails(void **state)
+{
+    struct fx *f = *state;
+    char err[CU_STORE_ERR_BYTES];
+    struct cu_store *st = NULL;
+    struct cu_store_opts o = {.backend = "sqlite", .path = f->path};
+
+    if (geteuid() == 0)
+        skip(); /* root writes through any mode */
+    assert_int_equal(chmod(f->path, 0400), 0);
+    assert_int_equal(cu_store_open(&o, &st, err), CU_E_PERM);
+    assert_null(st);
+    assert_non_null(strstr(err, f->path));
+    assert_int_equal(chmod(f->path, 0600), 0);
+}
+
 static void test_create_is_private_and_migrated(void **state)
 {
     struct fx *f = *state;
@@ -345,6 +361,30 @@ static void test_commit_persists_across_reopen(void **state)
     cu_stmt_done(s);
 }
 
+/* A statement stepped past its last row is not run again by another cu_stmt_next. */
+static void test_no_rerun_after_end(void **state)
+{
+    struct fx *f = *state;
+    static const char *const ins = "INSERT INTO items (id, n) VALUES ($1, 5) RETURNING n";
+    struct cu_stmt *s = NULL;
+    bool row = false;
+
+    assert_int_equal(cu_db_query(f->db, ins, &CU_VI(1), 1, &s), CU_OK);
+    assert_int_equal(cu_stmt_next(s, &row), CU_OK);
+    assert_true(row);
+    assert_int_equal(cu_stmt_int(s, 0), 5);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cu_stmt_next(s, &row), CU_OK);
+        assert_false(row);
+    }
+    cu_stmt_done(s);
+    assert_int_equal(query_int(f->db, sql_count), 1);
+    /* cu_db_exec runs a RETURNING statement to its end, once. */
+    assert_int_equal(cu_db_exec(f->db, ins, &CU_VI(2), 1), CU_OK);
+    assert_int_equal(cu_db_changes(f->db), 1);
+    assert_int_equal(query_int(f->db, sql_count), 2);
+}
+
 static void test_changes(void **state)
 {
     struct fx *f = *state;
@@ -394,6 +434,25 @@ static void test_statement_cache(void **state)
         }
     }
     cu_stmt_done(NULL);
+}
+
+/* Past the cache's limit new statements fail, but the cached ones keep working. */
+static void test_statement_cache_limit(void **state)
+{
+    struct fx *f = *state;
+    static char texts[5000][24];
+    enum cu_err rc = CU_OK;
+    int n;
+
+    for (n = 0; n < 5000 && rc == CU_OK; n++) {
+        snprintf(texts[n], sizeof texts[n], "SELECT %d", n);
+        rc = cu_db_exec(f->db, texts[n], NULL, 0);
+    }
+    assert_int_equal(rc, CU_E_INTERNAL);
+    assert_true(n > 256);
+    assert_int_equal(query_int(f->db, texts[0]), 0);
+    assert_int_equal(query_int(f->db, texts[n - 2]), n - 2);
+    assert_int_equal(cu_db_exec(f->db, texts[n - 1], NULL, 0), CU_E_INTERNAL);
 }
 
 static void test_connection_settings(void **state)
@@ -692,6 +751,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_missing_file_fails),
         cmocka_unit_test(test_open_not_a_database),
+        cmocka_unit_test_setup_teardown(test_open_read_only_file_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_is_private_and_migrated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_value_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_placeholder_translation, setup, teardown),
@@ -699,8 +759,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_constraint_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_persists_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_rerun_after_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_changes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statement_cache, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_statement_cache_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_settings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_synchronous_full, setup, teardown),
         cmocka_unit_test_setup_teardown(test_readers_during_write, setup, teardown),

@@ -1,0 +1,162 @@
+/*
+ * test_http.c - route matching (404 vs 405, path parameters and their limits), problem
+ * documents, and the metrics exposition.
+ */
+#include "cu_test.h"
+
+#include <jansson.h>
+
+#include "api/http.h"
+#include "api/metrics.h"
+
+static enum cu_err h(struct cu_req *req, struct cu_resp *resp)
+{
+    (void)req;
+    (void)resp;
+    return CU_OK;
+}
+
+static const struct cu_route table[] = {
+    {CU_GET, "/v1/health", h, 0},
+    {CU_GET, "/v1/things/{id}", h, 0},
+    {CU_DELETE, "/v1/things/{id}", h, 0},
+    {CU_GET, "/v1/things/{id}/parts/{part}", h, 0},
+};
+#define NT (sizeof(table) / sizeof(table[0]))
+
+static void test_match(void **state)
+{
+    struct cu_req req;
+    unsigned allowed = 0;
+    (void)state;
+    memset(&req, 0, sizeof(req));
+
+    assert_ptr_equal(cu_route_match(table, NT, CU_GET, "/v1/health", &req, &allowed), &table[0]);
+    assert_ptr_equal(cu_route_match(table, NT, CU_DELETE, "/v1/things/abc", &req, &allowed),
+                     &table[2]);
+    assert_string_equal(req.params[0], "abc");
+    assert_int_equal(req.nparams, 1);
+    assert_ptr_equal(cu_route_match(table, NT, CU_GET, "/v1/things/a/parts/b", &req, &allowed),
+                     &table[3]);
+    assert_string_equal(req.params[0], "a");
+    assert_string_equal(req.params[1], "b");
+    assert_int_equal(req.nparams, 2);
+}
+
+static void test_not_found_vs_method(void **state)
+{
+    struct cu_req req;
+    unsigned allowed = 99;
+    (void)state;
+    memset(&req, 0, sizeof(req));
+
+    assert_null(cu_route_match(table, NT, CU_GET, "/v1/nope", &req, &allowed));
+    assert_int_equal(allowed, 0);
+    assert_null(cu_route_match(table, NT, CU_GET, "/v1/health/", &req, &allowed));
+    assert_int_equal(allowed, 0);
+    assert_null(cu_route_match(table, NT, CU_GET, "/v1/things/", &req, &allowed));
+    assert_int_equal(allowed, 0);
+    assert_null(cu_route_match(table, NT, CU_POST, "/v1/things/x", &req, &allowed));
+    assert_int_equal(allowed, CU_GET | CU_DELETE);
+    char text[64];
+    cu_methods_format(allowed, text, sizeof(text));
+    assert_string_equal(text, "GET, DELETE");
+}
+
+static void test_param_length_limit(void **state)
+{
+    struct cu_req req;
+    unsigned allowed = 0;
+    char path[CU_PATH_PARAM_MAX + 32];
+    (void)state;
+    memset(&req, 0, sizeof(req));
+
+    snprintf(path, sizeof(path), "/v1/things/");
+    memset(path + 11, 'x', CU_PATH_PARAM_MAX - 1);
+    path[11 + CU_PATH_PARAM_MAX - 1] = '\0';
+    assert_non_null(cu_route_match(table, NT, CU_GET, path, &req, &allowed));
+    path[11 + CU_PATH_PARAM_MAX - 1] = 'x';
+    path[11 + CU_PATH_PARAM_MAX] = '\0';
+    assert_null(cu_route_match(table, NT, CU_GET, path, &req, &allowed));
+}
+
+static void test_methods(void **state)
+{
+    (void)state;
+    assert_int_equal(cu_method_parse("GET"), CU_GET);
+    assert_int_equal(cu_method_parse("DELETE"), CU_DELETE);
+    assert_int_equal(cu_method_parse("get"), CU_METHOD_OTHER);
+    assert_int_equal(cu_method_parse("BREW"), CU_METHOD_OTHER);
+}
+
+static void test_problem(void **state)
+{
+    struct cu_req req;
+    struct cu_resp resp;
+    json_error_t jerr;
+    (void)state;
+    memset(&req, 0, sizeof(req));
+    memset(&resp, 0, sizeof(resp));
+    req.path = "/v1/\"quoted\"";
+    snprintf(req.id, sizeof(req.id), "0123456789abcdef0123456789abcdef");
+    cu_buf_init(&resp.body, 1 << 16);
+
+    assert_int_equal(cu_resp_fail(&resp, CU_E_NOT_FOUND, "no route for %s", req.path),
+                     CU_E_NOT_FOUND);
+    cu_problem_render(&resp, &req);
+    assert_int_equal(resp.status, 404);
+    assert_string_equal(resp.content_type, "application/problem+json");
+    json_t *v = json_loads(cu_buf_cstr(&resp.body), 0, &jerr);
+    assert_non_null(v);
+    assert_string_equal(json_string_value(json_object_get(v, "type")),
+                        "urn:custodia:problem:not_found");
+    assert_int_equal(json_integer_value(json_object_get(v, "status")), 404);
+    assert_string_equal(json_string_value(json_object_get(v, "detail")),
+                        "no route for /v1/\"quoted\"");
+    assert_string_equal(json_string_value(json_object_get(v, "instance")), "/v1/\"quoted\"");
+    assert_string_equal(json_string_value(json_object_get(v, "request_id")), req.id);
+    assert_non_null(json_string_value(json_object_get(v, "title")));
+    json_decref(v);
+    cu_buf_free(&resp.body);
+}
+
+static void test_metrics(void **state)
+{
+    struct cu_metrics *m = NULL;
+    struct cu_buf out;
+    (void)state;
+    assert_int_equal(cu_metrics_new(table, NT, &m), CU_OK);
+    cu_metrics_observe(m, 0, 200, 300000);     /* 0.3 ms */
+    cu_metrics_observe(m, 0, 200, 3000000000); /* 3 s */
+    cu_metrics_observe(m, NT, 404, 1000);
+    cu_metrics_observe(m, 1, 418, 1000);
+    cu_buf_init(&out, 1 << 20);
+    assert_int_equal(cu_metrics_render(m, &out, 1700000000000LL), CU_OK);
+    const char *t = cu_buf_cstr(&out);
+    assert_non_null(strstr(
+        t, "custodia_http_requests_total{route=\"/v1/health\",method=\"GET\",status=\"200\"} 2\n"));
+    assert_non_null(
+        strstr(t, "custodia_http_requests_total{route=\"unmatched\",method=\"\",status=\"404\"} 1"));
+    assert_non_null(strstr(t, "status=\"other\"} 1"));
+    assert_non_null(strstr(t, "custodia_http_request_duration_seconds_bucket{route=\"/v1/health\","
+                              "method=\"GET\",le=\"0.0005\"} 1\n"));
+    assert_non_null(strstr(t, "custodia_http_request_duration_seconds_bucket{route=\"/v1/health\","
+                              "method=\"GET\",le=\"2.5\"} 1\n"));
+    assert_non_null(strstr(t, "custodia_http_request_duration_seconds_bucket{route=\"/v1/health\","
+                              "method=\"GET\",le=\"+Inf\"} 2\n"));
+    assert_non_null(strstr(t, "custodia_http_request_duration_seconds_sum{route=\"/v1/health\","
+                              "method=\"GET\"} 3.000300000\n"));
+    assert_non_null(strstr(t, "custodia_start_time_seconds 1700000000.000\n"));
+    cu_buf_free(&out);
+    cu_metrics_free(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_match),           cmocka_unit_test(test_not_found_vs_method),
+        cmocka_unit_test(test_param_length_limit), cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_problem),         cmocka_unit_test(test_metrics),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
