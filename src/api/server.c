@@ -74,10 +74,25 @@ static void remote_ip(struct MHD_Connection *c, char *out, size_t outlen)
                   (socklen_t)outlen);
 }
 
+/* Request ids: 8 random bytes drawn once per thread, then a per-thread counter, so ids are
+ * unique across threads and restarts without a system call per request. */
+static void request_id(char out[CU_REQUEST_ID_BYTES])
+{
+    static _Thread_local uint8_t prefix[8];
+    static _Thread_local uint64_t counter;
+    uint8_t raw[16];
+    if (counter == 0)
+        cu_crypto_random(prefix, sizeof(prefix));
+    counter++;
+    memcpy(raw, prefix, sizeof(prefix));
+    for (int i = 0; i < 8; i++)
+        raw[8 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    cu_hex_encode(raw, sizeof(raw), out);
+}
+
 static struct request *request_new(struct cu_app *app, struct MHD_Connection *c, const char *url,
                                    const char *method)
 {
-    uint8_t idraw[16];
     struct request *r = cu_calloc(1, sizeof(*r));
     if (r == NULL)
         return NULL;
@@ -89,8 +104,7 @@ static struct request *request_new(struct cu_app *app, struct MHD_Connection *c,
     r->req.method_name = method;
     r->req.method = cu_method_parse(method);
     r->req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
-    cu_crypto_random(idraw, sizeof(idraw));
-    cu_hex_encode(idraw, sizeof(idraw), r->req.id);
+    request_id(r->req.id);
     remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
     cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
     cu_buf_init(&r->resp.body, 16u << 20);
@@ -458,6 +472,8 @@ enum cu_err cu_server_run(struct cu_app *app)
         rc = CU_E_IO;
         goto out_mask;
     }
+    if (!cu_log_buffer_start())
+        cu_log_msg(CU_LOG_WARN, "log.unbuffered");
     cu_log(CU_LOG_INFO, "server.started", CU_LS("address", app->cfg.server.listen_address),
            CU_LI("port", app->cfg.server.port), CU_LI("threads", app->threads),
            CU_LS("version", CU_VERSION));
@@ -466,6 +482,7 @@ enum cu_err cu_server_run(struct cu_app *app)
            CU_LI("in_flight", atomic_load(&app->inflight)));
     drain(app, d);
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
+    cu_log_buffer_stop();
 out_mask:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:

@@ -8,10 +8,10 @@
  * the template and the "must be ..." of an error, so the two cannot drift apart.
  *
  * inih is fed through our own line reader. The reader counts lines (inih r55 does not pass
- * line numbers to the handler), strips leading whitespace (so an indented key is a key, not
- * a continuation of the previous value), rejects lines longer than inih's line buffer instead
- * of letting inih split them, and checks section names, so an unknown section is reported
- * even when it holds no keys. Parsing stops at the first error.
+ * line numbers to the handler), strips a UTF-8 byte order mark and leading whitespace (so an
+ * indented key is a key, not a continuation of the previous value), rejects lines longer than
+ * inih's line buffer instead of letting inih split them, and checks section names, so an unknown
+ * section is reported even when it holds no keys. Parsing stops at the first error.
  */
 #include "base/config.h"
 
@@ -244,10 +244,10 @@ static void echo(const char *v, bool quote, char out[ECHO_BYTES])
     if (quote) {
         out[i++] = '"';
     }
-    for (n = 0; v[n] != '\0' && n < ECHO_MAX; n++) {
+    for (n = 0; n < ECHO_MAX && v[n] != '\0'; n++) {
         unsigned char c = (unsigned char)v[n];
 
-        out[i++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+        out[i++] = (char)(c >= 0x20 && c < 0x7f ? c : '?');
     }
     if (v[n] != '\0') {
         memcpy(out + i, "...", 3);
@@ -517,7 +517,8 @@ static char *read_line(char *str, int num, void *stream)
     str[len] = '\0';
     ctx->lineno++;
     ctx->max_line = num - 1;
-    skip = strspn(str, " \t\r\f\v");
+    skip = ctx->lineno == 1 && strncmp(str, "\xef\xbb\xbf", 3) == 0 ? 3 : 0; /* UTF-8 BOM */
+    skip += strspn(str + skip, " \t\r\f\v");
     memmove(str, str + skip, len - skip + 1);
     check_line(ctx, str, too_long, has_nul);
     if (ctx->err_line != 0) {

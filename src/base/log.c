@@ -10,6 +10,8 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <time.h>
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -102,15 +104,14 @@ static void put_head(struct line *l, enum cu_log_level level, const char *msg)
     CU_ASSERT(put_str(l, msg ? msg : ""));
 }
 
-/* emit(l): writes the finished line with one write() (retrying only on EINTR or a short
- * write, which pipes and files do not do for lines this size in practice). */
-static void emit(const struct line *l)
+/* write_all(p, n): writes n bytes to the log fd, retrying on EINTR and short writes. */
+static void write_all(const char *p, size_t n)
 {
     int fd = atomic_load(&log_fd);
     size_t off = 0;
 
-    while (off < l->len) {
-        ssize_t w = write(fd, l->buf + off, l->len - off);
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
 
         if (w < 0 && errno == EINTR) {
             continue;
@@ -120,6 +121,94 @@ static void emit(const struct line *l)
         }
         off += (size_t)w;
     }
+}
+
+/* Buffered mode (the server's): lines gather in one buffer that a flusher thread writes out
+ * every LOG_FLUSH_MS, or sooner when it fills or a warning or error arrives, so a busy server
+ * pays one write() per batch instead of one per request. Order is kept: every line passes
+ * through the buffer while buffering is on. */
+#define LOG_BUFFER_BYTES (64 * 1024)
+#define LOG_FLUSH_MS 100
+
+static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t buf_cond = PTHREAD_COND_INITIALIZER;
+static char log_buffer[LOG_BUFFER_BYTES];
+static size_t buf_len;
+static atomic_bool buffering;
+static bool flusher_stop;
+static pthread_t flusher;
+
+static void flush_locked(void)
+{
+    write_all(log_buffer, buf_len);
+    buf_len = 0;
+}
+
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&buf_lock);
+    while (!flusher_stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += LOG_FLUSH_MS * 1000000L;
+        ts.tv_sec += ts.tv_nsec / 1000000000L;
+        ts.tv_nsec %= 1000000000L;
+        pthread_cond_timedwait(&buf_cond, &buf_lock, &ts);
+        flush_locked();
+    }
+    pthread_mutex_unlock(&buf_lock);
+    return NULL;
+}
+
+/* cu_log_buffer_start(): turns buffered mode on; false if the flusher cannot start. */
+bool cu_log_buffer_start(void)
+{
+    if (atomic_load(&buffering))
+        return true;
+    flusher_stop = false;
+    if (pthread_create(&flusher, NULL, flusher_main, NULL) != 0)
+        return false;
+    atomic_store(&buffering, true);
+    return true;
+}
+
+/* cu_log_buffer_stop(): writes out what is buffered and returns to one write() per line. */
+void cu_log_buffer_stop(void)
+{
+    if (!atomic_load(&buffering))
+        return;
+    pthread_mutex_lock(&buf_lock);
+    atomic_store(&buffering, false);
+    flusher_stop = true;
+    pthread_cond_signal(&buf_cond);
+    pthread_mutex_unlock(&buf_lock);
+    pthread_join(flusher, NULL);
+    pthread_mutex_lock(&buf_lock);
+    flush_locked();
+    pthread_mutex_unlock(&buf_lock);
+}
+
+/* emit(l, level): writes the finished line: at once with one write(), or into the buffer. */
+static void emit(const struct line *l, enum cu_log_level level)
+{
+    if (!atomic_load(&buffering)) {
+        write_all(l->buf, l->len);
+        return;
+    }
+    pthread_mutex_lock(&buf_lock);
+    if (!atomic_load(&buffering)) {
+        pthread_mutex_unlock(&buf_lock);
+        write_all(l->buf, l->len);
+        return;
+    }
+    if (buf_len + l->len > sizeof(log_buffer))
+        flush_locked();
+    memcpy(log_buffer + buf_len, l->buf, l->len);
+    buf_len += l->len;
+    if (level >= CU_LOG_WARN)
+        flush_locked();
+    pthread_mutex_unlock(&buf_lock);
 }
 
 /* cu_log_fields(level, msg, fields, n): logs msg with n fields, if level is enabled. */
@@ -148,7 +237,7 @@ void cu_log_fields(enum cu_log_level level, const char *msg, const struct cu_log
         put(&l, ",\"log_truncated\":true", 21);
     }
     put(&l, "}\n", 2);
-    emit(&l);
+    emit(&l, level);
 }
 
 /* cu_log_msg(level, msg): logs msg with no fields. */

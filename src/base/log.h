@@ -50,6 +50,16 @@ void cu_log_set_level(enum cu_log_level level);
 /* cu_log_set_fd(fd): where lines go (default 2). */
 void cu_log_set_fd(int fd);
 
+/* cu_log_buffer_start(): from now on lines gather in a 64 KiB buffer that a background
+ * thread writes out every 100 ms, or sooner when it fills or a warning or error arrives.
+ * For the server, where one write() per request costs more than the request. false if the
+ * thread cannot start (lines then keep going out one by one). */
+bool cu_log_buffer_start(void);
+
+/* cu_log_buffer_stop(): writes out what is buffered, stops the thread, and returns to one
+ * write() per line. Call before exit. */
+void cu_log_buffer_stop(void);
+
 /* cu_log_parse_level(s, out): "debug", "info", "warn", "error" or "off" to a level; false
  * when s is none of them. */
 bool cu_log_parse_level(const char *s, enum cu_log_level *out);

@@ -24,7 +24,7 @@
 
 /* What init has made so far, removed again if a later step fails. */
 struct made {
-    char paths[MAX_MADE][CU_CONFIG_PATH_BYTES];
+    char paths[MAX_MADE][CU_CONFIG_PATH_BYTES + 16];
     size_t n;
     bool made_dir;
     const char *dir;
@@ -33,12 +33,12 @@ struct made {
 static void made_add(struct made *m, const char *path)
 {
     CU_ASSERT(m->n < MAX_MADE);
-    snprintf(m->paths[m->n++], CU_CONFIG_PATH_BYTES, "%s", path);
+    snprintf(m->paths[m->n++], sizeof(m->paths[0]), "%s", path);
 }
 
 static void made_undo(struct made *m)
 {
-    char extra[CU_CONFIG_PATH_BYTES + 8];
+    char extra[CU_CONFIG_PATH_BYTES + 32];
     while (m->n > 0) {
         const char *p = m->paths[--m->n];
         unlink(p);

@@ -241,7 +241,7 @@ static size_t split(char *line, char **f)
 /* parse_line(p, line): one NUL-terminated line. */
 static enum cu_err parse_line(struct parse *p, char *line)
 {
-    char *f[KEYRING_MAX_FIELDS + 1];
+    char *f[KEYRING_MAX_FIELDS + 1] = {0};
     size_t n = split(line, f);
 
     if (n == 0 || f[0][0] == '#') {

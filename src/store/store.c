@@ -68,7 +68,6 @@ static const char *const sql_recorded =
     "SELECT version, name FROM schema_migrations ORDER BY version";
 static const char *const sql_record =
     "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)";
-static const char *const sql_ping = "SELECT 1";
 
 static const struct cu_store_ops *find_backend(const char *name)
 {
@@ -725,21 +724,6 @@ enum cu_err cu_store_schema_version(struct cu_store *st, int *out)
     return rc;
 }
 
-/* ping(db): runs SELECT 1 and checks the answer. */
-static enum cu_err ping(struct cu_db *db)
-{
-    struct cu_stmt *s = NULL;
-    bool row = false;
-    enum cu_err rc = cu_db_query(db, sql_ping, NULL, 0, &s);
-
-    if (rc == CU_OK)
-        rc = cu_stmt_next(s, &row);
-    if (rc == CU_OK && (!row || cu_stmt_int(s, 0) != 1))
-        rc = CU_E_STORE;
-    cu_stmt_done(s);
-    return rc;
-}
-
 /* cu_store_check(st, err): whether the store answers and its schema is current; for the
  * health endpoint. */
 enum cu_err cu_store_check(struct cu_store *st, char err[CU_STORE_ERR_BYTES])
@@ -751,10 +735,13 @@ enum cu_err cu_store_check(struct cu_store *st, char err[CU_STORE_ERR_BYTES])
 
     err[0] = '\0';
     (void)st->ops->migrations(&known);
-    if (rc == CU_OK)
-        rc = ping(db);
-    if (rc == CU_OK)
-        rc = cu_store_schema_version(st, &v);
+    /* One read-only query: it proves the store answers and gives the schema version (health
+     * must never write, so a missing table means "not migrated"). */
+    if (rc == CU_OK && read_version(db, &v) != CU_OK) {
+        snprintf(err, CU_STORE_ERR_BYTES, "%s: no schema_migrations table; it is not migrated",
+                 st->label);
+        return CU_E_STORE;
+    }
     if (rc != CU_OK) {
         snprintf(err, CU_STORE_ERR_BYTES, "%s: store does not answer: %s", st->label,
                  cu_err_str(rc));

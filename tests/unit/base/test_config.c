@@ -327,6 +327,8 @@ static void test_structure_errors(void **state)
                       "unknown section "
                       "[xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...]");
     expect_file_error("[server]\npo\x1brt = 1\n", 2, "unknown key [server] po?rt");
+    /* a UTF-8 byte order mark does not hide the first line from the checks */
+    expect_file_error("\xef\xbb\xbf[foo]\n", 1, "unknown section [foo]");
 }
 
 static void test_echo_is_cut_and_cleaned(void **state)
@@ -395,6 +397,8 @@ static void test_lenient_layout(void **state)
     assert_int_equal(cfg.server.port, 9001);
     assert_int_equal(cfg.server.threads, 4);
     assert_int_equal(cfg.log.level, CU_LOG_WARN);
+    assert_int_equal(load_text("\xef\xbb\xbf[server]\nport = 9002\n", &cfg, err), CU_OK);
+    assert_int_equal(cfg.server.port, 9002);
     /* an empty file changes nothing */
     assert_int_equal(load_text("", &cfg, err), CU_OK);
     assert_int_equal(cfg.server.port, 8443);

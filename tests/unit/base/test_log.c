@@ -238,6 +238,7 @@ static void test_threads_do_not_interleave(void **state)
     for (int i = 0; i < THREADS; i++) {
         assert_int_equal(pthread_join(t[i], NULL), 0);
     }
+    cu_log_buffer_stop(); /* writes out what buffered mode holds; else does nothing */
     cu_log_set_fd(pipefd[1]);
     close(fd);
     f = fopen(path, "r");
@@ -258,6 +259,46 @@ static void test_threads_do_not_interleave(void **state)
     cu_test_rmrf(dir);
 }
 
+/* Buffered mode: info lines wait for the flusher (or a stop), a warning pushes everything
+ * out at once, in order, and stopping writes out the rest. */
+static void test_buffered_mode(void **state)
+{
+    char buf[4096];
+    ssize_t n;
+
+    assert_true(cu_log_buffer_start());
+    cu_log(CU_LOG_INFO, "first", CU_LI("n", 1));
+    cu_log(CU_LOG_INFO, "second", CU_LI("n", 2));
+    cu_log(CU_LOG_WARN, "third", CU_LI("n", 3));
+    n = read(pipefd[0], buf, sizeof buf - 1);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    char *a = strstr(buf, "\"first\""), *b = strstr(buf, "\"second\""), *c = strstr(buf, "\"third\"");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_true(a < b && b < c);
+    cu_log(CU_LOG_INFO, "fourth", CU_LI("n", 4));
+    cu_log_buffer_stop();
+    json_t *v = read_line();
+    assert_string_equal(str(v, "msg"), "fourth");
+    json_decref(v);
+    assert_pipe_empty();
+    /* After stop, lines go out one by one again. */
+    cu_log(CU_LOG_INFO, "fifth", CU_LI("n", 5));
+    v = read_line();
+    assert_string_equal(str(v, "msg"), "fifth");
+    json_decref(v);
+}
+
+/* Threads writing through the buffer never interleave or lose lines. */
+static void test_buffered_threads(void **state)
+{
+    assert_true(cu_log_buffer_start());
+    test_threads_do_not_interleave(state);
+    cu_log_buffer_stop();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +309,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_long_value_cut_and_marked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overfull_line_drops_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_do_not_interleave, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_mode, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_buffered_threads, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
