@@ -16,23 +16,25 @@ status=0
 logs="unit unit-asan unit-valgrind integration integration-asan"
 for l in $logs; do rm -f "build/meson-logs/$l.json" "build-asan/meson-logs/$l.json"; done
 
+# run LABEL LOGBASE MESON-TEST-ARGS...
 run() {
-    name=$1
-    shift
-    echo "== $name" >&2
-    meson test --no-rebuild --print-errorlogs --logbase "$name" "$@" >"build/$name.out" 2>&1 \
-        || status=1
-    grep -E '^ *[0-9]+/[0-9]+ ' "build/$name.out" | sed 's/^/   /' >&2
-    grep -A200 -E 'FAIL|ERROR' "build/$name.out" | head -150 >&2 || true
+    echo "== $1" >&2
+    name=$2
+    shift 2
+    out="build/$name-$(echo "$*" | cksum | cut -d' ' -f1).out"
+    meson test --no-rebuild --print-errorlogs --logbase "$name" "$@" >"$out" 2>&1 || status=1
+    grep -E '^ *[0-9]+/[0-9]+ ' "$out" | sed 's/^/   /' >&2
+    grep -A200 -E 'FAIL|ERROR' "$out" | head -150 >&2 || true
 }
 
-run unit -C build --suite unit
-run unit-asan -C build-asan --suite unit
-run unit-valgrind -C build --suite unit \
-    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --quiet' \
+run unit unit -C build --suite unit
+run unit-asan unit-asan -C build-asan --suite unit
+# meson names the results of a wrapped run <logbase>-<wrapper>: unit-valgrind.json.
+run unit-valgrind unit -C build --suite unit \
+    --wrapper 'valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite --child-silent-after-fork=yes --quiet' \
     --timeout-multiplier 4
-run integration -C build --suite integration
-run integration-asan -C build-asan --suite integration
+run integration integration -C build --suite integration
+run integration-asan integration-asan -C build-asan --suite integration
 
 python3 - $logs <<'PY'
 import json, os, sys
