@@ -17,8 +17,8 @@ static const struct {
     const char *name;
     enum cu_method m;
 } method_names[] = {
-    {"GET", CU_GET},         {"POST", CU_POST},       {"PUT", CU_PUT},    {"PATCH", CU_PATCH},
-    {"DELETE", CU_DELETE},   {"HEAD", CU_HEAD},       {"OPTIONS", CU_OPTIONS},
+    {"GET", CU_GET},       {"POST", CU_POST}, {"PUT", CU_PUT},         {"PATCH", CU_PATCH},
+    {"DELETE", CU_DELETE}, {"HEAD", CU_HEAD}, {"OPTIONS", CU_OPTIONS},
 };
 
 enum cu_method cu_method_parse(const char *name)
@@ -79,8 +79,8 @@ static bool pattern_match(const char *pattern, const char *path, struct cu_req *
 }
 
 const struct cu_route *cu_route_match(const struct cu_route *routes, size_t n,
-                                      enum cu_method method, const char *path,
-                                      struct cu_req *req, unsigned *allowed)
+                                      enum cu_method method, const char *path, struct cu_req *req,
+                                      unsigned *allowed)
 {
     *allowed = 0;
     for (size_t i = 0; i < n; i++) {
@@ -147,8 +147,8 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
         cu_json_escape(&resp->body, resp->detail[0] ? resp->detail : cu_err_str(err),
                        strlen(resp->detail[0] ? resp->detail : cu_err_str(err))) != CU_OK ||
         cu_buf_append_str(&resp->body, ",\"instance\":") != CU_OK ||
-        cu_json_escape(&resp->body, req->path ? req->path : "", strlen(req->path ? req->path : "")) !=
-            CU_OK ||
+        cu_json_escape(&resp->body, req->path ? req->path : "",
+                       strlen(req->path ? req->path : "")) != CU_OK ||
         cu_buf_printf(&resp->body, ",\"request_id\":\"%s\"}\n", req->id) != CU_OK) {
         cu_buf_reset(&resp->body);
     }

@@ -50,22 +50,22 @@ struct cu_req {
     char id[CU_REQUEST_ID_BYTES];
     enum cu_method method;
     const char *method_name;
-    const char *path;                  /* without the query string */
-    const char *content_type;          /* NULL when absent */
-    struct cu_buf body;                /* capped at server.max_body_bytes */
+    const char *path;                                   /* without the query string */
+    const char *content_type;                           /* NULL when absent */
+    struct cu_buf body;                                 /* capped at server.max_body_bytes */
     char params[CU_MAX_PATH_PARAMS][CU_PATH_PARAM_MAX]; /* {name} segments, in order */
     size_t nparams;
     struct cu_principal principal;
     char remote_ip[64];
-    void *conn;                        /* the MHD connection, for query arguments */
+    void *conn; /* the MHD connection, for query arguments */
 };
 
 struct cu_resp {
     int status;
-    const char *content_type;          /* static string */
+    const char *content_type; /* static string */
     struct cu_buf body;
-    enum cu_err err;                   /* set by cu_resp_fail */
-    char detail[CU_DETAIL_BYTES];      /* problem detail; never a secret or personal data */
+    enum cu_err err;              /* set by cu_resp_fail */
+    char detail[CU_DETAIL_BYTES]; /* problem detail; never a secret or personal data */
     const char *headers[CU_MAX_EXTRA_HEADERS][2];
     size_t nheaders;
 };
@@ -74,9 +74,9 @@ typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
 
 struct cu_route {
     enum cu_method method;
-    const char *pattern;  /* "/v1/apikeys/{id}" */
+    const char *pattern; /* "/v1/apikeys/{id}" */
     cu_handler_fn handler;
-    uint64_t scope;       /* required API-key scope; 0 = no authentication */
+    uint64_t scope; /* required API-key scope; 0 = no authentication */
 };
 
 /* cu_routes(n): the route table and its length (routes.c). */
@@ -87,8 +87,8 @@ const struct cu_route *cu_routes(size_t *n);
  * routes whose pattern matches the path (0 when the path is unknown). Path params longer than
  * CU_PATH_PARAM_MAX - 1 bytes do not match. */
 const struct cu_route *cu_route_match(const struct cu_route *routes, size_t n,
-                                      enum cu_method method, const char *path,
-                                      struct cu_req *req, unsigned *allowed);
+                                      enum cu_method method, const char *path, struct cu_req *req,
+                                      unsigned *allowed);
 
 /* cu_method_parse(name): the enum value of an HTTP method name. */
 enum cu_method cu_method_parse(const char *name);

@@ -15,13 +15,13 @@
 #include "base/mem.h"
 #include "cu_version.h"
 
-static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405, 409,
-                               413, 415, 422, 429, 431, 500, 503};
+static const int statuses[] = {200, 201, 204, 400, 401, 403, 404, 405,
+                               409, 413, 415, 422, 429, 431, 500, 503};
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
 /* Bucket upper bounds in microseconds, and as Prometheus prints them in seconds. */
-static const uint64_t bucket_us[] = {100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000,
-                                     100000, 250000, 500000, 1000000, 2500000};
+static const uint64_t bucket_us[] = {100,   250,   500,    1000,   2500,   5000,    10000,
+                                     25000, 50000, 100000, 250000, 500000, 1000000, 2500000};
 static const char *const bucket_le[] = {"0.0001", "0.00025", "0.0005", "0.001", "0.0025",
                                         "0.005",  "0.01",    "0.025",  "0.05",  "0.1",
                                         "0.25",   "0.5",     "1",      "2.5"};
@@ -149,15 +149,15 @@ static enum cu_err render_histograms(struct cu_metrics *m, struct cu_buf *out)
 
 enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms)
 {
-    enum cu_err rc = cu_buf_printf(out,
-                                   "# HELP custodia_build_info The running version.\n"
-                                   "# TYPE custodia_build_info gauge\n"
-                                   "custodia_build_info{version=\"%s\"} 1\n"
-                                   "# HELP custodia_start_time_seconds When the server started.\n"
-                                   "# TYPE custodia_start_time_seconds gauge\n"
-                                   "custodia_start_time_seconds %lld.%03lld\n",
-                                   CU_VERSION, (long long)(start_ms / 1000),
-                                   (long long)(start_ms % 1000));
+    enum cu_err rc =
+        cu_buf_printf(out,
+                      "# HELP custodia_build_info The running version.\n"
+                      "# TYPE custodia_build_info gauge\n"
+                      "custodia_build_info{version=\"%s\"} 1\n"
+                      "# HELP custodia_start_time_seconds When the server started.\n"
+                      "# TYPE custodia_start_time_seconds gauge\n"
+                      "custodia_start_time_seconds %lld.%03lld\n",
+                      CU_VERSION, (long long)(start_ms / 1000), (long long)(start_ms % 1000));
     if (rc == CU_OK)
         rc = render_counts(m, out);
     if (rc == CU_OK)

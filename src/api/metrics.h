@@ -17,8 +17,7 @@ struct cu_metrics;
 
 /* cu_metrics_new(routes, n, out): counters for n routes plus one slot for requests that
  * matched no route. Caller frees *out with cu_metrics_free(). */
-CU_WUR enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n,
-                                  struct cu_metrics **out);
+CU_WUR enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n, struct cu_metrics **out);
 
 /* cu_metrics_free(m): frees m; NULL does nothing. */
 void cu_metrics_free(struct cu_metrics *m);

@@ -30,11 +30,11 @@ static enum cu_err handle_health(struct cu_req *req, struct cu_resp *resp)
         cu_log(CU_LOG_WARN, "health.store_failing", CU_LS("error", err));
     }
     cu_clock_format(now_ms, now);
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status",
-                          src == CU_OK ? "ok" : "failing", "version", CU_VERSION, "store",
-                          src == CU_OK ? "ok" : "failing", "store_backend",
-                          cu_store_backend(app->store), "time", now, "uptime_seconds",
-                          (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
+    json_t *v =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status", src == CU_OK ? "ok" : "failing",
+                  "version", CU_VERSION, "store", src == CU_OK ? "ok" : "failing", "store_backend",
+                  cu_store_backend(app->store), "time", now, "uptime_seconds",
+                  (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
     return cu_resp_json(resp, src == CU_OK ? 200 : 503, v);
 }
 
@@ -59,9 +59,8 @@ static json_t *apikey_json(const struct cu_apikey_info *k)
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);
     return json_pack("{s:s, s:s, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name, "scopes",
-                     scopes, "created_at", created, "expires_at",
-                     k->expires_at ? expires : NULL, "revoked_at",
-                     k->revoked_at ? revoked : NULL);
+                     scopes, "created_at", created, "expires_at", k->expires_at ? expires : NULL,
+                     "revoked_at", k->revoked_at ? revoked : NULL);
 }
 
 static bool valid_key_id(const char *id)

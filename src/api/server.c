@@ -45,7 +45,7 @@ struct request {
     bool too_large;
     bool answered;
     size_t discarded; /* body bytes read and dropped after the cap was passed */
-    char allow[64]; /* the Allow header of a 405 */
+    char allow[64];   /* the Allow header of a 405 */
 };
 
 static const struct cu_route *routes;
@@ -241,8 +241,8 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t *si
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct cu_app *app = cls;
     struct request *r = *con_cls;
@@ -291,9 +291,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                CU_LI("status", status), CU_LI("duration_us", ns / 1000),
                CU_LI("bytes", r->answered ? r->resp.body.len : 0),
                CU_LS("remote_ip", r->req.remote_ip),
-               CU_LS("principal", r->req.principal.kind == CU_PRINCIPAL_APIKEY
-                                      ? r->req.principal.key.id
-                                      : NULL),
+               CU_LS("principal",
+                     r->req.principal.kind == CU_PRINCIPAL_APIKEY ? r->req.principal.key.id : NULL),
                CU_LB("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
     request_free(r);
     *con_cls = NULL;
@@ -334,7 +333,8 @@ static enum cu_err read_pem(const struct cu_config *cfg, const char *rel, char *
         return rc;
     fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path), CU_LS("error", strerror(errno)));
+        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path),
+               CU_LS("error", strerror(errno)));
         return CU_E_IO;
     }
     cu_buf_init(&b, 1u << 20);
@@ -355,7 +355,8 @@ static enum cu_err read_pem(const struct cu_config *cfg, const char *rel, char *
     if (rc == CU_OK && b.len == 0)
         rc = CU_E_TLS;
     if (rc != CU_OK) {
-        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path), CU_LS("error", cu_err_str(rc)));
+        cu_log(CU_LOG_ERROR, "tls.read_failed", CU_LS("file", path),
+               CU_LS("error", cu_err_str(rc)));
         cu_buf_free(&b);
         return rc;
     }
@@ -371,8 +372,7 @@ static void wipe_free(char *p)
     }
 }
 
-static enum cu_err listen_addr(const struct cu_config *cfg, struct sockaddr_storage *ss,
-                               bool *ipv6)
+static enum cu_err listen_addr(const struct cu_config *cfg, struct sockaddr_storage *ss, bool *ipv6)
 {
     struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
@@ -397,8 +397,7 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
     const struct cu_config *cfg = &app->cfg;
     struct sockaddr_storage ss;
     bool ipv6;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     size_t mem = cfg->server.max_header_bytes + 16384;
 
     if (listen_addr(cfg, &ss, &ipv6) != CU_OK)
@@ -407,15 +406,14 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
         flags, cfg->server.port, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, NULL, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
+        mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        app->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_HTTPS_MEM_KEY, key,
-        MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, app, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, app, MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        mem, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
+        MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection, app,
+        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 }
 
 /* Waits for SIGTERM or SIGINT, which the caller has blocked in every thread. */
@@ -466,7 +464,8 @@ enum cu_err cu_server_run(struct cu_app *app)
     wipe_free(key);
     key = NULL;
     if (d == NULL) {
-        cu_log(CU_LOG_ERROR, "server.start_failed", CU_LS("address", app->cfg.server.listen_address),
+        cu_log(CU_LOG_ERROR, "server.start_failed",
+               CU_LS("address", app->cfg.server.listen_address),
                CU_LI("port", app->cfg.server.port),
                CU_LS("hint", "is the port in use, or the TLS certificate or key unreadable?"));
         rc = CU_E_IO;

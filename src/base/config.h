@@ -24,30 +24,30 @@ struct cu_config {
     char data_dir[CU_CONFIG_PATH_BYTES];
 
     struct {
-        char listen_address[64];   /* IPv4 or IPv6 literal */
-        uint16_t port;             /* 1..65535 */
-        unsigned threads;          /* 0 = one per core; else 1..256 */
-        unsigned max_connections;  /* 1..100000 */
-        unsigned per_ip_connections; /* 0 = no limit; else 1..100000 */
-        unsigned idle_timeout;     /* seconds, 1..3600 */
-        size_t max_header_bytes;   /* 1024..1048576 */
-        size_t max_body_bytes;     /* 1024..1073741824 */
+        char listen_address[64];             /* IPv4 or IPv6 literal */
+        uint16_t port;                       /* 1..65535 */
+        unsigned threads;                    /* 0 = one per core; else 1..256 */
+        unsigned max_connections;            /* 1..100000 */
+        unsigned per_ip_connections;         /* 0 = no limit; else 1..100000 */
+        unsigned idle_timeout;               /* seconds, 1..3600 */
+        size_t max_header_bytes;             /* 1024..1048576 */
+        size_t max_body_bytes;               /* 1024..1073741824 */
         char tls_cert[CU_CONFIG_PATH_BYTES]; /* relative to data_dir unless absolute */
         char tls_key[CU_CONFIG_PATH_BYTES];
-        char tls_priorities[512];  /* GnuTLS priority string */
+        char tls_priorities[512]; /* GnuTLS priority string */
         bool access_log;
     } server;
 
     struct {
-        char backend[16];          /* "sqlite" */
+        char backend[16];                /* "sqlite" */
         char path[CU_CONFIG_PATH_BYTES]; /* sqlite: database file, relative to data_dir */
-        unsigned busy_timeout_ms;  /* 0..600000 */
-        char synchronous[8];       /* "full" or "normal" */
+        unsigned busy_timeout_ms;        /* 0..600000 */
+        char synchronous[8];             /* "full" or "normal" */
     } store;
 
     struct {
         char root_key_file[CU_CONFIG_PATH_BYTES]; /* relative to data_dir unless absolute */
-        char algorithm[24];        /* "xchacha20poly1305" or "aes256gcm" */
+        char algorithm[24];                       /* "xchacha20poly1305" or "aes256gcm" */
     } keys;
 
     struct {

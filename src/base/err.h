@@ -14,28 +14,28 @@
 
 enum cu_err {
     CU_OK = 0,
-    CU_E_NOMEM,          /* allocation failed */
-    CU_E_INVALID,        /* bad input from a caller: malformed, out of range */
-    CU_E_TOO_LARGE,      /* input over its size limit */
-    CU_E_NOT_FOUND,      /* no such thing */
-    CU_E_EXISTS,         /* conflicts with something that exists */
+    CU_E_NOMEM,           /* allocation failed */
+    CU_E_INVALID,         /* bad input from a caller: malformed, out of range */
+    CU_E_TOO_LARGE,       /* input over its size limit */
+    CU_E_NOT_FOUND,       /* no such thing */
+    CU_E_EXISTS,          /* conflicts with something that exists */
     CU_E_UNAUTHENTICATED, /* no, unknown, revoked or expired credential */
-    CU_E_FORBIDDEN,      /* authenticated, but not allowed */
-    CU_E_METHOD,         /* HTTP method not allowed on the route */
-    CU_E_MEDIA_TYPE,     /* wrong content type */
-    CU_E_RATE_LIMITED,   /* too many requests */
-    CU_E_IO,             /* file or socket error */
-    CU_E_CONFIG,         /* bad configuration */
-    CU_E_PERM,           /* file permissions unsafe or denied */
-    CU_E_CRYPTO,         /* authentication of a ciphertext or signature failed */
-    CU_E_KEY_MISSING,    /* a key version needed is not in the keyring */
-    CU_E_STORE,          /* the store failed */
-    CU_E_BUSY,           /* the store stayed locked past the busy timeout */
-    CU_E_SCHEMA_NEWER,   /* the database was written by a newer custodia */
-    CU_E_CORRUPT,        /* stored data failed an integrity check */
-    CU_E_TLS,            /* TLS setup failed */
-    CU_E_UNAVAILABLE,    /* a dependency is down; try later */
-    CU_E_INTERNAL,       /* a bug or an unexpected state */
+    CU_E_FORBIDDEN,       /* authenticated, but not allowed */
+    CU_E_METHOD,          /* HTTP method not allowed on the route */
+    CU_E_MEDIA_TYPE,      /* wrong content type */
+    CU_E_RATE_LIMITED,    /* too many requests */
+    CU_E_IO,              /* file or socket error */
+    CU_E_CONFIG,          /* bad configuration */
+    CU_E_PERM,            /* file permissions unsafe or denied */
+    CU_E_CRYPTO,          /* authentication of a ciphertext or signature failed */
+    CU_E_KEY_MISSING,     /* a key version needed is not in the keyring */
+    CU_E_STORE,           /* the store failed */
+    CU_E_BUSY,            /* the store stayed locked past the busy timeout */
+    CU_E_SCHEMA_NEWER,    /* the database was written by a newer custodia */
+    CU_E_CORRUPT,         /* stored data failed an integrity check */
+    CU_E_TLS,             /* TLS setup failed */
+    CU_E_UNAVAILABLE,     /* a dependency is down; try later */
+    CU_E_INTERNAL,        /* a bug or an unexpected state */
     CU_E__COUNT
 };
 
@@ -59,6 +59,16 @@ const char *cu_err_title(enum cu_err e);
     do {                                                                                           \
         if (!(x)) {                                                                                \
             fprintf(stderr, "custodia: assertion failed: %s (%s:%d)\n", #x, __FILE__, __LINE__);   \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* CU_ASSERT_MSG(x, why): CU_ASSERT with a reason for the reader of the abort message. */
+#define CU_ASSERT_MSG(x, why)                                                                      \
+    do {                                                                                           \
+        if (!(x)) {                                                                                \
+            fprintf(stderr, "custodia: assertion failed: %s: %s (%s:%d)\n", #x, why, __FILE__,     \
+                    __LINE__);                                                                     \
             abort();                                                                               \
         }                                                                                          \
     } while (0)

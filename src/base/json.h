@@ -36,15 +36,13 @@ CU_WUR enum cu_err cu_json_only_keys(const json_t *obj, const char *const *allow
  * string, empty, or containing a NUL; CU_E_TOO_LARGE when longer than maxlen bytes. err names
  * the key. */
 CU_WUR enum cu_err cu_json_get_string(const json_t *obj, const char *key, bool required,
-                                      size_t maxlen, const char **out,
-                                      char err[CU_JSON_ERR_BYTES]);
+                                      size_t maxlen, const char **out, char err[CU_JSON_ERR_BYTES]);
 
 /* cu_json_get_int(obj, key, required, min, max, out, err): *out = the integer at key (left as
  * is when absent and not required). CU_E_INVALID when missing and required, not an integer,
  * or outside [min, max]; err names the key. */
-CU_WUR enum cu_err cu_json_get_int(const json_t *obj, const char *key, bool required,
-                                   int64_t min, int64_t max, int64_t *out,
-                                   char err[CU_JSON_ERR_BYTES]);
+CU_WUR enum cu_err cu_json_get_int(const json_t *obj, const char *key, bool required, int64_t min,
+                                   int64_t max, int64_t *out, char err[CU_JSON_ERR_BYTES]);
 
 /* cu_json_get_bool(obj, key, required, out, err): *out = the boolean at key. */
 CU_WUR enum cu_err cu_json_get_bool(const json_t *obj, const char *key, bool required, bool *out,

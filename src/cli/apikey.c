@@ -97,7 +97,10 @@ static int list(struct cu_cli_ctx *ctx)
             if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
                 scopes[0] = '\0';
             printf("%-20s %-24s %-8s %-25s %s\n", k->id, created,
-                   k->revoked_at ? "revoked" : expired ? "expired" : "active", k->name, scopes);
+                   k->revoked_at ? "revoked"
+                   : expired     ? "expired"
+                                 : "active",
+                   k->name, scopes);
             snprintf(after, sizeof(after), "%s", k->id);
         }
         cu_free(items);
@@ -141,9 +144,9 @@ struct args {
 static int parse(int argc, char **argv, struct args *a)
 {
     static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},        {"name", required_argument, NULL, 'n'},
-        {"scope", required_argument, NULL, 's'},      {"expires-in", required_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},             {NULL, 0, NULL, 0}};
+        {"dir", required_argument, NULL, 'd'},   {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'}, {"expires-in", required_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int c;
     char *end;
     while ((c = getopt_long(argc, argv, "d:n:s:e:h", opts, NULL)) != -1) {

@@ -14,9 +14,9 @@
 
 #include "base/err.h"
 
-#define CU_KEY_BYTES 32         /* symmetric keys: KEKs, DEKs, sub-keys */
-#define CU_HASH_BYTES 32        /* keyed BLAKE2b-256 and SHA-256 outputs */
-#define CU_TOKEN_BYTES 32       /* random bytes in an API key or session token */
+#define CU_KEY_BYTES 32   /* symmetric keys: KEKs, DEKs, sub-keys */
+#define CU_HASH_BYTES 32  /* keyed BLAKE2b-256 and SHA-256 outputs */
+#define CU_TOKEN_BYTES 32 /* random bytes in an API key or session token */
 
 /* Length of the unpadded base64url text for n bytes, without NUL. */
 #define CU_B64URL_LEN(n) ((((n) / 3) * 4) + ((n) % 3 == 0 ? 0 : (n) % 3 + 1))

@@ -46,7 +46,7 @@ const struct cu_secret *cu_keyring_kek(const struct cu_keyring *kr, uint32_t ver
 /* cu_keyring_derive(kr, purpose, id, out): derives the sub-key number id for purpose (exactly
  * CU_PURPOSE_BYTES characters, e.g. "apikey__") from the master secret. Caller frees *out
  * with cu_secret_free(). */
-CU_WUR enum cu_err cu_keyring_derive(const struct cu_keyring *kr, const char *purpose,
-                                     uint64_t id, struct cu_secret **out);
+CU_WUR enum cu_err cu_keyring_derive(const struct cu_keyring *kr, const char *purpose, uint64_t id,
+                                     struct cu_secret **out);
 
 #endif

@@ -37,8 +37,8 @@ size_t cu_crypto_sealed_len(enum cu_aead alg, size_t ptlen);
  * under key (CU_KEY_BYTES) with a fresh random nonce. CU_E_TOO_LARGE when outcap is smaller
  * than cu_crypto_sealed_len(); CU_E_INVALID for an unknown or unavailable algorithm. */
 CU_WUR enum cu_err cu_crypto_seal(const struct cu_secret *key, uint32_t key_id, enum cu_aead alg,
-                                  const uint8_t *pt, size_t ptlen, const uint8_t *ad,
-                                  size_t adlen, uint8_t *out, size_t outcap, size_t *outlen);
+                                  const uint8_t *pt, size_t ptlen, const uint8_t *ad, size_t adlen,
+                                  uint8_t *out, size_t outcap, size_t *outlen);
 
 /* cu_crypto_sealed_key_id(ct, ctlen, out): reads the key id from a sealed value without
  * opening it, so the caller can pick the key. CU_E_CORRUPT when ct is too short or has an

@@ -139,7 +139,7 @@ enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, co
                              char token[CU_APIKEY_TOKEN_BYTES])
 {
     static const char sql[] = "INSERT INTO api_keys (id, name, token_hash, scopes, created_at, "
-                               "expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)";
+                              "expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)";
     uint8_t raw[CU_TOKEN_BYTES], idraw[8], hash[CU_HASH_BYTES];
     char scope_text[512];
     int64_t now = cu_clock_now_ms();
@@ -170,8 +170,8 @@ enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, co
     info->expires_at = expires_at;
 
     const struct cu_val params[] = {
-        CU_VT(info->id), CU_VT(name), CU_VB(hash, sizeof(hash)), CU_VT(scope_text), CU_VI(now),
-        expires_at ? CU_VI(expires_at) : CU_VNULL,
+        CU_VT(info->id),   CU_VT(name), CU_VB(hash, sizeof(hash)),
+        CU_VT(scope_text), CU_VI(now),  expires_at ? CU_VI(expires_at) : CU_VNULL,
     };
     rc = cu_db_exec(db, sql, params, CU_NVALS(params));
 out:

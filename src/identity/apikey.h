@@ -76,8 +76,7 @@ CU_WUR enum cu_err cu_apikey_check_name(const char *name);
  * once and wipes, and its record into info. */
 CU_WUR enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db,
                                     const char *name, uint64_t scopes, int64_t expires_at,
-                                    struct cu_apikey_info *info,
-                                    char token[CU_APIKEY_TOKEN_BYTES]);
+                                    struct cu_apikey_info *info, char token[CU_APIKEY_TOKEN_BYTES]);
 
 /* cu_apikey_authenticate(svc, db, token, len, info): the key whose text is token.
  * CU_E_UNAUTHENTICATED when it is malformed, unknown, revoked or expired. */

@@ -101,10 +101,10 @@ static void translate(char *s)
                 m = BLOCK;
                 p++;
             } else if (*p == '$') {
-                CU_ASSERT(isdigit((unsigned char)p[1]) && "placeholders are $1, $2 ...");
+                CU_ASSERT_MSG(isdigit((unsigned char)p[1]), "placeholders are $1, $2 ...");
                 *p = '?';
             } else {
-                CU_ASSERT(*p != '?' && "write $N placeholders, not ?");
+                CU_ASSERT_MSG(*p != '?', "write $N placeholders, not ?");
             }
             break;
         case QUOTE:
@@ -385,10 +385,10 @@ static enum cu_err sq_prepare(void *conn, const char *sql, void **out)
         rc = sq_err(c->db, src, "prepare");
         goto out;
     }
-    CU_ASSERT(stmt != NULL && "empty SQL");
+    CU_ASSERT_MSG(stmt != NULL, "empty SQL");
     while (isspace((unsigned char)*tail))
         tail++;
-    CU_ASSERT(*tail == '\0' && "one statement per call; scripts go to migrations");
+    CU_ASSERT_MSG(*tail == '\0', "one statement per call; scripts go to migrations");
     *out = stmt;
     rc = CU_OK;
 out:

@@ -360,7 +360,7 @@ static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **
 
     if (*slot) {
         /* The same address with other text: SQL built at run time. */
-        CU_ASSERT(strcmp((*slot)->text, sql) == 0 && "store SQL must be a literal");
+        CU_ASSERT_MSG(strcmp((*slot)->text, sql) == 0, "store SQL must be a literal");
         *out = *slot;
         goto out;
     }
@@ -392,7 +392,7 @@ static enum cu_err run_query(struct cu_db *db, const char *sql, const struct cu_
     rc = stmt_get(db, sql, &s);
     if (rc != CU_OK)
         goto out;
-    CU_ASSERT(!s->active && "statement run again before cu_stmt_done");
+    CU_ASSERT_MSG(!s->active, "statement run again before cu_stmt_done");
     for (size_t i = 0; i < n && rc == CU_OK; i++)
         rc = ops->bind(s->impl, (int)i + 1, &params[i]);
     if (rc != CU_OK) {
@@ -413,7 +413,7 @@ enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode)
 {
     enum cu_err rc;
 
-    CU_ASSERT(!db->in_txn && "nested transaction");
+    CU_ASSERT_MSG(!db->in_txn, "nested transaction");
     rc = db->st->ops->begin(db->conn, mode);
     if (rc == CU_OK)
         db->in_txn = true;
@@ -424,8 +424,8 @@ enum cu_err cu_db_commit(struct cu_db *db)
 {
     enum cu_err rc;
 
-    CU_ASSERT(db->in_txn && "commit outside a transaction");
-    CU_ASSERT(db->active == 0 && "commit with a statement not done");
+    CU_ASSERT_MSG(db->in_txn, "commit outside a transaction");
+    CU_ASSERT_MSG(db->active == 0, "commit with a statement not done");
     if (fault_fires(db->st))
         rc = CU_E_STORE;
     else
@@ -494,7 +494,7 @@ enum cu_err cu_stmt_next(struct cu_stmt *st, bool *row)
 {
     enum cu_err rc = CU_OK;
 
-    CU_ASSERT(st->active && "cu_stmt_next after cu_stmt_done");
+    CU_ASSERT_MSG(st->active, "cu_stmt_next after cu_stmt_done");
     *row = false;
     if (!st->finished)
         rc = st->db->st->ops->step(st->impl, row);
@@ -530,6 +530,7 @@ const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len)
 
     if (len)
         *len = p ? n : 0;
+    /* cppcheck-suppress returnDanglingLifetime ; p points into the row, not at n */
     return p;
 }
 
@@ -681,11 +682,11 @@ enum cu_err cu_store_migrate_with(struct cu_store *st, const struct cu_migration
     err[0] = '\0';
     CU_ASSERT(n <= INT_MAX);
     for (size_t i = 0; i < n; i++)
-        CU_ASSERT(m[i].version == (int)i + 1 && "migrations numbered 1, 2, 3 ...");
+        CU_ASSERT_MSG(m[i].version == (int)i + 1, "migrations numbered 1, 2, 3 ...");
     rc = cu_store_db(st, &db);
     if (rc != CU_OK)
         goto out;
-    CU_ASSERT(!db->in_txn && "migrate inside a transaction");
+    CU_ASSERT_MSG(!db->in_txn, "migrate inside a transaction");
     rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK && (rc = migrate_txn(st, db, m, n, &from, err)) == CU_OK)
         rc = cu_db_commit(db);

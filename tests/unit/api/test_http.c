@@ -135,8 +135,8 @@ static void test_metrics(void **state)
     const char *t = cu_buf_cstr(&out);
     assert_non_null(strstr(
         t, "custodia_http_requests_total{route=\"/v1/health\",method=\"GET\",status=\"200\"} 2\n"));
-    assert_non_null(
-        strstr(t, "custodia_http_requests_total{route=\"unmatched\",method=\"\",status=\"404\"} 1"));
+    assert_non_null(strstr(
+        t, "custodia_http_requests_total{route=\"unmatched\",method=\"\",status=\"404\"} 1"));
     assert_non_null(strstr(t, "status=\"other\"} 1"));
     assert_non_null(strstr(t, "custodia_http_request_duration_seconds_bucket{route=\"/v1/health\","
                               "method=\"GET\",le=\"0.0005\"} 1\n"));
@@ -154,9 +154,12 @@ static void test_metrics(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_match),           cmocka_unit_test(test_not_found_vs_method),
-        cmocka_unit_test(test_param_length_limit), cmocka_unit_test(test_methods),
-        cmocka_unit_test(test_problem),         cmocka_unit_test(test_metrics),
+        cmocka_unit_test(test_match),
+        cmocka_unit_test(test_not_found_vs_method),
+        cmocka_unit_test(test_param_length_limit),
+        cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_problem),
+        cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -273,7 +273,8 @@ static void test_buffered_mode(void **state)
     n = read(pipefd[0], buf, sizeof buf - 1);
     assert_true(n > 0);
     buf[n] = '\0';
-    char *a = strstr(buf, "\"first\""), *b = strstr(buf, "\"second\""), *c = strstr(buf, "\"third\"");
+    char *a = strstr(buf, "\"first\""), *b = strstr(buf, "\"second\""),
+         *c = strstr(buf, "\"third\"");
     assert_non_null(a);
     assert_non_null(b);
     assert_non_null(c);

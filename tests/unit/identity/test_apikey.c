@@ -31,8 +31,11 @@ static int setup(void **state)
     snprintf(f->dbpath, sizeof(f->dbpath), "%s/t.db", f->dir);
     assert_int_equal(cu_keyring_create(keypath, err), CU_OK);
     assert_int_equal(cu_keyring_load(keypath, &f->kr, err), CU_OK);
-    struct cu_store_opts o = {.backend = "sqlite", .path = f->dbpath, .busy_timeout_ms = 1000,
-                              .synchronous_full = true, .create = true};
+    struct cu_store_opts o = {.backend = "sqlite",
+                              .path = f->dbpath,
+                              .busy_timeout_ms = 1000,
+                              .synchronous_full = true,
+                              .create = true};
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
     assert_int_equal(cu_store_db(f->st, &f->db), CU_OK);
@@ -80,8 +83,7 @@ static void test_create_and_authenticate(void **state)
     token[10] = token[10] == 'A' ? 'B' : 'A';
     assert_int_equal(cu_apikey_authenticate(f->svc, f->db, token, strlen(token), &got),
                      CU_E_UNAUTHENTICATED);
-    assert_int_equal(cu_apikey_authenticate(f->svc, f->db, token, 20, &got),
-                     CU_E_UNAUTHENTICATED);
+    assert_int_equal(cu_apikey_authenticate(f->svc, f->db, token, 20, &got), CU_E_UNAUTHENTICATED);
     assert_int_equal(cu_apikey_authenticate(f->svc, f->db, "Bearer x", 8, &got),
                      CU_E_UNAUTHENTICATED);
 }
@@ -143,8 +145,7 @@ static void test_bad_create_input(void **state)
     memset(longname, 'a', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
     assert_int_equal(cu_apikey_create(f->svc, f->db, "", 1, 0, &info, token), CU_E_INVALID);
-    assert_int_equal(cu_apikey_create(f->svc, f->db, longname, 1, 0, &info, token),
-                     CU_E_INVALID);
+    assert_int_equal(cu_apikey_create(f->svc, f->db, longname, 1, 0, &info, token), CU_E_INVALID);
     assert_int_equal(cu_apikey_create(f->svc, f->db, "bad\nname", 1, 0, &info, token),
                      CU_E_INVALID);
     assert_int_equal(cu_apikey_create(f->svc, f->db, "ok", 0, 0, &info, token), CU_E_INVALID);
@@ -168,8 +169,8 @@ static void test_store_holds_no_key_text(void **state)
              f->dbpath, f->dbpath, token, token + 4);
     assert_int_not_equal(system(cmd), 0);
     char err[CU_STORE_ERR_BYTES];
-    struct cu_store_opts o = {.backend = "sqlite", .path = f->dbpath, .busy_timeout_ms = 1000,
-                              .synchronous_full = true};
+    struct cu_store_opts o = {
+        .backend = "sqlite", .path = f->dbpath, .busy_timeout_ms = 1000, .synchronous_full = true};
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_db(f->st, &f->db), CU_OK);
     struct cu_apikey_info got;
