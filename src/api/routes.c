@@ -15,26 +15,51 @@
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
+/* The store check behind health, run at most once per CU_HEALTH_CHECK_MS and shared by every
+ * caller in between, so that an unauthenticated flood of health checks cannot turn into a
+ * flood of database work. */
+#define CU_HEALTH_CHECK_MS 1000
+
+static enum cu_err store_health(struct cu_app *app, int64_t now_ms, int64_t *checked_ms)
+{
+    int64_t last = atomic_load(&app->health_checked_ms);
+    char err[CU_STORE_ERR_BYTES];
+    enum cu_err rc;
+
+    if (last != 0 && now_ms - last < CU_HEALTH_CHECK_MS && now_ms >= last) {
+        *checked_ms = last;
+        return (enum cu_err)atomic_load(&app->health_rc);
+    }
+    rc = cu_store_check(app->store, err);
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "health.store_failing", CU_LS("error", err));
+    atomic_store(&app->health_rc, (int)rc);
+    atomic_store(&app->health_checked_ms, now_ms);
+    *checked_ms = now_ms;
+    return rc;
+}
+
 static enum cu_err handle_health(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_app *app = req->app;
-    char err[CU_STORE_ERR_BYTES], now[CU_RFC3339_BYTES];
-    enum cu_err src = cu_store_check(app->store, err);
-    int64_t now_ms = cu_clock_now_ms();
+    char now[CU_RFC3339_BYTES], checked[CU_RFC3339_BYTES];
+    int64_t now_ms = cu_clock_now_ms(), checked_ms = 0;
+    enum cu_err src = store_health(app, now_ms, &checked_ms);
     json_t *reasons = json_array();
 
     if (src != CU_OK) {
         char reason[128];
         snprintf(reason, sizeof(reason), "store: %s", cu_err_problem_code(src));
         json_array_append_new(reasons, json_string(reason));
-        cu_log(CU_LOG_WARN, "health.store_failing", CU_LS("error", err));
     }
     cu_clock_format(now_ms, now);
-    json_t *v =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status", src == CU_OK ? "ok" : "failing",
-                  "version", CU_VERSION, "store", src == CU_OK ? "ok" : "failing", "store_backend",
-                  cu_store_backend(app->store), "time", now, "uptime_seconds",
-                  (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
+    cu_clock_format(checked_ms, checked);
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status",
+                          src == CU_OK ? "ok" : "failing", "version", CU_VERSION, "store",
+                          src == CU_OK ? "ok" : "failing", "store_backend",
+                          cu_store_backend(app->store), "store_checked_at", checked, "time", now,
+                          "uptime_seconds", (json_int_t)((now_ms - app->started_at_ms) / 1000),
+                          "reasons", reasons);
     return cu_resp_json(resp, src == CU_OK ? 200 : 503, v);
 }
 

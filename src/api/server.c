@@ -433,7 +433,7 @@ static void drain(struct cu_app *app, struct MHD_Daemon *d)
 {
     (void)MHD_quiesce_daemon(d);
     for (int i = 0; i < 1000 && atomic_load(&app->inflight) > 0; i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
+        struct timespec ts = {0, 10L * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
     MHD_stop_daemon(d);

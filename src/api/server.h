@@ -24,6 +24,8 @@ struct cu_app {
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight; /* requests begun and not yet completed */
+    atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
+    atomic_int health_rc;           /* and what the check found */
 };
 
 /* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in

@@ -237,12 +237,13 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 static size_t escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *used)
 {
     static const char hex[] = "0123456789abcdef";
+    static const char replacement[3] = {'\xef', '\xbf', '\xbd'}; /* U+FFFD in UTF-8 */
     size_t len = utf8_seq(s, n);
 
     *used = len ? len : 1;
     if (len == 0) {
-        memcpy(tmp, "\xef\xbf\xbd", 3); /* U+FFFD */
-        return 3;
+        memcpy(tmp, replacement, sizeof replacement);
+        return sizeof replacement;
     }
     if (len > 1 || (s[0] >= 0x20 && s[0] != 0x7f && s[0] != '"' && s[0] != '\\')) {
         memcpy(tmp, s, len);
@@ -274,7 +275,9 @@ static size_t escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *
     default:
         break;
     }
-    memcpy(tmp + 1, "u00", 3);
+    tmp[1] = 'u';
+    tmp[2] = '0';
+    tmp[3] = '0';
     tmp[4] = hex[s[0] >> 4];
     tmp[5] = hex[s[0] & 0xf];
     return 6;

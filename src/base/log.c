@@ -123,24 +123,34 @@ static void write_all(const char *p, size_t n)
     }
 }
 
-/* Buffered mode (the server's): lines gather in one buffer that a flusher thread writes out
+/* Buffered mode (the server's): lines gather in a buffer that a flusher thread writes out
  * every LOG_FLUSH_MS, or sooner when it fills or a warning or error arrives, so a busy server
  * pays one write() per batch instead of one per request. Order is kept: every line passes
  * through the buffer while buffering is on. */
-#define LOG_BUFFER_BYTES (64 * 1024)
+#define LOG_BUFFER_BYTES (256 * 1024)
 #define LOG_FLUSH_MS 100
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Held around every write() of a batch, taken after buf_lock, so batches leave in order and a
+ * large write never interleaves with another. */
+static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t buf_cond = PTHREAD_COND_INITIALIZER;
-static char log_buffer[LOG_BUFFER_BYTES];
+/* Two buffers: writers fill the active one under the lock; the flusher swaps them under the
+ * lock and writes the full one outside it, so writers never wait on the flusher's write(). */
+static char log_buffers[2][LOG_BUFFER_BYTES];
 static size_t buf_len;
+static int buf_active;
 static atomic_bool buffering;
 static bool flusher_stop;
 static pthread_t flusher;
 
+/* flush_locked(): writes the active buffer out while holding the lock (the rare path: a full
+ * buffer, a warning, or stopping). */
 static void flush_locked(void)
 {
-    write_all(log_buffer, buf_len);
+    pthread_mutex_lock(&write_lock);
+    write_all(log_buffers[buf_active], buf_len);
+    pthread_mutex_unlock(&write_lock);
     buf_len = 0;
 }
 
@@ -155,7 +165,17 @@ static void *flusher_main(void *arg)
         ts.tv_sec += ts.tv_nsec / 1000000000L;
         ts.tv_nsec %= 1000000000L;
         pthread_cond_timedwait(&buf_cond, &buf_lock, &ts);
-        flush_locked();
+        if (buf_len == 0)
+            continue;
+        int full = buf_active;
+        size_t len = buf_len;
+        buf_active = 1 - buf_active;
+        buf_len = 0;
+        pthread_mutex_lock(&write_lock);
+        pthread_mutex_unlock(&buf_lock);
+        write_all(log_buffers[full], len);
+        pthread_mutex_unlock(&write_lock);
+        pthread_mutex_lock(&buf_lock);
     }
     pthread_mutex_unlock(&buf_lock);
     return NULL;
@@ -202,9 +222,9 @@ static void emit(const struct line *l, enum cu_log_level level)
         write_all(l->buf, l->len);
         return;
     }
-    if (buf_len + l->len > sizeof(log_buffer))
+    if (buf_len + l->len > LOG_BUFFER_BYTES)
         flush_locked();
-    memcpy(log_buffer + buf_len, l->buf, l->len);
+    memcpy(log_buffers[buf_active] + buf_len, l->buf, l->len);
     buf_len += l->len;
     if (level >= CU_LOG_WARN)
         flush_locked();

@@ -50,7 +50,7 @@ void cu_log_set_level(enum cu_log_level level);
 /* cu_log_set_fd(fd): where lines go (default 2). */
 void cu_log_set_fd(int fd);
 
-/* cu_log_buffer_start(): from now on lines gather in a 64 KiB buffer that a background
+/* cu_log_buffer_start(): from now on lines gather in a 256 KiB buffer that a background
  * thread writes out every 100 ms, or sooner when it fills or a warning or error arrives.
  * For the server, where one write() per request costs more than the request. false if the
  * thread cannot start (lines then keep going out one by one). */

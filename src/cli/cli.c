@@ -58,8 +58,7 @@ static int open_store(struct cu_cli_ctx *ctx)
 
 int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
 {
-    char err[CU_CONFIG_ERR_BYTES > CU_KEYRING_ERR_BYTES ? CU_CONFIG_ERR_BYTES
-                                                        : CU_KEYRING_ERR_BYTES];
+    char cfg_err[CU_CONFIG_ERR_BYTES], key_err[CU_KEYRING_ERR_BYTES];
     char path[CU_CONFIG_PATH_BYTES];
     int code;
 
@@ -68,8 +67,8 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
         cu_cli_error("the crypto library could not start");
         return CU_EXIT_FAIL;
     }
-    if (cu_config_load(&ctx->cfg, dir, err) != CU_OK) {
-        cu_cli_error("%s", err);
+    if (cu_config_load(&ctx->cfg, dir, cfg_err) != CU_OK) {
+        cu_cli_error("%s", cfg_err);
         return CU_EXIT_USAGE;
     }
     cu_log_set_level(ctx->cfg.log.level);
@@ -77,8 +76,8 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
         cu_cli_error("[keys] root_key_file: the path is too long");
         return CU_EXIT_USAGE;
     }
-    if (cu_keyring_load(path, &ctx->keyring, err) != CU_OK) {
-        cu_cli_error("%s", err);
+    if (cu_keyring_load(path, &ctx->keyring, key_err) != CU_OK) {
+        cu_cli_error("%s", key_err);
         return CU_EXIT_FAIL;
     }
     code = open_store(ctx);

@@ -32,9 +32,9 @@
 #define KEYRING_MAGIC "custodia-keyring"
 #define KEYRING_FORMAT "1"
 #define KEYRING_MAX_KEKS 1024
-#define KEYRING_MAX_LINE 512              /* bytes per line, without the newline */
-#define KEYRING_MAX_FILE (1024 * 1024)    /* bytes per file */
-#define KEYRING_MAX_VERSION 2147483648ULL /* 2^31 */
+#define KEYRING_MAX_LINE 512                  /* bytes per line, without the newline */
+#define KEYRING_MAX_FILE ((off_t)1024 * 1024) /* bytes per file */
+#define KEYRING_MAX_VERSION 2147483648ULL     /* 2^31 */
 #define KEYRING_MAX_FIELDS 4
 #define KEYRING_B64_KEY (CU_B64URL_LEN(CU_KEY_BYTES) + 1)
 

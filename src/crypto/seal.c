@@ -18,8 +18,8 @@
 #include "base/mem.h"
 
 #define SEAL_TAG_BYTES 16
-#define SEAL_MAX_PLAINTEXT (16u * 1024 * 1024) /* values, not files */
-#define SEAL_MAX_AD (64u * 1024)
+#define SEAL_MAX_PLAINTEXT ((size_t)16 * 1024 * 1024) /* values, not files */
+#define SEAL_MAX_AD ((size_t)64 * 1024)
 #define SEAL_STACK_AD 1024 /* AD up to this size is assembled on the stack */
 #define SEAL_STACK_PT 1024 /* plaintext up to this size is decrypted via the stack */
 

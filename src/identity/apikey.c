@@ -24,6 +24,7 @@ static const char *const scope_names[] = {
     "metrics.read",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
+#define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)
 
 uint64_t cu_apikey_scope_parse(const char *name, size_t len)
 {
@@ -153,8 +154,8 @@ enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, co
         return rc;
 
     cu_crypto_random(raw, sizeof(raw));
-    memcpy(token, CU_APIKEY_PREFIX, 4);
-    rc = cu_b64url_encode(raw, sizeof(raw), token + 4, CU_APIKEY_TOKEN_BYTES - 4);
+    memcpy(token, CU_APIKEY_PREFIX, sizeof(CU_APIKEY_PREFIX)); /* the encoder overwrites the NUL */
+    rc = cu_b64url_encode(raw, sizeof(raw), token + PREFIX_LEN, CU_APIKEY_TOKEN_BYTES - PREFIX_LEN);
     cu_crypto_wipe(raw, sizeof(raw));
     if (rc != CU_OK)
         goto out;
@@ -183,9 +184,9 @@ out:
 /* Whether text has the shape of a key: the prefix and 43 base64url characters. */
 static bool token_shape_ok(const char *token, size_t len)
 {
-    if (len != CU_APIKEY_TOKEN_LEN || memcmp(token, CU_APIKEY_PREFIX, 4) != 0)
+    if (len != CU_APIKEY_TOKEN_LEN || memcmp(token, CU_APIKEY_PREFIX, PREFIX_LEN) != 0)
         return false;
-    for (size_t i = 4; i < len; i++) {
+    for (size_t i = PREFIX_LEN; i < len; i++) {
         char c = token[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '-' || c == '_'))

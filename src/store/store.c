@@ -243,6 +243,35 @@ const char *cu_store_backend(const struct cu_store *st)
     return st->ops->name;
 }
 
+/* cache_slot(slots, nslots, key): the slot holding key, or the empty slot where it goes. */
+static struct cu_stmt **cache_slot(struct cu_stmt **slots, size_t nslots, const char *key)
+{
+    size_t i = slot_of(key, nslots);
+
+    while (slots[i] && slots[i]->key != key)
+        i = (i + 1) & (nslots - 1);
+    return &slots[i];
+}
+
+/* cache_resize(db, n): moves the statement table to n slots (a power of two, more than the
+ * statements held), or makes the first table; on CU_E_NOMEM the table is unchanged. */
+static enum cu_err cache_resize(struct cu_db *db, size_t n)
+{
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, not of structs
+    struct cu_stmt **slots = cu_calloc(n, sizeof *slots);
+
+    if (slots) {
+        for (size_t i = 0; i < db->nslots; i++) {
+            if (db->slots[i])
+                *cache_slot(slots, n, db->slots[i]->key) = db->slots[i];
+        }
+        cu_free(db->slots);
+        db->slots = slots;
+        db->nslots = n;
+    }
+    return slots ? CU_OK : CU_E_NOMEM;
+}
+
 static enum cu_err db_new(struct cu_store *st, struct cu_db **out)
 {
     enum cu_err rc = CU_E_NOMEM;
@@ -252,10 +281,9 @@ static enum cu_err db_new(struct cu_store *st, struct cu_db **out)
     if (!db)
         goto out;
     db->st = st;
-    db->slots = cu_calloc(STMT_SLOTS_MIN, sizeof *db->slots);
-    if (!db->slots)
+    rc = cache_resize(db, STMT_SLOTS_MIN);
+    if (rc != CU_OK)
         goto out;
-    db->nslots = STMT_SLOTS_MIN;
     rc = st->ops->connect(st->state, &db->conn, err, sizeof err);
     if (rc != CU_OK) {
         cu_log(CU_LOG_ERROR, "store_connect_failed", CU_LS("error", err));
@@ -292,34 +320,6 @@ enum cu_err cu_store_db(struct cu_store *st, struct cu_db **out)
 out:
     *out = db;
     return rc;
-}
-
-/* cache_slot(slots, nslots, key): the slot holding key, or the empty slot where it goes. */
-static struct cu_stmt **cache_slot(struct cu_stmt **slots, size_t nslots, const char *key)
-{
-    size_t i = slot_of(key, nslots);
-
-    while (slots[i] && slots[i]->key != key)
-        i = (i + 1) & (nslots - 1);
-    return &slots[i];
-}
-
-/* cache_grow(db): doubles the statement table. */
-static enum cu_err cache_grow(struct cu_db *db)
-{
-    size_t n = db->nslots * 2;
-    struct cu_stmt **slots = cu_calloc(n, sizeof *slots);
-
-    if (slots) {
-        for (size_t i = 0; i < db->nslots; i++) {
-            if (db->slots[i])
-                *cache_slot(slots, n, db->slots[i]->key) = db->slots[i];
-        }
-        cu_free(db->slots);
-        db->slots = slots;
-        db->nslots = n;
-    }
-    return slots ? CU_OK : CU_E_NOMEM;
 }
 
 /* stmt_prepare(db, sql, slot, out): prepares sql and caches it in the free slot. */
@@ -370,7 +370,7 @@ static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **
             rc = CU_E_INTERNAL;
             goto out;
         }
-        rc = cache_grow(db);
+        rc = cache_resize(db, db->nslots * 2);
         if (rc != CU_OK)
             goto out;
         slot = cache_slot(db->slots, db->nslots, sql);
@@ -511,26 +511,25 @@ int64_t cu_stmt_int(struct cu_stmt *st, int col)
 
 const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len)
 {
-    size_t n = 0;
-    const char *s = st->db->st->ops->col_text(st->impl, col, &n);
+    size_t scratch = 0;
+    size_t *n = len ? len : &scratch;
+    const char *s = st->db->st->ops->col_text(st->impl, col, n);
 
     if (!s) {
         s = "";
-        n = 0;
+        *n = 0;
     }
-    if (len)
-        *len = n;
     return s;
 }
 
 const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len)
 {
-    size_t n = 0;
-    const void *p = st->db->st->ops->col_blob(st->impl, col, &n);
+    size_t scratch = 0;
+    size_t *n = len ? len : &scratch;
+    const void *p = st->db->st->ops->col_blob(st->impl, col, n);
 
-    if (len)
-        *len = p ? n : 0;
-    /* cppcheck-suppress returnDanglingLifetime ; p points into the row, not at n */
+    if (!p)
+        *n = 0;
     return p;
 }
 

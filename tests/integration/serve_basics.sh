@@ -23,6 +23,18 @@ check "TLS 1.1 refused" sh -c "grep -q 'Cipher is (NONE)' '$TMP/tls11.out' && \
 echo | openssl s_client -connect "127.0.0.1:$PORT" -tls1_2 >"$TMP/tls12s.out" 2>&1
 check "the same probe gets through with TLS 1.2" contains "$TMP/tls12s.out" "Protocol  : TLSv1.2"
 
+# A store that cannot serve makes health answer 503 with the reason (checked once a second).
+sqlite3 "$D/custodia.db" "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)"
+sleep 1.1
+req GET /v1/health
+check_eq "health 503 when the schema is from a newer custodia" 503 "$STATUS"
+check_eq "health says failing" failing "$(json "j['status']")"
+check_eq "health gives the reason" "['store: schema_newer']" "$(json "j['reasons']")"
+sqlite3 "$D/custodia.db" "DELETE FROM schema_migrations WHERE version = 999"
+sleep 1.1
+req GET /v1/health
+check_eq "health recovers" 200 "$STATUS"
+
 # Security headers and request ids.
 req GET /v1/health
 check_eq "health answers 200" 200 "$STATUS"
