@@ -45,6 +45,7 @@ enum kind {
     K_SIZE,   /* K_UINT plus a k/K or m/M suffix */
     K_BOOL,
     K_LEVEL, /* log level name */
+    K_NAME,  /* printable ASCII without spaces or '+' (a signed-note key name) */
 };
 
 struct key_def {
@@ -209,6 +210,40 @@ static const struct key_def keys[] = {
      0,
      0,
      algorithms},
+    {{"audit", "origin", "localhost/custodia/audit",
+      "The audit log's name in its signed checkpoints (C2SP tlog-checkpoint origin and key "
+      "name); make it unique to this deployment, e.g. bank.example/custodia/audit."},
+     "1 to 128 printable ASCII characters without spaces or '+'",
+     K_NAME,
+     FIELD(audit.origin),
+     0,
+     0,
+     NULL},
+    {{"audit", "hash_source_ip", "true",
+      "Store client IP addresses in audit records as keyed hashes (custodia audit hash --kind "
+      "ip finds them) instead of in the clear."},
+     "true or false (also yes/no, on/off, 1/0)",
+     K_BOOL,
+     FIELD(audit.hash_source_ip),
+     0,
+     0,
+     NULL},
+    {{"audit", "checkpoint_records", "1000",
+      "Sign a checkpoint of the audit log at least every this many records."},
+     "an integer from 1 to 1000000",
+     K_UINT,
+     FIELD(audit.checkpoint_records),
+     1,
+     1000000,
+     NULL},
+    {{"audit", "checkpoint_seconds", "60",
+      "And at least this often, in seconds, while records arrive."},
+     "an integer from 1 to 86400",
+     K_UINT,
+     FIELD(audit.checkpoint_seconds),
+     1,
+     86400,
+     NULL},
     {{"log", "level", "info", "Lowest level of log lines written to stderr."},
      "debug, info, warn, error or off",
      K_LEVEL,
@@ -360,6 +395,12 @@ static bool valid_string(const struct key_def *k, const char *v)
             }
         }
         return false;
+    case K_NAME:
+        for (const char *p = v; *p; p++) {
+            if (*p <= ' ' || *p == '+' || *p >= 0x7f)
+                return false;
+        }
+        return *v != '\0';
     default:
         return *v != '\0';
     }

@@ -51,6 +51,13 @@ struct cu_config {
     } keys;
 
     struct {
+        char origin[129];            /* signed-note name: printable, no space or '+' */
+        bool hash_source_ip;         /* store client IPs as keyed hashes */
+        unsigned checkpoint_records; /* 1..1000000 */
+        unsigned checkpoint_seconds; /* 1..86400 */
+    } audit;
+
+    struct {
         enum cu_log_level level;
     } log;
 };

@@ -127,7 +127,7 @@ static void write_all(const char *p, size_t n)
  * every LOG_FLUSH_MS, or sooner when it fills or a warning or error arrives, so a busy server
  * pays one write() per batch instead of one per request. Order is kept: every line passes
  * through the buffer while buffering is on. */
-#define LOG_BUFFER_BYTES (256 * 1024)
+#define LOG_BUFFER_BYTES ((size_t)256 * 1024)
 #define LOG_FLUSH_MS 100
 
 static pthread_mutex_t buf_lock = PTHREAD_MUTEX_INITIALIZER;

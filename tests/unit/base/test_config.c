@@ -137,6 +137,19 @@ static const struct bad_case bad_cases[] = {
     {"store", "synchronous", "FULL", "must be full or normal, got \"FULL\""},
     {"keys", "root_key_file", "", PATH_WHY},
     {"keys", "algorithm", "aes128gcm", "must be xchacha20poly1305 or aes256gcm, got \"aes128gcm\""},
+    {"audit", "origin", "has space",
+     "must be 1 to 128 printable ASCII characters without spaces or '+', got \"has space\""},
+    {"audit", "origin", "a+b",
+     "must be 1 to 128 printable ASCII characters without spaces or '+', got \"a+b\""},
+    {"audit", "origin", "", "must be 1 to 128 printable ASCII characters without spaces or '+', "
+                            "got \"\""},
+    {"audit", "hash_source_ip", "sometimes",
+     "must be true or false (also yes/no, on/off, 1/0), got \"sometimes\""},
+    {"audit", "checkpoint_records", "0", "must be an integer from 1 to 1000000, got \"0\""},
+    {"audit", "checkpoint_records", "1000001",
+     "must be an integer from 1 to 1000000, got \"1000001\""},
+    {"audit", "checkpoint_seconds", "0", "must be an integer from 1 to 86400, got \"0\""},
+    {"audit", "checkpoint_seconds", "86401", "must be an integer from 1 to 86400, got \"86401\""},
     {"log", "level", "verbose", "must be debug, info, warn, error or off, got \"verbose\""},
 };
 
@@ -576,7 +589,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 19);
+    assert_int_equal(n, 23);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

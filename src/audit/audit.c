@@ -1,0 +1,441 @@
+/*
+ * audit.c - appending to the audit log and reading it back.
+ *
+ * An append reads the chain's head (audit_head, one row), computes the record's hash over the
+ * previous hash and the record's canonical encoding, inserts the record and moves the head,
+ * all inside the caller's write transaction. The head row serialises appends in any database,
+ * so the chain has no forks. The canonical encoding is length-prefixed binary, so no two
+ * different records encode alike; docs/internals/audit.md specifies it byte by byte.
+ */
+#include "audit/audit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+
+#define CANON_MAGIC "custodia-audit-v1"
+
+struct cu_audit {
+    struct cu_audit_opts opts;
+    char origin[CU_AUDIT_FIELD_MAX + 1];
+    struct cu_secret *hash_key;
+    struct cu_signer *signer;
+};
+
+static bool origin_ok(const char *o)
+{
+    size_t n = o ? strlen(o) : 0;
+    if (n == 0 || n > 128)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)o[i];
+        if (c <= ' ' || c == '+' || c >= 0x7f)
+            return false;
+    }
+    return true;
+}
+
+enum cu_err cu_audit_new(const struct cu_keyring *kr, const struct cu_audit_opts *opts,
+                         struct cu_audit **out)
+{
+    struct cu_secret *seed = NULL;
+    struct cu_audit *a;
+    enum cu_err rc;
+
+    if (!origin_ok(opts->origin) || opts->checkpoint_records == 0 ||
+        opts->checkpoint_seconds == 0)
+        return CU_E_INVALID;
+    a = cu_calloc(1, sizeof(*a));
+    if (a == NULL)
+        return CU_E_NOMEM;
+    a->opts = *opts;
+    snprintf(a->origin, sizeof(a->origin), "%s", opts->origin);
+    a->opts.origin = a->origin;
+    rc = cu_keyring_derive(kr, "auditidx", 1, &a->hash_key);
+    if (rc == CU_OK)
+        rc = cu_keyring_derive(kr, "auditsig", 1, &seed);
+    if (rc == CU_OK)
+        rc = cu_signer_new(seed, &a->signer);
+    cu_secret_free(seed);
+    if (rc != CU_OK) {
+        cu_audit_free(a);
+        return rc;
+    }
+    *out = a;
+    return CU_OK;
+}
+
+void cu_audit_free(struct cu_audit *a)
+{
+    if (a == NULL)
+        return;
+    cu_secret_free(a->hash_key);
+    cu_signer_free(a->signer);
+    cu_free(a);
+}
+
+const struct cu_audit_opts *cu_audit_opts_of(const struct cu_audit *a)
+{
+    return &a->opts;
+}
+
+const struct cu_signer *cu_audit_signer(const struct cu_audit *a)
+{
+    return a->signer;
+}
+
+void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
+                         char out[CU_AUDIT_HASHED_BYTES])
+{
+    uint8_t h[CU_HASH_BYTES];
+    struct cu_buf b;
+
+    cu_buf_init(&b, 2 * CU_AUDIT_FIELD_MAX + 2);
+    memcpy(out, "hk:", 4);
+    if (cu_buf_append_str(&b, kind) != CU_OK || cu_buf_append(&b, "", 1) != CU_OK ||
+        cu_buf_append_str(&b, value) != CU_OK) {
+        /* Over-long input: hash what is there rather than fail an audit append. */
+    }
+    cu_crypto_keyed_hash(a->hash_key, b.data ? b.data : "", b.len, h);
+    cu_buf_free(&b);
+    if (cu_b64url_encode(h, sizeof(h), out + 3, CU_AUDIT_HASHED_BYTES - 3) != CU_OK)
+        out[3] = '\0';
+}
+
+/* The canonical encoding (docs/internals/audit.md):
+ *   "custodia-audit-v1" 0x00 || seq (8, big-endian) || time_ms (8, big-endian, two's
+ *   complement) || for each of actor_type, actor_id, action, target, outcome, request_id,
+ *   source, details: length (4, big-endian) || bytes. */
+static enum cu_err put_u64(struct cu_buf *b, uint64_t v)
+{
+    uint8_t x[8];
+    for (int i = 0; i < 8; i++)
+        x[i] = (uint8_t)(v >> (56 - 8 * i));
+    return cu_buf_append(b, x, sizeof(x));
+}
+
+static enum cu_err put_field(struct cu_buf *b, const char *s)
+{
+    size_t n = strlen(s);
+    uint8_t x[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
+    enum cu_err rc = cu_buf_append(b, x, sizeof(x));
+    return rc == CU_OK ? cu_buf_append(b, s, n) : rc;
+}
+
+static enum cu_err canonical(const struct cu_audit_record *r, struct cu_buf *b)
+{
+    const char *fields[] = {r->actor_type, r->actor_id,   r->action, r->target,
+                            r->outcome,    r->request_id, r->source, r->details ? r->details : ""};
+    enum cu_err rc = cu_buf_append(b, CANON_MAGIC, sizeof(CANON_MAGIC));
+    if (rc == CU_OK)
+        rc = put_u64(b, (uint64_t)r->seq);
+    if (rc == CU_OK)
+        rc = put_u64(b, (uint64_t)r->time_ms);
+    for (size_t i = 0; rc == CU_OK && i < sizeof(fields) / sizeof(fields[0]); i++)
+        rc = put_field(b, fields[i]);
+    return rc;
+}
+
+enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
+                                 const struct cu_audit_record *r,
+                                 uint8_t out[CU_MERKLE_HASH_BYTES])
+{
+    struct cu_buf b;
+    enum cu_err rc;
+
+    cu_buf_init(&b, CU_MERKLE_HASH_BYTES + 64 + 8 * (CU_AUDIT_FIELD_MAX + 4) +
+                        CU_AUDIT_DETAILS_MAX);
+    rc = cu_buf_append(&b, prev, CU_MERKLE_HASH_BYTES);
+    if (rc == CU_OK)
+        rc = canonical(r, &b);
+    if (rc == CU_OK)
+        cu_crypto_sha256(b.data, b.len, out);
+    cu_buf_free(&b);
+    return rc;
+}
+
+/* Copies an event string into a record field; CU_E_INVALID when it does not fit or holds a
+ * control character (records are for people to read). */
+static enum cu_err copy_field(char *dst, size_t cap, const char *src)
+{
+    size_t n = src ? strlen(src) : 0;
+    if (n >= cap)
+        return CU_E_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
+            return CU_E_INVALID;
+    }
+    memcpy(dst, src ? src : "", n + 1);
+    return CU_OK;
+}
+
+static bool outcome_ok(const char *o)
+{
+    return o && (strcmp(o, "success") == 0 || strcmp(o, "failure") == 0 ||
+                 strcmp(o, "denied") == 0);
+}
+
+static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_audit_event *ev,
+                                     struct cu_audit_record *r)
+{
+    enum cu_err rc = CU_OK;
+    memset(r, 0, sizeof(*r));
+    if (!outcome_ok(ev->outcome) || ev->action == NULL || ev->action[0] == '\0' ||
+        (ev->details != NULL && !json_is_object(ev->details)))
+        return CU_E_INVALID;
+    rc = copy_field(r->actor_type, sizeof(r->actor_type), ev->actor_type);
+    if (rc == CU_OK)
+        rc = copy_field(r->actor_id, sizeof(r->actor_id), ev->actor_id);
+    if (rc == CU_OK)
+        rc = copy_field(r->action, sizeof(r->action), ev->action);
+    if (rc == CU_OK)
+        rc = copy_field(r->target, sizeof(r->target), ev->target);
+    if (rc == CU_OK)
+        rc = copy_field(r->outcome, sizeof(r->outcome), ev->outcome);
+    if (rc == CU_OK)
+        rc = copy_field(r->request_id, sizeof(r->request_id), ev->request_id);
+    if (rc == CU_OK && ev->source_ip && ev->source_ip[0] && a->opts.hash_source_ip)
+        cu_audit_hash_value(a, "ip", ev->source_ip, r->source);
+    else if (rc == CU_OK)
+        rc = copy_field(r->source, sizeof(r->source), ev->source_ip);
+    if (rc != CU_OK)
+        return rc;
+    /* malloc, like json_dumps and record_from_row: cu_audit_record_clear frees with free(). */
+    if (ev->details != NULL) {
+        r->details = json_dumps(ev->details, JSON_COMPACT | JSON_SORT_KEYS);
+    } else if ((r->details = malloc(3)) != NULL) {
+        memcpy(r->details, "{}", 3);
+    }
+    if (r->details == NULL)
+        return CU_E_NOMEM;
+    return strlen(r->details) > CU_AUDIT_DETAILS_MAX ? CU_E_INVALID : CU_OK;
+}
+
+enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE_HASH_BYTES])
+{
+    static const char sql[] = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    size_t n = 0;
+    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_CORRUPT;
+    if (rc == CU_OK) {
+        const void *h = cu_stmt_blob(st, 1, &n);
+        *seq = cu_stmt_int(st, 0);
+        if (n != CU_MERKLE_HASH_BYTES)
+            rc = CU_E_CORRUPT;
+        else
+            memcpy(hash, h, n);
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
+static enum cu_err insert_record(struct cu_db *db, const struct cu_audit_record *r)
+{
+    static const char ins[] =
+        "INSERT INTO audit_log (seq, time_ms, actor_type, actor_id, action, target, outcome, "
+        "request_id, source, details, prev_hash, hash) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+    static const char head[] = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3";
+    const struct cu_val p[] = {
+        CU_VI(r->seq),          CU_VI(r->time_ms),    CU_VT(r->actor_type), CU_VT(r->actor_id),
+        CU_VT(r->action),       CU_VT(r->target),     CU_VT(r->outcome),    CU_VT(r->request_id),
+        CU_VT(r->source),       CU_VT(r->details),    CU_VB(r->prev_hash, CU_MERKLE_HASH_BYTES),
+        CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
+    };
+    const struct cu_val h[] = {CU_VI(r->seq), CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
+                               CU_VI(r->seq - 1)};
+    enum cu_err rc = cu_db_exec(db, ins, p, CU_NVALS(p));
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, head, h, CU_NVALS(h));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_CORRUPT; /* the head moved under us: only a broken store allows that */
+    return rc;
+}
+
+enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db, const struct cu_audit_event *ev,
+                            int64_t *seq)
+{
+    struct cu_audit_record r;
+    int64_t last = 0;
+    enum cu_err rc;
+
+    CU_ASSERT_MSG(cu_db_in_txn(db), "audit appends go inside the caller's write transaction");
+    rc = record_from_event(a, ev, &r);
+    if (rc == CU_OK)
+        rc = cu_audit_head(db, &last, r.prev_hash);
+    if (rc == CU_OK) {
+        r.seq = last + 1;
+        r.time_ms = cu_clock_now_ms();
+        rc = cu_audit_record_hash(r.prev_hash, &r, r.hash);
+    }
+    if (rc == CU_OK)
+        rc = insert_record(db, &r);
+    if (rc == CU_OK && seq != NULL)
+        *seq = r.seq;
+    if (rc != CU_OK)
+        cu_log(CU_LOG_ERROR, "audit.append_failed", CU_LS("action", ev->action),
+               CU_LS("error", cu_err_str(rc)));
+    cu_audit_record_clear(&r);
+    return rc;
+}
+
+enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,
+                                  const struct cu_audit_event *ev)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_db(st, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc != CU_OK)
+        return rc;
+    rc = cu_audit_append(a, db, ev, NULL);
+    if (rc == CU_OK)
+        return cu_db_commit(db);
+    cu_db_rollback(db);
+    return rc;
+}
+
+void cu_audit_record_clear(struct cu_audit_record *r)
+{
+    free(r->details); /* json_dumps and cu_strdup both use malloc */
+    r->details = NULL;
+}
+
+void cu_audit_records_free(struct cu_audit_record *rs, size_t n)
+{
+    if (rs == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        cu_audit_record_clear(&rs[i]);
+    cu_free(rs);
+}
+
+#define RECORD_COLUMNS                                                                             \
+    "seq, time_ms, actor_type, actor_id, action, target, outcome, request_id, source, details, "  \
+    "prev_hash, hash"
+
+static void text_col(struct cu_stmt *st, int col, char *dst, size_t cap)
+{
+    size_t n = 0;
+    const char *s = cu_stmt_text(st, col, &n);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(dst, s, n);
+    dst[n] = '\0';
+}
+
+static enum cu_err record_from_row(struct cu_stmt *st, struct cu_audit_record *r)
+{
+    size_t n = 0;
+    const void *p;
+    memset(r, 0, sizeof(*r));
+    r->seq = cu_stmt_int(st, 0);
+    r->time_ms = cu_stmt_int(st, 1);
+    text_col(st, 2, r->actor_type, sizeof(r->actor_type));
+    text_col(st, 3, r->actor_id, sizeof(r->actor_id));
+    text_col(st, 4, r->action, sizeof(r->action));
+    text_col(st, 5, r->target, sizeof(r->target));
+    text_col(st, 6, r->outcome, sizeof(r->outcome));
+    text_col(st, 7, r->request_id, sizeof(r->request_id));
+    text_col(st, 8, r->source, sizeof(r->source));
+    p = cu_stmt_text(st, 9, &n);
+    r->details = malloc(n + 1);
+    if (r->details == NULL)
+        return CU_E_NOMEM;
+    memcpy(r->details, p, n);
+    r->details[n] = '\0';
+    p = cu_stmt_blob(st, 10, &n);
+    if (n == CU_MERKLE_HASH_BYTES)
+        memcpy(r->prev_hash, p, n);
+    p = cu_stmt_blob(st, 11, &n);
+    if (n == CU_MERKLE_HASH_BYTES)
+        memcpy(r->hash, p, n);
+    return CU_OK;
+}
+
+enum cu_err cu_audit_get(struct cu_db *db, int64_t seq, struct cu_audit_record *r)
+{
+    static const char sql[] = "SELECT " RECORD_COLUMNS " FROM audit_log WHERE seq = $1";
+    const struct cu_val p[] = {CU_VI(seq)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    memset(r, 0, sizeof(*r));
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK)
+        rc = row ? record_from_row(st, r) : CU_E_NOT_FOUND;
+    cu_stmt_done(st);
+    return rc;
+}
+
+/* Two statements, newest first and oldest first; filters that are not set match anything. */
+#define LIST_WHERE                                                                                 \
+    " FROM audit_log WHERE ($1 = '' OR actor_id = $1) AND ($2 = '' OR action = $2) AND "          \
+    "($3 = '' OR target = $3) AND time_ms >= $4 AND time_ms < $5 AND seq < $6 AND seq > $7 "
+
+enum cu_err cu_audit_list(struct cu_db *db, const struct cu_audit_filter *f, bool newest_first,
+                          size_t limit, struct cu_audit_record **out, size_t *n)
+{
+    static const char desc[] = "SELECT " RECORD_COLUMNS LIST_WHERE "ORDER BY seq DESC LIMIT $8";
+    static const char asc[] = "SELECT " RECORD_COLUMNS LIST_WHERE "ORDER BY seq ASC LIMIT $8";
+    struct cu_audit_record *rs = NULL;
+    struct cu_stmt *st = NULL;
+    size_t count = 0;
+    bool row = false;
+    enum cu_err rc;
+
+    if (limit == 0 || limit > 1000)
+        return CU_E_INVALID;
+    rs = cu_calloc(limit, sizeof(*rs));
+    if (rs == NULL)
+        return CU_E_NOMEM;
+    const struct cu_val p[] = {
+        CU_VT(f->actor_id ? f->actor_id : ""),
+        CU_VT(f->action ? f->action : ""),
+        CU_VT(f->target ? f->target : ""),
+        CU_VI(f->since_ms),
+        CU_VI(f->until_ms ? f->until_ms : INT64_MAX),
+        CU_VI(f->before ? f->before : INT64_MAX),
+        CU_VI(f->after),
+        CU_VI(limit),
+    };
+    rc = cu_db_query(db, newest_first ? desc : asc, p, CU_NVALS(p), &st);
+    while (rc == CU_OK && count < limit && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
+        rc = record_from_row(st, &rs[count++]);
+    cu_stmt_done(st);
+    if (rc != CU_OK) {
+        cu_audit_records_free(rs, count);
+        return rc;
+    }
+    *out = rs;
+    *n = count;
+    return CU_OK;
+}
+
+json_t *cu_audit_record_json(const struct cu_audit_record *r)
+{
+    char time[CU_RFC3339_BYTES], prev[2 * CU_MERKLE_HASH_BYTES + 1], hash[sizeof(prev)];
+    json_error_t jerr;
+    json_t *details = json_loads(r->details ? r->details : "{}", 0, &jerr);
+
+    cu_clock_format(r->time_ms, time);
+    cu_hex_encode(r->prev_hash, CU_MERKLE_HASH_BYTES, prev);
+    cu_hex_encode(r->hash, CU_MERKLE_HASH_BYTES, hash);
+    return json_pack("{s:I, s:s, s:{s:s, s:s}, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "seq",
+                     (json_int_t)r->seq, "time", time, "actor", "type", r->actor_type, "id",
+                     r->actor_id, "action", r->action, "target", r->target, "outcome", r->outcome,
+                     "request_id", r->request_id, "source", r->source, "details",
+                     details ? details : json_object(), "prev_hash", prev, "hash", hash);
+}

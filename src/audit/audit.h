@@ -1,0 +1,143 @@
+/*
+ * audit.h - the tamper-evident audit log: what happened, who did it, to what, with what
+ * outcome, chained record to record by SHA-256.
+ *
+ * cu_audit_append writes a record inside the caller's write transaction, so a change and its
+ * record commit or roll back together; if the append fails the caller must fail the request
+ * (fail closed). Each record stores prev_hash and hash = SHA-256(prev_hash || canonical
+ * encoding) (docs/internals/audit.md gives the encoding byte by byte). Secrets never enter a
+ * record; identifying values that investigators must be able to match (an e-mail, an IP) go
+ * in as keyed hashes made with cu_audit_hash_value. Checkpoints, proofs and verification are
+ * in checkpoint.h.
+ */
+#ifndef CU_AUDIT_AUDIT_H
+#define CU_AUDIT_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "audit/merkle.h"
+#include "base/err.h"
+#include "crypto/keyring.h"
+#include "crypto/sign.h"
+#include "store/store.h"
+
+/* Limits on the text fields of a record, in bytes. */
+#define CU_AUDIT_FIELD_MAX 256
+#define CU_AUDIT_DETAILS_MAX 8192
+/* Bytes for a keyed hash as text: "hk:" + 43 base64url characters + NUL. */
+#define CU_AUDIT_HASHED_BYTES 48
+
+struct cu_audit_opts {
+    const char *origin;          /* the log's name in checkpoints, e.g. "example.com/custodia" */
+    bool hash_source_ip;         /* store source IPs as keyed hashes */
+    unsigned checkpoint_records; /* a checkpoint at least every this many records */
+    unsigned checkpoint_seconds; /* and at least this often while records arrive */
+};
+
+/* What an append records. Every string may be NULL (stored as ""). */
+struct cu_audit_event {
+    const char *actor_type; /* "apikey", "staff", "customer", "system" */
+    const char *actor_id;   /* the principal's id; "" for the system */
+    const char *action;     /* stable dotted name: "apikey.create", "auth.failed" */
+    const char *target;     /* what was acted on: "apikey:ak_…"; "" if nothing */
+    const char *outcome;    /* "success", "failure" or "denied" */
+    const char *request_id;
+    const char *source_ip;  /* stored hashed when hash_source_ip */
+    const json_t *details;  /* an object or NULL; never secrets, never plaintext PII */
+};
+
+/* A stored record, as read back. Strings are owned by the record. */
+struct cu_audit_record {
+    int64_t seq;
+    int64_t time_ms;
+    char actor_type[32];
+    char actor_id[CU_AUDIT_FIELD_MAX + 1];
+    char action[CU_AUDIT_FIELD_MAX + 1];
+    char target[CU_AUDIT_FIELD_MAX + 1];
+    char outcome[16];
+    char request_id[64];
+    char source[CU_AUDIT_FIELD_MAX + 1];
+    char *details; /* JSON text; cu_audit_record_clear frees it */
+    uint8_t prev_hash[CU_MERKLE_HASH_BYTES];
+    uint8_t hash[CU_MERKLE_HASH_BYTES];
+};
+
+struct cu_audit;
+
+/* cu_audit_new(kr, opts, out): the audit service, with its signing key and hashing key
+ * derived from kr. Caller frees *out with cu_audit_free(). CU_E_INVALID for a bad origin. */
+CU_WUR enum cu_err cu_audit_new(const struct cu_keyring *kr, const struct cu_audit_opts *opts,
+                                struct cu_audit **out);
+
+/* cu_audit_free(a): wipes and frees a; NULL does nothing. */
+void cu_audit_free(struct cu_audit *a);
+
+/* cu_audit_opts_of(a): the options a was made with (owned by a). */
+const struct cu_audit_opts *cu_audit_opts_of(const struct cu_audit *a);
+
+/* cu_audit_signer(a): the checkpoint signing key (owned by a). */
+const struct cu_signer *cu_audit_signer(const struct cu_audit *a);
+
+/* cu_audit_append(a, db, ev, seq): appends a record for ev inside the caller's write
+ * transaction on db and writes its sequence number into *seq (may be NULL). CU_E_INVALID for
+ * an event with a field over its limit, an unknown outcome or details that are not an object;
+ * store errors otherwise. On error the caller must roll back and fail. */
+CU_WUR enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db,
+                                   const struct cu_audit_event *ev, int64_t *seq);
+
+/* cu_audit_record_event(a, st, ev): appends ev in a transaction of its own, for events that
+ * change nothing else (a failed sign-in, a start or stop). */
+CU_WUR enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,
+                                         const struct cu_audit_event *ev);
+
+/* cu_audit_hash_value(a, kind, value, out): the keyed hash that stands for an identifying
+ * value of a kind ("email", "ip", …) in records: "hk:" + base64url(BLAKE2b-256 keyed with the
+ * audit hashing key over kind || 0x00 || value), into out (CU_AUDIT_HASHED_BYTES). */
+void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
+                         char out[CU_AUDIT_HASHED_BYTES]);
+
+/* cu_audit_record_hash(prev, r, out): SHA-256(prev || canonical(r)), as the chain defines it. */
+CU_WUR enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
+                                        const struct cu_audit_record *r,
+                                        uint8_t out[CU_MERKLE_HASH_BYTES]);
+
+/* Filters for cu_audit_list; NULL or 0 fields do not filter. */
+struct cu_audit_filter {
+    const char *actor_id;
+    const char *action;
+    const char *target;
+    int64_t since_ms; /* time >= since */
+    int64_t until_ms; /* time < until */
+    int64_t before;   /* seq < before: the cursor for the next page */
+    int64_t after;    /* seq > after (for export and tail, oldest first) */
+};
+
+/* cu_audit_list(db, f, newest_first, limit, out, n): up to limit (1..1000) records matching f.
+ * Caller frees *out with cu_audit_records_free(*out, *n). */
+CU_WUR enum cu_err cu_audit_list(struct cu_db *db, const struct cu_audit_filter *f,
+                                 bool newest_first, size_t limit, struct cu_audit_record **out,
+                                 size_t *n);
+
+/* cu_audit_get(db, seq, r): one record. CU_E_NOT_FOUND when there is none. Clear r with
+ * cu_audit_record_clear. */
+CU_WUR enum cu_err cu_audit_get(struct cu_db *db, int64_t seq, struct cu_audit_record *r);
+
+/* cu_audit_head(db, seq, hash): the last sequence number (0 when empty) and its hash. */
+CU_WUR enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq,
+                                 uint8_t hash[CU_MERKLE_HASH_BYTES]);
+
+/* cu_audit_record_clear(r): frees what r owns. */
+void cu_audit_record_clear(struct cu_audit_record *r);
+
+/* cu_audit_records_free(rs, n): clears and frees an array from cu_audit_list. */
+void cu_audit_records_free(struct cu_audit_record *rs, size_t n);
+
+/* cu_audit_record_json(r): the JSON form of a record for the API and export. Caller frees
+ * with json_decref. */
+json_t *cu_audit_record_json(const struct cu_audit_record *r);
+
+#endif

@@ -1,0 +1,73 @@
+/*
+ * checkpoint.h - signed checkpoints of the audit log, proofs against them, and verification
+ * of the whole log.
+ *
+ * The leaves of the log's Merkle tree (RFC 6962) are the records' chain hashes, in order:
+ * leaf i (from 0) is record seq i + 1. A checkpoint states a tree size and its root in a C2SP
+ * signed note; inclusion and consistency proofs let an outsider check a record against a
+ * checkpoint, and a later checkpoint against an earlier one.
+ */
+#ifndef CU_AUDIT_CHECKPOINT_H
+#define CU_AUDIT_CHECKPOINT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "audit/audit.h"
+#include "audit/merkle.h"
+#include "audit/note.h"
+
+struct cu_audit_checkpoint {
+    int64_t tree_size;
+    cu_merkle_hash root;
+    int64_t created_at;
+    char note[CU_NOTE_BYTES];
+};
+
+/* cu_audit_checkpoint_make(a, st, force, made, out): makes a checkpoint of the whole log, in
+ * a write transaction of its own, when records exist that the latest checkpoint does not cover
+ * and force is set, or checkpoint_records of them have gathered, or checkpoint_seconds have
+ * passed since the latest. *made says whether one was made; out (may be NULL) gets it.
+ * CU_E_CORRUPT (nothing made) if the records since the latest checkpoint do not chain. */
+CU_WUR enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_store *st, bool force,
+                                            bool *made, struct cu_audit_checkpoint *out);
+
+/* cu_audit_checkpoint_get(db, size, out): the checkpoint of that tree size, or the latest
+ * when size is 0. CU_E_NOT_FOUND when there is none. */
+CU_WUR enum cu_err cu_audit_checkpoint_get(struct cu_db *db, int64_t size,
+                                           struct cu_audit_checkpoint *out);
+
+/* cu_audit_inclusion(db, seq, size, leaf, proof, len): the proof that record seq is leaf
+ * seq - 1 of the tree of the first size records (proof holds CU_MERKLE_MAX_PROOF); leaf gets
+ * the leaf hash. CU_E_INVALID unless 1 <= seq <= size <= the log's length. */
+CU_WUR enum cu_err cu_audit_inclusion(struct cu_db *db, int64_t seq, int64_t size,
+                                      cu_merkle_hash leaf, cu_merkle_hash *proof, size_t *len);
+
+/* cu_audit_consistency(db, from, to, proof, len): the proof that the tree of the first from
+ * records is a prefix of the tree of the first to. CU_E_INVALID unless
+ * 1 <= from <= to <= the log's length. */
+CU_WUR enum cu_err cu_audit_consistency(struct cu_db *db, int64_t from, int64_t to,
+                                        cu_merkle_hash *proof, size_t *len);
+
+/* What cu_audit_verify found. */
+struct cu_audit_verify_report {
+    bool ok;
+    int64_t records;     /* records checked */
+    int64_t checkpoints; /* checkpoints checked */
+    int64_t bad_seq;     /* the first sequence number found broken (0 when ok) */
+    char problem[256];   /* what is wrong there */
+};
+
+/* Progress: called now and then with records checked so far and the total. */
+typedef void (*cu_audit_progress_fn)(void *ctx, int64_t done, int64_t total);
+
+/* cu_audit_verify(a, db, from, progress, ctx, rep): walks the records from seq `from` (1 for
+ * all) in order, recomputing every hash and link, rebuilding the Merkle tree, and checking
+ * every checkpoint's root and signature, and the head. Stops at the first break and describes
+ * it in rep (hash mismatch, gap, chain break, bad signature, root mismatch, …). Returns CU_OK
+ * whether or not the log is intact (see rep->ok); an error only when it could not read. */
+CU_WUR enum cu_err cu_audit_verify(const struct cu_audit *a, struct cu_db *db, int64_t from,
+                                   cu_audit_progress_fn progress, void *ctx,
+                                   struct cu_audit_verify_report *rep);
+
+#endif
