@@ -1,12 +1,15 @@
 #!/bin/sh
 # Installs the Debian packages custodia needs to build, test, lint and benchmark.
+# (Go and golang.org/x/mod only run tests/interop/note_interop.sh: the Go reference checker
+# of signed checkpoint notes.)
 # Idempotent and quiet: prints nothing when every package is already installed.
 set -eu
 
 PKGS="build-essential pkg-config meson ninja-build python3
 libsodium-dev libssl-dev libjansson-dev libinih-dev libsqlite3-dev sqlite3
 libmicrohttpd-dev libgnutls28-dev gnutls-bin libcmocka-dev
-curl wrk valgrind clang-format clang-tidy cppcheck"
+curl wrk valgrind clang-format clang-tidy cppcheck
+golang-go golang-golang-x-mod-dev"
 
 missing=""
 for p in $PKGS; do

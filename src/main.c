@@ -15,6 +15,7 @@ static int usage(FILE *f)
           "  init     make a new data directory (keys, certificate, database, first API key)\n"
           "  serve    serve the HTTPS API\n"
           "  apikey   create, list or revoke API keys\n"
+          "  audit    verify, export, tail or checkpoint the audit log; hash a value\n"
           "  version  print the version\n"
           "\n"
           "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help.\n",
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
         {"init", cu_cli_init},
         {"serve", cu_cli_serve},
         {"apikey", cu_cli_apikey},
+        {"audit", cu_cli_audit},
     };
     if (argc < 2)
         return usage(stderr);

@@ -1,11 +1,12 @@
 /*
- * routes.c - the route table and the handlers of the routes so far: health, metrics and API
- * keys. Each handler validates its input fully, runs its service calls inside one store
- * transaction when it changes state, and answers JSON.
+ * routes.c - the route table, and the handlers for health and metrics. The handlers of each
+ * service live in their own file (apikeys_routes.c, audit_routes.c) and are declared in
+ * handlers.h.
  */
 #include <stdio.h>
 #include <string.h>
 
+#include "api/handlers.h"
 #include "api/http.h"
 #include "api/server.h"
 #include "base/clock.h"
@@ -39,7 +40,7 @@ static enum cu_err store_health(struct cu_app *app, int64_t now_ms, int64_t *che
     return rc;
 }
 
-static enum cu_err handle_health(struct cu_req *req, struct cu_resp *resp)
+enum cu_err cu_handle_health(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_app *app = req->app;
     char now[CU_RFC3339_BYTES], checked[CU_RFC3339_BYTES];
@@ -47,23 +48,28 @@ static enum cu_err handle_health(struct cu_req *req, struct cu_resp *resp)
     enum cu_err src = store_health(app, now_ms, &checked_ms);
     json_t *reasons = json_array();
 
+    bool audit_ok = !atomic_load(&app->audit_failing);
+
     if (src != CU_OK) {
         char reason[128];
         snprintf(reason, sizeof(reason), "store: %s", cu_err_problem_code(src));
         json_array_append_new(reasons, json_string(reason));
     }
+    if (!audit_ok)
+        json_array_append_new(reasons, json_string("audit: the last append failed"));
+    bool ok = src == CU_OK && audit_ok;
     cu_clock_format(now_ms, now);
     cu_clock_format(checked_ms, checked);
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status",
-                          src == CU_OK ? "ok" : "failing", "version", CU_VERSION, "store",
+    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status",
+                          ok ? "ok" : "failing", "version", CU_VERSION, "store",
                           src == CU_OK ? "ok" : "failing", "store_backend",
-                          cu_store_backend(app->store), "store_checked_at", checked, "time", now,
-                          "uptime_seconds", (json_int_t)((now_ms - app->started_at_ms) / 1000),
-                          "reasons", reasons);
-    return cu_resp_json(resp, src == CU_OK ? 200 : 503, v);
+                          cu_store_backend(app->store), "store_checked_at", checked, "audit",
+                          audit_ok ? "ok" : "failing", "time", now, "uptime_seconds",
+                          (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
+    return cu_resp_json(resp, ok ? 200 : 503, v);
 }
 
-static enum cu_err handle_metrics(struct cu_req *req, struct cu_resp *resp)
+enum cu_err cu_handle_metrics(struct cu_req *req, struct cu_resp *resp)
 {
     enum cu_err rc = cu_metrics_render(req->app->metrics, &resp->body, req->app->started_at_ms);
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
@@ -71,195 +77,18 @@ static enum cu_err handle_metrics(struct cu_req *req, struct cu_resp *resp)
     return rc;
 }
 
-/* The JSON form of a key's record; never includes the key's text or hash. */
-static json_t *apikey_json(const struct cu_apikey_info *k)
-{
-    char created[CU_RFC3339_BYTES], expires[CU_RFC3339_BYTES], revoked[CU_RFC3339_BYTES];
-    json_t *scopes = json_array();
-    for (uint64_t bit = 1; bit != 0 && bit <= k->scopes; bit <<= 1) {
-        if ((k->scopes & bit) && cu_apikey_scope_name(bit))
-            json_array_append_new(scopes, json_string(cu_apikey_scope_name(bit)));
-    }
-    cu_clock_format(k->created_at, created);
-    cu_clock_format(k->expires_at, expires);
-    cu_clock_format(k->revoked_at, revoked);
-    return json_pack("{s:s, s:s, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name, "scopes",
-                     scopes, "created_at", created, "expires_at", k->expires_at ? expires : NULL,
-                     "revoked_at", k->revoked_at ? revoked : NULL);
-}
-
-static bool valid_key_id(const char *id)
-{
-    if (strlen(id) != CU_APIKEY_ID_BYTES - 1 || strncmp(id, "ak_", 3) != 0)
-        return false;
-    for (const char *p = id + 3; *p; p++) {
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    }
-    return true;
-}
-
-static enum cu_err handle_apikeys_list(struct cu_req *req, struct cu_resp *resp)
-{
-    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
-    struct cu_apikey_info *items = NULL;
-    struct cu_db *db = NULL;
-    size_t n = 0;
-    long limit = 100;
-    enum cu_err rc;
-
-    if (lim != NULL) {
-        char *end = NULL;
-        limit = strtol(lim, &end, 10);
-        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
-            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
-    }
-    if (after != NULL && !valid_key_id(after))
-        return cu_resp_fail(resp, CU_E_INVALID, "after must be a key id (ak_ and 16 hex digits)");
-    rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_apikey_list(db, after, (size_t)limit, &items, &n);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the keys could not be listed");
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, apikey_json(&items[i]));
-    json_t *v = json_pack("{s:o, s:s?}", "items", arr, "next_after",
-                          n == (size_t)limit ? items[n - 1].id : NULL);
-    cu_free(items);
-    return cu_resp_json(resp, 200, v);
-}
-
-/* Reads "scopes": a non-empty array of known scope names. */
-static enum cu_err parse_scopes(const json_t *body, struct cu_resp *resp, uint64_t *out)
-{
-    const json_t *arr = json_object_get(body, "scopes"), *item;
-    size_t i;
-    *out = 0;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
-        return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'scopes' must be a non-empty array of scope names");
-    json_array_foreach(arr, i, item)
-    {
-        const char *s = json_string_value(item);
-        uint64_t bit = s ? cu_apikey_scope_parse(s, strlen(s)) : 0;
-        if (bit == 0)
-            return cu_resp_fail(resp, CU_E_INVALID, "field 'scopes' item %zu is not a known scope",
-                                i);
-        *out |= bit;
-    }
-    return CU_OK;
-}
-
-static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
-                                const char **name, uint64_t *scopes, int64_t *expires)
-{
-    static const char *const allowed[] = {"name", "scopes", "expires_at"};
-    char err[CU_JSON_ERR_BYTES];
-    const char *bad = NULL, *exp = NULL;
-
-    if (cu_json_only_keys(body, allowed, 3, &bad) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
-    if (cu_json_get_string(body, "name", true, CU_APIKEY_NAME_MAX, name, err) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    if (cu_apikey_check_name(*name) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'name' may hold letters, digits, space, '.', '-' and '_'");
-    if (parse_scopes(body, resp, scopes) != CU_OK)
-        return resp->err;
-    if (cu_json_get_string(body, "expires_at", false, 64, &exp, err) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    *expires = 0;
-    if (exp != NULL && (cu_clock_parse(exp, expires) != CU_OK || *expires <= cu_clock_now_ms()))
-        return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'expires_at' must be an RFC 3339 time in the future");
-    (void)req;
-    return CU_OK;
-}
-
-static enum cu_err handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
-{
-    char token[CU_APIKEY_TOKEN_BYTES];
-    struct cu_apikey_info info;
-    struct cu_db *db = NULL;
-    const char *name = NULL;
-    uint64_t scopes = 0;
-    int64_t expires = 0;
-    json_t *body = NULL;
-    enum cu_err rc = cu_req_json(req, resp, &body);
-
-    if (rc == CU_OK)
-        rc = parse_create(req, resp, body, &name, &scopes, &expires);
-    if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_apikey_create(req->app->apikeys, db, name, scopes, expires, &info, token);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
-    json_decref(body);
-    if (rc != CU_OK)
-        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
-    json_t *v = apikey_json(&info);
-    json_object_set_new(v, "key", json_string(token));
-    cu_crypto_wipe(token, sizeof(token));
-    cu_log(CU_LOG_INFO, "apikey.created", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
-           CU_LS("by", req->principal.key.id));
-    return cu_resp_json(resp, 201, v);
-}
-
-static enum cu_err handle_apikey_get(struct cu_req *req, struct cu_resp *resp)
-{
-    struct cu_apikey_info info;
-    struct cu_db *db = NULL;
-    enum cu_err rc;
-
-    if (!valid_key_id(req->params[0]))
-        return cu_resp_fail(resp, CU_E_INVALID, "the key id must be ak_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_apikey_get(db, req->params[0], &info);
-    if (rc == CU_E_NOT_FOUND)
-        return cu_resp_fail(resp, rc, "no API key has this id");
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the key could not be read");
-    return cu_resp_json(resp, 200, apikey_json(&info));
-}
-
-static enum cu_err handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
-{
-    struct cu_apikey_info info;
-    struct cu_db *db = NULL;
-    enum cu_err rc;
-
-    if (!valid_key_id(req->params[0]))
-        return cu_resp_fail(resp, CU_E_INVALID, "the key id must be ak_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_apikey_revoke(db, req->params[0]);
-        if (rc == CU_OK)
-            rc = cu_apikey_get(db, req->params[0], &info);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
-    if (rc == CU_E_NOT_FOUND)
-        return cu_resp_fail(resp, rc, "no API key has this id");
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the key could not be revoked");
-    cu_log(CU_LOG_INFO, "apikey.revoked", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
-           CU_LS("by", req->principal.key.id));
-    return cu_resp_json(resp, 200, apikey_json(&info));
-}
-
 static const struct cu_route route_table[] = {
-    {CU_GET, "/v1/health", handle_health, 0},
-    {CU_GET, "/metrics", handle_metrics, CU_SCOPE_METRICS_READ},
-    {CU_GET, "/v1/apikeys", handle_apikeys_list, CU_SCOPE_APIKEYS_READ},
-    {CU_POST, "/v1/apikeys", handle_apikeys_create, CU_SCOPE_APIKEYS_WRITE},
-    {CU_GET, "/v1/apikeys/{id}", handle_apikey_get, CU_SCOPE_APIKEYS_READ},
-    {CU_DELETE, "/v1/apikeys/{id}", handle_apikey_revoke, CU_SCOPE_APIKEYS_WRITE},
+    {CU_GET, "/v1/health", cu_handle_health, 0},
+    {CU_GET, "/metrics", cu_handle_metrics, CU_SCOPE_METRICS_READ},
+    {CU_GET, "/v1/apikeys", cu_handle_apikeys_list, CU_SCOPE_APIKEYS_READ},
+    {CU_POST, "/v1/apikeys", cu_handle_apikeys_create, CU_SCOPE_APIKEYS_WRITE},
+    {CU_GET, "/v1/apikeys/{id}", cu_handle_apikey_get, CU_SCOPE_APIKEYS_READ},
+    {CU_DELETE, "/v1/apikeys/{id}", cu_handle_apikey_revoke, CU_SCOPE_APIKEYS_WRITE},
+    {CU_GET, "/v1/audit", cu_handle_audit_list, CU_SCOPE_AUDIT_READ},
+    {CU_GET, "/v1/audit/checkpoints/latest", cu_handle_audit_checkpoint, CU_SCOPE_AUDIT_READ},
+    {CU_GET, "/v1/audit/{seq}/proof", cu_handle_audit_proof, CU_SCOPE_AUDIT_READ},
+    {CU_GET, "/v1/audit/consistency", cu_handle_audit_consistency, CU_SCOPE_AUDIT_READ},
+    {CU_GET, "/v1/audit/public-key", cu_handle_audit_public_key, CU_SCOPE_AUDIT_READ},
 };
 
 const struct cu_route *cu_routes(size_t *n)

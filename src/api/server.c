@@ -31,6 +31,7 @@
 
 #include "cu_version.h"
 
+#include "audit/checkpoint.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
@@ -150,6 +151,61 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
     return ret;
 }
 
+static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, const char *action,
+                       const char *target, const char *outcome, const json_t *details)
+{
+    bool key = req->principal.kind == CU_PRINCIPAL_APIKEY;
+    ev->actor_type = key ? "apikey" : "anonymous";
+    ev->actor_id = key ? req->principal.key.id : "";
+    ev->action = action;
+    ev->target = target;
+    ev->outcome = outcome;
+    ev->request_id = req->id;
+    ev->source_ip = req->remote_ip;
+    ev->details = details;
+}
+
+static enum cu_err audit_result(struct cu_app *app, enum cu_err rc, const char *action)
+{
+    if (rc == CU_OK) {
+        atomic_store(&app->audit_failing, false);
+        return CU_OK;
+    }
+    atomic_store(&app->audit_failing, true);
+    cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", action),
+           CU_LS("error", cu_err_str(rc)));
+    return CU_E_AUDIT;
+}
+
+enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
+                         const char *target, const char *outcome, json_t *details)
+{
+    struct cu_audit_event ev;
+    fill_event(req, &ev, action, target, outcome, details);
+    enum cu_err rc = cu_audit_append(req->app->audit, db, &ev, NULL);
+    json_decref(details);
+    return audit_result(req->app, rc, action);
+}
+
+enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
+                               const char *outcome, json_t *details)
+{
+    struct cu_audit_event ev;
+    fill_event(req, &ev, action, target, outcome, details);
+    enum cu_err rc = cu_audit_record_event(req->app->audit, req->app->store, &ev);
+    json_decref(details);
+    return audit_result(req->app, rc, action);
+}
+
+/* Audits a refused request. The refusal stands whatever happens to its record: if the audit
+ * log cannot be written, health says so and the log has the error. */
+static void audit_refusal(struct cu_req *req, const char *action, const char *target,
+                          const char *outcome, json_t *details)
+{
+    if (cu_app_audit_alone(req, action, target, outcome, details) != CU_OK)
+        return;
+}
+
 /* Reads "Bearer <token>" and finds the key; fills the principal or fails the response. */
 static enum cu_err authenticate(struct request *r, uint64_t scope)
 {
@@ -159,22 +215,35 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     enum cu_err rc;
 
     cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0)
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+        audit_refusal(&r->req, "auth.failed", "", "failure",
+                                 json_pack("{s:s, s:s}", "method", "apikey", "reason",
+                                           h == NULL ? "no credential" : "not a bearer token"));
         return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED,
                             "this route needs an API key: Authorization: Bearer <key>");
+    }
     rc = cu_store_db(r->req.app->store, &db);
     if (rc == CU_OK)
         rc = cu_apikey_authenticate(r->req.app->apikeys, db, h + 7, strlen(h + 7),
                                     &r->req.principal.key);
-    if (rc == CU_E_UNAUTHENTICATED)
+    if (rc == CU_E_UNAUTHENTICATED) {
+        /* Audited, but the answer stays 401 even if the audit log is down (health says so). */
+        audit_refusal(&r->req, "auth.failed", "", "failure",
+                                 json_pack("{s:s, s:s}", "method", "apikey", "reason",
+                                           "unknown, revoked or expired key"));
         return cu_resp_fail(&r->resp, rc, "the API key is unknown, revoked or expired");
+    }
     if (rc != CU_OK)
         return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
     r->req.principal.kind = CU_PRINCIPAL_APIKEY;
     r->resp.nheaders = 0;
-    if ((r->req.principal.key.scopes & scope) != scope)
+    if ((r->req.principal.key.scopes & scope) != scope) {
+        audit_refusal(&r->req, "access.denied", r->req.path, "denied",
+                                 json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
+                                           cu_apikey_scope_name(scope)));
         return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the API key lacks the scope %s",
                             cu_apikey_scope_name(scope));
+    }
     return CU_OK;
 }
 
@@ -416,6 +485,63 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 }
 
+/* The checkpointer: a thread that makes an audit checkpoint when one is due (every
+ * [audit] checkpoint_records records or checkpoint_seconds seconds), checking once a second. */
+struct checkpointer {
+    struct cu_app *app;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    bool running;
+};
+
+static void *checkpointer_main(void *arg)
+{
+    struct checkpointer *c = arg;
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        if (c->stop)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        bool made = false;
+        enum cu_err rc = cu_audit_checkpoint_make(c->app->audit, c->app->store, false, &made, NULL);
+        if (rc != CU_OK)
+            cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void checkpointer_start(struct checkpointer *c, struct cu_app *app)
+{
+    memset(c, 0, sizeof(*c));
+    c->app = app;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->running = pthread_create(&c->thread, NULL, checkpointer_main, c) == 0;
+    if (!c->running)
+        cu_log_msg(CU_LOG_ERROR, "audit.checkpointer_not_started");
+}
+
+static void checkpointer_stop(struct checkpointer *c)
+{
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+}
+
 /* Waits for SIGTERM or SIGINT, which the caller has blocked in every thread. */
 static int wait_for_signal(void)
 {
@@ -476,10 +602,13 @@ enum cu_err cu_server_run(struct cu_app *app)
     cu_log(CU_LOG_INFO, "server.started", CU_LS("address", app->cfg.server.listen_address),
            CU_LI("port", app->cfg.server.port), CU_LI("threads", app->threads),
            CU_LS("version", CU_VERSION));
+    struct checkpointer cp;
+    checkpointer_start(&cp, app);
     int sig = wait_for_signal();
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
            CU_LI("in_flight", atomic_load(&app->inflight)));
     drain(app, d);
+    checkpointer_stop(&cp);
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
     cu_log_buffer_stop();
 out_mask:

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "api/metrics.h"
+#include "audit/audit.h"
 #include "base/config.h"
 #include "crypto/keyring.h"
 #include "identity/apikey.h"
@@ -20,13 +21,27 @@ struct cu_app {
     struct cu_keyring *keyring;
     struct cu_store *store;
     struct cu_apikey_service *apikeys;
+    struct cu_audit *audit;
     struct cu_metrics *metrics;
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight; /* requests begun and not yet completed */
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
+    atomic_bool audit_failing;      /* the last audit append failed */
 };
+
+/* cu_app_audit(req, db, action, target, outcome, details): appends the audit record of what
+ * req did, inside the caller's write transaction on db, with the request's principal, id and
+ * address. Consumes details (may be NULL). CU_E_AUDIT when it cannot be written: the caller
+ * must roll back and fail (fail closed); health then reports the audit log failing. */
+CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
+                                const char *target, const char *outcome, json_t *details);
+
+/* cu_app_audit_alone(req, action, target, outcome, details): the same in a transaction of
+ * its own, for requests that change nothing else (reads, failed sign-ins, denials). */
+CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action,
+                                      const char *target, const char *outcome, json_t *details);
 
 /* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in
  * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the

@@ -41,8 +41,7 @@ void cu_merkle_leaf_hash(const void *data, size_t len, cu_merkle_hash out)
 }
 
 /* cu_merkle_node_hash(left, right, out): SHA-256(0x01 || left || right). */
-void cu_merkle_node_hash(const cu_merkle_hash left, const cu_merkle_hash right,
-                         cu_merkle_hash out)
+void cu_merkle_node_hash(const cu_merkle_hash left, const cu_merkle_hash right, cu_merkle_hash out)
 {
     uint8_t buf[1 + 2 * CU_MERKLE_HASH_BYTES];
 
@@ -84,8 +83,7 @@ void cu_merkle_root(const cu_merkle_hash *leaves, uint64_t n, cu_merkle_hash out
 }
 
 /* Appends the root of leaves[0..n) to proof. */
-static void push_root(const cu_merkle_hash *leaves, uint64_t n, cu_merkle_hash *proof,
-                      size_t *len)
+static void push_root(const cu_merkle_hash *leaves, uint64_t n, cu_merkle_hash *proof, size_t *len)
 {
     CU_ASSERT(*len < CU_MERKLE_MAX_PROOF);
     cu_merkle_root(leaves, n, proof[*len]);
@@ -271,9 +269,9 @@ out:
 /* cu_merkle_verify_consistency(size1, size2, root1, root2, proof, len): CU_OK when proof shows
  * that the tree (size1, root1) is a prefix of (size2, root2); CU_E_CRYPTO otherwise, including
  * every malformed proof. size1 == 0 is rejected: a proof from the empty tree proves nothing. */
-enum cu_err cu_merkle_verify_consistency(uint64_t size1, uint64_t size2,
-                                         const cu_merkle_hash root1, const cu_merkle_hash root2,
-                                         const cu_merkle_hash *proof, size_t len)
+enum cu_err cu_merkle_verify_consistency(uint64_t size1, uint64_t size2, const cu_merkle_hash root1,
+                                         const cu_merkle_hash root2, const cu_merkle_hash *proof,
+                                         size_t len)
 {
     enum cu_err rc = CU_E_CRYPTO;
     struct cons_path p = {root1, proof, len, 0};

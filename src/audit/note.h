@@ -37,9 +37,9 @@ CU_WUR enum cu_err cu_note_verifier_key(const char *name, const uint8_t pub[CU_S
 
 /* cu_note_checkpoint(origin, size, root, signer, key_name, out): the signed checkpoint note
  * for a tree, NUL-terminated, into out (CU_NOTE_BYTES). */
-CU_WUR enum cu_err cu_note_checkpoint(const char *origin, uint64_t size,
-                                      const cu_merkle_hash root, const struct cu_signer *signer,
-                                      const char *key_name, char out[CU_NOTE_BYTES]);
+CU_WUR enum cu_err cu_note_checkpoint(const char *origin, uint64_t size, const cu_merkle_hash root,
+                                      const struct cu_signer *signer, const char *key_name,
+                                      char out[CU_NOTE_BYTES]);
 
 /* cu_note_open_checkpoint(note, len, key_name, pub, origin, size, root): checks that note is
  * a well-formed signed note carrying a valid signature by (key_name, pub) over a well-formed

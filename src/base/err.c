@@ -45,6 +45,8 @@ static const struct err_info err_table[] = {
     [CU_E_CORRUPT] = {"stored data failed an integrity check", 500, "data_corrupt", "Data corrupt"},
     [CU_E_TLS] = {"TLS setup failed", 500, "internal", INTERNAL_TITLE},
     [CU_E_UNAVAILABLE] = {"a dependency is unavailable", 503, "unavailable", "Service unavailable"},
+    [CU_E_AUDIT] = {"the audit log cannot be written", 503, "audit_unavailable",
+                    "Audit log unavailable"},
     [CU_E_INTERNAL] = {"internal error", 500, "internal", INTERNAL_TITLE},
 };
 

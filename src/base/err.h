@@ -35,6 +35,7 @@ enum cu_err {
     CU_E_CORRUPT,         /* stored data failed an integrity check */
     CU_E_TLS,             /* TLS setup failed */
     CU_E_UNAVAILABLE,     /* a dependency is down; try later */
+    CU_E_AUDIT,           /* the audit record could not be written: fail closed */
     CU_E_INTERNAL,        /* a bug or an unexpected state */
     CU_E__COUNT
 };

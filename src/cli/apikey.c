@@ -46,6 +46,18 @@ static bool add_scopes(const char *arg, uint64_t *scopes)
     return true;
 }
 
+/* Audits a change to a key inside its transaction: name and scopes, never the key. */
+static enum cu_err audit_key(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
+                             const struct cu_apikey_info *k)
+{
+    char target[CU_APIKEY_ID_BYTES + 8], scopes[512];
+    snprintf(target, sizeof(target), "apikey:%s", k->id);
+    if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
+        scopes[0] = '\0';
+    return cu_cli_audit_append(ctx, db, action, target,
+                               json_pack("{s:s, s:s}", "name", k->name, "scopes", scopes));
+}
+
 static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, long days)
 {
     char token[CU_APIKEY_TOKEN_BYTES], scope_text[512];
@@ -61,6 +73,8 @@ static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, lon
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
         rc = cu_apikey_create(svc, db, name, scopes, expires, &info, token);
+        if (rc == CU_OK)
+            rc = audit_key(ctx, db, "apikey.create", &info);
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
     cu_apikey_service_free(svc);
@@ -120,7 +134,12 @@ static int revoke(struct cu_cli_ctx *ctx, const char *id)
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
+        struct cu_apikey_info info;
         rc = cu_apikey_revoke(db, id);
+        if (rc == CU_OK)
+            rc = cu_apikey_get(db, id, &info);
+        if (rc == CU_OK)
+            rc = audit_key(ctx, db, "apikey.revoke", &info);
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
     if (rc == CU_E_NOT_FOUND) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "crypto/crypto.h"
@@ -81,13 +83,60 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
         return CU_EXIT_FAIL;
     }
     code = open_store(ctx);
+    struct cu_audit_opts ao = cu_cli_audit_opts(&ctx->cfg);
+    if (code == CU_EXIT_OK && cu_audit_new(ctx->keyring, &ao, &ctx->audit) != CU_OK) {
+        cu_cli_error("[audit] origin: cannot start the audit log");
+        code = CU_EXIT_FAIL;
+    }
     if (code != CU_EXIT_OK)
         cu_cli_close(ctx);
     return code;
 }
 
+struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg)
+{
+    struct cu_audit_opts o = {
+        .origin = cfg->audit.origin,
+        .hash_source_ip = cfg->audit.hash_source_ip,
+        .checkpoint_records = cfg->audit.checkpoint_records,
+        .checkpoint_seconds = cfg->audit.checkpoint_seconds,
+    };
+    return o;
+}
+
+/* The login name of whoever runs the command, for the audit record. */
+static const char *operator_name(char *buf, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char tmp[1024];
+    if (getpwuid_r(geteuid(), &pw, tmp, sizeof(tmp), &res) == 0 && res != NULL)
+        snprintf(buf, len, "%s", res->pw_name);
+    else
+        snprintf(buf, len, "uid:%u", (unsigned)geteuid());
+    return buf;
+}
+
+enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
+                                const char *target, json_t *details)
+{
+    char who[128];
+    struct cu_audit_event ev = {
+        .actor_type = "operator",
+        .actor_id = operator_name(who, sizeof(who)),
+        .action = action,
+        .target = target,
+        .outcome = "success",
+        .details = details,
+    };
+    enum cu_err rc = cu_audit_append(ctx->audit, db, &ev, NULL);
+    json_decref(details);
+    return rc;
+}
+
 void cu_cli_close(struct cu_cli_ctx *ctx)
 {
+    cu_audit_free(ctx->audit);
+    ctx->audit = NULL;
     cu_store_close(ctx->store);
     cu_keyring_free(ctx->keyring);
     ctx->store = NULL;

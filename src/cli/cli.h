@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "audit/audit.h"
 #include "base/config.h"
 #include "base/err.h"
 #include "crypto/keyring.h"
@@ -25,6 +26,7 @@
 int cu_cli_init(int argc, char **argv);
 int cu_cli_serve(int argc, char **argv);
 int cu_cli_apikey(int argc, char **argv);
+int cu_cli_audit(int argc, char **argv);
 
 /* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
 const char *cu_cli_data_dir(const char *flag);
@@ -37,6 +39,7 @@ struct cu_cli_ctx {
     struct cu_config cfg;
     struct cu_keyring *keyring;
     struct cu_store *store;
+    struct cu_audit *audit;
 };
 
 /* cu_cli_open(dir, ctx): loads dir's configuration, keyring and store (migrated to the
@@ -46,5 +49,14 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx);
 
 /* cu_cli_close(ctx): closes what cu_cli_open opened. */
 void cu_cli_close(struct cu_cli_ctx *ctx);
+
+/* cu_cli_audit_opts(cfg): the audit options of a configuration (strings owned by cfg). */
+struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
+
+/* cu_cli_audit(ctx, db, action, target, details): appends the record of an operator's CLI
+ * action inside db's write transaction: actor type "operator", actor id the login name of the
+ * user who ran the command. Consumes details. */
+CU_WUR enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db,
+                                       const char *action, const char *target, json_t *details);
 
 #endif

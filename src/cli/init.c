@@ -16,6 +16,8 @@
 #include "cli/cli.h"
 #include "crypto/cert.h"
 #include "crypto/crypto.h"
+#include "audit/checkpoint.h"
+#include "cu_version.h"
 #include "identity/apikey.h"
 
 #define MAX_MADE 8
@@ -174,15 +176,33 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
+    struct cu_cli_ctx ctx = {.store = st};
+    struct cu_audit_opts ao = cu_cli_audit_opts(cfg);
+    bool made = false;
     rc = cu_apikey_service_new(kr, &svc);
+    if (rc == CU_OK)
+        rc = cu_audit_new(kr, &ao, &ctx.audit);
     if (rc == CU_OK)
         rc = cu_store_db(st, &db);
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
-        rc = cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info, token);
+        rc = cu_cli_audit_append(&ctx, db, "system.init", "", json_pack("{s:s}", "version",
+                                                                           CU_VERSION));
+        if (rc == CU_OK)
+            rc = cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info,
+                                  token);
+        char target[CU_APIKEY_ID_BYTES + 8];
+        snprintf(target, sizeof(target), "apikey:%s", info.id);
+        if (rc == CU_OK)
+            rc = cu_cli_audit_append(&ctx, db, "apikey.create", target,
+                                     json_pack("{s:s, s:s}", "name", "initial-admin", "scopes",
+                                               "all"));
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
+    if (rc == CU_OK)
+        rc = cu_audit_checkpoint_make(ctx.audit, st, true, &made, NULL);
+    cu_audit_free(ctx.audit);
     if (rc != CU_OK) {
         cu_cli_error("cannot make the first API key: %s", cu_err_str(rc));
         goto out;

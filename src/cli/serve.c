@@ -8,10 +8,14 @@
 #include <unistd.h>
 
 #include "api/server.h"
+#include "audit/checkpoint.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "cu_version.h"
 
 static int usage(void)
 {
@@ -19,6 +23,45 @@ static int usage(void)
           "Serves the HTTPS API of the data directory DIR (default $CUSTODIA_DIR or ./var).\n",
           stderr);
     return CU_EXIT_USAGE;
+}
+
+/* Records a system event (start, stop, configuration) in a transaction of its own. */
+static enum cu_err record(struct cu_cli_ctx *ctx, const char *action, json_t *details)
+{
+    struct cu_audit_event ev = {
+        .actor_type = "system",
+        .action = action,
+        .outcome = "success",
+        .details = details,
+    };
+    enum cu_err rc = cu_audit_record_event(ctx->audit, ctx->store, &ev);
+    json_decref(details);
+    return rc;
+}
+
+/* What the audit log keeps of the configuration loaded: where from, and a SHA-256 of the
+ * file, so a change between two starts shows. */
+static json_t *config_details(const struct cu_config *cfg)
+{
+    char path[CU_CONFIG_PATH_BYTES + 16], hex[2 * CU_HASH_BYTES + 1] = "";
+    uint8_t digest[CU_HASH_BYTES];
+    struct cu_buf b;
+    char chunk[4096];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/custodia.conf", cfg->data_dir);
+    cu_buf_init(&b, 1u << 20);
+    f = fopen(path, "r");
+    if (f != NULL) {
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && cu_buf_append(&b, chunk, n) == CU_OK)
+            ;
+        fclose(f);
+        cu_crypto_sha256(b.data ? b.data : "", b.len, digest);
+        cu_hex_encode(digest, sizeof(digest), hex);
+    }
+    cu_buf_free(&b);
+    return json_pack("{s:s, s:s}", "file", path, "sha256", hex);
 }
 
 static unsigned pool_size(const struct cu_config *cfg)
@@ -52,6 +95,12 @@ int cu_cli_serve(int argc, char **argv)
         return code;
     cu_log(CU_LOG_INFO, "config.loaded", CU_LS("dir", ctx.cfg.data_dir),
            CU_LS("store", ctx.cfg.store.backend));
+    if (record(&ctx, "config.loaded", config_details(&ctx.cfg)) != CU_OK ||
+        record(&ctx, "system.start", json_pack("{s:s}", "version", CU_VERSION)) != CU_OK) {
+        cu_cli_error("the audit log cannot be written; not starting (fail closed)");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     app = cu_calloc(1, sizeof(*app));
     if (app == NULL || cu_apikey_service_new(ctx.keyring, &app->apikeys) != CU_OK) {
         cu_cli_error("out of memory");
@@ -63,7 +112,13 @@ int cu_cli_serve(int argc, char **argv)
     app->store = ctx.store;
     app->started_at_ms = cu_clock_now_ms();
     app->threads = pool_size(&ctx.cfg);
+    app->audit = ctx.audit;
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
+    if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
+        cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));
+    bool made = false;
+    if (cu_audit_checkpoint_make(ctx.audit, ctx.store, true, &made, NULL) != CU_OK)
+        cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("when", "stop"));
 out:
     if (app != NULL) {
         cu_apikey_service_free(app->apikeys);

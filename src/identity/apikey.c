@@ -22,6 +22,7 @@ static const char *const scope_names[] = {
     "apikeys.read",
     "apikeys.write",
     "metrics.read",
+    "audit.read",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
 #define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)

@@ -30,6 +30,7 @@ enum cu_scope {
     CU_SCOPE_APIKEYS_READ = 1u << 0,  /* "apikeys.read": list API keys */
     CU_SCOPE_APIKEYS_WRITE = 1u << 1, /* "apikeys.write": create and revoke API keys */
     CU_SCOPE_METRICS_READ = 1u << 2,  /* "metrics.read": read /metrics */
+    CU_SCOPE_AUDIT_READ = 1u << 3,    /* "audit.read": read the audit log, checkpoints, proofs */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */
