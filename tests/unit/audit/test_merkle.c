@@ -702,7 +702,8 @@ static void test_verify_edges(void **state)
     assert_int_equal(cu_merkle_verify_consistency(5, 5, roots[5], roots[4], NULL, 0), CU_E_CRYPTO);
     assert_int_equal(cu_merkle_verify_consistency(5, 5, roots[5], roots[5], CH(leaves), 1),
                      CU_E_CRYPTO);
-    /* sizes that differ need a proof */
+    /* sizes that differ need a proof, whether or not size1 is a power of two */
+    assert_int_equal(cu_merkle_verify_consistency(3, 5, roots[3], roots[5], NULL, 0), CU_E_CRYPTO);
     assert_int_equal(cu_merkle_verify_consistency(4, 5, roots[4], roots[5], NULL, 0), CU_E_CRYPTO);
     /* more hashes than any proof holds are refused before they are read */
     assert_int_equal(cu_merkle_consistency_proof(CH(leaves), 3, 7, proof, &len), CU_OK);

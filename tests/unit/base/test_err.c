@@ -60,6 +60,7 @@ static void test_documented_mapping(void **state)
         {CU_E_CORRUPT, 500, "data_corrupt"},
         {CU_E_TLS, 500, "internal"},
         {CU_E_UNAVAILABLE, 503, "unavailable"},
+        {CU_E_AUDIT, 503, "audit_unavailable"},
         {CU_E_INTERNAL, 500, "internal"},
     };
 
