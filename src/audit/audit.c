@@ -108,56 +108,58 @@ void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char 
         out[3] = '\0';
 }
 
-/* The canonical encoding (docs/internals/audit.md):
+/* canonical(r, dst, cap, len): appends the canonical encoding of r to dst (cap bytes) after
+ * the *len bytes already there; false when it does not fit. docs/internals/audit.md:
  *   "custodia-audit-v1" 0x00 || seq (8, big-endian) || time_ms (8, big-endian, two's
  *   complement) || for each of actor_type, actor_id, action, target, outcome, request_id,
  *   source, details: length (4, big-endian) || bytes. */
-static enum cu_err put_u64(struct cu_buf *b, uint64_t v)
-{
-    uint8_t x[8];
-    for (int i = 0; i < 8; i++)
-        x[i] = (uint8_t)(v >> (56 - 8 * i));
-    return cu_buf_append(b, x, sizeof(x));
-}
-
-static enum cu_err put_field(struct cu_buf *b, const char *s)
-{
-    size_t n = strlen(s);
-    uint8_t x[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    enum cu_err rc = cu_buf_append(b, x, sizeof(x));
-    return rc == CU_OK ? cu_buf_append(b, s, n) : rc;
-}
-
-static enum cu_err canonical(const struct cu_audit_record *r, struct cu_buf *b)
+static bool canonical(const struct cu_audit_record *r, uint8_t *dst, size_t cap, size_t *len)
 {
     const char *fields[] = {r->actor_type, r->actor_id,   r->action, r->target,
                             r->outcome,    r->request_id, r->source, r->details ? r->details : ""};
-    enum cu_err rc = cu_buf_append(b, CANON_MAGIC, sizeof(CANON_MAGIC));
-    if (rc == CU_OK)
-        rc = put_u64(b, (uint64_t)r->seq);
-    if (rc == CU_OK)
-        rc = put_u64(b, (uint64_t)r->time_ms);
-    for (size_t i = 0; rc == CU_OK && i < sizeof(fields) / sizeof(fields[0]); i++)
-        rc = put_field(b, fields[i]);
-    return rc;
+    size_t n = *len;
+    if (n + sizeof(CANON_MAGIC) + 16 > cap)
+        return false;
+    memcpy(dst + n, CANON_MAGIC, sizeof(CANON_MAGIC));
+    n += sizeof(CANON_MAGIC);
+    for (int i = 0; i < 8; i++)
+        dst[n++] = (uint8_t)((uint64_t)r->seq >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        dst[n++] = (uint8_t)((uint64_t)r->time_ms >> (56 - 8 * i));
+    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
+        size_t l = strlen(fields[f]);
+        if (n + 4 + l > cap)
+            return false;
+        dst[n++] = (uint8_t)(l >> 24);
+        dst[n++] = (uint8_t)(l >> 16);
+        dst[n++] = (uint8_t)(l >> 8);
+        dst[n++] = (uint8_t)l;
+        memcpy(dst + n, fields[f], l);
+        n += l;
+    }
+    *len = n;
+    return true;
 }
+
+/* Room for the largest record: prev hash, magic, two integers, eight length-prefixed fields
+ * of which seven are at most CU_AUDIT_FIELD_MAX bytes and details at most
+ * CU_AUDIT_DETAILS_MAX. */
+#define CANON_MAX                                                                                  \
+    (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 8 * 4 + 7 * CU_AUDIT_FIELD_MAX +          \
+     CU_AUDIT_DETAILS_MAX)
 
 enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
                                  const struct cu_audit_record *r,
                                  uint8_t out[CU_MERKLE_HASH_BYTES])
 {
-    struct cu_buf b;
-    enum cu_err rc;
+    uint8_t flat[CANON_MAX];
+    size_t len = CU_MERKLE_HASH_BYTES;
 
-    cu_buf_init(&b, CU_MERKLE_HASH_BYTES + 64 + 8 * (CU_AUDIT_FIELD_MAX + 4) +
-                        CU_AUDIT_DETAILS_MAX);
-    rc = cu_buf_append(&b, prev, CU_MERKLE_HASH_BYTES);
-    if (rc == CU_OK)
-        rc = canonical(r, &b);
-    if (rc == CU_OK)
-        cu_crypto_sha256(b.data, b.len, out);
-    cu_buf_free(&b);
-    return rc;
+    memcpy(flat, prev, CU_MERKLE_HASH_BYTES);
+    if (!canonical(r, flat, sizeof(flat), &len))
+        return CU_E_TOO_LARGE;
+    cu_crypto_sha256(flat, len, out);
+    return CU_OK;
 }
 
 /* Copies an event string into a record field; CU_E_INVALID when it does not fit or holds a

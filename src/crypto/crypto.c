@@ -9,7 +9,11 @@
 #include "crypto/crypto.h"
 
 #include <sodium.h>
+/* SHA256_Init and friends are deprecated in OpenSSL 3.0 in favour of EVP, but stay, and are
+ * twice as fast on short inputs (see cu_crypto_sha256). */
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include "base/mem.h"
 
@@ -100,10 +104,12 @@ void cu_crypto_keyed_hash(const struct cu_secret *key, const void *msg, size_t l
 /* cu_crypto_sha256(msg, len, out): SHA-256 of msg (OpenSSL, for speed). */
 void cu_crypto_sha256(const void *msg, size_t len, uint8_t out[CU_HASH_BYTES])
 {
-    unsigned int n = 0;
-    int r = EVP_Digest(msg, len, out, &n, EVP_sha256(), NULL);
-
-    CU_ASSERT(r == 1 && n == CU_HASH_BYTES);
+    /* The low-level calls, not EVP_Digest or SHA256(): in OpenSSL 3.0 both fetch the
+     * algorithm and allocate a context on every call, which halves the rate on the short
+     * inputs the audit log hashes. Same SHA-NI code underneath. */
+    SHA256_CTX c;
+    CU_ASSERT(SHA256_Init(&c) == 1 && SHA256_Update(&c, msg, len) == 1 &&
+              SHA256_Final(out, &c) == 1);
 }
 
 /* cu_b64url_encode(bin, n, out, outlen): unpadded base64url of n bytes into out, which must
