@@ -108,33 +108,33 @@ void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char 
         out[3] = '\0';
 }
 
-/* canonical(r, dst, cap, len): appends the canonical encoding of r to dst (cap bytes) after
- * the *len bytes already there; false when it does not fit. docs/internals/audit.md:
+/* canonical(seq, time_ms, fields, dst, cap, len): appends the canonical encoding to dst (cap
+ * bytes) after the *len bytes already there; false when it does not fit.
+ * docs/internals/audit.md:
  *   "custodia-audit-v1" 0x00 || seq (8, big-endian) || time_ms (8, big-endian, two's
  *   complement) || for each of actor_type, actor_id, action, target, outcome, request_id,
  *   source, details: length (4, big-endian) || bytes. */
-static bool canonical(const struct cu_audit_record *r, uint8_t *dst, size_t cap, size_t *len)
+static bool canonical(int64_t seq, int64_t time_ms, const struct cu_audit_text *fields,
+                      uint8_t *dst, size_t cap, size_t *len)
 {
-    const char *fields[] = {r->actor_type, r->actor_id,   r->action, r->target,
-                            r->outcome,    r->request_id, r->source, r->details ? r->details : ""};
     size_t n = *len;
     if (n + sizeof(CANON_MAGIC) + 16 > cap)
         return false;
     memcpy(dst + n, CANON_MAGIC, sizeof(CANON_MAGIC));
     n += sizeof(CANON_MAGIC);
     for (int i = 0; i < 8; i++)
-        dst[n++] = (uint8_t)((uint64_t)r->seq >> (56 - 8 * i));
+        dst[n++] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
     for (int i = 0; i < 8; i++)
-        dst[n++] = (uint8_t)((uint64_t)r->time_ms >> (56 - 8 * i));
-    for (size_t f = 0; f < sizeof(fields) / sizeof(fields[0]); f++) {
-        size_t l = strlen(fields[f]);
-        if (n + 4 + l > cap)
+        dst[n++] = (uint8_t)((uint64_t)time_ms >> (56 - 8 * i));
+    for (size_t f = 0; f < CU_AUDIT_TEXT_FIELDS; f++) {
+        size_t l = fields[f].n;
+        if (l > UINT32_MAX || n + 4 + l > cap)
             return false;
         dst[n++] = (uint8_t)(l >> 24);
         dst[n++] = (uint8_t)(l >> 16);
         dst[n++] = (uint8_t)(l >> 8);
         dst[n++] = (uint8_t)l;
-        memcpy(dst + n, fields[f], l);
+        memcpy(dst + n, fields[f].p, l);
         n += l;
     }
     *len = n;
@@ -148,18 +148,32 @@ static bool canonical(const struct cu_audit_record *r, uint8_t *dst, size_t cap,
     (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 8 * 4 + 7 * CU_AUDIT_FIELD_MAX +          \
      CU_AUDIT_DETAILS_MAX)
 
-enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
-                                 const struct cu_audit_record *r,
-                                 uint8_t out[CU_MERKLE_HASH_BYTES])
+enum cu_err cu_audit_hash_parts(const uint8_t prev[CU_MERKLE_HASH_BYTES], int64_t seq,
+                                int64_t time_ms, const struct cu_audit_text *fields,
+                                uint8_t out[CU_MERKLE_HASH_BYTES])
 {
     uint8_t flat[CANON_MAX];
     size_t len = CU_MERKLE_HASH_BYTES;
 
     memcpy(flat, prev, CU_MERKLE_HASH_BYTES);
-    if (!canonical(r, flat, sizeof(flat), &len))
+    if (!canonical(seq, time_ms, fields, flat, sizeof(flat), &len))
         return CU_E_TOO_LARGE;
     cu_crypto_sha256(flat, len, out);
     return CU_OK;
+}
+
+enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
+                                 const struct cu_audit_record *r,
+                                 uint8_t out[CU_MERKLE_HASH_BYTES])
+{
+    const char *d = r->details ? r->details : "";
+    const struct cu_audit_text f[CU_AUDIT_TEXT_FIELDS] = {
+        {r->actor_type, strlen(r->actor_type)}, {r->actor_id, strlen(r->actor_id)},
+        {r->action, strlen(r->action)},         {r->target, strlen(r->target)},
+        {r->outcome, strlen(r->outcome)},       {r->request_id, strlen(r->request_id)},
+        {r->source, strlen(r->source)},         {d, strlen(d)},
+    };
+    return cu_audit_hash_parts(prev, r->seq, r->time_ms, f, out);
 }
 
 /* Copies an event string into a record field; CU_E_INVALID when it does not fit or holds a

@@ -100,6 +100,21 @@ CU_WUR enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st
 void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
                          char out[CU_AUDIT_HASHED_BYTES]);
 
+/* The eight text fields of a record in canonical order: actor_type, actor_id, action, target,
+ * outcome, request_id, source, details. */
+#define CU_AUDIT_TEXT_FIELDS 8
+struct cu_audit_text {
+    const char *p;
+    size_t n;
+};
+
+/* cu_audit_hash_parts(prev, seq, time_ms, fields, out): SHA-256(prev || canonical encoding)
+ * of a record given as its parts (fields: CU_AUDIT_TEXT_FIELDS, in canonical order), without
+ * allocating. CU_E_TOO_LARGE when the fields pass the record limits. */
+CU_WUR enum cu_err cu_audit_hash_parts(const uint8_t prev[CU_MERKLE_HASH_BYTES], int64_t seq,
+                                       int64_t time_ms, const struct cu_audit_text *fields,
+                                       uint8_t out[CU_MERKLE_HASH_BYTES]);
+
 /* cu_audit_record_hash(prev, r, out): SHA-256(prev || canonical(r)), as the chain defines it. */
 CU_WUR enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
                                         const struct cu_audit_record *r,

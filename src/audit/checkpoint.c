@@ -480,28 +480,38 @@ static void check_checkpoints(struct walk *w)
     }
 }
 
-static void check_record(struct walk *w, const struct cu_audit_record *r)
+/* Checks one row of the walk's query (the columns of walk_records) against the chain. */
+static void check_row(struct walk *w, struct cu_stmt *st)
 {
     uint8_t h[CU_MERKLE_HASH_BYTES];
+    struct cu_audit_text f[CU_AUDIT_TEXT_FIELDS];
+    int64_t seq = cu_stmt_int(st, 0);
+    size_t pl = 0, hl = 0;
     cu_merkle_hash leaf;
 
-    if (r->seq > w->expect) {
+    if (seq > w->expect) {
         broken(w, w->expect, "gap: record %lld is missing", (long long)w->expect);
         return;
     }
-    if (cu_audit_record_hash(r->prev_hash, r, h) != CU_OK || memcmp(h, r->hash, sizeof(h)) != 0) {
-        broken(w, r->seq, "hash mismatch: record %lld does not match its hash (it was changed)",
-               (long long)r->seq);
+    for (int i = 0; i < CU_AUDIT_TEXT_FIELDS; i++)
+        f[i].p = cu_stmt_text(st, 2 + i, &f[i].n);
+    const uint8_t *prev = cu_stmt_blob(st, 10, &pl), *hash = cu_stmt_blob(st, 11, &hl);
+    if (pl != sizeof(h) || hl != sizeof(h) ||
+        cu_audit_hash_parts(prev, seq, cu_stmt_int(st, 1), f, h) != CU_OK ||
+        memcmp(h, hash, sizeof(h)) != 0) {
+        broken(w, seq, "hash mismatch: record %lld does not match its hash (it was changed)",
+               (long long)seq);
         return;
     }
-    if (memcmp(r->prev_hash, w->prev, sizeof(w->prev)) != 0) {
-        broken(w, r->seq, "chain break: record %lld does not follow the record before it "
-                          "(records removed, swapped or inserted)",
-               (long long)r->seq);
+    if (memcmp(prev, w->prev, sizeof(w->prev)) != 0) {
+        broken(w, seq,
+               "chain break: record %lld does not follow the record before it "
+               "(records removed, swapped or inserted)",
+               (long long)seq);
         return;
     }
-    memcpy(w->prev, r->hash, sizeof(w->prev));
-    leaf_of(r->hash, leaf);
+    memcpy(w->prev, hash, sizeof(w->prev));
+    leaf_of(hash, leaf);
     cu_merkle_builder_add(&w->b, leaf);
     w->expect++;
     w->rep->records++;
@@ -543,26 +553,26 @@ static enum cu_err start_at(struct cu_db *db, struct walk *w, int64_t from)
     return rc;
 }
 
+/* Streams the records from w->expect on, in order, through check_row. */
 static enum cu_err walk_records(struct cu_db *db, struct walk *w, int64_t total,
                                 cu_audit_progress_fn progress, void *ctx)
 {
-    struct cu_audit_filter f = {.after = w->expect - 1};
-    enum cu_err rc = CU_OK;
+    static const char sql[] =
+        "SELECT seq, time_ms, actor_type, actor_id, action, target, outcome, request_id, "
+        "source, details, prev_hash, hash FROM audit_log WHERE seq >= $1 ORDER BY seq";
+    const struct cu_val p[] = {CU_VI(w->expect)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
 
-    while (rc == CU_OK && w->rep->ok) {
-        struct cu_audit_record *rs = NULL;
-        size_t n = 0;
-        rc = cu_audit_list(db, &f, false, 1000, &rs, &n);
-        for (size_t i = 0; rc == CU_OK && i < n && w->rep->ok; i++)
-            check_record(w, &rs[i]);
-        if (n > 0)
-            f.after = rs[n - 1].seq;
-        cu_audit_records_free(rs, n);
-        if (progress != NULL && (n < 1000 || w->rep->records % 65536 < 1000))
+    while (rc == CU_OK && w->rep->ok && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        check_row(w, st);
+        if (progress != NULL && w->rep->records % 65536 == 0)
             progress(ctx, w->rep->records, total);
-        if (n < 1000)
-            break;
     }
+    cu_stmt_done(st);
+    if (progress != NULL && rc == CU_OK)
+        progress(ctx, w->rep->records, total);
     return rc;
 }
 
