@@ -31,10 +31,14 @@ static int append_all(struct cu_audit *a, struct cu_store *st, long n)
     struct cu_db *db = NULL;
     enum cu_err rc = cu_store_db(st, &db);
     json_t *d = json_pack("{s:s, s:i}", "name", "billing service", "n", 1);
-    struct cu_audit_event ev = {.actor_type = "apikey", .actor_id = "ak_0123456789abcdef",
-                                .action = "apikey.create", .target = "apikey:ak_fedcba9876543210",
-                                .outcome = "success", .request_id = "0123456789abcdef01234567",
-                                .source_ip = "192.0.2.10", .details = d};
+    struct cu_audit_event ev = {.actor_type = "apikey",
+                                .actor_id = "ak_0123456789abcdef",
+                                .action = "apikey.create",
+                                .target = "apikey:ak_fedcba9876543210",
+                                .outcome = "success",
+                                .request_id = "0123456789abcdef01234567",
+                                .source_ip = "192.0.2.10",
+                                .details = d};
     uint64_t t = cu_clock_mono_ns();
     for (long i = 0; rc == CU_OK && i < n; i += 1000) {
         rc = cu_db_begin(db, CU_TXN_WRITE);
@@ -94,16 +98,21 @@ int main(int argc, char **argv)
     struct cu_keyring *kr = NULL;
     struct cu_store *st = NULL;
     struct cu_audit *a = NULL;
-    struct cu_audit_opts o = {.origin = "bench.example/audit", .hash_source_ip = true,
-                              .checkpoint_records = 1000, .checkpoint_seconds = 60};
+    struct cu_audit_opts o = {.origin = "bench.example/audit",
+                              .hash_source_ip = true,
+                              .checkpoint_records = 1000,
+                              .checkpoint_seconds = 60};
     int code = 1;
 
     if (n < 1000 || cu_crypto_init() != CU_OK || mkdtemp(dir) == NULL)
         return 2;
     snprintf(key, sizeof(key), "%s/root.key", dir);
     snprintf(dbp, sizeof(dbp), "%s/custodia.db", dir);
-    struct cu_store_opts so = {.backend = "sqlite", .path = dbp, .busy_timeout_ms = 5000,
-                               .synchronous_full = true, .create = true};
+    struct cu_store_opts so = {.backend = "sqlite",
+                               .path = dbp,
+                               .busy_timeout_ms = 5000,
+                               .synchronous_full = true,
+                               .create = true};
     if (cu_keyring_create(key, err) != CU_OK || cu_keyring_load(key, &kr, err) != CU_OK ||
         cu_store_open(&so, &st, err) != CU_OK || cu_store_migrate(st, err) != CU_OK ||
         cu_audit_new(kr, &o, &a) != CU_OK) {

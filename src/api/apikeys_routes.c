@@ -228,4 +228,3 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
            CU_LS("by", req->principal.key.id));
     return cu_resp_json(resp, 200, apikey_json(&info));
 }
-

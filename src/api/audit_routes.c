@@ -23,14 +23,14 @@ static enum cu_err query_int(struct cu_req *req, struct cu_resp *resp, const cha
     long long x;
 
     if (v == NULL)
-        return required ? cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' is required",
-                                       name)
+        return required ? cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' is required", name)
                         : CU_OK;
     errno = 0;
     x = strtoll(v, &end, 10);
     if (errno != 0 || end == v || *end != '\0' || x < min || x > max)
-        return cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' must be an integer from "
-                                                "%lld to %lld",
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "query argument '%s' must be an integer from "
+                            "%lld to %lld",
                             name, (long long)min, (long long)max);
     *out = x;
     return CU_OK;
@@ -57,8 +57,8 @@ static enum cu_err query_text(struct cu_req *req, struct cu_resp *resp, const ch
     return CU_OK;
 }
 
-static enum cu_err parse_filter(struct cu_req *req, struct cu_resp *resp,
-                                struct cu_audit_filter *f, int64_t *limit)
+static enum cu_err parse_filter(struct cu_req *req, struct cu_resp *resp, struct cu_audit_filter *f,
+                                int64_t *limit)
 {
     enum cu_err rc = query_text(req, resp, "actor", &f->actor_id);
     if (rc == CU_OK)
@@ -190,8 +190,8 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp)
                         json_pack("{s:I, s:I, s:I, s:o, s:o, s:o, s:s}", "seq", (json_int_t)seq,
                                   "leaf_index", (json_int_t)(seq - 1), "tree_size",
                                   (json_int_t)size, "leaf_hash", b64_json(leaf), "proof",
-                                  proof_json(proof, len), "root", b64_json(cp.root),
-                                  "checkpoint", cp.note));
+                                  proof_json(proof, len), "root", b64_json(cp.root), "checkpoint",
+                                  cp.note));
 }
 
 enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp)

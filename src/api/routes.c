@@ -60,12 +60,12 @@ enum cu_err cu_handle_health(struct cu_req *req, struct cu_resp *resp)
     bool ok = src == CU_OK && audit_ok;
     cu_clock_format(now_ms, now);
     cu_clock_format(checked_ms, checked);
-    json_t *v = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status",
-                          ok ? "ok" : "failing", "version", CU_VERSION, "store",
-                          src == CU_OK ? "ok" : "failing", "store_backend",
-                          cu_store_backend(app->store), "store_checked_at", checked, "audit",
-                          audit_ok ? "ok" : "failing", "time", now, "uptime_seconds",
-                          (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
+    json_t *v =
+        json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:o}", "status", ok ? "ok" : "failing",
+                  "version", CU_VERSION, "store", src == CU_OK ? "ok" : "failing", "store_backend",
+                  cu_store_backend(app->store), "store_checked_at", checked, "audit",
+                  audit_ok ? "ok" : "failing", "time", now, "uptime_seconds",
+                  (json_int_t)((now_ms - app->started_at_ms) / 1000), "reasons", reasons);
     return cu_resp_json(resp, ok ? 200 : 503, v);
 }
 

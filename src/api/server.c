@@ -217,8 +217,8 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
         audit_refusal(&r->req, "auth.failed", "", "failure",
-                                 json_pack("{s:s, s:s}", "method", "apikey", "reason",
-                                           h == NULL ? "no credential" : "not a bearer token"));
+                      json_pack("{s:s, s:s}", "method", "apikey", "reason",
+                                h == NULL ? "no credential" : "not a bearer token"));
         return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED,
                             "this route needs an API key: Authorization: Bearer <key>");
     }
@@ -229,8 +229,8 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     if (rc == CU_E_UNAUTHENTICATED) {
         /* Audited, but the answer stays 401 even if the audit log is down (health says so). */
         audit_refusal(&r->req, "auth.failed", "", "failure",
-                                 json_pack("{s:s, s:s}", "method", "apikey", "reason",
-                                           "unknown, revoked or expired key"));
+                      json_pack("{s:s, s:s}", "method", "apikey", "reason",
+                                "unknown, revoked or expired key"));
         return cu_resp_fail(&r->resp, rc, "the API key is unknown, revoked or expired");
     }
     if (rc != CU_OK)
@@ -239,8 +239,8 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     r->resp.nheaders = 0;
     if ((r->req.principal.key.scopes & scope) != scope) {
         audit_refusal(&r->req, "access.denied", r->req.path, "denied",
-                                 json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
-                                           cu_apikey_scope_name(scope)));
+                      json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
+                                cu_apikey_scope_name(scope)));
         return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the API key lacks the scope %s",
                             cu_apikey_scope_name(scope));
     }

@@ -25,7 +25,7 @@ struct cu_app {
     struct cu_metrics *metrics;
     int64_t started_at_ms;
     unsigned threads;
-    atomic_long inflight; /* requests begun and not yet completed */
+    atomic_long inflight;           /* requests begun and not yet completed */
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
     atomic_bool audit_failing;      /* the last audit append failed */
@@ -40,8 +40,8 @@ CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char
 
 /* cu_app_audit_alone(req, action, target, outcome, details): the same in a transaction of
  * its own, for requests that change nothing else (reads, failed sign-ins, denials). */
-CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action,
-                                      const char *target, const char *outcome, json_t *details);
+CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
+                                      const char *outcome, json_t *details);
 
 /* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in
  * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the

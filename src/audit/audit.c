@@ -48,8 +48,7 @@ enum cu_err cu_audit_new(const struct cu_keyring *kr, const struct cu_audit_opts
     struct cu_audit *a;
     enum cu_err rc;
 
-    if (!origin_ok(opts->origin) || opts->checkpoint_records == 0 ||
-        opts->checkpoint_seconds == 0)
+    if (!origin_ok(opts->origin) || opts->checkpoint_records == 0 || opts->checkpoint_seconds == 0)
         return CU_E_INVALID;
     a = cu_calloc(1, sizeof(*a));
     if (a == NULL)
@@ -145,7 +144,7 @@ static bool canonical(int64_t seq, int64_t time_ms, const struct cu_audit_text *
  * of which seven are at most CU_AUDIT_FIELD_MAX bytes and details at most
  * CU_AUDIT_DETAILS_MAX. */
 #define CANON_MAX                                                                                  \
-    (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 8 * 4 + 7 * CU_AUDIT_FIELD_MAX +          \
+    (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 8 * 4 + (size_t)7 * CU_AUDIT_FIELD_MAX +    \
      CU_AUDIT_DETAILS_MAX)
 
 enum cu_err cu_audit_hash_parts(const uint8_t prev[CU_MERKLE_HASH_BYTES], int64_t seq,
@@ -163,8 +162,7 @@ enum cu_err cu_audit_hash_parts(const uint8_t prev[CU_MERKLE_HASH_BYTES], int64_
 }
 
 enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
-                                 const struct cu_audit_record *r,
-                                 uint8_t out[CU_MERKLE_HASH_BYTES])
+                                 const struct cu_audit_record *r, uint8_t out[CU_MERKLE_HASH_BYTES])
 {
     const char *d = r->details ? r->details : "";
     const struct cu_audit_text f[CU_AUDIT_TEXT_FIELDS] = {
@@ -193,8 +191,8 @@ static enum cu_err copy_field(char *dst, size_t cap, const char *src)
 
 static bool outcome_ok(const char *o)
 {
-    return o && (strcmp(o, "success") == 0 || strcmp(o, "failure") == 0 ||
-                 strcmp(o, "denied") == 0);
+    return o &&
+           (strcmp(o, "success") == 0 || strcmp(o, "failure") == 0 || strcmp(o, "denied") == 0);
 }
 
 static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_audit_event *ev,
@@ -262,11 +260,20 @@ static enum cu_err insert_record(struct cu_db *db, const struct cu_audit_record 
         "INSERT INTO audit_log (seq, time_ms, actor_type, actor_id, action, target, outcome, "
         "request_id, source, details, prev_hash, hash) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    static const char head[] = "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3";
+    static const char head[] =
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3";
     const struct cu_val p[] = {
-        CU_VI(r->seq),          CU_VI(r->time_ms),    CU_VT(r->actor_type), CU_VT(r->actor_id),
-        CU_VT(r->action),       CU_VT(r->target),     CU_VT(r->outcome),    CU_VT(r->request_id),
-        CU_VT(r->source),       CU_VT(r->details),    CU_VB(r->prev_hash, CU_MERKLE_HASH_BYTES),
+        CU_VI(r->seq),
+        CU_VI(r->time_ms),
+        CU_VT(r->actor_type),
+        CU_VT(r->actor_id),
+        CU_VT(r->action),
+        CU_VT(r->target),
+        CU_VT(r->outcome),
+        CU_VT(r->request_id),
+        CU_VT(r->source),
+        CU_VT(r->details),
+        CU_VB(r->prev_hash, CU_MERKLE_HASH_BYTES),
         CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
     };
     const struct cu_val h[] = {CU_VI(r->seq), CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
@@ -338,7 +345,7 @@ void cu_audit_records_free(struct cu_audit_record *rs, size_t n)
 }
 
 #define RECORD_COLUMNS                                                                             \
-    "seq, time_ms, actor_type, actor_id, action, target, outcome, request_id, source, details, "  \
+    "seq, time_ms, actor_type, actor_id, action, target, outcome, request_id, source, details, "   \
     "prev_hash, hash"
 
 static void text_col(struct cu_stmt *st, int col, char *dst, size_t cap)
@@ -398,7 +405,7 @@ enum cu_err cu_audit_get(struct cu_db *db, int64_t seq, struct cu_audit_record *
 
 /* Two statements, newest first and oldest first; filters that are not set match anything. */
 #define LIST_WHERE                                                                                 \
-    " FROM audit_log WHERE ($1 = '' OR actor_id = $1) AND ($2 = '' OR action = $2) AND "          \
+    " FROM audit_log WHERE ($1 = '' OR actor_id = $1) AND ($2 = '' OR action = $2) AND "           \
     "($3 = '' OR target = $3) AND time_ms >= $4 AND time_ms < $5 AND seq < $6 AND seq > $7 "
 
 enum cu_err cu_audit_list(struct cu_db *db, const struct cu_audit_filter *f, bool newest_first,

@@ -46,8 +46,8 @@ struct cu_audit_event {
     const char *target;     /* what was acted on: "apikey:ak_…"; "" if nothing */
     const char *outcome;    /* "success", "failure" or "denied" */
     const char *request_id;
-    const char *source_ip;  /* stored hashed when hash_source_ip */
-    const json_t *details;  /* an object or NULL; never secrets, never plaintext PII */
+    const char *source_ip; /* stored hashed when hash_source_ip */
+    const json_t *details; /* an object or NULL; never secrets, never plaintext PII */
 };
 
 /* A stored record, as read back. Strings are owned by the record. */

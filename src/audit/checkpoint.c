@@ -96,8 +96,7 @@ static enum cu_err row_to_checkpoint(struct cu_stmt *st, struct cu_audit_checkpo
     return CU_OK;
 }
 
-enum cu_err cu_audit_checkpoint_get(struct cu_db *db, int64_t size,
-                                    struct cu_audit_checkpoint *out)
+enum cu_err cu_audit_checkpoint_get(struct cu_db *db, int64_t size, struct cu_audit_checkpoint *out)
 {
     static const char latest[] = "SELECT tree_size, root, created_at, note FROM audit_checkpoints "
                                  "ORDER BY tree_size DESC LIMIT 1";
@@ -285,6 +284,7 @@ static void push(struct ranges *rs, uint64_t start, uint64_t len)
 }
 
 /* RFC 6962 PATH(m, D[start:start+n]) as leaf ranges, deepest first. */
+// NOLINTNEXTLINE(misc-no-recursion): depth is at most 64, one level per bit of the size
 static void path_ranges(uint64_t m, uint64_t start, uint64_t n, struct ranges *rs)
 {
     if (n <= 1)
@@ -300,6 +300,7 @@ static void path_ranges(uint64_t m, uint64_t start, uint64_t n, struct ranges *r
 }
 
 /* RFC 6962 SUBPROOF(m, D[start:start+n], b) as leaf ranges. */
+// NOLINTNEXTLINE(misc-no-recursion): depth is at most 64, one level per bit of the size
 static void subproof_ranges(uint64_t m, uint64_t start, uint64_t n, bool b, struct ranges *rs)
 {
     if (m == n) {
@@ -328,8 +329,8 @@ static enum cu_err range_root(struct cu_db *db, const struct range *r, cu_merkle
     return rc;
 }
 
-static enum cu_err ranges_to_proof(struct cu_db *db, const struct ranges *rs,
-                                   cu_merkle_hash *proof, size_t *len)
+static enum cu_err ranges_to_proof(struct cu_db *db, const struct ranges *rs, cu_merkle_hash *proof,
+                                   size_t *len)
 {
     enum cu_err rc = CU_OK;
     for (size_t i = 0; rc == CU_OK && i < rs->n; i++)
@@ -364,8 +365,8 @@ enum cu_err cu_audit_inclusion(struct cu_db *db, int64_t seq, int64_t size, cu_m
     return ranges_to_proof(db, &rs, proof, len);
 }
 
-enum cu_err cu_audit_consistency(struct cu_db *db, int64_t from, int64_t to,
-                                 cu_merkle_hash *proof, size_t *len)
+enum cu_err cu_audit_consistency(struct cu_db *db, int64_t from, int64_t to, cu_merkle_hash *proof,
+                                 size_t *len)
 {
     struct ranges rs = {.n = 0};
     int64_t n = 0;
@@ -469,12 +470,14 @@ static void check_checkpoints(struct walk *w)
             continue; /* before --from: its root cannot be recomputed here */
         cu_merkle_builder_root(&w->b, root);
         if (memcmp(root, cp->root, sizeof(root)) != 0)
-            broken(w, cp->tree_size, "root mismatch: the checkpoint of size %lld does not match "
-                                     "the records",
+            broken(w, cp->tree_size,
+                   "root mismatch: the checkpoint of size %lld does not match "
+                   "the records",
                    (long long)cp->tree_size);
         else if (!note_ok(w, cp))
-            broken(w, cp->tree_size, "bad signature: the checkpoint of size %lld is not signed by "
-                                     "this log's key",
+            broken(w, cp->tree_size,
+                   "bad signature: the checkpoint of size %lld is not signed by "
+                   "this log's key",
                    (long long)cp->tree_size);
         w->rep->checkpoints++;
     }
@@ -584,7 +587,7 @@ static void check_end(struct walk *w, int64_t head, const uint8_t *head_hash)
         return;
     if (head > last)
         broken(w, last + 1, "gap: record %lld and after are missing (the head says more)",
-               (long long)(last + 1));
+               (long long)last + 1);
     else if (head < last || memcmp(head_hash, w->prev, CU_MERKLE_HASH_BYTES) != 0)
         broken(w, last, "head mismatch: the chain's head does not name record %lld",
                (long long)last);

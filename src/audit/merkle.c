@@ -65,6 +65,7 @@ static uint64_t split_point(uint64_t n)
 
 /* cu_merkle_root(leaves, n, out): the root of the tree whose leaf hashes are leaves[0..n);
  * for n == 0 the hash of the empty string. */
+// NOLINTNEXTLINE(misc-no-recursion): at most 64 deep, each level halves the tree
 void cu_merkle_root(const cu_merkle_hash *leaves, uint64_t n, cu_merkle_hash out)
 {
     cu_merkle_hash left, right;
@@ -91,6 +92,7 @@ static void push_root(const cu_merkle_hash *leaves, uint64_t n, cu_merkle_hash *
 }
 
 /* PATH(m, D[0:n]) of RFC 6962 section 2.1.1, appended to proof; m < n. */
+// NOLINTNEXTLINE(misc-no-recursion): at most 64 deep, each level halves the tree
 static void path(const cu_merkle_hash *leaves, uint64_t n, uint64_t m, cu_merkle_hash *proof,
                  size_t *len)
 {
@@ -129,6 +131,7 @@ out:
 
 /* SUBPROOF(m, D[0:n], whole) of RFC 6962 section 2.1.2, appended to proof; 0 < m <= n. whole
  * says that the tree of the first m leaves is one the verifier already knows the root of. */
+// NOLINTNEXTLINE(misc-no-recursion): at most 64 deep, each level halves the tree
 static void subproof(const cu_merkle_hash *leaves, uint64_t n, uint64_t m, int whole,
                      cu_merkle_hash *proof, size_t *len)
 {

@@ -28,8 +28,7 @@ typedef uint8_t cu_merkle_hash[CU_MERKLE_HASH_BYTES];
 void cu_merkle_leaf_hash(const void *data, size_t len, cu_merkle_hash out);
 
 /* cu_merkle_node_hash(left, right, out): SHA-256(0x01 || left || right). */
-void cu_merkle_node_hash(const cu_merkle_hash left, const cu_merkle_hash right,
-                         cu_merkle_hash out);
+void cu_merkle_node_hash(const cu_merkle_hash left, const cu_merkle_hash right, cu_merkle_hash out);
 
 /* cu_merkle_root(leaves, n, out): the root of the tree whose leaf hashes are leaves[0..n);
  * for n == 0 the hash of the empty string. */
@@ -53,8 +52,7 @@ CU_WUR enum cu_err cu_merkle_verify_inclusion(uint64_t index, uint64_t size,
  * first size1 leaves is a prefix of the tree of the first size2 (leaves holds at least size2).
  * Empty when size1 == size2 or size1 == 0. CU_E_INVALID when size1 > size2. */
 CU_WUR enum cu_err cu_merkle_consistency_proof(const cu_merkle_hash *leaves, uint64_t size1,
-                                               uint64_t size2, cu_merkle_hash *proof,
-                                               size_t *len);
+                                               uint64_t size2, cu_merkle_hash *proof, size_t *len);
 
 /* cu_merkle_verify_consistency(size1, size2, root1, root2, proof, len): CU_OK when proof shows
  * that the tree (size1, root1) is a prefix of (size2, root2); CU_E_CRYPTO otherwise, including

@@ -46,8 +46,8 @@ static void progress(void *ctx, int64_t done, int64_t total)
     (void)ctx;
     if (!isatty(2))
         return;
-    fprintf(stderr, "\rverifying: %lld of %lld records (%lld%%)", (long long)done,
-            (long long)total, total > 0 ? (long long)(done * 100 / total) : 100LL);
+    fprintf(stderr, "\rverifying: %lld of %lld records (%lld%%)", (long long)done, (long long)total,
+            total > 0 ? (long long)(done * 100 / total) : 100LL);
 }
 
 static int verify(struct cu_cli_ctx *ctx, int64_t from)
@@ -74,8 +74,8 @@ static int verify(struct cu_cli_ctx *ctx, int64_t from)
                (long long)rep.records, (long long)rep.checkpoints);
         return CU_EXIT_FAIL;
     }
-    printf("audit log intact: %lld records and %lld checkpoints verified\n",
-           (long long)rep.records, (long long)rep.checkpoints);
+    printf("audit log intact: %lld records and %lld checkpoints verified\n", (long long)rep.records,
+           (long long)rep.checkpoints);
     return CU_EXIT_OK;
 }
 
@@ -188,12 +188,15 @@ static int parse_time(const char *opt, const char *v, int64_t *out)
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},   {"from", required_argument, NULL, 'f'},
-        {"since", required_argument, NULL, 's'}, {"until", required_argument, NULL, 'u'},
-        {"format", required_argument, NULL, 'F'}, {"kind", required_argument, NULL, 'k'},
-        {"follow", no_argument, NULL, 'w'},      {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"from", required_argument, NULL, 'f'},
+                                         {"since", required_argument, NULL, 's'},
+                                         {"until", required_argument, NULL, 'u'},
+                                         {"format", required_argument, NULL, 'F'},
+                                         {"kind", required_argument, NULL, 'k'},
+                                         {"follow", no_argument, NULL, 'w'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c, code = CU_EXIT_OK;
     char *end = NULL;
 

@@ -56,7 +56,7 @@ struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
 /* cu_cli_audit(ctx, db, action, target, details): appends the record of an operator's CLI
  * action inside db's write transaction: actor type "operator", actor id the login name of the
  * user who ran the command. Consumes details. */
-CU_WUR enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db,
-                                       const char *action, const char *target, json_t *details);
+CU_WUR enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
+                                       const char *target, json_t *details);
 
 #endif

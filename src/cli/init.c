@@ -187,17 +187,17 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
-        rc = cu_cli_audit_append(&ctx, db, "system.init", "", json_pack("{s:s}", "version",
-                                                                           CU_VERSION));
+        rc = cu_cli_audit_append(&ctx, db, "system.init", "",
+                                 json_pack("{s:s}", "version", CU_VERSION));
         if (rc == CU_OK)
-            rc = cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info,
-                                  token);
+            rc =
+                cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info, token);
         char target[CU_APIKEY_ID_BYTES + 8];
         snprintf(target, sizeof(target), "apikey:%s", info.id);
         if (rc == CU_OK)
-            rc = cu_cli_audit_append(&ctx, db, "apikey.create", target,
-                                     json_pack("{s:s, s:s}", "name", "initial-admin", "scopes",
-                                               "all"));
+            rc = cu_cli_audit_append(
+                &ctx, db, "apikey.create", target,
+                json_pack("{s:s, s:s}", "name", "initial-admin", "scopes", "all"));
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
     if (rc == CU_OK)

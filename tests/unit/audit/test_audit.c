@@ -16,7 +16,7 @@
 #define RECORDS 3000
 
 struct fixture {
-    char dir[300];      /* a data directory made by `custodia init` */
+    char dir[300]; /* a data directory made by `custodia init` */
     char db[340];
     struct cu_keyring *kr;
     struct cu_store *st;
@@ -51,8 +51,8 @@ static void open_dir(struct fixture *f)
     snprintf(key, sizeof(key), "%s/root.key", f->dir);
     snprintf(f->db, sizeof(f->db), "%s/custodia.db", f->dir);
     assert_int_equal(cu_keyring_load(key, &f->kr, err), CU_OK);
-    struct cu_store_opts o = {.backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000,
-                              .synchronous_full = false};
+    struct cu_store_opts o = {
+        .backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000, .synchronous_full = false};
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
     assert_int_equal(cu_audit_new(f->kr, &opts, &f->audit), CU_OK);
@@ -101,10 +101,14 @@ static void append_n(struct fixture *f, int n)
         assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
         for (int j = 0; j < 250 && i < n; j++, i++) {
             json_t *d = json_pack("{s:i}", "i", i);
-            struct cu_audit_event ev = {.actor_type = "apikey", .actor_id = "ak_test",
-                                        .action = "test.event", .target = "thing:1",
-                                        .outcome = "success", .request_id = "r",
-                                        .source_ip = "192.0.2.7", .details = d};
+            struct cu_audit_event ev = {.actor_type = "apikey",
+                                        .actor_id = "ak_test",
+                                        .action = "test.event",
+                                        .target = "thing:1",
+                                        .outcome = "success",
+                                        .request_id = "r",
+                                        .source_ip = "192.0.2.7",
+                                        .details = d};
             assert_int_equal(cu_audit_append(f->audit, f->conn, &ev, NULL), CU_OK);
             json_decref(d);
         }
@@ -192,8 +196,8 @@ static void test_source_ip_hashed(void **state)
     struct cu_audit_record r;
     char want[CU_AUDIT_HASHED_BYTES], other[CU_AUDIT_HASHED_BYTES];
     int64_t seq = 0;
-    struct cu_audit_event ev = {.actor_type = "system", .action = "x.y", .outcome = "success",
-                                .source_ip = "203.0.113.9"};
+    struct cu_audit_event ev = {
+        .actor_type = "system", .action = "x.y", .outcome = "success", .source_ip = "203.0.113.9"};
 
     assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
     assert_int_equal(cu_audit_append(f->audit, f->conn, &ev, &seq), CU_OK);
@@ -239,9 +243,9 @@ static void test_checkpoints_and_proofs(void **state)
     uint64_t size = 0;
     cu_merkle_hash root;
     cu_signer_public_key(cu_audit_signer(f->audit), pub);
-    assert_int_equal(cu_note_open_checkpoint(cp.note, strlen(cp.note), opts.origin, pub, origin,
-                                             &size, root),
-                     CU_OK);
+    assert_int_equal(
+        cu_note_open_checkpoint(cp.note, strlen(cp.note), opts.origin, pub, origin, &size, root),
+        CU_OK);
     assert_int_equal(size, (uint64_t)n);
     assert_memory_equal(root, cp.root, sizeof(root));
     /* Inclusion proofs of a spread of records verify against the checkpoint's root. */
@@ -272,11 +276,10 @@ static void test_checkpoints_and_proofs(void **state)
             struct cu_audit_checkpoint a, b;
             assert_int_equal(cu_audit_checkpoint_get(f->conn, sizes[i], &a), CU_OK);
             assert_int_equal(cu_audit_checkpoint_get(f->conn, sizes[j], &b), CU_OK);
-            assert_int_equal(cu_audit_consistency(f->conn, sizes[i], sizes[j], proof, &len),
-                             CU_OK);
-            assert_int_equal(cu_merkle_verify_consistency(
-                                 (uint64_t)sizes[i], (uint64_t)sizes[j], a.root, b.root,
-                                 (const cu_merkle_hash *)proof, len),
+            assert_int_equal(cu_audit_consistency(f->conn, sizes[i], sizes[j], proof, &len), CU_OK);
+            assert_int_equal(cu_merkle_verify_consistency((uint64_t)sizes[i], (uint64_t)sizes[j],
+                                                          a.root, b.root,
+                                                          (const cu_merkle_hash *)proof, len),
                              CU_OK);
         }
     }
@@ -298,8 +301,8 @@ static void cli_verify(struct fixture *f, int want_exit, const char *want_text)
     out[n] = '\0';
     int rc = pclose(p);
     if (WEXITSTATUS(rc) != want_exit || strstr(out, want_text) == NULL)
-        fail_msg("verify exited %d (wanted %d), said: %s (wanted '%s')", WEXITSTATUS(rc),
-                 want_exit, out, want_text);
+        fail_msg("verify exited %d (wanted %d), said: %s (wanted '%s')", WEXITSTATUS(rc), want_exit,
+                 out, want_text);
 }
 
 /* Applies SQL to the database file directly, as an insider with the file would. */

@@ -141,8 +141,9 @@ static const struct bad_case bad_cases[] = {
      "must be 1 to 128 printable ASCII characters without spaces or '+', got \"has space\""},
     {"audit", "origin", "a+b",
      "must be 1 to 128 printable ASCII characters without spaces or '+', got \"a+b\""},
-    {"audit", "origin", "", "must be 1 to 128 printable ASCII characters without spaces or '+', "
-                            "got \"\""},
+    {"audit", "origin", "",
+     "must be 1 to 128 printable ASCII characters without spaces or '+', "
+     "got \"\""},
     {"audit", "hash_source_ip", "sometimes",
      "must be true or false (also yes/no, on/off, 1/0), got \"sometimes\""},
     {"audit", "checkpoint_records", "0", "must be an integer from 1 to 1000000, got \"0\""},
