@@ -140,11 +140,11 @@ static bool canonical(int64_t seq, int64_t time_ms, const struct cu_audit_text *
     return true;
 }
 
-/* Room for the largest record: prev hash, magic, two integers, eight length-prefixed fields
- * of which seven are at most CU_AUDIT_FIELD_MAX bytes and details at most
+/* Room for the largest record: prev hash, magic, two integers, eight 4-byte lengths (32 bytes) and
+ * fields of which seven are at most CU_AUDIT_FIELD_MAX bytes and details at most
  * CU_AUDIT_DETAILS_MAX. */
 #define CANON_MAX                                                                                  \
-    (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 8 * 4 + (size_t)7 * CU_AUDIT_FIELD_MAX +    \
+    (CU_MERKLE_HASH_BYTES + sizeof(CANON_MAGIC) + 16 + 32 + (size_t)7 * CU_AUDIT_FIELD_MAX +       \
      CU_AUDIT_DETAILS_MAX)
 
 enum cu_err cu_audit_hash_parts(const uint8_t prev[CU_MERKLE_HASH_BYTES], int64_t seq,
