@@ -168,7 +168,7 @@ static enum cu_err write_new(const char *path, const gnutls_datum_t *data, mode_
     bool ok;
 
     if (fd < 0) {
-        cu_log(CU_LOG_ERROR, "cert_write_failed", CU_LS("path", path), CU_LS("error", strerror(e)));
+        cu_log(CU_LOG_ERROR, "cert.write_failed", CU_LS("path", path), CU_LS("error", strerror(e)));
         return e == EEXIST ? CU_E_EXISTS : CU_E_IO;
     }
     /* fchmod: a umask must not leave the certificate unreadable to its readers */
@@ -179,7 +179,7 @@ static enum cu_err write_new(const char *path, const gnutls_datum_t *data, mode_
         e = errno;
     }
     if (!ok) {
-        cu_log(CU_LOG_ERROR, "cert_write_failed", CU_LS("path", path), CU_LS("error", strerror(e)));
+        cu_log(CU_LOG_ERROR, "cert.write_failed", CU_LS("path", path), CU_LS("error", strerror(e)));
         unlink(path);
         return CU_E_IO;
     }
@@ -259,7 +259,7 @@ enum cu_err cu_cert_selfsigned(const char *cert_path, const char *key_path, unsi
     }
     r = make_pair(&p, days);
     if (r != 0) {
-        cu_log(CU_LOG_ERROR, "cert_generate_failed", CU_LS("error", gnutls_strerror(r)));
+        cu_log(CU_LOG_ERROR, "cert.generate_failed", CU_LS("error", gnutls_strerror(r)));
         rc = CU_E_TLS;
         goto out;
     }

@@ -1,5 +1,6 @@
 /*
- * keyring.c - the root key file: creating it, loading it, and deriving sub-keys from it.
+ * keyring.c - the root key file: creating it, loading it, deriving sub-keys from it, and
+ * adding and retiring key-encryption keys (KEK rotation).
  *
  * The file is a few lines of text (docs/internals/keyfile.md):
  *
@@ -12,6 +13,11 @@
  * ends up in its own struct cu_secret. Error messages name the file and the line and say what
  * is wrong, but never repeat anything from the line, which could be key material. A file that
  * group or others may read or write is refused before a byte of it is read.
+ *
+ * Adding or retiring a KEK rewrites the whole file from the parsed keys, never edits it in
+ * place: under an advisory lock on the file, the old file is loaded and checked, the new text
+ * goes to "<path>.tmp" (mode 0600, O_EXCL), is loaded back and compared with what was meant,
+ * then renamed over the old file. A crash leaves either the old file or the new one.
  */
 #include "crypto/keyring.h"
 
@@ -20,7 +26,9 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,9 +45,17 @@
 #define KEYRING_MAX_VERSION 2147483648ULL     /* 2^31 */
 #define KEYRING_MAX_FIELDS 4
 #define KEYRING_B64_KEY (CU_B64URL_LEN(CU_KEY_BYTES) + 1)
+#define KEYRING_HEADER                                                                             \
+    "# custodia root key file - keep it secret; without it the data cannot be "                    \
+    "read.\n" KEYRING_MAGIC " " KEYRING_FORMAT "\n"
+#define KEYRING_TEXT_FIXED 256     /* bytes of text for the header, master and current lines */
+#define KEYRING_TEXT_PER_KEK 128   /* bytes of text for a kek line, with room to spare */
+#define KEYRING_TEMP_SUFFIX ".tmp" /* the new file is written beside the old one, then renamed */
+#define KEYRING_LOCK_TRIES 16
 
 struct kek {
     uint32_t version;
+    int64_t created_ms;
     struct cu_secret *key;
 };
 
@@ -137,8 +153,9 @@ static struct kek *find_kek(const struct cu_keyring *kr, uint32_t version)
     return NULL;
 }
 
-/* add_kek(kr, version, key): appends a KEK, taking key on success. */
-static enum cu_err add_kek(struct cu_keyring *kr, uint32_t version, struct cu_secret *key)
+/* add_kek(kr, version, created_ms, key): appends a KEK, taking key on success. */
+static enum cu_err add_kek(struct cu_keyring *kr, uint32_t version, int64_t created_ms,
+                           struct cu_secret *key)
 {
     if (kr->nkeks == kr->cap) {
         size_t cap = kr->cap == 0 ? 4 : kr->cap * 2;
@@ -151,6 +168,7 @@ static enum cu_err add_kek(struct cu_keyring *kr, uint32_t version, struct cu_se
         kr->cap = cap;
     }
     kr->keks[kr->nkeks].version = version;
+    kr->keks[kr->nkeks].created_ms = created_ms;
     kr->keks[kr->nkeks].key = key;
     kr->nkeks++;
     return CU_OK;
@@ -193,7 +211,7 @@ static enum cu_err do_kek(struct parse *p, char **f, size_t n)
     }
     rc = parse_key(p, f[3], &key);
     if (rc == CU_OK) {
-        rc = add_kek(p->kr, version, key);
+        rc = add_kek(p->kr, version, created, key);
     }
     if (rc != CU_OK) {
         cu_secret_free(key);
@@ -547,6 +565,21 @@ static bool write_all(int fd, const uint8_t *buf, size_t n)
     return true;
 }
 
+/* finish_file(fd, data, n): writes data to the new file fd, makes it durable and closes fd;
+ * false with errno set on failure. */
+static bool finish_file(int fd, const uint8_t *data, size_t n)
+{
+    bool ok = write_all(fd, data, n) && fsync(fd) == 0;
+    int e = errno;
+
+    if (close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    errno = e;
+    return ok;
+}
+
 /* write_new_file(path, data, n, err): creates path with mode 0600, never over an existing
  * file or through a symbolic link, writes data and makes it durable. On failure no file is
  * left behind. */
@@ -554,7 +587,6 @@ static enum cu_err write_new_file(const char *path, const uint8_t *data, size_t 
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
     int e = errno;
-    bool ok;
 
     if (fd < 0) {
         set_err(err, "%s: %s", path,
@@ -562,78 +594,460 @@ static enum cu_err write_new_file(const char *path, const uint8_t *data, size_t 
                             : strerror(e));
         return e == EEXIST ? CU_E_EXISTS : CU_E_IO;
     }
-    ok = write_all(fd, data, n) && fsync(fd) == 0;
-    e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (ok && !fsync_dir(path)) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) {
-        set_err(err, "%s: cannot write: %s", path, strerror(e));
+    if (!finish_file(fd, data, n) || !fsync_dir(path)) {
+        set_err(err, "%s: cannot write: %s", path, strerror(errno));
         unlink(path);
         return CU_E_IO;
     }
     return CU_OK;
 }
 
-/* format_key_file(text, master, kek, created): the text of a new key file into text. */
-static enum cu_err format_key_file(struct cu_secret *text, const struct cu_secret *master,
-                                   const struct cu_secret *kek, const char *created)
+static enum cu_err appendf(struct cu_secret *text, size_t *used, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* appendf(text, used, fmt, ...): appends to the NUL-terminated text held in text, of which
+ * *used bytes are taken; CU_E_INTERNAL when it does not fit. */
+static enum cu_err appendf(struct cu_secret *text, size_t *used, const char *fmt, ...)
 {
-    char m64[KEYRING_B64_KEY];
-    char k64[KEYRING_B64_KEY];
-    enum cu_err rc;
+    size_t room = cu_secret_len(text) - *used;
+    va_list ap;
     int n;
 
-    rc = cu_b64url_encode(cu_secret_data(master), CU_KEY_BYTES, m64, sizeof m64);
-    if (rc == CU_OK) {
-        rc = cu_b64url_encode(cu_secret_data(kek), CU_KEY_BYTES, k64, sizeof k64);
+    va_start(ap, fmt);
+    n = vsnprintf((char *)cu_secret_data(text) + *used, room, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= room) {
+        return CU_E_INTERNAL;
     }
+    *used += (size_t)n;
+    return CU_OK;
+}
+
+/* append_kek(text, used, k): one `kek <version> <created> <key>` line. */
+static enum cu_err append_kek(struct cu_secret *text, size_t *used, const struct kek *k)
+{
+    char created[CU_RFC3339_BYTES];
+    char k64[KEYRING_B64_KEY];
+    enum cu_err rc;
+
+    cu_clock_format(k->created_ms, created);
+    rc = cu_b64url_encode(cu_secret_data(k->key), CU_KEY_BYTES, k64, sizeof k64);
     if (rc == CU_OK) {
-        n = snprintf((char *)cu_secret_data(text), cu_secret_len(text),
-                     "# custodia root key file - keep it secret; without it the data cannot be "
-                     "read.\n" KEYRING_MAGIC " " KEYRING_FORMAT "\n"
-                     "master %s\nkek 1 %s %s\ncurrent 1\n",
-                     m64, created, k64);
-        rc = n > 0 && (size_t)n < cu_secret_len(text) ? CU_OK : CU_E_INTERNAL;
+        rc = appendf(text, used, "kek %u %s %s\n", (unsigned)k->version, created, k64);
     }
-    sodium_memzero(m64, sizeof m64);
     sodium_memzero(k64, sizeof k64);
     return rc;
+}
+
+/* format_keyring(kr, out): the text of the root key file holding kr, NUL-terminated, in a
+ * new secret that the caller frees with cu_secret_free. KEKs keep their order in kr. */
+static enum cu_err format_keyring(const struct cu_keyring *kr, struct cu_secret **out)
+{
+    struct cu_secret *text = cu_secret_new(KEYRING_TEXT_FIXED + kr->nkeks * KEYRING_TEXT_PER_KEK);
+    char m64[KEYRING_B64_KEY];
+    size_t used = 0;
+    enum cu_err rc;
+
+    *out = NULL;
+    if (text == NULL) {
+        return CU_E_NOMEM;
+    }
+    rc = cu_b64url_encode(cu_secret_data(kr->master), CU_KEY_BYTES, m64, sizeof m64);
+    if (rc == CU_OK) {
+        rc = appendf(text, &used, KEYRING_HEADER "master %s\n", m64);
+    }
+    for (size_t i = 0; rc == CU_OK && i < kr->nkeks; i++) {
+        rc = append_kek(text, &used, &kr->keks[i]);
+    }
+    if (rc == CU_OK) {
+        rc = appendf(text, &used, "current %u\n", (unsigned)kr->current);
+    }
+    sodium_memzero(m64, sizeof m64);
+    if (rc != CU_OK) {
+        cu_secret_free(text);
+        return rc;
+    }
+    *out = text;
+    return CU_OK;
+}
+
+/* random_key(out): CU_KEY_BYTES fresh random bytes in a new secret that the caller frees
+ * with cu_secret_free. */
+static enum cu_err random_key(struct cu_secret **out)
+{
+    *out = cu_secret_new(CU_KEY_BYTES);
+    if (*out == NULL) {
+        return CU_E_NOMEM;
+    }
+    randombytes_buf(cu_secret_data(*out), CU_KEY_BYTES);
+    return CU_OK;
+}
+
+/* new_keyring(out): a keyring with a fresh master secret and KEK version 1, created now,
+ * current. Caller frees *out with cu_keyring_free. */
+static enum cu_err new_keyring(struct cu_keyring **out)
+{
+    struct cu_keyring *kr = cu_calloc(1, sizeof *kr);
+    struct cu_secret *kek = NULL;
+    enum cu_err rc;
+
+    *out = NULL;
+    if (kr == NULL) {
+        return CU_E_NOMEM;
+    }
+    rc = random_key(&kr->master);
+    if (rc == CU_OK) {
+        rc = random_key(&kek);
+    }
+    if (rc == CU_OK) {
+        rc = add_kek(kr, 1, cu_clock_now_ms(), kek);
+    }
+    if (rc != CU_OK) {
+        cu_secret_free(kek);
+        cu_keyring_free(kr);
+        return rc;
+    }
+    kr->current = 1;
+    *out = kr;
+    return CU_OK;
 }
 
 /* cu_keyring_create(path, err): writes a new root key file at path with a fresh master
  * secret and KEK version 1, mode 0600, refusing to overwrite (CU_E_EXISTS). */
 enum cu_err cu_keyring_create(const char *path, char err[CU_KEYRING_ERR_BYTES])
 {
-    struct cu_secret *master = cu_secret_new(CU_KEY_BYTES);
-    struct cu_secret *kek = cu_secret_new(CU_KEY_BYTES);
-    struct cu_secret *text = cu_secret_new(KEYRING_MAX_LINE);
-    char created[CU_RFC3339_BYTES];
+    struct cu_keyring *kr = NULL;
+    struct cu_secret *text = NULL;
     enum cu_err rc;
 
     set_err(err, "%s", "");
-    if (master == NULL || kek == NULL || text == NULL) {
-        set_err(err, "%s: out of memory", path);
-        rc = CU_E_NOMEM;
-        goto out;
+    rc = new_keyring(&kr);
+    if (rc == CU_OK) {
+        rc = format_keyring(kr, &text);
     }
-    randombytes_buf(cu_secret_data(master), CU_KEY_BYTES);
-    randombytes_buf(cu_secret_data(kek), CU_KEY_BYTES);
-    cu_clock_format(cu_clock_now_ms(), created);
-    rc = format_key_file(text, master, kek, created);
     if (rc != CU_OK) {
-        set_err(err, "%s: cannot format the key file", path);
+        set_err(err, "%s: %s", path,
+                rc == CU_E_NOMEM ? "out of memory" : "cannot format the key file");
         goto out;
     }
     rc = write_new_file(path, cu_secret_data(text), strlen((char *)cu_secret_data(text)), err);
 out:
     cu_secret_free(text);
-    cu_secret_free(kek);
-    cu_secret_free(master);
+    cu_keyring_free(kr);
     return rc;
+}
+
+/* lock_wait(fd): takes an exclusive advisory lock on fd, waiting for it; 0 or -1. */
+static int lock_wait(int fd)
+{
+    int r;
+
+    do {
+        r = flock(fd, LOCK_EX);
+    } while (r != 0 && errno == EINTR);
+    return r;
+}
+
+/* lock_key_file(path, fd, st, err): opens path and locks it, so that rewrites of the file
+ * take turns; a rewrite that replaced the file while this one waited makes it try again on
+ * the new file. *st receives the locked file's status. The caller closes *fd, which releases
+ * the lock. */
+static enum cu_err lock_key_file(const char *path, int *fd, struct stat *st, char *err)
+{
+    struct stat now;
+
+    for (int tries = 0; tries < KEYRING_LOCK_TRIES; tries++) {
+        int f = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+
+        if (f < 0) {
+            set_err(err, "%s: cannot open: %s", path,
+                    errno == ELOOP ? "it is a symbolic link" : strerror(errno));
+            return CU_E_IO;
+        }
+        if (lock_wait(f) != 0 || fstat(f, st) != 0 || lstat(path, &now) != 0) {
+            set_err(err, "%s: cannot lock: %s", path, strerror(errno));
+            close(f);
+            return CU_E_IO;
+        }
+        if (st->st_dev == now.st_dev && st->st_ino == now.st_ino) {
+            *fd = f;
+            return CU_OK;
+        }
+        close(f);
+    }
+    set_err(err, "%s: replaced again and again while waiting for its lock", path);
+    return CU_E_BUSY;
+}
+
+/* temp_path(path, out, err): the temporary file beside path (path + ".tmp") into out, which
+ * holds PATH_MAX bytes. */
+static enum cu_err temp_path(const char *path, char *out, char *err)
+{
+    int n = snprintf(out, PATH_MAX, "%s%s", path, KEYRING_TEMP_SUFFIX);
+
+    if (n < 0 || n >= PATH_MAX) {
+        set_err(err, "%s: path too long", path);
+        return CU_E_INVALID;
+    }
+    return CU_OK;
+}
+
+/* keep_owner(fd, st): gives the new file fd the owner and group of the key file st, when it
+ * differs (a rotation run as root must not leave a file the service cannot read). */
+static bool keep_owner(int fd, const struct stat *st)
+{
+    struct stat mine;
+
+    if (fstat(fd, &mine) != 0) {
+        return false;
+    }
+    if (mine.st_uid == st->st_uid && mine.st_gid == st->st_gid) {
+        return true;
+    }
+    return fchown(fd, st->st_uid, st->st_gid) == 0 || mine.st_uid == st->st_uid;
+}
+
+/* write_temp(tmp, text, owner, err): writes the NUL-terminated text to tmp, a new file of
+ * mode 0600 owned like the key file (owner), and makes it durable. A file that a crashed
+ * rewrite left at tmp is removed first: the caller holds the key file's lock, so no rewrite
+ * is using it. On failure nothing is left at tmp. */
+static enum cu_err write_temp(const char *tmp, const struct cu_secret *text,
+                              const struct stat *owner, char *err)
+{
+    const uint8_t *data = cu_secret_data(text);
+    bool ok = false;
+    int fd;
+
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        set_err(err, "%s: cannot remove a leftover temporary file: %s", tmp, strerror(errno));
+        return CU_E_IO;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd >= 0) {
+        if (fchmod(fd, 0600) == 0 && keep_owner(fd, owner)) {
+            ok = finish_file(fd, data, strlen((const char *)data));
+        } else {
+            int e = errno;
+
+            close(fd);
+            errno = e;
+        }
+    }
+    if (!ok) {
+        set_err(err, "%s: cannot write: %s", tmp, strerror(errno));
+        if (fd >= 0) {
+            unlink(tmp);
+        }
+        return CU_E_IO;
+    }
+    return CU_OK;
+}
+
+/* same_keyring(a, b): a and b hold the same master secret, the same KEKs (version, creation
+ * time, key bytes) and the same current version. */
+static bool same_keyring(const struct cu_keyring *a, const struct cu_keyring *b)
+{
+    bool same =
+        a->nkeks == b->nkeks && a->current == b->current &&
+        sodium_memcmp(cu_secret_data(a->master), cu_secret_data(b->master), CU_KEY_BYTES) == 0;
+
+    for (size_t i = 0; same && i < a->nkeks; i++) {
+        const struct kek *k = find_kek(b, a->keks[i].version);
+
+        same = k != NULL && k->created_ms == a->keks[i].created_ms &&
+               sodium_memcmp(cu_secret_data(k->key), cu_secret_data(a->keks[i].key),
+                             CU_KEY_BYTES) == 0;
+    }
+    return same;
+}
+
+/* check_written(tmp, want, err): the file at tmp loads and holds exactly want. */
+static enum cu_err check_written(const char *tmp, const struct cu_keyring *want, char *err)
+{
+    struct cu_keyring *got = NULL;
+    enum cu_err rc = cu_keyring_load(tmp, &got, err);
+
+    if (rc == CU_OK && !same_keyring(want, got)) {
+        set_err(err, "%s: the new key file does not read back as written", tmp);
+        rc = CU_E_INTERNAL;
+    }
+    cu_keyring_free(got);
+    return rc;
+}
+
+/* replace_file(tmp, path, err): renames tmp over path and makes the rename durable. */
+static enum cu_err replace_file(const char *tmp, const char *path, char *err)
+{
+    if (rename(tmp, path) != 0) {
+        set_err(err, "%s: cannot rename %s over it: %s", path, tmp, strerror(errno));
+        return CU_E_IO;
+    }
+    if (!fsync_dir(path)) {
+        set_err(err, "%s: replaced, but its directory could not be synced: %s", path,
+                strerror(errno));
+        return CU_E_IO;
+    }
+    return CU_OK;
+}
+
+/* An edit of a loaded keyring: add_edit or retire_edit. */
+typedef enum cu_err edit_fn(struct cu_keyring *kr, const char *path, void *arg, char *err);
+
+/* rewrite_key_file(path, edit, arg, err): under the file's lock, loads the root key file at
+ * path (checking its permissions and every line), applies edit, writes the result to a
+ * temporary file, loads that back and checks that it holds exactly the edited keyring, then
+ * renames it over path. On failure the file at path is as it was. */
+static enum cu_err rewrite_key_file(const char *path, edit_fn *edit, void *arg, char *err)
+{
+    char tmp[PATH_MAX];
+    struct cu_keyring *kr = NULL;
+    struct cu_secret *text = NULL;
+    struct stat st;
+    bool wrote = false;
+    int fd = -1;
+    enum cu_err rc;
+
+    set_err(err, "%s", "");
+    rc = temp_path(path, tmp, err);
+    if (rc == CU_OK) {
+        rc = lock_key_file(path, &fd, &st, err);
+    }
+    if (rc == CU_OK) {
+        rc = cu_keyring_load(path, &kr, err);
+    }
+    if (rc == CU_OK) {
+        rc = edit(kr, path, arg, err);
+    }
+    if (rc == CU_OK) {
+        rc = format_keyring(kr, &text);
+        if (rc != CU_OK) {
+            set_err(err, "%s: %s", path,
+                    rc == CU_E_NOMEM ? "out of memory" : "cannot format the key file");
+        }
+    }
+    if (rc == CU_OK) {
+        rc = write_temp(tmp, text, &st, err);
+        wrote = rc == CU_OK;
+    }
+    if (rc == CU_OK) {
+        rc = check_written(tmp, kr, err);
+    }
+    if (rc == CU_OK) {
+        rc = replace_file(tmp, path, err);
+    }
+    if (rc != CU_OK && wrote) {
+        unlink(tmp);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+    cu_secret_free(text);
+    cu_keyring_free(kr);
+    return rc;
+}
+
+/* add_edit(kr, path, arg, err): adds a fresh KEK, created now, with the version after the
+ * highest in kr, and makes it current; its version goes to *(uint32_t *)arg. */
+static enum cu_err add_edit(struct cu_keyring *kr, const char *path, void *arg, char *err)
+{
+    struct cu_secret *key = NULL;
+    uint32_t top = 0;
+    enum cu_err rc;
+
+    for (size_t i = 0; i < kr->nkeks; i++) {
+        top = kr->keks[i].version > top ? kr->keks[i].version : top;
+    }
+    if (kr->nkeks >= KEYRING_MAX_KEKS || top >= KEYRING_MAX_VERSION) {
+        set_err(err, "%s: %s", path,
+                kr->nkeks >= KEYRING_MAX_KEKS
+                    ? "already holds 1024 keks; retire unused ones first"
+                    : "kek version 2147483648 exists; no version is left");
+        return CU_E_TOO_LARGE;
+    }
+    rc = random_key(&key);
+    if (rc == CU_OK) {
+        rc = add_kek(kr, top + 1, cu_clock_now_ms(), key);
+    }
+    if (rc != CU_OK) {
+        cu_secret_free(key);
+        set_err(err, "%s: out of memory", path);
+        return rc;
+    }
+    kr->current = top + 1;
+    *(uint32_t *)arg = top + 1;
+    return CU_OK;
+}
+
+/* cu_keyring_add_kek(path, out_version, err): appends a new KEK (32 random bytes, the next
+ * version number, created now) to the root key file at path and makes it current; the file is
+ * rewritten atomically (write a temp file in the same directory with mode 0600 and O_EXCL,
+ * fsync it, rename over, fsync the directory) and only after re-loading and checking the old
+ * contents. */
+enum cu_err cu_keyring_add_kek(const char *path, uint32_t *out_version,
+                               char err[CU_KEYRING_ERR_BYTES])
+{
+    uint32_t version = 0;
+    enum cu_err rc = rewrite_key_file(path, add_edit, &version, err);
+
+    *out_version = rc == CU_OK ? version : 0;
+    return rc;
+}
+
+/* retire_edit(kr, path, arg, err): removes the KEK whose version is *(uint32_t *)arg, unless
+ * it is the current one or missing (CU_E_INVALID). */
+static enum cu_err retire_edit(struct cu_keyring *kr, const char *path, void *arg, char *err)
+{
+    uint32_t version = *(const uint32_t *)arg;
+    struct kek *k = find_kek(kr, version);
+    size_t i;
+
+    if (k == NULL || version == kr->current) {
+        set_err(err,
+                k == NULL ? "%s: has no kek version %u"
+                          : "%s: kek version %u is the current one; add a new kek first",
+                path, (unsigned)version);
+        return CU_E_INVALID;
+    }
+    i = (size_t)(k - kr->keks);
+    cu_secret_free(k->key);
+    memmove(k, k + 1, (kr->nkeks - i - 1) * sizeof *k);
+    kr->nkeks--;
+    return CU_OK;
+}
+
+/* cu_keyring_retire_kek(path, version, err): removes KEK version from the file (atomically as
+ * above). CU_E_INVALID when it is the current one or does not exist. The caller must have
+ * checked that nothing is wrapped by it. */
+enum cu_err cu_keyring_retire_kek(const char *path, uint32_t version,
+                                  char err[CU_KEYRING_ERR_BYTES])
+{
+    return rewrite_key_file(path, retire_edit, &version, err);
+}
+
+/* info_cmp(a, b): orders struct cu_kek_info by version. */
+static int info_cmp(const void *a, const void *b)
+{
+    uint32_t x = ((const struct cu_kek_info *)a)->version;
+    uint32_t y = ((const struct cu_kek_info *)b)->version;
+
+    return (x > y) - (x < y);
+}
+
+/* cu_keyring_kek_info(kr, out, cap, n): the KEK versions in the keyring, ascending, and their
+ * creation times (Unix ms) into out (cap entries); *n is how many KEKs there are.
+ * CU_E_TOO_LARGE, with nothing written to out, when cap is smaller than *n. */
+enum cu_err cu_keyring_kek_info(const struct cu_keyring *kr, struct cu_kek_info *out, size_t cap,
+                                size_t *n)
+{
+    *n = kr->nkeks;
+    if (cap < kr->nkeks) {
+        return CU_E_TOO_LARGE;
+    }
+    for (size_t i = 0; i < kr->nkeks; i++) {
+        out[i].version = kr->keks[i].version;
+        out[i].created_ms = kr->keks[i].created_ms;
+        out[i].current = kr->keks[i].version == kr->current;
+    }
+    qsort(out, kr->nkeks, sizeof *out, info_cmp);
+    return CU_OK;
 }

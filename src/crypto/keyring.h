@@ -9,6 +9,7 @@
 #ifndef CU_CRYPTO_KEYRING_H
 #define CU_CRYPTO_KEYRING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,5 +49,32 @@ const struct cu_secret *cu_keyring_kek(const struct cu_keyring *kr, uint32_t ver
  * with cu_secret_free(). */
 CU_WUR enum cu_err cu_keyring_derive(const struct cu_keyring *kr, const char *purpose, uint64_t id,
                                      struct cu_secret **out);
+
+/* One KEK as cu_keyring_kek_info describes it. */
+struct cu_kek_info {
+    uint32_t version;
+    int64_t created_ms; /* when it was made, Unix milliseconds */
+    bool current;       /* it wraps new data keys */
+};
+
+/* cu_keyring_add_kek(path, out_version, err): appends a new KEK (32 random bytes, the next
+ * version number, created now) to the root key file at path and makes it current; the file is
+ * rewritten atomically (write a temp file in the same directory with mode 0600 and O_EXCL,
+ * fsync it, rename over, fsync the directory) and only after re-loading and checking the old
+ * contents. */
+CU_WUR enum cu_err cu_keyring_add_kek(const char *path, uint32_t *out_version,
+                                      char err[CU_KEYRING_ERR_BYTES]);
+
+/* cu_keyring_retire_kek(path, version, err): removes KEK version from the file (atomically as
+ * above). CU_E_INVALID when it is the current one or does not exist. The caller must have
+ * checked that nothing is wrapped by it. */
+CU_WUR enum cu_err cu_keyring_retire_kek(const char *path, uint32_t version,
+                                         char err[CU_KEYRING_ERR_BYTES]);
+
+/* cu_keyring_kek_info(kr, out, cap, n): the KEK versions in the keyring, ascending, and their
+ * creation times (Unix ms) into out (cap entries); *n is how many KEKs there are.
+ * CU_E_TOO_LARGE, with nothing written to out, when cap is smaller than *n. */
+CU_WUR enum cu_err cu_keyring_kek_info(const struct cu_keyring *kr, struct cu_kek_info *out,
+                                       size_t cap, size_t *n);
 
 #endif

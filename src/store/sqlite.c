@@ -75,7 +75,7 @@ static enum cu_err sq_err(sqlite3 *db, int rc, const char *op)
     default:
         break;
     }
-    cu_log(level, "store_sqlite_error", CU_LS("op", op), CU_LI("code", rc),
+    cu_log(level, "store.sqlite_error", CU_LS("op", op), CU_LI("code", rc),
            CU_LS("error", db ? sqlite3_errmsg(db) : sqlite3_errstr(rc)));
     return e;
 }
@@ -202,7 +202,7 @@ static void sq_disconnect(void *conn)
         sqlite3_finalize(c->tx[i]);
     src = sqlite3_close(c->db);
     if (src != SQLITE_OK) {
-        cu_log(CU_LOG_ERROR, "store_sqlite_close_failed", CU_LS("error", sqlite3_errstr(src)));
+        cu_log(CU_LOG_ERROR, "store.sqlite_close_failed", CU_LS("error", sqlite3_errstr(src)));
         sqlite3_close_v2(c->db);
     }
     cu_free(c);

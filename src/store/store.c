@@ -91,7 +91,7 @@ static bool fault_fires(struct cu_store *st)
     while (v > 0 && !atomic_compare_exchange_weak(&st->fail_next, &v, v - 1))
         ;
     if (v == 1)
-        cu_log(CU_LOG_WARN, "store_fault_injected", CU_LS("backend", st->ops->name));
+        cu_log(CU_LOG_WARN, "store.fault_injected", CU_LS("backend", st->ops->name));
     return v == 1;
 }
 
@@ -286,7 +286,7 @@ static enum cu_err db_new(struct cu_store *st, struct cu_db **out)
         goto out;
     rc = st->ops->connect(st->state, &db->conn, err, sizeof err);
     if (rc != CU_OK) {
-        cu_log(CU_LOG_ERROR, "store_connect_failed", CU_LS("error", err));
+        cu_log(CU_LOG_ERROR, "store.connect_failed", CU_LS("error", err));
         goto out;
     }
     *out = db;
@@ -366,7 +366,7 @@ static enum cu_err stmt_get(struct cu_db *db, const char *sql, struct cu_stmt **
     }
     if ((db->nstmts + 1) * 2 > db->nslots) {
         if (db->nstmts >= STMT_MAX) {
-            cu_log(CU_LOG_ERROR, "store_stmt_cache_full", CU_LI("statements", db->nstmts));
+            cu_log(CU_LOG_ERROR, "store.stmt_cache_full", CU_LI("statements", db->nstmts));
             rc = CU_E_INTERNAL;
             goto out;
         }
@@ -639,7 +639,7 @@ static enum cu_err apply_one(struct cu_store *st, struct cu_db *db, const struct
         snprintf(err, CU_STORE_ERR_BYTES, "migration %s failed: cannot record it: %s", mg->name,
                  cu_err_str(rc));
     else
-        cu_log(CU_LOG_INFO, "store_migration_applied", CU_LS("name", mg->name));
+        cu_log(CU_LOG_INFO, "store.migration_applied", CU_LS("name", mg->name));
 out:
     return rc;
 }
@@ -691,7 +691,7 @@ enum cu_err cu_store_migrate_with(struct cu_store *st, const struct cu_migration
         rc = cu_db_commit(db);
     cu_db_rollback(db);
     if (rc == CU_OK && (size_t)from < n)
-        cu_log(CU_LOG_INFO, "store_migrated", CU_LI("from", from), CU_LI("to", n));
+        cu_log(CU_LOG_INFO, "store.migrated", CU_LI("from", from), CU_LI("to", n));
 out:
     if (rc != CU_OK && !err[0])
         snprintf(err, CU_STORE_ERR_BYTES, "%s: migration failed: %s", st->label, cu_err_str(rc));

@@ -1,0 +1,426 @@
+/*
+ * fields.c - the customer record's fields: the table, the normalisers, the validators and
+ * the display masks.
+ *
+ * Every value takes the same path: a cap on the raw input, white space trimmed at both ends,
+ * a per-type transform into the caller's buffer (case folding, separators dropped), the
+ * field's size limit, then a per-type validator that reads only the normalised bytes. The
+ * transforms are idempotent, so a stored value normalises to itself. The byte-level rules
+ * are specified in docs/internals/vault.md ("Fields and normalisation"); keep the two in
+ * step. A reason written here never contains the value: it may be personal data.
+ */
+#include "vault/fields.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+
+static const struct cu_field_def fields[] = {
+    /* name, type, personal, blind_index, unique, max_bytes, mask */
+    {"given_name", CU_FT_TEXT, true, false, false, 100, CU_MASK_INITIAL},
+    {"family_name", CU_FT_TEXT, true, false, false, 100, CU_MASK_INITIAL},
+    {"email", CU_FT_EMAIL, true, true, true, 254, CU_MASK_EMAIL},
+    {"phone", CU_FT_PHONE, true, true, false, 16, CU_MASK_PHONE},
+    {"birth_date", CU_FT_DATE, true, false, false, 10, CU_MASK_YEAR},
+    {"national_id", CU_FT_NATIONAL_ID, true, true, false, 32, CU_MASK_LAST4},
+    {"address_line1", CU_FT_TEXT, true, false, false, 200, CU_MASK_HIDDEN},
+    {"address_line2", CU_FT_TEXT, true, false, false, 200, CU_MASK_HIDDEN},
+    {"city", CU_FT_TEXT, true, false, false, 100, CU_MASK_HIDDEN},
+    {"postal_code", CU_FT_TEXT, true, false, false, 20, CU_MASK_HIDDEN},
+    {"region", CU_FT_TEXT, true, false, false, 100, CU_MASK_HIDDEN},
+    {"country", CU_FT_COUNTRY, false, false, false, 2, CU_MASK_NONE},
+    {"language", CU_FT_LANGUAGE, false, false, false, 35, CU_MASK_NONE},
+    {"external_ref", CU_FT_REF, true, true, true, 64, CU_MASK_NONE},
+};
+
+#define NFIELDS (sizeof fields / sizeof fields[0])
+
+/* ISO 3166-1 alpha-2: the 249 officially assigned codes, sorted (for bsearch). */
+static const char countries[][3] = {
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX",
+    "AZ", "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ",
+    "BR", "BS", "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK",
+    "CL", "CM", "CN", "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM",
+    "DO", "DZ", "EC", "EE", "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR",
+    "GA", "GB", "GD", "GE", "GF", "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS",
+    "GT", "GU", "GW", "GY", "HK", "HM", "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN",
+    "IO", "IQ", "IR", "IS", "IT", "JE", "JM", "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN",
+    "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", "LI", "LK", "LR", "LS", "LT", "LU", "LV",
+    "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", "ML", "MM", "MN", "MO", "MP", "MQ",
+    "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", "NC", "NE", "NF", "NG", "NI",
+    "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", "PH", "PK", "PL", "PM",
+    "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", "SA", "SB", "SC",
+    "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", "ST", "SV",
+    "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", "TR",
+    "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+};
+
+_Static_assert(sizeof countries / sizeof countries[0] == 249, "ISO 3166-1 has 249 codes");
+
+/* cu_fields(n): the fields, in a fixed order (their index is their id); *n gets the count.
+ * Static. */
+const struct cu_field_def *cu_fields(size_t *n)
+{
+    if (n != NULL) {
+        *n = NFIELDS;
+    }
+    return fields;
+}
+
+/* cu_field_find(name): the field called name, or NULL (unknown fields are rejected). */
+const struct cu_field_def *cu_field_find(const char *name)
+{
+    const struct cu_field_def *found = NULL;
+
+    for (size_t i = 0; name != NULL && found == NULL && i < NFIELDS; i++) {
+        if (strcmp(fields[i].name, name) == 0) {
+            found = &fields[i];
+        }
+    }
+    return found;
+}
+
+/* ---- bytes ------------------------------------------------------------------------------ */
+
+/* ASCII classes and case, independent of the locale. */
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_lower(char c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_upper(char c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_alpha(char c)
+{
+    return is_lower(c) || is_upper(c);
+}
+
+static char to_lower(char c)
+{
+    return is_upper(c) ? (char)(c - 'A' + 'a') : c;
+}
+
+static char to_upper(char c)
+{
+    return is_lower(c) ? (char)(c - 'a' + 'A') : c;
+}
+
+/* all_of(p, n, pred): true when every one of the n bytes at p satisfies pred. */
+static bool all_of(const char *p, size_t n, bool (*pred)(char))
+{
+    size_t i = 0;
+
+    while (i < n && pred(p[i])) {
+        i++;
+    }
+    return i == n;
+}
+
+/* say(why, reason): writes reason into why (CU_FIELD_WHY_BYTES) when why is not NULL. */
+static void say(char *why, const char *reason)
+{
+    if (why != NULL) {
+        snprintf(why, CU_FIELD_WHY_BYTES, "%s", reason);
+    }
+}
+
+/* A write cursor over a caller's buffer of cap bytes (NUL included). What does not fit is
+ * dropped and full is set; the buffer stays NUL-terminated. */
+struct sink {
+    char *p;
+    size_t cap;
+    size_t len;
+    bool full;
+};
+
+static void sink_init(struct sink *s, char *p, size_t cap)
+{
+    s->p = p;
+    s->cap = cap;
+    s->len = 0;
+    s->full = cap == 0;
+    if (cap > 0) {
+        p[0] = '\0';
+    }
+}
+
+static void sink_put(struct sink *s, const char *b, size_t n)
+{
+    size_t room = s->cap == 0 ? 0 : s->cap - 1 - s->len;
+
+    if (n > room) {
+        s->full = true;
+        n = room;
+    }
+    if (n > 0) {
+        memcpy(s->p + s->len, b, n);
+        s->len += n;
+        s->p[s->len] = '\0';
+    }
+}
+
+static void sink_putc(struct sink *s, char c)
+{
+    sink_put(s, &c, 1);
+}
+
+/* ---- UTF-8 and white space -------------------------------------------------------------- */
+
+/* utf8_next(p, n, cp): the length (1-4) of the well-formed UTF-8 sequence that starts p
+ * (n > 0 bytes), its code point in *cp; 0 when malformed: a stray continuation byte, a
+ * truncated sequence, an overlong form, a surrogate or a code point past U+10FFFF. */
+static size_t utf8_next(const char *p, size_t n, uint32_t *cp)
+{
+    static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+    const unsigned char *u = (const unsigned char *)p;
+    size_t len = u[0] < 0x80 ? 1 : u[0] < 0xC0 ? 0 : u[0] < 0xE0 ? 2 : u[0] < 0xF0 ? 3 : 4;
+    uint32_t c = u[0] & (0x7Fu >> len);
+    bool ok = len > 0 && len <= n && u[0] < 0xF8;
+
+    for (size_t i = 1; ok && i < len; i++) {
+        ok = (u[i] & 0xC0) == 0x80;
+        c = c << 6 | (u[i] & 0x3Fu);
+    }
+    ok = ok && c >= min_cp[len] && (c < 0xD800 || c > 0xDFFF) && c <= 0x10FFFF;
+    *cp = c;
+    return ok ? len : 0;
+}
+
+/* utf8_cut(p, n): the longest prefix length of the n bytes at p that does not end inside a
+ * multi-byte sequence (for truncation). */
+static size_t utf8_cut(const char *p, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    size_t lead = n, need;
+
+    while (lead > 0 && n - lead < 4 && (u[lead - 1] & 0xC0) == 0x80) {
+        lead--;
+    }
+    if (lead == 0 || u[lead - 1] < 0xC0) {
+        return n;
+    }
+    need = u[lead - 1] < 0xE0 ? 2 : u[lead - 1] < 0xF0 ? 3 : 4;
+    return n - (lead - 1) < need ? lead - 1 : n;
+}
+
+static bool is_ascii_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* space_front(p, n) / space_back(p, n): bytes of one white-space character (ASCII space,
+ * tab, CR, LF, or U+00A0 as C2 A0) at the start / end of p, or 0. */
+static size_t space_front(const char *p, size_t n)
+{
+    return n >= 1 && is_ascii_space(p[0])                                     ? 1
+           : n >= 2 && (unsigned char)p[0] == 0xC2 && (unsigned char)p[1] == 0xA0 ? 2
+                                                                                  : 0;
+}
+
+static size_t space_back(const char *p, size_t n)
+{
+    return n >= 1 && is_ascii_space(p[n - 1]) ? 1
+           : n >= 2 && (unsigned char)p[n - 2] == 0xC2 && (unsigned char)p[n - 1] == 0xA0
+               ? 2
+               : 0;
+}
+
+/* trim(in, len): moves *in and shortens *len past white space at both ends. */
+static void trim(const char **in, size_t *len)
+{
+    size_t k;
+
+    while ((k = space_front(*in, *len)) > 0) {
+        *in += k;
+        *len -= k;
+    }
+    while ((k = space_back(*in, *len)) > 0) {
+        *len -= k;
+    }
+}
+
+/* ---- transforms: trimmed input -> normalised bytes --------------------------------------- */
+
+static void copy_transform(const char *in, size_t n, struct sink *s)
+{
+    sink_put(s, in, n);
+}
+
+static void lower_transform(const char *in, size_t n, struct sink *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        sink_putc(s, to_lower(in[i]));
+    }
+}
+
+static void upper_transform(const char *in, size_t n, struct sink *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        sink_putc(s, to_upper(in[i]));
+    }
+}
+
+static bool is_phone_separator(char c)
+{
+    return c == ' ' || c == '-' || c == '.' || c == '(' || c == ')';
+}
+
+/* Separators dropped; when the first two remaining characters are "00" they become '+'. */
+static void phone_transform(const char *in, size_t n, struct sink *s)
+{
+    size_t i = 0, j, zeros = 0;
+
+    for (j = 0; j < n && zeros < 2; j++) {
+        if (is_phone_separator(in[j])) {
+            continue;
+        }
+        if (in[j] != '0') {
+            break;
+        }
+        zeros++;
+    }
+    if (zeros == 2) {
+        sink_putc(s, '+');
+        i = j;
+    }
+    for (; i < n; i++) {
+        if (!is_phone_separator(in[i])) {
+            sink_putc(s, in[i]);
+        }
+    }
+}
+
+/* Upper-cased, spaces and dashes dropped. */
+static void national_id_transform(const char *in, size_t n, struct sink *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (in[i] != ' ' && in[i] != '-') {
+            sink_putc(s, to_upper(in[i]));
+        }
+    }
+}
+
+/* Canonical case by subtag: the first lower-case, a later 4-letter one title-case (script),
+ * a later 2-letter one upper-case (region), any other lower-case. */
+static void language_transform(const char *in, size_t n, struct sink *s)
+{
+    size_t start = 0;
+
+    while (start <= n) {
+        size_t k = 0;
+
+        while (start + k < n && in[start + k] != '-') {
+            k++;
+        }
+        for (size_t i = 0; i < k; i++) {
+            bool upper = start > 0 && (k == 2 || (k == 4 && i == 0));
+
+            sink_putc(s, upper ? to_upper(in[start + i]) : to_lower(in[start + i]));
+        }
+        if (start + k < n) {
+            sink_putc(s, '-');
+        }
+        start += k + 1;
+    }
+}
+
+/* ---- validators: normalised bytes -> acceptable or a reason ----------------------------- */
+
+/* Valid UTF-8 without C0 or C1 controls (DEL included), U+2028 or U+2029. */
+static bool text_ok(const char *v, size_t n, char *why)
+{
+    bool ok = true;
+    size_t i = 0, k;
+    uint32_t cp;
+
+    while (ok && i < n) {
+        k = utf8_next(v + i, n - i, &cp);
+        if (k == 0) {
+            say(why, "must be valid UTF-8");
+            ok = false;
+        } else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029) {
+            say(why, "must not contain control characters or line breaks");
+            ok = false;
+        }
+        i += k;
+    }
+    return ok;
+}
+
+static bool is_email_atext(char c)
+{
+    return is_lower(c) || is_digit(c) || (c != '\0' && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* The local part: 1-64 of atext and '.', no dot at either end, no two dots together. */
+static bool email_local_ok(const char *p, size_t n)
+{
+    bool ok = n >= 1 && n <= 64 && p[0] != '.' && p[n - 1] != '.';
+
+    for (size_t i = 0; ok && i < n; i++) {
+        ok = is_email_atext(p[i]) || (p[i] == '.' && p[i - 1] != '.');
+    }
+    return ok;
+}
+
+static bool is_label_char(char c)
+{
+    return is_lower(c) || is_digit(c) || c == '-';
+}
+
+/* The domain: 1-253 bytes of labels (1-63 of [a-z0-9-], no '-' at either end) joined by
+ * dots, at least two labels, the last one letters only. */
+static bool email_domain_ok(const char *p, size_t n)
+{
+    bool ok = n >= 1 && n <= 253;
+    size_t start = 0, k = 0, labels = 0;
+
+    while (ok && start <= n) {
+        k = 0;
+        while (start + k < n && p[start + k] != '.') {
+            k++;
+        }
+        ok = k >= 1 && k <= 63 && p[start] != '-' && p[start + k - 1] != '-' &&
+             all_of(p + start, k, is_label_char);
+        labels++;
+        start += k + 1;
+    }
+    return ok && labels >= 2 && all_of(p + n - k, k, is_lower);
+}
+
+static bool email_ok(const char *v, size_t n, char *why)
+{
+    const char *at = memchr(v, '@', n);
+    size_t local = at != NULL ? (size_t)(at - v) : 0;
+    bool ok = false;
+    uint32_t cp;
+
+    if (!all_of(v, n, is_ascii_byte)) {
+        say(why, "must be an ASCII e-mail address: internationalised (non-ASCII) addresses are "
+                 "not supported yet");
+    } else if (at == NULL || memchr(at + 1, '@', n - local - 1) != NULL) {
+        say(why, "must be an e-mail address (local@domain)");
+    } else if (!email_local_ok(v, local)) {
+        say(why, "the part before @ must be 1 to 64 of a-z, 0-9 and !#$%&'*+-/=?^_`{|}~, "
+                 "with single dots between them");
+    } else if (!email_domain_ok(at + 1, n - local - 1)) {
+        say(why, "the part after @ must be a domain name: labels of a-z, 0-9 and - joined by "
+                 "dots, ending in a letters-only top-level domain");
+    } else {
+        ok = true;
+    }
+    (void)cp;
+    return ok;
+}

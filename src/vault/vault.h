@@ -1,0 +1,110 @@
+/*
+ * vault.h - the customer data vault: customer records whose personal fields are encrypted
+ * field by field under a per-customer data-encryption key (DEK), itself wrapped by the
+ * current key-encryption key (KEK); blind indexes for exact lookup; masking for display;
+ * erasure by destroying the DEK (crypto-shredding).
+ *
+ * Every function that reads or writes takes the caller's connection and runs inside the
+ * caller's transaction, so a change, its audit record and its events commit together.
+ * docs/internals/vault.md describes the storage layout and every associated-data string.
+ */
+#ifndef CU_VAULT_VAULT_H
+#define CU_VAULT_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "base/err.h"
+#include "crypto/kek.h"
+#include "crypto/keyring.h"
+#include "crypto/seal.h"
+#include "store/store.h"
+#include "vault/fields.h"
+
+#define CU_CUSTOMER_ID_BYTES 21 /* "cus_" + 16 hex digits + NUL */
+#define CU_VAULT_MAX_FIELDS 16
+#define CU_VAULT_MAX_TAGS 16
+#define CU_VAULT_TAG_MAX 32
+#define CU_VAULT_WHY_BYTES 200
+
+/* A customer as the vault returns it. values[i] is the normalised plaintext of field i (see
+ * cu_fields), NULL when absent or not decrypted; cu_customer_clear wipes and frees them. */
+struct cu_customer {
+    char id[CU_CUSTOMER_ID_BYTES];
+    char status[16];   /* active, suspended, closed, erased */
+    json_t *tags;      /* array of strings */
+    int64_t created_at, updated_at, erased_at;
+    char *values[CU_VAULT_MAX_FIELDS];
+};
+
+struct cu_vault;
+
+/* cu_vault_new(kr, kek, alg, out): the vault, with its blind-index key derived from kr and
+ * DEKs wrapped through kek (which must outlive the vault). Caller frees with cu_vault_free. */
+CU_WUR enum cu_err cu_vault_new(const struct cu_keyring *kr, struct cu_kek_source *kek,
+                                enum cu_aead alg, struct cu_vault **out);
+
+/* cu_vault_free(v): wipes and frees v; NULL does nothing. */
+void cu_vault_free(struct cu_vault *v);
+
+/* cu_vault_create(v, db, input, out, why): validates input (a JSON object of known field names,
+ * plus "tags" and "status"), makes a DEK, encrypts the personal fields, writes the blind
+ * indexes, and fills out. CU_E_INVALID / CU_E_TOO_LARGE with why naming the field and the
+ * rule; CU_E_EXISTS (why names the field) when a unique value is taken. */
+CU_WUR enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const json_t *input,
+                                   struct cu_customer *out, char why[CU_VAULT_WHY_BYTES]);
+
+/* cu_vault_get(v, db, id, decrypt, out): one customer; the personal fields decrypted when
+ * decrypt. CU_E_NOT_FOUND for an unknown id. CU_E_CRYPTO or CU_E_KEY_MISSING (logged as an
+ * alert) when stored data fails to open: never garbage. */
+CU_WUR enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id,
+                                bool decrypt, struct cu_customer *out);
+
+/* cu_vault_patch(v, db, id, input, out, changed, why): sets the fields in input (JSON null
+ * removes a field), re-indexes, and fills out with the result; changed gets the names of the
+ * fields that changed (a JSON array, caller decrefs). Errors as cu_vault_create, and
+ * CU_E_NOT_FOUND for an unknown or erased customer. */
+CU_WUR enum cu_err cu_vault_patch(struct cu_vault *v, struct cu_db *db, const char *id,
+                                  const json_t *input, struct cu_customer *out, json_t **changed,
+                                  char why[CU_VAULT_WHY_BYTES]);
+
+/* cu_vault_find(v, db, field, value, ids, cap, n, why): the ids of the customers whose field
+ * (one with a blind index) has value after normalisation, at most cap. */
+CU_WUR enum cu_err cu_vault_find(struct cu_vault *v, struct cu_db *db, const char *field,
+                                 const char *value, char (*ids)[CU_CUSTOMER_ID_BYTES],
+                                 size_t cap, size_t *n, char why[CU_VAULT_WHY_BYTES]);
+
+/* cu_vault_list(v, db, after, limit, out, n): up to limit (1..1000) customers ordered by id
+ * after the id `after` (NULL for the first page), personal fields not decrypted. Caller frees
+ * with cu_customers_free(*out, *n). */
+CU_WUR enum cu_err cu_vault_list(struct cu_vault *v, struct cu_db *db, const char *after,
+                                 size_t limit, struct cu_customer **out, size_t *n);
+
+/* cu_vault_erase(v, db, id, by): crypto-shreds the customer: destroys the wrapped DEK and
+ * every personal field and blind-index entry, keeps a tombstone (id, erased time, by whom).
+ * CU_E_NOT_FOUND for an unknown or already erased customer. */
+CU_WUR enum cu_err cu_vault_erase(struct cu_vault *v, struct cu_db *db, const char *id,
+                                  const char *by);
+
+/* cu_vault_rewrap(v, db, batch, done): re-wraps up to batch DEKs that are not wrapped by the
+ * current KEK version; *done gets how many. For `custodia keys rotate`: call until 0. */
+CU_WUR enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch,
+                                   size_t *done);
+
+/* cu_vault_kek_usage(db, version, count): how many DEKs the KEK version wraps. */
+CU_WUR enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *count);
+
+/* cu_customer_json(c, unmask): the API form: id, status, tags, times, and each present field,
+ * masked unless unmask (fields whose value was not decrypted are left out). Caller decrefs. */
+json_t *cu_customer_json(const struct cu_customer *c, bool unmask);
+
+/* cu_customer_clear(c): wipes and frees what c holds. */
+void cu_customer_clear(struct cu_customer *c);
+
+/* cu_customers_free(cs, n): clears and frees an array from cu_vault_list. */
+void cu_customers_free(struct cu_customer *cs, size_t n);
+
+#endif
