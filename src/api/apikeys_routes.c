@@ -100,6 +100,24 @@ static enum cu_err audit_key(struct cu_req *req, struct cu_db *db, const char *a
     return cu_app_audit(req, db, action, target_of(k).text, "success", d);
 }
 
+/* Least privilege: a key can only make or revoke keys whose scopes it holds itself, so
+ * apikeys.write is not a way to every other scope. The refusal is audited. */
+static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, const char *action,
+                                     const char *target, uint64_t scopes)
+{
+    char names[512];
+    if (cu_apikey_scopes_format(scopes & ~req->principal.key.scopes, names, sizeof(names)) != CU_OK)
+        names[0] = '\0';
+    enum cu_err rc =
+        cu_app_audit_alone(req, action, target, "denied",
+                           json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names));
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the refusal could not be audited");
+    return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                        "a key can only grant or revoke scopes it holds; this one lacks: %s",
+                        names);
+}
+
 /* Reads "scopes": a non-empty array of known scope names. */
 static enum cu_err parse_scopes(const json_t *body, struct cu_resp *resp, uint64_t *out)
 {
@@ -160,6 +178,8 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
 
     if (rc == CU_OK)
         rc = parse_create(req, resp, body, &name, &scopes, &expires);
+    if (rc == CU_OK && (scopes & ~req->principal.key.scopes) != 0)
+        rc = refuse_escalation(req, resp, "apikey.create", "", scopes);
     if (rc == CU_OK)
         rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
@@ -171,8 +191,10 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
     json_decref(body);
-    if (rc != CU_OK)
+    if (rc != CU_OK) {
+        cu_crypto_wipe(token, sizeof(token));
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
+    }
     json_t *v = apikey_json(&info);
     json_object_set_new(v, "key", json_string(token));
     cu_crypto_wipe(token, sizeof(token));
@@ -213,10 +235,18 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
-        rc = cu_apikey_revoke(db, req->params[0]);
-        if (rc == CU_OK)
+        rc = cu_apikey_get(db, req->params[0], &info);
+        bool was_revoked = info.revoked_at != 0;
+        if (rc == CU_OK && (info.scopes & ~req->principal.key.scopes) != 0) {
+            cu_db_rollback(db);
+            return refuse_escalation(req, resp, "apikey.revoke", target_of(&info).text,
+                                     info.scopes);
+        }
+        if (rc == CU_OK && !was_revoked)
+            rc = cu_apikey_revoke(db, req->params[0]);
+        if (rc == CU_OK && !was_revoked)
             rc = cu_apikey_get(db, req->params[0], &info);
-        if (rc == CU_OK)
+        if (rc == CU_OK && !was_revoked)
             rc = audit_key(req, db, "apikey.revoke", &info);
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }

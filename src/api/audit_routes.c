@@ -132,6 +132,8 @@ enum cu_err cu_handle_audit_checkpoint(struct cu_req *req, struct cu_resp *resp)
 
     if (rc == CU_OK)
         rc = cu_audit_checkpoint_get(db, 0, &cp);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "audit.checkpoint.read", "", "success", NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no checkpoint has been made yet");
     if (rc != CU_OK)
@@ -184,6 +186,10 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, CU_E_INVALID, "record %lld is not in the tree of size %lld",
                             (long long)seq, (long long)size);
     rc = cu_audit_inclusion(db, seq, size, leaf, proof, &len);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(
+            req, "audit.proof", "", "success",
+            json_pack("{s:I, s:I}", "seq", (json_int_t)seq, "checkpoint", (json_int_t)size));
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the proof could not be made");
     return cu_resp_json(resp, 200,
@@ -215,6 +221,10 @@ enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp
         rc = need_checkpoint(db, resp, to, &b);
     if (rc == CU_OK)
         rc = cu_audit_consistency(db, from, to, proof, &len);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(
+            req, "audit.consistency", "", "success",
+            json_pack("{s:I, s:I}", "from", (json_int_t)from, "to", (json_int_t)to));
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the proof could not be made");
     return cu_resp_json(resp, 200,

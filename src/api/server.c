@@ -21,6 +21,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -45,8 +46,10 @@ struct request {
     size_t route_idx;
     bool too_large;
     bool answered;
-    size_t discarded; /* body bytes read and dropped after the cap was passed */
-    char allow[64];   /* the Allow header of a 405 */
+    size_t discarded;             /* body bytes read and dropped after the cap was passed */
+    char allow[64];               /* the Allow header of a 405 */
+    const struct cu_route *route; /* set by admit */
+    enum cu_err refused;          /* why admit refused it, or CU_OK */
 };
 
 static const struct cu_route *routes;
@@ -90,6 +93,10 @@ static void request_id(char out[CU_REQUEST_ID_BYTES])
         raw[8 + i] = (uint8_t)(counter >> (56 - 8 * i));
     cu_hex_encode(raw, sizeof(raw), out);
 }
+
+/* Not an enum cu_err: the one refusal that has its own status (431) but the problem type of
+ * CU_E_TOO_LARGE. */
+#define CU_E_HEADERS_TOO_LARGE ((enum cu_err)(CU_E__COUNT + 1))
 
 static struct request *request_new(struct cu_app *app, struct MHD_Connection *c, const char *url,
                                    const char *method)
@@ -171,7 +178,10 @@ static enum cu_err audit_result(struct cu_app *app, enum cu_err rc, const char *
         atomic_store(&app->audit_failing, false);
         return CU_OK;
     }
-    atomic_store(&app->audit_failing, true);
+    /* A record the audit log refused (a field over its limit) is a bug in the caller, not a
+     * log that cannot be written: it fails the request but does not fail health. */
+    if (rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
+        atomic_store(&app->audit_failing, true);
     cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", action),
            CU_LS("error", cu_err_str(rc)));
     return CU_E_AUDIT;
@@ -207,15 +217,16 @@ static void audit_refusal(struct cu_req *req, const char *action, const char *ta
 }
 
 /* Reads "Bearer <token>" and finds the key; fills the principal or fails the response. */
-static enum cu_err authenticate(struct request *r, uint64_t scope)
+static enum cu_err authenticate(struct request *r, const struct cu_route *route)
 {
+    uint64_t scope = route->scope;
     struct MHD_Connection *c = r->req.conn;
     const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
     struct cu_db *db = NULL;
     enum cu_err rc;
 
     cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0) {
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
         audit_refusal(&r->req, "auth.failed", "", "failure",
                       json_pack("{s:s, s:s}", "method", "apikey", "reason",
                                 h == NULL ? "no credential" : "not a bearer token"));
@@ -238,7 +249,7 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     r->req.principal.kind = CU_PRINCIPAL_APIKEY;
     r->resp.nheaders = 0;
     if ((r->req.principal.key.scopes & scope) != scope) {
-        audit_refusal(&r->req, "access.denied", r->req.path, "denied",
+        audit_refusal(&r->req, "access.denied", route->pattern, "denied",
                       json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
                                 cu_apikey_scope_name(scope)));
         return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the API key lacks the scope %s",
@@ -247,35 +258,84 @@ static enum cu_err authenticate(struct request *r, uint64_t scope)
     return CU_OK;
 }
 
-static void dispatch(struct request *r)
+/* Routes and authenticates a request as soon as its headers are in, before any body is
+ * read: CU_OK and r->route set, or an error with the problem prepared in r->resp. */
+static enum cu_err admit(struct request *r)
 {
     unsigned allowed = 0;
     enum cu_method m = r->req.method == CU_HEAD ? CU_GET : r->req.method;
     const struct cu_route *route =
         cu_route_match(routes, nroutes, m, r->req.path, &r->req, &allowed);
-    enum cu_err rc;
 
-    if (route == NULL && allowed == 0) {
-        rc = cu_resp_fail(&r->resp, CU_E_NOT_FOUND, "no route for %s", r->req.path);
-    } else if (route == NULL) {
+    if (route == NULL && allowed == 0)
+        return cu_resp_fail(&r->resp, CU_E_NOT_FOUND, "no route for %s", r->req.path);
+    if (route == NULL) {
         cu_methods_format(allowed, r->allow, sizeof(r->allow));
         cu_resp_header(&r->resp, "Allow", r->allow);
-        rc = cu_resp_fail(&r->resp, CU_E_METHOD, "%s is not allowed here; allowed: %s",
-                          r->req.method_name, r->allow);
-    } else {
-        r->route_idx = (size_t)(route - routes);
-        rc = route->scope ? authenticate(r, route->scope) : CU_OK;
-        if (rc == CU_OK)
-            rc = route->handler(&r->req, &r->resp);
+        return cu_resp_fail(&r->resp, CU_E_METHOD, "%s is not allowed here; allowed: %s",
+                            r->req.method_name, r->allow);
     }
-    if (rc != CU_OK) {
-        if (r->resp.err == CU_OK)
-            r->resp.err = rc;
-        if (rc == CU_E_NOMEM || rc == CU_E_STORE || rc == CU_E_INTERNAL)
-            cu_log(CU_LOG_ERROR, "request.failed", CU_LS("request_id", r->req.id),
-                   CU_LS("error", cu_err_str(rc)));
+    r->route = route;
+    r->route_idx = (size_t)(route - routes);
+    return route->scope ? authenticate(r, route) : CU_OK;
+}
+
+static void fail(struct request *r, enum cu_err rc)
+{
+    if (r->resp.err == CU_OK)
+        r->resp.err = rc;
+    if (rc == CU_E_NOMEM || rc == CU_E_STORE || rc == CU_E_INTERNAL)
+        cu_log(CU_LOG_ERROR, "request.failed", CU_LS("request_id", r->req.id),
+               CU_LS("error", cu_err_str(rc)));
+    cu_problem_render(&r->resp, &r->req);
+}
+
+/* Runs the handler of an admitted request (or renders the refusal admit prepared). */
+static void dispatch(struct request *r)
+{
+    enum cu_err rc = r->refused;
+    if (rc == CU_OK)
+        rc = r->route->handler(&r->req, &r->resp);
+    if (rc != CU_OK)
+        fail(r, rc);
+}
+
+/* Whether the request's headers (names and values) add up to more than max bytes. */
+struct header_sum {
+    size_t total;
+};
+
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+    struct header_sum *h = cls;
+    (void)kind;
+    h->total += strlen(key) + (value ? strlen(value) : 0) + 4;
+    return MHD_YES;
+}
+
+static bool headers_too_large(struct MHD_Connection *c, size_t max)
+{
+    struct header_sum h = {0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &h);
+    return h.total > max;
+}
+
+/* Answers at once, on the first call, with the problem for rc; the connection closes. */
+static enum MHD_Result refuse_now(struct MHD_Connection *c, struct request *r, enum cu_err rc)
+{
+    if (rc == CU_E_HEADERS_TOO_LARGE) {
+        cu_resp_fail(&r->resp, CU_E_TOO_LARGE,
+                     "the request headers are larger than the limit "
+                     "of %zu bytes",
+                     r->req.app->cfg.server.max_header_bytes);
         cu_problem_render(&r->resp, &r->req);
+        r->resp.status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    } else {
+        fail(r, rc);
     }
+    cu_resp_header(&r->resp, "Connection", "close");
+    return queue(c, r);
 }
 
 static enum MHD_Result refuse_too_large(struct MHD_Connection *c, struct request *r)
@@ -323,6 +383,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         *con_cls = r;
         atomic_fetch_add(&app->inflight, 1);
+        if (headers_too_large(c, app->cfg.server.max_header_bytes))
+            return refuse_now(c, r, CU_E_HEADERS_TOO_LARGE);
         if (cl != NULL) {
             char *end = NULL;
             errno = 0;
@@ -330,6 +392,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (errno != 0 || end == cl || *end != '\0' || n > r->req.body.max)
                 return refuse_too_large(c, r);
         }
+        r->refused = admit(r);
+        /* A refused request with a body is answered now, so its body is never read (the
+         * connection then closes); one without waits, to keep the connection alive. */
+        if (r->refused != CU_OK &&
+            (cl != NULL ||
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL))
+            return refuse_now(c, r, r->refused);
         return MHD_YES;
     }
     if (r->answered) {

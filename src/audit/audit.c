@@ -89,22 +89,27 @@ const struct cu_signer *cu_audit_signer(const struct cu_audit *a)
     return a->signer;
 }
 
-void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
-                         char out[CU_AUDIT_HASHED_BYTES])
+enum cu_err cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
+                                char out[CU_AUDIT_HASHED_BYTES])
 {
     uint8_t h[CU_HASH_BYTES];
     struct cu_buf b;
 
-    cu_buf_init(&b, 2 * CU_AUDIT_FIELD_MAX + 2);
+    size_t kl = strlen(kind), vl = strlen(value);
+    /* No cap of our own: every byte of the value goes into the hash, so values never collide. */
+    cu_buf_init(&b, kl + vl + 2);
     memcpy(out, "hk:", 4);
-    if (cu_buf_append_str(&b, kind) != CU_OK || cu_buf_append(&b, "", 1) != CU_OK ||
-        cu_buf_append_str(&b, value) != CU_OK) {
-        /* Over-long input: hash what is there rather than fail an audit append. */
-    }
-    cu_crypto_keyed_hash(a->hash_key, b.data ? b.data : "", b.len, h);
+    enum cu_err rc = cu_buf_append(&b, kind, kl);
+    if (rc == CU_OK)
+        rc = cu_buf_append(&b, "", 1);
+    if (rc == CU_OK)
+        rc = cu_buf_append(&b, value, vl);
+    if (rc == CU_OK)
+        cu_crypto_keyed_hash(a->hash_key, b.data, b.len, h);
     cu_buf_free(&b);
-    if (cu_b64url_encode(h, sizeof(h), out + 3, CU_AUDIT_HASHED_BYTES - 3) != CU_OK)
-        out[3] = '\0';
+    if (rc == CU_OK)
+        rc = cu_b64url_encode(h, sizeof(h), out + 3, CU_AUDIT_HASHED_BYTES - 3);
+    return rc;
 }
 
 /* canonical(seq, time_ms, fields, dst, cap, len): appends the canonical encoding to dst (cap
@@ -174,8 +179,8 @@ enum cu_err cu_audit_record_hash(const uint8_t prev[CU_MERKLE_HASH_BYTES],
     return cu_audit_hash_parts(prev, r->seq, r->time_ms, f, out);
 }
 
-/* Copies an event string into a record field; CU_E_INVALID when it does not fit or holds a
- * control character (records are for people to read). */
+/* Copies an event string into a record field; CU_E_INVALID when it does not fit, holds a
+ * control character or is not UTF-8 (records are for people, and JSON, to read). */
 static enum cu_err copy_field(char *dst, size_t cap, const char *src)
 {
     size_t n = src ? strlen(src) : 0;
@@ -185,6 +190,8 @@ static enum cu_err copy_field(char *dst, size_t cap, const char *src)
         if ((unsigned char)src[i] < 0x20 || src[i] == 0x7f)
             return CU_E_INVALID;
     }
+    if (src != NULL && !cu_utf8_valid(src, n))
+        return CU_E_INVALID;
     memcpy(dst, src ? src : "", n + 1);
     return CU_OK;
 }
@@ -215,7 +222,7 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
     if (rc == CU_OK)
         rc = copy_field(r->request_id, sizeof(r->request_id), ev->request_id);
     if (rc == CU_OK && ev->source_ip && ev->source_ip[0] && a->opts.hash_source_ip)
-        cu_audit_hash_value(a, "ip", ev->source_ip, r->source);
+        rc = cu_audit_hash_value(a, "ip", ev->source_ip, r->source);
     else if (rc == CU_OK)
         rc = copy_field(r->source, sizeof(r->source), ev->source_ip);
     if (rc != CU_OK)

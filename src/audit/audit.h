@@ -94,11 +94,11 @@ CU_WUR enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db,
 CU_WUR enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,
                                          const struct cu_audit_event *ev);
 
-/* cu_audit_hash_value(a, kind, value, out): the keyed hash that stands for an identifying
- * value of a kind ("email", "ip", …) in records: "hk:" + base64url(BLAKE2b-256 keyed with the
- * audit hashing key over kind || 0x00 || value), into out (CU_AUDIT_HASHED_BYTES). */
-void cu_audit_hash_value(const struct cu_audit *a, const char *kind, const char *value,
-                         char out[CU_AUDIT_HASHED_BYTES]);
+/* cu_audit_hash_value(a, kind, value, out): CU_OK (CU_E_NOMEM) and the keyed hash that stands for
+ * an identifying value of a kind ("email", "ip", …) in records: "hk:" + base64url(BLAKE2b-256 keyed
+ * with the audit hashing key over kind || 0x00 || value), into out (CU_AUDIT_HASHED_BYTES). */
+CU_WUR enum cu_err cu_audit_hash_value(const struct cu_audit *a, const char *kind,
+                                       const char *value, char out[CU_AUDIT_HASHED_BYTES]);
 
 /* The eight text fields of a record in canonical order: actor_type, actor_id, action, target,
  * outcome, request_id, source, details. */

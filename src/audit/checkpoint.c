@@ -24,15 +24,24 @@ static uint64_t popcount64(uint64_t x)
     return (uint64_t)__builtin_popcountll(x);
 }
 
-/* Restores a builder from the frontier stored with a checkpoint. */
+/* Restores a builder from the frontier stored with a checkpoint, and checks that it gives the
+ * checkpoint's root (root, rlen), so a damaged frontier can never lead to a wrong signature. */
 static enum cu_err builder_restore(struct cu_merkle_builder *b, int64_t size, const void *frontier,
-                                   size_t len)
+                                   size_t len, const void *root, size_t rlen)
 {
+    cu_merkle_hash got;
     cu_merkle_builder_init(b);
-    if (size < 0 || len != popcount64((uint64_t)size) * CU_MERKLE_HASH_BYTES)
+    if (size < 0 || len != popcount64((uint64_t)size) * CU_MERKLE_HASH_BYTES ||
+        rlen != CU_MERKLE_HASH_BYTES)
         return CU_E_CORRUPT;
     memcpy(b->stack, frontier, len);
     b->size = (uint64_t)size;
+    cu_merkle_builder_root(b, got);
+    if (memcmp(got, root, CU_MERKLE_HASH_BYTES) != 0) {
+        cu_log(CU_LOG_ERROR, "audit.frontier_corrupt", CU_LI("tree_size", size),
+               CU_LB("alert", true));
+        return CU_E_CORRUPT;
+    }
     return CU_OK;
 }
 
@@ -119,8 +128,8 @@ enum cu_err cu_audit_checkpoint_get(struct cu_db *db, int64_t size, struct cu_au
 static enum cu_err latest_state(struct cu_db *db, int64_t *size, int64_t *at,
                                 struct cu_merkle_builder *b)
 {
-    static const char sql[] = "SELECT tree_size, created_at, frontier FROM audit_checkpoints "
-                              "ORDER BY tree_size DESC LIMIT 1";
+    static const char sql[] = "SELECT tree_size, created_at, frontier, root FROM "
+                              "audit_checkpoints ORDER BY tree_size DESC LIMIT 1";
     struct cu_stmt *st = NULL;
     bool row = false;
     enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
@@ -131,11 +140,11 @@ static enum cu_err latest_state(struct cu_db *db, int64_t *size, int64_t *at,
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row) {
-        size_t n = 0;
-        const void *f = cu_stmt_blob(st, 2, &n);
+        size_t n = 0, rn = 0;
+        const void *f = cu_stmt_blob(st, 2, &n), *root = cu_stmt_blob(st, 3, &rn);
         *size = cu_stmt_int(st, 0);
         *at = cu_stmt_int(st, 1);
-        rc = builder_restore(b, *size, f, n);
+        rc = builder_restore(b, *size, f, n, root, rn);
     }
     cu_stmt_done(st);
     return rc;
@@ -524,7 +533,7 @@ static void check_row(struct walk *w, struct cu_stmt *st)
 /* Sets the walk up to start at seq from: the tree and hash of the records before it. */
 static enum cu_err start_at(struct cu_db *db, struct walk *w, int64_t from)
 {
-    static const char sql[] = "SELECT tree_size, frontier FROM audit_checkpoints "
+    static const char sql[] = "SELECT tree_size, frontier, root FROM audit_checkpoints "
                               "WHERE tree_size < $1 ORDER BY tree_size DESC LIMIT 1";
     const struct cu_val p[] = {CU_VI(from)};
     struct cu_stmt *st = NULL;
@@ -541,10 +550,10 @@ static enum cu_err start_at(struct cu_db *db, struct walk *w, int64_t from)
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row) {
-        size_t n = 0;
-        const void *f = cu_stmt_blob(st, 1, &n);
+        size_t n = 0, rn = 0;
+        const void *f = cu_stmt_blob(st, 1, &n), *root = cu_stmt_blob(st, 2, &rn);
         size = cu_stmt_int(st, 0);
-        rc = builder_restore(&w->b, size, f, n);
+        rc = builder_restore(&w->b, size, f, n, root, rn);
     }
     cu_stmt_done(st);
     if (rc == CU_OK)
@@ -596,9 +605,57 @@ static void check_end(struct walk *w, int64_t head, const uint8_t *head_hash)
                (long long)last);
 }
 
+enum cu_err cu_audit_open_note(const struct cu_audit *a, const char *note, size_t len,
+                               struct cu_audit_checkpoint *out)
+{
+    uint8_t pub[CU_SIGN_PUBLIC_BYTES];
+    char name[CU_NOTE_NAME_MAX + 1], origin[CU_NOTE_NAME_MAX + 1];
+    size_t n = strcspn(note, "\n");
+    uint64_t size = 0;
+
+    memset(out, 0, sizeof(*out));
+    if (n == 0 || n > CU_NOTE_NAME_MAX || len >= sizeof(out->note) || n >= len)
+        return CU_E_INVALID;
+    memcpy(name, note, n);
+    name[n] = '\0';
+    cu_signer_public_key(cu_audit_signer(a), pub);
+    enum cu_err rc = cu_note_open_checkpoint(note, len, name, pub, origin, &size, out->root);
+    if (rc == CU_OK && (size == 0 || size > INT64_MAX))
+        rc = CU_E_INVALID;
+    if (rc != CU_OK)
+        return rc;
+    out->tree_size = (int64_t)size;
+    memcpy(out->note, note, len);
+    out->note[len] = '\0';
+    return CU_OK;
+}
+
+/* Adds a checkpoint kept elsewhere to the walk's list, in size order. */
+static enum cu_err add_kept(struct walk *w, const struct cu_audit_checkpoint *kept)
+{
+    struct cu_audit_checkpoint *n = cu_reallocarray(w->cps, w->ncps + 1, sizeof(*n));
+    size_t i;
+    if (n == NULL)
+        return CU_E_NOMEM;
+    w->cps = n;
+    for (i = w->ncps; i > 0 && w->cps[i - 1].tree_size > kept->tree_size; i--)
+        w->cps[i] = w->cps[i - 1];
+    w->cps[i] = *kept;
+    w->ncps++;
+    return CU_OK;
+}
+
 enum cu_err cu_audit_verify(const struct cu_audit *a, struct cu_db *db, int64_t from,
                             cu_audit_progress_fn progress, void *ctx,
                             struct cu_audit_verify_report *rep)
+{
+    return cu_audit_verify_against(a, db, from, NULL, progress, ctx, rep);
+}
+
+enum cu_err cu_audit_verify_against(const struct cu_audit *a, struct cu_db *db, int64_t from,
+                                    const struct cu_audit_checkpoint *kept,
+                                    cu_audit_progress_fn progress, void *ctx,
+                                    struct cu_audit_verify_report *rep)
 {
     uint8_t head_hash[CU_MERKLE_HASH_BYTES];
     struct walk w = {.a = a, .rep = rep};
@@ -615,6 +672,8 @@ enum cu_err cu_audit_verify(const struct cu_audit *a, struct cu_db *db, int64_t 
     rc = cu_audit_head(db, &head, head_hash);
     if (rc == CU_OK)
         rc = load_checkpoints(db, &w);
+    if (rc == CU_OK && kept != NULL)
+        rc = add_kept(&w, kept);
     if (rc == CU_OK && from > head + 1)
         rc = CU_E_INVALID;
     if (rc == CU_OK)

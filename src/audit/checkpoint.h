@@ -70,4 +70,20 @@ CU_WUR enum cu_err cu_audit_verify(const struct cu_audit *a, struct cu_db *db, i
                                    cu_audit_progress_fn progress, void *ctx,
                                    struct cu_audit_verify_report *rep);
 
+/* cu_audit_verify_against(a, db, from, kept, progress, ctx, rep): cu_audit_verify, also
+ * checking the log against a checkpoint kept outside the database (kept: its signed note,
+ * already opened with cu_audit_open_note): the log must be at least that long and its tree of
+ * that size must have that root. This finds what no check inside the database can: a log cut
+ * short together with its own checkpoints. */
+CU_WUR enum cu_err cu_audit_verify_against(const struct cu_audit *a, struct cu_db *db, int64_t from,
+                                           const struct cu_audit_checkpoint *kept,
+                                           cu_audit_progress_fn progress, void *ctx,
+                                           struct cu_audit_verify_report *rep);
+
+/* cu_audit_open_note(a, note, len, out): checks that note is a checkpoint signed by this log's
+ * key (under the origin it names) and fills out (created_at 0). CU_E_CRYPTO when the
+ * signature does not check, CU_E_INVALID when it is not a checkpoint note. */
+CU_WUR enum cu_err cu_audit_open_note(const struct cu_audit *a, const char *note, size_t len,
+                                      struct cu_audit_checkpoint *out);
+
 #endif

@@ -232,6 +232,18 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
     return len;
 }
 
+bool cu_utf8_valid(const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < n;) {
+        size_t l = utf8_seq(p + i, n - i);
+        if (l == 0)
+            return false;
+        i += l;
+    }
+    return true;
+}
+
 /* escape_one(s, n, tmp, used): the escaped form of the character at s into tmp (at most 6
  * bytes); returns its length and sets *used to the input bytes it stands for. */
 static size_t escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *used)

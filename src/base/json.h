@@ -48,6 +48,10 @@ CU_WUR enum cu_err cu_json_get_int(const json_t *obj, const char *key, bool requ
 CU_WUR enum cu_err cu_json_get_bool(const json_t *obj, const char *key, bool required, bool *out,
                                     char err[CU_JSON_ERR_BYTES]);
 
+/* cu_utf8_valid(s, n): whether the n bytes at s are well-formed UTF-8 (no overlong forms,
+ * surrogates or code points past U+10FFFF). */
+bool cu_utf8_valid(const char *s, size_t n);
+
 /* cu_json_dump(v): compact JSON text for v, or NULL on allocation failure. Caller frees with
  * free() (jansson's allocator). */
 CU_WUR char *cu_json_dump(const json_t *v);

@@ -217,7 +217,7 @@ int cu_cli_apikey(int argc, char **argv)
     }
     if ((strcmp(verb, "list") == 0 && rest != 0) || (strcmp(verb, "revoke") == 0 && rest != 1))
         return usage();
-    code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx);
+    code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;
     if (strcmp(verb, "create") == 0)

@@ -22,7 +22,7 @@
 #include "cli/cli.h"
 
 struct args {
-    const char *dir, *kind, *format;
+    const char *dir, *kind, *format, *kept;
     int64_t from, since, until;
     long count;
     bool follow, have_since;
@@ -30,12 +30,13 @@ struct args {
 
 static int usage(void)
 {
-    fputs("usage: custodia audit verify [--from SEQ] [--dir DIR]\n"
+    fputs("usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
           "       custodia audit export --since TIME [--until TIME] [--format jsonl] [--dir DIR]\n"
           "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
           "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
           "       custodia audit checkpoint [--dir DIR]\n"
-          "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n",
+          "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
+          "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n",
           stderr);
     return CU_EXIT_USAGE;
 }
@@ -50,14 +51,40 @@ static void progress(void *ctx, int64_t done, int64_t total)
             total > 0 ? (long long)(done * 100 / total) : 100LL);
 }
 
-static int verify(struct cu_cli_ctx *ctx, int64_t from)
+/* Reads and opens a checkpoint note kept outside the database. */
+static int read_kept(struct cu_cli_ctx *ctx, const char *path, struct cu_audit_checkpoint *out)
 {
+    char text[CU_NOTE_BYTES];
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+    bool more = f && fgetc(f) != EOF;
+    if (f)
+        fclose(f);
+    if (f == NULL) {
+        cu_cli_error("%s: cannot read the checkpoint", path);
+        return CU_EXIT_USAGE;
+    }
+    text[n] = '\0';
+    if (more || cu_audit_open_note(ctx->audit, text, n, out) != CU_OK) {
+        cu_cli_error("%s: not a checkpoint signed by this audit log's key", path);
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static int verify(struct cu_cli_ctx *ctx, int64_t from, const char *kept_path)
+{
+    struct cu_audit_checkpoint kept;
     struct cu_audit_verify_report rep;
     struct cu_db *db = NULL;
+    int code = kept_path ? read_kept(ctx, kept_path, &kept) : CU_EXIT_OK;
     enum cu_err rc = cu_store_db(ctx->store, &db);
 
+    if (code != CU_EXIT_OK)
+        return code;
     if (rc == CU_OK)
-        rc = cu_audit_verify(ctx->audit, db, from, progress, NULL, &rep);
+        rc = cu_audit_verify_against(ctx->audit, db, from, kept_path ? &kept : NULL, progress, NULL,
+                                     &rep);
     if (isatty(2))
         fputc('\n', stderr);
     if (rc == CU_E_INVALID) {
@@ -235,6 +262,9 @@ static int parse(int argc, char **argv, struct args *a)
         case 'w':
             a->follow = true;
             break;
+        case 'c':
+            a->kept = optarg;
+            break;
         default:
             return usage();
         }
@@ -280,11 +310,11 @@ int cu_cli_audit(int argc, char **argv)
         code = check_args(verb, argc - 1 - optind, &a);
     if (code != CU_EXIT_OK)
         return code;
-    code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx);
+    code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx, strcmp(verb, "checkpoint") == 0);
     if (code != CU_EXIT_OK)
         return code;
     if (strcmp(verb, "verify") == 0) {
-        code = verify(&ctx, a.from);
+        code = verify(&ctx, a.from, a.kept);
     } else if (strcmp(verb, "export") == 0) {
         code = export_records(&ctx, &a);
     } else if (strcmp(verb, "tail") == 0) {
@@ -293,8 +323,12 @@ int cu_cli_audit(int argc, char **argv)
         code = checkpoint(&ctx);
     } else {
         char out[CU_AUDIT_HASHED_BYTES];
-        cu_audit_hash_value(ctx.audit, a.kind, argv[1 + optind], out);
-        printf("%s\n", out);
+        if (cu_audit_hash_value(ctx.audit, a.kind, argv[1 + optind], out) == CU_OK) {
+            printf("%s\n", out);
+        } else {
+            cu_cli_error("out of memory");
+            code = CU_EXIT_FAIL;
+        }
     }
     cu_cli_close(&ctx);
     return code;

@@ -33,7 +33,7 @@ void cu_cli_error(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static int open_store(struct cu_cli_ctx *ctx)
+static int open_store(struct cu_cli_ctx *ctx, bool migrate)
 {
     char path[CU_CONFIG_PATH_BYTES], err[CU_STORE_ERR_BYTES];
     struct cu_store_opts opts = {
@@ -51,14 +51,15 @@ static int open_store(struct cu_cli_ctx *ctx)
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
-    if (cu_store_migrate(ctx->store, err) != CU_OK) {
+    /* Forensic commands read the database as it is: they check, but never migrate. */
+    if ((migrate ? cu_store_migrate(ctx->store, err) : cu_store_check(ctx->store, err)) != CU_OK) {
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
     return CU_EXIT_OK;
 }
 
-int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
+int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate)
 {
     char cfg_err[CU_CONFIG_ERR_BYTES], key_err[CU_KEYRING_ERR_BYTES];
     char path[CU_CONFIG_PATH_BYTES];
@@ -82,7 +83,7 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx)
         cu_cli_error("%s", key_err);
         return CU_EXIT_FAIL;
     }
-    code = open_store(ctx);
+    code = open_store(ctx, migrate);
     struct cu_audit_opts ao = cu_cli_audit_opts(&ctx->cfg);
     if (code == CU_EXIT_OK && cu_audit_new(ctx->keyring, &ao, &ctx->audit) != CU_OK) {
         cu_cli_error("[audit] origin: cannot start the audit log");

@@ -42,10 +42,12 @@ struct cu_cli_ctx {
     struct cu_audit *audit;
 };
 
-/* cu_cli_open(dir, ctx): loads dir's configuration, keyring and store (migrated to the
- * current schema). Prints a precise error and returns CU_EXIT_USAGE or CU_EXIT_FAIL on
- * failure, CU_EXIT_OK on success. Close with cu_cli_close(). */
-int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx);
+/* cu_cli_open(dir, ctx, migrate): loads dir's configuration, keyring, audit log and store:
+ * migrated to the current schema when migrate, else only checked to be current (for commands
+ * that must not write, such as the audit log's forensic ones). Prints a precise error and
+ * returns CU_EXIT_USAGE or CU_EXIT_FAIL on failure, CU_EXIT_OK on success. Close with
+ * cu_cli_close(). */
+int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate);
 
 /* cu_cli_close(ctx): closes what cu_cli_open opened. */
 void cu_cli_close(struct cu_cli_ctx *ctx);

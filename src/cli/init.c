@@ -192,8 +192,9 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
         if (rc == CU_OK)
             rc =
                 cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info, token);
-        char target[CU_APIKEY_ID_BYTES + 8];
-        snprintf(target, sizeof(target), "apikey:%s", info.id);
+        char target[CU_APIKEY_ID_BYTES + 8] = "";
+        if (rc == CU_OK)
+            snprintf(target, sizeof(target), "apikey:%s", info.id);
         if (rc == CU_OK)
             rc = cu_cli_audit_append(
                 &ctx, db, "apikey.create", target,

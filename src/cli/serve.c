@@ -61,7 +61,15 @@ static json_t *config_details(const struct cu_config *cfg)
         cu_hex_encode(digest, sizeof(digest), hex);
     }
     cu_buf_free(&b);
-    return json_pack("{s:s, s:s}", "file", path, "sha256", hex);
+    /* The CUSTODIA_* variables that overrode the file: their names, never their values. */
+    extern char **environ;
+    json_t *overrides = json_array();
+    for (char **e = environ; e != NULL && *e != NULL; e++) {
+        size_t n = strcspn(*e, "=");
+        if (strncmp(*e, "CUSTODIA_", 9) == 0 && strncmp(*e, "CUSTODIA_DIR=", 13) != 0 && n < 128)
+            json_array_append_new(overrides, json_stringn(*e, n));
+    }
+    return json_pack("{s:s, s:s, s:o}", "file", path, "sha256", hex, "overridden_by", overrides);
 }
 
 static unsigned pool_size(const struct cu_config *cfg)
@@ -90,7 +98,7 @@ int cu_cli_serve(int argc, char **argv)
     }
     if (optind != argc)
         return usage();
-    code = cu_cli_open(cu_cli_data_dir(dirflag), &ctx);
+    code = cu_cli_open(cu_cli_data_dir(dirflag), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;
     cu_log(CU_LOG_INFO, "config.loaded", CU_LS("dir", ctx.cfg.data_dir),

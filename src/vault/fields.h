@@ -17,37 +17,37 @@
 #include "base/err.h"
 
 enum cu_field_type {
-    CU_FT_TEXT,     /* trimmed, valid UTF-8, no control characters, internal runs of white
-                     * space kept as they are */
-    CU_FT_EMAIL,    /* trimmed, lower-cased (ASCII), local@domain with a dot in the domain */
-    CU_FT_PHONE,    /* E.164: '+' then 8 to 15 digits; spaces, dashes, dots, parentheses
-                     * removed; a leading "00" becomes '+' */
-    CU_FT_DATE,     /* ISO 8601 calendar date YYYY-MM-DD, a real date, 1900-01-01 to today */
-    CU_FT_COUNTRY,  /* ISO 3166-1 alpha-2, upper-cased, an assigned code */
-    CU_FT_LANGUAGE, /* BCP 47 language tag: 2-3 letter language, optional -Script, -REGION;
-                     * canonical case (en, en-GB, zh-Hant-TW) */
-    CU_FT_REF,      /* an external reference: 1-64 of [A-Za-z0-9._:-], case kept */
+    CU_FT_TEXT,        /* trimmed, valid UTF-8, no control characters, internal runs of white
+                        * space kept as they are */
+    CU_FT_EMAIL,       /* trimmed, lower-cased (ASCII), local@domain with a dot in the domain */
+    CU_FT_PHONE,       /* E.164: '+' then 8 to 15 digits; spaces, dashes, dots, parentheses
+                        * removed; a leading "00" becomes '+' */
+    CU_FT_DATE,        /* ISO 8601 calendar date YYYY-MM-DD, a real date, 1900-01-01 to today */
+    CU_FT_COUNTRY,     /* ISO 3166-1 alpha-2, upper-cased, an assigned code */
+    CU_FT_LANGUAGE,    /* BCP 47 language tag: 2-3 letter language, optional -Script, -REGION;
+                        * canonical case (en, en-GB, zh-Hant-TW) */
+    CU_FT_REF,         /* an external reference: 1-64 of [A-Za-z0-9._:-], case kept */
     CU_FT_NATIONAL_ID, /* trimmed, upper-cased, spaces and dashes removed, 4-32 of [A-Z0-9] */
 };
 
 enum cu_mask {
-    CU_MASK_NONE,     /* shown as is (not personal) */
-    CU_MASK_EMAIL,    /* j***@example.com: first character of the local part, then *** */
-    CU_MASK_PHONE,    /* +44*******123: the '+' and country digits (first 2 digits), stars,
-                       * last 3 digits; as many stars as hidden digits */
-    CU_MASK_LAST4,    /* ****1234: stars then the last 4 characters */
-    CU_MASK_YEAR,     /* 1984-**-**: the year only */
-    CU_MASK_INITIAL,  /* J***: the first character (UTF-8 aware), then *** */
-    CU_MASK_HIDDEN,   /* ***: nothing shown */
+    CU_MASK_NONE,    /* shown as is (not personal) */
+    CU_MASK_EMAIL,   /* j***@example.com: first character of the local part, then *** */
+    CU_MASK_PHONE,   /* +44*******123: the '+' and country digits (first 2 digits), stars,
+                      * last 3 digits; as many stars as hidden digits */
+    CU_MASK_LAST4,   /* ****1234: stars then the last 4 characters */
+    CU_MASK_YEAR,    /* 1984-**-**: the year only */
+    CU_MASK_INITIAL, /* J***: the first character (UTF-8 aware), then *** */
+    CU_MASK_HIDDEN,  /* ***: nothing shown */
 };
 
 struct cu_field_def {
-    const char *name;     /* JSON name, e.g. "email" */
+    const char *name; /* JSON name, e.g. "email" */
     enum cu_field_type type;
-    bool personal;        /* encrypted at rest, masked unless the caller may unmask */
-    bool blind_index;     /* has a blind index: exact lookup by normalised value */
-    bool unique;          /* no two live customers share the value (via the blind index) */
-    size_t max_bytes;     /* limit on the normalised value */
+    bool personal;    /* encrypted at rest, masked unless the caller may unmask */
+    bool blind_index; /* has a blind index: exact lookup by normalised value */
+    bool unique;      /* no two live customers share the value (via the blind index) */
+    size_t max_bytes; /* limit on the normalised value */
     enum cu_mask mask;
 };
 

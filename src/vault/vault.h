@@ -34,8 +34,8 @@
  * cu_fields), NULL when absent or not decrypted; cu_customer_clear wipes and frees them. */
 struct cu_customer {
     char id[CU_CUSTOMER_ID_BYTES];
-    char status[16];   /* active, suspended, closed, erased */
-    json_t *tags;      /* array of strings */
+    char status[16]; /* active, suspended, closed, erased */
+    json_t *tags;    /* array of strings */
     int64_t created_at, updated_at, erased_at;
     char *values[CU_VAULT_MAX_FIELDS];
 };
@@ -60,8 +60,8 @@ CU_WUR enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const j
 /* cu_vault_get(v, db, id, decrypt, out): one customer; the personal fields decrypted when
  * decrypt. CU_E_NOT_FOUND for an unknown id. CU_E_CRYPTO or CU_E_KEY_MISSING (logged as an
  * alert) when stored data fails to open: never garbage. */
-CU_WUR enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id,
-                                bool decrypt, struct cu_customer *out);
+CU_WUR enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, bool decrypt,
+                                struct cu_customer *out);
 
 /* cu_vault_patch(v, db, id, input, out, changed, why): sets the fields in input (JSON null
  * removes a field), re-indexes, and fills out with the result; changed gets the names of the
@@ -74,8 +74,8 @@ CU_WUR enum cu_err cu_vault_patch(struct cu_vault *v, struct cu_db *db, const ch
 /* cu_vault_find(v, db, field, value, ids, cap, n, why): the ids of the customers whose field
  * (one with a blind index) has value after normalisation, at most cap. */
 CU_WUR enum cu_err cu_vault_find(struct cu_vault *v, struct cu_db *db, const char *field,
-                                 const char *value, char (*ids)[CU_CUSTOMER_ID_BYTES],
-                                 size_t cap, size_t *n, char why[CU_VAULT_WHY_BYTES]);
+                                 const char *value, char (*ids)[CU_CUSTOMER_ID_BYTES], size_t cap,
+                                 size_t *n, char why[CU_VAULT_WHY_BYTES]);
 
 /* cu_vault_list(v, db, after, limit, out, n): up to limit (1..1000) customers ordered by id
  * after the id `after` (NULL for the first page), personal fields not decrypted. Caller frees

@@ -1,12 +1,16 @@
 /*
  * test_keyring.c - the root key file: create and load, refusing to overwrite, refusing unsafe
  * permissions, precise errors for malformed files (file:line, never the key material), and
- * deterministic sub-key derivation.
+ * deterministic sub-key derivation; adding and retiring KEKs (every other key kept byte for
+ * byte, mode 0600, atomic replacement surviving a crash, concurrent rotations taking turns).
  */
 #include "cu_test.h"
 
+#include <stdbool.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
+#include "base/clock.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "crypto/keyring.h"
@@ -446,6 +450,371 @@ static void test_load_allocation_failures(void **state)
     cu_keyring_free(kr);
 }
 
+/* file_exists(p): whether anything, even a dangling symbolic link, is at p. */
+static bool file_exists(const char *p)
+{
+    struct stat st;
+
+    return lstat(p, &st) == 0;
+}
+
+/* temp_of(out, cap): the temporary file beside path that a rewrite uses. */
+static void temp_of(char *out, size_t cap)
+{
+    snprintf(out, cap, "%s.tmp", path);
+}
+
+/* write_two_keks(): master 0x11.., kek 1 = 0x22.., kek 7 = 0x33.. (current), made at TIME. */
+static void write_two_keks(void)
+{
+    char text[1024];
+
+    snprintf(text, sizeof text,
+             "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\nkek 7 " TIME " %s\ncurrent 7\n", k1,
+             k2, k3);
+    write_key_file(text);
+}
+
+/* assert_fill(kr, version, fill): KEK version holds 32 bytes of fill. */
+static void assert_fill(const struct cu_keyring *kr, uint32_t version, uint8_t fill)
+{
+    uint8_t want[CU_KEY_BYTES];
+
+    memset(want, fill, sizeof want);
+    assert_non_null(cu_keyring_kek(kr, version));
+    assert_memory_equal(cu_secret_data(cu_keyring_kek(kr, version)), want, CU_KEY_BYTES);
+}
+
+static void test_add_kek_preserves_keys(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char text[2048];
+    char line[200];
+    char tmp[1300];
+    struct cu_keyring *before = NULL;
+    struct cu_keyring *kr = NULL;
+    struct cu_secret *sub_before = NULL;
+    struct cu_secret *sub_after = NULL;
+    struct cu_kek_info info[4];
+    uint8_t v8[CU_KEY_BYTES];
+    int64_t made = 0;
+    uint32_t v = 0;
+    size_t n = 0;
+
+    (void)state;
+    write_two_keks();
+    assert_int_equal(cu_keyring_load(path, &before, err), CU_OK);
+    assert_int_equal(cu_clock_parse(TIME, &made), CU_OK);
+    cu_clock_set_fake(made + 86400000);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    cu_clock_use_real();
+    assert_int_equal(v, 8); /* after the highest version, not after the count */
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_int_equal(cu_keyring_current_kek(kr), 8);
+
+    /* the master secret, byte for byte in the file and in what is derived from it */
+    read_text(path, text, sizeof text);
+    snprintf(line, sizeof line, "\nmaster %s\n", k1);
+    assert_non_null(strstr(text, line));
+    assert_int_equal(cu_keyring_derive(before, "apikey__", 1, &sub_before), CU_OK);
+    assert_int_equal(cu_keyring_derive(kr, "apikey__", 1, &sub_after), CU_OK);
+    assert_memory_equal(cu_secret_data(sub_before), cu_secret_data(sub_after), CU_KEY_BYTES);
+    /* the old KEKs and their creation times */
+    assert_fill(kr, 1, 0x22);
+    assert_fill(kr, 7, 0x33);
+    assert_int_equal(cu_keyring_kek_info(kr, info, 4, &n), CU_OK);
+    assert_int_equal(n, 3);
+    assert_int_equal(info[0].version, 1);
+    assert_int_equal(info[0].created_ms, made);
+    assert_false(info[0].current);
+    assert_int_equal(info[1].version, 7);
+    assert_int_equal(info[1].created_ms, made);
+    assert_false(info[1].current);
+    assert_int_equal(info[2].version, 8);
+    assert_int_equal(info[2].created_ms, made + 86400000);
+    assert_true(info[2].current);
+    /* the new KEK is fresh */
+    memcpy(v8, cu_secret_data(cu_keyring_kek(kr, 8)), CU_KEY_BYTES);
+    assert_memory_not_equal(v8, cu_secret_data(cu_keyring_kek(kr, 7)), CU_KEY_BYTES);
+    temp_of(tmp, sizeof tmp);
+    assert_false(file_exists(tmp));
+    cu_keyring_free(kr);
+    kr = NULL;
+
+    /* a second rotation keeps the first one's KEK too */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(v, 9);
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_memory_equal(cu_secret_data(cu_keyring_kek(kr, 8)), v8, CU_KEY_BYTES);
+    assert_fill(kr, 1, 0x22);
+    assert_int_equal(cu_keyring_current_kek(kr), 9);
+    cu_crypto_wipe(v8, sizeof v8);
+    cu_secret_free(sub_before);
+    cu_secret_free(sub_after);
+    cu_keyring_free(before);
+    cu_keyring_free(kr);
+}
+
+static void test_add_kek_keeps_mode_0600(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    struct stat st;
+    mode_t old_mask;
+    uint32_t v = 0;
+
+    (void)state;
+    assert_int_equal(cu_keyring_create(path, err), CU_OK);
+    old_mask = umask(0277); /* would give a new file 0400 */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    umask(0); /* would give 0666 if the code relied on the umask */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    umask(old_mask);
+    assert_int_equal(v, 3);
+    assert_int_equal(stat(path, &st), 0);
+    assert_true(S_ISREG(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_int_equal(st.st_uid, geteuid());
+}
+
+/* A rewrite that crashed before its rename leaves the temporary file behind. */
+static void test_leftover_temp_file(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char tmp[1300];
+    char target[1300];
+    char before[1024];
+    char text[2048];
+    struct cu_keyring *kr = NULL;
+    uint32_t v = 0;
+
+    (void)state;
+    write_two_keks();
+    read_text(path, before, sizeof before);
+    temp_of(tmp, sizeof tmp);
+    cu_test_write_file(tmp, "custodia-keyring 1\nmaster half-writ"); /* a torn write */
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_int_equal(cu_keyring_current_kek(kr), 7);
+    cu_keyring_free(kr);
+    kr = NULL;
+    read_text(path, text, sizeof text);
+    assert_string_equal(text, before);
+
+    /* the next rotation clears it and succeeds */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_false(file_exists(tmp));
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_int_equal(cu_keyring_current_kek(kr), 8);
+    assert_fill(kr, 7, 0x33);
+    cu_keyring_free(kr);
+
+    /* a symbolic link planted at the temporary name is removed, never written through */
+    snprintf(target, sizeof target, "%s/target", dir);
+    assert_int_equal(symlink(target, tmp), 0);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(v, 9);
+    assert_false(file_exists(target));
+    assert_false(file_exists(tmp));
+}
+
+static void test_retire_kek(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char before[1024];
+    char text[1024];
+    struct cu_keyring *kr = NULL;
+    struct cu_kek_info info[2];
+    struct stat st;
+    size_t n = 0;
+    uint32_t v = 0;
+
+    (void)state;
+    write_two_keks();
+    read_text(path, before, sizeof before);
+    assert_int_equal(cu_keyring_retire_kek(path, 7, err), CU_E_INVALID);
+    assert_non_null(strstr(err, "current"));
+    assert_int_equal(cu_keyring_retire_kek(path, 2, err), CU_E_INVALID);
+    assert_non_null(strstr(err, "no kek version 2"));
+    assert_int_equal(cu_keyring_retire_kek(path, 0, err), CU_E_INVALID);
+    read_text(path, text, sizeof text);
+    assert_string_equal(text, before);
+
+    assert_int_equal(cu_keyring_retire_kek(path, 1, err), CU_OK);
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_null(cu_keyring_kek(kr, 1));
+    assert_fill(kr, 7, 0x33);
+    assert_int_equal(cu_keyring_kek_info(kr, info, 2, &n), CU_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(info[0].version, 7);
+    assert_true(info[0].current);
+    read_text(path, text, sizeof text);
+    assert_null(strstr(text, k2)); /* the retired key is gone from the file */
+    assert_non_null(strstr(text, k1));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    cu_keyring_free(kr);
+    assert_int_equal(cu_keyring_retire_kek(path, 1, err), CU_E_INVALID);
+
+    /* the only KEK is the current one: it cannot go; after a rotation it can */
+    assert_int_equal(cu_keyring_retire_kek(path, 7, err), CU_E_INVALID);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(cu_keyring_retire_kek(path, 7, err), CU_OK);
+}
+
+static void test_rewrite_refuses_bad_file(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char before[1024];
+    char text[1024];
+    char tmp[1300];
+    char real[1300];
+    uint32_t v = 99;
+
+    (void)state;
+    temp_of(tmp, sizeof tmp);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_IO); /* missing */
+    assert_int_equal(v, 0);
+    assert_false(file_exists(path));
+
+    write_two_keks();
+    assert_int_equal(chmod(path, 0640), 0);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_PERM);
+    assert_int_equal(cu_keyring_retire_kek(path, 1, err), CU_E_PERM);
+
+    snprintf(before, sizeof before, "custodia-keyring 1\nmaster %s\nkek 1 " TIME " %s\n", k1, k2);
+    write_key_file(before); /* no current line */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_CORRUPT);
+    assert_non_null(strstr(err, "no current line"));
+    read_text(path, text, sizeof text);
+    assert_string_equal(text, before);
+    assert_false(file_exists(tmp));
+
+    assert_int_equal(unlink(path), 0);
+    snprintf(real, sizeof real, "%s/real.key", dir);
+    assert_int_equal(cu_keyring_create(real, err), CU_OK);
+    assert_int_equal(symlink(real, path), 0);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_IO);
+}
+
+static void test_add_kek_limits(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char text[1024];
+    FILE *f = fopen(path, "w");
+    uint32_t v = 0;
+
+    (void)state;
+    assert_non_null(f);
+    fprintf(f, "custodia-keyring 1\nmaster %s\n", k1);
+    for (unsigned i = 1; i <= 1024; i++) {
+        fprintf(f, "kek %u " TIME " %s\n", i, k2);
+    }
+    fprintf(f, "current 1\n");
+    fclose(f);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_TOO_LARGE);
+    assert_non_null(strstr(err, "1024"));
+    assert_int_equal(cu_keyring_retire_kek(path, 1024, err), CU_OK);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(v, 1024);
+
+    snprintf(text, sizeof text,
+             "custodia-keyring 1\nmaster %s\nkek 2147483648 " TIME " %s\ncurrent 2147483648\n", k1,
+             k2);
+    write_key_file(text);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_E_TOO_LARGE);
+}
+
+static void test_kek_info_capacity(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    struct cu_keyring *kr = NULL;
+    struct cu_kek_info info[1] = {{.version = 77}};
+    size_t n = 0;
+
+    (void)state;
+    write_two_keks();
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_int_equal(cu_keyring_kek_info(kr, info, 1, &n), CU_E_TOO_LARGE);
+    assert_int_equal(n, 2);
+    assert_int_equal(info[0].version, 77); /* untouched */
+    assert_int_equal(cu_keyring_kek_info(kr, NULL, 0, &n), CU_E_TOO_LARGE);
+    assert_int_equal(n, 2);
+    cu_keyring_free(kr);
+}
+
+/* Rotations running at the same time take turns: none loses another's KEK. */
+static void test_concurrent_add_kek(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    struct cu_keyring *kr = NULL;
+    struct cu_kek_info info[64];
+    pid_t kids[3];
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(cu_keyring_create(path, err), CU_OK);
+    for (int i = 0; i < 3; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            int bad = 0;
+            uint32_t v = 0;
+
+            for (int j = 0; j < 10; j++) {
+                bad += cu_keyring_add_kek(path, &v, err) != CU_OK;
+            }
+            _exit(bad);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        int status = 0;
+
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+    }
+    assert_int_equal(cu_keyring_load(path, &kr, err), CU_OK);
+    assert_int_equal(cu_keyring_kek_info(kr, info, 64, &n), CU_OK);
+    assert_int_equal(n, 31);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(info[i].version, i + 1);
+    }
+    assert_int_equal(cu_keyring_current_kek(kr), 31);
+    cu_keyring_free(kr);
+}
+
+/* Every allocation failure while rewriting leaves the file as it was and no temporary file. */
+static void test_rewrite_allocation_failures(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    char before[1024];
+    char text[1024];
+    char tmp[1300];
+    enum cu_err rc = CU_E_NOMEM;
+    uint32_t v = 0;
+    long k;
+
+    (void)state;
+    write_two_keks();
+    read_text(path, before, sizeof before);
+    temp_of(tmp, sizeof tmp);
+    for (k = 1; k < 200 && rc == CU_E_NOMEM; k++) {
+        cu_mem_fail_at(k);
+        rc = cu_keyring_add_kek(path, &v, err);
+        cu_mem_fail_at(0);
+        if (rc == CU_E_NOMEM) {
+            read_text(path, text, sizeof text);
+            assert_string_equal(text, before);
+            assert_false(file_exists(tmp));
+        }
+    }
+    assert_int_equal(rc, CU_OK);
+    assert_true(k > 10);
+    assert_int_equal(v, 8);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -465,6 +834,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_derive, setup, teardown),
         cmocka_unit_test_setup_teardown(test_derive_purpose_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_kek_preserves_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_kek_keeps_mode_0600, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_leftover_temp_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_retire_kek, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrite_refuses_bad_file, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_add_kek_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kek_info_capacity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_add_kek, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rewrite_allocation_failures, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
