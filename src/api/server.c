@@ -385,13 +385,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&app->inflight, 1);
         if (headers_too_large(c, app->cfg.server.max_header_bytes))
             return refuse_now(c, r, CU_E_HEADERS_TOO_LARGE);
-        if (cl != NULL) {
-            char *end = NULL;
-            errno = 0;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (errno != 0 || end == cl || *end != '\0' || n > r->req.body.max)
-                return refuse_too_large(c, r);
-        }
         r->refused = admit(r);
         /* A refused request with a body is answered now, so its body is never read (the
          * connection then closes); one without waits, to keep the connection alive. */
@@ -399,6 +392,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             (cl != NULL ||
              MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL))
             return refuse_now(c, r, r->refused);
+        if (cl != NULL) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (errno != 0 || end == cl || *end != '\0' || n > r->req.body.max)
+                return refuse_too_large(c, r);
+        }
         return MHD_YES;
     }
     if (r->answered) {

@@ -215,15 +215,12 @@ static int parse_time(const char *opt, const char *v, int64_t *out)
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"from", required_argument, NULL, 'f'},
-                                         {"since", required_argument, NULL, 's'},
-                                         {"until", required_argument, NULL, 'u'},
-                                         {"format", required_argument, NULL, 'F'},
-                                         {"kind", required_argument, NULL, 'k'},
-                                         {"follow", no_argument, NULL, 'w'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},        {"from", required_argument, NULL, 'f'},
+        {"since", required_argument, NULL, 's'},      {"until", required_argument, NULL, 'u'},
+        {"format", required_argument, NULL, 'F'},     {"kind", required_argument, NULL, 'k'},
+        {"follow", no_argument, NULL, 'w'},           {"help", no_argument, NULL, 'h'},
+        {"checkpoint", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
     int c, code = CU_EXIT_OK;
     char *end = NULL;
 

@@ -70,6 +70,25 @@ check "the record shows the revocation" test "$(json "j['revoked_at'] is not Non
 req GET "/v1/apikeys/$RID" -H "Authorization: Bearer $READER"
 check_eq "a revoked key gets 401" 401 "$STATUS"
 
+# Least privilege: a key that may make keys cannot grant scopes it lacks, nor revoke keys
+# with scopes it lacks.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "key maker", "scopes": ["apikeys.write"]}'
+MAKER=$(json "j['key']")
+req POST /v1/apikeys -H "Authorization: Bearer $MAKER" -H "$JSONH" \
+    --data '{"name": "escalated", "scopes": ["apikeys.write", "audit.read"]}'
+check_eq "a key cannot grant a scope it lacks" 403 "$STATUS"
+check "the refusal names the scope" contains "$TMP/body" "audit.read"
+req POST /v1/apikeys -H "Authorization: Bearer $MAKER" -H "$JSONH" \
+    --data '{"name": "peer", "scopes": ["apikeys.write"]}'
+check_eq "it can grant what it holds" 201 "$STATUS"
+ADMIN_ID=$(sqlite3 "$D/custodia.db" "SELECT id FROM api_keys WHERE name = 'initial-admin'")
+req DELETE "/v1/apikeys/$ADMIN_ID" -H "Authorization: Bearer $MAKER"
+check_eq "it cannot revoke a key with more scopes" 403 "$STATUS"
+req GET /metrics -H "$AUTH"
+check_eq "the admin key still works" 200 "$STATUS"
+check "the escalation attempts are audited" test "$(sqlite3 "$D/custodia.db" \
+    "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND details LIKE '%escalation%'")" -eq 2
+
 # A key made by the CLI while the server runs.
 CLI_KEY=$("$BIN" apikey create --dir "$D" --name "from cli" --scope metrics.read 2>/dev/null)
 req GET /metrics -H "Authorization: Bearer $CLI_KEY"

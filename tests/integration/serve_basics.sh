@@ -73,6 +73,26 @@ req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: applicati
 check_eq "duplicate JSON keys 400" 400 "$STATUS"
 check_eq "big header refused" "HTTP/1.1 431 Request Header Fields Too Large" \
     "$(python3 "$SRC/tests/integration/rawtls.py" bigheader "$PORT" "$CA" 40000)"
+check_eq "a header just over [server] max_header_bytes (16384) refused" \
+    "HTTP/1.1 431 Request Header Fields Too Large" \
+    "$(python3 "$SRC/tests/integration/rawtls.py" bigheader "$PORT" "$CA" 16500)"
+check_eq "headers within the limit pass" "HTTP/1.1 200 OK" \
+    "$(python3 "$SRC/tests/integration/rawtls.py" bigheader "$PORT" "$CA" 15000)"
+
+# An unauthenticated upload is refused before its body is read: 401, not 413.
+req POST /v1/apikeys -H 'Content-Type: application/json' --data-binary @"$TMP/big"
+check_eq "a body without a key is refused unread" 401 "$STATUS"
+req POST /v1/apikeys -H 'Content-Type: application/json' -H 'Transfer-Encoding: chunked' \
+    --data-binary @"$TMP/big"
+check_eq "a chunked body without a key too" 401 "$STATUS"
+# A path that cannot go into an audit record as it is does not break the audit log.
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    --data '{"name": "metrics only", "scopes": ["metrics.read"]}'
+LIMITED_EARLY=$(json "j['key']")
+req GET "/v1/apikeys/a%0Ab%FF" -H "Authorization: Bearer $LIMITED_EARLY"
+check_eq "a denial with a strange path is 403" 403 "$STATUS"
+req GET /v1/health
+check_eq "and the audit log stays healthy" 200 "$STATUS"
 
 # Authentication.
 req GET /metrics

@@ -118,6 +118,15 @@ static void append_n(struct fixture *f, int n)
     }
 }
 
+static void append_n_raw(struct fixture *f, int n)
+{
+    struct cu_audit_event ev = {.actor_type = "system", .action = "x.y", .outcome = "success"};
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    for (int i = 0; i < n; i++)
+        assert_int_equal(cu_audit_append(f->audit, f->conn, &ev, NULL), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+}
+
 static void verify_ok(struct fixture *f)
 {
     struct cu_audit_verify_report rep;
@@ -182,6 +191,8 @@ static void test_bad_events(void **state)
         {.actor_type = "system", .action = big, .outcome = "success"},
         {.actor_type = "system", .action = "x", .target = "a\nb", .outcome = "success"},
         {.actor_type = "system", .action = "x", .outcome = "success", .details = arr},
+        {.actor_type = "system", .action = "x", .target = "bad\xff", .outcome = "success"},
+        {.actor_type = "system", .action = "x", .target = "\xc0\xaf", .outcome = "success"},
     };
     assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -417,6 +428,56 @@ static void test_verify_from(void **state)
     assert_int_equal(rep.bad_seq, 100);
 }
 
+/* A checkpoint copied out of the database finds a log cut short together with its own
+ * checkpoints, which nothing inside the database can. */
+static void test_kept_checkpoint_finds_truncation(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_audit_checkpoint cp, kept;
+    char path[400], cmd[1024], out[1024] = "";
+
+    prepare_big_log(f);
+    assert_int_equal(cu_audit_checkpoint_get(f->conn, 0, &cp), CU_OK);
+    snprintf(path, sizeof(path), "%s/kept.note", f->dir);
+    cu_test_write_file(path, cp.note);
+    assert_int_equal(cu_audit_open_note(f->audit, cp.note, strlen(cp.note), &kept), CU_OK);
+    assert_int_equal(kept.tree_size, cp.tree_size);
+    tamper(f, "DROP TRIGGER audit_log_no_delete; DELETE FROM audit_log WHERE seq > 2000; "
+              "DELETE FROM audit_checkpoints WHERE tree_size > 2000; "
+              "UPDATE audit_head SET seq = 2000, hash = (SELECT hash FROM audit_log WHERE "
+              "seq = 2000);");
+    close_dir(f);
+    cli_verify(f, 0, "audit log intact"); /* the database alone cannot tell */
+    snprintf(cmd, sizeof(cmd), "'%s' audit verify --dir '%s' --checkpoint '%s' 2>&1",
+             getenv("CU_BINARY"), f->dir, path);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, sizeof(out) - 1, p);
+    out[n] = '\0';
+    int rc = pclose(p);
+    assert_int_equal(WEXITSTATUS(rc), 1);
+    assert_non_null(strstr(out, "BROKEN at record 2001: gap"));
+    open_dir(f);
+    /* A note not signed by this log's key is refused. */
+    char forged[CU_NOTE_BYTES];
+    snprintf(forged, sizeof(forged), "%s", cp.note);
+    forged[strlen(forged) - 3] ^= 1;
+    assert_int_not_equal(cu_audit_open_note(f->audit, forged, strlen(forged), &kept), CU_OK);
+}
+
+/* A damaged frontier is never used to sign a checkpoint. */
+static void test_damaged_frontier_refused(void **state)
+{
+    struct fixture *f = *state;
+    bool made = false;
+    append_n(f, 600);
+    tamper(f, "UPDATE audit_checkpoints SET frontier = randomblob(length(frontier)) WHERE "
+              "tree_size = (SELECT max(tree_size) FROM audit_checkpoints);");
+    append_n_raw(f, 10);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, true, &made, NULL), CU_E_CORRUPT);
+    assert_false(made);
+}
+
 static void test_fault_injection_fails_closed(void **state)
 {
     struct fixture *f = *state;
@@ -458,6 +519,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_checkpoint_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_hidden_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kept_checkpoint_finds_truncation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_frontier_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fails_closed, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
