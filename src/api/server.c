@@ -216,6 +216,25 @@ static void audit_refusal(struct cu_req *req, const char *action, const char *ta
         return;
 }
 
+/* A failed authentication: audited (the answer stays 401 even if the audit log is down;
+ * health says so), unless the client has failed too often this minute, when it is answered
+ * 429 and counted for the summary its next audited failure carries. */
+static enum cu_err auth_failed(struct request *r, const char *reason, const char *detail)
+{
+    uint64_t held = 0;
+    struct cu_app *app = r->req.app;
+    if (cu_limiter_fail(app->auth_limiter, r->req.remote_ip, cu_clock_now_ms(), &held) ==
+        CU_LIMIT_SUPPRESS) {
+        cu_resp_header(&r->resp, "Retry-After", "60");
+        return cu_resp_fail(&r->resp, CU_E_RATE_LIMITED,
+                            "too many failed authentications from this address; retry later");
+    }
+    audit_refusal(&r->req, "auth.failed", "", "failure",
+                  json_pack("{s:s, s:s, s:I}", "method", "apikey", "reason", reason,
+                            "held_back_before", (json_int_t)held));
+    return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED, "%s", detail);
+}
+
 /* Reads "Bearer <token>" and finds the key; fills the principal or fails the response. */
 static enum cu_err authenticate(struct request *r, const struct cu_route *route)
 {
@@ -226,24 +245,16 @@ static enum cu_err authenticate(struct request *r, const struct cu_route *route)
     enum cu_err rc;
 
     cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) {
-        audit_refusal(&r->req, "auth.failed", "", "failure",
-                      json_pack("{s:s, s:s}", "method", "apikey", "reason",
-                                h == NULL ? "no credential" : "not a bearer token"));
-        return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED,
-                            "this route needs an API key: Authorization: Bearer <key>");
-    }
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return auth_failed(r, h == NULL ? "no credential" : "not a bearer token",
+                           "this route needs an API key: Authorization: Bearer <key>");
     rc = cu_store_db(r->req.app->store, &db);
     if (rc == CU_OK)
         rc = cu_apikey_authenticate(r->req.app->apikeys, db, h + 7, strlen(h + 7),
                                     &r->req.principal.key);
-    if (rc == CU_E_UNAUTHENTICATED) {
-        /* Audited, but the answer stays 401 even if the audit log is down (health says so). */
-        audit_refusal(&r->req, "auth.failed", "", "failure",
-                      json_pack("{s:s, s:s}", "method", "apikey", "reason",
-                                "unknown, revoked or expired key"));
-        return cu_resp_fail(&r->resp, rc, "the API key is unknown, revoked or expired");
-    }
+    if (rc == CU_E_UNAUTHENTICATED)
+        return auth_failed(r, "unknown, revoked or expired key",
+                           "the API key is unknown, revoked or expired");
     if (rc != CU_OK)
         return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
     r->req.principal.kind = CU_PRINCIPAL_APIKEY;
@@ -643,6 +654,8 @@ enum cu_err cu_server_run(struct cu_app *app)
 
     routes = cu_routes(&nroutes);
     rc = cu_metrics_new(routes, nroutes, &app->metrics);
+    if (rc == CU_OK)
+        rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
     if (rc == CU_OK)
         rc = read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
     if (rc == CU_OK)

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "api/limit.h"
 #include "api/metrics.h"
 #include "audit/audit.h"
 #include "base/config.h"
@@ -23,6 +24,7 @@ struct cu_app {
     struct cu_apikey_service *apikeys;
     struct cu_audit *audit;
     struct cu_metrics *metrics;
+    struct cu_limiter *auth_limiter; /* failed authentications per client */
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight;           /* requests begun and not yet completed */

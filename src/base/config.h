@@ -36,6 +36,7 @@ struct cu_config {
         char tls_key[CU_CONFIG_PATH_BYTES];
         char tls_priorities[512]; /* GnuTLS priority string */
         bool access_log;
+        unsigned auth_failures_per_minute; /* 0 = no limit; else 1..100000 */
     } server;
 
     struct {

@@ -131,6 +131,7 @@ out:
     if (app != NULL) {
         cu_apikey_service_free(app->apikeys);
         cu_metrics_free(app->metrics);
+        cu_limiter_free(app->auth_limiter);
         cu_free(app);
     }
     cu_cli_close(&ctx);

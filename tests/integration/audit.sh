@@ -7,7 +7,7 @@
 
 D="$TMP/data"
 init_dir "$D" || exit 1
-start_server "$D" CUSTODIA_AUDIT_CHECKPOINT_SECONDS=1 || exit 1
+start_server "$D" CUSTODIA_AUDIT_CHECKPOINT_SECONDS=1 CUSTODIA_SERVER_AUTH_FAILURES_PER_MINUTE=4 || exit 1
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
 
@@ -95,6 +95,20 @@ req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "after fault", "sco
 check_eq "after the fault changes work again" 201 "$STATUS"
 req GET /v1/health
 check_eq "and health recovers" 200 "$STATUS"
+
+# Failed authentications past the per-minute limit get 429 and are not written one by one.
+before=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
+codes=""
+for i in 1 2 3 4 5 6; do
+    req GET /metrics -H "Authorization: Bearer cuk_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+    codes="$codes $STATUS"
+done
+check_eq "the limit answers 429 past 4 failures a minute" " 401 401 401 429 429 429" "$codes"
+check_eq "with Retry-After" 60 "$(header Retry-After)"
+after=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
+check_eq "only the failures within the limit are records" 3 "$((after - before))"
+req GET /metrics -H "$AUTH"
+check_eq "a good key from the same address still works" 200 "$STATUS"
 
 stop_server
 check_eq "serve exits 0" 0 "$STOP_STATUS"

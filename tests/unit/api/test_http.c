@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "api/http.h"
+#include "api/limit.h"
 #include "api/metrics.h"
 
 static enum cu_err h(struct cu_req *req, struct cu_resp *resp)
@@ -151,6 +152,34 @@ static void test_metrics(void **state)
     cu_metrics_free(m);
 }
 
+static void test_limiter(void **state)
+{
+    struct cu_limiter *l = NULL;
+    uint64_t held = 99;
+    int64_t t = 1700000000000LL;
+    (void)state;
+    assert_int_equal(cu_limiter_new(3, &l), CU_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t + i, &held), CU_LIMIT_ALLOW);
+        assert_int_equal(held, 0);
+    }
+    assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t + 10, &held), CU_LIMIT_SUPPRESS);
+    assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t + 20, &held), CU_LIMIT_SUPPRESS);
+    /* Another client is counted apart. */
+    assert_int_equal(cu_limiter_fail(l, "192.0.2.2", t + 20, &held), CU_LIMIT_ALLOW);
+    /* A minute later the first client is audited again, with what was held back. */
+    assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t + 60000, &held), CU_LIMIT_ALLOW);
+    assert_int_equal(held, 2);
+    assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t + 60001, &held), CU_LIMIT_ALLOW);
+    assert_int_equal(held, 0);
+    cu_limiter_free(l);
+    /* 0 turns the limit off. */
+    assert_int_equal(cu_limiter_new(0, &l), CU_OK);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(cu_limiter_fail(l, "192.0.2.1", t, &held), CU_LIMIT_ALLOW);
+    cu_limiter_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -159,6 +188,7 @@ int main(void)
         cmocka_unit_test(test_param_length_limit),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_problem),
+        cmocka_unit_test(test_limiter),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
