@@ -67,8 +67,8 @@ static struct slot *find(struct cu_limiter *l, const char *client, int64_t now)
         struct slot *s = &l->slots[(h + i) % SLOTS];
         if (strcmp(s->client, client) == 0)
             return s;
-        if (spare == NULL && (s->client[0] == '\0' ||
-                              (now - s->window_start >= WINDOW_MS && s->suppressed == 0)))
+        if (spare == NULL &&
+            (s->client[0] == '\0' || (now - s->window_start >= WINDOW_MS && s->suppressed == 0)))
             spare = s;
     }
     if (spare == NULL)

@@ -411,15 +411,34 @@ enum cu_err cu_audit_get(struct cu_db *db, int64_t seq, struct cu_audit_record *
 }
 
 /* Two statements, newest first and oldest first; filters that are not set match anything. */
-#define LIST_WHERE                                                                                 \
-    " FROM audit_log WHERE ($1 = '' OR actor_id = $1) AND ($2 = '' OR action = $2) AND "           \
-    "($3 = '' OR target = $3) AND time_ms >= $4 AND time_ms < $5 AND seq < $6 AND seq > $7 "
+#define LIST_REST                                                                                  \
+    " AND ($1 = '' OR actor_id = $1) AND ($2 = '' OR action = $2) AND ($3 = '' OR target = $3) "   \
+    "AND time_ms >= $4 AND time_ms < $5 AND seq < $6 AND seq > $7 "
+#define LIST_SQL(lead, order)                                                                      \
+    "SELECT " RECORD_COLUMNS " FROM audit_log WHERE " lead LIST_REST "ORDER BY seq " order         \
+    " LIMIT $8"
+
+/* One statement per leading filter, so that the planner can walk the index of the most
+ * selective one (target, then actor, then action) in seq order; "$n = $n" keeps the others as
+ * plain conditions. Eight literal statements, never SQL built at run time. */
+static const char *list_sql(const struct cu_audit_filter *f, bool newest_first)
+{
+    static const char *const sql[4][2] = {
+        {LIST_SQL("target = $3", "ASC"), LIST_SQL("target = $3", "DESC")},
+        {LIST_SQL("actor_id = $1", "ASC"), LIST_SQL("actor_id = $1", "DESC")},
+        {LIST_SQL("action = $2", "ASC"), LIST_SQL("action = $2", "DESC")},
+        {LIST_SQL("1 = 1", "ASC"), LIST_SQL("1 = 1", "DESC")},
+    };
+    int lead = f->target && *f->target       ? 0
+               : f->actor_id && *f->actor_id ? 1
+               : f->action && *f->action     ? 2
+                                             : 3;
+    return sql[lead][newest_first ? 1 : 0];
+}
 
 enum cu_err cu_audit_list(struct cu_db *db, const struct cu_audit_filter *f, bool newest_first,
                           size_t limit, struct cu_audit_record **out, size_t *n)
 {
-    static const char desc[] = "SELECT " RECORD_COLUMNS LIST_WHERE "ORDER BY seq DESC LIMIT $8";
-    static const char asc[] = "SELECT " RECORD_COLUMNS LIST_WHERE "ORDER BY seq ASC LIMIT $8";
     struct cu_audit_record *rs = NULL;
     struct cu_stmt *st = NULL;
     size_t count = 0;
@@ -441,7 +460,7 @@ enum cu_err cu_audit_list(struct cu_db *db, const struct cu_audit_filter *f, boo
         CU_VI(f->after),
         CU_VI(limit),
     };
-    rc = cu_db_query(db, newest_first ? desc : asc, p, CU_NVALS(p), &st);
+    rc = cu_db_query(db, list_sql(f, newest_first), p, CU_NVALS(p), &st);
     while (rc == CU_OK && count < limit && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
         rc = record_from_row(st, &rs[count++]);
     cu_stmt_done(st);
