@@ -25,4 +25,11 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_audit_public_key(struct cu_req *req, struct cu_resp *resp);
 
+/* customers_routes.c */
+enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp);
+
 #endif

@@ -11,6 +11,7 @@
 #include "api/limit.h"
 #include "api/metrics.h"
 #include "audit/audit.h"
+#include "vault/vault.h"
 #include "base/config.h"
 #include "crypto/keyring.h"
 #include "identity/apikey.h"
@@ -23,6 +24,8 @@ struct cu_app {
     struct cu_store *store;
     struct cu_apikey_service *apikeys;
     struct cu_audit *audit;
+    struct cu_kek_source *kek;
+    struct cu_vault *vault;
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter; /* failed authentications per client */
     int64_t started_at_ms;

@@ -121,6 +121,16 @@ int cu_cli_serve(int argc, char **argv)
     app->started_at_ms = cu_clock_now_ms();
     app->threads = pool_size(&ctx.cfg);
     app->audit = ctx.audit;
+    enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
+    if (cu_crypto_aead_parse(ctx.cfg.keys.algorithm, &alg) != CU_OK ||
+        !cu_crypto_aead_available(alg) || cu_kek_source_keyring(ctx.keyring, &app->kek) != CU_OK ||
+        cu_vault_new(ctx.keyring, app->kek, alg, &app->vault) != CU_OK) {
+        cu_cli_error("[keys] algorithm: %s is not available on this CPU, or the vault could not "
+                     "start",
+                     ctx.cfg.keys.algorithm);
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));
@@ -132,6 +142,8 @@ out:
         cu_apikey_service_free(app->apikeys);
         cu_metrics_free(app->metrics);
         cu_limiter_free(app->auth_limiter);
+        cu_vault_free(app->vault);
+        cu_kek_source_free(app->kek);
         cu_free(app);
     }
     cu_cli_close(&ctx);

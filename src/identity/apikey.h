@@ -27,10 +27,14 @@
 
 /* Scopes: each a bit. cu_apikey_scope_name() and cu_apikey_scope_parse() translate. */
 enum cu_scope {
-    CU_SCOPE_APIKEYS_READ = 1u << 0,  /* "apikeys.read": list API keys */
-    CU_SCOPE_APIKEYS_WRITE = 1u << 1, /* "apikeys.write": create and revoke API keys */
-    CU_SCOPE_METRICS_READ = 1u << 2,  /* "metrics.read": read /metrics */
-    CU_SCOPE_AUDIT_READ = 1u << 3,    /* "audit.read": read the audit log, checkpoints, proofs */
+    CU_SCOPE_APIKEYS_READ = 1u << 0,     /* "apikeys.read": list API keys */
+    CU_SCOPE_APIKEYS_WRITE = 1u << 1,    /* "apikeys.write": create and revoke API keys */
+    CU_SCOPE_METRICS_READ = 1u << 2,     /* "metrics.read": read /metrics */
+    CU_SCOPE_AUDIT_READ = 1u << 3,       /* "audit.read": read the audit log, checkpoints, proofs */
+    CU_SCOPE_CUSTOMERS_READ = 1u << 4,   /* "customers.read": read customers, masked */
+    CU_SCOPE_CUSTOMERS_WRITE = 1u << 5,  /* "customers.write": create and change customers */
+    CU_SCOPE_CUSTOMERS_UNMASK = 1u << 6, /* "customers.unmask": see personal fields in full */
+    CU_SCOPE_CUSTOMERS_ERASE = 1u << 7,  /* "customers.erase": erase a customer for good */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

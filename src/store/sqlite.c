@@ -467,6 +467,19 @@ static void sq_reset(void *stmt)
     sqlite3_clear_bindings(stmt);
 }
 
+/* sq_purge: with secure_delete on, deleted content is zeroed in the pages that held it, but
+ * the write-ahead log still holds the old pages until a checkpoint copies the log back and
+ * TRUNCATE empties it. */
+static enum cu_err sq_purge(void *conn)
+{
+    struct sq_conn *c = conn;
+    int logged = 0, moved = 0;
+    int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &moved);
+    if (rc == SQLITE_BUSY)
+        return CU_E_BUSY;
+    return rc == SQLITE_OK ? CU_OK : sq_err(c->db, rc, "purge");
+}
+
 static int64_t sq_changes(void *conn)
 {
     struct sq_conn *c = conn;
@@ -501,6 +514,7 @@ const struct cu_store_ops cu_store_sqlite_ops = {
     .reset = sq_reset,
     .changes = sq_changes,
     .migrations = sq_migrations,
+    .purge = sq_purge,
     .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "version INTEGER NOT NULL PRIMARY KEY, "
                              "name TEXT NOT NULL, "

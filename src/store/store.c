@@ -473,6 +473,12 @@ out:
 }
 
 /* cu_db_changes(db): rows changed by the last cu_db_exec. */
+enum cu_err cu_db_purge(struct cu_db *db)
+{
+    CU_ASSERT_MSG(!db->in_txn && db->active == 0, "purge outside a transaction");
+    return db->st->ops->purge(db->conn);
+}
+
 int64_t cu_db_changes(struct cu_db *db)
 {
     return db->changes;

@@ -86,6 +86,7 @@ struct cu_store_ops {
     int64_t (*changes)(void *conn);
     const struct cu_migration *(*migrations)(size_t *n);
     const char *schema_migrations_sql; /* CREATE TABLE IF NOT EXISTS schema_migrations (…) */
+    enum cu_err (*purge)(void *conn);  /* see cu_db_purge */
 };
 
 /* The SQLite backend (sqlite.c). */
@@ -158,6 +159,12 @@ bool cu_stmt_null(struct cu_stmt *st, int col);
 /* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
  * nothing. */
 void cu_stmt_done(struct cu_stmt *st);
+
+/* cu_db_purge(db): makes data deleted by committed transactions unrecoverable from the
+ * store's own files as far as the backend can (SQLite: secure_delete is always on, and this
+ * checkpoints the write-ahead log into the database and truncates it). Outside a transaction;
+ * for erasure. CU_E_BUSY when readers keep the log from being emptied. */
+CU_WUR enum cu_err cu_db_purge(struct cu_db *db);
 
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
  * connection of st fails with CU_E_STORE (0 turns it off). */

@@ -210,7 +210,9 @@ static void test_scopes(void **state)
     assert_string_equal(cu_apikey_scope_name(CU_SCOPE_APIKEYS_WRITE), "apikeys.write");
     assert_null(cu_apikey_scope_name(3));
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, sizeof(text)), CU_OK);
-    assert_string_equal(text, "apikeys.read apikeys.write metrics.read audit.read");
+    assert_string_equal(
+        text, "apikeys.read apikeys.write metrics.read audit.read customers.read customers.write "
+              "customers.unmask customers.erase");
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, 5), CU_E_TOO_LARGE);
 }
 

@@ -1,0 +1,270 @@
+/*
+ * customers_routes.c - the customer routes: create, read (masked unless the key may unmask),
+ * change, search by a blind-indexed field, list, and erase. Every change is audited in its
+ * transaction with the names of the fields it touched, never their values; every read is
+ * audited, and an unmasked read names the fields it revealed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "api/server.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+static bool valid_customer_id(const char *id)
+{
+    if (strlen(id) != CU_CUSTOMER_ID_BYTES - 1 || strncmp(id, "cus_", 4) != 0)
+        return false;
+    for (const char *p = id + 4; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static bool may_unmask(const struct cu_req *req)
+{
+    return (req->principal.key.scopes & CU_SCOPE_CUSTOMERS_UNMASK) != 0;
+}
+
+/* The target of a customer's audit records. */
+struct target {
+    char text[CU_CUSTOMER_ID_BYTES + 10];
+};
+
+static struct target target_of(const char *id)
+{
+    struct target t;
+    snprintf(t.text, sizeof(t.text), "customer:%.*s", CU_CUSTOMER_ID_BYTES - 1, id);
+    return t;
+}
+
+/* The names of the fields a customer has, for "revealed" in the audit of an unmasked read. */
+static json_t *field_names(const struct cu_customer *c, bool personal_only)
+{
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    json_t *a = json_array();
+    for (size_t i = 0; i < nf; i++) {
+        if (c->values[i] != NULL && (!personal_only || fs[i].personal))
+            json_array_append_new(a, json_string(fs[i].name));
+    }
+    return a;
+}
+
+/* Maps a vault error to the response: input problems name the field, stored-data problems
+ * keep their stable type and say nothing more. */
+static enum cu_err vault_fail(struct cu_resp *resp, enum cu_err rc, const char *why)
+{
+    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+    if (rc == CU_E_EXISTS)
+        return cu_resp_fail(resp, rc, "%s", why);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(resp, rc, "no customer has this id");
+    if (rc == CU_E_CRYPTO || rc == CU_E_KEY_MISSING || rc == CU_E_CORRUPT)
+        return cu_resp_fail(resp, rc, "the customer's stored data could not be opened");
+    return cu_resp_fail(resp, rc, "the customer could not be processed");
+}
+
+static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
+{
+    if (rc == CU_OK)
+        return cu_db_commit(db);
+    cu_db_rollback(db);
+    return rc;
+}
+
+enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
+{
+    char why[CU_VAULT_WHY_BYTES] = "";
+    struct cu_customer c;
+    struct cu_db *db = NULL;
+    json_t *body = NULL;
+    enum cu_err rc = cu_req_json(req, resp, &body);
+
+    memset(&c, 0, sizeof(c));
+    if (rc != CU_OK)
+        return rc;
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_vault_create(req->app->vault, db, body, &c, why);
+        if (rc == CU_OK)
+            rc = cu_app_audit(req, db, "customer.create", target_of(c.id).text, "success",
+                              json_pack("{s:o}", "fields", field_names(&c, false)));
+        rc = commit_or_rollback(db, rc);
+    }
+    json_decref(body);
+    if (rc != CU_OK) {
+        cu_customer_clear(&c);
+        return resp->err ? resp->err : vault_fail(resp, rc, why);
+    }
+    json_t *v = cu_customer_json(&c, may_unmask(req));
+    cu_customer_clear(&c);
+    return cu_resp_json(resp, 201, v);
+}
+
+enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_customer c;
+    struct cu_db *db = NULL;
+    bool unmask = may_unmask(req);
+    enum cu_err rc;
+
+    if (!valid_customer_id(req->params[0]))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_vault_get(req->app->vault, db, req->params[0], true, &c);
+    if (rc != CU_OK)
+        return vault_fail(resp, rc, "");
+    rc = cu_app_audit_alone(req, "customer.read", target_of(c.id).text, "success",
+                            unmask ? json_pack("{s:o}", "revealed", field_names(&c, true))
+                                   : json_pack("{s:b}", "masked", 1));
+    json_t *v = rc == CU_OK ? cu_customer_json(&c, unmask) : NULL;
+    cu_customer_clear(&c);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the read could not be audited");
+    return cu_resp_json(resp, 200, v);
+}
+
+enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
+{
+    char why[CU_VAULT_WHY_BYTES] = "";
+    struct cu_customer c;
+    struct cu_db *db = NULL;
+    json_t *body = NULL, *changed = NULL;
+    enum cu_err rc;
+
+    memset(&c, 0, sizeof(c));
+    if (!valid_customer_id(req->params[0]))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    rc = cu_req_json(req, resp, &body);
+    if (rc == CU_OK)
+        rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_vault_patch(req->app->vault, db, req->params[0], body, &c, &changed, why);
+        if (rc == CU_OK && json_array_size(changed) > 0)
+            rc = cu_app_audit(req, db, "customer.update", target_of(c.id).text, "success",
+                              json_pack("{s:O}", "changed", changed));
+        rc = commit_or_rollback(db, rc);
+    }
+    json_decref(body);
+    json_decref(changed);
+    if (rc != CU_OK) {
+        cu_customer_clear(&c);
+        return resp->err ? resp->err : vault_fail(resp, rc, why);
+    }
+    json_t *v = cu_customer_json(&c, may_unmask(req));
+    cu_customer_clear(&c);
+    return cu_resp_json(resp, 200, v);
+}
+
+/* GET /v1/customers?email=… (or phone, national_id, external_ref): exact lookup. */
+static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *field,
+                          const char *value)
+{
+    char why[CU_VAULT_WHY_BYTES] = "", ids[10][CU_CUSTOMER_ID_BYTES];
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    enum cu_err rc = cu_store_db(req->app->store, &db);
+    json_t *items = json_array();
+
+    if (rc == CU_OK)
+        rc = cu_vault_find(req->app->vault, db, field, value, ids, 10, &n, why);
+    for (size_t i = 0; rc == CU_OK && i < n; i++) {
+        struct cu_customer c;
+        rc = cu_vault_get(req->app->vault, db, ids[i], true, &c);
+        if (rc == CU_OK)
+            json_array_append_new(items, cu_customer_json(&c, may_unmask(req)));
+        cu_customer_clear(&c);
+    }
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "customer.search", "", "success",
+                                json_pack("{s:s, s:I, s:b}", "by", field, "found",
+                                          (json_int_t)n, "unmasked", may_unmask(req)));
+    if (rc != CU_OK) {
+        json_decref(items);
+        return vault_fail(resp, rc, why);
+    }
+    return cu_resp_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_after"));
+}
+
+enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const by[] = {"email", "phone", "national_id", "external_ref"};
+    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
+    struct cu_customer *cs = NULL;
+    struct cu_db *db = NULL;
+    long limit = 100;
+    size_t n = 0;
+    enum cu_err rc;
+
+    for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++) {
+        const char *v = cu_req_query(req, by[i]);
+        if (v != NULL && *v == '\0')
+            return cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' is empty", by[i]);
+        if (v != NULL)
+            return search(req, resp, by[i], v);
+    }
+    if (lim != NULL) {
+        char *end = NULL;
+        limit = strtol(lim, &end, 10);
+        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
+            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
+    }
+    if (after != NULL && !valid_customer_id(after))
+        return cu_resp_fail(resp, CU_E_INVALID, "after must be a customer id");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_vault_list(req->app->vault, db, after, (size_t)limit, &cs, &n);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "customer.list", "", "success",
+                                json_pack("{s:I}", "count", (json_int_t)n));
+    if (rc != CU_OK) {
+        cu_customers_free(cs, n);
+        return cu_resp_fail(resp, rc, "the customers could not be listed");
+    }
+    json_t *items = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(items, cu_customer_json(&cs[i], false));
+    json_t *v = json_pack("{s:o, s:s?}", "items", items, "next_after",
+                          n == (size_t)limit ? cs[n - 1].id : NULL);
+    cu_customers_free(cs, n);
+    return cu_resp_json(resp, 200, v);
+}
+
+enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_customer c;
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+
+    if (!valid_customer_id(req->params[0]))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.key.id);
+        if (rc == CU_OK)
+            rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text,
+                              "success", NULL);
+        rc = commit_or_rollback(db, rc);
+    }
+    if (rc == CU_OK && cu_db_purge(db) != CU_OK)
+        cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", req->params[0]));
+    if (rc == CU_OK)
+        rc = cu_vault_get(req->app->vault, db, req->params[0], false, &c);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : vault_fail(resp, rc, "");
+    json_t *v = cu_customer_json(&c, false);
+    cu_customer_clear(&c);
+    return cu_resp_json(resp, 200, v);
+}
