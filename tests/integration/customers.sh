@@ -1,0 +1,117 @@
+#!/bin/sh
+# The customer vault through the API: create, read masked and unmasked (audited with the fields
+# revealed), search by blind index, change, uniqueness, every kind of bad input naming the
+# field, no plaintext in the database file or its WAL, and erasure that leaves nothing to read.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+start_server "$D" || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" \
+    --data '{"name": "support desk", "scopes": ["customers.read", "customers.write"]}'
+DESK="Authorization: Bearer $(json "j['key']")"
+
+JANE='{"given_name": "Jorunn", "family_name": "Quillfeather", "email": " Jorunn.Q@Example.COM ",
+ "phone": "+44 (0)7911 123456", "birth_date": "1984-05-06", "national_id": "qz-918273-x",
+ "address_line1": "17 Zanzibar Mews", "city": "Tumbledown", "postal_code": "ZX9 8QQ",
+ "country": "gb", "language": "en-gb", "external_ref": "crm:88231", "tags": ["vip"]}'
+JANE=$(echo "$JANE" | sed 's/(0)//')
+req POST /v1/customers -H "$DESK" -H "$JSONH" --data "$JANE"
+check_eq "create answers 201" 201 "$STATUS"
+ID=$(json "j['id']")
+check_eq "a key without unmask sees the e-mail masked" "j***@example.com" "$(json "j['email']")"
+check_eq "and the phone masked" "+44*******456" "$(json "j['phone']")"
+check_eq "and only the birth year" "1984-**-**" "$(json "j['birth_date']")"
+check_eq "and the last 4 of the national id" "****273X" "$(json "j['national_id']")"
+check_eq "plain fields in full" "GB" "$(json "j['country']")"
+
+req GET "/v1/customers/$ID" -H "$AUTH"
+check_eq "read answers 200" 200 "$STATUS"
+check_eq "a key with customers.unmask sees the normalised e-mail" "jorunn.q@example.com" "$(json "j['email']")"
+check_eq "and the E.164 phone" "+447911123456" "$(json "j['phone']")"
+check_eq "masked says so" False "$(json "j['masked']")"
+check "the unmasked read is audited with the fields revealed" sh -c "sqlite3 '$D/custodia.db' \
+    \"SELECT details FROM audit_log WHERE action = 'customer.read' ORDER BY seq DESC LIMIT 1\" | grep -q national_id"
+check "audit records hold no personal value" sh -c "! sqlite3 '$D/custodia.db' 'SELECT * FROM audit_log' | grep -qi -e jorunn -e quillfeather -e 7911"
+
+# Lookups by blind index, with the value normalised first.
+req GET "/v1/customers?email=JORUNN.q@example.com" -H "$DESK"
+check_eq "find by e-mail" "$ID" "$(json "j['items'][0]['id']")"
+req GET "/v1/customers?phone=00447911123456" -H "$DESK"
+check_eq "find by phone" "$ID" "$(json "j['items'][0]['id']")"
+req GET "/v1/customers?external_ref=crm:88231" -H "$DESK"
+check_eq "find by external reference" "$ID" "$(json "j['items'][0]['id']")"
+req GET "/v1/customers?email=nobody@example.com" -H "$DESK"
+check_eq "no match is an empty list" 0 "$(json "len(j['items'])")"
+req GET "/v1/customers?email=" -H "$DESK"
+check_eq "an empty filter is 400" 400 "$STATUS"
+req GET "/v1/customers" -H "$DESK"
+check_eq "the list shows no personal field" "[]" "$(json "[k for k in j['items'][0] if k in ('email','phone','given_name')]")"
+
+# Changes: field names audited, values not.
+req PATCH "/v1/customers/$ID" -H "$DESK" -H "$JSONH" --data '{"city": "Frogmore", "phone": null}'
+check_eq "patch answers 200" 200 "$STATUS"
+check_eq "a removed field is gone" None "$(json "j.get('phone')")"
+check "the change names the fields" sh -c "sqlite3 '$D/custodia.db' \
+    \"SELECT details FROM audit_log WHERE action = 'customer.update'\" | grep -q '\"changed\":\[\"phone\",\"city\"\]'"
+req GET "/v1/customers?phone=%2B447911123456" -H "$DESK"
+check_eq "a removed phone is no longer found" 0 "$(json "len(j['items'])")"
+
+# Uniqueness and bad input.
+req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"email": "jorunn.q@EXAMPLE.com"}'
+check_eq "a taken e-mail is 409" 409 "$STATUS"
+check "the 409 names the field" contains "$TMP/body" "email"
+bad() {
+    req POST /v1/customers -H "$DESK" -H "$JSONH" --data "$1"
+    check_eq "$2: 400" 400 "$STATUS"
+    check "$2: the detail names '$3'" contains "$TMP/body" "$3"
+}
+bad '{"email": "not-an-email"}' "bad e-mail" "email"
+bad '{"phone": "12345"}' "bad phone" "phone"
+bad '{"birth_date": "1984-02-30"}' "impossible date" "birth_date"
+bad '{"birth_date": "2999-01-01"}' "future date" "birth_date"
+bad '{"country": "XX"}' "unassigned country" "country"
+bad '{"language": "english"}' "bad language" "language"
+bad '{"favourite_colour": "blue"}' "unknown field" "favourite_colour"
+bad "{\"given_name\": \"$(head -c 300 /dev/zero | tr '\0' a)\"}" "oversize name" "given_name"
+bad '{"given_name": 5}' "not a string" "given_name"
+bad '{"tags": ["Not OK"]}' "bad tag" "tags"
+req GET "/v1/customers/not-an-id" -H "$DESK"
+check_eq "a malformed id is 400" 400 "$STATUS"
+req GET "/v1/customers/cus_0000000000000000" -H "$DESK"
+check_eq "an unknown id is 404" 404 "$STATUS"
+req DELETE "/v1/customers/$ID" -H "$DESK"
+check_eq "erasure needs customers.erase" 403 "$STATUS"
+
+# Nothing personal in the database file or its write-ahead log, in any form we wrote.
+for v in Jorunn Quillfeather jorunn.q@example.com 447911123456 1984-05-06 QZ918273X "Zanzibar Mews" Tumbledown "ZX9 8QQ" crm:88231; do
+    check "no plaintext '$v' in the database or WAL" sh -c "! cat '$D/custodia.db' '$D/custodia.db-wal' 2>/dev/null | grep -aqF '$v'"
+done
+
+# Erasure: the DEK, the fields and the index entries go; a tombstone stays.
+req DELETE "/v1/customers/$ID" -H "$AUTH"
+check_eq "erase answers 200" 200 "$STATUS"
+check_eq "the tombstone says erased" erased "$(json "j['status']")"
+check_eq "the DEK is gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customers WHERE id = '$ID' AND dek_wrapped IS NOT NULL")"
+check_eq "the fields are gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customer_fields WHERE customer_id = '$ID'")"
+check_eq "the index entries are gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customer_index WHERE customer_id = '$ID'")"
+req GET "/v1/customers/$ID" -H "$AUTH"
+check_eq "an erased customer reads as a tombstone" "erased" "$(json "j['status']")"
+check_eq "with no personal field" None "$(json "j.get('email')")"
+req GET "/v1/customers?email=jorunn.q@example.com" -H "$AUTH"
+check_eq "and cannot be found" 0 "$(json "len(j['items'])")"
+req PATCH "/v1/customers/$ID" -H "$AUTH" -H "$JSONH" --data '{"city": "Back"}'
+check_eq "nor changed" 404 "$STATUS"
+req DELETE "/v1/customers/$ID" -H "$AUTH"
+check_eq "nor erased twice" 404 "$STATUS"
+req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"email": "jorunn.q@example.com"}'
+check_eq "its e-mail is free again" 201 "$STATUS"
+
+stop_server
+check_eq "serve exits 0" 0 "$STOP_STATUS"
+"$BIN" audit verify --dir "$D" >/dev/null 2>&1
+check_eq "the audit log verifies" 0 $?
+finish
