@@ -187,8 +187,8 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     }
     if (rc == CU_OK)
         rc = cu_app_audit_alone(req, "customer.search", "", "success",
-                                json_pack("{s:s, s:I, s:b}", "by", field, "found",
-                                          (json_int_t)n, "unmasked", may_unmask(req)));
+                                json_pack("{s:s, s:I, s:b}", "by", field, "found", (json_int_t)n,
+                                          "unmasked", may_unmask(req)));
     if (rc != CU_OK) {
         json_decref(items);
         return vault_fail(resp, rc, why);
@@ -254,8 +254,8 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK) {
         rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.key.id);
         if (rc == CU_OK)
-            rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text,
-                              "success", NULL);
+            rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text, "success",
+                              NULL);
         rc = commit_or_rollback(db, rc);
     }
     if (rc == CU_OK && cu_db_purge(db) != CU_OK)

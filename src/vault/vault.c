@@ -31,8 +31,8 @@ struct cu_vault {
 
 static const char *const statuses[] = {"active", "suspended", "closed"};
 
-enum cu_err cu_vault_new(const struct cu_keyring *kr, struct cu_kek_source *kek,
-                         enum cu_aead alg, struct cu_vault **out)
+enum cu_err cu_vault_new(const struct cu_keyring *kr, struct cu_kek_source *kek, enum cu_aead alg,
+                         struct cu_vault **out)
 {
     struct cu_vault *v = cu_calloc(1, sizeof(*v));
     enum cu_err rc;
@@ -107,8 +107,8 @@ static enum cu_err wrap_dek(struct cu_vault *v, const char *id, const struct cu_
 }
 
 /* Unwraps a customer's DEK into guarded memory. Caller frees with cu_secret_free. */
-static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wrapped,
-                              size_t len, struct cu_secret **out)
+static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wrapped, size_t len,
+                              struct cu_secret **out)
 {
     char ad[AD_BYTES];
     uint32_t version = 0;
@@ -188,8 +188,8 @@ static enum cu_err open_field(const struct cu_secret *dek, int64_t dek_version, 
         rc = CU_E_NOMEM;
     if (rc == CU_OK) {
         field_ad(id, field, ad);
-        rc = cu_crypto_open(dek, (uint32_t)dek_version, sealed, n, (const uint8_t *)ad,
-                            strlen(ad), (uint8_t *)plain, n, &pn);
+        rc = cu_crypto_open(dek, (uint32_t)dek_version, sealed, n, (const uint8_t *)ad, strlen(ad),
+                            (uint8_t *)plain, n, &pn);
     }
     if (rc != CU_OK) {
         cu_free(plain);
@@ -448,7 +448,7 @@ enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const json_t *
 /* ---- read ---- */
 
 #define CUSTOMER_COLUMNS                                                                           \
-    "id, status, country, language, tags, dek_wrapped, dek_version, created_at, updated_at, "     \
+    "id, status, country, language, tags, dek_wrapped, dek_version, created_at, updated_at, "      \
     "erased_at"
 
 static void set_plain(struct cu_customer *c, const char *name, struct cu_stmt *st, int col)
@@ -763,9 +763,10 @@ enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch, 
 {
     static const char sel[] = "SELECT id, dek_wrapped FROM customers WHERE dek_wrapped IS NOT "
                               "NULL AND kek_version <> $1 ORDER BY id LIMIT $2";
-    static const char upd[] = "UPDATE customers SET dek_wrapped = $2, kek_version = $3 WHERE id = $1";
+    static const char upd[] =
+        "UPDATE customers SET dek_wrapped = $2, kek_version = $3 WHERE id = $1";
     uint32_t current = cu_kek_current_version(v->kek);
-    char (*ids)[CU_CUSTOMER_ID_BYTES] = cu_calloc(batch ? batch : 1, CU_CUSTOMER_ID_BYTES);
+    char(*ids)[CU_CUSTOMER_ID_BYTES] = cu_calloc(batch ? batch : 1, CU_CUSTOMER_ID_BYTES);
     struct cu_stmt *st = NULL;
     size_t n = 0;
     bool row = false;
@@ -828,9 +829,9 @@ json_t *cu_customer_json(const struct cu_customer *c, bool unmask)
     cu_clock_format(c->created_at, created);
     cu_clock_format(c->updated_at, updated);
     cu_clock_format(c->erased_at, erased);
-    o = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s?, s:b}", "id", c->id, "status", c->status,
-                  "tags", c->tags ? c->tags : json_array(), "created_at", created, "updated_at",
-                  updated, "erased_at", c->erased_at ? erased : NULL, "masked", !unmask);
+    o = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s?, s:b}", "id", c->id, "status", c->status, "tags",
+                  c->tags ? c->tags : json_array(), "created_at", created, "updated_at", updated,
+                  "erased_at", c->erased_at ? erased : NULL, "masked", !unmask);
     for (size_t i = 0; o != NULL && i < nf; i++) {
         char masked[VALUE_MAX + 16];
         if (c->values[i] == NULL)

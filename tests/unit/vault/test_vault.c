@@ -1,0 +1,267 @@
+/*
+ * test_vault.c - the vault's cryptography, below the API: every field round-trips; a
+ * ciphertext moved to another customer or field, or a wrapped DEK moved to another customer,
+ * fails to open (an error, never garbage); KEK rotation re-wraps thousands of DEKs, resumes
+ * after an interruption, and lets the old KEK be retired; erasure leaves nothing to open.
+ */
+#include "cu_test.h"
+
+#include <jansson.h>
+
+#include "crypto/crypto.h"
+#include "vault/vault.h"
+
+struct fixture {
+    char dir[256], key[300], db[300];
+    struct cu_keyring *kr;
+    struct cu_kek_source *kek;
+    struct cu_store *st;
+    struct cu_db *conn;
+    struct cu_vault *v;
+};
+
+static void open_all(struct fixture *f)
+{
+    char err[CU_STORE_ERR_BYTES];
+    assert_int_equal(cu_keyring_load(f->key, &f->kr, err), CU_OK);
+    assert_int_equal(cu_kek_source_keyring(f->kr, &f->kek), CU_OK);
+    assert_int_equal(cu_vault_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, &f->v), CU_OK);
+}
+
+static void close_all(struct fixture *f)
+{
+    cu_vault_free(f->v);
+    cu_kek_source_free(f->kek);
+    cu_keyring_free(f->kr);
+    f->v = NULL;
+    f->kek = NULL;
+    f->kr = NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[CU_STORE_ERR_BYTES];
+    assert_non_null(f);
+    assert_int_equal(cu_crypto_init(), CU_OK);
+    cu_test_tmpdir(f->dir, sizeof(f->dir));
+    snprintf(f->key, sizeof(f->key), "%s/root.key", f->dir);
+    snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+    assert_int_equal(cu_keyring_create(f->key, err), CU_OK);
+    struct cu_store_opts o = {.backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000,
+                              .synchronous_full = false, .create = true};
+    assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
+    assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
+    assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
+    open_all(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    close_all(f);
+    cu_store_close(f->st);
+    cu_test_rmrf(f->dir);
+    free(f);
+    return 0;
+}
+
+static void create(struct fixture *f, const char *json, struct cu_customer *c)
+{
+    char why[CU_VAULT_WHY_BYTES] = "";
+    json_error_t jerr;
+    json_t *in = json_loads(json, 0, &jerr);
+    assert_non_null(in);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    enum cu_err rc = cu_vault_create(f->v, f->conn, in, c, why);
+    if (rc != CU_OK)
+        fail_msg("create: %s", why);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    json_decref(in);
+}
+
+static const char *value_of(const struct cu_customer *c, const char *field)
+{
+    size_t n = 0;
+    const struct cu_field_def *fs = cu_fields(&n);
+    return c->values[cu_field_find(field) - fs];
+}
+
+static void test_round_trip(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, g;
+    create(f,
+           "{\"given_name\": \"Ümit\", \"family_name\": \"Çelik\", \"email\": \"U@X.example\", "
+           "\"phone\": \"+90 212 555 0101\", \"birth_date\": \"1990-02-28\", \"national_id\": "
+           "\"12345678901\", \"address_line1\": \"1 Rue\", \"address_line2\": \"Apt 2\", "
+           "\"city\": \"İstanbul\", \"postal_code\": \"34000\", \"region\": \"Marmara\", "
+           "\"country\": \"tr\", \"language\": \"tr-TR\", \"external_ref\": \"r-1\"}",
+           &c);
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_OK);
+    size_t n = 0;
+    const struct cu_field_def *fs = cu_fields(&n);
+    for (size_t i = 0; i < n; i++) {
+        assert_non_null(g.values[i]);
+        assert_string_equal(g.values[i], c.values[i]);
+        (void)fs;
+    }
+    assert_string_equal(value_of(&g, "email"), "u@x.example");
+    assert_string_equal(value_of(&g, "phone"), "+902125550101");
+    cu_customer_clear(&c);
+    cu_customer_clear(&g);
+}
+
+static void sql(struct fixture *f, const char *stmt)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd), "sqlite3 '%s' \"%s\"", f->db, stmt);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_moved_ciphertext_fails(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer a, b, g;
+    char stmt[512];
+    create(f, "{\"given_name\": \"Alice\", \"family_name\": \"A\"}", &a);
+    create(f, "{\"given_name\": \"Bob\", \"family_name\": \"B\"}", &b);
+    /* Alice's given name copied into Bob's row: Bob's DEK cannot open it. */
+    snprintf(stmt, sizeof(stmt),
+             "UPDATE customer_fields SET value = (SELECT value FROM customer_fields WHERE "
+             "customer_id = '%s' AND field = 'given_name') WHERE customer_id = '%s' AND field = "
+             "'given_name'",
+             a.id, b.id);
+    sql(f, stmt);
+    assert_int_equal(cu_vault_get(f->v, f->conn, b.id, true, &g), CU_E_CRYPTO);
+    /* Alice's family name moved into her own given_name column: bound to the column. */
+    snprintf(stmt, sizeof(stmt),
+             "UPDATE customer_fields SET value = (SELECT value FROM customer_fields WHERE "
+             "customer_id = '%s' AND field = 'family_name') WHERE customer_id = '%s' AND field "
+             "= 'given_name'",
+             a.id, a.id);
+    sql(f, stmt);
+    assert_int_equal(cu_vault_get(f->v, f->conn, a.id, true, &g), CU_E_CRYPTO);
+    /* Bob's wrapped DEK given to Alice: bound to the customer. */
+    snprintf(stmt, sizeof(stmt),
+             "UPDATE customers SET dek_wrapped = (SELECT dek_wrapped FROM customers WHERE id = "
+             "'%s') WHERE id = '%s'",
+             b.id, a.id);
+    sql(f, stmt);
+    assert_int_not_equal(cu_vault_get(f->v, f->conn, a.id, true, &g), CU_OK);
+    /* A flipped character in a stored value. */
+    struct cu_customer c;
+    create(f, "{\"city\": \"Oslo\"}", &c);
+    snprintf(stmt, sizeof(stmt),
+             "UPDATE customer_fields SET value = substr(value, 1, 20) || CASE substr(value, 21, "
+             "1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(value, 22) WHERE customer_id = '%s'",
+             c.id);
+    sql(f, stmt);
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_E_CRYPTO);
+    /* Reading without decrypting still works: the record is not lost, only its fields. */
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, false, &g), CU_OK);
+    cu_customer_clear(&g);
+    cu_customer_clear(&a);
+    cu_customer_clear(&b);
+    cu_customer_clear(&c);
+}
+
+static void test_rotation(void **state)
+{
+    struct fixture *f = *state;
+    char err[CU_KEYRING_ERR_BYTES], ids[3][CU_CUSTOMER_ID_BYTES];
+    enum { N = 2000 };
+    uint32_t v2 = 0;
+    int64_t count = 0;
+    size_t done = 0, total = 0;
+
+    for (int i = 0; i < N; i++) {
+        struct cu_customer c;
+        char j[128];
+        snprintf(j, sizeof(j), "{\"email\": \"c%d@example.com\"}", i);
+        create(f, j, &c);
+        if (i < 3)
+            snprintf(ids[i], sizeof(ids[i]), "%s", c.id);
+        cu_customer_clear(&c);
+    }
+    assert_int_equal(cu_vault_kek_usage(f->conn, 1, &count), CU_OK);
+    assert_int_equal(count, N);
+    assert_int_equal(cu_keyring_add_kek(f->key, &v2, err), CU_OK);
+    assert_int_equal(v2, 2);
+    close_all(f);
+    open_all(f);
+    /* An interrupted rotation: one batch, then a restart, then the rest. */
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_rewrap(f->v, f->conn, 500, &done), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(done, 500);
+    close_all(f);
+    open_all(f);
+    do {
+        assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+        assert_int_equal(cu_vault_rewrap(f->v, f->conn, 300, &done), CU_OK);
+        assert_int_equal(cu_db_commit(f->conn), CU_OK);
+        total += done;
+    } while (done > 0);
+    assert_int_equal(total, N - 500);
+    assert_int_equal(cu_vault_kek_usage(f->conn, 1, &count), CU_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(cu_vault_kek_usage(f->conn, 2, &count), CU_OK);
+    assert_int_equal(count, N);
+    /* The old KEK can go, and every customer still reads. */
+    assert_int_equal(cu_keyring_retire_kek(f->key, 1, err), CU_OK);
+    close_all(f);
+    open_all(f);
+    for (int i = 0; i < 3; i++) {
+        struct cu_customer g;
+        char want[64];
+        assert_int_equal(cu_vault_get(f->v, f->conn, ids[i], true, &g), CU_OK);
+        snprintf(want, sizeof(want), "c%d@example.com", i);
+        assert_string_equal(value_of(&g, "email"), want);
+        cu_customer_clear(&g);
+    }
+}
+
+static void test_erasure(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, g;
+    char why[CU_VAULT_WHY_BYTES], found[2][CU_CUSTOMER_ID_BYTES];
+    size_t n = 9;
+
+    create(f, "{\"email\": \"gone@example.com\", \"given_name\": \"Gone\"}", &c);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_erase(f->v, f->conn, c.id, "ak_test"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_db_purge(f->conn), CU_OK);
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_OK);
+    assert_string_equal(g.status, "erased");
+    assert_true(g.erased_at > 0);
+    assert_null(value_of(&g, "email"));
+    cu_customer_clear(&g);
+    assert_int_equal(cu_vault_find(f->v, f->conn, "email", "gone@example.com", found, 2, &n, why),
+                     CU_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_erase(f->v, f->conn, c.id, "ak_test"), CU_E_NOT_FOUND);
+    cu_db_rollback(f->conn);
+    /* Nothing of it in the files: the WAL was checkpointed and truncated. */
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), "cat '%s' '%s-wal' 2>/dev/null | grep -aq -e Gone -e gone@",
+             f->db, f->db);
+    assert_int_not_equal(system(cmd), 0);
+    cu_customer_clear(&c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_moved_ciphertext_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
