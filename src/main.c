@@ -16,6 +16,7 @@ static int usage(FILE *f)
           "  serve    serve the HTTPS API\n"
           "  apikey   create, list or revoke API keys\n"
           "  audit    verify, export, tail or checkpoint the audit log; hash a value\n"
+          "  keys     key status, KEK rotation and retirement, one customer's DEK rotation\n"
           "  version  print the version\n"
           "\n"
           "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help.\n",
@@ -29,10 +30,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } commands[] = {
-        {"init", cu_cli_init},
-        {"serve", cu_cli_serve},
-        {"apikey", cu_cli_apikey},
-        {"audit", cu_cli_audit},
+        {"init", cu_cli_init},   {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
+        {"audit", cu_cli_audit}, {"keys", cu_cli_keys},
     };
     if (argc < 2)
         return usage(stderr);

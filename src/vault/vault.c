@@ -802,6 +802,45 @@ enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch, 
     return rc;
 }
 
+enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, const char *id)
+{
+    static const char upd[] = "UPDATE customers SET dek_wrapped = $2, dek_version = $3, "
+                              "kek_version = $4, updated_at = $5 WHERE id = $1";
+    struct cu_customer c;
+    struct cu_secret *old = NULL, *dek = NULL;
+    char why[CU_VAULT_WHY_BYTES];
+    uint8_t w[CU_KEK_WRAPPED_MAX];
+    size_t wl = 0, nf = 0;
+    uint32_t kv = 0;
+    int64_t dv = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    enum cu_err rc = cu_vault_get(v, db, id, true, &c);
+
+    if (rc == CU_OK && strcmp(c.status, "erased") == 0)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = load_dek(v, db, id, &old, &dv);
+    if (rc == CU_OK && (dek = cu_secret_new(CU_KEY_BYTES)) == NULL)
+        rc = CU_E_NOMEM;
+    if (rc == CU_OK) {
+        cu_crypto_random(cu_secret_data(dek), CU_KEY_BYTES);
+        rc = wrap_dek(v, id, dek, w, sizeof(w), &wl, &kv);
+    }
+    for (size_t i = 0; rc == CU_OK && i < nf; i++) {
+        if (fs[i].personal && c.values[i] != NULL)
+            rc = put_field(v, db, dek, dv + 1, id, &fs[i], c.values[i], why);
+    }
+    if (rc == CU_OK) {
+        const struct cu_val p[] = {CU_VT(id), CU_VB(w, wl), CU_VI(dv + 1), CU_VI(kv),
+                                   CU_VI(cu_clock_now_ms())};
+        rc = cu_db_exec(db, upd, p, CU_NVALS(p));
+    }
+    cu_secret_free(old);
+    cu_secret_free(dek);
+    cu_customer_clear(&c);
+    return rc;
+}
+
 enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *count)
 {
     static const char sql[] = "SELECT count(*) FROM customers WHERE kek_version = $1 AND "

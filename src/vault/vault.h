@@ -94,6 +94,10 @@ CU_WUR enum cu_err cu_vault_erase(struct cu_vault *v, struct cu_db *db, const ch
 CU_WUR enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch,
                                    size_t *done);
 
+/* cu_vault_rotate_dek(v, db, id): gives the customer a new DEK (the next DEK version) and
+ * re-encrypts every personal field under it. CU_E_NOT_FOUND for an unknown or erased one. */
+CU_WUR enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, const char *id);
+
 /* cu_vault_kek_usage(db, version, count): how many DEKs the KEK version wraps. */
 CU_WUR enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *count);
 

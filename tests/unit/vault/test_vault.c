@@ -48,8 +48,11 @@ static int setup(void **state)
     snprintf(f->key, sizeof(f->key), "%s/root.key", f->dir);
     snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
     assert_int_equal(cu_keyring_create(f->key, err), CU_OK);
-    struct cu_store_opts o = {.backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000,
-                              .synchronous_full = false, .create = true};
+    struct cu_store_opts o = {.backend = "sqlite",
+                              .path = f->db,
+                              .busy_timeout_ms = 5000,
+                              .synchronous_full = false,
+                              .create = true};
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
     assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
@@ -249,8 +252,8 @@ static void test_erasure(void **state)
     cu_db_rollback(f->conn);
     /* Nothing of it in the files: the WAL was checkpointed and truncated. */
     char cmd[1024];
-    snprintf(cmd, sizeof(cmd), "cat '%s' '%s-wal' 2>/dev/null | grep -aq -e Gone -e gone@",
-             f->db, f->db);
+    snprintf(cmd, sizeof(cmd), "cat '%s' '%s-wal' 2>/dev/null | grep -aq -e Gone -e gone@", f->db,
+             f->db);
     assert_int_not_equal(system(cmd), 0);
     cu_customer_clear(&c);
 }

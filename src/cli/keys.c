@@ -1,0 +1,297 @@
+/*
+ * keys.c - `custodia keys status|rotate|retire|rotate-dek`: key management for the operator.
+ *
+ *   status                  KEK versions, their age, how many customer DEKs each wraps
+ *   rotate [--batch N]      add a KEK (unless a rotation is unfinished) and re-wrap every DEK
+ *                           under it, N per transaction; resumable; progress on a terminal
+ *   retire VERSION          remove a KEK that wraps no DEK any more
+ *   rotate-dek CUSTOMER     give one customer a new DEK and re-encrypt their fields
+ *
+ * Every change is audited. A running server keeps the keyring it loaded: restart it after
+ * `rotate` adds a KEK (docs/operations.md).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "cli/cli.h"
+#include "crypto/kek.h"
+#include "vault/vault.h"
+
+#define OLD_KEK_DAYS 365
+
+static int usage(void)
+{
+    fputs("usage: custodia keys status [--dir DIR]\n"
+          "       custodia keys rotate [--batch N] [--dir DIR]\n"
+          "       custodia keys retire VERSION [--dir DIR]\n"
+          "       custodia keys rotate-dek CUSTOMER_ID [--dir DIR]\n",
+          stderr);
+    return CU_EXIT_USAGE;
+}
+
+/* The vault of an opened data directory, through the root-key-file KEK source. */
+struct keys_ctx {
+    struct cu_cli_ctx cli;
+    struct cu_kek_source *kek;
+    struct cu_vault *vault;
+    char key_path[CU_CONFIG_PATH_BYTES];
+};
+
+static int open_vault(struct keys_ctx *k)
+{
+    if (cu_config_path(&k->cli.cfg, k->cli.cfg.keys.root_key_file, k->key_path,
+                       sizeof(k->key_path)) != CU_OK ||
+        cu_kek_source_keyring(k->cli.keyring, &k->kek) != CU_OK ||
+        cu_vault_new(k->cli.keyring, k->kek, CU_AEAD_XCHACHA20POLY1305, &k->vault) != CU_OK) {
+        cu_cli_error("cannot open the vault");
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static void close_vault(struct keys_ctx *k)
+{
+    cu_vault_free(k->vault);
+    cu_kek_source_free(k->kek);
+    k->vault = NULL;
+    k->kek = NULL;
+}
+
+static int status(struct keys_ctx *k)
+{
+    struct cu_kek_info info[1024];
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    int64_t now = cu_clock_now_ms();
+    enum cu_err rc = cu_keyring_kek_info(k->cli.keyring, info, 1024, &n);
+
+    if (rc == CU_OK)
+        rc = cu_store_db(k->cli.store, &db);
+    printf("%-8s %-8s %-24s %-10s %s\n", "VERSION", "CURRENT", "CREATED", "DEKS", "NOTE");
+    for (size_t i = 0; rc == CU_OK && i < n; i++) {
+        char created[CU_RFC3339_BYTES];
+        int64_t count = 0;
+        int64_t days = (now - info[i].created_ms) / (86400LL * 1000);
+        rc = cu_vault_kek_usage(db, info[i].version, &count);
+        cu_clock_format(info[i].created_ms, created);
+        printf("%-8u %-8s %-24s %-10lld %s\n", (unsigned)info[i].version,
+               info[i].current ? "yes" : "", created, (long long)count,
+               info[i].current && days > OLD_KEK_DAYS ? "older than a year: rotate"
+               : !info[i].current && count > 0        ? "still wraps DEKs: finish the rotation"
+               : !info[i].current                     ? "unused: can be retired"
+                                                      : "");
+    }
+    if (rc != CU_OK) {
+        cu_cli_error("cannot read the keys: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+/* How many DEKs are not wrapped by the current KEK. */
+static enum cu_err pending(struct keys_ctx *k, struct cu_db *db, int64_t *n)
+{
+    struct cu_kek_info info[1024];
+    size_t count = 0;
+    enum cu_err rc = cu_keyring_kek_info(k->cli.keyring, info, 1024, &count);
+    *n = 0;
+    for (size_t i = 0; rc == CU_OK && i < count; i++) {
+        int64_t c = 0;
+        if (!info[i].current)
+            rc = cu_vault_kek_usage(db, info[i].version, &c);
+        *n += c;
+    }
+    return rc;
+}
+
+static enum cu_err audit_keys(struct keys_ctx *k, struct cu_db *db, const char *action,
+                              json_t *details)
+{
+    enum cu_err rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK)
+        rc = cu_cli_audit_append(&k->cli, db, action, "keyring", details);
+    else
+        json_decref(details);
+    if (rc == CU_OK)
+        return cu_db_commit(db);
+    cu_db_rollback(db);
+    return rc;
+}
+
+/* Adds a KEK and reloads the keyring and vault so that new wraps use it. */
+static int add_kek(struct keys_ctx *k, struct cu_db *db)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    uint32_t version = 0;
+    if (cu_keyring_add_kek(k->key_path, &version, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    close_vault(k);
+    cu_keyring_free(k->cli.keyring);
+    k->cli.keyring = NULL;
+    if (cu_keyring_load(k->key_path, &k->cli.keyring, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    fprintf(stderr, "custodia: added KEK version %u; restart running servers so they load it\n",
+            (unsigned)version);
+    if (audit_keys(k, db, "keys.kek_added", json_pack("{s:i}", "version", (int)version)) != CU_OK)
+        return CU_EXIT_FAIL;
+    return open_vault(k);
+}
+
+static int rotate(struct keys_ctx *k, long batch)
+{
+    struct cu_db *db = NULL;
+    int64_t left = 0, done_total = 0;
+    enum cu_err rc = cu_store_db(k->cli.store, &db);
+    int code = CU_EXIT_OK;
+
+    if (rc == CU_OK)
+        rc = pending(k, db, &left);
+    if (rc == CU_OK && left == 0)
+        code = add_kek(k, db);
+    else if (rc == CU_OK)
+        fprintf(stderr, "custodia: resuming an unfinished rotation: %lld DEKs to re-wrap\n",
+                (long long)left);
+    if (rc == CU_OK && code == CU_EXIT_OK)
+        rc = pending(k, db, &left);
+    for (size_t done = 1; rc == CU_OK && code == CU_EXIT_OK && done > 0;) {
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+        if (rc == CU_OK)
+            rc = cu_vault_rewrap(k->vault, db, (size_t)batch, &done);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+        done_total += (int64_t)done;
+        if (isatty(2))
+            fprintf(stderr, "\rre-wrapping: %lld of %lld DEKs", (long long)done_total,
+                    (long long)left);
+    }
+    if (isatty(2))
+        fputc('\n', stderr);
+    if (rc == CU_OK && code == CU_EXIT_OK)
+        rc = audit_keys(k, db, "keys.rotated",
+                        json_pack("{s:I, s:i}", "rewrapped", (json_int_t)done_total, "kek",
+                                  (int)cu_kek_current_version(k->kek)));
+    if (rc != CU_OK) {
+        cu_cli_error("rotation stopped: %s; run it again to resume", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    if (code == CU_EXIT_OK)
+        printf("re-wrapped %lld DEKs under KEK version %u\n", (long long)done_total,
+               (unsigned)cu_kek_current_version(k->kek));
+    return code;
+}
+
+static int retire(struct keys_ctx *k, const char *arg)
+{
+    char err[CU_KEYRING_ERR_BYTES], *end = NULL;
+    struct cu_db *db = NULL;
+    long version = strtol(arg, &end, 10);
+    int64_t count = 0;
+    enum cu_err rc = cu_store_db(k->cli.store, &db);
+
+    if (end == arg || *end != '\0' || version < 1 || version > INT32_MAX) {
+        cu_cli_error("VERSION must be a KEK version number");
+        return CU_EXIT_USAGE;
+    }
+    if (rc == CU_OK)
+        rc = cu_vault_kek_usage(db, (uint32_t)version, &count);
+    if (rc == CU_OK && count > 0) {
+        cu_cli_error("KEK version %ld still wraps %lld DEKs; run custodia keys rotate first",
+                     version, (long long)count);
+        return CU_EXIT_FAIL;
+    }
+    if (rc == CU_OK && cu_keyring_retire_kek(k->key_path, (uint32_t)version, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    if (rc == CU_OK)
+        rc = audit_keys(k, db, "keys.kek_retired", json_pack("{s:i}", "version", (int)version));
+    if (rc != CU_OK) {
+        cu_cli_error("cannot retire the KEK: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    printf("retired KEK version %ld\n", version);
+    return CU_EXIT_OK;
+}
+
+static int rotate_dek(struct keys_ctx *k, const char *id)
+{
+    struct cu_db *db = NULL;
+    char target[64];
+    enum cu_err rc = cu_store_db(k->cli.store, &db);
+
+    snprintf(target, sizeof(target), "customer:%.32s", id);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_vault_rotate_dek(k->vault, db, id);
+        if (rc == CU_OK)
+            rc = cu_cli_audit_append(&k->cli, db, "keys.dek_rotated", target, NULL);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc == CU_E_NOT_FOUND) {
+        cu_cli_error("no customer has the id '%.32s'", id);
+        return CU_EXIT_FAIL;
+    }
+    if (rc != CU_OK) {
+        cu_cli_error("cannot rotate the DEK: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    printf("customer %s has a new DEK\n", id);
+    return CU_EXIT_OK;
+}
+
+int cu_cli_keys(int argc, char **argv)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"batch", required_argument, NULL, 'b'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *verb = argc > 1 ? argv[1] : "", *dir = NULL;
+    struct keys_ctx k;
+    long batch = 1000;
+    char *end = NULL;
+    int c, code;
+
+    memset(&k, 0, sizeof(k));
+    while ((c = getopt_long(argc - 1, argv + 1, "d:b:h", opts, NULL)) != -1) {
+        if (c == 'd') {
+            dir = optarg;
+        } else if (c == 'b') {
+            batch = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || batch < 1 || batch > 100000) {
+                cu_cli_error("--batch: a number from 1 to 100000");
+                return CU_EXIT_USAGE;
+            }
+        } else {
+            return usage();
+        }
+    }
+    int rest = argc - 1 - optind;
+    bool one = strcmp(verb, "retire") == 0 || strcmp(verb, "rotate-dek") == 0;
+    bool none = strcmp(verb, "status") == 0 || strcmp(verb, "rotate") == 0;
+    if (!(one && rest == 1) && !(none && rest == 0))
+        return usage();
+    code = cu_cli_open(cu_cli_data_dir(dir), &k.cli, true);
+    if (code == CU_EXIT_OK)
+        code = open_vault(&k);
+    if (code == CU_EXIT_OK) {
+        if (strcmp(verb, "status") == 0)
+            code = status(&k);
+        else if (strcmp(verb, "rotate") == 0)
+            code = rotate(&k, batch);
+        else if (strcmp(verb, "retire") == 0)
+            code = retire(&k, argv[1 + optind]);
+        else
+            code = rotate_dek(&k, argv[1 + optind]);
+    }
+    close_vault(&k);
+    cu_cli_close(&k.cli);
+    return code;
+}

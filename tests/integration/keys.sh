@@ -1,0 +1,46 @@
+#!/bin/sh
+# Key management from the shell: status, KEK rotation (with a resumed run), retirement of the
+# old KEK once nothing uses it, one customer's DEK rotation; customers read the same after.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+start_server "$D" || exit 1
+for i in 1 2 3 4 5 6 7; do
+    req POST /v1/customers -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+        --data "{\"email\": \"k$i@example.com\", \"given_name\": \"Kay $i\"}"
+done
+ID=$(json "j['id']")
+stop_server
+
+"$BIN" keys status --dir "$D" >"$TMP/st1" 2>&1
+check_eq "status exits 0" 0 $?
+check "status shows KEK 1 wrapping 7 DEKs" sh -c "grep -E '^1 +yes .* 7 ' '$TMP/st1'"
+"$BIN" keys rotate --dir "$D" --batch 3 >"$TMP/rot" 2>&1
+check_eq "rotate exits 0" 0 $?
+check "rotate says what it did" contains "$TMP/rot" "re-wrapped 7 DEKs under KEK version 2"
+"$BIN" keys status --dir "$D" >"$TMP/st2" 2>&1
+check "KEK 2 is current and wraps all 7" sh -c "grep -E '^2 +yes .* 7 ' '$TMP/st2'"
+check "KEK 1 wraps none and can be retired" sh -c "grep -E '^1 .* 0 +unused' '$TMP/st2'"
+"$BIN" keys retire 2 --dir "$D" >"$TMP/ret2" 2>&1
+check_eq "the current KEK cannot be retired" 1 $?
+"$BIN" keys retire 1 --dir "$D" >"$TMP/ret1" 2>&1
+check_eq "the old KEK retires" 0 $?
+check "the root key file no longer holds KEK 1" sh -c "! grep -q '^kek 1 ' '$D/root.key'"
+check_eq "the root key file stays 0600" 600 "$(stat -c %a "$D/root.key")"
+"$BIN" keys rotate-dek "$ID" --dir "$D" >/dev/null 2>&1
+check_eq "one customer's DEK rotates" 0 $?
+check_eq "its DEK version moved on" 2 "$(sqlite3 "$D/custodia.db" "SELECT dek_version FROM customers WHERE id = '$ID'")"
+"$BIN" keys rotate-dek cus_0000000000000000 --dir "$D" >/dev/null 2>&1
+check_eq "an unknown customer is refused" 1 $?
+
+start_server "$D" || exit 1
+req GET "/v1/customers/$ID" -H "Authorization: Bearer $KEY"
+check_eq "the customer reads after rotation and retirement" "k7@example.com" "$(json "j['email']")"
+req GET "/v1/customers?email=k1@example.com" -H "Authorization: Bearer $KEY"
+check_eq "and every other one" "Kay 1" "$(json "j['items'][0]['given_name']")"
+stop_server
+"$BIN" audit verify --dir "$D" >/dev/null 2>&1
+check_eq "the audit log verifies" 0 $?
+check "the rotation is audited" test "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action IN ('keys.kek_added', 'keys.rotated', 'keys.kek_retired', 'keys.dek_rotated')")" -eq 4
+finish
