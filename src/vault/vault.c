@@ -390,8 +390,10 @@ static enum cu_err insert_customer(struct cu_vault *v, struct cu_db *db, const s
     uint8_t wrapped[CU_KEK_WRAPPED_MAX];
     size_t wl = 0;
     uint32_t kv = 0;
-    char *tags = json_dumps(in->tags ? in->tags : json_array(), JSON_COMPACT);
+    json_t *empty = in->tags ? NULL : json_array();
+    char *tags = json_dumps(in->tags ? in->tags : empty, JSON_COMPACT);
     enum cu_err rc = tags ? wrap_dek(v, id, dek, wrapped, sizeof(wrapped), &wl, &kv) : CU_E_NOMEM;
+    json_decref(empty);
     const char *country = plain_value(in, "country"), *lang = plain_value(in, "language");
 
     if (rc == CU_OK) {
@@ -868,9 +870,10 @@ json_t *cu_customer_json(const struct cu_customer *c, bool unmask)
     cu_clock_format(c->created_at, created);
     cu_clock_format(c->updated_at, updated);
     cu_clock_format(c->erased_at, erased);
-    o = json_pack("{s:s, s:s, s:O, s:s, s:s, s:s?, s:b}", "id", c->id, "status", c->status, "tags",
-                  c->tags ? c->tags : json_array(), "created_at", created, "updated_at", updated,
-                  "erased_at", c->erased_at ? erased : NULL, "masked", !unmask);
+    o = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s?, s:b}", "id", c->id, "status", c->status, "tags",
+                  c->tags ? json_incref(c->tags) : json_array(), "created_at", created,
+                  "updated_at", updated, "erased_at", c->erased_at ? erased : NULL, "masked",
+                  !unmask);
     for (size_t i = 0; o != NULL && i < nf; i++) {
         char masked[VALUE_MAX + 16];
         if (c->values[i] == NULL)
