@@ -91,6 +91,17 @@ for v in Jorunn Quillfeather jorunn.q@example.com 447911123456 1984-05-06 QZ9182
     check "no plaintext '$v' in the database or WAL" sh -c "! cat '$D/custodia.db' '$D/custodia.db-wal' 2>/dev/null | grep -aqF '$v'"
 done
 
+check "there is no rollback journal beside the database" test ! -e "$D/custodia.db-journal"
+
+# A damaged ciphertext is a 500 with a stable type and an alert in the log, never garbage.
+req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"given_name": "Brittle"}'
+BID=$(json "j['id']")
+sqlite3 "$D/custodia.db" "UPDATE customer_fields SET value = substr(value, 1, 29) || CASE substr(value, 30, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(value, 31) WHERE customer_id = '$BID'"
+req GET "/v1/customers/$BID" -H "$DESK"
+check_eq "a damaged field is 500" 500 "$STATUS"
+check_eq "with the crypto_failure type" "urn:custodia:problem:crypto_failure" "$(json "j['type']")"
+check "and an alert in the log" sh -c "grep 'vault.field_open_failed' '$LOG' | grep -q '\"alert\":true'"
+
 # Erasure: the DEK, the fields and the index entries go; a tombstone stays.
 req DELETE "/v1/customers/$ID" -H "$AUTH"
 check_eq "erase answers 200" 200 "$STATUS"

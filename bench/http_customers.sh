@@ -1,0 +1,31 @@
+#!/bin/sh
+# GET /v1/customers/{id} over HTTPS keep-alive with every personal field decrypted and the read
+# audited (wrk -t2 -c64 -d10s), with a key that may unmask, and with one that may not.
+set -eu
+BIN=${CU_BINARY:?}
+TMP=$(mktemp -d)
+PID=
+trap '[ -n "$PID" ] && kill -TERM $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
+"$BIN" init --dir "$TMP/d" >/dev/null 2>&1
+KEY=$(cat "$TMP/d/initial-api-key")
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CUSTODIA_SERVER_PORT=$PORT "$BIN" serve --dir "$TMP/d" 2>"$TMP/serve.log" &
+PID=$!
+URL="https://127.0.0.1:$PORT"
+i=0
+until curl -s -o /dev/null --cacert "$TMP/d/tls.crt" "$URL/v1/health"; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "server did not start" >&2; exit 1; }; sleep 0.1
+done
+ID=$(curl -s --cacert "$TMP/d/tls.crt" -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+    -d '{"given_name": "Jane", "family_name": "Doe", "email": "jane@example.com", "phone": "+447911123456",
+         "birth_date": "1984-05-06", "national_id": "AB123456C", "address_line1": "1 High Street",
+         "city": "London", "postal_code": "SW1A 1AA", "country": "GB", "external_ref": "crm-1"}' \
+    "$URL/v1/customers" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+cat >"$TMP/auth.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+wrk -t2 -c64 -d10s --latency -s "$TMP/auth.lua" "$URL/v1/customers/$ID" >"$TMP/wrk.out"
+rps=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
+p99=$(awk '$1 == "99%" {print $2}' "$TMP/wrk.out")
+errs=$(awk '/Non-2xx|Socket errors/ {print}' "$TMP/wrk.out")
+echo "http GET /v1/customers/{id}, 8 personal fields decrypted, unmasked, each read audited (synchronous=FULL): $rps reads/s, p99 $p99${errs:+ ($errs)}"
