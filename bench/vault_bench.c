@@ -46,9 +46,9 @@ static void decrypt_rates(long n)
     uint64_t t = cu_clock_mono_ns();
     for (long i = 0; i < n; i++) {
         uint8_t buf[128];
-        if (cu_b64url_decode(text, strlen(text), buf, sizeof(buf), &dl) != CU_OK ||
-            cu_crypto_open(k, 1, buf, dl, (const uint8_t *)ad, strlen(ad), out, sizeof(out),
-                           &ol) != CU_OK)
+        if (cu_b64url_decode_public(text, strlen(text), buf, sizeof(buf), &dl) != CU_OK ||
+            cu_crypto_open(k, 1, buf, dl, (const uint8_t *)ad, strlen(ad), out, sizeof(out), &ol) !=
+                CU_OK)
             exit(1);
     }
     double ours = (double)n / since(t);
@@ -57,9 +57,8 @@ static void decrypt_rates(long n)
                                                strlen(ad), NULL, nonce, key);
     t = cu_clock_mono_ns();
     for (long i = 0; i < n; i++) {
-        if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &ml, NULL, raw, rl,
-                                                       (const uint8_t *)ad, strlen(ad), nonce,
-                                                       key) != 0)
+        if (crypto_aead_xchacha20poly1305_ietf_decrypt(out, &ml, NULL, raw, rl, (const uint8_t *)ad,
+                                                       strlen(ad), nonce, key) != 0)
             exit(1);
     }
     double rawr = (double)n / since(t);
@@ -140,8 +139,11 @@ int main(int argc, char **argv)
     decrypt_rates(1000000);
     snprintf(key, sizeof(key), "%s/root.key", dir);
     snprintf(dbp, sizeof(dbp), "%s/custodia.db", dir);
-    struct cu_store_opts so = {.backend = "sqlite", .path = dbp, .busy_timeout_ms = 5000,
-                               .synchronous_full = true, .create = true};
+    struct cu_store_opts so = {.backend = "sqlite",
+                               .path = dbp,
+                               .busy_timeout_ms = 5000,
+                               .synchronous_full = true,
+                               .create = true};
     if (cu_keyring_create(key, err) == CU_OK && cu_store_open(&so, &st, err) == CU_OK &&
         cu_store_migrate(st, err) == CU_OK)
         code = fill_and_rotate(n, key, st);

@@ -150,6 +150,53 @@ enum cu_err cu_b64url_decode(const char *text, size_t len, uint8_t *out, size_t 
     return CU_OK;
 }
 
+/* The value of each base64url character, 64 for every other byte. */
+static const uint8_t b64url_value[256] = {
+    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
+    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
+    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
+    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
+    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
+    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
+    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
+    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['-'] = 62, ['_'] = 63,
+};
+
+static uint8_t b64url_digit(char c)
+{
+    /* 'A' maps to 0 like every unset entry, so tell them apart. */
+    return c == 'A' || b64url_value[(uint8_t)c] != 0 ? b64url_value[(uint8_t)c] : 64;
+}
+
+enum cu_err cu_b64url_decode_public(const char *text, size_t len, uint8_t *out, size_t outcap,
+                                    size_t *outlen)
+{
+    size_t want = (len / 4) * 3 + (len % 4 == 0 ? 0 : len % 4 - 1), o = 0;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+
+    *outlen = 0;
+    if (len % 4 == 1)
+        return CU_E_INVALID;
+    if (want > outcap)
+        return CU_E_TOO_LARGE;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t d = b64url_digit(text[i]);
+        if (d == 64)
+            return CU_E_INVALID;
+        acc = (acc << 6) | d;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    if ((acc & ((1u << bits) - 1)) != 0)
+        return CU_E_INVALID; /* non-zero trailing bits: not the canonical encoding */
+    *outlen = o;
+    return CU_OK;
+}
+
 /* cu_hex_encode(bin, n, out): lower-case hex of n bytes into out (2n + 1 bytes). */
 void cu_hex_encode(const void *bin, size_t n, char *out)
 {

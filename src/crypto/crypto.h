@@ -66,6 +66,12 @@ CU_WUR enum cu_err cu_b64url_encode(const void *bin, size_t n, char *out, size_t
 CU_WUR enum cu_err cu_b64url_decode(const char *text, size_t len, uint8_t *out, size_t outcap,
                                     size_t *outlen);
 
+/* cu_b64url_decode_public(text, len, out, outcap, outlen): cu_b64url_decode with the same
+ * strictness, by table lookup: about ten times faster, but its timing depends on the text, so
+ * only for text that is not secret (ciphertexts, hashes), never for key material. */
+CU_WUR enum cu_err cu_b64url_decode_public(const char *text, size_t len, uint8_t *out,
+                                           size_t outcap, size_t *outlen);
+
 /* cu_hex_encode(bin, n, out): lower-case hex of n bytes into out (2n + 1 bytes). */
 void cu_hex_encode(const void *bin, size_t n, char *out);
 

@@ -106,18 +106,16 @@ static enum cu_err wrap_dek(struct cu_vault *v, const char *id, const struct cu_
                        strlen(ad), out, cap, len);
 }
 
-/* Unwraps a customer's DEK into guarded memory. Caller frees with cu_secret_free. */
-static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wrapped, size_t len,
-                              struct cu_secret **out)
+/* Unwraps a customer's DEK into dek (guarded memory of CU_KEY_BYTES, reused by callers that
+ * unwrap many). */
+static enum cu_err unwrap_into(struct cu_vault *v, const char *id, const void *wrapped, size_t len,
+                               struct cu_secret *dek)
 {
     char ad[AD_BYTES];
     uint32_t version = 0;
     size_t n = 0;
-    struct cu_secret *dek = NULL;
     enum cu_err rc = cu_kek_wrapped_version(v->kek, wrapped, len, &version);
 
-    if (rc == CU_OK && (dek = cu_secret_new(CU_KEY_BYTES)) == NULL)
-        rc = CU_E_NOMEM;
     if (rc == CU_OK) {
         dek_ad(id, version, ad);
         rc = cu_kek_unwrap(v->kek, wrapped, len, (const uint8_t *)ad, strlen(ad),
@@ -125,10 +123,20 @@ static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wr
     }
     if (rc == CU_OK && n != CU_KEY_BYTES)
         rc = CU_E_CORRUPT;
-    if (rc != CU_OK) {
-        cu_secret_free(dek);
+    if (rc != CU_OK)
         cu_log(CU_LOG_ERROR, "vault.dek_unwrap_failed", CU_LS("customer", id),
                CU_LS("error", cu_err_str(rc)), CU_LB("alert", true));
+    return rc;
+}
+
+/* Unwraps a customer's DEK into new guarded memory. Caller frees with cu_secret_free. */
+static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wrapped, size_t len,
+                              struct cu_secret **out)
+{
+    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
+    enum cu_err rc = dek ? unwrap_into(v, id, wrapped, len, dek) : CU_E_NOMEM;
+    if (rc != CU_OK) {
+        cu_secret_free(dek);
         return rc;
     }
     *out = dek;
@@ -180,7 +188,7 @@ static enum cu_err open_field(const struct cu_secret *dek, int64_t dek_version, 
     uint8_t sealed[SEALED_MAX];
     char ad[AD_BYTES], *plain = NULL;
     size_t n = 0, pn = 0;
-    enum cu_err rc = cu_b64url_decode(text, tlen, sealed, sizeof(sealed), &n);
+    enum cu_err rc = cu_b64url_decode_public(text, tlen, sealed, sizeof(sealed), &n);
 
     if (rc != CU_OK)
         rc = CU_E_CORRUPT;
@@ -546,8 +554,25 @@ enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, b
 
 /* ---- patch ---- */
 
+/* Reads and unwraps a customer's DEK into dek (reused memory). */
+static enum cu_err load_dek_into(struct cu_vault *v, struct cu_db *db, const char *id,
+                                 struct cu_secret *dek, int64_t *version);
+
 static enum cu_err load_dek(struct cu_vault *v, struct cu_db *db, const char *id,
                             struct cu_secret **dek, int64_t *version)
+{
+    struct cu_secret *d = cu_secret_new(CU_KEY_BYTES);
+    enum cu_err rc = d ? load_dek_into(v, db, id, d, version) : CU_E_NOMEM;
+    if (rc != CU_OK) {
+        cu_secret_free(d);
+        return rc;
+    }
+    *dek = d;
+    return CU_OK;
+}
+
+static enum cu_err load_dek_into(struct cu_vault *v, struct cu_db *db, const char *id,
+                                 struct cu_secret *dek, int64_t *version)
 {
     static const char sql[] =
         "SELECT dek_wrapped, dek_version FROM customers WHERE id = $1 AND dek_wrapped IS NOT NULL";
@@ -563,7 +588,7 @@ static enum cu_err load_dek(struct cu_vault *v, struct cu_db *db, const char *id
         size_t wl = 0;
         const void *w = cu_stmt_blob(st, 0, &wl);
         *version = cu_stmt_int(st, 1);
-        rc = unwrap_dek(v, id, w, wl, dek);
+        rc = unwrap_into(v, id, w, wl, dek);
     }
     cu_stmt_done(st);
     return rc;
@@ -784,20 +809,23 @@ enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch, 
         snprintf(ids[n++], CU_CUSTOMER_ID_BYTES, "%.*s", (int)l, s);
     }
     cu_stmt_done(st);
+    /* One guarded buffer for the whole batch: guarded memory costs system calls. */
+    struct cu_secret *dek = rc == CU_OK && n > 0 ? cu_secret_new(CU_KEY_BYTES) : NULL;
+    if (n > 0 && dek == NULL)
+        rc = CU_E_NOMEM;
     for (size_t i = 0; rc == CU_OK && i < n; i++) {
-        struct cu_secret *dek = NULL;
         int64_t dv = 0;
         uint8_t w[CU_KEK_WRAPPED_MAX];
         size_t wl = 0;
         uint32_t kv = 0;
-        rc = load_dek(v, db, ids[i], &dek, &dv);
+        rc = load_dek_into(v, db, ids[i], dek, &dv);
         if (rc == CU_OK)
             rc = wrap_dek(v, ids[i], dek, w, sizeof(w), &wl, &kv);
-        cu_secret_free(dek);
         const struct cu_val u[] = {CU_VT(ids[i]), CU_VB(w, wl), CU_VI(kv)};
         if (rc == CU_OK)
             rc = cu_db_exec(db, upd, u, CU_NVALS(u));
     }
+    cu_secret_free(dek);
     if (rc == CU_OK)
         *done = n;
     cu_free(ids);

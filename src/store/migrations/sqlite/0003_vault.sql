@@ -32,4 +32,4 @@ CREATE TABLE customer_index (
     PRIMARY KEY (field, hash, customer_id)
 ) STRICT;
 CREATE UNIQUE INDEX customer_index_unique ON customer_index (field, hash) WHERE is_unique = 1;
-CREATE INDEX customer_index_customer ON customer_index (customer_id);
+CREATE INDEX customer_index_customer ON customer_index (customer_id, field);
