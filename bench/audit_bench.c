@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -91,6 +92,19 @@ static void sha_rate(void)
            (double)n / seconds(t));
 }
 
+/* Removes the benchmark's directory and the files the store made in it. */
+static int remove_dir(const char *dir)
+{
+    static const char *const names[] = {"root.key", "root.key.lock", "custodia.db",
+                                        "custodia.db-wal", "custodia.db-shm"};
+    char path[128];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    return rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 200000;
@@ -127,9 +141,7 @@ out:
     cu_audit_free(a);
     cu_store_close(st);
     cu_keyring_free(kr);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
-    if (system(cmd) != 0)
+    if (remove_dir(dir) != 0)
         code = 1;
     return code;
 }

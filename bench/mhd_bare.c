@@ -49,14 +49,17 @@ int main(int argc, char **argv)
     if (argc != 5)
         return 2;
     char *cert = slurp(argv[1]), *key = slurp(argv[2]);
+    long port = strtol(argv[3], NULL, 10), secs = strtol(argv[4], NULL, 10);
+    if (port < 1 || port > 65535 || secs < 1 || secs > 3600)
+        return 2;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS, (uint16_t)atoi(argv[3]), NULL, NULL, answer,
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS, (uint16_t)port, NULL, NULL, answer,
         NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 0 ? threads : 1),
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
     if (d == NULL)
         return 1;
-    sleep((unsigned)atoi(argv[4]));
+    sleep((unsigned)secs);
     MHD_stop_daemon(d);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -127,6 +128,19 @@ static int fill_and_rotate(long n, const char *key_path, struct cu_store *st)
     return 0;
 }
 
+/* Removes the benchmark's directory and the files the store made in it. */
+static int remove_dir(const char *dir)
+{
+    static const char *const names[] = {"root.key", "root.key.lock", "custodia.db",
+                                        "custodia.db-wal", "custodia.db-shm"};
+    char path[128];
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        (void)unlink(path);
+    }
+    return rmdir(dir);
+}
+
 int main(int argc, char **argv)
 {
     long n = argc > 1 ? strtol(argv[1], NULL, 10) : 100000;
@@ -148,9 +162,7 @@ int main(int argc, char **argv)
         cu_store_migrate(st, err) == CU_OK)
         code = fill_and_rotate(n, key, st);
     cu_store_close(st);
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", dir);
-    if (system(cmd) != 0)
+    if (remove_dir(dir) != 0)
         code = 1;
     return code;
 }
