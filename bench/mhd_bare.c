@@ -54,8 +54,8 @@ int main(int argc, char **argv)
         return 2;
     long threads = sysconf(_SC_NPROCESSORS_ONLN);
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS, (uint16_t)port, NULL, NULL, answer,
-        NULL, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 0 ? threads : 1),
+        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS, (uint16_t)port, NULL, NULL, answer, NULL,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(threads > 0 ? threads : 1),
         MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert, MHD_OPTION_END);
     if (d == NULL)
         return 1;

@@ -52,9 +52,9 @@ CU_WUR enum cu_err cu_keyring_derive(const struct cu_keyring *kr, const char *pu
 
 /* One KEK as cu_keyring_kek_info describes it. */
 struct cu_kek_info {
-    uint32_t version;
     int64_t created_ms; /* when it was made, Unix milliseconds */
-    bool current;       /* it wraps new data keys */
+    uint32_t version;
+    bool current; /* it wraps new data keys */
 };
 
 /* cu_keyring_add_kek(path, out_version, err): appends a new KEK (32 random bytes, the next

@@ -111,14 +111,22 @@ static bool is_alnum(char c)
     return is_lower(c) || is_upper(c) || is_digit(c);
 }
 
+/* ASCII case mapping by table, so no arithmetic on char needs narrowing back. */
+static const char lower_of[] = "abcdefghijklmnopqrstuvwxyz";
+static const char upper_of[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
 static char to_lower(char c)
 {
-    return is_upper(c) ? (char)(c - 'A' + 'a') : c;
+    if (!is_upper(c))
+        return c;
+    return lower_of[c - 'A'];
 }
 
 static char to_upper(char c)
 {
-    return is_lower(c) ? (char)(c - 'a' + 'A') : c;
+    if (!is_lower(c))
+        return c;
+    return upper_of[c - 'a'];
 }
 
 /* all_of(p, n, pred): true when every one of the n bytes at p satisfies pred. */
@@ -344,7 +352,10 @@ static void language_transform(const char *in, size_t n, struct sink *s)
         for (size_t i = 0; i < k; i++) {
             bool upper = start > 0 && (k == 2 || (k == 4 && i == 0));
 
-            sink_putc(s, upper ? to_upper(in[start + i]) : to_lower(in[start + i]));
+            if (upper)
+                sink_putc(s, to_upper(in[start + i]));
+            else
+                sink_putc(s, to_lower(in[start + i]));
         }
         if (start + k < n) {
             sink_putc(s, '-');

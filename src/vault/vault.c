@@ -379,7 +379,7 @@ static void new_id(char id[CU_CUSTOMER_ID_BYTES])
 {
     uint8_t raw[8];
     cu_crypto_random(raw, sizeof(raw));
-    memcpy(id, "cus_", 4);
+    memcpy(id, "cus_", 5); /* the NUL is overwritten by the hex digits */
     cu_hex_encode(raw, sizeof(raw), id + 4);
 }
 
