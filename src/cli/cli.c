@@ -3,6 +3,7 @@
  */
 #include "cli/cli.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,21 @@ const char *cu_cli_data_dir(const char *flag)
     if (env != NULL && *env)
         return env;
     return CU_DEFAULT_DATA_DIR;
+}
+
+bool cu_cli_dir_only(int argc, char **argv, const char **dir)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int c;
+    *dir = NULL;
+    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        if (c != 'd')
+            return false;
+        *dir = optarg;
+    }
+    return optind == argc;
 }
 
 void cu_cli_error(const char *fmt, ...)

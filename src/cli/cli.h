@@ -32,6 +32,10 @@ int cu_cli_keys(int argc, char **argv);
 /* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
 const char *cu_cli_data_dir(const char *flag);
 
+/* cu_cli_dir_only(argc, argv, dir): parses the options of a subcommand that takes only
+ * --dir DIR (and --help); *dir gets DIR or NULL. false on anything else (print usage). */
+bool cu_cli_dir_only(int argc, char **argv, const char **dir);
+
 /* cu_cli_error(fmt, ...): prints "custodia: <message>" on stderr. */
 void cu_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -243,23 +242,14 @@ static int usage(void)
 
 int cu_cli_init(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     char err[CU_CONFIG_ERR_BYTES], conf[CU_CONFIG_PATH_BYTES + 16];
     const char *dirflag = NULL;
     struct made m = {0};
     struct cu_config cfg;
     struct cu_store *st = NULL;
-    int c, code;
+    int code;
 
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c == 'd')
-            dirflag = optarg;
-        else
-            return usage();
-    }
-    if (optind != argc)
+    if (!cu_cli_dir_only(argc, argv, &dirflag))
         return usage();
     m.dir = cu_cli_data_dir(dirflag);
     if (cu_crypto_init() != CU_OK) {

@@ -2,7 +2,6 @@
  * serve.c - `custodia serve [--dir DIR]`: opens the data directory and runs the HTTPS
  * server until SIGTERM or SIGINT.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -82,21 +81,12 @@ static unsigned pool_size(const struct cu_config *cfg)
 
 int cu_cli_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     const char *dirflag = NULL;
     struct cu_cli_ctx ctx;
     struct cu_app *app = NULL;
-    int c, code;
+    int code;
 
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c == 'd')
-            dirflag = optarg;
-        else
-            return usage();
-    }
-    if (optind != argc)
+    if (!cu_cli_dir_only(argc, argv, &dirflag))
         return usage();
     code = cu_cli_open(cu_cli_data_dir(dirflag), &ctx, true);
     if (code != CU_EXIT_OK)
