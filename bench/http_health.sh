@@ -1,7 +1,7 @@
 #!/bin/sh
 # GET /v1/health over HTTPS keep-alive on 127.0.0.1 for 10 s with wrk: requests/s and p99,
 # next to the same run against bare libmicrohttpd (bench/mhd_bare.c) with the same TLS set-up.
-# The server runs with its defaults (one worker per core, access log on, written to a file).
+# The server runs with its defaults (eight workers per core, access log on, written to a file).
 set -eu
 BIN=${CU_BINARY:?}
 BENCH=$(dirname "$BIN")/bench

@@ -202,7 +202,9 @@ enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const cha
 {
     struct cu_audit_event ev;
     fill_event(req, &ev, action, target, outcome, details);
-    enum cu_err rc = cu_audit_record_event(req->app->audit, req->app->store, &ev);
+    enum cu_err rc = req->app->batcher
+                         ? cu_audit_batcher_append(req->app->batcher, &ev)
+                         : cu_audit_record_event(req->app->audit, req->app->store, &ev);
     json_decref(details);
     return audit_result(req->app, rc, action);
 }
@@ -657,6 +659,8 @@ enum cu_err cu_server_run(struct cu_app *app)
     if (rc == CU_OK)
         rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
     if (rc == CU_OK)
+        rc = cu_audit_batcher_new(app->audit, app->store, &app->batcher);
+    if (rc == CU_OK)
         rc = read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
     if (rc == CU_OK)
         rc = read_pem(&app->cfg, app->cfg.server.tls_key, &key);
@@ -690,12 +694,16 @@ enum cu_err cu_server_run(struct cu_app *app)
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
            CU_LI("in_flight", atomic_load(&app->inflight)));
     drain(app, d);
+    cu_audit_batcher_free(app->batcher); /* after the last request is done with it */
+    app->batcher = NULL;
     checkpointer_stop(&cp);
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
     cu_log_buffer_stop();
 out_mask:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
+    cu_audit_batcher_free(app->batcher);
+    app->batcher = NULL;
     wipe_free(key);
     cu_free(cert);
     return rc;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "api/batch.h"
 #include "api/limit.h"
 #include "api/metrics.h"
 #include "audit/audit.h"
@@ -24,6 +25,7 @@ struct cu_app {
     struct cu_store *store;
     struct cu_apikey_service *apikeys;
     struct cu_audit *audit;
+    struct cu_audit_batcher *batcher; /* group commit of stand-alone audit records */
     struct cu_kek_source *kek;
     struct cu_vault *vault;
     struct cu_metrics *metrics;

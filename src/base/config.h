@@ -26,7 +26,7 @@ struct cu_config {
     struct {
         char listen_address[64];             /* IPv4 or IPv6 literal */
         uint16_t port;                       /* 1..65535 */
-        unsigned threads;                    /* 0 = one per core; else 1..256 */
+        unsigned threads;                    /* 0 = eight per core; else 1..256 */
         unsigned max_connections;            /* 1..100000 */
         unsigned per_ip_connections;         /* 0 = no limit; else 1..100000 */
         unsigned idle_timeout;               /* seconds, 1..3600 */

@@ -76,7 +76,7 @@ static unsigned pool_size(const struct cu_config *cfg)
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     if (cfg->server.threads > 0)
         return cfg->server.threads;
-    return n > 0 && n <= 256 ? (unsigned)n : 1;
+    return n > 0 && n <= 32 ? (unsigned)n * 8 : n > 32 ? 256 : 8;
 }
 
 int cu_cli_serve(int argc, char **argv)

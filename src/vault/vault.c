@@ -10,6 +10,7 @@
  */
 #include "vault/vault.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -129,18 +130,39 @@ static enum cu_err unwrap_into(struct cu_vault *v, const char *id, const void *w
     return rc;
 }
 
-/* Unwraps a customer's DEK into new guarded memory. Caller frees with cu_secret_free. */
-static enum cu_err unwrap_dek(struct cu_vault *v, const char *id, const void *wrapped, size_t len,
-                              struct cu_secret **out)
+/* One guarded DEK buffer per thread for the read path: guarded memory costs mmap, mprotect
+ * and munmap, whose TLB shootdowns dominate a read when every read allocates one. The buffer
+ * is wiped after every use and freed when its thread ends. */
+static pthread_key_t dek_key;
+static pthread_once_t dek_once = PTHREAD_ONCE_INIT;
+
+static void dek_free(void *p)
 {
-    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
-    enum cu_err rc = dek ? unwrap_into(v, id, wrapped, len, dek) : CU_E_NOMEM;
-    if (rc != CU_OK) {
-        cu_secret_free(dek);
-        return rc;
+    cu_secret_free(p);
+}
+
+static void dek_key_make(void)
+{
+    CU_ASSERT(pthread_key_create(&dek_key, dek_free) == 0);
+}
+
+static struct cu_secret *thread_dek(void)
+{
+    struct cu_secret *d;
+    pthread_once(&dek_once, dek_key_make);
+    d = pthread_getspecific(dek_key);
+    if (d == NULL && (d = cu_secret_new(CU_KEY_BYTES)) != NULL &&
+        pthread_setspecific(dek_key, d) != 0) {
+        cu_secret_free(d);
+        d = NULL;
     }
-    *out = dek;
-    return CU_OK;
+    return d;
+}
+
+static void thread_dek_wipe(struct cu_secret *d)
+{
+    if (d != NULL)
+        cu_crypto_wipe(cu_secret_data(d), cu_secret_len(d));
 }
 
 /* ---- fields ---- */
@@ -541,12 +563,13 @@ enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, b
         const void *w = cu_stmt_blob(st, 5, &wl);
         dek_version = cu_stmt_int(st, 6);
         has_dek = true;
-        rc = unwrap_dek(v, out->id, w, wl, &dek);
+        dek = thread_dek();
+        rc = dek ? unwrap_into(v, out->id, w, wl, dek) : CU_E_NOMEM;
     }
     cu_stmt_done(st);
     if (rc == CU_OK && has_dek)
         rc = open_fields(db, dek, dek_version, out);
-    cu_secret_free(dek);
+    thread_dek_wipe(dek);
     if (rc != CU_OK)
         cu_customer_clear(out);
     return rc;

@@ -87,6 +87,9 @@ req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "during fault", "sc
 check_eq "a change whose audit fails is refused" 503 "$STATUS"
 check_eq "with the audit problem type" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
 check_eq "and nothing was changed" "$before" "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM api_keys")"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "a read whose audit record fails is refused too" 503 "$STATUS"
+check_eq "with the audit problem type as well" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
 req GET /v1/health
 check_eq "health reports the audit log failing" 503 "$STATUS"
 check_eq "health names the audit" failing "$(json "j['audit']")"

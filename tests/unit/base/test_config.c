@@ -103,7 +103,7 @@ static const struct bad_case bad_cases[] = {
     {"server", "port", "99999999999999999999999",
      "must be an integer from 1 to 65535, got \"99999999999999999999999\""},
     {"server", "threads", "257",
-     "must be 0 (one per CPU core) or an integer from 1 to 256, got \"257\""},
+     "must be 0 (eight per CPU core) or an integer from 1 to 256, got \"257\""},
     {"server", "max_connections", "0", "must be an integer from 1 to 100000, got \"0\""},
     {"server", "max_connections", "100001", "must be an integer from 1 to 100000, got \"100001\""},
     {"server", "per_ip_connections", "100001",
