@@ -9,12 +9,14 @@ import re
 import sys
 
 
-def c_string(text):
-    out = []
-    for line in text.splitlines(keepends=True):
-        esc = line.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
-        out.append('    "%s"' % esc)
-    return '\n'.join(out) if out else '    ""'
+def c_bytes(text):
+    """The text as a C array initializer of byte values, NUL-terminated: string literals
+    longer than 4095 bytes are beyond what ISO C requires compilers to accept."""
+    data = list(text.encode('utf-8')) + [0]
+    rows = []
+    for i in range(0, len(data), 16):
+        rows.append('    ' + ', '.join('%d' % b for b in data[i:i + 16]) + ',')
+    return '\n'.join(rows)
 
 
 def main():
@@ -36,9 +38,11 @@ def main():
         f.write('#include <stddef.h>\n#include "store/store.h"\n\n')
         f.write('extern const struct cu_migration %s[];\n' % symbol)
         f.write('extern const size_t %s_count;\n\n' % symbol)
+        for version, name, sql in entries:
+            f.write('static const char sql_%04d[] = {\n%s\n};\n\n' % (version, c_bytes(sql)))
         f.write('const struct cu_migration %s[] = {\n' % symbol)
         for version, name, sql in entries:
-            f.write('    {%d, "%s",\n%s},\n' % (version, name, c_string(sql)))
+            f.write('    {%d, "%s", sql_%04d},\n' % (version, name, version))
         f.write('};\n\nconst size_t %s_count = %d;\n' % (symbol, len(entries)))
 
 

@@ -47,6 +47,12 @@ static const struct err_info err_table[] = {
     [CU_E_UNAVAILABLE] = {"a dependency is unavailable", 503, "unavailable", "Service unavailable"},
     [CU_E_AUDIT] = {"the audit log cannot be written", 503, "audit_unavailable",
                     "Audit log unavailable"},
+    [CU_E_BAD_CREDENTIALS] = {"invalid credentials", 401, "invalid_credentials",
+                              "Invalid credentials"},
+    [CU_E_STEP_UP] = {"step-up authentication required", 401, "step_up_required",
+                      "Step-up authentication required"},
+    [CU_E_MFA_ENROL] = {"second factor enrolment required", 403, "mfa_enrolment_required",
+                        "Second factor enrolment required"},
     [CU_E_INTERNAL] = {"internal error", 500, "internal", INTERNAL_TITLE},
 };
 

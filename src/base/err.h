@@ -36,6 +36,9 @@ enum cu_err {
     CU_E_TLS,             /* TLS setup failed */
     CU_E_UNAVAILABLE,     /* a dependency is down; try later */
     CU_E_AUDIT,           /* the audit record could not be written: fail closed */
+    CU_E_BAD_CREDENTIALS, /* sign-in refused: wrong login, password or code (never says which) */
+    CU_E_STEP_UP,         /* the operation needs a recent, stronger sign-in */
+    CU_E_MFA_ENROL,       /* the account must enrol a second factor first */
     CU_E_INTERNAL,        /* a bug or an unexpected state */
     CU_E__COUNT
 };

@@ -791,6 +791,7 @@ enum cu_err cu_vault_erase(struct cu_vault *v, struct cu_db *db, const char *id,
 {
     static const char del_f[] = "DELETE FROM customer_fields WHERE customer_id = $1";
     static const char del_ix[] = "DELETE FROM customer_index WHERE customer_id = $1";
+    static const char del_s[] = "DELETE FROM customer_secrets WHERE customer_id = $1";
     static const char tomb[] =
         "UPDATE customers SET status = 'erased', country = NULL, language = NULL, tags = '[]', "
         "dek_wrapped = NULL, kek_version = NULL, erased_at = $2, erased_by = $3, updated_at = $2 "
@@ -806,6 +807,8 @@ enum cu_err cu_vault_erase(struct cu_vault *v, struct cu_db *db, const char *id,
         rc = cu_db_exec(db, del_f, p, CU_NVALS(p));
     if (rc == CU_OK)
         rc = cu_db_exec(db, del_ix, p, CU_NVALS(p));
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, del_s, p, CU_NVALS(p));
     return rc;
 }
 
@@ -855,6 +858,157 @@ enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t batch, 
     return rc;
 }
 
+/* ---- secrets ---- */
+
+#define SECRET_NAME_MAX 32
+#define SECRETS_PER_CUSTOMER 16
+
+static bool secret_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 0 && n <= SECRET_NAME_MAX && strspn(name, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+static void secret_ad(const char *id, const char *name, char ad[AD_BYTES])
+{
+    snprintf(ad, AD_BYTES, "customer_secrets|%s|%s", name, id);
+}
+
+static enum cu_err secret_write(struct cu_vault *v, struct cu_db *db, const struct cu_secret *dek,
+                                int64_t dek_version, const char *id, const char *name,
+                                const void *data, size_t len)
+{
+    static const char up[] = "INSERT INTO customer_secrets (customer_id, name, value) VALUES "
+                             "($1, $2, $3) ON CONFLICT (customer_id, name) DO UPDATE SET "
+                             "value = excluded.value";
+    uint8_t sealed[CU_VAULT_SECRET_MAX + 64];
+    char ad[AD_BYTES], text[CU_B64URL_LEN(CU_VAULT_SECRET_MAX + 64) + 1];
+    size_t n = 0;
+    enum cu_err rc;
+
+    secret_ad(id, name, ad);
+    rc = cu_crypto_seal(dek, (uint32_t)dek_version, v->alg, data, len, (const uint8_t *)ad,
+                        strlen(ad), sealed, sizeof(sealed), &n);
+    if (rc == CU_OK)
+        rc = cu_b64url_encode(sealed, n, text, sizeof(text));
+    const struct cu_val p[] = {CU_VT(id), CU_VT(name), CU_VT(text)};
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, up, p, CU_NVALS(p));
+    return rc;
+}
+
+static enum cu_err secret_open(const struct cu_secret *dek, int64_t dek_version, const char *id,
+                               const char *name, const char *text, size_t tlen, void *out,
+                               size_t cap, size_t *len)
+{
+    uint8_t sealed[CU_VAULT_SECRET_MAX + 64];
+    char ad[AD_BYTES];
+    size_t n = 0;
+    enum cu_err rc = cu_b64url_decode_public(text, tlen, sealed, sizeof(sealed), &n);
+
+    if (rc != CU_OK)
+        rc = CU_E_CORRUPT;
+    if (rc == CU_OK) {
+        secret_ad(id, name, ad);
+        rc = cu_crypto_open(dek, (uint32_t)dek_version, sealed, n, (const uint8_t *)ad,
+                            strlen(ad), out, cap, len);
+    }
+    if (rc != CU_OK)
+        cu_log(CU_LOG_ERROR, "vault.secret_open_failed", CU_LS("customer", id),
+               CU_LS("secret", name), CU_LS("error", cu_err_str(rc)), CU_LB("alert", true));
+    return rc;
+}
+
+enum cu_err cu_vault_secret_put(struct cu_vault *v, struct cu_db *db, const char *id,
+                                const char *name, const void *data, size_t len)
+{
+    struct cu_secret *dek = NULL;
+    int64_t dv = 0;
+    enum cu_err rc = secret_name_ok(name) && len <= CU_VAULT_SECRET_MAX ? CU_OK : CU_E_INVALID;
+
+    if (rc == CU_OK)
+        rc = load_dek(v, db, id, &dek, &dv);
+    if (rc == CU_OK)
+        rc = secret_write(v, db, dek, dv, id, name, data, len);
+    cu_secret_free(dek);
+    return rc;
+}
+
+enum cu_err cu_vault_secret_get(struct cu_vault *v, struct cu_db *db, const char *id,
+                                const char *name, void *out, size_t cap, size_t *len)
+{
+    static const char sql[] =
+        "SELECT value FROM customer_secrets WHERE customer_id = $1 AND name = $2";
+    const struct cu_val p[] = {CU_VT(id), CU_VT(name)};
+    struct cu_secret *dek = NULL;
+    struct cu_stmt *st = NULL;
+    int64_t dv = 0;
+    bool row = false;
+    enum cu_err rc = load_dek(v, db, id, &dek, &dv);
+
+    if (rc == CU_OK)
+        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK) {
+        size_t tl = 0;
+        const char *text = cu_stmt_text(st, 0, &tl);
+        rc = secret_open(dek, dv, id, name, text, tl, out, cap, len);
+    }
+    cu_stmt_done(st);
+    cu_secret_free(dek);
+    return rc;
+}
+
+enum cu_err cu_vault_secret_drop(struct cu_db *db, const char *id, const char *name)
+{
+    static const char sql[] = "DELETE FROM customer_secrets WHERE customer_id = $1 AND name = $2";
+    const struct cu_val p[] = {CU_VT(id), CU_VT(name)};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+/* Re-seals every secret of a customer from the old DEK to the new one. */
+static enum cu_err reseal_secrets(struct cu_vault *v, struct cu_db *db, const char *id,
+                                  const struct cu_secret *old, int64_t old_version,
+                                  const struct cu_secret *dek, int64_t version)
+{
+    static const char sql[] = "SELECT name, value FROM customer_secrets WHERE customer_id = $1 "
+                              "ORDER BY name";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct {
+        char name[SECRET_NAME_MAX + 1];
+        uint8_t data[CU_VAULT_SECRET_MAX];
+        size_t len;
+    } *s = cu_calloc(SECRETS_PER_CUSTOMER, sizeof(*s));
+    struct cu_stmt *st = NULL;
+    size_t n = 0;
+    bool row = false;
+    enum cu_err rc = s ? cu_db_query(db, sql, p, CU_NVALS(p), &st) : CU_E_NOMEM;
+
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t nl = 0, tl = 0;
+        const char *name = cu_stmt_text(st, 0, &nl), *text = cu_stmt_text(st, 1, &tl);
+        if (n == SECRETS_PER_CUSTOMER || nl > SECRET_NAME_MAX) {
+            rc = CU_E_CORRUPT;
+            break;
+        }
+        snprintf(s[n].name, sizeof(s[n].name), "%.*s", (int)nl, name);
+        rc = secret_open(old, old_version, id, s[n].name, text, tl, s[n].data,
+                         sizeof(s[n].data), &s[n].len);
+        n++;
+    }
+    cu_stmt_done(st);
+    for (size_t i = 0; rc == CU_OK && i < n; i++)
+        rc = secret_write(v, db, dek, version, id, s[i].name, s[i].data, s[i].len);
+    if (s != NULL) {
+        cu_crypto_wipe(s, SECRETS_PER_CUSTOMER * sizeof(*s));
+        cu_free(s);
+    }
+    return rc;
+}
+
 enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, const char *id)
 {
     static const char upd[] = "UPDATE customers SET dek_wrapped = $2, dek_version = $3, "
@@ -883,6 +1037,8 @@ enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, const char
         if (fs[i].personal && c.values[i] != NULL)
             rc = put_field(v, db, dek, dv + 1, id, &fs[i], c.values[i], why);
     }
+    if (rc == CU_OK)
+        rc = reseal_secrets(v, db, id, old, dv, dek, dv + 1);
     if (rc == CU_OK) {
         const struct cu_val p[] = {CU_VT(id), CU_VB(w, wl), CU_VI(dv + 1), CU_VI(kv),
                                    CU_VI(cu_clock_now_ms())};

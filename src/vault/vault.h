@@ -98,6 +98,26 @@ CU_WUR enum cu_err cu_vault_rewrap(struct cu_vault *v, struct cu_db *db, size_t 
  * re-encrypts every personal field under it. CU_E_NOT_FOUND for an unknown or erased one. */
 CU_WUR enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, const char *id);
 
+/* Secrets of a customer that are not personal fields (a TOTP secret), sealed under the
+ * customer's DEK with associated data "customer_secrets|<name>|<id>": never returned by
+ * cu_vault_get, destroyed by erasure, re-sealed by DEK rotation. name is 1..32 bytes of
+ * [a-z_]; a secret is at most CU_VAULT_SECRET_MAX bytes. */
+#define CU_VAULT_SECRET_MAX 256
+
+/* cu_vault_secret_put(v, db, id, name, data, len): stores (or replaces) a secret.
+ * CU_E_NOT_FOUND for an unknown or erased customer. */
+CU_WUR enum cu_err cu_vault_secret_put(struct cu_vault *v, struct cu_db *db, const char *id,
+                                       const char *name, const void *data, size_t len);
+
+/* cu_vault_secret_get(v, db, id, name, out, cap, len): opens a secret into out (cap bytes,
+ * at least its length), *len its length. CU_E_NOT_FOUND when there is none. The caller wipes
+ * out after use. */
+CU_WUR enum cu_err cu_vault_secret_get(struct cu_vault *v, struct cu_db *db, const char *id,
+                                       const char *name, void *out, size_t cap, size_t *len);
+
+/* cu_vault_secret_drop(db, id, name): deletes a secret; CU_OK whether or not it existed. */
+CU_WUR enum cu_err cu_vault_secret_drop(struct cu_db *db, const char *id, const char *name);
+
 /* cu_vault_kek_usage(db, version, count): how many DEKs the KEK version wraps. */
 CU_WUR enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *count);
 

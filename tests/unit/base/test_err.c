@@ -61,6 +61,9 @@ static void test_documented_mapping(void **state)
         {CU_E_TLS, 500, "internal"},
         {CU_E_UNAVAILABLE, 503, "unavailable"},
         {CU_E_AUDIT, 503, "audit_unavailable"},
+        {CU_E_BAD_CREDENTIALS, 401, "invalid_credentials"},
+        {CU_E_STEP_UP, 401, "step_up_required"},
+        {CU_E_MFA_ENROL, 403, "mfa_enrolment_required"},
         {CU_E_INTERNAL, 500, "internal"},
     };
 

@@ -1,0 +1,589 @@
+/*
+ * auth.c - sign-in (password, then a second factor when the account has one), step-up, and
+ * passwords.
+ *
+ * A sign-in reads the account and its lockout state, verifies the password outside any
+ * transaction (the hash takes tens of milliseconds), then records the outcome, its event and
+ * its audit record in one write transaction. A login that matches no account is verified
+ * against a dummy hash and counted in a lockout row of its own, so an outsider sees the same
+ * answer, the same time and the same lockout for an unknown login as for a wrong password.
+ */
+#include "identity/identity_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+
+#define MAX_CHALLENGE_ATTEMPTS 5
+
+/* What phase one of a sign-in found. */
+struct account {
+    bool found; /* the login names an active account */
+    char id[CU_SUBJECT_ID_BYTES];
+    char subject[SUBJECT_KEY_BYTES];
+    struct cred cred;
+    uint64_t failures;
+    int64_t locked_until;
+};
+
+static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind,
+                        const char *login, char out[SUBJECT_KEY_BYTES])
+{
+    char buf[CU_EMAIL_MAX + 16];
+    uint8_t h[CU_HASH_BYTES];
+    int n = snprintf(buf, sizeof(buf), "%s|", cu_subject_kind_name(kind));
+    for (size_t i = 0; login[i] != '\0' && (size_t)n < sizeof(buf) - 1; i++) {
+        char c = login[i];
+        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    }
+    cu_crypto_keyed_hash(idn->login_key, buf, (size_t)n, h);
+    memcpy(out, "unknown:", 8);
+    cu_hex_encode(h, sizeof(h), out + 8);
+    cu_crypto_wipe(buf, sizeof(buf));
+}
+
+/* The id of the active account a login names, or CU_E_NOT_FOUND. */
+static enum cu_err find_account(struct cu_identity *idn, struct cu_db *db,
+                                enum cu_subject_kind kind, const char *login,
+                                char id[CU_SUBJECT_ID_BYTES])
+{
+    enum cu_err rc;
+    if (kind == CU_SUBJECT_STAFF) {
+        struct cu_staff_info s;
+        rc = cu_identity_staff_find(idn, db, login, &s);
+        if (rc == CU_OK && strcmp(s.status, "active") != 0)
+            rc = CU_E_NOT_FOUND;
+        if (rc == CU_OK)
+            snprintf(id, CU_SUBJECT_ID_BYTES, "%s", s.id);
+        cu_crypto_wipe(&s, sizeof(s));
+        return rc;
+    }
+    char ids[1][CU_CUSTOMER_ID_BYTES], why[CU_VAULT_WHY_BYTES];
+    struct cu_customer c;
+    size_t n = 0;
+    rc = cu_vault_find(idn->vault, db, strchr(login, '@') ? "email" : "external_ref", login, ids, 1,
+                       &n, why);
+    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || (rc == CU_OK && n == 0))
+        return CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = cu_vault_get(idn->vault, db, ids[0], false, &c);
+    if (rc == CU_OK && strcmp(c.status, "active") != 0)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        snprintf(id, CU_SUBJECT_ID_BYTES, "%s", c.id);
+    if (rc == CU_OK || rc == CU_E_NOT_FOUND)
+        cu_customer_clear(&c);
+    return rc;
+}
+
+static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
+                                enum cu_subject_kind kind, const char *login, struct account *a)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    memset(a, 0, sizeof(*a));
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_READ);
+    if (rc != CU_OK)
+        return rc;
+    rc = find_account(idn, db, kind, login, a->id);
+    a->found = rc == CU_OK;
+    if (rc == CU_E_NOT_FOUND)
+        rc = CU_OK;
+    if (rc == CU_OK && a->found)
+        rc = cred_load(db, kind, a->id, &a->cred);
+    if (a->found)
+        subject_key(kind, a->id, a->subject);
+    else
+        unknown_key(idn, kind, login, a->subject);
+    if (rc == CU_OK)
+        rc = lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures,
+                           &a->locked_until);
+    cu_db_rollback(db);
+    return rc;
+}
+
+static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subject_kind kind,
+                             const char *login, const char *reason)
+{
+    char h[CU_AUDIT_HASHED_BYTES] = "";
+    if (audit != NULL && audit->log != NULL &&
+        cu_audit_hash_value(audit->log, kind == CU_SUBJECT_STAFF ? "email" : "login", login,
+                            h) != CU_OK)
+        h[0] = '\0';
+    return json_pack("{s:s, s:s, s:s}", "subject_kind", cu_subject_kind_name(kind), "login", h,
+                     "reason", reason);
+}
+
+/* A sign-in refused while the account waits out a lockout. */
+static enum cu_err refuse_locked(struct cu_store *st, enum cu_subject_kind kind,
+                                 const struct account *a, const char *login,
+                                 const struct cu_auth_ctx *ctx,
+                                 const struct cu_identity_audit *audit, int64_t *retry_ms)
+{
+    struct cu_db *db = NULL;
+    json_t *d = login_details(audit, kind, login, "locked");
+    enum cu_err rc = write_txn(st, &db);
+
+    *retry_ms = a->locked_until - cu_clock_now_ms();
+    json_object_set_new(d, "retry_after_ms", json_integer(*retry_ms));
+    if (rc != CU_OK) {
+        json_decref(d);
+        return rc;
+    }
+    rc = event_add(db, "login_locked", kind, a->found ? a->id : NULL, ctx, "locked");
+    if (rc == CU_OK)
+        rc = audit_add(audit, db, "auth.login", a->found ? a->id : "", "locked", d);
+    else
+        json_decref(d);
+    rc = finish_txn(db, rc);
+    return rc == CU_OK ? CU_E_RATE_LIMITED : rc;
+}
+
+static enum cu_err record_failure(struct cu_identity *idn, struct cu_db *db,
+                                  enum cu_subject_kind kind, const struct account *a,
+                                  const char *login, const char *event,
+                                  const struct cu_auth_ctx *ctx,
+                                  const struct cu_identity_audit *audit, const char *action)
+{
+    uint64_t failures = 0;
+    int64_t until = 0, now = cu_clock_now_ms();
+    enum cu_err rc = lockout_fail(idn, db, a->subject, now, &failures, &until);
+    if (rc == CU_OK)
+        rc = event_add(db, event, kind, a->found ? a->id : NULL, ctx, "invalid_credentials");
+    if (rc == CU_OK) {
+        json_t *d = login ? login_details(audit, kind, login, "invalid_credentials")
+                          : json_pack("{s:s, s:s}", "subject_kind", cu_subject_kind_name(kind),
+                                      "reason", "invalid_code");
+        json_object_set_new(d, "failures", json_integer((json_int_t)failures));
+        json_object_set_new(d, "locked_for_ms", json_integer(until ? until - now : 0));
+        rc = audit_add(audit, db, action, a->found ? a->id : "", "failure", d);
+    }
+    return rc;
+}
+
+static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
+                                    enum cu_subject_kind kind, const char *id,
+                                    const struct cu_auth_ctx *ctx,
+                                    char token[CU_CHALLENGE_TOKEN_BYTES])
+{
+    static const char sql[] =
+        "INSERT INTO auth_challenges (token_hash, subject_kind, subject_id, created_at, "
+        "expires_at, attempts, ip, user_agent, device_id) VALUES ($1, $2, $3, $4, $5, 0, $6, $7, "
+        "$8)";
+    uint8_t h[CU_HASH_BYTES];
+    int64_t now = cu_clock_now_ms();
+    const char *ua = ctx && ctx->user_agent ? ctx->user_agent : "";
+    const char *dev = ctx && ctx->device_id ? ctx->device_id : "";
+
+    token_new("csc_", token);
+    cu_crypto_keyed_hash(idn->token_key, token, CU_SESSION_TOKEN_LEN, h);
+    const struct cu_val p[] = {CU_VB(h, sizeof(h)),
+                               CU_VT(cu_subject_kind_name(kind)),
+                               CU_VT(id),
+                               CU_VI(now),
+                               CU_VI(now + idn->opts.challenge_ms),
+                               CU_VT(ctx && ctx->ip ? ctx->ip : ""),
+                               CU_VTN(ua, strnlen(ua, CU_USER_AGENT_MAX)),
+                               CU_VTN(dev, strnlen(dev, CU_DEVICE_ID_MAX))};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+static enum cu_err store_rehash(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                const char *hash)
+{
+    static const char sql[] = "UPDATE credentials SET password_hash = $3, updated_at = $4 WHERE "
+                              "subject_kind = $1 AND subject_id = $2";
+    const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(hash),
+                               CU_VI(cu_clock_now_ms())};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
+                                  enum cu_subject_kind kind, const struct account *a,
+                                  const char *login, const char *newhash,
+                                  const struct cu_auth_ctx *ctx,
+                                  const struct cu_identity_audit *audit,
+                                  struct cu_login_result *out)
+{
+    json_t *d = login_details(audit, kind, login, "password");
+    enum cu_err rc = lockout_reset(db, a->subject);
+
+    if (rc == CU_OK && newhash[0] != '\0')
+        rc = store_rehash(db, kind, a->id, newhash);
+    if (rc == CU_OK && a->cred.totp_enabled) {
+        out->status = CU_LOGIN_MFA_REQUIRED;
+        rc = challenge_create(idn, db, kind, a->id, ctx, out->challenge);
+        if (rc == CU_OK)
+            rc = event_add(db, "mfa_challenged", kind, a->id, ctx, "password");
+    } else if (rc == CU_OK) {
+        out->status = CU_LOGIN_OK;
+        out->mfa_enrolment_required =
+            kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
+        rc = session_create(idn, db, kind, a->id, CU_AAL1, ctx, &out->session, out->token);
+        if (rc == CU_OK)
+            rc = event_add(db, "login_succeeded", kind, a->id, ctx, "password");
+        json_object_set_new(d, "session", json_string(out->session.id));
+        json_object_set_new(d, "aal", json_integer(1));
+    }
+    if (rc == CU_OK)
+        rc = audit_add(audit, db, "auth.login", a->id,
+                       out->status == CU_LOGIN_OK ? "success" : "mfa_required", d);
+    else
+        json_decref(d);
+    return rc;
+}
+
+static bool login_ok(const char *login, const char *password, size_t len)
+{
+    size_t n = login ? strnlen(login, CU_EMAIL_MAX + 1) : 0;
+    return n > 0 && n <= CU_EMAIL_MAX && password != NULL && len > 0 &&
+           len <= CU_PWHASH_MAX_PASSWORD_BYTES;
+}
+
+enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
+                              enum cu_subject_kind kind, const char *login, const char *password,
+                              size_t len, const struct cu_auth_ctx *ctx,
+                              const struct cu_identity_audit *audit, struct cu_login_result *out)
+{
+    struct account a;
+    char newhash[CU_PWHASH_STR_BYTES] = "";
+    struct cu_db *db = NULL;
+    bool ok = false, rehash = false;
+    enum cu_err rc;
+
+    memset(out, 0, sizeof(*out));
+    if (!login_ok(login, password, len))
+        return CU_E_INVALID;
+    rc = read_account(idn, st, kind, login, &a);
+    if (rc == CU_OK && a.locked_until > cu_clock_now_ms()) {
+        rc = refuse_locked(st, kind, &a, login, ctx, audit, &out->retry_after_ms);
+        goto out;
+    }
+    /* Unknown logins and accounts without a password check the dummy hash: same cost. */
+    if (rc == CU_OK)
+        rc = hasher_rc(cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash
+                                                                          : NULL,
+                                        password, len, &ok, &rehash));
+    if (rc == CU_OK && ok && rehash &&
+        hasher_rc(cu_hasher_hash(idn->hasher, password, len, newhash)) != CU_OK)
+        newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
+    if (rc == CU_OK)
+        rc = write_txn(st, &db);
+    if (rc != CU_OK)
+        goto out;
+    if (ok)
+        rc = record_success(idn, db, kind, &a, login, newhash, ctx, audit, out);
+    else
+        rc = record_failure(idn, db, kind, &a, login, "login_failed", ctx, audit, "auth.login");
+    rc = finish_txn(db, rc);
+    if (rc == CU_OK && !ok)
+        rc = CU_E_BAD_CREDENTIALS;
+out:
+    cred_wipe(&a.cred);
+    cu_crypto_wipe(newhash, sizeof(newhash));
+    if (rc != CU_OK) {
+        cu_crypto_wipe(out->token, sizeof(out->token));
+        cu_crypto_wipe(out->challenge, sizeof(out->challenge));
+    }
+    return rc;
+}
+
+/* ---- second step ---- */
+
+struct challenge {
+    enum cu_subject_kind kind;
+    char id[CU_SUBJECT_ID_BYTES];
+    int64_t attempts;
+};
+
+static enum cu_err challenge_find(struct cu_db *db, const uint8_t h[CU_HASH_BYTES],
+                                  struct challenge *c)
+{
+    static const char sql[] = "SELECT subject_kind, subject_id, attempts FROM auth_challenges "
+                              "WHERE token_hash = $1 AND expires_at > $2";
+    const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES), CU_VI(cu_clock_now_ms())};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_BAD_CREDENTIALS;
+    if (rc == CU_OK) {
+        size_t n = 0;
+        const char *k = cu_stmt_text(st, 0, &n);
+        c->kind = n == 5 && memcmp(k, "staff", 5) == 0 ? CU_SUBJECT_STAFF : CU_SUBJECT_CUSTOMER;
+        k = cu_stmt_text(st, 1, &n);
+        snprintf(c->id, sizeof(c->id), "%.*s", (int)n, k);
+        c->attempts = cu_stmt_int(st, 2);
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
+static enum cu_err challenge_failed(struct cu_db *db, const uint8_t h[CU_HASH_BYTES],
+                                    int64_t attempts)
+{
+    static const char inc[] = "UPDATE auth_challenges SET attempts = attempts + 1 WHERE "
+                              "token_hash = $1";
+    static const char del[] = "DELETE FROM auth_challenges WHERE token_hash = $1";
+    const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES)};
+    return cu_db_exec(db, attempts + 1 >= MAX_CHALLENGE_ATTEMPTS ? del : inc, p, CU_NVALS(p));
+}
+
+/* In the write transaction: checks the code and records the outcome. *result gets the answer
+ * for the caller (CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED); the return value is
+ * whether the transaction may commit. */
+static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
+                              const uint8_t h[CU_HASH_BYTES], const char *code,
+                              const struct cu_auth_ctx *ctx,
+                              const struct cu_identity_audit *audit, struct cu_login_result *out,
+                              enum cu_err *result)
+{
+    struct challenge c;
+    struct account a;
+    const char *method = "totp";
+    int64_t now = cu_clock_now_ms();
+    enum cu_err rc = challenge_find(db, h, &c);
+
+    memset(&a, 0, sizeof(a));
+    if (rc != CU_OK) {
+        *result = rc;
+        return rc == CU_E_BAD_CREDENTIALS ? CU_OK : rc;
+    }
+    a.found = true;
+    snprintf(a.id, sizeof(a.id), "%s", c.id);
+    subject_key(c.kind, c.id, a.subject);
+    rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+    if (rc == CU_OK && a.locked_until > now) {
+        out->retry_after_ms = a.locked_until - now;
+        *result = CU_E_RATE_LIMITED;
+        return CU_OK;
+    }
+    enum cu_err used = rc == CU_OK ? second_factor_use(idn, db, c.kind, c.id, code, &method) : rc;
+    if (used == CU_E_BAD_CREDENTIALS) {
+        *result = used;
+        rc = challenge_failed(db, h, c.attempts);
+        if (rc == CU_OK)
+            rc = record_failure(idn, db, c.kind, &a, NULL, "mfa_failed", ctx, audit, "auth.mfa");
+        return rc;
+    }
+    if (used != CU_OK)
+        return used;
+    static const char del[] = "DELETE FROM auth_challenges WHERE token_hash = $1";
+    const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES)};
+    rc = cu_db_exec(db, del, p, CU_NVALS(p));
+    if (rc == CU_OK)
+        rc = lockout_reset(db, a.subject);
+    if (rc == CU_OK)
+        rc = session_create(idn, db, c.kind, c.id, CU_AAL2, ctx, &out->session, out->token);
+    if (rc == CU_OK)
+        rc = event_add(db, "login_succeeded", c.kind, c.id, ctx, method);
+    if (rc == CU_OK)
+        rc = audit_add(audit, db, "auth.mfa", c.id, "success",
+                       json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
+                                 cu_subject_kind_name(c.kind), "method", method, "session",
+                                 out->session.id, "aal", 2));
+    out->status = CU_LOGIN_OK;
+    *result = CU_OK;
+    return rc;
+}
+
+enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st, const char *challenge,
+                            const char *code, const struct cu_auth_ctx *ctx,
+                            const struct cu_identity_audit *audit, struct cu_login_result *out)
+{
+    uint8_t h[CU_HASH_BYTES];
+    struct cu_db *db = NULL;
+    enum cu_err result = CU_E_BAD_CREDENTIALS, rc;
+
+    memset(out, 0, sizeof(*out));
+    if (challenge == NULL || code == NULL || strnlen(code, 65) > 64)
+        return CU_E_INVALID;
+    if (!token_shape_ok("csc_", challenge, strlen(challenge)))
+        return CU_E_BAD_CREDENTIALS;
+    cu_crypto_keyed_hash(idn->token_key, challenge, CU_SESSION_TOKEN_LEN, h);
+    rc = write_txn(st, &db);
+    if (rc == CU_OK)
+        rc = finish_txn(db, mfa_in_txn(idn, db, h, code, ctx, audit, out, &result));
+    if (rc == CU_OK)
+        rc = result;
+    if (rc != CU_OK)
+        cu_crypto_wipe(out->token, sizeof(out->token));
+    return rc;
+}
+
+/* ---- step-up ---- */
+
+static enum cu_err session_renew(struct cu_db *db, const char *id, enum cu_aal aal, int64_t now)
+{
+    static const char sql[] = "UPDATE sessions SET aal = $2, auth_at = $3 WHERE id = $1 AND "
+                              "revoked_at IS NULL";
+    const struct cu_val p[] = {CU_VT(id), CU_VI(aal), CU_VI(now)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    return rc == CU_OK && cu_db_changes(db) != 1 ? CU_E_UNAUTHENTICATED : rc;
+}
+
+static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
+                                  struct cu_session_info *s, bool password_ok, const char *code,
+                                  const struct cu_auth_ctx *ctx,
+                                  const struct cu_identity_audit *audit, enum cu_err *result)
+{
+    struct account a;
+    const char *method = "password";
+    int64_t now = cu_clock_now_ms();
+    enum cu_err rc, used = password_ok ? CU_OK : CU_E_BAD_CREDENTIALS;
+
+    memset(&a, 0, sizeof(a));
+    a.found = true;
+    snprintf(a.id, sizeof(a.id), "%s", s->subject_id);
+    subject_key(s->kind, s->subject_id, a.subject);
+    rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+    if (rc == CU_OK && a.locked_until > now) {
+        *result = CU_E_RATE_LIMITED;
+        return CU_OK;
+    }
+    if (rc == CU_OK && code != NULL)
+        used = second_factor_use(idn, db, s->kind, s->subject_id, code, &method);
+    if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS) {
+        *result = used;
+        return record_failure(idn, db, s->kind, &a, NULL, "step_up_failed", ctx, audit,
+                              "auth.step_up");
+    }
+    if (rc == CU_OK)
+        rc = used;
+    enum cu_aal aal = code != NULL ? CU_AAL2 : s->aal;
+    if (rc == CU_OK)
+        rc = session_renew(db, s->id, aal, now);
+    if (rc == CU_OK)
+        rc = lockout_reset(db, a.subject);
+    if (rc == CU_OK)
+        rc = audit_add(audit, db, "auth.step_up", s->subject_id, "success",
+                       json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
+                                 cu_subject_kind_name(s->kind), "method", method, "session",
+                                 s->id, "aal", (int)aal));
+    if (rc == CU_OK) {
+        s->aal = aal;
+        s->auth_at = now;
+        *result = CU_OK;
+    }
+    return rc;
+}
+
+enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
+                                struct cu_session_info *session, const char *password,
+                                size_t plen, const char *code, const struct cu_auth_ctx *ctx,
+                                const struct cu_identity_audit *audit)
+{
+    struct cu_db *db = NULL;
+    struct cred c;
+    bool ok = false;
+    enum cu_err result = CU_E_BAD_CREDENTIALS, rc = cu_store_db(st, &db);
+
+    if (rc == CU_OK)
+        rc = cred_load(db, session->kind, session->subject_id, &c);
+    if (rc != CU_OK)
+        return rc;
+    /* An account with a second factor steps up with it; one without, with its password. */
+    if ((c.totp_enabled && (code == NULL || password != NULL)) ||
+        (!c.totp_enabled && (password == NULL || code != NULL)) ||
+        (code != NULL && strnlen(code, 65) > 64) ||
+        (password != NULL && (plen == 0 || plen > CU_PWHASH_MAX_PASSWORD_BYTES))) {
+        cred_wipe(&c);
+        return CU_E_INVALID;
+    }
+    if (password != NULL)
+        rc = hasher_rc(cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL,
+                                        password, plen, &ok, NULL));
+    cred_wipe(&c);
+    if (rc == CU_OK)
+        rc = write_txn(st, &db);
+    if (rc == CU_OK)
+        rc = finish_txn(db, step_up_in_txn(idn, db, session, ok, code, ctx, audit, &result));
+    return rc == CU_OK ? result : rc;
+}
+
+/* ---- passwords ---- */
+
+static enum cu_err store_password(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                  const char *hash)
+{
+    static const char sql[] =
+        "INSERT INTO credentials (subject_kind, subject_id, password_hash, password_changed_at, "
+        "totp_enabled_at, totp_last_step, created_at, updated_at) VALUES ($1, $2, $3, $4, NULL, "
+        "-1, $4, $4) ON CONFLICT (subject_kind, subject_id) DO UPDATE SET password_hash = $3, "
+        "password_changed_at = $4, updated_at = $4";
+    const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(hash),
+                               CU_VI(cu_clock_now_ms())};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_store *st,
+                                     enum cu_subject_kind kind, const char *id, const char *pw,
+                                     size_t len, const char *keep_session,
+                                     const struct cu_identity_audit *audit,
+                                     char why[CU_IDENTITY_WHY_BYTES])
+{
+    char email[CU_EMAIL_MAX + 1], pwhy[CU_PASSWORD_WHY_BYTES];
+    char hash[CU_PWHASH_STR_BYTES];
+    struct cu_db *db = NULL;
+    bool active = false;
+    int64_t revoked = 0;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    why[0] = '\0';
+    if (rc == CU_OK)
+        rc = subject_account(idn, db, kind, id, email, sizeof(email), &active);
+    if (rc == CU_OK && !active)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK) {
+        rc = cu_password_check(idn->policy, pw, len, email[0] ? email : NULL, pwhy);
+        if (rc != CU_OK)
+            snprintf(why, CU_IDENTITY_WHY_BYTES, "field 'password': %s", pwhy);
+    }
+    cu_crypto_wipe(email, sizeof(email));
+    if (rc == CU_OK)
+        rc = hasher_rc(cu_hasher_hash(idn->hasher, pw, len, hash));
+    if (rc == CU_OK)
+        rc = write_txn(st, &db);
+    if (rc != CU_OK)
+        goto out;
+    rc = store_password(db, kind, id, hash);
+    if (rc == CU_OK)
+        rc = sessions_revoke_all(db, kind, id, keep_session, cu_clock_now_ms(), &revoked);
+    if (rc == CU_OK)
+        rc = audit_add(audit, db, "credential.password_set", id, "success",
+                       json_pack("{s:s, s:I}", "subject_kind", cu_subject_kind_name(kind),
+                                 "sessions_revoked", (json_int_t)revoked));
+    rc = finish_txn(db, rc);
+out:
+    cu_crypto_wipe(hash, sizeof(hash));
+    return rc;
+}
+
+enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store *st,
+                                       enum cu_subject_kind kind, const char *id, const char *pw,
+                                       size_t len, bool *ok)
+{
+    struct cu_db *db = NULL;
+    struct cred c;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    *ok = false;
+    if (len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES)
+        return CU_E_INVALID;
+    if (rc == CU_OK)
+        rc = cred_load(db, kind, id, &c);
+    if (rc != CU_OK)
+        return rc;
+    rc = hasher_rc(cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL, pw, len,
+                                    ok, NULL));
+    cred_wipe(&c);
+    return rc;
+}

@@ -1,0 +1,92 @@
+/*
+ * identity_int.h - what the files of the identity service share: the service's layout and
+ * the helpers each of them uses (subjects, sealed secrets, lockout counters, events, audit,
+ * sessions, recovery codes). Not for use outside src/identity/.
+ */
+#ifndef CU_IDENTITY_INT_H
+#define CU_IDENTITY_INT_H
+
+#include "identity/identity.h"
+#include "identity/password.h"
+#include "identity/totp.h"
+
+#include "crypto/crypto.h"
+
+#define SUBJECT_KEY_BYTES 96 /* "customer:<id>", "staff:<id>" or "unknown:<64 hex>" */
+
+struct cu_identity {
+    struct cu_identity_opts opts;
+    char common_passwords[1024];
+    char totp_issuer[64];
+    struct cu_hasher *hasher;
+    struct cu_password_policy *policy;
+    struct cu_secret *token_key;    /* session and challenge tokens */
+    struct cu_secret *code_key;     /* recovery codes */
+    struct cu_secret *login_key;    /* unknown logins, for their lockout rows and audit */
+    struct cu_secret *staff_index;  /* staff e-mail blind index */
+    struct cu_kek_source *kek;
+    enum cu_aead alg;
+    struct cu_vault *vault;
+};
+
+/* A subject's credentials row, as sign-in reads it. */
+struct cred {
+    bool exists;
+    bool has_password;
+    char password_hash[CU_PWHASH_STR_BYTES];
+    bool totp_enabled;
+    int64_t totp_last_step;
+};
+
+/* identity.c */
+void subject_key(enum cu_subject_kind kind, const char *id, char out[SUBJECT_KEY_BYTES]);
+enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                      struct cred *out);
+void cred_wipe(struct cred *c);
+enum cu_err secret_put(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                       const char *id, const char *name, const void *data, size_t len);
+enum cu_err secret_get(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                       const char *id, const char *name, void *out, size_t cap, size_t *len);
+enum cu_err secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                        const char *name);
+enum cu_err lockout_state(struct cu_identity *idn, struct cu_db *db, const char *subject,
+                          int64_t now, uint64_t *failures, int64_t *locked_until);
+enum cu_err lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
+                         int64_t now, uint64_t *failures, int64_t *locked_until);
+enum cu_err lockout_reset(struct cu_db *db, const char *subject);
+enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
+                      const char *sid, const struct cu_auth_ctx *ctx, const char *reason);
+enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
+                      const char *action, const char *target, const char *outcome,
+                      json_t *details);
+enum cu_err hasher_rc(enum cu_err rc);
+enum cu_err write_txn(struct cu_store *st, struct cu_db **db);
+enum cu_err finish_txn(struct cu_db *db, enum cu_err rc);
+enum cu_err subject_account(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                            const char *id, char *email, size_t cap, bool *active);
+
+/* staff.c */
+enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
+                           struct cu_secret **out);
+
+/* session.c */
+enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                           const char *id, enum cu_aal aal, const struct cu_auth_ctx *ctx,
+                           struct cu_session_info *info, char token[CU_SESSION_TOKEN_BYTES]);
+enum cu_err sessions_revoke_all(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                const char *keep, int64_t now, int64_t *count);
+void token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES]);
+bool token_shape_ok(const char *prefix, const char *token, size_t len);
+
+/* factor.c */
+enum cu_err recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
+                                   enum cu_subject_kind kind, const char *id,
+                                   char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
+/* second_factor_check: verifies a TOTP or recovery code for the subject and, in the caller's
+ * write transaction, consumes it (moves the TOTP step on, or marks the code used). *method
+ * gets "totp" or "recovery_code". CU_E_BAD_CREDENTIALS when wrong, replayed or used. */
+enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db,
+                              enum cu_subject_kind kind, const char *id, const char *code,
+                              const char **method);
+
+#endif
