@@ -17,6 +17,7 @@ static int usage(FILE *f)
           "  apikey   create, list or revoke API keys\n"
           "  audit    verify, export, tail or checkpoint the audit log; hash a value\n"
           "  keys     key status, KEK rotation and retirement, one customer's DEK rotation\n"
+          "  staff    add, list, disable or unlock staff accounts\n"
           "  version  print the version\n"
           "\n"
           "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help.\n",
@@ -31,7 +32,7 @@ int main(int argc, char **argv)
         int (*run)(int argc, char **argv);
     } commands[] = {
         {"init", cu_cli_init},   {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
-        {"audit", cu_cli_audit}, {"keys", cu_cli_keys},
+        {"audit", cu_cli_audit}, {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
     };
     if (argc < 2)
         return usage(stderr);

@@ -106,7 +106,7 @@ static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, c
                                      const char *target, uint64_t scopes)
 {
     char names[512];
-    if (cu_apikey_scopes_format(scopes & ~req->principal.key.scopes, names, sizeof(names)) != CU_OK)
+    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
         names[0] = '\0';
     enum cu_err rc =
         cu_app_audit_alone(req, action, target, "denied",
@@ -178,7 +178,7 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
 
     if (rc == CU_OK)
         rc = parse_create(req, resp, body, &name, &scopes, &expires);
-    if (rc == CU_OK && (scopes & ~req->principal.key.scopes) != 0)
+    if (rc == CU_OK && (scopes & ~req->principal.scopes) != 0)
         rc = refuse_escalation(req, resp, "apikey.create", "", scopes);
     if (rc == CU_OK)
         rc = cu_store_db(req->app->store, &db);
@@ -199,7 +199,7 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
     json_object_set_new(v, "key", json_string(token));
     cu_crypto_wipe(token, sizeof(token));
     cu_log(CU_LOG_INFO, "apikey.created", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
-           CU_LS("by", req->principal.key.id));
+           CU_LS("by", req->principal.id));
     return cu_resp_json(resp, 201, v);
 }
 
@@ -237,7 +237,7 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK) {
         rc = cu_apikey_get(db, req->params[0], &info);
         bool was_revoked = info.revoked_at != 0;
-        if (rc == CU_OK && (info.scopes & ~req->principal.key.scopes) != 0) {
+        if (rc == CU_OK && (info.scopes & ~req->principal.scopes) != 0) {
             cu_db_rollback(db);
             return refuse_escalation(req, resp, "apikey.revoke", target_of(&info).text,
                                      info.scopes);
@@ -255,6 +255,6 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the key could not be revoked");
     cu_log(CU_LOG_INFO, "apikey.revoked", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
-           CU_LS("by", req->principal.key.id));
+           CU_LS("by", req->principal.id));
     return cu_resp_json(resp, 200, apikey_json(&info));
 }

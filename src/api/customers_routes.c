@@ -26,7 +26,7 @@ static bool valid_customer_id(const char *id)
 
 static bool may_unmask(const struct cu_req *req)
 {
-    return (req->principal.key.scopes & CU_SCOPE_CUSTOMERS_UNMASK) != 0;
+    return (req->principal.scopes & CU_SCOPE_CUSTOMERS_UNMASK) != 0;
 }
 
 /* The target of a customer's audit records. */
@@ -252,7 +252,7 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {
-        rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.key.id);
+        rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.id);
         if (rc == CU_OK)
             rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text, "success",
                               NULL);

@@ -32,4 +32,30 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp);
 
+/* auth_routes.c: sign-in, and what a signed-in customer or staff member does for themselves */
+enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_auth_logout(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_totp_begin(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_recovery_codes(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_sessions_revoke(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_session_revoke(struct cu_req *req, struct cu_resp *resp);
+
+/* staff_routes.c: staff administration, and credentials of customers */
+enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_staff_password(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_lockout_clear(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp);
+
 #endif

@@ -184,3 +184,8 @@ const char *cu_req_query(struct cu_req *req, const char *name)
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND,
                                        name);
 }
+
+const char *cu_req_header(struct cu_req *req, const char *name)
+{
+    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
+}

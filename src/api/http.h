@@ -18,6 +18,7 @@
 #include "base/buf.h"
 #include "base/err.h"
 #include "identity/apikey.h"
+#include "identity/identity.h"
 
 #define CU_REQUEST_ID_BYTES 33 /* 32 hex digits + NUL */
 #define CU_MAX_PATH_PARAMS 4
@@ -36,11 +37,22 @@ enum cu_method {
     CU_METHOD_OTHER = 1 << 7,
 };
 
-enum cu_principal_kind { CU_PRINCIPAL_NONE = 0, CU_PRINCIPAL_APIKEY };
+enum cu_principal_kind {
+    CU_PRINCIPAL_NONE = 0,
+    CU_PRINCIPAL_APIKEY,   /* an API key */
+    CU_PRINCIPAL_STAFF,    /* a staff member's session */
+    CU_PRINCIPAL_CUSTOMER, /* a customer's session */
+};
 
+/* Who a request acts as. id and scopes hold for every kind: the key's id and scopes, or the
+ * staff member's id and scopes, or the customer's id (no scopes). */
 struct cu_principal {
     enum cu_principal_kind kind;
-    struct cu_apikey_info key; /* when kind is CU_PRINCIPAL_APIKEY */
+    char id[CU_SUBJECT_ID_BYTES];
+    uint64_t scopes;
+    struct cu_apikey_info key;      /* CU_PRINCIPAL_APIKEY */
+    struct cu_session_info session; /* CU_PRINCIPAL_STAFF and CU_PRINCIPAL_CUSTOMER */
+    bool has_totp;                  /* sessions: the subject has a second factor */
 };
 
 struct cu_app; /* the running service: config, keyring, store, services (server.c) */
@@ -72,11 +84,20 @@ struct cu_resp {
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
 
+/* What a route demands of its caller (struct cu_route flags). */
+enum cu_route_flags {
+    CU_ROUTE_PUBLIC = 0,
+    CU_ROUTE_SESSION = 1 << 0, /* a customer's or staff member's session (not an API key) */
+    CU_ROUTE_FRESH = 1 << 1,   /* a recent sign-in or step-up (identity.step_up_minutes) */
+    CU_ROUTE_ENROL = 1 << 2,   /* open to sessions that must still enrol a second factor */
+};
+
 struct cu_route {
     enum cu_method method;
     const char *pattern; /* "/v1/apikeys/{id}" */
     cu_handler_fn handler;
-    uint64_t scope; /* required API-key scope; 0 = no authentication */
+    uint64_t scope; /* needs an API key or a staff session with this scope; 0: see flags */
+    unsigned flags; /* enum cu_route_flags */
 };
 
 /* cu_routes(n): the route table and its length (routes.c). */
@@ -116,6 +137,9 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req);
 /* cu_req_json(req, resp, out): parses the request body as a JSON object; a wrong content type
  * gives 415 and malformed JSON 400, with the detail set. Caller frees *out with json_decref. */
 CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out);
+
+/* cu_req_header(req, name): the value of request header name, or NULL. */
+const char *cu_req_header(struct cu_req *req, const char *name);
 
 /* cu_req_query(req, name): the value of query argument name, or NULL. */
 const char *cu_req_query(struct cu_req *req, const char *name);

@@ -161,9 +161,14 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
 static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, const char *action,
                        const char *target, const char *outcome, const json_t *details)
 {
-    bool key = req->principal.kind == CU_PRINCIPAL_APIKEY;
-    ev->actor_type = key ? "apikey" : "anonymous";
-    ev->actor_id = key ? req->principal.key.id : "";
+    static const char *const kinds[] = {
+        [CU_PRINCIPAL_NONE] = "anonymous",
+        [CU_PRINCIPAL_APIKEY] = "apikey",
+        [CU_PRINCIPAL_STAFF] = "staff",
+        [CU_PRINCIPAL_CUSTOMER] = "customer",
+    };
+    ev->actor_type = kinds[req->principal.kind];
+    ev->actor_id = req->principal.kind == CU_PRINCIPAL_NONE ? "" : req->principal.id;
     ev->action = action;
     ev->target = target;
     ev->outcome = outcome;
@@ -237,38 +242,108 @@ static enum cu_err auth_failed(struct request *r, const char *reason, const char
     return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED, "%s", detail);
 }
 
-/* Reads "Bearer <token>" and finds the key; fills the principal or fails the response. */
-static enum cu_err authenticate(struct request *r, const struct cu_route *route)
+static enum cu_err auth_apikey(struct request *r, const char *token)
 {
-    uint64_t scope = route->scope;
-    struct MHD_Connection *c = r->req.conn;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    struct cu_principal *p = &r->req.principal;
     struct cu_db *db = NULL;
-    enum cu_err rc;
+    enum cu_err rc = cu_store_db(r->req.app->store, &db);
 
-    cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return auth_failed(r, h == NULL ? "no credential" : "not a bearer token",
-                           "this route needs an API key: Authorization: Bearer <key>");
-    rc = cu_store_db(r->req.app->store, &db);
     if (rc == CU_OK)
-        rc = cu_apikey_authenticate(r->req.app->apikeys, db, h + 7, strlen(h + 7),
-                                    &r->req.principal.key);
+        rc = cu_apikey_authenticate(r->req.app->apikeys, db, token, strlen(token), &p->key);
     if (rc == CU_E_UNAUTHENTICATED)
         return auth_failed(r, "unknown, revoked or expired key",
                            "the API key is unknown, revoked or expired");
     if (rc != CU_OK)
         return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
-    r->req.principal.kind = CU_PRINCIPAL_APIKEY;
-    r->resp.nheaders = 0;
-    if ((r->req.principal.key.scopes & scope) != scope) {
+    p->kind = CU_PRINCIPAL_APIKEY;
+    snprintf(p->id, sizeof(p->id), "%s", p->key.id);
+    p->scopes = p->key.scopes;
+    return CU_OK;
+}
+
+static enum cu_err auth_session(struct request *r, const char *token)
+{
+    struct cu_app *app = r->req.app;
+    struct cu_principal *p = &r->req.principal;
+    bool active = false;
+    enum cu_err rc =
+        cu_identity_session_check(app->identity, app->store, token, strlen(token), &p->session);
+
+    if (rc == CU_OK)
+        rc = cu_identity_subject_state(app->identity, app->store, p->session.kind,
+                                       p->session.subject_id, &p->scopes, &active, &p->has_totp);
+    if (rc == CU_OK && !active)
+        rc = CU_E_UNAUTHENTICATED;
+    if (rc == CU_E_UNAUTHENTICATED || rc == CU_E_NOT_FOUND)
+        return auth_failed(r, "unknown, expired or revoked session",
+                           "the session is unknown, expired or revoked; sign in again");
+    if (rc != CU_OK)
+        return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
+    p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;
+    snprintf(p->id, sizeof(p->id), "%s", p->session.subject_id);
+    return CU_OK;
+}
+
+static enum cu_err deny(struct request *r, const struct cu_route *route, const char *reason)
+{
+    audit_refusal(&r->req, "access.denied", route->pattern, "denied",
+                  json_pack("{s:s, s:s}", "method", r->req.method_name, "reason", reason));
+    return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "%s", reason);
+}
+
+/* Whether the authenticated principal may use the route: the kind of principal, a second
+ * factor where one is due, a recent sign-in where the route demands one, and the scope. */
+static enum cu_err authorize(struct request *r, const struct cu_route *route)
+{
+    struct cu_app *app = r->req.app;
+    const struct cu_principal *p = &r->req.principal;
+    bool session = p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_CUSTOMER;
+
+    if ((route->flags & CU_ROUTE_SESSION) && !session)
+        return deny(r, route, "this route is for a signed-in customer or staff member");
+    if (route->scope != 0 && p->kind == CU_PRINCIPAL_CUSTOMER)
+        return deny(r, route, "this route is not open to customers");
+    if (session && !p->has_totp && !(route->flags & CU_ROUTE_ENROL) &&
+        (p->kind == CU_PRINCIPAL_STAFF || app->cfg.identity.customer_mfa_required))
+        return cu_resp_fail(&r->resp, CU_E_MFA_ENROL,
+                            "enrol a second factor first: POST /v1/me/mfa/totp");
+    if (session && route->scope != 0 && p->session.aal != CU_AAL2)
+        return cu_resp_fail(&r->resp, CU_E_STEP_UP,
+                            "this route needs a session signed in with a second factor: "
+                            "POST /v1/auth/step-up");
+    if (session && (route->flags & CU_ROUTE_FRESH) &&
+        !cu_identity_session_fresh(app->identity, &p->session, p->has_totp, cu_clock_now_ms()))
+        return cu_resp_fail(&r->resp, CU_E_STEP_UP,
+                            "this operation needs a recent sign-in: POST /v1/auth/step-up");
+    if (route->scope != 0 && (p->scopes & route->scope) != route->scope) {
         audit_refusal(&r->req, "access.denied", route->pattern, "denied",
                       json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
-                                cu_apikey_scope_name(scope)));
-        return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the API key lacks the scope %s",
-                            cu_apikey_scope_name(scope));
+                                cu_apikey_scope_name(route->scope)));
+        return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the %s lacks the scope %s",
+                            p->kind == CU_PRINCIPAL_APIKEY ? "API key" : "staff member",
+                            cu_apikey_scope_name(route->scope));
     }
     return CU_OK;
+}
+
+/* Reads "Bearer <token>": an API key or a session token; fills the principal and checks it
+ * may use the route, or fails the response. */
+static enum cu_err authenticate(struct request *r, const struct cu_route *route)
+{
+    struct MHD_Connection *c = r->req.conn;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    enum cu_err rc;
+
+    cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return auth_failed(r, h == NULL ? "no credential" : "not a bearer token",
+                           "this route needs a credential: Authorization: Bearer <API key or "
+                           "session token>");
+    rc = strncmp(h + 7, "css_", 4) == 0 ? auth_session(r, h + 7) : auth_apikey(r, h + 7);
+    if (rc != CU_OK)
+        return rc;
+    r->resp.nheaders = 0;
+    return authorize(r, route);
 }
 
 /* Routes and authenticates a request as soon as its headers are in, before any body is
@@ -290,7 +365,7 @@ static enum cu_err admit(struct request *r)
     }
     r->route = route;
     r->route_idx = (size_t)(route - routes);
-    return route->scope ? authenticate(r, route) : CU_OK;
+    return route->scope != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route) : CU_OK;
 }
 
 static void fail(struct request *r, enum cu_err rc)
@@ -443,7 +518,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                CU_LI("bytes", r->answered ? r->resp.body.len : 0),
                CU_LS("remote_ip", r->req.remote_ip),
                CU_LS("principal",
-                     r->req.principal.kind == CU_PRINCIPAL_APIKEY ? r->req.principal.key.id : NULL),
+                     r->req.principal.kind != CU_PRINCIPAL_NONE ? r->req.principal.id : NULL),
                CU_LB("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));
     request_free(r);
     *con_cls = NULL;

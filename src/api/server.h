@@ -16,6 +16,7 @@
 #include "base/config.h"
 #include "crypto/keyring.h"
 #include "identity/apikey.h"
+#include "identity/identity.h"
 #include "store/store.h"
 
 /* The running service, shared by every request (read-only after start, but for counters). */
@@ -28,6 +29,7 @@ struct cu_app {
     struct cu_audit_batcher *batcher; /* group commit of stand-alone audit records */
     struct cu_kek_source *kek;
     struct cu_vault *vault;
+    struct cu_identity *identity;
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter; /* failed authentications per client */
     int64_t started_at_ms;

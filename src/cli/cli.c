@@ -159,3 +159,30 @@ void cu_cli_close(struct cu_cli_ctx *ctx)
     ctx->store = NULL;
     ctx->keyring = NULL;
 }
+
+struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
+                                             char path[CU_CONFIG_PATH_BYTES])
+{
+    const int64_t s = 1000, min = 60 * s;
+    struct cu_identity_opts o = {
+        .pwhash = {cfg->identity.password_time_cost,
+                   (size_t)cfg->identity.password_memory_kib * 1024},
+        .hash_concurrency = cfg->identity.password_hash_concurrency,
+        .hash_wait_ms = cfg->identity.password_hash_wait_ms,
+        .common_passwords = path,
+        .totp_issuer = cfg->identity.totp_issuer,
+        .customer_mfa_required = cfg->identity.customer_mfa_required,
+        .session_idle_ms = cfg->identity.session_idle_minutes * min,
+        .session_absolute_ms = cfg->identity.session_absolute_hours * 60 * min,
+        .step_up_ms = cfg->identity.step_up_minutes * min,
+        .challenge_ms = cfg->identity.mfa_challenge_seconds * s,
+        .lockout_threshold = cfg->identity.lockout_threshold,
+        .lockout_base_ms = cfg->identity.lockout_base_seconds * s,
+        .lockout_max_ms = cfg->identity.lockout_max_seconds * s,
+        .lockout_reset_ms = cfg->identity.lockout_reset_minutes * min,
+    };
+    /* cu_config_load has checked that the path fits. */
+    if (cu_config_path(cfg, cfg->identity.common_passwords, path, CU_CONFIG_PATH_BYTES) != CU_OK)
+        path[0] = '\0';
+    return o;
+}

@@ -13,6 +13,7 @@
 #include "base/config.h"
 #include "base/err.h"
 #include "crypto/keyring.h"
+#include "identity/identity.h"
 #include "store/store.h"
 
 #define CU_EXIT_OK 0
@@ -28,6 +29,7 @@ int cu_cli_serve(int argc, char **argv);
 int cu_cli_apikey(int argc, char **argv);
 int cu_cli_audit(int argc, char **argv);
 int cu_cli_keys(int argc, char **argv);
+int cu_cli_staff(int argc, char **argv);
 
 /* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
 const char *cu_cli_data_dir(const char *flag);
@@ -59,6 +61,11 @@ void cu_cli_close(struct cu_cli_ctx *ctx);
 
 /* cu_cli_audit_opts(cfg): the audit options of a configuration (strings owned by cfg). */
 struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
+
+/* cu_cli_identity_opts(cfg, path): the identity service's options from a configuration
+ * (strings owned by cfg, but the common-password list's path, resolved into path). */
+struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
+                                             char path[CU_CONFIG_PATH_BYTES]);
 
 /* cu_cli_audit(ctx, db, action, target, details): appends the record of an operator's CLI
  * action inside db's write transaction: actor type "operator", actor id the login name of the

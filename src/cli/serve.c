@@ -121,6 +121,19 @@ int cu_cli_serve(int argc, char **argv)
         code = CU_EXIT_FAIL;
         goto out;
     }
+    char list[CU_CONFIG_PATH_BYTES];
+    struct cu_identity_opts io = cu_cli_identity_opts(&ctx.cfg, list);
+    enum cu_err irc = cu_identity_new(ctx.keyring, app->kek, alg, app->vault, &io, &app->identity);
+    if (irc != CU_OK) {
+        cu_cli_error("[identity] the sign-in service could not start: %s (is the common-password "
+                     "list %s readable? see [identity] common_passwords)",
+                     cu_err_str(irc), list);
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
+    cu_log(CU_LOG_INFO, "identity.ready",
+           CU_LI("password_hash_slots", cu_hasher_slots(cu_identity_hasher(app->identity))),
+           CU_LI("password_memory_kib", ctx.cfg.identity.password_memory_kib));
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));
@@ -132,6 +145,7 @@ out:
         cu_apikey_service_free(app->apikeys);
         cu_metrics_free(app->metrics);
         cu_limiter_free(app->auth_limiter);
+        cu_identity_free(app->identity);
         cu_vault_free(app->vault);
         cu_kek_source_free(app->kek);
         cu_free(app);

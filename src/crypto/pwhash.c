@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,6 +56,7 @@ static bool password_len_ok(size_t len)
 /* mem_available(): MemAvailable from /proc/meminfo in bytes, 0 when it cannot be read. */
 static uint64_t mem_available(void)
 {
+    static const char key[] = "MemAvailable:";
     FILE *f = fopen("/proc/meminfo", "r");
     char line[256];
     unsigned long long kib = 0;
@@ -63,7 +65,14 @@ static uint64_t mem_available(void)
         return 0;
     }
     while (fgets(line, sizeof line, f) != NULL) {
-        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) {
+        if (strncmp(line, key, sizeof key - 1) == 0) {
+            char *end = NULL;
+
+            errno = 0;
+            kib = strtoull(line + sizeof key - 1, &end, 10);
+            if (errno != 0 || end == line + sizeof key - 1) {
+                kib = 0;
+            }
             break;
         }
     }

@@ -55,7 +55,7 @@ CU_WUR enum cu_err cu_hasher_verify(struct cu_hasher *h, const char *stored, con
                                     size_t len, bool *ok, bool *rehash);
 
 /* cu_pwhash_raw(params, pw, len, out): one hash with no semaphore (for benchmarks). */
-CU_WUR enum cu_err cu_pwhash_raw(const struct cu_pwhash_params *params, const char *pw,
-                                 size_t len, char out[CU_PWHASH_STR_BYTES]);
+CU_WUR enum cu_err cu_pwhash_raw(const struct cu_pwhash_params *params, const char *pw, size_t len,
+                                 char out[CU_PWHASH_STR_BYTES]);
 
 #endif

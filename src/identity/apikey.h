@@ -35,6 +35,10 @@ enum cu_scope {
     CU_SCOPE_CUSTOMERS_WRITE = 1u << 5,  /* "customers.write": create and change customers */
     CU_SCOPE_CUSTOMERS_UNMASK = 1u << 6, /* "customers.unmask": see personal fields in full */
     CU_SCOPE_CUSTOMERS_ERASE = 1u << 7,  /* "customers.erase": erase a customer for good */
+    CU_SCOPE_CUSTOMERS_CREDENTIALS = 1u << 8, /* "customers.credentials": set passwords, see and
+                                                 clear lockouts, end sessions of customers */
+    CU_SCOPE_STAFF_READ = 1u << 9,            /* "staff.read": list staff members */
+    CU_SCOPE_STAFF_WRITE = 1u << 10, /* "staff.write": add, change and disable staff members */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

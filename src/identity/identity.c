@@ -479,3 +479,51 @@ enum cu_err cu_identity_prune(struct cu_identity *idn, struct cu_db *db)
         rc = cu_db_exec(db, sess, s, CU_NVALS(s));
     return rc;
 }
+
+enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
+                                      enum cu_subject_kind kind, const char *id, uint64_t *scopes,
+                                      bool *active, bool *has_totp)
+{
+    static const char staff_sql[] = "SELECT scopes, status FROM staff WHERE id = $1";
+    static const char cust_sql[] = "SELECT '', status FROM customers WHERE id = $1";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct cu_db *db = NULL;
+    struct cu_stmt *q = NULL;
+    struct cred c;
+    bool row = false;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    (void)idn;
+    *scopes = 0;
+    *active = *has_totp = false;
+    if (rc == CU_OK)
+        rc = cu_db_query(db, kind == CU_SUBJECT_STAFF ? staff_sql : cust_sql, p, CU_NVALS(p), &q);
+    if (rc == CU_OK)
+        rc = cu_stmt_next(q, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK) {
+        size_t n = 0;
+        const char *t = cu_stmt_text(q, 0, &n);
+        *scopes = kind == CU_SUBJECT_STAFF ? cu_identity_scopes_parse(t, n) : 0;
+        t = cu_stmt_text(q, 1, &n);
+        *active = n == 6 && memcmp(t, "active", 6) == 0;
+    }
+    cu_stmt_done(q);
+    if (rc == CU_OK)
+        rc = cred_load(db, kind, id, &c);
+    if (rc == CU_OK)
+        *has_totp = c.totp_enabled;
+    cred_wipe(&c);
+    return rc;
+}
+
+enum cu_err cu_identity_account_name(struct cu_identity *idn, struct cu_db *db,
+                                     enum cu_subject_kind kind, const char *id, char *out,
+                                     size_t cap, bool *active)
+{
+    enum cu_err rc = subject_account(idn, db, kind, id, out, cap, active);
+    if (rc == CU_OK && out[0] == '\0')
+        snprintf(out, cap, "%s", id);
+    return rc;
+}

@@ -235,6 +235,19 @@ CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_
                                              const char *token, size_t len,
                                              struct cu_session_info *out);
 
+/* cu_identity_subject_state(idn, st, kind, id, scopes, active, has_totp): what a request made
+ * with a session of the subject needs: its scopes (staff; 0 for customers), whether it may
+ * still sign in, and whether it has a second factor. CU_E_NOT_FOUND for an unknown subject. */
+CU_WUR enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
+                                             enum cu_subject_kind kind, const char *id,
+                                             uint64_t *scopes, bool *active, bool *has_totp);
+
+/* cu_identity_account_name(idn, db, kind, id, out, cap, active): the name to show for a
+ * subject (its e-mail, else its id), and whether it may sign in. CU_E_NOT_FOUND. */
+CU_WUR enum cu_err cu_identity_account_name(struct cu_identity *idn, struct cu_db *db,
+                                            enum cu_subject_kind kind, const char *id, char *out,
+                                            size_t cap, bool *active);
+
 /* cu_identity_session_fresh(idn, s, now): whether s signed in strongly enough recently for a
  * fresh-auth operation: within the step-up window, and at aal2 when the subject has TOTP. */
 bool cu_identity_session_fresh(const struct cu_identity *idn, const struct cu_session_info *s,

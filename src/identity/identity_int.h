@@ -8,7 +8,7 @@
 
 #include "identity/identity.h"
 #include "identity/password.h"
-#include "identity/totp.h"
+#include "crypto/totp.h"
 
 #include "crypto/crypto.h"
 
@@ -66,6 +66,7 @@ enum cu_err subject_account(struct cu_identity *idn, struct cu_db *db, enum cu_s
                             const char *id, char *email, size_t cap, bool *active);
 
 /* staff.c */
+uint64_t cu_identity_scopes_parse(const char *s, size_t len);
 enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
                            struct cu_secret **out);
 

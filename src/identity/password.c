@@ -27,7 +27,7 @@
 
 #define LIST_MAX_LINES 1000000
 #define LIST_MAX_LINE_BYTES 256
-#define MAX_PASSWORD_BYTES (CU_PASSWORD_MAX_CHARS * 4) /* 256 code points of at most 4 bytes */
+#define MAX_PASSWORD_BYTES ((size_t)CU_PASSWORD_MAX_CHARS * 4) /* 256 code points, 4 bytes */
 #define MIN_DISTINCT_BYTES 5
 #define MIN_CORE_CHARS 4  /* shortest stripped core looked up on its own */
 #define MIN_LOCAL_CHARS 4 /* shortest local part of an e-mail that is refused on its own */
@@ -38,10 +38,16 @@ struct cu_password_policy {
     size_t n;
 };
 
+/* ASCII case mapping by table, so no arithmetic on char needs narrowing back. */
+static const char lower_of[] = "abcdefghijklmnopqrstuvwxyz";
+
 /* lower(c): c lower-cased if it is an ASCII capital. */
 static char lower(char c)
 {
-    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+    if (c < 'A' || c > 'Z') {
+        return c;
+    }
+    return lower_of[c - 'A'];
 }
 
 static int cmp_entry(const void *a, const void *b)
@@ -80,9 +86,7 @@ static enum cu_err read_list(const char *path, FILE *f, struct cu_buf *text, siz
     while (rc == CU_OK && fgets(line, sizeof line, f) != NULL) {
         size_t len = strlen(line);
 
-        if (len == sizeof line - 1 && line[len - 1] != '\n') {
-            rc = CU_E_TOO_LARGE;
-        } else if (*lines >= LIST_MAX_LINES) {
+        if ((len == sizeof line - 1 && line[len - 1] != '\n') || *lines >= LIST_MAX_LINES) {
             rc = CU_E_TOO_LARGE;
         } else {
             rc = add_line(text, line, lines);

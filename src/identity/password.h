@@ -33,8 +33,7 @@ size_t cu_password_policy_size(const struct cu_password_policy *p);
  * UTF-8, a control character, too short, common, contains the e-mail or its local part,
  * fewer than 5 distinct characters) or CU_E_TOO_LARGE (over 256 characters), with why
  * (CU_PASSWORD_WHY_BYTES) saying which rule failed, never echoing the password. */
-CU_WUR enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw,
-                                     size_t len, const char *email,
-                                     char why[CU_PASSWORD_WHY_BYTES]);
+CU_WUR enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw, size_t len,
+                                     const char *email, char why[CU_PASSWORD_WHY_BYTES]);
 
 #endif

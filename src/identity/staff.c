@@ -149,7 +149,7 @@ enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char
     return CU_OK;
 }
 
-static uint64_t scopes_parse_stored(const char *s, size_t len)
+uint64_t cu_identity_scopes_parse(const char *s, size_t len)
 {
     uint64_t bits = 0;
     size_t i = 0;
@@ -241,7 +241,7 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
     memset(s, 0, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%.*s", (int)n, t);
     t = cu_stmt_text(st, 3, &n);
-    s->scopes = scopes_parse_stored(t, n);
+    s->scopes = cu_identity_scopes_parse(t, n);
     t = cu_stmt_text(st, 4, &n);
     snprintf(s->status, sizeof(s->status), "%.*s", (int)n, t);
     s->created_at = cu_stmt_int(st, 6);

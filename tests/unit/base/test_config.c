@@ -153,6 +153,35 @@ static const struct bad_case bad_cases[] = {
      "must be an integer from 1 to 1000000, got \"1000001\""},
     {"audit", "checkpoint_seconds", "0", "must be an integer from 1 to 86400, got \"0\""},
     {"audit", "checkpoint_seconds", "86401", "must be an integer from 1 to 86400, got \"86401\""},
+    {"identity", "password_time_cost", "0", "must be an integer from 1 to 10, got \"0\""},
+    {"identity", "password_time_cost", "11", "must be an integer from 1 to 10, got \"11\""},
+    {"identity", "password_memory_kib", "8191", "must be an integer from 8192 to 4194304, got \"8191\""},
+    {"identity", "password_memory_kib", "4194305", "must be an integer from 8192 to 4194304, got \"4194305\""},
+    {"identity", "password_hash_concurrency", "x", "must be 0 (automatic) or an integer from 1 to 256, got \"x\""},
+    {"identity", "password_hash_concurrency", "257", "must be 0 (automatic) or an integer from 1 to 256, got \"257\""},
+    {"identity", "password_hash_wait_ms", "0", "must be an integer from 1 to 60000, got \"0\""},
+    {"identity", "password_hash_wait_ms", "60001", "must be an integer from 1 to 60000, got \"60001\""},
+    {"identity", "common_passwords", "", PATH_WHY},
+    {"identity", "totp_issuer", "has space",
+     "must be 1 to 63 printable ASCII characters without spaces or '+', got \"has space\""},
+    {"identity", "customer_mfa_required", "maybe",
+     "must be true or false (also yes/no, on/off, 1/0), got \"maybe\""},
+    {"identity", "session_idle_minutes", "0", "must be an integer from 1 to 10080, got \"0\""},
+    {"identity", "session_idle_minutes", "10081", "must be an integer from 1 to 10080, got \"10081\""},
+    {"identity", "session_absolute_hours", "0", "must be an integer from 1 to 8760, got \"0\""},
+    {"identity", "session_absolute_hours", "8761", "must be an integer from 1 to 8760, got \"8761\""},
+    {"identity", "step_up_minutes", "0", "must be an integer from 1 to 1440, got \"0\""},
+    {"identity", "step_up_minutes", "1441", "must be an integer from 1 to 1440, got \"1441\""},
+    {"identity", "mfa_challenge_seconds", "29", "must be an integer from 30 to 3600, got \"29\""},
+    {"identity", "mfa_challenge_seconds", "3601", "must be an integer from 30 to 3600, got \"3601\""},
+    {"identity", "lockout_threshold", "0", "must be an integer from 1 to 1000, got \"0\""},
+    {"identity", "lockout_threshold", "1001", "must be an integer from 1 to 1000, got \"1001\""},
+    {"identity", "lockout_base_seconds", "0", "must be an integer from 1 to 86400, got \"0\""},
+    {"identity", "lockout_base_seconds", "86401", "must be an integer from 1 to 86400, got \"86401\""},
+    {"identity", "lockout_max_seconds", "0", "must be an integer from 1 to 604800, got \"0\""},
+    {"identity", "lockout_max_seconds", "604801", "must be an integer from 1 to 604800, got \"604801\""},
+    {"identity", "lockout_reset_minutes", "0", "must be an integer from 1 to 525600, got \"0\""},
+    {"identity", "lockout_reset_minutes", "525601", "must be an integer from 1 to 525600, got \"525601\""},
     {"log", "level", "verbose", "must be debug, info, warn, error or off, got \"verbose\""},
 };
 
@@ -592,7 +621,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 24);
+    assert_int_equal(n, 39);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

@@ -104,8 +104,13 @@ static void test_malformed_stored(void **state)
 {
     struct cu_hasher *h = new_hasher(&tiny, 1, 1000);
     char out[CU_PWHASH_STR_BYTES], cut[CU_PWHASH_STR_BYTES], longer[300];
-    const char *bad[] = {"", "garbage", "$argon2id$", "$argon2id$v=19$m=8,t=1,p=1$AAAA$AAAA",
-                         "$argon2id$v=19$m=x,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo", cut, longer};
+    const char *bad[] = {"",
+                         "garbage",
+                         "$argon2id$",
+                         "$argon2id$v=19$m=8,t=1,p=1$AAAA$AAAA",
+                         "$argon2id$v=19$m=x,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo",
+                         cut,
+                         longer};
     bool ok, rehash;
 
     (void)state;
@@ -142,8 +147,8 @@ static void test_rehash_flag(void **state)
     assert_true(ok);
     assert_true(rehash);
     /* An Argon2i hash with the same numbers still verifies and asks to become Argon2id. */
-    assert_int_equal(crypto_pwhash_str_alg(old, PW, strlen(PW), 3, 8192, crypto_pwhash_ALG_ARGON2I13),
-                     0);
+    assert_int_equal(
+        crypto_pwhash_str_alg(old, PW, strlen(PW), 3, 8192, crypto_pwhash_ALG_ARGON2I13), 0);
     ok = rehash = false;
     assert_int_equal(verify_str(h, old, PW, &ok, &rehash), CU_OK);
     assert_true(ok);

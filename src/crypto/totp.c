@@ -9,7 +9,7 @@
  * (CU_E_EXISTS), so each code works once. Secrets, codes and URIs are never logged, and the
  * copies made here are wiped.
  */
-#include "identity/totp.h"
+#include "crypto/totp.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -258,9 +258,8 @@ static enum cu_err totp_code(const uint8_t *secret, size_t n, int64_t unix_s, un
     if (n == 0 || digits < CU_TOTP_DIGITS || digits > MAX_DIGITS || unix_s < 0) {
         return CU_E_INVALID;
     }
-    return otp_rc(oath_totp_generate2((const char *)secret, n, (time_t)unix_s,
-                                      CU_TOTP_STEP_SECONDS, OATH_TOTP_DEFAULT_START_TIME, digits,
-                                      flags, out));
+    return otp_rc(oath_totp_generate2((const char *)secret, n, (time_t)unix_s, CU_TOTP_STEP_SECONDS,
+                                      OATH_TOTP_DEFAULT_START_TIME, digits, flags, out));
 }
 
 /* cu_totp_code(secret, n, unix_s, digits, out): the TOTP value at time unix_s. */

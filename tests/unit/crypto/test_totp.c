@@ -12,7 +12,7 @@
 #include <stdbool.h>
 #include <time.h>
 
-#include "identity/totp.c"
+#include "crypto/totp.c"
 
 #include "base/buf.h"
 #include "base/mem.h"
@@ -222,8 +222,8 @@ static void test_verify_prefers_latest(void **state)
 static void test_verify_malformed(void **state)
 {
     const int64_t t = 1234567890;
-    const char *bad[] = {"12345", "1234567", "12a456", " 12345", "12345 ", "+12345", "-12345",
-                         "", "１２３４５６"};
+    const char *bad[] = {"12345",  "1234567", "12a456", " 12345",      "12345 ",
+                         "+12345", "-12345",  "",       "１２３４５６"};
     char good[8];
     int64_t step = -7;
 
@@ -235,7 +235,11 @@ static void test_verify_malformed(void **state)
     code_at(t / 30, good);
     /* The length is the caller's: a right code with a wrong length fails. */
     assert_int_equal(cu_totp_verify(rfc_seed, 20, t, good, 5, -1, &step), CU_E_INVALID);
-    assert_int_equal(cu_totp_verify(rfc_seed, 20, t, "123\0" "56", 6, -1, &step), CU_E_INVALID);
+    assert_int_equal(cu_totp_verify(rfc_seed, 20, t,
+                                    "123\0"
+                                    "56",
+                                    6, -1, &step),
+                     CU_E_INVALID);
     assert_int_equal(cu_totp_verify(rfc_seed, 20, t, NULL, 0, -1, &step), CU_E_INVALID);
     assert_int_equal(cu_totp_verify(rfc_seed, 0, t, good, 6, -1, &step), CU_E_INVALID);
     assert_int_equal(step, -7);
@@ -246,16 +250,20 @@ static void test_base32(void **state)
 {
     static const struct {
         const char *in, *out;
-    } rfc4648[] = {{"", ""},          {"f", "MY"},          {"fo", "MZXQ"},
-                   {"foo", "MZXW6"},  {"foob", "MZXW6YQ"},  {"fooba", "MZXW6YTB"},
+    } rfc4648[] = {{"", ""},
+                   {"f", "MY"},
+                   {"fo", "MZXQ"},
+                   {"foo", "MZXW6"},
+                   {"foob", "MZXW6YQ"},
+                   {"fooba", "MZXW6YTB"},
                    {"foobar", "MZXW6YTBOI"}};
     char out[CU_TOTP_BASE32_BYTES];
 
     (void)state;
     for (size_t i = 0; i < sizeof rfc4648 / sizeof rfc4648[0]; i++) {
-        assert_int_equal(cu_totp_base32((const uint8_t *)rfc4648[i].in, strlen(rfc4648[i].in),
-                                        out, sizeof out),
-                         CU_OK);
+        assert_int_equal(
+            cu_totp_base32((const uint8_t *)rfc4648[i].in, strlen(rfc4648[i].in), out, sizeof out),
+            CU_OK);
         assert_string_equal(out, rfc4648[i].out);
     }
     assert_int_equal(cu_totp_base32(rfc_seed, 20, out, sizeof out), CU_OK);
@@ -303,9 +311,8 @@ static void test_uri(void **state)
     assert_string_equal(out, "otpauth://totp/ACME%20Co:alice%2Bmfa%40example.com"
                              "?secret=" RFC_SEED_B32 "&issuer=ACME%20Co"
                              "&algorithm=SHA1&digits=6&period=30");
-    assert_int_equal(cu_totp_uri(rfc_seed, "B\xc3\xa4nk/EU", "a:b&c=d?e#f g~h_i.j-k", out,
-                                 sizeof out),
-                     CU_OK);
+    assert_int_equal(
+        cu_totp_uri(rfc_seed, "B\xc3\xa4nk/EU", "a:b&c=d?e#f g~h_i.j-k", out, sizeof out), CU_OK);
     assert_string_equal(out, "otpauth://totp/B%C3%A4nk%2FEU:a%3Ab%26c%3Dd%3Fe%23f%20g~h_i.j-k"
                              "?secret=" RFC_SEED_B32 "&issuer=B%C3%A4nk%2FEU"
                              "&algorithm=SHA1&digits=6&period=30");
@@ -362,8 +369,7 @@ static void test_qr_svg(void **state)
     unsigned char *modules;
 
     (void)state;
-    assert_int_equal(cu_totp_uri(rfc_seed, "ACME Co", "alice@example.com", uri, sizeof uri),
-                     CU_OK);
+    assert_int_equal(cu_totp_uri(rfc_seed, "ACME Co", "alice@example.com", uri, sizeof uri), CU_OK);
     cu_buf_init(&b, 64 * 1024);
     assert_int_equal(cu_totp_qr_svg(uri, &b), CU_OK);
     assert_true(strncmp(cu_buf_cstr(&b), "<svg", 4) == 0);
@@ -481,8 +487,8 @@ static void test_matches_oathtool(void **state)
             oathtool_code(b32, times[i], theirs);
             assert_int_equal(cu_totp_code(secret, sizeof secret, times[i], 6, ours), CU_OK);
             assert_string_equal(ours, theirs);
-            assert_int_equal(
-                cu_totp_verify(secret, sizeof secret, times[i], theirs, 6, -1, &step), CU_OK);
+            assert_int_equal(cu_totp_verify(secret, sizeof secret, times[i], theirs, 6, -1, &step),
+                             CU_OK);
             assert_int_equal(step, times[i] / 30);
         }
     }

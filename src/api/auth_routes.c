@@ -1,0 +1,507 @@
+/*
+ * auth_routes.c - sign-in (password, then a second factor), step-up and sign-out, and what a
+ * signed-in customer or staff member does for themselves under /v1/me: their sessions, their
+ * password, their TOTP and their recovery codes.
+ *
+ * Bodies that carry a password or a code are wiped, with the JSON that was parsed from them,
+ * as soon as the handler is done with them. A sign-in never says whether the account exists:
+ * an unknown login, a wrong password and a disabled account get the same 401 after the same
+ * work; only a lockout (which unknown logins get too) answers 429 with Retry-After.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "api/server.h"
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+#include "crypto/totp.h"
+
+/* ---- helpers shared by the handlers here ---- */
+
+/* The audit hook the identity service writes through: the request's own audit. */
+static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action,
+                              const char *target, const char *outcome, json_t *details)
+{
+    return cu_app_audit(arg, db, action, target, outcome, details);
+}
+
+static struct cu_identity_audit hook_of(struct cu_req *req)
+{
+    struct cu_identity_audit a = {audit_hook, req, req->app->audit};
+    return a;
+}
+
+/* Overwrites the string at key in obj (jansson's own copy) and the request body it came from. */
+static void wipe_secrets(struct cu_req *req, json_t *obj)
+{
+    static const char *const keys[] = {"password", "current_password", "new_password", "code",
+                                       "challenge"};
+    for (size_t i = 0; obj != NULL && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        json_t *v = json_object_get(obj, keys[i]);
+        if (json_is_string(v))
+            cu_crypto_wipe((char *)json_string_value(v), json_string_length(v));
+    }
+    json_decref(obj);
+    if (req->body.data != NULL)
+        cu_crypto_wipe(req->body.data, req->body.len);
+}
+
+/* Parses the body as an object with only the allowed keys. */
+static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
+                           size_t n, json_t **out)
+{
+    const char *bad = NULL;
+    enum cu_err rc = cu_req_json(req, resp, out);
+    if (rc != CU_OK)
+        return rc;
+    if (cu_json_only_keys(*out, allowed, n, &bad) != CU_OK) {
+        rc = cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+        wipe_secrets(req, *out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static enum cu_err get_string(json_t *body, struct cu_resp *resp, const char *key, bool required,
+                              size_t max, const char **out)
+{
+    char err[CU_JSON_ERR_BYTES];
+    enum cu_err rc = cu_json_get_string(body, key, required, max, out, err);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc == CU_E_TOO_LARGE ? CU_E_INVALID : rc, "%s", err);
+    return CU_OK;
+}
+
+static void format_time(int64_t ms, char out[CU_RFC3339_BYTES])
+{
+    cu_clock_format(ms, out);
+}
+
+static json_t *session_json(const struct cu_session_info *s, const char *current)
+{
+    char created[CU_RFC3339_BYTES], seen[CU_RFC3339_BYTES], auth[CU_RFC3339_BYTES];
+    char expires[CU_RFC3339_BYTES], idle[CU_RFC3339_BYTES];
+    format_time(s->created_at, created);
+    format_time(s->last_seen_at, seen);
+    format_time(s->auth_at, auth);
+    format_time(s->expires_at, expires);
+    format_time(s->idle_expires_at, idle);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "id", s->id,
+                     "subject_kind", cu_subject_kind_name(s->kind), "subject_id", s->subject_id,
+                     "aal", s->aal == CU_AAL2 ? "aal2" : "aal1", "created_at", created,
+                     "last_seen_at", seen, "authenticated_at", auth, "expires_at", expires,
+                     "idle_expires_at", idle, "ip", s->ip, "user_agent", s->user_agent,
+                     "current", current != NULL && strcmp(current, s->id) == 0);
+}
+
+/* The request's side of a sign-in: the caller may report its end user's address, agent and
+ * device (a company's app server signs its customers in); else the connection's are used. */
+static enum cu_err auth_ctx(struct cu_req *req, struct cu_resp *resp, json_t *body,
+                            struct cu_auth_ctx *ctx)
+{
+    const char *ip = NULL, *ua = NULL, *dev = NULL;
+    unsigned char addr[16];
+    enum cu_err rc = get_string(body, resp, "client_ip", false, 45, &ip);
+
+    if (rc == CU_OK && ip != NULL && inet_pton(AF_INET, ip, addr) != 1 &&
+        inet_pton(AF_INET6, ip, addr) != 1)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "field 'client_ip' must be an IPv4 or IPv6 address");
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "user_agent", false, CU_USER_AGENT_MAX, &ua);
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "device_id", false, CU_DEVICE_ID_MAX, &dev);
+    if (rc != CU_OK)
+        return rc;
+    ctx->ip = ip ? ip : req->remote_ip;
+    ctx->user_agent = ua ? ua : cu_req_header(req, "User-Agent");
+    ctx->device_id = dev;
+    return CU_OK;
+}
+
+static enum cu_err kind_of(json_t *body, struct cu_resp *resp, enum cu_subject_kind *kind)
+{
+    const char *k = NULL;
+    enum cu_err rc = get_string(body, resp, "kind", false, 16, &k);
+    *kind = CU_SUBJECT_CUSTOMER;
+    if (rc == CU_OK && k != NULL && strcmp(k, "staff") == 0)
+        *kind = CU_SUBJECT_STAFF;
+    else if (rc == CU_OK && k != NULL && strcmp(k, "customer") != 0)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "field 'kind' must be customer or staff");
+    return rc;
+}
+
+/* Renders a failed sign-in step. */
+static enum cu_err auth_fail(struct cu_resp *resp, enum cu_err rc, int64_t retry_ms)
+{
+    /* The header value must outlive the handler: one buffer per worker thread, used by one
+     * request at a time. */
+    static _Thread_local char retry_tl[24];
+    if (rc == CU_E_BAD_CREDENTIALS)
+        return cu_resp_fail(resp, rc, "the login, password or code is not right");
+    if (rc == CU_E_RATE_LIMITED) {
+        snprintf(retry_tl, sizeof(retry_tl), "%lld", (long long)((retry_ms + 999) / 1000));
+        cu_resp_header(resp, "Retry-After", retry_tl);
+        return cu_resp_fail(resp, rc, "too many failed sign-ins on this account; retry in %lld s",
+                            (long long)((retry_ms + 999) / 1000));
+    }
+    if (rc == CU_E_UNAVAILABLE) {
+        cu_resp_header(resp, "Retry-After", "1");
+        return cu_resp_fail(resp, rc, "too many sign-ins at once; retry shortly");
+    }
+    if (rc == CU_E_AUDIT)
+        return cu_resp_fail(resp, rc, "the sign-in could not be audited");
+    return cu_resp_fail(resp, rc, "the sign-in could not be completed");
+}
+
+/* The answer to a sign-in step: a session, or a challenge for the second factor. */
+static enum cu_err login_answer(struct cu_app *app, struct cu_resp *resp,
+                                struct cu_login_result *res)
+{
+    json_t *v;
+    if (res->status == CU_LOGIN_MFA_REQUIRED)
+        v = json_pack("{s:s, s:s, s:[s, s], s:I}", "status", "mfa_required", "challenge",
+                      res->challenge, "methods", "totp", "recovery_code", "expires_in",
+                      (json_int_t)app->cfg.identity.mfa_challenge_seconds);
+    else
+        v = json_pack("{s:s, s:s, s:o, s:b}", "status", "signed_in", "token", res->token,
+                      "session", session_json(&res->session, NULL), "mfa_enrolment_required",
+                      res->mfa_enrolment_required);
+    cu_crypto_wipe(res->token, sizeof(res->token));
+    cu_crypto_wipe(res->challenge, sizeof(res->challenge));
+    return cu_resp_json(resp, 200, v);
+}
+
+enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"login",     "password",   "kind",
+                                          "client_ip", "user_agent", "device_id"};
+    struct cu_login_result res;
+    struct cu_auth_ctx ctx;
+    enum cu_subject_kind kind = CU_SUBJECT_CUSTOMER;
+    const char *login = NULL, *pw = NULL;
+    json_t *body = NULL;
+    enum cu_err rc = body_of(req, resp, allowed, 6, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(body, resp, "login", true, CU_EMAIL_MAX, &login);
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
+    if (rc == CU_OK)
+        rc = kind_of(body, resp, &kind);
+    if (rc == CU_OK)
+        rc = auth_ctx(req, resp, body, &ctx);
+    if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_login(req->app->identity, req->app->store, kind, login, pw, strlen(pw),
+                               &ctx, &a, &res);
+        rc = rc == CU_OK ? login_answer(req->app, resp, &res)
+                         : auth_fail(resp, rc, res.retry_after_ms);
+    }
+    wipe_secrets(req, body);
+    return rc;
+}
+
+enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"challenge", "code", "client_ip", "user_agent",
+                                          "device_id"};
+    struct cu_login_result res;
+    struct cu_auth_ctx ctx;
+    const char *challenge = NULL, *code = NULL;
+    json_t *body = NULL;
+    enum cu_err rc = body_of(req, resp, allowed, 5, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(body, resp, "challenge", true, 64, &challenge);
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "code", true, 64, &code);
+    if (rc == CU_OK)
+        rc = auth_ctx(req, resp, body, &ctx);
+    if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_mfa(req->app->identity, req->app->store, challenge, code, &ctx, &a,
+                             &res);
+        rc = rc == CU_OK ? login_answer(req->app, resp, &res)
+                         : auth_fail(resp, rc, res.retry_after_ms);
+    }
+    wipe_secrets(req, body);
+    return rc;
+}
+
+enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"code", "password"};
+    struct cu_principal *p = &req->principal;
+    struct cu_auth_ctx ctx = {req->remote_ip, cu_req_header(req, "User-Agent"), NULL};
+    const char *code = NULL, *pw = NULL;
+    json_t *body = NULL;
+    enum cu_err rc = body_of(req, resp, allowed, 2, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(body, resp, "code", false, 64, &code);
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "password", false, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
+    if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_step_up(req->app->identity, req->app->store, &p->session, pw,
+                                 pw ? strlen(pw) : 0, code, &ctx, &a);
+        if (rc == CU_E_INVALID)
+            rc = cu_resp_fail(resp, rc,
+                              p->has_totp ? "this account steps up with a code: give 'code'"
+                                          : "this account steps up with its password: give "
+                                            "'password'");
+        else if (rc != CU_OK)
+            rc = auth_fail(resp, rc, 0);
+    }
+    wipe_secrets(req, body);
+    if (rc != CU_OK)
+        return rc;
+    return cu_resp_json(resp, 200, json_pack("{s:o}", "session", session_json(&p->session, NULL)));
+}
+
+enum cu_err cu_handle_auth_logout(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
+                                                p->session.kind, p->id, p->session.id, &a);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the session could not be ended");
+    resp->status = 204;
+    return CU_OK;
+}
+
+/* ---- /v1/me ---- */
+
+static json_t *credentials_json(const struct cu_credential_info *c)
+{
+    char changed[CU_RFC3339_BYTES] = "", locked[CU_RFC3339_BYTES] = "";
+    if (c->has_password)
+        format_time(c->password_changed_at, changed);
+    if (c->locked_until)
+        format_time(c->locked_until, locked);
+    return json_pack("{s:b, s:s?, s:b, s:i, s:i, s:s?}", "password", c->has_password,
+                     "password_changed_at", c->has_password ? changed : NULL, "totp",
+                     c->totp_enabled, "recovery_codes_left", c->recovery_codes_left,
+                     "failed_sign_ins", (int)c->failures, "locked_until",
+                     c->locked_until ? locked : NULL);
+}
+
+enum cu_err cu_handle_me(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    struct cu_credential_info ci;
+    struct cu_db *db = NULL;
+    char names[512] = "";
+    enum cu_err rc = cu_store_db(req->app->store, &db);
+
+    if (rc == CU_OK)
+        rc = cu_identity_credential_info(req->app->identity, db, p->session.kind, p->id, &ci);
+    if (rc == CU_OK && cu_apikey_scopes_format(p->scopes, names, sizeof(names)) != CU_OK)
+        rc = CU_E_INTERNAL;
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the account could not be read");
+    bool enrol = !p->has_totp && (p->kind == CU_PRINCIPAL_STAFF ||
+                                  req->app->cfg.identity.customer_mfa_required);
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "kind",
+                                  cu_subject_kind_name(p->session.kind), "id", p->id, "scopes",
+                                  names, "session", session_json(&p->session, p->session.id),
+                                  "credentials", credentials_json(&ci), "mfa_enrolment_required",
+                                  enrol));
+}
+
+static enum cu_err password_fail(struct cu_resp *resp, enum cu_err rc, const char *why)
+{
+    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(resp, rc, "no active account has this id");
+    if (rc == CU_E_UNAVAILABLE)
+        return auth_fail(resp, rc, 0);
+    return cu_resp_fail(resp, rc, "the password could not be set");
+}
+
+enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"current_password", "new_password"};
+    const struct cu_principal *p = &req->principal;
+    char why[CU_IDENTITY_WHY_BYTES] = "";
+    const char *cur = NULL, *pw = NULL;
+    json_t *body = NULL;
+    bool ok = false;
+    enum cu_err rc = body_of(req, resp, allowed, 2, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(body, resp, "current_password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &cur);
+    if (rc == CU_OK)
+        rc = get_string(body, resp, "new_password", true, 4096, &pw);
+    if (rc == CU_OK)
+        rc = cu_identity_check_password(req->app->identity, req->app->store, p->session.kind,
+                                        p->id, cur, strlen(cur), &ok);
+    if (rc == CU_OK && !ok) {
+        if (cu_app_audit_alone(req, "credential.password_change", p->id, "failure",
+                               json_pack("{s:s}", "reason", "current password wrong")) != CU_OK)
+            cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "password_change"));
+        rc = cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
+    } else if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_set_password(req->app->identity, req->app->store, p->session.kind,
+                                      p->id, pw, strlen(pw), p->session.id, &a, why);
+        if (rc != CU_OK)
+            rc = password_fail(resp, rc, why);
+    } else if (!resp->err) {
+        rc = password_fail(resp, rc, why);
+    }
+    wipe_secrets(req, body);
+    if (rc != CU_OK)
+        return rc;
+    resp->status = 204;
+    return CU_OK;
+}
+
+enum cu_err cu_handle_me_totp_begin(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    char uri[CU_TOTP_URI_BYTES], account[CU_EMAIL_MAX + 1];
+    struct cu_identity_audit a = hook_of(req);
+    struct cu_buf svg;
+    struct cu_db *db = NULL;
+    bool active = false;
+    enum cu_err rc = cu_store_db(req->app->store, &db);
+
+    /* The account name an authenticator app shows: the e-mail, else the id. */
+    if (rc == CU_OK)
+        rc = cu_identity_account_name(req->app->identity, db, p->session.kind, p->id, account,
+                                      sizeof(account), &active);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the account could not be read");
+    cu_buf_init(&svg, 64u << 10);
+    rc = cu_identity_totp_begin(req->app->identity, req->app->store, p->session.kind, p->id,
+                                account, uri, sizeof(uri), &svg, &a);
+    cu_crypto_wipe(account, sizeof(account));
+    if (rc == CU_OK && cu_buf_append(&svg, "", 1) != CU_OK)
+        rc = CU_E_NOMEM;
+    json_t *v = rc == CU_OK ? json_pack("{s:s, s:s, s:s}", "otpauth_uri", uri, "qr_svg",
+                                        svg.data, "confirm_with", "POST /v1/me/mfa/totp/confirm")
+                            : NULL;
+    cu_crypto_wipe(uri, sizeof(uri));
+    if (svg.data != NULL)
+        cu_crypto_wipe(svg.data, svg.len);
+    cu_buf_free(&svg);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "enrolment could not be started");
+    return cu_resp_json(resp, 200, v);
+}
+
+static json_t *codes_json(char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < CU_RECOVERY_CODES; i++)
+        json_array_append_new(a, json_string(codes[i]));
+    cu_crypto_wipe(codes, CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
+    return a;
+}
+
+enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"code"};
+    const struct cu_principal *p = &req->principal;
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    const char *code = NULL;
+    json_t *body = NULL;
+    enum cu_err rc = body_of(req, resp, allowed, 1, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(body, resp, "code", true, 64, &code);
+    if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_totp_confirm(req->app->identity, req->app->store, p->session.kind, p->id,
+                                      code, p->session.id, &a, codes);
+        if (rc == CU_E_NOT_FOUND)
+            rc = cu_resp_fail(resp, rc, "no enrolment is pending: POST /v1/me/mfa/totp first");
+        else if (rc != CU_OK)
+            rc = auth_fail(resp, rc, 0);
+    }
+    wipe_secrets(req, body);
+    if (rc != CU_OK)
+        return rc;
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:b, s:o, s:s}", "totp", 1, "recovery_codes", codes_json(codes),
+                                  "note", "each recovery code works once; they are not shown "
+                                          "again"));
+}
+
+enum cu_err cu_handle_me_recovery_codes(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc = cu_identity_recovery_regenerate(req->app->identity, req->app->store,
+                                                     p->session.kind, p->id, &a, codes);
+    if (rc == CU_E_INVALID)
+        return cu_resp_fail(resp, rc, "recovery codes come with TOTP: enrol it first");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the recovery codes could not be made");
+    return cu_resp_json(resp, 200, json_pack("{s:o}", "recovery_codes", codes_json(codes)));
+}
+
+enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    struct cu_session_info *items = NULL;
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    enum cu_err rc = cu_store_db(req->app->store, &db);
+
+    if (rc == CU_OK)
+        rc = cu_identity_sessions_list(req->app->identity, db, p->session.kind, p->id, &items,
+                                       &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the sessions could not be listed");
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, session_json(&items[i], p->session.id));
+    cu_free(items);
+    return cu_resp_json(resp, 200, json_pack("{s:o}", "items", a));
+}
+
+enum cu_err cu_handle_me_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
+                                                p->session.kind, p->id, NULL, &a);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the sessions could not be ended");
+    resp->status = 204;
+    return CU_OK;
+}
+
+enum cu_err cu_handle_me_session_revoke(struct cu_req *req, struct cu_resp *resp)
+{
+    const struct cu_principal *p = &req->principal;
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc;
+
+    if (strlen(req->params[0]) != CU_SESSION_ID_BYTES - 1 || strncmp(req->params[0], "ses_", 4))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be ses_ and 16 hex digits");
+    rc = cu_identity_session_revoke(req->app->identity, req->app->store, p->session.kind, p->id,
+                                    req->params[0], &a);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(resp, rc, "no live session of yours has this id");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the session could not be ended");
+    resp->status = 204;
+    return CU_OK;
+}

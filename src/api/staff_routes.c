@@ -1,0 +1,396 @@
+/*
+ * staff_routes.c - staff administration (add, list, read, change scopes or status, set a
+ * first password, clear a lockout) and the credentials of customers as the company's services
+ * and staff manage them (set a password, see credentials and lockout, clear a lockout, end
+ * every session).
+ *
+ * Least privilege as for API keys: a principal can only give a staff member scopes it holds
+ * itself, so staff.write is not a way to every other scope.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/handlers.h"
+#include "api/server.h"
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+
+static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action,
+                              const char *target, const char *outcome, json_t *details)
+{
+    return cu_app_audit(arg, db, action, target, outcome, details);
+}
+
+static struct cu_identity_audit hook_of(struct cu_req *req)
+{
+    struct cu_identity_audit a = {audit_hook, req, req->app->audit};
+    return a;
+}
+
+static bool valid_id(const char *id, const char *prefix)
+{
+    if (strlen(id) != 20 || strncmp(id, prefix, 4) != 0)
+        return false;
+    for (const char *p = id + 4; *p; p++) {
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
+{
+    if (rc == CU_OK)
+        return cu_db_commit(db);
+    cu_db_rollback(db);
+    return rc;
+}
+
+static json_t *scopes_json(uint64_t scopes)
+{
+    json_t *a = json_array();
+    for (uint64_t bit = 1; bit != 0 && bit <= scopes; bit <<= 1) {
+        if ((scopes & bit) && cu_apikey_scope_name(bit))
+            json_array_append_new(a, json_string(cu_apikey_scope_name(bit)));
+    }
+    return a;
+}
+
+static json_t *staff_json(const struct cu_staff_info *s)
+{
+    char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES];
+    cu_clock_format(s->created_at, created);
+    cu_clock_format(s->updated_at, updated);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:b, s:s, s:s}", "id", s->id, "email",
+                     s->email, "name", s->name, "scopes", scopes_json(s->scopes), "status",
+                     s->status, "password", s->has_password, "totp", s->totp_enabled,
+                     "created_at", created, "updated_at", updated);
+}
+
+/* Reads "scopes": a non-empty array of known scope names. */
+static enum cu_err parse_scopes(const json_t *body, struct cu_resp *resp, bool required,
+                                uint64_t *out)
+{
+    const json_t *arr = json_object_get(body, "scopes"), *item;
+    size_t i;
+    *out = 0;
+    if (arr == NULL && !required)
+        return CU_OK;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'scopes' must be a non-empty array of scope names");
+    json_array_foreach(arr, i, item)
+    {
+        const char *s = json_string_value(item);
+        uint64_t bit = s ? cu_apikey_scope_parse(s, strlen(s)) : 0;
+        if (bit == 0)
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'scopes' item %zu is not a known scope",
+                                i);
+        *out |= bit;
+    }
+    return CU_OK;
+}
+
+/* Least privilege: the principal must hold every scope it gives. */
+static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const char *target,
+                               uint64_t scopes)
+{
+    char names[512] = "";
+    if ((scopes & ~req->principal.scopes) == 0)
+        return CU_OK;
+    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
+        names[0] = '\0';
+    if (cu_app_audit_alone(req, "access.denied", target, "denied",
+                           json_pack("{s:s, s:s}", "reason", "scope escalation", "missing",
+                                     names)) != CU_OK)
+        cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "access.denied"));
+    return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                        "a principal can only grant scopes it holds; this one lacks: %s", names);
+}
+
+static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
+                           size_t n, json_t **out)
+{
+    const char *bad = NULL;
+    enum cu_err rc = cu_req_json(req, resp, out);
+    if (rc == CU_OK && cu_json_only_keys(*out, allowed, n, &bad) != CU_OK) {
+        rc = cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+        json_decref(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"email", "name", "scopes"};
+    char err[CU_JSON_ERR_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
+    const char *email = NULL, *name = NULL;
+    struct cu_staff_info s;
+    struct cu_db *db = NULL;
+    uint64_t scopes = 0;
+    json_t *body = NULL;
+    enum cu_err rc = body_of(req, resp, allowed, 3, &body);
+
+    if (rc != CU_OK)
+        return rc;
+    if (cu_json_get_string(body, "email", true, CU_EMAIL_MAX * 2, &email, err) != CU_OK ||
+        cu_json_get_string(body, "name", true, CU_STAFF_NAME_MAX * 4, &name, err) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (rc == CU_OK)
+        rc = parse_scopes(body, resp, true, &scopes);
+    if (rc == CU_OK)
+        rc = check_grant(req, resp, "", scopes);
+    if (rc == CU_OK)
+        rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK && resp->err == CU_OK) {
+        rc = cu_identity_staff_add(req->app->identity, db, email, name, scopes, &s, why);
+        if (rc == CU_OK)
+            rc = cu_app_audit(req, db, "staff.create", s.id, "success",
+                              json_pack("{s:o}", "scopes", scopes_json(scopes)));
+        rc = commit_or_rollback(db, rc);
+        if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || rc == CU_E_EXISTS)
+            rc = cu_resp_fail(resp, rc == CU_E_EXISTS ? rc : CU_E_INVALID, "%s", why);
+    }
+    json_decref(body);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not added");
+    json_t *v = staff_json(&s);
+    cu_crypto_wipe(&s, sizeof(s));
+    return cu_resp_json(resp, 201, v);
+}
+
+enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
+{
+    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
+    struct cu_staff_info *items = NULL;
+    struct cu_db *db = NULL;
+    long limit = 100;
+    size_t n = 0;
+    enum cu_err rc;
+
+    if (lim != NULL) {
+        char *end = NULL;
+        limit = strtol(lim, &end, 10);
+        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
+            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
+    }
+    if (after != NULL && !valid_id(after, "stf_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "after must be a staff id");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_list(req->app->identity, db, after, (size_t)limit, &items, &n);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "staff.list", "", "success",
+                                json_pack("{s:I}", "count", (json_int_t)n));
+    if (rc != CU_OK) {
+        cu_free(items);
+        return cu_resp_fail(resp, rc, "the staff could not be listed");
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, staff_json(&items[i]));
+    json_t *v = json_pack("{s:o, s:s?}", "items", a, "next_after",
+                          n == (size_t)limit ? items[n - 1].id : NULL);
+    cu_crypto_wipe(items, n * sizeof(*items));
+    cu_free(items);
+    return cu_resp_json(resp, 200, v);
+}
+
+static enum cu_err staff_read(struct cu_req *req, struct cu_resp *resp, struct cu_staff_info *s)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+    if (!valid_id(req->params[0], "stf_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be stf_ and 16 hex digits");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_get(req->app->identity, db, req->params[0], s);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(resp, rc, "no staff member has this id");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the staff member could not be read");
+    return CU_OK;
+}
+
+enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_staff_info s;
+    enum cu_err rc = staff_read(req, resp, &s);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "staff.read", s.id, "success", NULL);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the read could not be audited");
+    json_t *v = staff_json(&s);
+    cu_crypto_wipe(&s, sizeof(s));
+    return cu_resp_json(resp, 200, v);
+}
+
+enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"scopes", "status"};
+    char err[CU_JSON_ERR_BYTES];
+    const char *status = NULL;
+    struct cu_staff_info s;
+    struct cu_db *db = NULL;
+    uint64_t scopes = 0;
+    json_t *body = NULL;
+    enum cu_err rc = staff_read(req, resp, &s);
+
+    if (rc == CU_OK)
+        rc = body_of(req, resp, allowed, 2, &body);
+    if (rc == CU_OK)
+        rc = parse_scopes(body, resp, false, &scopes);
+    if (rc == CU_OK && cu_json_get_string(body, "status", false, 16, &status, err) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (rc == CU_OK && status && strcmp(status, "active") && strcmp(status, "disabled"))
+        rc = cu_resp_fail(resp, CU_E_INVALID, "field 'status' must be active or disabled");
+    /* Changing someone's scopes needs every scope they have and will have. */
+    if (rc == CU_OK)
+        rc = check_grant(req, resp, s.id, scopes | (scopes ? s.scopes : 0));
+    if (rc == CU_OK)
+        rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK && resp->err == CU_OK) {
+        rc = cu_identity_staff_set(req->app->identity, db, s.id, scopes, status);
+        if (rc == CU_OK)
+            rc = cu_app_audit(req, db, "staff.update", s.id, "success",
+                              json_pack("{s:o, s:s?}", "scopes", scopes_json(scopes), "status",
+                                        status));
+        rc = commit_or_rollback(db, rc);
+    }
+    json_decref(body);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_get(req->app->identity, db, s.id, &s);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not changed");
+    json_t *v = staff_json(&s);
+    cu_crypto_wipe(&s, sizeof(s));
+    return cu_resp_json(resp, 200, v);
+}
+
+/* PUT …/password: {"password": …} set by a service or an administrator. */
+static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp,
+                                enum cu_subject_kind kind)
+{
+    static const char *const allowed[] = {"password"};
+    char err[CU_JSON_ERR_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
+    const char *pw = NULL;
+    json_t *body = NULL;
+    enum cu_err rc;
+
+    if (!valid_id(req->params[0], kind == CU_SUBJECT_STAFF ? "stf_" : "cus_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be %s and 16 hex digits",
+                            kind == CU_SUBJECT_STAFF ? "stf_" : "cus_");
+    rc = body_of(req, resp, allowed, 1, &body);
+    if (rc == CU_OK && cu_json_get_string(body, "password", true, 4096, &pw, err) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (rc == CU_OK) {
+        struct cu_identity_audit a = hook_of(req);
+        rc = cu_identity_set_password(req->app->identity, req->app->store, kind, req->params[0],
+                                      pw, strlen(pw), NULL, &a, why);
+        if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+            rc = cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+        else if (rc == CU_E_NOT_FOUND)
+            rc = cu_resp_fail(resp, rc, "no active account has this id");
+        else if (rc == CU_E_UNAVAILABLE) {
+            cu_resp_header(resp, "Retry-After", "1");
+            rc = cu_resp_fail(resp, rc, "too many password hashes at once; retry shortly");
+        } else if (rc != CU_OK)
+            rc = cu_resp_fail(resp, rc, "the password could not be set");
+    }
+    if (pw != NULL)
+        cu_crypto_wipe((char *)pw, strlen(pw));
+    json_decref(body);
+    if (req->body.data != NULL)
+        cu_crypto_wipe(req->body.data, req->body.len);
+    if (rc != CU_OK)
+        return rc;
+    resp->status = 204;
+    return CU_OK;
+}
+
+enum cu_err cu_handle_staff_password(struct cu_req *req, struct cu_resp *resp)
+{
+    return set_password(req, resp, CU_SUBJECT_STAFF);
+}
+
+enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp)
+{
+    return set_password(req, resp, CU_SUBJECT_CUSTOMER);
+}
+
+static enum cu_err lockout_clear(struct cu_req *req, struct cu_resp *resp,
+                                 enum cu_subject_kind kind)
+{
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc;
+    if (!valid_id(req->params[0], kind == CU_SUBJECT_STAFF ? "stf_" : "cus_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id is malformed");
+    rc = cu_identity_lockout_clear(req->app->identity, req->app->store, kind, req->params[0], &a);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the lockout could not be cleared");
+    resp->status = 204;
+    return CU_OK;
+}
+
+enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp)
+{
+    return lockout_clear(req, resp, CU_SUBJECT_STAFF);
+}
+
+enum cu_err cu_handle_customer_lockout_clear(struct cu_req *req, struct cu_resp *resp)
+{
+    return lockout_clear(req, resp, CU_SUBJECT_CUSTOMER);
+}
+
+enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_credential_info ci;
+    char changed[CU_RFC3339_BYTES] = "", locked[CU_RFC3339_BYTES] = "";
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+
+    if (!valid_id(req->params[0], "cus_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    rc = cu_store_db(req->app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_CUSTOMER,
+                                         req->params[0], &ci);
+    if (rc == CU_OK)
+        rc = cu_app_audit_alone(req, "credential.read", req->params[0], "success", NULL);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the credentials could not be read");
+    if (ci.has_password)
+        cu_clock_format(ci.password_changed_at, changed);
+    if (ci.locked_until)
+        cu_clock_format(ci.locked_until, locked);
+    return cu_resp_json(
+        resp, 200,
+        json_pack("{s:s, s:b, s:s?, s:b, s:i, s:i, s:s?}", "customer_id", req->params[0],
+                  "password", ci.has_password, "password_changed_at",
+                  ci.has_password ? changed : NULL, "totp", ci.totp_enabled,
+                  "recovery_codes_left", ci.recovery_codes_left, "failed_sign_ins",
+                  (int)ci.failures, "locked_until", ci.locked_until ? locked : NULL));
+}
+
+enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_identity_audit a = hook_of(req);
+    enum cu_err rc;
+    if (!valid_id(req->params[0], "cus_"))
+        return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    rc = cu_identity_session_revoke(req->app->identity, req->app->store, CU_SUBJECT_CUSTOMER,
+                                    req->params[0], NULL, &a);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the sessions could not be ended");
+    resp->status = 204;
+    return CU_OK;
+}

@@ -1,0 +1,280 @@
+/*
+ * staff.c - `custodia staff add|list|disable|unlock`: staff accounts from the shell, for the
+ * operator who holds the data directory (the first administrator is made this way, or by
+ * `custodia init`).
+ *
+ * `staff add` sets a first password: read from standard input with --password-stdin, or made
+ * at random and printed once. The staff member signs in with it and must enrol TOTP before
+ * anything else.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/clock.h"
+#include "base/mem.h"
+#include "cli/cli.h"
+#include "crypto/crypto.h"
+#include "crypto/kek.h"
+#include "identity/apikey.h"
+#include "identity/identity.h"
+#include "vault/vault.h"
+
+static int usage(void)
+{
+    fputs("usage: custodia staff add --email EMAIL --name NAME --scope SCOPE [--scope SCOPE…]\n"
+          "                          [--password-stdin] [--dir DIR]\n"
+          "       custodia staff list [--dir DIR]\n"
+          "       custodia staff disable ID [--dir DIR]\n"
+          "       custodia staff unlock ID [--dir DIR]\n"
+          "SCOPE may also be a comma-separated list, or 'all'.\n",
+          stderr);
+    return CU_EXIT_USAGE;
+}
+
+/* The services a staff command needs, on top of the CLI context. */
+struct services {
+    struct cu_kek_source *kek;
+    struct cu_vault *vault;
+    struct cu_identity *idn;
+};
+
+static void services_close(struct services *s)
+{
+    cu_identity_free(s->idn);
+    cu_vault_free(s->vault);
+    cu_kek_source_free(s->kek);
+}
+
+static enum cu_err services_open(struct cu_cli_ctx *ctx, struct services *s)
+{
+    char list[CU_CONFIG_PATH_BYTES];
+    struct cu_identity_opts io = cu_cli_identity_opts(&ctx->cfg, list);
+    enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
+    enum cu_err rc = cu_crypto_aead_parse(ctx->cfg.keys.algorithm, &alg);
+
+    memset(s, 0, sizeof(*s));
+    if (rc == CU_OK)
+        rc = cu_kek_source_keyring(ctx->keyring, &s->kek);
+    if (rc == CU_OK)
+        rc = cu_vault_new(ctx->keyring, s->kek, alg, &s->vault);
+    if (rc == CU_OK)
+        rc = cu_identity_new(ctx->keyring, s->kek, alg, s->vault, &io, &s->idn);
+    if (rc != CU_OK) {
+        cu_cli_error("the identity service could not start: %s (is %s readable?)",
+                     cu_err_str(rc), list);
+        services_close(s);
+    }
+    return rc;
+}
+
+static bool add_scopes(const char *arg, uint64_t *scopes)
+{
+    if (strcmp(arg, "all") == 0) {
+        *scopes = cu_apikey_all_scopes();
+        return true;
+    }
+    while (*arg) {
+        size_t len = strcspn(arg, ",");
+        uint64_t bit = cu_apikey_scope_parse(arg, len);
+        if (bit == 0) {
+            cu_cli_error("unknown scope '%.*s'", (int)(len > 64 ? 64 : len), arg);
+            return false;
+        }
+        *scopes |= bit;
+        arg += len;
+        arg += *arg == ',';
+    }
+    return true;
+}
+
+static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, const char *target,
+                             const char *outcome, json_t *details)
+{
+    (void)outcome;
+    return cu_cli_audit_append(arg, db, action, target, details);
+}
+
+/* Reads one line (the password) from standard input, without its newline. */
+static bool read_password(char *out, size_t cap)
+{
+    if (fgets(out, (int)cap, stdin) == NULL)
+        return false;
+    out[strcspn(out, "\r\n")] = '\0';
+    return out[0] != '\0';
+}
+
+/* A random first password: 24 characters of base64url (144 bits). */
+static void random_password(char out[40])
+{
+    uint8_t raw[18];
+    cu_crypto_random(raw, sizeof(raw));
+    if (cu_b64url_encode(raw, sizeof(raw), out, 40) != CU_OK)
+        out[0] = '\0';
+    cu_crypto_wipe(raw, sizeof(raw));
+}
+
+static int add(struct cu_cli_ctx *ctx, const char *email, const char *name, uint64_t scopes,
+               bool from_stdin)
+{
+    char pw[1100], why[CU_IDENTITY_WHY_BYTES] = "";
+    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
+    struct services s;
+    struct cu_staff_info info;
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+
+    if (from_stdin ? !read_password(pw, sizeof(pw)) : (random_password(pw), pw[0] == '\0')) {
+        cu_cli_error("no password on standard input");
+        return CU_EXIT_USAGE;
+    }
+    if (services_open(ctx, &s) != CU_OK)
+        return CU_EXIT_FAIL;
+    rc = cu_store_db(ctx->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_identity_staff_add(s.idn, db, email, name, scopes, &info, why);
+        if (rc == CU_OK)
+            rc = cu_cli_audit_append(ctx, db, "staff.create", info.id,
+                                     json_pack("{s:I}", "scopes", (json_int_t)scopes));
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc == CU_OK)
+        rc = cu_identity_set_password(s.idn, ctx->store, CU_SUBJECT_STAFF, info.id, pw, strlen(pw),
+                                      NULL, &a, why);
+    services_close(&s);
+    if (rc != CU_OK) {
+        cu_crypto_wipe(pw, sizeof(pw));
+        cu_cli_error("cannot add the staff member: %s", why[0] ? why : cu_err_str(rc));
+        return rc == CU_E_INVALID || rc == CU_E_EXISTS ? CU_EXIT_USAGE : CU_EXIT_FAIL;
+    }
+    fprintf(stderr, "custodia: added staff member %s (%s); they must enrol TOTP at first sign-in\n",
+            info.id, info.email);
+    if (!from_stdin) {
+        fprintf(stderr, "custodia: their first password is printed once, below\n");
+        printf("%s\n", pw);
+    } else {
+        printf("%s\n", info.id);
+    }
+    cu_crypto_wipe(pw, sizeof(pw));
+    cu_crypto_wipe(&info, sizeof(info));
+    return CU_EXIT_OK;
+}
+
+static int list(struct cu_cli_ctx *ctx)
+{
+    struct cu_staff_info *items = NULL;
+    struct services s;
+    struct cu_db *db = NULL;
+    char after[CU_SUBJECT_ID_BYTES] = "";
+    size_t n = 0;
+    enum cu_err rc = services_open(ctx, &s);
+
+    if (rc != CU_OK)
+        return CU_EXIT_FAIL;
+    rc = cu_store_db(ctx->store, &db);
+    printf("%-20s %-9s %-5s %-32s %s\n", "ID", "STATUS", "TOTP", "EMAIL", "NAME");
+    do {
+        rc = rc == CU_OK ? cu_identity_staff_list(s.idn, db, after, 500, &items, &n) : rc;
+        for (size_t i = 0; rc == CU_OK && i < n; i++) {
+            printf("%-20s %-9s %-5s %-32s %s\n", items[i].id, items[i].status,
+                   items[i].totp_enabled ? "yes" : "no", items[i].email, items[i].name);
+            snprintf(after, sizeof(after), "%s", items[i].id);
+        }
+        if (items != NULL)
+            cu_crypto_wipe(items, n * sizeof(*items));
+        cu_free(items);
+        items = NULL;
+    } while (rc == CU_OK && n == 500);
+    services_close(&s);
+    if (rc != CU_OK) {
+        cu_cli_error("cannot list staff: %s", cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    return CU_EXIT_OK;
+}
+
+static int change(struct cu_cli_ctx *ctx, const char *what, const char *id)
+{
+    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
+    struct services s;
+    struct cu_db *db = NULL;
+    enum cu_err rc = services_open(ctx, &s);
+
+    if (rc != CU_OK)
+        return CU_EXIT_FAIL;
+    if (strcmp(what, "unlock") == 0) {
+        rc = cu_identity_lockout_clear(s.idn, ctx->store, CU_SUBJECT_STAFF, id, &a);
+    } else {
+        rc = cu_store_db(ctx->store, &db);
+        if (rc == CU_OK)
+            rc = cu_db_begin(db, CU_TXN_WRITE);
+        if (rc == CU_OK) {
+            rc = cu_identity_staff_set(s.idn, db, id, 0, "disabled");
+            if (rc == CU_OK)
+                rc = cu_cli_audit_append(ctx, db, "staff.update", id,
+                                         json_pack("{s:s}", "status", "disabled"));
+            rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+        }
+    }
+    services_close(&s);
+    if (rc != CU_OK) {
+        cu_cli_error("cannot %s %s: %s", what, id,
+                     rc == CU_E_NOT_FOUND ? "no staff member has this id" : cu_err_str(rc));
+        return rc == CU_E_NOT_FOUND ? CU_EXIT_USAGE : CU_EXIT_FAIL;
+    }
+    fprintf(stderr, "custodia: %s: done for %s\n", what, id);
+    return CU_EXIT_OK;
+}
+
+int cu_cli_staff(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"email", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'}, {"password-stdin", no_argument, NULL, 'p'},
+        {"dir", required_argument, NULL, 'd'},   {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *dir = NULL, *email = NULL, *name = NULL, *cmd = NULL, *id = NULL;
+    uint64_t scopes = 0;
+    bool from_stdin = false;
+    struct cu_cli_ctx ctx;
+    int c, code;
+
+    if (argc < 2)
+        return usage();
+    cmd = argv[1];
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'e')
+            email = optarg;
+        else if (c == 'n')
+            name = optarg;
+        else if (c == 's' && !add_scopes(optarg, &scopes))
+            return CU_EXIT_USAGE;
+        else if (c == 'p')
+            from_stdin = true;
+        else if (c == 'd')
+            dir = optarg;
+        else if (c != 's')
+            return usage();
+    }
+    if (optind < argc)
+        id = argv[optind++];
+    if (optind < argc)
+        return usage();
+    bool is_add = strcmp(cmd, "add") == 0, is_list = strcmp(cmd, "list") == 0;
+    bool is_change = strcmp(cmd, "disable") == 0 || strcmp(cmd, "unlock") == 0;
+    if ((is_add && (!email || !name || !scopes || id)) || (is_list && id) ||
+        (is_change && !id) || (!is_add && !is_list && !is_change))
+        return usage();
+    code = cu_cli_open(cu_cli_data_dir(dir), &ctx, true);
+    if (code != CU_EXIT_OK)
+        return code;
+    code = is_add ? add(&ctx, email, name, scopes, from_stdin)
+                  : is_list ? list(&ctx) : change(&ctx, cmd, id);
+    cu_cli_close(&ctx);
+    return code;
+}
