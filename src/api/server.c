@@ -642,8 +642,26 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
         MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
 }
 
+/* Once a minute: forgets quiet lockout counters, expired challenges and long-dead sessions. */
+static void prune_identity(struct cu_app *app)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc = app->identity ? cu_store_db(app->store, &db) : CU_OK;
+    if (app->identity == NULL)
+        return;
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_identity_prune(app->identity, db);
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "identity.prune_failed", CU_LS("error", cu_err_str(rc)));
+}
+
 /* The checkpointer: a thread that makes an audit checkpoint when one is due (every
- * [audit] checkpoint_records records or checkpoint_seconds seconds), checking once a second. */
+ * [audit] checkpoint_records records or checkpoint_seconds seconds), checking once a second,
+ * and does the identity service's housekeeping once a minute. */
 struct checkpointer {
     struct cu_app *app;
     pthread_t thread;
@@ -656,6 +674,7 @@ struct checkpointer {
 static void *checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
+    unsigned ticks = 0;
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec ts;
@@ -669,6 +688,8 @@ static void *checkpointer_main(void *arg)
         enum cu_err rc = cu_audit_checkpoint_make(c->app->audit, c->app->store, false, &made, NULL);
         if (rc != CU_OK)
             cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
+        if (++ticks % 60 == 0)
+            prune_identity(c->app);
         pthread_mutex_lock(&c->mu);
     }
     pthread_mutex_unlock(&c->mu);

@@ -18,6 +18,7 @@
 
 #include "base/clock.h"
 #include "cli/cli.h"
+#include "identity/identity.h"
 #include "crypto/kek.h"
 #include "vault/vault.h"
 
@@ -61,6 +62,17 @@ static void close_vault(struct keys_ctx *k)
     k->kek = NULL;
 }
 
+/* DEKs a KEK version wraps: customers' and staff members'. */
+static enum cu_err kek_usage(struct cu_db *db, uint32_t version, int64_t *count)
+{
+    int64_t staff = 0;
+    enum cu_err rc = cu_vault_kek_usage(db, version, count);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_kek_usage(db, version, &staff);
+    *count += staff;
+    return rc;
+}
+
 static int status(struct keys_ctx *k)
 {
     struct cu_kek_info info[1024];
@@ -76,7 +88,7 @@ static int status(struct keys_ctx *k)
         char created[CU_RFC3339_BYTES];
         int64_t count = 0;
         int64_t days = (now - info[i].created_ms) / (86400LL * 1000);
-        rc = cu_vault_kek_usage(db, info[i].version, &count);
+        rc = kek_usage(db, info[i].version, &count);
         cu_clock_format(info[i].created_ms, created);
         printf("%-8u %-8s %-24s %-10lld %s\n", (unsigned)info[i].version,
                info[i].current ? "yes" : "", created, (long long)count,
@@ -102,7 +114,7 @@ static enum cu_err pending(struct keys_ctx *k, struct cu_db *db, int64_t *n)
     for (size_t i = 0; rc == CU_OK && i < count; i++) {
         int64_t c = 0;
         if (!info[i].current)
-            rc = cu_vault_kek_usage(db, info[i].version, &c);
+            rc = kek_usage(db, info[i].version, &c);
         *n += c;
     }
     return rc;
@@ -165,6 +177,10 @@ static int rotate(struct keys_ctx *k, long batch)
         rc = cu_db_begin(db, CU_TXN_WRITE);
         if (rc == CU_OK)
             rc = cu_vault_rewrap(k->vault, db, (size_t)batch, &done);
+        size_t staff = 0;
+        if (rc == CU_OK && done < (size_t)batch)
+            rc = cu_identity_staff_rewrap(k->kek, db, (size_t)batch - done, &staff);
+        done += staff;
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
         done_total += (int64_t)done;
         if (isatty(2))
@@ -200,7 +216,7 @@ static int retire(struct keys_ctx *k, const char *arg)
         return CU_EXIT_USAGE;
     }
     if (rc == CU_OK)
-        rc = cu_vault_kek_usage(db, (uint32_t)version, &count);
+        rc = kek_usage(db, (uint32_t)version, &count);
     if (rc == CU_OK && count > 0) {
         cu_cli_error("KEK version %ld still wraps %lld DEKs; run custodia keys rotate first",
                      version, (long long)count);

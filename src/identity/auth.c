@@ -137,7 +137,7 @@ static enum cu_err refuse_locked(struct cu_store *st, enum cu_subject_kind kind,
     }
     rc = event_add(db, "login_locked", kind, a->found ? a->id : NULL, ctx, "locked");
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.login", a->found ? a->id : "", "locked", d);
+        rc = audit_add(audit, db, "auth.login", a->found ? a->id : "", "denied", d);
     else
         json_decref(d);
     rc = finish_txn(db, rc);
@@ -230,9 +230,10 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
         json_object_set_new(d, "session", json_string(out->session.id));
         json_object_set_new(d, "aal", json_integer(1));
     }
+    json_object_set_new(d, "result", json_string(out->status == CU_LOGIN_OK ? "signed_in"
+                                                                             : "mfa_required"));
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.login", a->id,
-                       out->status == CU_LOGIN_OK ? "success" : "mfa_required", d);
+        rc = audit_add(audit, db, "auth.login", a->id, "success", d);
     else
         json_decref(d);
     return rc;

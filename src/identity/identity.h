@@ -173,9 +173,9 @@ CU_WUR enum cu_err cu_identity_staff_list(struct cu_identity *idn, struct cu_db 
 CU_WUR enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db,
                                          const char *id, uint64_t scopes, const char *status);
 
-/* cu_identity_staff_rewrap(idn, db, batch, done): re-wraps up to batch staff DEKs not under
- * the current KEK; *done gets how many (for `custodia keys rotate`). */
-CU_WUR enum cu_err cu_identity_staff_rewrap(struct cu_identity *idn, struct cu_db *db,
+/* cu_identity_staff_rewrap(kek, db, batch, done): re-wraps up to batch staff DEKs not under
+ * kek's current version; *done gets how many (for `custodia keys rotate`). */
+CU_WUR enum cu_err cu_identity_staff_rewrap(struct cu_kek_source *kek, struct cu_db *db,
                                             size_t batch, size_t *done);
 
 /* cu_identity_staff_kek_usage(db, version, count): staff DEKs wrapped by a KEK version. */

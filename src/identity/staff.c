@@ -92,26 +92,26 @@ static enum cu_err open_text(const struct cu_secret *dek, const char *id, const 
     return rc;
 }
 
-static enum cu_err wrap_dek(struct cu_identity *idn, const char *id, const struct cu_secret *dek,
+static enum cu_err wrap_dek(struct cu_kek_source *kek, const char *id, const struct cu_secret *dek,
                             uint8_t *out, size_t *len, uint32_t *version)
 {
     char ad[AD_BYTES];
-    *version = cu_kek_current_version(idn->kek);
+    *version = cu_kek_current_version(kek);
     snprintf(ad, sizeof(ad), "staff_dek|%s|%u", id, (unsigned)*version);
-    return cu_kek_wrap(idn->kek, cu_secret_data(dek), CU_KEY_BYTES, (const uint8_t *)ad,
+    return cu_kek_wrap(kek, cu_secret_data(dek), CU_KEY_BYTES, (const uint8_t *)ad,
                        strlen(ad), out, CU_KEK_WRAPPED_MAX, len);
 }
 
-static enum cu_err unwrap_dek(struct cu_identity *idn, const char *id, const void *w, size_t wl,
+static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const void *w, size_t wl,
                               struct cu_secret *dek)
 {
     char ad[AD_BYTES];
     uint32_t version = 0;
     size_t n = 0;
-    enum cu_err rc = cu_kek_wrapped_version(idn->kek, w, wl, &version);
+    enum cu_err rc = cu_kek_wrapped_version(kek, w, wl, &version);
     snprintf(ad, sizeof(ad), "staff_dek|%s|%u", id, (unsigned)version);
     if (rc == CU_OK)
-        rc = cu_kek_unwrap(idn->kek, w, wl, (const uint8_t *)ad, strlen(ad), cu_secret_data(dek),
+        rc = cu_kek_unwrap(kek, w, wl, (const uint8_t *)ad, strlen(ad), cu_secret_data(dek),
                            CU_KEY_BYTES, &n);
     if (rc == CU_OK && n != CU_KEY_BYTES)
         rc = CU_E_CORRUPT;
@@ -138,7 +138,7 @@ enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char
     if (rc == CU_OK) {
         size_t wl = 0;
         const void *w = cu_stmt_blob(st, 0, &wl);
-        rc = unwrap_dek(idn, id, w, wl, dek);
+        rc = unwrap_dek(idn->kek, id, w, wl, dek);
     }
     cu_stmt_done(st);
     if (rc != CU_OK) {
@@ -179,7 +179,7 @@ static enum cu_err insert_staff(struct cu_identity *idn, struct cu_db *db, struc
 
     if (rc == CU_OK) {
         cu_crypto_random(cu_secret_data(dek), CU_KEY_BYTES);
-        rc = wrap_dek(idn, s->id, dek, w, &wl, &kv);
+        rc = wrap_dek(idn->kek, s->id, dek, w, &wl, &kv);
     }
     if (rc == CU_OK)
         rc = seal_text(idn, dek, s->id, "email", s->email, email_ct);
@@ -247,7 +247,7 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
     s->created_at = cu_stmt_int(st, 6);
     s->updated_at = cu_stmt_int(st, 7);
     const void *w = cu_stmt_blob(st, 5, &wl);
-    rc = unwrap_dek(idn, s->id, w, wl, dek);
+    rc = unwrap_dek(idn->kek, s->id, w, wl, dek);
     const char *email = cu_stmt_text(st, 1, &el), *name = cu_stmt_text(st, 2, &nl);
     if (rc == CU_OK)
         rc = open_text(dek, s->id, "email", email, el, s->email, sizeof(s->email));
@@ -374,13 +374,13 @@ enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, con
     return rc;
 }
 
-enum cu_err cu_identity_staff_rewrap(struct cu_identity *idn, struct cu_db *db, size_t batch,
+enum cu_err cu_identity_staff_rewrap(struct cu_kek_source *kek, struct cu_db *db, size_t batch,
                                      size_t *done)
 {
     static const char sel[] = "SELECT id, dek_wrapped FROM staff WHERE kek_version <> $1 "
                               "ORDER BY id LIMIT $2";
     static const char upd[] = "UPDATE staff SET dek_wrapped = $2, kek_version = $3 WHERE id = $1";
-    uint32_t current = cu_kek_current_version(idn->kek);
+    uint32_t current = cu_kek_current_version(kek);
     const struct cu_val p[] = {CU_VI(current), CU_VI(batch)};
     struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
     struct cu_stmt *st = NULL;
@@ -401,12 +401,12 @@ enum cu_err cu_identity_staff_rewrap(struct cu_identity *idn, struct cu_db *db, 
             const char *s = cu_stmt_text(st, 0, &l);
             snprintf(id, sizeof(id), "%.*s", (int)l, s);
             const void *old = cu_stmt_blob(st, 1, &wl);
-            rc = unwrap_dek(idn, id, old, wl, dek);
+            rc = unwrap_dek(kek, id, old, wl, dek);
         }
         cu_stmt_done(st);
         if (rc != CU_OK || !row)
             break;
-        rc = wrap_dek(idn, id, dek, w, &wl, &kv);
+        rc = wrap_dek(kek, id, dek, w, &wl, &kv);
         const struct cu_val u[] = {CU_VT(id), CU_VB(w, wl), CU_VI(kv)};
         if (rc == CU_OK)
             rc = cu_db_exec(db, upd, u, CU_NVALS(u));
