@@ -110,11 +110,16 @@ static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
 static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subject_kind kind,
                              const char *login, const char *reason)
 {
-    char h[CU_AUDIT_HASHED_BYTES] = "";
+    char h[CU_AUDIT_HASHED_BYTES] = "", lower[CU_EMAIL_MAX + 1];
+    size_t i = 0;
+    /* Lower-cased, so that `custodia audit hash --kind login` finds every spelling. */
+    for (; login[i] != '\0' && i < CU_EMAIL_MAX; i++)
+        lower[i] = (char)(login[i] >= 'A' && login[i] <= 'Z' ? login[i] - 'A' + 'a' : login[i]);
+    lower[i] = '\0';
     if (audit != NULL && audit->log != NULL &&
-        cu_audit_hash_value(audit->log, kind == CU_SUBJECT_STAFF ? "email" : "login", login,
-                            h) != CU_OK)
+        cu_audit_hash_value(audit->log, "login", lower, h) != CU_OK)
         h[0] = '\0';
+    cu_crypto_wipe(lower, sizeof(lower));
     return json_pack("{s:s, s:s, s:s}", "subject_kind", cu_subject_kind_name(kind), "login", h,
                      "reason", reason);
 }

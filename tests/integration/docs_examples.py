@@ -3,7 +3,9 @@
 
 An example is a ```sh block followed by a line "Response `NNN`:" and, unless NNN is 204, a
 ```json block. The command runs in bash with CUSTODIA_URL, CUSTODIA_CA and CUSTODIA_API_KEY
-set, and KEY_ID set to the "id" of the latest response that had one. The test checks the
+set, KEY_ID set to the "id" of the latest response that had one, and TOKEN, CHALLENGE,
+OTPAUTH_URI and RECOVERY_CODE to the "token", "challenge", "otpauth_uri" and first of the
+"recovery_codes" of the latest response that had them (so sign-in examples can chain). The test checks the
 status, and that the documented JSON and the real JSON have the same shape: the same keys at
 every level (arrays compared by their first item) and the same JSON types.
 
@@ -17,6 +19,9 @@ import sys
 import tempfile
 
 BLOCK = re.compile(r"```sh\n(.*?)```\s*\nResponse `(\d{3})`[^\n]*\n(?:\s*```json\n(.*?)```)?", re.S)
+
+
+CARRIED = (("token", "TOKEN"), ("challenge", "CHALLENGE"), ("otpauth_uri", "OTPAUTH_URI"))
 
 
 def shape(v):
@@ -67,6 +72,11 @@ def main():
                 err = same_shape(shape(json.loads(doc)), shape(real))
                 if isinstance(real, dict) and isinstance(real.get("id"), str):
                     env["KEY_ID"] = real["id"]
+                for field, var in CARRIED:
+                    if isinstance(real, dict) and isinstance(real.get(field), str):
+                        env[var] = real[field]
+                if isinstance(real, dict) and real.get("recovery_codes"):
+                    env["RECOVERY_CODE"] = real["recovery_codes"][0]
             first = cmd.strip().splitlines()[0][:90]
             if err:
                 failed += 1

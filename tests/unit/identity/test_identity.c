@@ -115,15 +115,13 @@ static size_t recorded(const struct fixture *f, const char *action, const char *
 static void open_services(struct fixture *f)
 {
     char err[CU_KEYRING_ERR_BYTES];
-    const struct cu_audit_opts ao = {.origin = "test.example/identity",
-                                     .checkpoint_records = 1000,
-                                     .checkpoint_seconds = 60};
+    const struct cu_audit_opts ao = {
+        .origin = "test.example/identity", .checkpoint_records = 1000, .checkpoint_seconds = 60};
     assert_int_equal(cu_keyring_load(f->key, &f->kr, err), CU_OK);
     assert_int_equal(cu_kek_source_keyring(f->kr, &f->kek), CU_OK);
     assert_int_equal(cu_vault_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, &f->v), CU_OK);
     assert_int_equal(
-        cu_identity_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, f->v, &f->opts, &f->idn),
-        CU_OK);
+        cu_identity_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, f->v, &f->opts, &f->idn), CU_OK);
     assert_int_equal(cu_audit_new(f->kr, &ao, &f->log), CU_OK);
     f->audit.log = f->log;
 }
@@ -349,8 +347,8 @@ static void secret_from_uri(const char *uri, uint8_t secret[CU_TOTP_SECRET_BYTES
 /* totp_at(secret, offset_s, code): the code of the step offset_s seconds from now. */
 static void totp_at(const uint8_t secret[CU_TOTP_SECRET_BYTES], int64_t offset_s, char code[8])
 {
-    assert_int_equal(cu_totp_code(secret, CU_TOTP_SECRET_BYTES,
-                                  cu_clock_now_ms() / 1000 + offset_s, CU_TOTP_DIGITS, code),
+    assert_int_equal(cu_totp_code(secret, CU_TOTP_SECRET_BYTES, cu_clock_now_ms() / 1000 + offset_s,
+                                  CU_TOTP_DIGITS, code),
                      CU_OK);
 }
 
@@ -376,17 +374,17 @@ static void wrong_code(const uint8_t secret[CU_TOTP_SECRET_BYTES], char code[8])
 /* enrol(f, kind, id, account, keep, secret, codes): enrols TOTP for the subject, keeping the
  * session keep, reads the secret back from the URI, and moves the clock to the next step so
  * that the current code has not been used. */
-static void enrol(struct fixture *f, enum cu_subject_kind kind, const char *id,
-                  const char *account, const char *keep, uint8_t secret[CU_TOTP_SECRET_BYTES],
+static void enrol(struct fixture *f, enum cu_subject_kind kind, const char *id, const char *account,
+                  const char *keep, uint8_t secret[CU_TOTP_SECRET_BYTES],
                   char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
 {
     char uri[CU_TOTP_URI_BYTES], code[8];
     struct cu_buf svg;
 
     cu_buf_init(&svg, 1u << 20);
-    assert_int_equal(cu_identity_totp_begin(f->idn, f->st, kind, id, account, uri, sizeof(uri),
-                                            &svg, &f->audit),
-                     CU_OK);
+    assert_int_equal(
+        cu_identity_totp_begin(f->idn, f->st, kind, id, account, uri, sizeof(uri), &svg, &f->audit),
+        CU_OK);
     assert_non_null(strstr(cu_buf_cstr(&svg), "<svg"));
     cu_buf_free(&svg);
     assert_memory_equal(uri, "otpauth://totp/", strlen("otpauth://totp/"));
@@ -415,8 +413,8 @@ static void test_customer_sign_in(void **state)
     /* Before a password is set, the right password is wrong too. */
     assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "alice@example.com", PW, &r),
                      CU_E_BAD_CREDENTIALS);
-    assert_int_equal(
-        cu_identity_lockout_clear(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, &f->audit), CU_OK);
+    assert_int_equal(cu_identity_lockout_clear(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, &f->audit),
+                     CU_OK);
 
     /* The policy: a common password, one built on the e-mail, a short one. */
     assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, common_pw,
@@ -429,8 +427,8 @@ static void test_customer_sign_in(void **state)
                      CU_E_INVALID);
     assert_non_null(strstr(why, "e-mail"));
     assert_null(strstr(why, "Alice"));
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, "Sh0rt!",
-                                              6, NULL, &f->audit, why),
+    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, "Sh0rt!", 6,
+                                              NULL, &f->audit, why),
                      CU_E_INVALID);
     assert_non_null(strstr(why, "12"));
     assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER,
@@ -478,9 +476,9 @@ static void test_customer_sign_in(void **state)
     assert_string_equal(s.user_agent, "cmocka/1.0");
 
     /* A wrong password and an unknown login get the same answer. */
-    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "alice@example.com", "Tr0ub4dor&3-blue-kettlE",
-                           &r2),
-                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(
+        login(f, CU_SUBJECT_CUSTOMER, "alice@example.com", "Tr0ub4dor&3-blue-kettlE", &r2),
+        CU_E_BAD_CREDENTIALS);
     assert_string_equal(r2.token, "");
     assert_string_equal(r2.challenge, "");
     assert_int_equal(failures_of(f, subject), 1);
@@ -499,13 +497,13 @@ static void test_customer_sign_in(void **state)
     assert_string_not_equal(r2.session.id, r.session.id);
     assert_int_equal(failures_of(f, subject), 0);
 
-    assert_int_equal(cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW,
-                                                strlen(PW), &ok),
-                     CU_OK);
+    assert_int_equal(
+        cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW, strlen(PW), &ok),
+        CU_OK);
     assert_true(ok);
-    assert_int_equal(cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
-                                                strlen(PW2), &ok),
-                     CU_OK);
+    assert_int_equal(
+        cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), &ok),
+        CU_OK);
     assert_false(ok);
     assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
                      CU_OK);
@@ -565,3 +563,1175 @@ static void test_lockout_wait(void **state)
     assert_int_equal(cu_identity_lockout_wait(&o, UINT64_MAX), 0);
 }
 
+static void test_lockout_schedule(void **state)
+{
+    struct fixture *f = *state;
+    static const char bad[] = "not-the-password-1";
+    static const int64_t waits[] = {30 * SEC, 60 * SEC, 120 * SEC, 120 * SEC};
+    char id[CU_CUSTOMER_ID_BYTES], subject[96];
+    struct cu_login_result r;
+    struct cu_credential_info ci;
+    int64_t failures = 0, until = 0;
+
+    customer(f, "bob@example.com", NULL, id);
+    subject_of("customer", id, subject);
+    for (int i = 1; i <= 2; i++) {
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                         CU_E_BAD_CREDENTIALS);
+        assert_true(lockout(f, subject, &failures, &until));
+        assert_int_equal(failures, i);
+        assert_int_equal(until, 0);
+    }
+    /* Failures 3..6 wait 30, 60, 120 and 120 s; each wait is served before the next try. */
+    for (int i = 0; i < 4; i++) {
+        int64_t now = cu_clock_now_ms();
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                         CU_E_BAD_CREDENTIALS);
+        assert_true(lockout(f, subject, &failures, &until));
+        assert_int_equal(failures, 3 + i);
+        assert_int_equal(until, now + waits[i]);
+        assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
+                         CU_OK);
+        assert_int_equal(ci.failures, 3 + i);
+        assert_int_equal(ci.locked_until, now + waits[i]);
+        /* Refused even with the right password, and the refusal does not count. */
+        expect_locked(f, "bob@example.com", PW, waits[i]);
+        cu_clock_advance(waits[i] - 1);
+        expect_locked(f, "bob@example.com", PW, 1);
+        assert_int_equal(failures_of(f, subject), 3 + i);
+        cu_clock_advance(1);
+    }
+    /* A success forgets every failure. */
+    login_ok(f, CU_SUBJECT_CUSTOMER, "bob@example.com", &r);
+    assert_false(lockout(f, subject, &failures, &until));
+
+    /* Failures older than the reset period are forgotten. */
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                         CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 2);
+    cu_clock_advance(61 * MINUTE);
+    assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
+                     CU_OK);
+    assert_int_equal(ci.failures, 0);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 1);
+    /* The reset period runs from the last failure, not the first. */
+    cu_clock_advance(59 * MINUTE);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                     CU_E_BAD_CREDENTIALS);
+    cu_clock_advance(59 * MINUTE);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "bob@example.com", bad, &r),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 3);
+    expect_locked(f, "bob@example.com", PW, 30 * SEC);
+
+    /* Unknown logins lock out on the same schedule, in a row that does not name them. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "nobody@example.com", PW, &r),
+                         CU_E_BAD_CREDENTIALS);
+    expect_locked(f, "NoBody@example.com", PW, 30 * SEC);
+    {
+        static const char sql[] =
+            "SELECT subject, failures FROM lockouts WHERE subject LIKE 'unknown:%'";
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        size_t n = 0;
+        assert_int_equal(cu_db_query(f->conn, sql, NULL, 0, &st), CU_OK);
+        assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+        assert_true(row);
+        const char *s = cu_stmt_text(st, 0, &n);
+        assert_int_equal(n, strlen("unknown:") + 2 * CU_HASH_BYTES);
+        for (size_t i = strlen("unknown:"); i < n; i++)
+            assert_non_null(strchr("0123456789abcdef", s[i]));
+        assert_null(memmem(s, n, "nobody", 6));
+        assert_int_equal(cu_stmt_int(st, 1), 3);
+        assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+        assert_false(row);
+        cu_stmt_done(st);
+    }
+    /* Another unknown login has a row of its own. */
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "somebody@example.com", PW, &r),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM lockouts WHERE subject LIKE 'unknown:%'", NULL),
+                     2);
+
+    /* Pruning drops the rows quiet for longer than the reset period. */
+    cu_clock_advance(61 * MINUTE);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_prune(f->idn, f->conn), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM lockouts", NULL), 0);
+}
+
+/* ---- 3. concurrent failures ---- */
+
+#define THREADS 8
+#define TRIES 5
+
+struct worker {
+    struct fixture *f;
+    pthread_t thread;
+    enum cu_err rc[TRIES];
+};
+
+static void *worker_main(void *arg)
+{
+    static const char bad[] = "wrong-password-99";
+    struct worker *w = arg;
+    for (int i = 0; i < TRIES; i++) {
+        struct cu_login_result r;
+        w->rc[i] = cu_identity_login(w->f->idn, w->f->st, CU_SUBJECT_CUSTOMER, "carol@example.com",
+                                     bad, strlen(bad), &w->f->ctx, NULL, &r);
+    }
+    return NULL;
+}
+
+static void test_concurrent_failures(void **state)
+{
+    struct fixture *f = *state;
+    struct worker w[THREADS];
+    char id[CU_CUSTOMER_ID_BYTES], subject[96];
+    int64_t failures = 0, until = 0;
+
+    f->opts.lockout_threshold = 1000;
+    restart(f);
+    customer(f, "carol@example.com", NULL, id);
+    subject_of("customer", id, subject);
+    for (int i = 0; i < THREADS; i++) {
+        w[i].f = f;
+        assert_int_equal(pthread_create(&w[i].thread, NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++)
+        assert_int_equal(pthread_join(w[i].thread, NULL), 0);
+    for (int i = 0; i < THREADS; i++) {
+        for (int j = 0; j < TRIES; j++)
+            assert_int_equal(w[i].rc[j], CU_E_BAD_CREDENTIALS);
+    }
+    assert_true(lockout(f, subject, &failures, &until));
+    assert_int_equal(failures, THREADS * TRIES);
+    assert_int_equal(until, 0);
+    assert_int_equal(
+        q_int(f, "SELECT count(*) FROM auth_events WHERE kind = 'login_failed' AND subject_id = $1",
+              id),
+        THREADS * TRIES);
+}
+
+/* ---- 4. sessions ---- */
+
+static int64_t last_seen(struct fixture *f, const char *session_id)
+{
+    return q_int(f, "SELECT last_seen_at FROM sessions WHERE id = $1", session_id);
+}
+
+static void test_session_expiry(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES];
+    struct cu_login_result a, b, c;
+    struct cu_session_info s, *list = NULL;
+    size_t n = 9;
+
+    customer(f, "dana@example.com", NULL, id);
+
+    /* Last-seen moves at most once a minute. */
+    login_ok(f, CU_SUBJECT_CUSTOMER, "dana@example.com", &a);
+    cu_clock_advance(30 * SEC);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_int_equal(s.last_seen_at, T0);
+    assert_int_equal(last_seen(f, a.session.id), T0);
+    cu_clock_advance(31 * SEC);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_int_equal(s.last_seen_at, T0 + 61 * SEC);
+    assert_int_equal(s.idle_expires_at, T0 + 61 * SEC + 30 * MINUTE);
+    assert_int_equal(last_seen(f, a.session.id), T0 + 61 * SEC);
+
+    /* Idle for 31 minutes: gone, and no longer listed. */
+    cu_clock_advance(31 * MINUTE);
+    assert_int_equal(check(f, a.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(cu_identity_sessions_list(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &list, &n),
+                     CU_OK);
+    assert_int_equal(n, 0);
+    cu_free(list);
+
+    /* A request every 20 minutes keeps a session alive for two hours, then idling ends it. */
+    login_ok(f, CU_SUBJECT_CUSTOMER, "dana@example.com", &b);
+    for (int i = 0; i < 6; i++) {
+        cu_clock_advance(20 * MINUTE);
+        assert_int_equal(check(f, b.token, &s), CU_OK);
+        assert_int_equal(s.last_seen_at, cu_clock_now_ms());
+        assert_int_equal(last_seen(f, b.session.id), cu_clock_now_ms());
+    }
+    cu_clock_advance(31 * MINUTE);
+    assert_int_equal(check(f, b.token, &s), CU_E_UNAUTHENTICATED);
+
+    /* The absolute expiry holds however busy the session is. */
+    login_ok(f, CU_SUBJECT_CUSTOMER, "dana@example.com", &c);
+    int64_t start = cu_clock_now_ms();
+    for (int i = 0; i < 35; i++) {
+        cu_clock_advance(20 * MINUTE);
+        assert_int_equal(check(f, c.token, &s), CU_OK);
+    }
+    assert_int_equal(s.expires_at, start + 12 * HOUR);
+    assert_int_equal(s.idle_expires_at, s.expires_at); /* idle expiry never passes it */
+    cu_clock_advance(20 * MINUTE);
+    assert_int_equal(check(f, c.token, &s), CU_E_UNAUTHENTICATED);
+    cu_clock_advance(-1);
+    assert_int_equal(check(f, c.token, &s), CU_OK);
+}
+
+static void test_session_tokens(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], t[CU_SESSION_TOKEN_BYTES + 8];
+    struct cu_login_result a;
+    struct cu_session_info s;
+
+    customer(f, "dora@example.com", NULL, id);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "dora@example.com", &a);
+    /* Truncated, with a wrong prefix, a character outside base64url, one character changed,
+     * with a header prefix, empty: all refused alike. */
+    assert_int_equal(
+        cu_identity_session_check(f->idn, f->st, a.token, CU_SESSION_TOKEN_LEN - 1, &s),
+        CU_E_UNAUTHENTICATED);
+    snprintf(t, sizeof(t), "%s", a.token);
+    t[1] = 's' + 1;
+    assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
+    snprintf(t, sizeof(t), "%s", a.token);
+    t[20] = '!';
+    assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
+    snprintf(t, sizeof(t), "%s", a.token);
+    t[20] = t[20] == 'A' ? 'B' : 'A';
+    assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
+    snprintf(t, sizeof(t), "%s", a.token);
+    memcpy(t, "csc_", 4);
+    assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
+    snprintf(t, sizeof(t), "Bearer %s", a.token);
+    assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, "", &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, "css_", &s), CU_E_UNAUTHENTICATED);
+    /* The real one still works; the store holds only its keyed hash. */
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    {
+        static const char sql[] = "SELECT token_hash FROM sessions WHERE id = $1";
+        const struct cu_val p[] = {CU_VT(a.session.id)};
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        size_t n = 0;
+        assert_int_equal(cu_db_query(f->conn, sql, p, 1, &st), CU_OK);
+        assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+        assert_true(row);
+        const void *h = cu_stmt_blob(st, 0, &n);
+        assert_int_equal(n, CU_HASH_BYTES);
+        assert_null(memmem(h, n, a.token + 4, 8));
+        cu_stmt_done(st);
+    }
+}
+
+static void test_session_revoke(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], other[CU_CUSTOMER_ID_BYTES];
+    struct cu_login_result a, b, c, o;
+    struct cu_session_info s, *list = NULL;
+    size_t n = 0;
+
+    customer(f, "erin@example.com", NULL, id);
+    customer(f, "finn@example.com", NULL, other);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "erin@example.com", &a);
+    cu_clock_advance(SEC);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "erin@example.com", &b);
+    cu_clock_advance(SEC);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "erin@example.com", &c);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "finn@example.com", &o);
+    assert_int_equal(cu_identity_sessions_list(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &list, &n),
+                     CU_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(list[0].id, c.session.id); /* newest first */
+    assert_string_equal(list[2].id, a.session.id);
+    cu_free(list);
+    records_clear(f);
+
+    /* One session. */
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
+        CU_OK);
+    assert_int_equal(check(f, a.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, b.token, &s), CU_OK);
+    assert_int_equal(q_int(f, "SELECT revoked_at FROM sessions WHERE id = $1", a.session.id),
+                     cu_clock_now_ms());
+    /* Not twice, not another subject's, not an unknown one. */
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
+        CU_E_NOT_FOUND);
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, o.session.id, &f->audit),
+        CU_E_NOT_FOUND);
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_STAFF, id, b.session.id, &f->audit),
+        CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
+                                                "ses_0000000000000000", &f->audit),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(check(f, o.token, &s), CU_OK);
+    assert_int_equal(check(f, b.token, &s), CU_OK);
+
+    /* All of them; the other customer's stays. */
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, NULL, &f->audit), CU_OK);
+    assert_int_equal(check(f, b.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, c.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, o.token, &s), CU_OK);
+    assert_int_equal(cu_identity_sessions_list(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &list, &n),
+                     CU_OK);
+    assert_int_equal(n, 0);
+    cu_free(list);
+    assert_int_equal(recorded(f, "session.revoked", "success"), 2);
+    assert_string_equal(f->rec[0].target, a.session.id);
+    assert_non_null(strstr(f->rec[1].details, "\"sessions\":2"));
+}
+
+/* ---- 5. TOTP ---- */
+
+static void test_totp(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], subject[96], uri[CU_TOTP_URI_BYTES], code[8], bad[8];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES], loose[CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES], first[CU_TOTP_SECRET_BYTES];
+    struct cu_login_result keep, other, r, r2, c;
+    struct cu_session_info s;
+    struct cu_credential_info ci;
+    struct cu_buf svg;
+
+    f->opts.lockout_threshold = 100; /* the burnt challenge takes five failures */
+    restart(f);
+    customer(f, "gina@example.com", NULL, id);
+    subject_of("customer", id, subject);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "gina@example.com", &keep);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "gina@example.com", &other);
+
+    /* Enrolment: a pending secret, sealed; beginning again replaces it. */
+    cu_buf_init(&svg, 1u << 20);
+    assert_int_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
+                                            "gina@example.com", uri, sizeof(uri), &svg, &f->audit),
+                     CU_OK);
+    secret_from_uri(uri, first);
+    cu_buf_reset(&svg);
+    assert_int_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
+                                            "gina@example.com", uri, sizeof(uri), &svg, &f->audit),
+                     CU_OK);
+    assert_non_null(strstr(cu_buf_cstr(&svg), "<svg"));
+    cu_buf_free(&svg);
+    assert_non_null(strstr(uri, "issuer=Custodia%20Test"));
+    secret_from_uri(uri, secret);
+    assert_memory_not_equal(first, secret, sizeof(secret));
+    {
+        static const char sql[] = "SELECT name, value FROM customer_secrets WHERE customer_id = $1";
+        const struct cu_val p[] = {CU_VT(id)};
+        const char *b32 = strstr(uri, "secret=") + 7;
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        size_t n = 0;
+        assert_int_equal(cu_db_query(f->conn, sql, p, 1, &st), CU_OK);
+        assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+        assert_true(row);
+        assert_string_equal(cu_stmt_text(st, 0, &n), "totp_pending");
+        const char *v = cu_stmt_text(st, 1, &n);
+        assert_null(memmem(v, n, b32, 16));
+        assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+        assert_false(row);
+        cu_stmt_done(st);
+    }
+
+    /* A wrong code, and the replaced secret's code, do not confirm. */
+    char codes_bad[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    wrong_code(secret, bad);
+    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, bad,
+                                              keep.session.id, &f->audit, codes_bad),
+                     CU_E_BAD_CREDENTIALS);
+    char old[8], now3[3][8];
+    totp_now(first, old);
+    for (int i = 0; i < 3; i++)
+        totp_at(secret, (i - 1) * CU_TOTP_STEP_SECONDS, now3[i]);
+    if (strcmp(old, now3[0]) != 0 && strcmp(old, now3[1]) != 0 && strcmp(old, now3[2]) != 0)
+        assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, old,
+                                                  keep.session.id, &f->audit, codes_bad),
+                         CU_E_BAD_CREDENTIALS);
+    assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
+                     CU_OK);
+    assert_false(ci.totp_enabled);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "gina@example.com", &r); /* still one factor */
+
+    /* The right code: ten distinct recovery codes, other sessions revoked. */
+    totp_now(secret, code);
+    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, code,
+                                              keep.session.id, &f->audit, codes),
+                     CU_OK);
+    for (int i = 0; i < CU_RECOVERY_CODES; i++) {
+        assert_int_equal(strlen(codes[i]), 11);
+        assert_int_equal(codes[i][5], '-');
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(codes[i], codes[j]);
+    }
+    assert_int_equal(check(f, keep.token, &s), CU_OK);
+    assert_int_equal(check(f, other.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, r.token, &s), CU_E_UNAUTHENTICATED);
+    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, code, NULL,
+                                              &f->audit, codes_bad),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
+                     CU_OK);
+    assert_true(ci.totp_enabled);
+    assert_int_equal(ci.totp_enabled_at, cu_clock_now_ms());
+    assert_int_equal(ci.recovery_codes_left, CU_RECOVERY_CODES);
+    assert_int_equal(q_int(f,
+                           "SELECT count(*) FROM customer_secrets WHERE customer_id = $1 AND "
+                           "name = 'totp'",
+                           id),
+                     1);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets WHERE customer_id = $1", id),
+                     1);
+
+    /* A password now leads to a challenge; the code that confirmed enrolment is spent. */
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "gina@example.com", PW2, &r),
+                     CU_E_BAD_CREDENTIALS);
+    assert_string_equal(r.challenge, "");
+    challenge(f, "gina@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_string_equal(c.token, "");
+    assert_int_equal(failures_of(f, subject), 1);
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK);
+    assert_int_equal(c.status, CU_LOGIN_OK);
+    assert_int_equal(c.session.aal, CU_AAL2);
+    assert_string_equal(c.session.subject_id, id);
+    assert_int_equal(check(f, c.token, &s), CU_OK);
+    assert_int_equal(s.aal, CU_AAL2);
+    assert_int_equal(failures_of(f, subject), 0);
+    /* A challenge completes once. */
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+
+    /* The same code with a new challenge is a replay; the next step's code works. */
+    challenge(f, "gina@example.com", &r2);
+    assert_int_equal(mfa(f, r2.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(q_int(f, "SELECT max(attempts) FROM auth_challenges", NULL), 1);
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r2.challenge, code, &c), CU_OK);
+    assert_int_equal(c.session.aal, CU_AAL2);
+
+    /* A recovery code works once; it may be typed in capitals without the dash. */
+    challenge(f, "gina@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_OK);
+    assert_int_equal(c.session.aal, CU_AAL2);
+    challenge(f, "gina@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_E_BAD_CREDENTIALS);
+    size_t j = 0;
+    for (size_t i = 0; codes[1][i] != '\0'; i++) {
+        if (codes[1][i] != '-')
+            loose[j++] =
+                (char)(codes[1][i] >= 'a' && codes[1][i] <= 'z' ? codes[1][i] - 32 : codes[1][i]);
+    }
+    loose[j] = '\0';
+    assert_int_equal(mfa(f, r.challenge, loose, &c), CU_OK);
+    assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
+                     CU_OK);
+    assert_int_equal(ci.recovery_codes_left, CU_RECOVERY_CODES - 2);
+
+    /* Five wrong codes burn a challenge: a right code on it then fails, and stays unspent. */
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    totp_now(secret, code);
+    wrong_code(secret, bad);
+    challenge(f, "gina@example.com", &r);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(mfa(f, r.challenge, bad, &c), CU_E_BAD_CREDENTIALS);
+        assert_int_equal(q_int(f, "SELECT count(*) FROM auth_challenges", NULL), i < 4 ? 1 : 0);
+    }
+    assert_int_equal(failures_of(f, subject), 5);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 5); /* a burnt challenge names nobody */
+    challenge(f, "gina@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK);
+
+    /* An expired challenge fails with a good code. */
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    challenge(f, "gina@example.com", &r);
+    cu_clock_advance(f->opts.challenge_ms + SEC);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    challenge(f, "gina@example.com", &r2);
+    assert_int_equal(mfa(f, r2.challenge, code, &c), CU_OK);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM auth_challenges", NULL), 1);
+    assert_int_equal(cu_identity_prune(f->idn, f->conn), CU_OK);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM auth_challenges", NULL), 0);
+
+    /* Malformed challenges and codes. */
+    assert_int_equal(mfa(f, "csc_short", code, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(mfa(f, keep.token, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(mfa(f, r2.challenge, NULL, &c), CU_E_INVALID);
+
+    /* New recovery codes replace the old ones. */
+    char fresh[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    assert_int_equal(
+        cu_identity_recovery_regenerate(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, &f->audit, fresh),
+        CU_OK);
+    challenge(f, "gina@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, codes[2], &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(mfa(f, r.challenge, fresh[2], &c), CU_OK);
+}
+
+/* ---- 6. step-up ---- */
+
+static void test_step_up(void **state)
+{
+    struct fixture *f = *state;
+    char hana[CU_CUSTOMER_ID_BYTES], ivan[CU_CUSTOMER_ID_BYTES], subject[96], code[8], bad[8];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    static const char wrong[] = "wrong-password-x1";
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    struct cu_login_result a, b;
+    struct cu_session_info s, s2;
+
+    customer(f, "hana@example.com", NULL, hana);
+    customer(f, "ivan@example.com", NULL, ivan);
+
+    /* With TOTP: an aal1 session is never fresh; a code makes it fresh and aal2. */
+    login_ok(f, CU_SUBJECT_CUSTOMER, "hana@example.com", &a);
+    enrol(f, CU_SUBJECT_CUSTOMER, hana, "hana@example.com", a.session.id, secret, codes);
+    subject_of("customer", hana, subject);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_int_equal(s.aal, CU_AAL1);
+    assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+    assert_true(cu_identity_session_fresh(f->idn, &s, false, cu_clock_now_ms()));
+    totp_now(secret, code);
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s, PW, strlen(PW), NULL, &f->ctx, &f->audit),
+        CU_E_INVALID);
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s, PW, strlen(PW), code, &f->ctx, &f->audit),
+        CU_E_INVALID);
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, NULL, &f->ctx, &f->audit),
+                     CU_E_INVALID);
+    wrong_code(secret, bad);
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, bad, &f->ctx, &f->audit),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 1);
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
+                     CU_OK);
+    assert_int_equal(s.aal, CU_AAL2);
+    assert_int_equal(s.auth_at, cu_clock_now_ms());
+    assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+    assert_int_equal(failures_of(f, subject), 0);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_int_equal(s.aal, CU_AAL2);
+    assert_int_equal(s.auth_at, cu_clock_now_ms());
+    /* The code is spent. */
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
+                     CU_E_BAD_CREDENTIALS);
+
+    /* Older than the step-up window: not fresh, until the next code (or a recovery code). */
+    cu_clock_advance(f->opts.step_up_ms + SEC);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+    totp_now(secret, code);
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
+                     CU_OK);
+    assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+    cu_clock_advance(f->opts.step_up_ms + SEC);
+    assert_int_equal(check(f, a.token, &s), CU_OK);
+    assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, codes[3], &f->ctx, &f->audit),
+                     CU_OK);
+    assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
+
+    /* Without TOTP: the password; a wrong one counts as a failure. */
+    subject_of("customer", ivan, subject);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "ivan@example.com", &b);
+    assert_int_equal(check(f, b.token, &s2), CU_OK);
+    assert_true(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
+    cu_clock_advance(11 * MINUTE);
+    assert_int_equal(check(f, b.token, &s2), CU_OK);
+    assert_false(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
+    totp_now(secret, code);
+    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s2, NULL, 0, code, &f->ctx, &f->audit),
+                     CU_E_INVALID);
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s2, wrong, strlen(wrong), NULL, &f->ctx, &f->audit),
+        CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 1);
+    assert_false(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit), CU_OK);
+    assert_int_equal(s2.aal, CU_AAL1);
+    assert_true(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
+    assert_int_equal(failures_of(f, subject), 0);
+    assert_int_equal(check(f, b.token, &s2), CU_OK);
+    assert_int_equal(s2.auth_at, cu_clock_now_ms());
+
+    /* Step-up failures lock out like sign-in failures. */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(
+            cu_identity_step_up(f->idn, f->st, &s2, wrong, strlen(wrong), NULL, &f->ctx, &f->audit),
+            CU_E_BAD_CREDENTIALS);
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit),
+        CU_E_RATE_LIMITED);
+    cu_clock_advance(30 * SEC);
+
+    /* A revoked session cannot step up. */
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, ivan, NULL, &f->audit),
+        CU_OK);
+    assert_int_equal(
+        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit),
+        CU_E_UNAUTHENTICATED);
+}
+
+/* ---- 7. staff ---- */
+
+/* in_text(st, cols, needle): whether needle occurs in any column of the current row. */
+static bool in_row(struct cu_stmt *st, int cols, const char *needle)
+{
+    for (int i = 0; i < cols; i++) {
+        size_t n = 0;
+        const void *p = cu_stmt_blob(st, i, &n);
+        if (p != NULL && memmem(p, n, needle, strlen(needle)) != NULL)
+            return true;
+    }
+    return false;
+}
+
+static void rotate_kek(struct fixture *f)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    uint32_t v = 0;
+    close_services(f);
+    assert_int_equal(cu_keyring_add_kek(f->key, &v, err), CU_OK);
+    assert_int_equal(v, 2);
+    open_services(f);
+}
+
+static void test_staff(void **state)
+{
+    struct fixture *f = *state;
+    char why[CU_IDENTITY_WHY_BYTES], code[8], subject[96];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    const uint64_t scopes = CU_SCOPE_STAFF_READ | CU_SCOPE_AUDIT_READ;
+    struct cu_staff_info s, t, g, *list = NULL;
+    struct cu_login_result r, c, m;
+    struct cu_session_info si;
+    size_t n = 0, done = 0;
+    int64_t count = 0;
+
+    /* Validation. */
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(
+        cu_identity_staff_add(f->idn, f->conn, "not-an-email", "Olga Ops", scopes, &s, why),
+        CU_E_INVALID);
+    assert_non_null(strstr(why, "email"));
+    assert_int_equal(cu_identity_staff_add(f->idn, f->conn, "ops@example.com", "", scopes, &s, why),
+                     CU_E_INVALID);
+    assert_non_null(strstr(why, "name"));
+    assert_int_equal(
+        cu_identity_staff_add(f->idn, f->conn, "ops@example.com", "Olga\x01Ops", scopes, &s, why),
+        CU_E_INVALID);
+    assert_non_null(strstr(why, "name"));
+    assert_int_equal(
+        cu_identity_staff_add(f->idn, f->conn, "ops@example.com", "Olga Ops", 1ULL << 63, &s, why),
+        CU_E_INVALID);
+    assert_non_null(strstr(why, "scopes"));
+    assert_int_equal(
+        cu_identity_staff_add(f->idn, f->conn, "Ops@Example.com", "Olga Ops", scopes, &s, why),
+        CU_OK);
+    assert_memory_equal(s.id, "stf_", 4);
+    assert_string_equal(s.email, "ops@example.com");
+    assert_int_equal(
+        cu_identity_staff_add(f->idn, f->conn, "OPS@example.com", "Other", scopes, &t, why),
+        CU_E_EXISTS);
+    assert_non_null(strstr(why, "email"));
+    assert_int_equal(cu_identity_staff_add(f->idn, f->conn, "sam@example.com", "Sam Second",
+                                           CU_SCOPE_METRICS_READ, &t, why),
+                     CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+
+    /* Read back, decrypted. */
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_string_equal(g.email, "ops@example.com");
+    assert_string_equal(g.name, "Olga Ops");
+    assert_int_equal(g.scopes, scopes);
+    assert_string_equal(g.status, "active");
+    assert_false(g.has_password);
+    assert_false(g.totp_enabled);
+    assert_int_equal(cu_identity_staff_find(f->idn, f->conn, "OPS@EXAMPLE.COM", &g), CU_OK);
+    assert_string_equal(g.id, s.id);
+    assert_int_equal(cu_identity_staff_find(f->idn, f->conn, "nobody@example.com", &g),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_staff_find(f->idn, f->conn, "garbage", &g), CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, "stf_0000000000000000", &g),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_staff_list(f->idn, f->conn, NULL, 10, &list, &n), CU_OK);
+    assert_int_equal(n, 2);
+    assert_true(strcmp(list[0].id, list[1].id) < 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct cu_staff_info *e = &list[i];
+        bool ops = strcmp(e->id, s.id) == 0;
+        assert_string_equal(e->email, ops ? "ops@example.com" : "sam@example.com");
+        assert_string_equal(e->name, ops ? "Olga Ops" : "Sam Second");
+    }
+    char after[CU_SUBJECT_ID_BYTES];
+    snprintf(after, sizeof(after), "%s", list[0].id);
+    cu_free(list);
+    assert_int_equal(cu_identity_staff_list(f->idn, f->conn, after, 10, &list, &n), CU_OK);
+    assert_int_equal(n, 1);
+    assert_string_not_equal(list[0].id, after);
+    cu_free(list);
+    assert_int_equal(cu_identity_staff_list(f->idn, f->conn, NULL, 0, &list, &n), CU_E_INVALID);
+
+    /* Neither the e-mail nor the name is stored in clear. */
+    {
+        static const char sql[] = "SELECT id, email_hash, email, name, scopes, status, "
+                                  "dek_wrapped, kek_version, created_at, updated_at FROM staff";
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        int rows = 0;
+        assert_int_equal(cu_db_query(f->conn, sql, NULL, 0, &st), CU_OK);
+        while (cu_stmt_next(st, &row) == CU_OK && row) {
+            rows++;
+            assert_false(in_row(st, 10, "ops@example.com"));
+            assert_false(in_row(st, 10, "Ops@Example.com"));
+            assert_false(in_row(st, 10, "Olga"));
+            assert_false(in_row(st, 10, "sam@example.com"));
+            assert_false(in_row(st, 10, "Sam Second"));
+        }
+        cu_stmt_done(st);
+        assert_int_equal(rows, 2);
+    }
+
+    /* Sign-in: by e-mail, as staff, and told to enrol a second factor. */
+    set_pw(f, CU_SUBJECT_STAFF, s.id, PW);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_true(g.has_password);
+    login_ok(f, CU_SUBJECT_STAFF, "Ops@example.com", &r);
+    assert_int_equal(r.session.kind, CU_SUBJECT_STAFF);
+    assert_string_equal(r.session.subject_id, s.id);
+    assert_true(r.mfa_enrolment_required);
+    assert_int_equal(check(f, r.token, &si), CU_OK);
+    assert_int_equal(si.kind, CU_SUBJECT_STAFF);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "ops@example.com", PW, &c),
+                     CU_E_BAD_CREDENTIALS);
+    /* The password policy knows the staff member's e-mail. */
+    static const char mail_pw[] = "my-ops@example.com-pw";
+    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_STAFF, s.id, mail_pw,
+                                              strlen(mail_pw), NULL, &f->audit, why),
+                     CU_E_INVALID);
+    assert_non_null(strstr(why, "e-mail"));
+
+    /* TOTP for staff, sealed under their own DEK. */
+    enrol(f, CU_SUBJECT_STAFF, s.id, "ops@example.com", r.session.id, secret, codes);
+    assert_int_equal(
+        q_int(f, "SELECT count(*) FROM staff_secrets WHERE staff_id = $1 AND name = 'totp'", s.id),
+        1);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets", NULL), 0);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_true(g.totp_enabled);
+    assert_int_equal(login(f, CU_SUBJECT_STAFF, "ops@example.com", PW, &c), CU_OK);
+    assert_int_equal(c.status, CU_LOGIN_MFA_REQUIRED);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, c.challenge, code, &m), CU_OK);
+    assert_int_equal(m.session.kind, CU_SUBJECT_STAFF);
+    assert_int_equal(m.session.aal, CU_AAL2);
+
+    /* Scopes change; a bad status or an unknown member is refused. */
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 0, "frozen"), CU_E_INVALID);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 1ULL << 63, NULL), CU_E_INVALID);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, "stf_0000000000000000", 0, NULL),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, CU_SCOPE_METRICS_READ, NULL),
+                     CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_int_equal(g.scopes, CU_SCOPE_METRICS_READ);
+    assert_string_equal(g.status, "active");
+
+    /* Disabled: sessions revoked, sign-in fails as for an unknown login. */
+    subject_of("staff", s.id, subject);
+    int64_t unknown =
+        q_int(f, "SELECT count(*) FROM lockouts WHERE subject LIKE 'unknown:%'", NULL);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 0, "disabled"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(check(f, r.token, &si), CU_E_UNAUTHENTICATED);
+    assert_int_equal(check(f, m.token, &si), CU_E_UNAUTHENTICATED);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_string_equal(g.status, "disabled");
+    assert_int_equal(g.scopes, CU_SCOPE_METRICS_READ);
+    assert_int_equal(login(f, CU_SUBJECT_STAFF, "ops@example.com", PW, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(failures_of(f, subject), 0);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM lockouts WHERE subject LIKE 'unknown:%'", NULL),
+                     unknown + 1);
+    char why2[CU_IDENTITY_WHY_BYTES];
+    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_STAFF, s.id, PW2,
+                                              strlen(PW2), NULL, &f->audit, why2),
+                     CU_E_NOT_FOUND);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 0, "active"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+
+    /* A new KEK: the staff DEKs move to it, in batches, and the old KEK can go. */
+    assert_int_equal(cu_identity_staff_kek_usage(f->conn, 1, &count), CU_OK);
+    assert_int_equal(count, 2);
+    rotate_kek(f);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_rewrap(f->kek, f->conn, 1, &done), CU_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(cu_identity_staff_rewrap(f->kek, f->conn, 10, &done), CU_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(cu_identity_staff_rewrap(f->kek, f->conn, 10, &done), CU_OK);
+    assert_int_equal(done, 0);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_identity_staff_kek_usage(f->conn, 1, &count), CU_OK);
+    assert_int_equal(count, 0);
+    assert_int_equal(cu_identity_staff_kek_usage(f->conn, 2, &count), CU_OK);
+    assert_int_equal(count, 2);
+    {
+        char err[CU_KEYRING_ERR_BYTES];
+        close_services(f);
+        assert_int_equal(cu_keyring_retire_kek(f->key, 1, err), CU_OK);
+        open_services(f);
+    }
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_string_equal(g.email, "ops@example.com");
+    assert_string_equal(g.name, "Olga Ops");
+    assert_int_equal(cu_identity_staff_find(f->idn, f->conn, "sam@example.com", &g), CU_OK);
+    assert_string_equal(g.name, "Sam Second");
+    /* The TOTP secret, sealed under the re-wrapped DEK, still opens. */
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    assert_int_equal(login(f, CU_SUBJECT_STAFF, "ops@example.com", PW, &c), CU_OK);
+    assert_int_equal(c.status, CU_LOGIN_MFA_REQUIRED);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, c.challenge, code, &m), CU_OK);
+    assert_int_equal(m.session.aal, CU_AAL2);
+}
+
+/* A challenge must not outlive the account: disabled between password and code. */
+static void test_staff_disabled_mid_sign_in(void **state)
+{
+    struct fixture *f = *state;
+    char why[CU_IDENTITY_WHY_BYTES], code[8];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    struct cu_staff_info s;
+    struct cu_login_result r, c;
+
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_add(f->idn, f->conn, "tess@example.com", "Tess",
+                                           CU_SCOPE_STAFF_READ, &s, why),
+                     CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    set_pw(f, CU_SUBJECT_STAFF, s.id, PW);
+    enrol(f, CU_SUBJECT_STAFF, s.id, "tess@example.com", NULL, secret, codes);
+    assert_int_equal(login(f, CU_SUBJECT_STAFF, "tess@example.com", PW, &r), CU_OK);
+    assert_int_equal(r.status, CU_LOGIN_MFA_REQUIRED);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 0, "disabled"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_string_equal(c.token, "");
+    assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM sessions WHERE subject_id = $1", s.id), 0);
+}
+
+/* ---- 8. the audit hook ---- */
+
+static void test_audit_hook(void **state)
+{
+    struct fixture *f = *state;
+    static const char bad_pw[] = "Wrong-horse-battery-3";
+    char id[CU_CUSTOMER_ID_BYTES], code[8], bad[8], why[CU_IDENTITY_WHY_BYTES];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    struct cu_login_result a, r, c;
+    bool ok = false;
+
+    customer(f, "jo.doe@example.com", NULL, id);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "jo.doe@example.com", bad_pw, &r),
+                     CU_E_BAD_CREDENTIALS);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "jo.doe@example.com", &a);
+    enrol(f, CU_SUBJECT_CUSTOMER, id, "jo.doe@example.com", a.session.id, secret, codes);
+    challenge(f, "jo.doe@example.com", &r);
+    wrong_code(secret, bad);
+    assert_int_equal(mfa(f, r.challenge, bad, &c), CU_E_BAD_CREDENTIALS);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK);
+    assert_int_equal(
+        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
+        CU_OK);
+
+    /* Fail closed: when the record cannot be written, nothing changes. */
+    f->fail_action = "credential.password_set";
+    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
+                                              strlen(PW2), NULL, &f->audit, why),
+                     CU_E_AUDIT);
+    assert_int_equal(
+        cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW, strlen(PW), &ok),
+        CU_OK);
+    assert_true(ok);
+    assert_int_equal(check(f, c.token, &(struct cu_session_info){0}), CU_OK);
+    f->fail_action = "auth.mfa";
+    int64_t sessions = q_int(f, "SELECT count(*) FROM sessions", NULL);
+    challenge(f, "jo.doe@example.com", &r);
+    cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_AUDIT);
+    assert_string_equal(c.token, "");
+    assert_int_equal(q_int(f, "SELECT count(*) FROM sessions", NULL), sessions);
+    f->fail_action = NULL;
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK); /* rolled back, so not spent */
+
+    /* Lockouts, for a known and an unknown login. */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "jo.doe@example.com", bad_pw, &r),
+                         CU_E_BAD_CREDENTIALS);
+        assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "ghost@example.com", bad_pw, &r),
+                         CU_E_BAD_CREDENTIALS);
+    }
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "jo.doe@example.com", PW, &r),
+                     CU_E_RATE_LIMITED);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "ghost@example.com", PW, &r), CU_E_RATE_LIMITED);
+
+    for (size_t i = 0; getenv("CU_DEBUG_RECORDS") && i < f->nrec; i++)
+        printf("%s %s %s %s\n", f->rec[i].action, f->rec[i].outcome, f->rec[i].target,
+               f->rec[i].details);
+    assert_true(recorded(f, "auth.login", "failure") >= 7);
+    assert_int_equal(recorded(f, "auth.login", "success"), 1);
+    assert_int_equal(recorded(f, "auth.login", "mfa_required"), 2);
+    assert_int_equal(recorded(f, "auth.login", "locked"), 2);
+    assert_int_equal(recorded(f, "auth.mfa", "failure"), 1);
+    assert_int_equal(recorded(f, "auth.mfa", "success"), 2);
+    assert_int_equal(recorded(f, "credential.password_set", "success"), 1);
+    assert_int_equal(recorded(f, "mfa.totp_enrolment_started", "success"), 1);
+    assert_int_equal(recorded(f, "mfa.totp_enabled", "success"), 1);
+    assert_int_equal(recorded(f, "session.revoked", "success"), 1);
+
+    /* No secret and no login in clear; logins stand as keyed hashes. */
+    const char *never[] = {
+        PW,       PW2,     bad_pw,  code,    bad,        "jo.doe@example.com", "ghost@example.com",
+        "jo.doe", "ghost", a.token, c.token, r.challenge};
+    for (size_t i = 0; i < f->nrec; i++) {
+        const struct record *e = &f->rec[i];
+        assert_non_null(e->details);
+        for (size_t k = 0; k < sizeof(never) / sizeof(never[0]); k++) {
+            if (never[k][0] == '\0')
+                continue;
+            if (strstr(e->details, never[k]) != NULL || strstr(e->target, never[k]) != NULL)
+                fail_msg("%s record holds a secret or login: %s", e->action, e->details);
+        }
+        for (int k = 0; k < CU_RECOVERY_CODES; k++)
+            assert_null(strstr(e->details, codes[k]));
+        if (strcmp(e->action, "auth.login") == 0) {
+            assert_non_null(strstr(e->details, "\"login\":\"hk:"));
+            if (strcmp(e->outcome, "success") == 0)
+                assert_string_equal(e->target, id);
+            if (strcmp(e->outcome, "locked") == 0)
+                assert_non_null(strstr(e->details, "\"retry_after_ms\":30000"));
+        }
+    }
+}
+
+/* ---- 9. erasure ---- */
+
+static void test_erasure(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], code[8], why[CU_IDENTITY_WHY_BYTES], uri[CU_TOTP_URI_BYTES];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    struct cu_login_result a, r, c;
+    struct cu_buf svg;
+
+    customer(f, "kim@example.com", "ref-kim", id);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "kim@example.com", &a);
+    enrol(f, CU_SUBJECT_CUSTOMER, id, "kim@example.com", a.session.id, secret, codes);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets WHERE customer_id = $1", id),
+                     1);
+    challenge(f, "kim@example.com", &r); /* a password step taken before the erasure */
+
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_erase(f->v, f->conn, id, "staff:test"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_db_purge(f->conn), CU_OK);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets WHERE customer_id = $1", id),
+                     0);
+
+    /* Sign-in fails by e-mail and by reference, as for an unknown login. */
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "kim@example.com", PW, &c),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "ref-kim", PW, &c), CU_E_BAD_CREDENTIALS);
+    char subject[96];
+    subject_of("customer", id, subject);
+    assert_int_equal(failures_of(f, subject), 0);
+    /* Nor can the challenge be completed, with a code or a recovery code. */
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
+    assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_E_BAD_CREDENTIALS);
+    /* Credentials cannot be set again. */
+    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
+                                              strlen(PW2), NULL, &f->audit, why),
+                     CU_E_NOT_FOUND);
+    cu_buf_init(&svg, 1u << 20);
+    assert_int_not_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
+                                                "kim@example.com", uri, sizeof(uri), &svg,
+                                                &f->audit),
+                         CU_OK);
+    cu_buf_free(&svg);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets WHERE customer_id = $1", id),
+                     0);
+}
+
+/* ---- 10. sign-in events ---- */
+
+struct event {
+    char kind[32], subject_kind[16], subject_id[32], ip[64], ua[400], device[200], reason[32];
+    bool anonymous;
+};
+
+/* last_event(f, e): the newest auth_events row. */
+static void last_event(struct fixture *f, struct event *e)
+{
+    static const char sql[] = "SELECT kind, subject_kind, subject_id, ip, user_agent, device_id, "
+                              "reason FROM auth_events ORDER BY seq DESC LIMIT 1";
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    size_t n = 0;
+    assert_int_equal(cu_db_query(f->conn, sql, NULL, 0, &st), CU_OK);
+    assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+    assert_true(row);
+    e->anonymous = cu_stmt_null(st, 2);
+#define COL(i, dst) snprintf(dst, sizeof(dst), "%s", cu_stmt_text(st, i, &n))
+    COL(0, e->kind);
+    COL(1, e->subject_kind);
+    COL(2, e->subject_id);
+    COL(3, e->ip);
+    COL(4, e->ua);
+    COL(5, e->device);
+    COL(6, e->reason);
+#undef COL
+    cu_stmt_done(st);
+}
+
+static void expect_event(struct fixture *f, const char *kind, const char *id, const char *reason)
+{
+    struct event e;
+    last_event(f, &e);
+    assert_string_equal(e.kind, kind);
+    if (id != NULL) {
+        assert_false(e.anonymous);
+        assert_string_equal(e.subject_kind, "customer");
+        assert_string_equal(e.subject_id, id);
+    } else {
+        assert_true(e.anonymous);
+    }
+    assert_string_equal(e.ip, f->ctx.ip);
+    assert_string_equal(e.ua, f->ctx.user_agent);
+    assert_string_equal(e.device, f->ctx.device_id);
+    assert_string_equal(e.reason, reason);
+}
+
+static void test_events(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], code[8], bad[8], long_ua[300];
+    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+    uint8_t secret[CU_TOTP_SECRET_BYTES];
+    struct cu_login_result a, r, c;
+    struct event e;
+
+    customer(f, "lee@example.com", NULL, id);
+    f->ctx.ip = "198.51.100.23";
+    f->ctx.user_agent = "Mozilla/5.0 (X11; test)";
+    f->ctx.device_id = "dev-42";
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2, &r),
+                     CU_E_BAD_CREDENTIALS);
+    expect_event(f, "login_failed", id, "invalid_credentials");
+    login_ok(f, CU_SUBJECT_CUSTOMER, "lee@example.com", &a);
+    expect_event(f, "login_succeeded", id, "password");
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "stranger@example.com", PW, &r),
+                     CU_E_BAD_CREDENTIALS);
+    expect_event(f, "login_failed", NULL, "invalid_credentials");
+
+    f->ctx.ip = "192.0.2.77";
+    f->ctx.device_id = "dev-43";
+    enrol(f, CU_SUBJECT_CUSTOMER, id, "lee@example.com", a.session.id, secret, codes);
+    challenge(f, "lee@example.com", &r);
+    expect_event(f, "mfa_challenged", id, "password");
+    wrong_code(secret, bad);
+    assert_int_equal(mfa(f, r.challenge, bad, &c), CU_E_BAD_CREDENTIALS);
+    expect_event(f, "mfa_failed", id, "invalid_credentials");
+    totp_now(secret, code);
+    assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK);
+    expect_event(f, "login_succeeded", id, "totp");
+    assert_string_equal(c.session.ip, "192.0.2.77");
+    assert_string_equal(c.session.device_id, "dev-43");
+    challenge(f, "lee@example.com", &r);
+    assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_OK);
+    expect_event(f, "login_succeeded", id, "recovery_code");
+
+    /* Over-long strings are cut; a missing context records empty strings. */
+    memset(long_ua, 'u', sizeof(long_ua) - 1);
+    long_ua[sizeof(long_ua) - 1] = '\0';
+    f->ctx.user_agent = long_ua;
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2, &r),
+                     CU_E_BAD_CREDENTIALS);
+    last_event(f, &e);
+    assert_int_equal(strlen(e.ua), CU_USER_AGENT_MAX);
+    assert_int_equal(cu_identity_login(f->idn, f->st, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2,
+                                       strlen(PW2), NULL, &f->audit, &r),
+                     CU_E_BAD_CREDENTIALS);
+    last_event(f, &e);
+    assert_string_equal(e.kind, "login_failed");
+    assert_string_equal(e.ip, "");
+    assert_string_equal(e.ua, "");
+    assert_string_equal(e.device, "");
+    /* Locked out after the third failure: its own kind. */
+    f->ctx.user_agent = "Mozilla/5.0 (X11; test)";
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2, &r),
+                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "lee@example.com", PW, &r), CU_E_RATE_LIMITED);
+    expect_event(f, "login_locked", id, "locked");
+
+    assert_int_equal(
+        q_int(f, "SELECT count(*) FROM auth_events WHERE kind = 'login_failed' AND subject_id = $1",
+              id),
+        4);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM auth_events WHERE subject_id IS NULL", NULL),
+                     1);
+    assert_int_equal(q_int(f, "SELECT count(*) FROM auth_events WHERE kind = 'mfa_failed'", NULL),
+                     1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_customer_sign_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_schedule, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_expiry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_session_revoke, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_totp, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_step_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staff, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_staff_disabled_mid_sign_in, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_hook, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

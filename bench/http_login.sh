@@ -1,0 +1,100 @@
+#!/bin/sh
+# Password sign-ins over HTTPS (POST /v1/auth/login, wrk -t2 -c8, ten customers in turn, all
+# with the right password) next to raw Argon2id hashes at the same parameters on one thread per
+# core (bench/identity_bench.c), measured right before and right after the load in the same
+# run: the ratio is the sign-in rate over the mean of the two. Then GET /v1/me with a session
+# token (wrk -t2 -c64 -d10s). The hashing parameters are the server's defaults unless
+# CUSTODIA_IDENTITY_PASSWORD_TIME_COST / _MEMORY_KIB say otherwise; LOGIN_SECONDS sets the
+# length of the sign-in load (default 15).
+set -eu
+BIN=${CU_BINARY:?}
+BENCH=$(dirname "$BIN")/bench
+T=${CUSTODIA_IDENTITY_PASSWORD_TIME_COST:-2}
+M=${CUSTODIA_IDENTITY_PASSWORD_MEMORY_KIB:-19456}
+export CUSTODIA_IDENTITY_PASSWORD_TIME_COST=$T CUSTODIA_IDENTITY_PASSWORD_MEMORY_KIB=$M
+PW='Tr0ub4dor&3-blue-kettle'
+CUSTOMERS=10
+TMP=$(mktemp -d)
+PID=
+stop_server() {
+    [ -n "$PID" ] || return 0
+    kill -TERM "$PID" 2>/dev/null || true
+    i=0
+    while kill -0 "$PID" 2>/dev/null && [ $i -lt 100 ]; do i=$((i + 1)); sleep 0.1; done
+    kill -KILL "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || true
+    PID=
+}
+trap 'stop_server; rm -rf "$TMP"' EXIT
+trap 'exit 1' INT TERM HUP
+
+"$BIN" init --dir "$TMP/d" >/dev/null 2>&1
+KEY=$(cat "$TMP/d/initial-api-key")
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CUSTODIA_SERVER_LISTEN_ADDRESS=127.0.0.1 CUSTODIA_SERVER_PORT=$PORT \
+    "$BIN" serve --dir "$TMP/d" 2>"$TMP/serve.log" &
+PID=$!
+URL="https://127.0.0.1:$PORT"
+i=0
+until curl -s -o /dev/null --cacert "$TMP/d/tls.crt" "$URL/v1/health"; do
+    i=$((i + 1)); [ $i -lt 100 ] || { echo "server did not start" >&2; cat "$TMP/serve.log" >&2; exit 1; }
+    sleep 0.1
+done
+
+api() { # api METHOD PATH BODY: the answer's body; fails on an HTTP error
+    curl -sf --cacert "$TMP/d/tls.crt" -X "$1" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' -d "$3" "$URL$2"
+}
+n=0
+while [ $n -lt $CUSTOMERS ]; do
+    id=$(api POST /v1/customers "{\"email\": \"signin$n@example.com\"}" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+    api PUT "/v1/customers/$id/password" "{\"password\": \"$PW\"}" >/dev/null
+    n=$((n + 1))
+done
+
+cat >"$TMP/login.lua" <<LUA
+local logins, next_thread, n = {}, 0, 0
+for i = 0, $CUSTOMERS - 1 do logins[#logins + 1] = "signin" .. i .. "@example.com" end
+function setup(thread)
+    thread:set("first", next_thread * 5)
+    next_thread = next_thread + 1
+end
+function init(args) n = first or 0 end
+function request()
+    n = n + 1
+    local body = '{"login": "' .. logins[n % #logins + 1] .. '", "password": "$PW"}'
+    return wrk.format("POST", "/v1/auth/login", {["Content-Type"] = "application/json"}, body)
+end
+LUA
+
+raw_rate() {
+    "$BENCH/identity_bench" pwhash "$T" "$M" 5 | sed -n 's/.*: \([0-9.]*\) hashes\/s$/\1/p'
+}
+wrk_figures() { # rps, p99, count of non-2xx answers, and socket errors from $TMP/wrk.out
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
+    p99=$(awk '$1 == "99%" {print $2}' "$TMP/wrk.out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' "$TMP/wrk.out")
+    sockerr=$(awk '/Socket errors/ {sub(/^ */, ""); print}' "$TMP/wrk.out")
+}
+
+before=$(raw_rate)
+wrk -t2 -c8 -d"${LOGIN_SECONDS:-15}s" --latency -s "$TMP/login.lua" "$URL/v1/auth/login" \
+    >"$TMP/wrk.out"
+after=$(raw_rate)
+wrk_figures
+echo "http POST /v1/auth/login (Argon2id t=$T, m=$M KiB; wrk -t2 -c8 -d${LOGIN_SECONDS:-15}s," \
+     "$CUSTOMERS customers in turn): $rps sign-ins/s, p99 $p99, non-2xx ${non2xx:-0}${sockerr:+ ($sockerr)}"
+echo "raw Argon2id on $(nproc) threads, same parameters: $before hashes/s before, $after after;" \
+     "sign-ins reach $(python3 -c "print(round(100 * $rps / (($before + $after) / 2)))")% of the mean"
+
+TOKEN=$(curl -sf --cacert "$TMP/d/tls.crt" -H 'Content-Type: application/json' \
+    -d "{\"login\": \"signin0@example.com\", \"password\": \"$PW\"}" "$URL/v1/auth/login" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+cat >"$TMP/me.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $TOKEN"
+LUA
+wrk -t2 -c64 -d10s --latency -s "$TMP/me.lua" "$URL/v1/me" >"$TMP/wrk.out"
+wrk_figures
+echo "http GET /v1/me with a session token (wrk -t2 -c64 -d10s): $rps requests/s, p99 $p99," \
+     "non-2xx ${non2xx:-0}${sockerr:+ ($sockerr)}"
