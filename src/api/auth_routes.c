@@ -24,8 +24,8 @@
 /* ---- helpers shared by the handlers here ---- */
 
 /* The audit hook the identity service writes through: the request's own audit. */
-static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action,
-                              const char *target, const char *outcome, json_t *details)
+static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action, const char *target,
+                              const char *outcome, json_t *details)
 {
     return cu_app_audit(arg, db, action, target, outcome, details);
 }
@@ -95,8 +95,8 @@ static json_t *session_json(const struct cu_session_info *s, const char *current
                      "subject_kind", cu_subject_kind_name(s->kind), "subject_id", s->subject_id,
                      "aal", s->aal == CU_AAL2 ? "aal2" : "aal1", "created_at", created,
                      "last_seen_at", seen, "authenticated_at", auth, "expires_at", expires,
-                     "idle_expires_at", idle, "ip", s->ip, "user_agent", s->user_agent,
-                     "current", current != NULL && strcmp(current, s->id) == 0);
+                     "idle_expires_at", idle, "ip", s->ip, "user_agent", s->user_agent, "current",
+                     current != NULL && strcmp(current, s->id) == 0);
 }
 
 /* The request's side of a sign-in: the caller may report its end user's address, agent and
@@ -168,8 +168,8 @@ static enum cu_err login_answer(struct cu_app *app, struct cu_resp *resp,
                       res->challenge, "methods", "totp", "recovery_code", "expires_in",
                       (json_int_t)app->cfg.identity.mfa_challenge_seconds);
     else
-        v = json_pack("{s:s, s:s, s:o, s:b}", "status", "signed_in", "token", res->token,
-                      "session", session_json(&res->session, NULL), "mfa_enrolment_required",
+        v = json_pack("{s:s, s:s, s:o, s:b}", "status", "signed_in", "token", res->token, "session",
+                      session_json(&res->session, NULL), "mfa_enrolment_required",
                       res->mfa_enrolment_required);
     cu_crypto_wipe(res->token, sizeof(res->token));
     cu_crypto_wipe(res->challenge, sizeof(res->challenge));
@@ -226,8 +226,7 @@ enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp)
         rc = auth_ctx(req, resp, body, &ctx);
     if (rc == CU_OK) {
         struct cu_identity_audit a = hook_of(req);
-        rc = cu_identity_mfa(req->app->identity, req->app->store, challenge, code, &ctx, &a,
-                             &res);
+        rc = cu_identity_mfa(req->app->identity, req->app->store, challenge, code, &ctx, &a, &res);
         rc = rc == CU_OK ? login_answer(req->app, resp, &res)
                          : auth_fail(resp, rc, res.retry_after_ms);
     }
@@ -309,14 +308,13 @@ enum cu_err cu_handle_me(struct cu_req *req, struct cu_resp *resp)
         rc = CU_E_INTERNAL;
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the account could not be read");
-    bool enrol = !p->has_totp && (p->kind == CU_PRINCIPAL_STAFF ||
-                                  req->app->cfg.identity.customer_mfa_required);
-    return cu_resp_json(resp, 200,
-                        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "kind",
-                                  cu_subject_kind_name(p->session.kind), "id", p->id, "scopes",
-                                  names, "session", session_json(&p->session, p->session.id),
-                                  "credentials", credentials_json(&ci), "mfa_enrolment_required",
-                                  enrol));
+    bool enrol = !p->has_totp &&
+                 (p->kind == CU_PRINCIPAL_STAFF || req->app->cfg.identity.customer_mfa_required);
+    return cu_resp_json(
+        resp, 200,
+        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "kind", cu_subject_kind_name(p->session.kind),
+                  "id", p->id, "scopes", names, "session", session_json(&p->session, p->session.id),
+                  "credentials", credentials_json(&ci), "mfa_enrolment_required", enrol));
 }
 
 static enum cu_err password_fail(struct cu_resp *resp, enum cu_err rc, const char *why)
@@ -346,8 +344,8 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = get_string(body, resp, "new_password", true, 4096, &pw);
     if (rc == CU_OK)
-        rc = cu_identity_check_password(req->app->identity, req->app->store, p->session.kind,
-                                        p->id, cur, strlen(cur), &ok);
+        rc = cu_identity_check_password(req->app->identity, req->app->store, p->session.kind, p->id,
+                                        cur, strlen(cur), &ok);
     if (rc == CU_OK && !ok) {
         if (cu_app_audit_alone(req, "credential.password_change", p->id, "failure",
                                json_pack("{s:s}", "reason", "current password wrong")) != CU_OK)
@@ -355,8 +353,8 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
         rc = cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
     } else if (rc == CU_OK) {
         struct cu_identity_audit a = hook_of(req);
-        rc = cu_identity_set_password(req->app->identity, req->app->store, p->session.kind,
-                                      p->id, pw, strlen(pw), p->session.id, &a, why);
+        rc = cu_identity_set_password(req->app->identity, req->app->store, p->session.kind, p->id,
+                                      pw, strlen(pw), p->session.id, &a, why);
         if (rc != CU_OK)
             rc = password_fail(resp, rc, why);
     } else if (!resp->err) {
@@ -391,8 +389,8 @@ enum cu_err cu_handle_me_totp_begin(struct cu_req *req, struct cu_resp *resp)
     cu_crypto_wipe(account, sizeof(account));
     if (rc == CU_OK && cu_buf_append(&svg, "", 1) != CU_OK)
         rc = CU_E_NOMEM;
-    json_t *v = rc == CU_OK ? json_pack("{s:s, s:s, s:s}", "otpauth_uri", uri, "qr_svg",
-                                        svg.data, "confirm_with", "POST /v1/me/mfa/totp/confirm")
+    json_t *v = rc == CU_OK ? json_pack("{s:s, s:s, s:s}", "otpauth_uri", uri, "qr_svg", svg.data,
+                                        "confirm_with", "POST /v1/me/mfa/totp/confirm")
                             : NULL;
     cu_crypto_wipe(uri, sizeof(uri));
     if (svg.data != NULL)
@@ -408,7 +406,7 @@ static json_t *codes_json(char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
     json_t *a = json_array();
     for (size_t i = 0; i < CU_RECOVERY_CODES; i++)
         json_array_append_new(a, json_string(codes[i]));
-    cu_crypto_wipe(codes, CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
+    cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
     return a;
 }
 
@@ -438,8 +436,9 @@ enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp)
         return rc;
     return cu_resp_json(resp, 200,
                         json_pack("{s:b, s:o, s:s}", "totp", 1, "recovery_codes", codes_json(codes),
-                                  "note", "each recovery code works once; they are not shown "
-                                          "again"));
+                                  "note",
+                                  "each recovery code works once; they are not shown "
+                                  "again"));
 }
 
 enum cu_err cu_handle_me_recovery_codes(struct cu_req *req, struct cu_resp *resp)
@@ -465,8 +464,7 @@ enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
     enum cu_err rc = cu_store_db(req->app->store, &db);
 
     if (rc == CU_OK)
-        rc = cu_identity_sessions_list(req->app->identity, db, p->session.kind, p->id, &items,
-                                       &n);
+        rc = cu_identity_sessions_list(req->app->identity, db, p->session.kind, p->id, &items, &n);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the sessions could not be listed");
     json_t *a = json_array();
@@ -494,7 +492,8 @@ enum cu_err cu_handle_me_session_revoke(struct cu_req *req, struct cu_resp *resp
     struct cu_identity_audit a = hook_of(req);
     enum cu_err rc;
 
-    if (strlen(req->params[0]) != CU_SESSION_ID_BYTES - 1 || strncmp(req->params[0], "ses_", 4))
+    if (strlen(req->params[0]) != CU_SESSION_ID_BYTES - 1 ||
+        strncmp(req->params[0], "ses_", 4) != 0)
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be ses_ and 16 hex digits");
     rc = cu_identity_session_revoke(req->app->identity, req->app->store, p->session.kind, p->id,
                                     req->params[0], &a);

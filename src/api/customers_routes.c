@@ -254,6 +254,8 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK) {
         rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.id);
         if (rc == CU_OK)
+            rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, req->params[0]);
+        if (rc == CU_OK)
             rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text, "success",
                               NULL);
         rc = commit_or_rollback(db, rc);

@@ -94,10 +94,10 @@ enum cu_route_flags {
 
 struct cu_route {
     enum cu_method method;
+    unsigned flags;      /* enum cu_route_flags */
     const char *pattern; /* "/v1/apikeys/{id}" */
     cu_handler_fn handler;
     uint64_t scope; /* needs an API key or a staff session with this scope; 0: see flags */
-    unsigned flags; /* enum cu_route_flags */
 };
 
 /* cu_routes(n): the route table and its length (routes.c). */

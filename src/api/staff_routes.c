@@ -19,8 +19,8 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 
-static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action,
-                              const char *target, const char *outcome, json_t *details)
+static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action, const char *target,
+                              const char *outcome, json_t *details)
 {
     return cu_app_audit(arg, db, action, target, outcome, details);
 }
@@ -67,8 +67,8 @@ static json_t *staff_json(const struct cu_staff_info *s)
     cu_clock_format(s->updated_at, updated);
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:b, s:s, s:s}", "id", s->id, "email",
                      s->email, "name", s->name, "scopes", scopes_json(s->scopes), "status",
-                     s->status, "password", s->has_password, "totp", s->totp_enabled,
-                     "created_at", created, "updated_at", updated);
+                     s->status, "password", s->has_password, "totp", s->totp_enabled, "created_at",
+                     created, "updated_at", updated);
 }
 
 /* Reads "scopes": a non-empty array of known scope names. */
@@ -104,9 +104,9 @@ static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const c
         return CU_OK;
     if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
         names[0] = '\0';
-    if (cu_app_audit_alone(req, "access.denied", target, "denied",
-                           json_pack("{s:s, s:s}", "reason", "scope escalation", "missing",
-                                     names)) != CU_OK)
+    if (cu_app_audit_alone(
+            req, "access.denied", target, "denied",
+            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "access.denied"));
     return cu_resp_fail(resp, CU_E_FORBIDDEN,
                         "a principal can only grant scopes it holds; this one lacks: %s", names);
@@ -136,10 +136,11 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
     json_t *body = NULL;
     enum cu_err rc = body_of(req, resp, allowed, 3, &body);
 
+    memset(&s, 0, sizeof(s));
     if (rc != CU_OK)
         return rc;
-    if (cu_json_get_string(body, "email", true, CU_EMAIL_MAX * 2, &email, err) != CU_OK ||
-        cu_json_get_string(body, "name", true, CU_STAFF_NAME_MAX * 4, &name, err) != CU_OK)
+    if (cu_json_get_string(body, "email", true, (size_t)CU_EMAIL_MAX * 2, &email, err) != CU_OK ||
+        cu_json_get_string(body, "name", true, (size_t)CU_STAFF_NAME_MAX * 4, &name, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK)
         rc = parse_scopes(body, resp, true, &scopes);
@@ -149,7 +150,7 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
         rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK && resp->err == CU_OK) {
+    if (rc == CU_OK) {
         rc = cu_identity_staff_add(req->app->identity, db, email, name, scopes, &s, why);
         if (rc == CU_OK)
             rc = cu_app_audit(req, db, "staff.create", s.id, "success",
@@ -241,7 +242,10 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
     struct cu_db *db = NULL;
     uint64_t scopes = 0;
     json_t *body = NULL;
-    enum cu_err rc = staff_read(req, resp, &s);
+    enum cu_err rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = staff_read(req, resp, &s);
 
     if (rc == CU_OK)
         rc = body_of(req, resp, allowed, 2, &body);
@@ -249,7 +253,7 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
         rc = parse_scopes(body, resp, false, &scopes);
     if (rc == CU_OK && cu_json_get_string(body, "status", false, 16, &status, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    if (rc == CU_OK && status && strcmp(status, "active") && strcmp(status, "disabled"))
+    if (rc == CU_OK && status && strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
         rc = cu_resp_fail(resp, CU_E_INVALID, "field 'status' must be active or disabled");
     /* Changing someone's scopes needs every scope they have and will have. */
     if (rc == CU_OK)
@@ -258,12 +262,12 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
         rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK && resp->err == CU_OK) {
+    if (rc == CU_OK) {
         rc = cu_identity_staff_set(req->app->identity, db, s.id, scopes, status);
         if (rc == CU_OK)
-            rc = cu_app_audit(req, db, "staff.update", s.id, "success",
-                              json_pack("{s:o, s:s?}", "scopes", scopes_json(scopes), "status",
-                                        status));
+            rc = cu_app_audit(
+                req, db, "staff.update", s.id, "success",
+                json_pack("{s:o, s:s?}", "scopes", scopes_json(scopes), "status", status));
         rc = commit_or_rollback(db, rc);
     }
     json_decref(body);
@@ -277,8 +281,7 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
 }
 
 /* PUT …/password: {"password": …} set by a service or an administrator. */
-static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp,
-                                enum cu_subject_kind kind)
+static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum cu_subject_kind kind)
 {
     static const char *const allowed[] = {"password"};
     char err[CU_JSON_ERR_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
@@ -294,8 +297,8 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp,
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK) {
         struct cu_identity_audit a = hook_of(req);
-        rc = cu_identity_set_password(req->app->identity, req->app->store, kind, req->params[0],
-                                      pw, strlen(pw), NULL, &a, why);
+        rc = cu_identity_set_password(req->app->identity, req->app->store, kind, req->params[0], pw,
+                                      strlen(pw), NULL, &a, why);
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
             rc = cu_resp_fail(resp, CU_E_INVALID, "%s", why);
         else if (rc == CU_E_NOT_FOUND)
@@ -372,13 +375,13 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
         cu_clock_format(ci.password_changed_at, changed);
     if (ci.locked_until)
         cu_clock_format(ci.locked_until, locked);
-    return cu_resp_json(
-        resp, 200,
-        json_pack("{s:s, s:b, s:s?, s:b, s:i, s:i, s:s?}", "customer_id", req->params[0],
-                  "password", ci.has_password, "password_changed_at",
-                  ci.has_password ? changed : NULL, "totp", ci.totp_enabled,
-                  "recovery_codes_left", ci.recovery_codes_left, "failed_sign_ins",
-                  (int)ci.failures, "locked_until", ci.locked_until ? locked : NULL));
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:s, s:b, s:s?, s:b, s:i, s:i, s:s?}", "customer_id",
+                                  req->params[0], "password", ci.has_password,
+                                  "password_changed_at", ci.has_password ? changed : NULL, "totp",
+                                  ci.totp_enabled, "recovery_codes_left", ci.recovery_codes_left,
+                                  "failed_sign_ins", (int)ci.failures, "locked_until",
+                                  ci.locked_until ? locked : NULL));
 }
 
 enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp)

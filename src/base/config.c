@@ -256,7 +256,8 @@ static const struct key_def keys[] = {
      86400,
      NULL},
     {{"identity", "password_time_cost", "2",
-      "Argon2id passes (t) for new password hashes; stored hashes are re-hashed at the next sign-in when this or the memory cost changes."},
+      "Argon2id passes (t) for new password hashes; stored hashes are re-hashed at the next "
+      "sign-in when this or the memory cost changes."},
      "an integer from 1 to 10",
      K_UINT,
      FIELD(identity.password_time_cost),
@@ -272,7 +273,8 @@ static const struct key_def keys[] = {
      4194304,
      NULL},
     {{"identity", "password_hash_concurrency", "0",
-      "Most password hashes computed at once; more sign-ins wait (0: one per core, lowered to fit half the available memory)."},
+      "Most password hashes computed at once; more sign-ins wait (0: one per core, lowered to fit "
+      "half the available memory)."},
      "0 (automatic) or an integer from 1 to 256",
      K_UINT,
      FIELD(identity.password_hash_concurrency),
@@ -330,7 +332,8 @@ static const struct key_def keys[] = {
      8760,
      NULL},
     {{"identity", "step_up_minutes", "5",
-      "How recent a sign-in or step-up must be for operations that demand one (changing credentials)."},
+      "How recent a sign-in or step-up must be for operations that demand one (changing "
+      "credentials)."},
      "an integer from 1 to 1440",
      K_UINT,
      FIELD(identity.step_up_minutes),
@@ -361,8 +364,7 @@ static const struct key_def keys[] = {
      1,
      86400,
      NULL},
-    {{"identity", "lockout_max_seconds", "900",
-      "The longest wait; lockout is never permanent."},
+    {{"identity", "lockout_max_seconds", "900", "The longest wait; lockout is never permanent."},
      "an integer from 1 to 604800",
      K_UINT,
      FIELD(identity.lockout_max_seconds),
@@ -820,8 +822,9 @@ static enum cu_err validate(const struct cu_config *cfg, char *err)
         }
     }
     if (rc == CU_OK && cfg->identity.lockout_base_seconds > cfg->identity.lockout_max_seconds) {
-        set_err(err, "[identity] lockout_base_seconds: must not be larger than "
-                     "[identity] lockout_max_seconds (%u)",
+        set_err(err,
+                "[identity] lockout_base_seconds: must not be larger than "
+                "[identity] lockout_max_seconds (%u)",
                 cfg->identity.lockout_max_seconds);
         rc = CU_E_CONFIG;
     }

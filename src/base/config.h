@@ -59,21 +59,21 @@ struct cu_config {
     } audit;
 
     struct {
-        unsigned password_time_cost;         /* Argon2id passes, 1..10 */
-        unsigned password_memory_kib;        /* Argon2id memory, 8192..4194304 KiB */
-        unsigned password_hash_concurrency;  /* 0 = from cores and memory; else 1..256 */
-        unsigned password_hash_wait_ms;      /* 1..60000 */
+        unsigned password_time_cost;                 /* Argon2id passes, 1..10 */
+        unsigned password_memory_kib;                /* Argon2id memory, 8192..4194304 KiB */
+        unsigned password_hash_concurrency;          /* 0 = from cores and memory; else 1..256 */
+        unsigned password_hash_wait_ms;              /* 1..60000 */
         char common_passwords[CU_CONFIG_PATH_BYTES]; /* the common-password list */
-        char totp_issuer[64];                /* shown by authenticator apps */
+        char totp_issuer[64];                        /* shown by authenticator apps */
         bool customer_mfa_required;
-        unsigned session_idle_minutes;       /* 1..10080 */
-        unsigned session_absolute_hours;     /* 1..8760 */
-        unsigned step_up_minutes;            /* 1..1440 */
-        unsigned mfa_challenge_seconds;      /* 30..3600 */
-        unsigned lockout_threshold;          /* 1..1000 */
-        unsigned lockout_base_seconds;       /* 1..86400 */
-        unsigned lockout_max_seconds;        /* 1..604800 */
-        unsigned lockout_reset_minutes;      /* 1..525600 */
+        unsigned session_idle_minutes;   /* 1..10080 */
+        unsigned session_absolute_hours; /* 1..8760 */
+        unsigned step_up_minutes;        /* 1..1440 */
+        unsigned mfa_challenge_seconds;  /* 30..3600 */
+        unsigned lockout_threshold;      /* 1..1000 */
+        unsigned lockout_base_seconds;   /* 1..86400 */
+        unsigned lockout_max_seconds;    /* 1..604800 */
+        unsigned lockout_reset_minutes;  /* 1..525600 */
     } identity;
 
     struct {

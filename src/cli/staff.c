@@ -62,8 +62,8 @@ static enum cu_err services_open(struct cu_cli_ctx *ctx, struct services *s)
     if (rc == CU_OK)
         rc = cu_identity_new(ctx->keyring, s->kek, alg, s->vault, &io, &s->idn);
     if (rc != CU_OK) {
-        cu_cli_error("the identity service could not start: %s (is %s readable?)",
-                     cu_err_str(rc), list);
+        cu_cli_error("the identity service could not start: %s (is %s readable?)", cu_err_str(rc),
+                     list);
         services_close(s);
     }
     return rc;
@@ -232,9 +232,12 @@ static int change(struct cu_cli_ctx *ctx, const char *what, const char *id)
 int cu_cli_staff(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'}, {"name", required_argument, NULL, 'n'},
-        {"scope", required_argument, NULL, 's'}, {"password-stdin", no_argument, NULL, 'p'},
-        {"dir", required_argument, NULL, 'd'},   {"help", no_argument, NULL, 'h'},
+        {"email", required_argument, NULL, 'e'},
+        {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'},
+        {"password-stdin", no_argument, NULL, 'p'},
+        {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *email = NULL, *name = NULL, *cmd = NULL, *id = NULL;
@@ -267,14 +270,15 @@ int cu_cli_staff(int argc, char **argv)
         return usage();
     bool is_add = strcmp(cmd, "add") == 0, is_list = strcmp(cmd, "list") == 0;
     bool is_change = strcmp(cmd, "disable") == 0 || strcmp(cmd, "unlock") == 0;
-    if ((is_add && (!email || !name || !scopes || id)) || (is_list && id) ||
-        (is_change && !id) || (!is_add && !is_list && !is_change))
+    if ((is_add && (!email || !name || !scopes || id)) || (is_list && id) || (is_change && !id) ||
+        (!is_add && !is_list && !is_change))
         return usage();
     code = cu_cli_open(cu_cli_data_dir(dir), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;
-    code = is_add ? add(&ctx, email, name, scopes, from_stdin)
-                  : is_list ? list(&ctx) : change(&ctx, cmd, id);
+    code = is_add    ? add(&ctx, email, name, scopes, from_stdin)
+           : is_list ? list(&ctx)
+                     : change(&ctx, cmd, id);
     cu_cli_close(&ctx);
     return code;
 }

@@ -29,8 +29,8 @@ struct account {
     int64_t locked_until;
 };
 
-static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind,
-                        const char *login, char out[SUBJECT_KEY_BYTES])
+static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind, const char *login,
+                        char out[SUBJECT_KEY_BYTES])
 {
     char buf[CU_EMAIL_MAX + 16];
     uint8_t h[CU_HASH_BYTES];
@@ -40,7 +40,7 @@ static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind
         buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
     cu_crypto_keyed_hash(idn->login_key, buf, (size_t)n, h);
-    memcpy(out, "unknown:", 8);
+    snprintf(out, SUBJECT_KEY_BYTES, "unknown:");
     cu_hex_encode(h, sizeof(h), out + 8);
     cu_crypto_wipe(buf, sizeof(buf));
 }
@@ -101,8 +101,7 @@ static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
     else
         unknown_key(idn, kind, login, a->subject);
     if (rc == CU_OK)
-        rc = lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures,
-                           &a->locked_until);
+        rc = lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures, &a->locked_until);
     cu_db_rollback(db);
     return rc;
 }
@@ -113,7 +112,7 @@ static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subj
     char h[CU_AUDIT_HASHED_BYTES] = "", lower[CU_EMAIL_MAX + 1];
     size_t i = 0;
     /* Lower-cased, so that `custodia audit hash --kind login` finds every spelling. */
-    for (; login[i] != '\0' && i < CU_EMAIL_MAX; i++)
+    for (; i < CU_EMAIL_MAX && login[i] != '\0'; i++)
         lower[i] = (char)(login[i] >= 'A' && login[i] <= 'Z' ? login[i] - 'A' + 'a' : login[i]);
     lower[i] = '\0';
     if (audit != NULL && audit->log != NULL &&
@@ -227,16 +226,15 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
             rc = event_add(db, "mfa_challenged", kind, a->id, ctx, "password");
     } else if (rc == CU_OK) {
         out->status = CU_LOGIN_OK;
-        out->mfa_enrolment_required =
-            kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
+        out->mfa_enrolment_required = kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
         rc = session_create(idn, db, kind, a->id, CU_AAL1, ctx, &out->session, out->token);
         if (rc == CU_OK)
             rc = event_add(db, "login_succeeded", kind, a->id, ctx, "password");
         json_object_set_new(d, "session", json_string(out->session.id));
         json_object_set_new(d, "aal", json_integer(1));
     }
-    json_object_set_new(d, "result", json_string(out->status == CU_LOGIN_OK ? "signed_in"
-                                                                             : "mfa_required"));
+    json_object_set_new(d, "result",
+                        json_string(out->status == CU_LOGIN_OK ? "signed_in" : "mfa_required"));
     if (rc == CU_OK)
         rc = audit_add(audit, db, "auth.login", a->id, "success", d);
     else
@@ -272,9 +270,9 @@ enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
     }
     /* Unknown logins and accounts without a password check the dummy hash: same cost. */
     if (rc == CU_OK)
-        rc = hasher_rc(cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash
-                                                                          : NULL,
-                                        password, len, &ok, &rehash));
+        rc = hasher_rc(cu_hasher_verify(idn->hasher,
+                                        a.cred.has_password ? a.cred.password_hash : NULL, password,
+                                        len, &ok, &rehash));
     if (rc == CU_OK && ok && rehash &&
         hasher_rc(cu_hasher_hash(idn->hasher, password, len, newhash)) != CU_OK)
         newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
@@ -348,13 +346,13 @@ static enum cu_err challenge_failed(struct cu_db *db, const uint8_t h[CU_HASH_BY
  * whether the transaction may commit. */
 static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
                               const uint8_t h[CU_HASH_BYTES], const char *code,
-                              const struct cu_auth_ctx *ctx,
-                              const struct cu_identity_audit *audit, struct cu_login_result *out,
-                              enum cu_err *result)
+                              const struct cu_auth_ctx *ctx, const struct cu_identity_audit *audit,
+                              struct cu_login_result *out, enum cu_err *result)
 {
     struct challenge c;
     struct account a;
     const char *method = "totp";
+    bool active = false;
     int64_t now = cu_clock_now_ms();
     enum cu_err rc = challenge_find(db, h, &c);
 
@@ -363,6 +361,15 @@ static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
         *result = rc;
         return rc == CU_E_BAD_CREDENTIALS ? CU_OK : rc;
     }
+    /* The account may have been disabled or erased since its password step: the challenge
+     * dies with it. */
+    rc = subject_account(idn, db, c.kind, c.id, NULL, 0, &active);
+    if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active)) {
+        *result = CU_E_BAD_CREDENTIALS;
+        return challenge_failed(db, h, MAX_CHALLENGE_ATTEMPTS);
+    }
+    if (rc != CU_OK)
+        return rc;
     a.found = true;
     snprintf(a.id, sizeof(a.id), "%s", c.id);
     subject_key(c.kind, c.id, a.subject);
@@ -472,8 +479,8 @@ static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
     if (rc == CU_OK)
         rc = audit_add(audit, db, "auth.step_up", s->subject_id, "success",
                        json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
-                                 cu_subject_kind_name(s->kind), "method", method, "session",
-                                 s->id, "aal", (int)aal));
+                                 cu_subject_kind_name(s->kind), "method", method, "session", s->id,
+                                 "aal", (int)aal));
     if (rc == CU_OK) {
         s->aal = aal;
         s->auth_at = now;
@@ -483,8 +490,8 @@ static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
 }
 
 enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
-                                struct cu_session_info *session, const char *password,
-                                size_t plen, const char *code, const struct cu_auth_ctx *ctx,
+                                struct cu_session_info *session, const char *password, size_t plen,
+                                const char *code, const struct cu_auth_ctx *ctx,
                                 const struct cu_identity_audit *audit)
 {
     struct cu_db *db = NULL;
@@ -588,8 +595,8 @@ enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store 
         rc = cred_load(db, kind, id, &c);
     if (rc != CU_OK)
         return rc;
-    rc = hasher_rc(cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL, pw, len,
-                                    ok, NULL));
+    rc = hasher_rc(
+        cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, ok, NULL));
     cred_wipe(&c);
     return rc;
 }

@@ -40,13 +40,13 @@ static void recovery_code_new(char out[CU_RECOVERY_CODE_BYTES])
 static enum cu_err recovery_code_normalize(const char *in, char out[CODE_CHARS + 1])
 {
     size_t n = 0;
-    for (size_t i = 0; in[i] != '\0' && i < 64; i++) {
+    for (size_t i = 0; i < 64 && in[i] != '\0'; i++) {
         char c = in[i];
         if (c == '-' || c == ' ')
             continue;
         if (c >= 'A' && c <= 'Z')
             c = (char)(c - 'A' + 'a');
-        c = c == 'o' ? '0' : (c == 'i' || c == 'l') ? '1' : c;
+        c = (char)(c == 'o' ? '0' : (c == 'i' || c == 'l') ? '1' : c);
         if (c == '\0' || strchr(code_alphabet, c) == NULL || n == CODE_CHARS)
             return CU_E_INVALID;
         out[n++] = c;
@@ -55,8 +55,8 @@ static enum cu_err recovery_code_normalize(const char *in, char out[CODE_CHARS +
     return n == CODE_CHARS ? CU_OK : CU_E_INVALID;
 }
 
-static void recovery_hash(const struct cu_identity *idn, enum cu_subject_kind kind,
-                          const char *id, const char *norm, uint8_t out[CU_HASH_BYTES])
+static void recovery_hash(const struct cu_identity *idn, enum cu_subject_kind kind, const char *id,
+                          const char *norm, uint8_t out[CU_HASH_BYTES])
 {
     char msg[128];
     int n = snprintf(msg, sizeof(msg), "%s|%s|%s", cu_subject_kind_name(kind), id, norm);
@@ -88,7 +88,7 @@ enum cu_err recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
         rc = cu_db_exec(db, ins, p, CU_NVALS(p));
     }
     if (rc != CU_OK)
-        cu_crypto_wipe(codes, CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
+        cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
     return rc;
 }
 
@@ -156,9 +156,8 @@ static enum cu_err recovery_use(struct cu_identity *idn, struct cu_db *db,
     return rc;
 }
 
-enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db,
-                              enum cu_subject_kind kind, const char *id, const char *code,
-                              const char **method)
+enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                              const char *id, const char *code, const char **method)
 {
     size_t n = strnlen(code, 65);
     if (n == CU_TOTP_DIGITS && all_digits(code, n)) {
@@ -248,13 +247,14 @@ enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *s
                                  "sessions_revoked", (json_int_t)revoked));
     rc = finish_txn(db, rc);
     if (rc != CU_OK)
-        cu_crypto_wipe(codes, CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
+        cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
     return rc;
 }
 
-enum cu_err cu_identity_recovery_regenerate(
-    struct cu_identity *idn, struct cu_store *st, enum cu_subject_kind kind, const char *id,
-    const struct cu_identity_audit *audit, char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
+enum cu_err cu_identity_recovery_regenerate(struct cu_identity *idn, struct cu_store *st,
+                                            enum cu_subject_kind kind, const char *id,
+                                            const struct cu_identity_audit *audit,
+                                            char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
 {
     struct cu_db *db = NULL;
     struct cred c;

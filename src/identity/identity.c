@@ -56,8 +56,7 @@ enum cu_err cu_identity_new(const struct cu_keyring *kr, struct cu_kek_source *k
     if (rc == CU_OK)
         rc = cu_password_policy_new(idn->common_passwords, &idn->policy);
     if (rc == CU_OK)
-        rc = cu_hasher_new(&opts->pwhash, opts->hash_concurrency, opts->hash_wait_ms,
-                           &idn->hasher);
+        rc = cu_hasher_new(&opts->pwhash, opts->hash_concurrency, opts->hash_wait_ms, &idn->hasher);
     if (rc != CU_OK) {
         cu_identity_free(idn);
         return rc;
@@ -111,9 +110,8 @@ enum cu_err hasher_rc(enum cu_err rc)
     return rc == CU_E_BUSY ? CU_E_UNAVAILABLE : rc;
 }
 
-enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
-                      const char *action, const char *target, const char *outcome,
-                      json_t *details)
+enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db, const char *action,
+                      const char *target, const char *outcome, json_t *details)
 {
     if (audit == NULL || audit->append == NULL) {
         json_decref(details);
@@ -124,8 +122,7 @@ enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
 
 /* ---- credentials ---- */
 
-enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                      struct cred *out)
+enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id, struct cred *out)
 {
     static const char sql[] = "SELECT password_hash, totp_enabled_at, totp_last_step FROM "
                               "credentials WHERE subject_kind = $1 AND subject_id = $2";
@@ -206,7 +203,7 @@ static enum cu_err staff_secret_put(struct cu_identity *idn, struct cu_db *db, c
                              "$3) ON CONFLICT (staff_id, name) DO UPDATE SET value = "
                              "excluded.value";
     uint8_t sealed[SECRET_MAX + 64];
-    char ad[AD_BYTES], text[CU_B64URL_LEN(SECRET_MAX + 64) + 1];
+    char ad[AD_BYTES], text[CU_B64URL_LEN(SECRET_MAX + 64) + 1] = "";
     struct cu_secret *dek = NULL;
     size_t n = 0;
     enum cu_err rc = len <= SECRET_MAX ? staff_dek_load(idn, db, id, &dek) : CU_E_TOO_LARGE;
@@ -246,9 +243,8 @@ static enum cu_err staff_secret_get(struct cu_identity *idn, struct cu_db *db, c
     if (rc == CU_OK) {
         size_t tl = 0;
         const char *text = cu_stmt_text(st, 0, &tl);
-        rc = cu_b64url_decode_public(text, tl, sealed, sizeof(sealed), &n) == CU_OK
-                 ? CU_OK
-                 : CU_E_CORRUPT;
+        rc = cu_b64url_decode_public(text, tl, sealed, sizeof(sealed), &n) == CU_OK ? CU_OK
+                                                                                    : CU_E_CORRUPT;
     }
     cu_stmt_done(st);
     staff_secret_ad(id, name, ad);
@@ -371,8 +367,8 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
-                      const char *sid, const struct cu_auth_ctx *ctx, const char *reason)
+enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk, const char *sid,
+                      const struct cu_auth_ctx *ctx, const char *reason)
 {
     static const char sql[] =
         "INSERT INTO auth_events (at, kind, subject_kind, subject_id, ip, user_agent, device_id, "
@@ -525,5 +521,28 @@ enum cu_err cu_identity_account_name(struct cu_identity *idn, struct cu_db *db,
     enum cu_err rc = subject_account(idn, db, kind, id, out, cap, active);
     if (rc == CU_OK && out[0] == '\0')
         snprintf(out, cap, "%s", id);
+    return rc;
+}
+
+enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind, const char *id)
+{
+    static const char *const sql[] = {
+        "DELETE FROM credentials WHERE subject_kind = $1 AND subject_id = $2",
+        "DELETE FROM recovery_codes WHERE subject_kind = $1 AND subject_id = $2",
+        "DELETE FROM sessions WHERE subject_kind = $1 AND subject_id = $2",
+        "DELETE FROM auth_challenges WHERE subject_kind = $1 AND subject_id = $2",
+        "DELETE FROM auth_events WHERE subject_kind = $1 AND subject_id = $2",
+    };
+    static const char locks[] = "DELETE FROM lockouts WHERE subject = $1";
+    char subject[SUBJECT_KEY_BYTES];
+    const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id)};
+    enum cu_err rc = CU_OK;
+
+    for (size_t i = 0; rc == CU_OK && i < sizeof(sql) / sizeof(sql[0]); i++)
+        rc = cu_db_exec(db, sql[i], p, CU_NVALS(p));
+    subject_key(kind, id, subject);
+    const struct cu_val l[] = {CU_VT(subject)};
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, locks, l, CU_NVALS(l));
     return rc;
 }

@@ -27,13 +27,13 @@
 #include "store/store.h"
 #include "vault/vault.h"
 
-#define CU_SUBJECT_ID_BYTES 24   /* "cus_"/"stf_" + 16 hex digits + NUL, with room */
-#define CU_SESSION_ID_BYTES 21   /* "ses_" + 16 hex digits + NUL */
-#define CU_SESSION_TOKEN_LEN 47  /* "css_" + base64url of 32 bytes */
+#define CU_SUBJECT_ID_BYTES 24  /* "cus_"/"stf_" + 16 hex digits + NUL, with room */
+#define CU_SESSION_ID_BYTES 21  /* "ses_" + 16 hex digits + NUL */
+#define CU_SESSION_TOKEN_LEN 47 /* "css_" + base64url of 32 bytes */
 #define CU_SESSION_TOKEN_BYTES 48
 #define CU_CHALLENGE_TOKEN_BYTES 48 /* "csc_" + base64url of 32 bytes + NUL */
 #define CU_RECOVERY_CODES 10
-#define CU_RECOVERY_CODE_BYTES 15   /* "XXXXX-XXXXX-XX" is not used: "xxxxx-xxxxx" + NUL */
+#define CU_RECOVERY_CODE_BYTES 15 /* "XXXXX-XXXXX-XX" is not used: "xxxxx-xxxxx" + NUL */
 #define CU_STAFF_NAME_MAX 128
 #define CU_EMAIL_MAX 254
 #define CU_USER_AGENT_MAX 256
@@ -57,8 +57,8 @@ struct cu_identity_opts {
     bool customer_mfa_required;   /* customers must enrol TOTP, as staff must */
     int64_t session_idle_ms;
     int64_t session_absolute_ms;
-    int64_t step_up_ms;       /* how recent a strong sign-in must be for fresh-auth routes */
-    int64_t challenge_ms;     /* how long an MFA challenge stays open */
+    int64_t step_up_ms;         /* how recent a strong sign-in must be for fresh-auth routes */
+    int64_t challenge_ms;       /* how long an MFA challenge stays open */
     unsigned lockout_threshold; /* failures before the first wait */
     int64_t lockout_base_ms;    /* the first wait; doubled each failure after */
     int64_t lockout_max_ms;     /* the longest wait */
@@ -122,10 +122,10 @@ enum cu_login_status {
 struct cu_login_result {
     enum cu_login_status status;
     struct cu_session_info session;
-    char token[CU_SESSION_TOKEN_BYTES];         /* shown once; the caller wipes it */
-    char challenge[CU_CHALLENGE_TOKEN_BYTES];   /* likewise */
-    bool mfa_enrolment_required;                /* signed in, but must enrol TOTP first */
-    int64_t retry_after_ms;                     /* with CU_E_RATE_LIMITED: the wait */
+    char token[CU_SESSION_TOKEN_BYTES];       /* shown once; the caller wipes it */
+    char challenge[CU_CHALLENGE_TOKEN_BYTES]; /* likewise */
+    bool mfa_enrolment_required;              /* signed in, but must enrol TOTP first */
+    int64_t retry_after_ms;                   /* with CU_E_RATE_LIMITED: the wait */
 };
 
 struct cu_identity;
@@ -155,8 +155,8 @@ CU_WUR enum cu_err cu_identity_staff_add(struct cu_identity *idn, struct cu_db *
                                          char why[CU_IDENTITY_WHY_BYTES]);
 
 /* cu_identity_staff_get(idn, db, id, out): one staff member, decrypted. CU_E_NOT_FOUND. */
-CU_WUR enum cu_err cu_identity_staff_get(struct cu_identity *idn, struct cu_db *db,
-                                         const char *id, struct cu_staff_info *out);
+CU_WUR enum cu_err cu_identity_staff_get(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                         struct cu_staff_info *out);
 
 /* cu_identity_staff_find(idn, db, email, out): the staff member with this e-mail. */
 CU_WUR enum cu_err cu_identity_staff_find(struct cu_identity *idn, struct cu_db *db,
@@ -170,8 +170,8 @@ CU_WUR enum cu_err cu_identity_staff_list(struct cu_identity *idn, struct cu_db 
 
 /* cu_identity_staff_set(idn, db, id, scopes, status): changes a staff member's scopes (0:
  * keep) and status (NULL: keep; "active" or "disabled"). Disabling revokes their sessions. */
-CU_WUR enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db,
-                                         const char *id, uint64_t scopes, const char *status);
+CU_WUR enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                         uint64_t scopes, const char *status);
 
 /* cu_identity_staff_rewrap(kek, db, batch, done): re-wraps up to batch staff DEKs not under
  * kek's current version; *done gets how many (for `custodia keys rotate`). */
@@ -179,8 +179,7 @@ CU_WUR enum cu_err cu_identity_staff_rewrap(struct cu_kek_source *kek, struct cu
                                             size_t batch, size_t *done);
 
 /* cu_identity_staff_kek_usage(db, version, count): staff DEKs wrapped by a KEK version. */
-CU_WUR enum cu_err cu_identity_staff_kek_usage(struct cu_db *db, uint32_t version,
-                                               int64_t *count);
+CU_WUR enum cu_err cu_identity_staff_kek_usage(struct cu_db *db, uint32_t version, int64_t *count);
 
 /* ---- passwords ---- */
 
@@ -259,16 +258,14 @@ bool cu_identity_session_fresh(const struct cu_identity *idn, const struct cu_se
  * CU_E_RATE_LIMITED while locked, CU_E_INVALID when the wrong kind of proof is given. */
 CU_WUR enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
                                        struct cu_session_info *session, const char *password,
-                                       size_t plen, const char *code,
-                                       const struct cu_auth_ctx *ctx,
+                                       size_t plen, const char *code, const struct cu_auth_ctx *ctx,
                                        const struct cu_identity_audit *audit);
 
 /* cu_identity_sessions_list(idn, db, kind, id, out, n): a subject's live sessions, newest
  * first, at most 100. Caller frees *out with cu_free(). */
 CU_WUR enum cu_err cu_identity_sessions_list(struct cu_identity *idn, struct cu_db *db,
-                                             enum cu_subject_kind kind,
-                                             const char *id, struct cu_session_info **out,
-                                             size_t *n);
+                                             enum cu_subject_kind kind, const char *id,
+                                             struct cu_session_info **out, size_t *n);
 
 /* cu_identity_session_revoke(idn, st, kind, id, session_id, audit): revokes one session of the
  * subject (session_id) or all of them (session_id NULL). CU_E_NOT_FOUND when session_id is
@@ -293,10 +290,11 @@ CU_WUR enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_sto
  * pending secret with one valid code, makes 10 new recovery codes (written into codes, shown
  * once: the caller wipes them) and revokes the subject's other sessions. CU_E_NOT_FOUND when no
  * enrolment is pending; CU_E_UNAUTHENTICATED for a wrong code. */
-CU_WUR enum cu_err cu_identity_totp_confirm(
-    struct cu_identity *idn, struct cu_store *st, enum cu_subject_kind kind, const char *id,
-    const char *code, const char *keep_session, const struct cu_identity_audit *audit,
-    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
+CU_WUR enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *st,
+                                            enum cu_subject_kind kind, const char *id,
+                                            const char *code, const char *keep_session,
+                                            const struct cu_identity_audit *audit,
+                                            char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
 
 /* cu_identity_recovery_regenerate(idn, st, kind, id, audit, codes): replaces the subject's
  * recovery codes with 10 new ones. CU_E_INVALID when TOTP is not enrolled. */
@@ -319,6 +317,12 @@ CU_WUR enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_
  * failures must wait before its next try: 0 below the threshold, then base doubled per
  * failure past it, capped at the maximum; never overflows. */
 int64_t cu_identity_lockout_wait(const struct cu_identity_opts *opts, uint64_t failures);
+
+/* cu_identity_forget(db, kind, id): deletes, in the caller's transaction, everything sign-in
+ * keeps of a subject: credentials, recovery codes, sessions, challenges, lockout and sign-in
+ * events (for erasure). */
+CU_WUR enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind,
+                                      const char *id);
 
 /* cu_identity_prune(idn, db): deletes lockout rows quiet for longer than the reset period,
  * expired challenges, and sessions past their absolute expiry for over a day. */

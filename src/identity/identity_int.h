@@ -20,10 +20,10 @@ struct cu_identity {
     char totp_issuer[64];
     struct cu_hasher *hasher;
     struct cu_password_policy *policy;
-    struct cu_secret *token_key;    /* session and challenge tokens */
-    struct cu_secret *code_key;     /* recovery codes */
-    struct cu_secret *login_key;    /* unknown logins, for their lockout rows and audit */
-    struct cu_secret *staff_index;  /* staff e-mail blind index */
+    struct cu_secret *token_key;   /* session and challenge tokens */
+    struct cu_secret *code_key;    /* recovery codes */
+    struct cu_secret *login_key;   /* unknown logins, for their lockout rows and audit */
+    struct cu_secret *staff_index; /* staff e-mail blind index */
     struct cu_kek_source *kek;
     enum cu_aead alg;
     struct cu_vault *vault;
@@ -54,11 +54,10 @@ enum cu_err lockout_state(struct cu_identity *idn, struct cu_db *db, const char 
 enum cu_err lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
                          int64_t now, uint64_t *failures, int64_t *locked_until);
 enum cu_err lockout_reset(struct cu_db *db, const char *subject);
-enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
-                      const char *sid, const struct cu_auth_ctx *ctx, const char *reason);
-enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
-                      const char *action, const char *target, const char *outcome,
-                      json_t *details);
+enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk, const char *sid,
+                      const struct cu_auth_ctx *ctx, const char *reason);
+enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db, const char *action,
+                      const char *target, const char *outcome, json_t *details);
 enum cu_err hasher_rc(enum cu_err rc);
 enum cu_err write_txn(struct cu_store *st, struct cu_db **db);
 enum cu_err finish_txn(struct cu_db *db, enum cu_err rc);
@@ -86,8 +85,7 @@ enum cu_err recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
 /* second_factor_check: verifies a TOTP or recovery code for the subject and, in the caller's
  * write transaction, consumes it (moves the TOTP step on, or marks the code used). *method
  * gets "totp" or "recovery_code". CU_E_BAD_CREDENTIALS when wrong, replayed or used. */
-enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db,
-                              enum cu_subject_kind kind, const char *id, const char *code,
-                              const char **method);
+enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
+                              const char *id, const char *code, const char **method);
 
 #endif

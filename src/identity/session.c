@@ -75,11 +75,15 @@ enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_su
     cut(info->device_id, sizeof(info->device_id), ctx ? ctx->device_id : NULL);
     token_new("css_", token);
     cu_crypto_keyed_hash(idn->token_key, token, CU_SESSION_TOKEN_LEN, hash);
-    const struct cu_val p[] = {CU_VT(info->id),         CU_VB(hash, sizeof(hash)),
+    const struct cu_val p[] = {CU_VT(info->id),
+                               CU_VB(hash, sizeof(hash)),
                                CU_VT(cu_subject_kind_name(kind)),
-                               CU_VT(id),               CU_VI(aal),
-                               CU_VI(now),              CU_VI(info->expires_at),
-                               CU_VT(info->ip),         CU_VT(info->user_agent),
+                               CU_VT(id),
+                               CU_VI(aal),
+                               CU_VI(now),
+                               CU_VI(info->expires_at),
+                               CU_VT(info->ip),
+                               CU_VT(info->user_agent),
                                CU_VT(info->device_id)};
     rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     if (rc != CU_OK)
@@ -87,8 +91,8 @@ enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_su
     return rc;
 }
 
-#define SESSION_COLUMNS                                                                           \
-    "id, subject_kind, subject_id, aal, created_at, last_seen_at, auth_at, expires_at, "         \
+#define SESSION_COLUMNS                                                                            \
+    "id, subject_kind, subject_id, aal, created_at, last_seen_at, auth_at, expires_at, "           \
     "revoked_at, ip, user_agent, device_id"
 
 static void session_from_row(const struct cu_identity *idn, struct cu_stmt *st,
@@ -251,8 +255,8 @@ enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store 
     if (rc != CU_OK)
         return rc;
     if (session_id != NULL) {
-        const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id),
-                                   CU_VT(session_id), CU_VI(now)};
+        const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(session_id),
+                                   CU_VI(now)};
         rc = cu_db_exec(db, one, p, CU_NVALS(p));
         count = rc == CU_OK ? cu_db_changes(db) : 0;
         if (rc == CU_OK && count != 1)

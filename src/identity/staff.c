@@ -34,15 +34,14 @@ static enum cu_err email_normalize(const char *in, char out[CU_EMAIL_MAX + 1],
 {
     char fwhy[CU_FIELD_WHY_BYTES];
     size_t n = 0;
-    enum cu_err rc = cu_field_normalize(cu_field_find("email"), in, strlen(in), out,
-                                        CU_EMAIL_MAX + 1, &n, fwhy);
+    enum cu_err rc =
+        cu_field_normalize(cu_field_find("email"), in, strlen(in), out, CU_EMAIL_MAX + 1, &n, fwhy);
     if (rc != CU_OK)
         snprintf(why, CU_IDENTITY_WHY_BYTES, "field 'email': %s", fwhy);
     return rc;
 }
 
-static void email_hash(const struct cu_identity *idn, const char *email,
-                       uint8_t out[CU_HASH_BYTES])
+static void email_hash(const struct cu_identity *idn, const char *email, uint8_t out[CU_HASH_BYTES])
 {
     cu_crypto_keyed_hash(idn->staff_index, email, strlen(email), out);
 }
@@ -59,9 +58,8 @@ static bool name_ok(const char *name)
     return true;
 }
 
-static enum cu_err seal_text(struct cu_identity *idn, const struct cu_secret *dek,
-                             const char *id, const char *field, const char *value,
-                             char text[FIELD_TEXT_MAX])
+static enum cu_err seal_text(struct cu_identity *idn, const struct cu_secret *dek, const char *id,
+                             const char *field, const char *value, char text[FIELD_TEXT_MAX])
 {
     uint8_t sealed[FIELD_SEALED_MAX];
     char ad[AD_BYTES];
@@ -85,8 +83,8 @@ static enum cu_err open_text(const struct cu_secret *dek, const char *id, const 
     if (rc != CU_OK)
         return CU_E_CORRUPT;
     snprintf(ad, sizeof(ad), "staff|%s|%s", field, id);
-    rc = cu_crypto_open(dek, 1, sealed, n, (const uint8_t *)ad, strlen(ad), (uint8_t *)out,
-                        cap - 1, &pn);
+    rc = cu_crypto_open(dek, 1, sealed, n, (const uint8_t *)ad, strlen(ad), (uint8_t *)out, cap - 1,
+                        &pn);
     if (rc == CU_OK)
         out[pn] = '\0';
     return rc;
@@ -98,8 +96,8 @@ static enum cu_err wrap_dek(struct cu_kek_source *kek, const char *id, const str
     char ad[AD_BYTES];
     *version = cu_kek_current_version(kek);
     snprintf(ad, sizeof(ad), "staff_dek|%s|%u", id, (unsigned)*version);
-    return cu_kek_wrap(kek, cu_secret_data(dek), CU_KEY_BYTES, (const uint8_t *)ad,
-                       strlen(ad), out, CU_KEK_WRAPPED_MAX, len);
+    return cu_kek_wrap(kek, cu_secret_data(dek), CU_KEY_BYTES, (const uint8_t *)ad, strlen(ad), out,
+                       CU_KEK_WRAPPED_MAX, len);
 }
 
 static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const void *w, size_t wl,
@@ -171,7 +169,8 @@ static enum cu_err insert_staff(struct cu_identity *idn, struct cu_db *db, struc
         "kek_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, "
         "$8)";
     struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
-    char email_ct[FIELD_TEXT_MAX], name_ct[FIELD_TEXT_MAX], scope_text[512];
+    /* Bound below even when a step failed, so they must be strings from the start. */
+    char email_ct[FIELD_TEXT_MAX] = "", name_ct[FIELD_TEXT_MAX] = "", scope_text[512] = "";
     uint8_t w[CU_KEK_WRAPPED_MAX];
     size_t wl = 0;
     uint32_t kv = 0;
@@ -187,10 +186,9 @@ static enum cu_err insert_staff(struct cu_identity *idn, struct cu_db *db, struc
         rc = seal_text(idn, dek, s->id, "name", s->name, name_ct);
     if (rc == CU_OK)
         rc = cu_apikey_scopes_format(s->scopes, scope_text, sizeof(scope_text));
-    const struct cu_val p[] = {CU_VT(s->id),      CU_VB(hash, CU_HASH_BYTES),
-                               CU_VT(email_ct),   CU_VT(name_ct),
-                               CU_VT(scope_text), CU_VB(w, wl),
-                               CU_VI(kv),         CU_VI(s->created_at)};
+    const struct cu_val p[] = {CU_VT(s->id),   CU_VB(hash, CU_HASH_BYTES), CU_VT(email_ct),
+                               CU_VT(name_ct), CU_VT(scope_text),          CU_VB(w, wl),
+                               CU_VI(kv),      CU_VI(s->created_at)};
     if (rc == CU_OK)
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     cu_secret_free(dek);
@@ -353,10 +351,12 @@ enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, con
     static const char sql[] = "UPDATE staff SET scopes = $2, status = $3, updated_at = $4 "
                               "WHERE id = $1";
     struct cu_staff_info s;
-    char scope_text[512];
+    char scope_text[512] = ""; /* bound below even when a check failed */
     int64_t now = cu_clock_now_ms(), revoked = 0;
-    enum cu_err rc = cu_identity_staff_get(idn, db, id, &s);
+    enum cu_err rc;
 
+    memset(&s, 0, sizeof(s));
+    rc = cu_identity_staff_get(idn, db, id, &s);
     if (rc == CU_OK && status != NULL && strcmp(status, "active") != 0 &&
         strcmp(status, "disabled") != 0)
         rc = CU_E_INVALID;

@@ -882,7 +882,7 @@ static enum cu_err secret_write(struct cu_vault *v, struct cu_db *db, const stru
                              "($1, $2, $3) ON CONFLICT (customer_id, name) DO UPDATE SET "
                              "value = excluded.value";
     uint8_t sealed[CU_VAULT_SECRET_MAX + 64];
-    char ad[AD_BYTES], text[CU_B64URL_LEN(CU_VAULT_SECRET_MAX + 64) + 1];
+    char ad[AD_BYTES], text[CU_B64URL_LEN(CU_VAULT_SECRET_MAX + 64) + 1] = "";
     size_t n = 0;
     enum cu_err rc;
 
@@ -910,8 +910,8 @@ static enum cu_err secret_open(const struct cu_secret *dek, int64_t dek_version,
         rc = CU_E_CORRUPT;
     if (rc == CU_OK) {
         secret_ad(id, name, ad);
-        rc = cu_crypto_open(dek, (uint32_t)dek_version, sealed, n, (const uint8_t *)ad,
-                            strlen(ad), out, cap, len);
+        rc = cu_crypto_open(dek, (uint32_t)dek_version, sealed, n, (const uint8_t *)ad, strlen(ad),
+                            out, cap, len);
     }
     if (rc != CU_OK)
         cu_log(CU_LOG_ERROR, "vault.secret_open_failed", CU_LS("customer", id),
@@ -995,8 +995,8 @@ static enum cu_err reseal_secrets(struct cu_vault *v, struct cu_db *db, const ch
             break;
         }
         snprintf(s[n].name, sizeof(s[n].name), "%.*s", (int)nl, name);
-        rc = secret_open(old, old_version, id, s[n].name, text, tl, s[n].data,
-                         sizeof(s[n].data), &s[n].len);
+        rc = secret_open(old, old_version, id, s[n].name, text, tl, s[n].data, sizeof(s[n].data),
+                         &s[n].len);
         n++;
     }
     cu_stmt_done(st);

@@ -203,5 +203,17 @@ check_eq "and clears it" 204 "$STATUS"
 check "the clearing is audited" sh -c "sqlite3 '$D/custodia.db' \"SELECT count(*) FROM audit_log WHERE action = 'lockout.cleared'\" | grep -q 2"
 login "app:7" "$PW"
 check_eq "then the right password works" "mfa_required" "$(json "j['status']")"
+
+# Erasure forgets the customer's credentials, sessions and sign-in events.
+req DELETE "/v1/customers/$ID" -H "$AUTH"
+check_eq "the customer is erased" 200 "$STATUS"
+check "nothing of their sign-in is left" sh -c "[ \$(sqlite3 '$D/custodia.db' \"SELECT \
+    (SELECT count(*) FROM credentials WHERE subject_id = '$ID') + \
+    (SELECT count(*) FROM sessions WHERE subject_id = '$ID') + \
+    (SELECT count(*) FROM recovery_codes WHERE subject_id = '$ID') + \
+    (SELECT count(*) FROM customer_secrets WHERE customer_id = '$ID') + \
+    (SELECT count(*) FROM auth_events WHERE subject_id = '$ID')\") = 0 ]"
+login "app:7" "$PW"
+check_eq "and they cannot sign in" 401 "$STATUS"
 stop_server
 finish

@@ -18,10 +18,10 @@ static enum cu_err h(struct cu_req *req, struct cu_resp *resp)
 }
 
 static const struct cu_route table[] = {
-    {CU_GET, "/v1/health", h, 0, 0},
-    {CU_GET, "/v1/things/{id}", h, 0, 0},
-    {CU_DELETE, "/v1/things/{id}", h, 0, 0},
-    {CU_GET, "/v1/things/{id}/parts/{part}", h, 0, 0},
+    {CU_GET, 0, "/v1/health", h, 0},
+    {CU_GET, 0, "/v1/things/{id}", h, 0},
+    {CU_DELETE, 0, "/v1/things/{id}", h, 0},
+    {CU_GET, 0, "/v1/things/{id}/parts/{part}", h, 0},
 };
 #define NT (sizeof(table) / sizeof(table[0]))
 
