@@ -292,7 +292,7 @@ int64_t cu_identity_lockout_wait(const struct cu_identity_opts *opts, uint64_t f
 {
     int64_t wait = opts->lockout_base_ms;
 
-    if (failures < opts->lockout_threshold || opts->lockout_threshold == 0)
+    if (failures < opts->lockout_threshold || opts->lockout_threshold == 0 || wait <= 0)
         return 0;
     /* base * 2^(failures - threshold), doubling step by step so that it never overflows. */
     for (uint64_t i = opts->lockout_threshold; i < failures && wait < opts->lockout_max_ms; i++)

@@ -204,7 +204,7 @@ CU_WUR enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu
 /* cu_identity_login(idn, st, kind, login, password, len, ctx, audit, out): signs a subject in
  * by login (customers: e-mail or external reference; staff: e-mail) and password.
  * CU_OK with out->status CU_LOGIN_OK (a session at aal1, or aal2 never) or
- * CU_LOGIN_MFA_REQUIRED (a challenge). CU_E_UNAUTHENTICATED for a wrong password, an unknown
+ * CU_LOGIN_MFA_REQUIRED (a challenge). CU_E_BAD_CREDENTIALS for a wrong password, an unknown
  * login or a disabled account alike, at the same cost; CU_E_RATE_LIMITED with
  * out->retry_after_ms while the login is locked out (unknown logins lock out too). Every
  * outcome is recorded as a sign-in event and audited. */
@@ -216,8 +216,9 @@ CU_WUR enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *s
                                      struct cu_login_result *out);
 
 /* cu_identity_mfa(idn, st, challenge, code, ctx, audit, out): completes a challenge with a
- * TOTP code (6 digits) or a recovery code. CU_OK with a session at aal2. CU_E_UNAUTHENTICATED
- * for an unknown or expired challenge or a wrong, replayed or used code (the challenge
+ * TOTP code (6 digits) or a recovery code. CU_OK with a session at aal2. CU_E_BAD_CREDENTIALS
+ * for an unknown or expired challenge, an account no longer active, or a wrong, replayed or
+ * used code (the challenge
  * allows 5 tries; failures count toward the account's lockout); CU_E_RATE_LIMITED while locked. */
 CU_WUR enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st,
                                    const char *challenge, const char *code,
@@ -254,7 +255,7 @@ bool cu_identity_session_fresh(const struct cu_identity *idn, const struct cu_se
 
 /* cu_identity_step_up(idn, st, session, password, code, ctx, audit): renews a session's
  * sign-in time with a fresh TOTP or recovery code (then aal2), or, for a subject without TOTP,
- * its password. Failures count toward lockout. CU_E_UNAUTHENTICATED when wrong,
+ * its password. Failures count toward lockout. CU_E_BAD_CREDENTIALS when wrong,
  * CU_E_RATE_LIMITED while locked, CU_E_INVALID when the wrong kind of proof is given. */
 CU_WUR enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
                                        struct cu_session_info *session, const char *password,
@@ -289,7 +290,7 @@ CU_WUR enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_sto
 /* cu_identity_totp_confirm(idn, st, kind, id, code, keep_session, audit, codes): activates the
  * pending secret with one valid code, makes 10 new recovery codes (written into codes, shown
  * once: the caller wipes them) and revokes the subject's other sessions. CU_E_NOT_FOUND when no
- * enrolment is pending; CU_E_UNAUTHENTICATED for a wrong code. */
+ * enrolment is pending; CU_E_BAD_CREDENTIALS for a wrong code. */
 CU_WUR enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *st,
                                             enum cu_subject_kind kind, const char *id,
                                             const char *code, const char *keep_session,
@@ -315,14 +316,14 @@ CU_WUR enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_
 
 /* cu_identity_lockout_wait(opts, failures): how long an account with this many consecutive
  * failures must wait before its next try: 0 below the threshold, then base doubled per
- * failure past it, capped at the maximum; never overflows. */
+ * failure past it, capped at the maximum; never overflows. A base of 0 or less means no
+ * wait. */
 int64_t cu_identity_lockout_wait(const struct cu_identity_opts *opts, uint64_t failures);
 
 /* cu_identity_forget(db, kind, id): deletes, in the caller's transaction, everything sign-in
  * keeps of a subject: credentials, recovery codes, sessions, challenges, lockout and sign-in
  * events (for erasure). */
-CU_WUR enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind,
-                                      const char *id);
+CU_WUR enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind, const char *id);
 
 /* cu_identity_prune(idn, db): deletes lockout rows quiet for longer than the reset period,
  * expired challenges, and sessions past their absolute expiry for over a day. */
