@@ -68,10 +68,16 @@ function request()
 end
 LUA
 
-raw_rate() {
-    "$BENCH/identity_bench" pwhash "$T" "$M" 5 | sed -n 's/.*: \([0-9.]*\) hashes\/s$/\1/p'
+raw_rate() { # "CPU ms per hash" "hashes/s"
+    "$BENCH/identity_bench" pwhash "$T" "$M" 5 |
+        sed -n 's/.*: \([0-9.]*\) ms CPU per hash, \([0-9.]*\) hashes\/s$/\1 \2/p'
 }
-wrk_figures() { # rps, p99, count of non-2xx answers, and socket errors from $TMP/wrk.out
+ticks() { # CPU ticks of the server, and busy and idle ticks of the machine
+    awk '{print $14 + $15}' "/proc/$PID/stat"
+    awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat
+}
+wrk_figures() { # requests, rps, p99, count of non-2xx answers, and socket errors
+    reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
     rps=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
     p99=$(awk '$1 == "99%" {print $2}' "$TMP/wrk.out")
     non2xx=$(awk '/Non-2xx/ {print $NF}' "$TMP/wrk.out")
@@ -79,14 +85,29 @@ wrk_figures() { # rps, p99, count of non-2xx answers, and socket errors from $TM
 }
 
 before=$(raw_rate)
+t0=$(ticks)
 wrk -t2 -c8 -d"${LOGIN_SECONDS:-15}s" --latency -s "$TMP/login.lua" "$URL/v1/auth/login" \
     >"$TMP/wrk.out"
+t1=$(ticks)
 after=$(raw_rate)
 wrk_figures
 echo "http POST /v1/auth/login (Argon2id t=$T, m=$M KiB; wrk -t2 -c8 -d${LOGIN_SECONDS:-15}s," \
      "$CUSTOMERS customers in turn): $rps sign-ins/s, p99 $p99, non-2xx ${non2xx:-0}${sockerr:+ ($sockerr)}"
-echo "raw Argon2id on $(nproc) threads, same parameters: $before hashes/s before, $after after;" \
-     "sign-ins reach $(python3 -c "print(round(100 * $rps / (($before + $after) / 2)))")% of the mean"
+python3 - "$before" "$after" "$rps" "$reqs" "$(getconf CLK_TCK)" "$(nproc)" $t0 $t1 <<'PY'
+import sys
+b_cpu, b_rate = map(float, sys.argv[1].split())
+a_cpu, a_rate = map(float, sys.argv[2].split())
+rps, reqs, hz, cores = float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+s0, busy0, idle0, s1, busy1, idle1 = map(int, sys.argv[7:13])
+mean = (b_rate + a_rate) / 2
+print(f"raw Argon2id on {cores} threads, same parameters: {b_rate:.1f} hashes/s before, "
+      f"{a_rate:.1f} after; sign-ins reach {100 * rps / mean:.0f}% of the mean")
+login_ms = 1000 * (s1 - s0) / hz / reqs
+hash_ms = (b_cpu + a_cpu) / 2
+idle = 100 * (idle1 - idle0) / max(1, busy1 - busy0 + idle1 - idle0)
+print(f"CPU per sign-in in the server {login_ms:.2f} ms, per raw hash {hash_ms:.2f} ms "
+      f"({100 * hash_ms / login_ms:.0f}%); the cores were {idle:.0f}% idle during the load")
+PY
 
 TOKEN=$(curl -sf --cacert "$TMP/d/tls.crt" -H 'Content-Type: application/json' \
     -d "{\"login\": \"signin0@example.com\", \"password\": \"$PW\"}" "$URL/v1/auth/login" |

@@ -220,6 +220,21 @@ static enum cu_err staff_read(struct cu_req *req, struct cu_resp *resp, struct c
     return CU_OK;
 }
 
+/* The lockout state of a staff member, for administrators. */
+static json_t *lockout_json(struct cu_req *req, const char *id)
+{
+    struct cu_credential_info ci;
+    char locked[CU_RFC3339_BYTES] = "";
+    struct cu_db *db = NULL;
+    if (cu_store_db(req->app->store, &db) != CU_OK ||
+        cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_STAFF, id, &ci) != CU_OK)
+        return json_null();
+    if (ci.locked_until)
+        cu_clock_format(ci.locked_until, locked);
+    return json_pack("{s:i, s:s?}", "failed_sign_ins", (int)ci.failures, "locked_until",
+                     ci.locked_until ? locked : NULL);
+}
+
 enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_staff_info s;
@@ -229,6 +244,7 @@ enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the read could not be audited");
     json_t *v = staff_json(&s);
+    json_object_set_new(v, "lockout", lockout_json(req, s.id));
     cu_crypto_wipe(&s, sizeof(s));
     return cu_resp_json(resp, 200, v);
 }
