@@ -1,8 +1,9 @@
 /*
  * init.c - `custodia init [--dir DIR]`: makes a new data directory with a working
- * configuration, a root key file, a self-signed TLS certificate, a migrated database and a
- * first API key with every scope. It refuses a directory that exists and is not empty, and on
- * failure removes what it made, so nothing half-made is left behind.
+ * configuration, a root key file, a self-signed TLS certificate, a migrated database, a
+ * first API key with every scope and a first staff administrator. It refuses a directory that
+ * exists and is not empty, and on failure removes what it made, so nothing half-made is left
+ * behind.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -18,10 +19,14 @@
 #include "audit/checkpoint.h"
 #include "cu_version.h"
 #include "identity/apikey.h"
+#include "identity/identity.h"
+#include "vault/vault.h"
 
-#define MAX_MADE 8
+#define MAX_MADE 12
 #define CERT_DAYS 825
 #define INITIAL_KEY_FILE "initial-api-key"
+#define INITIAL_ADMIN_FILE "initial-admin-password"
+#define INITIAL_ADMIN_EMAIL "admin@custodia.localhost"
 
 /* What init has made so far, removed again if a later step fails. */
 struct made {
@@ -137,12 +142,12 @@ static int make_store(const struct cu_config *cfg, struct made *m, struct cu_sto
     return CU_EXIT_OK;
 }
 
-/* Writes the first key into DIR/initial-api-key, mode 0600. */
-static int write_key_file(const struct cu_config *cfg, const char *token, struct made *m,
-                          char *path, size_t pathlen)
+/* Writes a first credential into DIR/name, mode 0600. */
+static int write_secret_file(const struct cu_config *cfg, const char *name, const char *token,
+                             struct made *m, char *path, size_t pathlen)
 {
     int fd;
-    if (cu_config_path(cfg, INITIAL_KEY_FILE, path, pathlen) != CU_OK)
+    if (cu_config_path(cfg, name, path, pathlen) != CU_OK)
         return CU_EXIT_USAGE;
     fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
@@ -153,7 +158,7 @@ static int write_key_file(const struct cu_config *cfg, const char *token, struct
     size_t len = strlen(token);
     bool ok = write(fd, token, len) == (ssize_t)len && write(fd, "\n", 1) == 1 && fsync(fd) == 0;
     if (close(fd) != 0 || !ok) {
-        cu_cli_error("%s: cannot write the API key", path);
+        cu_cli_error("%s: cannot write it", path);
         return CU_EXIT_FAIL;
     }
     return CU_EXIT_OK;
@@ -207,7 +212,7 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
         cu_cli_error("cannot make the first API key: %s", cu_err_str(rc));
         goto out;
     }
-    code = write_key_file(cfg, token, m, path, sizeof(path));
+    code = write_secret_file(cfg, INITIAL_KEY_FILE, token, m, path, sizeof(path));
     if (code == CU_EXIT_OK)
         printf("\nThe first API key (id %s, every scope) is in %s (mode 0600):\n  %s\n"
                "It is shown only here and kept only in that file; store it safely.\n",
@@ -216,6 +221,95 @@ out:
     cu_crypto_wipe(token, sizeof(token));
     cu_apikey_service_free(svc);
     cu_keyring_free(kr);
+    return code;
+}
+
+static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, const char *target,
+                             const char *outcome, json_t *details)
+{
+    (void)outcome;
+    return cu_cli_audit_append(arg, db, action, target, details);
+}
+
+/* Adds the first staff member, an administrator with every scope, in the caller's
+ * services; *pw gets their random first password. */
+static enum cu_err add_first_staff(struct cu_cli_ctx *ctx, struct cu_identity *idn,
+                                   struct cu_staff_info *info, char pw[40])
+{
+    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
+    char why[CU_IDENTITY_WHY_BYTES] = "";
+    uint8_t raw[18];
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_db(ctx->store, &db);
+
+    cu_crypto_random(raw, sizeof(raw));
+    if (rc == CU_OK)
+        rc = cu_b64url_encode(raw, sizeof(raw), pw, 40);
+    cu_crypto_wipe(raw, sizeof(raw));
+    if (rc == CU_OK)
+        rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK) {
+        rc = cu_identity_staff_add(idn, db, INITIAL_ADMIN_EMAIL, "Initial administrator",
+                                   cu_apikey_all_scopes(), info, why);
+        if (rc == CU_OK)
+            rc = cu_cli_audit_append(ctx, db, "staff.create", info->id,
+                                     json_pack("{s:s}", "scopes", "all"));
+        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+    }
+    if (rc == CU_OK)
+        rc = cu_identity_set_password(idn, ctx->store, CU_SUBJECT_STAFF, info->id, pw, strlen(pw),
+                                      NULL, &a, why);
+    if (rc != CU_OK)
+        cu_cli_error("cannot add the first administrator: %s", why[0] ? why : cu_err_str(rc));
+    return rc;
+}
+
+/* The first staff member: an administrator with every scope, who signs in with the password
+ * left in DIR/initial-admin-password and must enrol TOTP first. */
+static int make_first_staff(const struct cu_config *cfg, struct cu_store *st, struct made *m)
+{
+    char kpath[CU_CONFIG_PATH_BYTES], path[CU_CONFIG_PATH_BYTES], list[CU_CONFIG_PATH_BYTES];
+    char err[CU_KEYRING_ERR_BYTES], pw[40] = "";
+    struct cu_identity_opts io = cu_cli_identity_opts(cfg, list);
+    struct cu_audit_opts ao = cu_cli_audit_opts(cfg);
+    struct cu_cli_ctx ctx = {.store = st};
+    struct cu_kek_source *kek = NULL;
+    struct cu_vault *vault = NULL;
+    struct cu_identity *idn = NULL;
+    struct cu_staff_info info;
+    enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
+    int code = CU_EXIT_FAIL;
+    enum cu_err rc = CU_OK;
+
+    if (cu_config_path(cfg, cfg->keys.root_key_file, kpath, sizeof(kpath)) != CU_OK ||
+        cu_keyring_load(kpath, &ctx.keyring, err) != CU_OK) {
+        cu_cli_error("%s", err);
+        return CU_EXIT_FAIL;
+    }
+    rc = cu_crypto_aead_parse(cfg->keys.algorithm, &alg);
+    if (rc == CU_OK)
+        rc = cu_audit_new(ctx.keyring, &ao, &ctx.audit);
+    if (rc == CU_OK)
+        rc = cu_kek_source_keyring(ctx.keyring, &kek);
+    if (rc == CU_OK)
+        rc = cu_vault_new(ctx.keyring, kek, alg, &vault);
+    if (rc == CU_OK)
+        rc = cu_identity_new(ctx.keyring, kek, alg, vault, &io, &idn);
+    if (rc != CU_OK)
+        cu_cli_error("the identity service could not start: %s (is %s readable?)", cu_err_str(rc),
+                     list);
+    else if (add_first_staff(&ctx, idn, &info, pw) == CU_OK)
+        code = write_secret_file(cfg, INITIAL_ADMIN_FILE, pw, m, path, sizeof(path));
+    if (code == CU_EXIT_OK)
+        printf("\nThe first administrator (staff %s, every scope) signs in as\n  %s\n"
+               "with the password in %s (mode 0600), then must enrol TOTP.\n",
+               info.id, INITIAL_ADMIN_EMAIL, path);
+    cu_crypto_wipe(pw, sizeof(pw));
+    cu_identity_free(idn);
+    cu_vault_free(vault);
+    cu_kek_source_free(kek);
+    cu_audit_free(ctx.audit);
+    cu_keyring_free(ctx.keyring);
     return code;
 }
 
@@ -278,6 +372,8 @@ int cu_cli_init(int argc, char **argv)
         print_made(&cfg, m.dir);
         code = make_first_key(&cfg, st, &m);
     }
+    if (code == CU_EXIT_OK)
+        code = make_first_staff(&cfg, st, &m);
     if (code == CU_EXIT_OK)
         printf("\nNext: custodia serve --dir %s\n", m.dir);
 out:

@@ -12,6 +12,8 @@ check_eq "data directory is 0700" 700 "$(mode "$D")"
 check_eq "root key file is 0600" 600 "$(mode "$D/root.key")"
 check_eq "TLS key is 0600" 600 "$(mode "$D/tls.key")"
 check_eq "first API key file is 0600" 600 "$(mode "$D/initial-api-key")"
+check_eq "first administrator's password file is 0600" 600 "$(mode "$D/initial-admin-password")"
+check "the first administrator is named in the output" grep -q "admin@custodia.localhost" "$TMP/init.out"
 check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
 check "certificate exists" test -s "$D/tls.crt"
 check "database exists" test -s "$D/custodia.db"
@@ -106,5 +108,6 @@ check "the key shows as revoked" sh -c "grep '$ID' '$TMP/list2.out' | grep -q re
 "$BIN" apikey revoke --dir "$D" ak_0000000000000000 >"$TMP/rev.out" 2>&1
 check_eq "revoking an unknown key exits 1" 1 $?
 check "the database holds no key text" sh -c "! grep -aq \"\$(cat '$D/initial-api-key')\" '$D/custodia.db'"
+check "nor the administrator's password" sh -c "! cat '$D'/custodia.db* | grep -aq \"\$(cat '$D/initial-admin-password')\""
 
 finish

@@ -146,6 +146,11 @@ check_eq "logout" 204 "$STATUS"
 req GET /v1/me -H "Authorization: Bearer $TOK2"
 check_eq "a logged-out token is refused" 401 "$STATUS"
 
+# The first administrator, made by custodia init, signs in with the password it left.
+login "admin@custodia.localhost" "$(cat "$D/initial-admin-password")" staff
+check_eq "the initial administrator signs in" "signed_in" "$(json "j['status']")"
+check_eq "and must enrol TOTP" True "$(json "j['mfa_enrolment_required']")"
+
 # Staff must enrol TOTP before anything else, and need aal2 for scoped routes.
 SPW=$(printf '%s\n' 'staff lantern harbour 99' | "$BIN" staff add --dir "$D" --email ops@example.com \
     --name "Oda Ops" --scope customers.read --password-stdin 2>/dev/null)
