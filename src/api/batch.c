@@ -1,11 +1,13 @@
 /*
  * batch.c - the audit group-commit writer.
  *
- * Waiting requests form a list under one lock. The writer takes the whole list, appends each
- * record in one write transaction, commits, and then marks every waiter done with its result
- * and wakes them all. A record the audit log refuses (CU_E_INVALID: a field over its limit)
- * fails alone, since cu_audit_append checks before it writes; a store error fails the whole
- * batch, which is rolled back, and every waiter gets the error (fail closed).
+ * Records handed over wait in a list under one lock, each with the callback that gets its
+ * outcome. The writer takes the whole list, appends each record in one write transaction,
+ * commits, and then calls every callback with its record's result, outside the lock. A record
+ * the audit log refuses (CU_E_INVALID: a field over its limit) fails alone, since
+ * cu_audit_append checks before it writes; a store error fails the whole batch, which is
+ * rolled back, and every record gets the error (fail closed). A caller that waits
+ * (cu_audit_batcher_append) hands over a callback that wakes it.
  */
 #include "api/batch.h"
 
@@ -17,8 +19,9 @@
 
 struct waiter {
     const struct cu_audit_event *ev;
+    cu_audit_done_fn done;
+    void *arg;
     enum cu_err rc;
-    bool done;
     struct waiter *next;
 };
 
@@ -27,9 +30,9 @@ struct cu_audit_batcher {
     struct cu_store *store;
     pthread_mutex_t mu;
     pthread_cond_t work; /* the writer waits here for records */
-    pthread_cond_t done; /* requests wait here for their commit */
     struct waiter *head, **tail;
     bool stop;
+    bool joined; /* the writer thread has been joined (only the stopping thread reads it) */
     pthread_t thread;
 };
 
@@ -63,19 +66,19 @@ static void *writer_main(void *arg)
     for (;;) {
         while (b->head == NULL && !b->stop)
             pthread_cond_wait(&b->work, &b->mu);
-        if (b->head == NULL && b->stop)
+        if (b->head == NULL)
             break;
         struct waiter *list = b->head;
         b->head = NULL;
         b->tail = &b->head;
         pthread_mutex_unlock(&b->mu);
         write_batch(b, list);
-        pthread_mutex_lock(&b->mu);
         for (struct waiter *w = list, *next; w != NULL; w = next) {
-            next = w->next; /* read before done: the waiter's frame may go once it is set */
-            w->done = true;
+            next = w->next;
+            w->done(w->arg, w->rc);
+            cu_free(w);
         }
-        pthread_cond_broadcast(&b->done);
+        pthread_mutex_lock(&b->mu);
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
@@ -92,9 +95,7 @@ enum cu_err cu_audit_batcher_new(struct cu_audit *a, struct cu_store *st,
     b->tail = &b->head;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->work, NULL);
-    pthread_cond_init(&b->done, NULL);
     if (pthread_create(&b->thread, NULL, writer_main, b) != 0) {
-        pthread_cond_destroy(&b->done);
         pthread_cond_destroy(&b->work);
         pthread_mutex_destroy(&b->mu);
         cu_free(b);
@@ -104,34 +105,85 @@ enum cu_err cu_audit_batcher_new(struct cu_audit *a, struct cu_store *st,
     return CU_OK;
 }
 
-void cu_audit_batcher_free(struct cu_audit_batcher *b)
+void cu_audit_batcher_stop(struct cu_audit_batcher *b)
 {
-    if (b == NULL)
+    if (b == NULL || b->joined)
         return;
     pthread_mutex_lock(&b->mu);
     b->stop = true;
     pthread_cond_signal(&b->work);
     pthread_mutex_unlock(&b->mu);
     pthread_join(b->thread, NULL);
-    pthread_cond_destroy(&b->done);
+    b->joined = true;
+}
+
+void cu_audit_batcher_free(struct cu_audit_batcher *b)
+{
+    if (b == NULL)
+        return;
+    cu_audit_batcher_stop(b);
     pthread_cond_destroy(&b->work);
     pthread_mutex_destroy(&b->mu);
     cu_free(b);
 }
 
-enum cu_err cu_audit_batcher_append(struct cu_audit_batcher *b, const struct cu_audit_event *ev)
+enum cu_err cu_audit_batcher_submit(struct cu_audit_batcher *b, const struct cu_audit_event *ev,
+                                    cu_audit_done_fn done, void *arg)
 {
-    struct waiter w = {.ev = ev, .rc = CU_OK, .done = false, .next = NULL};
+    struct waiter *w = cu_calloc(1, sizeof(*w));
+    if (w == NULL)
+        return CU_E_NOMEM;
+    w->ev = ev;
+    w->done = done;
+    w->arg = arg;
     pthread_mutex_lock(&b->mu);
     if (b->stop) {
         pthread_mutex_unlock(&b->mu);
+        cu_free(w);
         return CU_E_UNAVAILABLE;
     }
-    *b->tail = &w;
-    b->tail = &w.next;
+    *b->tail = w;
+    b->tail = &w->next;
     pthread_cond_signal(&b->work);
-    while (!w.done)
-        pthread_cond_wait(&b->done, &b->mu);
     pthread_mutex_unlock(&b->mu);
-    return w.rc;
+    return CU_OK;
+}
+
+/* What a caller of cu_audit_batcher_append waits on. */
+struct sync_wait {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    enum cu_err rc;
+    bool done;
+};
+
+static void wake(void *arg, enum cu_err rc)
+{
+    struct sync_wait *s = arg;
+    pthread_mutex_lock(&s->mu);
+    s->rc = rc;
+    s->done = true;
+    pthread_cond_signal(&s->cv); /* under the lock: the waiter's frame goes once it is released */
+    pthread_mutex_unlock(&s->mu);
+}
+
+enum cu_err cu_audit_batcher_append(struct cu_audit_batcher *b, const struct cu_audit_event *ev)
+{
+    struct sync_wait s = {.rc = CU_OK, .done = false};
+    enum cu_err rc;
+
+    pthread_mutex_init(&s.mu, NULL);
+    pthread_cond_init(&s.cv, NULL);
+    rc = cu_audit_batcher_submit(b, ev, wake, &s);
+    if (rc != CU_OK)
+        goto out;
+    pthread_mutex_lock(&s.mu);
+    while (!s.done)
+        pthread_cond_wait(&s.cv, &s.mu);
+    pthread_mutex_unlock(&s.mu);
+    rc = s.rc;
+out:
+    pthread_cond_destroy(&s.cv);
+    pthread_mutex_destroy(&s.mu);
+    return rc;
 }

@@ -2,7 +2,9 @@
  * customers_routes.c - the customer routes: create, read (masked unless the key may unmask),
  * change, search by a blind-indexed field, list, and erase. Every change is audited in its
  * transaction with the names of the fields it touched, never their values; every read is
- * audited, and an unmasked read names the fields it revealed.
+ * audited, and an unmasked read names the fields it revealed. A read's record stands alone:
+ * the handler prepares the answer and hands the record to the server (cu_resp_audit), which
+ * sends the answer only once the record is committed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,14 +124,14 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
         rc = cu_vault_get(req->app->vault, db, req->params[0], true, &c);
     if (rc != CU_OK)
         return vault_fail(resp, rc, "");
-    rc = cu_app_audit_alone(req, "customer.read", target_of(c.id).text, "success",
-                            unmask ? json_pack("{s:o}", "revealed", field_names(&c, true))
-                                   : json_pack("{s:b}", "masked", 1));
-    json_t *v = rc == CU_OK ? cu_customer_json(&c, unmask) : NULL;
+    /* The server sends this only once the read's audit record is committed. */
+    rc = cu_resp_json(resp, 200, cu_customer_json(&c, unmask));
+    if (rc == CU_OK)
+        rc = cu_resp_audit(resp, "customer.read", target_of(c.id).text, "success",
+                           unmask ? json_pack("{s:o}", "revealed", field_names(&c, true))
+                                  : json_pack("{s:b}", "masked", 1));
     cu_customer_clear(&c);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the read could not be audited");
-    return cu_resp_json(resp, 200, v);
+    return rc;
 }
 
 enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
@@ -185,15 +187,16 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
             json_array_append_new(items, cu_customer_json(&c, may_unmask(req)));
         cu_customer_clear(&c);
     }
-    if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "customer.search", "", "success",
-                                json_pack("{s:s, s:I, s:b}", "by", field, "found", (json_int_t)n,
-                                          "unmasked", may_unmask(req)));
     if (rc != CU_OK) {
         json_decref(items);
         return vault_fail(resp, rc, why);
     }
-    return cu_resp_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_after"));
+    rc = cu_resp_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_after"));
+    if (rc == CU_OK)
+        rc = cu_resp_audit(resp, "customer.search", "", "success",
+                           json_pack("{s:s, s:I, s:b}", "by", field, "found", (json_int_t)n,
+                                     "unmasked", may_unmask(req)));
+    return rc;
 }
 
 enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
@@ -224,9 +227,6 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
         rc = cu_vault_list(req->app->vault, db, after, (size_t)limit, &cs, &n);
-    if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "customer.list", "", "success",
-                                json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
         cu_customers_free(cs, n);
         return cu_resp_fail(resp, rc, "the customers could not be listed");
@@ -237,7 +237,11 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     json_t *v = json_pack("{s:o, s:s?}", "items", items, "next_after",
                           n == (size_t)limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
-    return cu_resp_json(resp, 200, v);
+    rc = cu_resp_json(resp, 200, v);
+    if (rc == CU_OK)
+        rc = cu_resp_audit(resp, "customer.list", "", "success",
+                           json_pack("{s:I}", "count", (json_int_t)n));
+    return rc;
 }
 
 enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)

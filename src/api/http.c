@@ -131,6 +131,24 @@ void cu_resp_header(struct cu_resp *resp, const char *name, const char *value)
     resp->nheaders++;
 }
 
+enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
+                          const char *outcome, json_t *details)
+{
+    struct cu_pending_audit *a = &resp->audit;
+    size_t n = strlen(target);
+
+    CU_ASSERT(a->action == NULL);
+    if (n >= sizeof(a->target)) {
+        json_decref(details);
+        return CU_E_TOO_LARGE;
+    }
+    memcpy(a->target, target, n + 1);
+    a->action = action;
+    a->outcome = outcome;
+    a->details = details;
+    return CU_OK;
+}
+
 void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
 {
     enum cu_err err = resp->err == CU_OK ? CU_E_INTERNAL : resp->err;

@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "audit/audit.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "identity/apikey.h"
@@ -72,6 +73,15 @@ struct cu_req {
     void *conn; /* the MHD connection, for query arguments */
 };
 
+/* A stand-alone audit record of the request that must be committed before its response is
+ * sent (set with cu_resp_audit). */
+struct cu_pending_audit {
+    const char *action;  /* static; NULL when there is none */
+    const char *outcome; /* static */
+    char target[CU_AUDIT_FIELD_MAX + 1];
+    json_t *details; /* owned by the response; NULL for none */
+};
+
 struct cu_resp {
     int status;
     const char *content_type; /* static string */
@@ -80,6 +90,7 @@ struct cu_resp {
     char detail[CU_DETAIL_BYTES]; /* problem detail; never a secret or personal data */
     const char *headers[CU_MAX_EXTRA_HEADERS][2];
     size_t nheaders;
+    struct cu_pending_audit audit;
 };
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
@@ -129,6 +140,17 @@ CU_WUR enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v);
 /* cu_resp_header(resp, name, value): adds a response header; both strings must outlive the
  * response (static or owned by the request). */
 void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);
+
+/* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the
+ * stand-alone audit record of the request (with its principal, id and address) before it
+ * sends resp. The server waits for the audit writer's group commit without holding a thread;
+ * if the record cannot be committed, the client gets 503 audit_unavailable instead of resp
+ * (fail closed). For a handler about to return CU_OK with resp filled: the record of a request
+ * that fails is dropped. action and outcome are static strings, target is copied, details
+ * (may be NULL) is consumed. CU_E_TOO_LARGE (details released) when target is longer than
+ * CU_AUDIT_FIELD_MAX bytes. */
+CU_WUR enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
+                                 const char *outcome, json_t *details);
 
 /* cu_problem_render(resp, req): replaces resp's body with the problem document for resp->err
  * and resp->detail, and sets its status and content type. */

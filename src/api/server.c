@@ -7,6 +7,12 @@
  * response with the security headers. The completion callback counts the request in the
  * metrics and writes one access-log line.
  *
+ * A response that needs a stand-alone audit record committed first (cu_resp_audit: reads) does
+ * not hold its thread while it waits: the connection is suspended, the record goes to the
+ * group-commit writer, and the writer's callback resumes the connection once the record is
+ * committed or has failed; the next call of the handler then queues the response, or the
+ * audit_unavailable problem in its place (fail closed).
+ *
  * libmicrohttpd 0.9.75 closes keep-alive connections when a response is queued on the first
  * call for a request, so a normal response is queued on a later call; only a body announced as
  * too large is refused at once, which also closes the connection (the body is never read).
@@ -50,6 +56,9 @@ struct request {
     char allow[64];               /* the Allow header of a 405 */
     const struct cu_route *route; /* set by admit */
     enum cu_err refused;          /* why admit refused it, or CU_OK */
+    bool auditing;                /* suspended until resp.audit is committed */
+    struct cu_audit_event ev;     /* resp.audit's record, while the writer has it */
+    atomic_int audit_rc;          /* its outcome, set before the connection is resumed */
 };
 
 static const struct cu_route *routes;
@@ -57,6 +66,7 @@ static size_t nroutes;
 
 static void request_free(struct request *r)
 {
+    json_decref(r->resp.audit.details);
     cu_buf_free(&r->req.body);
     cu_buf_free(&r->resp.body);
     cu_free(r);
@@ -202,14 +212,24 @@ enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *actio
     return audit_result(req->app, rc, action);
 }
 
+/* Commits a stand-alone record through the group-commit writer and waits for it, or in a
+ * transaction of its own when there is no writer or it has stopped (the end of a shutdown). */
+static enum cu_err commit_alone(struct cu_app *app, const struct cu_audit_event *ev)
+{
+    enum cu_err rc = CU_E_UNAVAILABLE;
+    if (app->batcher != NULL)
+        rc = cu_audit_batcher_append(app->batcher, ev);
+    if (rc == CU_E_UNAVAILABLE)
+        rc = cu_audit_record_event(app->audit, app->store, ev);
+    return rc;
+}
+
 enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
                                const char *outcome, json_t *details)
 {
     struct cu_audit_event ev;
     fill_event(req, &ev, action, target, outcome, details);
-    enum cu_err rc = req->app->batcher
-                         ? cu_audit_batcher_append(req->app->batcher, &ev)
-                         : cu_audit_record_event(req->app->audit, req->app->store, &ev);
+    enum cu_err rc = commit_alone(req->app, &ev);
     json_decref(details);
     return audit_result(req->app, rc, action);
 }
@@ -368,6 +388,34 @@ static enum cu_err admit(struct request *r)
     return route->scope != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route) : CU_OK;
 }
 
+/* The group-commit writer's callback for resp.audit: keeps the outcome and resumes the
+ * connection, whose thread may then answer and free r at once. */
+static void audit_committed(void *arg, enum cu_err rc)
+{
+    struct request *r = arg;
+    atomic_store(&r->audit_rc, (int)rc);
+    MHD_resume_connection(r->req.conn);
+}
+
+/* Suspends the connection until resp.audit is committed (audit_committed resumes it). The
+ * connection is suspended before the record is handed over, so that the callback can never
+ * resume it first. When the writer has stopped (shutdown) the record is written here. */
+static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
+{
+    struct cu_app *app = r->req.app;
+    const struct cu_pending_audit *a = &r->resp.audit;
+    enum cu_err rc = CU_E_UNAVAILABLE;
+
+    fill_event(&r->req, &r->ev, a->action, a->target, a->outcome, a->details);
+    r->auditing = true;
+    MHD_suspend_connection(c);
+    if (app->batcher != NULL)
+        rc = cu_audit_batcher_submit(app->batcher, &r->ev, audit_committed, r);
+    if (rc != CU_OK)
+        audit_committed(r, rc == CU_E_UNAVAILABLE ? commit_alone(app, &r->ev) : rc);
+    return MHD_YES;
+}
+
 static void fail(struct request *r, enum cu_err rc)
 {
     if (r->resp.err == CU_OK)
@@ -386,6 +434,22 @@ static void dispatch(struct request *r)
         rc = r->route->handler(&r->req, &r->resp);
     if (rc != CU_OK)
         fail(r, rc);
+}
+
+/* Answers a request resumed after its audit record was committed or failed: the response the
+ * handler prepared, or, when the record could not be written, the audit_unavailable problem
+ * in its place (rendering it wipes the prepared body; the handler's headers go too). */
+static enum MHD_Result answer_audited(struct MHD_Connection *c, struct request *r)
+{
+    enum cu_err rc = (enum cu_err)atomic_load(&r->audit_rc);
+
+    r->auditing = false;
+    rc = audit_result(r->req.app, rc, r->resp.audit.action);
+    if (rc != CU_OK) {
+        r->resp.nheaders = 0;
+        fail(r, cu_resp_fail(&r->resp, rc, "the request could not be audited"));
+    }
+    return queue(c, r);
 }
 
 /* Whether the request's headers (names and values) add up to more than max bytes. */
@@ -493,11 +557,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         *upload_size = 0;
         return MHD_YES;
     }
+    if (r->auditing)
+        return answer_audited(c, r);
     if (*upload_size != 0)
         return take_body(r, upload_data, upload_size);
     if (r->too_large)
         return refuse_too_large(c, r);
     dispatch(r);
+    if (r->resp.audit.action != NULL && r->resp.err == CU_OK)
+        return audit_first(c, r);
     return queue(c, r);
 }
 
@@ -623,7 +691,8 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
     const struct cu_config *cfg = &app->cfg;
     struct sockaddr_storage ss;
     bool ipv6;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     size_t mem = cfg->server.max_header_bytes + 16384;
 
     if (listen_addr(cfg, &ss, &ipv6) != CU_OK)
@@ -733,13 +802,25 @@ static int wait_for_signal(void)
     return sig;
 }
 
-static void drain(struct cu_app *app, struct MHD_Daemon *d)
+/* Waits up to ms milliseconds for the requests in flight to complete. */
+static void wait_inflight(struct cu_app *app, int ms)
 {
-    (void)MHD_quiesce_daemon(d);
-    for (int i = 0; i < 1000 && atomic_load(&app->inflight) > 0; i++) {
+    for (int i = 0; i < ms / 10 && atomic_load(&app->inflight) > 0; i++) {
         struct timespec ts = {0, 10L * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+}
+
+/* Stops accepting, lets requests in flight finish, then stops the daemon. libmicrohttpd must
+ * not be stopped with a connection suspended: stopping the audit writer first has every
+ * record it was handed committed or failed and its connection resumed, and a later request
+ * writes its record itself. */
+static void drain(struct cu_app *app, struct MHD_Daemon *d)
+{
+    (void)MHD_quiesce_daemon(d);
+    wait_inflight(app, 10000);
+    cu_audit_batcher_stop(app->batcher);
+    wait_inflight(app, 1000);
     MHD_stop_daemon(d);
 }
 

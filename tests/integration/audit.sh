@@ -81,6 +81,8 @@ req GET "/v1/audit/0/proof?checkpoint=$SIZE" -H "$AUTH"
 check_eq "record 0 is 400" 400 "$STATUS"
 
 # Fail closed: when the audit log cannot be written, a change is refused and not made.
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Ottoline", "email": "ottoline@example.com"}'
+CID=$(json "j['id']")
 sqlite3 "$D/custodia.db" "CREATE TRIGGER fault BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
 before=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM api_keys")
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "during fault", "scopes": ["metrics.read"]}'
@@ -90,12 +92,25 @@ check_eq "and nothing was changed" "$before" "$(sqlite3 "$D/custodia.db" "SELECT
 req GET /v1/apikeys -H "$AUTH"
 check_eq "a read whose audit record fails is refused too" 503 "$STATUS"
 check_eq "with the audit problem type as well" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
+# Customer reads wait for their record on a suspended connection; its failure reaches them.
+req GET "/v1/customers/$CID" -H "$AUTH"
+check_eq "a customer read whose audit record fails is refused" 503 "$STATUS"
+check_eq "with the audit problem type" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
+check "and the customer's data is not in the answer" sh -c "! grep -qi -e ottoline -e 'o\*\*\*@' '$TMP/body'"
+req GET "/v1/customers?email=ottoline@example.com" -H "$AUTH"
+check_eq "a search whose audit record fails is refused" 503 "$STATUS"
+check "and finds nothing for the client" sh -c "! grep -q '$CID' '$TMP/body'"
+req GET "/v1/customers" -H "$AUTH"
+check_eq "a list whose audit record fails is refused" 503 "$STATUS"
+check "and lists nothing for the client" sh -c "! grep -q '$CID' '$TMP/body'"
 req GET /v1/health
 check_eq "health reports the audit log failing" 503 "$STATUS"
 check_eq "health names the audit" failing "$(json "j['audit']")"
 sqlite3 "$D/custodia.db" "DROP TRIGGER fault"
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "after fault", "scopes": ["metrics.read"]}'
 check_eq "after the fault changes work again" 201 "$STATUS"
+req GET "/v1/customers/$CID" -H "$AUTH"
+check_eq "and customer reads answer again" "Ottoline" "$(json "j['given_name']")"
 req GET /v1/health
 check_eq "and health recovers" 200 "$STATUS"
 

@@ -37,6 +37,20 @@ check "the unmasked read is audited with the fields revealed" sh -c "sqlite3 '$D
     \"SELECT details FROM audit_log WHERE action = 'customer.read' ORDER BY seq DESC LIMIT 1\" | grep -q national_id"
 check "audit records hold no personal value" sh -c "! sqlite3 '$D/custodia.db' 'SELECT * FROM audit_log' | grep -qi -e jorunn -e quillfeather -e 7911"
 
+# A read is answered once its record is committed, from a suspended connection: keep-alive
+# connections carry on, and reads made at once are each answered and audited.
+reads() {
+    sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'customer.read'"
+}
+before=$(reads)
+out=$(curl -s --cacert "$CA" -H "$AUTH" -w '%{http_code} %{num_connects}\n' -o /dev/null \
+    -o /dev/null -o /dev/null "$URL/v1/customers/$ID" "$URL/v1/customers/$ID" "$URL/v1/customers/$ID")
+check_eq "three reads over one keep-alive connection" "200 1 200 0 200 0" "$(echo $out)"
+seq 40 | xargs -P 20 -I{} curl -s --cacert "$CA" -H "$AUTH" -o /dev/null -w '%{http_code}\n' \
+    "$URL/v1/customers/$ID" >"$TMP/codes"
+check_eq "40 reads from 20 clients at once all answer 200" 40 "$(grep -c '^200$' "$TMP/codes")"
+check_eq "and each is audited" $((before + 43)) "$(reads)"
+
 # Lookups by blind index, with the value normalised first.
 req GET "/v1/customers?email=JORUNN.q@example.com" -H "$DESK"
 check_eq "find by e-mail" "$ID" "$(json "j['items'][0]['id']")"
@@ -121,8 +135,19 @@ check_eq "nor erased twice" 404 "$STATUS"
 req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"email": "jorunn.q@example.com"}'
 check_eq "its e-mail is free again" 201 "$STATUS"
 
+# Stopping while reads wait for their records: each is answered or refused, none is lost.
+NID=$(json "j['id']")
+seq 400 | xargs -P 16 -I{} curl -s --cacert "$CA" -H "$AUTH" -o /dev/null -w '%{http_code}\n' \
+    "$URL/v1/customers/$NID" >"$TMP/codes" 2>/dev/null &
+LOAD=$!
+sleep 0.5
 stop_server
-check_eq "serve exits 0" 0 "$STOP_STATUS"
+wait $LOAD
+check_eq "serve exits 0 while reads are in flight" 0 "$STOP_STATUS"
+check "reads were answered until the stop" grep -q '^200$' "$TMP/codes"
+answered=$(grep -c '^200$' "$TMP/codes")
+audited=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'customer.read' AND target = 'customer:$NID'")
+check "every read answered 200 was audited ($answered answered, $audited audited)" test "$audited" -ge "$answered"
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit log verifies" 0 $?
 finish
