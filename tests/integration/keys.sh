@@ -15,12 +15,13 @@ stop_server
 
 "$BIN" keys status --dir "$D" >"$TMP/st1" 2>&1
 check_eq "status exits 0" 0 $?
-check "status shows KEK 1 wrapping 7 DEKs" sh -c "grep -E '^1 +yes .* 7 ' '$TMP/st1'"
+# 7 customers' DEKs and the first administrator's.
+check "status shows KEK 1 wrapping 8 DEKs" sh -c "grep -E '^1 +yes .* 8 ' '$TMP/st1'"
 "$BIN" keys rotate --dir "$D" --batch 3 >"$TMP/rot" 2>&1
 check_eq "rotate exits 0" 0 $?
-check "rotate says what it did" contains "$TMP/rot" "re-wrapped 7 DEKs under KEK version 2"
+check "rotate says what it did" contains "$TMP/rot" "re-wrapped 8 DEKs under KEK version 2"
 "$BIN" keys status --dir "$D" >"$TMP/st2" 2>&1
-check "KEK 2 is current and wraps all 7" sh -c "grep -E '^2 +yes .* 7 ' '$TMP/st2'"
+check "KEK 2 is current and wraps all 8" sh -c "grep -E '^2 +yes .* 8 ' '$TMP/st2'"
 check "KEK 1 wraps none and can be retired" sh -c "grep -E '^1 .* 0 +unused' '$TMP/st2'"
 "$BIN" keys retire 2 --dir "$D" >"$TMP/ret2" 2>&1
 check_eq "the current KEK cannot be retired" 1 $?
@@ -39,6 +40,11 @@ req GET "/v1/customers/$ID" -H "Authorization: Bearer $KEY"
 check_eq "the customer reads after rotation and retirement" "k7@example.com" "$(json "j['email']")"
 req GET "/v1/customers?email=k1@example.com" -H "Authorization: Bearer $KEY"
 check_eq "and every other one" "Kay 1" "$(json "j['items'][0]['given_name']")"
+req POST /v1/auth/login -H 'Content-Type: application/json' --data \
+    "{\"login\": \"admin@custodia.localhost\", \"password\": \"$(cat "$D/initial-admin-password")\", \"kind\": \"staff\"}"
+check_eq "the administrator, whose DEK was re-wrapped too, signs in" 200 "$STATUS"
+req GET /v1/staff -H "Authorization: Bearer $KEY"
+check_eq "and their e-mail still decrypts" "admin@custodia.localhost" "$(json "j['items'][0]['email']")"
 stop_server
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit log verifies" 0 $?

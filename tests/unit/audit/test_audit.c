@@ -383,20 +383,21 @@ static void test_tamper_checkpoint_signature(void **state)
 {
     struct fixture *f = *state;
     prepare_big_log(f);
-    /* Replace the signature of the checkpoint of size 1002 with that of another one (init
-     * made 2 records, then one checkpoint every 500). */
+    /* Replace the signature of the checkpoint of size 1004 with that of another one (init
+     * made 4 records: system.init, the first API key, the first administrator and their
+     * password; then one checkpoint every 500). */
     tamper(f, "UPDATE audit_checkpoints SET note = substr(note, 1, instr(note, '— ') - 1) || "
               "(SELECT substr(note, instr(note, '— ')) FROM audit_checkpoints WHERE "
-              "tree_size = 502) WHERE tree_size = 1002;");
-    cli_verify(f, 1, "BROKEN at record 1002: bad signature");
+              "tree_size = 504) WHERE tree_size = 1004;");
+    cli_verify(f, 1, "BROKEN at record 1004: bad signature");
 }
 
 static void test_tamper_checkpoint_root(void **state)
 {
     struct fixture *f = *state;
     prepare_big_log(f);
-    tamper(f, "UPDATE audit_checkpoints SET root = randomblob(32) WHERE tree_size = 1502;");
-    cli_verify(f, 1, "BROKEN at record 1502: root mismatch");
+    tamper(f, "UPDATE audit_checkpoints SET root = randomblob(32) WHERE tree_size = 1504;");
+    cli_verify(f, 1, "BROKEN at record 1504: root mismatch");
 }
 
 static void test_tamper_hidden_tail(void **state)
@@ -417,7 +418,7 @@ static void test_verify_from(void **state)
     prepare_big_log(f);
     assert_int_equal(cu_audit_verify(f->audit, f->conn, 2222, NULL, NULL, &rep), CU_OK);
     assert_true(rep.ok);
-    assert_int_equal(rep.records, RECORDS + 2 - 2222 + 1);
+    assert_int_equal(rep.records, RECORDS + 4 - 2222 + 1);
     tamper(f, "DROP TRIGGER audit_log_no_update; "
               "UPDATE audit_log SET target = 'x' WHERE seq = 100;");
     /* A break before --from is not seen; one after it is. */
