@@ -4,4 +4,5 @@
 set -eu
 ERR=$(mktemp)
 trap 'rm -f "$ERR"' EXIT
-"$(dirname "$CU_BINARY")/bench/identity_bench" sessions 1000 5 2>"$ERR" || { cat "$ERR" >&2; exit 1; }
+"$(dirname "$CU_BINARY")/bench/identity_bench" sessions 1000 5 2>"$ERR" ||
+    { cat "$ERR" >&2; exit 1; }

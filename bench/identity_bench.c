@@ -7,14 +7,14 @@
  *     made by signing customers in on a temporary SQLite store, one thread per core; and the
  *     same with the subject's state read as well, which is what a request with a session does.
  *
- * usage: identity_bench pwhash TIME_COST MEMORY_KIB [SECONDS]    (default 5 s)
+ * usage: identity_bench pwhash TIME_COST MEMORY_KIB [SECONDS [THREADS]]  (5 s, one per core)
  *        identity_bench sessions [SESSIONS] [SECONDS]            (default 1000 sessions, 5 s)
  */
 #include <pthread.h>
 #include <stdio.h>
-#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -33,13 +33,13 @@
 /* What one worker thread of a timed loop is given and gives back. */
 struct worker {
     pthread_t thread;
-    unsigned index;
     uint64_t deadline_ns;
     const struct cu_pwhash_params *params; /* pwhash mode */
     struct sessions *set;                  /* sessions mode */
-    bool with_state;                       /* sessions mode: read the subject's state too */
     long done;
+    unsigned index;
     enum cu_err rc;
+    bool with_state; /* sessions mode: read the subject's state too */
 };
 
 /* The sessions mode's world: a store, the services and the tokens of live sessions. */
@@ -124,11 +124,10 @@ static void *pwhash_main(void *arg)
     return NULL;
 }
 
-static int pwhash_rate(unsigned long t_cost, unsigned long m_kib, double seconds)
+static int pwhash_rate(unsigned long t_cost, unsigned long m_kib, double seconds, unsigned n)
 {
     const struct cu_pwhash_params p = {.opslimit = t_cost, .memlimit = (size_t)m_kib * 1024};
     struct worker w[MAX_THREADS];
-    unsigned n = cores();
     long total = 0;
 
     memset(w, 0, sizeof(w));
@@ -157,7 +156,7 @@ static void *session_main(void *arg)
     size_t i = w->index * (set->n / cores() + 1);
 
     while (w->rc == CU_OK && cu_clock_mono_ns() < w->deadline_ns) {
-        /* Check the clock once per 64 validations: it costs next to one. */
+        /* The clock is read once per 64 validations. */
         for (int k = 0; k < 64 && w->rc == CU_OK; k++, i++) {
             const char *tok = set->tokens[i % set->n];
             w->rc = cu_identity_session_check(set->idn, set->st, tok, CU_SESSION_TOKEN_LEN, &info);
@@ -178,7 +177,7 @@ static void *session_main(void *arg)
 /* Services with cheap hashing parameters: the hash is not what the sessions mode measures. */
 static enum cu_err open_services(struct sessions *s)
 {
-    char kerr[CU_KEYRING_ERR_BYTES], serr[CU_STORE_ERR_BYTES], key[96], db[96];
+    char kerr[CU_KEYRING_ERR_BYTES] = "", serr[CU_STORE_ERR_BYTES] = "", key[96], db[96];
     const int64_t min = 60000;
     const struct cu_identity_opts o = {.pwhash = {.opslimit = 1, .memlimit = 8192},
                                        .hash_concurrency = 0,
@@ -187,7 +186,7 @@ static enum cu_err open_services(struct sessions *s)
                                        .totp_issuer = "custodia",
                                        .customer_mfa_required = false,
                                        .session_idle_ms = 30 * min,
-                                       .session_absolute_ms = 12 * 60 * min,
+                                       .session_absolute_ms = min * 60 * 12,
                                        .step_up_ms = 5 * min,
                                        .challenge_ms = 5 * min,
                                        .lockout_threshold = 5,
@@ -216,6 +215,8 @@ static enum cu_err open_services(struct sessions *s)
         rc = cu_store_migrate(s->st, serr);
     if (rc == CU_OK)
         rc = cu_identity_new(s->kr, s->kek, CU_AEAD_XCHACHA20POLY1305, s->v, &o, &s->idn);
+    if (rc != CU_OK)
+        fprintf(stderr, "identity_bench: %s%s\n", kerr, serr);
     return rc;
 }
 
@@ -351,14 +352,17 @@ int main(int argc, char **argv)
     if (argc >= 4 && strcmp(argv[1], "pwhash") == 0) {
         unsigned long t = strtoul(argv[2], NULL, 10), m = strtoul(argv[3], NULL, 10);
         double secs = argc > 4 ? strtod(argv[4], NULL) : 5.0;
-        return t < 1 || m < 8 || secs <= 0 ? 2 : pwhash_rate(t, m, secs);
+        long n = argc > 5 ? strtol(argv[5], NULL, 10) : (long)cores();
+        return t < 1 || m < 8 || secs <= 0 || n < 1 || n > MAX_THREADS
+                   ? 2
+                   : pwhash_rate(t, m, secs, (unsigned)n);
     }
     if (argc >= 2 && strcmp(argv[1], "sessions") == 0) {
         long n = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
         double secs = argc > 3 ? strtod(argv[3], NULL) : 5.0;
         return n < 1 || secs <= 0 ? 2 : session_rates((size_t)n, secs);
     }
-    fprintf(stderr, "usage: identity_bench pwhash TIME_COST MEMORY_KIB [SECONDS]\n"
+    fprintf(stderr, "usage: identity_bench pwhash TIME_COST MEMORY_KIB [SECONDS [THREADS]]\n"
                     "       identity_bench sessions [SESSIONS] [SECONDS]\n");
     return 2;
 }

@@ -369,6 +369,38 @@ static void test_slots(void **state)
     cu_hasher_free(NULL);
 }
 
+/* Slots are numbered from 0, a freed number is reused, and a hash in slot i runs on core i. */
+static void test_slot_numbers_and_pinning(void **state)
+{
+    struct cu_hasher *h = new_hasher(&tiny, 2, 0);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t before, saved, now;
+
+    (void)state;
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof(before), &before), 0);
+    assert_int_equal(slot_take(h), CU_OK);
+    assert_int_equal(my_slot, 0);
+    pthread_mutex_lock(&h->mu);
+    assert_int_equal(slot_number(h), 1); /* what a second taker would get */
+    assert_int_equal(slot_number(h), -1);
+    h->used &= ~(uint64_t)2;
+    pthread_mutex_unlock(&h->mu);
+    bool pinned = pin(&saved);
+    assert_int_equal(pinned, cores >= 2);
+    if (pinned) {
+        assert_int_equal(sched_getcpu(), 0);
+        assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof(now), &now), 0);
+        assert_int_equal(CPU_COUNT(&now), 1);
+    }
+    unpin(pinned, &saved);
+    assert_int_equal(pthread_getaffinity_np(pthread_self(), sizeof(now), &now), 0);
+    assert_true(CPU_EQUAL(&now, &before));
+    slot_give(h);
+    assert_int_equal(my_slot, -1);
+    assert_true(h->used == 0 && h->busy == 0);
+    cu_hasher_free(h);
+}
+
 static void test_allocation_failure(void **state)
 {
     struct cu_hasher *h = (struct cu_hasher *)&h;
@@ -392,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_password_length_limits),
         cmocka_unit_test(test_busy_when_slot_held),
         cmocka_unit_test(test_waiter_gets_freed_slot),
+        cmocka_unit_test(test_slot_numbers_and_pinning),
         cmocka_unit_test(test_concurrent_hashes),
         cmocka_unit_test(test_slots),
         cmocka_unit_test(test_allocation_failure),
