@@ -84,6 +84,8 @@ static void *writer_main(void *arg)
     return NULL;
 }
 
+/* cu_audit_batcher_new(a, st, out): starts the writer thread. Caller frees with
+ * cu_audit_batcher_free, after no request can use it any more. */
 enum cu_err cu_audit_batcher_new(struct cu_audit *a, struct cu_store *st,
                                  struct cu_audit_batcher **out)
 {
@@ -105,6 +107,10 @@ enum cu_err cu_audit_batcher_new(struct cu_audit *a, struct cu_store *st,
     return CU_OK;
 }
 
+/* cu_audit_batcher_stop(b): writes what is waiting (every callback of an accepted submit has
+ * returned when this does) and stops the writer thread; appends and submits then fail with
+ * CU_E_UNAVAILABLE. Calling it again, or on NULL, does nothing. Not concurrently with itself
+ * or cu_audit_batcher_free. */
 void cu_audit_batcher_stop(struct cu_audit_batcher *b)
 {
     if (b == NULL || b->joined)
@@ -117,6 +123,8 @@ void cu_audit_batcher_stop(struct cu_audit_batcher *b)
     b->joined = true;
 }
 
+/* cu_audit_batcher_free(b): stops b as cu_audit_batcher_stop does and frees it; NULL does
+ * nothing. */
 void cu_audit_batcher_free(struct cu_audit_batcher *b)
 {
     if (b == NULL)
@@ -127,6 +135,10 @@ void cu_audit_batcher_free(struct cu_audit_batcher *b)
     cu_free(b);
 }
 
+/* cu_audit_batcher_submit(b, ev, done, arg): hands ev to the writer's next transaction and
+ * returns at once. CU_OK: done(arg, rc) is then called exactly once, on the writer thread,
+ * when the record is committed or has failed, and ev and what it points to must stay valid
+ * until that call. CU_E_UNAVAILABLE when b is stopped, CU_E_NOMEM: done is never called. */
 enum cu_err cu_audit_batcher_submit(struct cu_audit_batcher *b, const struct cu_audit_event *ev,
                                     cu_audit_done_fn done, void *arg)
 {
@@ -167,6 +179,10 @@ static void wake(void *arg, enum cu_err rc)
     pthread_mutex_unlock(&s->mu);
 }
 
+/* cu_audit_batcher_append(b, ev): appends ev in the writer's next transaction and returns
+ * once it is committed (CU_OK) or has failed (the error; nothing of it was written);
+ * CU_E_UNAVAILABLE at once when b is stopped. ev and what it points to must stay valid until
+ * then. */
 enum cu_err cu_audit_batcher_append(struct cu_audit_batcher *b, const struct cu_audit_event *ev)
 {
     struct sync_wait s = {.rc = CU_OK, .done = false};

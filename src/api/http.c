@@ -131,6 +131,14 @@ void cu_resp_header(struct cu_resp *resp, const char *name, const char *value)
     resp->nheaders++;
 }
 
+/* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the
+ * stand-alone audit record of the request (with its principal, id and address) before it
+ * sends resp. The server waits for the audit writer's group commit without holding a thread;
+ * if the record cannot be committed, the client gets 503 audit_unavailable instead of resp
+ * (fail closed). For a handler about to return CU_OK with resp filled: the record of a request
+ * that fails is dropped. action and outcome are static strings, target is copied, details
+ * (may be NULL) is consumed. CU_E_TOO_LARGE (details released) when target is longer than
+ * CU_AUDIT_FIELD_MAX bytes. */
 enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
                           const char *outcome, json_t *details)
 {
