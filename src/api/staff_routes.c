@@ -238,7 +238,10 @@ static json_t *lockout_json(struct cu_req *req, const char *id)
 enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_staff_info s;
-    enum cu_err rc = staff_read(req, resp, &s);
+    enum cu_err rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = staff_read(req, resp, &s);
     if (rc == CU_OK)
         rc = cu_app_audit_alone(req, "staff.read", s.id, "success", NULL);
     if (rc != CU_OK)
