@@ -42,13 +42,25 @@ static void write_batch(struct cu_audit_batcher *b, struct waiter *list)
     struct cu_db *db = NULL;
     enum cu_err rc = cu_store_db(b->store, &db);
 
+    size_t n = 0, i = 0;
+    for (struct waiter *w = list; w != NULL; w = w->next)
+        n++;
+    const struct cu_audit_event **evs = cu_calloc(n, sizeof(*evs));
+    enum cu_err *rcs = cu_calloc(n, sizeof(*rcs));
+    if (rc == CU_OK && (evs == NULL || rcs == NULL))
+        rc = CU_E_NOMEM;
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
-    for (struct waiter *w = list; rc == CU_OK && w != NULL; w = w->next) {
-        w->rc = cu_audit_append(b->audit, db, w->ev, NULL);
-        if (w->rc != CU_OK && w->rc != CU_E_INVALID && w->rc != CU_E_TOO_LARGE)
-            rc = w->rc;
-    }
+    for (struct waiter *w = list; rc == CU_OK && w != NULL; w = w->next)
+        evs[i++] = w->ev;
+    /* One read and one move of the chain's head for the whole batch. */
+    if (rc == CU_OK)
+        rc = cu_audit_append_many(b->audit, db, evs, n, rcs);
+    i = 0;
+    for (struct waiter *w = list; rc == CU_OK && w != NULL; w = w->next)
+        w->rc = rcs[i++];
+    cu_free(evs);
+    cu_free(rcs);
     if (rc == CU_OK)
         rc = cu_db_commit(db);
     else if (db != NULL)

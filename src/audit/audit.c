@@ -261,14 +261,24 @@ enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE
     return rc;
 }
 
-static enum cu_err insert_record(struct cu_db *db, const struct cu_audit_record *r)
+/* Moves the chain's head from seq `from` to the record (seq, hash). */
+static enum cu_err move_head(struct cu_db *db, int64_t seq, const uint8_t *hash, int64_t from)
+{
+    static const char head[] =
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3";
+    const struct cu_val h[] = {CU_VI(seq), CU_VB(hash, CU_MERKLE_HASH_BYTES), CU_VI(from)};
+    enum cu_err rc = cu_db_exec(db, head, h, CU_NVALS(h));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_CORRUPT; /* the head moved under us: only a broken store allows that */
+    return rc;
+}
+
+static enum cu_err insert_row(struct cu_db *db, const struct cu_audit_record *r)
 {
     static const char ins[] =
         "INSERT INTO audit_log (seq, time_ms, actor_type, actor_id, action, target, outcome, "
         "request_id, source, details, prev_hash, hash) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
-    static const char head[] =
-        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1 AND seq = $3";
     const struct cu_val p[] = {
         CU_VI(r->seq),
         CU_VI(r->time_ms),
@@ -283,14 +293,13 @@ static enum cu_err insert_record(struct cu_db *db, const struct cu_audit_record 
         CU_VB(r->prev_hash, CU_MERKLE_HASH_BYTES),
         CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
     };
-    const struct cu_val h[] = {CU_VI(r->seq), CU_VB(r->hash, CU_MERKLE_HASH_BYTES),
-                               CU_VI(r->seq - 1)};
-    enum cu_err rc = cu_db_exec(db, ins, p, CU_NVALS(p));
-    if (rc == CU_OK)
-        rc = cu_db_exec(db, head, h, CU_NVALS(h));
-    if (rc == CU_OK && cu_db_changes(db) != 1)
-        rc = CU_E_CORRUPT; /* the head moved under us: only a broken store allows that */
-    return rc;
+    return cu_db_exec(db, ins, p, CU_NVALS(p));
+}
+
+static enum cu_err insert_record(struct cu_db *db, const struct cu_audit_record *r)
+{
+    enum cu_err rc = insert_row(db, r);
+    return rc == CU_OK ? move_head(db, r->seq, r->hash, r->seq - 1) : rc;
 }
 
 enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db, const struct cu_audit_event *ev,
@@ -317,6 +326,43 @@ enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db, const struct c
         cu_log(CU_LOG_ERROR, "audit.append_failed", CU_LS("action", ev->action),
                CU_LS("error", cu_err_str(rc)));
     cu_audit_record_clear(&r);
+    return rc;
+}
+
+enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
+                                 const struct cu_audit_event *const *evs, size_t n,
+                                 enum cu_err *rcs)
+{
+    struct cu_audit_record r;
+    uint8_t prev[CU_MERKLE_HASH_BYTES];
+    int64_t first = 0, last = 0;
+    enum cu_err rc;
+
+    CU_ASSERT_MSG(cu_db_in_txn(db), "audit appends go inside the caller's write transaction");
+    rc = cu_audit_head(db, &first, prev);
+    last = first;
+    for (size_t i = 0; rc == CU_OK && i < n; i++) {
+        rcs[i] = record_from_event(a, evs[i], &r);
+        if (rcs[i] == CU_OK) {
+            memcpy(r.prev_hash, prev, sizeof(prev));
+            r.seq = last + 1;
+            r.time_ms = cu_clock_now_ms();
+            rc = cu_audit_record_hash(r.prev_hash, &r, r.hash);
+            if (rc == CU_OK)
+                rc = insert_row(db, &r);
+            if (rc == CU_OK) {
+                memcpy(prev, r.hash, sizeof(prev));
+                last = r.seq;
+            }
+            rcs[i] = rc;
+        }
+        if (rcs[i] != CU_OK)
+            cu_log(CU_LOG_ERROR, "audit.append_failed", CU_LS("action", evs[i]->action),
+                   CU_LS("error", cu_err_str(rcs[i])));
+        cu_audit_record_clear(&r);
+    }
+    if (rc == CU_OK && last != first)
+        rc = move_head(db, last, prev, first);
     return rc;
 }
 

@@ -89,6 +89,15 @@ const struct cu_signer *cu_audit_signer(const struct cu_audit *a);
 CU_WUR enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db,
                                    const struct cu_audit_event *ev, int64_t *seq);
 
+/* cu_audit_append_many(a, db, evs, n, rcs): appends a record for each of the n events, in
+ * order, inside the caller's write transaction, reading the chain's head once and moving it
+ * once (for group commit). rcs[i] gets each event's own result: CU_E_INVALID or
+ * CU_E_TOO_LARGE for one the log refuses (it is skipped, the others go on). Returns a store
+ * error (then the caller must roll back and fail them all), else CU_OK. */
+CU_WUR enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
+                                        const struct cu_audit_event *const *evs, size_t n,
+                                        enum cu_err *rcs);
+
 /* cu_audit_record_event(a, st, ev): appends ev in a transaction of its own, for events that
  * change nothing else (a failed sign-in, a start or stop). */
 CU_WUR enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,

@@ -162,6 +162,40 @@ static void test_append_chains(void **state)
     verify_ok(f);
 }
 
+/* A batch reads and moves the head once, skips a refused event, and chains like single
+ * appends: the log verifies and the head is the last record. */
+static void test_append_many(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_audit_event good = {.actor_type = "system", .action = "x.y", .outcome = "success"};
+    struct cu_audit_event bad = {.actor_type = "system", .action = "x.y", .outcome = "maybe"};
+    const struct cu_audit_event *evs[] = {&good, &bad, &good, &good};
+    enum cu_err rcs[4];
+    int64_t before = 0, after = 0;
+    uint8_t h[CU_MERKLE_HASH_BYTES];
+
+    assert_int_equal(cu_audit_head(f->conn, &before, h), CU_OK);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_audit_append_many(f->audit, f->conn, evs, 4, rcs), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(rcs[0], CU_OK);
+    assert_int_equal(rcs[1], CU_E_INVALID);
+    assert_int_equal(rcs[2], CU_OK);
+    assert_int_equal(rcs[3], CU_OK);
+    assert_int_equal(cu_audit_head(f->conn, &after, h), CU_OK);
+    assert_int_equal(after, before + 3);
+    append_n_raw(f, 2); /* single appends go on from the batch's head */
+    verify_ok(f);
+    /* A batch of refused events only leaves the head where it was. */
+    const struct cu_audit_event *none[] = {&bad};
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_audit_append_many(f->audit, f->conn, none, 1, rcs), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_audit_head(f->conn, &before, h), CU_OK);
+    assert_int_equal(before, after + 2);
+    verify_ok(f);
+}
+
 static void test_rollback_discards(void **state)
 {
     struct fixture *f = *state;
@@ -520,6 +554,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_tamper_checkpoint_root, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_hidden_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_append_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kept_checkpoint_finds_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_frontier_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fails_closed, setup, teardown),
