@@ -246,20 +246,26 @@ static void audit_refusal(struct cu_req *req, const char *action, const char *ta
 /* A failed authentication: audited (the answer stays 401 even if the audit log is down;
  * health says so), unless the client has failed too often this minute, when it is answered
  * 429 and counted for the summary its next audited failure carries. */
-static enum cu_err auth_failed(struct request *r, const char *reason, const char *detail)
+static enum cu_err auth_failed_as(struct request *r, const char *method, bool counted,
+                                  const char *reason, const char *detail)
 {
     uint64_t held = 0;
     struct cu_app *app = r->req.app;
-    if (cu_limiter_fail(app->auth_limiter, r->req.remote_ip, cu_clock_now_ms(), &held) ==
-        CU_LIMIT_SUPPRESS) {
+    if (counted && cu_limiter_fail(app->auth_limiter, r->req.remote_ip, cu_clock_now_ms(), &held) ==
+                       CU_LIMIT_SUPPRESS) {
         cu_resp_header(&r->resp, "Retry-After", "60");
         return cu_resp_fail(&r->resp, CU_E_RATE_LIMITED,
                             "too many failed authentications from this address; retry later");
     }
     audit_refusal(&r->req, "auth.failed", "", "failure",
-                  json_pack("{s:s, s:s, s:I}", "method", "apikey", "reason", reason,
+                  json_pack("{s:s, s:s, s:I}", "method", method, "reason", reason,
                             "held_back_before", (json_int_t)held));
     return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED, "%s", detail);
+}
+
+static enum cu_err auth_failed(struct request *r, const char *reason, const char *detail)
+{
+    return auth_failed_as(r, "apikey", true, reason, detail);
 }
 
 static enum cu_err auth_apikey(struct request *r, const char *token)
@@ -294,9 +300,13 @@ static enum cu_err auth_session(struct request *r, const char *token)
                                        p->session.subject_id, &p->scopes, &active, &p->has_totp);
     if (rc == CU_OK && !active)
         rc = CU_E_UNAUTHENTICATED;
+    /* A session that ended (expired, revoked, its account gone) is what a company's app
+     * server sends for many customers from one address: it is not counted against the
+     * address, as unknown and malformed tokens are. */
     if (rc == CU_E_UNAUTHENTICATED || rc == CU_E_NOT_FOUND)
-        return auth_failed(r, "unknown, expired or revoked session",
-                           "the session is unknown, expired or revoked; sign in again");
+        return auth_failed_as(r, "session", p->session.id[0] == '\0',
+                              p->session.id[0] ? "session ended" : "unknown session",
+                              "the session is unknown, expired or revoked; sign in again");
     if (rc != CU_OK)
         return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
     p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;

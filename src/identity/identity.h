@@ -230,7 +230,8 @@ CU_WUR enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st,
 
 /* cu_identity_session_check(idn, st, token, len, out): the live session of token, its
  * last-seen time moved on (at most once a minute, so reads stay reads). CU_E_UNAUTHENTICATED
- * when the token is malformed, unknown, revoked, idle too long or past its absolute expiry. */
+ * when the token is malformed, unknown, revoked, idle too long or past its absolute expiry;
+ * out->id is then set only for a session that existed (revoked or expired). */
 CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *st,
                                              const char *token, size_t len,
                                              struct cu_session_info *out);

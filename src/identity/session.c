@@ -157,6 +157,7 @@ enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *
     int64_t now = cu_clock_now_ms();
     enum cu_err rc;
 
+    memset(out, 0, sizeof(*out));
     if (!token_shape_ok("css_", token, len))
         return CU_E_UNAUTHENTICATED;
     cu_crypto_keyed_hash(idn->token_key, token, len, hash);

@@ -145,6 +145,8 @@ req POST /v1/auth/logout -H "Authorization: Bearer $TOK2"
 check_eq "logout" 204 "$STATUS"
 req GET /v1/me -H "Authorization: Bearer $TOK2"
 check_eq "a logged-out token is refused" 401 "$STATUS"
+for i in $(seq 1 24); do req GET /v1/me -H "Authorization: Bearer $TOK2"; done
+check_eq "ended sessions do not count against the address (25 tries, still 401)" 401 "$STATUS"
 
 # The first administrator, made by custodia init, signs in with the password it left.
 login "admin@custodia.localhost" "$(cat "$D/initial-admin-password")" staff
@@ -188,6 +190,9 @@ check "the audit log has no login e-mail, password or code" sh -c \
 check "sign-ins are audited" sh -c "[ \$(sqlite3 '$D/custodia.db' \"SELECT count(*) FROM audit_log WHERE action = 'auth.login'\") -gt 50 ]"
 check "sign-in events carry the device" sh -c \
     "sqlite3 '$D/custodia.db' \"SELECT device_id FROM auth_events WHERE kind = 'login_failed'\" | grep -q it-device"
+# Unknown session tokens do count against the address (last: it blocks 127.0.0.1 a minute).
+for i in $(seq 1 21); do req GET /v1/me -H "Authorization: Bearer css_$(printf '%043d' "$i")"; done
+check_eq "unknown session tokens count against the address" 429 "$STATUS"
 stop_server
 
 # Lockout with the default schedule: 5 failures, then 30 s, doubling; unknown logins too.
