@@ -99,8 +99,29 @@ static json_t *session_json(const struct cu_session_info *s, const char *current
                      current != NULL && strcmp(current, s->id) == 0);
 }
 
-/* The request's side of a sign-in: the caller may report its end user's address, agent and
- * device (a company's app server signs its customers in); else the connection's are used. */
+/* The User-Agent header when it is valid UTF-8 (it is stored and shown as JSON), else "". */
+static const char *safe_user_agent(struct cu_req *req)
+{
+    const char *ua = cu_req_header(req, "User-Agent");
+    return ua != NULL && cu_utf8_valid(ua, strlen(ua)) ? ua : "";
+}
+
+/* Whether the request carries an API key that may report its end user's address: one with
+ * customers.credentials, which a company's sign-in service holds. */
+static bool trusted_reporter(struct cu_req *req)
+{
+    const char *h = cu_req_header(req, "Authorization");
+    struct cu_apikey_info info;
+    struct cu_db *db = NULL;
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_store_db(req->app->store, &db) != CU_OK)
+        return false;
+    return cu_apikey_authenticate(req->app->apikeys, db, h + 7, strlen(h + 7), &info) == CU_OK &&
+           (info.scopes & CU_SCOPE_CUSTOMERS_CREDENTIALS) != 0;
+}
+
+/* The request's side of a sign-in: a company's sign-in service (an API key with
+ * customers.credentials in Authorization) may report its end user's address and agent; the
+ * device id is the client's own claim; else the connection's address and agent are used. */
 static enum cu_err auth_ctx(struct cu_req *req, struct cu_resp *resp, json_t *body,
                             struct cu_auth_ctx *ctx)
 {
@@ -117,8 +138,12 @@ static enum cu_err auth_ctx(struct cu_req *req, struct cu_resp *resp, json_t *bo
         rc = get_string(body, resp, "device_id", false, CU_DEVICE_ID_MAX, &dev);
     if (rc != CU_OK)
         return rc;
+    if ((ip != NULL || ua != NULL) && !trusted_reporter(req))
+        return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                            "fields 'client_ip' and 'user_agent' may only be reported with an "
+                            "API key holding customers.credentials");
     ctx->ip = ip ? ip : req->remote_ip;
-    ctx->user_agent = ua ? ua : cu_req_header(req, "User-Agent");
+    ctx->user_agent = ua ? ua : safe_user_agent(req);
     ctx->device_id = dev;
     return CU_OK;
 }
@@ -144,6 +169,7 @@ static enum cu_err auth_fail(struct cu_resp *resp, enum cu_err rc, int64_t retry
     if (rc == CU_E_BAD_CREDENTIALS)
         return cu_resp_fail(resp, rc, "the login, password or code is not right");
     if (rc == CU_E_RATE_LIMITED) {
+        retry_ms = retry_ms < 1000 ? 1000 : retry_ms;
         snprintf(retry_tl, sizeof(retry_tl), "%lld", (long long)((retry_ms + 999) / 1000));
         cu_resp_header(resp, "Retry-After", retry_tl);
         return cu_resp_fail(resp, rc, "too many failed sign-ins on this account; retry in %lld s",
@@ -238,7 +264,7 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"code", "password"};
     struct cu_principal *p = &req->principal;
-    struct cu_auth_ctx ctx = {req->remote_ip, cu_req_header(req, "User-Agent"), NULL};
+    struct cu_auth_ctx ctx = {req->remote_ip, safe_user_agent(req), NULL};
     const char *code = NULL, *pw = NULL;
     json_t *body = NULL;
     enum cu_err rc = body_of(req, resp, allowed, 2, &body);
@@ -332,6 +358,8 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"current_password", "new_password"};
     const struct cu_principal *p = &req->principal;
+    struct cu_auth_ctx ctx = {req->remote_ip, safe_user_agent(req), NULL};
+    struct cu_identity_audit a = hook_of(req);
     char why[CU_IDENTITY_WHY_BYTES] = "";
     const char *cur = NULL, *pw = NULL;
     json_t *body = NULL;
@@ -343,22 +371,20 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
     rc = get_string(body, resp, "current_password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &cur);
     if (rc == CU_OK)
         rc = get_string(body, resp, "new_password", true, 4096, &pw);
-    if (rc == CU_OK)
+    if (rc == CU_OK) {
+        /* A wrong current password counts toward the account's lockout. */
         rc = cu_identity_check_password(req->app->identity, req->app->store, p->session.kind, p->id,
-                                        cur, strlen(cur), &ok);
-    if (rc == CU_OK && !ok) {
-        if (cu_app_audit_alone(req, "credential.password_change", p->id, "failure",
-                               json_pack("{s:s}", "reason", "current password wrong")) != CU_OK)
-            cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "password_change"));
-        rc = cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
-    } else if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+                                        cur, strlen(cur), &ctx, &a, &ok);
+        if (rc != CU_OK)
+            rc = auth_fail(resp, rc, 1000);
+        else if (!ok)
+            rc = cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
+    }
+    if (rc == CU_OK) {
         rc = cu_identity_set_password(req->app->identity, req->app->store, p->session.kind, p->id,
                                       pw, strlen(pw), p->session.id, &a, why);
         if (rc != CU_OK)
             rc = password_fail(resp, rc, why);
-    } else if (!resp->err) {
-        rc = password_fail(resp, rc, why);
     }
     wipe_secrets(req, body);
     if (rc != CU_OK)

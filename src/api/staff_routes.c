@@ -274,9 +274,10 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK && status && strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
         rc = cu_resp_fail(resp, CU_E_INVALID, "field 'status' must be active or disabled");
-    /* Changing someone's scopes needs every scope they have and will have. */
+    /* Changing anything of someone needs every scope they have and will have: else
+     * staff.write would reach every scope by re-enabling or re-scoping a stronger account. */
     if (rc == CU_OK)
-        rc = check_grant(req, resp, s.id, scopes | (scopes ? s.scopes : 0));
+        rc = check_grant(req, resp, s.id, scopes | s.scopes);
     if (rc == CU_OK)
         rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
@@ -339,9 +340,25 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum c
     return CU_OK;
 }
 
+/* Least privilege for acting on a staff member's credentials: the principal must hold every
+ * scope the staff member has, or setting their password would be a way to their scopes. */
+static enum cu_err may_act_on(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_staff_info s;
+    enum cu_err rc;
+
+    memset(&s, 0, sizeof(s));
+    rc = staff_read(req, resp, &s);
+    if (rc == CU_OK)
+        rc = check_grant(req, resp, s.id, s.scopes);
+    cu_crypto_wipe(&s, sizeof(s));
+    return rc;
+}
+
 enum cu_err cu_handle_staff_password(struct cu_req *req, struct cu_resp *resp)
 {
-    return set_password(req, resp, CU_SUBJECT_STAFF);
+    enum cu_err rc = may_act_on(req, resp);
+    return rc == CU_OK ? set_password(req, resp, CU_SUBJECT_STAFF) : rc;
 }
 
 enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp)
@@ -365,7 +382,8 @@ static enum cu_err lockout_clear(struct cu_req *req, struct cu_resp *resp,
 
 enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp)
 {
-    return lockout_clear(req, resp, CU_SUBJECT_STAFF);
+    enum cu_err rc = may_act_on(req, resp);
+    return rc == CU_OK ? lockout_clear(req, resp, CU_SUBJECT_STAFF) : rc;
 }
 
 enum cu_err cu_handle_customer_lockout_clear(struct cu_req *req, struct cu_resp *resp)

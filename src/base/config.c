@@ -821,6 +821,15 @@ static enum cu_err validate(const struct cu_config *cfg, char *err)
             break;
         }
     }
+    if (rc == CU_OK && (uint64_t)cfg->identity.lockout_max_seconds >
+                           (uint64_t)cfg->identity.lockout_reset_minutes * 60) {
+        set_err(err,
+                "[identity] lockout_max_seconds: must not be longer than "
+                "[identity] lockout_reset_minutes (%u minutes), or a lockout would be "
+                "forgotten before it ends",
+                cfg->identity.lockout_reset_minutes);
+        rc = CU_E_CONFIG;
+    }
     if (rc == CU_OK && cfg->identity.lockout_base_seconds > cfg->identity.lockout_max_seconds) {
         set_err(err,
                 "[identity] lockout_base_seconds: must not be larger than "

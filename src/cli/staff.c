@@ -131,7 +131,10 @@ static int add(struct cu_cli_ctx *ctx, const char *email, const char *name, uint
     }
     if (services_open(ctx, &s) != CU_OK)
         return CU_EXIT_FAIL;
-    rc = cu_store_db(ctx->store, &db);
+    /* The password is checked before the account is made, so a refused one leaves nothing. */
+    rc = cu_identity_password_acceptable(s.idn, pw, strlen(pw), email, why);
+    if (rc == CU_OK)
+        rc = cu_store_db(ctx->store, &db);
     if (rc == CU_OK)
         rc = cu_db_begin(db, CU_TXN_WRITE);
     if (rc == CU_OK) {

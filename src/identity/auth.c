@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "vault/fields.h"
 
 #define MAX_CHALLENGE_ATTEMPTS 5
 
@@ -32,13 +33,23 @@ struct account {
 static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind, const char *login,
                         char out[SUBJECT_KEY_BYTES])
 {
-    char buf[CU_EMAIL_MAX + 16];
+    /* Normalised by the rules that find accounts (an e-mail or an external reference, as the
+     * vault normalises them), so every spelling that would reach one account reaches one row,
+     * as for a known account. */
+    char buf[CU_EMAIL_MAX + 16], norm[2 * CU_EMAIL_MAX + 40], why[CU_FIELD_WHY_BYTES];
+    const struct cu_field_def *f =
+        cu_field_find(kind == CU_SUBJECT_STAFF || strchr(login, '@') ? "email" : "external_ref");
     uint8_t h[CU_HASH_BYTES];
+    size_t nl = 0;
     int n = snprintf(buf, sizeof(buf), "%s|", cu_subject_kind_name(kind));
+    if (f != NULL &&
+        cu_field_normalize(f, login, strlen(login), norm, sizeof(norm), &nl, why) == CU_OK)
+        login = norm;
     for (size_t i = 0; login[i] != '\0' && (size_t)n < sizeof(buf) - 1; i++) {
         char c = login[i];
         buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     }
+    cu_crypto_wipe(norm, sizeof(norm));
     cu_crypto_keyed_hash(idn->login_key, buf, (size_t)n, h);
     snprintf(out, SUBJECT_KEY_BYTES, "unknown:");
     cu_hex_encode(h, sizeof(h), out + 8);
@@ -160,9 +171,11 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_db *db,
     if (rc == CU_OK)
         rc = event_add(db, event, kind, a->found ? a->id : NULL, ctx, "invalid_credentials");
     if (rc == CU_OK) {
-        json_t *d = login ? login_details(audit, kind, login, "invalid_credentials")
-                          : json_pack("{s:s, s:s}", "subject_kind", cu_subject_kind_name(kind),
-                                      "reason", "invalid_code");
+        json_t *d =
+            login ? login_details(audit, kind, login, "invalid_credentials")
+                  : json_pack("{s:s, s:s}", "subject_kind", cu_subject_kind_name(kind), "reason",
+                              strcmp(event, "password_check_failed") == 0 ? "invalid_password"
+                                                                          : "invalid_code");
         json_object_set_new(d, "failures", json_integer((json_int_t)failures));
         json_object_set_new(d, "locked_for_ms", json_integer(until ? until - now : 0));
         rc = audit_add(audit, db, action, a->found ? a->id : "", "failure", d);
@@ -192,8 +205,8 @@ static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
                                CU_VI(now),
                                CU_VI(now + idn->opts.challenge_ms),
                                CU_VT(ctx && ctx->ip ? ctx->ip : ""),
-                               CU_VTN(ua, strnlen(ua, CU_USER_AGENT_MAX)),
-                               CU_VTN(dev, strnlen(dev, CU_DEVICE_ID_MAX))};
+                               CU_VTN(ua, utf8_cut(ua, CU_USER_AGENT_MAX)),
+                               CU_VTN(dev, utf8_cut(dev, CU_DEVICE_ID_MAX))};
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
@@ -215,7 +228,9 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
                                   struct cu_login_result *out)
 {
     json_t *d = login_details(audit, kind, login, "password");
-    enum cu_err rc = lockout_reset(db, a->subject);
+    /* With a second factor still to come, the failures stay counted: wrong codes and wrong
+     * passwords share one lockout, and a right password must not reset the codes' count. */
+    enum cu_err rc = a->cred.totp_enabled ? CU_OK : lockout_reset(db, a->subject);
 
     if (rc == CU_OK && newhash[0] != '\0')
         rc = store_rehash(db, kind, a->id, newhash);
@@ -280,11 +295,23 @@ enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
         rc = write_txn(st, &db);
     if (rc != CU_OK)
         goto out;
+    /* Sign-ins that started together all passed the check above: the lockout is checked
+     * again under the write lock, so a burst cannot outrun it. */
     if (ok)
+        rc = lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures, &a.locked_until);
+    if (rc == CU_OK && ok && a.locked_until > cu_clock_now_ms()) {
+        cu_db_rollback(db);
+        rc = refuse_locked(st, kind, &a, login, ctx, audit, &out->retry_after_ms);
+        goto out;
+    }
+    if (rc != CU_OK)
+        cu_db_rollback(db);
+    else if (ok)
         rc = record_success(idn, db, kind, &a, login, newhash, ctx, audit, out);
     else
         rc = record_failure(idn, db, kind, &a, login, "login_failed", ctx, audit, "auth.login");
-    rc = finish_txn(db, rc);
+    if (cu_db_in_txn(db))
+        rc = finish_txn(db, rc);
     if (rc == CU_OK && !ok)
         rc = CU_E_BAD_CREDENTIALS;
 out:
@@ -582,21 +609,38 @@ out:
 
 enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store *st,
                                        enum cu_subject_kind kind, const char *id, const char *pw,
-                                       size_t len, bool *ok)
+                                       size_t len, const struct cu_auth_ctx *ctx,
+                                       const struct cu_identity_audit *audit, bool *ok)
 {
     struct cu_db *db = NULL;
-    struct cred c;
+    struct account a;
+    int64_t now = cu_clock_now_ms();
     enum cu_err rc = cu_store_db(st, &db);
 
     *ok = false;
+    memset(&a, 0, sizeof(a));
     if (len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES)
         return CU_E_INVALID;
+    a.found = true;
+    snprintf(a.id, sizeof(a.id), "%s", id);
+    subject_key(kind, id, a.subject);
     if (rc == CU_OK)
-        rc = cred_load(db, kind, id, &c);
-    if (rc != CU_OK)
-        return rc;
-    rc = hasher_rc(
-        cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, ok, NULL));
-    cred_wipe(&c);
+        rc = cred_load(db, kind, id, &a.cred);
+    if (rc == CU_OK)
+        rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+    if (rc == CU_OK && a.locked_until > now)
+        rc = CU_E_RATE_LIMITED;
+    if (rc == CU_OK)
+        rc = hasher_rc(cu_hasher_verify(
+            idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL, pw, len, ok, NULL));
+    cred_wipe(&a.cred);
+    /* A wrong current password counts toward the lockout like a wrong sign-in: else a stolen
+     * session could guess the password without limit. */
+    if (rc == CU_OK && !*ok) {
+        rc = write_txn(st, &db);
+        if (rc == CU_OK)
+            rc = finish_txn(db, record_failure(idn, db, kind, &a, NULL, "password_check_failed",
+                                               ctx, audit, "credential.password_check"));
+    }
     return rc;
 }

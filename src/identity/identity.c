@@ -362,6 +362,18 @@ enum cu_err lockout_reset(struct cu_db *db, const char *subject)
 
 /* ---- events ---- */
 
+/* utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
+ * sequence (s is valid UTF-8), so a cut value stays valid text. */
+size_t utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (s[n] == '\0')
+        return n;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 static const char *or_empty(const char *s)
 {
     return s ? s : "";
@@ -381,8 +393,8 @@ enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind s
         sid ? CU_VT(cu_subject_kind_name(sk)) : CU_VNULL,
         sid ? CU_VT(sid) : CU_VNULL,
         CU_VT(or_empty(ctx ? ctx->ip : NULL)),
-        CU_VTN(ua, strnlen(ua, CU_USER_AGENT_MAX)),
-        CU_VTN(dev, strnlen(dev, CU_DEVICE_ID_MAX)),
+        CU_VTN(ua, utf8_cut(ua, CU_USER_AGENT_MAX)),
+        CU_VTN(dev, utf8_cut(dev, CU_DEVICE_ID_MAX)),
         CU_VT(reason),
     };
     return cu_db_exec(db, sql, p, CU_NVALS(p));
@@ -544,5 +556,15 @@ enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind, cons
     const struct cu_val l[] = {CU_VT(subject)};
     if (rc == CU_OK)
         rc = cu_db_exec(db, locks, l, CU_NVALS(l));
+    return rc;
+}
+
+enum cu_err cu_identity_password_acceptable(const struct cu_identity *idn, const char *pw,
+                                            size_t len, const char *email,
+                                            char why[CU_IDENTITY_WHY_BYTES])
+{
+    char pwhy[CU_PASSWORD_WHY_BYTES] = "";
+    enum cu_err rc = cu_password_check(idn->policy, pw, len, email, pwhy);
+    snprintf(why, CU_IDENTITY_WHY_BYTES, "%s%s", rc == CU_OK ? "" : "field 'password': ", pwhy);
     return rc;
 }

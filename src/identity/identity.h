@@ -193,11 +193,20 @@ CU_WUR enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_s
                                             const struct cu_identity_audit *audit,
                                             char why[CU_IDENTITY_WHY_BYTES]);
 
-/* cu_identity_check_password(idn, st, kind, id, pw, len, ok): whether pw is the subject's
- * current password (for changes and step-up); same cost whether or not there is one. */
+/* cu_identity_check_password(idn, st, kind, id, pw, len, ctx, audit, ok): whether pw is the
+ * subject's current password (for a password change); same cost whether or not there is one.
+ * A wrong one counts toward the lockout and is audited; CU_E_RATE_LIMITED while locked. */
 CU_WUR enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store *st,
                                               enum cu_subject_kind kind, const char *id,
-                                              const char *pw, size_t len, bool *ok);
+                                              const char *pw, size_t len,
+                                              const struct cu_auth_ctx *ctx,
+                                              const struct cu_identity_audit *audit, bool *ok);
+
+/* cu_identity_password_acceptable(idn, pw, len, email, why): the password policy alone (for
+ * callers that must check a password before they make its account). */
+CU_WUR enum cu_err cu_identity_password_acceptable(const struct cu_identity *idn, const char *pw,
+                                                   size_t len, const char *email,
+                                                   char why[CU_IDENTITY_WHY_BYTES]);
 
 /* ---- sign-in ---- */
 

@@ -39,6 +39,7 @@ struct cred {
 };
 
 /* identity.c */
+size_t utf8_cut(const char *s, size_t max);
 void subject_key(enum cu_subject_kind kind, const char *id, char out[SUBJECT_KEY_BYTES]);
 enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
                       struct cred *out);

@@ -43,9 +43,12 @@ bool token_shape_ok(const char *prefix, const char *token, size_t len)
     return true;
 }
 
+/* Copies s into out (cap bytes), cut at a character boundary. */
 static void cut(char *out, size_t cap, const char *s)
 {
-    snprintf(out, cap, "%s", s ? s : "");
+    size_t n = s ? utf8_cut(s, cap - 1) : 0;
+    memcpy(out, s ? s : "", n);
+    out[n] = '\0';
 }
 
 enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,

@@ -214,6 +214,48 @@ check "the clearing is audited" sh -c "sqlite3 '$D/custodia.db' \"SELECT count(*
 login "app:7" "$PW"
 check_eq "then the right password works" "mfa_required" "$(json "j['status']")"
 
+# A right password does not forget wrong codes: password, 4 wrong codes, password, 1 wrong
+# code makes 5 failures, and the account waits.
+CH=$(json "j['challenge']")
+for i in 1 2 3 4; do
+    req POST /v1/auth/mfa -H "$JSONH" --data "{\"challenge\": \"$CH\", \"code\": \"00000$i\"}"
+done
+login "app:7" "$PW"
+check_eq "four wrong codes, then the password again, still asks for a code" "mfa_required" "$(json "j['status']")"
+CH=$(json "j['challenge']")
+req POST /v1/auth/mfa -H "$JSONH" --data "{\"challenge\": \"$CH\", \"code\": \"000009\"}"
+login "app:7" "$PW"
+check_eq "the fifth wrong code locks the account although a password was right between" 429 "$STATUS"
+req DELETE "/v1/customers/$ID/lockout" -H "$AUTH"
+
+# Only a company's sign-in service (a key with customers.credentials) reports the client's
+# address and agent; anyone may give a device id. A User-Agent that is not UTF-8 is dropped.
+login "mira.k@example.com" "wrong but long enough"
+req POST /v1/auth/login -H "$JSONH" --data '{"login": "x@example.com", "password": "abcdefghijkl", "client_ip": "203.0.113.9"}'
+check_eq "an anonymous caller cannot set the client address" 403 "$STATUS"
+req POST /v1/auth/login -H "$JSONH" -H "$AUTH" --data '{"login": "x@example.com", "password": "abcdefghijkl", "client_ip": "203.0.113.9"}'
+check_eq "a sign-in service can" 401 "$STATUS"
+check "and the event carries that address" sh -c \
+    "sqlite3 '$D/custodia.db' \"SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1\" | grep -qx 203.0.113.9"
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ua@example.com"}'
+UA_ID=$(json "j['id']")
+req PUT "/v1/customers/$UA_ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "'"$PW"'"}'
+req POST /v1/auth/login -H "$JSONH" -H "$(printf 'User-Agent: Mozilla\377')" \
+    --data '{"login": "ua@example.com", "password": "'"$PW"'"}'
+check_eq "a User-Agent that is not UTF-8 does not break a sign-in" 200 "$STATUS"
+
+# staff.write cannot reach scopes it lacks through another staff member's password or status.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "hr", "scopes": ["staff.read", "staff.write"]}'
+HR="Authorization: Bearer $(json "j['key']")"
+req GET /v1/staff -H "$AUTH"
+ADMIN=$(json "[s['id'] for s in j['items'] if s['email'] == 'admin@custodia.localhost'][0]")
+req PUT "/v1/staff/$ADMIN/password" -H "$HR" -H "$JSONH" --data '{"password": "a takeover attempt 1"}'
+check_eq "staff.write cannot set a stronger staff member's password" 403 "$STATUS"
+req PATCH "/v1/staff/$ADMIN" -H "$HR" -H "$JSONH" --data '{"status": "disabled"}'
+check_eq "nor disable them" 403 "$STATUS"
+req DELETE "/v1/staff/$ADMIN/lockout" -H "$HR"
+check_eq "nor clear their lockout" 403 "$STATUS"
+
 # Erasure forgets the customer's credentials, sessions and sign-in events.
 req DELETE "/v1/customers/$ID" -H "$AUTH"
 check_eq "the customer is erased" 200 "$STATUS"

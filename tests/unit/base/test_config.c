@@ -229,6 +229,27 @@ static void test_bad_values_in_file(void **state)
     }
 }
 
+/* The lockout settings must make sense together: a first wait no longer than the longest,
+ * and a longest wait no longer than the time after which failures are forgotten. */
+static void test_lockout_rules(void **state)
+{
+    char err[CU_CONFIG_ERR_BYTES];
+    struct cu_config cfg;
+
+    (void)state;
+    cu_test_write_file(conf,
+                       "[identity]\nlockout_base_seconds = 1000\nlockout_max_seconds = 900\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_E_CONFIG);
+    assert_non_null(strstr(err, "[identity] lockout_base_seconds: must not be larger than"));
+    cu_test_write_file(conf,
+                       "[identity]\nlockout_max_seconds = 7200\nlockout_reset_minutes = 60\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_E_CONFIG);
+    assert_non_null(strstr(err, "[identity] lockout_max_seconds: must not be longer than"));
+    cu_test_write_file(conf,
+                       "[identity]\nlockout_max_seconds = 3600\nlockout_reset_minutes = 60\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_OK);
+}
+
 static void test_bad_values_in_env(void **state)
 {
     char err[CU_CONFIG_ERR_BYTES], want[2 * CU_CONFIG_ERR_BYTES], name[128];
@@ -722,6 +743,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_path_join, setup, teardown),
         cmocka_unit_test_setup_teardown(test_template_loads_back_to_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_table, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lockout_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_manual_documents_every_key, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
