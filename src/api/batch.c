@@ -45,7 +45,7 @@ static void write_batch(struct cu_audit_batcher *b, struct waiter *list)
     size_t n = 0, i = 0;
     for (struct waiter *w = list; w != NULL; w = w->next)
         n++;
-    const struct cu_audit_event **evs = cu_calloc(n, sizeof(*evs));
+    const struct cu_audit_event **evs = cu_calloc(n, sizeof(const struct cu_audit_event *));
     enum cu_err *rcs = cu_calloc(n, sizeof(*rcs));
     if (rc == CU_OK && (evs == NULL || rcs == NULL))
         rc = CU_E_NOMEM;
