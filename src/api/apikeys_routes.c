@@ -118,27 +118,6 @@ static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, c
                         names);
 }
 
-/* Reads "scopes": a non-empty array of known scope names. */
-static enum cu_err parse_scopes(const json_t *body, struct cu_resp *resp, uint64_t *out)
-{
-    const json_t *arr = json_object_get(body, "scopes"), *item;
-    size_t i;
-    *out = 0;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
-        return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'scopes' must be a non-empty array of scope names");
-    json_array_foreach(arr, i, item)
-    {
-        const char *s = json_string_value(item);
-        uint64_t bit = s ? cu_apikey_scope_parse(s, strlen(s)) : 0;
-        if (bit == 0)
-            return cu_resp_fail(resp, CU_E_INVALID, "field 'scopes' item %zu is not a known scope",
-                                i);
-        *out |= bit;
-    }
-    return CU_OK;
-}
-
 static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
                                 const char **name, uint64_t *scopes, int64_t *expires)
 {
@@ -153,7 +132,7 @@ static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t
     if (cu_apikey_check_name(*name) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID,
                             "field 'name' may hold letters, digits, space, '.', '-' and '_'");
-    if (parse_scopes(body, resp, scopes) != CU_OK)
+    if (cu_req_scopes(body, resp, true, scopes) != CU_OK)
         return resp->err;
     if (cu_json_get_string(body, "expires_at", false, 64, &exp, err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);

@@ -21,21 +21,6 @@
 #include "crypto/crypto.h"
 #include "crypto/totp.h"
 
-/* ---- helpers shared by the handlers here ---- */
-
-/* The audit hook the identity service writes through: the request's own audit. */
-static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action, const char *target,
-                              const char *outcome, json_t *details)
-{
-    return cu_app_audit(arg, db, action, target, outcome, details);
-}
-
-static struct cu_identity_audit hook_of(struct cu_req *req)
-{
-    struct cu_identity_audit a = {audit_hook, req, req->app->audit};
-    return a;
-}
-
 /* Overwrites the string at key in obj (jansson's own copy) and the request body it came from. */
 static void wipe_secrets(struct cu_req *req, json_t *obj)
 {
@@ -223,7 +208,7 @@ enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = auth_ctx(req, resp, body, &ctx);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+        struct cu_identity_audit a = cu_app_identity_audit(req);
         rc = cu_identity_login(req->app->identity, req->app->store, kind, login, pw, strlen(pw),
                                &ctx, &a, &res);
         rc = rc == CU_OK ? login_answer(req->app, resp, &res)
@@ -251,7 +236,7 @@ enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = auth_ctx(req, resp, body, &ctx);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+        struct cu_identity_audit a = cu_app_identity_audit(req);
         rc = cu_identity_mfa(req->app->identity, req->app->store, challenge, code, &ctx, &a, &res);
         rc = rc == CU_OK ? login_answer(req->app, resp, &res)
                          : auth_fail(resp, rc, res.retry_after_ms);
@@ -275,7 +260,7 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = get_string(body, resp, "password", false, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+        struct cu_identity_audit a = cu_app_identity_audit(req);
         rc = cu_identity_step_up(req->app->identity, req->app->store, &p->session, pw,
                                  pw ? strlen(pw) : 0, code, &ctx, &a);
         if (rc == CU_E_INVALID)
@@ -295,7 +280,7 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
 enum cu_err cu_handle_auth_logout(struct cu_req *req, struct cu_resp *resp)
 {
     const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
                                                 p->session.kind, p->id, p->session.id, &a);
     if (rc != CU_OK)
@@ -359,7 +344,7 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
     static const char *const allowed[] = {"current_password", "new_password"};
     const struct cu_principal *p = &req->principal;
     struct cu_auth_ctx ctx = {req->remote_ip, safe_user_agent(req), NULL};
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     char why[CU_IDENTITY_WHY_BYTES] = "";
     const char *cur = NULL, *pw = NULL;
     json_t *body = NULL;
@@ -397,7 +382,7 @@ enum cu_err cu_handle_me_totp_begin(struct cu_req *req, struct cu_resp *resp)
 {
     const struct cu_principal *p = &req->principal;
     char uri[CU_TOTP_URI_BYTES], account[CU_EMAIL_MAX + 1];
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     struct cu_buf svg;
     struct cu_db *db = NULL;
     bool active = false;
@@ -449,7 +434,7 @@ enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp)
         return rc;
     rc = get_string(body, resp, "code", true, 64, &code);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+        struct cu_identity_audit a = cu_app_identity_audit(req);
         rc = cu_identity_totp_confirm(req->app->identity, req->app->store, p->session.kind, p->id,
                                       code, p->session.id, &a, codes);
         if (rc == CU_E_NOT_FOUND)
@@ -471,7 +456,7 @@ enum cu_err cu_handle_me_recovery_codes(struct cu_req *req, struct cu_resp *resp
 {
     const struct cu_principal *p = &req->principal;
     char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc = cu_identity_recovery_regenerate(req->app->identity, req->app->store,
                                                      p->session.kind, p->id, &a, codes);
     if (rc == CU_E_INVALID)
@@ -503,7 +488,7 @@ enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
 enum cu_err cu_handle_me_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
 {
     const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
                                                 p->session.kind, p->id, NULL, &a);
     if (rc != CU_OK)
@@ -515,7 +500,7 @@ enum cu_err cu_handle_me_sessions_revoke(struct cu_req *req, struct cu_resp *res
 enum cu_err cu_handle_me_session_revoke(struct cu_req *req, struct cu_resp *resp)
 {
     const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc;
 
     if (strlen(req->params[0]) != CU_SESSION_ID_BYTES - 1 ||

@@ -215,3 +215,25 @@ const char *cu_req_header(struct cu_req *req, const char *name)
 {
     return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
 }
+
+enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool required, uint64_t *out)
+{
+    const json_t *arr = json_object_get(body, "scopes"), *item;
+    size_t i;
+    *out = 0;
+    if (arr == NULL && !required)
+        return CU_OK;
+    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'scopes' must be a non-empty array of scope names");
+    json_array_foreach(arr, i, item)
+    {
+        const char *s = json_string_value(item);
+        uint64_t bit = s ? cu_apikey_scope_parse(s, strlen(s)) : 0;
+        if (bit == 0)
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'scopes' item %zu is not a known scope",
+                                i);
+        *out |= bit;
+    }
+    return CU_OK;
+}

@@ -160,6 +160,12 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req);
  * gives 415 and malformed JSON 400, with the detail set. Caller frees *out with json_decref. */
 CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out);
 
+/* cu_req_scopes(body, resp, required, out): the scope bits named by the array "scopes" of
+ * body (absent: 0 unless required). CU_E_INVALID with the detail set for an empty or over-long
+ * array or an unknown name. */
+CU_WUR enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool required,
+                                 uint64_t *out);
+
 /* cu_req_header(req, name): the value of request header name, or NULL. */
 const char *cu_req_header(struct cu_req *req, const char *name);
 

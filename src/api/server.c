@@ -224,6 +224,18 @@ static enum cu_err commit_alone(struct cu_app *app, const struct cu_audit_event 
     return rc;
 }
 
+static enum cu_err identity_audit(void *arg, struct cu_db *db, const char *action,
+                                  const char *target, const char *outcome, json_t *details)
+{
+    return cu_app_audit(arg, db, action, target, outcome, details);
+}
+
+struct cu_identity_audit cu_app_identity_audit(struct cu_req *req)
+{
+    struct cu_identity_audit a = {identity_audit, req, req->app->audit};
+    return a;
+}
+
 enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
                                const char *outcome, json_t *details)
 {

@@ -52,6 +52,10 @@ CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char
 CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
                                       const char *outcome, json_t *details);
 
+/* cu_app_identity_audit(req): the hook through which the identity service audits what it does
+ * for req, inside its own transactions, as cu_app_audit does. */
+struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);
+
 /* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in
  * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the
  * log says why). The caller owns app and frees it afterwards. */

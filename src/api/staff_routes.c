@@ -19,18 +19,6 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 
-static enum cu_err audit_hook(void *arg, struct cu_db *db, const char *action, const char *target,
-                              const char *outcome, json_t *details)
-{
-    return cu_app_audit(arg, db, action, target, outcome, details);
-}
-
-static struct cu_identity_audit hook_of(struct cu_req *req)
-{
-    struct cu_identity_audit a = {audit_hook, req, req->app->audit};
-    return a;
-}
-
 static bool valid_id(const char *id, const char *prefix)
 {
     if (strlen(id) != 20 || strncmp(id, prefix, 4) != 0)
@@ -69,30 +57,6 @@ static json_t *staff_json(const struct cu_staff_info *s)
                      s->email, "name", s->name, "scopes", scopes_json(s->scopes), "status",
                      s->status, "password", s->has_password, "totp", s->totp_enabled, "created_at",
                      created, "updated_at", updated);
-}
-
-/* Reads "scopes": a non-empty array of known scope names. */
-static enum cu_err parse_scopes(const json_t *body, struct cu_resp *resp, bool required,
-                                uint64_t *out)
-{
-    const json_t *arr = json_object_get(body, "scopes"), *item;
-    size_t i;
-    *out = 0;
-    if (arr == NULL && !required)
-        return CU_OK;
-    if (!json_is_array(arr) || json_array_size(arr) == 0 || json_array_size(arr) > 64)
-        return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'scopes' must be a non-empty array of scope names");
-    json_array_foreach(arr, i, item)
-    {
-        const char *s = json_string_value(item);
-        uint64_t bit = s ? cu_apikey_scope_parse(s, strlen(s)) : 0;
-        if (bit == 0)
-            return cu_resp_fail(resp, CU_E_INVALID, "field 'scopes' item %zu is not a known scope",
-                                i);
-        *out |= bit;
-    }
-    return CU_OK;
 }
 
 /* Least privilege: the principal must hold every scope it gives. */
@@ -143,7 +107,7 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
         cu_json_get_string(body, "name", true, (size_t)CU_STAFF_NAME_MAX * 4, &name, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK)
-        rc = parse_scopes(body, resp, true, &scopes);
+        rc = cu_req_scopes(body, resp, true, &scopes);
     if (rc == CU_OK)
         rc = check_grant(req, resp, "", scopes);
     if (rc == CU_OK)
@@ -269,7 +233,7 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = body_of(req, resp, allowed, 2, &body);
     if (rc == CU_OK)
-        rc = parse_scopes(body, resp, false, &scopes);
+        rc = cu_req_scopes(body, resp, false, &scopes);
     if (rc == CU_OK && cu_json_get_string(body, "status", false, 16, &status, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK && status && strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
@@ -316,7 +280,7 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum c
     if (rc == CU_OK && cu_json_get_string(body, "password", true, 4096, &pw, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = hook_of(req);
+        struct cu_identity_audit a = cu_app_identity_audit(req);
         rc = cu_identity_set_password(req->app->identity, req->app->store, kind, req->params[0], pw,
                                       strlen(pw), NULL, &a, why);
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
@@ -369,7 +333,7 @@ enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp
 static enum cu_err lockout_clear(struct cu_req *req, struct cu_resp *resp,
                                  enum cu_subject_kind kind)
 {
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc;
     if (!valid_id(req->params[0], kind == CU_SUBJECT_STAFF ? "stf_" : "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id is malformed");
@@ -423,7 +387,7 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
 
 enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_identity_audit a = hook_of(req);
+    struct cu_identity_audit a = cu_app_identity_audit(req);
     enum cu_err rc;
     if (!valid_id(req->params[0], "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");

@@ -21,29 +21,12 @@ static int usage(void)
           "                              [--expires-in DAYS] [--dir DIR]\n"
           "       custodia apikey list [--dir DIR]\n"
           "       custodia apikey revoke ID [--dir DIR]\n"
-          "SCOPE may also be a comma-separated list. Known scopes:",
+          "SCOPE may also be a comma-separated list, or 'all'. Known scopes:",
           stderr);
     for (uint64_t bit = 1; bit <= cu_apikey_all_scopes(); bit <<= 1)
         fprintf(stderr, " %s", cu_apikey_scope_name(bit));
     fputc('\n', stderr);
     return CU_EXIT_USAGE;
-}
-
-/* Adds the scopes named in arg ("a,b") to *scopes; false on an unknown one. */
-static bool add_scopes(const char *arg, uint64_t *scopes)
-{
-    while (*arg) {
-        size_t len = strcspn(arg, ",");
-        uint64_t bit = cu_apikey_scope_parse(arg, len);
-        if (bit == 0) {
-            cu_cli_error("unknown scope '%.*s'", (int)(len > 64 ? 64 : len), arg);
-            return false;
-        }
-        *scopes |= bit;
-        arg += len;
-        arg += *arg == ',';
-    }
-    return true;
 }
 
 /* Audits a change to a key inside its transaction: name and scopes, never the key. */
@@ -177,7 +160,7 @@ static int parse(int argc, char **argv, struct args *a)
             a->name = optarg;
             break;
         case 's':
-            if (!add_scopes(optarg, &a->scopes))
+            if (!cu_cli_add_scopes(optarg, &a->scopes))
                 return CU_EXIT_USAGE;
             break;
         case 'e':

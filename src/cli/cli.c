@@ -2,6 +2,7 @@
  * cli.c - what the subcommands share: locating and opening a data directory.
  */
 #include "cli/cli.h"
+#include "identity/apikey.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -185,4 +186,24 @@ struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
     if (cu_config_path(cfg, cfg->identity.common_passwords, path, CU_CONFIG_PATH_BYTES) != CU_OK)
         path[0] = '\0';
     return o;
+}
+
+bool cu_cli_add_scopes(const char *arg, uint64_t *scopes)
+{
+    if (strcmp(arg, "all") == 0) {
+        *scopes = cu_apikey_all_scopes();
+        return true;
+    }
+    while (*arg) {
+        size_t len = strcspn(arg, ",");
+        uint64_t bit = cu_apikey_scope_parse(arg, len);
+        if (bit == 0) {
+            cu_cli_error("unknown scope '%.*s'", (int)(len > 64 ? 64 : len), arg);
+            return false;
+        }
+        *scopes |= bit;
+        arg += len;
+        arg += *arg == ',';
+    }
+    return true;
 }

@@ -62,6 +62,10 @@ void cu_cli_close(struct cu_cli_ctx *ctx);
 /* cu_cli_audit_opts(cfg): the audit options of a configuration (strings owned by cfg). */
 struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
 
+/* cu_cli_add_scopes(arg, scopes): adds the scopes named in arg ("a,b", or "all") to
+ * *scopes; false (with an error printed) on an unknown one. */
+bool cu_cli_add_scopes(const char *arg, uint64_t *scopes);
+
 /* cu_cli_identity_opts(cfg, path): the identity service's options from a configuration
  * (strings owned by cfg, but the common-password list's path, resolved into path). */
 struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,

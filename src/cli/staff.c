@@ -69,26 +69,6 @@ static enum cu_err services_open(struct cu_cli_ctx *ctx, struct services *s)
     return rc;
 }
 
-static bool add_scopes(const char *arg, uint64_t *scopes)
-{
-    if (strcmp(arg, "all") == 0) {
-        *scopes = cu_apikey_all_scopes();
-        return true;
-    }
-    while (*arg) {
-        size_t len = strcspn(arg, ",");
-        uint64_t bit = cu_apikey_scope_parse(arg, len);
-        if (bit == 0) {
-            cu_cli_error("unknown scope '%.*s'", (int)(len > 64 ? 64 : len), arg);
-            return false;
-        }
-        *scopes |= bit;
-        arg += len;
-        arg += *arg == ',';
-    }
-    return true;
-}
-
 static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, const char *target,
                              const char *outcome, json_t *details)
 {
@@ -258,7 +238,7 @@ int cu_cli_staff(int argc, char **argv)
             email = optarg;
         else if (c == 'n')
             name = optarg;
-        else if (c == 's' && !add_scopes(optarg, &scopes))
+        else if (c == 's' && !cu_cli_add_scopes(optarg, &scopes))
             return CU_EXIT_USAGE;
         else if (c == 'p')
             from_stdin = true;
