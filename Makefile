@@ -5,11 +5,12 @@
 #   make bench   run the benchmarks and print their figures
 #   make fmt     format the C sources with clang-format
 #   make lint    clang-format check, clang-tidy and cppcheck; fails on findings
+#   make fuzz    run each libFuzzer target for FUZZ_SECONDS (default 60) with clang
 
 BUILD ?= build
 DIR ?= var
 
-.PHONY: all deps build run check bench fmt lint clean
+.PHONY: all deps build run check bench fmt lint fuzz clean
 
 all: build
 
@@ -27,6 +28,9 @@ check: deps
 
 bench: deps
 	@scripts/bench.sh
+
+fuzz: deps
+	@scripts/fuzz.sh
 
 fmt:
 	@git ls-files '*.c' '*.h' | xargs clang-format -i

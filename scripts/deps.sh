@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config meson ninja-build python3
 libsodium-dev libssl-dev libjansson-dev libinih-dev libsqlite3-dev sqlite3
 libmicrohttpd-dev libgnutls28-dev gnutls-bin libcmocka-dev
 liboath-dev libqrencode-dev john-data oathtool
-curl wrk valgrind clang-format clang-tidy cppcheck
+curl wrk valgrind clang clang-format clang-tidy cppcheck
 golang-go golang-golang-x-mod-dev"
 
 missing=""
