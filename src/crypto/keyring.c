@@ -51,7 +51,7 @@
 #define KEYRING_TEXT_FIXED 256     /* bytes of text for the header, master and current lines */
 #define KEYRING_TEXT_PER_KEK 128   /* bytes of text for a kek line, with room to spare */
 #define KEYRING_TEMP_SUFFIX ".tmp" /* the new file is written beside the old one, then renamed */
-#define KEYRING_LOCK_TRIES 16
+#define KEYRING_LOCK_TRIES 1024    /* each retry means another rewrite finished */
 
 struct kek {
     uint32_t version;
