@@ -7,11 +7,15 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <ftw.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -26,13 +30,65 @@ static inline void cu_test_tmpdir(char *buf, size_t len)
     assert_non_null(mkdtemp(buf));
 }
 
+static inline int cu_test_rmrf_one(const char *path, const struct stat *st, int flag,
+                                   struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
 /* cu_test_rmrf(path): removes a directory tree made by a test. */
 static inline void cu_test_rmrf(const char *path)
 {
-    char cmd[4200];
-    int n = snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", path);
-    assert_true(n > 0 && (size_t)n < sizeof cmd);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(nftw(path, cu_test_rmrf_one, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* cu_test_run(argv): runs argv[0] (found on PATH) with the arguments argv[1..] and no shell,
+ * its output sent to /dev/null; the exit status, or -1 when it did not exit normally. */
+static inline int cu_test_run(char *const argv[])
+{
+    int status = 0;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int null = open("/dev/null", O_WRONLY);
+        if (null >= 0) {
+            dup2(null, 1);
+            dup2(null, 2);
+        }
+        execvp(argv[0], argv);
+        _exit(127);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* cu_test_file_contains(path, needle): whether the file at path holds the bytes of needle
+ * (false when it cannot be read). */
+static inline bool cu_test_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = strlen(needle), cap = 1 << 16, len = 0, got;
+    char *buf;
+    bool found = false;
+    if (f == NULL)
+        return false;
+    buf = malloc(cap);
+    assert_non_null(buf);
+    while ((got = fread(buf + len, 1, cap - len, f)) > 0) {
+        len += got;
+        if (len == cap) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            assert_non_null(buf);
+        }
+    }
+    fclose(f);
+    found = n > 0 && memmem(buf, len, needle, n) != NULL;
+    free(buf);
+    return found;
 }
 
 /* cu_test_write_file(path, text): writes text to path, replacing it. */

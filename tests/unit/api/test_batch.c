@@ -58,13 +58,14 @@ static const struct cu_audit_event good = {.actor_type = "system",
 static int setup(void **state)
 {
     struct fixture *f = calloc(1, sizeof(*f));
-    char cmd[1024], key[340], db[340], err[CU_STORE_ERR_BYTES];
+    char dir[340], key[340], db[340], err[CU_STORE_ERR_BYTES];
     assert_non_null(f);
     assert_int_equal(cu_crypto_init(), CU_OK);
     cu_test_tmpdir(f->base, sizeof(f->base));
-    snprintf(cmd, sizeof(cmd), "'%s' init --dir '%s/d' >/dev/null 2>&1", getenv("CU_BINARY"),
-             f->base);
-    assert_int_equal(system(cmd), 0);
+    snprintf(dir, sizeof(dir), "%s/d", f->base);
+    assert_non_null(getenv("CU_BINARY"));
+    assert_int_equal(cu_test_run((char *const[]){getenv("CU_BINARY"), "init", "--dir", dir, NULL}),
+                     0);
     snprintf(key, sizeof(key), "%s/d/root.key", f->base);
     snprintf(db, sizeof(db), "%s/d/custodia.db", f->base);
     assert_int_equal(cu_keyring_load(key, &f->kr, err), CU_OK);

@@ -31,20 +31,6 @@ static const struct cu_audit_opts opts = {
     .checkpoint_seconds = 3600,
 };
 
-static void run(int want, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void run(int want, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof(cmd), fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    if (want >= 0 && (!WIFEXITED(rc) || WEXITSTATUS(rc) != want))
-        fail_msg("`%s` exited %d, wanted %d", cmd, WEXITSTATUS(rc), want);
-}
-
 static void open_dir(struct fixture *f)
 {
     char key[340], err[CU_STORE_ERR_BYTES];
@@ -76,8 +62,11 @@ static int setup(void **state)
     assert_int_equal(cu_crypto_init(), CU_OK);
     cu_test_tmpdir(base, sizeof(base));
     snprintf(f->dir, sizeof(f->dir), "%s/d", base);
-    run(0, "CUSTODIA_AUDIT_ORIGIN=test.example/audit '%s' init --dir '%s' >/dev/null 2>&1",
-        getenv("CU_BINARY"), f->dir);
+    assert_non_null(getenv("CU_BINARY"));
+    assert_int_equal(setenv("CUSTODIA_AUDIT_ORIGIN", "test.example/audit", 1), 0);
+    assert_int_equal(
+        cu_test_run((char *const[]){getenv("CU_BINARY"), "init", "--dir", f->dir, NULL}), 0);
+    assert_int_equal(unsetenv("CUSTODIA_AUDIT_ORIGIN"), 0);
     open_dir(f);
     *state = f;
     return 0;
@@ -354,7 +343,7 @@ static void cli_verify(struct fixture *f, int want_exit, const char *want_text)
 static void tamper(struct fixture *f, const char *sql)
 {
     close_dir(f);
-    run(0, "sqlite3 '%s' \"%s\"", f->db, sql);
+    assert_int_equal(cu_test_run((char *const[]){"sqlite3", f->db, (char *)sql, NULL}), 0);
     open_dir(f);
 }
 
