@@ -43,24 +43,19 @@ static bool valid_key_id(const char *id)
 
 enum cu_err cu_handle_apikeys_list(struct cu_req *req, struct cu_resp *resp)
 {
-    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
+    const char *after = NULL;
     struct cu_apikey_info *items = NULL;
     struct cu_db *db = NULL;
     size_t n = 0;
-    long limit = 100;
+    size_t limit = 100;
     enum cu_err rc;
 
-    if (lim != NULL) {
-        char *end = NULL;
-        limit = strtol(lim, &end, 10);
-        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
-            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
-    }
-    if (after != NULL && !valid_key_id(after))
-        return cu_resp_fail(resp, CU_E_INVALID, "after must be a key id (ak_ and 16 hex digits)");
+    rc = cu_req_page(req, resp, valid_key_id, "a key id (ak_ and 16 hex digits)", &after, &limit);
+    if (rc != CU_OK)
+        return rc;
     rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
-        rc = cu_apikey_list(db, after, (size_t)limit, &items, &n);
+        rc = cu_apikey_list(db, after, limit, &items, &n);
     if (rc == CU_OK)
         rc = cu_app_audit_alone(req, "apikey.list", "", "success",
                                 json_pack("{s:I}", "count", (json_int_t)n));
@@ -71,8 +66,8 @@ enum cu_err cu_handle_apikeys_list(struct cu_req *req, struct cu_resp *resp)
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(arr, apikey_json(&items[i]));
-    json_t *v = json_pack("{s:o, s:s?}", "items", arr, "next_after",
-                          n == (size_t)limit ? items[n - 1].id : NULL);
+    json_t *v =
+        json_pack("{s:o, s:s?}", "items", arr, "next_after", n == limit ? items[n - 1].id : NULL);
     cu_free(items);
     return cu_resp_json(resp, 200, v);
 }

@@ -202,10 +202,10 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
 enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const by[] = {"email", "phone", "national_id", "external_ref"};
-    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
+    const char *after = NULL;
     struct cu_customer *cs = NULL;
     struct cu_db *db = NULL;
-    long limit = 100;
+    size_t limit = 100;
     size_t n = 0;
     enum cu_err rc;
 
@@ -216,17 +216,12 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
         if (v != NULL)
             return search(req, resp, by[i], v);
     }
-    if (lim != NULL) {
-        char *end = NULL;
-        limit = strtol(lim, &end, 10);
-        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
-            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
-    }
-    if (after != NULL && !valid_customer_id(after))
-        return cu_resp_fail(resp, CU_E_INVALID, "after must be a customer id");
+    rc = cu_req_page(req, resp, valid_customer_id, "a customer id", &after, &limit);
+    if (rc != CU_OK)
+        return rc;
     rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
-        rc = cu_vault_list(req->app->vault, db, after, (size_t)limit, &cs, &n);
+        rc = cu_vault_list(req->app->vault, db, after, limit, &cs, &n);
     if (rc != CU_OK) {
         cu_customers_free(cs, n);
         return cu_resp_fail(resp, rc, "the customers could not be listed");
@@ -234,8 +229,8 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, cu_customer_json(&cs[i], false));
-    json_t *v = json_pack("{s:o, s:s?}", "items", items, "next_after",
-                          n == (size_t)limit ? cs[n - 1].id : NULL);
+    json_t *v =
+        json_pack("{s:o, s:s?}", "items", items, "next_after", n == limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
     rc = cu_resp_json(resp, 200, v);
     if (rc == CU_OK)

@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -235,5 +236,23 @@ enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool require
                                 i);
         *out |= bit;
     }
+    return CU_OK;
+}
+
+enum cu_err cu_req_page(struct cu_req *req, struct cu_resp *resp, bool (*valid_after)(const char *),
+                        const char *after_what, const char **after, size_t *limit)
+{
+    const char *lim = cu_req_query(req, "limit");
+    *after = cu_req_query(req, "after");
+    *limit = 100;
+    if (lim != NULL) {
+        char *end = NULL;
+        long n = strtol(lim, &end, 10);
+        if (end == lim || *end != '\0' || n < 1 || n > 1000)
+            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
+        *limit = (size_t)n;
+    }
+    if (*after != NULL && !valid_after(*after))
+        return cu_resp_fail(resp, CU_E_INVALID, "after must be %s", after_what);
     return CU_OK;
 }

@@ -166,6 +166,13 @@ CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t 
 CU_WUR enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool required,
                                  uint64_t *out);
 
+/* cu_req_page(req, resp, valid_after, after_what, after, limit): the cursor of a list: query
+ * argument "limit" (1..1000, default 100) and "after" (NULL, or an id valid_after accepts).
+ * CU_E_INVALID with the detail set ("after must be <after_what>") otherwise. */
+CU_WUR enum cu_err cu_req_page(struct cu_req *req, struct cu_resp *resp,
+                               bool (*valid_after)(const char *), const char *after_what,
+                               const char **after, size_t *limit);
+
 /* cu_req_header(req, name): the value of request header name, or NULL. */
 const char *cu_req_header(struct cu_req *req, const char *name);
 

@@ -30,6 +30,11 @@ static bool valid_id(const char *id, const char *prefix)
     return true;
 }
 
+static bool valid_staff_id(const char *id)
+{
+    return valid_id(id, "stf_");
+}
+
 static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
 {
     if (rc == CU_OK)
@@ -133,24 +138,19 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
 
 enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
 {
-    const char *after = cu_req_query(req, "after"), *lim = cu_req_query(req, "limit");
+    const char *after = NULL;
     struct cu_staff_info *items = NULL;
     struct cu_db *db = NULL;
-    long limit = 100;
+    size_t limit = 100;
     size_t n = 0;
     enum cu_err rc;
 
-    if (lim != NULL) {
-        char *end = NULL;
-        limit = strtol(lim, &end, 10);
-        if (end == lim || *end != '\0' || limit < 1 || limit > 1000)
-            return cu_resp_fail(resp, CU_E_INVALID, "limit must be an integer from 1 to 1000");
-    }
-    if (after != NULL && !valid_id(after, "stf_"))
-        return cu_resp_fail(resp, CU_E_INVALID, "after must be a staff id");
+    rc = cu_req_page(req, resp, valid_staff_id, "a staff id", &after, &limit);
+    if (rc != CU_OK)
+        return rc;
     rc = cu_store_db(req->app->store, &db);
     if (rc == CU_OK)
-        rc = cu_identity_staff_list(req->app->identity, db, after, (size_t)limit, &items, &n);
+        rc = cu_identity_staff_list(req->app->identity, db, after, limit, &items, &n);
     if (rc == CU_OK)
         rc = cu_app_audit_alone(req, "staff.list", "", "success",
                                 json_pack("{s:I}", "count", (json_int_t)n));
@@ -161,8 +161,8 @@ enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, staff_json(&items[i]));
-    json_t *v = json_pack("{s:o, s:s?}", "items", a, "next_after",
-                          n == (size_t)limit ? items[n - 1].id : NULL);
+    json_t *v =
+        json_pack("{s:o, s:s?}", "items", a, "next_after", n == limit ? items[n - 1].id : NULL);
     cu_crypto_wipe(items, n * sizeof(*items));
     cu_free(items);
     return cu_resp_json(resp, 200, v);
