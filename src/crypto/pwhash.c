@@ -40,6 +40,7 @@ struct cu_hasher {
     unsigned slots;   /* hashes allowed at once, >= 1 */
     unsigned busy;    /* hashes running now, guarded by mu */
     uint64_t used;    /* which of the first 64 slots are taken, guarded by mu */
+    long cores;       /* online cores when the hasher was made */
     unsigned wait_ms; /* how long a caller waits for a slot */
     pthread_mutex_t mu;
     pthread_cond_t freed; /* signalled when a slot is given back */
@@ -163,11 +164,11 @@ static void slot_give(struct cu_hasher *h)
     CU_ASSERT(pthread_mutex_unlock(&h->mu) == 0);
 }
 
-/* pin(saved): runs this thread on the core of its slot, keeping its affinity in saved;
+/* pin(h, saved): runs this thread on the core of its slot, keeping its affinity in saved;
  * false when it did not move (one core, no slot number, or the call failed). */
-static bool pin(cpu_set_t *saved)
+static bool pin(const struct cu_hasher *h, cpu_set_t *saved)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = h->cores;
     cpu_set_t one;
 
     if (my_slot < 0 || cores < 2 ||
@@ -246,6 +247,7 @@ enum cu_err cu_hasher_new(const struct cu_pwhash_params *params, unsigned max_co
     h->params = *params;
     h->slots = max_concurrent > 0 ? max_concurrent : auto_slots(params->memlimit);
     h->wait_ms = wait_ms;
+    h->cores = sysconf(_SC_NPROCESSORS_ONLN);
     rc = sync_init(h);
     if (rc != CU_OK) {
         goto err0;
@@ -301,7 +303,7 @@ enum cu_err cu_hasher_hash(struct cu_hasher *h, const char *pw, size_t len,
         return rc;
     }
     cpu_set_t saved;
-    bool pinned = pin(&saved);
+    bool pinned = pin(h, &saved);
     rc = hash_now(&h->params, pw, len, out);
     unpin(pinned, &saved);
     slot_give(h);
@@ -350,7 +352,7 @@ enum cu_err cu_hasher_verify(struct cu_hasher *h, const char *stored, const char
         return rc;
     }
     cpu_set_t saved;
-    bool pinned = pin(&saved);
+    bool pinned = pin(h, &saved);
     match = crypto_pwhash_str_verify(copy, pw, len) == 0;
     unpin(pinned, &saved);
     slot_give(h);

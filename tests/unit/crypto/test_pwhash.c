@@ -385,7 +385,7 @@ static void test_slot_numbers_and_pinning(void **state)
     assert_int_equal(slot_number(h), -1);
     h->used &= ~(uint64_t)2;
     pthread_mutex_unlock(&h->mu);
-    bool pinned = pin(&saved);
+    bool pinned = pin(h, &saved);
     assert_int_equal(pinned, cores >= 2);
     if (pinned) {
         assert_int_equal(sched_getcpu(), 0);
