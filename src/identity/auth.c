@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 #include "vault/fields.h"
 
 #define MAX_CHALLENGE_ATTEMPTS 5
@@ -47,7 +48,7 @@ static void unknown_key(const struct cu_identity *idn, enum cu_subject_kind kind
         login = norm;
     for (size_t i = 0; login[i] != '\0' && (size_t)n < sizeof(buf) - 1; i++) {
         char c = login[i];
-        buf[n++] = (char)(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+        buf[n++] = cu_ascii_lower(c);
     }
     cu_crypto_wipe(norm, sizeof(norm));
     cu_crypto_keyed_hash(idn->login_key, buf, (size_t)n, h);
@@ -124,7 +125,7 @@ static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subj
     size_t i = 0;
     /* Lower-cased, so that `custodia audit hash --kind login` finds every spelling. */
     for (; i < CU_EMAIL_MAX && login[i] != '\0'; i++)
-        lower[i] = (char)(login[i] >= 'A' && login[i] <= 'Z' ? login[i] - 'A' + 'a' : login[i]);
+        lower[i] = cu_ascii_lower(login[i]);
     lower[i] = '\0';
     if (audit != NULL && audit->log != NULL &&
         cu_audit_hash_value(audit->log, "login", lower, h) != CU_OK)

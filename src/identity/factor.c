@@ -17,6 +17,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 
 static const char code_alphabet[] = "0123456789abcdefghjkmnpqrstvwxyz";
 #define CODE_CHARS 10
@@ -44,8 +45,7 @@ static enum cu_err recovery_code_normalize(const char *in, char out[CODE_CHARS +
         char c = in[i];
         if (c == '-' || c == ' ')
             continue;
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c - 'A' + 'a');
+        c = cu_ascii_lower(c);
         c = (char)(c == 'o' ? '0' : (c == 'i' || c == 'l') ? '1' : c);
         if (c == '\0' || strchr(code_alphabet, c) == NULL || n == CODE_CHARS)
             return CU_E_INVALID;

@@ -13,6 +13,8 @@
  */
 #include "identity/password.h"
 
+#include "base/text.h"
+
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -38,18 +40,6 @@ struct cu_password_policy {
     size_t n;
 };
 
-/* ASCII case mapping by table, so no arithmetic on char needs narrowing back. */
-static const char lower_of[] = "abcdefghijklmnopqrstuvwxyz";
-
-/* lower(c): c lower-cased if it is an ASCII capital. */
-static char lower(char c)
-{
-    if (c < 'A' || c > 'Z') {
-        return c;
-    }
-    return lower_of[c - 'A'];
-}
-
 static int cmp_entry(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -69,7 +59,7 @@ static enum cu_err add_line(struct cu_buf *text, char *line, size_t *lines)
         return CU_E_TOO_LARGE;
     }
     for (size_t i = 0; i < len; i++) {
-        line[i] = lower(line[i]);
+        line[i] = cu_ascii_lower(line[i]);
     }
     line[len] = '\0';
     (*lines)++;
@@ -291,7 +281,7 @@ static bool contains(const char *low, size_t n, const char *s, size_t m)
     for (size_t i = 0; i + m <= n; i++) {
         size_t j = 0;
 
-        while (j < m && low[i + j] == lower(s[j])) {
+        while (j < m && low[i + j] == cu_ascii_lower(s[j])) {
             j++;
         }
         if (j == m) {
@@ -381,7 +371,7 @@ enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw
         goto out;
     }
     for (size_t i = 0; i < len; i++) {
-        low[i] = lower(pw[i]);
+        low[i] = cu_ascii_lower(pw[i]);
     }
     if (email != NULL && has_email(low, len, email)) {
         reason = "the password must not contain the e-mail address";

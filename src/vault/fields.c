@@ -11,6 +11,8 @@
  */
 #include "vault/fields.h"
 
+#include "base/text.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,24 +111,6 @@ static bool is_ascii_byte(char c)
 static bool is_alnum(char c)
 {
     return is_lower(c) || is_upper(c) || is_digit(c);
-}
-
-/* ASCII case mapping by table, so no arithmetic on char needs narrowing back. */
-static const char lower_of[] = "abcdefghijklmnopqrstuvwxyz";
-static const char upper_of[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-
-static char to_lower(char c)
-{
-    if (!is_upper(c))
-        return c;
-    return lower_of[c - 'A'];
-}
-
-static char to_upper(char c)
-{
-    if (!is_lower(c))
-        return c;
-    return upper_of[c - 'a'];
 }
 
 /* all_of(p, n, pred): true when every one of the n bytes at p satisfies pred. */
@@ -286,14 +270,14 @@ static void copy_transform(const char *in, size_t n, struct sink *s)
 static void lower_transform(const char *in, size_t n, struct sink *s)
 {
     for (size_t i = 0; i < n; i++) {
-        sink_putc(s, to_lower(in[i]));
+        sink_putc(s, cu_ascii_lower(in[i]));
     }
 }
 
 static void upper_transform(const char *in, size_t n, struct sink *s)
 {
     for (size_t i = 0; i < n; i++) {
-        sink_putc(s, to_upper(in[i]));
+        sink_putc(s, cu_ascii_upper(in[i]));
     }
 }
 
@@ -332,7 +316,7 @@ static void national_id_transform(const char *in, size_t n, struct sink *s)
 {
     for (size_t i = 0; i < n; i++) {
         if (in[i] != ' ' && in[i] != '-') {
-            sink_putc(s, to_upper(in[i]));
+            sink_putc(s, cu_ascii_upper(in[i]));
         }
     }
 }
@@ -353,9 +337,9 @@ static void language_transform(const char *in, size_t n, struct sink *s)
             bool upper = start > 0 && (k == 2 || (k == 4 && i == 0));
 
             if (upper)
-                sink_putc(s, to_upper(in[start + i]));
+                sink_putc(s, cu_ascii_upper(in[start + i]));
             else
-                sink_putc(s, to_lower(in[start + i]));
+                sink_putc(s, cu_ascii_lower(in[start + i]));
         }
         if (start + k < n) {
             sink_putc(s, '-');
