@@ -9,14 +9,18 @@
 static inline char cu_ascii_lower(char c)
 {
     static const char lower_of[] = "abcdefghijklmnopqrstuvwxyz";
-    return c >= 'A' && c <= 'Z' ? lower_of[c - 'A'] : c;
+    if (c < 'A' || c > 'Z')
+        return c;
+    return lower_of[c - 'A'];
 }
 
 /* cu_ascii_upper(c): c upper-cased if it is an ASCII small letter, else c. */
 static inline char cu_ascii_upper(char c)
 {
     static const char upper_of[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-    return c >= 'a' && c <= 'z' ? upper_of[c - 'a'] : c;
+    if (c < 'a' || c > 'z')
+        return c;
+    return upper_of[c - 'a'];
 }
 
 #endif
