@@ -513,43 +513,39 @@ static enum cu_err customer_from_row(struct cu_stmt *st, struct cu_customer *c)
     return c->tags != NULL ? CU_OK : CU_E_CORRUPT;
 }
 
-/* Opens every stored personal field of customer c with its DEK. */
-static enum cu_err open_fields(struct cu_db *db, const struct cu_secret *dek, int64_t dek_version,
-                               struct cu_customer *c)
+/* Opens the personal field on the current row of st (columns 10 and 11) with the DEK. */
+static enum cu_err open_row_field(struct cu_stmt *st, const struct cu_secret *dek,
+                                  int64_t dek_version, struct cu_customer *c)
 {
-    static const char sql[] = "SELECT field, value FROM customer_fields WHERE customer_id = $1";
-    const struct cu_val p[] = {CU_VT(c->id)};
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    size_t fl = 0, tl = 0;
+    const char *field = cu_stmt_text(st, 10, &fl), *text = cu_stmt_text(st, 11, &tl);
+    const struct cu_field_def *f = cu_field_find(field);
 
-    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
-        size_t fl = 0, tl = 0;
-        const char *field = cu_stmt_text(st, 0, &fl), *text = cu_stmt_text(st, 1, &tl);
-        const struct cu_field_def *f = cu_field_find(field);
-        if (f == NULL || !f->personal) {
-            rc = CU_E_CORRUPT;
-            break;
-        }
-        size_t i = field_index(f);
-        cu_free(c->values[i]);
-        c->values[i] = NULL;
-        rc = open_field(dek, dek_version, c->id, f->name, text, tl, &c->values[i]);
-    }
-    cu_stmt_done(st);
-    return rc;
+    if (f == NULL || !f->personal)
+        return CU_E_CORRUPT;
+    size_t i = field_index(f);
+    cu_free(c->values[i]);
+    c->values[i] = NULL;
+    return open_field(dek, dek_version, c->id, f->name, text, tl, &c->values[i]);
 }
 
 enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, bool decrypt,
                          struct cu_customer *out)
 {
-    static const char sql[] = "SELECT " CUSTOMER_COLUMNS " FROM customers WHERE id = $1";
+    /* With decrypt, the customer and its fields come from one statement, so from one snapshot:
+     * a DEK rotated between two statements would otherwise meet fields sealed under the other
+     * DEK. A customer without fields (erased) gives one row with field NULL. */
+    static const char plain_sql[] = "SELECT " CUSTOMER_COLUMNS " FROM customers WHERE id = $1";
+    static const char full_sql[] =
+        "SELECT c.id, c.status, c.country, c.language, c.tags, c.dek_wrapped, c.dek_version, "
+        "c.created_at, c.updated_at, c.erased_at, f.field, f.value FROM customers c "
+        "LEFT JOIN customer_fields f ON f.customer_id = c.id WHERE c.id = $1";
     const struct cu_val p[] = {CU_VT(id)};
     struct cu_secret *dek = NULL;
     struct cu_stmt *st = NULL;
     int64_t dek_version = 0;
-    bool row = false, has_dek = false;
-    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, decrypt ? full_sql : plain_sql, p, CU_NVALS(p), &st);
 
     memset(out, 0, sizeof(*out));
     if (rc == CU_OK)
@@ -562,13 +558,15 @@ enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, b
         size_t wl = 0;
         const void *w = cu_stmt_blob(st, 5, &wl);
         dek_version = cu_stmt_int(st, 6);
-        has_dek = true;
         dek = thread_dek();
         rc = dek ? unwrap_into(v, out->id, w, wl, dek) : CU_E_NOMEM;
+        while (rc == CU_OK && row && !cu_stmt_null(st, 10)) {
+            rc = open_row_field(st, dek, dek_version, out);
+            if (rc == CU_OK)
+                rc = cu_stmt_next(st, &row);
+        }
     }
     cu_stmt_done(st);
-    if (rc == CU_OK && has_dek)
-        rc = open_fields(db, dek, dek_version, out);
     thread_dek_wipe(dek);
     if (rc != CU_OK)
         cu_customer_clear(out);

@@ -59,6 +59,26 @@ static void test_format_known_values(void **state)
     }
 }
 
+/* The formatter computes the calendar itself; the C library's gmtime_r is the oracle. */
+static void test_format_matches_gmtime(void **state)
+{
+    char out[CU_RFC3339_BYTES], want[CU_RFC3339_BYTES + 16];
+    uint64_t x = 88172645463325252ULL;
+
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+        int64_t ms = -62167219200000LL + (int64_t)(x % 315569520000000ULL);
+        int64_t frac = ((ms % 1000) + 1000) % 1000;
+        time_t t = (time_t)((ms - frac) / 1000);
+        struct tm tm;
+        assert_non_null(gmtime_r(&t, &tm));
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+        cu_clock_format(ms, out);
+        assert_string_equal(out, want);
+    }
+}
+
 static void test_round_trip(void **state)
 {
     char out[CU_RFC3339_BYTES];
@@ -147,6 +167,7 @@ int main(void)
         cmocka_unit_test_teardown(test_fake_clock, teardown),
         cmocka_unit_test_teardown(test_mono_never_goes_back, teardown),
         cmocka_unit_test_teardown(test_format_known_values, teardown),
+        cmocka_unit_test_teardown(test_format_matches_gmtime, teardown),
         cmocka_unit_test_teardown(test_round_trip, teardown),
         cmocka_unit_test_teardown(test_parse_offsets_and_fractions, teardown),
         cmocka_unit_test_teardown(test_parse_rejects_malformed, teardown),
