@@ -12,8 +12,10 @@
 
 #include "api/handlers.h"
 #include "api/server.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 
 static bool valid_customer_id(const char *id)
 {
@@ -39,7 +41,8 @@ struct target {
 static struct target target_of(const char *id)
 {
     struct target t;
-    snprintf(t.text, sizeof(t.text), "customer:%.*s", CU_CUSTOMER_ID_BYTES - 1, id);
+    memcpy(t.text, "customer:", 9);
+    cu_text_copy(t.text + 9, sizeof(t.text) - 9, id, strnlen(id, CU_CUSTOMER_ID_BYTES - 1));
     return t;
 }
 
@@ -79,6 +82,37 @@ static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
     return rc;
 }
 
+/* Answers with one customer. */
+static enum cu_err answer_customer(struct cu_resp *resp, int status, const struct cu_customer *c,
+                                   bool unmask)
+{
+    struct cu_buf *b = cu_resp_json_begin(resp, status);
+    return cu_resp_json_end(resp, cu_customer_write(c, unmask, b));
+}
+
+/* Answers with a page of customers: {"items": [...], "next_after": id or null}. */
+static enum cu_err answer_list(struct cu_resp *resp, const struct cu_customer *cs, size_t n,
+                               bool unmask, const char *next_after)
+{
+    struct cu_buf *b = cu_resp_json_begin(resp, 200);
+    enum cu_err rc = cu_buf_append_str(b, "{\"items\":[");
+
+    for (size_t i = 0; rc == CU_OK && i < n; i++) {
+        if (i > 0)
+            rc = cu_buf_append(b, ",", 1);
+        if (rc == CU_OK)
+            rc = cu_customer_write(&cs[i], unmask, b);
+    }
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(b, "],\"next_after\":");
+    if (rc == CU_OK)
+        rc = next_after ? cu_json_escape(b, next_after, strlen(next_after))
+                        : cu_buf_append_str(b, "null");
+    if (rc == CU_OK)
+        rc = cu_buf_append(b, "}", 1);
+    return cu_resp_json_end(resp, rc);
+}
+
 enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
 {
     char why[CU_VAULT_WHY_BYTES] = "";
@@ -105,9 +139,9 @@ enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
         cu_customer_clear(&c);
         return resp->err ? resp->err : vault_fail(resp, rc, why);
     }
-    json_t *v = cu_customer_json(&c, may_unmask(req));
+    rc = answer_customer(resp, 201, &c, may_unmask(req));
     cu_customer_clear(&c);
-    return cu_resp_json(resp, 201, v);
+    return rc;
 }
 
 enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
@@ -125,7 +159,7 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
     if (rc != CU_OK)
         return vault_fail(resp, rc, "");
     /* The server sends this only once the read's audit record is committed. */
-    rc = cu_resp_json(resp, 200, cu_customer_json(&c, unmask));
+    rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK)
         rc = cu_resp_audit(resp, "customer.read", target_of(c.id).text, "success",
                            unmask ? json_pack("{s:o}", "revealed", field_names(&c, true))
@@ -163,35 +197,40 @@ enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
         cu_customer_clear(&c);
         return resp->err ? resp->err : vault_fail(resp, rc, why);
     }
-    json_t *v = cu_customer_json(&c, may_unmask(req));
+    rc = answer_customer(resp, 200, &c, may_unmask(req));
     cu_customer_clear(&c);
-    return cu_resp_json(resp, 200, v);
+    return rc;
 }
+
+/* A lookup finds at most this many customers (a blind index may repeat only for phone and
+ * national id). */
+#define SEARCH_MAX 10
 
 /* GET /v1/customers?email=… (or phone, national_id, external_ref): exact lookup. */
 static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *field,
                           const char *value)
 {
-    char why[CU_VAULT_WHY_BYTES] = "", ids[10][CU_CUSTOMER_ID_BYTES];
+    char why[CU_VAULT_WHY_BYTES] = "", ids[SEARCH_MAX][CU_CUSTOMER_ID_BYTES];
+    struct cu_customer cs[SEARCH_MAX];
     struct cu_db *db = NULL;
-    size_t n = 0;
+    size_t n = 0, got = 0;
     enum cu_err rc = cu_store_db(req->app->store, &db);
-    json_t *items = json_array();
 
     if (rc == CU_OK)
-        rc = cu_vault_find(req->app->vault, db, field, value, ids, 10, &n, why);
-    for (size_t i = 0; rc == CU_OK && i < n; i++) {
-        struct cu_customer c;
-        rc = cu_vault_get(req->app->vault, db, ids[i], true, &c);
-        if (rc == CU_OK)
-            json_array_append_new(items, cu_customer_json(&c, may_unmask(req)));
-        cu_customer_clear(&c);
+        rc = cu_vault_find(req->app->vault, db, field, value, ids, SEARCH_MAX, &n, why);
+    for (; rc == CU_OK && got < n; got++) {
+        rc = cu_vault_get(req->app->vault, db, ids[got], true, &cs[got]);
+        if (rc != CU_OK)
+            break;
     }
     if (rc != CU_OK) {
-        json_decref(items);
+        for (size_t i = 0; i < got; i++)
+            cu_customer_clear(&cs[i]);
         return vault_fail(resp, rc, why);
     }
-    rc = cu_resp_json(resp, 200, json_pack("{s:o, s:n}", "items", items, "next_after"));
+    rc = answer_list(resp, cs, n, may_unmask(req), NULL);
+    for (size_t i = 0; i < got; i++)
+        cu_customer_clear(&cs[i]);
     if (rc == CU_OK)
         rc = cu_resp_audit(resp, "customer.search", "", "success",
                            json_pack("{s:s, s:I, s:b}", "by", field, "found", (json_int_t)n,
@@ -226,13 +265,8 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
         cu_customers_free(cs, n);
         return cu_resp_fail(resp, rc, "the customers could not be listed");
     }
-    json_t *items = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(items, cu_customer_json(&cs[i], false));
-    json_t *v =
-        json_pack("{s:o, s:s?}", "items", items, "next_after", n == limit ? cs[n - 1].id : NULL);
+    rc = answer_list(resp, cs, n, false, n == limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
-    rc = cu_resp_json(resp, 200, v);
     if (rc == CU_OK)
         rc = cu_resp_audit(resp, "customer.list", "", "success",
                            json_pack("{s:I}", "count", (json_int_t)n));
@@ -265,7 +299,7 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
         rc = cu_vault_get(req->app->vault, db, req->params[0], false, &c);
     if (rc != CU_OK)
         return resp->err ? resp->err : vault_fail(resp, rc, "");
-    json_t *v = cu_customer_json(&c, false);
+    rc = answer_customer(resp, 200, &c, false);
     cu_customer_clear(&c);
-    return cu_resp_json(resp, 200, v);
+    return rc;
 }

@@ -124,6 +124,23 @@ enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v)
     return rc;
 }
 
+struct cu_buf *cu_resp_json_begin(struct cu_resp *resp, int status)
+{
+    cu_buf_reset(&resp->body);
+    resp->status = status;
+    resp->content_type = "application/json";
+    return &resp->body;
+}
+
+enum cu_err cu_resp_json_end(struct cu_resp *resp, enum cu_err rc)
+{
+    if (rc == CU_OK)
+        rc = cu_buf_append(&resp->body, "\n", 1);
+    if (rc != CU_OK)
+        cu_buf_reset(&resp->body);
+    return rc;
+}
+
 void cu_resp_header(struct cu_resp *resp, const char *name, const char *value)
 {
     CU_ASSERT(resp->nheaders < CU_MAX_EXTRA_HEADERS);

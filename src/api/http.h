@@ -137,6 +137,13 @@ enum cu_err cu_resp_fail(struct cu_resp *resp, enum cu_err err, const char *fmt,
  * json_decref). CU_E_NOMEM or CU_E_TOO_LARGE on failure. */
 CU_WUR enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v);
 
+/* cu_resp_json_begin(resp, status): empties the body for JSON text that the handler appends
+ * itself, and returns the body; cu_resp_json_end(resp, rc) then finishes it when rc is CU_OK
+ * and empties it otherwise, and returns rc (or the error of finishing). For answers too hot
+ * to build as a jansson tree first. */
+struct cu_buf *cu_resp_json_begin(struct cu_resp *resp, int status);
+CU_WUR enum cu_err cu_resp_json_end(struct cu_resp *resp, enum cu_err rc);
+
 /* cu_resp_header(resp, name, value): adds a response header; both strings must outlive the
  * response (static or owned by the request). */
 void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);

@@ -295,6 +295,12 @@ static size_t escape_one(const unsigned char *s, size_t n, char tmp[8], size_t *
     return 6;
 }
 
+/* plain_char(c): whether byte c stands for itself inside a JSON string literal. */
+static bool plain_char(unsigned char c)
+{
+    return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 /* cu_json_escape_chars(dst, cap, s, n, used): writes the escaped body of a JSON string
  * literal (no quotes, no NUL) for as many whole characters of the n bytes at s as fit in cap
  * bytes at dst; *used = the input bytes consumed (n when everything fit). Returns the bytes
@@ -305,6 +311,16 @@ size_t cu_json_escape_chars(char *dst, size_t cap, const char *s, size_t n, size
     size_t in = 0, outlen = 0;
 
     while (in < n) {
+        /* A run of printable ASCII other than the quote and the backslash goes as it is. */
+        size_t run = 0;
+        while (in + run < n && run < cap - outlen && plain_char(u[in + run]))
+            run++;
+        if (run > 0) {
+            memcpy(dst + outlen, u + in, run);
+            outlen += run;
+            in += run;
+            continue;
+        }
         char tmp[8];
         size_t step, k = escape_one(u + in, n - in, tmp, &step);
 
@@ -324,7 +340,26 @@ size_t cu_json_escape_chars(char *dst, size_t cap, const char *s, size_t n, size
 enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n)
 {
     size_t old_len = b->len, off = 0;
-    enum cu_err rc = cu_buf_append(b, "\"", 1);
+    const unsigned char *u = (const unsigned char *)s;
+    enum cu_err rc;
+
+    /* Most strings need no escape at all: append them whole. */
+    while (off < n && plain_char(u[off]))
+        off++;
+    if (off == n) {
+        rc = cu_buf_append(b, "\"", 1);
+        if (rc == CU_OK)
+            rc = cu_buf_append(b, s, n);
+        if (rc == CU_OK)
+            rc = cu_buf_append(b, "\"", 1);
+        if (rc != CU_OK && b->data != NULL) {
+            b->len = old_len;
+            b->data[old_len] = '\0';
+        }
+        return rc;
+    }
+    off = 0;
+    rc = cu_buf_append(b, "\"", 1);
 
     while (rc == CU_OK && off < n) {
         char chunk[256];

@@ -1,9 +1,14 @@
 /*
  * text.h - ASCII case mapping, the one place for it: by table, so no arithmetic on char needs
- * narrowing back. Only ASCII letters change; every other byte (UTF-8 included) is kept.
+ * narrowing back. Only ASCII letters change; every other byte (UTF-8 included) is kept. And
+ * the copy of a counted string into a fixed buffer, which hot paths (rows read from the
+ * store) did with snprintf and "%.*s" at many times the cost.
  */
 #ifndef CU_BASE_TEXT_H
 #define CU_BASE_TEXT_H
+
+#include <stddef.h>
+#include <string.h>
 
 /* cu_ascii_lower(c): c lower-cased if it is an ASCII capital, else c. */
 static inline char cu_ascii_lower(char c)
@@ -21,6 +26,17 @@ static inline char cu_ascii_upper(char c)
     if (c < 'a' || c > 'z')
         return c;
     return upper_of[c - 'a'];
+}
+
+/* cu_text_copy(dst, cap, src, n): the n bytes at src, cut to cap - 1, as a string in dst
+ * (cap > 0); src may be NULL when n is 0. */
+static inline void cu_text_copy(char *dst, size_t cap, const char *src, size_t n)
+{
+    if (n > cap - 1)
+        n = cap - 1;
+    if (n > 0)
+        memcpy(dst, src, n);
+    dst[n] = '\0';
 }
 
 #endif

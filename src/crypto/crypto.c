@@ -159,49 +159,54 @@ enum cu_err cu_b64url_decode(const char *text, size_t len, uint8_t *out, size_t 
     return CU_OK;
 }
 
-/* The value of each base64url character, 64 for every other byte. */
+/* One more than the value of each base64url character; 0 for every other byte. */
 static const uint8_t b64url_value[256] = {
-    ['A'] = 0,  ['B'] = 1,  ['C'] = 2,  ['D'] = 3,  ['E'] = 4,  ['F'] = 5,  ['G'] = 6,  ['H'] = 7,
-    ['I'] = 8,  ['J'] = 9,  ['K'] = 10, ['L'] = 11, ['M'] = 12, ['N'] = 13, ['O'] = 14, ['P'] = 15,
-    ['Q'] = 16, ['R'] = 17, ['S'] = 18, ['T'] = 19, ['U'] = 20, ['V'] = 21, ['W'] = 22, ['X'] = 23,
-    ['Y'] = 24, ['Z'] = 25, ['a'] = 26, ['b'] = 27, ['c'] = 28, ['d'] = 29, ['e'] = 30, ['f'] = 31,
-    ['g'] = 32, ['h'] = 33, ['i'] = 34, ['j'] = 35, ['k'] = 36, ['l'] = 37, ['m'] = 38, ['n'] = 39,
-    ['o'] = 40, ['p'] = 41, ['q'] = 42, ['r'] = 43, ['s'] = 44, ['t'] = 45, ['u'] = 46, ['v'] = 47,
-    ['w'] = 48, ['x'] = 49, ['y'] = 50, ['z'] = 51, ['0'] = 52, ['1'] = 53, ['2'] = 54, ['3'] = 55,
-    ['4'] = 56, ['5'] = 57, ['6'] = 58, ['7'] = 59, ['8'] = 60, ['9'] = 61, ['-'] = 62, ['_'] = 63,
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['-'] = 63, ['_'] = 64,
 };
-
-static uint8_t b64url_digit(char c)
-{
-    /* 'A' maps to 0 like every unset entry, so tell them apart. */
-    return c == 'A' || b64url_value[(uint8_t)c] != 0 ? b64url_value[(uint8_t)c] : 64;
-}
 
 enum cu_err cu_b64url_decode_public(const char *text, size_t len, uint8_t *out, size_t outcap,
                                     size_t *outlen)
 {
-    size_t want = (len / 4) * 3 + (len % 4 == 0 ? 0 : len % 4 - 1), o = 0;
-    uint32_t acc = 0;
-    unsigned bits = 0;
+    const uint8_t *t = (const uint8_t *)text;
+    size_t want = (len / 4) * 3 + (len % 4 == 0 ? 0 : len % 4 - 1), o = 0, i = 0;
 
     *outlen = 0;
     if (len % 4 == 1)
         return CU_E_INVALID;
     if (want > outcap)
         return CU_E_TOO_LARGE;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t d = b64url_digit(text[i]);
-        if (d == 64)
+    /* Whole groups of four characters make three bytes. */
+    for (; i + 4 <= len; i += 4) {
+        unsigned a = b64url_value[t[i]], b = b64url_value[t[i + 1]], c = b64url_value[t[i + 2]],
+                 d = b64url_value[t[i + 3]];
+        if (a == 0 || b == 0 || c == 0 || d == 0)
             return CU_E_INVALID;
-        acc = (acc << 6) | d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
+        uint32_t v = ((a - 1) << 18) | ((b - 1) << 12) | ((c - 1) << 6) | (d - 1);
+        out[o++] = (uint8_t)(v >> 16);
+        out[o++] = (uint8_t)(v >> 8);
+        out[o++] = (uint8_t)v;
     }
-    if ((acc & ((1u << bits) - 1)) != 0)
-        return CU_E_INVALID; /* non-zero trailing bits: not the canonical encoding */
+    /* Two or three characters left make one or two bytes; the bits past them must be zero
+     * (the canonical encoding). */
+    if (i < len) {
+        unsigned a = b64url_value[t[i]], b = b64url_value[t[i + 1]],
+                 c = len - i == 3 ? b64url_value[t[i + 2]] : 1;
+        if (a == 0 || b == 0 || c == 0)
+            return CU_E_INVALID;
+        uint32_t v = ((a - 1) << 18) | ((b - 1) << 12) | ((c - 1) << 6);
+        out[o++] = (uint8_t)(v >> 16);
+        if (len - i == 3)
+            out[o++] = (uint8_t)(v >> 8);
+        if ((len - i == 2 && (v & 0xffffu) != 0) || (len - i == 3 && (v & 0xffu) != 0))
+            return CU_E_INVALID;
+    }
     *outlen = o;
     return CU_OK;
 }

@@ -13,6 +13,7 @@
 
 #include "base/clock.h"
 #include "base/mem.h"
+#include "base/text.h"
 
 struct cu_apikey_service {
     struct cu_secret *hash_key;
@@ -124,9 +125,9 @@ static void info_from_row(struct cu_stmt *st, struct cu_apikey_info *info)
 
     memset(info, 0, sizeof(*info));
     s = cu_stmt_text(st, 0, &len);
-    snprintf(info->id, sizeof(info->id), "%.*s", (int)len, s);
+    cu_text_copy(info->id, sizeof(info->id), s, len);
     s = cu_stmt_text(st, 1, &len);
-    snprintf(info->name, sizeof(info->name), "%.*s", (int)len, s);
+    cu_text_copy(info->name, sizeof(info->name), s, len);
     info->scopes = scopes_parse_stored(cu_stmt_text(st, 2, &len));
     info->created_at = cu_stmt_int(st, 3);
     info->expires_at = cu_stmt_null(st, 4) ? 0 : cu_stmt_int(st, 4);

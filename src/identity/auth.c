@@ -352,7 +352,7 @@ static enum cu_err challenge_find(struct cu_db *db, const uint8_t h[CU_HASH_BYTE
         const char *k = cu_stmt_text(st, 0, &n);
         c->kind = n == 5 && memcmp(k, "staff", 5) == 0 ? CU_SUBJECT_STAFF : CU_SUBJECT_CUSTOMER;
         k = cu_stmt_text(st, 1, &n);
-        snprintf(c->id, sizeof(c->id), "%.*s", (int)n, k);
+        cu_text_copy(c->id, sizeof(c->id), k, n);
         c->attempts = cu_stmt_int(st, 2);
     }
     cu_stmt_done(st);

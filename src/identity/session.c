@@ -15,6 +15,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 
 #define PREFIX_LEN 4
 #define LAST_SEEN_GRAIN_MS 60000
@@ -106,11 +107,11 @@ static void session_from_row(const struct cu_identity *idn, struct cu_stmt *st,
 
     memset(s, 0, sizeof(*s));
     t = cu_stmt_text(st, 0, &n);
-    snprintf(s->id, sizeof(s->id), "%.*s", (int)n, t);
+    cu_text_copy(s->id, sizeof(s->id), t, n);
     t = cu_stmt_text(st, 1, &n);
     s->kind = n == 5 && memcmp(t, "staff", 5) == 0 ? CU_SUBJECT_STAFF : CU_SUBJECT_CUSTOMER;
     t = cu_stmt_text(st, 2, &n);
-    snprintf(s->subject_id, sizeof(s->subject_id), "%.*s", (int)n, t);
+    cu_text_copy(s->subject_id, sizeof(s->subject_id), t, n);
     s->aal = cu_stmt_int(st, 3) == 2 ? CU_AAL2 : CU_AAL1;
     s->created_at = cu_stmt_int(st, 4);
     s->last_seen_at = cu_stmt_int(st, 5);
@@ -121,11 +122,11 @@ static void session_from_row(const struct cu_identity *idn, struct cu_stmt *st,
     if (s->idle_expires_at > s->expires_at)
         s->idle_expires_at = s->expires_at;
     t = cu_stmt_text(st, 9, &n);
-    snprintf(s->ip, sizeof(s->ip), "%.*s", (int)n, t);
+    cu_text_copy(s->ip, sizeof(s->ip), t, n);
     t = cu_stmt_text(st, 10, &n);
-    snprintf(s->user_agent, sizeof(s->user_agent), "%.*s", (int)n, t);
+    cu_text_copy(s->user_agent, sizeof(s->user_agent), t, n);
     t = cu_stmt_text(st, 11, &n);
-    snprintf(s->device_id, sizeof(s->device_id), "%.*s", (int)n, t);
+    cu_text_copy(s->device_id, sizeof(s->device_id), t, n);
 }
 
 static bool session_live(const struct cu_session_info *s, int64_t now)

@@ -15,6 +15,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 #include "identity/apikey.h"
 #include "vault/fields.h"
 
@@ -237,11 +238,11 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
     enum cu_err rc;
 
     memset(s, 0, sizeof(*s));
-    snprintf(s->id, sizeof(s->id), "%.*s", (int)n, t);
+    cu_text_copy(s->id, sizeof(s->id), t, n);
     t = cu_stmt_text(st, 3, &n);
     s->scopes = cu_identity_scopes_parse(t, n);
     t = cu_stmt_text(st, 4, &n);
-    snprintf(s->status, sizeof(s->status), "%.*s", (int)n, t);
+    cu_text_copy(s->status, sizeof(s->status), t, n);
     s->created_at = cu_stmt_int(st, 6);
     s->updated_at = cu_stmt_int(st, 7);
     const void *w = cu_stmt_blob(st, 5, &wl);
@@ -399,7 +400,7 @@ enum cu_err cu_identity_staff_rewrap(struct cu_kek_source *kek, struct cu_db *db
             rc = cu_stmt_next(st, &row);
         if (rc == CU_OK && row) {
             const char *s = cu_stmt_text(st, 0, &l);
-            snprintf(id, sizeof(id), "%.*s", (int)l, s);
+            cu_text_copy(id, sizeof(id), s, l);
             const void *old = cu_stmt_blob(st, 1, &wl);
             rc = unwrap_dek(kek, id, old, wl, dek);
         }

@@ -41,8 +41,11 @@ enum cu_mask {
     CU_MASK_HIDDEN,  /* ***: nothing shown */
 };
 
+/* No field's name is this long (the vault builds associated data from it). */
+#define CU_FIELD_NAME_MAX 24
+
 struct cu_field_def {
-    const char *name; /* JSON name, e.g. "email" */
+    const char *name; /* JSON name, e.g. "email"; shorter than CU_FIELD_NAME_MAX */
     enum cu_field_type type;
     bool personal;    /* encrypted at rest, masked unless the caller may unmask */
     bool blind_index; /* has a blind index: exact lookup by normalised value */

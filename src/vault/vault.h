@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 
+#include "base/buf.h"
 #include "base/err.h"
 #include "crypto/kek.h"
 #include "crypto/keyring.h"
@@ -121,9 +122,10 @@ CU_WUR enum cu_err cu_vault_secret_drop(struct cu_db *db, const char *id, const 
 /* cu_vault_kek_usage(db, version, count): how many DEKs the KEK version wraps. */
 CU_WUR enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *count);
 
-/* cu_customer_json(c, unmask): the API form: id, status, tags, times, and each present field,
- * masked unless unmask (fields whose value was not decrypted are left out). Caller decrefs. */
-json_t *cu_customer_json(const struct cu_customer *c, bool unmask);
+/* cu_customer_write(c, unmask, b): appends the API form of c to b as a JSON object: id,
+ * status, tags, times, masked, and each present field, masked unless unmask (fields whose
+ * value was not decrypted are left out). On error (the buffer's cap, memory) b is as before. */
+CU_WUR enum cu_err cu_customer_write(const struct cu_customer *c, bool unmask, struct cu_buf *b);
 
 /* cu_customer_clear(c): wipes and frees what c holds. */
 void cu_customer_clear(struct cu_customer *c);

@@ -296,6 +296,36 @@ static void test_escape_chars_stops_at_whole_characters(void **state)
     assert_int_equal(used, 0);
     assert_int_equal(cu_json_escape_chars(out, 8, "abc", 3, &used), 3);
     assert_int_equal(used, 3);
+    /* a run of plain characters stops at the room left, then at an escape */
+    assert_int_equal(cu_json_escape_chars(out, 4, "abcdef", 6, &used), 4);
+    assert_int_equal(used, 4);
+    assert_memory_equal(out, "abcd", 4);
+    /* ab \" c \\ take 7 bytes; DEL needs 6 more (\u007f), which do not fit */
+    assert_int_equal(cu_json_escape_chars(out, 8, "ab\"c\\\x7f", 6, &used), 7);
+    assert_int_equal(used, 5);
+    assert_memory_equal(out, "ab\\\"c\\\\", 7);
+}
+
+/* The escaper against jansson's reading of the result, over every single byte and pair. */
+static void test_escape_round_trips_through_jansson(void **state)
+{
+    for (unsigned a = 1; a < 256; a++) {
+        for (unsigned b = 0; b < 256; b += 17) {
+            char in[3] = {(char)a, (char)b, 0}, text[64];
+            size_t n = b ? 2 : 1, used = 0;
+            size_t k = cu_json_escape_chars(text + 1, sizeof(text) - 3, in, n, &used);
+            text[0] = '"';
+            text[k + 1] = '"';
+            text[k + 2] = '\0';
+            assert_int_equal(used, n);
+            json_error_t jerr;
+            json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
+            assert_non_null(v);
+            if (cu_utf8_valid(in, n))
+                assert_memory_equal(json_string_value(v), in, n);
+            json_decref(v);
+        }
+    }
 }
 
 int main(void)
@@ -313,6 +343,7 @@ int main(void)
         cmocka_unit_test_teardown(test_escape_all_byte_pairs, teardown),
         cmocka_unit_test_teardown(test_escape_errors_leave_buffer, teardown),
         cmocka_unit_test_teardown(test_escape_chars_stops_at_whole_characters, teardown),
+        cmocka_unit_test_teardown(test_escape_round_trips_through_jansson, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

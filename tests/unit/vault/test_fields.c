@@ -186,6 +186,7 @@ static void test_table_matches_schema(void **state)
     assert_int_equal(n, sizeof want / sizeof want[0]);
     for (size_t i = 0; i < n; i++) {
         assert_string_equal(fs[i].name, want[i].name);
+        assert_true(strlen(fs[i].name) < CU_FIELD_NAME_MAX);
         assert_int_equal(fs[i].type, want[i].type);
         assert_int_equal(fs[i].personal, want[i].personal);
         assert_int_equal(fs[i].blind_index, want[i].blind_index);

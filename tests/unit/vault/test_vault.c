@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "base/clock.h"
 #include "crypto/crypto.h"
 #include "vault/vault.h"
 
@@ -115,6 +116,104 @@ static void test_round_trip(void **state)
     assert_string_equal(value_of(&g, "phone"), "+902125550101");
     cu_customer_clear(&c);
     cu_customer_clear(&g);
+}
+
+/* The API form, byte for byte: key order, masking, escaping, tags, null erased_at; and as
+ * jansson reads it back. */
+static void test_customer_write(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, g;
+    struct cu_buf b;
+    create(f,
+           "{\"given_name\": \"Zo\u00eb \\\"Z\\\"\", \"email\": \"zoe@example.com\", "
+           "\"country\": \"FR\", \"tags\": [\"vip\", \"eu\"]}",
+           &c);
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_OK);
+    cu_buf_init(&b, 1 << 16);
+    assert_int_equal(cu_customer_write(&g, false, &b), CU_OK);
+    char created[CU_RFC3339_BYTES], want[1024];
+    cu_clock_format(g.created_at, created);
+    snprintf(want, sizeof(want),
+             "{\"id\":\"%s\",\"status\":\"active\",\"tags\":[\"vip\",\"eu\"],\"created_at\":\"%s\","
+             "\"updated_at\":\"%s\",\"erased_at\":null,\"masked\":true,\"given_name\":\"Z***\","
+             "\"email\":\"z***@example.com\",\"country\":\"FR\"}",
+             g.id, created, created);
+    assert_string_equal(cu_buf_cstr(&b), want);
+
+    /* Unmasked, after another object: the text appends and says masked false. */
+    cu_buf_reset(&b);
+    assert_int_equal(cu_buf_append_str(&b, "["), CU_OK);
+    assert_int_equal(cu_customer_write(&g, true, &b), CU_OK);
+    assert_int_equal(cu_buf_append_str(&b, "]"), CU_OK);
+    assert_non_null(strstr(cu_buf_cstr(&b), "\"given_name\":\"Zo\u00eb \\\"Z\\\"\""));
+    json_error_t jerr;
+    json_t *back = json_loads(cu_buf_cstr(&b), 0, &jerr);
+    assert_non_null(back);
+    json_t *o = json_array_get(back, 0);
+    assert_string_equal(json_string_value(json_object_get(o, "email")), "zoe@example.com");
+    assert_string_equal(json_string_value(json_object_get(o, "given_name")), "Zo\u00eb \"Z\"");
+    assert_true(json_is_false(json_object_get(o, "masked")));
+    assert_true(json_is_null(json_object_get(o, "erased_at")));
+    json_decref(back);
+
+    /* Past the buffer's cap: an error, and the buffer as it was. */
+    struct cu_buf small;
+    cu_buf_init(&small, 40);
+    assert_int_equal(cu_buf_append_str(&small, "x"), CU_OK);
+    assert_int_equal(cu_customer_write(&g, true, &small), CU_E_TOO_LARGE);
+    assert_string_equal(cu_buf_cstr(&small), "x");
+    cu_buf_free(&small);
+    cu_buf_free(&b);
+    cu_customer_clear(&c);
+    cu_customer_clear(&g);
+}
+
+/* The stored format, opened here without the vault: the DEK unwraps with associated data
+ * "dek|<id>|<KEK version>" and a field opens with "customers|<field>|<id>" (DESIGN.md), so
+ * data written by any earlier build stays readable. */
+static void test_stored_format_known_answer(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c;
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    create(f, "{\"email\": \"ka@example.com\"}", &c);
+
+    const struct cu_val p[] = {CU_VT(c.id)};
+    assert_int_equal(cu_db_query(f->conn,
+                                 "SELECT c.dek_wrapped, c.dek_version, f.value FROM customers c "
+                                 "JOIN customer_fields f ON f.customer_id = c.id "
+                                 "WHERE c.id = $1 AND f.field = 'email'",
+                                 p, 1, &st),
+                     CU_OK);
+    assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+    assert_true(row);
+    size_t wl = 0, tl = 0, dl = 0, sl = 0, pl = 0;
+    const uint8_t *w = cu_stmt_blob(st, 0, &wl);
+    uint32_t kv = 0, dek_version = (uint32_t)cu_stmt_int(st, 1);
+    const char *text = cu_stmt_text(st, 2, &tl);
+    char ad[128];
+    uint8_t sealed[512], plain[512];
+    struct cu_secret *dek = cu_secret_new(32);
+    assert_non_null(dek);
+
+    assert_int_equal(cu_kek_wrapped_version(f->kek, w, wl, &kv), CU_OK);
+    snprintf(ad, sizeof(ad), "dek|%s|%u", c.id, kv);
+    assert_int_equal(cu_kek_unwrap(f->kek, w, wl, (const uint8_t *)ad, strlen(ad),
+                                   cu_secret_data(dek), 32, &dl),
+                     CU_OK);
+    assert_int_equal(dl, 32);
+    assert_int_equal(cu_b64url_decode_public(text, tl, sealed, sizeof(sealed), &sl), CU_OK);
+    snprintf(ad, sizeof(ad), "customers|email|%s", c.id);
+    assert_int_equal(cu_crypto_open(dek, dek_version, sealed, sl, (const uint8_t *)ad,
+                                    strlen(ad), plain, sizeof(plain), &pl),
+                     CU_OK);
+    assert_int_equal(pl, strlen("ka@example.com"));
+    assert_memory_equal(plain, "ka@example.com", pl);
+    cu_stmt_done(st);
+    cu_secret_free(dek);
+    cu_customer_clear(&c);
 }
 
 static void sql(struct fixture *f, const char *stmt)
@@ -260,6 +359,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stored_format_known_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_moved_ciphertext_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
