@@ -127,6 +127,7 @@ enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v)
 struct cu_buf *cu_resp_json_begin(struct cu_resp *resp, int status)
 {
     cu_buf_reset(&resp->body);
+    cu_buf_reserve(&resp->body, 4096); /* a customer's answer, without growing on the way */
     resp->status = status;
     resp->content_type = "application/json";
     return &resp->body;

@@ -52,6 +52,7 @@ struct request {
     size_t route_idx;
     bool too_large;
     bool answered;
+    size_t sent_bytes;            /* the body's length, once handed to libmicrohttpd */
     size_t discarded;             /* body bytes read and dropped after the cap was passed */
     char allow[64];               /* the Allow header of a 405 */
     const struct cu_route *route; /* set by admit */
@@ -152,11 +153,42 @@ static enum MHD_Result add_headers(struct MHD_Response *mr, const struct request
     return ok ? MHD_YES : MHD_NO;
 }
 
+/* A body handed to libmicrohttpd: wiped and freed when the library is done with it, since it
+ * may hold personal data (an unmasked customer) or secrets (a new API key). */
+struct sent_body {
+    char *data;
+    size_t size;
+};
+
+static void sent_body_free(void *cls)
+{
+    struct sent_body *s = cls;
+    if (s->data != NULL)
+        explicit_bzero(s->data, s->size);
+    cu_free(s->data);
+    cu_free(s);
+}
+
+/* The response for r's body, which it takes over (no copy). */
+static struct MHD_Response *response_of(struct request *r)
+{
+    struct sent_body *s = cu_calloc(1, sizeof(*s));
+    struct MHD_Response *mr;
+    if (s == NULL)
+        return NULL;
+    r->sent_bytes = r->resp.body.len;
+    s->size = r->resp.body.len;
+    s->data = cu_buf_steal(&r->resp.body);
+    mr = MHD_create_response_from_buffer_with_free_callback_cls(
+        s->size, s->data ? s->data : (void *)"", sent_body_free, s);
+    if (mr == NULL)
+        sent_body_free(s);
+    return mr;
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
 {
-    struct MHD_Response *mr = MHD_create_response_from_buffer(
-        r->resp.body.len, r->resp.body.data ? r->resp.body.data : (void *)"",
-        MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *mr = response_of(r);
     enum MHD_Result ret;
     if (mr == NULL)
         return MHD_NO;
@@ -605,7 +637,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         cu_log(CU_LOG_INFO, "http.request", CU_LS("request_id", r->req.id),
                CU_LS("method", r->req.method_name), CU_LS("path", r->req.path),
                CU_LI("status", status), CU_LI("duration_us", ns / 1000),
-               CU_LI("bytes", r->answered ? r->resp.body.len : 0),
+               CU_LI("bytes", r->answered ? r->sent_bytes : 0),
                CU_LS("remote_ip", r->req.remote_ip),
                CU_LS("principal",
                      r->req.principal.kind != CU_PRINCIPAL_NONE ? r->req.principal.id : NULL),

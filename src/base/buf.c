@@ -73,6 +73,14 @@ out:
     return rc;
 }
 
+/* cu_buf_reserve(b, extra): makes room for extra more bytes at once, so that appends up to
+ * them copy no more. A hint: on failure (the cap, memory) b is unchanged and appends report
+ * the error themselves. */
+void cu_buf_reserve(struct cu_buf *b, size_t extra)
+{
+    (void)reserve(b, extra);
+}
+
 /* cu_buf_append(b, p, n): appends n bytes at p; on error b is unchanged. */
 enum cu_err cu_buf_append(struct cu_buf *b, const void *p, size_t n)
 {

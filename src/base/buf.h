@@ -23,6 +23,10 @@ struct cu_buf {
 /* cu_buf_init(b, max): an empty buffer that may hold up to max bytes. */
 void cu_buf_init(struct cu_buf *b, size_t max);
 
+/* cu_buf_reserve(b, extra): room for extra more bytes at once; a hint (on failure b is as it
+ * was, and appends report the error). */
+void cu_buf_reserve(struct cu_buf *b, size_t extra);
+
 /* cu_buf_append(b, p, n): appends n bytes at p. CU_E_TOO_LARGE past the cap, CU_E_NOMEM
  * when allocation fails; on error b is unchanged. */
 CU_WUR enum cu_err cu_buf_append(struct cu_buf *b, const void *p, size_t n);

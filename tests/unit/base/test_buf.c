@@ -164,9 +164,31 @@ static void test_every_allocation_failure_unwinds(void **state)
     }
 }
 
+/* Reserved room is used without moving the data; a reserve past the cap changes nothing. */
+static void test_reserve(void **state)
+{
+    struct cu_buf b;
+    (void)state;
+    cu_buf_init(&b, 1000);
+    cu_buf_reserve(&b, 500);
+    assert_non_null(b.data);
+    const char *at = b.data;
+    for (int i = 0; i < 50; i++)
+        assert_int_equal(cu_buf_append(&b, "0123456789", 10), CU_OK);
+    assert_ptr_equal(b.data, at);
+    assert_int_equal(b.len, 500);
+    size_t size = b.size;
+    cu_buf_reserve(&b, 501);
+    assert_int_equal(b.size, size);
+    assert_int_equal(b.len, 500);
+    assert_int_equal(cu_buf_append(&b, "x", 1), CU_OK);
+    cu_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reserve),
         cmocka_unit_test_teardown(test_empty, teardown),
         cmocka_unit_test_teardown(test_append_to_cap_exactly, teardown),
         cmocka_unit_test_teardown(test_growth_never_passes_max_plus_one, teardown),
