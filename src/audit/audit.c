@@ -227,15 +227,21 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
         rc = copy_field(r->source, sizeof(r->source), ev->source_ip);
     if (rc != CU_OK)
         return rc;
-    /* malloc, like json_dumps and record_from_row: cu_audit_record_clear frees with free(). */
+    /* Canonical JSON, capped; the text is malloc'd (cu_buf's allocator is malloc), as
+     * cu_audit_record_clear frees it with free(). */
+    struct cu_buf text;
+    cu_buf_init(&text, CU_AUDIT_DETAILS_MAX);
     if (ev->details != NULL) {
-        r->details = json_dumps(ev->details, JSON_COMPACT | JSON_SORT_KEYS);
-    } else if ((r->details = malloc(3)) != NULL) {
-        memcpy(r->details, "{}", 3);
+        rc = cu_json_canonical(ev->details, &text);
+    } else {
+        rc = cu_buf_append(&text, "{}", 2);
     }
-    if (r->details == NULL)
-        return CU_E_NOMEM;
-    return strlen(r->details) > CU_AUDIT_DETAILS_MAX ? CU_E_INVALID : CU_OK;
+    if (rc != CU_OK) {
+        cu_buf_free(&text);
+        return rc == CU_E_TOO_LARGE ? CU_E_INVALID : rc;
+    }
+    r->details = cu_buf_steal(&text);
+    return CU_OK;
 }
 
 enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE_HASH_BYTES])

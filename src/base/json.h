@@ -61,6 +61,12 @@ CU_WUR char *cu_json_dump(const json_t *v);
 struct cu_buf;
 CU_WUR enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n);
 
+/* cu_json_canonical(v, b): appends v to b as canonical JSON: compact, object keys sorted
+ * bytewise, strings escaped as cu_json_escape does, integers in decimal. The audit log
+ * hashes the text, so the same value always gives the same bytes. CU_E_INVALID for nesting
+ * deeper than 32 levels; on error b is as it was. */
+CU_WUR enum cu_err cu_json_canonical(const json_t *v, struct cu_buf *b);
+
 /* cu_json_escape_chars(dst, cap, s, n, used): the allocation-free core of cu_json_escape
  * (log.c uses it too): writes the escaped body of a JSON string literal (no quotes, no NUL)
  * for as many whole characters of the n bytes at s as fit in cap bytes at dst, sets *used to

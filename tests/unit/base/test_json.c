@@ -328,6 +328,66 @@ static void test_escape_round_trips_through_jansson(void **state)
     }
 }
 
+/* The canonical form equals jansson's compact, key-sorted dump for values both write alike
+ * (the audit log's earlier records were made by jansson). */
+static void test_canonical_matches_jansson(void **state)
+{
+    static const char *const docs[] = {
+        "{}",
+        "{\"b\": 1, \"a\": [true, false, null], \"ab\": \"x\", \"\": {}}",
+        "{\"revealed\": [\"given_name\", \"email\", \"phone\"], \"n\": -9223372036854775808}",
+        "{\"z\": {\"y\": {\"x\": [1, [2, [3]]]}}, \"\u00e9\": \"\u00fc\\n\\t\\\"\\\\\"}",
+        "{\"big\": 9223372036854775807, \"zero\": 0, \"neg\": -1, \"ctl\": \"\\u0001\\u001f\"}",
+        "{\"B\": 1, \"a\": 2, \"_\": 3, \"0\": 4}",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        json_error_t jerr;
+        json_t *v = json_loads(docs[i], 0, &jerr);
+        assert_non_null(v);
+        char *want = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+        struct cu_buf b;
+        cu_buf_init(&b, 4096);
+        assert_int_equal(cu_json_canonical(v, &b), CU_OK);
+        assert_string_equal(cu_buf_cstr(&b), want);
+        free(want);
+        cu_buf_free(&b);
+        json_decref(v);
+    }
+}
+
+static void test_canonical_limits(void **state)
+{
+    struct cu_buf b;
+    json_t *deep = json_array(), *at = deep;
+    for (int i = 0; i < 40; i++) {
+        json_t *next = json_array();
+        json_array_append_new(at, next);
+        at = next;
+    }
+    cu_buf_init(&b, 4096);
+    assert_int_equal(cu_buf_append_str(&b, "x"), CU_OK);
+    assert_int_equal(cu_json_canonical(deep, &b), CU_E_INVALID);
+    assert_string_equal(cu_buf_cstr(&b), "x"); /* unchanged on error */
+    json_decref(deep);
+
+    json_t *wide = json_object();
+    char key[16];
+    for (int i = 40; i > 0; i--) { /* more keys than fit the sort's stack array */
+        snprintf(key, sizeof(key), "k%02d", i);
+        json_object_set_new(wide, key, json_integer(i));
+    }
+    cu_buf_reset(&b);
+    assert_int_equal(cu_json_canonical(wide, &b), CU_OK);
+    assert_int_equal(strncmp(cu_buf_cstr(&b), "{\"k01\":1,\"k02\":2,", 19), 0);
+    struct cu_buf small;
+    cu_buf_init(&small, 20);
+    assert_int_equal(cu_json_canonical(wide, &small), CU_E_TOO_LARGE);
+    assert_int_equal(small.len, 0);
+    cu_buf_free(&small);
+    json_decref(wide);
+    cu_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -344,6 +404,8 @@ int main(void)
         cmocka_unit_test_teardown(test_escape_errors_leave_buffer, teardown),
         cmocka_unit_test_teardown(test_escape_chars_stops_at_whole_characters, teardown),
         cmocka_unit_test_teardown(test_escape_round_trips_through_jansson, teardown),
+        cmocka_unit_test_teardown(test_canonical_matches_jansson, teardown),
+        cmocka_unit_test_teardown(test_canonical_limits, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
