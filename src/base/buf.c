@@ -81,6 +81,20 @@ void cu_buf_reserve(struct cu_buf *b, size_t extra)
     (void)reserve(b, extra);
 }
 
+/* cu_buf_extend(b, n, at): appends n bytes of room and sets *at to them, for the caller to
+ * fill at once; on error b is unchanged. */
+enum cu_err cu_buf_extend(struct cu_buf *b, size_t n, char **at)
+{
+    enum cu_err rc = reserve(b, n);
+
+    if (rc == CU_OK) {
+        *at = b->data + b->len;
+        b->len += n;
+        b->data[b->len] = '\0';
+    }
+    return rc;
+}
+
 /* cu_buf_append(b, p, n): appends n bytes at p; on error b is unchanged. */
 enum cu_err cu_buf_append(struct cu_buf *b, const void *p, size_t n)
 {

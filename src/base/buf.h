@@ -27,6 +27,10 @@ void cu_buf_init(struct cu_buf *b, size_t max);
  * was, and appends report the error). */
 void cu_buf_reserve(struct cu_buf *b, size_t extra);
 
+/* cu_buf_extend(b, n, at): appends n bytes of room and points *at at them for the caller to
+ * fill (at once, before any other change to b). Errors as cu_buf_append. */
+CU_WUR enum cu_err cu_buf_extend(struct cu_buf *b, size_t n, char **at);
+
 /* cu_buf_append(b, p, n): appends n bytes at p. CU_E_TOO_LARGE past the cap, CU_E_NOMEM
  * when allocation fails; on error b is unchanged. */
 CU_WUR enum cu_err cu_buf_append(struct cu_buf *b, const void *p, size_t n);

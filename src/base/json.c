@@ -12,6 +12,7 @@
 
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,14 +350,15 @@ enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n)
     while (off < n && plain_char(u[off]))
         off++;
     if (off == n) {
-        rc = cu_buf_append(b, "\"", 1);
-        if (rc == CU_OK)
-            rc = cu_buf_append(b, s, n);
-        if (rc == CU_OK)
-            rc = cu_buf_append(b, "\"", 1);
-        if (rc != CU_OK && b->data != NULL) {
-            b->len = old_len;
-            b->data[old_len] = '\0';
+        char *at = NULL;
+        if (n > SIZE_MAX - 2)
+            return CU_E_TOO_LARGE;
+        rc = cu_buf_extend(b, n + 2, &at);
+        if (rc == CU_OK) {
+            at[0] = '"';
+            if (n > 0)
+                memcpy(at + 1, s, n);
+            at[n + 1] = '"';
         }
         return rc;
     }

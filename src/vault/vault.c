@@ -1088,13 +1088,22 @@ enum cu_err cu_vault_kek_usage(struct cu_db *db, uint32_t version, int64_t *coun
 
 /* ---- JSON ---- */
 
-/* Appends "key": to b (key is a plain ASCII name). */
+/* Appends ,"key": (or "key": when first) to b; key is a field or member name, plain ASCII
+ * shorter than CU_FIELD_NAME_MAX, so it needs no escaping. */
 static enum cu_err put_key(struct cu_buf *b, const char *key, bool first)
 {
-    enum cu_err rc = first ? CU_OK : cu_buf_append(b, ",", 1);
-    if (rc == CU_OK)
-        rc = cu_json_escape(b, key, strlen(key));
-    return rc == CU_OK ? cu_buf_append(b, ":", 1) : rc;
+    size_t kl = strnlen(key, CU_FIELD_NAME_MAX), n = (first ? 0 : 1) + kl + 3;
+    char *at = NULL;
+    enum cu_err rc = cu_buf_extend(b, n, &at);
+    if (rc == CU_OK) {
+        if (!first)
+            *at++ = ',';
+        *at++ = '"';
+        memcpy(at, key, kl);
+        at[kl] = '"';
+        at[kl + 1] = ':';
+    }
+    return rc;
 }
 
 static enum cu_err put_string(struct cu_buf *b, const char *key, const char *value)
