@@ -183,12 +183,12 @@ static void test_reserve(void **state)
     assert_int_equal(b.len, 500);
     assert_int_equal(cu_buf_append(&b, "x", 1), CU_OK);
     /* extend: room filled by the caller, NUL-terminated; past the cap, nothing changes */
-    char *at = NULL;
-    assert_int_equal(cu_buf_extend(&b, 3, &at), CU_OK);
-    memcpy(at, "abc", 3);
+    char *room = NULL;
+    assert_int_equal(cu_buf_extend(&b, 3, &room), CU_OK);
+    memcpy(room, "abc", 3);
     assert_int_equal(b.len, 504);
     assert_string_equal(cu_buf_cstr(&b) + 501, "abc");
-    assert_int_equal(cu_buf_extend(&b, 497, &at), CU_E_TOO_LARGE);
+    assert_int_equal(cu_buf_extend(&b, 497, &room), CU_E_TOO_LARGE);
     assert_int_equal(b.len, 504);
     cu_buf_free(&b);
 }
