@@ -324,6 +324,49 @@ static void test_rotation(void **state)
     }
 }
 
+/* A database made before migration 0005 (fields in a rowid table) upgrades with every
+ * customer still readable, and its fields table is then clustered. */
+static void test_upgrade_clusters_fields(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c[3], g;
+    char err[CU_STORE_ERR_BYTES];
+    create(f, "{\"given_name\": \"A\", \"email\": \"a@example.com\"}", &c[0]);
+    create(f, "{\"given_name\": \"B\", \"phone\": \"+441234567890\"}", &c[1]);
+    create(f, "{\"family_name\": \"C\", \"national_id\": \"XY1234\"}", &c[2]);
+    cu_store_close(f->st);
+    f->st = NULL;
+    /* Back to the schema of version 4. */
+    sql(f, "BEGIN; CREATE TABLE old_fields (customer_id TEXT NOT NULL REFERENCES customers (id), "
+           "field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (customer_id, field)) STRICT; "
+           "INSERT INTO old_fields SELECT * FROM customer_fields; DROP TABLE customer_fields; "
+           "ALTER TABLE old_fields RENAME TO customer_fields; "
+           "DELETE FROM schema_migrations WHERE version = 5; COMMIT;");
+    struct cu_store_opts o = {.backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000};
+    assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
+    assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
+    assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cu_vault_get(f->v, f->conn, c[i].id, true, &g), CU_OK);
+        for (size_t k = 0; k < CU_VAULT_MAX_FIELDS; k++) {
+            if (c[i].values[k] != NULL)
+                assert_string_equal(g.values[k], c[i].values[k]);
+        }
+        cu_customer_clear(&g);
+        cu_customer_clear(&c[i]);
+    }
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    assert_int_equal(cu_db_query(f->conn,
+                                 "SELECT sql FROM sqlite_schema WHERE name = 'customer_fields'",
+                                 NULL, 0, &st),
+                     CU_OK);
+    assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+    assert_true(row);
+    assert_non_null(strstr(cu_stmt_text(st, 0, NULL), "WITHOUT ROWID"));
+    cu_stmt_done(st);
+}
+
 static void test_erasure(void **state)
 {
     struct fixture *f = *state;
@@ -364,6 +407,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_ciphertext_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_clusters_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
