@@ -19,6 +19,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/text.h"
 
 /* set_err(err, fmt, ...): formats into err when the caller gave one. */
 __attribute__((format(printf, 2, 3))) static void set_err(char *err, const char *fmt, ...)
@@ -401,17 +402,8 @@ static int key_cmp(const void *a, const void *b)
 
 static enum cu_err put_int(struct cu_buf *b, json_int_t v)
 {
-    char digits[24];
-    size_t n = 0;
-    /* The magnitude as unsigned, so the most negative value needs no special case. */
-    unsigned long long m = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
-    do {
-        digits[sizeof(digits) - 1 - n++] = (char)('0' + m % 10u);
-        m /= 10u;
-    } while (m > 0);
-    if (v < 0)
-        digits[sizeof(digits) - 1 - n++] = '-';
-    return cu_buf_append(b, digits + sizeof(digits) - n, n);
+    char digits[CU_I64_TEXT_BYTES];
+    return cu_buf_append(b, digits, cu_text_i64(digits, (int64_t)v));
 }
 
 static enum cu_err canonical(const json_t *v, struct cu_buf *b, int depth);

@@ -21,6 +21,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/json.h"
+#include "base/text.h"
 
 #define LOG_LINE_BYTES 8192
 #define LOG_VALUE_MAX 1024
@@ -72,8 +73,7 @@ static bool put_str(struct line *l, const char *s)
 /* put_field(l, f): appends `,"key":value` for f; false when it does not fit. */
 static bool put_field(struct line *l, const struct cu_log_field *f)
 {
-    char num[32];
-    int k;
+    char num[CU_I64_TEXT_BYTES];
 
     if (!put(l, ",", 1) || !put_str(l, f->key ? f->key : "") || !put(l, ":", 1)) {
         return false;
@@ -85,8 +85,7 @@ static bool put_field(struct line *l, const struct cu_log_field *f)
         return f->i ? put(l, "true", 4) : put(l, "false", 5);
     case CU_LOG_T_INT:
     default:
-        k = snprintf(num, sizeof num, "%" PRId64, f->i);
-        return put(l, num, (size_t)k);
+        return put(l, num, cu_text_i64(num, f->i));
     }
 }
 

@@ -300,9 +300,24 @@ static void test_buffered_threads(void **state)
     cu_log_buffer_stop();
 }
 
+/* Integers across the whole range come out as the same numbers (the log writes digits itself). */
+static void test_integers_exact(void **state)
+{
+    static const int64_t values[] = {0, 1, -1, 9, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN,
+                                     INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
+        cu_log(CU_LOG_INFO, "n", CU_LI("v", values[i]));
+        json_t *v = read_line();
+        assert_true(json_is_integer(json_object_get(v, "v")));
+        assert_true(json_integer_value(json_object_get(v, "v")) == values[i]);
+        json_decref(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_integers_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(test_line_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_levels_filter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parse_level, setup, teardown),
