@@ -74,6 +74,7 @@ static void write_batch(struct cu_audit_batcher *b, struct waiter *list)
 static void *writer_main(void *arg)
 {
     struct cu_audit_batcher *b = arg;
+    pthread_setname_np(pthread_self(), "cu-audit"); /* as top -H and ps -L show it */
     pthread_mutex_lock(&b->mu);
     for (;;) {
         while (b->head == NULL && !b->stop)

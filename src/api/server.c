@@ -798,6 +798,7 @@ static void *checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
     unsigned ticks = 0;
+    pthread_setname_np(pthread_self(), "cu-checkpoint");
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
         struct timespec ts;

@@ -156,6 +156,7 @@ static void flush_locked(void)
 static void *flusher_main(void *arg)
 {
     (void)arg;
+    pthread_setname_np(pthread_self(), "cu-log");
     pthread_mutex_lock(&buf_lock);
     while (!flusher_stop) {
         struct timespec ts;
