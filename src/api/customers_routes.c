@@ -59,6 +59,39 @@ static json_t *field_names(const struct cu_customer *c, bool personal_only)
     return a;
 }
 
+/* The details of a read's audit record, as canonical JSON text (one key, names in field
+ * order): {"revealed":[...]} for an unmasked read, {"masked":true} otherwise; NULL when
+ * memory runs out (cu_resp_audit_text then refuses). Written directly: every read makes one. */
+static char *read_details(const struct cu_customer *c, bool unmask)
+{
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    struct cu_buf b;
+    bool first = true;
+    enum cu_err rc;
+
+    cu_buf_init(&b, CU_AUDIT_DETAILS_MAX);
+    if (!unmask)
+        return cu_buf_append_str(&b, "{\"masked\":true}") == CU_OK ? cu_buf_steal(&b) : NULL;
+    rc = cu_buf_append_str(&b, "{\"revealed\":[");
+    for (size_t i = 0; rc == CU_OK && i < nf; i++) {
+        if (c->values[i] == NULL || !fs[i].personal)
+            continue;
+        if (!first)
+            rc = cu_buf_append(&b, ",", 1);
+        if (rc == CU_OK)
+            rc = cu_json_escape(&b, fs[i].name, strlen(fs[i].name));
+        first = false;
+    }
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(&b, "]}");
+    if (rc != CU_OK) {
+        cu_buf_free(&b);
+        return NULL;
+    }
+    return cu_buf_steal(&b);
+}
+
 /* Maps a vault error to the response: input problems name the field, stored-data problems
  * keep their stable type and say nothing more. */
 static enum cu_err vault_fail(struct cu_resp *resp, enum cu_err rc, const char *why)
@@ -161,9 +194,8 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
     /* The server sends this only once the read's audit record is committed. */
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.read", target_of(c.id).text, "success",
-                           unmask ? json_pack("{s:o}", "revealed", field_names(&c, true))
-                                  : json_pack("{s:b}", "masked", 1));
+        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
+                                read_details(&c, unmask));
     cu_customer_clear(&c);
     return rc;
 }

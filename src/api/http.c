@@ -176,6 +176,18 @@ enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *
     return CU_OK;
 }
 
+enum cu_err cu_resp_audit_text(struct cu_resp *resp, const char *action, const char *target,
+                               const char *outcome, char *details)
+{
+    enum cu_err rc = details != NULL ? cu_resp_audit(resp, action, target, outcome, NULL)
+                                     : CU_E_NOMEM;
+    if (rc == CU_OK)
+        resp->audit.details_text = details;
+    else
+        free(details);
+    return rc;
+}
+
 void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
 {
     enum cu_err err = resp->err == CU_OK ? CU_E_INTERNAL : resp->err;

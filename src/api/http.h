@@ -80,6 +80,7 @@ struct cu_pending_audit {
     const char *outcome; /* static */
     char target[CU_AUDIT_FIELD_MAX + 1];
     json_t *details; /* owned by the response; NULL for none */
+    char *details_text; /* or the details as canonical text, owned (malloc) */
 };
 
 struct cu_resp {
@@ -158,6 +159,12 @@ void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);
  * CU_AUDIT_FIELD_MAX bytes. */
 CU_WUR enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
                                  const char *outcome, json_t *details);
+
+/* cu_resp_audit_text(resp, action, target, outcome, details): cu_resp_audit with the details
+ * already as canonical JSON text (an object; cu_json_canonical's form), which the call takes
+ * over (malloc'd; freed with free). For answers too hot to build details as a jansson tree. */
+CU_WUR enum cu_err cu_resp_audit_text(struct cu_resp *resp, const char *action, const char *target,
+                                      const char *outcome, char *details);
 
 /* cu_problem_render(resp, req): replaces resp's body with the problem document for resp->err
  * and resp->detail, and sets its status and content type. */

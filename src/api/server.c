@@ -68,6 +68,7 @@ static size_t nroutes;
 static void request_free(struct request *r)
 {
     json_decref(r->resp.audit.details);
+    free(r->resp.audit.details_text);
     cu_buf_free(&r->req.body);
     cu_buf_free(&r->resp.body);
     cu_free(r);
@@ -217,6 +218,7 @@ static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, cons
     ev->request_id = req->id;
     ev->source_ip = req->remote_ip;
     ev->details = details;
+    ev->details_text = NULL;
 }
 
 static enum cu_err audit_result(struct cu_app *app, enum cu_err rc, const char *action)
@@ -461,6 +463,7 @@ static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
     enum cu_err rc = CU_E_UNAVAILABLE;
 
     fill_event(&r->req, &r->ev, a->action, a->target, a->outcome, a->details);
+    r->ev.details_text = a->details_text;
     r->auditing = true;
     MHD_suspend_connection(c);
     if (app->batcher != NULL)

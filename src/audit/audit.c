@@ -208,7 +208,8 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
     enum cu_err rc = CU_OK;
     memset(r, 0, sizeof(*r));
     if (!outcome_ok(ev->outcome) || ev->action == NULL || ev->action[0] == '\0' ||
-        (ev->details != NULL && !json_is_object(ev->details)))
+        (ev->details != NULL && !json_is_object(ev->details)) ||
+        (ev->details != NULL && ev->details_text != NULL))
         return CU_E_INVALID;
     rc = copy_field(r->actor_type, sizeof(r->actor_type), ev->actor_type);
     if (rc == CU_OK)
@@ -231,7 +232,13 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
      * cu_audit_record_clear frees it with free(). */
     struct cu_buf text;
     cu_buf_init(&text, CU_AUDIT_DETAILS_MAX);
-    if (ev->details != NULL) {
+    if (ev->details_text != NULL) {
+        size_t n = strnlen(ev->details_text, CU_AUDIT_DETAILS_MAX + 1);
+        rc = n >= 2 && n <= CU_AUDIT_DETAILS_MAX && ev->details_text[0] == '{' &&
+                     ev->details_text[n - 1] == '}' && cu_utf8_valid(ev->details_text, n)
+                 ? cu_buf_append(&text, ev->details_text, n)
+                 : CU_E_INVALID;
+    } else if (ev->details != NULL) {
         rc = cu_json_canonical(ev->details, &text);
     } else {
         rc = cu_buf_append(&text, "{}", 2);

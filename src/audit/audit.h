@@ -48,6 +48,10 @@ struct cu_audit_event {
     const char *request_id;
     const char *source_ip; /* stored hashed when hash_source_ip */
     const json_t *details; /* an object or NULL; never secrets, never plaintext PII */
+    /* Or, in place of details, the object already as canonical text (cu_json_canonical's
+     * form), for hot paths; it must be a JSON object in braces, UTF-8, at most
+     * CU_AUDIT_DETAILS_MAX bytes. */
+    const char *details_text;
 };
 
 /* A stored record, as read back. Strings are owned by the record. */

@@ -216,12 +216,42 @@ static void test_bad_events(void **state)
         {.actor_type = "system", .action = "x", .outcome = "success", .details = arr},
         {.actor_type = "system", .action = "x", .target = "bad\xff", .outcome = "success"},
         {.actor_type = "system", .action = "x", .target = "\xc0\xaf", .outcome = "success"},
+        /* details as text: an object in braces, UTF-8, not with details as well */
+        {.actor_type = "system", .action = "x", .outcome = "success", .details_text = "[1]"},
+        {.actor_type = "system", .action = "x", .outcome = "success", .details_text = "{"},
+        {.actor_type = "system", .action = "x", .outcome = "success", .details_text = ""},
+        {.actor_type = "system", .action = "x", .outcome = "success",
+         .details_text = "{\"a\":\"\xff\"}"},
+        {.actor_type = "system",
+         .action = "x",
+         .outcome = "success",
+         .details = arr,
+         .details_text = "{}"},
     };
     assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_int_equal(cu_audit_append(f->audit, f->conn, &bad[i], NULL), CU_E_INVALID);
     cu_db_rollback(f->conn);
     json_decref(arr);
+}
+
+/* Details given as canonical text are stored byte for byte and chained like any other. */
+static void test_details_text(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_audit_record r;
+    int64_t seq = 0;
+    struct cu_audit_event ev = {.actor_type = "system",
+                                .action = "x.y",
+                                .outcome = "success",
+                                .details_text = "{\"revealed\":[\"email\",\"phone\"]}"};
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_audit_append(f->audit, f->conn, &ev, &seq), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_audit_get(f->conn, seq, &r), CU_OK);
+    assert_string_equal(r.details, "{\"revealed\":[\"email\",\"phone\"]}");
+    cu_audit_record_clear(&r);
+    verify_ok(f);
 }
 
 static void test_source_ip_hashed(void **state)
@@ -533,6 +563,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_append_chains, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollback_discards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_details_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_source_ip_hashed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoints_and_proofs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tamper_changed_byte, setup, teardown),
