@@ -133,8 +133,8 @@ static int fill_and_rotate(long n, const char *key_path, struct cu_store *st)
 
 /* Reads one customer with every personal field n times; with writer, another connection
  * commits a write before each read (not counted in the rate). */
-static double read_rate(struct cu_vault *v, struct cu_db *db, struct cu_db *writer,
-                        const char *id, long n)
+static double read_rate(struct cu_vault *v, struct cu_db *db, struct cu_db *writer, const char *id,
+                        long n)
 {
     uint64_t spent = 0;
     for (long i = 0; i < n; i++) {

@@ -179,8 +179,8 @@ enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *
 enum cu_err cu_resp_audit_text(struct cu_resp *resp, const char *action, const char *target,
                                const char *outcome, char *details)
 {
-    enum cu_err rc = details != NULL ? cu_resp_audit(resp, action, target, outcome, NULL)
-                                     : CU_E_NOMEM;
+    enum cu_err rc =
+        details != NULL ? cu_resp_audit(resp, action, target, outcome, NULL) : CU_E_NOMEM;
     if (rc == CU_OK)
         resp->audit.details_text = details;
     else

@@ -79,7 +79,7 @@ struct cu_pending_audit {
     const char *action;  /* static; NULL when there is none */
     const char *outcome; /* static */
     char target[CU_AUDIT_FIELD_MAX + 1];
-    json_t *details; /* owned by the response; NULL for none */
+    json_t *details;    /* owned by the response; NULL for none */
     char *details_text; /* or the details as canonical text, owned (malloc) */
 };
 

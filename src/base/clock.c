@@ -92,10 +92,10 @@ void cu_clock_format(int64_t ms, char out[CU_RFC3339_BYTES])
     /* Days since 0000-03-01, so that the leap day ends a year. */
     int64_t z = days + 719468;
     int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;                                     /* 0..146096 */
+    int64_t doe = z - era * 146097;                                      /* 0..146096 */
     int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* 0..399 */
     int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);               /* 0..365 */
-    int64_t mp = (5 * doy + 2) / 153;                                   /* 0..11, March first */
+    int64_t mp = (5 * doy + 2) / 153;                                    /* 0..11, March first */
     int64_t day = doy - (153 * mp + 2) / 5 + 1;
     int64_t month = mp < 10 ? mp + 3 : mp - 9;
     int64_t year = yoe + era * 400 + (month <= 2);

@@ -408,6 +408,7 @@ static enum cu_err put_int(struct cu_buf *b, json_int_t v)
 
 static enum cu_err canonical(const json_t *v, struct cu_buf *b, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): at most CANONICAL_DEPTH deep, checked by canonical
 static enum cu_err canonical_object(const json_t *v, struct cu_buf *b, int depth)
 {
     struct key_ref small[16], *keys = small;
@@ -418,7 +419,8 @@ static enum cu_err canonical_object(const json_t *v, struct cu_buf *b, int depth
 
     if (n > sizeof(small) / sizeof(small[0]) && (keys = cu_calloc(n, sizeof(*keys))) == NULL)
         return CU_E_NOMEM;
-    json_object_foreach ((json_t *)v, k, x) {
+    json_object_foreach((json_t *)v, k, x)
+    {
         keys[i].key = k;
         keys[i].len = strlen(k);
         keys[i].value = x;
@@ -443,6 +445,7 @@ static enum cu_err canonical_object(const json_t *v, struct cu_buf *b, int depth
     return rc;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): at most CANONICAL_DEPTH deep, checked on entry
 static enum cu_err canonical(const json_t *v, struct cu_buf *b, int depth)
 {
     enum cu_err rc = CU_OK;

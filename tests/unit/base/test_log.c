@@ -303,8 +303,8 @@ static void test_buffered_threads(void **state)
 /* Integers across the whole range come out as the same numbers (the log writes digits itself). */
 static void test_integers_exact(void **state)
 {
-    static const int64_t values[] = {0, 1, -1, 9, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN,
-                                     INT64_MIN + 1};
+    static const int64_t values[] = {
+        0, 1, -1, 9, 10, -10, 1234567890123LL, INT64_MAX, INT64_MIN, INT64_MIN + 1};
     for (size_t i = 0; i < sizeof values / sizeof values[0]; i++) {
         cu_log(CU_LOG_INFO, "n", CU_LI("v", values[i]));
         json_t *v = read_line();

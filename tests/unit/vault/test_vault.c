@@ -200,14 +200,14 @@ static void test_stored_format_known_answer(void **state)
 
     assert_int_equal(cu_kek_wrapped_version(f->kek, w, wl, &kv), CU_OK);
     snprintf(ad, sizeof(ad), "dek|%s|%u", c.id, kv);
-    assert_int_equal(cu_kek_unwrap(f->kek, w, wl, (const uint8_t *)ad, strlen(ad),
-                                   cu_secret_data(dek), 32, &dl),
-                     CU_OK);
+    assert_int_equal(
+        cu_kek_unwrap(f->kek, w, wl, (const uint8_t *)ad, strlen(ad), cu_secret_data(dek), 32, &dl),
+        CU_OK);
     assert_int_equal(dl, 32);
     assert_int_equal(cu_b64url_decode_public(text, tl, sealed, sizeof(sealed), &sl), CU_OK);
     snprintf(ad, sizeof(ad), "customers|email|%s", c.id);
-    assert_int_equal(cu_crypto_open(dek, dek_version, sealed, sl, (const uint8_t *)ad,
-                                    strlen(ad), plain, sizeof(plain), &pl),
+    assert_int_equal(cu_crypto_open(dek, dek_version, sealed, sl, (const uint8_t *)ad, strlen(ad),
+                                    plain, sizeof(plain), &pl),
                      CU_OK);
     assert_int_equal(pl, strlen("ka@example.com"));
     assert_memory_equal(plain, "ka@example.com", pl);
