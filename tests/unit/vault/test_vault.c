@@ -324,24 +324,66 @@ static void test_rotation(void **state)
     }
 }
 
-/* A database made before migration 0005 (fields in a rowid table) upgrades with every
- * customer still readable, and its fields table is then clustered. */
-static void test_upgrade_clusters_fields(void **state)
+/* The customer tables as migrations 0003 and 0004 made them (rowid tables), for the upgrade
+ * test; the rows are kept in temporary tables across the rebuild. */
+static const char v4_schema[] =
+    "PRAGMA foreign_keys = OFF; BEGIN;"
+    "CREATE TEMP TABLE t_c AS SELECT * FROM customers;"
+    "CREATE TEMP TABLE t_f AS SELECT * FROM customer_fields;"
+    "CREATE TEMP TABLE t_i AS SELECT * FROM customer_index;"
+    "CREATE TEMP TABLE t_s AS SELECT * FROM customer_secrets;"
+    "DROP TABLE customer_fields; DROP TABLE customer_index; DROP TABLE customer_secrets;"
+    "DROP TABLE customers;"
+    "CREATE TABLE customers (id TEXT NOT NULL PRIMARY KEY, status TEXT NOT NULL, country TEXT,"
+    " language TEXT, tags TEXT NOT NULL, dek_wrapped BLOB, dek_version INTEGER NOT NULL,"
+    " kek_version INTEGER, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " erased_at INTEGER, erased_by TEXT) STRICT;"
+    "CREATE INDEX customers_kek ON customers (kek_version);"
+    "CREATE TABLE customer_fields (customer_id TEXT NOT NULL REFERENCES customers (id),"
+    " field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (customer_id, field)) STRICT;"
+    "CREATE TABLE customer_index (field TEXT NOT NULL, hash BLOB NOT NULL,"
+    " customer_id TEXT NOT NULL REFERENCES customers (id), is_unique INTEGER NOT NULL,"
+    " PRIMARY KEY (field, hash, customer_id)) STRICT;"
+    "CREATE UNIQUE INDEX customer_index_unique ON customer_index (field, hash)"
+    " WHERE is_unique = 1;"
+    "CREATE INDEX customer_index_customer ON customer_index (customer_id, field);"
+    "CREATE TABLE customer_secrets (customer_id TEXT NOT NULL REFERENCES customers (id),"
+    " name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (customer_id, name)) STRICT;"
+    "INSERT INTO customers SELECT * FROM t_c; INSERT INTO customer_fields SELECT * FROM t_f;"
+    "INSERT INTO customer_index SELECT * FROM t_i;"
+    "INSERT INTO customer_secrets SELECT * FROM t_s;"
+    "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
+
+/* One row of a query's first column as text, copied into out. */
+static void query_text(struct fixture *f, const char *q, char *out, size_t cap)
+{
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    assert_int_equal(cu_db_query(f->conn, q, NULL, 0, &st), CU_OK);
+    assert_int_equal(cu_stmt_next(st, &row), CU_OK);
+    snprintf(out, cap, "%s", row ? cu_stmt_text(st, 0, NULL) : "(no row)");
+    cu_stmt_done(st);
+}
+
+/* A database of schema version 4 (rowid tables) upgrades through 0005 and 0006 with every
+ * customer still readable and findable by its blind index, its secrets kept, the foreign
+ * keys whole, and the four customer tables clustered (WITHOUT ROWID). */
+static void test_upgrade_clusters_customers(void **state)
 {
     struct fixture *f = *state;
     struct cu_customer c[3], g;
-    char err[CU_STORE_ERR_BYTES];
+    char err[CU_STORE_ERR_BYTES], why[CU_VAULT_WHY_BYTES], text[256];
+    char ids[4][CU_CUSTOMER_ID_BYTES];
+    size_t n = 0;
     create(f, "{\"given_name\": \"A\", \"email\": \"a@example.com\"}", &c[0]);
     create(f, "{\"given_name\": \"B\", \"phone\": \"+441234567890\"}", &c[1]);
     create(f, "{\"family_name\": \"C\", \"national_id\": \"XY1234\"}", &c[2]);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_secret_put(f->v, f->conn, c[1].id, "totp", "s3cret", 6), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
     cu_store_close(f->st);
     f->st = NULL;
-    /* Back to the schema of version 4. */
-    sql(f, "BEGIN; CREATE TABLE old_fields (customer_id TEXT NOT NULL REFERENCES customers (id), "
-           "field TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (customer_id, field)) STRICT; "
-           "INSERT INTO old_fields SELECT * FROM customer_fields; DROP TABLE customer_fields; "
-           "ALTER TABLE old_fields RENAME TO customer_fields; "
-           "DELETE FROM schema_migrations WHERE version = 5; COMMIT;");
+    sql(f, v4_schema);
     struct cu_store_opts o = {.backend = "sqlite", .path = f->db, .busy_timeout_ms = 5000};
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
@@ -353,18 +395,33 @@ static void test_upgrade_clusters_fields(void **state)
                 assert_string_equal(g.values[k], c[i].values[k]);
         }
         cu_customer_clear(&g);
-        cu_customer_clear(&c[i]);
     }
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    assert_int_equal(cu_db_query(f->conn,
-                                 "SELECT sql FROM sqlite_schema WHERE name = 'customer_fields'",
-                                 NULL, 0, &st),
+    assert_int_equal(cu_vault_find(f->v, f->conn, "email", "a@example.com", ids, 4, &n, why),
                      CU_OK);
-    assert_int_equal(cu_stmt_next(st, &row), CU_OK);
-    assert_true(row);
-    assert_non_null(strstr(cu_stmt_text(st, 0, NULL), "WITHOUT ROWID"));
-    cu_stmt_done(st);
+    assert_int_equal(n, 1);
+    assert_string_equal(ids[0], c[0].id);
+    uint8_t secret[16];
+    size_t sl = 0;
+    assert_int_equal(
+        cu_vault_secret_get(f->v, f->conn, c[1].id, "totp", secret, sizeof(secret), &sl), CU_OK);
+    assert_int_equal(sl, 6);
+    assert_memory_equal(secret, "s3cret", 6);
+    for (int i = 0; i < 3; i++)
+        cu_customer_clear(&c[i]);
+
+    query_text(f, "SELECT count(*) FROM pragma_foreign_key_check", text, sizeof(text));
+    assert_string_equal(text, "0");
+    query_text(f, "PRAGMA integrity_check", text, sizeof(text));
+    assert_string_equal(text, "ok");
+    query_text(f,
+               "SELECT count(*) FROM sqlite_schema WHERE name IN ('customers', "
+               "'customer_fields', 'customer_index', 'customer_secrets') AND sql LIKE "
+               "'%WITHOUT ROWID%'",
+               text, sizeof(text));
+    assert_string_equal(text, "4");
+    query_text(f, "SELECT count(*) FROM sqlite_schema WHERE name LIKE '%old%' OR name LIKE '%new%'",
+               text, sizeof(text));
+    assert_string_equal(text, "0");
 }
 
 static void test_erasure(void **state)
@@ -407,7 +464,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_ciphertext_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_upgrade_clusters_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_upgrade_clusters_customers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
