@@ -365,7 +365,7 @@ static void query_text(struct fixture *f, const char *q, char *out, size_t cap)
     cu_stmt_done(st);
 }
 
-/* A database of schema version 4 (rowid tables) upgrades through 0005 and 0006 with every
+/* A database of schema version 4 (rowid tables) upgrades through 0005 with every
  * customer still readable and findable by its blind index, its secrets kept, the foreign
  * keys whole, and the four customer tables clustered (WITHOUT ROWID). */
 static void test_upgrade_clusters_customers(void **state)

@@ -1,10 +1,11 @@
--- 0006_customers_clustered: customers stored in one b-tree keyed by id (WITHOUT ROWID), so
--- that finding a customer is one descent instead of the id index and then the table; a read
--- under audited load loads its pages afresh after every group commit (docs/performance.md).
--- With foreign keys on, renaming a table rewrites the REFERENCES clauses that name it, so the
--- tables that refer to customers are rebuilt too, each referring to the new table (and made
--- WITHOUT ROWID as well, keyed as they are looked up); then the old table goes. Dropped
--- tables' pages are overwritten (secure_delete is on for every connection).
+-- 0005_customers_clustered: the customer tables stored as b-trees keyed as they are looked up
+-- (WITHOUT ROWID): a customer is one descent by id instead of the id index and then the
+-- table, and its sealed fields sit together after it. A read under audited load loads its
+-- pages afresh after every group commit, so pages per read is what counts
+-- (docs/performance.md). With foreign keys on, renaming a table rewrites the REFERENCES
+-- clauses that name it, so the tables that refer to customers are rebuilt too, each referring
+-- to the new table; then the old table goes. Dropped tables' pages are overwritten
+-- (secure_delete is on for every connection).
 ALTER TABLE customers RENAME TO customers_old;
 DROP INDEX customers_kek;
 CREATE TABLE customers (
