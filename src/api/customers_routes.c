@@ -250,11 +250,9 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
 
     if (rc == CU_OK)
         rc = cu_vault_find(req->app->vault, db, field, value, ids, SEARCH_MAX, &n, why);
-    for (; rc == CU_OK && got < n; got++) {
-        rc = cu_vault_get(req->app->vault, db, ids[got], true, &cs[got]);
-        if (rc != CU_OK)
-            break;
-    }
+    while (rc == CU_OK && got < n &&
+           (rc = cu_vault_get(req->app->vault, db, ids[got], true, &cs[got])) == CU_OK)
+        got++;
     if (rc != CU_OK) {
         for (size_t i = 0; i < got; i++)
             cu_customer_clear(&cs[i]);

@@ -208,8 +208,7 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
     enum cu_err rc = CU_OK;
     memset(r, 0, sizeof(*r));
     if (!outcome_ok(ev->outcome) || ev->action == NULL || ev->action[0] == '\0' ||
-        (ev->details != NULL && !json_is_object(ev->details)) ||
-        (ev->details != NULL && ev->details_text != NULL))
+        (ev->details != NULL && (!json_is_object(ev->details) || ev->details_text != NULL)))
         return CU_E_INVALID;
     rc = copy_field(r->actor_type, sizeof(r->actor_type), ev->actor_type);
     if (rc == CU_OK)

@@ -347,24 +347,24 @@ enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n)
     const unsigned char *u = (const unsigned char *)s;
     enum cu_err rc;
 
-    /* Most strings need no escape at all: append them whole. */
+    /* The opening quote and the run of characters that need no escape go in one append;
+     * most strings are nothing but such a run, and end here with their closing quote. */
     while (off < n && plain_char(u[off]))
         off++;
-    if (off == n) {
-        char *at = NULL;
-        if (n > SIZE_MAX - 2)
-            return CU_E_TOO_LARGE;
-        rc = cu_buf_extend(b, n + 2, &at);
-        if (rc == CU_OK) {
-            at[0] = '"';
-            if (n > 0)
-                memcpy(at + 1, s, n);
-            at[n + 1] = '"';
-        }
+    size_t whole = off == n ? 1 : 0;
+    char *at = NULL;
+    if (off > SIZE_MAX - 2)
+        return CU_E_TOO_LARGE;
+    rc = cu_buf_extend(b, off + 1 + whole, &at);
+    if (rc != CU_OK)
         return rc;
+    at[0] = '"';
+    if (off > 0)
+        memcpy(at + 1, s, off);
+    if (whole) {
+        at[off + 1] = '"';
+        return CU_OK;
     }
-    off = 0;
-    rc = cu_buf_append(b, "\"", 1);
 
     while (rc == CU_OK && off < n) {
         char chunk[256];

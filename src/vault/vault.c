@@ -96,18 +96,11 @@ static void why_set(char why[CU_VAULT_WHY_BYTES], const char *field, const char 
 /* The associated data are built by copying, not by snprintf: a read builds nine of them. */
 static void dek_ad(const char *id, uint32_t kek_version, char ad[AD_BYTES])
 {
-    char digits[12];
-    size_t nd = 0, il = strnlen(id, CU_CUSTOMER_ID_BYTES - 1);
-    do {
-        digits[nd++] = (char)('0' + kek_version % 10u);
-        kek_version /= 10u;
-    } while (kek_version > 0);
+    size_t il = strnlen(id, CU_CUSTOMER_ID_BYTES - 1);
     memcpy(ad, "dek|", 4);
     memcpy(ad + 4, id, il);
     ad[4 + il] = '|';
-    for (size_t i = 0; i < nd; i++)
-        ad[5 + il + i] = digits[nd - 1 - i];
-    ad[5 + il + nd] = '\0';
+    ad[5 + il + cu_text_i64(ad + 5 + il, kek_version)] = '\0';
 }
 
 static void field_ad(const char *id, const char *field, char ad[AD_BYTES])
