@@ -132,6 +132,16 @@ static void wait_total(struct tally *t, int n)
     pthread_mutex_unlock(&t->mu);
 }
 
+/* Starts a tally and submits MANY good records, each with its slot. */
+static void submit_many(struct fixture *f, struct tally *t, struct slot slots[MANY])
+{
+    tally_init(t);
+    for (int i = 0; i < MANY; i++) {
+        slots[i] = (struct slot){t, i};
+        assert_int_equal(cu_audit_batcher_submit(f->b, &good, done, &slots[i]), CU_OK);
+    }
+}
+
 static void test_submit_commits(void **state)
 {
     struct fixture *f = *state;
@@ -139,11 +149,7 @@ static void test_submit_commits(void **state)
     struct slot slots[MANY];
     int64_t before = head(f);
 
-    tally_init(&t);
-    for (int i = 0; i < MANY; i++) {
-        slots[i] = (struct slot){&t, i};
-        assert_int_equal(cu_audit_batcher_submit(f->b, &good, done, &slots[i]), CU_OK);
-    }
+    submit_many(f, &t, slots);
     wait_total(&t, MANY);
     for (int i = 0; i < MANY; i++) {
         assert_int_equal(t.calls[i], 1);
@@ -219,11 +225,7 @@ static void test_stop_writes_waiting_then_refuses(void **state)
     struct slot slots[MANY];
     int64_t before = head(f);
 
-    tally_init(&t);
-    for (int i = 0; i < MANY; i++) {
-        slots[i] = (struct slot){&t, i};
-        assert_int_equal(cu_audit_batcher_submit(f->b, &good, done, &slots[i]), CU_OK);
-    }
+    submit_many(f, &t, slots);
     cu_audit_batcher_stop(f->b);
     /* Every callback has returned once stop has. */
     assert_int_equal(t.total, MANY);
