@@ -16,6 +16,9 @@
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
+/* How often, at most, the server looks at the root key file for a change. */
+#define KEY_FILE_CHECK_MS 1000
+
 static int usage(void)
 {
     fputs("usage: custodia serve [--dir DIR]\n"
@@ -112,8 +115,17 @@ int cu_cli_serve(int argc, char **argv)
     app->threads = pool_size(&ctx.cfg);
     app->audit = ctx.audit;
     enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
+    /* The KEKs follow the root key file, so that `keys rotate` and `keys retire` take effect
+     * without a restart (docs/operations.md, "Keys"). */
+    char key_path[CU_CONFIG_PATH_BYTES];
+    if (cu_config_path(&ctx.cfg, ctx.cfg.keys.root_key_file, key_path, sizeof(key_path)) != CU_OK ||
+        cu_kek_source_keyring_file(ctx.keyring, key_path, KEY_FILE_CHECK_MS, &app->kek) != CU_OK) {
+        cu_cli_error("out of memory");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     if (cu_crypto_aead_parse(ctx.cfg.keys.algorithm, &alg) != CU_OK ||
-        !cu_crypto_aead_available(alg) || cu_kek_source_keyring(ctx.keyring, &app->kek) != CU_OK ||
+        !cu_crypto_aead_available(alg) ||
         cu_vault_new(ctx.keyring, app->kek, alg, &app->vault) != CU_OK) {
         cu_cli_error("[keys] algorithm: %s is not available on this CPU, or the vault could not "
                      "start",

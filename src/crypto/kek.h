@@ -54,6 +54,41 @@ CU_WUR enum cu_err cu_kek_source_new(const struct cu_kek_source_ops *ops, void *
  * cu_kek_source_free(). */
 CU_WUR enum cu_err cu_kek_source_keyring(const struct cu_keyring *kr, struct cu_kek_source **out);
 
+/* cu_kek_source_keyring_file(first, path, check_ms, out): the root-key-file source of a long-
+ * running process, which follows changes to the file: KEKs come from first (the keyring loaded
+ * from path at start, which must outlive the source) until the file at path changes, and then
+ * from the file as reloaded. The file is looked at (one stat) at most every check_ms
+ * milliseconds, on whichever thread wraps or unwraps, and at once when a wrapped DEK names a
+ * version the keyring in use lacks; it is loaded again only when its identity (inode, size,
+ * modification time) changed. A reload is taken only when it is a later state of the same
+ * file (cu_keyring_compare: CU_KEYRING_NEWER); a file that no longer loads, holds another
+ * master secret or changed the key of a version is refused with an error in the log, and the
+ * keyring in use stays. So `custodia keys rotate` and `keys retire` take effect in a running
+ * server within check_ms, without a restart. Keyrings in use are never freed before the
+ * source (a thread may still hold one): after CU_KEK_RELOADS_MAX reloads, further ones are
+ * refused and the log asks for a restart. Caller frees *out with cu_kek_source_free(). */
+#define CU_KEK_RELOADS_MAX 64
+CU_WUR enum cu_err cu_kek_source_keyring_file(const struct cu_keyring *first, const char *path,
+                                              unsigned check_ms, struct cu_kek_source **out);
+
+/* Builds the associated data for a wrap under KEK version into ad (cap bytes, NUL-terminated);
+ * arg is the caller's. */
+typedef void (*cu_kek_ad_fn)(const void *arg, uint32_t version, char *ad, size_t cap);
+
+/* Bytes of associated data cu_kek_wrap_versioned offers its cu_kek_ad_fn. */
+#define CU_KEK_AD_MAX 160
+
+/* cu_kek_wrap_versioned(s, dek, dek_len, make_ad, arg, out, cap, out_len, version): wraps the
+ * DEK under the current KEK with associated data that names that KEK's version (make_ad
+ * builds it); *version is that version. If the source moves to a newer KEK between reading the
+ * version and wrapping (a reloaded root key file), it wraps again, so the version in the
+ * associated data is always the one the wrapped value names. CU_E_UNAVAILABLE if the version
+ * kept moving. */
+CU_WUR enum cu_err cu_kek_wrap_versioned(struct cu_kek_source *s, const uint8_t *dek,
+                                         size_t dek_len, cu_kek_ad_fn make_ad, const void *arg,
+                                         uint8_t *out, size_t cap, size_t *out_len,
+                                         uint32_t *version);
+
 /* cu_kek_wrap(s, dek, dek_len, ad, ad_len, out, cap, out_len): wraps the DEK under the current
  * KEK, binding ad (which must be given again to unwrap). CU_E_TOO_LARGE when cap is too small
  * (CU_KEK_WRAPPED_MAX is enough for a 32-byte DEK). */

@@ -861,6 +861,22 @@ static bool same_keyring(const struct cu_keyring *a, const struct cu_keyring *b)
     return same;
 }
 
+/* cu_keyring_compare(old, new): what new is to old (in constant time as to the key bytes). */
+enum cu_keyring_change cu_keyring_compare(const struct cu_keyring *old,
+                                          const struct cu_keyring *new)
+{
+    if (sodium_memcmp(cu_secret_data(old->master), cu_secret_data(new->master), CU_KEY_BYTES) != 0)
+        return CU_KEYRING_CONFLICT;
+    for (size_t i = 0; i < old->nkeks; i++) {
+        const struct kek *k = find_kek(new, old->keks[i].version);
+        if (k != NULL && (k->created_ms != old->keks[i].created_ms ||
+                          sodium_memcmp(cu_secret_data(k->key), cu_secret_data(old->keks[i].key),
+                                        CU_KEY_BYTES) != 0))
+            return CU_KEYRING_CONFLICT;
+    }
+    return same_keyring(old, new) ? CU_KEYRING_SAME : CU_KEYRING_NEWER;
+}
+
 /* check_written(tmp, want, err): the file at tmp loads and holds exactly want. */
 static enum cu_err check_written(const char *tmp, const struct cu_keyring *want, char *err)
 {

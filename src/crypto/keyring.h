@@ -77,4 +77,18 @@ CU_WUR enum cu_err cu_keyring_retire_kek(const char *path, uint32_t version,
 CU_WUR enum cu_err cu_keyring_kek_info(const struct cu_keyring *kr, struct cu_kek_info *out,
                                        size_t cap, size_t *n);
 
+/* How a newly loaded keyring stands to the one in use (cu_keyring_compare). */
+enum cu_keyring_change {
+    CU_KEYRING_SAME,     /* the same master secret, KEKs and current version */
+    CU_KEYRING_NEWER,    /* the same master secret, and every KEK version both hold has the same
+                          * key and creation time: versions were added or retired, or another
+                          * is current */
+    CU_KEYRING_CONFLICT, /* another master secret, or a version whose key differs: not a later
+                          * state of the same file */
+};
+
+/* cu_keyring_compare(old, new): what new is to old (in constant time as to the key bytes). */
+enum cu_keyring_change cu_keyring_compare(const struct cu_keyring *old,
+                                          const struct cu_keyring *new);
+
 #endif

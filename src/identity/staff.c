@@ -91,14 +91,17 @@ static enum cu_err open_text(const struct cu_secret *dek, const char *id, const 
     return rc;
 }
 
+/* The associated data of a staff member's wrapped DEK (a cu_kek_ad_fn). */
+static void dek_ad(const void *id, uint32_t version, char *ad, size_t cap)
+{
+    snprintf(ad, cap, "staff_dek|%s|%u", (const char *)id, (unsigned)version);
+}
+
 static enum cu_err wrap_dek(struct cu_kek_source *kek, const char *id, const struct cu_secret *dek,
                             uint8_t *out, size_t *len, uint32_t *version)
 {
-    char ad[AD_BYTES];
-    *version = cu_kek_current_version(kek);
-    snprintf(ad, sizeof(ad), "staff_dek|%s|%u", id, (unsigned)*version);
-    return cu_kek_wrap(kek, cu_secret_data(dek), CU_KEY_BYTES, (const uint8_t *)ad, strlen(ad), out,
-                       CU_KEK_WRAPPED_MAX, len);
+    return cu_kek_wrap_versioned(kek, cu_secret_data(dek), CU_KEY_BYTES, dek_ad, id, out,
+                                 CU_KEK_WRAPPED_MAX, len, version);
 }
 
 static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const void *w, size_t wl,
@@ -108,7 +111,7 @@ static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const v
     uint32_t version = 0;
     size_t n = 0;
     enum cu_err rc = cu_kek_wrapped_version(kek, w, wl, &version);
-    snprintf(ad, sizeof(ad), "staff_dek|%s|%u", id, (unsigned)version);
+    dek_ad(id, version, ad, sizeof(ad));
     if (rc == CU_OK)
         rc = cu_kek_unwrap(kek, w, wl, (const uint8_t *)ad, strlen(ad), cu_secret_data(dek),
                            CU_KEY_BYTES, &n);

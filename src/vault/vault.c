@@ -27,6 +27,7 @@
 #define SEALED_TEXT_MAX (CU_B64URL_LEN(SEALED_MAX) + 1)
 _Static_assert(sizeof("customers||") + CU_FIELD_NAME_MAX + CU_CUSTOMER_ID_BYTES <= AD_BYTES,
                "a field's associated data fits");
+_Static_assert(AD_BYTES <= CU_KEK_AD_MAX, "a DEK's associated data fits the KEK source's");
 _Static_assert(sizeof("dek||4294967295") + CU_CUSTOMER_ID_BYTES <= AD_BYTES,
                "a DEK's associated data fits");
 
@@ -113,14 +114,18 @@ static void field_ad(const char *id, const char *field, char ad[AD_BYTES])
     ad[11 + fl + il] = '\0';
 }
 
+/* dek_ad_for(id, version, ad, cap): dek_ad as a cu_kek_ad_fn. */
+static void dek_ad_for(const void *id, uint32_t version, char *ad, size_t cap)
+{
+    CU_ASSERT(cap >= AD_BYTES);
+    dek_ad(id, version, ad);
+}
+
 static enum cu_err wrap_dek(struct cu_vault *v, const char *id, const struct cu_secret *dek,
                             uint8_t *out, size_t cap, size_t *len, uint32_t *version)
 {
-    char ad[AD_BYTES];
-    *version = cu_kek_current_version(v->kek);
-    dek_ad(id, *version, ad);
-    return cu_kek_wrap(v->kek, cu_secret_data(dek), cu_secret_len(dek), (const uint8_t *)ad,
-                       strlen(ad), out, cap, len);
+    return cu_kek_wrap_versioned(v->kek, cu_secret_data(dek), cu_secret_len(dek), dek_ad_for, id,
+                                 out, cap, len, version);
 }
 
 /* Unwraps a customer's DEK into dek (guarded memory of CU_KEY_BYTES, reused by callers that

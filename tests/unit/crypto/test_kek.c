@@ -1,10 +1,17 @@
 /*
  * test_kek.c - KEK sources: wrapping and unwrapping DEKs with the root key file source,
  * associated data binding, unwrapping across a KEK rotation, a retired KEK reported as
- * missing, the version a wrapped DEK names, and a custom source behind the ops table.
+ * missing, the version a wrapped DEK names, and a custom source behind the ops table; the
+ * source that follows the root key file while a server runs (rotation and retirement taken
+ * without a restart, a foreign or broken file refused); a wrap whose version moves meanwhile.
  */
 #include "cu_test.h"
 
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "base/log.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "crypto/kek.h"
@@ -301,6 +308,238 @@ static void test_custom_source(void **state)
     cu_kek_source_free(NULL);
 }
 
+/* ---- the source that follows the file ---- */
+
+/* wrap_with(s, out, len): wraps dek under ad with source s. */
+static void wrap_with(struct cu_kek_source *s, uint8_t out[CU_KEK_WRAPPED_MAX], size_t *len)
+{
+    assert_int_equal(cu_kek_wrap(s, dek, sizeof dek, ad, sizeof ad, out, CU_KEK_WRAPPED_MAX, len),
+                     CU_OK);
+}
+
+/* opens(s, w, wlen): the result of unwrapping w with s; on success, checks it gives dek. */
+static enum cu_err opens(struct cu_kek_source *s, const uint8_t *w, size_t wlen)
+{
+    uint8_t got[CU_KEY_BYTES];
+    size_t glen = 0;
+    enum cu_err rc = cu_kek_unwrap(s, w, wlen, ad, sizeof ad, got, sizeof got, &glen);
+    if (rc == CU_OK)
+        assert_memory_equal(got, dek, CU_KEY_BYTES);
+    return rc;
+}
+
+static uint32_t version_of(const uint8_t *w, size_t wlen)
+{
+    uint32_t v = 0;
+    assert_int_equal(cu_kek_wrapped_version(src, w, wlen, &v), CU_OK);
+    return v;
+}
+
+/* As a running server and `custodia keys rotate` in another process see it: the server's
+ * source looks at the file only every hour, yet it unwraps a DEK the rotation re-wrapped
+ * under the new KEK at once (a version it lacks makes it look), and wraps under it from then
+ * on. */
+static void test_file_source_follows_rotation(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    struct cu_kek_source *server = NULL;
+    uint8_t before[CU_KEK_WRAPPED_MAX], rewrapped[CU_KEK_WRAPPED_MAX], after[CU_KEK_WRAPPED_MAX];
+    size_t blen = 0, rlen = 0, alen = 0;
+    uint32_t v = 0;
+
+    (void)state;
+    assert_int_equal(cu_kek_source_keyring_file(kr, path, 3600 * 1000, &server), CU_OK);
+    assert_string_equal(cu_kek_source_name(server), "keyring");
+    wrap_with(server, before, &blen);
+    assert_int_equal(version_of(before, blen), 1);
+
+    /* The rotation, in another process with its own keyring. */
+    struct cu_keyring *cli_kr = NULL;
+    struct cu_kek_source *cli = NULL;
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(cu_keyring_load(path, &cli_kr, err), CU_OK);
+    assert_int_equal(cu_kek_source_keyring(cli_kr, &cli), CU_OK);
+    wrap_with(cli, rewrapped, &rlen);
+    assert_int_equal(version_of(rewrapped, rlen), 2);
+    cu_kek_source_free(cli);
+    cu_keyring_free(cli_kr);
+
+    assert_int_equal(cu_kek_current_version(server), 1); /* not looked at yet */
+    assert_int_equal(opens(server, rewrapped, rlen), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 2);
+    wrap_with(server, after, &alen);
+    assert_int_equal(version_of(after, alen), 2);
+    assert_int_equal(opens(server, before, blen), CU_OK); /* KEK 1 is still in the file */
+    cu_kek_source_free(server);
+}
+
+/* With check_ms 0 the file is looked at on every use: retiring KEK 1 takes it away from the
+ * running source, and adding KEK 3 makes new wraps use it. */
+static void test_file_source_follows_retirement(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES];
+    struct cu_kek_source *server = NULL;
+    uint8_t old[CU_KEK_WRAPPED_MAX], w[CU_KEK_WRAPPED_MAX];
+    size_t olen = 0, wlen = 0;
+    uint32_t v = 0;
+
+    (void)state;
+    assert_int_equal(cu_kek_source_keyring_file(kr, path, 0, &server), CU_OK);
+    wrap_with(server, old, &olen);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 2);
+    assert_int_equal(cu_keyring_retire_kek(path, 1, err), CU_OK);
+    assert_int_equal(opens(server, old, olen), CU_E_KEY_MISSING);
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    wrap_with(server, w, &wlen);
+    assert_int_equal(version_of(w, wlen), 3);
+    assert_int_equal(opens(server, w, wlen), CU_OK);
+    cu_kek_source_free(server);
+}
+
+/* replace_file(text): puts a file with text (mode 0600) in place of the root key file, as a
+ * rewrite does: a new inode renamed over the old one. */
+static void replace_file(const char *text)
+{
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.new", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* file_has(p, needle): whether the file at p contains needle. */
+static bool file_has(const char *p, const char *needle)
+{
+    char buf[8192];
+    FILE *f = fopen(p, "r");
+    assert_non_null(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+/* A file that is not a later state of the one in use is refused, loudly, and the keys in use
+ * stay: another installation's root key file, a broken one, a missing one. When the right
+ * file comes back, it is taken again. */
+static void test_file_source_refuses_foreign_and_broken(void **state)
+{
+    char err[CU_KEYRING_ERR_BYTES], other[1300], logp[1300], saved[1300];
+    struct cu_kek_source *server = NULL;
+    uint8_t w[CU_KEK_WRAPPED_MAX];
+    size_t wlen = 0;
+    uint32_t v = 0;
+
+    (void)state;
+    snprintf(logp, sizeof logp, "%s/log", dir);
+    int lfd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(lfd >= 0);
+    cu_log_set_fd(lfd);
+    assert_int_equal(cu_kek_source_keyring_file(kr, path, 0, &server), CU_OK);
+    wrap_with(server, w, &wlen);
+    snprintf(saved, sizeof saved, "%s/saved.key", dir);
+    assert_int_equal(link(path, saved), 0);
+
+    snprintf(other, sizeof other, "%s/other.key", dir);
+    assert_int_equal(cu_keyring_create(other, err), CU_OK); /* another master secret */
+    assert_int_equal(rename(other, path), 0);
+    assert_int_equal(opens(server, w, wlen), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 1);
+    assert_true(file_has(logp, "\"msg\":\"keys.reload_refused\""));
+
+    replace_file("this is not a root key file\n");
+    assert_int_equal(opens(server, w, wlen), CU_OK);
+    assert_true(file_has(logp, "\"msg\":\"keys.reload_failed\""));
+
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(opens(server, w, wlen), CU_OK);
+
+    assert_int_equal(rename(saved, path), 0); /* the right file again, then a rotation */
+    assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 2);
+    assert_true(file_has(logp, "\"msg\":\"keys.reloaded\""));
+    assert_false(file_has(logp, "\"key\"")); /* no key material in the log */
+    cu_log_set_fd(2);
+    close(lfd);
+    cu_kek_source_free(server);
+}
+
+/* A source whose current version moves while a wrap is under way (as the file source's does
+ * when the file is reloaded between reading the version and wrapping). */
+struct mover {
+    uint32_t cur;
+    int moves; /* how many more wraps find a newer version */
+    char last_ad[CU_KEK_AD_MAX];
+};
+
+static enum cu_err mover_wrap(void *state, const uint8_t *in, size_t len, const uint8_t *a,
+                              size_t alen, uint8_t *out, size_t cap, size_t *out_len)
+{
+    struct mover *m = state;
+    if (m->moves > 0) {
+        m->cur++;
+        m->moves--;
+    }
+    assert_true(alen < sizeof m->last_ad && cap > len);
+    memcpy(m->last_ad, a, alen);
+    m->last_ad[alen] = '\0';
+    out[0] = (uint8_t)m->cur;
+    memcpy(out + 1, in, len);
+    *out_len = len + 1;
+    return CU_OK;
+}
+
+static uint32_t mover_current(void *state)
+{
+    return ((struct mover *)state)->cur;
+}
+
+static void mover_free(void *state)
+{
+    (void)state;
+}
+
+static const struct cu_kek_source_ops mover_ops = {
+    .name = "mover",
+    .wrap = mover_wrap,
+    .unwrap = fake_unwrap,
+    .current_version = mover_current,
+    .wrapped_version = fake_version,
+    .free = mover_free,
+};
+
+static void ad_for(const void *arg, uint32_t version, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s|%u", (const char *)arg, (unsigned)version);
+}
+
+static void test_wrap_versioned(void **state)
+{
+    struct mover m = {.cur = 1, .moves = 1};
+    struct cu_kek_source *s = NULL;
+    uint8_t w[CU_KEK_WRAPPED_MAX];
+    size_t wlen = 0;
+    uint32_t v = 0;
+
+    (void)state;
+    assert_int_equal(cu_kek_source_new(&mover_ops, &m, &s), CU_OK);
+    assert_int_equal(
+        cu_kek_wrap_versioned(s, dek, sizeof dek, ad_for, "dek|c1", w, sizeof w, &wlen, &v), CU_OK);
+    assert_int_equal(v, 2); /* the first wrap met version 2 while its data named 1: again */
+    assert_int_equal(w[0], 2);
+    assert_string_equal(m.last_ad, "dek|c1|2");
+
+    m.moves = 1000; /* never settles */
+    assert_int_equal(
+        cu_kek_wrap_versioned(s, dek, sizeof dek, ad_for, "dek|c1", w, sizeof w, &wlen, &v),
+        CU_E_UNAVAILABLE);
+    assert_int_equal(wlen, 0);
+    cu_kek_source_free(s);
+}
+
 static void test_allocation_failure(void **state)
 {
     struct cu_kek_source *s = NULL;
@@ -331,6 +570,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrapped_version_malformed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_custom_source, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_source_follows_rotation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_source_follows_retirement, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_source_refuses_foreign_and_broken, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_wrap_versioned, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, group_setup, NULL);
