@@ -110,6 +110,9 @@ static void request_id(char out[CU_REQUEST_ID_BYTES])
  * CU_E_TOO_LARGE. */
 #define CU_E_HEADERS_TOO_LARGE ((enum cu_err)(CU_E__COUNT + 1))
 
+/* The smallest connection memory pool: above 32 KiB, libmicrohttpd maps it (start_daemon). */
+#define MIN_CONNECTION_POOL ((size_t)36 * 1024)
+
 static struct request *request_new(struct cu_app *app, struct MHD_Connection *c, const char *url,
                                    const char *method)
 {
@@ -750,7 +753,13 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
     bool ipv6;
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    /* Each connection's memory pool holds its requests' headers (the bearer token) and body
+     * chunks (personal data). The library zeroes it between requests, but frees it unwiped
+     * when the connection closes if it came from malloc, which it does for pools of 32 KiB or
+     * less; a larger pool is mapped and unmapped, so nothing of it stays in the heap. */
     size_t mem = cfg->server.max_header_bytes + 16384;
+    if (mem < MIN_CONNECTION_POOL)
+        mem = MIN_CONNECTION_POOL;
 
     if (listen_addr(cfg, &ss, &ipv6) != CU_OK)
         return NULL;
