@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/json.h"
 #include "cli/cli.h"
 #include "cu_version.h"
 
@@ -35,6 +36,7 @@ int main(int argc, char **argv)
         {"init", cu_cli_init},   {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
         {"audit", cu_cli_audit}, {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
     };
+    cu_json_setup();
     if (argc < 2)
         return usage(stderr);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -21,6 +21,23 @@
 #include "base/mem.h"
 #include "base/text.h"
 
+static void *json_alloc(size_t n)
+{
+    return malloc(n);
+}
+
+static void json_release(void *p)
+{
+    cu_mem_wipe_block(p);
+    free(p);
+}
+
+/* cu_json_setup(): jansson's frees zero the block first. */
+void cu_json_setup(void)
+{
+    json_set_alloc_funcs(json_alloc, json_release);
+}
+
 /* set_err(err, fmt, ...): formats into err when the caller gave one. */
 __attribute__((format(printf, 2, 3))) static void set_err(char *err, const char *fmt, ...)
 {

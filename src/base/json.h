@@ -19,6 +19,10 @@
 /* Bytes for an error message from these helpers. */
 #define CU_JSON_ERR_BYTES 256
 
+/* cu_json_setup(): makes jansson zero every block it frees (the trees of parsed request bodies
+ * hold personal data). Call once, first thing in main, before any other jansson call. */
+void cu_json_setup(void);
+
 /* cu_json_parse_object(data, len, out, err): parses len bytes of data as one JSON object
  * (duplicate keys rejected, no trailing data). On error writes a message naming the line and
  * column into err (CU_JSON_ERR_BYTES) and returns CU_E_INVALID. Caller frees *out with

@@ -7,6 +7,7 @@
  */
 #include "base/mem.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,4 +109,14 @@ char *cu_strndup(const char *s, size_t n)
 void cu_free(void *p)
 {
     free(p);
+}
+
+/* cu_mem_wipe_block(p): zeroes every usable byte of the heap block p; returns how many. */
+size_t cu_mem_wipe_block(void *p)
+{
+    if (p == NULL)
+        return 0;
+    size_t n = malloc_usable_size(p);
+    explicit_bzero(p, n);
+    return n;
 }

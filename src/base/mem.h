@@ -35,6 +35,11 @@ CU_WUR char *cu_strndup(const char *s, size_t n);
 /* cu_free(p): frees p; cu_free(NULL) does nothing. */
 void cu_free(void *p);
 
+/* cu_mem_wipe_block(p): zeroes the whole heap block p (every usable byte of it, which may be
+ * more than was asked for) and returns how many bytes that was; NULL gives 0. For memory
+ * that a library frees and may have held personal data. */
+size_t cu_mem_wipe_block(void *p);
+
 /* cu_mul_ok(a, b, out): true and *out = a*b when the product fits in size_t. */
 bool cu_mul_ok(size_t a, size_t b, size_t *out);
 

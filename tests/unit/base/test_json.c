@@ -397,10 +397,30 @@ static void test_canonical_limits(void **state)
     cu_buf_free(&b);
 }
 
+/* After cu_json_setup, jansson allocates with malloc and frees through the wiping release. */
+static void test_setup_wipes_on_free(void **state)
+{
+    json_malloc_t m = NULL;
+    json_free_t f = NULL;
+
+    (void)state;
+    cu_json_setup();
+    json_get_alloc_funcs(&m, &f);
+    assert_non_null(m);
+    assert_non_null(f);
+    assert_true(f != free);
+    json_t *v = NULL;
+    char err[CU_JSON_ERR_BYTES];
+    assert_int_equal(cu_json_parse_object("{\"email\": \"jane@example.com\"}", 29, &v, err), CU_OK);
+    assert_string_equal(json_string_value(json_object_get(v, "email")), "jane@example.com");
+    json_decref(v); /* through f: valgrind and ASan check the blocks are freed once */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_parse_object, teardown),
+        cmocka_unit_test_teardown(test_setup_wipes_on_free, teardown),
         cmocka_unit_test_teardown(test_parse_refusals, teardown),
         cmocka_unit_test_teardown(test_only_keys, teardown),
         cmocka_unit_test_teardown(test_get_string, teardown),

@@ -150,10 +150,26 @@ static void test_fail_at_is_exact_across_threads(void **state)
     assert_int_equal(total, 2000);
 }
 
+/* A block handed back by a library is zeroed whole, including the bytes malloc rounded up. */
+static void test_wipe_block(void **state)
+{
+    (void)state;
+    unsigned char *p = malloc(40);
+    assert_non_null(p);
+    memset(p, 0xA5, 40);
+    size_t n = cu_mem_wipe_block(p);
+    assert_true(n >= 40);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(p[i], 0);
+    free(p);
+    assert_int_equal(cu_mem_wipe_block(NULL), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_zero_sizes, teardown),
+        cmocka_unit_test_teardown(test_wipe_block, teardown),
         cmocka_unit_test_teardown(test_calloc_zeroes_and_refuses_overflow, teardown),
         cmocka_unit_test_teardown(test_reallocarray_keeps_block_on_failure, teardown),
         cmocka_unit_test_teardown(test_strdup_strndup, teardown),
