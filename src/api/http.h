@@ -102,6 +102,7 @@ enum cu_route_flags {
     CU_ROUTE_SESSION = 1 << 0, /* a customer's or staff member's session (not an API key) */
     CU_ROUTE_FRESH = 1 << 1,   /* a recent sign-in or step-up (identity.step_up_minutes) */
     CU_ROUTE_ENROL = 1 << 2,   /* open to sessions that must still enrol a second factor */
+    CU_ROUTE_HASH = 1 << 3,    /* the handler hashes a password: it runs on the lane (lane.h) */
 };
 
 struct cu_route {

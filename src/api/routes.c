@@ -93,14 +93,15 @@ static const struct cu_route route_table[] = {
     {CU_GET, 0, "/v1/audit/consistency", cu_handle_audit_consistency, CU_SCOPE_AUDIT_READ},
     {CU_GET, 0, "/v1/audit/public-key", cu_handle_audit_public_key, CU_SCOPE_AUDIT_READ},
     /* sign-in */
-    {CU_POST, CU_ROUTE_PUBLIC, "/v1/auth/login", cu_handle_auth_login, 0},
+    {CU_POST, CU_ROUTE_PUBLIC | CU_ROUTE_HASH, "/v1/auth/login", cu_handle_auth_login, 0},
     {CU_POST, CU_ROUTE_PUBLIC, "/v1/auth/mfa", cu_handle_auth_mfa, 0},
-    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/auth/step-up", cu_handle_auth_step_up, 0},
+    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_ENROL | CU_ROUTE_HASH, "/v1/auth/step-up",
+     cu_handle_auth_step_up, 0},
     {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/auth/logout", cu_handle_auth_logout, 0},
     {CU_GET, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/auth/sessions", cu_handle_me_sessions, 0},
     /* the signed-in customer or staff member */
     {CU_GET, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me", cu_handle_me, 0},
-    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_FRESH | CU_ROUTE_ENROL, "/v1/me/password",
+    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_FRESH | CU_ROUTE_ENROL | CU_ROUTE_HASH, "/v1/me/password",
      cu_handle_me_password, 0},
     {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_FRESH | CU_ROUTE_ENROL, "/v1/me/mfa/totp",
      cu_handle_me_totp_begin, 0},
@@ -114,7 +115,7 @@ static const struct cu_route route_table[] = {
     {CU_DELETE, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/sessions/{id}",
      cu_handle_me_session_revoke, 0},
     /* credentials of customers, for the company's services and staff */
-    {CU_PUT, 0, "/v1/customers/{id}/password", cu_handle_customer_password,
+    {CU_PUT, CU_ROUTE_HASH, "/v1/customers/{id}/password", cu_handle_customer_password,
      CU_SCOPE_CUSTOMERS_CREDENTIALS},
     {CU_GET, 0, "/v1/customers/{id}/credentials", cu_handle_customer_credentials,
      CU_SCOPE_CUSTOMERS_CREDENTIALS},
@@ -127,7 +128,8 @@ static const struct cu_route route_table[] = {
     {CU_GET, 0, "/v1/staff", cu_handle_staff_list, CU_SCOPE_STAFF_READ},
     {CU_GET, 0, "/v1/staff/{id}", cu_handle_staff_get, CU_SCOPE_STAFF_READ},
     {CU_PATCH, 0, "/v1/staff/{id}", cu_handle_staff_patch, CU_SCOPE_STAFF_WRITE},
-    {CU_PUT, 0, "/v1/staff/{id}/password", cu_handle_staff_password, CU_SCOPE_STAFF_WRITE},
+    {CU_PUT, CU_ROUTE_HASH, "/v1/staff/{id}/password", cu_handle_staff_password,
+     CU_SCOPE_STAFF_WRITE},
     {CU_DELETE, 0, "/v1/staff/{id}/lockout", cu_handle_staff_lockout_clear, CU_SCOPE_STAFF_WRITE},
 };
 

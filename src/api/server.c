@@ -38,6 +38,7 @@
 
 #include "cu_version.h"
 
+#include "api/lane.h"
 #include "audit/checkpoint.h"
 #include "base/clock.h"
 #include "base/log.h"
@@ -58,6 +59,8 @@ struct request {
     const struct cu_route *route; /* set by admit */
     enum cu_err refused;          /* why admit refused it, or CU_OK */
     bool auditing;                /* suspended until resp.audit is committed */
+    atomic_bool hashed;           /* the lane ran the handler; the response waits to be queued */
+    struct cu_lane_job job;       /* its place on the lane, while there */
     struct cu_audit_event ev;     /* resp.audit's record, while the writer has it */
     atomic_int audit_rc;          /* its outcome, set before the connection is resumed */
 };
@@ -456,10 +459,9 @@ static void audit_committed(void *arg, enum cu_err rc)
     MHD_resume_connection(r->req.conn);
 }
 
-/* Suspends the connection until resp.audit is committed (audit_committed resumes it). The
- * connection is suspended before the record is handed over, so that the callback can never
- * resume it first. When the writer has stopped (shutdown) the record is written here. */
-static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
+/* Hands resp.audit's record to the writer, the connection being suspended (audit_committed
+ * resumes it). When the writer has stopped (shutdown) the record is written here. */
+static void submit_audit(struct request *r)
 {
     struct cu_app *app = r->req.app;
     const struct cu_pending_audit *a = &r->resp.audit;
@@ -468,11 +470,20 @@ static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
     fill_event(&r->req, &r->ev, a->action, a->target, a->outcome, a->details);
     r->ev.details_text = a->details_text;
     r->auditing = true;
-    MHD_suspend_connection(c);
     if (app->batcher != NULL)
         rc = cu_audit_batcher_submit(app->batcher, &r->ev, audit_committed, r);
     if (rc != CU_OK)
         audit_committed(r, rc == CU_E_UNAVAILABLE ? commit_alone(app, &r->ev) : rc);
+}
+
+/* Suspends the connection until resp.audit is committed (audit_committed resumes it). The
+ * connection is suspended before the record is handed over, so that the callback can never
+ * resume it first. When the writer has stopped (shutdown) the record is written here. */
+static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
+{
+    r->auditing = true;
+    MHD_suspend_connection(c);
+    submit_audit(r);
     return MHD_YES;
 }
 
@@ -494,6 +505,37 @@ static void dispatch(struct request *r)
         rc = r->route->handler(&r->req, &r->resp);
     if (rc != CU_OK)
         fail(r, rc);
+}
+
+/* A request that hashes a password, on a lane thread: runs its handler (or, when it waited in
+ * the queue past identity.password_hash_wait_ms, refuses it as a busy hasher would), then has
+ * its audit record committed or its connection resumed to answer. */
+static void hash_job(void *arg, bool expired)
+{
+    struct request *r = arg;
+    if (expired) {
+        cu_resp_header(&r->resp, "Retry-After", "1");
+        fail(r, cu_resp_fail(&r->resp, CU_E_UNAVAILABLE,
+                             "too many password hashes at once; retry shortly"));
+    } else {
+        dispatch(r);
+    }
+    if (r->resp.audit.action != NULL && r->resp.err == CU_OK) {
+        submit_audit(r);
+        return;
+    }
+    atomic_store(&r->hashed, true);
+    MHD_resume_connection(r->req.conn);
+}
+
+/* Suspends the connection and hands the request to the lane, so that its hash holds no request
+ * thread; on a lane that is stopping, runs it here. */
+static enum MHD_Result to_lane(struct MHD_Connection *c, struct request *r)
+{
+    MHD_suspend_connection(c);
+    if (cu_lane_submit(r->req.app->lane, &r->job, hash_job, r) != CU_OK)
+        hash_job(r, false);
+    return MHD_YES;
 }
 
 /* Answers a request resumed after its audit record was committed or failed: the response the
@@ -619,10 +661,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (r->auditing)
         return answer_audited(c, r);
+    if (atomic_load(&r->hashed)) {
+        atomic_store(&r->hashed, false);
+        return queue(c, r);
+    }
     if (*upload_size != 0)
         return take_body(r, upload_data, upload_size);
     if (r->too_large)
         return refuse_too_large(c, r);
+    if (r->refused == CU_OK && (r->route->flags & CU_ROUTE_HASH) && r->req.app->lane != NULL)
+        return to_lane(c, r);
     dispatch(r);
     if (r->resp.audit.action != NULL && r->resp.err == CU_OK)
         return audit_first(c, r);
@@ -886,9 +934,17 @@ static void drain(struct cu_app *app, struct MHD_Daemon *d)
 {
     (void)MHD_quiesce_daemon(d);
     wait_inflight(app, 10000);
+    cu_lane_stop(app->lane); /* runs what is queued; their records go to the writer */
     cu_audit_batcher_stop(app->batcher);
     wait_inflight(app, 1000);
     MHD_stop_daemon(d);
+}
+
+/* Threads for the password-hashing lane: two per hash slot, so that a thread waiting on the
+ * store (a sign-in's write) leaves its slot to another. */
+static unsigned lane_threads(const struct cu_app *app)
+{
+    return 2 * cu_hasher_slots(cu_identity_hasher(app->identity));
 }
 
 enum cu_err cu_server_run(struct cu_app *app)
@@ -904,6 +960,8 @@ enum cu_err cu_server_run(struct cu_app *app)
         rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
     if (rc == CU_OK)
         rc = cu_audit_batcher_new(app->audit, app->store, &app->batcher);
+    if (rc == CU_OK)
+        rc = cu_lane_new(lane_threads(app), app->cfg.identity.password_hash_wait_ms, &app->lane);
     if (rc == CU_OK)
         rc = read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
     if (rc == CU_OK)
@@ -938,6 +996,8 @@ enum cu_err cu_server_run(struct cu_app *app)
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
            CU_LI("in_flight", atomic_load(&app->inflight)));
     drain(app, d);
+    cu_lane_free(app->lane);
+    app->lane = NULL;
     cu_audit_batcher_free(app->batcher); /* after the last request is done with it */
     app->batcher = NULL;
     checkpointer_stop(&cp);
@@ -946,6 +1006,8 @@ enum cu_err cu_server_run(struct cu_app *app)
 out_mask:
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
+    cu_lane_free(app->lane);
+    app->lane = NULL;
     cu_audit_batcher_free(app->batcher);
     app->batcher = NULL;
     wipe_free(key);

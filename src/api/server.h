@@ -27,6 +27,7 @@ struct cu_app {
     struct cu_apikey_service *apikeys;
     struct cu_audit *audit;
     struct cu_audit_batcher *batcher; /* group commit of stand-alone audit records */
+    struct cu_lane *lane;             /* threads for requests that hash a password */
     struct cu_kek_source *kek;
     struct cu_vault *vault;
     struct cu_identity *identity;

@@ -282,7 +282,8 @@ static const struct key_def keys[] = {
      256,
      NULL},
     {{"identity", "password_hash_wait_ms", "5000",
-      "Milliseconds a sign-in waits for a hashing slot before it is answered 503 unavailable."},
+      "Milliseconds a request that hashes a password waits for a hashing thread and slot "
+      "before it is answered 503 unavailable."},
      "an integer from 1 to 60000",
      K_UINT,
      FIELD(identity.password_hash_wait_ms),
