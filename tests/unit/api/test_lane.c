@@ -20,7 +20,7 @@ struct record {
     int runs[JOBS];
     int expired[JOBS];
     pthread_t ran_on[JOBS];
-    useconds_t sleep_us; /* how long each job takes */
+    useconds_t sleep_us;  /* how long each job takes */
     pthread_mutex_t gate; /* held by the test to keep jobs from finishing */
     int running;          /* jobs inside fn now */
     int most_running;
