@@ -150,7 +150,7 @@ static int add_kek(struct keys_ctx *k, struct cu_db *db)
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
-    fprintf(stderr, "custodia: added KEK version %u; restart running servers so they load it\n",
+    fprintf(stderr, "custodia: added KEK version %u; a running server takes it within a second\n",
             (unsigned)version);
     if (audit_keys(k, db, "keys.kek_added", json_pack("{s:i}", "version", (int)version)) != CU_OK)
         return CU_EXIT_FAIL;
