@@ -148,15 +148,11 @@ static enum cu_err kind_of(json_t *body, struct cu_resp *resp, enum cu_subject_k
 /* Renders a failed sign-in step. */
 static enum cu_err auth_fail(struct cu_resp *resp, enum cu_err rc, int64_t retry_ms)
 {
-    /* The header value must outlive the handler: one buffer per worker thread, used by one
-     * request at a time. */
-    static _Thread_local char retry_tl[24];
     if (rc == CU_E_BAD_CREDENTIALS)
         return cu_resp_fail(resp, rc, "the login, password or code is not right");
     if (rc == CU_E_RATE_LIMITED) {
         retry_ms = retry_ms < 1000 ? 1000 : retry_ms;
-        snprintf(retry_tl, sizeof(retry_tl), "%lld", (long long)((retry_ms + 999) / 1000));
-        cu_resp_header(resp, "Retry-After", retry_tl);
+        cu_resp_retry_after(resp, (retry_ms + 999) / 1000);
         return cu_resp_fail(resp, rc, "too many failed sign-ins on this account; retry in %lld s",
                             (long long)((retry_ms + 999) / 1000));
     }

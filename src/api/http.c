@@ -13,6 +13,7 @@
 #include <microhttpd.h>
 
 #include "base/json.h"
+#include "base/text.h"
 
 static const struct {
     const char *name;
@@ -148,6 +149,14 @@ void cu_resp_header(struct cu_resp *resp, const char *name, const char *value)
     resp->headers[resp->nheaders][0] = name;
     resp->headers[resp->nheaders][1] = value;
     resp->nheaders++;
+}
+
+void cu_resp_retry_after(struct cu_resp *resp, int64_t seconds)
+{
+    _Static_assert(sizeof(((struct cu_resp *)0)->retry_after) > CU_I64_TEXT_BYTES,
+                   "any int64 fits");
+    resp->retry_after[cu_text_i64(resp->retry_after, seconds)] = '\0';
+    cu_resp_header(resp, "Retry-After", resp->retry_after);
 }
 
 /* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the

@@ -91,6 +91,7 @@ struct cu_resp {
     char detail[CU_DETAIL_BYTES]; /* problem detail; never a secret or personal data */
     const char *headers[CU_MAX_EXTRA_HEADERS][2];
     size_t nheaders;
+    char retry_after[24]; /* the Retry-After value cu_resp_retry_after wrote */
     struct cu_pending_audit audit;
 };
 
@@ -149,6 +150,10 @@ CU_WUR enum cu_err cu_resp_json_end(struct cu_resp *resp, enum cu_err rc);
 /* cu_resp_header(resp, name, value): adds a response header; both strings must outlive the
  * response (static or owned by the request). */
 void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);
+
+/* cu_resp_retry_after(resp, seconds): adds Retry-After with seconds, kept in resp itself (the
+ * response may be sent by another thread than the one that made it). */
+void cu_resp_retry_after(struct cu_resp *resp, int64_t seconds);
 
 /* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the
  * stand-alone audit record of the request (with its principal, id and address) before it

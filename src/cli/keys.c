@@ -10,10 +10,12 @@
  * Every change is audited. A running server keeps the keyring it loaded: restart it after
  * `rotate` adds a KEK (docs/operations.md).
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/clock.h"
@@ -203,6 +205,35 @@ static int rotate(struct keys_ctx *k, long batch)
     return code;
 }
 
+/* Waits until running servers can no longer commit a DEK wrapped under an older KEK: a server
+ * takes the current KEK within CU_KEK_FILE_CHECK_MS of its making, and a DEK it wrapped just
+ * before may still commit up to the store's busy timeout later. Only then is the count of
+ * what an old KEK wraps final. */
+static void settle(struct keys_ctx *k)
+{
+    struct cu_kek_info info[1024];
+    size_t n = 0;
+    int64_t made = 0;
+
+    if (cu_keyring_kek_info(k->cli.keyring, info, 1024, &n) != CU_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (info[i].current)
+            made = info[i].created_ms;
+    }
+    int64_t wait = made + CU_KEK_FILE_CHECK_MS + (int64_t)k->cli.cfg.store.busy_timeout_ms + 1000 -
+                   cu_clock_now_ms();
+    if (wait <= 0)
+        return;
+    fprintf(stderr,
+            "custodia: the current KEK is new; waiting %.1f s until running servers cannot "
+            "wrap under an older one\n",
+            (double)wait / 1000);
+    struct timespec ts = {(time_t)(wait / 1000), (long)(wait % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 static int retire(struct keys_ctx *k, const char *arg)
 {
     char err[CU_KEYRING_ERR_BYTES], *end = NULL;
@@ -215,6 +246,8 @@ static int retire(struct keys_ctx *k, const char *arg)
         cu_cli_error("VERSION must be a KEK version number");
         return CU_EXIT_USAGE;
     }
+    if ((uint32_t)version != cu_keyring_current_kek(k->cli.keyring))
+        settle(k);
     if (rc == CU_OK)
         rc = kek_usage(db, (uint32_t)version, &count);
     if (rc == CU_OK && count > 0) {

@@ -16,9 +16,6 @@
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
-/* How often, at most, the server looks at the root key file for a change. */
-#define KEY_FILE_CHECK_MS 1000
-
 static int usage(void)
 {
     fputs("usage: custodia serve [--dir DIR]\n"
@@ -118,8 +115,13 @@ int cu_cli_serve(int argc, char **argv)
     /* The KEKs follow the root key file, so that `keys rotate` and `keys retire` take effect
      * without a restart (docs/operations.md, "Keys"). */
     char key_path[CU_CONFIG_PATH_BYTES];
-    if (cu_config_path(&ctx.cfg, ctx.cfg.keys.root_key_file, key_path, sizeof(key_path)) != CU_OK ||
-        cu_kek_source_keyring_file(ctx.keyring, key_path, KEY_FILE_CHECK_MS, &app->kek) != CU_OK) {
+    if (cu_config_path(&ctx.cfg, ctx.cfg.keys.root_key_file, key_path, sizeof(key_path)) != CU_OK) {
+        cu_cli_error("[keys] root_key_file: the path is too long");
+        code = CU_EXIT_USAGE;
+        goto out;
+    }
+    if (cu_kek_source_keyring_file(ctx.keyring, key_path, CU_KEK_FILE_CHECK_MS, &app->kek) !=
+        CU_OK) {
         cu_cli_error("out of memory");
         code = CU_EXIT_FAIL;
         goto out;

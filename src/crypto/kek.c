@@ -175,7 +175,8 @@ struct file_id {
     dev_t dev;
     ino_t ino;
     off_t size;
-    struct timespec mtime;
+    mode_t mode;
+    struct timespec mtime, ctime; /* ctime moves on chmod too (a refused mode, then fixed) */
 };
 
 struct file_state {
@@ -192,8 +193,9 @@ struct file_state {
 
 static bool same_id(const struct file_id *a, const struct file_id *b)
 {
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mode == b->mode &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+           a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
 /* take(st, kr, cur): publishes kr, loaded from the changed file, if it is a later state of
@@ -211,8 +213,9 @@ static void take(struct file_state *st, struct cu_keyring *kr, const struct cu_k
     }
     if (c == CU_KEYRING_CONFLICT)
         cu_log(CU_LOG_ERROR, "keys.reload_refused", CU_LS("file", st->path),
-               CU_LS("reason", "the file holds another master secret, or another key under a "
-                               "version in use; the keys in use stay"),
+               CU_LS("reason", "the file is not a later state of the one in use (another "
+                               "master secret, another key under a version in use, or an older "
+                               "copy without the current KEK); the keys in use stay"),
                CU_LB("alert", true));
     else if (c == CU_KEYRING_NEWER)
         cu_log(CU_LOG_ERROR, "keys.reload_refused", CU_LS("file", st->path),
@@ -235,7 +238,7 @@ static void look(struct file_state *st)
         st->have_id = false;
         return;
     }
-    struct file_id id = {sb.st_dev, sb.st_ino, sb.st_size, sb.st_mtim};
+    struct file_id id = {sb.st_dev, sb.st_ino, sb.st_size, sb.st_mode, sb.st_mtim, sb.st_ctim};
     if (st->have_id && same_id(&id, &st->id))
         return;
     /* Remembered even when the load fails, so a broken file is reported once, not each time. */

@@ -68,6 +68,9 @@ CU_WUR enum cu_err cu_kek_source_keyring(const struct cu_keyring *kr, struct cu_
  * source (a thread may still hold one): after CU_KEK_RELOADS_MAX reloads, further ones are
  * refused and the log asks for a restart. Caller frees *out with cu_kek_source_free(). */
 #define CU_KEK_RELOADS_MAX 64
+
+/* How often, at most, `custodia serve` looks at the root key file (its check_ms). */
+#define CU_KEK_FILE_CHECK_MS 1000
 CU_WUR enum cu_err cu_kek_source_keyring_file(const struct cu_keyring *first, const char *path,
                                               unsigned check_ms, struct cu_kek_source **out);
 

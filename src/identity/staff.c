@@ -20,6 +20,7 @@
 #include "vault/fields.h"
 
 #define AD_BYTES 96
+_Static_assert(AD_BYTES <= CU_KEK_AD_MAX, "a DEK's associated data fits the KEK source's");
 #define FIELD_SEALED_MAX (CU_STAFF_NAME_MAX * 4 + 64)
 #define FIELD_TEXT_MAX (CU_B64URL_LEN(FIELD_SEALED_MAX) + 1)
 #define STAFF_COLUMNS "id, email, name, scopes, status, dek_wrapped, created_at, updated_at"

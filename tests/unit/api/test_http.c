@@ -180,6 +180,22 @@ static void test_limiter(void **state)
     cu_limiter_free(l);
 }
 
+/* Retry-After lives in the response: two responses made one after the other on one thread
+ * keep their own values (a lane thread makes many; another thread sends each). */
+static void test_retry_after_in_response(void **state)
+{
+    struct cu_resp a = {0}, b = {0};
+
+    (void)state;
+    cu_resp_retry_after(&a, 30);
+    cu_resp_retry_after(&b, 900);
+    assert_int_equal(a.nheaders, 1);
+    assert_string_equal(a.headers[0][0], "Retry-After");
+    assert_string_equal(a.headers[0][1], "30");
+    assert_string_equal(b.headers[0][1], "900");
+    assert_ptr_equal(a.headers[0][1], a.retry_after);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -188,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_param_length_limit),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_problem),
+        cmocka_unit_test(test_retry_after_in_response),
         cmocka_unit_test(test_limiter),
         cmocka_unit_test(test_metrics),
     };

@@ -108,7 +108,7 @@ static void test_expiry(void **state)
 
     (void)state;
     record_init(&r);
-    assert_int_equal(cu_lane_new(1, 300, &l), CU_OK);
+    assert_int_equal(cu_lane_new(1, 1000, &l), CU_OK);
     pthread_mutex_lock(&r.gate);
     for (int i = 0; i < 3; i++) {
         jobs[i] = (struct job){.rec = &r, .id = i};
@@ -116,7 +116,7 @@ static void test_expiry(void **state)
         for (int k = 0; i == 0 && k < 5000 && !running(&r); k++)
             usleep(1000); /* the first is taken before the others come */
     }
-    usleep(700 * 1000); /* the queued two wait more than twice max_wait */
+    usleep(2100 * 1000); /* the queued two wait more than twice max_wait */
     pthread_mutex_unlock(&r.gate);
     cu_lane_free(l);
     assert_int_equal(r.n, 3);

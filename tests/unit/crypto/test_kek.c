@@ -8,6 +8,7 @@
 #include "cu_test.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -410,6 +411,20 @@ static void replace_file(const char *text)
     assert_int_equal(rename(tmp, path), 0);
 }
 
+/* copy_file(from, to): a new file (mode 0600) with from's bytes. */
+static void copy_file(const char *from, const char *to)
+{
+    char buf[16384];
+    int in = open(from, O_RDONLY);
+    int out = open(to, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(in >= 0 && out >= 0);
+    ssize_t n = read(in, buf, sizeof buf);
+    assert_true(n > 0 && (size_t)n < sizeof buf);
+    assert_int_equal(write(out, buf, (size_t)n), n);
+    close(in);
+    close(out);
+}
+
 /* file_has(p, needle): whether the file at p contains needle. */
 static bool file_has(const char *p, const char *needle)
 {
@@ -457,11 +472,41 @@ static void test_file_source_refuses_foreign_and_broken(void **state)
     assert_int_equal(unlink(path), 0);
     assert_int_equal(opens(server, w, wlen), CU_OK);
 
-    assert_int_equal(rename(saved, path), 0); /* the right file again, then a rotation */
+    assert_int_equal(link(saved, path), 0); /* the right file again, then a rotation */
     assert_int_equal(cu_keyring_add_kek(path, &v, err), CU_OK);
     assert_int_equal(cu_kek_current_version(server), 2);
     assert_true(file_has(logp, "\"msg\":\"keys.reloaded\""));
-    assert_false(file_has(logp, "\"key\"")); /* no key material in the log */
+    uint8_t w2[CU_KEK_WRAPPED_MAX];
+    size_t w2len = 0;
+    wrap_with(server, w2, &w2len);
+    char v2copy[1300], next[1300];
+    snprintf(v2copy, sizeof v2copy, "%s/v2.key", dir);
+    snprintf(next, sizeof next, "%s/next.key", dir);
+    copy_file(path, v2copy);
+
+    /* An older copy (a backup from before KEK 2) put back: refused, KEK 2 stays. */
+    assert_int_equal(rename(saved, path), 0);
+    assert_int_equal(opens(server, w2, w2len), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 2);
+
+    /* A later state with a mode the keyring refuses, then fixed by chmod alone: taken. */
+    copy_file(v2copy, next);
+    assert_int_equal(cu_keyring_add_kek(next, &v, err), CU_OK);
+    assert_int_equal(v, 3);
+    assert_int_equal(chmod(next, 0640), 0);
+    assert_int_equal(rename(next, path), 0);
+    assert_int_equal(opens(server, w2, w2len), CU_OK);
+    assert_int_equal(cu_kek_current_version(server), 2);
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_equal(cu_kek_current_version(server), 3);
+
+    /* No key material in the log: not KEK 1 (base64url, as the file holds it). */
+    char b64[CU_B64URL_LEN(CU_KEY_BYTES) + 1];
+    assert_int_equal(
+        cu_b64url_encode(cu_secret_data(cu_keyring_kek(kr, 1)), CU_KEY_BYTES, b64, sizeof b64),
+        CU_OK);
+    assert_true(file_has(path, b64)); /* the file does hold it, in that form */
+    assert_false(file_has(logp, b64));
     cu_log_set_fd(2);
     close(lfd);
     cu_kek_source_free(server);
