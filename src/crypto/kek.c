@@ -215,7 +215,7 @@ static void take(struct file_state *st, struct cu_keyring *kr, const struct cu_k
         cu_log(CU_LOG_ERROR, "keys.reload_refused", CU_LS("file", st->path),
                CU_LS("reason", "the file is not a later state of the one in use (another "
                                "master secret, another key under a version in use, or an older "
-                               "copy without the current KEK); the keys in use stay"),
+                               "copy, with a lower current version); the keys in use stay"),
                CU_LB("alert", true));
     else if (c == CU_KEYRING_NEWER)
         cu_log(CU_LOG_ERROR, "keys.reload_refused", CU_LS("file", st->path),

@@ -867,8 +867,9 @@ enum cu_keyring_change cu_keyring_compare(const struct cu_keyring *old,
 {
     if (sodium_memcmp(cu_secret_data(old->master), cu_secret_data(new->master), CU_KEY_BYTES) != 0)
         return CU_KEYRING_CONFLICT;
-    /* A later state keeps the current KEK (it cannot be retired) and never moves back. */
-    if (new->current < old->current || find_kek(new, old->current) == NULL)
+    /* Versions only grow, so a later state never has an older current KEK (an older copy put
+     * back does). It may lack the old current one: rotated twice, then retired. */
+    if (new->current < old->current)
         return CU_KEYRING_CONFLICT;
     for (size_t i = 0; i < old->nkeks; i++) {
         const struct kek *k = find_kek(new, old->keks[i].version);

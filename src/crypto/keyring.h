@@ -80,12 +80,12 @@ CU_WUR enum cu_err cu_keyring_kek_info(const struct cu_keyring *kr, struct cu_ke
 /* How a newly loaded keyring stands to the one in use (cu_keyring_compare). */
 enum cu_keyring_change {
     CU_KEYRING_SAME,     /* the same master secret, KEKs and current version */
-    CU_KEYRING_NEWER,    /* the same master secret, the old current KEK still there and no
-                          * later current one, and every KEK version both hold has the same key
-                          * and creation time: versions were added or retired */
+    CU_KEYRING_NEWER,    /* the same master secret, a current KEK version no lower, and every
+                          * KEK version both hold has the same key and creation time: versions
+                          * were added or retired */
     CU_KEYRING_CONFLICT, /* not a later state of the same file: another master secret, a
-                          * version whose key differs, or an older copy (the current KEK gone
-                          * or moved back) */
+                          * version whose key differs, or an older copy (a lower current
+                          * version) */
 };
 
 /* cu_keyring_compare(old, new): what new is to old (in constant time as to the key bytes). */
