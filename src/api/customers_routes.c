@@ -33,6 +33,26 @@ static bool may_unmask(const struct cu_req *req)
     return (req->principal.scopes & CU_SCOPE_CUSTOMERS_UNMASK) != 0;
 }
 
+static bool may_read(const struct cu_req *req)
+{
+    return (req->principal.scopes & CU_SCOPE_CUSTOMERS_READ) != 0;
+}
+
+/* drop_personal(c): wipes and removes c's personal fields, for a caller that may not read
+ * them. */
+static void drop_personal(struct cu_customer *c)
+{
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].personal && c->values[i] != NULL) {
+            cu_crypto_wipe(c->values[i], strlen(c->values[i]));
+            cu_free(c->values[i]);
+            c->values[i] = NULL;
+        }
+    }
+}
+
 /* The target of a customer's audit records. */
 struct target {
     char text[CU_CUSTOMER_ID_BYTES + 10];
@@ -54,6 +74,22 @@ static json_t *field_names(const struct cu_customer *c, bool personal_only)
     json_t *a = json_array();
     for (size_t i = 0; i < nf; i++) {
         if (c->values[i] != NULL && (!personal_only || fs[i].personal))
+            json_array_append_new(a, json_string(fs[i].name));
+    }
+    return a;
+}
+
+/* field_names_of(cs, n): the personal fields any of n customers holds, in field order. */
+static json_t *field_names_of(const struct cu_customer *cs, size_t n)
+{
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    json_t *a = json_array();
+    for (size_t i = 0; a != NULL && i < nf; i++) {
+        bool held = false;
+        for (size_t k = 0; k < n && !held; k++)
+            held = fs[i].personal && cs[k].values[i] != NULL;
+        if (held)
             json_array_append_new(a, json_string(fs[i].name));
     }
     return a;
@@ -229,7 +265,15 @@ enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
         cu_customer_clear(&c);
         return resp->err ? resp->err : vault_fail(resp, rc, why);
     }
-    rc = answer_customer(resp, 200, &c, may_unmask(req));
+    /* The answer shows what is stored now, which is a read: personal fields only for a caller
+     * that may read them, masked unless it may unmask, and audited as GET audits them. */
+    bool unmask = may_read(req) && may_unmask(req);
+    if (!may_read(req))
+        drop_personal(&c);
+    rc = answer_customer(resp, 200, &c, unmask);
+    if (rc == CU_OK && may_read(req))
+        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
+                                read_details(&c, unmask));
     cu_customer_clear(&c);
     return rc;
 }
@@ -259,12 +303,22 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
         return vault_fail(resp, rc, why);
     }
     rc = answer_list(resp, cs, n, may_unmask(req), NULL);
+    /* The record names every customer found and, when unmasked, the fields revealed; with one
+     * customer found, it is that customer's record (target), as a GET's would be. */
+    json_t *found = json_array(), *revealed = may_unmask(req) ? field_names_of(cs, n) : NULL;
+    for (size_t i = 0; found != NULL && i < n; i++)
+        json_array_append_new(found, json_string(cs[i].id));
     for (size_t i = 0; i < got; i++)
         cu_customer_clear(&cs[i]);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.search", "", "success",
-                           json_pack("{s:s, s:I, s:b}", "by", field, "found", (json_int_t)n,
-                                     "unmasked", may_unmask(req)));
+        rc = cu_resp_audit(resp, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
+                           json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
+                                     (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
+                                     "revealed", revealed));
+    else {
+        json_decref(found);
+        json_decref(revealed);
+    }
     return rc;
 }
 
@@ -323,8 +377,12 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
                               NULL);
         rc = commit_or_rollback(db, rc);
     }
-    if (rc == CU_OK && cu_db_purge(db) != CU_OK)
+    if (rc == CU_OK && cu_db_purge(db) != CU_OK) {
+        /* A reader held the write-ahead log: the server retries every second until the purge
+         * succeeds (/v1/health says "erasure_purge":"pending" meanwhile). */
+        atomic_store(&req->app->purge_pending, true);
         cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", req->params[0]));
+    }
     if (rc == CU_OK)
         rc = cu_vault_get(req->app->vault, db, req->params[0], false, &c);
     if (rc != CU_OK)

@@ -58,9 +58,11 @@ enum cu_err cu_handle_health(struct cu_req *req, struct cu_resp *resp)
         &resp->body,
         "{\"status\":\"%s\",\"version\":\"%s\",\"store\":\"%s\","
         "\"store_backend\":\"%s\",\"store_checked_at\":\"%s\",\"audit\":\"%s\","
-        "\"time\":\"%s\",\"uptime_seconds\":%lld,\"reasons\":[%s%s%s%s%s]}\n",
+        "\"erasure_purge\":\"%s\",\"time\":\"%s\",\"uptime_seconds\":%lld,"
+        "\"reasons\":[%s%s%s%s%s]}\n",
         ok ? "ok" : "failing", CU_VERSION, src == CU_OK ? "ok" : "failing",
-        cu_store_backend(app->store), checked, audit_ok ? "ok" : "failing", now,
+        cu_store_backend(app->store), checked, audit_ok ? "ok" : "failing",
+        atomic_load(&app->purge_pending) ? "pending" : "ok", now,
         (long long)((now_ms - app->started_at_ms) / 1000),
         src == CU_OK ? "" : "\"store: ", src == CU_OK ? "" : cu_err_problem_code(src),
         src == CU_OK ? "" : "\"", src != CU_OK && !audit_ok ? "," : "",

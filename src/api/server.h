@@ -39,6 +39,7 @@ struct cu_app {
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
     atomic_bool audit_failing;      /* the last audit append failed */
+    atomic_bool purge_pending;      /* an erasure's purge of the WAL waits for a retry */
 };
 
 /* cu_app_audit(req, db, action, target, outcome, details): appends the audit record of what

@@ -63,6 +63,11 @@ enum cu_err cu_json_parse_object(const char *data, size_t len, json_t **out,
     *out = NULL;
     v = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
     if (v == NULL) {
+        /* jansson ends most messages with " near '<text>'", a piece of the input, which may be
+         * personal data or a secret: the reason and the position are enough. */
+        char *near = strstr(jerr.text, " near ");
+        if (near != NULL)
+            *near = '\0';
         set_err(err, "invalid JSON at line %d column %d: %s", jerr.line, jerr.column, jerr.text);
         rc = CU_E_INVALID;
         goto out;

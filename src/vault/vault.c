@@ -532,7 +532,11 @@ static enum cu_err customer_from_row(struct cu_stmt *st, struct cu_customer *c)
     c->created_at = cu_stmt_int(st, 7);
     c->updated_at = cu_stmt_int(st, 8);
     c->erased_at = cu_stmt_null(st, 9) ? 0 : cu_stmt_int(st, 9);
-    return c->tags != NULL ? CU_OK : CU_E_CORRUPT;
+    if (c->tags != NULL)
+        return CU_OK;
+    cu_log(CU_LOG_ERROR, "vault.record_corrupt", CU_LS("customer", c->id), CU_LS("column", "tags"),
+           CU_LB("alert", true));
+    return CU_E_CORRUPT;
 }
 
 /* Opens the personal field on the current row of st (columns 10 and 11) with the DEK. */
@@ -543,8 +547,14 @@ static enum cu_err open_row_field(struct cu_stmt *st, const struct cu_secret *de
     const char *field = cu_stmt_text(st, 10, &fl), *text = cu_stmt_text(st, 11, &tl);
     const struct cu_field_def *f = cu_field_find(field);
 
-    if (f == NULL || !f->personal)
+    if (f == NULL || !f->personal) {
+        /* The name is the stored one, cut to the longest a field may have: never a value. */
+        char name[CU_FIELD_NAME_MAX + 1];
+        cu_text_copy(name, sizeof(name), field, fl);
+        cu_log(CU_LOG_ERROR, "vault.record_corrupt", CU_LS("customer", c->id), CU_LS("field", name),
+               CU_LB("alert", true));
         return CU_E_CORRUPT;
+    }
     size_t i = field_index(f);
     cu_free(c->values[i]);
     c->values[i] = NULL;

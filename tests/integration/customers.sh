@@ -58,6 +58,13 @@ req GET "/v1/customers?phone=00447911123456" -H "$DESK"
 check_eq "find by phone" "$ID" "$(json "j['items'][0]['id']")"
 req GET "/v1/customers?external_ref=crm:88231" -H "$DESK"
 check_eq "find by external reference" "$ID" "$(json "j['items'][0]['id']")"
+check "a search is audited on the customer it found" sh -c "sqlite3 '$D/custodia.db' \
+    \"SELECT target || ' ' || details FROM audit_log WHERE action = 'customer.search' ORDER BY seq DESC LIMIT 1\" \
+    | grep -q 'customer:$ID .*\"customers\":\[\"$ID\"\]'"
+req GET "/v1/customers?email=JORUNN.q@example.com" -H "$AUTH"
+check "an unmasked search names the fields it revealed" sh -c "sqlite3 '$D/custodia.db' \
+    \"SELECT details FROM audit_log WHERE action = 'customer.search' ORDER BY seq DESC LIMIT 1\" \
+    | grep -q '\"revealed\":\[.*\"national_id\"'"
 req GET "/v1/customers?email=nobody@example.com" -H "$DESK"
 check_eq "no match is an empty list" 0 "$(json "len(j['items'])")"
 req GET "/v1/customers?email=" -H "$DESK"
@@ -73,6 +80,20 @@ check "the change names the fields" sh -c "sqlite3 '$D/custodia.db' \
     \"SELECT details FROM audit_log WHERE action = 'customer.update'\" | grep -q '\"changed\":\[\"phone\",\"city\"\]'"
 req GET "/v1/customers?phone=%2B447911123456" -H "$DESK"
 check_eq "a removed phone is no longer found" 0 "$(json "len(j['items'])")"
+
+# A PATCH answers with what is stored now, which is a read: a key that may write but not read
+# gets no personal field back; one that may read and unmask gets them, and that read is audited.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" \
+    --data '{"name": "writer", "scopes": ["customers.write", "customers.unmask"]}'
+WRITER="Authorization: Bearer $(json "j['key']")"
+req PATCH "/v1/customers/$ID" -H "$WRITER" -H "$JSONH" --data '{}'
+check_eq "a writer without customers.read gets no personal field back" "[] GB" \
+    "$(json "str([k for k in j if k in ('email', 'given_name', 'national_id')]) + ' ' + j['country']")"
+before=$(reads)
+req PATCH "/v1/customers/$ID" -H "$AUTH" -H "$JSONH" --data '{"city": "Frogmore"}'
+check_eq "a key that may read and unmask gets the record in full" "jorunn.q@example.com" \
+    "$(json "j['email']")"
+check_eq "and that read is audited" $((before + 1)) "$(reads)"
 
 # Uniqueness and bad input.
 req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"email": "jorunn.q@EXAMPLE.com"}'
@@ -150,4 +171,32 @@ audited=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action 
 check "every read answered 200 was audited ($answered answered, $audited audited)" test "$audited" -ge "$answered"
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit log verifies" 0 $?
+
+# An erasure whose purge meets a reader holding the write-ahead log: the purge is retried until
+# it succeeds, /v1/health says so meanwhile, and then the log holds nothing of the customer.
+start_server "$D" CUSTODIA_STORE_BUSY_TIMEOUT_MS=200 || exit 1
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "purge.me@example.com"}'
+PID2=$(json "j['id']")
+DEK=$(sqlite3 "$D/custodia.db" "SELECT hex(dek_wrapped) FROM customers WHERE id = '$PID2'")
+python3 -c "
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute('BEGIN'); c.execute('SELECT count(*) FROM customers').fetchall()
+open(sys.argv[2], 'w').close(); time.sleep(2.5); c.execute('COMMIT')" "$D/custodia.db" "$TMP/holding" &
+HOLDER=$!
+i=0; while [ ! -e "$TMP/holding" ] && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+req DELETE "/v1/customers/$PID2" -H "$AUTH"
+check_eq "the erasure answers 200 while a reader holds the log" 200 "$STATUS"
+req GET /v1/health
+check_eq "health says the purge is pending" pending "$(json "j['erasure_purge']")"
+check "the server logged the deferral" grep -q '"msg":"vault.purge_deferred"' "$LOG"
+wait $HOLDER
+i=0
+until req GET /v1/health && [ "$(json "j['erasure_purge']")" = ok ] || [ $i -ge 50 ]; do
+    sleep 0.1; i=$((i + 1))
+done
+check_eq "once the reader is gone, the purge is done" ok "$(json "j['erasure_purge']")"
+check "and the log no longer holds the wrapped DEK" sh -c \
+    "! od -An -tx1 -v '$D/custodia.db-wal' 2>/dev/null | tr -d ' \n' | grep -qi '$DEK'"
+stop_server
 finish

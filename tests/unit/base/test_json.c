@@ -397,6 +397,27 @@ static void test_canonical_limits(void **state)
     cu_buf_free(&b);
 }
 
+/* A refusal gives the reason and the position, never a piece of the input (jansson's "near"
+ * text would quote it). */
+static void test_parse_error_quotes_no_input(void **state)
+{
+    static const char *const bad[] = {
+        "{\"given_name\": \"Jorunn\tQuill\"}", /* a raw tab inside a string */
+        "{\"national_id\": Jorunn}",           /* a bare word */
+        "{\"email\": \"jorunn@example.com\"} trailing",
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        json_t *v = NULL;
+        char err[CU_JSON_ERR_BYTES];
+        assert_int_equal(cu_json_parse_object(bad[i], strlen(bad[i]), &v, err), CU_E_INVALID);
+        assert_non_null(strstr(err, "line 1 column"));
+        assert_null(strstr(err, "Jorunn"));
+        assert_null(strstr(err, "trailing"));
+        assert_null(strstr(err, " near "));
+    }
+}
+
 /* After cu_json_setup, jansson allocates with malloc and frees through the wiping release. */
 static void test_setup_wipes_on_free(void **state)
 {
@@ -421,6 +442,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_parse_object, teardown),
         cmocka_unit_test_teardown(test_setup_wipes_on_free, teardown),
+        cmocka_unit_test_teardown(test_parse_error_quotes_no_input, teardown),
         cmocka_unit_test_teardown(test_parse_refusals, teardown),
         cmocka_unit_test_teardown(test_only_keys, teardown),
         cmocka_unit_test_teardown(test_get_string, teardown),
