@@ -664,47 +664,63 @@ static void put_stars(struct sink *s, size_t k)
     }
 }
 
-/* j***@example.com */
+/* j***@example.com; ***@example.com when the local part has 2 characters or fewer (its first
+ * would be half of it or all). */
 static void mask_email(const char *v, size_t n, struct sink *s)
 {
     const char *at = memchr(v, '@', n);
     uint32_t cp;
     size_t first = n > 0 ? utf8_next(v, n, &cp) : 0;
+    size_t local = at != NULL ? (size_t)(at - v) : 0;
 
-    if (at == NULL || first == 0 || first > (size_t)(at - v)) {
+    if (at == NULL || first == 0 || first > local) {
         sink_put(s, "***", 3);
-    } else {
-        sink_put(s, v, first);
-        sink_put(s, "***", 3);
-        sink_put(s, at, n - (size_t)(at - v));
+        return;
     }
+    size_t second = first < local ? utf8_next(v + first, local - first, &cp) : 0;
+    if (second > 0 && first + second < local)
+        sink_put(s, v, first);
+    sink_put(s, "***", 3);
+    sink_put(s, at, n - local);
 }
 
-/* +44*******123: '+', the first 2 digits, a star per hidden digit, the last 3. */
+/* +44*******123: '+', the first 2 digits, a star per hidden digit, then up to the last 3, so
+ * that at most half the digits show (+12****78 for 8 digits). */
 static void mask_phone(const char *v, size_t n, struct sink *s)
 {
-    if (n < 7 || v[0] != '+' || !all_of(v + 1, n - 1, is_digit)) {
+    if (n < 5 || v[0] != '+' || !all_of(v + 1, n - 1, is_digit)) {
         sink_put(s, "***", 3);
-    } else {
-        sink_put(s, v, 3);
-        put_stars(s, n - 6);
-        sink_put(s, v + n - 3, 3);
+        return;
     }
+    size_t digits = n - 1, last = digits / 2 > 2 ? digits / 2 - 2 : 0;
+    if (last > 3)
+        last = 3;
+    sink_put(s, v, 3);
+    put_stars(s, digits - 2 - last);
+    sink_put(s, v + n - last, last);
 }
 
-/* ****1234: stars, then the last 4 characters (UTF-8 aware); only stars for 4 or fewer. */
+/* ****1234: stars, then the last 4 characters (UTF-8 aware), but never more than half of them:
+ * ****45 for 5 characters, only stars for 4 or fewer. */
 static void mask_last4(const char *v, size_t n, struct sink *s)
 {
-    size_t start = n, chars = 0;
+    size_t total = 0, start = n, chars = 0;
 
-    while (start > 0 && chars < 4) {
+    for (size_t i = 0; i < n; i++) {
+        if (((unsigned char)v[i] & 0xC0) != 0x80)
+            total++;
+    }
+    size_t show = total > 4 ? total / 2 : 0;
+    if (show > 4)
+        show = 4;
+    while (start > 0 && chars < show) {
         start--;
         if (((unsigned char)v[start] & 0xC0) != 0x80) {
             chars++;
         }
     }
     sink_put(s, "****", 4);
-    if (start > 0) {
+    if (show > 0) {
         sink_put(s, v + start, n - start);
     }
 }
