@@ -47,7 +47,12 @@ static const char *const tx_sql[TX_COUNT] = {"BEGIN IMMEDIATE", "BEGIN DEFERRED"
 struct sq_conn {
     sqlite3 *db;
     sqlite3_stmt *tx[TX_COUNT]; /* prepared once per connection */
+    int busy_ms;                /* the store's busy timeout, which sq_purge shortens */
 };
+
+/* How long a purge waits for readers to leave the write-ahead log. It holds the write lock
+ * meanwhile, so it must not wait as long as a writer may: a purge that gives up is retried. */
+#define PURGE_WAIT_MS 250
 
 /* sq_err(db, rc, op): maps a SQLite result code to a cu_err and logs SQLite's message. */
 static enum cu_err sq_err(sqlite3 *db, int rc, const char *op)
@@ -158,6 +163,7 @@ static enum cu_err configure(struct sq_conn *c, const struct sq_state *s, char *
         goto out;
     }
     sqlite3_busy_timeout(c->db, s->busy_ms);
+    c->busy_ms = s->busy_ms;
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
     sqlite3_db_config(c->db, SQLITE_DBCONFIG_DQS_DML, 0, (int *)NULL);
@@ -478,7 +484,9 @@ static enum cu_err sq_purge(void *conn)
 {
     struct sq_conn *c = conn;
     int logged = 0, moved = 0;
+    sqlite3_busy_timeout(c->db, c->busy_ms < PURGE_WAIT_MS ? c->busy_ms : PURGE_WAIT_MS);
     int rc = sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, &logged, &moved);
+    sqlite3_busy_timeout(c->db, c->busy_ms);
     if (rc == SQLITE_BUSY)
         return CU_E_BUSY;
     return rc == SQLITE_OK ? CU_OK : sq_err(c->db, rc, "purge");

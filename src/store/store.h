@@ -163,7 +163,8 @@ void cu_stmt_done(struct cu_stmt *st);
 /* cu_db_purge(db): makes data deleted by committed transactions unrecoverable from the
  * store's own files as far as the backend can (SQLite: secure_delete is always on, and this
  * checkpoints the write-ahead log into the database and truncates it). Outside a transaction;
- * for erasure. CU_E_BUSY when readers keep the log from being emptied. */
+ * for erasure. CU_E_BUSY when readers keep the log from being emptied (SQLite: after waiting
+ * at most 250 ms, as the purge holds writers back meanwhile; try again later). */
 CU_WUR enum cu_err cu_db_purge(struct cu_db *db);
 
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
