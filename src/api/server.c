@@ -856,19 +856,20 @@ struct checkpointer {
 
 /* Retries the purge an erasure could not finish (a reader held the write-ahead log): until it
  * succeeds, the log may still hold the erased customer's old pages. */
-static void retry_purge(struct cu_app *app)
+static bool retry_purge(struct cu_app *app)
 {
     struct cu_db *db = NULL;
-    if (cu_store_db(app->store, &db) == CU_OK && cu_db_purge(db) == CU_OK) {
-        atomic_store(&app->purge_pending, false);
-        cu_log_msg(CU_LOG_INFO, "vault.purged");
-    }
+    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK)
+        return false;
+    atomic_store(&app->purge_pending, false);
+    cu_log_msg(CU_LOG_INFO, "vault.purged");
+    return true;
 }
 
 static void *checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
-    unsigned ticks = 0;
+    unsigned ticks = 0, purge_at = 0, purge_every = 1;
     pthread_setname_np(pthread_self(), "cu-checkpoint");
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
@@ -883,8 +884,12 @@ static void *checkpointer_main(void *arg)
         enum cu_err rc = cu_audit_checkpoint_make(c->app->audit, c->app->store, false, &made, NULL);
         if (rc != CU_OK)
             cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
-        if (atomic_load(&c->app->purge_pending))
-            retry_purge(c->app);
+        /* Each try holds writers back up to 250 ms: back off, from 1 s to 30 s, while a long
+         * reader (an export) keeps the log. */
+        if (atomic_load(&c->app->purge_pending) && ticks >= purge_at) {
+            purge_every = retry_purge(c->app) ? 1 : (purge_every * 2 > 30 ? 30 : purge_every * 2);
+            purge_at = ticks + purge_every;
+        }
         if (++ticks % 60 == 0)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);
