@@ -859,9 +859,13 @@ struct checkpointer {
 static bool retry_purge(struct cu_app *app)
 {
     struct cu_db *db = NULL;
-    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK)
-        return false;
+    /* Cleared before the purge, so that an erasure whose own purge fails meanwhile sets it
+     * again for the next try instead of being cleared by this one. */
     atomic_store(&app->purge_pending, false);
+    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK) {
+        atomic_store(&app->purge_pending, true);
+        return false;
+    }
     cu_log_msg(CU_LOG_INFO, "vault.purged");
     return true;
 }
@@ -1013,8 +1017,10 @@ enum cu_err cu_server_run(struct cu_app *app)
      * (a purge of a log with nothing to erase costs one checkpoint); if a reader holds the
      * log, the checkpointer retries. */
     struct cu_db *main_db = NULL;
-    if (cu_store_db(app->store, &main_db) != CU_OK || cu_db_purge(main_db) != CU_OK)
+    if (cu_store_db(app->store, &main_db) != CU_OK || cu_db_purge(main_db) != CU_OK) {
         atomic_store(&app->purge_pending, true);
+        cu_log_msg(CU_LOG_WARN, "vault.purge_deferred");
+    }
     checkpointer_start(&cp, app);
     int sig = wait_for_signal();
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),

@@ -685,23 +685,22 @@ static void mask_email(const char *v, size_t n, struct sink *s)
 }
 
 /* +44*******123: '+', the first 2 digits, a star per hidden digit, then up to the last 3, so
- * that at most half the digits show (+12****78 for 8 digits). */
+ * that less than half the digits show (+12*****8 for 8 digits); *** for 4 digits or fewer. */
 static void mask_phone(const char *v, size_t n, struct sink *s)
 {
-    if (n < 5 || v[0] != '+' || !all_of(v + 1, n - 1, is_digit)) {
+    size_t digits = n > 0 ? n - 1 : 0;
+    if (digits < 5 || v[0] != '+' || !all_of(v + 1, digits, is_digit)) {
         sink_put(s, "***", 3);
         return;
     }
-    size_t digits = n - 1, last = digits / 2 > 2 ? digits / 2 - 2 : 0;
-    if (last > 3)
-        last = 3;
+    size_t shown = (digits - 1) / 2, last = shown - 2 > 3 ? 3 : shown - 2;
     sink_put(s, v, 3);
     put_stars(s, digits - 2 - last);
     sink_put(s, v + n - last, last);
 }
 
-/* ****1234: stars, then the last 4 characters (UTF-8 aware), but never more than half of them:
- * ****45 for 5 characters, only stars for 4 or fewer. */
+/* ****1234: stars, then the last 4 characters (UTF-8 aware), but less than half of them:
+ * ****45 for 5 or 6 characters, ****456 for 7 or 8, only stars for 4 or fewer. */
 static void mask_last4(const char *v, size_t n, struct sink *s)
 {
     size_t total = 0, start = n, chars = 0;
@@ -710,7 +709,7 @@ static void mask_last4(const char *v, size_t n, struct sink *s)
         if (((unsigned char)v[i] & 0xC0) != 0x80)
             total++;
     }
-    size_t show = total > 4 ? total / 2 : 0;
+    size_t show = total > 4 ? (total - 1) / 2 : 0;
     if (show > 4)
         show = 4;
     while (start > 0 && chars < show) {

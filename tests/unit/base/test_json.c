@@ -405,6 +405,7 @@ static void test_parse_error_quotes_no_input(void **state)
         "{\"given_name\": \"Jorunn\tQuill\"}", /* a raw tab inside a string */
         "{\"national_id\": Jorunn}",           /* a bare word */
         "{\"email\": \"jorunn@example.com\"} trailing",
+        "{\"family_name\": \"\\udc00Jorunn\"}", /* a lone low surrogate */
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -415,6 +416,7 @@ static void test_parse_error_quotes_no_input(void **state)
         assert_null(strstr(err, "Jorunn"));
         assert_null(strstr(err, "trailing"));
         assert_null(strstr(err, " near "));
+        assert_null(strstr(err, "dc00"));
     }
 }
 

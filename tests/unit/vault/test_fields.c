@@ -674,18 +674,19 @@ static void test_mask_examples(void **state)
 {
     masks("email", "jane@example.com", "j***@example.com");
     masks("email", "abc@b.io", "a***@b.io");
-    /* Never half of a value or more: a short local part, id or number shows less. */
+    /* Less than half of a value: a short local part, id or number shows less, or nothing. */
     masks("email", "a@b.io", "***@b.io");
     masks("email", "ab@b.io", "***@b.io");
     masks("email", "\xC3\x9c\xC3\x9c@b.io", "***@b.io"); /* two characters, four bytes */
-    masks("phone", "+441234567123", "+44*******123");
-    masks("phone", "+4412345678", "+44*****678");
-    masks("phone", "+12345678", "+12****78");
-    masks("phone", "+1234567", "+12****7");
-    masks("phone", "+1234", "+12**");
+    masks("phone", "+441234567123", "+44*******123");    /* 5 of 12 digits */
+    masks("phone", "+4412345678", "+44******78");        /* 4 of 10 */
+    masks("phone", "+12345678", "+12*****8");            /* 3 of 8 */
+    masks("phone", "+1234567", "+12****7");              /* 3 of 7 */
+    masks("phone", "+12345", "+12***");                  /* 2 of 5 */
     masks("phone", "+123456789012345", "+12**********345");
-    masks("national_id", "AB123456", "****3456");
-    masks("national_id", "AB12345", "****345");
+    masks("national_id", "AB123456C", "****456C"); /* 4 of 9 */
+    masks("national_id", "AB123456", "****456");   /* 3 of 8 */
+    masks("national_id", "AB1234", "****34");      /* 2 of 6 */
     masks("national_id", "12345", "****45");
     masks("national_id", "1234", "****");
     masks("national_id", "AB1", "****");
@@ -711,6 +712,7 @@ static void test_mask_of_malformed_values_shows_nothing(void **state)
     masks("phone", "12345", "***");
     masks("phone", "+12", "***");
     masks("phone", "+123", "***");
+    masks("phone", "+1234", "***");
     masks("birth_date", "May 1984", "***");
     masks("given_name", "", "***");
     masks("given_name", "\xFFx", "***");
