@@ -38,21 +38,6 @@ static bool may_read(const struct cu_req *req)
     return (req->principal.scopes & CU_SCOPE_CUSTOMERS_READ) != 0;
 }
 
-/* drop_personal(c): wipes and removes c's personal fields, for a caller that may not read
- * them. */
-static void drop_personal(struct cu_customer *c)
-{
-    size_t nf = 0;
-    const struct cu_field_def *fs = cu_fields(&nf);
-    for (size_t i = 0; i < nf; i++) {
-        if (fs[i].personal && c->values[i] != NULL) {
-            cu_crypto_wipe(c->values[i], strlen(c->values[i]));
-            cu_free(c->values[i]);
-            c->values[i] = NULL;
-        }
-    }
-}
-
 /* The target of a customer's audit records. */
 struct target {
     char text[CU_CUSTOMER_ID_BYTES + 10];
@@ -66,21 +51,9 @@ static struct target target_of(const char *id)
     return t;
 }
 
-/* The names of the fields a customer has, for "revealed" in the audit of an unmasked read. */
-static json_t *field_names(const struct cu_customer *c, bool personal_only)
-{
-    size_t nf = 0;
-    const struct cu_field_def *fs = cu_fields(&nf);
-    json_t *a = json_array();
-    for (size_t i = 0; i < nf; i++) {
-        if (c->values[i] != NULL && (!personal_only || fs[i].personal))
-            json_array_append_new(a, json_string(fs[i].name));
-    }
-    return a;
-}
-
-/* field_names_of(cs, n): the personal fields any of n customers holds, in field order. */
-static json_t *field_names_of(const struct cu_customer *cs, size_t n)
+/* field_names(cs, n, personal_only): the fields any of n customers holds (only the personal
+ * ones when asked), in field order: "fields" of a creation, "revealed" of a search. */
+static json_t *field_names(const struct cu_customer *cs, size_t n, bool personal_only)
 {
     size_t nf = 0;
     const struct cu_field_def *fs = cu_fields(&nf);
@@ -88,7 +61,7 @@ static json_t *field_names_of(const struct cu_customer *cs, size_t n)
     for (size_t i = 0; a != NULL && i < nf; i++) {
         bool held = false;
         for (size_t k = 0; k < n && !held; k++)
-            held = fs[i].personal && cs[k].values[i] != NULL;
+            held = (!personal_only || fs[i].personal) && cs[k].values[i] != NULL;
         if (held)
             json_array_append_new(a, json_string(fs[i].name));
     }
@@ -200,7 +173,7 @@ enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
         rc = cu_vault_create(req->app->vault, db, body, &c, why);
         if (rc == CU_OK)
             rc = cu_app_audit(req, db, "customer.create", target_of(c.id).text, "success",
-                              json_pack("{s:o}", "fields", field_names(&c, false)));
+                              json_pack("{s:o}", "fields", field_names(&c, 1, false)));
         rc = commit_or_rollback(db, rc);
     }
     json_decref(body);
@@ -269,7 +242,7 @@ enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
      * that may read them, masked unless it may unmask, and audited as GET audits them. */
     bool unmask = may_read(req) && may_unmask(req);
     if (!may_read(req))
-        drop_personal(&c);
+        cu_customer_drop_personal(&c);
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK && may_read(req))
         rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
@@ -305,7 +278,7 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     rc = answer_list(resp, cs, n, may_unmask(req), NULL);
     /* The record names every customer found and, when unmasked, the fields revealed; with one
      * customer found, it is that customer's record (target), as a GET's would be. */
-    json_t *found = json_array(), *revealed = may_unmask(req) ? field_names_of(cs, n) : NULL;
+    json_t *found = json_array(), *revealed = may_unmask(req) ? field_names(cs, n, true) : NULL;
     for (size_t i = 0; found != NULL && i < n; i++)
         json_array_append_new(found, json_string(cs[i].id));
     for (size_t i = 0; i < got; i++)

@@ -65,17 +65,31 @@ void cu_vault_free(struct cu_vault *v)
     cu_free(v);
 }
 
+static void drop_value(struct cu_customer *c, size_t i)
+{
+    if (c->values[i] != NULL) {
+        cu_crypto_wipe(c->values[i], strlen(c->values[i]));
+        cu_free(c->values[i]);
+        c->values[i] = NULL;
+    }
+}
+
 void cu_customer_clear(struct cu_customer *c)
 {
-    for (size_t i = 0; i < CU_VAULT_MAX_FIELDS; i++) {
-        if (c->values[i] != NULL) {
-            cu_crypto_wipe(c->values[i], strlen(c->values[i]));
-            cu_free(c->values[i]);
-            c->values[i] = NULL;
-        }
-    }
+    for (size_t i = 0; i < CU_VAULT_MAX_FIELDS; i++)
+        drop_value(c, i);
     json_decref(c->tags);
     c->tags = NULL;
+}
+
+void cu_customer_drop_personal(struct cu_customer *c)
+{
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].personal)
+            drop_value(c, i);
+    }
 }
 
 void cu_customers_free(struct cu_customer *cs, size_t n)

@@ -130,6 +130,10 @@ CU_WUR enum cu_err cu_customer_write(const struct cu_customer *c, bool unmask, s
 /* cu_customer_clear(c): wipes and frees what c holds. */
 void cu_customer_clear(struct cu_customer *c);
 
+/* cu_customer_drop_personal(c): wipes and frees c's personal fields only, for an answer to a
+ * caller that may not read them. */
+void cu_customer_drop_personal(struct cu_customer *c);
+
 /* cu_customers_free(cs, n): clears and frees an array from cu_vault_list. */
 void cu_customers_free(struct cu_customer *cs, size_t n);
 

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "base/clock.h"
+#include "base/mem.h"
 #include "crypto/crypto.h"
 #include "vault/vault.h"
 
@@ -455,9 +456,31 @@ static void test_erasure(void **state)
     cu_customer_clear(&c);
 }
 
+/* An answer to a caller that may not read personal fields keeps only the plain ones. */
+static void test_drop_personal(void **state)
+{
+    struct cu_customer c;
+    size_t nf = 0;
+    const struct cu_field_def *fs = cu_fields(&nf);
+
+    (void)state;
+    memset(&c, 0, sizeof(c));
+    for (size_t i = 0; i < nf; i++)
+        c.values[i] = cu_strdup(fs[i].name);
+    cu_customer_drop_personal(&c);
+    for (size_t i = 0; i < nf; i++) {
+        if (fs[i].personal)
+            assert_null(c.values[i]);
+        else
+            assert_string_equal(c.values[i], fs[i].name);
+    }
+    cu_customer_clear(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_drop_personal),
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_customer_write, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stored_format_known_answer, setup, teardown),
