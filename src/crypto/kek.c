@@ -321,13 +321,11 @@ enum cu_err cu_kek_source_keyring_file(const struct cu_keyring *first, const cha
                                        unsigned check_ms, struct cu_kek_source **out)
 {
     struct file_state *st = cu_calloc(1, sizeof(*st));
-    size_t n = strlen(path);
     enum cu_err rc = CU_E_NOMEM;
 
     CU_ASSERT(first != NULL);
     *out = NULL;
-    if (st != NULL && (st->path = cu_malloc(n + 1)) != NULL) {
-        memcpy(st->path, path, n + 1);
+    if (st != NULL && (st->path = cu_strdup(path)) != NULL) {
         atomic_init(&st->cur, first);
         atomic_init(&st->next_check_ns, 0);
         st->check_ns = (uint64_t)check_ms * 1000000u;
