@@ -10,8 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <microhttpd.h>
-
 #include "base/json.h"
 #include "base/text.h"
 
@@ -247,13 +245,12 @@ enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
 
 const char *cu_req_query(struct cu_req *req, const char *name)
 {
-    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_GET_ARGUMENT_KIND,
-                                       name);
+    return req->source != NULL ? req->source->query(req->source_arg, name) : NULL;
 }
 
 const char *cu_req_header(struct cu_req *req, const char *name)
 {
-    return MHD_lookup_connection_value((struct MHD_Connection *)req->conn, MHD_HEADER_KIND, name);
+    return req->source != NULL ? req->source->header(req->source_arg, name) : NULL;
 }
 
 enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool required, uint64_t *out)

@@ -58,6 +58,14 @@ struct cu_principal {
 
 struct cu_app; /* the running service: config, keyring, store, services (server.c) */
 
+/* Where a request's headers and query arguments come from: libmicrohttpd's connection in the
+ * server, a table in tests and the route fuzzer. Each returns the value of name (the first,
+ * since the server refuses a request that repeats a query argument), or NULL. */
+struct cu_req_source {
+    const char *(*header)(void *arg, const char *name);
+    const char *(*query)(void *arg, const char *name);
+};
+
 struct cu_req {
     struct cu_app *app;
     char id[CU_REQUEST_ID_BYTES];
@@ -70,7 +78,9 @@ struct cu_req {
     size_t nparams;
     struct cu_principal principal;
     char remote_ip[64];
-    void *conn; /* the MHD connection, for query arguments */
+    void *conn;                         /* the MHD connection (server.c only), or NULL */
+    const struct cu_req_source *source; /* headers and query arguments; NULL: none */
+    void *source_arg;
 };
 
 /* A stand-alone audit record of the request that must be committed before its response is

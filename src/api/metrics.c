@@ -37,6 +37,7 @@ struct cu_metrics {
     const struct cu_route *routes;
     size_t n;
     struct route_stats *stats; /* n + 1 */
+    atomic_uint_fast64_t conn_events[CU_CONN__COUNT];
 };
 
 enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n, struct cu_metrics **out)
@@ -147,6 +148,32 @@ static enum cu_err render_histograms(struct cu_metrics *m, struct cu_buf *out)
     return rc;
 }
 
+void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev)
+{
+    if (m != NULL && ev < CU_CONN__COUNT)
+        atomic_fetch_add_explicit(&m->conn_events[ev], 1, memory_order_relaxed);
+}
+
+static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)
+{
+    uint64_t v[CU_CONN__COUNT];
+    for (size_t i = 0; i < CU_CONN__COUNT; i++)
+        v[i] = atomic_load_explicit(&m->conn_events[i], memory_order_relaxed);
+    return cu_buf_printf(
+        out,
+        "# HELP custodia_http_deadline_closed_total Connections closed because the request's "
+        "headers or body took longer than server.header_timeout or server.body_timeout.\n"
+        "# TYPE custodia_http_deadline_closed_total counter\n"
+        "custodia_http_deadline_closed_total{phase=\"header\"} %llu\n"
+        "custodia_http_deadline_closed_total{phase=\"body\"} %llu\n"
+        "# HELP custodia_http_malformed_total Requests refused by the HTTP parser before routing "
+        "(malformed framing, version or headers).\n"
+        "# TYPE custodia_http_malformed_total counter\n"
+        "custodia_http_malformed_total %llu\n",
+        (unsigned long long)v[CU_CONN_HEADER_DEADLINE],
+        (unsigned long long)v[CU_CONN_BODY_DEADLINE], (unsigned long long)v[CU_CONN_MALFORMED]);
+}
+
 enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms)
 {
     enum cu_err rc =
@@ -162,5 +189,7 @@ enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t 
         rc = render_counts(m, out);
     if (rc == CU_OK)
         rc = render_histograms(m, out);
+    if (rc == CU_OK)
+        rc = render_conn_events(m, out);
     return rc;
 }

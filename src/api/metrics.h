@@ -26,6 +26,17 @@ void cu_metrics_free(struct cu_metrics *m);
  * "no route") that answered status after ns nanoseconds. */
 void cu_metrics_observe(struct cu_metrics *m, size_t route, int status, uint64_t ns);
 
+/* Why the server closed a connection itself, or refused what it could not parse. */
+enum cu_conn_event {
+    CU_CONN_HEADER_DEADLINE, /* the request line and headers took longer than header_timeout */
+    CU_CONN_BODY_DEADLINE,   /* the body took longer than body_timeout */
+    CU_CONN_MALFORMED,       /* libmicrohttpd refused a request it could not parse */
+    CU_CONN__COUNT
+};
+
+/* cu_metrics_conn_event(m, ev): counts one ev. */
+void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev);
+
 /* cu_metrics_render(m, out, start_ms): appends the Prometheus text exposition to out. */
 CU_WUR enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms);
 

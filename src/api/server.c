@@ -25,7 +25,9 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -67,6 +69,134 @@ struct request {
 
 static const struct cu_route *routes;
 static size_t nroutes;
+
+/* ---- connections: the deadlines of a request's head and body ---- */
+
+/* What a connection's deadline is for. */
+enum conn_phase {
+    PHASE_HEAD = 1, /* the TLS handshake, request line and headers (server.header_timeout) */
+    PHASE_BODY,     /* the body (server.body_timeout) */
+    PHASE_SERVER,   /* the server is at work or answering: no deadline */
+};
+
+/* What the server keeps for one connection (libmicrohttpd's socket context), from its accept
+ * to its close. The watchdog shuts a connection down when its deadline passes: the library
+ * then reads the end of the stream and closes it, on its own thread. */
+struct conn {
+    struct conn *prev, *next; /* in the registry, under watch.mu */
+    int fd;
+    atomic_int phase;         /* enum conn_phase */
+    atomic_llong deadline_ms; /* monotonic; 0: none */
+    bool shut;                /* the watchdog shut it down (under watch.mu) */
+    const char *target_error; /* why the raw request target is refused, or NULL */
+};
+
+/* The registry of open connections and the thread that enforces their deadlines. */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct conn *head;
+    struct cu_app *app;
+    pthread_t thread;
+    bool running, stop;
+} watch = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0, false, false};
+
+/* How often the watchdog looks at the deadlines. */
+#define WATCH_TICK_MS 200
+
+static int64_t mono_ms(void)
+{
+    return (int64_t)(cu_clock_mono_ns() / 1000000u);
+}
+
+static void conn_set(struct conn *k, enum conn_phase phase, int64_t deadline_ms)
+{
+    if (k == NULL)
+        return;
+    atomic_store(&k->phase, (int)phase);
+    atomic_store(&k->deadline_ms, deadline_ms);
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci != NULL ? ci->socket_context : NULL;
+}
+
+/* Shuts down, under watch.mu, the connections whose deadline has passed. */
+static void enforce_deadlines(int64_t now)
+{
+    for (struct conn *k = watch.head; k != NULL; k = k->next) {
+        int64_t d = atomic_load(&k->deadline_ms);
+        if (d == 0 || now <= d || k->shut)
+            continue;
+        /* Read before the shutdown, which wakes the connection's thread to complete it. */
+        bool head = atomic_load(&k->phase) == PHASE_HEAD;
+        k->shut = true;
+        (void)shutdown(k->fd, SHUT_RDWR);
+        cu_metrics_conn_event(watch.app->metrics,
+                              head ? CU_CONN_HEADER_DEADLINE : CU_CONN_BODY_DEADLINE);
+        cu_log(CU_LOG_INFO, "http.deadline_closed", CU_LS("phase", head ? "header" : "body"),
+               CU_LI("late_ms", now - d));
+    }
+}
+
+static void *watch_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "cu-deadline");
+    pthread_mutex_lock(&watch.mu);
+    while (!watch.stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCH_TICK_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&watch.cv, &watch.mu, &ts);
+        if (!watch.stop)
+            enforce_deadlines(mono_ms());
+    }
+    pthread_mutex_unlock(&watch.mu);
+    return NULL;
+}
+
+static void watch_start(struct cu_app *app)
+{
+    watch.app = app;
+    watch.stop = false;
+    watch.running = pthread_create(&watch.thread, NULL, watch_main, NULL) == 0;
+    if (!watch.running)
+        cu_log_msg(CU_LOG_ERROR, "http.deadlines_not_enforced");
+}
+
+static void watch_stop(void)
+{
+    if (!watch.running)
+        return;
+    pthread_mutex_lock(&watch.mu);
+    watch.stop = true;
+    pthread_cond_signal(&watch.cv);
+    pthread_mutex_unlock(&watch.mu);
+    pthread_join(watch.thread, NULL);
+    watch.running = false;
+}
+
+/* ---- where handlers read headers and query arguments from ---- */
+
+static const char *mhd_header(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_HEADER_KIND, name);
+}
+
+static const char *mhd_query(void *arg, const char *name)
+{
+    return MHD_lookup_connection_value(arg, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const struct cu_req_source mhd_source = {mhd_header, mhd_query};
 
 static void request_free(struct request *r)
 {
@@ -126,10 +256,12 @@ static struct request *request_new(struct cu_app *app, struct MHD_Connection *c,
     r->route_idx = nroutes;
     r->req.app = app;
     r->req.conn = c;
+    r->req.source = &mhd_source;
+    r->req.source_arg = c;
     r->req.path = url;
     r->req.method_name = method;
     r->req.method = cu_method_parse(method);
-    r->req.content_type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type");
+    r->req.content_type = cu_req_header(&r->req, "Content-Type");
     request_id(r->req.id);
     remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
     cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
@@ -412,8 +544,7 @@ static enum cu_err authorize(struct request *r, const struct cu_route *route)
  * may use the route, or fails the response. */
 static enum cu_err authenticate(struct request *r, const struct cu_route *route)
 {
-    struct MHD_Connection *c = r->req.conn;
-    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
+    const char *h = cu_req_header(&r->req, "Authorization");
     enum cu_err rc;
 
     cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
@@ -554,25 +685,153 @@ static enum MHD_Result answer_audited(struct MHD_Connection *c, struct request *
     return queue(c, r);
 }
 
-/* Whether the request's headers (names and values) add up to more than max bytes. */
-struct header_sum {
-    size_t total;
+/* ---- the request head: what libmicrohttpd lets through and a careful server refuses ---- */
+
+/* The most query arguments a request may carry. */
+#define QUERY_ARGS_MAX 32
+
+/* What one pass over a request's headers found. */
+struct head_survey {
+    size_t total;            /* bytes of names and values, plus 4 a header */
+    unsigned content_length; /* how many of each header that must not repeat */
+    unsigned transfer_encoding;
+    unsigned host;
+    unsigned authorization;
+    unsigned content_type;
+    bool bad_name; /* a name that is not an RFC 9110 token (a space before ':') */
 };
 
-static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
-                                       const char *value)
+static bool is_token_char(unsigned char ch)
 {
-    struct header_sum *h = cls;
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static enum MHD_Result survey_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } unique[] = {
+        {"Content-Length", offsetof(struct head_survey, content_length)},
+        {"Transfer-Encoding", offsetof(struct head_survey, transfer_encoding)},
+        {"Host", offsetof(struct head_survey, host)},
+        {"Authorization", offsetof(struct head_survey, authorization)},
+        {"Content-Type", offsetof(struct head_survey, content_type)},
+    };
+    struct head_survey *h = cls;
     (void)kind;
     h->total += strlen(key) + (value ? strlen(value) : 0) + 4;
+    if (key[0] == '\0')
+        h->bad_name = true;
+    for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
+        h->bad_name |= !is_token_char(*p);
+    for (size_t i = 0; i < sizeof(unique) / sizeof(unique[0]); i++) {
+        if (strcasecmp(key, unique[i].name) == 0)
+            (*(unsigned *)(void *)((char *)h + unique[i].off))++;
+    }
     return MHD_YES;
 }
 
-static bool headers_too_large(struct MHD_Connection *c, size_t max)
+/* The query arguments' names, to find one that repeats. */
+struct query_survey {
+    const char *names[QUERY_ARGS_MAX];
+    size_t n;
+    bool too_many;
+    const char *repeated; /* the first name seen twice */
+};
+
+static enum MHD_Result survey_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
 {
-    struct header_sum h = {0};
-    MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &h);
-    return h.total > max;
+    struct query_survey *q = cls;
+    (void)kind;
+    (void)value;
+    for (size_t i = 0; i < q->n && q->repeated == NULL; i++) {
+        if (strcmp(q->names[i], key) == 0)
+            q->repeated = q->names[i];
+    }
+    if (q->n == QUERY_ARGS_MAX) {
+        q->too_many = true;
+        return MHD_NO;
+    }
+    q->names[q->n++] = key;
+    return MHD_YES;
+}
+
+static int hex_digit(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Why a raw request target (as sent, before percent-decoding) is refused, or NULL: a byte
+ * that is not visible ASCII, a '%' not followed by two hex digits, or one that encodes a
+ * control byte (libmicrohttpd decodes %00 into a NUL that cuts the path short). */
+static const char *target_error(const char *t)
+{
+    for (const unsigned char *p = (const unsigned char *)t; *p != '\0'; p++) {
+        if (*p <= 0x20 || *p >= 0x7f)
+            return "the request target holds a byte that is not visible ASCII";
+        if (*p != '%')
+            continue;
+        int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+        if (hi < 0 || lo < 0)
+            return "the request target holds a '%' that is not followed by two hex digits";
+        if (hi * 16 + lo < 0x20 || hi * 16 + lo == 0x7f)
+            return "the request target encodes a control byte";
+        p += 2;
+    }
+    return NULL;
+}
+
+/* Whether the request head is one a careful server answers: CU_OK, or CU_E_HEADERS_TOO_LARGE,
+ * or CU_E_INVALID with the detail set in r->resp. Refused: a target with a control byte, a
+ * header name that is not a token, a repeated Content-Length, Transfer-Encoding, Host,
+ * Authorization or Content-Type, Content-Length together with Transfer-Encoding (RFC 9112
+ * section 6.1: the framing is ambiguous, a smuggling risk behind a proxy), a transfer coding
+ * other than chunked, an HTTP/1.1 request without Host, and a repeated query argument. */
+static enum cu_err head_error(struct request *r, struct conn *k, const char *version)
+{
+    struct MHD_Connection *c = r->req.conn;
+    struct head_survey h = {0};
+    struct query_survey q = {.n = 0};
+    const char *te;
+
+    MHD_get_connection_values(c, MHD_HEADER_KIND, survey_header, &h);
+    if (h.total > r->req.app->cfg.server.max_header_bytes)
+        return CU_E_HEADERS_TOO_LARGE;
+    if (k != NULL && k->target_error != NULL)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "%s", k->target_error);
+    if (h.bad_name)
+        return cu_resp_fail(&r->resp, CU_E_INVALID,
+                            "a header name is not a token (no spaces before the colon)");
+    if (h.content_length > 1 || h.transfer_encoding > 1 || h.host > 1 || h.authorization > 1 ||
+        h.content_type > 1)
+        return cu_resp_fail(&r->resp, CU_E_INVALID,
+                            "Content-Length, Transfer-Encoding, Host, Authorization and "
+                            "Content-Type may each appear once");
+    if (h.content_length > 0 && h.transfer_encoding > 0)
+        return cu_resp_fail(&r->resp, CU_E_INVALID,
+                            "a request must not carry both Content-Length and Transfer-Encoding");
+    te = cu_req_header(&r->req, "Transfer-Encoding");
+    if (te != NULL && strcasecmp(te, "chunked") != 0)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "the only transfer coding taken is chunked");
+    if (h.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "an HTTP/1.1 request needs a Host header");
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, survey_query, &q);
+    if (q.too_many)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "more than %d query arguments", QUERY_ARGS_MAX);
+    if (q.repeated != NULL)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "the query argument '%.64s' is repeated",
+                            q.repeated);
+    return CU_OK;
 }
 
 /* Answers at once, on the first call, with the problem for rc; the connection closes. */
@@ -631,20 +890,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct request *r = *con_cls;
 
     if (r == NULL) {
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+        struct conn *k = conn_of(c);
         r = request_new(app, c, url, method);
         if (r == NULL)
             return MHD_NO;
         *con_cls = r;
         atomic_fetch_add(&app->inflight, 1);
-        if (headers_too_large(c, app->cfg.server.max_header_bytes))
-            return refuse_now(c, r, CU_E_HEADERS_TOO_LARGE);
+        const char *cl = cu_req_header(&r->req, "Content-Length");
+        bool body = (cl != NULL && strcmp(cl, "0") != 0) ||
+                    cu_req_header(&r->req, "Transfer-Encoding") != NULL;
+        conn_set(k, body ? PHASE_BODY : PHASE_SERVER,
+                 body ? mono_ms() + 1000LL * app->cfg.server.body_timeout : 0);
+        enum cu_err bad = head_error(r, k, version);
+        if (bad != CU_OK)
+            return refuse_now(c, r, bad);
         r->refused = admit(r);
         /* A refused request with a body is answered now, so its body is never read (the
          * connection then closes); one without waits, to keep the connection alive. */
-        if (r->refused != CU_OK &&
-            (cl != NULL ||
-             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL))
+        if (r->refused != CU_OK && body)
             return refuse_now(c, r, r->refused);
         if (cl != NULL) {
             char *end = NULL;
@@ -667,6 +930,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     if (*upload_size != 0)
         return take_body(r, upload_data, upload_size);
+    conn_set(conn_of(c), PHASE_SERVER, 0);
     if (r->too_large)
         return refuse_too_large(c, r);
     if (r->refused == CU_OK && (r->route->flags & CU_ROUTE_HASH) && r->req.app->lane != NULL)
@@ -682,6 +946,10 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
     struct cu_app *app = cls;
     struct request *r = *con_cls;
+    /* The connection may carry a next request: its line must come within the idle timeout,
+     * and its headers within the header timeout after that (uri_seen). */
+    conn_set(conn_of(c), PHASE_HEAD,
+             mono_ms() + 1000LL * (app->cfg.server.idle_timeout + app->cfg.server.header_timeout));
     if (r == NULL)
         return;
     uint64_t ns = cu_clock_mono_ns() - r->start_ns;
@@ -701,23 +969,81 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&app->inflight, 1);
 }
 
+/* A connection opens (its context joins the registry, with the deadline of its handshake and
+ * first request head) or closes (it leaves it, before libmicrohttpd closes its socket). */
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    if (toe != MHD_CONNECTION_NOTIFY_STARTED)
+    struct cu_app *app = cls;
+    struct conn *k = *socket_ctx;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        if (k == NULL)
+            return;
+        pthread_mutex_lock(&watch.mu);
+        if (k->prev != NULL)
+            k->prev->next = k->next;
+        else
+            watch.head = k->next;
+        if (k->next != NULL)
+            k->next->prev = k->prev;
+        pthread_mutex_unlock(&watch.mu);
+        cu_free(k);
+        *socket_ctx = NULL;
         return;
+    }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
     int one = 1;
-    if (ci != NULL)
-        (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (ci == NULL)
+        return;
+    (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    k = cu_calloc(1, sizeof(*k));
+    if (k == NULL) {
+        cu_log_msg(CU_LOG_WARN, "http.connection_untimed");
+        return;
+    }
+    k->fd = ci->connect_fd;
+    conn_set(k, PHASE_HEAD, mono_ms() + 1000LL * app->cfg.server.header_timeout);
+    pthread_mutex_lock(&watch.mu);
+    k->next = watch.head;
+    if (watch.head != NULL)
+        watch.head->prev = k;
+    watch.head = k;
+    pthread_mutex_unlock(&watch.mu);
+    *socket_ctx = k;
 }
 
+/* A request line has arrived (its headers have not): its raw target is checked, since the
+ * handler only sees it percent-decoded, and the head must be complete within the header
+ * timeout. Returns the request's initial context: none. */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    struct cu_app *app = cls;
+    struct conn *k = conn_of(c);
+    if (k != NULL) {
+        int64_t d = mono_ms() + 1000LL * app->cfg.server.header_timeout;
+        int64_t cur = atomic_load(&k->deadline_ms);
+        k->target_error = target_error(uri);
+        conn_set(k, PHASE_HEAD, cur != 0 && cur < d ? cur : d);
+    }
+    return NULL;
+}
+
+/* libmicrohttpd's messages. It answers a request it cannot parse itself (an HTML page, then
+ * it closes the connection), before any handler sees it: such refusals are counted. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
+    static const char refused[] = "Error processing request (HTTP response code is ";
+    struct cu_app *app = cls;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
+    if (strncmp(msg, refused, sizeof(refused) - 1) == 0) {
+        cu_metrics_conn_event(app->metrics, CU_CONN_MALFORMED);
+        cu_log(CU_LOG_INFO, "http.malformed",
+               CU_LI("status", strtol(msg + sizeof(refused) - 1, NULL, 10)));
+        return;
+    }
     cu_log(CU_LOG_WARN, "http.library", CU_LS("detail", msg));
 }
 
@@ -815,14 +1141,18 @@ static struct MHD_Daemon *start_daemon(struct cu_app *app, const char *cert, con
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
         flags, cfg->server.port, NULL, NULL, on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
-        app->threads, MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
+        mhd_logger, app, MHD_OPTION_URI_LOG_CALLBACK, uri_seen, app, MHD_OPTION_SOCK_ADDR,
+        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         mem, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
         MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection, app,
-        MHD_OPTION_STRICT_FOR_CLIENT, 1, MHD_OPTION_END);
+        /* Not strict: in strict mode libmicrohttpd answers a missing Host or a space in the
+         * target with an HTML page of its own; head_error and uri_seen check both and answer
+         * with a problem document. */
+        MHD_OPTION_STRICT_FOR_CLIENT, 0, MHD_OPTION_END);
 }
 
 /* Once a minute: forgets quiet lockout counters, expired challenges and long-dead sessions. */
@@ -926,7 +1256,8 @@ static void checkpointer_stop(struct checkpointer *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-/* Waits for SIGTERM or SIGINT, which the caller has blocked in every thread. */
+/* Waits for SIGTERM or SIGINT, which the caller blocked before starting any thread and keeps
+ * blocked (a later signal stays pending and cannot cut the stop short). */
 static int wait_for_signal(void)
 {
     sigset_t set;
@@ -960,6 +1291,7 @@ static void drain(struct cu_app *app, struct MHD_Daemon *d)
     cu_audit_batcher_stop(app->batcher);
     wait_inflight(app, 1000);
     MHD_stop_daemon(d);
+    watch_stop();
 }
 
 /* Threads for the password-hashing lane: two per hash slot, so that a thread waiting on the
@@ -973,7 +1305,6 @@ enum cu_err cu_server_run(struct cu_app *app)
 {
     char *cert = NULL, *key = NULL;
     struct MHD_Daemon *d = NULL;
-    sigset_t set, old;
     enum cu_err rc;
 
     routes = cu_routes(&nroutes);
@@ -992,10 +1323,6 @@ enum cu_err cu_server_run(struct cu_app *app)
         goto out;
 
     signal(SIGPIPE, SIG_IGN);
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, &old);
     d = start_daemon(app, cert, key);
     wipe_free(key);
     key = NULL;
@@ -1005,8 +1332,9 @@ enum cu_err cu_server_run(struct cu_app *app)
                CU_LI("port", app->cfg.server.port),
                CU_LS("hint", "is the port in use, or the TLS certificate or key unreadable?"));
         rc = CU_E_IO;
-        goto out_mask;
+        goto out;
     }
+    watch_start(app);
     if (!cu_log_buffer_start())
         cu_log_msg(CU_LOG_WARN, "log.unbuffered");
     cu_log(CU_LOG_INFO, "server.started", CU_LS("address", app->cfg.server.listen_address),
@@ -1033,8 +1361,6 @@ enum cu_err cu_server_run(struct cu_app *app)
     checkpointer_stop(&cp);
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
     cu_log_buffer_stop();
-out_mask:
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
     cu_lane_free(app->lane);
     app->lane = NULL;

@@ -58,7 +58,8 @@ CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, co
  * for req, inside its own transactions, as cu_app_audit does. */
 struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);
 
-/* cu_server_run(app): serves until SIGTERM or SIGINT, then stops accepting, lets requests in
+/* cu_server_run(app): serves until SIGTERM or SIGINT (which the caller must have blocked in
+ * every thread before starting any, and keep blocked), then stops accepting, lets requests in
  * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the
  * log says why). The caller owns app and frees it afterwards. */
 CU_WUR enum cu_err cu_server_run(struct cu_app *app);

@@ -114,6 +114,26 @@ static const struct key_def keys[] = {
      1,
      3600,
      NULL},
+    {{"server", "header_timeout", "10",
+      "Seconds a client has to send a request's line and headers, however steadily it sends "
+      "them; the connection is closed without an answer when they run out. A new connection's "
+      "TLS handshake counts; on a kept-alive connection the time starts with the request line "
+      "(until then idle_timeout, counted from the previous answer, applies as a whole)."},
+     "an integer number of seconds from 1 to 3600",
+     K_UINT,
+     FIELD(server.header_timeout),
+     1,
+     3600,
+     NULL},
+    {{"server", "body_timeout", "60",
+      "Seconds a client has to send a request's body once its headers are in; the connection "
+      "is closed without an answer when they run out."},
+     "an integer number of seconds from 1 to 86400",
+     K_UINT,
+     FIELD(server.body_timeout),
+     1,
+     86400,
+     NULL},
     {{"server", "max_header_bytes", "16384",
       "Largest request line plus headers accepted; larger requests are refused."},
      "a size from 1024 to 1048576 bytes, optionally with suffix k or m (KiB, MiB), e.g. 16k",

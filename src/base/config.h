@@ -30,6 +30,8 @@ struct cu_config {
         unsigned max_connections;            /* 1..100000 */
         unsigned per_ip_connections;         /* 0 = no limit; else 1..100000 */
         unsigned idle_timeout;               /* seconds, 1..3600 */
+        unsigned header_timeout;             /* seconds, 1..3600 */
+        unsigned body_timeout;               /* seconds, 1..86400 */
         size_t max_header_bytes;             /* 1024..1048576 */
         size_t max_body_bytes;               /* 1024..1073741824 */
         char tls_cert[CU_CONFIG_PATH_BYTES]; /* relative to data_dir unless absolute */

@@ -2,6 +2,8 @@
  * serve.c - `custodia serve [--dir DIR]`: opens the data directory and runs the HTTPS
  * server until SIGTERM or SIGINT.
  */
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -88,6 +90,19 @@ int cu_cli_serve(int argc, char **argv)
 
     if (!cu_cli_dir_only(argc, argv, &dirflag))
         return usage();
+    /* SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the mask)
+     * and stay blocked until the process ends: the server takes the first with sigwait, and a
+     * second one, or ten, only stays pending while the stop finishes, its audit record and
+     * final checkpoint included. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* A shell starts a background job with SIGINT ignored, and an ignored signal is dropped
+     * rather than left for sigwait: both must stop the server, whoever started it. */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     code = cu_cli_open(cu_cli_data_dir(dirflag), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;

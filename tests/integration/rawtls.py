@@ -5,6 +5,11 @@ usage: rawtls.py idle PORT CAFILE          -> prints the seconds until the serve
        rawtls.py halfbody PORT CAFILE PID  -> (key in $CU_KEY) sends half a body, SIGTERMs PID, sends the rest,
                                               prints the status line of the response
        rawtls.py bigheader PORT CAFILE N   -> sends a header of N bytes, prints the status
+       rawtls.py slowhead PORT CAFILE GAP  -> sends a header line every GAP seconds, prints the
+                                              seconds until the server hung up
+       rawtls.py slowbody PORT CAFILE GAP  -> sends a body a byte every GAP seconds, prints the
+                                              seconds until the server hung up
+       rawtls.py raw PORT CAFILE           -> sends stdin as is, prints all the server answers
 """
 import os
 import signal
@@ -56,6 +61,53 @@ def halfbody(port, cafile, pid):
     print(read_status(s))
 
 
+def trickle(s, chunks, gap):
+    """Sends chunks one by one, gap seconds apart, until the server hangs up; returns the
+    seconds that took."""
+    start = time.monotonic()
+    s.settimeout(gap)
+    try:
+        for c in chunks:
+            s.sendall(c)
+            try:
+                if s.recv(4096) == b"":
+                    break
+            except socket.timeout:
+                pass
+    except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+        pass
+    return time.monotonic() - start
+
+
+def slowhead(port, cafile, gap):
+    s = connect(port, cafile)
+    lines = [b"GET /v1/health HTTP/1.1\r\n", b"Host: 127.0.0.1\r\n"]
+    lines += [b"X-Slow-%d: x\r\n" % i for i in range(1000)]
+    print("%.1f" % trickle(s, lines, gap))
+
+
+def slowbody(port, cafile, gap):
+    s = connect(port, cafile)
+    s.sendall(b"POST /v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              b"Content-Length: 1000\r\n\r\n")
+    print("%.1f" % trickle(s, [b" "] * 1000, gap))
+
+
+def raw(port, cafile):
+    s = connect(port, cafile)
+    s.sendall(sys.stdin.buffer.read())
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (ConnectionResetError, ssl.SSLError, socket.timeout):
+        pass
+    sys.stdout.buffer.write(out)
+
+
 def bigheader(port, cafile, n):
     s = connect(port, cafile)
     s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * n + b"\r\n\r\n")
@@ -73,6 +125,12 @@ def main():
         halfbody(port, cafile, int(sys.argv[4]))
     elif cmd == "bigheader":
         bigheader(port, cafile, int(sys.argv[4]))
+    elif cmd == "slowhead":
+        slowhead(port, cafile, float(sys.argv[4]))
+    elif cmd == "slowbody":
+        slowbody(port, cafile, float(sys.argv[4]))
+    elif cmd == "raw":
+        raw(port, cafile)
 
 
 if __name__ == "__main__":

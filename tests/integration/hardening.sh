@@ -1,0 +1,164 @@
+#!/bin/sh
+# Hardening of the HTTPS face: every stop is clean however many signals come; slow clients
+# are cut off at the header and body deadlines while health stays up; ambiguous framing, a
+# control byte in the target, a repeated query argument or header, a header name with a
+# space and a missing Host are refused with problem documents.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+RAW="$SRC/tests/integration/rawtls.py"
+
+# stopped_cleanly LOG: the log says the server stopped, the last audit record is system.stop
+# (clean), and the newest checkpoint covers the whole log.
+stopped_cleanly() {
+    contains "$1" '"msg":"server.stopped"' || return 1
+    last=$("$BIN" audit tail -n 1 --dir "$D" 2>/dev/null)
+    case $last in *'"action":"system.stop"'*'"clean":true'*) ;; *) return 1 ;; esac
+    n=$(sqlite3 "$D/custodia.db" 'SELECT count(*) FROM audit_log')
+    cp=$(sqlite3 "$D/custodia.db" 'SELECT max(tree_size) FROM audit_checkpoints')
+    [ "$n" = "$cp" ]
+}
+
+# Two signals, then ten, in a loop: each stop is clean. The signals come as fast as the shell
+# sends them, while the server is at its busiest moment of the stop.
+for signals in 2 10; do
+    clean=0
+    rounds=5
+    r=0
+    while [ $r -lt $rounds ]; do
+        start_server "$D" || exit 1
+        i=0
+        while [ $i -lt $signals ]; do
+            kill -TERM "$PID" 2>/dev/null
+            i=$((i + 1))
+        done
+        wait "$PID"
+        code=$?
+        PID=
+        if [ "$code" -eq 0 ] && stopped_cleanly "$LOG"; then clean=$((clean + 1)); fi
+        r=$((r + 1))
+    done
+    check_eq "$signals SIGTERMs at once: every stop is clean ($clean of $rounds)" "$rounds" "$clean"
+done
+
+# The same with SIGINT to the whole process group, as a terminal's Ctrl-C (twice) does.
+clean=0
+r=0
+while [ $r -lt 3 ]; do
+    PORT=$(free_port)
+    LOG="$D.serve.log"
+    setsid sh -c "CUSTODIA_SERVER_PORT=$PORT exec '$BIN' serve --dir '$D' 2>'$LOG'" &
+    sid=$!
+    i=0
+    while [ $i -lt 300 ] && ! curl -s -o /dev/null --cacert "$D/tls.crt" "https://127.0.0.1:$PORT/v1/health"; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    kill -INT "-$sid" 2>/dev/null
+    kill -INT "-$sid" 2>/dev/null
+    wait "$sid"
+    code=$?
+    if [ "$code" -eq 0 ] && stopped_cleanly "$LOG"; then clean=$((clean + 1)); fi
+    r=$((r + 1))
+done
+check_eq "two SIGINTs to the process group: every stop is clean ($clean of 3)" 3 "$clean"
+
+start_server "$D" CUSTODIA_SERVER_HEADER_TIMEOUT=2 CUSTODIA_SERVER_BODY_TIMEOUT=2 \
+    CUSTODIA_SERVER_IDLE_TIMEOUT=30 || exit 1
+
+# A client that sends a header line every half second is never idle, but is cut off at the
+# header deadline; one that sends its body a byte at a time, at the body deadline.
+python3 "$RAW" slowhead "$PORT" "$CA" 0.5 >"$TMP/slowhead" &
+slow=$!
+sleep 0.5
+req GET /v1/health
+check_eq "health answers while a slow client sends headers" 200 "$STATUS"
+wait $slow
+secs=$(cat "$TMP/slowhead")
+check "a client sending a header line every 0.5 s is cut off at the 2 s deadline ($secs s)" \
+    python3 -c "import sys; sys.exit(0 if 1.5 <= float('$secs') <= 6 else 1)"
+secs=$(python3 "$RAW" slowbody "$PORT" "$CA" 0.5)
+check "a client sending its body a byte every 0.5 s is cut off at the 2 s deadline ($secs s)" \
+    python3 -c "import sys; sys.exit(0 if 1.5 <= float('$secs') <= 6 else 1)"
+req GET /metrics -H "Authorization: Bearer $KEY"
+check "metrics count a connection closed at the header deadline" \
+    grep -q '^custodia_http_deadline_closed_total{phase="header"} [1-9]' "$TMP/body"
+check "metrics count a connection closed at the body deadline" \
+    grep -q '^custodia_http_deadline_closed_total{phase="body"} [1-9]' "$TMP/body"
+
+# Many slow clients do not keep a fresh one out: 20 of them, then health.
+i=0
+slow=
+while [ $i -lt 20 ]; do
+    python3 "$RAW" slowhead "$PORT" "$CA" 0.5 >/dev/null &
+    slow="$slow $!"
+    i=$((i + 1))
+done
+sleep 1
+req GET /v1/health
+check_eq "health answers beside 20 slow clients" 200 "$STATUS"
+# shellcheck disable=SC2086
+wait $slow
+
+# raw_status REQUEST: the status line of the server's answer to REQUEST (printf format).
+# The whole answer is in $TMP/raw.
+raw_status() {
+    # shellcheck disable=SC2059
+    printf "$1" | python3 "$RAW" raw "$PORT" "$CA" >"$TMP/raw"
+    head -n 1 "$TMP/raw" | tr -d '\r'
+}
+
+# problem STATUS DESCRIPTION: the last raw answer was one answer, with STATUS, a problem
+# document, the security headers and a request id, and it closed the connection.
+problem() {
+    st=$(head -n 1 "$TMP/raw" | tr -d '\r')
+    check_eq "$2: $1" "HTTP/1.1 $1" "$st"
+    check "$2: a problem document" grep -q '^Content-Type: application/problem+json' "$TMP/raw"
+    check "$2: HSTS and a request id" sh -c \
+        "grep -q '^Strict-Transport-Security:' '$TMP/raw' && grep -q '^X-Request-Id:' '$TMP/raw'"
+    check_eq "$2: one status line" 1 "$(grep -c '^HTTP/1.1 ' "$TMP/raw")"
+}
+
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}{}\r\n0\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null
+problem "400 Bad Request" "Content-Length with Transfer-Encoding"
+check "Content-Length with Transfer-Encoding: the connection closes (no second answer)" \
+    sh -c "! grep -q '\"status\":\"ok\"' '$TMP/raw' && grep -qi '^Connection: close' '$TMP/raw'"
+check "the refusal names the framing" grep -q 'both Content-Length and Transfer-Encoding' "$TMP/raw"
+
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}' >/dev/null
+problem "400 Bad Request" "two Content-Length headers"
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a transfer coding other than chunked"
+raw_status 'GET /v1/health HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a space before a header's colon"
+raw_status 'GET /v1/health HTTP/1.1\r\n\r\n' >/dev/null
+problem "400 Bad Request" "HTTP/1.1 without Host"
+raw_status 'GET /v1/health HTTP/1.0\r\n\r\n' >/dev/null
+check_eq "HTTP/1.0 without Host is served" "HTTP/1.1 200 OK" "$(head -n 1 "$TMP/raw" | tr -d '\r')"
+
+# A NUL or another control byte in the path, raw or encoded, is refused; it used to cut the
+# path short and serve another route.
+for t in '/v1/health%%00junk' '/v1/customers%%00/cus_0000000000000000' '/v1/health%%0a' \
+    '/v1/health%%7f' '/v1/health%%zz' '/v1/he alth'; do
+    raw_status "GET $t HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer $KEY\r\n\r\n" >/dev/null
+    problem "400 Bad Request" "the target $t"
+done
+req GET '/v1/health%00junk'
+check_eq "curl: %00 in the path is 400" 400 "$STATUS"
+check "the detail says why" contains "$TMP/body" 'control byte'
+
+# A repeated query argument is refused rather than the first silently taken.
+req GET '/v1/customers?email=a@example.com&email=b@example.com' -H "Authorization: Bearer $KEY"
+check_eq "a repeated query argument is 400" 400 "$STATUS"
+check "the detail names it" contains "$TMP/body" "'email' is repeated"
+
+# Requests libmicrohttpd refuses itself before routing are counted.
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n' >/dev/null
+req GET /metrics -H "Authorization: Bearer $KEY"
+check "metrics count a request the parser refused" \
+    grep -q '^custodia_http_malformed_total [1-9]' "$TMP/body"
+
+stop_server
+check_eq "the server stops cleanly after all this" 0 "$STOP_STATUS"
+finish
