@@ -25,20 +25,19 @@ struct args {
     const char *dir, *kind, *format, *kept;
     int64_t from, since, until;
     long count;
-    bool follow, have_since;
+    bool follow, have_since, help;
 };
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
-          "       custodia audit export --since TIME [--until TIME] [--format jsonl] [--dir DIR]\n"
-          "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
-          "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
-          "       custodia audit checkpoint [--dir DIR]\n"
-          "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
-          "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(
+        f, "usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
+           "       custodia audit export --since TIME [--until TIME] [--format jsonl] [--dir DIR]\n"
+           "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
+           "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
+           "       custodia audit checkpoint [--dir DIR]\n"
+           "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
+           "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n");
 }
 
 /* Prints verification progress on a terminal, overwriting one line. */
@@ -224,7 +223,8 @@ static int parse(int argc, char **argv, struct args *a)
     int c, code = CU_EXIT_OK;
     char *end = NULL;
 
-    while (code == CU_EXIT_OK && (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1) {
+    while (code == CU_EXIT_OK && !a->help &&
+           (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             a->dir = optarg;
@@ -262,8 +262,11 @@ static int parse(int argc, char **argv, struct args *a)
         case 'c':
             a->kept = optarg;
             break;
+        case 'h':
+            a->help = true;
+            break;
         default:
-            return usage();
+            code = usage(stderr);
         }
     }
     return code;
@@ -282,10 +285,10 @@ static int check_args(const char *verb, int rest, const struct args *a)
     }
     if (strcmp(verb, "hash") == 0 && (a->kind == NULL || rest != 1)) {
         cu_cli_error("audit hash needs --kind and one value");
-        return CU_EXIT_USAGE;
+        return usage(stderr);
     }
     if (strcmp(verb, "hash") != 0 && rest != 0)
-        return usage();
+        return usage(stderr);
     return CU_EXIT_OK;
 }
 
@@ -301,8 +304,10 @@ int cu_cli_audit(int argc, char **argv)
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         known |= strcmp(verb, verbs[i]) == 0;
     if (!known)
-        return usage();
+        return usage(cu_cli_is_help(verb) || cu_cli_asks_help(argc, argv) ? stdout : stderr);
     code = parse(argc - 1, argv + 1, &a);
+    if (code == CU_EXIT_OK && a.help)
+        return usage(stdout);
     if (code == CU_EXIT_OK)
         code = check_args(verb, argc - 1 - optind, &a);
     if (code != CU_EXIT_OK)

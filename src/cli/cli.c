@@ -25,19 +25,44 @@ const char *cu_cli_data_dir(const char *flag)
     return CU_DEFAULT_DATA_DIR;
 }
 
-bool cu_cli_dir_only(int argc, char **argv, const char **dir)
+bool cu_cli_dir_only(int argc, char **argv, const char **dir, bool *help)
 {
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    bool ok = true;
     int c;
+
     *dir = NULL;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c != 'd')
-            return false;
-        *dir = optarg;
+    *help = false;
+    while (ok && !*help && (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        if (c == 'd')
+            *dir = optarg;
+        else if (c == 'h')
+            *help = true;
+        else
+            ok = false;
     }
-    return optind == argc;
+    return ok && (*help || optind == argc);
+}
+
+bool cu_cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+bool cu_cli_asks_help(int argc, char **argv)
+{
+    bool help = false;
+    for (int i = 1; i < argc && !help && strcmp(argv[i], "--") != 0; i++)
+        help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    return help;
+}
+
+int cu_cli_usage(FILE *f, const char *text)
+{
+    fputs(text, f);
+    return f == stdout ? CU_EXIT_OK : CU_EXIT_USAGE;
 }
 
 void cu_cli_error(const char *fmt, ...)

@@ -326,12 +326,10 @@ static void print_made(const struct cu_config *cfg, const char *dir)
            cfg->store.path);
 }
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia init [--dir DIR]\n"
-          "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(f, "usage: custodia init [--dir DIR]\n"
+                           "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n");
 }
 
 int cu_cli_init(int argc, char **argv)
@@ -341,10 +339,11 @@ int cu_cli_init(int argc, char **argv)
     struct made m = {0};
     struct cu_config cfg;
     struct cu_store *st = NULL;
+    bool help = false;
     int code;
 
-    if (!cu_cli_dir_only(argc, argv, &dirflag))
-        return usage();
+    if (!cu_cli_dir_only(argc, argv, &dirflag, &help) || help)
+        return usage(help ? stdout : stderr);
     m.dir = cu_cli_data_dir(dirflag);
     if (cu_crypto_init() != CU_OK) {
         cu_cli_error("the crypto library could not start");
