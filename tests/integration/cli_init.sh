@@ -43,6 +43,26 @@ mkdir "$TMP/empty"
 "$BIN" init --dir "$TMP/empty" >/dev/null 2>&1
 check_eq "init accepts an empty directory" 0 $?
 
+# A command on a data directory that is not there says how to make one, and makes nothing.
+hint() { echo "no data directory at $1 (custodia.conf not found): run 'custodia init --dir $1' first, or pass --dir / set CUSTODIA_DIR"; }
+for cmd in "serve" "apikey list" "audit verify" "audit checkpoint" "keys status" "staff list"; do
+    # shellcheck disable=SC2086 # the words of $cmd are separate arguments
+    "$BIN" $cmd --dir "$TMP/nothere" >"$TMP/nodir.out" 2>"$TMP/nodir.err"
+    check_eq "$cmd on a missing data directory exits 2" 2 $?
+    check "$cmd says how to make it" contains "$TMP/nodir.err" "custodia: $(hint "$TMP/nothere")"
+    check "$cmd prints nothing on stdout" test ! -s "$TMP/nodir.out"
+done
+check "nothing was made there" test ! -e "$TMP/nothere"
+mkdir "$TMP/cwd" "$TMP/cwd/empty"
+(unset CUSTODIA_DIR && cd "$TMP/cwd" && "$BIN" apikey list) >/dev/null 2>"$TMP/nodir.err"
+check_eq "without --dir or CUSTODIA_DIR, a missing ./var exits 2" 2 $?
+check "the hint names the default directory" contains "$TMP/nodir.err" "$(hint var)"
+check "./var was not made" test ! -e "$TMP/cwd/var"
+(cd "$TMP/cwd" && CUSTODIA_DIR="$TMP/cwd/env" "$BIN" keys status) >/dev/null 2>"$TMP/nodir.err"
+check "the hint names the directory of CUSTODIA_DIR" contains "$TMP/nodir.err" "$(hint "$TMP/cwd/env")"
+"$BIN" audit verify --dir "$TMP/cwd/empty" >/dev/null 2>"$TMP/nodir.err"
+check "an empty directory gets the hint too" contains "$TMP/nodir.err" "$(hint "$TMP/cwd/empty")"
+
 # Usage errors.
 "$BIN" frobnicate >/dev/null 2>&1
 check_eq "unknown command exits 2" 2 $?
