@@ -3,7 +3,8 @@
  * investigator's view of the audit log.
  *
  *   verify [--from SEQ]        walk the chain and checkpoints; exit 1 at the first break
- *   export --since TIME [--until TIME] [--format jsonl]   records as JSON lines, oldest first
+ *   export [--since TIME] [--until TIME] [--format jsonl]  records as JSON lines, oldest
+ *                              first: every record, or those from --since and before --until
  *   tail [-n N] [--follow]     the last N records, then new ones as they come
  *   hash --kind KIND VALUE     the keyed hash that stands for VALUE in records
  *   checkpoint                 sign a checkpoint of the log now
@@ -25,19 +26,21 @@ struct args {
     const char *dir, *kind, *format, *kept;
     int64_t from, since, until;
     long count;
-    bool follow, have_since, help;
+    bool follow, help;
 };
 
 static int usage(FILE *f)
 {
     return cu_cli_usage(
-        f, "usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
-           "       custodia audit export --since TIME [--until TIME] [--format jsonl] [--dir DIR]\n"
-           "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
-           "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
-           "       custodia audit checkpoint [--dir DIR]\n"
-           "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
-           "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n");
+        f,
+        "usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
+        "       custodia audit export [--since TIME] [--until TIME] [--format jsonl] [--dir DIR]\n"
+        "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
+        "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
+        "       custodia audit checkpoint [--dir DIR]\n"
+        "export writes every record unless --since (from TIME on) or --until (before TIME).\n"
+        "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
+        "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n");
 }
 
 /* Prints verification progress on a terminal, overwriting one line. */
@@ -244,7 +247,6 @@ static int parse(int argc, char **argv, struct args *a)
             }
             break;
         case 's':
-            a->have_since = true;
             code = parse_time("--since", optarg, &a->since);
             break;
         case 'u':
@@ -275,10 +277,6 @@ static int parse(int argc, char **argv, struct args *a)
 /* Checks what each verb needs before the data directory is opened. */
 static int check_args(const char *verb, int rest, const struct args *a)
 {
-    if (strcmp(verb, "export") == 0 && !a->have_since) {
-        cu_cli_error("audit export needs --since");
-        return CU_EXIT_USAGE;
-    }
     if (a->format != NULL && strcmp(a->format, "jsonl") != 0) {
         cu_cli_error("--format: only jsonl is supported");
         return CU_EXIT_USAGE;
@@ -295,7 +293,7 @@ static int check_args(const char *verb, int rest, const struct args *a)
 int cu_cli_audit(int argc, char **argv)
 {
     static const char *const verbs[] = {"verify", "export", "tail", "hash", "checkpoint"};
-    struct args a = {.from = 1, .count = 20};
+    struct args a = {.from = 1, .count = 20, .since = INT64_MIN}; /* export: every record */
     struct cu_cli_ctx ctx;
     const char *verb = argc > 1 ? argv[1] : "";
     bool known = false;
