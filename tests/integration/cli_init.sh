@@ -18,7 +18,37 @@ check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
 check "certificate exists" test -s "$D/tls.crt"
 check "database exists" test -s "$D/custodia.db"
 KEY=$(cat "$D/initial-api-key")
-check "init prints the first key once" test "$(grep -cF "$KEY" "$TMP/init.out")" -eq 1
+# Its output went to a file, as a service manager's log or `make run > log` would keep it: it
+# says where the first key and password are, and never prints them.
+check "init, its output not a terminal, does not print the first key" sh -c "! grep -qF '$KEY' '$TMP/init.out'"
+check "it says where the key is" contains "$TMP/init.out" "$D/initial-api-key (mode 0600)"
+check "it does not print the administrator's password" \
+    sh -c "! grep -qF \"\$(cat '$D/initial-admin-password')\" '$TMP/init.out'"
+check "it says where the password is" contains "$TMP/init.out" "$D/initial-admin-password (mode 0600)"
+# On a terminal the key is shown once (script(1) gives init a terminal).
+script -qec "'$BIN' init --dir '$TMP/tty'" "$TMP/tty.out" </dev/null >/dev/null 2>&1
+check_eq "init on a terminal exits 0" 0 $?
+check "on a terminal it shows the first key once" \
+    test "$(grep -cF "$(cat "$TMP/tty/initial-api-key")" "$TMP/tty.out")" -eq 1
+check "but not the administrator's password" \
+    sh -c "! grep -qF \"\$(cat '$TMP/tty/initial-admin-password')\" '$TMP/tty.out'"
+# make run (scripts/run.sh) with its output in a file.
+PORT=$(free_port)
+CUSTODIA_SERVER_PORT=$PORT "$SRC/scripts/run.sh" "$(dirname "$BIN")" "$TMP/run" \
+    >"$TMP/run.out" 2>"$TMP/run.err" &
+PID=$!
+URL="https://127.0.0.1:$PORT"
+i=0
+while [ $i -lt "$WAIT_TRIES" ] && ! curl -s -o /dev/null --cacert "$TMP/run/tls.crt" "$URL/v1/health"; do
+    sleep 0.1
+    i=$((i + 1))
+done
+stop_server
+check_eq "make run's server stops cleanly" 0 "$STOP_STATUS"
+check "make run made the key file" test -s "$TMP/run/initial-api-key"
+check "make run, its output in a file, does not print the first key" \
+    sh -c "! cat '$TMP/run.out' '$TMP/run.err' | grep -qF \"\$(cat '$TMP/run/initial-api-key')\""
+check "it says where the key is" contains "$TMP/run.out" "$TMP/run/initial-api-key (mode 0600)"
 check "init says what it made" contains "$TMP/init.out" "root key file"
 check "key has the documented shape" sh -c "echo '$KEY' | grep -Eq '^cuk_[A-Za-z0-9_-]{43}$'"
 check "certificate names 127.0.0.1" sh -c \
