@@ -1,7 +1,10 @@
 #!/bin/sh
-# custodia init, and the CLI's refusals: an existing directory, a missing or unsafe key file,
-# bad configuration, a database from a newer custodia. Each refusal names the file or key,
-# exits non-zero, and writes nothing.
+# custodia init: the modes of what it makes (as docs/operations.md states them, whatever the
+# umask), and what it prints (where the first key is; the key only on a terminal), also through
+# make run (scripts/run.sh). The CLI's refusals: an existing directory, a missing data
+# directory, a missing or unsafe key file, bad configuration, a database from a newer custodia.
+# Each refusal names the file or key, exits non-zero, and writes nothing. apikey from the shell,
+# and audit export.
 . "$(dirname "$0")/lib.sh"
 
 D="$TMP/data"
@@ -11,10 +14,56 @@ mode() { stat -c %a "$1"; }
 check_eq "data directory is 0700" 700 "$(mode "$D")"
 check_eq "root key file is 0600" 600 "$(mode "$D/root.key")"
 check_eq "TLS key is 0600" 600 "$(mode "$D/tls.key")"
+check_eq "TLS certificate is 0644" 644 "$(mode "$D/tls.crt")"
+check_eq "database is 0600" 600 "$(mode "$D/custodia.db")"
 check_eq "first API key file is 0600" 600 "$(mode "$D/initial-api-key")"
 check_eq "first administrator's password file is 0600" 600 "$(mode "$D/initial-admin-password")"
 check "the first administrator is named in the output" grep -q "admin@custodia.localhost" "$TMP/init.out"
 check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
+check_eq "init leaves these files and no others" \
+    "custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key" \
+    "$(ls -A "$D" | tr '\n' ' ' | sed 's/ $//')"
+# While the database is open (here by audit tail), SQLite's -wal and -shm files take its mode.
+"$BIN" audit tail --dir "$D" --follow >/dev/null 2>&1 &
+tailpid=$!
+i=0
+while [ $i -lt "$WAIT_TRIES" ] && ! { [ -e "$D/custodia.db-wal" ] && [ -e "$D/custodia.db-shm" ]; }; do
+    sleep 0.1
+    i=$((i + 1))
+done
+check_eq "the database's -wal file is 0600" 600 "$(mode "$D/custodia.db-wal")"
+check_eq "the database's -shm file is 0600" 600 "$(mode "$D/custodia.db-shm")"
+# docs/operations.md states a mode for each file of the data directory, the same as above
+# (checked while the -wal and -shm files are there).
+doc_modes() {
+    python3 - "$SRC/docs/operations.md" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+start = lines.index("| file | mode | what it is |") + 2
+for row in lines[start:lines.index("", start)]:
+    names, mode = row.split("|")[1:3]
+    mode = mode.strip()
+    for name in re.findall(r"`([^`]+)`", names):
+        print(name, mode[1:] if re.fullmatch(r"0[0-7]{3}", mode) else repr(mode))
+PY
+}
+doc_modes >"$TMP/doc-modes"
+check "docs/operations.md states the files' modes" test "$(wc -l <"$TMP/doc-modes")" -ge 9
+while read -r name want; do
+    check_eq "$name has the mode docs/operations.md states" "$want" "$(mode "$D/$name" 2>&1)"
+done <"$TMP/doc-modes"
+kill -TERM "$tailpid"
+wait "$tailpid"
+check "docs/operations.md states the directory's mode" contains "$SRC/docs/operations.md" \
+    "The directory itself is 0700"
+# The modes do not depend on the umask.
+for u in 000 077; do
+    (umask $u && "$BIN" init --dir "$TMP/umask$u" >/dev/null 2>&1)
+    check_eq "init under umask $u exits 0" 0 $?
+    check_eq "under umask $u the modes are the same" \
+        "$(cd "$D" && stat -c '%a %n' . custodia.conf custodia.db initial-* root.key tls.*)" \
+        "$(cd "$TMP/umask$u" && stat -c '%a %n' . custodia.conf custodia.db initial-* root.key tls.*)"
+done
 check "certificate exists" test -s "$D/tls.crt"
 check "database exists" test -s "$D/custodia.db"
 KEY=$(cat "$D/initial-api-key")
