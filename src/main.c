@@ -22,7 +22,8 @@ static int usage(FILE *f)
           "  staff    add, list, disable or unlock staff accounts\n"
           "  version  print the version\n"
           "\n"
-          "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help.\n",
+          "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help;\n"
+          "custodia help COMMAND is custodia COMMAND --help.\n",
           f);
     return f == stdout ? CU_EXIT_OK : CU_EXIT_USAGE;
 }
@@ -36,20 +37,31 @@ int main(int argc, char **argv)
         {"init", cu_cli_init},   {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
         {"audit", cu_cli_audit}, {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
     };
+    /* `custodia help COMMAND` is `custodia COMMAND --help`. */
+    char help_flag[] = "--help";
+    char *help_argv[] = {argv[0], NULL, help_flag, NULL};
+    int code = -1;
+
     cu_json_setup();
-    if (argc < 2)
-        return usage(stderr);
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0)
-        return usage(stdout);
-    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+    if (argc < 2) {
+        code = usage(stderr);
+    } else if (cu_cli_is_help(argv[1]) && argc > 2) {
+        help_argv[1] = argv[2];
+        argc = 3;
+        argv = help_argv;
+    } else if (cu_cli_is_help(argv[1])) {
+        code = usage(stdout);
+    } else if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("custodia %s\n", CU_VERSION);
-        return CU_EXIT_OK;
+        code = CU_EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+    for (size_t i = 0; code < 0 && i < sizeof(commands) / sizeof(commands[0]); i++) {
         if (strcmp(argv[1], commands[i].name) == 0)
-            return commands[i].run(argc - 1, argv + 1);
+            code = commands[i].run(argc - 1, argv + 1);
     }
-    fprintf(stderr, "custodia: unknown command '%.64s'\n", argv[1]);
-    return usage(stderr);
+    if (code < 0) {
+        fprintf(stderr, "custodia: unknown command '%.64s'\n", argv[1]);
+        code = usage(stderr);
+    }
+    return code;
 }

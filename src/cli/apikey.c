@@ -15,18 +15,18 @@
 
 #define MS_PER_DAY (86400LL * 1000)
 
-static int usage(void)
+static int usage(FILE *f)
 {
     fputs("usage: custodia apikey create --name NAME --scope SCOPE [--scope SCOPE…]\n"
           "                              [--expires-in DAYS] [--dir DIR]\n"
           "       custodia apikey list [--dir DIR]\n"
           "       custodia apikey revoke ID [--dir DIR]\n"
           "SCOPE may also be a comma-separated list, or 'all'. Known scopes:",
-          stderr);
+          f);
     for (uint64_t bit = 1; bit <= cu_apikey_all_scopes(); bit <<= 1)
-        fprintf(stderr, " %s", cu_apikey_scope_name(bit));
-    fputc('\n', stderr);
-    return CU_EXIT_USAGE;
+        fprintf(f, " %s", cu_apikey_scope_name(bit));
+    fputc('\n', f);
+    return cu_cli_usage(f, "");
 }
 
 /* Audits a change to a key inside its transaction: name and scopes, never the key. */
@@ -141,6 +141,7 @@ struct args {
     const char *dir, *name;
     uint64_t scopes;
     long days;
+    bool help;
 };
 
 static int parse(int argc, char **argv, struct args *a)
@@ -151,7 +152,7 @@ static int parse(int argc, char **argv, struct args *a)
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int c;
     char *end;
-    while ((c = getopt_long(argc, argv, "d:n:s:e:h", opts, NULL)) != -1) {
+    while (!a->help && (c = getopt_long(argc, argv, "d:n:s:e:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             a->dir = optarg;
@@ -170,8 +171,11 @@ static int parse(int argc, char **argv, struct args *a)
                 return CU_EXIT_USAGE;
             }
             break;
+        case 'h':
+            a->help = true;
+            break;
         default:
-            return usage();
+            return usage(stderr);
         }
     }
     return CU_EXIT_OK;
@@ -185,21 +189,21 @@ int cu_cli_apikey(int argc, char **argv)
     int code;
 
     if (strcmp(verb, "create") != 0 && strcmp(verb, "list") != 0 && strcmp(verb, "revoke") != 0)
-        return usage();
+        return usage(cu_cli_is_help(verb) || cu_cli_asks_help(argc, argv) ? stdout : stderr);
     code = parse(argc - 1, argv + 1, &a);
-    if (code != CU_EXIT_OK)
-        return code;
+    if (code != CU_EXIT_OK || a.help)
+        return a.help ? usage(stdout) : code;
     int rest = argc - 1 - optind;
     if (strcmp(verb, "create") == 0 && (a.name == NULL || a.scopes == 0 || rest != 0)) {
         cu_cli_error("apikey create needs --name and at least one --scope");
-        return usage();
+        return usage(stderr);
     }
     if (strcmp(verb, "create") == 0 && cu_apikey_check_name(a.name) != CU_OK) {
         cu_cli_error("--name: 1 to 64 letters, digits, spaces, '.', '-' or '_'");
         return CU_EXIT_USAGE;
     }
     if ((strcmp(verb, "list") == 0 && rest != 0) || (strcmp(verb, "revoke") == 0 && rest != 1))
-        return usage();
+        return usage(stderr);
     code = cu_cli_open(cu_cli_data_dir(a.dir), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;

@@ -3,7 +3,8 @@
  * investigator's view of the audit log.
  *
  *   verify [--from SEQ]        walk the chain and checkpoints; exit 1 at the first break
- *   export --since TIME [--until TIME] [--format jsonl]   records as JSON lines, oldest first
+ *   export [--since TIME] [--until TIME] [--format jsonl]  records as JSON lines, oldest
+ *                              first: every record, or those from --since and before --until
  *   tail [-n N] [--follow]     the last N records, then new ones as they come
  *   hash --kind KIND VALUE     the keyed hash that stands for VALUE in records
  *   checkpoint                 sign a checkpoint of the log now
@@ -25,20 +26,21 @@ struct args {
     const char *dir, *kind, *format, *kept;
     int64_t from, since, until;
     long count;
-    bool follow, have_since;
+    bool follow, help;
 };
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
-          "       custodia audit export --since TIME [--until TIME] [--format jsonl] [--dir DIR]\n"
-          "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
-          "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
-          "       custodia audit checkpoint [--dir DIR]\n"
-          "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
-          "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(
+        f,
+        "usage: custodia audit verify [--from SEQ] [--checkpoint FILE] [--dir DIR]\n"
+        "       custodia audit export [--since TIME] [--until TIME] [--format jsonl] [--dir DIR]\n"
+        "       custodia audit tail [-n N] [--follow] [--dir DIR]\n"
+        "       custodia audit hash --kind KIND VALUE [--dir DIR]\n"
+        "       custodia audit checkpoint [--dir DIR]\n"
+        "export writes every record unless --since (from TIME on) or --until (before TIME).\n"
+        "TIME is RFC 3339, e.g. 2026-11-24T00:00:00Z. KIND names what VALUE is: email, ip, …\n"
+        "--checkpoint FILE also checks the log against a signed checkpoint kept elsewhere.\n");
 }
 
 /* Prints verification progress on a terminal, overwriting one line. */
@@ -224,7 +226,8 @@ static int parse(int argc, char **argv, struct args *a)
     int c, code = CU_EXIT_OK;
     char *end = NULL;
 
-    while (code == CU_EXIT_OK && (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1) {
+    while (code == CU_EXIT_OK && !a->help &&
+           (c = getopt_long(argc, argv, "d:n:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             a->dir = optarg;
@@ -244,7 +247,6 @@ static int parse(int argc, char **argv, struct args *a)
             }
             break;
         case 's':
-            a->have_since = true;
             code = parse_time("--since", optarg, &a->since);
             break;
         case 'u':
@@ -262,8 +264,11 @@ static int parse(int argc, char **argv, struct args *a)
         case 'c':
             a->kept = optarg;
             break;
+        case 'h':
+            a->help = true;
+            break;
         default:
-            return usage();
+            code = usage(stderr);
         }
     }
     return code;
@@ -272,27 +277,23 @@ static int parse(int argc, char **argv, struct args *a)
 /* Checks what each verb needs before the data directory is opened. */
 static int check_args(const char *verb, int rest, const struct args *a)
 {
-    if (strcmp(verb, "export") == 0 && !a->have_since) {
-        cu_cli_error("audit export needs --since");
-        return CU_EXIT_USAGE;
-    }
     if (a->format != NULL && strcmp(a->format, "jsonl") != 0) {
         cu_cli_error("--format: only jsonl is supported");
         return CU_EXIT_USAGE;
     }
     if (strcmp(verb, "hash") == 0 && (a->kind == NULL || rest != 1)) {
         cu_cli_error("audit hash needs --kind and one value");
-        return CU_EXIT_USAGE;
+        return usage(stderr);
     }
     if (strcmp(verb, "hash") != 0 && rest != 0)
-        return usage();
+        return usage(stderr);
     return CU_EXIT_OK;
 }
 
 int cu_cli_audit(int argc, char **argv)
 {
     static const char *const verbs[] = {"verify", "export", "tail", "hash", "checkpoint"};
-    struct args a = {.from = 1, .count = 20};
+    struct args a = {.from = 1, .count = 20, .since = INT64_MIN}; /* export: every record */
     struct cu_cli_ctx ctx;
     const char *verb = argc > 1 ? argv[1] : "";
     bool known = false;
@@ -301,8 +302,10 @@ int cu_cli_audit(int argc, char **argv)
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
         known |= strcmp(verb, verbs[i]) == 0;
     if (!known)
-        return usage();
+        return usage(cu_cli_is_help(verb) || cu_cli_asks_help(argc, argv) ? stdout : stderr);
     code = parse(argc - 1, argv + 1, &a);
+    if (code == CU_EXIT_OK && a.help)
+        return usage(stdout);
     if (code == CU_EXIT_OK)
         code = check_args(verb, argc - 1 - optind, &a);
     if (code != CU_EXIT_OK)

@@ -4,12 +4,14 @@
 #include "cli/cli.h"
 #include "identity/apikey.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -25,19 +27,44 @@ const char *cu_cli_data_dir(const char *flag)
     return CU_DEFAULT_DATA_DIR;
 }
 
-bool cu_cli_dir_only(int argc, char **argv, const char **dir)
+bool cu_cli_dir_only(int argc, char **argv, const char **dir, bool *help)
 {
     static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
+    bool ok = true;
     int c;
+
     *dir = NULL;
-    while ((c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
-        if (c != 'd')
-            return false;
-        *dir = optarg;
+    *help = false;
+    while (ok && !*help && (c = getopt_long(argc, argv, "d:h", opts, NULL)) != -1) {
+        if (c == 'd')
+            *dir = optarg;
+        else if (c == 'h')
+            *help = true;
+        else
+            ok = false;
     }
-    return optind == argc;
+    return ok && (*help || optind == argc);
+}
+
+bool cu_cli_is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+bool cu_cli_asks_help(int argc, char **argv)
+{
+    bool help = false;
+    for (int i = 1; i < argc && !help && strcmp(argv[i], "--") != 0; i++)
+        help = strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0;
+    return help;
+}
+
+int cu_cli_usage(FILE *f, const char *text)
+{
+    fputs(text, f);
+    return f == stdout ? CU_EXIT_OK : CU_EXIT_USAGE;
 }
 
 void cu_cli_error(const char *fmt, ...)
@@ -76,6 +103,27 @@ static int open_store(struct cu_cli_ctx *ctx, bool migrate)
     return CU_EXIT_OK;
 }
 
+/* Whether dir holds a configuration. A missing one most often means a data directory that was
+ * never made, or the wrong one: say how to make it, or how to name another. */
+static int check_data_dir(const char *dir)
+{
+    char conf[CU_CONFIG_PATH_BYTES + 16];
+    struct stat st;
+    int code = CU_EXIT_OK;
+    int n = snprintf(conf, sizeof(conf), "%s/custodia.conf", dir);
+
+    if (n < 0 || (size_t)n >= sizeof(conf))
+        goto out; /* cu_config_load says the path is too long */
+    if (stat(conf, &st) != 0 && (errno == ENOENT || errno == ENOTDIR)) {
+        cu_cli_error("no data directory at %s (custodia.conf not found): run 'custodia init --dir "
+                     "%s' first, or pass --dir / set CUSTODIA_DIR",
+                     dir, dir);
+        code = CU_EXIT_USAGE;
+    }
+out:
+    return code;
+}
+
 int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate)
 {
     char cfg_err[CU_CONFIG_ERR_BYTES], key_err[CU_KEYRING_ERR_BYTES];
@@ -83,6 +131,9 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate)
     int code;
 
     memset(ctx, 0, sizeof(*ctx));
+    code = check_data_dir(dir);
+    if (code != CU_EXIT_OK)
+        return code;
     if (cu_crypto_init() != CU_OK) {
         cu_cli_error("the crypto library could not start");
         return CU_EXIT_FAIL;

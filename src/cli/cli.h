@@ -2,12 +2,13 @@
  * cli.h - the subcommands of the custodia binary and what they share: finding the data
  * directory, opening its configuration, keyring and store, and reporting errors.
  *
- * Exit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.
+ * Exit codes: 0 success (and --help), 1 the operation failed, 2 bad usage or configuration.
  */
 #ifndef CU_CLI_CLI_H
 #define CU_CLI_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 
 #include "audit/audit.h"
 #include "base/config.h"
@@ -34,9 +35,23 @@ int cu_cli_staff(int argc, char **argv);
 /* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
 const char *cu_cli_data_dir(const char *flag);
 
-/* cu_cli_dir_only(argc, argv, dir): parses the options of a subcommand that takes only
- * --dir DIR (and --help); *dir gets DIR or NULL. false on anything else (print usage). */
-bool cu_cli_dir_only(int argc, char **argv, const char **dir);
+/* cu_cli_dir_only(argc, argv, dir, help): parses the options of a subcommand that takes only
+ * --dir DIR and --help (-h); *dir gets DIR or NULL, *help whether help was asked for (which
+ * ends the parsing). false on anything else (print the usage on stderr). */
+bool cu_cli_dir_only(int argc, char **argv, const char **dir, bool *help);
+
+/* cu_cli_is_help(arg): whether arg, where a command or verb is expected, asks for help:
+ * "--help", "-h" or "help". */
+bool cu_cli_is_help(const char *arg);
+
+/* cu_cli_asks_help(argc, argv): whether any of argv[1..argc-1] before a "--" is "--help" or
+ * "-h", for a command whose verb is missing or unknown (`custodia keys --dir DIR --help`). */
+bool cu_cli_asks_help(int argc, char **argv);
+
+/* cu_cli_usage(f, text): prints a command's usage text on f: stdout when it was asked for
+ * (--help), stderr on misuse. Returns the exit code: CU_EXIT_OK for stdout, else
+ * CU_EXIT_USAGE. */
+int cu_cli_usage(FILE *f, const char *text);
 
 /* cu_cli_error(fmt, ...): prints "custodia: <message>" on stderr. */
 void cu_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -3,7 +3,8 @@
  * configuration, a root key file, a self-signed TLS certificate, a migrated database, a
  * first API key with every scope and a first staff administrator. It refuses a directory that
  * exists and is not empty, and on failure removes what it made, so nothing half-made is left
- * behind.
+ * behind. It prints where the first API key and password are, never the password, and the key
+ * only when standard output is a terminal.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -164,6 +165,21 @@ static int write_secret_file(const struct cu_config *cfg, const char *name, cons
     return CU_EXIT_OK;
 }
 
+/* Says where the first API key is. The key itself is shown only on a terminal: standard
+ * output that goes to a file, a pipe or a service manager's journal would keep it. */
+static void print_first_key(const char *id, const char *path, const char *token)
+{
+    printf("\nThe first API key (id %s, every scope) is in %s (mode 0600).\n", id, path);
+    if (isatty(STDOUT_FILENO))
+        printf("  %s\n"
+               "It is shown only on a terminal, and kept only in that file; store it safely and\n"
+               "delete the file.\n",
+               token);
+    else
+        printf("It is not printed here, as standard output is not a terminal: read it from the\n"
+               "file, store it safely, then delete the file.\n");
+}
+
 static int make_first_key(const struct cu_config *cfg, struct cu_store *st, struct made *m)
 {
     char token[CU_APIKEY_TOKEN_BYTES], path[CU_CONFIG_PATH_BYTES], kpath[CU_CONFIG_PATH_BYTES];
@@ -214,9 +230,7 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
     }
     code = write_secret_file(cfg, INITIAL_KEY_FILE, token, m, path, sizeof(path));
     if (code == CU_EXIT_OK)
-        printf("\nThe first API key (id %s, every scope) is in %s (mode 0600):\n  %s\n"
-               "It is shown only here and kept only in that file; store it safely.\n",
-               info.id, path, token);
+        print_first_key(info.id, path, token);
 out:
     cu_crypto_wipe(token, sizeof(token));
     cu_apikey_service_free(svc);
@@ -326,12 +340,10 @@ static void print_made(const struct cu_config *cfg, const char *dir)
            cfg->store.path);
 }
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia init [--dir DIR]\n"
-          "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(f, "usage: custodia init [--dir DIR]\n"
+                           "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n");
 }
 
 int cu_cli_init(int argc, char **argv)
@@ -341,10 +353,11 @@ int cu_cli_init(int argc, char **argv)
     struct made m = {0};
     struct cu_config cfg;
     struct cu_store *st = NULL;
+    bool help = false;
     int code;
 
-    if (!cu_cli_dir_only(argc, argv, &dirflag))
-        return usage();
+    if (!cu_cli_dir_only(argc, argv, &dirflag, &help) || help)
+        return usage(help ? stdout : stderr);
     m.dir = cu_cli_data_dir(dirflag);
     if (cu_crypto_init() != CU_OK) {
         cu_cli_error("the crypto library could not start");

@@ -26,14 +26,12 @@
 
 #define OLD_KEK_DAYS 365
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia keys status [--dir DIR]\n"
-          "       custodia keys rotate [--batch N] [--dir DIR]\n"
-          "       custodia keys retire VERSION [--dir DIR]\n"
-          "       custodia keys rotate-dek CUSTOMER_ID [--dir DIR]\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(f, "usage: custodia keys status [--dir DIR]\n"
+                           "       custodia keys rotate [--batch N] [--dir DIR]\n"
+                           "       custodia keys retire VERSION [--dir DIR]\n"
+                           "       custodia keys rotate-dek CUSTOMER_ID [--dir DIR]\n");
 }
 
 /* The vault of an opened data directory, through the root-key-file KEK source. */
@@ -309,8 +307,12 @@ int cu_cli_keys(int argc, char **argv)
     int c, code;
 
     memset(&k, 0, sizeof(k));
+    if (cu_cli_is_help(verb))
+        return usage(stdout);
     while ((c = getopt_long(argc - 1, argv + 1, "d:b:h", opts, NULL)) != -1) {
-        if (c == 'd') {
+        if (c == 'h') {
+            return usage(stdout);
+        } else if (c == 'd') {
             dir = optarg;
         } else if (c == 'b') {
             batch = strtol(optarg, &end, 10);
@@ -319,14 +321,14 @@ int cu_cli_keys(int argc, char **argv)
                 return CU_EXIT_USAGE;
             }
         } else {
-            return usage();
+            return usage(stderr);
         }
     }
     int rest = argc - 1 - optind;
     bool one = strcmp(verb, "retire") == 0 || strcmp(verb, "rotate-dek") == 0;
     bool none = strcmp(verb, "status") == 0 || strcmp(verb, "rotate") == 0;
     if (!(one && rest == 1) && !(none && rest == 0))
-        return usage();
+        return usage(stderr);
     code = cu_cli_open(cu_cli_data_dir(dir), &k.cli, true);
     if (code == CU_EXIT_OK)
         code = open_vault(&k);

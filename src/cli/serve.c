@@ -18,12 +18,12 @@
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia serve [--dir DIR]\n"
-          "Serves the HTTPS API of the data directory DIR (default $CUSTODIA_DIR or ./var).\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(
+        f, "usage: custodia serve [--dir DIR]\n"
+           "Serves the HTTPS API of the data directory DIR (default $CUSTODIA_DIR or ./var)\n"
+           "until SIGTERM or SIGINT.\n");
 }
 
 /* Records a system event (start, stop, configuration) in a transaction of its own. */
@@ -86,10 +86,11 @@ int cu_cli_serve(int argc, char **argv)
     const char *dirflag = NULL;
     struct cu_cli_ctx ctx;
     struct cu_app *app = NULL;
+    bool help = false;
     int code;
 
-    if (!cu_cli_dir_only(argc, argv, &dirflag))
-        return usage();
+    if (!cu_cli_dir_only(argc, argv, &dirflag, &help) || help)
+        return usage(help ? stdout : stderr);
     /* SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the mask)
      * and stay blocked until the process ends: the server takes the first with sigwait, and a
      * second one, or ten, only stays pending while the stop finishes, its audit record and

@@ -21,16 +21,15 @@
 #include "identity/identity.h"
 #include "vault/vault.h"
 
-static int usage(void)
+static int usage(FILE *f)
 {
-    fputs("usage: custodia staff add --email EMAIL --name NAME --scope SCOPE [--scope SCOPE…]\n"
-          "                          [--password-stdin] [--dir DIR]\n"
-          "       custodia staff list [--dir DIR]\n"
-          "       custodia staff disable ID [--dir DIR]\n"
-          "       custodia staff unlock ID [--dir DIR]\n"
-          "SCOPE may also be a comma-separated list, or 'all'.\n",
-          stderr);
-    return CU_EXIT_USAGE;
+    return cu_cli_usage(
+        f, "usage: custodia staff add --email EMAIL --name NAME --scope SCOPE [--scope SCOPE…]\n"
+           "                          [--password-stdin] [--dir DIR]\n"
+           "       custodia staff list [--dir DIR]\n"
+           "       custodia staff disable ID [--dir DIR]\n"
+           "       custodia staff unlock ID [--dir DIR]\n"
+           "SCOPE may also be a comma-separated list, or 'all'.\n");
 }
 
 /* The services a staff command needs, on top of the CLI context. */
@@ -230,11 +229,15 @@ int cu_cli_staff(int argc, char **argv)
     int c, code;
 
     if (argc < 2)
-        return usage();
+        return usage(stderr);
     cmd = argv[1];
+    if (cu_cli_is_help(cmd))
+        return usage(stdout);
     optind = 2;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 'e')
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if (c == 'h')
+            return usage(stdout);
+        else if (c == 'e')
             email = optarg;
         else if (c == 'n')
             name = optarg;
@@ -245,17 +248,17 @@ int cu_cli_staff(int argc, char **argv)
         else if (c == 'd')
             dir = optarg;
         else if (c != 's')
-            return usage();
+            return usage(stderr);
     }
     if (optind < argc)
         id = argv[optind++];
     if (optind < argc)
-        return usage();
+        return usage(stderr);
     bool is_add = strcmp(cmd, "add") == 0, is_list = strcmp(cmd, "list") == 0;
     bool is_change = strcmp(cmd, "disable") == 0 || strcmp(cmd, "unlock") == 0;
     if ((is_add && (!email || !name || !scopes || id)) || (is_list && id) || (is_change && !id) ||
         (!is_add && !is_list && !is_change))
-        return usage();
+        return usage(stderr);
     code = cu_cli_open(cu_cli_data_dir(dir), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;

@@ -1,7 +1,10 @@
 #!/bin/sh
-# custodia init, and the CLI's refusals: an existing directory, a missing or unsafe key file,
-# bad configuration, a database from a newer custodia. Each refusal names the file or key,
-# exits non-zero, and writes nothing.
+# custodia init: the modes of what it makes (as docs/operations.md states them, whatever the
+# umask), and what it prints (where the first key is; the key only on a terminal), also through
+# make run (scripts/run.sh). The CLI's refusals: an existing directory, a missing data
+# directory, a missing or unsafe key file, bad configuration, a database from a newer custodia.
+# Each refusal names the file or key, exits non-zero, and writes nothing. apikey from the shell,
+# and audit export.
 . "$(dirname "$0")/lib.sh"
 
 D="$TMP/data"
@@ -11,14 +14,90 @@ mode() { stat -c %a "$1"; }
 check_eq "data directory is 0700" 700 "$(mode "$D")"
 check_eq "root key file is 0600" 600 "$(mode "$D/root.key")"
 check_eq "TLS key is 0600" 600 "$(mode "$D/tls.key")"
+check_eq "TLS certificate is 0644" 644 "$(mode "$D/tls.crt")"
+check_eq "database is 0600" 600 "$(mode "$D/custodia.db")"
 check_eq "first API key file is 0600" 600 "$(mode "$D/initial-api-key")"
 check_eq "first administrator's password file is 0600" 600 "$(mode "$D/initial-admin-password")"
 check "the first administrator is named in the output" grep -q "admin@custodia.localhost" "$TMP/init.out"
 check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
+check_eq "init leaves these files and no others" \
+    "custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key" \
+    "$(ls -A "$D" | tr '\n' ' ' | sed 's/ $//')"
+# While the database is open (here by audit tail), SQLite's -wal and -shm files take its mode.
+"$BIN" audit tail --dir "$D" --follow >/dev/null 2>&1 &
+tailpid=$!
+i=0
+while [ $i -lt "$WAIT_TRIES" ] && ! { [ -e "$D/custodia.db-wal" ] && [ -e "$D/custodia.db-shm" ]; }; do
+    sleep 0.1
+    i=$((i + 1))
+done
+check_eq "the database's -wal file is 0600" 600 "$(mode "$D/custodia.db-wal")"
+check_eq "the database's -shm file is 0600" 600 "$(mode "$D/custodia.db-shm")"
+# docs/operations.md states a mode for each file of the data directory, the same as above
+# (checked while the -wal and -shm files are there).
+doc_modes() {
+    python3 - "$SRC/docs/operations.md" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+start = lines.index("| file | mode | what it is |") + 2
+for row in lines[start:lines.index("", start)]:
+    names, mode = row.split("|")[1:3]
+    mode = mode.strip()
+    for name in re.findall(r"`([^`]+)`", names):
+        print(name, mode[1:] if re.fullmatch(r"0[0-7]{3}", mode) else repr(mode))
+PY
+}
+doc_modes >"$TMP/doc-modes"
+check "docs/operations.md states the files' modes" test "$(wc -l <"$TMP/doc-modes")" -ge 9
+while read -r name want; do
+    check_eq "$name has the mode docs/operations.md states" "$want" "$(mode "$D/$name" 2>&1)"
+done <"$TMP/doc-modes"
+kill -TERM "$tailpid"
+wait "$tailpid"
+check "docs/operations.md states the directory's mode" contains "$SRC/docs/operations.md" \
+    "The directory itself is 0700"
+# The modes do not depend on the umask.
+for u in 000 077; do
+    (umask $u && "$BIN" init --dir "$TMP/umask$u" >/dev/null 2>&1)
+    check_eq "init under umask $u exits 0" 0 $?
+    check_eq "under umask $u the modes are the same" \
+        "$(cd "$D" && stat -c '%a %n' . custodia.conf custodia.db initial-* root.key tls.*)" \
+        "$(cd "$TMP/umask$u" && stat -c '%a %n' . custodia.conf custodia.db initial-* root.key tls.*)"
+done
 check "certificate exists" test -s "$D/tls.crt"
 check "database exists" test -s "$D/custodia.db"
 KEY=$(cat "$D/initial-api-key")
-check "init prints the first key once" test "$(grep -cF "$KEY" "$TMP/init.out")" -eq 1
+# Its output went to a file, as a service manager's log or `make run > log` would keep it: it
+# says where the first key and password are, and never prints them.
+check "init, its output not a terminal, does not print the first key" sh -c "! grep -qF '$KEY' '$TMP/init.out'"
+check "it says where the key is" contains "$TMP/init.out" "$D/initial-api-key (mode 0600)"
+check "it does not print the administrator's password" \
+    sh -c "! grep -qF \"\$(cat '$D/initial-admin-password')\" '$TMP/init.out'"
+check "it says where the password is" contains "$TMP/init.out" "$D/initial-admin-password (mode 0600)"
+# On a terminal the key is shown once (script(1) gives init a terminal).
+script -qec "'$BIN' init --dir '$TMP/tty'" "$TMP/tty.out" </dev/null >/dev/null 2>&1
+check_eq "init on a terminal exits 0" 0 $?
+check "on a terminal it shows the first key once" \
+    test "$(grep -cF "$(cat "$TMP/tty/initial-api-key")" "$TMP/tty.out")" -eq 1
+check "but not the administrator's password" \
+    sh -c "! grep -qF \"\$(cat '$TMP/tty/initial-admin-password')\" '$TMP/tty.out'"
+# make run (scripts/run.sh) with its output in a file.
+PORT=$(free_port)
+CUSTODIA_SERVER_PORT=$PORT "$SRC/scripts/run.sh" "$(dirname "$BIN")" "$TMP/run" \
+    >"$TMP/run.out" 2>"$TMP/run.err" &
+PID=$!
+URL="https://127.0.0.1:$PORT"
+i=0
+while [ $i -lt "$WAIT_TRIES" ] && ! curl -s -o /dev/null --cacert "$TMP/run/tls.crt" "$URL/v1/health"; do
+    sleep 0.1
+    i=$((i + 1))
+done
+stop_server
+check_eq "make run's server stops cleanly" 0 "$STOP_STATUS"
+check "make run made the key file" test -s "$TMP/run/initial-api-key"
+check "make run, its output in a file, does not print the first key" \
+    sh -c "! cat '$TMP/run.out' '$TMP/run.err' | grep -qF \"\$(cat '$TMP/run/initial-api-key')\""
+check "it says where the key is" contains "$TMP/run.out" "$TMP/run/initial-api-key (mode 0600)"
 check "init says what it made" contains "$TMP/init.out" "root key file"
 check "key has the documented shape" sh -c "echo '$KEY' | grep -Eq '^cuk_[A-Za-z0-9_-]{43}$'"
 check "certificate names 127.0.0.1" sh -c \
@@ -42,6 +121,26 @@ check "nothing was made" test ! -e "$TMP/no"
 mkdir "$TMP/empty"
 "$BIN" init --dir "$TMP/empty" >/dev/null 2>&1
 check_eq "init accepts an empty directory" 0 $?
+
+# A command on a data directory that is not there says how to make one, and makes nothing.
+hint() { echo "no data directory at $1 (custodia.conf not found): run 'custodia init --dir $1' first, or pass --dir / set CUSTODIA_DIR"; }
+for cmd in "serve" "apikey list" "audit verify" "audit checkpoint" "keys status" "staff list"; do
+    # shellcheck disable=SC2086 # the words of $cmd are separate arguments
+    "$BIN" $cmd --dir "$TMP/nothere" >"$TMP/nodir.out" 2>"$TMP/nodir.err"
+    check_eq "$cmd on a missing data directory exits 2" 2 $?
+    check "$cmd says how to make it" contains "$TMP/nodir.err" "custodia: $(hint "$TMP/nothere")"
+    check "$cmd prints nothing on stdout" test ! -s "$TMP/nodir.out"
+done
+check "nothing was made there" test ! -e "$TMP/nothere"
+mkdir "$TMP/cwd" "$TMP/cwd/empty"
+(unset CUSTODIA_DIR && cd "$TMP/cwd" && "$BIN" apikey list) >/dev/null 2>"$TMP/nodir.err"
+check_eq "without --dir or CUSTODIA_DIR, a missing ./var exits 2" 2 $?
+check "the hint names the default directory" contains "$TMP/nodir.err" "$(hint var)"
+check "./var was not made" test ! -e "$TMP/cwd/var"
+(cd "$TMP/cwd" && CUSTODIA_DIR="$TMP/cwd/env" "$BIN" keys status) >/dev/null 2>"$TMP/nodir.err"
+check "the hint names the directory of CUSTODIA_DIR" contains "$TMP/nodir.err" "$(hint "$TMP/cwd/env")"
+"$BIN" audit verify --dir "$TMP/cwd/empty" >/dev/null 2>"$TMP/nodir.err"
+check "an empty directory gets the hint too" contains "$TMP/nodir.err" "$(hint "$TMP/cwd/empty")"
 
 # Usage errors.
 "$BIN" frobnicate >/dev/null 2>&1
@@ -109,5 +208,48 @@ check "the key shows as revoked" sh -c "grep '$ID' '$TMP/list2.out' | grep -q re
 check_eq "revoking an unknown key exits 1" 1 $?
 check "the database holds no key text" sh -c "! grep -aq \"\$(cat '$D/initial-api-key')\" '$D/custodia.db'"
 check "nor the administrator's password" sh -c "! cat '$D'/custodia.db* | grep -aq \"\$(cat '$D/initial-admin-password')\""
+
+# audit export: without --since, every record, oldest first, chaining as the log does.
+"$BIN" audit export --dir "$D" >"$TMP/all.jsonl" 2>"$TMP/all.err"
+check_eq "audit export without --since exits 0" 0 $?
+check_eq "it exports every record" "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log")" \
+    "$(wc -l <"$TMP/all.jsonl" | tr -d ' ')"
+"$BIN" audit export --dir "$D" --since 1970-01-01T00:00:00Z --format jsonl >"$TMP/since.jsonl"
+check "it is what --since 1970 exported" cmp -s "$TMP/all.jsonl" "$TMP/since.jsonl"
+# chain FILE: recomputes each record's hash (docs/internals/audit.md) and checks the chain from
+# record 1 to the head of the log.
+chain() {
+    python3 - "$1" "$(sqlite3 "$D/custodia.db" "SELECT hex(hash) FROM audit_head")" <<'PY'
+import datetime, hashlib, json, struct, sys
+prev, n = bytes(32), 0
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    n += 1
+    t = datetime.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    t = t.replace(tzinfo=datetime.timezone.utc)
+    ms = int(t.timestamp() * 1000 + 0.5)
+    details = json.dumps(r["details"], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    text = [r["actor"]["type"], r["actor"]["id"], r["action"], r["target"], r["outcome"],
+            r["request_id"], r["source"], details]
+    enc = b"custodia-audit-v1\0" + struct.pack(">Qq", r["seq"], ms)
+    for f in text:
+        b = f.encode()
+        enc += struct.pack(">I", len(b)) + b
+    h = hashlib.sha256(prev + enc).digest()
+    if r["seq"] != n or bytes.fromhex(r["prev_hash"]) != prev or bytes.fromhex(r["hash"]) != h:
+        sys.exit("record %d does not chain" % r["seq"])
+    prev = h
+sys.exit(0 if n > 0 and prev.hex() == sys.argv[2].lower() else "the export ends before the head")
+PY
+}
+check "the export chains from record 1 to the head (independent check)" chain "$TMP/all.jsonl"
+"$BIN" audit verify --dir "$D" >/dev/null 2>&1
+check_eq "and the log still verifies" 0 $?
+"$BIN" audit export --dir "$D" --since 2999-01-01T00:00:00Z >"$TMP/none.jsonl"
+check "--since still filters: nothing after 2999" test ! -s "$TMP/none.jsonl"
+last=$(tail -n 1 "$TMP/all.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["time"])')
+"$BIN" audit export --dir "$D" --since "$last" >"$TMP/last.jsonl"
+check_eq "--since the last record's time gives the records of that millisecond" \
+    "$(grep -c "\"time\":\"$last\"" "$TMP/all.jsonl")" "$(wc -l <"$TMP/last.jsonl" | tr -d ' ')"
 
 finish
