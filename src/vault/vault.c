@@ -319,14 +319,20 @@ struct input {
     json_t *tags; /* borrowed from the input */
 };
 
+/* input_clear(in): wipes and frees the values in owns and leaves in empty, so that clearing it
+ * again (parse_input clears on error, and so do its callers) does nothing. */
 static void input_clear(struct input *in)
 {
     for (size_t i = 0; i < CU_VAULT_MAX_FIELDS; i++) {
         if (in->values[i] != NULL) {
             cu_crypto_wipe(in->values[i], strlen(in->values[i]));
             cu_free(in->values[i]);
+            in->values[i] = NULL;
         }
+        in->clear[i] = false;
     }
+    in->status = NULL;
+    in->tags = NULL;
 }
 
 static enum cu_err parse_tags(json_t *tags, char why[CU_VAULT_WHY_BYTES])

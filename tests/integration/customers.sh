@@ -122,6 +122,26 @@ bad '{"favourite_colour": "blue"}' "unknown field" "favourite_colour"
 bad "{\"given_name\": \"$(head -c 300 /dev/zero | tr '\0' a)\"}" "oversize name" "given_name"
 bad '{"given_name": 5}' "not a string" "given_name"
 bad '{"tags": ["Not OK"]}' "bad tag" "tags"
+
+# A valid field and then an invalid one: 400 naming the invalid field, nothing changed, and the
+# server still up (the fields parsed before the bad one were once freed twice).
+alive() {
+    req GET /v1/health
+    check_eq "$1: the server still answers /v1/health" 200 "$STATUS"
+}
+bad '{"city": "London", "email": "not-an-email"}' "create, a valid then an invalid field" "email"
+alive "after the create"
+for target in cus_0000000000000000 "$ID"; do
+    req PATCH "/v1/customers/$target" -H "$DESK" -H "$JSONH" \
+        --data '{"city": "London", "email": "not-an-email"}'
+    check_eq "patch $target, a valid then an invalid field: 400" 400 "$STATUS"
+    check "patch $target: the detail names 'email'" sh -c "python3 -c \
+        'import json,sys; sys.exit(\"email\" not in json.load(open(sys.argv[1]))[\"detail\"])' '$TMP/body'"
+    alive "after the patch of $target"
+done
+req GET "/v1/customers/$ID" -H "$AUTH"
+check_eq "the refused patch changed nothing" "Frogmore jorunn.q@example.com" \
+    "$(json "j['city'] + ' ' + j['email']")"
 req GET "/v1/customers/not-an-id" -H "$DESK"
 check_eq "a malformed id is 400" 400 "$STATUS"
 req GET "/v1/customers/cus_0000000000000000" -H "$DESK"
