@@ -155,6 +155,8 @@ enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
         rc = cu_app_audit_alone(req, "staff.list", "", "success",
                                 json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
+        if (items != NULL)
+            cu_crypto_wipe(items, n * sizeof(*items));
         cu_free(items);
         return cu_resp_fail(resp, rc, "the staff could not be listed");
     }
