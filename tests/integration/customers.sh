@@ -122,6 +122,8 @@ bad '{"favourite_colour": "blue"}' "unknown field" "favourite_colour"
 bad "{\"given_name\": \"$(head -c 300 /dev/zero | tr '\0' a)\"}" "oversize name" "given_name"
 bad '{"given_name": 5}' "not a string" "given_name"
 bad '{"tags": ["Not OK"]}' "bad tag" "tags"
+bad '{}' "a creation naming no field" "names no field"
+bad '{"tags": ["vip"], "status": "active"}' "a creation of tags and status alone" "names no field"
 
 # A valid field and then an invalid one: 400 naming the invalid field, nothing changed, and the
 # server still up (the fields parsed before the bad one were once freed twice).

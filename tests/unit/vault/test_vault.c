@@ -616,6 +616,31 @@ static void test_faults_unwind(void **state)
     json_decref(half_bad);
 }
 
+/* A creation must name at least one field: an empty body, or tags and status alone, make no
+ * customer. */
+static void test_create_needs_a_field(void **state)
+{
+    static const char *const bodies[] = {"{}", "{\"tags\": [\"vip\"], \"status\": \"active\"}"};
+    struct fixture *f = *state;
+    char why[CU_VAULT_WHY_BYTES];
+    struct cu_customer out;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        json_t *in = json_loads(bodies[i], 0, NULL);
+        assert_non_null(in);
+        why[0] = '\0';
+        assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+        assert_int_equal(cu_vault_create(f->v, f->conn, in, &out, why), CU_E_INVALID);
+        assert_non_null(strstr(why, "names no field"));
+        cu_customer_clear(&out);
+        cu_db_rollback(f->conn);
+        json_decref(in);
+    }
+    char count[16];
+    query_text(f, "SELECT count(*) FROM customers", count, sizeof(count));
+    assert_string_equal(count, "0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upgrade_clusters_customers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_valid_then_invalid_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_unwind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_needs_a_field, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
