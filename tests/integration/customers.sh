@@ -69,6 +69,13 @@ req GET "/v1/customers?email=nobody@example.com" -H "$DESK"
 check_eq "no match is an empty list" 0 "$(json "len(j['items'])")"
 req GET "/v1/customers?email=" -H "$DESK"
 check_eq "an empty filter is 400" 400 "$STATUS"
+req GET "/v1/customers?email=JORUNN.q@example.com&phone=00447911123456" -H "$DESK"
+check_eq "a search by two fields is 400, not a search by the first" 400 "$STATUS"
+check_eq "the detail names both" True \
+    "$(json "'email' in j['detail'] and 'phone' in j['detail'] and 'national_id' not in j['detail'].split(':')[-1]")"
+req GET "/v1/customers?external_ref=crm:88231&national_id=QZ918273X&phone=" -H "$DESK"
+check_eq "a search by three fields is 400" 400 "$STATUS"
+check "the detail names the three" contains "$TMP/body" "names 3: phone, national_id, external_ref"
 req GET "/v1/customers" -H "$DESK"
 check_eq "the list shows no personal field" "[]" "$(json "[k for k in j['items'][0] if k in ('email','phone','given_name')]")"
 
