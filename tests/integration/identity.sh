@@ -33,6 +33,13 @@ check_eq "a common password is refused" 400 "$STATUS"
 check_eq "with the rule named" "field 'password': the password is too common" "$(json "j['detail']")"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "x mira.k@example.com"}'
 check_eq "a password holding the e-mail is refused" 400 "$STATUS"
+check_eq "with the rule named" "field 'password': the password must not contain the e-mail address" \
+    "$(json "j['detail']")"
+req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "Mira.K rides a bike"}'
+check_eq "a password holding the part of the e-mail before the @ is refused" 400 "$STATUS"
+check_eq "with that part named, not spelt out" \
+    "field 'password': the password must not contain the part of the e-mail address before the @" \
+    "$(json "j['detail']")"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "short"}'
 check_eq "a short password is refused" 400 "$STATUS"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "'"$PW"'", "x": 1}'
