@@ -375,6 +375,20 @@ enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool require
     return CU_OK;
 }
 
+json_t *cu_resp_scopes(uint64_t scopes)
+{
+    json_t *a = json_array();
+
+    for (uint64_t bit = 1; a != NULL && bit != 0 && bit <= scopes; bit <<= 1) {
+        const char *name = (scopes & bit) ? cu_apikey_scope_name(bit) : NULL;
+        if (name != NULL && json_array_append_new(a, json_string(name)) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    return a;
+}
+
 enum cu_err cu_req_page(struct cu_req *req, struct cu_resp *resp, bool (*valid_after)(const char *),
                         const char *after_what, const char **after, size_t *limit)
 {

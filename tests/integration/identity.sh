@@ -86,6 +86,7 @@ check_eq "16 concurrent failures count 16" 16 "$(json "j['failed_sign_ins']")"
 # Sessions.
 req GET /v1/me -H "Authorization: Bearer $TOK"
 check_eq "/v1/me with the session" "$ID" "$(json "j['id']")"
+check_eq "a customer's scopes are an empty array" "[]" "$(json "j['scopes']")"
 req GET /v1/customers -H "Authorization: Bearer $TOK"
 check_eq "a customer session cannot use key routes" 403 "$STATUS"
 req GET /v1/me -H "$AUTH"
@@ -182,6 +183,9 @@ req POST /v1/auth/mfa -H "$JSONH" --data "{\"challenge\": \"$CH\", \"code\": \"$
 STOK=$(json "j['token']")
 req GET /v1/customers -H "Authorization: Bearer $STOK"
 check_eq "an aal2 staff session uses its scope" 200 "$STATUS"
+req GET /v1/me -H "Authorization: Bearer $STOK"
+check_eq "/v1/me gives a staff member's scopes as an array of names" "['customers.read']" \
+    "$(json "j['scopes']")"
 req POST /v1/staff -H "Authorization: Bearer $STOK" -H "$JSONH" \
     --data '{"email": "x@example.com", "name": "X", "scopes": ["customers.read"]}'
 check_eq "but not a scope it lacks" 403 "$STATUS"

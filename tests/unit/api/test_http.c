@@ -284,6 +284,22 @@ static void test_json_charset(void **state)
     assert_int_equal(cu_err_http_status(CU_E_MEDIA_TYPE), 415);
 }
 
+/* Scopes are answered as an array of names, in bit order; none is an empty array. */
+static void test_scopes_json(void **state)
+{
+    json_t *a = cu_resp_scopes(0);
+    char *t;
+    (void)state;
+
+    assert_true(json_is_array(a) && json_array_size(a) == 0);
+    json_decref(a);
+    a = cu_resp_scopes(CU_SCOPE_STAFF_WRITE | CU_SCOPE_CUSTOMERS_READ | (1ULL << 63));
+    t = json_dumps(a, JSON_COMPACT);
+    assert_string_equal(t, "[\"customers.read\",\"staff.write\"]");
+    free(t);
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +309,7 @@ int main(void)
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_problem),
         cmocka_unit_test(test_json_charset),
+        cmocka_unit_test(test_scopes_json),
         cmocka_unit_test(test_retry_after_in_response),
         cmocka_unit_test(test_limiter),
         cmocka_unit_test(test_metrics),
