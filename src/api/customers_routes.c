@@ -305,17 +305,16 @@ static const char *const search_by[] = {"email", "phone", "national_id", "extern
 static enum cu_err lookup_field(struct cu_req *req, struct cu_resp *resp, const char **field,
                                 const char **value)
 {
-    char names[64] = "";
-    size_t count = 0, used = 0;
+    char names[sizeof("email, phone, national_id, external_ref")] = ""; /* all of them */
+    size_t count = 0;
 
     *field = *value = NULL;
     for (size_t i = 0; i < SEARCH_BY; i++) {
         const char *v = cu_req_query(req, search_by[i]);
+        size_t used = strlen(names);
         if (v == NULL)
             continue;
-        int w =
-            snprintf(names + used, sizeof(names) - used, "%s%s", count ? ", " : "", search_by[i]);
-        used += w > 0 && (size_t)w < sizeof(names) - used ? (size_t)w : 0;
+        snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", search_by[i]);
         count++;
         *field = search_by[i];
         *value = v;
