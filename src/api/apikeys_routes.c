@@ -17,11 +17,7 @@
 static json_t *apikey_json(const struct cu_apikey_info *k)
 {
     char created[CU_RFC3339_BYTES], expires[CU_RFC3339_BYTES], revoked[CU_RFC3339_BYTES];
-    json_t *scopes = json_array();
-    for (uint64_t bit = 1; bit != 0 && bit <= k->scopes; bit <<= 1) {
-        if ((k->scopes & bit) && cu_apikey_scope_name(bit))
-            json_array_append_new(scopes, json_string(cu_apikey_scope_name(bit)));
-    }
+    json_t *scopes = cu_resp_scopes(k->scopes);
     cu_clock_format(k->created_at, created);
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);

@@ -100,9 +100,8 @@ enum cu_err cu_handle_audit_list(struct cu_req *req, struct cu_resp *resp)
     json_t *items = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(items, cu_audit_record_json(&rs[i]));
-    json_t *v = json_pack("{s:o, s:O?}", "items", items, "next_before",
+    json_t *v = json_pack("{s:o, s:o?}", "items", items, "next_before",
                           n == (size_t)limit ? json_integer(rs[n - 1].seq) : NULL);
-    json_decref(json_object_get(v, "next_before")); /* O? took a reference of its own */
     cu_audit_records_free(rs, n);
     return cu_resp_json(resp, 200, v);
 }

@@ -306,22 +306,21 @@ enum cu_err cu_handle_me(struct cu_req *req, struct cu_resp *resp)
     const struct cu_principal *p = &req->principal;
     struct cu_credential_info ci;
     struct cu_db *db = NULL;
-    char names[512] = "";
     enum cu_err rc = cu_store_db(req->app->store, &db);
 
     if (rc == CU_OK)
         rc = cu_identity_credential_info(req->app->identity, db, p->session.kind, p->id, &ci);
-    if (rc == CU_OK && cu_apikey_scopes_format(p->scopes, names, sizeof(names)) != CU_OK)
-        rc = CU_E_INTERNAL;
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the account could not be read");
     bool enrol = !p->has_totp &&
                  (p->kind == CU_PRINCIPAL_STAFF || req->app->cfg.identity.customer_mfa_required);
-    return cu_resp_json(
-        resp, 200,
-        json_pack("{s:s, s:s, s:s, s:o, s:o, s:b}", "kind", cu_subject_kind_name(p->session.kind),
-                  "id", p->id, "scopes", names, "session", session_json(&p->session, p->session.id),
-                  "credentials", credentials_json(&ci), "mfa_enrolment_required", enrol));
+    /* Scopes as everywhere else: an array of names (empty for a customer). */
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:s, s:s, s:o, s:o, s:o, s:b}", "kind",
+                                  cu_subject_kind_name(p->session.kind), "id", p->id, "scopes",
+                                  cu_resp_scopes(p->scopes), "session",
+                                  session_json(&p->session, p->session.id), "credentials",
+                                  credentials_json(&ci), "mfa_enrolment_required", enrol));
 }
 
 static enum cu_err password_fail(struct cu_resp *resp, enum cu_err rc, const char *why)

@@ -295,23 +295,53 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     return rc;
 }
 
+/* The fields a search may go by, in the order a refusal names them. */
+static const char *const search_by[] = {"email", "phone", "national_id", "external_ref"};
+#define SEARCH_BY (sizeof(search_by) / sizeof(search_by[0]))
+
+/* lookup_field(req, resp, field, value): the one search field the query names (*field NULL
+ * when it names none) and its value. CU_E_INVALID with the detail set when it names two or
+ * more (they are named; a search goes by exactly one) or the one it names is empty. */
+static enum cu_err lookup_field(struct cu_req *req, struct cu_resp *resp, const char **field,
+                                const char **value)
+{
+    char names[sizeof("email, phone, national_id, external_ref")] = ""; /* all of them */
+    size_t count = 0;
+
+    *field = *value = NULL;
+    for (size_t i = 0; i < SEARCH_BY; i++) {
+        const char *v = cu_req_query(req, search_by[i]);
+        size_t used = strlen(names);
+        if (v == NULL)
+            continue;
+        snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", search_by[i]);
+        count++;
+        *field = search_by[i];
+        *value = v;
+    }
+    if (count > 1)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "a search goes by exactly one of email, phone, national_id and "
+                            "external_ref; this one names %zu: %s",
+                            count, names);
+    if (count == 1 && **value == '\0')
+        return cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' is empty", *field);
+    return CU_OK;
+}
+
 enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
 {
-    static const char *const by[] = {"email", "phone", "national_id", "external_ref"};
-    const char *after = NULL;
+    const char *after = NULL, *field = NULL, *value = NULL;
     struct cu_customer *cs = NULL;
     struct cu_db *db = NULL;
     size_t limit = 100;
     size_t n = 0;
-    enum cu_err rc;
+    enum cu_err rc = lookup_field(req, resp, &field, &value);
 
-    for (size_t i = 0; i < sizeof(by) / sizeof(by[0]); i++) {
-        const char *v = cu_req_query(req, by[i]);
-        if (v != NULL && *v == '\0')
-            return cu_resp_fail(resp, CU_E_INVALID, "query argument '%s' is empty", by[i]);
-        if (v != NULL)
-            return search(req, resp, by[i], v);
-    }
+    if (rc != CU_OK)
+        return rc;
+    if (field != NULL)
+        return search(req, resp, field, value);
     rc = cu_req_page(req, resp, valid_customer_id, "a customer id", &after, &limit);
     if (rc != CU_OK)
         return rc;

@@ -218,23 +218,120 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
     }
 }
 
-/* Whether the Content-Type header names JSON (parameters such as charset allowed). */
-static bool is_json_type(const char *ct)
+/* What a request's Content-Type says of its body (media_type). */
+enum media {
+    MEDIA_JSON,      /* application/json, in UTF-8 (no charset, or charset utf-8) */
+    MEDIA_CHARSET,   /* application/json in a charset other than UTF-8 */
+    MEDIA_MALFORMED, /* application/json with parameters that do not parse */
+    MEDIA_OTHER,     /* absent, or another media type */
+};
+
+#define CHARSET_MAX 32 /* longer than any charset name worth comparing with "utf-8" */
+
+static bool ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* tchar(c): whether c may appear in a token (RFC 9110, 5.6.2). */
+static bool tchar(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* param_value(s, out, len): reads the value of a parameter at *s, a token or a quoted string
+ * (RFC 9110, 5.6.4; escapes undone), into out (CHARSET_MAX bytes: the first CHARSET_MAX are
+ * kept, *len counts them all) and moves *s past it. False when it does not parse. */
+static bool param_value(const char **s, char out[CHARSET_MAX], size_t *len)
+{
+    const char *p = *s;
+    bool quoted = *p == '"';
+
+    *len = 0;
+    p += quoted;
+    while (quoted ? *p != '"' : tchar(*p)) {
+        if (*p == '\0' || (quoted && *p == '\\' && *++p == '\0'))
+            return false;
+        if (*len < CHARSET_MAX)
+            out[*len] = cu_ascii_lower(*p);
+        (*len)++;
+        p++;
+    }
+    if ((!quoted && *len == 0) || (quoted && *p++ != '"'))
+        return false;
+    *s = p;
+    return true;
+}
+
+/* media_params(s): the parameters after "application/json" at s: "; name=value", repeated,
+ * with optional white space around the semicolons. MEDIA_CHARSET when a charset is not utf-8
+ * (any case, quoted or not). */
+static enum media media_params(const char *s)
+{
+    enum media m = MEDIA_JSON;
+
+    for (;;) {
+        char value[CHARSET_MAX];
+        size_t n = 0, len = 0;
+
+        while (ows(*s))
+            s++;
+        if (*s == '\0')
+            return m;
+        if (*s++ != ';')
+            return MEDIA_MALFORMED;
+        while (ows(*s))
+            s++;
+        if (*s == ';' || *s == '\0')
+            continue; /* an empty parameter, which RFC 9110 allows */
+        while (tchar(s[n]))
+            n++;
+        if (n == 0 || s[n] != '=')
+            return MEDIA_MALFORMED;
+        bool charset = n == 7 && strncasecmp(s, "charset", 7) == 0;
+        s += n + 1;
+        if (!param_value(&s, value, &len))
+            return MEDIA_MALFORMED;
+        if (charset && !(len == 5 && memcmp(value, "utf-8", 5) == 0))
+            m = MEDIA_CHARSET;
+    }
+}
+
+/* media_type(ct): what the Content-Type header ct (NULL when absent) says of the body. */
+static enum media media_type(const char *ct)
 {
     static const char json[] = "application/json";
-    if (ct == NULL || strncasecmp(ct, json, sizeof(json) - 1) != 0)
-        return false;
+
+    if (ct == NULL)
+        return MEDIA_OTHER;
+    while (ows(*ct))
+        ct++;
+    if (strncasecmp(ct, json, sizeof(json) - 1) != 0)
+        return MEDIA_OTHER;
     ct += sizeof(json) - 1;
-    return *ct == '\0' || *ct == ';' || *ct == ' ';
+    if (*ct != '\0' && *ct != ';' && !ows(*ct))
+        return MEDIA_OTHER; /* application/jsonx */
+    return media_params(ct);
 }
 
 enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
 {
     char err[CU_JSON_ERR_BYTES];
+    enum media m = media_type(req->content_type);
     enum cu_err rc;
 
-    if (!is_json_type(req->content_type))
+    *out = NULL;
+    if (m == MEDIA_OTHER)
         return cu_resp_fail(resp, CU_E_MEDIA_TYPE, "the body must be application/json");
+    if (m == MEDIA_CHARSET)
+        return cu_resp_fail(resp, CU_E_MEDIA_TYPE,
+                            "the body must be JSON in UTF-8: the Content-Type's charset must be "
+                            "utf-8, or be left out");
+    if (m == MEDIA_MALFORMED)
+        return cu_resp_fail(resp, CU_E_MEDIA_TYPE,
+                            "the Content-Type's parameters do not parse: send application/json, "
+                            "or application/json; charset=utf-8");
     if (req->body.len == 0)
         return cu_resp_fail(resp, CU_E_INVALID, "the body is empty; a JSON object is required");
     rc = cu_json_parse_object(req->body.data, req->body.len, out, err);
@@ -273,6 +370,20 @@ enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool require
         *out |= bit;
     }
     return CU_OK;
+}
+
+json_t *cu_resp_scopes(uint64_t scopes)
+{
+    json_t *a = json_array();
+
+    for (uint64_t bit = 1; a != NULL && bit != 0 && bit <= scopes; bit <<= 1) {
+        const char *name = (scopes & bit) ? cu_apikey_scope_name(bit) : NULL;
+        if (name != NULL && json_array_append_new(a, json_string(name)) != 0) {
+            json_decref(a);
+            a = NULL;
+        }
+    }
+    return a;
 }
 
 enum cu_err cu_req_page(struct cu_req *req, struct cu_resp *resp, bool (*valid_after)(const char *),

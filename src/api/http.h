@@ -196,6 +196,11 @@ CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t 
 CU_WUR enum cu_err cu_req_scopes(const json_t *body, struct cu_resp *resp, bool required,
                                  uint64_t *out);
 
+/* cu_resp_scopes(scopes): the JSON array of the names of the scope bits in scopes, in bit
+ * order: the one form every answer gives scopes in (an API key's, a staff member's, /v1/me's).
+ * NULL when memory runs out. Caller owns the reference (json_pack's "o" takes it over). */
+json_t *cu_resp_scopes(uint64_t scopes);
+
 /* cu_req_page(req, resp, valid_after, after_what, after, limit): the cursor of a list: query
  * argument "limit" (1..1000, default 100) and "after" (NULL, or an id valid_after accepts).
  * CU_E_INVALID with the detail set ("after must be <after_what>") otherwise. */

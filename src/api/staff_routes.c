@@ -43,23 +43,13 @@ static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
     return rc;
 }
 
-static json_t *scopes_json(uint64_t scopes)
-{
-    json_t *a = json_array();
-    for (uint64_t bit = 1; bit != 0 && bit <= scopes; bit <<= 1) {
-        if ((scopes & bit) && cu_apikey_scope_name(bit))
-            json_array_append_new(a, json_string(cu_apikey_scope_name(bit)));
-    }
-    return a;
-}
-
 static json_t *staff_json(const struct cu_staff_info *s)
 {
     char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES];
     cu_clock_format(s->created_at, created);
     cu_clock_format(s->updated_at, updated);
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:b, s:s, s:s}", "id", s->id, "email",
-                     s->email, "name", s->name, "scopes", scopes_json(s->scopes), "status",
+                     s->email, "name", s->name, "scopes", cu_resp_scopes(s->scopes), "status",
                      s->status, "password", s->has_password, "totp", s->totp_enabled, "created_at",
                      created, "updated_at", updated);
 }
@@ -123,7 +113,7 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
         rc = cu_identity_staff_add(req->app->identity, db, email, name, scopes, &s, why);
         if (rc == CU_OK)
             rc = cu_app_audit(req, db, "staff.create", s.id, "success",
-                              json_pack("{s:o}", "scopes", scopes_json(scopes)));
+                              json_pack("{s:o}", "scopes", cu_resp_scopes(scopes)));
         rc = commit_or_rollback(db, rc);
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || rc == CU_E_EXISTS)
             rc = cu_resp_fail(resp, rc == CU_E_EXISTS ? rc : CU_E_INVALID, "%s", why);
@@ -155,6 +145,8 @@ enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
         rc = cu_app_audit_alone(req, "staff.list", "", "success",
                                 json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
+        if (items != NULL)
+            cu_crypto_wipe(items, n * sizeof(*items));
         cu_free(items);
         return cu_resp_fail(resp, rc, "the staff could not be listed");
     }
@@ -251,7 +243,7 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
         if (rc == CU_OK)
             rc = cu_app_audit(
                 req, db, "staff.update", s.id, "success",
-                json_pack("{s:o, s:s?}", "scopes", scopes_json(scopes), "status", status));
+                json_pack("{s:o, s:s?}", "scopes", cu_resp_scopes(scopes), "status", status));
         rc = commit_or_rollback(db, rc);
     }
     json_decref(body);

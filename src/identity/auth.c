@@ -76,6 +76,8 @@ static enum cu_err find_account(struct cu_identity *idn, struct cu_db *db,
     char ids[1][CU_CUSTOMER_ID_BYTES], why[CU_VAULT_WHY_BYTES];
     struct cu_customer c;
     size_t n = 0;
+    /* Cleared on every way out, so it must hold nothing from the start. */
+    memset(&c, 0, sizeof(c));
     rc = cu_vault_find(idn->vault, db, strchr(login, '@') ? "email" : "external_ref", login, ids, 1,
                        &n, why);
     if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || (rc == CU_OK && n == 0))
@@ -86,8 +88,7 @@ static enum cu_err find_account(struct cu_identity *idn, struct cu_db *db,
         rc = CU_E_NOT_FOUND;
     if (rc == CU_OK)
         snprintf(id, CU_SUBJECT_ID_BYTES, "%s", c.id);
-    if (rc == CU_OK || rc == CU_E_NOT_FOUND)
-        cu_customer_clear(&c);
+    cu_customer_clear(&c);
     return rc;
 }
 

@@ -291,16 +291,21 @@ static bool contains(const char *low, size_t n, const char *s, size_t m)
     return false;
 }
 
-/* has_email(low, n, email): whether the lower-cased password low (n bytes) holds email, or
- * its local part when that has at least MIN_LOCAL_CHARS characters, ignoring ASCII case. */
-static bool has_email(const char *low, size_t n, const char *email)
+/* email_reason(low, n, email): why the lower-cased password low (n bytes) may not be used for
+ * the account of email, ignoring ASCII case: it holds the whole address, or its local part
+ * (when that has at least MIN_LOCAL_CHARS characters); NULL when it holds neither. The reason
+ * names the part, never its text, so it tells no one the address. */
+static const char *email_reason(const char *low, size_t n, const char *email)
 {
     size_t m = strlen(email);
     const char *at = memrchr(email, '@', m);
     size_t local = at != NULL ? (size_t)(at - email) : m;
 
-    return contains(low, n, email, m) ||
-           (chars(email, local) >= MIN_LOCAL_CHARS && contains(low, n, email, local));
+    if (contains(low, n, email, m))
+        return "the password must not contain the e-mail address";
+    if (chars(email, local) >= MIN_LOCAL_CHARS && contains(low, n, email, local))
+        return "the password must not contain the part of the e-mail address before the @";
+    return NULL;
 }
 
 /* distinct_bytes(s, n): how many different byte values the n bytes at s hold. */
@@ -358,12 +363,13 @@ static enum cu_err shape_check(const char *pw, size_t len, const char **why)
  * account whose e-mail is email (NULL when it has none). Otherwise CU_E_INVALID (malformed
  * UTF-8, a control character, too short, common, contains the e-mail or its local part,
  * fewer than 5 distinct characters) or CU_E_TOO_LARGE (over 256 characters), with why
- * (CU_PASSWORD_WHY_BYTES) saying which rule failed, never echoing the password. */
+ * (CU_PASSWORD_WHY_BYTES) saying which rule failed (for the e-mail, whether the whole address
+ * or the part before the @), never echoing the password or the address. */
 enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw, size_t len,
                               const char *email, char why[CU_PASSWORD_WHY_BYTES])
 {
     char low[MAX_PASSWORD_BYTES];
-    const char *reason = "";
+    const char *reason = "", *mail = NULL;
     enum cu_err rc;
 
     rc = shape_check(pw, len, &reason);
@@ -373,8 +379,8 @@ enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw
     for (size_t i = 0; i < len; i++) {
         low[i] = cu_ascii_lower(pw[i]);
     }
-    if (email != NULL && has_email(low, len, email)) {
-        reason = "the password must not contain the e-mail address";
+    if (email != NULL && (mail = email_reason(low, len, email)) != NULL) {
+        reason = mail;
         rc = CU_E_INVALID;
     } else if (common(p, low, len)) {
         reason = "the password is too common";

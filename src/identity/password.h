@@ -32,7 +32,8 @@ size_t cu_password_policy_size(const struct cu_password_policy *p);
  * account whose e-mail is email (NULL when it has none). Otherwise CU_E_INVALID (malformed
  * UTF-8, a control character, too short, common, contains the e-mail or its local part,
  * fewer than 5 distinct characters) or CU_E_TOO_LARGE (over 256 characters), with why
- * (CU_PASSWORD_WHY_BYTES) saying which rule failed, never echoing the password. */
+ * (CU_PASSWORD_WHY_BYTES) saying which rule failed (for the e-mail, whether the whole address
+ * or the part before the @), never echoing the password or the address. */
 CU_WUR enum cu_err cu_password_check(const struct cu_password_policy *p, const char *pw, size_t len,
                                      const char *email, char why[CU_PASSWORD_WHY_BYTES]);
 

@@ -319,14 +319,20 @@ struct input {
     json_t *tags; /* borrowed from the input */
 };
 
+/* input_clear(in): wipes and frees the values in owns and leaves in empty, so that clearing it
+ * again (parse_input clears on error, and so do its callers) does nothing. */
 static void input_clear(struct input *in)
 {
     for (size_t i = 0; i < CU_VAULT_MAX_FIELDS; i++) {
         if (in->values[i] != NULL) {
             cu_crypto_wipe(in->values[i], strlen(in->values[i]));
             cu_free(in->values[i]);
+            in->values[i] = NULL;
         }
+        in->clear[i] = false;
     }
+    in->status = NULL;
+    in->tags = NULL;
 }
 
 static enum cu_err parse_tags(json_t *tags, char why[CU_VAULT_WHY_BYTES])
@@ -440,6 +446,17 @@ static void new_id(char id[CU_CUSTOMER_ID_BYTES])
     cu_hex_encode(raw, sizeof(raw), id + 4);
 }
 
+/* names_a_field(in): whether in sets at least one customer field (tags and status are not
+ * fields: a record of nothing but them describes no one). */
+static bool names_a_field(const struct input *in)
+{
+    for (size_t i = 0; i < CU_VAULT_MAX_FIELDS; i++) {
+        if (in->values[i] != NULL)
+            return true;
+    }
+    return false;
+}
+
 static const char *plain_value(const struct input *in, const char *name)
 {
     const struct cu_field_def *f = cu_field_find(name);
@@ -487,8 +504,16 @@ enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const json_t *
     enum cu_err rc = parse_input(input, false, &in, why);
 
     memset(out, 0, sizeof(*out));
-    if (rc != CU_OK)
+    if (rc == CU_OK && !names_a_field(&in)) {
+        snprintf(why, CU_VAULT_WHY_BYTES,
+                 "the body names no field: a new customer needs at least one of its fields "
+                 "(tags and status alone are not enough)");
+        rc = CU_E_INVALID;
+    }
+    if (rc != CU_OK) {
+        input_clear(&in);
         return rc;
+    }
     new_id(out->id);
     if ((dek = cu_secret_new(CU_KEY_BYTES)) == NULL)
         rc = CU_E_NOMEM;

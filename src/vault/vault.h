@@ -52,9 +52,10 @@ CU_WUR enum cu_err cu_vault_new(const struct cu_keyring *kr, struct cu_kek_sourc
 void cu_vault_free(struct cu_vault *v);
 
 /* cu_vault_create(v, db, input, out, why): validates input (a JSON object of known field names,
- * plus "tags" and "status"), makes a DEK, encrypts the personal fields, writes the blind
- * indexes, and fills out. CU_E_INVALID / CU_E_TOO_LARGE with why naming the field and the
- * rule; CU_E_EXISTS (why names the field) when a unique value is taken. */
+ * at least one, plus "tags" and "status"), makes a DEK, encrypts the personal fields, writes
+ * the blind indexes, and fills out. CU_E_INVALID / CU_E_TOO_LARGE with why naming the field
+ * and the rule, or saying that input names no field; CU_E_EXISTS (why names the field) when a
+ * unique value is taken. */
 CU_WUR enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const json_t *input,
                                    struct cu_customer *out, char why[CU_VAULT_WHY_BYTES]);
 

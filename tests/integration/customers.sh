@@ -69,6 +69,13 @@ req GET "/v1/customers?email=nobody@example.com" -H "$DESK"
 check_eq "no match is an empty list" 0 "$(json "len(j['items'])")"
 req GET "/v1/customers?email=" -H "$DESK"
 check_eq "an empty filter is 400" 400 "$STATUS"
+req GET "/v1/customers?email=JORUNN.q@example.com&phone=00447911123456" -H "$DESK"
+check_eq "a search by two fields is 400, not a search by the first" 400 "$STATUS"
+check_eq "the detail names both" True \
+    "$(json "'email' in j['detail'] and 'phone' in j['detail'] and 'national_id' not in j['detail'].split(':')[-1]")"
+req GET "/v1/customers?external_ref=crm:88231&national_id=QZ918273X&phone=" -H "$DESK"
+check_eq "a search by three fields is 400" 400 "$STATUS"
+check "the detail names the three" contains "$TMP/body" "names 3: phone, national_id, external_ref"
 req GET "/v1/customers" -H "$DESK"
 check_eq "the list shows no personal field" "[]" "$(json "[k for k in j['items'][0] if k in ('email','phone','given_name')]")"
 
@@ -122,6 +129,28 @@ bad '{"favourite_colour": "blue"}' "unknown field" "favourite_colour"
 bad "{\"given_name\": \"$(head -c 300 /dev/zero | tr '\0' a)\"}" "oversize name" "given_name"
 bad '{"given_name": 5}' "not a string" "given_name"
 bad '{"tags": ["Not OK"]}' "bad tag" "tags"
+bad '{}' "a creation naming no field" "names no field"
+bad '{"tags": ["vip"], "status": "active"}' "a creation of tags and status alone" "names no field"
+
+# A valid field and then an invalid one: 400 naming the invalid field, nothing changed, and the
+# server still up (the fields parsed before the bad one were once freed twice).
+alive() {
+    req GET /v1/health
+    check_eq "$1: the server still answers /v1/health" 200 "$STATUS"
+}
+bad '{"city": "London", "email": "not-an-email"}' "create, a valid then an invalid field" "email"
+alive "after the create"
+for target in cus_0000000000000000 "$ID"; do
+    req PATCH "/v1/customers/$target" -H "$DESK" -H "$JSONH" \
+        --data '{"city": "London", "email": "not-an-email"}'
+    check_eq "patch $target, a valid then an invalid field: 400" 400 "$STATUS"
+    check "patch $target: the detail names 'email'" sh -c "python3 -c \
+        'import json,sys; sys.exit(\"email\" not in json.load(open(sys.argv[1]))[\"detail\"])' '$TMP/body'"
+    alive "after the patch of $target"
+done
+req GET "/v1/customers/$ID" -H "$AUTH"
+check_eq "the refused patch changed nothing" "Frogmore jorunn.q@example.com" \
+    "$(json "j['city'] + ' ' + j['email']")"
 req GET "/v1/customers/not-an-id" -H "$DESK"
 check_eq "a malformed id is 400" 400 "$STATUS"
 req GET "/v1/customers/cus_0000000000000000" -H "$DESK"

@@ -33,6 +33,13 @@ check_eq "a common password is refused" 400 "$STATUS"
 check_eq "with the rule named" "field 'password': the password is too common" "$(json "j['detail']")"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "x mira.k@example.com"}'
 check_eq "a password holding the e-mail is refused" 400 "$STATUS"
+check_eq "with the rule named" "field 'password': the password must not contain the e-mail address" \
+    "$(json "j['detail']")"
+req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "Mira.K rides a bike"}'
+check_eq "a password holding the part of the e-mail before the @ is refused" 400 "$STATUS"
+check_eq "with that part named, not spelt out" \
+    "field 'password': the password must not contain the part of the e-mail address before the @" \
+    "$(json "j['detail']")"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "short"}'
 check_eq "a short password is refused" 400 "$STATUS"
 req PUT "/v1/customers/$ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "'"$PW"'", "x": 1}'
@@ -79,6 +86,7 @@ check_eq "16 concurrent failures count 16" 16 "$(json "j['failed_sign_ins']")"
 # Sessions.
 req GET /v1/me -H "Authorization: Bearer $TOK"
 check_eq "/v1/me with the session" "$ID" "$(json "j['id']")"
+check_eq "a customer's scopes are an empty array" "[]" "$(json "j['scopes']")"
 req GET /v1/customers -H "Authorization: Bearer $TOK"
 check_eq "a customer session cannot use key routes" 403 "$STATUS"
 req GET /v1/me -H "$AUTH"
@@ -175,6 +183,9 @@ req POST /v1/auth/mfa -H "$JSONH" --data "{\"challenge\": \"$CH\", \"code\": \"$
 STOK=$(json "j['token']")
 req GET /v1/customers -H "Authorization: Bearer $STOK"
 check_eq "an aal2 staff session uses its scope" 200 "$STATUS"
+req GET /v1/me -H "Authorization: Bearer $STOK"
+check_eq "/v1/me gives a staff member's scopes as an array of names" "['customers.read']" \
+    "$(json "j['scopes']")"
 req POST /v1/staff -H "Authorization: Bearer $STOK" -H "$JSONH" \
     --data '{"email": "x@example.com", "name": "X", "scopes": ["customers.read"]}'
 check_eq "but not a scope it lacks" 403 "$STATUS"

@@ -68,6 +68,13 @@ check_eq "malformed JSON 400" 400 "$STATUS"
 check "the 400 says where" sh -c "python3 -c \"import json; d=json.load(open('$TMP/body'))['detail']; assert 'line 1' in d, d\""
 req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: text/plain' --data 'hi'
 check_eq "wrong content type 415" 415 "$STATUS"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json; charset=utf-16' --data '{"name": "x"}'
+check_eq "JSON in another charset 415" 415 "$STATUS"
+check "the 415 says the body must be UTF-8" contains "$TMP/body" "must be JSON in UTF-8"
+req POST /v1/apikeys -H "Authorization: Bearer $KEY" \
+    -H 'Content-Type: application/json;charset="UTF-8"' --data '{"name": "x"}'
+check_eq "charset \"UTF-8\" is read (then the body is refused: no scopes)" 400 "$STATUS"
 req POST /v1/apikeys -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
     --data '{"name": "a", "name": "b", "scopes": ["metrics.read"]}'
 check_eq "duplicate JSON keys 400" 400 "$STATUS"

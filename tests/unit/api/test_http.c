@@ -196,6 +196,110 @@ static void test_retry_after_in_response(void **state)
     assert_ptr_equal(a.headers[0][1], a.retry_after);
 }
 
+/* json_body(ct, detail): cu_req_json on the body {"a": 1} sent with Content-Type ct (NULL for
+ * none); its result, with the problem detail copied into detail (CU_DETAIL_BYTES). */
+static enum cu_err json_body(const char *ct, char *detail)
+{
+    struct cu_req req;
+    struct cu_resp resp;
+    json_t *v = NULL;
+    enum cu_err rc;
+
+    memset(&req, 0, sizeof(req));
+    memset(&resp, 0, sizeof(resp));
+    req.content_type = ct;
+    cu_buf_init(&req.body, 1 << 10);
+    assert_int_equal(cu_buf_append_str(&req.body, "{\"a\": 1}"), CU_OK);
+    rc = cu_req_json(&req, &resp, &v);
+    if (rc == CU_OK)
+        assert_int_equal(json_integer_value(json_object_get(v, "a")), 1);
+    else
+        assert_null(v);
+    assert_int_equal(resp.err, rc);
+    snprintf(detail, CU_DETAIL_BYTES, "%s", resp.detail);
+    json_decref(v);
+    cu_buf_free(&req.body);
+    return rc;
+}
+
+/* A JSON body is read as UTF-8, so it must not declare another charset: any other charset,
+ * in any case, quoted or not, is a 415 that says so; no charset, or utf-8 however written, is
+ * accepted; parameters that do not parse, and other media types, are 415s too. */
+static void test_json_charset(void **state)
+{
+    static const char *const accepted[] = {
+        "application/json",
+        "Application/JSON",
+        "application/json; charset=utf-8",
+        "application/json;charset=\"UTF-8\"",
+        "application/json ; Charset=Utf-8 ",
+        "application/json;\tcharset=\"utf\\-8\"",
+        "application/json;",
+        "application/json; profile=x; charset=utf-8",
+    };
+    static const char *const other_charset[] = {
+        "application/json; charset=utf-16",
+        "application/json; charset=UTF-16LE",
+        "application/json;charset=\"utf-16\"",
+        "application/json; CHARSET=iso-8859-1",
+        "application/json; charset=utf8",
+        "application/json; charset=\"\"",
+        "application/json; charset=utf-8; charset=utf-16",
+        "application/json;; charset=latin1",
+    };
+    static const char *const malformed[] = {
+        "application/json; charset",
+        "application/json; charset=",
+        "application/json; charset=\"utf-8",
+        "application/json; charset=utf-8 x",
+        "application/json x",
+        "application/json; =utf-8",
+    };
+    static const char *const other_type[] = {
+        NULL, "", "text/plain", "application/jsonx", "application/problem+json", "text/json",
+    };
+    char detail[CU_DETAIL_BYTES];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        if (json_body(accepted[i], detail) != CU_OK)
+            fail_msg("refused: %s (%s)", accepted[i], detail);
+    }
+    for (size_t i = 0; i < sizeof(other_charset) / sizeof(other_charset[0]); i++) {
+        if (json_body(other_charset[i], detail) != CU_E_MEDIA_TYPE)
+            fail_msg("accepted: %s", other_charset[i]);
+        assert_non_null(strstr(detail, "UTF-8"));
+        assert_non_null(strstr(detail, "charset"));
+    }
+    for (size_t i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+        if (json_body(malformed[i], detail) != CU_E_MEDIA_TYPE)
+            fail_msg("accepted: %s", malformed[i]);
+        assert_non_null(strstr(detail, "do not parse"));
+    }
+    for (size_t i = 0; i < sizeof(other_type) / sizeof(other_type[0]); i++) {
+        if (json_body(other_type[i], detail) != CU_E_MEDIA_TYPE)
+            fail_msg("accepted: %s", other_type[i] ? other_type[i] : "(none)");
+        assert_string_equal(detail, "the body must be application/json");
+    }
+    assert_int_equal(cu_err_http_status(CU_E_MEDIA_TYPE), 415);
+}
+
+/* Scopes are answered as an array of names, in bit order; none is an empty array. */
+static void test_scopes_json(void **state)
+{
+    json_t *a = cu_resp_scopes(0);
+    char *t;
+    (void)state;
+
+    assert_true(json_is_array(a) && json_array_size(a) == 0);
+    json_decref(a);
+    a = cu_resp_scopes(CU_SCOPE_STAFF_WRITE | CU_SCOPE_CUSTOMERS_READ | (1ULL << 63));
+    t = json_dumps(a, JSON_COMPACT);
+    assert_string_equal(t, "[\"customers.read\",\"staff.write\"]");
+    free(t);
+    json_decref(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_param_length_limit),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_problem),
+        cmocka_unit_test(test_json_charset),
+        cmocka_unit_test(test_scopes_json),
         cmocka_unit_test(test_retry_after_in_response),
         cmocka_unit_test(test_limiter),
         cmocka_unit_test(test_metrics),

@@ -1725,6 +1725,106 @@ static void test_events(void **state)
                      1);
 }
 
+/* Whether rc is what an operation may answer when an allocation or a statement fails; *all
+ * stays true only while every answer is CU_OK. */
+static bool clean_rc(enum cu_err rc, bool *all)
+{
+    *all = *all && rc == CU_OK;
+    return rc == CU_OK || rc == CU_E_NOMEM || rc == CU_E_STORE;
+}
+
+/* One pass of the identity operations that hash no password (hashing under valgrind, a
+ * thousand times, would take minutes), on a staff member and a customer with a session, for
+ * test_faults_unwind. True when nothing failed. */
+static bool identity_operations(struct fixture *f, const char *staff, const char *cust,
+                                const char *token)
+{
+    char why[CU_IDENTITY_WHY_BYTES], uri[CU_TOTP_URI_BYTES], name[CU_EMAIL_MAX + 1];
+    struct cu_staff_info s, *list = NULL;
+    struct cu_credential_info ci;
+    struct cu_session_info si;
+    struct cu_login_result r;
+    struct cu_buf svg;
+    uint64_t scopes = 0;
+    size_t n = 0;
+    bool all = true, active = false, totp = false;
+    enum cu_err rc;
+
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    rc = cu_identity_staff_add(f->idn, f->conn, "new@example.com", "New Person",
+                               CU_SCOPE_STAFF_READ, &s, why);
+    assert_true(clean_rc(rc, &all));
+    assert_true(clean_rc(
+        cu_identity_staff_set(f->idn, f->conn, staff, CU_SCOPE_AUDIT_READ, "disabled"), &all));
+    cu_db_rollback(f->conn);
+    assert_true(clean_rc(cu_identity_staff_get(f->idn, f->conn, staff, &s), &all));
+    rc = cu_identity_staff_find(f->idn, f->conn, "faults@example.com", &s);
+    assert_true(clean_rc(rc, &all));
+    rc = cu_identity_staff_list(f->idn, f->conn, NULL, 10, &list, &n);
+    assert_true(clean_rc(rc, &all));
+    if (rc == CU_OK)
+        cu_free(list);
+    for (int k = 0; k < 2; k++) {
+        enum cu_subject_kind kind = k == 0 ? CU_SUBJECT_STAFF : CU_SUBJECT_CUSTOMER;
+        const char *id = k == 0 ? staff : cust;
+        cu_buf_init(&svg, 1u << 20);
+        rc = cu_identity_totp_begin(f->idn, f->st, kind, id, "who", uri, sizeof(uri), &svg,
+                                    &f->audit);
+        cu_buf_free(&svg);
+        assert_true(clean_rc(rc, &all));
+        rc = cu_identity_credential_info(f->idn, f->conn, kind, id, &ci);
+        assert_true(clean_rc(rc, &all));
+        rc = cu_identity_account_name(f->idn, f->conn, kind, id, name, sizeof(name), &active);
+        assert_true(clean_rc(rc, &all));
+        rc = cu_identity_subject_state(f->idn, f->st, kind, id, &scopes, &active, &totp);
+        assert_true(clean_rc(rc, &all));
+        rc = cu_identity_lockout_clear(f->idn, f->st, kind, id, &f->audit);
+        assert_true(clean_rc(rc, &all));
+    }
+    rc = cu_identity_session_check(f->idn, f->st, token, strlen(token), &si);
+    assert_true(clean_rc(rc, &all));
+    rc = cu_identity_mfa(f->idn, f->st, "csc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "123456",
+                         &f->ctx, &f->audit, &r);
+    assert_true(rc == CU_E_BAD_CREDENTIALS || clean_rc(rc, &all));
+    records_clear(f);
+    return all;
+}
+
+/* Each allocation, and each statement, of the identity operations failing in turn, until a
+ * pass has more of them than the operations make: every operation answers an error or
+ * succeeds, and nothing is freed twice, used after it is freed or leaked (ASan and valgrind
+ * watch the unwinding). */
+static void test_faults_unwind(void **state)
+{
+    struct fixture *f = *state;
+    char why[CU_IDENTITY_WHY_BYTES], cust[CU_CUSTOMER_ID_BYTES];
+    struct cu_staff_info s;
+    struct cu_login_result r;
+    bool mem_done = false, store_done = false;
+    long k = 1;
+
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_add(f->idn, f->conn, "faults@example.com", "Fay Faults",
+                                           CU_SCOPE_STAFF_READ, &s, why),
+                     CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    customer(f, "fcust@example.com", NULL, cust);
+    login_ok(f, CU_SUBJECT_CUSTOMER, "fcust@example.com", &r);
+    for (; k <= 1000 && !(mem_done && store_done); k++) {
+        cu_mem_fail_at(mem_done ? 0 : k);
+        mem_done = identity_operations(f, s.id, cust, r.token) || mem_done;
+        cu_mem_fail_at(0);
+        cu_store_fail_next(f->st, store_done ? 0 : k);
+        store_done = identity_operations(f, s.id, cust, r.token) || store_done;
+        cu_store_fail_next(f->st, 0);
+    }
+    assert_true(mem_done && store_done && k > 10);
+    struct cu_staff_info g;
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_string_equal(g.status, "active");
+    assert_int_equal(g.scopes, CU_SCOPE_STAFF_READ);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1742,6 +1842,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_hook, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_unwind, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

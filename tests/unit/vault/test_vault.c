@@ -477,6 +477,170 @@ static void test_drop_personal(void **state)
     cu_customer_clear(&c);
 }
 
+/* A body with a valid field and then an invalid one is refused naming the invalid field, and
+ * everything parsed before it is freed once (ASan and valgrind watch): on create, and on a
+ * patch of an unknown and of an existing customer, which stays as it was. */
+static void test_valid_then_invalid_field(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, out, g;
+    char why[CU_VAULT_WHY_BYTES] = "";
+    json_t *changed = NULL;
+    json_t *in = json_loads("{\"city\": \"London\", \"email\": \"not-an-email\"}", 0, NULL);
+
+    assert_non_null(in);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_create(f->v, f->conn, in, &out, why), CU_E_INVALID);
+    assert_non_null(strstr(why, "'email'"));
+    assert_null(value_of(&out, "city"));
+    cu_customer_clear(&out);
+
+    why[0] = '\0';
+    assert_int_equal(cu_vault_patch(f->v, f->conn, "cus_0000000000000000", in, &out, &changed, why),
+                     CU_E_INVALID);
+    assert_non_null(strstr(why, "'email'"));
+    assert_null(changed);
+    cu_customer_clear(&out);
+    cu_db_rollback(f->conn);
+
+    create(f, "{\"city\": \"Oslo\", \"email\": \"kept@example.com\"}", &c);
+    why[0] = '\0';
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_patch(f->v, f->conn, c.id, in, &out, &changed, why), CU_E_INVALID);
+    assert_non_null(strstr(why, "'email'"));
+    assert_null(changed);
+    cu_customer_clear(&out);
+    cu_db_rollback(f->conn);
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_OK);
+    assert_string_equal(value_of(&g, "city"), "Oslo");
+    assert_string_equal(value_of(&g, "email"), "kept@example.com");
+    cu_customer_clear(&g);
+    cu_customer_clear(&c);
+    json_decref(in);
+}
+
+/* Whether rc is what an operation may answer when an allocation or a statement fails; *all
+ * stays true only while every answer is CU_OK. */
+static bool clean_rc(enum cu_err rc, bool *all)
+{
+    *all = *all && rc == CU_OK;
+    return rc == CU_OK || rc == CU_E_NOMEM || rc == CU_E_STORE;
+}
+
+/* One pass of every vault operation on customer id, the changes in a transaction rolled back
+ * after, for test_faults_unwind: whatever fails, fails cleanly. True when nothing failed. */
+static bool every_operation(struct fixture *f, const char *id, const json_t *full,
+                            const json_t *change, const json_t *half_bad)
+{
+    char why[CU_VAULT_WHY_BYTES], found[2][CU_CUSTOMER_ID_BYTES];
+    struct cu_customer out, *list = NULL;
+    json_t *changed = NULL;
+    uint8_t secret[16];
+    size_t n = 0;
+    bool all = true;
+    enum cu_err rc;
+
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_true(clean_rc(cu_vault_create(f->v, f->conn, full, &out, why), &all));
+    cu_customer_clear(&out);
+    rc = cu_vault_patch(f->v, f->conn, id, change, &out, &changed, why);
+    assert_true(clean_rc(rc, &all) && (rc != CU_OK || changed != NULL));
+    cu_customer_clear(&out);
+    json_decref(changed);
+    changed = NULL;
+    rc = cu_vault_patch(f->v, f->conn, id, half_bad, &out, &changed, why);
+    assert_true(rc == CU_E_INVALID || clean_rc(rc, &all));
+    assert_int_not_equal(rc, CU_OK);
+    assert_null(changed);
+    cu_customer_clear(&out);
+    assert_true(clean_rc(cu_vault_rotate_dek(f->v, f->conn, id), &all));
+    rc = cu_vault_secret_put(f->v, f->conn, id, "totp", "0123456789abcdef", 16);
+    if (rc == CU_OK)
+        rc = cu_vault_secret_get(f->v, f->conn, id, "totp", secret, sizeof(secret), &n);
+    assert_true(clean_rc(rc, &all));
+    cu_db_rollback(f->conn);
+    assert_true(clean_rc(cu_vault_get(f->v, f->conn, id, true, &out), &all));
+    cu_customer_clear(&out);
+    rc = cu_vault_list(f->v, f->conn, NULL, 10, &list, &n);
+    assert_true(clean_rc(rc, &all));
+    if (rc == CU_OK)
+        cu_customers_free(list, n);
+    rc = cu_vault_find(f->v, f->conn, "email", "faults@example.com", found, 2, &n, why);
+    assert_true(clean_rc(rc, &all));
+    return all;
+}
+
+/* Each allocation, and each statement, of every vault operation failing in turn, until a pass
+ * has more of them than the operations make: every operation answers an error or succeeds,
+ * and nothing is freed twice, used after it is freed or leaked (ASan and valgrind watch the
+ * unwinding). */
+static void test_faults_unwind(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, g;
+    json_t *full = json_loads("{\"given_name\": \"Fay\", \"email\": \"other@example.com\", "
+                              "\"phone\": \"+441234567890\", \"country\": \"GB\", "
+                              "\"tags\": [\"vip\"]}",
+                              0, NULL);
+    json_t *change = json_loads("{\"city\": \"Leeds\", \"phone\": null, \"language\": "
+                                "\"en\", \"status\": \"suspended\", \"tags\": []}",
+                                0, NULL);
+    json_t *half_bad = json_loads("{\"city\": \"London\", \"email\": \"not-an-email\"}", 0, NULL);
+    bool mem_done = false, store_done = false;
+    long k = 1;
+
+    assert_true(full != NULL && change != NULL && half_bad != NULL);
+    create(f,
+           "{\"email\": \"faults@example.com\", \"given_name\": \"Fiona\", \"phone\": "
+           "\"+441234567891\"}",
+           &c);
+    assert_int_equal(cu_vault_secret_put(f->v, f->conn, c.id, "recovery", "x", 1), CU_OK);
+    for (; k <= 1000 && !(mem_done && store_done); k++) {
+        cu_mem_fail_at(mem_done ? 0 : k);
+        mem_done = every_operation(f, c.id, full, change, half_bad) || mem_done;
+        cu_mem_fail_at(0);
+        cu_store_fail_next(f->st, store_done ? 0 : k);
+        store_done = every_operation(f, c.id, full, change, half_bad) || store_done;
+        cu_store_fail_next(f->st, 0);
+    }
+    assert_true(mem_done && store_done && k > 10);
+    /* The customer is as it was: every change was rolled back. */
+    assert_int_equal(cu_vault_get(f->v, f->conn, c.id, true, &g), CU_OK);
+    assert_string_equal(value_of(&g, "given_name"), "Fiona");
+    assert_string_equal(value_of(&g, "phone"), "+441234567891");
+    assert_null(value_of(&g, "city"));
+    cu_customer_clear(&g);
+    cu_customer_clear(&c);
+    json_decref(full);
+    json_decref(change);
+    json_decref(half_bad);
+}
+
+/* A creation must name at least one field: an empty body, or tags and status alone, make no
+ * customer. */
+static void test_create_needs_a_field(void **state)
+{
+    static const char *const bodies[] = {"{}", "{\"tags\": [\"vip\"], \"status\": \"active\"}"};
+    struct fixture *f = *state;
+    char why[CU_VAULT_WHY_BYTES];
+    struct cu_customer out;
+
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        json_t *in = json_loads(bodies[i], 0, NULL);
+        assert_non_null(in);
+        why[0] = '\0';
+        assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+        assert_int_equal(cu_vault_create(f->v, f->conn, in, &out, why), CU_E_INVALID);
+        assert_non_null(strstr(why, "names no field"));
+        cu_customer_clear(&out);
+        cu_db_rollback(f->conn);
+        json_decref(in);
+    }
+    char count[16];
+    query_text(f, "SELECT count(*) FROM customers", count, sizeof(count));
+    assert_string_equal(count, "0");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +652,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_clusters_customers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_valid_then_invalid_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_faults_unwind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_create_needs_a_field, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
