@@ -64,6 +64,10 @@ struct cu_app; /* the running service: config, keyring, store, services (server.
 struct cu_req_source {
     const char *(*header)(void *arg, const char *name);
     const char *(*query)(void *arg, const char *name);
+    /* Calls fn for every header (query false) or query argument (query true), in order, with
+     * the name and the value (NULL for a query argument without '='), until fn returns false. */
+    void (*each)(void *arg, bool query, bool (*fn)(void *cls, const char *name, const char *value),
+                 void *cls);
 };
 
 struct cu_req {

@@ -196,7 +196,28 @@ static const char *mhd_query(void *arg, const char *name)
     return MHD_lookup_connection_value(arg, MHD_GET_ARGUMENT_KIND, name);
 }
 
-static const struct cu_req_source mhd_source = {mhd_header, mhd_query};
+struct each_ctx {
+    bool (*fn)(void *cls, const char *name, const char *value);
+    void *cls;
+};
+
+static enum MHD_Result mhd_each_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    struct each_ctx *e = cls;
+    (void)kind;
+    return e->fn(e->cls, key, value) ? MHD_YES : MHD_NO;
+}
+
+static void mhd_each(void *arg, bool query, bool (*fn)(void *, const char *, const char *),
+                     void *cls)
+{
+    struct each_ctx e = {fn, cls};
+    MHD_get_connection_values(arg, query ? MHD_GET_ARGUMENT_KIND : MHD_HEADER_KIND, mhd_each_value,
+                              &e);
+}
+
+static const struct cu_req_source mhd_source = {mhd_header, mhd_query, mhd_each};
 
 static void request_free(struct request *r)
 {
@@ -246,8 +267,10 @@ static void request_id(char out[CU_REQUEST_ID_BYTES])
 /* The smallest connection memory pool: above 32 KiB, libmicrohttpd maps it (start_daemon). */
 #define MIN_CONNECTION_POOL ((size_t)36 * 1024)
 
-static struct request *request_new(struct cu_app *app, struct MHD_Connection *c, const char *url,
-                                   const char *method)
+/* A request read from source (with its argument arg), for method and url. Caller frees with
+ * request_free. */
+static struct request *request_new(struct cu_app *app, const struct cu_req_source *source,
+                                   void *arg, const char *url, const char *method)
 {
     struct request *r = cu_calloc(1, sizeof(*r));
     if (r == NULL)
@@ -255,15 +278,13 @@ static struct request *request_new(struct cu_app *app, struct MHD_Connection *c,
     r->start_ns = cu_clock_mono_ns();
     r->route_idx = nroutes;
     r->req.app = app;
-    r->req.conn = c;
-    r->req.source = &mhd_source;
-    r->req.source_arg = c;
+    r->req.source = source;
+    r->req.source_arg = arg;
     r->req.path = url;
     r->req.method_name = method;
     r->req.method = cu_method_parse(method);
     r->req.content_type = cu_req_header(&r->req, "Content-Type");
     request_id(r->req.id);
-    remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
     cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
     cu_buf_init(&r->resp.body, 16u << 20);
     r->resp.status = 200;
@@ -672,16 +693,19 @@ static enum MHD_Result to_lane(struct MHD_Connection *c, struct request *r)
 /* Answers a request resumed after its audit record was committed or failed: the response the
  * handler prepared, or, when the record could not be written, the audit_unavailable problem
  * in its place (rendering it wipes the prepared body; the handler's headers go too). */
-static enum MHD_Result answer_audited(struct MHD_Connection *c, struct request *r)
+static void settle_audit(struct request *r, enum cu_err rc)
 {
-    enum cu_err rc = (enum cu_err)atomic_load(&r->audit_rc);
-
     r->auditing = false;
     rc = audit_result(r->req.app, rc, r->resp.audit.action);
     if (rc != CU_OK) {
         r->resp.nheaders = 0;
         fail(r, cu_resp_fail(&r->resp, rc, "the request could not be audited"));
     }
+}
+
+static enum MHD_Result answer_audited(struct MHD_Connection *c, struct request *r)
+{
+    settle_audit(r, (enum cu_err)atomic_load(&r->audit_rc));
     return queue(c, r);
 }
 
@@ -707,8 +731,7 @@ static bool is_token_char(unsigned char ch)
            (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
-static enum MHD_Result survey_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
+static bool survey_header(void *cls, const char *key, const char *value)
 {
     static const struct {
         const char *name;
@@ -721,7 +744,6 @@ static enum MHD_Result survey_header(void *cls, enum MHD_ValueKind kind, const c
         {"Content-Type", offsetof(struct head_survey, content_type)},
     };
     struct head_survey *h = cls;
-    (void)kind;
     h->total += strlen(key) + (value ? strlen(value) : 0) + 4;
     if (key[0] == '\0')
         h->bad_name = true;
@@ -731,7 +753,7 @@ static enum MHD_Result survey_header(void *cls, enum MHD_ValueKind kind, const c
         if (strcasecmp(key, unique[i].name) == 0)
             (*(unsigned *)(void *)((char *)h + unique[i].off))++;
     }
-    return MHD_YES;
+    return true;
 }
 
 /* The query arguments' names, to find one that repeats. */
@@ -742,11 +764,9 @@ struct query_survey {
     const char *repeated; /* the first name seen twice */
 };
 
-static enum MHD_Result survey_query(void *cls, enum MHD_ValueKind kind, const char *key,
-                                    const char *value)
+static bool survey_query(void *cls, const char *key, const char *value)
 {
     struct query_survey *q = cls;
-    (void)kind;
     (void)value;
     for (size_t i = 0; i < q->n && q->repeated == NULL; i++) {
         if (strcmp(q->names[i], key) == 0)
@@ -754,10 +774,10 @@ static enum MHD_Result survey_query(void *cls, enum MHD_ValueKind kind, const ch
     }
     if (q->n == QUERY_ARGS_MAX) {
         q->too_many = true;
-        return MHD_NO;
+        return false;
     }
     q->names[q->n++] = key;
-    return MHD_YES;
+    return true;
 }
 
 static int hex_digit(unsigned char ch)
@@ -797,18 +817,18 @@ static const char *target_error(const char *t)
  * Authorization or Content-Type, Content-Length together with Transfer-Encoding (RFC 9112
  * section 6.1: the framing is ambiguous, a smuggling risk behind a proxy), a transfer coding
  * other than chunked, an HTTP/1.1 request without Host, and a repeated query argument. */
-static enum cu_err head_error(struct request *r, struct conn *k, const char *version)
+static enum cu_err head_error(struct request *r, const char *target_err, const char *version)
 {
-    struct MHD_Connection *c = r->req.conn;
+    const struct cu_req_source *src = r->req.source;
     struct head_survey h = {0};
     struct query_survey q = {.n = 0};
     const char *te;
 
-    MHD_get_connection_values(c, MHD_HEADER_KIND, survey_header, &h);
+    src->each(r->req.source_arg, false, survey_header, &h);
     if (h.total > r->req.app->cfg.server.max_header_bytes)
         return CU_E_HEADERS_TOO_LARGE;
-    if (k != NULL && k->target_error != NULL)
-        return cu_resp_fail(&r->resp, CU_E_INVALID, "%s", k->target_error);
+    if (target_err != NULL)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "%s", target_err);
     if (h.bad_name)
         return cu_resp_fail(&r->resp, CU_E_INVALID,
                             "a header name is not a token (no spaces before the colon)");
@@ -825,7 +845,7 @@ static enum cu_err head_error(struct request *r, struct conn *k, const char *ver
         return cu_resp_fail(&r->resp, CU_E_INVALID, "the only transfer coding taken is chunked");
     if (h.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         return cu_resp_fail(&r->resp, CU_E_INVALID, "an HTTP/1.1 request needs a Host header");
-    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, survey_query, &q);
+    src->each(r->req.source_arg, true, survey_query, &q);
     if (q.too_many)
         return cu_resp_fail(&r->resp, CU_E_INVALID, "more than %d query arguments", QUERY_ARGS_MAX);
     if (q.repeated != NULL)
@@ -834,8 +854,8 @@ static enum cu_err head_error(struct request *r, struct conn *k, const char *ver
     return CU_OK;
 }
 
-/* Answers at once, on the first call, with the problem for rc; the connection closes. */
-static enum MHD_Result refuse_now(struct MHD_Connection *c, struct request *r, enum cu_err rc)
+/* Prepares the problem for a request refused before its body is read; the connection closes. */
+static void render_refusal(struct request *r, enum cu_err rc)
 {
     if (rc == CU_E_HEADERS_TOO_LARGE) {
         cu_resp_fail(&r->resp, CU_E_TOO_LARGE,
@@ -848,16 +868,27 @@ static enum MHD_Result refuse_now(struct MHD_Connection *c, struct request *r, e
         fail(r, rc);
     }
     cu_resp_header(&r->resp, "Connection", "close");
+}
+
+/* Answers at once, on the first call, with the problem for rc; the connection closes. */
+static enum MHD_Result refuse_now(struct MHD_Connection *c, struct request *r, enum cu_err rc)
+{
+    render_refusal(r, rc);
     return queue(c, r);
 }
 
-static enum MHD_Result refuse_too_large(struct MHD_Connection *c, struct request *r)
+static void render_too_large(struct request *r)
 {
     r->too_large = true;
     cu_resp_fail(&r->resp, CU_E_TOO_LARGE, "the body is larger than the limit of %zu bytes",
                  r->req.body.max);
     cu_problem_render(&r->resp, &r->req);
     cu_resp_header(&r->resp, "Connection", "close");
+}
+
+static enum MHD_Result refuse_too_large(struct MHD_Connection *c, struct request *r)
+{
+    render_too_large(r);
     return queue(c, r);
 }
 
@@ -891,9 +922,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 
     if (r == NULL) {
         struct conn *k = conn_of(c);
-        r = request_new(app, c, url, method);
+        r = request_new(app, &mhd_source, c, url, method);
         if (r == NULL)
             return MHD_NO;
+        r->req.conn = c;
+        remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
         *con_cls = r;
         atomic_fetch_add(&app->inflight, 1);
         const char *cl = cu_req_header(&r->req, "Content-Length");
@@ -901,7 +934,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     cu_req_header(&r->req, "Transfer-Encoding") != NULL;
         conn_set(k, body ? PHASE_BODY : PHASE_SERVER,
                  body ? mono_ms() + 1000LL * app->cfg.server.body_timeout : 0);
-        enum cu_err bad = head_error(r, k, version);
+        enum cu_err bad = head_error(r, k != NULL ? k->target_error : NULL, version);
         if (bad != CU_OK)
             return refuse_now(c, r, bad);
         r->refused = admit(r);
@@ -939,6 +972,55 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (r->resp.audit.action != NULL && r->resp.err == CU_OK)
         return audit_first(c, r);
     return queue(c, r);
+}
+
+/* The request path of cu_server_serve once the head is accepted: the body, the handler (a
+ * password hash too, on this thread) and the commit of its stand-alone audit record. */
+static void serve_admitted(struct request *r, const struct cu_server_input *in)
+{
+    struct cu_app *app = r->req.app;
+    if (in->body_len > r->req.body.max ||
+        (in->body_len > 0 && r->refused == CU_OK &&
+         cu_buf_append(&r->req.body, in->body, in->body_len) != CU_OK)) {
+        render_too_large(r);
+        return;
+    }
+    dispatch(r);
+    if (r->resp.audit.action == NULL || r->resp.err != CU_OK)
+        return;
+    fill_event(&r->req, &r->ev, r->resp.audit.action, r->resp.audit.target, r->resp.audit.outcome,
+               r->resp.audit.details);
+    r->ev.details_text = r->resp.audit.details_text;
+    settle_audit(r, commit_alone(app, &r->ev));
+}
+
+enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in, int *status,
+                            struct cu_buf *out)
+{
+    struct request *r;
+    enum cu_err rc;
+
+    if (routes == NULL)
+        routes = cu_routes(&nroutes);
+    r = request_new(app, in->source, in->source_arg, in->path, in->method);
+    if (r == NULL)
+        return CU_E_NOMEM;
+    snprintf(r->req.remote_ip, sizeof(r->req.remote_ip), "%s",
+             in->remote_ip != NULL ? in->remote_ip : "127.0.0.1");
+    rc = head_error(r, target_error(in->target), in->version);
+    if (rc != CU_OK) {
+        render_refusal(r, rc);
+    } else {
+        r->refused = admit(r);
+        if (r->refused != CU_OK && in->body_len > 0)
+            render_refusal(r, r->refused);
+        else
+            serve_admitted(r, in);
+    }
+    *status = r->resp.status;
+    rc = r->resp.body.len > 0 ? cu_buf_append(out, r->resp.body.data, r->resp.body.len) : CU_OK;
+    request_free(r);
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

@@ -64,4 +64,27 @@ struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);
  * log says why). The caller owns app and frees it afterwards. */
 CU_WUR enum cu_err cu_server_run(struct cu_app *app);
 
+/* One request as libmicrohttpd would have parsed it, for cu_server_serve. */
+struct cu_server_input {
+    const char *method;                 /* "GET" */
+    const char *target;                 /* as sent: path and query, before percent-decoding */
+    const char *path;                   /* percent-decoded, without the query */
+    const char *version;                /* "HTTP/1.1" */
+    const struct cu_req_source *source; /* its headers and query arguments */
+    void *source_arg;
+    const char *body; /* may be NULL when body_len is 0 */
+    size_t body_len;
+    const char *remote_ip; /* NULL: 127.0.0.1 */
+};
+
+/* cu_server_serve(app, in, status, out): runs in through the request path the server runs,
+ * but for the network, the deadlines and the threads: the checks of the head, routing,
+ * authentication, authorisation, the handler (a password hash on the calling thread), and the
+ * commit of its audit record before the answer. Sets *status and appends the body the client
+ * would get to out. CU_OK, or CU_E_NOMEM / CU_E_TOO_LARGE when the answer could not be made
+ * or kept. For the route fuzzer and tests; app is set up as for cu_server_run, but need not
+ * be running. Not safe to call while cu_server_run serves. */
+CU_WUR enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in,
+                                   int *status, struct cu_buf *out);
+
 #endif

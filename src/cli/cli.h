@@ -74,6 +74,18 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate);
 /* cu_cli_close(ctx): closes what cu_cli_open opened. */
 void cu_cli_close(struct cu_cli_ctx *ctx);
 
+struct cu_app;
+
+/* cu_cli_app_new(ctx, out): the service over the data directory ctx opened: API keys, the KEK
+ * source that follows the root key file, the vault and the sign-in service (what
+ * cu_server_run serves). CU_EXIT_OK, or an exit code after saying why on stderr. Caller frees
+ * *out with cu_cli_app_free() before closing ctx. */
+int cu_cli_app_new(struct cu_cli_ctx *ctx, struct cu_app **out);
+
+/* cu_cli_app_free(app): frees what cu_cli_app_new made and what cu_server_run added (metrics,
+ * the failure limiter); NULL does nothing. */
+void cu_cli_app_free(struct cu_app *app);
+
 /* cu_cli_audit_opts(cfg): the audit options of a configuration (strings owned by cfg). */
 struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
 

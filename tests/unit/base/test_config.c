@@ -112,6 +112,14 @@ static const struct bad_case bad_cases[] = {
      "must be an integer number of seconds from 1 to 3600, got \"0\""},
     {"server", "idle_timeout", "3601",
      "must be an integer number of seconds from 1 to 3600, got \"3601\""},
+    {"server", "header_timeout", "0",
+     "must be an integer number of seconds from 1 to 3600, got \"0\""},
+    {"server", "header_timeout", "3601",
+     "must be an integer number of seconds from 1 to 3600, got \"3601\""},
+    {"server", "body_timeout", "0",
+     "must be an integer number of seconds from 1 to 86400, got \"0\""},
+    {"server", "body_timeout", "86401",
+     "must be an integer number of seconds from 1 to 86400, got \"86401\""},
     {"server", "max_header_bytes", "1023", HDR_WHY "\"1023\""},
     {"server", "max_header_bytes", "1048577", HDR_WHY "\"1048577\""},
     {"server", "max_header_bytes", "2m", HDR_WHY "\"2m\""},
@@ -280,6 +288,8 @@ static void test_good_values(void **state)
                                "max_connections = 100000\n"
                                "per_ip_connections = 0\n"
                                "idle_timeout = 3600\n"
+                               "header_timeout = 3600\n"
+                               "body_timeout = 86400\n"
                                "max_header_bytes = 1k\n"
                                "max_body_bytes = 1M\n"
                                "tls_cert = /etc/custodia/cert.pem\n"
@@ -304,6 +314,8 @@ static void test_good_values(void **state)
     assert_int_equal(cfg.server.max_connections, 100000);
     assert_int_equal(cfg.server.per_ip_connections, 0);
     assert_int_equal(cfg.server.idle_timeout, 3600);
+    assert_int_equal(cfg.server.header_timeout, 3600);
+    assert_int_equal(cfg.server.body_timeout, 86400);
     assert_int_equal(cfg.server.max_header_bytes, 1024);
     assert_int_equal(cfg.server.max_body_bytes, 1048576);
     assert_string_equal(cfg.server.tls_cert, "/etc/custodia/cert.pem");
@@ -355,6 +367,8 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.server.max_connections, 1024);
     assert_int_equal(cfg.server.per_ip_connections, 256);
     assert_int_equal(cfg.server.idle_timeout, 30);
+    assert_int_equal(cfg.server.header_timeout, 10);
+    assert_int_equal(cfg.server.body_timeout, 60);
     assert_int_equal(cfg.server.max_header_bytes, 16384);
     assert_int_equal(cfg.server.max_body_bytes, 1048576);
     assert_string_equal(cfg.server.tls_cert, "tls.crt");
@@ -653,7 +667,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 39);
+    assert_int_equal(n, 41);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

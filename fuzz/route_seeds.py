@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""Writes the route fuzzer's seed corpus: one request text (fuzz/route_harness.h) for every
+curl example of docs/api.md, plus the requests that once crashed or misled the server.
+
+The examples' variables become the harness's: $CUSTODIA_API_KEY {{KEY}}, $TOKEN {{SESSION}},
+$KEY_ID (a customer's or a key's id) {{CUS}}. Run it again whenever docs/api.md changes:
+`make check` runs it with --check, which fails when the corpus differs from what it would
+write (an example added, changed or removed).
+
+usage: route_seeds.py [--check] API_MD OUT_DIR
+"""
+import os
+import re
+import shlex
+import sys
+
+SUBS = (("$CUSTODIA_API_KEY", "{{KEY}}"), ("$TOKEN", "{{SESSION}}"), ("$KEY_ID", "{{CUS}}"),
+        ("$CUSTODIA_URL", ""), ("$CHALLENGE", "chl_0000000000000000"), ("$CODE", "123456"),
+        ("$RECOVERY_CODE", "abcd-efgh-ijkl"))
+
+# Requests that once crashed the server or were read wrongly, kept as seeds.
+EXTRA = {
+    "patch-valid-then-invalid": "PATCH /v1/customers/cus_0000000000000000\n"
+    "Authorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
+    '{"city": "London", "email": "not-an-email"}',
+    "patch-existing-valid-then-invalid": "PATCH /v1/customers/{{CUS}}\n"
+    "Authorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
+    '{"given_name": "Ada", "phone": "12"}',
+    "create-valid-then-invalid": "POST /v1/customers\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"city": "London", "email": "@"}',
+    "nul-in-path": "GET /v1/customers%00/{{CUS}}\nAuthorization: Bearer {{KEY}}\n\n",
+    "length-and-chunked": "POST /v1/customers\nAuthorization: Bearer {{KEY}}\n"
+    "Content-Type: application/json\nContent-Length: 2\nTransfer-Encoding: chunked\n\n{}",
+    "repeated-query": "GET /v1/customers?email=a@example.com&email=b@example.com\n"
+    "Authorization: Bearer {{RKEY}}\n\n",
+    "utf16": "POST /v1/customers\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json; charset=utf-16\n\n{"city": "Paris"}',
+    "login-known": "POST /v1/auth/login\nContent-Type: application/json\n\n"
+    '{"login": "{{LOGIN}}", "password": "{{PASSWORD}}"}',
+    "me-session": "GET /v1/me\nAuthorization: Bearer {{SESSION}}\n\n",
+}
+
+
+def request_of(cmd):
+    for a, b in SUBS:
+        cmd = cmd.replace(a, b)
+    toks = shlex.split(cmd.replace("\\\n", " "), posix=True)
+    if not toks or toks[0] != "curl":
+        return None
+    method, headers, body, target = None, [], None, None
+    i = 1
+    while i < len(toks):
+        t = toks[i]
+        if t in ("--cacert", "-b"):
+            i += 2
+            continue
+        if t in ("--totp", "-N"):
+            i += 1
+            continue
+        if t == "-X":
+            method = toks[i + 1]
+            i += 2
+            continue
+        if t == "-H":
+            headers.append(toks[i + 1])
+            i += 2
+            continue
+        if t == "-d":
+            body = toks[i + 1]
+            i += 2
+            continue
+        target = t
+        i += 1
+    if target is None or not target.startswith("/"):
+        return None
+    method = method or ("POST" if body is not None else "GET")
+    return "%s %s HTTP/1.1\nHost: localhost\n%s\n%s" % (method, target, "".join(h + "\n" for h in headers),
+                                       body or "")
+
+
+def seeds(text):
+    out = {}
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for cmd in re.split(r"\n(?=curl )", block.strip()):
+            cmd = cmd[cmd.find("curl "):] if "curl " in cmd else ""
+            req = request_of(cmd)
+            if req is not None:
+                out["doc-%02d" % (len(out) + 1)] = req
+    for name, req in EXTRA.items():
+        out["x-" + name] = req
+    return out
+
+
+def main():
+    check = sys.argv[1] == "--check"
+    md, out = sys.argv[1 + check], sys.argv[2 + check]
+    want = seeds(open(md, encoding="utf-8").read())
+    have = {f: open(os.path.join(out, f), encoding="utf-8").read()
+            for f in os.listdir(out) if f.startswith(("doc-", "x-"))} if os.path.isdir(out) else {}
+    if check:
+        stale = sorted(set(want) ^ set(have) | {f for f in want if have.get(f) != want[f]})
+        if stale:
+            print("fuzz/corpus/routes is stale (%s): run fuzz/route_seeds.py %s %s"
+                  % (", ".join(stale), md, out))
+            sys.exit(1)
+        print("%d seeds current" % len(want))
+        return
+    os.makedirs(out, exist_ok=True)
+    for f in have:
+        os.remove(os.path.join(out, f))
+    for f, req in want.items():
+        with open(os.path.join(out, f), "w", encoding="utf-8") as fh:
+            fh.write(req)
+    print("%d seeds written" % len(want))
+
+
+if __name__ == "__main__":
+    main()
