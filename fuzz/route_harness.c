@@ -28,7 +28,7 @@ static struct {
     char dir[256];
     struct cu_cli_ctx ctx;
     struct cu_app *app;
-    char key[128], rkey[128], cus[64], session[128];
+    char key[128], rkey[128], cus[64], session[128], staff[64];
 } h;
 
 static const char login_email[] = "fuzz.customer@example.com";
@@ -375,6 +375,14 @@ static void make_dir(void)
     strncat(h.dir, "/d", sizeof(h.dir) - strlen(h.dir) - 1);
 }
 
+/* At exit: closes the service (after the last request), before the folder goes. */
+static void teardown(void)
+{
+    cu_cli_app_free(h.app);
+    h.app = NULL;
+    cu_cli_close(&h.ctx);
+}
+
 void cu_harness_setup(void)
 {
     char text[1024];
@@ -402,8 +410,11 @@ void cu_harness_setup(void)
     close(null);
     if (code != CU_EXIT_OK)
         die("custodia init failed");
-    if (cu_cli_open(h.dir, &h.ctx, true) != CU_EXIT_OK || cu_cli_app_new(&h.ctx, &h.app) != 0)
+    if (cu_cli_open(h.dir, &h.ctx, true) != CU_EXIT_OK)
         die("the data directory does not open");
+    atexit(teardown);
+    if (cu_cli_app_new(&h.ctx, &h.app) != 0)
+        die("the service does not start");
     size_t nr = 0;
     const struct cu_route *routes = cu_routes(&nr);
     if (cu_metrics_new(routes, nr, &h.app->metrics) != CU_OK ||
@@ -445,4 +456,10 @@ void cu_harness_setup(void)
              "{\"login\": \"%s\", \"password\": \"%s\"}",
              login_email, login_password);
     copy_field(setup_request(text, 200), "token", h.session, sizeof(h.session));
+    snprintf(text, sizeof(text),
+             "POST /v1/staff\nAuthorization: Bearer %s\nContent-Type: application/json\n\n"
+             "{\"email\": \"fuzz.staff@example.com\", \"name\": \"Sam Support\", "
+             "\"scopes\": [\"customers.read\"]}",
+             h.key);
+    copy_field(setup_request(text, 201), "id", h.staff, sizeof(h.staff));
 }

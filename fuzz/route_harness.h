@@ -15,8 +15,8 @@
  * Lines end with LF or CRLF. The version may be left out: the request is then HTTP/1.1 with a
  * Host header added when it has none (with a version, it is sent as written). Before parsing,
  * {{KEY}} becomes an API key with every scope, {{RKEY}} one with customers.read only, {{CUS}}
- * a customer's id, {{LOGIN}} that customer's e-mail, {{PASSWORD}} their password and
- * {{SESSION}} their session token.
+ * a customer's id, {{LOGIN}} that customer's e-mail, {{PASSWORD}} their password,
+ * {{SESSION}} their session token and {{STAFF}} a staff member's id.
  */
 #ifndef CU_FUZZ_ROUTE_HARNESS_H
 #define CU_FUZZ_ROUTE_HARNESS_H

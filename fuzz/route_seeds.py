@@ -38,6 +38,21 @@ EXTRA = {
     "login-known": "POST /v1/auth/login\nContent-Type: application/json\n\n"
     '{"login": "{{LOGIN}}", "password": "{{PASSWORD}}"}',
     "me-session": "GET /v1/me\nAuthorization: Bearer {{SESSION}}\n\n",
+    # Routes docs/api.md has no example of.
+    "auth-sessions": "GET /v1/auth/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
+    "me-sessions": "GET /v1/me/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
+    "me-password": "POST /v1/me/password\nAuthorization: Bearer {{SESSION}}\n"
+    'Content-Type: application/json\n\n{"current_password": "{{PASSWORD}}", '
+    '"new_password": "{{PASSWORD}}"}',
+    "me-session-revoke": "DELETE /v1/me/sessions/ses_0000000000000000\n"
+    "Authorization: Bearer {{SESSION}}\n\n",
+    "me-sessions-revoke": "DELETE /v1/me/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
+    "customer-sessions-revoke": "DELETE /v1/customers/{{CUS}}/sessions\n"
+    "Authorization: Bearer {{KEY}}\n\n",
+    "staff-list": "GET /v1/staff?limit=2\nAuthorization: Bearer {{KEY}}\n\n",
+    "staff-password": "PUT /v1/staff/{{STAFF}}/password\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"password": "orchard violet tremble 93"}',
+    "staff-lockout": "DELETE /v1/staff/{{STAFF}}/lockout\nAuthorization: Bearer {{KEY}}\n\n",
 }
 
 

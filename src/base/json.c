@@ -21,9 +21,10 @@
 #include "base/mem.h"
 #include "base/text.h"
 
+/* Through cu_malloc, so that fault injection reaches jansson's allocations too. */
 static void *json_alloc(size_t n)
 {
-    return malloc(n);
+    return cu_malloc(n);
 }
 
 static void json_release(void *p)

@@ -41,6 +41,12 @@ void cu_mem_fail_at(long n)
     atomic_store_explicit(&fail_countdown, n > 0 ? n : 0, memory_order_relaxed);
 }
 
+/* cu_mem_fail_reached(): whether the allocation cu_mem_fail_at(n) named has been reached. */
+bool cu_mem_fail_reached(void)
+{
+    return atomic_load_explicit(&fail_countdown, memory_order_relaxed) == 1;
+}
+
 /* cu_mul_ok(a, b, out): true and *out = a*b when the product fits in size_t. */
 bool cu_mul_ok(size_t a, size_t b, size_t *out)
 {

@@ -50,4 +50,8 @@ bool cu_add_ok(size_t a, size_t b, size_t *out);
  * and every one after it fail until cu_mem_fail_at(0) turns it off. Process-wide. */
 void cu_mem_fail_at(long n);
 
+/* cu_mem_fail_reached(): whether the allocation cu_mem_fail_at(n) named has been reached (so
+ * that it and every one since failed); false when injection is off. */
+bool cu_mem_fail_reached(void);
+
 #endif
