@@ -127,7 +127,9 @@ static enum cu_err auth_ctx(struct cu_req *req, struct cu_resp *resp, json_t *bo
         return cu_resp_fail(resp, CU_E_FORBIDDEN,
                             "fields 'client_ip' and 'user_agent' may only be reported with an "
                             "API key holding customers.credentials");
-    ctx->ip = ip ? ip : req->remote_ip;
+    if (ip != NULL)
+        cu_app_kept_ip(req->app, ip, req->kept_reported);
+    ctx->ip = ip ? req->kept_reported : req->kept_ip;
     ctx->user_agent = ua ? ua : safe_user_agent(req);
     ctx->device_id = dev;
     return CU_OK;
@@ -245,7 +247,7 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"code", "password"};
     struct cu_principal *p = &req->principal;
-    struct cu_auth_ctx ctx = {req->remote_ip, safe_user_agent(req), NULL};
+    struct cu_auth_ctx ctx = {req->kept_ip, safe_user_agent(req), NULL};
     const char *code = NULL, *pw = NULL;
     json_t *body = NULL;
     enum cu_err rc = body_of(req, resp, allowed, 2, &body);
@@ -338,7 +340,7 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"current_password", "new_password"};
     const struct cu_principal *p = &req->principal;
-    struct cu_auth_ctx ctx = {req->remote_ip, safe_user_agent(req), NULL};
+    struct cu_auth_ctx ctx = {req->kept_ip, safe_user_agent(req), NULL};
     struct cu_identity_audit a = cu_app_identity_audit(req);
     char why[CU_IDENTITY_WHY_BYTES] = "";
     const char *cur = NULL, *pw = NULL;

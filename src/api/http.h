@@ -81,7 +81,9 @@ struct cu_req {
     char params[CU_MAX_PATH_PARAMS][CU_PATH_PARAM_MAX]; /* {name} segments, in order */
     size_t nparams;
     struct cu_principal principal;
-    char remote_ip[64];
+    char remote_ip[64];                 /* the client's address, for limits held in memory only */
+    char kept_ip[64];                   /* the address as custodia keeps it (cu_app_kept_ip) */
+    char kept_reported[64];             /* a reported end user's address, kept the same way */
     void *conn;                         /* the MHD connection (server.c only), or NULL */
     const struct cu_req_source *source; /* headers and query arguments; NULL: none */
     void *source_arg;

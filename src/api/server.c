@@ -417,6 +417,20 @@ static enum cu_err commit_alone(struct cu_app *app, const struct cu_audit_event 
     return rc;
 }
 
+void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
+{
+    char h[CU_AUDIT_HASHED_BYTES];
+    out[0] = '\0';
+    if (ip == NULL || ip[0] == '\0')
+        return;
+    if (!app->cfg.audit.hash_source_ip) {
+        snprintf(out, 64, "%s", ip);
+        return;
+    }
+    if (cu_audit_hash_value(app->audit, "ip", ip, h) == CU_OK)
+        snprintf(out, 64, "%s", h);
+}
+
 static enum cu_err identity_audit(void *arg, struct cu_db *db, const char *action,
                                   const char *target, const char *outcome, json_t *details)
 {
@@ -927,6 +941,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             return MHD_NO;
         r->req.conn = c;
         remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
+        cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
         *con_cls = r;
         atomic_fetch_add(&app->inflight, 1);
         const char *cl = cu_req_header(&r->req, "Content-Length");
@@ -1007,6 +1022,7 @@ enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in
         return CU_E_NOMEM;
     snprintf(r->req.remote_ip, sizeof(r->req.remote_ip), "%s",
              in->remote_ip != NULL ? in->remote_ip : "127.0.0.1");
+    cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
     rc = head_error(r, target_error(in->target), in->version);
     if (rc != CU_OK) {
         render_refusal(r, rc);
@@ -1041,8 +1057,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
         cu_log(CU_LOG_INFO, "http.request", CU_LS("request_id", r->req.id),
                CU_LS("method", r->req.method_name), CU_LS("path", r->req.path),
                CU_LI("status", status), CU_LI("duration_us", ns / 1000),
-               CU_LI("bytes", r->answered ? r->sent_bytes : 0),
-               CU_LS("remote_ip", r->req.remote_ip),
+               CU_LI("bytes", r->answered ? r->sent_bytes : 0), CU_LS("remote_ip", r->req.kept_ip),
                CU_LS("principal",
                      r->req.principal.kind != CU_PRINCIPAL_NONE ? r->req.principal.id : NULL),
                CU_LB("completed", toe == MHD_REQUEST_TERMINATED_COMPLETED_OK));

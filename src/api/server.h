@@ -54,6 +54,13 @@ CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char
 CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
                                       const char *outcome, json_t *details);
 
+/* cu_app_kept_ip(app, ip, out): ip as custodia keeps it wherever it keeps a client's address
+ * (audit records, sign-in events, sessions, the access log): its keyed hash "hk:…" (the one
+ * `custodia audit hash --kind ip` prints) when [audit] hash_source_ip is on, else ip itself.
+ * "" for an empty ip, or when the hash cannot be made (nothing is kept rather than the clear
+ * address). */
+void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64]);
+
 /* cu_app_identity_audit(req): the hook through which the identity service audits what it does
  * for req, inside its own transactions, as cu_app_audit does. */
 struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);

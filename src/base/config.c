@@ -251,8 +251,10 @@ static const struct key_def keys[] = {
      0,
      NULL},
     {{"audit", "hash_source_ip", "true",
-      "Store client IP addresses in audit records as keyed hashes (custodia audit hash --kind "
-      "ip finds them) instead of in the clear."},
+      "Keep clients' IP addresses as keyed hashes (custodia audit hash --kind ip finds them) "
+      "instead "
+      "of in the clear, everywhere custodia keeps one: audit records, the access log, sign-in "
+      "events and sessions."},
      "true or false (also yes/no, on/off, 1/0)",
      K_BOOL,
      FIELD(audit.hash_source_ip),

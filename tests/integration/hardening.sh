@@ -161,4 +161,38 @@ check "metrics count a request the parser refused" \
 
 stop_server
 check_eq "the server stops cleanly after all this" 0 "$STOP_STATUS"
+
+# Client addresses: one setting, the same everywhere. Hashed (the default): no table and no
+# log line holds 127.0.0.1, and each holds the hash `audit hash` prints; clear: they all do.
+JSONH='Content-Type: application/json'
+# sign_in EMAIL: makes a customer with a password and signs them in (a session, an event).
+sign_in() {
+    req POST /v1/customers -H "Authorization: Bearer $KEY" -H "$JSONH" --data "{\"email\": \"$1\"}"
+    cid=$(python3 -c "import json; print(json.load(open('$TMP/body'))['id'])")
+    req PUT "/v1/customers/$cid/password" -H "Authorization: Bearer $KEY" -H "$JSONH" \
+        --data '{"password": "lantern harbour quietly 42"}'
+    req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"$1\", \"password\": \"lantern harbour quietly 42\"}"
+}
+# kept WHERE: the addresses the last sign-in left, one per line: session, event, audit, log.
+kept() {
+    sqlite3 "$D/custodia.db" "SELECT ip FROM sessions ORDER BY created_at DESC LIMIT 1;
+        SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1;
+        SELECT source FROM audit_log WHERE source <> '' ORDER BY seq DESC LIMIT 1"
+    grep '"msg":"http.request"' "$LOG" | tail -n 1 | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['remote_ip'])"
+}
+HK=$("$BIN" audit hash --kind ip 127.0.0.1 --dir "$D")
+start_server "$D" || exit 1
+sign_in hashed.ip@example.com
+check_eq "signed in (hashed addresses)" 200 "$STATUS"
+check_eq "session, sign-in event, audit record and access log hold the same hash" \
+    "$HK $HK $HK $HK" "$(kept | tr '\n' ' ' | sed 's/ $//')"
+check "the address is nowhere in the clear" sh -c \
+    "! grep -q '\"remote_ip\":\"127\\.0\\.0\\.1' '$LOG' && ! sqlite3 '$D/custodia.db' \"SELECT ip FROM sessions UNION ALL SELECT ip FROM auth_events UNION ALL SELECT ip FROM auth_challenges UNION ALL SELECT source FROM audit_log\" | grep -q '127\\.0\\.0\\.1'"
+stop_server
+start_server "$D" CUSTODIA_AUDIT_HASH_SOURCE_IP=false || exit 1
+sign_in clear.ip@example.com
+check_eq "signed in (clear addresses)" 200 "$STATUS"
+check_eq "with the setting off, all four hold the address itself" \
+    "127.0.0.1 127.0.0.1 127.0.0.1 127.0.0.1" "$(kept | tr '\n' ' ' | sed 's/ $//')"
+stop_server
 finish

@@ -142,8 +142,9 @@ req POST /v1/auth/mfa -H "$JSONH" --data "{\"challenge\": \"$CH\", \"code\": \"$
 check_eq "a recovery code works only once" 401 "$STATUS"
 
 req GET /v1/me/sessions -H "Authorization: Bearer $TOK2"
-check "the sessions are listed with their device's address" sh -c \
-    "python3 -c \"import json; j=json.load(open('$TMP/body')); assert len(j['items']) >= 2 and j['items'][0]['ip'] == '127.0.0.1'\""
+HK_LOCAL=$("$BIN" audit hash --kind ip 127.0.0.1 --dir "$D")
+check "the sessions are listed with their device's address, hashed as the audit log hashes it" sh -c \
+    "python3 -c \"import json; j=json.load(open('$TMP/body')); assert len(j['items']) >= 2 and j['items'][0]['ip'] == '$HK_LOCAL'\""
 SID=$(json "[s['id'] for s in j['items'] if not s['current']][0]")
 req DELETE "/v1/me/sessions/$SID" -H "Authorization: Bearer $TOK2"
 check_eq "another session is revoked" 204 "$STATUS"
@@ -246,8 +247,9 @@ req POST /v1/auth/login -H "$JSONH" --data '{"login": "x@example.com", "password
 check_eq "an anonymous caller cannot set the client address" 403 "$STATUS"
 req POST /v1/auth/login -H "$JSONH" -H "$AUTH" --data '{"login": "x@example.com", "password": "abcdefghijkl", "client_ip": "203.0.113.9"}'
 check_eq "a sign-in service can" 401 "$STATUS"
-check "and the event carries that address" sh -c \
-    "sqlite3 '$D/custodia.db' \"SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1\" | grep -qx 203.0.113.9"
+HK_REPORTED=$("$BIN" audit hash --kind ip 203.0.113.9 --dir "$D")
+check "and the event carries that address, hashed" sh -c \
+    "sqlite3 '$D/custodia.db' \"SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1\" | grep -qxF -- '$HK_REPORTED'"
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ua@example.com"}'
 UA_ID=$(json "j['id']")
 req PUT "/v1/customers/$UA_ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "'"$PW"'"}'

@@ -16,7 +16,7 @@ cleanup() {
     if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
         kill -KILL "$PID" 2>/dev/null
     fi
-    rm -rf "$TMP"
+    [ -n "${CU_KEEP_TMP:-}" ] || rm -rf "$TMP"
 }
 trap cleanup EXIT
 
