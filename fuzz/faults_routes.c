@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "api/http.h"
+#include "base/json.h"
 #include "base/buf.h"
 #include "base/mem.h"
 #include "route_harness.h"
@@ -23,6 +24,7 @@
 
 /* The most runs of one request under one kind of fault. */
 #define FAULT_RUNS_MAX 2000
+#define STORE_RUNS_MAX 200
 #define SEEDS_MAX 256
 
 struct seed {
@@ -70,17 +72,55 @@ static size_t load(const char *dir, struct seed *seeds)
     return n;
 }
 
-/* Serves s once; returns its status and checks the answer keeps its promises (an internal
- * error is what a failed allocation gives, so it is allowed under faults). */
-static int serve(const struct seed *s, bool faulted)
+static void fail(const struct seed *s, long k, const char *what, int status, int want)
+{
+    fprintf(stderr, "faults_routes: %s, fault at %ld: %s (status %d, unfaulted %d)\n", s->name, k,
+            what, status, want);
+    abort();
+}
+
+/* Serves s once, unfaulted: returns its status, the answer checked (cu_harness_check). */
+static int serve_clean(const struct seed *s)
 {
     struct cu_buf out;
     int status = 0;
     cu_buf_init(&out, 32u << 20);
-    if (cu_harness_serve(s->data, s->len, &status, &out) == 0 && !faulted)
-        cu_harness_check(status, &out);
-    else if (status < 200 || status > 599)
-        status = 500; /* the answer itself could not be made: the connection would close */
+    if (cu_harness_serve(s->data, s->len, &status, &out) != 0)
+        fail(s, 0, "the answer could not be kept", status, 0);
+    cu_harness_check(status, &out);
+    cu_buf_free(&out);
+    return status;
+}
+
+/* Serves s with a fault (the kth allocation or statement) set up by the caller: the answer
+ * must be the unfaulted one (want), or the server's own failure (5xx) as a problem document;
+ * a fault never turns a refusal into a success, nor one refusal into another. */
+static int serve_faulted(const struct seed *s, long k, int want, bool *reached)
+{
+    struct cu_buf out;
+    int status = 0;
+    cu_buf_init(&out, 32u << 20);
+    int rc = cu_harness_serve(s->data, s->len, &status, &out);
+    /* The faults end with the request: checking its answer allocates too. */
+    *reached = cu_mem_fail_reached();
+    cu_mem_fail_at(0);
+    cu_store_fail_next(cu_harness_store(), 0);
+    if (rc != 0) {
+        cu_buf_free(&out); /* the answer could not be copied out: the connection closes */
+        return 500;
+    }
+    if (status != want && status < 500)
+        fail(s, k, "a fault changed the answer", status, want);
+    if (status >= 400) {
+        json_t *doc = NULL;
+        char err[CU_JSON_ERR_BYTES];
+        if (cu_json_parse_object(out.data ? out.data : "", out.len, &doc, err) != CU_OK ||
+            json_integer_value(json_object_get(doc, "status")) != status) {
+            fprintf(stderr, "%.*s\n", (int)out.len, out.data ? out.data : "");
+            fail(s, k, "an error answer that is not a problem document", status, want);
+        }
+        json_decref(doc);
+    }
     cu_buf_free(&out);
     return status;
 }
@@ -127,10 +167,12 @@ int main(int argc, char **argv)
         mark_route(&seeds[i], routes, nroutes, reached);
         long k = 1;
         for (; k <= FAULT_RUNS_MAX; k++) {
+            /* Unfaulted first each time: the request may change what it finds (a create
+             * makes another customer, a revoke leaves nothing to revoke). */
+            int want = serve_clean(&seeds[i]);
+            bool reached_fault = false;
             cu_mem_fail_at(k);
-            serve(&seeds[i], true);
-            bool reached_fault = cu_mem_fail_reached();
-            cu_mem_fail_at(0);
+            serve_faulted(&seeds[i], k, want, &reached_fault);
             if (!reached_fault)
                 break;
         }
@@ -142,15 +184,20 @@ int main(int argc, char **argv)
         }
         /* Store faults: the Nth statement fails; the loop ends at the first N past the
          * request's last statement, when the answer is the unfaulted one. */
-        int want = serve(&seeds[i], false);
-        for (k = 1; k <= 64; k++) {
+        for (k = 1; k <= STORE_RUNS_MAX; k++) {
+            int want = serve_clean(&seeds[i]);
+            bool unused = false;
             cu_store_fail_next(cu_harness_store(), k);
-            int got = serve(&seeds[i], true);
-            cu_store_fail_next(cu_harness_store(), 0);
+            int got = serve_faulted(&seeds[i], k, want, &unused);
             if (got == want)
                 break;
         }
         store_runs += k;
+        if (k > STORE_RUNS_MAX) {
+            fprintf(stderr, "faults_routes: %s: still failing after %d statements\n", seeds[i].name,
+                    STORE_RUNS_MAX);
+            return 1;
+        }
         if (!cu_harness_audit_ok()) {
             fprintf(stderr, "faults_routes: %s: the audit log no longer verifies\n", seeds[i].name);
             return 1;

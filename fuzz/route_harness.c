@@ -69,7 +69,7 @@ static const char *p_query(void *arg, const char *name)
 {
     const struct parsed *p = arg;
     for (size_t i = 0; i < p->nquery; i++) {
-        if (strcmp(p->qname[i], name) == 0)
+        if (strcasecmp(p->qname[i], name) == 0) /* as libmicrohttpd looks them up */
             return p->qvalue[i];
     }
     return NULL;
@@ -262,9 +262,8 @@ int cu_harness_serve(const uint8_t *text, size_t n, int *status, struct cu_buf *
     int rc = -1;
     *status = 0;
     if (!parse(text, n, &p)) {
-        *status = 503; /* the client would have had its connection closed */
-        parsed_free(&p);
-        return 0;
+        parsed_free(&p); /* out of memory before the server saw it */
+        return -1;
     }
     struct cu_server_input in = {
         .method = p.method,

@@ -37,8 +37,8 @@
 void cu_harness_setup(void);
 
 /* cu_harness_serve(text, n, status, out): serves the request written in text (n bytes), and
- * sets *status and appends its answer's body to out. Returns 0, or -1 when the answer could
- * not be kept (out of memory while copying it). */
+ * sets *status and appends its answer's body to out. Returns 0, or -1 when the text could not
+ * be parsed or the answer kept for lack of memory (a client would see its connection close). */
 int cu_harness_serve(const uint8_t *text, size_t n, int *status, struct cu_buf *out);
 
 /* cu_harness_check(status, body): aborts (a finding) when the answer breaks what every

@@ -214,7 +214,11 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
         cu_json_escape(&resp->body, req->path ? req->path : "",
                        strlen(req->path ? req->path : "")) != CU_OK ||
         cu_buf_printf(&resp->body, ",\"request_id\":\"%s\"}\n", req->id) != CU_OK) {
+        /* Out of memory: a problem document made in advance, so the answer still is one. */
         cu_buf_reset(&resp->body);
+        resp->status = 500;
+        resp->fallback = "{\"type\":\"" CU_PROBLEM_PREFIX "internal\",\"title\":\"Internal error\","
+                         "\"status\":500,\"detail\":\"the server is short of memory\"}\n";
     }
 }
 

@@ -109,6 +109,7 @@ struct cu_resp {
     size_t nheaders;
     char retry_after[24]; /* the Retry-After value cu_resp_retry_after wrote */
     struct cu_pending_audit audit;
+    const char *fallback; /* static: the problem sent when even the body could not be made */
 };
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);

@@ -124,9 +124,21 @@ static struct conn *conn_of(struct MHD_Connection *c)
     return ci != NULL ? ci->socket_context : NULL;
 }
 
-/* Shuts down, under watch.mu, the connections whose deadline has passed. */
-static void enforce_deadlines(int64_t now)
+/* The most connections one tick reports (the rest are shut down too, and counted). */
+#define WATCH_REPORT_MAX 32
+
+struct watch_report {
+    bool head;
+    int64_t late_ms;
+};
+
+/* Shuts down, under watch.mu, the connections whose deadline has passed, and notes each in
+ * out (up to WATCH_REPORT_MAX); returns how many it shut down. Logging waits until the lock is
+ * released: a log write may block, and every accept and close takes watch.mu. */
+static size_t enforce_deadlines(int64_t now, struct watch_report *out, size_t *heads)
 {
+    size_t n = 0;
+    *heads = 0;
     for (struct conn *k = watch.head; k != NULL; k = k->next) {
         int64_t d = atomic_load(&k->deadline_ms);
         if (d == 0 || now <= d || k->shut)
@@ -135,11 +147,26 @@ static void enforce_deadlines(int64_t now)
         bool head = atomic_load(&k->phase) == PHASE_HEAD;
         k->shut = true;
         (void)shutdown(k->fd, SHUT_RDWR);
-        cu_metrics_conn_event(watch.app->metrics,
-                              head ? CU_CONN_HEADER_DEADLINE : CU_CONN_BODY_DEADLINE);
-        cu_log(CU_LOG_INFO, "http.deadline_closed", CU_LS("phase", head ? "header" : "body"),
-               CU_LI("late_ms", now - d));
+        *heads += head;
+        if (n < WATCH_REPORT_MAX)
+            out[n] = (struct watch_report){head, now - d};
+        n++;
     }
+    return n;
+}
+
+static void report_deadlines(const struct watch_report *rep, size_t n, size_t heads)
+{
+    for (size_t i = 0; i < heads; i++)
+        cu_metrics_conn_event(watch.app->metrics, CU_CONN_HEADER_DEADLINE);
+    for (size_t i = heads; i < n; i++)
+        cu_metrics_conn_event(watch.app->metrics, CU_CONN_BODY_DEADLINE);
+    for (size_t i = 0; i < n && i < WATCH_REPORT_MAX; i++)
+        cu_log(CU_LOG_INFO, "http.deadline_closed", CU_LS("phase", rep[i].head ? "header" : "body"),
+               CU_LI("late_ms", rep[i].late_ms));
+    if (n > WATCH_REPORT_MAX)
+        cu_log(CU_LOG_INFO, "http.deadline_closed_more",
+               CU_LI("connections", n - WATCH_REPORT_MAX));
 }
 
 static void *watch_main(void *arg)
@@ -156,20 +183,30 @@ static void *watch_main(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&watch.cv, &watch.mu, &ts);
-        if (!watch.stop)
-            enforce_deadlines(mono_ms());
+        if (watch.stop)
+            break;
+        struct watch_report rep[WATCH_REPORT_MAX];
+        size_t heads = 0, n = enforce_deadlines(mono_ms(), rep, &heads);
+        if (n == 0)
+            continue;
+        pthread_mutex_unlock(&watch.mu);
+        report_deadlines(rep, n, heads);
+        pthread_mutex_lock(&watch.mu);
     }
     pthread_mutex_unlock(&watch.mu);
     return NULL;
 }
 
-static void watch_start(struct cu_app *app)
+/* Starts the watchdog; false (logged) when its thread cannot start: the server must not then
+ * serve, since nothing would enforce the deadlines. */
+static bool watch_start(struct cu_app *app)
 {
     watch.app = app;
     watch.stop = false;
     watch.running = pthread_create(&watch.thread, NULL, watch_main, NULL) == 0;
     if (!watch.running)
-        cu_log_msg(CU_LOG_ERROR, "http.deadlines_not_enforced");
+        cu_log_msg(CU_LOG_ERROR, "http.watchdog_not_started");
+    return watch.running;
 }
 
 static void watch_stop(void)
@@ -332,8 +369,14 @@ static void sent_body_free(void *cls)
 /* The response for r's body, which it takes over (no copy). */
 static struct MHD_Response *response_of(struct request *r)
 {
-    struct sent_body *s = cu_calloc(1, sizeof(*s));
+    struct sent_body *s;
     struct MHD_Response *mr;
+    if (r->resp.fallback != NULL) {
+        r->sent_bytes = strlen(r->resp.fallback);
+        return MHD_create_response_from_buffer(r->sent_bytes, (void *)r->resp.fallback,
+                                               MHD_RESPMEM_PERSISTENT);
+    }
+    s = cu_calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     r->sent_bytes = r->resp.body.len;
@@ -736,7 +779,10 @@ struct head_survey {
     unsigned host;
     unsigned authorization;
     unsigned content_type;
-    bool bad_name; /* a name that is not an RFC 9110 token (a space before ':') */
+    unsigned connection;
+    bool bad_name;  /* a name that is not an RFC 9110 token (a space before ':') */
+    bool folded;    /* a framing header's name with more after it: a folded line */
+    bool bad_value; /* a value holding a control byte other than a tab */
 };
 
 static bool is_token_char(unsigned char ch)
@@ -756,6 +802,7 @@ static bool survey_header(void *cls, const char *key, const char *value)
         {"Host", offsetof(struct head_survey, host)},
         {"Authorization", offsetof(struct head_survey, authorization)},
         {"Content-Type", offsetof(struct head_survey, content_type)},
+        {"Connection", offsetof(struct head_survey, connection)},
     };
     struct head_survey *h = cls;
     h->total += strlen(key) + (value ? strlen(value) : 0) + 4;
@@ -763,9 +810,17 @@ static bool survey_header(void *cls, const char *key, const char *value)
         h->bad_name = true;
     for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
         h->bad_name |= !is_token_char(*p);
+    for (const unsigned char *p = (const unsigned char *)value; p != NULL && *p != '\0'; p++)
+        h->bad_value |= (*p < 0x20 && *p != '\t') || *p == 0x7f;
+    /* libmicrohttpd 0.9.75 appends a folded line (obs-fold) to the header's name, not its
+     * value: "Transfer-Encoding:\r\n chunked" arrives as a header "Transfer-Encodingchunked",
+     * and the framing it carried is silently lost. */
     for (size_t i = 0; i < sizeof(unique) / sizeof(unique[0]); i++) {
+        size_t n = strlen(unique[i].name);
         if (strcasecmp(key, unique[i].name) == 0)
             (*(unsigned *)(void *)((char *)h + unique[i].off))++;
+        else if (strncasecmp(key, unique[i].name, n) == 0)
+            h->folded = true;
     }
     return true;
 }
@@ -782,8 +837,9 @@ static bool survey_query(void *cls, const char *key, const char *value)
 {
     struct query_survey *q = cls;
     (void)value;
+    /* libmicrohttpd looks names up ignoring case: LIMIT and limit are one argument. */
     for (size_t i = 0; i < q->n && q->repeated == NULL; i++) {
-        if (strcmp(q->names[i], key) == 0)
+        if (strcasecmp(q->names[i], key) == 0)
             q->repeated = q->names[i];
     }
     if (q->n == QUERY_ARGS_MAX) {
@@ -806,11 +862,14 @@ static int hex_digit(unsigned char ch)
 }
 
 /* Why a raw request target (as sent, before percent-decoding) is refused, or NULL: a byte
- * that is not visible ASCII, a '%' not followed by two hex digits, or one that encodes a
- * control byte (libmicrohttpd decodes %00 into a NUL that cuts the path short). */
+ * that is not visible ASCII, a '%' not followed by two hex digits, one that encodes a control
+ * byte (libmicrohttpd decodes %00 into a NUL that cuts the path short), or an encoded slash or
+ * backslash in the path. */
 static const char *target_error(const char *t)
 {
+    bool in_path = true;
     for (const unsigned char *p = (const unsigned char *)t; *p != '\0'; p++) {
+        in_path &= *p != '?';
         if (*p <= 0x20 || *p >= 0x7f)
             return "the request target holds a byte that is not visible ASCII";
         if (*p != '%')
@@ -820,6 +879,9 @@ static const char *target_error(const char *t)
             return "the request target holds a '%' that is not followed by two hex digits";
         if (hi * 16 + lo < 0x20 || hi * 16 + lo == 0x7f)
             return "the request target encodes a control byte";
+        /* Decoded before routing, %2F would add a path segment a front end never saw. */
+        if (in_path && (hi * 16 + lo == '/' || hi * 16 + lo == '\\'))
+            return "the request path encodes a slash or a backslash";
         p += 2;
     }
     return NULL;
@@ -827,10 +889,13 @@ static const char *target_error(const char *t)
 
 /* Whether the request head is one a careful server answers: CU_OK, or CU_E_HEADERS_TOO_LARGE,
  * or CU_E_INVALID with the detail set in r->resp. Refused: a target with a control byte, a
- * header name that is not a token, a repeated Content-Length, Transfer-Encoding, Host,
- * Authorization or Content-Type, Content-Length together with Transfer-Encoding (RFC 9112
+ * header name that is not a token, a framing header folded over two lines, a control byte in
+ * a header value, a repeated Content-Length, Transfer-Encoding, Host, Authorization,
+ * Content-Type or Connection, Content-Length together with Transfer-Encoding (RFC 9112
  * section 6.1: the framing is ambiguous, a smuggling risk behind a proxy), a transfer coding
- * other than chunked, an HTTP/1.1 request without Host, and a repeated query argument. */
+ * other than chunked, Transfer-Encoding outside HTTP/1.1, an HTTP/1.1 request without Host,
+ * and a query argument repeated (names compared ignoring case, as libmicrohttpd looks them
+ * up). */
 static enum cu_err head_error(struct request *r, const char *target_err, const char *version)
 {
     const struct cu_req_source *src = r->req.source;
@@ -846,17 +911,25 @@ static enum cu_err head_error(struct request *r, const char *target_err, const c
     if (h.bad_name)
         return cu_resp_fail(&r->resp, CU_E_INVALID,
                             "a header name is not a token (no spaces before the colon)");
-    if (h.content_length > 1 || h.transfer_encoding > 1 || h.host > 1 || h.authorization > 1 ||
-        h.content_type > 1)
+    if (h.folded)
         return cu_resp_fail(&r->resp, CU_E_INVALID,
-                            "Content-Length, Transfer-Encoding, Host, Authorization and "
-                            "Content-Type may each appear once");
+                            "a framing header is folded over two lines (obs-fold)");
+    if (h.bad_value)
+        return cu_resp_fail(&r->resp, CU_E_INVALID, "a header value holds a control byte");
+    if (h.content_length > 1 || h.transfer_encoding > 1 || h.host > 1 || h.authorization > 1 ||
+        h.content_type > 1 || h.connection > 1)
+        return cu_resp_fail(&r->resp, CU_E_INVALID,
+                            "Content-Length, Transfer-Encoding, Host, Authorization, "
+                            "Content-Type and Connection may each appear once");
     if (h.content_length > 0 && h.transfer_encoding > 0)
         return cu_resp_fail(&r->resp, CU_E_INVALID,
                             "a request must not carry both Content-Length and Transfer-Encoding");
     te = cu_req_header(&r->req, "Transfer-Encoding");
     if (te != NULL && strcasecmp(te, "chunked") != 0)
         return cu_resp_fail(&r->resp, CU_E_INVALID, "the only transfer coding taken is chunked");
+    if (te != NULL && strcmp(version, MHD_HTTP_VERSION_1_1) != 0)
+        return cu_resp_fail(&r->resp, CU_E_INVALID,
+                            "Transfer-Encoding is for HTTP/1.1 only (RFC 9112 section 6.1)");
     if (h.host == 0 && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         return cu_resp_fail(&r->resp, CU_E_INVALID, "an HTTP/1.1 request needs a Host header");
     src->each(r->req.source_arg, true, survey_query, &q);
@@ -949,7 +1022,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                     cu_req_header(&r->req, "Transfer-Encoding") != NULL;
         conn_set(k, body ? PHASE_BODY : PHASE_SERVER,
                  body ? mono_ms() + 1000LL * app->cfg.server.body_timeout : 0);
-        enum cu_err bad = head_error(r, k != NULL ? k->target_error : NULL, version);
+        /* Without its context the connection has no deadlines and its target was not checked:
+         * refused rather than served unchecked. */
+        enum cu_err bad = k == NULL ? cu_resp_fail(&r->resp, CU_E_UNAVAILABLE,
+                                                   "the server is short of memory; retry")
+                                    : head_error(r, k->target_error, version);
         if (bad != CU_OK)
             return refuse_now(c, r, bad);
         r->refused = admit(r);
@@ -1034,7 +1111,11 @@ enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in
             serve_admitted(r, in);
     }
     *status = r->resp.status;
-    rc = r->resp.body.len > 0 ? cu_buf_append(out, r->resp.body.data, r->resp.body.len) : CU_OK;
+    rc = CU_OK;
+    if (r->resp.fallback != NULL)
+        rc = cu_buf_append_str(out, r->resp.fallback);
+    else if (r->resp.body.len > 0)
+        rc = cu_buf_append(out, r->resp.body.data, r->resp.body.len);
     request_free(r);
     return rc;
 }
@@ -1353,15 +1434,50 @@ static void checkpointer_stop(struct checkpointer *c)
     pthread_mutex_destroy(&c->mu);
 }
 
-/* Waits for SIGTERM or SIGINT, which the caller blocked before starting any thread and keeps
+void cu_server_stop_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGHUP);
+    sigaddset(set, SIGQUIT);
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
+    default:
+        return "SIGQUIT";
+    }
+}
+
+/* Whether a stop signal is already pending (it arrived before the server started). */
+static bool stop_pending(void)
+{
+    sigset_t pending, stop;
+    cu_server_stop_signals(&stop);
+    if (sigpending(&pending) != 0)
+        return false;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigismember(&stop, sig) == 1 && sigismember(&pending, sig) == 1)
+            return true;
+    }
+    return false;
+}
+
+/* Waits for a stop signal, which the caller blocked before starting any thread and keeps
  * blocked (a later signal stays pending and cannot cut the stop short). */
 static int wait_for_signal(void)
 {
     sigset_t set;
     int sig = 0;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
+    cu_server_stop_signals(&set);
     while (sigwait(&set, &sig) != 0)
         ;
     return sig;
@@ -1420,6 +1536,16 @@ enum cu_err cu_server_run(struct cu_app *app)
         goto out;
 
     signal(SIGPIPE, SIG_IGN);
+    if (!watch_start(app)) {
+        rc = CU_E_INTERNAL;
+        goto out;
+    }
+    /* A stop asked for while the data directory opened (a long migration) is honoured before
+     * the port opens, rather than after a moment of accepted traffic. */
+    if (stop_pending()) {
+        cu_log_msg(CU_LOG_INFO, "server.stopped_before_start");
+        goto out;
+    }
     d = start_daemon(app, cert, key);
     wipe_free(key);
     key = NULL;
@@ -1431,7 +1557,6 @@ enum cu_err cu_server_run(struct cu_app *app)
         rc = CU_E_IO;
         goto out;
     }
-    watch_start(app);
     if (!cu_log_buffer_start())
         cu_log_msg(CU_LOG_WARN, "log.unbuffered");
     cu_log(CU_LOG_INFO, "server.started", CU_LS("address", app->cfg.server.listen_address),
@@ -1448,7 +1573,7 @@ enum cu_err cu_server_run(struct cu_app *app)
     }
     checkpointer_start(&cp, app);
     int sig = wait_for_signal();
-    cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"),
+    cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", signal_name(sig)),
            CU_LI("in_flight", atomic_load(&app->inflight)));
     drain(app, d);
     cu_lane_free(app->lane);
@@ -1459,6 +1584,7 @@ enum cu_err cu_server_run(struct cu_app *app)
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
     cu_log_buffer_stop();
 out:
+    watch_stop();
     cu_lane_free(app->lane);
     app->lane = NULL;
     cu_audit_batcher_free(app->batcher);

@@ -5,6 +5,7 @@
 #ifndef CU_API_SERVER_H
 #define CU_API_SERVER_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -65,10 +66,14 @@ void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64]);
  * for req, inside its own transactions, as cu_app_audit does. */
 struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);
 
-/* cu_server_run(app): serves until SIGTERM or SIGINT (which the caller must have blocked in
- * every thread before starting any, and keep blocked), then stops accepting, lets requests in
- * flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot start (the
- * log says why). The caller owns app and frees it afterwards. */
+/* cu_server_stop_signals(set): the signals that stop the server cleanly: SIGTERM, SIGINT,
+ * SIGHUP and SIGQUIT. */
+void cu_server_stop_signals(sigset_t *set);
+
+/* cu_server_run(app): serves until a stop signal (cu_server_stop_signals; the caller must have
+ * blocked them in every thread before starting any, and keep them blocked), then stops accepting,
+ * lets requests in flight finish (up to 10 s), and returns CU_OK. Errors when the daemon cannot
+ * start (the log says why). The caller owns app and frees it afterwards. */
 CU_WUR enum cu_err cu_server_run(struct cu_app *app);
 
 /* One request as libmicrohttpd would have parsed it, for cu_server_serve. */

@@ -4,6 +4,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -172,19 +173,25 @@ int cu_cli_serve(int argc, char **argv)
 
     if (!cu_cli_dir_only(argc, argv, &dirflag, &help) || help)
         return usage(help ? stdout : stderr);
-    /* SIGTERM and SIGINT are blocked before any thread starts (every thread inherits the mask)
-     * and stay blocked until the process ends: the server takes the first with sigwait, and a
-     * second one, or ten, only stays pending while the stop finishes, its audit record and
-     * final checkpoint included. */
+    /* The stop signals (SIGTERM, SIGINT, SIGHUP, SIGQUIT) are blocked before any thread starts
+     * (every thread inherits the mask) and stay blocked until the process ends: the server
+     * takes the first with sigwait, and a second one, or ten, only stays pending while the
+     * stop finishes, its audit record and final checkpoint included. SIGUSR1 and SIGUSR2,
+     * which would end the process, are blocked and never acted on. */
     sigset_t stop;
-    sigemptyset(&stop);
-    sigaddset(&stop, SIGTERM);
-    sigaddset(&stop, SIGINT);
+    cu_server_stop_signals(&stop);
+    sigaddset(&stop, SIGUSR1);
+    sigaddset(&stop, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &stop, NULL);
-    /* A shell starts a background job with SIGINT ignored, and an ignored signal is dropped
-     * rather than left for sigwait: both must stop the server, whoever started it. */
+    /* A shell starts a background job with SIGINT and SIGQUIT ignored, and an ignored signal
+     * is dropped rather than left for sigwait: each must stop the server, whoever started it. */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+    /* No core dumps (request memory holds bearer tokens and personal data) and no tracing by
+     * other processes of the same user. */
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     code = cu_cli_open(cu_cli_data_dir(dirflag), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;
