@@ -1,10 +1,10 @@
 /*
  * test_merkle.c - RFC 6962 Merkle trees: known roots of the Certificate Transparency test
- * leaves, every transparency-dev/merkle proof vector in ../shared/vectors/merkle/testdata
- * (inclusion/ and consistency/; the subtree* directories hold proofs for arbitrary subtrees,
- * which merkle.h does not offer), round trips of made proofs for every tree up to 70 leaves with
- * every way of spoiling them rejected, and the streaming builder against two other ways of
- * computing a root.
+ * leaves, every transparency-dev/merkle proof vector in $CU_TEST_DATA/vectors/merkle/testdata
+ * (inclusion/ and consistency/; upstream's subtree* directories hold proofs for arbitrary
+ * subtrees, which merkle.h does not offer, and are not copied), round trips of made proofs for
+ * every tree up to 70 leaves with every way of spoiling them rejected, and the streaming builder
+ * against two other ways of computing a root.
  */
 #include "cu_test.h"
 
@@ -260,12 +260,12 @@ static int cmp_str(const void *a, const void *b)
 /* Lists the .json files under testdata/<kind>, sorted, into vec_paths. */
 static void list_vectors(const char *kind)
 {
-    const char *shared = getenv("CU_SHARED_DIR");
+    const char *data = getenv("CU_TEST_DATA");
     char dir[4096];
     int n;
 
-    assert_non_null(shared); /* tests/meson.build sets it; a missing directory is a failure */
-    n = snprintf(dir, sizeof dir, "%s/vectors/merkle/testdata/%s", shared, kind);
+    assert_non_null(data); /* tests/meson.build sets it; a missing directory is a failure */
+    n = snprintf(dir, sizeof dir, "%s/vectors/merkle/testdata/%s", data, kind);
     assert_true(n > 0 && (size_t)n < sizeof dir);
     vec_count = 0;
     assert_int_equal(nftw(dir, collect, 16, FTW_PHYS), 0);

@@ -2,7 +2,7 @@
  * test_totp.c - one-time passwords: every vector of RFC 4226 (HOTP) and RFC 6238 (TOTP, the
  * SHA-1 rows through cu_totp_code, the SHA-256 and SHA-512 rows through the same liboath call
  * with its hash flags, which the test reaches by including totp.c) from
- * $CU_SHARED_DIR/vectors; the verification window, replays and malformed codes; RFC 4648
+ * $CU_TEST_DATA/vectors; the verification window, replays and malformed codes; RFC 4648
  * base32; the enrolment URI and its percent-encoding; the QR code's SVG, redrawn module by
  * module; and agreement with the oathtool client (package oathtool), which must be installed.
  */
@@ -29,16 +29,16 @@ static int setup(void **state)
     return cu_totp_init() == CU_OK ? 0 : -1;
 }
 
-/* open_vectors(name): the vector file $CU_SHARED_DIR/vectors/name, open for reading. */
+/* open_vectors(name): the vector file $CU_TEST_DATA/vectors/name, open for reading. */
 static FILE *open_vectors(const char *name)
 {
-    const char *shared = getenv("CU_SHARED_DIR");
+    const char *data = getenv("CU_TEST_DATA");
     char path[4096];
     FILE *f;
     int n;
 
-    assert_non_null(shared); /* tests/meson.build sets it; a missing directory is a failure */
-    n = snprintf(path, sizeof path, "%s/vectors/%s", shared, name);
+    assert_non_null(data); /* tests/meson.build sets it; a missing file is a failure */
+    n = snprintf(path, sizeof path, "%s/vectors/%s", data, name);
     assert_true(n > 0 && (size_t)n < sizeof path);
     f = fopen(path, "r");
     if (f == NULL) {
