@@ -1,7 +1,16 @@
 #!/bin/sh
 # `make check`: builds normally and with ASan+UBSan, runs the unit tests under both and under
 # valgrind, runs the integration tests against both binaries, and ends with one line
-# "N passed, N failed".
+# "N passed, N failed, N skipped", counting meson tests over the five runs; when some were
+# skipped, the line goes on to name them and the runs they were skipped in.
+#
+# Skips are never counted as passes. A unit test skips a case with cmocka's skip() (as
+# test_seal does on a CPU without AES-NI); tests/unit/cu_test.h makes such a program exit 77
+# when no case failed, and meson records exit status 77 as SKIP (a failure still wins, exit 1).
+# For each SKIP this script prints, on stderr, the cases skipped, read from the
+# "[  SKIPPED ] name" lines cmocka writes on the program's stdout (kept in meson's JSON log).
+# Any other result than OK, EXPECTEDFAIL or SKIP is a failure, and so is a run that left no
+# results.
 set -u
 cd "$(dirname "$0")/.."
 export CU_VALGRIND=0
@@ -37,8 +46,12 @@ run integration integration -C build --suite integration
 run integration-asan integration-asan -C build-asan --suite integration
 
 python3 - $logs <<'PY'
-import json, os, sys
+import json, os, re, sys
 passed = failed = skipped = 0
+# test name -> the runs it was skipped in, in order
+skips = {}
+# cmocka's line for one skipped case (not its "N test(s), listed below:" summary)
+case_re = re.compile(r'^\[  SKIPPED \] (\S+)$', re.M)
 for name in sys.argv[1:]:
     d = 'build-asan' if name.endswith('-asan') else 'build'
     f = os.path.join(d, 'meson-logs', name + '.json')
@@ -49,14 +62,22 @@ for name in sys.argv[1:]:
     for line in open(f):
         t = json.loads(line)
         r = t.get('result')
+        # meson names a test "project:suite / name"
+        test = t.get('name', '?').split(' / ', 1)[-1]
         if r in ('OK', 'EXPECTEDFAIL'):
             passed += 1
         elif r == 'SKIP':
             skipped += 1
-            print('check: %s: %s was skipped' % (name, t.get('name')), file=sys.stderr)
+            skips.setdefault(test, []).append(name)
+            cases = sorted(set(case_re.findall(t.get('stdout') or '')))
+            print('check: %s: %s was skipped (%s)' %
+                  (name, test, ', '.join(cases) if cases else 'no case named'), file=sys.stderr)
         else:
             failed += 1
-print('%d passed, %d failed, %d skipped' % (passed, failed, skipped))
+summary = '%d passed, %d failed, %d skipped' % (passed, failed, skipped)
+if skips:
+    summary += ': ' + ', '.join('%s (%s)' % (k, ' '.join(v)) for k, v in skips.items())
+print(summary)
 sys.exit(1 if failed else 0)
 PY
 [ $? -eq 0 ] || status=1
