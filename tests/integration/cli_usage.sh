@@ -54,7 +54,7 @@ asked() {
     run help "$@"
     check_eq "$label exits 0" 0 "$RC"
     check "$label prints the usage on stdout" grep -q "^usage: custodia $first" "$TMP/help.out"
-    check "$label prints nothing on stderr" test ! -s "$TMP/help.err"
+    check "$label prints nothing on stderr" empty "$TMP/help.err"
 }
 
 asked "custodia --help" "" --help
@@ -87,7 +87,7 @@ misused() {
     run misuse "$@"
     check_eq "$label exits 2" 2 "$RC"
     check "$label prints the usage on stderr" grep -q "^usage: custodia" "$TMP/misuse.err"
-    check "$label prints nothing on stdout" test ! -s "$TMP/misuse.out"
+    check "$label prints nothing on stdout" empty "$TMP/misuse.out"
 }
 
 misused "custodia with no command"

@@ -136,8 +136,9 @@ problem() {
 
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{}{}\r\n0\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n' >/dev/null
 problem "400 Bad Request" "Content-Length with Transfer-Encoding"
-check "Content-Length with Transfer-Encoding: the connection closes (no second answer)" \
-    sh -c "! grep -q '\"status\":\"ok\"' '$TMP/raw' && grep -qi '^Connection: close' '$TMP/raw'"
+check "Content-Length with Transfer-Encoding: no second answer" absent '"status":"ok"' "$TMP/raw"
+check "Content-Length with Transfer-Encoding: the connection closes" \
+    grep -qi '^Connection: close' "$TMP/raw"
 check "the refusal names the framing" grep -q 'both Content-Length and Transfer-Encoding' "$TMP/raw"
 
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 20\r\n\r\n{}' >/dev/null
@@ -153,7 +154,7 @@ problem "400 Bad Request" "HTTP/1.1 without Host"
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding:\r\n chunked\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >/dev/null
 problem "400 Bad Request" "a folded Transfer-Encoding"
 check "a folded Transfer-Encoding: the body is not served as a request" \
-    sh -c "! grep -q '\"status\":\"ok\"' '$TMP/raw'"
+    absent '"status":"ok"' "$TMP/raw"
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n 2\r\n\r\n{}{}' >/dev/null
 problem "400 Bad Request" "a folded Content-Length"
 raw_status 'POST /v1/auth/login HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nGET /v1/health HTTP/1.0\r\n\r\n' >/dev/null
@@ -182,8 +183,8 @@ check "the detail names it" contains "$TMP/body" "'email' is repeated"
 req GET '/v1/apikeys?LIMIT=1&limit=2' -H "Authorization: Bearer $KEY"
 check_eq "names differing only in case are one argument, repeated" 400 "$STATUS"
 req GET '/v1/customers?after=x%2Fy' -H "Authorization: Bearer $KEY"
-check "an encoded slash in the query is no path segment: the handler judges it" \
-    sh -c "[ '$STATUS' = 400 ] && ! grep -q 'slash' '$TMP/body'"
+check_eq "an encoded slash in the query is no path segment: the handler judges it" 400 "$STATUS"
+check "and its refusal is not about a slash" absent slash "$TMP/body"
 
 # Requests libmicrohttpd refuses itself before routing are counted.
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n' >/dev/null
@@ -218,8 +219,10 @@ sign_in hashed.ip@example.com
 check_eq "signed in (hashed addresses)" 200 "$STATUS"
 check_eq "session, sign-in event, audit record and access log hold the same hash" \
     "$HK $HK $HK $HK" "$(kept | tr '\n' ' ' | sed 's/ $//')"
-check "the address is nowhere in the clear" sh -c \
-    "! grep -q '\"remote_ip\":\"127\\.0\\.0\\.1' '$LOG' && ! sqlite3 '$D/custodia.db' \"SELECT ip FROM sessions UNION ALL SELECT ip FROM auth_events UNION ALL SELECT ip FROM auth_challenges UNION ALL SELECT source FROM audit_log\" | grep -q '127\\.0\\.0\\.1'"
+check "the address is not in the clear in the access log" absent -F '"remote_ip":"127.0.0.1' "$LOG"
+check "nor in the database" absent_out "sqlite3 '$D/custodia.db' 'SELECT ip FROM sessions UNION ALL
+    SELECT ip FROM auth_events UNION ALL SELECT ip FROM auth_challenges UNION ALL
+    SELECT source FROM audit_log'" -F 127.0.0.1
 stop_server
 start_server "$D" CUSTODIA_AUDIT_HASH_SOURCE_IP=false || exit 1
 sign_in clear.ip@example.com

@@ -47,6 +47,63 @@ contains() {
     grep -qF -- "$2" "$1"
 }
 
+# Negative checks. "! grep PATTERN FILE" also passes when FILE is missing or unreadable, when
+# the pattern is malformed, or, behind a pipe, when the command that should have fed grep
+# failed: a probe that could not look is then taken for proof of absence. These helpers pass
+# only when the probe looked and found nothing; what went wrong is printed as a "# " line.
+
+# absent GREP-ARGS... FILE...: passes only when grep, given GREP-ARGS (options and patterns, as
+# in `absent -aF "$secret" "$D"/custodia.db*` or `absent -i -e one -e two "$TMP/body"`), read
+# every FILE and found no match. Fails on a match; when the last argument is not a readable
+# regular file (so that a forgotten FILE cannot turn into reading stdin); when an argument is
+# empty (an empty pattern, as an empty "$(cat missing-file)" gives, matches nothing in an
+# empty file); and when grep reports an error (status 2: a bad pattern, another FILE missing).
+absent() {
+    for absent_arg in "$@"; do
+        if [ -z "$absent_arg" ]; then
+            echo "# absent: an empty argument (a pattern that came out empty?)"
+            return 1
+        fi
+    done
+    eval "absent_file=\${$#}"
+    if [ ! -f "$absent_file" ] || [ ! -r "$absent_file" ]; then
+        echo "# absent: $absent_file is not a readable file"
+        return 1
+    fi
+    grep -q "$@"
+    case $? in
+    1) return 0 ;;
+    0)
+        echo "# absent: a match for grep $*"
+        return 1
+        ;;
+    *)
+        echo "# absent: grep could not search (status 2)"
+        return 1
+        ;;
+    esac
+}
+
+# absent_out COMMAND GREP-ARGS...: runs COMMAND, one shell command line (sh -c; make it a
+# simple command, as in a pipeline only the last command's status counts), with its output in
+# a file, and passes only when COMMAND exited 0 and `absent GREP-ARGS... that-file` passes.
+# For what is not a file as it stands: a query's answer, a hex dump of a binary file.
+absent_out() {
+    absent_cmd=$1
+    shift
+    if ! sh -c "$absent_cmd" >"$TMP/absent.out" 2>"$TMP/absent.err"; then
+        echo "# absent_out: the probe failed: $absent_cmd"
+        sed 's/^/#   /' "$TMP/absent.err"
+        return 1
+    fi
+    absent "$@" "$TMP/absent.out"
+}
+
+# empty FILE: passes when FILE exists and is empty (`test ! -s` also passes when it is missing).
+empty() {
+    [ -f "$1" ] && [ ! -s "$1" ]
+}
+
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }

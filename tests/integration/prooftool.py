@@ -5,7 +5,9 @@ usage: prooftool.py inclusion PROOF.json   (the answer of GET /v1/audit/{seq}/pr
        prooftool.py consistency PROOF.json (the answer of GET /v1/audit/consistency)
        prooftool.py record RECORD.json PROOF.json  (the record's hash is the proof's leaf)
 
-Exits 0 when the proof holds, 1 when it does not. Follows RFC 9162 sections 2.1.3.2 and
+Exits 0 when the proof holds, 1 when it does not, and 2 when it cannot check (bad usage, a
+file that cannot be read, JSON without the expected fields or with bad base64), so that a test
+expecting a refusal does not take a crash for one. Follows RFC 9162 sections 2.1.3.2 and
 2.1.4.2 (verifying inclusion and consistency), with SHA-256 and RFC 6962 hashing.
 """
 import base64
@@ -95,4 +97,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except Exception as e:  # not a verdict on the proof: it could not be checked
+        print("prooftool: cannot check: %r" % e, file=sys.stderr)
+        sys.exit(2)
