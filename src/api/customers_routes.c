@@ -383,7 +383,7 @@ enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK && cu_db_purge(db) != CU_OK) {
         /* A reader held the write-ahead log: the server retries until the purge succeeds
          * (/v1/health says "erasure_purge":"pending" meanwhile). */
-        atomic_store(&req->app->purge_pending, true);
+        cu_app_purge_deferred(req->app);
         cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", req->params[0]));
     }
     if (rc == CU_OK)

@@ -62,7 +62,7 @@ enum cu_err cu_handle_health(struct cu_req *req, struct cu_resp *resp)
         "\"reasons\":[%s%s%s%s%s]}\n",
         ok ? "ok" : "failing", CU_VERSION, src == CU_OK ? "ok" : "failing",
         cu_store_backend(app->store), checked, audit_ok ? "ok" : "failing",
-        atomic_load(&app->purge_pending) ? "pending" : "ok", now,
+        cu_app_purge_pending(app) ? "pending" : "ok", now,
         (long long)((now_ms - app->started_at_ms) / 1000),
         src == CU_OK ? "" : "\"store: ", src == CU_OK ? "" : cu_err_problem_code(src),
         src == CU_OK ? "" : "\"", src != CU_OK && !audit_ok ? "," : "",

@@ -1364,16 +1364,25 @@ struct checkpointer {
 
 /* Retries the purge an erasure could not finish (a reader held the write-ahead log): until it
  * succeeds, the log may still hold the erased customer's old pages. */
+void cu_app_purge_deferred(struct cu_app *app)
+{
+    atomic_fetch_add(&app->purge_wanted, 1);
+}
+
+bool cu_app_purge_pending(struct cu_app *app)
+{
+    return atomic_load(&app->purge_done) != atomic_load(&app->purge_wanted);
+}
+
 static bool retry_purge(struct cu_app *app)
 {
     struct cu_db *db = NULL;
-    /* Cleared before the purge, so that an erasure whose own purge fails meanwhile sets it
-     * again for the next try instead of being cleared by this one. */
-    atomic_store(&app->purge_pending, false);
-    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK) {
-        atomic_store(&app->purge_pending, true);
+    /* The purges owed before this one starts are what it covers: an erasure whose own purge
+     * fails meanwhile stays owed, and health says "pending" until a purge has succeeded. */
+    unsigned long long owed = atomic_load(&app->purge_wanted);
+    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK)
         return false;
-    }
+    atomic_store(&app->purge_done, owed);
     cu_log_msg(CU_LOG_INFO, "vault.purged");
     return true;
 }
@@ -1398,7 +1407,7 @@ static void *checkpointer_main(void *arg)
             cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
         /* Each try holds writers back up to 250 ms: back off, from 1 s to 30 s, while a long
          * reader (an export) keeps the log. */
-        if (atomic_load(&c->app->purge_pending) && ticks >= purge_at) {
+        if (cu_app_purge_pending(c->app) && ticks >= purge_at) {
             purge_every = retry_purge(c->app) ? 1 : (purge_every * 2 > 30 ? 30 : purge_every * 2);
             purge_at = ticks + purge_every;
         }
@@ -1568,7 +1577,7 @@ enum cu_err cu_server_run(struct cu_app *app)
      * log, the checkpointer retries. */
     struct cu_db *main_db = NULL;
     if (cu_store_db(app->store, &main_db) != CU_OK || cu_db_purge(main_db) != CU_OK) {
-        atomic_store(&app->purge_pending, true);
+        cu_app_purge_deferred(app);
         cu_log_msg(CU_LOG_WARN, "vault.purge_deferred");
     }
     checkpointer_start(&cp, app);

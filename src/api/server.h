@@ -40,7 +40,8 @@ struct cu_app {
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
     atomic_bool audit_failing;      /* the last audit append failed */
-    atomic_bool purge_pending;      /* an erasure's purge of the WAL waits for a retry */
+    atomic_ullong purge_wanted;     /* erasures whose WAL purge failed (and the start's) */
+    atomic_ullong purge_done;       /* of those, how many a later purge covered */
 };
 
 /* cu_app_audit(req, db, action, target, outcome, details): appends the audit record of what
@@ -54,6 +55,12 @@ CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char
  * its own, for requests that change nothing else (reads, failed sign-ins, denials). */
 CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
                                       const char *outcome, json_t *details);
+
+/* cu_app_purge_deferred(app): notes that an erasure's purge of the write-ahead log failed (a
+ * reader held it); the server retries until a purge succeeds. cu_app_purge_pending(app):
+ * whether one is still owed (a retry in progress does not count as done). */
+void cu_app_purge_deferred(struct cu_app *app);
+bool cu_app_purge_pending(struct cu_app *app);
 
 /* cu_app_kept_ip(app, ip, out): ip as custodia keeps it wherever it keeps a client's address
  * (audit records, sign-in events, sessions, the access log): its keyed hash "hk:…" (the one
