@@ -7,6 +7,9 @@ $KEY_ID (a customer's or a key's id) {{CUS}}. Run it again whenever docs/api.md 
 `make check` runs it with --check, which fails when the corpus differs from what it would
 write (an example added, changed or removed).
 
+The corpus also keeps inputs fuzzing found worth replaying (f-*, from libFuzzer's -merge=1);
+this script leaves those alone.
+
 usage: route_seeds.py [--check] API_MD OUT_DIR
 """
 import os
