@@ -25,7 +25,8 @@
 
 static struct {
     bool ready;
-    char dir[256];
+    char tmp[256]; /* the temporary folder, removed at exit */
+    char dir[272]; /* the data directory in it */
     struct cu_cli_ctx ctx;
     struct cu_app *app;
     char key[128], rkey[128], cus[64], session[128], staff[64];
@@ -354,10 +355,10 @@ static void copy_field(json_t *doc, const char *name, char *dst, size_t cap)
 static void remove_dir(void)
 {
     char cmd[300];
-    if (h.dir[0] != '\0' && strncmp(h.dir, "/", 1) == 0) {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h.dir);
+    if (h.tmp[0] == '/') {
+        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h.tmp);
         if (system(cmd) != 0)
-            fprintf(stderr, "route harness: could not remove %s\n", h.dir);
+            fprintf(stderr, "route harness: could not remove %s\n", h.tmp);
     }
 }
 
@@ -366,12 +367,12 @@ static void make_dir(void)
     struct stat st;
     const char *base =
         stat("/dev/shm", &st) == 0 && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(h.dir, sizeof(h.dir), "%s/cu-routes-XXXXXX", base);
-    if (mkdtemp(h.dir) == NULL)
+    snprintf(h.tmp, sizeof(h.tmp), "%s/cu-routes-XXXXXX", base);
+    if (mkdtemp(h.tmp) == NULL)
         die("cannot make a temporary directory");
     atexit(remove_dir);
     /* init makes the data directory itself: one level down. */
-    strncat(h.dir, "/d", sizeof(h.dir) - strlen(h.dir) - 1);
+    snprintf(h.dir, sizeof(h.dir), "%s/d", h.tmp);
 }
 
 /* At exit: closes the service (after the last request), before the folder goes. */
