@@ -9,6 +9,7 @@
 #include "route_harness.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 #include "cli/cli.h"
 
 static struct {
@@ -88,24 +90,13 @@ static void p_each(void *arg, bool query, bool (*fn)(void *, const char *, const
 
 static const struct cu_req_source parsed_source = {p_header, p_query, p_each};
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX in place as libmicrohttpd does (a decoded NUL ends the string). */
 static void unescape(char *s)
 {
     char *w = s;
     for (char *r = s; *r != '\0'; r++) {
-        if (r[0] == '%' && hexval(r[1]) >= 0 && hexval(r[2]) >= 0) {
-            *w++ = (char)(hexval(r[1]) * 16 + hexval(r[2]));
+        if (r[0] == '%' && cu_hex_digit(r[1]) >= 0 && cu_hex_digit(r[2]) >= 0) {
+            *w++ = (char)(cu_hex_digit(r[1]) * 16 + cu_hex_digit(r[2]));
             r += 2;
         } else {
             *w++ = *r;
@@ -352,14 +343,19 @@ static void copy_field(json_t *doc, const char *name, char *dst, size_t cap)
     json_decref(doc);
 }
 
+static int remove_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+/* At exit: the temporary folder goes, depth first, without following links. */
 static void remove_dir(void)
 {
-    char cmd[300];
-    if (h.tmp[0] == '/') {
-        snprintf(cmd, sizeof(cmd), "rm -rf '%s'", h.tmp);
-        if (system(cmd) != 0)
-            fprintf(stderr, "route harness: could not remove %s\n", h.tmp);
-    }
+    if (h.tmp[0] == '/' && nftw(h.tmp, remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        fprintf(stderr, "route harness: could not remove %s\n", h.tmp);
 }
 
 static void make_dir(void)

@@ -66,34 +66,23 @@ def request_of(cmd):
     if not toks or toks[0] != "curl":
         return None
     method, headers, body, target = None, [], None, None
-    i = 1
-    while i < len(toks):
-        t = toks[i]
+    it = iter(toks[1:])
+    for t in it:
         if t in ("--cacert", "-b"):
-            i += 2
-            continue
-        if t in ("--totp", "-N"):
-            i += 1
-            continue
-        if t == "-X":
-            method = toks[i + 1]
-            i += 2
-            continue
-        if t == "-H":
-            headers.append(toks[i + 1])
-            i += 2
-            continue
-        if t == "-d":
-            body = toks[i + 1]
-            i += 2
-            continue
-        target = t
-        i += 1
+            next(it)
+        elif t == "-X":
+            method = next(it)
+        elif t == "-H":
+            headers.append(next(it))
+        elif t == "-d":
+            body = next(it)
+        elif t not in ("--totp", "-N"):
+            target = t
     if target is None or not target.startswith("/"):
         return None
     method = method or ("POST" if body is not None else "GET")
-    return "%s %s HTTP/1.1\nHost: localhost\n%s\n%s" % (method, target, "".join(h + "\n" for h in headers),
-                                       body or "")
+    head = "".join(h + "\n" for h in headers)
+    return "%s %s HTTP/1.1\nHost: localhost\n%s\n%s" % (method, target, head, body or "")
 
 
 def seeds(text):

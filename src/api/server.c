@@ -45,6 +45,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 #include "crypto/crypto.h"
 
 /* What the server keeps for one request, from the first call of the handler to completion. */
@@ -850,17 +851,6 @@ static bool survey_query(void *cls, const char *key, const char *value)
     return true;
 }
 
-static int hex_digit(unsigned char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Why a raw request target (as sent, before percent-decoding) is refused, or NULL: a byte
  * that is not visible ASCII, a '%' not followed by two hex digits, one that encodes a control
  * byte (libmicrohttpd decodes %00 into a NUL that cuts the path short), or an encoded slash or
@@ -874,7 +864,7 @@ static const char *target_error(const char *t)
             return "the request target holds a byte that is not visible ASCII";
         if (*p != '%')
             continue;
-        int hi = hex_digit(p[1]), lo = hi < 0 ? -1 : hex_digit(p[2]);
+        int hi = cu_hex_digit((char)p[1]), lo = hi < 0 ? -1 : cu_hex_digit((char)p[2]);
         if (hi < 0 || lo < 0)
             return "the request target holds a '%' that is not followed by two hex digits";
         if (hi * 16 + lo < 0x20 || hi * 16 + lo == 0x7f)

@@ -2,7 +2,7 @@
  * text.h - ASCII case mapping, the one place for it: by table, so no arithmetic on char needs
  * narrowing back. Only ASCII letters change; every other byte (UTF-8 included) is kept. And
  * the copy of a counted string into a fixed buffer, which hot paths (rows read from the
- * store) did with snprintf and "%.*s" at many times the cost.
+ * store) did with snprintf and "%.*s" at many times the cost. And hex digits' values.
  */
 #ifndef CU_BASE_TEXT_H
 #define CU_BASE_TEXT_H
@@ -18,6 +18,18 @@ static inline char cu_ascii_lower(char c)
     if (c < 'A' || c > 'Z')
         return c;
     return lower_of[c - 'A'];
+}
+
+/* cu_hex_digit(c): the value of hex digit c (either case), or -1 when c is none. */
+static inline int cu_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 /* cu_ascii_upper(c): c upper-cased if it is an ASCII small letter, else c. */
