@@ -183,7 +183,7 @@ out:
 }
 
 /* Whether text has the shape of a key: the prefix and 43 base64url characters. */
-static bool token_shape_ok(const char *token, size_t len)
+static bool cu_identity_token_shape_ok(const char *token, size_t len)
 {
     if (len != CU_APIKEY_TOKEN_LEN || memcmp(token, CU_APIKEY_PREFIX, PREFIX_LEN) != 0)
         return false;
@@ -206,7 +206,7 @@ enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *
     bool row = false;
     enum cu_err rc;
 
-    if (!token_shape_ok(token, len))
+    if (!cu_identity_token_shape_ok(token, len))
         return CU_E_UNAUTHENTICATED;
     cu_crypto_keyed_hash(svc->hash_key, token, len, hash);
     const struct cu_val params[] = {CU_VB(hash, sizeof(hash))};

@@ -108,13 +108,14 @@ static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
     if (rc == CU_E_NOT_FOUND)
         rc = CU_OK;
     if (rc == CU_OK && a->found)
-        rc = cred_load(db, kind, a->id, &a->cred);
+        rc = cu_identity_cred_load(db, kind, a->id, &a->cred);
     if (a->found)
-        subject_key(kind, a->id, a->subject);
+        cu_identity_subject_key(kind, a->id, a->subject);
     else
         unknown_key(idn, kind, login, a->subject);
     if (rc == CU_OK)
-        rc = lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures, &a->locked_until);
+        rc = cu_identity_lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures,
+                                       &a->locked_until);
     cu_db_rollback(db);
     return rc;
 }
@@ -144,7 +145,7 @@ static enum cu_err refuse_locked(struct cu_store *st, enum cu_subject_kind kind,
 {
     struct cu_db *db = NULL;
     json_t *d = login_details(audit, kind, login, "locked");
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     *retry_ms = a->locked_until - cu_clock_now_ms();
     json_object_set_new(d, "retry_after_ms", json_integer(*retry_ms));
@@ -152,12 +153,12 @@ static enum cu_err refuse_locked(struct cu_store *st, enum cu_subject_kind kind,
         json_decref(d);
         return rc;
     }
-    rc = event_add(db, "login_locked", kind, a->found ? a->id : NULL, ctx, "locked");
+    rc = cu_identity_event_add(db, "login_locked", kind, a->found ? a->id : NULL, ctx, "locked");
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.login", a->found ? a->id : "", "denied", d);
+        rc = cu_identity_audit_add(audit, db, "auth.login", a->found ? a->id : "", "denied", d);
     else
         json_decref(d);
-    rc = finish_txn(db, rc);
+    rc = cu_identity_finish_txn(db, rc);
     return rc == CU_OK ? CU_E_RATE_LIMITED : rc;
 }
 
@@ -169,9 +170,10 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_db *db,
 {
     uint64_t failures = 0;
     int64_t until = 0, now = cu_clock_now_ms();
-    enum cu_err rc = lockout_fail(idn, db, a->subject, now, &failures, &until);
+    enum cu_err rc = cu_identity_lockout_fail(idn, db, a->subject, now, &failures, &until);
     if (rc == CU_OK)
-        rc = event_add(db, event, kind, a->found ? a->id : NULL, ctx, "invalid_credentials");
+        rc = cu_identity_event_add(db, event, kind, a->found ? a->id : NULL, ctx,
+                                   "invalid_credentials");
     if (rc == CU_OK) {
         json_t *d =
             login ? login_details(audit, kind, login, "invalid_credentials")
@@ -180,7 +182,7 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_db *db,
                                                                           : "invalid_code");
         json_object_set_new(d, "failures", json_integer((json_int_t)failures));
         json_object_set_new(d, "locked_for_ms", json_integer(until ? until - now : 0));
-        rc = audit_add(audit, db, action, a->found ? a->id : "", "failure", d);
+        rc = cu_identity_audit_add(audit, db, action, a->found ? a->id : "", "failure", d);
     }
     return rc;
 }
@@ -199,7 +201,7 @@ static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
     const char *ua = ctx && ctx->user_agent ? ctx->user_agent : "";
     const char *dev = ctx && ctx->device_id ? ctx->device_id : "";
 
-    token_new("csc_", token);
+    cu_identity_token_new("csc_", token);
     cu_crypto_keyed_hash(idn->token_key, token, CU_SESSION_TOKEN_LEN, h);
     const struct cu_val p[] = {CU_VB(h, sizeof(h)),
                                CU_VT(cu_subject_kind_name(kind)),
@@ -207,8 +209,8 @@ static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
                                CU_VI(now),
                                CU_VI(now + idn->opts.challenge_ms),
                                CU_VT(ctx && ctx->ip ? ctx->ip : ""),
-                               CU_VTN(ua, utf8_cut(ua, CU_USER_AGENT_MAX)),
-                               CU_VTN(dev, utf8_cut(dev, CU_DEVICE_ID_MAX))};
+                               CU_VTN(ua, cu_identity_utf8_cut(ua, CU_USER_AGENT_MAX)),
+                               CU_VTN(dev, cu_identity_utf8_cut(dev, CU_DEVICE_ID_MAX))};
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
@@ -232,7 +234,7 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
     json_t *d = login_details(audit, kind, login, "password");
     /* With a second factor still to come, the failures stay counted: wrong codes and wrong
      * passwords share one lockout, and a right password must not reset the codes' count. */
-    enum cu_err rc = a->cred.totp_enabled ? CU_OK : lockout_reset(db, a->subject);
+    enum cu_err rc = a->cred.totp_enabled ? CU_OK : cu_identity_lockout_reset(db, a->subject);
 
     if (rc == CU_OK && newhash[0] != '\0')
         rc = store_rehash(db, kind, a->id, newhash);
@@ -240,20 +242,21 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
         out->status = CU_LOGIN_MFA_REQUIRED;
         rc = challenge_create(idn, db, kind, a->id, ctx, out->challenge);
         if (rc == CU_OK)
-            rc = event_add(db, "mfa_challenged", kind, a->id, ctx, "password");
+            rc = cu_identity_event_add(db, "mfa_challenged", kind, a->id, ctx, "password");
     } else if (rc == CU_OK) {
         out->status = CU_LOGIN_OK;
         out->mfa_enrolment_required = kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
-        rc = session_create(idn, db, kind, a->id, CU_AAL1, ctx, &out->session, out->token);
+        rc = cu_identity_session_create(idn, db, kind, a->id, CU_AAL1, ctx, &out->session,
+                                        out->token);
         if (rc == CU_OK)
-            rc = event_add(db, "login_succeeded", kind, a->id, ctx, "password");
+            rc = cu_identity_event_add(db, "login_succeeded", kind, a->id, ctx, "password");
         json_object_set_new(d, "session", json_string(out->session.id));
         json_object_set_new(d, "aal", json_integer(1));
     }
     json_object_set_new(d, "result",
                         json_string(out->status == CU_LOGIN_OK ? "signed_in" : "mfa_required"));
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.login", a->id, "success", d);
+        rc = cu_identity_audit_add(audit, db, "auth.login", a->id, "success", d);
     else
         json_decref(d);
     return rc;
@@ -287,20 +290,21 @@ enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
     }
     /* Unknown logins and accounts without a password check the dummy hash: same cost. */
     if (rc == CU_OK)
-        rc = hasher_rc(cu_hasher_verify(idn->hasher,
-                                        a.cred.has_password ? a.cred.password_hash : NULL, password,
-                                        len, &ok, &rehash));
+        rc = cu_identity_hasher_rc(
+            cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL,
+                             password, len, &ok, &rehash));
     if (rc == CU_OK && ok && rehash &&
-        hasher_rc(cu_hasher_hash(idn->hasher, password, len, newhash)) != CU_OK)
+        cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, password, len, newhash)) != CU_OK)
         newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
     if (rc == CU_OK)
-        rc = write_txn(st, &db);
+        rc = cu_identity_write_txn(st, &db);
     if (rc != CU_OK)
         goto out;
     /* Sign-ins that started together all passed the check above: the lockout is checked
      * again under the write lock, so a burst cannot outrun it. */
     if (ok)
-        rc = lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures, &a.locked_until);
+        rc = cu_identity_lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures,
+                                       &a.locked_until);
     if (rc == CU_OK && ok && a.locked_until > cu_clock_now_ms()) {
         cu_db_rollback(db);
         rc = refuse_locked(st, kind, &a, login, ctx, audit, &out->retry_after_ms);
@@ -313,11 +317,11 @@ enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
     else
         rc = record_failure(idn, db, kind, &a, login, "login_failed", ctx, audit, "auth.login");
     if (cu_db_in_txn(db))
-        rc = finish_txn(db, rc);
+        rc = cu_identity_finish_txn(db, rc);
     if (rc == CU_OK && !ok)
         rc = CU_E_BAD_CREDENTIALS;
 out:
-    cred_wipe(&a.cred);
+    cu_identity_cred_wipe(&a.cred);
     cu_crypto_wipe(newhash, sizeof(newhash));
     if (rc != CU_OK) {
         cu_crypto_wipe(out->token, sizeof(out->token));
@@ -392,7 +396,7 @@ static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
     }
     /* The account may have been disabled or erased since its password step: the challenge
      * dies with it. */
-    rc = subject_account(idn, db, c.kind, c.id, NULL, 0, &active);
+    rc = cu_identity_subject_account(idn, db, c.kind, c.id, NULL, 0, &active);
     if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active)) {
         *result = CU_E_BAD_CREDENTIALS;
         return challenge_failed(db, h, MAX_CHALLENGE_ATTEMPTS);
@@ -401,14 +405,15 @@ static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
         return rc;
     a.found = true;
     snprintf(a.id, sizeof(a.id), "%s", c.id);
-    subject_key(c.kind, c.id, a.subject);
-    rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+    cu_identity_subject_key(c.kind, c.id, a.subject);
+    rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
     if (rc == CU_OK && a.locked_until > now) {
         out->retry_after_ms = a.locked_until - now;
         *result = CU_E_RATE_LIMITED;
         return CU_OK;
     }
-    enum cu_err used = rc == CU_OK ? second_factor_use(idn, db, c.kind, c.id, code, &method) : rc;
+    enum cu_err used =
+        rc == CU_OK ? cu_identity_second_factor_use(idn, db, c.kind, c.id, code, &method) : rc;
     if (used == CU_E_BAD_CREDENTIALS) {
         *result = used;
         rc = challenge_failed(db, h, c.attempts);
@@ -422,16 +427,17 @@ static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
     const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES)};
     rc = cu_db_exec(db, del, p, CU_NVALS(p));
     if (rc == CU_OK)
-        rc = lockout_reset(db, a.subject);
+        rc = cu_identity_lockout_reset(db, a.subject);
     if (rc == CU_OK)
-        rc = session_create(idn, db, c.kind, c.id, CU_AAL2, ctx, &out->session, out->token);
+        rc = cu_identity_session_create(idn, db, c.kind, c.id, CU_AAL2, ctx, &out->session,
+                                        out->token);
     if (rc == CU_OK)
-        rc = event_add(db, "login_succeeded", c.kind, c.id, ctx, method);
+        rc = cu_identity_event_add(db, "login_succeeded", c.kind, c.id, ctx, method);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.mfa", c.id, "success",
-                       json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
-                                 cu_subject_kind_name(c.kind), "method", method, "session",
-                                 out->session.id, "aal", 2));
+        rc = cu_identity_audit_add(audit, db, "auth.mfa", c.id, "success",
+                                   json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
+                                             cu_subject_kind_name(c.kind), "method", method,
+                                             "session", out->session.id, "aal", 2));
     out->status = CU_LOGIN_OK;
     *result = CU_OK;
     return rc;
@@ -448,12 +454,12 @@ enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st, const 
     memset(out, 0, sizeof(*out));
     if (challenge == NULL || code == NULL || strnlen(code, 65) > 64)
         return CU_E_INVALID;
-    if (!token_shape_ok("csc_", challenge, strlen(challenge)))
+    if (!cu_identity_token_shape_ok("csc_", challenge, strlen(challenge)))
         return CU_E_BAD_CREDENTIALS;
     cu_crypto_keyed_hash(idn->token_key, challenge, CU_SESSION_TOKEN_LEN, h);
-    rc = write_txn(st, &db);
+    rc = cu_identity_write_txn(st, &db);
     if (rc == CU_OK)
-        rc = finish_txn(db, mfa_in_txn(idn, db, h, code, ctx, audit, out, &result));
+        rc = cu_identity_finish_txn(db, mfa_in_txn(idn, db, h, code, ctx, audit, out, &result));
     if (rc == CU_OK)
         rc = result;
     if (rc != CU_OK)
@@ -485,14 +491,14 @@ static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
     memset(&a, 0, sizeof(a));
     a.found = true;
     snprintf(a.id, sizeof(a.id), "%s", s->subject_id);
-    subject_key(s->kind, s->subject_id, a.subject);
-    rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+    cu_identity_subject_key(s->kind, s->subject_id, a.subject);
+    rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
     if (rc == CU_OK && a.locked_until > now) {
         *result = CU_E_RATE_LIMITED;
         return CU_OK;
     }
     if (rc == CU_OK && code != NULL)
-        used = second_factor_use(idn, db, s->kind, s->subject_id, code, &method);
+        used = cu_identity_second_factor_use(idn, db, s->kind, s->subject_id, code, &method);
     if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS) {
         *result = used;
         return record_failure(idn, db, s->kind, &a, NULL, "step_up_failed", ctx, audit,
@@ -504,12 +510,12 @@ static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
     if (rc == CU_OK)
         rc = session_renew(db, s->id, aal, now);
     if (rc == CU_OK)
-        rc = lockout_reset(db, a.subject);
+        rc = cu_identity_lockout_reset(db, a.subject);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "auth.step_up", s->subject_id, "success",
-                       json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
-                                 cu_subject_kind_name(s->kind), "method", method, "session", s->id,
-                                 "aal", (int)aal));
+        rc = cu_identity_audit_add(audit, db, "auth.step_up", s->subject_id, "success",
+                                   json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
+                                             cu_subject_kind_name(s->kind), "method", method,
+                                             "session", s->id, "aal", (int)aal));
     if (rc == CU_OK) {
         s->aal = aal;
         s->auth_at = now;
@@ -529,7 +535,7 @@ enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
     enum cu_err result = CU_E_BAD_CREDENTIALS, rc = cu_store_db(st, &db);
 
     if (rc == CU_OK)
-        rc = cred_load(db, session->kind, session->subject_id, &c);
+        rc = cu_identity_cred_load(db, session->kind, session->subject_id, &c);
     if (rc != CU_OK)
         return rc;
     /* An account with a second factor steps up with it; one without, with its password. */
@@ -537,17 +543,18 @@ enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
         (!c.totp_enabled && (password == NULL || code != NULL)) ||
         (code != NULL && strnlen(code, 65) > 64) ||
         (password != NULL && (plen == 0 || plen > CU_PWHASH_MAX_PASSWORD_BYTES))) {
-        cred_wipe(&c);
+        cu_identity_cred_wipe(&c);
         return CU_E_INVALID;
     }
     if (password != NULL)
-        rc = hasher_rc(cu_hasher_verify(idn->hasher, c.has_password ? c.password_hash : NULL,
-                                        password, plen, &ok, NULL));
-    cred_wipe(&c);
+        rc = cu_identity_hasher_rc(cu_hasher_verify(
+            idn->hasher, c.has_password ? c.password_hash : NULL, password, plen, &ok, NULL));
+    cu_identity_cred_wipe(&c);
     if (rc == CU_OK)
-        rc = write_txn(st, &db);
+        rc = cu_identity_write_txn(st, &db);
     if (rc == CU_OK)
-        rc = finish_txn(db, step_up_in_txn(idn, db, session, ok, code, ctx, audit, &result));
+        rc = cu_identity_finish_txn(
+            db, step_up_in_txn(idn, db, session, ok, code, ctx, audit, &result));
     return rc == CU_OK ? result : rc;
 }
 
@@ -581,7 +588,7 @@ enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_store *s
 
     why[0] = '\0';
     if (rc == CU_OK)
-        rc = subject_account(idn, db, kind, id, email, sizeof(email), &active);
+        rc = cu_identity_subject_account(idn, db, kind, id, email, sizeof(email), &active);
     if (rc == CU_OK && !active)
         rc = CU_E_NOT_FOUND;
     if (rc == CU_OK) {
@@ -591,19 +598,21 @@ enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_store *s
     }
     cu_crypto_wipe(email, sizeof(email));
     if (rc == CU_OK)
-        rc = hasher_rc(cu_hasher_hash(idn->hasher, pw, len, hash));
+        rc = cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, pw, len, hash));
     if (rc == CU_OK)
-        rc = write_txn(st, &db);
+        rc = cu_identity_write_txn(st, &db);
     if (rc != CU_OK)
         goto out;
     rc = store_password(db, kind, id, hash);
     if (rc == CU_OK)
-        rc = sessions_revoke_all(db, kind, id, keep_session, cu_clock_now_ms(), &revoked);
+        rc = cu_identity_sessions_revoke_all(db, kind, id, keep_session, cu_clock_now_ms(),
+                                             &revoked);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "credential.password_set", id, "success",
-                       json_pack("{s:s, s:I}", "subject_kind", cu_subject_kind_name(kind),
-                                 "sessions_revoked", (json_int_t)revoked));
-    rc = finish_txn(db, rc);
+        rc = cu_identity_audit_add(audit, db, "credential.password_set", id, "success",
+                                   json_pack("{s:s, s:I}", "subject_kind",
+                                             cu_subject_kind_name(kind), "sessions_revoked",
+                                             (json_int_t)revoked));
+    rc = cu_identity_finish_txn(db, rc);
 out:
     cu_crypto_wipe(hash, sizeof(hash));
     return rc;
@@ -625,24 +634,25 @@ enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store 
         return CU_E_INVALID;
     a.found = true;
     snprintf(a.id, sizeof(a.id), "%s", id);
-    subject_key(kind, id, a.subject);
+    cu_identity_subject_key(kind, id, a.subject);
     if (rc == CU_OK)
-        rc = cred_load(db, kind, id, &a.cred);
+        rc = cu_identity_cred_load(db, kind, id, &a.cred);
     if (rc == CU_OK)
-        rc = lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
+        rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
     if (rc == CU_OK && a.locked_until > now)
         rc = CU_E_RATE_LIMITED;
     if (rc == CU_OK)
-        rc = hasher_rc(cu_hasher_verify(
+        rc = cu_identity_hasher_rc(cu_hasher_verify(
             idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL, pw, len, ok, NULL));
-    cred_wipe(&a.cred);
+    cu_identity_cred_wipe(&a.cred);
     /* A wrong current password counts toward the lockout like a wrong sign-in: else a stolen
      * session could guess the password without limit. */
     if (rc == CU_OK && !*ok) {
-        rc = write_txn(st, &db);
+        rc = cu_identity_write_txn(st, &db);
         if (rc == CU_OK)
-            rc = finish_txn(db, record_failure(idn, db, kind, &a, NULL, "password_check_failed",
-                                               ctx, audit, "credential.password_check"));
+            rc = cu_identity_finish_txn(db, record_failure(idn, db, kind, &a, NULL,
+                                                           "password_check_failed", ctx, audit,
+                                                           "credential.password_check"));
     }
     return rc;
 }

@@ -64,7 +64,8 @@ static void recovery_hash(const struct cu_identity *idn, enum cu_subject_kind ki
     cu_crypto_wipe(msg, sizeof(msg));
 }
 
-enum cu_err recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
+enum cu_err
+cu_identity_recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
                                    enum cu_subject_kind kind, const char *id,
                                    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
 {
@@ -110,12 +111,12 @@ static enum cu_err totp_use(struct cu_identity *idn, struct cu_db *db, enum cu_s
     struct cred c;
     size_t n = 0;
     int64_t step = 0, now = cu_clock_now_ms();
-    enum cu_err rc = cred_load(db, kind, id, &c);
+    enum cu_err rc = cu_identity_cred_load(db, kind, id, &c);
 
     if (rc == CU_OK && !c.totp_enabled)
         rc = CU_E_BAD_CREDENTIALS;
     if (rc == CU_OK)
-        rc = secret_get(idn, db, kind, id, "totp", secret, sizeof(secret), &n);
+        rc = cu_identity_secret_get(idn, db, kind, id, "totp", secret, sizeof(secret), &n);
     if (rc == CU_OK && n != sizeof(secret))
         rc = CU_E_CORRUPT;
     if (rc == CU_OK) {
@@ -124,7 +125,7 @@ static enum cu_err totp_use(struct cu_identity *idn, struct cu_db *db, enum cu_s
             rc = CU_E_BAD_CREDENTIALS;
     }
     cu_crypto_wipe(secret, sizeof(secret));
-    cred_wipe(&c);
+    cu_identity_cred_wipe(&c);
     const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VI(step),
                                CU_VI(now)};
     if (rc == CU_OK)
@@ -156,8 +157,9 @@ static enum cu_err recovery_use(struct cu_identity *idn, struct cu_db *db,
     return rc;
 }
 
-enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                              const char *id, const char *code, const char **method)
+enum cu_err cu_identity_second_factor_use(struct cu_identity *idn, struct cu_db *db,
+                                          enum cu_subject_kind kind, const char *id,
+                                          const char *code, const char **method)
 {
     size_t n = strnlen(code, 65);
     if (n == CU_TOTP_DIGITS && all_digits(code, n)) {
@@ -175,21 +177,21 @@ enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_store *st,
 {
     uint8_t secret[CU_TOTP_SECRET_BYTES];
     struct cu_db *db = NULL;
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     if (rc != CU_OK)
         return rc;
     cu_totp_secret_new(secret);
-    rc = secret_put(idn, db, kind, id, "totp_pending", secret, sizeof(secret));
+    rc = cu_identity_secret_put(idn, db, kind, id, "totp_pending", secret, sizeof(secret));
     if (rc == CU_OK)
         rc = cu_totp_uri(secret, idn->totp_issuer, account, uri, urilen);
     if (rc == CU_OK)
         rc = cu_totp_qr_svg(uri, svg);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "mfa.totp_enrolment_started", id, "success",
-                       json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
+        rc = cu_identity_audit_add(audit, db, "mfa.totp_enrolment_started", id, "success",
+                                   json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
     cu_crypto_wipe(secret, sizeof(secret));
-    rc = finish_txn(db, rc);
+    rc = cu_identity_finish_txn(db, rc);
     if (rc != CU_OK)
         cu_crypto_wipe(uri, urilen);
     return rc;
@@ -218,11 +220,11 @@ enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *s
     struct cu_db *db = NULL;
     size_t n = 0;
     int64_t step = -1, revoked = 0, now = cu_clock_now_ms();
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     if (rc != CU_OK)
         return rc;
-    rc = secret_get(idn, db, kind, id, "totp_pending", secret, sizeof(secret), &n);
+    rc = cu_identity_secret_get(idn, db, kind, id, "totp_pending", secret, sizeof(secret), &n);
     if (rc == CU_OK && n != sizeof(secret))
         rc = CU_E_CORRUPT;
     if (rc == CU_OK) {
@@ -231,21 +233,22 @@ enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *s
             rc = CU_E_BAD_CREDENTIALS;
     }
     if (rc == CU_OK)
-        rc = secret_put(idn, db, kind, id, "totp", secret, sizeof(secret));
+        rc = cu_identity_secret_put(idn, db, kind, id, "totp", secret, sizeof(secret));
     cu_crypto_wipe(secret, sizeof(secret));
     if (rc == CU_OK)
-        rc = secret_drop(db, kind, id, "totp_pending");
+        rc = cu_identity_secret_drop(db, kind, id, "totp_pending");
     if (rc == CU_OK)
         rc = totp_activate(db, kind, id, step);
     if (rc == CU_OK)
-        rc = recovery_codes_replace(idn, db, kind, id, codes);
+        rc = cu_identity_recovery_codes_replace(idn, db, kind, id, codes);
     if (rc == CU_OK)
-        rc = sessions_revoke_all(db, kind, id, keep_session, now, &revoked);
+        rc = cu_identity_sessions_revoke_all(db, kind, id, keep_session, now, &revoked);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "mfa.totp_enabled", id, "success",
-                       json_pack("{s:s, s:I}", "subject_kind", cu_subject_kind_name(kind),
-                                 "sessions_revoked", (json_int_t)revoked));
-    rc = finish_txn(db, rc);
+        rc = cu_identity_audit_add(audit, db, "mfa.totp_enabled", id, "success",
+                                   json_pack("{s:s, s:I}", "subject_kind",
+                                             cu_subject_kind_name(kind), "sessions_revoked",
+                                             (json_int_t)revoked));
+    rc = cu_identity_finish_txn(db, rc);
     if (rc != CU_OK)
         cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
     return rc;
@@ -258,18 +261,18 @@ enum cu_err cu_identity_recovery_regenerate(struct cu_identity *idn, struct cu_s
 {
     struct cu_db *db = NULL;
     struct cred c;
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     if (rc != CU_OK)
         return rc;
-    rc = cred_load(db, kind, id, &c);
+    rc = cu_identity_cred_load(db, kind, id, &c);
     if (rc == CU_OK && !c.totp_enabled)
         rc = CU_E_INVALID;
-    cred_wipe(&c);
+    cu_identity_cred_wipe(&c);
     if (rc == CU_OK)
-        rc = recovery_codes_replace(idn, db, kind, id, codes);
+        rc = cu_identity_recovery_codes_replace(idn, db, kind, id, codes);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "mfa.recovery_codes_regenerated", id, "success",
-                       json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
-    return finish_txn(db, rc);
+        rc = cu_identity_audit_add(audit, db, "mfa.recovery_codes_regenerated", id, "success",
+                                   json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
+    return cu_identity_finish_txn(db, rc);
 }

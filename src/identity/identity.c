@@ -83,20 +83,20 @@ struct cu_hasher *cu_identity_hasher(struct cu_identity *idn)
     return idn->hasher;
 }
 
-void subject_key(enum cu_subject_kind kind, const char *id, char out[SUBJECT_KEY_BYTES])
+void cu_identity_subject_key(enum cu_subject_kind kind, const char *id, char out[SUBJECT_KEY_BYTES])
 {
     snprintf(out, SUBJECT_KEY_BYTES, "%s:%s", cu_subject_kind_name(kind), id);
 }
 
 /* ---- transactions ---- */
 
-enum cu_err write_txn(struct cu_store *st, struct cu_db **db)
+enum cu_err cu_identity_write_txn(struct cu_store *st, struct cu_db **db)
 {
     enum cu_err rc = cu_store_db(st, db);
     return rc == CU_OK ? cu_db_begin(*db, CU_TXN_WRITE) : rc;
 }
 
-enum cu_err finish_txn(struct cu_db *db, enum cu_err rc)
+enum cu_err cu_identity_finish_txn(struct cu_db *db, enum cu_err rc)
 {
     if (rc == CU_OK)
         return cu_db_commit(db);
@@ -105,13 +105,14 @@ enum cu_err finish_txn(struct cu_db *db, enum cu_err rc)
 }
 
 /* The hasher's "no slot in time" is the service being busy, not the store. */
-enum cu_err hasher_rc(enum cu_err rc)
+enum cu_err cu_identity_hasher_rc(enum cu_err rc)
 {
     return rc == CU_E_BUSY ? CU_E_UNAVAILABLE : rc;
 }
 
-enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db, const char *action,
-                      const char *target, const char *outcome, json_t *details)
+enum cu_err cu_identity_audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
+                                  const char *action, const char *target, const char *outcome,
+                                  json_t *details)
 {
     if (audit == NULL || audit->append == NULL) {
         json_decref(details);
@@ -122,7 +123,8 @@ enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db, c
 
 /* ---- credentials ---- */
 
-enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id, struct cred *out)
+enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                  struct cred *out)
 {
     static const char sql[] = "SELECT password_hash, totp_enabled_at, totp_last_step FROM "
                               "credentials WHERE subject_kind = $1 AND subject_id = $2";
@@ -149,14 +151,15 @@ enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *i
     return rc;
 }
 
-void cred_wipe(struct cred *c)
+void cu_identity_cred_wipe(struct cred *c)
 {
     cu_crypto_wipe(c, sizeof(*c));
 }
 
 /* Whether the subject exists and may sign in, and its e-mail (for the password policy). */
-enum cu_err subject_account(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                            const char *id, char *email, size_t cap, bool *active)
+enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *db,
+                                        enum cu_subject_kind kind, const char *id, char *email,
+                                        size_t cap, bool *active)
 {
     enum cu_err rc;
 
@@ -206,7 +209,8 @@ static enum cu_err staff_secret_put(struct cu_identity *idn, struct cu_db *db, c
     char ad[AD_BYTES], text[CU_B64URL_LEN(SECRET_MAX + 64) + 1] = "";
     struct cu_secret *dek = NULL;
     size_t n = 0;
-    enum cu_err rc = len <= SECRET_MAX ? staff_dek_load(idn, db, id, &dek) : CU_E_TOO_LARGE;
+    enum cu_err rc =
+        len <= SECRET_MAX ? cu_identity_staff_dek_load(idn, db, id, &dek) : CU_E_TOO_LARGE;
 
     staff_secret_ad(id, name, ad);
     if (rc == CU_OK)
@@ -232,7 +236,7 @@ static enum cu_err staff_secret_get(struct cu_identity *idn, struct cu_db *db, c
     struct cu_stmt *st = NULL;
     bool row = false;
     size_t n = 0;
-    enum cu_err rc = staff_dek_load(idn, db, id, &dek);
+    enum cu_err rc = cu_identity_staff_dek_load(idn, db, id, &dek);
 
     if (rc == CU_OK)
         rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
@@ -257,24 +261,26 @@ static enum cu_err staff_secret_get(struct cu_identity *idn, struct cu_db *db, c
     return rc;
 }
 
-enum cu_err secret_put(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                       const char *id, const char *name, const void *data, size_t len)
+enum cu_err cu_identity_secret_put(struct cu_identity *idn, struct cu_db *db,
+                                   enum cu_subject_kind kind, const char *id, const char *name,
+                                   const void *data, size_t len)
 {
     if (kind == CU_SUBJECT_STAFF)
         return staff_secret_put(idn, db, id, name, data, len);
     return cu_vault_secret_put(idn->vault, db, id, name, data, len);
 }
 
-enum cu_err secret_get(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                       const char *id, const char *name, void *out, size_t cap, size_t *len)
+enum cu_err cu_identity_secret_get(struct cu_identity *idn, struct cu_db *db,
+                                   enum cu_subject_kind kind, const char *id, const char *name,
+                                   void *out, size_t cap, size_t *len)
 {
     if (kind == CU_SUBJECT_STAFF)
         return staff_secret_get(idn, db, id, name, out, cap, len);
     return cu_vault_secret_get(idn->vault, db, id, name, out, cap, len);
 }
 
-enum cu_err secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                        const char *name)
+enum cu_err cu_identity_secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                    const char *name)
 {
     static const char sql[] = "DELETE FROM staff_secrets WHERE staff_id = $1 AND name = $2";
     const struct cu_val p[] = {CU_VT(id), CU_VT(name)};
@@ -300,8 +306,9 @@ int64_t cu_identity_lockout_wait(const struct cu_identity_opts *opts, uint64_t f
     return wait < opts->lockout_max_ms ? wait : opts->lockout_max_ms;
 }
 
-enum cu_err lockout_state(struct cu_identity *idn, struct cu_db *db, const char *subject,
-                          int64_t now, uint64_t *failures, int64_t *locked_until)
+enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
+                                      const char *subject, int64_t now, uint64_t *failures,
+                                      int64_t *locked_until)
 {
     static const char sql[] =
         "SELECT failures, last_failure, locked_until FROM lockouts WHERE subject = $1";
@@ -323,8 +330,8 @@ enum cu_err lockout_state(struct cu_identity *idn, struct cu_db *db, const char 
     return rc;
 }
 
-enum cu_err lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
-                         int64_t now, uint64_t *failures, int64_t *locked_until)
+enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
+                                     int64_t now, uint64_t *failures, int64_t *locked_until)
 {
     static const char up[] =
         "INSERT INTO lockouts (subject, failures, last_failure, locked_until) VALUES ($1, 1, $2, "
@@ -353,7 +360,7 @@ enum cu_err lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *
     return cu_db_exec(db, lock, l, CU_NVALS(l));
 }
 
-enum cu_err lockout_reset(struct cu_db *db, const char *subject)
+enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject)
 {
     static const char sql[] = "DELETE FROM lockouts WHERE subject = $1";
     const struct cu_val p[] = {CU_VT(subject)};
@@ -362,9 +369,9 @@ enum cu_err lockout_reset(struct cu_db *db, const char *subject)
 
 /* ---- events ---- */
 
-/* utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
+/* cu_identity_utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
  * sequence (s is valid UTF-8), so a cut value stays valid text. */
-size_t utf8_cut(const char *s, size_t max)
+size_t cu_identity_utf8_cut(const char *s, size_t max)
 {
     size_t n = strnlen(s, max);
     if (s[n] == '\0')
@@ -379,8 +386,9 @@ static const char *or_empty(const char *s)
     return s ? s : "";
 }
 
-enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk, const char *sid,
-                      const struct cu_auth_ctx *ctx, const char *reason)
+enum cu_err cu_identity_event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
+                                  const char *sid, const struct cu_auth_ctx *ctx,
+                                  const char *reason)
 {
     static const char sql[] =
         "INSERT INTO auth_events (at, kind, subject_kind, subject_id, ip, user_agent, device_id, "
@@ -393,8 +401,8 @@ enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind s
         sid ? CU_VT(cu_subject_kind_name(sk)) : CU_VNULL,
         sid ? CU_VT(sid) : CU_VNULL,
         CU_VT(or_empty(ctx ? ctx->ip : NULL)),
-        CU_VTN(ua, utf8_cut(ua, CU_USER_AGENT_MAX)),
-        CU_VTN(dev, utf8_cut(dev, CU_DEVICE_ID_MAX)),
+        CU_VTN(ua, cu_identity_utf8_cut(ua, CU_USER_AGENT_MAX)),
+        CU_VTN(dev, cu_identity_utf8_cut(dev, CU_DEVICE_ID_MAX)),
         CU_VT(reason),
     };
     return cu_db_exec(db, sql, p, CU_NVALS(p));
@@ -443,9 +451,10 @@ enum cu_err cu_identity_credential_info(struct cu_identity *idn, struct cu_db *d
     cu_stmt_done(st);
     if (rc == CU_OK)
         rc = recovery_left(db, kind, id, &out->recovery_codes_left);
-    subject_key(kind, id, subject);
+    cu_identity_subject_key(kind, id, subject);
     if (rc == CU_OK)
-        rc = lockout_state(idn, db, subject, cu_clock_now_ms(), &failures, &out->locked_until);
+        rc = cu_identity_lockout_state(idn, db, subject, cu_clock_now_ms(), &failures,
+                                       &out->locked_until);
     out->failures = failures > FAILURES_MAX ? FAILURES_MAX : (unsigned)failures;
     if (out->locked_until <= cu_clock_now_ms())
         out->locked_until = 0;
@@ -458,17 +467,17 @@ enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_store *
 {
     char subject[SUBJECT_KEY_BYTES];
     struct cu_db *db = NULL;
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     (void)idn;
-    subject_key(kind, id, subject);
+    cu_identity_subject_key(kind, id, subject);
     if (rc != CU_OK)
         return rc;
-    rc = lockout_reset(db, subject);
+    rc = cu_identity_lockout_reset(db, subject);
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "lockout.cleared", id, "success",
-                       json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
-    return finish_txn(db, rc);
+        rc = cu_identity_audit_add(audit, db, "lockout.cleared", id, "success",
+                                   json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
+    return cu_identity_finish_txn(db, rc);
 }
 
 enum cu_err cu_identity_prune(struct cu_identity *idn, struct cu_db *db)
@@ -519,10 +528,10 @@ enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *
     }
     cu_stmt_done(q);
     if (rc == CU_OK)
-        rc = cred_load(db, kind, id, &c);
+        rc = cu_identity_cred_load(db, kind, id, &c);
     if (rc == CU_OK)
         *has_totp = c.totp_enabled;
-    cred_wipe(&c);
+    cu_identity_cred_wipe(&c);
     return rc;
 }
 
@@ -530,7 +539,7 @@ enum cu_err cu_identity_account_name(struct cu_identity *idn, struct cu_db *db,
                                      enum cu_subject_kind kind, const char *id, char *out,
                                      size_t cap, bool *active)
 {
-    enum cu_err rc = subject_account(idn, db, kind, id, out, cap, active);
+    enum cu_err rc = cu_identity_subject_account(idn, db, kind, id, out, cap, active);
     if (rc == CU_OK && out[0] == '\0')
         snprintf(out, cap, "%s", id);
     return rc;
@@ -552,7 +561,7 @@ enum cu_err cu_identity_forget(struct cu_db *db, enum cu_subject_kind kind, cons
 
     for (size_t i = 0; rc == CU_OK && i < sizeof(sql) / sizeof(sql[0]); i++)
         rc = cu_db_exec(db, sql[i], p, CU_NVALS(p));
-    subject_key(kind, id, subject);
+    cu_identity_subject_key(kind, id, subject);
     const struct cu_val l[] = {CU_VT(subject)};
     if (rc == CU_OK)
         rc = cu_db_exec(db, locks, l, CU_NVALS(l));

@@ -39,54 +39,65 @@ struct cred {
 };
 
 /* identity.c */
-size_t utf8_cut(const char *s, size_t max);
-void subject_key(enum cu_subject_kind kind, const char *id, char out[SUBJECT_KEY_BYTES]);
-enum cu_err cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                      struct cred *out);
-void cred_wipe(struct cred *c);
-enum cu_err secret_put(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                       const char *id, const char *name, const void *data, size_t len);
-enum cu_err secret_get(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                       const char *id, const char *name, void *out, size_t cap, size_t *len);
-enum cu_err secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                        const char *name);
-enum cu_err lockout_state(struct cu_identity *idn, struct cu_db *db, const char *subject,
-                          int64_t now, uint64_t *failures, int64_t *locked_until);
-enum cu_err lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
-                         int64_t now, uint64_t *failures, int64_t *locked_until);
-enum cu_err lockout_reset(struct cu_db *db, const char *subject);
-enum cu_err event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk, const char *sid,
-                      const struct cu_auth_ctx *ctx, const char *reason);
-enum cu_err audit_add(const struct cu_identity_audit *audit, struct cu_db *db, const char *action,
-                      const char *target, const char *outcome, json_t *details);
-enum cu_err hasher_rc(enum cu_err rc);
-enum cu_err write_txn(struct cu_store *st, struct cu_db **db);
-enum cu_err finish_txn(struct cu_db *db, enum cu_err rc);
-enum cu_err subject_account(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                            const char *id, char *email, size_t cap, bool *active);
+size_t cu_identity_utf8_cut(const char *s, size_t max);
+void cu_identity_subject_key(enum cu_subject_kind kind, const char *id,
+                             char out[SUBJECT_KEY_BYTES]);
+enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                  struct cred *out);
+void cu_identity_cred_wipe(struct cred *c);
+enum cu_err cu_identity_secret_put(struct cu_identity *idn, struct cu_db *db,
+                                   enum cu_subject_kind kind, const char *id, const char *name,
+                                   const void *data, size_t len);
+enum cu_err cu_identity_secret_get(struct cu_identity *idn, struct cu_db *db,
+                                   enum cu_subject_kind kind, const char *id, const char *name,
+                                   void *out, size_t cap, size_t *len);
+enum cu_err cu_identity_secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                    const char *name);
+enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
+                                      const char *subject, int64_t now, uint64_t *failures,
+                                      int64_t *locked_until);
+enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
+                                     int64_t now, uint64_t *failures, int64_t *locked_until);
+enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject);
+enum cu_err cu_identity_event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
+                                  const char *sid, const struct cu_auth_ctx *ctx,
+                                  const char *reason);
+enum cu_err cu_identity_audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
+                                  const char *action, const char *target, const char *outcome,
+                                  json_t *details);
+enum cu_err cu_identity_hasher_rc(enum cu_err rc);
+enum cu_err cu_identity_write_txn(struct cu_store *st, struct cu_db **db);
+enum cu_err cu_identity_finish_txn(struct cu_db *db, enum cu_err rc);
+enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *db,
+                                        enum cu_subject_kind kind, const char *id, char *email,
+                                        size_t cap, bool *active);
 
 /* staff.c */
 uint64_t cu_identity_scopes_parse(const char *s, size_t len);
-enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
-                           struct cu_secret **out);
+enum cu_err cu_identity_staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                       struct cu_secret **out);
 
 /* session.c */
-enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                           const char *id, enum cu_aal aal, const struct cu_auth_ctx *ctx,
-                           struct cu_session_info *info, char token[CU_SESSION_TOKEN_BYTES]);
-enum cu_err sessions_revoke_all(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                                const char *keep, int64_t now, int64_t *count);
-void token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES]);
-bool token_shape_ok(const char *prefix, const char *token, size_t len);
+enum cu_err cu_identity_session_create(struct cu_identity *idn, struct cu_db *db,
+                                       enum cu_subject_kind kind, const char *id, enum cu_aal aal,
+                                       const struct cu_auth_ctx *ctx, struct cu_session_info *info,
+                                       char token[CU_SESSION_TOKEN_BYTES]);
+enum cu_err cu_identity_sessions_revoke_all(struct cu_db *db, enum cu_subject_kind kind,
+                                            const char *id, const char *keep, int64_t now,
+                                            int64_t *count);
+void cu_identity_token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES]);
+bool cu_identity_token_shape_ok(const char *prefix, const char *token, size_t len);
 
 /* factor.c */
-enum cu_err recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
+enum cu_err
+cu_identity_recovery_codes_replace(struct cu_identity *idn, struct cu_db *db,
                                    enum cu_subject_kind kind, const char *id,
                                    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
 /* second_factor_check: verifies a TOTP or recovery code for the subject and, in the caller's
  * write transaction, consumes it (moves the TOTP step on, or marks the code used). *method
  * gets "totp" or "recovery_code". CU_E_BAD_CREDENTIALS when wrong, replayed or used. */
-enum cu_err second_factor_use(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                              const char *id, const char *code, const char **method);
+enum cu_err cu_identity_second_factor_use(struct cu_identity *idn, struct cu_db *db,
+                                          enum cu_subject_kind kind, const char *id,
+                                          const char *code, const char **method);
 
 #endif

@@ -20,7 +20,7 @@
 #define PREFIX_LEN 4
 #define LAST_SEEN_GRAIN_MS 60000
 
-void token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES])
+void cu_identity_token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES])
 {
     uint8_t raw[CU_TOKEN_BYTES];
     cu_crypto_random(raw, sizeof(raw));
@@ -31,7 +31,7 @@ void token_new(const char *prefix, char out[CU_SESSION_TOKEN_BYTES])
     cu_crypto_wipe(raw, sizeof(raw));
 }
 
-bool token_shape_ok(const char *prefix, const char *token, size_t len)
+bool cu_identity_token_shape_ok(const char *prefix, const char *token, size_t len)
 {
     if (len != CU_SESSION_TOKEN_LEN || memcmp(token, prefix, PREFIX_LEN) != 0)
         return false;
@@ -47,14 +47,15 @@ bool token_shape_ok(const char *prefix, const char *token, size_t len)
 /* Copies s into out (cap bytes), cut at a character boundary. */
 static void cut(char *out, size_t cap, const char *s)
 {
-    size_t n = s ? utf8_cut(s, cap - 1) : 0;
+    size_t n = s ? cu_identity_utf8_cut(s, cap - 1) : 0;
     memcpy(out, s ? s : "", n);
     out[n] = '\0';
 }
 
-enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_subject_kind kind,
-                           const char *id, enum cu_aal aal, const struct cu_auth_ctx *ctx,
-                           struct cu_session_info *info, char token[CU_SESSION_TOKEN_BYTES])
+enum cu_err cu_identity_session_create(struct cu_identity *idn, struct cu_db *db,
+                                       enum cu_subject_kind kind, const char *id, enum cu_aal aal,
+                                       const struct cu_auth_ctx *ctx, struct cu_session_info *info,
+                                       char token[CU_SESSION_TOKEN_BYTES])
 {
     static const char sql[] =
         "INSERT INTO sessions (id, token_hash, subject_kind, subject_id, aal, created_at, "
@@ -77,7 +78,7 @@ enum cu_err session_create(struct cu_identity *idn, struct cu_db *db, enum cu_su
     cut(info->ip, sizeof(info->ip), ctx ? ctx->ip : NULL);
     cut(info->user_agent, sizeof(info->user_agent), ctx ? ctx->user_agent : NULL);
     cut(info->device_id, sizeof(info->device_id), ctx ? ctx->device_id : NULL);
-    token_new("css_", token);
+    cu_identity_token_new("css_", token);
     cu_crypto_keyed_hash(idn->token_key, token, CU_SESSION_TOKEN_LEN, hash);
     const struct cu_val p[] = {CU_VT(info->id),
                                CU_VB(hash, sizeof(hash)),
@@ -141,9 +142,9 @@ static void touch(struct cu_store *st, const char *id, int64_t now)
                               "last_seen_at < $2";
     const struct cu_val p[] = {CU_VT(id), CU_VI(now)};
     struct cu_db *db = NULL;
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
     if (rc == CU_OK)
-        rc = finish_txn(db, cu_db_exec(db, sql, p, CU_NVALS(p)));
+        rc = cu_identity_finish_txn(db, cu_db_exec(db, sql, p, CU_NVALS(p)));
     if (rc != CU_OK)
         cu_log(CU_LOG_WARN, "identity.session_touch_failed", CU_LS("session", id),
                CU_LS("error", cu_err_str(rc)));
@@ -162,7 +163,7 @@ enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *
     enum cu_err rc;
 
     memset(out, 0, sizeof(*out));
-    if (!token_shape_ok("css_", token, len))
+    if (!cu_identity_token_shape_ok("css_", token, len))
         return CU_E_UNAUTHENTICATED;
     cu_crypto_keyed_hash(idn->token_key, token, len, hash);
     const struct cu_val p[] = {CU_VB(hash, sizeof(hash))};
@@ -232,8 +233,9 @@ enum cu_err cu_identity_sessions_list(struct cu_identity *idn, struct cu_db *db,
     return CU_OK;
 }
 
-enum cu_err sessions_revoke_all(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                                const char *keep, int64_t now, int64_t *count)
+enum cu_err cu_identity_sessions_revoke_all(struct cu_db *db, enum cu_subject_kind kind,
+                                            const char *id, const char *keep, int64_t now,
+                                            int64_t *count)
 {
     static const char sql[] = "UPDATE sessions SET revoked_at = $3 WHERE subject_kind = $1 AND "
                               "subject_id = $2 AND revoked_at IS NULL AND id <> $4";
@@ -254,7 +256,7 @@ enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store 
                               "expires_at > $4";
     int64_t now = cu_clock_now_ms(), count = 0;
     struct cu_db *db = NULL;
-    enum cu_err rc = write_txn(st, &db);
+    enum cu_err rc = cu_identity_write_txn(st, &db);
 
     (void)idn;
     if (rc != CU_OK)
@@ -267,11 +269,12 @@ enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store 
         if (rc == CU_OK && count != 1)
             rc = CU_E_NOT_FOUND;
     } else {
-        rc = sessions_revoke_all(db, kind, id, NULL, now, &count);
+        rc = cu_identity_sessions_revoke_all(db, kind, id, NULL, now, &count);
     }
     if (rc == CU_OK)
-        rc = audit_add(audit, db, "session.revoked", session_id ? session_id : id, "success",
-                       json_pack("{s:s, s:s, s:I}", "subject_kind", cu_subject_kind_name(kind),
-                                 "subject_id", id, "sessions", (json_int_t)count));
-    return finish_txn(db, rc);
+        rc = cu_identity_audit_add(
+            audit, db, "session.revoked", session_id ? session_id : id, "success",
+            json_pack("{s:s, s:s, s:I}", "subject_kind", cu_subject_kind_name(kind), "subject_id",
+                      id, "sessions", (json_int_t)count));
+    return cu_identity_finish_txn(db, rc);
 }

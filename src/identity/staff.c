@@ -124,8 +124,8 @@ static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const v
     return rc;
 }
 
-enum cu_err staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
-                           struct cu_secret **out)
+enum cu_err cu_identity_staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                       struct cu_secret **out)
 {
     static const char sql[] = "SELECT dek_wrapped FROM staff WHERE id = $1";
     const struct cu_val p[] = {CU_VT(id)};
@@ -264,10 +264,10 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
 static enum cu_err staff_creds(struct cu_db *db, struct cu_staff_info *s)
 {
     struct cred c;
-    enum cu_err rc = cred_load(db, CU_SUBJECT_STAFF, s->id, &c);
+    enum cu_err rc = cu_identity_cred_load(db, CU_SUBJECT_STAFF, s->id, &c);
     s->has_password = c.has_password;
     s->totp_enabled = c.totp_enabled;
-    cred_wipe(&c);
+    cu_identity_cred_wipe(&c);
     return rc;
 }
 
@@ -374,7 +374,7 @@ enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, con
     if (rc == CU_OK)
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     if (rc == CU_OK && status != NULL && strcmp(status, "disabled") == 0)
-        rc = sessions_revoke_all(db, CU_SUBJECT_STAFF, id, NULL, now, &revoked);
+        rc = cu_identity_sessions_revoke_all(db, CU_SUBJECT_STAFF, id, NULL, now, &revoked);
     cu_crypto_wipe(&s, sizeof(s));
     return rc;
 }
