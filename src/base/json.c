@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/mem.h"
 #include "base/text.h"
 
@@ -360,6 +361,44 @@ size_t cu_json_escape_chars(char *dst, size_t cap, const char *s, size_t n, size
     }
     *used = in;
     return outlen;
+}
+
+/* cu_json_put_key(b, key, first): appends "key": to b, after a comma unless first, for JSON
+ * written directly into a buffer. key is a member name chosen by the code (plain ASCII that
+ * needs no escaping, shorter than CU_JSON_KEY_MAX), never text from outside. */
+enum cu_err cu_json_put_key(struct cu_buf *b, const char *key, bool first)
+{
+    size_t kl = strnlen(key, CU_JSON_KEY_MAX), n = (first ? 0 : 1) + kl + 3;
+    char *at = NULL;
+    enum cu_err rc;
+
+    CU_ASSERT(kl < CU_JSON_KEY_MAX);
+    rc = cu_buf_extend(b, n, &at);
+    if (rc == CU_OK) {
+        if (!first)
+            *at++ = ',';
+        *at++ = '"';
+        memcpy(at, key, kl);
+        at[kl] = '"';
+        at[kl + 1] = ':';
+    }
+    return rc;
+}
+
+/* cu_json_put_string(b, key, value): appends ,"key":"value" to b, value escaped as
+ * cu_json_escape does. */
+enum cu_err cu_json_put_string(struct cu_buf *b, const char *key, const char *value)
+{
+    enum cu_err rc = cu_json_put_key(b, key, false);
+    return rc == CU_OK ? cu_json_escape(b, value, strlen(value)) : rc;
+}
+
+/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b. */
+enum cu_err cu_json_put_time(struct cu_buf *b, const char *key, int64_t ms)
+{
+    char t[CU_RFC3339_BYTES];
+    cu_clock_format(ms, t);
+    return cu_json_put_string(b, key, t);
 }
 
 /* cu_json_escape(b, s, n): appends the JSON string literal (with quotes) for the n bytes at

@@ -65,6 +65,21 @@ CU_WUR char *cu_json_dump(const json_t *v);
 struct cu_buf;
 CU_WUR enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n);
 
+/* The longest member name cu_json_put_key writes. */
+#define CU_JSON_KEY_MAX 64
+
+/* cu_json_put_key(b, key, first): appends "key": to b, after a comma unless first, for JSON
+ * written directly into a buffer. key is a member name chosen by the code (plain ASCII that
+ * needs no escaping, shorter than CU_JSON_KEY_MAX), never text from outside. */
+CU_WUR enum cu_err cu_json_put_key(struct cu_buf *b, const char *key, bool first);
+
+/* cu_json_put_string(b, key, value): appends ,"key":"value" to b, value escaped as
+ * cu_json_escape does. */
+CU_WUR enum cu_err cu_json_put_string(struct cu_buf *b, const char *key, const char *value);
+
+/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b. */
+CU_WUR enum cu_err cu_json_put_time(struct cu_buf *b, const char *key, int64_t ms);
+
 /* cu_json_canonical(v, b): appends v to b as canonical JSON: compact, object keys sorted
  * bytewise, strings escaped as cu_json_escape does, integers in decimal. The audit log
  * hashes the text, so the same value always gives the same bytes. CU_E_INVALID for nesting

@@ -2,7 +2,8 @@
  * vault.h - the customer data vault: customer records whose personal fields are encrypted
  * field by field under a per-customer data-encryption key (DEK), itself wrapped by the
  * current key-encryption key (KEK); blind indexes for exact lookup; masking for display;
- * erasure by destroying the DEK (crypto-shredding).
+ * erasure by destroying the DEK (crypto-shredding). The keys are kept by the envelope module
+ * (vault/envelope.h), which keeps staff members' keys the same way.
  *
  * Every function that reads or writes takes the caller's connection and runs inside the
  * caller's transaction, so a change, its audit record and its events commit together.
@@ -30,13 +31,14 @@
 #define CU_VAULT_MAX_TAGS 16
 #define CU_VAULT_TAG_MAX 32
 #define CU_VAULT_WHY_BYTES 200
+#define CU_VAULT_STATUS_BYTES 16
 
 /* A customer as the vault returns it. values[i] is the normalised plaintext of field i (see
  * cu_fields), NULL when absent or not decrypted; cu_customer_clear wipes and frees them. */
 struct cu_customer {
     char id[CU_CUSTOMER_ID_BYTES];
-    char status[16]; /* active, suspended, closed, erased */
-    json_t *tags;    /* array of strings */
+    char status[CU_VAULT_STATUS_BYTES]; /* active, suspended, closed, erased */
+    json_t *tags;                       /* array of strings */
     int64_t created_at, updated_at, erased_at;
     char *values[CU_VAULT_MAX_FIELDS];
 };
@@ -64,6 +66,13 @@ CU_WUR enum cu_err cu_vault_create(struct cu_vault *v, struct cu_db *db, const j
  * alert) when stored data fails to open: never garbage. */
 CU_WUR enum cu_err cu_vault_get(struct cu_vault *v, struct cu_db *db, const char *id, bool decrypt,
                                 struct cu_customer *out);
+
+/* cu_vault_customer_state(v, db, id, status): the customer's status ("active", "suspended",
+ * "closed" or "erased") into status, reading no personal field: for a service that acts for a
+ * customer (identity: may they sign in?) without reading the vault's tables. CU_E_NOT_FOUND
+ * for an unknown id. */
+CU_WUR enum cu_err cu_vault_customer_state(struct cu_vault *v, struct cu_db *db, const char *id,
+                                           char status[CU_VAULT_STATUS_BYTES]);
 
 /* cu_vault_patch(v, db, id, input, out, changed, why): sets the fields in input (JSON null
  * removes a field), re-indexes, and fills out with the result; changed gets the names of the
@@ -107,7 +116,8 @@ CU_WUR enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, con
 #define CU_VAULT_SECRET_MAX 256
 
 /* cu_vault_secret_put(v, db, id, name, data, len): stores (or replaces) a secret.
- * CU_E_NOT_FOUND for an unknown or erased customer. */
+ * CU_E_NOT_FOUND for an unknown or erased customer, CU_E_INVALID for a bad name,
+ * CU_E_TOO_LARGE for a secret longer than CU_VAULT_SECRET_MAX. */
 CU_WUR enum cu_err cu_vault_secret_put(struct cu_vault *v, struct cu_db *db, const char *id,
                                        const char *name, const void *data, size_t len);
 
