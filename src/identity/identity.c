@@ -1,7 +1,8 @@
 /*
  * identity.c - the identity service's life cycle and the helpers its other files share:
  * credentials rows, secrets sealed under a subject's key (a customer's through the vault, a
- * staff member's under their own DEK), lockout counters, sign-in events, and transactions.
+ * staff member's through the envelope module, the same code), lockout counters, sign-in
+ * events, and transactions.
  *
  * Lockout counters live in the store, one row per account, and move only inside write
  * transactions, so concurrent failures on one account are all counted, on one node or many.
@@ -47,10 +48,10 @@ enum cu_err cu_identity_new(const struct cu_keyring *kr, struct cu_kek_source *k
              opts->totp_issuer ? opts->totp_issuer : "custodia");
     idn->opts.common_passwords = idn->common_passwords;
     idn->opts.totp_issuer = idn->totp_issuer;
-    idn->kek = kek;
-    idn->alg = alg;
     idn->vault = vault;
     rc = cu_totp_init();
+    if (rc == CU_OK)
+        rc = cu_envelope_new(&cu_identity_staff_keys, kek, alg, &idn->staff_keys);
     if (rc == CU_OK)
         rc = derive_keys(idn, kr);
     if (rc == CU_OK)
@@ -75,6 +76,7 @@ void cu_identity_free(struct cu_identity *idn)
     cu_secret_free(idn->code_key);
     cu_secret_free(idn->login_key);
     cu_secret_free(idn->staff_index);
+    cu_envelope_free(idn->staff_keys);
     cu_free(idn);
 }
 
@@ -189,84 +191,14 @@ enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *d
     return rc;
 }
 
-/* ---- staff secrets: sealed under the staff member's DEK ---- */
-
-#define AD_BYTES 96
-#define SECRET_MAX 256
-
-static void staff_secret_ad(const char *id, const char *name, char ad[AD_BYTES])
-{
-    snprintf(ad, AD_BYTES, "staff_secrets|%s|%s", name, id);
-}
-
-static enum cu_err staff_secret_put(struct cu_identity *idn, struct cu_db *db, const char *id,
-                                    const char *name, const void *data, size_t len)
-{
-    static const char up[] = "INSERT INTO staff_secrets (staff_id, name, value) VALUES ($1, $2, "
-                             "$3) ON CONFLICT (staff_id, name) DO UPDATE SET value = "
-                             "excluded.value";
-    uint8_t sealed[SECRET_MAX + 64];
-    char ad[AD_BYTES], text[CU_B64URL_LEN(SECRET_MAX + 64) + 1] = "";
-    struct cu_secret *dek = NULL;
-    size_t n = 0;
-    enum cu_err rc =
-        len <= SECRET_MAX ? cu_identity_staff_dek_load(idn, db, id, &dek) : CU_E_TOO_LARGE;
-
-    staff_secret_ad(id, name, ad);
-    if (rc == CU_OK)
-        rc = cu_crypto_seal(dek, 1, idn->alg, data, len, (const uint8_t *)ad, strlen(ad), sealed,
-                            sizeof(sealed), &n);
-    if (rc == CU_OK)
-        rc = cu_b64url_encode(sealed, n, text, sizeof(text));
-    const struct cu_val p[] = {CU_VT(id), CU_VT(name), CU_VT(text)};
-    if (rc == CU_OK)
-        rc = cu_db_exec(db, up, p, CU_NVALS(p));
-    cu_secret_free(dek);
-    return rc;
-}
-
-static enum cu_err staff_secret_get(struct cu_identity *idn, struct cu_db *db, const char *id,
-                                    const char *name, void *out, size_t cap, size_t *len)
-{
-    static const char sql[] = "SELECT value FROM staff_secrets WHERE staff_id = $1 AND name = $2";
-    const struct cu_val p[] = {CU_VT(id), CU_VT(name)};
-    uint8_t sealed[SECRET_MAX + 64];
-    char ad[AD_BYTES];
-    struct cu_secret *dek = NULL;
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    size_t n = 0;
-    enum cu_err rc = cu_identity_staff_dek_load(idn, db, id, &dek);
-
-    if (rc == CU_OK)
-        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    if (rc == CU_OK && !row)
-        rc = CU_E_NOT_FOUND;
-    if (rc == CU_OK) {
-        size_t tl = 0;
-        const char *text = cu_stmt_text(st, 0, &tl);
-        rc = cu_b64url_decode_public(text, tl, sealed, sizeof(sealed), &n) == CU_OK ? CU_OK
-                                                                                    : CU_E_CORRUPT;
-    }
-    cu_stmt_done(st);
-    staff_secret_ad(id, name, ad);
-    if (rc == CU_OK)
-        rc = cu_crypto_open(dek, 1, sealed, n, (const uint8_t *)ad, strlen(ad), out, cap, len);
-    if (rc != CU_OK && rc != CU_E_NOT_FOUND)
-        cu_log(CU_LOG_ERROR, "identity.secret_open_failed", CU_LS("staff", id),
-               CU_LS("secret", name), CU_LS("error", cu_err_str(rc)), CU_LB("alert", true));
-    cu_secret_free(dek);
-    return rc;
-}
+/* ---- secrets: a customer's through the vault, a staff member's through the envelope ---- */
 
 enum cu_err cu_identity_secret_put(struct cu_identity *idn, struct cu_db *db,
                                    enum cu_subject_kind kind, const char *id, const char *name,
                                    const void *data, size_t len)
 {
     if (kind == CU_SUBJECT_STAFF)
-        return staff_secret_put(idn, db, id, name, data, len);
+        return cu_envelope_secret_put(idn->staff_keys, db, id, name, data, len);
     return cu_vault_secret_put(idn->vault, db, id, name, data, len);
 }
 
@@ -275,17 +207,15 @@ enum cu_err cu_identity_secret_get(struct cu_identity *idn, struct cu_db *db,
                                    void *out, size_t cap, size_t *len)
 {
     if (kind == CU_SUBJECT_STAFF)
-        return staff_secret_get(idn, db, id, name, out, cap, len);
+        return cu_envelope_secret_get(idn->staff_keys, db, id, name, out, cap, len);
     return cu_vault_secret_get(idn->vault, db, id, name, out, cap, len);
 }
 
 enum cu_err cu_identity_secret_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id,
                                     const char *name)
 {
-    static const char sql[] = "DELETE FROM staff_secrets WHERE staff_id = $1 AND name = $2";
-    const struct cu_val p[] = {CU_VT(id), CU_VT(name)};
     if (kind == CU_SUBJECT_STAFF)
-        return cu_db_exec(db, sql, p, CU_NVALS(p));
+        return cu_envelope_secret_drop(&cu_identity_staff_keys, db, id, name);
     return cu_vault_secret_drop(db, id, name);
 }
 
@@ -497,24 +427,15 @@ enum cu_err cu_identity_prune(struct cu_identity *idn, struct cu_db *db)
     return rc;
 }
 
-enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
-                                      enum cu_subject_kind kind, const char *id, uint64_t *scopes,
-                                      bool *active, bool *has_totp)
+/* A staff member's scopes and whether they are active, from their own row. */
+static enum cu_err staff_state(struct cu_db *db, const char *id, uint64_t *scopes, bool *active)
 {
-    static const char staff_sql[] = "SELECT scopes, status FROM staff WHERE id = $1";
-    static const char cust_sql[] = "SELECT '', status FROM customers WHERE id = $1";
+    static const char sql[] = "SELECT scopes, status FROM staff WHERE id = $1";
     const struct cu_val p[] = {CU_VT(id)};
-    struct cu_db *db = NULL;
     struct cu_stmt *q = NULL;
-    struct cred c;
     bool row = false;
-    enum cu_err rc = cu_store_db(st, &db);
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &q);
 
-    (void)idn;
-    *scopes = 0;
-    *active = *has_totp = false;
-    if (rc == CU_OK)
-        rc = cu_db_query(db, kind == CU_SUBJECT_STAFF ? staff_sql : cust_sql, p, CU_NVALS(p), &q);
     if (rc == CU_OK)
         rc = cu_stmt_next(q, &row);
     if (rc == CU_OK && !row)
@@ -522,11 +443,33 @@ enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *
     if (rc == CU_OK) {
         size_t n = 0;
         const char *t = cu_stmt_text(q, 0, &n);
-        *scopes = kind == CU_SUBJECT_STAFF ? cu_identity_scopes_parse(t, n) : 0;
+        *scopes = cu_identity_scopes_parse(t, n);
         t = cu_stmt_text(q, 1, &n);
         *active = n == 6 && memcmp(t, "active", 6) == 0;
     }
     cu_stmt_done(q);
+    return rc;
+}
+
+enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
+                                      enum cu_subject_kind kind, const char *id, uint64_t *scopes,
+                                      bool *active, bool *has_totp)
+{
+    char status[CU_VAULT_STATUS_BYTES];
+    struct cu_db *db = NULL;
+    struct cred c;
+    enum cu_err rc = cu_store_db(st, &db);
+
+    *scopes = 0;
+    *active = *has_totp = false;
+    memset(&c, 0, sizeof(c));
+    if (rc == CU_OK && kind == CU_SUBJECT_STAFF) {
+        rc = staff_state(db, id, scopes, active);
+    } else if (rc == CU_OK) {
+        /* A customer's state is the vault's: its table is read only through it. */
+        rc = cu_vault_customer_state(idn->vault, db, id, status);
+        *active = rc == CU_OK && strcmp(status, "active") == 0;
+    }
     if (rc == CU_OK)
         rc = cu_identity_cred_load(db, kind, id, &c);
     if (rc == CU_OK)

@@ -11,6 +11,7 @@
 #include "crypto/totp.h"
 
 #include "crypto/crypto.h"
+#include "vault/envelope.h"
 
 #define SUBJECT_KEY_BYTES 96 /* "customer:<id>", "staff:<id>" or "unknown:<64 hex>" */
 
@@ -24,9 +25,8 @@ struct cu_identity {
     struct cu_secret *code_key;    /* recovery codes */
     struct cu_secret *login_key;   /* unknown logins, for their lockout rows and audit */
     struct cu_secret *staff_index; /* staff e-mail blind index */
-    struct cu_kek_source *kek;
-    enum cu_aead alg;
     struct cu_vault *vault;
+    struct cu_envelope *staff_keys; /* staff members' DEKs and secrets */
 };
 
 /* A subject's credentials row, as sign-in reads it. */
@@ -73,9 +73,10 @@ enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *d
                                         size_t cap, bool *active);
 
 /* staff.c */
+/* Where staff members keep their keys: staff.dek_wrapped and kek_version (the DEK's version is
+ * always 1), and the table staff_secrets. */
+extern const struct cu_envelope_kind cu_identity_staff_keys;
 uint64_t cu_identity_scopes_parse(const char *s, size_t len);
-enum cu_err cu_identity_staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
-                                       struct cu_secret **out);
 
 /* session.c */
 enum cu_err cu_identity_session_create(struct cu_identity *idn, struct cu_db *db,

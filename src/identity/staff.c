@@ -1,9 +1,11 @@
 /*
  * staff.c - staff members: the people who operate custodia through the console and the API.
  *
- * Like a customer, each staff member has a DEK wrapped by the current KEK (associated data
- * "staff_dek|<id>|<KEK version>"); their e-mail and name are sealed under it ("staff|<field>|
- * <id>"), and a keyed BLAKE2b of the normalised e-mail is the index sign-in finds them by.
+ * Like a customer, each staff member has a DEK wrapped by the current KEK, kept by the
+ * envelope module as any subject's (vault/envelope.h; associated data "staff_dek|<id>|<KEK
+ * version>", secrets in staff_secrets); their e-mail and name are sealed under it
+ * ("staff|<field>|<id>", DEK version 1), and a keyed BLAKE2b of the normalised e-mail is the
+ * index sign-in finds them by.
  * Their scopes are the API-key scopes: a staff session may do what a key with those scopes may.
  */
 #include "identity/identity_int.h"
@@ -19,11 +21,15 @@
 #include "identity/apikey.h"
 #include "vault/fields.h"
 
-#define AD_BYTES 96
-_Static_assert(AD_BYTES <= CU_KEK_AD_MAX, "a DEK's associated data fits the KEK source's");
-#define FIELD_SEALED_MAX (CU_STAFF_NAME_MAX * 4 + 64)
-#define FIELD_TEXT_MAX (CU_B64URL_LEN(FIELD_SEALED_MAX) + 1)
+_Static_assert(CU_STAFF_NAME_MAX * 4 <= CU_ENVELOPE_VALUE_MAX, "a staff name fits a sealed value");
+_Static_assert(CU_EMAIL_MAX <= CU_ENVELOPE_VALUE_MAX, "an e-mail fits a sealed value");
+_Static_assert(CU_SUBJECT_ID_BYTES - 1 <= CU_ENVELOPE_ID_MAX, "a staff id is a subject id");
 #define STAFF_COLUMNS "id, email, name, scopes, status, dek_wrapped, created_at, updated_at"
+/* A staff member's DEK is never replaced, so its version is always 1. */
+#define STAFF_DEK_VERSION 1
+
+const struct cu_envelope_kind cu_identity_staff_keys =
+    CU_ENVELOPE_KIND("staff", "staff_dek", "staff", "id", "1", "staff_secrets", "staff_id");
 
 static void why_set(char why[CU_IDENTITY_WHY_BYTES], const char *msg)
 {
@@ -60,96 +66,33 @@ static bool name_ok(const char *name)
     return true;
 }
 
+/* Seals a staff member's field under their DEK, associated data "staff|<field>|<id>". */
 static enum cu_err seal_text(struct cu_identity *idn, const struct cu_secret *dek, const char *id,
-                             const char *field, const char *value, char text[FIELD_TEXT_MAX])
+                             const char *field, const char *value,
+                             char text[CU_ENVELOPE_TEXT_BYTES])
 {
-    uint8_t sealed[FIELD_SEALED_MAX];
-    char ad[AD_BYTES];
-    size_t n = 0;
-    enum cu_err rc;
+    char ad[CU_ENVELOPE_AD_BYTES];
+    enum cu_err rc = cu_envelope_ad("staff", field, id, ad);
 
-    snprintf(ad, sizeof(ad), "staff|%s|%s", field, id);
-    rc = cu_crypto_seal(dek, 1, idn->alg, (const uint8_t *)value, strlen(value),
-                        (const uint8_t *)ad, strlen(ad), sealed, sizeof(sealed), &n);
-    return rc == CU_OK ? cu_b64url_encode(sealed, n, text, FIELD_TEXT_MAX) : rc;
+    if (rc == CU_OK)
+        rc = cu_envelope_seal(idn->staff_keys, dek, STAFF_DEK_VERSION, ad, value, strlen(value),
+                              text);
+    return rc;
 }
 
+/* Opens a field sealed by seal_text into out (cap bytes, NUL-terminated). */
 static enum cu_err open_text(const struct cu_secret *dek, const char *id, const char *field,
                              const char *text, size_t tlen, char *out, size_t cap)
 {
-    uint8_t sealed[FIELD_SEALED_MAX];
-    char ad[AD_BYTES];
-    size_t n = 0, pn = 0;
-    enum cu_err rc = cu_b64url_decode_public(text, tlen, sealed, sizeof(sealed), &n);
-
-    if (rc != CU_OK)
-        return CU_E_CORRUPT;
-    snprintf(ad, sizeof(ad), "staff|%s|%s", field, id);
-    rc = cu_crypto_open(dek, 1, sealed, n, (const uint8_t *)ad, strlen(ad), (uint8_t *)out, cap - 1,
-                        &pn);
-    if (rc == CU_OK)
-        out[pn] = '\0';
-    return rc;
-}
-
-/* The associated data of a staff member's wrapped DEK (a cu_kek_ad_fn). */
-static void dek_ad(const void *id, uint32_t version, char *ad, size_t cap)
-{
-    snprintf(ad, cap, "staff_dek|%s|%u", (const char *)id, (unsigned)version);
-}
-
-static enum cu_err wrap_dek(struct cu_kek_source *kek, const char *id, const struct cu_secret *dek,
-                            uint8_t *out, size_t *len, uint32_t *version)
-{
-    return cu_kek_wrap_versioned(kek, cu_secret_data(dek), CU_KEY_BYTES, dek_ad, id, out,
-                                 CU_KEK_WRAPPED_MAX, len, version);
-}
-
-static enum cu_err unwrap_dek(struct cu_kek_source *kek, const char *id, const void *w, size_t wl,
-                              struct cu_secret *dek)
-{
-    char ad[AD_BYTES];
-    uint32_t version = 0;
+    char ad[CU_ENVELOPE_AD_BYTES];
     size_t n = 0;
-    enum cu_err rc = cu_kek_wrapped_version(kek, w, wl, &version);
-    dek_ad(id, version, ad, sizeof(ad));
+    enum cu_err rc = cu_envelope_ad("staff", field, id, ad);
+
     if (rc == CU_OK)
-        rc = cu_kek_unwrap(kek, w, wl, (const uint8_t *)ad, strlen(ad), cu_secret_data(dek),
-                           CU_KEY_BYTES, &n);
-    if (rc == CU_OK && n != CU_KEY_BYTES)
-        rc = CU_E_CORRUPT;
-    if (rc != CU_OK)
-        cu_log(CU_LOG_ERROR, "identity.dek_unwrap_failed", CU_LS("staff", id),
-               CU_LS("error", cu_err_str(rc)), CU_LB("alert", true));
+        rc = cu_envelope_open(dek, STAFF_DEK_VERSION, ad, text, tlen, out, cap - 1, &n);
+    if (rc == CU_OK)
+        out[n] = '\0';
     return rc;
-}
-
-enum cu_err cu_identity_staff_dek_load(struct cu_identity *idn, struct cu_db *db, const char *id,
-                                       struct cu_secret **out)
-{
-    static const char sql[] = "SELECT dek_wrapped FROM staff WHERE id = $1";
-    const struct cu_val p[] = {CU_VT(id)};
-    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    enum cu_err rc = dek ? cu_db_query(db, sql, p, CU_NVALS(p), &st) : CU_E_NOMEM;
-
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    if (rc == CU_OK && !row)
-        rc = CU_E_NOT_FOUND;
-    if (rc == CU_OK) {
-        size_t wl = 0;
-        const void *w = cu_stmt_blob(st, 0, &wl);
-        rc = unwrap_dek(idn->kek, id, w, wl, dek);
-    }
-    cu_stmt_done(st);
-    if (rc != CU_OK) {
-        cu_secret_free(dek);
-        return rc;
-    }
-    *out = dek;
-    return CU_OK;
 }
 
 uint64_t cu_identity_scopes_parse(const char *s, size_t len)
@@ -173,29 +116,24 @@ static enum cu_err insert_staff(struct cu_identity *idn, struct cu_db *db, struc
         "INSERT INTO staff (id, email_hash, email, name, scopes, status, dek_wrapped, "
         "kek_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, "
         "$8)";
-    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
-    /* Bound below even when a step failed, so they must be strings from the start. */
-    char email_ct[FIELD_TEXT_MAX] = "", name_ct[FIELD_TEXT_MAX] = "", scope_text[512] = "";
-    uint8_t w[CU_KEK_WRAPPED_MAX];
-    size_t wl = 0;
-    uint32_t kv = 0;
-    enum cu_err rc = dek ? CU_OK : CU_E_NOMEM;
+    struct cu_secret *dek = NULL;
+    struct cu_envelope_wrapped w;
+    char email_ct[CU_ENVELOPE_TEXT_BYTES], name_ct[CU_ENVELOPE_TEXT_BYTES], scope_text[512];
+    enum cu_err rc = cu_envelope_dek_new(idn->staff_keys, s->id, &dek, &w);
 
-    if (rc == CU_OK) {
-        cu_crypto_random(cu_secret_data(dek), CU_KEY_BYTES);
-        rc = wrap_dek(idn->kek, s->id, dek, w, &wl, &kv);
-    }
     if (rc == CU_OK)
         rc = seal_text(idn, dek, s->id, "email", s->email, email_ct);
     if (rc == CU_OK)
         rc = seal_text(idn, dek, s->id, "name", s->name, name_ct);
     if (rc == CU_OK)
         rc = cu_apikey_scopes_format(s->scopes, scope_text, sizeof(scope_text));
-    const struct cu_val p[] = {CU_VT(s->id),   CU_VB(hash, CU_HASH_BYTES), CU_VT(email_ct),
-                               CU_VT(name_ct), CU_VT(scope_text),          CU_VB(w, wl),
-                               CU_VI(kv),      CU_VI(s->created_at)};
-    if (rc == CU_OK)
+    if (rc == CU_OK) {
+        const struct cu_val p[] = {CU_VT(s->id),         CU_VB(hash, CU_HASH_BYTES),
+                                   CU_VT(email_ct),      CU_VT(name_ct),
+                                   CU_VT(scope_text),    CU_VB(w.data, w.len),
+                                   CU_VI(w.kek_version), CU_VI(s->created_at)};
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    }
     cu_secret_free(dek);
     return rc;
 }
@@ -250,7 +188,7 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
     s->created_at = cu_stmt_int(st, 6);
     s->updated_at = cu_stmt_int(st, 7);
     const void *w = cu_stmt_blob(st, 5, &wl);
-    rc = unwrap_dek(idn->kek, s->id, w, wl, dek);
+    rc = cu_envelope_dek_unwrap(idn->staff_keys, s->id, w, wl, dek);
     const char *email = cu_stmt_text(st, 1, &el), *name = cu_stmt_text(st, 2, &nl);
     if (rc == CU_OK)
         rc = open_text(dek, s->id, "email", email, el, s->email, sizeof(s->email));
@@ -274,7 +212,7 @@ static enum cu_err staff_creds(struct cu_db *db, struct cu_staff_info *s)
 static enum cu_err staff_query_one(struct cu_identity *idn, struct cu_db *db, const char *sql,
                                    const struct cu_val *p, struct cu_staff_info *out)
 {
-    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
+    struct cu_secret *dek = cu_envelope_dek_borrow();
     struct cu_stmt *st = NULL;
     bool row = false;
     enum cu_err rc = dek ? cu_db_query(db, sql, p, 1, &st) : CU_E_NOMEM;
@@ -286,7 +224,7 @@ static enum cu_err staff_query_one(struct cu_identity *idn, struct cu_db *db, co
     if (rc == CU_OK)
         rc = staff_from_row(idn, st, dek, out);
     cu_stmt_done(st);
-    cu_secret_free(dek);
+    cu_envelope_dek_return(dek);
     if (rc == CU_OK)
         rc = staff_creds(db, out);
     return rc;
@@ -329,14 +267,14 @@ enum cu_err cu_identity_staff_list(struct cu_identity *idn, struct cu_db *db, co
 
     if (rc == CU_OK && (items = cu_calloc(limit, sizeof(*items))) == NULL)
         rc = CU_E_NOMEM;
-    if (rc == CU_OK && (dek = cu_secret_new(CU_KEY_BYTES)) == NULL)
+    if (rc == CU_OK && (dek = cu_envelope_dek_borrow()) == NULL)
         rc = CU_E_NOMEM;
     if (rc == CU_OK)
         rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
     while (rc == CU_OK && count < limit && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
         rc = staff_from_row(idn, st, dek, &items[count++]);
     cu_stmt_done(st);
-    cu_secret_free(dek);
+    cu_envelope_dek_return(dek);
     for (size_t i = 0; rc == CU_OK && i < count; i++)
         rc = staff_creds(db, &items[i]);
     if (rc != CU_OK) {
@@ -379,59 +317,24 @@ enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, con
     return rc;
 }
 
+/* cu_identity_staff_rewrap(kek, db, batch, done): re-wraps up to batch staff DEKs not under
+ * kek's current version; *done gets how many (for `custodia keys rotate`). */
 enum cu_err cu_identity_staff_rewrap(struct cu_kek_source *kek, struct cu_db *db, size_t batch,
                                      size_t *done)
 {
-    static const char sel[] = "SELECT id, dek_wrapped FROM staff WHERE kek_version <> $1 "
-                              "ORDER BY id LIMIT $2";
-    static const char upd[] = "UPDATE staff SET dek_wrapped = $2, kek_version = $3 WHERE id = $1";
-    uint32_t current = cu_kek_current_version(kek);
-    const struct cu_val p[] = {CU_VI(current), CU_VI(batch)};
-    struct cu_secret *dek = cu_secret_new(CU_KEY_BYTES);
-    struct cu_stmt *st = NULL;
-    char id[CU_SUBJECT_ID_BYTES];
-    bool row = false;
-    enum cu_err rc = dek ? CU_OK : CU_E_NOMEM;
+    struct cu_envelope *env = NULL;
+    /* Re-wrapping seals no value, so the algorithm is not used. */
+    enum cu_err rc = cu_envelope_new(&cu_identity_staff_keys, kek, CU_AEAD_XCHACHA20POLY1305, &env);
 
     *done = 0;
-    /* One at a time: the statement is re-run after each update, so no list is kept. */
-    while (rc == CU_OK && *done < batch) {
-        uint8_t w[CU_KEK_WRAPPED_MAX];
-        size_t wl = 0, l = 0;
-        uint32_t kv = 0;
-        rc = cu_db_query(db, sel, p, CU_NVALS(p), &st);
-        if (rc == CU_OK)
-            rc = cu_stmt_next(st, &row);
-        if (rc == CU_OK && row) {
-            const char *s = cu_stmt_text(st, 0, &l);
-            cu_text_copy(id, sizeof(id), s, l);
-            const void *old = cu_stmt_blob(st, 1, &wl);
-            rc = unwrap_dek(kek, id, old, wl, dek);
-        }
-        cu_stmt_done(st);
-        if (rc != CU_OK || !row)
-            break;
-        rc = wrap_dek(kek, id, dek, w, &wl, &kv);
-        const struct cu_val u[] = {CU_VT(id), CU_VB(w, wl), CU_VI(kv)};
-        if (rc == CU_OK)
-            rc = cu_db_exec(db, upd, u, CU_NVALS(u));
-        if (rc == CU_OK)
-            (*done)++;
-    }
-    cu_secret_free(dek);
+    if (rc == CU_OK)
+        rc = cu_envelope_rewrap(env, db, batch, done);
+    cu_envelope_free(env);
     return rc;
 }
 
+/* cu_identity_staff_kek_usage(db, version, count): staff DEKs wrapped by a KEK version. */
 enum cu_err cu_identity_staff_kek_usage(struct cu_db *db, uint32_t version, int64_t *count)
 {
-    static const char sql[] = "SELECT count(*) FROM staff WHERE kek_version = $1";
-    const struct cu_val p[] = {CU_VI(version)};
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    *count = rc == CU_OK && row ? cu_stmt_int(st, 0) : 0;
-    cu_stmt_done(st);
-    return rc;
+    return cu_envelope_kek_usage(&cu_identity_staff_keys, db, version, count);
 }
