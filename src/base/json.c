@@ -386,14 +386,23 @@ enum cu_err cu_json_put_key(struct cu_buf *b, const char *key, bool first)
 }
 
 /* cu_json_put_string(b, key, value): appends ,"key":"value" to b, value escaped as
- * cu_json_escape does. */
+ * cu_json_escape does; on error b is as it was. */
 enum cu_err cu_json_put_string(struct cu_buf *b, const char *key, const char *value)
 {
+    size_t old = b->len;
     enum cu_err rc = cu_json_put_key(b, key, false);
-    return rc == CU_OK ? cu_json_escape(b, value, strlen(value)) : rc;
+
+    if (rc == CU_OK)
+        rc = cu_json_escape(b, value, strlen(value));
+    if (rc != CU_OK && b->data != NULL) {
+        b->len = old;
+        b->data[old] = '\0';
+    }
+    return rc;
 }
 
-/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b. */
+/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b; on error b is as
+ * it was. */
 enum cu_err cu_json_put_time(struct cu_buf *b, const char *key, int64_t ms)
 {
     char t[CU_RFC3339_BYTES];

@@ -74,10 +74,11 @@ CU_WUR enum cu_err cu_json_escape(struct cu_buf *b, const char *s, size_t n);
 CU_WUR enum cu_err cu_json_put_key(struct cu_buf *b, const char *key, bool first);
 
 /* cu_json_put_string(b, key, value): appends ,"key":"value" to b, value escaped as
- * cu_json_escape does. */
+ * cu_json_escape does; on error b is as it was. */
 CU_WUR enum cu_err cu_json_put_string(struct cu_buf *b, const char *key, const char *value);
 
-/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b. */
+/* cu_json_put_time(b, key, ms): appends ,"key":"<ms as RFC 3339 UTC>" to b; on error b is as
+ * it was. */
 CU_WUR enum cu_err cu_json_put_time(struct cu_buf *b, const char *key, int64_t ms);
 
 /* cu_json_canonical(v, b): appends v to b as canonical JSON: compact, object keys sorted

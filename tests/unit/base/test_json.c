@@ -1,7 +1,7 @@
 /*
  * test_json.c - strict parsing (duplicates, trailing data, non-objects), field getters and
  * their messages, and the escaper: output always parses back as JSON, with invalid UTF-8
- * replaced by U+FFFD and valid UTF-8 kept.
+ * replaced by U+FFFD and valid UTF-8 kept; members written directly into a buffer.
  */
 #include "cu_test.h"
 
@@ -282,6 +282,33 @@ static void test_escape_errors_leave_buffer(void **state)
     }
 }
 
+/* Members written directly: the first without a comma, strings escaped, times in RFC 3339;
+ * past the cap the buffer stays as it was. */
+static void test_put_members(void **state)
+{
+    struct cu_buf b;
+
+    cu_buf_init(&b, 1 << 10);
+    assert_int_equal(cu_buf_append_str(&b, "{"), CU_OK);
+    assert_int_equal(cu_json_put_key(&b, "id", true), CU_OK);
+    assert_int_equal(cu_buf_append_str(&b, "1"), CU_OK);
+    assert_int_equal(cu_json_put_string(&b, "name", "Zo\xc3\xab \"Z\""), CU_OK);
+    assert_int_equal(cu_json_put_time(&b, "at", 1767225600123LL), CU_OK);
+    assert_int_equal(cu_buf_append_str(&b, "}"), CU_OK);
+    assert_string_equal(
+        cu_buf_cstr(&b),
+        "{\"id\":1,\"name\":\"Zo\xc3\xab \\\"Z\\\"\",\"at\":\"2026-01-01T00:00:00.123Z\"}");
+    cu_buf_free(&b);
+    cu_buf_init(&b, 14);
+    assert_int_equal(cu_buf_append_str(&b, "{"), CU_OK);
+    assert_int_equal(cu_json_put_string(&b, "name", "long enough"), CU_E_TOO_LARGE);
+    assert_string_equal(cu_buf_cstr(&b), "{");
+    assert_int_equal(cu_json_put_time(&b, "at", 0), CU_E_TOO_LARGE);
+    assert_int_equal(cu_json_put_key(&b, "a_long_key_too", false), CU_E_TOO_LARGE);
+    assert_string_equal(cu_buf_cstr(&b), "{");
+    cu_buf_free(&b);
+}
+
 static void test_escape_chars_stops_at_whole_characters(void **state)
 {
     char out[8];
@@ -455,6 +482,7 @@ int main(void)
         cmocka_unit_test_teardown(test_escape_utf8, teardown),
         cmocka_unit_test_teardown(test_escape_all_byte_pairs, teardown),
         cmocka_unit_test_teardown(test_escape_errors_leave_buffer, teardown),
+        cmocka_unit_test_teardown(test_put_members, teardown),
         cmocka_unit_test_teardown(test_escape_chars_stops_at_whole_characters, teardown),
         cmocka_unit_test_teardown(test_escape_round_trips_through_jansson, teardown),
         cmocka_unit_test_teardown(test_canonical_matches_jansson, teardown),

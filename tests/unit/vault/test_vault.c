@@ -2,7 +2,8 @@
  * test_vault.c - the vault's cryptography, below the API: every field round-trips; a
  * ciphertext moved to another customer or field, or a wrapped DEK moved to another customer,
  * fails to open (an error, never garbage); KEK rotation re-wraps thousands of DEKs, resumes
- * after an interruption, and lets the old KEK be retired; erasure leaves nothing to open.
+ * after an interruption, and lets the old KEK be retired; erasure leaves nothing to open; a
+ * customer's state as other services ask for it. The keys themselves: test_envelope.c.
  */
 #include "cu_test.h"
 
@@ -456,6 +457,35 @@ static void test_erasure(void **state)
     cu_customer_clear(&c);
 }
 
+/* A customer's state, for other services: its status, from the vault alone. */
+static void test_customer_state(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_customer c, out;
+    char status[CU_VAULT_STATUS_BYTES], why[CU_VAULT_WHY_BYTES];
+    json_t *changed = NULL, *in = json_loads("{\"status\": \"suspended\"}", 0, NULL);
+
+    assert_non_null(in);
+    assert_int_equal(cu_vault_customer_state(f->v, f->conn, "cus_0000000000000000", status),
+                     CU_E_NOT_FOUND);
+    assert_string_equal(status, "");
+    create(f, "{\"email\": \"state@example.com\"}", &c);
+    assert_int_equal(cu_vault_customer_state(f->v, f->conn, c.id, status), CU_OK);
+    assert_string_equal(status, "active");
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_vault_patch(f->v, f->conn, c.id, in, &out, &changed, why), CU_OK);
+    assert_int_equal(cu_vault_customer_state(f->v, f->conn, c.id, status), CU_OK);
+    assert_string_equal(status, "suspended");
+    assert_int_equal(cu_vault_erase(f->v, f->conn, c.id, "ak_test"), CU_OK);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_vault_customer_state(f->v, f->conn, c.id, status), CU_OK);
+    assert_string_equal(status, "erased");
+    json_decref(changed);
+    json_decref(in);
+    cu_customer_clear(&out);
+    cu_customer_clear(&c);
+}
+
 /* An answer to a caller that may not read personal fields keeps only the plain ones. */
 static void test_drop_personal(void **state)
 {
@@ -651,6 +681,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_moved_ciphertext_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rotation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_customer_state, setup, teardown),
         cmocka_unit_test_setup_teardown(test_upgrade_clusters_customers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_valid_then_invalid_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_unwind, setup, teardown),
