@@ -61,7 +61,7 @@ struct cu_envelope_kind {
  * associated data "<secrets>|<name>|<id>". Every argument is a string literal. */
 #define CU_ENVELOPE_KIND(name_, dek_ad_, table, id, dek_version, secrets, owner)                   \
     {                                                                                              \
-        .name = name_, .dek_ad = dek_ad_, .secret_ad = secrets,                                    \
+        .name = (name_), .dek_ad = (dek_ad_), .secret_ad = (secrets),                              \
         .dek_get_sql = "SELECT dek_wrapped, " dek_version " FROM " table " WHERE " id              \
                        " = $1 AND dek_wrapped IS NOT NULL",                                        \
         .stale_sql = "SELECT " id ", dek_wrapped FROM " table " WHERE dek_wrapped IS NOT NULL "    \
