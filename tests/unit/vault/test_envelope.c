@@ -268,7 +268,8 @@ static void stored_dek(struct fixture *f, const char *sql, const char *id, struc
     assert_true(row);
     const void *w = cu_stmt_blob(st, 0, &out->wl);
     assert_true(out->wl <= sizeof(out->w));
-    memcpy(out->w, w, out->wl);
+    if (out->wl > 0) /* a destroyed DEK is NULL */
+        memcpy(out->w, w, out->wl);
     out->kek_version = cu_stmt_null(st, 1) ? 0 : cu_stmt_int(st, 1);
     out->dek_version = cu_stmt_int(st, 2);
     cu_stmt_done(st);
