@@ -72,7 +72,7 @@ KEY=$(cat "$D/initial-api-key")
 check "init, its output not a terminal, does not print the first key" absent -F "$KEY" "$TMP/init.out"
 check "it says where the key is" contains "$TMP/init.out" "$D/initial-api-key (mode 0600)"
 check "it does not print the administrator's password" \
-    absent -F "$(cat "$D/initial-admin-password")" "$TMP/init.out"
+    absent -F -e "$(cat "$D/initial-admin-password")" "$TMP/init.out"
 check "it says where the password is" contains "$TMP/init.out" "$D/initial-admin-password (mode 0600)"
 # On a terminal the key is shown once (script(1) gives init a terminal).
 script -qec "'$BIN' init --dir '$TMP/tty'" "$TMP/tty.out" </dev/null >/dev/null 2>&1
@@ -80,7 +80,7 @@ check_eq "init on a terminal exits 0" 0 $?
 check "on a terminal it shows the first key once" \
     test "$(grep -cF "$(cat "$TMP/tty/initial-api-key")" "$TMP/tty.out")" -eq 1
 check "but not the administrator's password" \
-    absent -F "$(cat "$TMP/tty/initial-admin-password")" "$TMP/tty.out"
+    absent -F -e "$(cat "$TMP/tty/initial-admin-password")" "$TMP/tty.out"
 # make run (scripts/run.sh) with its output in a file.
 PORT=$(free_port)
 CUSTODIA_SERVER_PORT=$PORT "$SRC/scripts/run.sh" "$(dirname "$BIN")" "$TMP/run" \
@@ -207,7 +207,7 @@ check "the key shows as revoked" sh -c "grep '$ID' '$TMP/list2.out' | grep -q re
 "$BIN" apikey revoke --dir "$D" ak_0000000000000000 >"$TMP/rev.out" 2>&1
 check_eq "revoking an unknown key exits 1" 1 $?
 check "the database holds no key text" absent -aF "$(cat "$D/initial-api-key")" "$D"/custodia.db*
-check "nor the administrator's password" absent -aF "$(cat "$D/initial-admin-password")" "$D"/custodia.db*
+check "nor the administrator's password" absent -aF -e "$(cat "$D/initial-admin-password")" "$D"/custodia.db*
 
 # audit export: without --since, every record, oldest first, chaining as the log does.
 "$BIN" audit export --dir "$D" >"$TMP/all.jsonl" 2>"$TMP/all.err"
