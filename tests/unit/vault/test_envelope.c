@@ -6,7 +6,8 @@
  * and secret readable after the old KEK is retired; a ciphertext or wrapped DEK moved to
  * another subject, name or kind fails to open; destroying a DEK leaves nothing to open; and
  * a database written by the code before the module (tests/data/fixtures/envelope-6eaab65)
- * still opens, re-wraps and reads.
+ * still opens, re-wraps and reads. Over 800 lines as one file: every case stands on the same
+ * fixture of both services and on the same helpers that open stored values by hand.
  */
 #include "cu_test.h"
 
