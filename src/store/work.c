@@ -29,10 +29,15 @@ struct effect {
     void *arg;
 };
 
-struct cu_work {
-    struct cu_work_ctx ctx;
+struct change {
     cu_work_fn apply;
     void *arg;
+};
+
+struct cu_work {
+    struct cu_work_ctx ctx;
+    struct change changes[CU_WORK_CHANGES_MAX];
+    size_t nchanges;
     struct cu_work_record recs[CU_WORK_RECORDS_MAX];
     size_t nrecs, recs_base;
     struct cu_work_event evs[CU_WORK_EVENTS_MAX];
@@ -128,18 +133,24 @@ const struct cu_work_ctx *cu_work_context_of(const struct cu_work *w)
     return &w->ctx;
 }
 
-/* cu_work_set(w, apply, arg): the change the unit makes (NULL: only its records and events).
- * arg must stay valid until the done callback. */
-void cu_work_set(struct cu_work *w, cu_work_fn apply, void *arg)
+/* cu_work_add(w, apply, arg): a change the unit makes; the changes run in the order added, in
+ * the unit's one savepoint (authentication may add one, the handler another). arg must stay
+ * valid until the done callback. CU_E_INVALID past CU_WORK_CHANGES_MAX. */
+enum cu_err cu_work_add(struct cu_work *w, cu_work_fn apply, void *arg)
 {
-    w->apply = apply;
-    w->arg = arg;
+    CU_ASSERT(apply != NULL);
+    if (w->nchanges >= CU_WORK_CHANGES_MAX)
+        return CU_E_INVALID;
+    w->changes[w->nchanges].apply = apply;
+    w->changes[w->nchanges].arg = arg;
+    w->nchanges++;
+    return CU_OK;
 }
 
 /* cu_work_pending(w): whether w has something to commit: a change, a record or an event. */
 bool cu_work_pending(const struct cu_work *w)
 {
-    return w->apply != NULL || w->nrecs > 0 || w->nevs > 0;
+    return w->nchanges > 0 || w->nrecs > 0 || w->nevs > 0;
 }
 
 /* canonical_text(v, out): v (an object, consumed) as canonical JSON text of at most
@@ -283,8 +294,8 @@ static enum cu_err run_once(struct cu_committer *c, struct cu_work *w, bool *bro
         *broken = true;
         return rc;
     }
-    if (w->apply != NULL)
-        rc = w->apply(w, db, w->arg);
+    for (size_t i = 0; rc == CU_OK && i < w->nchanges; i++)
+        rc = w->changes[i].apply(w, db, w->changes[i].arg);
     if (rc == CU_OK && w->nrecs > 0)
         rc = c->opts.audit.append
                  ? c->opts.audit.append(c->opts.audit.arg, db, w, w->recs, w->nrecs)
@@ -404,7 +415,7 @@ static void run_group(struct cu_committer *c, struct cu_work **units, size_t n)
             continue;
         ok++;
         for (size_t k = 0; k < units[i]->neffects; k++)
-            units[i]->effects[k].fn(units[i]->effects[k].arg);
+            units[i]->effects[k].fn(units[i]->effects[k].arg, db);
     }
     account(c, n, ok, (cu_clock_mono_ns() - t0) / 1000u, committed);
 }

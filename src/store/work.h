@@ -37,6 +37,7 @@ struct cu_committer; /* the group committer */
 #define CU_WORK_RECORDS_MAX 16
 #define CU_WORK_EVENTS_MAX 16
 #define CU_WORK_EFFECTS_MAX 8
+#define CU_WORK_CHANGES_MAX 4
 /* Bytes of the text fields of the context, with the NUL. */
 #define CU_WORK_ID_BYTES 64
 #define CU_WORK_ACTOR_TYPE_BYTES 16
@@ -82,9 +83,11 @@ struct cu_work_event {
  * second run would repeat: effects on the world go through cu_work_after. */
 typedef enum cu_err (*cu_work_fn)(struct cu_work *w, struct cu_db *db, void *arg);
 
-/* An effect, run on the writer thread once the unit is durable (and never when it is not). It
- * must be quick and must not wait for the committer. */
-typedef void (*cu_work_effect_fn)(void *arg);
+/* An effect, run on the writer thread once the unit is durable (and never when it is not), with
+ * the writer's connection outside any transaction (for what must follow a commit and cannot be
+ * inside one: the store's purge after an erasure). It must be quick and must not wait for the
+ * committer. */
+typedef void (*cu_work_effect_fn)(void *arg, struct cu_db *db);
 
 /* A unit's outcome: CU_OK when durable, else why nothing of it was kept. Called exactly once,
  * on the writer thread, after the group's commit (or on the submitting thread when the
@@ -119,9 +122,10 @@ void cu_work_free(struct cu_work *w);
 struct cu_work_ctx *cu_work_context(struct cu_work *w);
 const struct cu_work_ctx *cu_work_context_of(const struct cu_work *w);
 
-/* cu_work_set(w, apply, arg): the change the unit makes (NULL: only its records and events).
- * arg must stay valid until the done callback. */
-void cu_work_set(struct cu_work *w, cu_work_fn apply, void *arg);
+/* cu_work_add(w, apply, arg): a change the unit makes; the changes run in the order added, in
+ * the unit's one savepoint (authentication may add one, the handler another). arg must stay
+ * valid until the done callback. CU_E_INVALID past CU_WORK_CHANGES_MAX. */
+CU_WUR enum cu_err cu_work_add(struct cu_work *w, cu_work_fn apply, void *arg);
 
 /* cu_work_pending(w): whether w has something to commit: a change, a record or an event. */
 bool cu_work_pending(const struct cu_work *w);

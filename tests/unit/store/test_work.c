@@ -116,9 +116,10 @@ static enum cu_err job_apply(struct cu_work *w, struct cu_db *db, void *arg)
     return rc;
 }
 
-static void job_effect(void *arg)
+static void job_effect(void *arg, struct cu_db *db)
 {
     struct job *j = arg;
+    assert_false(cu_db_in_txn(db)); /* after the commit, outside any transaction */
     j->effect_ran++;
 }
 
@@ -186,7 +187,7 @@ static void gate_close(struct cu_committer *c, struct gate *g, struct cu_work **
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
     assert_int_equal(cu_work_new(NULL, w), CU_OK);
-    cu_work_set(*w, gate_apply, g);
+    assert_int_equal(cu_work_add(*w, gate_apply, g), CU_OK);
     assert_int_equal(cu_committer_submit(c, *w, gate_done, NULL), CU_OK);
     pthread_mutex_lock(&g->mu);
     while (!g->entered)
@@ -254,7 +255,7 @@ static void test_units_share_commits(void **state)
     for (int i = 0; i < GROUPED; i++) {
         job_init(&jobs[i], i + 1);
         assert_int_equal(cu_work_new(NULL, &ws[i]), CU_OK);
-        cu_work_set(ws[i], job_apply, &jobs[i]);
+        assert_int_equal(cu_work_add(ws[i], job_apply, &jobs[i]), CU_OK);
         assert_int_equal(cu_committer_submit(c, ws[i], job_done, &jobs[i]), CU_OK);
     }
     gate_open(&g);
@@ -289,7 +290,7 @@ static void test_failing_unit_alone(void **state)
         job_init(&jobs[i], 10 + i);
         jobs[i].two_parts = true;
         assert_int_equal(cu_work_new(NULL, &ws[i]), CU_OK);
-        cu_work_set(ws[i], job_apply, &jobs[i]);
+        assert_int_equal(cu_work_add(ws[i], job_apply, &jobs[i]), CU_OK);
     }
     jobs[1].fail_with = CU_E_EXISTS; /* after its first row */
     for (int i = 0; i < 3; i++)
@@ -323,7 +324,7 @@ static void test_busy_runs_again(void **state)
     job_init(&j, 20);
     j.record = true;
     assert_int_equal(cu_work_new(NULL, &w), CU_OK);
-    cu_work_set(w, job_apply, &j);
+    assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
     /* the base record, asked for before submission, survives the re-run */
     assert_int_equal(cu_work_audit(w, "item.read", "item", "success", NULL), CU_OK);
     cu_store_fail_next_with(f->st, 1, CU_E_BUSY); /* the apply's INSERT, first run */
@@ -351,7 +352,7 @@ static void test_busy_bounded(void **state)
     job_init(&j, 30);
     j.fail_with = CU_E_BUSY;
     assert_int_equal(cu_work_new(NULL, &w), CU_OK);
-    cu_work_set(w, job_apply, &j);
+    assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
     assert_int_equal(cu_committer_run(c, w), CU_E_BUSY);
     assert_int_equal(j.runs, 4);
     assert_int_equal(count_of(f->db, sql_count_k, 30), 0);
@@ -373,7 +374,7 @@ static void test_commit_failure_fails_group(void **state)
     for (int i = 0; i < 3; i++) {
         job_init(&jobs[i], 40 + i);
         assert_int_equal(cu_work_new(NULL, &ws[i]), CU_OK);
-        cu_work_set(ws[i], job_apply, &jobs[i]);
+        assert_int_equal(cu_work_add(ws[i], job_apply, &jobs[i]), CU_OK);
         assert_int_equal(cu_work_after(ws[i], job_effect, &jobs[i]), CU_OK);
         assert_int_equal(cu_committer_submit(c, ws[i], job_done, &jobs[i]), CU_OK);
     }
@@ -389,7 +390,7 @@ static void test_commit_failure_fails_group(void **state)
     }
     job_init(&after, 50);
     assert_int_equal(cu_work_new(NULL, &w), CU_OK);
-    cu_work_set(w, job_apply, &after);
+    assert_int_equal(cu_work_add(w, job_apply, &after), CU_OK);
     assert_int_equal(cu_work_after(w, job_effect, &after), CU_OK);
     assert_int_equal(cu_committer_run(c, w), CU_OK);
     assert_int_equal(after.effect_ran, 1);
@@ -415,7 +416,7 @@ static void test_audit_sink(void **state)
     job_init(&j, 60);
     j.record = true;
     assert_int_equal(cu_work_new(&ctx, &w), CU_OK);
-    cu_work_set(w, job_apply, &j);
+    assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
     assert_int_equal(cu_committer_run(c, w), CU_OK);
     assert_string_equal(s.last_actor, "stf_1");
     cu_work_free(w);
@@ -424,7 +425,7 @@ static void test_audit_sink(void **state)
     job_init(&j, 61);
     j.record = true;
     assert_int_equal(cu_work_new(&ctx, &w), CU_OK);
-    cu_work_set(w, job_apply, &j);
+    assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
     assert_int_equal(cu_committer_run(c, w), CU_E_AUDIT);
     assert_int_equal(count_of(f->db, sql_count_k, 61), 0);
     cu_work_free(w);
@@ -480,7 +481,7 @@ static void test_stop_commits_waiting(void **state)
     for (int i = 0; i < 20; i++) {
         job_init(&jobs[i], 70 + i);
         assert_int_equal(cu_work_new(NULL, &ws[i]), CU_OK);
-        cu_work_set(ws[i], job_apply, &jobs[i]);
+        assert_int_equal(cu_work_add(ws[i], job_apply, &jobs[i]), CU_OK);
         assert_int_equal(cu_committer_submit(c, ws[i], job_done, &jobs[i]), CU_OK);
     }
     cu_committer_stop(c);
@@ -518,7 +519,7 @@ static void *crash_submitter(void *p)
         j.two_parts = true;
         if (cu_work_new(NULL, &w) != CU_OK)
             _exit(3);
-        cu_work_set(w, job_apply, &j);
+        assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
         if (cu_committer_run(a->c, w) == CU_OK && write(a->fd, &j.k, sizeof j.k) != sizeof j.k)
             _exit(4);
         cu_work_free(w);
