@@ -53,8 +53,8 @@ enum cu_err cu_handle_apikeys_list(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_apikey_list(db, after, limit, &items, &n);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "apikey.list", "", "success",
-                                json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "apikey.list", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
         cu_free(items);
         return cu_resp_fail(resp, rc, "the keys could not be listed");
@@ -99,9 +99,9 @@ static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, c
     char names[512];
     if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
         names[0] = '\0';
-    enum cu_err rc =
-        cu_app_audit_alone(req, action, target, "denied",
-                           json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names));
+    enum cu_err rc = cu_req_audit_refusal(
+        req, action, target,
+        json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names));
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the refusal could not be audited");
     return cu_resp_fail(resp, CU_E_FORBIDDEN,
@@ -185,7 +185,7 @@ enum cu_err cu_handle_apikey_get(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_apikey_get(db, req->params[0], &info);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "apikey.read", target_of(&info).text, "success", NULL);
+        rc = cu_req_audit(req, "apikey.read", target_of(&info).text, "success", NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no API key has this id");
     if (rc != CU_OK)

@@ -203,8 +203,8 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
     /* The server sends this only once the read's audit record is committed. */
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK)
-        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
-                                read_details(&c, unmask));
+        rc = cu_req_audit_text(req, "customer.read", target_of(c.id).text, "success",
+                               read_details(&c, unmask));
     cu_customer_clear(&c);
     return rc;
 }
@@ -245,8 +245,8 @@ enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
         cu_customer_drop_personal(&c);
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK && may_read(req))
-        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
-                                read_details(&c, unmask));
+        rc = cu_req_audit_text(req, "customer.read", target_of(c.id).text, "success",
+                               read_details(&c, unmask));
     cu_customer_clear(&c);
     return rc;
 }
@@ -284,10 +284,10 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     for (size_t i = 0; i < got; i++)
         cu_customer_clear(&cs[i]);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
-                           json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
-                                     (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
-                                     "revealed", revealed));
+        rc = cu_req_audit(req, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
+                          json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
+                                    (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
+                                    "revealed", revealed));
     else {
         json_decref(found);
         json_decref(revealed);
@@ -355,8 +355,8 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     rc = answer_list(resp, cs, n, false, n == limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.list", "", "success",
-                           json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "customer.list", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     return rc;
 }
 

@@ -63,11 +63,10 @@ struct request {
     char allow[64];               /* the Allow header of a 405 */
     const struct cu_route *route; /* set by admit */
     enum cu_err refused;          /* why admit refused it, or CU_OK */
-    bool auditing;                /* suspended until resp.audit is committed */
+    bool committing;              /* suspended until its unit of work is committed or failed */
     atomic_bool hashed;           /* the lane ran the handler; the response waits to be queued */
     struct cu_lane_job job;       /* its place on the lane, while there */
-    struct cu_audit_event ev;     /* resp.audit's record, while the writer has it */
-    atomic_int audit_rc;          /* its outcome, set before the connection is resumed */
+    atomic_int unit_rc;           /* the unit's outcome, set before the connection is resumed */
 };
 
 static const struct cu_route *routes;
@@ -75,8 +74,13 @@ static size_t nroutes;
 
 static void request_free(struct request *r)
 {
-    json_decref(r->resp.audit.details);
-    free(r->resp.audit.details_text);
+    cu_store_release(r->req.view);
+    cu_work_free(r->req.work);
+    for (size_t i = 0; i < r->req.nowned; i++) {
+        if (r->req.owned[i].clear != NULL)
+            r->req.owned[i].clear(r->req.owned[i].p);
+        cu_free(r->req.owned[i].p);
+    }
     cu_buf_free(&r->req.body);
     cu_buf_free(&r->resp.body);
     cu_free(r);
@@ -98,12 +102,14 @@ static void request_id(char out[CU_REQUEST_ID_BYTES])
     cu_hex_encode(raw, sizeof(raw), out);
 }
 
-/* A request read from source (with its argument arg), for method and url. Caller frees with
- * request_free. */
+/* A request read from source (with its argument arg), for method and url, from the client at
+ * ip, with its unit of work (anonymous until authenticated). Caller frees with request_free. */
 static struct request *request_new(struct cu_app *app, const struct cu_req_source *source,
-                                   void *arg, const char *url, const char *method)
+                                   void *arg, const char *url, const char *method, const char *ip)
 {
     struct request *r = cu_calloc(1, sizeof(*r));
+    struct cu_work_ctx ctx;
+
     if (r == NULL)
         return NULL;
     r->start_ns = cu_clock_mono_ns();
@@ -116,9 +122,20 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     r->req.method = cu_method_parse(method);
     r->req.content_type = cu_req_header(&r->req, "Content-Type");
     request_id(r->req.id);
+    snprintf(r->req.remote_ip, sizeof(r->req.remote_ip), "%s", ip);
+    cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
     cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
     cu_buf_init(&r->resp.body, 16u << 20);
     r->resp.status = 200;
+    memset(&ctx, 0, sizeof(ctx));
+    snprintf(ctx.request_id, sizeof(ctx.request_id), "%s", r->req.id);
+    snprintf(ctx.actor_type, sizeof(ctx.actor_type), "anonymous");
+    snprintf(ctx.source_ip, sizeof(ctx.source_ip), "%s", r->req.remote_ip);
+    ctx.now_ms = cu_clock_now_ms();
+    if (cu_work_new(&ctx, &r->req.work) != CU_OK) {
+        request_free(r);
+        return NULL;
+    }
     return r;
 }
 
@@ -197,8 +214,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
     return ret;
 }
 
-static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, const char *action,
-                       const char *target, const char *outcome, const json_t *details)
+/* The actor of a request's audit records: its principal, once authenticated. */
+static void set_actor(struct cu_req *req)
 {
     static const char *const kinds[] = {
         [CU_PRINCIPAL_NONE] = "anonymous",
@@ -206,8 +223,42 @@ static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, cons
         [CU_PRINCIPAL_STAFF] = "staff",
         [CU_PRINCIPAL_CUSTOMER] = "customer",
     };
-    ev->actor_type = kinds[req->principal.kind];
-    ev->actor_id = req->principal.kind == CU_PRINCIPAL_NONE ? "" : req->principal.id;
+    struct cu_work_ctx *ctx = cu_work_context(req->work);
+    snprintf(ctx->actor_type, sizeof(ctx->actor_type), "%s", kinds[req->principal.kind]);
+    snprintf(ctx->actor_id, sizeof(ctx->actor_id), "%s",
+             req->principal.kind == CU_PRINCIPAL_NONE ? "" : req->principal.id);
+    ctx->principal = &req->principal;
+    ctx->aal =
+        req->principal.kind == CU_PRINCIPAL_STAFF || req->principal.kind == CU_PRINCIPAL_CUSTOMER
+            ? (int)req->principal.session.aal
+            : 0;
+}
+
+/* What a unit's outcome says of the audit log, for health: a unit with records that committed
+ * shows the log writable; one that failed for the store or the log shows it failing. */
+static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_err rc)
+{
+    size_t n = 0;
+    (void)cu_work_records(w, &n);
+    if (n == 0)
+        return;
+    if (rc == CU_OK) {
+        atomic_store(&app->audit_failing, false);
+        return;
+    }
+    if (rc == CU_E_AUDIT || rc == CU_E_STORE || rc == CU_E_STORE_FULL || rc == CU_E_IO) {
+        atomic_store(&app->audit_failing, true);
+        cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("error", cu_err_str(rc)));
+    }
+}
+
+/* The record of an audit event of req, for a caller's own transaction. */
+static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, const char *action,
+                       const char *target, const char *outcome, const json_t *details)
+{
+    const struct cu_work_ctx *ctx = cu_work_context_of(req->work);
+    ev->actor_type = ctx->actor_type;
+    ev->actor_id = ctx->actor_id;
     ev->action = action;
     ev->target = target;
     ev->outcome = outcome;
@@ -217,21 +268,6 @@ static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, cons
     ev->details_text = NULL;
 }
 
-static enum cu_err audit_result(struct cu_app *app, enum cu_err rc, const char *action)
-{
-    if (rc == CU_OK) {
-        atomic_store(&app->audit_failing, false);
-        return CU_OK;
-    }
-    /* A record the audit log refused (a field over its limit) is a bug in the caller, not a
-     * log that cannot be written: it fails the request but does not fail health. */
-    if (rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
-        atomic_store(&app->audit_failing, true);
-    cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", action),
-           CU_LS("error", cu_err_str(rc)));
-    return CU_E_AUDIT;
-}
-
 enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
                          const char *target, const char *outcome, json_t *details)
 {
@@ -239,19 +275,15 @@ enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *actio
     fill_event(req, &ev, action, target, outcome, details);
     enum cu_err rc = cu_audit_append(req->app->audit, db, &ev, NULL);
     json_decref(details);
-    return audit_result(req->app, rc, action);
-}
-
-/* Commits a stand-alone record through the group-commit writer and waits for it, or in a
- * transaction of its own when there is no writer or it has stopped (the end of a shutdown). */
-static enum cu_err commit_alone(struct cu_app *app, const struct cu_audit_event *ev)
-{
-    enum cu_err rc = CU_E_UNAVAILABLE;
-    if (app->batcher != NULL)
-        rc = cu_audit_batcher_append(app->batcher, ev);
-    if (rc == CU_E_UNAVAILABLE)
-        rc = cu_audit_record_event(app->audit, app->store, ev);
-    return rc;
+    if (rc == CU_OK) {
+        atomic_store(&req->app->audit_failing, false);
+        return CU_OK;
+    }
+    if (rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
+        atomic_store(&req->app->audit_failing, true);
+    cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", action),
+           CU_LS("error", cu_err_str(rc)));
+    return CU_E_AUDIT;
 }
 
 void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
@@ -280,23 +312,13 @@ struct cu_identity_audit cu_app_identity_audit(struct cu_req *req)
     return a;
 }
 
-enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
-                               const char *outcome, json_t *details)
-{
-    struct cu_audit_event ev;
-    fill_event(req, &ev, action, target, outcome, details);
-    enum cu_err rc = commit_alone(req->app, &ev);
-    json_decref(details);
-    return audit_result(req->app, rc, action);
-}
-
-/* Audits a refused request. The refusal stands whatever happens to its record: if the audit
- * log cannot be written, health says so and the log has the error. */
+/* Audits a refused request in its unit of work. The refusal stands whatever happens to its
+ * record: if the audit log cannot be written, health says so and the log has the error. */
 static void audit_refusal(struct cu_req *req, const char *action, const char *target,
                           const char *outcome, json_t *details)
 {
-    if (cu_app_audit_alone(req, action, target, outcome, details) != CU_OK)
-        return;
+    if (cu_work_audit(req->work, action, target, outcome, details) == CU_OK)
+        req->refusal = true;
 }
 
 /* A failed authentication: audited (the answer stays 401 even if the audit log is down;
@@ -427,6 +449,7 @@ static enum cu_err authenticate(struct request *r, const struct cu_route *route)
     rc = strncmp(h + 7, "css_", 4) == 0 ? auth_session(r, h + 7) : auth_apikey(r, h + 7);
     if (rc != CU_OK)
         return rc;
+    set_actor(&r->req);
     r->resp.nheaders = 0;
     return authorize(r, route);
 }
@@ -453,40 +476,46 @@ static enum cu_err admit(struct request *r)
     return route->scope != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route) : CU_OK;
 }
 
-/* The group-commit writer's callback for resp.audit: keeps the outcome and resumes the
- * connection, whose thread may then answer and free r at once. */
-static void audit_committed(void *arg, enum cu_err rc)
+/* Whether the request's unit of work must be committed before it is answered: it holds a
+ * change or a record, and the request succeeded (or was refused: its record stands). */
+static bool wants_commit(const struct request *r)
+{
+    return cu_work_pending(r->req.work) && (r->resp.err == CU_OK || r->req.refusal);
+}
+
+/* The committer's callback: keeps the unit's outcome and resumes the connection, whose thread
+ * may then answer and free r at once. */
+static void unit_done(void *arg, enum cu_err rc)
 {
     struct request *r = arg;
-    atomic_store(&r->audit_rc, (int)rc);
+    atomic_store(&r->unit_rc, (int)rc);
     MHD_resume_connection(r->req.conn);
 }
 
-/* Hands resp.audit's record to the writer, the connection being suspended (audit_committed
- * resumes it). When the writer has stopped (shutdown) the record is written here. */
-static void submit_audit(struct request *r)
+/* Hands the request's unit to the committer, the connection being suspended (unit_done
+ * resumes it). The read connection goes back to the pool meanwhile. */
+static void submit_unit(struct request *r)
 {
     struct cu_app *app = r->req.app;
-    const struct cu_pending_audit *a = &r->resp.audit;
     enum cu_err rc = CU_E_UNAVAILABLE;
 
-    fill_event(&r->req, &r->ev, a->action, a->target, a->outcome, a->details);
-    r->ev.details_text = a->details_text;
-    r->auditing = true;
-    if (app->batcher != NULL)
-        rc = cu_audit_batcher_submit(app->batcher, &r->ev, audit_committed, r);
+    cu_store_release(r->req.view);
+    r->req.view = NULL;
+    r->committing = true;
+    if (app->committer != NULL)
+        rc = cu_committer_submit(app->committer, r->req.work, unit_done, r);
     if (rc != CU_OK)
-        audit_committed(r, rc == CU_E_UNAVAILABLE ? commit_alone(app, &r->ev) : rc);
+        unit_done(r, rc);
 }
 
-/* Suspends the connection until resp.audit is committed (audit_committed resumes it). The
- * connection is suspended before the record is handed over, so that the callback can never
- * resume it first. When the writer has stopped (shutdown) the record is written here. */
-static enum MHD_Result audit_first(struct MHD_Connection *c, struct request *r)
+/* Suspends the connection until the unit is committed (unit_done resumes it). The connection
+ * is suspended before the unit is handed over, so that the callback can never resume it
+ * first. */
+static enum MHD_Result commit_first(struct MHD_Connection *c, struct request *r)
 {
-    r->auditing = true;
+    r->committing = true;
     MHD_suspend_connection(c);
-    submit_audit(r);
+    submit_unit(r);
     return MHD_YES;
 }
 
@@ -523,8 +552,8 @@ static void hash_job(void *arg, bool expired)
     } else {
         dispatch(r);
     }
-    if (r->resp.audit.action != NULL && r->resp.err == CU_OK) {
-        submit_audit(r);
+    if (wants_commit(r)) {
+        submit_unit(r);
         return;
     }
     atomic_store(&r->hashed, true);
@@ -541,22 +570,44 @@ static enum MHD_Result to_lane(struct MHD_Connection *c, struct request *r)
     return MHD_YES;
 }
 
-/* Answers a request resumed after its audit record was committed or failed: the response the
- * handler prepared, or, when the record could not be written, the audit_unavailable problem
- * in its place (rendering it wipes the prepared body; the handler's headers go too). */
-static void settle_audit(struct request *r, enum cu_err rc)
+/* Settles a request whose unit was committed (rc CU_OK) or failed: on success the answer of
+ * its change builds the response; on failure the problem its change set stands when the
+ * change itself failed, else the unit's problem replaces what the handler prepared (its
+ * headers go too). A refusal stands either way. */
+static void settle(struct request *r, enum cu_err rc)
 {
-    r->auditing = false;
-    rc = audit_result(r->req.app, rc, r->resp.audit.action);
-    if (rc != CU_OK) {
-        r->resp.nheaders = 0;
-        fail(r, cu_resp_fail(&r->resp, rc, "the request could not be audited"));
+    r->committing = false;
+    note_outcome(r->req.app, r->req.work, rc);
+    if (r->req.refusal)
+        return;
+    if (rc == CU_OK) {
+        if (r->req.answer != NULL &&
+            (rc = r->req.answer(&r->req, &r->resp, r->req.answer_arg)) != CU_OK)
+            fail(r, rc);
+        return;
     }
+    if (r->resp.err != rc) {
+        r->resp.nheaders = 0;
+        r->resp.err = CU_OK;
+        r->resp.detail[0] = '\0';
+        (void)cu_resp_unit_failed(&r->resp, rc);
+    }
+    fail(r, rc);
 }
 
-static enum MHD_Result answer_audited(struct MHD_Connection *c, struct request *r)
+/* Commits the request's unit on this thread, waiting for the committer (the paths that cannot
+ * suspend: an answer on the first call, and cu_server_serve). */
+static void commit_here(struct request *r)
 {
-    settle_audit(r, (enum cu_err)atomic_load(&r->audit_rc));
+    struct cu_app *app = r->req.app;
+    enum cu_err rc =
+        app->committer != NULL ? cu_committer_run(app->committer, r->req.work) : CU_E_UNAVAILABLE;
+    settle(r, rc);
+}
+
+static enum MHD_Result answer_committed(struct MHD_Connection *c, struct request *r)
+{
+    settle(r, (enum cu_err)atomic_load(&r->unit_rc));
     return queue(c, r);
 }
 
@@ -574,6 +625,10 @@ static void render_refusal(struct request *r, enum cu_err rc)
         fail(r, rc);
     }
     cu_resp_header(&r->resp, "Connection", "close");
+    /* Answered on the first call, which cannot suspend: the refusal's record is committed on
+     * this thread (a refused request with a body is rare, and limited per address). */
+    if (wants_commit(r))
+        commit_here(r);
 }
 
 /* Answers at once, on the first call, with the problem for rc; the connection closes. */
@@ -628,12 +683,12 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
 
     if (r == NULL) {
         struct conn *k = cu_daemon_conn_of(c);
-        r = request_new(app, &cu_daemon_source, c, url, method);
+        char ip[64];
+        cu_daemon_remote_ip(c, ip, sizeof(ip));
+        r = request_new(app, &cu_daemon_source, c, url, method, ip);
         if (r == NULL)
             return MHD_NO;
         r->req.conn = c;
-        cu_daemon_remote_ip(c, r->req.remote_ip, sizeof(r->req.remote_ip));
-        cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
         *con_cls = r;
         atomic_fetch_add(&app->inflight, 1);
         const char *cl = cu_req_header(&r->req, "Content-Length");
@@ -666,8 +721,8 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
         *upload_size = 0;
         return MHD_YES;
     }
-    if (r->auditing)
-        return answer_audited(c, r);
+    if (r->committing)
+        return answer_committed(c, r);
     if (atomic_load(&r->hashed)) {
         atomic_store(&r->hashed, false);
         return queue(c, r);
@@ -680,16 +735,15 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
     if (r->refused == CU_OK && (r->route->flags & CU_ROUTE_HASH) && r->req.app->lane != NULL)
         return to_lane(c, r);
     dispatch(r);
-    if (r->resp.audit.action != NULL && r->resp.err == CU_OK)
-        return audit_first(c, r);
+    if (wants_commit(r))
+        return commit_first(c, r);
     return queue(c, r);
 }
 
 /* The request path of cu_server_serve once the head is accepted: the body, the handler (a
- * password hash too, on this thread) and the commit of its stand-alone audit record. */
+ * password hash too, on this thread) and the commit of its unit of work. */
 static void serve_admitted(struct request *r, const struct cu_server_input *in)
 {
-    struct cu_app *app = r->req.app;
     if (in->body_len > r->req.body.max ||
         (in->body_len > 0 && r->refused == CU_OK &&
          cu_buf_append(&r->req.body, in->body, in->body_len) != CU_OK)) {
@@ -697,12 +751,8 @@ static void serve_admitted(struct request *r, const struct cu_server_input *in)
         return;
     }
     dispatch(r);
-    if (r->resp.audit.action == NULL || r->resp.err != CU_OK)
-        return;
-    fill_event(&r->req, &r->ev, r->resp.audit.action, r->resp.audit.target, r->resp.audit.outcome,
-               r->resp.audit.details);
-    r->ev.details_text = r->resp.audit.details_text;
-    settle_audit(r, commit_alone(app, &r->ev));
+    if (wants_commit(r))
+        commit_here(r);
 }
 
 enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in, int *status,
@@ -713,12 +763,10 @@ enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in
 
     if (routes == NULL)
         routes = cu_routes(&nroutes);
-    r = request_new(app, in->source, in->source_arg, in->path, in->method);
+    r = request_new(app, in->source, in->source_arg, in->path, in->method,
+                    in->remote_ip != NULL ? in->remote_ip : "127.0.0.1");
     if (r == NULL)
         return CU_E_NOMEM;
-    snprintf(r->req.remote_ip, sizeof(r->req.remote_ip), "%s",
-             in->remote_ip != NULL ? in->remote_ip : "127.0.0.1");
-    cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
     rc = cu_head_error(&r->req, &r->resp, cu_head_target_error(in->target), in->version);
     if (rc != CU_OK) {
         render_refusal(r, rc);
@@ -826,15 +874,19 @@ static void wait_inflight(struct cu_app *app, int ms)
 }
 
 /* Stops accepting, lets requests in flight finish, then stops the daemon. libmicrohttpd must
- * not be stopped with a connection suspended: stopping the audit writer first has every
- * record it was handed committed or failed and its connection resumed, and a later request
- * writes its record itself. */
+ * not be stopped with a connection suspended: once the lane has run what it holds, an empty
+ * unit run through the committer comes out after every unit handed over before it, so every
+ * suspended connection has been resumed when it does. */
 static void drain(struct cu_app *app, struct MHD_Daemon *d)
 {
+    struct cu_work *flush = NULL;
+
     (void)MHD_quiesce_daemon(d);
     wait_inflight(app, 10000);
-    cu_lane_stop(app->lane); /* runs what is queued; their records go to the writer */
-    cu_audit_batcher_stop(app->batcher);
+    cu_lane_stop(app->lane); /* runs what is queued; their units go to the committer */
+    if (cu_work_new(NULL, &flush) != CU_OK || cu_committer_run(app->committer, flush) != CU_OK)
+        cu_log_msg(CU_LOG_ERROR, "server.drain_incomplete");
+    cu_work_free(flush);
     wait_inflight(app, 1000);
     MHD_stop_daemon(d);
     cu_daemon_watch_stop();
@@ -857,8 +909,8 @@ enum cu_err cu_server_run(struct cu_app *app)
     rc = cu_metrics_new(routes, nroutes, &app->metrics);
     if (rc == CU_OK)
         rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
-    if (rc == CU_OK)
-        rc = cu_audit_batcher_new(app->audit, app->store, &app->batcher);
+    if (rc == CU_OK && app->committer == NULL)
+        rc = CU_E_INTERNAL; /* cu_cli_app_new makes it */
     if (rc == CU_OK)
         rc = cu_lane_new(lane_threads(app), app->cfg.identity.password_hash_wait_ms, &app->lane);
     if (rc == CU_OK)
@@ -910,8 +962,6 @@ enum cu_err cu_server_run(struct cu_app *app)
     drain(app, d);
     cu_lane_free(app->lane);
     app->lane = NULL;
-    cu_audit_batcher_free(app->batcher); /* after the last request is done with it */
-    app->batcher = NULL;
     cu_jobs_stop();
     cu_log(CU_LOG_INFO, "server.stopped", CU_LI("in_flight", atomic_load(&app->inflight)));
     cu_log_buffer_stop();
@@ -919,8 +969,6 @@ out:
     cu_daemon_watch_stop();
     cu_lane_free(app->lane);
     app->lane = NULL;
-    cu_audit_batcher_free(app->batcher);
-    app->batcher = NULL;
     cu_daemon_wipe_free(key);
     cu_free(cert);
     return rc;

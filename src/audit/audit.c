@@ -416,6 +416,10 @@ static enum cu_err sink_append(void *arg, struct cu_db *db, const struct cu_work
     rc = cu_audit_append_many(a, db, evp, n, rcs);
     for (size_t i = 0; rc == CU_OK && i < n; i++)
         rc = rcs[i];
+    /* A record the log refuses is the caller's bug (a field over its limit) and a busy store
+     * is a race the committer runs again; any other failure is the log's: fail closed. */
+    if (rc != CU_OK && rc != CU_E_BUSY && rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
+        rc = CU_E_AUDIT;
     return rc;
 }
 

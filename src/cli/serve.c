@@ -139,6 +139,12 @@ int cu_cli_app_new(struct cu_cli_ctx *ctx, struct cu_app **out)
         code = CU_EXIT_FAIL;
         goto out;
     }
+    struct cu_committer_opts co = {.audit = cu_audit_sink(app->audit)};
+    if (cu_committer_new(ctx->store, &co, &app->committer) != CU_OK) {
+        cu_cli_error("the group committer could not start");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     cu_log(CU_LOG_INFO, "identity.ready",
            CU_LI("password_hash_slots", cu_hasher_slots(cu_identity_hasher(app->identity))),
            CU_LI("password_memory_kib", ctx->cfg.identity.password_memory_kib));
@@ -154,6 +160,7 @@ void cu_cli_app_free(struct cu_app *app)
 {
     if (app == NULL)
         return;
+    cu_committer_free(app->committer); /* first: its units use the services below */
     cu_apikey_service_free(app->apikeys);
     cu_metrics_free(app->metrics);
     cu_limiter_free(app->auth_limiter);
