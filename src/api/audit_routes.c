@@ -87,7 +87,7 @@ enum cu_err cu_handle_audit_list(struct cu_req *req, struct cu_resp *resp)
 
     if (rc != CU_OK)
         return rc;
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_audit_list(db, &f, true, (size_t)limit, &rs, &n);
     if (rc == CU_OK)
@@ -127,7 +127,7 @@ enum cu_err cu_handle_audit_checkpoint(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_audit_checkpoint cp;
     struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
         rc = cu_audit_checkpoint_get(db, 0, &cp);
@@ -176,7 +176,7 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, CU_E_INVALID, "the sequence number must be a positive integer");
     rc = query_int(req, resp, "checkpoint", true, 1, INT64_MAX, &size);
     if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = need_checkpoint(db, resp, size, &cp);
     if (rc != CU_OK)
@@ -213,7 +213,7 @@ enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp
     if (rc == CU_OK && from > to)
         rc = cu_resp_fail(resp, CU_E_INVALID, "from must not be larger than to");
     if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = need_checkpoint(db, resp, from, &a);
     if (rc == CU_OK)

@@ -350,7 +350,7 @@ static enum cu_err auth_apikey(struct request *r, const char *token)
 {
     struct cu_principal *p = &r->req.principal;
     struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(r->req.app->store, &db);
+    enum cu_err rc = cu_req_db(&r->req, &db);
 
     if (rc == CU_OK)
         rc = cu_apikey_authenticate(r->req.app->apikeys, db, token, strlen(token), &p->key);
