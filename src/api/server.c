@@ -912,7 +912,8 @@ enum cu_err cu_server_run(struct cu_app *app)
     if (rc == CU_OK && app->committer == NULL)
         rc = CU_E_INTERNAL; /* cu_cli_app_new makes it */
     if (rc == CU_OK)
-        rc = cu_lane_new("cu-hash", lane_threads(app), app->cfg.identity.password_hash_wait_ms, &app->lane);
+        rc = cu_lane_new("cu-hash", lane_threads(app), app->cfg.identity.password_hash_wait_ms,
+                         &app->lane);
     if (rc == CU_OK)
         rc = cu_daemon_read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
     if (rc == CU_OK)
