@@ -84,6 +84,8 @@ static int open_store(struct cu_cli_ctx *ctx, bool migrate)
         .backend = ctx->cfg.store.backend,
         .path = path,
         .busy_timeout_ms = ctx->cfg.store.busy_timeout_ms,
+        /* the read pool, and the committer's own */
+        .pool_connections = ctx->cfg.store.connections + 1,
         .synchronous_full = strcmp(ctx->cfg.store.synchronous, "full") == 0,
         .create = false,
     };
