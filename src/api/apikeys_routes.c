@@ -109,24 +109,6 @@ static void key_job_clear(void *p)
     cu_crypto_wipe(j->token, sizeof(j->token));
 }
 
-/* Least privilege: a key can only make or revoke keys whose scopes it holds itself, so
- * apikeys.write is not a way to every other scope. The refusal is audited. */
-static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, const char *action,
-                                     const char *target, uint64_t scopes)
-{
-    char names[512];
-    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
-        names[0] = '\0';
-    enum cu_err rc = cu_req_audit_refusal(
-        req, action, target,
-        json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names));
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the refusal could not be audited");
-    return cu_resp_fail(resp, CU_E_FORBIDDEN,
-                        "a key can only grant or revoke scopes it holds; this one lacks: %s",
-                        names);
-}
-
 static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
                                 const char **name, uint64_t *scopes, int64_t *expires)
 {
@@ -185,8 +167,10 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
 
     if (rc == CU_OK)
         rc = parse_create(req, resp, j->body, &j->name, &j->scopes, &j->expires);
-    if (rc == CU_OK && (j->scopes & ~req->principal.scopes) != 0)
-        rc = refuse_escalation(req, resp, "apikey.create", "", j->scopes);
+    /* Least privilege: a key can only make keys whose scopes it holds itself, so apikeys.write
+     * is not a way to every other scope. */
+    if (rc == CU_OK)
+        rc = cu_req_may_grant(req, resp, "apikey.create", "", j->scopes);
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
     j->req = req;
@@ -255,9 +239,9 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
     rc = j != NULL ? cu_req_db(req, &db) : CU_E_NOMEM;
     if (rc == CU_OK)
         rc = cu_apikey_get(db, req->params[0], &j->info);
-    if (rc == CU_OK && (j->info.scopes & ~req->principal.scopes) != 0)
-        return refuse_escalation(req, resp, "apikey.revoke", target_of(&j->info).text,
-                                 j->info.scopes);
+    if (rc == CU_OK && cu_req_may_grant(req, resp, "apikey.revoke", target_of(&j->info).text,
+                                        j->info.scopes) != CU_OK)
+        return resp->err;
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no API key has this id");
     if (rc != CU_OK)

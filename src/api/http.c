@@ -174,6 +174,23 @@ enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const c
     return rc;
 }
 
+enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,
+                             const char *target, uint64_t scopes)
+{
+    char names[512];
+
+    if (cu_access_may_grant(&req->principal, scopes, names, sizeof(names)) == CU_OK)
+        return CU_OK;
+    if (cu_req_audit_refusal(
+            req, action, target,
+            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names)) != CU_OK)
+        return cu_resp_fail(resp, CU_E_AUDIT, "the refusal could not be audited");
+    return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                        "a principal can only grant, or act on, scopes it holds; this one lacks: "
+                        "%s",
+                        names);
+}
+
 enum cu_err cu_req_audit_text(struct cu_req *req, const char *action, const char *target,
                               const char *outcome, char *details)
 {

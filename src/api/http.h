@@ -15,6 +15,7 @@
 
 #include <jansson.h>
 
+#include "access/access.h"
 #include "audit/audit.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -37,24 +38,6 @@ enum cu_method {
     CU_HEAD = 1 << 5,
     CU_OPTIONS = 1 << 6,
     CU_METHOD_OTHER = 1 << 7,
-};
-
-enum cu_principal_kind {
-    CU_PRINCIPAL_NONE = 0,
-    CU_PRINCIPAL_APIKEY,   /* an API key */
-    CU_PRINCIPAL_STAFF,    /* a staff member's session */
-    CU_PRINCIPAL_CUSTOMER, /* a customer's session */
-};
-
-/* Who a request acts as. id and scopes hold for every kind: the key's id and scopes, or the
- * staff member's id and scopes, or the customer's id (no scopes). */
-struct cu_principal {
-    enum cu_principal_kind kind;
-    char id[CU_SUBJECT_ID_BYTES];
-    uint64_t scopes;
-    struct cu_apikey_info key;      /* CU_PRINCIPAL_APIKEY */
-    struct cu_session_info session; /* CU_PRINCIPAL_STAFF and CU_PRINCIPAL_CUSTOMER */
-    bool has_totp;                  /* sessions: the subject has a second factor */
 };
 
 struct cu_app; /* the running service: config, keyring, store, services (server.c) */
@@ -124,13 +107,14 @@ struct cu_resp {
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
 
-/* What a route demands of its caller (struct cu_route flags). */
+/* What a route demands of its caller (struct cu_route flags): the access flags, decided by
+ * cu_access_decide, and how the server runs it. */
 enum cu_route_flags {
     CU_ROUTE_PUBLIC = 0,
-    CU_ROUTE_SESSION = 1 << 0, /* a customer's or staff member's session (not an API key) */
-    CU_ROUTE_FRESH = 1 << 1,   /* a recent sign-in or step-up (identity.step_up_minutes) */
-    CU_ROUTE_ENROL = 1 << 2,   /* open to sessions that must still enrol a second factor */
-    CU_ROUTE_HASH = 1 << 3,    /* the handler hashes a password: it runs on the lane (lane.h) */
+    CU_ROUTE_SESSION = CU_ACCESS_SESSION, /* a customer's or staff member's session */
+    CU_ROUTE_FRESH = CU_ACCESS_FRESH,     /* a recent sign-in or step-up */
+    CU_ROUTE_ENROL = CU_ACCESS_ENROL,     /* open to sessions that must still enrol a factor */
+    CU_ROUTE_HASH = 1 << 8, /* the handler hashes a password: it runs on the lane (base/lane.h) */
 };
 
 struct cu_route {
@@ -138,7 +122,7 @@ struct cu_route {
     unsigned flags;      /* enum cu_route_flags */
     const char *pattern; /* "/v1/apikeys/{id}" */
     cu_handler_fn handler;
-    uint64_t scope; /* needs an API key or a staff session with this scope; 0: see flags */
+    uint64_t permission; /* needs an API key or a staff session holding it; 0: see flags */
 };
 
 /* cu_routes(n): the route table and its length (routes.c). */
@@ -196,6 +180,13 @@ CU_WUR enum cu_err cu_req_audit(struct cu_req *req, const char *action, const ch
  * refusal is answered whatever becomes of its record (health then reports the audit log). */
 CU_WUR enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const char *target,
                                         json_t *details);
+
+/* cu_req_may_grant(req, resp, action, target, scopes): least privilege for what a request gives
+ * or acts on (a key's scopes, a staff member's): CU_OK when its principal holds every scope in
+ * scopes (cu_access_may_grant); else CU_E_FORBIDDEN with the detail naming the scopes it lacks,
+ * and the refusal audited as action on target, "denied". */
+CU_WUR enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,
+                                    const char *target, uint64_t scopes);
 
 /* cu_req_audit_text(req, action, target, outcome, details): cu_req_audit with the details as
  * canonical JSON text (an object; cu_json_canonical's form), taken over (malloc'd; NULL: the

@@ -217,21 +217,7 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
 /* The actor of a request's audit records: its principal, once authenticated. */
 static void set_actor(struct cu_req *req)
 {
-    static const char *const kinds[] = {
-        [CU_PRINCIPAL_NONE] = "anonymous",
-        [CU_PRINCIPAL_APIKEY] = "apikey",
-        [CU_PRINCIPAL_STAFF] = "staff",
-        [CU_PRINCIPAL_CUSTOMER] = "customer",
-    };
-    struct cu_work_ctx *ctx = cu_work_context(req->work);
-    snprintf(ctx->actor_type, sizeof(ctx->actor_type), "%s", kinds[req->principal.kind]);
-    snprintf(ctx->actor_id, sizeof(ctx->actor_id), "%s",
-             req->principal.kind == CU_PRINCIPAL_NONE ? "" : req->principal.id);
-    ctx->principal = &req->principal;
-    ctx->aal =
-        req->principal.kind == CU_PRINCIPAL_STAFF || req->principal.kind == CU_PRINCIPAL_CUSTOMER
-            ? (int)req->principal.session.aal
-            : 0;
+    cu_access_actor(&req->principal, cu_work_context(req->work));
 }
 
 /* What a unit's outcome says of the audit log, for health: a unit with records that committed
@@ -392,46 +378,24 @@ static enum cu_err auth_session(struct request *r, const char *token)
     return CU_OK;
 }
 
-static enum cu_err deny(struct request *r, const struct cu_route *route, const char *reason)
-{
-    audit_refusal(&r->req, "access.denied", route->pattern, "denied",
-                  json_pack("{s:s, s:s}", "method", r->req.method_name, "reason", reason));
-    return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "%s", reason);
-}
-
-/* Whether the authenticated principal may use the route: the kind of principal, a second
- * factor where one is due, a recent sign-in where the route demands one, and the scope. */
+/* Whether the authenticated principal may use the route: the one door (cu_access_decide).
+ * A denial is audited as access.denied, but for a second factor still due. */
 static enum cu_err authorize(struct request *r, const struct cu_route *route)
 {
     struct cu_app *app = r->req.app;
-    const struct cu_principal *p = &r->req.principal;
-    bool session = p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_CUSTOMER;
+    struct cu_access_decision d;
+    struct cu_access_ctx ctx = {app->identity, app->cfg.identity.customer_mfa_required,
+                                cu_clock_now_ms()};
 
-    if ((route->flags & CU_ROUTE_SESSION) && !session)
-        return deny(r, route, "this route is for a signed-in customer or staff member");
-    if (route->scope != 0 && p->kind == CU_PRINCIPAL_CUSTOMER)
-        return deny(r, route, "this route is not open to customers");
-    if (session && !p->has_totp && !(route->flags & CU_ROUTE_ENROL) &&
-        (p->kind == CU_PRINCIPAL_STAFF || app->cfg.identity.customer_mfa_required))
-        return cu_resp_fail(&r->resp, CU_E_MFA_ENROL,
-                            "enrol a second factor first: POST /v1/me/mfa/totp");
-    if (session && route->scope != 0 && p->session.aal != CU_AAL2)
-        return cu_resp_fail(&r->resp, CU_E_STEP_UP,
-                            "this route needs a session signed in with a second factor: "
-                            "POST /v1/auth/step-up");
-    if (session && (route->flags & CU_ROUTE_FRESH) &&
-        !cu_identity_session_fresh(app->identity, &p->session, p->has_totp, cu_clock_now_ms()))
-        return cu_resp_fail(&r->resp, CU_E_STEP_UP,
-                            "this operation needs a recent sign-in: POST /v1/auth/step-up");
-    if (route->scope != 0 && (p->scopes & route->scope) != route->scope) {
-        audit_refusal(&r->req, "access.denied", route->pattern, "denied",
-                      json_pack("{s:s, s:s}", "method", r->req.method_name, "scope",
-                                cu_apikey_scope_name(route->scope)));
-        return cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the %s lacks the scope %s",
-                            p->kind == CU_PRINCIPAL_APIKEY ? "API key" : "staff member",
-                            cu_apikey_scope_name(route->scope));
-    }
-    return CU_OK;
+    if (cu_access_decide(&r->req.principal, route->permission, route->flags, &ctx, &d) == CU_OK)
+        return CU_OK;
+    if (d.audit)
+        audit_refusal(
+            &r->req, "access.denied", route->pattern, "denied",
+            d.missing != NULL
+                ? json_pack("{s:s, s:s}", "method", r->req.method_name, "scope", d.missing)
+                : json_pack("{s:s, s:s}", "method", r->req.method_name, "reason", d.reason));
+    return cu_resp_fail(&r->resp, d.err, "%s", d.reason);
 }
 
 /* Reads "Bearer <token>": an API key or a session token; fills the principal and checks it
@@ -473,7 +437,8 @@ static enum cu_err admit(struct request *r)
     }
     r->route = route;
     r->route_idx = (size_t)(route - routes);
-    return route->scope != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route) : CU_OK;
+    return route->permission != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route)
+                                                                       : CU_OK;
 }
 
 /* Whether the request's unit of work must be committed before it is answered: it holds a
@@ -539,6 +504,8 @@ static void dispatch(struct request *r)
         fail(r, rc);
 }
 
+static void commit_here(struct request *r);
+
 /* A request that hashes a password, on a lane thread: runs its handler (or, when it waited in
  * the queue past identity.password_hash_wait_ms, refuses it as a busy hasher would), then has
  * its audit record committed or its connection resumed to answer. */
@@ -552,10 +519,12 @@ static void hash_job(void *arg, bool expired)
     } else {
         dispatch(r);
     }
-    if (wants_commit(r)) {
+    if (wants_commit(r) && !atomic_load(&r->req.app->draining)) {
         submit_unit(r);
         return;
     }
+    if (wants_commit(r))
+        commit_here(r);
     atomic_store(&r->hashed, true);
     MHD_resume_connection(r->req.conn);
 }
@@ -735,8 +704,10 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
     if (r->refused == CU_OK && (r->route->flags & CU_ROUTE_HASH) && r->req.app->lane != NULL)
         return to_lane(c, r);
     dispatch(r);
-    if (wants_commit(r))
+    if (wants_commit(r) && !atomic_load(&app->draining))
         return commit_first(c, r);
+    if (wants_commit(r))
+        commit_here(r);
     return queue(c, r);
 }
 
@@ -874,13 +845,15 @@ static void wait_inflight(struct cu_app *app, int ms)
 }
 
 /* Stops accepting, lets requests in flight finish, then stops the daemon. libmicrohttpd must
- * not be stopped with a connection suspended: once the lane has run what it holds, an empty
- * unit run through the committer comes out after every unit handed over before it, so every
- * suspended connection has been resumed when it does. */
+ * not be stopped with a connection suspended: from now on a request commits its unit on its
+ * own thread instead of suspending (a connection accepted before the stop may yet bring one);
+ * once the lane has run what it holds, an empty unit run through the committer comes out
+ * after every unit handed over before, so every suspended connection has been resumed. */
 static void drain(struct cu_app *app, struct MHD_Daemon *d)
 {
     struct cu_work *flush = NULL;
 
+    atomic_store(&app->draining, true);
     (void)MHD_quiesce_daemon(d);
     wait_inflight(app, 10000);
     cu_lane_stop(app->lane); /* runs what is queued; their units go to the committer */

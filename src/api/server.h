@@ -37,6 +37,7 @@ struct cu_app {
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight;           /* requests begun and not yet completed */
+    atomic_bool draining;           /* stopping: requests commit on their thread, unsuspended */
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
     atomic_bool audit_failing;      /* the last audit append failed */

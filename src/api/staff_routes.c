@@ -54,21 +54,11 @@ static json_t *staff_json(const struct cu_staff_info *s)
                      created, "updated_at", updated);
 }
 
-/* Least privilege: the principal must hold every scope it gives. */
+/* Least privilege: the principal must hold every scope it gives (cu_req_may_grant). */
 static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const char *target,
                                uint64_t scopes)
 {
-    char names[512] = "";
-    if ((scopes & ~req->principal.scopes) == 0)
-        return CU_OK;
-    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
-        names[0] = '\0';
-    if (cu_req_audit_refusal(
-            req, "access.denied", target,
-            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names)) != CU_OK)
-        cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "access.denied"));
-    return cu_resp_fail(resp, CU_E_FORBIDDEN,
-                        "a principal can only grant scopes it holds; this one lacks: %s", names);
+    return cu_req_may_grant(req, resp, "access.denied", target, scopes);
 }
 
 static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
