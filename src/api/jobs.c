@@ -12,19 +12,26 @@
 #include "audit/checkpoint.h"
 #include "base/log.h"
 
-/* Once a minute: forgets quiet lockout counters, expired challenges and long-dead sessions. */
+static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    (void)w;
+    return cu_identity_prune(arg, db);
+}
+
+/* Once a minute, in a unit of work of the system's: forgets quiet lockout counters, expired
+ * challenges and long-dead sessions. */
 static void prune_identity(struct cu_app *app)
 {
-    struct cu_db *db = NULL;
-    enum cu_err rc = app->identity ? cu_store_db(app->store, &db) : CU_OK;
+    struct cu_work *w = NULL;
+    enum cu_err rc = app->identity != NULL ? cu_work_new(NULL, &w) : CU_OK;
+
     if (app->identity == NULL)
         return;
     if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_identity_prune(app->identity, db);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
+        rc = cu_work_add(w, prune_apply, app->identity);
+    if (rc == CU_OK)
+        rc = cu_committer_run(app->committer, w);
+    cu_work_free(w);
     if (rc != CU_OK)
         cu_log(CU_LOG_WARN, "identity.prune_failed", CU_LS("error", cu_err_str(rc)));
 }
@@ -81,7 +88,8 @@ static void *checkpointer_main(void *arg)
             break;
         pthread_mutex_unlock(&c->mu);
         bool made = false;
-        enum cu_err rc = cu_audit_checkpoint_make(c->app->audit, c->app->store, false, &made, NULL);
+        enum cu_err rc =
+            cu_audit_checkpoint_make(c->app->audit, c->app->committer, false, &made, NULL);
         if (rc != CU_OK)
             cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
         /* Each try holds writers back up to 250 ms: back off, from 1 s to 30 s, while a long
