@@ -66,7 +66,11 @@ static bool retry_purge(struct cu_app *app)
     /* The purges owed before this one starts are what it covers: an erasure whose own purge
      * fails meanwhile stays owed, and health says "pending" until a purge has succeeded. */
     unsigned long long owed = atomic_load(&app->purge_wanted);
-    if (cu_store_db(app->store, &db) != CU_OK || cu_db_purge(db) != CU_OK)
+    enum cu_err rc = cu_store_acquire(app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_purge(db);
+    cu_store_release(db);
+    if (rc != CU_OK)
         return false;
     atomic_store(&app->purge_done, owed);
     cu_log_msg(CU_LOG_INFO, "vault.purged");

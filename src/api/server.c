@@ -925,7 +925,11 @@ enum cu_err cu_server_run(struct cu_app *app)
      * (a purge of a log with nothing to erase costs one checkpoint); if a reader holds the
      * log, the checkpointer retries. */
     struct cu_db *main_db = NULL;
-    if (cu_store_db(app->store, &main_db) != CU_OK || cu_db_purge(main_db) != CU_OK) {
+    enum cu_err prc = cu_store_acquire(app->store, &main_db);
+    if (prc == CU_OK)
+        prc = cu_db_purge(main_db);
+    cu_store_release(main_db);
+    if (prc != CU_OK) {
         cu_app_purge_deferred(app);
         cu_log_msg(CU_LOG_WARN, "vault.purge_deferred");
     }
