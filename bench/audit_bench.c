@@ -54,8 +54,13 @@ static int append_all(struct cu_audit *a, struct cu_store *st, long n)
     printf("audit append (batches of 1000, synchronous=FULL): %.0f records/s (%ld in %.2f s)\n",
            (double)n / s, n, s);
     bool made = false;
+    struct cu_committer *c = NULL;
+    struct cu_committer_opts co = {.audit = cu_audit_sink(a)};
     t = cu_clock_mono_ns();
-    rc = cu_audit_checkpoint_make(a, st, true, &made, NULL);
+    rc = cu_committer_new(st, &co, &c);
+    if (rc == CU_OK)
+        rc = cu_audit_checkpoint_make(a, c, true, &made, NULL);
+    cu_committer_free(c);
     if (rc != CU_OK)
         return fail("checkpoint", rc);
     printf("audit checkpoint over %ld new records: %.3f s\n", n, seconds(t));

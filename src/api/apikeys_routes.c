@@ -49,12 +49,12 @@ enum cu_err cu_handle_apikeys_list(struct cu_req *req, struct cu_resp *resp)
     rc = cu_req_page(req, resp, valid_key_id, "a key id (ak_ and 16 hex digits)", &after, &limit);
     if (rc != CU_OK)
         return rc;
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_apikey_list(db, after, limit, &items, &n);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "apikey.list", "", "success",
-                                json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "apikey.list", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
         cu_free(items);
         return cu_resp_fail(resp, rc, "the keys could not be listed");
@@ -80,33 +80,33 @@ static struct target target_of(const struct cu_apikey_info *k)
     return t;
 }
 
-/* Audits a change to a key inside its transaction: the key's name, scopes and expiry, never
- * its text. */
-static enum cu_err audit_key(struct cu_req *req, struct cu_db *db, const char *action,
-                             const struct cu_apikey_info *k)
+/* Audits a change to a key in its unit of work: the key's name, scopes and expiry, never its
+ * text. */
+static enum cu_err audit_key(struct cu_work *w, const char *action, const struct cu_apikey_info *k)
 {
     json_t *d = apikey_json(k);
     json_object_del(d, "id");
     json_object_del(d, "created_at");
-    return cu_app_audit(req, db, action, target_of(k).text, "success", d);
+    return cu_work_audit(w, action, target_of(k).text, "success", d);
 }
 
-/* Least privilege: a key can only make or revoke keys whose scopes it holds itself, so
- * apikeys.write is not a way to every other scope. The refusal is audited. */
-static enum cu_err refuse_escalation(struct cu_req *req, struct cu_resp *resp, const char *action,
-                                     const char *target, uint64_t scopes)
+/* A key change, from the handler to its answer. */
+struct key_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    const char *name; /* create: borrowed from body */
+    uint64_t scopes;
+    int64_t expires;
+    json_t *body;
+    struct cu_apikey_info info;
+    char token[CU_APIKEY_TOKEN_BYTES]; /* create: shown once, wiped with the job */
+};
+
+static void key_job_clear(void *p)
 {
-    char names[512];
-    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
-        names[0] = '\0';
-    enum cu_err rc =
-        cu_app_audit_alone(req, action, target, "denied",
-                           json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names));
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the refusal could not be audited");
-    return cu_resp_fail(resp, CU_E_FORBIDDEN,
-                        "a key can only grant or revoke scopes it holds; this one lacks: %s",
-                        names);
+    struct key_job *j = p;
+    json_decref(j->body);
+    cu_crypto_wipe(j->token, sizeof(j->token));
 }
 
 static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
@@ -135,42 +135,47 @@ static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t
     return CU_OK;
 }
 
-enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
+static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    char token[CU_APIKEY_TOKEN_BYTES];
-    struct cu_apikey_info info;
-    struct cu_db *db = NULL;
-    const char *name = NULL;
-    uint64_t scopes = 0;
-    int64_t expires = 0;
-    json_t *body = NULL;
-    enum cu_err rc = cu_req_json(req, resp, &body);
+    struct key_job *j = arg;
+    struct cu_app *app = j->req->app;
+    enum cu_err rc =
+        cu_apikey_create(app->apikeys, db, j->name, j->scopes, j->expires, &j->info, j->token);
 
     if (rc == CU_OK)
-        rc = parse_create(req, resp, body, &name, &scopes, &expires);
-    if (rc == CU_OK && (scopes & ~req->principal.scopes) != 0)
-        rc = refuse_escalation(req, resp, "apikey.create", "", scopes);
-    if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_apikey_create(req->app->apikeys, db, name, scopes, expires, &info, token);
-        if (rc == CU_OK)
-            rc = audit_key(req, db, "apikey.create", &info);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
-    json_decref(body);
-    if (rc != CU_OK) {
-        cu_crypto_wipe(token, sizeof(token));
-        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
-    }
-    json_t *v = apikey_json(&info);
-    json_object_set_new(v, "key", json_string(token));
-    cu_crypto_wipe(token, sizeof(token));
-    cu_log(CU_LOG_INFO, "apikey.created", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
+        rc = audit_key(w, "apikey.create", &j->info);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        rc = cu_resp_fail(j->resp, rc, "the key could not be made");
+    return rc;
+}
+
+static enum cu_err create_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct key_job *j = arg;
+    json_t *v = apikey_json(&j->info);
+    json_object_set_new(v, "key", json_string(j->token));
+    cu_crypto_wipe(j->token, sizeof(j->token));
+    cu_log(CU_LOG_INFO, "apikey.created", CU_LS("request_id", req->id), CU_LS("key_id", j->info.id),
            CU_LS("by", req->principal.id));
     return cu_resp_json(resp, 201, v);
+}
+
+enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
+{
+    struct key_job *j = cu_req_alloc(req, sizeof(*j), key_job_clear);
+    enum cu_err rc = j != NULL ? cu_req_json(req, resp, &j->body) : CU_E_NOMEM;
+
+    if (rc == CU_OK)
+        rc = parse_create(req, resp, j->body, &j->name, &j->scopes, &j->expires);
+    /* Least privilege: a key can only make keys whose scopes it holds itself, so apikeys.write
+     * is not a way to every other scope. */
+    if (rc == CU_OK)
+        rc = cu_req_may_grant(req, resp, "apikey.create", "", j->scopes);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, create_apply, create_answer, j);
 }
 
 enum cu_err cu_handle_apikey_get(struct cu_req *req, struct cu_resp *resp)
@@ -181,11 +186,11 @@ enum cu_err cu_handle_apikey_get(struct cu_req *req, struct cu_resp *resp)
 
     if (!valid_key_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the key id must be ak_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_apikey_get(db, req->params[0], &info);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "apikey.read", target_of(&info).text, "success", NULL);
+        rc = cu_req_audit(req, "apikey.read", target_of(&info).text, "success", NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no API key has this id");
     if (rc != CU_OK)
@@ -193,38 +198,55 @@ enum cu_err cu_handle_apikey_get(struct cu_req *req, struct cu_resp *resp)
     return cu_resp_json(resp, 200, apikey_json(&info));
 }
 
+static enum cu_err revoke_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct key_job *j = arg;
+    const char *id = j->req->params[0];
+    enum cu_err rc = cu_apikey_get(db, id, &j->info);
+    bool was_revoked = rc == CU_OK && j->info.revoked_at != 0;
+
+    if (rc == CU_OK && !was_revoked)
+        rc = cu_apikey_revoke(db, id);
+    if (rc == CU_OK && !was_revoked)
+        rc = cu_apikey_get(db, id, &j->info);
+    if (rc == CU_OK && !was_revoked)
+        rc = audit_key(w, "apikey.revoke", &j->info);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(j->resp, rc, "no API key has this id");
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the key could not be revoked");
+    return rc;
+}
+
+static enum cu_err revoke_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct key_job *j = arg;
+    cu_log(CU_LOG_INFO, "apikey.revoked", CU_LS("request_id", req->id), CU_LS("key_id", j->info.id),
+           CU_LS("by", req->principal.id));
+    return cu_resp_json(resp, 200, apikey_json(&j->info));
+}
+
+/* Revoking: the key is read first (a key whose scopes the caller lacks is refused, audited),
+ * then revoked in the unit of work, where it is read again. */
 enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_apikey_info info;
+    struct key_job *j = cu_req_alloc(req, sizeof(*j), key_job_clear);
     struct cu_db *db = NULL;
     enum cu_err rc;
 
     if (!valid_key_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the key id must be ak_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
+    rc = j != NULL ? cu_req_db(req, &db) : CU_E_NOMEM;
     if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_apikey_get(db, req->params[0], &info);
-        bool was_revoked = info.revoked_at != 0;
-        if (rc == CU_OK && (info.scopes & ~req->principal.scopes) != 0) {
-            cu_db_rollback(db);
-            return refuse_escalation(req, resp, "apikey.revoke", target_of(&info).text,
-                                     info.scopes);
-        }
-        if (rc == CU_OK && !was_revoked)
-            rc = cu_apikey_revoke(db, req->params[0]);
-        if (rc == CU_OK && !was_revoked)
-            rc = cu_apikey_get(db, req->params[0], &info);
-        if (rc == CU_OK && !was_revoked)
-            rc = audit_key(req, db, "apikey.revoke", &info);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
+        rc = cu_apikey_get(db, req->params[0], &j->info);
+    if (rc == CU_OK && cu_req_may_grant(req, resp, "apikey.revoke", target_of(&j->info).text,
+                                        j->info.scopes) != CU_OK)
+        return resp->err;
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no API key has this id");
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the key could not be revoked");
-    cu_log(CU_LOG_INFO, "apikey.revoked", CU_LS("request_id", req->id), CU_LS("key_id", info.id),
-           CU_LS("by", req->principal.id));
-    return cu_resp_json(resp, 200, apikey_json(&info));
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, revoke_apply, revoke_answer, j);
 }

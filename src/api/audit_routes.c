@@ -87,12 +87,12 @@ enum cu_err cu_handle_audit_list(struct cu_req *req, struct cu_resp *resp)
 
     if (rc != CU_OK)
         return rc;
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_audit_list(db, &f, true, (size_t)limit, &rs, &n);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "audit.read", "", "success",
-                                json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "audit.read", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
         cu_audit_records_free(rs, n);
         return cu_resp_fail(resp, rc, "the audit log could not be read");
@@ -127,12 +127,12 @@ enum cu_err cu_handle_audit_checkpoint(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_audit_checkpoint cp;
     struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
         rc = cu_audit_checkpoint_get(db, 0, &cp);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "audit.checkpoint.read", "", "success", NULL);
+        rc = cu_req_audit(req, "audit.checkpoint.read", "", "success", NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no checkpoint has been made yet");
     if (rc != CU_OK)
@@ -176,7 +176,7 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, CU_E_INVALID, "the sequence number must be a positive integer");
     rc = query_int(req, resp, "checkpoint", true, 1, INT64_MAX, &size);
     if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = need_checkpoint(db, resp, size, &cp);
     if (rc != CU_OK)
@@ -186,7 +186,7 @@ enum cu_err cu_handle_audit_proof(struct cu_req *req, struct cu_resp *resp)
                             (long long)seq, (long long)size);
     rc = cu_audit_inclusion(db, seq, size, leaf, proof, &len);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(
+        rc = cu_req_audit(
             req, "audit.proof", "", "success",
             json_pack("{s:I, s:I}", "seq", (json_int_t)seq, "checkpoint", (json_int_t)size));
     if (rc != CU_OK)
@@ -213,7 +213,7 @@ enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp
     if (rc == CU_OK && from > to)
         rc = cu_resp_fail(resp, CU_E_INVALID, "from must not be larger than to");
     if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = need_checkpoint(db, resp, from, &a);
     if (rc == CU_OK)
@@ -221,9 +221,8 @@ enum cu_err cu_handle_audit_consistency(struct cu_req *req, struct cu_resp *resp
     if (rc == CU_OK)
         rc = cu_audit_consistency(db, from, to, proof, &len);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(
-            req, "audit.consistency", "", "success",
-            json_pack("{s:I, s:I}", "from", (json_int_t)from, "to", (json_int_t)to));
+        rc = cu_req_audit(req, "audit.consistency", "", "success",
+                          json_pack("{s:I, s:I}", "from", (json_int_t)from, "to", (json_int_t)to));
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the proof could not be made");
     return cu_resp_json(resp, 200,

@@ -116,12 +116,55 @@ static enum cu_err vault_fail(struct cu_resp *resp, enum cu_err rc, const char *
     return cu_resp_fail(resp, rc, "the customer could not be processed");
 }
 
-static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
+/* A customer change, from the handler through its unit of work to its answer. */
+struct change {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    struct cu_customer c;
+    json_t *changed;
+    char why[CU_VAULT_WHY_BYTES];
+};
+
+static void change_clear(void *p)
 {
-    if (rc == CU_OK)
-        return cu_db_commit(db);
-    cu_db_rollback(db);
-    return rc;
+    struct change *j = p;
+    json_decref(j->body);
+    json_decref(j->changed);
+    cu_customer_clear(&j->c);
+}
+
+/* change_new(req, resp, body): the change of req, reading its JSON body when body is true;
+ * NULL with the problem set in resp. */
+static struct change *change_new(struct cu_req *req, struct cu_resp *resp, bool body)
+{
+    struct change *j = cu_req_alloc(req, sizeof(*j), change_clear);
+
+    if (j == NULL) {
+        cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    memset(&j->c, 0, sizeof(j->c));
+    j->req = req;
+    j->resp = resp;
+    if (body && cu_req_json(req, resp, &j->body) != CU_OK)
+        return NULL;
+    return j;
+}
+
+/* A change run again (the committer re-runs a unit that lost a race) starts afresh. */
+static void change_reset(struct change *j)
+{
+    json_decref(j->changed);
+    j->changed = NULL;
+    cu_customer_clear(&j->c);
+    j->why[0] = '\0';
+}
+
+/* The failure of a change's apply: busy is left to the committer's retry, the rest reported. */
+static enum cu_err change_fail(struct change *j, enum cu_err rc)
+{
+    return rc == CU_E_BUSY ? rc : vault_fail(j->resp, rc, j->why);
 }
 
 /* Answers with one customer. */
@@ -155,35 +198,32 @@ static enum cu_err answer_list(struct cu_resp *resp, const struct cu_customer *c
     return cu_resp_json_end(resp, rc);
 }
 
+static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct change *j = arg;
+    enum cu_err rc;
+
+    change_reset(j);
+    rc = cu_vault_create(j->req->app->vault, db, j->body, &j->c, j->why);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "customer.create", target_of(j->c.id).text, "success",
+                           json_pack("{s:o}", "fields", field_names(&j->c, 1, false)));
+    return rc == CU_OK ? CU_OK : change_fail(j, rc);
+}
+
+static enum cu_err create_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct change *j = arg;
+    return answer_customer(resp, 201, &j->c, may_unmask(req));
+}
+
 enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
 {
-    char why[CU_VAULT_WHY_BYTES] = "";
-    struct cu_customer c;
-    struct cu_db *db = NULL;
-    json_t *body = NULL;
-    enum cu_err rc = cu_req_json(req, resp, &body);
+    struct change *j = change_new(req, resp, true);
 
-    memset(&c, 0, sizeof(c));
-    if (rc != CU_OK)
-        return rc;
-    rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_vault_create(req->app->vault, db, body, &c, why);
-        if (rc == CU_OK)
-            rc = cu_app_audit(req, db, "customer.create", target_of(c.id).text, "success",
-                              json_pack("{s:o}", "fields", field_names(&c, 1, false)));
-        rc = commit_or_rollback(db, rc);
-    }
-    json_decref(body);
-    if (rc != CU_OK) {
-        cu_customer_clear(&c);
-        return resp->err ? resp->err : vault_fail(resp, rc, why);
-    }
-    rc = answer_customer(resp, 201, &c, may_unmask(req));
-    cu_customer_clear(&c);
-    return rc;
+    if (j == NULL)
+        return resp->err;
+    return cu_req_change(req, create_apply, create_answer, j);
 }
 
 enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
@@ -195,7 +235,7 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
 
     if (!valid_customer_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_vault_get(req->app->vault, db, req->params[0], true, &c);
     if (rc != CU_OK)
@@ -203,52 +243,51 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
     /* The server sends this only once the read's audit record is committed. */
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK)
-        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
-                                read_details(&c, unmask));
+        rc = cu_req_audit_text(req, "customer.read", target_of(c.id).text, "success",
+                               read_details(&c, unmask));
     cu_customer_clear(&c);
     return rc;
 }
 
-enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
+/* A PATCH changes the customer and answers with what is stored now, which is a read: personal
+ * fields only for a caller that may read them, masked unless it may unmask, and audited as GET
+ * audits them, in the same unit of work as the change. */
+static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    char why[CU_VAULT_WHY_BYTES] = "";
-    struct cu_customer c;
-    struct cu_db *db = NULL;
-    json_t *body = NULL, *changed = NULL;
+    struct change *j = arg;
+    struct cu_req *req = j->req;
+    bool unmask = may_read(req) && may_unmask(req);
     enum cu_err rc;
 
-    memset(&c, 0, sizeof(c));
+    change_reset(j);
+    rc = cu_vault_patch(req->app->vault, db, req->params[0], j->body, &j->c, &j->changed, j->why);
+    if (rc == CU_OK && json_array_size(j->changed) > 0)
+        rc = cu_work_audit(w, "customer.update", target_of(j->c.id).text, "success",
+                           json_pack("{s:O}", "changed", j->changed));
+    if (rc == CU_OK && may_read(req))
+        rc = cu_work_audit_text(w, "customer.read", target_of(j->c.id).text, "success",
+                                read_details(&j->c, unmask));
+    return rc == CU_OK ? CU_OK : change_fail(j, rc);
+}
+
+static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct change *j = arg;
+    if (!may_read(req))
+        cu_customer_drop_personal(&j->c);
+    return answer_customer(resp, 200, &j->c, may_read(req) && may_unmask(req));
+}
+
+enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
+{
+    struct change *j;
+
     if (!valid_customer_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
-    rc = cu_req_json(req, resp, &body);
-    if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_vault_patch(req->app->vault, db, req->params[0], body, &c, &changed, why);
-        if (rc == CU_OK && json_array_size(changed) > 0)
-            rc = cu_app_audit(req, db, "customer.update", target_of(c.id).text, "success",
-                              json_pack("{s:O}", "changed", changed));
-        rc = commit_or_rollback(db, rc);
-    }
-    json_decref(body);
-    json_decref(changed);
-    if (rc != CU_OK) {
-        cu_customer_clear(&c);
-        return resp->err ? resp->err : vault_fail(resp, rc, why);
-    }
-    /* The answer shows what is stored now, which is a read: personal fields only for a caller
-     * that may read them, masked unless it may unmask, and audited as GET audits them. */
-    bool unmask = may_read(req) && may_unmask(req);
-    if (!may_read(req))
-        cu_customer_drop_personal(&c);
-    rc = answer_customer(resp, 200, &c, unmask);
-    if (rc == CU_OK && may_read(req))
-        rc = cu_resp_audit_text(resp, "customer.read", target_of(c.id).text, "success",
-                                read_details(&c, unmask));
-    cu_customer_clear(&c);
-    return rc;
+    j = change_new(req, resp, true);
+    if (j == NULL)
+        return resp->err;
+    return cu_req_change(req, patch_apply, patch_answer, j);
 }
 
 /* A lookup finds at most this many customers (a blind index may repeat only for phone and
@@ -263,7 +302,7 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     struct cu_customer cs[SEARCH_MAX];
     struct cu_db *db = NULL;
     size_t n = 0, got = 0;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
         rc = cu_vault_find(req->app->vault, db, field, value, ids, SEARCH_MAX, &n, why);
@@ -284,10 +323,10 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
     for (size_t i = 0; i < got; i++)
         cu_customer_clear(&cs[i]);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
-                           json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
-                                     (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
-                                     "revealed", revealed));
+        rc = cu_req_audit(req, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
+                          json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
+                                    (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
+                                    "revealed", revealed));
     else {
         json_decref(found);
         json_decref(revealed);
@@ -345,7 +384,7 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     rc = cu_req_page(req, resp, valid_customer_id, "a customer id", &after, &limit);
     if (rc != CU_OK)
         return rc;
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_vault_list(req->app->vault, db, after, limit, &cs, &n);
     if (rc != CU_OK) {
@@ -355,42 +394,60 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
     rc = answer_list(resp, cs, n, false, n == limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
     if (rc == CU_OK)
-        rc = cu_resp_audit(resp, "customer.list", "", "success",
-                           json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "customer.list", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     return rc;
+}
+
+/* After the erasure is durable, on the writer's connection: the store's purge, so that the
+ * erased customer's old pages leave the write-ahead log; if a reader holds the log, the server
+ * retries until a purge succeeds (/v1/health says "erasure_purge":"pending" meanwhile). */
+static void erase_purge(void *arg, struct cu_db *db)
+{
+    struct change *j = arg;
+    if (cu_db_purge(db) == CU_OK)
+        return;
+    cu_app_purge_deferred(j->req->app);
+    cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", j->req->params[0]));
+}
+
+/* An erasure destroys the customer's key and data and what sign-in keeps of them, and reads
+ * back what is left (the erased record), in one unit of work. */
+static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct change *j = arg;
+    struct cu_req *req = j->req;
+    const char *id = req->params[0];
+    enum cu_err rc;
+
+    change_reset(j);
+    rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
+    if (rc == CU_OK)
+        rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "customer.erase", target_of(id).text, "success", NULL);
+    if (rc == CU_OK)
+        rc = cu_vault_get(req->app->vault, db, id, false, &j->c);
+    if (rc == CU_OK)
+        rc = cu_work_after(w, erase_purge, j);
+    return rc == CU_OK ? CU_OK : change_fail(j, rc);
+}
+
+static enum cu_err erase_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct change *j = arg;
+    (void)req;
+    return answer_customer(resp, 200, &j->c, false);
 }
 
 enum cu_err cu_handle_customer_erase(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_customer c;
-    struct cu_db *db = NULL;
-    enum cu_err rc;
+    struct change *j;
 
     if (!valid_customer_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_vault_erase(req->app->vault, db, req->params[0], req->principal.id);
-        if (rc == CU_OK)
-            rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, req->params[0]);
-        if (rc == CU_OK)
-            rc = cu_app_audit(req, db, "customer.erase", target_of(req->params[0]).text, "success",
-                              NULL);
-        rc = commit_or_rollback(db, rc);
-    }
-    if (rc == CU_OK && cu_db_purge(db) != CU_OK) {
-        /* A reader held the write-ahead log: the server retries until the purge succeeds
-         * (/v1/health says "erasure_purge":"pending" meanwhile). */
-        cu_app_purge_deferred(req->app);
-        cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", req->params[0]));
-    }
-    if (rc == CU_OK)
-        rc = cu_vault_get(req->app->vault, db, req->params[0], false, &c);
-    if (rc != CU_OK)
-        return resp->err ? resp->err : vault_fail(resp, rc, "");
-    rc = answer_customer(resp, 200, &c, false);
-    cu_customer_clear(&c);
-    return rc;
+    j = change_new(req, resp, false);
+    if (j == NULL)
+        return resp->err;
+    return cu_req_change(req, erase_apply, erase_answer, j);
 }

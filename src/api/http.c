@@ -10,7 +10,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/server.h"
 #include "base/json.h"
+#include "base/mem.h"
 #include "base/text.h"
 
 static const struct {
@@ -157,42 +159,97 @@ void cu_resp_retry_after(struct cu_resp *resp, int64_t seconds)
     cu_resp_header(resp, "Retry-After", resp->retry_after);
 }
 
-/* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the
- * stand-alone audit record of the request (with its principal, id and address) before it
- * sends resp. The server waits for the audit writer's group commit without holding a thread;
- * if the record cannot be committed, the client gets 503 audit_unavailable instead of resp
- * (fail closed). For a handler about to return CU_OK with resp filled: the record of a request
- * that fails is dropped. action and outcome are static strings, target is copied, details
- * (may be NULL) is consumed. CU_E_TOO_LARGE (details released) when target is longer than
- * CU_AUDIT_FIELD_MAX bytes. */
-enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
-                          const char *outcome, json_t *details)
+enum cu_err cu_req_audit(struct cu_req *req, const char *action, const char *target,
+                         const char *outcome, json_t *details)
 {
-    struct cu_pending_audit *a = &resp->audit;
-    size_t n = strlen(target);
-
-    CU_ASSERT(a->action == NULL);
-    if (n >= sizeof(a->target)) {
-        json_decref(details);
-        return CU_E_TOO_LARGE;
-    }
-    memcpy(a->target, target, n + 1);
-    a->action = action;
-    a->outcome = outcome;
-    a->details = details;
-    return CU_OK;
+    return cu_work_audit(req->work, action, target, outcome, details);
 }
 
-enum cu_err cu_resp_audit_text(struct cu_resp *resp, const char *action, const char *target,
-                               const char *outcome, char *details)
+enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const char *target,
+                                 json_t *details)
 {
-    enum cu_err rc =
-        details != NULL ? cu_resp_audit(resp, action, target, outcome, NULL) : CU_E_NOMEM;
+    enum cu_err rc = cu_work_audit(req->work, action, target, "denied", details);
     if (rc == CU_OK)
-        resp->audit.details_text = details;
-    else
-        free(details);
+        req->refusal = true;
     return rc;
+}
+
+enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,
+                             const char *target, uint64_t scopes)
+{
+    char names[512];
+
+    if (cu_access_may_grant(&req->principal, scopes, names, sizeof(names)) == CU_OK)
+        return CU_OK;
+    if (cu_req_audit_refusal(
+            req, action, target,
+            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names)) != CU_OK)
+        return cu_resp_fail(resp, CU_E_AUDIT, "the refusal could not be audited");
+    return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                        "a principal can only grant, or act on, scopes it holds; this one lacks: "
+                        "%s",
+                        names);
+}
+
+enum cu_err cu_req_audit_text(struct cu_req *req, const char *action, const char *target,
+                              const char *outcome, char *details)
+{
+    if (details == NULL)
+        return CU_E_NOMEM;
+    return cu_work_audit_text(req->work, action, target, outcome, details);
+}
+
+enum cu_err cu_req_change(struct cu_req *req, cu_work_fn apply, cu_answer_fn answer, void *arg)
+{
+    enum cu_err rc = cu_work_add(req->work, apply, arg);
+
+    CU_ASSERT_MSG(req->answer == NULL, "one change with an answer per request");
+    if (rc == CU_OK) {
+        req->answer = answer;
+        req->answer_arg = arg;
+    }
+    return rc;
+}
+
+void *cu_req_alloc(struct cu_req *req, size_t size, void (*clear)(void *p))
+{
+    void *p;
+
+    if (req->nowned >= CU_REQ_OWNED_MAX)
+        return NULL;
+    p = cu_calloc(1, size);
+    if (p != NULL) {
+        req->owned[req->nowned].p = p;
+        req->owned[req->nowned].clear = clear;
+        req->nowned++;
+    }
+    return p;
+}
+
+enum cu_err cu_req_db(struct cu_req *req, struct cu_db **out)
+{
+    enum cu_err rc = CU_OK;
+
+    if (req->view == NULL)
+        rc = cu_store_acquire(req->app->store, &req->view);
+    *out = req->view;
+    return rc;
+}
+
+enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc)
+{
+    switch (rc) {
+    case CU_E_AUDIT:
+        return cu_resp_fail(resp, rc, "the request could not be audited; nothing was changed");
+    case CU_E_STORE_FULL:
+        return cu_resp_fail(resp, rc, "the store's disk is full; nothing was changed");
+    case CU_E_BUSY:
+        return cu_resp_fail(resp, rc, "the store stayed busy; nothing was changed; retry");
+    case CU_E_UNAVAILABLE:
+        return cu_resp_fail(resp, rc, "the server is stopping; nothing was changed; retry");
+    default:
+        return cu_resp_fail(resp, rc, "the store failed; nothing was changed");
+    }
 }
 
 void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)

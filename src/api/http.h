@@ -15,11 +15,13 @@
 
 #include <jansson.h>
 
+#include "access/access.h"
 #include "audit/audit.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "identity/apikey.h"
 #include "identity/identity.h"
+#include "store/work.h"
 
 #define CU_REQUEST_ID_BYTES 33 /* 32 hex digits + NUL */
 #define CU_MAX_PATH_PARAMS 4
@@ -38,24 +40,6 @@ enum cu_method {
     CU_METHOD_OTHER = 1 << 7,
 };
 
-enum cu_principal_kind {
-    CU_PRINCIPAL_NONE = 0,
-    CU_PRINCIPAL_APIKEY,   /* an API key */
-    CU_PRINCIPAL_STAFF,    /* a staff member's session */
-    CU_PRINCIPAL_CUSTOMER, /* a customer's session */
-};
-
-/* Who a request acts as. id and scopes hold for every kind: the key's id and scopes, or the
- * staff member's id and scopes, or the customer's id (no scopes). */
-struct cu_principal {
-    enum cu_principal_kind kind;
-    char id[CU_SUBJECT_ID_BYTES];
-    uint64_t scopes;
-    struct cu_apikey_info key;      /* CU_PRINCIPAL_APIKEY */
-    struct cu_session_info session; /* CU_PRINCIPAL_STAFF and CU_PRINCIPAL_CUSTOMER */
-    bool has_totp;                  /* sessions: the subject has a second factor */
-};
-
 struct cu_app; /* the running service: config, keyring, store, services (server.c) */
 
 /* Where a request's headers and query arguments come from: libmicrohttpd's connection in the
@@ -69,6 +53,16 @@ struct cu_req_source {
     void (*each)(void *arg, bool query, bool (*fn)(void *cls, const char *name, const char *value),
                  void *cls);
 };
+
+struct cu_req;
+struct cu_resp;
+
+/* What a handler's change answers once its unit of work is durable (cu_req_change): builds resp
+ * from what apply left in arg, on the request's thread. An error renders the problem. */
+typedef enum cu_err (*cu_answer_fn)(struct cu_req *req, struct cu_resp *resp, void *arg);
+
+/* The most blocks a request owns through cu_req_alloc. */
+#define CU_REQ_OWNED_MAX 4
 
 struct cu_req {
     struct cu_app *app;
@@ -87,16 +81,16 @@ struct cu_req {
     void *conn;                         /* the MHD connection (server.c only), or NULL */
     const struct cu_req_source *source; /* headers and query arguments; NULL: none */
     void *source_arg;
-};
-
-/* A stand-alone audit record of the request that must be committed before its response is
- * sent (set with cu_resp_audit). */
-struct cu_pending_audit {
-    const char *action;  /* static; NULL when there is none */
-    const char *outcome; /* static */
-    char target[CU_AUDIT_FIELD_MAX + 1];
-    json_t *details;    /* owned by the response; NULL for none */
-    char *details_text; /* or the details as canonical text, owned (malloc) */
+    struct cu_work *work; /* the request's unit of work (made by the server) */
+    struct cu_db *view;   /* the read connection of cu_req_db, or NULL */
+    bool refusal;         /* refused, with the refusal's record in work: the refusal stands */
+    cu_answer_fn answer;  /* set by cu_req_change */
+    void *answer_arg;
+    struct {
+        void *p;
+        void (*clear)(void *p);
+    } owned[CU_REQ_OWNED_MAX]; /* cu_req_alloc's blocks, freed with the request */
+    size_t nowned;
 };
 
 struct cu_resp {
@@ -108,19 +102,19 @@ struct cu_resp {
     const char *headers[CU_MAX_EXTRA_HEADERS][2];
     size_t nheaders;
     char retry_after[24]; /* the Retry-After value cu_resp_retry_after wrote */
-    struct cu_pending_audit audit;
     const char *fallback; /* static: the problem sent when even the body could not be made */
 };
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
 
-/* What a route demands of its caller (struct cu_route flags). */
+/* What a route demands of its caller (struct cu_route flags): the access flags, decided by
+ * cu_access_decide, and how the server runs it. */
 enum cu_route_flags {
     CU_ROUTE_PUBLIC = 0,
-    CU_ROUTE_SESSION = 1 << 0, /* a customer's or staff member's session (not an API key) */
-    CU_ROUTE_FRESH = 1 << 1,   /* a recent sign-in or step-up (identity.step_up_minutes) */
-    CU_ROUTE_ENROL = 1 << 2,   /* open to sessions that must still enrol a second factor */
-    CU_ROUTE_HASH = 1 << 3,    /* the handler hashes a password: it runs on the lane (lane.h) */
+    CU_ROUTE_SESSION = CU_ACCESS_SESSION, /* a customer's or staff member's session */
+    CU_ROUTE_FRESH = CU_ACCESS_FRESH,     /* a recent sign-in or step-up */
+    CU_ROUTE_ENROL = CU_ACCESS_ENROL,     /* open to sessions that must still enrol a factor */
+    CU_ROUTE_HASH = 1 << 8, /* the handler hashes a password: it runs on the lane (base/lane.h) */
 };
 
 struct cu_route {
@@ -128,7 +122,7 @@ struct cu_route {
     unsigned flags;      /* enum cu_route_flags */
     const char *pattern; /* "/v1/apikeys/{id}" */
     cu_handler_fn handler;
-    uint64_t scope; /* needs an API key or a staff session with this scope; 0: see flags */
+    uint64_t permission; /* needs an API key or a staff session holding it; 0: see flags */
 };
 
 /* cu_routes(n): the route table and its length (routes.c). */
@@ -172,22 +166,60 @@ void cu_resp_header(struct cu_resp *resp, const char *name, const char *value);
  * response may be sent by another thread than the one that made it). */
 void cu_resp_retry_after(struct cu_resp *resp, int64_t seconds);
 
-/* cu_resp_audit(resp, action, target, outcome, details): asks the server to commit the
- * stand-alone audit record of the request (with its principal, id and address) before it
- * sends resp. The server waits for the audit writer's group commit without holding a thread;
- * if the record cannot be committed, the client gets 503 audit_unavailable instead of resp
- * (fail closed). For a handler about to return CU_OK with resp filled: the record of a request
- * that fails is dropped. action and outcome are static strings, target is copied, details
- * (may be NULL) is consumed. CU_E_TOO_LARGE (details released) when target is longer than
- * CU_AUDIT_FIELD_MAX bytes. */
-CU_WUR enum cu_err cu_resp_audit(struct cu_resp *resp, const char *action, const char *target,
-                                 const char *outcome, json_t *details);
+/* cu_req_audit(req, action, target, outcome, details): an audit record of the request (with
+ * its principal, id and address) in the request's unit of work: the answer is sent only once
+ * the record is committed, with the request's change if it makes one; if the record cannot be
+ * committed, the client gets 503 audit_unavailable instead (fail closed). The record of a
+ * request that fails is dropped. action and outcome are static strings, target is copied,
+ * details (may be NULL) is consumed. Errors of cu_work_audit. */
+CU_WUR enum cu_err cu_req_audit(struct cu_req *req, const char *action, const char *target,
+                                const char *outcome, json_t *details);
 
-/* cu_resp_audit_text(resp, action, target, outcome, details): cu_resp_audit with the details
- * already as canonical JSON text (an object; cu_json_canonical's form), which the call takes
- * over (malloc'd; freed with free). For answers too hot to build details as a jansson tree. */
-CU_WUR enum cu_err cu_resp_audit_text(struct cu_resp *resp, const char *action, const char *target,
-                                      const char *outcome, char *details);
+/* cu_req_audit_refusal(req, action, target, details): the "denied" record of a request the
+ * handler refuses: unlike cu_req_audit's, it is committed although the request fails, and the
+ * refusal is answered whatever becomes of its record (health then reports the audit log). */
+CU_WUR enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const char *target,
+                                        json_t *details);
+
+/* cu_req_may_grant(req, resp, action, target, scopes): least privilege for what a request gives
+ * or acts on (a key's scopes, a staff member's): CU_OK when its principal holds every scope in
+ * scopes (cu_access_may_grant); else CU_E_FORBIDDEN with the detail naming the scopes it lacks,
+ * and the refusal audited as action on target, "denied". */
+CU_WUR enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,
+                                    const char *target, uint64_t scopes);
+
+/* cu_req_audit_text(req, action, target, outcome, details): cu_req_audit with the details as
+ * canonical JSON text (an object; cu_json_canonical's form), taken over (malloc'd; NULL: the
+ * allocation failed, CU_E_NOMEM). For answers too hot to build details as a jansson tree. */
+CU_WUR enum cu_err cu_req_audit_text(struct cu_req *req, const char *action, const char *target,
+                                     const char *outcome, char *details);
+
+/* cu_req_change(req, apply, answer, arg): the change the request makes, run by the group
+ * committer in the request's unit of work (store/work.h) once the handler returns CU_OK: apply
+ * runs on the writer thread inside the unit's savepoint (with the unit's records and events,
+ * which it may add to with cu_work_audit), reporting its own failures with cu_resp_fail as a
+ * handler does; once the unit is durable, answer (NULL: resp as apply left it) builds the
+ * response on the request's thread. If the unit fails, nothing of it is kept and the client
+ * gets the problem apply set, or the unit's (audit_unavailable, store_full, store_busy,
+ * store_unavailable). The request waits without holding a thread. arg must live as long as the
+ * request (cu_req_alloc). CU_E_INVALID when the unit holds too many changes. */
+CU_WUR enum cu_err cu_req_change(struct cu_req *req, cu_work_fn apply, cu_answer_fn answer,
+                                 void *arg);
+
+/* cu_req_alloc(req, size, clear): size zeroed bytes owned by the request, freed when it ends,
+ * after clear(p) when clear is not NULL. NULL when memory runs out or the request already owns
+ * CU_REQ_OWNED_MAX blocks. */
+void *cu_req_alloc(struct cu_req *req, size_t size, void (*clear)(void *p));
+
+/* cu_req_db(req, out): the request's read connection (a read view: autocommit statements, or
+ * a transaction the handler begins and ends), taken from the store's pool on first use and
+ * given back when the request waits for its unit or ends. CU_E_BUSY when the pool stayed
+ * empty. */
+CU_WUR enum cu_err cu_req_db(struct cu_req *req, struct cu_db **out);
+
+/* cu_resp_unit_failed(resp, rc): fails resp with rc and the detail the API gives a unit of work
+ * that could not be committed; returns rc. */
+enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc);
 
 /* cu_problem_render(resp, req): replaces resp's body with the problem document for resp->err
  * and resp->detail, and sets its status and content type. */

@@ -174,7 +174,60 @@ static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)
         (unsigned long long)v[CU_CONN_BODY_DEADLINE], (unsigned long long)v[CU_CONN_MALFORMED]);
 }
 
-enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms)
+/* render_commits(cs, out): the group committer's figures. */
+static enum cu_err render_commits(const struct cu_committer_stats *cs, struct cu_buf *out)
+{
+    enum cu_err rc = cu_buf_printf(
+        out, "# HELP custodia_commit_group_units Units of work per durable commit of the group "
+             "committer.\n"
+             "# TYPE custodia_commit_group_units histogram\n");
+    for (size_t i = 0; rc == CU_OK && i < CU_COMMITTER_SIZE_BUCKETS; i++)
+        rc = cu_buf_printf(out, "custodia_commit_group_units_bucket{le=\"%u\"} %llu\n",
+                           cu_committer_size_le[i], (unsigned long long)cs->size_count[i]);
+    if (rc == CU_OK)
+        rc =
+            cu_buf_printf(out,
+                          "custodia_commit_group_units_bucket{le=\"+Inf\"} %llu\n"
+                          "custodia_commit_group_units_sum %llu\n"
+                          "custodia_commit_group_units_count %llu\n"
+                          "# HELP custodia_commit_seconds Time from a group's BEGIN to its durable "
+                          "COMMIT.\n"
+                          "# TYPE custodia_commit_seconds histogram\n",
+                          (unsigned long long)cs->groups, (unsigned long long)cs->size_sum,
+                          (unsigned long long)cs->groups);
+    for (size_t i = 0; rc == CU_OK && i < CU_COMMITTER_LATENCY_BUCKETS; i++)
+        rc = cu_buf_printf(out, "custodia_commit_seconds_bucket{le=\"%u.%06u\"} %llu\n",
+                           cu_committer_latency_le_us[i] / 1000000u,
+                           cu_committer_latency_le_us[i] % 1000000u,
+                           (unsigned long long)cs->latency_count[i]);
+    if (rc == CU_OK)
+        rc = cu_buf_printf(
+            out,
+            "custodia_commit_seconds_bucket{le=\"+Inf\"} %llu\n"
+            "custodia_commit_seconds_sum %llu.%06llu\n"
+            "custodia_commit_seconds_count %llu\n"
+            "# HELP custodia_commit_units_total Units of work by outcome: committed, or failed "
+            "(their own error or their group's).\n"
+            "# TYPE custodia_commit_units_total counter\n"
+            "custodia_commit_units_total{outcome=\"committed\"} %llu\n"
+            "custodia_commit_units_total{outcome=\"failed\"} %llu\n"
+            "# HELP custodia_commit_retries_total Runs of a unit again after a busy store or a "
+            "lost "
+            "serialisation race.\n"
+            "# TYPE custodia_commit_retries_total counter\n"
+            "custodia_commit_retries_total %llu\n"
+            "# HELP custodia_commit_queued Units of work waiting for the committer.\n"
+            "# TYPE custodia_commit_queued gauge\n"
+            "custodia_commit_queued %llu\n",
+            (unsigned long long)cs->commits, (unsigned long long)(cs->latency_sum_us / 1000000u),
+            (unsigned long long)(cs->latency_sum_us % 1000000u), (unsigned long long)cs->commits,
+            (unsigned long long)cs->units, (unsigned long long)cs->failed,
+            (unsigned long long)cs->retries, (unsigned long long)cs->queued);
+    return rc;
+}
+
+enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms,
+                              const struct cu_committer_stats *commits)
 {
     enum cu_err rc =
         cu_buf_printf(out,
@@ -191,5 +244,7 @@ enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t 
         rc = render_histograms(m, out);
     if (rc == CU_OK)
         rc = render_conn_events(m, out);
+    if (rc == CU_OK && commits != NULL)
+        rc = render_commits(commits, out);
     return rc;
 }

@@ -12,6 +12,7 @@
 #include "api/http.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "store/work.h"
 
 struct cu_metrics;
 
@@ -37,7 +38,9 @@ enum cu_conn_event {
 /* cu_metrics_conn_event(m, ev): counts one ev. */
 void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev);
 
-/* cu_metrics_render(m, out, start_ms): appends the Prometheus text exposition to out. */
-CU_WUR enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms);
+/* cu_metrics_render(m, out, start_ms, commits): appends the Prometheus text exposition to out,
+ * with the group committer's figures when commits is not NULL. */
+CU_WUR enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms,
+                                     const struct cu_committer_stats *commits);
 
 #endif

@@ -71,7 +71,13 @@ enum cu_err cu_handle_health(struct cu_req *req, struct cu_resp *resp)
 
 enum cu_err cu_handle_metrics(struct cu_req *req, struct cu_resp *resp)
 {
-    enum cu_err rc = cu_metrics_render(req->app->metrics, &resp->body, req->app->started_at_ms);
+    struct cu_committer_stats cs;
+    enum cu_err rc;
+
+    if (req->app->committer != NULL)
+        cu_committer_stats(req->app->committer, &cs);
+    rc = cu_metrics_render(req->app->metrics, &resp->body, req->app->started_at_ms,
+                           req->app->committer != NULL ? &cs : NULL);
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->status = 200;
     return rc;

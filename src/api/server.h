@@ -9,7 +9,6 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "api/batch.h"
 #include "api/limit.h"
 #include "api/metrics.h"
 #include "audit/audit.h"
@@ -19,6 +18,7 @@
 #include "identity/apikey.h"
 #include "identity/identity.h"
 #include "store/store.h"
+#include "store/work.h"
 
 /* The running service, shared by every request (read-only after start, but for counters). */
 struct cu_app {
@@ -27,8 +27,8 @@ struct cu_app {
     struct cu_store *store;
     struct cu_apikey_service *apikeys;
     struct cu_audit *audit;
-    struct cu_audit_batcher *batcher; /* group commit of stand-alone audit records */
-    struct cu_lane *lane;             /* threads for requests that hash a password */
+    struct cu_committer *committer; /* the group committer of every unit of work */
+    struct cu_lane *lane;           /* threads for requests that hash a password */
     struct cu_kek_source *kek;
     struct cu_vault *vault;
     struct cu_identity *identity;
@@ -37,6 +37,7 @@ struct cu_app {
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight;           /* requests begun and not yet completed */
+    atomic_bool draining;           /* stopping: requests commit on their thread, unsuspended */
     atomic_llong health_checked_ms; /* when the store was last checked for /v1/health */
     atomic_int health_rc;           /* and what the check found */
     atomic_bool audit_failing;      /* the last audit append failed */
@@ -50,11 +51,6 @@ struct cu_app {
  * must roll back and fail (fail closed); health then reports the audit log failing. */
 CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
                                 const char *target, const char *outcome, json_t *details);
-
-/* cu_app_audit_alone(req, action, target, outcome, details): the same in a transaction of
- * its own, for requests that change nothing else (reads, failed sign-ins, denials). */
-CU_WUR enum cu_err cu_app_audit_alone(struct cu_req *req, const char *action, const char *target,
-                                      const char *outcome, json_t *details);
 
 /* cu_app_purge_deferred(app): notes that an erasure's purge of the write-ahead log failed (a
  * reader held it); the server retries until a purge succeeds. cu_app_purge_pending(app):

@@ -54,21 +54,11 @@ static json_t *staff_json(const struct cu_staff_info *s)
                      created, "updated_at", updated);
 }
 
-/* Least privilege: the principal must hold every scope it gives. */
+/* Least privilege: the principal must hold every scope it gives (cu_req_may_grant). */
 static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const char *target,
                                uint64_t scopes)
 {
-    char names[512] = "";
-    if ((scopes & ~req->principal.scopes) == 0)
-        return CU_OK;
-    if (cu_apikey_scopes_format(scopes & ~req->principal.scopes, names, sizeof(names)) != CU_OK)
-        names[0] = '\0';
-    if (cu_app_audit_alone(
-            req, "access.denied", target, "denied",
-            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", names)) != CU_OK)
-        cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "access.denied"));
-    return cu_resp_fail(resp, CU_E_FORBIDDEN,
-                        "a principal can only grant scopes it holds; this one lacks: %s", names);
+    return cu_req_may_grant(req, resp, "access.denied", target, scopes);
 }
 
 static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
@@ -142,8 +132,8 @@ enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_identity_staff_list(req->app->identity, db, after, limit, &items, &n);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "staff.list", "", "success",
-                                json_pack("{s:I}", "count", (json_int_t)n));
+        rc = cu_req_audit(req, "staff.list", "", "success",
+                          json_pack("{s:I}", "count", (json_int_t)n));
     if (rc != CU_OK) {
         if (items != NULL)
             cu_crypto_wipe(items, n * sizeof(*items));
@@ -199,7 +189,7 @@ enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
     memset(&s, 0, sizeof(s));
     rc = staff_read(req, resp, &s);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "staff.read", s.id, "success", NULL);
+        rc = cu_req_audit(req, "staff.read", s.id, "success", NULL);
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the read could not be audited");
     json_t *v = staff_json(&s);
@@ -361,7 +351,7 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
         rc = cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_CUSTOMER,
                                          req->params[0], &ci);
     if (rc == CU_OK)
-        rc = cu_app_audit_alone(req, "credential.read", req->params[0], "success", NULL);
+        rc = cu_req_audit(req, "credential.read", req->params[0], "success", NULL);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the credentials could not be read");
     if (ci.has_password)

@@ -250,13 +250,17 @@ static enum cu_err record_from_event(const struct cu_audit *a, const struct cu_a
     return CU_OK;
 }
 
-enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE_HASH_BYTES])
+/* read_head(db, lock, seq, hash): the chain's head; with lock, its row is locked until the
+ * transaction ends (the store's FOR UPDATE), so that appends serialise in any database. */
+static enum cu_err read_head(struct cu_db *db, bool lock, int64_t *seq,
+                             uint8_t hash[CU_MERKLE_HASH_BYTES])
 {
     static const char sql[] = "SELECT seq, hash FROM audit_head WHERE id = 1";
+    static const char sql_lock[] = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE";
     struct cu_stmt *st = NULL;
     bool row = false;
     size_t n = 0;
-    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+    enum cu_err rc = cu_db_query(db, lock ? sql_lock : sql, NULL, 0, &st);
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && !row)
@@ -271,6 +275,11 @@ enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE
     }
     cu_stmt_done(st);
     return rc;
+}
+
+enum cu_err cu_audit_head(struct cu_db *db, int64_t *seq, uint8_t hash[CU_MERKLE_HASH_BYTES])
+{
+    return read_head(db, false, seq, hash);
 }
 
 /* Moves the chain's head from seq `from` to the record (seq, hash). */
@@ -324,7 +333,7 @@ enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db, const struct c
     CU_ASSERT_MSG(cu_db_in_txn(db), "audit appends go inside the caller's write transaction");
     rc = record_from_event(a, ev, &r);
     if (rc == CU_OK)
-        rc = cu_audit_head(db, &last, r.prev_hash);
+        rc = read_head(db, true, &last, r.prev_hash);
     if (rc == CU_OK) {
         r.seq = last + 1;
         r.time_ms = cu_clock_now_ms();
@@ -351,7 +360,7 @@ enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
     enum cu_err rc;
 
     CU_ASSERT_MSG(cu_db_in_txn(db), "audit appends go inside the caller's write transaction");
-    rc = cu_audit_head(db, &first, prev);
+    rc = read_head(db, true, &first, prev);
     last = first;
     for (size_t i = 0; rc == CU_OK && i < n; i++) {
         rcs[i] = record_from_event(a, evs[i], &r);
@@ -376,6 +385,51 @@ enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
     if (rc == CU_OK && last != first)
         rc = move_head(db, last, prev, first);
     return rc;
+}
+
+/* The unit-of-work sink: a unit's records, all or none (the committer's savepoint undoes the
+ * others when one is refused). */
+static enum cu_err sink_append(void *arg, struct cu_db *db, const struct cu_work *w,
+                               const struct cu_work_record *recs, size_t n)
+{
+    struct cu_audit *a = arg;
+    const struct cu_work_ctx *ctx = cu_work_context_of(w);
+    struct cu_audit_event evs[CU_WORK_RECORDS_MAX];
+    const struct cu_audit_event *evp[CU_WORK_RECORDS_MAX];
+    enum cu_err rcs[CU_WORK_RECORDS_MAX];
+    enum cu_err rc;
+
+    CU_ASSERT(n <= CU_WORK_RECORDS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        evs[i] = (struct cu_audit_event){
+            .actor_type = ctx->actor_type,
+            .actor_id = ctx->actor_id,
+            .action = recs[i].action,
+            .target = recs[i].target,
+            .outcome = recs[i].outcome,
+            .request_id = ctx->request_id,
+            .source_ip = ctx->source_ip,
+            .details_text = recs[i].details,
+        };
+        evp[i] = &evs[i];
+    }
+    rc = cu_audit_append_many(a, db, evp, n, rcs);
+    for (size_t i = 0; rc == CU_OK && i < n; i++)
+        rc = rcs[i];
+    /* A record the log refuses is the caller's bug (a field over its limit) and a busy store
+     * is a race the committer runs again; any other failure is the log's: fail closed. */
+    if (rc != CU_OK && rc != CU_E_BUSY && rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
+        rc = CU_E_AUDIT;
+    return rc;
+}
+
+/* cu_audit_sink(a): the audit sink of the group committer (store/work.h): appends a unit's
+ * records with its actor, request id and source address, in the unit's savepoint. The sink
+ * holds a, which must outlive the committer. */
+struct cu_work_audit_sink cu_audit_sink(struct cu_audit *a)
+{
+    struct cu_work_audit_sink s = {sink_append, a};
+    return s;
 }
 
 enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,

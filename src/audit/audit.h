@@ -24,6 +24,7 @@
 #include "crypto/keyring.h"
 #include "crypto/sign.h"
 #include "store/store.h"
+#include "store/work.h"
 
 /* Limits on the text fields of a record, in bytes. */
 #define CU_AUDIT_FIELD_MAX 256
@@ -101,6 +102,11 @@ CU_WUR enum cu_err cu_audit_append(struct cu_audit *a, struct cu_db *db,
 CU_WUR enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
                                         const struct cu_audit_event *const *evs, size_t n,
                                         enum cu_err *rcs);
+
+/* cu_audit_sink(a): the audit sink of the group committer (store/work.h): appends a unit's
+ * records with its actor, request id and source address, in the unit's savepoint. The sink
+ * holds a, which must outlive the committer. */
+struct cu_work_audit_sink cu_audit_sink(struct cu_audit *a);
 
 /* cu_audit_record_event(a, st, ev): appends ev in a transaction of its own, for events that
  * change nothing else (a failed sign-in, a start or stop). */

@@ -238,29 +238,35 @@ static enum cu_err make_in_txn(struct cu_audit *a, struct cu_db *db, bool force,
     return rc;
 }
 
-enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_store *st, bool force,
+enum cu_err cu_audit_checkpoint_apply(struct cu_work *w, struct cu_db *db, void *job)
+{
+    struct cu_audit_checkpoint_job *j = job;
+    (void)w;
+    j->made = false;
+    return make_in_txn(j->audit, db, j->force, &j->made, &j->cp);
+}
+
+enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_committer *c, bool force,
                                      bool *made, struct cu_audit_checkpoint *out)
 {
-    struct cu_audit_checkpoint cp;
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(st, &db);
+    struct cu_audit_checkpoint_job j;
+    struct cu_work *w = NULL;
+    enum cu_err rc = cu_work_new(NULL, &w);
 
+    memset(&j, 0, sizeof(j));
+    j.audit = a;
+    j.force = force;
     *made = false;
     if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc != CU_OK)
-        return rc;
-    rc = make_in_txn(a, db, force, made, &cp);
+        rc = cu_work_add(w, cu_audit_checkpoint_apply, &j);
     if (rc == CU_OK)
-        rc = cu_db_commit(db);
-    else
-        cu_db_rollback(db);
-    if (rc != CU_OK)
-        *made = false;
-    if (rc == CU_OK && *made) {
-        cu_log(CU_LOG_INFO, "audit.checkpoint", CU_LI("tree_size", cp.tree_size));
+        rc = cu_committer_run(c, w);
+    cu_work_free(w);
+    if (rc == CU_OK && j.made) {
+        *made = true;
+        cu_log(CU_LOG_INFO, "audit.checkpoint", CU_LI("tree_size", j.cp.tree_size));
         if (out != NULL)
-            *out = cp;
+            *out = j.cp;
     }
     return rc;
 }

@@ -24,12 +24,25 @@ struct cu_audit_checkpoint {
     char note[CU_NOTE_BYTES];
 };
 
-/* cu_audit_checkpoint_make(a, st, force, made, out): makes a checkpoint of the whole log, in
- * a write transaction of its own, when records exist that the latest checkpoint does not cover
- * and force is set, or checkpoint_records of them have gathered, or checkpoint_seconds have
- * passed since the latest. *made says whether one was made; out (may be NULL) gets it.
- * CU_E_CORRUPT (nothing made) if the records since the latest checkpoint do not chain. */
-CU_WUR enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_store *st, bool force,
+/* A checkpoint to make in a unit of work (cu_audit_checkpoint_apply). */
+struct cu_audit_checkpoint_job {
+    struct cu_audit *audit;
+    bool force;
+    bool made;                     /* out: whether one was made */
+    struct cu_audit_checkpoint cp; /* out: the one made */
+};
+
+/* cu_audit_checkpoint_apply(w, db, job): the change (a cu_work_fn) that makes a checkpoint of
+ * the whole log when records exist that the latest checkpoint does not cover and job->force
+ * is set, or checkpoint_records of them have gathered, or checkpoint_seconds have passed since
+ * the latest; job->made says whether one was made, job->cp is it. CU_E_CORRUPT (nothing made)
+ * if the records since the latest checkpoint do not chain. */
+CU_WUR enum cu_err cu_audit_checkpoint_apply(struct cu_work *w, struct cu_db *db, void *job);
+
+/* cu_audit_checkpoint_make(a, c, force, made, out): cu_audit_checkpoint_apply in a unit of
+ * work of the system's, through committer c, waiting until it is durable. *made says whether
+ * one was made; out (may be NULL) gets it. */
+CU_WUR enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_committer *c, bool force,
                                             bool *made, struct cu_audit_checkpoint *out);
 
 /* cu_audit_checkpoint_get(db, size, out): the checkpoint of that tree size, or the latest

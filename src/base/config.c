@@ -215,6 +215,15 @@ static const struct key_def keys[] = {
      0,
      600000,
      NULL},
+    {{"store", "connections", "16",
+      "Connections to the database the request threads share for reads (the group committer "
+      "has one more of its own); a request waits up to busy_timeout_ms for one."},
+     "an integer from 1 to 1024",
+     K_UINT,
+     FIELD(store.connections),
+     1,
+     1024,
+     NULL},
     {{"store", "synchronous", "full",
       "SQLite synchronous mode: full survives power loss; normal is faster but a power loss "
       "may undo the last commits."},

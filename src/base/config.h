@@ -45,6 +45,7 @@ struct cu_config {
         char backend[16];                /* "sqlite" */
         char path[CU_CONFIG_PATH_BYTES]; /* sqlite: database file, relative to data_dir */
         unsigned busy_timeout_ms;        /* 0..600000 */
+        unsigned connections;            /* 1..1024: the read pool (cu_store_acquire) */
         char synchronous[8];             /* "full" or "normal" */
     } store;
 

@@ -40,6 +40,7 @@ static const struct err_info err_table[] = {
                           "Key missing"},
     [CU_E_STORE] = {"store failure", 503, "store_unavailable", "Store unavailable"},
     [CU_E_BUSY] = {"store busy", 503, "store_busy", "Store busy"},
+    [CU_E_STORE_FULL] = {"the store's disk is full", 503, "store_full", "Store full"},
     [CU_E_SCHEMA_NEWER] = {"database written by a newer custodia", 503, "schema_newer",
                            "Database schema is newer than this server"},
     [CU_E_CORRUPT] = {"stored data failed an integrity check", 500, "data_corrupt", "Data corrupt"},

@@ -30,7 +30,9 @@ enum cu_err {
     CU_E_CRYPTO,          /* authentication of a ciphertext or signature failed */
     CU_E_KEY_MISSING,     /* a key version needed is not in the keyring */
     CU_E_STORE,           /* the store failed */
-    CU_E_BUSY,            /* the store stayed locked past the busy timeout */
+    CU_E_BUSY,            /* the store stayed locked past the busy timeout, or a unit of work
+                             lost a serialisation race: it may be run again */
+    CU_E_STORE_FULL,      /* the store's disk (or quota) is full */
     CU_E_SCHEMA_NEWER,    /* the database was written by a newer custodia */
     CU_E_CORRUPT,         /* stored data failed an integrity check */
     CU_E_TLS,             /* TLS setup failed */

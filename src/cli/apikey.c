@@ -29,49 +29,59 @@ static int usage(FILE *f)
     return cu_cli_usage(f, "");
 }
 
-/* Audits a change to a key inside its transaction: name and scopes, never the key. */
-static enum cu_err audit_key(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
-                             const struct cu_apikey_info *k)
+/* Audits a change to a key in its unit of work: name and scopes, never the key. */
+static enum cu_err audit_key(struct cu_work *w, const char *action, const struct cu_apikey_info *k)
 {
     char target[CU_APIKEY_ID_BYTES + 8], scopes[512];
     snprintf(target, sizeof(target), "apikey:%s", k->id);
     if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
         scopes[0] = '\0';
-    return cu_cli_audit_append(ctx, db, action, target,
-                               json_pack("{s:s, s:s}", "name", k->name, "scopes", scopes));
+    return cu_work_audit(w, action, target, "success",
+                         json_pack("{s:s, s:s}", "name", k->name, "scopes", scopes));
+}
+
+/* A key made or revoked from the shell, in one unit of work. */
+struct key_change {
+    struct cu_apikey_service *svc;
+    const char *name;
+    const char *id;
+    uint64_t scopes;
+    int64_t expires;
+    struct cu_apikey_info info;
+    char token[CU_APIKEY_TOKEN_BYTES];
+};
+
+static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct key_change *k = arg;
+    enum cu_err rc =
+        cu_apikey_create(k->svc, db, k->name, k->scopes, k->expires, &k->info, k->token);
+    return rc == CU_OK ? audit_key(w, "apikey.create", &k->info) : rc;
 }
 
 static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, long days)
 {
-    char token[CU_APIKEY_TOKEN_BYTES], scope_text[512];
-    struct cu_apikey_service *svc = NULL;
-    struct cu_apikey_info info;
-    struct cu_db *db = NULL;
-    int64_t expires = days > 0 ? cu_clock_now_ms() + days * MS_PER_DAY : 0;
-    enum cu_err rc = cu_apikey_service_new(ctx->keyring, &svc);
+    char scope_text[512];
+    struct key_change k = {.name = name,
+                           .scopes = scopes,
+                           .expires = days > 0 ? cu_clock_now_ms() + days * MS_PER_DAY : 0};
+    enum cu_err rc = cu_apikey_service_new(ctx->keyring, &k.svc);
 
     if (rc == CU_OK)
-        rc = cu_store_db(ctx->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_apikey_create(svc, db, name, scopes, expires, &info, token);
-        if (rc == CU_OK)
-            rc = audit_key(ctx, db, "apikey.create", &info);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
-    cu_apikey_service_free(svc);
+        rc = cu_cli_run(ctx, "operator", create_apply, &k);
+    cu_apikey_service_free(k.svc);
     if (rc != CU_OK) {
+        cu_crypto_wipe(k.token, sizeof(k.token));
         cu_cli_error("cannot make the key: %s", cu_err_str(rc));
         return CU_EXIT_FAIL;
     }
     if (cu_apikey_scopes_format(scopes, scope_text, sizeof(scope_text)) != CU_OK)
         scope_text[0] = '\0';
-    fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s\n", info.id, info.name,
+    fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s\n", k.info.id, k.info.name,
             scope_text);
     fprintf(stderr, "custodia: the key is printed once, below; it cannot be shown again\n");
-    printf("%s\n", token);
-    cu_crypto_wipe(token, sizeof(token));
+    printf("%s\n", k.token);
+    cu_crypto_wipe(k.token, sizeof(k.token));
     return CU_EXIT_OK;
 }
 
@@ -81,7 +91,7 @@ static int list(struct cu_cli_ctx *ctx)
     struct cu_db *db = NULL;
     char after[CU_APIKEY_ID_BYTES] = "";
     size_t n = 0;
-    enum cu_err rc = cu_store_db(ctx->store, &db);
+    enum cu_err rc = cu_store_acquire(ctx->store, &db);
 
     printf("%-20s %-24s %-8s %-25s %s\n", "ID", "CREATED", "STATE", "NAME", "SCOPES");
     do {
@@ -103,6 +113,7 @@ static int list(struct cu_cli_ctx *ctx)
         cu_free(items);
         items = NULL;
     } while (rc == CU_OK && n == 500);
+    cu_store_release(db);
     if (rc != CU_OK) {
         cu_cli_error("cannot list the keys: %s", cu_err_str(rc));
         return CU_EXIT_FAIL;
@@ -110,21 +121,20 @@ static int list(struct cu_cli_ctx *ctx)
     return CU_EXIT_OK;
 }
 
+static enum cu_err revoke_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct key_change *k = arg;
+    enum cu_err rc = cu_apikey_revoke(db, k->id);
+    if (rc == CU_OK)
+        rc = cu_apikey_get(db, k->id, &k->info);
+    return rc == CU_OK ? audit_key(w, "apikey.revoke", &k->info) : rc;
+}
+
 static int revoke(struct cu_cli_ctx *ctx, const char *id)
 {
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(ctx->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        struct cu_apikey_info info;
-        rc = cu_apikey_revoke(db, id);
-        if (rc == CU_OK)
-            rc = cu_apikey_get(db, id, &info);
-        if (rc == CU_OK)
-            rc = audit_key(ctx, db, "apikey.revoke", &info);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
+    struct key_change k = {.id = id};
+    enum cu_err rc = cu_cli_run(ctx, "operator", revoke_apply, &k);
+
     if (rc == CU_E_NOT_FOUND) {
         cu_cli_error("no API key has the id '%.32s'", id);
         return CU_EXIT_FAIL;

@@ -192,7 +192,7 @@ static int checkpoint(struct cu_cli_ctx *ctx)
 {
     struct cu_audit_checkpoint cp;
     bool made = false;
-    enum cu_err rc = cu_audit_checkpoint_make(ctx->audit, ctx->store, true, &made, &cp);
+    enum cu_err rc = cu_audit_checkpoint_make(ctx->audit, ctx->committer, true, &made, &cp);
 
     if (rc != CU_OK) {
         cu_cli_error("cannot make a checkpoint: %s", cu_err_str(rc));

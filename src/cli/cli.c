@@ -84,6 +84,8 @@ static int open_store(struct cu_cli_ctx *ctx, bool migrate)
         .backend = ctx->cfg.store.backend,
         .path = path,
         .busy_timeout_ms = ctx->cfg.store.busy_timeout_ms,
+        /* the read pool, and the committer's own */
+        .pool_connections = ctx->cfg.store.connections + 1,
         .synchronous_full = strcmp(ctx->cfg.store.synchronous, "full") == 0,
         .create = false,
     };
@@ -157,6 +159,14 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate)
         cu_cli_error("[audit] origin: cannot start the audit log");
         code = CU_EXIT_FAIL;
     }
+    /* A command that may write gets the group committer (the only writer); one that must not
+     * write (the audit log's forensic commands) gets none. */
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx->audit)};
+    if (code == CU_EXIT_OK && migrate &&
+        cu_committer_new(ctx->store, &co, &ctx->committer) != CU_OK) {
+        cu_cli_error("the store's writer could not start");
+        code = CU_EXIT_FAIL;
+    }
     if (code != CU_EXIT_OK)
         cu_cli_close(ctx);
     return code;
@@ -202,8 +212,28 @@ enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db, const 
     return rc;
 }
 
+enum cu_err cu_cli_run(struct cu_cli_ctx *ctx, const char *actor_type, cu_work_fn apply, void *arg)
+{
+    struct cu_work *w = NULL;
+    enum cu_err rc = ctx->committer != NULL ? cu_work_new(NULL, &w) : CU_E_UNAVAILABLE;
+
+    if (rc == CU_OK) {
+        struct cu_work_ctx *wc = cu_work_context(w);
+        snprintf(wc->actor_type, sizeof(wc->actor_type), "%s", actor_type);
+        if (strcmp(actor_type, "operator") == 0)
+            operator_name(wc->actor_id, sizeof(wc->actor_id));
+        rc = cu_work_add(w, apply, arg);
+    }
+    if (rc == CU_OK)
+        rc = cu_committer_run(ctx->committer, w);
+    cu_work_free(w);
+    return rc;
+}
+
 void cu_cli_close(struct cu_cli_ctx *ctx)
 {
+    cu_committer_free(ctx->committer); /* first: it writes with the store and the audit log */
+    ctx->committer = NULL;
     cu_audit_free(ctx->audit);
     ctx->audit = NULL;
     cu_store_close(ctx->store);

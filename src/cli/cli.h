@@ -16,6 +16,7 @@
 #include "crypto/keyring.h"
 #include "identity/identity.h"
 #include "store/store.h"
+#include "store/work.h"
 
 #define CU_EXIT_OK 0
 #define CU_EXIT_FAIL 1
@@ -62,6 +63,7 @@ struct cu_cli_ctx {
     struct cu_keyring *keyring;
     struct cu_store *store;
     struct cu_audit *audit;
+    struct cu_committer *committer; /* every write of the command (and of the server it runs) */
 };
 
 /* cu_cli_open(dir, ctx, migrate): loads dir's configuration, keyring, audit log and store:
@@ -97,6 +99,13 @@ bool cu_cli_add_scopes(const char *arg, uint64_t *scopes);
  * (strings owned by cfg, but the common-password list's path, resolved into path). */
 struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
                                              char path[CU_CONFIG_PATH_BYTES]);
+
+/* cu_cli_run(ctx, actor_type, apply, arg): runs apply as one unit of work through the
+ * command's committer and waits until it is durable: actor_type "operator" (actor id the
+ * login name of the user who runs the command) or "system"; apply audits with cu_work_audit.
+ * The unit's outcome: CU_OK, apply's own error, or the store's or the audit log's. */
+CU_WUR enum cu_err cu_cli_run(struct cu_cli_ctx *ctx, const char *actor_type, cu_work_fn apply,
+                              void *arg);
 
 /* cu_cli_audit(ctx, db, action, target, details): appends the record of an operator's CLI
  * action inside db's write transaction: actor type "operator", actor id the login name of the

@@ -221,8 +221,12 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
                 json_pack("{s:s, s:s}", "name", "initial-admin", "scopes", "all"));
         rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
     }
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit)};
     if (rc == CU_OK)
-        rc = cu_audit_checkpoint_make(ctx.audit, st, true, &made, NULL);
+        rc = cu_committer_new(st, &co, &ctx.committer);
+    if (rc == CU_OK)
+        rc = cu_audit_checkpoint_make(ctx.audit, ctx.committer, true, &made, NULL);
+    cu_committer_free(ctx.committer);
     cu_audit_free(ctx.audit);
     if (rc != CU_OK) {
         cu_cli_error("cannot make the first API key: %s", cu_err_str(rc));

@@ -27,16 +27,24 @@ static int usage(FILE *f)
            "until SIGTERM or SIGINT.\n");
 }
 
-/* Records a system event (start, stop, configuration) in a transaction of its own. */
+/* A system event's record (start, stop, configuration). */
+struct system_record {
+    const char *action;
+    json_t *details;
+};
+
+static enum cu_err record_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct system_record *r = arg;
+    (void)db;
+    return cu_work_audit(w, r->action, "", "success", json_incref(r->details));
+}
+
+/* Records a system event in a unit of work of its own. Consumes details. */
 static enum cu_err record(struct cu_cli_ctx *ctx, const char *action, json_t *details)
 {
-    struct cu_audit_event ev = {
-        .actor_type = "system",
-        .action = action,
-        .outcome = "success",
-        .details = details,
-    };
-    enum cu_err rc = cu_audit_record_event(ctx->audit, ctx->store, &ev);
+    struct system_record r = {action, details};
+    enum cu_err rc = details != NULL ? cu_cli_run(ctx, "system", record_apply, &r) : CU_E_NOMEM;
     json_decref(details);
     return rc;
 }
@@ -139,6 +147,7 @@ int cu_cli_app_new(struct cu_cli_ctx *ctx, struct cu_app **out)
         code = CU_EXIT_FAIL;
         goto out;
     }
+    app->committer = ctx->committer; /* the command's: one writer for the process */
     cu_log(CU_LOG_INFO, "identity.ready",
            CU_LI("password_hash_slots", cu_hasher_slots(cu_identity_hasher(app->identity))),
            CU_LI("password_memory_kib", ctx->cfg.identity.password_memory_kib));
@@ -154,6 +163,8 @@ void cu_cli_app_free(struct cu_app *app)
 {
     if (app == NULL)
         return;
+    /* The committer is the command's (cu_cli_close frees it); every unit of the server has
+     * been answered once cu_server_run returns, so none still uses the services below. */
     cu_apikey_service_free(app->apikeys);
     cu_metrics_free(app->metrics);
     cu_limiter_free(app->auth_limiter);
@@ -210,7 +221,7 @@ int cu_cli_serve(int argc, char **argv)
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));
     bool made = false;
-    if (cu_audit_checkpoint_make(ctx.audit, ctx.store, true, &made, NULL) != CU_OK)
+    if (cu_audit_checkpoint_make(ctx.audit, ctx.committer, true, &made, NULL) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("when", "stop"));
 out:
     cu_cli_app_free(app);

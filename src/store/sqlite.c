@@ -74,6 +74,9 @@ static enum cu_err sq_err(sqlite3 *db, int rc, const char *op)
     case SQLITE_TOOBIG:
         e = CU_E_TOO_LARGE;
         break;
+    case SQLITE_FULL:
+        e = CU_E_STORE_FULL;
+        break;
     case SQLITE_CANTOPEN:
         e = CU_E_IO;
         break;
@@ -129,6 +132,21 @@ static void translate(char *s)
             break;
         }
     }
+}
+
+/* strip_for_update(s): removes a trailing "FOR UPDATE" (the store contract's row lock, which
+ * SQLite does not parse). Every write transaction here holds the database's write lock from its
+ * BEGIN IMMEDIATE, so the rows such a query reads are already safe from other writers until
+ * the commit: the lock asked for is held, only more widely. */
+static void strip_for_update(char *s)
+{
+    size_t n = strlen(s);
+    static const char tail[] = "FOR UPDATE";
+
+    while (n > 0 && isspace((unsigned char)s[n - 1]))
+        n--;
+    if (n >= sizeof tail - 1 && memcmp(s + n - (sizeof tail - 1), tail, sizeof tail - 1) == 0)
+        s[n - (sizeof tail - 1)] = '\0';
 }
 
 /* journal_cb: sqlite3_exec callback that keeps the journal mode PRAGMA reports. */
@@ -390,6 +408,7 @@ static enum cu_err sq_prepare(void *conn, const char *sql, void **out)
     if (!text)
         goto out;
     translate(text);
+    strip_for_update(text);
     src = sqlite3_prepare_v3(c->db, text, -1, SQLITE_PREPARE_PERSISTENT, &stmt, &tail);
     if (src != SQLITE_OK) {
         rc = sq_err(c->db, src, "prepare");

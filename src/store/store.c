@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/clock.h"
 #include "base/log.h"
@@ -35,14 +36,18 @@ struct cu_stmt {
     char *text;      /* a copy of the SQL, to check the key still names it */
     bool active;     /* between cu_db_query and cu_stmt_done */
     bool finished;   /* stepped past the last row: never step again (it would rerun) */
+    bool locks;      /* ends with FOR UPDATE: only inside a write transaction */
 };
 
 struct cu_db {
     struct cu_store *st;
     void *conn;
     bool in_txn;
-    int active;      /* statements not yet done */
-    int64_t changes; /* rows changed by the last cu_db_exec */
+    enum cu_txn_mode mode; /* of the open transaction */
+    int depth;             /* savepoints open in it */
+    bool pooled;           /* taken with cu_store_acquire: cu_store_release gives it back */
+    int active;            /* statements not yet done */
+    int64_t changes;       /* rows changed by the last cu_db_exec */
     struct cu_stmt **slots;
     size_t nslots; /* a power of two */
     size_t nstmts;
@@ -58,6 +63,13 @@ struct cu_store {
     pthread_key_t key; /* this thread's connection */
     bool has_lock, has_key;
     atomic_long fail_next;
+    atomic_int fail_rc; /* what the injected fault returns */
+    /* The pool (cu_store_acquire), under lock: idle connections, and how many exist. */
+    pthread_cond_t pool_cv;
+    bool has_cv;
+    struct cu_db *idle;
+    unsigned pooled, pool_max;
+    unsigned pool_wait_ms;
 };
 
 static const struct cu_store_ops *const backends[] = {&cu_store_sqlite_ops};
@@ -91,7 +103,8 @@ static bool fault_fires(struct cu_store *st)
     while (v > 0 && !atomic_compare_exchange_weak(&st->fail_next, &v, v - 1))
         ;
     if (v == 1)
-        cu_log(CU_LOG_WARN, "store.fault_injected", CU_LS("backend", st->ops->name));
+        cu_log(CU_LOG_WARN, "store.fault_injected", CU_LS("backend", st->ops->name),
+               CU_LS("error", cu_err_str((enum cu_err)atomic_load(&st->fail_rc))));
     return v == 1;
 }
 
@@ -158,6 +171,12 @@ static void store_free(struct cu_store *st)
         st->dbs = db->next;
         db_free(db);
     }
+    while ((db = st->idle) != NULL) {
+        st->idle = db->next;
+        db_free(db);
+    }
+    if (st->has_cv)
+        pthread_cond_destroy(&st->pool_cv);
     if (st->has_lock) {
         pthread_mutex_unlock(&st->lock);
         pthread_mutex_destroy(&st->lock);
@@ -180,6 +199,7 @@ static enum cu_err store_new(const struct cu_store_ops *ops, const struct cu_sto
         goto out;
     st->ops = ops;
     atomic_init(&st->fail_next, 0);
+    atomic_init(&st->fail_rc, (int)CU_E_STORE);
     st->label = cu_strdup(opts->path ? opts->path : ops->name);
     if (!st->label)
         goto out;
@@ -189,6 +209,11 @@ static enum cu_err store_new(const struct cu_store_ops *ops, const struct cu_sto
     if (pthread_key_create(&st->key, db_release) != 0)
         goto out;
     st->has_key = true;
+    if (pthread_cond_init(&st->pool_cv, NULL) != 0)
+        goto out;
+    st->has_cv = true;
+    st->pool_max = opts->pool_connections ? opts->pool_connections : CU_STORE_POOL_DEFAULT;
+    st->pool_wait_ms = opts->busy_timeout_ms;
     *out = st;
     st = NULL;
     rc = CU_OK;
@@ -322,6 +347,83 @@ out:
     return rc;
 }
 
+/* cu_store_acquire(st, out): a connection from the pool, made when none is idle and fewer than
+ * the pool's size exist; otherwise waits for one to be released, up to the busy timeout
+ * (CU_E_BUSY). Give it back with cu_store_release. */
+enum cu_err cu_store_acquire(struct cu_store *st, struct cu_db **out)
+{
+    enum cu_err rc = CU_OK;
+    struct timespec until;
+    struct cu_db *db = NULL;
+
+    *out = NULL;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += st->pool_wait_ms / 1000;
+    until.tv_nsec += (long)(st->pool_wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&st->lock);
+    while (st->idle == NULL && st->pooled >= st->pool_max && rc == CU_OK) {
+        if (pthread_cond_timedwait(&st->pool_cv, &st->lock, &until) != 0)
+            rc = CU_E_BUSY;
+    }
+    if (rc == CU_OK && st->idle != NULL) {
+        db = st->idle;
+        st->idle = db->next;
+        db->next = NULL;
+    } else if (rc == CU_OK) {
+        st->pooled++; /* reserved: the connection is made outside the lock */
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (rc == CU_E_BUSY)
+        cu_log(CU_LOG_WARN, "store.pool_exhausted", CU_LI("connections", st->pool_max));
+    if (rc == CU_OK && db == NULL) {
+        rc = db_new(st, &db);
+        if (rc == CU_OK) {
+            db->pooled = true;
+        } else {
+            pthread_mutex_lock(&st->lock);
+            st->pooled--;
+            pthread_cond_signal(&st->pool_cv);
+            pthread_mutex_unlock(&st->lock);
+        }
+    }
+    *out = db;
+    return rc;
+}
+
+/* cu_store_release(db): gives a connection from cu_store_acquire back to its pool, rolling back
+ * a transaction left open; NULL does nothing. */
+void cu_store_release(struct cu_db *db)
+{
+    struct cu_store *st;
+
+    if (db == NULL)
+        return;
+    CU_ASSERT_MSG(db->pooled, "release of a connection not from the pool");
+    CU_ASSERT_MSG(db->active == 0, "release with a statement not done");
+    st = db->st;
+    cu_db_rollback(db);
+    pthread_mutex_lock(&st->lock);
+    db->next = st->idle;
+    st->idle = db;
+    pthread_cond_signal(&st->pool_cv);
+    pthread_mutex_unlock(&st->lock);
+}
+
+/* ends_for_update(sql): whether sql ends with FOR UPDATE (the contract's row lock). */
+static bool ends_for_update(const char *sql)
+{
+    static const char tail[] = "FOR UPDATE";
+    size_t n = strlen(sql);
+
+    while (n > 0 && (sql[n - 1] == ' ' || sql[n - 1] == '\n' || sql[n - 1] == '\t'))
+        n--;
+    return n >= sizeof tail - 1 && memcmp(sql + n - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
+}
+
 /* stmt_prepare(db, sql, slot, out): prepares sql and caches it in the free slot. */
 static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, struct cu_stmt **slot,
                                 struct cu_stmt **out)
@@ -333,6 +435,7 @@ static enum cu_err stmt_prepare(struct cu_db *db, const char *sql, struct cu_stm
         goto out;
     s->db = db;
     s->key = sql;
+    s->locks = ends_for_update(sql);
     s->text = cu_strdup(sql);
     if (!s->text)
         goto out;
@@ -393,6 +496,8 @@ static enum cu_err run_query(struct cu_db *db, const char *sql, const struct cu_
     if (rc != CU_OK)
         goto out;
     CU_ASSERT_MSG(!s->active, "statement run again before cu_stmt_done");
+    CU_ASSERT_MSG(!s->locks || (db->in_txn && db->mode == CU_TXN_WRITE),
+                  "FOR UPDATE outside a write transaction");
     for (size_t i = 0; i < n && rc == CU_OK; i++)
         rc = ops->bind(s->impl, (int)i + 1, &params[i]);
     if (rc != CU_OK) {
@@ -415,8 +520,11 @@ enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode)
 
     CU_ASSERT_MSG(!db->in_txn, "nested transaction");
     rc = db->st->ops->begin(db->conn, mode);
-    if (rc == CU_OK)
+    if (rc == CU_OK) {
         db->in_txn = true;
+        db->mode = mode;
+        db->depth = 0;
+    }
     return rc;
 }
 
@@ -427,7 +535,7 @@ enum cu_err cu_db_commit(struct cu_db *db)
     CU_ASSERT_MSG(db->in_txn, "commit outside a transaction");
     CU_ASSERT_MSG(db->active == 0, "commit with a statement not done");
     if (fault_fires(db->st))
-        rc = CU_E_STORE;
+        rc = (enum cu_err)atomic_load(&db->st->fail_rc);
     else
         rc = db->st->ops->commit(db->conn);
     if (rc != CU_OK)
@@ -442,6 +550,72 @@ void cu_db_rollback(struct cu_db *db)
         return;
     db->st->ops->rollback(db->conn);
     db->in_txn = false;
+}
+
+/* The savepoints, by depth: literals, so they go through the statement cache like any SQL. */
+static const char *const sql_savepoint[CU_DB_SAVEPOINTS_MAX] = {
+    "SAVEPOINT cu_sp1", "SAVEPOINT cu_sp2", "SAVEPOINT cu_sp3", "SAVEPOINT cu_sp4"};
+static const char *const sql_release[CU_DB_SAVEPOINTS_MAX] = {
+    "RELEASE SAVEPOINT cu_sp1", "RELEASE SAVEPOINT cu_sp2", "RELEASE SAVEPOINT cu_sp3",
+    "RELEASE SAVEPOINT cu_sp4"};
+static const char *const sql_rollback_to[CU_DB_SAVEPOINTS_MAX] = {
+    "ROLLBACK TO SAVEPOINT cu_sp1", "ROLLBACK TO SAVEPOINT cu_sp2", "ROLLBACK TO SAVEPOINT cu_sp3",
+    "ROLLBACK TO SAVEPOINT cu_sp4"};
+
+/* sp_exec(db, sql): runs a savepoint statement (no fault injection: the faults a test asks for
+ * are the service statements'). */
+static enum cu_err sp_exec(struct cu_db *db, const char *sql)
+{
+    struct cu_stmt *s = NULL;
+    bool row = true;
+    enum cu_err rc = run_query(db, sql, NULL, 0, &s);
+
+    while (rc == CU_OK && row)
+        rc = cu_stmt_next(s, &row);
+    cu_stmt_done(s);
+    return rc;
+}
+
+/* cu_db_savepoint(db): opens a savepoint inside the write transaction (at most
+ * CU_DB_SAVEPOINTS_MAX deep). */
+enum cu_err cu_db_savepoint(struct cu_db *db)
+{
+    enum cu_err rc;
+
+    CU_ASSERT_MSG(db->in_txn && db->mode == CU_TXN_WRITE, "savepoint outside a write transaction");
+    CU_ASSERT_MSG(db->depth < CU_DB_SAVEPOINTS_MAX, "savepoints nested too deep");
+    rc = sp_exec(db, sql_savepoint[db->depth]);
+    if (rc == CU_OK)
+        db->depth++;
+    return rc;
+}
+
+/* cu_db_savepoint_release(db): keeps what was done since the innermost savepoint, as part of
+ * the enclosing transaction, and closes it. */
+enum cu_err cu_db_savepoint_release(struct cu_db *db)
+{
+    enum cu_err rc;
+
+    CU_ASSERT_MSG(db->in_txn && db->depth > 0, "release without a savepoint");
+    rc = sp_exec(db, sql_release[db->depth - 1]);
+    if (rc == CU_OK)
+        db->depth--;
+    return rc;
+}
+
+/* cu_db_savepoint_rollback(db): undoes what was done since the innermost savepoint and closes
+ * it. An error means the transaction itself is broken: roll it back. */
+enum cu_err cu_db_savepoint_rollback(struct cu_db *db)
+{
+    enum cu_err rc;
+
+    CU_ASSERT_MSG(db->in_txn && db->depth > 0, "rollback without a savepoint");
+    rc = sp_exec(db, sql_rollback_to[db->depth - 1]);
+    if (rc == CU_OK)
+        rc = sp_exec(db, sql_release[db->depth - 1]);
+    if (rc == CU_OK)
+        db->depth--;
+    return rc;
 }
 
 /* cu_db_in_txn(db): whether a transaction is open on db. */
@@ -459,7 +633,7 @@ enum cu_err cu_db_exec(struct cu_db *db, const char *sql, const struct cu_val *p
     enum cu_err rc;
 
     if (fault_fires(db->st)) {
-        rc = CU_E_STORE;
+        rc = (enum cu_err)atomic_load(&db->st->fail_rc);
         goto out;
     }
     rc = run_query(db, sql, params, n, &s);
@@ -491,7 +665,7 @@ enum cu_err cu_db_query(struct cu_db *db, const char *sql, const struct cu_val *
 {
     *out = NULL;
     if (fault_fires(db->st))
-        return CU_E_STORE;
+        return (enum cu_err)atomic_load(&db->st->fail_rc);
     return run_query(db, sql, params, n, out);
 }
 
@@ -559,6 +733,14 @@ void cu_stmt_done(struct cu_stmt *st)
  * connection of st fails with CU_E_STORE (0 turns it off). */
 void cu_store_fail_next(struct cu_store *st, long n)
 {
+    cu_store_fail_next_with(st, n, CU_E_STORE);
+}
+
+/* cu_store_fail_next_with(st, n, rc): cu_store_fail_next, failing with rc (CU_E_BUSY,
+ * CU_E_STORE_FULL …). */
+void cu_store_fail_next_with(struct cu_store *st, long n, enum cu_err rc)
+{
+    atomic_store(&st->fail_rc, (int)rc);
     atomic_store(&st->fail_next, n > 0 ? n : 0);
 }
 

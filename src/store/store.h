@@ -26,12 +26,19 @@ struct cu_stmt;  /* a prepared statement running on a cu_db */
 #define CU_STORE_ERR_BYTES 512
 
 struct cu_store_opts {
-    const char *backend;      /* "sqlite" */
-    const char *path;         /* sqlite: the database file */
-    unsigned busy_timeout_ms; /* how long a writer waits for a lock */
-    bool synchronous_full;    /* sqlite: synchronous=FULL (else NORMAL) */
-    bool create;              /* create the database if it does not exist */
+    const char *backend;       /* "sqlite" */
+    const char *path;          /* sqlite: the database file */
+    unsigned busy_timeout_ms;  /* how long a writer waits for a lock */
+    bool synchronous_full;     /* sqlite: synchronous=FULL (else NORMAL) */
+    bool create;               /* create the database if it does not exist */
+    unsigned pool_connections; /* cu_store_acquire's pool; 0: CU_STORE_POOL_DEFAULT */
 };
+
+/* The pool's size when the options leave it 0. */
+#define CU_STORE_POOL_DEFAULT 8
+
+/* How deep savepoints nest in one transaction. */
+#define CU_DB_SAVEPOINTS_MAX 4
 
 enum cu_txn_mode {
     CU_TXN_READ,  /* a consistent snapshot for reads */
@@ -124,6 +131,27 @@ CU_WUR enum cu_err cu_store_schema_version(struct cu_store *st, int *out);
  * health endpoint. */
 CU_WUR enum cu_err cu_store_check(struct cu_store *st, char err[CU_STORE_ERR_BYTES]);
 
+/* cu_store_acquire(st, out): a connection from the pool, made when none is idle and fewer than
+ * the pool's size exist; otherwise waits for one to be released, up to the busy timeout
+ * (CU_E_BUSY). Give it back with cu_store_release. */
+CU_WUR enum cu_err cu_store_acquire(struct cu_store *st, struct cu_db **out);
+
+/* cu_store_release(db): gives a connection from cu_store_acquire back to its pool, rolling back
+ * a transaction left open; NULL does nothing. */
+void cu_store_release(struct cu_db *db);
+
+/* cu_db_savepoint(db): opens a savepoint inside the write transaction (at most
+ * CU_DB_SAVEPOINTS_MAX deep). */
+CU_WUR enum cu_err cu_db_savepoint(struct cu_db *db);
+
+/* cu_db_savepoint_release(db): keeps what was done since the innermost savepoint, as part of
+ * the enclosing transaction, and closes it. */
+CU_WUR enum cu_err cu_db_savepoint_release(struct cu_db *db);
+
+/* cu_db_savepoint_rollback(db): undoes what was done since the innermost savepoint and closes
+ * it. An error means the transaction itself is broken: roll it back. */
+CU_WUR enum cu_err cu_db_savepoint_rollback(struct cu_db *db);
+
 /* cu_db_begin(db, mode), cu_db_commit(db), cu_db_rollback(db): explicit transactions. A
  * failed commit rolls back. Rollback outside a transaction does nothing. */
 CU_WUR enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode);
@@ -170,5 +198,9 @@ CU_WUR enum cu_err cu_db_purge(struct cu_db *db);
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
  * connection of st fails with CU_E_STORE (0 turns it off). */
 void cu_store_fail_next(struct cu_store *st, long n);
+
+/* cu_store_fail_next_with(st, n, rc): cu_store_fail_next, failing with rc (CU_E_BUSY,
+ * CU_E_STORE_FULL …). */
+void cu_store_fail_next_with(struct cu_store *st, long n, enum cu_err rc);
 
 #endif

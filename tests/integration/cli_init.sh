@@ -1,10 +1,11 @@
 #!/bin/sh
 # custodia init: the modes of what it makes (as docs/operations.md states them, whatever the
 # umask), and what it prints (where the first key is; the key only on a terminal), also through
-# make run (scripts/run.sh). The CLI's refusals: an existing directory, a missing data
-# directory, a missing or unsafe key file, bad configuration, a database from a newer custodia.
-# Each refusal names the file or key, exits non-zero, and writes nothing. apikey from the shell,
-# and audit export.
+# make run (scripts/run.sh). The configuration it writes: every key of the table in
+# src/base/config.c, at its default, and nothing else. The CLI's refusals: an existing
+# directory, a missing data directory, a missing or unsafe key file, bad configuration, a
+# database from a newer custodia. Each refusal names the file or key, exits non-zero, and writes
+# nothing. apikey from the shell, and audit export.
 . "$(dirname "$0")/lib.sh"
 
 D="$TMP/data"
@@ -102,7 +103,93 @@ check "init says what it made" contains "$TMP/init.out" "root key file"
 check "key has the documented shape" sh -c "echo '$KEY' | grep -Eq '^cuk_[A-Za-z0-9_-]{43}$'"
 check "certificate names 127.0.0.1" sh -c \
     "openssl x509 -in '$D/tls.crt' -noout -ext subjectAltName | grep -q 'IP Address:127.0.0.1'"
-check "every config key is present" test "$(grep -cE '^[a-z_]+ = ' "$D/custodia.conf")" -ge 18
+
+# custodia.conf holds every key of the configuration table (keys[] in src/base/config.c), each
+# once, in its section, at the table's default, and no other key: a key added to the table that
+# init does not write fails here. table_keys prints the table's "section<TAB>key<TAB>default"
+# lines, read from the source; it fails unless it read as many entries as the table has FIELD()
+# lines (one an entry), so a table it misreads, moved or reshaped fails rather than passes.
+table_keys() {
+    python3 - "$SRC/src/base/config.c" <<'PY'
+import re, sys
+src = open(sys.argv[1], encoding="utf-8").read()
+start = src.find("static const struct key_def keys[] = {")
+if start < 0:
+    sys.exit("%s: no key table (static const struct key_def keys[] = {)" % sys.argv[1])
+body = src[start + len("static const struct key_def keys[] ="):src.index("\n};", start) + 2]
+tok = re.compile(r'"(?:[^"\\\n]|\\.)*"|/\*.*?\*/|//[^\n]*|[{},]|[^\s{},"/]+|/', re.S)
+entries, depth, items, item = [], 0, None, None
+for t in tok.findall(body):
+    if t.startswith(("/*", "//")):
+        continue
+    if t == "{":
+        depth += 1
+        if depth == 3:  # an entry's info: {section, key, default, help}
+            items, item = [], ""
+    elif t == "}":
+        if depth == 3:
+            entries.append(items + [item])
+        depth -= 1
+    elif depth == 3 and t == ",":
+        items.append(item)
+        item = ""
+    elif depth == 3 and t.startswith('"'):
+        item += t[1:-1].encode().decode("unicode_escape")  # adjacent literals join
+fields = len(re.findall(r"\bFIELD\(", body))
+if not entries or len(entries) != fields or any(len(e) != 4 for e in entries):
+    sys.exit("%s: read %d entries of the key table, which has %d FIELD() lines"
+             % (sys.argv[1], len(entries), fields))
+for section, key, default, _ in entries:
+    print("%s\t%s\t%s" % (section, key, default))
+PY
+}
+# conf_keys FILE: its "section<TAB>key<TAB>value" lines; fails on a line that is none of a
+# comment, a blank, a [section] or a "key = value" (the form init writes) inside a section.
+conf_keys() {
+    python3 - "$1" <<'PY'
+import re, sys
+section = None
+for n, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
+    line = line.rstrip("\n")
+    if not line.strip() or line.startswith(("#", ";")):
+        continue
+    m = re.fullmatch(r"\[([a-z_]+)\]", line)
+    if m:
+        section = m.group(1)
+        continue
+    m = re.fullmatch(r"([a-z_]+) = (\S.*)", line)
+    if m is None or section is None:
+        sys.exit("%s:%d: not a key init writes: %s" % (sys.argv[1], n, line))
+    print("%s\t%s\t%s" % (section, m.group(1), m.group(2)))
+PY
+}
+table_keys >"$TMP/table-keys"
+check_eq "the configuration table of src/base/config.c is read whole" 0 $?
+conf_keys "$D/custodia.conf" >"$TMP/conf-keys"
+check_eq "custodia.conf holds only comments, sections and keys" 0 $?
+check_eq "custodia.conf holds as many keys as the table ($(wc -l <"$TMP/table-keys" | tr -d ' '))" \
+    "$(wc -l <"$TMP/table-keys" | tr -d ' ')" "$(wc -l <"$TMP/conf-keys" | tr -d ' ')"
+# names FILE: the section.key of each line of FILE, sorted (in one collation, for comm).
+names() {
+    cut -f1,2 "$1" | tr '\t' . | LC_ALL=C sort
+}
+names "$TMP/table-keys" >"$TMP/table-names"
+names "$TMP/conf-keys" >"$TMP/conf-names"
+check_eq "custodia.conf lacks no key of the table (in its section)" "" \
+    "$(LC_ALL=C comm -23 "$TMP/table-names" "$TMP/conf-names" | tr '\n' ' ')"
+check_eq "custodia.conf holds no key the table lacks" "" \
+    "$(LC_ALL=C comm -13 "$TMP/table-names" "$TMP/conf-names" | tr '\n' ' ')"
+check_eq "custodia.conf holds no key twice" "" "$(uniq -d "$TMP/conf-names" | tr '\n' ' ')"
+tab=$(printf '\t')
+while IFS=$tab read -r section key default; do
+    written=$(awk -F "$tab" -v s="$section" -v k="$key" '$1 == s && $2 == k { print $3 }' \
+        "$TMP/conf-keys")
+    check_eq "init writes [$section] $key at the table's default" "$default" "$written"
+done <"$TMP/table-keys"
+# Each of those values is valid: custodia reads the file (and stops at the first bad value).
+"$BIN" keys status --dir "$D" >/dev/null 2>"$TMP/conf-load.err"
+check_eq "custodia accepts every value init wrote" 0 $?
+sed 's/^/# /' "$TMP/conf-load.err"
 
 # A second init refuses and changes nothing.
 before=$(cd "$D" && sha256sum root.key custodia.conf custodia.db initial-api-key)

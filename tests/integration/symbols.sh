@@ -6,10 +6,10 @@ set -u
 lib=${CU_LIBRARY:?CU_LIBRARY names libcustodia.a}
 command -v nm >/dev/null || { echo "symbols: nm is missing" >&2; exit 1; }
 [ -f "$lib" ] || { echo "symbols: $lib is missing" >&2; exit 1; }
-# AddressSanitizer adds a global __odr_asan.<name> beside each global variable <name> it
-# instruments (its one-definition-rule check): judged by the name it stands for.
+# AddressSanitizer adds a "__odr_asan.<name>" for each global it instruments: the name
+# checked is <name>.
 all=$(nm -g --defined-only "$lib" | awk 'NF == 3 && $2 ~ /^[TDBRCVGS]$/ { print $3 }' |
-    sed 's/^__odr_asan\.//' | sort -u)
+    sed 's/^__odr_asan[.]//' | sort -u)
 count=$(printf '%s\n' "$all" | grep -c .)
 if [ "$count" -lt 100 ]; then
     echo "symbols: nm found only $count global symbols in $lib" >&2

@@ -132,8 +132,27 @@ static void test_metrics(void **state)
     cu_metrics_observe(m, NT, 404, 1000);
     cu_metrics_observe(m, 1, 418, 1000);
     cu_buf_init(&out, 1 << 20);
-    assert_int_equal(cu_metrics_render(m, &out, 1700000000000LL), CU_OK);
+    struct cu_committer_stats cs = {.groups = 3,
+                                    .commits = 2,
+                                    .units = 7,
+                                    .failed = 1,
+                                    .retries = 4,
+                                    .size_sum = 8,
+                                    .latency_sum_us = 3500};
+    for (size_t i = 0; i < CU_COMMITTER_SIZE_BUCKETS; i++)
+        cs.size_count[i] = cu_committer_size_le[i] >= 4 ? 3 : 1; /* sizes 1, 3, 4 */
+    for (size_t i = 0; i < CU_COMMITTER_LATENCY_BUCKETS; i++)
+        cs.latency_count[i] = cu_committer_latency_le_us[i] >= 2000 ? 2 : 1;
+    assert_int_equal(cu_metrics_render(m, &out, 1700000000000LL, &cs), CU_OK);
     const char *t = cu_buf_cstr(&out);
+    assert_non_null(strstr(t, "custodia_commit_group_units_bucket{le=\"1\"} 1\n"));
+    assert_non_null(strstr(t, "custodia_commit_group_units_bucket{le=\"4\"} 3\n"));
+    assert_non_null(strstr(t, "custodia_commit_group_units_bucket{le=\"+Inf\"} 3\n"));
+    assert_non_null(strstr(t, "custodia_commit_group_units_sum 8\n"));
+    assert_non_null(strstr(t, "custodia_commit_seconds_bucket{le=\"0.002000\"} 2\n"));
+    assert_non_null(strstr(t, "custodia_commit_seconds_sum 0.003500\n"));
+    assert_non_null(strstr(t, "custodia_commit_units_total{outcome=\"failed\"} 1\n"));
+    assert_non_null(strstr(t, "custodia_commit_retries_total 4\n"));
     assert_non_null(strstr(
         t, "custodia_http_requests_total{route=\"/v1/health\",method=\"GET\",status=\"200\"} 2\n"));
     assert_non_null(strstr(

@@ -22,6 +22,7 @@ struct fixture {
     struct cu_store *st;
     struct cu_db *conn;
     struct cu_audit *audit;
+    struct cu_committer *c;
 };
 
 static const struct cu_audit_opts opts = {
@@ -42,10 +43,14 @@ static void open_dir(struct fixture *f)
     assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
     assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
     assert_int_equal(cu_audit_new(f->kr, &opts, &f->audit), CU_OK);
+    struct cu_committer_opts co = {.audit = cu_audit_sink(f->audit)};
+    assert_int_equal(cu_committer_new(f->st, &co, &f->c), CU_OK);
 }
 
 static void close_dir(struct fixture *f)
 {
+    cu_committer_free(f->c);
+    f->c = NULL;
     cu_audit_free(f->audit);
     cu_store_close(f->st);
     cu_keyring_free(f->kr);
@@ -103,7 +108,7 @@ static void append_n(struct fixture *f, int n)
         }
         assert_int_equal(cu_db_commit(f->conn), CU_OK);
         bool made = false;
-        assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, false, &made, NULL), CU_OK);
+        assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, false, &made, NULL), CU_OK);
     }
 }
 
@@ -296,9 +301,9 @@ static void test_checkpoints_and_proofs(void **state)
 
     append_n(f, 1234);
     bool made = false;
-    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, true, &made, &cp), CU_OK);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, &cp), CU_OK);
     assert_true(made);
-    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, true, &made, NULL), CU_OK);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, NULL), CU_OK);
     assert_false(made); /* nothing new to cover */
     assert_int_equal(cu_audit_checkpoint_get(f->conn, 0, &cp), CU_OK);
     int64_t n = cp.tree_size;
@@ -383,7 +388,7 @@ static void prepare_big_log(struct fixture *f)
 {
     append_n(f, RECORDS);
     bool made = false;
-    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, true, &made, NULL), CU_OK);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, NULL), CU_OK);
     verify_ok(f);
     close_dir(f);
     cli_verify(f, 0, "audit log intact");
@@ -530,8 +535,66 @@ static void test_damaged_frontier_refused(void **state)
     tamper(f, "UPDATE audit_checkpoints SET frontier = randomblob(length(frontier)) WHERE "
               "tree_size = (SELECT max(tree_size) FROM audit_checkpoints);");
     append_n_raw(f, 10);
-    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->st, true, &made, NULL), CU_E_CORRUPT);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, NULL), CU_E_CORRUPT);
     assert_false(made);
+}
+
+struct two_records {
+    const char *second_target; /* over the limit: the unit fails, neither record stays */
+};
+
+static enum cu_err two_records(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct two_records *t = arg;
+    (void)db;
+    enum cu_err rc = cu_work_audit(w, "test.first", "thing:1", "success", NULL);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "test.second", t->second_target, "success",
+                           json_pack("{s:s}", "k", "v"));
+    return rc;
+}
+
+/* The committer's sink appends a unit's records with the unit's actor, request id and (hashed)
+ * source address, and all of them or none. */
+static void test_unit_records(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_work_ctx ctx = {.now_ms = 1};
+    struct two_records t = {"thing:2"};
+    struct cu_audit_record r;
+    struct cu_work *w = NULL;
+    int64_t before = 0, after = 0;
+    uint8_t h[CU_MERKLE_HASH_BYTES];
+
+    snprintf(ctx.request_id, sizeof(ctx.request_id), "req-1");
+    snprintf(ctx.actor_type, sizeof(ctx.actor_type), "staff");
+    snprintf(ctx.actor_id, sizeof(ctx.actor_id), "stf_0123456789abcdef");
+    snprintf(ctx.source_ip, sizeof(ctx.source_ip), "192.0.2.7");
+    assert_int_equal(cu_audit_head(f->conn, &before, h), CU_OK);
+    assert_int_equal(cu_work_new(&ctx, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, two_records, &t), CU_OK);
+    assert_int_equal(cu_committer_run(f->c, w), CU_OK);
+    cu_work_free(w);
+    assert_int_equal(cu_audit_head(f->conn, &after, h), CU_OK);
+    assert_int_equal(after, before + 2);
+    assert_int_equal(cu_audit_get(f->conn, after, &r), CU_OK);
+    assert_string_equal(r.action, "test.second");
+    assert_string_equal(r.actor_type, "staff");
+    assert_string_equal(r.actor_id, "stf_0123456789abcdef");
+    assert_string_equal(r.request_id, "req-1");
+    assert_string_equal(r.details, "{\"k\":\"v\"}");
+    assert_int_equal(strncmp(r.source, "hk:", 3), 0); /* hash_source_ip */
+    cu_audit_record_clear(&r);
+
+    /* a record the log refuses (a control byte in its target) fails the unit: neither stays */
+    t.second_target = "bad\ttarget";
+    assert_int_equal(cu_work_new(&ctx, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, two_records, &t), CU_OK);
+    assert_int_equal(cu_committer_run(f->c, w), CU_E_INVALID);
+    cu_work_free(w);
+    assert_int_equal(cu_audit_head(f->conn, &before, h), CU_OK);
+    assert_int_equal(before, after);
+    verify_ok(f);
 }
 
 static void test_fault_injection_fails_closed(void **state)
@@ -580,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kept_checkpoint_finds_truncation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damaged_frontier_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fails_closed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unit_records, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

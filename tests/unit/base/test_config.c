@@ -143,6 +143,8 @@ static const struct bad_case bad_cases[] = {
     {"store", "backend", "postgres", "must be sqlite (the only backend so far), got \"postgres\""},
     {"store", "path", "", PATH_WHY},
     {"store", "busy_timeout_ms", "600001", "must be an integer from 0 to 600000, got \"600001\""},
+    {"store", "connections", "0", "must be an integer from 1 to 1024, got \"0\""},
+    {"store", "connections", "1025", "must be an integer from 1 to 1024, got \"1025\""},
     {"store", "synchronous", "off", "must be full or normal, got \"off\""},
     {"store", "synchronous", "FULL", "must be full or normal, got \"FULL\""},
     {"keys", "root_key_file", "", PATH_WHY},
@@ -667,7 +669,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 41);
+    assert_int_equal(n, 42);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

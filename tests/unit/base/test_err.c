@@ -56,6 +56,7 @@ static void test_documented_mapping(void **state)
         {CU_E_KEY_MISSING, 500, "key_missing"},
         {CU_E_STORE, 503, "store_unavailable"},
         {CU_E_BUSY, 503, "store_busy"},
+        {CU_E_STORE_FULL, 503, "store_full"},
         {CU_E_SCHEMA_NEWER, 503, "schema_newer"},
         {CU_E_CORRUPT, 500, "data_corrupt"},
         {CU_E_TLS, 500, "internal"},

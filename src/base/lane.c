@@ -1,10 +1,11 @@
 /*
- * lane.c - the password-hashing lane: a queue under one lock and a few threads that take jobs
- * from its head. A job runs outside the lock.
+ * lane.c - a worker lane: a queue under one lock and a few threads that take jobs from its
+ * head. A job runs outside the lock.
  */
-#include "api/lane.h"
+#include "base/lane.h"
 
 #include <pthread.h>
+#include <stdio.h>
 
 #include "base/clock.h"
 #include "base/mem.h"
@@ -20,13 +21,14 @@ struct cu_lane {
     bool joined;
     uint64_t max_wait_ns;
     unsigned nthreads;
+    char name[16];
     pthread_t threads[LANE_THREADS_MAX];
 };
 
 static void *lane_main(void *arg)
 {
     struct cu_lane *l = arg;
-    pthread_setname_np(pthread_self(), "cu-hash");
+    pthread_setname_np(pthread_self(), l->name);
     pthread_mutex_lock(&l->mu);
     for (;;) {
         while (l->head == NULL && !l->stop)
@@ -47,8 +49,9 @@ static void *lane_main(void *arg)
     return NULL;
 }
 
-/* cu_lane_new(threads, max_wait_ms, out): starts the lane's threads. */
-enum cu_err cu_lane_new(unsigned threads, unsigned max_wait_ms, struct cu_lane **out)
+/* cu_lane_new(name, threads, max_wait_ms, out): starts the lane's threads. */
+enum cu_err cu_lane_new(const char *name, unsigned threads, unsigned max_wait_ms,
+                        struct cu_lane **out)
 {
     struct cu_lane *l = cu_calloc(1, sizeof(*l));
     *out = NULL;
@@ -58,6 +61,7 @@ enum cu_err cu_lane_new(unsigned threads, unsigned max_wait_ms, struct cu_lane *
         threads = 1;
     if (threads > LANE_THREADS_MAX)
         threads = LANE_THREADS_MAX;
+    snprintf(l->name, sizeof(l->name), "%s", name);
     l->tail = &l->head;
     l->max_wait_ns = (uint64_t)max_wait_ms * 1000000u;
     pthread_mutex_init(&l->mu, NULL);

@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "api/lane.h"
+#include "base/lane.h"
 
 #define JOBS 64
 
@@ -71,7 +71,7 @@ static void test_order_and_once(void **state)
 
     (void)state;
     record_init(&r);
-    assert_int_equal(cu_lane_new(1, 60000, &l), CU_OK);
+    assert_int_equal(cu_lane_new("cu-test", 1, 60000, &l), CU_OK);
     pthread_mutex_lock(&r.gate); /* the first job holds the thread; the rest queue */
     for (int i = 0; i < JOBS; i++) {
         jobs[i] = (struct job){.rec = &r, .id = i};
@@ -108,7 +108,7 @@ static void test_expiry(void **state)
 
     (void)state;
     record_init(&r);
-    assert_int_equal(cu_lane_new(1, 1000, &l), CU_OK);
+    assert_int_equal(cu_lane_new("cu-test", 1, 1000, &l), CU_OK);
     pthread_mutex_lock(&r.gate);
     for (int i = 0; i < 3; i++) {
         jobs[i] = (struct job){.rec = &r, .id = i};
@@ -135,7 +135,7 @@ static void test_parallel_and_stop(void **state)
     (void)state;
     record_init(&r);
     r.sleep_us = 50 * 1000;
-    assert_int_equal(cu_lane_new(4, 60000, &l), CU_OK);
+    assert_int_equal(cu_lane_new("cu-test", 4, 60000, &l), CU_OK);
     for (int i = 0; i < 8; i++) {
         jobs[i] = (struct job){.rec = &r, .id = i};
         assert_int_equal(cu_lane_submit(l, &jobs[i].slot, run, &jobs[i]), CU_OK);

@@ -1,16 +1,17 @@
 /*
- * lane.h - a few threads of their own for requests that hash a password. An Argon2id hash
- * takes tens of milliseconds and a caller may wait seconds for a free hash slot; on a request
- * thread that would stall every other connection the thread serves, so a burst of sign-ins
- * (a password spray from many addresses) could starve reads. The server hands such requests,
- * suspended, to the lane instead; the request threads stay free.
+ * lane.h - a worker lane: a few threads of their own for slow jobs, so that the threads that
+ * hand them over stay free. The server's lane runs requests that hash a password: an Argon2id
+ * hash takes tens of milliseconds and a caller may wait seconds for a free hash slot; on a
+ * request thread that would stall every other connection the thread serves, so a burst of
+ * sign-ins (a password spray from many addresses) could starve reads. The server hands such
+ * requests, suspended, to the lane instead.
  *
  * Jobs run in the order they came. A job that waited longer than the lane's max_wait is
  * still called, told it expired, so it can refuse at once ("try again later") instead of
  * starting work whose caller has likely given up.
  */
-#ifndef CU_API_LANE_H
-#define CU_API_LANE_H
+#ifndef CU_BASE_LANE_H
+#define CU_BASE_LANE_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -31,9 +32,10 @@ struct cu_lane_job {
     struct cu_lane_job *next;
 };
 
-/* cu_lane_new(threads, max_wait_ms, out): starts threads (>= 1) threads, named cu-hash. Caller
- * frees with cu_lane_free. */
-CU_WUR enum cu_err cu_lane_new(unsigned threads, unsigned max_wait_ms, struct cu_lane **out);
+/* cu_lane_new(name, threads, max_wait_ms, out): starts threads (>= 1) threads, named name (at
+ * most 15 bytes, as ps -L and top -H show it). Caller frees with cu_lane_free. */
+CU_WUR enum cu_err cu_lane_new(const char *name, unsigned threads, unsigned max_wait_ms,
+                               struct cu_lane **out);
 
 /* cu_lane_submit(l, job, fn, arg): queues fn(arg, …) to run on a lane thread; CU_OK, or
  * CU_E_UNAVAILABLE (nothing queued) once the lane is stopping. job must stay valid until fn

@@ -1,0 +1,149 @@
+/*
+ * jobs.c - the server's background work, on one thread: an audit checkpoint when one is due,
+ * the purge an erasure could not finish, and the identity service's housekeeping.
+ */
+#include "api/server_int.h"
+
+#include <pthread.h>
+
+#include <string.h>
+#include <time.h>
+
+#include "audit/checkpoint.h"
+#include "base/log.h"
+
+static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    (void)w;
+    return cu_identity_prune(arg, db);
+}
+
+/* Once a minute, in a unit of work of the system's: forgets quiet lockout counters, expired
+ * challenges and long-dead sessions. */
+static void prune_identity(struct cu_app *app)
+{
+    struct cu_work *w = NULL;
+    enum cu_err rc = app->identity != NULL ? cu_work_new(NULL, &w) : CU_OK;
+
+    if (app->identity == NULL)
+        return;
+    if (rc == CU_OK)
+        rc = cu_work_add(w, prune_apply, app->identity);
+    if (rc == CU_OK)
+        rc = cu_committer_run(app->committer, w);
+    cu_work_free(w);
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "identity.prune_failed", CU_LS("error", cu_err_str(rc)));
+}
+
+/* The checkpointer: a thread that makes an audit checkpoint when one is due (every
+ * [audit] checkpoint_records records or checkpoint_seconds seconds), checking once a second,
+ * and does the identity service's housekeeping once a minute. */
+struct checkpointer {
+    struct cu_app *app;
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    bool running;
+};
+
+/* Retries the purge an erasure could not finish (a reader held the write-ahead log): until it
+ * succeeds, the log may still hold the erased customer's old pages. */
+void cu_app_purge_deferred(struct cu_app *app)
+{
+    atomic_fetch_add(&app->purge_wanted, 1);
+}
+
+bool cu_app_purge_pending(struct cu_app *app)
+{
+    return atomic_load(&app->purge_done) != atomic_load(&app->purge_wanted);
+}
+
+static bool retry_purge(struct cu_app *app)
+{
+    struct cu_db *db = NULL;
+    /* The purges owed before this one starts are what it covers: an erasure whose own purge
+     * fails meanwhile stays owed, and health says "pending" until a purge has succeeded. */
+    unsigned long long owed = atomic_load(&app->purge_wanted);
+    enum cu_err rc = cu_store_acquire(app->store, &db);
+    if (rc == CU_OK)
+        rc = cu_db_purge(db);
+    cu_store_release(db);
+    if (rc != CU_OK)
+        return false;
+    atomic_store(&app->purge_done, owed);
+    cu_log_msg(CU_LOG_INFO, "vault.purged");
+    return true;
+}
+
+static void *checkpointer_main(void *arg)
+{
+    struct checkpointer *c = arg;
+    unsigned ticks = 0, purge_at = 0, purge_every = 1;
+    pthread_setname_np(pthread_self(), "cu-checkpoint");
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+        if (c->stop)
+            break;
+        pthread_mutex_unlock(&c->mu);
+        bool made = false;
+        enum cu_err rc =
+            cu_audit_checkpoint_make(c->app->audit, c->app->committer, false, &made, NULL);
+        if (rc != CU_OK)
+            cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
+        /* Each try holds writers back up to 250 ms: back off, from 1 s to 30 s, while a long
+         * reader (an export) keeps the log. */
+        if (cu_app_purge_pending(c->app) && ticks >= purge_at) {
+            purge_every = retry_purge(c->app) ? 1 : (purge_every * 2 > 30 ? 30 : purge_every * 2);
+            purge_at = ticks + purge_every;
+        }
+        if (++ticks % 60 == 0)
+            prune_identity(c->app);
+        pthread_mutex_lock(&c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return NULL;
+}
+
+static void checkpointer_start(struct checkpointer *c, struct cu_app *app)
+{
+    memset(c, 0, sizeof(*c));
+    c->app = app;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    c->running = pthread_create(&c->thread, NULL, checkpointer_main, c) == 0;
+    if (!c->running)
+        cu_log_msg(CU_LOG_ERROR, "audit.checkpointer_not_started");
+}
+
+static void checkpointer_stop(struct checkpointer *c)
+{
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = true;
+        pthread_cond_signal(&c->cv);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->mu);
+}
+
+static struct checkpointer jobs;
+
+/* cu_jobs_start(app): starts the background thread (logged when it cannot start). */
+void cu_jobs_start(struct cu_app *app)
+{
+    checkpointer_start(&jobs, app);
+}
+
+/* cu_jobs_stop(): stops it and waits for it. */
+void cu_jobs_stop(void)
+{
+    checkpointer_stop(&jobs);
+}

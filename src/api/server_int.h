@@ -1,0 +1,85 @@
+/*
+ * server_int.h - what the files of the HTTPS server share (server.c: the request path;
+ * daemon.c: the libmicrohttpd glue and the deadlines; jobs.c: the background work). Not for
+ * use outside them.
+ */
+#ifndef CU_API_SERVER_INT_H
+#define CU_API_SERVER_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <microhttpd.h>
+
+#include "api/server.h"
+
+/* What a connection's deadline is for. */
+enum conn_phase {
+    PHASE_HEAD = 1, /* the TLS handshake, request line and headers (server.header_timeout) */
+    PHASE_BODY,     /* the body (server.body_timeout) */
+    PHASE_SERVER,   /* the server is at work or answering: no deadline */
+};
+
+/* What the server keeps for one connection (libmicrohttpd's socket context), from its accept
+ * to its close. The watchdog shuts a connection down when its deadline passes: the library
+ * then reads the end of the stream and closes it, on its own thread. */
+struct conn {
+    struct conn *prev, *next; /* in the registry, under watch.mu */
+    int fd;
+    atomic_int phase;         /* enum conn_phase */
+    atomic_llong deadline_ms; /* monotonic; 0: none */
+    bool shut;                /* the watchdog shut it down (under watch.mu) */
+    const char *target_error; /* why the raw request target is refused, or NULL */
+};
+
+/* The smallest connection memory pool: above 32 KiB, libmicrohttpd maps it (cu_daemon_start). */
+#define MIN_CONNECTION_POOL ((size_t)36 * 1024)
+
+/* daemon.c */
+
+/* Where handlers read a request's headers and query arguments: libmicrohttpd's connection. */
+extern const struct cu_req_source cu_daemon_source;
+
+/* cu_daemon_mono_ms(): the monotonic clock in milliseconds. */
+int64_t cu_daemon_mono_ms(void);
+
+/* cu_daemon_conn_set(k, phase, deadline_ms): what k waits for and until when (0: no deadline);
+ * NULL does nothing. */
+void cu_daemon_conn_set(struct conn *k, enum conn_phase phase, int64_t deadline_ms);
+
+/* cu_daemon_conn_of(c): the context of c's connection, or NULL when it could not be made. */
+struct conn *cu_daemon_conn_of(struct MHD_Connection *c);
+
+/* cu_daemon_watch_start(app): starts the watchdog; false (logged) when its thread cannot
+ * start: the server must not then serve, since nothing would enforce the deadlines.
+ * cu_daemon_watch_stop(): stops it (again: nothing). */
+bool cu_daemon_watch_start(struct cu_app *app);
+void cu_daemon_watch_stop(void);
+
+/* cu_daemon_remote_ip(c, out, outlen): the client's address as text ("unknown" when the
+ * library does not say). */
+void cu_daemon_remote_ip(struct MHD_Connection *c, char *out, size_t outlen);
+
+/* cu_daemon_read_pem(cfg, rel, out): a PEM file of the data directory, whole. Caller frees with
+ * cu_daemon_wipe_free. */
+CU_WUR enum cu_err cu_daemon_read_pem(const struct cu_config *cfg, const char *rel, char **out);
+void cu_daemon_wipe_free(char *p);
+
+/* cu_daemon_start(app, cert, key): the daemon with every option of [server], serving
+ * cu_server_on_request; NULL when it cannot start. */
+struct MHD_Daemon *cu_daemon_start(struct cu_app *app, const char *cert, const char *key);
+
+/* server.c: libmicrohttpd's access handler and completion callback. */
+enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                     const char *method, const char *version,
+                                     const char *upload_data, size_t *upload_size, void **con_cls);
+void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe);
+
+/* jobs.c: cu_jobs_start(app) starts the background thread (logged when it cannot);
+ * cu_jobs_stop() stops it and waits for it. */
+void cu_jobs_start(struct cu_app *app);
+void cu_jobs_stop(void);
+
+#endif
