@@ -21,8 +21,9 @@
 #include "crypto/crypto.h"
 #include "crypto/totp.h"
 
-/* Overwrites the string at key in obj (jansson's own copy) and the request body it came from. */
-static void wipe_secrets(struct cu_req *req, json_t *obj)
+/* Overwrites the secrets in obj (jansson's own copies) and the request body they came from,
+ * keeping obj (the other strings of a sign-in's context point into it). */
+static void wipe_body_secrets(struct cu_req *req, json_t *obj)
 {
     static const char *const keys[] = {"password", "current_password", "new_password", "code",
                                        "challenge"};
@@ -31,9 +32,74 @@ static void wipe_secrets(struct cu_req *req, json_t *obj)
         if (json_is_string(v))
             cu_crypto_wipe((char *)json_string_value(v), json_string_length(v));
     }
-    json_decref(obj);
     if (req->body.data != NULL)
         cu_crypto_wipe(req->body.data, req->body.len);
+}
+
+static void wipe_secrets(struct cu_req *req, json_t *obj)
+{
+    wipe_body_secrets(req, obj);
+    json_decref(obj);
+}
+
+/* A sign-in step or a change of one's own credentials, from the handler through its unit of
+ * work to its answer. The body stays until the request ends (the context's strings point into
+ * it), its secrets wiped as soon as the check is done. */
+struct auth_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    union {
+        struct cu_identity_login login;
+        struct cu_identity_mfa mfa;
+        struct cu_identity_step_up step;
+        struct {
+            struct cu_identity_verify verify;
+            struct cu_identity_password pw;
+        } change;
+        struct {
+            char code[65];
+            char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
+        } factor;
+        struct {
+            char account[CU_EMAIL_MAX + 1];
+            char uri[CU_TOTP_URI_BYTES];
+        } begin;
+    } u;
+    struct cu_buf svg;
+    char why[CU_IDENTITY_WHY_BYTES];
+};
+
+static void auth_job_clear(void *p)
+{
+    struct auth_job *j = p;
+    wipe_secrets(j->req, j->body);
+    if (j->svg.data != NULL)
+        cu_crypto_wipe(j->svg.data, j->svg.len);
+    cu_buf_free(&j->svg);
+    cu_crypto_wipe(&j->u, sizeof(j->u));
+}
+
+static struct auth_job *auth_job_new(struct cu_req *req, struct cu_resp *resp)
+{
+    struct auth_job *j = cu_req_alloc(req, sizeof(*j), auth_job_clear);
+    if (j == NULL) {
+        cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    j->req = req;
+    j->resp = resp;
+    cu_buf_init(&j->svg, 64u << 10);
+    return j;
+}
+
+/* An answer of 204 and no body. */
+static enum cu_err answer_none(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    (void)req;
+    (void)arg;
+    resp->status = 204;
+    return CU_OK;
 }
 
 /* Parses the body as an object with only the allowed keys. */
@@ -98,7 +164,7 @@ static bool trusted_reporter(struct cu_req *req)
     const char *h = cu_req_header(req, "Authorization");
     struct cu_apikey_info info;
     struct cu_db *db = NULL;
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_store_db(req->app->store, &db) != CU_OK)
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_req_db(req, &db) != CU_OK)
         return false;
     return cu_apikey_authenticate(req->app->apikeys, db, h + 7, strlen(h + 7), &info) == CU_OK &&
            (info.scopes & CU_SCOPE_CUSTOMERS_CREDENTIALS) != 0;
@@ -185,82 +251,146 @@ static enum cu_err login_answer(struct cu_app *app, struct cu_resp *resp,
     return cu_resp_json(resp, 200, v);
 }
 
+/* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
+static enum cu_err apply_fail(struct auth_job *j, enum cu_err rc, const char *what)
+{
+    if (rc == CU_OK || rc == CU_E_BUSY || j->resp->err != CU_OK)
+        return rc;
+    return cu_resp_fail(j->resp, rc, "%s", what);
+}
+
+static enum cu_err login_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    return apply_fail(j, cu_identity_login_record(j->req->app->identity, w, db, &j->u.login),
+                      "the sign-in could not be completed");
+}
+
+static enum cu_err login_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    struct cu_identity_login *op = &j->u.login;
+    if (op->result != CU_OK)
+        return auth_fail(resp, op->result, op->out.retry_after_ms);
+    return login_answer(req->app, resp, &op->out);
+}
+
+/* A sign-in: its check (the account, the password's hash) runs here, on the hashing lane; the
+ * outcome (a session, a challenge, or a failure counted toward the lockout) is recorded in the
+ * request's unit of work, and answered once it is durable. */
 enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"login",     "password",   "kind",
                                           "client_ip", "user_agent", "device_id"};
-    struct cu_login_result res;
-    struct cu_auth_ctx ctx;
-    enum cu_subject_kind kind = CU_SUBJECT_CUSTOMER;
+    struct auth_job *j = auth_job_new(req, resp);
+    struct cu_identity_login *op = j != NULL ? &j->u.login : NULL;
     const char *login = NULL, *pw = NULL;
-    json_t *body = NULL;
-    enum cu_err rc = body_of(req, resp, allowed, 6, &body);
+    struct cu_db *db = NULL;
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 6, &j->body) : resp->err;
 
     if (rc != CU_OK)
         return rc;
-    rc = get_string(body, resp, "login", true, CU_EMAIL_MAX, &login);
+    rc = get_string(j->body, resp, "login", true, CU_EMAIL_MAX, &login);
     if (rc == CU_OK)
-        rc = get_string(body, resp, "password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
+        rc = get_string(j->body, resp, "password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
     if (rc == CU_OK)
-        rc = kind_of(body, resp, &kind);
+        rc = kind_of(j->body, resp, &op->kind);
     if (rc == CU_OK)
-        rc = auth_ctx(req, resp, body, &ctx);
+        rc = auth_ctx(req, resp, j->body, &op->ctx);
+    if (rc == CU_OK)
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = cu_app_identity_audit(req);
-        rc = cu_identity_login(req->app->identity, req->app->store, kind, login, pw, strlen(pw),
-                               &ctx, &a, &res);
-        rc = rc == CU_OK ? login_answer(req->app, resp, &res)
-                         : auth_fail(resp, rc, res.retry_after_ms);
+        snprintf(op->login, sizeof(op->login), "%s", login);
+        rc = cu_identity_login_check(req->app->identity, db, op, pw, strlen(pw));
+        if (rc != CU_OK)
+            rc = auth_fail(resp, rc, 0);
     }
-    wipe_secrets(req, body);
-    return rc;
+    wipe_body_secrets(req, j->body);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : rc;
+    return cu_req_change(req, login_apply, login_done, j);
+}
+
+static enum cu_err mfa_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    return apply_fail(j, cu_identity_mfa_record(j->req->app->identity, w, db, &j->u.mfa),
+                      "the sign-in could not be completed");
+}
+
+static enum cu_err mfa_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    struct cu_identity_mfa *op = &j->u.mfa;
+    if (op->result != CU_OK)
+        return auth_fail(resp, op->result, op->out.retry_after_ms);
+    return login_answer(req->app, resp, &op->out);
 }
 
 enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"challenge", "code", "client_ip", "user_agent",
                                           "device_id"};
-    struct cu_login_result res;
-    struct cu_auth_ctx ctx;
+    struct auth_job *j = auth_job_new(req, resp);
     const char *challenge = NULL, *code = NULL;
-    json_t *body = NULL;
-    enum cu_err rc = body_of(req, resp, allowed, 5, &body);
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 5, &j->body) : resp->err;
 
     if (rc != CU_OK)
         return rc;
-    rc = get_string(body, resp, "challenge", true, 64, &challenge);
+    rc = get_string(j->body, resp, "challenge", true, 64, &challenge);
     if (rc == CU_OK)
-        rc = get_string(body, resp, "code", true, 64, &code);
+        rc = get_string(j->body, resp, "code", true, 64, &code);
     if (rc == CU_OK)
-        rc = auth_ctx(req, resp, body, &ctx);
+        rc = auth_ctx(req, resp, j->body, &j->u.mfa.ctx);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = cu_app_identity_audit(req);
-        rc = cu_identity_mfa(req->app->identity, req->app->store, challenge, code, &ctx, &a, &res);
-        rc = rc == CU_OK ? login_answer(req->app, resp, &res)
-                         : auth_fail(resp, rc, res.retry_after_ms);
+        rc = cu_identity_mfa_check(req->app->identity, &j->u.mfa, challenge, code);
+        if (rc != CU_OK)
+            rc = auth_fail(resp, rc, 0);
     }
-    wipe_secrets(req, body);
-    return rc;
+    wipe_body_secrets(req, j->body);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : rc;
+    return cu_req_change(req, mfa_apply, mfa_done, j);
+}
+
+static enum cu_err step_up_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    return apply_fail(j, cu_identity_step_up_record(j->req->app->identity, w, db, &j->u.step),
+                      "the sign-in could not be completed");
+}
+
+static enum cu_err step_up_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    if (j->u.step.result != CU_OK)
+        return auth_fail(resp, j->u.step.result, 0);
+    req->principal.session = j->u.step.session;
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:o}", "session", session_json(&j->u.step.session, NULL)));
 }
 
 enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"code", "password"};
     struct cu_principal *p = &req->principal;
-    struct cu_auth_ctx ctx = {req->kept_ip, safe_user_agent(req), NULL};
+    struct auth_job *j = auth_job_new(req, resp);
     const char *code = NULL, *pw = NULL;
-    json_t *body = NULL;
-    enum cu_err rc = body_of(req, resp, allowed, 2, &body);
+    struct cu_db *db = NULL;
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 2, &j->body) : resp->err;
 
     if (rc != CU_OK)
         return rc;
-    rc = get_string(body, resp, "code", false, 64, &code);
+    rc = get_string(j->body, resp, "code", false, 64, &code);
     if (rc == CU_OK)
-        rc = get_string(body, resp, "password", false, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
+        rc = get_string(j->body, resp, "password", false, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
+    if (rc == CU_OK)
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = cu_app_identity_audit(req);
-        rc = cu_identity_step_up(req->app->identity, req->app->store, &p->session, pw,
-                                 pw ? strlen(pw) : 0, code, &ctx, &a);
+        struct cu_identity_step_up *op = &j->u.step;
+        op->session = p->session;
+        op->ctx = (struct cu_auth_ctx){req->kept_ip, safe_user_agent(req), NULL};
+        rc = cu_identity_step_up_check(req->app->identity, db, op, pw, pw ? strlen(pw) : 0, code);
         if (rc == CU_E_INVALID)
             rc = cu_resp_fail(resp, rc,
                               p->has_totp ? "this account steps up with a code: give 'code'"
@@ -269,22 +399,39 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
         else if (rc != CU_OK)
             rc = auth_fail(resp, rc, 0);
     }
-    wipe_secrets(req, body);
+    wipe_body_secrets(req, j->body);
     if (rc != CU_OK)
         return rc;
-    return cu_resp_json(resp, 200, json_pack("{s:o}", "session", session_json(&p->session, NULL)));
+    return cu_req_change(req, step_up_apply, step_up_done, j);
+}
+
+/* Ends one session or all of the signed-in subject's (req->params[0] names one, or NULL). */
+static enum cu_err revoke_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    const struct cu_principal *p = &j->req->principal;
+    const char *one = j->u.factor.code[0] != '\0' ? j->u.factor.code : NULL;
+    enum cu_err rc =
+        cu_identity_session_revoke(j->req->app->identity, w, db, p->session.kind, p->id, one);
+    if (rc == CU_E_NOT_FOUND && one != NULL && strcmp(one, p->session.id) != 0)
+        return cu_resp_fail(j->resp, rc, "no live session of yours has this id");
+    return apply_fail(
+        j, rc, one != NULL ? "the session could not be ended" : "the sessions could not be ended");
+}
+
+static enum cu_err end_sessions(struct cu_req *req, struct cu_resp *resp, const char *session_id)
+{
+    struct auth_job *j = auth_job_new(req, resp);
+    if (j == NULL)
+        return resp->err;
+    if (session_id != NULL)
+        snprintf(j->u.factor.code, sizeof(j->u.factor.code), "%s", session_id);
+    return cu_req_change(req, revoke_apply, answer_none, j);
 }
 
 enum cu_err cu_handle_auth_logout(struct cu_req *req, struct cu_resp *resp)
 {
-    const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
-                                                p->session.kind, p->id, p->session.id, &a);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the session could not be ended");
-    resp->status = 204;
-    return CU_OK;
+    return end_sessions(req, resp, req->principal.session.id);
 }
 
 /* ---- /v1/me ---- */
@@ -308,7 +455,7 @@ enum cu_err cu_handle_me(struct cu_req *req, struct cu_resp *resp)
     const struct cu_principal *p = &req->principal;
     struct cu_credential_info ci;
     struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
         rc = cu_identity_credential_info(req->app->identity, db, p->session.kind, p->id, &ci);
@@ -336,77 +483,108 @@ static enum cu_err password_fail(struct cu_resp *resp, enum cu_err rc, const cha
     return cu_resp_fail(resp, rc, "the password could not be set");
 }
 
+/* A password change: a wrong current password is counted toward the lockout (and answered
+ * 401); a right one sets the new password, in the same unit of work. */
+static enum cu_err change_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    struct cu_identity *idn = j->req->app->identity;
+    enum cu_err rc = cu_identity_verify_record(idn, w, db, &j->u.change.verify);
+    if (rc == CU_OK && j->u.change.verify.ok)
+        rc = cu_identity_password_record(idn, w, db, &j->u.change.pw);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(j->resp, rc, "no active account has this id");
+    return apply_fail(j, rc, "the password could not be set");
+}
+
+static enum cu_err change_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    if (!j->u.change.verify.ok)
+        return cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
+    return answer_none(req, resp, arg);
+}
+
 enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"current_password", "new_password"};
     const struct cu_principal *p = &req->principal;
-    struct cu_auth_ctx ctx = {req->kept_ip, safe_user_agent(req), NULL};
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    char why[CU_IDENTITY_WHY_BYTES] = "";
+    struct auth_job *j = auth_job_new(req, resp);
     const char *cur = NULL, *pw = NULL;
-    json_t *body = NULL;
-    bool ok = false;
-    enum cu_err rc = body_of(req, resp, allowed, 2, &body);
+    struct cu_db *db = NULL;
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 2, &j->body) : resp->err;
 
     if (rc != CU_OK)
         return rc;
-    rc = get_string(body, resp, "current_password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &cur);
+    rc = get_string(j->body, resp, "current_password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &cur);
     if (rc == CU_OK)
-        rc = get_string(body, resp, "new_password", true, 4096, &pw);
+        rc = get_string(j->body, resp, "new_password", true, 4096, &pw);
+    if (rc == CU_OK)
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK) {
+        struct cu_identity_verify *v = &j->u.change.verify;
+        v->kind = p->session.kind;
+        snprintf(v->id, sizeof(v->id), "%s", p->id);
+        v->ctx = (struct cu_auth_ctx){req->kept_ip, safe_user_agent(req), NULL};
         /* A wrong current password counts toward the account's lockout. */
-        rc = cu_identity_check_password(req->app->identity, req->app->store, p->session.kind, p->id,
-                                        cur, strlen(cur), &ctx, &a, &ok);
+        rc = cu_identity_verify_check(req->app->identity, db, v, cur, strlen(cur));
         if (rc != CU_OK)
             rc = auth_fail(resp, rc, 1000);
-        else if (!ok)
-            rc = cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
     }
-    if (rc == CU_OK) {
-        rc = cu_identity_set_password(req->app->identity, req->app->store, p->session.kind, p->id,
-                                      pw, strlen(pw), p->session.id, &a, why);
+    if (rc == CU_OK && j->u.change.verify.ok) {
+        struct cu_identity_password *op = &j->u.change.pw;
+        op->kind = p->session.kind;
+        snprintf(op->id, sizeof(op->id), "%s", p->id);
+        snprintf(op->keep_session, sizeof(op->keep_session), "%s", p->session.id);
+        rc = cu_identity_password_check(req->app->identity, db, op, pw, strlen(pw), j->why);
         if (rc != CU_OK)
-            rc = password_fail(resp, rc, why);
+            rc = password_fail(resp, rc, j->why);
     }
-    wipe_secrets(req, body);
+    wipe_body_secrets(req, j->body);
     if (rc != CU_OK)
         return rc;
-    resp->status = 204;
-    return CU_OK;
+    return cu_req_change(req, change_apply, change_done, j);
+}
+
+static enum cu_err begin_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    const struct cu_principal *p = &j->req->principal;
+    cu_buf_free(&j->svg);
+    cu_buf_init(&j->svg, 64u << 10);
+    return apply_fail(j,
+                      cu_identity_totp_begin(j->req->app->identity, w, db, p->session.kind, p->id,
+                                             j->u.begin.account, j->u.begin.uri,
+                                             sizeof(j->u.begin.uri), &j->svg),
+                      "enrolment could not be started");
+}
+
+static enum cu_err begin_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    (void)req;
+    if (cu_buf_append(&j->svg, "", 1) != CU_OK)
+        return cu_resp_fail(resp, CU_E_NOMEM, "enrolment could not be started");
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:s, s:s, s:s}", "otpauth_uri", j->u.begin.uri, "qr_svg",
+                                  j->svg.data, "confirm_with", "POST /v1/me/mfa/totp/confirm"));
 }
 
 enum cu_err cu_handle_me_totp_begin(struct cu_req *req, struct cu_resp *resp)
 {
     const struct cu_principal *p = &req->principal;
-    char uri[CU_TOTP_URI_BYTES], account[CU_EMAIL_MAX + 1];
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    struct cu_buf svg;
+    struct auth_job *j = auth_job_new(req, resp);
     struct cu_db *db = NULL;
     bool active = false;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = j != NULL ? cu_req_db(req, &db) : resp->err;
 
     /* The account name an authenticator app shows: the e-mail, else the id. */
     if (rc == CU_OK)
-        rc = cu_identity_account_name(req->app->identity, db, p->session.kind, p->id, account,
-                                      sizeof(account), &active);
+        rc = cu_identity_account_name(req->app->identity, db, p->session.kind, p->id,
+                                      j->u.begin.account, sizeof(j->u.begin.account), &active);
     if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the account could not be read");
-    cu_buf_init(&svg, 64u << 10);
-    rc = cu_identity_totp_begin(req->app->identity, req->app->store, p->session.kind, p->id,
-                                account, uri, sizeof(uri), &svg, &a);
-    cu_crypto_wipe(account, sizeof(account));
-    if (rc == CU_OK && cu_buf_append(&svg, "", 1) != CU_OK)
-        rc = CU_E_NOMEM;
-    json_t *v = rc == CU_OK ? json_pack("{s:s, s:s, s:s}", "otpauth_uri", uri, "qr_svg", svg.data,
-                                        "confirm_with", "POST /v1/me/mfa/totp/confirm")
-                            : NULL;
-    cu_crypto_wipe(uri, sizeof(uri));
-    if (svg.data != NULL)
-        cu_crypto_wipe(svg.data, svg.len);
-    cu_buf_free(&svg);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "enrolment could not be started");
-    return cu_resp_json(resp, 200, v);
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the account could not be read");
+    return cu_req_change(req, begin_apply, begin_done, j);
 }
 
 static json_t *codes_json(char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
@@ -418,49 +596,73 @@ static json_t *codes_json(char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
     return a;
 }
 
-enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp)
+static enum cu_err confirm_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    static const char *const allowed[] = {"code"};
-    const struct cu_principal *p = &req->principal;
-    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
-    const char *code = NULL;
-    json_t *body = NULL;
-    enum cu_err rc = body_of(req, resp, allowed, 1, &body);
+    struct auth_job *j = arg;
+    const struct cu_principal *p = &j->req->principal;
+    enum cu_err rc = cu_identity_totp_confirm(j->req->app->identity, w, db, p->session.kind, p->id,
+                                              j->u.factor.code, p->session.id, j->u.factor.codes);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(j->resp, rc, "no enrolment is pending: POST /v1/me/mfa/totp first");
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return auth_fail(j->resp, rc, 0);
+    return rc;
+}
 
-    if (rc != CU_OK)
-        return rc;
-    rc = get_string(body, resp, "code", true, 64, &code);
-    if (rc == CU_OK) {
-        struct cu_identity_audit a = cu_app_identity_audit(req);
-        rc = cu_identity_totp_confirm(req->app->identity, req->app->store, p->session.kind, p->id,
-                                      code, p->session.id, &a, codes);
-        if (rc == CU_E_NOT_FOUND)
-            rc = cu_resp_fail(resp, rc, "no enrolment is pending: POST /v1/me/mfa/totp first");
-        else if (rc != CU_OK)
-            rc = auth_fail(resp, rc, 0);
-    }
-    wipe_secrets(req, body);
-    if (rc != CU_OK)
-        return rc;
+static enum cu_err confirm_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    (void)req;
     return cu_resp_json(resp, 200,
-                        json_pack("{s:b, s:o, s:s}", "totp", 1, "recovery_codes", codes_json(codes),
-                                  "note",
+                        json_pack("{s:b, s:o, s:s}", "totp", 1, "recovery_codes",
+                                  codes_json(j->u.factor.codes), "note",
                                   "each recovery code works once; they are not shown "
                                   "again"));
 }
 
+enum cu_err cu_handle_me_totp_confirm(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"code"};
+    struct auth_job *j = auth_job_new(req, resp);
+    const char *code = NULL;
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 1, &j->body) : resp->err;
+
+    if (rc != CU_OK)
+        return rc;
+    rc = get_string(j->body, resp, "code", true, 64, &code);
+    if (rc == CU_OK)
+        snprintf(j->u.factor.code, sizeof(j->u.factor.code), "%s", code);
+    wipe_body_secrets(req, j->body);
+    if (rc != CU_OK)
+        return rc;
+    return cu_req_change(req, confirm_apply, confirm_done, j);
+}
+
+static enum cu_err codes_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct auth_job *j = arg;
+    const struct cu_principal *p = &j->req->principal;
+    enum cu_err rc = cu_identity_recovery_regenerate(j->req->app->identity, w, db, p->session.kind,
+                                                     p->id, j->u.factor.codes);
+    if (rc == CU_E_INVALID)
+        return cu_resp_fail(j->resp, rc, "recovery codes come with TOTP: enrol it first");
+    return apply_fail(j, rc, "the recovery codes could not be made");
+}
+
+static enum cu_err codes_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct auth_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:o}", "recovery_codes", codes_json(j->u.factor.codes)));
+}
+
 enum cu_err cu_handle_me_recovery_codes(struct cu_req *req, struct cu_resp *resp)
 {
-    const struct cu_principal *p = &req->principal;
-    char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc = cu_identity_recovery_regenerate(req->app->identity, req->app->store,
-                                                     p->session.kind, p->id, &a, codes);
-    if (rc == CU_E_INVALID)
-        return cu_resp_fail(resp, rc, "recovery codes come with TOTP: enrol it first");
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the recovery codes could not be made");
-    return cu_resp_json(resp, 200, json_pack("{s:o}", "recovery_codes", codes_json(codes)));
+    struct auth_job *j = auth_job_new(req, resp);
+    if (j == NULL)
+        return resp->err;
+    return cu_req_change(req, codes_apply, codes_done, j);
 }
 
 enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
@@ -469,7 +671,7 @@ enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
     struct cu_session_info *items = NULL;
     struct cu_db *db = NULL;
     size_t n = 0;
-    enum cu_err rc = cu_store_db(req->app->store, &db);
+    enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
         rc = cu_identity_sessions_list(req->app->identity, db, p->session.kind, p->id, &items, &n);
@@ -484,31 +686,13 @@ enum cu_err cu_handle_me_sessions(struct cu_req *req, struct cu_resp *resp)
 
 enum cu_err cu_handle_me_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
 {
-    const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc = cu_identity_session_revoke(req->app->identity, req->app->store,
-                                                p->session.kind, p->id, NULL, &a);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the sessions could not be ended");
-    resp->status = 204;
-    return CU_OK;
+    return end_sessions(req, resp, NULL);
 }
 
 enum cu_err cu_handle_me_session_revoke(struct cu_req *req, struct cu_resp *resp)
 {
-    const struct cu_principal *p = &req->principal;
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc;
-
     if (strlen(req->params[0]) != CU_SESSION_ID_BYTES - 1 ||
         strncmp(req->params[0], "ses_", 4) != 0)
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be ses_ and 16 hex digits");
-    rc = cu_identity_session_revoke(req->app->identity, req->app->store, p->session.kind, p->id,
-                                    req->params[0], &a);
-    if (rc == CU_E_NOT_FOUND)
-        return cu_resp_fail(resp, rc, "no live session of yours has this id");
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the session could not be ended");
-    resp->status = 204;
-    return CU_OK;
+    return end_sessions(req, resp, req->params[0]);
 }

@@ -238,40 +238,6 @@ static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_er
     }
 }
 
-/* The record of an audit event of req, for a caller's own transaction. */
-static void fill_event(const struct cu_req *req, struct cu_audit_event *ev, const char *action,
-                       const char *target, const char *outcome, const json_t *details)
-{
-    const struct cu_work_ctx *ctx = cu_work_context_of(req->work);
-    ev->actor_type = ctx->actor_type;
-    ev->actor_id = ctx->actor_id;
-    ev->action = action;
-    ev->target = target;
-    ev->outcome = outcome;
-    ev->request_id = req->id;
-    ev->source_ip = req->remote_ip;
-    ev->details = details;
-    ev->details_text = NULL;
-}
-
-enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
-                         const char *target, const char *outcome, json_t *details)
-{
-    struct cu_audit_event ev;
-    fill_event(req, &ev, action, target, outcome, details);
-    enum cu_err rc = cu_audit_append(req->app->audit, db, &ev, NULL);
-    json_decref(details);
-    if (rc == CU_OK) {
-        atomic_store(&req->app->audit_failing, false);
-        return CU_OK;
-    }
-    if (rc != CU_E_INVALID && rc != CU_E_TOO_LARGE)
-        atomic_store(&req->app->audit_failing, true);
-    cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", action),
-           CU_LS("error", cu_err_str(rc)));
-    return CU_E_AUDIT;
-}
-
 void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
 {
     char h[CU_AUDIT_HASHED_BYTES];
@@ -284,18 +250,6 @@ void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
     }
     if (cu_audit_hash_value(app->audit, "ip", ip, h) == CU_OK)
         snprintf(out, 64, "%s", h);
-}
-
-static enum cu_err identity_audit(void *arg, struct cu_db *db, const char *action,
-                                  const char *target, const char *outcome, json_t *details)
-{
-    return cu_app_audit(arg, db, action, target, outcome, details);
-}
-
-struct cu_identity_audit cu_app_identity_audit(struct cu_req *req)
-{
-    struct cu_identity_audit a = {identity_audit, req, req->app->audit};
-    return a;
 }
 
 /* Audits a refused request in its unit of work. The refusal stands whatever happens to its
@@ -351,17 +305,27 @@ static enum cu_err auth_apikey(struct request *r, const char *token)
     return CU_OK;
 }
 
+/* The session's last-seen time moved on, in the request's unit of work. */
+static enum cu_err touch_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    const struct cu_principal *p = arg;
+    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms);
+}
+
 static enum cu_err auth_session(struct request *r, const char *token)
 {
     struct cu_app *app = r->req.app;
     struct cu_principal *p = &r->req.principal;
-    bool active = false;
-    enum cu_err rc =
-        cu_identity_session_check(app->identity, app->store, token, strlen(token), &p->session);
+    struct cu_db *db = NULL;
+    bool active = false, touch = false;
+    enum cu_err rc = cu_req_db(&r->req, &db);
 
     if (rc == CU_OK)
-        rc = cu_identity_subject_state(app->identity, app->store, p->session.kind,
-                                       p->session.subject_id, &p->scopes, &active, &p->has_totp);
+        rc =
+            cu_identity_session_check(app->identity, db, token, strlen(token), &p->session, &touch);
+    if (rc == CU_OK)
+        rc = cu_identity_subject_state(app->identity, db, p->session.kind, p->session.subject_id,
+                                       &p->scopes, &active, &p->has_totp);
     if (rc == CU_OK && !active)
         rc = CU_E_UNAUTHENTICATED;
     /* A session that ended (expired, revoked, its account gone) is what a company's app
@@ -371,6 +335,8 @@ static enum cu_err auth_session(struct request *r, const char *token)
         return auth_failed_as(r, "session", p->session.id[0] == '\0',
                               p->session.id[0] ? "session ended" : "unknown session",
                               "the session is unknown, expired or revoked; sign in again");
+    if (rc == CU_OK && touch)
+        rc = cu_work_add(r->req.work, touch_apply, p);
     if (rc != CU_OK)
         return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
     p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;

@@ -45,13 +45,6 @@ struct cu_app {
     atomic_ullong purge_done;       /* of those, how many a later purge covered */
 };
 
-/* cu_app_audit(req, db, action, target, outcome, details): appends the audit record of what
- * req did, inside the caller's write transaction on db, with the request's principal, id and
- * address. Consumes details (may be NULL). CU_E_AUDIT when it cannot be written: the caller
- * must roll back and fail (fail closed); health then reports the audit log failing. */
-CU_WUR enum cu_err cu_app_audit(struct cu_req *req, struct cu_db *db, const char *action,
-                                const char *target, const char *outcome, json_t *details);
-
 /* cu_app_purge_deferred(app): notes that an erasure's purge of the write-ahead log failed (a
  * reader held it); the server retries until a purge succeeds. cu_app_purge_pending(app):
  * whether one is still owed (a retry in progress does not count as done). */
@@ -64,10 +57,6 @@ bool cu_app_purge_pending(struct cu_app *app);
  * "" for an empty ip, or when the hash cannot be made (nothing is kept rather than the clear
  * address). */
 void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64]);
-
-/* cu_app_identity_audit(req): the hook through which the identity service audits what it does
- * for req, inside its own transactions, as cu_app_audit does. */
-struct cu_identity_audit cu_app_identity_audit(struct cu_req *req);
 
 /* cu_server_stop_signals(set): the signals that stop the server cleanly: SIGTERM, SIGINT,
  * SIGHUP and SIGQUIT. */

@@ -35,12 +35,55 @@ static bool valid_staff_id(const char *id)
     return valid_id(id, "stf_");
 }
 
-static enum cu_err commit_or_rollback(struct cu_db *db, enum cu_err rc)
+/* A staff or credential change, from the handler through its unit of work to its answer. */
+struct staff_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    const char *email, *name, *status;
+    uint64_t scopes;
+    struct cu_staff_info s;
+    char why[CU_IDENTITY_WHY_BYTES];
+    struct cu_identity_password pw;
+};
+
+static void staff_job_clear(void *p)
 {
-    if (rc == CU_OK)
-        return cu_db_commit(db);
-    cu_db_rollback(db);
-    return rc;
+    struct staff_job *j = p;
+    json_decref(j->body);
+    cu_identity_password_clear(&j->pw);
+    cu_crypto_wipe(&j->s, sizeof(j->s));
+}
+
+static struct staff_job *staff_job_new(struct cu_req *req, struct cu_resp *resp)
+{
+    struct staff_job *j = cu_req_alloc(req, sizeof(*j), staff_job_clear);
+    if (j == NULL) {
+        cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    j->req = req;
+    j->resp = resp;
+    return j;
+}
+
+/* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
+static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *what)
+{
+    if (rc == CU_OK || rc == CU_E_BUSY || j->resp->err != CU_OK)
+        return rc;
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(j->resp, rc, "no active account has this id");
+    return cu_resp_fail(j->resp, rc, "%s", what);
+}
+
+/* An answer of 204 and no body. */
+static enum cu_err answer_none(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    (void)req;
+    (void)arg;
+    resp->status = 204;
+    return CU_OK;
 }
 
 static json_t *staff_json(const struct cu_staff_info *s)
@@ -74,46 +117,51 @@ static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char 
     return rc;
 }
 
+static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct staff_job *j = arg;
+    enum cu_err rc;
+
+    cu_crypto_wipe(&j->s, sizeof(j->s));
+    j->why[0] = '\0';
+    rc = cu_identity_staff_add(j->req->app->identity, db, j->email, j->name, j->scopes, &j->s,
+                               j->why);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "staff.create", j->s.id, "success",
+                           json_pack("{s:o}", "scopes", cu_resp_scopes(j->scopes)));
+    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || rc == CU_E_EXISTS)
+        return cu_resp_fail(j->resp, rc == CU_E_EXISTS ? rc : CU_E_INVALID, "%s", j->why);
+    return apply_fail(j, rc, "the staff member was not added");
+}
+
+static enum cu_err create_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct staff_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 201, staff_json(&j->s));
+}
+
 enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"email", "name", "scopes"};
-    char err[CU_JSON_ERR_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
-    const char *email = NULL, *name = NULL;
-    struct cu_staff_info s;
-    struct cu_db *db = NULL;
-    uint64_t scopes = 0;
-    json_t *body = NULL;
-    enum cu_err rc = body_of(req, resp, allowed, 3, &body);
+    char err[CU_JSON_ERR_BYTES];
+    struct staff_job *j = staff_job_new(req, resp);
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 3, &j->body) : resp->err;
 
-    memset(&s, 0, sizeof(s));
     if (rc != CU_OK)
         return rc;
-    if (cu_json_get_string(body, "email", true, (size_t)CU_EMAIL_MAX * 2, &email, err) != CU_OK ||
-        cu_json_get_string(body, "name", true, (size_t)CU_STAFF_NAME_MAX * 4, &name, err) != CU_OK)
+    if (cu_json_get_string(j->body, "email", true, (size_t)CU_EMAIL_MAX * 2, &j->email, err) !=
+            CU_OK ||
+        cu_json_get_string(j->body, "name", true, (size_t)CU_STAFF_NAME_MAX * 4, &j->name, err) !=
+            CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK)
-        rc = cu_req_scopes(body, resp, true, &scopes);
+        rc = cu_req_scopes(j->body, resp, true, &j->scopes);
     if (rc == CU_OK)
-        rc = check_grant(req, resp, "", scopes);
-    if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_identity_staff_add(req->app->identity, db, email, name, scopes, &s, why);
-        if (rc == CU_OK)
-            rc = cu_app_audit(req, db, "staff.create", s.id, "success",
-                              json_pack("{s:o}", "scopes", cu_resp_scopes(scopes)));
-        rc = commit_or_rollback(db, rc);
-        if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || rc == CU_E_EXISTS)
-            rc = cu_resp_fail(resp, rc == CU_E_EXISTS ? rc : CU_E_INVALID, "%s", why);
-    }
-    json_decref(body);
+        rc = check_grant(req, resp, "", j->scopes);
     if (rc != CU_OK)
-        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not added");
-    json_t *v = staff_json(&s);
-    cu_crypto_wipe(&s, sizeof(s));
-    return cu_resp_json(resp, 201, v);
+        return resp->err ? resp->err : rc;
+    return cu_req_change(req, create_apply, create_answer, j);
 }
 
 enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
@@ -128,7 +176,7 @@ enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp)
     rc = cu_req_page(req, resp, valid_staff_id, "a staff id", &after, &limit);
     if (rc != CU_OK)
         return rc;
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_identity_staff_list(req->app->identity, db, after, limit, &items, &n);
     if (rc == CU_OK)
@@ -156,7 +204,7 @@ static enum cu_err staff_read(struct cu_req *req, struct cu_resp *resp, struct c
     enum cu_err rc;
     if (!valid_id(req->params[0], "stf_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be stf_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_identity_staff_get(req->app->identity, db, req->params[0], s);
     if (rc == CU_E_NOT_FOUND)
@@ -172,7 +220,7 @@ static json_t *lockout_json(struct cu_req *req, const char *id)
     struct cu_credential_info ci;
     char locked[CU_RFC3339_BYTES] = "";
     struct cu_db *db = NULL;
-    if (cu_store_db(req->app->store, &db) != CU_OK ||
+    if (cu_req_db(req, &db) != CU_OK ||
         cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_STAFF, id, &ci) != CU_OK)
         return json_null();
     if (ci.locked_until)
@@ -198,75 +246,88 @@ enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp)
     return cu_resp_json(resp, 200, v);
 }
 
+static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct staff_job *j = arg;
+    struct cu_identity *idn = j->req->app->identity;
+    char id[CU_SUBJECT_ID_BYTES];
+    enum cu_err rc;
+
+    snprintf(id, sizeof(id), "%.*s", (int)sizeof(id) - 1, j->req->params[0]);
+    rc = cu_identity_staff_set(idn, db, id, j->scopes, j->status);
+    if (rc == CU_OK)
+        rc = cu_work_audit(
+            w, "staff.update", id, "success",
+            json_pack("{s:o, s:s?}", "scopes", cu_resp_scopes(j->scopes), "status", j->status));
+    if (rc == CU_OK)
+        rc = cu_identity_staff_get(idn, db, id, &j->s);
+    return apply_fail(j, rc, "the staff member was not changed");
+}
+
+static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct staff_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 200, staff_json(&j->s));
+}
+
 enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"scopes", "status"};
     char err[CU_JSON_ERR_BYTES];
-    const char *status = NULL;
-    struct cu_staff_info s;
-    struct cu_db *db = NULL;
-    uint64_t scopes = 0;
-    json_t *body = NULL;
-    enum cu_err rc;
-
-    memset(&s, 0, sizeof(s));
-    rc = staff_read(req, resp, &s);
+    struct staff_job *j = staff_job_new(req, resp);
+    enum cu_err rc = j != NULL ? staff_read(req, resp, &j->s) : resp->err;
 
     if (rc == CU_OK)
-        rc = body_of(req, resp, allowed, 2, &body);
+        rc = body_of(req, resp, allowed, 2, &j->body);
     if (rc == CU_OK)
-        rc = cu_req_scopes(body, resp, false, &scopes);
-    if (rc == CU_OK && cu_json_get_string(body, "status", false, 16, &status, err) != CU_OK)
+        rc = cu_req_scopes(j->body, resp, false, &j->scopes);
+    if (rc == CU_OK && cu_json_get_string(j->body, "status", false, 16, &j->status, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    if (rc == CU_OK && status && strcmp(status, "active") != 0 && strcmp(status, "disabled") != 0)
+    if (rc == CU_OK && j->status && strcmp(j->status, "active") != 0 &&
+        strcmp(j->status, "disabled") != 0)
         rc = cu_resp_fail(resp, CU_E_INVALID, "field 'status' must be active or disabled");
     /* Changing anything of someone needs every scope they have and will have: else
      * staff.write would reach every scope by re-enabling or re-scoping a stronger account. */
     if (rc == CU_OK)
-        rc = check_grant(req, resp, s.id, scopes | s.scopes);
-    if (rc == CU_OK)
-        rc = cu_store_db(req->app->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_identity_staff_set(req->app->identity, db, s.id, scopes, status);
-        if (rc == CU_OK)
-            rc = cu_app_audit(
-                req, db, "staff.update", s.id, "success",
-                json_pack("{s:o, s:s?}", "scopes", cu_resp_scopes(scopes), "status", status));
-        rc = commit_or_rollback(db, rc);
-    }
-    json_decref(body);
-    if (rc == CU_OK)
-        rc = cu_identity_staff_get(req->app->identity, db, s.id, &s);
+        rc = check_grant(req, resp, j->s.id, j->scopes | j->s.scopes);
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not changed");
-    json_t *v = staff_json(&s);
-    cu_crypto_wipe(&s, sizeof(s));
-    return cu_resp_json(resp, 200, v);
+    return cu_req_change(req, patch_apply, patch_answer, j);
 }
 
-/* PUT …/password: {"password": …} set by a service or an administrator. */
+static enum cu_err password_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct staff_job *j = arg;
+    return apply_fail(j, cu_identity_password_record(j->req->app->identity, w, db, &j->pw),
+                      "the password could not be set");
+}
+
+/* PUT …/password: {"password": …} set by a service or an administrator. The policy check and
+ * the hash run here (on the hashing lane); the password is stored in the unit of work. */
 static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum cu_subject_kind kind)
 {
     static const char *const allowed[] = {"password"};
-    char err[CU_JSON_ERR_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
+    char err[CU_JSON_ERR_BYTES];
+    struct staff_job *j = staff_job_new(req, resp);
+    struct cu_db *db = NULL;
     const char *pw = NULL;
-    json_t *body = NULL;
     enum cu_err rc;
 
     if (!valid_id(req->params[0], kind == CU_SUBJECT_STAFF ? "stf_" : "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be %s and 16 hex digits",
                             kind == CU_SUBJECT_STAFF ? "stf_" : "cus_");
-    rc = body_of(req, resp, allowed, 1, &body);
-    if (rc == CU_OK && cu_json_get_string(body, "password", true, 4096, &pw, err) != CU_OK)
+    rc = j != NULL ? body_of(req, resp, allowed, 1, &j->body) : resp->err;
+    if (rc == CU_OK && cu_json_get_string(j->body, "password", true, 4096, &pw, err) != CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (rc == CU_OK)
+        rc = cu_req_db(req, &db);
     if (rc == CU_OK) {
-        struct cu_identity_audit a = cu_app_identity_audit(req);
-        rc = cu_identity_set_password(req->app->identity, req->app->store, kind, req->params[0], pw,
-                                      strlen(pw), NULL, &a, why);
+        j->pw.kind = kind;
+        snprintf(j->pw.id, sizeof(j->pw.id), "%.*s", (int)sizeof(j->pw.id) - 1, req->params[0]);
+        rc = cu_identity_password_check(req->app->identity, db, &j->pw, pw, strlen(pw), j->why);
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
-            rc = cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+            rc = cu_resp_fail(resp, CU_E_INVALID, "%s", j->why);
         else if (rc == CU_E_NOT_FOUND)
             rc = cu_resp_fail(resp, rc, "no active account has this id");
         else if (rc == CU_E_UNAVAILABLE) {
@@ -277,13 +338,11 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum c
     }
     if (pw != NULL)
         cu_crypto_wipe((char *)pw, strlen(pw));
-    json_decref(body);
     if (req->body.data != NULL)
         cu_crypto_wipe(req->body.data, req->body.len);
     if (rc != CU_OK)
         return rc;
-    resp->status = 204;
-    return CU_OK;
+    return cu_req_change(req, password_apply, answer_none, j);
 }
 
 /* Least privilege for acting on a staff member's credentials: the principal must hold every
@@ -312,18 +371,33 @@ enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp
     return set_password(req, resp, CU_SUBJECT_CUSTOMER);
 }
 
+struct subject_job {
+    struct staff_job base;
+    enum cu_subject_kind kind;
+};
+
+static enum cu_err lockout_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct subject_job *j = arg;
+    return apply_fail(&j->base,
+                      cu_identity_lockout_clear(j->base.req->app->identity, w, db, j->kind,
+                                                j->base.req->params[0]),
+                      "the lockout could not be cleared");
+}
+
 static enum cu_err lockout_clear(struct cu_req *req, struct cu_resp *resp,
                                  enum cu_subject_kind kind)
 {
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc;
+    struct subject_job *j;
     if (!valid_id(req->params[0], kind == CU_SUBJECT_STAFF ? "stf_" : "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id is malformed");
-    rc = cu_identity_lockout_clear(req->app->identity, req->app->store, kind, req->params[0], &a);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the lockout could not be cleared");
-    resp->status = 204;
-    return CU_OK;
+    j = cu_req_alloc(req, sizeof(*j), staff_job_clear);
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+    j->base.req = req;
+    j->base.resp = resp;
+    j->kind = kind;
+    return cu_req_change(req, lockout_apply, answer_none, j);
 }
 
 enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp)
@@ -346,7 +420,7 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
 
     if (!valid_id(req->params[0], "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
-    rc = cu_store_db(req->app->store, &db);
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_CUSTOMER,
                                          req->params[0], &ci);
@@ -367,16 +441,25 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
                                   ci.locked_until ? locked : NULL));
 }
 
+static enum cu_err revoke_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct subject_job *j = arg;
+    return apply_fail(&j->base,
+                      cu_identity_session_revoke(j->base.req->app->identity, w, db,
+                                                 CU_SUBJECT_CUSTOMER, j->base.req->params[0], NULL),
+                      "the sessions could not be ended");
+}
+
 enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_identity_audit a = cu_app_identity_audit(req);
-    enum cu_err rc;
+    struct subject_job *j;
     if (!valid_id(req->params[0], "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
-    rc = cu_identity_session_revoke(req->app->identity, req->app->store, CU_SUBJECT_CUSTOMER,
-                                    req->params[0], NULL, &a);
-    if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the sessions could not be ended");
-    resp->status = 204;
-    return CU_OK;
+    j = cu_req_alloc(req, sizeof(*j), staff_job_clear);
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+    j->base.req = req;
+    j->base.resp = resp;
+    j->kind = CU_SUBJECT_CUSTOMER;
+    return cu_req_change(req, revoke_apply, answer_none, j);
 }

@@ -432,22 +432,6 @@ struct cu_work_audit_sink cu_audit_sink(struct cu_audit *a)
     return s;
 }
 
-enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,
-                                  const struct cu_audit_event *ev)
-{
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(st, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc != CU_OK)
-        return rc;
-    rc = cu_audit_append(a, db, ev, NULL);
-    if (rc == CU_OK)
-        return cu_db_commit(db);
-    cu_db_rollback(db);
-    return rc;
-}
-
 void cu_audit_record_clear(struct cu_audit_record *r)
 {
     free(r->details); /* json_dumps and cu_strdup both use malloc */

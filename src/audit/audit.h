@@ -108,11 +108,6 @@ CU_WUR enum cu_err cu_audit_append_many(struct cu_audit *a, struct cu_db *db,
  * holds a, which must outlive the committer. */
 struct cu_work_audit_sink cu_audit_sink(struct cu_audit *a);
 
-/* cu_audit_record_event(a, st, ev): appends ev in a transaction of its own, for events that
- * change nothing else (a failed sign-in, a start or stop). */
-CU_WUR enum cu_err cu_audit_record_event(struct cu_audit *a, struct cu_store *st,
-                                         const struct cu_audit_event *ev);
-
 /* cu_audit_hash_value(a, kind, value, out): CU_OK (CU_E_NOMEM) and the keyed hash that stands for
  * an identifying value of a kind ("email", "ip", …) in records: "hk:" + base64url(BLAKE2b-256 keyed
  * with the audit hashing key over kind || 0x00 || value), into out (CU_AUDIT_HASHED_BYTES). */

@@ -195,23 +195,6 @@ static const char *operator_name(char *buf, size_t len)
     return buf;
 }
 
-enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
-                                const char *target, json_t *details)
-{
-    char who[128];
-    struct cu_audit_event ev = {
-        .actor_type = "operator",
-        .actor_id = operator_name(who, sizeof(who)),
-        .action = action,
-        .target = target,
-        .outcome = "success",
-        .details = details,
-    };
-    enum cu_err rc = cu_audit_append(ctx->audit, db, &ev, NULL);
-    json_decref(details);
-    return rc;
-}
-
 enum cu_err cu_cli_run(struct cu_cli_ctx *ctx, const char *actor_type, cu_work_fn apply, void *arg)
 {
     struct cu_work *w = NULL;

@@ -107,10 +107,4 @@ struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
 CU_WUR enum cu_err cu_cli_run(struct cu_cli_ctx *ctx, const char *actor_type, cu_work_fn apply,
                               void *arg);
 
-/* cu_cli_audit(ctx, db, action, target, details): appends the record of an operator's CLI
- * action inside db's write transaction: actor type "operator", actor id the login name of the
- * user who ran the command. Consumes details. */
-CU_WUR enum cu_err cu_cli_audit_append(struct cu_cli_ctx *ctx, struct cu_db *db, const char *action,
-                                       const char *target, json_t *details);
-
 #endif

@@ -180,6 +180,30 @@ static void print_first_key(const char *id, const char *path, const char *token)
                "file, store it safely, then delete the file.\n");
 }
 
+/* The first API key, with the records of the data directory's making, in one unit of work. */
+struct first_key {
+    struct cu_apikey_service *svc;
+    struct cu_apikey_info *info;
+    char *token;
+};
+
+static enum cu_err first_key_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct first_key *k = arg;
+    char target[CU_APIKEY_ID_BYTES + 8] = "";
+    enum cu_err rc =
+        cu_work_audit(w, "system.init", "", "success", json_pack("{s:s}", "version", CU_VERSION));
+    if (rc == CU_OK)
+        rc = cu_apikey_create(k->svc, db, "initial-admin", cu_apikey_all_scopes(), 0, k->info,
+                              k->token);
+    if (rc == CU_OK)
+        snprintf(target, sizeof(target), "apikey:%s", k->info->id);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "apikey.create", target, "success",
+                           json_pack("{s:s, s:s}", "name", "initial-admin", "scopes", "all"));
+    return rc;
+}
+
 static int make_first_key(const struct cu_config *cfg, struct cu_store *st, struct made *m)
 {
     char token[CU_APIKEY_TOKEN_BYTES], path[CU_CONFIG_PATH_BYTES], kpath[CU_CONFIG_PATH_BYTES];
@@ -187,7 +211,6 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
     struct cu_keyring *kr = NULL;
     struct cu_apikey_service *svc = NULL;
     struct cu_apikey_info info;
-    struct cu_db *db = NULL;
     int code = CU_EXIT_FAIL;
     enum cu_err rc;
 
@@ -198,32 +221,17 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
     }
     struct cu_cli_ctx ctx = {.store = st};
     struct cu_audit_opts ao = cu_cli_audit_opts(cfg);
+    struct first_key k = {.info = &info, .token = token};
     bool made = false;
     rc = cu_apikey_service_new(kr, &svc);
+    k.svc = svc;
     if (rc == CU_OK)
         rc = cu_audit_new(kr, &ao, &ctx.audit);
-    if (rc == CU_OK)
-        rc = cu_store_db(st, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_cli_audit_append(&ctx, db, "system.init", "",
-                                 json_pack("{s:s}", "version", CU_VERSION));
-        if (rc == CU_OK)
-            rc =
-                cu_apikey_create(svc, db, "initial-admin", cu_apikey_all_scopes(), 0, &info, token);
-        char target[CU_APIKEY_ID_BYTES + 8] = "";
-        if (rc == CU_OK)
-            snprintf(target, sizeof(target), "apikey:%s", info.id);
-        if (rc == CU_OK)
-            rc = cu_cli_audit_append(
-                &ctx, db, "apikey.create", target,
-                json_pack("{s:s, s:s}", "name", "initial-admin", "scopes", "all"));
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
     struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit)};
     if (rc == CU_OK)
         rc = cu_committer_new(st, &co, &ctx.committer);
+    if (rc == CU_OK)
+        rc = cu_cli_run(&ctx, "operator", first_key_apply, &k);
     if (rc == CU_OK)
         rc = cu_audit_checkpoint_make(ctx.audit, ctx.committer, true, &made, NULL);
     cu_committer_free(ctx.committer);
@@ -242,11 +250,27 @@ out:
     return code;
 }
 
-static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, const char *target,
-                             const char *outcome, json_t *details)
+/* The first staff member and their password, in one unit of work. */
+struct first_staff {
+    struct cu_identity *idn;
+    struct cu_staff_info *info;
+    struct cu_identity_password pw;
+    char why[CU_IDENTITY_WHY_BYTES];
+};
+
+static enum cu_err first_staff_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    (void)outcome;
-    return cu_cli_audit_append(arg, db, action, target, details);
+    struct first_staff *f = arg;
+    enum cu_err rc = cu_identity_staff_add(f->idn, db, INITIAL_ADMIN_EMAIL, "Initial administrator",
+                                           cu_apikey_all_scopes(), f->info, f->why);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "staff.create", f->info->id, "success",
+                           json_pack("{s:s}", "scopes", "all"));
+    if (rc == CU_OK) {
+        snprintf(f->pw.id, sizeof(f->pw.id), "%s", f->info->id);
+        rc = cu_identity_password_record(f->idn, w, db, &f->pw);
+    }
+    return rc;
 }
 
 /* Adds the first staff member, an administrator with every scope, in the caller's
@@ -254,31 +278,21 @@ static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, co
 static enum cu_err add_first_staff(struct cu_cli_ctx *ctx, struct cu_identity *idn,
                                    struct cu_staff_info *info, char pw[40])
 {
-    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
-    char why[CU_IDENTITY_WHY_BYTES] = "";
+    struct first_staff f = {.idn = idn, .info = info};
     uint8_t raw[18];
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(ctx->store, &db);
+    enum cu_err rc;
 
+    f.pw.kind = CU_SUBJECT_STAFF;
     cu_crypto_random(raw, sizeof(raw));
-    if (rc == CU_OK)
-        rc = cu_b64url_encode(raw, sizeof(raw), pw, 40);
+    rc = cu_b64url_encode(raw, sizeof(raw), pw, 40);
     cu_crypto_wipe(raw, sizeof(raw));
     if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_identity_staff_add(idn, db, INITIAL_ADMIN_EMAIL, "Initial administrator",
-                                   cu_apikey_all_scopes(), info, why);
-        if (rc == CU_OK)
-            rc = cu_cli_audit_append(ctx, db, "staff.create", info->id,
-                                     json_pack("{s:s}", "scopes", "all"));
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
+        rc = cu_identity_password_prepare(idn, &f.pw, pw, strlen(pw), INITIAL_ADMIN_EMAIL, f.why);
     if (rc == CU_OK)
-        rc = cu_identity_set_password(idn, ctx->store, CU_SUBJECT_STAFF, info->id, pw, strlen(pw),
-                                      NULL, &a, why);
+        rc = cu_cli_run(ctx, "operator", first_staff_apply, &f);
+    cu_identity_password_clear(&f.pw);
     if (rc != CU_OK)
-        cu_cli_error("cannot add the first administrator: %s", why[0] ? why : cu_err_str(rc));
+        cu_cli_error("cannot add the first administrator: %s", f.why[0] ? f.why : cu_err_str(rc));
     return rc;
 }
 
@@ -313,6 +327,9 @@ static int make_first_staff(const struct cu_config *cfg, struct cu_store *st, st
         rc = cu_vault_new(ctx.keyring, kek, alg, &vault);
     if (rc == CU_OK)
         rc = cu_identity_new(ctx.keyring, kek, alg, vault, &io, &idn);
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit)};
+    if (rc == CU_OK)
+        rc = cu_committer_new(st, &co, &ctx.committer);
     if (rc != CU_OK)
         cu_cli_error("the identity service could not start: %s (is %s readable?)", cu_err_str(rc),
                      list);
@@ -323,6 +340,7 @@ static int make_first_staff(const struct cu_config *cfg, struct cu_store *st, st
                "with the password in %s (mode 0600), then must enrol TOTP.\n",
                info.id, INITIAL_ADMIN_EMAIL, path);
     cu_crypto_wipe(pw, sizeof(pw));
+    cu_committer_free(ctx.committer);
     cu_identity_free(idn);
     cu_vault_free(vault);
     cu_kek_source_free(kek);

@@ -120,17 +120,62 @@ static enum cu_err pending(struct keys_ctx *k, struct cu_db *db, int64_t *n)
     return rc;
 }
 
+/* An operator's record about the keyring, as a unit of work of its own. */
+struct keys_record {
+    const char *action;
+    json_t *details;
+};
+
+static enum cu_err record_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct keys_record *r = arg;
+    (void)db;
+    return cu_work_audit(w, r->action, "keyring", "success", json_incref(r->details));
+}
+
 static enum cu_err audit_keys(struct keys_ctx *k, struct cu_db *db, const char *action,
                               json_t *details)
 {
-    enum cu_err rc = cu_db_begin(db, CU_TXN_WRITE);
+    struct keys_record r = {action, details};
+    enum cu_err rc =
+        details != NULL ? cu_cli_run(&k->cli, "operator", record_apply, &r) : CU_E_NOMEM;
+    (void)db;
+    json_decref(details);
+    return rc;
+}
+
+/* One batch of a rotation: customers' DEKs, then staff members', in one unit of work. */
+struct rewrap_batch {
+    struct keys_ctx *k;
+    size_t batch;
+    size_t done;
+};
+
+static enum cu_err rewrap_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct rewrap_batch *b = arg;
+    size_t staff = 0;
+    enum cu_err rc = cu_vault_rewrap(b->k->vault, db, b->batch, &b->done);
+    (void)w;
+    if (rc == CU_OK && b->done < b->batch)
+        rc = cu_identity_staff_rewrap(b->k->kek, db, b->batch - b->done, &staff);
+    b->done = rc == CU_OK ? b->done + staff : 0;
+    return rc;
+}
+
+/* A customer's DEK replaced, with its record. */
+struct dek_rotation {
+    struct keys_ctx *k;
+    const char *id;
+    char target[64];
+};
+
+static enum cu_err rotate_dek_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct dek_rotation *r = arg;
+    enum cu_err rc = cu_vault_rotate_dek(r->k->vault, db, r->id);
     if (rc == CU_OK)
-        rc = cu_cli_audit_append(&k->cli, db, action, "keyring", details);
-    else
-        json_decref(details);
-    if (rc == CU_OK)
-        return cu_db_commit(db);
-    cu_db_rollback(db);
+        rc = cu_work_audit(w, "keys.dek_rotated", r->target, "success", NULL);
     return rc;
 }
 
@@ -174,14 +219,9 @@ static int rotate(struct keys_ctx *k, long batch)
     if (rc == CU_OK && code == CU_EXIT_OK)
         rc = pending(k, db, &left);
     for (size_t done = 1; rc == CU_OK && code == CU_EXIT_OK && done > 0;) {
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-        if (rc == CU_OK)
-            rc = cu_vault_rewrap(k->vault, db, (size_t)batch, &done);
-        size_t staff = 0;
-        if (rc == CU_OK && done < (size_t)batch)
-            rc = cu_identity_staff_rewrap(k->kek, db, (size_t)batch - done, &staff);
-        done += staff;
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
+        struct rewrap_batch b = {k, (size_t)batch, 0};
+        rc = cu_cli_run(&k->cli, "operator", rewrap_apply, &b);
+        done = rc == CU_OK ? b.done : 0;
         done_total += (int64_t)done;
         if (isatty(2))
             fprintf(stderr, "\rre-wrapping: %lld of %lld DEKs", (long long)done_total,
@@ -269,19 +309,11 @@ static int retire(struct keys_ctx *k, const char *arg)
 
 static int rotate_dek(struct keys_ctx *k, const char *id)
 {
-    struct cu_db *db = NULL;
-    char target[64];
-    enum cu_err rc = cu_store_db(k->cli.store, &db);
+    struct dek_rotation r = {.k = k, .id = id};
+    enum cu_err rc;
 
-    snprintf(target, sizeof(target), "customer:%.32s", id);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_vault_rotate_dek(k->vault, db, id);
-        if (rc == CU_OK)
-            rc = cu_cli_audit_append(&k->cli, db, "keys.dek_rotated", target, NULL);
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
+    snprintf(r.target, sizeof(r.target), "customer:%.32s", id);
+    rc = cu_cli_run(&k->cli, "operator", rotate_dek_apply, &r);
     if (rc == CU_E_NOT_FOUND) {
         cu_cli_error("no customer has the id '%.32s'", id);
         return CU_EXIT_FAIL;

@@ -139,6 +139,7 @@ int cu_cli_app_new(struct cu_cli_ctx *ctx, struct cu_app **out)
     }
     char list[CU_CONFIG_PATH_BYTES];
     struct cu_identity_opts io = cu_cli_identity_opts(&ctx->cfg, list);
+    io.audit = app->audit; /* keyed hashes of logins in its records */
     enum cu_err irc = cu_identity_new(ctx->keyring, app->kek, alg, app->vault, &io, &app->identity);
     if (irc != CU_OK) {
         cu_cli_error("[identity] the sign-in service could not start: %s (is the common-password "

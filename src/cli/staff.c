@@ -68,11 +68,43 @@ static enum cu_err services_open(struct cu_cli_ctx *ctx, struct services *s)
     return rc;
 }
 
-static enum cu_err cli_audit(void *arg, struct cu_db *db, const char *action, const char *target,
-                             const char *outcome, json_t *details)
+/* A staff member added or changed from the shell, in one unit of work. */
+struct staff_change {
+    struct cu_identity *idn;
+    const char *email, *name, *what, *id;
+    uint64_t scopes;
+    struct cu_staff_info info;
+    struct cu_identity_password pw;
+    char why[CU_IDENTITY_WHY_BYTES];
+};
+
+/* The account and its first password, together: a refused one leaves nothing. */
+static enum cu_err add_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    (void)outcome;
-    return cu_cli_audit_append(arg, db, action, target, details);
+    struct staff_change *c = arg;
+    enum cu_err rc =
+        cu_identity_staff_add(c->idn, db, c->email, c->name, c->scopes, &c->info, c->why);
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "staff.create", c->info.id, "success",
+                           json_pack("{s:I}", "scopes", (json_int_t)c->scopes));
+    if (rc == CU_OK) {
+        snprintf(c->pw.id, sizeof(c->pw.id), "%s", c->info.id);
+        rc = cu_identity_password_record(c->idn, w, db, &c->pw);
+    }
+    return rc;
+}
+
+static enum cu_err change_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct staff_change *c = arg;
+    enum cu_err rc;
+    if (strcmp(c->what, "unlock") == 0)
+        return cu_identity_lockout_clear(c->idn, w, db, CU_SUBJECT_STAFF, c->id);
+    rc = cu_identity_staff_set(c->idn, db, c->id, 0, "disabled");
+    if (rc == CU_OK)
+        rc = cu_work_audit(w, "staff.update", c->id, "success",
+                           json_pack("{s:s}", "status", "disabled"));
+    return rc;
 }
 
 /* Reads one line (the password) from standard input, without its newline. */
@@ -97,51 +129,41 @@ static void random_password(char out[40])
 static int add(struct cu_cli_ctx *ctx, const char *email, const char *name, uint64_t scopes,
                bool from_stdin)
 {
-    char pw[1100], why[CU_IDENTITY_WHY_BYTES] = "";
-    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
+    char pw[1100];
+    struct staff_change c = {.email = email, .name = name, .scopes = scopes};
     struct services s;
-    struct cu_staff_info info;
-    struct cu_db *db = NULL;
     enum cu_err rc;
 
+    c.pw.kind = CU_SUBJECT_STAFF;
     if (from_stdin ? !read_password(pw, sizeof(pw)) : (random_password(pw), pw[0] == '\0')) {
         cu_cli_error("no password on standard input");
         return CU_EXIT_USAGE;
     }
     if (services_open(ctx, &s) != CU_OK)
         return CU_EXIT_FAIL;
-    /* The password is checked before the account is made, so a refused one leaves nothing. */
-    rc = cu_identity_password_acceptable(s.idn, pw, strlen(pw), email, why);
+    c.idn = s.idn;
+    /* The password is checked and hashed before the account is made, which then gets it in
+     * the same unit of work. */
+    rc = cu_identity_password_prepare(s.idn, &c.pw, pw, strlen(pw), email, c.why);
     if (rc == CU_OK)
-        rc = cu_store_db(ctx->store, &db);
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_WRITE);
-    if (rc == CU_OK) {
-        rc = cu_identity_staff_add(s.idn, db, email, name, scopes, &info, why);
-        if (rc == CU_OK)
-            rc = cu_cli_audit_append(ctx, db, "staff.create", info.id,
-                                     json_pack("{s:I}", "scopes", (json_int_t)scopes));
-        rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-    }
-    if (rc == CU_OK)
-        rc = cu_identity_set_password(s.idn, ctx->store, CU_SUBJECT_STAFF, info.id, pw, strlen(pw),
-                                      NULL, &a, why);
+        rc = cu_cli_run(ctx, "operator", add_apply, &c);
+    cu_identity_password_clear(&c.pw);
     services_close(&s);
     if (rc != CU_OK) {
         cu_crypto_wipe(pw, sizeof(pw));
-        cu_cli_error("cannot add the staff member: %s", why[0] ? why : cu_err_str(rc));
+        cu_cli_error("cannot add the staff member: %s", c.why[0] ? c.why : cu_err_str(rc));
         return rc == CU_E_INVALID || rc == CU_E_EXISTS ? CU_EXIT_USAGE : CU_EXIT_FAIL;
     }
     fprintf(stderr, "custodia: added staff member %s (%s); they must enrol TOTP at first sign-in\n",
-            info.id, info.email);
+            c.info.id, c.info.email);
     if (!from_stdin) {
         fprintf(stderr, "custodia: their first password is printed once, below\n");
         printf("%s\n", pw);
     } else {
-        printf("%s\n", info.id);
+        printf("%s\n", c.info.id);
     }
     cu_crypto_wipe(pw, sizeof(pw));
-    cu_crypto_wipe(&info, sizeof(info));
+    cu_crypto_wipe(&c.info, sizeof(c.info));
     return CU_EXIT_OK;
 }
 
@@ -156,7 +178,7 @@ static int list(struct cu_cli_ctx *ctx)
 
     if (rc != CU_OK)
         return CU_EXIT_FAIL;
-    rc = cu_store_db(ctx->store, &db);
+    rc = cu_store_acquire(ctx->store, &db);
     printf("%-20s %-9s %-5s %-32s %s\n", "ID", "STATUS", "TOTP", "EMAIL", "NAME");
     do {
         rc = rc == CU_OK ? cu_identity_staff_list(s.idn, db, after, 500, &items, &n) : rc;
@@ -170,6 +192,7 @@ static int list(struct cu_cli_ctx *ctx)
         cu_free(items);
         items = NULL;
     } while (rc == CU_OK && n == 500);
+    cu_store_release(db);
     services_close(&s);
     if (rc != CU_OK) {
         cu_cli_error("cannot list staff: %s", cu_err_str(rc));
@@ -180,27 +203,14 @@ static int list(struct cu_cli_ctx *ctx)
 
 static int change(struct cu_cli_ctx *ctx, const char *what, const char *id)
 {
-    struct cu_identity_audit a = {cli_audit, ctx, ctx->audit};
+    struct staff_change c = {.what = what, .id = id};
     struct services s;
-    struct cu_db *db = NULL;
     enum cu_err rc = services_open(ctx, &s);
 
     if (rc != CU_OK)
         return CU_EXIT_FAIL;
-    if (strcmp(what, "unlock") == 0) {
-        rc = cu_identity_lockout_clear(s.idn, ctx->store, CU_SUBJECT_STAFF, id, &a);
-    } else {
-        rc = cu_store_db(ctx->store, &db);
-        if (rc == CU_OK)
-            rc = cu_db_begin(db, CU_TXN_WRITE);
-        if (rc == CU_OK) {
-            rc = cu_identity_staff_set(s.idn, db, id, 0, "disabled");
-            if (rc == CU_OK)
-                rc = cu_cli_audit_append(ctx, db, "staff.update", id,
-                                         json_pack("{s:s}", "status", "disabled"));
-            rc = rc == CU_OK ? cu_db_commit(db) : (cu_db_rollback(db), rc);
-        }
-    }
+    c.idn = s.idn;
+    rc = cu_cli_run(ctx, "operator", change_apply, &c);
     services_close(&s);
     if (rc != CU_OK) {
         cu_cli_error("cannot %s %s: %s", what, id,

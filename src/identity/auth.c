@@ -2,11 +2,12 @@
  * auth.c - sign-in (password, then a second factor when the account has one), step-up, and
  * passwords.
  *
- * A sign-in reads the account and its lockout state, verifies the password outside any
- * transaction (the hash takes tens of milliseconds), then records the outcome, its event and
- * its audit record in one write transaction. A login that matches no account is verified
- * against a dummy hash and counted in a lockout row of its own, so an outsider sees the same
- * answer, the same time and the same lockout for an unknown login as for a wrong password.
+ * A sign-in's check reads the account and verifies the password before any unit of work (the
+ * hash takes tens of milliseconds); its record then checks the lockout again under the row's
+ * lock and records the outcome, its event and its audit record in the caller's unit of work. A
+ * login that matches no account is verified against a dummy hash and counted in a lockout row of
+ * its own, so an outsider sees the same answer, the same time and the same lockout for an unknown
+ * login as for a wrong password.
  */
 #include "identity/identity_int.h"
 
@@ -92,17 +93,12 @@ static enum cu_err find_account(struct cu_identity *idn, struct cu_db *db,
     return rc;
 }
 
-static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
+static enum cu_err read_account(struct cu_identity *idn, struct cu_db *db,
                                 enum cu_subject_kind kind, const char *login, struct account *a)
 {
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_store_db(st, &db);
+    enum cu_err rc;
 
     memset(a, 0, sizeof(*a));
-    if (rc == CU_OK)
-        rc = cu_db_begin(db, CU_TXN_READ);
-    if (rc != CU_OK)
-        return rc;
     rc = find_account(idn, db, kind, login, a->id);
     a->found = rc == CU_OK;
     if (rc == CU_E_NOT_FOUND)
@@ -113,14 +109,10 @@ static enum cu_err read_account(struct cu_identity *idn, struct cu_store *st,
         cu_identity_subject_key(kind, a->id, a->subject);
     else
         unknown_key(idn, kind, login, a->subject);
-    if (rc == CU_OK)
-        rc = cu_identity_lockout_state(idn, db, a->subject, cu_clock_now_ms(), &a->failures,
-                                       &a->locked_until);
-    cu_db_rollback(db);
     return rc;
 }
 
-static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subject_kind kind,
+static json_t *login_details(const struct cu_identity *idn, enum cu_subject_kind kind,
                              const char *login, const char *reason)
 {
     char h[CU_AUDIT_HASHED_BYTES] = "", lower[CU_EMAIL_MAX + 1];
@@ -129,60 +121,50 @@ static json_t *login_details(const struct cu_identity_audit *audit, enum cu_subj
     for (; i < CU_EMAIL_MAX && login[i] != '\0'; i++)
         lower[i] = cu_ascii_lower(login[i]);
     lower[i] = '\0';
-    if (audit != NULL && audit->log != NULL &&
-        cu_audit_hash_value(audit->log, "login", lower, h) != CU_OK)
+    if (idn->opts.audit != NULL && cu_audit_hash_value(idn->opts.audit, "login", lower, h) != CU_OK)
         h[0] = '\0';
     cu_crypto_wipe(lower, sizeof(lower));
     return json_pack("{s:s, s:s, s:s}", "subject_kind", cu_subject_kind_name(kind), "login", h,
                      "reason", reason);
 }
 
-/* A sign-in refused while the account waits out a lockout. */
-static enum cu_err refuse_locked(struct cu_store *st, enum cu_subject_kind kind,
-                                 const struct account *a, const char *login,
-                                 const struct cu_auth_ctx *ctx,
-                                 const struct cu_identity_audit *audit, int64_t *retry_ms)
+/* A sign-in refused while the account waits out a lockout: its event and record. */
+static enum cu_err refuse_locked(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                 enum cu_subject_kind kind, bool found, const char *id,
+                                 const char *login, const struct cu_auth_ctx *ctx, int64_t retry_ms)
 {
-    struct cu_db *db = NULL;
-    json_t *d = login_details(audit, kind, login, "locked");
-    enum cu_err rc = cu_identity_write_txn(st, &db);
+    json_t *d = login_details(idn, kind, login, "locked");
+    enum cu_err rc;
 
-    *retry_ms = a->locked_until - cu_clock_now_ms();
-    json_object_set_new(d, "retry_after_ms", json_integer(*retry_ms));
-    if (rc != CU_OK) {
-        json_decref(d);
-        return rc;
-    }
-    rc = cu_identity_event_add(db, "login_locked", kind, a->found ? a->id : NULL, ctx, "locked");
+    json_object_set_new(d, "retry_after_ms", json_integer(retry_ms));
+    rc = cu_identity_event_add(db, "login_locked", kind, found ? id : NULL, ctx, "locked");
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "auth.login", a->found ? a->id : "", "denied", d);
+        rc = cu_identity_audit_add(w, "auth.login", found ? id : "", "denied", d);
     else
         json_decref(d);
-    rc = cu_identity_finish_txn(db, rc);
-    return rc == CU_OK ? CU_E_RATE_LIMITED : rc;
+    return rc;
 }
 
-static enum cu_err record_failure(struct cu_identity *idn, struct cu_db *db,
-                                  enum cu_subject_kind kind, const struct account *a,
-                                  const char *login, const char *event,
-                                  const struct cu_auth_ctx *ctx,
-                                  const struct cu_identity_audit *audit, const char *action)
+/* A failed step counted toward the subject's lockout, with its event and record. */
+static enum cu_err record_failure(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                  enum cu_subject_kind kind, bool found, const char *id,
+                                  const char *subject, const char *login, const char *event,
+                                  const struct cu_auth_ctx *ctx, const char *action)
 {
     uint64_t failures = 0;
     int64_t until = 0, now = cu_clock_now_ms();
-    enum cu_err rc = cu_identity_lockout_fail(idn, db, a->subject, now, &failures, &until);
+    enum cu_err rc = cu_identity_lockout_fail(idn, db, subject, now, &failures, &until);
     if (rc == CU_OK)
-        rc = cu_identity_event_add(db, event, kind, a->found ? a->id : NULL, ctx,
-                                   "invalid_credentials");
+        rc = cu_identity_event_add(db, event, kind, found ? id : NULL, ctx, "invalid_credentials");
     if (rc == CU_OK) {
         json_t *d =
-            login ? login_details(audit, kind, login, "invalid_credentials")
+            login ? login_details(idn, kind, login, "invalid_credentials")
                   : json_pack("{s:s, s:s}", "subject_kind", cu_subject_kind_name(kind), "reason",
                               strcmp(event, "password_check_failed") == 0 ? "invalid_password"
                                                                           : "invalid_code");
         json_object_set_new(d, "failures", json_integer((json_int_t)failures));
         json_object_set_new(d, "locked_for_ms", json_integer(until ? until - now : 0));
-        rc = cu_identity_audit_add(audit, db, action, a->found ? a->id : "", "failure", d);
+        rc = cu_identity_audit_add(w, action, found ? id : "", "failure", d);
     }
     return rc;
 }
@@ -224,39 +206,39 @@ static enum cu_err store_rehash(struct cu_db *db, enum cu_subject_kind kind, con
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
-static enum cu_err record_success(struct cu_identity *idn, struct cu_db *db,
-                                  enum cu_subject_kind kind, const struct account *a,
-                                  const char *login, const char *newhash,
-                                  const struct cu_auth_ctx *ctx,
-                                  const struct cu_identity_audit *audit,
-                                  struct cu_login_result *out)
+static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                  struct cu_identity_login *op)
 {
-    json_t *d = login_details(audit, kind, login, "password");
+    struct cu_login_result *out = &op->out;
+    json_t *d = login_details(idn, op->kind, op->login, "password");
     /* With a second factor still to come, the failures stay counted: wrong codes and wrong
      * passwords share one lockout, and a right password must not reset the codes' count. */
-    enum cu_err rc = a->cred.totp_enabled ? CU_OK : cu_identity_lockout_reset(db, a->subject);
+    enum cu_err rc = op->totp_enabled ? CU_OK : cu_identity_lockout_reset(db, op->subject);
 
-    if (rc == CU_OK && newhash[0] != '\0')
-        rc = store_rehash(db, kind, a->id, newhash);
-    if (rc == CU_OK && a->cred.totp_enabled) {
+    if (rc == CU_OK && op->newhash[0] != '\0')
+        rc = store_rehash(db, op->kind, op->id, op->newhash);
+    if (rc == CU_OK && op->totp_enabled) {
         out->status = CU_LOGIN_MFA_REQUIRED;
-        rc = challenge_create(idn, db, kind, a->id, ctx, out->challenge);
+        rc = challenge_create(idn, db, op->kind, op->id, &op->ctx, out->challenge);
         if (rc == CU_OK)
-            rc = cu_identity_event_add(db, "mfa_challenged", kind, a->id, ctx, "password");
+            rc =
+                cu_identity_event_add(db, "mfa_challenged", op->kind, op->id, &op->ctx, "password");
     } else if (rc == CU_OK) {
         out->status = CU_LOGIN_OK;
-        out->mfa_enrolment_required = kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
-        rc = cu_identity_session_create(idn, db, kind, a->id, CU_AAL1, ctx, &out->session,
+        out->mfa_enrolment_required =
+            op->kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
+        rc = cu_identity_session_create(idn, db, op->kind, op->id, CU_AAL1, &op->ctx, &out->session,
                                         out->token);
         if (rc == CU_OK)
-            rc = cu_identity_event_add(db, "login_succeeded", kind, a->id, ctx, "password");
+            rc = cu_identity_event_add(db, "login_succeeded", op->kind, op->id, &op->ctx,
+                                       "password");
         json_object_set_new(d, "session", json_string(out->session.id));
         json_object_set_new(d, "aal", json_integer(1));
     }
     json_object_set_new(d, "result",
                         json_string(out->status == CU_LOGIN_OK ? "signed_in" : "mfa_required"));
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "auth.login", a->id, "success", d);
+        rc = cu_identity_audit_add(w, "auth.login", op->id, "success", d);
     else
         json_decref(d);
     return rc;
@@ -269,65 +251,74 @@ static bool login_ok(const char *login, const char *password, size_t len)
            len <= CU_PWHASH_MAX_PASSWORD_BYTES;
 }
 
-enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
-                              enum cu_subject_kind kind, const char *login, const char *password,
-                              size_t len, const struct cu_auth_ctx *ctx,
-                              const struct cu_identity_audit *audit, struct cu_login_result *out)
+enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
+                                    struct cu_identity_login *op, const char *password, size_t len)
 {
     struct account a;
-    char newhash[CU_PWHASH_STR_BYTES] = "";
-    struct cu_db *db = NULL;
-    bool ok = false, rehash = false;
+    bool rehash = false;
     enum cu_err rc;
 
-    memset(out, 0, sizeof(*out));
-    if (!login_ok(login, password, len))
+    op->found = op->ok = op->totp_enabled = false;
+    op->newhash[0] = '\0';
+    memset(&a, 0, sizeof(a));
+    if (!login_ok(op->login, password, len))
         return CU_E_INVALID;
-    rc = read_account(idn, st, kind, login, &a);
-    if (rc == CU_OK && a.locked_until > cu_clock_now_ms()) {
-        rc = refuse_locked(st, kind, &a, login, ctx, audit, &out->retry_after_ms);
-        goto out;
-    }
-    /* Unknown logins and accounts without a password check the dummy hash: same cost. */
+    rc = read_account(idn, db, op->kind, op->login, &a);
+    /* Unknown logins and accounts without a password check the dummy hash: same cost. A
+     * locked account is hashed too: the lockout is decided under its row lock, by the
+     * record, and the cost must not say which accounts are locked. */
     if (rc == CU_OK)
         rc = cu_identity_hasher_rc(
             cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL,
-                             password, len, &ok, &rehash));
-    if (rc == CU_OK && ok && rehash &&
-        cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, password, len, newhash)) != CU_OK)
-        newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
-    if (rc == CU_OK)
-        rc = cu_identity_write_txn(st, &db);
-    if (rc != CU_OK)
-        goto out;
-    /* Sign-ins that started together all passed the check above: the lockout is checked
-     * again under the write lock, so a burst cannot outrun it. */
-    if (ok)
-        rc = cu_identity_lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures,
-                                       &a.locked_until);
-    if (rc == CU_OK && ok && a.locked_until > cu_clock_now_ms()) {
-        cu_db_rollback(db);
-        rc = refuse_locked(st, kind, &a, login, ctx, audit, &out->retry_after_ms);
-        goto out;
+                             password, len, &op->ok, &rehash));
+    if (rc == CU_OK && op->ok && rehash &&
+        cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, password, len, op->newhash)) != CU_OK)
+        op->newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
+    if (rc == CU_OK) {
+        op->found = a.found;
+        op->totp_enabled = a.cred.totp_enabled;
+        snprintf(op->id, sizeof(op->id), "%s", a.id);
+        snprintf(op->subject, sizeof(op->subject), "%s", a.subject);
     }
-    if (rc != CU_OK)
-        cu_db_rollback(db);
-    else if (ok)
-        rc = record_success(idn, db, kind, &a, login, newhash, ctx, audit, out);
-    else
-        rc = record_failure(idn, db, kind, &a, login, "login_failed", ctx, audit, "auth.login");
-    if (cu_db_in_txn(db))
-        rc = cu_identity_finish_txn(db, rc);
-    if (rc == CU_OK && !ok)
-        rc = CU_E_BAD_CREDENTIALS;
-out:
     cu_identity_cred_wipe(&a.cred);
-    cu_crypto_wipe(newhash, sizeof(newhash));
-    if (rc != CU_OK) {
-        cu_crypto_wipe(out->token, sizeof(out->token));
-        cu_crypto_wipe(out->challenge, sizeof(out->challenge));
-    }
     return rc;
+}
+
+enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                     struct cu_identity_login *op)
+{
+    uint64_t failures = 0;
+    int64_t locked_until = 0, now = cu_clock_now_ms();
+    enum cu_err rc;
+
+    cu_crypto_wipe(&op->out, sizeof(op->out));
+    op->result = CU_E_BAD_CREDENTIALS;
+    /* Sign-ins that started together all passed their checks at once: the lockout is read
+     * under its row's lock, so a burst cannot outrun it. */
+    rc = cu_identity_lockout_locked(idn, db, op->subject, now, &failures, &locked_until);
+    if (rc == CU_OK && locked_until > now) {
+        op->result = CU_E_RATE_LIMITED;
+        op->out.retry_after_ms = locked_until - now;
+        return refuse_locked(idn, w, db, op->kind, op->found, op->id, op->login, &op->ctx,
+                             op->out.retry_after_ms);
+    }
+    if (rc == CU_OK && op->found && op->ok) {
+        rc = record_success(idn, w, db, op);
+        if (rc == CU_OK)
+            op->result = CU_OK;
+    } else if (rc == CU_OK) {
+        rc = record_failure(idn, w, db, op->kind, op->found, op->id, op->subject, op->login,
+                            "login_failed", &op->ctx, "auth.login");
+    }
+    if (rc != CU_OK)
+        cu_crypto_wipe(&op->out, sizeof(op->out));
+    return rc;
+}
+
+void cu_identity_login_clear(struct cu_identity_login *op)
+{
+    cu_crypto_wipe(op->newhash, sizeof(op->newhash));
+    cu_crypto_wipe(&op->out, sizeof(op->out));
 }
 
 /* ---- second step ---- */
@@ -342,7 +333,7 @@ static enum cu_err challenge_find(struct cu_db *db, const uint8_t h[CU_HASH_BYTE
                                   struct challenge *c)
 {
     static const char sql[] = "SELECT subject_kind, subject_id, attempts FROM auth_challenges "
-                              "WHERE token_hash = $1 AND expires_at > $2";
+                              "WHERE token_hash = $1 AND expires_at > $2 FOR UPDATE";
     const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES), CU_VI(cu_clock_now_ms())};
     struct cu_stmt *st = NULL;
     bool row = false;
@@ -374,51 +365,61 @@ static enum cu_err challenge_failed(struct cu_db *db, const uint8_t h[CU_HASH_BY
     return cu_db_exec(db, attempts + 1 >= MAX_CHALLENGE_ATTEMPTS ? del : inc, p, CU_NVALS(p));
 }
 
-/* In the write transaction: checks the code and records the outcome. *result gets the answer
- * for the caller (CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED); the return value is
- * whether the transaction may commit. */
-static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
-                              const uint8_t h[CU_HASH_BYTES], const char *code,
-                              const struct cu_auth_ctx *ctx, const struct cu_identity_audit *audit,
-                              struct cu_login_result *out, enum cu_err *result)
+enum cu_err cu_identity_mfa_check(struct cu_identity *idn, struct cu_identity_mfa *op,
+                                  const char *challenge, const char *code)
 {
+    op->result = CU_E_BAD_CREDENTIALS;
+    if (challenge == NULL || code == NULL || strnlen(code, 65) > 64)
+        return CU_E_INVALID;
+    if (!cu_identity_token_shape_ok("csc_", challenge, strlen(challenge)))
+        return CU_E_BAD_CREDENTIALS;
+    cu_crypto_keyed_hash(idn->token_key, challenge, CU_SESSION_TOKEN_LEN, op->challenge_hash);
+    snprintf(op->code, sizeof(op->code), "%s", code);
+    return CU_OK;
+}
+
+/* Checks the code and records the outcome: op->result gets the answer for the caller (CU_OK,
+ * CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED); the return value is whether the unit may keep
+ * what it did. */
+enum cu_err cu_identity_mfa_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                   struct cu_identity_mfa *op)
+{
+    const uint8_t *h = op->challenge_hash;
+    struct cu_login_result *out = &op->out;
     struct challenge c;
-    struct account a;
+    char subject[SUBJECT_KEY_BYTES];
     const char *method = "totp";
     bool active = false;
-    int64_t now = cu_clock_now_ms();
-    enum cu_err rc = challenge_find(db, h, &c);
+    uint64_t failures = 0;
+    int64_t locked_until = 0, now = cu_clock_now_ms();
+    enum cu_err rc;
 
-    memset(&a, 0, sizeof(a));
-    if (rc != CU_OK) {
-        *result = rc;
+    cu_crypto_wipe(out, sizeof(*out));
+    op->result = CU_E_BAD_CREDENTIALS;
+    rc = challenge_find(db, h, &c);
+    if (rc != CU_OK)
         return rc == CU_E_BAD_CREDENTIALS ? CU_OK : rc;
-    }
     /* The account may have been disabled or erased since its password step: the challenge
      * dies with it. */
     rc = cu_identity_subject_account(idn, db, c.kind, c.id, NULL, 0, &active);
-    if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active)) {
-        *result = CU_E_BAD_CREDENTIALS;
+    if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active))
         return challenge_failed(db, h, MAX_CHALLENGE_ATTEMPTS);
-    }
     if (rc != CU_OK)
         return rc;
-    a.found = true;
-    snprintf(a.id, sizeof(a.id), "%s", c.id);
-    cu_identity_subject_key(c.kind, c.id, a.subject);
-    rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
-    if (rc == CU_OK && a.locked_until > now) {
-        out->retry_after_ms = a.locked_until - now;
-        *result = CU_E_RATE_LIMITED;
+    cu_identity_subject_key(c.kind, c.id, subject);
+    rc = cu_identity_lockout_locked(idn, db, subject, now, &failures, &locked_until);
+    if (rc == CU_OK && locked_until > now) {
+        out->retry_after_ms = locked_until - now;
+        op->result = CU_E_RATE_LIMITED;
         return CU_OK;
     }
     enum cu_err used =
-        rc == CU_OK ? cu_identity_second_factor_use(idn, db, c.kind, c.id, code, &method) : rc;
+        rc == CU_OK ? cu_identity_second_factor_use(idn, db, c.kind, c.id, op->code, &method) : rc;
     if (used == CU_E_BAD_CREDENTIALS) {
-        *result = used;
         rc = challenge_failed(db, h, c.attempts);
         if (rc == CU_OK)
-            rc = record_failure(idn, db, c.kind, &a, NULL, "mfa_failed", ctx, audit, "auth.mfa");
+            rc = record_failure(idn, w, db, c.kind, true, c.id, subject, NULL, "mfa_failed",
+                                &op->ctx, "auth.mfa");
         return rc;
     }
     if (used != CU_OK)
@@ -427,44 +428,30 @@ static enum cu_err mfa_in_txn(struct cu_identity *idn, struct cu_db *db,
     const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES)};
     rc = cu_db_exec(db, del, p, CU_NVALS(p));
     if (rc == CU_OK)
-        rc = cu_identity_lockout_reset(db, a.subject);
+        rc = cu_identity_lockout_reset(db, subject);
     if (rc == CU_OK)
-        rc = cu_identity_session_create(idn, db, c.kind, c.id, CU_AAL2, ctx, &out->session,
+        rc = cu_identity_session_create(idn, db, c.kind, c.id, CU_AAL2, &op->ctx, &out->session,
                                         out->token);
     if (rc == CU_OK)
-        rc = cu_identity_event_add(db, "login_succeeded", c.kind, c.id, ctx, method);
+        rc = cu_identity_event_add(db, "login_succeeded", c.kind, c.id, &op->ctx, method);
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "auth.mfa", c.id, "success",
+        rc = cu_identity_audit_add(w, "auth.mfa", c.id, "success",
                                    json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
                                              cu_subject_kind_name(c.kind), "method", method,
                                              "session", out->session.id, "aal", 2));
-    out->status = CU_LOGIN_OK;
-    *result = CU_OK;
+    if (rc == CU_OK) {
+        out->status = CU_LOGIN_OK;
+        op->result = CU_OK;
+    } else {
+        cu_crypto_wipe(out, sizeof(*out));
+    }
     return rc;
 }
 
-enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st, const char *challenge,
-                            const char *code, const struct cu_auth_ctx *ctx,
-                            const struct cu_identity_audit *audit, struct cu_login_result *out)
+void cu_identity_mfa_clear(struct cu_identity_mfa *op)
 {
-    uint8_t h[CU_HASH_BYTES];
-    struct cu_db *db = NULL;
-    enum cu_err result = CU_E_BAD_CREDENTIALS, rc;
-
-    memset(out, 0, sizeof(*out));
-    if (challenge == NULL || code == NULL || strnlen(code, 65) > 64)
-        return CU_E_INVALID;
-    if (!cu_identity_token_shape_ok("csc_", challenge, strlen(challenge)))
-        return CU_E_BAD_CREDENTIALS;
-    cu_crypto_keyed_hash(idn->token_key, challenge, CU_SESSION_TOKEN_LEN, h);
-    rc = cu_identity_write_txn(st, &db);
-    if (rc == CU_OK)
-        rc = cu_identity_finish_txn(db, mfa_in_txn(idn, db, h, code, ctx, audit, out, &result));
-    if (rc == CU_OK)
-        rc = result;
-    if (rc != CU_OK)
-        cu_crypto_wipe(out->token, sizeof(out->token));
-    return rc;
+    cu_crypto_wipe(op->code, sizeof(op->code));
+    cu_crypto_wipe(&op->out, sizeof(op->out));
 }
 
 /* ---- step-up ---- */
@@ -478,64 +465,15 @@ static enum cu_err session_renew(struct cu_db *db, const char *id, enum cu_aal a
     return rc == CU_OK && cu_db_changes(db) != 1 ? CU_E_UNAUTHENTICATED : rc;
 }
 
-static enum cu_err step_up_in_txn(struct cu_identity *idn, struct cu_db *db,
-                                  struct cu_session_info *s, bool password_ok, const char *code,
-                                  const struct cu_auth_ctx *ctx,
-                                  const struct cu_identity_audit *audit, enum cu_err *result)
+enum cu_err cu_identity_step_up_check(struct cu_identity *idn, struct cu_db *db,
+                                      struct cu_identity_step_up *op, const char *password,
+                                      size_t plen, const char *code)
 {
-    struct account a;
-    const char *method = "password";
-    int64_t now = cu_clock_now_ms();
-    enum cu_err rc, used = password_ok ? CU_OK : CU_E_BAD_CREDENTIALS;
-
-    memset(&a, 0, sizeof(a));
-    a.found = true;
-    snprintf(a.id, sizeof(a.id), "%s", s->subject_id);
-    cu_identity_subject_key(s->kind, s->subject_id, a.subject);
-    rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
-    if (rc == CU_OK && a.locked_until > now) {
-        *result = CU_E_RATE_LIMITED;
-        return CU_OK;
-    }
-    if (rc == CU_OK && code != NULL)
-        used = cu_identity_second_factor_use(idn, db, s->kind, s->subject_id, code, &method);
-    if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS) {
-        *result = used;
-        return record_failure(idn, db, s->kind, &a, NULL, "step_up_failed", ctx, audit,
-                              "auth.step_up");
-    }
-    if (rc == CU_OK)
-        rc = used;
-    enum cu_aal aal = code != NULL ? CU_AAL2 : s->aal;
-    if (rc == CU_OK)
-        rc = session_renew(db, s->id, aal, now);
-    if (rc == CU_OK)
-        rc = cu_identity_lockout_reset(db, a.subject);
-    if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "auth.step_up", s->subject_id, "success",
-                                   json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
-                                             cu_subject_kind_name(s->kind), "method", method,
-                                             "session", s->id, "aal", (int)aal));
-    if (rc == CU_OK) {
-        s->aal = aal;
-        s->auth_at = now;
-        *result = CU_OK;
-    }
-    return rc;
-}
-
-enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
-                                struct cu_session_info *session, const char *password, size_t plen,
-                                const char *code, const struct cu_auth_ctx *ctx,
-                                const struct cu_identity_audit *audit)
-{
-    struct cu_db *db = NULL;
     struct cred c;
-    bool ok = false;
-    enum cu_err result = CU_E_BAD_CREDENTIALS, rc = cu_store_db(st, &db);
+    enum cu_err rc = cu_identity_cred_load(db, op->session.kind, op->session.subject_id, &c);
 
-    if (rc == CU_OK)
-        rc = cu_identity_cred_load(db, session->kind, session->subject_id, &c);
+    op->password_ok = false;
+    op->result = CU_E_BAD_CREDENTIALS;
     if (rc != CU_OK)
         return rc;
     /* An account with a second factor steps up with it; one without, with its password. */
@@ -546,16 +484,62 @@ enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
         cu_identity_cred_wipe(&c);
         return CU_E_INVALID;
     }
+    op->has_code = code != NULL;
+    if (code != NULL)
+        snprintf(op->code, sizeof(op->code), "%s", code);
     if (password != NULL)
-        rc = cu_identity_hasher_rc(cu_hasher_verify(
-            idn->hasher, c.has_password ? c.password_hash : NULL, password, plen, &ok, NULL));
+        rc = cu_identity_hasher_rc(cu_hasher_verify(idn->hasher,
+                                                    c.has_password ? c.password_hash : NULL,
+                                                    password, plen, &op->password_ok, NULL));
     cu_identity_cred_wipe(&c);
+    return rc;
+}
+
+enum cu_err cu_identity_step_up_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                       struct cu_identity_step_up *op)
+{
+    struct cu_session_info *s = &op->session;
+    char subject[SUBJECT_KEY_BYTES];
+    const char *method = "password";
+    uint64_t failures = 0;
+    int64_t locked_until = 0, now = cu_clock_now_ms();
+    enum cu_err rc, used = op->password_ok ? CU_OK : CU_E_BAD_CREDENTIALS;
+
+    op->result = CU_E_BAD_CREDENTIALS;
+    cu_identity_subject_key(s->kind, s->subject_id, subject);
+    rc = cu_identity_lockout_locked(idn, db, subject, now, &failures, &locked_until);
+    if (rc == CU_OK && locked_until > now) {
+        op->result = CU_E_RATE_LIMITED;
+        return CU_OK;
+    }
+    if (rc == CU_OK && op->has_code)
+        used = cu_identity_second_factor_use(idn, db, s->kind, s->subject_id, op->code, &method);
+    if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS)
+        return record_failure(idn, w, db, s->kind, true, s->subject_id, subject, NULL,
+                              "step_up_failed", &op->ctx, "auth.step_up");
     if (rc == CU_OK)
-        rc = cu_identity_write_txn(st, &db);
+        rc = used;
+    enum cu_aal aal = op->has_code ? CU_AAL2 : s->aal;
     if (rc == CU_OK)
-        rc = cu_identity_finish_txn(
-            db, step_up_in_txn(idn, db, session, ok, code, ctx, audit, &result));
-    return rc == CU_OK ? result : rc;
+        rc = session_renew(db, s->id, aal, now);
+    if (rc == CU_OK)
+        rc = cu_identity_lockout_reset(db, subject);
+    if (rc == CU_OK)
+        rc = cu_identity_audit_add(w, "auth.step_up", s->subject_id, "success",
+                                   json_pack("{s:s, s:s, s:s, s:i}", "subject_kind",
+                                             cu_subject_kind_name(s->kind), "method", method,
+                                             "session", s->id, "aal", (int)aal));
+    if (rc == CU_OK) {
+        s->aal = aal;
+        s->auth_at = now;
+        op->result = CU_OK;
+    }
+    return rc;
+}
+
+void cu_identity_step_up_clear(struct cu_identity_step_up *op)
+{
+    cu_crypto_wipe(op->code, sizeof(op->code));
 }
 
 /* ---- passwords ---- */
@@ -573,86 +557,108 @@ static enum cu_err store_password(struct cu_db *db, enum cu_subject_kind kind, c
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
-enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_store *st,
-                                     enum cu_subject_kind kind, const char *id, const char *pw,
-                                     size_t len, const char *keep_session,
-                                     const struct cu_identity_audit *audit,
-                                     char why[CU_IDENTITY_WHY_BYTES])
+enum cu_err cu_identity_password_prepare(struct cu_identity *idn, struct cu_identity_password *op,
+                                         const char *pw, size_t len, const char *email,
+                                         char why[CU_IDENTITY_WHY_BYTES])
 {
-    char email[CU_EMAIL_MAX + 1], pwhy[CU_PASSWORD_WHY_BYTES];
-    char hash[CU_PWHASH_STR_BYTES];
-    struct cu_db *db = NULL;
-    bool active = false;
-    int64_t revoked = 0;
-    enum cu_err rc = cu_store_db(st, &db);
+    char pwhy[CU_PASSWORD_WHY_BYTES];
+    enum cu_err rc = cu_password_check(idn->policy, pw, len, email, pwhy);
 
     why[0] = '\0';
-    if (rc == CU_OK)
-        rc = cu_identity_subject_account(idn, db, kind, id, email, sizeof(email), &active);
-    if (rc == CU_OK && !active)
-        rc = CU_E_NOT_FOUND;
-    if (rc == CU_OK) {
-        rc = cu_password_check(idn->policy, pw, len, email[0] ? email : NULL, pwhy);
-        if (rc != CU_OK)
-            snprintf(why, CU_IDENTITY_WHY_BYTES, "field 'password': %s", pwhy);
-    }
-    cu_crypto_wipe(email, sizeof(email));
-    if (rc == CU_OK)
-        rc = cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, pw, len, hash));
-    if (rc == CU_OK)
-        rc = cu_identity_write_txn(st, &db);
+    op->hash[0] = '\0';
     if (rc != CU_OK)
-        goto out;
-    rc = store_password(db, kind, id, hash);
+        snprintf(why, CU_IDENTITY_WHY_BYTES, "field 'password': %s", pwhy);
     if (rc == CU_OK)
-        rc = cu_identity_sessions_revoke_all(db, kind, id, keep_session, cu_clock_now_ms(),
-                                             &revoked);
-    if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "credential.password_set", id, "success",
-                                   json_pack("{s:s, s:I}", "subject_kind",
-                                             cu_subject_kind_name(kind), "sessions_revoked",
-                                             (json_int_t)revoked));
-    rc = cu_identity_finish_txn(db, rc);
-out:
-    cu_crypto_wipe(hash, sizeof(hash));
+        rc = cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, pw, len, op->hash));
+    if (rc != CU_OK)
+        cu_crypto_wipe(op->hash, sizeof(op->hash));
     return rc;
 }
 
-enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store *st,
-                                       enum cu_subject_kind kind, const char *id, const char *pw,
-                                       size_t len, const struct cu_auth_ctx *ctx,
-                                       const struct cu_identity_audit *audit, bool *ok)
+enum cu_err cu_identity_password_check(struct cu_identity *idn, struct cu_db *db,
+                                       struct cu_identity_password *op, const char *pw, size_t len,
+                                       char why[CU_IDENTITY_WHY_BYTES])
 {
-    struct cu_db *db = NULL;
-    struct account a;
-    int64_t now = cu_clock_now_ms();
-    enum cu_err rc = cu_store_db(st, &db);
+    char email[CU_EMAIL_MAX + 1];
+    bool active = false;
+    enum cu_err rc =
+        cu_identity_subject_account(idn, db, op->kind, op->id, email, sizeof(email), &active);
 
-    *ok = false;
-    memset(&a, 0, sizeof(a));
+    why[0] = '\0';
+    op->hash[0] = '\0';
+    if (rc == CU_OK && !active)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = cu_identity_password_prepare(idn, op, pw, len, email[0] ? email : NULL, why);
+    cu_crypto_wipe(email, sizeof(email));
+    return rc;
+}
+
+enum cu_err cu_identity_password_record(struct cu_identity *idn, struct cu_work *w,
+                                        struct cu_db *db, const struct cu_identity_password *op)
+{
+    bool active = false;
+    int64_t revoked = 0;
+    /* The subject may have been disabled or erased since the check. */
+    enum cu_err rc = cu_identity_subject_account(idn, db, op->kind, op->id, NULL, 0, &active);
+
+    CU_ASSERT_MSG(op->hash[0] != '\0', "a password recorded without its check");
+    if (rc == CU_OK && !active)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = store_password(db, op->kind, op->id, op->hash);
+    if (rc == CU_OK)
+        rc = cu_identity_sessions_revoke_all(db, op->kind, op->id,
+                                             op->keep_session[0] ? op->keep_session : NULL,
+                                             cu_clock_now_ms(), &revoked);
+    if (rc == CU_OK)
+        rc = cu_identity_audit_add(w, "credential.password_set", op->id, "success",
+                                   json_pack("{s:s, s:I}", "subject_kind",
+                                             cu_subject_kind_name(op->kind), "sessions_revoked",
+                                             (json_int_t)revoked));
+    return rc;
+}
+
+void cu_identity_password_clear(struct cu_identity_password *op)
+{
+    cu_crypto_wipe(op->hash, sizeof(op->hash));
+}
+
+enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
+                                     struct cu_identity_verify *op, const char *pw, size_t len)
+{
+    char subject[SUBJECT_KEY_BYTES];
+    struct cred c;
+    uint64_t failures = 0;
+    int64_t locked_until = 0, now = cu_clock_now_ms();
+    enum cu_err rc;
+
+    op->ok = false;
     if (len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES)
         return CU_E_INVALID;
-    a.found = true;
-    snprintf(a.id, sizeof(a.id), "%s", id);
-    cu_identity_subject_key(kind, id, a.subject);
+    cu_identity_subject_key(op->kind, op->id, subject);
+    rc = cu_identity_cred_load(db, op->kind, op->id, &c);
     if (rc == CU_OK)
-        rc = cu_identity_cred_load(db, kind, id, &a.cred);
-    if (rc == CU_OK)
-        rc = cu_identity_lockout_state(idn, db, a.subject, now, &a.failures, &a.locked_until);
-    if (rc == CU_OK && a.locked_until > now)
+        rc = cu_identity_lockout_state(idn, db, subject, now, &failures, &locked_until);
+    if (rc == CU_OK && locked_until > now)
         rc = CU_E_RATE_LIMITED;
     if (rc == CU_OK)
         rc = cu_identity_hasher_rc(cu_hasher_verify(
-            idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL, pw, len, ok, NULL));
-    cu_identity_cred_wipe(&a.cred);
+            idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, &op->ok, NULL));
+    cu_identity_cred_wipe(&c);
+    return rc;
+}
+
+enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                      const struct cu_identity_verify *op)
+{
+    char subject[SUBJECT_KEY_BYTES];
+
     /* A wrong current password counts toward the lockout like a wrong sign-in: else a stolen
      * session could guess the password without limit. */
-    if (rc == CU_OK && !*ok) {
-        rc = cu_identity_write_txn(st, &db);
-        if (rc == CU_OK)
-            rc = cu_identity_finish_txn(db, record_failure(idn, db, kind, &a, NULL,
-                                                           "password_check_failed", ctx, audit,
-                                                           "credential.password_check"));
-    }
-    return rc;
+    if (op->ok)
+        return CU_OK;
+    cu_identity_subject_key(op->kind, op->id, subject);
+    return record_failure(idn, w, db, op->kind, true, op->id, subject, NULL,
+                          "password_check_failed", &op->ctx, "credential.password_check");
 }

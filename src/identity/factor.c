@@ -170,17 +170,13 @@ enum cu_err cu_identity_second_factor_use(struct cu_identity *idn, struct cu_db 
     return recovery_use(idn, db, kind, id, code);
 }
 
-enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_store *st,
+enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
                                    enum cu_subject_kind kind, const char *id, const char *account,
-                                   char *uri, size_t urilen, struct cu_buf *svg,
-                                   const struct cu_identity_audit *audit)
+                                   char *uri, size_t urilen, struct cu_buf *svg)
 {
     uint8_t secret[CU_TOTP_SECRET_BYTES];
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_identity_write_txn(st, &db);
+    enum cu_err rc;
 
-    if (rc != CU_OK)
-        return rc;
     cu_totp_secret_new(secret);
     rc = cu_identity_secret_put(idn, db, kind, id, "totp_pending", secret, sizeof(secret));
     if (rc == CU_OK)
@@ -188,10 +184,9 @@ enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_store *st,
     if (rc == CU_OK)
         rc = cu_totp_qr_svg(uri, svg);
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "mfa.totp_enrolment_started", id, "success",
+        rc = cu_identity_audit_add(w, "mfa.totp_enrolment_started", id, "success",
                                    json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
     cu_crypto_wipe(secret, sizeof(secret));
-    rc = cu_identity_finish_txn(db, rc);
     if (rc != CU_OK)
         cu_crypto_wipe(uri, urilen);
     return rc;
@@ -210,20 +205,16 @@ static enum cu_err totp_activate(struct cu_db *db, enum cu_subject_kind kind, co
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
-enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *st,
+enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
                                      enum cu_subject_kind kind, const char *id, const char *code,
                                      const char *keep_session,
-                                     const struct cu_identity_audit *audit,
                                      char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
 {
     uint8_t secret[CU_TOTP_SECRET_BYTES];
-    struct cu_db *db = NULL;
     size_t n = 0;
     int64_t step = -1, revoked = 0, now = cu_clock_now_ms();
-    enum cu_err rc = cu_identity_write_txn(st, &db);
+    enum cu_err rc;
 
-    if (rc != CU_OK)
-        return rc;
     rc = cu_identity_secret_get(idn, db, kind, id, "totp_pending", secret, sizeof(secret), &n);
     if (rc == CU_OK && n != sizeof(secret))
         rc = CU_E_CORRUPT;
@@ -244,35 +235,31 @@ enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *s
     if (rc == CU_OK)
         rc = cu_identity_sessions_revoke_all(db, kind, id, keep_session, now, &revoked);
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "mfa.totp_enabled", id, "success",
+        rc = cu_identity_audit_add(w, "mfa.totp_enabled", id, "success",
                                    json_pack("{s:s, s:I}", "subject_kind",
                                              cu_subject_kind_name(kind), "sessions_revoked",
                                              (json_int_t)revoked));
-    rc = cu_identity_finish_txn(db, rc);
     if (rc != CU_OK)
         cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
     return rc;
 }
 
-enum cu_err cu_identity_recovery_regenerate(struct cu_identity *idn, struct cu_store *st,
-                                            enum cu_subject_kind kind, const char *id,
-                                            const struct cu_identity_audit *audit,
+enum cu_err cu_identity_recovery_regenerate(struct cu_identity *idn, struct cu_work *w,
+                                            struct cu_db *db, enum cu_subject_kind kind,
+                                            const char *id,
                                             char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
 {
-    struct cu_db *db = NULL;
     struct cred c;
-    enum cu_err rc = cu_identity_write_txn(st, &db);
-
-    if (rc != CU_OK)
-        return rc;
-    rc = cu_identity_cred_load(db, kind, id, &c);
+    enum cu_err rc = cu_identity_cred_load(db, kind, id, &c);
     if (rc == CU_OK && !c.totp_enabled)
         rc = CU_E_INVALID;
     cu_identity_cred_wipe(&c);
     if (rc == CU_OK)
         rc = cu_identity_recovery_codes_replace(idn, db, kind, id, codes);
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "mfa.recovery_codes_regenerated", id, "success",
+        rc = cu_identity_audit_add(w, "mfa.recovery_codes_regenerated", id, "success",
                                    json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
-    return cu_identity_finish_txn(db, rc);
+    if (rc != CU_OK)
+        cu_crypto_wipe(codes, (size_t)CU_RECOVERY_CODES * CU_RECOVERY_CODE_BYTES);
+    return rc;
 }

@@ -90,37 +90,20 @@ void cu_identity_subject_key(enum cu_subject_kind kind, const char *id, char out
     snprintf(out, SUBJECT_KEY_BYTES, "%s:%s", cu_subject_kind_name(kind), id);
 }
 
-/* ---- transactions ---- */
-
-enum cu_err cu_identity_write_txn(struct cu_store *st, struct cu_db **db)
-{
-    enum cu_err rc = cu_store_db(st, db);
-    return rc == CU_OK ? cu_db_begin(*db, CU_TXN_WRITE) : rc;
-}
-
-enum cu_err cu_identity_finish_txn(struct cu_db *db, enum cu_err rc)
-{
-    if (rc == CU_OK)
-        return cu_db_commit(db);
-    cu_db_rollback(db);
-    return rc;
-}
-
 /* The hasher's "no slot in time" is the service being busy, not the store. */
 enum cu_err cu_identity_hasher_rc(enum cu_err rc)
 {
     return rc == CU_E_BUSY ? CU_E_UNAVAILABLE : rc;
 }
 
-enum cu_err cu_identity_audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
-                                  const char *action, const char *target, const char *outcome,
-                                  json_t *details)
+enum cu_err cu_identity_audit_add(struct cu_work *w, const char *action, const char *target,
+                                  const char *outcome, json_t *details)
 {
-    if (audit == NULL || audit->append == NULL) {
+    if (w == NULL) {
         json_decref(details);
         return CU_OK;
     }
-    return audit->append(audit->arg, db, action, target, outcome, details);
+    return cu_work_audit(w, action, target, outcome, details);
 }
 
 /* ---- credentials ---- */
@@ -236,16 +219,18 @@ int64_t cu_identity_lockout_wait(const struct cu_identity_opts *opts, uint64_t f
     return wait < opts->lockout_max_ms ? wait : opts->lockout_max_ms;
 }
 
-enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
-                                      const char *subject, int64_t now, uint64_t *failures,
-                                      int64_t *locked_until)
+static enum cu_err lockout_read(struct cu_identity *idn, struct cu_db *db, bool lock,
+                                const char *subject, int64_t now, uint64_t *failures,
+                                int64_t *locked_until)
 {
     static const char sql[] =
         "SELECT failures, last_failure, locked_until FROM lockouts WHERE subject = $1";
+    static const char sql_lock[] =
+        "SELECT failures, last_failure, locked_until FROM lockouts WHERE subject = $1 FOR UPDATE";
     const struct cu_val p[] = {CU_VT(subject)};
     struct cu_stmt *st = NULL;
     bool row = false;
-    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    enum cu_err rc = cu_db_query(db, lock ? sql_lock : sql, p, CU_NVALS(p), &st);
 
     *failures = 0;
     *locked_until = 0;
@@ -258,6 +243,20 @@ enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
     }
     cu_stmt_done(st);
     return rc;
+}
+
+enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
+                                      const char *subject, int64_t now, uint64_t *failures,
+                                      int64_t *locked_until)
+{
+    return lockout_read(idn, db, false, subject, now, failures, locked_until);
+}
+
+enum cu_err cu_identity_lockout_locked(struct cu_identity *idn, struct cu_db *db,
+                                       const char *subject, int64_t now, uint64_t *failures,
+                                       int64_t *locked_until)
+{
+    return lockout_read(idn, db, true, subject, now, failures, locked_until);
 }
 
 enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
@@ -391,23 +390,19 @@ enum cu_err cu_identity_credential_info(struct cu_identity *idn, struct cu_db *d
     return rc;
 }
 
-enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_store *st,
-                                      enum cu_subject_kind kind, const char *id,
-                                      const struct cu_identity_audit *audit)
+enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                      enum cu_subject_kind kind, const char *id)
 {
     char subject[SUBJECT_KEY_BYTES];
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_identity_write_txn(st, &db);
+    enum cu_err rc;
 
     (void)idn;
     cu_identity_subject_key(kind, id, subject);
-    if (rc != CU_OK)
-        return rc;
     rc = cu_identity_lockout_reset(db, subject);
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(audit, db, "lockout.cleared", id, "success",
+        rc = cu_identity_audit_add(w, "lockout.cleared", id, "success",
                                    json_pack("{s:s}", "subject_kind", cu_subject_kind_name(kind)));
-    return cu_identity_finish_txn(db, rc);
+    return rc;
 }
 
 enum cu_err cu_identity_prune(struct cu_identity *idn, struct cu_db *db)
@@ -451,14 +446,13 @@ static enum cu_err staff_state(struct cu_db *db, const char *id, uint64_t *scope
     return rc;
 }
 
-enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
+enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_db *db,
                                       enum cu_subject_kind kind, const char *id, uint64_t *scopes,
                                       bool *active, bool *has_totp)
 {
     char status[CU_VAULT_STATUS_BYTES];
-    struct cu_db *db = NULL;
     struct cred c;
-    enum cu_err rc = cu_store_db(st, &db);
+    enum cu_err rc = CU_OK;
 
     *scopes = 0;
     *active = *has_totp = false;

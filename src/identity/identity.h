@@ -2,11 +2,14 @@
  * identity.h - sign-in for customers and staff: passwords (Argon2id), TOTP, recovery codes,
  * sessions with assurance levels, step-up, and lockout with back-off.
  *
- * The service owns its transactions, because a sign-in hashes a password (tens of
- * milliseconds) between reading the account and recording the outcome, and no write lock may
- * be held that long. Each write transaction carries the audit record of what it did, through
- * the hook the caller gives (struct cu_identity_audit), so a change and its record commit
- * together. docs/internals/identity.md describes the tables, tokens and schedules.
+ * Every change is made in the caller's unit of work (store/work.h): a function that changes
+ * state takes the unit w and the committer's db, runs inside the unit's change, and audits
+ * with the unit, so a change and its records commit together. Reads take a read view db. A
+ * sign-in hashes a password (tens of milliseconds) between reading the account and recording
+ * the outcome, and no unit may wait that long: such operations come in two halves, a check
+ * (the reads and the hash, before the unit) and a record (the writes, in the unit), with a
+ * state struct between them. docs/internals/identity.md describes the tables, tokens and
+ * schedules.
  */
 #ifndef CU_IDENTITY_IDENTITY_H
 #define CU_IDENTITY_IDENTITY_H
@@ -25,6 +28,7 @@
 #include "audit/audit.h"
 #include "crypto/seal.h"
 #include "store/store.h"
+#include "store/work.h"
 #include "vault/vault.h"
 
 #define CU_SUBJECT_ID_BYTES 24  /* "cus_"/"stf_" + 16 hex digits + NUL, with room */
@@ -57,12 +61,13 @@ struct cu_identity_opts {
     bool customer_mfa_required;   /* customers must enrol TOTP, as staff must */
     int64_t session_idle_ms;
     int64_t session_absolute_ms;
-    int64_t step_up_ms;         /* how recent a strong sign-in must be for fresh-auth routes */
-    int64_t challenge_ms;       /* how long an MFA challenge stays open */
-    unsigned lockout_threshold; /* failures before the first wait */
-    int64_t lockout_base_ms;    /* the first wait; doubled each failure after */
-    int64_t lockout_max_ms;     /* the longest wait */
-    int64_t lockout_reset_ms;   /* a quiet period after which failures are forgotten */
+    int64_t step_up_ms;           /* how recent a strong sign-in must be for fresh-auth routes */
+    int64_t challenge_ms;         /* how long an MFA challenge stays open */
+    unsigned lockout_threshold;   /* failures before the first wait */
+    int64_t lockout_base_ms;      /* the first wait; doubled each failure after */
+    int64_t lockout_max_ms;       /* the longest wait */
+    int64_t lockout_reset_ms;     /* a quiet period after which failures are forgotten */
+    const struct cu_audit *audit; /* keyed hashes of logins in records; NULL leaves them out */
 };
 
 /* The request's side of a sign-in: recorded with events and sessions. Strings may be NULL or
@@ -71,15 +76,6 @@ struct cu_auth_ctx {
     const char *ip;
     const char *user_agent;
     const char *device_id;
-};
-
-/* Audit hook: appends a record inside the service's write transaction on db; consumes
- * details. An error makes the service roll back and fail with it. */
-struct cu_identity_audit {
-    enum cu_err (*append)(void *arg, struct cu_db *db, const char *action, const char *target,
-                          const char *outcome, json_t *details);
-    void *arg;
-    const struct cu_audit *log; /* keyed hashes of logins in records; NULL leaves them out */
 };
 
 struct cu_session_info {
@@ -183,24 +179,62 @@ CU_WUR enum cu_err cu_identity_staff_kek_usage(struct cu_db *db, uint32_t versio
 
 /* ---- passwords ---- */
 
-/* cu_identity_set_password(idn, st, kind, id, pw, len, audit, why): sets a subject's password
- * after the policy check, revoking every session of the subject except keep_session (NULL:
- * all). CU_E_INVALID / CU_E_TOO_LARGE with why; CU_E_NOT_FOUND for an unknown or erased
- * subject; CU_E_BUSY when no hashing slot freed in time. Audited as "credential.password_set". */
-CU_WUR enum cu_err cu_identity_set_password(struct cu_identity *idn, struct cu_store *st,
-                                            enum cu_subject_kind kind, const char *id,
-                                            const char *pw, size_t len, const char *keep_session,
-                                            const struct cu_identity_audit *audit,
-                                            char why[CU_IDENTITY_WHY_BYTES]);
+/* A password being set, from its check (the policy, then the hash) to its record. The caller
+ * sets kind, id and keep_session ("" revokes every session of the subject). */
+struct cu_identity_password {
+    enum cu_subject_kind kind;
+    char id[CU_SUBJECT_ID_BYTES];
+    char keep_session[CU_SESSION_ID_BYTES];
+    char hash[CU_PWHASH_STR_BYTES]; /* made by the check; cu_identity_password_clear wipes it */
+};
 
-/* cu_identity_check_password(idn, st, kind, id, pw, len, ctx, audit, ok): whether pw is the
- * subject's current password (for a password change); same cost whether or not there is one.
- * A wrong one counts toward the lockout and is audited; CU_E_RATE_LIMITED while locked. */
-CU_WUR enum cu_err cu_identity_check_password(struct cu_identity *idn, struct cu_store *st,
-                                              enum cu_subject_kind kind, const char *id,
-                                              const char *pw, size_t len,
-                                              const struct cu_auth_ctx *ctx,
-                                              const struct cu_identity_audit *audit, bool *ok);
+/* cu_identity_password_check(idn, db, op, pw, len, why): the policy check and the hash of pw,
+ * for op's subject. CU_E_INVALID / CU_E_TOO_LARGE with why; CU_E_NOT_FOUND for an unknown,
+ * erased or disabled subject; CU_E_UNAVAILABLE when no hashing slot freed in time. */
+CU_WUR enum cu_err cu_identity_password_check(struct cu_identity *idn, struct cu_db *db,
+                                              struct cu_identity_password *op, const char *pw,
+                                              size_t len, char why[CU_IDENTITY_WHY_BYTES]);
+
+/* cu_identity_password_prepare(idn, op, pw, len, email, why): cu_identity_password_check for a
+ * subject not made yet (whose e-mail, which a password must not contain, is email or NULL):
+ * the policy check and the hash, without reading the subject. */
+CU_WUR enum cu_err cu_identity_password_prepare(struct cu_identity *idn,
+                                                struct cu_identity_password *op, const char *pw,
+                                                size_t len, const char *email,
+                                                char why[CU_IDENTITY_WHY_BYTES]);
+
+/* cu_identity_password_record(idn, w, db, op): stores the hash op's check made and revokes the
+ * subject's sessions but op->keep_session, audited as "credential.password_set". CU_E_NOT_FOUND
+ * when the subject is no longer active. */
+CU_WUR enum cu_err cu_identity_password_record(struct cu_identity *idn, struct cu_work *w,
+                                               struct cu_db *db,
+                                               const struct cu_identity_password *op);
+
+/* cu_identity_password_clear(op): wipes op. */
+void cu_identity_password_clear(struct cu_identity_password *op);
+
+/* A subject's current password being verified (for a password change). The caller sets kind,
+ * id and ctx; the check sets ok. */
+struct cu_identity_verify {
+    enum cu_subject_kind kind;
+    char id[CU_SUBJECT_ID_BYTES];
+    struct cu_auth_ctx ctx;
+    bool ok;
+};
+
+/* cu_identity_verify_check(idn, db, op, pw, len): whether pw is the subject's current password
+ * (op->ok); the same cost whether or not it has one. CU_E_RATE_LIMITED while the subject is
+ * locked out, CU_E_INVALID for an empty or over-long pw, CU_E_UNAVAILABLE without a hashing
+ * slot. */
+CU_WUR enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
+                                            struct cu_identity_verify *op, const char *pw,
+                                            size_t len);
+
+/* cu_identity_verify_record(idn, w, db, op): a wrong password (op->ok false) counts toward the
+ * subject's lockout, with its event and "credential.password_check" failure record; a right one
+ * records nothing. */
+CU_WUR enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w,
+                                             struct cu_db *db, const struct cu_identity_verify *op);
 
 /* cu_identity_password_acceptable(idn, pw, len, email, why): the password policy alone (for
  * callers that must check a password before they make its account). */
@@ -210,45 +244,86 @@ CU_WUR enum cu_err cu_identity_password_acceptable(const struct cu_identity *idn
 
 /* ---- sign-in ---- */
 
-/* cu_identity_login(idn, st, kind, login, password, len, ctx, audit, out): signs a subject in
- * by login (customers: e-mail or external reference; staff: e-mail) and password.
- * CU_OK with out->status CU_LOGIN_OK (a session at aal1, or aal2 never) or
- * CU_LOGIN_MFA_REQUIRED (a challenge). CU_E_BAD_CREDENTIALS for a wrong password, an unknown
- * login or a disabled account alike, at the same cost; CU_E_RATE_LIMITED with
- * out->retry_after_ms while the login is locked out (unknown logins lock out too). Every
- * outcome is recorded as a sign-in event and audited. */
-CU_WUR enum cu_err cu_identity_login(struct cu_identity *idn, struct cu_store *st,
-                                     enum cu_subject_kind kind, const char *login,
-                                     const char *password, size_t len,
-                                     const struct cu_auth_ctx *ctx,
-                                     const struct cu_identity_audit *audit,
-                                     struct cu_login_result *out);
+/* A sign-in by login (customers: e-mail or external reference; staff: e-mail) and password,
+ * from its check to its record. The caller sets kind, login and ctx; the record sets result
+ * and out. */
+struct cu_identity_login {
+    enum cu_subject_kind kind;
+    char login[CU_EMAIL_MAX + 1];
+    struct cu_auth_ctx ctx;
+    /* set by the check, read by the record */
+    bool found;                   /* the login names an active account */
+    char id[CU_SUBJECT_ID_BYTES]; /* that account */
+    char subject[96];             /* the lockout row's key */
+    bool totp_enabled;
+    bool ok;                           /* the password is right */
+    char newhash[CU_PWHASH_STR_BYTES]; /* a re-hash under today's parameters, or "" */
+    /* the outcome */
+    enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
+    struct cu_login_result out;
+};
 
-/* cu_identity_mfa(idn, st, challenge, code, ctx, audit, out): completes a challenge with a
- * TOTP code (6 digits) or a recovery code. CU_OK with a session at aal2. CU_E_BAD_CREDENTIALS
- * for an unknown or expired challenge, an account no longer active, or a wrong, replayed or
- * used code (the challenge
- * allows 5 tries; failures count toward the account's lockout); CU_E_RATE_LIMITED while locked. */
-CU_WUR enum cu_err cu_identity_mfa(struct cu_identity *idn, struct cu_store *st,
-                                   const char *challenge, const char *code,
-                                   const struct cu_auth_ctx *ctx,
-                                   const struct cu_identity_audit *audit,
-                                   struct cu_login_result *out);
+/* cu_identity_login_check(idn, db, op, password, len): reads the account op->login names and
+ * verifies password, at the same cost for an unknown login, a wrong password or a disabled
+ * account. CU_E_INVALID for a malformed login or password; CU_E_UNAVAILABLE without a hashing
+ * slot. The outcome is decided by the record. */
+CU_WUR enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
+                                           struct cu_identity_login *op, const char *password,
+                                           size_t len);
+
+/* cu_identity_login_record(idn, w, db, op): checks the lockout again under its row lock and
+ * records the outcome: a session at aal1 (or a challenge when the account has a second factor)
+ * and op->result CU_OK; a failure counted toward the lockout, op->result CU_E_BAD_CREDENTIALS;
+ * or, while locked out, op->result CU_E_RATE_LIMITED with op->out.retry_after_ms. Every outcome
+ * is a sign-in event and an "auth.login" record. Returns a store error, else CU_OK (keep). */
+CU_WUR enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
+                                            struct cu_db *db, struct cu_identity_login *op);
+
+/* cu_identity_login_clear(op): wipes the tokens and the re-hash op holds. */
+void cu_identity_login_clear(struct cu_identity_login *op);
+
+/* The second step of a sign-in: a challenge completed with a TOTP or recovery code. */
+struct cu_identity_mfa {
+    uint8_t challenge_hash[32];
+    char code[65];
+    struct cu_auth_ctx ctx;
+    enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
+    struct cu_login_result out;
+};
+
+/* cu_identity_mfa_check(idn, op, challenge, code): takes the challenge token and code into op.
+ * CU_E_INVALID for a missing or over-long code, CU_E_BAD_CREDENTIALS for a malformed token. */
+CU_WUR enum cu_err cu_identity_mfa_check(struct cu_identity *idn, struct cu_identity_mfa *op,
+                                         const char *challenge, const char *code);
+
+/* cu_identity_mfa_record(idn, w, db, op): completes the challenge: a session at aal2 and
+ * op->result CU_OK; CU_E_BAD_CREDENTIALS for an unknown or expired challenge, an account no
+ * longer active, or a wrong, replayed or used code (a challenge allows 5 tries; failures count
+ * toward the account's lockout); CU_E_RATE_LIMITED while locked. */
+CU_WUR enum cu_err cu_identity_mfa_record(struct cu_identity *idn, struct cu_work *w,
+                                          struct cu_db *db, struct cu_identity_mfa *op);
+
+/* cu_identity_mfa_clear(op): wipes op. */
+void cu_identity_mfa_clear(struct cu_identity_mfa *op);
 
 /* ---- sessions ---- */
 
-/* cu_identity_session_check(idn, st, token, len, out): the live session of token, its
- * last-seen time moved on (at most once a minute, so reads stay reads). CU_E_UNAUTHENTICATED
- * when the token is malformed, unknown, revoked, idle too long or past its absolute expiry;
- * out->id is then set only for a session that existed (revoked or expired). */
-CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *st,
+/* cu_identity_session_check(idn, db, token, len, out, touch): the live session of token.
+ * *touch says its last-seen time is due to move on (at most once a minute, so reads stay
+ * reads): the caller then runs cu_identity_session_touch in its unit of work. out shows the
+ * session as touched. CU_E_UNAUTHENTICATED when the token is malformed, unknown, revoked, idle
+ * too long or past its absolute expiry; out->id is then set only for a session that existed. */
+CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_db *db,
                                              const char *token, size_t len,
-                                             struct cu_session_info *out);
+                                             struct cu_session_info *out, bool *touch);
 
-/* cu_identity_subject_state(idn, st, kind, id, scopes, active, has_totp): what a request made
+/* cu_identity_session_touch(db, id, now): moves session id's last-seen time on to now. */
+CU_WUR enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now);
+
+/* cu_identity_subject_state(idn, db, kind, id, scopes, active, has_totp): what a request made
  * with a session of the subject needs: its scopes (staff; 0 for customers), whether it may
  * still sign in, and whether it has a second factor. CU_E_NOT_FOUND for an unknown subject. */
-CU_WUR enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_store *st,
+CU_WUR enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_db *db,
                                              enum cu_subject_kind kind, const char *id,
                                              uint64_t *scopes, bool *active, bool *has_totp);
 
@@ -263,14 +338,32 @@ CU_WUR enum cu_err cu_identity_account_name(struct cu_identity *idn, struct cu_d
 bool cu_identity_session_fresh(const struct cu_identity *idn, const struct cu_session_info *s,
                                bool has_totp, int64_t now);
 
-/* cu_identity_step_up(idn, st, session, password, code, ctx, audit): renews a session's
- * sign-in time with a fresh TOTP or recovery code (then aal2), or, for a subject without TOTP,
- * its password. Failures count toward lockout. CU_E_BAD_CREDENTIALS when wrong,
- * CU_E_RATE_LIMITED while locked, CU_E_INVALID when the wrong kind of proof is given. */
-CU_WUR enum cu_err cu_identity_step_up(struct cu_identity *idn, struct cu_store *st,
-                                       struct cu_session_info *session, const char *password,
-                                       size_t plen, const char *code, const struct cu_auth_ctx *ctx,
-                                       const struct cu_identity_audit *audit);
+/* A step-up: a session's sign-in time renewed with a fresh TOTP or recovery code (then aal2),
+ * or, for a subject without TOTP, its password. The caller sets session and ctx. */
+struct cu_identity_step_up {
+    struct cu_session_info session; /* the outcome's session too */
+    struct cu_auth_ctx ctx;
+    bool has_code;
+    char code[65];
+    bool password_ok;   /* set by the check */
+    enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
+};
+
+/* cu_identity_step_up_check(idn, db, op, password, plen, code): takes the proof: CU_E_INVALID
+ * when the wrong kind is given (a code for a subject with TOTP, else its password), or one over
+ * its limit; verifies a password (CU_E_UNAVAILABLE without a hashing slot). */
+CU_WUR enum cu_err cu_identity_step_up_check(struct cu_identity *idn, struct cu_db *db,
+                                             struct cu_identity_step_up *op, const char *password,
+                                             size_t plen, const char *code);
+
+/* cu_identity_step_up_record(idn, w, db, op): renews the session (op->result CU_OK, and
+ * op->session as renewed), or counts the failure toward the lockout (CU_E_BAD_CREDENTIALS), or
+ * refuses while locked (CU_E_RATE_LIMITED). Audited as "auth.step_up". */
+CU_WUR enum cu_err cu_identity_step_up_record(struct cu_identity *idn, struct cu_work *w,
+                                              struct cu_db *db, struct cu_identity_step_up *op);
+
+/* cu_identity_step_up_clear(op): wipes op. */
+void cu_identity_step_up_clear(struct cu_identity_step_up *op);
 
 /* cu_identity_sessions_list(idn, db, kind, id, out, n): a subject's live sessions, newest
  * first, at most 100. Caller frees *out with cu_free(). */
@@ -278,40 +371,39 @@ CU_WUR enum cu_err cu_identity_sessions_list(struct cu_identity *idn, struct cu_
                                              enum cu_subject_kind kind, const char *id,
                                              struct cu_session_info **out, size_t *n);
 
-/* cu_identity_session_revoke(idn, st, kind, id, session_id, audit): revokes one session of the
- * subject (session_id) or all of them (session_id NULL). CU_E_NOT_FOUND when session_id is
- * not a live session of the subject. */
-CU_WUR enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store *st,
-                                              enum cu_subject_kind kind, const char *id,
-                                              const char *session_id,
-                                              const struct cu_identity_audit *audit);
+/* cu_identity_session_revoke(idn, w, db, kind, id, session_id): revokes one session of the
+ * subject (session_id) or all of them (session_id NULL), audited as "session.revoked".
+ * CU_E_NOT_FOUND when session_id is not a live session of the subject. */
+CU_WUR enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_work *w,
+                                              struct cu_db *db, enum cu_subject_kind kind,
+                                              const char *id, const char *session_id);
 
 /* ---- second factor ---- */
 
-/* cu_identity_totp_begin(idn, st, kind, id, account, uri, urilen, svg): starts TOTP enrolment:
- * a new pending secret (sealed under the subject's key), its otpauth URI naming account, and
- * a QR code of it as SVG appended to svg. Replaces a pending one. */
-CU_WUR enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_store *st,
-                                          enum cu_subject_kind kind, const char *id,
-                                          const char *account, char *uri, size_t urilen,
-                                          struct cu_buf *svg,
-                                          const struct cu_identity_audit *audit);
+/* cu_identity_totp_begin(idn, w, db, kind, id, account, uri, urilen, svg): starts TOTP
+ * enrolment: a new pending secret (sealed under the subject's key), its otpauth URI naming
+ * account, and a QR code of it as SVG appended to svg. Replaces a pending one. */
+CU_WUR enum cu_err cu_identity_totp_begin(struct cu_identity *idn, struct cu_work *w,
+                                          struct cu_db *db, enum cu_subject_kind kind,
+                                          const char *id, const char *account, char *uri,
+                                          size_t urilen, struct cu_buf *svg);
 
-/* cu_identity_totp_confirm(idn, st, kind, id, code, keep_session, audit, codes): activates the
+/* cu_identity_totp_confirm(idn, w, db, kind, id, code, keep_session, codes): activates the
  * pending secret with one valid code, makes 10 new recovery codes (written into codes, shown
  * once: the caller wipes them) and revokes the subject's other sessions. CU_E_NOT_FOUND when no
  * enrolment is pending; CU_E_BAD_CREDENTIALS for a wrong code. */
-CU_WUR enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_store *st,
-                                            enum cu_subject_kind kind, const char *id,
-                                            const char *code, const char *keep_session,
-                                            const struct cu_identity_audit *audit,
+CU_WUR enum cu_err cu_identity_totp_confirm(struct cu_identity *idn, struct cu_work *w,
+                                            struct cu_db *db, enum cu_subject_kind kind,
+                                            const char *id, const char *code,
+                                            const char *keep_session,
                                             char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
 
-/* cu_identity_recovery_regenerate(idn, st, kind, id, audit, codes): replaces the subject's
+/* cu_identity_recovery_regenerate(idn, w, db, kind, id, codes): replaces the subject's
  * recovery codes with 10 new ones. CU_E_INVALID when TOTP is not enrolled. */
-CU_WUR enum cu_err cu_identity_recovery_regenerate(
-    struct cu_identity *idn, struct cu_store *st, enum cu_subject_kind kind, const char *id,
-    const struct cu_identity_audit *audit, char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
+CU_WUR enum cu_err
+cu_identity_recovery_regenerate(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                enum cu_subject_kind kind, const char *id,
+                                char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES]);
 
 /* cu_identity_credential_info(idn, db, kind, id, out): what credentials a subject has and
  * its lockout state. CU_E_NOT_FOUND when it has no credentials row and no lockout. */
@@ -319,10 +411,11 @@ CU_WUR enum cu_err cu_identity_credential_info(struct cu_identity *idn, struct c
                                                enum cu_subject_kind kind, const char *id,
                                                struct cu_credential_info *out);
 
-/* cu_identity_lockout_clear(idn, st, kind, id, audit): forgets a subject's failures. */
-CU_WUR enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_store *st,
-                                             enum cu_subject_kind kind, const char *id,
-                                             const struct cu_identity_audit *audit);
+/* cu_identity_lockout_clear(idn, w, db, kind, id): forgets a subject's failures, audited as
+ * "lockout.cleared". */
+CU_WUR enum cu_err cu_identity_lockout_clear(struct cu_identity *idn, struct cu_work *w,
+                                             struct cu_db *db, enum cu_subject_kind kind,
+                                             const char *id);
 
 /* cu_identity_lockout_wait(opts, failures): how long an account with this many consecutive
  * failures must wait before its next try: 0 below the threshold, then base doubled per

@@ -56,18 +56,21 @@ enum cu_err cu_identity_secret_drop(struct cu_db *db, enum cu_subject_kind kind,
 enum cu_err cu_identity_lockout_state(struct cu_identity *idn, struct cu_db *db,
                                       const char *subject, int64_t now, uint64_t *failures,
                                       int64_t *locked_until);
+/* cu_identity_lockout_locked: cu_identity_lockout_state reading the row under its lock (FOR
+ * UPDATE), for a decision the same transaction then writes by. */
+enum cu_err cu_identity_lockout_locked(struct cu_identity *idn, struct cu_db *db,
+                                       const char *subject, int64_t now, uint64_t *failures,
+                                       int64_t *locked_until);
 enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
                                      int64_t now, uint64_t *failures, int64_t *locked_until);
 enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject);
 enum cu_err cu_identity_event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
                                   const char *sid, const struct cu_auth_ctx *ctx,
                                   const char *reason);
-enum cu_err cu_identity_audit_add(const struct cu_identity_audit *audit, struct cu_db *db,
-                                  const char *action, const char *target, const char *outcome,
-                                  json_t *details);
+/* cu_identity_audit_add(w, action, target, outcome, details): a record in w (NULL: none). */
+enum cu_err cu_identity_audit_add(struct cu_work *w, const char *action, const char *target,
+                                  const char *outcome, json_t *details);
 enum cu_err cu_identity_hasher_rc(enum cu_err rc);
-enum cu_err cu_identity_write_txn(struct cu_store *st, struct cu_db **db);
-enum cu_err cu_identity_finish_txn(struct cu_db *db, enum cu_err rc);
 enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *db,
                                         enum cu_subject_kind kind, const char *id, char *email,
                                         size_t cap, bool *active);

@@ -135,41 +135,32 @@ static bool session_live(const struct cu_session_info *s, int64_t now)
     return s->revoked_at == 0 && now < s->expires_at && now < s->idle_expires_at;
 }
 
-/* Moves last_seen_at on, in a transaction of its own; a failure only costs precision. */
-static void touch(struct cu_store *st, const char *id, int64_t now)
+enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now)
 {
     static const char sql[] = "UPDATE sessions SET last_seen_at = $2 WHERE id = $1 AND "
                               "last_seen_at < $2";
     const struct cu_val p[] = {CU_VT(id), CU_VI(now)};
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_identity_write_txn(st, &db);
-    if (rc == CU_OK)
-        rc = cu_identity_finish_txn(db, cu_db_exec(db, sql, p, CU_NVALS(p)));
-    if (rc != CU_OK)
-        cu_log(CU_LOG_WARN, "identity.session_touch_failed", CU_LS("session", id),
-               CU_LS("error", cu_err_str(rc)));
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
-enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *st,
-                                      const char *token, size_t len, struct cu_session_info *out)
+enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_db *db, const char *token,
+                                      size_t len, struct cu_session_info *out, bool *touch)
 {
     static const char sql[] =
         "SELECT " SESSION_COLUMNS ", token_hash FROM sessions WHERE token_hash = $1";
     uint8_t hash[CU_HASH_BYTES];
-    struct cu_db *db = NULL;
     struct cu_stmt *q = NULL;
     bool row = false;
     int64_t now = cu_clock_now_ms();
     enum cu_err rc;
 
     memset(out, 0, sizeof(*out));
+    *touch = false;
     if (!cu_identity_token_shape_ok("css_", token, len))
         return CU_E_UNAUTHENTICATED;
     cu_crypto_keyed_hash(idn->token_key, token, len, hash);
     const struct cu_val p[] = {CU_VB(hash, sizeof(hash))};
-    rc = cu_store_db(st, &db);
-    if (rc == CU_OK)
-        rc = cu_db_query(db, sql, p, CU_NVALS(p), &q);
+    rc = cu_db_query(db, sql, p, CU_NVALS(p), &q);
     if (rc == CU_OK)
         rc = cu_stmt_next(q, &row);
     if (rc == CU_OK && !row)
@@ -186,7 +177,7 @@ enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_store *
     if (rc == CU_OK && !session_live(out, now))
         rc = CU_E_UNAUTHENTICATED;
     if (rc == CU_OK && now - out->last_seen_at >= LAST_SEEN_GRAIN_MS) {
-        touch(st, out->id, now);
+        *touch = true;
         out->last_seen_at = now;
         out->idle_expires_at = now + idn->opts.session_idle_ms;
         if (out->idle_expires_at > out->expires_at)
@@ -246,21 +237,17 @@ enum cu_err cu_identity_sessions_revoke_all(struct cu_db *db, enum cu_subject_ki
     return rc;
 }
 
-enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store *st,
+enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
                                        enum cu_subject_kind kind, const char *id,
-                                       const char *session_id,
-                                       const struct cu_identity_audit *audit)
+                                       const char *session_id)
 {
     static const char one[] = "UPDATE sessions SET revoked_at = $4 WHERE id = $3 AND "
                               "subject_kind = $1 AND subject_id = $2 AND revoked_at IS NULL AND "
                               "expires_at > $4";
     int64_t now = cu_clock_now_ms(), count = 0;
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_identity_write_txn(st, &db);
+    enum cu_err rc;
 
     (void)idn;
-    if (rc != CU_OK)
-        return rc;
     if (session_id != NULL) {
         const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(session_id),
                                    CU_VI(now)};
@@ -272,9 +259,9 @@ enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_store 
         rc = cu_identity_sessions_revoke_all(db, kind, id, NULL, now, &count);
     }
     if (rc == CU_OK)
-        rc = cu_identity_audit_add(
-            audit, db, "session.revoked", session_id ? session_id : id, "success",
-            json_pack("{s:s, s:s, s:I}", "subject_kind", cu_subject_kind_name(kind), "subject_id",
-                      id, "sessions", (json_int_t)count));
-    return cu_identity_finish_txn(db, rc);
+        rc = cu_identity_audit_add(w, "session.revoked", session_id ? session_id : id, "success",
+                                   json_pack("{s:s, s:s, s:I}", "subject_kind",
+                                             cu_subject_kind_name(kind), "subject_id", id,
+                                             "sessions", (json_int_t)count));
+    return rc;
 }

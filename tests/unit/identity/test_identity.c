@@ -48,7 +48,7 @@ struct fixture {
     struct cu_vault *v;
     struct cu_identity *idn;
     struct cu_audit *log;
-    struct cu_identity_audit audit;
+    struct cu_committer *c; /* runs the changes, with the recording sink below */
     struct cu_auth_ctx ctx;
     struct record rec[MAX_RECORDS];
     size_t nrec;
@@ -74,24 +74,26 @@ static const struct cu_identity_opts default_opts = {
 
 /* ---- the audit hook: records what it is given ---- */
 
-static enum cu_err record_append(void *arg, struct cu_db *db, const char *action,
-                                 const char *target, const char *outcome, json_t *details)
+/* The committer's audit sink: keeps the records of a unit; fails a unit holding fail_action
+ * (the unit is then rolled back, and its records are forgotten too). */
+static enum cu_err record_append(void *arg, struct cu_db *db, const struct cu_work *w,
+                                 const struct cu_work_record *recs, size_t n)
 {
     struct fixture *f = arg;
-    enum cu_err rc = CU_OK;
-
     (void)db;
-    if (f->fail_action != NULL && strcmp(action, f->fail_action) == 0) {
-        rc = CU_E_AUDIT;
-    } else if (f->nrec < MAX_RECORDS) {
-        struct record *r = &f->rec[f->nrec++];
-        snprintf(r->action, sizeof(r->action), "%s", action);
-        snprintf(r->target, sizeof(r->target), "%s", target);
-        snprintf(r->outcome, sizeof(r->outcome), "%s", outcome);
-        r->details = details ? json_dumps(details, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    (void)w;
+    for (size_t i = 0; i < n; i++) {
+        if (f->fail_action != NULL && strcmp(recs[i].action, f->fail_action) == 0)
+            return CU_E_AUDIT;
     }
-    json_decref(details);
-    return rc;
+    for (size_t i = 0; i < n && f->nrec < MAX_RECORDS; i++) {
+        struct record *r = &f->rec[f->nrec++];
+        snprintf(r->action, sizeof(r->action), "%s", recs[i].action);
+        snprintf(r->target, sizeof(r->target), "%s", recs[i].target);
+        snprintf(r->outcome, sizeof(r->outcome), "%s", recs[i].outcome);
+        r->details = recs[i].details ? strdup(recs[i].details) : NULL;
+    }
+    return CU_OK;
 }
 
 static void records_clear(struct fixture *f)
@@ -128,7 +130,11 @@ static void open_services(struct fixture *f)
     assert_int_equal(
         cu_identity_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, f->v, &f->opts, &f->idn), CU_OK);
     assert_int_equal(cu_audit_new(f->kr, &ao, &f->log), CU_OK);
-    f->audit.log = f->log;
+    /* The service hashes logins in its records with the audit log's key. */
+    cu_identity_free(f->idn);
+    f->opts.audit = f->log;
+    assert_int_equal(
+        cu_identity_new(f->kr, f->kek, CU_AEAD_XCHACHA20POLY1305, f->v, &f->opts, &f->idn), CU_OK);
 }
 
 static void close_services(struct fixture *f)
@@ -139,7 +145,7 @@ static void close_services(struct fixture *f)
     cu_kek_source_free(f->kek);
     cu_keyring_free(f->kr);
     f->log = NULL;
-    f->audit.log = NULL;
+    f->opts.audit = NULL;
     f->idn = NULL;
     f->v = NULL;
     f->kek = NULL;
@@ -173,8 +179,8 @@ static int setup(void **state)
     assert_int_equal(cu_store_db(f->st, &f->conn), CU_OK);
     cu_clock_set_fake(T0);
     f->opts = default_opts;
-    f->audit.append = record_append;
-    f->audit.arg = f;
+    struct cu_committer_opts co = {.audit = {record_append, f}};
+    assert_int_equal(cu_committer_new(f->st, &co, &f->c), CU_OK);
     f->ctx.ip = "203.0.113.9";
     f->ctx.user_agent = "cmocka/1.0";
     f->ctx.device_id = "device-1";
@@ -186,6 +192,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
+    cu_committer_free(f->c);
     close_services(f);
     cu_store_close(f->st);
     cu_test_rmrf(f->dir);
@@ -193,6 +200,261 @@ static int teardown(void **state)
     cu_clock_use_real();
     free(f);
     return 0;
+}
+
+/* ---- the service's operations, each run as the server runs it: its check on a read
+ * view (f->conn), then its record in a unit of work through the committer ---- */
+
+enum t_op {
+    T_PASSWORD,
+    T_VERIFY,
+    T_LOGIN,
+    T_MFA,
+    T_STEP,
+    T_TOUCH,
+    T_REVOKE,
+    T_BEGIN,
+    T_CONFIRM,
+    T_CODES,
+    T_UNLOCK
+};
+
+struct t_call {
+    struct fixture *f;
+    enum t_op op;
+    enum cu_subject_kind kind;
+    const char *id, *sid, *account, *code, *keep;
+    char *uri;
+    size_t urilen;
+    struct cu_buf *svg;
+    char (*codes)[CU_RECOVERY_CODE_BYTES];
+    void *state;
+};
+
+static enum cu_err t_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct t_call *c = arg;
+    struct cu_identity *idn = c->f->idn;
+    switch (c->op) {
+    case T_PASSWORD:
+        return cu_identity_password_record(idn, w, db, c->state);
+    case T_VERIFY:
+        return cu_identity_verify_record(idn, w, db, c->state);
+    case T_LOGIN:
+        return cu_identity_login_record(idn, w, db, c->state);
+    case T_MFA:
+        return cu_identity_mfa_record(idn, w, db, c->state);
+    case T_STEP:
+        return cu_identity_step_up_record(idn, w, db, c->state);
+    case T_TOUCH:
+        return cu_identity_session_touch(db, c->sid, cu_clock_now_ms());
+    case T_REVOKE:
+        return cu_identity_session_revoke(idn, w, db, c->kind, c->id, c->sid);
+    case T_BEGIN:
+        return cu_identity_totp_begin(idn, w, db, c->kind, c->id, c->account, c->uri, c->urilen,
+                                      c->svg);
+    case T_CONFIRM:
+        return cu_identity_totp_confirm(idn, w, db, c->kind, c->id, c->code, c->keep, c->codes);
+    case T_CODES:
+        return cu_identity_recovery_regenerate(idn, w, db, c->kind, c->id, c->codes);
+    case T_UNLOCK:
+        return cu_identity_lockout_clear(idn, w, db, c->kind, c->id);
+    }
+    return CU_E_INTERNAL;
+}
+
+/* t_run(c): c's change in a unit of work of an API key's, through the committer. */
+static enum cu_err t_run(struct t_call *c)
+{
+    struct cu_work_ctx ctx = {.now_ms = cu_clock_now_ms()};
+    struct cu_work *w = NULL;
+    enum cu_err rc;
+
+    snprintf(ctx.actor_type, sizeof(ctx.actor_type), "apikey");
+    snprintf(ctx.actor_id, sizeof(ctx.actor_id), "ak_test");
+    rc = cu_work_new(&ctx, &w); /* may fail: the fault loop fails allocations */
+    if (rc == CU_OK)
+        rc = cu_work_add(w, t_apply, c);
+    if (rc == CU_OK)
+        rc = cu_committer_run(c->f->c, w);
+    cu_work_free(w);
+    return rc;
+}
+
+/* t_view(f): this thread's read view for a check, from the pool (several threads sign in at
+ * once in one test); t_view_done() gives it back. */
+static _Thread_local struct cu_db *t_db;
+
+static struct cu_db *t_view(struct fixture *f)
+{
+    assert_int_equal(cu_store_acquire(f->st, &t_db), CU_OK);
+    return t_db;
+}
+
+static void t_view_done(void)
+{
+    cu_store_release(t_db);
+    t_db = NULL;
+}
+
+static enum cu_err t_set_password(struct fixture *f, enum cu_subject_kind kind, const char *id,
+                                  const char *pw, size_t len, const char *keep,
+                                  char why[CU_IDENTITY_WHY_BYTES])
+{
+    struct cu_identity_password op = {.kind = kind};
+    struct t_call c = {.f = f, .op = T_PASSWORD, .state = &op};
+    snprintf(op.id, sizeof(op.id), "%s", id);
+    snprintf(op.keep_session, sizeof(op.keep_session), "%s", keep ? keep : "");
+    enum cu_err rc = cu_identity_password_check(f->idn, t_view(f), &op, pw, len, why);
+    t_view_done();
+    if (rc == CU_OK)
+        rc = t_run(&c);
+    cu_identity_password_clear(&op);
+    return rc;
+}
+
+static enum cu_err t_check_password(struct fixture *f, enum cu_subject_kind kind, const char *id,
+                                    const char *pw, size_t len, const struct cu_auth_ctx *ctx,
+                                    bool *ok)
+{
+    struct cu_identity_verify op = {.kind = kind};
+    struct t_call c = {.f = f, .op = T_VERIFY, .state = &op};
+    snprintf(op.id, sizeof(op.id), "%s", id);
+    if (ctx != NULL)
+        op.ctx = *ctx;
+    enum cu_err rc = cu_identity_verify_check(f->idn, t_view(f), &op, pw, len);
+    t_view_done();
+    if (rc == CU_OK)
+        rc = t_run(&c);
+    *ok = op.ok;
+    return rc;
+}
+
+static enum cu_err t_login(struct fixture *f, enum cu_subject_kind kind, const char *who,
+                           const char *pw, size_t len, const struct cu_auth_ctx *ctx,
+                           struct cu_login_result *out)
+{
+    struct cu_identity_login op = {.kind = kind};
+    struct t_call c = {.f = f, .op = T_LOGIN, .state = &op};
+    memset(out, 0, sizeof(*out));
+    if (who != NULL && strlen(who) < sizeof(op.login))
+        snprintf(op.login, sizeof(op.login), "%s", who);
+    else if (who != NULL)
+        memset(op.login, 'x', sizeof(op.login) - 1); /* too long: the check refuses it */
+    if (ctx != NULL)
+        op.ctx = *ctx;
+    enum cu_err rc = cu_identity_login_check(f->idn, t_view(f), &op, pw, len);
+    t_view_done();
+    if (rc == CU_OK)
+        rc = t_run(&c);
+    if (rc == CU_OK)
+        rc = op.result;
+    if (rc == CU_OK || rc == CU_E_RATE_LIMITED)
+        *out = op.out; /* a unit that failed answers nothing of what its record made */
+    cu_identity_login_clear(&op);
+    return rc;
+}
+
+static enum cu_err t_mfa(struct fixture *f, const char *chal, const char *code,
+                         const struct cu_auth_ctx *ctx, struct cu_login_result *out)
+{
+    struct cu_identity_mfa op;
+    struct t_call c = {.f = f, .op = T_MFA, .state = &op};
+    memset(&op, 0, sizeof(op));
+    memset(out, 0, sizeof(*out));
+    if (ctx != NULL)
+        op.ctx = *ctx;
+    enum cu_err rc = cu_identity_mfa_check(f->idn, &op, chal, code);
+    if (rc == CU_OK)
+        rc = t_run(&c);
+    if (rc == CU_OK)
+        rc = op.result;
+    if (rc == CU_OK || rc == CU_E_RATE_LIMITED)
+        *out = op.out; /* a unit that failed answers nothing of what its record made */
+    cu_identity_mfa_clear(&op);
+    return rc;
+}
+
+static enum cu_err t_step_up(struct fixture *f, struct cu_session_info *s, const char *pw,
+                             size_t plen, const char *code, const struct cu_auth_ctx *ctx)
+{
+    struct cu_identity_step_up op;
+    struct t_call c = {.f = f, .op = T_STEP, .state = &op};
+    memset(&op, 0, sizeof(op));
+    op.session = *s;
+    if (ctx != NULL)
+        op.ctx = *ctx;
+    enum cu_err rc = cu_identity_step_up_check(f->idn, t_view(f), &op, pw, plen, code);
+    t_view_done();
+    if (rc == CU_OK)
+        rc = t_run(&c);
+    if (rc == CU_OK)
+        rc = op.result;
+    if (rc == CU_OK)
+        *s = op.session;
+    cu_identity_step_up_clear(&op);
+    return rc;
+}
+
+static enum cu_err t_session_check(struct fixture *f, const char *token, size_t len,
+                                   struct cu_session_info *out)
+{
+    bool touch = false;
+    enum cu_err rc = cu_identity_session_check(f->idn, f->conn, token, len, out, &touch);
+    if (rc == CU_OK && touch) {
+        struct t_call c = {.f = f, .op = T_TOUCH, .sid = out->id};
+        rc = t_run(&c);
+    }
+    return rc;
+}
+
+static enum cu_err t_session_revoke(struct fixture *f, enum cu_subject_kind kind, const char *id,
+                                    const char *sid)
+{
+    struct t_call c = {.f = f, .op = T_REVOKE, .kind = kind, .id = id, .sid = sid};
+    return t_run(&c);
+}
+
+static enum cu_err t_totp_begin(struct fixture *f, enum cu_subject_kind kind, const char *id,
+                                const char *account, char *uri, size_t urilen, struct cu_buf *svg)
+{
+    struct t_call c = {.f = f,
+                       .op = T_BEGIN,
+                       .kind = kind,
+                       .id = id,
+                       .account = account,
+                       .uri = uri,
+                       .urilen = urilen,
+                       .svg = svg};
+    return t_run(&c);
+}
+
+static enum cu_err t_totp_confirm(struct fixture *f, enum cu_subject_kind kind, const char *id,
+                                  const char *code, const char *keep,
+                                  char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
+{
+    struct t_call c = {.f = f,
+                       .op = T_CONFIRM,
+                       .kind = kind,
+                       .id = id,
+                       .code = code,
+                       .keep = keep,
+                       .codes = codes};
+    return t_run(&c);
+}
+
+static enum cu_err t_recovery_regenerate(struct fixture *f, enum cu_subject_kind kind,
+                                         const char *id,
+                                         char codes[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES])
+{
+    struct t_call c = {.f = f, .op = T_CODES, .kind = kind, .id = id, .codes = codes};
+    return t_run(&c);
+}
+
+static enum cu_err t_lockout_clear(struct fixture *f, enum cu_subject_kind kind, const char *id)
+{
+    struct t_call c = {.f = f, .op = T_UNLOCK, .kind = kind, .id = id};
+    return t_run(&c);
 }
 
 /* ---- helpers ---- */
@@ -221,8 +483,7 @@ static void add_customer(struct fixture *f, const char *email, const char *ref,
 static void set_pw(struct fixture *f, enum cu_subject_kind kind, const char *id, const char *pw)
 {
     char why[CU_IDENTITY_WHY_BYTES] = "";
-    enum cu_err rc =
-        cu_identity_set_password(f->idn, f->st, kind, id, pw, strlen(pw), NULL, &f->audit, why);
+    enum cu_err rc = t_set_password(f, kind, id, pw, strlen(pw), NULL, why);
     if (rc != CU_OK)
         fail_msg("set_password: %s (%s)", cu_err_str(rc), why);
 }
@@ -238,7 +499,7 @@ static void customer(struct fixture *f, const char *email, const char *ref,
 static enum cu_err login(struct fixture *f, enum cu_subject_kind kind, const char *who,
                          const char *pw, struct cu_login_result *out)
 {
-    return cu_identity_login(f->idn, f->st, kind, who, pw, strlen(pw), &f->ctx, &f->audit, out);
+    return t_login(f, kind, who, pw, strlen(pw), &f->ctx, out);
 }
 
 /* login_ok(f, kind, who, out): a password sign-in that must make a session. */
@@ -263,12 +524,12 @@ static void challenge(struct fixture *f, const char *who, struct cu_login_result
 static enum cu_err mfa(struct fixture *f, const char *chal, const char *code,
                        struct cu_login_result *out)
 {
-    return cu_identity_mfa(f->idn, f->st, chal, code, &f->ctx, &f->audit, out);
+    return t_mfa(f, chal, code, &f->ctx, out);
 }
 
 static enum cu_err check(struct fixture *f, const char *token, struct cu_session_info *out)
 {
-    return cu_identity_session_check(f->idn, f->st, token, strlen(token), out);
+    return t_session_check(f, token, strlen(token), out);
 }
 
 /* q_int(f, sql, a): the first column of the first row of sql, with one text parameter a (or
@@ -387,16 +648,13 @@ static void enrol(struct fixture *f, enum cu_subject_kind kind, const char *id, 
     struct cu_buf svg;
 
     cu_buf_init(&svg, 1u << 20);
-    assert_int_equal(
-        cu_identity_totp_begin(f->idn, f->st, kind, id, account, uri, sizeof(uri), &svg, &f->audit),
-        CU_OK);
+    assert_int_equal(t_totp_begin(f, kind, id, account, uri, sizeof(uri), &svg), CU_OK);
     assert_non_null(strstr(cu_buf_cstr(&svg), "<svg"));
     cu_buf_free(&svg);
     assert_memory_equal(uri, "otpauth://totp/", strlen("otpauth://totp/"));
     secret_from_uri(uri, secret);
     totp_now(secret, code);
-    assert_int_equal(
-        cu_identity_totp_confirm(f->idn, f->st, kind, id, code, keep, &f->audit, codes), CU_OK);
+    assert_int_equal(t_totp_confirm(f, kind, id, code, keep, codes), CU_OK);
     cu_clock_advance(CU_TOTP_STEP_SECONDS * SEC);
 }
 
@@ -418,28 +676,25 @@ static void test_customer_sign_in(void **state)
     /* Before a password is set, the right password is wrong too. */
     assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "alice@example.com", PW, &r),
                      CU_E_BAD_CREDENTIALS);
-    assert_int_equal(cu_identity_lockout_clear(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, &f->audit),
-                     CU_OK);
+    assert_int_equal(t_lockout_clear(f, CU_SUBJECT_CUSTOMER, id), CU_OK);
 
     /* The policy: a common password, one built on the e-mail, a short one. */
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, common_pw,
-                                              strlen(common_pw), NULL, &f->audit, why),
-                     CU_E_INVALID);
+    assert_int_equal(
+        t_set_password(f, CU_SUBJECT_CUSTOMER, id, common_pw, strlen(common_pw), NULL, why),
+        CU_E_INVALID);
     assert_non_null(strstr(why, "common"));
     assert_null(strstr(why, "Password1234"));
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, mail_pw,
-                                              strlen(mail_pw), NULL, &f->audit, why),
-                     CU_E_INVALID);
+    assert_int_equal(
+        t_set_password(f, CU_SUBJECT_CUSTOMER, id, mail_pw, strlen(mail_pw), NULL, why),
+        CU_E_INVALID);
     assert_non_null(strstr(why, "e-mail"));
     assert_null(strstr(why, "Alice"));
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, "Sh0rt!", 6,
-                                              NULL, &f->audit, why),
+    assert_int_equal(t_set_password(f, CU_SUBJECT_CUSTOMER, id, "Sh0rt!", 6, NULL, why),
                      CU_E_INVALID);
     assert_non_null(strstr(why, "12"));
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER,
-                                              "cus_0000000000000000", PW, strlen(PW), NULL,
-                                              &f->audit, why),
-                     CU_E_NOT_FOUND);
+    assert_int_equal(
+        t_set_password(f, CU_SUBJECT_CUSTOMER, "cus_0000000000000000", PW, strlen(PW), NULL, why),
+        CU_E_NOT_FOUND);
     assert_int_equal(q_int(f, "SELECT count(*) FROM credentials", NULL), 0);
     set_pw(f, CU_SUBJECT_CUSTOMER, id, PW);
 
@@ -502,12 +757,10 @@ static void test_customer_sign_in(void **state)
     assert_string_not_equal(r2.session.id, r.session.id);
     assert_int_equal(failures_of(f, subject), 0);
 
-    assert_int_equal(cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW,
-                                                strlen(PW), NULL, &f->audit, &ok),
+    assert_int_equal(t_check_password(f, CU_SUBJECT_CUSTOMER, id, PW, strlen(PW), NULL, &ok),
                      CU_OK);
     assert_true(ok);
-    assert_int_equal(cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
-                                                strlen(PW2), NULL, &f->audit, &ok),
+    assert_int_equal(t_check_password(f, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), NULL, &ok),
                      CU_OK);
     assert_false(ok);
     /* A wrong current password counts toward the lockout. */
@@ -521,9 +774,8 @@ static void test_customer_sign_in(void **state)
 
     /* A new password revokes every session but the one kept. */
     char why2[CU_IDENTITY_WHY_BYTES];
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
-                                              strlen(PW2), r.session.id, &f->audit, why2),
-                     CU_OK);
+    assert_int_equal(
+        t_set_password(f, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), r.session.id, why2), CU_OK);
     assert_int_equal(check(f, r.token, &s), CU_OK);
     assert_int_equal(check(f, r2.token, &s), CU_E_UNAUTHENTICATED);
     assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "alice@example.com", PW, &r2),
@@ -689,8 +941,8 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     for (int i = 0; i < TRIES; i++) {
         struct cu_login_result r;
-        w->rc[i] = cu_identity_login(w->f->idn, w->f->st, CU_SUBJECT_CUSTOMER, "carol@example.com",
-                                     bad, strlen(bad), &w->f->ctx, NULL, &r);
+        w->rc[i] = t_login(w->f, CU_SUBJECT_CUSTOMER, "carol@example.com", bad, strlen(bad),
+                           &w->f->ctx, &r);
     }
     return NULL;
 }
@@ -799,9 +1051,8 @@ static void test_session_tokens(void **state)
     login_ok(f, CU_SUBJECT_CUSTOMER, "dora@example.com", &a);
     /* Truncated, with a wrong prefix, a character outside base64url, one character changed,
      * with a header prefix, empty: all refused alike. */
-    assert_int_equal(
-        cu_identity_session_check(f->idn, f->st, a.token, CU_SESSION_TOKEN_LEN - 1, &s),
-        CU_E_UNAUTHENTICATED);
+    assert_int_equal(t_session_check(f, a.token, CU_SESSION_TOKEN_LEN - 1, &s),
+                     CU_E_UNAUTHENTICATED);
     snprintf(t, sizeof(t), "%s", a.token);
     t[1] = 's' + 1;
     assert_int_equal(check(f, t, &s), CU_E_UNAUTHENTICATED);
@@ -862,32 +1113,22 @@ static void test_session_revoke(void **state)
     records_clear(f);
 
     /* One session. */
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
-        CU_OK);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, a.session.id), CU_OK);
     assert_int_equal(check(f, a.token, &s), CU_E_UNAUTHENTICATED);
     assert_int_equal(check(f, b.token, &s), CU_OK);
     assert_int_equal(q_int(f, "SELECT revoked_at FROM sessions WHERE id = $1", a.session.id),
                      cu_clock_now_ms());
     /* Not twice, not another subject's, not an unknown one. */
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
-        CU_E_NOT_FOUND);
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, o.session.id, &f->audit),
-        CU_E_NOT_FOUND);
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_STAFF, id, b.session.id, &f->audit),
-        CU_E_NOT_FOUND);
-    assert_int_equal(cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
-                                                "ses_0000000000000000", &f->audit),
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, a.session.id), CU_E_NOT_FOUND);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, o.session.id), CU_E_NOT_FOUND);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_STAFF, id, b.session.id), CU_E_NOT_FOUND);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, "ses_0000000000000000"),
                      CU_E_NOT_FOUND);
     assert_int_equal(check(f, o.token, &s), CU_OK);
     assert_int_equal(check(f, b.token, &s), CU_OK);
 
     /* All of them; the other customer's stays. */
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, NULL, &f->audit), CU_OK);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, NULL), CU_OK);
     assert_int_equal(check(f, b.token, &s), CU_E_UNAUTHENTICATED);
     assert_int_equal(check(f, c.token, &s), CU_E_UNAUTHENTICATED);
     assert_int_equal(check(f, o.token, &s), CU_OK);
@@ -922,14 +1163,14 @@ static void test_totp(void **state)
 
     /* Enrolment: a pending secret, sealed; beginning again replaces it. */
     cu_buf_init(&svg, 1u << 20);
-    assert_int_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
-                                            "gina@example.com", uri, sizeof(uri), &svg, &f->audit),
-                     CU_OK);
+    assert_int_equal(
+        t_totp_begin(f, CU_SUBJECT_CUSTOMER, id, "gina@example.com", uri, sizeof(uri), &svg),
+        CU_OK);
     secret_from_uri(uri, first);
     cu_buf_reset(&svg);
-    assert_int_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
-                                            "gina@example.com", uri, sizeof(uri), &svg, &f->audit),
-                     CU_OK);
+    assert_int_equal(
+        t_totp_begin(f, CU_SUBJECT_CUSTOMER, id, "gina@example.com", uri, sizeof(uri), &svg),
+        CU_OK);
     assert_non_null(strstr(cu_buf_cstr(&svg), "<svg"));
     cu_buf_free(&svg);
     assert_non_null(strstr(uri, "issuer=Custodia%20Test"));
@@ -956,17 +1197,16 @@ static void test_totp(void **state)
     /* A wrong code, and the replaced secret's code, do not confirm. */
     char codes_bad[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
     wrong_code(secret, bad);
-    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, bad,
-                                              keep.session.id, &f->audit, codes_bad),
+    assert_int_equal(t_totp_confirm(f, CU_SUBJECT_CUSTOMER, id, bad, keep.session.id, codes_bad),
                      CU_E_BAD_CREDENTIALS);
     char old[8], now3[3][8];
     totp_now(first, old);
     for (int i = 0; i < 3; i++)
         totp_at(secret, (int64_t)(i - 1) * CU_TOTP_STEP_SECONDS, now3[i]);
     if (strcmp(old, now3[0]) != 0 && strcmp(old, now3[1]) != 0 && strcmp(old, now3[2]) != 0)
-        assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, old,
-                                                  keep.session.id, &f->audit, codes_bad),
-                         CU_E_BAD_CREDENTIALS);
+        assert_int_equal(
+            t_totp_confirm(f, CU_SUBJECT_CUSTOMER, id, old, keep.session.id, codes_bad),
+            CU_E_BAD_CREDENTIALS);
     assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
                      CU_OK);
     assert_false(ci.totp_enabled);
@@ -974,8 +1214,7 @@ static void test_totp(void **state)
 
     /* The right code: ten distinct recovery codes, other sessions revoked. */
     totp_now(secret, code);
-    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, code,
-                                              keep.session.id, &f->audit, codes),
+    assert_int_equal(t_totp_confirm(f, CU_SUBJECT_CUSTOMER, id, code, keep.session.id, codes),
                      CU_OK);
     for (int i = 0; i < CU_RECOVERY_CODES; i++) {
         assert_int_equal(strlen(codes[i]), 11);
@@ -986,8 +1225,7 @@ static void test_totp(void **state)
     assert_int_equal(check(f, keep.token, &s), CU_OK);
     assert_int_equal(check(f, other.token, &s), CU_E_UNAUTHENTICATED);
     assert_int_equal(check(f, r.token, &s), CU_E_UNAUTHENTICATED);
-    assert_int_equal(cu_identity_totp_confirm(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, code, NULL,
-                                              &f->audit, codes_bad),
+    assert_int_equal(t_totp_confirm(f, CU_SUBJECT_CUSTOMER, id, code, NULL, codes_bad),
                      CU_E_NOT_FOUND);
     assert_int_equal(cu_identity_credential_info(f->idn, f->conn, CU_SUBJECT_CUSTOMER, id, &ci),
                      CU_OK);
@@ -1085,9 +1323,7 @@ static void test_totp(void **state)
 
     /* New recovery codes replace the old ones. */
     char fresh[CU_RECOVERY_CODES][CU_RECOVERY_CODE_BYTES];
-    assert_int_equal(
-        cu_identity_recovery_regenerate(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, &f->audit, fresh),
-        CU_OK);
+    assert_int_equal(t_recovery_regenerate(f, CU_SUBJECT_CUSTOMER, id, fresh), CU_OK);
     challenge(f, "gina@example.com", &r);
     assert_int_equal(mfa(f, r.challenge, codes[2], &c), CU_E_BAD_CREDENTIALS);
     assert_int_equal(mfa(f, r.challenge, fresh[2], &c), CU_OK);
@@ -1117,20 +1353,13 @@ static void test_step_up(void **state)
     assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
     assert_true(cu_identity_session_fresh(f->idn, &s, false, cu_clock_now_ms()));
     totp_now(secret, code);
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s, PW, strlen(PW), NULL, &f->ctx, &f->audit),
-        CU_E_INVALID);
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s, PW, strlen(PW), code, &f->ctx, &f->audit),
-        CU_E_INVALID);
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, NULL, &f->ctx, &f->audit),
-                     CU_E_INVALID);
+    assert_int_equal(t_step_up(f, &s, PW, strlen(PW), NULL, &f->ctx), CU_E_INVALID);
+    assert_int_equal(t_step_up(f, &s, PW, strlen(PW), code, &f->ctx), CU_E_INVALID);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, NULL, &f->ctx), CU_E_INVALID);
     wrong_code(secret, bad);
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, bad, &f->ctx, &f->audit),
-                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, bad, &f->ctx), CU_E_BAD_CREDENTIALS);
     assert_int_equal(failures_of(f, subject), 1);
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
-                     CU_OK);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, code, &f->ctx), CU_OK);
     assert_int_equal(s.aal, CU_AAL2);
     assert_int_equal(s.auth_at, cu_clock_now_ms());
     assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
@@ -1139,22 +1368,19 @@ static void test_step_up(void **state)
     assert_int_equal(s.aal, CU_AAL2);
     assert_int_equal(s.auth_at, cu_clock_now_ms());
     /* The code is spent. */
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
-                     CU_E_BAD_CREDENTIALS);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, code, &f->ctx), CU_E_BAD_CREDENTIALS);
 
     /* Older than the step-up window: not fresh, until the next code (or a recovery code). */
     cu_clock_advance(f->opts.step_up_ms + SEC);
     assert_int_equal(check(f, a.token, &s), CU_OK);
     assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
     totp_now(secret, code);
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, code, &f->ctx, &f->audit),
-                     CU_OK);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, code, &f->ctx), CU_OK);
     assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
     cu_clock_advance(f->opts.step_up_ms + SEC);
     assert_int_equal(check(f, a.token, &s), CU_OK);
     assert_false(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s, NULL, 0, codes[3], &f->ctx, &f->audit),
-                     CU_OK);
+    assert_int_equal(t_step_up(f, &s, NULL, 0, codes[3], &f->ctx), CU_OK);
     assert_true(cu_identity_session_fresh(f->idn, &s, true, cu_clock_now_ms()));
 
     /* Without TOTP: the password; a wrong one counts as a failure. */
@@ -1166,15 +1392,11 @@ static void test_step_up(void **state)
     assert_int_equal(check(f, b.token, &s2), CU_OK);
     assert_false(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
     totp_now(secret, code);
-    assert_int_equal(cu_identity_step_up(f->idn, f->st, &s2, NULL, 0, code, &f->ctx, &f->audit),
-                     CU_E_INVALID);
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s2, wrong, strlen(wrong), NULL, &f->ctx, &f->audit),
-        CU_E_BAD_CREDENTIALS);
+    assert_int_equal(t_step_up(f, &s2, NULL, 0, code, &f->ctx), CU_E_INVALID);
+    assert_int_equal(t_step_up(f, &s2, wrong, strlen(wrong), NULL, &f->ctx), CU_E_BAD_CREDENTIALS);
     assert_int_equal(failures_of(f, subject), 1);
     assert_false(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit), CU_OK);
+    assert_int_equal(t_step_up(f, &s2, PW, strlen(PW), NULL, &f->ctx), CU_OK);
     assert_int_equal(s2.aal, CU_AAL1);
     assert_true(cu_identity_session_fresh(f->idn, &s2, false, cu_clock_now_ms()));
     assert_int_equal(failures_of(f, subject), 0);
@@ -1183,21 +1405,14 @@ static void test_step_up(void **state)
 
     /* Step-up failures lock out like sign-in failures. */
     for (int i = 0; i < 3; i++)
-        assert_int_equal(
-            cu_identity_step_up(f->idn, f->st, &s2, wrong, strlen(wrong), NULL, &f->ctx, &f->audit),
-            CU_E_BAD_CREDENTIALS);
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit),
-        CU_E_RATE_LIMITED);
+        assert_int_equal(t_step_up(f, &s2, wrong, strlen(wrong), NULL, &f->ctx),
+                         CU_E_BAD_CREDENTIALS);
+    assert_int_equal(t_step_up(f, &s2, PW, strlen(PW), NULL, &f->ctx), CU_E_RATE_LIMITED);
     cu_clock_advance(30 * SEC);
 
     /* A revoked session cannot step up. */
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, ivan, NULL, &f->audit),
-        CU_OK);
-    assert_int_equal(
-        cu_identity_step_up(f->idn, f->st, &s2, PW, strlen(PW), NULL, &f->ctx, &f->audit),
-        CU_E_UNAUTHENTICATED);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, ivan, NULL), CU_OK);
+    assert_int_equal(t_step_up(f, &s2, PW, strlen(PW), NULL, &f->ctx), CU_E_UNAUTHENTICATED);
 }
 
 /* ---- 7. staff ---- */
@@ -1336,8 +1551,7 @@ static void test_staff(void **state)
                      CU_E_BAD_CREDENTIALS);
     /* The password policy knows the staff member's e-mail. */
     static const char mail_pw[] = "my-ops@example.com-pw";
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_STAFF, s.id, mail_pw,
-                                              strlen(mail_pw), NULL, &f->audit, why),
+    assert_int_equal(t_set_password(f, CU_SUBJECT_STAFF, s.id, mail_pw, strlen(mail_pw), NULL, why),
                      CU_E_INVALID);
     assert_non_null(strstr(why, "e-mail"));
 
@@ -1386,8 +1600,7 @@ static void test_staff(void **state)
     assert_int_equal(q_int(f, "SELECT count(*) FROM lockouts WHERE subject LIKE 'unknown:%'", NULL),
                      unknown + 1);
     char why2[CU_IDENTITY_WHY_BYTES];
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_STAFF, s.id, PW2,
-                                              strlen(PW2), NULL, &f->audit, why2),
+    assert_int_equal(t_set_password(f, CU_SUBJECT_STAFF, s.id, PW2, strlen(PW2), NULL, why2),
                      CU_E_NOT_FOUND);
     assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
     assert_int_equal(cu_identity_staff_set(f->idn, f->conn, s.id, 0, "active"), CU_OK);
@@ -1480,17 +1693,13 @@ static void test_audit_hook(void **state)
     assert_int_equal(mfa(f, r.challenge, bad, &c), CU_E_BAD_CREDENTIALS);
     totp_now(secret, code);
     assert_int_equal(mfa(f, r.challenge, code, &c), CU_OK);
-    assert_int_equal(
-        cu_identity_session_revoke(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, a.session.id, &f->audit),
-        CU_OK);
+    assert_int_equal(t_session_revoke(f, CU_SUBJECT_CUSTOMER, id, a.session.id), CU_OK);
 
     /* Fail closed: when the record cannot be written, nothing changes. */
     f->fail_action = "credential.password_set";
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
-                                              strlen(PW2), NULL, &f->audit, why),
+    assert_int_equal(t_set_password(f, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), NULL, why),
                      CU_E_AUDIT);
-    assert_int_equal(cu_identity_check_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW,
-                                                strlen(PW), NULL, &f->audit, &ok),
+    assert_int_equal(t_check_password(f, CU_SUBJECT_CUSTOMER, id, PW, strlen(PW), NULL, &ok),
                      CU_OK);
     assert_true(ok);
     assert_int_equal(check(f, c.token, &(struct cu_session_info){0}), CU_OK);
@@ -1591,14 +1800,11 @@ static void test_erasure(void **state)
     assert_int_equal(mfa(f, r.challenge, code, &c), CU_E_BAD_CREDENTIALS);
     assert_int_equal(mfa(f, r.challenge, codes[0], &c), CU_E_BAD_CREDENTIALS);
     /* Credentials cannot be set again. */
-    assert_int_equal(cu_identity_set_password(f->idn, f->st, CU_SUBJECT_CUSTOMER, id, PW2,
-                                              strlen(PW2), NULL, &f->audit, why),
+    assert_int_equal(t_set_password(f, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), NULL, why),
                      CU_E_NOT_FOUND);
     cu_buf_init(&svg, 1u << 20);
-    assert_int_not_equal(cu_identity_totp_begin(f->idn, f->st, CU_SUBJECT_CUSTOMER, id,
-                                                "kim@example.com", uri, sizeof(uri), &svg,
-                                                &f->audit),
-                         CU_OK);
+    assert_int_not_equal(
+        t_totp_begin(f, CU_SUBJECT_CUSTOMER, id, "kim@example.com", uri, sizeof(uri), &svg), CU_OK);
     cu_buf_free(&svg);
     assert_int_equal(q_int(f, "SELECT count(*) FROM customer_secrets WHERE customer_id = $1", id),
                      0);
@@ -1700,8 +1906,7 @@ static void test_events(void **state)
                      CU_E_BAD_CREDENTIALS);
     last_event(f, &e);
     assert_int_equal(strlen(e.ua), CU_USER_AGENT_MAX);
-    assert_int_equal(cu_identity_login(f->idn, f->st, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2,
-                                       strlen(PW2), NULL, &f->audit, &r),
+    assert_int_equal(t_login(f, CU_SUBJECT_CUSTOMER, "lee@example.com", PW2, strlen(PW2), NULL, &r),
                      CU_E_BAD_CREDENTIALS);
     last_event(f, &e);
     assert_string_equal(e.kind, "login_failed");
@@ -1768,23 +1973,21 @@ static bool identity_operations(struct fixture *f, const char *staff, const char
         enum cu_subject_kind kind = k == 0 ? CU_SUBJECT_STAFF : CU_SUBJECT_CUSTOMER;
         const char *id = k == 0 ? staff : cust;
         cu_buf_init(&svg, 1u << 20);
-        rc = cu_identity_totp_begin(f->idn, f->st, kind, id, "who", uri, sizeof(uri), &svg,
-                                    &f->audit);
+        rc = t_totp_begin(f, kind, id, "who", uri, sizeof(uri), &svg);
         cu_buf_free(&svg);
         assert_true(clean_rc(rc, &all));
         rc = cu_identity_credential_info(f->idn, f->conn, kind, id, &ci);
         assert_true(clean_rc(rc, &all));
         rc = cu_identity_account_name(f->idn, f->conn, kind, id, name, sizeof(name), &active);
         assert_true(clean_rc(rc, &all));
-        rc = cu_identity_subject_state(f->idn, f->st, kind, id, &scopes, &active, &totp);
+        rc = cu_identity_subject_state(f->idn, f->conn, kind, id, &scopes, &active, &totp);
         assert_true(clean_rc(rc, &all));
-        rc = cu_identity_lockout_clear(f->idn, f->st, kind, id, &f->audit);
+        rc = t_lockout_clear(f, kind, id);
         assert_true(clean_rc(rc, &all));
     }
-    rc = cu_identity_session_check(f->idn, f->st, token, strlen(token), &si);
+    rc = t_session_check(f, token, strlen(token), &si);
     assert_true(clean_rc(rc, &all));
-    rc = cu_identity_mfa(f->idn, f->st, "csc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "123456",
-                         &f->ctx, &f->audit, &r);
+    rc = t_mfa(f, "csc_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "123456", &f->ctx, &r);
     assert_true(rc == CU_E_BAD_CREDENTIALS || clean_rc(rc, &all));
     records_clear(f);
     return all;
