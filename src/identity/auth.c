@@ -258,15 +258,27 @@ enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
     bool rehash = false;
     enum cu_err rc;
 
-    op->found = op->ok = op->totp_enabled = false;
+    op->found = op->ok = op->totp_enabled = op->locked = false;
     op->newhash[0] = '\0';
     memset(&a, 0, sizeof(a));
     if (!login_ok(op->login, password, len))
         return CU_E_INVALID;
     rc = read_account(idn, db, op->kind, op->login, &a);
-    /* Unknown logins and accounts without a password check the dummy hash: same cost. A
-     * locked account is hashed too: the lockout is decided under its row lock, by the
-     * record, and the cost must not say which accounts are locked. */
+    /* A login locked out (a known or an unknown one alike) is refused by the record before
+     * any password is hashed, so a locked account costs no hashing; the record reads the
+     * lockout again under its row lock. */
+    if (rc == CU_OK)
+        rc = cu_identity_lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures,
+                                       &a.locked_until);
+    if (rc == CU_OK && a.locked_until > cu_clock_now_ms()) {
+        op->locked = true;
+        snprintf(op->id, sizeof(op->id), "%s", a.id);
+        snprintf(op->subject, sizeof(op->subject), "%s", a.subject);
+        op->found = a.found;
+        cu_identity_cred_wipe(&a.cred);
+        return CU_OK;
+    }
+    /* Unknown logins and accounts without a password check the dummy hash: same cost. */
     if (rc == CU_OK)
         rc = cu_identity_hasher_rc(
             cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL,
@@ -296,9 +308,10 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
     /* Sign-ins that started together all passed their checks at once: the lockout is read
      * under its row's lock, so a burst cannot outrun it. */
     rc = cu_identity_lockout_locked(idn, db, op->subject, now, &failures, &locked_until);
-    if (rc == CU_OK && locked_until > now) {
+    /* Locked now, or at the check (which then made no hash: the lock ran out meanwhile). */
+    if (rc == CU_OK && (locked_until > now || op->locked)) {
         op->result = CU_E_RATE_LIMITED;
-        op->out.retry_after_ms = locked_until - now;
+        op->out.retry_after_ms = locked_until > now ? locked_until - now : 1000;
         return refuse_locked(idn, w, db, op->kind, op->found, op->id, op->login, &op->ctx,
                              op->out.retry_after_ms);
     }

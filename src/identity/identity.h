@@ -256,6 +256,7 @@ struct cu_identity_login {
     char id[CU_SUBJECT_ID_BYTES]; /* that account */
     char subject[96];             /* the lockout row's key */
     bool totp_enabled;
+    bool locked;                       /* locked out at the check: no hash was made */
     bool ok;                           /* the password is right */
     char newhash[CU_PWHASH_STR_BYTES]; /* a re-hash under today's parameters, or "" */
     /* the outcome */
