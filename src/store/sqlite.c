@@ -490,6 +490,25 @@ static bool sq_col_null(void *stmt, int col)
     return sqlite3_column_type(stmt, col) == SQLITE_NULL;
 }
 
+static int sq_col_count(void *stmt)
+{
+    return sqlite3_column_count(stmt);
+}
+
+static enum cu_val_type sq_col_type(void *stmt, int col)
+{
+    switch (sqlite3_column_type(stmt, col)) {
+    case SQLITE_INTEGER:
+        return CU_VAL_INT;
+    case SQLITE_BLOB:
+        return CU_VAL_BLOB;
+    case SQLITE_NULL:
+        return CU_VAL_NULL;
+    default:
+        return CU_VAL_TEXT; /* text, and reals, which the services never store */
+    }
+}
+
 static void sq_reset(void *stmt)
 {
     sqlite3_reset(stmt);
@@ -542,6 +561,8 @@ const struct cu_store_ops cu_store_sqlite_ops = {
     .col_text = sq_col_text,
     .col_blob = sq_col_blob,
     .col_null = sq_col_null,
+    .col_count = sq_col_count,
+    .col_type = sq_col_type,
     .reset = sq_reset,
     .changes = sq_changes,
     .migrations = sq_migrations,

@@ -718,6 +718,16 @@ bool cu_stmt_null(struct cu_stmt *st, int col)
     return st->db->st->ops->col_null(st->impl, col);
 }
 
+int cu_stmt_columns(struct cu_stmt *st)
+{
+    return st->db->st->ops->col_count(st->impl);
+}
+
+enum cu_val_type cu_stmt_type(struct cu_stmt *st, int col)
+{
+    return st->db->st->ops->col_type(st->impl, col);
+}
+
 /* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
  * nothing. */
 void cu_stmt_done(struct cu_stmt *st)

@@ -89,6 +89,8 @@ struct cu_store_ops {
     const char *(*col_text)(void *stmt, int col, size_t *len);
     const void *(*col_blob)(void *stmt, int col, size_t *len);
     bool (*col_null)(void *stmt, int col);
+    int (*col_count)(void *stmt);
+    enum cu_val_type (*col_type)(void *stmt, int col);
     void (*reset)(void *stmt);
     int64_t (*changes)(void *conn);
     const struct cu_migration *(*migrations)(size_t *n);
@@ -183,6 +185,12 @@ int64_t cu_stmt_int(struct cu_stmt *st, int col);
 const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len);
 const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len);
 bool cu_stmt_null(struct cu_stmt *st, int col);
+
+/* cu_stmt_columns(st): the number of columns of st's rows. cu_stmt_type(st, col): the type of
+ * a column's value in the current row. For tools that print what they do not know (the tests'
+ * query helper). */
+int cu_stmt_columns(struct cu_stmt *st);
+enum cu_val_type cu_stmt_type(struct cu_stmt *st, int col);
 
 /* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
  * nothing. */

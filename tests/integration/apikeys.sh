@@ -81,12 +81,12 @@ check "the refusal names the scope" contains "$TMP/body" "audit.read"
 req POST /v1/apikeys -H "Authorization: Bearer $MAKER" -H "$JSONH" \
     --data '{"name": "peer", "scopes": ["apikeys.write"]}'
 check_eq "it can grant what it holds" 201 "$STATUS"
-ADMIN_ID=$(sqlite3 "$D/custodia.db" "SELECT id FROM api_keys WHERE name = 'initial-admin'")
+ADMIN_ID=$("$DBQ" "$D" "SELECT id FROM api_keys WHERE name = 'initial-admin'")
 req DELETE "/v1/apikeys/$ADMIN_ID" -H "Authorization: Bearer $MAKER"
 check_eq "it cannot revoke a key with more scopes" 403 "$STATUS"
 req GET /metrics -H "$AUTH"
 check_eq "the admin key still works" 200 "$STATUS"
-check "the escalation attempts are audited" test "$(sqlite3 "$D/custodia.db" \
+check "the escalation attempts are audited" test "$("$DBQ" "$D" \
     "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND details LIKE '%escalation%'")" -eq 2
 
 # A key made by the CLI while the server runs.

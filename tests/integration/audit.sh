@@ -73,7 +73,7 @@ req GET "/v1/audit?before=4&limit=1" -H "$AUTH"
 json "j['items'][0]" >/dev/null
 python3 -c "import json; json.dump(json.load(open('$TMP/body'))['items'][0], open('$TMP/rec.json','w'))"
 check "the proof's leaf is record 3's hash" python3 "$SRC/tests/integration/prooftool.py" record "$TMP/rec.json" "$TMP/proof.json"
-FIRST=$(sqlite3 "$D/custodia.db" "SELECT min(tree_size) FROM audit_checkpoints")
+FIRST=$("$DBQ" "$D" "SELECT min(tree_size) FROM audit_checkpoints")
 req GET "/v1/audit/consistency?from=$FIRST&to=$SIZE" -H "$AUTH"
 check_eq "consistency proof" 200 "$STATUS"
 check "the consistency proof holds" python3 "$SRC/tests/integration/prooftool.py" consistency "$TMP/body"
@@ -86,11 +86,11 @@ check_eq "record 0 is 400" 400 "$STATUS"
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Ottoline", "email": "ottoline@example.com"}'
 CID=$(json "j['id']")
 sqlite3 "$D/custodia.db" "CREATE TRIGGER fault BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
-before=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM api_keys")
+before=$("$DBQ" "$D" "SELECT count(*) FROM api_keys")
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "during fault", "scopes": ["metrics.read"]}'
 check_eq "a change whose audit fails is refused" 503 "$STATUS"
 check_eq "with the audit problem type" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
-check_eq "and nothing was changed" "$before" "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM api_keys")"
+check_eq "and nothing was changed" "$before" "$("$DBQ" "$D" "SELECT count(*) FROM api_keys")"
 req GET /v1/apikeys -H "$AUTH"
 check_eq "a read whose audit record fails is refused too" 503 "$STATUS"
 check_eq "with the audit problem type as well" "urn:custodia:problem:audit_unavailable" "$(json "j['type']")"
@@ -117,7 +117,7 @@ req GET /v1/health
 check_eq "and health recovers" 200 "$STATUS"
 
 # Failed authentications past the per-minute limit get 429 and are not written one by one.
-before=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
+before=$("$DBQ" "$D" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
 codes=""
 for i in 1 2 3 4 5 6; do
     req GET /metrics -H "Authorization: Bearer cuk_BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
@@ -125,7 +125,7 @@ for i in 1 2 3 4 5 6; do
 done
 check_eq "the limit answers 429 past 4 failures a minute" " 401 401 401 429 429 429" "$codes"
 check_eq "with Retry-After" 60 "$(header Retry-After)"
-after=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
+after=$("$DBQ" "$D" "SELECT count(*) FROM audit_log WHERE action = 'auth.failed'")
 check_eq "only the failures within the limit are records" 3 "$((after - before))"
 req GET /metrics -H "$AUTH"
 check_eq "a good key from the same address still works" 200 "$STATUS"
@@ -139,7 +139,7 @@ check_eq "the whole log verifies" 0 $?
 check "verify says so" contains "$TMP/verify.out" "audit log intact"
 "$BIN" audit export --dir "$D" --since 2000-01-01T00:00:00Z --format jsonl >"$TMP/export.jsonl"
 check_eq "export writes every record as a JSON line" \
-    "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log")" \
+    "$("$DBQ" "$D" "SELECT count(*) FROM audit_log")" \
     "$(python3 -c "import json,sys; print(sum(1 for l in open('$TMP/export.jsonl') if json.loads(l)['seq']))")"
 "$BIN" audit export --dir "$D" >"$TMP/export-all.jsonl" 2>/dev/null
 check_eq "export without --since exits 0" 0 $?

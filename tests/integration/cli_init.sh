@@ -299,14 +299,14 @@ check "nor the administrator's password" absent -aF -e "$(cat "$D/initial-admin-
 # audit export: without --since, every record, oldest first, chaining as the log does.
 "$BIN" audit export --dir "$D" >"$TMP/all.jsonl" 2>"$TMP/all.err"
 check_eq "audit export without --since exits 0" 0 $?
-check_eq "it exports every record" "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log")" \
+check_eq "it exports every record" "$("$DBQ" "$D" "SELECT count(*) FROM audit_log")" \
     "$(wc -l <"$TMP/all.jsonl" | tr -d ' ')"
 "$BIN" audit export --dir "$D" --since 1970-01-01T00:00:00Z --format jsonl >"$TMP/since.jsonl"
 check "it is what --since 1970 exported" cmp -s "$TMP/all.jsonl" "$TMP/since.jsonl"
 # chain FILE: recomputes each record's hash (docs/internals/audit.md) and checks the chain from
 # record 1 to the head of the log.
 chain() {
-    python3 - "$1" "$(sqlite3 "$D/custodia.db" "SELECT hex(hash) FROM audit_head")" <<'PY'
+    python3 - "$1" "$("$DBQ" "$D" "SELECT hash FROM audit_head")" <<'PY'
 import datetime, hashlib, json, struct, sys
 prev, n = bytes(32), 0
 for line in open(sys.argv[1]):

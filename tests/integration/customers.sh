@@ -33,15 +33,15 @@ check_eq "read answers 200" 200 "$STATUS"
 check_eq "a key with customers.unmask sees the normalised e-mail" "jorunn.q@example.com" "$(json "j['email']")"
 check_eq "and the E.164 phone" "+447911123456" "$(json "j['phone']")"
 check_eq "masked says so" False "$(json "j['masked']")"
-check "the unmasked read is audited with the fields revealed" sh -c "sqlite3 '$D/custodia.db' \
+check "the unmasked read is audited with the fields revealed" sh -c "'$DBQ' '$D' \
     \"SELECT details FROM audit_log WHERE action = 'customer.read' ORDER BY seq DESC LIMIT 1\" | grep -q national_id"
-check "audit records hold no personal value" absent_out "sqlite3 '$D/custodia.db' 'SELECT * FROM audit_log'" \
+check "audit records hold no personal value" absent_out "'$DBQ' '$D' 'SELECT * FROM audit_log'" \
     -i -e jorunn -e quillfeather -e 7911123456
 
 # A read is answered once its record is committed, from a suspended connection: keep-alive
 # connections carry on, and reads made at once are each answered and audited.
 reads() {
-    sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'customer.read'"
+    "$DBQ" "$D" "SELECT count(*) FROM audit_log WHERE action = 'customer.read'"
 }
 before=$(reads)
 out=$(curl -s --cacert "$CA" -H "$AUTH" -w '%{http_code} %{num_connects}\n' -o /dev/null \
@@ -59,11 +59,11 @@ req GET "/v1/customers?phone=00447911123456" -H "$DESK"
 check_eq "find by phone" "$ID" "$(json "j['items'][0]['id']")"
 req GET "/v1/customers?external_ref=crm:88231" -H "$DESK"
 check_eq "find by external reference" "$ID" "$(json "j['items'][0]['id']")"
-check "a search is audited on the customer it found" sh -c "sqlite3 '$D/custodia.db' \
+check "a search is audited on the customer it found" sh -c "'$DBQ' '$D' \
     \"SELECT target || ' ' || details FROM audit_log WHERE action = 'customer.search' ORDER BY seq DESC LIMIT 1\" \
     | grep -q 'customer:$ID .*\"customers\":\[\"$ID\"\]'"
 req GET "/v1/customers?email=JORUNN.q@example.com" -H "$AUTH"
-check "an unmasked search names the fields it revealed" sh -c "sqlite3 '$D/custodia.db' \
+check "an unmasked search names the fields it revealed" sh -c "'$DBQ' '$D' \
     \"SELECT details FROM audit_log WHERE action = 'customer.search' ORDER BY seq DESC LIMIT 1\" \
     | grep -q '\"revealed\":\[.*\"national_id\"'"
 req GET "/v1/customers?email=nobody@example.com" -H "$DESK"
@@ -84,7 +84,7 @@ check_eq "the list shows no personal field" "[]" "$(json "[k for k in j['items']
 req PATCH "/v1/customers/$ID" -H "$DESK" -H "$JSONH" --data '{"city": "Frogmore", "phone": null}'
 check_eq "patch answers 200" 200 "$STATUS"
 check_eq "a removed field is gone" None "$(json "j.get('phone')")"
-check "the change names the fields" sh -c "sqlite3 '$D/custodia.db' \
+check "the change names the fields" sh -c "'$DBQ' '$D' \
     \"SELECT details FROM audit_log WHERE action = 'customer.update'\" | grep -q '\"changed\":\[\"phone\",\"city\"\]'"
 req GET "/v1/customers?phone=%2B447911123456" -H "$DESK"
 check_eq "a removed phone is no longer found" 0 "$(json "len(j['items'])")"
@@ -102,7 +102,7 @@ check_eq "and no read is recorded for it" "$before" "$(reads)"
 req PATCH "/v1/customers/$ID" -H "$DESK" -H "$JSONH" --data '{}'
 check_eq "a key that may read but not unmask gets the record masked" "j***@example.com" \
     "$(json "j['email']")"
-check "and that read is recorded as masked" sh -c "sqlite3 '$D/custodia.db' \
+check "and that read is recorded as masked" sh -c "'$DBQ' '$D' \
     \"SELECT details FROM audit_log WHERE action = 'customer.read' ORDER BY seq DESC LIMIT 1\" \
     | grep -qx '{\"masked\":true}'"
 before=$(reads)
@@ -179,9 +179,9 @@ check "and an alert in the log" sh -c "grep 'vault.field_open_failed' '$LOG' | g
 req DELETE "/v1/customers/$ID" -H "$AUTH"
 check_eq "erase answers 200" 200 "$STATUS"
 check_eq "the tombstone says erased" erased "$(json "j['status']")"
-check_eq "the DEK is gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customers WHERE id = '$ID' AND dek_wrapped IS NOT NULL")"
-check_eq "the fields are gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customer_fields WHERE customer_id = '$ID'")"
-check_eq "the index entries are gone" 0 "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM customer_index WHERE customer_id = '$ID'")"
+check_eq "the DEK is gone" 0 "$("$DBQ" "$D" "SELECT count(*) FROM customers WHERE id = '$ID' AND dek_wrapped IS NOT NULL")"
+check_eq "the fields are gone" 0 "$("$DBQ" "$D" "SELECT count(*) FROM customer_fields WHERE customer_id = '$ID'")"
+check_eq "the index entries are gone" 0 "$("$DBQ" "$D" "SELECT count(*) FROM customer_index WHERE customer_id = '$ID'")"
 req GET "/v1/customers/$ID" -H "$AUTH"
 check_eq "an erased customer reads as a tombstone" "erased" "$(json "j['status']")"
 check_eq "with no personal field" None "$(json "j.get('email')")"
@@ -205,7 +205,7 @@ wait $LOAD
 check_eq "serve exits 0 while reads are in flight" 0 "$STOP_STATUS"
 check "reads were answered until the stop" grep -q '^200$' "$TMP/codes"
 answered=$(grep -c '^200$' "$TMP/codes")
-audited=$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action = 'customer.read' AND target = 'customer:$NID'")
+audited=$("$DBQ" "$D" "SELECT count(*) FROM audit_log WHERE action = 'customer.read' AND target = 'customer:$NID'")
 check "every read answered 200 was audited ($answered answered, $audited audited)" test "$audited" -ge "$answered"
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit log verifies" 0 $?
@@ -215,7 +215,7 @@ check_eq "the audit log verifies" 0 $?
 start_server "$D" || exit 1
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "purge.me@example.com"}'
 PID2=$(json "j['id']")
-DEK=$(sqlite3 "$D/custodia.db" "SELECT hex(dek_wrapped) FROM customers WHERE id = '$PID2'")
+DEK=$("$DBQ" "$D" "SELECT dek_wrapped FROM customers WHERE id = '$PID2'")
 python3 -c "
 import os, sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)

@@ -15,8 +15,8 @@ stopped_cleanly() {
     contains "$1" '"msg":"server.stopped"' || return 1
     last=$("$BIN" audit tail -n 1 --dir "$D" 2>/dev/null)
     case $last in *'"action":"system.stop"'*'"clean":true'*) ;; *) return 1 ;; esac
-    n=$(sqlite3 "$D/custodia.db" 'SELECT count(*) FROM audit_log')
-    cp=$(sqlite3 "$D/custodia.db" 'SELECT max(tree_size) FROM audit_checkpoints')
+    n=$("$DBQ" "$D" 'SELECT count(*) FROM audit_log')
+    cp=$("$DBQ" "$D" 'SELECT max(tree_size) FROM audit_checkpoints')
     [ "$n" = "$cp" ]
 }
 
@@ -208,9 +208,9 @@ sign_in() {
 }
 # kept WHERE: the addresses the last sign-in left, one per line: session, event, audit, log.
 kept() {
-    sqlite3 "$D/custodia.db" "SELECT ip FROM sessions ORDER BY created_at DESC LIMIT 1;
-        SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1;
-        SELECT source FROM audit_log WHERE source <> '' ORDER BY seq DESC LIMIT 1"
+    "$DBQ" "$D" "SELECT ip FROM sessions ORDER BY created_at DESC LIMIT 1"
+    "$DBQ" "$D" "SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1"
+    "$DBQ" "$D" "SELECT source FROM audit_log WHERE source <> '' ORDER BY seq DESC LIMIT 1"
     grep '"msg":"http.request"' "$LOG" | tail -n 1 | python3 -c "import json,sys; print(json.loads(sys.stdin.read())['remote_ip'])"
 }
 HK=$("$BIN" audit hash --kind ip 127.0.0.1 --dir "$D")
@@ -220,7 +220,7 @@ check_eq "signed in (hashed addresses)" 200 "$STATUS"
 check_eq "session, sign-in event, audit record and access log hold the same hash" \
     "$HK $HK $HK $HK" "$(kept | tr '\n' ' ' | sed 's/ $//')"
 check "the address is not in the clear in the access log" absent -F '"remote_ip":"127.0.0.1' "$LOG"
-check "nor in the database" absent_out "sqlite3 '$D/custodia.db' 'SELECT ip FROM sessions UNION ALL
+check "nor in the database" absent_out "'$DBQ' '$D' 'SELECT ip FROM sessions UNION ALL
     SELECT ip FROM auth_events UNION ALL SELECT ip FROM auth_challenges UNION ALL
     SELECT source FROM audit_log'" -F 127.0.0.1
 stop_server

@@ -196,13 +196,13 @@ check_eq "a staff e-mail is unique" 409 "$STATUS"
 # Nothing secret at rest or in the audit log.
 check "no password in the database" absent -a -e 'quiet harbour' -e 'staff lantern' "$D"/custodia.db*
 check "no TOTP secret in the database" absent -a -e "$SECRET" -e "$SSECRET" "$D"/custodia.db*
-check "no staff e-mail in the clear" absent_out "sqlite3 '$D/custodia.db' 'SELECT * FROM staff'" ops@example
+check "no staff e-mail in the clear" absent_out "'$DBQ' '$D' 'SELECT * FROM staff'" ops@example
 check "the audit log has no login e-mail, password or code" \
-    absent_out "sqlite3 '$D/custodia.db' 'SELECT details FROM audit_log'" \
+    absent_out "'$DBQ' '$D' 'SELECT details FROM audit_log'" \
     -e mira.k -e 'quiet harbour' -e "$RC1" -e "$NEXT"
-check "sign-ins are audited" sh -c "[ \$(sqlite3 '$D/custodia.db' \"SELECT count(*) FROM audit_log WHERE action = 'auth.login'\") -gt 50 ]"
+check "sign-ins are audited" sh -c "[ \$('$DBQ' '$D' \"SELECT count(*) FROM audit_log WHERE action = 'auth.login'\") -gt 50 ]"
 check "sign-in events carry the device" sh -c \
-    "sqlite3 '$D/custodia.db' \"SELECT device_id FROM auth_events WHERE kind = 'login_failed'\" | grep -q it-device"
+    "'$DBQ' '$D' \"SELECT device_id FROM auth_events WHERE kind = 'login_failed'\" | grep -q it-device"
 # Unknown session tokens do count against the address (last: it blocks 127.0.0.1 a minute).
 for i in $(seq 1 21); do req GET /v1/me -H "Authorization: Bearer css_$(printf '%043d' "$i")"; done
 check_eq "unknown session tokens count against the address" 429 "$STATUS"
@@ -223,7 +223,7 @@ req GET "/v1/customers/$ID/credentials" -H "$AUTH"
 check "an admin sees the lockout" sh -c "python3 -c \"import json; j=json.load(open('$TMP/body')); assert j['locked_until'] and j['failed_sign_ins'] == 5\""
 req DELETE "/v1/customers/$ID/lockout" -H "$AUTH"
 check_eq "and clears it" 204 "$STATUS"
-check "the clearing is audited" sh -c "sqlite3 '$D/custodia.db' \"SELECT count(*) FROM audit_log WHERE action = 'lockout.cleared'\" | grep -q 2"
+check "the clearing is audited" sh -c "'$DBQ' '$D' \"SELECT count(*) FROM audit_log WHERE action = 'lockout.cleared'\" | grep -q 2"
 login "app:7" "$PW"
 check_eq "then the right password works" "mfa_required" "$(json "j['status']")"
 
@@ -250,7 +250,7 @@ req POST /v1/auth/login -H "$JSONH" -H "$AUTH" --data '{"login": "x@example.com"
 check_eq "a sign-in service can" 401 "$STATUS"
 HK_REPORTED=$("$BIN" audit hash --kind ip 203.0.113.9 --dir "$D")
 check "and the event carries that address, hashed" sh -c \
-    "sqlite3 '$D/custodia.db' \"SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1\" | grep -qxF -- '$HK_REPORTED'"
+    "'$DBQ' '$D' \"SELECT ip FROM auth_events ORDER BY seq DESC LIMIT 1\" | grep -qxF -- '$HK_REPORTED'"
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ua@example.com"}'
 UA_ID=$(json "j['id']")
 req PUT "/v1/customers/$UA_ID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "'"$PW"'"}'
@@ -273,7 +273,7 @@ check_eq "nor clear their lockout" 403 "$STATUS"
 # Erasure forgets the customer's credentials, sessions and sign-in events.
 req DELETE "/v1/customers/$ID" -H "$AUTH"
 check_eq "the customer is erased" 200 "$STATUS"
-check "nothing of their sign-in is left" sh -c "[ \$(sqlite3 '$D/custodia.db' \"SELECT \
+check "nothing of their sign-in is left" sh -c "[ \$('$DBQ' '$D' \"SELECT \
     (SELECT count(*) FROM credentials WHERE subject_id = '$ID') + \
     (SELECT count(*) FROM sessions WHERE subject_id = '$ID') + \
     (SELECT count(*) FROM recovery_codes WHERE subject_id = '$ID') + \

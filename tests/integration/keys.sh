@@ -34,7 +34,7 @@ check "the root key file no longer holds KEK 1" absent '^kek 1 ' "$D/root.key"
 check_eq "the root key file stays 0600" 600 "$(stat -c %a "$D/root.key")"
 "$BIN" keys rotate-dek "$ID" --dir "$D" >/dev/null 2>&1
 check_eq "one customer's DEK rotates" 0 $?
-check_eq "its DEK version moved on" 2 "$(sqlite3 "$D/custodia.db" "SELECT dek_version FROM customers WHERE id = '$ID'")"
+check_eq "its DEK version moved on" 2 "$("$DBQ" "$D" "SELECT dek_version FROM customers WHERE id = '$ID'")"
 "$BIN" keys rotate-dek cus_0000000000000000 --dir "$D" >/dev/null 2>&1
 check_eq "an unknown customer is refused" 1 $?
 
@@ -62,7 +62,7 @@ req POST /v1/customers -H "Authorization: Bearer $KEY" -H 'Content-Type: applica
     --data '{"email": "k8@example.com", "given_name": "Kay 8"}'
 NEW=$(json "j['id']")
 check_eq "a customer made after the rotation is wrapped under KEK 3" 3 \
-    "$(sqlite3 "$D/custodia.db" "SELECT kek_version FROM customers WHERE id = '$NEW'")"
+    "$("$DBQ" "$D" "SELECT kek_version FROM customers WHERE id = '$NEW'")"
 CUSTODIA_STORE_BUSY_TIMEOUT_MS=0 "$BIN" keys retire 2 --dir "$D" >"$TMP/ret3" 2>&1
 check_eq "KEK 2 retires while the server runs" 0 $?
 check "after waiting until the server cannot wrap under it any more" \
@@ -75,5 +75,5 @@ check "and no unwrap failed" absent unwrap_failed "$LOG"
 stop_server
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit log verifies" 0 $?
-check "the rotations are audited" test "$(sqlite3 "$D/custodia.db" "SELECT count(*) FROM audit_log WHERE action IN ('keys.kek_added', 'keys.rotated', 'keys.kek_retired', 'keys.dek_rotated')")" -eq 7
+check "the rotations are audited" test "$("$DBQ" "$D" "SELECT count(*) FROM audit_log WHERE action IN ('keys.kek_added', 'keys.rotated', 'keys.kek_retired', 'keys.dek_rotated')")" -eq 7
 finish

@@ -4,6 +4,12 @@
 set -u
 
 BIN=${CU_BINARY:?CU_BINARY must name the custodia binary}
+# The tests read what a data directory's database holds through the store interface, as the
+# server does (integration/dbq.c: `$DBQ DIR SQL`, rows as "a|b|c"), not through a backend's own
+# client, so that they hold for every backend. Only what tampers with the file itself (a
+# trigger that fails appends, a changed ciphertext, a schema version from the future, a reader
+# holding the write-ahead log) uses SQLite's client, on purpose.
+DBQ=${CU_DBQ:?CU_DBQ must name the tests query helper}
 SRC=${CU_SOURCE_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cu-it-XXXXXX")
 PASS=0
