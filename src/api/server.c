@@ -214,12 +214,6 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct request *r)
     return ret;
 }
 
-/* The actor of a request's audit records: its principal, once authenticated. */
-static void set_actor(struct cu_req *req)
-{
-    cu_access_actor(&req->principal, cu_work_context(req->work));
-}
-
 /* What a unit's outcome says of the audit log, for health: a unit with records that committed
  * shows the log writable; one that failed for the store or the log shows it failing. */
 static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_err rc)
@@ -252,138 +246,6 @@ void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
         snprintf(out, 64, "%s", h);
 }
 
-/* Audits a refused request in its unit of work. The refusal stands whatever happens to its
- * record: if the audit log cannot be written, health says so and the log has the error. */
-static void audit_refusal(struct cu_req *req, const char *action, const char *target,
-                          const char *outcome, json_t *details)
-{
-    if (cu_work_audit(req->work, action, target, outcome, details) == CU_OK)
-        req->refusal = true;
-}
-
-/* A failed authentication: audited (the answer stays 401 even if the audit log is down;
- * health says so), unless the client has failed too often this minute, when it is answered
- * 429 and counted for the summary its next audited failure carries. */
-static enum cu_err auth_failed_as(struct request *r, const char *method, bool counted,
-                                  const char *reason, const char *detail)
-{
-    uint64_t held = 0;
-    struct cu_app *app = r->req.app;
-    if (counted && cu_limiter_fail(app->auth_limiter, r->req.remote_ip, cu_clock_now_ms(), &held) ==
-                       CU_LIMIT_SUPPRESS) {
-        cu_resp_header(&r->resp, "Retry-After", "60");
-        return cu_resp_fail(&r->resp, CU_E_RATE_LIMITED,
-                            "too many failed authentications from this address; retry later");
-    }
-    audit_refusal(&r->req, "auth.failed", "", "failure",
-                  json_pack("{s:s, s:s, s:I}", "method", method, "reason", reason,
-                            "held_back_before", (json_int_t)held));
-    return cu_resp_fail(&r->resp, CU_E_UNAUTHENTICATED, "%s", detail);
-}
-
-static enum cu_err auth_failed(struct request *r, const char *reason, const char *detail)
-{
-    return auth_failed_as(r, "apikey", true, reason, detail);
-}
-
-static enum cu_err auth_apikey(struct request *r, const char *token)
-{
-    struct cu_principal *p = &r->req.principal;
-    struct cu_db *db = NULL;
-    enum cu_err rc = cu_req_db(&r->req, &db);
-
-    if (rc == CU_OK)
-        rc = cu_apikey_authenticate(r->req.app->apikeys, db, token, strlen(token), &p->key);
-    if (rc == CU_E_UNAUTHENTICATED)
-        return auth_failed(r, "unknown, revoked or expired key",
-                           "the API key is unknown, revoked or expired");
-    if (rc != CU_OK)
-        return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
-    p->kind = CU_PRINCIPAL_APIKEY;
-    snprintf(p->id, sizeof(p->id), "%s", p->key.id);
-    p->scopes = p->key.scopes;
-    return CU_OK;
-}
-
-/* The session's last-seen time moved on, in the request's unit of work. */
-static enum cu_err touch_apply(struct cu_work *w, struct cu_db *db, void *arg)
-{
-    const struct cu_principal *p = arg;
-    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms);
-}
-
-static enum cu_err auth_session(struct request *r, const char *token)
-{
-    struct cu_app *app = r->req.app;
-    struct cu_principal *p = &r->req.principal;
-    struct cu_db *db = NULL;
-    bool active = false, touch = false;
-    enum cu_err rc = cu_req_db(&r->req, &db);
-
-    if (rc == CU_OK)
-        rc =
-            cu_identity_session_check(app->identity, db, token, strlen(token), &p->session, &touch);
-    if (rc == CU_OK)
-        rc = cu_identity_subject_state(app->identity, db, p->session.kind, p->session.subject_id,
-                                       &p->scopes, &active, &p->has_totp);
-    if (rc == CU_OK && !active)
-        rc = CU_E_UNAUTHENTICATED;
-    /* A session that ended (expired, revoked, its account gone) is what a company's app
-     * server sends for many customers from one address: it is not counted against the
-     * address, as unknown and malformed tokens are. */
-    if (rc == CU_E_UNAUTHENTICATED || rc == CU_E_NOT_FOUND)
-        return auth_failed_as(r, "session", p->session.id[0] == '\0',
-                              p->session.id[0] ? "session ended" : "unknown session",
-                              "the session is unknown, expired or revoked; sign in again");
-    if (rc == CU_OK && touch)
-        rc = cu_work_add(r->req.work, touch_apply, p);
-    if (rc != CU_OK)
-        return cu_resp_fail(&r->resp, rc, "the credential could not be checked");
-    p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;
-    snprintf(p->id, sizeof(p->id), "%s", p->session.subject_id);
-    return CU_OK;
-}
-
-/* Whether the authenticated principal may use the route: the one door (cu_access_decide).
- * A denial is audited as access.denied, but for a second factor still due. */
-static enum cu_err authorize(struct request *r, const struct cu_route *route)
-{
-    struct cu_app *app = r->req.app;
-    struct cu_access_decision d;
-    struct cu_access_ctx ctx = {app->identity, app->cfg.identity.customer_mfa_required,
-                                cu_clock_now_ms()};
-
-    if (cu_access_decide(&r->req.principal, route->permission, route->flags, &ctx, &d) == CU_OK)
-        return CU_OK;
-    if (d.audit)
-        audit_refusal(
-            &r->req, "access.denied", route->pattern, "denied",
-            d.missing != NULL
-                ? json_pack("{s:s, s:s}", "method", r->req.method_name, "scope", d.missing)
-                : json_pack("{s:s, s:s}", "method", r->req.method_name, "reason", d.reason));
-    return cu_resp_fail(&r->resp, d.err, "%s", d.reason);
-}
-
-/* Reads "Bearer <token>": an API key or a session token; fills the principal and checks it
- * may use the route, or fails the response. */
-static enum cu_err authenticate(struct request *r, const struct cu_route *route)
-{
-    const char *h = cu_req_header(&r->req, "Authorization");
-    enum cu_err rc;
-
-    cu_resp_header(&r->resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
-        return auth_failed(r, h == NULL ? "no credential" : "not a bearer token",
-                           "this route needs a credential: Authorization: Bearer <API key or "
-                           "session token>");
-    rc = strncmp(h + 7, "css_", 4) == 0 ? auth_session(r, h + 7) : auth_apikey(r, h + 7);
-    if (rc != CU_OK)
-        return rc;
-    set_actor(&r->req);
-    r->resp.nheaders = 0;
-    return authorize(r, route);
-}
-
 /* Routes and authenticates a request as soon as its headers are in, before any body is
  * read: CU_OK and r->route set, or an error with the problem prepared in r->resp. */
 static enum cu_err admit(struct request *r)
@@ -403,8 +265,9 @@ static enum cu_err admit(struct request *r)
     }
     r->route = route;
     r->route_idx = (size_t)(route - routes);
-    return route->permission != 0 || (route->flags & CU_ROUTE_SESSION) ? authenticate(r, route)
-                                                                       : CU_OK;
+    if (route->permission == 0 && !(route->flags & CU_ROUTE_SESSION))
+        return CU_OK;
+    return cu_authn_request(&r->req, &r->resp, route);
 }
 
 /* Whether the request's unit of work must be committed before it is answered: it holds a

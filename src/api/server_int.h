@@ -77,6 +77,12 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
 void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             enum MHD_RequestTerminationCode toe);
 
+/* authn.c: cu_authn_request(req, resp, route): reads "Bearer <token>": an API key or a session
+ * token; fills the principal, puts it in the request's unit of work, and checks it may use the
+ * route (cu_access_decide), or fails resp (with the refusal audited in the unit). */
+CU_WUR enum cu_err cu_authn_request(struct cu_req *req, struct cu_resp *resp,
+                                    const struct cu_route *route);
+
 /* jobs.c: cu_jobs_start(app) starts the background thread (logged when it cannot);
  * cu_jobs_stop() stops it and waits for it. */
 void cu_jobs_start(struct cu_app *app);

@@ -1,6 +1,9 @@
 /*
  * config.c - configuration: one INI file plus environment overrides.
  *
+ * It is over 800 lines because the table of every key, with its default, help and limits, is
+ * here: one place describes each setting.
+ *
  * The key table below is the single description of every setting: it drives parsing and
  * validation of custodia.conf (through inih), the CUSTODIA_<SECTION>_<KEY> overrides, the
  * commented file cu_config_write_template writes, and cu_config_keys() that the

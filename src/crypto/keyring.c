@@ -2,6 +2,9 @@
  * keyring.c - the root key file: creating it, loading it, deriving sub-keys from it, and
  * adding and retiring key-encryption keys (KEK rotation).
  *
+ * It is over 800 lines because the file format, its locking and atomic rewrite, and the KEK
+ * life cycle must stay together: each change of the file is checked against the format here.
+ *
  * The file is a few lines of text (docs/internals/keyfile.md):
  *
  *   custodia-keyring 1

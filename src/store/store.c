@@ -1,11 +1,15 @@
 /*
  * store.c - the backend-independent half of the store.
  *
+ * It is over 800 lines because the pool, the statement cache, transactions, savepoints and
+ * the migration runner all work on the connection's private layout, kept in this file alone.
+ *
  * A cu_store holds a backend (struct cu_store_ops and its state) and the connections made on
- * it: one per thread, found through a pthread key of the store, so several stores can be open
- * in one process. A thread that exits gives its connection back (the key's destructor);
- * cu_store_close disconnects the rest. Each connection caches its prepared statements in an
- * open-addressing table keyed by the address of the SQL text, and keeps a copy of the text to
+ * it: a bounded pool (cu_store_acquire, for request threads and the committer), and one per
+ * thread for the CLI (cu_store_db), found through a pthread key of the store, so several stores
+ * can be open in one process. A thread that exits gives its connection back (the key's
+ * destructor); cu_store_close disconnects the rest. Each connection caches its prepared statements
+ * in an open-addressing table keyed by the address of the SQL text, and keeps a copy of the text to
  * catch callers that pass SQL which is not a string literal. The migration runner lives here
  * too: it is the same for every backend, which only supplies the scripts and the DDL of the
  * schema_migrations table.

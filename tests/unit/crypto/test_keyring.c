@@ -3,6 +3,9 @@
  * permissions, precise errors for malformed files (file:line, never the key material), and
  * deterministic sub-key derivation; adding and retiring KEKs (every other key kept byte for
  * byte, mode 0600, atomic replacement surviving a crash, concurrent rotations taking turns).
+ *
+ * It is over 800 lines because the root key file's every refusal (format, modes, locks,
+ * rotation and retirement) has a case of its own.
  */
 #include "cu_test.h"
 

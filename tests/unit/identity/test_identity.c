@@ -6,6 +6,9 @@
  * recovery codes and burnt or expired challenges; step-up; staff members sealed under their
  * own DEK, disabled, and re-wrapped after a KEK rotation; the audit hook (what it sees and
  * that no secret or login reaches it); erasure destroying the TOTP secret; sign-in events.
+ *
+ * It is over 800 lines because each case signs in through the whole service (store, vault,
+ * committer) and the fixture that builds it is shared by all of them.
  */
 #include "cu_test.h"
 

@@ -1,0 +1,156 @@
+/*
+ * authn.c - authentication of a request: its bearer credential (an API key, or a customer's or
+ * staff member's session) becomes the request's principal, in its unit of work as the actor of
+ * its records, and the one door (cu_access_decide) says whether it may use the route. Failures
+ * are audited in the unit and answered whatever becomes of their record; a client that fails
+ * too often this minute is answered 429 without a record (the next one it gets counts them).
+ */
+#include "api/server_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+/* The actor of a request's audit records: its principal, once authenticated. */
+static void set_actor(struct cu_req *req)
+{
+    cu_access_actor(&req->principal, cu_work_context(req->work));
+}
+
+/* Audits a refused request in its unit of work. The refusal stands whatever happens to its
+ * record: if the audit log cannot be written, health says so and the log has the error. */
+static void audit_refusal(struct cu_req *req, const char *action, const char *target,
+                          const char *outcome, json_t *details)
+{
+    if (cu_work_audit(req->work, action, target, outcome, details) == CU_OK)
+        req->refusal = true;
+}
+
+/* A failed authentication: audited (the answer stays 401 even if the audit log is down;
+ * health says so), unless the client has failed too often this minute, when it is answered
+ * 429 and counted for the summary its next audited failure carries. */
+static enum cu_err auth_failed_as(struct cu_req *req, struct cu_resp *resp, const char *method,
+                                  bool counted, const char *reason, const char *detail)
+{
+    uint64_t held = 0;
+    struct cu_app *app = req->app;
+    if (counted && cu_limiter_fail(app->auth_limiter, req->remote_ip, cu_clock_now_ms(), &held) ==
+                       CU_LIMIT_SUPPRESS) {
+        cu_resp_header(resp, "Retry-After", "60");
+        return cu_resp_fail(resp, CU_E_RATE_LIMITED,
+                            "too many failed authentications from this address; retry later");
+    }
+    audit_refusal(req, "auth.failed", "", "failure",
+                  json_pack("{s:s, s:s, s:I}", "method", method, "reason", reason,
+                            "held_back_before", (json_int_t)held));
+    return cu_resp_fail(resp, CU_E_UNAUTHENTICATED, "%s", detail);
+}
+
+static enum cu_err auth_failed(struct cu_req *req, struct cu_resp *resp, const char *reason,
+                               const char *detail)
+{
+    return auth_failed_as(req, resp, "apikey", true, reason, detail);
+}
+
+static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const char *token)
+{
+    struct cu_principal *p = &req->principal;
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc == CU_OK)
+        rc = cu_apikey_authenticate(req->app->apikeys, db, token, strlen(token), &p->key);
+    if (rc == CU_E_UNAUTHENTICATED)
+        return auth_failed(req, resp, "unknown, revoked or expired key",
+                           "the API key is unknown, revoked or expired");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the credential could not be checked");
+    p->kind = CU_PRINCIPAL_APIKEY;
+    snprintf(p->id, sizeof(p->id), "%s", p->key.id);
+    p->scopes = p->key.scopes;
+    return CU_OK;
+}
+
+/* The session's last-seen time moved on, in the request's unit of work. */
+static enum cu_err touch_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    const struct cu_principal *p = arg;
+    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms);
+}
+
+static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const char *token)
+{
+    struct cu_app *app = req->app;
+    struct cu_principal *p = &req->principal;
+    struct cu_db *db = NULL;
+    bool active = false, touch = false;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc == CU_OK)
+        rc =
+            cu_identity_session_check(app->identity, db, token, strlen(token), &p->session, &touch);
+    if (rc == CU_OK)
+        rc = cu_identity_subject_state(app->identity, db, p->session.kind, p->session.subject_id,
+                                       &p->scopes, &active, &p->has_totp);
+    if (rc == CU_OK && !active)
+        rc = CU_E_UNAUTHENTICATED;
+    /* A session that ended (expired, revoked, its account gone) is what a company's app
+     * server sends for many customers from one address: it is not counted against the
+     * address, as unknown and malformed tokens are. */
+    if (rc == CU_E_UNAUTHENTICATED || rc == CU_E_NOT_FOUND)
+        return auth_failed_as(req, resp, "session", p->session.id[0] == '\0',
+                              p->session.id[0] ? "session ended" : "unknown session",
+                              "the session is unknown, expired or revoked; sign in again");
+    if (rc == CU_OK && touch)
+        rc = cu_work_add(req->work, touch_apply, p);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the credential could not be checked");
+    p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;
+    snprintf(p->id, sizeof(p->id), "%s", p->session.subject_id);
+    return CU_OK;
+}
+
+/* Whether the authenticated principal may use the route: the one door (cu_access_decide).
+ * A denial is audited as access.denied, but for a second factor still due. */
+static enum cu_err authorize(struct cu_req *req, struct cu_resp *resp, const struct cu_route *route)
+{
+    struct cu_app *app = req->app;
+    struct cu_access_decision d;
+    struct cu_access_ctx ctx = {app->identity, app->cfg.identity.customer_mfa_required,
+                                cu_clock_now_ms()};
+
+    if (cu_access_decide(&req->principal, route->permission, route->flags, &ctx, &d) == CU_OK)
+        return CU_OK;
+    if (d.audit)
+        audit_refusal(
+            req, "access.denied", route->pattern, "denied",
+            d.missing != NULL
+                ? json_pack("{s:s, s:s}", "method", req->method_name, "scope", d.missing)
+                : json_pack("{s:s, s:s}", "method", req->method_name, "reason", d.reason));
+    return cu_resp_fail(resp, d.err, "%s", d.reason);
+}
+
+/* cu_authn_request(req, resp, route): reads "Bearer <token>": an API key or a session token;
+ * fills the principal, puts it in the request's unit of work, and checks it may use the route
+ * (cu_access_decide), or fails resp (with the refusal audited in the unit). */
+enum cu_err cu_authn_request(struct cu_req *req, struct cu_resp *resp, const struct cu_route *route)
+{
+    const char *h = cu_req_header(req, "Authorization");
+    enum cu_err rc;
+
+    cu_resp_header(resp, "WWW-Authenticate", "Bearer realm=\"custodia\"");
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0)
+        return auth_failed(req, resp, h == NULL ? "no credential" : "not a bearer token",
+                           "this route needs a credential: Authorization: Bearer <API key or "
+                           "session token>");
+    rc = strncmp(h + 7, "css_", 4) == 0 ? auth_session(req, resp, h + 7)
+                                        : auth_apikey(req, resp, h + 7);
+    if (rc != CU_OK)
+        return rc;
+    set_actor(req);
+    resp->nheaders = 0;
+    return authorize(req, resp, route);
+}
