@@ -490,7 +490,7 @@ static enum cu_err change_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct auth_job *j = arg;
     struct cu_identity *idn = j->req->app->identity;
     enum cu_err rc = cu_identity_verify_record(idn, w, db, &j->u.change.verify);
-    if (rc == CU_OK && j->u.change.verify.ok)
+    if (rc == CU_OK && j->u.change.verify.result == CU_OK)
         rc = cu_identity_password_record(idn, w, db, &j->u.change.pw);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(j->resp, rc, "no active account has this id");
@@ -500,7 +500,9 @@ static enum cu_err change_apply(struct cu_work *w, struct cu_db *db, void *arg)
 static enum cu_err change_done(struct cu_req *req, struct cu_resp *resp, void *arg)
 {
     struct auth_job *j = arg;
-    if (!j->u.change.verify.ok)
+    if (j->u.change.verify.result == CU_E_RATE_LIMITED)
+        return auth_fail(resp, CU_E_RATE_LIMITED, 1000);
+    if (j->u.change.verify.result != CU_OK)
         return cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
     return answer_none(req, resp, arg);
 }
@@ -531,13 +533,18 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
         if (rc != CU_OK)
             rc = auth_fail(resp, rc, 1000);
     }
-    if (rc == CU_OK && j->u.change.verify.ok) {
+    /* The new password is checked and hashed whether or not the current one was right, so
+     * the time of the answer does not tell a right guess; a wrong one is answered 401 by the
+     * unit whatever the new password was. */
+    if (rc == CU_OK) {
         struct cu_identity_password *op = &j->u.change.pw;
         op->kind = p->session.kind;
         snprintf(op->id, sizeof(op->id), "%s", p->id);
         snprintf(op->keep_session, sizeof(op->keep_session), "%s", p->session.id);
         rc = cu_identity_password_check(req->app->identity, db, op, pw, strlen(pw), j->why);
-        if (rc != CU_OK)
+        if (rc != CU_OK && !j->u.change.verify.ok)
+            rc = CU_OK; /* the unit records the wrong guess and answers 401 */
+        else if (rc != CU_OK)
             rc = password_fail(resp, rc, j->why);
     }
     wipe_body_secrets(req, j->body);

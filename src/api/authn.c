@@ -78,7 +78,23 @@ static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const c
 static enum cu_err touch_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     const struct cu_principal *p = arg;
-    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms);
+    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms, true);
+}
+
+static enum cu_err hold_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    const struct cu_principal *p = arg;
+    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms, false);
+}
+
+enum cu_err cu_authn_hold_session(struct cu_req *req)
+{
+    const struct cu_principal *p = &req->principal;
+    bool session = p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_CUSTOMER;
+    if (!session || req->session_held)
+        return CU_OK;
+    req->session_held = true;
+    return cu_work_add_first(req->work, hold_apply, &req->principal);
 }
 
 static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const char *token)
@@ -104,8 +120,10 @@ static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const 
         return auth_failed_as(req, resp, "session", p->session.id[0] == '\0',
                               p->session.id[0] ? "session ended" : "unknown session",
                               "the session is unknown, expired or revoked; sign in again");
-    if (rc == CU_OK && touch)
+    if (rc == CU_OK && touch) {
         rc = cu_work_add(req->work, touch_apply, p);
+        req->session_held = rc == CU_OK;
+    }
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the credential could not be checked");
     p->kind = p->session.kind == CU_SUBJECT_STAFF ? CU_PRINCIPAL_STAFF : CU_PRINCIPAL_CUSTOMER;

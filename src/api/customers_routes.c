@@ -264,9 +264,12 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc == CU_OK && json_array_size(j->changed) > 0)
         rc = cu_work_audit(w, "customer.update", target_of(j->c.id).text, "success",
                            json_pack("{s:O}", "changed", j->changed));
-    if (rc == CU_OK && may_read(req))
-        rc = cu_work_audit_text(w, "customer.read", target_of(j->c.id).text, "success",
-                                read_details(&j->c, unmask));
+    if (rc == CU_OK && may_read(req)) {
+        char *details = read_details(&j->c, unmask);
+        rc = details != NULL ? cu_work_audit_text(w, "customer.read", target_of(j->c.id).text,
+                                                  "success", details)
+                             : CU_E_NOMEM;
+    }
     return rc == CU_OK ? CU_OK : change_fail(j, rc);
 }
 

@@ -116,6 +116,8 @@ enum cu_err cu_resp_json(struct cu_resp *resp, int status, json_t *v)
         return rc;
     cu_buf_reset(&resp->body);
     rc = cu_buf_append_str(&resp->body, text);
+    /* The text may hold what is shown once (a new key, a session token, recovery codes). */
+    cu_mem_wipe_block(text);
     free(text);
     if (rc != CU_OK)
         return rc;
@@ -247,6 +249,10 @@ enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc)
         return cu_resp_fail(resp, rc, "the store stayed busy; nothing was changed; retry");
     case CU_E_UNAVAILABLE:
         return cu_resp_fail(resp, rc, "the server is stopping; nothing was changed; retry");
+    case CU_E_UNAUTHENTICATED:
+        return cu_resp_fail(resp, rc,
+                            "the session ended while the request ran; nothing was changed; sign "
+                            "in again");
     default:
         return cu_resp_fail(resp, rc, "the store failed; nothing was changed");
     }

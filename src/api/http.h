@@ -84,6 +84,7 @@ struct cu_req {
     struct cu_work *work; /* the request's unit of work (made by the server) */
     struct cu_db *view;   /* the read connection of cu_req_db, or NULL */
     bool refusal;         /* refused, with the refusal's record in work: the refusal stands */
+    bool session_held;    /* work checks that the request's session is still live */
     cu_answer_fn answer;  /* set by cu_req_change */
     void *answer_arg;
     struct {

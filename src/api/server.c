@@ -81,6 +81,11 @@ static void request_free(struct request *r)
             r->req.owned[i].clear(r->req.owned[i].p);
         cu_free(r->req.owned[i].p);
     }
+    /* Bodies may hold passwords (the request) and what is shown once (the answer). */
+    if (r->req.body.data != NULL)
+        cu_crypto_wipe(r->req.body.data, r->req.body.len);
+    if (r->resp.body.data != NULL)
+        cu_crypto_wipe(r->resp.body.data, r->resp.body.len);
     cu_buf_free(&r->req.body);
     cu_buf_free(&r->resp.body);
     cu_free(r);
@@ -220,10 +225,11 @@ static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_er
 {
     size_t n = 0;
     (void)cu_work_records(w, &n);
-    if (n == 0)
-        return;
+    /* A failed unit has lost the records its change added (the committer rewound them): a
+     * failure of the log or the store says the log is failing whatever the unit holds now. */
     if (rc == CU_OK) {
-        atomic_store(&app->audit_failing, false);
+        if (n > 0)
+            atomic_store(&app->audit_failing, false);
         return;
     }
     if (rc == CU_E_AUDIT || rc == CU_E_STORE || rc == CU_E_STORE_FULL || rc == CU_E_IO) {
@@ -267,7 +273,12 @@ static enum cu_err admit(struct request *r)
     r->route_idx = (size_t)(route - routes);
     if (route->permission == 0 && !(route->flags & CU_ROUTE_SESSION))
         return CU_OK;
-    return cu_authn_request(&r->req, &r->resp, route);
+    enum cu_err rc = cu_authn_request(&r->req, &r->resp, route);
+    /* The body may take long to come (up to body_timeout): the read connection authentication
+     * took goes back to the pool meanwhile; the handler takes one again if it reads. */
+    cu_store_release(r->req.view);
+    r->req.view = NULL;
+    return rc;
 }
 
 /* Whether the request's unit of work must be committed before it is answered: it holds a
@@ -296,6 +307,11 @@ static void submit_unit(struct request *r)
     cu_store_release(r->req.view);
     r->req.view = NULL;
     r->committing = true;
+    if (!r->req.refusal && (rc = cu_authn_hold_session(&r->req)) != CU_OK) {
+        unit_done(r, rc);
+        return;
+    }
+    rc = CU_E_UNAVAILABLE;
     if (app->committer != NULL)
         rc = cu_committer_submit(app->committer, r->req.work, unit_done, r);
     if (rc != CU_OK)
@@ -362,6 +378,8 @@ static void hash_job(void *arg, bool expired)
  * thread; on a lane that is stopping, runs it here. */
 static enum MHD_Result to_lane(struct MHD_Connection *c, struct request *r)
 {
+    cu_store_release(r->req.view); /* none is held while the request waits for the lane */
+    r->req.view = NULL;
     MHD_suspend_connection(c);
     if (cu_lane_submit(r->req.app->lane, &r->job, hash_job, r) != CU_OK)
         hash_job(r, false);

@@ -83,6 +83,11 @@ void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 CU_WUR enum cu_err cu_authn_request(struct cu_req *req, struct cu_resp *resp,
                                     const struct cu_route *route);
 
+/* cu_authn_hold_session(req): for a request made with a session, adds to its unit of work the
+ * check that the session is still live when the unit commits (once; the touch authentication
+ * added checks it too). CU_OK for other principals. */
+CU_WUR enum cu_err cu_authn_hold_session(struct cu_req *req);
+
 /* jobs.c: cu_jobs_start(app) starts the background thread (logged when it cannot);
  * cu_jobs_stop() stops it and waits for it. */
 void cu_jobs_start(struct cu_app *app);

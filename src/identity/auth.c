@@ -196,13 +196,14 @@ static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
+/* The password re-hashed under today's parameters, only over the hash the check verified. */
 static enum cu_err store_rehash(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                                const char *hash)
+                                const char *hash, const char *verified)
 {
     static const char sql[] = "UPDATE credentials SET password_hash = $3, updated_at = $4 WHERE "
-                              "subject_kind = $1 AND subject_id = $2";
+                              "subject_kind = $1 AND subject_id = $2 AND password_hash = $5";
     const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(hash),
-                               CU_VI(cu_clock_now_ms())};
+                               CU_VI(cu_clock_now_ms()), CU_VT(verified)};
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
@@ -216,7 +217,7 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, st
     enum cu_err rc = op->totp_enabled ? CU_OK : cu_identity_lockout_reset(db, op->subject);
 
     if (rc == CU_OK && op->newhash[0] != '\0')
-        rc = store_rehash(db, op->kind, op->id, op->newhash);
+        rc = store_rehash(db, op->kind, op->id, op->newhash, op->verified);
     if (rc == CU_OK && op->totp_enabled) {
         out->status = CU_LOGIN_MFA_REQUIRED;
         rc = challenge_create(idn, db, op->kind, op->id, &op->ctx, out->challenge);
@@ -291,6 +292,8 @@ enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
         op->totp_enabled = a.cred.totp_enabled;
         snprintf(op->id, sizeof(op->id), "%s", a.id);
         snprintf(op->subject, sizeof(op->subject), "%s", a.subject);
+        snprintf(op->verified, sizeof(op->verified), "%s",
+                 a.cred.has_password ? a.cred.password_hash : "");
     }
     cu_identity_cred_wipe(&a.cred);
     return rc;
@@ -315,6 +318,17 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
         return refuse_locked(idn, w, db, op->kind, op->found, op->id, op->login, &op->ctx,
                              op->out.retry_after_ms);
     }
+    /* The password may have been reset, or the account disabled or erased, since the check:
+     * then the password checked is not the account's any more, and the sign-in fails. */
+    if (rc == CU_OK && op->found && op->ok) {
+        bool active = false, same = false;
+        rc = cu_identity_subject_account(idn, db, op->kind, op->id, NULL, 0, &active);
+        if (rc == CU_OK && active)
+            rc = cu_identity_cred_same(db, op->kind, op->id, op->verified, &same);
+        if (rc == CU_E_NOT_FOUND)
+            rc = CU_OK;
+        op->ok = rc == CU_OK && active && same;
+    }
     if (rc == CU_OK && op->found && op->ok) {
         rc = record_success(idn, w, db, op);
         if (rc == CU_OK)
@@ -331,6 +345,7 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
 void cu_identity_login_clear(struct cu_identity_login *op)
 {
     cu_crypto_wipe(op->newhash, sizeof(op->newhash));
+    cu_crypto_wipe(op->verified, sizeof(op->verified));
     cu_crypto_wipe(&op->out, sizeof(op->out));
 }
 
@@ -570,6 +585,14 @@ static enum cu_err store_password(struct cu_db *db, enum cu_subject_kind kind, c
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
+static enum cu_err challenges_drop(struct cu_db *db, enum cu_subject_kind kind, const char *id)
+{
+    static const char sql[] =
+        "DELETE FROM auth_challenges WHERE subject_kind = $1 AND subject_id = $2";
+    const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id)};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
 enum cu_err cu_identity_password_prepare(struct cu_identity *idn, struct cu_identity_password *op,
                                          const char *pw, size_t len, const char *email,
                                          char why[CU_IDENTITY_WHY_BYTES])
@@ -624,6 +647,9 @@ enum cu_err cu_identity_password_record(struct cu_identity *idn, struct cu_work 
         rc = cu_identity_sessions_revoke_all(db, op->kind, op->id,
                                              op->keep_session[0] ? op->keep_session : NULL,
                                              cu_clock_now_ms(), &revoked);
+    /* A challenge won with the old password dies with it. */
+    if (rc == CU_OK)
+        rc = challenges_drop(db, op->kind, op->id);
     if (rc == CU_OK)
         rc = cu_identity_audit_add(w, "credential.password_set", op->id, "success",
                                    json_pack("{s:s, s:I}", "subject_kind",
@@ -658,20 +684,39 @@ enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
     if (rc == CU_OK)
         rc = cu_identity_hasher_rc(cu_hasher_verify(
             idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, &op->ok, NULL));
+    snprintf(op->verified, sizeof(op->verified), "%s", c.has_password ? c.password_hash : "");
     cu_identity_cred_wipe(&c);
     return rc;
 }
 
 enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
-                                      const struct cu_identity_verify *op)
+                                      struct cu_identity_verify *op)
 {
     char subject[SUBJECT_KEY_BYTES];
+    uint64_t failures = 0;
+    int64_t locked_until = 0, now = cu_clock_now_ms();
+    bool same = false;
+    enum cu_err rc;
 
+    op->result = CU_E_BAD_CREDENTIALS;
+    cu_identity_subject_key(op->kind, op->id, subject);
+    /* Guesses checked together are decided one by one under the lockout row's lock: once the
+     * lock is written, the rest are refused, a right one too. */
+    rc = cu_identity_lockout_locked(idn, db, subject, now, &failures, &locked_until);
+    if (rc == CU_OK && locked_until > now) {
+        op->result = CU_E_RATE_LIMITED;
+        return CU_OK;
+    }
+    if (rc == CU_OK && op->ok)
+        rc = cu_identity_cred_same(db, op->kind, op->id, op->verified, &same);
+    if (rc == CU_OK && op->ok && same) {
+        op->result = CU_OK;
+        return CU_OK;
+    }
     /* A wrong current password counts toward the lockout like a wrong sign-in: else a stolen
      * session could guess the password without limit. */
-    if (op->ok)
-        return CU_OK;
-    cu_identity_subject_key(op->kind, op->id, subject);
-    return record_failure(idn, w, db, op->kind, true, op->id, subject, NULL,
-                          "password_check_failed", &op->ctx, "credential.password_check");
+    if (rc == CU_OK)
+        rc = record_failure(idn, w, db, op->kind, true, op->id, subject, NULL,
+                            "password_check_failed", &op->ctx, "credential.password_check");
+    return rc;
 }

@@ -108,6 +108,19 @@ enum cu_err cu_identity_audit_add(struct cu_work *w, const char *action, const c
 
 /* ---- credentials ---- */
 
+enum cu_err cu_identity_cred_same(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                  const char *hash, bool *same)
+{
+    struct cred c;
+    size_t n = strlen(hash);
+    enum cu_err rc = cu_identity_cred_load(db, kind, id, &c);
+
+    *same = rc == CU_OK && c.has_password && strlen(c.password_hash) == n &&
+            cu_crypto_memeq(c.password_hash, hash, n);
+    cu_identity_cred_wipe(&c);
+    return rc;
+}
+
 enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
                                   struct cred *out)
 {

@@ -219,7 +219,9 @@ struct cu_identity_verify {
     enum cu_subject_kind kind;
     char id[CU_SUBJECT_ID_BYTES];
     struct cu_auth_ctx ctx;
-    bool ok;
+    bool ok;                            /* set by the check */
+    char verified[CU_PWHASH_STR_BYTES]; /* the stored hash it was checked against */
+    enum cu_err result; /* set by the record: CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
 };
 
 /* cu_identity_verify_check(idn, db, op, pw, len): whether pw is the subject's current password
@@ -230,11 +232,13 @@ CU_WUR enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_d
                                             struct cu_identity_verify *op, const char *pw,
                                             size_t len);
 
-/* cu_identity_verify_record(idn, w, db, op): a wrong password (op->ok false) counts toward the
- * subject's lockout, with its event and "credential.password_check" failure record; a right one
- * records nothing. */
+/* cu_identity_verify_record(idn, w, db, op): decides under the lockout row's lock: a wrong
+ * password (op->ok false, or a password changed since the check) counts toward the subject's
+ * lockout, with its event and "credential.password_check" failure record (op->result
+ * CU_E_BAD_CREDENTIALS); a locked subject is refused (CU_E_RATE_LIMITED, a right password
+ * too); a right one records nothing (CU_OK). */
 CU_WUR enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w,
-                                             struct cu_db *db, const struct cu_identity_verify *op);
+                                             struct cu_db *db, struct cu_identity_verify *op);
 
 /* cu_identity_password_acceptable(idn, pw, len, email, why): the password policy alone (for
  * callers that must check a password before they make its account). */
@@ -256,9 +260,10 @@ struct cu_identity_login {
     char id[CU_SUBJECT_ID_BYTES]; /* that account */
     char subject[96];             /* the lockout row's key */
     bool totp_enabled;
-    bool locked;                       /* locked out at the check: no hash was made */
-    bool ok;                           /* the password is right */
-    char newhash[CU_PWHASH_STR_BYTES]; /* a re-hash under today's parameters, or "" */
+    bool locked;                        /* locked out at the check: no hash was made */
+    bool ok;                            /* the password is right */
+    char verified[CU_PWHASH_STR_BYTES]; /* the stored hash it was checked against */
+    char newhash[CU_PWHASH_STR_BYTES];  /* a re-hash under today's parameters, or "" */
     /* the outcome */
     enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
     struct cu_login_result out;
@@ -272,11 +277,13 @@ CU_WUR enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db
                                            struct cu_identity_login *op, const char *password,
                                            size_t len);
 
-/* cu_identity_login_record(idn, w, db, op): checks the lockout again under its row lock and
- * records the outcome: a session at aal1 (or a challenge when the account has a second factor)
- * and op->result CU_OK; a failure counted toward the lockout, op->result CU_E_BAD_CREDENTIALS;
- * or, while locked out, op->result CU_E_RATE_LIMITED with op->out.retry_after_ms. Every outcome
- * is a sign-in event and an "auth.login" record. Returns a store error, else CU_OK (keep). */
+/* cu_identity_login_record(idn, w, db, op): checks the lockout again under its row lock, and
+ * that the account is still active with the password the check verified (one reset or
+ * disabled meanwhile fails), and records the outcome: a session at aal1 (or a challenge when the
+ * account has a second factor) and op->result CU_OK; a failure counted toward the lockout,
+ * op->result CU_E_BAD_CREDENTIALS; or, while locked out, op->result CU_E_RATE_LIMITED with
+ * op->out.retry_after_ms. Every outcome is a sign-in event and an "auth.login" record. Returns a
+ * store error, else CU_OK (keep). */
 CU_WUR enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
                                             struct cu_db *db, struct cu_identity_login *op);
 
@@ -311,15 +318,20 @@ void cu_identity_mfa_clear(struct cu_identity_mfa *op);
 
 /* cu_identity_session_check(idn, db, token, len, out, touch): the live session of token.
  * *touch says its last-seen time is due to move on (at most once a minute, so reads stay
- * reads): the caller then runs cu_identity_session_touch in its unit of work. out shows the
+ * reads): the caller then runs cu_identity_session_touch (touch true) in its unit of work, as
+ * it does (touch false) in any unit the session's request commits. out shows the
  * session as touched. CU_E_UNAUTHENTICATED when the token is malformed, unknown, revoked, idle
  * too long or past its absolute expiry; out->id is then set only for a session that existed. */
 CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_db *db,
                                              const char *token, size_t len,
                                              struct cu_session_info *out, bool *touch);
 
-/* cu_identity_session_touch(db, id, now): moves session id's last-seen time on to now. */
-CU_WUR enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now);
+/* cu_identity_session_touch(db, id, now, touch): in a unit of work of a request made with
+ * session id: CU_E_UNAUTHENTICATED unless the session is still live (a revocation or expiry
+ * since the request was authenticated fails the unit), and, when touch, its last-seen time
+ * moved on to now. */
+CU_WUR enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now,
+                                             bool touch);
 
 /* cu_identity_subject_state(idn, db, kind, id, scopes, active, has_totp): what a request made
  * with a session of the subject needs: its scopes (staff; 0 for customers), whether it may

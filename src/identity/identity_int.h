@@ -75,6 +75,11 @@ enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *d
                                         enum cu_subject_kind kind, const char *id, char *email,
                                         size_t cap, bool *active);
 
+/* cu_identity_cred_same(db, kind, id, hash): whether the subject's stored password hash is
+ * still hash (what a check verified), read in the caller's unit of work. */
+enum cu_err cu_identity_cred_same(struct cu_db *db, enum cu_subject_kind kind, const char *id,
+                                  const char *hash, bool *same);
+
 /* staff.c */
 /* Where staff members keep their keys: staff.dek_wrapped and kek_version (the DEK's version is
  * always 1), and the table staff_secrets. */

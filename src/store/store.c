@@ -16,6 +16,7 @@
  */
 #include "store/store.h"
 
+#include <ctype.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -423,7 +424,9 @@ static bool ends_for_update(const char *sql)
     static const char tail[] = "FOR UPDATE";
     size_t n = strlen(sql);
 
-    while (n > 0 && (sql[n - 1] == ' ' || sql[n - 1] == '\n' || sql[n - 1] == '\t'))
+    /* The same trimming as the SQLite backend's strip_for_update, so what one strips the other
+     * polices. */
+    while (n > 0 && isspace((unsigned char)sql[n - 1]))
         n--;
     return n >= sizeof tail - 1 && memcmp(sql + n - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
 }

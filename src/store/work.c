@@ -147,6 +147,20 @@ enum cu_err cu_work_add(struct cu_work *w, cu_work_fn apply, void *arg)
     return CU_OK;
 }
 
+/* cu_work_add_first(w, apply, arg): cu_work_add, the change running before those added so far
+ * (a check that must see the state before the unit's own changes: a session still live). */
+enum cu_err cu_work_add_first(struct cu_work *w, cu_work_fn apply, void *arg)
+{
+    CU_ASSERT(apply != NULL);
+    if (w->nchanges >= CU_WORK_CHANGES_MAX)
+        return CU_E_INVALID;
+    memmove(&w->changes[1], &w->changes[0], w->nchanges * sizeof(w->changes[0]));
+    w->changes[0].apply = apply;
+    w->changes[0].arg = arg;
+    w->nchanges++;
+    return CU_OK;
+}
+
 /* cu_work_pending(w): whether w has something to commit: a change, a record or an event. */
 bool cu_work_pending(const struct cu_work *w)
 {

@@ -127,6 +127,10 @@ const struct cu_work_ctx *cu_work_context_of(const struct cu_work *w);
  * valid until the done callback. CU_E_INVALID past CU_WORK_CHANGES_MAX. */
 CU_WUR enum cu_err cu_work_add(struct cu_work *w, cu_work_fn apply, void *arg);
 
+/* cu_work_add_first(w, apply, arg): cu_work_add, the change running before those added so far
+ * (a check that must see the state before the unit's own changes: a session still live). */
+CU_WUR enum cu_err cu_work_add_first(struct cu_work *w, cu_work_fn apply, void *arg);
+
 /* cu_work_pending(w): whether w has something to commit: a change, a record or an event. */
 bool cu_work_pending(const struct cu_work *w);
 

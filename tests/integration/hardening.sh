@@ -230,4 +230,30 @@ check_eq "signed in (clear addresses)" 200 "$STATUS"
 check_eq "with the setting off, all four hold the address itself" \
     "127.0.0.1 127.0.0.1 127.0.0.1 127.0.0.1" "$(kept | tr '\n' ' ' | sed 's/ $//')"
 stop_server
+
+# Slow uploads of authenticated requests do not hold the store's read connections: more of
+# them than [store] connections (4 here) stall their bodies while other requests are served.
+start_server "$D" CUSTODIA_STORE_CONNECTIONS=4 CUSTODIA_STORE_BUSY_TIMEOUT_MS=2000 || exit 1
+python3 - "$PORT" "$KEY" "$CA" <<'PY' &
+import socket, ssl, sys, time
+port, key, ca = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+conns = []
+for i in range(8):
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="localhost")
+    s.sendall(("PATCH /v1/customers/cus_0123456789abcdef HTTP/1.1\r\nHost: x\r\n"
+               "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+               "Content-Length: 100\r\n\r\n{" % key).encode())
+    conns.append(s)
+time.sleep(6)
+PY
+SLOW=$!
+sleep 1.5
+req GET /v1/apikeys -H "Authorization: Bearer $KEY"
+check_eq "a key is served while 8 uploads stall (4 read connections)" 200 "$STATUS"
+req GET /v1/customers -H "Authorization: Bearer $KEY"
+check_eq "and a customer list too" 200 "$STATUS"
+wait $SLOW
+stop_server
 finish

@@ -250,7 +250,7 @@ static enum cu_err t_apply(struct cu_work *w, struct cu_db *db, void *arg)
     case T_STEP:
         return cu_identity_step_up_record(idn, w, db, c->state);
     case T_TOUCH:
-        return cu_identity_session_touch(db, c->sid, cu_clock_now_ms());
+        return cu_identity_session_touch(db, c->sid, cu_clock_now_ms(), true);
     case T_REVOKE:
         return cu_identity_session_revoke(idn, w, db, c->kind, c->id, c->sid);
     case T_BEGIN:
@@ -2031,6 +2031,98 @@ static void test_faults_unwind(void **state)
     assert_int_equal(g.scopes, CU_SCOPE_STAFF_READ);
 }
 
+/* ---- checks made before a lock or a reset, recorded after it ---- */
+
+/* Three wrong passwords and the right one pass their checks at once (as a burst does), then
+ * are recorded in order: the lockout the third failure writes refuses the right one. */
+static void test_burst_outruns_no_lockout(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES];
+    struct cu_identity_login ops[4];
+    customer(f, "burst@example.com", NULL, id);
+    for (int i = 0; i < 4; i++) {
+        memset(&ops[i], 0, sizeof(ops[i]));
+        ops[i].kind = CU_SUBJECT_CUSTOMER;
+        snprintf(ops[i].login, sizeof(ops[i].login), "burst@example.com");
+        const char *pw = i < 3 ? "wrong-password-000" : PW;
+        assert_int_equal(cu_identity_login_check(f->idn, t_view(f), &ops[i], pw, strlen(pw)),
+                         CU_OK);
+        t_view_done();
+    }
+    for (int i = 0; i < 4; i++) {
+        struct t_call c = {.f = f, .op = T_LOGIN, .state = &ops[i]};
+        assert_int_equal(t_run(&c), CU_OK);
+    }
+    assert_int_equal(ops[3].result, CU_E_RATE_LIMITED);
+    assert_string_equal(ops[3].out.token, "");
+    for (int i = 0; i < 4; i++)
+        cu_identity_login_clear(&ops[i]);
+}
+
+/* The same burst on a password change's check of the current password: once locked, the
+ * right one is refused too, and the password is not changed. */
+static void test_burst_on_password_change(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], subject[96];
+    struct cu_identity_verify ops[4];
+    int64_t n = 0, until = 0;
+    customer(f, "vburst@example.com", NULL, id);
+    subject_of("customer", id, subject);
+    for (int i = 0; i < 4; i++) {
+        memset(&ops[i], 0, sizeof(ops[i]));
+        ops[i].kind = CU_SUBJECT_CUSTOMER;
+        snprintf(ops[i].id, sizeof(ops[i].id), "%s", id);
+        const char *pw = i < 3 ? "wrong-password-000" : PW;
+        assert_int_equal(cu_identity_verify_check(f->idn, t_view(f), &ops[i], pw, strlen(pw)),
+                         CU_OK);
+        t_view_done();
+    }
+    for (int i = 0; i < 3; i++) {
+        struct t_call c = {.f = f, .op = T_VERIFY, .state = &ops[i]};
+        assert_int_equal(t_run(&c), CU_OK);
+        assert_int_equal(ops[i].result, CU_E_BAD_CREDENTIALS);
+    }
+    assert_true(lockout(f, subject, &n, &until));
+    assert_true(until > cu_clock_now_ms());
+    struct t_call c = {.f = f, .op = T_VERIFY, .state = &ops[3]};
+    assert_int_equal(t_run(&c), CU_OK);
+    assert_true(ops[3].ok);                             /* the check found it right */
+    assert_int_equal(ops[3].result, CU_E_RATE_LIMITED); /* the record refuses it */
+}
+
+/* A sign-in checked with the old password and recorded after a reset committed fails, and its
+ * due re-hash does not bring the old password back. */
+static void test_sign_in_across_a_reset(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES], why[CU_IDENTITY_WHY_BYTES] = "";
+    struct cu_identity_login op;
+    struct cu_login_result r;
+    customer(f, "reset@example.com", NULL, id); /* PW, hashed with opslimit 1 */
+    f->opts.pwhash.opslimit = 2;                /* today's parameters: PW's hash is to redo */
+    restart(f);
+    memset(&op, 0, sizeof(op));
+    op.kind = CU_SUBJECT_CUSTOMER;
+    snprintf(op.login, sizeof(op.login), "reset@example.com");
+    assert_int_equal(cu_identity_login_check(f->idn, t_view(f), &op, PW, strlen(PW)), CU_OK);
+    t_view_done();
+    assert_true(op.ok);
+    assert_true(op.newhash[0] != '\0');
+    /* Meanwhile the password is reset (PW was leaked). */
+    assert_int_equal(t_set_password(f, CU_SUBJECT_CUSTOMER, id, PW2, strlen(PW2), NULL, why),
+                     CU_OK);
+    struct t_call c = {.f = f, .op = T_LOGIN, .state = &op};
+    assert_int_equal(t_run(&c), CU_OK);
+    assert_int_equal(op.result, CU_E_BAD_CREDENTIALS);
+    assert_string_equal(op.out.token, "");
+    cu_identity_login_clear(&op);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "reset@example.com", PW2, &r), CU_OK);
+    assert_int_equal(login(f, CU_SUBJECT_CUSTOMER, "reset@example.com", PW, &r),
+                     CU_E_BAD_CREDENTIALS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2049,6 +2141,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events, setup, teardown),
         cmocka_unit_test_setup_teardown(test_faults_unwind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_outruns_no_lockout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_burst_on_password_change, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sign_in_across_a_reset, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
