@@ -45,6 +45,8 @@ struct staff_job {
     struct cu_staff_info s;
     char why[CU_IDENTITY_WHY_BYTES];
     struct cu_identity_password pw;
+    bool refused;      /* the unit found the principal may no longer act on the staff member */
+    char missing[512]; /* the scopes it lacks */
 };
 
 static void staff_job_clear(void *p)
@@ -75,6 +77,40 @@ static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *w
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(j->resp, rc, "no active account has this id");
     return cu_resp_fail(j->resp, rc, "%s", what);
+}
+
+/* still_may(j, w, db, id, scopes): least privilege again inside the unit of work, on the staff
+ * member as stored now (the handler checked a read that an administrator may have changed
+ * since): the principal must hold their scopes and scopes. When it does not, the refusal is
+ * recorded in w and the unit commits only that (j->refused). */
+static bool still_may(struct staff_job *j, struct cu_work *w, struct cu_db *db, const char *id,
+                      uint64_t scopes)
+{
+    struct cu_staff_info cur;
+    bool ok;
+
+    memset(&cur, 0, sizeof(cur));
+    ok = cu_identity_staff_get(j->req->app->identity, db, id, &cur) == CU_OK &&
+         cu_access_may_grant(&j->req->principal, scopes | cur.scopes, j->missing,
+                             sizeof(j->missing)) == CU_OK;
+    cu_crypto_wipe(&cur, sizeof(cur));
+    if (ok)
+        return true;
+    j->refused = true;
+    if (cu_work_audit(
+            w, "access.denied", id, "denied",
+            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", j->missing)) != CU_OK)
+        j->missing[0] = '\0';
+    return false;
+}
+
+/* refused_answer(resp, j): the 403 of a unit that found the principal may not act. */
+static enum cu_err refused_answer(struct cu_resp *resp, const struct staff_job *j)
+{
+    return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                        "a principal can only grant, or act on, scopes it holds; this one lacks: "
+                        "%s",
+                        j->missing);
 }
 
 /* An answer of 204 and no body. */
@@ -254,6 +290,9 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     enum cu_err rc;
 
     snprintf(id, sizeof(id), "%.*s", (int)sizeof(id) - 1, j->req->params[0]);
+    j->refused = false;
+    if (!still_may(j, w, db, id, j->scopes))
+        return CU_OK;
     rc = cu_identity_staff_set(idn, db, id, j->scopes, j->status);
     if (rc == CU_OK)
         rc = cu_work_audit(
@@ -268,6 +307,8 @@ static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *
 {
     struct staff_job *j = arg;
     (void)req;
+    if (j->refused)
+        return refused_answer(resp, j);
     return cu_resp_json(resp, 200, staff_json(&j->s));
 }
 
@@ -299,8 +340,20 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
 static enum cu_err password_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct staff_job *j = arg;
+    j->refused = false;
+    if (j->pw.kind == CU_SUBJECT_STAFF && !still_may(j, w, db, j->pw.id, 0))
+        return CU_OK;
     return apply_fail(j, cu_identity_password_record(j->req->app->identity, w, db, &j->pw),
                       "the password could not be set");
+}
+
+/* The answer of a change that may have been refused in its unit, else 204. */
+static enum cu_err answer_done(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct staff_job *j = arg;
+    if (j->refused)
+        return refused_answer(resp, j);
+    return answer_none(req, resp, arg);
 }
 
 /* PUT …/password: {"password": …} set by a service or an administrator. The policy check and
@@ -342,7 +395,7 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum c
         cu_crypto_wipe(req->body.data, req->body.len);
     if (rc != CU_OK)
         return rc;
-    return cu_req_change(req, password_apply, answer_none, j);
+    return cu_req_change(req, password_apply, answer_done, j);
 }
 
 /* Least privilege for acting on a staff member's credentials: the principal must hold every
@@ -379,6 +432,9 @@ struct subject_job {
 static enum cu_err lockout_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct subject_job *j = arg;
+    j->base.refused = false;
+    if (j->kind == CU_SUBJECT_STAFF && !still_may(&j->base, w, db, j->base.req->params[0], 0))
+        return CU_OK;
     return apply_fail(&j->base,
                       cu_identity_lockout_clear(j->base.req->app->identity, w, db, j->kind,
                                                 j->base.req->params[0]),
@@ -397,7 +453,7 @@ static enum cu_err lockout_clear(struct cu_req *req, struct cu_resp *resp,
     j->base.req = req;
     j->base.resp = resp;
     j->kind = kind;
-    return cu_req_change(req, lockout_apply, answer_none, j);
+    return cu_req_change(req, lockout_apply, answer_done, j);
 }
 
 enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp)
