@@ -45,6 +45,7 @@
 #include "base/lane.h"
 #include "audit/checkpoint.h"
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/text.h"
@@ -136,6 +137,14 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     snprintf(ctx.request_id, sizeof(ctx.request_id), "%s", r->req.id);
     snprintf(ctx.actor_type, sizeof(ctx.actor_type), "anonymous");
     snprintf(ctx.source_ip, sizeof(ctx.source_ip), "%s", r->req.remote_ip);
+    /* The agent as given when it is UTF-8, cut at a character's edge to fit. */
+    const char *ua = cu_req_header(&r->req, "User-Agent");
+    if (ua != NULL && cu_utf8_valid(ua, strlen(ua))) {
+        size_t n = strnlen(ua, sizeof(ctx.user_agent) - 1);
+        while (n > 0 && ua[n] != '\0' && ((unsigned char)ua[n] & 0xC0) == 0x80)
+            n--;
+        cu_text_copy(ctx.user_agent, sizeof(ctx.user_agent), ua, n);
+    }
     ctx.now_ms = cu_clock_now_ms();
     if (cu_work_new(&ctx, &r->req.work) != CU_OK) {
         request_free(r);
@@ -236,20 +245,6 @@ static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_er
         atomic_store(&app->audit_failing, true);
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("error", cu_err_str(rc)));
     }
-}
-
-void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
-{
-    char h[CU_AUDIT_HASHED_BYTES];
-    out[0] = '\0';
-    if (ip == NULL || ip[0] == '\0')
-        return;
-    if (!app->cfg.audit.hash_source_ip) {
-        snprintf(out, 64, "%s", ip);
-        return;
-    }
-    if (cu_audit_hash_value(app->audit, "ip", ip, h) == CU_OK)
-        snprintf(out, 64, "%s", h);
 }
 
 /* Routes and authenticates a request as soon as its headers are in, before any body is
@@ -730,7 +725,7 @@ enum cu_err cu_server_run(struct cu_app *app)
     if (rc == CU_OK)
         rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
     if (rc == CU_OK && app->committer == NULL)
-        rc = CU_E_INTERNAL; /* cu_cli_app_new makes it */
+        rc = CU_E_INTERNAL; /* cu_app_new takes it */
     if (rc == CU_OK)
         rc = cu_lane_new("cu-hash", lane_threads(app), app->cfg.identity.password_hash_wait_ms,
                          &app->lane);

@@ -45,6 +45,31 @@ struct cu_app {
     atomic_ullong purge_done;       /* of those, how many a later purge covered */
 };
 
+/* What the running service is made of: what the data directory opened (all borrowed; they
+ * must outlive the app). */
+struct cu_app_parts {
+    const struct cu_config *cfg;
+    struct cu_keyring *keyring;
+    struct cu_store *store;
+    struct cu_audit *audit;
+    struct cu_committer *committer;          /* the one writer of the process */
+    const struct cu_identity_opts *identity; /* its audit log is set to audit */
+};
+
+/* Bytes of the reason cu_app_new gives. */
+#define CU_APP_WHY_BYTES 512
+
+/* cu_app_new(parts, out, why): the service over the data directory: API keys, the KEK source
+ * that follows the root key file, the vault and the sign-in service (what cu_server_run
+ * serves). On error why says what could not start (and CU_E_CONFIG marks the configuration's
+ * fault). Caller frees *out with cu_app_free. */
+CU_WUR enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
+                              char why[CU_APP_WHY_BYTES]);
+
+/* cu_app_free(app): frees what cu_app_new made and what cu_server_run added (metrics, the
+ * failure limiter); not the parts. NULL does nothing. */
+void cu_app_free(struct cu_app *app);
+
 /* cu_app_purge_deferred(app): notes that an erasure's purge of the write-ahead log failed (a
  * reader held it); the server retries until a purge succeeds. cu_app_purge_pending(app):
  * whether one is still owed (a retry in progress does not count as done). */

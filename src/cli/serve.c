@@ -82,97 +82,26 @@ static json_t *config_details(const struct cu_config *cfg)
     return json_pack("{s:s, s:s, s:o}", "file", path, "sha256", hex, "overridden_by", overrides);
 }
 
-static unsigned pool_size(const struct cu_config *cfg)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cfg->server.threads > 0)
-        return cfg->server.threads;
-    return n > 0 && n <= 32 ? (unsigned)n * 8 : n > 32 ? 256 : 8;
-}
-
-/* cu_cli_app_new(ctx, out): the service over the data directory ctx opened: API keys, the KEK
- * source that follows the root key file, the vault and the sign-in service (what
- * cu_server_run serves). CU_EXIT_OK, or an exit code after saying why on stderr. Caller frees
- * *out with cu_cli_app_free() before closing ctx. */
+/* cu_cli_app_new(ctx, out): the service over the data directory ctx opened (cu_app_new), with
+ * the command's committer. CU_EXIT_OK, or an exit code after saying why on stderr. Caller
+ * frees *out with cu_cli_app_free() before closing ctx. */
 int cu_cli_app_new(struct cu_cli_ctx *ctx, struct cu_app **out)
 {
-    struct cu_app *app;
-    int code = CU_EXIT_OK;
-
-    app = cu_calloc(1, sizeof(*app));
-    *out = app;
-    if (app == NULL || cu_apikey_service_new(ctx->keyring, &app->apikeys) != CU_OK) {
-        cu_cli_error("out of memory");
-        code = CU_EXIT_FAIL;
-        goto out;
-    }
-    memcpy(&app->cfg, &ctx->cfg, sizeof(ctx->cfg));
-    app->keyring = ctx->keyring;
-    app->store = ctx->store;
-    app->started_at_ms = cu_clock_now_ms();
-    app->threads = pool_size(&ctx->cfg);
-    app->audit = ctx->audit;
-    enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
-    /* The KEKs follow the root key file, so that `keys rotate` and `keys retire` take effect
-     * without a restart (docs/operations.md, "Keys"). */
-    char key_path[CU_CONFIG_PATH_BYTES];
-    if (cu_config_path(&ctx->cfg, ctx->cfg.keys.root_key_file, key_path, sizeof(key_path)) !=
-        CU_OK) {
-        cu_cli_error("[keys] root_key_file: the path is too long");
-        code = CU_EXIT_USAGE;
-        goto out;
-    }
-    if (cu_kek_source_keyring_file(ctx->keyring, key_path, CU_KEK_FILE_CHECK_MS, &app->kek) !=
-        CU_OK) {
-        cu_cli_error("out of memory");
-        code = CU_EXIT_FAIL;
-        goto out;
-    }
-    if (cu_crypto_aead_parse(ctx->cfg.keys.algorithm, &alg) != CU_OK ||
-        !cu_crypto_aead_available(alg) ||
-        cu_vault_new(ctx->keyring, app->kek, alg, &app->vault) != CU_OK) {
-        cu_cli_error("[keys] algorithm: %s is not available on this CPU, or the vault could not "
-                     "start",
-                     ctx->cfg.keys.algorithm);
-        code = CU_EXIT_FAIL;
-        goto out;
-    }
-    char list[CU_CONFIG_PATH_BYTES];
+    char list[CU_CONFIG_PATH_BYTES], why[CU_APP_WHY_BYTES];
     struct cu_identity_opts io = cu_cli_identity_opts(&ctx->cfg, list);
-    io.audit = app->audit; /* keyed hashes of logins in its records */
-    enum cu_err irc = cu_identity_new(ctx->keyring, app->kek, alg, app->vault, &io, &app->identity);
-    if (irc != CU_OK) {
-        cu_cli_error("[identity] the sign-in service could not start: %s (is the common-password "
-                     "list %s readable? see [identity] common_passwords)",
-                     cu_err_str(irc), list);
-        code = CU_EXIT_FAIL;
-        goto out;
-    }
-    app->committer = ctx->committer; /* the command's: one writer for the process */
-    cu_log(CU_LOG_INFO, "identity.ready",
-           CU_LI("password_hash_slots", cu_hasher_slots(cu_identity_hasher(app->identity))),
-           CU_LI("password_memory_kib", ctx->cfg.identity.password_memory_kib));
-out:
-    if (code != CU_EXIT_OK) {
-        cu_cli_app_free(app);
-        *out = NULL;
-    }
-    return code;
+    struct cu_app_parts parts = {&ctx->cfg,  ctx->keyring,   ctx->store,
+                                 ctx->audit, ctx->committer, &io};
+    enum cu_err rc = cu_app_new(&parts, out, why);
+
+    if (rc == CU_OK)
+        return CU_EXIT_OK;
+    cu_cli_error("%s", why);
+    return rc == CU_E_CONFIG ? CU_EXIT_USAGE : CU_EXIT_FAIL;
 }
 
 void cu_cli_app_free(struct cu_app *app)
 {
-    if (app == NULL)
-        return;
-    /* The committer is the command's (cu_cli_close frees it); every unit of the server has
-     * been answered once cu_server_run returns, so none still uses the services below. */
-    cu_apikey_service_free(app->apikeys);
-    cu_metrics_free(app->metrics);
-    cu_limiter_free(app->auth_limiter);
-    cu_identity_free(app->identity);
-    cu_vault_free(app->vault);
-    cu_kek_source_free(app->kek);
-    cu_free(app);
+    cu_app_free(app);
 }
 
 int cu_cli_serve(int argc, char **argv)

@@ -1,0 +1,126 @@
+/*
+ * app.c - the running service as one object: what the data directory opened (configuration,
+ * keyring, store, audit log, committer) and the services made over it (API keys, the KEK
+ * source that follows the root key file, the vault, sign-in), and how client addresses are
+ * kept wherever custodia keeps one.
+ */
+#include "api/server.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/clock.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+
+/* The request threads: [server] threads, else eight a core (at most 256). */
+static unsigned pool_size(const struct cu_config *cfg)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cfg->server.threads > 0)
+        return cfg->server.threads;
+    return n > 0 && n <= 32 ? (unsigned)n * 8 : n > 32 ? 256 : 8;
+}
+
+/* services_new(app, parts, why): the KEK source, the vault and sign-in. */
+static enum cu_err services_new(struct cu_app *app, const struct cu_app_parts *parts,
+                                char why[CU_APP_WHY_BYTES])
+{
+    const struct cu_config *cfg = parts->cfg;
+    char key_path[CU_CONFIG_PATH_BYTES];
+    enum cu_aead alg = CU_AEAD_XCHACHA20POLY1305;
+    struct cu_identity_opts io = *parts->identity;
+    enum cu_err rc;
+
+    /* The KEKs follow the root key file, so that `keys rotate` and `keys retire` take effect
+     * without a restart (docs/operations.md, "Keys"). */
+    if (cu_config_path(cfg, cfg->keys.root_key_file, key_path, sizeof(key_path)) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[keys] root_key_file: the path is too long");
+        return CU_E_CONFIG;
+    }
+    rc = cu_kek_source_keyring_file(parts->keyring, key_path, CU_KEK_FILE_CHECK_MS, &app->kek);
+    if (rc != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "the key source could not start: %s", cu_err_str(rc));
+        return rc;
+    }
+    if (cu_crypto_aead_parse(cfg->keys.algorithm, &alg) != CU_OK ||
+        !cu_crypto_aead_available(alg) ||
+        cu_vault_new(parts->keyring, app->kek, alg, &app->vault) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES,
+                 "[keys] algorithm: %s is not available on this CPU, or the vault could not "
+                 "start",
+                 cfg->keys.algorithm);
+        return CU_E_UNAVAILABLE;
+    }
+    io.audit = parts->audit; /* keyed hashes of logins in its records */
+    rc = cu_identity_new(parts->keyring, app->kek, alg, app->vault, &io, &app->identity);
+    if (rc != CU_OK)
+        snprintf(why, CU_APP_WHY_BYTES,
+                 "[identity] the sign-in service could not start: %s (is the common-password "
+                 "list %s readable? see [identity] common_passwords)",
+                 cu_err_str(rc), io.common_passwords ? io.common_passwords : "");
+    return rc;
+}
+
+enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
+                       char why[CU_APP_WHY_BYTES])
+{
+    struct cu_app *app = cu_calloc(1, sizeof(*app));
+    enum cu_err rc = CU_E_NOMEM;
+
+    *out = NULL;
+    why[0] = '\0';
+    if (app == NULL || cu_apikey_service_new(parts->keyring, &app->apikeys) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "out of memory");
+        goto out;
+    }
+    memcpy(&app->cfg, parts->cfg, sizeof(app->cfg));
+    app->keyring = parts->keyring;
+    app->store = parts->store;
+    app->audit = parts->audit;
+    app->committer = parts->committer;
+    app->started_at_ms = cu_clock_now_ms();
+    app->threads = pool_size(parts->cfg);
+    rc = services_new(app, parts, why);
+    if (rc != CU_OK)
+        goto out;
+    cu_log(CU_LOG_INFO, "identity.ready",
+           CU_LI("password_hash_slots", cu_hasher_slots(cu_identity_hasher(app->identity))),
+           CU_LI("password_memory_kib", parts->cfg->identity.password_memory_kib));
+    *out = app;
+    app = NULL;
+out:
+    cu_app_free(app);
+    return rc;
+}
+
+void cu_app_free(struct cu_app *app)
+{
+    if (app == NULL)
+        return;
+    /* The committer is the caller's; every unit of the server has been answered once
+     * cu_server_run returns, so none still uses the services below. */
+    cu_apikey_service_free(app->apikeys);
+    cu_metrics_free(app->metrics);
+    cu_limiter_free(app->auth_limiter);
+    cu_identity_free(app->identity);
+    cu_vault_free(app->vault);
+    cu_kek_source_free(app->kek);
+    cu_free(app);
+}
+
+void cu_app_kept_ip(const struct cu_app *app, const char *ip, char out[64])
+{
+    char h[CU_AUDIT_HASHED_BYTES];
+    out[0] = '\0';
+    if (ip == NULL || ip[0] == '\0')
+        return;
+    if (!app->cfg.audit.hash_source_ip) {
+        snprintf(out, 64, "%s", ip);
+        return;
+    }
+    if (cu_audit_hash_value(app->audit, "ip", ip, h) == CU_OK)
+        snprintf(out, 64, "%s", h);
+}
