@@ -99,6 +99,13 @@ static const struct cu_store_ops *find_backend(const char *name)
     return ops;
 }
 
+/* fault_rc(st): what an injected fault returns (never CU_OK: a fault fails). */
+static enum cu_err fault_rc(struct cu_store *st)
+{
+    enum cu_err rc = (enum cu_err)atomic_load(&st->fail_rc);
+    return rc == CU_OK ? CU_E_STORE : rc;
+}
+
 /* fault_fires(st): counts one statement against cu_store_fail_next; true on the nth. */
 static bool fault_fires(struct cu_store *st)
 {
@@ -542,7 +549,7 @@ enum cu_err cu_db_commit(struct cu_db *db)
     CU_ASSERT_MSG(db->in_txn, "commit outside a transaction");
     CU_ASSERT_MSG(db->active == 0, "commit with a statement not done");
     if (fault_fires(db->st))
-        rc = (enum cu_err)atomic_load(&db->st->fail_rc);
+        rc = fault_rc(db->st);
     else
         rc = db->st->ops->commit(db->conn);
     if (rc != CU_OK)
@@ -640,7 +647,7 @@ enum cu_err cu_db_exec(struct cu_db *db, const char *sql, const struct cu_val *p
     enum cu_err rc;
 
     if (fault_fires(db->st)) {
-        rc = (enum cu_err)atomic_load(&db->st->fail_rc);
+        rc = fault_rc(db->st);
         goto out;
     }
     rc = run_query(db, sql, params, n, &s);
@@ -672,7 +679,7 @@ enum cu_err cu_db_query(struct cu_db *db, const char *sql, const struct cu_val *
 {
     *out = NULL;
     if (fault_fires(db->st))
-        return (enum cu_err)atomic_load(&db->st->fail_rc);
+        return fault_rc(db->st);
     return run_query(db, sql, params, n, out);
 }
 

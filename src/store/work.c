@@ -437,6 +437,7 @@ static void run_group(struct cu_committer *c, struct cu_work **units, size_t n)
 static void *writer_main(void *arg)
 {
     struct cu_committer *c = arg;
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, not of structs
     struct cu_work **units = cu_calloc(c->opts.group_units_max, sizeof(*units));
 
     pthread_setname_np(pthread_self(), "cu-commit");             /* as top -H and ps -L show it */
@@ -492,6 +493,7 @@ enum cu_err cu_committer_new(struct cu_store *st, const struct cu_committer_opts
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->work, NULL);
     /* The writer allocates its group array; check now that it can, so it never fails there. */
+    // NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, not of structs
     probe = cu_calloc(c->opts.group_units_max, sizeof(*probe));
     if (probe == NULL)
         goto out;
