@@ -16,7 +16,10 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -55,6 +58,9 @@ struct cu_work {
 const unsigned cu_committer_size_le[CU_COMMITTER_SIZE_BUCKETS] = {1, 2, 4, 8, 16, 64, 256, 1024};
 const unsigned cu_committer_latency_le_us[CU_COMMITTER_LATENCY_BUCKETS] = {
     250, 500, 1000, 2000, 5000, 10000, 50000, 250000};
+
+/* The writer's nice value, when the process may set it (docs/internals/work.md). */
+#define COMMITTER_NICE (-10)
 
 struct cu_committer {
     struct cu_store *st;
