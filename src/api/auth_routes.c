@@ -301,7 +301,12 @@ enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
         rc = cu_req_db(req, &db);
     if (rc == CU_OK) {
         snprintf(op->login, sizeof(op->login), "%s", login);
-        rc = cu_identity_login_check(req->app->identity, db, op, pw, strlen(pw));
+        rc = cu_identity_login_read(req->app->identity, db, op);
+        /* No read connection is held while the password is hashed. */
+        cu_store_release(req->view);
+        req->view = NULL;
+        if (rc == CU_OK)
+            rc = cu_identity_login_verify(req->app->identity, op, pw, strlen(pw));
         if (rc != CU_OK)
             rc = auth_fail(resp, rc, 0);
     }

@@ -252,17 +252,16 @@ static bool login_ok(const char *login, const char *password, size_t len)
            len <= CU_PWHASH_MAX_PASSWORD_BYTES;
 }
 
-enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
-                                    struct cu_identity_login *op, const char *password, size_t len)
+enum cu_err cu_identity_login_read(struct cu_identity *idn, struct cu_db *db,
+                                   struct cu_identity_login *op)
 {
     struct account a;
-    bool rehash = false;
     enum cu_err rc;
 
     op->found = op->ok = op->totp_enabled = op->locked = false;
-    op->newhash[0] = '\0';
+    op->newhash[0] = op->verified[0] = '\0';
     memset(&a, 0, sizeof(a));
-    if (!login_ok(op->login, password, len))
+    if (!login_ok(op->login, "x", 1))
         return CU_E_INVALID;
     rc = read_account(idn, db, op->kind, op->login, &a);
     /* A login locked out (a known or an unknown one alike) is refused by the record before
@@ -271,23 +270,8 @@ enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
     if (rc == CU_OK)
         rc = cu_identity_lockout_state(idn, db, a.subject, cu_clock_now_ms(), &a.failures,
                                        &a.locked_until);
-    if (rc == CU_OK && a.locked_until > cu_clock_now_ms()) {
-        op->locked = true;
-        snprintf(op->id, sizeof(op->id), "%s", a.id);
-        snprintf(op->subject, sizeof(op->subject), "%s", a.subject);
-        op->found = a.found;
-        cu_identity_cred_wipe(&a.cred);
-        return CU_OK;
-    }
-    /* Unknown logins and accounts without a password check the dummy hash: same cost. */
-    if (rc == CU_OK)
-        rc = cu_identity_hasher_rc(
-            cu_hasher_verify(idn->hasher, a.cred.has_password ? a.cred.password_hash : NULL,
-                             password, len, &op->ok, &rehash));
-    if (rc == CU_OK && op->ok && rehash &&
-        cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, password, len, op->newhash)) != CU_OK)
-        op->newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
     if (rc == CU_OK) {
+        op->locked = a.locked_until > cu_clock_now_ms();
         op->found = a.found;
         op->totp_enabled = a.cred.totp_enabled;
         snprintf(op->id, sizeof(op->id), "%s", a.id);
@@ -297,6 +281,35 @@ enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
     }
     cu_identity_cred_wipe(&a.cred);
     return rc;
+}
+
+enum cu_err cu_identity_login_verify(struct cu_identity *idn, struct cu_identity_login *op,
+                                     const char *password, size_t len)
+{
+    bool rehash = false;
+    enum cu_err rc;
+
+    op->ok = false;
+    op->newhash[0] = '\0';
+    if (!login_ok(op->login, password, len))
+        return CU_E_INVALID;
+    if (op->locked)
+        return CU_OK;
+    /* Unknown logins and accounts without a password check the dummy hash: same cost. */
+    rc = cu_identity_hasher_rc(cu_hasher_verify(idn->hasher, op->verified[0] ? op->verified : NULL,
+                                                password, len, &op->ok, &rehash));
+    if (rc == CU_OK && op->ok && rehash &&
+        cu_identity_hasher_rc(cu_hasher_hash(idn->hasher, password, len, op->newhash)) != CU_OK)
+        op->newhash[0] = '\0'; /* re-hashing is best effort: the sign-in stands */
+    return rc;
+}
+
+enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db *db,
+                                    struct cu_identity_login *op, const char *password, size_t len)
+{
+    enum cu_err rc =
+        login_ok(op->login, password, len) ? cu_identity_login_read(idn, db, op) : CU_E_INVALID;
+    return rc == CU_OK ? cu_identity_login_verify(idn, op, password, len) : rc;
 }
 
 enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,

@@ -277,6 +277,14 @@ CU_WUR enum cu_err cu_identity_login_check(struct cu_identity *idn, struct cu_db
                                            struct cu_identity_login *op, const char *password,
                                            size_t len);
 
+/* cu_identity_login_read(idn, db, op) and cu_identity_login_verify(idn, op, password, len):
+ * cu_identity_login_check in its two steps, the reads on db, then the hash without db, so that
+ * a caller holds no database connection while the password is hashed. */
+CU_WUR enum cu_err cu_identity_login_read(struct cu_identity *idn, struct cu_db *db,
+                                          struct cu_identity_login *op);
+CU_WUR enum cu_err cu_identity_login_verify(struct cu_identity *idn, struct cu_identity_login *op,
+                                            const char *password, size_t len);
+
 /* cu_identity_login_record(idn, w, db, op): checks the lockout again under its row lock, and
  * that the account is still active with the password the check verified (one reset or
  * disabled meanwhile fails), and records the outcome: a session at aal1 (or a challenge when the
