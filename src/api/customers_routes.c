@@ -1,10 +1,9 @@
 /*
  * customers_routes.c - the customer routes: create, read (masked unless the key may unmask),
- * change, search by a blind-indexed field, list, and erase. Every change is audited in its
- * transaction with the names of the fields it touched, never their values; every read is
- * audited, and an unmasked read names the fields it revealed. A read's record stands alone:
- * the handler prepares the answer and hands the record to the server (cu_resp_audit), which
- * sends the answer only once the record is committed.
+ * change, search by a blind-indexed field, list, and erase. Every change runs in the request's
+ * unit of work and is audited there with the names of the fields it touched, never their
+ * values; every read is audited, and an unmasked read names the fields it revealed. The answer
+ * is sent only once the unit, with its records, is committed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +69,7 @@ static json_t *field_names(const struct cu_customer *cs, size_t n, bool personal
 
 /* The details of a read's audit record, as canonical JSON text (one key, names in field
  * order): {"revealed":[...]} for an unmasked read, {"masked":true} otherwise; NULL when
- * memory runs out (cu_resp_audit_text then refuses). Written directly: every read makes one. */
+ * memory runs out (cu_req_audit_text then refuses). Written directly: every read makes one. */
 static char *read_details(const struct cu_customer *c, bool unmask)
 {
     size_t nf = 0;

@@ -1,17 +1,19 @@
 /*
  * server.c - the HTTPS daemon around libmicrohttpd.
  *
- * Request path: MHD parses with limits (header memory, idle timeout, connection caps); the
- * access handler gathers the body into a capped buffer, then on the last call matches the
- * route, authenticates the bearer key, checks the scope, runs the handler and queues the
- * response with the security headers. The completion callback counts the request in the
- * metrics and writes one access-log line.
+ * Request path: MHD parses with limits (header memory, idle timeout, connection caps); on the
+ * first call the head is checked and the request routed and authenticated (authn.c); the
+ * access handler gathers the body into a capped buffer, then on the last call runs the handler
+ * (on the hashing lane for routes that hash) and queues the response with the security
+ * headers. The completion callback counts the request in the metrics and writes one
+ * access-log line.
  *
- * A response that needs a stand-alone audit record committed first (cu_resp_audit: reads) does
- * not hold its thread while it waits: the connection is suspended, the record goes to the
- * group-commit writer, and the writer's callback resumes the connection once the record is
- * committed or has failed; the next call of the handler then queues the response, or the
- * audit_unavailable problem in its place (fail closed).
+ * Every request has a unit of work (store/work.h, docs/internals/work.md). When it holds
+ * something to commit (a change, an audit record), the request does not hold its thread while
+ * it waits: the connection is suspended, the unit goes to the group committer, and the
+ * committer's callback resumes the connection once the unit is durable or has failed; the next
+ * call of the handler then builds the answer, or the unit's problem in its place (fail
+ * closed).
  *
  * libmicrohttpd 0.9.75 closes keep-alive connections when a response is queued on the first
  * call for a request, so a normal response is queued on a later call; only a body announced as
