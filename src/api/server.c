@@ -731,6 +731,13 @@ enum cu_err cu_server_run(struct cu_app *app)
     if (rc == CU_OK)
         rc = cu_lane_new("cu-hash", lane_threads(app), app->cfg.identity.password_hash_wait_ms,
                          &app->lane);
+    /* A step-up or password change holds a read connection while it hashes: with fewer
+     * connections than hashing threads, a burst of them could leave reads none. */
+    if (rc == CU_OK && app->cfg.store.connections < lane_threads(app) + 4)
+        cu_log(CU_LOG_WARN, "store.connections_few",
+               CU_LI("connections", app->cfg.store.connections),
+               CU_LI("hashing_threads", lane_threads(app)),
+               CU_LS("hint", "raise [store] connections above the hashing threads + 4"));
     if (rc == CU_OK)
         rc = cu_daemon_read_pem(&app->cfg, app->cfg.server.tls_cert, &cert);
     if (rc == CU_OK)
