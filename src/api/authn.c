@@ -75,16 +75,24 @@ static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const c
 }
 
 /* The session's last-seen time moved on, in the request's unit of work. */
+/* The session's last-seen time moved on, in the request's unit of work; the session must
+ * still be live when the unit runs (the clock now, not at the request's start). A refusal's
+ * unit keeps its record even when the session ended meanwhile. */
 static enum cu_err touch_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    const struct cu_principal *p = arg;
-    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms, true);
+    struct cu_req *req = arg;
+    enum cu_err rc = cu_identity_session_touch(req->app->identity, db, req->principal.session.id,
+                                               cu_clock_now_ms(), true);
+    (void)w;
+    return rc == CU_E_UNAUTHENTICATED && req->refusal ? CU_OK : rc;
 }
 
 static enum cu_err hold_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    const struct cu_principal *p = arg;
-    return cu_identity_session_touch(db, p->session.id, cu_work_context_of(w)->now_ms, false);
+    struct cu_req *req = arg;
+    (void)w;
+    return cu_identity_session_touch(req->app->identity, db, req->principal.session.id,
+                                     cu_clock_now_ms(), false);
 }
 
 enum cu_err cu_authn_hold_session(struct cu_req *req)
@@ -94,7 +102,7 @@ enum cu_err cu_authn_hold_session(struct cu_req *req)
     if (!session || req->session_held)
         return CU_OK;
     req->session_held = true;
-    return cu_work_add_first(req->work, hold_apply, &req->principal);
+    return cu_work_add_first(req->work, hold_apply, req);
 }
 
 static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const char *token)
@@ -121,7 +129,7 @@ static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const 
                               p->session.id[0] ? "session ended" : "unknown session",
                               "the session is unknown, expired or revoked; sign in again");
     if (rc == CU_OK && touch) {
-        rc = cu_work_add(req->work, touch_apply, p);
+        rc = cu_work_add(req->work, touch_apply, req);
         req->session_held = rc == CU_OK;
     }
     if (rc != CU_OK)

@@ -413,8 +413,13 @@ static void settle(struct request *r, enum cu_err rc)
 static void commit_here(struct request *r)
 {
     struct cu_app *app = r->req.app;
-    enum cu_err rc =
-        app->committer != NULL ? cu_committer_run(app->committer, r->req.work) : CU_E_UNAVAILABLE;
+    enum cu_err rc = r->req.refusal ? CU_OK : cu_authn_hold_session(&r->req);
+
+    cu_store_release(r->req.view);
+    r->req.view = NULL;
+    if (rc == CU_OK)
+        rc = app->committer != NULL ? cu_committer_run(app->committer, r->req.work)
+                                    : CU_E_UNAVAILABLE;
     settle(r, rc);
 }
 

@@ -81,27 +81,30 @@ static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *w
 
 /* still_may(j, w, db, id, scopes): least privilege again inside the unit of work, on the staff
  * member as stored now (the handler checked a read that an administrator may have changed
- * since): the principal must hold their scopes and scopes. When it does not, the refusal is
- * recorded in w and the unit commits only that (j->refused). */
-static bool still_may(struct staff_job *j, struct cu_work *w, struct cu_db *db, const char *id,
-                      uint64_t scopes)
+ * since): the principal must hold their scopes and scopes. CU_OK with j->refused false when it
+ * does; CU_OK with j->refused true when it does not, the refusal recorded in w (the unit then
+ * commits only that); the error of the read otherwise (busy is run again, a staff member gone
+ * is 404). */
+static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_db *db,
+                             const char *id, uint64_t scopes)
 {
     struct cu_staff_info cur;
-    bool ok;
+    enum cu_err rc;
 
     memset(&cur, 0, sizeof(cur));
-    ok = cu_identity_staff_get(j->req->app->identity, db, id, &cur) == CU_OK &&
-         cu_access_may_grant(&j->req->principal, scopes | cur.scopes, j->missing,
-                             sizeof(j->missing)) == CU_OK;
-    cu_crypto_wipe(&cur, sizeof(cur));
-    if (ok)
-        return true;
-    j->refused = true;
-    if (cu_work_audit(
+    j->refused = false;
+    rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
+    if (rc == CU_OK && cu_access_may_grant(&j->req->principal, scopes | cur.scopes, j->missing,
+                                           sizeof(j->missing)) != CU_OK) {
+        j->refused = true;
+        rc = cu_work_audit(
             w, "access.denied", id, "denied",
-            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", j->missing)) != CU_OK)
-        j->missing[0] = '\0';
-    return false;
+            json_pack("{s:s, s:s}", "reason", "scope escalation", "missing", j->missing));
+    }
+    cu_crypto_wipe(&cur, sizeof(cur));
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(j->resp, rc, "no staff member has this id");
+    return rc;
 }
 
 /* refused_answer(resp, j): the 403 of a unit that found the principal may not act. */
@@ -290,9 +293,9 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     enum cu_err rc;
 
     snprintf(id, sizeof(id), "%.*s", (int)sizeof(id) - 1, j->req->params[0]);
-    j->refused = false;
-    if (!still_may(j, w, db, id, j->scopes))
-        return CU_OK;
+    rc = still_may(j, w, db, id, j->scopes);
+    if (rc != CU_OK || j->refused)
+        return apply_fail(j, rc, "the staff member was not changed");
     rc = cu_identity_staff_set(idn, db, id, j->scopes, j->status);
     if (rc == CU_OK)
         rc = cu_work_audit(
@@ -340,9 +343,9 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
 static enum cu_err password_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct staff_job *j = arg;
-    j->refused = false;
-    if (j->pw.kind == CU_SUBJECT_STAFF && !still_may(j, w, db, j->pw.id, 0))
-        return CU_OK;
+    enum cu_err rc = j->pw.kind == CU_SUBJECT_STAFF ? still_may(j, w, db, j->pw.id, 0) : CU_OK;
+    if (rc != CU_OK || j->refused)
+        return apply_fail(j, rc, "the password could not be set");
     return apply_fail(j, cu_identity_password_record(j->req->app->identity, w, db, &j->pw),
                       "the password could not be set");
 }
@@ -432,9 +435,10 @@ struct subject_job {
 static enum cu_err lockout_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct subject_job *j = arg;
-    j->base.refused = false;
-    if (j->kind == CU_SUBJECT_STAFF && !still_may(&j->base, w, db, j->base.req->params[0], 0))
-        return CU_OK;
+    enum cu_err rc =
+        j->kind == CU_SUBJECT_STAFF ? still_may(&j->base, w, db, j->base.req->params[0], 0) : CU_OK;
+    if (rc != CU_OK || j->base.refused)
+        return apply_fail(&j->base, rc, "the lockout could not be cleared");
     return apply_fail(&j->base,
                       cu_identity_lockout_clear(j->base.req->app->identity, w, db, j->kind,
                                                 j->base.req->params[0]),

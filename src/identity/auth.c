@@ -278,6 +278,7 @@ enum cu_err cu_identity_login_read(struct cu_identity *idn, struct cu_db *db,
         snprintf(op->subject, sizeof(op->subject), "%s", a.subject);
         snprintf(op->verified, sizeof(op->verified), "%s",
                  a.cred.has_password ? a.cred.password_hash : "");
+        op->verified_at = a.cred.password_changed_at;
     }
     cu_identity_cred_wipe(&a.cred);
     return rc;
@@ -336,8 +337,10 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
     if (rc == CU_OK && op->found && op->ok) {
         bool active = false, same = false;
         rc = cu_identity_subject_account(idn, db, op->kind, op->id, NULL, 0, &active);
+        /* The second factor as it stands now: one enrolled meanwhile is asked for. */
         if (rc == CU_OK && active)
-            rc = cu_identity_cred_same(db, op->kind, op->id, op->verified, &same);
+            rc = cu_identity_cred_same(db, op->kind, op->id, op->verified_at, &same,
+                                       &op->totp_enabled);
         if (rc == CU_E_NOT_FOUND)
             rc = CU_OK;
         op->ok = rc == CU_OK && active && same;
@@ -585,6 +588,8 @@ void cu_identity_step_up_clear(struct cu_identity_step_up *op)
 
 /* ---- passwords ---- */
 
+/* A password set: password_changed_at always moves on (by 1 ms if the clock has not), so that a
+ * sign-in checked against the password before can tell it was reset (a re-hash keeps it). */
 static enum cu_err store_password(struct cu_db *db, enum cu_subject_kind kind, const char *id,
                                   const char *hash)
 {
@@ -592,7 +597,8 @@ static enum cu_err store_password(struct cu_db *db, enum cu_subject_kind kind, c
         "INSERT INTO credentials (subject_kind, subject_id, password_hash, password_changed_at, "
         "totp_enabled_at, totp_last_step, created_at, updated_at) VALUES ($1, $2, $3, $4, NULL, "
         "-1, $4, $4) ON CONFLICT (subject_kind, subject_id) DO UPDATE SET password_hash = $3, "
-        "password_changed_at = $4, updated_at = $4";
+        "password_changed_at = CASE WHEN credentials.password_changed_at >= $4 THEN "
+        "credentials.password_changed_at + 1 ELSE $4 END, updated_at = $4";
     const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(hash),
                                CU_VI(cu_clock_now_ms())};
     return cu_db_exec(db, sql, p, CU_NVALS(p));
@@ -698,6 +704,7 @@ enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
         rc = cu_identity_hasher_rc(cu_hasher_verify(
             idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, &op->ok, NULL));
     snprintf(op->verified, sizeof(op->verified), "%s", c.has_password ? c.password_hash : "");
+    op->verified_at = c.password_changed_at;
     cu_identity_cred_wipe(&c);
     return rc;
 }
@@ -721,7 +728,7 @@ enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w
         return CU_OK;
     }
     if (rc == CU_OK && op->ok)
-        rc = cu_identity_cred_same(db, op->kind, op->id, op->verified, &same);
+        rc = cu_identity_cred_same(db, op->kind, op->id, op->verified_at, &same, NULL);
     if (rc == CU_OK && op->ok && same) {
         op->result = CU_OK;
         return CU_OK;

@@ -109,14 +109,14 @@ enum cu_err cu_identity_audit_add(struct cu_work *w, const char *action, const c
 /* ---- credentials ---- */
 
 enum cu_err cu_identity_cred_same(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                                  const char *hash, bool *same)
+                                  int64_t changed_at, bool *same, bool *totp)
 {
     struct cred c;
-    size_t n = strlen(hash);
     enum cu_err rc = cu_identity_cred_load(db, kind, id, &c);
 
-    *same = rc == CU_OK && c.has_password && strlen(c.password_hash) == n &&
-            cu_crypto_memeq(c.password_hash, hash, n);
+    *same = rc == CU_OK && c.has_password && c.password_changed_at == changed_at;
+    if (totp != NULL)
+        *totp = rc == CU_OK && c.totp_enabled;
     cu_identity_cred_wipe(&c);
     return rc;
 }
@@ -124,8 +124,9 @@ enum cu_err cu_identity_cred_same(struct cu_db *db, enum cu_subject_kind kind, c
 enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,
                                   struct cred *out)
 {
-    static const char sql[] = "SELECT password_hash, totp_enabled_at, totp_last_step FROM "
-                              "credentials WHERE subject_kind = $1 AND subject_id = $2";
+    static const char sql[] =
+        "SELECT password_hash, totp_enabled_at, totp_last_step, password_changed_at FROM "
+        "credentials WHERE subject_kind = $1 AND subject_id = $2";
     const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id)};
     struct cu_stmt *st = NULL;
     bool row = false;
@@ -144,6 +145,7 @@ enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, c
             memcpy(out->password_hash, h, n);
         out->totp_enabled = !cu_stmt_null(st, 1);
         out->totp_last_step = cu_stmt_int(st, 2);
+        out->password_changed_at = out->has_password ? cu_stmt_int(st, 3) : 0;
     }
     cu_stmt_done(st);
     return rc;

@@ -221,6 +221,7 @@ struct cu_identity_verify {
     struct cu_auth_ctx ctx;
     bool ok;                            /* set by the check */
     char verified[CU_PWHASH_STR_BYTES]; /* the stored hash it was checked against */
+    int64_t verified_at;                /* that password's password_changed_at */
     enum cu_err result; /* set by the record: CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
 };
 
@@ -263,6 +264,7 @@ struct cu_identity_login {
     bool locked;                        /* locked out at the check: no hash was made */
     bool ok;                            /* the password is right */
     char verified[CU_PWHASH_STR_BYTES]; /* the stored hash it was checked against */
+    int64_t verified_at;                /* that password's password_changed_at */
     char newhash[CU_PWHASH_STR_BYTES];  /* a re-hash under today's parameters, or "" */
     /* the outcome */
     enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
@@ -334,12 +336,12 @@ CU_WUR enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_
                                              const char *token, size_t len,
                                              struct cu_session_info *out, bool *touch);
 
-/* cu_identity_session_touch(db, id, now, touch): in a unit of work of a request made with
- * session id: CU_E_UNAUTHENTICATED unless the session is still live (a revocation or expiry
- * since the request was authenticated fails the unit), and, when touch, its last-seen time
- * moved on to now. */
-CU_WUR enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now,
-                                             bool touch);
+/* cu_identity_session_touch(idn, db, id, now, touch): in a unit of work of a request made with
+ * session id: CU_E_UNAUTHENTICATED unless the session is still live at now (a revocation, an
+ * expiry or the idle timeout since the request was authenticated fails the unit), and, when
+ * touch, its last-seen time moved on to now. */
+CU_WUR enum cu_err cu_identity_session_touch(struct cu_identity *idn, struct cu_db *db,
+                                             const char *id, int64_t now, bool touch);
 
 /* cu_identity_subject_state(idn, db, kind, id, scopes, active, has_totp): what a request made
  * with a session of the subject needs: its scopes (staff; 0 for customers), whether it may

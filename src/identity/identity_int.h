@@ -36,6 +36,7 @@ struct cred {
     char password_hash[CU_PWHASH_STR_BYTES];
     bool totp_enabled;
     int64_t totp_last_step;
+    int64_t password_changed_at; /* 0 without a password: moves on a reset, not a re-hash */
 };
 
 /* identity.c */
@@ -75,10 +76,11 @@ enum cu_err cu_identity_subject_account(struct cu_identity *idn, struct cu_db *d
                                         enum cu_subject_kind kind, const char *id, char *email,
                                         size_t cap, bool *active);
 
-/* cu_identity_cred_same(db, kind, id, hash): whether the subject's stored password hash is
- * still hash (what a check verified), read in the caller's unit of work. */
+/* cu_identity_cred_same(db, kind, id, changed_at, same, totp): whether the subject's password
+ * is still the one a check verified (set at changed_at; a re-hash keeps it, a reset moves it),
+ * and whether it has TOTP now, read in the caller's unit of work. */
 enum cu_err cu_identity_cred_same(struct cu_db *db, enum cu_subject_kind kind, const char *id,
-                                  const char *hash, bool *same);
+                                  int64_t changed_at, bool *same, bool *totp);
 
 /* staff.c */
 /* Where staff members keep their keys: staff.dek_wrapped and kek_version (the DEK's version is

@@ -135,14 +135,17 @@ static bool session_live(const struct cu_session_info *s, int64_t now)
     return s->revoked_at == 0 && now < s->expires_at && now < s->idle_expires_at;
 }
 
-enum cu_err cu_identity_session_touch(struct cu_db *db, const char *id, int64_t now, bool touch)
+enum cu_err cu_identity_session_touch(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                      int64_t now, bool touch)
 {
     /* One statement both holds the session (its row stays locked until the unit commits, so a
      * revocation cannot slip between) and, when touch, moves its last-seen time on. */
     static const char sql[] =
         "UPDATE sessions SET last_seen_at = CASE WHEN $3 = 1 AND last_seen_at < $2 THEN $2 ELSE "
-        "last_seen_at END WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2";
-    const struct cu_val p[] = {CU_VT(id), CU_VI(now), CU_VI(touch ? 1 : 0)};
+        "last_seen_at END WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2 AND "
+        "last_seen_at > $4";
+    const struct cu_val p[] = {CU_VT(id), CU_VI(now), CU_VI(touch ? 1 : 0),
+                               CU_VI(now - idn->opts.session_idle_ms)};
     enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     return rc == CU_OK && cu_db_changes(db) != 1 ? CU_E_UNAUTHENTICATED : rc;
 }

@@ -448,6 +448,11 @@ static void *writer_main(void *arg)
 
     pthread_setname_np(pthread_self(), "cu-commit");             /* as top -H and ps -L show it */
     CU_ASSERT_MSG(units != NULL, "the committer's group array"); /* made before the thread */
+    /* Every write waits for this thread: it runs ahead of the request threads where the
+     * process may raise a thread's priority (root, or CAP_SYS_NICE as a service manager can
+     * grant); elsewhere it runs at theirs. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), COMMITTER_NICE) != 0)
+        cu_log_msg(CU_LOG_INFO, "work.committer_priority_unchanged");
     pthread_mutex_lock(&c->mu);
     for (;;) {
         size_t n = 0;

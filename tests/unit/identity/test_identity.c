@@ -250,7 +250,7 @@ static enum cu_err t_apply(struct cu_work *w, struct cu_db *db, void *arg)
     case T_STEP:
         return cu_identity_step_up_record(idn, w, db, c->state);
     case T_TOUCH:
-        return cu_identity_session_touch(db, c->sid, cu_clock_now_ms(), true);
+        return cu_identity_session_touch(idn, db, c->sid, cu_clock_now_ms(), true);
     case T_REVOKE:
         return cu_identity_session_revoke(idn, w, db, c->kind, c->id, c->sid);
     case T_BEGIN:
@@ -2123,6 +2123,33 @@ static void test_sign_in_across_a_reset(void **state)
                      CU_E_BAD_CREDENTIALS);
 }
 
+/* Two sign-ins with the right password checked at once when a re-hash is due: the first one's
+ * re-hash does not fail the second (a re-hash is not a reset). */
+static void test_concurrent_rehash(void **state)
+{
+    struct fixture *f = *state;
+    char id[CU_CUSTOMER_ID_BYTES];
+    struct cu_identity_login ops[2];
+    customer(f, "twice@example.com", NULL, id); /* PW, hashed with opslimit 1 */
+    f->opts.pwhash.opslimit = 2;
+    restart(f);
+    for (int i = 0; i < 2; i++) {
+        memset(&ops[i], 0, sizeof(ops[i]));
+        ops[i].kind = CU_SUBJECT_CUSTOMER;
+        snprintf(ops[i].login, sizeof(ops[i].login), "twice@example.com");
+        assert_int_equal(cu_identity_login_check(f->idn, t_view(f), &ops[i], PW, strlen(PW)),
+                         CU_OK);
+        t_view_done();
+        assert_true(ops[i].newhash[0] != '\0');
+    }
+    for (int i = 0; i < 2; i++) {
+        struct t_call c = {.f = f, .op = T_LOGIN, .state = &ops[i]};
+        assert_int_equal(t_run(&c), CU_OK);
+        assert_int_equal(ops[i].result, CU_OK);
+        cu_identity_login_clear(&ops[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2144,6 +2171,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_burst_outruns_no_lockout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_burst_on_password_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sign_in_across_a_reset, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_rehash, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
