@@ -506,7 +506,7 @@ static enum cu_err change_done(struct cu_req *req, struct cu_resp *resp, void *a
 {
     struct auth_job *j = arg;
     if (j->u.change.verify.result == CU_E_RATE_LIMITED)
-        return auth_fail(resp, CU_E_RATE_LIMITED, 1000);
+        return auth_fail(resp, CU_E_RATE_LIMITED, j->u.change.verify.retry_after_ms);
     if (j->u.change.verify.result != CU_OK)
         return cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
     return answer_none(req, resp, arg);

@@ -85,17 +85,48 @@ static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *w
  * does; CU_OK with j->refused true when it does not, the refusal recorded in w (the unit then
  * commits only that); the error of the read otherwise (busy is run again, a staff member gone
  * is 404). */
+/* now_principal(j, db, out): the request's principal with its scopes as stored now (a staff
+ * member's may have been cut since the request was authenticated; a key revoked or expired
+ * meanwhile holds none). */
+static enum cu_err now_principal(struct staff_job *j, struct cu_db *db, struct cu_principal *out)
+{
+    const struct cu_principal *p = &j->req->principal;
+    struct cu_apikey_info key;
+    bool active = false, totp = false;
+    enum cu_err rc = CU_OK;
+
+    *out = *p;
+    if (p->kind == CU_PRINCIPAL_STAFF) {
+        rc = cu_identity_subject_state(j->req->app->identity, db, CU_SUBJECT_STAFF, p->id,
+                                       &out->scopes, &active, &totp);
+        if (rc == CU_OK && !active)
+            out->scopes = 0;
+    } else if (p->kind == CU_PRINCIPAL_APIKEY) {
+        rc = cu_apikey_get(db, p->id, &key);
+        out->scopes = rc == CU_OK && key.revoked_at == 0 &&
+                              (key.expires_at == 0 || key.expires_at > cu_clock_now_ms())
+                          ? key.scopes
+                          : 0;
+    } else {
+        out->scopes = 0;
+    }
+    return rc == CU_E_NOT_FOUND ? CU_OK : rc;
+}
+
 static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_db *db,
                              const char *id, uint64_t scopes)
 {
     struct cu_staff_info cur;
+    struct cu_principal now;
     enum cu_err rc;
 
     memset(&cur, 0, sizeof(cur));
     j->refused = false;
-    rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
-    if (rc == CU_OK && cu_access_may_grant(&j->req->principal, scopes | cur.scopes, j->missing,
-                                           sizeof(j->missing)) != CU_OK) {
+    rc = now_principal(j, db, &now);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
+    if (rc == CU_OK &&
+        cu_access_may_grant(&now, scopes | cur.scopes, j->missing, sizeof(j->missing)) != CU_OK) {
         j->refused = true;
         rc = cu_work_audit(
             w, "access.denied", id, "denied",

@@ -725,7 +725,11 @@ enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w
     rc = cu_identity_lockout_locked(idn, db, subject, now, &failures, &locked_until);
     if (rc == CU_OK && locked_until > now) {
         op->result = CU_E_RATE_LIMITED;
-        return CU_OK;
+        op->retry_after_ms = locked_until - now;
+        return cu_identity_audit_add(w, "credential.password_check", op->id, "denied",
+                                     json_pack("{s:s, s:s, s:I}", "subject_kind",
+                                               cu_subject_kind_name(op->kind), "reason", "locked",
+                                               "retry_after_ms", (json_int_t)op->retry_after_ms));
     }
     if (rc == CU_OK && op->ok)
         rc = cu_identity_cred_same(db, op->kind, op->id, op->verified_at, &same, NULL);

@@ -223,6 +223,7 @@ struct cu_identity_verify {
     char verified[CU_PWHASH_STR_BYTES]; /* the stored hash it was checked against */
     int64_t verified_at;                /* that password's password_changed_at */
     enum cu_err result; /* set by the record: CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
+    int64_t retry_after_ms; /* with CU_E_RATE_LIMITED: the wait */
 };
 
 /* cu_identity_verify_check(idn, db, op, pw, len): whether pw is the subject's current password

@@ -2090,6 +2090,9 @@ static void test_burst_on_password_change(void **state)
     assert_int_equal(t_run(&c), CU_OK);
     assert_true(ops[3].ok);                             /* the check found it right */
     assert_int_equal(ops[3].result, CU_E_RATE_LIMITED); /* the record refuses it */
+    assert_true(ops[3].retry_after_ms > 0 && ops[3].retry_after_ms <= until - T0);
+    assert_int_equal(recorded(f, "credential.password_check", "denied", "\"reason\":\"locked\""),
+                     1);
 }
 
 /* A sign-in checked with the old password and recorded after a reset committed fails, and its
