@@ -533,9 +533,20 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
         v->kind = p->session.kind;
         snprintf(v->id, sizeof(v->id), "%s", p->id);
         v->ctx = (struct cu_auth_ctx){req->kept_ip, safe_user_agent(req), NULL};
-        /* A wrong current password counts toward the account's lockout. */
-        rc = cu_identity_verify_check(req->app->identity, db, v, cur, strlen(cur));
-        if (rc != CU_OK)
+        j->u.change.pw.kind = p->session.kind;
+        snprintf(j->u.change.pw.id, sizeof(j->u.change.pw.id), "%s", p->id);
+        /* A wrong current password counts toward the account's lockout. The reads are made
+         * first, and the read connection given back before the two hashes. */
+        rc = strlen(cur) == 0 ? CU_E_INVALID : cu_identity_verify_read(req->app->identity, db, v);
+        if (rc == CU_OK)
+            rc = cu_identity_password_read(req->app->identity, db, &j->u.change.pw);
+        cu_store_release(req->view);
+        req->view = NULL;
+        if (rc == CU_OK)
+            rc = cu_identity_verify_hash(req->app->identity, v, cur, strlen(cur));
+        if (rc == CU_E_NOT_FOUND)
+            rc = password_fail(resp, rc, "");
+        else if (rc != CU_OK)
             rc = auth_fail(resp, rc, 1000);
     }
     /* The new password is checked and hashed whether or not the current one was right, so
@@ -543,10 +554,9 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
      * unit whatever the new password was. */
     if (rc == CU_OK) {
         struct cu_identity_password *op = &j->u.change.pw;
-        op->kind = p->session.kind;
-        snprintf(op->id, sizeof(op->id), "%s", p->id);
         snprintf(op->keep_session, sizeof(op->keep_session), "%s", p->session.id);
-        rc = cu_identity_password_check(req->app->identity, db, op, pw, strlen(pw), j->why);
+        rc = cu_identity_password_prepare(req->app->identity, op, pw, strlen(pw),
+                                          op->email[0] ? op->email : NULL, j->why);
         if (rc != CU_OK && !j->u.change.verify.ok)
             rc = CU_OK; /* the unit records the wrong guess and answers 401 */
         else if (rc != CU_OK)

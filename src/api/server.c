@@ -736,8 +736,9 @@ enum cu_err cu_server_run(struct cu_app *app)
     if (rc == CU_OK)
         rc = cu_lane_new("cu-hash", lane_threads(app), app->cfg.identity.password_hash_wait_ms,
                          &app->lane);
-    /* A step-up or password change holds a read connection while it hashes: with fewer
-     * connections than hashing threads, a burst of them could leave reads none. */
+    /* A step-up holds a read connection while it hashes (sign-ins and password changes give
+     * theirs back first): with fewer connections than hashing threads, a burst of step-ups
+     * could leave reads none. */
     if (rc == CU_OK && app->cfg.store.connections < lane_threads(app) + 4)
         cu_log(CU_LOG_WARN, "store.connections_few",
                CU_LI("connections", app->cfg.store.connections),

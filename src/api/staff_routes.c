@@ -412,7 +412,13 @@ static enum cu_err set_password(struct cu_req *req, struct cu_resp *resp, enum c
     if (rc == CU_OK) {
         j->pw.kind = kind;
         snprintf(j->pw.id, sizeof(j->pw.id), "%.*s", (int)sizeof(j->pw.id) - 1, req->params[0]);
-        rc = cu_identity_password_check(req->app->identity, db, &j->pw, pw, strlen(pw), j->why);
+        /* The reads first; no read connection is held while the password is hashed. */
+        rc = cu_identity_password_read(req->app->identity, db, &j->pw);
+        cu_store_release(req->view);
+        req->view = NULL;
+        if (rc == CU_OK)
+            rc = cu_identity_password_prepare(req->app->identity, &j->pw, pw, strlen(pw),
+                                              j->pw.email[0] ? j->pw.email : NULL, j->why);
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
             rc = cu_resp_fail(resp, CU_E_INVALID, "%s", j->why);
         else if (rc == CU_E_NOT_FOUND)

@@ -630,22 +630,30 @@ enum cu_err cu_identity_password_prepare(struct cu_identity *idn, struct cu_iden
     return rc;
 }
 
+enum cu_err cu_identity_password_read(struct cu_identity *idn, struct cu_db *db,
+                                      struct cu_identity_password *op)
+{
+    bool active = false;
+    enum cu_err rc = cu_identity_subject_account(idn, db, op->kind, op->id, op->email,
+                                                 sizeof(op->email), &active);
+
+    op->hash[0] = '\0';
+    if (rc == CU_OK && !active)
+        rc = CU_E_NOT_FOUND;
+    if (rc != CU_OK)
+        cu_crypto_wipe(op->email, sizeof(op->email));
+    return rc;
+}
+
 enum cu_err cu_identity_password_check(struct cu_identity *idn, struct cu_db *db,
                                        struct cu_identity_password *op, const char *pw, size_t len,
                                        char why[CU_IDENTITY_WHY_BYTES])
 {
-    char email[CU_EMAIL_MAX + 1];
-    bool active = false;
-    enum cu_err rc =
-        cu_identity_subject_account(idn, db, op->kind, op->id, email, sizeof(email), &active);
+    enum cu_err rc = cu_identity_password_read(idn, db, op);
 
     why[0] = '\0';
-    op->hash[0] = '\0';
-    if (rc == CU_OK && !active)
-        rc = CU_E_NOT_FOUND;
     if (rc == CU_OK)
-        rc = cu_identity_password_prepare(idn, op, pw, len, email[0] ? email : NULL, why);
-    cu_crypto_wipe(email, sizeof(email));
+        rc = cu_identity_password_prepare(idn, op, pw, len, op->email[0] ? op->email : NULL, why);
     return rc;
 }
 
@@ -680,10 +688,11 @@ enum cu_err cu_identity_password_record(struct cu_identity *idn, struct cu_work 
 void cu_identity_password_clear(struct cu_identity_password *op)
 {
     cu_crypto_wipe(op->hash, sizeof(op->hash));
+    cu_crypto_wipe(op->email, sizeof(op->email));
 }
 
-enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
-                                     struct cu_identity_verify *op, const char *pw, size_t len)
+enum cu_err cu_identity_verify_read(struct cu_identity *idn, struct cu_db *db,
+                                    struct cu_identity_verify *op)
 {
     char subject[SUBJECT_KEY_BYTES];
     struct cred c;
@@ -692,21 +701,35 @@ enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
     enum cu_err rc;
 
     op->ok = false;
-    if (len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES)
-        return CU_E_INVALID;
     cu_identity_subject_key(op->kind, op->id, subject);
     rc = cu_identity_cred_load(db, op->kind, op->id, &c);
     if (rc == CU_OK)
         rc = cu_identity_lockout_state(idn, db, subject, now, &failures, &locked_until);
     if (rc == CU_OK && locked_until > now)
         rc = CU_E_RATE_LIMITED;
-    if (rc == CU_OK)
-        rc = cu_identity_hasher_rc(cu_hasher_verify(
-            idn->hasher, c.has_password ? c.password_hash : NULL, pw, len, &op->ok, NULL));
     snprintf(op->verified, sizeof(op->verified), "%s", c.has_password ? c.password_hash : "");
     op->verified_at = c.password_changed_at;
     cu_identity_cred_wipe(&c);
     return rc;
+}
+
+enum cu_err cu_identity_verify_hash(struct cu_identity *idn, struct cu_identity_verify *op,
+                                    const char *pw, size_t len)
+{
+    op->ok = false;
+    if (len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES)
+        return CU_E_INVALID;
+    return cu_identity_hasher_rc(cu_hasher_verify(
+        idn->hasher, op->verified[0] ? op->verified : NULL, pw, len, &op->ok, NULL));
+}
+
+enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
+                                     struct cu_identity_verify *op, const char *pw, size_t len)
+{
+    enum cu_err rc = len == 0 || len > CU_PWHASH_MAX_PASSWORD_BYTES
+                         ? CU_E_INVALID
+                         : cu_identity_verify_read(idn, db, op);
+    return rc == CU_OK ? cu_identity_verify_hash(idn, op, pw, len) : rc;
 }
 
 enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,

@@ -186,6 +186,7 @@ struct cu_identity_password {
     char id[CU_SUBJECT_ID_BYTES];
     char keep_session[CU_SESSION_ID_BYTES];
     char hash[CU_PWHASH_STR_BYTES]; /* made by the check; cu_identity_password_clear wipes it */
+    char email[CU_EMAIL_MAX + 1];   /* the subject's, read by the check; wiped likewise */
 };
 
 /* cu_identity_password_check(idn, db, op, pw, len, why): the policy check and the hash of pw,
@@ -194,6 +195,12 @@ struct cu_identity_password {
 CU_WUR enum cu_err cu_identity_password_check(struct cu_identity *idn, struct cu_db *db,
                                               struct cu_identity_password *op, const char *pw,
                                               size_t len, char why[CU_IDENTITY_WHY_BYTES]);
+
+/* cu_identity_password_read(idn, db, op): cu_identity_password_check's reads alone (the subject
+ * active, its e-mail into op->email), so that the caller holds no database connection while
+ * cu_identity_password_prepare(idn, op, pw, len, op->email, why) then hashes. */
+CU_WUR enum cu_err cu_identity_password_read(struct cu_identity *idn, struct cu_db *db,
+                                             struct cu_identity_password *op);
 
 /* cu_identity_password_prepare(idn, op, pw, len, email, why): cu_identity_password_check for a
  * subject not made yet (whose e-mail, which a password must not contain, is email or NULL):
@@ -233,6 +240,14 @@ struct cu_identity_verify {
 CU_WUR enum cu_err cu_identity_verify_check(struct cu_identity *idn, struct cu_db *db,
                                             struct cu_identity_verify *op, const char *pw,
                                             size_t len);
+
+/* cu_identity_verify_read(idn, db, op) and cu_identity_verify_hash(idn, op, pw, len):
+ * cu_identity_verify_check in its two steps, the reads on db (CU_E_RATE_LIMITED while
+ * locked), then the hash without it. */
+CU_WUR enum cu_err cu_identity_verify_read(struct cu_identity *idn, struct cu_db *db,
+                                           struct cu_identity_verify *op);
+CU_WUR enum cu_err cu_identity_verify_hash(struct cu_identity *idn, struct cu_identity_verify *op,
+                                           const char *pw, size_t len);
 
 /* cu_identity_verify_record(idn, w, db, op): decides under the lockout row's lock: a wrong
  * password (op->ok false, or a password changed since the check) counts toward the subject's
