@@ -93,15 +93,6 @@ static struct auth_job *auth_job_new(struct cu_req *req, struct cu_resp *resp)
     return j;
 }
 
-/* An answer of 204 and no body. */
-static enum cu_err answer_none(struct cu_req *req, struct cu_resp *resp, void *arg)
-{
-    (void)req;
-    (void)arg;
-    resp->status = 204;
-    return CU_OK;
-}
-
 /* Parses the body as an object with only the allowed keys. */
 static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
                            size_t n, json_t **out)
@@ -251,12 +242,10 @@ static enum cu_err login_answer(struct cu_app *app, struct cu_resp *resp,
     return cu_resp_json(resp, 200, v);
 }
 
-/* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
+/* apply_fail(j, rc, what): a change's own failure, reported (cu_resp_change_failed). */
 static enum cu_err apply_fail(struct auth_job *j, enum cu_err rc, const char *what)
 {
-    if (rc == CU_OK || rc == CU_E_BUSY || j->resp->err != CU_OK)
-        return rc;
-    return cu_resp_fail(j->resp, rc, "%s", what);
+    return cu_resp_change_failed(j->resp, rc, what);
 }
 
 static enum cu_err login_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -431,7 +420,7 @@ static enum cu_err end_sessions(struct cu_req *req, struct cu_resp *resp, const 
         return resp->err;
     if (session_id != NULL)
         snprintf(j->u.factor.code, sizeof(j->u.factor.code), "%s", session_id);
-    return cu_req_change(req, revoke_apply, answer_none, j);
+    return cu_req_change(req, revoke_apply, cu_answer_no_content, j);
 }
 
 enum cu_err cu_handle_auth_logout(struct cu_req *req, struct cu_resp *resp)
@@ -509,7 +498,7 @@ static enum cu_err change_done(struct cu_req *req, struct cu_resp *resp, void *a
         return auth_fail(resp, CU_E_RATE_LIMITED, j->u.change.verify.retry_after_ms);
     if (j->u.change.verify.result != CU_OK)
         return cu_resp_fail(resp, CU_E_BAD_CREDENTIALS, "the current password is not right");
-    return answer_none(req, resp, arg);
+    return cu_answer_no_content(req, resp, arg);
 }
 
 enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)

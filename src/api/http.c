@@ -238,6 +238,21 @@ enum cu_err cu_req_db(struct cu_req *req, struct cu_db **out)
     return rc;
 }
 
+enum cu_err cu_resp_change_failed(struct cu_resp *resp, enum cu_err rc, const char *what)
+{
+    if (rc == CU_OK || rc == CU_E_BUSY || resp->err != CU_OK)
+        return rc;
+    return cu_resp_fail(resp, rc, "%s", what);
+}
+
+enum cu_err cu_answer_no_content(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    (void)req;
+    (void)arg;
+    resp->status = 204;
+    return CU_OK;
+}
+
 enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc)
 {
     switch (rc) {

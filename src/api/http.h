@@ -218,6 +218,15 @@ void *cu_req_alloc(struct cu_req *req, size_t size, void (*clear)(void *p));
  * empty. */
 CU_WUR enum cu_err cu_req_db(struct cu_req *req, struct cu_db **out);
 
+/* cu_resp_change_failed(resp, rc, what): the report of a change's own failure from its apply:
+ * rc with what as the detail, unless rc is CU_OK, CU_E_BUSY (left to the committer's re-run)
+ * or resp already holds a failure; returns rc. */
+enum cu_err cu_resp_change_failed(struct cu_resp *resp, enum cu_err rc, const char *what);
+
+/* cu_answer_no_content(req, resp, arg): the answer (cu_answer_fn) of a change that answers
+ * 204 with no body. */
+enum cu_err cu_answer_no_content(struct cu_req *req, struct cu_resp *resp, void *arg);
+
 /* cu_resp_unit_failed(resp, rc): fails resp with rc and the detail the API gives a unit of work
  * that could not be committed; returns rc. */
 enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc);

@@ -141,12 +141,9 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     snprintf(ctx.source_ip, sizeof(ctx.source_ip), "%s", r->req.remote_ip);
     /* The agent as given when it is UTF-8, cut at a character's edge to fit. */
     const char *ua = cu_req_header(&r->req, "User-Agent");
-    if (ua != NULL && cu_utf8_valid(ua, strlen(ua))) {
-        size_t n = strnlen(ua, sizeof(ctx.user_agent) - 1);
-        while (n > 0 && ua[n] != '\0' && ((unsigned char)ua[n] & 0xC0) == 0x80)
-            n--;
-        cu_text_copy(ctx.user_agent, sizeof(ctx.user_agent), ua, n);
-    }
+    if (ua != NULL && cu_utf8_valid(ua, strlen(ua)))
+        cu_text_copy(ctx.user_agent, sizeof(ctx.user_agent), ua,
+                     cu_utf8_cut(ua, sizeof(ctx.user_agent) - 1));
     ctx.now_ms = cu_clock_now_ms();
     if (cu_work_new(&ctx, &r->req.work) != CU_OK) {
         request_free(r);

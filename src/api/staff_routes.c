@@ -72,11 +72,8 @@ static struct staff_job *staff_job_new(struct cu_req *req, struct cu_resp *resp)
 /* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
 static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *what)
 {
-    if (rc == CU_OK || rc == CU_E_BUSY || j->resp->err != CU_OK)
-        return rc;
-    if (rc == CU_E_NOT_FOUND)
-        return cu_resp_fail(j->resp, rc, "no active account has this id");
-    return cu_resp_fail(j->resp, rc, "%s", what);
+    return cu_resp_change_failed(j->resp, rc,
+                                 rc == CU_E_NOT_FOUND ? "no active account has this id" : what);
 }
 
 /* still_may(j, w, db, id, scopes): least privilege again inside the unit of work, on the staff
@@ -145,15 +142,6 @@ static enum cu_err refused_answer(struct cu_resp *resp, const struct staff_job *
                         "a principal can only grant, or act on, scopes it holds; this one lacks: "
                         "%s",
                         j->missing);
-}
-
-/* An answer of 204 and no body. */
-static enum cu_err answer_none(struct cu_req *req, struct cu_resp *resp, void *arg)
-{
-    (void)req;
-    (void)arg;
-    resp->status = 204;
-    return CU_OK;
 }
 
 static json_t *staff_json(const struct cu_staff_info *s)
@@ -387,7 +375,7 @@ static enum cu_err answer_done(struct cu_req *req, struct cu_resp *resp, void *a
     struct staff_job *j = arg;
     if (j->refused)
         return refused_answer(resp, j);
-    return answer_none(req, resp, arg);
+    return cu_answer_no_content(req, resp, arg);
 }
 
 /* PUT …/password: {"password": …} set by a service or an administrator. The policy check and
@@ -558,5 +546,5 @@ enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_res
     j->base.req = req;
     j->base.resp = resp;
     j->kind = CU_SUBJECT_CUSTOMER;
-    return cu_req_change(req, revoke_apply, answer_none, j);
+    return cu_req_change(req, revoke_apply, cu_answer_no_content, j);
 }

@@ -568,3 +568,15 @@ enum cu_err cu_json_canonical(const json_t *v, struct cu_buf *b)
     }
     return rc;
 }
+
+/* cu_utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
+ * sequence (s is valid UTF-8), so a cut value stays valid text. */
+size_t cu_utf8_cut(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (s[n] == '\0')
+        return n;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}

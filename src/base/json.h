@@ -56,6 +56,10 @@ CU_WUR enum cu_err cu_json_get_bool(const json_t *obj, const char *key, bool req
  * surrogates or code points past U+10FFFF). */
 bool cu_utf8_valid(const char *s, size_t n);
 
+/* cu_utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
+ * sequence (s is valid UTF-8), so that a cut value stays valid text. */
+size_t cu_utf8_cut(const char *s, size_t max);
+
 /* cu_json_dump(v): compact JSON text for v, or NULL on allocation failure. Caller frees with
  * free() (jansson's allocator). */
 CU_WUR char *cu_json_dump(const json_t *v);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/text.h"
@@ -191,8 +192,8 @@ static enum cu_err challenge_create(struct cu_identity *idn, struct cu_db *db,
                                CU_VI(now),
                                CU_VI(now + idn->opts.challenge_ms),
                                CU_VT(ctx && ctx->ip ? ctx->ip : ""),
-                               CU_VTN(ua, cu_identity_utf8_cut(ua, CU_USER_AGENT_MAX)),
-                               CU_VTN(dev, cu_identity_utf8_cut(dev, CU_DEVICE_ID_MAX))};
+                               CU_VTN(ua, cu_utf8_cut(ua, CU_USER_AGENT_MAX)),
+                               CU_VTN(dev, cu_utf8_cut(dev, CU_DEVICE_ID_MAX))};
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -313,18 +314,6 @@ enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject)
 
 /* ---- events ---- */
 
-/* cu_identity_utf8_cut(s, max): the length of s cut to at most max bytes without splitting a UTF-8
- * sequence (s is valid UTF-8), so a cut value stays valid text. */
-size_t cu_identity_utf8_cut(const char *s, size_t max)
-{
-    size_t n = strnlen(s, max);
-    if (s[n] == '\0')
-        return n;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
 static const char *or_empty(const char *s)
 {
     return s ? s : "";
@@ -345,8 +334,8 @@ enum cu_err cu_identity_event_add(struct cu_db *db, const char *kind, enum cu_su
         sid ? CU_VT(cu_subject_kind_name(sk)) : CU_VNULL,
         sid ? CU_VT(sid) : CU_VNULL,
         CU_VT(or_empty(ctx ? ctx->ip : NULL)),
-        CU_VTN(ua, cu_identity_utf8_cut(ua, CU_USER_AGENT_MAX)),
-        CU_VTN(dev, cu_identity_utf8_cut(dev, CU_DEVICE_ID_MAX)),
+        CU_VTN(ua, cu_utf8_cut(ua, CU_USER_AGENT_MAX)),
+        CU_VTN(dev, cu_utf8_cut(dev, CU_DEVICE_ID_MAX)),
         CU_VT(reason),
     };
     return cu_db_exec(db, sql, p, CU_NVALS(p));

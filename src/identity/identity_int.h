@@ -40,7 +40,6 @@ struct cred {
 };
 
 /* identity.c */
-size_t cu_identity_utf8_cut(const char *s, size_t max);
 void cu_identity_subject_key(enum cu_subject_kind kind, const char *id,
                              char out[SUBJECT_KEY_BYTES]);
 enum cu_err cu_identity_cred_load(struct cu_db *db, enum cu_subject_kind kind, const char *id,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "base/clock.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/text.h"
@@ -47,7 +48,7 @@ bool cu_identity_token_shape_ok(const char *prefix, const char *token, size_t le
 /* Copies s into out (cap bytes), cut at a character boundary. */
 static void cut(char *out, size_t cap, const char *s)
 {
-    size_t n = s ? cu_identity_utf8_cut(s, cap - 1) : 0;
+    size_t n = s ? cu_utf8_cut(s, cap - 1) : 0;
     memcpy(out, s ? s : "", n);
     out[n] = '\0';
 }
