@@ -238,11 +238,84 @@ static enum cu_err make_in_txn(struct cu_audit *a, struct cu_db *db, bool force,
     return rc;
 }
 
+/* The latest checkpoint's tree size (0 when there is none). */
+static enum cu_err latest_size(struct cu_db *db, int64_t *size)
+{
+    static const char sql[] = "SELECT MAX(tree_size) FROM audit_checkpoints";
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+
+    *size = 0;
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && row && !cu_stmt_null(st, 0))
+        *size = cu_stmt_int(st, 0);
+    cu_stmt_done(st);
+    return rc;
+}
+
+/* The reading half of a checkpoint, in a read snapshot outside the writer: the tree of every
+ * record up to the head, built on from the latest checkpoint, the records since checked to
+ * chain. j->ready says it was built; j->due whether one is due at all. */
+static enum cu_err prepare(struct cu_audit *a, struct cu_db *db, struct cu_audit_checkpoint_job *j)
+{
+    uint8_t prev[CU_MERKLE_HASH_BYTES];
+    int64_t at = 0;
+    enum cu_err rc = cu_db_begin(db, CU_TXN_READ);
+
+    if (rc == CU_OK)
+        rc = cu_audit_head(db, &j->upto, j->upto_hash);
+    if (rc == CU_OK)
+        rc = latest_state(db, &j->from, &at, &j->tree);
+    if (rc == CU_OK)
+        j->due = due(a, j->force, j->upto, j->from, at);
+    memset(prev, 0, sizeof(prev));
+    if (rc == CU_OK && j->due && j->from > 0)
+        rc = record_hash_at(db, j->from, prev);
+    if (rc == CU_OK && j->due)
+        rc = add_range(db, j->from, j->upto, &j->tree, prev);
+    if (rc == CU_OK && j->due && memcmp(prev, j->upto_hash, sizeof(prev)) != 0)
+        rc = CU_E_CORRUPT;
+    if (rc == CU_E_CORRUPT)
+        cu_log(CU_LOG_ERROR, "audit.checkpoint_refused", CU_LI("from", j->from),
+               CU_LI("to", j->upto),
+               CU_LS("reason", "the records since the last checkpoint do not chain"));
+    cu_db_rollback(db);
+    j->ready = rc == CU_OK && j->due;
+    return rc;
+}
+
+/* The writing half: stores the prepared tree when the latest checkpoint is still the one it
+ * was built on and its last record still has the hash that was read; else (another checkpoint
+ * came between, or nothing was prepared) builds it here, in the writer. */
+static enum cu_err store_prepared(struct cu_audit_checkpoint_job *j, struct cu_db *db)
+{
+    uint8_t hash[CU_MERKLE_HASH_BYTES];
+    int64_t size = 0;
+    enum cu_err rc = latest_size(db, &size);
+
+    if (rc != CU_OK)
+        return rc;
+    if (size != j->from)
+        return make_in_txn(j->audit, db, j->force, &j->made, &j->cp);
+    rc = record_hash_at(db, j->upto, hash);
+    if (rc == CU_OK && memcmp(hash, j->upto_hash, sizeof(hash)) != 0)
+        rc = CU_E_CORRUPT;
+    if (rc == CU_OK)
+        rc = store_checkpoint(j->audit, db, &j->tree, &j->cp);
+    if (rc == CU_OK)
+        j->made = true;
+    return rc;
+}
+
 enum cu_err cu_audit_checkpoint_apply(struct cu_work *w, struct cu_db *db, void *job)
 {
     struct cu_audit_checkpoint_job *j = job;
     (void)w;
     j->made = false;
+    if (j->ready)
+        return store_prepared(j, db);
     return make_in_txn(j->audit, db, j->force, &j->made, &j->cp);
 }
 
@@ -251,12 +324,23 @@ enum cu_err cu_audit_checkpoint_make(struct cu_audit *a, struct cu_committer *c,
 {
     struct cu_audit_checkpoint_job j;
     struct cu_work *w = NULL;
-    enum cu_err rc = cu_work_new(NULL, &w);
+    struct cu_db *db = NULL;
+    enum cu_err rc = CU_OK;
 
     memset(&j, 0, sizeof(j));
     j.audit = a;
     j.force = force;
     *made = false;
+    /* Reading and hashing the records since the last checkpoint is the long part: it runs
+     * here, in a read snapshot, so the writer every request waits for only stores the result.
+     * Without a free read connection the writer does it all. */
+    if (cu_store_acquire(cu_committer_store(c), &db) == CU_OK) {
+        rc = prepare(a, db, &j);
+        cu_store_release(db);
+        if (rc != CU_OK || !j.due)
+            return rc;
+    }
+    rc = cu_work_new(NULL, &w);
     if (rc == CU_OK)
         rc = cu_work_add(w, cu_audit_checkpoint_apply, &j);
     if (rc == CU_OK)

@@ -30,6 +30,11 @@ struct cu_audit_checkpoint_job {
     bool force;
     bool made;                     /* out: whether one was made */
     struct cu_audit_checkpoint cp; /* out: the one made */
+    /* Filled before the unit by cu_audit_checkpoint_make's read half; ready says so. */
+    bool ready, due;
+    int64_t from, upto;                      /* the tree built: records (from, upto] added */
+    uint8_t upto_hash[CU_MERKLE_HASH_BYTES]; /* record upto's hash as read */
+    struct cu_merkle_builder tree;
 };
 
 /* cu_audit_checkpoint_apply(w, db, job): the change (a cu_work_fn) that makes a checkpoint of

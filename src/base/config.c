@@ -86,8 +86,8 @@ static const struct key_def keys[] = {
      65535,
      NULL},
     {{"server", "threads", "0",
-      "Worker threads serving requests; a request that waits for its audit record to be "
-      "committed holds one, so there are several per core."},
+      "Worker threads serving requests; a request that waits for its commit holds none, "
+      "but refusals and TLS work do, so there are several per core."},
      "0 (eight per CPU core) or an integer from 1 to 256",
      K_UINT,
      FIELD(server.threads),

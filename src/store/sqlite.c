@@ -29,11 +29,28 @@
 extern const struct cu_migration cu_sqlite_migrations[];
 extern const size_t cu_sqlite_migrations_count;
 
+/* The write-ahead log's checkpointer: a thread with a connection of its own that copies the
+ * log back into the database when a commit leaves it WAL_CHECKPOINT_PAGES long, so the one
+ * writer every request waits for never does it (SQLite's automatic checkpoint runs in the
+ * committing connection). PASSIVE: it never blocks a writer or a reader. */
+struct sq_ckpt {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool want, stop, started;
+    pthread_t thread;
+};
+
+/* Log pages after which a commit asks for a checkpoint (SQLite's own default). */
+#define WAL_CHECKPOINT_PAGES 1000
+/* Log pages after which the committing connection checkpoints what the thread has not. */
+#define WAL_CHECKPOINT_PAGES_MAX 8000
+
 struct sq_state {
     char *path;
     int busy_ms;
     bool sync_full;
     bool create;
+    struct sq_ckpt ckpt;
 };
 
 /* Bytes for the journal mode name PRAGMA journal_mode reports. */
@@ -236,6 +253,26 @@ static void sq_disconnect(void *conn)
     cu_free(c);
 }
 
+/* wal_hook: after each commit; asks the checkpointer for a checkpoint once the log is long.
+ * The log starts again from its beginning only when a write begins after a checkpoint that
+ * copied all of it, which a checkpoint running beside a busy writer never does; so past
+ * WAL_CHECKPOINT_PAGES_MAX the committing connection checkpoints what is left itself (little,
+ * the thread having copied the rest) and the log's file stays bounded. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    struct sq_ckpt *k = arg;
+    if (pages >= WAL_CHECKPOINT_PAGES_MAX) {
+        int logged = 0, moved = 0;
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &logged, &moved);
+    } else if (pages >= WAL_CHECKPOINT_PAGES) {
+        pthread_mutex_lock(&k->mu);
+        k->want = true;
+        pthread_cond_signal(&k->cv);
+        pthread_mutex_unlock(&k->mu);
+    }
+    return SQLITE_OK;
+}
+
 static enum cu_err sq_connect(void *state, void **conn, char *err, size_t errlen)
 {
     const struct sq_state *s = state;
@@ -261,6 +298,9 @@ static enum cu_err sq_connect(void *state, void **conn, char *err, size_t errlen
         rc = prepare_tx(c, s, err, errlen);
     if (rc != CU_OK)
         goto out;
+    /* The hook replaces SQLite's automatic checkpoint; without the thread it stays. */
+    if (s->ckpt.started)
+        sqlite3_wal_hook(c->db, wal_hook, (void *)&((struct sq_state *)state)->ckpt);
     *conn = c;
     c = NULL;
 out:
@@ -285,12 +325,82 @@ static enum cu_err precreate(const char *path, char *err, size_t errlen)
     return rc;
 }
 
+static void *ckpt_main(void *arg)
+{
+    struct sq_state *s = arg;
+    struct sq_ckpt *k = &s->ckpt;
+    char err[CU_STORE_ERR_BYTES];
+    struct sq_conn *c = NULL;
+    void *conn = NULL;
+
+    pthread_setname_np(pthread_self(), "cu-wal");
+    pthread_mutex_lock(&k->mu);
+    for (;;) {
+        while (!k->want && !k->stop)
+            pthread_cond_wait(&k->cv, &k->mu);
+        if (k->stop)
+            break;
+        k->want = false;
+        pthread_mutex_unlock(&k->mu);
+        if (!c && sq_connect(s, &conn, err, sizeof err) == CU_OK)
+            c = conn;
+        if (c) {
+            int logged = 0, moved = 0;
+            int src =
+                sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &logged, &moved);
+            if (src != SQLITE_OK && src != SQLITE_BUSY)
+                cu_log(CU_LOG_WARN, "store.wal_checkpoint_failed",
+                       CU_LS("error", sqlite3_errstr(src)));
+        }
+        pthread_mutex_lock(&k->mu);
+    }
+    pthread_mutex_unlock(&k->mu);
+    sq_disconnect(c);
+    return NULL;
+}
+
+static void ckpt_start(struct sq_state *s)
+{
+    struct sq_ckpt *k = &s->ckpt;
+
+    if (pthread_mutex_init(&k->mu, NULL) != 0)
+        return;
+    if (pthread_cond_init(&k->cv, NULL) != 0) {
+        pthread_mutex_destroy(&k->mu);
+        return;
+    }
+    /* Set before the thread runs, so its own connection takes the hook too. */
+    k->started = true;
+    if (pthread_create(&k->thread, NULL, ckpt_main, s) != 0) {
+        k->started = false;
+        pthread_cond_destroy(&k->cv);
+        pthread_mutex_destroy(&k->mu);
+    }
+}
+
+static void ckpt_stop(struct sq_state *s)
+{
+    struct sq_ckpt *k = &s->ckpt;
+
+    if (!k->started)
+        return;
+    pthread_mutex_lock(&k->mu);
+    k->stop = true;
+    pthread_cond_signal(&k->cv);
+    pthread_mutex_unlock(&k->mu);
+    pthread_join(k->thread, NULL);
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
+    k->started = false;
+}
+
 static void sq_close(void *state)
 {
     struct sq_state *s = state;
 
     if (!s)
         return;
+    ckpt_stop(s);
     cu_free(s->path);
     cu_free(s);
 }
@@ -343,6 +453,7 @@ static enum cu_err sq_open(const struct cu_store_opts *opts, void **state, char 
     if (rc != CU_OK)
         goto out;
     sq_disconnect(conn);
+    ckpt_start(s);
     *state = s;
     s = NULL;
 out:

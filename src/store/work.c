@@ -622,6 +622,11 @@ out:
 }
 
 /* cu_committer_stats(c, out): a snapshot of what c has done. */
+struct cu_store *cu_committer_store(struct cu_committer *c)
+{
+    return c->st;
+}
+
 void cu_committer_stats(struct cu_committer *c, struct cu_committer_stats *out)
 {
     pthread_mutex_lock(&c->mu);

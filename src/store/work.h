@@ -225,4 +225,8 @@ CU_WUR enum cu_err cu_committer_run(struct cu_committer *c, struct cu_work *w);
 /* cu_committer_stats(c, out): a snapshot of what c has done. */
 void cu_committer_stats(struct cu_committer *c, struct cu_committer_stats *out);
 
+/* cu_committer_store(c): the store c writes to, for the read half of a change that reads much
+ * before its unit (an audit checkpoint). */
+struct cu_store *cu_committer_store(struct cu_committer *c);
+
 #endif

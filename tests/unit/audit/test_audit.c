@@ -292,6 +292,71 @@ static void test_source_ip_hashed(void **state)
     assert_string_equal(line, want);
 }
 
+/* run_job(f, j): a checkpoint job as its own unit through the committer. */
+static enum cu_err run_job(struct fixture *f, struct cu_audit_checkpoint_job *j)
+{
+    struct cu_work *w = NULL;
+    enum cu_err rc = cu_work_new(NULL, &w);
+    if (rc == CU_OK)
+        rc = cu_work_add(w, cu_audit_checkpoint_apply, j);
+    if (rc == CU_OK)
+        rc = cu_committer_run(f->c, w);
+    cu_work_free(w);
+    return rc;
+}
+
+/* The checkpoint's tree is built outside the writer; its unit must not trust a tree built on
+ * a checkpoint that is no longer the latest, nor one whose last record changed since. */
+static void test_checkpoint_prepared_outside_writer(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_audit_checkpoint cp;
+    struct cu_audit_checkpoint_job j;
+    bool made = false;
+    int64_t base;
+
+    /* The log starts with the records `init` wrote: base of them. */
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, &cp), CU_OK);
+    base = cp.tree_size;
+    append_n_raw(f, 700);
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, &cp), CU_OK);
+    assert_true(made);
+    assert_int_equal(cp.tree_size, base + 700);
+    append_n_raw(f, 300);
+    /* A tree said ready but built on no checkpoint (from 0) while the latest covers 700 more: the
+     * unit builds the tree itself, and the checkpoint it stores verifies. */
+    memset(&j, 0, sizeof(j));
+    j.audit = f->audit;
+    j.force = true;
+    j.ready = true;
+    j.from = 0;
+    j.upto = base + 1000;
+    cu_merkle_builder_init(&j.tree);
+    assert_int_equal(run_job(f, &j), CU_OK);
+    assert_true(j.made);
+    assert_int_equal(j.cp.tree_size, base + 1000);
+    verify_ok(f);
+    /* A tree on the latest checkpoint whose last record's hash is not the stored one: refused,
+     * nothing stored. */
+    append_n_raw(f, 10);
+    memset(&j, 0, sizeof(j));
+    j.audit = f->audit;
+    j.force = true;
+    j.ready = true;
+    j.from = base + 1000;
+    j.upto = base + 1010;
+    memset(j.upto_hash, 0xab, sizeof(j.upto_hash));
+    assert_int_equal(run_job(f, &j), CU_E_CORRUPT);
+    assert_false(j.made);
+    assert_int_equal(cu_audit_checkpoint_get(f->conn, 0, &cp), CU_OK);
+    assert_int_equal(cp.tree_size, base + 1000);
+    /* The ordinary path then covers the 10 and verifies. */
+    assert_int_equal(cu_audit_checkpoint_make(f->audit, f->c, true, &made, &cp), CU_OK);
+    assert_true(made);
+    assert_int_equal(cp.tree_size, base + 1010);
+    verify_ok(f);
+}
+
 static void test_checkpoints_and_proofs(void **state)
 {
     struct fixture *f = *state;
@@ -644,6 +709,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_damaged_frontier_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_fails_closed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_records, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checkpoint_prepared_outside_writer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
