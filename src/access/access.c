@@ -4,8 +4,15 @@
  */
 #include "access/access.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/mem.h"
 
 static enum cu_err decide(struct cu_access_decision *out, enum cu_err err, bool audit,
                           const char *missing, const char *reason)
@@ -16,6 +23,9 @@ static enum cu_err decide(struct cu_access_decision *out, enum cu_err err, bool 
     snprintf(out->reason, sizeof(out->reason), "%s", reason);
     return err;
 }
+
+static enum cu_err by_policy(const struct cu_principal *p, uint64_t permission,
+                             const struct cu_access_ctx *ctx, struct cu_access_decision *out);
 
 enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, unsigned flags,
                              const struct cu_access_ctx *ctx, struct cu_access_decision *out)
@@ -43,6 +53,9 @@ enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, 
          !cu_identity_session_fresh(ctx->identity, &p->session, p->has_totp, ctx->now_ms)))
         return decide(out, CU_E_STEP_UP, false, NULL,
                       "this operation needs a recent sign-in: POST /v1/auth/step-up");
+    out->effect = CU_ACCESS_ALLOW;
+    if (permission != 0 && ctx->policy != NULL)
+        return by_policy(p, permission, ctx, out);
     if (permission != 0 && (p->scopes & permission) != permission) {
         const char *name = cu_apikey_scope_name(permission);
         decide(out, CU_E_FORBIDDEN, true, name, "");
@@ -51,6 +64,67 @@ enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, 
         return out->err;
     }
     return CU_OK;
+}
+
+bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->kind != CU_PRINCIPAL_APIKEY && p->kind != CU_PRINCIPAL_STAFF)
+        return false;
+    out->kind = p->kind == CU_PRINCIPAL_APIKEY ? CU_ACCESS_APIKEY : CU_ACCESS_STAFF;
+    out->id = p->id;
+    out->permissions = p->scopes;
+    if (p->kind == CU_PRINCIPAL_STAFF) {
+        out->aal = (int)p->session.aal;
+        out->session_started_at =
+            p->session.auth_at > 0 ? p->session.auth_at : p->session.created_at;
+    }
+    return true;
+}
+
+/* join_cut(out, cap, ...): the strings joined, cut to fit (an explanation may be long). */
+static void join_cut(char *out, size_t cap, const char *a, const char *b, const char *c,
+                     const char *d, const char *e)
+{
+    const char *parts[] = {a, b, c, d, e};
+    size_t n = 0;
+    for (size_t i = 0; i < 5; i++)
+        for (const char *q = parts[i]; *q && n + 1 < cap; q++)
+            out[n++] = *q;
+    out[n] = '\0';
+}
+
+/* The permission, as the policy decides it for p in this request. */
+static enum cu_err by_policy(const struct cu_principal *p, uint64_t permission,
+                             const struct cu_access_ctx *ctx, struct cu_access_decision *out)
+{
+    struct cu_access_subject s;
+    struct cu_access_env e = {.now_ms = ctx->now_ms, .has_ip = ctx->has_ip, .ip = ctx->ip};
+    struct cu_access_why why;
+    const char *name = cu_apikey_scope_name(permission);
+    enum cu_access_effect eff = CU_ACCESS_DENY;
+
+    if (cu_access_subject_of(p, &s))
+        eff = cu_policy_decide(ctx->policy, &s, permission, NULL, &e, &why);
+    else
+        snprintf(why.decided_by, sizeof(why.decided_by), "no grant");
+    if (eff == CU_ACCESS_ALLOW || eff == CU_ACCESS_ALLOW_MASKED) {
+        out->effect = eff;
+        return CU_OK;
+    }
+    decide(out, CU_E_FORBIDDEN, true, name, "");
+    if (eff == CU_ACCESS_NEEDS_APPROVAL)
+        /* Four-eyes approval is not served yet: the action stays refused (fail closed). */
+        snprintf(out->reason, sizeof(out->reason),
+                 "%s needs the approval of %u other staff member%s (%s), which this version "
+                 "cannot take yet",
+                 name, why.approvals, why.approvals == 1 ? "" : "s", why.decided_by);
+    else if (why.failed[0])
+        join_cut(out->reason, sizeof(out->reason), name, " denied by ", why.decided_by, ": ",
+                 why.failed);
+    else
+        snprintf(out->reason, sizeof(out->reason), "%s denied by %s", name, why.decided_by);
+    return out->err;
 }
 
 enum cu_err cu_access_may_grant(const struct cu_principal *p, uint64_t scopes, char *missing,
@@ -91,4 +165,201 @@ void cu_access_actor(const struct cu_principal *p, struct cu_work_ctx *ctx)
 const struct cu_principal *cu_access_principal(const struct cu_work *w)
 {
     return cu_work_context_of(w)->principal;
+}
+
+/* One loaded policy and its readers. */
+struct held {
+    struct cu_policy *p;
+    long refs;         /* readers, and 1 while in force */
+    struct held *next; /* retired ones with readers left */
+};
+
+struct cu_access_policies {
+    pthread_mutex_t mu;
+    char *path; /* NULL: the built-in policy */
+    struct held *cur;
+    struct held *retired;
+    struct stat seen; /* the file as last read, good or bad */
+    bool seen_valid;
+};
+
+/* same_file(a, b): whether two stats are of the same version of a file. */
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+static enum cu_err load(const char *path, struct held **out, struct stat *sb,
+                        struct cu_policy_error *err)
+{
+    struct held *h = cu_calloc(1, sizeof(*h));
+    enum cu_err rc;
+
+    *out = NULL;
+    if (!h)
+        return CU_E_NOMEM;
+    if (path == NULL) {
+        rc = cu_policy_default(&h->p);
+        memset(err, 0, sizeof(*err));
+    } else {
+        /* the version read is the one stat saw before: a file changed meanwhile is read
+         * again on the next reload */
+        if (stat(path, sb) != 0)
+            memset(sb, 0, sizeof(*sb));
+        rc = cu_policy_load(path, &h->p, err);
+    }
+    if (rc != CU_OK) {
+        cu_free(h);
+        return rc;
+    }
+    h->refs = 1;
+    *out = h;
+    return CU_OK;
+}
+
+enum cu_err cu_access_policies_new(const char *path, struct cu_access_policies **out,
+                                   struct cu_policy_error *err)
+{
+    struct cu_access_policies *h = cu_calloc(1, sizeof(*h));
+    enum cu_err rc = CU_E_NOMEM;
+
+    *out = NULL;
+    memset(err, 0, sizeof(*err));
+    if (!h)
+        return rc;
+    if (path && path[0] && !(h->path = cu_strdup(path)))
+        goto bad;
+    rc = load(h->path, &h->cur, &h->seen, err);
+    if (rc != CU_OK)
+        goto bad;
+    h->seen_valid = h->path != NULL;
+    if (pthread_mutex_init(&h->mu, NULL) != 0) {
+        rc = CU_E_INTERNAL;
+        goto bad;
+    }
+    *out = h;
+    return CU_OK;
+bad:
+    if (h->cur)
+        cu_policy_free(h->cur->p);
+    cu_free(h->cur);
+    cu_free(h->path);
+    cu_free(h);
+    return rc;
+}
+
+void cu_access_policies_free(struct cu_access_policies *h)
+{
+    if (!h)
+        return;
+    while (h->retired) {
+        struct held *n = h->retired->next;
+        cu_policy_free(h->retired->p);
+        cu_free(h->retired);
+        h->retired = n;
+    }
+    cu_policy_free(h->cur->p);
+    cu_free(h->cur);
+    pthread_mutex_destroy(&h->mu);
+    cu_free(h->path);
+    cu_free(h);
+}
+
+const struct cu_policy *cu_access_policy_get(struct cu_access_policies *h)
+{
+    const struct cu_policy *p;
+    pthread_mutex_lock(&h->mu);
+    h->cur->refs++;
+    p = h->cur->p;
+    pthread_mutex_unlock(&h->mu);
+    return p;
+}
+
+/* drop(h, held): one reference less; frees a retired policy whose last reader left. */
+static void drop(struct cu_access_policies *h, struct held *x)
+{
+    if (--x->refs > 0)
+        return;
+    for (struct held **pp = &h->retired; *pp; pp = &(*pp)->next)
+        if (*pp == x) {
+            *pp = x->next;
+            break;
+        }
+    cu_policy_free(x->p);
+    cu_free(x);
+}
+
+void cu_access_policy_put(struct cu_access_policies *h, const struct cu_policy *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&h->mu);
+    if (h->cur->p == p) {
+        h->cur->refs--;
+    } else {
+        for (struct held *x = h->retired; x; x = x->next)
+            if (x->p == p) {
+                drop(h, x);
+                break;
+            }
+    }
+    pthread_mutex_unlock(&h->mu);
+}
+
+enum cu_err cu_access_policies_reload(struct cu_access_policies *h, bool *changed,
+                                      struct cu_policy_error *err)
+{
+    struct stat sb;
+    struct held *fresh = NULL, *old;
+    enum cu_err rc;
+
+    *changed = false;
+    memset(err, 0, sizeof(*err));
+    if (h->path == NULL)
+        return CU_OK;
+    if (stat(h->path, &sb) != 0)
+        memset(&sb, 0, sizeof(sb));
+    if (h->seen_valid && same_file(&sb, &h->seen))
+        return CU_OK;
+    rc = load(h->path, &fresh, &sb, err);
+    h->seen = sb;
+    h->seen_valid = true;
+    if (rc != CU_OK)
+        return rc;
+    pthread_mutex_lock(&h->mu);
+    old = h->cur;
+    h->cur = fresh;
+    old->next = h->retired;
+    h->retired = old;
+    drop(h, old);
+    pthread_mutex_unlock(&h->mu);
+    *changed = true;
+    return CU_OK;
+}
+
+/* The policy a data directory starts with: the built-in roles alone. */
+static const char default_policy[] =
+    "# custodia's access policy (docs/access.md): roles, grants, conditions, forbids and\n"
+    "# approvals. With nothing below but the version, the built-in roles alone decide, and each\n"
+    "# API key and staff member holds exactly the permissions (scopes) given to it. The server\n"
+    "# follows this file while it runs; check a change first with `custodia access check FILE`.\n"
+    "version 1\n";
+
+enum cu_err cu_access_policy_write_default(const char *path)
+{
+    enum cu_err rc = CU_OK;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+
+    if (fd < 0)
+        return errno == EEXIST ? CU_E_EXISTS : errno == EACCES ? CU_E_PERM : CU_E_IO;
+    if (write(fd, default_policy, sizeof(default_policy) - 1) !=
+            (ssize_t)(sizeof(default_policy) - 1) ||
+        fsync(fd) != 0)
+        rc = CU_E_IO;
+    if (close(fd) != 0)
+        rc = CU_E_IO;
+    if (rc != CU_OK)
+        unlink(path);
+    return rc;
 }

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "access/policy.h"
 #include "base/err.h"
 #include "identity/apikey.h"
 #include "identity/identity.h"
@@ -51,6 +52,9 @@ struct cu_access_ctx {
     const struct cu_identity *identity; /* for the freshness of a session; NULL: never fresh */
     bool customer_mfa_required;         /* [identity] customer_mfa_required */
     int64_t now_ms;
+    const struct cu_policy *policy; /* decides permissions; NULL: the principal's own only */
+    bool has_ip;                    /* the request's source address, for conditions */
+    struct cu_ip ip;
 };
 
 /* A decision: CU_OK (allow), or the error the request answers (CU_E_FORBIDDEN,
@@ -58,7 +62,8 @@ struct cu_access_ctx {
  * must be audited (as access.denied) and with what details. */
 struct cu_access_decision {
     enum cu_err err;
-    char reason[160];
+    enum cu_access_effect effect; /* CU_ACCESS_ALLOW or CU_ACCESS_ALLOW_MASKED when err is CU_OK */
+    char reason[400];
     bool audit;          /* a denial worth a record (not a missing second factor) */
     const char *missing; /* the permission lacked, or NULL (static) */
 };
@@ -71,6 +76,10 @@ struct cu_access_decision {
  * unauthenticated principal is denied any permission or session route. */
 enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, unsigned flags,
                              const struct cu_access_ctx *ctx, struct cu_access_decision *out);
+
+/* cu_access_subject_of(p, out): the policy's view of p: kind, id, own permissions, session.
+ * Only API keys and staff members have one (false for others). */
+bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject *out);
 
 /* cu_access_may_grant(p, scopes, missing, cap): CU_OK when p holds every permission in scopes
  * (what it would give a key or a staff member, or what the key or staff member it acts on
@@ -86,6 +95,40 @@ void cu_access_actor(const struct cu_principal *p, struct cu_work_ctx *ctx);
 
 /* cu_access_principal(w): the principal of w's request, or NULL (the system, a CLI command). */
 const struct cu_principal *cu_access_principal(const struct cu_work *w);
+
+/* The policy in force (access/policy.h), followed while running: a reload that reads a good
+ * file swaps it whole; a bad file leaves the one in force. Readers take a reference for as
+ * long as they decide with it. */
+struct cu_access_policies;
+
+/* cu_access_policies_new(path, out, err): holds the policy in path, or the built-in policy when
+ * path is NULL or empty. CU_E_INVALID, CU_E_IO or CU_E_TOO_LARGE (err says where and why)
+ * when the file cannot be used. Free with cu_access_policies_free. */
+CU_WUR enum cu_err cu_access_policies_new(const char *path, struct cu_access_policies **out,
+                                          struct cu_policy_error *err);
+
+/* cu_access_policies_free(h): NULL does nothing. Every reference must have been given back. */
+void cu_access_policies_free(struct cu_access_policies *h);
+
+/* cu_access_policy_get(h): the policy in force, referenced; give it back with
+ * cu_access_policy_put. */
+const struct cu_policy *cu_access_policy_get(struct cu_access_policies *h);
+
+/* cu_access_policy_put(h, p): gives back a reference from cu_access_policy_get; NULL does
+ * nothing. */
+void cu_access_policy_put(struct cu_access_policies *h, const struct cu_policy *p);
+
+/* cu_access_policies_reload(h, changed, err): reads the file again when it is not the one in
+ * force (another inode, size or modification time). *changed says whether a new policy is in
+ * force. A file that cannot be used leaves the one in force and returns its error, once per
+ * version of the file (the same bad file is not reported again). */
+CU_WUR enum cu_err cu_access_policies_reload(struct cu_access_policies *h, bool *changed,
+                                             struct cu_policy_error *err);
+
+/* cu_access_policy_write_default(path): writes the policy a data directory starts with (the
+ * built-in roles alone, commented), mode 0600, never over a file: CU_E_EXISTS when path
+ * exists. */
+CU_WUR enum cu_err cu_access_policy_write_default(const char *path);
 
 /* cu_access_kind_name(kind): "anonymous", "apikey", "staff" or "customer". */
 const char *cu_access_kind_name(enum cu_principal_kind kind);

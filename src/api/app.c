@@ -6,6 +6,7 @@
  */
 #include "api/server.h"
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,6 +65,41 @@ static enum cu_err services_new(struct cu_app *app, const struct cu_app_parts *p
     return rc;
 }
 
+/* policies_new(app, cfg, why): the access policy, written with the built-in roles alone when
+ * the file is missing. */
+static enum cu_err policies_new(struct cu_app *app, const struct cu_config *cfg,
+                                char why[CU_APP_WHY_BYTES])
+{
+    char path[CU_CONFIG_PATH_BYTES], msg[512];
+    struct cu_policy_error err;
+    enum cu_err rc;
+
+    if (cu_config_path(cfg, cfg->access.policy, path, sizeof(path)) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[access] policy: the path is too long");
+        return CU_E_CONFIG;
+    }
+    rc = cu_access_policy_write_default(path);
+    if (rc == CU_OK) {
+        cu_log(CU_LOG_WARN, "access.policy_created", CU_LS("file", path),
+               CU_LS("reason", "the file was missing: the built-in roles alone decide"));
+    } else if (rc != CU_E_EXISTS) {
+        snprintf(why, CU_APP_WHY_BYTES, "[access] policy: %.400s could not be written: %s", path,
+                 cu_err_str(rc));
+        return rc;
+    }
+    rc = cu_access_policies_new(path, &app->policies, &err);
+    if (rc != CU_OK) {
+        cu_policy_error_format(&err, msg, sizeof msg);
+        snprintf(why, CU_APP_WHY_BYTES, "[access] policy: %.480s", msg);
+        return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
+    }
+    const struct cu_policy *p = cu_access_policy_get(app->policies);
+    cu_log(CU_LOG_INFO, "access.policy_loaded", CU_LS("file", path),
+           CU_LS("sha256", cu_policy_digest(p)));
+    cu_access_policy_put(app->policies, p);
+    return CU_OK;
+}
+
 enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
                        char why[CU_APP_WHY_BYTES])
 {
@@ -84,6 +120,8 @@ enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
     app->started_at_ms = cu_clock_now_ms();
     app->threads = pool_size(parts->cfg);
     rc = services_new(app, parts, why);
+    if (rc == CU_OK)
+        rc = policies_new(app, parts->cfg, why);
     if (rc != CU_OK)
         goto out;
     cu_log(CU_LOG_INFO, "identity.ready",
@@ -108,6 +146,7 @@ void cu_app_free(struct cu_app *app)
     cu_identity_free(app->identity);
     cu_vault_free(app->vault);
     cu_kek_source_free(app->kek);
+    cu_access_policies_free(app->policies);
     cu_free(app);
 }
 

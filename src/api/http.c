@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "api/server.h"
+#include "base/clock.h"
 #include "base/json.h"
 #include "base/mem.h"
 #include "base/text.h"
@@ -174,6 +175,17 @@ enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const c
     if (rc == CU_OK)
         req->refusal = true;
     return rc;
+}
+
+enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission)
+{
+    struct cu_access_subject s;
+    struct cu_access_env e = {.now_ms = cu_clock_now_ms()};
+
+    if (req->policy == NULL || !cu_access_subject_of(&req->principal, &s))
+        return CU_ACCESS_DENY;
+    e.has_ip = cu_ip_parse(req->remote_ip, &e.ip) == CU_OK;
+    return cu_policy_decide(req->policy, &s, permission, NULL, &e, NULL);
 }
 
 enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,

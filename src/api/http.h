@@ -75,6 +75,9 @@ struct cu_req {
     char params[CU_MAX_PATH_PARAMS][CU_PATH_PARAM_MAX]; /* {name} segments, in order */
     size_t nparams;
     struct cu_principal principal;
+    const struct cu_policy *policy;     /* the access policy it is decided by (referenced) */
+    enum cu_access_effect access;       /* the route's decision: allow, or allow masked */
+    uint64_t route_permission;          /* the permission it was decided for (0: none) */
     char remote_ip[64];                 /* the client's address, for limits held in memory only */
     char kept_ip[64];                   /* the address as custodia keeps it (cu_app_kept_ip) */
     char kept_reported[64];             /* a reported end user's address, kept the same way */
@@ -181,6 +184,11 @@ CU_WUR enum cu_err cu_req_audit(struct cu_req *req, const char *action, const ch
  * refusal is answered whatever becomes of its record (health then reports the audit log). */
 CU_WUR enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const char *target,
                                         json_t *details);
+
+/* cu_req_may(req, permission): whether the request's principal holds one more permission than
+ * its route's, as the access policy decides it now (CU_ACCESS_DENY without a policy or for a
+ * customer's session). */
+enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission);
 
 /* cu_req_may_grant(req, resp, action, target, scopes): least privilege for what a request gives
  * or acts on (a key's scopes, a staff member's): CU_OK when its principal holds every scope in

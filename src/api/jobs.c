@@ -77,6 +77,59 @@ static bool retry_purge(struct cu_app *app)
     return true;
 }
 
+/* The audit record of a policy taken or refused by a reload, as a unit of the system's. */
+struct policy_note {
+    const char *action;
+    const char *digest;
+    const char *error;
+};
+
+static enum cu_err policy_note_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    const struct policy_note *n = arg;
+    (void)db;
+    return cu_work_audit(w, n->action, "access:policy", n->error ? "failure" : "success",
+                         n->error ? json_pack("{s:s}", "error", n->error)
+                                  : json_pack("{s:s}", "sha256", n->digest));
+}
+
+/* reload_policy(app): takes a new version of the access policy file when it parses; logs and
+ * audits what happened. A bad version is reported once and leaves the policy in force. */
+static void reload_policy(struct cu_app *app)
+{
+    struct cu_policy_error err;
+    struct policy_note note = {0};
+    struct cu_work *w = NULL;
+    char msg[512];
+    bool changed = false;
+    enum cu_err rc = cu_access_policies_reload(app->policies, &changed, &err);
+    const struct cu_policy *p = NULL;
+
+    if (rc == CU_OK && !changed)
+        return;
+    if (rc != CU_OK) {
+        cu_policy_error_format(&err, msg, sizeof msg);
+        cu_log(CU_LOG_ERROR, "access.policy_rejected", CU_LS("error", msg),
+               CU_LS("kept", "the policy in force"));
+        note.action = "access.policy_reject";
+        note.error = msg;
+    } else {
+        p = cu_access_policy_get(app->policies);
+        cu_log(CU_LOG_INFO, "access.policy_loaded", CU_LS("file", cu_policy_source(p)),
+               CU_LS("sha256", cu_policy_digest(p)));
+        note.action = "access.policy_load";
+        note.digest = cu_policy_digest(p);
+    }
+    if (cu_work_new(NULL, &w) == CU_OK && cu_work_add(w, policy_note_apply, &note) == CU_OK &&
+        cu_committer_run(app->committer, w) == CU_OK) {
+        /* recorded */
+    } else {
+        cu_log_msg(CU_LOG_ERROR, "access.policy_not_audited");
+    }
+    cu_work_free(w);
+    cu_access_policy_put(app->policies, p);
+}
+
 static void *checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
@@ -102,6 +155,8 @@ static void *checkpointer_main(void *arg)
             purge_every = retry_purge(c->app) ? 1 : (purge_every * 2 > 30 ? 30 : purge_every * 2);
             purge_at = ticks + purge_every;
         }
+        if (c->app->policies != NULL)
+            reload_policy(c->app);
         if (++ticks % 60 == 0)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

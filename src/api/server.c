@@ -79,6 +79,8 @@ static void request_free(struct request *r)
 {
     cu_store_release(r->req.view);
     cu_work_free(r->req.work);
+    if (r->req.policy != NULL)
+        cu_access_policy_put(r->req.app->policies, r->req.policy);
     for (size_t i = 0; i < r->req.nowned; i++) {
         if (r->req.owned[i].clear != NULL)
             r->req.owned[i].clear(r->req.owned[i].p);

@@ -34,6 +34,7 @@ struct cu_app {
     struct cu_identity *identity;
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter; /* failed authentications per client */
+    struct cu_access_policies *policies; /* the access policy in force, followed */
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight;           /* requests begun and not yet completed */

@@ -414,6 +414,16 @@ static const struct key_def keys[] = {
      1,
      525600,
      NULL},
+    {{"access", "policy", "access.policy",
+      "The access policy (docs/access.md): roles, grants, conditions and forbids; relative to "
+      "the data directory unless absolute. Followed while running; made with the built-in "
+      "roles alone when missing."},
+     PATH_ALLOWED,
+     K_STR,
+     FIELD(access.policy),
+     0,
+     0,
+     NULL},
     {{"log", "level", "info", "Lowest level of log lines written to stderr."},
      "debug, info, warn, error or off",
      K_LEVEL,

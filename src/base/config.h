@@ -80,6 +80,10 @@ struct cu_config {
     } identity;
 
     struct {
+        char policy[CU_CONFIG_PATH_BYTES]; /* the access policy file, relative to data_dir */
+    } access;
+
+    struct {
         enum cu_log_level level;
     } log;
 };

@@ -17,6 +17,7 @@
 #include "cli/cli.h"
 #include "crypto/cert.h"
 #include "crypto/crypto.h"
+#include "access/access.h"
 #include "audit/checkpoint.h"
 #include "cu_version.h"
 #include "identity/apikey.h"
@@ -368,6 +369,22 @@ static int usage(FILE *f)
                            "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n");
 }
 
+/* make_policy(cfg, m): the access policy with the built-in roles alone. */
+static int make_policy(const struct cu_config *cfg, struct made *m)
+{
+    char path[CU_CONFIG_PATH_BYTES];
+    enum cu_err rc = cu_config_path(cfg, cfg->access.policy, path, sizeof(path));
+
+    if (rc == CU_OK)
+        rc = cu_access_policy_write_default(path);
+    if (rc != CU_OK) {
+        cu_cli_error("%s: cannot write the access policy: %s", path, cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    made_add(m, path);
+    return CU_EXIT_OK;
+}
+
 int cu_cli_init(int argc, char **argv)
 {
     char err[CU_CONFIG_ERR_BYTES], conf[CU_CONFIG_PATH_BYTES + 16];
@@ -401,6 +418,8 @@ int cu_cli_init(int argc, char **argv)
         goto out;
     }
     code = make_keys_and_cert(&cfg, &m);
+    if (code == CU_EXIT_OK)
+        code = make_policy(&cfg, &m);
     if (code == CU_EXIT_OK)
         code = make_store(&cfg, &m, &st);
     if (code == CU_EXIT_OK) {

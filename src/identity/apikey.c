@@ -22,7 +22,8 @@ struct cu_apikey_service {
 static const char *const scope_names[] = {
     "apikeys.read",          "apikeys.write",   "metrics.read",     "audit.read",
     "customers.read",        "customers.write", "customers.unmask", "customers.erase",
-    "customers.credentials", "staff.read",      "staff.write",
+    "customers.credentials", "staff.read",      "staff.write",      "access.read",
+    "access.write",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
 #define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)

@@ -38,7 +38,9 @@ enum cu_scope {
     CU_SCOPE_CUSTOMERS_CREDENTIALS = 1u << 8, /* "customers.credentials": set passwords, see and
                                                  clear lockouts, end sessions of customers */
     CU_SCOPE_STAFF_READ = 1u << 9,            /* "staff.read": list staff members */
-    CU_SCOPE_STAFF_WRITE = 1u << 10, /* "staff.write": add, change and disable staff members */
+    CU_SCOPE_STAFF_WRITE = 1u << 10,  /* "staff.write": add, change and disable staff members */
+    CU_SCOPE_ACCESS_READ = 1u << 11,  /* "access.read": read the access policy, explain decisions */
+    CU_SCOPE_ACCESS_WRITE = 1u << 12, /* "access.write": change roles and grants */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

@@ -22,7 +22,7 @@ check_eq "first administrator's password file is 0600" 600 "$(mode "$D/initial-a
 check "the first administrator is named in the output" grep -q "admin@custodia.localhost" "$TMP/init.out"
 check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
 check_eq "init leaves these files and no others" \
-    "custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key" \
+    "access.policy custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key" \
     "$(ls -A "$D" | tr '\n' ' ' | sed 's/ $//')"
 # While the database is open (here by audit tail), SQLite's -wal and -shm files take its mode.
 "$BIN" audit tail --dir "$D" --follow >/dev/null 2>&1 &

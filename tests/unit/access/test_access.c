@@ -7,7 +7,7 @@
 
 #include "access/access.h"
 
-static const struct cu_access_ctx ctx = {NULL, false, 1700000000000LL};
+static const struct cu_access_ctx ctx = {.now_ms = 1700000000000LL};
 
 static struct cu_principal key_with(uint64_t scopes)
 {

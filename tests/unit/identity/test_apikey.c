@@ -212,7 +212,8 @@ static void test_scopes(void **state)
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, sizeof(text)), CU_OK);
     assert_string_equal(
         text, "apikeys.read apikeys.write metrics.read audit.read customers.read customers.write "
-              "customers.unmask customers.erase customers.credentials staff.read staff.write");
+              "customers.unmask customers.erase customers.credentials staff.read staff.write "
+              "access.read access.write");
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, 5), CU_E_TOO_LARGE);
 }
 
