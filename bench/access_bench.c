@@ -76,9 +76,8 @@ int main(int argc, char **argv)
     struct cu_policy_error err;
     char *text = big_policy();
     static char ids[PRINCIPALS][16], depts[7][4];
-    static const char *roles[PRINCIPALS][1];
+    static const char *roles[PRINCIPALS];
     static const char *const countries[] = {"GB", "US", "FR", "JP", "DE", "CA"};
-    const char *service[] = {"service"};
     struct cu_access_env env = {.now_ms = 1774602000000LL, .has_ip = true}; /* Fri 09:00 UTC */
     struct cu_access_resource res = {.id = "cus_1", .status = "active"};
     uint64_t *lat, t, allowed = 0;
@@ -99,12 +98,12 @@ int main(int argc, char **argv)
         snprintf(depts[i], sizeof depts[i], "d%d", i);
     for (int i = 0; i < PRINCIPALS; i++) {
         snprintf(ids[i], sizeof ids[i], "st_%05d", i);
-        roles[i][0] = i % 10 == 0 ? NULL : "support_agent";
+        roles[i] = i % 10 == 0 ? NULL : "support_agent";
     }
 
     /* 1. the default policy: an API key of role service reading a customer */
     struct cu_access_subject key = {
-        .kind = CU_ACCESS_APIKEY, .id = "ak_0123456789abcdef", .roles = service, .nroles = 1};
+        .kind = CU_ACCESS_APIKEY, .id = "ak_0123456789abcdef", .roles = "service"};
     t = cu_clock_mono_ns();
     for (long i = 0; i < n; i++)
         allowed +=
@@ -126,7 +125,6 @@ int main(int argc, char **argv)
         struct cu_access_subject st = {.kind = CU_ACCESS_STAFF,
                                        .id = ids[who],
                                        .roles = roles[who],
-                                       .nroles = roles[who][0] ? 1 : 0,
                                        .department = depts[(who / 10) % 7],
                                        .region = who % 2 ? "emea" : "amer",
                                        .training_valid_until = env.now_ms + 86400000,
@@ -160,7 +158,6 @@ int main(int argc, char **argv)
         struct cu_access_subject st = {.kind = CU_ACCESS_STAFF,
                                        .id = ids[who],
                                        .roles = roles[who],
-                                       .nroles = roles[who][0] ? 1 : 0,
                                        .department = depts[(who / 10) % 7],
                                        .region = who % 2 ? "emea" : "amer",
                                        .aal = 2,

@@ -75,6 +75,10 @@ bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject
     out->id = p->id;
     out->permissions = p->scopes;
     if (p->kind == CU_PRINCIPAL_STAFF) {
+        out->roles = p->access.roles;
+        out->department = p->access.department[0] ? p->access.department : NULL;
+        out->region = p->access.region[0] ? p->access.region : NULL;
+        out->training_valid_until = p->access.training_valid_until;
         out->aal = (int)p->session.aal;
         out->session_started_at =
             p->session.auth_at > 0 ? p->session.auth_at : p->session.created_at;

@@ -38,6 +38,7 @@ struct cu_principal {
     struct cu_apikey_info key;      /* CU_PRINCIPAL_APIKEY */
     struct cu_session_info session; /* CU_PRINCIPAL_STAFF and CU_PRINCIPAL_CUSTOMER */
     bool has_totp;                  /* sessions: the subject has a second factor */
+    struct cu_staff_access access;  /* staff: roles and attributes for the access policy */
 };
 
 /* What a route demands beyond its permission (struct cu_route flags). */

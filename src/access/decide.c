@@ -371,12 +371,16 @@ static void held_roles(struct eval *ev, uint64_t held[2])
     int saved = ev->failed;
 
     held[0] = held[1] = 0;
-    for (size_t i = 0; i < s->nroles; i++)
+    for (const char *r = s->roles; r && *r;) {
+        size_t n = strcspn(r, " ");
         for (size_t j = 0; j < p->nroles; j++)
-            if (s->roles[i] && strcmp(s->roles[i], p->roles[j].name) == 0) {
+            if (strncmp(r, p->roles[j].name, n) == 0 && p->roles[j].name[n] == '\0') {
                 held[j / 64] |= 1ull << (j % 64);
                 break;
             }
+        r += n;
+        r += *r == ' ';
+    }
     if (s->id && p->ngrants > 0) {
         for (int g = p->grant_buckets[cu_policy_hash_id(s->id) & (p->nbuckets - 1)]; g >= 0;
              g = p->grants[g].next) {

@@ -96,11 +96,10 @@ enum cu_access_subject_kind { CU_ACCESS_APIKEY = 1, CU_ACCESS_STAFF = 2 };
 struct cu_access_subject {
     enum cu_access_subject_kind kind;
     const char *id;
-    uint64_t permissions;     /* given directly (the key's or staff member's scopes) */
-    const char *const *roles; /* roles given in the store, by name */
-    size_t nroles;
-    const char *department;       /* staff.department */
-    const char *region;           /* staff.region */
+    uint64_t permissions;   /* given directly (the key's or staff member's scopes) */
+    const char *roles;      /* roles given in the store: names and one space between, or NULL */
+    const char *department; /* staff.department */
+    const char *region;     /* staff.region */
     int64_t training_valid_until; /* staff.training_valid_until, Unix ms; 0: not set */
     int aal;                      /* session.aal: 1 or 2; 0 for an API key */
     int64_t session_started_at;   /* Unix ms; 0 for an API key */

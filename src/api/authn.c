@@ -119,6 +119,8 @@ static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const 
     if (rc == CU_OK)
         rc = cu_identity_subject_state(app->identity, db, p->session.kind, p->session.subject_id,
                                        &p->scopes, &active, &p->has_totp);
+    if (rc == CU_OK && p->session.kind == CU_SUBJECT_STAFF)
+        rc = cu_identity_staff_access(db, p->session.subject_id, &p->access);
     if (rc == CU_OK && !active)
         rc = CU_E_UNAUTHENTICATED;
     /* A session that ended (expired, revoked, its account gone) is what a company's app

@@ -42,6 +42,9 @@ struct staff_job {
     json_t *body;
     const char *email, *name, *status;
     uint64_t scopes;
+    struct cu_staff_access access; /* roles and attributes to store */
+    bool access_given;             /* the body names one of them */
+    uint64_t role_perms;           /* what access.roles give under the policy in force */
     struct cu_staff_info s;
     char why[CU_IDENTITY_WHY_BYTES];
     struct cu_identity_password pw;
@@ -67,6 +70,22 @@ static struct staff_job *staff_job_new(struct cu_req *req, struct cu_resp *resp)
     j->req = req;
     j->resp = resp;
     return j;
+}
+
+/* roles_perms(p, roles): the permissions the roles (names and one space between) can give under
+ * policy p. */
+static uint64_t roles_perms(const struct cu_policy *p, const char *roles)
+{
+    char name[65];
+    uint64_t perms = 0;
+    while (p != NULL && *roles) {
+        size_t n = strcspn(roles, " ");
+        snprintf(name, sizeof(name), "%.*s", (int)(n < 64 ? n : 64), roles);
+        perms |= cu_policy_role_permissions(p, name);
+        roles += n;
+        roles += *roles == ' ';
+    }
+    return perms;
 }
 
 /* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
@@ -123,7 +142,9 @@ static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_d
     if (rc == CU_OK)
         rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
     if (rc == CU_OK &&
-        cu_access_may_grant(&now, scopes | cur.scopes, j->missing, sizeof(j->missing)) != CU_OK) {
+        cu_access_may_grant(&now,
+                            scopes | cur.scopes | roles_perms(j->req->policy, cur.access.roles),
+                            j->missing, sizeof(j->missing)) != CU_OK) {
         j->refused = true;
         rc = cu_work_audit(
             w, "access.denied", id, "denied",
@@ -146,13 +167,27 @@ static enum cu_err refused_answer(struct cu_resp *resp, const struct staff_job *
 
 static json_t *staff_json(const struct cu_staff_info *s)
 {
-    char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES];
+    char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES], trained[CU_RFC3339_BYTES];
+    json_t *roles = json_array();
+    const char *r = s->access.roles;
+
     cu_clock_format(s->created_at, created);
     cu_clock_format(s->updated_at, updated);
-    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:b, s:b, s:s, s:s}", "id", s->id, "email",
-                     s->email, "name", s->name, "scopes", cu_resp_scopes(s->scopes), "status",
-                     s->status, "password", s->has_password, "totp", s->totp_enabled, "created_at",
-                     created, "updated_at", updated);
+    if (s->access.training_valid_until)
+        cu_clock_format(s->access.training_valid_until, trained);
+    while (*r) {
+        size_t n = strcspn(r, " ");
+        json_array_append_new(roles, json_stringn(r, n));
+        r += n;
+        r += *r == ' ';
+    }
+    return json_pack(
+        "{s:s, s:s, s:s, s:o, s:o, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s}", "id", s->id,
+        "email", s->email, "name", s->name, "scopes", cu_resp_scopes(s->scopes), "roles", roles,
+        "department", s->access.department[0] ? s->access.department : NULL, "region",
+        s->access.region[0] ? s->access.region : NULL, "training_valid_until",
+        s->access.training_valid_until ? trained : NULL, "status", s->status, "password",
+        s->has_password, "totp", s->totp_enabled, "created_at", created, "updated_at", updated);
 }
 
 /* Least privilege: the principal must hold every scope it gives (cu_req_may_grant). */
@@ -160,6 +195,73 @@ static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const c
                                uint64_t scopes)
 {
     return cu_req_may_grant(req, resp, "access.denied", target, scopes);
+}
+
+/* access_fields(req, resp, body, a, given): overlays on a the roles, department, region and
+ * training_valid_until the body names (null clears one); roles must be known to the policy. */
+static enum cu_err access_fields(struct cu_req *req, struct cu_resp *resp, json_t *body,
+                                 struct cu_staff_access *a, bool *given)
+{
+    static const char *const attrs[] = {"department", "region"};
+    char *const dst[] = {a->department, a->region};
+    char why[CU_IDENTITY_WHY_BYTES];
+    json_t *v = json_object_get(body, "roles");
+
+    *given = false;
+    if (v != NULL) {
+        size_t i, used = 0;
+        json_t *r;
+        if (!json_is_array(v) || json_array_size(v) > CU_ROLES_MAX)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'roles' must be an array of at most %d role names",
+                                CU_ROLES_MAX);
+        a->roles[0] = '\0';
+        json_array_foreach(v, i, r)
+        {
+            const char *name = json_string_value(r);
+            size_t n = name ? strlen(name) : 0;
+            if (name == NULL || n == 0 || n > 64)
+                return cu_resp_fail(resp, CU_E_INVALID,
+                                    "field 'roles' holds a value that is "
+                                    "not a role name");
+            if (!cu_policy_has_role(req->policy, name))
+                return cu_resp_fail(resp, CU_E_INVALID,
+                                    "field 'roles': the access policy has no role '%.64s'", name);
+            used += (size_t)snprintf(a->roles + used, sizeof(a->roles) - used, "%s%s",
+                                     used ? " " : "", name);
+        }
+        if (cu_identity_roles_check(a->roles, why) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+        *given = true;
+    }
+    for (size_t k = 0; k < 2; k++) {
+        v = json_object_get(body, attrs[k]);
+        if (v == NULL)
+            continue;
+        *given = true;
+        if (json_is_null(v)) {
+            dst[k][0] = '\0';
+        } else if (!json_is_string(v) || json_string_length(v) >= CU_STAFF_ATTR_BYTES) {
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field '%s' must be a string of at most 64 characters, or null",
+                                attrs[k]);
+        } else {
+            snprintf(dst[k], CU_STAFF_ATTR_BYTES, "%s", json_string_value(v));
+        }
+    }
+    v = json_object_get(body, "training_valid_until");
+    if (v != NULL) {
+        *given = true;
+        if (json_is_null(v))
+            a->training_valid_until = 0;
+        else if (!json_is_string(v) ||
+                 cu_clock_parse(json_string_value(v), &a->training_valid_until) != CU_OK ||
+                 a->training_valid_until <= 0)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'training_valid_until' must be an "
+                                "RFC 3339 time after 1970, or null");
+    }
+    return CU_OK;
 }
 
 static enum cu_err body_of(struct cu_req *req, struct cu_resp *resp, const char *const *allowed,
@@ -184,9 +286,14 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     j->why[0] = '\0';
     rc = cu_identity_staff_add(j->req->app->identity, db, j->email, j->name, j->scopes, &j->s,
                                j->why);
+    if (rc == CU_OK && j->access_given)
+        rc = cu_identity_staff_set_access(j->req->app->identity, db, j->s.id, &j->access, j->why);
     if (rc == CU_OK)
-        rc = cu_work_audit(w, "staff.create", j->s.id, "success",
-                           json_pack("{s:o}", "scopes", cu_resp_scopes(j->scopes)));
+        j->s.access = j->access;
+    if (rc == CU_OK)
+        rc = cu_work_audit(
+            w, "staff.create", j->s.id, "success",
+            json_pack("{s:o, s:s}", "scopes", cu_resp_scopes(j->scopes), "roles", j->access.roles));
     if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE || rc == CU_E_EXISTS)
         return cu_resp_fail(j->resp, rc == CU_E_EXISTS ? rc : CU_E_INVALID, "%s", j->why);
     return apply_fail(j, rc, "the staff member was not added");
@@ -201,10 +308,11 @@ static enum cu_err create_answer(struct cu_req *req, struct cu_resp *resp, void 
 
 enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
 {
-    static const char *const allowed[] = {"email", "name", "scopes"};
+    static const char *const allowed[] = {
+        "email", "name", "scopes", "roles", "region", "department", "training_valid_until"};
     char err[CU_JSON_ERR_BYTES];
     struct staff_job *j = staff_job_new(req, resp);
-    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 3, &j->body) : resp->err;
+    enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 7, &j->body) : resp->err;
 
     if (rc != CU_OK)
         return rc;
@@ -214,9 +322,12 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
             CU_OK)
         rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (rc == CU_OK)
-        rc = cu_req_scopes(j->body, resp, true, &j->scopes);
+        rc = cu_req_scopes(j->body, resp, !json_object_get(j->body, "roles"), &j->scopes);
     if (rc == CU_OK)
-        rc = check_grant(req, resp, "", j->scopes);
+        rc = access_fields(req, resp, j->body, &j->access, &j->access_given);
+    /* a role's permissions count as given, as scopes do */
+    if (rc == CU_OK)
+        rc = check_grant(req, resp, "", j->scopes | roles_perms(req->policy, j->access.roles));
     if (rc != CU_OK)
         return resp->err ? resp->err : rc;
     return cu_req_change(req, create_apply, create_answer, j);
@@ -316,10 +427,13 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc != CU_OK || j->refused)
         return apply_fail(j, rc, "the staff member was not changed");
     rc = cu_identity_staff_set(idn, db, id, j->scopes, j->status);
+    if (rc == CU_OK && j->access_given)
+        rc = cu_identity_staff_set_access(idn, db, id, &j->access, j->why);
     if (rc == CU_OK)
-        rc = cu_work_audit(
-            w, "staff.update", id, "success",
-            json_pack("{s:o, s:s?}", "scopes", cu_resp_scopes(j->scopes), "status", j->status));
+        rc = cu_work_audit(w, "staff.update", id, "success",
+                           json_pack("{s:o, s:s?, s:s?}", "scopes", cu_resp_scopes(j->scopes),
+                                     "status", j->status, "roles",
+                                     j->access_given ? j->access.roles : NULL));
     if (rc == CU_OK)
         rc = cu_identity_staff_get(idn, db, id, &j->s);
     return apply_fail(j, rc, "the staff member was not changed");
@@ -336,13 +450,18 @@ static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *
 
 enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
 {
-    static const char *const allowed[] = {"scopes", "status"};
+    static const char *const allowed[] = {"scopes", "status",     "roles",
+                                          "region", "department", "training_valid_until"};
     char err[CU_JSON_ERR_BYTES];
     struct staff_job *j = staff_job_new(req, resp);
     enum cu_err rc = j != NULL ? staff_read(req, resp, &j->s) : resp->err;
 
     if (rc == CU_OK)
-        rc = body_of(req, resp, allowed, 2, &j->body);
+        rc = body_of(req, resp, allowed, 6, &j->body);
+    if (rc == CU_OK) {
+        j->access = j->s.access;
+        rc = access_fields(req, resp, j->body, &j->access, &j->access_given);
+    }
     if (rc == CU_OK)
         rc = cu_req_scopes(j->body, resp, false, &j->scopes);
     if (rc == CU_OK && cu_json_get_string(j->body, "status", false, 16, &j->status, err) != CU_OK)
@@ -353,7 +472,9 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
     /* Changing anything of someone needs every scope they have and will have: else
      * staff.write would reach every scope by re-enabling or re-scoping a stronger account. */
     if (rc == CU_OK)
-        rc = check_grant(req, resp, j->s.id, j->scopes | j->s.scopes);
+        rc = check_grant(req, resp, j->s.id,
+                         j->scopes | j->s.scopes | roles_perms(req->policy, j->access.roles) |
+                             roles_perms(req->policy, j->s.access.roles));
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not changed");
     return cu_req_change(req, patch_apply, patch_answer, j);

@@ -89,6 +89,26 @@ struct cu_session_info {
     char device_id[CU_DEVICE_ID_MAX + 1];
 };
 
+/* Roles stored with a staff member or a key: names separated by one space. */
+#define CU_ROLES_MAX 8
+#define CU_ROLES_BYTES (CU_ROLES_MAX * 65)
+/* Bytes of a staff member's department or region, with the NUL. */
+#define CU_STAFF_ATTR_BYTES 65
+
+/* What the access policy reads of a staff member (docs/access.md). Empty strings and 0: not
+ * set. */
+struct cu_staff_access {
+    char roles[CU_ROLES_BYTES];
+    char department[CU_STAFF_ATTR_BYTES];
+    char region[CU_STAFF_ATTR_BYTES];
+    int64_t training_valid_until; /* Unix ms */
+};
+
+/* cu_identity_roles_check(roles, why): CU_OK when roles is empty or up to CU_ROLES_MAX
+ * distinct names of lower-case letters, digits and '_' (1 to 64 each) separated by one space;
+ * else CU_E_INVALID with why. Whether the policy knows them is the caller's to check. */
+CU_WUR enum cu_err cu_identity_roles_check(const char *roles, char why[CU_IDENTITY_WHY_BYTES]);
+
 struct cu_staff_info {
     char id[CU_SUBJECT_ID_BYTES];
     char email[CU_EMAIL_MAX + 1]; /* decrypted */
@@ -98,6 +118,7 @@ struct cu_staff_info {
     int64_t created_at, updated_at;
     bool totp_enabled;
     bool has_password;
+    struct cu_staff_access access;
 };
 
 /* What a subject's credentials look like, for GET /v1/me and admins. */
@@ -168,6 +189,13 @@ CU_WUR enum cu_err cu_identity_staff_list(struct cu_identity *idn, struct cu_db 
  * keep) and status (NULL: keep; "active" or "disabled"). Disabling revokes their sessions. */
 CU_WUR enum cu_err cu_identity_staff_set(struct cu_identity *idn, struct cu_db *db, const char *id,
                                          uint64_t scopes, const char *status);
+
+/* cu_identity_staff_set_access(idn, db, id, a): replaces what the access policy reads of a
+ * staff member (roles, department, region, training). CU_E_INVALID with why for a bad value,
+ * CU_E_NOT_FOUND for an unknown id. */
+CU_WUR enum cu_err cu_identity_staff_set_access(struct cu_identity *idn, struct cu_db *db,
+                                                const char *id, const struct cu_staff_access *a,
+                                                char why[CU_IDENTITY_WHY_BYTES]);
 
 /* cu_identity_staff_rewrap(kek, db, batch, done): re-wraps up to batch staff DEKs not under
  * kek's current version; *done gets how many (for `custodia keys rotate`). */
@@ -365,6 +393,11 @@ CU_WUR enum cu_err cu_identity_session_touch(struct cu_identity *idn, struct cu_
 CU_WUR enum cu_err cu_identity_subject_state(struct cu_identity *idn, struct cu_db *db,
                                              enum cu_subject_kind kind, const char *id,
                                              uint64_t *scopes, bool *active, bool *has_totp);
+
+/* cu_identity_staff_access(db, id, out): what the access policy reads of a staff member, from
+ * their own row. CU_E_NOT_FOUND. */
+CU_WUR enum cu_err cu_identity_staff_access(struct cu_db *db, const char *id,
+                                            struct cu_staff_access *out);
 
 /* cu_identity_account_name(idn, db, kind, id, out, cap, active): the name to show for a
  * subject (its e-mail, else its id), and whether it may sign in. CU_E_NOT_FOUND. */

@@ -24,7 +24,9 @@
 _Static_assert(CU_STAFF_NAME_MAX * 4 <= CU_ENVELOPE_VALUE_MAX, "a staff name fits a sealed value");
 _Static_assert(CU_EMAIL_MAX <= CU_ENVELOPE_VALUE_MAX, "an e-mail fits a sealed value");
 _Static_assert(CU_SUBJECT_ID_BYTES - 1 <= CU_ENVELOPE_ID_MAX, "a staff id is a subject id");
-#define STAFF_COLUMNS "id, email, name, scopes, status, dek_wrapped, created_at, updated_at"
+#define STAFF_COLUMNS                                                                              \
+    "id, email, name, scopes, status, dek_wrapped, created_at, updated_at, roles, department, "    \
+    "region, training_valid_until"
 /* A staff member's DEK is never replaced, so its version is always 1. */
 #define STAFF_DEK_VERSION 1
 
@@ -171,6 +173,134 @@ enum cu_err cu_identity_staff_add(struct cu_identity *idn, struct cu_db *db, con
     return rc;
 }
 
+/* Fills a from columns col.. of a row: roles, department, region, training_valid_until. */
+static void access_from_row(struct cu_stmt *st, int col, struct cu_staff_access *a)
+{
+    size_t n = 0;
+    const char *t = cu_stmt_text(st, col, &n);
+
+    memset(a, 0, sizeof(*a));
+    cu_text_copy(a->roles, sizeof(a->roles), t, n);
+    if (!cu_stmt_null(st, col + 1)) {
+        t = cu_stmt_text(st, col + 1, &n);
+        cu_text_copy(a->department, sizeof(a->department), t, n);
+    }
+    if (!cu_stmt_null(st, col + 2)) {
+        t = cu_stmt_text(st, col + 2, &n);
+        cu_text_copy(a->region, sizeof(a->region), t, n);
+    }
+    a->training_valid_until = cu_stmt_null(st, col + 3) ? 0 : cu_stmt_int(st, col + 3);
+}
+
+enum cu_err cu_identity_roles_check(const char *roles, char why[CU_IDENTITY_WHY_BYTES])
+{
+    const char *s = roles;
+    char seen[CU_ROLES_MAX][65];
+    size_t count = 0;
+
+    if (strlen(roles) >= CU_ROLES_BYTES) {
+        why_set(why, "field 'roles': too many or too long");
+        return CU_E_INVALID;
+    }
+    while (*s) {
+        size_t n = 0;
+        while (s[n] && s[n] != ' ') {
+            char c = s[n];
+            if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) {
+                why_set(why, "field 'roles': a role is lower-case letters, digits and '_'");
+                return CU_E_INVALID;
+            }
+            n++;
+        }
+        if (n == 0 || n > 64 || s[0] < 'a' || s[0] > 'z' || count >= CU_ROLES_MAX) {
+            why_set(why, "field 'roles': 1 to 8 roles of 1 to 64 characters, starting with a "
+                         "letter");
+            return CU_E_INVALID;
+        }
+        for (size_t i = 0; i < count; i++)
+            if (strlen(seen[i]) == n && memcmp(seen[i], s, n) == 0) {
+                why_set(why, "field 'roles': a role given twice");
+                return CU_E_INVALID;
+            }
+        memcpy(seen[count], s, n);
+        seen[count++][n] = '\0';
+        s += n;
+        if (*s == ' ') {
+            s++;
+            if (*s == '\0') {
+                why_set(why, "field 'roles': a trailing space");
+                return CU_E_INVALID;
+            }
+        }
+    }
+    return CU_OK;
+}
+
+/* attr_ok(s): a department or region: up to 64 printable ASCII characters. */
+static bool attr_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n >= CU_STAFF_ATTR_BYTES)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f)
+            return false;
+    return true;
+}
+
+enum cu_err cu_identity_staff_set_access(struct cu_identity *idn, struct cu_db *db, const char *id,
+                                         const struct cu_staff_access *a,
+                                         char why[CU_IDENTITY_WHY_BYTES])
+{
+    static const char sql[] = "UPDATE staff SET roles = $2, department = $3, region = $4, "
+                              "training_valid_until = $5, updated_at = $6 WHERE id = $1";
+    enum cu_err rc = cu_identity_roles_check(a->roles, why);
+
+    (void)idn;
+    if (rc != CU_OK)
+        return rc;
+    if (!attr_ok(a->department) || !attr_ok(a->region)) {
+        why_set(why, "fields 'department' and 'region': up to 64 printable ASCII characters");
+        return CU_E_INVALID;
+    }
+    if (a->training_valid_until < 0) {
+        why_set(why, "field 'training_valid_until': a time after 1970");
+        return CU_E_INVALID;
+    }
+    const struct cu_val p[] = {
+        CU_VT(id),
+        CU_VT(a->roles),
+        a->department[0] ? CU_VT(a->department) : CU_VNULL,
+        a->region[0] ? CU_VT(a->region) : CU_VNULL,
+        a->training_valid_until ? CU_VI(a->training_valid_until) : CU_VNULL,
+        CU_VI(cu_clock_now_ms()),
+    };
+    rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_NOT_FOUND;
+    return rc;
+}
+
+enum cu_err cu_identity_staff_access(struct cu_db *db, const char *id, struct cu_staff_access *out)
+{
+    static const char sql[] = "SELECT roles, department, region, training_valid_until FROM staff "
+                              "WHERE id = $1";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    memset(out, 0, sizeof(*out));
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        access_from_row(st, 0, out);
+    cu_stmt_done(st);
+    return rc;
+}
+
 /* Fills s from a row of STAFF_COLUMNS, decrypting e-mail and name. */
 static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
                                   struct cu_secret *dek, struct cu_staff_info *s)
@@ -187,6 +317,7 @@ static enum cu_err staff_from_row(struct cu_identity *idn, struct cu_stmt *st,
     cu_text_copy(s->status, sizeof(s->status), t, n);
     s->created_at = cu_stmt_int(st, 6);
     s->updated_at = cu_stmt_int(st, 7);
+    access_from_row(st, 8, &s->access);
     const void *w = cu_stmt_blob(st, 5, &wl);
     rc = cu_envelope_dek_unwrap(idn->staff_keys, s->id, w, wl, dek);
     const char *email = cu_stmt_text(st, 1, &el), *name = cu_stmt_text(st, 2, &nl);

@@ -169,7 +169,7 @@ check "there is no rollback journal beside the database" test ! -e "$D/custodia.
 # A damaged ciphertext is a 500 with a stable type and an alert in the log, never garbage.
 req POST /v1/customers -H "$DESK" -H "$JSONH" --data '{"given_name": "Brittle"}'
 BID=$(json "j['id']")
-sqlite3 "$D/custodia.db" "UPDATE customer_fields SET value = substr(value, 1, 29) || CASE substr(value, 30, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(value, 31) WHERE customer_id = '$BID'"
+sqlite3 -cmd ".timeout 10000" "$D/custodia.db" "UPDATE customer_fields SET value = substr(value, 1, 29) || CASE substr(value, 30, 1) WHEN 'A' THEN 'B' ELSE 'A' END || substr(value, 31) WHERE customer_id = '$BID'"
 req GET "/v1/customers/$BID" -H "$DESK"
 check_eq "a damaged field is 500" 500 "$STATUS"
 check_eq "with the crypto_failure type" "urn:custodia:problem:crypto_failure" "$(json "j['type']")"

@@ -1586,6 +1586,47 @@ static void test_staff(void **state)
     assert_int_equal(g.scopes, CU_SCOPE_METRICS_READ);
     assert_string_equal(g.status, "active");
 
+    /* What the access policy reads: roles and attributes, checked, stored, read back. */
+    struct cu_staff_access acc = {.roles = "support_agent auditor",
+                                  .department = "support",
+                                  .region = "emea",
+                                  .training_valid_until = 1800000000000LL};
+    struct cu_staff_access got;
+    assert_string_equal(g.access.roles, "");
+    assert_string_equal(g.access.department, "");
+    assert_int_equal(g.access.training_valid_until, 0);
+    static const char *const bad_roles[] = {"Admin",          " admin",      "admin ",
+                                            "admin  auditor", "admin admin", "a b c d e f g h i",
+                                            "9lives",         "a-b"};
+    for (size_t i = 0; i < sizeof(bad_roles) / sizeof(bad_roles[0]); i++) {
+        why[0] = '\0';
+        if (cu_identity_roles_check(bad_roles[i], why) != CU_E_INVALID || why[0] == '\0')
+            fail_msg("roles \"%s\" were not refused", bad_roles[i]);
+    }
+    assert_int_equal(cu_identity_roles_check("", why), CU_OK);
+    assert_int_equal(cu_identity_roles_check("a b c d e f g h", why), CU_OK);
+    assert_int_equal(cu_db_begin(f->conn, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_identity_staff_set_access(f->idn, f->conn, s.id, &acc, why), CU_OK);
+    struct cu_staff_access bad = acc;
+    snprintf(bad.department, sizeof(bad.department), "a\x01b");
+    assert_int_equal(cu_identity_staff_set_access(f->idn, f->conn, s.id, &bad, why), CU_E_INVALID);
+    bad = acc;
+    bad.training_valid_until = -1;
+    assert_int_equal(cu_identity_staff_set_access(f->idn, f->conn, s.id, &bad, why), CU_E_INVALID);
+    assert_int_equal(
+        cu_identity_staff_set_access(f->idn, f->conn, "stf_0000000000000000", &acc, why),
+        CU_E_NOT_FOUND);
+    assert_int_equal(cu_db_commit(f->conn), CU_OK);
+    assert_int_equal(cu_identity_staff_access(f->conn, s.id, &got), CU_OK);
+    assert_string_equal(got.roles, "support_agent auditor");
+    assert_string_equal(got.department, "support");
+    assert_string_equal(got.region, "emea");
+    assert_int_equal(got.training_valid_until, 1800000000000LL);
+    assert_int_equal(cu_identity_staff_get(f->idn, f->conn, s.id, &g), CU_OK);
+    assert_string_equal(g.access.roles, "support_agent auditor");
+    assert_int_equal(cu_identity_staff_access(f->conn, "stf_0000000000000000", &got),
+                     CU_E_NOT_FOUND);
+
     /* Disabled: sessions revoked, sign-in fails as for an unknown login. */
     subject_of("staff", s.id, subject);
     int64_t unknown =

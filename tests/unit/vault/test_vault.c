@@ -354,6 +354,10 @@ static const char v4_schema[] =
     "INSERT INTO customers SELECT * FROM t_c; INSERT INTO customer_fields SELECT * FROM t_f;"
     "INSERT INTO customer_index SELECT * FROM t_i;"
     "INSERT INTO customer_secrets SELECT * FROM t_s;"
+    /* and what 0006 added, so that it runs again */
+    "ALTER TABLE staff DROP COLUMN roles; ALTER TABLE staff DROP COLUMN department;"
+    "ALTER TABLE staff DROP COLUMN region; ALTER TABLE staff DROP COLUMN training_valid_until;"
+    "ALTER TABLE api_keys DROP COLUMN roles;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
