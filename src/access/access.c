@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/mem.h"
@@ -108,6 +109,10 @@ static enum cu_err by_policy(const struct cu_principal *p, uint64_t permission,
     const char *name = cu_apikey_scope_name(permission);
     enum cu_access_effect eff = CU_ACCESS_DENY;
 
+    memset(&why, 0, sizeof(why));
+    if (name == NULL)
+        name = "an unknown permission";
+
     if (cu_access_subject_of(p, &s))
         eff = cu_policy_decide(ctx->policy, &s, permission, NULL, &e, &why);
     else
@@ -138,6 +143,36 @@ enum cu_err cu_access_may_grant(const struct cu_principal *p, uint64_t scopes, c
 
     if (cap > 0)
         missing[0] = '\0';
+    if (lacked == 0)
+        return CU_OK;
+    if (cu_apikey_scopes_format(lacked, missing, cap) != CU_OK && cap > 0)
+        missing[0] = '\0';
+    return CU_E_FORBIDDEN;
+}
+
+enum cu_err cu_access_may_grant_by(const struct cu_principal *p, const struct cu_access_ctx *ctx,
+                                   uint64_t scopes, char *missing, size_t cap)
+{
+    struct cu_access_subject s;
+    struct cu_access_env e = {.now_ms = ctx->now_ms, .has_ip = ctx->has_ip, .ip = ctx->ip};
+    uint64_t lacked = 0;
+
+    if (ctx->policy == NULL)
+        return cu_access_may_grant(p, scopes, missing, cap);
+    if (cap > 0)
+        missing[0] = '\0';
+    if (!cu_access_subject_of(p, &s)) {
+        lacked = scopes;
+    } else {
+        for (uint64_t b = 1; b != 0 && b <= scopes; b <<= 1) {
+            enum cu_access_effect eff;
+            if (!(scopes & b))
+                continue;
+            eff = cu_policy_decide(ctx->policy, &s, b, NULL, &e, NULL);
+            if (eff != CU_ACCESS_ALLOW && eff != CU_ACCESS_ALLOW_MASKED)
+                lacked |= b;
+        }
+    }
     if (lacked == 0)
         return CU_OK;
     if (cu_apikey_scopes_format(lacked, missing, cap) != CU_OK && cap > 0)
@@ -191,7 +226,8 @@ struct cu_access_policies {
 static bool same_file(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 static enum cu_err load(const char *path, struct held **out, struct stat *sb,
@@ -325,6 +361,9 @@ enum cu_err cu_access_policies_reload(struct cu_access_policies *h, bool *change
     if (stat(h->path, &sb) != 0)
         memset(&sb, 0, sizeof(sb));
     if (h->seen_valid && same_file(&sb, &h->seen))
+        return CU_OK;
+    /* a file changed less than CU_POLICY_SETTLE_S ago may still be being written: next time */
+    if (sb.st_mtim.tv_sec > 0 && time(NULL) - sb.st_mtim.tv_sec < CU_POLICY_SETTLE_S)
         return CU_OK;
     rc = load(h->path, &fresh, &sb, err);
     h->seen = sb;

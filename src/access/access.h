@@ -89,6 +89,13 @@ bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject
 enum cu_err cu_access_may_grant(const struct cu_principal *p, uint64_t scopes, char *missing,
                                 size_t cap);
 
+/* cu_access_may_grant_by(p, ctx, scopes, missing, cap): cu_access_may_grant as the policy of
+ * ctx decides it: p holds a permission it may give when the policy allows it now (masked or
+ * not), so a forbid or a failing condition on p also stops p giving it to a key or a staff
+ * member; without a policy, p's own permissions alone. */
+enum cu_err cu_access_may_grant_by(const struct cu_principal *p, const struct cu_access_ctx *ctx,
+                                   uint64_t scopes, char *missing, size_t cap);
+
 /* cu_access_actor(p, ctx): puts p in a unit's context: the actor type and id of its audit
  * records, its assurance level, and the principal itself for services (p must outlive the
  * unit). */
@@ -101,6 +108,9 @@ const struct cu_principal *cu_access_principal(const struct cu_work *w);
  * file swaps it whole; a bad file leaves the one in force. Readers take a reference for as
  * long as they decide with it. */
 struct cu_access_policies;
+
+/* Seconds a changed policy file must be left alone before a reload takes it. */
+#define CU_POLICY_SETTLE_S 2
 
 /* cu_access_policies_new(path, out, err): holds the policy in path, or the built-in policy when
  * path is NULL or empty. CU_E_INVALID, CU_E_IO or CU_E_TOO_LARGE (err says where and why)

@@ -295,6 +295,12 @@ static void describe(const struct eval *ev, const struct operand *o, char *out, 
     if (o->kind != O_ATTR)
         return;
     attr_value(ev, o->attr, &v);
+    /* a customer's attributes are not told to a caller who may not read the customer */
+    if (o->attr >= A_CUSTOMER_ID && o->attr <= A_CUSTOMER_TAGS) {
+        put(out, cap, "%s %s", cu_policy_attr_names[o->attr],
+            v.present ? "did not match" : "is not known");
+        return;
+    }
     if (!v.present) {
         put(out, cap, "%s is not known", cu_policy_attr_names[o->attr]);
         return;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "access/policy_int.h"
+#include "base/json.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "identity/apikey.h"
@@ -116,6 +117,7 @@ struct parser {
     struct cu_policy *p;
     struct cu_policy_error *err;
     bool failed;
+    long net_work; /* network blocks all 'ip in' tests walk */
 };
 
 static bool fail_at(struct parser *ps, int line, int col, const char *fmt, ...)
@@ -217,8 +219,12 @@ static void classify(struct parser *ps, size_t n)
     } else if (i + 1 == n && strchr("smhd", ps->text[i]) != NULL) {
         static const int64_t unit[] = {
             ['s' - 'd'] = 1000, ['m' - 'd'] = 60000, ['h' - 'd'] = 3600000, [0] = 86400000};
-        ps->t = K_DURATION;
-        ps->num = v * unit[ps->text[i] - 'd'];
+        int64_t u = unit[ps->text[i] - 'd'];
+        /* at most 100 years: a longer duration is a mistake, and would overflow */
+        if (v <= CU_POLICY_DURATION_MAX_MS / u) {
+            ps->t = K_DURATION;
+            ps->num = v * u;
+        }
     }
 }
 
@@ -409,6 +415,10 @@ static bool permission_list(struct parser *ps, bool star, uint64_t *bits)
 static int new_node(struct parser *ps, enum nkind kind, int line, int col)
 {
     struct cu_policy *p = ps->p;
+    if (p->nnodes >= CU_POLICY_MAX_NODES) {
+        FAIL(ps, "more than %d tests and connectives in conditions", CU_POLICY_MAX_NODES);
+        return -1;
+    }
     if (!grow((void **)&p->nodes, &p->capnodes, p->nnodes + 1, sizeof(struct node)))
         return FAIL(ps, "out of memory"), -1;
     memset(&p->nodes[p->nnodes], 0, sizeof(struct node));
@@ -418,15 +428,38 @@ static int new_node(struct parser *ps, enum nkind kind, int line, int col)
     return (int)p->nnodes++;
 }
 
+/* set_text(ps, n, from, to): node n's source for explanations: one line, comments left out,
+ * cut at CU_POLICY_TEXT_MAX bytes. */
 static bool set_text(struct parser *ps, int n, size_t from, size_t to)
 {
-    char *t = cu_strndup(ps->src + from, to - from);
+    char *t = cu_malloc(CU_POLICY_TEXT_MAX + 4);
+    size_t k = 0;
+    bool space = false;
     if (!t)
         return FAIL(ps, "out of memory");
-    /* a condition over continuation lines reads as one line */
-    for (char *c = t; *c; c++)
-        if (*c == '\n' || *c == '\t' || *c == '\r')
-            *c = ' ';
+    for (size_t i = from; i < to && k < CU_POLICY_TEXT_MAX; i++) {
+        char c = ps->src[i];
+        if (c == '#') {
+            while (i + 1 < to && ps->src[i + 1] != '\n')
+                i++;
+            space = k > 0;
+            continue;
+        }
+        if (c == '\n' || c == '\t' || c == '\r' || c == ' ') {
+            space = k > 0;
+            continue;
+        }
+        if (space && k < CU_POLICY_TEXT_MAX)
+            t[k++] = ' ';
+        space = false;
+        if (k < CU_POLICY_TEXT_MAX)
+            t[k++] = c;
+    }
+    if (k >= CU_POLICY_TEXT_MAX) {
+        memcpy(t + k, "...", 3);
+        k += 3;
+    }
+    t[k] = '\0';
     ps->p->nodes[n].text = t;
     return true;
 }
@@ -596,6 +629,17 @@ static int cond_atom(struct parser *ps, int depth)
     }
     if (!operand(ps, &nd.b) || !check_types(ps, &nd))
         goto bad;
+    /* an address is tested against every block of a network: bound the whole policy's work */
+    if (nd.kind == N_IN && nd.b.type == T_NET) {
+        ps->net_work += (long)ps->p->nets[nd.b.ref].n;
+        if (ps->net_work > CU_POLICY_MAX_NET_WORK) {
+            fail_at(ps, line, col,
+                    "the policy tests addresses against more than %d blocks in all; use fewer "
+                    "or larger networks",
+                    CU_POLICY_MAX_NET_WORK);
+            goto bad;
+        }
+    }
     if ((n = new_node(ps, nd.kind, line, col)) < 0)
         goto bad;
     ps->p->nodes[n] = nd;
@@ -847,7 +891,8 @@ static bool st_hours(struct parser *ps)
         return FAIL(ps, "expected a window of local time, as 08:00-18:00");
     memcpy(start, ps->text, 5);
     start[5] = '\0';
-    if (!clock_time(start, &h->start) || !clock_time(dash + 1, &h->end) || h->start == 1440)
+    if (!clock_time(start, &h->start) || !clock_time(dash + 1, &h->end) || h->start == 1440 ||
+        h->start == h->end)
         return FAIL(ps, "'%s' is not a window of local time (HH:MM-HH:MM, 00:00 to 24:00)",
                     ps->text);
     if (!next(ps))
@@ -942,9 +987,10 @@ static bool st_role(struct parser *ps, int line)
     idx = find_role(p, ps->text);
     if (idx >= 0 && (!p->roles[idx].builtin || p->roles[idx].redefined))
         return FAIL(ps, "role '%s' is defined already", ps->text);
-    if (idx >= 0)
+    if (idx >= 0) {
         p->roles[idx].redefined = true;
-    else if ((idx = add_role(ps, ps->text, false)) < 0)
+        p->roles[idx].perms = 0; /* what the file gives it, not what the built-in one did */
+    } else if ((idx = add_role(ps, ps->text, false)) < 0)
         return false;
     if (!next(ps))
         return false;
@@ -985,6 +1031,8 @@ static bool st_permit(struct parser *ps, int line)
     if (!next(ps) || !permission_list(ps, true, &r.perms))
         return false;
     if (is_word(ps, "masked")) {
+        if (r.perms != CU_SCOPE_CUSTOMERS_READ)
+            return FAIL(ps, "'masked' goes with customers.read alone");
         r.masked = true;
         if (!next(ps))
             return false;
@@ -1022,9 +1070,14 @@ static bool subject(struct parser *ps, unsigned *kinds, char **id)
         size_t n = strlen(colon + 1);
         if (n == 0 || n > 40)
             return FAIL(ps, "expected a principal's id after ':'");
-        for (size_t i = 0; i < n; i++)
-            if (!isalnum((unsigned char)colon[1 + i]) && colon[1 + i] != '_')
-                return FAIL(ps, "'%s' is not a principal's id", colon + 1);
+        const char *want = *kinds == 1u << CU_ACCESS_STAFF ? "stf_" : "ak_";
+        bool ok = strncmp(colon + 1, want, strlen(want)) == 0 && n == strlen(want) + 16;
+        for (size_t i = strlen(want); ok && i < n; i++)
+            ok = isdigit((unsigned char)colon[1 + i]) ||
+                 (colon[1 + i] >= 'a' && colon[1 + i] <= 'f');
+        if (!ok)
+            return FAIL(ps, "'%s' is not a %s id (%s and 16 lower-case hex digits)", colon + 1,
+                        *kinds == 1u << CU_ACCESS_STAFF ? "staff member's" : "key's", want);
         if (!(*id = cu_strdup(colon + 1)))
             return FAIL(ps, "out of memory");
     }
@@ -1069,11 +1122,10 @@ static bool st_forbid(struct parser *ps, int line)
         return false;
     ru = &p->forbids[p->nforbids - 1];
     if (is_word(ps, "to")) {
-        if (!next(ps) || !subject(ps, &ru->kinds, &id))
+        bool ok = next(ps) && subject(ps, &ru->kinds, &id);
+        ru->subject = id; /* the policy's to free, whether or not the rest parses */
+        if (!ok)
             return false;
-        if (id) {
-            ru->subject = id;
-        }
     }
     return opt_when(ps, &ru->cond);
 }
@@ -1295,9 +1347,23 @@ enum cu_err cu_policy_parse(const char *name, const char *text, size_t len, stru
     ps.p = cu_calloc(1, sizeof(*ps.p));
     if (!ps.p)
         return CU_E_NOMEM;
-    snprintf(ps.p->source, sizeof(ps.p->source), "%s", name);
+    /* explanations name the file without its directory, which is not the caller's business */
+    snprintf(ps.p->source, sizeof(ps.p->source), "%s",
+             strrchr(name, '/') ? strrchr(name, '/') + 1 : name);
     if (memchr(text, '\0', len) != NULL) {
         fail_at(&ps, 1, 1, "the file holds a NUL byte");
+        goto bad;
+    }
+    if (!cu_utf8_valid(text, len)) {
+        fail_at(&ps, 1, 1, "the file is not UTF-8 text");
+        goto bad;
+    }
+    /* a file cut short (written in place, read half-way) must not pass for a shorter policy */
+    if (len > 0 && text[len - 1] != '\n') {
+        int line = 1;
+        for (size_t i = 0; i < len; i++)
+            line += text[i] == '\n';
+        fail_at(&ps, line, 1, "the file does not end with a newline (cut short?)");
         goto bad;
     }
     if (!add_builtins(&ps) || !next(&ps))
@@ -1333,11 +1399,12 @@ bad:
 
 enum cu_err cu_policy_load(const char *path, struct cu_policy **out, struct cu_policy_error *err)
 {
-    struct stat sb;
+    struct stat sb, after;
     char *buf = NULL;
     size_t got = 0;
     enum cu_err rc = CU_E_IO;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO in its place must not hang the reader; fstat then says it is none */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 
     *out = NULL;
     memset(err, 0, sizeof(*err));
@@ -1357,6 +1424,7 @@ enum cu_err cu_policy_load(const char *path, struct cu_policy **out, struct cu_p
         rc = CU_E_NOMEM;
         goto out;
     }
+    (void)fcntl(fd, F_SETFL, 0);
     while (got < (size_t)sb.st_size) {
         ssize_t n = read(fd, buf + got, (size_t)sb.st_size - got);
         if (n < 0 && errno == EINTR)
@@ -1367,6 +1435,11 @@ enum cu_err cu_policy_load(const char *path, struct cu_policy **out, struct cu_p
             goto out;
         }
         got += (size_t)n;
+    }
+    if (fstat(fd, &after) != 0 || after.st_size != sb.st_size ||
+        after.st_mtim.tv_sec != sb.st_mtim.tv_sec || after.st_mtim.tv_nsec != sb.st_mtim.tv_nsec) {
+        snprintf(err->reason, sizeof(err->reason), "the file changed while it was read");
+        goto out;
     }
     rc = cu_policy_parse(path, buf, got, out, err);
 out:

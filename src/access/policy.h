@@ -28,6 +28,10 @@
 #define CU_POLICY_MAX_STATEMENTS 100000
 #define CU_POLICY_NAME_MAX 64
 #define CU_POLICY_TAGS_MAX 32
+#define CU_POLICY_MAX_NODES 50000      /* tests and connectives in all conditions */
+#define CU_POLICY_MAX_NET_WORK 1000000 /* blocks walked by all 'ip in' tests together */
+#define CU_POLICY_TEXT_MAX 200         /* bytes of a condition quoted in an explanation */
+#define CU_POLICY_DURATION_MAX_MS (36500LL * 86400000LL) /* 100 years */
 
 /* Where a policy failed to parse: file (the name given), line and column (1-based) and why. */
 struct cu_policy_error {

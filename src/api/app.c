@@ -78,7 +78,10 @@ static enum cu_err policies_new(struct cu_app *app, const struct cu_config *cfg,
         snprintf(why, CU_APP_WHY_BYTES, "[access] policy: the path is too long");
         return CU_E_CONFIG;
     }
-    rc = cu_access_policy_write_default(path);
+    /* Only the default file is made when missing (a data directory from before policies): a
+     * configured one that is missing is a mistake to report, not a policy to invent. */
+    rc = strcmp(cfg->access.policy, "access.policy") == 0 ? cu_access_policy_write_default(path)
+                                                          : CU_E_EXISTS;
     if (rc == CU_OK) {
         cu_log(CU_LOG_WARN, "access.policy_created", CU_LS("file", path),
                CU_LS("reason", "the file was missing: the built-in roles alone decide"));

@@ -154,11 +154,25 @@ static bool trusted_reporter(struct cu_req *req)
 {
     const char *h = cu_req_header(req, "Authorization");
     struct cu_apikey_info info;
+    struct cu_principal p;
+    struct cu_access_subject s;
+    struct cu_access_env e = {.now_ms = cu_clock_now_ms()};
     struct cu_db *db = NULL;
-    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_req_db(req, &db) != CU_OK)
+    if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_req_db(req, &db) != CU_OK ||
+        cu_apikey_authenticate(req->app->apikeys, db, h + 7, strlen(h + 7), &info) != CU_OK)
         return false;
-    return cu_apikey_authenticate(req->app->apikeys, db, h + 7, strlen(h + 7), &info) == CU_OK &&
-           (info.scopes & CU_SCOPE_CUSTOMERS_CREDENTIALS) != 0;
+    /* as the access policy decides it, so a forbid on the key holds here too */
+    memset(&p, 0, sizeof(p));
+    p.kind = CU_PRINCIPAL_APIKEY;
+    snprintf(p.id, sizeof(p.id), "%s", info.id);
+    p.scopes = info.scopes;
+    if (req->policy == NULL && req->app->policies != NULL)
+        req->policy = cu_access_policy_get(req->app->policies);
+    if (req->policy == NULL || !cu_access_subject_of(&p, &s))
+        return (info.scopes & CU_SCOPE_CUSTOMERS_CREDENTIALS) != 0;
+    e.has_ip = cu_ip_parse(req->remote_ip, &e.ip) == CU_OK;
+    return cu_policy_decide(req->policy, &s, CU_SCOPE_CUSTOMERS_CREDENTIALS, NULL, &e, NULL) ==
+           CU_ACCESS_ALLOW;
 }
 
 /* The request's side of a sign-in: a company's sign-in service (an API key with

@@ -192,8 +192,10 @@ enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const cha
                              const char *target, uint64_t scopes)
 {
     char names[512];
+    struct cu_access_ctx ctx = {.now_ms = cu_clock_now_ms(), .policy = req->policy};
 
-    if (cu_access_may_grant(&req->principal, scopes, names, sizeof(names)) == CU_OK)
+    ctx.has_ip = cu_ip_parse(req->remote_ip, &ctx.ip) == CU_OK;
+    if (cu_access_may_grant_by(&req->principal, &ctx, scopes, names, sizeof(names)) == CU_OK)
         return CU_OK;
     if (cu_req_audit_refusal(
             req, action, target,

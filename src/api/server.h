@@ -33,7 +33,7 @@ struct cu_app {
     struct cu_vault *vault;
     struct cu_identity *identity;
     struct cu_metrics *metrics;
-    struct cu_limiter *auth_limiter; /* failed authentications per client */
+    struct cu_limiter *auth_limiter;     /* failed authentications per client */
     struct cu_access_policies *policies; /* the access policy in force, followed */
     int64_t started_at_ms;
     unsigned threads;

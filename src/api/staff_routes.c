@@ -115,8 +115,12 @@ static enum cu_err now_principal(struct staff_job *j, struct cu_db *db, struct c
     if (p->kind == CU_PRINCIPAL_STAFF) {
         rc = cu_identity_subject_state(j->req->app->identity, db, CU_SUBJECT_STAFF, p->id,
                                        &out->scopes, &active, &totp);
-        if (rc == CU_OK && !active)
+        if (rc == CU_OK)
+            rc = cu_identity_staff_access(db, p->id, &out->access);
+        if (rc == CU_OK && !active) {
             out->scopes = 0;
+            memset(&out->access, 0, sizeof(out->access));
+        }
     } else if (p->kind == CU_PRINCIPAL_APIKEY) {
         rc = cu_apikey_get(db, p->id, &key);
         out->scopes = rc == CU_OK && key.revoked_at == 0 &&
@@ -127,6 +131,16 @@ static enum cu_err now_principal(struct staff_job *j, struct cu_db *db, struct c
         out->scopes = 0;
     }
     return rc == CU_E_NOT_FOUND ? CU_OK : rc;
+}
+
+/* may_grant_now(j, now, scopes): the grant rule for the principal as stored now, as the
+ * request's policy decides it. */
+static enum cu_err may_grant_now(struct staff_job *j, const struct cu_principal *now,
+                                 uint64_t scopes)
+{
+    struct cu_access_ctx ctx = {.now_ms = cu_clock_now_ms(), .policy = j->req->policy};
+    ctx.has_ip = cu_ip_parse(j->req->remote_ip, &ctx.ip) == CU_OK;
+    return cu_access_may_grant_by(now, &ctx, scopes, j->missing, sizeof(j->missing));
 }
 
 static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_db *db,
@@ -141,10 +155,9 @@ static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_d
     rc = now_principal(j, db, &now);
     if (rc == CU_OK)
         rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
-    if (rc == CU_OK &&
-        cu_access_may_grant(&now,
-                            scopes | cur.scopes | roles_perms(j->req->policy, cur.access.roles),
-                            j->missing, sizeof(j->missing)) != CU_OK) {
+    if (rc == CU_OK && may_grant_now(j, &now,
+                                     scopes | cur.scopes |
+                                         roles_perms(j->req->policy, cur.access.roles)) != CU_OK) {
         j->refused = true;
         rc = cu_work_audit(
             w, "access.denied", id, "denied",

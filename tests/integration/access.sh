@@ -40,7 +40,7 @@ check "a new version is taken while running" wait_for '"access.policy_loaded".*"
 req GET "/v1/customers/$ID" -H "$AUTH"
 check_eq "a forbid denies the key from outside the office" 403 "$STATUS"
 check "and the answer says which statement and why" \
-    sh -c "grep -q 'customers.read denied by forbid at $D/access.policy:3' '$TMP/body'"
+    sh -c "grep -q 'customers.read denied by forbid at access.policy:3' '$TMP/body'"
 
 printf 'version 1\nforbid customers.read when ip in nowhere\n' >"$D/access.policy.new"
 mv "$D/access.policy.new" "$D/access.policy"
@@ -61,6 +61,16 @@ req GET "/v1/customers/$ID" -H "$AUTH"
 check_eq "from the office network the key reads again" 200 "$STATUS"
 check_eq "masked: the policy forbids unmasking, whatever the key's scopes" "True" \
     "$(json "'@' in j['email'] and j['email'] != 'ada@example.com'")"
+req POST /v1/apikeys -H "$AUTH" -H 'Content-Type: application/json' \
+    --data '{"name": "escape", "scopes": ["customers.read", "customers.unmask"]}'
+check_eq "a key cannot give a permission the policy forbids it" 403 "$STATUS"
+check "naming it" grep -q "lacks: customers.unmask" "$TMP/body"
+
+# A version cut short (no final newline, as when read while being written) is refused.
+printf 'version 1\nnetwork office 127.0.0.0/8 ::1\nforbid customers.read to apikey when not ip in office\nforbid customers.unmask' >"$D/access.policy.new"
+mv "$D/access.policy.new" "$D/access.policy"
+check "a file that does not end with a newline is refused" \
+    wait_for "access.policy:4:1: the file does not end with a newline"
 stop_server
 check_eq "the server stops cleanly" 0 "$STOP_STATUS"
 "$BIN" audit export --dir "$D" >"$TMP/audit.jsonl" 2>/dev/null
@@ -73,4 +83,9 @@ env CUSTODIA_SERVER_PORT="$(free_port)" "$BIN" serve --dir "$D" 2>"$TMP/bad.log"
 check_eq "a server does not start on a bad policy (a configuration error)" 2 $?
 check "and names the file, line and column" \
     grep -q "\[access\] policy: $D/access.policy:2:8: unknown permission 'customers.reed'" "$TMP/bad.log"
+env CUSTODIA_SERVER_PORT="$(free_port)" CUSTODIA_ACCESS_POLICY="$TMP/elsewhere.policy" \
+    "$BIN" serve --dir "$D" 2>"$TMP/missing.log"
+check_eq "a configured policy that is missing stops the start" 2 $?
+check "and is named" grep -q "elsewhere.policy: cannot read the file" "$TMP/missing.log"
+check "and is not invented" test ! -e "$TMP/elsewhere.policy"
 finish

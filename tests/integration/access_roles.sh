@@ -64,7 +64,7 @@ check_eq "her region is changed" 200 "$STATUS"
 req GET "/v1/customers/$CID" -H "$STOK"
 check_eq "and on her next request the permit no longer holds" 403 "$STATUS"
 DETAIL=$(json "j['detail']")
-check_eq "the answer names the failed condition and the value seen" "customers.read denied by role regional, permit at $D/access.policy:4: staff.region == \"emea\" ($D/access.policy:4:44): staff.region is \"amer\"" "$DETAIL"
+check_eq "the answer names the failed condition and the value seen" "customers.read denied by role regional, permit at access.policy:4: staff.region == \"emea\" (access.policy:4:44): staff.region is \"amer\"" "$DETAIL"
 
 req PATCH "/v1/staff/$SID" -H "$AUTH" -H "$JSONH" \
     --data '{"department": "audit", "training_valid_until": "2099-01-01T00:00:00Z"}'
