@@ -55,14 +55,16 @@ static char *big_policy(void)
             cu_buf_printf(&b,
                           "permit r%d %s masked when customer.region == staff.region and ip in "
                           "office and time in working\n",
-                          r, perms[r % 2]) != CU_OK ||
+                          r, perms[0]) != CU_OK ||
+            cu_buf_printf(&b, "permit r%d %s when staff.region == \"emea\" and ip in office\n", r,
+                          perms[1]) != CU_OK ||
             cu_buf_printf(&b, "permit r%d %s when session.aal >= 2 and session.age < 8h\n", r,
                           perms[2 + r % 3]) != CU_OK)
             return NULL;
     }
     for (int g = 0; g < GRANTS; g++)
         if (cu_buf_printf(&b,
-                          "grant r%d to staff:st_%05d when staff.department == \"d%d\" and "
+                          "grant r%d to staff:stf_%016d when staff.department == \"d%d\" and "
                           "staff.training_valid_until > now\n",
                           g % ROLES, g * (PRINCIPALS / GRANTS), g % 7) != CU_OK)
             return NULL;
@@ -75,7 +77,7 @@ int main(int argc, char **argv)
     struct cu_policy *def = NULL, *big = NULL;
     struct cu_policy_error err;
     char *text = big_policy();
-    static char ids[PRINCIPALS][16], depts[7][4];
+    static char ids[PRINCIPALS][24], depts[7][4];
     static const char *roles[PRINCIPALS];
     static const char *const countries[] = {"GB", "US", "FR", "JP", "DE", "CA"};
     struct cu_access_env env = {.now_ms = 1774602000000LL, .has_ip = true}; /* Fri 09:00 UTC */
@@ -97,7 +99,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < 7; i++)
         snprintf(depts[i], sizeof depts[i], "d%d", i);
     for (int i = 0; i < PRINCIPALS; i++) {
-        snprintf(ids[i], sizeof ids[i], "st_%05d", i);
+        snprintf(ids[i], sizeof ids[i], "stf_%016d", i);
         roles[i] = i % 10 == 0 ? NULL : "support_agent";
     }
 
