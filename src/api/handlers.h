@@ -51,6 +51,7 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_staff_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_staff_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_access_explain(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_staff_password(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_staff_lockout_clear(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp);

@@ -139,6 +139,8 @@ static const struct cu_route route_table[] = {
     {CU_PUT, CU_ROUTE_HASH, "/v1/staff/{id}/password", cu_handle_staff_password,
      CU_SCOPE_STAFF_WRITE},
     {CU_DELETE, 0, "/v1/staff/{id}/lockout", cu_handle_staff_lockout_clear, CU_SCOPE_STAFF_WRITE},
+    /* access control */
+    {CU_POST, 0, "/v1/access/explain", cu_handle_access_explain, CU_SCOPE_ACCESS_READ},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -61,6 +61,21 @@ req GET "/v1/customers/$ID" -H "$AUTH"
 check_eq "from the office network the key reads again" 200 "$STATUS"
 check_eq "masked: the policy forbids unmasking, whatever the key's scopes" "True" \
     "$(json "'@' in j['email'] and j['email'] != 'ada@example.com'")"
+KID=$(req GET /v1/apikeys -H "$AUTH"; json "j['items'][0]['id']")
+req POST /v1/access/explain -H "$AUTH" -H 'Content-Type: application/json' \
+    --data "{\"principal\": \"$KID\", \"permission\": \"customers.read\", \"ip\": \"192.0.2.9\"}"
+check_eq "explain: from outside the office the key would be denied" "deny" "$(json "j['effect']")"
+check_eq "by the forbid" "forbid at access.policy:3" "$(json "j['decided_by']")"
+req POST /v1/access/explain -H "$AUTH" -H 'Content-Type: application/json' \
+    --data "{\"principal\": \"$KID\", \"permission\": \"customers.read\", \"ip\": \"127.0.0.1\", \"customer\": \"$ID\"}"
+check_eq "and from the office allowed, on that customer" "allow" "$(json "j['effect']")"
+check_eq "naming the policy it decided by" "$(sha256sum "$D/access.policy" | cut -d' ' -f1)" "$(json "j['policy']['sha256']")"
+req POST /v1/access/explain -H "$AUTH" -H 'Content-Type: application/json' \
+    --data '{"principal": "ak_0000000000000000", "permission": "customers.read"}'
+check_eq "explain: an unknown principal is 404" 404 "$STATUS"
+req POST /v1/access/explain -H "$AUTH" -H 'Content-Type: application/json' \
+    --data "{\"principal\": \"$KID\", \"permission\": \"customers.reed\"}"
+check_eq "explain: an unknown permission is 400" 400 "$STATUS"
 req POST /v1/apikeys -H "$AUTH" -H 'Content-Type: application/json' \
     --data '{"name": "escape", "scopes": ["customers.read", "customers.unmask"]}'
 check_eq "a key cannot give a permission the policy forbids it" 403 "$STATUS"
