@@ -75,6 +75,7 @@ bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject
     out->kind = p->kind == CU_PRINCIPAL_APIKEY ? CU_ACCESS_APIKEY : CU_ACCESS_STAFF;
     out->id = p->id;
     out->permissions = p->scopes;
+    out->roles = p->access.roles[0] ? p->access.roles : NULL;
     if (p->kind == CU_PRINCIPAL_STAFF) {
         out->roles = p->access.roles;
         out->department = p->access.department[0] ? p->access.department : NULL;

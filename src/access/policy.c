@@ -1504,6 +1504,22 @@ uint64_t cu_policy_role_permissions(const struct cu_policy *p, const char *name)
     return i < 0 ? 0 : p->roles[i].perms;
 }
 
+uint64_t cu_policy_roles_permissions(const struct cu_policy *p, const char *roles)
+{
+    uint64_t perms = 0;
+    while (p != NULL && roles != NULL && *roles) {
+        size_t n = strcspn(roles, " ");
+        for (size_t j = 0; j < p->nroles; j++)
+            if (strncmp(roles, p->roles[j].name, n) == 0 && p->roles[j].name[n] == '\0') {
+                perms |= p->roles[j].perms;
+                break;
+            }
+        roles += n;
+        roles += *roles == ' ';
+    }
+    return perms;
+}
+
 enum cu_err cu_ip_parse(const char *text, struct cu_ip *out)
 {
     struct in_addr a4;

@@ -86,6 +86,10 @@ bool cu_policy_has_role(const struct cu_policy *p, const char *name);
  * whatever their conditions); 0 for an unknown role. */
 uint64_t cu_policy_role_permissions(const struct cu_policy *p, const char *name);
 
+/* cu_policy_roles_permissions(p, roles): what the roles (names and one space between) can give
+ * together; unknown names give nothing. p may be NULL (nothing). */
+uint64_t cu_policy_roles_permissions(const struct cu_policy *p, const char *roles);
+
 /* An IPv4 or IPv6 address; IPv4 is held as ::ffff:a.b.c.d. */
 struct cu_ip {
     uint8_t b[16];

@@ -17,13 +17,19 @@
 static json_t *apikey_json(const struct cu_apikey_info *k)
 {
     char created[CU_RFC3339_BYTES], expires[CU_RFC3339_BYTES], revoked[CU_RFC3339_BYTES];
-    json_t *scopes = cu_resp_scopes(k->scopes);
+    json_t *scopes = cu_resp_scopes(k->scopes), *roles = json_array();
     cu_clock_format(k->created_at, created);
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);
-    return json_pack("{s:s, s:s, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name, "scopes",
-                     scopes, "created_at", created, "expires_at", k->expires_at ? expires : NULL,
-                     "revoked_at", k->revoked_at ? revoked : NULL);
+    for (const char *r = k->roles; *r;) {
+        size_t n = strcspn(r, " ");
+        json_array_append_new(roles, json_stringn(r, n));
+        r += n;
+        r += *r == ' ';
+    }
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name,
+                     "scopes", scopes, "roles", roles, "created_at", created, "expires_at",
+                     k->expires_at ? expires : NULL, "revoked_at", k->revoked_at ? revoked : NULL);
 }
 
 static bool valid_key_id(const char *id)
@@ -97,6 +103,7 @@ struct key_job {
     const char *name; /* create: borrowed from body */
     uint64_t scopes;
     int64_t expires;
+    char roles[CU_APIKEY_ROLES_BYTES]; /* create: the roles to store */
     json_t *body;
     struct cu_apikey_info info;
     char token[CU_APIKEY_TOKEN_BYTES]; /* create: shown once, wiped with the job */
@@ -112,18 +119,18 @@ static void key_job_clear(void *p)
 static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
                                 const char **name, uint64_t *scopes, int64_t *expires)
 {
-    static const char *const allowed[] = {"name", "scopes", "expires_at"};
+    static const char *const allowed[] = {"name", "scopes", "roles", "expires_at"};
     char err[CU_JSON_ERR_BYTES];
     const char *bad = NULL, *exp = NULL;
 
-    if (cu_json_only_keys(body, allowed, 3, &bad) != CU_OK)
+    if (cu_json_only_keys(body, allowed, 4, &bad) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
     if (cu_json_get_string(body, "name", true, CU_APIKEY_NAME_MAX, name, err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
     if (cu_apikey_check_name(*name) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID,
                             "field 'name' may hold letters, digits, space, '.', '-' and '_'");
-    if (cu_req_scopes(body, resp, true, scopes) != CU_OK)
+    if (cu_req_scopes(body, resp, json_object_get(body, "roles") == NULL, scopes) != CU_OK)
         return resp->err;
     if (cu_json_get_string(body, "expires_at", false, 64, &exp, err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
@@ -142,6 +149,10 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     enum cu_err rc =
         cu_apikey_create(app->apikeys, db, j->name, j->scopes, j->expires, &j->info, j->token);
 
+    if (rc == CU_OK && j->roles[0] != '\0') {
+        rc = cu_apikey_set_roles(db, j->info.id, j->roles);
+        snprintf(j->info.roles, sizeof(j->info.roles), "%s", j->roles);
+    }
     if (rc == CU_OK)
         rc = audit_key(w, "apikey.create", &j->info);
     if (rc != CU_OK && rc != CU_E_BUSY)
@@ -165,12 +176,17 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
     struct key_job *j = cu_req_alloc(req, sizeof(*j), key_job_clear);
     enum cu_err rc = j != NULL ? cu_req_json(req, resp, &j->body) : CU_E_NOMEM;
 
+    bool given = false;
+
     if (rc == CU_OK)
         rc = parse_create(req, resp, j->body, &j->name, &j->scopes, &j->expires);
-    /* Least privilege: a key can only make keys whose scopes it holds itself, so apikeys.write
-     * is not a way to every other scope. */
     if (rc == CU_OK)
-        rc = cu_req_may_grant(req, resp, "apikey.create", "", j->scopes);
+        rc = cu_req_roles(req, resp, j->body, j->roles, sizeof(j->roles), &given);
+    /* Least privilege: a key can only make keys whose scopes (and whose roles' permissions) it
+     * holds itself, so apikeys.write is not a way to every other scope. */
+    if (rc == CU_OK)
+        rc = cu_req_may_grant(req, resp, "apikey.create", "",
+                              j->scopes | cu_policy_roles_permissions(req->policy, j->roles));
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the key could not be made");
     j->req = req;
@@ -240,7 +256,8 @@ enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK)
         rc = cu_apikey_get(db, req->params[0], &j->info);
     if (rc == CU_OK && cu_req_may_grant(req, resp, "apikey.revoke", target_of(&j->info).text,
-                                        j->info.scopes) != CU_OK)
+                                        j->info.scopes | cu_policy_roles_permissions(
+                                                             req->policy, j->info.roles)) != CU_OK)
         return resp->err;
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no API key has this id");

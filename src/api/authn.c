@@ -71,6 +71,7 @@ static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const c
     p->kind = CU_PRINCIPAL_APIKEY;
     snprintf(p->id, sizeof(p->id), "%s", p->key.id);
     p->scopes = p->key.scopes;
+    snprintf(p->access.roles, sizeof(p->access.roles), "%s", p->key.roles);
     return CU_OK;
 }
 

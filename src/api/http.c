@@ -177,6 +177,40 @@ enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const c
     return rc;
 }
 
+enum cu_err cu_req_roles(struct cu_req *req, struct cu_resp *resp, json_t *body, char *out,
+                         size_t cap, bool *given)
+{
+    char why[CU_IDENTITY_WHY_BYTES];
+    json_t *v = json_object_get(body, "roles"), *r;
+    size_t i, used = 0;
+
+    *given = v != NULL;
+    if (v == NULL)
+        return CU_OK;
+    if (req->policy == NULL)
+        return cu_resp_fail(resp, CU_E_UNAVAILABLE, "no access policy is in force");
+    if (!json_is_array(v) || json_array_size(v) > CU_ROLES_MAX)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'roles' must be an array of at most %d role names",
+                            CU_ROLES_MAX);
+    out[0] = '\0';
+    json_array_foreach(v, i, r)
+    {
+        const char *name = json_string_value(r);
+        size_t n = name ? strlen(name) : 0;
+        if (name == NULL || n == 0 || n > 64 || used + n + 2 > cap)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'roles' holds a value that is not a role name");
+        if (!cu_policy_has_role(req->policy, name))
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'roles': the access policy has no role '%.64s'", name);
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", name);
+    }
+    if (cu_identity_roles_check(out, why) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", why);
+    return CU_OK;
+}
+
 enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission)
 {
     struct cu_access_subject s;

@@ -190,6 +190,12 @@ CU_WUR enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, 
  * customer's session). */
 enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission);
 
+/* cu_req_roles(req, resp, body, out, cap, given): the body's "roles" (an array of at most 8
+ * names the request's policy knows) into out, names and one space between; *given says
+ * whether the body had the field. Fails resp otherwise. */
+CU_WUR enum cu_err cu_req_roles(struct cu_req *req, struct cu_resp *resp, json_t *body, char *out,
+                                size_t cap, bool *given);
+
 /* cu_req_may_grant(req, resp, action, target, scopes): least privilege for what a request gives
  * or acts on (a key's scopes, a staff member's): CU_OK when its principal holds every scope in
  * scopes (cu_access_may_grant); else CU_E_FORBIDDEN with the detail naming the scopes it lacks,

@@ -72,22 +72,6 @@ static struct staff_job *staff_job_new(struct cu_req *req, struct cu_resp *resp)
     return j;
 }
 
-/* roles_perms(p, roles): the permissions the roles (names and one space between) can give under
- * policy p. */
-static uint64_t roles_perms(const struct cu_policy *p, const char *roles)
-{
-    char name[65];
-    uint64_t perms = 0;
-    while (p != NULL && *roles) {
-        size_t n = strcspn(roles, " ");
-        snprintf(name, sizeof(name), "%.*s", (int)(n < 64 ? n : 64), roles);
-        perms |= cu_policy_role_permissions(p, name);
-        roles += n;
-        roles += *roles == ' ';
-    }
-    return perms;
-}
-
 /* apply_fail(j, rc, what): a change's own failure, reported (busy is left to the committer). */
 static enum cu_err apply_fail(struct staff_job *j, enum cu_err rc, const char *what)
 {
@@ -155,9 +139,10 @@ static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_d
     rc = now_principal(j, db, &now);
     if (rc == CU_OK)
         rc = cu_identity_staff_get(j->req->app->identity, db, id, &cur);
-    if (rc == CU_OK && may_grant_now(j, &now,
-                                     scopes | cur.scopes |
-                                         roles_perms(j->req->policy, cur.access.roles)) != CU_OK) {
+    if (rc == CU_OK &&
+        may_grant_now(j, &now,
+                      scopes | cur.scopes |
+                          cu_policy_roles_permissions(j->req->policy, cur.access.roles)) != CU_OK) {
         j->refused = true;
         rc = cu_work_audit(
             w, "access.denied", id, "denied",
@@ -217,36 +202,11 @@ static enum cu_err access_fields(struct cu_req *req, struct cu_resp *resp, json_
 {
     static const char *const attrs[] = {"department", "region"};
     char *const dst[] = {a->department, a->region};
-    char why[CU_IDENTITY_WHY_BYTES];
-    json_t *v = json_object_get(body, "roles");
+    json_t *v;
+    enum cu_err rc = cu_req_roles(req, resp, body, a->roles, sizeof(a->roles), given);
 
-    *given = false;
-    if (v != NULL) {
-        size_t i, used = 0;
-        json_t *r;
-        if (!json_is_array(v) || json_array_size(v) > CU_ROLES_MAX)
-            return cu_resp_fail(resp, CU_E_INVALID,
-                                "field 'roles' must be an array of at most %d role names",
-                                CU_ROLES_MAX);
-        a->roles[0] = '\0';
-        json_array_foreach(v, i, r)
-        {
-            const char *name = json_string_value(r);
-            size_t n = name ? strlen(name) : 0;
-            if (name == NULL || n == 0 || n > 64)
-                return cu_resp_fail(resp, CU_E_INVALID,
-                                    "field 'roles' holds a value that is "
-                                    "not a role name");
-            if (!cu_policy_has_role(req->policy, name))
-                return cu_resp_fail(resp, CU_E_INVALID,
-                                    "field 'roles': the access policy has no role '%.64s'", name);
-            used += (size_t)snprintf(a->roles + used, sizeof(a->roles) - used, "%s%s",
-                                     used ? " " : "", name);
-        }
-        if (cu_identity_roles_check(a->roles, why) != CU_OK)
-            return cu_resp_fail(resp, CU_E_INVALID, "%s", why);
-        *given = true;
-    }
+    if (rc != CU_OK)
+        return rc;
     for (size_t k = 0; k < 2; k++) {
         v = json_object_get(body, attrs[k]);
         if (v == NULL)
@@ -340,7 +300,8 @@ enum cu_err cu_handle_staff_create(struct cu_req *req, struct cu_resp *resp)
         rc = access_fields(req, resp, j->body, &j->access, &j->access_given);
     /* a role's permissions count as given, as scopes do */
     if (rc == CU_OK)
-        rc = check_grant(req, resp, "", j->scopes | roles_perms(req->policy, j->access.roles));
+        rc = check_grant(req, resp, "",
+                         j->scopes | cu_policy_roles_permissions(req->policy, j->access.roles));
     if (rc != CU_OK)
         return resp->err ? resp->err : rc;
     return cu_req_change(req, create_apply, create_answer, j);
@@ -486,8 +447,9 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
      * staff.write would reach every scope by re-enabling or re-scoping a stronger account. */
     if (rc == CU_OK)
         rc = check_grant(req, resp, j->s.id,
-                         j->scopes | j->s.scopes | roles_perms(req->policy, j->access.roles) |
-                             roles_perms(req->policy, j->s.access.roles));
+                         j->scopes | j->s.scopes |
+                             cu_policy_roles_permissions(req->policy, j->access.roles) |
+                             cu_policy_roles_permissions(req->policy, j->s.access.roles));
     if (rc != CU_OK)
         return resp->err ? resp->err : cu_resp_fail(resp, rc, "the staff member was not changed");
     return cu_req_change(req, patch_apply, patch_answer, j);

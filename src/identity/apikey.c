@@ -133,9 +133,25 @@ static void info_from_row(struct cu_stmt *st, struct cu_apikey_info *info)
     info->created_at = cu_stmt_int(st, 3);
     info->expires_at = cu_stmt_null(st, 4) ? 0 : cu_stmt_int(st, 4);
     info->revoked_at = cu_stmt_null(st, 5) ? 0 : cu_stmt_int(st, 5);
+    s = cu_stmt_text(st, 6, &len);
+    cu_text_copy(info->roles, sizeof(info->roles), s, len);
 }
 
-#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at"
+#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at, roles"
+
+enum cu_err cu_apikey_set_roles(struct cu_db *db, const char *id, const char *roles)
+{
+    static const char sql[] = "UPDATE api_keys SET roles = $2 WHERE id = $1";
+    const struct cu_val p[] = {CU_VT(id), CU_VT(roles)};
+    enum cu_err rc;
+
+    if (strlen(roles) >= CU_APIKEY_ROLES_BYTES)
+        return CU_E_INVALID;
+    rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_NOT_FOUND;
+    return rc;
+}
 
 enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, const char *name,
                              uint64_t scopes, int64_t expires_at, struct cu_apikey_info *info,
@@ -148,7 +164,7 @@ enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, co
     int64_t now = cu_clock_now_ms();
     enum cu_err rc;
 
-    if (cu_apikey_check_name(name) != CU_OK || scopes == 0 || (scopes & ~cu_apikey_all_scopes()) ||
+    if (cu_apikey_check_name(name) != CU_OK || (scopes & ~cu_apikey_all_scopes()) ||
         (expires_at != 0 && expires_at <= now))
         return CU_E_INVALID;
     rc = cu_apikey_scopes_format(scopes, scope_text, sizeof(scope_text));
@@ -222,7 +238,7 @@ enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *
         goto out;
     }
     size_t hlen = 0;
-    const void *stored = cu_stmt_blob(st, 6, &hlen);
+    const void *stored = cu_stmt_blob(st, 7, &hlen);
     if (hlen != sizeof(hash) || !cu_crypto_memeq(stored, hash, sizeof(hash))) {
         rc = CU_E_UNAUTHENTICATED;
         goto out;

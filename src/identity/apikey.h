@@ -57,10 +57,14 @@ uint64_t cu_apikey_all_scopes(void);
 CU_WUR enum cu_err cu_apikey_scopes_format(uint64_t scopes, char *out, size_t outlen);
 
 /* What the store knows of one key. Times are Unix ms; 0 means "never". */
+/* Bytes of a key's roles (names and one space between, as a staff member's), with the NUL. */
+#define CU_APIKEY_ROLES_BYTES (8 * 65)
+
 struct cu_apikey_info {
     char id[CU_APIKEY_ID_BYTES];
     char name[CU_APIKEY_NAME_MAX + 1];
     uint64_t scopes;
+    char roles[CU_APIKEY_ROLES_BYTES]; /* for the access policy; "" when none */
     int64_t created_at;
     int64_t expires_at;
     int64_t revoked_at;
@@ -82,7 +86,8 @@ void cu_apikey_service_free(struct cu_apikey_service *svc);
 CU_WUR enum cu_err cu_apikey_check_name(const char *name);
 
 /* cu_apikey_create(svc, db, name, scopes, expires_at, info, token): makes a key (inside the
- * caller's transaction on db). scopes must be non-zero and known; expires_at 0 (never) or in
+ * caller's transaction on db). scopes must be known (0: none of its own, for a key given roles
+ * with cu_apikey_set_roles); expires_at 0 (never) or in
  * the future. Writes the key's text into token (CU_APIKEY_TOKEN_BYTES), which the caller shows
  * once and wipes, and its record into info. */
 CU_WUR enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db,
@@ -94,6 +99,10 @@ CU_WUR enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db 
 CU_WUR enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *db,
                                           const char *token, size_t len,
                                           struct cu_apikey_info *info);
+
+/* cu_apikey_set_roles(db, id, roles): stores the roles of a key (checked by the caller, as
+ * cu_identity_roles_check does). CU_E_NOT_FOUND for an unknown id. */
+CU_WUR enum cu_err cu_apikey_set_roles(struct cu_db *db, const char *id, const char *roles);
 
 /* cu_apikey_get(db, id, info): one key's record. CU_E_NOT_FOUND if there is none. */
 CU_WUR enum cu_err cu_apikey_get(struct cu_db *db, const char *id, struct cu_apikey_info *info);

@@ -3,7 +3,8 @@
 # with no scope but a role reads customers, masked, while the permit's condition on their
 # region and address holds; a role the policy does not know is refused; an attribute grant
 # (department and training) gives a built-in role; changing the region through the API takes
-# effect on the next request; giving a role needs its permissions, as giving scopes does.
+# effect on the next request; giving a role needs its permissions, as giving scopes does; keys
+# carry roles too.
 . "$(dirname "$0")/lib.sh"
 command -v oathtool >/dev/null || { not_ok "oathtool is installed (scripts/deps.sh)"; finish; exit 1; }
 
@@ -81,6 +82,20 @@ HR="Authorization: Bearer $(json "j['key']")"
 req POST /v1/staff -H "$HR" -H "$JSONH" \
     --data '{"email": "eve@example.com", "name": "Eve", "roles": ["admin"]}'
 check_eq "a role's permissions count as given" 403 "$STATUS"
+
+# Roles stored with API keys: a key of role service and no scope reads customers.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "billing", "roles": ["service"]}'
+check_eq "a key is made with a role and no scope" 201 "$STATUS"
+check_eq "its record shows the role" "['service']" "$(json "j['roles']")"
+SVC="Authorization: Bearer $(json "j['key']")"
+req GET "/v1/customers/$CID" -H "$SVC"
+check_eq "the role's permission holds for the key" 200 "$STATUS"
+req GET "/v1/audit?limit=1" -H "$SVC"
+check_eq "and only what the role lists" 403 "$STATUS"
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "x", "roles": ["nope"]}'
+check_eq "a key's unknown role is refused" 400 "$STATUS"
+req POST /v1/apikeys -H "$HR" -H "$JSONH" --data '{"name": "y", "roles": ["service"]}'
+check_eq "a key's role must be within what its maker holds" 403 "$STATUS"
 stop_server
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "the audit chain verifies" 0 $?

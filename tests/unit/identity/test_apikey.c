@@ -148,7 +148,14 @@ static void test_bad_create_input(void **state)
     assert_int_equal(cu_apikey_create(f->svc, f->db, longname, 1, 0, &info, token), CU_E_INVALID);
     assert_int_equal(cu_apikey_create(f->svc, f->db, "bad\nname", 1, 0, &info, token),
                      CU_E_INVALID);
-    assert_int_equal(cu_apikey_create(f->svc, f->db, "ok", 0, 0, &info, token), CU_E_INVALID);
+    /* a key with no scope of its own is made (its roles are stored next, cu_apikey_set_roles) */
+    assert_int_equal(cu_apikey_create(f->svc, f->db, "roles only", 0, 0, &info, token), CU_OK);
+    assert_int_equal(cu_apikey_set_roles(f->db, info.id, "service auditor"), CU_OK);
+    struct cu_apikey_info back;
+    assert_int_equal(cu_apikey_get(f->db, info.id, &back), CU_OK);
+    assert_string_equal(back.roles, "service auditor");
+    assert_int_equal(back.scopes, 0);
+    assert_int_equal(cu_apikey_set_roles(f->db, "ak_0000000000000000", "service"), CU_E_NOT_FOUND);
     assert_int_equal(cu_apikey_create(f->svc, f->db, "ok", (uint64_t)1 << 40, 0, &info, token),
                      CU_E_INVALID);
     assert_int_equal(cu_apikey_create(f->svc, f->db, "ok", 1, cu_clock_now_ms() - 1, &info, token),
