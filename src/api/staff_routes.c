@@ -43,7 +43,7 @@ struct staff_job {
     const char *email, *name, *status;
     uint64_t scopes;
     struct cu_staff_access access; /* roles and attributes to store */
-    bool access_given;             /* the body names one of them */
+    unsigned access_given;         /* which of them the body names (GIVEN_*) */
     uint64_t role_perms;           /* what access.roles give under the policy in force */
     struct cu_staff_info s;
     char why[CU_IDENTITY_WHY_BYTES];
@@ -197,21 +197,26 @@ static enum cu_err check_grant(struct cu_req *req, struct cu_resp *resp, const c
 
 /* access_fields(req, resp, body, a, given): overlays on a the roles, department, region and
  * training_valid_until the body names (null clears one); roles must be known to the policy. */
+enum { GIVEN_ROLES = 1, GIVEN_DEPARTMENT = 2, GIVEN_REGION = 4, GIVEN_TRAINING = 8 };
+
 static enum cu_err access_fields(struct cu_req *req, struct cu_resp *resp, json_t *body,
-                                 struct cu_staff_access *a, bool *given)
+                                 struct cu_staff_access *a, unsigned *given)
 {
     static const char *const attrs[] = {"department", "region"};
+    static const unsigned bits[] = {GIVEN_DEPARTMENT, GIVEN_REGION};
     char *const dst[] = {a->department, a->region};
     json_t *v;
-    enum cu_err rc = cu_req_roles(req, resp, body, a->roles, sizeof(a->roles), given);
+    bool roles = false;
+    enum cu_err rc = cu_req_roles(req, resp, body, a->roles, sizeof(a->roles), &roles);
 
     if (rc != CU_OK)
         return rc;
+    *given = roles ? GIVEN_ROLES : 0;
     for (size_t k = 0; k < 2; k++) {
         v = json_object_get(body, attrs[k]);
         if (v == NULL)
             continue;
-        *given = true;
+        *given |= bits[k];
         if (json_is_null(v)) {
             dst[k][0] = '\0';
         } else if (!json_is_string(v) || json_string_length(v) >= CU_STAFF_ATTR_BYTES) {
@@ -224,7 +229,7 @@ static enum cu_err access_fields(struct cu_req *req, struct cu_resp *resp, json_
     }
     v = json_object_get(body, "training_valid_until");
     if (v != NULL) {
-        *given = true;
+        *given |= GIVEN_TRAINING;
         if (json_is_null(v))
             a->training_valid_until = 0;
         else if (!json_is_string(v) ||
@@ -397,17 +402,34 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     enum cu_err rc;
 
     snprintf(id, sizeof(id), "%.*s", (int)sizeof(id) - 1, j->req->params[0]);
-    rc = still_may(j, w, db, id, j->scopes);
+    rc = still_may(j, w, db, id,
+                   j->scopes | ((j->access_given & GIVEN_ROLES)
+                                    ? cu_policy_roles_permissions(j->req->policy, j->access.roles)
+                                    : 0));
     if (rc != CU_OK || j->refused)
         return apply_fail(j, rc, "the staff member was not changed");
     rc = cu_identity_staff_set(idn, db, id, j->scopes, j->status);
-    if (rc == CU_OK && j->access_given)
-        rc = cu_identity_staff_set_access(idn, db, id, &j->access, j->why);
+    if (rc == CU_OK && j->access_given) {
+        /* over what is stored now, only the fields the body names: a change made meanwhile
+         * to the others stays */
+        struct cu_staff_access a;
+        rc = cu_identity_staff_access(db, id, &a);
+        if (j->access_given & GIVEN_ROLES)
+            memcpy(a.roles, j->access.roles, sizeof(a.roles));
+        if (j->access_given & GIVEN_DEPARTMENT)
+            memcpy(a.department, j->access.department, sizeof(a.department));
+        if (j->access_given & GIVEN_REGION)
+            memcpy(a.region, j->access.region, sizeof(a.region));
+        if (j->access_given & GIVEN_TRAINING)
+            a.training_valid_until = j->access.training_valid_until;
+        if (rc == CU_OK)
+            rc = cu_identity_staff_set_access(idn, db, id, &a, j->why);
+    }
     if (rc == CU_OK)
         rc = cu_work_audit(w, "staff.update", id, "success",
                            json_pack("{s:o, s:s?, s:s?}", "scopes", cu_resp_scopes(j->scopes),
                                      "status", j->status, "roles",
-                                     j->access_given ? j->access.roles : NULL));
+                                     (j->access_given & GIVEN_ROLES) ? j->access.roles : NULL));
     if (rc == CU_OK)
         rc = cu_identity_staff_get(idn, db, id, &j->s);
     return apply_fail(j, rc, "the staff member was not changed");

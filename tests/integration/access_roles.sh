@@ -75,6 +75,9 @@ check_eq "the policy's grant gives her the auditor role" 200 "$STATUS"
 req PATCH "/v1/staff/$SID" -H "$AUTH" -H "$JSONH" --data '{"training_valid_until": "2001-01-01T00:00:00Z"}'
 req GET "/v1/audit?limit=1" -H "$STOK"
 check_eq "once her training has lapsed, it does not" 403 "$STATUS"
+req GET "/v1/staff/$SID" -H "$AUTH"
+check_eq "a PATCH changes only the fields it names" "amer audit ['regional']" \
+    "$(json "j['region'] + ' ' + j['department'] + ' ' + str(j['roles'])")"
 
 # Least privilege: a key with staff.write alone cannot give a role with more.
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "hr", "scopes": ["staff.write"]}'
