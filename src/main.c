@@ -35,8 +35,8 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } commands[] = {
-        {"init", cu_cli_init},   {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
-        {"audit", cu_cli_audit}, {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
+        {"init", cu_cli_init},     {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
+        {"audit", cu_cli_audit},   {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
         {"access", cu_cli_access},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */

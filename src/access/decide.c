@@ -145,6 +145,8 @@ static void operand_value(const struct eval *ev, const struct operand *o, struct
 
 static bool in_net(const struct net *n, const struct cu_ip *ip)
 {
+    if (ip == NULL)
+        return false;
     for (size_t i = 0; i < n->n; i++) {
         int bits = n->prefix[i], full = bits / 8, rest = bits % 8;
         if (memcmp(n->addr[i].b, ip->b, (size_t)full) != 0)
@@ -195,6 +197,8 @@ static enum tri atom(const struct eval *ev, const struct node *n)
     }
     if (!a.present || !b.present)
         return U;
+    if (a.type == T_STR && (a.str == NULL || (n->kind == N_CMP && b.str == NULL)))
+        return U;
     if (n->kind == N_IN) {
         if (n->b.type == T_NET)
             r = in_net(&ev->p->nets[n->b.ref], a.ip);
@@ -209,6 +213,8 @@ static enum tri atom(const struct eval *ev, const struct node *n)
         return (r != n->negate) ? T : F;
     }
     if (a.type == T_STR) {
+        if (b.str == NULL)
+            return U;
         r = strcmp(a.str, b.str) == 0;
         return (n->op == C_EQ ? r : !r) ? T : F;
     }
@@ -237,6 +243,7 @@ static enum tri atom(const struct eval *ev, const struct node *n)
 
 /* Evaluates node i; the first atom found not true (the one that explains a failure) goes in
  * ev->failed. */
+// NOLINTNEXTLINE(misc-no-recursion): conditions nest at most 32 deep (policy.c)
 static enum tri eval_node(struct eval *ev, int i)
 {
     const struct node *n = &ev->p->nodes[i];

@@ -167,13 +167,12 @@ static void skip_space(struct parser *ps)
 {
     for (;;) {
         int c = peekc(ps, 0);
-        if (c == ' ' || c == '\t' || c == '\r') {
-            advance(ps);
+        if (c == ' ' || c == '\t' || c == '\r' ||
+            (c == '\n' && (peekc(ps, 1) == ' ' || peekc(ps, 1) == '\t'))) {
+            advance(ps); /* a newline before an indented line continues the statement */
         } else if (c == '#') {
             while (peekc(ps, 0) != -1 && peekc(ps, 0) != '\n')
                 advance(ps);
-        } else if (c == '\n' && (peekc(ps, 1) == ' ' || peekc(ps, 1) == '\t')) {
-            advance(ps);
         } else {
             return;
         }
@@ -208,18 +207,17 @@ static void classify(struct parser *ps, size_t n)
 {
     size_t i = 0;
     int64_t v = 0;
-    while (i < n && isdigit((unsigned char)ps->text[i]) && v < 1000000000000ll)
+    while (i < n && isdigit((unsigned char)ps->text[i]) && v < 1000000000000LL)
         v = v * 10 + (ps->text[i++] - '0');
     ps->t = K_WORD;
-    if (i == 0 || v >= 1000000000000ll)
+    if (i == 0 || v >= 1000000000000LL)
         return;
     if (i == n) {
         ps->t = K_NUMBER;
         ps->num = v;
     } else if (i + 1 == n && strchr("smhd", ps->text[i]) != NULL) {
-        static const int64_t unit[] = {
-            ['s' - 'd'] = 1000, ['m' - 'd'] = 60000, ['h' - 'd'] = 3600000, [0] = 86400000};
-        int64_t u = unit[ps->text[i] - 'd'];
+        char c = ps->text[i];
+        int64_t u = c == 's' ? 1000 : c == 'm' ? 60000 : c == 'h' ? 3600000 : 86400000;
         /* at most 100 years: a longer duration is a mistake, and would overflow */
         if (v <= CU_POLICY_DURATION_MAX_MS / u) {
             ps->t = K_DURATION;
@@ -568,6 +566,7 @@ static bool check_types(struct parser *ps, const struct node *n)
 
 static int cond_or(struct parser *ps, int depth);
 
+// NOLINTNEXTLINE(misc-no-recursion): at most 32 deep, checked on entry
 static int cond_atom(struct parser *ps, int depth)
 {
     int line = ps->tline, col = ps->tcol, n;
@@ -1152,7 +1151,7 @@ static bool st_approve(struct parser *ps)
         return FAIL(ps, "expected 'within' and a duration");
     if (!next(ps))
         return false;
-    if (ps->t != K_DURATION || ps->num < 60000 || ps->num > 30 * 86400000ll)
+    if (ps->t != K_DURATION || ps->num < 60000 || ps->num > 30 * 86400000LL)
         return FAIL(ps, "expected a duration from 1m to 30d");
     within = ps->num;
     if (!next(ps) || !end_of_statement(ps))

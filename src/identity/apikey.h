@@ -58,7 +58,7 @@ CU_WUR enum cu_err cu_apikey_scopes_format(uint64_t scopes, char *out, size_t ou
 
 /* What the store knows of one key. Times are Unix ms; 0 means "never". */
 /* Bytes of a key's roles (names and one space between, as a staff member's), with the NUL. */
-#define CU_APIKEY_ROLES_BYTES (8 * 65)
+#define CU_APIKEY_ROLES_BYTES ((size_t)8 * 65)
 
 struct cu_apikey_info {
     char id[CU_APIKEY_ID_BYTES];

@@ -91,7 +91,7 @@ struct cu_session_info {
 
 /* Roles stored with a staff member or a key: names separated by one space. */
 #define CU_ROLES_MAX 8
-#define CU_ROLES_BYTES (CU_ROLES_MAX * 65)
+#define CU_ROLES_BYTES ((size_t)CU_ROLES_MAX * 65)
 /* Bytes of a staff member's department or region, with the NUL. */
 #define CU_STAFF_ATTR_BYTES 65
 
