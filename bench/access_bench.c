@@ -71,22 +71,41 @@ static char *big_policy(void)
     return cu_buf_steal(&b);
 }
 
+/* The 10,000 staff members: ids, departments, roles (one in ten has none stored). */
+static char ids[PRINCIPALS][24], depts[7][4];
+static const char *roles[PRINCIPALS];
+
+/* staff_at(i, now): the staff member the i-th decision is for, trained, at aal2, signed in 10
+ * minutes before now. */
+static struct cu_access_subject staff_at(long i, int64_t now)
+{
+    int who = (int)((i * 7919) % PRINCIPALS);
+    struct cu_access_subject st = {.kind = CU_ACCESS_STAFF,
+                                   .id = ids[who],
+                                   .roles = roles[who],
+                                   .department = depts[(who / 10) % 7],
+                                   .region = who % 2 ? "emea" : "amer",
+                                   .training_valid_until = now + 86400000,
+                                   .aal = 2,
+                                   .session_started_at = now - 600000};
+    return st;
+}
+
 int main(int argc, char **argv)
 {
-    long n = argc > 1 ? atol(argv[1]) : 5000000;
+    char *end = NULL;
+    long n = argc > 1 ? strtol(argv[1], &end, 10) : 5000000;
     struct cu_policy *def = NULL, *big = NULL;
     struct cu_policy_error err;
     char *text = big_policy();
-    static char ids[PRINCIPALS][24], depts[7][4];
-    static const char *roles[PRINCIPALS];
     static const char *const countries[] = {"GB", "US", "FR", "JP", "DE", "CA"};
     struct cu_access_env env = {.now_ms = 1774602000000LL, .has_ip = true}; /* Fri 09:00 UTC */
     struct cu_access_resource res = {.id = "cus_1", .status = "active"};
     uint64_t *lat, t, allowed = 0;
     long samples = n < 1000000 ? n : 1000000;
 
-    if (n < 1000 || !text)
-        return fail("usage: access_bench [DECISIONS >= 1000]");
+    if (n < 1000 || n > 1000000000L || (end != NULL && *end != '\0') || !text)
+        return fail("usage: access_bench [DECISIONS, 1000 to 1000000000]");
     if (cu_policy_default(&def) != CU_OK)
         return fail("default policy");
     if (cu_policy_parse("bench.policy", text, strlen(text), &big, &err) != CU_OK) {
@@ -123,15 +142,7 @@ int main(int argc, char **argv)
     allowed = 0;
     uint64_t start = cu_clock_mono_ns();
     for (long i = 0; i < n; i++) {
-        int who = (int)((i * 7919) % PRINCIPALS);
-        struct cu_access_subject st = {.kind = CU_ACCESS_STAFF,
-                                       .id = ids[who],
-                                       .roles = roles[who],
-                                       .department = depts[(who / 10) % 7],
-                                       .region = who % 2 ? "emea" : "amer",
-                                       .training_valid_until = env.now_ms + 86400000,
-                                       .aal = 2,
-                                       .session_started_at = env.now_ms - 600000};
+        struct cu_access_subject st = staff_at(i, env.now_ms);
         uint64_t perm = 1ull << (i % 9);
         res.country = countries[i % 6];
         if (i < samples) {
@@ -156,14 +167,7 @@ int main(int argc, char **argv)
     struct cu_access_why why;
     t = cu_clock_mono_ns();
     for (long i = 0; i < m; i++) {
-        int who = (int)((i * 7919) % PRINCIPALS);
-        struct cu_access_subject st = {.kind = CU_ACCESS_STAFF,
-                                       .id = ids[who],
-                                       .roles = roles[who],
-                                       .department = depts[(who / 10) % 7],
-                                       .region = who % 2 ? "emea" : "amer",
-                                       .aal = 2,
-                                       .session_started_at = env.now_ms - 600000};
+        struct cu_access_subject st = staff_at(i, env.now_ms);
         res.country = countries[i % 6];
         (void)cu_policy_decide(big, &st, 1ull << (i % 9), &res, &env, &why);
     }

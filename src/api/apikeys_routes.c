@@ -17,16 +17,10 @@
 static json_t *apikey_json(const struct cu_apikey_info *k)
 {
     char created[CU_RFC3339_BYTES], expires[CU_RFC3339_BYTES], revoked[CU_RFC3339_BYTES];
-    json_t *scopes = cu_resp_scopes(k->scopes), *roles = json_array();
+    json_t *scopes = cu_resp_scopes(k->scopes), *roles = cu_resp_roles(k->roles);
     cu_clock_format(k->created_at, created);
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);
-    for (const char *r = k->roles; *r;) {
-        size_t n = strcspn(r, " ");
-        json_array_append_new(roles, json_stringn(r, n));
-        r += n;
-        r += *r == ' ';
-    }
     return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name,
                      "scopes", scopes, "roles", roles, "created_at", created, "expires_at",
                      k->expires_at ? expires : NULL, "revoked_at", k->revoked_at ? revoked : NULL);

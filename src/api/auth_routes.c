@@ -156,7 +156,7 @@ static bool trusted_reporter(struct cu_req *req)
     struct cu_apikey_info info;
     struct cu_principal p;
     struct cu_access_subject s;
-    struct cu_access_env e = {.now_ms = cu_clock_now_ms()};
+    struct cu_access_ctx ctx;
     struct cu_db *db = NULL;
     if (h == NULL || strncmp(h, "Bearer ", 7) != 0 || cu_req_db(req, &db) != CU_OK ||
         cu_apikey_authenticate(req->app->apikeys, db, h + 7, strlen(h + 7), &info) != CU_OK)
@@ -166,12 +166,11 @@ static bool trusted_reporter(struct cu_req *req)
     p.kind = CU_PRINCIPAL_APIKEY;
     snprintf(p.id, sizeof(p.id), "%s", info.id);
     p.scopes = info.scopes;
-    if (req->policy == NULL && req->app->policies != NULL)
-        req->policy = cu_access_policy_get(req->app->policies);
-    if (req->policy == NULL || !cu_access_subject_of(&p, &s))
+    cu_req_access_ctx(req, &ctx);
+    if (ctx.policy == NULL || !cu_access_subject_of(&p, &s))
         return (info.scopes & CU_SCOPE_CUSTOMERS_CREDENTIALS) != 0;
-    e.has_ip = cu_ip_parse(req->remote_ip, &e.ip) == CU_OK;
-    return cu_policy_decide(req->policy, &s, CU_SCOPE_CUSTOMERS_CREDENTIALS, NULL, &e, NULL) ==
+    struct cu_access_env e = {.now_ms = ctx.now_ms, .has_ip = ctx.has_ip, .ip = ctx.ip};
+    return cu_policy_decide(ctx.policy, &s, CU_SCOPE_CUSTOMERS_CREDENTIALS, NULL, &e, NULL) ==
            CU_ACCESS_ALLOW;
 }
 

@@ -148,14 +148,11 @@ static enum cu_err authorize(struct cu_req *req, struct cu_resp *resp, const str
 {
     struct cu_app *app = req->app;
     struct cu_access_decision d;
-    struct cu_access_ctx ctx = {.identity = app->identity,
-                                .customer_mfa_required = app->cfg.identity.customer_mfa_required,
-                                .now_ms = cu_clock_now_ms()};
+    struct cu_access_ctx ctx;
 
-    if (req->policy == NULL && app->policies != NULL)
-        req->policy = cu_access_policy_get(app->policies);
-    ctx.policy = req->policy;
-    ctx.has_ip = cu_ip_parse(req->remote_ip, &ctx.ip) == CU_OK;
+    cu_req_access_ctx(req, &ctx);
+    ctx.identity = app->identity;
+    ctx.customer_mfa_required = app->cfg.identity.customer_mfa_required;
     if (cu_access_decide(&req->principal, route->permission, route->flags, &ctx, &d) == CU_OK) {
         req->access = d.effect;
         req->route_permission = route->permission;

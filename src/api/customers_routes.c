@@ -29,14 +29,14 @@ static bool valid_customer_id(const char *id)
 
 /* How the policy lets the request's principal read customers: allow, allow masked or deny
  * (the route's own decision when the route is a read). */
-static enum cu_access_effect read_effect(const struct cu_req *req)
+static enum cu_access_effect read_effect(struct cu_req *req)
 {
     return req->route_permission == CU_SCOPE_CUSTOMERS_READ
                ? req->access
                : cu_req_may(req, CU_SCOPE_CUSTOMERS_READ);
 }
 
-static bool may_read(const struct cu_req *req)
+static bool may_read(struct cu_req *req)
 {
     enum cu_access_effect e = read_effect(req);
     return e == CU_ACCESS_ALLOW || e == CU_ACCESS_ALLOW_MASKED;
@@ -44,7 +44,7 @@ static bool may_read(const struct cu_req *req)
 
 /* Unmasked only when reading is allowed without masking and unmasking is allowed: a read the
  * policy allows only masked stays masked whatever else the principal holds. */
-static bool may_unmask(const struct cu_req *req)
+static bool may_unmask(struct cu_req *req)
 {
     return read_effect(req) == CU_ACCESS_ALLOW &&
            cu_req_may(req, CU_SCOPE_CUSTOMERS_UNMASK) == CU_ACCESS_ALLOW;

@@ -211,24 +211,47 @@ enum cu_err cu_req_roles(struct cu_req *req, struct cu_resp *resp, json_t *body,
     return CU_OK;
 }
 
-enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission)
+void cu_req_access_ctx(struct cu_req *req, struct cu_access_ctx *ctx)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    if (req->policy == NULL && req->app != NULL && req->app->policies != NULL)
+        req->policy = cu_access_policy_get(req->app->policies);
+    ctx->policy = req->policy;
+    ctx->now_ms = cu_clock_now_ms();
+    ctx->has_ip = cu_ip_parse(req->remote_ip, &ctx->ip) == CU_OK;
+}
+
+json_t *cu_resp_roles(const char *roles)
+{
+    json_t *a = json_array();
+    while (a != NULL && *roles) {
+        size_t n = strcspn(roles, " ");
+        json_array_append_new(a, json_stringn(roles, n));
+        roles += n;
+        roles += *roles == ' ';
+    }
+    return a;
+}
+
+enum cu_access_effect cu_req_may(struct cu_req *req, uint64_t permission)
 {
     struct cu_access_subject s;
-    struct cu_access_env e = {.now_ms = cu_clock_now_ms()};
+    struct cu_access_ctx ctx;
 
-    if (req->policy == NULL || !cu_access_subject_of(&req->principal, &s))
+    cu_req_access_ctx(req, &ctx);
+    if (ctx.policy == NULL || !cu_access_subject_of(&req->principal, &s))
         return CU_ACCESS_DENY;
-    e.has_ip = cu_ip_parse(req->remote_ip, &e.ip) == CU_OK;
-    return cu_policy_decide(req->policy, &s, permission, NULL, &e, NULL);
+    struct cu_access_env e = {.now_ms = ctx.now_ms, .has_ip = ctx.has_ip, .ip = ctx.ip};
+    return cu_policy_decide(ctx.policy, &s, permission, NULL, &e, NULL);
 }
 
 enum cu_err cu_req_may_grant(struct cu_req *req, struct cu_resp *resp, const char *action,
                              const char *target, uint64_t scopes)
 {
     char names[512];
-    struct cu_access_ctx ctx = {.now_ms = cu_clock_now_ms(), .policy = req->policy};
+    struct cu_access_ctx ctx;
 
-    ctx.has_ip = cu_ip_parse(req->remote_ip, &ctx.ip) == CU_OK;
+    cu_req_access_ctx(req, &ctx);
     if (cu_access_may_grant_by(&req->principal, &ctx, scopes, names, sizeof(names)) == CU_OK)
         return CU_OK;
     if (cu_req_audit_refusal(

@@ -185,10 +185,18 @@ CU_WUR enum cu_err cu_req_audit(struct cu_req *req, const char *action, const ch
 CU_WUR enum cu_err cu_req_audit_refusal(struct cu_req *req, const char *action, const char *target,
                                         json_t *details);
 
+/* cu_req_access_ctx(req, ctx): what a decision of the request weighs besides its principal:
+ * the clock now, its policy (taken when it has none yet) and its source address. identity
+ * and customer_mfa_required are left for the caller. */
+void cu_req_access_ctx(struct cu_req *req, struct cu_access_ctx *ctx);
+
+/* cu_resp_roles(roles): roles as stored (names and one space between) as a JSON array. */
+json_t *cu_resp_roles(const char *roles);
+
 /* cu_req_may(req, permission): whether the request's principal holds one more permission than
  * its route's, as the access policy decides it now (CU_ACCESS_DENY without a policy or for a
  * customer's session). */
-enum cu_access_effect cu_req_may(const struct cu_req *req, uint64_t permission);
+enum cu_access_effect cu_req_may(struct cu_req *req, uint64_t permission);
 
 /* cu_req_roles(req, resp, body, out, cap, given): the body's "roles" (an array of at most 8
  * names the request's policy knows) into out, names and one space between; *given says

@@ -122,8 +122,8 @@ static enum cu_err now_principal(struct staff_job *j, struct cu_db *db, struct c
 static enum cu_err may_grant_now(struct staff_job *j, const struct cu_principal *now,
                                  uint64_t scopes)
 {
-    struct cu_access_ctx ctx = {.now_ms = cu_clock_now_ms(), .policy = j->req->policy};
-    ctx.has_ip = cu_ip_parse(j->req->remote_ip, &ctx.ip) == CU_OK;
+    struct cu_access_ctx ctx;
+    cu_req_access_ctx(j->req, &ctx);
     return cu_access_may_grant_by(now, &ctx, scopes, j->missing, sizeof(j->missing));
 }
 
@@ -166,19 +166,12 @@ static enum cu_err refused_answer(struct cu_resp *resp, const struct staff_job *
 static json_t *staff_json(const struct cu_staff_info *s)
 {
     char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES], trained[CU_RFC3339_BYTES];
-    json_t *roles = json_array();
-    const char *r = s->access.roles;
+    json_t *roles = cu_resp_roles(s->access.roles);
 
     cu_clock_format(s->created_at, created);
     cu_clock_format(s->updated_at, updated);
     if (s->access.training_valid_until)
         cu_clock_format(s->access.training_valid_until, trained);
-    while (*r) {
-        size_t n = strcspn(r, " ");
-        json_array_append_new(roles, json_stringn(r, n));
-        r += n;
-        r += *r == ' ';
-    }
     return json_pack(
         "{s:s, s:s, s:s, s:o, s:o, s:s?, s:s?, s:s?, s:s, s:b, s:b, s:s, s:s}", "id", s->id,
         "email", s->email, "name", s->name, "scopes", cu_resp_scopes(s->scopes), "roles", roles,

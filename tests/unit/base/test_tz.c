@@ -304,7 +304,7 @@ static int collect_one(const char *path, const struct stat *st, int flag, struct
     f = fopen(path, "rb");
     if (f != NULL && fread(magic, 1, 4, f) == 4 && memcmp(magic, "TZif", 4) == 0) {
         assert_true(names_count < NAMES_MAX);
-        strcpy(names[names_count++], name);
+        snprintf(names[names_count++], sizeof(names[0]), "%s", name);
     }
     if (f != NULL) {
         fclose(f);
