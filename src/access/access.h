@@ -46,6 +46,10 @@ enum cu_access_flags {
     CU_ACCESS_SESSION = 1 << 0, /* a customer's or staff member's session (not an API key) */
     CU_ACCESS_FRESH = 1 << 1,   /* a recent sign-in or step-up (identity.step_up_minutes) */
     CU_ACCESS_ENROL = 1 << 2,   /* open to sessions that must still enrol a second factor */
+    /* the permission is decided on the customer the request touches: the door lets the request
+     * in when the permission could hold for some customer, and the handler decides again on
+     * the customer (cu_access_decide_on) before it reads or changes anything of one */
+    CU_ACCESS_CUSTOMER = 1 << 3,
 };
 
 /* What a decision weighs besides the principal. */
@@ -77,6 +81,13 @@ struct cu_access_decision {
  * unauthenticated principal is denied any permission or session route. */
 enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, unsigned flags,
                              const struct cu_access_ctx *ctx, struct cu_access_decision *out);
+
+/* cu_access_decide_on(p, permission, r, ctx, out): the permission alone (no route flags), on
+ * customer r, as the policy of ctx decides it (without a policy, p's own permissions). Fills
+ * out as cu_access_decide does; a denial's reason never tells the customer's attributes. */
+enum cu_err cu_access_decide_on(const struct cu_principal *p, uint64_t permission,
+                                const struct cu_access_resource *r, const struct cu_access_ctx *ctx,
+                                struct cu_access_decision *out);
 
 /* cu_access_subject_of(p, out): the policy's view of p: kind, id, own permissions, session.
  * Only API keys and staff members have one (false for others). */

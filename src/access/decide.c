@@ -377,7 +377,14 @@ static void explain_failed(const struct eval *ev, struct cu_access_why *why)
 
 /* The roles s holds in this request: from the store, and from the policy's grants whose
  * conditions hold. */
-static void held_roles(struct eval *ev, uint64_t held[2])
+static bool grant_holds(enum tri c, bool could)
+{
+    return could ? c != F : c == T;
+}
+
+/* held_roles(ev, held, could): the roles s holds: stored with it, and granted by a grant whose
+ * condition is true (could: not false, for the check before the customer is known). */
+static void held_roles(struct eval *ev, uint64_t held[2], bool could)
 {
     const struct cu_policy *p = ev->p;
     const struct cu_access_subject *s = ev->s;
@@ -399,13 +406,14 @@ static void held_roles(struct eval *ev, uint64_t held[2])
              g = p->grants[g].next) {
             const struct rule *r = &p->grants[g];
             if (strcmp(r->subject, s->id) == 0 && (r->kinds & (1u << s->kind)) &&
-                cond(ev, r->cond) == T)
+                grant_holds(cond(ev, r->cond), could))
                 held[r->role / 64] |= 1ull << (r->role % 64);
         }
     }
     for (size_t i = 0; i < p->open_grants.n; i++) {
         const struct rule *r = &p->grants[p->open_grants.v[i]];
-        if ((r->kinds == 0 || (r->kinds & (1u << s->kind))) && cond(ev, r->cond) == T)
+        if ((r->kinds == 0 || (r->kinds & (1u << s->kind))) &&
+            grant_holds(cond(ev, r->cond), could))
             held[r->role / 64] |= 1ull << (r->role % 64);
     }
     ev->failed = saved;
@@ -425,9 +433,13 @@ static bool forbid_applies(const struct rule *f, const struct cu_access_subject 
     return f->subject == NULL || (s->id && strcmp(f->subject, s->id) == 0);
 }
 
-enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct cu_access_subject *s,
-                                       uint64_t permission, const struct cu_access_resource *r,
-                                       const struct cu_access_env *e, struct cu_access_why *why)
+/* decide(p, s, permission, r, e, why, giving): cu_policy_decide; giving: the check of the grant
+ * rule, where a forbid that binds every principal and is unknown does not apply (it binds the
+ * one given the permission as much as the giver). */
+static enum cu_access_effect decide(const struct cu_policy *p, const struct cu_access_subject *s,
+                                    uint64_t permission, const struct cu_access_resource *r,
+                                    const struct cu_access_env *e, struct cu_access_why *why,
+                                    bool giving)
 {
     struct eval ev = {.p = p, .s = s, .r = r, .e = e, .failed = -1};
     int bit = perm_bit(permission), masked_line = -1, masked_role = -1, first_fail = -1;
@@ -448,7 +460,8 @@ enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct c
     /* forbids win: one applies unless its condition is false */
     for (size_t i = 0; i < p->forbid_perm[bit].n; i++) {
         const struct rule *f = &p->forbids[p->forbid_perm[bit].v[i]];
-        if (forbid_applies(f, s) && cond(&ev, f->cond) != F) {
+        enum tri c = forbid_applies(f, s) ? cond(&ev, f->cond) : F;
+        if (c == T || (c == U && !(giving && f->kinds == 0 && f->subject == NULL))) {
             if (why) {
                 put(why->decided_by, sizeof(why->decided_by), "forbid at %s:%d", p->source,
                     f->line);
@@ -464,7 +477,7 @@ enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct c
             put(why->decided_by, sizeof(why->decided_by), "the principal's own permissions");
         goto approval;
     }
-    held_roles(&ev, held);
+    held_roles(&ev, held, false);
     for (size_t i = 0; i < p->by_perm[bit].n; i++) {
         const struct rule *pm = &p->permits[p->by_perm[bit].v[i]];
         enum tri c;
@@ -519,6 +532,20 @@ approval:
     return eff;
 }
 
+enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct cu_access_subject *s,
+                                       uint64_t permission, const struct cu_access_resource *r,
+                                       const struct cu_access_env *e, struct cu_access_why *why)
+{
+    return decide(p, s, permission, r, e, why, false);
+}
+
+enum cu_access_effect cu_policy_may_give(const struct cu_policy *p,
+                                         const struct cu_access_subject *s, uint64_t permission,
+                                         const struct cu_access_env *e)
+{
+    return decide(p, s, permission, NULL, e, NULL, true);
+}
+
 bool cu_policy_could(const struct cu_policy *p, const struct cu_access_subject *s,
                      uint64_t permission, const struct cu_access_env *e)
 {
@@ -535,7 +562,7 @@ bool cu_policy_could(const struct cu_policy *p, const struct cu_access_subject *
     }
     if (s->permissions & permission)
         return true;
-    held_roles(&ev, held);
+    held_roles(&ev, held, true);
     for (size_t i = 0; i < p->by_perm[bit].n; i++) {
         const struct rule *pm = &p->permits[p->by_perm[bit].v[i]];
         if (((held[pm->role / 64] >> (pm->role % 64)) & 1) && cond(&ev, pm->cond) != F)

@@ -162,6 +162,15 @@ enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct c
 bool cu_policy_could(const struct cu_policy *p, const struct cu_access_subject *s,
                      uint64_t permission, const struct cu_access_env *e);
 
+/* cu_policy_may_give(p, s, permission, e): the decision of the grant rule: whether s holds
+ * permission on every customer, as it must to give it (directly or through a role) to a key
+ * or a staff member: cu_policy_decide without a customer, except that a forbid binding every
+ * principal (no 'to') whose condition is unknown (for want of a customer, say) does not count,
+ * since it binds the one given the permission as much as s. */
+enum cu_access_effect cu_policy_may_give(const struct cu_policy *p,
+                                         const struct cu_access_subject *s, uint64_t permission,
+                                         const struct cu_access_env *e);
+
 /* cu_access_effect_name(e): "deny", "allow", "allow_masked", "needs_approval". */
 const char *cu_access_effect_name(enum cu_access_effect e);
 

@@ -7,12 +7,12 @@
 #include <string.h>
 
 #include "access/access.h"
+#include "api/gate.h"
 #include "api/handlers.h"
 #include "api/http.h"
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/json.h"
-#include "vault/fields.h"
 #include "vault/vault.h"
 
 /* The principal of an explanation, as stored now. */
@@ -62,32 +62,19 @@ static enum cu_err load_principal(struct cu_req *req, struct cu_resp *resp, stru
 /* The customer's attributes the policy reads: status, country, tags; no personal field. */
 struct explained_customer {
     struct cu_customer c;
-    const char *tags[CU_VAULT_MAX_TAGS];
-    struct cu_access_resource r;
+    struct cu_customer_attrs a;
 };
 
 static enum cu_err load_customer(struct cu_req *req, struct cu_resp *resp, struct cu_db *db,
                                  const char *id, struct explained_customer *x)
 {
-    size_t nf = 0, i;
-    const struct cu_field_def *defs = cu_fields(&nf), *country = cu_field_find("country");
-    json_t *t;
     enum cu_err rc = cu_vault_get(req->app->vault, db, id, false, &x->c);
 
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(resp, rc, "no customer has this id");
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the customer could not be read");
-    x->r.id = x->c.id;
-    x->r.status = x->c.status;
-    if (country != NULL)
-        x->r.country = x->c.values[country - defs];
-    json_array_foreach(x->c.tags, i, t)
-    {
-        if (x->r.ntags < CU_VAULT_MAX_TAGS && json_is_string(t))
-            x->tags[x->r.ntags++] = json_string_value(t);
-    }
-    x->r.tags = x->tags;
+    cu_customer_attrs_of(&x->c, &x->a);
     return CU_OK;
 }
 
@@ -170,7 +157,7 @@ enum cu_err cu_handle_access_explain(struct cu_req *req, struct cu_resp *resp)
         why.effect = CU_ACCESS_DENY;
         snprintf(why.decided_by, sizeof(why.decided_by), "%s", who.reason);
     } else if (cu_access_subject_of(&who.p, &s)) {
-        (void)cu_policy_decide(req->policy, &s, bit, customer ? &cust.r : NULL, &e, &why);
+        (void)cu_policy_decide(req->policy, &s, bit, customer ? &cust.a.r : NULL, &e, &why);
     }
     rc = cu_req_audit(
         req, "access.explain", principal, "success",

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/gate.h"
 #include "api/handlers.h"
 #include "api/server.h"
 #include "base/json.h"
@@ -27,27 +28,61 @@ static bool valid_customer_id(const char *id)
     return true;
 }
 
-/* How the policy lets the request's principal read customers: allow, allow masked or deny
- * (the route's own decision when the route is a read). */
-static enum cu_access_effect read_effect(struct cu_req *req)
+/* Every decision here is on the customer (gate.h): a read the policy allows only masked stays
+ * masked whatever else the principal holds, and unmasking is decided on each customer. */
+
+/* How a customer of a list or a search is shown: left out, masked, or in full. */
+enum shown { SHOWN_NOT = 0, SHOWN_MASKED, SHOWN_FULL };
+
+static enum shown shown_of(struct cu_req *req, const struct cu_customer *c)
 {
-    return req->route_permission == CU_SCOPE_CUSTOMERS_READ
-               ? req->access
-               : cu_req_may(req, CU_SCOPE_CUSTOMERS_READ);
+    enum cu_access_effect e = cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_READ, c);
+    if (e == CU_ACCESS_ALLOW &&
+        cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_UNMASK, c) == CU_ACCESS_ALLOW)
+        return SHOWN_FULL;
+    return e == CU_ACCESS_ALLOW || e == CU_ACCESS_ALLOW_MASKED ? SHOWN_MASKED : SHOWN_NOT;
 }
 
-static bool may_read(struct cu_req *req)
-{
-    enum cu_access_effect e = read_effect(req);
-    return e == CU_ACCESS_ALLOW || e == CU_ACCESS_ALLOW_MASKED;
-}
+/* The attributes a customer will have once a creation or a change is stored: the stored ones
+ * (none for a creation, which starts active) with those the body sets over them, as the
+ * policy reads them. A value the vault will refuse is taken as it is: its refusal follows. */
+struct body_attrs {
+    struct cu_customer_attrs a;
+    char country[3];
+};
 
-/* Unmasked only when reading is allowed without masking and unmasking is allowed: a read the
- * policy allows only masked stays masked whatever else the principal holds. */
-static bool may_unmask(struct cu_req *req)
+static void body_attrs_of(const json_t *body, const struct cu_customer *base,
+                          struct body_attrs *out)
 {
-    return read_effect(req) == CU_ACCESS_ALLOW &&
-           cu_req_may(req, CU_SCOPE_CUSTOMERS_UNMASK) == CU_ACCESS_ALLOW;
+    json_t *v = json_object_get(body, "country"), *t;
+    size_t i;
+
+    memset(out, 0, sizeof(*out));
+    if (base != NULL)
+        cu_customer_attrs_of(base, &out->a);
+    else
+        out->a.r.status = "active";
+    out->a.r.tags = out->a.tags;
+    if (json_is_null(v)) {
+        out->a.r.country = NULL;
+    } else if (json_is_string(v)) {
+        const char *cc = json_string_value(v);
+        for (i = 0; i < 2 && cc[i]; i++)
+            out->country[i] = (char)(cc[i] >= 'a' && cc[i] <= 'z' ? cc[i] - 32 : cc[i]);
+        out->a.r.country = json_string_length(v) == 2 ? out->country : cc;
+    }
+    v = json_object_get(body, "status");
+    if (json_is_string(v))
+        out->a.r.status = json_string_value(v);
+    v = json_object_get(body, "tags");
+    if (json_is_array(v)) {
+        out->a.r.ntags = 0;
+        json_array_foreach(v, i, t)
+        {
+            if (out->a.r.ntags < CU_VAULT_MAX_TAGS && json_is_string(t))
+                out->a.tags[out->a.r.ntags++] = json_string_value(t);
+        }
+    }
 }
 
 /* The target of a customer's audit records. */
@@ -63,9 +98,10 @@ static struct target target_of(const char *id)
     return t;
 }
 
-/* field_names(cs, n, personal_only): the fields any of n customers holds (only the personal
- * ones when asked), in field order: "fields" of a creation, "revealed" of a search. */
-static json_t *field_names(const struct cu_customer *cs, size_t n, bool personal_only)
+/* field_names(cs, n, only): the fields any of n customers holds, in field order: "fields" of a
+ * creation (only NULL), or the personal ones of those shown in full (only: how each customer
+ * is shown), "revealed" of a search. */
+static json_t *field_names(const struct cu_customer *cs, size_t n, const unsigned char *only)
 {
     size_t nf = 0;
     const struct cu_field_def *fs = cu_fields(&nf);
@@ -73,7 +109,8 @@ static json_t *field_names(const struct cu_customer *cs, size_t n, bool personal
     for (size_t i = 0; a != NULL && i < nf; i++) {
         bool held = false;
         for (size_t k = 0; k < n && !held; k++)
-            held = (!personal_only || fs[i].personal) && cs[k].values[i] != NULL;
+            held = (only == NULL || (fs[i].personal && only[k] == SHOWN_FULL)) &&
+                   cs[k].values[i] != NULL;
         if (held)
             json_array_append_new(a, json_string(fs[i].name));
     }
@@ -136,6 +173,8 @@ struct change {
     struct cu_customer c;
     json_t *changed;
     char why[CU_VAULT_WHY_BYTES];
+    struct cu_gate_result gate; /* the unit's decision on the customer */
+    enum shown shown;           /* how the answer shows the customer */
 };
 
 static void change_clear(void *p)
@@ -171,6 +210,8 @@ static void change_reset(struct change *j)
     j->changed = NULL;
     cu_customer_clear(&j->c);
     j->why[0] = '\0';
+    memset(&j->gate, 0, sizeof(j->gate));
+    j->shown = SHOWN_NOT;
 }
 
 /* The failure of a change's apply: busy is left to the committer's retry, the rest reported. */
@@ -187,18 +228,23 @@ static enum cu_err answer_customer(struct cu_resp *resp, int status, const struc
     return cu_resp_json_end(resp, cu_customer_write(c, unmask, b));
 }
 
-/* Answers with a page of customers: {"items": [...], "next_after": id or null}. */
+/* Answers with a page of customers: {"items": [...], "next_after": id or null}, each shown
+ * as shown[i] says (left out, masked or in full). */
 static enum cu_err answer_list(struct cu_resp *resp, const struct cu_customer *cs, size_t n,
-                               bool unmask, const char *next_after)
+                               const unsigned char *shown, const char *next_after)
 {
     struct cu_buf *b = cu_resp_json_begin(resp, 200);
     enum cu_err rc = cu_buf_append_str(b, "{\"items\":[");
+    bool first = true;
 
     for (size_t i = 0; rc == CU_OK && i < n; i++) {
-        if (i > 0)
+        if (shown[i] == SHOWN_NOT)
+            continue;
+        if (!first)
             rc = cu_buf_append(b, ",", 1);
+        first = false;
         if (rc == CU_OK)
-            rc = cu_customer_write(&cs[i], unmask, b);
+            rc = cu_customer_write(&cs[i], shown[i] == SHOWN_FULL, b);
     }
     if (rc == CU_OK)
         rc = cu_buf_append_str(b, "],\"next_after\":");
@@ -219,21 +265,26 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     rc = cu_vault_create(j->req->app->vault, db, j->body, &j->c, j->why);
     if (rc == CU_OK)
         rc = cu_work_audit(w, "customer.create", target_of(j->c.id).text, "success",
-                           json_pack("{s:o}", "fields", field_names(&j->c, 1, false)));
+                           json_pack("{s:o}", "fields", field_names(&j->c, 1, NULL)));
     return rc == CU_OK ? CU_OK : change_fail(j, rc);
 }
 
 static enum cu_err create_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
 {
     struct change *j = arg;
-    return answer_customer(resp, 201, &j->c, may_unmask(req));
+    return answer_customer(resp, 201, &j->c, cu_req_unmask_on(req, &j->c));
 }
 
+/* A creation is decided on the customer it makes: its country, status and tags. */
 enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
 {
     struct change *j = change_new(req, resp, true);
+    struct body_attrs to;
 
     if (j == NULL)
+        return resp->err;
+    body_attrs_of(j->body, NULL, &to);
+    if (cu_req_gate_on(req, resp, CU_SCOPE_CUSTOMERS_WRITE, &to.a.r, NULL) != CU_OK)
         return resp->err;
     return cu_req_change(req, create_apply, create_answer, j);
 }
@@ -242,7 +293,8 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_customer c;
     struct cu_db *db = NULL;
-    bool unmask = may_unmask(req);
+    enum cu_access_effect read = CU_ACCESS_DENY;
+    bool unmask;
     enum cu_err rc;
 
     if (!valid_customer_id(req->params[0]))
@@ -252,6 +304,12 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
         rc = cu_vault_get(req->app->vault, db, req->params[0], true, &c);
     if (rc != CU_OK)
         return vault_fail(resp, rc, "");
+    if (cu_req_gate(req, resp, CU_SCOPE_CUSTOMERS_READ, &c, &read) != CU_OK) {
+        cu_customer_clear(&c);
+        return resp->err;
+    }
+    unmask = read == CU_ACCESS_ALLOW &&
+             cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_UNMASK, &c) == CU_ACCESS_ALLOW;
     /* The server sends this only once the read's audit record is committed. */
     rc = answer_customer(resp, 200, &c, unmask);
     if (rc == CU_OK)
@@ -261,23 +319,54 @@ enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
     return rc;
 }
 
+/* may_change(j, w, db): the write decided, in the unit, on the customer as stored now and as
+ * the change leaves it (a change may not move a customer out of, or into, what the principal
+ * may not change); a denial is recorded in w (j->gate). */
+static enum cu_err may_change(struct change *j, struct cu_work *w, struct cu_db *db)
+{
+    struct cu_req *req = j->req;
+    struct cu_customer now;
+    struct cu_customer_attrs before;
+    struct body_attrs after;
+    struct cu_access_decision d;
+    enum cu_err rc;
+
+    memset(&now, 0, sizeof(now));
+    rc = cu_vault_get(req->app->vault, db, req->params[0], false, &now);
+    if (rc == CU_OK) {
+        cu_customer_attrs_of(&now, &before);
+        body_attrs_of(j->body, &now, &after);
+        if (cu_req_decide_on(req, CU_SCOPE_CUSTOMERS_WRITE, &before.r, &d) != CU_OK ||
+            cu_req_decide_on(req, CU_SCOPE_CUSTOMERS_WRITE, &after.a.r, &d) != CU_OK)
+            rc = cu_work_gate_refuse(req, w, &d, target_of(now.id).text, &j->gate);
+    }
+    cu_customer_clear(&now);
+    /* no customer, nothing to protect: the change itself says what is wrong (its body first,
+     * then that the customer does not exist) */
+    return rc == CU_E_NOT_FOUND ? CU_OK : rc;
+}
+
 /* A PATCH changes the customer and answers with what is stored now, which is a read: personal
- * fields only for a caller that may read them, masked unless it may unmask, and audited as GET
- * audits them, in the same unit of work as the change. */
+ * fields only for a caller that may read them (on the customer as changed), masked unless it
+ * may unmask, and audited as GET audits them, in the same unit of work as the change. */
 static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct change *j = arg;
     struct cu_req *req = j->req;
-    bool unmask = may_read(req) && may_unmask(req);
     enum cu_err rc;
 
     change_reset(j);
+    rc = may_change(j, w, db);
+    if (rc != CU_OK || j->gate.refused)
+        return rc == CU_OK ? CU_OK : change_fail(j, rc);
     rc = cu_vault_patch(req->app->vault, db, req->params[0], j->body, &j->c, &j->changed, j->why);
     if (rc == CU_OK && json_array_size(j->changed) > 0)
         rc = cu_work_audit(w, "customer.update", target_of(j->c.id).text, "success",
                            json_pack("{s:O}", "changed", j->changed));
-    if (rc == CU_OK && may_read(req)) {
-        char *details = read_details(&j->c, unmask);
+    if (rc == CU_OK)
+        j->shown = shown_of(req, &j->c);
+    if (rc == CU_OK && j->shown != SHOWN_NOT) {
+        char *details = read_details(&j->c, j->shown == SHOWN_FULL);
         rc = details != NULL ? cu_work_audit_text(w, "customer.read", target_of(j->c.id).text,
                                                   "success", details)
                              : CU_E_NOMEM;
@@ -288,9 +377,12 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
 static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
 {
     struct change *j = arg;
-    if (!may_read(req))
+    (void)req;
+    if (j->gate.refused)
+        return cu_gate_refused_answer(resp, &j->gate);
+    if (j->shown == SHOWN_NOT)
         cu_customer_drop_personal(&j->c);
-    return answer_customer(resp, 200, &j->c, may_read(req) && may_unmask(req));
+    return answer_customer(resp, 200, &j->c, j->shown == SHOWN_FULL);
 }
 
 enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
@@ -315,8 +407,9 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
 {
     char why[CU_VAULT_WHY_BYTES] = "", ids[SEARCH_MAX][CU_CUSTOMER_ID_BYTES];
     struct cu_customer cs[SEARCH_MAX];
+    unsigned char shown[SEARCH_MAX] = {0};
     struct cu_db *db = NULL;
-    size_t n = 0, got = 0;
+    size_t n = 0, got = 0, returned = 0, full = 0;
     enum cu_err rc = cu_req_db(req, &db);
 
     if (rc == CU_OK)
@@ -329,23 +422,43 @@ static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *
             cu_customer_clear(&cs[i]);
         return vault_fail(resp, rc, why);
     }
-    rc = answer_list(resp, cs, n, may_unmask(req), NULL);
-    /* The record names every customer found and, when unmasked, the fields revealed; with one
-     * customer found, it is that customer's record (target), as a GET's would be. */
-    json_t *found = json_array(), *revealed = may_unmask(req) ? field_names(cs, n, true) : NULL;
-    for (size_t i = 0; found != NULL && i < n; i++)
-        json_array_append_new(found, json_string(cs[i].id));
+    /* Each customer found is decided on: one the principal may not read is left out (the
+     * answer does not tell it exists), one it may not unmask is masked. */
+    for (size_t i = 0; i < n; i++) {
+        shown[i] = (unsigned char)shown_of(req, &cs[i]);
+        returned += shown[i] != SHOWN_NOT;
+        full += shown[i] == SHOWN_FULL;
+    }
+    rc = answer_list(resp, cs, n, shown, NULL);
+    /* The record names every customer answered and, for those unmasked, the fields revealed
+     * and their ids when some others were masked; with one customer answered, it is that
+     * customer's record (target), as a GET's would be. Customers left out are counted. */
+    json_t *found = json_array(), *opened = full > 0 && full < returned ? json_array() : NULL;
+    json_t *revealed = full > 0 ? field_names(cs, n, shown) : NULL, *details;
+    const char *only = "";
+    for (size_t i = 0; i < n; i++) {
+        if (shown[i] == SHOWN_NOT)
+            continue;
+        only = cs[i].id;
+        if (found != NULL)
+            json_array_append_new(found, json_string(cs[i].id));
+        if (shown[i] == SHOWN_FULL && opened != NULL)
+            json_array_append_new(opened, json_string(cs[i].id));
+    }
+    details = json_pack("{s:s, s:I, s:b, s:o, s:o*, s:o*}", "by", field, "found",
+                        (json_int_t)returned, "unmasked", full > 0, "customers", found, "revealed",
+                        revealed, "unmasked_customers", opened);
+    if (details != NULL && n > returned)
+        json_object_set_new(details, "withheld", json_integer((json_int_t)(n - returned)));
+    if (rc == CU_OK)
+        rc = details != NULL
+                 ? cu_req_audit(req, "customer.search", returned == 1 ? target_of(only).text : "",
+                                "success", details)
+                 : CU_E_NOMEM;
+    else
+        json_decref(details);
     for (size_t i = 0; i < got; i++)
         cu_customer_clear(&cs[i]);
-    if (rc == CU_OK)
-        rc = cu_req_audit(req, "customer.search", n == 1 ? target_of(ids[0]).text : "", "success",
-                          json_pack("{s:s, s:I, s:b, s:o, s:o*}", "by", field, "found",
-                                    (json_int_t)n, "unmasked", may_unmask(req), "customers", found,
-                                    "revealed", revealed));
-    else {
-        json_decref(found);
-        json_decref(revealed);
-    }
     return rc;
 }
 
@@ -406,11 +519,32 @@ enum cu_err cu_handle_customers_list(struct cu_req *req, struct cu_resp *resp)
         cu_customers_free(cs, n);
         return cu_resp_fail(resp, rc, "the customers could not be listed");
     }
-    rc = answer_list(resp, cs, n, false, n == limit ? cs[n - 1].id : NULL);
+    /* Each row is decided on its customer: one the principal may not read is left out. The
+     * page is of the customers scanned, so next_after follows the last one scanned (a page may
+     * hold fewer items than the limit, or none, and still have a next). A list is masked: it
+     * decrypts nothing. */
+    unsigned char *shown = cu_calloc(n > 0 ? n : 1, 1);
+    size_t returned = 0;
+    if (shown == NULL) {
+        cu_customers_free(cs, n);
+        return cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < n; i++) {
+        shown[i] = cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_READ, &cs[i]) == CU_ACCESS_DENY
+                       ? SHOWN_NOT
+                       : SHOWN_MASKED;
+        returned += shown[i] != SHOWN_NOT;
+    }
+    rc = answer_list(resp, cs, n, shown, n == limit ? cs[n - 1].id : NULL);
     cu_customers_free(cs, n);
-    if (rc == CU_OK)
-        rc = cu_req_audit(req, "customer.list", "", "success",
-                          json_pack("{s:I}", "count", (json_int_t)n));
+    cu_free(shown);
+    if (rc == CU_OK) {
+        json_t *details = json_pack("{s:I}", "count", (json_int_t)returned);
+        if (details != NULL && n > returned)
+            json_object_set_new(details, "withheld", json_integer((json_int_t)(n - returned)));
+        rc = details != NULL ? cu_req_audit(req, "customer.list", "", "success", details)
+                             : CU_E_NOMEM;
+    }
     return rc;
 }
 
@@ -436,6 +570,9 @@ static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
     enum cu_err rc;
 
     change_reset(j);
+    rc = cu_work_gate(req, w, db, id, CU_SCOPE_CUSTOMERS_ERASE, &j->gate);
+    if (rc != CU_OK || j->gate.refused)
+        return rc == CU_OK ? CU_OK : change_fail(j, rc);
     rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
     if (rc == CU_OK)
         rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);
@@ -452,6 +589,8 @@ static enum cu_err erase_answer(struct cu_req *req, struct cu_resp *resp, void *
 {
     struct change *j = arg;
     (void)req;
+    if (j->gate.refused)
+        return cu_gate_refused_answer(resp, &j->gate);
     return answer_customer(resp, 200, &j->c, false);
 }
 

@@ -115,9 +115,10 @@ typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
  * cu_access_decide, and how the server runs it. */
 enum cu_route_flags {
     CU_ROUTE_PUBLIC = 0,
-    CU_ROUTE_SESSION = CU_ACCESS_SESSION, /* a customer's or staff member's session */
-    CU_ROUTE_FRESH = CU_ACCESS_FRESH,     /* a recent sign-in or step-up */
-    CU_ROUTE_ENROL = CU_ACCESS_ENROL,     /* open to sessions that must still enrol a factor */
+    CU_ROUTE_SESSION = CU_ACCESS_SESSION,   /* a customer's or staff member's session */
+    CU_ROUTE_FRESH = CU_ACCESS_FRESH,       /* a recent sign-in or step-up */
+    CU_ROUTE_ENROL = CU_ACCESS_ENROL,       /* open to sessions that must still enrol a factor */
+    CU_ROUTE_CUSTOMER = CU_ACCESS_CUSTOMER, /* decided again on the customer (api/gate.h) */
     CU_ROUTE_HASH = 1 << 8, /* the handler hashes a password: it runs on the lane (base/lane.h) */
 };
 

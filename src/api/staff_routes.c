@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/gate.h"
 #include "api/handlers.h"
 #include "api/server.h"
 #include "base/clock.h"
@@ -50,6 +51,7 @@ struct staff_job {
     struct cu_identity_password pw;
     bool refused;      /* the unit found the principal may no longer act on the staff member */
     char missing[512]; /* the scopes it lacks */
+    struct cu_gate_result gate; /* customers' credentials: the unit's decision on the customer */
 };
 
 static void staff_job_clear(void *p)
@@ -157,6 +159,8 @@ static enum cu_err still_may(struct staff_job *j, struct cu_work *w, struct cu_d
 /* refused_answer(resp, j): the 403 of a unit that found the principal may not act. */
 static enum cu_err refused_answer(struct cu_resp *resp, const struct staff_job *j)
 {
+    if (j->gate.refused)
+        return cu_gate_refused_answer(resp, &j->gate);
     return cu_resp_fail(resp, CU_E_FORBIDDEN,
                         "a principal can only grant, or act on, scopes it holds; this one lacks: "
                         "%s",
@@ -470,10 +474,21 @@ enum cu_err cu_handle_staff_patch(struct cu_req *req, struct cu_resp *resp)
     return cu_req_change(req, patch_apply, patch_answer, j);
 }
 
+/* may_act_on_customer(j, w, db, id): customers.credentials decided, in the unit, on the
+ * customer as stored now (j->gate; a denial is recorded in w). */
+static enum cu_err may_act_on_customer(struct staff_job *j, struct cu_work *w, struct cu_db *db,
+                                       const char *id)
+{
+    enum cu_err rc = cu_work_gate(j->req, w, db, id, CU_SCOPE_CUSTOMERS_CREDENTIALS, &j->gate);
+    j->refused = j->gate.refused;
+    return rc;
+}
+
 static enum cu_err password_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct staff_job *j = arg;
-    enum cu_err rc = j->pw.kind == CU_SUBJECT_STAFF ? still_may(j, w, db, j->pw.id, 0) : CU_OK;
+    enum cu_err rc = j->pw.kind == CU_SUBJECT_STAFF ? still_may(j, w, db, j->pw.id, 0)
+                                                    : may_act_on_customer(j, w, db, j->pw.id);
     if (rc != CU_OK || j->refused)
         return apply_fail(j, rc, "the password could not be set");
     return apply_fail(j, cu_identity_password_record(j->req->app->identity, w, db, &j->pw),
@@ -558,9 +573,14 @@ enum cu_err cu_handle_staff_password(struct cu_req *req, struct cu_resp *resp)
     return rc == CU_OK ? set_password(req, resp, CU_SUBJECT_STAFF) : rc;
 }
 
+/* A customer's password: decided on the customer before the hash is paid for, and again in
+ * the unit. */
 enum cu_err cu_handle_customer_password(struct cu_req *req, struct cu_resp *resp)
 {
-    return set_password(req, resp, CU_SUBJECT_CUSTOMER);
+    enum cu_err rc = valid_id(req->params[0], "cus_")
+                         ? cu_req_gate_id(req, resp, CU_SCOPE_CUSTOMERS_CREDENTIALS, req->params[0])
+                         : CU_OK;
+    return rc == CU_OK ? set_password(req, resp, CU_SUBJECT_CUSTOMER) : rc;
 }
 
 struct subject_job {
@@ -571,8 +591,9 @@ struct subject_job {
 static enum cu_err lockout_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct subject_job *j = arg;
-    enum cu_err rc =
-        j->kind == CU_SUBJECT_STAFF ? still_may(&j->base, w, db, j->base.req->params[0], 0) : CU_OK;
+    enum cu_err rc = j->kind == CU_SUBJECT_STAFF
+                         ? still_may(&j->base, w, db, j->base.req->params[0], 0)
+                         : may_act_on_customer(&j->base, w, db, j->base.req->params[0]);
     if (rc != CU_OK || j->base.refused)
         return apply_fail(&j->base, rc, "the lockout could not be cleared");
     return apply_fail(&j->base,
@@ -616,6 +637,8 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
 
     if (!valid_id(req->params[0], "cus_"))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    if (cu_req_gate_id(req, resp, CU_SCOPE_CUSTOMERS_CREDENTIALS, req->params[0]) != CU_OK)
+        return resp->err;
     rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_identity_credential_info(req->app->identity, db, CU_SUBJECT_CUSTOMER,
@@ -640,6 +663,9 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
 static enum cu_err revoke_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct subject_job *j = arg;
+    enum cu_err rc = may_act_on_customer(&j->base, w, db, j->base.req->params[0]);
+    if (rc != CU_OK || j->base.refused)
+        return apply_fail(&j->base, rc, "the sessions could not be ended");
     return apply_fail(&j->base,
                       cu_identity_session_revoke(j->base.req->app->identity, w, db,
                                                  CU_SUBJECT_CUSTOMER, j->base.req->params[0], NULL),
@@ -657,5 +683,5 @@ enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_res
     j->base.req = req;
     j->base.resp = resp;
     j->kind = CU_SUBJECT_CUSTOMER;
-    return cu_req_change(req, revoke_apply, cu_answer_no_content, j);
+    return cu_req_change(req, revoke_apply, answer_done, j);
 }

@@ -36,23 +36,8 @@ check_eq "and the region" "emea" "$(json "j['region']")"
 check_eq "and no scope" "[]" "$(json "j['scopes']")"
 
 # Rita signs in with a password and TOTP (aal2).
-printf '%s\n' 'quiet lantern orchard 58' >"$TMP/pw"
-req PUT "/v1/staff/$SID/password" -H "$AUTH" -H "$JSONH" --data '{"password": "quiet lantern orchard 58"}'
-check_eq "her password is set" 204 "$STATUS"
-req POST /v1/auth/login -H "$JSONH" \
-    --data '{"login": "rita@example.com", "password": "quiet lantern orchard 58", "kind": "staff"}'
-TOK=$(json "j['token']")
-req POST /v1/me/mfa/totp -H "Authorization: Bearer $TOK"
-SECRET=$(json "j['otpauth_uri']" | sed 's/.*secret=\([A-Z2-7]*\).*/\1/')
-req POST /v1/me/mfa/totp/confirm -H "Authorization: Bearer $TOK" -H "$JSONH" \
-    --data "{\"code\": \"$(oathtool --totp -b "$SECRET")\"}"
-req POST /v1/auth/login -H "$JSONH" \
-    --data '{"login": "rita@example.com", "password": "quiet lantern orchard 58", "kind": "staff"}'
-CH=$(json "j['challenge']")
-req POST /v1/auth/mfa -H "$JSONH" \
-    --data "{\"challenge\": \"$CH\", \"code\": \"$(oathtool --totp -b "$SECRET" -N 'now + 30 seconds')\"}"
-check_eq "she signs in with her second factor" 200 "$STATUS"
-STOK="Authorization: Bearer $(json "j['token']")"
+staff_signin "$SID" rita@example.com 'quiet lantern orchard 58' || exit 1
+ok "she signs in with her second factor"
 
 req GET "/v1/customers/$CID" -H "$STOK"
 check_eq "her role's permit holds: she reads a customer" 200 "$STATUS"

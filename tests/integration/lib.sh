@@ -176,6 +176,28 @@ header() {
         'BEGIN{FS=": "} tolower($1)==n {sub(/^[^:]*: /, ""); print; exit}'
 }
 
+# staff_signin ID EMAIL PASSWORD: sets the staff member's password (with $KEY), enrols TOTP
+# and signs in with it (aal2); sets STOK to the Authorization header of the session.
+staff_signin() {
+    req PUT "/v1/staff/$1/password" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' --data "{\"password\": \"$3\"}"
+    [ "$STATUS" = 204 ] || { echo "staff_signin: the password was not set ($STATUS)"; return 1; }
+    req POST /v1/auth/login -H 'Content-Type: application/json' \
+        --data "{\"login\": \"$2\", \"password\": \"$3\", \"kind\": \"staff\"}"
+    t=$(json "j['token']")
+    req POST /v1/me/mfa/totp -H "Authorization: Bearer $t"
+    s=$(json "j['otpauth_uri']" | sed 's/.*secret=\([A-Z2-7]*\).*/\1/')
+    req POST /v1/me/mfa/totp/confirm -H "Authorization: Bearer $t" \
+        -H 'Content-Type: application/json' --data "{\"code\": \"$(oathtool --totp -b "$s")\"}"
+    req POST /v1/auth/login -H 'Content-Type: application/json' \
+        --data "{\"login\": \"$2\", \"password\": \"$3\", \"kind\": \"staff\"}"
+    c=$(json "j['challenge']")
+    req POST /v1/auth/mfa -H 'Content-Type: application/json' --data \
+        "{\"challenge\": \"$c\", \"code\": \"$(oathtool --totp -b "$s" -N 'now + 30 seconds')\"}"
+    [ "$STATUS" = 200 ] || { echo "staff_signin: the second factor failed ($STATUS)"; return 1; }
+    STOK="Authorization: Bearer $(json "j['token']")"
+}
+
 finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]

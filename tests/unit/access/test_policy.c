@@ -325,6 +325,58 @@ static void test_could(void **state)
     cu_policy_free(p);
 }
 
+/* A grant whose condition reads the customer counts before the customer is known (could),
+ * and is decided once it is; the grant rule (may_give) needs a permission on every customer,
+ * but a forbid binding every principal binds the one given it too, so it does not count. */
+static void test_customer_grants(void **state)
+{
+    static const char text[] = "version 1\n"
+                               "region emea GB FR\n"
+                               "role viewer\n"
+                               "permit viewer customers.read\n"
+                               "grant viewer to staff when customer.region == staff.region\n"
+                               "role opener customers.unmask customers.write\n"
+                               "forbid customers.unmask when \"vip\" in customer.tags\n"
+                               "forbid customers.write to staff:stf_0000000000000001 when "
+                               "customer.status == \"closed\"\n";
+    struct cu_policy *p = NULL;
+    struct cu_policy_error err;
+    struct cu_access_subject s = {
+        .kind = CU_ACCESS_STAFF, .id = "stf_0000000000000001", .region = "emea", .aal = 2};
+    struct cu_access_env e = {.now_ms = ms(2026, 3, 27, 9, 0)};
+    const char *vip[] = {"vip"};
+    struct cu_access_resource gb = {.id = "cus_1", .country = "GB", .status = "active"};
+    struct cu_access_resource us = {.id = "cus_2", .country = "US", .status = "active"};
+    struct cu_access_resource gb_vip = {
+        .id = "cus_3", .country = "GB", .status = "active", .tags = vip, .ntags = 1};
+    (void)state;
+
+    assert_int_equal(cu_policy_parse("t.policy", text, strlen(text), &p, &err), CU_OK);
+    assert_true(cu_policy_could(p, &s, CU_SCOPE_CUSTOMERS_READ, &e));
+    assert_int_equal(cu_policy_decide(p, &s, CU_SCOPE_CUSTOMERS_READ, &gb, &e, NULL),
+                     CU_ACCESS_ALLOW);
+    assert_int_equal(cu_policy_decide(p, &s, CU_SCOPE_CUSTOMERS_READ, &us, &e, NULL),
+                     CU_ACCESS_DENY);
+    assert_int_equal(cu_policy_decide(p, &s, CU_SCOPE_CUSTOMERS_READ, NULL, &e, NULL),
+                     CU_ACCESS_DENY);
+    /* the grant holds for some customers only: not enough to give customers.read */
+    assert_int_equal(cu_policy_may_give(p, &s, CU_SCOPE_CUSTOMERS_READ, &e), CU_ACCESS_DENY);
+
+    s.roles = "opener";
+    assert_int_equal(cu_policy_decide(p, &s, CU_SCOPE_CUSTOMERS_UNMASK, &gb, &e, NULL),
+                     CU_ACCESS_ALLOW);
+    assert_int_equal(cu_policy_decide(p, &s, CU_SCOPE_CUSTOMERS_UNMASK, &gb_vip, &e, NULL),
+                     CU_ACCESS_DENY);
+    /* a forbid for everyone binds the one given unmask too: it may be given */
+    assert_int_equal(cu_policy_may_give(p, &s, CU_SCOPE_CUSTOMERS_UNMASK, &e), CU_ACCESS_ALLOW);
+    /* a forbid on this staff member alone does not bind another: write may not be given */
+    assert_int_equal(cu_policy_may_give(p, &s, CU_SCOPE_CUSTOMERS_WRITE, &e), CU_ACCESS_DENY);
+    assert_true(cu_policy_could(p, &s, CU_SCOPE_CUSTOMERS_WRITE, &e));
+    s.id = "stf_0000000000000002";
+    assert_int_equal(cu_policy_may_give(p, &s, CU_SCOPE_CUSTOMERS_WRITE, &e), CU_ACCESS_ALLOW);
+    cu_policy_free(p);
+}
+
 static void test_default_policy(void **state)
 {
     struct cu_policy *p = NULL;
@@ -487,9 +539,9 @@ static void test_limits(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decisions),      cmocka_unit_test(test_could),
-        cmocka_unit_test(test_default_policy), cmocka_unit_test(test_refused),
-        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_decisions),       cmocka_unit_test(test_could),
+        cmocka_unit_test(test_customer_grants), cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_refused),         cmocka_unit_test(test_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
