@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access/unmask.h"
 #include "api/gate.h"
 #include "api/handlers.h"
+#include "api/metrics.h"
 #include "api/server.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -117,10 +119,13 @@ static json_t *field_names(const struct cu_customer *cs, size_t n, const unsigne
     return a;
 }
 
-/* The details of a read's audit record, as canonical JSON text (one key, names in field
- * order): {"revealed":[...]} for an unmasked read, {"masked":true} otherwise; NULL when
- * memory runs out (cu_req_audit_text then refuses). Written directly: every read makes one. */
-static char *read_details(const struct cu_customer *c, bool unmask)
+/* The details of a read's audit record, as canonical JSON text (keys in order, names in field
+ * order): {"reason":…,"revealed":[...]} for an unmasked read, {"masked":true,"reason":…,
+ * "unmask_limited":true} otherwise (reason when the request gave one, unmask_limited when the
+ * per-staff limit masked it); NULL when memory runs out (the unit then fails). Written
+ * directly: every read makes one. */
+static char *read_details(const struct cu_customer *c, bool unmask, const char *reason,
+                          bool limited)
 {
     size_t nf = 0;
     const struct cu_field_def *fs = cu_fields(&nf);
@@ -129,10 +134,17 @@ static char *read_details(const struct cu_customer *c, bool unmask)
     enum cu_err rc;
 
     cu_buf_init(&b, CU_AUDIT_DETAILS_MAX);
-    if (!unmask)
-        return cu_buf_append_str(&b, "{\"masked\":true}") == CU_OK ? cu_buf_steal(&b) : NULL;
-    rc = cu_buf_append_str(&b, "{\"revealed\":[");
-    for (size_t i = 0; rc == CU_OK && i < nf; i++) {
+    rc = cu_buf_append_str(&b, unmask ? "{" : "{\"masked\":true");
+    if (rc == CU_OK && reason != NULL) {
+        rc = cu_buf_append_str(&b, unmask ? "\"reason\":" : ",\"reason\":");
+        if (rc == CU_OK)
+            rc = cu_json_escape(&b, reason, strlen(reason));
+        if (rc == CU_OK && unmask)
+            rc = cu_buf_append(&b, ",", 1);
+    }
+    if (rc == CU_OK && unmask)
+        rc = cu_buf_append_str(&b, "\"revealed\":[");
+    for (size_t i = 0; unmask && rc == CU_OK && i < nf; i++) {
         if (c->values[i] == NULL || !fs[i].personal)
             continue;
         if (!first)
@@ -142,7 +154,7 @@ static char *read_details(const struct cu_customer *c, bool unmask)
         first = false;
     }
     if (rc == CU_OK)
-        rc = cu_buf_append_str(&b, "]}");
+        rc = cu_buf_append_str(&b, unmask ? "]}" : limited ? ",\"unmask_limited\":true}" : "}");
     if (rc != CU_OK) {
         cu_buf_free(&b);
         return NULL;
@@ -165,6 +177,121 @@ static enum cu_err vault_fail(struct cu_resp *resp, enum cu_err rc, const char *
     return cu_resp_fail(resp, rc, "the customer could not be processed");
 }
 
+/* A lookup finds at most this many customers (a blind index may repeat only for phone and
+ * national id). */
+#define SEARCH_MAX 10
+
+/* Unmasking on purpose: a reason where [access] unmask_reason asks for one, and the per-staff
+ * limit of [access] unmask_limit_per_hour, both of which can mask what the policy would show
+ * in full. A read that may show a customer in full runs in a unit of its own, so that the
+ * limit is taken by the single writer, in order, and the answer follows what it found. */
+#define REASON_MAX 200
+
+struct reveal {
+    const char *reason;     /* the Custodia-Reason header, or NULL */
+    const char *masked_why; /* static, for Custodia-Masked: why what could be shown in full
+                               was masked; NULL: nothing was */
+    size_t limited;         /* customers masked by the limit */
+};
+
+/* reveal_begin(req, resp, rv): the request's reason: none, or one of 1 to REASON_MAX bytes of
+ * UTF-8 without control characters (else a 400). */
+static enum cu_err reveal_begin(struct cu_req *req, struct cu_resp *resp, struct reveal *rv)
+{
+    const char *r = cu_req_header(req, "Custodia-Reason");
+    size_t n = r != NULL ? strlen(r) : 0;
+
+    memset(rv, 0, sizeof(*rv));
+    if (r == NULL)
+        return CU_OK;
+    bool ok = n > 0 && n <= REASON_MAX && cu_utf8_valid(r, n);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)r[i] >= 0x20 && r[i] != 0x7f;
+    if (!ok)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "header Custodia-Reason must be 1 to %d bytes of UTF-8 text without "
+                            "control characters",
+                            REASON_MAX);
+    rv->reason = r;
+    return CU_OK;
+}
+
+static bool reason_needed(const struct cu_req *req)
+{
+    const char *mode = req->app->cfg.access.unmask_reason;
+    if (strcmp(mode, "none") == 0)
+        return false;
+    return strcmp(mode, "all") == 0 || req->principal.kind == CU_PRINCIPAL_STAFF;
+}
+
+/* Raised once an hour for a staff member who reached the limit, after the unit commits. */
+static void limit_alert(void *arg, struct cu_db *db)
+{
+    struct cu_req *req = arg;
+    (void)db;
+    cu_log(CU_LOG_ERROR, "access.unmask_limit", CU_LS("staff", req->principal.id),
+           CU_LI("limit_per_hour", req->app->cfg.access.unmask_limit_per_hour));
+}
+
+/* reveal_apply(req, w, db, rv, shown, n): in the unit, over what the policy decided (shown):
+ * without a reason where one is needed, or past the limit, every customer shown in full is
+ * masked instead; the limit's alert is recorded in w. */
+static enum cu_err reveal_apply(struct cu_req *req, struct cu_work *w, struct cu_db *db,
+                                struct reveal *rv, unsigned char *shown, size_t n)
+{
+    unsigned limit = req->app->cfg.access.unmask_limit_per_hour;
+    struct cu_unmask_take take;
+    size_t full = 0;
+    enum cu_err rc;
+
+    rv->masked_why = NULL;
+    rv->limited = 0;
+    for (size_t i = 0; i < n; i++)
+        full += shown[i] == SHOWN_FULL;
+    if (full == 0)
+        return CU_OK;
+    if (rv->reason == NULL && reason_needed(req)) {
+        rv->masked_why = "reason-required";
+    } else if (req->principal.kind == CU_PRINCIPAL_STAFF && limit > 0) {
+        rc = cu_unmask_take(db, req->principal.id, cu_work_context_of(w)->now_ms, (unsigned)full,
+                            limit, &take);
+        if (rc != CU_OK)
+            return rc;
+        if (take.granted)
+            return CU_OK;
+        rv->masked_why = "limit-reached";
+        rv->limited = full;
+        if (take.alert) {
+            rc = cu_work_audit(w, "access.unmask_limit", req->principal.id, "denied",
+                               json_pack("{s:I, s:I}", "limit_per_hour", (json_int_t)limit, "used",
+                                         (json_int_t)take.used));
+            if (rc == CU_OK)
+                rc = cu_work_emit(w, "access.unmask_limit",
+                                  json_pack("{s:s, s:I}", "staff_id", req->principal.id,
+                                            "limit_per_hour", (json_int_t)limit));
+            if (rc == CU_OK)
+                rc = cu_work_after(w, limit_alert, req);
+            if (rc != CU_OK)
+                return rc;
+        }
+    } else {
+        return CU_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (shown[i] == SHOWN_FULL)
+            shown[i] = SHOWN_MASKED;
+    return CU_OK;
+}
+
+/* The answer's header when something was masked on purpose. */
+static void reveal_header(struct cu_req *req, struct cu_resp *resp, const struct reveal *rv)
+{
+    if (rv->masked_why != NULL)
+        cu_resp_header(resp, "Custodia-Masked", rv->masked_why);
+    if (rv->limited > 0)
+        cu_metrics_guard_event(req->app->metrics, CU_GUARD_UNMASK_LIMITED, rv->limited);
+}
+
 /* A customer change, from the handler through its unit of work to its answer. */
 struct change {
     struct cu_req *req;
@@ -175,6 +302,7 @@ struct change {
     char why[CU_VAULT_WHY_BYTES];
     struct cu_gate_result gate; /* the unit's decision on the customer */
     enum shown shown;           /* how the answer shows the customer */
+    struct reveal rv;           /* a PATCH's read: its reason, and what masked it */
 };
 
 static void change_clear(void *p)
@@ -289,34 +417,136 @@ enum cu_err cu_handle_customers_create(struct cu_req *req, struct cu_resp *resp)
     return cu_req_change(req, create_apply, create_answer, j);
 }
 
+/* A read of one customer, or a search's: the customers read, how the policy lets each be
+ * shown (pre), and how the unit decided to show them (shown). */
+struct show {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    const char *field; /* the field a search goes by; NULL: a read of one customer */
+    struct cu_customer cs[SEARCH_MAX];
+    size_t n;
+    unsigned char pre[SEARCH_MAX], shown[SEARCH_MAX];
+    struct reveal rv;
+};
+
+static void show_clear(void *p)
+{
+    struct show *j = p;
+    for (size_t i = 0; i < j->n; i++)
+        cu_customer_clear(&j->cs[i]);
+}
+
+/* read_record(w, c, full, rv): the customer.read record of a read of c. */
+static enum cu_err read_record(struct cu_work *w, const struct cu_customer *c, bool full,
+                               const struct reveal *rv)
+{
+    char *details = read_details(c, full, rv->reason, rv->limited > 0);
+    return details != NULL
+               ? cu_work_audit_text(w, "customer.read", target_of(c->id).text, "success", details)
+               : CU_E_NOMEM;
+}
+
+/* search_record(w, j): the customer.search record. It names every customer answered and, for
+ * those unmasked, the fields revealed and their ids when some others were masked; with one
+ * customer answered, it is that customer's record (target), as a GET's would be. Customers
+ * left out are counted (withheld). */
+static enum cu_err search_record(struct cu_work *w, const struct show *j)
+{
+    size_t returned = 0, full = 0;
+    const char *only = "";
+    json_t *found = json_array(), *opened = NULL, *revealed = NULL, *details;
+
+    for (size_t i = 0; i < j->n; i++) {
+        returned += j->shown[i] != SHOWN_NOT;
+        full += j->shown[i] == SHOWN_FULL;
+    }
+    if (full > 0 && full < returned)
+        opened = json_array();
+    if (full > 0)
+        revealed = field_names(j->cs, j->n, j->shown);
+    for (size_t i = 0; i < j->n; i++) {
+        if (j->shown[i] == SHOWN_NOT)
+            continue;
+        only = j->cs[i].id;
+        if (found != NULL)
+            json_array_append_new(found, json_string(j->cs[i].id));
+        if (j->shown[i] == SHOWN_FULL && opened != NULL)
+            json_array_append_new(opened, json_string(j->cs[i].id));
+    }
+    details = json_pack("{s:s, s:I, s:b, s:o, s:o*, s:o*, s:s*}", "by", j->field, "found",
+                        (json_int_t)returned, "unmasked", full > 0, "customers", found, "revealed",
+                        revealed, "unmasked_customers", opened, "reason", j->rv.reason);
+    if (details != NULL && j->n > returned)
+        json_object_set_new(details, "withheld", json_integer((json_int_t)(j->n - returned)));
+    if (details != NULL && j->rv.limited > 0)
+        json_object_set_new(details, "unmask_limited", json_true());
+    if (details == NULL)
+        return CU_E_NOMEM;
+    return cu_work_audit(w, "customer.search", returned == 1 ? target_of(only).text : "", "success",
+                         details);
+}
+
+static enum cu_err show_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct show *j = arg;
+    enum cu_err rc;
+
+    memcpy(j->shown, j->pre, sizeof(j->shown));
+    rc = reveal_apply(j->req, w, db, &j->rv, j->shown, j->n);
+    if (rc == CU_OK)
+        rc = j->field == NULL ? read_record(w, &j->cs[0], j->shown[0] == SHOWN_FULL, &j->rv)
+                              : search_record(w, j);
+    return rc == CU_E_BUSY ? rc : rc == CU_OK ? CU_OK : vault_fail(j->resp, rc, "");
+}
+
+static enum cu_err show_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct show *j = arg;
+    reveal_header(req, resp, &j->rv);
+    if (j->field == NULL)
+        return answer_customer(resp, 200, &j->cs[0], j->shown[0] == SHOWN_FULL);
+    return answer_list(resp, j->cs, j->n, j->shown, NULL);
+}
+
+static struct show *show_new(struct cu_req *req, struct cu_resp *resp)
+{
+    struct show *j = cu_req_alloc(req, sizeof(*j), show_clear);
+    if (j == NULL) {
+        cu_resp_fail(resp, CU_E_NOMEM, "out of memory");
+        return NULL;
+    }
+    memset(j, 0, sizeof(*j));
+    j->req = req;
+    j->resp = resp;
+    return j;
+}
+
 enum cu_err cu_handle_customer_get(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_customer c;
+    struct show *j;
     struct cu_db *db = NULL;
     enum cu_access_effect read = CU_ACCESS_DENY;
-    bool unmask;
     enum cu_err rc;
 
     if (!valid_customer_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
+    j = show_new(req, resp);
+    if (j == NULL || reveal_begin(req, resp, &j->rv) != CU_OK)
+        return resp->err;
     rc = cu_req_db(req, &db);
     if (rc == CU_OK)
-        rc = cu_vault_get(req->app->vault, db, req->params[0], true, &c);
+        rc = cu_vault_get(req->app->vault, db, req->params[0], true, &j->cs[0]);
     if (rc != CU_OK)
         return vault_fail(resp, rc, "");
-    if (cu_req_gate(req, resp, CU_SCOPE_CUSTOMERS_READ, &c, &read) != CU_OK) {
-        cu_customer_clear(&c);
+    j->n = 1;
+    if (cu_req_gate(req, resp, CU_SCOPE_CUSTOMERS_READ, &j->cs[0], &read) != CU_OK)
         return resp->err;
-    }
-    unmask = read == CU_ACCESS_ALLOW &&
-             cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_UNMASK, &c) == CU_ACCESS_ALLOW;
-    /* The server sends this only once the read's audit record is committed. */
-    rc = answer_customer(resp, 200, &c, unmask);
-    if (rc == CU_OK)
-        rc = cu_req_audit_text(req, "customer.read", target_of(c.id).text, "success",
-                               read_details(&c, unmask));
-    cu_customer_clear(&c);
-    return rc;
+    j->pre[0] = read == CU_ACCESS_ALLOW && cu_req_effect_on(req, CU_SCOPE_CUSTOMERS_UNMASK,
+                                                            &j->cs[0]) == CU_ACCESS_ALLOW
+                    ? SHOWN_FULL
+                    : SHOWN_MASKED;
+    /* The server sends the answer only once the read's audit record is committed. */
+    return cu_req_change(req, show_apply, show_answer, j);
 }
 
 /* may_change(j, w, db): the write decided, in the unit, on the customer as stored now and as
@@ -363,14 +593,13 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc == CU_OK && json_array_size(j->changed) > 0)
         rc = cu_work_audit(w, "customer.update", target_of(j->c.id).text, "success",
                            json_pack("{s:O}", "changed", j->changed));
-    if (rc == CU_OK)
-        j->shown = shown_of(req, &j->c);
-    if (rc == CU_OK && j->shown != SHOWN_NOT) {
-        char *details = read_details(&j->c, j->shown == SHOWN_FULL);
-        rc = details != NULL ? cu_work_audit_text(w, "customer.read", target_of(j->c.id).text,
-                                                  "success", details)
-                             : CU_E_NOMEM;
+    if (rc == CU_OK) {
+        unsigned char shown = (unsigned char)shown_of(req, &j->c);
+        rc = reveal_apply(req, w, db, &j->rv, &shown, 1);
+        j->shown = (enum shown)shown;
     }
+    if (rc == CU_OK && j->shown != SHOWN_NOT)
+        rc = read_record(w, &j->c, j->shown == SHOWN_FULL, &j->rv);
     return rc == CU_OK ? CU_OK : change_fail(j, rc);
 }
 
@@ -380,6 +609,7 @@ static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *
     (void)req;
     if (j->gate.refused)
         return cu_gate_refused_answer(resp, &j->gate);
+    reveal_header(req, resp, &j->rv);
     if (j->shown == SHOWN_NOT)
         cu_customer_drop_personal(&j->c);
     return answer_customer(resp, 200, &j->c, j->shown == SHOWN_FULL);
@@ -392,74 +622,37 @@ enum cu_err cu_handle_customer_patch(struct cu_req *req, struct cu_resp *resp)
     if (!valid_customer_id(req->params[0]))
         return cu_resp_fail(resp, CU_E_INVALID, "the id must be cus_ and 16 hex digits");
     j = change_new(req, resp, true);
-    if (j == NULL)
+    if (j == NULL || reveal_begin(req, resp, &j->rv) != CU_OK)
         return resp->err;
     return cu_req_change(req, patch_apply, patch_answer, j);
 }
 
-/* A lookup finds at most this many customers (a blind index may repeat only for phone and
- * national id). */
-#define SEARCH_MAX 10
-
-/* GET /v1/customers?email=… (or phone, national_id, external_ref): exact lookup. */
+/* GET /v1/customers?email=… (or phone, national_id, external_ref): exact lookup. Each
+ * customer found is decided on: one the principal may not read is left out (the answer does
+ * not tell it exists), one it may not unmask is masked. */
 static enum cu_err search(struct cu_req *req, struct cu_resp *resp, const char *field,
                           const char *value)
 {
     char why[CU_VAULT_WHY_BYTES] = "", ids[SEARCH_MAX][CU_CUSTOMER_ID_BYTES];
-    struct cu_customer cs[SEARCH_MAX];
-    unsigned char shown[SEARCH_MAX] = {0};
+    struct show *j = show_new(req, resp);
     struct cu_db *db = NULL;
-    size_t n = 0, got = 0, returned = 0, full = 0;
-    enum cu_err rc = cu_req_db(req, &db);
+    size_t n = 0;
+    enum cu_err rc;
 
+    if (j == NULL || reveal_begin(req, resp, &j->rv) != CU_OK)
+        return resp->err;
+    j->field = field;
+    rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_vault_find(req->app->vault, db, field, value, ids, SEARCH_MAX, &n, why);
-    while (rc == CU_OK && got < n &&
-           (rc = cu_vault_get(req->app->vault, db, ids[got], true, &cs[got])) == CU_OK)
-        got++;
-    if (rc != CU_OK) {
-        for (size_t i = 0; i < got; i++)
-            cu_customer_clear(&cs[i]);
+    while (rc == CU_OK && j->n < n &&
+           (rc = cu_vault_get(req->app->vault, db, ids[j->n], true, &j->cs[j->n])) == CU_OK)
+        j->n++;
+    if (rc != CU_OK)
         return vault_fail(resp, rc, why);
-    }
-    /* Each customer found is decided on: one the principal may not read is left out (the
-     * answer does not tell it exists), one it may not unmask is masked. */
-    for (size_t i = 0; i < n; i++) {
-        shown[i] = (unsigned char)shown_of(req, &cs[i]);
-        returned += shown[i] != SHOWN_NOT;
-        full += shown[i] == SHOWN_FULL;
-    }
-    rc = answer_list(resp, cs, n, shown, NULL);
-    /* The record names every customer answered and, for those unmasked, the fields revealed
-     * and their ids when some others were masked; with one customer answered, it is that
-     * customer's record (target), as a GET's would be. Customers left out are counted. */
-    json_t *found = json_array(), *opened = full > 0 && full < returned ? json_array() : NULL;
-    json_t *revealed = full > 0 ? field_names(cs, n, shown) : NULL, *details;
-    const char *only = "";
-    for (size_t i = 0; i < n; i++) {
-        if (shown[i] == SHOWN_NOT)
-            continue;
-        only = cs[i].id;
-        if (found != NULL)
-            json_array_append_new(found, json_string(cs[i].id));
-        if (shown[i] == SHOWN_FULL && opened != NULL)
-            json_array_append_new(opened, json_string(cs[i].id));
-    }
-    details = json_pack("{s:s, s:I, s:b, s:o, s:o*, s:o*}", "by", field, "found",
-                        (json_int_t)returned, "unmasked", full > 0, "customers", found, "revealed",
-                        revealed, "unmasked_customers", opened);
-    if (details != NULL && n > returned)
-        json_object_set_new(details, "withheld", json_integer((json_int_t)(n - returned)));
-    if (rc == CU_OK)
-        rc = details != NULL
-                 ? cu_req_audit(req, "customer.search", returned == 1 ? target_of(only).text : "",
-                                "success", details)
-                 : CU_E_NOMEM;
-    else
-        json_decref(details);
-    for (size_t i = 0; i < got; i++)
-        cu_customer_clear(&cs[i]);
-    return rc;
+    for (size_t i = 0; i < j->n; i++)
+        j->pre[i] = (unsigned char)shown_of(req, &j->cs[i]);
+    return cu_req_change(req, show_apply, show_answer, j);
 }
 
 /* The fields a search may go by, in the order a refusal names them. */

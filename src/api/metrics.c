@@ -38,6 +38,7 @@ struct cu_metrics {
     size_t n;
     struct route_stats *stats; /* n + 1 */
     atomic_uint_fast64_t conn_events[CU_CONN__COUNT];
+    atomic_uint_fast64_t guard_events[CU_GUARD__COUNT];
 };
 
 enum cu_err cu_metrics_new(const struct cu_route *routes, size_t n, struct cu_metrics **out)
@@ -154,6 +155,24 @@ void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev)
         atomic_fetch_add_explicit(&m->conn_events[ev], 1, memory_order_relaxed);
 }
 
+void cu_metrics_guard_event(struct cu_metrics *m, enum cu_guard_event ev, uint64_t n)
+{
+    if (m != NULL && ev < CU_GUARD__COUNT)
+        atomic_fetch_add_explicit(&m->guard_events[ev], n, memory_order_relaxed);
+}
+
+static enum cu_err render_guard_events(struct cu_metrics *m, struct cu_buf *out)
+{
+    return cu_buf_printf(
+        out,
+        "# HELP custodia_unmask_limited_total Customers answered masked because a staff member "
+        "reached access.unmask_limit_per_hour.\n"
+        "# TYPE custodia_unmask_limited_total counter\n"
+        "custodia_unmask_limited_total %llu\n",
+        (unsigned long long)atomic_load_explicit(&m->guard_events[CU_GUARD_UNMASK_LIMITED],
+                                                 memory_order_relaxed));
+}
+
 static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)
 {
     uint64_t v[CU_CONN__COUNT];
@@ -244,6 +263,8 @@ enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t 
         rc = render_histograms(m, out);
     if (rc == CU_OK)
         rc = render_conn_events(m, out);
+    if (rc == CU_OK)
+        rc = render_guard_events(m, out);
     if (rc == CU_OK && commits != NULL)
         rc = render_commits(commits, out);
     return rc;

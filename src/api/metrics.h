@@ -38,6 +38,15 @@ enum cu_conn_event {
 /* cu_metrics_conn_event(m, ev): counts one ev. */
 void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev);
 
+/* What access control held back (counted in metrics). */
+enum cu_guard_event {
+    CU_GUARD_UNMASK_LIMITED, /* an unmasked read answered masked: [access] unmask_limit_per_hour */
+    CU_GUARD__COUNT
+};
+
+/* cu_metrics_guard_event(m, ev, n): counts n of ev. */
+void cu_metrics_guard_event(struct cu_metrics *m, enum cu_guard_event ev, uint64_t n);
+
 /* cu_metrics_render(m, out, start_ms, commits): appends the Prometheus text exposition to out,
  * with the group committer's figures when commits is not NULL. */
 CU_WUR enum cu_err cu_metrics_render(struct cu_metrics *m, struct cu_buf *out, int64_t start_ms,

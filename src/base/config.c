@@ -67,6 +67,7 @@ struct key_def {
 static const char *const backends[] = {"sqlite", NULL};
 static const char *const sync_modes[] = {"full", "normal", NULL};
 static const char *const algorithms[] = {"xchacha20poly1305", "aes256gcm", NULL};
+static const char *const reason_modes[] = {"staff", "all", "none", NULL};
 
 /* The key table: section, key, default, help; allowed values; how to parse and store. */
 static const struct key_def keys[] = {
@@ -423,6 +424,25 @@ static const struct key_def keys[] = {
      FIELD(access.policy),
      0,
      0,
+     NULL},
+    {{"access", "unmask_reason", "staff",
+      "Who must give a reason (the Custodia-Reason header) to see customers' personal fields "
+      "in full: staff (staff members' sessions), all (API keys too) or none. Without one the "
+      "answer is masked; the audit record keeps the reason."},
+     "staff, all or none",
+     K_CHOICE,
+     FIELD(access.unmask_reason),
+     0,
+     0,
+     reason_modes},
+    {{"access", "unmask_limit_per_hour", "200",
+      "Customers a staff member may see unmasked in any hour; past it, answers are masked and "
+      "an alert is raised (log line access.unmask_limit, audit record, metric). 0: no limit."},
+     "an integer from 0 to 1000000",
+     K_UINT,
+     FIELD(access.unmask_limit_per_hour),
+     0,
+     1000000,
      NULL},
     {{"log", "level", "info", "Lowest level of log lines written to stderr."},
      "debug, info, warn, error or off",

@@ -23,7 +23,7 @@ forbid customers.erase when "hold" in customer.tags
 POLICY
 "$BIN" access check "$D/access.policy" >"$TMP/check" 2>&1
 check_eq "the policy checks" 0 $?
-start_server "$D" || exit 1
+start_server "$D" CUSTODIA_ACCESS_UNMASK_LIMIT_PER_HOUR=4 || exit 1
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
 
@@ -84,24 +84,59 @@ req GET "/v1/customers?email=ada@example.com" -H "$RITA"
 check_eq "a search for one of her region finds it, masked" "1 True" \
     "$(json "len(j['items']), j['items'][0]['masked']")"
 
-# Unmasking, decided on each customer.
+# Unmasking, decided on each customer, with a reason.
+WHY='Custodia-Reason: ticket 4711: address change'
 req GET "/v1/customers/$A" -H "$OTTO"
-check_eq "an opener reads a customer of his region in full" "200 ada@example.com" \
+check_eq "without a reason, a staff member's read is masked" "200 True" "$STATUS $(json "j['masked']")"
+check_eq "and the answer says why" "reason-required" "$(header Custodia-Masked)"
+req GET "/v1/customers/$A" -H "$OTTO" -H 'Custodia-Reason;'
+check_eq "an empty reason is refused" 400 "$STATUS"
+req GET "/v1/customers/$A" -H "$OTTO" -H "Custodia-Reason: $(python3 -c "print('x' * 201)")"
+check_eq "and one over 200 bytes" 400 "$STATUS"
+req GET "/v1/customers/$A" -H "$OTTO" -H "$WHY"
+check_eq "an opener reads a customer of his region in full, with a reason" "200 ada@example.com" \
     "$STATUS $(json "j['email']")"
-req GET "/v1/customers/$V" -H "$OTTO"
+check_eq "and nothing says it was masked" "" "$(header Custodia-Masked)"
+req GET "/v1/audit?action=customer.read&target=customer:$A&limit=1" -H "$AUTH"
+check_eq "the read's record keeps the reason and names the fields revealed" \
+    "ticket 4711: address change ['given_name', 'email']" \
+    "$(json "j['items'][0]['details']['reason'], j['items'][0]['details']['revealed']")"
+req GET "/v1/customers/$V" -H "$OTTO" -H "$WHY"
 check_eq "but a VIP's stays masked (a forbid on unmask)" "200 True" "$STATUS $(json "j['masked']")"
 req GET "/v1/customers/$V" -H "$AUTH"
 check_eq "for the installation's key too: forbids win" "True" "$(json "j['masked']")"
-req GET "/v1/customers?email=vera@example.com" -H "$OTTO"
+req GET "/v1/customers?email=vera@example.com" -H "$OTTO" -H "$WHY"
 check_eq "a search masks the VIP" "True" "$(json "j['items'][0]['masked']")"
-req GET "/v1/customers?email=ada@example.com" -H "$OTTO"
+req GET "/v1/customers?email=ada@example.com" -H "$OTTO" -H "$WHY"
 check_eq "and not the others" "ada@example.com" "$(json "j['items'][0]['email']")"
 req GET "/v1/audit?action=customer.search&limit=1" -H "$AUTH"
-check_eq "the search's record names the fields revealed" "True ['given_name', 'email']" \
-    "$(json "j['items'][0]['details']['unmasked'], j['items'][0]['details']['revealed']")"
+check_eq "the search's record names the fields revealed, and the reason" \
+    "True ['given_name', 'email'] ticket 4711: address change" \
+    "$(json "j['items'][0]['details']['unmasked'], j['items'][0]['details']['revealed'], j['items'][0]['details']['reason']")"
 req GET "/v1/customers" -H "$OTTO"
 check_eq "a list from a region is masked and holds only that region" "3 True" \
     "$(json "len(j['items']), all(i['masked'] for i in j['items'])")"
+
+# The per-staff limit (4 an hour here): Otto has seen 2 customers in full.
+req GET "/v1/customers/$A" -H "$OTTO" -H "$WHY"
+req GET "/v1/customers/$A" -H "$OTTO" -H "$WHY"
+check_eq "up to the limit, reads are in full" "ada@example.com" "$(json "j['email']")"
+req GET "/v1/customers/$A" -H "$OTTO" -H "$WHY"
+check_eq "past it, the answer is masked" "200 True limit-reached" \
+    "$STATUS $(json "j['masked']") $(header Custodia-Masked)"
+req GET "/v1/customers?email=ada@example.com" -H "$OTTO" -H "$WHY"
+check_eq "searches too" "True limit-reached" "$(json "j['items'][0]['masked']") $(header Custodia-Masked)"
+req GET "/v1/audit?action=access.unmask_limit" -H "$AUTH"
+check_eq "an alert is audited, once in the hour" "1 $OID 4" \
+    "$(json "len(j['items']), j['items'][0]['target'], j['items'][0]['details']['limit_per_hour']")"
+req GET "/v1/audit?action=customer.read&target=customer:$A&limit=1" -H "$AUTH"
+check_eq "the masked read's record says the limit masked it" "True True" \
+    "$(json "j['items'][0]['details']['masked'], j['items'][0]['details']['unmask_limited']")"
+check "the log raises the alert" grep -q "\"msg\":\"access.unmask_limit\".*\"staff\":\"$OID\"" "$LOG"
+req GET /metrics -H "$AUTH"
+check "and the metric counts the customers masked" grep -q '^custodia_unmask_limited_total 2$' "$TMP/body"
+req GET "/v1/customers/$A" -H "$AUTH"
+check_eq "API keys are not counted" "ada@example.com" "$(json "j['email']")"
 
 # Changes, decided on the customer as it is and as the change leaves it.
 req PATCH "/v1/customers/$A" -H "$RITA" -H "$JSONH" --data '{"city": "Leeds"}'

@@ -149,6 +149,9 @@ static const struct bad_case bad_cases[] = {
     {"store", "synchronous", "FULL", "must be full or normal, got \"FULL\""},
     {"keys", "root_key_file", "", PATH_WHY},
     {"access", "policy", "", PATH_WHY},
+    {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
+    {"access", "unmask_limit_per_hour", "1000001",
+     "must be an integer from 0 to 1000000, got \"1000001\""},
     {"keys", "algorithm", "aes128gcm", "must be xchacha20poly1305 or aes256gcm, got \"aes128gcm\""},
     {"audit", "origin", "has space",
      "must be 1 to 128 printable ASCII characters without spaces or '+', got \"has space\""},
@@ -670,7 +673,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 43);
+    assert_int_equal(n, 45);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

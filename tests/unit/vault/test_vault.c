@@ -358,6 +358,8 @@ static const char v4_schema[] =
     "ALTER TABLE staff DROP COLUMN roles; ALTER TABLE staff DROP COLUMN department;"
     "ALTER TABLE staff DROP COLUMN region; ALTER TABLE staff DROP COLUMN training_valid_until;"
     "ALTER TABLE api_keys DROP COLUMN roles;"
+    /* and what 0007 added */
+    "DROP TABLE unmask_usage;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
