@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -419,18 +420,36 @@ static const char default_policy[] =
 
 enum cu_err cu_access_policy_write_default(const char *path)
 {
+    char tmp[4096], dir[4096];
     enum cu_err rc = CU_OK;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd, n = snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
 
+    if (n < 0 || (size_t)n >= sizeof(tmp))
+        return CU_E_INVALID;
+    /* written whole beside it, then linked into place: the file appears complete or not at
+     * all, and never over one that exists */
+    fd = mkstemp(tmp);
     if (fd < 0)
-        return errno == EEXIST ? CU_E_EXISTS : errno == EACCES ? CU_E_PERM : CU_E_IO;
-    if (write(fd, default_policy, sizeof(default_policy) - 1) !=
+        return errno == EACCES ? CU_E_PERM : CU_E_IO;
+    if (fchmod(fd, 0600) != 0 ||
+        write(fd, default_policy, sizeof(default_policy) - 1) !=
             (ssize_t)(sizeof(default_policy) - 1) ||
         fsync(fd) != 0)
         rc = CU_E_IO;
     if (close(fd) != 0)
         rc = CU_E_IO;
-    if (rc != CU_OK)
-        unlink(path);
+    if (rc == CU_OK && link(tmp, path) != 0)
+        rc = errno == EEXIST ? CU_E_EXISTS : errno == EACCES ? CU_E_PERM : CU_E_IO;
+    unlink(tmp);
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (rc == CU_OK && slash != NULL) {
+        *slash = '\0';
+        int dfd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+    }
     return rc;
 }

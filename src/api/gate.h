@@ -79,4 +79,28 @@ enum cu_err cu_work_gate_refuse(struct cu_req *req, struct cu_work *w,
 /* cu_gate_refused_answer(resp, g): the 403 of a change its unit refused. */
 enum cu_err cu_gate_refused_answer(struct cu_resp *resp, const struct cu_gate_result *g);
 
+/* What an explanation asks (POST /v1/access/explain, `custodia access explain`). */
+struct cu_explain_in {
+    const char *principal; /* stf_… or ak_… */
+    uint64_t permission;   /* one permission */
+    const char *customer;  /* cus_…, or NULL */
+    bool has_ip;
+    struct cu_ip ip;
+    int64_t at_ms;
+    int aal;               /* a staff member's session: 1 or 2 */
+    int64_t session_age_s; /* and its age */
+};
+
+struct cu_app;
+
+/* cu_explain(app, db, policy, in, why, err): how policy decides in for the principal and
+ * customer as stored now (a disabled staff member or a revoked or expired key is denied, and
+ * why says so). CU_E_INVALID or CU_E_NOT_FOUND (or the store's error) with *err saying why. */
+enum cu_err cu_explain(struct cu_app *app, struct cu_db *db, const struct cu_policy *policy,
+                       const struct cu_explain_in *in, struct cu_access_why *why, const char **err);
+
+/* cu_explain_json(principal, permission, why, policy): the explanation as the API answers it. */
+json_t *cu_explain_json(const char *principal, const char *permission,
+                        const struct cu_access_why *why, const struct cu_policy *policy);
+
 #endif

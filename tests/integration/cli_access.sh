@@ -47,4 +47,44 @@ sed -n '/^## The policy file/,/^### Statements/p' "$SRC/docs/access.md" |
 check "the documented example is there" grep -q "^version 1" "$TMP/doc.policy"
 "$BIN" access check "$TMP/doc.policy" >"$TMP/out" 2>&1
 check_eq "the documented example passes the check" 0 $?
+
+# `custodia access explain` on a data directory, beside a running server.
+D="$TMP/data"
+init_dir "$D" || exit 1
+cat >"$D/access.policy" <<'POLICY'
+version 1
+region emea GB FR
+network office 10.0.0.0/8
+role agent
+permit agent customers.read masked when customer.region == staff.region and ip in office
+POLICY
+start_server "$D" || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Ada", "country": "GB"}'
+CID=$(json "j['id']")
+req POST /v1/staff -H "$AUTH" -H "$JSONH" \
+    --data '{"email": "rita@example.com", "name": "Rita", "roles": ["agent"], "region": "emea"}'
+SID=$(json "j['id']")
+"$BIN" access explain --dir "$D" --principal "$SID" --permission customers.read \
+    --customer "$CID" --ip 10.1.2.3 >"$TMP/out" 2>"$TMP/err"
+check_eq "explain exits 0 when the policy allows" 0 $?
+check_eq "and says how" "allow_masked role agent, permit at access.policy:5" \
+    "$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['effect'], j['decided_by'])" "$TMP/out")"
+"$BIN" access explain --dir "$D" --principal "$SID" --permission customers.read \
+    --customer "$CID" --ip 192.0.2.1 >"$TMP/out" 2>"$TMP/err"
+check_eq "explain exits 3 when it denies" 3 $?
+check "naming the condition that failed" grep -q 'ip in office' "$TMP/out"
+"$BIN" access explain --dir "$D" --principal "$SID" --permission customers.read \
+    --ip 10.1.2.3 >"$TMP/out" 2>"$TMP/err"
+check_eq "without a customer, a permit on the customer does not hold" 3 $?
+"$BIN" access explain --dir "$D" --principal stf_0000000000000000 --permission audit.read \
+    >"$TMP/out" 2>"$TMP/err"
+check_eq "an unknown principal exits 1" 1 $?
+check "and says so" grep -q "^custodia: no principal has this id$" "$TMP/err"
+"$BIN" access explain --dir "$D" --principal "$SID" --permission nope 2>"$TMP/err"
+check_eq "an unknown permission is misuse" 2 $?
+"$BIN" access explain --dir "$D" --principal "$SID" --permission audit.read --ip 300.1.1.1 2>"$TMP/err"
+check_eq "so is an address that is not one" 2 $?
+stop_server
 finish

@@ -5,6 +5,9 @@
  */
 #include "cu_test.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
+
 #include "access/access.h"
 
 static const struct cu_access_ctx ctx = {.now_ms = 1700000000000LL};
@@ -134,12 +137,54 @@ static void test_actor(void **state)
     assert_string_equal(cu_access_kind_name((enum cu_principal_kind)99), "anonymous");
 }
 
+/* The policy a data directory starts with: written whole, 0600, never over a file, nothing
+ * left beside it; it parses to the built-in roles. */
+static void test_write_default(void **state)
+{
+    char dir[256], path[300], text[4096];
+    struct stat sb;
+    struct cu_policy *p = NULL;
+    struct cu_policy_error err;
+    FILE *f;
+    size_t n;
+    (void)state;
+
+    cu_test_tmpdir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/access.policy", dir);
+    assert_int_equal(cu_access_policy_write_default(path), CU_OK);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(cu_policy_load(path, &p, &err), CU_OK);
+    cu_policy_free(p);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("version 1\nrole mine\n", f);
+    fclose(f);
+    assert_int_equal(cu_access_policy_write_default(path), CU_E_EXISTS);
+    f = fopen(path, "r");
+    assert_non_null(f);
+    n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    assert_string_equal(text, "version 1\nrole mine\n");
+    /* no temporary file is left in the directory */
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    size_t files = 0;
+    assert_non_null(d);
+    while ((e = readdir(d)) != NULL)
+        files += e->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(files, 1);
+    cu_test_rmrf(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_permission), cmocka_unit_test(test_deny_by_default),
         cmocka_unit_test(test_sessions),   cmocka_unit_test(test_may_grant),
-        cmocka_unit_test(test_actor),
+        cmocka_unit_test(test_actor),      cmocka_unit_test(test_write_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

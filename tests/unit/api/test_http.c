@@ -319,10 +319,44 @@ static void test_scopes_json(void **state)
     json_decref(a);
 }
 
+/* Every route declares what it needs: a permission (one known permission, one bit), or a
+ * session of its own caller (the /v1/me and /v1/auth routes a signed-in subject uses on
+ * itself); only the routes listed here are open to anyone. Every route on a customer is
+ * decided again on the customer (CU_ROUTE_CUSTOMER), and only those are. */
+static void test_every_route_declares_a_permission(void **state)
+{
+    static const char *const open_routes[] = {"/v1/health", "/v1/auth/login", "/v1/auth/mfa"};
+    size_t n = 0;
+    const struct cu_route *r = cu_routes(&n);
+    (void)state;
+
+    assert_true(n > 30);
+    for (size_t i = 0; i < n; i++) {
+        bool open = false, on_customer = strncmp(r[i].pattern, "/v1/customers", 13) == 0;
+        for (size_t k = 0; k < sizeof(open_routes) / sizeof(open_routes[0]); k++)
+            open = open || strcmp(r[i].pattern, open_routes[k]) == 0;
+        if (r[i].permission != 0) {
+            assert_true((r[i].permission & (r[i].permission - 1)) == 0);
+            if (cu_apikey_scope_name(r[i].permission) == NULL)
+                fail_msg("%s names an unknown permission", r[i].pattern);
+            if (r[i].flags & CU_ROUTE_SESSION)
+                fail_msg("%s: a permission route is for keys and staff alike", r[i].pattern);
+        } else if (!(r[i].flags & CU_ROUTE_SESSION) && !open) {
+            char m[64];
+            cu_methods_format(r[i].method, m, sizeof(m));
+            fail_msg("%s %s declares no permission and is not a session route", m, r[i].pattern);
+        }
+        if (on_customer != ((r[i].flags & CU_ROUTE_CUSTOMER) != 0))
+            fail_msg("%s: a customer route must be decided on the customer, and only one",
+                     r[i].pattern);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_match),
+        cmocka_unit_test(test_every_route_declares_a_permission),
         cmocka_unit_test(test_not_found_vs_method),
         cmocka_unit_test(test_param_length_limit),
         cmocka_unit_test(test_methods),
