@@ -2,6 +2,9 @@
 # GET /v1/health over HTTPS keep-alive on 127.0.0.1 for 10 s with wrk: requests/s and p99,
 # next to the same run against bare libmicrohttpd (bench/mhd_bare.c) with the same TLS set-up.
 # The server runs with its defaults (eight workers per core, access log on, written to a file).
+# The rate limits ([limits]) are off: a benchmark measures the server, not its pacing.
+export CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0
+export CUSTODIA_LIMITS_WRITES_PER_MINUTE=0 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0
 set -eu
 BIN=${CU_BINARY:?}
 BENCH=$(dirname "$BIN")/bench

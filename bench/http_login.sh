@@ -10,6 +10,9 @@
 # defaults unless CUSTODIA_IDENTITY_PASSWORD_TIME_COST / _MEMORY_KIB say otherwise;
 # LOGIN_SECONDS and LOGIN_CONNECTIONS set the length of the sign-in load and its connections
 # (default 15 and 8).
+# The rate limits ([limits]) are off: a benchmark measures the server, not its pacing.
+export CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0
+export CUSTODIA_LIMITS_WRITES_PER_MINUTE=0 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0
 set -eu
 BIN=${CU_BINARY:?}
 BENCH=$(dirname "$BIN")/bench

@@ -6,6 +6,8 @@
  */
 #include "api/server.h"
 
+#include "api/bucket.h"
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,6 +148,10 @@ void cu_app_free(struct cu_app *app)
     cu_apikey_service_free(app->apikeys);
     cu_metrics_free(app->metrics);
     cu_limiter_free(app->auth_limiter);
+    cu_buckets_free(app->rate_ip);
+    cu_buckets_free(app->rate_principal);
+    cu_buckets_free(app->rate_writes);
+    cu_buckets_free(app->rate_signin);
     cu_identity_free(app->identity);
     cu_vault_free(app->vault);
     cu_kek_source_free(app->kek);

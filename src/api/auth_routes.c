@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/bucket.h"
 #include "api/handlers.h"
+#include "api/metrics.h"
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/json.h"
@@ -280,6 +282,32 @@ static enum cu_err login_done(struct cu_req *req, struct cu_resp *resp, void *ar
 /* A sign-in: its check (the account, the password's hash) runs here, on the hashing lane; the
  * outcome (a session, a challenge, or a failure counted toward the lockout) is recorded in the
  * request's unit of work, and answered once it is durable. */
+/* The sign-in attempts for one login name ([limits] signin_*), from any address: the name as
+ * a digest (it may be long, and the table keeps no personal data). */
+static enum cu_err signin_limit(struct cu_req *req, struct cu_resp *resp, enum cu_subject_kind kind,
+                                const char *login)
+{
+    uint8_t d[CU_HASH_BYTES];
+    char key[3 + 2 * 16 + 1], lower[CU_EMAIL_MAX + 8];
+    size_t n = 0;
+    int64_t retry = 0;
+
+    n = (size_t)snprintf(lower, sizeof(lower), "%d:", (int)kind);
+    for (const char *c = login; *c && n + 1 < sizeof(lower); c++)
+        lower[n++] = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
+    lower[n] = '\0';
+    cu_crypto_sha256(lower, n, d);
+    snprintf(key, sizeof(key), "in:");
+    cu_hex_encode(d, 16, key + 3);
+    if (cu_buckets_take(req->app->rate_signin, key, cu_clock_now_ms(), &retry))
+        return CU_OK;
+    cu_metrics_guard_event(req->app->metrics, CU_GUARD_RATE_SIGNIN, 1);
+    cu_resp_retry_after(resp, retry);
+    return cu_resp_fail(resp, CU_E_RATE_LIMITED,
+                        "too many sign-in attempts for this login; retry in %lld s",
+                        (long long)retry);
+}
+
 enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
 {
     static const char *const allowed[] = {"login",     "password",   "kind",
@@ -297,6 +325,8 @@ enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
         rc = get_string(j->body, resp, "password", true, CU_PWHASH_MAX_PASSWORD_BYTES, &pw);
     if (rc == CU_OK)
         rc = kind_of(j->body, resp, &op->kind);
+    if (rc == CU_OK)
+        rc = signin_limit(req, resp, op->kind, login);
     if (rc == CU_OK)
         rc = auth_ctx(req, resp, j->body, &op->ctx);
     if (rc == CU_OK)

@@ -163,14 +163,28 @@ void cu_metrics_guard_event(struct cu_metrics *m, enum cu_guard_event ev, uint64
 
 static enum cu_err render_guard_events(struct cu_metrics *m, struct cu_buf *out)
 {
+    uint64_t v[CU_GUARD__COUNT];
+    for (size_t i = 0; i < CU_GUARD__COUNT; i++)
+        v[i] = atomic_load_explicit(&m->guard_events[i], memory_order_relaxed);
+    enum cu_err rc = cu_buf_printf(
+        out,
+        "# HELP custodia_rate_limited_total Requests answered 429 by a rate limit of [limits].\n"
+        "# TYPE custodia_rate_limited_total counter\n"
+        "custodia_rate_limited_total{limit=\"ip\"} %llu\n"
+        "custodia_rate_limited_total{limit=\"principal\"} %llu\n"
+        "custodia_rate_limited_total{limit=\"writes\"} %llu\n"
+        "custodia_rate_limited_total{limit=\"signin\"} %llu\n",
+        (unsigned long long)v[CU_GUARD_RATE_IP], (unsigned long long)v[CU_GUARD_RATE_PRINCIPAL],
+        (unsigned long long)v[CU_GUARD_RATE_WRITES], (unsigned long long)v[CU_GUARD_RATE_SIGNIN]);
+    if (rc != CU_OK)
+        return rc;
     return cu_buf_printf(
         out,
         "# HELP custodia_unmask_limited_total Customers answered masked because a staff member "
         "reached access.unmask_limit_per_hour.\n"
         "# TYPE custodia_unmask_limited_total counter\n"
         "custodia_unmask_limited_total %llu\n",
-        (unsigned long long)atomic_load_explicit(&m->guard_events[CU_GUARD_UNMASK_LIMITED],
-                                                 memory_order_relaxed));
+        (unsigned long long)v[CU_GUARD_UNMASK_LIMITED]);
 }
 
 static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)

@@ -41,6 +41,10 @@ void cu_metrics_conn_event(struct cu_metrics *m, enum cu_conn_event ev);
 /* What access control held back (counted in metrics). */
 enum cu_guard_event {
     CU_GUARD_UNMASK_LIMITED, /* an unmasked read answered masked: [access] unmask_limit_per_hour */
+    CU_GUARD_RATE_IP,        /* 429: [limits] ip_* */
+    CU_GUARD_RATE_PRINCIPAL, /* 429: [limits] principal_* */
+    CU_GUARD_RATE_WRITES,    /* 429: [limits] writes_* */
+    CU_GUARD_RATE_SIGNIN,    /* 429: [limits] signin_* */
     CU_GUARD__COUNT
 };
 

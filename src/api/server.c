@@ -44,6 +44,7 @@
 
 #include "cu_version.h"
 
+#include "api/bucket.h"
 #include "base/lane.h"
 #include "audit/checkpoint.h"
 #include "base/clock.h"
@@ -248,12 +249,48 @@ static void note_outcome(struct cu_app *app, const struct cu_work *w, enum cu_er
     }
 }
 
+/* A request past a rate limit ([limits]): 429 with Retry-After, counted, not audited. */
+static enum cu_err rate_limited(struct request *r, enum cu_guard_event ev, int64_t retry_s,
+                                const char *whose)
+{
+    cu_metrics_guard_event(r->req.app->metrics, ev, 1);
+    cu_resp_retry_after(&r->resp, retry_s);
+    return cu_resp_fail(&r->resp, CU_E_RATE_LIMITED, "too many requests %s; retry in %lld s", whose,
+                        (long long)retry_s);
+}
+
+/* The limits of an authenticated principal: all its requests, and those that change. */
+static enum cu_err principal_limits(struct request *r)
+{
+    const struct cu_principal *p = &r->req.principal;
+    struct cu_app *app = r->req.app;
+    char key[CU_SUBJECT_ID_BYTES + 8];
+    int64_t now = cu_clock_now_ms(), retry = 0;
+    bool writes = r->req.method == CU_POST || r->req.method == CU_PUT ||
+                  r->req.method == CU_PATCH || r->req.method == CU_DELETE;
+
+    if (p->kind == CU_PRINCIPAL_NONE)
+        return CU_OK;
+    snprintf(key, sizeof(key), "%d:%s", (int)p->kind, p->id);
+    if (!cu_buckets_take(app->rate_principal, key, now, &retry))
+        return rate_limited(r, CU_GUARD_RATE_PRINCIPAL, retry, "by this principal");
+    if (writes && !cu_buckets_take(app->rate_writes, key, now, &retry))
+        return rate_limited(r, CU_GUARD_RATE_WRITES, retry,
+                            "that change something, by this principal");
+    return CU_OK;
+}
+
 /* Routes and authenticates a request as soon as its headers are in, before any body is
- * read: CU_OK and r->route set, or an error with the problem prepared in r->resp. */
+ * read: CU_OK and r->route set, or an error with the problem prepared in r->resp. The
+ * client address's rate limit comes first, the principal's once it is known. */
 static enum cu_err admit(struct request *r)
 {
     unsigned allowed = 0;
+    int64_t retry = 0;
     enum cu_method m = r->req.method == CU_HEAD ? CU_GET : r->req.method;
+
+    if (!cu_buckets_take(r->req.app->rate_ip, r->req.remote_ip, cu_clock_now_ms(), &retry))
+        return rate_limited(r, CU_GUARD_RATE_IP, retry, "from this address");
     const struct cu_route *route =
         cu_route_match(routes, nroutes, m, r->req.path, &r->req, &allowed);
 
@@ -270,6 +307,8 @@ static enum cu_err admit(struct request *r)
     if (route->permission == 0 && !(route->flags & CU_ROUTE_SESSION))
         return CU_OK;
     enum cu_err rc = cu_authn_request(&r->req, &r->resp, route);
+    if (rc == CU_OK)
+        rc = principal_limits(r);
     /* The body may take long to come (up to body_timeout): the read connection authentication
      * took goes back to the pool meanwhile; the handler takes one again if it reads. */
     cu_store_release(r->req.view);
@@ -730,6 +769,17 @@ enum cu_err cu_server_run(struct cu_app *app)
     rc = cu_metrics_new(routes, nroutes, &app->metrics);
     if (rc == CU_OK)
         rc = cu_limiter_new(app->cfg.server.auth_failures_per_minute, &app->auth_limiter);
+    if (rc == CU_OK)
+        rc = cu_buckets_new(app->cfg.limits.ip_per_minute, app->cfg.limits.ip_burst, &app->rate_ip);
+    if (rc == CU_OK)
+        rc = cu_buckets_new(app->cfg.limits.principal_per_minute, app->cfg.limits.principal_burst,
+                            &app->rate_principal);
+    if (rc == CU_OK)
+        rc = cu_buckets_new(app->cfg.limits.writes_per_minute, app->cfg.limits.writes_burst,
+                            &app->rate_writes);
+    if (rc == CU_OK)
+        rc = cu_buckets_new(app->cfg.limits.signin_per_minute, app->cfg.limits.signin_burst,
+                            &app->rate_signin);
     if (rc == CU_OK && app->committer == NULL)
         rc = CU_E_INTERNAL; /* cu_app_new takes it */
     if (rc == CU_OK)

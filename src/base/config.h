@@ -86,6 +86,17 @@ struct cu_config {
     } access;
 
     struct {
+        unsigned ip_per_minute;
+        unsigned ip_burst;
+        unsigned principal_per_minute;
+        unsigned principal_burst;
+        unsigned writes_per_minute;
+        unsigned writes_burst;
+        unsigned signin_per_minute;
+        unsigned signin_burst;
+    } limits; /* token buckets (api/bucket.h); a *_per_minute of 0 turns one off */
+
+    struct {
         enum cu_log_level level;
     } log;
 };

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "api/bucket.h"
 #include "api/http.h"
 #include "api/limit.h"
 #include "api/metrics.h"
@@ -352,6 +353,46 @@ static void test_every_route_declares_a_permission(void **state)
     }
 }
 
+/* Token buckets: a burst at once, then the rate; Retry-After is the whole seconds until the
+ * next token; keys apart; refilled buckets lose nothing when forgotten; a rate of 0 is off. */
+static void test_buckets(void **state)
+{
+    struct cu_buckets *b = NULL;
+    int64_t t = 1000000, retry = 0;
+    char key[32];
+    (void)state;
+
+    assert_int_equal(cu_buckets_new(0, 5, &b), CU_OK);
+    assert_null(b);
+    assert_true(cu_buckets_take(b, "any", t, &retry));
+    assert_int_equal(cu_buckets_new(6, 0, &b), CU_E_INVALID);
+    assert_int_equal(cu_buckets_new(6, 3, &b), CU_OK); /* one every 10 s, 3 at once */
+    for (int i = 0; i < 3; i++)
+        assert_true(cu_buckets_take(b, "a", t, &retry));
+    assert_false(cu_buckets_take(b, "a", t, &retry));
+    assert_int_equal(retry, 10);
+    assert_false(cu_buckets_take(b, "a", t + 4000, &retry));
+    assert_int_equal(retry, 6);
+    assert_true(cu_buckets_take(b, "b", t, &retry)); /* another key */
+    assert_false(cu_buckets_take(b, "a", t + 9999, &retry));
+    assert_int_equal(retry, 1);
+    assert_true(cu_buckets_take(b, "a", t + 10000, &retry));
+    assert_false(cu_buckets_take(b, "a", t + 10000, &retry));
+    /* a long pause refills to the burst, no more */
+    t += 10LL * 365 * 86400 * 1000;
+    for (int i = 0; i < 3; i++)
+        assert_true(cu_buckets_take(b, "a", t, &retry));
+    assert_false(cu_buckets_take(b, "a", t, &retry));
+    /* many other keys do not reset a drained one more than the table must */
+    for (int i = 0; i < 200000; i++) {
+        snprintf(key, sizeof(key), "k%d", i);
+        (void)cu_buckets_take(b, key, t, &retry);
+    }
+    assert_false(cu_buckets_take(b, "a", t + 1, &retry) && cu_buckets_take(b, "a", t + 1, &retry) &&
+                 cu_buckets_take(b, "a", t + 1, &retry) && cu_buckets_take(b, "a", t + 1, &retry));
+    cu_buckets_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_scopes_json),
         cmocka_unit_test(test_retry_after_in_response),
         cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_buckets),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -149,6 +149,23 @@ static const struct bad_case bad_cases[] = {
     {"store", "synchronous", "FULL", "must be full or normal, got \"FULL\""},
     {"keys", "root_key_file", "", PATH_WHY},
     {"access", "policy", "", PATH_WHY},
+    {"limits", "ip_per_minute", "10000001",
+     "must be an integer from 0 to 10000000, got \"10000001\""},
+    {"limits", "ip_burst", "1000001", "must be an integer from 1 to 1000000, got \"1000001\""},
+    {"limits", "ip_burst", "0", "must be an integer from 1 to 1000000, got \"0\""},
+    {"limits", "principal_per_minute", "10000001",
+     "must be an integer from 0 to 10000000, got \"10000001\""},
+    {"limits", "principal_burst", "1000001",
+     "must be an integer from 1 to 1000000, got \"1000001\""},
+    {"limits", "principal_burst", "0", "must be an integer from 1 to 1000000, got \"0\""},
+    {"limits", "writes_per_minute", "10000001",
+     "must be an integer from 0 to 10000000, got \"10000001\""},
+    {"limits", "writes_burst", "1000001", "must be an integer from 1 to 1000000, got \"1000001\""},
+    {"limits", "writes_burst", "0", "must be an integer from 1 to 1000000, got \"0\""},
+    {"limits", "signin_per_minute", "100001",
+     "must be an integer from 0 to 100000, got \"100001\""},
+    {"limits", "signin_burst", "100001", "must be an integer from 1 to 100000, got \"100001\""},
+    {"limits", "signin_burst", "0", "must be an integer from 1 to 100000, got \"0\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"access", "unmask_limit_per_hour", "1000001",
      "must be an integer from 0 to 1000000, got \"1000001\""},
@@ -673,7 +690,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 45);
+    assert_int_equal(n, 53);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);
