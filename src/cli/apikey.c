@@ -17,10 +17,11 @@
 
 static int usage(FILE *f)
 {
-    fputs("usage: custodia apikey create --name NAME --scope SCOPE [--scope SCOPE…]\n"
+    fputs("usage: custodia apikey create --name NAME (--scope SCOPE | --role ROLE)…\n"
           "                              [--expires-in DAYS] [--dir DIR]\n"
           "       custodia apikey list [--dir DIR]\n"
           "       custodia apikey revoke ID [--dir DIR]\n"
+          "ROLE: a role of the data directory's access policy (docs/access.md).\n"
           "SCOPE may also be a comma-separated list, or 'all'. Known scopes:",
           f);
     for (uint64_t bit = 1; bit <= cu_apikey_all_scopes(); bit <<= 1)
@@ -37,7 +38,8 @@ static enum cu_err audit_key(struct cu_work *w, const char *action, const struct
     if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
         scopes[0] = '\0';
     return cu_work_audit(w, action, target, "success",
-                         json_pack("{s:s, s:s}", "name", k->name, "scopes", scopes));
+                         json_pack("{s:s, s:s, s:s?}", "name", k->name, "scopes", scopes, "roles",
+                                   k->roles[0] ? k->roles : NULL));
 }
 
 /* A key made or revoked from the shell, in one unit of work. */
@@ -46,6 +48,7 @@ struct key_change {
     const char *name;
     const char *id;
     uint64_t scopes;
+    const char *roles;
     int64_t expires;
     struct cu_apikey_info info;
     char token[CU_APIKEY_TOKEN_BYTES];
@@ -56,17 +59,26 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct key_change *k = arg;
     enum cu_err rc =
         cu_apikey_create(k->svc, db, k->name, k->scopes, k->expires, &k->info, k->token);
+    if (rc == CU_OK && k->roles[0] != '\0')
+        rc = cu_apikey_set_roles(db, k->info.id, k->roles);
+    if (rc == CU_OK)
+        snprintf(k->info.roles, sizeof(k->info.roles), "%s", k->roles);
     return rc == CU_OK ? audit_key(w, "apikey.create", &k->info) : rc;
 }
 
-static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, long days)
+static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, const char *roles,
+                  long days)
 {
     char scope_text[512];
     struct key_change k = {.name = name,
                            .scopes = scopes,
+                           .roles = roles,
                            .expires = days > 0 ? cu_clock_now_ms() + days * MS_PER_DAY : 0};
-    enum cu_err rc = cu_apikey_service_new(ctx->keyring, &k.svc);
+    enum cu_err rc;
 
+    if (!cu_cli_roles_known(ctx, roles))
+        return CU_EXIT_USAGE;
+    rc = cu_apikey_service_new(ctx->keyring, &k.svc);
     if (rc == CU_OK)
         rc = cu_cli_run(ctx, "operator", create_apply, &k);
     cu_apikey_service_free(k.svc);
@@ -77,8 +89,8 @@ static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, lon
     }
     if (cu_apikey_scopes_format(scopes, scope_text, sizeof(scope_text)) != CU_OK)
         scope_text[0] = '\0';
-    fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s\n", k.info.id, k.info.name,
-            scope_text);
+    fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s%s%s\n", k.info.id, k.info.name,
+            scope_text[0] ? scope_text : "(none)", roles[0] ? "; roles: " : "", roles);
     fprintf(stderr, "custodia: the key is printed once, below; it cannot be shown again\n");
     printf("%s\n", k.token);
     cu_crypto_wipe(k.token, sizeof(k.token));
@@ -150,19 +162,23 @@ static int revoke(struct cu_cli_ctx *ctx, const char *id)
 struct args {
     const char *dir, *name;
     uint64_t scopes;
+    char roles[CU_APIKEY_ROLES_BYTES];
     long days;
     bool help;
 };
 
 static int parse(int argc, char **argv, struct args *a)
 {
-    static const struct option opts[] = {
-        {"dir", required_argument, NULL, 'd'},   {"name", required_argument, NULL, 'n'},
-        {"scope", required_argument, NULL, 's'}, {"expires-in", required_argument, NULL, 'e'},
-        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"name", required_argument, NULL, 'n'},
+                                         {"scope", required_argument, NULL, 's'},
+                                         {"expires-in", required_argument, NULL, 'e'},
+                                         {"role", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     int c;
     char *end;
-    while (!a->help && (c = getopt_long(argc, argv, "d:n:s:e:h", opts, NULL)) != -1) {
+    while (!a->help && (c = getopt_long(argc, argv, "d:n:s:e:r:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             a->dir = optarg;
@@ -172,6 +188,10 @@ static int parse(int argc, char **argv, struct args *a)
             break;
         case 's':
             if (!cu_cli_add_scopes(optarg, &a->scopes))
+                return CU_EXIT_USAGE;
+            break;
+        case 'r':
+            if (!cu_cli_add_role(optarg, a->roles, sizeof(a->roles)))
                 return CU_EXIT_USAGE;
             break;
         case 'e':
@@ -204,8 +224,9 @@ int cu_cli_apikey(int argc, char **argv)
     if (code != CU_EXIT_OK || a.help)
         return a.help ? usage(stdout) : code;
     int rest = argc - 1 - optind;
-    if (strcmp(verb, "create") == 0 && (a.name == NULL || a.scopes == 0 || rest != 0)) {
-        cu_cli_error("apikey create needs --name and at least one --scope");
+    if (strcmp(verb, "create") == 0 &&
+        (a.name == NULL || (a.scopes == 0 && a.roles[0] == '\0') || rest != 0)) {
+        cu_cli_error("apikey create needs --name and at least one --scope or --role");
         return usage(stderr);
     }
     if (strcmp(verb, "create") == 0 && cu_apikey_check_name(a.name) != CU_OK) {
@@ -218,7 +239,7 @@ int cu_cli_apikey(int argc, char **argv)
     if (code != CU_EXIT_OK)
         return code;
     if (strcmp(verb, "create") == 0)
-        code = create(&ctx, a.name, a.scopes, a.days);
+        code = create(&ctx, a.name, a.scopes, a.roles, a.days);
     else if (strcmp(verb, "list") == 0)
         code = list(&ctx);
     else

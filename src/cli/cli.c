@@ -3,6 +3,8 @@
  */
 #include "cli/cli.h"
 #include "identity/apikey.h"
+#include "access/policy.h"
+#include "identity/identity.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -250,6 +252,55 @@ struct cu_identity_opts cu_cli_identity_opts(const struct cu_config *cfg,
     if (cu_config_path(cfg, cfg->identity.common_passwords, path, CU_CONFIG_PATH_BYTES) != CU_OK)
         path[0] = '\0';
     return o;
+}
+
+bool cu_cli_add_role(const char *name, char *roles, size_t cap)
+{
+    size_t used = strlen(roles), n = strlen(name);
+    char why[CU_IDENTITY_WHY_BYTES];
+
+    if (n == 0 || n > 64 || used + n + 2 > cap) {
+        cu_cli_error("--role: '%.64s' is not a role name, or there are too many", name);
+        return false;
+    }
+    snprintf(roles + used, cap - used, "%s%s", used ? " " : "", name);
+    if (cu_identity_roles_check(roles, why) != CU_OK) {
+        cu_cli_error("--role: %s", why);
+        return false;
+    }
+    return true;
+}
+
+bool cu_cli_roles_known(const struct cu_cli_ctx *ctx, const char *roles)
+{
+    struct cu_policy *p = NULL;
+    struct cu_policy_error err;
+    char msg[512], name[65], path[CU_CONFIG_PATH_BYTES];
+    bool ok = true;
+
+    if (roles[0] == '\0')
+        return true;
+    if (cu_config_path(&ctx->cfg, ctx->cfg.access.policy, path, sizeof(path)) != CU_OK) {
+        cu_cli_error("[access] policy: the path is too long");
+        return false;
+    }
+    if (cu_policy_load(path, &p, &err) != CU_OK) {
+        cu_policy_error_format(&err, msg, sizeof(msg));
+        cu_cli_error("the access policy cannot be read: %s", msg);
+        return false;
+    }
+    for (const char *r = roles; ok && *r;) {
+        size_t n = strcspn(r, " ");
+        snprintf(name, sizeof(name), "%.*s", (int)(n < 64 ? n : 64), r);
+        if (!cu_policy_has_role(p, name)) {
+            cu_cli_error("--role: the access policy (%s) has no role '%s'", path, name);
+            ok = false;
+        }
+        r += n;
+        r += *r == ' ';
+    }
+    cu_policy_free(p);
+    return ok;
 }
 
 bool cu_cli_add_scopes(const char *arg, uint64_t *scopes)

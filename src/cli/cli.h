@@ -92,6 +92,17 @@ void cu_cli_app_free(struct cu_app *app);
 /* cu_cli_audit_opts(cfg): the audit options of a configuration (strings owned by cfg). */
 struct cu_audit_opts cu_cli_audit_opts(const struct cu_config *cfg);
 
+/* cu_cli_add_role(name, roles, cap): appends the role name given to --role to roles (names
+ * and one space between, cap bytes); false (with an error printed) for a name that is not
+ * one, a repeated one, or one too many. */
+bool cu_cli_add_role(const char *name, char *roles, size_t cap);
+
+struct cu_cli_ctx;
+
+/* cu_cli_roles_known(ctx, roles): whether the data directory's access policy knows every role
+ * of roles; false (with an error printed) otherwise, or when the policy cannot be read. */
+bool cu_cli_roles_known(const struct cu_cli_ctx *ctx, const char *roles);
+
 /* cu_cli_add_scopes(arg, scopes): adds the scopes named in arg ("a,b", or "all") to
  * *scopes; false (with an error printed) on an unknown one. */
 bool cu_cli_add_scopes(const char *arg, uint64_t *scopes);

@@ -24,12 +24,13 @@
 static int usage(FILE *f)
 {
     return cu_cli_usage(
-        f, "usage: custodia staff add --email EMAIL --name NAME --scope SCOPE [--scope SCOPE…]\n"
+        f, "usage: custodia staff add --email EMAIL --name NAME (--scope SCOPE | --role ROLE)…\n"
            "                          [--password-stdin] [--dir DIR]\n"
            "       custodia staff list [--dir DIR]\n"
            "       custodia staff disable ID [--dir DIR]\n"
            "       custodia staff unlock ID [--dir DIR]\n"
-           "SCOPE may also be a comma-separated list, or 'all'.\n");
+           "SCOPE may also be a comma-separated list, or 'all'; ROLE a role of the data\n"
+           "directory's access policy (docs/access.md).\n");
 }
 
 /* The services a staff command needs, on top of the CLI context. */
@@ -73,6 +74,7 @@ struct staff_change {
     struct cu_identity *idn;
     const char *email, *name, *what, *id;
     uint64_t scopes;
+    const char *roles; /* staff add: names and one space between, or "" */
     struct cu_staff_info info;
     struct cu_identity_password pw;
     char why[CU_IDENTITY_WHY_BYTES];
@@ -84,9 +86,16 @@ static enum cu_err add_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct staff_change *c = arg;
     enum cu_err rc =
         cu_identity_staff_add(c->idn, db, c->email, c->name, c->scopes, &c->info, c->why);
+    if (rc == CU_OK && c->roles[0] != '\0') {
+        struct cu_staff_access a;
+        memset(&a, 0, sizeof(a));
+        snprintf(a.roles, sizeof(a.roles), "%s", c->roles);
+        rc = cu_identity_staff_set_access(c->idn, db, c->info.id, &a, c->why);
+    }
     if (rc == CU_OK)
         rc = cu_work_audit(w, "staff.create", c->info.id, "success",
-                           json_pack("{s:I}", "scopes", (json_int_t)c->scopes));
+                           json_pack("{s:I, s:s?}", "scopes", (json_int_t)c->scopes, "roles",
+                                     c->roles[0] ? c->roles : NULL));
     if (rc == CU_OK) {
         snprintf(c->pw.id, sizeof(c->pw.id), "%s", c->info.id);
         rc = cu_identity_password_record(c->idn, w, db, &c->pw);
@@ -127,13 +136,15 @@ static void random_password(char out[40])
 }
 
 static int add(struct cu_cli_ctx *ctx, const char *email, const char *name, uint64_t scopes,
-               bool from_stdin)
+               const char *roles, bool from_stdin)
 {
     char pw[1100];
-    struct staff_change c = {.email = email, .name = name, .scopes = scopes};
+    struct staff_change c = {.email = email, .name = name, .scopes = scopes, .roles = roles};
     struct services s;
     enum cu_err rc;
 
+    if (!cu_cli_roles_known(ctx, roles))
+        return CU_EXIT_USAGE;
     c.pw.kind = CU_SUBJECT_STAFF;
     if (from_stdin ? !read_password(pw, sizeof(pw)) : (random_password(pw), pw[0] == '\0')) {
         cu_cli_error("no password on standard input");
@@ -224,16 +235,14 @@ static int change(struct cu_cli_ctx *ctx, const char *what, const char *id)
 int cu_cli_staff(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"email", required_argument, NULL, 'e'},
-        {"name", required_argument, NULL, 'n'},
-        {"scope", required_argument, NULL, 's'},
-        {"password-stdin", no_argument, NULL, 'p'},
-        {"dir", required_argument, NULL, 'd'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"email", required_argument, NULL, 'e'},    {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'},    {"role", required_argument, NULL, 'r'},
+        {"password-stdin", no_argument, NULL, 'p'}, {"dir", required_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     const char *dir = NULL, *email = NULL, *name = NULL, *cmd = NULL, *id = NULL;
     uint64_t scopes = 0;
+    char roles[CU_ROLES_BYTES] = "";
     bool from_stdin = false;
     struct cu_cli_ctx ctx;
     int c, code;
@@ -251,13 +260,14 @@ int cu_cli_staff(int argc, char **argv)
             email = optarg;
         else if (c == 'n')
             name = optarg;
-        else if (c == 's' && !cu_cli_add_scopes(optarg, &scopes))
+        else if ((c == 's' && !cu_cli_add_scopes(optarg, &scopes)) ||
+                 (c == 'r' && !cu_cli_add_role(optarg, roles, sizeof(roles))))
             return CU_EXIT_USAGE;
         else if (c == 'p')
             from_stdin = true;
         else if (c == 'd')
             dir = optarg;
-        else if (c != 's')
+        else if (c != 's' && c != 'r')
             return usage(stderr);
     }
     if (optind < argc)
@@ -266,13 +276,13 @@ int cu_cli_staff(int argc, char **argv)
         return usage(stderr);
     bool is_add = strcmp(cmd, "add") == 0, is_list = strcmp(cmd, "list") == 0;
     bool is_change = strcmp(cmd, "disable") == 0 || strcmp(cmd, "unlock") == 0;
-    if ((is_add && (!email || !name || !scopes || id)) || (is_list && id) || (is_change && !id) ||
-        (!is_add && !is_list && !is_change))
+    if ((is_add && (!email || !name || (!scopes && !roles[0]) || id)) || (is_list && id) ||
+        (is_change && !id) || (!is_add && !is_list && !is_change))
         return usage(stderr);
     code = cu_cli_open(cu_cli_data_dir(dir), &ctx, true);
     if (code != CU_EXIT_OK)
         return code;
-    code = is_add    ? add(&ctx, email, name, scopes, from_stdin)
+    code = is_add    ? add(&ctx, email, name, scopes, roles, from_stdin)
            : is_list ? list(&ctx)
                      : change(&ctx, cmd, id);
     cu_cli_close(&ctx);

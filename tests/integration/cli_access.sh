@@ -87,4 +87,29 @@ check_eq "an unknown permission is misuse" 2 $?
 "$BIN" access explain --dir "$D" --principal "$SID" --permission audit.read --ip 300.1.1.1 2>"$TMP/err"
 check_eq "so is an address that is not one" 2 $?
 stop_server
+
+# Roles from the shell: --role on staff add and apikey create, checked against the policy.
+printf '%s\n' 'sturdy copper meadow 19' |
+    "$BIN" staff add --dir "$D" --email otto@example.com --name Otto --role agent --role auditor \
+        --password-stdin >"$TMP/out" 2>"$TMP/err"
+check_eq "staff add takes roles instead of scopes" 0 $?
+OID=$(cat "$TMP/out")
+"$BIN" access explain --dir "$D" --principal "$OID" --permission audit.read >"$TMP/out" 2>/dev/null
+check_eq "and the staff member holds them" "0 role auditor (built in)" \
+    "$? $(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['decided_by'])" "$TMP/out")"
+"$BIN" staff add --dir "$D" --email eve@example.com --name Eve --role nope --password-stdin \
+    </dev/null 2>"$TMP/err"
+check_eq "a role the policy does not know is misuse" 2 $?
+check "and named" grep -q "has no role 'nope'" "$TMP/err"
+"$BIN" staff add --dir "$D" --email eve@example.com --name Eve --role 'Bad Name' \
+    --password-stdin </dev/null 2>"$TMP/err"
+check_eq "so is a name that is not one" 2 $?
+"$BIN" apikey create --dir "$D" --name reports --role auditor >"$TMP/out" 2>"$TMP/err"
+check_eq "apikey create takes a role" 0 $?
+check "and says so" grep -q "with scopes: (none); roles: auditor" "$TMP/err"
+AK=$(sed -n 's/.*made API key \(ak_[0-9a-f]*\) .*/\1/p' "$TMP/err")
+"$BIN" access explain --dir "$D" --principal "$AK" --permission audit.read >/dev/null 2>&1
+check_eq "the key holds the role" 0 $?
+"$BIN" access explain --dir "$D" --principal "$AK" --permission customers.write >/dev/null 2>&1
+check_eq "and nothing the role does not list" 3 $?
 finish
