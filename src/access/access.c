@@ -36,7 +36,7 @@ static enum cu_err own_scopes(const struct cu_principal *p, uint64_t permission,
 {
     const char *name = cu_apikey_scope_name(permission);
 
-    if ((p->scopes & permission) == permission)
+    if ((p->scopes & permission) == permission && (!p->capped || (p->cap & permission)))
         return CU_OK;
     decide(out, CU_E_FORBIDDEN, true, name, "");
     snprintf(out->reason, sizeof(out->reason), "the %s lacks the scope %s",
@@ -96,6 +96,8 @@ bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject
     out->id = p->id;
     out->permissions = p->scopes;
     out->roles = p->access.roles[0] ? p->access.roles : NULL;
+    out->capped = p->capped;
+    out->cap = p->cap;
     if (p->kind == CU_PRINCIPAL_STAFF) {
         out->roles = p->access.roles;
         out->department = p->access.department[0] ? p->access.department : NULL;

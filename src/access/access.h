@@ -39,6 +39,8 @@ struct cu_principal {
     struct cu_session_info session; /* CU_PRINCIPAL_STAFF and CU_PRINCIPAL_CUSTOMER */
     bool has_totp;                  /* sessions: the subject has a second factor */
     struct cu_staff_access access;  /* staff: roles and attributes for the access policy */
+    bool capped;                    /* a key owned by a staff member: at most cap */
+    uint64_t cap;                   /* the owner's scopes and what their roles can give */
 };
 
 /* What a route demands beyond its permission (struct cu_route flags). */

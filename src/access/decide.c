@@ -457,6 +457,11 @@ static enum cu_access_effect decide(const struct cu_policy *p, const struct cu_a
             put(why->decided_by, sizeof(why->decided_by), "unknown permission");
         return CU_ACCESS_DENY;
     }
+    if (s->capped && !(s->cap & permission)) {
+        if (why)
+            put(why->decided_by, sizeof(why->decided_by), "the key's owner, who lacks %s", name);
+        return CU_ACCESS_DENY;
+    }
     /* forbids win: one applies unless its condition is false */
     for (size_t i = 0; i < p->forbid_perm[bit].n; i++) {
         const struct rule *f = &p->forbids[p->forbid_perm[bit].v[i]];
@@ -553,7 +558,7 @@ bool cu_policy_could(const struct cu_policy *p, const struct cu_access_subject *
     int bit = perm_bit(permission);
     uint64_t held[2];
 
-    if (bit < 0)
+    if (bit < 0 || (s->capped && !(s->cap & permission)))
         return false;
     for (size_t i = 0; i < p->forbid_perm[bit].n; i++) {
         const struct rule *f = &p->forbids[p->forbid_perm[bit].v[i]];

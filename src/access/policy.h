@@ -111,6 +111,8 @@ struct cu_access_subject {
     int64_t training_valid_until; /* staff.training_valid_until, Unix ms; 0: not set */
     int aal;                      /* session.aal: 1 or 2; 0 for an API key */
     int64_t session_started_at;   /* Unix ms; 0 for an API key */
+    bool capped;                  /* an API key with an owner: at most cap */
+    uint64_t cap;                 /* what the owner may hold (their scopes and roles') */
 };
 
 /* The customer a request touches, when it touches one. */

@@ -22,7 +22,8 @@ struct explained {
     const char *reason; /* why not, when not */
 };
 
-static enum cu_err load_principal(struct cu_app *app, struct cu_db *db, const char *id, int64_t at,
+static enum cu_err load_principal(struct cu_app *app, struct cu_db *db,
+                                  const struct cu_policy *policy, const char *id, int64_t at,
                                   struct explained *x, const char **why)
 {
     bool active = false, totp = false;
@@ -47,6 +48,23 @@ static enum cu_err load_principal(struct cu_app *app, struct cu_db *db, const ch
             snprintf(x->p.access.roles, sizeof(x->p.access.roles), "%s", k.roles);
             x->usable = k.revoked_at == 0 && (k.expires_at == 0 || k.expires_at > at);
             x->reason = "the API key is revoked or expired";
+        }
+        /* a key owned by a staff member: at most what the owner may, and only while active */
+        if (rc == CU_OK && strcmp(k.owner, CU_APIKEY_INSTALLATION) != 0) {
+            struct cu_staff_access a;
+            uint64_t scopes = 0;
+            rc = cu_identity_subject_state(app->identity, db, CU_SUBJECT_STAFF, k.owner, &scopes,
+                                           &active, &totp);
+            if (rc == CU_OK)
+                rc = cu_identity_staff_access(db, k.owner, &a);
+            if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active)) {
+                rc = CU_OK;
+                x->usable = false;
+                x->reason = "the API key's owner is disabled or no longer exists";
+            } else if (rc == CU_OK) {
+                x->p.capped = true;
+                x->p.cap = scopes | cu_policy_roles_permissions(policy, a.roles);
+            }
         }
     } else {
         *why = "the principal must be a staff member's id (stf_…) or an API key's id (ak_…)";
@@ -73,7 +91,7 @@ enum cu_err cu_explain(struct cu_app *app, struct cu_db *db, const struct cu_pol
 
     memset(&cust, 0, sizeof(cust));
     memset(why, 0, sizeof(*why));
-    rc = load_principal(app, db, in->principal, in->at_ms, &who, err);
+    rc = load_principal(app, db, policy, in->principal, in->at_ms, &who, err);
     if (rc == CU_OK && in->customer != NULL) {
         rc = cu_vault_get(app->vault, db, in->customer, false, &cust.c);
         *err = rc == CU_E_NOT_FOUND ? "no customer has this id" : "the customer could not be read";

@@ -21,9 +21,10 @@ static json_t *apikey_json(const struct cu_apikey_info *k)
     cu_clock_format(k->created_at, created);
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);
-    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s?, s:s?}", "id", k->id, "name", k->name,
-                     "scopes", scopes, "roles", roles, "created_at", created, "expires_at",
-                     k->expires_at ? expires : NULL, "revoked_at", k->revoked_at ? revoked : NULL);
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s?, s:s?}", "id", k->id, "name", k->name,
+                     "scopes", scopes, "roles", roles, "owner", k->owner, "created_at", created,
+                     "expires_at", k->expires_at ? expires : NULL, "revoked_at",
+                     k->revoked_at ? revoked : NULL);
 }
 
 static bool valid_key_id(const char *id)
@@ -146,6 +147,14 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc == CU_OK && j->roles[0] != '\0') {
         rc = cu_apikey_set_roles(db, j->info.id, j->roles);
         snprintf(j->info.roles, sizeof(j->info.roles), "%s", j->roles);
+    }
+    /* The key's owner: the staff member who makes it, or the owner of the key that makes it
+     * (so that a key cannot make one that outlives the person behind it). */
+    const struct cu_principal *by = &j->req->principal;
+    const char *owner = by->kind == CU_PRINCIPAL_STAFF ? by->id : by->key.owner;
+    if (rc == CU_OK && owner[0] != '\0' && strcmp(owner, CU_APIKEY_INSTALLATION) != 0) {
+        rc = cu_apikey_set_owner(db, j->info.id, owner);
+        snprintf(j->info.owner, sizeof(j->info.owner), "%s", owner);
     }
     if (rc == CU_OK)
         rc = audit_key(w, "apikey.create", &j->info);

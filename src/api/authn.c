@@ -55,6 +55,35 @@ static enum cu_err auth_failed(struct cu_req *req, struct cu_resp *resp, const c
     return auth_failed_as(req, resp, "apikey", true, reason, detail);
 }
 
+/* A key owned by a staff member holds at most what its owner may (their scopes and what their
+ * roles can give), read afresh on every request: a disabled or removed owner's keys stop at
+ * once, a demoted owner's lose what the owner lost. */
+static enum cu_err key_owner(struct cu_req *req, struct cu_resp *resp, struct cu_db *db)
+{
+    struct cu_principal *p = &req->principal;
+    struct cu_staff_access a;
+    struct cu_access_ctx ctx;
+    uint64_t scopes = 0;
+    bool active = false, totp = false;
+    enum cu_err rc;
+
+    if (p->key.owner[0] == '\0' || strcmp(p->key.owner, CU_APIKEY_INSTALLATION) == 0)
+        return CU_OK;
+    rc = cu_identity_subject_state(req->app->identity, db, CU_SUBJECT_STAFF, p->key.owner, &scopes,
+                                   &active, &totp);
+    if (rc == CU_OK)
+        rc = cu_identity_staff_access(db, p->key.owner, &a);
+    if (rc == CU_E_NOT_FOUND || (rc == CU_OK && !active))
+        return auth_failed(req, resp, "the key's owner is disabled or gone",
+                           "the API key's owner is disabled or no longer exists");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the credential could not be checked");
+    cu_req_access_ctx(req, &ctx);
+    p->capped = true;
+    p->cap = scopes | cu_policy_roles_permissions(ctx.policy, a.roles);
+    return CU_OK;
+}
+
 static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const char *token)
 {
     struct cu_principal *p = &req->principal;
@@ -72,7 +101,7 @@ static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const c
     snprintf(p->id, sizeof(p->id), "%s", p->key.id);
     p->scopes = p->key.scopes;
     snprintf(p->access.roles, sizeof(p->access.roles), "%s", p->key.roles);
-    return CU_OK;
+    return key_owner(req, resp, db);
 }
 
 /* The session's last-seen time moved on, in the request's unit of work. */

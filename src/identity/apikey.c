@@ -135,9 +135,26 @@ static void info_from_row(struct cu_stmt *st, struct cu_apikey_info *info)
     info->revoked_at = cu_stmt_null(st, 5) ? 0 : cu_stmt_int(st, 5);
     s = cu_stmt_text(st, 6, &len);
     cu_text_copy(info->roles, sizeof(info->roles), s, len);
+    s = cu_stmt_text(st, 7, &len);
+    cu_text_copy(info->owner, sizeof(info->owner), s, len);
 }
 
-#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at, roles"
+#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at, roles, owner"
+
+enum cu_err cu_apikey_set_owner(struct cu_db *db, const char *id, const char *owner)
+{
+    static const char sql[] = "UPDATE api_keys SET owner = $2 WHERE id = $1";
+    const struct cu_val p[] = {CU_VT(id), CU_VT(owner)};
+    bool staff = strlen(owner) == 20 && strncmp(owner, "stf_", 4) == 0;
+    enum cu_err rc;
+
+    if (!staff && strcmp(owner, CU_APIKEY_INSTALLATION) != 0)
+        return CU_E_INVALID;
+    rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_NOT_FOUND;
+    return rc;
+}
 
 enum cu_err cu_apikey_set_roles(struct cu_db *db, const char *id, const char *roles)
 {
@@ -187,6 +204,7 @@ enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db *db, co
     info->scopes = scopes;
     info->created_at = now;
     info->expires_at = expires_at;
+    snprintf(info->owner, sizeof(info->owner), "%s", CU_APIKEY_INSTALLATION);
 
     const struct cu_val params[] = {
         CU_VT(info->id),   CU_VT(name), CU_VB(hash, sizeof(hash)),
@@ -238,7 +256,7 @@ enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *
         goto out;
     }
     size_t hlen = 0;
-    const void *stored = cu_stmt_blob(st, 7, &hlen);
+    const void *stored = cu_stmt_blob(st, 8, &hlen);
     if (hlen != sizeof(hash) || !cu_crypto_memeq(stored, hash, sizeof(hash))) {
         rc = CU_E_UNAUTHENTICATED;
         goto out;

@@ -60,11 +60,17 @@ CU_WUR enum cu_err cu_apikey_scopes_format(uint64_t scopes, char *out, size_t ou
 /* Bytes of a key's roles (names and one space between, as a staff member's), with the NUL. */
 #define CU_APIKEY_ROLES_BYTES ((size_t)8 * 65)
 
+/* The owner of the keys custodia init and the CLI make (and of every key made before owners):
+ * the installation, which caps nothing. */
+#define CU_APIKEY_INSTALLATION "installation"
+#define CU_APIKEY_OWNER_BYTES 32
+
 struct cu_apikey_info {
     char id[CU_APIKEY_ID_BYTES];
     char name[CU_APIKEY_NAME_MAX + 1];
     uint64_t scopes;
     char roles[CU_APIKEY_ROLES_BYTES]; /* for the access policy; "" when none */
+    char owner[CU_APIKEY_OWNER_BYTES]; /* a staff member's id, or CU_APIKEY_INSTALLATION */
     int64_t created_at;
     int64_t expires_at;
     int64_t revoked_at;
@@ -99,6 +105,11 @@ CU_WUR enum cu_err cu_apikey_create(struct cu_apikey_service *svc, struct cu_db 
 CU_WUR enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *db,
                                           const char *token, size_t len,
                                           struct cu_apikey_info *info);
+
+/* cu_apikey_set_owner(db, id, owner): stores the owner of a key (a staff member's id, or
+ * CU_APIKEY_INSTALLATION). CU_E_NOT_FOUND for an unknown id, CU_E_INVALID for an owner that
+ * is neither. */
+CU_WUR enum cu_err cu_apikey_set_owner(struct cu_db *db, const char *id, const char *owner);
 
 /* cu_apikey_set_roles(db, id, roles): stores the roles of a key (checked by the caller, as
  * cu_identity_roles_check does). CU_E_NOT_FOUND for an unknown id. */

@@ -360,6 +360,8 @@ static const char v4_schema[] =
     "ALTER TABLE api_keys DROP COLUMN roles;"
     /* and what 0007 added */
     "DROP TABLE unmask_usage;"
+    /* and what 0008 added */
+    "ALTER TABLE api_keys DROP COLUMN owner;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
