@@ -148,10 +148,8 @@ static bool in_net(const struct net *n, const struct cu_ip *ip)
     if (ip == NULL)
         return false;
     for (size_t i = 0; i < n->n; i++) {
-        int bits = n->prefix[i], full = bits / 8, rest = bits % 8;
-        if (memcmp(n->addr[i].b, ip->b, (size_t)full) != 0)
-            continue;
-        if (rest == 0 || ((n->addr[i].b[full] ^ ip->b[full]) & (0xff << (8 - rest)) & 0xff) == 0)
+        const struct cu_cidr c = {n->addr[i], n->prefix[i]};
+        if (cu_cidr_has(&c, ip))
             return true;
     }
     return false;

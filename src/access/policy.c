@@ -734,33 +734,15 @@ static bool end_of_statement(struct parser *ps)
 /* CIDR: an address with an optional /prefix, into the 128-bit form. */
 static bool cidr(struct parser *ps, struct cu_ip *ip, int *prefix)
 {
-    char buf[64];
-    const char *slash = strchr(ps->text, '/');
-    size_t alen = slash ? (size_t)(slash - ps->text) : strlen(ps->text);
-    bool v4;
-    long pl;
-    char *end = NULL;
+    struct cu_cidr c;
+    const char *why = NULL;
 
-    if (ps->t != K_WORD || alen == 0 || alen >= sizeof(buf))
+    if (ps->t != K_WORD)
         return FAIL(ps, "expected an address or a CIDR block");
-    memcpy(buf, ps->text, alen);
-    buf[alen] = '\0';
-    if (cu_ip_parse(buf, ip) != CU_OK)
-        return FAIL(ps, "'%s' is not an IPv4 or IPv6 address", buf);
-    v4 = strchr(buf, ':') == NULL;
-    pl = v4 ? 32 : 128;
-    if (slash) {
-        errno = 0;
-        pl = strtol(slash + 1, &end, 10);
-        if (slash[1] == '\0' || *end != '\0' || errno != 0 || pl < 0 || pl > (v4 ? 32 : 128) ||
-            !isdigit((unsigned char)slash[1]))
-            return FAIL(ps, "'%s' has no valid prefix length (0 to %d)", ps->text, v4 ? 32 : 128);
-    }
-    *prefix = (int)pl + (v4 ? 96 : 0);
-    /* host bits set below the prefix are a mistake worth naming */
-    for (int bit = *prefix; bit < 128; bit++)
-        if (ip->b[bit / 8] & (0x80 >> (bit % 8)))
-            return FAIL(ps, "'%s' has bits set past its prefix", ps->text);
+    if (cu_cidr_parse(ps->text, strlen(ps->text), &c, &why) != CU_OK)
+        return FAIL(ps, "'%s' %s", ps->text, why);
+    *ip = c.addr;
+    *prefix = c.prefix;
     return next(ps);
 }
 
@@ -1517,6 +1499,70 @@ uint64_t cu_policy_roles_permissions(const struct cu_policy *p, const char *role
         roles += *roles == ' ';
     }
     return perms;
+}
+
+enum cu_err cu_cidr_parse(const char *text, size_t len, struct cu_cidr *out, const char **why)
+{
+    char buf[CU_CIDR_TEXT_MAX];
+    const char *slash = memchr(text, '/', len);
+    size_t alen = slash ? (size_t)(slash - text) : len;
+    long pl;
+
+    memset(out, 0, sizeof(*out));
+    *why = "is not an IPv4 or IPv6 address";
+    if (alen == 0 || alen >= sizeof(buf) || memchr(text, '\0', len) != NULL)
+        return CU_E_INVALID;
+    memcpy(buf, text, alen);
+    buf[alen] = '\0';
+    if (cu_ip_parse(buf, &out->addr) != CU_OK)
+        return CU_E_INVALID;
+    bool v4 = strchr(buf, ':') == NULL;
+    pl = v4 ? 32 : 128;
+    if (slash) {
+        size_t plen = len - alen - 1;
+        *why =
+            v4 ? "has no valid prefix length (0 to 32)" : "has no valid prefix length (0 to 128)";
+        if (plen == 0 || plen > 3)
+            return CU_E_INVALID;
+        pl = 0;
+        for (size_t i = 0; i < plen; i++) {
+            if (!isdigit((unsigned char)slash[1 + i]))
+                return CU_E_INVALID;
+            pl = pl * 10 + (slash[1 + i] - '0');
+        }
+        if (pl > (v4 ? 32 : 128))
+            return CU_E_INVALID;
+    }
+    out->prefix = (int)pl + (v4 ? 96 : 0);
+    /* host bits set below the prefix are a mistake worth naming */
+    for (int bit = out->prefix; bit < 128; bit++)
+        if (out->addr.b[bit / 8] & (0x80 >> (bit % 8))) {
+            *why = "has bits set past its prefix";
+            return CU_E_INVALID;
+        }
+    return CU_OK;
+}
+
+enum cu_err cu_cidr_list_parse(const char *text, struct cu_cidr *out, size_t cap, size_t *n)
+{
+    const char *why = NULL;
+
+    *n = 0;
+    while (*text != '\0') {
+        size_t len = strcspn(text, " ");
+        if (len == 0 || *n == cap || cu_cidr_parse(text, len, &out[*n], &why) != CU_OK)
+            return CU_E_INVALID;
+        (*n)++;
+        text += len;
+        if (*text == ' ' && *++text == '\0')
+            return CU_E_INVALID;
+    }
+    return CU_OK;
+}
+
+bool cu_cidr_within(const struct cu_cidr *inner, const struct cu_cidr *outer)
+{
+    return inner->prefix >= outer->prefix && cu_cidr_has(outer, &inner->addr);
 }
 
 enum cu_err cu_ip_parse(const char *text, struct cu_ip *out)

@@ -98,6 +98,38 @@ struct cu_ip {
 /* cu_ip_parse(text, out): CU_OK for a literal IPv4 or IPv6 address, else CU_E_INVALID. */
 CU_WUR enum cu_err cu_ip_parse(const char *text, struct cu_ip *out);
 
+/* A block of addresses: IPv4 ones as IPv4-mapped IPv6, prefix counted over the 128 bits. */
+struct cu_cidr {
+    struct cu_ip addr;
+    int prefix;
+};
+
+/* Longest CIDR text: a full IPv6 address and "/128", with the NUL. */
+#define CU_CIDR_TEXT_MAX 50
+
+/* cu_cidr_parse(text, len, out, why): an address with an optional /prefix (none: the one
+ * address). CU_E_INVALID with *why (a static phrase to follow the quoted text, e.g. "has bits
+ * set past its prefix") for anything else, bits set past the prefix included. */
+CU_WUR enum cu_err cu_cidr_parse(const char *text, size_t len, struct cu_cidr *out,
+                                 const char **why);
+
+/* cu_cidr_list_parse(text, out, cap, n): blocks written one space apart (as an API key's
+ * allow-list is stored), at most cap of them. CU_E_INVALID for anything else. */
+CU_WUR enum cu_err cu_cidr_list_parse(const char *text, struct cu_cidr *out, size_t cap, size_t *n);
+
+/* cu_cidr_within(inner, outer): whether every address of inner is in outer. */
+bool cu_cidr_within(const struct cu_cidr *inner, const struct cu_cidr *outer);
+
+/* cu_cidr_has(c, ip): whether ip is in the block. */
+static inline bool cu_cidr_has(const struct cu_cidr *c, const struct cu_ip *ip)
+{
+    int full = c->prefix / 8, rest = c->prefix % 8;
+    for (int i = 0; i < full; i++)
+        if (c->addr.b[i] != ip->b[i])
+            return false;
+    return rest == 0 || ((c->addr.b[full] ^ ip->b[full]) & (0xff << (8 - rest)) & 0xff) == 0;
+}
+
 enum cu_access_subject_kind { CU_ACCESS_APIKEY = 1, CU_ACCESS_STAFF = 2 };
 
 /* Who asks, with the attributes conditions may name. Strings may be NULL (not set). */

@@ -18,13 +18,14 @@ static json_t *apikey_json(const struct cu_apikey_info *k)
 {
     char created[CU_RFC3339_BYTES], expires[CU_RFC3339_BYTES], revoked[CU_RFC3339_BYTES];
     json_t *scopes = cu_resp_scopes(k->scopes), *roles = cu_resp_roles(k->roles);
+    json_t *networks = cu_resp_roles(k->networks); /* words one space apart, as roles */
     cu_clock_format(k->created_at, created);
     cu_clock_format(k->expires_at, expires);
     cu_clock_format(k->revoked_at, revoked);
-    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:s, s:s?, s:s?}", "id", k->id, "name", k->name,
-                     "scopes", scopes, "roles", roles, "owner", k->owner, "created_at", created,
-                     "expires_at", k->expires_at ? expires : NULL, "revoked_at",
-                     k->revoked_at ? revoked : NULL);
+    return json_pack("{s:s, s:s, s:o, s:o, s:s, s:o, s:s, s:s?, s:s?}", "id", k->id, "name",
+                     k->name, "scopes", scopes, "roles", roles, "owner", k->owner, "networks",
+                     networks, "created_at", created, "expires_at", k->expires_at ? expires : NULL,
+                     "revoked_at", k->revoked_at ? revoked : NULL);
 }
 
 static bool valid_key_id(const char *id)
@@ -98,7 +99,8 @@ struct key_job {
     const char *name; /* create: borrowed from body */
     uint64_t scopes;
     int64_t expires;
-    char roles[CU_APIKEY_ROLES_BYTES]; /* create: the roles to store */
+    char roles[CU_APIKEY_ROLES_BYTES];       /* create: the roles to store */
+    char networks[CU_APIKEY_NETWORKS_BYTES]; /* create: the allow-list to store */
     json_t *body;
     struct cu_apikey_info info;
     char token[CU_APIKEY_TOKEN_BYTES]; /* create: shown once, wiped with the job */
@@ -114,11 +116,11 @@ static void key_job_clear(void *p)
 static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t *body,
                                 const char **name, uint64_t *scopes, int64_t *expires)
 {
-    static const char *const allowed[] = {"name", "scopes", "roles", "expires_at"};
+    static const char *const allowed[] = {"name", "scopes", "roles", "networks", "expires_at"};
     char err[CU_JSON_ERR_BYTES];
     const char *bad = NULL, *exp = NULL;
 
-    if (cu_json_only_keys(body, allowed, 4, &bad) != CU_OK)
+    if (cu_json_only_keys(body, allowed, 5, &bad) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
     if (cu_json_get_string(body, "name", true, CU_APIKEY_NAME_MAX, name, err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
@@ -137,6 +139,59 @@ static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t
     return CU_OK;
 }
 
+/* The body's "networks": 1 to CU_APIKEY_NETWORKS_MAX CIDR blocks, into out (one space between).
+ * A key that makes a key gives it at most its own allow-list: each block must lie within one
+ * of the maker's, and without "networks" the new key gets the maker's list. */
+static enum cu_err parse_networks(struct cu_req *req, struct cu_resp *resp, const json_t *body,
+                                  char *out, size_t cap)
+{
+    const json_t *arr = json_object_get(body, "networks");
+    struct cu_cidr mine[CU_APIKEY_NETWORKS_MAX], c;
+    size_t nmine = 0, used = 0, i;
+    const json_t *v;
+    const char *why = NULL;
+    const char *own = req->principal.kind == CU_PRINCIPAL_APIKEY ? req->principal.key.networks : "";
+
+    out[0] = '\0';
+    if (cu_cidr_list_parse(own, mine, CU_APIKEY_NETWORKS_MAX, &nmine) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INTERNAL, "the key's allow-list could not be read");
+    if (arr == NULL) {
+        snprintf(out, cap, "%s", own);
+        return CU_OK;
+    }
+    if (!json_is_array(arr) || json_array_size(arr) == 0 ||
+        json_array_size(arr) > CU_APIKEY_NETWORKS_MAX)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'networks' must be an array of 1 to %d CIDR blocks",
+                            CU_APIKEY_NETWORKS_MAX);
+    json_array_foreach(arr, i, v)
+    {
+        const char *s = json_string_value(v);
+        size_t len = s ? json_string_length(v) : 0;
+        if (s == NULL || len == 0 || len >= CU_CIDR_TEXT_MAX)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'networks' item %zu must be an address or a CIDR block "
+                                "(10.0.0.0/8, 2001:db8::/32)",
+                                i);
+        if (cu_cidr_parse(s, len, &c, &why) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'networks' item %zu '%s' %s", i, s, why);
+        bool inside = nmine == 0;
+        for (size_t m = 0; m < nmine && !inside; m++)
+            inside = cu_cidr_within(&c, &mine[m]);
+        if (!inside &&
+            cu_req_audit_refusal(req, "apikey.create", "",
+                                 json_pack("{s:s}", "reason", "allow-list escalation")) != CU_OK)
+            return cu_resp_fail(resp, CU_E_AUDIT, "the refusal could not be audited");
+        if (!inside)
+            return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                                "field 'networks' item %zu '%s' is not within the calling key's "
+                                "own allow-list",
+                                i, s);
+        used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? " " : "", s);
+    }
+    return CU_OK;
+}
+
 static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct key_job *j = arg;
@@ -147,6 +202,10 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc == CU_OK && j->roles[0] != '\0') {
         rc = cu_apikey_set_roles(db, j->info.id, j->roles);
         snprintf(j->info.roles, sizeof(j->info.roles), "%s", j->roles);
+    }
+    if (rc == CU_OK && j->networks[0] != '\0') {
+        rc = cu_apikey_set_networks(db, j->info.id, j->networks);
+        snprintf(j->info.networks, sizeof(j->info.networks), "%s", j->networks);
     }
     /* The key's owner: the staff member who makes it, or the owner of the key that makes it
      * (so that a key cannot make one that outlives the person behind it). */
@@ -185,6 +244,8 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp)
         rc = parse_create(req, resp, j->body, &j->name, &j->scopes, &j->expires);
     if (rc == CU_OK)
         rc = cu_req_roles(req, resp, j->body, j->roles, sizeof(j->roles), &given);
+    if (rc == CU_OK)
+        rc = parse_networks(req, resp, j->body, j->networks, sizeof(j->networks));
     /* Least privilege: a key can only make keys whose scopes (and whose roles' permissions) it
      * holds itself, so apikeys.write is not a way to every other scope. */
     if (rc == CU_OK)

@@ -84,6 +84,26 @@ static enum cu_err key_owner(struct cu_req *req, struct cu_resp *resp, struct cu
     return CU_OK;
 }
 
+/* A key with an allow-list works only from the addresses in it (the address of the
+ * connection's peer). */
+static enum cu_err key_networks(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_cidr list[CU_APIKEY_NETWORKS_MAX];
+    struct cu_access_ctx ctx;
+    size_t n = 0;
+
+    if (req->principal.key.networks[0] == '\0')
+        return CU_OK;
+    if (cu_cidr_list_parse(req->principal.key.networks, list, CU_APIKEY_NETWORKS_MAX, &n) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INTERNAL, "the key's allow-list could not be read");
+    cu_req_access_ctx(req, &ctx);
+    for (size_t i = 0; i < n && ctx.has_ip; i++)
+        if (cu_cidr_has(&list[i], &ctx.ip))
+            return CU_OK;
+    return auth_failed(req, resp, "the address is not on the key's allow-list",
+                       "the API key may not be used from this address");
+}
+
 static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const char *token)
 {
     struct cu_principal *p = &req->principal;
@@ -101,10 +121,10 @@ static enum cu_err auth_apikey(struct cu_req *req, struct cu_resp *resp, const c
     snprintf(p->id, sizeof(p->id), "%s", p->key.id);
     p->scopes = p->key.scopes;
     snprintf(p->access.roles, sizeof(p->access.roles), "%s", p->key.roles);
-    return key_owner(req, resp, db);
+    rc = key_owner(req, resp, db);
+    return rc == CU_OK ? key_networks(req, resp) : rc;
 }
 
-/* The session's last-seen time moved on, in the request's unit of work. */
 /* The session's last-seen time moved on, in the request's unit of work; the session must
  * still be live when the unit runs (the clock now, not at the request's start). A refusal's
  * unit keeps its record even when the session ended meanwhile. */

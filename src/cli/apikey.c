@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access/policy.h"
 #include "base/clock.h"
 #include "base/mem.h"
 #include "cli/cli.h"
@@ -18,10 +19,11 @@
 static int usage(FILE *f)
 {
     fputs("usage: custodia apikey create --name NAME (--scope SCOPE | --role ROLE)…\n"
-          "                              [--expires-in DAYS] [--dir DIR]\n"
+          "                              [--network CIDR]… [--expires-in DAYS] [--dir DIR]\n"
           "       custodia apikey list [--dir DIR]\n"
           "       custodia apikey revoke ID [--dir DIR]\n"
           "ROLE: a role of the data directory's access policy (docs/access.md).\n"
+          "CIDR: an address or block the key may be used from (at most 16; none: anywhere).\n"
           "SCOPE may also be a comma-separated list, or 'all'. Known scopes:",
           f);
     for (uint64_t bit = 1; bit <= cu_apikey_all_scopes(); bit <<= 1)
@@ -38,8 +40,9 @@ static enum cu_err audit_key(struct cu_work *w, const char *action, const struct
     if (cu_apikey_scopes_format(k->scopes, scopes, sizeof(scopes)) != CU_OK)
         scopes[0] = '\0';
     return cu_work_audit(w, action, target, "success",
-                         json_pack("{s:s, s:s, s:s?}", "name", k->name, "scopes", scopes, "roles",
-                                   k->roles[0] ? k->roles : NULL));
+                         json_pack("{s:s, s:s, s:s?, s:s?}", "name", k->name, "scopes", scopes,
+                                   "roles", k->roles[0] ? k->roles : NULL, "networks",
+                                   k->networks[0] ? k->networks : NULL));
 }
 
 /* A key made or revoked from the shell, in one unit of work. */
@@ -49,6 +52,7 @@ struct key_change {
     const char *id;
     uint64_t scopes;
     const char *roles;
+    const char *networks;
     int64_t expires;
     struct cu_apikey_info info;
     char token[CU_APIKEY_TOKEN_BYTES];
@@ -63,16 +67,21 @@ static enum cu_err create_apply(struct cu_work *w, struct cu_db *db, void *arg)
         rc = cu_apikey_set_roles(db, k->info.id, k->roles);
     if (rc == CU_OK)
         snprintf(k->info.roles, sizeof(k->info.roles), "%s", k->roles);
+    if (rc == CU_OK && k->networks[0] != '\0')
+        rc = cu_apikey_set_networks(db, k->info.id, k->networks);
+    if (rc == CU_OK)
+        snprintf(k->info.networks, sizeof(k->info.networks), "%s", k->networks);
     return rc == CU_OK ? audit_key(w, "apikey.create", &k->info) : rc;
 }
 
 static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, const char *roles,
-                  long days)
+                  const char *networks, long days)
 {
     char scope_text[512];
     struct key_change k = {.name = name,
                            .scopes = scopes,
                            .roles = roles,
+                           .networks = networks,
                            .expires = days > 0 ? cu_clock_now_ms() + days * MS_PER_DAY : 0};
     enum cu_err rc;
 
@@ -91,6 +100,8 @@ static int create(struct cu_cli_ctx *ctx, const char *name, uint64_t scopes, con
         scope_text[0] = '\0';
     fprintf(stderr, "custodia: made API key %s (%s) with scopes: %s%s%s\n", k.info.id, k.info.name,
             scope_text[0] ? scope_text : "(none)", roles[0] ? "; roles: " : "", roles);
+    if (networks[0] != '\0')
+        fprintf(stderr, "custodia: it may be used only from: %s\n", networks);
     fprintf(stderr, "custodia: the key is printed once, below; it cannot be shown again\n");
     printf("%s\n", k.token);
     cu_crypto_wipe(k.token, sizeof(k.token));
@@ -163,22 +174,42 @@ struct args {
     const char *dir, *name;
     uint64_t scopes;
     char roles[CU_APIKEY_ROLES_BYTES];
+    char networks[CU_APIKEY_NETWORKS_BYTES];
+    size_t nnetworks;
     long days;
     bool help;
 };
 
+/* One --network: a valid block, appended to the list (one space between). */
+static bool add_network(const char *text, struct args *a)
+{
+    struct cu_cidr c;
+    const char *why = NULL;
+    size_t used = strlen(a->networks);
+
+    if (strlen(text) >= CU_CIDR_TEXT_MAX || cu_cidr_parse(text, strlen(text), &c, &why) != CU_OK) {
+        cu_cli_error("--network: '%.60s' %s", text, why ? why : "is not an IPv4 or IPv6 address");
+        return false;
+    }
+    if (a->nnetworks == CU_APIKEY_NETWORKS_MAX) {
+        cu_cli_error("--network: at most %d", CU_APIKEY_NETWORKS_MAX);
+        return false;
+    }
+    snprintf(a->networks + used, sizeof(a->networks) - used, "%s%s", used ? " " : "", text);
+    a->nnetworks++;
+    return true;
+}
+
 static int parse(int argc, char **argv, struct args *a)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"name", required_argument, NULL, 'n'},
-                                         {"scope", required_argument, NULL, 's'},
-                                         {"expires-in", required_argument, NULL, 'e'},
-                                         {"role", required_argument, NULL, 'r'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},   {"name", required_argument, NULL, 'n'},
+        {"scope", required_argument, NULL, 's'}, {"expires-in", required_argument, NULL, 'e'},
+        {"role", required_argument, NULL, 'r'},  {"network", required_argument, NULL, 'w'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0}};
     int c;
     char *end;
-    while (!a->help && (c = getopt_long(argc, argv, "d:n:s:e:r:h", opts, NULL)) != -1) {
+    while (!a->help && (c = getopt_long(argc, argv, "d:n:s:e:r:w:h", opts, NULL)) != -1) {
         switch (c) {
         case 'd':
             a->dir = optarg;
@@ -192,6 +223,10 @@ static int parse(int argc, char **argv, struct args *a)
             break;
         case 'r':
             if (!cu_cli_add_role(optarg, a->roles, sizeof(a->roles)))
+                return CU_EXIT_USAGE;
+            break;
+        case 'w':
+            if (!add_network(optarg, a))
                 return CU_EXIT_USAGE;
             break;
         case 'e':
@@ -239,7 +274,7 @@ int cu_cli_apikey(int argc, char **argv)
     if (code != CU_EXIT_OK)
         return code;
     if (strcmp(verb, "create") == 0)
-        code = create(&ctx, a.name, a.scopes, a.roles, a.days);
+        code = create(&ctx, a.name, a.scopes, a.roles, a.networks, a.days);
     else if (strcmp(verb, "list") == 0)
         code = list(&ctx);
     else

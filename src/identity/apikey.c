@@ -137,9 +137,11 @@ static void info_from_row(struct cu_stmt *st, struct cu_apikey_info *info)
     cu_text_copy(info->roles, sizeof(info->roles), s, len);
     s = cu_stmt_text(st, 7, &len);
     cu_text_copy(info->owner, sizeof(info->owner), s, len);
+    s = cu_stmt_text(st, 8, &len);
+    cu_text_copy(info->networks, sizeof(info->networks), s, len);
 }
 
-#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at, roles, owner"
+#define INFO_COLUMNS "id, name, scopes, created_at, expires_at, revoked_at, roles, owner, networks"
 
 enum cu_err cu_apikey_set_owner(struct cu_db *db, const char *id, const char *owner)
 {
@@ -149,6 +151,20 @@ enum cu_err cu_apikey_set_owner(struct cu_db *db, const char *id, const char *ow
     enum cu_err rc;
 
     if (!staff && strcmp(owner, CU_APIKEY_INSTALLATION) != 0)
+        return CU_E_INVALID;
+    rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    if (rc == CU_OK && cu_db_changes(db) != 1)
+        rc = CU_E_NOT_FOUND;
+    return rc;
+}
+
+enum cu_err cu_apikey_set_networks(struct cu_db *db, const char *id, const char *networks)
+{
+    static const char sql[] = "UPDATE api_keys SET networks = $2 WHERE id = $1";
+    const struct cu_val p[] = {CU_VT(id), CU_VT(networks)};
+    enum cu_err rc;
+
+    if (strlen(networks) >= CU_APIKEY_NETWORKS_BYTES)
         return CU_E_INVALID;
     rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     if (rc == CU_OK && cu_db_changes(db) != 1)
@@ -256,7 +272,7 @@ enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct cu_db *
         goto out;
     }
     size_t hlen = 0;
-    const void *stored = cu_stmt_blob(st, 8, &hlen);
+    const void *stored = cu_stmt_blob(st, 9, &hlen);
     if (hlen != sizeof(hash) || !cu_crypto_memeq(stored, hash, sizeof(hash))) {
         rc = CU_E_UNAUTHENTICATED;
         goto out;

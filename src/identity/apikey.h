@@ -65,12 +65,17 @@ CU_WUR enum cu_err cu_apikey_scopes_format(uint64_t scopes, char *out, size_t ou
 #define CU_APIKEY_INSTALLATION "installation"
 #define CU_APIKEY_OWNER_BYTES 32
 
+/* A key's IP allow-list: at most this many CIDR blocks, kept as text with one space between. */
+#define CU_APIKEY_NETWORKS_MAX 16
+#define CU_APIKEY_NETWORKS_BYTES ((size_t)CU_APIKEY_NETWORKS_MAX * 50)
+
 struct cu_apikey_info {
     char id[CU_APIKEY_ID_BYTES];
     char name[CU_APIKEY_NAME_MAX + 1];
     uint64_t scopes;
-    char roles[CU_APIKEY_ROLES_BYTES]; /* for the access policy; "" when none */
-    char owner[CU_APIKEY_OWNER_BYTES]; /* a staff member's id, or CU_APIKEY_INSTALLATION */
+    char roles[CU_APIKEY_ROLES_BYTES];       /* for the access policy; "" when none */
+    char owner[CU_APIKEY_OWNER_BYTES];       /* a staff member's id, or CU_APIKEY_INSTALLATION */
+    char networks[CU_APIKEY_NETWORKS_BYTES]; /* CIDR blocks it may be used from; "": anywhere */
     int64_t created_at;
     int64_t expires_at;
     int64_t revoked_at;
@@ -110,6 +115,10 @@ CU_WUR enum cu_err cu_apikey_authenticate(struct cu_apikey_service *svc, struct 
  * CU_APIKEY_INSTALLATION). CU_E_NOT_FOUND for an unknown id, CU_E_INVALID for an owner that
  * is neither. */
 CU_WUR enum cu_err cu_apikey_set_owner(struct cu_db *db, const char *id, const char *owner);
+
+/* cu_apikey_set_networks(db, id, networks): stores the key's IP allow-list (CIDR blocks checked
+ * by the caller, one space between; "" for none). CU_E_NOT_FOUND for an unknown id. */
+CU_WUR enum cu_err cu_apikey_set_networks(struct cu_db *db, const char *id, const char *networks);
 
 /* cu_apikey_set_roles(db, id, roles): stores the roles of a key (checked by the caller, as
  * cu_identity_roles_check does). CU_E_NOT_FOUND for an unknown id. */

@@ -22,13 +22,6 @@ req GET "/v1/customers/$ID" -H "$AUTH"
 check_eq "and reads it" 200 "$STATUS"
 check_eq "unmasked (the key holds customers.unmask)" "ada@example.com" "$(json "j['email']")"
 
-# wait_for TEXT: until the server's log has TEXT (the policy is checked once a second).
-wait_for() {
-    i=0
-    while ! grep -q "$1" "$LOG" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-    grep -q "$1" "$LOG"
-}
-
 cat >"$D/access.policy.new" <<'POLICY'
 version 1
 network office 10.0.0.0/8

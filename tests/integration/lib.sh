@@ -198,6 +198,20 @@ staff_signin() {
     STOK="Authorization: Bearer $(json "j['token']")"
 }
 
+# wait_for TEXT: until the server's log has TEXT (a grep pattern), at most 5 s (the access
+# policy file is checked once a second).
+wait_for() {
+    i=0
+    while ! grep -q "$1" "$LOG" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    grep -q "$1" "$LOG"
+}
+
+# policy_now DIR: puts DIR/access.policy.new in place and waits until the server runs it.
+policy_now() {
+    mv "$1/access.policy.new" "$1/access.policy"
+    wait_for '"access.policy_loaded".*"sha256":"'"$(sha256sum "$1/access.policy" | cut -d' ' -f1)"
+}
+
 finish() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]

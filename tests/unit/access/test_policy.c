@@ -536,12 +536,75 @@ static void test_limits(void **state)
     assert_null(p);
 }
 
+/* Allow-list blocks (API keys' networks): parsed alike for v4 and v6, first and last address
+ * in, the ones either side out, and a narrower block within a wider one only. */
+static void test_cidr(void **state)
+{
+    struct cu_cidr c, d, list[4];
+    struct cu_ip ip;
+    const char *why = NULL;
+    size_t n = 0;
+    (void)state;
+
+    assert_int_equal(cu_cidr_parse("10.1.0.0/16", 11, &c, &why), CU_OK);
+    assert_int_equal(cu_ip_parse("10.1.0.0", &ip), CU_OK);
+    assert_true(cu_cidr_has(&c, &ip));
+    assert_int_equal(cu_ip_parse("10.1.255.255", &ip), CU_OK);
+    assert_true(cu_cidr_has(&c, &ip));
+    assert_int_equal(cu_ip_parse("10.0.255.255", &ip), CU_OK);
+    assert_false(cu_cidr_has(&c, &ip));
+    assert_int_equal(cu_ip_parse("10.2.0.0", &ip), CU_OK);
+    assert_false(cu_cidr_has(&c, &ip));
+    assert_int_equal(cu_ip_parse("::ffff:10.1.2.3", &ip), CU_OK);
+    assert_true(cu_cidr_has(&c, &ip)); /* the v4-mapped form is the same address */
+    assert_int_equal(cu_cidr_parse("2001:db8::/127", 14, &d, &why), CU_OK);
+    assert_int_equal(cu_ip_parse("2001:db8::1", &ip), CU_OK);
+    assert_true(cu_cidr_has(&d, &ip));
+    assert_int_equal(cu_ip_parse("2001:db8::2", &ip), CU_OK);
+    assert_false(cu_cidr_has(&d, &ip));
+
+    assert_int_equal(cu_cidr_parse("10.1.2.0/24", 11, &d, &why), CU_OK);
+    assert_true(cu_cidr_within(&d, &c));
+    assert_false(cu_cidr_within(&c, &d));
+    assert_true(cu_cidr_within(&c, &c));
+    assert_int_equal(cu_cidr_parse("0.0.0.0/0", 9, &d, &why), CU_OK);
+    assert_false(cu_cidr_within(&d, &c));
+
+    /* the length bounds the text: "10.1.0.0/16" cut to "10.1.0.0/1" has bits past /1 */
+    assert_int_equal(cu_cidr_parse("10.1.0.0/16", 10, &c, &why), CU_E_INVALID);
+    assert_non_null(strstr(why, "bits set past its prefix"));
+    const char *const bad[] = {"",
+                               "/8",
+                               "10.0.0.0/",
+                               "10.0.0.0/33",
+                               "10.0.0.0/-1",
+                               "10.0.0.0/8x",
+                               "::/129",
+                               "10.0.0.0/1000",
+                               "10.0.0",
+                               "example.com"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(cu_cidr_parse(bad[i], strlen(bad[i]), &c, &why), CU_E_INVALID);
+
+    assert_int_equal(cu_cidr_list_parse("10.0.0.0/8 ::1", list, 4, &n), CU_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(cu_cidr_list_parse("", list, 4, &n), CU_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(cu_cidr_list_parse("10.0.0.0/8  ::1", list, 4, &n), CU_E_INVALID);
+    assert_int_equal(cu_cidr_list_parse("10.0.0.0/8 ", list, 4, &n), CU_E_INVALID);
+    assert_int_equal(cu_cidr_list_parse("1.1.1.1 2.2.2.2 3.3.3.3", list, 2, &n), CU_E_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_decisions),       cmocka_unit_test(test_could),
-        cmocka_unit_test(test_customer_grants), cmocka_unit_test(test_default_policy),
-        cmocka_unit_test(test_refused),         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_decisions),
+        cmocka_unit_test(test_could),
+        cmocka_unit_test(test_customer_grants),
+        cmocka_unit_test(test_default_policy),
+        cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_cidr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -361,7 +361,7 @@ static const char v4_schema[] =
     /* and what 0007 added */
     "DROP TABLE unmask_usage;"
     /* and what 0008 added */
-    "ALTER TABLE api_keys DROP COLUMN owner;"
+    "ALTER TABLE api_keys DROP COLUMN owner; ALTER TABLE api_keys DROP COLUMN networks;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
