@@ -56,6 +56,10 @@ EXTRA = {
     "staff-password": "PUT /v1/staff/{{STAFF}}/password\nAuthorization: Bearer {{KEY}}\n"
     'Content-Type: application/json\n\n{"password": "orchard violet tremble 93"}',
     "staff-lockout": "DELETE /v1/staff/{{STAFF}}/lockout\nAuthorization: Bearer {{KEY}}\n\n",
+    "approval-reject": "POST /v1/approvals/apr_0000000000000000/reject\n"
+    "Authorization: Bearer {{SESSION}}\n\n",
+    "approval-approve-session": "POST /v1/approvals/apr_0000000000000000/approve\n"
+    "Authorization: Bearer {{SESSION}}\n\n",
 }
 
 

@@ -50,8 +50,11 @@ enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, 
     bool session = p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_CUSTOMER;
 
     memset(out, 0, sizeof(*out));
-    if (p->kind == CU_PRINCIPAL_NONE && (permission != 0 || (flags & CU_ACCESS_SESSION)))
+    if (p->kind == CU_PRINCIPAL_NONE &&
+        (permission != 0 || (flags & (CU_ACCESS_SESSION | CU_ACCESS_SIGNED))))
         return decide(out, CU_E_UNAUTHENTICATED, false, NULL, "this route needs a credential");
+    if ((flags & CU_ACCESS_SIGNED) && p->kind == CU_PRINCIPAL_CUSTOMER)
+        return decide(out, CU_E_FORBIDDEN, true, NULL, "this route is not open to customers");
     if ((flags & CU_ACCESS_SESSION) && !session)
         return decide(out, CU_E_FORBIDDEN, true, NULL,
                       "this route is for a signed-in customer or staff member");
@@ -98,6 +101,7 @@ bool cu_access_subject_of(const struct cu_principal *p, struct cu_access_subject
     out->roles = p->access.roles[0] ? p->access.roles : NULL;
     out->capped = p->capped;
     out->cap = p->cap;
+    out->approved = p->approved;
     if (p->kind == CU_PRINCIPAL_STAFF) {
         out->roles = p->access.roles;
         out->department = p->access.department[0] ? p->access.department : NULL;
@@ -200,7 +204,10 @@ enum cu_err cu_access_may_grant_by(const struct cu_principal *p, const struct cu
             if (!(scopes & b))
                 continue;
             eff = cu_policy_may_give(ctx->policy, &s, b, &e);
-            if (eff != CU_ACCESS_ALLOW && eff != CU_ACCESS_ALLOW_MASKED)
+            /* a permission held subject to approval counts as held: whoever gets it uses it
+             * subject to approval too */
+            if (eff != CU_ACCESS_ALLOW && eff != CU_ACCESS_ALLOW_MASKED &&
+                eff != CU_ACCESS_NEEDS_APPROVAL)
                 lacked |= b;
         }
     }

@@ -41,6 +41,7 @@ struct cu_principal {
     struct cu_staff_access access;  /* staff: roles and attributes for the access policy */
     bool capped;                    /* a key owned by a staff member: at most cap */
     uint64_t cap;                   /* the owner's scopes and what their roles can give */
+    uint64_t approved;              /* an approved action's permission, as it is run */
 };
 
 /* What a route demands beyond its permission (struct cu_route flags). */
@@ -52,6 +53,9 @@ enum cu_access_flags {
      * in when the permission could hold for some customer, and the handler decides again on
      * the customer (cu_access_decide_on) before it reads or changes anything of one */
     CU_ACCESS_CUSTOMER = 1 << 3,
+    /* any signed-in staff member or API key, without a permission: the handler decides what
+     * the principal may see or do (the approval routes) */
+    CU_ACCESS_SIGNED = 1 << 4,
 };
 
 /* What a decision weighs besides the principal. */

@@ -523,7 +523,7 @@ static enum cu_access_effect decide(const struct cu_policy *p, const struct cu_a
             name);
     }
 approval:
-    if (eff != CU_ACCESS_DENY && p->approvals[bit].n > 0) {
+    if (eff != CU_ACCESS_DENY && p->approvals[bit].n > 0 && !(s->approved & permission)) {
         if (why) {
             why->approvals = p->approvals[bit].n;
             why->approval_ms = p->approvals[bit].within_ms;
@@ -533,6 +533,18 @@ approval:
     if (why)
         why->effect = eff;
     return eff;
+}
+
+bool cu_policy_approval(const struct cu_policy *p, uint64_t permission, unsigned *n,
+                        int64_t *within_ms)
+{
+    int bit = perm_bit(permission);
+
+    if (p == NULL || bit < 0 || p->approvals[bit].n == 0)
+        return false;
+    *n = p->approvals[bit].n;
+    *within_ms = p->approvals[bit].within_ms;
+    return true;
 }
 
 enum cu_access_effect cu_policy_decide(const struct cu_policy *p, const struct cu_access_subject *s,

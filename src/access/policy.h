@@ -145,6 +145,8 @@ struct cu_access_subject {
     int64_t session_started_at;   /* Unix ms; 0 for an API key */
     bool capped;                  /* an API key with an owner: at most cap */
     uint64_t cap;                 /* what the owner may hold (their scopes and roles') */
+    uint64_t approved;            /* permissions approved for this action (four-eyes): an
+                                     'approve' statement on them is met */
 };
 
 /* The customer a request touches, when it touches one. */
@@ -204,6 +206,11 @@ bool cu_policy_could(const struct cu_policy *p, const struct cu_access_subject *
 enum cu_access_effect cu_policy_may_give(const struct cu_policy *p,
                                          const struct cu_access_subject *s, uint64_t permission,
                                          const struct cu_access_env *e);
+
+/* cu_policy_approval(p, permission, n, within_ms): whether an action under permission (one bit)
+ * needs approval ('approve … by N within D'), and then by how many and within how long. */
+bool cu_policy_approval(const struct cu_policy *p, uint64_t permission, unsigned *n,
+                        int64_t *within_ms);
 
 /* cu_access_effect_name(e): "deny", "allow", "allow_masked", "needs_approval". */
 const char *cu_access_effect_name(enum cu_access_effect e);

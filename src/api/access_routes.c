@@ -74,6 +74,18 @@ static enum cu_err load_principal(struct cu_app *app, struct cu_db *db,
     return rc;
 }
 
+enum cu_err cu_principal_load(struct cu_app *app, struct cu_db *db, const struct cu_policy *policy,
+                              const char *id, int64_t at, struct cu_principal *p,
+                              const char **unusable, const char **why)
+{
+    struct explained x;
+    enum cu_err rc = load_principal(app, db, policy, id, at, &x, why);
+
+    *p = x.p;
+    *unusable = rc == CU_OK && !x.usable ? x.reason : NULL;
+    return rc;
+}
+
 /* The customer's attributes the policy reads: status, country, tags; no personal field. */
 struct explained_customer {
     struct cu_customer c;

@@ -57,6 +57,10 @@ static enum cu_err services_new(struct cu_app *app, const struct cu_app_parts *p
                  cfg->keys.algorithm);
         return CU_E_UNAVAILABLE;
     }
+    if (cu_approvals_new(app->kek, alg, &app->approvals) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "the approval service could not start");
+        return CU_E_NOMEM;
+    }
     io.audit = parts->audit; /* keyed hashes of logins in its records */
     rc = cu_identity_new(parts->keyring, app->kek, alg, app->vault, &io, &app->identity);
     if (rc != CU_OK)
@@ -154,6 +158,7 @@ void cu_app_free(struct cu_app *app)
     cu_buckets_free(app->rate_signin);
     cu_identity_free(app->identity);
     cu_vault_free(app->vault);
+    cu_approvals_free(app->approvals);
     cu_kek_source_free(app->kek);
     cu_access_policies_free(app->policies);
     cu_free(app);

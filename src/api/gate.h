@@ -99,6 +99,14 @@ struct cu_app;
 enum cu_err cu_explain(struct cu_app *app, struct cu_db *db, const struct cu_policy *policy,
                        const struct cu_explain_in *in, struct cu_access_why *why, const char **err);
 
+/* cu_principal_load(app, db, policy, id, at, p, unusable, why): staff member or API key id as
+ * stored now (scopes, roles, attributes; a key's owner's cap), into p; *unusable is NULL, or
+ * why it could not act now (disabled, revoked, expired, its owner gone). On error *why says
+ * what went wrong (CU_E_INVALID: not an id, CU_E_NOT_FOUND: no such principal). */
+enum cu_err cu_principal_load(struct cu_app *app, struct cu_db *db, const struct cu_policy *policy,
+                              const char *id, int64_t at, struct cu_principal *p,
+                              const char **unusable, const char **why);
+
 /* cu_explain_json(principal, permission, why, policy): the explanation as the API answers it. */
 json_t *cu_explain_json(const char *principal, const char *permission,
                         const struct cu_access_why *why, const struct cu_policy *policy);

@@ -15,6 +15,20 @@ enum cu_err cu_handle_metrics(struct cu_req *req, struct cu_resp *resp);
 /* apikeys_routes.c */
 enum cu_err cu_handle_apikeys_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp);
+
+/* approvals_routes.c: four-eyes approval (docs/api.md, "Approvals"). cu_approval_request
+ * makes the pending request of an action the policy holds for approval, in place of its
+ * handler. */
+enum cu_err cu_approval_request(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approvals_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approval_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approval_approve(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approval_reject(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approval_cancel(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_approval_result(struct cu_req *req, struct cu_resp *resp);
+/* cu_approvals_housekeep(app, now): expires pending requests past their time and runs the
+ * approved ones a stopped run left (the background thread, every few seconds). */
+void cu_approvals_housekeep(struct cu_app *app, int64_t now);
 enum cu_err cu_handle_apikey_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_apikey_revoke(struct cu_req *req, struct cu_resp *resp);
 

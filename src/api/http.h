@@ -78,6 +78,8 @@ struct cu_req {
     const struct cu_policy *policy;     /* the access policy it is decided by (referenced) */
     enum cu_access_effect access;       /* the route's decision: allow, or allow masked */
     uint64_t route_permission;          /* the permission it was decided for (0: none) */
+    unsigned approvals_needed;          /* >0: the action waits for approval (four-eyes) */
+    int64_t approval_ms;                /* within how long */
     char remote_ip[64];                 /* the client's address, for limits held in memory only */
     char kept_ip[64];                   /* the address as custodia keeps it (cu_app_kept_ip) */
     char kept_reported[64];             /* a reported end user's address, kept the same way */
@@ -119,6 +121,7 @@ enum cu_route_flags {
     CU_ROUTE_FRESH = CU_ACCESS_FRESH,       /* a recent sign-in or step-up */
     CU_ROUTE_ENROL = CU_ACCESS_ENROL,       /* open to sessions that must still enrol a factor */
     CU_ROUTE_CUSTOMER = CU_ACCESS_CUSTOMER, /* decided again on the customer (api/gate.h) */
+    CU_ROUTE_SIGNED = CU_ACCESS_SIGNED,     /* any staff member or key; the handler decides */
     CU_ROUTE_HASH = 1 << 8, /* the handler hashes a password: it runs on the lane (base/lane.h) */
 };
 

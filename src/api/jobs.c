@@ -1,6 +1,8 @@
 /*
  * jobs.c - the server's background work, on one thread: an audit checkpoint when one is due,
- * the purge an erasure could not finish, and the identity service's housekeeping.
+ * the purge an erasure could not finish, the access policy's reloads, the expiry of approval
+ * requests (and the run of approved ones a stop interrupted), and the identity service's
+ * housekeeping.
  */
 #include "api/server_int.h"
 
@@ -9,7 +11,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "api/handlers.h"
 #include "audit/checkpoint.h"
+#include "base/clock.h"
 #include "base/log.h"
 
 static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -157,6 +161,8 @@ static void *checkpointer_main(void *arg)
         }
         if (c->app->policies != NULL)
             reload_policy(c->app);
+        if (c->app->approvals != NULL && ticks % 5 == 0)
+            cu_approvals_housekeep(c->app, cu_clock_now_ms());
         if (++ticks % 60 == 0)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

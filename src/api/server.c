@@ -20,6 +20,7 @@
  * too large is refused at once, which also closes the connection (the body is never read).
  */
 #include "api/server_int.h"
+#include "api/handlers.h"
 
 #include "api/head.h"
 
@@ -71,6 +72,7 @@ struct request {
     atomic_bool hashed;           /* the lane ran the handler; the response waits to be queued */
     struct cu_lane_job job;       /* its place on the lane, while there */
     atomic_int unit_rc;           /* the unit's outcome, set before the connection is resumed */
+    const struct cu_principal *preset; /* an approved action's requester (cu_server_execute) */
 };
 
 static const struct cu_route *routes;
@@ -289,7 +291,8 @@ static enum cu_err admit(struct request *r)
     int64_t retry = 0;
     enum cu_method m = r->req.method == CU_HEAD ? CU_GET : r->req.method;
 
-    if (!cu_buckets_take(r->req.app->rate_ip, r->req.remote_ip, cu_clock_now_ms(), &retry))
+    if (r->preset == NULL &&
+        !cu_buckets_take(r->req.app->rate_ip, r->req.remote_ip, cu_clock_now_ms(), &retry))
         return rate_limited(r, CU_GUARD_RATE_IP, retry, "from this address");
     const struct cu_route *route =
         cu_route_match(routes, nroutes, m, r->req.path, &r->req, &allowed);
@@ -304,10 +307,11 @@ static enum cu_err admit(struct request *r)
     }
     r->route = route;
     r->route_idx = (size_t)(route - routes);
-    if (route->permission == 0 && !(route->flags & CU_ROUTE_SESSION))
+    if (route->permission == 0 && !(route->flags & (CU_ROUTE_SESSION | CU_ROUTE_SIGNED)))
         return CU_OK;
-    enum cu_err rc = cu_authn_request(&r->req, &r->resp, route);
-    if (rc == CU_OK)
+    enum cu_err rc = r->preset != NULL ? cu_authn_preset(&r->req, &r->resp, route, r->preset)
+                                       : cu_authn_request(&r->req, &r->resp, route);
+    if (rc == CU_OK && r->preset == NULL)
         rc = principal_limits(r);
     /* The body may take long to come (up to body_timeout): the read connection authentication
      * took goes back to the pool meanwhile; the handler takes one again if it reads. */
@@ -379,7 +383,8 @@ static void dispatch(struct request *r)
 {
     enum cu_err rc = r->refused;
     if (rc == CU_OK)
-        rc = r->route->handler(&r->req, &r->resp);
+        rc = r->req.approvals_needed > 0 ? cu_approval_request(&r->req, &r->resp)
+                                         : r->route->handler(&r->req, &r->resp);
     if (rc != CU_OK)
         fail(r, rc);
 }
@@ -613,6 +618,20 @@ static void serve_admitted(struct request *r, const struct cu_server_input *in)
         commit_here(r);
 }
 
+/* The status and body the client of r would get, for the paths without a client; frees r. */
+static enum cu_err answer_out(struct request *r, int *status, struct cu_buf *out)
+{
+    enum cu_err rc = CU_OK;
+
+    *status = r->resp.status;
+    if (r->resp.fallback != NULL)
+        rc = cu_buf_append_str(out, r->resp.fallback);
+    else if (r->resp.body.len > 0)
+        rc = cu_buf_append(out, r->resp.body.data, r->resp.body.len);
+    request_free(r);
+    return rc;
+}
+
 enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in, int *status,
                             struct cu_buf *out)
 {
@@ -635,14 +654,39 @@ enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in
         else
             serve_admitted(r, in);
     }
-    *status = r->resp.status;
-    rc = CU_OK;
-    if (r->resp.fallback != NULL)
-        rc = cu_buf_append_str(out, r->resp.fallback);
-    else if (r->resp.body.len > 0)
-        rc = cu_buf_append(out, r->resp.body.data, r->resp.body.len);
-    request_free(r);
-    return rc;
+    return answer_out(r, status, out);
+}
+
+enum cu_err cu_server_execute(struct cu_app *app, const struct cu_server_input *in,
+                              const struct cu_server_exec *x, int *status, struct cu_buf *out,
+                              char *detail, size_t cap)
+{
+    struct request *r;
+    enum cu_err rc;
+
+    if (routes == NULL)
+        routes = cu_routes(&nroutes);
+    r = request_new(app, in->source, in->source_arg, in->path, in->method,
+                    in->remote_ip != NULL ? in->remote_ip : "127.0.0.1");
+    if (r == NULL)
+        return CU_E_NOMEM;
+    r->preset = x->principal;
+    r->refused = admit(r);
+    if (r->refused == CU_OK && r->req.approvals_needed > 0)
+        /* approved for another permission than the one the route needs now */
+        r->refused =
+            cu_resp_fail(&r->resp, CU_E_FORBIDDEN, "the action needs an approval it does not have");
+    if (r->refused == CU_OK && (rc = cu_work_add_first(r->req.work, x->mark, x->mark_arg)) != CU_OK)
+        r->refused = cu_resp_fail(&r->resp, rc, "the approved action could not be run");
+    if (r->refused == CU_OK && in->body_len > 0 &&
+        cu_buf_append(&r->req.body, in->body, in->body_len) != CU_OK)
+        r->refused = cu_resp_fail(&r->resp, CU_E_TOO_LARGE, "the approved body is too large");
+    dispatch(r);
+    *x->ran = r->refused == CU_OK && r->resp.err == CU_OK && !r->req.refusal;
+    if (wants_commit(r))
+        commit_here(r);
+    snprintf(detail, cap, "%s", r->resp.err != CU_OK ? r->resp.detail : "");
+    return answer_out(r, status, out);
 }
 
 void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,

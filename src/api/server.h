@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "api/limit.h"
+#include "access/approval.h"
 #include "api/metrics.h"
 #include "audit/audit.h"
 #include "vault/vault.h"
@@ -32,6 +33,7 @@ struct cu_app {
     struct cu_kek_source *kek;
     struct cu_vault *vault;
     struct cu_identity *identity;
+    struct cu_approvals *approvals; /* four-eyes requests (access/approval.h) */
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter;     /* failed authentications per client */
     struct cu_buckets *rate_ip;          /* [limits]: requests per client address */
@@ -120,5 +122,24 @@ struct cu_server_input {
  * be running. Not safe to call while cu_server_run serves. */
 CU_WUR enum cu_err cu_server_serve(struct cu_app *app, const struct cu_server_input *in,
                                    int *status, struct cu_buf *out);
+
+/* An approved action as custodia runs it (cu_server_execute). */
+struct cu_server_exec {
+    const struct cu_principal *principal; /* the requester as stored now, with approved bits */
+    /* the change that marks the request executed, run first in the action's unit of work; it
+     * must do nothing unless *ran is true when it runs */
+    enum cu_err (*mark)(struct cu_work *w, struct cu_db *db, void *arg);
+    void *mark_arg;
+    bool *ran; /* set before the unit commits: the action succeeded and will commit */
+};
+
+/* cu_server_execute(app, in, x, status, out, detail, cap): runs in as x->principal through the
+ * request path (no rate limit, no credential: the principal is given), on this thread, its
+ * unit of work holding x->mark first. *status, the body (appended to out) and the problem's
+ * detail ("" on success) are what the requester would have been answered. Safe to call while
+ * the server serves (from a request's answer or the background thread). */
+CU_WUR enum cu_err cu_server_execute(struct cu_app *app, const struct cu_server_input *in,
+                                     const struct cu_server_exec *x, int *status,
+                                     struct cu_buf *out, char *detail, size_t cap);
 
 #endif

@@ -83,6 +83,12 @@ void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 CU_WUR enum cu_err cu_authn_request(struct cu_req *req, struct cu_resp *resp,
                                     const struct cu_route *route);
 
+/* cu_authn_preset(req, resp, route, p): the principal of an approved action run by custodia
+ * (p, loaded as stored now, with the approved permission), put in the unit and checked
+ * against the route as cu_authn_request checks a credential's. */
+CU_WUR enum cu_err cu_authn_preset(struct cu_req *req, struct cu_resp *resp,
+                                   const struct cu_route *route, const struct cu_principal *p);
+
 /* cu_authn_hold_session(req): for a request made with a session, adds to its unit of work the
  * check that the session is still live when the unit commits (once; the touch authentication
  * added checks it too). CU_OK for other principals. */

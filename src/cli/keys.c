@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "base/clock.h"
+#include "access/approval.h"
 #include "cli/cli.h"
 #include "identity/identity.h"
 #include "crypto/kek.h"
@@ -62,14 +63,16 @@ static void close_vault(struct keys_ctx *k)
     k->kek = NULL;
 }
 
-/* DEKs a KEK version wraps: customers' and staff members'. */
+/* DEKs a KEK version wraps: customers', staff members' and approval requests'. */
 static enum cu_err kek_usage(struct cu_db *db, uint32_t version, int64_t *count)
 {
-    int64_t staff = 0;
+    int64_t staff = 0, approvals = 0;
     enum cu_err rc = cu_vault_kek_usage(db, version, count);
     if (rc == CU_OK)
         rc = cu_identity_staff_kek_usage(db, version, &staff);
-    *count += staff;
+    if (rc == CU_OK)
+        rc = cu_approval_kek_usage(db, version, &approvals);
+    *count += staff + approvals;
     return rc;
 }
 
@@ -144,7 +147,8 @@ static enum cu_err audit_keys(struct keys_ctx *k, struct cu_db *db, const char *
     return rc;
 }
 
-/* One batch of a rotation: customers' DEKs, then staff members', in one unit of work. */
+/* One batch of a rotation: customers' DEKs, then staff members', then approval requests', in
+ * one unit of work. */
 struct rewrap_batch {
     struct keys_ctx *k;
     size_t batch;
@@ -157,9 +161,12 @@ static enum cu_err rewrap_apply(struct cu_work *w, struct cu_db *db, void *arg)
     size_t staff = 0;
     enum cu_err rc = cu_vault_rewrap(b->k->vault, db, b->batch, &b->done);
     (void)w;
+    size_t approvals = 0;
     if (rc == CU_OK && b->done < b->batch)
         rc = cu_identity_staff_rewrap(b->k->kek, db, b->batch - b->done, &staff);
-    b->done = rc == CU_OK ? b->done + staff : 0;
+    if (rc == CU_OK && b->done + staff < b->batch)
+        rc = cu_approval_rewrap(b->k->kek, db, b->batch - b->done - staff, &approvals);
+    b->done = rc == CU_OK ? b->done + staff + approvals : 0;
     return rc;
 }
 

@@ -322,8 +322,9 @@ static void test_scopes_json(void **state)
 
 /* Every route declares what it needs: a permission (one known permission, one bit), or a
  * session of its own caller (the /v1/me and /v1/auth routes a signed-in subject uses on
- * itself); only the routes listed here are open to anyone. Every route on a customer is
- * decided again on the customer (CU_ROUTE_CUSTOMER), and only those are. */
+ * itself), or, for the approval routes alone, any signed-in staff member or key (the handler
+ * decides on the request); only the routes listed here are open to anyone. Every route on a
+ * customer is decided again on the customer (CU_ROUTE_CUSTOMER), and only those are. */
 static void test_every_route_declares_a_permission(void **state)
 {
     static const char *const open_routes[] = {"/v1/health", "/v1/auth/login", "/v1/auth/mfa"};
@@ -342,7 +343,11 @@ static void test_every_route_declares_a_permission(void **state)
                 fail_msg("%s names an unknown permission", r[i].pattern);
             if (r[i].flags & CU_ROUTE_SESSION)
                 fail_msg("%s: a permission route is for keys and staff alike", r[i].pattern);
-        } else if (!(r[i].flags & CU_ROUTE_SESSION) && !open) {
+        } else if ((r[i].flags & CU_ROUTE_SIGNED) &&
+                   strncmp(r[i].pattern, "/v1/approvals", 13) != 0) {
+            fail_msg("%s: only the approval routes decide who may use them in the handler",
+                     r[i].pattern);
+        } else if (!(r[i].flags & (CU_ROUTE_SESSION | CU_ROUTE_SIGNED)) && !open) {
             char m[64];
             cu_methods_format(r[i].method, m, sizeof(m));
             fail_msg("%s %s declares no permission and is not a session route", m, r[i].pattern);

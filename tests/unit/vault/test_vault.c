@@ -362,6 +362,8 @@ static const char v4_schema[] =
     "DROP TABLE unmask_usage;"
     /* and what 0008 added */
     "ALTER TABLE api_keys DROP COLUMN owner; ALTER TABLE api_keys DROP COLUMN networks;"
+    /* and what 0009 added */
+    "DROP TABLE approval_secrets; DROP TABLE approval_votes; DROP TABLE approvals;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */

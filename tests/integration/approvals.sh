@@ -1,0 +1,178 @@
+#!/bin/sh
+# Four-eyes approval: an action the policy marks 'approve' is held as a pending request bound
+# to the exact action; other staff members holding the permission, signed in with a second
+# factor, approve it (the requester never), and custodia runs it itself, once, as the
+# requester, keeping its answer for the requester; a rejection or a cancellation ends it; a
+# request for another body is another request; two approvals racing run it once.
+. "$(dirname "$0")/lib.sh"
+command -v oathtool >/dev/null || { not_ok "oathtool is installed (scripts/deps.sh)"; finish; exit 1; }
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+cat >"$D/access.policy" <<'POLICY'
+version 1
+approve apikeys.write by 1 within 10m
+approve customers.erase by 2 within 1h
+POLICY
+start_server "$D" || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+
+# staff: ann asks, bob, cat and dan approve (dan lacks customers.erase), eve holds neither
+mk() {
+    req POST /v1/staff -H "$AUTH" -H "$JSONH" --data \
+        "{\"email\": \"$1@example.com\", \"name\": \"$1\", \"scopes\": $2}"
+    ID=$(json "j['id']")
+    staff_signin "$ID" "$1@example.com" 'velvet tunnel harbor 64' || exit 1
+}
+mk ann '["apikeys.write", "apikeys.read", "metrics.read"]'; ANN="$STOK"
+mk bob '["apikeys.write", "customers.erase"]'; BOB="$STOK"; BOB_ID=$ID
+mk cat '["apikeys.write", "customers.erase"]'; CAT="$STOK"
+mk dan '["apikeys.write"]'; DAN="$STOK"
+mk eve '["customers.read"]'; EVE="$STOK"
+
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "billing", "scopes": ["metrics.read"]}'
+check_eq "an action that needs approval is not run: it waits" "202 pending" \
+    "$STATUS $(json "j['status']")"
+A1=$(json "j['id']")
+check "its answer says where it waits" sh -c "grep -qi '^location: /v1/approvals/$A1' '$TMP/headers'"
+check_eq "how many must approve, for which permission, and who asked" "1 apikeys.write apikey" \
+    "$(json "j['needed']") $(json "j['permission']") $(json "j['requester']['kind']")"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "nothing was made meanwhile" 1 "$(json "len(j['items'])")"
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "billing", "scopes": ["metrics.read"]}'
+check_eq "the same request again is refused while one is pending" 409 "$STATUS"
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "billing2", "scopes": ["metrics.read"]}'
+check_eq "another body is another request" 202 "$STATUS"
+A2=$(json "j['id']")
+
+req POST "/v1/approvals/$A1/approve" -H "$AUTH"
+check_eq "an API key cannot approve" 403 "$STATUS"
+req GET "/v1/approvals/$A1" -H "$EVE"
+check_eq "one who could not approve it does not see it" 404 "$STATUS"
+req POST "/v1/approvals/$A1/approve" -H "$EVE"
+check_eq "nor approve it" 404 "$STATUS"
+req GET "/v1/approvals/$A1" -H "$BOB"
+check_eq "an approver sees the exact action" "200 billing" "$STATUS $(json "j['action']['body']['name']")"
+req GET "/v1/approvals?status=pending" -H "$BOB"
+check_eq "and lists what waits" 2 "$(json "len(j['items'])")"
+
+req POST "/v1/approvals/$A1/approve" -H "$BOB"
+check_eq "one approval of the one needed runs it" "200 executed 201" \
+    "$STATUS $(json "j['status']") $(json "j['result']['status']")"
+req POST "/v1/approvals/$A1/approve" -H "$CAT"
+check_eq "a request that ran takes no more votes" 409 "$STATUS"
+check "saying so" contains "$TMP/body" "the request is executed"
+req GET "/v1/approvals/$A1/result" -H "$BOB"
+check_eq "the answer is the requester's alone" 403 "$STATUS"
+req GET "/v1/approvals/$A1/result" -H "$AUTH"
+check_eq "the requester gets the action's answer" "200 201 billing" \
+    "$STATUS $(json "j['status']") $(json "j['body']['name']")"
+NEWKEY=$(json "j['body']['key']")
+req GET /metrics -H "Authorization: Bearer $NEWKEY"
+check_eq "and the key it made works" 200 "$STATUS"
+req GET "/v1/approvals/$A1/result" -H "$AUTH"
+check_eq "the answer is given once" 404 "$STATUS"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "the action ran once" 1 "$(json "len([k for k in j['items'] if k['name'] == 'billing'])")"
+
+# the requester never approves their own; a cancelled request never runs
+req POST /v1/apikeys -H "$ANN" -H "$JSONH" --data '{"name": "anns", "scopes": ["metrics.read"]}'
+check_eq "a staff member's request waits too" 202 "$STATUS"
+A3=$(json "j['id']")
+req POST "/v1/approvals/$A3/approve" -H "$ANN"
+check_eq "the requester cannot approve it" 403 "$STATUS"
+req POST "/v1/approvals/$A3/cancel" -H "$BOB"
+check_eq "only the requester may cancel" 403 "$STATUS"
+req POST "/v1/approvals/$A3/cancel" -H "$ANN"
+check_eq "the requester cancels" "200 cancelled" "$STATUS $(json "j['status']")"
+req POST "/v1/approvals/$A3/approve" -H "$BOB"
+check_eq "a cancelled request takes no vote" 409 "$STATUS"
+
+# it runs as the requester stands when approved: one disabled meanwhile gets nothing done
+req POST /v1/apikeys -H "$ANN" -H "$JSONH" --data '{"name": "anns2", "scopes": ["metrics.read"]}'
+A7=$(json "j['id']")
+req GET /v1/staff -H "$AUTH"
+ANN_ID=$(json "[s['id'] for s in j['items'] if s['email'] == 'ann@example.com'][0]")
+req PATCH "/v1/staff/$ANN_ID" -H "$AUTH" -H "$JSONH" --data '{"status": "disabled"}'
+req POST "/v1/approvals/$A7/approve" -H "$BOB"
+check_eq "a request of one disabled since fails when approved" "200 failed 403" \
+    "$STATUS $(json "j['status']") $(json "j['result']['status']")"
+check "saying why" contains "$TMP/body" "the action was not run: the staff member is disabled"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "and nothing was made" 0 "$(json "len([k for k in j['items'] if k['name'] == 'anns2'])")"
+
+# a rejection ends it
+req POST "/v1/approvals/$A2/reject" -H "$DAN"
+check_eq "one rejection ends a request" "200 rejected" "$STATUS $(json "j['status']")"
+req POST "/v1/approvals/$A2/approve" -H "$BOB"
+check_eq "and it never runs" 409 "$STATUS"
+req GET "/v1/approvals/$A2" -H "$BOB"
+check_eq "nor is its action kept" "null" "$(json "json.dumps(j['action'])")"
+
+# two approvers, each counted once; the erasure runs when the second approves
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Ada"}'
+CID=$(json "j['id']")
+req DELETE "/v1/customers/$CID" -H "$AUTH"
+check_eq "an erasure waits for two approvals" "202 2" "$STATUS $(json "j['needed']")"
+A4=$(json "j['id']")
+req POST "/v1/approvals/$A4/approve" -H "$DAN"
+check_eq "one without the permission cannot approve it" 404 "$STATUS"
+req POST "/v1/approvals/$A4/approve" -H "$BOB"
+check_eq "the first approval is counted" "200 pending 1" \
+    "$STATUS $(json "j['status']") $(json "j['approvals']")"
+req POST "/v1/approvals/$A4/approve" -H "$BOB"
+check_eq "the same approver twice is refused" 409 "$STATUS"
+check "saying so" contains "$TMP/body" "voted on this request already"
+req GET "/v1/customers/$CID" -H "$AUTH"
+check_eq "the customer is still there" 200 "$STATUS"
+req POST "/v1/approvals/$A4/approve" -H "$CAT"
+check_eq "the second runs the erasure" "200 executed" "$STATUS $(json "j['status']")"
+check_eq "with both approvers recorded" "2 $BOB_ID" "$(json "j['approvals']") $(json "j['votes'][0]['staff_id']")"
+req GET "/v1/customers/$CID" -H "$AUTH"
+check_eq "and the customer is erased" "erased" "$(json "j.get('status', 'gone')")"
+
+# two approvals racing: the action runs once
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "raced", "scopes": ["metrics.read"]}'
+A5=$(json "j['id']")
+curl -s -o /dev/null -w '%{http_code}\n' --cacert "$CA" -X POST -H "$BOB" \
+    "$URL/v1/approvals/$A5/approve" >"$TMP/race1" &
+R1=$!
+curl -s -o /dev/null -w '%{http_code}\n' --cacert "$CA" -X POST -H "$CAT" \
+    "$URL/v1/approvals/$A5/approve" >"$TMP/race2" &
+R2=$!
+wait $R1 $R2
+check_eq "of two racing approvals one runs it and one is refused" "200 409" \
+    "$(sort "$TMP/race1" "$TMP/race2" | tr '\n' ' ' | sed 's/ $//')"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "and the key is made once" 1 "$(json "len([k for k in j['items'] if k['name'] == 'raced'])")"
+
+# a request not approved in time never runs: its time is moved into the past by hand (the
+# shortest a policy allows is a minute)
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "late", "scopes": ["metrics.read"]}'
+A6=$(json "j['id']")
+sqlite3 -cmd ".timeout 10000" "$D/custodia.db" \
+    "UPDATE approvals SET expires_at = expires_at - 600000 WHERE id = '$A6'"
+req POST "/v1/approvals/$A6/approve" -H "$BOB"
+check_eq "an approval after the request's time is refused" 409 "$STATUS"
+check "saying it expired" contains "$TMP/body" "the request has expired; it will never run"
+i=0
+while [ $i -lt 80 ]; do
+    req GET "/v1/approvals/$A6" -H "$BOB"
+    [ "$(json "j['status']")" = expired ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
+check_eq "the server marks it expired within seconds" "expired null" \
+    "$(json "j['status']") $(json "json.dumps(j['action'])")"
+req GET /v1/apikeys -H "$AUTH"
+check_eq "and it never ran" 0 "$(json "len([k for k in j['items'] if k['name'] == 'late'])")"
+
+# every step is in the audit log
+"$BIN" audit export --dir "$D" >"$TMP/audit.jsonl" 2>/dev/null
+for action in approval.request approval.approve approval.reject approval.cancel approval.executed \
+    approval.result approval.expired; do
+    check "the audit log has $action" contains "$TMP/audit.jsonl" "\"$action\""
+done
+stop_server
+finish
