@@ -20,7 +20,8 @@ static int usage(FILE *f)
           "  audit    verify, export, tail or checkpoint the audit log; hash a value\n"
           "  keys     key status, KEK rotation and retirement, one customer's DEK rotation\n"
           "  staff    add, list, disable or unlock staff accounts\n"
-          "  access   check an access policy file\n"
+          "  access   check an access policy file, explain a decision\n"
+          "  approvals list, show or reject four-eyes requests\n"
           "  version  print the version\n"
           "\n"
           "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help;\n"
@@ -35,9 +36,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*run)(int argc, char **argv);
     } commands[] = {
-        {"init", cu_cli_init},     {"serve", cu_cli_serve}, {"apikey", cu_cli_apikey},
-        {"audit", cu_cli_audit},   {"keys", cu_cli_keys},   {"staff", cu_cli_staff},
-        {"access", cu_cli_access},
+        {"init", cu_cli_init},     {"serve", cu_cli_serve},         {"apikey", cu_cli_apikey},
+        {"audit", cu_cli_audit},   {"keys", cu_cli_keys},           {"staff", cu_cli_staff},
+        {"access", cu_cli_access}, {"approvals", cu_cli_approvals},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */
     char help_flag[] = "--help";

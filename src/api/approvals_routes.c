@@ -62,8 +62,7 @@ static json_t *time_or_null(int64_t ms)
     return json_string(t);
 }
 
-/* The JSON form of a request; never its payload (see with_action). */
-static json_t *approval_json(const struct cu_approval *a)
+json_t *cu_approval_json(const struct cu_approval *a)
 {
     json_t *votes = json_array();
     size_t yes = 0;
@@ -225,7 +224,7 @@ static enum cu_err request_answer(struct cu_req *req, struct cu_resp *resp, void
     cu_log(CU_LOG_INFO, "approval.requested", CU_LS("request_id", req->id),
            CU_LS("approval", j->a.id), CU_LS("permission", j->a.permission),
            CU_LS("by", req->principal.id));
-    return cu_resp_json(resp, 202, approval_json(&j->a));
+    return cu_resp_json(resp, 202, cu_approval_json(&j->a));
 }
 
 enum cu_err cu_approval_request(struct cu_req *req, struct cu_resp *resp)
@@ -287,7 +286,7 @@ enum cu_err cu_handle_approvals_list(struct cu_req *req, struct cu_resp *resp)
         if (!may_see(req, &items[i]))
             continue;
         if ((rc = cu_approval_get(db, items[i].id, &items[i])) == CU_OK) {
-            json_array_append_new(arr, approval_json(&items[i]));
+            json_array_append_new(arr, cu_approval_json(&items[i]));
             shown++;
         }
     }
@@ -337,7 +336,7 @@ enum cu_err cu_handle_approval_get(struct cu_req *req, struct cu_resp *resp)
     rc = visible(req, resp, db, &a);
     if (rc != CU_OK)
         return rc;
-    v = approval_json(&a);
+    v = cu_approval_json(&a);
     /* the action itself, while it is kept (until it runs or ends): for the approvers to see
      * what they approve */
     rc = cu_approval_payload(req->app->approvals, db, a.id, &payload);
@@ -620,7 +619,7 @@ static enum cu_err vote_answer(struct cu_req *req, struct cu_resp *resp, void *a
     }
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the vote was recorded, but the request could not be read");
-    return cu_resp_json(resp, 200, approval_json(&j->a));
+    return cu_resp_json(resp, 200, cu_approval_json(&j->a));
 }
 
 static enum cu_err vote(struct cu_req *req, struct cu_resp *resp, bool approve)
@@ -732,7 +731,7 @@ static enum cu_err own_answer(struct cu_req *req, struct cu_resp *resp, void *ar
 {
     struct own_job *j = arg;
     (void)req;
-    return cu_resp_json(resp, 200, approval_json(&j->a));
+    return cu_resp_json(resp, 200, cu_approval_json(&j->a));
 }
 
 static struct own_job *own_job_new(struct cu_req *req, struct cu_resp *resp)

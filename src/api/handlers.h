@@ -6,6 +6,7 @@
 #ifndef CU_API_HANDLERS_H
 #define CU_API_HANDLERS_H
 
+#include "access/approval.h"
 #include "api/http.h"
 
 /* routes.c */
@@ -20,6 +21,8 @@ enum cu_err cu_handle_apikeys_create(struct cu_req *req, struct cu_resp *resp);
  * makes the pending request of an action the policy holds for approval, in place of its
  * handler. */
 enum cu_err cu_approval_request(struct cu_req *req, struct cu_resp *resp);
+/* cu_approval_json(a): a request as the API shows it, without its action. */
+json_t *cu_approval_json(const struct cu_approval *a);
 enum cu_err cu_handle_approvals_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_approval_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_approval_approve(struct cu_req *req, struct cu_resp *resp);

@@ -168,6 +168,26 @@ check_eq "the server marks it expired within seconds" "expired null" \
 req GET /v1/apikeys -H "$AUTH"
 check_eq "and it never ran" 0 "$(json "len([k for k in j['items'] if k['name'] == 'late'])")"
 
+# from the shell: list, show, and the operator's veto
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "vetoed", "scopes": ["metrics.read"]}'
+A8=$(json "j['id']")
+"$BIN" approvals list --dir "$D" --status pending >"$TMP/cli.out" 2>"$TMP/cli.err"
+check_eq "the CLI lists the pending requests" "0 1" "$? $(grep -c '^apr_' "$TMP/cli.out")"
+check "with their permission and path" grep -q "$A8 *pending *apikeys.write *POST *\/v1\/apikeys" \
+    "$TMP/cli.out"
+"$BIN" approvals show --dir "$D" "$A8" >"$TMP/cli.json" 2>"$TMP/cli.err"
+check_eq "and shows one, with the action it would run" "0 vetoed" \
+    "$? $(python3 -c "import json; print(json.load(open('$TMP/cli.json'))['action']['body']['name'])")"
+"$BIN" approvals reject --dir "$D" "$A8" >/dev/null 2>"$TMP/cli.err"
+check_eq "the operator rejects a pending request" 0 "$?"
+req POST "/v1/approvals/$A8/approve" -H "$BOB"
+check_eq "which then never runs" 409 "$STATUS"
+"$BIN" approvals reject --dir "$D" "$A8" >/dev/null 2>"$TMP/cli.err"
+check_eq "rejecting it again fails" 1 "$?"
+check "saying why" contains "$TMP/cli.err" "only a pending request can be rejected"
+"$BIN" approvals list --dir "$D" --status maybe >/dev/null 2>&1
+check_eq "an unknown status is misuse" 2 "$?"
+
 # every step is in the audit log
 "$BIN" audit export --dir "$D" >"$TMP/audit.jsonl" 2>/dev/null
 for action in approval.request approval.approve approval.reject approval.cancel approval.executed \
