@@ -106,6 +106,24 @@ static enum cu_err policies_new(struct cu_app *app, const struct cu_config *cfg,
     cu_log(CU_LOG_INFO, "access.policy_loaded", CU_LS("file", path),
            CU_LS("sha256", cu_policy_digest(p)));
     cu_access_policy_put(app->policies, p);
+    if (strcmp(cfg->access.dry_run_policy, "none") == 0)
+        return CU_OK;
+    /* the dry run: decided beside the policy in force, never enforced; a file that cannot be
+     * used is a mistake to report, as a configured policy's is */
+    if (cu_config_path(cfg, cfg->access.dry_run_policy, path, sizeof(path)) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[access] dry_run_policy: the path is too long");
+        return CU_E_CONFIG;
+    }
+    rc = cu_access_policies_new(path, &app->dry_policies, &err);
+    if (rc != CU_OK) {
+        cu_policy_error_format(&err, msg, sizeof msg);
+        snprintf(why, CU_APP_WHY_BYTES, "[access] dry_run_policy: %.470s", msg);
+        return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
+    }
+    p = cu_access_policy_get(app->dry_policies);
+    cu_log(CU_LOG_INFO, "access.dry_run_policy_loaded", CU_LS("file", path),
+           CU_LS("sha256", cu_policy_digest(p)));
+    cu_access_policy_put(app->dry_policies, p);
     return CU_OK;
 }
 
@@ -161,6 +179,7 @@ void cu_app_free(struct cu_app *app)
     cu_approvals_free(app->approvals);
     cu_kek_source_free(app->kek);
     cu_access_policies_free(app->policies);
+    cu_access_policies_free(app->dry_policies);
     cu_free(app);
 }
 

@@ -43,7 +43,7 @@ static bool valid_id(const char *id)
 }
 
 struct target {
-    char text[CU_APPROVAL_ID_BYTES + 10];
+    char text[160]; /* "approval:" and an id (a path parameter, at most 127 bytes) */
 };
 
 static struct target target_of(const char *id)

@@ -7,6 +7,7 @@
  */
 #include "api/server_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -193,37 +194,98 @@ static enum cu_err auth_session(struct cu_req *req, struct cu_resp *resp, const 
 
 /* Whether the authenticated principal may use the route: the one door (cu_access_decide).
  * A denial is audited as access.denied, but for a second factor still due. */
+/* The route's decision for the request's principal under ctx's policy. Four-eyes: an action
+ * the policy marks 'approve' is decided as if approved, to refuse at once what approval would
+ * not let through; *needed > 0 then says it needs approval (by so many, within *within). */
+static enum cu_err decide_route(struct cu_req *req, const struct cu_route *route,
+                                const struct cu_access_ctx *ctx, struct cu_access_decision *d,
+                                unsigned *needed, int64_t *within)
+{
+    struct cu_principal *p = &req->principal;
+    enum cu_err rc;
+
+    *needed = 0;
+    if (route->permission != 0 && !(p->approved & route->permission) &&
+        (p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_APIKEY) &&
+        cu_policy_approval(ctx->policy, route->permission, needed, within)) {
+        p->approved |= route->permission;
+        rc = cu_access_decide(p, route->permission, route->flags, ctx, d);
+        p->approved &= ~route->permission;
+        return rc;
+    }
+    return cu_access_decide(p, route->permission, route->flags, ctx, d);
+}
+
+static enum cu_access_effect effect_of(enum cu_err rc, const struct cu_access_decision *d,
+                                       unsigned needed)
+{
+    return rc != CU_OK ? CU_ACCESS_DENY : needed > 0 ? CU_ACCESS_NEEDS_APPROVAL : d->effect;
+}
+
+/* At most this many dry-run differences are logged a minute (all are counted). */
+#define DRY_RUN_LOGS_PER_MINUTE 100
+
+/* The dry run ([access] dry_run_policy): the route decided again by the dry-run policy; a
+ * different outcome is counted and logged, and changes nothing. */
+static void dry_run(struct cu_req *req, const struct cu_route *route,
+                    const struct cu_access_ctx *live, enum cu_access_effect had)
+{
+    static _Atomic int64_t minute;
+    static atomic_int logged;
+    struct cu_app *app = req->app;
+    struct cu_access_decision d;
+    unsigned needed = 0;
+    int64_t within = 0;
+
+    if (app->dry_policies == NULL || route->permission == 0)
+        return;
+    const struct cu_policy *dp = cu_access_policy_get(app->dry_policies);
+    struct cu_access_ctx ctx = *live;
+    ctx.policy = dp;
+    enum cu_err rc = decide_route(req, route, &ctx, &d, &needed, &within);
+    enum cu_access_effect would = effect_of(rc, &d, needed);
+    cu_metrics_guard_event(app->metrics, CU_GUARD_DRY_RUN, 1);
+    if (would != had) {
+        enum cu_guard_event kind = had == CU_ACCESS_DENY     ? CU_GUARD_DRY_LOOSER
+                                   : would == CU_ACCESS_DENY ? CU_GUARD_DRY_STRICTER
+                                                             : CU_GUARD_DRY_OTHER;
+        int64_t now = cu_clock_now_ms() / 60000, was = atomic_load(&minute);
+        cu_metrics_guard_event(app->metrics, kind, 1);
+        if (was != now && atomic_compare_exchange_strong(&minute, &was, now))
+            atomic_store(&logged, 0);
+        if (atomic_fetch_add(&logged, 1) < DRY_RUN_LOGS_PER_MINUTE)
+            cu_log(CU_LOG_WARN, "access.dry_run_difference", CU_LS("request_id", req->id),
+                   CU_LS("method", req->method_name), CU_LS("route", route->pattern),
+                   CU_LS("principal", req->principal.id),
+                   CU_LS("permission", cu_apikey_scope_name(route->permission)),
+                   CU_LS("live", cu_access_effect_name(had)),
+                   CU_LS("dry_run", cu_access_effect_name(would)),
+                   CU_LS("dry_run_policy", cu_policy_digest(dp)),
+                   CU_LS("why", would == CU_ACCESS_DENY ? d.reason : ""));
+    }
+    cu_access_policy_put(app->dry_policies, dp);
+}
+
 static enum cu_err authorize(struct cu_req *req, struct cu_resp *resp, const struct cu_route *route)
 {
     struct cu_app *app = req->app;
     struct cu_access_decision d;
     struct cu_access_ctx ctx;
+    unsigned needed = 0;
+    int64_t within = 0;
 
     cu_req_access_ctx(req, &ctx);
     ctx.identity = app->identity;
     ctx.customer_mfa_required = app->cfg.identity.customer_mfa_required;
-    /* Four-eyes: an action the policy marks 'approve' is decided as if approved, to refuse at
-     * once what approval would not let through; what it would is diverted to a pending
-     * request instead of its handler (api/approvals_routes.c). */
-    unsigned needed = 0;
-    int64_t within = 0;
-    struct cu_principal *p = &req->principal;
-    if (route->permission != 0 && !(p->approved & route->permission) &&
-        (p->kind == CU_PRINCIPAL_STAFF || p->kind == CU_PRINCIPAL_APIKEY) &&
-        cu_policy_approval(ctx.policy, route->permission, &needed, &within)) {
-        p->approved |= route->permission;
-        enum cu_err rc = cu_access_decide(p, route->permission, route->flags, &ctx, &d);
-        p->approved &= ~route->permission;
-        if (rc == CU_OK) {
-            req->access = d.effect;
-            req->route_permission = route->permission;
-            req->approvals_needed = needed;
-            req->approval_ms = within;
-            return CU_OK;
-        }
-    } else if (cu_access_decide(p, route->permission, route->flags, &ctx, &d) == CU_OK) {
+    enum cu_err rc = decide_route(req, route, &ctx, &d, &needed, &within);
+    dry_run(req, route, &ctx, effect_of(rc, &d, needed));
+    if (rc == CU_OK) {
+        /* what needs approval is diverted to a pending request instead of its handler
+         * (api/approvals_routes.c) */
         req->access = d.effect;
         req->route_permission = route->permission;
+        req->approvals_needed = needed;
+        req->approval_ms = within;
         return CU_OK;
     }
     if (d.audit)

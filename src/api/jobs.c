@@ -97,31 +97,33 @@ static enum cu_err policy_note_apply(struct cu_work *w, struct cu_db *db, void *
                                   : json_pack("{s:s}", "sha256", n->digest));
 }
 
-/* reload_policy(app): takes a new version of the access policy file when it parses; logs and
- * audits what happened. A bad version is reported once and leaves the policy in force. */
-static void reload_policy(struct cu_app *app)
+/* reload_policy(app, h, dry): takes a new version of the access policy file (or of the dry-run
+ * policy's, dry) when it parses; logs and audits what happened. A bad version is reported once
+ * and leaves the policy in force. */
+static void reload_policy(struct cu_app *app, struct cu_access_policies *h, bool dry)
 {
     struct cu_policy_error err;
     struct policy_note note = {0};
     struct cu_work *w = NULL;
     char msg[512];
     bool changed = false;
-    enum cu_err rc = cu_access_policies_reload(app->policies, &changed, &err);
+    enum cu_err rc = cu_access_policies_reload(h, &changed, &err);
     const struct cu_policy *p = NULL;
 
     if (rc == CU_OK && !changed)
         return;
     if (rc != CU_OK) {
         cu_policy_error_format(&err, msg, sizeof msg);
-        cu_log(CU_LOG_ERROR, "access.policy_rejected", CU_LS("error", msg),
-               CU_LS("kept", "the policy in force"));
-        note.action = "access.policy_reject";
+        cu_log(CU_LOG_ERROR, dry ? "access.dry_run_policy_rejected" : "access.policy_rejected",
+               CU_LS("error", msg),
+               CU_LS("kept", dry ? "the dry run in force" : "the policy in force"));
+        note.action = dry ? "access.dry_run_policy_reject" : "access.policy_reject";
         note.error = msg;
     } else {
-        p = cu_access_policy_get(app->policies);
-        cu_log(CU_LOG_INFO, "access.policy_loaded", CU_LS("file", cu_policy_source(p)),
-               CU_LS("sha256", cu_policy_digest(p)));
-        note.action = "access.policy_load";
+        p = cu_access_policy_get(h);
+        cu_log(CU_LOG_INFO, dry ? "access.dry_run_policy_loaded" : "access.policy_loaded",
+               CU_LS("file", cu_policy_source(p)), CU_LS("sha256", cu_policy_digest(p)));
+        note.action = dry ? "access.dry_run_policy_load" : "access.policy_load";
         note.digest = cu_policy_digest(p);
     }
     if (cu_work_new(NULL, &w) == CU_OK && cu_work_add(w, policy_note_apply, &note) == CU_OK &&
@@ -131,7 +133,7 @@ static void reload_policy(struct cu_app *app)
         cu_log_msg(CU_LOG_ERROR, "access.policy_not_audited");
     }
     cu_work_free(w);
-    cu_access_policy_put(app->policies, p);
+    cu_access_policy_put(h, p);
 }
 
 static void *checkpointer_main(void *arg)
@@ -160,7 +162,9 @@ static void *checkpointer_main(void *arg)
             purge_at = ticks + purge_every;
         }
         if (c->app->policies != NULL)
-            reload_policy(c->app);
+            reload_policy(c->app, c->app->policies, false);
+        if (c->app->dry_policies != NULL)
+            reload_policy(c->app, c->app->dry_policies, true);
         if (c->app->approvals != NULL && ticks % 5 == 0)
             cu_approvals_housekeep(c->app, cu_clock_now_ms());
         if (++ticks % 60 == 0)

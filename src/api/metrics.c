@@ -178,13 +178,30 @@ static enum cu_err render_guard_events(struct cu_metrics *m, struct cu_buf *out)
         (unsigned long long)v[CU_GUARD_RATE_WRITES], (unsigned long long)v[CU_GUARD_RATE_SIGNIN]);
     if (rc != CU_OK)
         return rc;
-    return cu_buf_printf(
+    rc = cu_buf_printf(
         out,
         "# HELP custodia_unmask_limited_total Customers answered masked because a staff member "
         "reached access.unmask_limit_per_hour.\n"
         "# TYPE custodia_unmask_limited_total counter\n"
         "custodia_unmask_limited_total %llu\n",
         (unsigned long long)v[CU_GUARD_UNMASK_LIMITED]);
+    if (rc != CU_OK)
+        return rc;
+    return cu_buf_printf(
+        out,
+        "# HELP custodia_access_dry_run_decisions_total Route decisions made by "
+        "access.dry_run_policy beside the policy in force.\n"
+        "# TYPE custodia_access_dry_run_decisions_total counter\n"
+        "custodia_access_dry_run_decisions_total %llu\n"
+        "# HELP custodia_access_dry_run_differences_total Dry-run decisions unlike the policy "
+        "in force's: looser (it would allow what is denied), stricter (it would deny what is "
+        "allowed), other (masking or approval differs).\n"
+        "# TYPE custodia_access_dry_run_differences_total counter\n"
+        "custodia_access_dry_run_differences_total{kind=\"looser\"} %llu\n"
+        "custodia_access_dry_run_differences_total{kind=\"stricter\"} %llu\n"
+        "custodia_access_dry_run_differences_total{kind=\"other\"} %llu\n",
+        (unsigned long long)v[CU_GUARD_DRY_RUN], (unsigned long long)v[CU_GUARD_DRY_LOOSER],
+        (unsigned long long)v[CU_GUARD_DRY_STRICTER], (unsigned long long)v[CU_GUARD_DRY_OTHER]);
 }
 
 static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)

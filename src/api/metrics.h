@@ -45,6 +45,10 @@ enum cu_guard_event {
     CU_GUARD_RATE_PRINCIPAL, /* 429: [limits] principal_* */
     CU_GUARD_RATE_WRITES,    /* 429: [limits] writes_* */
     CU_GUARD_RATE_SIGNIN,    /* 429: [limits] signin_* */
+    CU_GUARD_DRY_RUN,        /* a route decided by the dry-run policy too */
+    CU_GUARD_DRY_LOOSER,     /* which allowed what the policy in force did not */
+    CU_GUARD_DRY_STRICTER,   /* which did not allow what the policy in force did */
+    CU_GUARD_DRY_OTHER,      /* both allowed, one masked or held for approval, the other not */
     CU_GUARD__COUNT
 };
 

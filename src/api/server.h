@@ -35,12 +35,13 @@ struct cu_app {
     struct cu_identity *identity;
     struct cu_approvals *approvals; /* four-eyes requests (access/approval.h) */
     struct cu_metrics *metrics;
-    struct cu_limiter *auth_limiter;     /* failed authentications per client */
-    struct cu_buckets *rate_ip;          /* [limits]: requests per client address */
-    struct cu_buckets *rate_principal;   /* per authenticated principal */
-    struct cu_buckets *rate_writes;      /* changing requests per principal */
-    struct cu_buckets *rate_signin;      /* sign-in attempts per login name */
-    struct cu_access_policies *policies; /* the access policy in force, followed */
+    struct cu_limiter *auth_limiter;         /* failed authentications per client */
+    struct cu_buckets *rate_ip;              /* [limits]: requests per client address */
+    struct cu_buckets *rate_principal;       /* per authenticated principal */
+    struct cu_buckets *rate_writes;          /* changing requests per principal */
+    struct cu_buckets *rate_signin;          /* sign-in attempts per login name */
+    struct cu_access_policies *policies;     /* the access policy in force, followed */
+    struct cu_access_policies *dry_policies; /* [access] dry_run_policy, or NULL */
     int64_t started_at_ms;
     unsigned threads;
     atomic_long inflight;           /* requests begun and not yet completed */

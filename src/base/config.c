@@ -425,6 +425,18 @@ static const struct key_def keys[] = {
      0,
      0,
      NULL},
+    {{"access", "dry_run_policy", "none",
+      "An access policy to run in dry run beside the one in force (docs/access.md): every "
+      "route's decision is made by both, and each difference is logged "
+      "(access.dry_run_difference) and counted (custodia_access_dry_run_differences_total); it "
+      "changes nothing. Relative to the data directory unless absolute; followed while "
+      "running. none: no dry run."},
+     PATH_ALLOWED ", or none",
+     K_STR,
+     FIELD(access.dry_run_policy),
+     0,
+     0,
+     NULL},
     {{"access", "unmask_reason", "staff",
       "Who must give a reason (the Custodia-Reason header) to see customers' personal fields "
       "in full: staff (staff members' sessions), all (API keys too) or none. Without one the "

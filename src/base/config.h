@@ -81,8 +81,9 @@ struct cu_config {
 
     struct {
         char policy[CU_CONFIG_PATH_BYTES]; /* the access policy file, relative to data_dir */
-        char unmask_reason[8];             /* "staff", "all" or "none": who must give one */
-        unsigned unmask_limit_per_hour;    /* a staff member's unmasked reads; 0: no limit */
+        char dry_run_policy[CU_CONFIG_PATH_BYTES]; /* one decided beside it; "none" */
+        char unmask_reason[8];                     /* "staff", "all" or "none": who must give one */
+        unsigned unmask_limit_per_hour; /* a staff member's unmasked reads; 0: no limit */
     } access;
 
     struct {

@@ -53,8 +53,8 @@ static int list(struct cu_cli_ctx *ctx, const char *status)
             rc = cu_approval_list(db, status ? &want : NULL, after, 500, &items, &n);
         for (size_t i = 0; rc == CU_OK && i < n; i++) {
             printf("%-21s %-9s %-22s %-6s %-28s %s\n", items[i].id,
-                   cu_approval_status_name(items[i].status), items[i].permission,
-                   items[i].method, items[i].path, items[i].requester);
+                   cu_approval_status_name(items[i].status), items[i].permission, items[i].method,
+                   items[i].path, items[i].requester);
             snprintf(after, sizeof(after), "%s", items[i].id);
         }
         cu_free(items);
@@ -104,7 +104,8 @@ static int show(struct cu_cli_ctx *ctx, const char *id)
     json_decref(v);
     cu_cli_app_free(app);
     if (rc != CU_OK) {
-        cu_cli_error("%s: %s", id, rc == CU_E_NOT_FOUND ? "no request has this id" : cu_err_str(rc));
+        cu_cli_error("%s: %s", id,
+                     rc == CU_E_NOT_FOUND ? "no request has this id" : cu_err_str(rc));
         return CU_EXIT_FAIL;
     }
     return CU_EXIT_OK;
@@ -145,7 +146,8 @@ static int reject(struct cu_cli_ctx *ctx, const char *id)
         return CU_EXIT_FAIL;
     }
     if (rc != CU_OK) {
-        cu_cli_error("%s: %s", id, rc == CU_E_NOT_FOUND ? "no request has this id" : cu_err_str(rc));
+        cu_cli_error("%s: %s", id,
+                     rc == CU_E_NOT_FOUND ? "no request has this id" : cu_err_str(rc));
         return CU_EXIT_FAIL;
     }
     fprintf(stderr, "custodia: rejected %s (%s %s); it will never run\n", id, v.a.method, v.a.path);

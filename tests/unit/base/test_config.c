@@ -167,6 +167,8 @@ static const struct bad_case bad_cases[] = {
     {"limits", "signin_burst", "100001", "must be an integer from 1 to 100000, got \"100001\""},
     {"limits", "signin_burst", "0", "must be an integer from 1 to 100000, got \"0\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
+    {"access", "dry_run_policy", "",
+     "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
     {"access", "unmask_limit_per_hour", "1000001",
      "must be an integer from 0 to 1000000, got \"1000001\""},
     {"keys", "algorithm", "aes128gcm", "must be xchacha20poly1305 or aes256gcm, got \"aes128gcm\""},
@@ -690,7 +692,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 53);
+    assert_int_equal(n, 54);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);
