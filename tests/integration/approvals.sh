@@ -171,6 +171,7 @@ check_eq "and it never ran" 0 "$(json "len([k for k in j['items'] if k['name'] =
 # from the shell: list, show, and the operator's veto
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "vetoed", "scopes": ["metrics.read"]}'
 A8=$(json "j['id']")
+check "a pending action's body is not kept in the clear" absent -aF "vetoed" "$D"/custodia.db*
 "$BIN" approvals list --dir "$D" --status pending >"$TMP/cli.out" 2>"$TMP/cli.err"
 check_eq "the CLI lists the pending requests" "0 1" "$? $(grep -c '^apr_' "$TMP/cli.out")"
 check "with their permission and path" grep -q "$A8 *pending *apikeys.write *POST *\/v1\/apikeys" \
