@@ -15,6 +15,7 @@
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "cli/cli.h"
 
 static int usage(FILE *f)
@@ -68,6 +69,9 @@ static int explain(const char *dir, struct cu_explain_in *in, const char *perm)
 
     if (code != CU_EXIT_OK)
         return code;
+    /* the answer is what it prints: not the service's start-up lines (its warnings stay) */
+    if (ctx.cfg.log.level < CU_LOG_WARN)
+        cu_log_set_level(CU_LOG_WARN);
     code = cu_cli_app_new(&ctx, &app);
     if (code != CU_EXIT_OK) {
         cu_cli_close(&ctx);

@@ -15,6 +15,7 @@
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "cli/cli.h"
 
@@ -73,9 +74,13 @@ static int show(struct cu_cli_ctx *ctx, const char *id)
     struct cu_approval a;
     struct cu_db *db = NULL;
     struct cu_buf payload;
-    int code = cu_cli_app_new(ctx, &app);
+    int code;
     enum cu_err rc;
 
+    /* the answer is what it prints: not the service's start-up lines (its warnings stay) */
+    if (ctx->cfg.log.level < CU_LOG_WARN)
+        cu_log_set_level(CU_LOG_WARN);
+    code = cu_cli_app_new(ctx, &app);
     if (code != CU_EXIT_OK)
         return code;
     cu_buf_init(&payload, CU_APPROVAL_PAYLOAD_MAX);

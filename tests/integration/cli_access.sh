@@ -71,6 +71,7 @@ SID=$(json "j['id']")
 check_eq "explain exits 0 when the policy allows" 0 $?
 check_eq "and says how" "allow_masked role agent, permit at access.policy:5" \
     "$(python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print(j['effect'], j['decided_by'])" "$TMP/out")"
+check "with nothing on stderr (no start-up lines of the service)" empty "$TMP/err"
 "$BIN" access explain --dir "$D" --principal "$SID" --permission customers.read \
     --customer "$CID" --ip 192.0.2.1 >"$TMP/out" 2>"$TMP/err"
 check_eq "explain exits 3 when it denies" 3 $?
