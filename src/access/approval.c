@@ -439,6 +439,20 @@ enum cu_err cu_approval_result_take(struct cu_approvals *s, struct cu_db *db, co
     return rc == CU_OK ? cu_approval_close(db, id) : rc;
 }
 
+enum cu_err cu_approval_drop_results(struct cu_db *db, int64_t before, int64_t *n)
+{
+    /* the request's key goes with the answer, as cu_approval_close destroys it (no secret is
+     * kept beside it) */
+    static const char sql[] = "UPDATE approvals SET result = NULL, payload = NULL, dek_wrapped = "
+                              "NULL, kek_version = NULL WHERE result IS NOT NULL AND decided_at "
+                              "<= $1";
+    const struct cu_val p[] = {CU_VI(before)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+
+    *n = rc == CU_OK ? cu_db_changes(db) : 0;
+    return rc;
+}
+
 enum cu_err cu_approval_due(struct cu_db *db, int64_t now, char (*expired)[CU_APPROVAL_ID_BYTES],
                             size_t cap, size_t *n, char (*approved)[CU_APPROVAL_ID_BYTES],
                             size_t acap, size_t *an, int64_t before)

@@ -147,6 +147,13 @@ CU_WUR enum cu_err cu_approval_result_take(struct cu_approvals *s, struct cu_db 
  * key): for rejected, cancelled and expired ones. */
 CU_WUR enum cu_err cu_approval_close(struct cu_db *db, const char *id);
 
+/* How long the answer of a run is kept for its requester (then dropped with the request's key). */
+#define CU_APPROVAL_RESULT_KEEP_MS (7LL * 24 * 3600 * 1000)
+
+/* cu_approval_drop_results(db, before, n): drops the answers (and keys) of the requests that
+ * ran at or before `before` and whose requester never read them; *n how many. */
+CU_WUR enum cu_err cu_approval_drop_results(struct cu_db *db, int64_t before, int64_t *n);
+
 /* cu_approval_due(db, now, expired, cap, n, approved, acap, an, before): the ids of up to cap
  * pending requests past their time, and of up to acap approved at or before `before` and not
  * run yet (left by a run that stopped before it ended), for the server's housekeeping. */

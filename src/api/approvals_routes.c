@@ -820,8 +820,19 @@ static enum cu_err expire_apply(struct cu_work *w, struct cu_db *db, void *arg)
     return rc;
 }
 
+static enum cu_err drop_results_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    int64_t n = 0;
+    enum cu_err rc = cu_approval_drop_results(db, *(const int64_t *)arg, &n);
+    if (rc == CU_OK && n > 0)
+        rc = cu_work_audit(w, "approval.results_dropped", "approvals", "success",
+                           json_pack("{s:I}", "count", (json_int_t)n));
+    return rc;
+}
+
 void cu_approvals_housekeep(struct cu_app *app, int64_t now)
 {
+    int64_t before = now - CU_APPROVAL_RESULT_KEEP_MS;
     char expired[HOUSEKEEP_BATCH][CU_APPROVAL_ID_BYTES],
         stale[HOUSEKEEP_BATCH][CU_APPROVAL_ID_BYTES];
     size_t n = 0, sn = 0;
@@ -839,6 +850,12 @@ void cu_approvals_housekeep(struct cu_app *app, int64_t now)
     }
     for (size_t i = 0; rc == CU_OK && i < sn; i++)
         (void)run_approved(app, stale[i]);
+    /* once an hour (the background thread alone calls this) */
+    static int64_t dropped_at;
+    if (rc == CU_OK && now - dropped_at >= 3600 * 1000) {
+        rc = run_unit(app, drop_results_apply, &before);
+        dropped_at = now;
+    }
     if (rc != CU_OK)
         cu_log(CU_LOG_WARN, "approval.housekeeping_failed", CU_LS("error", cu_err_str(rc)));
 }

@@ -189,10 +189,31 @@ check "saying why" contains "$TMP/cli.err" "only a pending request can be reject
 "$BIN" approvals list --dir "$D" --status maybe >/dev/null 2>&1
 check_eq "an unknown status is misuse" 2 "$?"
 
+# an answer left unread is dropped after 7 days (the run's time moved back by hand, and the
+# server restarted: it drops them at start, then hourly)
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "unread", "scopes": ["metrics.read"]}'
+A9=$(json "j['id']")
+req POST "/v1/approvals/$A9/approve" -H "$BOB"
+check_eq "a run whose answer nobody reads" "200 True" "$STATUS $(json "j['result']['waiting']")"
+stop_server
+sqlite3 -cmd ".timeout 10000" "$D/custodia.db" \
+    "UPDATE approvals SET decided_at = decided_at - 8 * 86400000 WHERE id = '$A9'"
+start_server "$D" || exit 1
+i=0
+while [ $i -lt 80 ]; do
+    req GET "/v1/approvals/$A9" -H "$AUTH"
+    [ "$(json "j['result']['waiting']")" = False ] && break
+    sleep 0.1
+    i=$((i + 1))
+done
+check_eq "is dropped with its key once past its time" False "$(json "j['result']['waiting']")"
+req GET "/v1/approvals/$A9/result" -H "$AUTH"
+check_eq "and the requester gets nothing" 404 "$STATUS"
+
 # every step is in the audit log
 "$BIN" audit export --dir "$D" >"$TMP/audit.jsonl" 2>/dev/null
 for action in approval.request approval.approve approval.reject approval.cancel approval.executed \
-    approval.result approval.expired; do
+    approval.result approval.expired approval.results_dropped; do
     check "the audit log has $action" contains "$TMP/audit.jsonl" "\"$action\""
 done
 stop_server
