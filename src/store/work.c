@@ -43,8 +43,8 @@ struct cu_work {
     size_t nchanges;
     struct cu_work_record recs[CU_WORK_RECORDS_MAX];
     size_t nrecs, recs_base;
-    struct cu_work_event evs[CU_WORK_EVENTS_MAX];
-    size_t nevs, evs_base;
+    struct cu_work_event *evs; /* grown as events come, up to CU_WORK_EVENTS_MAX */
+    size_t nevs, evs_base, evs_cap;
     struct effect effects[CU_WORK_EFFECTS_MAX];
     size_t neffects, effects_base;
     unsigned retries;
@@ -124,6 +124,7 @@ void cu_work_free(struct cu_work *w)
         return;
     w->recs_base = w->evs_base = 0;
     rewind_unit(w);
+    cu_free(w->evs);
     cu_free(w);
 }
 
@@ -251,6 +252,44 @@ const struct cu_work_record *cu_work_records(const struct cu_work *w, size_t *n)
     return w->recs;
 }
 
+/* cu_work_emit_text(w, type, subject, body): an event of w with its body as canonical JSON text
+ * of an object, taken over (malloc'd; NULL: the allocation failed, CU_E_NOMEM). */
+enum cu_err cu_work_emit_text(struct cu_work *w, const char *type, const char *subject,
+                              char *body)
+{
+    CU_ASSERT(type != NULL);
+    if (body == NULL)
+        return CU_E_NOMEM;
+    if (strlen(body) > CU_WORK_DETAILS_MAX) {
+        cu_free(body);
+        return CU_E_TOO_LARGE;
+    }
+    if (w->nevs >= CU_WORK_EVENTS_MAX) {
+        cu_free(body);
+        cu_log(CU_LOG_ERROR, "work.events_full", CU_LS("type", type));
+        return CU_E_INVALID;
+    }
+    if (w->nevs == w->evs_cap) {
+        size_t cap = w->evs_cap ? w->evs_cap * 2 : 8;
+        struct cu_work_event *evs;
+        if (cap > CU_WORK_EVENTS_MAX)
+            cap = CU_WORK_EVENTS_MAX;
+        evs = cu_reallocarray(w->evs, cap, sizeof(*evs));
+        if (evs == NULL) {
+            cu_free(body);
+            return CU_E_NOMEM;
+        }
+        w->evs = evs;
+        w->evs_cap = cap;
+    }
+    w->evs[w->nevs].type = type;
+    w->evs[w->nevs].body = body;
+    snprintf(w->evs[w->nevs].subject, sizeof(w->evs[w->nevs].subject), "%s",
+             subject ? subject : "");
+    w->nevs++;
+    return CU_OK;
+}
+
 /* cu_work_emit(w, type, body): an event of w (type static, body an object, consumed). Errors as
  * cu_work_audit's. */
 enum cu_err cu_work_emit(struct cu_work *w, const char *type, json_t *body)
@@ -261,18 +300,10 @@ enum cu_err cu_work_emit(struct cu_work *w, const char *type, json_t *body)
     CU_ASSERT(type != NULL);
     if (body == NULL)
         return CU_E_INVALID;
-    if (w->nevs >= CU_WORK_EVENTS_MAX) {
-        json_decref(body);
-        cu_log(CU_LOG_ERROR, "work.events_full", CU_LS("type", type));
-        return CU_E_INVALID;
-    }
     rc = canonical_text(body, &text);
     if (rc != CU_OK)
         return rc;
-    w->evs[w->nevs].type = type;
-    w->evs[w->nevs].body = text;
-    w->nevs++;
-    return CU_OK;
+    return cu_work_emit_text(w, type, NULL, text);
 }
 
 /* cu_work_events(w, n): the events emitted so far (owned by w). */

@@ -35,7 +35,7 @@ struct cu_committer; /* the group committer */
 
 /* Limits of one unit: every list has a named maximum and going past it is an error. */
 #define CU_WORK_RECORDS_MAX 16
-#define CU_WORK_EVENTS_MAX 16
+#define CU_WORK_EVENTS_MAX 2048 /* a batch of 1,000 transfers emits one each */
 #define CU_WORK_EFFECTS_MAX 8
 #define CU_WORK_CHANGES_MAX 4
 /* Bytes of the text fields of the context, with the NUL. */
@@ -73,7 +73,8 @@ struct cu_work_record {
 /* An event a unit emits (for the monitoring engine). type is a static string. */
 struct cu_work_event {
     const char *type;
-    char *body; /* canonical JSON text of an object, owned by the unit */
+    char *body;       /* canonical JSON text of an object, owned by the unit */
+    char subject[32]; /* whom it is about (a customer's id), for looking it up; "" when none */
 };
 
 /* The change: runs inside the committer's transaction on db, under the unit's savepoint, on
@@ -154,6 +155,13 @@ const struct cu_work_record *cu_work_records(const struct cu_work *w, size_t *n)
 /* cu_work_emit(w, type, body): an event of w (type static, body an object, consumed). Errors as
  * cu_work_audit's. */
 CU_WUR enum cu_err cu_work_emit(struct cu_work *w, const char *type, json_t *body);
+
+/* cu_work_emit_text(w, type, subject, body): cu_work_emit with the body as canonical JSON text
+ * of an object, taken over (malloc'd; NULL: the allocation failed, CU_E_NOMEM), and whom it
+ * is about (subject, copied; NULL or "": none). For services that emit many events (a batch
+ * of transfers) and write their text themselves. */
+CU_WUR enum cu_err cu_work_emit_text(struct cu_work *w, const char *type, const char *subject,
+                                     char *body);
 
 /* cu_work_events(w, n): the events emitted so far (owned by w). */
 const struct cu_work_event *cu_work_events(const struct cu_work *w, size_t *n);
