@@ -332,7 +332,8 @@ enum cu_err cu_approval_close(struct cu_db *db, const char *id)
 }
 
 enum cu_err cu_approval_vote(struct cu_db *db, const char *id, const char *staff_id, bool approve,
-                             int64_t now, struct cu_approval *out)
+                             int64_t now, cu_approval_voter_fn still, void *arg,
+                             struct cu_approval *out)
 {
     static const char vote_sql[] =
         "INSERT INTO approval_votes (approval_id, staff_id, vote, at) VALUES ($1, $2, $3, $4)";
@@ -359,7 +360,8 @@ enum cu_err cu_approval_vote(struct cu_db *db, const char *id, const char *staff
         return rc;
     rc = load_votes(db, out);
     for (size_t i = 0; rc == CU_OK && i < out->nvotes; i++)
-        yes += out->votes[i].approve;
+        yes += out->votes[i].approve && (strcmp(out->votes[i].staff_id, staff_id) == 0 ||
+                                         still == NULL || still(arg, db, out->votes[i].staff_id));
     if (rc == CU_OK && !approve) {
         rc = cu_approval_set_status(db, id, CU_APPROVAL_PENDING, CU_APPROVAL_REJECTED, now);
         if (rc == CU_OK)

@@ -111,13 +111,20 @@ CU_WUR enum cu_err cu_approval_list(struct cu_db *db, const enum cu_approval_sta
                                     const char *after, size_t limit, struct cu_approval **items,
                                     size_t *n);
 
-/* cu_approval_vote(db, id, staff_id, approve, now, out): records staff_id's vote on a pending
- * request and moves it on: a rejection ends it (rejected), the needed-th approval approves it
- * (approved). *out is the request afterwards. CU_E_NOT_FOUND; CU_E_EXISTS when it is not
- * pending (out tells its status), or has expired (out says expired), or
- * when staff_id voted already (out still pending). Who may vote is the caller's to decide. */
+/* Whether an earlier approver's vote still counts when a later one comes (the approver is
+ * active and still holds the permission); arg is the caller's. */
+typedef bool (*cu_approval_voter_fn)(void *arg, struct cu_db *db, const char *staff_id);
+
+/* cu_approval_vote(db, id, staff_id, approve, now, still, arg, out): records staff_id's vote
+ * on a pending request and moves it on: a rejection ends it (rejected), the needed-th approval
+ * approves it (approved), counting staff_id's and those earlier approvals for which still()
+ * says yes (still NULL: every one). *out is the request afterwards. CU_E_NOT_FOUND;
+ * CU_E_EXISTS when it is not pending (out tells its status), or has expired (out says
+ * expired), or when staff_id voted already (out still pending). Who may vote is the caller's
+ * to decide. */
 CU_WUR enum cu_err cu_approval_vote(struct cu_db *db, const char *id, const char *staff_id,
-                                    bool approve, int64_t now, struct cu_approval *out);
+                                    bool approve, int64_t now, cu_approval_voter_fn still,
+                                    void *arg, struct cu_approval *out);
 
 /* cu_approval_set_status(db, id, from, to, now): moves a request from one status to another,
  * only if it is in `from` (CU_E_EXISTS otherwise, CU_E_NOT_FOUND for none): the exactly-once

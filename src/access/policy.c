@@ -1560,6 +1560,23 @@ enum cu_err cu_cidr_list_parse(const char *text, struct cu_cidr *out, size_t cap
     return CU_OK;
 }
 
+enum cu_err cu_cidr_list_allows(const char *list, const struct cu_ip *ip, bool *allows)
+{
+    struct cu_cidr blocks[CU_CIDR_LIST_MAX];
+    size_t n = 0;
+
+    *allows = false;
+    if (list[0] == '\0') {
+        *allows = true;
+        return CU_OK;
+    }
+    if (cu_cidr_list_parse(list, blocks, CU_CIDR_LIST_MAX, &n) != CU_OK)
+        return CU_E_INVALID;
+    for (size_t i = 0; i < n && ip != NULL && !*allows; i++)
+        *allows = cu_cidr_has(&blocks[i], ip);
+    return CU_OK;
+}
+
 bool cu_cidr_within(const struct cu_cidr *inner, const struct cu_cidr *outer)
 {
     return inner->prefix >= outer->prefix && cu_cidr_has(outer, &inner->addr);

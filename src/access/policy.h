@@ -117,6 +117,14 @@ CU_WUR enum cu_err cu_cidr_parse(const char *text, size_t len, struct cu_cidr *o
  * allow-list is stored), at most cap of them. CU_E_INVALID for anything else. */
 CU_WUR enum cu_err cu_cidr_list_parse(const char *text, struct cu_cidr *out, size_t cap, size_t *n);
 
+/* The most blocks an allow-list may hold. */
+#define CU_CIDR_LIST_MAX 64
+
+/* cu_cidr_list_allows(list, ip): whether an allow-list stored as cu_cidr_list_parse reads it
+ * lets ip in: an empty list lets every address in, ip NULL (no address known) none of a
+ * non-empty list. CU_E_INVALID (nothing let in) for a list that does not parse. */
+CU_WUR enum cu_err cu_cidr_list_allows(const char *list, const struct cu_ip *ip, bool *allows);
+
 /* cu_cidr_within(inner, outer): whether every address of inner is in outer. */
 bool cu_cidr_within(const struct cu_cidr *inner, const struct cu_cidr *outer);
 

@@ -38,12 +38,14 @@ static enum cu_err load_principal(struct cu_app *app, struct cu_db *db,
         if (rc == CU_OK)
             rc = cu_identity_staff_access(db, id, &x->p.access);
         x->usable = active;
+        x->p.has_totp = totp;
         x->reason = "the staff member is disabled";
     } else if (strncmp(id, "ak_", 3) == 0 && strlen(id) == 19) {
         struct cu_apikey_info k;
         x->p.kind = CU_PRINCIPAL_APIKEY;
         rc = cu_apikey_get(db, id, &k);
         if (rc == CU_OK) {
+            x->p.key = k; /* owner, allow-list and expiry, as authentication gives them */
             x->p.scopes = k.scopes;
             snprintf(x->p.access.roles, sizeof(x->p.access.roles), "%s", k.roles);
             x->usable = k.revoked_at == 0 && (k.expires_at == 0 || k.expires_at > at);

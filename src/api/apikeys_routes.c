@@ -135,7 +135,16 @@ static enum cu_err parse_create(struct cu_req *req, struct cu_resp *resp, json_t
     if (exp != NULL && (cu_clock_parse(exp, expires) != CU_OK || *expires <= cu_clock_now_ms()))
         return cu_resp_fail(resp, CU_E_INVALID,
                             "field 'expires_at' must be an RFC 3339 time in the future");
-    (void)req;
+    /* a key made by a key that expires expires no later (by default, with it) */
+    const struct cu_principal *by = &req->principal;
+    if (by->kind == CU_PRINCIPAL_APIKEY && by->key.expires_at != 0) {
+        if (*expires > by->key.expires_at)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'expires_at' must not be later than the calling key's "
+                                "expiry");
+        if (*expires == 0)
+            *expires = by->key.expires_at;
+    }
     return CU_OK;
 }
 

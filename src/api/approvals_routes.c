@@ -485,7 +485,6 @@ static enum cu_err run_principal(struct run *r, struct cu_db *db, struct cu_prin
     }
     p->approved = cu_apikey_scope_parse(r->a.permission, strlen(r->a.permission));
     if (p->kind == CU_PRINCIPAL_STAFF) {
-        p->has_totp = true; /* the request was made by a session past its second factor */
         p->session.kind = CU_SUBJECT_STAFF;
         p->session.aal = (enum cu_aal)r->a.aal;
         p->session.auth_at = r->a.created_at;
@@ -522,6 +521,15 @@ static enum cu_err run_approved(struct cu_app *app, const char *id)
     cu_store_release(db);
     if (rc == CU_OK && (act = json_loadb(payload.data, payload.len, 0, NULL)) == NULL)
         rc = CU_E_CORRUPT;
+    /* a key with an allow-list runs the action only while the address it was asked from is
+     * still on the list */
+    if (rc == CU_OK && unusable == NULL && p->kind == CU_PRINCIPAL_APIKEY) {
+        const char *ip = json_string_value(json_object_get(act, "ip"));
+        struct cu_ip addr;
+        bool known = ip != NULL && cu_ip_parse(ip, &addr) == CU_OK, allows = false;
+        if (cu_cidr_list_allows(p->key.networks, known ? &addr : NULL, &allows) != CU_OK || !allows)
+            unusable = "the address it was asked from is no longer on the API key's allow-list";
+    }
     if (rc == CU_OK && unusable != NULL) {
         r->status = 403;
         snprintf(r->detail, sizeof(r->detail), "the action was not run: %s", unusable);
@@ -578,14 +586,40 @@ struct vote_job {
     struct cu_approval a;
 };
 
+/* An earlier approval counts while its approver is active and could still hold the
+ * permission (decided now, without an address: theirs is not known). */
+static bool voter_counts(void *arg, struct cu_db *db, const char *staff_id)
+{
+    struct vote_job *j = arg;
+    struct cu_principal *p = cu_calloc(1, sizeof(*p));
+    struct cu_access_subject s;
+    const char *unusable = NULL, *why = NULL;
+    int64_t now = cu_clock_now_ms();
+    uint64_t perm = cu_apikey_scope_parse(j->a.permission, strlen(j->a.permission));
+    bool counts = false;
+
+    if (p != NULL && perm != 0 && j->req->policy != NULL &&
+        cu_principal_load(j->req->app, db, j->req->policy, staff_id, now, p, &unusable, &why) ==
+            CU_OK &&
+        unusable == NULL && p->kind == CU_PRINCIPAL_STAFF && cu_access_subject_of(p, &s)) {
+        struct cu_access_env e = {.now_ms = now};
+        s.approved = perm;
+        counts = cu_policy_could(j->req->policy, &s, perm, &e);
+    }
+    cu_free(p);
+    return counts;
+}
+
 static enum cu_err vote_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct vote_job *j = arg;
     const char *id = j->req->params[0];
     enum cu_err rc = CU_OK;
 
+    /* voter_counts reads the permission from j->a, which the vote fills before it counts */
     if (rc == CU_OK)
-        rc = cu_approval_vote(db, id, j->req->principal.id, j->approve, cu_clock_now_ms(), &j->a);
+        rc = cu_approval_vote(db, id, j->req->principal.id, j->approve, cu_clock_now_ms(),
+                              voter_counts, j, &j->a);
     if (rc == CU_E_EXISTS)
         return j->a.status == CU_APPROVAL_PENDING
                    ? cu_resp_fail(j->resp, rc, "you have voted on this request already")

@@ -89,18 +89,15 @@ static enum cu_err key_owner(struct cu_req *req, struct cu_resp *resp, struct cu
  * connection's peer). */
 static enum cu_err key_networks(struct cu_req *req, struct cu_resp *resp)
 {
-    struct cu_cidr list[CU_APIKEY_NETWORKS_MAX];
     struct cu_access_ctx ctx;
-    size_t n = 0;
+    bool allows = false;
 
-    if (req->principal.key.networks[0] == '\0')
-        return CU_OK;
-    if (cu_cidr_list_parse(req->principal.key.networks, list, CU_APIKEY_NETWORKS_MAX, &n) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INTERNAL, "the key's allow-list could not be read");
     cu_req_access_ctx(req, &ctx);
-    for (size_t i = 0; i < n && ctx.has_ip; i++)
-        if (cu_cidr_has(&list[i], &ctx.ip))
-            return CU_OK;
+    if (cu_cidr_list_allows(req->principal.key.networks, ctx.has_ip ? &ctx.ip : NULL, &allows) !=
+        CU_OK)
+        return cu_resp_fail(resp, CU_E_INTERNAL, "the key's allow-list could not be read");
+    if (allows)
+        return CU_OK;
     return auth_failed(req, resp, "the address is not on the key's allow-list",
                        "the API key may not be used from this address");
 }

@@ -216,12 +216,25 @@ static enum cu_err reveal_begin(struct cu_req *req, struct cu_resp *resp, struct
     return CU_OK;
 }
 
+/* The staff member behind the request: the one signed in, or the owner of the API key; NULL
+ * for the installation's keys and customers. Unmasked reads are theirs: the reason they must
+ * give and the hourly limit they are charged. */
+static const char *staff_behind(const struct cu_principal *p)
+{
+    if (p->kind == CU_PRINCIPAL_STAFF)
+        return p->id;
+    if (p->kind == CU_PRINCIPAL_APIKEY && p->key.owner[0] != '\0' &&
+        strcmp(p->key.owner, CU_APIKEY_INSTALLATION) != 0)
+        return p->key.owner;
+    return NULL;
+}
+
 static bool reason_needed(const struct cu_req *req)
 {
     const char *mode = req->app->cfg.access.unmask_reason;
     if (strcmp(mode, "none") == 0)
         return false;
-    return strcmp(mode, "all") == 0 || req->principal.kind == CU_PRINCIPAL_STAFF;
+    return strcmp(mode, "all") == 0 || staff_behind(&req->principal) != NULL;
 }
 
 /* Raised once an hour for a staff member who reached the limit, after the unit commits. */
@@ -229,7 +242,8 @@ static void limit_alert(void *arg, struct cu_db *db)
 {
     struct cu_req *req = arg;
     (void)db;
-    cu_log(CU_LOG_ERROR, "access.unmask_limit", CU_LS("staff", req->principal.id),
+    cu_log(CU_LOG_ERROR, "access.unmask_limit", CU_LS("staff", staff_behind(&req->principal)),
+           CU_LS("by", req->principal.id),
            CU_LI("limit_per_hour", req->app->cfg.access.unmask_limit_per_hour));
 }
 
@@ -240,6 +254,7 @@ static enum cu_err reveal_apply(struct cu_req *req, struct cu_work *w, struct cu
                                 struct reveal *rv, unsigned char *shown, size_t n)
 {
     unsigned limit = req->app->cfg.access.unmask_limit_per_hour;
+    const char *staff = staff_behind(&req->principal);
     struct cu_unmask_take take;
     size_t full = 0;
     enum cu_err rc;
@@ -252,9 +267,8 @@ static enum cu_err reveal_apply(struct cu_req *req, struct cu_work *w, struct cu
         return CU_OK;
     if (rv->reason == NULL && reason_needed(req)) {
         rv->masked_why = "reason-required";
-    } else if (req->principal.kind == CU_PRINCIPAL_STAFF && limit > 0) {
-        rc = cu_unmask_take(db, req->principal.id, cu_work_context_of(w)->now_ms, (unsigned)full,
-                            limit, &take);
+    } else if (staff != NULL && limit > 0) {
+        rc = cu_unmask_take(db, staff, cu_work_context_of(w)->now_ms, (unsigned)full, limit, &take);
         if (rc != CU_OK)
             return rc;
         if (take.granted)
@@ -262,13 +276,13 @@ static enum cu_err reveal_apply(struct cu_req *req, struct cu_work *w, struct cu
         rv->masked_why = "limit-reached";
         rv->limited = full;
         if (take.alert) {
-            rc = cu_work_audit(w, "access.unmask_limit", req->principal.id, "denied",
+            rc = cu_work_audit(w, "access.unmask_limit", staff, "denied",
                                json_pack("{s:I, s:I}", "limit_per_hour", (json_int_t)limit, "used",
                                          (json_int_t)take.used));
             if (rc == CU_OK)
                 rc = cu_work_emit(w, "access.unmask_limit",
-                                  json_pack("{s:s, s:I}", "staff_id", req->principal.id,
-                                            "limit_per_hour", (json_int_t)limit));
+                                  json_pack("{s:s, s:I}", "staff_id", staff, "limit_per_hour",
+                                            (json_int_t)limit));
             if (rc == CU_OK)
                 rc = cu_work_after(w, limit_alert, req);
             if (rc != CU_OK)

@@ -136,7 +136,28 @@ check "the log raises the alert" grep -q "\"msg\":\"access.unmask_limit\".*\"sta
 req GET /metrics -H "$AUTH"
 check "and the metric counts the customers masked" grep -q '^custodia_unmask_limited_total 2$' "$TMP/body"
 req GET "/v1/customers/$A" -H "$AUTH"
-check_eq "API keys are not counted" "ada@example.com" "$(json "j['email']")"
+check_eq "the installation's keys are not counted" "ada@example.com" "$(json "j['email']")"
+
+# A staff member's API key reads as its owner: a reason needed, the owner's limit charged.
+req POST /v1/staff -H "$AUTH" -H "$JSONH" --data '{"email": "olaf@example.com", "name": "Olaf",
+    "scopes": ["apikeys.write", "customers.read", "customers.unmask"]}'
+LID=$(json "j['id']")
+staff_signin "$LID" olaf@example.com 'copper meadow signal 39' || exit 1
+req POST /v1/apikeys -H "$STOK" -H "$JSONH" \
+    --data '{"name": "olafs", "scopes": ["customers.read", "customers.unmask"]}'
+OLAFK="Authorization: Bearer $(json "j['key']")"
+req GET "/v1/customers/$A" -H "$OLAFK"
+check_eq "a staff member's key reads masked without a reason" "True reason-required" \
+    "$(json "j['masked']") $(header Custodia-Masked)"
+for i in 1 2 3 4; do req GET "/v1/customers/$A" -H "$OLAFK" -H "$WHY"; done
+check_eq "with one, in full up to the owner's limit" "ada@example.com" "$(json "j['email']")"
+req GET "/v1/customers/$A" -H "$STOK" -H "$WHY"
+check_eq "which the owner's own reads share" "True limit-reached" \
+    "$(json "j['masked']") $(header Custodia-Masked)"
+req GET "/v1/customers/$A" -H "$OLAFK" -H "$WHY"
+check_eq "as the key does" "True limit-reached" "$(json "j['masked']") $(header Custodia-Masked)"
+req GET "/v1/audit?action=access.unmask_limit&target=$LID" -H "$AUTH"
+check_eq "the alert names the owner" 1 "$(json "len(j['items'])")"
 
 # Changes, decided on the customer as it is and as the change leaves it.
 req PATCH "/v1/customers/$A" -H "$RITA" -H "$JSONH" --data '{"city": "Leeds"}'

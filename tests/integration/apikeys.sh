@@ -89,6 +89,19 @@ check_eq "the admin key still works" 200 "$STATUS"
 check "the escalation attempts are audited" test "$("$DBQ" "$D" \
     "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND details LIKE '%escalation%'")" -eq 2
 
+# A key made by a key that expires expires no later than it.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" \
+    --data '{"name": "short maker", "scopes": ["apikeys.write"], "expires_at": "2099-01-01T00:00:00Z"}'
+SHORT=$(json "j['key']")
+req POST /v1/apikeys -H "Authorization: Bearer $SHORT" -H "$JSONH" \
+    --data '{"name": "child", "scopes": ["apikeys.write"]}'
+check_eq "a key made by an expiring key expires with it" "201 2099-01-01T00:00:00.000Z" \
+    "$STATUS $(json "j['expires_at']")"
+req POST /v1/apikeys -H "Authorization: Bearer $SHORT" -H "$JSONH" \
+    --data '{"name": "child", "scopes": ["apikeys.write"], "expires_at": "2099-01-02T00:00:00Z"}'
+check_eq "and may not outlive it" 400 "$STATUS"
+check "saying so" contains "$TMP/body" "not be later than the calling key"
+
 # A key made by the CLI while the server runs.
 CLI_KEY=$("$BIN" apikey create --dir "$D" --name "from cli" --scope metrics.read 2>/dev/null)
 req GET /metrics -H "Authorization: Bearer $CLI_KEY"

@@ -89,12 +89,38 @@ check_eq "the requester cancels" "200 cancelled" "$STATUS $(json "j['status']")"
 req POST "/v1/approvals/$A3/approve" -H "$BOB"
 check_eq "a cancelled request takes no vote" 409 "$STATUS"
 
+# a key made through approval by a key belongs to that key's owner, as one made directly would
+req GET /v1/staff -H "$AUTH"
+ANN_ID=$(json "[s['id'] for s in j['items'] if s['email'] == 'ann@example.com'][0]")
+req POST /v1/apikeys -H "$ANN" -H "$JSONH" --data \
+    '{"name": "anns-maker", "scopes": ["apikeys.write", "metrics.read"], "networks": ["127.0.0.0/8"]}'
+AK1=$(json "j['id']")
+req POST "/v1/approvals/$AK1/approve" -H "$BOB"
+req GET "/v1/approvals/$AK1/result" -H "$ANN"
+check_eq "a staff member's key is made on approval, owned by them" "201 $ANN_ID" \
+    "$(json "j['status']") $(json "j['body']['owner']")"
+ANNKEY="Authorization: Bearer $(json "j['body']['key']")"
+req POST /v1/apikeys -H "$ANNKEY" -H "$JSONH" --data '{"name": "anns-child", "scopes": ["metrics.read"]}'
+check_eq "the key's own request names its owner" "202 $ANN_ID" \
+    "$STATUS $(json "j['requester']['owner']")"
+AK2=$(json "j['id']")
+req POST "/v1/approvals/$AK2/approve" -H "$ANN"
+check_eq "whom it cannot approve" 403 "$STATUS"
+req POST "/v1/approvals/$AK2/approve" -H "$BOB"
+req GET "/v1/approvals/$AK2/result" -H "$ANNKEY"
+check_eq "the key it makes on approval has the same owner and allow-list" \
+    "201 $ANN_ID ['127.0.0.0/8']" \
+    "$(json "j['status']") $(json "j['body']['owner']") $(json "j['body']['networks']")"
+CHILD="Authorization: Bearer $(json "j['body']['key']")"
+req GET /metrics -H "$CHILD"
+check_eq "and works" 200 "$STATUS"
+
 # it runs as the requester stands when approved: one disabled meanwhile gets nothing done
 req POST /v1/apikeys -H "$ANN" -H "$JSONH" --data '{"name": "anns2", "scopes": ["metrics.read"]}'
 A7=$(json "j['id']")
-req GET /v1/staff -H "$AUTH"
-ANN_ID=$(json "[s['id'] for s in j['items'] if s['email'] == 'ann@example.com'][0]")
 req PATCH "/v1/staff/$ANN_ID" -H "$AUTH" -H "$JSONH" --data '{"status": "disabled"}'
+req GET /metrics -H "$CHILD"
+check_eq "the key made on approval stops with its owner" 401 "$STATUS"
 req POST "/v1/approvals/$A7/approve" -H "$BOB"
 check_eq "a request of one disabled since fails when approved" "200 failed 403" \
     "$STATUS $(json "j['status']") $(json "j['result']['status']")"
@@ -209,6 +235,23 @@ done
 check_eq "is dropped with its key once past its time" False "$(json "j['result']['waiting']")"
 req GET "/v1/approvals/$A9/result" -H "$AUTH"
 check_eq "and the requester gets nothing" 404 "$STATUS"
+
+# an earlier approval counts only while its approver may still approve
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Cy"}'
+CID2=$(json "j['id']")
+req DELETE "/v1/customers/$CID2" -H "$AUTH"
+A10=$(json "j['id']")
+req POST "/v1/approvals/$A10/approve" -H "$BOB"
+req PATCH "/v1/staff/$BOB_ID" -H "$AUTH" -H "$JSONH" --data '{"scopes": ["apikeys.write"]}'
+check_eq "an approver loses the permission" 200 "$STATUS"
+req POST "/v1/approvals/$A10/approve" -H "$CAT"
+check_eq "then the second approval does not run it: the first no longer counts" "200 pending" \
+    "$STATUS $(json "j['status']")"
+req GET /v1/staff -H "$AUTH"
+DAN_ID=$(json "[s['id'] for s in j['items'] if s['email'] == 'dan@example.com'][0]")
+req PATCH "/v1/staff/$DAN_ID" -H "$AUTH" -H "$JSONH" --data '{"scopes": ["apikeys.write", "customers.erase"]}'
+req POST "/v1/approvals/$A10/approve" -H "$DAN"
+check_eq "a third who holds it does" "200 executed" "$STATUS $(json "j['status']")"
 
 # every step is in the audit log
 "$BIN" audit export --dir "$D" >"$TMP/audit.jsonl" 2>/dev/null
