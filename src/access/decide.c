@@ -294,7 +294,6 @@ static enum tri cond(struct eval *ev, int c)
 static void describe(const struct eval *ev, const struct operand *o, char *out, size_t cap)
 {
     struct value v;
-    char ip[64];
 
     out[0] = '\0';
     if (o->kind != O_ATTR)
@@ -339,12 +338,9 @@ static void describe(const struct eval *ev, const struct operand *o, char *out, 
         break;
     }
     case T_IP:
-        if (v.ip->b[10] == 0xff && v.ip->b[11] == 0xff &&
-            memcmp(v.ip->b, "\0\0\0\0\0\0\0\0\0\0", 10) == 0)
-            put(ip, sizeof ip, "%u.%u.%u.%u", v.ip->b[12], v.ip->b[13], v.ip->b[14], v.ip->b[15]);
-        else
-            put(ip, sizeof ip, "an IPv6 address");
-        put(out, cap, "%s is %s", cu_policy_attr_names[o->attr], ip);
+        /* never the address itself: explanations reach logs and the audit log, which keep
+         * client addresses only as the [audit] ip setting says */
+        put(out, cap, "%s did not match", cu_policy_attr_names[o->attr]);
         break;
     case T_SET:
         put(out, cap, "%s has %zu tags", cu_policy_attr_names[o->attr], v.nset);

@@ -140,9 +140,19 @@ static void request_job_clear(void *p)
     }
 }
 
+struct query_pairs {
+    json_t *arr;
+    bool bad; /* an argument that is not UTF-8: kept, it would not be the action asked for */
+};
+
 static bool query_pair(void *cls, const char *name, const char *value)
 {
-    json_array_append_new(cls, json_pack("[s, s?]", name, value));
+    struct query_pairs *q = cls;
+    json_t *pair = json_pack("[s, s?]", name, value);
+    if (pair == NULL || json_array_append_new(q->arr, pair) != 0) {
+        q->bad = true;
+        return false;
+    }
     return true;
 }
 
@@ -151,12 +161,16 @@ static bool query_pair(void *cls, const char *name, const char *value)
 static enum cu_err action_of(struct cu_req *req, struct cu_resp *resp, struct request_job *j)
 {
     json_t *body = NULL, *query = json_array();
+    struct query_pairs q = {query, query == NULL};
     enum cu_err rc = CU_OK;
     char *action = NULL;
 
-    if (req->source != NULL && req->source->each != NULL)
-        req->source->each(req->source_arg, true, query_pair, query);
-    if (req->body.len > 0)
+    if (!q.bad && req->source != NULL && req->source->each != NULL)
+        req->source->each(req->source_arg, true, query_pair, &q);
+    if (q.bad)
+        rc = cu_resp_fail(resp, CU_E_INVALID,
+                          "the query arguments of an action that needs approval must be UTF-8");
+    if (rc == CU_OK && req->body.len > 0)
         rc = cu_req_json(req, resp, &body);
     if (rc != CU_OK) {
         json_decref(query);
@@ -338,8 +352,10 @@ enum cu_err cu_handle_approval_get(struct cu_req *req, struct cu_resp *resp)
         return rc;
     v = cu_approval_json(&a);
     /* the action itself, while it is kept (until it runs or ends): for the approvers to see
-     * what they approve */
-    rc = cu_approval_payload(req->app->approvals, db, a.id, &payload);
+     * what they approve (staff members: a key never approves) and for the requester */
+    bool shown =
+        req->principal.kind == CU_PRINCIPAL_STAFF || is_requester_side(&req->principal, &a);
+    rc = shown ? cu_approval_payload(req->app->approvals, db, a.id, &payload) : CU_E_NOT_FOUND;
     if (rc == CU_OK) {
         json_t *act = json_loadb(payload.data, payload.len, 0, NULL);
         json_object_del(act, "ip");

@@ -38,7 +38,7 @@ static enum cu_err auth_failed_as(struct cu_req *req, struct cu_resp *resp, cons
 {
     uint64_t held = 0;
     struct cu_app *app = req->app;
-    if (counted && cu_limiter_fail(app->auth_limiter, req->remote_ip, cu_clock_now_ms(), &held) ==
+    if (counted && cu_limiter_fail(app->auth_limiter, req->rate_client, cu_clock_now_ms(), &held) ==
                        CU_LIMIT_SUPPRESS) {
         cu_resp_header(resp, "Retry-After", "60");
         return cu_resp_fail(resp, CU_E_RATE_LIMITED,

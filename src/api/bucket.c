@@ -4,7 +4,9 @@
  */
 #include "api/bucket.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,6 +32,7 @@ struct shard {
 struct cu_buckets {
     int64_t rate;  /* thousandths of a token a minute */
     int64_t burst; /* thousandths */
+    unsigned char hkey[crypto_shorthash_KEYBYTES];
     struct shard shards[SHARDS];
 };
 
@@ -47,6 +50,7 @@ enum cu_err cu_buckets_new(unsigned rate_per_minute, unsigned burst, struct cu_b
         return CU_E_NOMEM;
     b->rate = (int64_t)rate_per_minute * MILLI;
     b->burst = (int64_t)burst * MILLI;
+    randombytes_buf(b->hkey, sizeof(b->hkey));
     for (size_t i = 0; i < SHARDS; i++)
         pthread_mutex_init(&b->shards[i].mu, NULL);
     *out = b;
@@ -62,12 +66,34 @@ void cu_buckets_free(struct cu_buckets *b)
     cu_free(b);
 }
 
-static uint32_t hash(const char *s)
+/* SipHash under the table's own key: a client cannot aim its keys at one slot. */
+static uint32_t hash(const struct cu_buckets *b, const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: keys are not secret; a collision only shares probes */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    unsigned char h[crypto_shorthash_BYTES];
+    uint32_t v;
+    crypto_shorthash(h, (const unsigned char *)s, strlen(s), b->hkey);
+    memcpy(&v, h, sizeof(v));
+    return v;
+}
+
+void cu_rate_client(const char *ip, char out[CU_RATE_CLIENT_BYTES])
+{
+    struct in6_addr a6;
+    if (strchr(ip, ':') == NULL || inet_pton(AF_INET6, ip, &a6) != 1) {
+        snprintf(out, CU_RATE_CLIENT_BYTES, "%s", ip);
+        return;
+    }
+    /* an IPv4-mapped address is the IPv4 client it maps */
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a6.s6_addr, mapped, sizeof(mapped)) == 0) {
+        snprintf(out, CU_RATE_CLIENT_BYTES, "%u.%u.%u.%u", a6.s6_addr[12], a6.s6_addr[13],
+                 a6.s6_addr[14], a6.s6_addr[15]);
+        return;
+    }
+    const unsigned char *b = a6.s6_addr;
+    snprintf(out, CU_RATE_CLIENT_BYTES, "%x:%x:%x:%x::/64", (unsigned)(b[0] << 8 | b[1]),
+             (unsigned)(b[2] << 8 | b[3]), (unsigned)(b[4] << 8 | b[5]),
+             (unsigned)(b[6] << 8 | b[7]));
 }
 
 /* refill(b, s, now): s's tokens brought up to now. Time is taken from the bucket only for the
@@ -130,7 +156,7 @@ bool cu_buckets_take(struct cu_buckets *b, const char *key, int64_t now_ms, int6
     *retry_s = 0;
     if (b == NULL)
         return true;
-    h = hash(key);
+    h = hash(b, key);
     sh = &b->shards[(h >> 24) % SHARDS];
     pthread_mutex_lock(&sh->mu);
     s = find(b, sh, key, h, now_ms);

@@ -3,7 +3,8 @@
  * key may spend `burst` requests at once and regains `rate` a second. A table of fixed size
  * in shards, each under its own lock. A key not seen is a full bucket, so a bucket that has
  * refilled is forgotten without loss; when a shard has no room, the fullest bucket probed is
- * given up (the one whose reset gives its holder the least).
+ * given up (the one whose reset gives its holder the least). Slots are found by a keyed hash
+ * (a key drawn at start), so that a client cannot choose keys that crowd one out.
  */
 #ifndef CU_API_BUCKET_H
 #define CU_API_BUCKET_H
@@ -28,5 +29,13 @@ void cu_buckets_free(struct cu_buckets *b);
  * was one; else false, and *retry_s gets the whole seconds until there is one (>= 1). b NULL:
  * true. */
 bool cu_buckets_take(struct cu_buckets *b, const char *key, int64_t now_ms, int64_t *retry_s);
+
+/* The longest key cu_rate_client writes, with its NUL. */
+#define CU_RATE_CLIENT_BYTES 64
+
+/* cu_rate_client(ip, out): the key a client address is limited by: an IPv4 address whole, an
+ * IPv6 one by its /64 (the block one subscriber is usually given, so that hopping addresses
+ * within it gains nothing); text that is not an address is taken as it is. */
+void cu_rate_client(const char *ip, char out[CU_RATE_CLIENT_BYTES]);
 
 #endif

@@ -81,6 +81,7 @@ struct cu_req {
     unsigned approvals_needed;          /* >0: the action waits for approval (four-eyes) */
     int64_t approval_ms;                /* within how long */
     char remote_ip[64];                 /* the client's address, for limits held in memory only */
+    char rate_client[64];               /* the client as limits count it (cu_rate_client) */
     char kept_ip[64];                   /* the address as custodia keeps it (cu_app_kept_ip) */
     char kept_reported[64];             /* a reported end user's address, kept the same way */
     void *conn;                         /* the MHD connection (server.c only), or NULL */

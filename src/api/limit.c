@@ -1,12 +1,13 @@
 /*
- * limit.c - the failed-authentication limiter: a fixed table of client slots, found by a hash
- * of the address, one lock. Slots are reused when their window has passed, or taken over when
- * the table is full of other clients (then a busy attacker's count restarts, which errs on the
- * side of auditing more, never less).
+ * limit.c - the failed-authentication limiter: a fixed table of client slots, found by a keyed
+ * hash of the client (its address, an IPv6 one by its /64: cu_rate_client), one lock. Slots are
+ * reused when their window has passed, or taken over when the table is full of other clients (then
+ * a busy attacker's count restarts, which errs on the side of auditing more, never less).
  */
 #include "api/limit.h"
 
 #include <pthread.h>
+#include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,6 +29,7 @@ struct slot {
 struct cu_limiter {
     pthread_mutex_t mu;
     unsigned per_minute;
+    unsigned char hkey[crypto_shorthash_KEYBYTES];
     struct slot slots[SLOTS];
 };
 
@@ -38,6 +40,7 @@ enum cu_err cu_limiter_new(unsigned per_minute, struct cu_limiter **out)
         return CU_E_NOMEM;
     pthread_mutex_init(&l->mu, NULL);
     l->per_minute = per_minute;
+    randombytes_buf(l->hkey, sizeof(l->hkey));
     *out = l;
     return CU_OK;
 }
@@ -50,18 +53,20 @@ void cu_limiter_free(struct cu_limiter *l)
     cu_free(l);
 }
 
-static uint32_t hash(const char *s)
+/* SipHash under the table's own key: a client cannot aim its addresses at one slot. */
+static uint32_t hash(const struct cu_limiter *l, const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: addresses are not secret and not chosen to collide */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    unsigned char h[crypto_shorthash_BYTES];
+    uint32_t v;
+    crypto_shorthash(h, (const unsigned char *)s, strlen(s), l->hkey);
+    memcpy(&v, h, sizeof(v));
+    return v;
 }
 
 /* The slot of client: its own, else a free or stale one, else the first probed. */
 static struct slot *find(struct cu_limiter *l, const char *client, int64_t now)
 {
-    uint32_t h = hash(client);
+    uint32_t h = hash(l, client);
     struct slot *spare = NULL;
     for (unsigned i = 0; i < PROBES; i++) {
         struct slot *s = &l->slots[(h + i) % SLOTS];

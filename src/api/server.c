@@ -136,6 +136,7 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     r->req.content_type = cu_req_header(&r->req, "Content-Type");
     request_id(r->req.id);
     snprintf(r->req.remote_ip, sizeof(r->req.remote_ip), "%s", ip);
+    cu_rate_client(r->req.remote_ip, r->req.rate_client);
     cu_app_kept_ip(app, r->req.remote_ip, r->req.kept_ip);
     cu_buf_init(&r->req.body, app->cfg.server.max_body_bytes);
     cu_buf_init(&r->resp.body, 16u << 20);
@@ -292,7 +293,7 @@ static enum cu_err admit(struct request *r)
     enum cu_method m = r->req.method == CU_HEAD ? CU_GET : r->req.method;
 
     if (r->preset == NULL &&
-        !cu_buckets_take(r->req.app->rate_ip, r->req.remote_ip, cu_clock_now_ms(), &retry))
+        !cu_buckets_take(r->req.app->rate_ip, r->req.rate_client, cu_clock_now_ms(), &retry))
         return rate_limited(r, CU_GUARD_RATE_IP, retry, "from this address");
     const struct cu_route *route =
         cu_route_match(routes, nroutes, m, r->req.path, &r->req, &allowed);

@@ -439,7 +439,8 @@ static const struct key_def keys[] = {
      NULL},
     {{"access", "unmask_reason", "staff",
       "Who must give a reason (the Custodia-Reason header) to see customers' personal fields "
-      "in full: staff (staff members' sessions), all (API keys too) or none. Without one the "
+      "in full: staff (staff members' sessions and their API keys), all (the installation's "
+      "keys too) or none. Without one the "
       "answer is masked; the audit record keeps the reason."},
      "staff, all or none",
      K_CHOICE,
@@ -457,7 +458,8 @@ static const struct key_def keys[] = {
      1000000,
      NULL},
     {{"limits", "ip_per_minute", "60000",
-      "Requests one client address may make in a minute, all routes together; past that it gets "
+      "Requests one client (an IPv4 address, or an IPv6 /64) may make in a minute, all routes "
+      "together; past that it gets "
       "429 with Retry-After (0: no limit)."},
      "an integer from 0 to 10000000",
      K_UINT,

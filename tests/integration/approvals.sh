@@ -45,6 +45,9 @@ check_eq "the same request again is refused while one is pending" 409 "$STATUS"
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "billing2", "scopes": ["metrics.read"]}'
 check_eq "another body is another request" 202 "$STATUS"
 A2=$(json "j['id']")
+req POST "/v1/apikeys?note=%ff" -H "$AUTH" -H "$JSONH" --data '{"name": "billing3", "scopes": ["metrics.read"]}'
+check_eq "an action whose query is not UTF-8 is not held (it could not be run as asked)" 400 "$STATUS"
+check "saying so" contains "$TMP/body" "must be UTF-8"
 
 req POST "/v1/approvals/$A1/approve" -H "$AUTH"
 check_eq "an API key cannot approve" 403 "$STATUS"
@@ -100,6 +103,14 @@ req GET "/v1/approvals/$AK1/result" -H "$ANN"
 check_eq "a staff member's key is made on approval, owned by them" "201 $ANN_ID" \
     "$(json "j['status']") $(json "j['body']['owner']")"
 ANNKEY="Authorization: Bearer $(json "j['body']['key']")"
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "peek", "scopes": ["metrics.read"]}'
+AP=$(json "j['id']")
+req GET "/v1/approvals/$AP" -H "$ANNKEY"
+check_eq "another's key holding the permission sees the request, not its action" "200 null" \
+    "$STATUS $(json "json.dumps(j['action'])")"
+req GET "/v1/approvals/$AP" -H "$AUTH"
+check_eq "which its requester sees" "peek" "$(json "j['action']['body']['name']")"
+req POST "/v1/approvals/$AP/cancel" -H "$AUTH"
 req POST /v1/apikeys -H "$ANNKEY" -H "$JSONH" --data '{"name": "anns-child", "scopes": ["metrics.read"]}'
 check_eq "the key's own request names its owner" "202 $ANN_ID" \
     "$STATUS $(json "j['requester']['owner']")"

@@ -398,6 +398,27 @@ static void test_buckets(void **state)
     cu_buckets_free(b);
 }
 
+/* Limits count an IPv6 client by its /64 and an IPv4 one (mapped or not) whole. */
+static void test_rate_client(void **state)
+{
+    char a[CU_RATE_CLIENT_BYTES], b[CU_RATE_CLIENT_BYTES];
+    (void)state;
+    cu_rate_client("2001:db8:1:2:aaaa::1", a);
+    cu_rate_client("2001:db8:1:2:ffff:1:2:3", b);
+    assert_string_equal(a, "2001:db8:1:2::/64");
+    assert_string_equal(a, b);
+    cu_rate_client("2001:db8:1:3::1", b);
+    assert_string_not_equal(a, b);
+    cu_rate_client("::ffff:192.0.2.7", a);
+    assert_string_equal(a, "192.0.2.7");
+    cu_rate_client("192.0.2.7", b);
+    assert_string_equal(a, b);
+    cu_rate_client("192.0.2.8", b);
+    assert_string_not_equal(a, b);
+    cu_rate_client("not an address", a);
+    assert_string_equal(a, "not an address");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +433,7 @@ int main(void)
         cmocka_unit_test(test_retry_after_in_response),
         cmocka_unit_test(test_limiter),
         cmocka_unit_test(test_buckets),
+        cmocka_unit_test(test_rate_client),
         cmocka_unit_test(test_metrics),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
