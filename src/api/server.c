@@ -145,6 +145,7 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     snprintf(ctx.request_id, sizeof(ctx.request_id), "%s", r->req.id);
     snprintf(ctx.actor_type, sizeof(ctx.actor_type), "anonymous");
     snprintf(ctx.source_ip, sizeof(ctx.source_ip), "%s", r->req.remote_ip);
+    snprintf(ctx.kept_ip, sizeof(ctx.kept_ip), "%s", r->req.kept_ip);
     /* The agent as given when it is UTF-8, cut at a character's edge to fit. */
     const char *ua = cu_req_header(&r->req, "User-Agent");
     if (ua != NULL && cu_utf8_valid(ua, strlen(ua)))

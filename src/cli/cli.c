@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "monitor/events.h"
 #include "base/log.h"
 #include "crypto/crypto.h"
 
@@ -163,7 +164,7 @@ int cu_cli_open(const char *dir, struct cu_cli_ctx *ctx, bool migrate)
     }
     /* A command that may write gets the group committer (the only writer); one that must not
      * write (the audit log's forensic commands) gets none. */
-    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx->audit)};
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx->audit), .events = cu_events_sink()};
     if (code == CU_EXIT_OK && migrate &&
         cu_committer_new(ctx->store, &co, &ctx->committer) != CU_OK) {
         cu_cli_error("the store's writer could not start");

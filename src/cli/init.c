@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "monitor/events.h"
 #include "cli/cli.h"
 #include "crypto/cert.h"
 #include "crypto/crypto.h"
@@ -228,7 +229,7 @@ static int make_first_key(const struct cu_config *cfg, struct cu_store *st, stru
     k.svc = svc;
     if (rc == CU_OK)
         rc = cu_audit_new(kr, &ao, &ctx.audit);
-    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit)};
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit), .events = cu_events_sink()};
     if (rc == CU_OK)
         rc = cu_committer_new(st, &co, &ctx.committer);
     if (rc == CU_OK)
@@ -328,7 +329,7 @@ static int make_first_staff(const struct cu_config *cfg, struct cu_store *st, st
         rc = cu_vault_new(ctx.keyring, kek, alg, &vault);
     if (rc == CU_OK)
         rc = cu_identity_new(ctx.keyring, kek, alg, vault, &io, &idn);
-    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit)};
+    struct cu_committer_opts co = {.audit = cu_audit_sink(ctx.audit), .events = cu_events_sink()};
     if (rc == CU_OK)
         rc = cu_committer_new(st, &co, &ctx.committer);
     if (rc != CU_OK)

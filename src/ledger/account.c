@@ -377,8 +377,8 @@ static enum cu_err account_insert(struct cu_db *db, const struct cu_ledger_accou
 
 static json_t *account_details(const struct cu_ledger_account *a)
 {
-    return json_pack("{s:s, s:s, s:s}", "customer", a->customer[0] ? a->customer : "",
-                     "currency", a->currency, "status", cu_ledger_status_name(a->status));
+    return json_pack("{s:s, s:s, s:s}", "customer", a->customer[0] ? a->customer : "", "currency",
+                     a->currency, "status", cu_ledger_status_name(a->status));
 }
 
 static void target_of(char out[64], const char *id)
@@ -559,8 +559,9 @@ enum cu_err cu_ledger_close(struct cu_ledger *l, struct cu_work *w, struct cu_db
     }
     if (out->t.debits_posted != out->t.credits_posted || out->t.debits_pending != 0 ||
         out->t.credits_pending != 0) {
-        snprintf(detail, 256, "only an account with a zero balance and nothing pending can be "
-                              "closed");
+        snprintf(detail, 256,
+                 "only an account with a zero balance and nothing pending can be "
+                 "closed");
         return CU_E_EXISTS;
     }
     out->status = CU_LEDGER_CLOSED;
@@ -577,8 +578,9 @@ enum cu_err cu_ledger_close(struct cu_ledger *l, struct cu_work *w, struct cu_db
 enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                    int64_t now, size_t max, size_t *done)
 {
-    static const char sql[] = "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
-                              "frozen_until IS NOT NULL AND frozen_until <= $1 ORDER BY id LIMIT $2";
+    static const char sql[] =
+        "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
+        "frozen_until IS NOT NULL AND frozen_until <= $1 ORDER BY id LIMIT $2";
     struct cu_val p[] = {CU_VI(now), CU_VI(max)};
     char(*ids)[CU_LEDGER_ID_BYTES] = NULL;
     struct cu_stmt *st = NULL;
@@ -599,8 +601,8 @@ enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struc
     cu_stmt_done(st);
     for (size_t i = 0; rc == CU_OK && i < n; i++) {
         rc = lock_account(db, ids[i], &a);
-        if (rc == CU_OK && (a.status != CU_LEDGER_FROZEN || a.frozen_until == 0 ||
-                            a.frozen_until > now))
+        if (rc == CU_OK &&
+            (a.status != CU_LEDGER_FROZEN || a.frozen_until == 0 || a.frozen_until > now))
             continue;
         a.status = CU_LEDGER_ACTIVE;
         a.freeze_reason[0] = '\0';
@@ -636,8 +638,8 @@ enum cu_err cu_ledger_customer_limit_set(struct cu_work *w, struct cu_db *db, co
     rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     snprintf(target, sizeof(target), "customer:%s", customer);
     if (rc == CU_OK)
-        rc = cu_work_audit(w, "ledger.customer_limit", target, "success",
-                           json_pack("{s:s, s:I}", "currency", currency, "daily",
-                                     (json_int_t)daily));
+        rc = cu_work_audit(
+            w, "ledger.customer_limit", target, "success",
+            json_pack("{s:s, s:I}", "currency", currency, "daily", (json_int_t)daily));
     return rc;
 }

@@ -49,7 +49,7 @@ struct cu_ledger_totals {
 struct cu_ledger_account {
     char id[CU_LEDGER_ID_BYTES];
     char customer[CU_LEDGER_CUSTOMER_BYTES]; /* "" for a system account */
-    char purpose[16];                        /* "customer", "cash_in", "cash_out", "fees", "suspense" */
+    char purpose[16]; /* "customer", "cash_in", "cash_out", "fees", "suspense" */
     char currency[4];
     enum cu_ledger_status status;
     char freeze_reason[CU_LEDGER_REASON_MAX + 1];
@@ -97,13 +97,13 @@ struct cu_ledger_transfer {
     char parent[CU_LEDGER_ID_BYTES]; /* "" when none */
     bool hold;                       /* held by the monitoring hook (decision "hold") */
     char reasons[CU_LEDGER_REASONS_MAX + 1];
-    char actor[64];
+    char actor[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES]; /* "staff:stf_…", "system" */
     char channel[16];
     int64_t at;
     /* pending transfers: their state */
-    char state[12];      /* "pending", "posted", "voided", "expired"; "" when not pending */
-    int64_t reserved;    /* what it still reserves */
-    int64_t expires_at;  /* ms; 0: never */
+    char state[12];     /* "pending", "posted", "voided", "expired"; "" when not pending */
+    int64_t reserved;   /* what it still reserves */
+    int64_t expires_at; /* ms; 0: never */
 };
 
 /* cu_ledger_transfer_clear(t): frees what t owns. */
@@ -128,10 +128,10 @@ struct cu_ledger_op {
 
 /* What the monitoring hook decides about a new transfer. */
 enum cu_ledger_verdict {
-    CU_LEDGER_LET = 0,  /* let it through */
-    CU_LEDGER_HOLD,     /* make it a pending hold, for review */
-    CU_LEDGER_STEP_UP,  /* refuse it until the customer steps up */
-    CU_LEDGER_DENY,     /* refuse it */
+    CU_LEDGER_LET = 0, /* let it through */
+    CU_LEDGER_HOLD,    /* make it a pending hold, for review */
+    CU_LEDGER_STEP_UP, /* refuse it until the customer steps up */
+    CU_LEDGER_DENY,    /* refuse it */
 };
 
 /* What the hook sees: the transfer as asked, its accounts as locked now (before it), the
@@ -156,17 +156,17 @@ struct cu_ledger_hook {
 /* Who may act on what, for the checks the ledger makes itself: a customer's session acts only
  * on its own accounts (customer set); staff and services act on any. */
 struct cu_ledger_actor {
-    const char *customer; /* non-NULL: a customer's own session */
-    const char *channel;  /* "api", "session", "batch", "system" */
+    const char *customer;  /* non-NULL: a customer's own session */
+    const char *channel;   /* "api", "session", "batch", "system" */
     int64_t step_up_above; /* a customer's transfer above this needs aal2 (0: never) */
     int aal;               /* the session's assurance level */
 };
 
 /* The outcome of one op. */
 struct cu_ledger_result {
-    enum cu_err err;       /* CU_OK, or why the op was refused (nothing of it kept) */
-    const char *type;      /* the problem's stable type: "insufficient_funds" …; NULL for OK */
-    char detail[256];      /* for the client; never personal data */
+    enum cu_err err;  /* CU_OK, or why the op was refused (nothing of it kept) */
+    const char *type; /* the problem's stable type: "insufficient_funds" …; NULL for OK */
+    char detail[256]; /* for the client; never personal data */
     struct cu_ledger_transfer t; /* the transfer made (err CU_OK) */
     enum cu_ledger_verdict verdict;
 };
@@ -200,8 +200,8 @@ bool cu_currency_valid(const char *code, int *exponent);
 
 /* cu_ledger_account_create(l, w, db, in, out, detail): a new active account of a customer.
  * CU_E_INVALID with detail for a bad field. Audited in w (ledger.account_create). */
-CU_WUR enum cu_err cu_ledger_account_create(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
-                                            const struct cu_ledger_account_in *in,
+CU_WUR enum cu_err cu_ledger_account_create(struct cu_ledger *l, struct cu_work *w,
+                                            struct cu_db *db, const struct cu_ledger_account_in *in,
                                             struct cu_ledger_account *out, char detail[256]);
 
 /* cu_ledger_system_account(db, purpose, currency, create, out): the system account of that
@@ -217,9 +217,8 @@ CU_WUR enum cu_err cu_ledger_account_get(struct cu_db *db, const char *id,
 
 /* cu_ledger_accounts_of(db, customer, after, limit, out, n): a customer's accounts by id;
  * *out cu_free'd by the caller. */
-CU_WUR enum cu_err cu_ledger_accounts_of(struct cu_db *db, const char *customer,
-                                         const char *after, size_t limit,
-                                         struct cu_ledger_account **out, size_t *n);
+CU_WUR enum cu_err cu_ledger_accounts_of(struct cu_db *db, const char *customer, const char *after,
+                                         size_t limit, struct cu_ledger_account **out, size_t *n);
 
 /* cu_ledger_freeze(l, w, db, id, reason, until, out, detail): freezes an account: nothing
  * leaves it (credits still arrive) until unfrozen or until `until` (ms; 0: until unfrozen).
@@ -233,8 +232,7 @@ CU_WUR enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, st
                                       const char *id, struct cu_ledger_account *out,
                                       char detail[256]);
 CU_WUR enum cu_err cu_ledger_close(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
-                                   const char *id, struct cu_ledger_account *out,
-                                   char detail[256]);
+                                   const char *id, struct cu_ledger_account *out, char detail[256]);
 
 /* cu_ledger_customer_limit_set(w, db, customer, currency, daily): a customer's daily limit
  * in a currency over all their accounts (0: none). Audited in w. */
@@ -265,8 +263,8 @@ CU_WUR enum cu_err cu_ledger_expire(struct cu_ledger *l, struct cu_work *w, stru
 
 /* cu_ledger_unfreeze_due(l, w, db, now, max, done): makes active again up to max frozen
  * accounts whose freeze has run out, in w. */
-CU_WUR enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w,
-                                          struct cu_db *db, int64_t now, size_t max, size_t *done);
+CU_WUR enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
+                                          int64_t now, size_t max, size_t *done);
 
 /* cu_ledger_transfer_get(db, id, out): one transfer (with its pending state). */
 CU_WUR enum cu_err cu_ledger_transfer_get(struct cu_db *db, const char *id,
@@ -280,8 +278,8 @@ CU_WUR enum cu_err cu_ledger_transfers_by_ref(struct cu_db *db, const char *ref,
 /* A filter of an account's entries (its transfers, either side). */
 struct cu_ledger_entry_filter {
     const char *account;
-    int64_t after_seq;    /* cursor: entries after this seq */
-    int64_t from, until;  /* time bounds, ms (0: none); until excluded */
+    int64_t after_seq;   /* cursor: entries after this seq */
+    int64_t from, until; /* time bounds, ms (0: none); until excluded */
     const char *counterparty;
     const char *code;
     size_t limit;
@@ -321,8 +319,5 @@ struct cu_ledger_check_report {
  * no gap; every movement has its audit record, whose digest matches its transfers. CU_OK when
  * it ran (report->violations says what it found). */
 CU_WUR enum cu_err cu_ledger_check(struct cu_db *db, struct cu_ledger_check_report *report);
-
-/* cu_ledger_digest_hex(...): the digest a movement's audit record carries over its transfers
- * (docs/ledger.md): SHA-256 of each transfer's line, hex. Exposed for the check. */
 
 #endif

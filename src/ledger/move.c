@@ -10,6 +10,7 @@
  * changed, the pending states, the head, one audit record with the digest of its transfers,
  * and one event per transfer.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +100,7 @@ static int by_id(const void *a, const void *b)
     return strcmp(((const struct acct *)a)->a.id, ((const struct acct *)b)->a.id);
 }
 
-static struct acct *find_acct(struct mv *m, const char *id)
+static struct acct *find_acct(const struct mv *m, const char *id)
 {
     struct acct key;
 
@@ -113,8 +114,7 @@ static struct acct *find_acct(struct mv *m, const char *id)
 static struct clim *find_lim(struct mv *m, const char *customer, const char *currency)
 {
     for (size_t i = 0; i < m->nlim; i++)
-        if (strcmp(m->lim[i].customer, customer) == 0 &&
-            strcmp(m->lim[i].currency, currency) == 0)
+        if (strcmp(m->lim[i].customer, customer) == 0 && strcmp(m->lim[i].currency, currency) == 0)
             return m->lim[i].found ? &m->lim[i] : NULL;
     return NULL;
 }
@@ -433,16 +433,16 @@ static bool add(int64_t *x, int64_t v, struct cu_ledger_result *r)
 }
 
 /* within_daily(m, a, amount, r): the account's and its customer's daily limits. */
-static bool within_daily(struct mv *m, struct acct *a, int64_t amount,
-                         struct cu_ledger_result *r)
+static bool within_daily(struct mv *m, struct acct *a, int64_t amount, struct cu_ledger_result *r)
 {
     struct cu_ledger_account *x = &a->a;
     int64_t used = x->day == m->today ? x->day_debits : 0, sum;
     struct clim *c;
 
     if (x->limit_per_transfer > 0 && amount > x->limit_per_transfer) {
-        fail(r, CU_E_EXISTS, "limit_exceeded", "the amount is over the account's limit per "
-                                               "transfer");
+        fail(r, CU_E_EXISTS, "limit_exceeded",
+             "the amount is over the account's limit per "
+             "transfer");
         return false;
     }
     if (x->limit_daily > 0 &&
@@ -455,8 +455,10 @@ static bool within_daily(struct mv *m, struct acct *a, int64_t amount,
         return true;
     used = c->day == m->today ? c->day_debits : 0;
     if (__builtin_add_overflow(used, amount, &sum) || sum > c->daily) {
-        fail(r, CU_E_EXISTS, "limit_exceeded", "the customer's daily limit in %s would be "
-                                               "passed", x->currency);
+        fail(r, CU_E_EXISTS, "limit_exceeded",
+             "the customer's daily limit in %s would be "
+             "passed",
+             x->currency);
         return false;
     }
     return true;
@@ -522,8 +524,9 @@ static bool customer_may_debit(struct mv *m, const struct cu_ledger_account *d,
     if (m->actor == NULL || m->actor->customer == NULL)
         return true;
     if (strcmp(d->customer, m->actor->customer) != 0) {
-        fail(r, CU_E_NOT_FOUND, "unknown_account", "no account of yours has the id of "
-                                                   "debit_account");
+        fail(r, CU_E_NOT_FOUND, "unknown_account",
+             "no account of yours has the id of "
+             "debit_account");
         return false;
     }
     return true;
@@ -544,8 +547,9 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
         return CU_OK;
     }
     if (op->debit && op->credit && strcmp(op->debit, op->credit) == 0) {
-        fail(r, CU_E_INVALID, "invalid_transfer", "debit_account and credit_account must "
-                                                  "differ");
+        fail(r, CU_E_INVALID, "invalid_transfer",
+             "debit_account and credit_account must "
+             "differ");
         return CU_OK;
     }
     if (d == NULL || c == NULL) {
@@ -556,8 +560,9 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     if (!customer_may_debit(m, &d->a, r))
         return CU_OK;
     if (m->actor && m->actor->customer && c->a.customer[0] == '\0') {
-        fail(r, CU_E_FORBIDDEN, "invalid_transfer", "a customer pays only into customer "
-                                                    "accounts");
+        fail(r, CU_E_FORBIDDEN, "invalid_transfer",
+             "a customer pays only into customer "
+             "accounts");
         return CU_OK;
     }
     if (op->currency == NULL || strcmp(d->a.currency, op->currency) != 0 ||
@@ -600,10 +605,10 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     /* the postings, checked for overflow before anything changes */
     {
         struct cu_ledger_totals dt = d->a.t, ct = c->a.t;
-        bool ok = pending ? add(&dt.debits_pending, op->amount, r) &&
-                                add(&ct.credits_pending, op->amount, r)
-                          : add(&dt.debits_posted, op->amount, r) &&
-                                add(&ct.credits_posted, op->amount, r);
+        bool ok =
+            pending
+                ? add(&dt.debits_pending, op->amount, r) && add(&ct.credits_pending, op->amount, r)
+                : add(&dt.debits_posted, op->amount, r) && add(&ct.credits_posted, op->amount, r);
         if (!ok)
             return CU_OK;
         if ((rc = touch_acct(m, d)) != CU_OK || (rc = touch_acct(m, c)) != CU_OK)
@@ -658,8 +663,8 @@ static enum cu_err op_resolve(struct mv *m, size_t i)
         return CU_OK;
     }
     if (strcmp(p->state, "posted") == 0 || strcmp(p->state, "voided") == 0) {
-        fail(r, CU_E_EXISTS, strcmp(p->state, "posted") == 0 ? "transfer_posted"
-                                                              : "transfer_voided",
+        fail(r, CU_E_EXISTS,
+             strcmp(p->state, "posted") == 0 ? "transfer_posted" : "transfer_voided",
              "the pending transfer was %s already", p->state);
         return CU_OK;
     }
@@ -699,8 +704,9 @@ static enum cu_err op_resolve(struct mv *m, size_t i)
             return CU_OK;
         }
         if (frozen_now(m, &d->a)) {
-            fail(r, CU_E_EXISTS, "account_frozen", "the debit account is frozen: nothing "
-                                                   "leaves it");
+            fail(r, CU_E_EXISTS, "account_frozen",
+                 "the debit account is frozen: nothing "
+                 "leaves it");
             return CU_OK;
         }
         if (!may_enter(&c->a, r))
@@ -909,7 +915,7 @@ static enum cu_err insert_decision(struct mv *m, const struct cu_ledger_op *op,
         "INSERT INTO ledger_decisions (id, at, decision, reasons, debit_account, "
         "credit_account, amount, currency, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     const struct cu_work_ctx *ctx = cu_work_context_of(m->w);
-    char id[CU_LEDGER_ID_BYTES], actor[64];
+    char id[CU_LEDGER_ID_BYTES], actor[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES];
     struct cu_val p[] = {
         CU_VT(id),
         CU_VI(m->now),
@@ -996,8 +1002,8 @@ static enum cu_err emit(struct mv *m, const struct cu_ledger_transfer *t)
     const struct cu_work_ctx *ctx = cu_work_context_of(m->w);
     struct acct *d = find_acct(m, t->debit), *c = find_acct(m, t->credit);
     const char *customer = d && d->a.customer[0] ? d->a.customer : c ? c->a.customer : "";
-    const char *counterparty = d && d->a.customer[0] ? (c ? c->a.customer : "")
-                                                     : (d ? d->a.customer : "");
+    const char *counterparty =
+        d && d->a.customer[0] ? (c ? c->a.customer : "") : (d ? d->a.customer : "");
     struct cu_buf b;
     enum cu_err rc;
 
@@ -1020,7 +1026,7 @@ static enum cu_err emit(struct mv *m, const struct cu_ledger_transfer *t)
     if (rc == CU_OK)
         rc = cu_json_put_string(&b, "device", ctx->device_id);
     if (rc == CU_OK)
-        rc = cu_json_put_string(&b, "ip", ctx->source_ip);
+        rc = cu_json_put_string(&b, "ip", ctx->kept_ip);
     if (rc == CU_OK)
         rc = cu_buf_printf(&b, ",\"pending\":%s", t->pending ? "true" : "false");
     if (rc == CU_OK)
@@ -1112,10 +1118,9 @@ static enum cu_err write_all(struct mv *m, int64_t head, bool batch,
     if (rc == CU_OK)
         rc = cu_work_audit(
             m->w, movement_action(m, batch), target, made > 0 ? "success" : "refused",
-            json_pack("{s:I, s:I, s:s, s:I, s:I, s:s?}", "transfers", (json_int_t)made,
-                      "refused", (json_int_t)refused, "digest", hex, "seq_first",
-                      (json_int_t)first, "seq_last", (json_int_t)(made ? seq : 0), "refusal",
-                      first_type));
+            json_pack("{s:I, s:I, s:s, s:I, s:I, s:s?}", "transfers", (json_int_t)made, "refused",
+                      (json_int_t)refused, "digest", hex, "seq_first", (json_int_t)first,
+                      "seq_last", (json_int_t)(made ? seq : 0), "refusal", first_type));
     return rc;
 }
 
@@ -1194,8 +1199,8 @@ enum cu_err cu_ledger_move(struct cu_ledger *l, struct cu_work *w, struct cu_db 
     return rc;
 }
 
-enum cu_err cu_ledger_expire(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
-                             int64_t now, size_t max, size_t *done)
+enum cu_err cu_ledger_expire(struct cu_ledger *l, struct cu_work *w, struct cu_db *db, int64_t now,
+                             size_t max, size_t *done)
 {
     static const char sql[] = "SELECT transfer FROM ledger_pending WHERE status = 'pending' AND "
                               "expires_at IS NOT NULL AND expires_at <= $1 "

@@ -56,6 +56,8 @@ struct cu_work_ctx {
                                                   "anonymous" */
     char actor_id[CU_WORK_ID_BYTES];           /* "" for the system and the anonymous */
     char source_ip[CU_WORK_IP_BYTES];          /* the client's address, as received */
+    char kept_ip[CU_WORK_IP_BYTES]; /* the address as custodia keeps it beyond the audit log (a
+                                       keyed hash by default: [audit] hash_source_ip) */
     char user_agent[CU_WORK_AGENT_BYTES];
     char device_id[CU_WORK_DEVICE_BYTES];
     int aal;               /* the session's assurance level; 0: none */

@@ -364,6 +364,10 @@ static const char v4_schema[] =
     "ALTER TABLE api_keys DROP COLUMN owner; ALTER TABLE api_keys DROP COLUMN networks;"
     /* and what 0009 added */
     "DROP TABLE approval_secrets; DROP TABLE approval_votes; DROP TABLE approvals;"
+    /* and what 0010 added */
+    "DROP TABLE events; DROP TABLE ledger_accounts; DROP TABLE ledger_transfers;"
+    "DROP TABLE ledger_pending; DROP TABLE ledger_head; DROP TABLE ledger_customer_limits;"
+    "DROP TABLE ledger_decisions; DROP TABLE ledger_idempotency;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
