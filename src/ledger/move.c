@@ -916,7 +916,11 @@ static enum cu_err insert_decision(struct mv *m, const struct cu_ledger_op *op,
         "credit_account, amount, currency, actor) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
     const struct cu_work_ctx *ctx = cu_work_context_of(m->w);
     char id[CU_LEDGER_ID_BYTES], actor[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES];
-    struct cu_val p[] = {
+
+    /* before the values: CU_VT takes the length of its text where it stands */
+    ledger_new_id("dec_", id);
+    snprintf(actor, sizeof(actor), "%s:%s", ctx->actor_type, ctx->actor_id);
+    const struct cu_val p[] = {
         CU_VT(id),
         CU_VI(m->now),
         CU_VT(cu_ledger_verdict_name(r->verdict)),
@@ -927,9 +931,6 @@ static enum cu_err insert_decision(struct mv *m, const struct cu_ledger_op *op,
         CU_VT(op->currency ? op->currency : ""),
         CU_VT(actor),
     };
-
-    ledger_new_id("dec_", id);
-    snprintf(actor, sizeof(actor), "%s:%s", ctx->actor_type, ctx->actor_id);
     return cu_db_exec(m->db, sql, p, CU_NVALS(p));
 }
 
@@ -1082,7 +1083,7 @@ static enum cu_err write_all(struct mv *m, int64_t head, bool batch,
     struct cu_buf digest;
     enum cu_err rc = CU_OK;
 
-    cu_buf_init(&digest, 0);
+    cu_buf_init(&digest, (size_t)CU_LEDGER_BATCH_MAX * 4096);
     for (size_t i = 0; rc == CU_OK && i < m->n; i++) {
         struct cu_ledger_result *r = &m->res[i];
         if (r->verdict == CU_LEDGER_DENY || r->verdict == CU_LEDGER_STEP_UP)
@@ -1117,7 +1118,7 @@ static enum cu_err write_all(struct mv *m, int64_t head, bool batch,
     snprintf(target, sizeof(target), "ledger:%s", movement);
     if (rc == CU_OK)
         rc = cu_work_audit(
-            m->w, movement_action(m, batch), target, made > 0 ? "success" : "refused",
+            m->w, movement_action(m, batch), target, made > 0 ? "success" : "failure",
             json_pack("{s:I, s:I, s:s, s:I, s:I, s:s?}", "transfers", (json_int_t)made, "refused",
                       (json_int_t)refused, "digest", hex, "seq_first", (json_int_t)first,
                       "seq_last", (json_int_t)(made ? seq : 0), "refusal", first_type));
