@@ -3,7 +3,7 @@
 curl example of docs/api.md, plus the requests that once crashed or misled the server.
 
 The examples' variables become the harness's: $CUSTODIA_API_KEY {{KEY}}, $TOKEN {{SESSION}},
-$KEY_ID (a customer's or a key's id) {{CUS}}. Run it again whenever docs/api.md changes:
+$KEY_ID (a customer's or a key's id) and $CUSTOMER {{CUS}}. Run it again whenever docs/api.md changes:
 `make check` runs it with --check, which fails when the corpus differs from what it would
 write (an example added, changed or removed).
 
@@ -19,7 +19,8 @@ import sys
 
 SUBS = (("$CUSTODIA_API_KEY", "{{KEY}}"), ("$TOKEN", "{{SESSION}}"), ("$KEY_ID", "{{CUS}}"),
         ("$CUSTODIA_URL", ""), ("$CHALLENGE", "chl_0000000000000000"), ("$CODE", "123456"),
-        ("$RECOVERY_CODE", "abcd-efgh-ijkl"))
+        ("$RECOVERY_CODE", "abcd-efgh-ijkl"), ("$CUSTOMER", "{{CUS}}"),
+        ("$PAYEE_ACCOUNT", "acc_0000000000000000"))
 
 # Requests that once crashed the server or were read wrongly, kept as seeds.
 EXTRA = {
@@ -56,6 +57,8 @@ EXTRA = {
     "staff-password": "PUT /v1/staff/{{STAFF}}/password\nAuthorization: Bearer {{KEY}}\n"
     'Content-Type: application/json\n\n{"password": "orchard violet tremble 93"}',
     "staff-lockout": "DELETE /v1/staff/{{STAFF}}/lockout\nAuthorization: Bearer {{KEY}}\n\n",
+    "customer-accounts": "GET /v1/customers/{{CUS}}/accounts?limit=2\n"
+    "Authorization: Bearer {{KEY}}\n\n",
     "approval-reject": "POST /v1/approvals/apr_0000000000000000/reject\n"
     "Authorization: Bearer {{SESSION}}\n\n",
     "approval-approve-session": "POST /v1/approvals/apr_0000000000000000/approve\n"

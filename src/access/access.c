@@ -58,12 +58,17 @@ enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, 
     if ((flags & CU_ACCESS_SESSION) && !session)
         return decide(out, CU_E_FORBIDDEN, true, NULL,
                       "this route is for a signed-in customer or staff member");
-    if (permission != 0 && p->kind == CU_PRINCIPAL_CUSTOMER)
+    bool own = (flags & CU_ACCESS_OWN) && p->kind == CU_PRINCIPAL_CUSTOMER;
+    if (permission != 0 && p->kind == CU_PRINCIPAL_CUSTOMER && !own)
         return decide(out, CU_E_FORBIDDEN, true, NULL, "this route is not open to customers");
     if (session && !p->has_totp && !(flags & CU_ACCESS_ENROL) &&
         (p->kind == CU_PRINCIPAL_STAFF || ctx->customer_mfa_required))
         return decide(out, CU_E_MFA_ENROL, false, NULL,
                       "enrol a second factor first: POST /v1/me/mfa/totp");
+    if (own) {
+        out->effect = CU_ACCESS_ALLOW; /* on its own only: the handler sees to it */
+        return CU_OK;
+    }
     if (session && permission != 0 && p->session.aal != CU_AAL2)
         return decide(out, CU_E_STEP_UP, false, NULL,
                       "this route needs a session signed in with a second factor: "

@@ -56,6 +56,9 @@ enum cu_access_flags {
     /* any signed-in staff member or API key, without a permission: the handler decides what
      * the principal may see or do (the approval routes) */
     CU_ACCESS_SIGNED = 1 << 4,
+    /* a customer's session too, without the permission (and without aal2 at the door): the
+     * handler confines it to what is the customer's own (their accounts) */
+    CU_ACCESS_OWN = 1 << 5,
 };
 
 /* What a decision weighs besides the principal. */

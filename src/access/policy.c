@@ -75,6 +75,11 @@ static const struct {
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
                            "access.read"},
     {"service", "customers.read customers.write customers.credentials"},
+    {"teller", "customers.read accounts.read accounts.write transfers.read transfers.write"},
+    {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
+                      "transfers.approve audit.read"},
+    {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
+                         "ledger.read"},
 };
 
 uint64_t cu_policy_hash_id(const char *s)

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "ledger/ledger.h"
 #include "crypto/crypto.h"
 
 /* The request threads: [server] threads, else eight a core (at most 256). */
@@ -56,6 +57,10 @@ static enum cu_err services_new(struct cu_app *app, const struct cu_app_parts *p
                  "start",
                  cfg->keys.algorithm);
         return CU_E_UNAVAILABLE;
+    }
+    if (cu_ledger_new(NULL, &app->ledger) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "the ledger could not start");
+        return CU_E_NOMEM;
     }
     if (cu_approvals_new(app->kek, alg, &app->approvals) != CU_OK) {
         snprintf(why, CU_APP_WHY_BYTES, "the approval service could not start");
@@ -177,6 +182,7 @@ void cu_app_free(struct cu_app *app)
     cu_identity_free(app->identity);
     cu_vault_free(app->vault);
     cu_approvals_free(app->approvals);
+    cu_ledger_free(app->ledger);
     cu_kek_source_free(app->kek);
     cu_access_policies_free(app->policies);
     cu_access_policies_free(app->dry_policies);

@@ -76,4 +76,22 @@ enum cu_err cu_handle_customer_credentials(struct cu_req *req, struct cu_resp *r
 enum cu_err cu_handle_customer_lockout_clear(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_resp *resp);
 
+/* ledger_routes.c: accounts, movements and the change stream (docs/api.md) */
+enum cu_err cu_handle_accounts_open(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_account_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_account_freeze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_account_unfreeze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_account_close(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfers_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfers_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfer_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfer_post(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfer_void(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfer_reverse(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_deposits_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_withdrawals_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp);
+
 #endif

@@ -350,7 +350,8 @@ void cu_problem_render(struct cu_resp *resp, const struct cu_req *req)
     char type[128];
     int status = cu_err_http_status(err);
 
-    snprintf(type, sizeof(type), "%s%s", CU_PROBLEM_PREFIX, cu_err_problem_code(err));
+    snprintf(type, sizeof(type), "%s%s", CU_PROBLEM_PREFIX,
+             resp->type != NULL ? resp->type : cu_err_problem_code(err));
     cu_buf_reset(&resp->body);
     resp->status = status;
     resp->content_type = "application/problem+json";

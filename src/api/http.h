@@ -110,6 +110,8 @@ struct cu_resp {
     size_t nheaders;
     char retry_after[24]; /* the Retry-After value cu_resp_retry_after wrote */
     const char *fallback; /* static: the problem sent when even the body could not be made */
+    const char *type; /* static: a problem type more precise than err's ("insufficient_funds");
+                         NULL: err's own */
 };
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);
@@ -123,6 +125,7 @@ enum cu_route_flags {
     CU_ROUTE_ENROL = CU_ACCESS_ENROL,       /* open to sessions that must still enrol a factor */
     CU_ROUTE_CUSTOMER = CU_ACCESS_CUSTOMER, /* decided again on the customer (api/gate.h) */
     CU_ROUTE_SIGNED = CU_ACCESS_SIGNED,     /* any staff member or key; the handler decides */
+    CU_ROUTE_OWN = CU_ACCESS_OWN, /* also a customer's session, on what is its own (the handler) */
     CU_ROUTE_HASH = 1 << 8, /* the handler hashes a password: it runs on the lane (base/lane.h) */
 };
 

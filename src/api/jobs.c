@@ -1,8 +1,8 @@
 /*
  * jobs.c - the server's background work, on one thread: an audit checkpoint when one is due,
  * the purge an erasure could not finish, the access policy's reloads, the expiry of approval
- * requests (and the run of approved ones a stop interrupted), and the identity service's
- * housekeeping.
+ * requests (and the run of approved ones a stop interrupted), the ledger's expiries, the ends of
+ * freezes and old idempotency keys, and the identity service's housekeeping.
  */
 #include "api/server_int.h"
 
@@ -15,6 +15,7 @@
 #include "audit/checkpoint.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "ledger/ledger.h"
 
 static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
@@ -38,6 +39,56 @@ static void prune_identity(struct cu_app *app)
     cu_work_free(w);
     if (rc != CU_OK)
         cu_log(CU_LOG_WARN, "identity.prune_failed", CU_LS("error", cu_err_str(rc)));
+}
+
+/* The ledger's housekeeping, in a unit of work of the system's each: the funds of pending
+ * transfers whose timeout passed come back, freezes whose end passed end, and idempotency
+ * keys older than [ledger] idempotency_hours are forgotten. */
+struct ledger_job {
+    struct cu_app *app;
+    int what; /* 0 expire, 1 unfreeze, 2 forget keys */
+    size_t done;
+};
+
+static enum cu_err ledger_job_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    static const char forget_sql[] = "DELETE FROM ledger_idempotency WHERE created_at < $1";
+    struct ledger_job *j = arg;
+    int64_t now = cu_work_context_of(w)->now_ms;
+
+    j->done = 0;
+    if (j->what == 0)
+        return cu_ledger_expire(j->app->ledger, w, db, now, 1000, &j->done);
+    if (j->what == 1)
+        return cu_ledger_unfreeze_due(j->app->ledger, w, db, now, 1000, &j->done);
+    const struct cu_val p[] = {
+        CU_VI(now - (int64_t)j->app->cfg.ledger.idempotency_hours * 3600000)};
+    enum cu_err rc = cu_db_exec(db, forget_sql, p, CU_NVALS(p));
+    j->done = rc == CU_OK ? (size_t)cu_db_changes(db) : 0;
+    return rc;
+}
+
+static void ledger_housekeep(struct cu_app *app, bool keys)
+{
+    for (int what = 0; what < (keys ? 3 : 2) && app->ledger != NULL; what++) {
+        struct ledger_job j = {app, what, 0};
+        struct cu_work *w = NULL;
+        enum cu_err rc = cu_work_new(NULL, &w);
+        if (rc == CU_OK)
+            rc = cu_work_add(w, ledger_job_apply, &j);
+        if (rc == CU_OK)
+            rc = cu_committer_run(app->committer, w);
+        cu_work_free(w);
+        if (rc != CU_OK)
+            cu_log(CU_LOG_WARN, "ledger.housekeeping_failed",
+                   CU_LS("job", what == 0   ? "expire"
+                                : what == 1 ? "unfreeze"
+                                            : "forget_keys"),
+                   CU_LS("error", cu_err_str(rc)));
+        else if (j.done > 0 && what < 2)
+            cu_log(CU_LOG_INFO, what == 0 ? "ledger.expired" : "ledger.unfrozen",
+                   CU_LI("count", (int64_t)j.done));
+    }
 }
 
 /* The checkpointer: a thread that makes an audit checkpoint when one is due (every
@@ -167,6 +218,7 @@ static void *checkpointer_main(void *arg)
             reload_policy(c->app, c->app->dry_policies, true);
         if (c->app->approvals != NULL && ticks % 5 == 0)
             cu_approvals_housekeep(c->app, cu_clock_now_ms());
+        ledger_housekeep(c->app, ticks % 60 == 30);
         if (++ticks % 60 == 0)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

@@ -151,6 +151,31 @@ static const struct cu_route route_table[] = {
     {CU_DELETE, 0, "/v1/staff/{id}/lockout", cu_handle_staff_lockout_clear, CU_SCOPE_STAFF_WRITE},
     /* access control */
     {CU_POST, 0, "/v1/access/explain", cu_handle_access_explain, CU_SCOPE_ACCESS_READ},
+    /* the ledger: accounts (decided on their customer), movements, the change stream */
+    {CU_POST, CU_ROUTE_CUSTOMER, "/v1/customers/{id}/accounts", cu_handle_accounts_open,
+     CU_SCOPE_ACCOUNTS_WRITE},
+    {CU_GET, CU_ROUTE_CUSTOMER | CU_ROUTE_OWN, "/v1/customers/{id}/accounts",
+     cu_handle_customer_accounts, CU_SCOPE_ACCOUNTS_READ},
+    {CU_GET, CU_ROUTE_CUSTOMER | CU_ROUTE_OWN, "/v1/accounts/{id}", cu_handle_account_get,
+     CU_SCOPE_ACCOUNTS_READ},
+    {CU_GET, CU_ROUTE_CUSTOMER | CU_ROUTE_OWN, "/v1/accounts/{id}/entries",
+     cu_handle_account_entries, CU_SCOPE_ACCOUNTS_READ},
+    {CU_POST, CU_ROUTE_CUSTOMER, "/v1/accounts/{id}/freeze", cu_handle_account_freeze,
+     CU_SCOPE_ACCOUNTS_FREEZE},
+    {CU_POST, CU_ROUTE_CUSTOMER, "/v1/accounts/{id}/unfreeze", cu_handle_account_unfreeze,
+     CU_SCOPE_ACCOUNTS_UNFREEZE},
+    {CU_POST, CU_ROUTE_CUSTOMER, "/v1/accounts/{id}/close", cu_handle_account_close,
+     CU_SCOPE_ACCOUNTS_WRITE},
+    {CU_POST, CU_ROUTE_OWN, "/v1/transfers", cu_handle_transfers_create, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_GET, 0, "/v1/transfers", cu_handle_transfers_list, CU_SCOPE_TRANSFERS_READ},
+    {CU_GET, CU_ROUTE_OWN, "/v1/transfers/{id}", cu_handle_transfer_get, CU_SCOPE_TRANSFERS_READ},
+    {CU_POST, 0, "/v1/transfers/{id}/post", cu_handle_transfer_post, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_POST, 0, "/v1/transfers/{id}/void", cu_handle_transfer_void, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_POST, 0, "/v1/transfers/{id}/reverse", cu_handle_transfer_reverse,
+     CU_SCOPE_TRANSFERS_WRITE},
+    {CU_POST, 0, "/v1/deposits", cu_handle_deposits_create, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_POST, 0, "/v1/withdrawals", cu_handle_withdrawals_create, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_GET, 0, "/v1/ledger/changes", cu_handle_ledger_changes, CU_SCOPE_LEDGER_READ},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -98,6 +98,11 @@ struct cu_config {
     } limits; /* token buckets (api/bucket.h); a *_per_minute of 0 turns one off */
 
     struct {
+        size_t step_up_above;       /* a customer's transfer above this needs aal2; 0: never */
+        unsigned idempotency_hours; /* how long a movement's Idempotency-Key is kept */
+    } ledger;
+
+    struct {
         enum cu_log_level level;
     } log;
 };

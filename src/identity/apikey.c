@@ -23,7 +23,9 @@ static const char *const scope_names[] = {
     "apikeys.read",          "apikeys.write",   "metrics.read",     "audit.read",
     "customers.read",        "customers.write", "customers.unmask", "customers.erase",
     "customers.credentials", "staff.read",      "staff.write",      "access.read",
-    "access.write",
+    "access.write",          "accounts.read",   "accounts.write",   "accounts.freeze",
+    "accounts.unfreeze",     "transfers.read",  "transfers.write",  "transfers.approve",
+    "ledger.read",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
 #define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)

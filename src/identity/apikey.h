@@ -41,6 +41,16 @@ enum cu_scope {
     CU_SCOPE_STAFF_WRITE = 1u << 10,  /* "staff.write": add, change and disable staff members */
     CU_SCOPE_ACCESS_READ = 1u << 11,  /* "access.read": read the access policy, explain decisions */
     CU_SCOPE_ACCESS_WRITE = 1u << 12, /* "access.write": change roles and grants */
+    CU_SCOPE_ACCOUNTS_READ = 1u << 13,     /* "accounts.read": read accounts and their entries */
+    CU_SCOPE_ACCOUNTS_WRITE = 1u << 14,    /* "accounts.write": open and close accounts, limits */
+    CU_SCOPE_ACCOUNTS_FREEZE = 1u << 15,   /* "accounts.freeze": freeze an account */
+    CU_SCOPE_ACCOUNTS_UNFREEZE = 1u << 16, /* "accounts.unfreeze": unfreeze one (four-eyes) */
+    CU_SCOPE_TRANSFERS_READ = 1u << 17,    /* "transfers.read": read transfers */
+    CU_SCOPE_TRANSFERS_WRITE = 1u << 18,   /* "transfers.write": move money: transfers, deposits,
+                                              withdrawals, posts, voids, reversals */
+    CU_SCOPE_TRANSFERS_APPROVE = 1u << 19, /* "transfers.approve": release transfers held for
+                                              review (post or void them) */
+    CU_SCOPE_LEDGER_READ = 1u << 20,       /* "ledger.read": the change stream of every movement */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

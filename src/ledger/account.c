@@ -102,7 +102,7 @@ const char *cu_ledger_verdict_name(enum cu_ledger_verdict v)
     return (unsigned)v < 4 ? verdict_names[v] : "deny";
 }
 
-enum cu_ledger_status ledger_status_parse(const char *s)
+enum cu_ledger_status cu_ledger_status_parse(const char *s)
 {
     for (int i = 0; i < 3; i++)
         if (strcmp(s, status_names[i]) == 0)
@@ -110,7 +110,7 @@ enum cu_ledger_status ledger_status_parse(const char *s)
     return CU_LEDGER_CLOSED;
 }
 
-int ledger_kind_parse(const char *s)
+int cu_ledger_kind_parse(const char *s)
 {
     for (int i = 0; i < 5; i++)
         if (strcmp(s, kind_names[i]) == 0)
@@ -118,7 +118,7 @@ int ledger_kind_parse(const char *s)
     return -1;
 }
 
-void ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES])
+void cu_ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES])
 {
     uint8_t raw[8];
 
@@ -127,7 +127,7 @@ void ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES])
     cu_hex_encode(raw, sizeof(raw), out + 4);
 }
 
-bool ledger_id_valid(const char *id, const char *prefix)
+bool cu_ledger_id_valid(const char *id, const char *prefix)
 {
     if (id == NULL || strlen(id) != CU_LEDGER_ID_BYTES - 1 || strncmp(id, prefix, 4) != 0)
         return false;
@@ -137,7 +137,7 @@ bool ledger_id_valid(const char *id, const char *prefix)
     return true;
 }
 
-int64_t ledger_day(int64_t ms)
+int64_t cu_ledger_day(int64_t ms)
 {
     return ms >= 0 ? ms / CU_LEDGER_DAY_MS : -((-ms + CU_LEDGER_DAY_MS - 1) / CU_LEDGER_DAY_MS);
 }
@@ -147,7 +147,7 @@ static enum cu_err digest_field(struct cu_buf *b, const char *s)
     return cu_buf_printf(b, "%zu:%s;", strlen(s), s);
 }
 
-enum cu_err ledger_digest_add(struct cu_buf *b, const struct cu_ledger_transfer *t)
+enum cu_err cu_ledger_digest_add(struct cu_buf *b, const struct cu_ledger_transfer *t)
 {
     enum cu_err rc = cu_buf_printf(b, "%lld;%s;", (long long)t->seq, cu_ledger_kind_name(t->kind));
 
@@ -172,7 +172,7 @@ enum cu_err ledger_digest_add(struct cu_buf *b, const struct cu_ledger_transfer 
     return rc;
 }
 
-void ledger_digest_hex(const struct cu_buf *b, char out[65])
+void cu_ledger_digest_hex(const struct cu_buf *b, char out[65])
 {
     uint8_t h[CU_HASH_BYTES];
 
@@ -212,7 +212,7 @@ static void copy_text(struct cu_stmt *st, int col, char *out, size_t cap)
     out[n] = '\0';
 }
 
-void ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out)
+void cu_ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out)
 {
     char status[12];
 
@@ -222,7 +222,7 @@ void ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out)
     copy_text(st, 2, out->purpose, sizeof(out->purpose));
     copy_text(st, 3, out->currency, sizeof(out->currency));
     copy_text(st, 4, status, sizeof(status));
-    out->status = ledger_status_parse(status);
+    out->status = cu_ledger_status_parse(status);
     copy_text(st, 5, out->freeze_reason, sizeof(out->freeze_reason));
     out->frozen_until = cu_stmt_int(st, 6);
     out->overdraft = cu_stmt_int(st, 7);
@@ -238,7 +238,7 @@ void ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out)
     out->closed_at = cu_stmt_int(st, 17);
 }
 
-enum cu_err ledger_transfer_read(struct cu_stmt *st, struct cu_ledger_transfer *out)
+enum cu_err cu_ledger_transfer_read(struct cu_stmt *st, struct cu_ledger_transfer *out)
 {
     char kind[12], decision[12];
     size_t n = 0;
@@ -250,7 +250,7 @@ enum cu_err ledger_transfer_read(struct cu_stmt *st, struct cu_ledger_transfer *
     out->seq = cu_stmt_int(st, 1);
     copy_text(st, 2, out->movement, sizeof(out->movement));
     copy_text(st, 3, kind, sizeof(kind));
-    k = ledger_kind_parse(kind);
+    k = cu_ledger_kind_parse(kind);
     out->kind = k < 0 ? CU_LEDGER_TRANSFER : (enum cu_ledger_kind)k;
     copy_text(st, 4, out->debit, sizeof(out->debit));
     copy_text(st, 5, out->credit, sizeof(out->credit));
@@ -306,7 +306,7 @@ static enum cu_err one_account(struct cu_db *db, const char *sql, const struct c
     if (rc == CU_OK && !row)
         rc = CU_E_NOT_FOUND;
     if (rc == CU_OK)
-        ledger_account_read(st, out);
+        cu_ledger_account_read(st, out);
     cu_stmt_done(st);
     return rc;
 }
@@ -316,7 +316,7 @@ enum cu_err cu_ledger_account_get(struct cu_db *db, const char *id, struct cu_le
     static const char sql[] = "SELECT " LEDGER_ACCOUNT_COLS " FROM ledger_accounts WHERE id = $1";
     struct cu_val p[] = {CU_VT(id)};
 
-    if (!ledger_id_valid(id, "acc_"))
+    if (!cu_ledger_id_valid(id, "acc_"))
         return CU_E_NOT_FOUND;
     return one_account(db, sql, p, CU_NVALS(p), out);
 }
@@ -340,7 +340,7 @@ enum cu_err cu_ledger_accounts_of(struct cu_db *db, const char *customer, const 
         return CU_E_NOMEM;
     rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
     while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row && *n < limit)
-        ledger_account_read(st, &v[(*n)++]);
+        cu_ledger_account_read(st, &v[(*n)++]);
     cu_stmt_done(st);
     if (rc != CU_OK) {
         cu_free(v);
@@ -405,7 +405,7 @@ enum cu_err cu_ledger_account_create(struct cu_ledger *l, struct cu_work *w, str
         snprintf(detail, 256, "overdraft and limits must be at least 0");
         return CU_E_INVALID;
     }
-    ledger_new_id("acc_", out->id);
+    cu_ledger_new_id("acc_", out->id);
     snprintf(out->customer, sizeof(out->customer), "%s", in->customer);
     snprintf(out->purpose, sizeof(out->purpose), "customer");
     memcpy(out->currency, in->currency, 4);
@@ -413,7 +413,7 @@ enum cu_err cu_ledger_account_create(struct cu_ledger *l, struct cu_work *w, str
     out->overdraft = in->overdraft;
     out->limit_per_transfer = in->limit_per_transfer;
     out->limit_daily = in->limit_daily;
-    out->day = ledger_day(now);
+    out->day = cu_ledger_day(now);
     out->created_at = now;
     rc = account_insert(db, out);
     if (rc == CU_E_EXISTS)
@@ -444,13 +444,13 @@ enum cu_err cu_ledger_system_account(struct cu_db *db, const char *purpose, cons
     if (rc != CU_E_NOT_FOUND || !create)
         return rc;
     memset(out, 0, sizeof(*out));
-    ledger_new_id("acc_", out->id);
+    cu_ledger_new_id("acc_", out->id);
     snprintf(out->purpose, sizeof(out->purpose), "%s", purpose);
     memcpy(out->currency, currency, 4);
     out->status = CU_LEDGER_ACTIVE;
     out->overdraft = -1;
     out->created_at = cu_clock_now_ms();
-    out->day = ledger_day(out->created_at);
+    out->day = cu_ledger_day(out->created_at);
     rc = account_insert(db, out);
     return rc == CU_E_EXISTS ? CU_E_BUSY : rc;
 }
@@ -462,7 +462,7 @@ static enum cu_err lock_account(struct cu_db *db, const char *id, struct cu_ledg
         "SELECT " LEDGER_ACCOUNT_COLS " FROM ledger_accounts WHERE id = $1 FOR UPDATE";
     struct cu_val p[] = {CU_VT(id)};
 
-    if (!ledger_id_valid(id, "acc_"))
+    if (!cu_ledger_id_valid(id, "acc_"))
         return CU_E_NOT_FOUND;
     return one_account(db, sql, p, CU_NVALS(p), out);
 }
@@ -630,7 +630,7 @@ enum cu_err cu_ledger_customer_limit_set(struct cu_work *w, struct cu_db *db, co
         "daily_limit = $3";
     char target[64];
     struct cu_val p[] = {CU_VT(customer), CU_VT(currency), daily > 0 ? CU_VI(daily) : CU_VNULL,
-                         CU_VI(ledger_day(cu_work_context(w)->now_ms))};
+                         CU_VI(cu_ledger_day(cu_work_context(w)->now_ms))};
     enum cu_err rc;
 
     if (!cu_currency_valid(currency, NULL) || daily < 0)

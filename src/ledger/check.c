@@ -115,7 +115,7 @@ static enum cu_err audit_matches(struct chk *c, struct movement *m)
 
     snprintf(target, sizeof(target), "ledger:%s", m->id);
     const struct cu_val p[] = {CU_VT(target)};
-    ledger_digest_hex(&m->text, hex);
+    cu_ledger_digest_hex(&m->text, hex);
     rc = cu_db_query(c->db, sql, p, CU_NVALS(p), &st);
     while (rc == CU_OK && !found && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
         size_t len = 0;
@@ -176,7 +176,7 @@ static enum cu_err walk_journal(struct chk *c)
         s = cu_stmt_text(st, 3, &len);
         char kind[12];
         snprintf(kind, sizeof(kind), "%.*s", (int)len, s);
-        int k = ledger_kind_parse(kind);
+        int k = cu_ledger_kind_parse(kind);
         s = cu_stmt_text(st, 4, &len);
         snprintf(t.debit, sizeof(t.debit), "%.*s", (int)len, s);
         struct acc *d = find(c, s, len);
@@ -258,7 +258,7 @@ static enum cu_err walk_journal(struct chk *c)
             memcpy(t.metadata, s, len);
             t.metadata[len] = '\0';
         }
-        rc = ledger_digest_add(&m.text, &t);
+        rc = cu_ledger_digest_add(&m.text, &t);
         cu_ledger_transfer_clear(&t);
     }
     cu_stmt_done(st);

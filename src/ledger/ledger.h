@@ -158,7 +158,7 @@ struct cu_ledger_hook {
 struct cu_ledger_actor {
     const char *customer;  /* non-NULL: a customer's own session */
     const char *channel;   /* "api", "session", "batch", "system" */
-    int64_t step_up_above; /* a customer's transfer above this needs aal2 (0: never) */
+    int64_t step_up_above; /* a customer's transfer above this needs aal2 (-1: never) */
     int aal;               /* the session's assurance level */
 };
 

@@ -27,31 +27,31 @@ struct cu_ledger {
     "t.code, t.external_ref, t.metadata, t.pending, t.parent, t.decision, t.reasons, t.actor, "    \
     "t.channel, t.at, p.status, p.amount, p.expires_at"
 
-/* ledger_account_read(st, out): the account of st's row (LEDGER_ACCOUNT_COLS from column 0). */
-void ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out);
+/* cu_ledger_account_read(st, out): the account of st's row (LEDGER_ACCOUNT_COLS from column 0). */
+void cu_ledger_account_read(struct cu_stmt *st, struct cu_ledger_account *out);
 
-/* ledger_transfer_read(st, out): the transfer of st's row (LEDGER_TRANSFER_COLS). CU_E_NOMEM
+/* cu_ledger_transfer_read(st, out): the transfer of st's row (LEDGER_TRANSFER_COLS). CU_E_NOMEM
  * when its metadata cannot be copied. */
-CU_WUR enum cu_err ledger_transfer_read(struct cu_stmt *st, struct cu_ledger_transfer *out);
+CU_WUR enum cu_err cu_ledger_transfer_read(struct cu_stmt *st, struct cu_ledger_transfer *out);
 
-/* ledger_status_parse(s): the status named (CU_LEDGER_CLOSED for an unknown name: the
- * safest reading). ledger_kind_parse: the kind named (-1 for none). */
-enum cu_ledger_status ledger_status_parse(const char *s);
-int ledger_kind_parse(const char *s);
+/* cu_ledger_status_parse(s): the status named (CU_LEDGER_CLOSED for an unknown name: the
+ * safest reading). cu_ledger_kind_parse: the kind named (-1 for none). */
+enum cu_ledger_status cu_ledger_status_parse(const char *s);
+int cu_ledger_kind_parse(const char *s);
 
-/* ledger_new_id(prefix, out): prefix ("acc_", "trf_", "bat_") and 16 random hex digits. */
-void ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES]);
+/* cu_ledger_new_id(prefix, out): prefix ("acc_", "trf_", "bat_") and 16 random hex digits. */
+void cu_ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES]);
 
-/* ledger_id_valid(id, prefix): whether id is prefix and 16 lower-case hex digits. */
-bool ledger_id_valid(const char *id, const char *prefix);
+/* cu_ledger_id_valid(id, prefix): whether id is prefix and 16 lower-case hex digits. */
+bool cu_ledger_id_valid(const char *id, const char *prefix);
 
-/* ledger_digest_add(b, t): appends the line of transfer t to the text a movement's digest is
+/* cu_ledger_digest_add(b, t): appends the line of transfer t to the text a movement's digest is
  * taken over: each field as its length, ':', its bytes, then ';' (so no field's content can
- * pass for another's); ledger_digest_hex(b, out): SHA-256 of the text, hex (65 bytes). */
-CU_WUR enum cu_err ledger_digest_add(struct cu_buf *b, const struct cu_ledger_transfer *t);
-void ledger_digest_hex(const struct cu_buf *b, char out[65]);
+ * pass for another's); cu_ledger_digest_hex(b, out): SHA-256 of the text, hex (65 bytes). */
+CU_WUR enum cu_err cu_ledger_digest_add(struct cu_buf *b, const struct cu_ledger_transfer *t);
+void cu_ledger_digest_hex(const struct cu_buf *b, char out[65]);
 
-/* ledger_day(ms): the UTC day of a time, days since 1970-01-01. */
-int64_t ledger_day(int64_t ms);
+/* cu_ledger_day(ms): the UTC day of a time, days since 1970-01-01. */
+int64_t cu_ledger_day(int64_t ms);
 
 #endif

@@ -156,7 +156,7 @@ static enum cu_err load_target(struct mv *m, const char *id, struct tgt *out)
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row)
-        rc = ledger_transfer_read(st, &out->t);
+        rc = cu_ledger_transfer_read(st, &out->t);
     cu_stmt_done(st);
     if (rc != CU_OK || !row)
         return rc;
@@ -195,7 +195,7 @@ static enum cu_err lock_targets(struct mv *m)
         m->op_tgt[i] = -1;
         if (op->kind == CU_LEDGER_TRANSFER)
             continue;
-        if (!ledger_id_valid(op->target, "trf_"))
+        if (!cu_ledger_id_valid(op->target, "trf_"))
             continue;
         for (size_t j = 0; j < m->ntg; j++)
             if (strcmp(m->tg[j].t.id, op->target) == 0)
@@ -236,9 +236,9 @@ static enum cu_err lock_accounts(struct mv *m)
             d = m->op_tgt[i] >= 0 ? m->tg[m->op_tgt[i]].t.debit : NULL;
             c = m->op_tgt[i] >= 0 ? m->tg[m->op_tgt[i]].t.credit : NULL;
         }
-        if (ledger_id_valid(d, "acc_"))
+        if (cu_ledger_id_valid(d, "acc_"))
             ids[nids++] = d;
-        if (ledger_id_valid(c, "acc_"))
+        if (cu_ledger_id_valid(c, "acc_"))
             ids[nids++] = c;
     }
     qsort(ids, nids, sizeof(*ids), cmp_str);
@@ -256,7 +256,7 @@ static enum cu_err lock_accounts(struct mv *m)
         if (rc == CU_OK)
             rc = cu_stmt_next(st, &row);
         if (rc == CU_OK && row) {
-            ledger_account_read(st, &m->acc[i].a);
+            cu_ledger_account_read(st, &m->acc[i].a);
             m->acc[i].found = true;
         } else {
             snprintf(m->acc[i].a.id, sizeof(m->acc[i].a.id), "%s", ids[i]);
@@ -502,7 +502,7 @@ static void fill(struct mv *m, struct cu_ledger_result *r, enum cu_ledger_kind k
     struct cu_ledger_transfer *t = &r->t;
     const struct cu_work_ctx *ctx = cu_work_context_of(m->w);
 
-    ledger_new_id("trf_", t->id);
+    cu_ledger_new_id("trf_", t->id);
     t->kind = kind;
     snprintf(t->debit, sizeof(t->debit), "%s", debit);
     snprintf(t->credit, sizeof(t->credit), "%s", credit);
@@ -571,7 +571,7 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
              "both accounts must be in the transfer's currency");
         return CU_OK;
     }
-    if (m->actor && m->actor->customer && m->actor->step_up_above > 0 &&
+    if (m->actor && m->actor->customer && m->actor->step_up_above >= 0 &&
         op->amount > m->actor->step_up_above && m->actor->aal < 2) {
         fail(r, CU_E_STEP_UP, "step_up_required",
              "a transfer of this amount needs a session signed in with a second factor: POST "
@@ -729,7 +729,7 @@ static enum cu_err op_resolve(struct mv *m, size_t i)
         c->a.t = ct;
     }
     if (d->a.overdraft >= 0 && reserved > post &&
-        (rc = count_daily(m, d, -(reserved - post), ledger_day(p->at))) != CU_OK)
+        (rc = count_daily(m, d, -(reserved - post), cu_ledger_day(p->at))) != CU_OK)
         return rc;
     tg->dirty = true;
     snprintf(p->state, sizeof(p->state), "%s",
@@ -918,7 +918,7 @@ static enum cu_err insert_decision(struct mv *m, const struct cu_ledger_op *op,
     char id[CU_LEDGER_ID_BYTES], actor[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES];
 
     /* before the values: CU_VT takes the length of its text where it stands */
-    ledger_new_id("dec_", id);
+    cu_ledger_new_id("dec_", id);
     snprintf(actor, sizeof(actor), "%s:%s", ctx->actor_type, ctx->actor_id);
     const struct cu_val p[] = {
         CU_VT(id),
@@ -1102,7 +1102,7 @@ static enum cu_err write_all(struct mv *m, int64_t head, bool batch,
         snprintf(r->t.movement, sizeof(r->t.movement), "%s", movement);
         rc = insert_transfer(m, &r->t);
         if (rc == CU_OK)
-            rc = ledger_digest_add(&digest, &r->t);
+            rc = cu_ledger_digest_add(&digest, &r->t);
         if (rc == CU_OK)
             rc = emit(m, &r->t);
         made++;
@@ -1113,7 +1113,7 @@ static enum cu_err write_all(struct mv *m, int64_t head, bool batch,
         struct cu_val p[] = {CU_VI(seq)};
         rc = cu_db_exec(m->db, head_sql, p, 1);
     }
-    ledger_digest_hex(&digest, hex);
+    cu_ledger_digest_hex(&digest, hex);
     cu_buf_free(&digest);
     snprintf(target, sizeof(target), "ledger:%s", movement);
     if (rc == CU_OK)
@@ -1158,7 +1158,7 @@ enum cu_err cu_ledger_move(struct cu_ledger *l, struct cu_work *w, struct cu_db 
     if (n == 0 || n > CU_LEDGER_BATCH_MAX)
         return CU_E_INVALID;
     m.now = cu_work_context(w)->now_ms;
-    m.today = ledger_day(m.now);
+    m.today = cu_ledger_day(m.now);
     m.op_tgt = cu_calloc(n, sizeof(*m.op_tgt));
     m.tg = cu_calloc(n, sizeof(*m.tg));
     if (m.op_tgt == NULL || m.tg == NULL) {
@@ -1176,12 +1176,12 @@ enum cu_err cu_ledger_move(struct cu_ledger *l, struct cu_work *w, struct cu_db 
         rc = run_ops(&m);
     if (rc == CU_OK) {
         if (batch)
-            ledger_new_id("bat_", movement);
+            cu_ledger_new_id("bat_", movement);
         else
             snprintf(movement, CU_LEDGER_ID_BYTES, "%s",
                      results[0].err == CU_OK ? results[0].t.id : "");
         if (movement[0] == '\0')
-            ledger_new_id("trf_", movement); /* a refused transfer: the attempt's id */
+            cu_ledger_new_id("trf_", movement); /* a refused transfer: the attempt's id */
         rc = write_all(&m, head, batch, movement);
     }
     if (rc == CU_OK) {

@@ -26,7 +26,7 @@ static enum cu_err read_all(struct cu_db *db, const char *sql, const struct cu_v
         return CU_E_NOMEM;
     rc = cu_db_query(db, sql, p, np, &st);
     while (rc == CU_OK && *n < cap && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
-        rc = ledger_transfer_read(st, &v[*n]);
+        rc = cu_ledger_transfer_read(st, &v[*n]);
         (*n)++;
     }
     cu_stmt_done(st);
@@ -48,7 +48,7 @@ enum cu_err cu_ledger_transfer_get(struct cu_db *db, const char *id, struct cu_l
     enum cu_err rc;
 
     memset(out, 0, sizeof(*out));
-    if (!ledger_id_valid(id, "trf_"))
+    if (!cu_ledger_id_valid(id, "trf_"))
         return CU_E_NOT_FOUND;
     rc = read_all(db, sql, p, CU_NVALS(p), 1, &v, &n);
     if (rc == CU_OK && n == 0)

@@ -17,7 +17,8 @@ stop_server
 
 ALL="apikeys.read apikeys.write metrics.read audit.read customers.read customers.write
 customers.unmask customers.erase customers.credentials staff.read staff.write access.read
-access.write"
+access.write accounts.read accounts.write accounts.freeze accounts.unfreeze transfers.read
+transfers.write transfers.approve ledger.read"
 # stf_... and the scopes the old code stored for it
 for who in "stf_cba068c215e4dc08 apikeys.read apikeys.write metrics.read" \
     "stf_e675ea7a307842b8 apikeys.read"; do

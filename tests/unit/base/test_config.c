@@ -166,6 +166,11 @@ static const struct bad_case bad_cases[] = {
      "must be an integer from 0 to 100000, got \"100001\""},
     {"limits", "signin_burst", "100001", "must be an integer from 1 to 100000, got \"100001\""},
     {"limits", "signin_burst", "0", "must be an integer from 1 to 100000, got \"0\""},
+    {"ledger", "step_up_above", "1000000000000001",
+     "must be an integer from 0 to 1000000000000000, got \"1000000000000001\""},
+    {"ledger", "step_up_above", "-1", "must be an integer from 0 to 1000000000000000, got \"-1\""},
+    {"ledger", "idempotency_hours", "0", "must be an integer from 1 to 720, got \"0\""},
+    {"ledger", "idempotency_hours", "721", "must be an integer from 1 to 720, got \"721\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"access", "dry_run_policy", "",
      "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
@@ -692,7 +697,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 54);
+    assert_int_equal(n, 56);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

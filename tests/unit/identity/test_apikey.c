@@ -209,7 +209,7 @@ static void test_list_pages(void **state)
 
 static void test_scopes(void **state)
 {
-    char text[256];
+    char text[512];
     (void)state;
     assert_int_equal(cu_apikey_scope_parse("metrics.read", 12), CU_SCOPE_METRICS_READ);
     assert_int_equal(cu_apikey_scope_parse("metrics.rea", 11), 0);
@@ -220,7 +220,8 @@ static void test_scopes(void **state)
     assert_string_equal(
         text, "apikeys.read apikeys.write metrics.read audit.read customers.read customers.write "
               "customers.unmask customers.erase customers.credentials staff.read staff.write "
-              "access.read access.write");
+              "access.read access.write accounts.read accounts.write accounts.freeze "
+              "accounts.unfreeze transfers.read transfers.write transfers.approve ledger.read");
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, 5), CU_E_TOO_LARGE);
 }
 

@@ -580,7 +580,7 @@ static void test_freeze_and_close(void **state)
     assert_int_equal(acct_do(f, 0, a, 0), CU_OK);
     one(f, xfer(a, b, 5), "account_frozen", NULL);
     one(f, act(CU_LEDGER_POST, p, 0), "account_frozen", NULL);
-    one(f, xfer(in, a, 5), NULL, NULL); /* money still comes in */
+    one(f, xfer(in, a, 5), NULL, NULL);           /* money still comes in */
     assert_int_equal(acct_do(f, 0, a, 0), CU_OK); /* again: a new reason and end */
     assert_int_equal(acct_do(f, 1, a, 0), CU_OK);
     one(f, xfer(a, b, 5), NULL, NULL);

@@ -1,0 +1,1012 @@
+/*
+ * ledger_routes.c - the ledger's routes (docs/api.md, "Accounts and transfers"): accounts of
+ * a customer, deposits, withdrawals, transfers, two-phase posts and voids, reversals, freezes,
+ * closes, entries, look-ups by external reference and the change stream.
+ *
+ * Every movement takes an Idempotency-Key: the key, the route and a digest of the body are
+ * kept with the answer in the movement's own unit of work, so that a retry with the same key
+ * and body gets the first answer again (Idempotent-Replayed: true) and one with another body
+ * a 409 naming the fields that differ. A refused movement (insufficient funds …) is answered
+ * and kept the same way, with its audit record: the refusal is its result.
+ */
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/gate.h"
+#include "api/handlers.h"
+#include "api/http.h"
+#include "api/server.h"
+#include "base/clock.h"
+#include "base/json.h"
+#include "base/mem.h"
+#include "ledger/ledger.h"
+
+#define IDEM_KEY_MAX 64
+#define CHANGES_WAIT_MAX_S 30
+
+/* ---- JSON of accounts and transfers ---- */
+
+static json_t *time_or_null(int64_t ms)
+{
+    char t[CU_RFC3339_BYTES];
+    if (ms == 0)
+        return json_null();
+    cu_clock_format(ms, t);
+    return json_string(t);
+}
+
+static json_t *balance_json(const struct cu_ledger_account *a)
+{
+    struct cu_ledger_balance b = {0, 0, 0};
+    if (cu_ledger_balance_of(a, &b) != CU_OK) /* stored totals beyond 64 bits: the check says */
+        memset(&b, 0, sizeof(b));
+    return json_pack("{s:I, s:I, s:o}", "posted", (json_int_t)b.posted, "pending",
+                     (json_int_t)b.pending, "available",
+                     b.available == INT64_MAX ? json_null() : json_integer(b.available));
+}
+
+/* staff: whether the principal may see staff's text (a freeze's reason) */
+static json_t *account_json(const struct cu_ledger_account *a, bool staff)
+{
+    json_t *freeze = a->status == CU_LEDGER_FROZEN
+                         ? json_pack("{s:s?, s:o}", "reason", staff ? a->freeze_reason : NULL,
+                                     "until", time_or_null(a->frozen_until))
+                         : json_null();
+    return json_pack(
+        "{s:s, s:s?, s:s, s:s, s:s, s:o, s:o, s:{s:o, s:o}, s:o, s:o, s:o}", "id", a->id,
+        "customer", a->customer[0] ? a->customer : NULL, "purpose", a->purpose, "currency",
+        a->currency, "status", cu_ledger_status_name(a->status), "balance", balance_json(a),
+        "overdraft", a->overdraft < 0 ? json_null() : json_integer(a->overdraft), "limits",
+        "per_transfer", a->limit_per_transfer ? json_integer(a->limit_per_transfer) : json_null(),
+        "daily", a->limit_daily ? json_integer(a->limit_daily) : json_null(), "freeze", freeze,
+        "created_at", time_or_null(a->created_at), "closed_at", time_or_null(a->closed_at));
+}
+
+static json_t *transfer_json(const struct cu_ledger_transfer *t)
+{
+    json_t *meta = t->metadata ? json_loads(t->metadata, 0, NULL) : NULL;
+    json_t *v = json_pack(
+        "{s:s, s:I, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s?, s:o, s:b, s:s?, s:b, s:s?, s:s, "
+        "s:o}",
+        "id", t->id, "seq", (json_int_t)t->seq, "movement", t->movement, "kind",
+        cu_ledger_kind_name(t->kind), "debit_account", t->debit, "credit_account", t->credit,
+        "amount", (json_int_t)t->amount, "currency", t->currency, "code", t->code, "external_ref",
+        t->external_ref[0] ? t->external_ref : NULL, "metadata", meta ? meta : json_null(),
+        "pending", t->pending, "parent", t->parent[0] ? t->parent : NULL, "held", t->hold,
+        "reasons", t->reasons[0] ? t->reasons : NULL, "channel", t->channel, "created_at",
+        time_or_null(t->at));
+    if (v != NULL && t->state[0] != '\0')
+        json_object_set_new(v, "pending_state",
+                            json_pack("{s:s, s:I, s:o}", "status", t->state, "reserved",
+                                      (json_int_t)t->reserved, "expires_at",
+                                      time_or_null(t->expires_at)));
+    return v;
+}
+
+/* The problem types of the ledger's refusals, as static strings (a stored one is matched). */
+static const char *const stable_types[] = {
+    "invalid_transfer", "currency_mismatch",      "linked_chain_open",      "unknown_account",
+    "unknown_transfer", "account_closed",         "account_frozen",         "insufficient_funds",
+    "limit_exceeded",   "balance_overflow",       "transfer_not_pending",   "transfer_posted",
+    "transfer_voided",  "transfer_expired",       "amount_exceeds_pending", "not_reversible",
+    "already_reversed", "linked_transfer_failed", "transfer_held",          "transfer_denied",
+    "step_up_required", "idempotency_key_reused",
+};
+
+static const char *stable_type(const char *s)
+{
+    for (size_t i = 0; s != NULL && i < sizeof(stable_types) / sizeof(stable_types[0]); i++)
+        if (strcmp(s, stable_types[i]) == 0)
+            return stable_types[i];
+    return NULL;
+}
+
+static enum cu_err fail_typed(struct cu_resp *resp, enum cu_err err, const char *type,
+                              const char *detail)
+{
+    resp->type = stable_type(type);
+    return cu_resp_fail(resp, err, "%s", detail);
+}
+
+/* ---- who acts ---- */
+
+static bool is_customer(const struct cu_req *req)
+{
+    return req->principal.kind == CU_PRINCIPAL_CUSTOMER;
+}
+
+/* An account the principal may see: a customer's own; for staff and keys, the route's
+ * permission decided on the account's customer (system accounts: the permission alone). A
+ * customer asking for another's account gets 404, as for one that does not exist. */
+static enum cu_err account_visible(struct cu_req *req, struct cu_resp *resp,
+                                   const struct cu_ledger_account *a)
+{
+    if (is_customer(req)) {
+        if (strcmp(a->customer, req->principal.id) != 0)
+            return fail_typed(resp, CU_E_NOT_FOUND, "unknown_account", "no account has this id");
+        return CU_OK;
+    }
+    if (a->customer[0] != '\0')
+        return cu_req_gate_id(req, resp, req->route_permission, a->customer);
+    return CU_OK;
+}
+
+static enum cu_err read_account(struct cu_req *req, struct cu_resp *resp, const char *id,
+                                struct cu_ledger_account *a)
+{
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc == CU_OK)
+        rc = cu_ledger_account_get(db, id, a);
+    if (rc == CU_E_NOT_FOUND)
+        return fail_typed(resp, rc, "unknown_account", "no account has this id");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the account could not be read");
+    return account_visible(req, resp, a);
+}
+
+/* ---- opening and reading accounts ---- */
+
+struct open_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    struct cu_ledger_account_in in;
+    struct cu_ledger_account a;
+    char detail[256];
+    char location[64];
+};
+
+static void open_job_clear(void *p)
+{
+    json_decref(((struct open_job *)p)->body);
+}
+
+static enum cu_err open_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct open_job *j = arg;
+    enum cu_err rc = cu_ledger_account_create(j->req->app->ledger, w, db, &j->in, &j->a, j->detail);
+    if (rc == CU_E_INVALID)
+        return cu_resp_fail(j->resp, rc, "%s", j->detail);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the account could not be opened");
+    return rc;
+}
+
+static enum cu_err open_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct open_job *j = arg;
+    (void)req;
+    snprintf(j->location, sizeof(j->location), "/v1/accounts/%s", j->a.id);
+    cu_resp_header(resp, "Location", j->location);
+    return cu_resp_json(resp, 201, account_json(&j->a, true));
+}
+
+/* An optional amount field: a whole number from 0 to INT64_MAX minor units. */
+static enum cu_err amount_field(struct cu_resp *resp, const json_t *body, const char *key,
+                                bool required, int64_t min, int64_t *out)
+{
+    char err[CU_JSON_ERR_BYTES];
+    const json_t *v = json_object_get(body, key);
+    if (v != NULL && json_is_real(v))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field '%s' must be a whole number of minor units (no fraction)", key);
+    if (cu_json_get_int(body, key, required, min, INT64_MAX, out, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    return CU_OK;
+}
+
+enum cu_err cu_handle_accounts_open(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"currency", "overdraft", "limits"};
+    static const char *const lim_allowed[] = {"per_transfer", "daily"};
+    struct open_job *j = cu_req_alloc(req, sizeof(*j), open_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    enum cu_err rc = j != NULL ? cu_req_json(req, resp, &j->body) : CU_E_NOMEM;
+
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the account could not be opened");
+    if (cu_json_only_keys(j->body, allowed, 3, &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    if (cu_json_get_string(j->body, "currency", true, 3, &j->in.currency, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (!cu_currency_valid(j->in.currency, NULL))
+        return cu_resp_fail(
+            resp, CU_E_INVALID,
+            "field 'currency' must be an ISO 4217 code custodia knows (EUR, USD …)");
+    if ((rc = amount_field(resp, j->body, "overdraft", false, 0, &j->in.overdraft)) != CU_OK)
+        return rc;
+    const json_t *lim = json_object_get(j->body, "limits");
+    if (lim != NULL) {
+        if (!json_is_object(lim) || cu_json_only_keys(lim, lim_allowed, 2, &bad) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'limits' must be an object of per_transfer and daily");
+        if ((rc = amount_field(resp, lim, "per_transfer", false, 1, &j->in.limit_per_transfer)) !=
+                CU_OK ||
+            (rc = amount_field(resp, lim, "daily", false, 1, &j->in.limit_daily)) != CU_OK)
+            return rc;
+    }
+    rc = cu_req_gate_id(req, resp, req->route_permission, req->params[0]);
+    if (rc != CU_OK)
+        return rc;
+    j->in.customer = req->params[0];
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, open_apply, open_answer, j);
+}
+
+enum cu_err cu_handle_account_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_ledger_account a;
+    enum cu_err rc = read_account(req, resp, req->params[0], &a);
+    if (rc != CU_OK)
+        return rc;
+    return cu_resp_json(resp, 200, account_json(&a, !is_customer(req)));
+}
+
+static bool valid_account_id(const char *s)
+{
+    size_t n = strlen(s);
+    if (n != 20 || strncmp(s, "acc_", 4) != 0)
+        return false;
+    for (size_t i = 4; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp)
+{
+    const char *after = NULL;
+    size_t limit = 100, n = 0;
+    struct cu_ledger_account *items = NULL;
+    struct cu_db *db = NULL;
+    enum cu_err rc;
+
+    if (is_customer(req) && strcmp(req->params[0], req->principal.id) != 0)
+        return cu_resp_fail(resp, CU_E_NOT_FOUND, "no customer has this id");
+    rc = cu_req_page(req, resp, valid_account_id, "an account id (acc_ and 16 hex digits)", &after,
+                     &limit);
+    if (rc != CU_OK)
+        return rc;
+    if (!is_customer(req) &&
+        (rc = cu_req_gate_id(req, resp, req->route_permission, req->params[0])) != CU_OK)
+        return rc;
+    rc = cu_req_db(req, &db);
+    if (rc == CU_OK)
+        rc = cu_ledger_accounts_of(db, req->params[0], after, limit, &items, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the accounts could not be read");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, account_json(&items[i], !is_customer(req)));
+    json_t *v =
+        json_pack("{s:o, s:s?}", "items", arr, "next_after", n == limit ? items[n - 1].id : NULL);
+    cu_free(items);
+    return cu_resp_json(resp, 200, v);
+}
+
+/* ---- movements ---- */
+
+enum move_route { MV_TRANSFER, MV_DEPOSIT, MV_WITHDRAWAL, MV_POST, MV_VOID, MV_REVERSE };
+
+static const char *const route_names[] = {"transfers", "deposits", "withdrawals",
+                                          "post",      "void",     "reverse"};
+
+struct move_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    enum move_route route;
+    json_t *body;
+    char *canon; /* the body, canonical: kept to name what a reused key's body changes */
+    uint8_t digest[crypto_generichash_BYTES];
+    const char *key;
+    char scope[96];
+    char metadata_text[CU_LEDGER_METADATA_MAX + 1];
+    struct cu_ledger_op op;
+    struct cu_ledger_actor actor;
+    char sys[CU_LEDGER_ID_BYTES]; /* a deposit's or withdrawal's system account */
+    struct cu_ledger_result res;
+    struct cu_ledger_account *acc;
+    size_t nacc;
+    char movement[CU_LEDGER_ID_BYTES];
+    /* the answer, made in the unit (and kept for retries) */
+    int status;
+    char *answer; /* JSON text: the result, or {"type","detail"} of a refusal */
+    bool replay;
+    enum cu_err err; /* a refusal's error */
+    char type[40];
+    char detail[256];
+};
+
+static void move_job_clear(void *p)
+{
+    struct move_job *j = p;
+    json_decref(j->body);
+    free(j->canon);
+    free(j->answer);
+    cu_ledger_transfer_clear(&j->res.t);
+    cu_free(j->acc);
+}
+
+/* The top-level fields whose values differ between two canonical bodies. */
+static void fields_differ(const char *a, const char *b, char *out, size_t cap)
+{
+    json_t *x = json_loads(a, 0, NULL), *y = json_loads(b, 0, NULL);
+    const char *k;
+    json_t *v;
+    size_t used = 0;
+
+    out[0] = '\0';
+    json_object_foreach(x, k, v)
+    {
+        if (!json_equal(v, json_object_get(y, k)) && used + strlen(k) + 3 < cap)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", k);
+    }
+    json_object_foreach(y, k, v)
+    {
+        if (json_object_get(x, k) == NULL && used + strlen(k) + 3 < cap)
+            used += (size_t)snprintf(out + used, cap - used, "%s%s", used ? ", " : "", k);
+    }
+    json_decref(x);
+    json_decref(y);
+}
+
+/* The key's earlier use, if any: 1 replayed, 0 none, or an error. */
+static enum cu_err idem_lookup(struct move_job *j, struct cu_db *db, bool *found)
+{
+    static const char sql[] = "SELECT route, digest, request, status, response FROM "
+                              "ledger_idempotency WHERE scope = $1 AND key = $2";
+    const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    *found = false;
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && row) {
+        size_t dlen = 0, rlen = 0, n = 0;
+        const void *d = cu_stmt_blob(st, 1, &dlen);
+        const char *route = cu_stmt_text(st, 0, &rlen);
+        bool same_route = rlen == strlen(route_names[j->route]) &&
+                          memcmp(route, route_names[j->route], rlen) == 0;
+        *found = true;
+        if (same_route && dlen == sizeof(j->digest) && sodium_memcmp(d, j->digest, dlen) == 0) {
+            const char *resp = cu_stmt_text(st, 4, &n);
+            j->replay = true;
+            j->status = (int)cu_stmt_int(st, 3);
+            free(j->answer);
+            j->answer = strndup(resp, n);
+            if (j->answer == NULL)
+                rc = CU_E_NOMEM;
+        } else {
+            char differ[200];
+            const char *req = cu_stmt_text(st, 2, &n);
+            char *was = strndup(req, n);
+            if (was == NULL) {
+                rc = CU_E_NOMEM;
+            } else {
+                fields_differ(was, j->canon, differ, sizeof(differ));
+                free(was);
+                j->err = CU_E_EXISTS;
+                snprintf(j->type, sizeof(j->type), "idempotency_key_reused");
+                if (!same_route)
+                    snprintf(j->detail, sizeof(j->detail),
+                             "the Idempotency-Key was used for another route; use a new key");
+                else
+                    snprintf(j->detail, sizeof(j->detail),
+                             "the Idempotency-Key was used for another request; fields that "
+                             "differ: %s",
+                             differ[0] ? differ : "(their order or form)");
+            }
+        }
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
+static enum cu_err idem_store(struct move_job *j, struct cu_db *db, int64_t now)
+{
+    static const char sql[] = "INSERT INTO ledger_idempotency (scope, key, route, digest, "
+                              "request, status, response, created_at) VALUES ($1, $2, $3, $4, "
+                              "$5, $6, $7, $8)";
+    const struct cu_val p[] = {
+        CU_VT(j->scope),
+        CU_VT(j->key),
+        CU_VT(route_names[j->route]),
+        {.type = CU_VAL_BLOB, .p = j->digest, .n = sizeof(j->digest)},
+        CU_VT(j->canon),
+        CU_VI(j->status),
+        CU_VT(j->answer),
+        CU_VI(now),
+    };
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+/* Builds the answer of a movement that ran: the transfer and the balances it left, or the
+ * refusal. */
+static enum cu_err make_answer(struct move_job *j)
+{
+    json_t *v;
+
+    free(j->answer);
+    j->answer = NULL;
+    if (j->res.err == CU_OK) {
+        json_t *accs = json_array();
+        for (size_t i = 0; i < j->nacc; i++)
+            json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
+                                                  "currency", j->acc[i].currency, "status",
+                                                  cu_ledger_status_name(j->acc[i].status),
+                                                  "balance", balance_json(&j->acc[i])));
+        v = json_pack("{s:o, s:o}", "transfer", transfer_json(&j->res.t), "accounts", accs);
+        j->status = 201;
+    } else {
+        v = json_pack("{s:s, s:s}", "type", j->res.type ? j->res.type : "invalid_transfer",
+                      "detail", j->res.detail);
+        j->status = cu_err_http_status(j->res.err);
+    }
+    j->answer = v ? json_dumps(v, JSON_COMPACT) : NULL;
+    json_decref(v);
+    return j->answer ? CU_OK : CU_E_NOMEM;
+}
+
+static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct move_job *j = arg;
+    struct cu_app *app = j->req->app;
+    bool found = false;
+    enum cu_err rc;
+
+    j->replay = false;
+    j->err = CU_OK;
+    rc = idem_lookup(j, db, &found);
+    if (rc != CU_OK || found)
+        return rc;
+    if (j->route == MV_DEPOSIT || j->route == MV_WITHDRAWAL) {
+        struct cu_ledger_account s;
+        rc = cu_ledger_system_account(db, j->route == MV_DEPOSIT ? "cash_in" : "cash_out",
+                                      j->op.currency, true, &s);
+        if (rc == CU_E_INVALID)
+            rc = CU_OK; /* an unknown currency: the movement refuses it */
+        if (rc != CU_OK)
+            return rc;
+        snprintf(j->sys, sizeof(j->sys), "%s", s.id);
+        if (j->route == MV_DEPOSIT)
+            j->op.debit = j->sys;
+        else
+            j->op.credit = j->sys;
+    }
+    rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
+                        &j->acc, &j->nacc);
+    if (rc == CU_OK)
+        rc = make_answer(j);
+    if (rc == CU_OK)
+        rc = idem_store(j, db, cu_work_context_of(w)->now_ms);
+    return rc;
+}
+
+static enum cu_err move_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct move_job *j = arg;
+    (void)req;
+
+    if (j->err != CU_OK)
+        return fail_typed(resp, j->err, j->type, j->detail);
+    if (j->replay)
+        cu_resp_header(resp, "Idempotent-Replayed", "true");
+    if (j->status >= 400) {
+        json_t *v = json_loads(j->answer, 0, NULL);
+        const char *type = json_string_value(json_object_get(v, "type"));
+        const char *detail = json_string_value(json_object_get(v, "detail"));
+        enum cu_err err =
+            j->status == 404   ? CU_E_NOT_FOUND
+            : j->status == 409 ? CU_E_EXISTS
+            : j->status == 403
+                ? (stable_type(type) && strcmp(type, "step_up_required") == 0 ? CU_E_STEP_UP
+                                                                              : CU_E_FORBIDDEN)
+            : j->status == 401 ? CU_E_STEP_UP
+                               : CU_E_INVALID;
+        if (type != NULL && strcmp(type, "step_up_required") == 0)
+            err = CU_E_STEP_UP;
+        enum cu_err rc = fail_typed(resp, err, type, detail ? detail : "the movement was refused");
+        json_decref(v);
+        return rc;
+    }
+    struct cu_buf *b = cu_resp_json_begin(resp, j->status);
+    return cu_resp_json_end(resp, cu_buf_append_str(b, j->answer));
+}
+
+/* The request's Idempotency-Key: 1 to 64 printable ASCII characters. */
+static enum cu_err idem_key(struct cu_req *req, struct cu_resp *resp, struct move_job *j)
+{
+    const char *k = cu_req_header(req, "Idempotency-Key");
+    size_t n = k ? strlen(k) : 0;
+    bool ok = n >= 1 && n <= IDEM_KEY_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] > 0x20 && k[i] < 0x7f;
+    if (!ok)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "a movement needs the header Idempotency-Key: 1 to %d printable "
+                            "ASCII characters without spaces (a UUID will do)",
+                            IDEM_KEY_MAX);
+    j->key = k;
+    snprintf(j->scope, sizeof(j->scope), "%s:%s",
+             req->principal.kind == CU_PRINCIPAL_CUSTOMER ? "customer"
+             : req->principal.kind == CU_PRINCIPAL_STAFF  ? "staff"
+                                                          : "apikey",
+             req->principal.id);
+    return CU_OK;
+}
+
+/* The body, canonical, and its digest with the route (what a key binds). */
+static enum cu_err canonical(struct cu_resp *resp, struct move_job *j)
+{
+    crypto_generichash_state h;
+    j->canon = json_dumps(j->body, JSON_COMPACT | JSON_SORT_KEYS);
+    if (j->canon == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
+    crypto_generichash_init(&h, NULL, 0, sizeof(j->digest));
+    crypto_generichash_update(&h, (const uint8_t *)route_names[j->route],
+                              strlen(route_names[j->route]) + 1);
+    crypto_generichash_update(&h, (const uint8_t *)j->canon, strlen(j->canon));
+    crypto_generichash_final(&h, j->digest, sizeof(j->digest));
+    return CU_OK;
+}
+
+static bool code_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > CU_LEDGER_CODE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '.' || s[i] == '-'))
+            return false;
+    return true;
+}
+
+/* The common fields of a new transfer: amount, currency, code, external_ref, metadata. */
+static enum cu_err transfer_fields(struct cu_req *req, struct cu_resp *resp, struct move_job *j)
+{
+    char err[CU_JSON_ERR_BYTES];
+    const char *s = NULL;
+    enum cu_err rc = amount_field(resp, j->body, "amount", true, 1, &j->op.amount);
+
+    (void)req;
+    if (rc != CU_OK)
+        return rc;
+    if (cu_json_get_string(j->body, "currency", true, 3, &j->op.currency, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (!cu_currency_valid(j->op.currency, NULL))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'currency' must be an ISO 4217 code custodia knows");
+    if (cu_json_get_string(j->body, "code", false, CU_LEDGER_CODE_MAX, &s, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    j->op.code = s ? s : route_names[j->route];
+    if (j->route == MV_DEPOSIT)
+        j->op.code = s ? s : "deposit";
+    else if (j->route == MV_WITHDRAWAL)
+        j->op.code = s ? s : "withdrawal";
+    else if (s == NULL)
+        j->op.code = "payment";
+    if (!code_ok(j->op.code))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'code' must be 1 to %d of a-z, 0-9, '_', '.' and '-'",
+                            CU_LEDGER_CODE_MAX);
+    s = NULL;
+    if (cu_json_get_string(j->body, "external_ref", false, CU_LEDGER_REF_MAX, &s, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    for (size_t i = 0; s && s[i]; i++)
+        if (s[i] < 0x20 || s[i] > 0x7e)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'external_ref' must be printable ASCII, 1 to %d bytes",
+                                CU_LEDGER_REF_MAX);
+    if (s != NULL && s[0] == '\0')
+        return cu_resp_fail(resp, CU_E_INVALID, "field 'external_ref' must not be empty");
+    j->op.external_ref = s;
+    const json_t *meta = json_object_get(j->body, "metadata");
+    if (meta != NULL && !json_is_null(meta)) {
+        char *text = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        size_t n = text ? strlen(text) : 0;
+        if (text == NULL || n > CU_LEDGER_METADATA_MAX) {
+            free(text);
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'metadata' must be an object of at most %d bytes as JSON",
+                                CU_LEDGER_METADATA_MAX);
+        }
+        memcpy(j->metadata_text, text, n + 1);
+        free(text);
+        j->op.metadata = j->metadata_text;
+    }
+    return CU_OK;
+}
+
+static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum move_route route)
+{
+    static const char *const t_allowed[] = {"debit_account", "credit_account", "amount",
+                                            "currency",      "code",           "external_ref",
+                                            "metadata",      "pending",        "timeout_seconds"};
+    static const char *const dw_allowed[] = {"account", "amount",       "currency",
+                                             "code",    "external_ref", "metadata"};
+    static const char *const act_allowed[] = {"amount", "code", "external_ref", "metadata"};
+    struct move_job *j = cu_req_alloc(req, sizeof(*j), move_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
+    j->route = route;
+    rc = idem_key(req, resp, j);
+    if (rc != CU_OK)
+        return rc;
+    if (req->body.len == 0 && route >= MV_POST)
+        j->body = json_object();
+    else if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+        return resp->err ? resp->err : rc;
+    if (j->body == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
+    if (route == MV_TRANSFER)
+        rc = cu_json_only_keys(j->body, t_allowed, 9, &bad);
+    else if (route == MV_DEPOSIT || route == MV_WITHDRAWAL)
+        rc = cu_json_only_keys(j->body, dw_allowed, 6, &bad);
+    else
+        rc = cu_json_only_keys(j->body, act_allowed, route == MV_POST ? 4 : 0, &bad) == CU_OK ||
+                     (route != MV_POST && json_object_size(j->body) == 0)
+                 ? CU_OK
+                 : CU_E_INVALID;
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad ? bad : "?");
+    if ((rc = canonical(resp, j)) != CU_OK)
+        return rc;
+
+    j->actor.channel = is_customer(req) ? "session" : "api";
+    j->actor.customer = is_customer(req) ? req->principal.id : NULL;
+    j->actor.aal = (int)req->principal.session.aal;
+    j->actor.step_up_above = (int64_t)req->app->cfg.ledger.step_up_above;
+    switch (route) {
+    case MV_TRANSFER: {
+        bool pending = false;
+        int64_t timeout = 0;
+        j->op.kind = CU_LEDGER_TRANSFER;
+        if (cu_json_get_string(j->body, "debit_account", true, 32, &j->op.debit, err) != CU_OK ||
+            cu_json_get_string(j->body, "credit_account", true, 32, &j->op.credit, err) != CU_OK ||
+            cu_json_get_bool(j->body, "pending", false, &pending, err) != CU_OK ||
+            cu_json_get_int(j->body, "timeout_seconds", false, 0, CU_LEDGER_TIMEOUT_MAX, &timeout,
+                            err) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        if (!pending && json_object_get(j->body, "timeout_seconds") != NULL)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'timeout_seconds' is for a pending transfer only");
+        j->op.pending = pending;
+        j->op.timeout_s = timeout;
+        rc = transfer_fields(req, resp, j);
+        break;
+    }
+    case MV_DEPOSIT:
+    case MV_WITHDRAWAL:
+        j->op.kind = CU_LEDGER_TRANSFER;
+        if (cu_json_get_string(j->body, "account", true, 32,
+                               route == MV_DEPOSIT ? &j->op.credit : &j->op.debit, err) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        rc = transfer_fields(req, resp, j);
+        break;
+    default:
+        j->op.kind = route == MV_POST   ? CU_LEDGER_POST
+                     : route == MV_VOID ? CU_LEDGER_VOID
+                                        : CU_LEDGER_REVERSE;
+        j->op.target = req->params[0];
+        if (route == MV_POST &&
+            (rc = amount_field(resp, j->body, "amount", false, 1, &j->op.amount)) != CU_OK)
+            return rc;
+        /* releasing a hold for review needs transfers.approve */
+        j->op.hold_release =
+            !is_customer(req) && cu_req_may(req, CU_SCOPE_TRANSFERS_APPROVE) != CU_ACCESS_DENY;
+        break;
+    }
+    if (rc != CU_OK)
+        return rc;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, move_apply, move_answer, j);
+}
+
+enum cu_err cu_handle_transfers_create(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_TRANSFER);
+}
+
+enum cu_err cu_handle_deposits_create(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_DEPOSIT);
+}
+
+enum cu_err cu_handle_withdrawals_create(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_WITHDRAWAL);
+}
+
+enum cu_err cu_handle_transfer_post(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_POST);
+}
+
+enum cu_err cu_handle_transfer_void(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_VOID);
+}
+
+enum cu_err cu_handle_transfer_reverse(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_REVERSE);
+}
+
+/* ---- reading transfers ---- */
+
+/* Whether the principal may see transfer t: a customer when one side is their account. */
+static bool transfer_visible(struct cu_req *req, struct cu_db *db,
+                             const struct cu_ledger_transfer *t)
+{
+    struct cu_ledger_account a;
+    if (!is_customer(req))
+        return true;
+    return (cu_ledger_account_get(db, t->debit, &a) == CU_OK &&
+            strcmp(a.customer, req->principal.id) == 0) ||
+           (cu_ledger_account_get(db, t->credit, &a) == CU_OK &&
+            strcmp(a.customer, req->principal.id) == 0);
+}
+
+enum cu_err cu_handle_transfer_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_ledger_transfer t;
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc == CU_OK)
+        rc = cu_ledger_transfer_get(db, req->params[0], &t);
+    if (rc == CU_OK && !transfer_visible(req, db, &t)) {
+        cu_ledger_transfer_clear(&t);
+        rc = CU_E_NOT_FOUND;
+    }
+    if (rc == CU_E_NOT_FOUND)
+        return fail_typed(resp, rc, "unknown_transfer", "no transfer has this id");
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the transfer could not be read");
+    json_t *v = transfer_json(&t);
+    cu_ledger_transfer_clear(&t);
+    return cu_resp_json(resp, 200, v);
+}
+
+static json_t *transfers_array(const struct cu_ledger_transfer *t, size_t n)
+{
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, transfer_json(&t[i]));
+    return arr;
+}
+
+enum cu_err cu_handle_transfers_list(struct cu_req *req, struct cu_resp *resp)
+{
+    const char *ref = cu_req_query(req, "external_ref");
+    struct cu_ledger_transfer *t = NULL;
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    enum cu_err rc;
+
+    if (ref == NULL || ref[0] == '\0' || strlen(ref) > CU_LEDGER_REF_MAX)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "query 'external_ref' is needed: 1 to %d bytes (transfers are "
+                            "looked up by their external reference)",
+                            CU_LEDGER_REF_MAX);
+    rc = cu_req_db(req, &db);
+    if (rc == CU_OK)
+        rc = cu_ledger_transfers_by_ref(db, ref, &t, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the transfers could not be read");
+    json_t *v = json_pack("{s:o}", "items", transfers_array(t, n));
+    cu_ledger_transfers_free(t, n);
+    return cu_resp_json(resp, 200, v);
+}
+
+/* A query argument that is a whole number within [min, max], or its default. */
+static enum cu_err query_int(struct cu_req *req, struct cu_resp *resp, const char *name,
+                             int64_t min, int64_t max, int64_t *out)
+{
+    const char *s = cu_req_query(req, name);
+    char *end = NULL;
+    long long v;
+    if (s == NULL)
+        return CU_OK;
+    v = strtoll(s, &end, 10);
+    if (*s == '\0' || *end != '\0' || v < min || v > max)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "query '%s' must be a whole number from %lld to %lld", name,
+                            (long long)min, (long long)max);
+    *out = v;
+    return CU_OK;
+}
+
+static enum cu_err query_time(struct cu_req *req, struct cu_resp *resp, const char *name,
+                              int64_t *out)
+{
+    const char *s = cu_req_query(req, name);
+    if (s == NULL)
+        return CU_OK;
+    if (cu_clock_parse(s, out) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "query '%s' must be an RFC 3339 time", name);
+    return CU_OK;
+}
+
+enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_ledger_account a;
+    struct cu_ledger_entry_filter f = {.account = req->params[0]};
+    struct cu_ledger_transfer *t = NULL;
+    struct cu_db *db = NULL;
+    int64_t limit = 100;
+    size_t n = 0;
+    enum cu_err rc = read_account(req, resp, req->params[0], &a);
+
+    if (rc == CU_OK)
+        rc = query_int(req, resp, "after", 0, INT64_MAX, &f.after_seq);
+    if (rc == CU_OK)
+        rc = query_int(req, resp, "limit", 1, 1000, &limit);
+    if (rc == CU_OK)
+        rc = query_time(req, resp, "from", &f.from);
+    if (rc == CU_OK)
+        rc = query_time(req, resp, "until", &f.until);
+    if (rc != CU_OK)
+        return resp->err ? resp->err : rc;
+    f.counterparty = cu_req_query(req, "counterparty");
+    f.code = cu_req_query(req, "code");
+    if ((f.counterparty && !valid_account_id(f.counterparty)) || (f.code && !code_ok(f.code)))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "query 'counterparty' must be an account id and 'code' a code");
+    f.limit = (size_t)limit;
+    rc = cu_req_db(req, &db);
+    if (rc == CU_OK)
+        rc = cu_ledger_entries(db, &f, &t, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the entries could not be read");
+    json_t *v = json_pack("{s:o, s:o}", "items", transfers_array(t, n), "next_after",
+                          n == f.limit ? json_integer(t[n - 1].seq) : json_null());
+    cu_ledger_transfers_free(t, n);
+    return cu_resp_json(resp, 200, v);
+}
+
+/* GET /v1/ledger/changes?after=SEQ&limit=N&wait=S: every transfer after SEQ in commit order;
+ * with wait, the answer waits up to S seconds (at most 30) for one to come. */
+enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp)
+{
+    int64_t after = 0, limit = 100, wait = 0, head = 0;
+    struct cu_ledger_transfer *t = NULL;
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    enum cu_err rc = query_int(req, resp, "after", 0, INT64_MAX, &after);
+
+    if (rc == CU_OK)
+        rc = query_int(req, resp, "limit", 1, 1000, &limit);
+    if (rc == CU_OK)
+        rc = query_int(req, resp, "wait", 0, CHANGES_WAIT_MAX_S, &wait);
+    if (rc != CU_OK)
+        return rc;
+    rc = cu_req_db(req, &db);
+    for (int64_t deadline = cu_clock_now_ms() + wait * 1000; rc == CU_OK;) {
+        rc = cu_ledger_head(db, &head);
+        if (rc != CU_OK || head > after || cu_clock_now_ms() >= deadline)
+            break;
+        /* give the read connection back while waiting */
+        cu_store_release(req->view);
+        req->view = NULL;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        rc = cu_req_db(req, &db);
+    }
+    if (rc == CU_OK && head > after)
+        rc = cu_ledger_changes(db, after, (size_t)limit, &t, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the changes could not be read");
+    json_t *v = json_pack("{s:o, s:I}", "items", transfers_array(t, n), "next_after",
+                          (json_int_t)(n > 0 ? t[n - 1].seq : after));
+    cu_ledger_transfers_free(t, n);
+    return cu_resp_json(resp, 200, v);
+}
+
+/* ---- freezing and closing ---- */
+
+enum acct_action { ACT_FREEZE, ACT_UNFREEZE, ACT_CLOSE };
+
+struct acct_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    enum acct_action what;
+    json_t *body;
+    const char *reason;
+    int64_t until;
+    struct cu_ledger_account a;
+    char detail[256];
+};
+
+static void acct_job_clear(void *p)
+{
+    json_decref(((struct acct_job *)p)->body);
+}
+
+static enum cu_err acct_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct acct_job *j = arg;
+    struct cu_ledger *l = j->req->app->ledger;
+    const char *id = j->req->params[0];
+    enum cu_err rc = j->what == ACT_FREEZE
+                         ? cu_ledger_freeze(l, w, db, id, j->reason, j->until, &j->a, j->detail)
+                     : j->what == ACT_UNFREEZE ? cu_ledger_unfreeze(l, w, db, id, &j->a, j->detail)
+                                               : cu_ledger_close(l, w, db, id, &j->a, j->detail);
+    if (rc == CU_E_NOT_FOUND)
+        return fail_typed(j->resp, rc, "unknown_account", "no account has this id");
+    if (rc == CU_E_EXISTS || rc == CU_E_INVALID)
+        return cu_resp_fail(j->resp, rc, "%s", j->detail);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the account could not be changed");
+    return rc;
+}
+
+static enum cu_err acct_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct acct_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 200, account_json(&j->a, true));
+}
+
+static enum cu_err acct_start(struct cu_req *req, struct cu_resp *resp, enum acct_action what)
+{
+    static const char *const allowed[] = {"reason", "until"};
+    struct acct_job *j = cu_req_alloc(req, sizeof(*j), acct_job_clear);
+    struct cu_ledger_account a;
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL, *until = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the account could not be changed");
+    rc = read_account(req, resp, req->params[0], &a);
+    if (rc != CU_OK)
+        return rc;
+    if (what == ACT_FREEZE) {
+        if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+            return resp->err ? resp->err : rc;
+        if (cu_json_only_keys(j->body, allowed, 2, &bad) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+        if (cu_json_get_string(j->body, "reason", true, CU_LEDGER_REASON_MAX, &j->reason, err) !=
+                CU_OK ||
+            cu_json_get_string(j->body, "until", false, 64, &until, err) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        if (j->reason[0] == '\0')
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'reason' must not be empty");
+        if (until != NULL && cu_clock_parse(until, &j->until) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'until' must be an RFC 3339 time");
+    }
+    j->what = what;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, acct_apply, acct_answer, j);
+}
+
+enum cu_err cu_handle_account_freeze(struct cu_req *req, struct cu_resp *resp)
+{
+    return acct_start(req, resp, ACT_FREEZE);
+}
+
+enum cu_err cu_handle_account_unfreeze(struct cu_req *req, struct cu_resp *resp)
+{
+    return acct_start(req, resp, ACT_UNFREEZE);
+}
+
+enum cu_err cu_handle_account_close(struct cu_req *req, struct cu_resp *resp)
+{
+    return acct_start(req, resp, ACT_CLOSE);
+}
