@@ -85,6 +85,7 @@ enum cu_err cu_handle_account_freeze(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_account_unfreeze(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_account_close(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_transfers_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_transfers_batch(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_transfers_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_transfer_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_transfer_post(struct cu_req *req, struct cu_resp *resp);

@@ -292,10 +292,10 @@ enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp
 
 /* ---- movements ---- */
 
-enum move_route { MV_TRANSFER, MV_DEPOSIT, MV_WITHDRAWAL, MV_POST, MV_VOID, MV_REVERSE };
+enum move_route { MV_TRANSFER, MV_DEPOSIT, MV_WITHDRAWAL, MV_POST, MV_VOID, MV_REVERSE, MV_BATCH };
 
-static const char *const route_names[] = {"transfers", "deposits", "withdrawals",
-                                          "post",      "void",     "reverse"};
+static const char *const route_names[] = {"transfers", "deposits", "withdrawals", "post",
+                                          "void",      "reverse",  "batch"};
 
 struct move_job {
     struct cu_req *req;
@@ -306,8 +306,13 @@ struct move_job {
     uint8_t digest[crypto_generichash_BYTES];
     const char *key;
     char scope[96];
-    char metadata_text[CU_LEDGER_METADATA_MAX + 1];
+    char *meta1; /* the single op's metadata text */
     struct cu_ledger_op op;
+    /* a batch: its ops, their metadata texts and results (cu_calloc'd, freed with the job) */
+    size_t n;
+    struct cu_ledger_op *ops;
+    char **metas;
+    struct cu_ledger_result *results;
     struct cu_ledger_actor actor;
     char sys[CU_LEDGER_ID_BYTES]; /* a deposit's or withdrawal's system account */
     struct cu_ledger_result res;
@@ -329,8 +334,17 @@ static void move_job_clear(void *p)
     json_decref(j->body);
     free(j->canon);
     free(j->answer);
+    free(j->meta1);
     cu_ledger_transfer_clear(&j->res.t);
     cu_free(j->acc);
+    for (size_t i = 0; i < j->n; i++) {
+        free(j->metas ? j->metas[i] : NULL);
+        if (j->results != NULL)
+            cu_ledger_transfer_clear(&j->results[i].t);
+    }
+    cu_free(j->metas);
+    cu_free(j->ops);
+    cu_free(j->results);
 }
 
 /* The top-level fields whose values differ between two canonical bodies. */
@@ -436,7 +450,28 @@ static enum cu_err make_answer(struct move_job *j)
 
     free(j->answer);
     j->answer = NULL;
-    if (j->res.err == CU_OK) {
+    if (j->route == MV_BATCH) {
+        json_t *results = json_array(), *accs = json_array();
+        for (size_t i = 0; i < j->n; i++) {
+            const struct cu_ledger_result *r = &j->results[i];
+            json_array_append_new(results,
+                                  r->err == CU_OK
+                                      ? json_pack("{s:I, s:i, s:o}", "index", (json_int_t)i,
+                                                  "status", 201, "transfer", transfer_json(&r->t))
+                                      : json_pack("{s:I, s:i, s:s, s:s}", "index", (json_int_t)i,
+                                                  "status", cu_err_http_status(r->err), "type",
+                                                  r->type ? r->type : "invalid_transfer", "detail",
+                                                  r->detail));
+        }
+        for (size_t i = 0; i < j->nacc; i++)
+            json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
+                                                  "currency", j->acc[i].currency, "status",
+                                                  cu_ledger_status_name(j->acc[i].status),
+                                                  "balance", balance_json(&j->acc[i])));
+        v = json_pack("{s:s, s:o, s:o}", "movement", j->movement, "results", results, "accounts",
+                      accs);
+        j->status = 200;
+    } else if (j->res.err == CU_OK) {
         json_t *accs = json_array();
         for (size_t i = 0; i < j->nacc; i++)
             json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
@@ -481,8 +516,12 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
         else
             j->op.credit = j->sys;
     }
-    rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
-                        &j->acc, &j->nacc);
+    if (j->route == MV_BATCH)
+        rc = cu_ledger_move(app->ledger, w, db, &j->actor, j->ops, j->n, true, j->movement,
+                            j->results, &j->acc, &j->nacc);
+    else
+        rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
+                            &j->acc, &j->nacc);
     if (rc == CU_OK)
         rc = make_answer(j);
     if (rc == CU_OK)
@@ -570,60 +609,96 @@ static bool code_ok(const char *s)
     return true;
 }
 
-/* The common fields of a new transfer: amount, currency, code, external_ref, metadata. */
-static enum cu_err transfer_fields(struct cu_req *req, struct cu_resp *resp, struct move_job *j)
+/* The common fields of a new transfer in obj: amount, currency, code, external_ref, metadata
+ * (its canonical text into *meta, malloc'd, for the caller to free). at prefixes the errors
+ * ("transfers[3]: " in a batch). */
+static enum cu_err parse_fields(struct cu_resp *resp, const json_t *obj, struct cu_ledger_op *op,
+                                char **meta, enum move_route route, const char *at)
 {
     char err[CU_JSON_ERR_BYTES];
     const char *s = NULL;
-    enum cu_err rc = amount_field(resp, j->body, "amount", true, 1, &j->op.amount);
+    const json_t *v = json_object_get(obj, "amount");
+    int64_t amount = 0;
 
-    (void)req;
-    if (rc != CU_OK)
-        return rc;
-    if (cu_json_get_string(j->body, "currency", true, 3, &j->op.currency, err) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    if (!cu_currency_valid(j->op.currency, NULL))
+    if (v != NULL && json_is_real(v))
         return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'currency' must be an ISO 4217 code custodia knows");
-    if (cu_json_get_string(j->body, "code", false, CU_LEDGER_CODE_MAX, &s, err) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    j->op.code = s ? s : route_names[j->route];
-    if (j->route == MV_DEPOSIT)
-        j->op.code = s ? s : "deposit";
-    else if (j->route == MV_WITHDRAWAL)
-        j->op.code = s ? s : "withdrawal";
-    else if (s == NULL)
-        j->op.code = "payment";
-    if (!code_ok(j->op.code))
+                            "%sfield 'amount' must be a whole number of minor units (no fraction)",
+                            at);
+    if (cu_json_get_int(obj, "amount", true, 1, INT64_MAX, &amount, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
+    op->amount = amount;
+    if (cu_json_get_string(obj, "currency", true, 3, &op->currency, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
+    if (!cu_currency_valid(op->currency, NULL))
         return cu_resp_fail(resp, CU_E_INVALID,
-                            "field 'code' must be 1 to %d of a-z, 0-9, '_', '.' and '-'",
+                            "%sfield 'currency' must be an ISO 4217 code custodia knows", at);
+    if (cu_json_get_string(obj, "code", false, CU_LEDGER_CODE_MAX, &s, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
+    op->code = s                        ? s
+               : route == MV_DEPOSIT    ? "deposit"
+               : route == MV_WITHDRAWAL ? "withdrawal"
+                                        : "payment";
+    if (!code_ok(op->code))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "%sfield 'code' must be 1 to %d of a-z, 0-9, '_', '.' and '-'", at,
                             CU_LEDGER_CODE_MAX);
     s = NULL;
-    if (cu_json_get_string(j->body, "external_ref", false, CU_LEDGER_REF_MAX, &s, err) != CU_OK)
-        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (cu_json_get_string(obj, "external_ref", false, CU_LEDGER_REF_MAX, &s, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
     for (size_t i = 0; s && s[i]; i++)
         if (s[i] < 0x20 || s[i] > 0x7e)
             return cu_resp_fail(resp, CU_E_INVALID,
-                                "field 'external_ref' must be printable ASCII, 1 to %d bytes",
+                                "%sfield 'external_ref' must be printable ASCII, 1 to %d bytes", at,
                                 CU_LEDGER_REF_MAX);
     if (s != NULL && s[0] == '\0')
-        return cu_resp_fail(resp, CU_E_INVALID, "field 'external_ref' must not be empty");
-    j->op.external_ref = s;
-    const json_t *meta = json_object_get(j->body, "metadata");
-    if (meta != NULL && !json_is_null(meta)) {
-        char *text = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        size_t n = text ? strlen(text) : 0;
-        if (text == NULL || n > CU_LEDGER_METADATA_MAX) {
+        return cu_resp_fail(resp, CU_E_INVALID, "%sfield 'external_ref' must not be empty", at);
+    op->external_ref = s;
+    const json_t *m = json_object_get(obj, "metadata");
+    if (m != NULL && !json_is_null(m)) {
+        char *text = json_is_object(m) ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        if (text == NULL || strlen(text) > CU_LEDGER_METADATA_MAX) {
             free(text);
             return cu_resp_fail(resp, CU_E_INVALID,
-                                "field 'metadata' must be an object of at most %d bytes as JSON",
-                                CU_LEDGER_METADATA_MAX);
+                                "%sfield 'metadata' must be an object of at most %d bytes as JSON",
+                                at, CU_LEDGER_METADATA_MAX);
         }
-        memcpy(j->metadata_text, text, n + 1);
-        free(text);
-        j->op.metadata = j->metadata_text;
+        *meta = text;
+        op->metadata = text;
     }
     return CU_OK;
+}
+
+/* A transfer's own fields in obj: the accounts, pending and its timeout, linked (batches). */
+static enum cu_err parse_transfer(struct cu_resp *resp, const json_t *obj, struct cu_ledger_op *op,
+                                  char **meta, bool batch, const char *at)
+{
+    static const char *const allowed[] = {
+        "debit_account", "credit_account", "amount",  "currency",        "code",
+        "external_ref",  "metadata",       "pending", "timeout_seconds", "linked"};
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    bool pending = false, linked = false;
+    int64_t timeout = 0;
+
+    if (!json_is_object(obj))
+        return cu_resp_fail(resp, CU_E_INVALID, "%sa transfer must be an object", at);
+    if (cu_json_only_keys(obj, allowed, batch ? 10 : 9, &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%sunknown field '%.64s'", at, bad);
+    op->kind = CU_LEDGER_TRANSFER;
+    if (cu_json_get_string(obj, "debit_account", true, 32, &op->debit, err) != CU_OK ||
+        cu_json_get_string(obj, "credit_account", true, 32, &op->credit, err) != CU_OK ||
+        cu_json_get_bool(obj, "pending", false, &pending, err) != CU_OK ||
+        cu_json_get_bool(obj, "linked", false, &linked, err) != CU_OK ||
+        cu_json_get_int(obj, "timeout_seconds", false, 1, CU_LEDGER_TIMEOUT_MAX, &timeout, err) !=
+            CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
+    if (!pending && json_object_get(obj, "timeout_seconds") != NULL)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "%sfield 'timeout_seconds' is for a pending transfer only", at);
+    op->pending = pending;
+    op->timeout_s = timeout;
+    op->linked = linked;
+    return parse_fields(resp, obj, op, meta, MV_TRANSFER, at);
 }
 
 static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum move_route route)
@@ -634,6 +709,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
     static const char *const dw_allowed[] = {"account", "amount",       "currency",
                                              "code",    "external_ref", "metadata"};
     static const char *const act_allowed[] = {"amount", "code", "external_ref", "metadata"};
+    static const char *const batch_allowed[] = {"transfers"};
     struct move_job *j = cu_req_alloc(req, sizeof(*j), move_job_clear);
     char err[CU_JSON_ERR_BYTES];
     const char *bad = NULL;
@@ -653,6 +729,8 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
         return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
     if (route == MV_TRANSFER)
         rc = cu_json_only_keys(j->body, t_allowed, 9, &bad);
+    else if (route == MV_BATCH)
+        rc = cu_json_only_keys(j->body, batch_allowed, 1, &bad);
     else if (route == MV_DEPOSIT || route == MV_WITHDRAWAL)
         rc = cu_json_only_keys(j->body, dw_allowed, 6, &bad);
     else
@@ -670,22 +748,27 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
     j->actor.aal = (int)req->principal.session.aal;
     j->actor.step_up_above = (int64_t)req->app->cfg.ledger.step_up_above;
     switch (route) {
-    case MV_TRANSFER: {
-        bool pending = false;
-        int64_t timeout = 0;
-        j->op.kind = CU_LEDGER_TRANSFER;
-        if (cu_json_get_string(j->body, "debit_account", true, 32, &j->op.debit, err) != CU_OK ||
-            cu_json_get_string(j->body, "credit_account", true, 32, &j->op.credit, err) != CU_OK ||
-            cu_json_get_bool(j->body, "pending", false, &pending, err) != CU_OK ||
-            cu_json_get_int(j->body, "timeout_seconds", false, 0, CU_LEDGER_TIMEOUT_MAX, &timeout,
-                            err) != CU_OK)
-            return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-        if (!pending && json_object_get(j->body, "timeout_seconds") != NULL)
+    case MV_TRANSFER:
+        rc = parse_transfer(resp, j->body, &j->op, &j->meta1, false, "");
+        break;
+    case MV_BATCH: {
+        const json_t *arr = json_object_get(j->body, "transfers");
+        size_t n = json_array_size(arr);
+        if (!json_is_array(arr) || n == 0 || n > CU_LEDGER_BATCH_MAX)
             return cu_resp_fail(resp, CU_E_INVALID,
-                                "field 'timeout_seconds' is for a pending transfer only");
-        j->op.pending = pending;
-        j->op.timeout_s = timeout;
-        rc = transfer_fields(req, resp, j);
+                                "field 'transfers' must be an array of 1 to %d transfers",
+                                CU_LEDGER_BATCH_MAX);
+        j->ops = cu_calloc(n, sizeof(*j->ops));
+        j->metas = cu_calloc(n, sizeof(*j->metas));
+        j->results = cu_calloc(n, sizeof(*j->results));
+        if (j->ops == NULL || j->metas == NULL || j->results == NULL)
+            return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
+        j->n = n;
+        for (size_t i = 0; rc == CU_OK && i < n; i++) {
+            char at[32];
+            snprintf(at, sizeof(at), "transfers[%zu]: ", i);
+            rc = parse_transfer(resp, json_array_get(arr, i), &j->ops[i], &j->metas[i], true, at);
+        }
         break;
     }
     case MV_DEPOSIT:
@@ -694,7 +777,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
         if (cu_json_get_string(j->body, "account", true, 32,
                                route == MV_DEPOSIT ? &j->op.credit : &j->op.debit, err) != CU_OK)
             return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-        rc = transfer_fields(req, resp, j);
+        rc = parse_fields(resp, j->body, &j->op, &j->meta1, route, "");
         break;
     default:
         j->op.kind = route == MV_POST   ? CU_LEDGER_POST
@@ -719,6 +802,11 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
 enum cu_err cu_handle_transfers_create(struct cu_req *req, struct cu_resp *resp)
 {
     return move_start(req, resp, MV_TRANSFER);
+}
+
+enum cu_err cu_handle_transfers_batch(struct cu_req *req, struct cu_resp *resp)
+{
+    return move_start(req, resp, MV_BATCH);
 }
 
 enum cu_err cu_handle_deposits_create(struct cu_req *req, struct cu_resp *resp)

@@ -167,6 +167,7 @@ static const struct cu_route route_table[] = {
     {CU_POST, CU_ROUTE_CUSTOMER, "/v1/accounts/{id}/close", cu_handle_account_close,
      CU_SCOPE_ACCOUNTS_WRITE},
     {CU_POST, CU_ROUTE_OWN, "/v1/transfers", cu_handle_transfers_create, CU_SCOPE_TRANSFERS_WRITE},
+    {CU_POST, 0, "/v1/transfers/batch", cu_handle_transfers_batch, CU_SCOPE_TRANSFERS_WRITE},
     {CU_GET, 0, "/v1/transfers", cu_handle_transfers_list, CU_SCOPE_TRANSFERS_READ},
     {CU_GET, CU_ROUTE_OWN, "/v1/transfers/{id}", cu_handle_transfer_get, CU_SCOPE_TRANSFERS_READ},
     {CU_POST, 0, "/v1/transfers/{id}/post", cu_handle_transfer_post, CU_SCOPE_TRANSFERS_WRITE},

@@ -162,6 +162,26 @@ req GET "/v1/ledger/changes?after=$LAST&wait=1" -H "$AUTH"
 check_eq "a long poll with nothing new answers empty after its wait" "200 0 $LAST" \
     "$STATUS $(json "len(j['items'])") $(json "j['next_after']")"
 
+# a batch: independent transfers and a linked chain, one result each
+req GET "/v1/accounts/$A" -H "$AUTH"
+BEFORE=$(json "j['balance']['posted']")
+req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" --data "{\"transfers\": [
+    {\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 100, \"currency\": \"EUR\", \"linked\": true},
+    {\"debit_account\": \"$A\", \"credit_account\": \"$BU\", \"amount\": 5, \"currency\": \"EUR\"},
+    {\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 7, \"currency\": \"EUR\"}]}"
+check_eq "a batch answers one result each" "200 3" "$STATUS $(json "len(j['results'])")"
+check_eq "a chain with a bad link fails whole, naming why" \
+    "409 linked_transfer_failed 400 currency_mismatch 201" \
+    "$(json "j['results'][0]['status']") $(json "j['results'][0]['type']") $(json "j['results'][1]['status']") $(json "j['results'][1]['type']") $(json "j['results'][2]['status']")"
+req GET "/v1/accounts/$A" -H "$AUTH"
+check_eq "only the independent one moved" "$((BEFORE - 7))" "$(json "j['balance']['posted']")"
+req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" --data '{"transfers": []}'
+check_eq "an empty batch is refused" 400 "$STATUS"
+req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"transfers\": [{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 1, \"currency\": \"EUR\"}, {\"amount\": -1}]}"
+check_eq "a malformed item is refused whole, named" 400 "$STATUS"
+check "by its index" contains "$TMP/body" "transfers[1]"
+
 # a customer's own session: their accounts only, step-up above [ledger] step_up_above
 req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data '{"password": "amber violin harbour 77"}'
 req POST /v1/auth/login -H "$JSONH" \
