@@ -78,6 +78,7 @@ enum cu_err cu_handle_customer_sessions_revoke(struct cu_req *req, struct cu_res
 
 /* ledger_routes.c: accounts, movements and the change stream (docs/api.md) */
 enum cu_err cu_handle_accounts_open(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_customer_limits(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_account_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp);

@@ -290,6 +290,70 @@ enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp
     return cu_resp_json(resp, 200, v);
 }
 
+/* PUT /v1/customers/{id}/limits: a customer's daily limit in a currency, over all their
+ * accounts ({"currency": "EUR", "daily": N}; daily null or 0: none). */
+struct limit_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    const char *currency;
+    int64_t daily;
+};
+
+static void limit_job_clear(void *p)
+{
+    json_decref(((struct limit_job *)p)->body);
+}
+
+static enum cu_err limit_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct limit_job *j = arg;
+    enum cu_err rc = cu_ledger_customer_limit_set(w, db, j->req->params[0], j->currency, j->daily);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the limit could not be set");
+    return rc;
+}
+
+static enum cu_err limit_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct limit_job *j = arg;
+    return cu_resp_json(resp, 200,
+                        json_pack("{s:s, s:s, s:o}", "customer", req->params[0], "currency",
+                                  j->currency, "daily",
+                                  j->daily > 0 ? json_integer(j->daily) : json_null()));
+}
+
+enum cu_err cu_handle_customer_limits(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const allowed[] = {"currency", "daily"};
+    struct limit_job *j = cu_req_alloc(req, sizeof(*j), limit_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    enum cu_err rc = j != NULL ? cu_req_json(req, resp, &j->body) : CU_E_NOMEM;
+
+    if (rc != CU_OK)
+        return resp->err ? resp->err : cu_resp_fail(resp, rc, "the limit could not be set");
+    if (cu_json_only_keys(j->body, allowed, 2, &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    if (cu_json_get_string(j->body, "currency", true, 3, &j->currency, err) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if (!cu_currency_valid(j->currency, NULL))
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "field 'currency' must be an ISO 4217 code custodia knows");
+    const json_t *d = json_object_get(j->body, "daily");
+    if (d == NULL)
+        return cu_resp_fail(resp, CU_E_INVALID, "field 'daily' is required (null: no limit)");
+    if (!json_is_null(d) &&
+        (rc = amount_field(resp, j->body, "daily", true, 0, &j->daily)) != CU_OK)
+        return rc;
+    rc = cu_req_gate_id(req, resp, req->route_permission, req->params[0]);
+    if (rc != CU_OK)
+        return rc;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, limit_apply, limit_answer, j);
+}
+
 /* ---- movements ---- */
 
 enum move_route { MV_TRANSFER, MV_DEPOSIT, MV_WITHDRAWAL, MV_POST, MV_VOID, MV_REVERSE, MV_BATCH };

@@ -154,6 +154,8 @@ static const struct cu_route route_table[] = {
     /* the ledger: accounts (decided on their customer), movements, the change stream */
     {CU_POST, CU_ROUTE_CUSTOMER, "/v1/customers/{id}/accounts", cu_handle_accounts_open,
      CU_SCOPE_ACCOUNTS_WRITE},
+    {CU_PUT, CU_ROUTE_CUSTOMER, "/v1/customers/{id}/limits", cu_handle_customer_limits,
+     CU_SCOPE_ACCOUNTS_WRITE},
     {CU_GET, CU_ROUTE_CUSTOMER | CU_ROUTE_OWN, "/v1/customers/{id}/accounts",
      cu_handle_customer_accounts, CU_SCOPE_ACCOUNTS_READ},
     {CU_GET, CU_ROUTE_CUSTOMER | CU_ROUTE_OWN, "/v1/accounts/{id}", cu_handle_account_get,

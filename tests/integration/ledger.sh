@@ -182,6 +182,26 @@ req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" \
 check_eq "a malformed item is refused whole, named" 400 "$STATUS"
 check "by its index" contains "$TMP/body" "transfers[1]"
 
+# a customer's daily limit over all their accounts
+req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 300}'
+check_eq "a customer's daily limit is set" "200 300" "$STATUS $(json "j['daily']")"
+req POST "/v1/customers/$BOB/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+B2=$(json "j['id']")
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$A\", \"amount\": 200, \"currency\": \"EUR\"}"
+check_eq "within it" 201 "$STATUS"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$B2\", \"amount\": 101, \"currency\": \"EUR\"}"
+check_eq "past it, from any of the customer's accounts" "409 urn:custodia:problem:limit_exceeded" \
+    "$STATUS $(json "j['type']")"
+req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": null}'
+check_eq "and lifted" "200 None" "$STATUS $(json "j['daily']")"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$B2\", \"amount\": 101, \"currency\": \"EUR\"}"
+check_eq "then it passes" 201 "$STATUS"
+req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 1.5}'
+check_eq "a fractional limit is refused" 400 "$STATUS"
+
 # a customer's own session: their accounts only, step-up above [ledger] step_up_above
 req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data '{"password": "amber violin harbour 77"}'
 req POST /v1/auth/login -H "$JSONH" \
