@@ -424,13 +424,17 @@ enum cu_err cu_access_policies_reload(struct cu_access_policies *h, bool *change
     return CU_OK;
 }
 
-/* The policy a data directory starts with: the built-in roles alone. */
+/* The policy a data directory starts with: the built-in roles, and four-eyes on unfreezing
+ * an account. */
 static const char default_policy[] =
     "# custodia's access policy (docs/access.md): roles, grants, conditions, forbids and\n"
     "# approvals. With nothing below but the version, the built-in roles alone decide, and each\n"
     "# API key and staff member holds exactly the permissions (scopes) given to it. The server\n"
     "# follows this file while it runs; check a change first with `custodia access check FILE`.\n"
-    "version 1\n";
+    "version 1\n"
+    "\n"
+    "# A frozen account is unfrozen only once another staff member approves (docs/ledger.md).\n"
+    "approve accounts.unfreeze by 1 within 24h\n";
 
 enum cu_err cu_access_policy_write_default(const char *path)
 {

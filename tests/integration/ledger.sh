@@ -1,11 +1,13 @@
 #!/bin/sh
 # The ledger over HTTPS: an account opened for a customer, a deposit, a transfer and a
 # withdrawal with the balances they leave; each bad input a 4xx problem with a stable type and
-# nothing changed; a two-phase transfer posted in part; a reversal once; a freeze; a retry with
+# nothing changed; a two-phase transfer posted in part; a reversal once; a freeze, and its
+# end by four-eyes approval; a batch with a linked chain; a customer's daily limit; a retry with
 # the same Idempotency-Key answered the first answer again, another body with it a 409 naming
 # the fields; a customer's own session on their own accounts only; the change stream in order;
 # and custodia ledger check passing on what was done.
 . "$(dirname "$0")/lib.sh"
+command -v oathtool >/dev/null || { not_ok "oathtool is installed (scripts/deps.sh)"; finish; exit 1; }
 
 D="$TMP/data"
 init_dir "$D" || exit 1
@@ -123,7 +125,16 @@ check_eq "an account is frozen" "200 frozen" "$STATUS $(json "j['status']")"
 bad "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 5, \"currency\": \"EUR\"}" \
     409 account_frozen "nothing leaves a frozen account"
 req POST "/v1/accounts/$A/unfreeze" -H "$AUTH"
-check_eq "and unfrozen" "200 active" "$STATUS $(json "j['status']")"
+check_eq "unfreezing waits for another's approval (the default policy)" "202 pending accounts.unfreeze" \
+    "$STATUS $(json "j['status']") $(json "j['permission']")"
+APR=$(json "j['id']")
+req POST /v1/staff -H "$AUTH" -H "$JSONH" \
+    --data '{"email": "fran@example.com", "name": "Fran", "scopes": ["accounts.unfreeze", "accounts.read"]}'
+staff_signin "$(json "j['id']")" fran@example.com 'silver meadow lantern 42' || exit 1
+req POST "/v1/approvals/$APR/approve" -H "$STOK"
+check_eq "approved, it runs" "200 executed 200" "$STATUS $(json "j['status']") $(json "j['result']['status']")"
+req GET "/v1/accounts/$A" -H "$AUTH"
+check_eq "and the account is active" active "$(json "j['status']")"
 
 # time: a pending transfer's timeout and a freeze's end pass by themselves
 req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
