@@ -892,7 +892,8 @@ static void test_simulation(void **state)
     struct sim *s = calloc(1, sizeof(*s));
     long total = env_long("CU_LEDGER_SIM_OPS", 20000);
     uint64_t seed = (uint64_t)env_long("CU_LEDGER_SIM_SEED", 20261206);
-    long rounds = 10;
+    /* a fault each round, a round each 20,000 operations (10 to 100 rounds) */
+    long rounds = total / 20000 < 10 ? 10 : total / 20000 > 100 ? 100 : total / 20000;
 
     assert_non_null(s);
     print_message("ledger simulation: seed %llu, %ld operations (CU_LEDGER_SIM_SEED, "
