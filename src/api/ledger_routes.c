@@ -10,6 +10,7 @@
  * and kept the same way, with its audit record: the refusal is its result.
  */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -25,6 +26,9 @@
 
 #define IDEM_KEY_MAX 64
 #define CHANGES_WAIT_MAX_S 30
+/* Long polls that may wait at once: each holds a request thread while it waits, so a few
+ * must not take the server's threads; the others answer at once. */
+#define CHANGES_WAITERS_MAX 4
 
 /* ---- JSON of accounts and transfers ---- */
 
@@ -64,7 +68,9 @@ static json_t *account_json(const struct cu_ledger_account *a, bool staff)
         "created_at", time_or_null(a->created_at), "closed_at", time_or_null(a->closed_at));
 }
 
-static json_t *transfer_json(const struct cu_ledger_transfer *t)
+/* staff: whether the principal may see monitoring's reasons (not a customer: they would tell
+ * a fraudster which rule caught them) */
+static json_t *transfer_json(const struct cu_ledger_transfer *t, bool staff)
 {
     json_t *meta = t->metadata ? json_loads(t->metadata, 0, NULL) : NULL;
     json_t *v = json_pack(
@@ -130,7 +136,11 @@ static enum cu_err account_visible(struct cu_req *req, struct cu_resp *resp,
     }
     if (a->customer[0] != '\0')
         return cu_req_gate_id(req, resp, req->route_permission, a->customer);
-    return CU_OK;
+    /* a system account: decided on no customer at all, so that a permit whose condition needs
+     * one does not hold, and a forbid that could apply does (the door only asked whether the
+     * permission could hold for some customer) */
+    struct cu_access_resource none = {.id = "system"};
+    return cu_req_gate_on(req, resp, req->route_permission, &none, NULL);
 }
 
 static enum cu_err read_account(struct cu_req *req, struct cu_resp *resp, const char *id,
@@ -358,9 +368,6 @@ enum cu_err cu_handle_customer_limits(struct cu_req *req, struct cu_resp *resp)
 
 enum move_route { MV_TRANSFER, MV_DEPOSIT, MV_WITHDRAWAL, MV_POST, MV_VOID, MV_REVERSE, MV_BATCH };
 
-static const char *const route_names[] = {"transfers", "deposits", "withdrawals", "post",
-                                          "void",      "reverse",  "batch"};
-
 struct move_job {
     struct cu_req *req;
     struct cu_resp *resp;
@@ -369,6 +376,7 @@ struct move_job {
     char *canon; /* the body, canonical: kept to name what a reused key's body changes */
     uint8_t digest[crypto_generichash_BYTES];
     const char *key;
+    const char *path; /* the request's: bound with the key */
     char scope[96];
     char *meta1; /* the single op's metadata text */
     struct cu_ledger_op op;
@@ -451,8 +459,7 @@ static enum cu_err idem_lookup(struct move_job *j, struct cu_db *db, bool *found
         size_t dlen = 0, rlen = 0, n = 0;
         const void *d = cu_stmt_blob(st, 1, &dlen);
         const char *route = cu_stmt_text(st, 0, &rlen);
-        bool same_route = rlen == strlen(route_names[j->route]) &&
-                          memcmp(route, route_names[j->route], rlen) == 0;
+        bool same_route = rlen == strlen(j->path) && memcmp(route, j->path, rlen) == 0;
         *found = true;
         if (same_route && dlen == sizeof(j->digest) && sodium_memcmp(d, j->digest, dlen) == 0) {
             const char *resp = cu_stmt_text(st, 4, &n);
@@ -475,7 +482,8 @@ static enum cu_err idem_lookup(struct move_job *j, struct cu_db *db, bool *found
                 snprintf(j->type, sizeof(j->type), "idempotency_key_reused");
                 if (!same_route)
                     snprintf(j->detail, sizeof(j->detail),
-                             "the Idempotency-Key was used for another route; use a new key");
+                             "the Idempotency-Key was used for another route or transfer; use a "
+                             "new key");
                 else
                     snprintf(j->detail, sizeof(j->detail),
                              "the Idempotency-Key was used for another request; fields that "
@@ -494,14 +502,10 @@ static enum cu_err idem_store(struct move_job *j, struct cu_db *db, int64_t now)
                               "request, status, response, created_at) VALUES ($1, $2, $3, $4, "
                               "$5, $6, $7, $8)";
     const struct cu_val p[] = {
-        CU_VT(j->scope),
-        CU_VT(j->key),
-        CU_VT(route_names[j->route]),
-        {.type = CU_VAL_BLOB, .p = j->digest, .n = sizeof(j->digest)},
-        CU_VT(j->canon),
-        CU_VI(j->status),
-        CU_VT(j->answer),
-        CU_VI(now),
+        CU_VT(j->scope),  CU_VT(j->key),
+        CU_VT(j->path),   {.type = CU_VAL_BLOB, .p = j->digest, .n = sizeof(j->digest)},
+        CU_VT(j->canon),  CU_VI(j->status),
+        CU_VT(j->answer), CU_VI(now),
     };
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
@@ -518,14 +522,14 @@ static enum cu_err make_answer(struct move_job *j)
         json_t *results = json_array(), *accs = json_array();
         for (size_t i = 0; i < j->n; i++) {
             const struct cu_ledger_result *r = &j->results[i];
-            json_array_append_new(results,
-                                  r->err == CU_OK
-                                      ? json_pack("{s:I, s:i, s:o}", "index", (json_int_t)i,
-                                                  "status", 201, "transfer", transfer_json(&r->t))
-                                      : json_pack("{s:I, s:i, s:s, s:s}", "index", (json_int_t)i,
-                                                  "status", cu_err_http_status(r->err), "type",
-                                                  r->type ? r->type : "invalid_transfer", "detail",
-                                                  r->detail));
+            json_array_append_new(
+                results,
+                r->err == CU_OK
+                    ? json_pack("{s:I, s:i, s:o}", "index", (json_int_t)i, "status", 201,
+                                "transfer", transfer_json(&r->t, j->actor.customer == NULL))
+                    : json_pack("{s:I, s:i, s:s, s:s}", "index", (json_int_t)i, "status",
+                                cu_err_http_status(r->err), "type",
+                                r->type ? r->type : "invalid_transfer", "detail", r->detail));
         }
         for (size_t i = 0; i < j->nacc; i++)
             json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
@@ -542,7 +546,8 @@ static enum cu_err make_answer(struct move_job *j)
                                                   "currency", j->acc[i].currency, "status",
                                                   cu_ledger_status_name(j->acc[i].status),
                                                   "balance", balance_json(&j->acc[i])));
-        v = json_pack("{s:o, s:o}", "transfer", transfer_json(&j->res.t), "accounts", accs);
+        v = json_pack("{s:o, s:o}", "transfer", transfer_json(&j->res.t, j->actor.customer == NULL),
+                      "accounts", accs);
         j->status = 201;
     } else {
         v = json_pack("{s:s, s:s}", "type", j->res.type ? j->res.type : "invalid_transfer",
@@ -568,6 +573,7 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
         return rc;
     if (j->route == MV_DEPOSIT || j->route == MV_WITHDRAWAL) {
         struct cu_ledger_account s;
+        memset(&s, 0, sizeof(s));
         rc = cu_ledger_system_account(db, j->route == MV_DEPOSIT ? "cash_in" : "cash_out",
                                       j->op.currency, true, &s);
         if (rc == CU_E_INVALID)
@@ -586,9 +592,23 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
     else
         rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
                             &j->acc, &j->nacc);
+    if (rc == CU_OK && j->actor.customer != NULL) {
+        /* a customer sees the balances of their own accounts only, not the payee's */
+        size_t k = 0;
+        for (size_t i = 0; i < j->nacc; i++)
+            if (strcmp(j->acc[i].customer, j->actor.customer) == 0)
+                j->acc[k++] = j->acc[i];
+        j->nacc = k;
+    }
     if (rc == CU_OK)
         rc = make_answer(j);
-    if (rc == CU_OK)
+    /* kept under the key: the result, or a refusal that stands; not one that depends on the
+     * caller's state (a step-up to make, a hold only another may release) nor the server's
+     * own failure, which a retry with the same key must be able to get past */
+    const char *type = j->route == MV_BATCH ? NULL : j->res.type;
+    bool keep = j->status < 500 && (type == NULL || (strcmp(type, "step_up_required") != 0 &&
+                                                     strcmp(type, "transfer_held") != 0));
+    if (rc == CU_OK && keep)
         rc = idem_store(j, db, cu_work_context_of(w)->now_ms);
     return rc;
 }
@@ -654,8 +674,8 @@ static enum cu_err canonical(struct cu_resp *resp, struct move_job *j)
     if (j->canon == NULL)
         return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
     crypto_generichash_init(&h, NULL, 0, sizeof(j->digest));
-    crypto_generichash_update(&h, (const uint8_t *)route_names[j->route],
-                              strlen(route_names[j->route]) + 1);
+    /* the path names the route and, for a post, void or reversal, the transfer acted on */
+    crypto_generichash_update(&h, (const uint8_t *)j->path, strlen(j->path) + 1);
     crypto_generichash_update(&h, (const uint8_t *)j->canon, strlen(j->canon));
     crypto_generichash_final(&h, j->digest, sizeof(j->digest));
     return CU_OK;
@@ -688,7 +708,7 @@ static enum cu_err parse_fields(struct cu_resp *resp, const json_t *obj, struct 
         return cu_resp_fail(resp, CU_E_INVALID,
                             "%sfield 'amount' must be a whole number of minor units (no fraction)",
                             at);
-    if (cu_json_get_int(obj, "amount", true, 1, INT64_MAX, &amount, err) != CU_OK)
+    if (cu_json_get_int(obj, "amount", true, 1, CU_LEDGER_AMOUNT_MAX, &amount, err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s%s", at, err);
     op->amount = amount;
     if (cu_json_get_string(obj, "currency", true, 3, &op->currency, err) != CU_OK)
@@ -772,7 +792,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
                                             "metadata",      "pending",        "timeout_seconds"};
     static const char *const dw_allowed[] = {"account", "amount",       "currency",
                                              "code",    "external_ref", "metadata"};
-    static const char *const act_allowed[] = {"amount", "code", "external_ref", "metadata"};
+    static const char *const act_allowed[] = {"amount"};
     static const char *const batch_allowed[] = {"transfers"};
     struct move_job *j = cu_req_alloc(req, sizeof(*j), move_job_clear);
     char err[CU_JSON_ERR_BYTES];
@@ -782,6 +802,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
     if (j == NULL)
         return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
     j->route = route;
+    j->path = req->path;
     rc = idem_key(req, resp, j);
     if (rc != CU_OK)
         return rc;
@@ -798,7 +819,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
     else if (route == MV_DEPOSIT || route == MV_WITHDRAWAL)
         rc = cu_json_only_keys(j->body, dw_allowed, 6, &bad);
     else
-        rc = cu_json_only_keys(j->body, act_allowed, route == MV_POST ? 4 : 0, &bad) == CU_OK ||
+        rc = cu_json_only_keys(j->body, act_allowed, route == MV_POST ? 1 : 0, &bad) == CU_OK ||
                      (route != MV_POST && json_object_size(j->body) == 0)
                  ? CU_OK
                  : CU_E_INVALID;
@@ -849,11 +870,12 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
                                         : CU_LEDGER_REVERSE;
         j->op.target = req->params[0];
         if (route == MV_POST &&
-            (rc = amount_field(resp, j->body, "amount", false, 1, &j->op.amount)) != CU_OK)
+            (rc = amount_field(resp, j->body, "amount", false, 1, &j->op.amount)) !=
+                CU_OK) /* capped by the pending amount */
             return rc;
         /* releasing a hold for review needs transfers.approve */
         j->op.hold_release =
-            !is_customer(req) && cu_req_may(req, CU_SCOPE_TRANSFERS_APPROVE) != CU_ACCESS_DENY;
+            !is_customer(req) && cu_req_may(req, CU_SCOPE_TRANSFERS_APPROVE) == CU_ACCESS_ALLOW;
         break;
     }
     if (rc != CU_OK)
@@ -929,16 +951,16 @@ enum cu_err cu_handle_transfer_get(struct cu_req *req, struct cu_resp *resp)
         return fail_typed(resp, rc, "unknown_transfer", "no transfer has this id");
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the transfer could not be read");
-    json_t *v = transfer_json(&t);
+    json_t *v = transfer_json(&t, !is_customer(req));
     cu_ledger_transfer_clear(&t);
     return cu_resp_json(resp, 200, v);
 }
 
-static json_t *transfers_array(const struct cu_ledger_transfer *t, size_t n)
+static json_t *transfers_array(const struct cu_ledger_transfer *t, size_t n, bool staff)
 {
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, transfer_json(&t[i]));
+        json_array_append_new(arr, transfer_json(&t[i], staff));
     return arr;
 }
 
@@ -960,7 +982,7 @@ enum cu_err cu_handle_transfers_list(struct cu_req *req, struct cu_resp *resp)
         rc = cu_ledger_transfers_by_ref(db, ref, &t, &n);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the transfers could not be read");
-    json_t *v = json_pack("{s:o}", "items", transfers_array(t, n));
+    json_t *v = json_pack("{s:o}", "items", transfers_array(t, n, !is_customer(req)));
     cu_ledger_transfers_free(t, n);
     return cu_resp_json(resp, 200, v);
 }
@@ -1025,8 +1047,8 @@ enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp)
         rc = cu_ledger_entries(db, &f, &t, &n);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the entries could not be read");
-    json_t *v = json_pack("{s:o, s:o}", "items", transfers_array(t, n), "next_after",
-                          n == f.limit ? json_integer(t[n - 1].seq) : json_null());
+    json_t *v = json_pack("{s:o, s:o}", "items", transfers_array(t, n, !is_customer(req)),
+                          "next_after", n == f.limit ? json_integer(t[n - 1].seq) : json_null());
     cu_ledger_transfers_free(t, n);
     return cu_resp_json(resp, 200, v);
 }
@@ -1047,6 +1069,12 @@ enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp)
         rc = query_int(req, resp, "wait", 0, CHANGES_WAIT_MAX_S, &wait);
     if (rc != CU_OK)
         return rc;
+    static atomic_int waiting;
+    bool waits = wait > 0 && atomic_fetch_add(&waiting, 1) < CHANGES_WAITERS_MAX;
+    if (wait > 0 && !waits)
+        atomic_fetch_sub(&waiting, 1);
+    if (!waits)
+        wait = 0;
     rc = cu_req_db(req, &db);
     for (int64_t deadline = cu_clock_now_ms() + wait * 1000; rc == CU_OK;) {
         rc = cu_ledger_head(db, &head);
@@ -1059,12 +1087,14 @@ enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp)
         nanosleep(&ts, NULL);
         rc = cu_req_db(req, &db);
     }
+    if (waits)
+        atomic_fetch_sub(&waiting, 1);
     if (rc == CU_OK && head > after)
         rc = cu_ledger_changes(db, after, (size_t)limit, &t, &n);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the changes could not be read");
-    json_t *v = json_pack("{s:o, s:I}", "items", transfers_array(t, n), "next_after",
-                          (json_int_t)(n > 0 ? t[n - 1].seq : after));
+    json_t *v = json_pack("{s:o, s:I}", "items", transfers_array(t, n, !is_customer(req)),
+                          "next_after", (json_int_t)(n > 0 ? t[n - 1].seq : after));
     cu_ledger_transfers_free(t, n);
     return cu_resp_json(resp, 200, v);
 }

@@ -38,6 +38,10 @@
 #define CU_LEDGER_REASONS_MAX 512     /* the monitoring hook's reasons */
 #define CU_LEDGER_BATCH_MAX 1000      /* transfers in one batch */
 #define CU_LEDGER_TIMEOUT_MAX 2592000 /* a pending transfer's timeout, seconds (30 days) */
+/* The largest amount of one transfer, minor units (10^15: 10 trillion in a currency of two
+ * decimals), so that no single movement can bring a total near 64 bits and block a currency's
+ * system accounts with balance_overflow. */
+#define CU_LEDGER_AMOUNT_MAX 1000000000000000LL
 
 enum cu_ledger_status { CU_LEDGER_ACTIVE, CU_LEDGER_FROZEN, CU_LEDGER_CLOSED };
 

@@ -174,8 +174,10 @@ static enum cu_err load_target(struct mv *m, const char *id, struct tgt *out)
             out->t.hold = cu_stmt_int(st, 3) != 0;
         }
         cu_stmt_done(st);
-        if (rc != CU_OK)
+        if (rc != CU_OK) {
+            cu_ledger_transfer_clear(&out->t);
             return rc;
+        }
     }
     rc = cu_db_query(m->db, rev_sql, p, 1, &st);
     if (rc == CU_OK)
@@ -183,6 +185,8 @@ static enum cu_err load_target(struct mv *m, const char *id, struct tgt *out)
     if (rc == CU_OK)
         out->reversed = row;
     cu_stmt_done(st);
+    if (rc != CU_OK)
+        cu_ledger_transfer_clear(&out->t);
     return rc;
 }
 
@@ -464,6 +468,15 @@ static bool within_daily(struct mv *m, struct acct *a, int64_t amount, struct cu
     return true;
 }
 
+/* x + delta, within [0, INT64_MAX] (a count of what left today: never below 0, never a wrap) */
+static int64_t saturated(int64_t x, int64_t delta)
+{
+    int64_t v;
+    if (__builtin_add_overflow(x, delta, &v))
+        return delta > 0 ? INT64_MAX : 0;
+    return v < 0 ? 0 : v;
+}
+
 /* count_daily(m, a, delta): moves the day's debits of a and of its customer by delta (a
  * release gives back; never below 0). */
 static enum cu_err count_daily(struct mv *m, struct acct *a, int64_t delta, int64_t day)
@@ -480,7 +493,7 @@ static enum cu_err count_daily(struct mv *m, struct acct *a, int64_t delta, int6
         a->a.day = m->today;
         a->a.day_debits = 0;
     }
-    a->a.day_debits = delta < 0 && -delta > a->a.day_debits ? 0 : a->a.day_debits + delta;
+    a->a.day_debits = saturated(a->a.day_debits, delta);
     if (a->a.customer[0] == '\0' || (c = find_lim(m, a->a.customer, a->a.currency)) == NULL)
         return CU_OK;
     rc = push_undo(m, U_CLIM, (size_t)(c - m->lim));
@@ -491,7 +504,7 @@ static enum cu_err count_daily(struct mv *m, struct acct *a, int64_t delta, int6
         c->day = m->today;
         c->day_debits = 0;
     }
-    c->day_debits = delta < 0 && -delta > c->day_debits ? 0 : c->day_debits + delta;
+    c->day_debits = saturated(c->day_debits, delta);
     return CU_OK;
 }
 
@@ -524,9 +537,8 @@ static bool customer_may_debit(struct mv *m, const struct cu_ledger_account *d,
     if (m->actor == NULL || m->actor->customer == NULL)
         return true;
     if (strcmp(d->customer, m->actor->customer) != 0) {
-        fail(r, CU_E_NOT_FOUND, "unknown_account",
-             "no account of yours has the id of "
-             "debit_account");
+        /* the same answer as for an account that does not exist */
+        fail(r, CU_E_NOT_FOUND, "unknown_account", "no account has the id of debit_account");
         return false;
     }
     return true;
@@ -542,8 +554,9 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     enum cu_err rc;
     bool pending = op->pending;
 
-    if (op->amount <= 0) {
-        fail(r, CU_E_INVALID, "invalid_transfer", "amount must be a whole number above 0");
+    if (op->amount <= 0 || op->amount > CU_LEDGER_AMOUNT_MAX) {
+        fail(r, CU_E_INVALID, "invalid_transfer",
+             "amount must be a whole number from 1 to 1000000000000000 minor units");
         return CU_OK;
     }
     if (op->debit && op->credit && strcmp(op->debit, op->credit) == 0) {
@@ -560,7 +573,7 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     if (!customer_may_debit(m, &d->a, r))
         return CU_OK;
     if (m->actor && m->actor->customer && c->a.customer[0] == '\0') {
-        fail(r, CU_E_FORBIDDEN, "invalid_transfer",
+        fail(r, CU_E_INVALID, "invalid_transfer",
              "a customer pays only into customer "
              "accounts");
         return CU_OK;
@@ -1049,7 +1062,7 @@ static const char *movement_action(const struct mv *m, bool batch)
     const struct cu_ledger_transfer *t = &m->res[0].t;
 
     if (batch)
-        return "ledger.batch";
+        return m->ops[0].kind == CU_LEDGER_EXPIRE ? "ledger.expire" : "ledger.batch";
     switch (m->ops[0].kind) {
     case CU_LEDGER_POST:
         return "ledger.post";

@@ -91,6 +91,8 @@ bad "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 1.5, \"
     400 invalid_request "a fractional amount"
 bad "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 99999999999999999999, \"currency\": \"EUR\"}" \
     400 invalid_request "an amount beyond 64 bits"
+bad "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 1000000000000001, \"currency\": \"EUR\"}" \
+    400 invalid_request "an amount past 10^15 minor units"
 req GET "/v1/accounts/$A" -H "$AUTH"
 check_eq "and nothing changed" 70000 "$(json "j['balance']['posted']")"
 
@@ -106,6 +108,14 @@ req POST "/v1/transfers/$P/post" -H "$AUTH" -H "$JSONH" -H "$(idem)" --data '{"a
 check_eq "posted in part" "201 post 12000" "$STATUS $(json "j['transfer']['kind']") $(json "j['transfer']['amount']")"
 req GET "/v1/accounts/$A" -H "$AUTH"
 check_eq "the rest is released" "58000 58000" "$(json "j['balance']['posted']") $(json "j['balance']['available']")"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 10, \"currency\": \"EUR\", \"pending\": true}"
+P2=$(json "j['transfer']['id']")
+req POST "/v1/transfers/$P2/void" -H "$AUTH" -H 'Idempotency-Key: act-1'
+check_eq "a void" "201 void" "$STATUS $(json "j['transfer']['kind']")"
+req POST "/v1/transfers/$P/void" -H "$AUTH" -H 'Idempotency-Key: act-1'
+check_eq "the same key on another transfer is refused, not replayed" \
+    "409 urn:custodia:problem:idempotency_key_reused" "$STATUS $(json "j['type']")"
 req POST "/v1/transfers/$P/void" -H "$AUTH" -H "$(idem)"
 check_eq "a posted transfer cannot be voided" "409 urn:custodia:problem:transfer_posted" "$STATUS $(json "j['type']")"
 
@@ -166,7 +176,7 @@ req GET "/v1/accounts/$A/entries?after=$(json "j['next_after']")" -H "$AUTH"
 check_eq "and the next" 200 "$STATUS"
 req GET "/v1/ledger/changes?after=0" -H "$AUTH"
 check_eq "the change stream holds every transfer in commit order" "True" \
-    "$(json "[t['seq'] for t in j['items']] == list(range(1, len(j['items']) + 1)) and len(j['items']) == 8")"
+    "$(json "[t['seq'] for t in j['items']] == list(range(1, len(j['items']) + 1)) and len(j['items']) == 10")"
 LAST=$(json "j['next_after']")
 START=$(date +%s)
 req GET "/v1/ledger/changes?after=$LAST&wait=1" -H "$AUTH"
@@ -231,6 +241,8 @@ check_eq "not another's list" 404 "$STATUS"
 req POST /v1/transfers -H "$CUS" -H "$JSONH" -H "$(idem)" \
     --data "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 500, \"currency\": \"EUR\"}"
 check_eq "she pays from her account" "201 session" "$STATUS $(json "j['transfer']['channel']")"
+check_eq "and sees her own balance in the answer, not the payee's" "$A" \
+    "$(json "' '.join(a['id'] for a in j['accounts'])")"
 req POST /v1/transfers -H "$CUS" -H "$JSONH" -H "$(idem)" \
     --data "{\"debit_account\": \"$B\", \"credit_account\": \"$A\", \"amount\": 500, \"currency\": \"EUR\"}"
 check_eq "not from another's" "404 urn:custodia:problem:unknown_account" "$STATUS $(json "j['type']")"

@@ -373,9 +373,22 @@ static void test_refusals_change_nothing(void **state)
     system_account(f, "cash_in", "GBP", gin);
     struct cu_ledger_op big = xfer(gin, g, INT64_MAX);
     big.currency = "GBP";
+    one(f, big, "invalid_transfer", NULL); /* past CU_LEDGER_AMOUNT_MAX */
+    big.amount = CU_LEDGER_AMOUNT_MAX;
     one(f, big, NULL, NULL);
-    big.amount = 1;
+    /* a total near 64 bits (set by hand: it takes 9,223 such deposits) */
+    assert_int_equal(cu_db_exec(f->conn,
+                                "UPDATE ledger_accounts SET credits_posted = 9223372036854775800 "
+                                "WHERE customer = 'cus_00000000000000e5'",
+                                NULL, 0),
+                     CU_OK);
+    big.amount = 8;
     one(f, big, "balance_overflow", NULL); /* an error, never a wrap */
+    assert_int_equal(cu_db_exec(f->conn,
+                                "UPDATE ledger_accounts SET credits_posted = 1000000000000000 "
+                                "WHERE customer = 'cus_00000000000000e5'",
+                                NULL, 0),
+                     CU_OK);
     assert_int_equal(head(f), h + 4);
     expect_balance(f, b, 1300, 0, 1300);
     ledger_holds(f);
@@ -459,6 +472,7 @@ static void test_expiry_returns_funds(void **state)
     cu_ledger_transfer_clear(&t);
     one(f, act(CU_LEDGER_VOID, p, 0), "transfer_expired", NULL);
     assert_int_equal(count(f, "SELECT COUNT(*) FROM events WHERE type = 'transfer_expired'"), 1);
+    assert_int_equal(count(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.expire'"), 1);
     cu_clock_set_fake(T0);
     ledger_holds(f);
 }
