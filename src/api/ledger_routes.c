@@ -1016,6 +1016,73 @@ static enum cu_err query_time(struct cu_req *req, struct cu_resp *resp, const ch
     return CU_OK;
 }
 
+/* One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break; a text a
+ * client gave (text) that a spreadsheet would take for a formula (=, +, -, @, tab, CR first) is
+ * written after a quote mark, so that opening the export runs nothing. */
+static enum cu_err csv_field(struct cu_buf *b, const char *v, bool text, bool last)
+{
+    bool quote = strpbrk(v, ",\"\r\n") != NULL;
+    bool formula = text && (v[0] == '=' || v[0] == '+' || v[0] == '-' || v[0] == '@' ||
+                            v[0] == '\t' || v[0] == '\r');
+    enum cu_err rc = quote ? cu_buf_append_str(b, "\"") : CU_OK;
+
+    if (rc == CU_OK && formula)
+        rc = cu_buf_append_str(b, "'");
+    for (const char *c = v; rc == CU_OK && *c; c++)
+        rc = *c == '"' ? cu_buf_append_str(b, "\"\"") : cu_buf_append(b, c, 1);
+    if (rc == CU_OK && quote)
+        rc = cu_buf_append_str(b, "\"");
+    return rc == CU_OK ? cu_buf_append_str(b, last ? "\r\n" : ",") : rc;
+}
+
+/* The entries as CSV: a header line, then one line each; the account's side ("debit" or
+ * "credit") and the signed amount for it; the cursor of the next page in Custodia-Next-After. */
+static enum cu_err entries_csv(struct cu_req *req, struct cu_resp *resp,
+                               const struct cu_ledger_entry_filter *f,
+                               const struct cu_ledger_transfer *t, size_t n)
+{
+    enum cu_err rc = CU_OK;
+
+    cu_buf_reset(&resp->body);
+    resp->status = 200;
+    resp->content_type = "text/csv; charset=utf-8";
+    rc = cu_buf_append_str(&resp->body, "seq,id,created_at,kind,side,amount,currency,code,"
+                                        "counterparty,external_ref,transfer_amount\r\n");
+    for (size_t i = 0; rc == CU_OK && i < n; i++) {
+        char seq[24], at[CU_RFC3339_BYTES], signed_amount[24], amount[24];
+        bool debit = strcmp(t[i].debit, f->account) == 0;
+        snprintf(seq, sizeof(seq), "%lld", (long long)t[i].seq);
+        cu_clock_format(t[i].at, at);
+        snprintf(amount, sizeof(amount), "%lld", (long long)t[i].amount);
+        /* what it did to this account's posted balance: nothing for a pending one or a void */
+        bool moves = !t[i].pending && t[i].kind != CU_LEDGER_VOID && t[i].kind != CU_LEDGER_EXPIRE;
+        snprintf(signed_amount, sizeof(signed_amount), "%s%lld", moves && debit ? "-" : "",
+                 moves ? (long long)t[i].amount : 0LL);
+        const char *fields[] = {seq,
+                                t[i].id,
+                                at,
+                                cu_ledger_kind_name(t[i].kind),
+                                debit ? "debit" : "credit",
+                                signed_amount,
+                                t[i].currency,
+                                t[i].code,
+                                debit ? t[i].credit : t[i].debit,
+                                t[i].external_ref,
+                                amount};
+        for (size_t k = 0; rc == CU_OK && k < sizeof(fields) / sizeof(fields[0]); k++)
+            rc = csv_field(&resp->body, fields[k], k == 7 || k == 9, /* code, external_ref */
+                           k + 1 == sizeof(fields) / sizeof(fields[0]));
+    }
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the entries could not be written");
+    char *cursor = n == f->limit ? cu_req_alloc(req, 24, NULL) : NULL; /* lives with req */
+    if (cursor != NULL) {
+        snprintf(cursor, 24, "%lld", (long long)t[n - 1].seq);
+        cu_resp_header(resp, "Custodia-Next-After", cursor);
+    }
+    return CU_OK;
+}
+
 enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_ledger_account a;
@@ -1047,6 +1114,12 @@ enum cu_err cu_handle_account_entries(struct cu_req *req, struct cu_resp *resp)
         rc = cu_ledger_entries(db, &f, &t, &n);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the entries could not be read");
+    const char *accept = cu_req_header(req, "Accept");
+    if (accept != NULL && strstr(accept, "text/csv") != NULL) {
+        rc = entries_csv(req, resp, &f, t, n);
+        cu_ledger_transfers_free(t, n);
+        return rc;
+    }
     json_t *v = json_pack("{s:o, s:o}", "items", transfers_array(t, n, !is_customer(req)),
                           "next_after", n == f.limit ? json_integer(t[n - 1].seq) : json_null());
     cu_ledger_transfers_free(t, n);

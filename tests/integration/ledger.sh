@@ -174,9 +174,20 @@ req GET "/v1/accounts/$A/entries?limit=2" -H "$AUTH"
 check_eq "an account's entries, a page" "2 True" "$(json "len(j['items'])") $(json "j['next_after'] is not None")"
 req GET "/v1/accounts/$A/entries?after=$(json "j['next_after']")" -H "$AUTH"
 check_eq "and the next" 200 "$STATUS"
+req GET "/v1/accounts/$A/entries" -H "$AUTH" -H 'Accept: text/csv'
+check_eq "entries as CSV" "200 seq,id,created_at,kind,side,amount,currency,code,counterparty,external_ref,transfer_amount" \
+    "$STATUS $(head -1 "$TMP/body" | tr -d '\r')"
+check "typed text/csv" sh -c "grep -qi '^content-type: text/csv' '$TMP/headers'"
+check_eq "one line per entry, the account's side signed" "-30000 rent" \
+    "$(grep ",$T1," "$TMP/body" | cut -d, -f6,8 | tr ',' ' ')"
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$A\", \"amount\": 1, \"currency\": \"EUR\", \"external_ref\": \"=HYPERLINK(1,2)\"}"
+req GET "/v1/accounts/$A/entries" -H "$AUTH" -H 'Accept: text/csv'
+check "a value a spreadsheet would run is written as text, quoted" \
+    contains "$TMP/body" "\"'=HYPERLINK(1,2)\""
 req GET "/v1/ledger/changes?after=0" -H "$AUTH"
 check_eq "the change stream holds every transfer in commit order" "True" \
-    "$(json "[t['seq'] for t in j['items']] == list(range(1, len(j['items']) + 1)) and len(j['items']) == 10")"
+    "$(json "[t['seq'] for t in j['items']] == list(range(1, len(j['items']) + 1)) and len(j['items']) == 11")"
 LAST=$(json "j['next_after']")
 START=$(date +%s)
 req GET "/v1/ledger/changes?after=$LAST&wait=1" -H "$AUTH"
