@@ -110,8 +110,8 @@ struct cu_resp {
     size_t nheaders;
     char retry_after[24]; /* the Retry-After value cu_resp_retry_after wrote */
     const char *fallback; /* static: the problem sent when even the body could not be made */
-    const char *type; /* static: a problem type more precise than err's ("insufficient_funds");
-                         NULL: err's own */
+    const char *type;     /* static: a problem type more precise than err's ("insufficient_funds");
+                             NULL: err's own */
 };
 
 typedef enum cu_err (*cu_handler_fn)(struct cu_req *req, struct cu_resp *resp);

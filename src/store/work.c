@@ -254,8 +254,7 @@ const struct cu_work_record *cu_work_records(const struct cu_work *w, size_t *n)
 
 /* cu_work_emit_text(w, type, subject, body): an event of w with its body as canonical JSON text
  * of an object, taken over (malloc'd; NULL: the allocation failed, CU_E_NOMEM). */
-enum cu_err cu_work_emit_text(struct cu_work *w, const char *type, const char *subject,
-                              char *body)
+enum cu_err cu_work_emit_text(struct cu_work *w, const char *type, const char *subject, char *body)
 {
     CU_ASSERT(type != NULL);
     if (body == NULL)
