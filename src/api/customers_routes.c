@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/text.h"
+#include "ledger/ledger.h"
 
 static bool valid_customer_id(const char *id)
 {
@@ -780,6 +781,17 @@ static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
     rc = cu_work_gate(req, w, db, id, CU_SCOPE_CUSTOMERS_ERASE, &j->gate);
     if (rc != CU_OK || j->gate.refused)
         return rc == CU_OK ? CU_OK : change_fail(j, rc);
+    /* accounts that are not closed hold (or may yet hold) the customer's money: it must go
+     * somewhere before the customer is forgotten */
+    int64_t open = 0;
+    rc = cu_ledger_open_accounts(db, id, &open);
+    if (rc == CU_OK && open > 0)
+        return cu_resp_fail(j->resp, CU_E_EXISTS,
+                            "the customer has %lld account%s not closed: pay out and close %s "
+                            "first (POST /v1/accounts/{id}/close)",
+                            (long long)open, open == 1 ? "" : "s", open == 1 ? "it" : "them");
+    if (rc != CU_OK)
+        return change_fail(j, rc);
     rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
     if (rc == CU_OK)
         rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);

@@ -643,3 +643,21 @@ enum cu_err cu_ledger_customer_limit_set(struct cu_work *w, struct cu_db *db, co
             json_pack("{s:s, s:I}", "currency", currency, "daily", (json_int_t)daily));
     return rc;
 }
+
+enum cu_err cu_ledger_open_accounts(struct cu_db *db, const char *customer, int64_t *n)
+{
+    static const char sql[] =
+        "SELECT COUNT(*) FROM ledger_accounts WHERE customer = $1 AND status <> 'closed'";
+    const struct cu_val p[] = {CU_VT(customer)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    *n = 0;
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && row)
+        *n = cu_stmt_int(st, 0);
+    cu_stmt_done(st);
+    return rc;
+}

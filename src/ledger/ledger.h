@@ -224,6 +224,10 @@ CU_WUR enum cu_err cu_ledger_account_get(struct cu_db *db, const char *id,
 CU_WUR enum cu_err cu_ledger_accounts_of(struct cu_db *db, const char *customer, const char *after,
                                          size_t limit, struct cu_ledger_account **out, size_t *n);
 
+/* cu_ledger_open_accounts(db, customer, n): how many of a customer's accounts are not closed
+ * (an erasure waits for them: their money must go somewhere first). */
+CU_WUR enum cu_err cu_ledger_open_accounts(struct cu_db *db, const char *customer, int64_t *n);
+
 /* cu_ledger_freeze(l, w, db, id, reason, until, out, detail): freezes an account: nothing
  * leaves it (credits still arrive) until unfrozen or until `until` (ms; 0: until unfrozen).
  * cu_ledger_unfreeze: makes it active again. cu_ledger_close: closes it for good (nothing

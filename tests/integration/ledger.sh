@@ -234,6 +234,18 @@ check_eq "then it passes" 201 "$STATUS"
 req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 1.5}'
 check_eq "a fractional limit is refused" 400 "$STATUS"
 
+# a customer with accounts not closed is not erased; once they are closed, the customer is
+req DELETE "/v1/customers/$ADA" -H "$AUTH"
+check_eq "erasing a customer with an open account is refused" 409 "$STATUS"
+check "saying what to do first" contains "$TMP/body" "close it first"
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Cy"}'
+CY=$(json "j['id']")
+req POST "/v1/customers/$CY/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+req POST "/v1/accounts/$(json "j['id']")/close" -H "$AUTH"
+check_eq "an empty account closes" "200 closed" "$STATUS $(json "j['status']")"
+req DELETE "/v1/customers/$CY" -H "$AUTH"
+check_eq "and then its customer may be erased" 200 "$STATUS"
+
 # a customer's own session: their accounts only, step-up above [ledger] step_up_above
 req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data '{"password": "amber violin harbour 77"}'
 req POST /v1/auth/login -H "$JSONH" \
