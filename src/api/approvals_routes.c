@@ -344,6 +344,7 @@ enum cu_err cu_handle_approval_get(struct cu_req *req, struct cu_resp *resp)
     enum cu_err rc = cu_req_db(req, &db);
     json_t *v = NULL;
 
+    memset(&a, 0, sizeof(a));
     cu_buf_init(&payload, CU_APPROVAL_PAYLOAD_MAX);
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the request could not be read");
@@ -902,7 +903,7 @@ void cu_approvals_housekeep(struct cu_app *app, int64_t now)
         (void)run_approved(app, stale[i]);
     /* once an hour (the background thread alone calls this) */
     static int64_t dropped_at;
-    if (rc == CU_OK && now - dropped_at >= 3600 * 1000) {
+    if (rc == CU_OK && now - dropped_at >= 3600LL * 1000) {
         rc = run_unit(app, drop_results_apply, &before);
         dropped_at = now;
     }

@@ -192,9 +192,8 @@ enum cu_err cu_ledger_balance_of(const struct cu_ledger_account *a, struct cu_le
         return CU_E_INVALID;
     out->posted = posted;
     out->pending = pending;
-    if (a->overdraft < 0)
-        out->available = INT64_MAX;
-    else if (__builtin_add_overflow(avail, a->overdraft, &out->available))
+    /* without bound, or past what 64 bits hold: as much as may be */
+    if (a->overdraft < 0 || __builtin_add_overflow(avail, a->overdraft, &out->available))
         out->available = INT64_MAX;
     return CU_OK;
 }

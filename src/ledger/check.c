@@ -50,6 +50,7 @@ static int by_id(const void *a, const void *b)
 static struct acc *find(struct chk *c, const char *id, size_t len)
 {
     struct acc key;
+    memset(&key, 0, sizeof(key));
     if (len >= sizeof(key.id))
         return NULL;
     memcpy(key.id, id, len);

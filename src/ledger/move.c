@@ -106,6 +106,7 @@ static struct acct *find_acct(const struct mv *m, const char *id)
 
     if (id == NULL || m->nacc == 0)
         return NULL;
+    memset(&key, 0, sizeof(key));
     snprintf(key.a.id, sizeof(key.a.id), "%s", id);
     struct acct *a = bsearch(&key, m->acc, m->nacc, sizeof(*m->acc), by_id);
     return a != NULL && a->found ? a : NULL;
