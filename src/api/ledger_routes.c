@@ -260,13 +260,7 @@ enum cu_err cu_handle_account_get(struct cu_req *req, struct cu_resp *resp)
 
 static bool valid_account_id(const char *s)
 {
-    size_t n = strlen(s);
-    if (n != 20 || strncmp(s, "acc_", 4) != 0)
-        return false;
-    for (size_t i = 4; i < n; i++)
-        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-            return false;
-    return true;
+    return cu_ledger_id_valid(s, "acc_");
 }
 
 enum cu_err cu_handle_customer_accounts(struct cu_req *req, struct cu_resp *resp)
@@ -510,6 +504,18 @@ static enum cu_err idem_store(struct move_job *j, struct cu_db *db, int64_t now)
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
+/* The accounts a movement touched, as its answer shows them: id, currency, status, balance. */
+static json_t *touched_json(const struct move_job *j)
+{
+    json_t *accs = json_array();
+    for (size_t i = 0; i < j->nacc; i++)
+        json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
+                                              "currency", j->acc[i].currency, "status",
+                                              cu_ledger_status_name(j->acc[i].status), "balance",
+                                              balance_json(&j->acc[i])));
+    return accs;
+}
+
 /* Builds the answer of a movement that ran: the transfer and the balances it left, or the
  * refusal. */
 static enum cu_err make_answer(struct move_job *j)
@@ -519,7 +525,7 @@ static enum cu_err make_answer(struct move_job *j)
     free(j->answer);
     j->answer = NULL;
     if (j->route == MV_BATCH) {
-        json_t *results = json_array(), *accs = json_array();
+        json_t *results = json_array(), *accs = touched_json(j);
         for (size_t i = 0; i < j->n; i++) {
             const struct cu_ledger_result *r = &j->results[i];
             json_array_append_new(
@@ -531,21 +537,11 @@ static enum cu_err make_answer(struct move_job *j)
                                 cu_err_http_status(r->err), "type",
                                 r->type ? r->type : "invalid_transfer", "detail", r->detail));
         }
-        for (size_t i = 0; i < j->nacc; i++)
-            json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
-                                                  "currency", j->acc[i].currency, "status",
-                                                  cu_ledger_status_name(j->acc[i].status),
-                                                  "balance", balance_json(&j->acc[i])));
         v = json_pack("{s:s, s:o, s:o}", "movement", j->movement, "results", results, "accounts",
                       accs);
         j->status = 200;
     } else if (j->res.err == CU_OK) {
-        json_t *accs = json_array();
-        for (size_t i = 0; i < j->nacc; i++)
-            json_array_append_new(accs, json_pack("{s:s, s:s, s:s, s:o}", "id", j->acc[i].id,
-                                                  "currency", j->acc[i].currency, "status",
-                                                  cu_ledger_status_name(j->acc[i].status),
-                                                  "balance", balance_json(&j->acc[i])));
+        json_t *accs = touched_json(j);
         v = json_pack("{s:o, s:o}", "transfer", transfer_json(&j->res.t, j->actor.customer == NULL),
                       "accounts", accs);
         j->status = 201;

@@ -47,15 +47,24 @@ static int by_id(const void *a, const void *b)
     return strcmp(((const struct acc *)a)->id, ((const struct acc *)b)->id);
 }
 
+/* bsearch's comparison of an id of known length (the key) with an account */
+struct id_key {
+    const char *id;
+    size_t len;
+};
+
+static int id_vs_acc(const void *key, const void *elem)
+{
+    const struct id_key *k = key;
+    const char *id = ((const struct acc *)elem)->id;
+    int c = strncmp(k->id, id, k->len);
+    return c != 0 ? c : id[k->len] == '\0' ? 0 : -1;
+}
+
 static struct acc *find(struct chk *c, const char *id, size_t len)
 {
-    struct acc key;
-    memset(&key, 0, sizeof(key));
-    if (len >= sizeof(key.id))
-        return NULL;
-    memcpy(key.id, id, len);
-    key.id[len] = '\0';
-    return bsearch(&key, c->acc, c->nacc, sizeof(*c->acc), by_id);
+    const struct id_key k = {id, len};
+    return c->nacc ? bsearch(&k, c->acc, c->nacc, sizeof(*c->acc), id_vs_acc) : NULL;
 }
 
 static enum cu_err load_accounts(struct chk *c)

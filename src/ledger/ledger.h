@@ -307,6 +307,10 @@ CU_WUR enum cu_err cu_ledger_head(struct cu_db *db, int64_t *seq);
 
 void cu_ledger_transfers_free(struct cu_ledger_transfer *t, size_t n);
 
+/* cu_ledger_id_valid(id, prefix): whether id is prefix ("acc_", "trf_" …) and 16 lower-case
+ * hex digits. */
+bool cu_ledger_id_valid(const char *id, const char *prefix);
+
 /* ---- names ---- */
 const char *cu_ledger_status_name(enum cu_ledger_status s);
 const char *cu_ledger_kind_name(enum cu_ledger_kind k);

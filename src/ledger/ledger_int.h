@@ -42,9 +42,6 @@ int cu_ledger_kind_parse(const char *s);
 /* cu_ledger_new_id(prefix, out): prefix ("acc_", "trf_", "bat_") and 16 random hex digits. */
 void cu_ledger_new_id(const char *prefix, char out[CU_LEDGER_ID_BYTES]);
 
-/* cu_ledger_id_valid(id, prefix): whether id is prefix and 16 lower-case hex digits. */
-bool cu_ledger_id_valid(const char *id, const char *prefix);
-
 /* cu_ledger_digest_add(b, t): appends the line of transfer t to the text a movement's digest is
  * taken over: each field as its length, ':', its bytes, then ';' (so no field's content can
  * pass for another's); cu_ledger_digest_hex(b, out): SHA-256 of the text, hex (65 bytes). */

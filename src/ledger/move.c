@@ -95,20 +95,17 @@ static void fail(struct cu_ledger_result *r, enum cu_err err, const char *type, 
 
 /* ---- the locked rows ---- */
 
-static int by_id(const void *a, const void *b)
+/* bsearch's comparison of an id (the key) with an account, sorted by id */
+static int id_vs_acct(const void *key, const void *elem)
 {
-    return strcmp(((const struct acct *)a)->a.id, ((const struct acct *)b)->a.id);
+    return strcmp(key, ((const struct acct *)elem)->a.id);
 }
 
 static struct acct *find_acct(const struct mv *m, const char *id)
 {
-    struct acct key;
-
     if (id == NULL || m->nacc == 0)
         return NULL;
-    memset(&key, 0, sizeof(key));
-    snprintf(key.a.id, sizeof(key.a.id), "%s", id);
-    struct acct *a = bsearch(&key, m->acc, m->nacc, sizeof(*m->acc), by_id);
+    struct acct *a = bsearch(id, m->acc, m->nacc, sizeof(*m->acc), id_vs_acct);
     return a != NULL && a->found ? a : NULL;
 }
 
