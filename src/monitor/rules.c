@@ -268,10 +268,12 @@ static void next(struct parser *ps)
             return;
         }
         t->kind = TK_NUM;
-        if (ps->p + n < ps->end && strchr("smhd", ps->p[n]) != NULL &&
-            !(ps->p + n + 1 < ps->end && is_ident_char(ps->p[n + 1]))) {
-            static const double unit[] = {1000.0, 60000.0, 3600000.0, 86400000.0};
-            t->num *= unit[strchr("smhd", ps->p[n]) - "smhd"];
+        /* memchr, not strchr: a NUL byte in the file must not read as a unit */
+        static const char units[4] = {'s', 'm', 'h', 'd'};
+        static const double unit_ms[4] = {1000.0, 60000.0, 3600000.0, 86400000.0};
+        const char *u = ps->p + n < ps->end ? memchr(units, ps->p[n], sizeof(units)) : NULL;
+        if (u != NULL && !(ps->p + n + 1 < ps->end && is_ident_char(ps->p[n + 1]))) {
+            t->num *= unit_ms[u - units];
             t->kind = TK_DUR;
             n++;
         } else if (ps->p + n < ps->end && is_ident_char(ps->p[n])) {
@@ -310,7 +312,7 @@ static void next(struct parser *ps)
             advance(ps, 2);
             return;
         }
-    if (strchr("()[],.<>+-*/%=", c) != NULL) {
+    if (c != '\0' && strchr("()[],.<>+-*/%=", c) != NULL) {
         t->kind = TK_PUNCT;
         t->len = 1;
         advance(ps, 1);
