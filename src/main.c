@@ -23,6 +23,7 @@ static int usage(FILE *f)
           "  access   check an access policy file, explain a decision\n"
           "  approvals list, show or reject four-eyes requests\n"
           "  ledger   check the ledger's invariants\n"
+          "  rules    check monitoring rule files\n"
           "  version  print the version\n"
           "\n"
           "Every command takes --dir DIR (default $CUSTODIA_DIR, else ./var) and --help;\n"
@@ -40,6 +41,7 @@ int main(int argc, char **argv)
         {"init", cu_cli_init},     {"serve", cu_cli_serve},         {"apikey", cu_cli_apikey},
         {"audit", cu_cli_audit},   {"keys", cu_cli_keys},           {"staff", cu_cli_staff},
         {"access", cu_cli_access}, {"approvals", cu_cli_approvals}, {"ledger", cu_cli_ledger},
+        {"rules", cu_cli_rules},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */
     char help_flag[] = "--help";

@@ -35,6 +35,7 @@ int cu_cli_staff(int argc, char **argv);
 int cu_cli_access(int argc, char **argv);
 int cu_cli_approvals(int argc, char **argv);
 int cu_cli_ledger(int argc, char **argv);
+int cu_cli_rules(int argc, char **argv);
 
 /* cu_cli_data_dir(flag): flag if given, else $CUSTODIA_DIR if set, else CU_DEFAULT_DATA_DIR. */
 const char *cu_cli_data_dir(const char *flag);

@@ -44,7 +44,9 @@ staff
 staff add
 staff list
 staff disable
-staff unlock"
+staff unlock
+rules
+rules check"
 
 # asked LABEL COMMAND ARGS...: usage of COMMAND on stdout, nothing on stderr, exit 0.
 asked() {
