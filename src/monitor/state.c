@@ -1,0 +1,767 @@
+/*
+ * state.c - the monitoring state (state.h): windows as sparse rings of time buckets, and
+ * customers' baselines, in a hash table of keyed 64-bit hashes of the keys.
+ */
+#include "monitor/state.h"
+
+#include <math.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "base/mem.h"
+
+/* Bucket numbers count from 1900-01-01 so that they fit 32 bits for 510 years at the
+ * narrowest width (1 minute / 16 = 3.75 s); earlier times count as 1900. */
+#define EPOCH_MS (-2208988800000LL)
+
+struct bucket {
+    uint32_t idx, count;
+    int64_t sum;
+};
+
+/* The non-empty buckets of one key's window, oldest first (at most CU_MON_BUCKETS), in room
+ * that grows as the window fills (most keys use one or two buckets). */
+struct ring {
+    uint16_t n, cap;
+    struct bucket b[];
+};
+
+/* The values of a distinct window: a value's hash and the last bucket it was seen in. */
+struct dval {
+    uint32_t h, idx;
+};
+struct dset {
+    uint16_t n, cap;
+    struct dval v[];
+};
+
+/* The last values a customer was first seen with, newest replacing the oldest. */
+struct seen {
+    uint8_t n, cap, next;
+    uint32_t h[];
+};
+
+struct base {
+    uint32_t events; /* past events */
+    uint16_t hours[24];
+    bool has_loc;
+    int64_t first_ms, loc_ms;
+    double lat, lon;
+    uint32_t amounts; /* Welford's running mean and M2 of ln(1 + amount) */
+    double mean, m2;
+    int64_t *since; /* per since feature: the last time, or INT64_MIN */
+    struct seen *seen[CU_KEY_COUNT];
+};
+
+struct ent {
+    uint64_t h;
+    struct ent *next;
+    uint8_t kind;
+    void **slots; /* per window of this kind: struct ring * or struct dset * */
+    struct base *b;
+};
+
+/* A window the features count over; count and sum of one key, length and types share it. */
+struct wspec {
+    enum cu_key key, field;
+    bool distinct;
+    int64_t width_ms;
+    uint64_t types;
+    int slot; /* its index among the windows of its key */
+};
+
+struct cu_mon_state {
+    struct cu_feature *features;
+    size_t nfeatures;
+    int *fspec;  /* per feature: its window, or -1 */
+    int *fsince; /* per feature: its since slot, or -1 */
+    struct wspec *specs;
+    size_t nspecs;
+    int nslots[CU_KEY_COUNT];
+    int nsince;
+    bool track[CU_KEY_COUNT]; /* the seen sets kept */
+    struct ent **table;
+    size_t cap, n;
+    size_t keys[CU_KEY_COUNT];
+    size_t bytes;
+    unsigned char hkey[crypto_shorthash_KEYBYTES];
+    /* the probe's per-event look-ups */
+    const struct cu_mon_event *probe_ev;
+    struct ent *pent[CU_KEY_COUNT];
+    bool plooked[CU_KEY_COUNT];
+};
+
+static void *grab(struct cu_mon_state *st, size_t n)
+{
+    void *p = cu_calloc(1, n);
+    if (p)
+        st->bytes += n;
+    return p;
+}
+
+/* --- keys ------------------------------------------------------------------------------ */
+
+static uint64_t hash_bytes(const struct cu_mon_state *st, uint8_t kind, const void *p, size_t n)
+{
+    unsigned char in[CU_MON_REF_MAX + 17], out[crypto_shorthash_BYTES];
+    uint64_t h = 0;
+    if (n > sizeof(in) - 1)
+        n = sizeof(in) - 1;
+    in[0] = kind;
+    memcpy(in + 1, p, n);
+    crypto_shorthash(out, in, n + 1, st->hkey);
+    memcpy(&h, out, sizeof(h));
+    return h;
+}
+
+/* key_of(st, ev, kind, h): the hash of ev's value for kind; false when ev has none. */
+static bool key_of(const struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key k,
+                   uint64_t *h)
+{
+    uint8_t blk[16];
+    switch (k) {
+    case CU_KEY_CUSTOMER:
+        *h = hash_bytes(st, (uint8_t)k, ev->customer, strlen(ev->customer));
+        return true;
+    case CU_KEY_IP:
+        if (!(ev->has & CU_EVF_IP))
+            return false;
+        *h = hash_bytes(st, (uint8_t)k, ev->ip_bin, 16);
+        return true;
+    case CU_KEY_IP_BLOCK: {
+        bool v4 = memcmp(ev->ip_bin, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+        if (!(ev->has & CU_EVF_IP))
+            return false;
+        memset(blk, 0, sizeof(blk));
+        memcpy(blk, ev->ip_bin, v4 ? 15 : 8); /* the /24 of IPv4, the /64 of IPv6 */
+        *h = hash_bytes(st, (uint8_t)k, blk, sizeof(blk));
+        return true;
+    }
+    case CU_KEY_DEVICE:
+        if (!(ev->has & CU_EVF_DEVICE))
+            return false;
+        *h = hash_bytes(st, (uint8_t)k, ev->device, strlen(ev->device));
+        return true;
+    case CU_KEY_PAYEE:
+        if (!(ev->has & CU_EVF_PAYEE))
+            return false;
+        *h = hash_bytes(st, (uint8_t)k, ev->payee, strlen(ev->payee));
+        return true;
+    case CU_KEY_COUNTRY:
+        if (!(ev->has & CU_EVF_COUNTRY))
+            return false;
+        *h = hash_bytes(st, (uint8_t)k, ev->country, 2);
+        return true;
+    case CU_KEY_ALL:
+        *h = 0;
+        return true;
+    case CU_KEY_COUNT:
+        break;
+    }
+    return false;
+}
+
+static struct ent *find(const struct cu_mon_state *st, enum cu_key k, uint64_t h)
+{
+    for (struct ent *e = st->table[h & (st->cap - 1)]; e; e = e->next)
+        if (e->h == h && e->kind == k)
+            return e;
+    return NULL;
+}
+
+static enum cu_err grow(struct cu_mon_state *st)
+{
+    size_t cap = st->cap * 2;
+    struct ent **t = cu_calloc(cap, sizeof(*t));
+    if (!t)
+        return CU_E_NOMEM;
+    for (size_t i = 0; i < st->cap; i++)
+        for (struct ent *e = st->table[i], *next; e; e = next) {
+            next = e->next;
+            e->next = t[e->h & (cap - 1)];
+            t[e->h & (cap - 1)] = e;
+        }
+    st->bytes += (cap - st->cap) * sizeof(*t);
+    cu_free(st->table);
+    st->table = t;
+    st->cap = cap;
+    return CU_OK;
+}
+
+static struct ent *find_or_add(struct cu_mon_state *st, enum cu_key k, uint64_t h)
+{
+    struct ent *e = find(st, k, h);
+    if (e)
+        return e;
+    if (st->n + 1 > st->cap / 4 * 3 && grow(st) != CU_OK)
+        return NULL;
+    if ((e = grab(st, sizeof(*e))) == NULL)
+        return NULL;
+    if (st->nslots[k] > 0 &&
+        (e->slots = grab(st, (size_t)st->nslots[k] * sizeof(*e->slots))) == NULL) {
+        cu_free(e);
+        return NULL;
+    }
+    e->h = h;
+    e->kind = (uint8_t)k;
+    e->next = st->table[h & (st->cap - 1)];
+    st->table[h & (st->cap - 1)] = e;
+    st->n++;
+    st->keys[k]++;
+    return e;
+}
+
+/* --- the state ------------------------------------------------------------------------- */
+
+static bool windowed(enum cu_feature_kind k)
+{
+    return k == CU_FEAT_COUNT || k == CU_FEAT_SUM || k == CU_FEAT_DISTINCT;
+}
+
+enum cu_err cu_mon_state_new(const struct cu_feature *features, size_t n, struct cu_mon_state **out)
+{
+    struct cu_mon_state *st = cu_calloc(1, sizeof(*st));
+    *out = NULL;
+    if (!st)
+        return CU_E_NOMEM;
+    st->bytes = sizeof(*st);
+    st->cap = 1024;
+    st->table = grab(st, st->cap * sizeof(*st->table));
+    st->features = grab(st, (n ? n : 1) * sizeof(*st->features));
+    st->fspec = grab(st, (n ? n : 1) * sizeof(int));
+    st->fsince = grab(st, (n ? n : 1) * sizeof(int));
+    st->specs = grab(st, (n ? n : 1) * sizeof(*st->specs));
+    if (!st->table || !st->features || !st->fspec || !st->fsince || !st->specs) {
+        cu_mon_state_free(st);
+        return CU_E_NOMEM;
+    }
+    memcpy(st->features, features, n * sizeof(*features));
+    st->nfeatures = n;
+    crypto_shorthash_keygen(st->hkey);
+    for (size_t i = 0; i < n; i++) {
+        const struct cu_feature *f = &features[i];
+        st->fspec[i] = st->fsince[i] = -1;
+        if (f->kind == CU_FEAT_SINCE || f->kind == CU_FEAT_SINCE_FIELD)
+            st->fsince[i] = st->nsince++;
+        if (f->kind == CU_FEAT_FIRST_SEEN)
+            st->track[f->field] = true;
+        if (f->kind == CU_FEAT_ANOMALY)
+            st->track[CU_KEY_DEVICE] = st->track[CU_KEY_COUNTRY] = st->track[CU_KEY_PAYEE] = true;
+        if (!windowed(f->kind))
+            continue;
+        struct wspec w = {f->key,
+                          f->kind == CU_FEAT_DISTINCT ? f->field : CU_KEY_COUNT,
+                          f->kind == CU_FEAT_DISTINCT,
+                          f->window_ms / CU_MON_BUCKETS,
+                          f->types,
+                          0};
+        size_t s;
+        for (s = 0; s < st->nspecs; s++) {
+            const struct wspec *o = &st->specs[s];
+            if (o->key == w.key && o->field == w.field && o->distinct == w.distinct &&
+                o->width_ms == w.width_ms && o->types == w.types)
+                break;
+        }
+        if (s == st->nspecs) {
+            w.slot = st->nslots[w.key]++;
+            st->specs[st->nspecs++] = w;
+        }
+        st->fspec[i] = (int)s;
+    }
+    *out = st;
+    return CU_OK;
+}
+
+static void base_free(struct base *b)
+{
+    if (!b)
+        return;
+    cu_free(b->since);
+    for (int k = 0; k < CU_KEY_COUNT; k++)
+        cu_free(b->seen[k]);
+    cu_free(b);
+}
+
+void cu_mon_state_free(struct cu_mon_state *st)
+{
+    if (!st)
+        return;
+    for (size_t i = 0; st->table && i < st->cap; i++)
+        for (struct ent *e = st->table[i], *next; e; e = next) {
+            next = e->next;
+            for (int s = 0; e->slots && s < st->nslots[e->kind]; s++)
+                cu_free(e->slots[s]);
+            cu_free(e->slots);
+            base_free(e->b);
+            cu_free(e);
+        }
+    cu_free(st->table);
+    cu_free(st->features);
+    cu_free(st->fspec);
+    cu_free(st->fsince);
+    cu_free(st->specs);
+    cu_free(st);
+}
+
+void cu_mon_state_stats(const struct cu_mon_state *st, struct cu_mon_state_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->bytes = st->bytes;
+    memcpy(out->keys, st->keys, sizeof(out->keys));
+}
+
+static uint32_t bucket_of(int64_t ms, int64_t width)
+{
+    int64_t rel = ms - EPOCH_MS;
+    if (rel < 0)
+        rel = 0;
+    rel /= width;
+    return rel > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)rel;
+}
+
+/* in_window(idx, now): whether bucket idx is one of the CU_MON_BUCKETS ending with now. */
+static bool in_window(uint32_t idx, uint32_t now)
+{
+    return idx <= now && now - idx < CU_MON_BUCKETS;
+}
+
+static bool type_in(uint64_t types, int type)
+{
+    return types == 0 || ((types >> type) & 1u);
+}
+
+/* field_hash(st, ev, field, h): a distinct or seen set's 32-bit hash of ev's field. */
+static bool field_hash(const struct cu_mon_state *st, const struct cu_mon_event *ev,
+                       enum cu_key field, uint32_t *h)
+{
+    uint64_t full;
+    if (!key_of(st, ev, field, &full))
+        return false;
+    *h = (uint32_t)(full ^ (full >> 32));
+    return true;
+}
+
+static bool seen_has(const struct seen *s, uint32_t h)
+{
+    for (int i = 0; s && i < s->n; i++)
+        if (s->h[i] == h)
+            return true;
+    return false;
+}
+
+/* --- the feature values ---------------------------------------------------------------- */
+
+static struct ent *probe_ent(struct cu_mon_state *st, enum cu_key k)
+{
+    if (!st->plooked[k]) {
+        uint64_t h;
+        st->pent[k] = key_of(st, st->probe_ev, k, &h) ? find(st, k, h) : NULL;
+        st->plooked[k] = true;
+    }
+    return st->pent[k];
+}
+
+static bool has_key(const struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key k)
+{
+    uint64_t h;
+    return key_of(st, ev, k, &h);
+}
+
+static bool window_value(struct cu_mon_state *st, const struct cu_feature *f, const struct wspec *w,
+                         double *v)
+{
+    const struct cu_mon_event *ev = st->probe_ev;
+    uint32_t now = bucket_of(ev->time_ms, w->width_ms);
+    bool counts = type_in(w->types, ev->type);
+    struct ent *e;
+
+    if (!has_key(st, ev, w->key))
+        return false;
+    e = probe_ent(st, w->key);
+    if (!w->distinct) {
+        uint64_t count = counts ? 1 : 0;
+        int64_t sum = counts && (ev->has & CU_EVF_AMOUNT) ? ev->amount : 0;
+        const struct ring *r = e && e->slots ? e->slots[w->slot] : NULL;
+        for (int i = 0; r && i < r->n; i++)
+            if (in_window(r->b[i].idx, now)) {
+                count += r->b[i].count;
+                sum += r->b[i].sum;
+            }
+        *v = f->kind == CU_FEAT_COUNT ? (double)count : (double)sum;
+        return true;
+    }
+    const struct dset *d = e && e->slots ? e->slots[w->slot] : NULL;
+    uint32_t mine = 0;
+    bool have = counts && field_hash(st, ev, w->field, &mine);
+    uint32_t n = 0;
+    for (int i = 0; d && i < d->n; i++)
+        if (in_window(d->v[i].idx, now)) {
+            n++;
+            if (have && d->v[i].h == mine)
+                have = false; /* already counted */
+        }
+    *v = (double)(n + (have ? 1 : 0));
+    return true;
+}
+
+double cu_mon_distance_km(double lat1, double lon1, double lat2, double lon2)
+{
+    const double r = 6371.0, rad = M_PI / 180.0;
+    double dlat = (lat2 - lat1) * rad, dlon = (lon2 - lon1) * rad;
+    double a = sin(dlat / 2) * sin(dlat / 2) +
+               cos(lat1 * rad) * cos(lat2 * rad) * sin(dlon / 2) * sin(dlon / 2);
+    if (a > 1.0)
+        a = 1.0;
+    return 2.0 * r * asin(sqrt(a));
+}
+
+static double clamp01(double x)
+{
+    return x < 0 ? 0 : x > 1 ? 1 : x;
+}
+
+double cu_mon_anomaly(double hour_rarity, double amount_rarity, double new_device,
+                      double new_country, double new_payee, uint32_t past)
+{
+    /* a noisy-or of weighted rarities, scaled by how much history there is */
+    double keep = (1.0 - 0.5 * clamp01(hour_rarity)) * (1.0 - 0.6 * clamp01(amount_rarity)) *
+                  (1.0 - 0.4 * clamp01(new_device)) * (1.0 - 0.5 * clamp01(new_country)) *
+                  (1.0 - 0.3 * clamp01(new_payee));
+    double maturity = past >= 20 ? 1.0 : (double)past / 20.0;
+    return (1.0 - keep) * maturity;
+}
+
+static double hour_of(int64_t ms)
+{
+    return (double)((ms / 3600000 % 24 + 24) % 24);
+}
+
+static bool amount_z(const struct base *b, const struct cu_mon_event *ev, double *z)
+{
+    double sd;
+    if (!b || !(ev->has & CU_EVF_AMOUNT) || b->amounts < 2)
+        return false;
+    sd = sqrt(b->m2 / (double)(b->amounts - 1));
+    if (!(sd > 1e-9))
+        return false;
+    *z = (log1p((double)ev->amount) - b->mean) / sd;
+    return true;
+}
+
+static bool is_new(const struct cu_mon_state *st, const struct base *b,
+                   const struct cu_mon_event *ev, enum cu_key field, double *v)
+{
+    uint32_t h;
+    if (!field_hash(st, ev, field, &h))
+        return false;
+    *v = b && seen_has(b->seen[field], h) ? 0.0 : 1.0;
+    return true;
+}
+
+static bool probe_value(void *arg, size_t i, double *v)
+{
+    struct cu_mon_probe *p = arg;
+    struct cu_mon_state *st = p->st;
+    const struct cu_mon_event *ev = p->ev;
+    const struct cu_feature *f = &st->features[i];
+    struct ent *c;
+    const struct base *b;
+
+    if (i >= st->nfeatures)
+        return false;
+    if (st->fspec[i] >= 0)
+        return window_value(st, f, &st->specs[st->fspec[i]], v);
+    c = probe_ent(st, CU_KEY_CUSTOMER);
+    b = c ? c->b : NULL;
+    switch (f->kind) {
+    case CU_FEAT_EVENTS:
+        *v = b ? (double)b->events : 0.0;
+        return true;
+    case CU_FEAT_AGE:
+        *v = b && ev->time_ms > b->first_ms ? (double)(ev->time_ms - b->first_ms) : 0.0;
+        return true;
+    case CU_FEAT_HOUR_SHARE:
+        if (!b || b->events == 0)
+            return false;
+        *v = (double)b->hours[(int)hour_of(ev->time_ms)] / (double)b->events;
+        return true;
+    case CU_FEAT_AMOUNT_Z:
+        return amount_z(b, ev, v);
+    case CU_FEAT_FIRST_SEEN:
+        return is_new(st, b, ev, f->field, v);
+    case CU_FEAT_SINCE:
+    case CU_FEAT_SINCE_FIELD: {
+        int64_t last = b && b->since ? b->since[st->fsince[i]] : INT64_MIN;
+        if (last == INT64_MIN)
+            return false;
+        *v = (double)(ev->time_ms > last ? ev->time_ms - last : 0);
+        return true;
+    }
+    case CU_FEAT_TRAVEL_KMH: {
+        double km, hours;
+        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION))
+            return false;
+        km = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
+        hours = (double)(ev->time_ms - b->loc_ms) / 3600000.0;
+        if (hours < 1.0 / 3600.0)
+            hours = 1.0 / 3600.0; /* a second at least: two places at once are fast, not infinite */
+        *v = km / hours;
+        return true;
+    }
+    case CU_FEAT_ANOMALY: {
+        double hr = 0, ar = 0, nd = 0, nc = 0, np = 0, z = 0;
+        if (!b || b->events == 0) {
+            *v = 0;
+            return true;
+        }
+        /* how rare this hour is: 1 for an hour never used, 0 from a fair share (1/24) up;
+         * smoothed by one event spread over the day */
+        double share =
+            ((double)b->hours[(int)hour_of(ev->time_ms)] + 1.0 / 24.0) / ((double)b->events + 1.0);
+        hr = clamp01(1.0 - 24.0 * share);
+        if (amount_z(b, ev, &z))
+            ar = clamp01((z - 1.0) / 3.0); /* 0 up to one deviation, 1 from four */
+        if (!is_new(st, b, ev, CU_KEY_DEVICE, &nd))
+            nd = 0;
+        if (!is_new(st, b, ev, CU_KEY_COUNTRY, &nc))
+            nc = 0;
+        if (!is_new(st, b, ev, CU_KEY_PAYEE, &np))
+            np = 0;
+        *v = cu_mon_anomaly(hr, ar, nd, nc, np, b->events);
+        return true;
+    }
+    case CU_FEAT_COUNT:
+    case CU_FEAT_SUM:
+    case CU_FEAT_DISTINCT:
+        break;
+    }
+    return false;
+}
+
+void cu_mon_state_source(struct cu_mon_state *st, const struct cu_mon_event *ev,
+                         struct cu_mon_probe *probe, struct cu_feature_source *out)
+{
+    st->probe_ev = ev;
+    memset(st->plooked, 0, sizeof(st->plooked));
+    probe->st = st;
+    probe->ev = ev;
+    out->value = probe_value;
+    out->arg = probe;
+}
+
+/* --- recording ------------------------------------------------------------------------- */
+
+static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct wspec *w,
+                            const struct cu_mon_event *ev)
+{
+    struct ring *r = e->slots[w->slot];
+    uint32_t idx = bucket_of(ev->time_ms, w->width_ms);
+    int at;
+    if (!r && (r = e->slots[w->slot] = grab(st, sizeof(*r) + sizeof(r->b[0]))) == NULL)
+        return CU_E_NOMEM;
+    if (r->cap == 0)
+        r->cap = 1;
+    /* the newest bucket is last; a late event goes to its own bucket if still kept */
+    for (at = r->n - 1; at >= 0 && r->b[at].idx > idx; at--)
+        ;
+    if (at < 0 || r->b[at].idx != idx) {
+        uint32_t newest = r->n ? r->b[r->n - 1].idx : idx;
+        if (newest > idx && newest - idx >= CU_MON_BUCKETS)
+            return CU_OK; /* older than the window: it would never be counted */
+        /* drop what the window left behind, then make room */
+        uint32_t top = idx > newest ? idx : newest;
+        int drop = 0;
+        while (drop < r->n && !in_window(r->b[drop].idx, top))
+            drop++;
+        if (drop > 0) {
+            memmove(r->b, r->b + drop, (size_t)(r->n - drop) * sizeof(r->b[0]));
+            r->n = (uint16_t)(r->n - drop);
+            at -= drop;
+        }
+        if (r->n >= CU_MON_BUCKETS) /* cannot happen: at most 16 buckets lie in a window */
+            return CU_OK;
+        if (r->n == r->cap) {
+            uint16_t cap = (uint16_t)(r->cap * 2 > CU_MON_BUCKETS ? CU_MON_BUCKETS : r->cap * 2);
+            struct ring *nr = grab(st, sizeof(*nr) + cap * sizeof(nr->b[0]));
+            if (!nr)
+                return CU_E_NOMEM;
+            memcpy(nr->b, r->b, r->n * sizeof(r->b[0]));
+            nr->n = r->n;
+            nr->cap = cap;
+            st->bytes -= sizeof(*r) + r->cap * sizeof(r->b[0]);
+            cu_free(r);
+            r = e->slots[w->slot] = nr;
+        }
+        at++;
+        memmove(r->b + at + 1, r->b + at, (size_t)(r->n - at) * sizeof(r->b[0]));
+        r->b[at] = (struct bucket){idx, 0, 0};
+        r->n++;
+    }
+    r->b[at].count++;
+    if (ev->has & CU_EVF_AMOUNT)
+        r->b[at].sum += ev->amount;
+    return CU_OK;
+}
+
+static enum cu_err dset_add(struct cu_mon_state *st, struct ent *e, const struct wspec *w,
+                            const struct cu_mon_event *ev)
+{
+    struct dset *d = e->slots[w->slot];
+    uint32_t idx = bucket_of(ev->time_ms, w->width_ms), h;
+    int oldest = -1;
+    if (!field_hash(st, ev, w->field, &h))
+        return CU_OK;
+    for (int i = 0; d && i < d->n; i++) {
+        if (d->v[i].h == h) {
+            if (d->v[i].idx < idx)
+                d->v[i].idx = idx;
+            return CU_OK;
+        }
+        if (oldest < 0 || d->v[i].idx < d->v[oldest].idx)
+            oldest = i;
+    }
+    /* reuse an entry the window left behind, or the oldest once full */
+    for (int i = 0; d && i < d->n; i++)
+        if (!in_window(d->v[i].idx, idx)) {
+            d->v[i] = (struct dval){h, idx};
+            return CU_OK;
+        }
+    if (d && d->n >= CU_MON_DISTINCT_MAX) {
+        d->v[oldest] = (struct dval){h, idx};
+        return CU_OK;
+    }
+    if (!d || d->n == d->cap) {
+        uint16_t cap = d ? (uint16_t)(d->cap * 2) : 4;
+        struct dset *nd;
+        if (cap > CU_MON_DISTINCT_MAX)
+            cap = CU_MON_DISTINCT_MAX;
+        nd = grab(st, sizeof(*nd) + cap * sizeof(nd->v[0]));
+        if (!nd)
+            return CU_E_NOMEM;
+        if (d) {
+            memcpy(nd->v, d->v, d->n * sizeof(d->v[0]));
+            nd->n = d->n;
+            st->bytes -= sizeof(*d) + d->cap * sizeof(d->v[0]);
+            cu_free(d);
+        }
+        nd->cap = cap;
+        d = e->slots[w->slot] = nd;
+    }
+    d->v[d->n++] = (struct dval){h, idx};
+    return CU_OK;
+}
+
+static enum cu_err seen_add(struct cu_mon_state *st, struct base *b, enum cu_key field,
+                            const struct cu_mon_event *ev)
+{
+    uint32_t h;
+    struct seen *s = b->seen[field];
+    if (!field_hash(st, ev, field, &h))
+        return CU_OK;
+    if (seen_has(s, h))
+        return CU_OK;
+    if (!s || (s->n == s->cap && s->cap < CU_MON_SEEN_MAX)) {
+        uint8_t cap = (uint8_t)(s ? s->cap * 2 : 2);
+        struct seen *ns = grab(st, sizeof(*ns) + cap * sizeof(ns->h[0]));
+        if (!ns)
+            return CU_E_NOMEM;
+        if (s) {
+            memcpy(ns->h, s->h, s->n * sizeof(s->h[0]));
+            ns->n = s->n;
+            st->bytes -= sizeof(*s) + s->cap * sizeof(s->h[0]);
+            cu_free(s);
+        }
+        ns->cap = cap;
+        s = b->seen[field] = ns;
+    }
+    if (s->n < s->cap) {
+        s->h[s->n++] = h;
+    } else {
+        s->h[s->next] = h;
+        s->next = (uint8_t)((s->next + 1) % CU_MON_SEEN_MAX);
+    }
+    return CU_OK;
+}
+
+static enum cu_err base_add(struct cu_mon_state *st, struct ent *c, const struct cu_mon_event *ev)
+{
+    struct base *b = c->b;
+    enum cu_err rc = CU_OK;
+    if (!b) {
+        if ((b = c->b = grab(st, sizeof(*b))) == NULL)
+            return CU_E_NOMEM;
+        b->first_ms = ev->time_ms;
+        if (st->nsince > 0) {
+            if ((b->since = grab(st, (size_t)st->nsince * sizeof(*b->since))) == NULL)
+                return CU_E_NOMEM;
+            for (int i = 0; i < st->nsince; i++)
+                b->since[i] = INT64_MIN;
+        }
+    }
+    if (ev->time_ms < b->first_ms)
+        b->first_ms = ev->time_ms;
+    if (b->hours[(int)hour_of(ev->time_ms)] == UINT16_MAX) {
+        /* halve the profile: its shape stays, its weight ages */
+        b->events = 0;
+        for (int h = 0; h < 24; h++) {
+            b->hours[h] = (uint16_t)(b->hours[h] / 2);
+            b->events += b->hours[h];
+        }
+    }
+    b->hours[(int)hour_of(ev->time_ms)]++;
+    b->events++;
+    if ((ev->has & CU_EVF_LOCATION) && (!b->has_loc || ev->time_ms >= b->loc_ms)) {
+        b->has_loc = true;
+        b->loc_ms = ev->time_ms;
+        b->lat = ev->lat;
+        b->lon = ev->lon;
+    }
+    if ((ev->has & CU_EVF_AMOUNT) && (ev->type == CU_EV_TRANSFER || ev->type == CU_EV_WITHDRAWAL)) {
+        double x = log1p((double)ev->amount), d;
+        b->amounts++;
+        d = x - b->mean;
+        b->mean += d / (double)b->amounts;
+        b->m2 += d * (x - b->mean);
+    }
+    for (size_t i = 0; i < st->nfeatures; i++) {
+        const struct cu_feature *f = &st->features[i];
+        bool hit = false;
+        if (f->kind == CU_FEAT_SINCE)
+            hit = type_in(f->types, ev->type);
+        else if (f->kind == CU_FEAT_SINCE_FIELD && ev->type == CU_EV_PROFILE_CHANGED)
+            for (size_t k = 0; k < ev->nfields && !hit; k++)
+                hit = strcmp(ev->fields[k], f->field_name) == 0;
+        if (hit && ev->time_ms > b->since[st->fsince[i]])
+            b->since[st->fsince[i]] = ev->time_ms;
+    }
+    for (int k = 0; rc == CU_OK && k < CU_KEY_COUNT; k++)
+        if (st->track[k])
+            rc = seen_add(st, b, (enum cu_key)k, ev);
+    return rc;
+}
+
+enum cu_err cu_mon_state_add(struct cu_mon_state *st, const struct cu_mon_event *ev)
+{
+    enum cu_err rc = CU_OK;
+    struct ent *c;
+    uint64_t h;
+
+    st->probe_ev = NULL;
+    memset(st->plooked, 0, sizeof(st->plooked));
+    for (size_t s = 0; rc == CU_OK && s < st->nspecs; s++) {
+        const struct wspec *w = &st->specs[s];
+        struct ent *e;
+        if (!type_in(w->types, ev->type) || !key_of(st, ev, w->key, &h))
+            continue;
+        if ((e = find_or_add(st, w->key, h)) == NULL)
+            return CU_E_NOMEM;
+        rc = w->distinct ? dset_add(st, e, w, ev) : ring_add(st, e, w, ev);
+    }
+    if (rc != CU_OK)
+        return rc;
+    (void)key_of(st, ev, CU_KEY_CUSTOMER, &h);
+    if ((c = find_or_add(st, CU_KEY_CUSTOMER, h)) == NULL)
+        return CU_E_NOMEM;
+    return base_add(st, c, ev);
+}
