@@ -444,10 +444,12 @@ static int feature(struct parser *ps, const struct token *at, struct cu_feature 
         }
         rs->features[rs->nfeatures++] = f;
     }
-    enum type t =
-        f.kind == CU_FEAT_FIRST_SEEN                                                        ? T_BOOL
-        : f.kind == CU_FEAT_SINCE || f.kind == CU_FEAT_SINCE_FIELD || f.kind == CU_FEAT_AGE ? T_DUR
-                                                                                            : T_NUM;
+    enum type t = T_NUM;
+    if (f.kind == CU_FEAT_FIRST_SEEN)
+        t = T_BOOL;
+    else if (f.kind == CU_FEAT_SINCE || f.kind == CU_FEAT_SINCE_FIELD || f.kind == CU_FEAT_AGE ||
+             f.kind == CU_FEAT_KNOWN_FOR)
+        t = T_DUR;
     return add_node(ps, at, (struct node){.op = OP_FEAT, .type = (uint8_t)t, .i = (int32_t)i});
 }
 
@@ -526,11 +528,11 @@ static int call(struct parser *ps, const struct token *at, const char *name)
         f.window_ms = window_arg(ps);
         if (accept(ps, ","))
             f.types = types_arg(ps);
-    } else if (strcmp(name, "first_seen") == 0) {
-        f.kind = CU_FEAT_FIRST_SEEN;
+    } else if (strcmp(name, "first_seen") == 0 || strcmp(name, "known_for") == 0) {
+        f.kind = name[0] == 'f' ? CU_FEAT_FIRST_SEEN : CU_FEAT_KNOWN_FOR;
         f.field = (enum cu_key)key_arg(ps, false, "the field");
         if (!ps->failed && f.field == CU_KEY_CUSTOMER)
-            perr(ps, at, "first_seen looks at a field of the customer's events, not 'customer'");
+            perr(ps, at, "%s looks at a field of the customer's events, not 'customer'", name);
     } else if (strcmp(name, "since") == 0) {
         f.kind = CU_FEAT_SINCE;
         f.types = types_arg(ps);
@@ -559,8 +561,8 @@ static int call(struct parser *ps, const struct token *at, const char *name)
         return add_node(ps, at, (struct node){.op = OP_EXISTS, .type = T_BOOL, .a = (int16_t)a});
     } else {
         perr(ps, at,
-             "unknown function '%s' (count, sum, distinct, first_seen, since, since_changed, "
-             "travel_kmh, anomaly, exists)",
+             "unknown function '%s' (count, sum, distinct, first_seen, known_for, since, "
+             "since_changed, travel_kmh, anomaly, exists)",
              name);
         return -1;
     }

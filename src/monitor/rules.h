@@ -77,6 +77,7 @@ enum cu_feature_kind {
     CU_FEAT_AMOUNT_Z,    /* this amount's z-score among the customer's past amounts */
     CU_FEAT_EVENTS,      /* the customer's past events */
     CU_FEAT_FIRST_SEEN,  /* whether field's value is new for the customer */
+    CU_FEAT_KNOWN_FOR,   /* ms since the customer first used field's value (0: new) */
     CU_FEAT_SINCE,       /* ms since the customer's last event of types, before this one */
     CU_FEAT_SINCE_FIELD, /* ms since the last profile_changed naming field_name */
     CU_FEAT_AGE,         /* ms since the customer's first event */

@@ -36,10 +36,14 @@ struct dset {
     struct dval v[];
 };
 
-/* The last values a customer was first seen with, newest replacing the oldest. */
+/* The last values a customer was first seen with, newest replacing the oldest, and when. */
+struct seen_val {
+    uint32_t h;
+    int64_t first_ms;
+};
 struct seen {
     uint8_t n, cap, next;
-    uint32_t h[];
+    struct seen_val v[];
 };
 
 struct base {
@@ -244,7 +248,7 @@ enum cu_err cu_mon_state_new(const struct cu_feature *features, size_t n, struct
         st->fspec[i] = st->fsince[i] = -1;
         if (f->kind == CU_FEAT_SINCE || f->kind == CU_FEAT_SINCE_FIELD)
             st->fsince[i] = st->nsince++;
-        if (f->kind == CU_FEAT_FIRST_SEEN)
+        if (f->kind == CU_FEAT_FIRST_SEEN || f->kind == CU_FEAT_KNOWN_FOR)
             st->track[f->field] = true;
         if (f->kind == CU_FEAT_ANOMALY)
             st->track[CU_KEY_DEVICE] = st->track[CU_KEY_COUNTRY] = st->track[CU_KEY_PAYEE] = true;
@@ -342,12 +346,12 @@ static bool field_hash(const struct cu_mon_state *st, const struct cu_mon_event 
     return true;
 }
 
-static bool seen_has(const struct seen *s, uint32_t h)
+static const struct seen_val *seen_find(const struct seen *s, uint32_t h)
 {
     for (int i = 0; s && i < s->n; i++)
-        if (s->h[i] == h)
-            return true;
-    return false;
+        if (s->v[i].h == h)
+            return &s->v[i];
+    return NULL;
 }
 
 /* --- the feature values ---------------------------------------------------------------- */
@@ -455,7 +459,19 @@ static bool is_new(const struct cu_mon_state *st, const struct base *b,
     uint32_t h;
     if (!field_hash(st, ev, field, &h))
         return false;
-    *v = b && seen_has(b->seen[field], h) ? 0.0 : 1.0;
+    *v = b && seen_find(b->seen[field], h) ? 0.0 : 1.0;
+    return true;
+}
+
+static bool known_for(const struct cu_mon_state *st, const struct base *b,
+                      const struct cu_mon_event *ev, enum cu_key field, double *v)
+{
+    uint32_t h;
+    const struct seen_val *s;
+    if (!field_hash(st, ev, field, &h))
+        return false;
+    s = b ? seen_find(b->seen[field], h) : NULL;
+    *v = s && ev->time_ms > s->first_ms ? (double)(ev->time_ms - s->first_ms) : 0.0;
     return true;
 }
 
@@ -490,6 +506,8 @@ static bool probe_value(void *arg, size_t i, double *v)
         return amount_z(b, ev, v);
     case CU_FEAT_FIRST_SEEN:
         return is_new(st, b, ev, f->field, v);
+    case CU_FEAT_KNOWN_FOR:
+        return known_for(st, b, ev, f->field, v);
     case CU_FEAT_SINCE:
     case CU_FEAT_SINCE_FIELD: {
         int64_t last = b && b->since ? b->since[st->fsince[i]] : INT64_MIN;
@@ -659,26 +677,30 @@ static enum cu_err seen_add(struct cu_mon_state *st, struct base *b, enum cu_key
     struct seen *s = b->seen[field];
     if (!field_hash(st, ev, field, &h))
         return CU_OK;
-    if (seen_has(s, h))
+    struct seen_val *known = (struct seen_val *)seen_find(s, h);
+    if (known) {
+        if (ev->time_ms < known->first_ms) /* a late event: the value is older than thought */
+            known->first_ms = ev->time_ms;
         return CU_OK;
+    }
     if (!s || (s->n == s->cap && s->cap < CU_MON_SEEN_MAX)) {
         uint8_t cap = (uint8_t)(s ? s->cap * 2 : 2);
-        struct seen *ns = grab(st, sizeof(*ns) + cap * sizeof(ns->h[0]));
+        struct seen *ns = grab(st, sizeof(*ns) + cap * sizeof(ns->v[0]));
         if (!ns)
             return CU_E_NOMEM;
         if (s) {
-            memcpy(ns->h, s->h, s->n * sizeof(s->h[0]));
+            memcpy(ns->v, s->v, s->n * sizeof(s->v[0]));
             ns->n = s->n;
-            st->bytes -= sizeof(*s) + s->cap * sizeof(s->h[0]);
+            st->bytes -= sizeof(*s) + s->cap * sizeof(s->v[0]);
             cu_free(s);
         }
         ns->cap = cap;
         s = b->seen[field] = ns;
     }
     if (s->n < s->cap) {
-        s->h[s->n++] = h;
+        s->v[s->n++] = (struct seen_val){h, ev->time_ms};
     } else {
-        s->h[s->next] = h;
+        s->v[s->next] = (struct seen_val){h, ev->time_ms};
         s->next = (uint8_t)((s->next + 1) % CU_MON_SEEN_MAX);
     }
     return CU_OK;

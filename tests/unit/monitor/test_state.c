@@ -185,9 +185,9 @@ static void test_baselines(void **state)
                     "customer.amount_z(event.amount) > 0 and customer.events > 0 and "
                     "customer.age > 0s and first_seen(device) and since(\"password_changed\") "
                     "> 0s and since_changed(\"email\") > 0s and travel_kmh() > 0 "
-                    "then reason \"x\"\n");
+                    "and known_for(device) > 1h then reason \"x\"\n");
     /* features in order: hour_share 0, amount_z 1, events 2, age 3, first_seen 4, since 5,
-     * since_changed 6, travel 7 */
+     * since_changed 6, travel 7, known_for 8 */
     struct cu_mon_event q = ev_at(CU_EV_TRANSFER, T0 + 9 * 3600000, "c1");
     with_amount(&q, 100);
     assert_false(value(&f, &q, 0, &v)); /* no history: no hour share */
@@ -232,8 +232,11 @@ static void test_baselines(void **state)
     snprintf(q.device, sizeof(q.device), "phone");
     q.has |= CU_EVF_DEVICE;
     assert_true(value(&f, &q, 4, &v) && v == 0.0);
+    assert_true(value(&f, &q, 8, &v));
+    assert_true(v == (double)(q.time_ms - (T0 + 9 * 3600000))); /* since its first use */
     snprintf(q.device, sizeof(q.device), "tablet");
     assert_true(value(&f, &q, 4, &v) && v == 1.0);
+    assert_true(value(&f, &q, 8, &v) && v == 0.0);
     q.has &= ~(unsigned)CU_EVF_DEVICE;
     assert_false(value(&f, &q, 4, &v));
 
