@@ -1,25 +1,38 @@
 /*
  * rules.c - `custodia rules check FILE...`: compiles rule files offline (docs/rules.md) and
  * prints what each holds, or the first error of each as FILE:LINE:COLUMN: what was expected.
- * It reads no data directory.
+ * `custodia rules test EVENTS.jsonl`: replays an event file through a rule set on a fresh
+ * in-memory state (docs/monitoring.md, "Backtests"). Neither reads a data directory.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/buf.h"
+#include "base/clock.h"
+#include "base/json.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "monitor/engine.h"
 #include "monitor/event.h"
 #include "monitor/rules.h"
 
 static int usage(FILE *f)
 {
-    return cu_cli_usage(f, "usage: custodia rules check [--types A,B...] FILE...\n"
-                           "Compiles each rule file (docs/rules.md) and prints its rules, lists\n"
-                           "and features, or its first error as FILE:LINE:COLUMN: message.\n"
-                           "--types declares custom event types besides the built-in ones.\n"
-                           "Exits 0 when every file compiles, else 1.\n");
+    return cu_cli_usage(
+        f, "usage: custodia rules check [--types A,B...] FILE...\n"
+           "       custodia rules test [--rules FILE] [--decisions OUT.jsonl] [--types A,B...]\n"
+           "                           EVENTS.jsonl\n"
+           "check compiles each rule file (docs/rules.md) and prints its rules, or its first\n"
+           "error as FILE:LINE:COLUMN: message; exits 0 when every file compiles, else 1.\n"
+           "test replays an event file (one event a line, in time order; a line may carry a\n"
+           "\"label\": \"legit\" or an attack's name) through a rule set (the default pack\n"
+           "without --rules) on a fresh in-memory state, and prints how often each rule fired,\n"
+           "the decisions, and with labels precision, recall and the confusion matrix.\n"
+           "--decisions writes one JSON line per input line, in order. Exits 1 when a line\n"
+           "is not an event.\n"
+           "--types declares custom event types besides the built-in ones.\n");
 }
 
 /* read_file(path, out, len): the whole file, at most CU_RULES_FILE_MAX bytes. */
@@ -69,6 +82,186 @@ static int add_types(struct cu_mon_types *t, const char *list)
     return code;
 }
 
+struct replay {
+    struct cu_mon_engine eng;
+    const struct cu_ruleset *rs;
+    FILE *decisions;
+    uint64_t lines, refused, late, rule_errors;
+    uint64_t decided[5];
+    uint64_t *fired;
+    uint64_t matrix[2][5]; /* [attack][decision] */
+    uint64_t labelled;
+    int64_t last_ms;
+};
+
+static const char *const decision_names[5] = {"allow", "review", "step_up", "hold", "deny"};
+
+static int replay_line(struct replay *r, const struct cu_mon_parse_opts *o, const char *line,
+                       size_t len, struct cu_buf *out)
+{
+    struct cu_mon_event ev;
+    struct cu_verdict v;
+    char err[CU_MON_ERR_BYTES];
+
+    r->lines++;
+    cu_buf_reset(out);
+    if (cu_mon_event_parse(line, len, o, &ev, err) != CU_OK) {
+        r->refused++;
+        fprintf(stderr, "line %llu: %s\n", (unsigned long long)r->lines, err);
+        if (r->decisions) {
+            if (cu_buf_printf(out, "{\"line\":%llu,\"error\":", (unsigned long long)r->lines) !=
+                    CU_OK ||
+                cu_json_escape(out, err, strlen(err)) != CU_OK ||
+                cu_buf_append_str(out, "}\n") != CU_OK)
+                return CU_EXIT_FAIL;
+            fputs(cu_buf_cstr(out), r->decisions);
+        }
+        return CU_EXIT_OK;
+    }
+    if (r->lines > 1 && ev.time_ms < r->last_ms)
+        r->late++;
+    else
+        r->last_ms = ev.time_ms;
+    if (cu_mon_engine_decide(&r->eng, &ev, &v) != CU_OK) {
+        cu_cli_error("line %llu: out of memory", (unsigned long long)r->lines);
+        return CU_EXIT_FAIL;
+    }
+    r->decided[v.decision]++;
+    r->rule_errors += v.nerrors;
+    for (size_t i = 0; i < v.nfired; i++)
+        r->fired[v.fired[i].rule]++;
+    if (ev.has & CU_EVF_LABEL) {
+        r->matrix[strcmp(ev.label, "legit") != 0][v.decision]++;
+        r->labelled++;
+    }
+    if (r->decisions) {
+        if (cu_buf_printf(out, "{\"line\":%llu,", (unsigned long long)r->lines) != CU_OK ||
+            cu_mon_verdict_json(r->rs, &v, out) != CU_OK || cu_buf_append_str(out, "}\n") != CU_OK)
+            return CU_EXIT_FAIL;
+        fputs(cu_buf_cstr(out), r->decisions);
+    }
+    return CU_EXIT_OK;
+}
+
+static void replay_report(const struct replay *r, double secs)
+{
+    printf("events: %llu read, %llu refused, %llu out of time order, in %.2f s (%.0f events/s)\n",
+           (unsigned long long)r->lines, (unsigned long long)r->refused,
+           (unsigned long long)r->late, secs, secs > 0 ? (double)r->lines / secs : 0.0);
+    printf("decisions:");
+    for (int d = 0; d < 5; d++)
+        printf(" %s %llu", decision_names[d], (unsigned long long)r->decided[d]);
+    printf("\n");
+    if (r->rule_errors)
+        printf("rule failures at run time: %llu\n", (unsigned long long)r->rule_errors);
+    printf("rules fired:\n");
+    for (size_t i = 0; i < cu_rules_count(r->rs); i++)
+        printf("  %-34s %llu\n", cu_rules_name(r->rs, i), (unsigned long long)r->fired[i]);
+    if (r->labelled == 0)
+        return;
+    uint64_t legit = 0, attack = 0, tp = 0, fp = 0;
+    for (int d = 0; d < 5; d++) {
+        legit += r->matrix[0][d];
+        attack += r->matrix[1][d];
+        if (d >= 2) { /* flagged: step_up, hold or deny */
+            tp += r->matrix[1][d];
+            fp += r->matrix[0][d];
+        }
+    }
+    printf("labels: %llu legitimate, %llu attack\n", (unsigned long long)legit,
+           (unsigned long long)attack);
+    printf("confusion (label by decision):%-9s", "");
+    for (int d = 0; d < 5; d++)
+        printf(" %9s", decision_names[d]);
+    printf("\n");
+    for (int a = 0; a < 2; a++) {
+        printf("  %-37s", a ? "attack" : "legit");
+        for (int d = 0; d < 5; d++)
+            printf(" %9llu", (unsigned long long)r->matrix[a][d]);
+        printf("\n");
+    }
+    printf("flagged (step_up, hold or deny): precision %.4f, recall %.4f\n",
+           tp + fp ? (double)tp / (double)(tp + fp) : 0.0,
+           attack ? (double)tp / (double)attack : 0.0);
+}
+
+static int rules_test(const struct cu_mon_types *types, const char *rules_path,
+                      const char *decisions_path, const char *events_path)
+{
+    struct cu_ruleset *rs = NULL;
+    struct replay r;
+    char err[CU_RULES_ERR_BYTES];
+    char *text = NULL, *line = NULL;
+    size_t len = 0, cap = 0;
+    FILE *in = NULL;
+    struct cu_buf out;
+    int code = CU_EXIT_OK;
+    ssize_t got;
+
+    memset(&r, 0, sizeof(r));
+    cu_buf_init(&out, 1 << 20);
+    if (rules_path && read_file(rules_path, &text, &len) != CU_EXIT_OK)
+        return CU_EXIT_FAIL;
+    if (cu_rules_compile(rules_path ? text : cu_rules_default_pack,
+                         rules_path ? len : cu_rules_default_pack_len,
+                         rules_path ? rules_path : "default.rules", types, &rs, err) != CU_OK) {
+        fprintf(stderr, "%s\n", err);
+        cu_free(text);
+        return CU_EXIT_FAIL;
+    }
+    cu_free(text);
+    r.rs = rs;
+    if ((r.fired = cu_calloc(cu_rules_count(rs) + 1, sizeof(*r.fired))) == NULL ||
+        cu_mon_engine_init(&r.eng, rs) != CU_OK) {
+        cu_cli_error("out of memory");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
+    if ((in = strcmp(events_path, "-") == 0 ? stdin : fopen(events_path, "rb")) == NULL) {
+        cu_cli_error("%s: cannot open: %s", events_path, strerror(errno));
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
+    if (decisions_path && (r.decisions = fopen(decisions_path, "wb")) == NULL) {
+        cu_cli_error("%s: cannot write: %s", decisions_path, strerror(errno));
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
+    struct cu_mon_parse_opts o = {types, true, 0, 0};
+    uint64_t t0 = cu_clock_mono_ns();
+    while (code == CU_EXIT_OK && (got = getline(&line, &cap, in)) >= 0) {
+        size_t n = (size_t)got;
+        if (n > 0 && line[n - 1] == '\n')
+            n--;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        code = replay_line(&r, &o, line, n, &out);
+    }
+    if (ferror(in)) {
+        cu_cli_error("%s: cannot read", events_path);
+        code = CU_EXIT_FAIL;
+    }
+    if (code == CU_EXIT_OK) {
+        replay_report(&r, (double)(cu_clock_mono_ns() - t0) / 1e9);
+        if (r.refused > 0)
+            code = CU_EXIT_FAIL;
+    }
+out:
+    if (r.decisions && fclose(r.decisions) != 0 && code == CU_EXIT_OK) {
+        cu_cli_error("%s: cannot write", decisions_path);
+        code = CU_EXIT_FAIL;
+    }
+    if (in && in != stdin)
+        fclose(in);
+    free(line);
+    cu_buf_free(&out);
+    if (r.eng.st)
+        cu_mon_engine_fini(&r.eng);
+    cu_free(r.fired);
+    cu_rules_free(rs);
+    return code;
+}
+
 int cu_cli_rules(int argc, char **argv)
 {
     struct cu_mon_types types;
@@ -78,8 +271,10 @@ int cu_cli_rules(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
             (i == 1 && strcmp(argv[i], "help") == 0))
             return usage(stdout);
-    if (argc < 2 || strcmp(argv[1], "check") != 0)
+    if (argc < 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "test") != 0))
         return usage(stderr);
+    bool test = strcmp(argv[1], "test") == 0;
+    const char *rules_path = NULL, *decisions_path = NULL;
     cu_mon_types_init(&types);
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--dir") == 0) { /* accepted as by every command; not read */
@@ -89,18 +284,27 @@ int cu_cli_rules(int argc, char **argv)
             i++;
         }
     }
-    for (; first < argc && (argv[first] == NULL || strncmp(argv[first], "--", 2) == 0);
-         first++) {
+    for (; first < argc && (argv[first] == NULL || strncmp(argv[first], "--", 2) == 0); first++) {
         if (argv[first] == NULL)
             continue;
-        if (strcmp(argv[first], "--types") != 0 || first + 1 >= argc)
+        if (first + 1 >= argc)
             return usage(stderr);
-        if ((code = add_types(&types, argv[first + 1])) != CU_EXIT_OK)
-            return code;
+        if (strcmp(argv[first], "--types") == 0) {
+            if ((code = add_types(&types, argv[first + 1])) != CU_EXIT_OK)
+                return code;
+        } else if (test && strcmp(argv[first], "--rules") == 0) {
+            rules_path = argv[first + 1];
+        } else if (test && strcmp(argv[first], "--decisions") == 0) {
+            decisions_path = argv[first + 1];
+        } else {
+            return usage(stderr);
+        }
         first++;
     }
-    if (first >= argc)
+    if (first >= argc || (test && first + 1 != argc))
         return usage(stderr);
+    if (test)
+        return rules_test(&types, rules_path, decisions_path, argv[first]);
     for (int i = first; i < argc; i++) {
         struct cu_ruleset *rs = NULL;
         const struct cu_feature *f = NULL;

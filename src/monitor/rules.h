@@ -115,6 +115,10 @@ size_t cu_rules_count(const struct cu_ruleset *rs);
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i);
 size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **out);
 
+/* The default rule pack (config/rules/default.rules), built in. */
+extern const char cu_rules_default_pack[];
+extern const size_t cu_rules_default_pack_len;
+
 /* A rule that fired. */
 struct cu_fired {
     uint16_t rule;
