@@ -122,7 +122,7 @@ static int replay_line(struct replay *r, const struct cu_mon_parse_opts *o, cons
         r->late++;
     else
         r->last_ms = ev.time_ms;
-    if (cu_mon_engine_decide(&r->eng, &ev, &v) != CU_OK) {
+    if (cu_mon_engine_decide(&r->eng, &ev, &v, NULL) != CU_OK) {
         cu_cli_error("line %llu: out of memory", (unsigned long long)r->lines);
         return CU_EXIT_FAIL;
     }
@@ -212,7 +212,7 @@ static int rules_test(const struct cu_mon_types *types, const char *rules_path,
     cu_free(text);
     r.rs = rs;
     if ((r.fired = cu_calloc(cu_rules_count(rs) + 1, sizeof(*r.fired))) == NULL ||
-        cu_mon_engine_init(&r.eng, rs) != CU_OK) {
+        cu_mon_engine_init(&r.eng, rs, NULL) != CU_OK) {
         cu_cli_error("out of memory");
         code = CU_EXIT_FAIL;
         goto out;

@@ -6,28 +6,77 @@
 #include <string.h>
 
 #include "base/json.h"
+#include "base/mem.h"
 
-enum cu_err cu_mon_engine_init(struct cu_mon_engine *e, const struct cu_ruleset *rs)
+enum cu_err cu_mon_engine_init(struct cu_mon_engine *e, const struct cu_ruleset *rs,
+                               const struct cu_ruleset *shadow)
 {
-    const struct cu_feature *f = NULL;
-    size_t n = cu_rules_features(rs, &f);
+    const struct cu_feature *lf = NULL, *sf = NULL;
+    size_t nl = cu_rules_features(rs, &lf), ns = shadow ? cu_rules_features(shadow, &sf) : 0;
+    struct cu_feature *all = cu_calloc(nl + ns + 1, sizeof(*all));
+    size_t n = nl;
+    enum cu_err rc = CU_E_NOMEM;
+
+    memset(e, 0, sizeof(*e));
     e->rs = rs;
-    return cu_mon_state_new(f, n, &e->st);
+    e->shadow = shadow;
+    e->map[0] = cu_calloc(nl + 1, sizeof(size_t));
+    e->map[1] = cu_calloc(ns + 1, sizeof(size_t));
+    if (!all || !e->map[0] || !e->map[1])
+        goto out;
+    memcpy(all, lf, nl * sizeof(*lf));
+    for (size_t i = 0; i < nl; i++)
+        e->map[0][i] = i;
+    for (size_t j = 0; j < ns; j++) {
+        size_t k;
+        for (k = 0; k < n; k++)
+            if (memcmp(&all[k], &sf[j], sizeof(sf[j])) == 0)
+                break;
+        if (k == n)
+            all[n++] = sf[j];
+        e->map[1][j] = k;
+    }
+    rc = cu_mon_state_new(all, n, &e->st);
+out:
+    cu_free(all);
+    if (rc != CU_OK)
+        cu_mon_engine_fini(e);
+    return rc;
 }
 
 void cu_mon_engine_fini(struct cu_mon_engine *e)
 {
     cu_mon_state_free(e->st);
+    cu_free(e->map[0]);
+    cu_free(e->map[1]);
     e->st = NULL;
+    e->map[0] = e->map[1] = NULL;
+}
+
+/* A rule set's view of the state: its feature numbers mapped to the state's. */
+struct mapped {
+    struct cu_feature_source inner;
+    const size_t *map;
+};
+
+static bool mapped_value(void *arg, size_t i, double *v)
+{
+    const struct mapped *m = arg;
+    return m->inner.value(m->inner.arg, m->map[i], v);
 }
 
 enum cu_err cu_mon_engine_decide(struct cu_mon_engine *e, const struct cu_mon_event *ev,
-                                 struct cu_verdict *out)
+                                 struct cu_verdict *out, struct cu_verdict *shadow_out)
 {
     struct cu_mon_probe probe;
     struct cu_feature_source src;
     cu_mon_state_source(e->st, ev, &probe, &src);
-    cu_rules_eval(e->rs, ev, &src, out);
+    cu_rules_eval(e->rs, ev, &src, out); /* the live set's numbers are the state's */
+    if (e->shadow && shadow_out) {
+        struct mapped m = {src, e->map[1]};
+        struct cu_feature_source ms = {mapped_value, &m};
+        cu_rules_eval(e->shadow, ev, &ms, shadow_out);
+    }
     return cu_mon_state_add(e->st, ev);
 }
 

@@ -12,18 +12,24 @@
 #include "monitor/state.h"
 
 struct cu_mon_engine {
-    const struct cu_ruleset *rs; /* not owned */
-    struct cu_mon_state *st;
+    const struct cu_ruleset *rs;     /* the live set; not owned */
+    const struct cu_ruleset *shadow; /* a set run beside it without effect, or NULL */
+    struct cu_mon_state *st;         /* one state for the features of both */
+    size_t *map[2];                  /* each set's feature numbers in the state's */
 };
 
-/* cu_mon_engine_init(e, rs): an engine with an empty state for rs. */
-CU_WUR enum cu_err cu_mon_engine_init(struct cu_mon_engine *e, const struct cu_ruleset *rs);
+/* cu_mon_engine_init(e, rs, shadow): an engine with an empty state for rs and, when shadow
+ * is not NULL, a shadow set beside it. The two share one state (a feature both read is kept
+ * and computed once). */
+CU_WUR enum cu_err cu_mon_engine_init(struct cu_mon_engine *e, const struct cu_ruleset *rs,
+                                      const struct cu_ruleset *shadow);
 void cu_mon_engine_fini(struct cu_mon_engine *e);
 
-/* cu_mon_engine_decide(e, ev, out): decides about ev and records it. CU_E_NOMEM when the
- * state could not record it (the verdict stands). */
+/* cu_mon_engine_decide(e, ev, out, shadow_out): decides about ev with the live set (and the
+ * shadow set into shadow_out when there is one and shadow_out is not NULL), then records ev.
+ * CU_E_NOMEM when the state could not record it (the verdicts stand). */
 CU_WUR enum cu_err cu_mon_engine_decide(struct cu_mon_engine *e, const struct cu_mon_event *ev,
-                                        struct cu_verdict *out);
+                                        struct cu_verdict *out, struct cu_verdict *shadow_out);
 
 /* cu_mon_verdict_json(rs, v, out): appends "decision", "score", "rules" (name and reason of each
  * that fired), "actions" and their parameters as members of a JSON object (no braces). */

@@ -553,6 +553,8 @@ static int call(struct parser *ps, const struct token *at, const char *name)
         next(ps);
     } else if (strcmp(name, "travel_kmh") == 0) {
         f.kind = CU_FEAT_TRAVEL_KMH;
+    } else if (strcmp(name, "travel_km") == 0) {
+        f.kind = CU_FEAT_TRAVEL_KM;
     } else if (strcmp(name, "anomaly") == 0) {
         f.kind = CU_FEAT_ANOMALY;
     } else if (strcmp(name, "exists") == 0) {
@@ -562,7 +564,7 @@ static int call(struct parser *ps, const struct token *at, const char *name)
     } else {
         perr(ps, at,
              "unknown function '%s' (count, sum, distinct, first_seen, known_for, since, "
-             "since_changed, travel_kmh, anomaly, exists)",
+             "since_changed, travel_km, travel_kmh, anomaly, exists)",
              name);
         return -1;
     }

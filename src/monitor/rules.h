@@ -82,6 +82,7 @@ enum cu_feature_kind {
     CU_FEAT_SINCE_FIELD, /* ms since the last profile_changed naming field_name */
     CU_FEAT_AGE,         /* ms since the customer's first event */
     CU_FEAT_TRAVEL_KMH,  /* speed from the customer's last located event */
+    CU_FEAT_TRAVEL_KM,   /* distance from it */
     CU_FEAT_ANOMALY,     /* the anomaly score in [0, 1] */
 };
 

@@ -94,6 +94,13 @@ struct cu_mon_state {
     const struct cu_mon_event *probe_ev;
     struct ent *pent[CU_KEY_COUNT];
     bool plooked[CU_KEY_COUNT];
+    /* the event's keys, hashed once for the probe and the recording that follows it */
+    const struct cu_mon_event *kc_ev;
+    uint8_t kc_state[CU_KEY_COUNT]; /* 0 not yet, 1 present, 2 absent */
+    uint64_t kc_hash[CU_KEY_COUNT];
+    /* the feature values of the event, asked once whatever the rule sets asking */
+    double *fval;
+    uint8_t *fdone; /* 0 not asked, 1 present, 2 missing */
 };
 
 static void *grab(struct cu_mon_state *st, size_t n)
@@ -216,6 +223,22 @@ static struct ent *find_or_add(struct cu_mon_state *st, enum cu_key k, uint64_t 
     return e;
 }
 
+/* ekey(st, ev, k, h): key_of, hashed once per event: a probe and the recording after it share
+ * the hashes; cu_mon_state_source and the end of cu_mon_state_add start afresh. */
+static bool ekey(struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key k, uint64_t *h)
+{
+    if ((unsigned)k >= CU_KEY_COUNT)
+        return false;
+    if (st->kc_ev != ev) {
+        st->kc_ev = ev;
+        memset(st->kc_state, 0, sizeof(st->kc_state));
+    }
+    if (st->kc_state[k] == 0)
+        st->kc_state[k] = key_of(st, ev, k, &st->kc_hash[k]) ? 1 : 2;
+    *h = st->kc_hash[k];
+    return st->kc_state[k] == 1;
+}
+
 /* --- the state ------------------------------------------------------------------------- */
 
 static bool windowed(enum cu_feature_kind k)
@@ -236,7 +259,10 @@ enum cu_err cu_mon_state_new(const struct cu_feature *features, size_t n, struct
     st->fspec = grab(st, (n ? n : 1) * sizeof(int));
     st->fsince = grab(st, (n ? n : 1) * sizeof(int));
     st->specs = grab(st, (n ? n : 1) * sizeof(*st->specs));
-    if (!st->table || !st->features || !st->fspec || !st->fsince || !st->specs) {
+    st->fval = grab(st, (n ? n : 1) * sizeof(*st->fval));
+    st->fdone = grab(st, n ? n : 1);
+    if (!st->table || !st->features || !st->fspec || !st->fsince || !st->specs || !st->fval ||
+        !st->fdone) {
         cu_mon_state_free(st);
         return CU_E_NOMEM;
     }
@@ -305,6 +331,8 @@ void cu_mon_state_free(struct cu_mon_state *st)
     cu_free(st->fspec);
     cu_free(st->fsince);
     cu_free(st->specs);
+    cu_free(st->fval);
+    cu_free(st->fdone);
     cu_free(st);
 }
 
@@ -336,11 +364,11 @@ static bool type_in(uint64_t types, int type)
 }
 
 /* field_hash(st, ev, field, h): a distinct or seen set's 32-bit hash of ev's field. */
-static bool field_hash(const struct cu_mon_state *st, const struct cu_mon_event *ev,
-                       enum cu_key field, uint32_t *h)
+static bool field_hash(struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key field,
+                       uint32_t *h)
 {
     uint64_t full;
-    if (!key_of(st, ev, field, &full))
+    if (!ekey(st, ev, field, &full))
         return false;
     *h = (uint32_t)(full ^ (full >> 32));
     return true;
@@ -360,16 +388,16 @@ static struct ent *probe_ent(struct cu_mon_state *st, enum cu_key k)
 {
     if (!st->plooked[k]) {
         uint64_t h;
-        st->pent[k] = key_of(st, st->probe_ev, k, &h) ? find(st, k, h) : NULL;
+        st->pent[k] = ekey(st, st->probe_ev, k, &h) ? find(st, k, h) : NULL;
         st->plooked[k] = true;
     }
     return st->pent[k];
 }
 
-static bool has_key(const struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key k)
+static bool has_key(struct cu_mon_state *st, const struct cu_mon_event *ev, enum cu_key k)
 {
     uint64_t h;
-    return key_of(st, ev, k, &h);
+    return ekey(st, ev, k, &h);
 }
 
 static bool window_value(struct cu_mon_state *st, const struct cu_feature *f, const struct wspec *w,
@@ -453,8 +481,8 @@ static bool amount_z(const struct base *b, const struct cu_mon_event *ev, double
     return true;
 }
 
-static bool is_new(const struct cu_mon_state *st, const struct base *b,
-                   const struct cu_mon_event *ev, enum cu_key field, double *v)
+static bool is_new(struct cu_mon_state *st, const struct base *b, const struct cu_mon_event *ev,
+                   enum cu_key field, double *v)
 {
     uint32_t h;
     if (!field_hash(st, ev, field, &h))
@@ -463,8 +491,8 @@ static bool is_new(const struct cu_mon_state *st, const struct base *b,
     return true;
 }
 
-static bool known_for(const struct cu_mon_state *st, const struct base *b,
-                      const struct cu_mon_event *ev, enum cu_key field, double *v)
+static bool known_for(struct cu_mon_state *st, const struct base *b, const struct cu_mon_event *ev,
+                      enum cu_key field, double *v)
 {
     uint32_t h;
     const struct seen_val *s;
@@ -475,7 +503,7 @@ static bool known_for(const struct cu_mon_state *st, const struct base *b,
     return true;
 }
 
-static bool probe_value(void *arg, size_t i, double *v)
+static bool compute_value(void *arg, size_t i, double *v)
 {
     struct cu_mon_probe *p = arg;
     struct cu_mon_state *st = p->st;
@@ -516,6 +544,11 @@ static bool probe_value(void *arg, size_t i, double *v)
         *v = (double)(ev->time_ms > last ? ev->time_ms - last : 0);
         return true;
     }
+    case CU_FEAT_TRAVEL_KM:
+        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION))
+            return false;
+        *v = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
+        return true;
     case CU_FEAT_TRAVEL_KMH: {
         double km, hours;
         if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION))
@@ -557,11 +590,25 @@ static bool probe_value(void *arg, size_t i, double *v)
     return false;
 }
 
+static bool probe_value(void *arg, size_t i, double *v)
+{
+    struct cu_mon_probe *p = arg;
+    struct cu_mon_state *st = p->st;
+    if (i >= st->nfeatures)
+        return false;
+    if (st->fdone[i] == 0)
+        st->fdone[i] = compute_value(arg, i, &st->fval[i]) ? 1 : 2;
+    *v = st->fval[i];
+    return st->fdone[i] == 1;
+}
+
 void cu_mon_state_source(struct cu_mon_state *st, const struct cu_mon_event *ev,
                          struct cu_mon_probe *probe, struct cu_feature_source *out)
 {
     st->probe_ev = ev;
+    st->kc_ev = NULL;
     memset(st->plooked, 0, sizeof(st->plooked));
+    memset(st->fdone, 0, st->nfeatures);
     probe->st = st;
     probe->ev = ev;
     out->value = probe_value;
@@ -774,7 +821,7 @@ enum cu_err cu_mon_state_add(struct cu_mon_state *st, const struct cu_mon_event 
     for (size_t s = 0; rc == CU_OK && s < st->nspecs; s++) {
         const struct wspec *w = &st->specs[s];
         struct ent *e;
-        if (!type_in(w->types, ev->type) || !key_of(st, ev, w->key, &h))
+        if (!type_in(w->types, ev->type) || !ekey(st, ev, w->key, &h))
             continue;
         if ((e = find_or_add(st, w->key, h)) == NULL)
             return CU_E_NOMEM;
@@ -782,8 +829,10 @@ enum cu_err cu_mon_state_add(struct cu_mon_state *st, const struct cu_mon_event 
     }
     if (rc != CU_OK)
         return rc;
-    (void)key_of(st, ev, CU_KEY_CUSTOMER, &h);
+    (void)ekey(st, ev, CU_KEY_CUSTOMER, &h);
     if ((c = find_or_add(st, CU_KEY_CUSTOMER, h)) == NULL)
         return CU_E_NOMEM;
-    return base_add(st, c, ev);
+    rc = base_add(st, c, ev);
+    st->kc_ev = NULL; /* the next event starts afresh, even in the same memory */
+    return rc;
 }

@@ -185,9 +185,9 @@ static void test_baselines(void **state)
                     "customer.amount_z(event.amount) > 0 and customer.events > 0 and "
                     "customer.age > 0s and first_seen(device) and since(\"password_changed\") "
                     "> 0s and since_changed(\"email\") > 0s and travel_kmh() > 0 "
-                    "and known_for(device) > 1h then reason \"x\"\n");
+                    "and known_for(device) > 1h and travel_km() > 0 then reason \"x\"\n");
     /* features in order: hour_share 0, amount_z 1, events 2, age 3, first_seen 4, since 5,
-     * since_changed 6, travel 7, known_for 8 */
+     * since_changed 6, travel 7, known_for 8, travel_km 9 */
     struct cu_mon_event q = ev_at(CU_EV_TRANSFER, T0 + 9 * 3600000, "c1");
     with_amount(&q, 100);
     assert_false(value(&f, &q, 0, &v)); /* no history: no hour share */
@@ -261,6 +261,8 @@ static void test_baselines(void **state)
     assert_true(fabs(km - 343.5) < 0.5);
     assert_true(value(&f, &paris, 7, &v));
     assert_true(fabs(v - km) < 1e-9); /* one hour */
+    assert_true(value(&f, &paris, 9, &v));
+    assert_true(fabs(v - km) < 1e-9);
     teardown_rules(&f);
 }
 
