@@ -150,7 +150,7 @@ static bool hex4(struct rd *r, unsigned *out)
 static enum cu_err str(struct rd *r, char *out, size_t cap, size_t *len)
 {
     size_t n = 0;
-    bool over = false;
+    bool over = false, wide = false;
 
     ws(r);
     if (r->p >= r->end || *r->p != '"')
@@ -160,6 +160,18 @@ static enum cu_err str(struct rd *r, char *out, size_t cap, size_t *len)
         char tmp[4];
         size_t k = 1;
         unsigned char c;
+        /* the run of plain characters up to a quote, an escape or a control character */
+        const char *q = r->p;
+        while (q < r->end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\') {
+            wide |= (unsigned char)*q >= 0x80;
+            q++;
+        }
+        if (n + (size_t)(q - r->p) >= cap)
+            over = true;
+        else
+            memcpy(out + n, r->p, (size_t)(q - r->p));
+        n += (size_t)(q - r->p);
+        r->p = q;
         if (r->p >= r->end)
             return syntax(r, "a string is not closed");
         c = (unsigned char)*r->p++;
@@ -210,6 +222,7 @@ static enum cu_err str(struct rd *r, char *out, size_t cap, size_t *len)
                 }
                 if (u == 0)
                     return fail(r, CU_E_INVALID, "a string of the event holds a NUL character");
+                wide |= u >= 0x80;
                 if (u < 0x80) {
                     tmp[0] = (char)u;
                 } else if (u < 0x800) {
@@ -245,7 +258,7 @@ static enum cu_err str(struct rd *r, char *out, size_t cap, size_t *len)
         return CU_E_TOO_LARGE;
     }
     out[n] = '\0';
-    if (!cu_utf8_valid(out, n))
+    if (wide && !cu_utf8_valid(out, n))
         return fail(r, CU_E_INVALID, "a string of the event is not valid UTF-8");
     return CU_OK;
 }

@@ -1627,7 +1627,13 @@ void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
     struct ev_ctx c = {rs, ev, src, fv, fstate, 0, false};
     enum cu_decision floor_dec = CU_DEC_ALLOW;
 
-    memset(out, 0, sizeof(*out));
+    /* the header only: the arrays behind nfired and nerrors are written as they fill */
+    out->decision = CU_DEC_ALLOW;
+    out->score = 0;
+    out->actions = 0;
+    out->freeze_ms = out->lock_ms = 0;
+    out->severity = CU_SEV_LOW;
+    out->nfired = out->nerrors = 0;
     memset(fstate, 0, rs->nfeatures);
     for (size_t i = 0; i < rs->nrules; i++) {
         const struct rule *r = &rs->rules[i];

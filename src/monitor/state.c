@@ -58,12 +58,12 @@ struct base {
     struct seen *seen[CU_KEY_COUNT];
 };
 
+/* A key: its slot in the table (open addressing, linear probing, never removed). */
 struct ent {
     uint64_t h;
-    struct ent *next;
-    uint8_t kind;
     void **slots; /* per window of this kind: struct ring * or struct dset * */
     struct base *b;
+    uint8_t kind, used;
 };
 
 /* A window the features count over; count and sum of one key, length and types share it. */
@@ -85,7 +85,7 @@ struct cu_mon_state {
     int nslots[CU_KEY_COUNT];
     int nsince;
     bool track[CU_KEY_COUNT]; /* the seen sets kept */
-    struct ent **table;
+    struct ent *table;        /* cap slots, at most three quarters used */
     size_t cap, n;
     size_t keys[CU_KEY_COUNT];
     size_t bytes;
@@ -175,24 +175,35 @@ static bool key_of(const struct cu_mon_state *st, const struct cu_mon_event *ev,
 
 static struct ent *find(const struct cu_mon_state *st, enum cu_key k, uint64_t h)
 {
-    for (struct ent *e = st->table[h & (st->cap - 1)]; e; e = e->next)
+    size_t mask = st->cap - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+        struct ent *e = &st->table[i];
+        if (!e->used)
+            return NULL;
         if (e->h == h && e->kind == k)
             return e;
-    return NULL;
+    }
+}
+
+/* put(t, cap, e): e into the first free slot of its probe sequence in t. */
+static struct ent *put(struct ent *t, size_t cap, const struct ent *e)
+{
+    size_t i = e->h & (cap - 1);
+    while (t[i].used)
+        i = (i + 1) & (cap - 1);
+    t[i] = *e;
+    return &t[i];
 }
 
 static enum cu_err grow(struct cu_mon_state *st)
 {
     size_t cap = st->cap * 2;
-    struct ent **t = cu_calloc(cap, sizeof(*t));
+    struct ent *t = cu_calloc(cap, sizeof(*t));
     if (!t)
         return CU_E_NOMEM;
     for (size_t i = 0; i < st->cap; i++)
-        for (struct ent *e = st->table[i], *next; e; e = next) {
-            next = e->next;
-            e->next = t[e->h & (cap - 1)];
-            t[e->h & (cap - 1)] = e;
-        }
+        if (st->table[i].used)
+            (void)put(t, cap, &st->table[i]);
     st->bytes += (cap - st->cap) * sizeof(*t);
     cu_free(st->table);
     st->table = t;
@@ -200,27 +211,25 @@ static enum cu_err grow(struct cu_mon_state *st)
     return CU_OK;
 }
 
+/* find_or_add(st, k, h): the key's slot, made when new. A slot moves when the table grows:
+ * hold it only until the next call. */
 static struct ent *find_or_add(struct cu_mon_state *st, enum cu_key k, uint64_t h)
 {
-    struct ent *e = find(st, k, h);
+    struct ent *e = find(st, k, h), fresh;
     if (e)
         return e;
     if (st->n + 1 > st->cap / 4 * 3 && grow(st) != CU_OK)
         return NULL;
-    if ((e = grab(st, sizeof(*e))) == NULL)
-        return NULL;
+    memset(&fresh, 0, sizeof(fresh));
     if (st->nslots[k] > 0 &&
-        (e->slots = grab(st, (size_t)st->nslots[k] * sizeof(*e->slots))) == NULL) {
-        cu_free(e);
+        (fresh.slots = grab(st, (size_t)st->nslots[k] * sizeof(*fresh.slots))) == NULL)
         return NULL;
-    }
-    e->h = h;
-    e->kind = (uint8_t)k;
-    e->next = st->table[h & (st->cap - 1)];
-    st->table[h & (st->cap - 1)] = e;
+    fresh.h = h;
+    fresh.kind = (uint8_t)k;
+    fresh.used = 1;
     st->n++;
     st->keys[k]++;
-    return e;
+    return put(st->table, st->cap, &fresh);
 }
 
 /* ekey(st, ev, k, h): key_of, hashed once per event: a probe and the recording after it share
@@ -253,7 +262,7 @@ enum cu_err cu_mon_state_new(const struct cu_feature *features, size_t n, struct
     if (!st)
         return CU_E_NOMEM;
     st->bytes = sizeof(*st);
-    st->cap = 1024;
+    st->cap = 4096;
     st->table = grab(st, st->cap * sizeof(*st->table));
     st->features = grab(st, (n ? n : 1) * sizeof(*st->features));
     st->fspec = grab(st, (n ? n : 1) * sizeof(int));
@@ -317,15 +326,15 @@ void cu_mon_state_free(struct cu_mon_state *st)
 {
     if (!st)
         return;
-    for (size_t i = 0; st->table && i < st->cap; i++)
-        for (struct ent *e = st->table[i], *next; e; e = next) {
-            next = e->next;
-            for (int s = 0; e->slots && s < st->nslots[e->kind]; s++)
-                cu_free(e->slots[s]);
-            cu_free(e->slots);
-            base_free(e->b);
-            cu_free(e);
-        }
+    for (size_t i = 0; st->table && i < st->cap; i++) {
+        struct ent *e = &st->table[i];
+        if (!e->used)
+            continue;
+        for (int s = 0; e->slots && s < st->nslots[e->kind]; s++)
+            cu_free(e->slots[s]);
+        cu_free(e->slots);
+        base_free(e->b);
+    }
     cu_free(st->table);
     cu_free(st->features);
     cu_free(st->fspec);
@@ -609,6 +618,12 @@ void cu_mon_state_source(struct cu_mon_state *st, const struct cu_mon_event *ev,
     st->kc_ev = NULL;
     memset(st->plooked, 0, sizeof(st->plooked));
     memset(st->fdone, 0, st->nfeatures);
+    /* start the memory loads of every key this event will look up, so that they overlap */
+    for (int k = 0; k < CU_KEY_COUNT; k++) {
+        uint64_t h;
+        if ((k == CU_KEY_CUSTOMER || st->nslots[k] > 0) && ekey(st, ev, (enum cu_key)k, &h))
+            __builtin_prefetch(&st->table[h & (st->cap - 1)]);
+    }
     probe->st = st;
     probe->ev = ev;
     out->value = probe_value;

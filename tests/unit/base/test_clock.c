@@ -161,12 +161,31 @@ static void test_parse_rejects_malformed(void **state)
     assert_int_equal(cu_clock_parse(NULL, &ms), CU_E_INVALID);
 }
 
+/* The parser's own calendar arithmetic agrees with timegm on every day from 1900 to 2200
+ * (leap years, centuries, and the years before 1970 included), at a varying time of day. */
+static void test_parse_agrees_with_timegm(void **state)
+{
+    (void)state;
+    for (int64_t day = -25567; day < 84000; day++) { /* 1900-01-01 .. 2199 */
+        time_t t = (time_t)(day * 86400 + (day * 7919) % 86400);
+        struct tm tm;
+        char text[96];
+        int64_t ms = 0;
+        assert_non_null(gmtime_r(&t, &tm));
+        snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.250Z", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        assert_int_equal(cu_clock_parse(text, &ms), CU_OK);
+        assert_int_equal(ms, (int64_t)timegm(&tm) * 1000 + 250);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_fake_clock, teardown),
         cmocka_unit_test_teardown(test_mono_never_goes_back, teardown),
         cmocka_unit_test_teardown(test_format_known_values, teardown),
+        cmocka_unit_test(test_parse_agrees_with_timegm),
         cmocka_unit_test_teardown(test_format_matches_gmtime, teardown),
         cmocka_unit_test_teardown(test_round_trip, teardown),
         cmocka_unit_test_teardown(test_parse_offsets_and_fractions, teardown),
