@@ -465,6 +465,10 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
             return fail(r, CU_E_INVALID, "field 'time' must be an RFC 3339 time");
         if (cu_clock_parse(buf, &ev->time_ms) != CU_OK)
             return fail(r, CU_E_INVALID, "field 'time' must be an RFC 3339 time");
+        /* from 1970 (hours and weekdays count from there) to the end of 9999 (what the
+         * canonical text can write), whatever the offset did */
+        if (ev->time_ms < 0 || ev->time_ms > CU_MON_TIME_MAX_MS)
+            return fail(r, CU_E_INVALID, "field 'time' must lie between 1970 and 9999");
         if ((o->min_ms || o->max_ms) && (ev->time_ms < o->min_ms || ev->time_ms > o->max_ms))
             return fail(r, CU_E_INVALID, "field 'time' is too far in the past or the future");
         return CU_OK;
@@ -591,8 +595,12 @@ enum cu_err cu_mon_event_parse(const char *text, size_t len, const struct cu_mon
             for (int i = 0; i < K_COUNT; i++)
                 if (strcmp(key, key_names[i]) == 0)
                     k = i;
-            if (k < 0)
+            if (k < 0) {
+                for (size_t i = 0; i < n; i++) /* no control characters into messages */
+                    if ((unsigned char)key[i] < 0x20 || key[i] == 0x7f)
+                        key[i] = '?';
                 return fail(&r, CU_E_INVALID, "unknown field '%s'", key);
+            }
             if (seen & (1u << k))
                 return fail(&r, CU_E_INVALID, "field '%s' is given twice", key);
             seen |= 1u << k;

@@ -34,6 +34,7 @@
 #define CU_MON_TYPES_MAX 64                  /* event types, built-in and custom together */
 #define CU_MON_AMOUNT_MAX 1000000000000000LL /* 10^15 minor units, the ledger's cap */
 #define CU_MON_ERR_BYTES 192
+#define CU_MON_TIME_MAX_MS 253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 /* The built-in event types, in this order; custom types (configuration) follow. */
 enum cu_mon_type {

@@ -168,7 +168,12 @@ struct parser {
     struct cu_ruleset *rs;
     struct rule *rule; /* the rule being compiled */
     size_t capnodes;
+    int depth; /* of nested parentheses, calls, `not`s and `-`s: the parser's recursion */
 };
+
+/* How deep an expression may nest: the parser recurses before it adds a term, so the limit
+ * on terms alone would not bound its stack. */
+#define RULES_DEPTH_MAX 32
 
 static void perr(struct parser *ps, const struct token *at, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -188,12 +193,24 @@ static void perr(struct parser *ps, const struct token *at, const char *fmt, ...
     va_end(ap);
 }
 
+/* printable(s): s with control characters shown as '?', in place (for error messages). */
+static const char *printable(char *s)
+{
+    for (char *c = s; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    return s;
+}
+
 /* describe(t, out): how an error names the token it found. */
 static const char *describe(const struct token *t, char out[48])
 {
     if (t->kind == TK_EOF)
         return "the end of the file";
     snprintf(out, 48, "'%.*s'", (int)(t->len > 30 ? 30 : t->len), t->p);
+    for (char *c = out; *c; c++) /* a string token may hold control characters */
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     return out;
 }
 
@@ -399,6 +416,16 @@ static const char *keep(struct parser *ps, const char *s)
 
 /* --- the parser of expressions --------------------------------------------------------- */
 
+/* deeper(ps): enters one more level of nesting; false (and the error) past the limit. */
+static bool deeper(struct parser *ps)
+{
+    if (++ps->depth > RULES_DEPTH_MAX) {
+        perr(ps, &ps->t, "the condition nests deeper than %d levels", RULES_DEPTH_MAX);
+        return false;
+    }
+    return true;
+}
+
 static int add_node(struct parser *ps, const struct token *at, struct node n)
 {
     struct rule *r = ps->rule;
@@ -481,7 +508,7 @@ static uint64_t types_arg(struct parser *ps)
         if (!str_value(ps, &ps->t, name, sizeof(name)))
             return 0;
         if ((t = cu_mon_types_find(ps->rs->types, name)) < 0) {
-            perr(ps, &ps->t, "unknown event type \"%s\"", name);
+            perr(ps, &ps->t, "unknown event type \"%s\"", printable(name));
             return 0;
         }
         mask |= 1ull << t;
@@ -558,7 +585,13 @@ static int call(struct parser *ps, const struct token *at, const char *name)
     } else if (strcmp(name, "anomaly") == 0) {
         f.kind = CU_FEAT_ANOMALY;
     } else if (strcmp(name, "exists") == 0) {
+        struct token arg = ps->t;
         int a = expr(ps);
+        if (a >= 0 &&
+            (N(ps, a)->type == T_TIME || N(ps, a)->type == T_FIELDS || N(ps, a)->type == T_LIST)) {
+            perr(ps, &arg, "exists takes a field or a feature, not %s", type_names[N(ps, a)->type]);
+            return -1;
+        }
         expect(ps, ")", "')'");
         return add_node(ps, at, (struct node){.op = OP_EXISTS, .type = T_BOOL, .a = (int16_t)a});
     } else {
@@ -707,7 +740,8 @@ static int unary(struct parser *ps)
 {
     struct token t = ps->t;
     if (accept(ps, "-")) {
-        int a = unary(ps);
+        int a = deeper(ps) ? unary(ps) : -1;
+        ps->depth--;
         if (a < 0)
             return -1;
         if (N(ps, a)->type != T_NUM && N(ps, a)->type != T_DUR) {
@@ -798,7 +832,9 @@ static int type_test(struct parser *ps, int a, int b, bool in, const struct toke
     if (!in) {
         int t = cu_mon_types_find(ps->rs->types, nb->s);
         if (t < 0) {
-            perr(ps, rhs, "unknown event type \"%s\"", nb->s);
+            char shown[CU_MON_ATTR_VALUE_MAX + 2];
+            snprintf(shown, sizeof(shown), "%s", nb->s);
+            perr(ps, rhs, "unknown event type \"%s\"", printable(shown));
             return -1;
         }
         mask = 1ull << t;
@@ -811,7 +847,9 @@ static int type_test(struct parser *ps, int a, int b, bool in, const struct toke
         for (size_t i = 0; i < l->n; i++) {
             int t = cu_mon_types_find(ps->rs->types, l->str[i]);
             if (t < 0) {
-                perr(ps, rhs, "unknown event type \"%s\"", l->str[i]);
+                char shown[CU_MON_ATTR_VALUE_MAX + 2];
+                snprintf(shown, sizeof(shown), "%s", l->str[i]);
+                perr(ps, rhs, "unknown event type \"%s\"", printable(shown));
                 return -1;
             }
             mask |= 1ull << t;
@@ -894,7 +932,7 @@ static int comparison(struct parser *ps)
             r = add_node(ps, &t, (struct node){.op = OP_NOT, .type = T_BOOL, .a = (int16_t)r});
         return r;
     }
-    if (ta != tb || ta == T_LIST || ta == T_FIELDS ||
+    if (ta != tb || ta == T_LIST || ta == T_FIELDS || ta == T_TIME ||
         (ta == T_BOOL && op != OP_EQ && op != OP_NE) ||
         (ta == T_STR && op != OP_EQ && op != OP_NE)) {
         perr(ps, &t, "'%.*s' cannot compare %s with %s", (int)t.len, t.p, type_names[ta],
@@ -925,7 +963,8 @@ static int negation(struct parser *ps)
 {
     struct token t = ps->t;
     if (accept(ps, "not")) {
-        int a = boolean(ps, negation(ps), &t, "'not'");
+        int a = deeper(ps) ? boolean(ps, negation(ps), &t, "'not'") : -1;
+        ps->depth--;
         return a < 0
                    ? -1
                    : add_node(ps, &t, (struct node){.op = OP_NOT, .type = T_BOOL, .a = (int16_t)a});
@@ -950,7 +989,16 @@ static int conjunction(struct parser *ps)
     }
 }
 
+static int disjunction(struct parser *ps);
+
 static int expr(struct parser *ps)
+{
+    int a = deeper(ps) ? disjunction(ps) : -1;
+    ps->depth--;
+    return a;
+}
+
+static int disjunction(struct parser *ps)
 {
     struct token t0 = ps->t;
     int a = conjunction(ps);
@@ -1395,9 +1443,19 @@ struct ev_ctx {
     const struct cu_feature_source *src;
     double *fv;
     uint8_t *fstate; /* 0 not asked, 1 present, 2 missing */
-    unsigned steps;
+    unsigned steps, event_steps;
     bool failed;
 };
+
+static int64_t floor_div(int64_t a, int64_t b)
+{
+    return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+static int64_t floor_mod(int64_t a, int64_t b)
+{
+    return ((a % b) + b) % b;
+}
 
 static struct val field_value(const struct cu_mon_event *ev, const struct cu_mon_types *types,
                               int f)
@@ -1411,10 +1469,10 @@ static struct val field_value(const struct cu_mon_event *ev, const struct cu_mon
         v.n = (double)ev->time_ms;
         break;
     case F_HOUR:
-        v.n = (double)((ev->time_ms / 3600000 % 24 + 24) % 24);
+        v.n = (double)floor_mod(floor_div(ev->time_ms, 3600000), 24);
         break;
     case F_WEEKDAY: /* 1970-01-01 was a Thursday; Monday is 0 */
-        v.n = (double)(((ev->time_ms / 86400000 + 3) % 7 + 7) % 7);
+        v.n = (double)floor_mod(floor_div(ev->time_ms, 86400000) + 3, 7);
         break;
     case F_CUSTOMER:
         v.s = ev->customer;
@@ -1474,7 +1532,7 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
     const struct node *n = &r->nodes[i];
     struct val v = {false, 0, NULL}, a, b;
 
-    if (++c->steps > CU_RULES_STEPS_MAX) {
+    if (++c->steps > CU_RULES_STEPS_MAX || ++c->event_steps > CU_RULES_EVENT_STEPS_MAX) {
         c->failed = true;
         v.missing = true;
         return v;
@@ -1592,6 +1650,7 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
         if (a.missing)
             return (struct val){true, 0, NULL};
         c->steps += (unsigned)(c->rs->lists[n->i].n / 64); /* a binary search's share */
+        c->event_steps += (unsigned)(c->rs->lists[n->i].n / 64);
         v.n = list_has(&c->rs->lists[n->i], &a);
         return v;
     case OP_IN_CIDRS: {
@@ -1602,7 +1661,15 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
             return v;
         }
         memcpy(ip.b, c->ev->ip_bin, sizeof(ip.b));
-        c->steps += (unsigned)(l->n / 16);
+        /* charged before the scan, a step for every 4 blocks: a rule that would pass its
+         * budget fails without the work */
+        c->steps += (unsigned)(l->n / 4);
+        c->event_steps += (unsigned)(l->n / 4);
+        if (c->steps > CU_RULES_STEPS_MAX || c->event_steps > CU_RULES_EVENT_STEPS_MAX) {
+            c->failed = true;
+            v.missing = true;
+            return v;
+        }
         for (size_t k = 0; k < l->n && v.n == 0; k++)
             v.n = cu_cidr_has(&l->cidr[k], &ip);
         return v;
@@ -1624,7 +1691,7 @@ void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
 {
     double fv[CU_RULES_FEATURES_MAX];
     uint8_t fstate[CU_RULES_FEATURES_MAX];
-    struct ev_ctx c = {rs, ev, src, fv, fstate, 0, false};
+    struct ev_ctx c = {rs, ev, src, fv, fstate, 0, 0, false};
     enum cu_decision floor_dec = CU_DEC_ALLOW;
 
     /* the header only: the arrays behind nfired and nerrors are written as they fill */

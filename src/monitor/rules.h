@@ -25,14 +25,15 @@
 #include "base/err.h"
 #include "monitor/event.h"
 
-#define CU_RULES_FILE_MAX (1 << 20)  /* bytes of one rule file */
-#define CU_RULES_MAX 256             /* rules in a set */
-#define CU_RULES_NODES_MAX 128       /* expression nodes in one rule */
-#define CU_RULES_FEATURES_MAX 256    /* distinct features in a set */
-#define CU_RULES_LISTS_MAX 64        /* lists in a set */
-#define CU_RULES_LIST_ITEMS_MAX 4096 /* items of one list */
-#define CU_RULES_REASON_MAX 200      /* bytes of a rule's reason */
-#define CU_RULES_STEPS_MAX 4096      /* evaluation steps of one rule for one event */
+#define CU_RULES_FILE_MAX (1 << 20)    /* bytes of one rule file */
+#define CU_RULES_MAX 256               /* rules in a set */
+#define CU_RULES_NODES_MAX 128         /* expression nodes in one rule */
+#define CU_RULES_FEATURES_MAX 256      /* distinct features in a set */
+#define CU_RULES_LISTS_MAX 64          /* lists in a set */
+#define CU_RULES_LIST_ITEMS_MAX 4096   /* items of one list */
+#define CU_RULES_REASON_MAX 200        /* bytes of a rule's reason */
+#define CU_RULES_STEPS_MAX 4096        /* evaluation steps of one rule for one event */
+#define CU_RULES_EVENT_STEPS_MAX 65536 /* of all rules together for one event */
 #define CU_RULES_ERR_BYTES 320
 #define CU_WINDOW_MIN_MS 60000LL             /* 1 minute */
 #define CU_WINDOW_MAX_MS (30LL * 86400000LL) /* 30 days */

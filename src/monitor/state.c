@@ -20,8 +20,9 @@ struct bucket {
     int64_t sum;
 };
 
-/* The non-empty buckets of one key's window, oldest first (at most CU_MON_BUCKETS), in room
- * that grows as the window fills (most keys use one or two buckets). */
+/* The non-empty buckets of one key's window, oldest first, at most RING_MAX, in room that
+ * grows as the window fills (most keys use one or two buckets). */
+#define RING_MAX (2 * CU_MON_BUCKETS)
 struct ring {
     uint16_t n, cap;
     struct bucket b[];
@@ -89,6 +90,10 @@ struct cu_mon_state {
     size_t cap, n;
     size_t keys[CU_KEY_COUNT];
     size_t bytes;
+    size_t keys_max;  /* keys kept at most; past it new keys are not recorded */
+    uint64_t dropped; /* events a new key could not be made for, at the cap */
+    uint64_t swept;   /* keys forgotten once their windows had all passed */
+    int64_t now_ms;   /* the latest event recorded */
     unsigned char hkey[crypto_shorthash_KEYBYTES];
     /* the probe's per-event look-ups */
     const struct cu_mon_event *probe_ev;
@@ -195,15 +200,86 @@ static struct ent *put(struct ent *t, size_t cap, const struct ent *e)
     return &t[i];
 }
 
+static uint32_t bucket_of(int64_t ms, int64_t width)
+{
+    int64_t rel = ms - EPOCH_MS;
+    if (rel < 0)
+        rel = 0;
+    rel /= width;
+    return rel > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)rel;
+}
+
+/* dead(st, e): a key with nothing left to count: no baseline, and every window of it passed
+ * (relative to the latest event recorded). */
+static bool dead(const struct cu_mon_state *st, const struct ent *e)
+{
+    if (e->b)
+        return false;
+    for (size_t s = 0; s < st->nspecs; s++) {
+        const struct wspec *w = &st->specs[s];
+        uint32_t now;
+        if (w->key != e->kind || !e->slots || !e->slots[w->slot])
+            continue;
+        now = bucket_of(st->now_ms, w->width_ms);
+        if (w->distinct) {
+            const struct dset *d = e->slots[w->slot];
+            for (int i = 0; i < d->n; i++)
+                if (d->v[i].idx > now || now - d->v[i].idx < CU_MON_BUCKETS)
+                    return false;
+        } else {
+            const struct ring *r = e->slots[w->slot];
+            if (r->n > 0 && (r->b[r->n - 1].idx > now || now - r->b[r->n - 1].idx < CU_MON_BUCKETS))
+                return false;
+        }
+    }
+    return true;
+}
+
+static void ent_free(struct cu_mon_state *st, struct ent *e)
+{
+    for (size_t s = 0; e->slots && s < st->nspecs; s++) {
+        const struct wspec *w = &st->specs[s];
+        if (w->key == e->kind && e->slots[w->slot]) {
+            if (w->distinct) {
+                const struct dset *d = e->slots[w->slot];
+                st->bytes -= sizeof(*d) + d->cap * sizeof(d->v[0]);
+            } else {
+                const struct ring *r = e->slots[w->slot];
+                st->bytes -= sizeof(*r) + r->cap * sizeof(r->b[0]);
+            }
+            cu_free(e->slots[w->slot]);
+        }
+    }
+    if (e->slots)
+        st->bytes -= (size_t)st->nslots[e->kind] * sizeof(*e->slots);
+    cu_free(e->slots);
+}
+
+/* grow(st): when the table is three quarters full: forgets the dead keys, then doubles the
+ * table unless that freed a good part of it (at most half full after), so each rebuild is
+ * paid for by a quarter of the table's worth of new keys. */
 static enum cu_err grow(struct cu_mon_state *st)
 {
-    size_t cap = st->cap * 2;
-    struct ent *t = cu_calloc(cap, sizeof(*t));
-    if (!t)
-        return CU_E_NOMEM;
+    size_t live = 0, cap;
+    struct ent *t;
     for (size_t i = 0; i < st->cap; i++)
-        if (st->table[i].used)
-            (void)put(t, cap, &st->table[i]);
+        live += st->table[i].used && !dead(st, &st->table[i]);
+    cap = live + 1 > st->cap / 2 ? st->cap * 2 : st->cap;
+    if ((t = cu_calloc(cap, sizeof(*t))) == NULL)
+        return CU_E_NOMEM;
+    for (size_t i = 0; i < st->cap; i++) {
+        struct ent *e = &st->table[i];
+        if (!e->used)
+            continue;
+        if (dead(st, e)) {
+            ent_free(st, e);
+            st->keys[e->kind]--;
+            st->n--;
+            st->swept++;
+            continue;
+        }
+        (void)put(t, cap, e);
+    }
     st->bytes += (cap - st->cap) * sizeof(*t);
     cu_free(st->table);
     st->table = t;
@@ -218,6 +294,10 @@ static struct ent *find_or_add(struct cu_mon_state *st, enum cu_key k, uint64_t 
     struct ent *e = find(st, k, h), fresh;
     if (e)
         return e;
+    if (st->n >= st->keys_max) {
+        st->dropped++;
+        return NULL;
+    }
     if (st->n + 1 > st->cap / 4 * 3 && grow(st) != CU_OK)
         return NULL;
     memset(&fresh, 0, sizeof(fresh));
@@ -263,6 +343,8 @@ enum cu_err cu_mon_state_new(const struct cu_feature *features, size_t n, struct
         return CU_E_NOMEM;
     st->bytes = sizeof(*st);
     st->cap = 4096;
+    st->keys_max = CU_MON_KEYS_MAX;
+    st->now_ms = INT64_MIN;
     st->table = grab(st, st->cap * sizeof(*st->table));
     st->features = grab(st, (n ? n : 1) * sizeof(*st->features));
     st->fspec = grab(st, (n ? n : 1) * sizeof(int));
@@ -345,20 +427,18 @@ void cu_mon_state_free(struct cu_mon_state *st)
     cu_free(st);
 }
 
+void cu_mon_state_set_keys_max(struct cu_mon_state *st, size_t max)
+{
+    st->keys_max = max;
+}
+
 void cu_mon_state_stats(const struct cu_mon_state *st, struct cu_mon_state_stats *out)
 {
     memset(out, 0, sizeof(*out));
     out->bytes = st->bytes;
+    out->dropped = st->dropped;
+    out->swept = st->swept;
     memcpy(out->keys, st->keys, sizeof(out->keys));
-}
-
-static uint32_t bucket_of(int64_t ms, int64_t width)
-{
-    int64_t rel = ms - EPOCH_MS;
-    if (rel < 0)
-        rel = 0;
-    rel /= width;
-    return rel > (int64_t)UINT32_MAX ? UINT32_MAX : (uint32_t)rel;
 }
 
 /* in_window(idx, now): whether bucket idx is one of the CU_MON_BUCKETS ending with now. */
@@ -427,7 +507,8 @@ static bool window_value(struct cu_mon_state *st, const struct cu_feature *f, co
         for (int i = 0; r && i < r->n; i++)
             if (in_window(r->b[i].idx, now)) {
                 count += r->b[i].count;
-                sum += r->b[i].sum;
+                if (__builtin_add_overflow(sum, r->b[i].sum, &sum))
+                    sum = INT64_MAX;
             }
         *v = f->kind == CU_FEAT_COUNT ? (double)count : (double)sum;
         return true;
@@ -475,7 +556,8 @@ double cu_mon_anomaly(double hour_rarity, double amount_rarity, double new_devic
 
 static double hour_of(int64_t ms)
 {
-    return (double)((ms / 3600000 % 24 + 24) % 24);
+    int64_t h = ms >= 0 ? ms / 3600000 : -((-ms + 3599999) / 3600000); /* floor */
+    return (double)((h % 24 + 24) % 24);
 }
 
 static bool amount_z(const struct base *b, const struct cu_mon_event *ev, double *z)
@@ -554,13 +636,13 @@ static bool compute_value(void *arg, size_t i, double *v)
         return true;
     }
     case CU_FEAT_TRAVEL_KM:
-        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION))
-            return false;
+        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION) || ev->time_ms < b->loc_ms)
+            return false; /* a late event has no "last" place before it that is known */
         *v = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
         return true;
     case CU_FEAT_TRAVEL_KMH: {
         double km, hours;
-        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION))
+        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION) || ev->time_ms < b->loc_ms)
             return false;
         km = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
         hours = (double)(ev->time_ms - b->loc_ms) / 3600000.0;
@@ -642,27 +724,37 @@ static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct
         return CU_E_NOMEM;
     if (r->cap == 0)
         r->cap = 1;
-    /* the newest bucket is last; a late event goes to its own bucket if still kept */
+    /* oldest first; an event goes to its own bucket, late or not */
     for (at = r->n - 1; at >= 0 && r->b[at].idx > idx; at--)
         ;
     if (at < 0 || r->b[at].idx != idx) {
-        uint32_t newest = r->n ? r->b[r->n - 1].idx : idx;
-        if (newest > idx && newest - idx >= CU_MON_BUCKETS)
-            return CU_OK; /* older than the window: it would never be counted */
-        /* drop what the window left behind, then make room */
-        uint32_t top = idx > newest ? idx : newest;
+        /* drop the buckets behind this event's window (no event from it on can count them);
+         * buckets ahead of it stay, so that a late event takes nothing from the present */
         int drop = 0;
-        while (drop < r->n && !in_window(r->b[drop].idx, top))
+        while (drop < r->n && r->b[drop].idx < idx && idx - r->b[drop].idx >= CU_MON_BUCKETS)
             drop++;
         if (drop > 0) {
             memmove(r->b, r->b + drop, (size_t)(r->n - drop) * sizeof(r->b[0]));
             r->n = (uint16_t)(r->n - drop);
             at -= drop;
         }
-        if (r->n >= CU_MON_BUCKETS) /* cannot happen: at most 16 buckets lie in a window */
-            return CU_OK;
+        if (r->n >= RING_MAX) {
+            /* full (two windows' worth, so a late event and the present both fit): give up
+             * the bucket farthest from this event, so that buckets dated far ahead go first
+             * and cannot crowd out the present */
+            uint32_t ahead = r->b[r->n - 1].idx - idx, behind = idx - r->b[0].idx;
+            if (r->b[r->n - 1].idx > idx && (r->b[0].idx > idx || ahead >= behind)) {
+                r->n--;
+                if (at >= r->n)
+                    at = r->n - 1;
+            } else {
+                memmove(r->b, r->b + 1, (size_t)(r->n - 1) * sizeof(r->b[0]));
+                r->n--;
+                at--;
+            }
+        }
         if (r->n == r->cap) {
-            uint16_t cap = (uint16_t)(r->cap * 2 > CU_MON_BUCKETS ? CU_MON_BUCKETS : r->cap * 2);
+            uint16_t cap = (uint16_t)(r->cap * 2 > RING_MAX ? RING_MAX : r->cap * 2);
             struct ring *nr = grab(st, sizeof(*nr) + cap * sizeof(nr->b[0]));
             if (!nr)
                 return CU_E_NOMEM;
@@ -678,9 +770,11 @@ static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct
         r->b[at] = (struct bucket){idx, 0, 0};
         r->n++;
     }
-    r->b[at].count++;
-    if (ev->has & CU_EVF_AMOUNT)
-        r->b[at].sum += ev->amount;
+    if (r->b[at].count < UINT32_MAX)
+        r->b[at].count++;
+    if ((ev->has & CU_EVF_AMOUNT) &&
+        __builtin_add_overflow(r->b[at].sum, ev->amount, &r->b[at].sum))
+        r->b[at].sum = INT64_MAX; /* saturates: a sum past 9.2 * 10^18 stays the largest */
     return CU_OK;
 }
 
@@ -703,7 +797,7 @@ static enum cu_err dset_add(struct cu_mon_state *st, struct ent *e, const struct
     }
     /* reuse an entry the window left behind, or the oldest once full */
     for (int i = 0; d && i < d->n; i++)
-        if (!in_window(d->v[i].idx, idx)) {
+        if (d->v[i].idx < idx && idx - d->v[i].idx >= CU_MON_BUCKETS) { /* behind, not ahead */
             d->v[i] = (struct dval){h, idx};
             return CU_OK;
         }
@@ -777,8 +871,11 @@ static enum cu_err base_add(struct cu_mon_state *st, struct ent *c, const struct
             return CU_E_NOMEM;
         b->first_ms = ev->time_ms;
         if (st->nsince > 0) {
-            if ((b->since = grab(st, (size_t)st->nsince * sizeof(*b->since))) == NULL)
+            if ((b->since = grab(st, (size_t)st->nsince * sizeof(*b->since))) == NULL) {
+                cu_free(b);
+                c->b = NULL; /* no half-made baseline: the next event makes it again */
                 return CU_E_NOMEM;
+            }
             for (int i = 0; i < st->nsince; i++)
                 b->since[i] = INT64_MIN;
         }
@@ -838,15 +935,22 @@ enum cu_err cu_mon_state_add(struct cu_mon_state *st, const struct cu_mon_event 
         struct ent *e;
         if (!type_in(w->types, ev->type) || !ekey(st, ev, w->key, &h))
             continue;
-        if ((e = find_or_add(st, w->key, h)) == NULL)
+        if ((e = find_or_add(st, w->key, h)) == NULL) {
+            if (st->n >= st->keys_max)
+                continue; /* at the cap: counted in dropped */
             return CU_E_NOMEM;
+        }
         rc = w->distinct ? dset_add(st, e, w, ev) : ring_add(st, e, w, ev);
     }
     if (rc != CU_OK)
         return rc;
+    if (ev->time_ms > st->now_ms)
+        st->now_ms = ev->time_ms;
     (void)ekey(st, ev, CU_KEY_CUSTOMER, &h);
-    if ((c = find_or_add(st, CU_KEY_CUSTOMER, h)) == NULL)
-        return CU_E_NOMEM;
+    if ((c = find_or_add(st, CU_KEY_CUSTOMER, h)) == NULL) {
+        st->kc_ev = NULL;
+        return st->n >= st->keys_max ? CU_OK : CU_E_NOMEM;
+    }
     rc = base_add(st, c, ev);
     st->kc_ev = NULL; /* the next event starts afresh, even in the same memory */
     return rc;

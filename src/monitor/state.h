@@ -26,6 +26,7 @@
 #define CU_MON_BUCKETS 16
 #define CU_MON_DISTINCT_MAX 64
 #define CU_MON_SEEN_MAX 16
+#define CU_MON_KEYS_MAX 8000000 /* keys of every kind together */
 
 struct cu_mon_state;
 
@@ -48,12 +49,19 @@ void cu_mon_state_source(struct cu_mon_state *st, const struct cu_mon_event *ev,
  * CU_E_NOMEM leaves the state as it was for the parts not yet recorded. */
 CU_WUR enum cu_err cu_mon_state_add(struct cu_mon_state *st, const struct cu_mon_event *ev);
 
-/* Memory the state holds, and how many keys of each kind it tracks. */
+/* Memory the state holds, how many keys of each kind it tracks, how many it forgot once their
+ * windows had all passed (an address or device is kept only while some window still counts
+ * it; a customer's baseline is kept), and how many events found the key cap reached. */
 struct cu_mon_state_stats {
     size_t bytes;
     size_t keys[CU_KEY_COUNT];
+    uint64_t swept, dropped;
 };
 void cu_mon_state_stats(const struct cu_mon_state *st, struct cu_mon_state_stats *out);
+
+/* cu_mon_state_set_keys_max(st, max): the keys kept at most (CU_MON_KEYS_MAX by default);
+ * past it an event's new keys are not recorded (its known keys still are). */
+void cu_mon_state_set_keys_max(struct cu_mon_state *st, size_t max);
 
 /* cu_mon_anomaly(...) is described in docs/monitoring.md; exposed for its tests. Each r is a
  * rarity in [0, 1]; past is the customer's past events. */

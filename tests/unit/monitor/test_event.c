@@ -126,6 +126,11 @@ static void test_refused(void **state)
     bad("{\"type\": \"teleport\", \"time\": \"2026-01-05T02:14:09Z\", \"customer\": \"c\"}",
         "no known event type");
     bad("{\"type\": \"transfer\", \"time\": \"yesterday\", \"customer\": \"c\"}", "RFC 3339");
+    bad("{\"type\": \"transfer\", \"time\": \"1969-12-31T23:59:59Z\", \"customer\": \"c\"}",
+        "between 1970 and 9999");
+    bad("{\"type\": \"transfer\", \"time\": \"9999-12-31T23:59:59-01:00\", \"customer\": \"c\"}",
+        "between 1970 and 9999");
+    bad("{\"\\u001b[2J\\u000aline 9: ok\": 1}", "unknown field '?[2J?line 9: ok'");
     bad("[1]", "an object was expected");
     bad("{\"type\": \"transfer\"", "not valid JSON");
     bad("{\"type\": \"trans\xff\"}", "");

@@ -92,6 +92,14 @@ static void test_errors_name_line_and_column(void **state)
             "t.rules:1:33: customer.hour_share takes event.time");
     refused("rule a when true then reason \"r\" \x01",
             "t.rules:1:34: a character that has no place in a rule file (byte 0x01)");
+    refused("rule a when exists(event.time) then reason \"r\"",
+            "t.rules:1:20: exists takes a field or a feature, not a time");
+    refused("rule a when event.time == event.time then reason \"r\"",
+            "t.rules:1:24: '==' cannot compare a time with a time");
+    refused("rule a when event.type == \"\x1b[31mred\" then reason \"r\"",
+            "t.rules:1:27: a control character inside a string");
+    refused("thresholds \"\x1b[31mRED\"",
+            "t.rules:1:12: expected review, step_up, hold or deny, found '\"?[31mRED\"'");
 }
 
 static void test_conditions(void **state)
@@ -248,6 +256,61 @@ static void test_runtime_failure(void **state)
     cu_rules_free(rs);
 }
 
+/* Nesting is bounded (the parser recurses): deep parentheses, `not`s and minus signs are an
+ * error, not a crash; 31 levels are fine. */
+static void test_nesting_bounded(void **state)
+{
+    (void)state;
+    static char text[200000];
+    const char *kinds[] = {"(", "not ", "-"};
+    for (size_t k = 0; k < 3; k++) {
+        size_t n = 0;
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "rule r when ");
+        for (int i = 0; i < 20000; i++)
+            n += (size_t)snprintf(text + n, sizeof(text) - n, "%s", kinds[k]);
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s then reason \"x\"",
+                              k == 0   ? "true"
+                              : k == 1 ? "true"
+                                       : "1 > 0");
+        struct cu_ruleset *rs = NULL;
+        char err[CU_RULES_ERR_BYTES];
+        assert_int_equal(cu_rules_compile(text, n, "t.rules", &types, &rs, err), CU_E_INVALID);
+        assert_non_null(strstr(err, "nests deeper than 32 levels"));
+    }
+    struct cu_ruleset *rs = compile("rule r when ((((((((((((((((((((((((((((((("
+                                    "true))))))))))))))))))))))))))))))) then reason \"x\"");
+    cu_rules_free(rs);
+}
+
+/* Address lists are charged before they are scanned, and all rules together have a budget
+ * per event: a set built to be slow fails its rules (counted) instead of taking seconds. */
+static void test_event_budget(void **state)
+{
+    (void)state;
+    static char text[CU_RULES_FILE_MAX];
+    size_t n = (size_t)snprintf(text, sizeof(text), "list nets = [");
+    for (int i = 0; i < 4096; i++)
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "%s\"10.%d.%d.0/24\"", i ? ", " : "",
+                              i / 256, i % 256);
+    n += (size_t)snprintf(text + n, sizeof(text) - n, "]\n");
+    for (int r = 0; r < 200; r++) {
+        n += (size_t)snprintf(text + n, sizeof(text) - n, "rule r%d when ", r);
+        for (int i = 0; i < 20; i++)
+            n +=
+                (size_t)snprintf(text + n, sizeof(text) - n, "%sevent.ip in nets", i ? " or " : "");
+        n += (size_t)snprintf(text + n, sizeof(text) - n, " then reason \"x\"\n");
+    }
+    struct cu_ruleset *rs = NULL;
+    char err[CU_RULES_ERR_BYTES];
+    assert_int_equal(cu_rules_compile(text, n, "t.rules", &types, &rs, err), CU_OK);
+    struct cu_mon_event ev = event(TRANSFER("5", "12")); /* 203.0.113.9: in no block */
+    struct cu_verdict v;
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.nerrors, 200); /* each over its own budget or the event's */
+    assert_int_equal(v.nfired, 0);
+    cu_rules_free(rs);
+}
+
 int main(void)
 {
     cu_mon_types_init(&types);
@@ -257,6 +320,8 @@ int main(void)
         cmocka_unit_test(test_missing_values),
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_runtime_failure),
+        cmocka_unit_test(test_nesting_bounded),
+        cmocka_unit_test(test_event_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

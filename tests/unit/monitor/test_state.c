@@ -10,6 +10,7 @@
 #include "monitor/event.h"
 #include "monitor/rules.h"
 #include "monitor/state.h"
+#include "base/mem.h"
 
 static struct cu_mon_types types;
 
@@ -266,6 +267,137 @@ static void test_baselines(void **state)
     teardown_rules(&f);
 }
 
+/* An event dated far ahead does not blind a key's windows to the present; a late event is
+ * counted for events near it and takes nothing from the present; sums saturate. */
+static void test_times_out_of_order(void **state)
+{
+    (void)state;
+    struct fx f;
+    double v = 0;
+    setup_rules(&f, "rule r when count(customer, 16m) > 1 and sum(customer, 16m) > 1 "
+                    "and distinct(customer, device, 16m) > 0 and travel_kmh() > 0 "
+                    "then reason \"x\"\n");
+    struct cu_mon_event far = ev_at(CU_EV_LOGIN_FAILED, 253402214400000LL, "c1"); /* 9999 */
+    add(&f, &far);
+    for (int i = 0; i < 40; i++) {
+        struct cu_mon_event e = ev_at(CU_EV_LOGIN_FAILED, T0 + i * 1000, "c1");
+        add(&f, &e);
+    }
+    struct cu_mon_event q = ev_at(CU_EV_LOGIN_FAILED, T0 + 41000, "c1");
+    assert_true(value(&f, &q, 0, &v));
+    assert_true(v == 41.0); /* the forty before it and itself */
+    /* a late device does not push a newer one out of the distinct set */
+    struct cu_mon_event a = ev_at(CU_EV_TRANSFER, T0 + 2 * 60000, "c2"), b = a, c = a;
+    snprintf(a.device, sizeof(a.device), "A");
+    a.has |= CU_EVF_DEVICE;
+    add(&f, &a);
+    b.time_ms = T0 + 60000;
+    snprintf(b.device, sizeof(b.device), "B");
+    b.has |= CU_EVF_DEVICE;
+    add(&f, &b);
+    c.time_ms = T0 + 2 * 60000 + 1000;
+    snprintf(c.device, sizeof(c.device), "C");
+    c.has |= CU_EVF_DEVICE;
+    assert_true(value(&f, &c, 2, &v));
+    assert_true(v == 3.0);
+    /* sums saturate instead of wrapping */
+    for (int i = 0; i < 9300; i++) {
+        struct cu_mon_event e = ev_at(CU_EV_TRANSFER, T0, "rich");
+        with_amount(&e, CU_MON_AMOUNT_MAX);
+        add(&f, &e);
+    }
+    struct cu_mon_event r = ev_at(CU_EV_TRANSFER, T0 + 1000, "rich");
+    with_amount(&r, CU_MON_AMOUNT_MAX);
+    assert_true(value(&f, &r, 1, &v));
+    assert_true(v == (double)INT64_MAX);
+    /* travel from a place recorded later than the event: missing, not a huge speed */
+    struct cu_mon_event london = ev_at(CU_EV_LOGIN_SUCCEEDED, T0 + 3600000, "c3");
+    london.lat = 51.5;
+    london.lon = -0.13;
+    london.has |= CU_EVF_LOCATION;
+    add(&f, &london);
+    struct cu_mon_event paris = ev_at(CU_EV_LOGIN_SUCCEEDED, T0, "c3");
+    paris.lat = 48.86;
+    paris.lon = 2.35;
+    paris.has |= CU_EVF_LOCATION;
+    assert_false(value(&f, &paris, 3, &v));
+    teardown_rules(&f);
+}
+
+/* A failed allocation while a customer's baseline is made leaves no half-made baseline: the
+ * next event makes it whole. */
+static void test_allocation_failure(void **state)
+{
+    (void)state;
+    struct fx f;
+    double v = 0;
+    setup_rules(&f, "rule r when since(\"password_changed\") < 1d then reason \"x\"\n");
+    struct cu_mon_event e = ev_at(CU_EV_PASSWORD_CHANGED, T0, "c1");
+    bool failed_once = false;
+    for (long k = 1; k < 20; k++) {
+        cu_mem_fail_at(k);
+        enum cu_err rc = cu_mon_state_add(f.st, &e);
+        cu_mem_fail_at(0);
+        if (rc == CU_OK) /* made with fewer than k allocations: every failure point was seen */
+            break;
+        assert_int_equal(rc, CU_E_NOMEM);
+        failed_once = true;
+        e.time_ms += 1000;
+        add(&f, &e); /* whole now */
+        struct cu_mon_event q = ev_at(CU_EV_WITHDRAWAL, e.time_ms + 1000, "c1");
+        assert_true(value(&f, &q, 0, &v));
+        assert_true(v == 1000.0);
+        teardown_rules(&f);
+        setup_rules(&f, "rule r when since(\"password_changed\") < 1d then reason \"x\"\n");
+        e.time_ms = T0;
+    }
+    assert_true(failed_once);
+    teardown_rules(&f);
+}
+
+/* Keys whose windows have all passed are forgotten (an attacker's random devices do not pile
+ * up), and past the key cap new keys are not recorded while known ones still are. */
+static void test_memory_bounded(void **state)
+{
+    (void)state;
+    struct fx f;
+    struct cu_mon_state_stats st;
+    char dev[32];
+    double v = 0;
+    setup_rules(&f, "rule r when count(device, 1m) > 3 and count(customer, 1h) > 1 "
+                    "then reason \"x\"\n");
+    for (int i = 0; i < 300000; i++) {
+        struct cu_mon_event e = ev_at(CU_EV_LOGIN_FAILED, T0 + (int64_t)i * 10, "c1");
+        snprintf(e.device, sizeof(e.device), "random-%d", i);
+        e.has |= CU_EVF_DEVICE;
+        add(&f, &e);
+    }
+    cu_mon_state_stats(f.st, &st);
+    /* a minute holds 6,000 of them; the table is swept when it fills */
+    assert_true(st.keys[CU_KEY_DEVICE] < 30000);
+    assert_true(st.swept > 250000);
+    assert_true(st.bytes < 8u << 20);
+    teardown_rules(&f);
+
+    setup_rules(&f, "rule r when count(device, 1h) > 3 and count(customer, 1h) > 1 "
+                    "then reason \"x\"\n");
+    cu_mon_state_set_keys_max(f.st, 1000);
+    for (int i = 0; i < 5000; i++) {
+        struct cu_mon_event e = ev_at(CU_EV_LOGIN_FAILED, T0 + i, "c1");
+        snprintf(dev, sizeof(dev), "d%d", i);
+        snprintf(e.device, sizeof(e.device), "%s", dev);
+        e.has |= CU_EVF_DEVICE;
+        add(&f, &e);
+    }
+    cu_mon_state_stats(f.st, &st);
+    assert_true(st.keys[CU_KEY_DEVICE] + st.keys[CU_KEY_CUSTOMER] <= 1000);
+    assert_true(st.dropped >= 4000);
+    struct cu_mon_event q = ev_at(CU_EV_LOGIN_FAILED, T0 + 6000, "c1");
+    assert_true(value(&f, &q, 1, &v)); /* the customer, known before the cap, still counts */
+    assert_true(v == 5001.0);
+    teardown_rules(&f);
+}
+
 static void test_anomaly_maths(void **state)
 {
     (void)state;
@@ -319,9 +451,10 @@ int main(void)
 {
     cu_mon_types_init(&types);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window_edges),        cmocka_unit_test(test_distinct),
-        cmocka_unit_test(test_baselines),           cmocka_unit_test(test_anomaly_maths),
-        cmocka_unit_test(test_memory_per_customer),
+        cmocka_unit_test(test_window_edges),       cmocka_unit_test(test_distinct),
+        cmocka_unit_test(test_baselines),          cmocka_unit_test(test_times_out_of_order),
+        cmocka_unit_test(test_allocation_failure), cmocka_unit_test(test_memory_bounded),
+        cmocka_unit_test(test_anomaly_maths),      cmocka_unit_test(test_memory_per_customer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
