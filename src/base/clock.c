@@ -239,7 +239,7 @@ enum cu_err cu_clock_parse(const char *s, int64_t *out)
         goto out;
     }
     t = (time_t)(days_from_civil(tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday) * 86400 +
-                 tm.tm_hour * 3600 + tm.tm_min * 60 + tm.tm_sec);
+                 (int64_t)tm.tm_hour * 3600 + (int64_t)tm.tm_min * 60 + tm.tm_sec);
     *out = ((int64_t)t - offset) * 1000 + ms;
     rc = CU_OK;
 out:

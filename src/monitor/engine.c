@@ -30,7 +30,7 @@ enum cu_err cu_mon_engine_init(struct cu_mon_engine *e, const struct cu_ruleset 
     for (size_t j = 0; j < ns; j++) {
         size_t k;
         for (k = 0; k < n; k++)
-            if (memcmp(&all[k], &sf[j], sizeof(sf[j])) == 0)
+            if (cu_feature_same(&all[k], &sf[j]))
                 break;
         if (k == n)
             all[n++] = sf[j];

@@ -266,7 +266,7 @@ static enum cu_err str(struct rd *r, char *out, size_t cap, size_t *len)
 /* number(r, buf): the text of a JSON number (grammar checked) into buf. */
 static enum cu_err number(struct rd *r, char buf[40], bool *integer)
 {
-    const char *s = r->p;
+    const char *s;
     size_t n;
 
     ws(r);
@@ -461,7 +461,7 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
                         "[monitor] event_types)");
         return rc;
     case K_TIME:
-        if ((rc = str_field(r, key, buf, 64, &n)) != CU_OK)
+        if (str_field(r, key, buf, 64, &n) != CU_OK)
             return fail(r, CU_E_INVALID, "field 'time' must be an RFC 3339 time");
         if (cu_clock_parse(buf, &ev->time_ms) != CU_OK)
             return fail(r, CU_E_INVALID, "field 'time' must be an RFC 3339 time");
@@ -486,7 +486,7 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
     }
     case K_IP: {
         struct cu_ip ip;
-        if ((rc = str_field(r, key, ev->ip, sizeof(ev->ip), &n)) != CU_OK ||
+        if (str_field(r, key, ev->ip, sizeof(ev->ip), &n) != CU_OK ||
             cu_ip_parse(ev->ip, &ip) != CU_OK)
             return fail(r, CU_E_INVALID, "field 'ip' must be an IPv4 or IPv6 address");
         memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
@@ -494,21 +494,20 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
         return CU_OK;
     }
     case K_COUNTRY:
-        if ((rc = str_field(r, key, buf, 8, &n)) != CU_OK || !upper(buf, n, 2))
+        if (str_field(r, key, buf, 8, &n) != CU_OK || !upper(buf, n, 2))
             return fail(r, CU_E_INVALID,
                         "field 'country' must be an ISO 3166-1 alpha-2 code (e.g. \"GB\")");
         memcpy(ev->country, buf, 3);
         ev->has |= CU_EVF_COUNTRY;
         return CU_OK;
     case K_CURRENCY:
-        if ((rc = str_field(r, key, buf, 8, &n)) != CU_OK || !upper(buf, n, 3))
+        if (str_field(r, key, buf, 8, &n) != CU_OK || !upper(buf, n, 3))
             return fail(r, CU_E_INVALID,
                         "field 'currency' must be an ISO 4217 code (e.g. \"EUR\")");
         memcpy(ev->currency, buf, 4);
         return CU_OK;
     case K_CHANNEL:
-        if ((rc = str_field(r, key, buf, CU_MON_NAME_MAX + 1, &n)) != CU_OK ||
-            !name_ok(buf, n, false))
+        if (str_field(r, key, buf, CU_MON_NAME_MAX + 1, &n) != CU_OK || !name_ok(buf, n, false))
             return fail(r, CU_E_INVALID, "field 'channel' must be up to 32 of [a-z0-9_]");
         memcpy(ev->channel, buf, n + 1);
         ev->has |= CU_EVF_CHANNEL;
@@ -516,8 +515,7 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
     case K_LABEL:
         if (!o->allow_label)
             return fail(r, CU_E_INVALID, "unknown field 'label' (only replay files carry it)");
-        if ((rc = str_field(r, key, buf, CU_MON_NAME_MAX + 1, &n)) != CU_OK ||
-            !name_ok(buf, n, false))
+        if (str_field(r, key, buf, CU_MON_NAME_MAX + 1, &n) != CU_OK || !name_ok(buf, n, false))
             return fail(r, CU_E_INVALID, "field 'label' must be up to 32 of [a-z0-9_]");
         memcpy(ev->label, buf, n + 1);
         ev->has |= CU_EVF_LABEL;

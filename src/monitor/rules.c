@@ -456,12 +456,19 @@ static struct node *N(struct parser *ps, int i)
 
 static int expr(struct parser *ps);
 
+bool cu_feature_same(const struct cu_feature *a, const struct cu_feature *b)
+{
+    return a->kind == b->kind && a->key == b->key && a->field == b->field &&
+           a->window_ms == b->window_ms && a->types == b->types &&
+           strcmp(a->field_name, b->field_name) == 0;
+}
+
 static int feature(struct parser *ps, const struct token *at, struct cu_feature f)
 {
     struct cu_ruleset *rs = ps->rs;
     size_t i;
     for (i = 0; i < rs->nfeatures; i++)
-        if (memcmp(&rs->features[i], &f, sizeof(f)) == 0)
+        if (cu_feature_same(&rs->features[i], &f))
             break;
     if (i == rs->nfeatures) {
         if (rs->nfeatures >= CU_RULES_FEATURES_MAX) {
@@ -537,6 +544,7 @@ static int64_t window_arg(struct parser *ps)
 }
 
 /* call(ps, name): a feature function, its '(' already read. */
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int call(struct parser *ps, const struct token *at, const char *name)
 {
     struct cu_feature f;
@@ -606,6 +614,7 @@ static int call(struct parser *ps, const struct token *at, const char *name)
 }
 
 /* member(ps, at, object): event.X, event.attributes.X, customer.X (the object read). */
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int member(struct parser *ps, const struct token *at, const char *object)
 {
     char d[48], name[CU_MON_NAME_MAX + 2];
@@ -667,6 +676,7 @@ static int member(struct parser *ps, const struct token *at, const char *object)
 static int list_items(struct parser *ps, struct list *l);
 static bool reserved(const char *name);
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int primary(struct parser *ps)
 {
     struct token t = ps->t;
@@ -736,6 +746,7 @@ static int primary(struct parser *ps)
     return -1;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int unary(struct parser *ps)
 {
     struct token t = ps->t;
@@ -789,6 +800,7 @@ static int binary(struct parser *ps, int a, int b, enum op op, const struct toke
         (struct node){.op = (uint8_t)op, .type = (uint8_t)tr, .a = (int16_t)a, .b = (int16_t)b});
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int product(struct parser *ps)
 {
     int a = unary(ps);
@@ -807,6 +819,7 @@ static int product(struct parser *ps)
     }
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int sum(struct parser *ps)
 {
     int a = product(ps);
@@ -859,6 +872,7 @@ static int type_test(struct parser *ps, int a, int b, bool in, const struct toke
     return add_node(ps, at, (struct node){.op = OP_TYPE_IS, .type = T_BOOL, .mask = mask});
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int comparison(struct parser *ps)
 {
     int a = sum(ps), b;
@@ -959,6 +973,7 @@ static int boolean(struct parser *ps, int a, const struct token *at, const char 
     return a;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int negation(struct parser *ps)
 {
     struct token t = ps->t;
@@ -972,6 +987,7 @@ static int negation(struct parser *ps)
     return comparison(ps);
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int conjunction(struct parser *ps)
 {
     struct token t0 = ps->t;
@@ -991,6 +1007,7 @@ static int conjunction(struct parser *ps)
 
 static int disjunction(struct parser *ps);
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int expr(struct parser *ps)
 {
     int a = deeper(ps) ? disjunction(ps) : -1;
@@ -998,6 +1015,7 @@ static int expr(struct parser *ps)
     return a;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): nesting bounded by RULES_DEPTH_MAX (deeper)
 static int disjunction(struct parser *ps)
 {
     struct token t0 = ps->t;
@@ -1286,6 +1304,7 @@ static void parse_actions(struct parser *ps, struct rule *r)
 }
 
 /* root_types(rs, r, i): the types the rule can fire on, from the `and`s at the top. */
+// NOLINTNEXTLINE(misc-no-recursion): at most CU_RULES_NODES_MAX nodes, each visited once
 static uint64_t root_types(const struct rule *r, int i)
 {
     const struct node *n = &r->nodes[i];
@@ -1527,6 +1546,7 @@ static bool list_has(const struct list *l, const struct val *v)
     return bsearch(&v->s, l->str, l->n, sizeof(*l->str), cmp_str) != NULL;
 }
 
+// NOLINTNEXTLINE(misc-no-recursion): a tree of at most CU_RULES_NODES_MAX nodes
 static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
 {
     const struct node *n = &r->nodes[i];
@@ -1559,7 +1579,7 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
         v.missing = c->fstate[n->i] == 2;
         return v;
     case OP_TYPE_IS:
-        v.n = (n->mask >> c->ev->type) & 1u;
+        v.n = (double)((n->mask >> c->ev->type) & 1u);
         return v;
     case OP_EXISTS:
         a = eval(c, r, n->a);

@@ -97,6 +97,9 @@ struct cu_feature {
     char field_name[CU_MON_NAME_MAX + 1]; /* SINCE_FIELD */
 };
 
+/* cu_feature_same(a, b): whether two features are the same one (member by member). */
+bool cu_feature_same(const struct cu_feature *a, const struct cu_feature *b);
+
 /* The provider of feature values: value(arg, i, &v) sets v for feature i of the set and
  * returns false when the value is missing (no history, no location ...). */
 struct cu_feature_source {

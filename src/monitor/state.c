@@ -717,6 +717,8 @@ void cu_mon_state_source(struct cu_mon_state *st, const struct cu_mon_event *ev,
 static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct wspec *w,
                             const struct cu_mon_event *ev)
 {
+    if (!e->slots) /* a key of a kind with windows always has its slots */
+        return CU_E_INVALID;
     struct ring *r = e->slots[w->slot];
     uint32_t idx = bucket_of(ev->time_ms, w->width_ms);
     int at;
@@ -781,6 +783,8 @@ static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct
 static enum cu_err dset_add(struct cu_mon_state *st, struct ent *e, const struct wspec *w,
                             const struct cu_mon_event *ev)
 {
+    if (!e->slots)
+        return CU_E_INVALID;
     struct dset *d = e->slots[w->slot];
     uint32_t idx = bucket_of(ev->time_ms, w->width_ms), h;
     int oldest = -1;
