@@ -94,8 +94,6 @@ struct replay {
     int64_t last_ms;
 };
 
-static const char *const decision_names[5] = {"allow", "review", "step_up", "hold", "deny"};
-
 static int replay_line(struct replay *r, const struct cu_mon_parse_opts *o, const char *line,
                        size_t len, struct cu_buf *out)
 {
@@ -150,7 +148,8 @@ static void replay_report(const struct replay *r, double secs)
            (unsigned long long)r->late, secs, secs > 0 ? (double)r->lines / secs : 0.0);
     printf("decisions:");
     for (int d = 0; d < 5; d++)
-        printf(" %s %llu", decision_names[d], (unsigned long long)r->decided[d]);
+        printf(" %s %llu", cu_decision_name((enum cu_decision)d),
+               (unsigned long long)r->decided[d]);
     printf("\n");
     if (r->rule_errors)
         printf("rule failures at run time: %llu\n", (unsigned long long)r->rule_errors);
@@ -172,7 +171,7 @@ static void replay_report(const struct replay *r, double secs)
            (unsigned long long)attack);
     printf("confusion (label by decision):%-9s", "");
     for (int d = 0; d < 5; d++)
-        printf(" %9s", decision_names[d]);
+        printf(" %9s", cu_decision_name((enum cu_decision)d));
     printf("\n");
     for (int a = 0; a < 2; a++) {
         printf("  %-37s", a ? "attack" : "legit");

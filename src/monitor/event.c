@@ -12,6 +12,7 @@
 #include "access/policy.h"
 #include "base/clock.h"
 #include "base/json.h"
+#include "base/text.h"
 
 static const char *const builtin[CU_EV_BUILTIN_COUNT] = {
     "login_succeeded", "login_failed", "mfa_failed",      "password_changed",
@@ -118,24 +119,13 @@ static bool eat(struct rd *r, char c)
     return false;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool hex4(struct rd *r, unsigned *out)
 {
     unsigned v = 0;
     if (r->end - r->p < 4)
         return false;
     for (int i = 0; i < 4; i++) {
-        int h = hexval(r->p[i]);
+        int h = cu_hex_digit(r->p[i]);
         if (h < 0)
             return false;
         v = v << 4 | (unsigned)h;

@@ -116,6 +116,23 @@ static void *grab(struct cu_mon_state *st, size_t n)
     return p;
 }
 
+/* regrow(st, old, used, old_size, new_size): a new block of new_size bytes holding the first
+ * used bytes of old (which may be NULL), old freed and the accounting moved; NULL (old kept)
+ * when out of memory. */
+static void *regrow(struct cu_mon_state *st, void *old, size_t used, size_t old_size,
+                    size_t new_size)
+{
+    void *p = grab(st, new_size);
+    if (!p)
+        return NULL;
+    if (old) {
+        memcpy(p, old, used);
+        st->bytes -= old_size;
+        cu_free(old);
+    }
+    return p;
+}
+
 /* --- keys ------------------------------------------------------------------------------ */
 
 static uint64_t hash_bytes(const struct cu_mon_state *st, uint8_t kind, const void *p, size_t n)
@@ -757,14 +774,12 @@ static enum cu_err ring_add(struct cu_mon_state *st, struct ent *e, const struct
         }
         if (r->n == r->cap) {
             uint16_t cap = (uint16_t)(r->cap * 2 > RING_MAX ? RING_MAX : r->cap * 2);
-            struct ring *nr = grab(st, sizeof(*nr) + cap * sizeof(nr->b[0]));
+            struct ring *nr =
+                regrow(st, r, sizeof(*r) + r->n * sizeof(r->b[0]),
+                       sizeof(*r) + r->cap * sizeof(r->b[0]), sizeof(*nr) + cap * sizeof(nr->b[0]));
             if (!nr)
                 return CU_E_NOMEM;
-            memcpy(nr->b, r->b, r->n * sizeof(r->b[0]));
-            nr->n = r->n;
             nr->cap = cap;
-            st->bytes -= sizeof(*r) + r->cap * sizeof(r->b[0]);
-            cu_free(r);
             r = e->slots[w->slot] = nr;
         }
         at++;
@@ -814,15 +829,11 @@ static enum cu_err dset_add(struct cu_mon_state *st, struct ent *e, const struct
         struct dset *nd;
         if (cap > CU_MON_DISTINCT_MAX)
             cap = CU_MON_DISTINCT_MAX;
-        nd = grab(st, sizeof(*nd) + cap * sizeof(nd->v[0]));
+        nd = regrow(st, d, d ? sizeof(*d) + d->n * sizeof(d->v[0]) : 0,
+                    d ? sizeof(*d) + d->cap * sizeof(d->v[0]) : 0,
+                    sizeof(*nd) + cap * sizeof(nd->v[0]));
         if (!nd)
             return CU_E_NOMEM;
-        if (d) {
-            memcpy(nd->v, d->v, d->n * sizeof(d->v[0]));
-            nd->n = d->n;
-            st->bytes -= sizeof(*d) + d->cap * sizeof(d->v[0]);
-            cu_free(d);
-        }
         nd->cap = cap;
         d = e->slots[w->slot] = nd;
     }
@@ -845,15 +856,11 @@ static enum cu_err seen_add(struct cu_mon_state *st, struct base *b, enum cu_key
     }
     if (!s || (s->n == s->cap && s->cap < CU_MON_SEEN_MAX)) {
         uint8_t cap = (uint8_t)(s ? s->cap * 2 : 2);
-        struct seen *ns = grab(st, sizeof(*ns) + cap * sizeof(ns->v[0]));
+        struct seen *ns = regrow(st, s, s ? sizeof(*s) + s->n * sizeof(s->v[0]) : 0,
+                                 s ? sizeof(*s) + s->cap * sizeof(s->v[0]) : 0,
+                                 sizeof(*ns) + cap * sizeof(ns->v[0]));
         if (!ns)
             return CU_E_NOMEM;
-        if (s) {
-            memcpy(ns->v, s->v, s->n * sizeof(s->v[0]));
-            ns->n = s->n;
-            st->bytes -= sizeof(*s) + s->cap * sizeof(s->v[0]);
-            cu_free(s);
-        }
         ns->cap = cap;
         s = b->seen[field] = ns;
     }
