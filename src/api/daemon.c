@@ -219,6 +219,7 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
     if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         if (k == NULL)
             return;
+        cu_front_unlink(k);
         pthread_mutex_lock(&watch.mu);
         if (k->prev != NULL)
             k->prev->next = k->next;
@@ -233,11 +234,11 @@ static void on_connection(void *cls, struct MHD_Connection *c, void **socket_ctx
     }
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-    int one = 1;
     if (ci == NULL)
         return;
-    (void)setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     k = cu_calloc(1, sizeof(*k));
+    /* The front's connection is taken first, also when k could not be made. */
+    cu_front_link(k, ci->connect_fd);
     if (k == NULL) {
         cu_log_msg(CU_LOG_WARN, "http.connection_untimed");
         return;
@@ -270,26 +271,38 @@ static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
     return NULL;
 }
 
-/* libmicrohttpd's messages. It answers a request it cannot parse itself (an HTML page, then
- * it closes the connection), before any handler sees it: such refusals are counted. */
+/* libmicrohttpd's messages. The front refuses what the library would answer with a page of
+ * its own; should the library still refuse a request itself (an HTML page, then it closes the
+ * connection), it is counted and logged as a warning: the front's checks missed a case. The
+ * library's connections are socket pairs with the front, not TCP: what it says of TCP options
+ * on them (it tries them on every connection) is not worth a line. */
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     static const char refused[] = "Error processing request (HTTP response code is ";
+    static const char *const socket_pair[] = {
+        "Setting TCP_NODELAY option",
+        "Setting TCP_CORK option",
+        "Failed to push the data from buffers to the network",
+    };
     struct cu_app *app = cls;
     char msg[512];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     msg[strcspn(msg, "\n")] = '\0';
     if (strncmp(msg, refused, sizeof(refused) - 1) == 0) {
         cu_metrics_conn_event(app->metrics, CU_CONN_MALFORMED);
-        cu_log(CU_LOG_INFO, "http.malformed",
+        cu_log(CU_LOG_WARN, "http.library_refused",
                CU_LI("status", strtol(msg + sizeof(refused) - 1, NULL, 10)));
         return;
+    }
+    for (size_t i = 0; i < sizeof(socket_pair) / sizeof(socket_pair[0]); i++) {
+        if (strncmp(msg, socket_pair[i], strlen(socket_pair[i])) == 0)
+            return;
     }
     cu_log(CU_LOG_WARN, "http.library", CU_LS("detail", msg));
 }
 
 /* Reads a PEM file into memory (the key file into guarded memory is not needed: GnuTLS
- * copies it when the daemon starts, and we wipe our copy right after). */
+ * copies it when the front starts, and we wipe our copy right after). */
 enum cu_err cu_daemon_read_pem(const struct cu_config *cfg, const char *rel, char **out)
 {
     char path[CU_CONFIG_PATH_BYTES];
@@ -341,55 +354,29 @@ void cu_daemon_wipe_free(char *p)
     }
 }
 
-static enum cu_err listen_addr(const struct cu_config *cfg, struct sockaddr_storage *ss, bool *ipv6)
-{
-    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
-    memset(ss, 0, sizeof(*ss));
-    *ipv6 = false;
-    if (inet_pton(AF_INET, cfg->server.listen_address, &v4->sin_addr) == 1) {
-        v4->sin_family = AF_INET;
-        v4->sin_port = htons(cfg->server.port);
-        return CU_OK;
-    }
-    if (inet_pton(AF_INET6, cfg->server.listen_address, &v6->sin6_addr) == 1) {
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = htons(cfg->server.port);
-        *ipv6 = true;
-        return CU_OK;
-    }
-    return CU_E_CONFIG;
-}
-
-struct MHD_Daemon *cu_daemon_start(struct cu_app *app, const char *cert, const char *key)
+struct MHD_Daemon *cu_daemon_start(struct cu_app *app)
 {
     const struct cu_config *cfg = &app->cfg;
-    struct sockaddr_storage ss;
-    bool ipv6;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_TLS | MHD_USE_ITC |
+    /* Plain HTTP on the socket pairs of the front, which terminates TLS (front.c). */
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* Each connection's memory pool holds its requests' headers (the bearer token) and body
      * chunks (personal data). The library zeroes it between requests, but frees it unwiped
      * when the connection closes if it came from malloc, which it does for pools of 32 KiB or
-     * less; a larger pool is mapped and unmapped, so nothing of it stays in the heap. */
+     * less; a larger pool is mapped and unmapped, so nothing of it stays in the heap. It holds
+     * a head of the most the front passes (max_header_bytes + 4 KiB) with room to spare. */
     size_t mem = cfg->server.max_header_bytes + 16384;
     if (mem < MIN_CONNECTION_POOL)
         mem = MIN_CONNECTION_POOL;
 
-    if (listen_addr(cfg, &ss, &ipv6) != CU_OK)
-        return NULL;
-    if (ipv6)
-        flags |= MHD_USE_IPv6;
     return MHD_start_daemon(
-        flags, cfg->server.port, NULL, NULL, cu_server_on_request, app, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_logger, app, MHD_OPTION_URI_LOG_CALLBACK, uri_seen, app, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
+        flags, 0, NULL, NULL, cu_server_on_request, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
+        app, MHD_OPTION_URI_LOG_CALLBACK, uri_seen, app, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        mem, MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_CERT, cert,
-        MHD_OPTION_HTTPS_PRIORITIES, cfg->server.tls_priorities, MHD_OPTION_NOTIFY_COMPLETED,
-        cu_server_on_completed, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection, app,
+        mem, MHD_OPTION_NOTIFY_COMPLETED, cu_server_on_completed, app, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, app,
         /* Not strict: in strict mode libmicrohttpd answers a missing Host or a space in the
          * target with an HTML page of its own; head_error and uri_seen check both and answer
          * with a problem document. */

@@ -101,16 +101,18 @@ static bool survey_query(void *cls, const char *key, const char *value)
  * that is not visible ASCII, a '%' not followed by two hex digits, one that encodes a control
  * byte (libmicrohttpd decodes %00 into a NUL that cuts the path short), or an encoded slash or
  * backslash in the path. */
-const char *cu_head_target_error(const char *t)
+const char *cu_head_target_error_n(const char *t, size_t n)
 {
     bool in_path = true;
-    for (const unsigned char *p = (const unsigned char *)t; *p != '\0'; p++) {
+    const unsigned char *p = (const unsigned char *)t, *end = p + n;
+    for (; p < end; p++) {
         in_path &= *p != '?';
         if (*p <= 0x20 || *p >= 0x7f)
             return "the request target holds a byte that is not visible ASCII";
         if (*p != '%')
             continue;
-        int hi = cu_hex_digit((char)p[1]), lo = hi < 0 ? -1 : cu_hex_digit((char)p[2]);
+        int hi = end - p > 1 ? cu_hex_digit((char)p[1]) : -1;
+        int lo = hi < 0 || end - p < 3 ? -1 : cu_hex_digit((char)p[2]);
         if (hi < 0 || lo < 0)
             return "the request target holds a '%' that is not followed by two hex digits";
         if (hi * 16 + lo < 0x20 || hi * 16 + lo == 0x7f)
@@ -121,6 +123,11 @@ const char *cu_head_target_error(const char *t)
         p += 2;
     }
     return NULL;
+}
+
+const char *cu_head_target_error(const char *t)
+{
+    return cu_head_target_error_n(t, strlen(t));
 }
 
 /* Whether the request head is one a careful server answers: CU_OK, or CU_E_HEADERS_TOO_LARGE,

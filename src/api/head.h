@@ -14,6 +14,8 @@
  * refused, or NULL: a byte that is not visible ASCII, a malformed or control-byte percent
  * escape, or an encoded '/' or '\\' in the path. Static storage. */
 const char *cu_head_target_error(const char *t);
+/* cu_head_target_error_n(t, n): the same for the n bytes at t (no terminator needed). */
+const char *cu_head_target_error_n(const char *t, size_t n);
 
 /* cu_head_error(req, resp, target_err, version): CU_OK when the head of req may be served;
  * CU_E_HEADERS_TOO_LARGE when its headers pass [server] max_header_bytes, or CU_E_INVALID with

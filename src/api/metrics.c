@@ -216,12 +216,20 @@ static enum cu_err render_conn_events(struct cu_metrics *m, struct cu_buf *out)
         "# TYPE custodia_http_deadline_closed_total counter\n"
         "custodia_http_deadline_closed_total{phase=\"header\"} %llu\n"
         "custodia_http_deadline_closed_total{phase=\"body\"} %llu\n"
-        "# HELP custodia_http_malformed_total Requests refused by the HTTP parser before routing "
-        "(malformed framing, version or headers).\n"
+        "# HELP custodia_http_malformed_total Requests refused before routing because their "
+        "framing, version or header lines are malformed.\n"
         "# TYPE custodia_http_malformed_total counter\n"
-        "custodia_http_malformed_total %llu\n",
+        "custodia_http_malformed_total %llu\n"
+        "# HELP custodia_tls_handshake_failed_total TLS handshakes that failed.\n"
+        "# TYPE custodia_tls_handshake_failed_total counter\n"
+        "custodia_tls_handshake_failed_total %llu\n"
+        "# HELP custodia_http_connections_refused_total Connections closed at accept because "
+        "server.max_connections or server.per_ip_connections was reached.\n"
+        "# TYPE custodia_http_connections_refused_total counter\n"
+        "custodia_http_connections_refused_total %llu\n",
         (unsigned long long)v[CU_CONN_HEADER_DEADLINE],
-        (unsigned long long)v[CU_CONN_BODY_DEADLINE], (unsigned long long)v[CU_CONN_MALFORMED]);
+        (unsigned long long)v[CU_CONN_BODY_DEADLINE], (unsigned long long)v[CU_CONN_MALFORMED],
+        (unsigned long long)v[CU_CONN_TLS_FAILED], (unsigned long long)v[CU_CONN_REFUSED]);
 }
 
 /* render_commits(cs, out): the group committer's figures. */

@@ -31,7 +31,9 @@ void cu_metrics_observe(struct cu_metrics *m, size_t route, int status, uint64_t
 enum cu_conn_event {
     CU_CONN_HEADER_DEADLINE, /* the request line and headers took longer than header_timeout */
     CU_CONN_BODY_DEADLINE,   /* the body took longer than body_timeout */
-    CU_CONN_MALFORMED,       /* libmicrohttpd refused a request it could not parse */
+    CU_CONN_MALFORMED,       /* the front refused a request it could not frame */
+    CU_CONN_TLS_FAILED,      /* a TLS handshake failed */
+    CU_CONN_REFUSED,         /* a connection past max_connections or per_ip_connections */
     CU_CONN__COUNT
 };
 

@@ -159,20 +159,27 @@ static struct request *request_new(struct cu_app *app, const struct cu_req_sourc
     return r;
 }
 
+const char *const cu_security_headers[][2] = {
+    {"Strict-Transport-Security", "max-age=31536000"},
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cross-Origin-Resource-Policy", "same-origin"},
+    {"Cache-Control", "no-store"},
+};
+const size_t cu_security_headers_n = sizeof(cu_security_headers) / sizeof(cu_security_headers[0]);
+
+void cu_server_request_id(char out[CU_REQUEST_ID_BYTES])
+{
+    request_id(out);
+}
+
 static enum MHD_Result add_headers(struct MHD_Response *mr, const struct request *r)
 {
-    static const char *const security[][2] = {
-        {"Strict-Transport-Security", "max-age=31536000"},
-        {"X-Content-Type-Options", "nosniff"},
-        {"X-Frame-Options", "DENY"},
-        {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
-        {"Referrer-Policy", "no-referrer"},
-        {"Cross-Origin-Resource-Policy", "same-origin"},
-        {"Cache-Control", "no-store"},
-    };
     enum MHD_Result ok = MHD_YES;
-    for (size_t i = 0; i < sizeof(security) / sizeof(security[0]); i++)
-        ok &= MHD_add_response_header(mr, security[i][0], security[i][1]);
+    for (size_t i = 0; i < cu_security_headers_n; i++)
+        ok &= MHD_add_response_header(mr, cu_security_headers[i][0], cu_security_headers[i][1]);
     ok &= MHD_add_response_header(mr, "X-Request-Id", r->req.id);
     if (r->resp.content_type)
         ok &= MHD_add_response_header(mr, "Content-Type", r->resp.content_type);
@@ -698,9 +705,12 @@ void cu_server_on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     struct request *r = *con_cls;
     /* The connection may carry a next request: its line must come within the idle timeout,
      * and its headers within the header timeout after that (uri_seen). */
-    cu_daemon_conn_set(cu_daemon_conn_of(c), PHASE_HEAD,
+    struct conn *k = cu_daemon_conn_of(c);
+    cu_daemon_conn_set(k, PHASE_HEAD,
                        cu_daemon_mono_ms() + 1000LL * (app->cfg.server.idle_timeout +
                                                        app->cfg.server.header_timeout));
+    /* The front passes the connection's next request once this answer is out. */
+    cu_front_answered(k);
     if (r == NULL)
         return;
     uint64_t ns = cu_clock_mono_ns() - r->start_ns;
@@ -782,12 +792,12 @@ static void wait_inflight(struct cu_app *app, int ms)
  * own thread instead of suspending (a connection accepted before the stop may yet bring one);
  * once the lane has run what it holds, an empty unit run through the committer comes out
  * after every unit handed over before, so every suspended connection has been resumed. */
-static void drain(struct cu_app *app, struct MHD_Daemon *d)
+static void drain(struct cu_app *app, struct MHD_Daemon *d, struct cu_front *fr)
 {
     struct cu_work *flush = NULL;
 
     atomic_store(&app->draining, true);
-    (void)MHD_quiesce_daemon(d);
+    cu_front_quiesce(fr);
     wait_inflight(app, 10000);
     cu_lane_stop(app->lane); /* runs what is queued; their units go to the committer */
     if (cu_work_new(NULL, &flush) != CU_OK || cu_committer_run(app->committer, flush) != CU_OK)
@@ -795,6 +805,7 @@ static void drain(struct cu_app *app, struct MHD_Daemon *d)
     cu_work_free(flush);
     wait_inflight(app, 1000);
     MHD_stop_daemon(d);
+    cu_front_free(fr);
     cu_daemon_watch_stop();
 }
 
@@ -809,6 +820,7 @@ enum cu_err cu_server_run(struct cu_app *app)
 {
     char *cert = NULL, *key = NULL;
     struct MHD_Daemon *d = NULL;
+    struct cu_front *fr = NULL;
     enum cu_err rc;
 
     routes = cu_routes(&nroutes);
@@ -857,7 +869,11 @@ enum cu_err cu_server_run(struct cu_app *app)
         cu_log_msg(CU_LOG_INFO, "server.stopped_before_start");
         goto out;
     }
-    d = cu_daemon_start(app, cert, key);
+    d = cu_daemon_start(app);
+    if (d != NULL && cu_front_start(app, d, cert, key, &fr) != CU_OK) {
+        MHD_stop_daemon(d);
+        d = NULL;
+    }
     cu_daemon_wipe_free(key);
     key = NULL;
     if (d == NULL) {
@@ -889,7 +905,7 @@ enum cu_err cu_server_run(struct cu_app *app)
     int sig = wait_for_signal();
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", signal_name(sig)),
            CU_LI("in_flight", atomic_load(&app->inflight)));
-    drain(app, d);
+    drain(app, d, fr);
     cu_lane_free(app->lane);
     app->lane = NULL;
     cu_jobs_stop();

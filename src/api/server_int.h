@@ -14,6 +14,9 @@
 
 #include "api/server.h"
 
+struct fconn;
+struct cu_front;
+
 /* What a connection's deadline is for. */
 enum conn_phase {
     PHASE_HEAD = 1, /* the TLS handshake, request line and headers (server.header_timeout) */
@@ -31,6 +34,7 @@ struct conn {
     atomic_llong deadline_ms; /* monotonic; 0: none */
     bool shut;                /* the watchdog shut it down (under watch.mu) */
     const char *target_error; /* why the raw request target is refused, or NULL */
+    struct fconn *front;      /* the front's connection (front.c), or NULL */
 };
 
 /* The smallest connection memory pool: above 32 KiB, libmicrohttpd maps it (cu_daemon_start). */
@@ -66,9 +70,31 @@ void cu_daemon_remote_ip(struct MHD_Connection *c, char *out, size_t outlen);
 CU_WUR enum cu_err cu_daemon_read_pem(const struct cu_config *cfg, const char *rel, char **out);
 void cu_daemon_wipe_free(char *p);
 
-/* cu_daemon_start(app, cert, key): the daemon with every option of [server], serving
- * cu_server_on_request; NULL when it cannot start. */
-struct MHD_Daemon *cu_daemon_start(struct cu_app *app, const char *cert, const char *key);
+/* cu_daemon_start(app): the daemon with every option of [server], serving
+ * cu_server_on_request on the connections the front hands it (front.c); NULL when it cannot
+ * start. */
+struct MHD_Daemon *cu_daemon_start(struct cu_app *app);
+
+/* front.c: the TLS front. cu_front_start(app, d, cert, key, out) listens on [server]
+ * listen_address and port, terminates TLS with cert and key (PEM; copied) and hands each
+ * connection to d (started without a listen socket). cu_front_quiesce(fr) stops accepting
+ * (and handing over); cu_front_free(fr), once d has stopped, sends what d answered, closes
+ * every connection and frees fr (NULL: nothing).
+ * From libmicrohttpd's callbacks: cu_front_link(k, fd) gives the connection of the socket fd
+ * its front connection (k NULL: none can be kept); cu_front_unlink(k) lets it go;
+ * cu_front_answered(k) says a request of k's was answered. */
+CU_WUR enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, const char *cert,
+                                  const char *key, struct cu_front **out);
+void cu_front_quiesce(struct cu_front *fr);
+void cu_front_free(struct cu_front *fr);
+void cu_front_link(struct conn *k, int fd);
+void cu_front_unlink(struct conn *k);
+void cu_front_answered(struct conn *k);
+
+/* server.c: the security headers of every answer; a fresh request id. */
+extern const char *const cu_security_headers[][2];
+extern const size_t cu_security_headers_n;
+void cu_server_request_id(char out[CU_REQUEST_ID_BYTES]);
 
 /* server.c: libmicrohttpd's access handler and completion callback. */
 enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const char *url,
