@@ -264,7 +264,7 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
     *end = false;
     while (off < n && f->status == 0 && !*end) {
         const uint8_t *q = p + off;
-        size_t m = n - off, e;
+        size_t m = n - off, e, win, lim;
         switch (f->state) {
         case F_HEAD:
             /* Empty lines before a request line (RFC 9112 section 2.2) are passed on: the
@@ -276,11 +276,13 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
                 f->scanned = 0;
                 break;
             }
-            e = head_end(f, q, m, &refused);
+            /* Only the first head_max bytes are searched, so that the verdict on a long head
+             * does not depend on how its bytes arrived. */
+            e = head_end(f, q, m < f->head_max ? m : f->head_max, &refused);
             if (refused)
                 return off;
-            if (e == 0 || e > f->head_max) {
-                if (m > f->head_max || e > f->head_max)
+            if (e == 0) {
+                if (m > f->head_max)
                     refuse(f, 431, "the request head is larger than the limit");
                 return off;
             }
@@ -299,12 +301,13 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
             }
             break;
         case F_CHUNK_LINE:
-            e = line_end(q, m, f->scanned, &bare);
+            win = m < CU_FRAME_CHUNK_LINE_MAX + 2 ? m : CU_FRAME_CHUNK_LINE_MAX + 2;
+            e = line_end(q, win, f->scanned, &bare);
             if (bare)
                 return off + refuse(f, 400, "a chunk size line ends without CR");
-            if (e == m) {
-                f->scanned = m;
-                if (m > CU_FRAME_CHUNK_LINE_MAX)
+            if (e == win) {
+                f->scanned = win;
+                if (m > CU_FRAME_CHUNK_LINE_MAX + 1)
                     refuse(f, 400, "a chunk size line is longer than the limit");
                 return off;
             }
@@ -329,12 +332,14 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
             f->state = F_CHUNK_LINE;
             break;
         case F_TRAILER:
-            e = line_end(q, m, f->scanned, &bare);
+            lim = f->head_max - f->trailer + 2; /* a line that still fits, with its CRLF */
+            win = m < lim ? m : lim;
+            e = line_end(q, win, f->scanned, &bare);
             if (bare)
                 return off + refuse(f, 400, "a trailer line ends without CR");
-            if (e == m) {
-                f->scanned = m;
-                if (f->trailer + m > f->head_max)
+            if (e == win) {
+                f->scanned = win;
+                if (m >= lim)
                     refuse(f, 431, "the chunked body's trailer is larger than the limit");
                 return off;
             }

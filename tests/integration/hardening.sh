@@ -186,11 +186,65 @@ req GET '/v1/customers?after=x%2Fy' -H "Authorization: Bearer $KEY"
 check_eq "an encoded slash in the query is no path segment: the handler judges it" 400 "$STATUS"
 check "and its refusal is not about a slash" absent slash "$TMP/body"
 
-# Requests libmicrohttpd refuses itself before routing are counted.
+# What libmicrohttpd once answered with an HTML page of its own (no security headers, no
+# request id, its status line twice) the front now refuses with a problem document.
 raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a negative Content-Length"
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a Content-Length that is not a number"
+raw_status 'GET /v1/health HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a header line without a colon"
+check "the detail says why" grep -q 'has no colon' "$TMP/raw"
+raw_status 'GET /v1/health HTTP/2.0\r\nHost: x\r\n\r\n' >/dev/null
+problem "505 HTTP Version Not Supported" "HTTP/2.0 in a request line"
+check "505: its own problem type" grep -q 'problem:http_version_not_supported' "$TMP/raw"
+raw_status 'GET /v1/health HTTP/1.1 extra\r\nHost: x\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a request line with more than three parts"
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\nzz\r\n' >/dev/null
+problem "400 Bad Request" "a malformed chunk size after a good chunk"
+raw_status 'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}XX0\r\n\r\n' >/dev/null
+problem "400 Bad Request" "a chunk longer than its size"
+# Heads far past the connection's memory, by size and by number of lines: 431.
+printf 'GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Big: %0200000d\r\n\r\n' 0 |
+    python3 "$RAW" raw "$PORT" "$CA" >"$TMP/raw"
+problem "431 Request Header Fields Too Large" "a 200 KB head"
+python3 -c "import sys; sys.stdout.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n' + 'A: b\r\n' * 200 + '\r\n')" |
+    python3 "$RAW" raw "$PORT" "$CA" >"$TMP/raw"
+problem "431 Request Header Fields Too Large" "200 header lines"
+# At the most the front lets through (max_header_bytes + 4 KiB, 128 lines), the library still
+# holds the head: the request is served (or refused by custodia, never by the library).
+python3 -c "import sys; sys.stdout.write('GET /v1/health HTTP/1.1\r\nHost: x\r\n' + ''.join('X-%03d: %s\r\n' % (i, 'v' * 100) for i in range(126)) + 'Connection: close\r\n\r\n')" |
+    python3 "$RAW" raw "$PORT" "$CA" >"$TMP/raw"
+check_eq "128 header lines of 100 bytes: served" "HTTP/1.1 200 OK" "$(head -n 1 "$TMP/raw" | tr -d '\r')"
+printf 'GET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: %020380d\r\n\r\n' 0 |
+    python3 "$RAW" raw "$PORT" "$CA" >"$TMP/raw"
+problem "431 Request Header Fields Too Large" "a head just under the front's limit: custodia's 431"
+# A good request, then a malformed one, pipelined: the first is answered, then the refusal,
+# each once, in order.
+raw_status 'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n' >/dev/null
+check_eq "pipelined: the good request is answered first" "HTTP/1.1 200 OK" \
+    "$(grep '^HTTP/1.1 ' "$TMP/raw" | head -n 1 | tr -d '\r')"
+check_eq "pipelined: then the refusal" "HTTP/1.1 400 Bad Request" \
+    "$(grep '^HTTP/1.1 ' "$TMP/raw" | sed -n 2p | tr -d '\r')"
+check_eq "pipelined: two answers in all" 2 "$(grep -c '^HTTP/1.1 ' "$TMP/raw")"
+# Three good requests pipelined, the last closing: three answers in order.
+raw_status 'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/nope HTTP/1.1\r\nHost: x\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >/dev/null
+check_eq "three pipelined requests: three answers, in order" "200 404 200" \
+    "$(grep '^HTTP/1.1 ' "$TMP/raw" | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')"
+# Empty lines before a request line are skipped (RFC 9112 section 2.2).
+raw_status '\r\n\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >/dev/null
+check_eq "empty lines before the request line" "HTTP/1.1 200 OK" "$(head -n 1 "$TMP/raw" | tr -d '\r')"
+# Plain HTTP to the TLS port: the handshake fails, and is counted.
+printf 'GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n' |
+    python3 -c "import socket,sys; s=socket.create_connection(('127.0.0.1', $PORT)); s.sendall(sys.stdin.buffer.read()); s.settimeout(5); s.recv(100)" 2>/dev/null || true
 req GET /metrics -H "Authorization: Bearer $KEY"
-check "metrics count a request the parser refused" \
+check "metrics count the requests the front refused" \
     grep -q '^custodia_http_malformed_total [1-9]' "$TMP/body"
+check "metrics count the failed handshake" \
+    grep -q '^custodia_tls_handshake_failed_total [1-9]' "$TMP/body"
+check "the front's refusals are logged with their status" \
+    grep -q '"msg":"http.malformed".*"status":505' "$LOG"
+check "libmicrohttpd refused nothing itself" absent 'http.library_refused' "$LOG"
 
 stop_server
 check_eq "the server stops cleanly after all this" 0 "$STOP_STATUS"
