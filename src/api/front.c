@@ -621,6 +621,7 @@ static void accept_some(struct fthread *t)
     for (int i = 0; i < ACCEPT_BATCH && atomic_load(&fr->accepting); i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
+        memset(&ss, 0, sizeof(ss));
         int fd = accept4(fr->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             conn_open(t, fd, &ss, sl);
@@ -756,10 +757,10 @@ static enum cu_err listen_on(struct cu_front *fr)
     return CU_OK;
 }
 
-static enum cu_err tls_setup(struct cu_front *fr, const char *cert, const char *key)
+static enum cu_err tls_setup(struct cu_front *fr, char *cert, char *key)
 {
-    gnutls_datum_t c = {(unsigned char *)(uintptr_t)cert, (unsigned)strlen(cert)};
-    gnutls_datum_t k = {(unsigned char *)(uintptr_t)key, (unsigned)strlen(key)};
+    gnutls_datum_t c = {(unsigned char *)cert, (unsigned)strlen(cert)};
+    gnutls_datum_t k = {(unsigned char *)key, (unsigned)strlen(key)};
     const char *where = NULL;
     int r = gnutls_certificate_allocate_credentials(&fr->cred);
     if (r < 0)
@@ -831,8 +832,8 @@ void cu_front_free(struct cu_front *fr)
     cu_free(fr);
 }
 
-enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, const char *cert,
-                           const char *key, struct cu_front **out)
+enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert, char *key,
+                           struct cu_front **out)
 {
     struct cu_front *fr = cu_calloc(1, sizeof(*fr));
     enum cu_err rc;

@@ -83,8 +83,8 @@ struct MHD_Daemon *cu_daemon_start(struct cu_app *app);
  * From libmicrohttpd's callbacks: cu_front_link(k, fd) gives the connection of the socket fd
  * its front connection (k NULL: none can be kept); cu_front_unlink(k) lets it go;
  * cu_front_answered(k) says a request of k's was answered. */
-CU_WUR enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, const char *cert,
-                                  const char *key, struct cu_front **out);
+CU_WUR enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert, char *key,
+                                  struct cu_front **out);
 void cu_front_quiesce(struct cu_front *fr);
 void cu_front_free(struct cu_front *fr);
 void cu_front_link(struct conn *k, int fd);

@@ -249,6 +249,24 @@ check "libmicrohttpd refused nothing itself" absent 'http.library_refused' "$LOG
 stop_server
 check_eq "the server stops cleanly after all this" 0 "$STOP_STATUS"
 
+# Connection limits hold at the front: past per_ip_connections a connection is closed at once
+# (before its handshake) and counted; once the held ones close, the address is served again.
+start_server "$D" CUSTODIA_SERVER_PER_IP_CONNECTIONS=4 || exit 1
+python3 "$RAW" hold "$PORT" "$CA" 6 4 >"$TMP/held" &
+holder=$!
+i=0
+while [ ! -s "$TMP/held" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+check_eq "per_ip_connections=4: four of six connections are served" 4 "$(cat "$TMP/held")"
+check_eq "a fifth connection from the address is refused while they are held" 000 \
+    "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA" "https://127.0.0.1:$PORT/v1/health")"
+wait $holder
+sleep 0.3
+req GET /metrics -H "Authorization: Bearer $KEY"
+check_eq "once they close, the address is served again" 200 "$STATUS"
+check "the refused connections are counted" \
+    grep -q '^custodia_http_connections_refused_total [3-9]' "$TMP/body"
+stop_server
+
 # Client addresses: one setting, the same everywhere. Hashed (the default): no table and no
 # log line holds 127.0.0.1, and each holds the hash `audit hash` prints; clear: they all do.
 JSONH='Content-Type: application/json'

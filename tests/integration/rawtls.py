@@ -10,6 +10,9 @@ usage: rawtls.py idle PORT CAFILE          -> prints the seconds until the serve
        rawtls.py slowbody PORT CAFILE GAP  -> sends a body a byte every GAP seconds, prints the
                                               seconds until the server hung up
        rawtls.py raw PORT CAFILE           -> sends stdin as is, prints all the server answers
+       rawtls.py hold PORT CAFILE N SECS   -> opens N connections one after the other, prints how
+                                              many finished their handshake and answer a request,
+                                              holds them open SECS seconds
 """
 import os
 import signal
@@ -117,6 +120,20 @@ def bigheader(port, cafile, n):
         print("closed")
 
 
+def hold(port, cafile, n, secs):
+    kept = []
+    for _ in range(n):
+        try:
+            s = connect(port, cafile)
+            s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            if read_status(s).startswith("HTTP/1.1 200"):
+                kept.append(s)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError, OSError):
+            pass
+    print(len(kept), flush=True)
+    time.sleep(secs)
+
+
 def main():
     cmd, port, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if cmd == "idle":
@@ -131,6 +148,8 @@ def main():
         slowbody(port, cafile, float(sys.argv[4]))
     elif cmd == "raw":
         raw(port, cafile)
+    elif cmd == "hold":
+        hold(port, cafile, int(sys.argv[4]), float(sys.argv[5]))
 
 
 if __name__ == "__main__":
