@@ -92,6 +92,9 @@ wait $slow
 secs=$(cat "$TMP/slowhead")
 check "a client sending a header line every 0.5 s is cut off at the 2 s deadline ($secs s)" \
     python3 -c "import sys; sys.exit(0 if 1.5 <= float('$secs') <= 6 else 1)"
+secs=$(python3 "$RAW" silent "$PORT" "$CA")
+check "a client that never starts its TLS handshake is cut off at the 2 s deadline ($secs s)" \
+    python3 -c "import sys; sys.exit(0 if 1.5 <= float('$secs') <= 6 else 1)"
 secs=$(python3 "$RAW" slowbody "$PORT" "$CA" 0.5)
 check "a client sending its body a byte every 0.5 s is cut off at the 2 s deadline ($secs s)" \
     python3 -c "import sys; sys.exit(0 if 1.5 <= float('$secs') <= 6 else 1)"

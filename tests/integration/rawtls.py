@@ -10,6 +10,8 @@ usage: rawtls.py idle PORT CAFILE          -> prints the seconds until the serve
        rawtls.py slowbody PORT CAFILE GAP  -> sends a body a byte every GAP seconds, prints the
                                               seconds until the server hung up
        rawtls.py raw PORT CAFILE           -> sends stdin as is, prints all the server answers
+       rawtls.py silent PORT CAFILE        -> opens a TCP connection and sends nothing (no TLS
+                                              handshake), prints the seconds until the server hung up
        rawtls.py hold PORT CAFILE N SECS   -> opens N connections one after the other, prints how
                                               many finished their handshake and answer a request,
                                               holds them open SECS seconds
@@ -120,6 +122,17 @@ def bigheader(port, cafile, n):
         print("closed")
 
 
+def silent(port):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    start = time.monotonic()
+    try:
+        while s.recv(4096):
+            pass
+    except (ConnectionResetError, socket.timeout):
+        pass
+    print("%.1f" % (time.monotonic() - start))
+
+
 def hold(port, cafile, n, secs):
     kept = []
     for _ in range(n):
@@ -148,6 +161,8 @@ def main():
         slowbody(port, cafile, float(sys.argv[4]))
     elif cmd == "raw":
         raw(port, cafile)
+    elif cmd == "silent":
+        silent(port)
     elif cmd == "hold":
         hold(port, cafile, int(sys.argv[4]), float(sys.argv[5]))
 
