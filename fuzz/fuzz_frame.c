@@ -24,7 +24,7 @@ static struct verdict scan(const uint8_t *data, size_t size, size_t piece, size_
 {
     struct verdict v = {0, 0, 0};
     size_t have = 0;
-    cu_frame_init(f, head_max);
+    cu_frame_init(f, head_max, head_max + (size > 2 ? data[2] % 32 : 0) * CU_FRAME_FIELD_COST);
     while (f->status == 0) {
         size_t more = piece == 0 ? size - have : piece;
         if (have == size)

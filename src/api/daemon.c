@@ -354,29 +354,33 @@ void cu_daemon_wipe_free(char *p)
     }
 }
 
+size_t cu_daemon_pool_bytes(const struct cu_config *cfg)
+{
+    size_t mem = cfg->server.max_header_bytes + 16384;
+    return mem < MIN_CONNECTION_POOL ? MIN_CONNECTION_POOL : mem;
+}
+
 struct MHD_Daemon *cu_daemon_start(struct cu_app *app)
 {
     const struct cu_config *cfg = &app->cfg;
-    /* Plain HTTP on the socket pairs of the front, which terminates TLS (front.c). */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
+    /* Plain HTTP on the socket pairs of the front, which terminates TLS, enforces the
+     * connection limits and runs the daemon from its own loop (front.c); ITC lets another
+     * thread (the committer's callback) resume a suspended connection. */
+    unsigned flags = MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_NO_LISTEN_SOCKET |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     /* Each connection's memory pool holds its requests' headers (the bearer token) and body
      * chunks (personal data). The library zeroes it between requests, but frees it unwiped
      * when the connection closes if it came from malloc, which it does for pools of 32 KiB or
      * less; a larger pool is mapped and unmapped, so nothing of it stays in the heap. It holds
      * a head of the most the front passes (max_header_bytes + 4 KiB) with room to spare. */
-    size_t mem = cfg->server.max_header_bytes + 16384;
-    if (mem < MIN_CONNECTION_POOL)
-        mem = MIN_CONNECTION_POOL;
+    size_t mem = cu_daemon_pool_bytes(cfg);
 
     return MHD_start_daemon(
         flags, 0, NULL, NULL, cu_server_on_request, app, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger,
-        app, MHD_OPTION_URI_LOG_CALLBACK, uri_seen, app, MHD_OPTION_THREAD_POOL_SIZE, app->threads,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->server.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->server.per_ip_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        mem, MHD_OPTION_NOTIFY_COMPLETED, cu_server_on_completed, app, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, app,
+        app, MHD_OPTION_URI_LOG_CALLBACK, uri_seen, app, MHD_OPTION_CONNECTION_LIMIT,
+        cfg->server.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->server.idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem, MHD_OPTION_NOTIFY_COMPLETED,
+        cu_server_on_completed, app, MHD_OPTION_NOTIFY_CONNECTION, on_connection, app,
         /* Not strict: in strict mode libmicrohttpd answers a missing Host or a space in the
          * target with an HTML page of its own; head_error and uri_seen check both and answer
          * with a problem document. */

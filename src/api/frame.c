@@ -27,11 +27,17 @@ enum {
     F_TRAILER,    /* trailer lines after the last chunk, up to an empty line */
 };
 
-void cu_frame_init(struct cu_frame *f, size_t head_max)
+void cu_frame_init(struct cu_frame *f, size_t head_max, size_t budget)
 {
     memset(f, 0, sizeof(*f));
     f->state = F_HEAD;
     f->head_max = head_max;
+    f->budget = budget;
+}
+
+bool cu_frame_at_head(const struct cu_frame *f)
+{
+    return f->state == F_HEAD;
 }
 
 static size_t refuse(struct cu_frame *f, int status, const char *detail)
@@ -103,9 +109,23 @@ static const char *field_error(const uint8_t *p, size_t n, size_t *name_len)
     return NULL;
 }
 
+/* The query arguments of the target [t, t + n) as the library splits them. */
+static size_t query_args(const uint8_t *t, size_t n)
+{
+    const uint8_t *q = memchr(t, '?', n);
+    size_t args = 0;
+    if (q == NULL || q + 1 == t + n)
+        return 0;
+    for (const uint8_t *p = q + 1; p < t + n; p++)
+        args += *p == '&';
+    return args + 1;
+}
+
 /* The request line [p, p + n): METHOD SP target SP HTTP/1.0 or HTTP/1.1. Returns 0, or the
- * refusal's status with *why set; *http10 says which version it is. */
-static int request_line_error(const uint8_t *p, size_t n, const char **why, bool *http10)
+ * refusal's status with *why set; *http10 says which version it is, *args how many query
+ * arguments the target holds. */
+static int request_line_error(const uint8_t *p, size_t n, const char **why, bool *http10,
+                              size_t *args)
 {
     const uint8_t *sp1 = memchr(p, ' ', n), *sp2 = NULL, *v;
     size_t i = 0;
@@ -140,6 +160,11 @@ static int request_line_error(const uint8_t *p, size_t n, const char **why, bool
     *why = cu_head_target_error_n((const char *)sp1 + 1, (size_t)(sp2 - sp1 - 1));
     if (*why != NULL)
         return 400;
+    *args = query_args(sp1 + 1, (size_t)(sp2 - sp1 - 1));
+    if (*args > CU_FRAME_QUERY_ARGS_MAX) {
+        *why = "more than 32 query arguments";
+        return 400;
+    }
     *http10 = v[7] == '0';
     return 0;
 }
@@ -153,10 +178,11 @@ static bool check_head(struct cu_frame *f, const uint8_t *p, size_t n)
     bool http10 = false, bare;
     unsigned lines = 0, cl_count = 0, te_count = 0;
     uint64_t cl = 0;
+    size_t fields = 0; /* the library's records: header lines, cookies, query arguments */
     int st;
 
     e = line + line_end(line, (size_t)(end - line) + 2, 0, &bare);
-    st = request_line_error(line, (size_t)(e - line), &why, &http10);
+    st = request_line_error(line, (size_t)(e - line), &why, &http10, &fields);
     if (st != 0)
         return refuse(f, st, why), false;
     for (line = e + 2; line < end; line = e + 2) {
@@ -169,6 +195,19 @@ static bool check_head(struct cu_frame *f, const uint8_t *p, size_t n)
             return refuse(f, 400, why), false;
         const uint8_t *v = line + name_len + 1, *ve = e;
         trim(&v, &ve);
+        fields++;
+        bool framing = equals_ci(line, name_len, "Content-Length") ||
+                       equals_ci(line, name_len, "Transfer-Encoding");
+        /* The library keeps what follows a framing value: it would not read it as we do. */
+        if (framing && ve != e)
+            return refuse(f, 400,
+                          "Content-Length and Transfer-Encoding take no whitespace "
+                          "after their value"),
+                   false;
+        if (equals_ci(line, name_len, "Cookie")) {
+            for (const uint8_t *q = v; q < ve; q++)
+                fields += *q == ';' || *q == ',';
+        }
         if (equals_ci(line, name_len, "Content-Length")) {
             size_t d = (size_t)(ve - v);
             if (d == 0 || d > CU_FRAME_LENGTH_DIGITS)
@@ -186,6 +225,11 @@ static bool check_head(struct cu_frame *f, const uint8_t *p, size_t n)
             te_count++;
         }
     }
+    if (n + fields * CU_FRAME_FIELD_COST > f->budget)
+        return refuse(f, 431,
+                      "the request head holds more headers, cookies and query arguments "
+                      "than the limit"),
+               false;
     if (cl_count > 1 || te_count > 1)
         return refuse(f, 400, "Content-Length and Transfer-Encoding may each appear once"), false;
     if (cl_count > 0 && te_count > 0)
@@ -272,6 +316,8 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
             if (q[0] == '\r' && m < 2)
                 return off;
             if (q[0] == '\r' && q[1] == '\n') {
+                if (++f->blanks > CU_FRAME_BLANK_LINES_MAX)
+                    return off + refuse(f, 400, "more than 8 empty lines before a request line");
                 off += 2;
                 f->scanned = 0;
                 break;
@@ -290,6 +336,7 @@ size_t cu_frame_scan(struct cu_frame *f, const uint8_t *p, size_t n, bool *end)
             if (!check_head(f, q, e))
                 return off;
             f->heads++;
+            f->blanks = 0;
             off += e;
             *end = f->state == F_HEAD;
             break;

@@ -44,14 +44,14 @@
 
 #define OUT_CAP 16384   /* the library's answer in hand, sent a TLS record at a time */
 #define IN_FIRST 16384  /* the first size of a connection's input buffer */
-#define THREADS_MAX 8   /* front threads: one per core, at most this */
+#define IP_BUCKETS 1024 /* buckets of the connections-per-address table */
 #define EVENTS_BATCH 64 /* events taken from epoll at once */
 #define ROUNDS_MAX 256  /* steps one pump makes before it lets other connections run */
 #define LINGER_MS 1000  /* how long a closing connection's late input is read and dropped */
 #define TICK_MS 250     /* how often a thread looks at lingering connections */
 #define ACCEPT_BATCH 32 /* connections one wake-up accepts at most */
 
-enum ev_kind { EV_LISTEN, EV_WAKE, EV_CLIENT, EV_PEER };
+enum ev_kind { EV_LISTEN, EV_WAKE, EV_MHD, EV_CLIENT, EV_PEER };
 
 struct fconn;
 
@@ -65,7 +65,10 @@ struct fthread {
     pthread_t th;
     bool started;
     int ep, efd;
-    struct ev lev, wev;
+    struct MHD_Daemon *d; /* the thread's own HTTP daemon, run from its loop */
+    bool mhd_due;         /* bytes were written to the daemon's side since it last ran */
+    atomic_bool kick;     /* a connection of the daemon's was resumed */
+    struct ev lev, wev, mev;
     pthread_mutex_t mu;  /* guards woken */
     struct fconn *woken; /* connections to pump: their request was answered */
     struct fconn *conns; /* every open connection of the thread (its own) */
@@ -93,6 +96,7 @@ struct fconn {
     bool handshaken, client_eof, peer_eof, peer_shut, closed, awaiting;
     bool refusing, owed, problem_sent, lingering;
     int64_t linger_until;
+    int64_t head_since;  /* when the first byte of a head still incomplete came, or 0 */
     uint64_t resp_bytes; /* read from the library since the current head was passed */
     uint8_t *in;
     size_t in_len, in_cap, ok; /* ok: checked bytes at the start of in, not yet written */
@@ -100,20 +104,30 @@ struct fconn {
     size_t out_len, out_off;
     struct cu_frame frame;
     char kept_ip[64];
+    uint8_t addr[17]; /* family and address, the key of the per-address count */
+    bool counted;     /* in the connection counts */
+};
+
+/* Connections open from one address. */
+struct ipcount {
+    struct ipcount *next;
+    uint8_t addr[17];
+    unsigned n;
 };
 
 struct cu_front {
     struct cu_app *app;
-    struct MHD_Daemon *d;
     int lfd;
     atomic_bool accepting, stop;
-    atomic_int adding; /* threads inside MHD_add_connection */
+    atomic_uint open; /* connections open, against max_connections */
+    pthread_mutex_t ip_mu;
+    struct ipcount *ips[IP_BUCKETS]; /* against per_ip_connections */
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t prio;
     bool have_cred, have_prio;
     size_t in_max;
     unsigned nthreads;
-    struct fthread t[THREADS_MAX];
+    struct fthread *t;
 };
 
 /* Connections handed to the library whose socket context has not taken them yet. */
@@ -167,7 +181,9 @@ static void wake(struct fconn *c)
         t->woken = c;
     }
     pthread_mutex_unlock(&t->mu);
-    if (first) {
+    /* From the thread's own daemon (the usual case) the loop runs the list after the daemon
+     * returns; from elsewhere it is woken. */
+    if (first && !pthread_equal(pthread_self(), t->th)) {
         uint64_t one = 1;
         (void)!write(t->efd, &one, sizeof(one));
     }
@@ -179,6 +195,88 @@ void cu_front_answered(struct conn *k)
         return;
     atomic_fetch_add(&k->front->answered, 1);
     wake(k->front);
+}
+
+struct fconn *cu_front_hold(struct conn *k)
+{
+    if (k == NULL || k->front == NULL)
+        return NULL;
+    atomic_fetch_add(&k->front->refs, 1);
+    return k->front;
+}
+
+void cu_front_resumed(struct fconn *f)
+{
+    if (f == NULL)
+        return;
+    atomic_store(&f->t->kick, true);
+    wake(f);
+    conn_put(f);
+}
+
+/* ---- connection limits: max_connections and per_ip_connections ---- */
+
+static size_t ip_bucket(const uint8_t addr[17])
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 17; i++)
+        h = (h ^ addr[i]) * 16777619u;
+    return h % IP_BUCKETS;
+}
+
+/* Counts c's connection, or false (nothing counted) when a limit is reached. */
+static bool limits_take(struct cu_front *fr, struct fconn *c)
+{
+    const struct cu_config *cfg = &fr->app->cfg;
+    if (atomic_fetch_add(&fr->open, 1) >= cfg->server.max_connections) {
+        atomic_fetch_sub(&fr->open, 1);
+        return false;
+    }
+    if (cfg->server.per_ip_connections > 0) {
+        size_t b = ip_bucket(c->addr);
+        struct ipcount *e;
+        pthread_mutex_lock(&fr->ip_mu);
+        for (e = fr->ips[b]; e != NULL && memcmp(e->addr, c->addr, 17) != 0; e = e->next)
+            ;
+        if (e == NULL && (e = cu_calloc(1, sizeof(*e))) != NULL) {
+            memcpy(e->addr, c->addr, 17);
+            e->next = fr->ips[b];
+            fr->ips[b] = e;
+        }
+        bool ok = e != NULL && e->n < cfg->server.per_ip_connections;
+        if (ok)
+            e->n++;
+        pthread_mutex_unlock(&fr->ip_mu);
+        if (!ok) {
+            atomic_fetch_sub(&fr->open, 1);
+            return false;
+        }
+    }
+    c->counted = true;
+    return true;
+}
+
+static void limits_release(struct cu_front *fr, struct fconn *c)
+{
+    if (!c->counted)
+        return;
+    c->counted = false;
+    atomic_fetch_sub(&fr->open, 1);
+    if (fr->app->cfg.server.per_ip_connections == 0)
+        return;
+    size_t b = ip_bucket(c->addr);
+    pthread_mutex_lock(&fr->ip_mu);
+    for (struct ipcount **pp = &fr->ips[b]; *pp != NULL; pp = &(*pp)->next) {
+        if (memcmp((*pp)->addr, c->addr, 17) == 0) {
+            struct ipcount *e = *pp;
+            if (--e->n == 0) {
+                *pp = e->next;
+                cu_free(e);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&fr->ip_mu);
 }
 
 /* ---- a connection's steps ---- */
@@ -197,6 +295,7 @@ static void conn_close(struct fconn *c)
     if (c->closed)
         return;
     c->closed = true;
+    limits_release(t->fr, c);
     if (c->tls_ready)
         gnutls_deinit(c->tls);
     close(c->cfd);
@@ -233,7 +332,7 @@ static void conn_close(struct fconn *c)
  * could lose the last answer. */
 static void conn_finish(struct fconn *c)
 {
-    if (!c->handshaken || c->client_eof || !atomic_load(&c->t->fr->accepting)) {
+    if (!c->handshaken || c->client_eof) {
         conn_close(c);
         return;
     }
@@ -283,6 +382,19 @@ static bool client_read(struct fconn *c)
         return false;
     if (c->in_len == c->in_cap && !grow_in(c))
         return false;
+    /* A client that sends its requests and then a FIN without close_notify still gets its
+     * answers: GnuTLS would take the FIN as a fatal premature end and refuse to send, so the
+     * socket is looked at first when GnuTLS holds nothing decrypted. */
+    if (gnutls_record_check_pending(c->tls) == 0) {
+        uint8_t b;
+        ssize_t p = recv(c->cfd, &b, 1, MSG_PEEK);
+        if (p == 0) {
+            c->client_eof = true;
+            return true;
+        }
+        if (p < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return false;
+    }
     ssize_t r = gnutls_record_recv(c->tls, c->in + c->in_len, c->in_cap - c->in_len);
     if (r > 0) {
         c->in_len += (size_t)r;
@@ -314,8 +426,15 @@ static bool check_input(struct fconn *c)
     uint64_t heads = c->frame.heads;
     size_t k = cu_frame_scan(&c->frame, c->in + c->ok, c->in_len - c->ok, &end);
     c->ok += k;
-    if (c->frame.heads != heads)
+    if (c->frame.heads != heads) {
         c->resp_bytes = 0;
+        c->head_since = 0;
+    }
+    /* The header deadline of a request on a kept-alive connection counts from its first byte
+     * (the library's deadline only starts when the front passes the head whole). */
+    if (c->frame.status == 0 && !end && cu_frame_at_head(&c->frame) && c->ok < c->in_len &&
+        c->head_since == 0)
+        c->head_since = cu_daemon_mono_ms();
     if (end)
         c->awaiting = true;
     if (c->frame.status != 0)
@@ -335,6 +454,7 @@ static bool peer_write(struct fconn *c)
         c->ok = 0;
         return true;
     }
+    c->t->mhd_due = true;
     size_t rest = c->in_len - (size_t)w;
     memmove(c->in, c->in + w, rest);
     cu_crypto_wipe(c->in + rest, (size_t)w);
@@ -349,9 +469,14 @@ static bool peer_read(struct fconn *c)
         return false;
     ssize_t r = read(c->pfd, c->out, sizeof(c->out));
     if (r > 0) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         c->out_len = (size_t)r;
         c->out_off = 0;
         c->resp_bytes += (uint64_t)r;
+        /* The interim answer to Expect: 100-continue is no answer to the request. */
+        if (c->resp_bytes == (uint64_t)r && (size_t)r >= sizeof(cont) - 1 &&
+            memcmp(c->out, cont, sizeof(cont) - 1) == 0)
+            c->resp_bytes -= sizeof(cont) - 1;
         return true;
     }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
@@ -443,6 +568,16 @@ static void put_problem(struct fconn *c)
  * the refusal to send, the end. True when the connection is closing. */
 static bool settle(struct fconn *c, bool *progress)
 {
+    /* The library's side is half-closed on a refusal, or once the client has closed and
+     * nothing it sent can still pass (the requests it pipelined before its close are passed
+     * first, each after the answer to the one before). */
+    if ((c->refusing || (c->client_eof && !c->awaiting)) && c->ok == 0 && !c->peer_shut &&
+        !c->peer_eof) {
+        (void)shutdown(c->pfd, SHUT_WR);
+        c->peer_shut = true;
+        c->t->mhd_due = true;
+        *progress = true;
+    }
     if (c->awaiting && c->ok == 0 && c->out_len == 0 &&
         atomic_load(&c->answered) >= c->frame.heads) {
         /* Its answer was written before it was counted: once the pair reads empty, all of it
@@ -453,11 +588,6 @@ static bool settle(struct fconn *c, bool *progress)
         } else {
             *progress = true;
         }
-    }
-    if ((c->refusing || c->client_eof) && c->ok == 0 && !c->peer_shut && !c->peer_eof) {
-        (void)shutdown(c->pfd, SHUT_WR);
-        c->peer_shut = true;
-        *progress = true;
     }
     if (c->peer_eof && c->out_len == 0) {
         if (c->refusing && c->owed && !c->problem_sent &&
@@ -519,16 +649,22 @@ static bool set_nodelay(int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
 }
 
-static void kept_ip_of(struct cu_app *app, const struct sockaddr_storage *ss, char out[64])
+/* The client's address as custodia keeps it, and as the per-address count's key. */
+static void address_of(struct cu_app *app, const struct sockaddr_storage *ss, struct fconn *c)
 {
     char ip[64] = "unknown";
-    if (ss->ss_family == AF_INET)
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)ss)->sin_addr, ip,
-                  sizeof(ip));
-    else if (ss->ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr, ip,
-                  sizeof(ip));
-    cu_app_kept_ip(app, ip, out);
+    memset(c->addr, 0, sizeof(c->addr));
+    c->addr[0] = (uint8_t)ss->ss_family;
+    if (ss->ss_family == AF_INET) {
+        const struct in_addr *a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
+        inet_ntop(AF_INET, a, ip, sizeof(ip));
+        memcpy(c->addr + 1, a, sizeof(*a));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
+        inet_ntop(AF_INET6, a, ip, sizeof(ip));
+        memcpy(c->addr + 1, a, sizeof(*a));
+    }
+    cu_app_kept_ip(app, ip, c->kept_ip);
 }
 
 static bool tls_init(struct cu_front *fr, struct fconn *c)
@@ -568,8 +704,10 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
     c->link_fd = sp[1];
     c->cev = (struct ev){EV_CLIENT, c};
     c->pev = (struct ev){EV_PEER, c};
-    cu_frame_init(&c->frame, fr->app->cfg.server.max_header_bytes + 4096);
-    kept_ip_of(fr->app, ss, c->kept_ip);
+    /* The pool keeps 8 KiB for the answer's head and the library's own records. */
+    cu_frame_init(&c->frame, fr->app->cfg.server.max_header_bytes + 4096,
+                  cu_daemon_pool_bytes(&fr->app->cfg) - 8192);
+    address_of(fr->app, ss, c);
     (void)set_nodelay(fd);
     c->next = t->conns;
     if (t->conns != NULL)
@@ -597,21 +735,16 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
     c->lnext = links;
     links = c;
     pthread_mutex_unlock(&link_mu);
-    /* The library takes (and closes, also when it refuses) its end; it refuses past
-     * max_connections and per_ip_connections. Not once the front is quiesced: the library
-     * is about to stop. */
-    atomic_fetch_add(&fr->adding, 1);
-    bool handed = atomic_load(&fr->accepting), added = false;
-    if (handed)
-        added = MHD_add_connection(fr->d, sp[1], (const struct sockaddr *)ss, sl) == MHD_YES;
-    else
-        close(sp[1]);
-    atomic_fetch_sub(&fr->adding, 1);
-    if (!added) {
+    /* The library takes its end (and closes it, also when it refuses it). */
+    if (!limits_take(fr, c) ||
+        MHD_add_connection(t->d, sp[1], (const struct sockaddr *)ss, sl) != MHD_YES) {
+        if (!c->counted)
+            close(sp[1]);
         cu_metrics_conn_event(fr->app->metrics, CU_CONN_REFUSED);
         conn_close(c);
         return;
     }
+    t->mhd_due = true;
     pump(c);
 }
 
@@ -661,6 +794,8 @@ static void run_woken(struct fthread *t)
     struct fconn *list = t->woken;
     t->woken = NULL;
     pthread_mutex_unlock(&t->mu);
+    if (atomic_exchange(&t->kick, false))
+        t->mhd_due = true;
     /* A connection stays marked woken (its link untouched by wake) until it is taken. */
     while (list != NULL) {
         struct fconn *c = list;
@@ -674,14 +809,43 @@ static void run_woken(struct fthread *t)
     }
 }
 
-static void linger_expire(struct fthread *t)
+/* Closes the connections whose linger is over, and those whose head is late (counted and
+ * logged as the watchdog's are). */
+static void expire(struct fthread *t)
 {
+    struct cu_app *app = t->fr->app;
     int64_t now = cu_daemon_mono_ms();
+    int64_t head_ms = 1000LL * app->cfg.server.header_timeout;
     for (struct fconn *c = t->conns, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->lingering && now > c->linger_until)
+        if (c->lingering && now > c->linger_until) {
             conn_close(c);
+        } else if (!c->lingering && c->head_since != 0 && now - c->head_since > head_ms) {
+            cu_metrics_conn_event(app->metrics, CU_CONN_HEADER_DEADLINE);
+            cu_log(CU_LOG_INFO, "http.deadline_closed", CU_LS("phase", "header"),
+                   CU_LI("late_ms", now - c->head_since - head_ms));
+            conn_close(c);
+        }
     }
+}
+
+/* Runs the thread's daemon on what it has been given, then the connections whose requests it
+ * answered, as long as that gives it more (a pipelined request), a few times at most. */
+static void run_daemon(struct fthread *t)
+{
+    for (int i = 0; i < 8 && t->d != NULL && t->mhd_due; i++) {
+        t->mhd_due = false;
+        (void)MHD_run(t->d);
+        run_woken(t);
+    }
+}
+
+static int wait_ms(const struct fthread *t)
+{
+    MHD_UNSIGNED_LONG_LONG ms;
+    if (t->d != NULL && MHD_get_timeout(t->d, &ms) == MHD_YES && ms < TICK_MS)
+        return (int)ms;
+    return TICK_MS;
 }
 
 static void *thread_main(void *arg)
@@ -695,31 +859,43 @@ static void *thread_main(void *arg)
     for (;;) {
         if (atomic_load(&fr->stop)) {
             int64_t now = cu_daemon_mono_ms();
-            if (stop_at == 0)
+            if (stop_at == 0) {
+                /* The daemon closes its side of every connection; the front then sends what
+                 * it had answered and closes the clients'. */
                 stop_at = now + 2000;
+                MHD_stop_daemon(t->d);
+                t->d = NULL;
+                run_woken(t);
+            }
             if (t->nconns == 0 || now > stop_at)
                 break;
         }
-        int n = epoll_wait(t->ep, evs, EVENTS_BATCH, TICK_MS);
+        int n = epoll_wait(t->ep, evs, EVENTS_BATCH, wait_ms(t));
         for (int i = 0; i < n; i++) {
             struct ev *e = evs[i].data.ptr;
             if (e->kind == EV_LISTEN)
                 accept_some(t);
             else if (e->kind == EV_WAKE)
                 run_woken(t);
+            else if (e->kind == EV_MHD)
+                t->mhd_due = true;
             else if (!e->c->closed)
                 pump(e->c);
         }
+        if (n == 0)
+            t->mhd_due = true; /* the daemon's timeouts */
+        run_daemon(t);
         release_grave(t);
         int64_t now = cu_daemon_mono_ms();
         if (now - last_tick >= TICK_MS) {
             last_tick = now;
-            linger_expire(t);
+            expire(t);
             release_grave(t);
         }
     }
     while (t->conns != NULL)
         conn_close(t->conns);
+    run_woken(t); /* gives back the references of what was still queued */
     release_grave(t);
     return NULL;
 }
@@ -781,12 +957,6 @@ static enum cu_err tls_setup(struct cu_front *fr, char *cert, char *key)
     return CU_OK;
 }
 
-static unsigned front_threads(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > THREADS_MAX ? THREADS_MAX : (unsigned)n;
-}
-
 /* Each connection takes three descriptors (the client's and the pair): the soft limit is
  * raised as far as the hard one allows for max_connections of them. */
 static void raise_file_limit(const struct cu_config *cfg)
@@ -816,6 +986,8 @@ void cu_front_free(struct cu_front *fr)
             uint64_t one = 1;
             (void)!write(t->efd, &one, sizeof(one));
             pthread_join(t->th, NULL);
+        } else if (t->d != NULL) {
+            MHD_stop_daemon(t->d);
         }
         if (t->ep >= 0)
             close(t->ep);
@@ -823,17 +995,46 @@ void cu_front_free(struct cu_front *fr)
             close(t->efd);
         pthread_mutex_destroy(&t->mu);
     }
+    for (size_t b = 0; b < IP_BUCKETS; b++) {
+        while (fr->ips[b] != NULL) {
+            struct ipcount *e = fr->ips[b];
+            fr->ips[b] = e->next;
+            cu_free(e);
+        }
+    }
+    pthread_mutex_destroy(&fr->ip_mu);
     if (fr->lfd >= 0)
         close(fr->lfd);
     if (fr->have_prio)
         gnutls_priority_deinit(fr->prio);
     if (fr->have_cred)
         gnutls_certificate_free_credentials(fr->cred);
+    cu_free(fr->t);
     cu_free(fr);
 }
 
-enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert, char *key,
-                           struct cu_front **out)
+/* A thread's epoll set: the listener, its wake-up, its daemon's own epoll set. */
+static bool thread_setup(struct cu_front *fr, struct fthread *t)
+{
+    const union MHD_DaemonInfo *di;
+    t->lev = (struct ev){EV_LISTEN, NULL};
+    t->wev = (struct ev){EV_WAKE, NULL};
+    t->mev = (struct ev){EV_MHD, NULL};
+    t->ep = epoll_create1(EPOLL_CLOEXEC);
+    t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    t->d = cu_daemon_start(fr->app);
+    if (t->ep < 0 || t->efd < 0 || t->d == NULL)
+        return false;
+    di = MHD_get_daemon_info(t->d, MHD_DAEMON_INFO_EPOLL_FD);
+    struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->lev};
+    struct epoll_event we = {.events = EPOLLIN, .data.ptr = &t->wev};
+    struct epoll_event me = {.events = EPOLLIN, .data.ptr = &t->mev};
+    return di != NULL && epoll_ctl(t->ep, EPOLL_CTL_ADD, fr->lfd, &le) == 0 &&
+           epoll_ctl(t->ep, EPOLL_CTL_ADD, t->efd, &we) == 0 &&
+           epoll_ctl(t->ep, EPOLL_CTL_ADD, di->epoll_fd, &me) == 0;
+}
+
+enum cu_err cu_front_start(struct cu_app *app, char *cert, char *key, struct cu_front **out)
 {
     struct cu_front *fr = cu_calloc(1, sizeof(*fr));
     enum cu_err rc;
@@ -842,10 +1043,16 @@ enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert,
     if (fr == NULL)
         return CU_E_NOMEM;
     fr->app = app;
-    fr->d = d;
     fr->lfd = -1;
+    pthread_mutex_init(&fr->ip_mu, NULL);
     fr->in_max = app->cfg.server.max_header_bytes + 4096 + IN_FIRST;
-    fr->nthreads = front_threads();
+    fr->nthreads = app->threads > 0 ? app->threads : 1;
+    fr->t = cu_calloc(fr->nthreads, sizeof(*fr->t));
+    if (fr->t == NULL) {
+        fr->nthreads = 0;
+        cu_front_free(fr);
+        return CU_E_NOMEM;
+    }
     for (unsigned i = 0; i < fr->nthreads; i++) {
         fr->t[i].ep = fr->t[i].efd = -1;
         fr->t[i].fr = fr;
@@ -858,15 +1065,7 @@ enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert,
     atomic_store(&fr->accepting, true);
     for (unsigned i = 0; rc == CU_OK && i < fr->nthreads; i++) {
         struct fthread *t = &fr->t[i];
-        t->lev = (struct ev){EV_LISTEN, NULL};
-        t->wev = (struct ev){EV_WAKE, NULL};
-        t->ep = epoll_create1(EPOLL_CLOEXEC);
-        t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->lev};
-        struct epoll_event we = {.events = EPOLLIN, .data.ptr = &t->wev};
-        if (t->ep < 0 || t->efd < 0 || epoll_ctl(t->ep, EPOLL_CTL_ADD, fr->lfd, &le) != 0 ||
-            epoll_ctl(t->ep, EPOLL_CTL_ADD, t->efd, &we) != 0 ||
-            pthread_create(&t->th, NULL, thread_main, t) != 0) {
+        if (!thread_setup(fr, t) || pthread_create(&t->th, NULL, thread_main, t) != 0) {
             rc = CU_E_INTERNAL;
             break;
         }
@@ -887,8 +1086,4 @@ void cu_front_quiesce(struct cu_front *fr)
     atomic_store(&fr->accepting, false);
     for (unsigned i = 0; i < fr->nthreads; i++)
         (void)epoll_ctl(fr->t[i].ep, EPOLL_CTL_DEL, fr->lfd, NULL);
-    while (atomic_load(&fr->adding) > 0) {
-        struct timespec ts = {0, 1000L * 1000};
-        nanosleep(&ts, NULL);
-    }
 }

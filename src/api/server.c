@@ -341,8 +341,10 @@ static bool wants_commit(const struct request *r)
 static void unit_done(void *arg, enum cu_err rc)
 {
     struct request *r = arg;
+    struct fconn *f = cu_front_hold(cu_daemon_conn_of(r->req.conn));
     atomic_store(&r->unit_rc, (int)rc);
     MHD_resume_connection(r->req.conn);
+    cu_front_resumed(f);
 }
 
 /* Hands the request's unit to the committer, the connection being suspended (unit_done
@@ -419,8 +421,10 @@ static void hash_job(void *arg, bool expired)
     }
     if (wants_commit(r))
         commit_here(r);
+    struct fconn *f = cu_front_hold(cu_daemon_conn_of(r->req.conn));
     atomic_store(&r->hashed, true);
     MHD_resume_connection(r->req.conn);
+    cu_front_resumed(f);
 }
 
 /* Suspends the connection and hands the request to the lane, so that its hash holds no request
@@ -792,7 +796,7 @@ static void wait_inflight(struct cu_app *app, int ms)
  * own thread instead of suspending (a connection accepted before the stop may yet bring one);
  * once the lane has run what it holds, an empty unit run through the committer comes out
  * after every unit handed over before, so every suspended connection has been resumed. */
-static void drain(struct cu_app *app, struct MHD_Daemon *d, struct cu_front *fr)
+static void drain(struct cu_app *app, struct cu_front *fr)
 {
     struct cu_work *flush = NULL;
 
@@ -804,7 +808,6 @@ static void drain(struct cu_app *app, struct MHD_Daemon *d, struct cu_front *fr)
         cu_log_msg(CU_LOG_ERROR, "server.drain_incomplete");
     cu_work_free(flush);
     wait_inflight(app, 1000);
-    MHD_stop_daemon(d);
     cu_front_free(fr);
     cu_daemon_watch_stop();
 }
@@ -819,7 +822,6 @@ static unsigned lane_threads(const struct cu_app *app)
 enum cu_err cu_server_run(struct cu_app *app)
 {
     char *cert = NULL, *key = NULL;
-    struct MHD_Daemon *d = NULL;
     struct cu_front *fr = NULL;
     enum cu_err rc;
 
@@ -869,14 +871,10 @@ enum cu_err cu_server_run(struct cu_app *app)
         cu_log_msg(CU_LOG_INFO, "server.stopped_before_start");
         goto out;
     }
-    d = cu_daemon_start(app);
-    if (d != NULL && cu_front_start(app, d, cert, key, &fr) != CU_OK) {
-        MHD_stop_daemon(d);
-        d = NULL;
-    }
+    rc = cu_front_start(app, cert, key, &fr);
     cu_daemon_wipe_free(key);
     key = NULL;
-    if (d == NULL) {
+    if (rc != CU_OK) {
         cu_log(CU_LOG_ERROR, "server.start_failed",
                CU_LS("address", app->cfg.server.listen_address),
                CU_LI("port", app->cfg.server.port),
@@ -905,7 +903,7 @@ enum cu_err cu_server_run(struct cu_app *app)
     int sig = wait_for_signal();
     cu_log(CU_LOG_INFO, "server.stopping", CU_LS("signal", signal_name(sig)),
            CU_LI("in_flight", atomic_load(&app->inflight)));
-    drain(app, d, fr);
+    drain(app, fr);
     cu_lane_free(app->lane);
     app->lane = NULL;
     cu_jobs_stop();

@@ -70,26 +70,34 @@ void cu_daemon_remote_ip(struct MHD_Connection *c, char *out, size_t outlen);
 CU_WUR enum cu_err cu_daemon_read_pem(const struct cu_config *cfg, const char *rel, char **out);
 void cu_daemon_wipe_free(char *p);
 
-/* cu_daemon_start(app): the daemon with every option of [server], serving
- * cu_server_on_request on the connections the front hands it (front.c); NULL when it cannot
- * start. */
+/* cu_daemon_pool_bytes(cfg): the memory pool of each of the library's connections. */
+size_t cu_daemon_pool_bytes(const struct cu_config *cfg);
+
+/* cu_daemon_start(app): an HTTP daemon with the options of [server], serving
+ * cu_server_on_request on the connections the front hands it, run by the front thread that
+ * owns it (front.c); NULL when it cannot start. */
 struct MHD_Daemon *cu_daemon_start(struct cu_app *app);
 
-/* front.c: the TLS front. cu_front_start(app, d, cert, key, out) listens on [server]
+/* front.c: the TLS front. cu_front_start(app, cert, key, out) listens on [server]
  * listen_address and port, terminates TLS with cert and key (PEM; copied) and hands each
- * connection to d (started without a listen socket). cu_front_quiesce(fr) stops accepting
- * (and handing over); cu_front_free(fr), once d has stopped, sends what d answered, closes
- * every connection and frees fr (NULL: nothing).
+ * connection to the HTTP daemon of the thread that accepted it (one per [server] threads,
+ * each made by cu_daemon_start). cu_front_quiesce(fr) stops accepting; cu_front_free(fr)
+ * stops the daemons, sends what they answered, closes every connection and frees fr (NULL:
+ * nothing).
  * From libmicrohttpd's callbacks: cu_front_link(k, fd) gives the connection of the socket fd
  * its front connection (k NULL: none can be kept); cu_front_unlink(k) lets it go;
  * cu_front_answered(k) says a request of k's was answered. */
-CU_WUR enum cu_err cu_front_start(struct cu_app *app, struct MHD_Daemon *d, char *cert, char *key,
-                                  struct cu_front **out);
+CU_WUR enum cu_err cu_front_start(struct cu_app *app, char *cert, char *key, struct cu_front **out);
 void cu_front_quiesce(struct cu_front *fr);
 void cu_front_free(struct cu_front *fr);
 void cu_front_link(struct conn *k, int fd);
 void cu_front_unlink(struct conn *k);
 void cu_front_answered(struct conn *k);
+/* Around MHD_resume_connection, which in the front's external mode does not wake the daemon's
+ * thread: f = cu_front_hold(k) (before: the connection may be gone right after), then
+ * cu_front_resumed(f) has its thread run its daemon. NULL: nothing. */
+struct fconn *cu_front_hold(struct conn *k);
+void cu_front_resumed(struct fconn *f);
 
 /* server.c: the security headers of every answer; a fresh request id. */
 extern const char *const cu_security_headers[][2];

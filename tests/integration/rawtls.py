@@ -10,6 +10,9 @@ usage: rawtls.py idle PORT CAFILE          -> prints the seconds until the serve
        rawtls.py slowbody PORT CAFILE GAP  -> sends a body a byte every GAP seconds, prints the
                                               seconds until the server hung up
        rawtls.py raw PORT CAFILE           -> sends stdin as is, prints all the server answers
+       rawtls.py rawfin PORT CAFILE        -> as raw, then half-closes TCP (a FIN, no close_notify)
+       rawtls.py keptslow PORT CAFILE GAP  -> one request answered, then the next one's head a byte
+                                              every GAP seconds; prints the seconds until the hang-up
        rawtls.py silent PORT CAFILE        -> opens a TCP connection and sends nothing (no TLS
                                               handshake), prints the seconds until the server hung up
        rawtls.py hold PORT CAFILE N SECS   -> opens N connections one after the other, prints how
@@ -98,9 +101,11 @@ def slowbody(port, cafile, gap):
     print("%.1f" % trickle(s, [b" "] * 1000, gap))
 
 
-def raw(port, cafile):
+def raw(port, cafile, fin=False):
     s = connect(port, cafile)
     s.sendall(sys.stdin.buffer.read())
+    if fin:
+        socket.socket(fileno=os.dup(s.fileno())).shutdown(socket.SHUT_WR)
     out = b""
     try:
         while True:
@@ -120,6 +125,18 @@ def bigheader(port, cafile, n):
         print(read_status(s) or "closed")
     except (ConnectionResetError, ssl.SSLError):
         print("closed")
+
+
+def keptslow(port, cafile, gap):
+    s = connect(port, cafile)
+    s.sendall(b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    data = b""
+    while not data.endswith(b"}\n"):  # the health document, whole
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    print("%.1f" % trickle(s, [bytes([c]) for c in b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" * 20], gap))
 
 
 def silent(port):
@@ -161,6 +178,10 @@ def main():
         slowbody(port, cafile, float(sys.argv[4]))
     elif cmd == "raw":
         raw(port, cafile)
+    elif cmd == "rawfin":
+        raw(port, cafile, fin=True)
+    elif cmd == "keptslow":
+        keptslow(port, cafile, float(sys.argv[4]))
     elif cmd == "silent":
         silent(port)
     elif cmd == "hold":

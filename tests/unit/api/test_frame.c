@@ -10,6 +10,7 @@
 #include "api/frame.h"
 
 #define HEAD_MAX 1024
+#define BUDGET (1u << 20)
 
 /* Scans s whole, one call per request; returns how many requests passed and sets *passed to
  * the bytes passed. */
@@ -61,7 +62,7 @@ static void test_whole_requests(void **state)
         {"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n", 1},
         {"GET /v1/health HTTP/1.0\r\n\r\n", 1},
         {"POST /v1/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n{}{}", 1},
-        {"POST /v1/x HTTP/1.1\r\nHost: x\r\ncontent-length:  2 \r\n\r\n{}"
+        {"POST /v1/x HTTP/1.1\r\nHost: x\r\ncontent-length:  2\r\n\r\n{}"
          "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
          2},
         {"POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n"
@@ -71,6 +72,10 @@ static void test_whole_requests(void **state)
         {"POST /v1/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
          "\r\nGET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
          2},
+        {"GET /?a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p&q&r&s&t&u&v&w&x&y&z&1&2&3&4&5&6 HTTP/1.1\r\n"
+         "Host: x\r\n\r\n",
+         1},
+        {"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 1},
         {"GET /v1/customers?limit=5&after=%41 HTTP/1.1\r\nHost: x\r\nX-Empty:\r\n"
          "X-Obs: caf\xc3\xa9\t!\r\n\r\n",
          1},
@@ -79,12 +84,12 @@ static void test_whole_requests(void **state)
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         struct cu_frame f;
         size_t n = strlen(ok[i].s), passed;
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         unsigned got = scan_all(&f, ok[i].s, n, &passed);
         if (f.status != 0 || got != ok[i].requests || passed != n)
             fail_msg("case %zu: status %d (%s), %u requests, %zu of %zu bytes", i, f.status,
                      f.detail, got, passed, n);
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         got = scan_bytewise(&f, ok[i].s, n, &passed);
         if (f.status != 0 || got != ok[i].requests || passed != n)
             fail_msg("case %zu bytewise: status %d (%s), %u requests, %zu of %zu", i, f.status,
@@ -101,7 +106,7 @@ static void test_one_request_at_a_time(void **state)
     struct cu_frame f;
     bool end;
     (void)state;
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     /* Half a head: nothing passes. */
     assert_int_equal(cu_frame_scan(&f, (const uint8_t *)two, head - 3, &end), 0);
     assert_false(end);
@@ -159,18 +164,29 @@ static void test_refused(void **state)
         {"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, 0, false,
          "HTTP/1.1 only"},
         {"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/3.0\r\n\r\n", 505, 27, false, "HTTP/1.1"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2 \r\n\r\n{}", 400, 0, false,
+         "no whitespace"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\t\r\n\r\n{}", 400, 0, false,
+         "no whitespace"},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked \r\n\r\n0\r\n\r\n", 400, 0,
+         false, "no whitespace"},
+        {"GET /?a&b&c&d&e&f&g&h&i&j&k&l&m&n&o&p&q&r&s&t&u&v&w&x&y&z&1&2&3&4&5&6&7 HTTP/1.1\r\n"
+         "Host: x\r\n\r\n",
+         400, 0, false, "32 query arguments"},
+        {"\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n", 400, 16, false,
+         "empty lines"},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct cu_frame f;
         size_t n = strlen(bad[i].s), passed;
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         (void)scan_all(&f, bad[i].s, n, &passed);
         if (f.status != bad[i].status || passed != bad[i].passed || f.in_body != bad[i].in_body ||
             strstr(f.detail, bad[i].detail) == NULL)
             fail_msg("case %zu: status %d (%s), %zu bytes passed", i, f.status, f.detail, passed);
         /* The same bytes one at a time come to the same refusal at the same byte. */
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         (void)scan_bytewise(&f, bad[i].s, n, &passed);
         if (f.status != bad[i].status || passed != bad[i].passed)
             fail_msg("case %zu bytewise: status %d (%s), %zu bytes passed", i, f.status, f.detail,
@@ -207,12 +223,12 @@ static void test_chunked_refused(void **state)
         char s[256];
         struct cu_frame f;
         size_t passed, n = (size_t)snprintf(s, sizeof(s), "%s%s", head, bad[i].body);
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         (void)scan_all(&f, s, n, &passed);
         if (f.status != 400 || !f.in_body || passed != strlen(head) + bad[i].passed ||
             strstr(f.detail, bad[i].detail) == NULL)
             fail_msg("case %zu: status %d (%s), %zu bytes passed", i, f.status, f.detail, passed);
-        cu_frame_init(&f, HEAD_MAX);
+        cu_frame_init(&f, HEAD_MAX, BUDGET);
         (void)scan_bytewise(&f, s, n, &passed);
         if (f.status != 400 || passed != strlen(head) + bad[i].passed)
             fail_msg("case %zu bytewise: status %d (%s), %zu bytes passed", i, f.status, f.detail,
@@ -231,21 +247,21 @@ static void test_limits(void **state)
 
     n = (size_t)snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %0*d\r\n\r\n", HEAD_MAX,
                          0);
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     (void)scan_all(&f, s, n, &passed);
     assert_int_equal(f.status, 431);
     /* An incomplete head past the limit is refused before its end comes. */
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     (void)scan_all(&f, s, HEAD_MAX + 1, &passed);
     assert_int_equal(f.status, 431);
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     (void)scan_all(&f, s, HEAD_MAX, &passed);
     assert_int_equal(f.status, 0);
     /* A head of exactly the limit passes. */
     n = (size_t)snprintf(s, sizeof(s), "GET / HTTP/1.1\r\nX: %0*d\r\n\r\n",
                          HEAD_MAX - (int)strlen("GET / HTTP/1.1\r\nX: \r\n\r\n"), 0);
     assert_int_equal(n, HEAD_MAX);
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     assert_int_equal(scan_all(&f, s, n, &passed), 1);
     assert_int_equal(passed, n);
 
@@ -253,7 +269,7 @@ static void test_limits(void **state)
     for (int i = 0; i <= CU_FRAME_FIELDS_MAX; i++)
         n += (size_t)snprintf(s + n, sizeof(s) - n, "A:\r\n");
     n += (size_t)snprintf(s + n, sizeof(s) - n, "\r\n");
-    cu_frame_init(&f, sizeof(s));
+    cu_frame_init(&f, sizeof(s), BUDGET);
     (void)scan_all(&f, s, n, &passed);
     assert_int_equal(f.status, 431);
     assert_non_null(strstr(f.detail, "header lines"));
@@ -261,7 +277,7 @@ static void test_limits(void **state)
     n = (size_t)snprintf(s, sizeof(s),
                          "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1;%0*d\r\n",
                          CU_FRAME_CHUNK_LINE_MAX, 0);
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     (void)scan_all(&f, s, n, &passed);
     assert_int_equal(f.status, 400);
     assert_non_null(strstr(f.detail, "longer than the limit"));
@@ -269,10 +285,37 @@ static void test_limits(void **state)
     n = (size_t)snprintf(s, sizeof(s),
                          "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX-T: %0*d\r\n",
                          HEAD_MAX, 0);
-    cu_frame_init(&f, HEAD_MAX);
+    cu_frame_init(&f, HEAD_MAX, BUDGET);
     (void)scan_all(&f, s, n, &passed);
     assert_int_equal(f.status, 431);
     assert_true(f.in_body);
+}
+
+/* A head is refused when its bytes and the library's records (a header line, a cookie, a query
+ * argument each) would pass the pool's budget. */
+static void test_budget(void **state)
+{
+    char s[2048];
+    struct cu_frame f;
+    size_t passed, n;
+    (void)state;
+    /* 2 + 10 fields: 2 header lines, 9 cookies, and the head's bytes. */
+    n = (size_t)snprintf(s, sizeof(s),
+                         "GET / HTTP/1.1\r\nHost: x\r\nCookie: a;b;c;d;e;f;g;h;i\r\n\r\n");
+    cu_frame_init(&f, HEAD_MAX, n + 10 * CU_FRAME_FIELD_COST);
+    assert_int_equal(scan_all(&f, s, n, &passed), 1);
+    assert_int_equal(f.status, 0);
+    cu_frame_init(&f, HEAD_MAX, n + 10 * CU_FRAME_FIELD_COST - 1);
+    (void)scan_all(&f, s, n, &passed);
+    assert_int_equal(f.status, 431);
+    assert_non_null(strstr(f.detail, "cookies"));
+    /* Query arguments count too. */
+    n = (size_t)snprintf(s, sizeof(s), "GET /?a=1&b=2&c=3 HTTP/1.1\r\n\r\n");
+    cu_frame_init(&f, HEAD_MAX, n + 3 * CU_FRAME_FIELD_COST);
+    assert_int_equal(scan_all(&f, s, n, &passed), 1);
+    cu_frame_init(&f, HEAD_MAX, n + 3 * CU_FRAME_FIELD_COST - 1);
+    (void)scan_all(&f, s, n, &passed);
+    assert_int_equal(f.status, 431);
 }
 
 int main(void)
@@ -280,7 +323,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_requests), cmocka_unit_test(test_one_request_at_a_time),
         cmocka_unit_test(test_refused),        cmocka_unit_test(test_chunked_refused),
-        cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_limits),         cmocka_unit_test(test_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
