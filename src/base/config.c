@@ -121,8 +121,9 @@ static const struct key_def keys[] = {
     {{"server", "header_timeout", "10",
       "Seconds a client has to send a request's line and headers, however steadily it sends "
       "them; the connection is closed without an answer when they run out. A new connection's "
-      "TLS handshake counts; on a kept-alive connection the time starts with the request line "
-      "(until then idle_timeout, counted from the previous answer, applies as a whole)."},
+      "TLS handshake counts; on a kept-alive connection the time starts with the next "
+      "request's first byte (until then idle_timeout, counted from the previous answer, "
+      "applies as a whole)."},
      "an integer number of seconds from 1 to 3600",
      K_UINT,
      FIELD(server.header_timeout),
