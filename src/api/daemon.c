@@ -122,12 +122,6 @@ static void *watch_main(void *arg)
         pthread_cond_timedwait(&watch.cv, &watch.mu, &ts);
         if (watch.stop)
             break;
-        /* Parked long polls look again at what they wait for. */
-        pthread_mutex_unlock(&watch.mu);
-        cu_server_parked_tick();
-        pthread_mutex_lock(&watch.mu);
-        if (watch.stop)
-            break;
         struct watch_report rep[WATCH_REPORT_MAX];
         size_t heads = 0, n = enforce_deadlines(cu_daemon_mono_ms(), rep, &heads);
         if (n == 0)

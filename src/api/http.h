@@ -85,9 +85,6 @@ struct cu_req {
     char kept_ip[64];                   /* the address as custodia keeps it (cu_app_kept_ip) */
     char kept_reported[64];             /* a reported end user's address, kept the same way */
     void *conn;                         /* the MHD connection (server.c only), or NULL */
-    bool parked;                        /* the handler parked it (cu_req_park) this time */
-    int64_t park_until_ms;              /* when its wait ends (0: it never parked) */
-    bool park_counted;                  /* it holds one of the parking places */
     const struct cu_req_source *source; /* headers and query arguments; NULL: none */
     void *source_arg;
     struct cu_work *work; /* the request's unit of work (made by the server) */
@@ -295,13 +292,5 @@ const char *cu_req_header(struct cu_req *req, const char *name);
 
 /* cu_req_query(req, name): the value of query argument name, or NULL. */
 const char *cu_req_query(struct cu_req *req, const char *name);
-
-/* cu_req_park(req, until_ms, places): parks a request that waits for something to happen (a
- * long poll): its connection is suspended, holding no thread, and its handler runs again about
- * every 0.2 s until until_ms (kept from its first call: pass any value after). The handler
- * returns CU_OK without an answer when this returns true; false (answer now): the wait is
- * over, the server is stopping, the request has no connection to suspend, or `places` requests
- * are parked already. */
-bool cu_req_park(struct cu_req *req, int64_t until_ms, unsigned places);
 
 #endif

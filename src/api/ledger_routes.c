@@ -26,9 +26,9 @@
 
 #define IDEM_KEY_MAX 64
 #define CHANGES_WAIT_MAX_S 30
-/* Long polls that may wait at once (parked: they hold no thread while they wait); past them, a
- * long poll answers at once. */
-#define CHANGES_WAITERS_MAX 256
+/* Long polls that may wait at once: each holds a request thread while it waits, so a few
+ * must not take the server's threads; the others answer at once. */
+#define CHANGES_WAITERS_MAX 4
 
 /* ---- JSON of accounts and transfers ---- */
 
@@ -1138,14 +1138,26 @@ enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp)
         rc = query_int(req, resp, "wait", 0, CHANGES_WAIT_MAX_S, &wait);
     if (rc != CU_OK)
         return rc;
+    static atomic_int waiting;
+    bool waits = wait > 0 && atomic_fetch_add(&waiting, 1) < CHANGES_WAITERS_MAX;
+    if (wait > 0 && !waits)
+        atomic_fetch_sub(&waiting, 1);
+    if (!waits)
+        wait = 0;
     rc = cu_req_db(req, &db);
-    if (rc == CU_OK)
+    for (int64_t deadline = cu_clock_now_ms() + wait * 1000; rc == CU_OK;) {
         rc = cu_ledger_head(db, &head);
-    /* Nothing new yet: the request waits parked, holding no thread, and looks again on each
-     * tick until its time is up. */
-    if (rc == CU_OK && head <= after && wait > 0 &&
-        cu_req_park(req, cu_clock_now_ms() + wait * 1000, CHANGES_WAITERS_MAX))
-        return CU_OK;
+        if (rc != CU_OK || head > after || cu_clock_now_ms() >= deadline)
+            break;
+        /* give the read connection back while waiting */
+        cu_store_release(req->view);
+        req->view = NULL;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+        rc = cu_req_db(req, &db);
+    }
+    if (waits)
+        atomic_fetch_sub(&waiting, 1);
     if (rc == CU_OK && head > after)
         rc = cu_ledger_changes(db, after, (size_t)limit, &t, &n);
     if (rc != CU_OK)

@@ -73,21 +73,13 @@ struct request {
     struct cu_lane_job job;       /* its place on the lane, while there */
     atomic_int unit_rc;           /* the unit's outcome, set before the connection is resumed */
     const struct cu_principal *preset; /* an approved action's requester (cu_server_execute) */
-    struct request *parked_next;       /* in the parked list, under parked_mu */
 };
 
 static const struct cu_route *routes;
 static size_t nroutes;
 
-/* Requests parked by their handler (cu_req_park), waiting for the tick that resumes them. */
-static pthread_mutex_t parked_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct request *parked_head;
-static atomic_uint parked_places; /* requests that hold a parking place, parked or running */
-
 static void request_free(struct request *r)
 {
-    if (r->req.park_counted)
-        atomic_fetch_sub(&parked_places, 1);
     cu_store_release(r->req.view);
     cu_work_free(r->req.work);
     if (r->req.policy != NULL)
@@ -556,53 +548,6 @@ static enum MHD_Result take_body(struct request *r, const char *data, size_t *si
     return rc == CU_OK ? MHD_YES : MHD_NO;
 }
 
-bool cu_req_park(struct cu_req *req, int64_t until_ms, unsigned places)
-{
-    if (req->park_until_ms == 0)
-        req->park_until_ms = until_ms;
-    if (req->conn == NULL || atomic_load(&req->app->draining) ||
-        cu_clock_now_ms() >= req->park_until_ms)
-        return false;
-    if (!req->park_counted) {
-        if (atomic_fetch_add(&parked_places, 1) >= places) {
-            atomic_fetch_sub(&parked_places, 1);
-            return false;
-        }
-        req->park_counted = true;
-    }
-    req->parked = true;
-    return true;
-}
-
-/* Suspends a request its handler parked, until the next tick. */
-static enum MHD_Result park(struct MHD_Connection *c, struct request *r)
-{
-    r->req.parked = false;
-    cu_store_release(r->req.view); /* none is held while it waits */
-    r->req.view = NULL;
-    MHD_suspend_connection(c);
-    pthread_mutex_lock(&parked_mu);
-    r->parked_next = parked_head;
-    parked_head = r;
-    pthread_mutex_unlock(&parked_mu);
-    return MHD_YES;
-}
-
-void cu_server_parked_tick(void)
-{
-    pthread_mutex_lock(&parked_mu);
-    struct request *list = parked_head;
-    parked_head = NULL;
-    pthread_mutex_unlock(&parked_mu);
-    while (list != NULL) {
-        struct request *r = list;
-        list = r->parked_next;
-        struct fconn *f = cu_front_hold(cu_daemon_conn_of(r->req.conn));
-        MHD_resume_connection(r->req.conn); /* its handler runs again */
-        cu_front_resumed(f);
-    }
-}
-
 enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const char *url,
                                      const char *method, const char *version,
                                      const char *upload_data, size_t *upload_size, void **con_cls)
@@ -664,8 +609,6 @@ enum MHD_Result cu_server_on_request(void *cls, struct MHD_Connection *c, const 
     if (r->refused == CU_OK && (r->route->flags & CU_ROUTE_HASH) && r->req.app->lane != NULL)
         return to_lane(c, r);
     dispatch(r);
-    if (r->req.parked)
-        return park(c, r);
     if (wants_commit(r) && !atomic_load(&app->draining))
         return commit_first(c, r);
     if (wants_commit(r))

@@ -99,10 +99,6 @@ void cu_front_answered(struct conn *k);
 struct fconn *cu_front_hold(struct conn *k);
 void cu_front_resumed(struct fconn *f);
 
-/* server.c: cu_server_parked_tick() resumes every parked request (cu_req_park), whose handler
- * then runs again; the watchdog calls it on each of its ticks. */
-void cu_server_parked_tick(void);
-
 /* server.c: the security headers of every answer; a fresh request id. */
 extern const char *const cu_security_headers[][2];
 extern const size_t cu_security_headers_n;

@@ -194,36 +194,6 @@ req GET "/v1/ledger/changes?after=$LAST&wait=1" -H "$AUTH"
 check_eq "a long poll with nothing new answers empty after its wait" "200 0 $LAST" \
     "$STATUS $(json "len(j['items'])") $(json "j['next_after']")"
 
-# Long polls wait parked, holding no thread: more of them than the server has threads (16)
-# wait at once while the server answers others at once, and one transfer wakes them all.
-i=0
-pids=""
-while [ $i -lt 24 ]; do
-    curl -s -o "$TMP/poll$i" --cacert "$CA" -H "$AUTH" \
-        "https://127.0.0.1:$PORT/v1/ledger/changes?after=$LAST&wait=20" &
-    pids="$pids $!"
-    i=$((i + 1))
-done
-sleep 1
-t0=$(python3 -c 'import time; print(time.monotonic())')
-req GET /v1/health
-check "while 24 long polls wait, the server answers at once" python3 -c \
-    "import time, sys; sys.exit(0 if '$STATUS' == '200' and time.monotonic() - $t0 < 2 else 1)"
-req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
-    --data "{\"account\": \"$A\", \"amount\": 1, \"currency\": \"EUR\"}"
-t1=$(python3 -c 'import time; print(time.monotonic())')
-wait $pids
-woke=0
-i=0
-while [ $i -lt 24 ]; do
-    python3 -c "import json, sys; j = json.load(open('$TMP/poll$i')); sys.exit(0 if len(j['items']) == 1 and j['items'][0]['seq'] == $LAST + 1 else 1)" && woke=$((woke + 1))
-    i=$((i + 1))
-done
-check_eq "one deposit wakes every waiting poll with it" 24 "$woke"
-check "and soon after it (not at the end of their wait)" python3 -c \
-    "import time, sys; sys.exit(0 if time.monotonic() - $t1 < 5 else 1)"
-LAST=$((LAST + 1))
-
 # a batch: independent transfers and a linked chain, one result each
 req GET "/v1/accounts/$A" -H "$AUTH"
 BEFORE=$(json "j['balance']['posted']")
