@@ -620,21 +620,54 @@ enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struc
     return rc;
 }
 
+static int64_t saturating_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    return __builtin_add_overflow(a, b, &r) ? INT64_MAX : r;
+}
+
+/* What left the customer's accounts in currency today so far, as their own daily counts have
+ * it (reserves counted, releases given back, reversals not): the count a customer limit set
+ * mid-day starts from. The accounts are locked in the order movements lock them, so none moves
+ * between the sum and the limit's row. */
+static enum cu_err customer_day_debits(struct cu_db *db, const char *customer, const char *currency,
+                                       int64_t day, int64_t *out)
+{
+    static const char sql[] = "SELECT day, day_debits FROM ledger_accounts "
+                              "WHERE customer = $1 AND currency = $2 ORDER BY id FOR UPDATE";
+    struct cu_val p[] = {CU_VT(customer), CU_VT(currency)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    *out = 0;
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        if (cu_stmt_int(st, 0) == day)
+            *out = saturating_add(*out, cu_stmt_int(st, 1));
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
 enum cu_err cu_ledger_customer_limit_set(struct cu_work *w, struct cu_db *db, const char *customer,
                                          const char *currency, int64_t daily)
 {
     static const char sql[] =
         "INSERT INTO ledger_customer_limits (customer, currency, daily_limit, day, day_debits) "
-        "VALUES ($1, $2, $3, $4, 0) ON CONFLICT (customer, currency) DO UPDATE SET "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (customer, currency) DO UPDATE SET "
         "daily_limit = $3";
+    int64_t day = cu_ledger_day(cu_work_context(w)->now_ms), used = 0;
     char target[64];
-    struct cu_val p[] = {CU_VT(customer), CU_VT(currency), daily > 0 ? CU_VI(daily) : CU_VNULL,
-                         CU_VI(cu_ledger_day(cu_work_context(w)->now_ms))};
     enum cu_err rc;
 
     if (!cu_currency_valid(currency, NULL) || daily < 0)
         return CU_E_INVALID;
-    rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    /* A new limit counts what already left today; an existing one has counted it all along. */
+    rc = customer_day_debits(db, customer, currency, day, &used);
+    struct cu_val p[] = {CU_VT(customer), CU_VT(currency), daily > 0 ? CU_VI(daily) : CU_VNULL,
+                         CU_VI(day), CU_VI(used)};
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     snprintf(target, sizeof(target), "customer:%s", customer);
     if (rc == CU_OK)
         rc = cu_work_audit(

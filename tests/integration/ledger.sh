@@ -214,25 +214,50 @@ req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" \
 check_eq "a malformed item is refused whole, named" 400 "$STATUS"
 check "by its index" contains "$TMP/body" "transfers[1]"
 
-# a customer's daily limit over all their accounts
-req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 300}'
+# a customer's daily limit over all their accounts (a customer with nothing moved today)
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "dan@example.com", "given_name": "Dan"}'
+DAN=$(json "j['id']")
+req POST "/v1/customers/$DAN/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+D1=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$D1\", \"amount\": 1000, \"currency\": \"EUR\"}"
+req PUT "/v1/customers/$DAN/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 300}'
 check_eq "a customer's daily limit is set" "200 300" "$STATUS $(json "j['daily']")"
-req POST "/v1/customers/$BOB/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
-B2=$(json "j['id']")
+req POST "/v1/customers/$DAN/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+D2=$(json "j['id']")
 req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
-    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$A\", \"amount\": 200, \"currency\": \"EUR\"}"
+    --data "{\"debit_account\": \"$D1\", \"credit_account\": \"$A\", \"amount\": 200, \"currency\": \"EUR\"}"
 check_eq "within it" 201 "$STATUS"
 req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
-    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$B2\", \"amount\": 101, \"currency\": \"EUR\"}"
+    --data "{\"debit_account\": \"$D1\", \"credit_account\": \"$D2\", \"amount\": 101, \"currency\": \"EUR\"}"
 check_eq "past it, from any of the customer's accounts" "409 urn:custodia:problem:limit_exceeded" \
     "$STATUS $(json "j['type']")"
-req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": null}'
+req PUT "/v1/customers/$DAN/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": null}'
 check_eq "and lifted" "200 None" "$STATUS $(json "j['daily']")"
 req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
-    --data "{\"debit_account\": \"$B\", \"credit_account\": \"$B2\", \"amount\": 101, \"currency\": \"EUR\"}"
+    --data "{\"debit_account\": \"$D1\", \"credit_account\": \"$D2\", \"amount\": 101, \"currency\": \"EUR\"}"
 check_eq "then it passes" 201 "$STATUS"
 req PUT "/v1/customers/$BOB/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 1.5}'
 check_eq "a fractional limit is refused" 400 "$STATUS"
+# A limit set mid-day counts what already left that day.
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "cleo@example.com", "given_name": "Cleo"}'
+CLEO=$(json "j['id']")
+req POST "/v1/customers/$CLEO/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+C1=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$C1\", \"amount\": 1000, \"currency\": \"EUR\"}"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$C1\", \"credit_account\": \"$A\", \"amount\": 300, \"currency\": \"EUR\"}"
+check_eq "300 leave before any limit" 201 "$STATUS"
+req PUT "/v1/customers/$CLEO/limits" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR", "daily": 500}'
+check_eq "then a daily limit of 500 is set" 200 "$STATUS"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$C1\", \"credit_account\": \"$A\", \"amount\": 201, \"currency\": \"EUR\"}"
+check_eq "the day's 300 count: 201 more is past it" "409 urn:custodia:problem:limit_exceeded" \
+    "$STATUS $(json "j['type']")"
+req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"debit_account\": \"$C1\", \"credit_account\": \"$A\", \"amount\": 200, \"currency\": \"EUR\"}"
+check_eq "200 more is within it" 201 "$STATUS"
 
 # a customer with accounts not closed is not erased; once they are closed, the customer is
 req DELETE "/v1/customers/$ADA" -H "$AUTH"
