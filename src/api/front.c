@@ -692,7 +692,16 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
         close(fd);
         return;
     }
+    /* The limits first: a flood at them costs an accept and a close, nothing more. */
+    address_of(fr->app, ss, c);
+    if (!limits_take(fr, c)) {
+        cu_metrics_conn_event(fr->app->metrics, CU_CONN_REFUSED);
+        close(fd);
+        cu_free(c);
+        return;
+    }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sp) != 0) {
+        limits_release(fr, c);
         close(fd);
         cu_free(c);
         return;
@@ -707,7 +716,6 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
     /* The pool keeps 8 KiB for the answer's head and the library's own records. */
     cu_frame_init(&c->frame, fr->app->cfg.server.max_header_bytes + 4096,
                   cu_daemon_pool_bytes(&fr->app->cfg) - 8192);
-    address_of(fr->app, ss, c);
     (void)set_nodelay(fd);
     c->next = t->conns;
     if (t->conns != NULL)
@@ -736,10 +744,7 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
     links = c;
     pthread_mutex_unlock(&link_mu);
     /* The library takes its end (and closes it, also when it refuses it). */
-    if (!limits_take(fr, c) ||
-        MHD_add_connection(t->d, sp[1], (const struct sockaddr *)ss, sl) != MHD_YES) {
-        if (!c->counted)
-            close(sp[1]);
+    if (MHD_add_connection(t->d, sp[1], (const struct sockaddr *)ss, sl) != MHD_YES) {
         cu_metrics_conn_event(fr->app->metrics, CU_CONN_REFUSED);
         conn_close(c);
         return;
@@ -751,6 +756,7 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
 static void accept_some(struct fthread *t)
 {
     struct cu_front *fr = t->fr;
+    bool accepted = false;
     for (int i = 0; i < ACCEPT_BATCH && atomic_load(&fr->accepting); i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof(ss);
@@ -758,6 +764,7 @@ static void accept_some(struct fthread *t)
         int fd = accept4(fr->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             conn_open(t, fd, &ss, sl);
+            accepted = true;
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED)
@@ -772,6 +779,13 @@ static void accept_some(struct fthread *t)
             nanosleep(&ts, NULL); /* the listener stays readable: give others a moment */
         }
         break;
+    }
+    /* The kernel wakes the first thread waiting on the listener: this one goes to the back of
+     * the line, so that connections spread over the threads rather than pile on one. */
+    if (accepted && atomic_load(&fr->accepting)) {
+        struct epoll_event le = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &t->lev};
+        (void)epoll_ctl(t->ep, EPOLL_CTL_DEL, fr->lfd, NULL);
+        (void)epoll_ctl(t->ep, EPOLL_CTL_ADD, fr->lfd, &le);
     }
 }
 
@@ -807,6 +821,8 @@ static void run_woken(struct fthread *t)
             pump(c);
         conn_put(c);
     }
+    if (atomic_exchange(&t->kick, false))
+        t->mhd_due = true;
 }
 
 /* Closes the connections whose linger is over, and those whose head is late (counted and
@@ -840,9 +856,16 @@ static void run_daemon(struct fthread *t)
     }
 }
 
-static int wait_ms(const struct fthread *t)
+/* How long the thread may sleep: not at all while its daemon has work left (the bounded loop
+ * of run_daemon stopped short, a resume is pending, a wake-up is queued). */
+static int wait_ms(struct fthread *t)
 {
     MHD_UNSIGNED_LONG_LONG ms;
+    pthread_mutex_lock(&t->mu);
+    bool queued = t->woken != NULL;
+    pthread_mutex_unlock(&t->mu);
+    if (t->mhd_due || queued || atomic_load(&t->kick))
+        return 0;
     if (t->d != NULL && MHD_get_timeout(t->d, &ms) == MHD_YES && ms < TICK_MS)
         return (int)ms;
     return TICK_MS;
@@ -882,8 +905,10 @@ static void *thread_main(void *arg)
             else if (!e->c->closed)
                 pump(e->c);
         }
-        if (n == 0)
+        if (n == 0) {
             t->mhd_due = true; /* the daemon's timeouts */
+            run_woken(t);      /* and what was queued while the thread was busy */
+        }
         run_daemon(t);
         release_grave(t);
         int64_t now = cu_daemon_mono_ms();

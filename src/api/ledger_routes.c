@@ -1147,7 +1147,8 @@ enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp)
     rc = cu_req_db(req, &db);
     for (int64_t deadline = cu_clock_now_ms() + wait * 1000; rc == CU_OK;) {
         rc = cu_ledger_head(db, &head);
-        if (rc != CU_OK || head > after || cu_clock_now_ms() >= deadline)
+        if (rc != CU_OK || head > after || cu_clock_now_ms() >= deadline ||
+            atomic_load(&req->app->draining))
             break;
         /* give the read connection back while waiting */
         cu_store_release(req->view);

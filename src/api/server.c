@@ -181,6 +181,13 @@ static enum MHD_Result add_headers(struct MHD_Response *mr, const struct request
     for (size_t i = 0; i < cu_security_headers_n; i++)
         ok &= MHD_add_response_header(mr, cu_security_headers[i][0], cu_security_headers[i][1]);
     ok &= MHD_add_response_header(mr, "X-Request-Id", r->req.id);
+    /* A stopping server closes kept-alive connections after their answer, so that they bring
+     * no new requests while it drains. */
+    bool closes = false;
+    for (size_t i = 0; i < r->resp.nheaders; i++)
+        closes |= strcasecmp(r->resp.headers[i][0], "Connection") == 0;
+    if (atomic_load(&r->req.app->draining) && !closes)
+        ok &= MHD_add_response_header(mr, "Connection", "close");
     if (r->resp.content_type)
         ok &= MHD_add_response_header(mr, "Content-Type", r->resp.content_type);
     for (size_t i = 0; i < r->resp.nheaders; i++)
