@@ -48,12 +48,6 @@ static size_t refuse(struct cu_frame *f, int status, const char *detail)
     return 0;
 }
 
-static bool tchar(uint8_t c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 static bool ctl(uint8_t c)
 {
     return (c < 0x20 && c != '\t') || c == 0x7f;
@@ -95,7 +89,7 @@ static const char *field_error(const uint8_t *p, size_t n, size_t *name_len)
     size_t i = 0;
     if (n > 0 && (p[0] == ' ' || p[0] == '\t'))
         return "a header line is folded over two lines (obs-fold)";
-    while (i < n && tchar(p[i]))
+    while (i < n && cu_tchar(p[i]))
         i++;
     if (i == n)
         return "a header line has no colon";
@@ -130,7 +124,7 @@ static int request_line_error(const uint8_t *p, size_t n, const char **why, bool
     const uint8_t *sp1 = memchr(p, ' ', n), *sp2 = NULL, *v;
     size_t i = 0;
 
-    while (i < n && tchar(p[i]))
+    while (i < n && cu_tchar(p[i]))
         i++;
     if (i == 0 || sp1 == NULL || (size_t)(sp1 - p) != i) {
         *why = "the request line is not a method, a target and an HTTP version";

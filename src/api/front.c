@@ -103,7 +103,6 @@ struct fconn {
     uint8_t out[OUT_CAP];
     size_t out_len, out_off;
     struct cu_frame frame;
-    char kept_ip[64];
     uint8_t addr[17]; /* family and address, the key of the per-address count */
     bool counted;     /* in the connection counts */
 };
@@ -504,38 +503,46 @@ static bool client_write(struct fconn *c)
     return true;
 }
 
+/* The client's address as custodia keeps it (for the rare line that names it). */
+static void kept_ip_of(struct cu_app *app, const struct fconn *c, char out[64])
+{
+    char ip[64] = "unknown";
+    if (c->addr[0] == AF_INET || c->addr[0] == AF_INET6)
+        inet_ntop(c->addr[0], c->addr + 1, ip, sizeof(ip));
+    cu_app_kept_ip(app, ip, out);
+}
+
 /* The problem document of a refused request, in c->out (its answer so far has been sent). */
 static void put_problem(struct fconn *c)
 {
     const struct cu_frame *f = &c->frame;
     char id[CU_REQUEST_ID_BYTES];
-    const char *title, *code;
+    const char *reason, *code, *title; /* the status line's reason; the problem's type, title */
+    char kept_ip[64];
     struct cu_buf body, all;
     enum cu_err rc;
 
     switch (f->status) {
     case 431:
-        title = "Request Header Fields Too Large";
+        reason = "Request Header Fields Too Large";
         code = cu_err_problem_code(CU_E_TOO_LARGE);
+        title = cu_err_title(CU_E_TOO_LARGE);
         break;
     case 505:
-        title = "HTTP Version Not Supported";
+        reason = title = "HTTP Version Not Supported";
         code = "http_version_not_supported";
         break;
     default:
-        title = "Bad Request";
+        reason = "Bad Request";
         code = cu_err_problem_code(CU_E_INVALID);
+        title = cu_err_title(CU_E_INVALID);
         break;
     }
     cu_server_request_id(id);
     cu_buf_init(&body, 4096);
     cu_buf_init(&all, sizeof(c->out));
     rc = cu_buf_printf(&body, "{\"type\":\"%s%s\",\"title\":\"%s\",\"status\":%d,\"detail\":",
-                       CU_PROBLEM_PREFIX, code,
-                       f->status == 400   ? cu_err_title(CU_E_INVALID)
-                       : f->status == 431 ? cu_err_title(CU_E_TOO_LARGE)
-                                          : title,
-                       f->status);
+                       CU_PROBLEM_PREFIX, code, title, f->status);
     if (rc == CU_OK)
         rc = cu_json_escape(&body, f->detail, strlen(f->detail));
     if (rc == CU_OK)
@@ -544,7 +551,7 @@ static void put_problem(struct fconn *c)
         rc = cu_buf_printf(&all,
                            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                            "Content-Length: %zu\r\nConnection: close\r\n",
-                           f->status, title, body.len);
+                           f->status, reason, body.len);
     for (size_t i = 0; rc == CU_OK && i < cu_security_headers_n; i++)
         rc =
             cu_buf_printf(&all, "%s: %s\r\n", cu_security_headers[i][0], cu_security_headers[i][1]);
@@ -560,8 +567,9 @@ static void put_problem(struct fconn *c)
     cu_buf_free(&body);
     cu_buf_free(&all);
     cu_metrics_conn_event(c->t->fr->app->metrics, CU_CONN_MALFORMED);
+    kept_ip_of(c->t->fr->app, c, kept_ip);
     cu_log(CU_LOG_INFO, "http.malformed", CU_LS("request_id", id), CU_LI("status", f->status),
-           CU_LS("detail", f->detail), CU_LS("remote_ip", c->kept_ip));
+           CU_LS("detail", f->detail), CU_LS("remote_ip", kept_ip));
 }
 
 /* What follows from the state reached: the library's turn is over, a half-close to pass on,
@@ -649,22 +657,15 @@ static bool set_nodelay(int fd)
     return setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0;
 }
 
-/* The client's address as custodia keeps it, and as the per-address count's key. */
-static void address_of(struct cu_app *app, const struct sockaddr_storage *ss, struct fconn *c)
+/* The client's address as the key of the per-address count. */
+static void address_of(const struct sockaddr_storage *ss, struct fconn *c)
 {
-    char ip[64] = "unknown";
     memset(c->addr, 0, sizeof(c->addr));
     c->addr[0] = (uint8_t)ss->ss_family;
-    if (ss->ss_family == AF_INET) {
-        const struct in_addr *a = &((const struct sockaddr_in *)(const void *)ss)->sin_addr;
-        inet_ntop(AF_INET, a, ip, sizeof(ip));
-        memcpy(c->addr + 1, a, sizeof(*a));
-    } else if (ss->ss_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr;
-        inet_ntop(AF_INET6, a, ip, sizeof(ip));
-        memcpy(c->addr + 1, a, sizeof(*a));
-    }
-    cu_app_kept_ip(app, ip, c->kept_ip);
+    if (ss->ss_family == AF_INET)
+        memcpy(c->addr + 1, &((const struct sockaddr_in *)(const void *)ss)->sin_addr, 4);
+    else if (ss->ss_family == AF_INET6)
+        memcpy(c->addr + 1, &((const struct sockaddr_in6 *)(const void *)ss)->sin6_addr, 16);
 }
 
 static bool tls_init(struct cu_front *fr, struct fconn *c)
@@ -693,7 +694,7 @@ static void conn_open(struct fthread *t, int fd, const struct sockaddr_storage *
         return;
     }
     /* The limits first: a flood at them costs an accept and a close, nothing more. */
-    address_of(fr->app, ss, c);
+    address_of(ss, c);
     if (!limits_take(fr, c)) {
         cu_metrics_conn_event(fr->app->metrics, CU_CONN_REFUSED);
         close(fd);

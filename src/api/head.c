@@ -32,12 +32,6 @@ struct head_survey {
     bool bad_value; /* a value holding a control byte other than a tab */
 };
 
-static bool is_token_char(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
-}
-
 static bool survey_header(void *cls, const char *key, const char *value)
 {
     static const struct {
@@ -56,7 +50,7 @@ static bool survey_header(void *cls, const char *key, const char *value)
     if (key[0] == '\0')
         h->bad_name = true;
     for (const unsigned char *p = (const unsigned char *)key; *p != '\0'; p++)
-        h->bad_name |= !is_token_char(*p);
+        h->bad_name |= !cu_tchar(*p);
     for (const unsigned char *p = (const unsigned char *)value; p != NULL && *p != '\0'; p++)
         h->bad_value |= (*p < 0x20 && *p != '\t') || *p == 0x7f;
     /* libmicrohttpd 0.9.75 appends a folded line (obs-fold) to the header's name, not its

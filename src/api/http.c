@@ -387,13 +387,6 @@ static bool ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* tchar(c): whether c may appear in a token (RFC 9110, 5.6.2). */
-static bool tchar(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
-}
-
 /* param_value(s, out, len): reads the value of a parameter at *s, a token or a quoted string
  * (RFC 9110, 5.6.4; escapes undone), into out (CHARSET_MAX bytes: the first CHARSET_MAX are
  * kept, *len counts them all) and moves *s past it. False when it does not parse. */
@@ -404,7 +397,7 @@ static bool param_value(const char **s, char out[CHARSET_MAX], size_t *len)
 
     *len = 0;
     p += quoted;
-    while (quoted ? *p != '"' : tchar(*p)) {
+    while (quoted ? *p != '"' : cu_tchar((unsigned char)*p)) {
         if (*p == '\0' || (quoted && *p == '\\' && *++p == '\0'))
             return false;
         if (*len < CHARSET_MAX)
@@ -439,7 +432,7 @@ static enum media media_params(const char *s)
             s++;
         if (*s == ';' || *s == '\0')
             continue; /* an empty parameter, which RFC 9110 allows */
-        while (tchar(s[n]))
+        while (cu_tchar((unsigned char)s[n]))
             n++;
         if (n == 0 || s[n] != '=')
             return MEDIA_MALFORMED;

@@ -7,6 +7,7 @@
 #ifndef CU_BASE_TEXT_H
 #define CU_BASE_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -18,6 +19,13 @@ static inline char cu_ascii_lower(char c)
     if (c < 'A' || c > 'Z')
         return c;
     return lower_of[c - 'A'];
+}
+
+/* cu_tchar(c): whether byte c may appear in an HTTP token (RFC 9110 section 5.6.2). */
+static inline bool cu_tchar(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* cu_hex_digit(c): the value of hex digit c (either case), or -1 when c is none. */
