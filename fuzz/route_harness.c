@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "api/server.h"
+#include "base/clock.h"
 #include "audit/checkpoint.h"
 #include "base/json.h"
 #include "base/log.h"
@@ -32,6 +33,7 @@ static struct {
     struct cu_cli_ctx ctx;
     struct cu_app *app;
     char key[128], rkey[128], cus[64], session[128], staff[64];
+    char now[CU_RFC3339_BYTES]; /* the clock when the harness started, for events' times */
 } h;
 
 static const char login_email[] = "fuzz.customer@example.com";
@@ -118,6 +120,7 @@ static char *substitute(const uint8_t *in, size_t n, size_t *len)
         {"{{LOGIN}}", login_email},
         {"{{PASSWORD}}", login_password},
         {"{{SESSION}}", h.session},
+        {"{{NOW}}", h.now},
     };
     struct cu_buf b;
     cu_buf_init(&b, 4 * CU_HARNESS_MAX_TEXT);
@@ -409,6 +412,7 @@ void cu_harness_setup(void)
     if (cu_cli_open(h.dir, &h.ctx, true) != CU_EXIT_OK)
         die("the data directory does not open");
     atexit(teardown);
+    cu_clock_format(cu_clock_now_ms(), h.now);
     if (cu_cli_app_new(&h.ctx, &h.app) != 0)
         die("the service does not start");
     size_t nr = 0;

@@ -20,7 +20,8 @@ import sys
 SUBS = (("$CUSTODIA_API_KEY", "{{KEY}}"), ("$TOKEN", "{{SESSION}}"), ("$KEY_ID", "{{CUS}}"),
         ("$CUSTODIA_URL", ""), ("$CHALLENGE", "chl_0000000000000000"), ("$CODE", "123456"),
         ("$RECOVERY_CODE", "abcd-efgh-ijkl"), ("$CUSTOMER", "{{CUS}}"),
-        ("$PAYEE_ACCOUNT", "acc_0000000000000000"))
+        ("$PAYEE_ACCOUNT", "acc_0000000000000000"),
+        ("$(date -u +%Y-%m-%dT%H:%M:%SZ)", "{{NOW}}"))
 
 # Requests that once crashed the server or were read wrongly, kept as seeds.
 EXTRA = {
@@ -63,6 +64,12 @@ EXTRA = {
     "Authorization: Bearer {{SESSION}}\n\n",
     "approval-approve-session": "POST /v1/approvals/apr_0000000000000000/approve\n"
     "Authorization: Bearer {{SESSION}}\n\n",
+    "event-full": "POST /v1/events\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
+    '{"type": "transfer", "time": "{{NOW}}", "customer": "c1", "ip": "2001:db8::1", '
+    '"device": "d1", "country": "GB", "lat": 51.5, "lon": -0.1, "amount": 250000, '
+    '"currency": "GBP", "payee": "p1", "channel": "app", "attributes": {"mcc": "6011"}}',
+    "event-profile": "POST /v1/events\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
+    '{"type": "profile_changed", "time": "{{NOW}}", "customer": "c1", "fields": ["email"]}',
 }
 
 

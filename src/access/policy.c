@@ -69,7 +69,7 @@ static const struct {
 } builtin_roles[] = {
     {"admin", "*"},
     {"security_analyst", "audit.read customers.read customers.credentials metrics.read "
-                         "staff.read apikeys.read access.read"},
+                         "staff.read apikeys.read access.read decisions.read"},
     {"support_agent", "customers.read customers.credentials"},
     {"auditor", "audit.read access.read metrics.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
@@ -77,9 +77,10 @@ static const struct {
     {"service", "customers.read customers.write customers.credentials"},
     {"teller", "customers.read accounts.read accounts.write transfers.read transfers.write"},
     {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
-                      "transfers.approve audit.read"},
+                      "transfers.approve audit.read decisions.read"},
     {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
-                         "ledger.read"},
+                         "ledger.read events.write"},
+    {"events_service", "events.write"},
 };
 
 uint64_t cu_policy_hash_id(const char *s)

@@ -18,6 +18,9 @@
 #include "base/mem.h"
 #include "ledger/ledger.h"
 #include "crypto/crypto.h"
+#include "monitor/monitor.h"
+
+#include <sodium.h>
 
 /* The request threads: [server] threads, else eight a core (at most 256). */
 static unsigned pool_size(const struct cu_config *cfg)
@@ -26,6 +29,63 @@ static unsigned pool_size(const struct cu_config *cfg)
     if (cfg->server.threads > 0)
         return cfg->server.threads;
     return n > 0 && n <= 32 ? (unsigned)n * 8 : n > 32 ? 256 : 8;
+}
+
+/* pseudonym(arg, kind, text, out): 8 bytes of the audit log's keyed hash of text, for the
+ * addresses monitoring keeps (docs/monitoring.md, "Addresses"). */
+static void pseudonym(void *arg, const char *kind, const char *text, uint8_t out[8])
+{
+    const struct cu_app *app = arg;
+    char h[CU_AUDIT_HASHED_BYTES];
+
+    if (cu_audit_hash_value(app->audit, kind, text, h) != CU_OK) {
+        /* only out of memory: a fixed value makes every address one, which counts too much
+         * rather than too little */
+        memset(out, 0, 8);
+        return;
+    }
+    crypto_generichash(out, 8, (const unsigned char *)h, strlen(h), NULL, 0);
+    sodium_memzero(h, sizeof(h));
+}
+
+/* monitor_new(app, cfg, why): the monitoring service with the rule sets of [monitor]. */
+static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
+                               char why[CU_APP_WHY_BYTES])
+{
+    char rules[CU_CONFIG_PATH_BYTES], shadow[CU_CONFIG_PATH_BYTES], err[CU_RULES_ERR_BYTES];
+    struct cu_monitor_opts o;
+    enum cu_err rc;
+
+    memset(&o, 0, sizeof(o));
+    if (strcmp(cfg->monitor.rules, "builtin") != 0) {
+        if (cu_config_path(cfg, cfg->monitor.rules, rules, sizeof(rules)) != CU_OK) {
+            snprintf(why, CU_APP_WHY_BYTES, "[monitor] rules: the path is too long");
+            return CU_E_CONFIG;
+        }
+        o.rules_path = rules;
+    }
+    if (strcmp(cfg->monitor.shadow_rules, "none") != 0) {
+        if (cu_config_path(cfg, cfg->monitor.shadow_rules, shadow, sizeof(shadow)) != CU_OK) {
+            snprintf(why, CU_APP_WHY_BYTES, "[monitor] shadow_rules: the path is too long");
+            return CU_E_CONFIG;
+        }
+        o.shadow_path = shadow;
+    }
+    o.types = strcmp(cfg->monitor.event_types, "none") != 0 ? cfg->monitor.event_types : NULL;
+    o.future_ms = (int64_t)cfg->monitor.future_seconds * 1000;
+    o.past_ms = (int64_t)cfg->monitor.past_days * 86400000;
+    if (cfg->audit.hash_source_ip) {
+        o.pseudonym = pseudonym;
+        o.pseudonym_arg = app;
+    }
+    rc = cu_monitor_new(&o, &app->monitor, err);
+    if (rc != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[monitor] %.480s", err);
+        return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
+    }
+    cu_log(CU_LOG_INFO, "monitor.ready", CU_LS("rules", o.rules_path ? rules : "builtin"),
+           CU_LS("shadow_rules", o.shadow_path ? shadow : "none"));
+    return CU_OK;
 }
 
 /* services_new(app, parts, why): the KEK source, the vault and sign-in. */
@@ -154,6 +214,8 @@ enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
     rc = services_new(app, parts, why);
     if (rc == CU_OK)
         rc = policies_new(app, parts->cfg, why);
+    if (rc == CU_OK)
+        rc = monitor_new(app, parts->cfg, why);
     if (rc != CU_OK)
         goto out;
     cu_log(CU_LOG_INFO, "identity.ready",
@@ -183,6 +245,7 @@ void cu_app_free(struct cu_app *app)
     cu_vault_free(app->vault);
     cu_approvals_free(app->approvals);
     cu_ledger_free(app->ledger);
+    cu_monitor_free(app->monitor);
     cu_kek_source_free(app->kek);
     cu_access_policies_free(app->policies);
     cu_access_policies_free(app->dry_policies);

@@ -96,4 +96,8 @@ enum cu_err cu_handle_deposits_create(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_withdrawals_create(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp);
 
+/* monitor_routes.c: events posted for a decision, and the decisions (docs/api.md) */
+enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp);
+
 #endif

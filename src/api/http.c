@@ -462,13 +462,10 @@ static enum media media_type(const char *ct)
     return media_params(ct);
 }
 
-enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
+enum cu_err cu_req_json_body(struct cu_req *req, struct cu_resp *resp)
 {
-    char err[CU_JSON_ERR_BYTES];
     enum media m = media_type(req->content_type);
-    enum cu_err rc;
 
-    *out = NULL;
     if (m == MEDIA_OTHER)
         return cu_resp_fail(resp, CU_E_MEDIA_TYPE, "the body must be application/json");
     if (m == MEDIA_CHARSET)
@@ -481,6 +478,17 @@ enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
                             "or application/json; charset=utf-8");
     if (req->body.len == 0)
         return cu_resp_fail(resp, CU_E_INVALID, "the body is empty; a JSON object is required");
+    return CU_OK;
+}
+
+enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out)
+{
+    char err[CU_JSON_ERR_BYTES];
+    enum cu_err rc;
+
+    *out = NULL;
+    if ((rc = cu_req_json_body(req, resp)) != CU_OK)
+        return rc;
     rc = cu_json_parse_object(req->body.data, req->body.len, out, err);
     if (rc != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);

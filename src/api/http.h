@@ -265,6 +265,11 @@ enum cu_err cu_resp_unit_failed(struct cu_resp *resp, enum cu_err rc);
  * and resp->detail, and sets its status and content type. */
 void cu_problem_render(struct cu_resp *resp, const struct cu_req *req);
 
+/* cu_req_json_body(req, resp): CU_OK when the request has a body declared as JSON (its
+ * content type application/json, in UTF-8), for a handler that parses the text itself;
+ * otherwise fails resp as cu_req_json does. */
+CU_WUR enum cu_err cu_req_json_body(struct cu_req *req, struct cu_resp *resp);
+
 /* cu_req_json(req, resp, out): parses the request body as a JSON object; a wrong content type
  * gives 415 and malformed JSON 400, with the detail set. Caller frees *out with json_decref. */
 CU_WUR enum cu_err cu_req_json(struct cu_req *req, struct cu_resp *resp, json_t **out);

@@ -15,6 +15,7 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "cu_version.h"
+#include "monitor/monitor.h"
 
 /* The store check behind health, run at most once per CU_HEALTH_CHECK_MS and shared by every
  * caller in between, so that an unauthenticated flood of health checks cannot turn into a
@@ -78,6 +79,8 @@ enum cu_err cu_handle_metrics(struct cu_req *req, struct cu_resp *resp)
         cu_committer_stats(req->app->committer, &cs);
     rc = cu_metrics_render(req->app->metrics, &resp->body, req->app->started_at_ms,
                            req->app->committer != NULL ? &cs : NULL);
+    if (rc == CU_OK && req->app->monitor != NULL)
+        rc = cu_monitor_metrics(req->app->monitor, &resp->body);
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->status = 200;
     return rc;
@@ -179,6 +182,9 @@ static const struct cu_route route_table[] = {
     {CU_POST, 0, "/v1/deposits", cu_handle_deposits_create, CU_SCOPE_TRANSFERS_WRITE},
     {CU_POST, 0, "/v1/withdrawals", cu_handle_withdrawals_create, CU_SCOPE_TRANSFERS_WRITE},
     {CU_GET, 0, "/v1/ledger/changes", cu_handle_ledger_changes, CU_SCOPE_LEDGER_READ},
+    /* monitoring: events posted for a decision, and the decisions */
+    {CU_POST, 0, "/v1/events", cu_handle_events_create, CU_SCOPE_EVENTS_WRITE},
+    {CU_GET, 0, "/v1/decisions/{id}", cu_handle_decision_get, CU_SCOPE_DECISIONS_READ},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -103,6 +103,14 @@ struct cu_config {
     } ledger;
 
     struct {
+        char rules[CU_CONFIG_PATH_BYTES];        /* a rule file, or "builtin" */
+        char shadow_rules[CU_CONFIG_PATH_BYTES]; /* a rule file run in shadow, or "none" */
+        char event_types[1024];                  /* custom event types, or "none" */
+        unsigned future_seconds;                 /* 0..86400 */
+        unsigned past_days;                      /* 1..30 */
+    } monitor;
+
+    struct {
         enum cu_log_level level;
     } log;
 };

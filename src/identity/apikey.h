@@ -51,6 +51,9 @@ enum cu_scope {
     CU_SCOPE_TRANSFERS_APPROVE = 1u << 19, /* "transfers.approve": release transfers held for
                                               review (post or void them) */
     CU_SCOPE_LEDGER_READ = 1u << 20,       /* "ledger.read": the change stream of every movement */
+    CU_SCOPE_EVENTS_WRITE = 1u << 21,      /* "events.write": post events for a decision */
+    CU_SCOPE_DECISIONS_READ = 1u << 22,    /* "decisions.read": read monitoring decisions, with
+                                              the events and what their rules read */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

@@ -68,10 +68,18 @@ static bool mapped_value(void *arg, size_t i, double *v)
 enum cu_err cu_mon_engine_decide(struct cu_mon_engine *e, const struct cu_mon_event *ev,
                                  struct cu_verdict *out, struct cu_verdict *shadow_out)
 {
+    return cu_mon_engine_decide_reads(e, ev, out, shadow_out, NULL);
+}
+
+enum cu_err cu_mon_engine_decide_reads(struct cu_mon_engine *e, const struct cu_mon_event *ev,
+                                       struct cu_verdict *out, struct cu_verdict *shadow_out,
+                                       struct cu_reads *reads)
+{
     struct cu_mon_probe probe;
     struct cu_feature_source src;
     cu_mon_state_source(e->st, ev, &probe, &src);
-    cu_rules_eval(e->rs, ev, &src, out); /* the live set's numbers are the state's */
+    /* the live set's numbers are the state's */
+    cu_rules_eval_reads(e->rs, ev, &src, out, reads);
     if (e->shadow && shadow_out) {
         struct mapped m = {src, e->map[1]};
         struct cu_feature_source ms = {mapped_value, &m};

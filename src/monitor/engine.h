@@ -31,6 +31,13 @@ void cu_mon_engine_fini(struct cu_mon_engine *e);
 CU_WUR enum cu_err cu_mon_engine_decide(struct cu_mon_engine *e, const struct cu_mon_event *ev,
                                         struct cu_verdict *out, struct cu_verdict *shadow_out);
 
+/* cu_mon_engine_decide_reads(e, ev, out, shadow_out, reads): cu_mon_engine_decide, noting in
+ * reads (when not NULL) what the live set's rules that fired read (rules.h, struct cu_reads). */
+CU_WUR enum cu_err cu_mon_engine_decide_reads(struct cu_mon_engine *e,
+                                              const struct cu_mon_event *ev, struct cu_verdict *out,
+                                              struct cu_verdict *shadow_out,
+                                              struct cu_reads *reads);
+
 /* cu_mon_verdict_json(rs, v, out): appends "decision", "score", "rules" (name and reason of each
  * that fired), "actions" and their parameters as members of a JSON object (no braces). */
 CU_WUR enum cu_err cu_mon_verdict_json(const struct cu_ruleset *rs, const struct cu_verdict *v,

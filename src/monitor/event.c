@@ -480,6 +480,7 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
             cu_ip_parse(ev->ip, &ip) != CU_OK)
             return fail(r, CU_E_INVALID, "field 'ip' must be an IPv4 or IPv6 address");
         memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
+        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
         ev->has |= CU_EVF_IP;
         return CU_OK;
     }

@@ -93,6 +93,10 @@ struct cu_mon_event {
     char customer[CU_MON_REF_MAX + 1];
     char ip[48]; /* as written; ip_bin is the address, IPv4 as IPv4-mapped IPv6 */
     uint8_t ip_bin[16];
+    /* What the state keeps the address (and its network) by: ip_bin as parsed; the server sets
+     * the address's pseudonym here when addresses are kept hashed (docs/monitoring.md,
+     * "Addresses"), so that stored events, which carry the pseudonym, rebuild the same state. */
+    uint8_t key_ip[16];
     char device[CU_MON_REF_MAX + 1];
     char country[3]; /* ISO 3166-1 alpha-2, upper case */
     double lat, lon;

@@ -119,6 +119,7 @@ struct cu_ruleset {
     struct rule *rules;
     size_t nrules;
     struct cu_feature features[CU_RULES_FEATURES_MAX];
+    const char *feature_text[CU_RULES_FEATURES_MAX]; /* as first written, spaces collapsed */
     size_t nfeatures;
     struct list lists[CU_RULES_LISTS_MAX];
     size_t nlists;
@@ -162,7 +163,8 @@ struct parser {
     const char *src, *end, *name;
     const char *p;
     int line, col;
-    struct token t; /* the current token */
+    struct token t;       /* the current token */
+    const char *prev_end; /* where the token before it ended */
     char *err;
     bool failed;
     struct cu_ruleset *rs;
@@ -234,6 +236,7 @@ static bool is_ident_char(char c)
 static void next(struct parser *ps)
 {
     struct token *t = &ps->t;
+    ps->prev_end = t->p != NULL ? t->p + t->len : ps->src;
     for (;;) {
         while (ps->p < ps->end &&
                (*ps->p == ' ' || *ps->p == '\t' || *ps->p == '\n' || *ps->p == '\r'))
@@ -463,6 +466,39 @@ bool cu_feature_same(const struct cu_feature *a, const struct cu_feature *b)
            strcmp(a->field_name, b->field_name) == 0;
 }
 
+/* feature_text(ps, at): the text of the feature that began at `at` and ended with the token
+ * just read, runs of white space made one space, at most FEATURE_TEXT_MAX bytes (then "..."),
+ * for the decisions that record what their rules read. */
+#define FEATURE_TEXT_MAX 120
+static const char *feature_text(struct parser *ps, const struct token *at)
+{
+    char out[FEATURE_TEXT_MAX + 4];
+    size_t n = 0;
+    bool space = false;
+    const char *p;
+    for (p = at->p; p < ps->prev_end; p++) {
+        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+            space = true;
+            continue;
+        }
+        if (n + (space ? 2 : 1) > FEATURE_TEXT_MAX)
+            break;
+        if (space)
+            out[n++] = ' ';
+        space = false;
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            out[n++] = '?';
+        else
+            out[n++] = *p;
+    }
+    if (p < ps->prev_end) {
+        memcpy(out + n, "...", 3);
+        n += 3;
+    }
+    out[n] = '\0';
+    return keep(ps, out);
+}
+
 static int feature(struct parser *ps, const struct token *at, struct cu_feature f)
 {
     struct cu_ruleset *rs = ps->rs;
@@ -476,7 +512,8 @@ static int feature(struct parser *ps, const struct token *at, struct cu_feature 
                  CU_RULES_FEATURES_MAX);
             return -1;
         }
-        rs->features[rs->nfeatures++] = f;
+        rs->features[rs->nfeatures] = f;
+        rs->feature_text[rs->nfeatures++] = feature_text(ps, at);
     }
     enum type t = T_NUM;
     if (f.kind == CU_FEAT_FIRST_SEEN)
@@ -1446,6 +1483,11 @@ size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **
     return rs->nfeatures;
 }
 
+const char *cu_rules_feature_text(const struct cu_ruleset *rs, size_t i)
+{
+    return i < rs->nfeatures && rs->feature_text[i] ? rs->feature_text[i] : "?";
+}
+
 /* --- evaluation ------------------------------------------------------------------------ */
 
 enum { B_FALSE, B_TRUE, B_MISSING };
@@ -1462,6 +1504,8 @@ struct ev_ctx {
     const struct cu_feature_source *src;
     double *fv;
     uint8_t *fstate; /* 0 not asked, 1 present, 2 missing */
+    uint16_t *asked; /* the rule that last read each feature, plus 1 */
+    uint16_t rule;   /* the rule being evaluated, plus 1 */
     unsigned steps, event_steps;
     bool failed;
 };
@@ -1569,6 +1613,8 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
         v.missing = v.s == NULL;
         return v;
     case OP_FEAT:
+        if (c->asked)
+            c->asked[n->i] = c->rule;
         if (c->fstate[n->i] == 0) {
             double x = 0;
             bool ok = c->src && c->src->value(c->src->arg, (size_t)n->i, &x);
@@ -1709,9 +1755,39 @@ static struct val eval(struct ev_ctx *c, const struct rule *r, int i)
 void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
                    const struct cu_feature_source *src, struct cu_verdict *out)
 {
+    cu_rules_eval_reads(rs, ev, src, out, NULL);
+}
+
+/* note_reads(c, reads): adds the features the rule just evaluated read to reads. */
+static void note_reads(const struct ev_ctx *c, struct cu_reads *reads)
+{
+    for (size_t f = 0; f < c->rs->nfeatures; f++) {
+        size_t k;
+        if (c->asked[f] != c->rule)
+            continue;
+        for (k = 0; k < reads->n && reads->feature[k] != f; k++)
+            ;
+        if (k < reads->n)
+            continue;
+        if (reads->n == CU_READS_MAX) {
+            reads->more = true;
+            return;
+        }
+        reads->feature[reads->n] = (uint16_t)f;
+        reads->value[reads->n] = c->fv[f];
+        reads->missing[reads->n] = c->fstate[f] == 2;
+        reads->n++;
+    }
+}
+
+void cu_rules_eval_reads(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
+                         const struct cu_feature_source *src, struct cu_verdict *out,
+                         struct cu_reads *reads)
+{
     double fv[CU_RULES_FEATURES_MAX];
     uint8_t fstate[CU_RULES_FEATURES_MAX];
-    struct ev_ctx c = {rs, ev, src, fv, fstate, 0, 0, false};
+    uint16_t asked[CU_RULES_FEATURES_MAX];
+    struct ev_ctx c = {rs, ev, src, fv, fstate, reads ? asked : NULL, 0, 0, 0, false};
     enum cu_decision floor_dec = CU_DEC_ALLOW;
 
     /* the header only: the arrays behind nfired and nerrors are written as they fill */
@@ -1722,6 +1798,11 @@ void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
     out->severity = CU_SEV_LOW;
     out->nfired = out->nerrors = 0;
     memset(fstate, 0, rs->nfeatures);
+    if (reads) {
+        memset(asked, 0, rs->nfeatures * sizeof(asked[0]));
+        reads->n = 0;
+        reads->more = false;
+    }
     for (size_t i = 0; i < rs->nrules; i++) {
         const struct rule *r = &rs->rules[i];
         struct val v;
@@ -1729,6 +1810,7 @@ void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
             continue;
         c.steps = 0;
         c.failed = false;
+        c.rule = (uint16_t)(i + 1);
         v = eval(&c, r, (int)r->nnodes - 1);
         if (c.failed) {
             if (out->nerrors < sizeof(out->errors) / sizeof(out->errors[0]))
@@ -1738,6 +1820,8 @@ void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
         }
         if (v.missing || v.n == 0)
             continue;
+        if (reads)
+            note_reads(&c, reads);
         out->fired[out->nfired].rule = (uint16_t)i;
         out->fired[out->nfired].score = (int16_t)r->score;
         out->nfired++;

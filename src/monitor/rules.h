@@ -148,6 +148,27 @@ struct cu_verdict {
 void cu_rules_eval(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
                    const struct cu_feature_source *src, struct cu_verdict *out);
 
+/* What the rules that fired read: each feature once, with its value (or missing), in the
+ * order first read. */
+#define CU_READS_MAX 32
+struct cu_reads {
+    size_t n;
+    bool more; /* they read more than CU_READS_MAX */
+    uint16_t feature[CU_READS_MAX];
+    double value[CU_READS_MAX];
+    bool missing[CU_READS_MAX];
+};
+
+/* cu_rules_eval_reads(rs, ev, src, out, reads): cu_rules_eval, noting in reads (when not NULL)
+ * the features the rules that fired read. */
+void cu_rules_eval_reads(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
+                         const struct cu_feature_source *src, struct cu_verdict *out,
+                         struct cu_reads *reads);
+
+/* cu_rules_feature_text(rs, i): feature i as the rule file first wrote it (white space made
+ * single spaces, at most 120 bytes and "..."), e.g. count(customer, 15m, "login_failed"). */
+const char *cu_rules_feature_text(const struct cu_ruleset *rs, size_t i);
+
 /* cu_rules_reason(rs, i): rule i's reason. */
 const char *cu_rules_reason(const struct cu_ruleset *rs, size_t i);
 

@@ -160,14 +160,14 @@ static bool key_of(const struct cu_mon_state *st, const struct cu_mon_event *ev,
     case CU_KEY_IP:
         if (!(ev->has & CU_EVF_IP))
             return false;
-        *h = hash_bytes(st, (uint8_t)k, ev->ip_bin, 16);
+        *h = hash_bytes(st, (uint8_t)k, ev->key_ip, 16);
         return true;
     case CU_KEY_IP_BLOCK: {
-        bool v4 = memcmp(ev->ip_bin, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+        bool v4 = memcmp(ev->key_ip, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
         if (!(ev->has & CU_EVF_IP))
             return false;
         memset(blk, 0, sizeof(blk));
-        memcpy(blk, ev->ip_bin, v4 ? 15 : 8); /* the /24 of IPv4, the /64 of IPv6 */
+        memcpy(blk, ev->key_ip, v4 ? 15 : 8); /* the /24 of IPv4, the /64 of IPv6 */
         *h = hash_bytes(st, (uint8_t)k, blk, sizeof(blk));
         return true;
     }

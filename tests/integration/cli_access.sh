@@ -19,7 +19,7 @@ approve customers.erase by 2 within 24h
 POLICY
 "$BIN" access check "$P" >"$TMP/out" 2>&1
 check_eq "a good policy exits 0" 0 $?
-check "it is summarised" grep -q "^ok: 10 roles (9 built in, 0 redefined), 1 permits, 1 grants, 1 forbids, 1 approvals; sha256 " "$TMP/out"
+check "it is summarised" grep -q "^ok: 11 roles (10 built in, 0 redefined), 1 permits, 1 grants, 1 forbids, 1 approvals; sha256 " "$TMP/out"
 check_eq "with the SHA-256 of the file" "$(sha256sum "$P" | cut -d' ' -f1)" "$(sed 's/.*sha256 //' "$TMP/out")"
 
 printf 'version 1\nrole r\npermit r customers.read\n    when session.aal == "two"\n' >"$TMP/bad.policy"

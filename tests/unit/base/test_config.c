@@ -171,6 +171,14 @@ static const struct bad_case bad_cases[] = {
     {"ledger", "step_up_above", "-1", "must be an integer from 0 to 1000000000000000, got \"-1\""},
     {"ledger", "idempotency_hours", "0", "must be an integer from 1 to 720, got \"0\""},
     {"ledger", "idempotency_hours", "721", "must be an integer from 1 to 720, got \"721\""},
+    {"monitor", "rules", "",
+     "must be a non-empty path of at most 1023 bytes, or builtin, got \"\""},
+    {"monitor", "shadow_rules", "",
+     "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
+    {"monitor", "event_types", "", "must be names separated by spaces, or none, got \"\""},
+    {"monitor", "future_seconds", "86401", "must be an integer from 0 to 86400, got \"86401\""},
+    {"monitor", "past_days", "0", "must be an integer from 1 to 30, got \"0\""},
+    {"monitor", "past_days", "31", "must be an integer from 1 to 30, got \"31\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"access", "dry_run_policy", "",
      "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
@@ -697,7 +705,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 56);
+    assert_int_equal(n, 61);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

@@ -43,6 +43,7 @@ static struct cu_mon_event make(const struct spec *s)
         e.ip_bin[13] = (uint8_t)b;
         e.ip_bin[14] = (uint8_t)c;
         e.ip_bin[15] = (uint8_t)d;
+        memcpy(e.key_ip, e.ip_bin, sizeof(e.key_ip));
         e.has |= CU_EVF_IP;
     }
     if (s->device) {

@@ -1,0 +1,523 @@
+/*
+ * monitor.c - the monitoring service of the server (monitor.h).
+ */
+#include "monitor/monitor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "base/json.h"
+#include "base/mem.h"
+#include "crypto/crypto.h"
+#include "monitor/engine.h"
+
+struct cu_monitor {
+    struct cu_mon_types types;
+    struct cu_ruleset *rs, *shadow;
+    struct cu_mon_engine eng;
+    bool eng_ready;
+    int64_t future_ms, past_ms;
+    void (*pseudonym)(void *arg, const char *kind, const char *text, uint8_t out[8]);
+    void *pseudonym_arg;
+    atomic_ullong decided[5], shadow_differs, rule_errors, unrecorded, decide_us_sum;
+};
+
+/* load(path, types, out, err): a rule file compiled, or the built-in pack when path is NULL. */
+static enum cu_err load(const char *path, const struct cu_mon_types *types, struct cu_ruleset **out,
+                        char err[CU_RULES_ERR_BYTES])
+{
+    FILE *f;
+    char *text;
+    size_t n;
+    enum cu_err rc;
+
+    if (path == NULL)
+        return cu_rules_compile(cu_rules_default_pack, cu_rules_default_pack_len, "default.rules",
+                                types, out, err);
+    if ((f = fopen(path, "rb")) == NULL) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot open: %s", path, strerror(errno));
+        return CU_E_IO;
+    }
+    text = cu_malloc((size_t)CU_RULES_FILE_MAX + 1);
+    n = text ? fread(text, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
+    if (text == NULL || ferror(f)) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot read", path);
+        fclose(f);
+        cu_free(text);
+        return text == NULL ? CU_E_NOMEM : CU_E_IO;
+    }
+    fclose(f);
+    if (n > (size_t)CU_RULES_FILE_MAX) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: longer than %d bytes", path, CU_RULES_FILE_MAX);
+        cu_free(text);
+        return CU_E_TOO_LARGE;
+    }
+    rc = cu_rules_compile(text, n, path, types, out, err);
+    cu_free(text);
+    return rc;
+}
+
+static enum cu_err add_types(struct cu_mon_types *t, const char *list, char err[CU_RULES_ERR_BYTES])
+{
+    char name[CU_MON_NAME_MAX + 2], why[CU_MON_ERR_BYTES];
+    const char *p = list;
+
+    while (p != NULL && *p) {
+        size_t n = 0;
+        while (*p == ' ')
+            p++;
+        while (p[n] && p[n] != ' ')
+            n++;
+        if (n == 0)
+            break;
+        if (n >= sizeof(name)) {
+            snprintf(err, CU_RULES_ERR_BYTES, "event_types: a type is at most %d bytes",
+                     CU_MON_NAME_MAX);
+            return CU_E_INVALID;
+        }
+        memcpy(name, p, n);
+        name[n] = '\0';
+        if (cu_mon_types_add(t, name, why) != CU_OK) {
+            snprintf(err, CU_RULES_ERR_BYTES, "event_types: %s", why);
+            return CU_E_INVALID;
+        }
+        p += n;
+    }
+    return CU_OK;
+}
+
+enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor **out,
+                           char err[CU_RULES_ERR_BYTES])
+{
+    struct cu_monitor *m = cu_calloc(1, sizeof(*m));
+    enum cu_err rc = CU_E_NOMEM;
+
+    *out = NULL;
+    err[0] = '\0';
+    if (m == NULL) {
+        snprintf(err, CU_RULES_ERR_BYTES, "out of memory");
+        return rc;
+    }
+    cu_mon_types_init(&m->types);
+    m->future_ms = opts->future_ms;
+    m->past_ms = opts->past_ms;
+    m->pseudonym = opts->pseudonym;
+    m->pseudonym_arg = opts->pseudonym_arg;
+    rc = add_types(&m->types, opts->types, err);
+    if (rc == CU_OK)
+        rc = load(opts->rules_path, &m->types, &m->rs, err);
+    if (rc == CU_OK && opts->shadow_path != NULL)
+        rc = load(opts->shadow_path, &m->types, &m->shadow, err);
+    if (rc == CU_OK && (rc = cu_mon_engine_init(&m->eng, m->rs, m->shadow)) != CU_OK)
+        snprintf(err, CU_RULES_ERR_BYTES, "out of memory");
+    if (rc != CU_OK) {
+        cu_monitor_free(m);
+        return rc;
+    }
+    m->eng_ready = true;
+    *out = m;
+    return CU_OK;
+}
+
+void cu_monitor_free(struct cu_monitor *m)
+{
+    if (m == NULL)
+        return;
+    if (m->eng_ready)
+        cu_mon_engine_fini(&m->eng);
+    cu_rules_free(m->rs);
+    cu_rules_free(m->shadow);
+    cu_free(m);
+}
+
+const struct cu_mon_types *cu_monitor_types(const struct cu_monitor *m)
+{
+    return &m->types;
+}
+
+enum cu_err cu_monitor_check_time(const struct cu_monitor *m, const struct cu_mon_event *ev,
+                                  int64_t now_ms, char err[CU_MON_ERR_BYTES])
+{
+    if (ev->time_ms > now_ms + m->future_ms) {
+        snprintf(err, CU_MON_ERR_BYTES,
+                 "field 'time' is more than %lld seconds ahead of the server's clock",
+                 (long long)(m->future_ms / 1000));
+        return CU_E_INVALID;
+    }
+    if (ev->time_ms < now_ms - m->past_ms) {
+        snprintf(err, CU_MON_ERR_BYTES,
+                 "field 'time' is more than %lld days in the past (older events go to "
+                 "custodia rules test)",
+                 (long long)(m->past_ms / 86400000));
+        return CU_E_INVALID;
+    }
+    return CU_OK;
+}
+
+void cu_monitor_decision_clear(struct cu_monitor_decision *d)
+{
+    cu_free(d->verdict);
+    cu_free(d->shadow_doc);
+    cu_free(d->reads_doc);
+    cu_free(d->event_doc);
+    memset(d, 0, sizeof(*d));
+}
+
+/* pseudonymise(m, e): the state's key of e's address (key_ip) made its pseudonym, an address of
+ * fd00::/8: one byte 0xfd, seven of a keyed hash of the network (the /24 of IPv4, the /64 of IPv6)
+ * and eight of one of the address. Addresses of one network share the first half, so the windows by
+ * network count on the pseudonyms as on the addresses. */
+static void pseudonymise(const struct cu_monitor *m, struct cu_mon_event *e)
+{
+    uint8_t net[16], h[8], p[16];
+    char hex[33];
+    bool v4 = memcmp(e->ip_bin, "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0;
+
+    memset(net, 0, sizeof(net));
+    memcpy(net, e->ip_bin, v4 ? 15 : 8);
+    cu_hex_encode(net, sizeof(net), hex);
+    m->pseudonym(m->pseudonym_arg, "ip_net", hex, h);
+    p[0] = 0xfd;
+    memcpy(p + 1, h, 7);
+    cu_hex_encode(e->ip_bin, sizeof(e->ip_bin), hex);
+    m->pseudonym(m->pseudonym_arg, "ip", hex, h);
+    memcpy(p + 8, h, 8);
+    memcpy(e->key_ip, p, sizeof(p));
+    sodium_memzero(net, sizeof(net));
+    sodium_memzero(hex, sizeof(hex));
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* A feature's value as a decision shows it: booleans as such, durations in seconds. */
+static enum cu_err read_value(struct cu_buf *b, const struct cu_feature *f, double v)
+{
+    if (!isfinite(v))
+        return cu_buf_append_str(b, "null");
+    switch (f->kind) {
+    case CU_FEAT_FIRST_SEEN:
+        return cu_buf_append_str(b, v != 0 ? "true" : "false");
+    case CU_FEAT_SINCE:
+    case CU_FEAT_SINCE_FIELD:
+    case CU_FEAT_AGE:
+    case CU_FEAT_KNOWN_FOR:
+        return cu_buf_printf(b, "%.3f", v / 1000.0);
+    default:
+        return cu_buf_printf(b, "%.6g", v);
+    }
+}
+
+static enum cu_err reads_doc(const struct cu_ruleset *rs, const struct cu_reads *r,
+                             struct cu_buf *b)
+{
+    const struct cu_feature *fs = NULL;
+    enum cu_err rc = cu_buf_append_str(b, "{");
+
+    (void)cu_rules_features(rs, &fs);
+    for (size_t i = 0; rc == CU_OK && i < r->n; i++) {
+        const char *t = cu_rules_feature_text(rs, r->feature[i]);
+        if (i > 0)
+            rc = cu_buf_append_str(b, ",");
+        if (rc == CU_OK)
+            rc = cu_json_escape(b, t, strlen(t));
+        if (rc == CU_OK)
+            rc = cu_buf_append_str(b, ":");
+        if (rc == CU_OK)
+            rc = r->missing[i] ? cu_buf_append_str(b, "null")
+                               : read_value(b, &fs[r->feature[i]], r->value[i]);
+    }
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(b, "}");
+    return rc;
+}
+
+/* first_run(m, w, ev, d): the decision itself, made once. */
+static enum cu_err first_run(struct cu_monitor *m, struct cu_work *w, const struct cu_mon_event *ev,
+                             struct cu_monitor_decision *d)
+{
+    struct cu_mon_event *e = cu_malloc(sizeof(*e));
+    uint8_t raw[8];
+    struct cu_buf b;
+    int64_t t0;
+    enum cu_err rc;
+
+    if (e == NULL)
+        return CU_E_NOMEM;
+    *e = *ev;
+    if (m->pseudonym != NULL && (e->has & CU_EVF_IP))
+        pseudonymise(m, e);
+    t0 = mono_us();
+    rc = cu_mon_engine_decide_reads(&m->eng, e, &d->v, m->shadow ? &d->shadow : NULL, &d->reads);
+    d->took_us = mono_us() - t0;
+    if (rc != CU_OK)
+        atomic_fetch_add(&m->unrecorded, 1); /* the verdict stands; the state missed it */
+    d->has_shadow = m->shadow != NULL;
+    d->at = cu_work_context_of(w)->now_ms;
+    cu_crypto_random(raw, sizeof(raw));
+    memcpy(d->id, "dec_", 4);
+    cu_hex_encode(raw, sizeof(raw), d->id + 4);
+    e->has &= ~(unsigned)CU_EVF_LABEL; /* a replay file's label is not stored */
+
+    cu_buf_init(&b, CU_WORK_DETAILS_MAX);
+    rc = cu_mon_verdict_json(m->rs, &d->v, &b);
+    d->verdict = rc == CU_OK ? cu_buf_steal(&b) : NULL;
+    cu_buf_free(&b);
+    if (rc == CU_OK && d->verdict == NULL)
+        rc = CU_E_NOMEM;
+    if (rc == CU_OK && d->has_shadow) {
+        cu_buf_init(&b, CU_WORK_DETAILS_MAX);
+        rc = cu_buf_append_str(&b, "{");
+        if (rc == CU_OK)
+            rc = cu_mon_verdict_json(m->shadow, &d->shadow, &b);
+        if (rc == CU_OK)
+            rc = cu_buf_append_str(&b, "}");
+        if (rc == CU_OK && (d->shadow_doc = cu_buf_steal(&b)) == NULL)
+            rc = CU_E_NOMEM;
+        cu_buf_free(&b);
+    }
+    if (rc == CU_OK) {
+        cu_buf_init(&b, CU_WORK_DETAILS_MAX);
+        rc = reads_doc(m->rs, &d->reads, &b);
+        if (rc == CU_OK && (d->reads_doc = cu_buf_steal(&b)) == NULL)
+            rc = CU_E_NOMEM;
+        cu_buf_free(&b);
+    }
+    if (rc == CU_OK && m->pseudonym != NULL && (e->has & CU_EVF_IP)) {
+        /* stored with the pseudonym in place of the address */
+        memcpy(e->ip_bin, e->key_ip, sizeof(e->ip_bin));
+        if (inet_ntop(AF_INET6, e->key_ip, e->ip, sizeof(e->ip)) == NULL)
+            rc = CU_E_INTERNAL;
+    }
+    if (rc == CU_OK) {
+        cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
+        rc = cu_mon_event_write(e, &m->types, &b);
+        if (rc == CU_OK && (d->event_doc = cu_buf_steal(&b)) == NULL)
+            rc = CU_E_NOMEM;
+        cu_buf_free(&b);
+    }
+    sodium_memzero(e, sizeof(*e));
+    cu_free(e);
+    if (rc != CU_OK)
+        return rc;
+    atomic_fetch_add(&m->decided[d->v.decision], 1);
+    atomic_fetch_add(&m->rule_errors, d->v.nerrors);
+    atomic_fetch_add(&m->decide_us_sum, (unsigned long long)d->took_us);
+    if (d->has_shadow && d->shadow.decision != d->v.decision)
+        atomic_fetch_add(&m->shadow_differs, 1);
+    d->decided = true;
+    return CU_OK;
+}
+
+static enum cu_err insert_event(struct cu_db *db, const struct cu_work *w,
+                                const struct cu_mon_event *ev, const char *type, const char *body,
+                                int64_t *seq)
+{
+    static const char sql[] = "INSERT INTO events (at, type, customer, request_id, body) "
+                              "VALUES ($1, $2, $3, $4, $5) RETURNING seq";
+    const struct cu_work_ctx *ctx = cu_work_context_of(w);
+    const struct cu_val p[] = {CU_VI(ev->time_ms), CU_VT(type), CU_VT(ev->customer),
+                               CU_VT(ctx->request_id), CU_VT(body)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_INTERNAL;
+    if (rc == CU_OK)
+        *seq = cu_stmt_int(st, 0);
+    cu_stmt_done(st);
+    return rc;
+}
+
+enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                              const struct cu_mon_event *ev, const char *source,
+                              struct cu_monitor_decision *d)
+{
+    static const char sql[] =
+        "INSERT INTO decisions (id, at, event_seq, source, customer, type, decision, score, "
+        "verdict, reads, shadow, took_us, request_id) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+    const char *type =
+        ev->type >= 0 && (size_t)ev->type < m->types.n ? m->types.name[ev->type] : "?";
+    const struct cu_work_ctx *ctx = cu_work_context_of(w);
+    char target[CU_DECISION_ID_BYTES + 16];
+    json_t *rules;
+    enum cu_err rc;
+
+    if (!d->decided && (rc = first_run(m, w, ev, d)) != CU_OK)
+        return rc;
+    rc = insert_event(db, w, ev, type, d->event_doc, &d->seq);
+    if (rc != CU_OK)
+        return rc;
+    {
+        const struct cu_val p[] = {CU_VT(d->id),
+                                   CU_VI(d->at),
+                                   CU_VI(d->seq),
+                                   CU_VT(source),
+                                   CU_VT(ev->customer),
+                                   CU_VT(type),
+                                   CU_VT(cu_decision_name(d->v.decision)),
+                                   CU_VI(d->v.score),
+                                   CU_VT(d->verdict),
+                                   CU_VT(d->reads_doc),
+                                   d->shadow_doc ? CU_VT(d->shadow_doc) : CU_VNULL,
+                                   CU_VI(d->took_us),
+                                   CU_VT(ctx->request_id)};
+        rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    }
+    if (rc == CU_E_EXISTS) { /* an id drawn twice: run again with another */
+        uint8_t raw[8];
+        cu_crypto_random(raw, sizeof(raw));
+        cu_hex_encode(raw, sizeof(raw), d->id + 4);
+        return CU_E_BUSY;
+    }
+    if (rc != CU_OK)
+        return rc;
+    if ((rules = json_array()) == NULL)
+        return CU_E_NOMEM;
+    for (size_t i = 0; i < d->v.nfired; i++)
+        json_array_append_new(rules, json_string(cu_rules_name(m->rs, d->v.fired[i].rule)));
+    snprintf(target, sizeof(target), "decision:%s", d->id);
+    /* no customer reference, address or device: those stay in the decision, for readers of
+     * decisions; the audit record says what was decided and where to find it */
+    return cu_work_audit(w, "monitor.decide", target, "success",
+                         json_pack("{s:s, s:s, s:s, s:i, s:o, s:I}", "source", source, "type", type,
+                                   "decision", cu_decision_name(d->v.decision), "score", d->v.score,
+                                   "rules", rules, "event_seq", (json_int_t)d->seq));
+}
+
+enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out)
+{
+    enum cu_err rc = cu_buf_append_str(out, "{\"id\":");
+    if (rc == CU_OK)
+        rc = cu_json_escape(out, d->id, strlen(d->id));
+    if (rc == CU_OK)
+        rc = cu_buf_printf(out, ",%s,\"took_us\":%lld}", d->verdict, (long long)d->took_us);
+    return rc;
+}
+
+static enum cu_err put_raw(struct cu_buf *b, const char *key, struct cu_stmt *st, int col)
+{
+    size_t n = 0;
+    const char *s;
+    enum cu_err rc;
+    if (cu_stmt_null(st, col))
+        return CU_OK;
+    s = cu_stmt_text(st, col, &n);
+    rc = cu_buf_printf(b, ",\"%s\":", key);
+    if (rc == CU_OK)
+        rc = cu_buf_append(b, s, n);
+    return rc;
+}
+
+enum cu_err cu_monitor_decision_get(struct cu_db *db, const char *id, struct cu_buf *out)
+{
+    static const char sql[] =
+        "SELECT d.at, d.source, d.customer, d.type, d.verdict, d.reads, d.shadow, d.took_us, "
+        "d.event_seq, e.body FROM decisions d LEFT JOIN events e ON e.seq = d.event_seq "
+        "WHERE d.id = $1";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    size_t n = 0;
+    const char *s;
+    char buf[CU_MON_REF_MAX + 1];
+    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(out, "{\"id\":");
+    if (rc == CU_OK)
+        rc = cu_json_escape(out, id, strlen(id));
+    if (rc == CU_OK)
+        rc = cu_json_put_time(out, "time", cu_stmt_int(st, 0));
+    for (int col = 1; rc == CU_OK && col <= 3; col++) {
+        static const char *const names[] = {NULL, "source", "customer", "type"};
+        s = cu_stmt_text(st, col, &n);
+        snprintf(buf, sizeof(buf), "%.*s", (int)n, s);
+        rc = cu_json_put_string(out, names[col], buf);
+    }
+    if (rc == CU_OK) {
+        s = cu_stmt_text(st, 4, &n);
+        rc = cu_buf_append_str(out, ",");
+        if (rc == CU_OK)
+            rc = cu_buf_append(out, s, n);
+    }
+    if (rc == CU_OK)
+        rc = put_raw(out, "reads", st, 5);
+    if (rc == CU_OK)
+        rc = put_raw(out, "shadow", st, 6);
+    if (rc == CU_OK)
+        rc = cu_buf_printf(out, ",\"took_us\":%lld,\"event_seq\":%lld",
+                           (long long)cu_stmt_int(st, 7), (long long)cu_stmt_int(st, 8));
+    if (rc == CU_OK)
+        rc = put_raw(out, "event", st, 9);
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(out, "}");
+    cu_stmt_done(st);
+    return rc;
+}
+
+void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out)
+{
+    for (int i = 0; i < 5; i++)
+        out->decided[i] = atomic_load(&m->decided[i]);
+    out->shadow_differs = atomic_load(&m->shadow_differs);
+    out->rule_errors = atomic_load(&m->rule_errors);
+    out->unrecorded = atomic_load(&m->unrecorded);
+    out->decide_us_sum = atomic_load(&m->decide_us_sum);
+}
+
+enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
+{
+    struct cu_monitor_stats st;
+    enum cu_err rc;
+
+    cu_monitor_stats(m, &st);
+    rc = cu_buf_printf(out, "# HELP custodia_monitor_decisions_total Events decided by the "
+                            "rule set in force, by decision.\n"
+                            "# TYPE custodia_monitor_decisions_total counter\n");
+    for (int d = 0; rc == CU_OK && d < 5; d++)
+        rc =
+            cu_buf_printf(out, "custodia_monitor_decisions_total{decision=\"%s\"} %llu\n",
+                          cu_decision_name((enum cu_decision)d), (unsigned long long)st.decided[d]);
+    if (rc == CU_OK)
+        rc = cu_buf_printf(
+            out,
+            "# HELP custodia_monitor_shadow_differences_total Decisions the shadow rule set "
+            "([monitor] shadow_rules) made otherwise than the rule set in force.\n"
+            "# TYPE custodia_monitor_shadow_differences_total counter\n"
+            "custodia_monitor_shadow_differences_total %llu\n"
+            "# HELP custodia_monitor_rule_errors_total Rules that failed at run time (division "
+            "by zero, their cost bound); the decision completed with the others.\n"
+            "# TYPE custodia_monitor_rule_errors_total counter\n"
+            "custodia_monitor_rule_errors_total %llu\n"
+            "# HELP custodia_monitor_unrecorded_total Events decided that the state could not "
+            "record (out of memory).\n"
+            "# TYPE custodia_monitor_unrecorded_total counter\n"
+            "custodia_monitor_unrecorded_total %llu\n"
+            "# HELP custodia_monitor_decide_seconds_total The engine's time deciding, summed.\n"
+            "# TYPE custodia_monitor_decide_seconds_total counter\n"
+            "custodia_monitor_decide_seconds_total %llu.%06llu\n",
+            (unsigned long long)st.shadow_differs, (unsigned long long)st.rule_errors,
+            (unsigned long long)st.unrecorded, (unsigned long long)(st.decide_us_sum / 1000000),
+            (unsigned long long)(st.decide_us_sum % 1000000));
+    return rc;
+}

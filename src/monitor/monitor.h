@@ -1,0 +1,104 @@
+/*
+ * monitor.h - the monitoring service of the server (docs/monitoring.md): the rule set in
+ * force (and one in shadow beside it), the state they decide over, and the decisions it
+ * stores.
+ *
+ * Decisions are made inside a unit of work, on the committer's thread, which is the one
+ * thread that touches the engine's state: cu_monitor_decide decides about an event, records
+ * it in the state, and writes the event, the decision and the decision's audit record in the
+ * unit's savepoint, so that the three commit together or not at all. A unit that runs again
+ * (after CU_E_BUSY) keeps the decision its first run made: the state counts each event once.
+ * An event whose unit then fails stays counted in memory until the next start rebuilds the
+ * state (docs/monitoring.md, "What the state may count").
+ */
+#ifndef CU_MONITOR_MONITOR_H
+#define CU_MONITOR_MONITOR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base/buf.h"
+#include "base/err.h"
+#include "monitor/event.h"
+#include "monitor/rules.h"
+#include "store/store.h"
+#include "store/work.h"
+
+#define CU_DECISION_ID_BYTES 21 /* "dec_" and 16 hex digits, NUL */
+
+/* How the service keeps addresses: pseudonym(arg, kind, text, out) writes 8 bytes of a keyed
+ * hash of text (kind "ip" for an address, "ip_net" for its network). */
+struct cu_monitor_opts {
+    const char *rules_path;  /* a rule file, or NULL: the built-in pack */
+    const char *shadow_path; /* a rule file run in shadow, or NULL: none */
+    const char *types;       /* custom event types, separated by spaces, or NULL */
+    int64_t future_ms;       /* how far ahead of the clock a posted event's time may be */
+    int64_t past_ms;         /* how far behind it */
+    void (*pseudonym)(void *arg, const char *kind, const char *text, uint8_t out[8]);
+    void *pseudonym_arg; /* NULL pseudonym: addresses are kept as they are */
+};
+
+struct cu_monitor;
+
+/* cu_monitor_new(opts, out, err): the service with an empty state. CU_E_INVALID (or CU_E_IO
+ * for a file that cannot be read) with err saying what, naming the file, line and column. */
+CU_WUR enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor **out,
+                                  char err[CU_RULES_ERR_BYTES]);
+void cu_monitor_free(struct cu_monitor *m);
+
+/* cu_monitor_types(m): the event types it knows. */
+const struct cu_mon_types *cu_monitor_types(const struct cu_monitor *m);
+
+/* cu_monitor_check_time(m, ev, now_ms, err): CU_OK when ev's time is within the bounds a
+ * posted event must keep, else CU_E_INVALID with err saying which. */
+CU_WUR enum cu_err cu_monitor_check_time(const struct cu_monitor *m, const struct cu_mon_event *ev,
+                                         int64_t now_ms, char err[CU_MON_ERR_BYTES]);
+
+/* One decision: filled by the first run of cu_monitor_decide and kept for the runs after. */
+struct cu_monitor_decision {
+    bool decided;
+    char id[CU_DECISION_ID_BYTES];
+    struct cu_verdict v;
+    struct cu_verdict shadow;
+    bool has_shadow;
+    struct cu_reads reads;
+    int64_t took_us;  /* the engine's time for this event */
+    int64_t at;       /* when it was decided (ms) */
+    int64_t seq;      /* the event's number in the events table (set by each run) */
+    char *verdict;    /* the verdict as JSON members (decision, score, rules, actions ...) */
+    char *shadow_doc; /* the shadow's verdict as a JSON object, or NULL */
+    char *reads_doc;  /* what the rules read, a JSON object */
+    char *event_doc;  /* the event as stored (canonical text) */
+};
+
+/* cu_monitor_decision_clear(d): frees what d holds and empties it. */
+void cu_monitor_decision_clear(struct cu_monitor_decision *d);
+
+/* cu_monitor_decide(m, w, db, ev, source, d): decides about ev (source: "api", "ledger",
+ * "signin", "profile") and stores the event, the decision and an audit record in w on db.
+ * Only on the committer's thread, inside w's apply. */
+CU_WUR enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                     const struct cu_mon_event *ev, const char *source,
+                                     struct cu_monitor_decision *d);
+
+/* cu_monitor_answer(d, out): the decision as POST /v1/events answers it: a JSON object. */
+CU_WUR enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out);
+
+/* cu_monitor_decision_get(db, id, out): the stored decision as GET /v1/decisions/{id} shows
+ * it, a JSON object appended to out. CU_E_NOT_FOUND when there is none. */
+CU_WUR enum cu_err cu_monitor_decision_get(struct cu_db *db, const char *id, struct cu_buf *out);
+
+/* What the service has done since it started (for /metrics). */
+struct cu_monitor_stats {
+    uint64_t decided[5];     /* by decision */
+    uint64_t shadow_differs; /* decisions the shadow set made otherwise */
+    uint64_t rule_errors;    /* rules that failed at run time */
+    uint64_t unrecorded;     /* events the state could not record (out of memory, key cap) */
+    uint64_t decide_us_sum;  /* the engine's time, summed */
+};
+void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out);
+
+/* cu_monitor_metrics(m, out): the figures above in the Prometheus text exposition. */
+CU_WUR enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out);
+
+#endif

@@ -1,0 +1,174 @@
+#!/bin/sh
+# Monitoring over HTTPS: events posted to POST /v1/events decided by the default pack, with
+# the decision, the rules that fired and their reasons in the answer; a burst of failed
+# sign-ins locking the account on the fifth; the decision read back with what its rules read
+# and the event as stored; the event, the decision and the audit record committed together;
+# addresses kept as pseudonyms that still count by network; every bad input a 4xx naming the
+# field; permissions; a rule file and a shadow set from [monitor], and a rule file that does
+# not compile stopping the start with its line and column.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+start_server "$D" || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+now() { python3 -c "import datetime,sys; print((datetime.datetime.now(datetime.timezone.utc)+datetime.timedelta(seconds=int(sys.argv[1]))).strftime('%Y-%m-%dT%H:%M:%SZ'))" "${1:-0}"; }
+
+T=$(now)
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c000123\", \"ip\": \"81.2.69.160\", \"device\": \"d1\"}"
+check_eq "an event is decided" "201 allow 0 []" \
+    "$STATUS $(json "j['decision']") $(json "j['score']") $(json "j['rules']")"
+FIRST=$(json "j['id']")
+check "with the decision's id" sh -c "echo '$FIRST' | grep -Eq '^dec_[0-9a-f]{16}$'"
+check "and where to read it" sh -c "grep -qi '^location: /v1/decisions/$FIRST' '$TMP/headers'"
+check "and the engine's time" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert isinstance(j['took_us'], int) and 0 <= j['took_us'] < 1000000" "$TMP/body"
+
+for i in 2 3 4; do
+    req POST /v1/events -H "$AUTH" -H "$JSONH" \
+        --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c000123\", \"ip\": \"81.2.69.160\"}"
+done
+check_eq "the fourth failure alone locks nothing" "201 []" "$STATUS $(json "j['actions']")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"mfa_failed\", \"time\": \"$T\", \"customer\": \"c000123\", \"ip\": \"81.2.69.160\"}"
+check_eq "the fifth (a second factor) locks sign-in for 15 minutes, with an alert" \
+    "201 ['failed_sign_ins_per_account'] ['lock_login', 'alert'] 900 medium" \
+    "$STATUS $(json "[r['name'] for r in j['rules']]") $(json "j['actions']") $(json "j['lock_seconds']") $(json "j['alert']")"
+check "with the rule's reason" python3 -c "import json,sys; j=json.load(open(sys.argv[1])); assert j['rules'][0]['reason']" "$TMP/body"
+LOCKED=$(json "j['id']")
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c000999\"}"
+check_eq "another customer's window is its own" "201 []" "$STATUS $(json "j['rules']")"
+
+req GET "/v1/decisions/$LOCKED" -H "$AUTH"
+check_eq "the decision is read back" "200 $LOCKED api c000123 mfa_failed ['failed_sign_ins_per_account']" \
+    "$STATUS $(json "j['id']") $(json "j['source']") $(json "j['customer']") $(json "j['type']") $(json "[r['name'] for r in j['rules']]")"
+check "with what its rule read: five failures of this customer" python3 -c "
+import json,sys
+j=json.load(open(sys.argv[1]))
+assert list(j['reads'].values()) == [5], j['reads']
+assert 'count(customer, 15m' in list(j['reads'])[0], j['reads']" "$TMP/body"
+check_eq "and the event as stored" "mfa_failed c000123" "$(json "j['event']['type']") $(json "j['event']['customer']")"
+PSEUDO=$(json "j['event']['ip']")
+check "its address kept as a pseudonym, not as sent" sh -c "echo '$PSEUDO' | grep -Eq '^fd[0-9a-f]{2}:' && ! echo '$PSEUDO' | grep -q '81.2.69.160'"
+req GET "/v1/decisions/dec_0000000000000000" -H "$AUTH"
+check_eq "an unknown decision is 404 with its type" "404 urn:custodia:problem:unknown_decision" "$STATUS $(json "j['type']")"
+req GET "/v1/decisions/nonsense" -H "$AUTH"
+check_eq "so is a malformed id" 404 "$STATUS"
+
+check_eq "each event is stored once, with its decision" "6 6" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM events WHERE type IN ('login_failed', 'mfa_failed')") $("$DBQ" "$D" "SELECT COUNT(*) FROM decisions")"
+check_eq "the decision points at its event" "mfa_failed" \
+    "$("$DBQ" "$D" "SELECT e.type FROM decisions d JOIN events e ON e.seq = d.event_seq WHERE d.id = '$LOCKED'")"
+check_eq "and has its audit record" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide' AND target = 'decision:$LOCKED'")"
+check "the address sent is nowhere in the database" sh -c "! grep -q '81.2.69.160' '$D/custodia.db' '$D/custodia.db-wal'"
+check "nor the customer's reference in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%c000123%'\")\" ]"
+
+# Pseudonyms keep networks: a spray over one /24 is counted as one network (20 addresses on
+# 20 accounts in an hour holds).
+i=1
+while [ $i -le 20 ]; do
+    req POST /v1/events -H "$AUTH" -H "$JSONH" \
+        --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"s$i\", \"ip\": \"203.0.113.$i\"}"
+    i=$((i + 1))
+done
+check_eq "twenty addresses of one network on twenty accounts are held" "201 hold ['password_spraying_one_block']" \
+    "$STATUS $(json "j['decision']") $(json "[r['name'] for r in j['rules']]")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"s99\", \"ip\": \"198.51.100.7\"}"
+check_eq "an address of another network is not" "201 allow" "$STATUS $(json "j['decision']")"
+
+# Bad input: each a 4xx naming what is wrong, and nothing stored.
+before=$("$DBQ" "$D" "SELECT COUNT(*) FROM events")
+bad() {
+    want=$1
+    what=$2
+    shift 2
+    req POST /v1/events -H "$AUTH" "$@"
+    check_eq "$what" "$want" "$STATUS"
+}
+bad 400 "an unknown field is refused" -H "$JSONH" --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c1\", \"colour\": \"red\"}"
+check "naming it" grep -q "colour" "$TMP/body"
+bad 400 "an unknown type" -H "$JSONH" --data "{\"type\": \"teleport\", \"time\": \"$T\", \"customer\": \"c1\"}"
+bad 400 "an amount without its currency" -H "$JSONH" --data "{\"type\": \"transfer\", \"time\": \"$T\", \"customer\": \"c1\", \"amount\": 100}"
+bad 400 "a fractional amount" -H "$JSONH" --data "{\"type\": \"transfer\", \"time\": \"$T\", \"customer\": \"c1\", \"amount\": 1.5, \"currency\": \"EUR\"}"
+bad 400 "no customer" -H "$JSONH" --data "{\"type\": \"login_failed\", \"time\": \"$T\"}"
+bad 400 "a time an hour ahead" -H "$JSONH" --data "{\"type\": \"login_failed\", \"time\": \"$(now 3600)\", \"customer\": \"c1\"}"
+check "saying how far ahead a time may be" grep -q "300 seconds ahead" "$TMP/body"
+bad 400 "a time 31 days back" -H "$JSONH" --data "{\"type\": \"login_failed\", \"time\": \"$(now -2678400)\", \"customer\": \"c1\"}"
+check "pointing to the replay for older events" grep -q "rules test" "$TMP/body"
+big=$(python3 -c "print('x' * 9000)")
+bad 413 "an event over 8 KiB" -H "$JSONH" --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c1\", \"device\": \"$big\"}"
+bad 415 "a body that is not JSON" -H 'Content-Type: text/plain' --data "{}"
+bad 400 "malformed JSON" -H "$JSONH" --data "{\"type\": "
+bad 400 "an empty body" -H "$JSONH"
+check_eq "and nothing of them stored" "$before" "$("$DBQ" "$D" "SELECT COUNT(*) FROM events")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"login_failed\", \"time\": \"$(now 200)\", \"customer\": \"c1\"}"
+check_eq "a time a little ahead (a fast clock) is taken" 201 "$STATUS"
+
+# Permissions: events.write posts, decisions.read reads; neither gives the other.
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "poster", "scopes": ["events.write"]}'
+POSTER="Authorization: Bearer $(json "j['key']")"
+req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "reader", "scopes": ["decisions.read"]}'
+READER="Authorization: Bearer $(json "j['key']")"
+req POST /v1/events -H "$POSTER" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c2\"}"
+check_eq "a key with events.write posts" 201 "$STATUS"
+ID=$(json "j['id']")
+req GET "/v1/decisions/$ID" -H "$POSTER"
+check_eq "but does not read decisions" 403 "$STATUS"
+req GET "/v1/decisions/$ID" -H "$READER"
+check_eq "a key with decisions.read does" 200 "$STATUS"
+req POST /v1/events -H "$READER" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c2\"}"
+check_eq "and posts none" 403 "$STATUS"
+req POST /v1/events -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c2\"}"
+check_eq "without a key: 401" 401 "$STATUS"
+stop_server
+
+# A rule file of the company's and a shadow set, from [monitor].
+cat >"$D/mine.rules" <<'EOF'
+list blocked_networks = ["198.51.100.0/24"]
+
+rule from_blocked_network
+  when event.ip in blocked_networks
+  then deny, reason "an address of a blocked network"
+
+rule big_payment
+  when event.type == "transfer" and event.amount >= 100000
+  then score 95, reason "a payment of 1,000.00 or more"
+EOF
+cat >"$D/shadow.rules" <<'EOF'
+rule every_payment
+  when event.type == "transfer"
+  then score 50, reason "every payment, in shadow"
+EOF
+start_server "$D" CUSTODIA_MONITOR_RULES=mine.rules CUSTODIA_MONITOR_SHADOW_RULES=shadow.rules \
+    CUSTODIA_MONITOR_EVENT_TYPES="card_added gift_card" || exit 1
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"transfer\", \"time\": \"$T\", \"customer\": \"c3\", \"amount\": 150000, \"currency\": \"EUR\"}"
+check_eq "the configured rule set decides" "201 deny ['big_payment']" \
+    "$STATUS $(json "j['decision']") $(json "[r['name'] for r in j['rules']]")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"transfer\", \"time\": \"$T\", \"customer\": \"c3\", \"amount\": 500, \"currency\": \"EUR\"}"
+check_eq "a small payment passes: the shadow set changes nothing" "201 allow" "$STATUS $(json "j['decision']")"
+req GET "/v1/decisions/$(json "j['id']")" -H "$AUTH"
+check_eq "but its decision is kept beside the live one" "step_up ['every_payment']" \
+    "$(json "j['shadow']['decision']") $(json "[r['name'] for r in j['shadow']['rules']]")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c4\", \"ip\": \"198.51.100.20\"}"
+check_eq "a list of networks matches the address sent, not its pseudonym" "201 deny ['from_blocked_network']" \
+    "$STATUS $(json "j['decision']") $(json "[r['name'] for r in j['rules']]")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"gift_card\", \"time\": \"$T\", \"customer\": \"c3\"}"
+check_eq "a custom event type of [monitor] event_types is taken" 201 "$STATUS"
+req GET /metrics -H "$AUTH"
+check "the shadow's differences are counted (the two payments and the blocked address)" grep -q '^custodia_monitor_shadow_differences_total 3$' "$TMP/body"
+check "and the decisions by kind" grep -q '^custodia_monitor_decisions_total{decision="allow"} 2$' "$TMP/body"
+stop_server
+
+printf 'rule broken\n  when event.amount >= \n  then score 1, reason "x"\n' >"$D/broken.rules"
+check "a rule file that does not compile stops the start, with its line and column" sh -c "
+    ! env CUSTODIA_SERVER_PORT=$(free_port) CUSTODIA_MONITOR_RULES=broken.rules '$BIN' serve --dir '$D' 2>'$TMP/broken.err' &&
+    grep -q 'broken.rules:3:' '$TMP/broken.err'"
+finish

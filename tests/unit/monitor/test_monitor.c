@@ -1,0 +1,336 @@
+/*
+ * test_monitor.c - the monitoring service through the group committer over SQLite, with the
+ * real audit log: an event, its decision and the decision's audit record committed together
+ * (and none of them when the unit fails); a unit run again after CU_E_BUSY keeping its first
+ * decision, so the state counts the event once; what the rules that fired read, named as the
+ * rule file writes it; addresses kept as pseudonyms that keep networks together, while lists
+ * match the address sent; a rule file that does not compile refused with its position.
+ */
+#include "cu_test.h"
+
+#include <arpa/inet.h>
+
+#include "audit/audit.h"
+#include "base/buf.h"
+#include "base/clock.h"
+#include "crypto/crypto.h"
+#include "crypto/keyring.h"
+#include "monitor/events.h"
+#include "monitor/monitor.h"
+#include "store/store.h"
+#include "store/work.h"
+
+#define T0 1800000000000LL /* 2027-01-15, a fixed clock */
+
+static const char rules_text[] = "list blocked = [\"198.51.100.0/24\"]\n"
+                                 "rule second_failure\n"
+                                 "  when event.type == \"login_failed\"\n"
+                                 "       and count(customer,   1h, \"login_failed\") >= 2\n"
+                                 "  then score 10, reason \"two failures in an hour\"\n"
+                                 "rule three_from_one_network\n"
+                                 "  when count(ip_block, 10m) >= 3\n"
+                                 "  then score 20, reason \"three events from one network\"\n"
+                                 "rule blocked_network\n"
+                                 "  when event.ip in blocked\n"
+                                 "  then deny, reason \"a blocked network\"\n";
+
+struct fixture {
+    char dir[256], key[300], path[300], rules[300];
+    struct cu_store *st;
+    struct cu_db *conn;
+    struct cu_keyring *kr;
+    struct cu_audit *log;
+    struct cu_committer *c;
+    struct cu_monitor *m;
+};
+
+/* A keyed hash stand-in: FNV-1a over kind and text (the tests check its use, not its
+ * strength). */
+static void fake_pseudonym(void *arg, const char *kind, const char *text, uint8_t out[8])
+{
+    uint64_t h = 1469598103934665603ull;
+    (void)arg;
+    for (const char *p = kind; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    for (const char *p = text; *p; p++)
+        h = (h ^ (uint8_t)*p) * 1099511628211ull;
+    memcpy(out, &h, 8);
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof(*f));
+    char err[CU_STORE_ERR_BYTES], kerr[CU_KEYRING_ERR_BYTES], rerr[CU_RULES_ERR_BYTES];
+    const struct cu_audit_opts ao = {
+        .origin = "test.example/monitor", .checkpoint_records = 100000, .checkpoint_seconds = 3600};
+    FILE *fp;
+
+    assert_non_null(f);
+    assert_int_equal(cu_crypto_init(), CU_OK);
+    cu_test_tmpdir(f->dir, sizeof(f->dir));
+    snprintf(f->key, sizeof(f->key), "%s/root.key", f->dir);
+    snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+    snprintf(f->rules, sizeof(f->rules), "%s/t.rules", f->dir);
+    assert_non_null(fp = fopen(f->rules, "w"));
+    assert_int_equal(fputs(rules_text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    assert_int_equal(cu_keyring_create(f->key, kerr), CU_OK);
+    assert_int_equal(cu_keyring_load(f->key, &f->kr, kerr), CU_OK);
+    struct cu_store_opts o = {.backend = "sqlite",
+                              .path = f->path,
+                              .busy_timeout_ms = 10000,
+                              .synchronous_full = false,
+                              .create = true,
+                              .pool_connections = 4};
+    assert_int_equal(cu_store_open(&o, &f->st, err), CU_OK);
+    assert_int_equal(cu_store_migrate(f->st, err), CU_OK);
+    assert_int_equal(cu_store_acquire(f->st, &f->conn), CU_OK);
+    assert_int_equal(cu_audit_new(f->kr, &ao, &f->log), CU_OK);
+    struct cu_committer_opts co = {.audit = cu_audit_sink(f->log), .events = cu_events_sink()};
+    assert_int_equal(cu_committer_new(f->st, &co, &f->c), CU_OK);
+    struct cu_monitor_opts mo = {.rules_path = f->rules,
+                                 .future_ms = 300000,
+                                 .past_ms = 30LL * 86400000,
+                                 .pseudonym = fake_pseudonym};
+    assert_int_equal(cu_monitor_new(&mo, &f->m, rerr), CU_OK);
+    cu_clock_set_fake(T0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    cu_committer_free(f->c);
+    cu_monitor_free(f->m);
+    cu_audit_free(f->log);
+    cu_store_release(f->conn);
+    cu_store_close(f->st);
+    cu_keyring_free(f->kr);
+    cu_test_rmrf(f->dir);
+    free(f);
+    cu_clock_use_real();
+    return 0;
+}
+
+/* One unit deciding one event; busy_runs: how many of its first runs then say CU_E_BUSY;
+ * fail: the unit then fails with it. */
+struct job {
+    struct cu_monitor *m;
+    struct cu_mon_event ev;
+    struct cu_monitor_decision d;
+    int runs, busy_runs;
+    enum cu_err fail;
+};
+
+static enum cu_err job_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct job *j = arg;
+    enum cu_err rc = cu_monitor_decide(j->m, w, db, &j->ev, "api", &j->d);
+    j->runs++;
+    if (rc == CU_OK && j->runs <= j->busy_runs)
+        return CU_E_BUSY;
+    return rc == CU_OK ? j->fail : rc;
+}
+
+static void event_of(struct fixture *f, struct cu_mon_event *ev, const char *type,
+                     const char *customer, const char *ip)
+{
+    char text[512], err[CU_MON_ERR_BYTES], when[CU_RFC3339_BYTES];
+    struct cu_mon_parse_opts o = {.types = cu_monitor_types(f->m)};
+    cu_clock_format(T0, when);
+    snprintf(text, sizeof(text), "{\"type\":\"%s\",\"time\":\"%s\",\"customer\":\"%s\"%s%s%s}",
+             type, when, customer, ip ? ",\"ip\":\"" : "", ip ? ip : "", ip ? "\"" : "");
+    assert_int_equal(cu_mon_event_parse(text, strlen(text), &o, ev, err), CU_OK);
+}
+
+static enum cu_err decide(struct fixture *f, struct job *j)
+{
+    struct cu_work *w = NULL;
+    enum cu_err rc;
+    j->m = f->m;
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, job_apply, j), CU_OK);
+    rc = cu_committer_run(f->c, w);
+    cu_work_free(w);
+    return rc;
+}
+
+static int64_t count_of(struct fixture *f, const char *sql)
+{
+    struct cu_stmt *s = NULL;
+    bool row = false;
+    int64_t n;
+    assert_int_equal(cu_db_query(f->conn, sql, NULL, 0, &s), CU_OK);
+    assert_int_equal(cu_stmt_next(s, &row), CU_OK);
+    assert_true(row);
+    n = cu_stmt_int(s, 0);
+    cu_stmt_done(s);
+    return n;
+}
+
+static bool fired(const struct cu_monitor_decision *d, const char *reason)
+{
+    return d->verdict != NULL && strstr(d->verdict, reason) != NULL;
+}
+
+static void commits_event_decision_and_record(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {0}, b = {0};
+    struct cu_buf out;
+
+    event_of(f, &a.ev, "login_failed", "c1", NULL);
+    assert_int_equal(decide(f, &a), CU_OK);
+    assert_int_equal(a.d.v.decision, CU_DEC_ALLOW);
+    event_of(f, &b.ev, "login_failed", "c1", NULL);
+    assert_int_equal(decide(f, &b), CU_OK);
+    assert_true(fired(&b.d, "two failures in an hour"));
+    assert_int_equal(b.d.v.score, 10);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM events"), 2);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM decisions"), 2);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'"),
+                     2);
+    /* read back: the verdict, what the rule read (named as written, spaces made one), the event */
+    cu_buf_init(&out, 1 << 16);
+    assert_int_equal(cu_monitor_decision_get(f->conn, b.d.id, &out), CU_OK);
+    assert_non_null(
+        strstr(cu_buf_cstr(&out), "\"reads\":{\"count(customer, 1h, \\\"login_failed\\\")\":2}"));
+    assert_non_null(strstr(cu_buf_cstr(&out), "\"source\":\"api\""));
+    assert_non_null(strstr(cu_buf_cstr(&out), "\"event\":{\"type\":\"login_failed\""));
+    cu_buf_reset(&out);
+    assert_int_equal(cu_monitor_decision_get(f->conn, "dec_0000000000000000", &out),
+                     CU_E_NOT_FOUND);
+    cu_buf_free(&out);
+    cu_monitor_decision_clear(&a.d);
+    cu_monitor_decision_clear(&b.d);
+}
+
+static void failed_unit_keeps_nothing(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {.fail = CU_E_INVALID};
+
+    event_of(f, &a.ev, "login_failed", "c1", NULL);
+    assert_int_equal(decide(f, &a), CU_E_INVALID);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM events"), 0);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM decisions"), 0);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'"),
+                     0);
+    cu_monitor_decision_clear(&a.d);
+}
+
+static void run_again_counts_once(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {.busy_runs = 2}, b = {0};
+    char id[CU_DECISION_ID_BYTES];
+
+    event_of(f, &a.ev, "login_failed", "c2", NULL);
+    assert_int_equal(decide(f, &a), CU_OK);
+    assert_int_equal(a.runs, 3);
+    memcpy(id, a.d.id, sizeof(id));
+    /* three runs, one decision: had the state counted each run, the first event would already
+     * have been the second failure */
+    assert_false(fired(&a.d, "two failures"));
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM events"), 1);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM decisions"), 1);
+    event_of(f, &b.ev, "login_failed", "c2", NULL);
+    assert_int_equal(decide(f, &b), CU_OK);
+    assert_true(fired(&b.d, "two failures"));
+    assert_int_equal(b.d.reads.n, 1);
+    assert_true(b.d.reads.value[0] == 2.0);
+    assert_string_not_equal(id, b.d.id);
+    cu_monitor_decision_clear(&a.d);
+    cu_monitor_decision_clear(&b.d);
+}
+
+static void pseudonyms_keep_networks(void **state)
+{
+    struct fixture *f = *state;
+    struct job j[4];
+    const char *ips[4] = {"203.0.113.1", "203.0.113.2", "203.0.113.3", "198.51.100.9"};
+    uint8_t stored[4][16];
+    struct cu_buf out;
+
+    memset(j, 0, sizeof(j));
+    for (int i = 0; i < 4; i++) {
+        char cust[8];
+        snprintf(cust, sizeof(cust), "n%d", i);
+        event_of(f, &j[i].ev, "login_succeeded", cust, ips[i]);
+        assert_int_equal(decide(f, &j[i]), CU_OK);
+        /* stored as an address of fd00::/8, not as sent */
+        const char *p = strstr(j[i].d.event_doc, "\"ip\":\"");
+        char text[64];
+        assert_non_null(p);
+        snprintf(text, sizeof(text), "%.*s", (int)strcspn(p + 6, "\""), p + 6);
+        assert_int_equal(inet_pton(AF_INET6, text, stored[i]), 1);
+        assert_int_equal(stored[i][0], 0xfd);
+        assert_null(strstr(j[i].d.event_doc, ips[i]));
+    }
+    /* one network, one network half; each address its own host half */
+    assert_memory_equal(stored[0], stored[1], 8);
+    assert_memory_equal(stored[0], stored[2], 8);
+    assert_memory_not_equal(stored[0] + 8, stored[1] + 8, 8);
+    assert_memory_not_equal(stored[0], stored[3], 8);
+    /* so the third address of the network is counted as the third of it */
+    assert_false(fired(&j[1].d, "three events from one network"));
+    assert_true(fired(&j[2].d, "three events from one network"));
+    assert_false(fired(&j[3].d, "three events from one network"));
+    /* and the list matched the address sent, which the pseudonym is not in */
+    assert_true(fired(&j[3].d, "a blocked network"));
+    assert_int_equal(j[3].d.v.decision, CU_DEC_DENY);
+    assert_false(fired(&j[0].d, "a blocked network"));
+    cu_buf_init(&out, 1 << 16);
+    assert_int_equal(cu_monitor_decision_get(f->conn, j[3].d.id, &out), CU_OK);
+    assert_null(strstr(cu_buf_cstr(&out), "198.51.100.9"));
+    cu_buf_free(&out);
+    for (int i = 0; i < 4; i++)
+        cu_monitor_decision_clear(&j[i].d);
+}
+
+static void bad_rules_and_times(void **state)
+{
+    struct fixture *f = *state;
+    char path[300], err[CU_RULES_ERR_BYTES], terr[CU_MON_ERR_BYTES];
+    struct cu_monitor *m = NULL;
+    struct cu_mon_event ev;
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/bad.rules", f->dir);
+    assert_non_null(fp = fopen(path, "w"));
+    assert_int_equal(
+        fputs("rule x\n  when event.amount >=\n  then score 1, reason \"r\"\n", fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    struct cu_monitor_opts mo = {.rules_path = path};
+    assert_int_equal(cu_monitor_new(&mo, &m, err), CU_E_INVALID);
+    assert_null(m);
+    assert_non_null(strstr(err, "bad.rules:3:"));
+    mo.rules_path = "/nonexistent/x.rules";
+    assert_int_equal(cu_monitor_new(&mo, &m, err), CU_E_IO);
+    assert_non_null(strstr(err, "cannot open"));
+    mo.rules_path = NULL;
+    mo.types = "card_added login_failed";
+    assert_int_equal(cu_monitor_new(&mo, &m, err), CU_E_INVALID);
+    assert_non_null(strstr(err, "event_types"));
+
+    event_of(f, &ev, "login_failed", "c1", NULL);
+    assert_int_equal(cu_monitor_check_time(f->m, &ev, T0, terr), CU_OK);
+    assert_int_equal(cu_monitor_check_time(f->m, &ev, T0 - 300001, terr), CU_E_INVALID);
+    assert_non_null(strstr(terr, "300 seconds ahead"));
+    assert_int_equal(cu_monitor_check_time(f->m, &ev, T0 + 30LL * 86400000 + 1, terr),
+                     CU_E_INVALID);
+    assert_non_null(strstr(terr, "30 days in the past"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(commits_event_decision_and_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(failed_unit_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_again_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(pseudonyms_keep_networks, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_rules_and_times, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
