@@ -83,6 +83,9 @@ static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
         snprintf(why, CU_APP_WHY_BYTES, "[monitor] %.480s", err);
         return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
     }
+    /* each new transfer decided in its movement's unit (docs/monitoring.md, "In the ledger") */
+    struct cu_ledger_hook hook = cu_monitor_ledger_hook(app->monitor);
+    cu_ledger_set_hook(app->ledger, &hook);
     cu_log(CU_LOG_INFO, "monitor.ready", CU_LS("rules", o.rules_path ? rules : "builtin"),
            CU_LS("shadow_rules", o.shadow_path ? shadow : "none"));
     return CU_OK;

@@ -374,10 +374,14 @@ struct move_job {
     char scope[96];
     char *meta1; /* the single op's metadata text */
     struct cu_ledger_op op;
-    /* a batch: its ops, their metadata texts and results (cu_calloc'd, freed with the job) */
+    void *memo1; /* the monitoring hook's decision about the single op, kept across runs */
+    /* a batch: its ops, their metadata texts, the hook's memos and results (cu_calloc'd,
+     * freed with the job) */
     size_t n;
     struct cu_ledger_op *ops;
     char **metas;
+    void **memos;
+    struct cu_ledger *ledger; /* whose hook made the memos */
     struct cu_ledger_result *results;
     struct cu_ledger_actor actor;
     char sys[CU_LEDGER_ID_BYTES]; /* a deposit's or withdrawal's system account */
@@ -403,12 +407,17 @@ static void move_job_clear(void *p)
     free(j->meta1);
     cu_ledger_transfer_clear(&j->res.t);
     cu_free(j->acc);
+    if (j->ledger != NULL)
+        cu_ledger_hook_memo_free(j->ledger, j->memo1);
     for (size_t i = 0; i < j->n; i++) {
+        if (j->ledger != NULL && j->memos != NULL)
+            cu_ledger_hook_memo_free(j->ledger, j->memos[i]);
         free(j->metas ? j->metas[i] : NULL);
         if (j->results != NULL)
             cu_ledger_transfer_clear(&j->results[i].t);
     }
     cu_free(j->metas);
+    cu_free(j->memos);
     cu_free(j->ops);
     cu_free(j->results);
 }
@@ -799,6 +808,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
         return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
     j->route = route;
     j->path = req->path;
+    j->ledger = req->app->ledger;
     rc = idem_key(req, resp, j);
     if (rc != CU_OK)
         return rc;
@@ -842,13 +852,15 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
         j->ops = cu_calloc(n, sizeof(*j->ops));
         j->metas = cu_calloc(n, sizeof(*j->metas));
         j->results = cu_calloc(n, sizeof(*j->results));
-        if (j->ops == NULL || j->metas == NULL || j->results == NULL)
+        j->memos = cu_calloc(n, sizeof(*j->memos));
+        if (j->ops == NULL || j->metas == NULL || j->results == NULL || j->memos == NULL)
             return cu_resp_fail(resp, CU_E_NOMEM, "the movement could not be made");
         j->n = n;
         for (size_t i = 0; rc == CU_OK && i < n; i++) {
             char at[32];
             snprintf(at, sizeof(at), "transfers[%zu]: ", i);
             rc = parse_transfer(resp, json_array_get(arr, i), &j->ops[i], &j->metas[i], true, at);
+            j->ops[i].hook_memo = &j->memos[i];
         }
         break;
     }
@@ -876,6 +888,7 @@ static enum cu_err move_start(struct cu_req *req, struct cu_resp *resp, enum mov
     }
     if (rc != CU_OK)
         return rc;
+    j->op.hook_memo = &j->memo1;
     j->req = req;
     j->resp = resp;
     return cu_req_change(req, move_apply, move_answer, j);

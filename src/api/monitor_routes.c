@@ -16,6 +16,9 @@
 #include "base/clock.h"
 #include "base/mem.h"
 #include "monitor/monitor.h"
+#include "vault/vault.h"
+
+#define EXTERNAL_REF_MAX 64 /* a vault customer's external_ref (vault/fields.c) */
 
 struct event_job {
     struct cu_req *req;
@@ -51,6 +54,30 @@ static enum cu_err event_answer(struct cu_req *req, struct cu_resp *resp, void *
     return cu_resp_json_end(resp, cu_monitor_answer(&j->d, b));
 }
 
+/* vault_key(req, resp, ev): a vault customer's events share one key, its id: an event whose
+ * customer is the external_ref of exactly one vault customer is kept under that customer's
+ * id (the reference itself is then not stored). */
+static enum cu_err vault_key(struct cu_req *req, struct cu_resp *resp, struct cu_mon_event *ev)
+{
+    char ids[2][CU_CUSTOMER_ID_BYTES], why[CU_VAULT_WHY_BYTES];
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    enum cu_err rc;
+
+    if (strlen(ev->customer) > EXTERNAL_REF_MAX || strncmp(ev->customer, "cus_", 4) == 0)
+        return CU_OK;
+    if ((rc = cu_req_db(req, &db)) != CU_OK)
+        return cu_resp_fail(resp, rc, "the event could not be decided");
+    rc = cu_vault_find(req->app->vault, db, "external_ref", ev->customer, ids, 2, &n, why);
+    if (rc == CU_E_INVALID)
+        return CU_OK; /* not a reference the vault could hold */
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the event could not be decided");
+    if (n == 1)
+        snprintf(ev->customer, sizeof(ev->customer), "%s", ids[0]);
+    return CU_OK;
+}
+
 enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
 {
     struct event_job *j = cu_req_alloc(req, sizeof(*j), event_job_clear);
@@ -70,6 +97,8 @@ enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, rc == CU_E_TOO_LARGE ? rc : CU_E_INVALID, "%s", err);
     if (cu_monitor_check_time(m, &j->ev, cu_clock_now_ms(), err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if ((rc = vault_key(req, resp, &j->ev)) != CU_OK)
+        return rc;
     j->req = req;
     j->resp = resp;
     return cu_req_change(req, event_apply, event_answer, j);

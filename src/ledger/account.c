@@ -35,6 +35,12 @@ void cu_ledger_set_hook(struct cu_ledger *l, const struct cu_ledger_hook *hook)
     l->hook = *hook;
 }
 
+void cu_ledger_hook_memo_free(const struct cu_ledger *l, void *memo)
+{
+    if (memo != NULL && l->hook.memo_free != NULL)
+        l->hook.memo_free(memo);
+}
+
 /* ---- currencies ---- */
 
 /* ISO 4217 codes in use (funds and metals without minor units left out), with their minor

@@ -128,6 +128,10 @@ struct cu_ledger_op {
     bool linked;                /* linked to the next op: the chain succeeds or fails whole */
     const char *target;         /* POST, VOID, REVERSE: the transfer acted on */
     bool hold_release;          /* POST/VOID of a hold: the caller may release holds */
+    /* TRANSFER: the caller's slot where the monitoring hook keeps what it decided about this
+     * op, so that a unit run again (after CU_E_BUSY) is not decided twice; NULL at first, or
+     * no slot (the hook then decides at each run). Freed with cu_ledger_hook_memo_free. */
+    void **hook_memo;
 };
 
 /* What the monitoring hook decides about a new transfer. */
@@ -139,22 +143,32 @@ enum cu_ledger_verdict {
 };
 
 /* What the hook sees: the transfer as asked, its accounts as locked now (before it), the
- * customer it takes money from ("" for a system account), and the unit (its context: time,
- * address, device, principal). */
+ * customer it takes money from ("" for a system account), the unit (its context: time,
+ * address, device, principal), and who acts. */
 struct cu_ledger_ask {
     const struct cu_ledger_op *op;
     const struct cu_ledger_account *debit, *credit;
     struct cu_work *w;
+    const struct cu_ledger_actor *actor; /* NULL: the system */
+};
+
+/* What the hook answers: the verdict, its reasons (text, "" when none) and the id of the
+ * decision it stored ("" when none), which a refusal names. */
+struct cu_ledger_hook_out {
+    enum cu_ledger_verdict verdict;
+    char reasons[CU_LEDGER_REASONS_MAX + 1];
+    char decision[CU_LEDGER_ID_BYTES];
 };
 
 /* The monitoring engine's hook: called inside the unit's transaction on db, for each new
- * transfer before it is posted. It fills reasons (text, "" when none) and returns the
- * verdict through *out; an error fails the movement (nothing is kept). NULL decide: every
- * transfer is let through. */
+ * transfer before it is posted, with out zeroed; an error fails the movement (nothing is
+ * kept). NULL decide: every transfer is let through. memo_free frees what decide kept in an
+ * op's hook_memo (NULL: it keeps nothing). */
 struct cu_ledger_hook {
     enum cu_err (*decide)(void *arg, struct cu_db *db, const struct cu_ledger_ask *ask,
-                          enum cu_ledger_verdict *out, char reasons[CU_LEDGER_REASONS_MAX + 1]);
+                          struct cu_ledger_hook_out *out);
     void *arg;
+    void (*memo_free)(void *memo);
 };
 
 /* Who may act on what, for the checks the ledger makes itself: a customer's session acts only
@@ -173,6 +187,7 @@ struct cu_ledger_result {
     char detail[256]; /* for the client; never personal data */
     struct cu_ledger_transfer t; /* the transfer made (err CU_OK) */
     enum cu_ledger_verdict verdict;
+    char decision[CU_LEDGER_ID_BYTES]; /* the monitoring decision about it, or "" */
 };
 
 struct cu_ledger;
@@ -187,6 +202,10 @@ void cu_ledger_free(struct cu_ledger *l);
 
 /* cu_ledger_set_hook(l, hook): replaces the monitoring hook (before any movement runs). */
 void cu_ledger_set_hook(struct cu_ledger *l, const struct cu_ledger_hook *hook);
+
+/* cu_ledger_hook_memo_free(l, memo): frees what the hook kept in an op's hook_memo (NULL does
+ * nothing). */
+void cu_ledger_hook_memo_free(const struct cu_ledger *l, void *memo);
 
 /* ---- accounts ---- */
 

@@ -73,6 +73,9 @@ struct mv {
     int *op_tgt; /* per op: its target in tg, or -1 */
     struct undo *undo;
     size_t nundo, capundo;
+    /* a chain run again with every link held, because monitoring held one of them */
+    bool chain_hold;
+    char chain_reasons[CU_LEDGER_REASONS_MAX + 1];
 };
 
 /* ---- failing an op ---- */
@@ -592,21 +595,47 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     if (!may_leave(m, &d->a, op->amount, "debit", r) || !may_enter(&c->a, r) ||
         !within_daily(m, d, op->amount, r))
         return CU_OK;
-    if (m->l->hook.decide != NULL) {
-        struct cu_ledger_ask ask = {.op = op, .debit = &d->a, .credit = &c->a, .w = m->w};
-        rc = m->l->hook.decide(m->l->hook.arg, m->db, &ask, &verdict, reasons);
+    if (m->chain_hold) {
+        /* the chain again, held whole: its links are not asked again (each was, once) */
+        verdict = CU_LEDGER_HOLD;
+        snprintf(reasons, sizeof(reasons), "%s",
+                 r->verdict == CU_LEDGER_HOLD ? r->t.reasons : m->chain_reasons);
+        cu_ledger_transfer_clear(&r->t);
+        pending = true;
+    } else if (m->l->hook.decide != NULL) {
+        struct cu_ledger_ask ask = {
+            .op = op, .debit = &d->a, .credit = &c->a, .w = m->w, .actor = m->actor};
+        struct cu_ledger_hook_out ho;
+        memset(&ho, 0, sizeof(ho));
+        rc = m->l->hook.decide(m->l->hook.arg, m->db, &ask, &ho);
         if (rc != CU_OK)
             return rc;
+        verdict = ho.verdict;
+        ho.reasons[CU_LEDGER_REASONS_MAX] = '\0';
+        ho.decision[CU_LEDGER_ID_BYTES - 1] = '\0';
+        snprintf(reasons, sizeof(reasons), "%s", ho.reasons);
+        snprintf(r->decision, sizeof(r->decision), "%s", ho.decision);
         r->verdict = verdict;
         if (verdict == CU_LEDGER_STEP_UP) {
-            fail(r, CU_E_STEP_UP, "step_up_required",
-                 "this transfer needs a session signed in with a second factor: POST "
-                 "/v1/auth/step-up");
+            if (r->decision[0])
+                fail(r, CU_E_STEP_UP, "step_up_required",
+                     "this transfer needs a session signed in with a second factor (decision "
+                     "%s): POST /v1/auth/step-up",
+                     r->decision);
+            else
+                fail(r, CU_E_STEP_UP, "step_up_required",
+                     "this transfer needs a session signed in with a second factor: POST "
+                     "/v1/auth/step-up");
             snprintf(r->t.reasons, sizeof(r->t.reasons), "%s", reasons);
             return CU_OK;
         }
         if (verdict != CU_LEDGER_LET && verdict != CU_LEDGER_HOLD) {
-            fail(r, CU_E_FORBIDDEN, "transfer_denied", "the transfer was refused by monitoring");
+            if (r->decision[0])
+                fail(r, CU_E_FORBIDDEN, "transfer_denied",
+                     "the transfer was refused by monitoring (decision %s)", r->decision);
+            else
+                fail(r, CU_E_FORBIDDEN, "transfer_denied",
+                     "the transfer was refused by monitoring");
             snprintf(r->t.reasons, sizeof(r->t.reasons), "%s", reasons);
             return CU_OK;
         }
@@ -833,6 +862,53 @@ static enum cu_err run_op(struct mv *m, size_t i)
     return CU_E_INVALID;
 }
 
+/* hold_chain(m, i, j, bad): when monitoring held a link of the chain i..j that passed, and
+ * not every link is a held transfer, the chain is run again with every link a held pending
+ * transfer, so that none moves money before review (a chain is whole or nothing, held ones
+ * included). A link that cannot be held (a post, a void, a reversal) fails the chain: *bad
+ * is set to it. */
+static enum cu_err hold_chain(struct mv *m, size_t i, size_t j, size_t *bad)
+{
+    size_t held = SIZE_MAX;
+    bool all = true;
+    enum cu_err rc;
+
+    for (size_t k = i; k <= j; k++) {
+        if (m->res[k].t.hold && held == SIZE_MAX)
+            held = k;
+        all = all && m->res[k].t.hold;
+    }
+    if (held == SIZE_MAX || all)
+        return CU_OK;
+    for (size_t k = i; k <= j; k++)
+        if (m->ops[k].kind != CU_LEDGER_TRANSFER) {
+            undo_to(m, 0);
+            fail(&m->res[k], CU_E_EXISTS, "transfer_held",
+                 "monitoring held a transfer linked to this one (number %zu of the request), "
+                 "and this one cannot be held with it",
+                 held + 1);
+            *bad = k;
+            return CU_OK;
+        }
+    snprintf(m->chain_reasons, sizeof(m->chain_reasons), "held with linked transfer %zu: %.400s",
+             held + 1, m->res[held].t.reasons);
+    undo_to(m, 0);
+    m->chain_hold = true;
+    for (size_t k = i; k <= j; k++) {
+        m->res[k].err = CU_E_INTERNAL;
+        if ((rc = run_op(m, k)) != CU_OK) {
+            m->chain_hold = false;
+            return rc;
+        }
+        if (m->res[k].err != CU_OK) {
+            *bad = k;
+            break;
+        }
+    }
+    m->chain_hold = false;
+    return CU_OK;
+}
+
 /* run_ops(m): each chain of linked ops, whole or not at all. */
 static enum cu_err run_ops(struct mv *m)
 {
@@ -860,6 +936,8 @@ static enum cu_err run_ops(struct mv *m)
                 break;
             }
         }
+        if (bad == SIZE_MAX && j > i && (rc = hold_chain(m, i, j, &bad)) != CU_OK)
+            return rc;
         if (bad != SIZE_MAX && j > i) {
             undo_to(m, 0);
             for (size_t k = i; k <= j; k++)

@@ -16,6 +16,7 @@
 #include "base/json.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
+#include "access/policy.h"
 #include "monitor/engine.h"
 
 struct cu_monitor {
@@ -324,7 +325,7 @@ static enum cu_err insert_event(struct cu_db *db, const struct cu_work *w,
                                 const struct cu_mon_event *ev, const char *type, const char *body,
                                 int64_t *seq)
 {
-    static const char sql[] = "INSERT INTO events (at, type, customer, request_id, body) "
+    static const char sql[] = "INSERT INTO monitor_events (at, type, customer, request_id, body) "
                               "VALUES ($1, $2, $3, $4, $5) RETURNING seq";
     const struct cu_work_ctx *ctx = cu_work_context_of(w);
     const struct cu_val p[] = {CU_VI(ev->time_ms), CU_VT(type), CU_VT(ev->customer),
@@ -343,9 +344,12 @@ static enum cu_err insert_event(struct cu_db *db, const struct cu_work *w,
     return rc;
 }
 
-enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
-                              const struct cu_mon_event *ev, const char *source,
-                              struct cu_monitor_decision *d)
+/* decide(m, w, db, ev, source, d, audit): cu_monitor_decide; audit: with the decision's own
+ * audit record (a movement's decisions are covered by the movement's record instead: a batch
+ * of 1,000 transfers would need 1,000). */
+static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                          const struct cu_mon_event *ev, const char *source,
+                          struct cu_monitor_decision *d, bool audit)
 {
     static const char sql[] =
         "INSERT INTO decisions (id, at, event_seq, source, customer, type, decision, score, "
@@ -385,7 +389,7 @@ enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu
         cu_hex_encode(raw, sizeof(raw), d->id + 4);
         return CU_E_BUSY;
     }
-    if (rc != CU_OK)
+    if (rc != CU_OK || !audit)
         return rc;
     if ((rules = json_array()) == NULL)
         return CU_E_NOMEM;
@@ -398,6 +402,152 @@ enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu
                          json_pack("{s:s, s:s, s:s, s:i, s:o, s:I}", "source", source, "type", type,
                                    "decision", cu_decision_name(d->v.decision), "score", d->v.score,
                                    "rules", rules, "event_seq", (json_int_t)d->seq));
+}
+
+enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                              const struct cu_mon_event *ev, const char *source,
+                              struct cu_monitor_decision *d)
+{
+    return decide(m, w, db, ev, source, d, true);
+}
+
+/* ---- the ledger's hook ---- */
+
+static bool printable_ref(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return false;
+    return true;
+}
+
+/* ledger_event(m, ask, ev): the monitoring event of a transfer the ledger asks about. */
+static void ledger_event(const struct cu_monitor *m, const struct cu_ledger_ask *ask,
+                         const char *customer, struct cu_mon_event *ev)
+{
+    const struct cu_work_ctx *ctx = cu_work_context_of(ask->w);
+    const struct cu_ledger_op *op = ask->op;
+    bool session = strcmp(ctx->actor_type, "customer") == 0;
+    struct cu_ip ip;
+
+    (void)m;
+    memset(ev, 0, sizeof(*ev));
+    ev->type = strcmp(ask->debit->purpose, "cash_in") == 0     ? CU_EV_DEPOSIT
+               : strcmp(ask->credit->purpose, "cash_out") == 0 ? CU_EV_WITHDRAWAL
+                                                               : CU_EV_TRANSFER;
+    ev->time_ms = ctx->now_ms;
+    snprintf(ev->customer, sizeof(ev->customer), "%s", customer);
+    /* the address and device of the customer's own session; an API key's or a staff member's
+     * are theirs, not the customer's, and would put every customer in one window */
+    if (session && cu_ip_parse(ctx->source_ip, &ip) == CU_OK) {
+        snprintf(ev->ip, sizeof(ev->ip), "%.47s", ctx->source_ip); /* parsed: it fits */
+        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
+        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
+        ev->has |= CU_EVF_IP;
+    }
+    if (session && strlen(ctx->device_id) <= CU_MON_REF_MAX && printable_ref(ctx->device_id)) {
+        snprintf(ev->device, sizeof(ev->device), "%s", ctx->device_id);
+        ev->has |= CU_EVF_DEVICE;
+    }
+    ev->amount = op->amount;
+    snprintf(ev->currency, sizeof(ev->currency), "%s", op->currency ? op->currency : "");
+    ev->has |= CU_EVF_AMOUNT;
+    if (ev->type == CU_EV_TRANSFER) {
+        snprintf(ev->payee, sizeof(ev->payee), "%s", ask->credit->id);
+        ev->has |= CU_EVF_PAYEE;
+    }
+    snprintf(ev->channel, sizeof(ev->channel), "%s",
+             ask->actor && ask->actor->channel ? ask->actor->channel : "system");
+    ev->has |= CU_EVF_CHANNEL;
+    if (op->code != NULL && strlen(op->code) <= CU_MON_ATTR_VALUE_MAX) {
+        snprintf(ev->attrs[0].key, sizeof(ev->attrs[0].key), "code");
+        snprintf(ev->attrs[0].value, sizeof(ev->attrs[0].value), "%s", op->code);
+        ev->nattrs = 1;
+    }
+}
+
+/* ledger_verdict(d, ask): what the ledger does with a decision. A step-up is asked of a
+ * customer's own session below aal2; a session at aal2 has shown its second factor; a key or
+ * a staff member cannot step up for the customer, so the transfer is held for review. */
+static enum cu_ledger_verdict ledger_verdict(const struct cu_monitor_decision *d,
+                                             const struct cu_ledger_ask *ask)
+{
+    const struct cu_work_ctx *ctx = cu_work_context_of(ask->w);
+    switch (d->v.decision) {
+    case CU_DEC_DENY:
+        return CU_LEDGER_DENY;
+    case CU_DEC_HOLD:
+        return CU_LEDGER_HOLD;
+    case CU_DEC_STEP_UP:
+        if (strcmp(ctx->actor_type, "customer") != 0)
+            return CU_LEDGER_HOLD;
+        return ctx->aal >= 2 ? CU_LEDGER_LET : CU_LEDGER_STEP_UP;
+    case CU_DEC_ALLOW:
+    case CU_DEC_REVIEW:
+        break;
+    }
+    return CU_LEDGER_LET;
+}
+
+static void ledger_reasons(const struct cu_monitor *m, const struct cu_monitor_decision *d,
+                           char out[CU_LEDGER_REASONS_MAX + 1])
+{
+    size_t n = (size_t)snprintf(out, CU_LEDGER_REASONS_MAX + 1, "%s", d->id);
+    for (size_t i = 0; i < d->v.nfired && n < CU_LEDGER_REASONS_MAX; i++)
+        n += (size_t)snprintf(out + n, CU_LEDGER_REASONS_MAX + 1 - n, "%s %s", i ? "," : ":",
+                              cu_rules_name(m->rs, d->v.fired[i].rule));
+}
+
+static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_ledger_ask *ask,
+                                 struct cu_ledger_hook_out *out)
+{
+    struct cu_monitor *m = arg;
+    struct cu_monitor_decision *d = ask->op->hook_memo ? *ask->op->hook_memo : NULL, local;
+    const char *customer = ask->debit->customer[0] ? ask->debit->customer : ask->credit->customer;
+    struct cu_mon_event *ev;
+    enum cu_err rc;
+
+    out->verdict = CU_LEDGER_LET;
+    if (customer[0] == '\0')
+        return CU_OK; /* between the company's own accounts: no customer to watch */
+    if (d == NULL && ask->op->hook_memo != NULL) {
+        if ((d = cu_calloc(1, sizeof(*d))) == NULL)
+            return CU_E_NOMEM;
+        *ask->op->hook_memo = d;
+    } else if (d == NULL) {
+        memset(&local, 0, sizeof(local));
+        d = &local;
+    }
+    if ((ev = cu_malloc(sizeof(*ev))) == NULL) {
+        rc = CU_E_NOMEM;
+    } else {
+        ledger_event(m, ask, customer, ev);
+        rc = decide(m, ask->w, db, ev, "ledger", d, false);
+        cu_free(ev);
+    }
+    if (rc == CU_OK) {
+        out->verdict = ledger_verdict(d, ask);
+        snprintf(out->decision, sizeof(out->decision), "%s", d->id);
+        if (out->verdict != CU_LEDGER_LET || d->v.nfired > 0)
+            ledger_reasons(m, d, out->reasons);
+    }
+    if (d == &local)
+        cu_monitor_decision_clear(&local);
+    return rc;
+}
+
+static void memo_free(void *memo)
+{
+    cu_monitor_decision_clear(memo);
+    cu_free(memo);
+}
+
+struct cu_ledger_hook cu_monitor_ledger_hook(struct cu_monitor *m)
+{
+    struct cu_ledger_hook h = {ledger_decide, m, memo_free};
+    return h;
 }
 
 enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out)
@@ -428,7 +578,7 @@ enum cu_err cu_monitor_decision_get(struct cu_db *db, const char *id, struct cu_
 {
     static const char sql[] =
         "SELECT d.at, d.source, d.customer, d.type, d.verdict, d.reads, d.shadow, d.took_us, "
-        "d.event_seq, e.body FROM decisions d LEFT JOIN events e ON e.seq = d.event_seq "
+        "d.event_seq, e.body FROM decisions d LEFT JOIN monitor_events e ON e.seq = d.event_seq "
         "WHERE d.id = $1";
     const struct cu_val p[] = {CU_VT(id)};
     struct cu_stmt *st = NULL;

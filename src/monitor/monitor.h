@@ -19,6 +19,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "ledger/ledger.h"
 #include "monitor/event.h"
 #include "monitor/rules.h"
 #include "store/store.h"
@@ -80,6 +81,13 @@ void cu_monitor_decision_clear(struct cu_monitor_decision *d);
 CU_WUR enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
                                      const struct cu_mon_event *ev, const char *source,
                                      struct cu_monitor_decision *d);
+
+/* cu_monitor_ledger_hook(m): the ledger's monitoring hook (ledger/ledger.h): each new
+ * transfer with a customer on either side decided by m as an event of type transfer,
+ * deposit or withdrawal (docs/monitoring.md, "In the ledger"), stored with its decision in
+ * the movement's unit (whose audit record covers it). A step-up is asked of a customer's own
+ * session below aal2; for a key or a staff member it holds the transfer for review. */
+struct cu_ledger_hook cu_monitor_ledger_hook(struct cu_monitor *m);
 
 /* cu_monitor_answer(d, out): the decision as POST /v1/events answers it: a JSON object. */
 CU_WUR enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out);

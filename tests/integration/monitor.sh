@@ -58,13 +58,23 @@ req GET "/v1/decisions/nonsense" -H "$AUTH"
 check_eq "so is a malformed id" 404 "$STATUS"
 
 check_eq "each event is stored once, with its decision" "6 6" \
-    "$("$DBQ" "$D" "SELECT COUNT(*) FROM events WHERE type IN ('login_failed', 'mfa_failed')") $("$DBQ" "$D" "SELECT COUNT(*) FROM decisions")"
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE type IN ('login_failed', 'mfa_failed')") $("$DBQ" "$D" "SELECT COUNT(*) FROM decisions")"
 check_eq "the decision points at its event" "mfa_failed" \
-    "$("$DBQ" "$D" "SELECT e.type FROM decisions d JOIN events e ON e.seq = d.event_seq WHERE d.id = '$LOCKED'")"
+    "$("$DBQ" "$D" "SELECT e.type FROM decisions d JOIN monitor_events e ON e.seq = d.event_seq WHERE d.id = '$LOCKED'")"
 check_eq "and has its audit record" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide' AND target = 'decision:$LOCKED'")"
 check "the address sent is nowhere in the database" sh -c "! grep -q '81.2.69.160' '$D/custodia.db' '$D/custodia.db-wal'"
 check "nor the customer's reference in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%c000123%'\")\" ]"
+
+# A vault customer's events are kept under its id: one posted with its external_ref joins
+# the windows of its internal events.
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "vera@example.com", "external_ref": "crm-4471"}'
+VERA=$(json "j['id']")
+req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"crm-4471\"}"
+req GET "/v1/decisions/$(json "j['id']")" -H "$AUTH"
+check_eq "an event about a vault customer's external_ref is kept under the customer's id" "$VERA $VERA" \
+    "$(json "j['customer']") $(json "j['event']['customer']")"
+check "and the reference itself is not stored" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM monitor_events WHERE body LIKE '%crm-4471%'\")\" ]"
 
 # Pseudonyms keep networks: a spray over one /24 is counted as one network (20 addresses on
 # 20 accounts in an hour holds).
@@ -81,7 +91,7 @@ req POST /v1/events -H "$AUTH" -H "$JSONH" \
 check_eq "an address of another network is not" "201 allow" "$STATUS $(json "j['decision']")"
 
 # Bad input: each a 4xx naming what is wrong, and nothing stored.
-before=$("$DBQ" "$D" "SELECT COUNT(*) FROM events")
+before=$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events")
 bad() {
     want=$1
     what=$2
@@ -104,7 +114,7 @@ bad 413 "an event over 8 KiB" -H "$JSONH" --data "{\"type\": \"login_failed\", \
 bad 415 "a body that is not JSON" -H 'Content-Type: text/plain' --data "{}"
 bad 400 "malformed JSON" -H "$JSONH" --data "{\"type\": "
 bad 400 "an empty body" -H "$JSONH"
-check_eq "and nothing of them stored" "$before" "$("$DBQ" "$D" "SELECT COUNT(*) FROM events")"
+check_eq "and nothing of them stored" "$before" "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events")"
 req POST /v1/events -H "$AUTH" -H "$JSONH" \
     --data "{\"type\": \"login_failed\", \"time\": \"$(now 200)\", \"customer\": \"c1\"}"
 check_eq "a time a little ahead (a fast clock) is taken" 201 "$STATUS"

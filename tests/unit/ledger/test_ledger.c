@@ -628,19 +628,23 @@ static void test_freeze_and_close(void **state)
 struct double_hook {
     enum cu_ledger_verdict next;
     int calls;
+    int hold_call; /* > 0: that call alone is held, the others let through */
 };
 
 static enum cu_err decide(void *arg, struct cu_db *db, const struct cu_ledger_ask *ask,
-                          enum cu_ledger_verdict *out, char reasons[CU_LEDGER_REASONS_MAX + 1])
+                          struct cu_ledger_hook_out *out)
 {
     struct double_hook *h = arg;
     (void)db;
     assert_non_null(ask->debit);
     assert_non_null(ask->w);
     h->calls++;
-    *out = h->next;
-    snprintf(reasons, CU_LEDGER_REASONS_MAX + 1, "%s",
-             h->next == CU_LEDGER_LET ? "" : "rule new_payee_large");
+    out->verdict =
+        h->hold_call > 0 ? (h->calls == h->hold_call ? CU_LEDGER_HOLD : CU_LEDGER_LET) : h->next;
+    snprintf(out->reasons, sizeof(out->reasons), "%s",
+             out->verdict == CU_LEDGER_LET ? "" : "rule new_payee_large");
+    snprintf(out->decision, sizeof(out->decision), "dec_00000000000000%02u",
+             (unsigned)h->calls % 100u);
     return CU_OK;
 }
 
@@ -649,8 +653,9 @@ static void test_hook(void **state)
     struct fixture *f = *state;
     char a[CU_LEDGER_ID_BYTES], b[CU_LEDGER_ID_BYTES], in[CU_LEDGER_ID_BYTES],
         h1[CU_LEDGER_ID_BYTES];
-    struct double_hook dh = {CU_LEDGER_LET, 0};
-    const struct cu_ledger_hook hook = {decide, &dh};
+    struct double_hook dh = {CU_LEDGER_LET, 0, 0};
+    const struct cu_ledger_hook hook = {decide, &dh, NULL};
+    struct mv m;
 
     account(f, "cus_00000000000000a1", "EUR", 0, 0, a);
     account(f, "cus_00000000000000b2", "EUR", 0, 0, b);
@@ -685,7 +690,43 @@ static void test_hook(void **state)
     dh.next = CU_LEDGER_LET;
     one(f, xfer(a, b, 5), NULL, NULL);
     assert_int_equal(dh.calls, calls + 1);
-    cu_ledger_set_hook(f->l, &(struct cu_ledger_hook){NULL, NULL});
+
+    /* a chain one of whose links is held is held whole: no link moves money before review,
+     * and each link is asked once */
+    struct cu_balance_pair {
+        struct cu_ledger_balance a, b;
+    } before = {balance(f, a), balance(f, b)};
+    struct cu_ledger_op chain[3] = {xfer(a, b, 30), xfer(a, b, 7), xfer(a, b, 1)};
+    chain[0].linked = true;
+    calls = dh.calls;
+    dh.hold_call = calls + 2; /* the second link (the fee) */
+    assert_int_equal(move(f, chain, 3, &m), CU_OK);
+    assert_int_equal(dh.calls, calls + 3);
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(m.res[k].err, CU_OK);
+        assert_true(m.res[k].t.hold && m.res[k].t.pending);
+    }
+    assert_string_equal(m.res[1].t.reasons, "rule new_payee_large");
+    assert_string_equal(m.res[0].t.reasons, "held with linked transfer 2: rule new_payee_large");
+    assert_false(m.res[2].t.hold); /* not in the chain */
+    mv_clear(&m);
+    expect_balance(f, a, before.a.posted - 1, before.a.pending - 37, before.a.available - 38);
+    expect_balance(f, b, before.b.posted + 1, before.b.pending + 37, before.b.available + 1);
+    /* a chain with a post in it cannot be held whole: it fails whole */
+    struct cu_ledger_op held_one = xfer(a, b, 3);
+    char h2[CU_LEDGER_ID_BYTES];
+    dh.hold_call = dh.calls + 1;
+    one(f, held_one, NULL, h2);
+    struct cu_ledger_op mixed[2] = {xfer(a, b, 2), act(CU_LEDGER_POST, h2, 0)};
+    mixed[0].linked = true;
+    mixed[1].hold_release = true;
+    dh.hold_call = dh.calls + 1;
+    assert_int_equal(move(f, mixed, 2, &m), CU_OK);
+    assert_string_equal(m.res[0].type, "linked_transfer_failed");
+    assert_string_equal(m.res[1].type, "transfer_held");
+    mv_clear(&m);
+    dh.hold_call = 0;
+    cu_ledger_set_hook(f->l, &(struct cu_ledger_hook){NULL, NULL, NULL});
     ledger_holds(f);
 }
 
