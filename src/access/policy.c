@@ -79,7 +79,7 @@ static const struct {
     {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
                       "transfers.approve audit.read decisions.read"},
     {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
-                         "ledger.read events.write"},
+                         "ledger.read"},
     {"events_service", "events.write"},
 };
 

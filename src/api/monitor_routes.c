@@ -8,12 +8,14 @@
  * record commit together, and the answer is sent once they are durable.
  */
 #include <stdio.h>
+#include <sodium.h>
 #include <string.h>
 
 #include "api/handlers.h"
 #include "api/http.h"
 #include "api/server.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "monitor/monitor.h"
 #include "vault/vault.h"
@@ -30,7 +32,9 @@ struct event_job {
 
 static void event_job_clear(void *p)
 {
-    cu_monitor_decision_clear(&((struct event_job *)p)->d);
+    struct event_job *j = p;
+    cu_monitor_decision_clear(&j->d);
+    sodium_memzero(&j->ev, sizeof(j->ev)); /* the address as sent */
 }
 
 static enum cu_err event_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -38,8 +42,13 @@ static enum cu_err event_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct event_job *j = arg;
     enum cu_err rc = cu_monitor_decide(j->req->app->monitor, w, db, &j->ev, "api", &j->d);
 
-    if (rc != CU_OK && rc != CU_E_BUSY)
-        return cu_resp_fail(j->resp, rc, "the event could not be decided");
+    if (rc != CU_OK && rc != CU_E_BUSY) {
+        /* the event was well formed: what failed is the server's (its texts, memory, store) */
+        cu_log(CU_LOG_ERROR, "monitor.decide_failed", CU_LS("error", cu_err_str(rc)));
+        return cu_resp_fail(j->resp,
+                            rc == CU_E_TOO_LARGE || rc == CU_E_INVALID ? CU_E_INTERNAL : rc,
+                            "the event could not be decided");
+    }
     return rc;
 }
 
@@ -134,5 +143,8 @@ enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp)
     }
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the decision could not be read");
-    return CU_OK;
+    /* a decision shows a customer's references, devices and payees: its reads are audited */
+    char target[CU_DECISION_ID_BYTES + 16];
+    snprintf(target, sizeof(target), "decision:%s", req->params[0]);
+    return cu_req_audit(req, "monitor.decision_read", target, "success", NULL);
 }

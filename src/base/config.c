@@ -568,7 +568,8 @@ static const struct key_def keys[] = {
      NULL},
     {{"monitor", "event_types", "none",
       "Event types of the company's own, besides the built-in ones, separated by spaces (each "
-      "[a-z][a-z0-9_]*, at most 32 bytes; 53 at most). none: the built-in types alone."},
+      "[a-z][a-z0-9_]*, at most 32 bytes; 53 at most, in at most 1023 bytes). none: the built-in "
+      "types alone."},
      "names separated by spaces, or none",
      K_STR,
      FIELD(monitor.event_types),

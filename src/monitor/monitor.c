@@ -28,6 +28,8 @@ struct cu_monitor {
     void (*pseudonym)(void *arg, const char *kind, const char *text, uint8_t out[8]);
     void *pseudonym_arg;
     atomic_ullong decided[5], shadow_differs, rule_errors, unrecorded, decide_us_sum;
+    atomic_size_t state_bytes, state_keys; /* the state's, after the last event */
+    atomic_ullong state_dropped;
 };
 
 /* load(path, types, out, err): a rule file compiled, or the built-in pack when path is NULL. */
@@ -215,8 +217,10 @@ static enum cu_err read_value(struct cu_buf *b, const struct cu_feature *f, doub
     case CU_FEAT_AGE:
     case CU_FEAT_KNOWN_FOR:
         return cu_buf_printf(b, "%.3f", v / 1000.0);
-    default:
-        return cu_buf_printf(b, "%.6g", v);
+    default: /* exact: integers as such, others to the last digit */
+        if (v == trunc(v) && fabs(v) < 9007199254740992.0)
+            return cu_buf_printf(b, "%lld", (long long)v);
+        return cu_buf_printf(b, "%.17g", v);
     }
 }
 
@@ -244,81 +248,117 @@ static enum cu_err reads_doc(const struct cu_ruleset *rs, const struct cu_reads 
     return rc;
 }
 
-/* first_run(m, w, ev, d): the decision itself, made once. */
-static enum cu_err first_run(struct cu_monitor *m, struct cu_work *w, const struct cu_mon_event *ev,
-                             struct cu_monitor_decision *d)
-{
-    struct cu_mon_event *e = cu_malloc(sizeof(*e));
-    uint8_t raw[8];
-    struct cu_buf b;
-    int64_t t0;
-    enum cu_err rc;
+/* Caps of a decision's texts, for the worst the compiler allows: every rule of a set firing
+ * with a reason of CU_RULES_REASON_MAX bytes each escaped to 6, and CU_READS_MAX features. */
+#define VERDICT_MAX ((size_t)CU_RULES_MAX * (CU_RULES_REASON_MAX * 6 + CU_MON_NAME_MAX + 64) + 1024)
+#define AUDIT_RULES_MAX 64
+#define READS_MAX ((size_t)CU_READS_MAX * (128 * 6 + 48) + 64)
 
-    if (e == NULL)
-        return CU_E_NOMEM;
+/* record(m, w, ev, d): decides about ev and records it in the state, once: a run again keeps
+ * what the first recorded, whatever became of the rest of that run. */
+static void record(struct cu_monitor *m, struct cu_work *w, const struct cu_mon_event *ev,
+                   struct cu_monitor_decision *d)
+{
+    struct cu_mon_event *e;
+    uint8_t raw[8];
+    struct cu_mon_state_stats ss;
+    int64_t t0;
+
+    d->pseudonymised = m->pseudonym != NULL && (ev->has & CU_EVF_IP);
+    if ((e = cu_malloc(sizeof(*e))) == NULL)
+        return;
     *e = *ev;
-    if (m->pseudonym != NULL && (e->has & CU_EVF_IP))
+    if (d->pseudonymised) {
         pseudonymise(m, e);
+        memcpy(d->key_ip, e->key_ip, sizeof(d->key_ip));
+    }
     t0 = mono_us();
-    rc = cu_mon_engine_decide_reads(&m->eng, e, &d->v, m->shadow ? &d->shadow : NULL, &d->reads);
-    d->took_us = mono_us() - t0;
-    if (rc != CU_OK)
+    if (cu_mon_engine_decide_reads(&m->eng, e, &d->v, m->shadow ? &d->shadow : NULL, &d->reads) !=
+        CU_OK)
         atomic_fetch_add(&m->unrecorded, 1); /* the verdict stands; the state missed it */
+    d->took_us = mono_us() - t0;
+    sodium_memzero(e, sizeof(*e));
+    cu_free(e);
     d->has_shadow = m->shadow != NULL;
     d->at = cu_work_context_of(w)->now_ms;
     cu_crypto_random(raw, sizeof(raw));
     memcpy(d->id, "dec_", 4);
     cu_hex_encode(raw, sizeof(raw), d->id + 4);
-    e->has &= ~(unsigned)CU_EVF_LABEL; /* a replay file's label is not stored */
-
-    cu_buf_init(&b, CU_WORK_DETAILS_MAX);
-    rc = cu_mon_verdict_json(m->rs, &d->v, &b);
-    d->verdict = rc == CU_OK ? cu_buf_steal(&b) : NULL;
-    cu_buf_free(&b);
-    if (rc == CU_OK && d->verdict == NULL)
-        rc = CU_E_NOMEM;
-    if (rc == CU_OK && d->has_shadow) {
-        cu_buf_init(&b, CU_WORK_DETAILS_MAX);
-        rc = cu_buf_append_str(&b, "{");
-        if (rc == CU_OK)
-            rc = cu_mon_verdict_json(m->shadow, &d->shadow, &b);
-        if (rc == CU_OK)
-            rc = cu_buf_append_str(&b, "}");
-        if (rc == CU_OK && (d->shadow_doc = cu_buf_steal(&b)) == NULL)
-            rc = CU_E_NOMEM;
-        cu_buf_free(&b);
-    }
-    if (rc == CU_OK) {
-        cu_buf_init(&b, CU_WORK_DETAILS_MAX);
-        rc = reads_doc(m->rs, &d->reads, &b);
-        if (rc == CU_OK && (d->reads_doc = cu_buf_steal(&b)) == NULL)
-            rc = CU_E_NOMEM;
-        cu_buf_free(&b);
-    }
-    if (rc == CU_OK && m->pseudonym != NULL && (e->has & CU_EVF_IP)) {
-        /* stored with the pseudonym in place of the address */
-        memcpy(e->ip_bin, e->key_ip, sizeof(e->ip_bin));
-        if (inet_ntop(AF_INET6, e->key_ip, e->ip, sizeof(e->ip)) == NULL)
-            rc = CU_E_INTERNAL;
-    }
-    if (rc == CU_OK) {
-        cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
-        rc = cu_mon_event_write(e, &m->types, &b);
-        if (rc == CU_OK && (d->event_doc = cu_buf_steal(&b)) == NULL)
-            rc = CU_E_NOMEM;
-        cu_buf_free(&b);
-    }
-    sodium_memzero(e, sizeof(*e));
-    cu_free(e);
-    if (rc != CU_OK)
-        return rc;
+    d->recorded = true;
     atomic_fetch_add(&m->decided[d->v.decision], 1);
     atomic_fetch_add(&m->rule_errors, d->v.nerrors);
     atomic_fetch_add(&m->decide_us_sum, (unsigned long long)d->took_us);
     if (d->has_shadow && d->shadow.decision != d->v.decision)
         atomic_fetch_add(&m->shadow_differs, 1);
-    d->decided = true;
-    return CU_OK;
+    /* the state's figures, read here on its own thread for /metrics */
+    cu_mon_state_stats(m->eng.st, &ss);
+    atomic_store(&m->state_bytes, ss.bytes);
+    atomic_store(&m->state_dropped, ss.dropped);
+    size_t keys = 0;
+    for (int k = 0; k < CU_KEY_COUNT; k++)
+        keys += ss.keys[k];
+    atomic_store(&m->state_keys, keys);
+}
+
+static enum cu_err steal_into(struct cu_buf *b, enum cu_err rc, char **out)
+{
+    if (rc == CU_OK && (*out = cu_buf_steal(b)) == NULL)
+        rc = CU_E_NOMEM;
+    cu_buf_free(b);
+    return rc;
+}
+
+/* documents(m, ev, d): the decision's texts (the verdict, the shadow's, what the rules read,
+ * the event as stored), made again by a run that finds them missing. */
+static enum cu_err documents(struct cu_monitor *m, const struct cu_mon_event *ev,
+                             struct cu_monitor_decision *d)
+{
+    struct cu_mon_event *e;
+    struct cu_buf b;
+    enum cu_err rc;
+
+    cu_free(d->verdict);
+    cu_free(d->shadow_doc);
+    cu_free(d->reads_doc);
+    cu_free(d->event_doc);
+    d->verdict = d->shadow_doc = d->reads_doc = d->event_doc = NULL;
+    cu_buf_init(&b, VERDICT_MAX);
+    rc = steal_into(&b, cu_mon_verdict_json(m->rs, &d->v, &b), &d->verdict);
+    if (rc == CU_OK && d->has_shadow) {
+        cu_buf_init(&b, VERDICT_MAX + 2);
+        rc = cu_buf_append_str(&b, "{");
+        if (rc == CU_OK)
+            rc = cu_mon_verdict_json(m->shadow, &d->shadow, &b);
+        if (rc == CU_OK)
+            rc = cu_buf_append_str(&b, "}");
+        rc = steal_into(&b, rc, &d->shadow_doc);
+    }
+    if (rc == CU_OK) {
+        cu_buf_init(&b, READS_MAX);
+        rc = steal_into(&b, reads_doc(m->rs, &d->reads, &b), &d->reads_doc);
+    }
+    if (rc != CU_OK)
+        return rc;
+    if ((e = cu_malloc(sizeof(*e))) == NULL)
+        return CU_E_NOMEM;
+    *e = *ev;
+    e->has &= ~(unsigned)CU_EVF_LABEL; /* a replay file's label is not stored */
+    if (d->pseudonymised) {
+        /* stored with the pseudonym in place of the address */
+        memcpy(e->ip_bin, d->key_ip, sizeof(e->ip_bin));
+        memcpy(e->key_ip, d->key_ip, sizeof(e->key_ip));
+        if (inet_ntop(AF_INET6, d->key_ip, e->ip, sizeof(e->ip)) == NULL)
+            rc = CU_E_INTERNAL;
+    }
+    if (rc == CU_OK) {
+        cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
+        rc = steal_into(&b, cu_mon_event_write(e, &m->types, &b), &d->event_doc);
+    }
+    sodium_memzero(e, sizeof(*e));
+    cu_free(e);
+    if (rc == CU_OK)
+        d->decided = true;
+    return rc;
 }
 
 static enum cu_err insert_event(struct cu_db *db, const struct cu_work *w,
@@ -362,7 +402,11 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
     json_t *rules;
     enum cu_err rc;
 
-    if (!d->decided && (rc = first_run(m, w, ev, d)) != CU_OK)
+    if (!d->recorded)
+        record(m, w, ev, d);
+    if (!d->recorded)
+        return CU_E_NOMEM;
+    if (!d->decided && (rc = documents(m, ev, d)) != CU_OK)
         return rc;
     rc = insert_event(db, w, ev, type, d->event_doc, &d->seq);
     if (rc != CU_OK)
@@ -633,6 +677,9 @@ void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out)
     out->rule_errors = atomic_load(&m->rule_errors);
     out->unrecorded = atomic_load(&m->unrecorded);
     out->decide_us_sum = atomic_load(&m->decide_us_sum);
+    out->state_bytes = atomic_load(&m->state_bytes);
+    out->state_keys = atomic_load(&m->state_keys);
+    out->state_dropped = atomic_load(&m->state_dropped);
 }
 
 enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
@@ -660,14 +707,27 @@ enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
             "# TYPE custodia_monitor_rule_errors_total counter\n"
             "custodia_monitor_rule_errors_total %llu\n"
             "# HELP custodia_monitor_unrecorded_total Events decided that the state could not "
-            "record (out of memory).\n"
+            "record (out of memory; the key cap is custodia_monitor_state_dropped_total).\n"
             "# TYPE custodia_monitor_unrecorded_total counter\n"
             "custodia_monitor_unrecorded_total %llu\n"
+            "# HELP custodia_monitor_state_bytes Memory the monitoring state holds.\n"
+            "# TYPE custodia_monitor_state_bytes gauge\n"
+            "custodia_monitor_state_bytes %llu\n"
+            "# HELP custodia_monitor_state_keys Keys (customers, addresses, devices, payees, "
+            "networks, countries) the monitoring state tracks.\n"
+            "# TYPE custodia_monitor_state_keys gauge\n"
+            "custodia_monitor_state_keys %llu\n"
+            "# HELP custodia_monitor_state_dropped_total Events whose new keys were not tracked "
+            "because the state held its most keys (8,000,000): their windows are blind to them.\n"
+            "# TYPE custodia_monitor_state_dropped_total counter\n"
+            "custodia_monitor_state_dropped_total %llu\n"
             "# HELP custodia_monitor_decide_seconds_total The engine's time deciding, summed.\n"
             "# TYPE custodia_monitor_decide_seconds_total counter\n"
             "custodia_monitor_decide_seconds_total %llu.%06llu\n",
             (unsigned long long)st.shadow_differs, (unsigned long long)st.rule_errors,
-            (unsigned long long)st.unrecorded, (unsigned long long)(st.decide_us_sum / 1000000),
+            (unsigned long long)st.unrecorded, (unsigned long long)st.state_bytes,
+            (unsigned long long)st.state_keys, (unsigned long long)st.state_dropped,
+            (unsigned long long)(st.decide_us_sum / 1000000),
             (unsigned long long)(st.decide_us_sum % 1000000));
     return rc;
 }

@@ -57,7 +57,10 @@ CU_WUR enum cu_err cu_monitor_check_time(const struct cu_monitor *m, const struc
 
 /* One decision: filled by the first run of cu_monitor_decide and kept for the runs after. */
 struct cu_monitor_decision {
-    bool decided;
+    bool recorded; /* the engine decided and the state counted the event: never again */
+    bool decided;  /* and the texts below are made */
+    bool pseudonymised;
+    uint8_t key_ip[16]; /* the address's pseudonym, when pseudonymised */
     char id[CU_DECISION_ID_BYTES];
     struct cu_verdict v;
     struct cu_verdict shadow;
@@ -98,11 +101,13 @@ CU_WUR enum cu_err cu_monitor_decision_get(struct cu_db *db, const char *id, str
 
 /* What the service has done since it started (for /metrics). */
 struct cu_monitor_stats {
-    uint64_t decided[5];     /* by decision */
-    uint64_t shadow_differs; /* decisions the shadow set made otherwise */
-    uint64_t rule_errors;    /* rules that failed at run time */
-    uint64_t unrecorded;     /* events the state could not record (out of memory, key cap) */
-    uint64_t decide_us_sum;  /* the engine's time, summed */
+    uint64_t decided[5];              /* by decision */
+    uint64_t shadow_differs;          /* decisions the shadow set made otherwise */
+    uint64_t rule_errors;             /* rules that failed at run time */
+    uint64_t unrecorded;              /* events the state could not record (out of memory) */
+    uint64_t decide_us_sum;           /* the engine's time, summed */
+    uint64_t state_bytes, state_keys; /* the state's memory and keys after the last event */
+    uint64_t state_dropped;           /* events whose new keys the key cap kept out */
 };
 void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out);
 

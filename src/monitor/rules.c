@@ -472,30 +472,51 @@ bool cu_feature_same(const struct cu_feature *a, const struct cu_feature *b)
 #define FEATURE_TEXT_MAX 120
 static const char *feature_text(struct parser *ps, const struct token *at)
 {
-    char out[FEATURE_TEXT_MAX + 4];
+    const struct cu_ruleset *rs = ps->rs;
+    char out[FEATURE_TEXT_MAX + 32];
     size_t n = 0;
-    bool space = false;
+    bool space = false, in_string = false, escaped = false;
     const char *p;
     for (p = at->p; p < ps->prev_end; p++) {
-        if (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+        char c = *p;
+        if (!in_string && c == '#') { /* a comment: to the end of its line, as white space */
+            while (p + 1 < ps->prev_end && p[1] != '\n')
+                p++;
+            space = true;
+            continue;
+        }
+        if (!in_string && (c == ' ' || c == '\t' || c == '\n' || c == '\r')) {
             space = true;
             continue;
         }
         if (n + (space ? 2 : 1) > FEATURE_TEXT_MAX)
             break;
-        if (space)
+        if (space && n > 0)
             out[n++] = ' ';
         space = false;
-        if ((unsigned char)*p < 0x20 || *p == 0x7f)
-            out[n++] = '?';
-        else
-            out[n++] = *p;
+        if (in_string) {
+            bool was = escaped;
+            in_string = was || c != '"';
+            escaped = !was && c == '\\';
+        } else {
+            in_string = c == '"';
+        }
+        /* printable ASCII alone: a name that a reader's terminal shows as it is */
+        if ((unsigned char)c < 0x20 || (unsigned char)c >= 0x7f)
+            c = '?';
+        out[n++] = c;
     }
     if (p < ps->prev_end) {
         memcpy(out + n, "...", 3);
         n += 3;
     }
     out[n] = '\0';
+    /* each feature's text its own, so that a decision's reads name each once */
+    for (size_t i = 0; i < rs->nfeatures; i++)
+        if (rs->feature_text[i] != NULL && strcmp(rs->feature_text[i], out) == 0) {
+            snprintf(out + n, sizeof(out) - n, " #%zu", rs->nfeatures + 1);
+            break;
+        }
     return keep(ps, out);
 }
 

@@ -63,6 +63,8 @@ check_eq "the decision points at its event" "mfa_failed" \
     "$("$DBQ" "$D" "SELECT e.type FROM decisions d JOIN monitor_events e ON e.seq = d.event_seq WHERE d.id = '$LOCKED'")"
 check_eq "and has its audit record" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide' AND target = 'decision:$LOCKED'")"
+check_eq "each read of a decision is audited" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decision_read' AND target = 'decision:$LOCKED'")"
 check "the address sent is nowhere in the database" sh -c "! grep -q '81.2.69.160' '$D/custodia.db' '$D/custodia.db-wal'"
 check "nor the customer's reference in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%c000123%'\")\" ]"
 
@@ -174,6 +176,7 @@ req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"gift_card\", \"t
 check_eq "a custom event type of [monitor] event_types is taken" 201 "$STATUS"
 req GET /metrics -H "$AUTH"
 check "the shadow's differences are counted (the two payments and the blocked address)" grep -q '^custodia_monitor_shadow_differences_total 3$' "$TMP/body"
+check "the state's size is exported" grep -Eq '^custodia_monitor_state_keys [1-9]' "$TMP/body"
 check "and the decisions by kind" grep -q '^custodia_monitor_decisions_total{decision="allow"} 2$' "$TMP/body"
 stop_server
 

@@ -22,17 +22,22 @@
 
 #define T0 1800000000000LL /* 2027-01-15, a fixed clock */
 
-static const char rules_text[] = "list blocked = [\"198.51.100.0/24\"]\n"
-                                 "rule second_failure\n"
-                                 "  when event.type == \"login_failed\"\n"
-                                 "       and count(customer,   1h, \"login_failed\") >= 2\n"
-                                 "  then score 10, reason \"two failures in an hour\"\n"
-                                 "rule three_from_one_network\n"
-                                 "  when count(ip_block, 10m) >= 3\n"
-                                 "  then score 20, reason \"three events from one network\"\n"
-                                 "rule blocked_network\n"
-                                 "  when event.ip in blocked\n"
-                                 "  then deny, reason \"a blocked network\"\n";
+static const char rules_text[] =
+    "list blocked = [\"198.51.100.0/24\"]\n"
+    "rule second_failure\n"
+    "  when event.type == \"login_failed\"\n"
+    "       and count(customer,   1h, \"login_failed\") >= 2\n"
+    "  then score 10, reason \"two failures in an hour\"\n"
+    "rule three_from_one_network\n"
+    "  when count(ip_block, 10m) >= 3\n"
+    "  then score 20, reason \"three events from one network\"\n"
+    "rule big_sum\n"
+    "  when sum(customer, 1d, # a comment: not part of the feature's name\n"
+    "           \"transfer\") >= 99999990\n"
+    "  then score 1, reason \"big\"\n"
+    "rule blocked_network\n"
+    "  when event.ip in blocked\n"
+    "  then deny, reason \"a blocked network\"\n";
 
 struct fixture {
     char dir[256], key[300], path[300], rules[300];
@@ -169,6 +174,21 @@ static int64_t count_of(struct fixture *f, const char *sql)
     return n;
 }
 
+static int64_t events_of(struct fixture *f, const char *customer)
+{
+    static const char sql[] = "SELECT COUNT(*) FROM monitor_events WHERE customer = $1";
+    const struct cu_val p[] = {CU_VT(customer)};
+    struct cu_stmt *s = NULL;
+    bool row = false;
+    int64_t n;
+    assert_int_equal(cu_db_query(f->conn, sql, p, 1, &s), CU_OK);
+    assert_int_equal(cu_stmt_next(s, &row), CU_OK);
+    assert_true(row);
+    n = cu_stmt_int(s, 0);
+    cu_stmt_done(s);
+    return n;
+}
+
 static bool fired(const struct cu_monitor_decision *d, const char *reason)
 {
     return d->verdict != NULL && strstr(d->verdict, reason) != NULL;
@@ -204,6 +224,26 @@ static void commits_event_decision_and_record(void **state)
     cu_buf_free(&out);
     cu_monitor_decision_clear(&a.d);
     cu_monitor_decision_clear(&b.d);
+}
+
+/* What a rule read is shown exactly, named without the comments of the rule file. */
+static void reads_exact_and_named(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {0};
+    char text[256], err[CU_MON_ERR_BYTES], when[CU_RFC3339_BYTES];
+    struct cu_mon_parse_opts o = {.types = cu_monitor_types(f->m)};
+
+    cu_clock_format(T0, when);
+    snprintf(text, sizeof(text),
+             "{\"type\":\"transfer\",\"time\":\"%s\",\"customer\":\"c9\",\"amount\":99999999,"
+             "\"currency\":\"EUR\"}",
+             when);
+    assert_int_equal(cu_mon_event_parse(text, strlen(text), &o, &a.ev, err), CU_OK);
+    assert_int_equal(decide(f, &a), CU_OK);
+    assert_true(fired(&a.d, "big"));
+    assert_string_equal(a.d.reads_doc, "{\"sum(customer, 1d, \\\"transfer\\\")\":99999999}");
+    cu_monitor_decision_clear(&a.d);
 }
 
 static void failed_unit_keeps_nothing(void **state)
@@ -243,6 +283,34 @@ static void run_again_counts_once(void **state)
     assert_string_not_equal(id, b.d.id);
     cu_monitor_decision_clear(&a.d);
     cu_monitor_decision_clear(&b.d);
+}
+
+/* A busy store at each statement of the unit in turn (its savepoint, the event, the
+ * decision, the audit record, the group's commit ...): whatever the committer runs again, the
+ * state counts the event once, and the store keeps it at most once. */
+static void faults_count_once(void **state)
+{
+    struct fixture *f = *state;
+
+    for (long n = 1; n <= 16; n++) {
+        struct job a = {0}, b = {0};
+        char cust[16];
+        snprintf(cust, sizeof(cust), "f%ld", n);
+        event_of(f, &a.ev, "login_failed", cust, NULL);
+        cu_store_fail_next_with(f->st, n, CU_E_BUSY);
+        enum cu_err rc = decide(f, &a);
+        cu_store_fail_next(f->st, 0);
+        assert_true(rc == CU_OK || rc == CU_E_BUSY);
+        event_of(f, &b.ev, "login_failed", cust, NULL);
+        assert_int_equal(decide(f, &b), CU_OK);
+        if (b.d.reads.n != 1 || b.d.reads.value[0] != 2.0)
+            fail_msg("a fault at statement %ld: the second event counted %g", n,
+                     b.d.reads.n ? b.d.reads.value[0] : -1.0);
+        int64_t kept = events_of(f, cust);
+        assert_true(kept >= 1 && kept <= 2);
+        cu_monitor_decision_clear(&a.d);
+        cu_monitor_decision_clear(&b.d);
+    }
 }
 
 static void pseudonyms_keep_networks(void **state)
@@ -328,7 +396,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(commits_event_decision_and_record, setup, teardown),
         cmocka_unit_test_setup_teardown(failed_unit_keeps_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(reads_exact_and_named, setup, teardown),
         cmocka_unit_test_setup_teardown(run_again_counts_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(faults_count_once, setup, teardown),
         cmocka_unit_test_setup_teardown(pseudonyms_keep_networks, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rules_and_times, setup, teardown),
     };
