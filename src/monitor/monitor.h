@@ -68,7 +68,6 @@ struct cu_monitor_decision {
     struct cu_reads reads;
     int64_t took_us;  /* the engine's time for this event */
     int64_t at;       /* when it was decided (ms) */
-    int64_t seq;      /* the event's number in the events table (set by each run) */
     char *verdict;    /* the verdict as JSON members (decision, score, rules, actions ...) */
     char *shadow_doc; /* the shadow's verdict as a JSON object, or NULL */
     char *reads_doc;  /* what the rules read, a JSON object */

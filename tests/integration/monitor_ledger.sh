@@ -120,7 +120,7 @@ j=json.load(open(sys.argv[1]))
 assert j['event']['ip'].startswith('fd'), j['event']" "$TMP/body"
 
 check_eq "every transfer asked about is a monitoring event of the ledger (the deposit, seven transfers, three withdrawals)" "11" \
-    "$("$DBQ" "$D" "SELECT COUNT(*) FROM decisions WHERE source = 'ledger'")"
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE source = 'ledger'")"
 check_eq "and the deposit among them" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE type = 'deposit' AND customer = '$ADA'")"
 
