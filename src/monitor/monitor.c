@@ -419,10 +419,9 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
     snprintf(target, sizeof(target), "decision:%s", d->id);
     /* no customer reference, address or device: those stay in the decision, for readers of
      * decisions; the audit record says what was decided and where to find it */
-    details =
-        json_pack("{s:s, s:s, s:s, s:i, s:o, s:I}", "source", source, "type", type, "decision",
-                  cu_decision_name(d->v.decision), "score", d->v.score, "rules", rules,
-                  "rules_fired", (json_int_t)d->v.nfired);
+    details = json_pack("{s:s, s:s, s:s, s:i, s:o, s:I}", "source", source, "type", type,
+                        "decision", cu_decision_name(d->v.decision), "score", d->v.score, "rules",
+                        rules, "rules_fired", (json_int_t)d->v.nfired);
     if (details == NULL)
         return CU_E_NOMEM;
     return cu_work_audit(w, "monitor.decide", target, "success", details);
