@@ -86,6 +86,9 @@ static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
     /* each new transfer decided in its movement's unit (docs/monitoring.md, "In the ledger") */
     struct cu_ledger_hook hook = cu_monitor_ledger_hook(app->monitor);
     cu_ledger_set_hook(app->ledger, &hook);
+    /* and each customer's sign-in in its step's unit ("At sign-in") */
+    struct cu_identity_hook ihook = cu_monitor_signin_hook(app->monitor);
+    cu_identity_set_hook(app->identity, &ihook);
     cu_log(CU_LOG_INFO, "monitor.ready", CU_LS("rules", o.rules_path ? rules : "builtin"),
            CU_LS("shadow_rules", o.shadow_path ? shadow : "none"));
     return CU_OK;

@@ -70,11 +70,16 @@ struct auth_job {
     } u;
     struct cu_buf svg;
     char why[CU_IDENTITY_WHY_BYTES];
+    enum { U_OTHER, U_LOGIN, U_MFA } which; /* the member of u in use, for its clear */
 };
 
 static void auth_job_clear(void *p)
 {
     struct auth_job *j = p;
+    if (j->which == U_LOGIN)
+        cu_identity_login_clear(&j->u.login); /* and the monitoring hook's decision */
+    else if (j->which == U_MFA)
+        cu_identity_mfa_clear(&j->u.mfa);
     wipe_secrets(j->req, j->body);
     if (j->svg.data != NULL)
         cu_crypto_wipe(j->svg.data, j->svg.len);
@@ -314,6 +319,8 @@ enum cu_err cu_handle_auth_login(struct cu_req *req, struct cu_resp *resp)
                                           "client_ip", "user_agent", "device_id"};
     struct auth_job *j = auth_job_new(req, resp);
     struct cu_identity_login *op = j != NULL ? &j->u.login : NULL;
+    if (j != NULL)
+        j->which = U_LOGIN;
     const char *login = NULL, *pw = NULL;
     struct cu_db *db = NULL;
     enum cu_err rc = j != NULL ? body_of(req, resp, allowed, 6, &j->body) : resp->err;
@@ -374,6 +381,7 @@ enum cu_err cu_handle_auth_mfa(struct cu_req *req, struct cu_resp *resp)
 
     if (rc != CU_OK)
         return rc;
+    j->which = U_MFA;
     rc = get_string(j->body, resp, "challenge", true, 64, &challenge);
     if (rc == CU_OK)
         rc = get_string(j->body, resp, "code", true, 64, &code);

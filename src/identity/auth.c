@@ -129,6 +129,32 @@ static json_t *login_details(const struct cu_identity *idn, enum cu_subject_kind
                      "reason", reason);
 }
 
+/* signin_ask(idn, w, db, type, kind, id, subject, ctx, memo, memo_free, out): monitoring's
+ * decision about a customer's sign-in step (docs/monitoring.md, "At sign-in"), with its lock
+ * applied in the same unit; out zeroed when there is no hook or the subject is not a
+ * customer. */
+static enum cu_err signin_ask(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                              const char *type, enum cu_subject_kind kind, const char *id,
+                              const char *subject, const struct cu_auth_ctx *ctx, void **memo,
+                              void (**memo_free)(void *), struct cu_signin_out *out)
+{
+    const struct cu_signin_event ev = {type, kind, id, subject, ctx, memo};
+    int64_t now = cu_clock_now_ms();
+    enum cu_err rc;
+
+    memset(out, 0, sizeof(*out));
+    /* memo NULL: a step that is no sign-in (a step-up, a password check) */
+    if (idn->hook.decide == NULL || kind != CU_SUBJECT_CUSTOMER || memo == NULL)
+        return CU_OK;
+    rc = idn->hook.decide(idn->hook.arg, w, db, &ev, out);
+    *memo_free = idn->hook.memo_free;
+    out->decision[CU_SIGNIN_DECISION_BYTES - 1] = '\0';
+    if (rc == CU_OK && out->lock_ms > 0)
+        rc = cu_identity_lockout_until(
+            db, subject, now, out->lock_ms > INT64_MAX - now ? INT64_MAX : now + out->lock_ms);
+    return rc;
+}
+
 /* A sign-in refused while the account waits out a lockout: its event and record. */
 static enum cu_err refuse_locked(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
                                  enum cu_subject_kind kind, bool found, const char *id,
@@ -150,13 +176,20 @@ static enum cu_err refuse_locked(struct cu_identity *idn, struct cu_work *w, str
 static enum cu_err record_failure(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
                                   enum cu_subject_kind kind, bool found, const char *id,
                                   const char *subject, const char *login, const char *event,
-                                  const struct cu_auth_ctx *ctx, const char *action)
+                                  const struct cu_auth_ctx *ctx, const char *action, void **memo,
+                                  void (**memo_free)(void *))
 {
     uint64_t failures = 0;
     int64_t until = 0, now = cu_clock_now_ms();
+    struct cu_signin_out mon;
     enum cu_err rc = cu_identity_lockout_fail(idn, db, subject, now, &failures, &until);
     if (rc == CU_OK)
         rc = cu_identity_event_add(db, event, kind, found ? id : NULL, ctx, "invalid_credentials");
+    if (rc == CU_OK)
+        rc = signin_ask(idn, w, db, event, kind, found ? id : NULL, subject, ctx, memo, memo_free,
+                        &mon);
+    if (rc == CU_OK && mon.lock_ms > 0 && now + mon.lock_ms > until)
+        until = now + mon.lock_ms;
     if (rc == CU_OK) {
         json_t *d =
             login ? login_details(idn, kind, login, "invalid_credentials")
@@ -165,6 +198,8 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_work *w, st
                                                                           : "invalid_code");
         json_object_set_new(d, "failures", json_integer((json_int_t)failures));
         json_object_set_new(d, "locked_for_ms", json_integer(until ? until - now : 0));
+        if (mon.decision[0])
+            json_object_set_new(d, "decision", json_string(mon.decision));
         rc = cu_identity_audit_add(w, action, found ? id : "", "failure", d);
     }
     return rc;
@@ -209,16 +244,31 @@ static enum cu_err store_rehash(struct cu_db *db, enum cu_subject_kind kind, con
 }
 
 static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
-                                  struct cu_identity_login *op)
+                                  struct cu_identity_login *op, bool *denied)
 {
     struct cu_login_result *out = &op->out;
     json_t *d = login_details(idn, op->kind, op->login, "password");
+    struct cu_signin_out mon;
     /* With a second factor still to come, the failures stay counted: wrong codes and wrong
      * passwords share one lockout, and a right password must not reset the codes' count. */
     enum cu_err rc = op->totp_enabled ? CU_OK : cu_identity_lockout_reset(db, op->subject);
 
+    *denied = false;
+    memset(&mon, 0, sizeof(mon));
     if (rc == CU_OK && op->newhash[0] != '\0')
         rc = store_rehash(db, op->kind, op->id, op->newhash, op->verified);
+    /* Without a second factor to come, this is the sign-in monitoring decides about; with one,
+     * the second step is. */
+    if (rc == CU_OK && !op->totp_enabled)
+        rc = signin_ask(idn, w, db, "login_succeeded", op->kind, op->id, op->subject, &op->ctx,
+                        &op->hook_memo, &op->hook_memo_free, &mon);
+    if (rc == CU_OK && mon.verdict == CU_SIGNIN_DENY) {
+        /* answered as wrong credentials: a caller who guessed the password learns nothing */
+        *denied = true;
+        json_object_set_new(d, "reason", json_string("monitoring"));
+        json_object_set_new(d, "decision", json_string(mon.decision));
+        return cu_identity_audit_add(w, "auth.login", op->id, "denied", d);
+    }
     if (rc == CU_OK && op->totp_enabled) {
         out->status = CU_LOGIN_MFA_REQUIRED;
         rc = challenge_create(idn, db, op->kind, op->id, &op->ctx, out->challenge);
@@ -227,10 +277,15 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, st
                 cu_identity_event_add(db, "mfa_challenged", op->kind, op->id, &op->ctx, "password");
     } else if (rc == CU_OK) {
         out->status = CU_LOGIN_OK;
-        out->mfa_enrolment_required =
-            op->kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
+        /* monitoring's step-up for a customer without a second factor: the session may do
+         * nothing but enrol one */
+        out->mfa_enrolment_required = op->kind == CU_SUBJECT_STAFF ||
+                                      idn->opts.customer_mfa_required ||
+                                      mon.verdict == CU_SIGNIN_MFA;
         rc = cu_identity_session_create(idn, db, op->kind, op->id, CU_AAL1, &op->ctx, &out->session,
                                         out->token);
+        if (rc == CU_OK && mon.verdict == CU_SIGNIN_MFA)
+            rc = cu_identity_session_must_enrol(db, &out->session);
         if (rc == CU_OK)
             rc = cu_identity_event_add(db, "login_succeeded", op->kind, op->id, &op->ctx,
                                        "password");
@@ -239,6 +294,8 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, st
     }
     json_object_set_new(d, "result",
                         json_string(out->status == CU_LOGIN_OK ? "signed_in" : "mfa_required"));
+    if (mon.decision[0])
+        json_object_set_new(d, "decision", json_string(mon.decision));
     if (rc == CU_OK)
         rc = cu_identity_audit_add(w, "auth.login", op->id, "success", d);
     else
@@ -347,12 +404,14 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
         op->ok = rc == CU_OK && active && same;
     }
     if (rc == CU_OK && op->found && op->ok) {
-        rc = record_success(idn, w, db, op);
-        if (rc == CU_OK)
+        bool denied = false;
+        rc = record_success(idn, w, db, op, &denied);
+        if (rc == CU_OK && !denied)
             op->result = CU_OK;
     } else if (rc == CU_OK) {
         rc = record_failure(idn, w, db, op->kind, op->found, op->id, op->subject, op->login,
-                            "login_failed", &op->ctx, "auth.login");
+                            "login_failed", &op->ctx, "auth.login", &op->hook_memo,
+                            &op->hook_memo_free);
     }
     if (rc != CU_OK)
         cu_crypto_wipe(&op->out, sizeof(op->out));
@@ -361,6 +420,9 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
 
 void cu_identity_login_clear(struct cu_identity_login *op)
 {
+    if (op->hook_memo != NULL && op->hook_memo_free != NULL)
+        op->hook_memo_free(op->hook_memo);
+    op->hook_memo = NULL;
     cu_crypto_wipe(op->newhash, sizeof(op->newhash));
     cu_crypto_wipe(op->verified, sizeof(op->verified));
     cu_crypto_wipe(&op->out, sizeof(op->out));
@@ -464,11 +526,26 @@ enum cu_err cu_identity_mfa_record(struct cu_identity *idn, struct cu_work *w, s
         rc = challenge_failed(db, h, c.attempts);
         if (rc == CU_OK)
             rc = record_failure(idn, w, db, c.kind, true, c.id, subject, NULL, "mfa_failed",
-                                &op->ctx, "auth.mfa");
+                                &op->ctx, "auth.mfa", &op->hook_memo, &op->hook_memo_free);
         return rc;
     }
     if (used != CU_OK)
         return used;
+    struct cu_signin_out mon;
+    rc = signin_ask(idn, w, db, "login_succeeded", c.kind, c.id, subject, &op->ctx, &op->hook_memo,
+                    &op->hook_memo_free, &mon);
+    if (rc == CU_OK && mon.verdict == CU_SIGNIN_DENY) {
+        /* the challenge is spent; answered as a wrong code */
+        rc = challenge_failed(db, h, MAX_CHALLENGE_ATTEMPTS);
+        if (rc == CU_OK)
+            rc = cu_identity_audit_add(w, "auth.mfa", c.id, "denied",
+                                       json_pack("{s:s, s:s, s:s}", "subject_kind",
+                                                 cu_subject_kind_name(c.kind), "reason",
+                                                 "monitoring", "decision", mon.decision));
+        return rc;
+    }
+    if (rc != CU_OK)
+        return rc;
     static const char del[] = "DELETE FROM auth_challenges WHERE token_hash = $1";
     const struct cu_val p[] = {CU_VB(h, CU_HASH_BYTES)};
     rc = cu_db_exec(db, del, p, CU_NVALS(p));
@@ -495,6 +572,9 @@ enum cu_err cu_identity_mfa_record(struct cu_identity *idn, struct cu_work *w, s
 
 void cu_identity_mfa_clear(struct cu_identity_mfa *op)
 {
+    if (op->hook_memo != NULL && op->hook_memo_free != NULL)
+        op->hook_memo_free(op->hook_memo);
+    op->hook_memo = NULL;
     cu_crypto_wipe(op->code, sizeof(op->code));
     cu_crypto_wipe(&op->out, sizeof(op->out));
 }
@@ -561,7 +641,7 @@ enum cu_err cu_identity_step_up_record(struct cu_identity *idn, struct cu_work *
         used = cu_identity_second_factor_use(idn, db, s->kind, s->subject_id, op->code, &method);
     if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS)
         return record_failure(idn, w, db, s->kind, true, s->subject_id, subject, NULL,
-                              "step_up_failed", &op->ctx, "auth.step_up");
+                              "step_up_failed", &op->ctx, "auth.step_up", NULL, NULL);
     if (rc == CU_OK)
         rc = used;
     enum cu_aal aal = op->has_code ? CU_AAL2 : s->aal;
@@ -765,6 +845,7 @@ enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w
      * session could guess the password without limit. */
     if (rc == CU_OK)
         rc = record_failure(idn, w, db, op->kind, true, op->id, subject, NULL,
-                            "password_check_failed", &op->ctx, "credential.password_check");
+                            "password_check_failed", &op->ctx, "credential.password_check", NULL,
+                            NULL);
     return rc;
 }

@@ -67,6 +67,11 @@ enum cu_err cu_identity_new(const struct cu_keyring *kr, struct cu_kek_source *k
     return CU_OK;
 }
 
+void cu_identity_set_hook(struct cu_identity *idn, const struct cu_identity_hook *hook)
+{
+    idn->hook = *hook;
+}
+
 void cu_identity_free(struct cu_identity *idn)
 {
     if (idn == NULL)
@@ -252,9 +257,12 @@ static enum cu_err lockout_read(struct cu_identity *idn, struct cu_db *db, bool 
     *locked_until = 0;
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
-    /* Failures older than the reset period are forgotten. */
+    /* Failures older than the reset period are forgotten; a lock that runs longer (one of
+     * monitoring's) is not. */
     if (rc == CU_OK && row && cu_stmt_int(st, 1) >= now - idn->opts.lockout_reset_ms) {
         *failures = (uint64_t)cu_stmt_int(st, 0);
+        *locked_until = cu_stmt_int(st, 2);
+    } else if (rc == CU_OK && row && cu_stmt_int(st, 2) > now) {
         *locked_until = cu_stmt_int(st, 2);
     }
     cu_stmt_done(st);
@@ -303,6 +311,17 @@ enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, 
     *locked_until = wait > 0 ? now + wait : 0;
     const struct cu_val l[] = {CU_VT(subject), CU_VI(*locked_until)};
     return cu_db_exec(db, lock, l, CU_NVALS(l));
+}
+
+enum cu_err cu_identity_lockout_until(struct cu_db *db, const char *subject, int64_t now,
+                                      int64_t until)
+{
+    static const char sql[] =
+        "INSERT INTO lockouts (subject, failures, last_failure, locked_until) VALUES ($1, 0, $2, "
+        "$3) ON CONFLICT (subject) DO UPDATE SET locked_until = CASE WHEN lockouts.locked_until "
+        "> $3 THEN lockouts.locked_until ELSE $3 END";
+    const struct cu_val p[] = {CU_VT(subject), CU_VI(now), CU_VI(until)};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
 enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject)

@@ -87,7 +87,12 @@ struct cu_session_info {
     char ip[64];
     char user_agent[CU_USER_AGENT_MAX + 1];
     char device_id[CU_DEVICE_ID_MAX + 1];
+    bool must_enrol; /* monitoring asked for a second factor: nothing but enrolling one */
 };
+
+/* cu_identity_session_must_enrol(db, s): marks the session as one that may do nothing but
+ * enrol a second factor until its subject has one (monitoring's step-up at sign-in). */
+CU_WUR enum cu_err cu_identity_session_must_enrol(struct cu_db *db, struct cu_session_info *s);
 
 /* Roles stored with a staff member or a key: names separated by one space. */
 #define CU_ROLES_MAX 8
@@ -146,6 +151,43 @@ struct cu_login_result {
 };
 
 struct cu_identity;
+
+/* ---- the monitoring hook (docs/monitoring.md, "At sign-in") ---- */
+
+/* A sign-in step monitoring is asked about, inside the step's unit of work. */
+struct cu_signin_event {
+    const char *type;          /* "login_succeeded", "login_failed", "mfa_failed" */
+    enum cu_subject_kind kind; /* only customers are asked about, for now */
+    const char *id;            /* the account, or NULL for a login that names none */
+    const char *subject;       /* the lockout key (a keyed form for a login that names none) */
+    const struct cu_auth_ctx *ctx;
+    void **memo; /* the hook's own slot, kept across runs of the unit (NULL at first) */
+};
+
+enum cu_signin_verdict {
+    CU_SIGNIN_LET = 0, /* go on */
+    CU_SIGNIN_MFA,     /* demand the second factor: a session must enrol one before acting */
+    CU_SIGNIN_DENY,    /* refuse the sign-in (answered as wrong credentials) */
+};
+
+#define CU_SIGNIN_DECISION_BYTES 24
+
+/* What the hook answers (zeroed before it is called). */
+struct cu_signin_out {
+    enum cu_signin_verdict verdict;
+    int64_t lock_ms;                         /* > 0: lock sign-in to the account for that long */
+    char decision[CU_SIGNIN_DECISION_BYTES]; /* the decision's id, or "" */
+};
+
+struct cu_identity_hook {
+    enum cu_err (*decide)(void *arg, struct cu_work *w, struct cu_db *db,
+                          const struct cu_signin_event *ev, struct cu_signin_out *out);
+    void *arg;
+    void (*memo_free)(void *memo); /* frees what decide kept in *memo */
+};
+
+/* cu_identity_set_hook(idn, hook): the monitoring hook (before any sign-in runs). */
+void cu_identity_set_hook(struct cu_identity *idn, const struct cu_identity_hook *hook);
 
 /* cu_identity_new(kr, kek, alg, vault, opts, out): the service. Derives its token and code
  * hashing keys from kr, loads the common-password list and starts the hasher. kek and vault
@@ -313,6 +355,9 @@ struct cu_identity_login {
     /* the outcome */
     enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
     struct cu_login_result out;
+    /* the monitoring hook's decision, kept across runs of the unit; freed by the clear */
+    void *hook_memo;
+    void (*hook_memo_free)(void *memo);
 };
 
 /* cu_identity_login_check(idn, db, op, password, len): reads the account op->login names and
@@ -351,6 +396,8 @@ struct cu_identity_mfa {
     struct cu_auth_ctx ctx;
     enum cu_err result; /* CU_OK, CU_E_BAD_CREDENTIALS or CU_E_RATE_LIMITED */
     struct cu_login_result out;
+    void *hook_memo; /* as cu_identity_login's */
+    void (*hook_memo_free)(void *memo);
 };
 
 /* cu_identity_mfa_check(idn, op, challenge, code): takes the challenge token and code into op.

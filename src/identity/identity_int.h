@@ -27,6 +27,7 @@ struct cu_identity {
     struct cu_secret *staff_index; /* staff e-mail blind index */
     struct cu_vault *vault;
     struct cu_envelope *staff_keys; /* staff members' DEKs and secrets */
+    struct cu_identity_hook hook;   /* monitoring (cu_identity_set_hook) */
 };
 
 /* A subject's credentials row, as sign-in reads it. */
@@ -64,6 +65,11 @@ enum cu_err cu_identity_lockout_locked(struct cu_identity *idn, struct cu_db *db
 enum cu_err cu_identity_lockout_fail(struct cu_identity *idn, struct cu_db *db, const char *subject,
                                      int64_t now, uint64_t *failures, int64_t *locked_until);
 enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject);
+
+/* cu_identity_lockout_until(db, subject, now, until): locks the subject's sign-in until
+ * `until` at least (monitoring's lock_login), whatever its failures. */
+enum cu_err cu_identity_lockout_until(struct cu_db *db, const char *subject, int64_t now,
+                                      int64_t until);
 enum cu_err cu_identity_event_add(struct cu_db *db, const char *kind, enum cu_subject_kind sk,
                                   const char *sid, const struct cu_auth_ctx *ctx,
                                   const char *reason);

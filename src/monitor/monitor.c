@@ -434,6 +434,22 @@ enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu
     return decide(m, w, db, ev, source, d, true);
 }
 
+/* memo_decision(memo, local): the decision kept in *memo (made there when missing), or local
+ * when there is no slot. NULL when out of memory. */
+static struct cu_monitor_decision *memo_decision(void **memo, struct cu_monitor_decision *local)
+{
+    struct cu_monitor_decision *d = memo ? *memo : NULL;
+    if (d != NULL)
+        return d;
+    if (memo == NULL) {
+        memset(local, 0, sizeof(*local));
+        return local;
+    }
+    if ((d = cu_calloc(1, sizeof(*d))) != NULL)
+        *memo = d;
+    return d;
+}
+
 /* ---- the ledger's hook ---- */
 
 static bool printable_ref(const char *s)
@@ -527,7 +543,7 @@ static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_le
                                  struct cu_ledger_hook_out *out)
 {
     struct cu_monitor *m = arg;
-    struct cu_monitor_decision *d = ask->op->hook_memo ? *ask->op->hook_memo : NULL, local;
+    struct cu_monitor_decision *d, local;
     const char *customer = ask->debit->customer[0] ? ask->debit->customer : ask->credit->customer;
     struct cu_mon_event *ev;
     enum cu_err rc;
@@ -535,14 +551,8 @@ static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_le
     out->verdict = CU_LEDGER_LET;
     if (customer[0] == '\0')
         return CU_OK; /* between the company's own accounts: no customer to watch */
-    if (d == NULL && ask->op->hook_memo != NULL) {
-        if ((d = cu_calloc(1, sizeof(*d))) == NULL)
-            return CU_E_NOMEM;
-        *ask->op->hook_memo = d;
-    } else if (d == NULL) {
-        memset(&local, 0, sizeof(local));
-        d = &local;
-    }
+    if ((d = memo_decision(ask->op->hook_memo, &local)) == NULL)
+        return CU_E_NOMEM;
     if ((ev = cu_malloc(sizeof(*ev))) == NULL) {
         rc = CU_E_NOMEM;
     } else {
@@ -570,6 +580,66 @@ static void memo_free(void *memo)
 struct cu_ledger_hook cu_monitor_ledger_hook(struct cu_monitor *m)
 {
     struct cu_ledger_hook h = {ledger_decide, m, memo_free};
+    return h;
+}
+
+/* ---- the sign-in hook ---- */
+
+static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
+                                 const struct cu_signin_event *sev, struct cu_signin_out *out)
+{
+    struct cu_monitor *m = arg;
+    const struct cu_work_ctx *ctx = cu_work_context_of(w);
+    const char *who = sev->id ? sev->id : sev->subject;
+    struct cu_monitor_decision local, *d;
+    struct cu_mon_event *ev;
+    struct cu_ip ip;
+    int type = cu_mon_types_find(&m->types, sev->type);
+    enum cu_err rc;
+
+    if (type < 0 || who == NULL || strlen(who) > CU_MON_REF_MAX || !printable_ref(who))
+        return CU_OK; /* not a step monitoring knows, or no key for it */
+    if ((d = memo_decision(sev->memo, &local)) == NULL ||
+        (ev = cu_calloc(1, sizeof(*ev))) == NULL) {
+        if (d == &local)
+            cu_monitor_decision_clear(&local);
+        return CU_E_NOMEM;
+    }
+    ev->type = type;
+    ev->time_ms = ctx->now_ms;
+    snprintf(ev->customer, sizeof(ev->customer), "%s", who);
+    if (sev->ctx && sev->ctx->ip && cu_ip_parse(sev->ctx->ip, &ip) == CU_OK) {
+        snprintf(ev->ip, sizeof(ev->ip), "%.47s", sev->ctx->ip); /* parsed: it fits */
+        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
+        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
+        ev->has |= CU_EVF_IP;
+    }
+    if (sev->ctx && sev->ctx->device_id && strlen(sev->ctx->device_id) <= CU_MON_REF_MAX &&
+        printable_ref(sev->ctx->device_id)) {
+        snprintf(ev->device, sizeof(ev->device), "%s", sev->ctx->device_id);
+        ev->has |= CU_EVF_DEVICE;
+    }
+    snprintf(ev->channel, sizeof(ev->channel), "signin");
+    ev->has |= CU_EVF_CHANNEL;
+    rc = decide(m, w, db, ev, "signin", d, false);
+    sodium_memzero(ev, sizeof(*ev));
+    cu_free(ev);
+    if (rc == CU_OK) {
+        snprintf(out->decision, sizeof(out->decision), "%s", d->id);
+        out->verdict = d->v.decision == CU_DEC_DENY ? CU_SIGNIN_DENY
+                       : d->v.decision == CU_DEC_HOLD || d->v.decision == CU_DEC_STEP_UP
+                           ? CU_SIGNIN_MFA
+                           : CU_SIGNIN_LET;
+        out->lock_ms = (d->v.actions & CU_ACT_LOCK_LOGIN) ? d->v.lock_ms : 0;
+    }
+    if (d == &local)
+        cu_monitor_decision_clear(&local);
+    return rc;
+}
+
+struct cu_identity_hook cu_monitor_signin_hook(struct cu_monitor *m)
+{
+    struct cu_identity_hook h = {signin_decide, m, memo_free};
     return h;
 }
 

@@ -19,6 +19,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "identity/identity.h"
 #include "ledger/ledger.h"
 #include "monitor/event.h"
 #include "monitor/rules.h"
@@ -90,6 +91,12 @@ CU_WUR enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, st
  * the movement's unit (whose audit record covers it). A step-up is asked of a customer's own
  * session below aal2; for a key or a staff member it holds the transfer for review. */
 struct cu_ledger_hook cu_monitor_ledger_hook(struct cu_monitor *m);
+
+/* cu_monitor_signin_hook(m): the sign-in's monitoring hook (identity/identity.h): each
+ * customer's sign-in, failed sign-in and failed second factor decided by m (docs/monitoring.md,
+ * "At sign-in"): deny refuses it, hold and step_up demand the second factor, lock_login locks
+ * the account. */
+struct cu_identity_hook cu_monitor_signin_hook(struct cu_monitor *m);
 
 /* cu_monitor_answer(d, out): the decision as POST /v1/events answers it: a JSON object. */
 CU_WUR enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out);

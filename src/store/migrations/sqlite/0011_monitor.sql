@@ -30,3 +30,7 @@ CREATE TABLE monitor_events (
 ) STRICT;
 CREATE UNIQUE INDEX monitor_events_decision ON monitor_events (decision_id);
 CREATE INDEX monitor_events_at ON monitor_events (at);
+
+-- A session that monitoring's step-up at sign-in restricted: it may do nothing but enrol a
+-- second factor until its subject has one.
+ALTER TABLE sessions ADD COLUMN must_enrol INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,80 @@
+#!/bin/sh
+# Monitoring at sign-in: each customer's sign-in, failed sign-in and failed second factor
+# decided in its step's unit of work. The default pack locks an account after five failures
+# in fifteen minutes, though the right password then comes; a rule's deny refuses a right
+# password, answered as wrong credentials with the decision in the audit log; a step-up asked
+# of a customer without a second factor gives a session that may only enrol one; failures of
+# a login that names no account are counted under a keyed form of it, never the login itself.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+# the identity's own lockout is out of the way (a high threshold): what locks here is monitoring
+start_server "$D" CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+PW="amber violin harbour 77"
+login() {
+    req POST /v1/auth/login -H "$JSONH" \
+        --data "{\"login\": \"$1\", \"password\": \"$2\", \"kind\": \"customer\"${3:+, \"device_id\": \"$3\"}}"
+}
+
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ada@example.com"}'
+ADA=$(json "j['id']")
+req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data "{\"password\": \"$PW\"}"
+login ada@example.com "$PW"
+check_eq "a sign-in is let through" "200 signed_in False" "$STATUS $(json "j['status']") $(json "j['mfa_enrolment_required']")"
+for i in 1 2 3 4; do login ada@example.com "wrong password $i"; done
+login ada@example.com "$PW"
+check_eq "four failures lock nothing" 200 "$STATUS"
+login ada@example.com "wrong password 5"
+check_eq "the fifth failure in fifteen minutes (a success between them forgets none)" 401 "$STATUS"
+login ada@example.com "$PW"
+check_eq "locks the account, the right password too" 429 "$STATUS"
+check "for the rule's fifteen minutes" sh -c "r=\$(tr -d '\r' <'$TMP/headers' | awk -F': ' 'tolower(\$1) == \"retry-after\" {print \$2}'); [ \"\$r\" -gt 850 ] && [ \"\$r\" -le 900 ]"
+check_eq "the failure that locked it names its decision in the audit log" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'auth.login' AND outcome = 'failure' AND details LIKE '%\"decision\":\"dec_%' AND details LIKE '%\"locked_for_ms\":900000%'")"
+check_eq "each step is a monitoring event of the customer, none while locked" "2 5 " \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE source = 'signin' AND customer = '$ADA' AND type = 'login_succeeded'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE source = 'signin' AND customer = '$ADA' AND type = 'login_failed'") "
+req DELETE "/v1/customers/$ADA/lockout" -H "$AUTH"
+login ada@example.com "$PW"
+check_eq "staff clear the lock" 200 "$STATUS"
+
+# a login that names no account: counted under a keyed form, not the login
+login nobody@example.com "whatever it is"
+check_eq "an unknown login fails as ever" 401 "$STATUS"
+check "and is counted without the login itself" sh -c "
+    [ \"\$('$DBQ' '$D' \"SELECT COUNT(*) FROM monitor_events WHERE source = 'signin' AND type = 'login_failed' AND customer <> '$ADA'\")\" = 1 ] &&
+    [ -z \"\$('$DBQ' '$D' \"SELECT seq FROM monitor_events WHERE customer LIKE '%nobody%' OR body LIKE '%nobody%'\")\" ]"
+stop_server
+
+cat >"$D/signin.rules" <<'RULES'
+rule evil_device
+  when event.type == "login_succeeded" and event.device == "d-evil"
+  then deny, reason "a device known to be stolen"
+
+rule new_laptop
+  when event.type == "login_succeeded" and event.device == "d-new"
+  then step_up, reason "a device to prove with a second factor"
+RULES
+start_server "$D" CUSTODIA_MONITOR_RULES=signin.rules CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 || exit 1
+login ada@example.com "$PW" d-evil
+check_eq "a rule's deny refuses the right password, answered as wrong credentials" \
+    "401 urn:custodia:problem:invalid_credentials" "$STATUS $(json "j['type']")"
+check_eq "the refusal and its decision are in the audit log" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'auth.login' AND outcome = 'denied' AND details LIKE '%\"reason\":\"monitoring\"%' AND details LIKE '%\"decision\":\"dec_%'")"
+login ada@example.com "$PW" d-new
+check_eq "a step-up for a customer without a second factor signs in, to enrol one" "200 True" \
+    "$STATUS $(json "j['mfa_enrolment_required']")"
+TOK="Authorization: Bearer $(json "j['token']")"
+req GET "/v1/customers/$ADA/accounts" -H "$TOK"
+check_eq "that session may do nothing else" "403 urn:custodia:problem:mfa_enrolment_required" "$STATUS $(json "j['type']")"
+req POST /v1/me/mfa/totp -H "$TOK"
+check_eq "but enrol" 200 "$STATUS"
+login ada@example.com "$PW" d-usual
+check_eq "another device signs in as ever" "200 False" "$STATUS $(json "j['mfa_enrolment_required']")"
+TOK2="Authorization: Bearer $(json "j['token']")"
+req GET "/v1/customers/$ADA/accounts" -H "$TOK2"
+check_eq "and acts" 200 "$STATUS"
+stop_server
+finish
