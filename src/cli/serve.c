@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "cli/cli.h"
+#include "monitor/monitor.h"
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
@@ -104,6 +105,30 @@ void cu_cli_app_free(struct cu_app *app)
     cu_app_free(app);
 }
 
+/* monitor_rebuild(app): the monitoring state rebuilt from the stored events before the server
+ * takes a request. A store that cannot be read stops the start: deciding with empty windows
+ * would let through what the rules were written to stop. */
+static int monitor_rebuild(struct cu_app *app)
+{
+    struct cu_monitor_rebuilt r;
+    struct cu_db *db = NULL;
+    enum cu_err rc = cu_store_acquire(app->store, &db);
+
+    if (rc == CU_OK)
+        rc = cu_monitor_rebuild(app->monitor, db, cu_clock_now_ms(), &r);
+    cu_store_release(db);
+    if (rc != CU_OK) {
+        cu_cli_error("the monitoring state could not be rebuilt from the stored events: %s; not "
+                     "starting",
+                     cu_err_str(rc));
+        return CU_EXIT_FAIL;
+    }
+    cu_log(CU_LOG_INFO, "monitor.rebuilt", CU_LI("events", (long long)r.events),
+           CU_LI("skipped", (long long)r.skipped), CU_LI("unrecorded", (long long)r.unrecorded),
+           CU_LI("ms", (long long)r.took_ms));
+    return CU_EXIT_OK;
+}
+
 int cu_cli_serve(int argc, char **argv)
 {
     const char *dirflag = NULL;
@@ -146,6 +171,8 @@ int cu_cli_serve(int argc, char **argv)
     }
     code = cu_cli_app_new(&ctx, &app);
     if (code != CU_EXIT_OK)
+        goto out;
+    if ((code = monitor_rebuild(app)) != CU_EXIT_OK)
         goto out;
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)

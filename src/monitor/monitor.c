@@ -730,6 +730,45 @@ void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out)
     out->state_dropped = atomic_load(&m->state_dropped);
 }
 
+enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
+                               struct cu_monitor_rebuilt *out)
+{
+    static const char sql[] = "SELECT seq, body FROM monitor_events WHERE at >= $1 ORDER BY seq";
+    const struct cu_val p[] = {CU_VI(now_ms - CU_MONITOR_REBUILD_MS)};
+    struct cu_mon_parse_opts o;
+    struct cu_mon_event *ev = cu_malloc(sizeof(*ev));
+    struct cu_stmt *st = NULL;
+    char err[CU_MON_ERR_BYTES];
+    bool row = false;
+    int64_t t0 = mono_us();
+    enum cu_err rc;
+
+    memset(out, 0, sizeof(*out));
+    if (ev == NULL)
+        return CU_E_NOMEM;
+    memset(&o, 0, sizeof(o));
+    o.types = &m->types;
+    rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t n = 0;
+        const char *body = cu_stmt_text(st, 1, &n);
+        /* a stored event is one the parser wrote; one it cannot read again (a custom type
+         * since removed from [monitor] event_types) is skipped and counted */
+        if (cu_mon_event_parse(body, n, &o, ev, err) != CU_OK) {
+            out->skipped++;
+            continue;
+        }
+        if (cu_mon_state_add(m->eng.st, ev) != CU_OK)
+            out->unrecorded++;
+        out->events++;
+    }
+    cu_stmt_done(st);
+    sodium_memzero(ev, sizeof(*ev));
+    cu_free(ev);
+    out->took_ms = (mono_us() - t0) / 1000;
+    return rc;
+}
+
 enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
 {
     struct cu_monitor_stats st;

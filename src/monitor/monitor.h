@@ -105,6 +105,25 @@ CU_WUR enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct
  * it, a JSON object appended to out. CU_E_NOT_FOUND when there is none. */
 CU_WUR enum cu_err cu_monitor_decision_get(struct cu_db *db, const char *id, struct cu_buf *out);
 
+/* How far back the state is rebuilt from stored events: the longest window (30 days) and two
+ * months more for the baselines (the customer's hours, amounts, devices, countries, payees). */
+#define CU_MONITOR_REBUILD_MS (90LL * 86400000LL)
+
+/* What a rebuild did. */
+struct cu_monitor_rebuilt {
+    uint64_t events;     /* recorded in the state */
+    uint64_t skipped;    /* stored events that no longer parse (a custom type removed) */
+    uint64_t unrecorded; /* the state could not record (out of memory) */
+    int64_t took_ms;
+};
+
+/* cu_monitor_rebuild(m, db, now_ms, out): feeds the state, empty, the stored events of the
+ * last CU_MONITOR_REBUILD_MS in the order they were decided, so that windows and baselines
+ * are as they were before a restart (docs/monitoring.md, "After a restart"). Before the
+ * server takes requests: nothing else may touch the state meanwhile. */
+CU_WUR enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
+                                      struct cu_monitor_rebuilt *out);
+
 /* What the service has done since it started (for /metrics). */
 struct cu_monitor_stats {
     uint64_t decided[5];              /* by decision */

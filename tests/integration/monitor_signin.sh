@@ -46,6 +46,21 @@ check_eq "an unknown login fails as ever" 401 "$STATUS"
 check "and is counted without the login itself" sh -c "
     [ \"\$('$DBQ' '$D' \"SELECT COUNT(*) FROM monitor_events WHERE source = 'signin' AND type = 'login_failed' AND customer <> '$ADA'\")\" = 1 ] &&
     [ -z \"\$('$DBQ' '$D' \"SELECT seq FROM monitor_events WHERE customer LIKE '%nobody%' OR body LIKE '%nobody%'\")\" ]"
+
+# the state is rebuilt from the stored events at start: four failures before a restart and one
+# after it are five in fifteen minutes
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "bob@example.com"}'
+BOB=$(json "j['id']")
+req PUT "/v1/customers/$BOB/password" -H "$AUTH" -H "$JSONH" --data "{\"password\": \"$PW\"}"
+for i in 1 2 3 4; do login bob@example.com "wrong again $i"; done
+login bob@example.com "$PW"
+check_eq "four failures of another customer lock nothing" 200 "$STATUS"
+stop_server
+start_server "$D" CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 || exit 1
+check "the start rebuilt the state from the stored events" grep -q '"msg":"monitor.rebuilt","events":[1-9]' "$LOG"
+login bob@example.com "wrong again 5"
+login bob@example.com "$PW"
+check_eq "four failures before a restart and one after it lock the account" 429 "$STATUS"
 stop_server
 
 cat >"$D/signin.rules" <<'RULES'

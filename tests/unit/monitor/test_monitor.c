@@ -357,6 +357,52 @@ static void pseudonyms_keep_networks(void **state)
         cu_monitor_decision_clear(&j[i].d);
 }
 
+/* A state rebuilt from the stored events decides as the one before it: the windows of a
+ * customer and of a network (kept by their pseudonyms) count what came before the restart. */
+static void rebuilt_state_decides_the_same(void **state)
+{
+    struct fixture *f = *state;
+    struct job a = {0}, b = {0}, c = {0}, x = {0}, y = {0};
+    struct cu_monitor_rebuilt r;
+    struct cu_monitor *m2 = NULL;
+    char err[CU_RULES_ERR_BYTES];
+
+    event_of(f, &a.ev, "login_failed", "r1", NULL);
+    event_of(f, &b.ev, "login_succeeded", "r2", "203.0.113.7");
+    event_of(f, &c.ev, "login_succeeded", "r3", "203.0.113.8");
+    assert_int_equal(decide(f, &a), CU_OK);
+    assert_int_equal(decide(f, &b), CU_OK);
+    assert_int_equal(decide(f, &c), CU_OK);
+    /* the restart: a new service, its state empty, then rebuilt */
+    struct cu_monitor_opts mo = {.rules_path = f->rules,
+                                 .future_ms = 300000,
+                                 .past_ms = 30LL * 86400000,
+                                 .pseudonym = fake_pseudonym};
+    assert_int_equal(cu_monitor_new(&mo, &m2, err), CU_OK);
+    assert_int_equal(cu_monitor_rebuild(m2, f->conn, T0, &r), CU_OK);
+    assert_int_equal(r.events, 3);
+    assert_int_equal(r.skipped, 0);
+    struct cu_monitor *m1 = f->m;
+    f->m = m2;
+    event_of(f, &x.ev, "login_failed", "r1", NULL);
+    event_of(f, &y.ev, "login_succeeded", "r4", "203.0.113.9");
+    assert_int_equal(decide(f, &x), CU_OK);
+    assert_int_equal(decide(f, &y), CU_OK);
+    assert_true(fired(&x.d, "two failures in an hour"));
+    assert_true(fired(&y.d, "three events from one network"));
+    /* and events older than the rebuild's reach are left out */
+    struct cu_monitor *m3 = NULL;
+    assert_int_equal(cu_monitor_new(&mo, &m3, err), CU_OK);
+    assert_int_equal(cu_monitor_rebuild(m3, f->conn, T0 + CU_MONITOR_REBUILD_MS + 1, &r), CU_OK);
+    assert_int_equal(r.events, 0);
+    cu_monitor_free(m3);
+    f->m = m1;
+    cu_monitor_free(m2);
+    struct job *all[] = {&a, &b, &c, &x, &y};
+    for (size_t i = 0; i < 5; i++)
+        cu_monitor_decision_clear(&all[i]->d);
+}
+
 static void bad_rules_and_times(void **state)
 {
     struct fixture *f = *state;
@@ -400,6 +446,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(run_again_counts_once, setup, teardown),
         cmocka_unit_test_setup_teardown(faults_count_once, setup, teardown),
         cmocka_unit_test_setup_teardown(pseudonyms_keep_networks, setup, teardown),
+        cmocka_unit_test_setup_teardown(rebuilt_state_decides_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rules_and_times, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
