@@ -14,6 +14,7 @@
 
 #include "api/bucket.h"
 #include "api/handlers.h"
+#include "monitor/monitor.h"
 #include "api/metrics.h"
 #include "api/server.h"
 #include "base/clock.h"
@@ -51,6 +52,7 @@ struct auth_job {
     struct cu_req *req;
     struct cu_resp *resp;
     json_t *body;
+    void *memo; /* monitoring's decision about a customer's credential change, across runs */
     union {
         struct cu_identity_login login;
         struct cu_identity_mfa mfa;
@@ -76,6 +78,7 @@ struct auth_job {
 static void auth_job_clear(void *p)
 {
     struct auth_job *j = p;
+    cu_monitor_memo_free(j->memo);
     if (j->which == U_LOGIN)
         cu_identity_login_clear(&j->u.login); /* and the monitoring hook's decision */
     else if (j->which == U_MFA)
@@ -534,9 +537,14 @@ static enum cu_err change_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct auth_job *j = arg;
     struct cu_identity *idn = j->req->app->identity;
+    const struct cu_principal *p = &j->req->principal;
     enum cu_err rc = cu_identity_verify_record(idn, w, db, &j->u.change.verify);
     if (rc == CU_OK && j->u.change.verify.result == CU_OK)
         rc = cu_identity_password_record(idn, w, db, &j->u.change.pw);
+    /* a customer's own password changed: an event for monitoring, in the same unit */
+    if (rc == CU_OK && j->u.change.verify.result == CU_OK && p->kind == CU_PRINCIPAL_CUSTOMER)
+        rc = cu_monitor_note(j->req->app->monitor, w, db, "password_changed", p->id, NULL, 0,
+                             &j->memo, NULL, NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(j->resp, rc, "no active account has this id");
     return apply_fail(j, rc, "the password could not be set");
@@ -664,6 +672,9 @@ static enum cu_err confirm_apply(struct cu_work *w, struct cu_db *db, void *arg)
     const struct cu_principal *p = &j->req->principal;
     enum cu_err rc = cu_identity_totp_confirm(j->req->app->identity, w, db, p->session.kind, p->id,
                                               j->u.factor.code, p->session.id, j->u.factor.codes);
+    if (rc == CU_OK && p->kind == CU_PRINCIPAL_CUSTOMER)
+        rc = cu_monitor_note(j->req->app->monitor, w, db, "mfa_changed", p->id, NULL, 0, &j->memo,
+                             NULL, NULL);
     if (rc == CU_E_NOT_FOUND)
         return cu_resp_fail(j->resp, rc, "no enrolment is pending: POST /v1/me/mfa/totp first");
     if (rc != CU_OK && rc != CU_E_BUSY)

@@ -12,6 +12,7 @@
 #include "access/unmask.h"
 #include "api/gate.h"
 #include "api/handlers.h"
+#include "monitor/monitor.h"
 #include "api/metrics.h"
 #include "api/server.h"
 #include "base/json.h"
@@ -318,11 +319,15 @@ struct change {
     struct cu_gate_result gate; /* the unit's decision on the customer */
     enum shown shown;           /* how the answer shows the customer */
     struct reveal rv;           /* a PATCH's read: its reason, and what masked it */
+    void *memo;                 /* monitoring's decision about a PATCH, kept across runs */
+    bool denied;                /* monitoring denied it */
+    char decision[CU_DECISION_ID_BYTES];
 };
 
 static void change_clear(void *p)
 {
     struct change *j = p;
+    cu_monitor_memo_free(j->memo);
     json_decref(j->body);
     json_decref(j->changed);
     cu_customer_clear(&j->c);
@@ -604,6 +609,29 @@ static enum cu_err patch_apply(struct cu_work *w, struct cu_db *db, void *arg)
     rc = may_change(j, w, db);
     if (rc != CU_OK || j->gate.refused)
         return rc == CU_OK ? CU_OK : change_fail(j, rc);
+    /* monitoring, before the change: the fields the body changes, as a profile_changed */
+    {
+        const char *fields[CU_MON_FIELDS_MAX];
+        const char *k;
+        json_t *v;
+        size_t n = 0;
+        enum cu_decision dec = CU_DEC_ALLOW;
+        json_object_foreach(j->body, k, v)
+        {
+            (void)v;
+            if (n < CU_MON_FIELDS_MAX)
+                fields[n++] = k;
+        }
+        rc = cu_monitor_note(req->app->monitor, w, db, "profile_changed", req->params[0], fields, n,
+                             &j->memo, &dec, j->decision);
+        if (rc != CU_OK)
+            return change_fail(j, rc);
+        j->denied = dec == CU_DEC_DENY;
+        if (j->denied)
+            return cu_work_audit(
+                w, "customer.update", target_of(req->params[0]).text, "denied",
+                json_pack("{s:s, s:s}", "reason", "monitoring", "decision", j->decision));
+    }
     rc = cu_vault_patch(req->app->vault, db, req->params[0], j->body, &j->c, &j->changed, j->why);
     if (rc == CU_OK && json_array_size(j->changed) > 0)
         rc = cu_work_audit(w, "customer.update", target_of(j->c.id).text, "success",
@@ -624,6 +652,11 @@ static enum cu_err patch_answer(struct cu_req *req, struct cu_resp *resp, void *
     (void)req;
     if (j->gate.refused)
         return cu_gate_refused_answer(resp, &j->gate);
+    if (j->denied) {
+        resp->type = "change_denied";
+        return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                            "the change was refused by monitoring (decision %s)", j->decision);
+    }
     reveal_header(req, resp, &j->rv);
     if (j->shown == SHOWN_NOT)
         cu_customer_drop_personal(&j->c);

@@ -13,6 +13,7 @@
 
 #include "api/gate.h"
 #include "api/handlers.h"
+#include "monitor/monitor.h"
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/json.h"
@@ -41,6 +42,7 @@ struct staff_job {
     struct cu_req *req;
     struct cu_resp *resp;
     json_t *body;
+    void *memo; /* monitoring's decision about a customer's new password, across runs */
     const char *email, *name, *status;
     uint64_t scopes;
     struct cu_staff_access access; /* roles and attributes to store */
@@ -57,6 +59,7 @@ struct staff_job {
 static void staff_job_clear(void *p)
 {
     struct staff_job *j = p;
+    cu_monitor_memo_free(j->memo);
     json_decref(j->body);
     cu_identity_password_clear(&j->pw);
     cu_crypto_wipe(&j->s, sizeof(j->s));
@@ -491,8 +494,12 @@ static enum cu_err password_apply(struct cu_work *w, struct cu_db *db, void *arg
                                                     : may_act_on_customer(j, w, db, j->pw.id);
     if (rc != CU_OK || j->refused)
         return apply_fail(j, rc, "the password could not be set");
-    return apply_fail(j, cu_identity_password_record(j->req->app->identity, w, db, &j->pw),
-                      "the password could not be set");
+    rc = cu_identity_password_record(j->req->app->identity, w, db, &j->pw);
+    /* a customer's password changed: an event for monitoring, in the same unit */
+    if (rc == CU_OK && j->pw.kind == CU_SUBJECT_CUSTOMER)
+        rc = cu_monitor_note(j->req->app->monitor, w, db, "password_changed", j->pw.id, NULL, 0,
+                             &j->memo, NULL, NULL);
+    return apply_fail(j, rc, "the password could not be set");
 }
 
 /* The answer of a change that may have been refused in its unit, else 204. */

@@ -637,6 +637,68 @@ static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
     return rc;
 }
 
+enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                            const char *type, const char *customer, const char *const *fields,
+                            size_t n, void **memo, enum cu_decision *decision,
+                            char id[CU_DECISION_ID_BYTES])
+{
+    const struct cu_work_ctx *ctx = cu_work_context_of(w);
+    bool own = strcmp(ctx->actor_type, "customer") == 0;
+    struct cu_monitor_decision local, *d;
+    struct cu_mon_event *ev;
+    struct cu_ip ip;
+    int t = cu_mon_types_find(&m->types, type);
+    enum cu_err rc;
+
+    if (decision)
+        *decision = CU_DEC_ALLOW;
+    if (id)
+        id[0] = '\0';
+    if (t < 0 || strlen(customer) > CU_MON_REF_MAX || !printable_ref(customer))
+        return CU_E_INVALID;
+    if ((d = memo_decision(memo, &local)) == NULL || (ev = cu_calloc(1, sizeof(*ev))) == NULL) {
+        if (d == &local)
+            cu_monitor_decision_clear(&local);
+        return CU_E_NOMEM;
+    }
+    ev->type = t;
+    ev->time_ms = ctx->now_ms;
+    snprintf(ev->customer, sizeof(ev->customer), "%s", customer);
+    for (size_t i = 0; i < n && ev->nfields < CU_MON_FIELDS_MAX; i++)
+        if (strlen(fields[i]) <= CU_MON_NAME_MAX)
+            snprintf(ev->fields[ev->nfields++], sizeof(ev->fields[0]), "%s", fields[i]);
+    /* the customer's own session's address and device; a staff member's or a key's are not
+     * the customer's */
+    if (own && cu_ip_parse(ctx->source_ip, &ip) == CU_OK) {
+        snprintf(ev->ip, sizeof(ev->ip), "%.47s", ctx->source_ip); /* parsed: it fits */
+        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
+        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
+        ev->has |= CU_EVF_IP;
+    }
+    if (own && strlen(ctx->device_id) <= CU_MON_REF_MAX && printable_ref(ctx->device_id)) {
+        snprintf(ev->device, sizeof(ev->device), "%s", ctx->device_id);
+        ev->has |= CU_EVF_DEVICE;
+    }
+    snprintf(ev->channel, sizeof(ev->channel), "%s", own ? "session" : "api");
+    ev->has |= CU_EVF_CHANNEL;
+    rc = decide(m, w, db, ev, "profile", d, false);
+    sodium_memzero(ev, sizeof(*ev));
+    cu_free(ev);
+    if (rc == CU_OK && decision)
+        *decision = d->v.decision;
+    if (rc == CU_OK && id)
+        snprintf(id, CU_DECISION_ID_BYTES, "%s", d->id);
+    if (d == &local)
+        cu_monitor_decision_clear(&local);
+    return rc;
+}
+
+void cu_monitor_memo_free(void *memo)
+{
+    if (memo != NULL)
+        memo_free(memo);
+}
+
 struct cu_identity_hook cu_monitor_signin_hook(struct cu_monitor *m)
 {
     struct cu_identity_hook h = {signin_decide, m, memo_free};

@@ -98,6 +98,18 @@ struct cu_ledger_hook cu_monitor_ledger_hook(struct cu_monitor *m);
  * the account. */
 struct cu_identity_hook cu_monitor_signin_hook(struct cu_monitor *m);
 
+/* cu_monitor_note(m, w, db, type, customer, fields, n, memo, decision, id): a change of a
+ * customer's own decided in w as an event of type ("profile_changed" with the n fields named,
+ * "password_changed", "mfa_changed"; docs/monitoring.md, "Profile and credentials"), stored
+ * with its decision (w's own audit record covers it). The decision and its id go to decision
+ * and id (either may be NULL). memo: the caller's slot, kept across runs of w (freed with
+ * cu_monitor_memo_free), or NULL. CU_E_INVALID for an unknown type or customer reference. */
+CU_WUR enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                   const char *type, const char *customer,
+                                   const char *const *fields, size_t n, void **memo,
+                                   enum cu_decision *decision, char id[CU_DECISION_ID_BYTES]);
+void cu_monitor_memo_free(void *memo);
+
 /* cu_monitor_answer(d, out): the decision as POST /v1/events answers it: a JSON object. */
 CU_WUR enum cu_err cu_monitor_answer(const struct cu_monitor_decision *d, struct cu_buf *out);
 

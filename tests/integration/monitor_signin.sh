@@ -61,12 +61,42 @@ check "the start rebuilt the state from the stored events" grep -q '"msg":"monit
 login bob@example.com "wrong again 5"
 login bob@example.com "$PW"
 check_eq "four failures before a restart and one after it lock the account" 429 "$STATUS"
+
+# a change of contact details is an event too: money leaving within two days of it is stopped
+# by the default pack (a step-up, which an API key cannot make: the withdrawal is held)
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "cy@example.com"}'
+CY=$(json "j['id']")
+req POST "/v1/customers/$CY/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+BA=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: dep-cy" \
+    --data "{\"account\": \"$BA\", \"amount\": 50000, \"currency\": \"EUR\"}"
+req POST /v1/withdrawals -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: wd-cy-1" \
+    --data "{\"account\": \"$BA\", \"amount\": 20000, \"currency\": \"EUR\"}"
+check_eq "a withdrawal before any change is let through" "201 False" "$STATUS $(json "j['transfer']['held']")"
+req PATCH "/v1/customers/$CY" -H "$AUTH" -H "$JSONH" --data '{"email": "cy.new@example.com"}'
+check_eq "the e-mail is changed" 200 "$STATUS"
+check_eq "as a profile_changed event naming the field" '["email"]' \
+    "$("$DBQ" "$D" "SELECT json_extract(body, '$.fields') FROM monitor_events WHERE source = 'profile' AND customer = '$CY'")"
+req POST /v1/withdrawals -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: wd-cy-2" \
+    --data "{\"account\": \"$BA\", \"amount\": 20000, \"currency\": \"EUR\"}"
+check_eq "money leaving within two days of it is held" "201 True" "$STATUS $(json "j['transfer']['held']")"
+check "by the rule written for it" sh -c "grep -q contact_change_then_withdrawal '$TMP/body'"
+req PUT "/v1/customers/$CY/password" -H "$AUTH" -H "$JSONH" --data '{"password": "a brand new passphrase 88"}'
+check_eq "a new password is an event too" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE type = 'password_changed' AND customer = '$CY'")"
+check_eq "and money leaving within a day of both is refused (the scores add up to deny)" 403 "$(
+    req POST /v1/withdrawals -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: wd-cy-3" \
+        --data "{\"account\": \"$BA\", \"amount\": 10000, \"currency\": \"EUR\"}"; echo "$STATUS")"
 stop_server
 
 cat >"$D/signin.rules" <<'RULES'
 rule evil_device
   when event.type == "login_succeeded" and event.device == "d-evil"
   then deny, reason "a device known to be stolen"
+
+rule no_phone_changes
+  when event.type == "profile_changed" and "phone" in event.fields
+  then deny, reason "phone numbers change at a branch"
 
 rule new_laptop
   when event.type == "login_succeeded" and event.device == "d-new"
@@ -86,6 +116,12 @@ req GET "/v1/customers/$ADA/accounts" -H "$TOK"
 check_eq "that session may do nothing else" "403 urn:custodia:problem:mfa_enrolment_required" "$STATUS $(json "j['type']")"
 req POST /v1/me/mfa/totp -H "$TOK"
 check_eq "but enrol" 200 "$STATUS"
+req PATCH "/v1/customers/$ADA" -H "$AUTH" -H "$JSONH" --data '{"phone": "+441234567890"}'
+check_eq "a change a rule denies is refused, naming the decision" "403 urn:custodia:problem:change_denied" \
+    "$STATUS $(json "j['type']")"
+check "with its id" sh -c "grep -Eq 'decision dec_[0-9a-f]{16}' '$TMP/body'"
+req GET "/v1/customers/$ADA" -H "$AUTH" -H "Custodia-Reason: test"
+check_eq "and changes nothing" "None" "$(json "j.get('phone')")"
 login ada@example.com "$PW" d-usual
 check_eq "another device signs in as ever" "200 False" "$STATUS $(json "j['mfa_enrolment_required']")"
 TOK2="Authorization: Bearer $(json "j['token']")"
