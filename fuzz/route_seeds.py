@@ -68,6 +68,13 @@ EXTRA = {
     '{"type": "transfer", "time": "{{NOW}}", "customer": "c1", "ip": "2001:db8::1", '
     '"device": "d1", "country": "GB", "lat": 51.5, "lon": -0.1, "amount": 250000, '
     '"currency": "GBP", "payee": "p1", "channel": "app", "attributes": {"mcc": "6011"}}',
+    "alert-get": "GET /v1/alerts/alr_0000000000000000\nAuthorization: Bearer {{KEY}}\n\n",
+    "alert-assign": "POST /v1/alerts/alr_0000000000000000/assign\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"assignee": "stf_0000000000000000"}',
+    "alert-resolve": "POST /v1/alerts/alr_0000000000000000/resolve\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"resolution": "true_positive"}',
+    "alert-comment": "POST /v1/alerts/alr_0000000000000000/comments\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"text": "looked at it"}',
     "event-profile": "POST /v1/events\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
     '{"type": "profile_changed", "time": "{{NOW}}", "customer": "c1", "fields": ["email"]}',
 }

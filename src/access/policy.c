@@ -69,7 +69,8 @@ static const struct {
 } builtin_roles[] = {
     {"admin", "*"},
     {"security_analyst", "audit.read customers.read customers.credentials metrics.read "
-                         "staff.read apikeys.read access.read decisions.read"},
+                         "staff.read apikeys.read access.read decisions.read alerts.read "
+                         "alerts.write"},
     {"support_agent", "customers.read customers.credentials"},
     {"auditor", "audit.read access.read metrics.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
@@ -77,7 +78,7 @@ static const struct {
     {"service", "customers.read customers.write customers.credentials"},
     {"teller", "customers.read accounts.read accounts.write transfers.read transfers.write"},
     {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
-                      "transfers.approve audit.read decisions.read"},
+                      "transfers.approve audit.read decisions.read alerts.read alerts.write"},
     {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
                          "ledger.read"},
     {"events_service", "events.write"},

@@ -99,5 +99,10 @@ enum cu_err cu_handle_ledger_changes(struct cu_req *req, struct cu_resp *resp);
 /* monitor_routes.c: events posted for a decision, and the decisions (docs/api.md) */
 enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_alerts_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_alert_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_alert_assign(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_alert_comment(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_alert_resolve(struct cu_req *req, struct cu_resp *resp);
 
 #endif

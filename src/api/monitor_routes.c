@@ -8,6 +8,7 @@
  * record commit together, and the answer is sent once they are durable.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
 
@@ -17,6 +18,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/json.h"
+#include "monitor/alerts.h"
 #include "monitor/monitor.h"
 #include "vault/vault.h"
 
@@ -147,4 +150,220 @@ enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp)
     char target[CU_DECISION_ID_BYTES + 16];
     snprintf(target, sizeof(target), "decision:%s", req->params[0]);
     return cu_req_audit(req, "monitor.decision_read", target, "success", NULL);
+}
+
+/* ---- alerts ---- */
+
+static json_t *alert_json(const struct cu_alert *a)
+{
+    char created[CU_RFC3339_BYTES], updated[CU_RFC3339_BYTES], resolved[CU_RFC3339_BYTES];
+    json_t *rules = json_array();
+    const char *p = a->rules;
+
+    while (rules != NULL && *p) {
+        size_t n = strcspn(p, " ");
+        json_array_append_new(rules, json_stringn(p, n));
+        p += n;
+        p += *p == ' ';
+    }
+    cu_clock_format(a->created_at, created);
+    cu_clock_format(a->updated_at, updated);
+    cu_clock_format(a->resolved_at, resolved);
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s}", "id", a->id,
+        "decision", a->decision_id, "customer", a->customer, "type", a->type, "severity",
+        a->severity, "rules", rules ? rules : json_array(), "status", a->status, "assignee",
+        a->assignee[0] ? a->assignee : NULL, "resolution", a->resolution[0] ? a->resolution : NULL,
+        "resolved_by", a->resolved_by[0] ? a->resolved_by : NULL, "resolved_at",
+        a->resolved_at ? resolved : NULL, "created_at", created, "updated_at", updated);
+}
+
+static enum cu_err unknown_alert(struct cu_resp *resp)
+{
+    resp->type = "unknown_alert";
+    return cu_resp_fail(resp, CU_E_NOT_FOUND, "no alert has this id");
+}
+
+enum cu_err cu_handle_alerts_list(struct cu_req *req, struct cu_resp *resp)
+{
+    const char *status = cu_req_query(req, "status"), *after = cu_req_query(req, "after"),
+               *lim = cu_req_query(req, "limit");
+    struct cu_alert *v = NULL;
+    struct cu_db *db = NULL;
+    size_t n = 0;
+    long limit = 100;
+    char *end = NULL;
+    enum cu_err rc;
+
+    if (status != NULL && strcmp(status, "open") != 0 && strcmp(status, "assigned") != 0 &&
+        strcmp(status, "resolved") != 0)
+        return cu_resp_fail(resp, CU_E_INVALID, "status must be open, assigned or resolved");
+    if (after != NULL && !cu_alert_id_valid(after))
+        return cu_resp_fail(resp, CU_E_INVALID, "after must be an alert's id (alr_…)");
+    if (lim != NULL) {
+        limit = strtol(lim, &end, 10);
+        if (end == lim || *end || limit < 1 || limit > CU_ALERTS_PAGE_MAX)
+            return cu_resp_fail(resp, CU_E_INVALID, "limit must be a whole number from 1 to %d",
+                                CU_ALERTS_PAGE_MAX);
+    }
+    rc = cu_req_db(req, &db);
+    if (rc == CU_OK)
+        rc = cu_alerts_list(db, status, after, (size_t)limit, &v, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the alerts could not be read");
+    json_t *items = json_array();
+    for (size_t i = 0; items != NULL && i < n; i++)
+        json_array_append_new(items, alert_json(&v[i]));
+    json_t *out = json_pack("{s:o, s:s?}", "items", items ? items : json_array(), "next_after",
+                            n == (size_t)limit ? v[n - 1].id : NULL);
+    cu_free(v);
+    rc = cu_req_audit(req, "alert.list", "alerts", "success",
+                      json_pack("{s:I}", "alerts", (json_int_t)n));
+    if (rc != CU_OK) {
+        json_decref(out);
+        return cu_resp_fail(resp, rc, "the alerts could not be read");
+    }
+    return cu_resp_json(resp, 200, out);
+}
+
+enum cu_err cu_handle_alert_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_alert a;
+    struct cu_alert_comment *c = NULL;
+    struct cu_db *db = NULL;
+    char target[CU_ALERT_ID_BYTES + 8], at[CU_RFC3339_BYTES];
+    size_t n = 0;
+    enum cu_err rc;
+
+    if (!cu_alert_id_valid(req->params[0]))
+        return unknown_alert(resp);
+    rc = cu_req_db(req, &db);
+    if (rc == CU_OK)
+        rc = cu_alert_get(db, req->params[0], &a);
+    if (rc == CU_E_NOT_FOUND)
+        return unknown_alert(resp);
+    if (rc == CU_OK)
+        rc = cu_alert_comments(db, req->params[0], &c, &n);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the alert could not be read");
+    json_t *v = alert_json(&a), *comments = json_array();
+    for (size_t i = 0; comments != NULL && i < n; i++) {
+        cu_clock_format(c[i].at, at);
+        json_array_append_new(comments, json_pack("{s:s, s:s, s:s}", "at", at, "author",
+                                                  c[i].author, "text", c[i].body));
+    }
+    cu_alert_comments_free(c, n);
+    if (v != NULL)
+        json_object_set_new(v, "comments", comments ? comments : json_array());
+    snprintf(target, sizeof(target), "alert:%s", a.id);
+    rc = cu_req_audit(req, "alert.read", target, "success", NULL);
+    if (rc != CU_OK) {
+        json_decref(v);
+        return cu_resp_fail(resp, rc, "the alert could not be read");
+    }
+    return cu_resp_json(resp, 200, v);
+}
+
+enum alert_action { AL_ASSIGN, AL_COMMENT, AL_RESOLVE };
+
+struct alert_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    enum alert_action what;
+    json_t *body;
+    const char *arg; /* the assignee, the comment */
+    bool true_positive;
+    struct cu_alert a;
+};
+
+static void alert_job_clear(void *p)
+{
+    json_decref(((struct alert_job *)p)->body);
+}
+
+static enum cu_err alert_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct alert_job *j = arg;
+    const char *id = j->req->params[0];
+    enum cu_err rc = j->what == AL_ASSIGN    ? cu_alert_assign(w, db, id, j->arg, &j->a)
+                     : j->what == AL_COMMENT ? cu_alert_comment(w, db, id, j->arg, &j->a)
+                                             : cu_alert_resolve(w, db, id, j->true_positive, &j->a);
+    if (rc == CU_E_NOT_FOUND)
+        return unknown_alert(j->resp);
+    if (rc == CU_E_EXISTS) {
+        j->resp->type = "alert_resolved";
+        return cu_resp_fail(j->resp, rc, "the alert is resolved: it changes no more");
+    }
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the alert could not be changed");
+    return rc;
+}
+
+static enum cu_err alert_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct alert_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 200, alert_json(&j->a));
+}
+
+static bool staff_id_valid(const char *s)
+{
+    if (strncmp(s, "stf_", 4) != 0 || strlen(s) != 20)
+        return false;
+    for (s += 4; *s; s++)
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    return true;
+}
+
+static enum cu_err alert_start(struct cu_req *req, struct cu_resp *resp, enum alert_action what)
+{
+    static const char *const keys[][1] = {{"assignee"}, {"text"}, {"resolution"}};
+    struct alert_job *j = cu_req_alloc(req, sizeof(*j), alert_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL, *v = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the alert could not be changed");
+    if (!cu_alert_id_valid(req->params[0]))
+        return unknown_alert(resp);
+    if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+        return resp->err ? resp->err : rc;
+    if (cu_json_only_keys(j->body, keys[what], 1, &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    if (cu_json_get_string(j->body, keys[what][0], true,
+                           what == AL_COMMENT ? CU_ALERT_COMMENT_MAX : 64, &v, err) != CU_OK)
+        return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
+                            err);
+    if (what == AL_ASSIGN && !staff_id_valid(v))
+        return cu_resp_fail(resp, CU_E_INVALID, "field 'assignee' must be a staff member's id");
+    if (what == AL_COMMENT && (v[0] == '\0' || !cu_utf8_valid(v, strlen(v))))
+        return cu_resp_fail(resp, CU_E_INVALID, "field 'text' must be non-empty text");
+    if (what == AL_RESOLVE) {
+        if (strcmp(v, "true_positive") != 0 && strcmp(v, "false_positive") != 0)
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'resolution' must be true_positive or false_positive");
+        j->true_positive = v[0] == 't';
+    }
+    j->arg = v;
+    j->what = what;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, alert_apply, alert_answer, j);
+}
+
+enum cu_err cu_handle_alert_assign(struct cu_req *req, struct cu_resp *resp)
+{
+    return alert_start(req, resp, AL_ASSIGN);
+}
+
+enum cu_err cu_handle_alert_comment(struct cu_req *req, struct cu_resp *resp)
+{
+    return alert_start(req, resp, AL_COMMENT);
+}
+
+enum cu_err cu_handle_alert_resolve(struct cu_req *req, struct cu_resp *resp)
+{
+    return alert_start(req, resp, AL_RESOLVE);
 }

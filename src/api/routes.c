@@ -185,6 +185,11 @@ static const struct cu_route route_table[] = {
     /* monitoring: events posted for a decision, and the decisions */
     {CU_POST, 0, "/v1/events", cu_handle_events_create, CU_SCOPE_EVENTS_WRITE},
     {CU_GET, 0, "/v1/decisions/{id}", cu_handle_decision_get, CU_SCOPE_DECISIONS_READ},
+    {CU_GET, 0, "/v1/alerts", cu_handle_alerts_list, CU_SCOPE_ALERTS_READ},
+    {CU_GET, 0, "/v1/alerts/{id}", cu_handle_alert_get, CU_SCOPE_ALERTS_READ},
+    {CU_POST, 0, "/v1/alerts/{id}/assign", cu_handle_alert_assign, CU_SCOPE_ALERTS_WRITE},
+    {CU_POST, 0, "/v1/alerts/{id}/comments", cu_handle_alert_comment, CU_SCOPE_ALERTS_WRITE},
+    {CU_POST, 0, "/v1/alerts/{id}/resolve", cu_handle_alert_resolve, CU_SCOPE_ALERTS_WRITE},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -54,6 +54,8 @@ enum cu_scope {
     CU_SCOPE_EVENTS_WRITE = 1u << 21,      /* "events.write": post events for a decision */
     CU_SCOPE_DECISIONS_READ = 1u << 22,    /* "decisions.read": read monitoring decisions, with
                                               the events and what their rules read */
+    CU_SCOPE_ALERTS_READ = 1u << 23,       /* "alerts.read": read the alerts queue */
+    CU_SCOPE_ALERTS_WRITE = 1u << 24,      /* "alerts.write": assign, comment, resolve alerts */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

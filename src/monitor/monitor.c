@@ -17,6 +17,7 @@
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "access/policy.h"
+#include "monitor/alerts.h"
 #include "monitor/engine.h"
 
 struct cu_monitor {
@@ -398,6 +399,19 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         /* not INSERT ... RETURNING: SQLite runs that with a statement journal, whose release
          * cost grows with the transaction (a third of a batch's time, measured) */
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    }
+    if (rc == CU_OK && (d->v.actions & CU_ACT_ALERT)) {
+        /* the alert, in the same unit as its decision */
+        char names[CU_ALERT_RULES_MAX + 1];
+        size_t k = 0;
+        names[0] = '\0';
+        for (size_t i = 0; i < d->v.nfired && k < CU_ALERT_RULES_MAX; i++) {
+            int n = snprintf(names + k, sizeof(names) - k, "%s%s", i ? " " : "",
+                             cu_rules_name(m->rs, d->v.fired[i].rule));
+            k = n < 0 ? k : k + (size_t)n;
+        }
+        rc =
+            cu_alert_open(db, w, d->id, ev->customer, type, cu_severity_name(d->v.severity), names);
     }
     if (rc == CU_E_EXISTS) { /* an id drawn twice: run again with another */
         uint8_t raw[8];

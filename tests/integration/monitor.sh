@@ -68,6 +68,36 @@ check_eq "each read of a decision is audited" "1" \
 check "the address sent is nowhere in the database" sh -c "! grep -q '81.2.69.160' '$D/custodia.db' '$D/custodia.db-wal'"
 check "nor the customer's reference in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%c000123%'\")\" ]"
 
+# Alerts: the decision that locked the account named `alert medium`: an alert opened with it
+ALR="alr_${LOCKED#dec_}"
+req GET "/v1/alerts?status=open" -H "$AUTH"
+check_eq "the alert is in the open queue, with its decision, severity and rules" \
+    "200 $LOCKED medium ['failed_sign_ins_per_account'] c000123" \
+    "$STATUS $(json "[a for a in j['items'] if a['id'] == '$ALR'][0]['decision']") $(json "[a for a in j['items'] if a['id'] == '$ALR'][0]['severity']") $(json "[a for a in j['items'] if a['id'] == '$ALR'][0]['rules']") $(json "[a for a in j['items'] if a['id'] == '$ALR'][0]['customer']")"
+req POST "/v1/alerts/$ALR/assign" -H "$AUTH" -H "$JSONH" --data '{"assignee": "stf_00000000000000aa"}'
+check_eq "it is assigned" "200 assigned stf_00000000000000aa" "$STATUS $(json "j['status']") $(json "j['assignee']")"
+req POST "/v1/alerts/$ALR/comments" -H "$AUTH" -H "$JSONH" --data '{"text": "called the customer: a forgotten password"}'
+check_eq "commented" 200 "$STATUS"
+req POST "/v1/alerts/$ALR/resolve" -H "$AUTH" -H "$JSONH" --data '{"resolution": "maybe"}'
+check_eq "a resolution must be true_positive or false_positive" 400 "$STATUS"
+req POST "/v1/alerts/$ALR/resolve" -H "$AUTH" -H "$JSONH" --data '{"resolution": "false_positive"}'
+check_eq "and resolved as a false positive, the label kept" "200 resolved false_positive" \
+    "$STATUS $(json "j['status']") $(json "j['resolution']")"
+req POST "/v1/alerts/$ALR/assign" -H "$AUTH" -H "$JSONH" --data '{"assignee": "stf_00000000000000bb"}'
+check_eq "a resolved alert changes no more" "409 urn:custodia:problem:alert_resolved" "$STATUS $(json "j['type']")"
+req GET "/v1/alerts/$ALR" -H "$AUTH"
+check_eq "read back with its comment and who wrote it" "1 a forgotten password apikey:" \
+    "$(json "len(j['comments'])") $(json "j['comments'][0]['text'].split(': ')[1]") $(json "j['comments'][0]['author'].split(':')[0] + ':'")"
+req GET "/v1/alerts?status=resolved" -H "$AUTH"
+check_eq "the resolved queue has it" "True" "$(json "any(a['id'] == '$ALR' for a in j['items'])")"
+req GET "/v1/alerts/alr_0000000000000000" -H "$AUTH"
+check_eq "an unknown alert is 404" "404 urn:custodia:problem:unknown_alert" "$STATUS $(json "j['type']")"
+req GET "/v1/alerts?limit=0" -H "$AUTH"
+check_eq "a bad limit is 400" 400 "$STATUS"
+check_eq "each change of an alert is audited" "1 1 1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'alert.assign' AND target = 'alert:$ALR'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'alert.comment' AND target = 'alert:$ALR'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'alert.resolve' AND target = 'alert:$ALR'")"
+check "and the comment's text is not in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%forgotten%'\")\" ]"
+
 # A vault customer's events are kept under its id: one posted with its external_ref joins
 # the windows of its internal events.
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "vera@example.com", "external_ref": "crm-4471"}'
@@ -133,6 +163,8 @@ req GET "/v1/decisions/$ID" -H "$POSTER"
 check_eq "but does not read decisions" 403 "$STATUS"
 req GET "/v1/decisions/$ID" -H "$READER"
 check_eq "a key with decisions.read does" 200 "$STATUS"
+req GET /v1/alerts -H "$POSTER"
+check_eq "nor alerts" 403 "$STATUS"
 req POST /v1/events -H "$READER" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c2\"}"
 check_eq "and posts none" 403 "$STATUS"
 req POST /v1/events -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$T\", \"customer\": \"c2\"}"

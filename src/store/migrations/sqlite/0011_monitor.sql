@@ -34,3 +34,33 @@ CREATE INDEX monitor_events_at ON monitor_events (at);
 -- A session that monitoring's step-up at sign-in restricted: it may do nothing but enrol a
 -- second factor until its subject has one.
 ALTER TABLE sessions ADD COLUMN must_enrol INTEGER NOT NULL DEFAULT 0;
+
+-- Alerts: one for each decision whose rules named `alert` (id "alr_" and the decision's 16 hex
+-- digits), for staff to work: its severity (low, medium, high, critical), the rules that fired
+-- (names separated by spaces), status (open, assigned, resolved), the staff member assigned,
+-- and a resolution (true_positive, false_positive) kept as the decision's label for backtests.
+CREATE TABLE alerts (
+    id TEXT NOT NULL PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    decision_id TEXT NOT NULL,
+    customer TEXT NOT NULL,
+    type TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    rules TEXT NOT NULL,
+    status TEXT NOT NULL,
+    assignee TEXT,
+    resolution TEXT,
+    resolved_at INTEGER,
+    resolved_by TEXT,
+    updated_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX alerts_status ON alerts (status, created_at);
+
+-- What staff wrote on an alert, in order.
+CREATE TABLE alert_comments (
+    alert_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    body TEXT NOT NULL
+) STRICT;
+CREATE INDEX alert_comments_alert ON alert_comments (alert_id, at);
