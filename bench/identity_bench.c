@@ -254,7 +254,8 @@ static enum cu_err add_customers(struct sessions *s, char (*ids)[CU_CUSTOMER_ID_
  * s->tokens. */
 static enum cu_err make_sessions(struct sessions *s)
 {
-    const struct cu_auth_ctx ctx = {"127.0.0.1", "identity_bench", NULL};
+    const struct cu_auth_ctx ctx = {
+        .ip = "127.0.0.1", .raw_ip = "127.0.0.1", .user_agent = "identity_bench"};
     char(*ids)[CU_CUSTOMER_ID_BYTES] = cu_calloc(s->n, sizeof(*ids));
     char why[CU_IDENTITY_WHY_BYTES];
     enum cu_err rc;

@@ -62,7 +62,7 @@ enum cu_err cu_access_decide(const struct cu_principal *p, uint64_t permission, 
     if (permission != 0 && p->kind == CU_PRINCIPAL_CUSTOMER && !own)
         return decide(out, CU_E_FORBIDDEN, true, NULL, "this route is not open to customers");
     if (session && !p->has_totp && !(flags & CU_ACCESS_ENROL) &&
-        (p->kind == CU_PRINCIPAL_STAFF || ctx->customer_mfa_required || p->session.must_enrol))
+        (p->kind == CU_PRINCIPAL_STAFF || ctx->customer_mfa_required))
         return decide(out, CU_E_MFA_ENROL, false, NULL,
                       "enrol a second factor first: POST /v1/me/mfa/totp");
     if (own) {

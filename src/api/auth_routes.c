@@ -210,6 +210,7 @@ static enum cu_err auth_ctx(struct cu_req *req, struct cu_resp *resp, json_t *bo
     if (ip != NULL)
         cu_app_kept_ip(req->app, ip, req->kept_reported);
     ctx->ip = ip ? req->kept_reported : req->kept_ip;
+    ctx->raw_ip = ip ? ip : req->remote_ip;
     ctx->user_agent = ua ? ua : safe_user_agent(req);
     ctx->device_id = dev;
     return CU_OK;
@@ -437,7 +438,8 @@ enum cu_err cu_handle_auth_step_up(struct cu_req *req, struct cu_resp *resp)
     if (rc == CU_OK) {
         struct cu_identity_step_up *op = &j->u.step;
         op->session = p->session;
-        op->ctx = (struct cu_auth_ctx){req->kept_ip, safe_user_agent(req), NULL};
+        op->ctx = (struct cu_auth_ctx){
+            .ip = req->kept_ip, .raw_ip = req->remote_ip, .user_agent = safe_user_agent(req)};
         rc = cu_identity_step_up_check(req->app->identity, db, op, pw, pw ? strlen(pw) : 0, code);
         if (rc == CU_E_INVALID)
             rc = cu_resp_fail(resp, rc,
@@ -580,7 +582,8 @@ enum cu_err cu_handle_me_password(struct cu_req *req, struct cu_resp *resp)
         struct cu_identity_verify *v = &j->u.change.verify;
         v->kind = p->session.kind;
         snprintf(v->id, sizeof(v->id), "%s", p->id);
-        v->ctx = (struct cu_auth_ctx){req->kept_ip, safe_user_agent(req), NULL};
+        v->ctx = (struct cu_auth_ctx){
+            .ip = req->kept_ip, .raw_ip = req->remote_ip, .user_agent = safe_user_agent(req)};
         j->u.change.pw.kind = p->session.kind;
         snprintf(j->u.change.pw.id, sizeof(j->u.change.pw.id), "%s", p->id);
         /* A wrong current password counts toward the account's lockout. The reads are made

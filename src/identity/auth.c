@@ -177,7 +177,7 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_work *w, st
                                   enum cu_subject_kind kind, bool found, const char *id,
                                   const char *subject, const char *login, const char *event,
                                   const struct cu_auth_ctx *ctx, const char *action, void **memo,
-                                  void (**memo_free)(void *))
+                                  void (**memo_free)(void *), const char *denied_by)
 {
     uint64_t failures = 0;
     int64_t until = 0, now = cu_clock_now_ms();
@@ -185,9 +185,13 @@ static enum cu_err record_failure(struct cu_identity *idn, struct cu_work *w, st
     enum cu_err rc = cu_identity_lockout_fail(idn, db, subject, now, &failures, &until);
     if (rc == CU_OK)
         rc = cu_identity_event_add(db, event, kind, found ? id : NULL, ctx, "invalid_credentials");
-    if (rc == CU_OK)
+    memset(&mon, 0, sizeof(mon));
+    /* a step monitoring refused is asked no more: it is answered as this failure */
+    if (rc == CU_OK && denied_by == NULL)
         rc = signin_ask(idn, w, db, event, kind, found ? id : NULL, subject, ctx, memo, memo_free,
                         &mon);
+    if (denied_by != NULL)
+        snprintf(mon.decision, sizeof(mon.decision), "%s", denied_by);
     if (rc == CU_OK && mon.lock_ms > 0 && now + mon.lock_ms > until)
         until = now + mon.lock_ms;
     if (rc == CU_OK) {
@@ -244,31 +248,16 @@ static enum cu_err store_rehash(struct cu_db *db, enum cu_subject_kind kind, con
 }
 
 static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
-                                  struct cu_identity_login *op, bool *denied)
+                                  struct cu_identity_login *op, const char *decision)
 {
     struct cu_login_result *out = &op->out;
     json_t *d = login_details(idn, op->kind, op->login, "password");
-    struct cu_signin_out mon;
     /* With a second factor still to come, the failures stay counted: wrong codes and wrong
      * passwords share one lockout, and a right password must not reset the codes' count. */
     enum cu_err rc = op->totp_enabled ? CU_OK : cu_identity_lockout_reset(db, op->subject);
 
-    *denied = false;
-    memset(&mon, 0, sizeof(mon));
     if (rc == CU_OK && op->newhash[0] != '\0')
         rc = store_rehash(db, op->kind, op->id, op->newhash, op->verified);
-    /* Without a second factor to come, this is the sign-in monitoring decides about; with one,
-     * the second step is. */
-    if (rc == CU_OK && !op->totp_enabled)
-        rc = signin_ask(idn, w, db, "login_succeeded", op->kind, op->id, op->subject, &op->ctx,
-                        &op->hook_memo, &op->hook_memo_free, &mon);
-    if (rc == CU_OK && mon.verdict == CU_SIGNIN_DENY) {
-        /* answered as wrong credentials: a caller who guessed the password learns nothing */
-        *denied = true;
-        json_object_set_new(d, "reason", json_string("monitoring"));
-        json_object_set_new(d, "decision", json_string(mon.decision));
-        return cu_identity_audit_add(w, "auth.login", op->id, "denied", d);
-    }
     if (rc == CU_OK && op->totp_enabled) {
         out->status = CU_LOGIN_MFA_REQUIRED;
         rc = challenge_create(idn, db, op->kind, op->id, &op->ctx, out->challenge);
@@ -277,15 +266,10 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, st
                 cu_identity_event_add(db, "mfa_challenged", op->kind, op->id, &op->ctx, "password");
     } else if (rc == CU_OK) {
         out->status = CU_LOGIN_OK;
-        /* monitoring's step-up for a customer without a second factor: the session may do
-         * nothing but enrol one */
-        out->mfa_enrolment_required = op->kind == CU_SUBJECT_STAFF ||
-                                      idn->opts.customer_mfa_required ||
-                                      mon.verdict == CU_SIGNIN_MFA;
+        out->mfa_enrolment_required =
+            op->kind == CU_SUBJECT_STAFF || idn->opts.customer_mfa_required;
         rc = cu_identity_session_create(idn, db, op->kind, op->id, CU_AAL1, &op->ctx, &out->session,
                                         out->token);
-        if (rc == CU_OK && mon.verdict == CU_SIGNIN_MFA)
-            rc = cu_identity_session_must_enrol(db, &out->session);
         if (rc == CU_OK)
             rc = cu_identity_event_add(db, "login_succeeded", op->kind, op->id, &op->ctx,
                                        "password");
@@ -294,13 +278,22 @@ static enum cu_err record_success(struct cu_identity *idn, struct cu_work *w, st
     }
     json_object_set_new(d, "result",
                         json_string(out->status == CU_LOGIN_OK ? "signed_in" : "mfa_required"));
-    if (mon.decision[0])
-        json_object_set_new(d, "decision", json_string(mon.decision));
+    if (decision != NULL && decision[0])
+        json_object_set_new(d, "decision", json_string(decision));
     if (rc == CU_OK)
         rc = cu_identity_audit_add(w, "auth.login", op->id, "success", d);
     else
         json_decref(d);
     return rc;
+}
+
+/* refused(mon, second_factor_done): whether monitoring's decision refuses a sign-in about to
+ * succeed: a deny, a lock, or a second factor asked of a customer who has none (whoever holds
+ * the password alone could enrol one of their own). */
+static bool refused(const struct cu_signin_out *mon, bool second_factor_done)
+{
+    return mon->verdict == CU_SIGNIN_DENY || mon->lock_ms > 0 ||
+           (mon->verdict == CU_SIGNIN_MFA && !second_factor_done);
 }
 
 static bool login_ok(const char *login, const char *password, size_t len)
@@ -403,15 +396,26 @@ enum cu_err cu_identity_login_record(struct cu_identity *idn, struct cu_work *w,
             rc = CU_OK;
         op->ok = rc == CU_OK && active && same;
     }
-    if (rc == CU_OK && op->found && op->ok) {
-        bool denied = false;
-        rc = record_success(idn, w, db, op, &denied);
-        if (rc == CU_OK && !denied)
+    /* Without a second factor to come, monitoring decides about this sign-in now, before
+     * anything of a success is done; with one, about the second step. A sign-in it refuses is
+     * answered, counted and recorded as a wrong password is: who guessed the password learns
+     * nothing, not even from the lockout. */
+    struct cu_signin_out mon;
+    memset(&mon, 0, sizeof(mon));
+    bool deny = false;
+    if (rc == CU_OK && op->found && op->ok && !op->totp_enabled) {
+        rc = signin_ask(idn, w, db, "login_succeeded", op->kind, op->id, op->subject, &op->ctx,
+                        &op->hook_memo, &op->hook_memo_free, &mon);
+        deny = rc == CU_OK && refused(&mon, false);
+    }
+    if (rc == CU_OK && op->found && op->ok && !deny) {
+        rc = record_success(idn, w, db, op, mon.decision);
+        if (rc == CU_OK)
             op->result = CU_OK;
     } else if (rc == CU_OK) {
         rc = record_failure(idn, w, db, op->kind, op->found, op->id, op->subject, op->login,
                             "login_failed", &op->ctx, "auth.login", &op->hook_memo,
-                            &op->hook_memo_free);
+                            &op->hook_memo_free, deny ? mon.decision : NULL);
     }
     if (rc != CU_OK)
         cu_crypto_wipe(&op->out, sizeof(op->out));
@@ -526,7 +530,7 @@ enum cu_err cu_identity_mfa_record(struct cu_identity *idn, struct cu_work *w, s
         rc = challenge_failed(db, h, c.attempts);
         if (rc == CU_OK)
             rc = record_failure(idn, w, db, c.kind, true, c.id, subject, NULL, "mfa_failed",
-                                &op->ctx, "auth.mfa", &op->hook_memo, &op->hook_memo_free);
+                                &op->ctx, "auth.mfa", &op->hook_memo, &op->hook_memo_free, NULL);
         return rc;
     }
     if (used != CU_OK)
@@ -641,7 +645,7 @@ enum cu_err cu_identity_step_up_record(struct cu_identity *idn, struct cu_work *
         used = cu_identity_second_factor_use(idn, db, s->kind, s->subject_id, op->code, &method);
     if (rc == CU_OK && used == CU_E_BAD_CREDENTIALS)
         return record_failure(idn, w, db, s->kind, true, s->subject_id, subject, NULL,
-                              "step_up_failed", &op->ctx, "auth.step_up", NULL, NULL);
+                              "step_up_failed", &op->ctx, "auth.step_up", NULL, NULL, NULL);
     if (rc == CU_OK)
         rc = used;
     enum cu_aal aal = op->has_code ? CU_AAL2 : s->aal;
@@ -846,6 +850,6 @@ enum cu_err cu_identity_verify_record(struct cu_identity *idn, struct cu_work *w
     if (rc == CU_OK)
         rc = record_failure(idn, w, db, op->kind, true, op->id, subject, NULL,
                             "password_check_failed", &op->ctx, "credential.password_check", NULL,
-                            NULL);
+                            NULL, NULL);
     return rc;
 }

@@ -73,7 +73,8 @@ struct cu_identity_opts {
 /* The request's side of a sign-in: recorded with events and sessions. Strings may be NULL or
  * empty; longer ones than their maximum are cut. */
 struct cu_auth_ctx {
-    const char *ip;
+    const char *ip;     /* as custodia keeps addresses (a keyed hash by default) */
+    const char *raw_ip; /* the address itself, for monitoring alone (which keeps a pseudonym) */
     const char *user_agent;
     const char *device_id;
 };
@@ -87,12 +88,7 @@ struct cu_session_info {
     char ip[64];
     char user_agent[CU_USER_AGENT_MAX + 1];
     char device_id[CU_DEVICE_ID_MAX + 1];
-    bool must_enrol; /* monitoring asked for a second factor: nothing but enrolling one */
 };
-
-/* cu_identity_session_must_enrol(db, s): marks the session as one that may do nothing but
- * enrol a second factor until its subject has one (monitoring's step-up at sign-in). */
-CU_WUR enum cu_err cu_identity_session_must_enrol(struct cu_db *db, struct cu_session_info *s);
 
 /* Roles stored with a staff member or a key: names separated by one space. */
 #define CU_ROLES_MAX 8
@@ -166,8 +162,8 @@ struct cu_signin_event {
 
 enum cu_signin_verdict {
     CU_SIGNIN_LET = 0, /* go on */
-    CU_SIGNIN_MFA,     /* demand the second factor: a session must enrol one before acting */
-    CU_SIGNIN_DENY,    /* refuse the sign-in (answered as wrong credentials) */
+    CU_SIGNIN_MFA,     /* demand the second factor: refused when the customer has none */
+    CU_SIGNIN_DENY,    /* refuse the sign-in, as a wrong password or code is refused */
 };
 
 #define CU_SIGNIN_DECISION_BYTES 24

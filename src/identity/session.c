@@ -97,17 +97,9 @@ enum cu_err cu_identity_session_create(struct cu_identity *idn, struct cu_db *db
     return rc;
 }
 
-enum cu_err cu_identity_session_must_enrol(struct cu_db *db, struct cu_session_info *s)
-{
-    static const char sql[] = "UPDATE sessions SET must_enrol = 1 WHERE id = $1";
-    const struct cu_val p[] = {CU_VT(s->id)};
-    s->must_enrol = true;
-    return cu_db_exec(db, sql, p, CU_NVALS(p));
-}
-
 #define SESSION_COLUMNS                                                                            \
     "id, subject_kind, subject_id, aal, created_at, last_seen_at, auth_at, expires_at, "           \
-    "revoked_at, ip, user_agent, device_id, must_enrol"
+    "revoked_at, ip, user_agent, device_id"
 
 static void session_from_row(const struct cu_identity *idn, struct cu_stmt *st,
                              struct cu_session_info *s)
@@ -135,7 +127,6 @@ static void session_from_row(const struct cu_identity *idn, struct cu_stmt *st,
     cu_text_copy(s->ip, sizeof(s->ip), t, n);
     t = cu_stmt_text(st, 10, &n);
     cu_text_copy(s->user_agent, sizeof(s->user_agent), t, n);
-    s->must_enrol = cu_stmt_int(st, 12) != 0;
     t = cu_stmt_text(st, 11, &n);
     cu_text_copy(s->device_id, sizeof(s->device_id), t, n);
 }
@@ -184,7 +175,7 @@ enum cu_err cu_identity_session_check(struct cu_identity *idn, struct cu_db *db,
         rc = CU_E_UNAUTHENTICATED;
     if (rc == CU_OK) {
         size_t hl = 0;
-        const void *stored = cu_stmt_blob(q, 13, &hl);
+        const void *stored = cu_stmt_blob(q, 12, &hl);
         if (hl != sizeof(hash) || !cu_crypto_memeq(stored, hash, sizeof(hash)))
             rc = CU_E_UNAUTHENTICATED;
         else

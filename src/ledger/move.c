@@ -883,7 +883,7 @@ static enum cu_err hold_chain(struct mv *m, size_t i, size_t j, size_t *bad)
     for (size_t k = i; k <= j; k++)
         if (m->ops[k].kind != CU_LEDGER_TRANSFER) {
             undo_to(m, 0);
-            fail(&m->res[k], CU_E_EXISTS, "transfer_held",
+            fail(&m->res[k], CU_E_FORBIDDEN, "transfer_held",
                  "monitoring held a transfer linked to this one (number %zu of the request), "
                  "and this one cannot be held with it",
                  held + 1);
@@ -901,6 +901,14 @@ static enum cu_err hold_chain(struct mv *m, size_t i, size_t j, size_t *bad)
             return rc;
         }
         if (m->res[k].err != CU_OK) {
+            /* held whole, a link does not pass: one that spends what an earlier link brings,
+             * which pending brings nothing yet. The chain fails, saying why. */
+            char why[sizeof(m->res[k].detail)];
+            snprintf(why, sizeof(why), "%s", m->res[k].detail);
+            fail(&m->res[k], CU_E_FORBIDDEN, "transfer_held",
+                 "monitoring held transfer %zu of this chain, and the chain cannot be held whole: "
+                 "with the links before it pending, this one would not pass (%.120s)",
+                 held + 1, why);
             *bad = k;
             break;
         }

@@ -622,8 +622,8 @@ static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
     ev->type = type;
     ev->time_ms = ctx->now_ms;
     snprintf(ev->customer, sizeof(ev->customer), "%s", who);
-    if (sev->ctx && sev->ctx->ip && cu_ip_parse(sev->ctx->ip, &ip) == CU_OK) {
-        snprintf(ev->ip, sizeof(ev->ip), "%.47s", sev->ctx->ip); /* parsed: it fits */
+    if (sev->ctx && sev->ctx->raw_ip && cu_ip_parse(sev->ctx->raw_ip, &ip) == CU_OK) {
+        snprintf(ev->ip, sizeof(ev->ip), "%.47s", sev->ctx->raw_ip); /* parsed: it fits */
         memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
         memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
         ev->has |= CU_EVF_IP;

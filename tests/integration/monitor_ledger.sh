@@ -94,6 +94,23 @@ import json,sys
 j=json.load(open(sys.argv[1]))
 assert j['results'][1]['transfer']['reasons'].startswith('held with linked transfer 1: dec_'), j['results'][1]" "$TMP/body"
 
+# a chain that cannot be held whole (its held link spends what an earlier link brings, which
+# pending brings nothing yet) fails whole, saying so
+req POST "/v1/customers/$BOB/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+C=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$C\", \"amount\": 5000, \"currency\": \"EUR\"}"
+req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" --data "{\"transfers\": [
+    {\"debit_account\": \"$A\", \"credit_account\": \"$C\", \"amount\": 9000, \"currency\": \"EUR\", \"code\": \"payment\", \"linked\": true},
+    {\"debit_account\": \"$C\", \"credit_account\": \"$B\", \"amount\": 12000, \"currency\": \"EUR\", \"code\": \"payment\"}]}"
+check_eq "a chain that cannot be held whole fails whole" \
+    "200 ['linked_transfer_failed', 'transfer_held']" "$STATUS $(json "[r['type'] for r in j['results']]")"
+check "the failing link saying why" python3 -c "
+import json,sys
+j=json.load(open(sys.argv[1]))
+assert 'cannot be held whole' in j['results'][1]['detail'], j['results'][1]" "$TMP/body"
+check_eq "and nothing of it moved" "5000 0 5000" "$(bal "$C")"
+
 for i in 1 2 3; do
     req POST /v1/withdrawals -H "$AUTH" -H "$JSONH" -H "$(idem)" \
         --data "{\"account\": \"$B\", \"amount\": 100, \"currency\": \"EUR\"}"
@@ -119,7 +136,7 @@ import json,sys
 j=json.load(open(sys.argv[1]))
 assert j['event']['ip'].startswith('fd'), j['event']" "$TMP/body"
 
-check_eq "every transfer asked about is a monitoring event of the ledger (the deposit, seven transfers, three withdrawals)" "11" \
+check_eq "every transfer asked about is a monitoring event of the ledger (two deposits, nine transfers, three withdrawals)" "14" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE source = 'ledger'")"
 check_eq "and the deposit among them" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE type = 'deposit' AND customer = '$ADA'")"

@@ -31,9 +31,6 @@ CREATE TABLE monitor_events (
 CREATE UNIQUE INDEX monitor_events_decision ON monitor_events (decision_id);
 CREATE INDEX monitor_events_at ON monitor_events (at);
 
--- A session that monitoring's step-up at sign-in restricted: it may do nothing but enrol a
--- second factor until its subject has one.
-ALTER TABLE sessions ADD COLUMN must_enrol INTEGER NOT NULL DEFAULT 0;
 
 -- Alerts: one for each decision whose rules named `alert` (id "alr_" and the decision's 16 hex
 -- digits), for staff to work: its severity (low, medium, high, critical), the rules that fired
