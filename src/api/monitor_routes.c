@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/json.h"
+#include "ledger/ledger.h"
 #include "monitor/alerts.h"
 #include "monitor/monitor.h"
 #include "vault/vault.h"
@@ -116,23 +117,13 @@ enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
     return cu_req_change(req, event_apply, event_answer, j);
 }
 
-static bool valid_decision_id(const char *s)
-{
-    if (strncmp(s, "dec_", 4) != 0 || strlen(s) != CU_DECISION_ID_BYTES - 1)
-        return false;
-    for (s += 4; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
-
 enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp)
 {
     struct cu_db *db = NULL;
     struct cu_buf *b;
     enum cu_err rc;
 
-    if (!valid_decision_id(req->params[0])) {
+    if (!cu_ledger_id_valid(req->params[0], "dec_")) {
         resp->type = "unknown_decision";
         return cu_resp_fail(resp, CU_E_NOT_FOUND, "no decision has this id");
     }
@@ -148,7 +139,7 @@ enum cu_err cu_handle_decision_get(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, rc, "the decision could not be read");
     /* a decision shows a customer's references, devices and payees: its reads are audited */
     char target[CU_DECISION_ID_BYTES + 16];
-    snprintf(target, sizeof(target), "decision:%s", req->params[0]);
+    snprintf(target, sizeof(target), "decision:%.20s", req->params[0]);
     return cu_req_audit(req, "monitor.decision_read", target, "success", NULL);
 }
 
@@ -306,16 +297,6 @@ static enum cu_err alert_answer(struct cu_req *req, struct cu_resp *resp, void *
     return cu_resp_json(resp, 200, alert_json(&j->a));
 }
 
-static bool staff_id_valid(const char *s)
-{
-    if (strncmp(s, "stf_", 4) != 0 || strlen(s) != 20)
-        return false;
-    for (s += 4; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
-            return false;
-    return true;
-}
-
 static enum cu_err alert_start(struct cu_req *req, struct cu_resp *resp, enum alert_action what)
 {
     static const char *const keys[][1] = {{"assignee"}, {"text"}, {"resolution"}};
@@ -336,7 +317,7 @@ static enum cu_err alert_start(struct cu_req *req, struct cu_resp *resp, enum al
                            what == AL_COMMENT ? CU_ALERT_COMMENT_MAX : 64, &v, err) != CU_OK)
         return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
                             err);
-    if (what == AL_ASSIGN && !staff_id_valid(v))
+    if (what == AL_ASSIGN && !cu_ledger_id_valid(v, "stf_"))
         return cu_resp_fail(resp, CU_E_INVALID, "field 'assignee' must be a staff member's id");
     if (what == AL_COMMENT && (v[0] == '\0' || !cu_utf8_valid(v, strlen(v))))
         return cu_resp_fail(resp, CU_E_INVALID, "field 'text' must be non-empty text");

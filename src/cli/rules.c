@@ -35,36 +35,6 @@ static int usage(FILE *f)
            "--types declares custom event types besides the built-in ones.\n");
 }
 
-/* read_file(path, out, len): the whole file, at most CU_RULES_FILE_MAX bytes. */
-static int read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    size_t n;
-
-    if (!f) {
-        cu_cli_error("%s: cannot open: %s", path, strerror(errno));
-        return CU_EXIT_FAIL;
-    }
-    buf = cu_malloc((size_t)CU_RULES_FILE_MAX + 1);
-    n = buf ? fread(buf, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
-    if (!buf || ferror(f)) {
-        cu_cli_error("%s: cannot read", path);
-        fclose(f);
-        cu_free(buf);
-        return CU_EXIT_FAIL;
-    }
-    fclose(f);
-    if (n > (size_t)CU_RULES_FILE_MAX) {
-        cu_cli_error("%s: longer than %d bytes", path, CU_RULES_FILE_MAX);
-        cu_free(buf);
-        return CU_EXIT_FAIL;
-    }
-    *out = buf;
-    *len = n;
-    return CU_EXIT_OK;
-}
-
 static int add_types(struct cu_mon_types *t, const char *list)
 {
     char *copy = cu_strdup(list), *save = NULL;
@@ -190,8 +160,8 @@ static int rules_test(const struct cu_mon_types *types, const char *rules_path,
     struct cu_ruleset *rs = NULL;
     struct replay r;
     char err[CU_RULES_ERR_BYTES];
-    char *text = NULL, *line = NULL;
-    size_t len = 0, cap = 0;
+    char *line = NULL;
+    size_t cap = 0;
     FILE *in = NULL;
     struct cu_buf out;
     int code = CU_EXIT_OK;
@@ -199,16 +169,10 @@ static int rules_test(const struct cu_mon_types *types, const char *rules_path,
 
     memset(&r, 0, sizeof(r));
     cu_buf_init(&out, 1 << 20);
-    if (rules_path && read_file(rules_path, &text, &len) != CU_EXIT_OK)
-        return CU_EXIT_FAIL;
-    if (cu_rules_compile(rules_path ? text : cu_rules_default_pack,
-                         rules_path ? len : cu_rules_default_pack_len,
-                         rules_path ? rules_path : "default.rules", types, &rs, err) != CU_OK) {
+    if (cu_rules_load(rules_path, types, &rs, err) != CU_OK) {
         fprintf(stderr, "%s\n", err);
-        cu_free(text);
         return CU_EXIT_FAIL;
     }
-    cu_free(text);
     r.rs = rs;
     if ((r.fired = cu_calloc(cu_rules_count(rs) + 1, sizeof(*r.fired))) == NULL ||
         cu_mon_engine_init(&r.eng, rs, NULL) != CU_OK) {
@@ -310,15 +274,9 @@ int cu_cli_rules(int argc, char **argv)
         struct cu_ruleset *rs = NULL;
         const struct cu_feature *f = NULL;
         char err[CU_RULES_ERR_BYTES];
-        char *text = NULL;
-        size_t len = 0;
         if (argv[i] == NULL)
             continue;
-        if (read_file(argv[i], &text, &len) != CU_EXIT_OK) {
-            code = CU_EXIT_FAIL;
-            continue;
-        }
-        if (cu_rules_compile(text, len, argv[i], &types, &rs, err) != CU_OK) {
+        if (cu_rules_load(argv[i], &types, &rs, err) != CU_OK) {
             fprintf(stderr, "%s\n", err);
             code = CU_EXIT_FAIL;
         } else {
@@ -329,7 +287,6 @@ int cu_cli_rules(int argc, char **argv)
                 printf("  %s: %s\n", cu_rules_name(rs, r), cu_rules_reason(rs, r));
         }
         cu_rules_free(rs);
-        cu_free(text);
     }
     return code;
 }

@@ -9,6 +9,8 @@
 #include <jansson.h>
 
 #include "base/mem.h"
+#include "base/text.h"
+#include "ledger/ledger.h"
 
 #define COLUMNS                                                                                    \
     "id, decision_id, customer, type, severity, rules, status, assignee, resolution, "             \
@@ -16,12 +18,7 @@
 
 bool cu_alert_id_valid(const char *id)
 {
-    if (strncmp(id, "alr_", 4) != 0 || strlen(id) != CU_ALERT_ID_BYTES - 1)
-        return false;
-    for (id += 4; *id; id++)
-        if (!((*id >= '0' && *id <= '9') || (*id >= 'a' && *id <= 'f')))
-            return false;
-    return true;
+    return cu_ledger_id_valid(id, "alr_"); /* the same shape as the ledger's ids */
 }
 
 enum cu_err cu_alert_open(struct cu_db *db, const struct cu_work *w, const char *decision_id,
@@ -46,7 +43,7 @@ static void col(struct cu_stmt *st, int c, char *out, size_t cap)
 {
     size_t n = 0;
     const char *s = cu_stmt_null(st, c) ? "" : cu_stmt_text(st, c, &n);
-    snprintf(out, cap, "%.*s", (int)n, s);
+    cu_text_copy(out, cap, s, n);
 }
 
 static void from_row(struct cu_stmt *st, struct cu_alert *a)

@@ -328,8 +328,8 @@ static const char *const key_names[K_COUNT] = {
     "type",   "time",     "customer", "ip",      "device", "country",    "lat",  "lon",
     "amount", "currency", "payee",    "channel", "fields", "attributes", "label"};
 
-/* ref_ok(s, n): an opaque reference: printable, no control characters (UTF-8 checked). */
-static bool ref_ok(const char *s, size_t n)
+/* cu_mon_ref_ok (event.h): UTF-8 was checked by the reader. */
+bool cu_mon_ref_ok(const char *s, size_t n)
 {
     if (n == 0)
         return false;
@@ -423,7 +423,7 @@ static enum cu_err read_attrs(struct rd *r, struct cu_mon_event *ev)
                         CU_MON_ATTR_VALUE_MAX);
         if (rc != CU_OK)
             return rc;
-        if (!ref_ok(a->value, n) && n != 0)
+        if (!cu_mon_ref_ok(a->value, n) && n != 0)
             return fail(r, CU_E_INVALID, "attribute '%s' holds a control character", a->key);
         ev->nattrs++;
     } while (eat(r, ','));
@@ -468,7 +468,7 @@ static enum cu_err read_value(struct rd *r, enum key k, const struct cu_mon_pars
         char *dst = k == K_CUSTOMER ? ev->customer : k == K_DEVICE ? ev->device : ev->payee;
         if ((rc = str_field(r, key, dst, CU_MON_REF_MAX + 1, &n)) != CU_OK)
             return rc;
-        if (!ref_ok(dst, n))
+        if (!cu_mon_ref_ok(dst, n))
             return fail(r, CU_E_INVALID,
                         "field '%s' must be a non-empty reference without control characters", key);
         ev->has |= k == K_DEVICE ? CU_EVF_DEVICE : k == K_PAYEE ? CU_EVF_PAYEE : 0;

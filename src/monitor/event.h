@@ -130,6 +130,10 @@ CU_WUR enum cu_err cu_mon_event_parse(const char *text, size_t len,
 CU_WUR enum cu_err cu_mon_event_write(const struct cu_mon_event *ev,
                                       const struct cu_mon_types *types, struct cu_buf *out);
 
+/* cu_mon_ref_ok(s, n): whether the n bytes at s are a reference an event may carry (a
+ * customer, device or payee): non-empty, without control characters. */
+bool cu_mon_ref_ok(const char *s, size_t n);
+
 /* cu_mon_event_attr(ev, key): the attribute's value, or NULL. */
 const char *cu_mon_event_attr(const struct cu_mon_event *ev, const char *key);
 

@@ -4,7 +4,6 @@
 #include "monitor/monitor.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -32,41 +31,6 @@ struct cu_monitor {
     atomic_size_t state_bytes, state_keys; /* the state's, after the last event */
     atomic_ullong state_dropped;
 };
-
-/* load(path, types, out, err): a rule file compiled, or the built-in pack when path is NULL. */
-static enum cu_err load(const char *path, const struct cu_mon_types *types, struct cu_ruleset **out,
-                        char err[CU_RULES_ERR_BYTES])
-{
-    FILE *f;
-    char *text;
-    size_t n;
-    enum cu_err rc;
-
-    if (path == NULL)
-        return cu_rules_compile(cu_rules_default_pack, cu_rules_default_pack_len, "default.rules",
-                                types, out, err);
-    if ((f = fopen(path, "rb")) == NULL) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot open: %s", path, strerror(errno));
-        return CU_E_IO;
-    }
-    text = cu_malloc((size_t)CU_RULES_FILE_MAX + 1);
-    n = text ? fread(text, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
-    if (text == NULL || ferror(f)) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot read", path);
-        fclose(f);
-        cu_free(text);
-        return text == NULL ? CU_E_NOMEM : CU_E_IO;
-    }
-    fclose(f);
-    if (n > (size_t)CU_RULES_FILE_MAX) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: longer than %d bytes", path, CU_RULES_FILE_MAX);
-        cu_free(text);
-        return CU_E_TOO_LARGE;
-    }
-    rc = cu_rules_compile(text, n, path, types, out, err);
-    cu_free(text);
-    return rc;
-}
 
 static enum cu_err add_types(struct cu_mon_types *t, const char *list, char err[CU_RULES_ERR_BYTES])
 {
@@ -116,9 +80,9 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
     m->pseudonym_arg = opts->pseudonym_arg;
     rc = add_types(&m->types, opts->types, err);
     if (rc == CU_OK)
-        rc = load(opts->rules_path, &m->types, &m->rs, err);
+        rc = cu_rules_load(opts->rules_path, &m->types, &m->rs, err);
     if (rc == CU_OK && opts->shadow_path != NULL)
-        rc = load(opts->shadow_path, &m->types, &m->shadow, err);
+        rc = cu_rules_load(opts->shadow_path, &m->types, &m->shadow, err);
     if (rc == CU_OK && (rc = cu_mon_engine_init(&m->eng, m->rs, m->shadow)) != CU_OK)
         snprintf(err, CU_RULES_ERR_BYTES, "out of memory");
     if (rc != CU_OK) {
@@ -464,17 +428,25 @@ static struct cu_monitor_decision *memo_decision(void **memo, struct cu_monitor_
     return d;
 }
 
-/* ---- the ledger's hook ---- */
-
-static bool printable_ref(const char *s)
+/* set_origin(ev, ip, device): the address and the device an event came from, each when given
+ * and well formed. */
+static void set_origin(struct cu_mon_event *ev, const char *ip, const char *device)
 {
-    if (*s == '\0')
-        return false;
-    for (; *s; s++)
-        if ((unsigned char)*s < 0x20 || *s == 0x7f)
-            return false;
-    return true;
+    struct cu_ip a;
+    if (ip != NULL && cu_ip_parse(ip, &a) == CU_OK) {
+        snprintf(ev->ip, sizeof(ev->ip), "%.47s", ip); /* parsed: it fits */
+        memcpy(ev->ip_bin, a.b, sizeof(ev->ip_bin));
+        memcpy(ev->key_ip, a.b, sizeof(ev->key_ip));
+        ev->has |= CU_EVF_IP;
+    }
+    if (device != NULL && strlen(device) <= CU_MON_REF_MAX &&
+        cu_mon_ref_ok(device, strlen(device))) {
+        snprintf(ev->device, sizeof(ev->device), "%s", device);
+        ev->has |= CU_EVF_DEVICE;
+    }
 }
+
+/* ---- the ledger's hook ---- */
 
 /* ledger_event(m, ask, ev): the monitoring event of a transfer the ledger asks about. */
 static void ledger_event(const struct cu_monitor *m, const struct cu_ledger_ask *ask,
@@ -483,7 +455,6 @@ static void ledger_event(const struct cu_monitor *m, const struct cu_ledger_ask 
     const struct cu_work_ctx *ctx = cu_work_context_of(ask->w);
     const struct cu_ledger_op *op = ask->op;
     bool session = strcmp(ctx->actor_type, "customer") == 0;
-    struct cu_ip ip;
 
     (void)m;
     memset(ev, 0, sizeof(*ev));
@@ -494,16 +465,8 @@ static void ledger_event(const struct cu_monitor *m, const struct cu_ledger_ask 
     snprintf(ev->customer, sizeof(ev->customer), "%s", customer);
     /* the address and device of the customer's own session; an API key's or a staff member's
      * are theirs, not the customer's, and would put every customer in one window */
-    if (session && cu_ip_parse(ctx->source_ip, &ip) == CU_OK) {
-        snprintf(ev->ip, sizeof(ev->ip), "%.47s", ctx->source_ip); /* parsed: it fits */
-        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
-        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
-        ev->has |= CU_EVF_IP;
-    }
-    if (session && strlen(ctx->device_id) <= CU_MON_REF_MAX && printable_ref(ctx->device_id)) {
-        snprintf(ev->device, sizeof(ev->device), "%s", ctx->device_id);
-        ev->has |= CU_EVF_DEVICE;
-    }
+    if (session)
+        set_origin(ev, ctx->source_ip, ctx->device_id);
     ev->amount = op->amount;
     snprintf(ev->currency, sizeof(ev->currency), "%s", op->currency ? op->currency : "");
     ev->has |= CU_EVF_AMOUNT;
@@ -607,11 +570,10 @@ static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
     const char *who = sev->id ? sev->id : sev->subject;
     struct cu_monitor_decision local, *d;
     struct cu_mon_event *ev;
-    struct cu_ip ip;
     int type = cu_mon_types_find(&m->types, sev->type);
     enum cu_err rc;
 
-    if (type < 0 || who == NULL || strlen(who) > CU_MON_REF_MAX || !printable_ref(who))
+    if (type < 0 || who == NULL || strlen(who) > CU_MON_REF_MAX || !cu_mon_ref_ok(who, strlen(who)))
         return CU_OK; /* not a step monitoring knows, or no key for it */
     if ((d = memo_decision(sev->memo, &local)) == NULL ||
         (ev = cu_calloc(1, sizeof(*ev))) == NULL) {
@@ -622,17 +584,8 @@ static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
     ev->type = type;
     ev->time_ms = ctx->now_ms;
     snprintf(ev->customer, sizeof(ev->customer), "%s", who);
-    if (sev->ctx && sev->ctx->raw_ip && cu_ip_parse(sev->ctx->raw_ip, &ip) == CU_OK) {
-        snprintf(ev->ip, sizeof(ev->ip), "%.47s", sev->ctx->raw_ip); /* parsed: it fits */
-        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
-        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
-        ev->has |= CU_EVF_IP;
-    }
-    if (sev->ctx && sev->ctx->device_id && strlen(sev->ctx->device_id) <= CU_MON_REF_MAX &&
-        printable_ref(sev->ctx->device_id)) {
-        snprintf(ev->device, sizeof(ev->device), "%s", sev->ctx->device_id);
-        ev->has |= CU_EVF_DEVICE;
-    }
+    if (sev->ctx)
+        set_origin(ev, sev->ctx->raw_ip, sev->ctx->device_id);
     snprintf(ev->channel, sizeof(ev->channel), "signin");
     ev->has |= CU_EVF_CHANNEL;
     rc = decide(m, w, db, ev, "signin", d, false);
@@ -660,7 +613,6 @@ enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_d
     bool own = strcmp(ctx->actor_type, "customer") == 0;
     struct cu_monitor_decision local, *d;
     struct cu_mon_event *ev;
-    struct cu_ip ip;
     int t = cu_mon_types_find(&m->types, type);
     enum cu_err rc;
 
@@ -668,7 +620,7 @@ enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_d
         *decision = CU_DEC_ALLOW;
     if (id)
         id[0] = '\0';
-    if (t < 0 || strlen(customer) > CU_MON_REF_MAX || !printable_ref(customer))
+    if (t < 0 || strlen(customer) > CU_MON_REF_MAX || !cu_mon_ref_ok(customer, strlen(customer)))
         return CU_E_INVALID;
     if ((d = memo_decision(memo, &local)) == NULL || (ev = cu_calloc(1, sizeof(*ev))) == NULL) {
         if (d == &local)
@@ -683,16 +635,8 @@ enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_d
             snprintf(ev->fields[ev->nfields++], sizeof(ev->fields[0]), "%s", fields[i]);
     /* the customer's own session's address and device; a staff member's or a key's are not
      * the customer's */
-    if (own && cu_ip_parse(ctx->source_ip, &ip) == CU_OK) {
-        snprintf(ev->ip, sizeof(ev->ip), "%.47s", ctx->source_ip); /* parsed: it fits */
-        memcpy(ev->ip_bin, ip.b, sizeof(ev->ip_bin));
-        memcpy(ev->key_ip, ip.b, sizeof(ev->key_ip));
-        ev->has |= CU_EVF_IP;
-    }
-    if (own && strlen(ctx->device_id) <= CU_MON_REF_MAX && printable_ref(ctx->device_id)) {
-        snprintf(ev->device, sizeof(ev->device), "%s", ctx->device_id);
-        ev->has |= CU_EVF_DEVICE;
-    }
+    if (own)
+        set_origin(ev, ctx->source_ip, ctx->device_id);
     snprintf(ev->channel, sizeof(ev->channel), "%s", own ? "session" : "api");
     ev->has |= CU_EVF_CHANNEL;
     rc = decide(m, w, db, ev, "profile", d, false);

@@ -10,6 +10,8 @@
  */
 #include "monitor/rules.h"
 
+#include <errno.h>
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1466,6 +1468,41 @@ enum cu_err cu_rules_compile(const char *text, size_t len, const char *name,
     }
     *out = rs;
     return CU_OK;
+}
+
+enum cu_err cu_rules_load(const char *path, const struct cu_mon_types *types,
+                          struct cu_ruleset **out, char err[CU_RULES_ERR_BYTES])
+{
+    FILE *f;
+    char *text;
+    size_t n;
+    enum cu_err rc;
+
+    *out = NULL;
+    if (path == NULL)
+        return cu_rules_compile(cu_rules_default_pack, cu_rules_default_pack_len, "default.rules",
+                                types, out, err);
+    if ((f = fopen(path, "rb")) == NULL) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot open: %s", path, strerror(errno));
+        return CU_E_IO;
+    }
+    text = cu_malloc((size_t)CU_RULES_FILE_MAX + 1);
+    n = text ? fread(text, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
+    if (text == NULL || ferror(f)) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot read", path);
+        fclose(f);
+        cu_free(text);
+        return text == NULL ? CU_E_NOMEM : CU_E_IO;
+    }
+    fclose(f);
+    if (n > (size_t)CU_RULES_FILE_MAX) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: longer than %d bytes", path, CU_RULES_FILE_MAX);
+        cu_free(text);
+        return CU_E_TOO_LARGE;
+    }
+    rc = cu_rules_compile(text, n, path, types, out, err);
+    cu_free(text);
+    return rc;
 }
 
 void cu_rules_free(struct cu_ruleset *rs)

@@ -116,6 +116,13 @@ CU_WUR enum cu_err cu_rules_compile(const char *text, size_t len, const char *na
                                     char err[CU_RULES_ERR_BYTES]);
 void cu_rules_free(struct cu_ruleset *rs);
 
+/* cu_rules_load(path, types, out, err): the rule file at path read (at most
+ * CU_RULES_FILE_MAX bytes) and compiled, or the built-in pack when path is NULL. CU_E_IO
+ * (CU_E_TOO_LARGE) with err naming the file when it cannot be read (is too long); the
+ * compiler's errors otherwise. */
+CU_WUR enum cu_err cu_rules_load(const char *path, const struct cu_mon_types *types,
+                                 struct cu_ruleset **out, char err[CU_RULES_ERR_BYTES]);
+
 size_t cu_rules_count(const struct cu_ruleset *rs);
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i);
 size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **out);

@@ -161,12 +161,14 @@ static enum cu_err decide(struct fixture *f, struct job *j)
     return rc;
 }
 
-static int64_t count_of(struct fixture *f, const char *sql)
+/* count_of(f, sql, arg): the count a query answers, with arg as $1 when not NULL. */
+static int64_t count_of(struct fixture *f, const char *sql, const char *arg)
 {
+    const struct cu_val p[] = {CU_VT(arg ? arg : "")};
     struct cu_stmt *s = NULL;
     bool row = false;
     int64_t n;
-    assert_int_equal(cu_db_query(f->conn, sql, NULL, 0, &s), CU_OK);
+    assert_int_equal(cu_db_query(f->conn, sql, p, arg ? 1 : 0, &s), CU_OK);
     assert_int_equal(cu_stmt_next(s, &row), CU_OK);
     assert_true(row);
     n = cu_stmt_int(s, 0);
@@ -176,17 +178,7 @@ static int64_t count_of(struct fixture *f, const char *sql)
 
 static int64_t events_of(struct fixture *f, const char *customer)
 {
-    static const char sql[] = "SELECT COUNT(*) FROM monitor_events WHERE customer = $1";
-    const struct cu_val p[] = {CU_VT(customer)};
-    struct cu_stmt *s = NULL;
-    bool row = false;
-    int64_t n;
-    assert_int_equal(cu_db_query(f->conn, sql, p, 1, &s), CU_OK);
-    assert_int_equal(cu_stmt_next(s, &row), CU_OK);
-    assert_true(row);
-    n = cu_stmt_int(s, 0);
-    cu_stmt_done(s);
-    return n;
+    return count_of(f, "SELECT COUNT(*) FROM monitor_events WHERE customer = $1", customer);
 }
 
 static bool fired(const struct cu_monitor_decision *d, const char *reason)
@@ -207,10 +199,11 @@ static void commits_event_decision_and_record(void **state)
     assert_int_equal(decide(f, &b), CU_OK);
     assert_true(fired(&b.d, "two failures in an hour"));
     assert_int_equal(b.d.v.score, 10);
-    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events"), 2);
-    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events"), 2);
-    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'"),
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events", NULL), 2);
+    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events", NULL),
                      2);
+    assert_int_equal(
+        count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'", NULL), 2);
     /* read back: the verdict, what the rule read (named as written, spaces made one), the event */
     cu_buf_init(&out, 1 << 16);
     assert_int_equal(cu_monitor_decision_get(f->conn, b.d.id, &out), CU_OK);
@@ -253,10 +246,11 @@ static void failed_unit_keeps_nothing(void **state)
 
     event_of(f, &a.ev, "login_failed", "c1", NULL);
     assert_int_equal(decide(f, &a), CU_E_INVALID);
-    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events"), 0);
-    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events"), 0);
-    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'"),
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events", NULL), 0);
+    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events", NULL),
                      0);
+    assert_int_equal(
+        count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'", NULL), 0);
     cu_monitor_decision_clear(&a.d);
 }
 
@@ -273,8 +267,9 @@ static void run_again_counts_once(void **state)
     /* three runs, one decision: had the state counted each run, the first event would already
      * have been the second failure */
     assert_false(fired(&a.d, "two failures"));
-    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events"), 1);
-    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events"), 1);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM monitor_events", NULL), 1);
+    assert_int_equal(count_of(f, "SELECT COUNT(DISTINCT decision_id) FROM monitor_events", NULL),
+                     1);
     event_of(f, &b.ev, "login_failed", "c2", NULL);
     assert_int_equal(decide(f, &b), CU_OK);
     assert_true(fired(&b.d, "two failures"));
