@@ -19,6 +19,7 @@
 #include "ledger/ledger.h"
 #include "crypto/crypto.h"
 #include "monitor/monitor.h"
+#include "notify/outbox.h"
 
 #include <sodium.h>
 
@@ -46,6 +47,51 @@ static void pseudonym(void *arg, const char *kind, const char *text, uint8_t out
     }
     crypto_generichash(out, 8, (const unsigned char *)h, strlen(h), NULL, 0);
     sodium_memzero(h, sizeof(h));
+}
+
+/* ---- what monitoring's actions do (docs/monitoring.md, "Actions") ---- */
+
+static bool fx_is_customer(void *arg, struct cu_db *db, const char *customer)
+{
+    struct cu_app *app = arg;
+    char status[CU_VAULT_STATUS_BYTES];
+    return strncmp(customer, "cus_", 4) == 0 &&
+           cu_vault_customer_state(app->vault, db, customer, status) == CU_OK &&
+           strcmp(status, "erased") != 0;
+}
+
+static enum cu_err fx_freeze(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             const char *reason, int64_t until, int64_t *n)
+{
+    struct cu_app *app = arg;
+    return cu_ledger_freeze_customer(app->ledger, w, db, customer, reason, until, n);
+}
+
+static enum cu_err fx_lock(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                           int64_t until)
+{
+    (void)arg;
+    return cu_identity_lock_customer(db, customer, cu_work_context_of(w)->now_ms, until);
+}
+
+static enum cu_err fx_revoke(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             int64_t *n)
+{
+    struct cu_app *app = arg;
+    return cu_identity_session_revoke_all(app->identity, w, db, CU_SUBJECT_CUSTOMER, customer, n);
+}
+
+static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             const char *decision, const char *event_type)
+{
+    char data[CU_OUTBOX_DATA_MAX + 1];
+    (void)arg;
+    /* ids and a type only: the worker renders the notice in the customer's language */
+    if ((size_t)snprintf(data, sizeof(data), "{\"decision\":\"%s\",\"event_type\":\"%s\"}",
+                         decision, event_type) >= sizeof(data))
+        return CU_E_TOO_LARGE;
+    return cu_outbox_add(db, cu_work_context_of(w)->now_ms, customer, "security_notice", data,
+                         NULL);
 }
 
 /* monitor_new(app, cfg, why): the monitoring service with the rule sets of [monitor]. */
@@ -83,6 +129,9 @@ static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
         snprintf(why, CU_APP_WHY_BYTES, "[monitor] %.480s", err);
         return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
     }
+    /* its actions on customers, in the deciding unit */
+    struct cu_monitor_effects fx = {fx_freeze, fx_lock, fx_revoke, fx_notify, fx_is_customer, app};
+    cu_monitor_set_effects(app->monitor, &fx);
     /* each new transfer decided in its movement's unit (docs/monitoring.md, "In the ledger") */
     struct cu_ledger_hook hook = cu_monitor_ledger_hook(app->monitor);
     cu_ledger_set_hook(app->ledger, &hook);

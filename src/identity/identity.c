@@ -324,6 +324,13 @@ enum cu_err cu_identity_lockout_until(struct cu_db *db, const char *subject, int
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
+enum cu_err cu_identity_lock_customer(struct cu_db *db, const char *id, int64_t now, int64_t until)
+{
+    char subject[SUBJECT_KEY_BYTES];
+    cu_identity_subject_key(CU_SUBJECT_CUSTOMER, id, subject);
+    return cu_identity_lockout_until(db, subject, now, until);
+}
+
 enum cu_err cu_identity_lockout_reset(struct cu_db *db, const char *subject)
 {
     static const char sql[] = "DELETE FROM lockouts WHERE subject = $1";

@@ -492,6 +492,16 @@ CU_WUR enum cu_err cu_identity_sessions_list(struct cu_identity *idn, struct cu_
 CU_WUR enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_work *w,
                                               struct cu_db *db, enum cu_subject_kind kind,
                                               const char *id, const char *session_id);
+/* cu_identity_session_revoke_all(idn, w, db, kind, id, count): every session of the subject
+ * revoked, as above; count gets how many were live. */
+CU_WUR enum cu_err cu_identity_session_revoke_all(struct cu_identity *idn, struct cu_work *w,
+                                                  struct cu_db *db, enum cu_subject_kind kind,
+                                                  const char *id, int64_t *count);
+
+/* cu_identity_lock_customer(db, id, now, until): locks the customer's sign-in until then (a
+ * lock that runs longer stays), as the lockout does. */
+CU_WUR enum cu_err cu_identity_lock_customer(struct cu_db *db, const char *id, int64_t now,
+                                             int64_t until);
 
 /* ---- second factor ---- */
 

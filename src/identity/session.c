@@ -245,31 +245,48 @@ enum cu_err cu_identity_sessions_revoke_all(struct cu_db *db, enum cu_subject_ki
     return rc;
 }
 
-enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
-                                       enum cu_subject_kind kind, const char *id,
-                                       const char *session_id)
+/* revoke(w, db, kind, id, session_id, count): cu_identity_session_revoke, counting. */
+static enum cu_err revoke(struct cu_work *w, struct cu_db *db, enum cu_subject_kind kind,
+                          const char *id, const char *session_id, int64_t *count)
 {
     static const char one[] = "UPDATE sessions SET revoked_at = $4 WHERE id = $3 AND "
                               "subject_kind = $1 AND subject_id = $2 AND revoked_at IS NULL AND "
                               "expires_at > $4";
-    int64_t now = cu_clock_now_ms(), count = 0;
+    int64_t now = cu_clock_now_ms();
     enum cu_err rc;
 
-    (void)idn;
+    *count = 0;
     if (session_id != NULL) {
         const struct cu_val p[] = {CU_VT(cu_subject_kind_name(kind)), CU_VT(id), CU_VT(session_id),
                                    CU_VI(now)};
         rc = cu_db_exec(db, one, p, CU_NVALS(p));
-        count = rc == CU_OK ? cu_db_changes(db) : 0;
-        if (rc == CU_OK && count != 1)
+        *count = rc == CU_OK ? cu_db_changes(db) : 0;
+        if (rc == CU_OK && *count != 1)
             rc = CU_E_NOT_FOUND;
     } else {
-        rc = cu_identity_sessions_revoke_all(db, kind, id, NULL, now, &count);
+        rc = cu_identity_sessions_revoke_all(db, kind, id, NULL, now, count);
     }
     if (rc == CU_OK)
         rc = cu_identity_audit_add(w, "session.revoked", session_id ? session_id : id, "success",
                                    json_pack("{s:s, s:s, s:I}", "subject_kind",
                                              cu_subject_kind_name(kind), "subject_id", id,
-                                             "sessions", (json_int_t)count));
+                                             "sessions", (json_int_t)*count));
     return rc;
+}
+
+enum cu_err cu_identity_session_revoke(struct cu_identity *idn, struct cu_work *w, struct cu_db *db,
+                                       enum cu_subject_kind kind, const char *id,
+                                       const char *session_id)
+{
+    int64_t count;
+    (void)idn;
+    return revoke(w, db, kind, id, session_id, &count);
+}
+
+enum cu_err cu_identity_session_revoke_all(struct cu_identity *idn, struct cu_work *w,
+                                           struct cu_db *db, enum cu_subject_kind kind,
+                                           const char *id, int64_t *count)
+{
+    (void)idn;
+    return revoke(w, db, kind, id, NULL, count);
 }

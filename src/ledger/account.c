@@ -519,6 +519,39 @@ enum cu_err cu_ledger_freeze(struct cu_ledger *l, struct cu_work *w, struct cu_d
     return rc;
 }
 
+enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
+                                      const char *customer, const char *reason, int64_t until,
+                                      int64_t *n)
+{
+    /* a page of the accounts still to freeze: one frozen here drops out of the next page */
+    static const char sql[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND (status = "
+                              "'active' OR (status = 'frozen' AND frozen_until IS NOT NULL AND "
+                              "frozen_until < $2)) ORDER BY id LIMIT $3";
+    enum { PAGE = 64 };
+    const struct cu_val p[] = {CU_VT(customer), CU_VI(until), CU_VI(PAGE)};
+    char ids[PAGE][CU_LEDGER_ID_BYTES];
+    size_t k;
+    enum cu_err rc = CU_OK;
+
+    *n = 0;
+    do {
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        k = 0;
+        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+        while (rc == CU_OK && k < PAGE && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
+            copy_text(st, 0, ids[k++], sizeof(ids[0]));
+        cu_stmt_done(st);
+        for (size_t i = 0; rc == CU_OK && i < k; i++) {
+            struct cu_ledger_account a;
+            char detail[256];
+            if ((rc = cu_ledger_freeze(l, w, db, ids[i], reason, until, &a, detail)) == CU_OK)
+                ++*n;
+        }
+    } while (rc == CU_OK && k == PAGE);
+    return rc;
+}
+
 enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                const char *id, struct cu_ledger_account *out, char detail[256])
 {

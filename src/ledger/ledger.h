@@ -153,12 +153,19 @@ struct cu_ledger_ask {
 };
 
 /* What the hook answers: the verdict, its reasons (text, "" when none) and the id of the
- * decision it stored ("" when none), which a refusal names. */
+ * decision it stored ("" when none), which a refusal names. frozen_until > 0: the hook froze
+ * the accounts of the customer it decided about (the debit's, or the credit's when the debit is
+ * a system account) in the unit, until then (ms): the movement treats them as frozen from here
+ * on, and refuses this transfer when its debit account is one of them. */
 struct cu_ledger_hook_out {
     enum cu_ledger_verdict verdict;
     char reasons[CU_LEDGER_REASONS_MAX + 1];
     char decision[CU_LEDGER_ID_BYTES];
+    int64_t frozen_until;
 };
+
+/* The reason a freeze by monitoring's hook carries: the decision's id. */
+#define CU_LEDGER_MONITOR_FREEZE "monitoring decision %s"
 
 /* The monitoring engine's hook: called inside the unit's transaction on db, for each new
  * transfer before it is posted, with out zeroed; an error fails the movement (nothing is
@@ -258,6 +265,14 @@ CU_WUR enum cu_err cu_ledger_freeze(struct cu_ledger *l, struct cu_work *w, stru
 CU_WUR enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                       const char *id, struct cu_ledger_account *out,
                                       char detail[256]);
+
+/* cu_ledger_freeze_customer(l, w, db, customer, reason, until, n): freezes every account of
+ * the customer that is not closed until `until` (ms, in the future): active ones, and frozen
+ * ones whose freeze would end sooner (one frozen until unfrozen stays so). Each account is
+ * audited as by cu_ledger_freeze; n gets how many changed. For monitoring's freeze_account. */
+CU_WUR enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w,
+                                             struct cu_db *db, const char *customer,
+                                             const char *reason, int64_t until, int64_t *n);
 CU_WUR enum cu_err cu_ledger_close(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                    const char *id, struct cu_ledger_account *out, char detail[256]);
 

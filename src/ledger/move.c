@@ -23,6 +23,9 @@
 struct acct {
     struct cu_ledger_account a;
     bool found, dirty;
+    /* frozen by the monitoring hook in this movement (its SQL is done): kept over an undo */
+    int64_t hook_until;
+    char hook_decision[CU_LEDGER_ID_BYTES];
 };
 
 struct clim {
@@ -355,6 +358,30 @@ static enum cu_err push_undo(struct mv *m, enum undo_kind kind, size_t idx)
     return CU_OK;
 }
 
+/* hook_frozen(a): a as the monitoring hook's freeze left it. */
+static void hook_frozen(struct acct *a)
+{
+    a->a.status = CU_LEDGER_FROZEN;
+    a->a.frozen_until = a->hook_until;
+    snprintf(a->a.freeze_reason, sizeof(a->a.freeze_reason), CU_LEDGER_MONITOR_FREEZE,
+             a->hook_decision);
+}
+
+/* hook_freeze(m, customer, until, decision): the movement's accounts of customer as the hook
+ * froze them in the store. */
+static void hook_freeze(struct mv *m, const char *customer, int64_t until, const char *decision)
+{
+    for (size_t i = 0; i < m->nacc; i++)
+        if (m->acc[i].found && m->acc[i].a.status != CU_LEDGER_CLOSED &&
+            strcmp(m->acc[i].a.customer, customer) == 0 &&
+            (m->acc[i].a.status == CU_LEDGER_ACTIVE ||
+             (m->acc[i].a.frozen_until != 0 && m->acc[i].a.frozen_until < until))) {
+            m->acc[i].hook_until = until;
+            snprintf(m->acc[i].hook_decision, sizeof(m->acc[i].hook_decision), "%s", decision);
+            hook_frozen(&m->acc[i]);
+        }
+}
+
 static void undo_to(struct mv *m, size_t mark)
 {
     while (m->nundo > mark) {
@@ -362,6 +389,8 @@ static void undo_to(struct mv *m, size_t mark)
         if (u->kind == U_ACCT) {
             m->acc[u->idx].a = u->v.a;
             m->acc[u->idx].dirty = u->dirty;
+            if (m->acc[u->idx].hook_until != 0)
+                hook_frozen(&m->acc[u->idx]);
         } else if (u->kind == U_CLIM) {
             m->lim[u->idx] = u->v.c;
         } else {
@@ -616,6 +645,17 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
         snprintf(reasons, sizeof(reasons), "%s", ho.reasons);
         snprintf(r->decision, sizeof(r->decision), "%s", ho.decision);
         r->verdict = verdict;
+        if (ho.frozen_until > m->now) {
+            hook_freeze(m, d->a.customer[0] ? d->a.customer : c->a.customer, ho.frozen_until,
+                        ho.decision);
+            if (frozen_now(m, &d->a) && verdict != CU_LEDGER_DENY) {
+                fail(r, CU_E_EXISTS, "account_frozen",
+                     "monitoring froze the debit account (decision %s): nothing leaves it",
+                     ho.decision[0] ? ho.decision : "?");
+                snprintf(r->t.reasons, sizeof(r->t.reasons), "%s", reasons);
+                return CU_OK;
+            }
+        }
         if (verdict == CU_LEDGER_STEP_UP) {
             if (r->decision[0])
                 fail(r, CU_E_STEP_UP, "step_up_required",

@@ -30,7 +30,13 @@ struct cu_monitor {
     atomic_ullong decided[5], shadow_differs, rule_errors, unrecorded, decide_us_sum;
     atomic_size_t state_bytes, state_keys; /* the state's, after the last event */
     atomic_ullong state_dropped;
+    struct cu_monitor_effects fx;
 };
+
+void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effects *fx)
+{
+    m->fx = *fx;
+}
 
 static enum cu_err add_types(struct cu_mon_types *t, const char *list, char err[CU_RULES_ERR_BYTES])
 {
@@ -265,6 +271,98 @@ static void record(struct cu_monitor *m, struct cu_work *w, const struct cu_mon_
     atomic_store(&m->state_keys, keys);
 }
 
+/* The actions that act on the customer (the rest are the decision itself, and alerts). */
+#define EFFECTS                                                                                    \
+    (CU_ACT_FREEZE_ACCOUNT | CU_ACT_LOCK_LOGIN | CU_ACT_REVOKE_SESSIONS | CU_ACT_NOTIFY_CUSTOMER)
+
+static int64_t after_ms(int64_t now, int64_t ms)
+{
+    return ms > INT64_MAX - now ? INT64_MAX : now + ms;
+}
+
+/* apply(m, w, db, ev, type, d, handled): the decision's actions on the customer, in w (each
+ * run of the unit again: its changes went with the savepoint), except those in handled, which
+ * the caller applies (and notes in d->fx). Only a vault customer is acted on. */
+static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                         const struct cu_mon_event *ev, const char *type,
+                         struct cu_monitor_decision *d, unsigned handled)
+{
+    const struct cu_monitor_effects *fx = &m->fx;
+    unsigned todo = d->v.actions & EFFECTS & ~handled;
+    int64_t now = cu_work_context_of(w)->now_ms;
+    char reason[CU_DECISION_ID_BYTES + 32];
+    enum cu_err rc = CU_OK;
+
+    d->fx.frozen_until = d->fx.frozen = 0;
+    d->fx.revoked = -1;
+    d->fx.notified = false;
+    d->fx.locked_until = (handled & d->v.actions & CU_ACT_LOCK_LOGIN)
+                             ? after_ms(now, d->v.lock_ms) /* the caller locks */
+                             : 0;
+    d->fx.customer = (d->v.actions & EFFECTS) && fx->is_customer != NULL &&
+                     fx->is_customer(fx->arg, db, ev->customer);
+    if (todo == 0 || !d->fx.customer)
+        return CU_OK;
+    snprintf(reason, sizeof(reason), CU_LEDGER_MONITOR_FREEZE, d->id);
+    if ((todo & CU_ACT_FREEZE_ACCOUNT) && fx->freeze != NULL) {
+        int64_t until = after_ms(now, d->v.freeze_ms);
+        rc = fx->freeze(fx->arg, w, db, ev->customer, reason, until, &d->fx.frozen);
+        if (rc == CU_OK)
+            d->fx.frozen_until = until;
+    }
+    if (rc == CU_OK && (todo & CU_ACT_LOCK_LOGIN) && fx->lock != NULL) {
+        int64_t until = after_ms(now, d->v.lock_ms);
+        if ((rc = fx->lock(fx->arg, w, db, ev->customer, until)) == CU_OK)
+            d->fx.locked_until = until;
+    }
+    if (rc == CU_OK && (todo & CU_ACT_REVOKE_SESSIONS) && fx->revoke != NULL)
+        rc = fx->revoke(fx->arg, w, db, ev->customer, &d->fx.revoked);
+    if (rc == CU_OK && (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL &&
+        (rc = fx->notify(fx->arg, w, db, ev->customer, d->id, type)) == CU_OK)
+        d->fx.notified = true;
+    return rc;
+}
+
+/* applied_doc(d, b): what the actions did, as the member "applied" of the verdict. */
+static enum cu_err applied_doc(const struct cu_monitor_decision *d, struct cu_buf *b)
+{
+    enum cu_err rc;
+    bool first = true;
+
+    if (!(d->v.actions & EFFECTS))
+        return CU_OK;
+    if (!d->fx.customer)
+        return cu_buf_append_str(b, ",\"applied\":{\"skipped\":\"the event's customer is not a "
+                                    "customer of the vault: nothing was done to it\"}");
+    rc = cu_buf_append_str(b, ",\"applied\":{");
+    if (rc == CU_OK && d->fx.frozen_until) {
+        rc = cu_buf_printf(b, "\"freeze_account\":{\"accounts\":%lld", (long long)d->fx.frozen);
+        if (rc == CU_OK)
+            rc = cu_json_put_time(b, "until", d->fx.frozen_until);
+        if (rc == CU_OK)
+            rc = cu_buf_append_str(b, "}");
+        first = false;
+    }
+    if (rc == CU_OK && d->fx.locked_until) {
+        rc = cu_buf_printf(b, "%s\"lock_login\":{\"locked\":true", first ? "" : ",");
+        if (rc == CU_OK)
+            rc = cu_json_put_time(b, "until", d->fx.locked_until);
+        if (rc == CU_OK)
+            rc = cu_buf_append_str(b, "}");
+        first = false;
+    }
+    if (rc == CU_OK && d->fx.revoked >= 0) {
+        rc = cu_buf_printf(b, "%s\"revoke_sessions\":{\"sessions\":%lld}", first ? "" : ",",
+                           (long long)d->fx.revoked);
+        first = false;
+    }
+    if (rc == CU_OK && d->fx.notified)
+        rc = cu_buf_printf(b, "%s\"notify_customer\":{\"queued\":true}", first ? "" : ",");
+    if (rc == CU_OK)
+        rc = cu_buf_append_str(b, "}");
+    return rc;
+}
+
 static enum cu_err steal_into(struct cu_buf *b, enum cu_err rc, char **out)
 {
     if (rc == CU_OK && (*out = cu_buf_steal(b)) == NULL)
@@ -288,7 +386,10 @@ static enum cu_err documents(struct cu_monitor *m, const struct cu_mon_event *ev
     cu_free(d->event_doc);
     d->verdict = d->shadow_doc = d->reads_doc = d->event_doc = NULL;
     cu_buf_init(&b, VERDICT_MAX);
-    rc = steal_into(&b, cu_mon_verdict_json(m->rs, &d->v, &b), &d->verdict);
+    rc = cu_mon_verdict_json(m->rs, &d->v, &b);
+    if (rc == CU_OK)
+        rc = applied_doc(d, &b);
+    rc = steal_into(&b, rc, &d->verdict);
     if (rc == CU_OK && d->has_shadow) {
         cu_buf_init(&b, VERDICT_MAX + 2);
         rc = cu_buf_append_str(&b, "{");
@@ -332,7 +433,7 @@ static enum cu_err documents(struct cu_monitor *m, const struct cu_mon_event *ev
  * has one decision, and a movement's thousand cost a thousand inserts, not two. */
 static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
                           const struct cu_mon_event *ev, const char *source,
-                          struct cu_monitor_decision *d, bool audit)
+                          struct cu_monitor_decision *d, bool audit, unsigned handled)
 {
     static const char sql[] =
         "INSERT INTO monitor_events (at, type, customer, body, decision_id, decided_at, source, "
@@ -349,7 +450,9 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         record(m, w, ev, d);
     if (!d->recorded)
         return CU_E_NOMEM;
-    if (!d->decided && (rc = documents(m, ev, d)) != CU_OK)
+    if ((rc = apply(m, w, db, ev, type, d, handled)) != CU_OK)
+        return rc; /* a freeze that fails fails the event with it */
+    if ((!d->decided || (d->v.actions & EFFECTS)) && (rc = documents(m, ev, d)) != CU_OK)
         return rc;
     {
         const struct cu_val p[] = {
@@ -409,7 +512,7 @@ enum cu_err cu_monitor_decide(struct cu_monitor *m, struct cu_work *w, struct cu
                               const struct cu_mon_event *ev, const char *source,
                               struct cu_monitor_decision *d)
 {
-    return decide(m, w, db, ev, source, d, true);
+    return decide(m, w, db, ev, source, d, true, 0);
 }
 
 /* memo_decision(memo, local): the decision kept in *memo (made there when missing), or local
@@ -534,11 +637,12 @@ static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_le
         rc = CU_E_NOMEM;
     } else {
         ledger_event(m, ask, customer, ev);
-        rc = decide(m, ask->w, db, ev, "ledger", d, false);
+        rc = decide(m, ask->w, db, ev, "ledger", d, false, 0);
         cu_free(ev);
     }
     if (rc == CU_OK) {
         out->verdict = ledger_verdict(d, ask);
+        out->frozen_until = d->fx.frozen_until;
         snprintf(out->decision, sizeof(out->decision), "%s", d->id);
         if (out->verdict != CU_LEDGER_LET || d->v.nfired > 0)
             ledger_reasons(m, d, out->reasons);
@@ -588,7 +692,7 @@ static enum cu_err signin_decide(void *arg, struct cu_work *w, struct cu_db *db,
         set_origin(ev, sev->ctx->raw_ip, sev->ctx->device_id);
     snprintf(ev->channel, sizeof(ev->channel), "signin");
     ev->has |= CU_EVF_CHANNEL;
-    rc = decide(m, w, db, ev, "signin", d, false);
+    rc = decide(m, w, db, ev, "signin", d, false, CU_ACT_LOCK_LOGIN);
     sodium_memzero(ev, sizeof(*ev));
     cu_free(ev);
     if (rc == CU_OK) {
@@ -639,7 +743,7 @@ enum cu_err cu_monitor_note(struct cu_monitor *m, struct cu_work *w, struct cu_d
         set_origin(ev, ctx->source_ip, ctx->device_id);
     snprintf(ev->channel, sizeof(ev->channel), "%s", own ? "session" : "api");
     ev->has |= CU_EVF_CHANNEL;
-    rc = decide(m, w, db, ev, "profile", d, false);
+    rc = decide(m, w, db, ev, "profile", d, false, 0);
     sodium_memzero(ev, sizeof(*ev));
     cu_free(ev);
     if (rc == CU_OK && decision)

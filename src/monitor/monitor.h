@@ -48,6 +48,28 @@ CU_WUR enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_
                                   char err[CU_RULES_ERR_BYTES]);
 void cu_monitor_free(struct cu_monitor *m);
 
+/* What the service does to a customer when a decision's actions say so (docs/monitoring.md,
+ * "Actions"), each inside the decision's unit w on db, so that it commits with the event, the
+ * decision and the audit record, or not at all: an error fails the unit. customer is a vault
+ * customer's id (the service asks only about those); *n gets what changed (accounts frozen,
+ * sessions ended) where there is a count. until is a time (ms). NULL members: not applied. */
+struct cu_monitor_effects {
+    enum cu_err (*freeze)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                          const char *reason, int64_t until, int64_t *n);
+    enum cu_err (*lock)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                        int64_t until);
+    enum cu_err (*revoke)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                          int64_t *n);
+    enum cu_err (*notify)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                          const char *decision, const char *event_type);
+    /* whether customer is a vault customer's id that may be acted on (not erased) */
+    bool (*is_customer)(void *arg, struct cu_db *db, const char *customer);
+    void *arg;
+};
+
+/* cu_monitor_set_effects(m, fx): how m applies actions (before any decision). */
+void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effects *fx);
+
 /* cu_monitor_types(m): the event types it knows. */
 const struct cu_mon_types *cu_monitor_types(const struct cu_monitor *m);
 
@@ -73,6 +95,15 @@ struct cu_monitor_decision {
     char *shadow_doc; /* the shadow's verdict as a JSON object, or NULL */
     char *reads_doc;  /* what the rules read, a JSON object */
     char *event_doc;  /* the event as stored (canonical text) */
+    /* what the actions did in this run of the unit (docs/monitoring.md, "Actions") */
+    struct {
+        bool customer;        /* the event's customer is a vault customer: actions apply */
+        int64_t frozen_until; /* freeze_account: accounts frozen until then (ms), 0 none */
+        int64_t frozen;       /* how many accounts it froze */
+        int64_t locked_until; /* lock_login: sign-in locked until then (ms), 0 none */
+        int64_t revoked;      /* revoke_sessions: sessions ended, -1 not applied */
+        bool notified;        /* notify_customer: a notice queued */
+    } fx;
 };
 
 /* cu_monitor_decision_clear(d): frees what d holds and empties it. */

@@ -432,6 +432,124 @@ static void bad_rules_and_times(void **state)
     assert_non_null(strstr(terr, "30 days in the past"));
 }
 
+/* ---- actions ---- */
+
+/* Effect doubles: each writes a row naming itself in the unit's transaction; fail_freeze makes
+ * the freeze fail. */
+static bool fail_freeze;
+
+static enum cu_err log_fx(struct cu_db *db, const char *kind, const char *customer)
+{
+    static const char sql[] = "INSERT INTO fx_log (kind, customer) VALUES ($1, $2)";
+    const struct cu_val p[] = {CU_VT(kind), CU_VT(customer)};
+    return cu_db_exec(db, sql, p, CU_NVALS(p));
+}
+
+static bool fx_is_customer(void *arg, struct cu_db *db, const char *customer)
+{
+    (void)arg;
+    (void)db;
+    return strncmp(customer, "cus_", 4) == 0;
+}
+
+static enum cu_err fx_freeze(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             const char *reason, int64_t until, int64_t *n)
+{
+    (void)arg;
+    (void)w;
+    assert_non_null(strstr(reason, "monitoring decision dec_"));
+    assert_true(until == T0 + 3600000);
+    *n = 2;
+    return fail_freeze ? CU_E_IO : log_fx(db, "freeze", customer);
+}
+
+static enum cu_err fx_lock(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                           int64_t until)
+{
+    (void)arg;
+    (void)w;
+    assert_true(until == T0 + 1800000);
+    return log_fx(db, "lock", customer);
+}
+
+static enum cu_err fx_revoke(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             int64_t *n)
+{
+    (void)arg;
+    (void)w;
+    *n = 3;
+    return log_fx(db, "revoke", customer);
+}
+
+static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
+                             const char *decision, const char *type)
+{
+    (void)arg;
+    (void)w;
+    assert_int_equal(strncmp(decision, "dec_", 4), 0);
+    assert_string_equal(type, "transfer");
+    return log_fx(db, "notify", customer);
+}
+
+/* The actions on the customer are applied in the deciding unit: with the event, its decision
+ * and its audit record, or (a freeze that fails) none of them; and only to a vault customer. */
+static void actions_applied_in_unit(void **state)
+{
+    struct fixture *f = *state;
+    static const char text[] = "rule takeover\n"
+                               "  when event.type == \"transfer\"\n"
+                               "  then freeze_account 1h, lock_login 30m, revoke_sessions,\n"
+                               "       notify_customer, hold, reason \"looks like a takeover\"\n";
+    const struct cu_monitor_effects fx = {fx_freeze, fx_lock,        fx_revoke,
+                                          fx_notify, fx_is_customer, NULL};
+    char path[320], err[CU_RULES_ERR_BYTES];
+    struct cu_monitor_opts mo = {.rules_path = path, .future_ms = 300000, .past_ms = 86400000};
+    struct job a = {0}, b = {0}, c = {0};
+    FILE *fp;
+
+    snprintf(path, sizeof(path), "%s/fx.rules", f->dir);
+    assert_non_null(fp = fopen(path, "w"));
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+    cu_monitor_free(f->m);
+    assert_int_equal(cu_monitor_new(&mo, &f->m, err), CU_OK);
+    cu_monitor_set_effects(f->m, &fx);
+    assert_int_equal(cu_db_exec(f->conn, "CREATE TABLE fx_log (kind TEXT, customer TEXT)", NULL, 0),
+                     CU_OK);
+
+    /* a freeze that fails: the unit fails, and nothing of it is kept */
+    fail_freeze = true;
+    event_of(f, &a.ev, "transfer", "cus_1", NULL);
+    assert_int_equal(decide(f, &a), CU_E_IO);
+    assert_int_equal(events_of(f, "cus_1"), 0);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM fx_log", NULL), 0);
+    assert_int_equal(
+        count_of(f, "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide'", NULL), 0);
+
+    /* they all apply, in the one unit, and the decision says what they did */
+    fail_freeze = false;
+    event_of(f, &b.ev, "transfer", "cus_1", NULL);
+    assert_int_equal(decide(f, &b), CU_OK);
+    assert_int_equal(events_of(f, "cus_1"), 1);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM fx_log WHERE customer = $1", "cus_1"), 4);
+    assert_non_null(strstr(b.d.verdict, "\"applied\":{\"freeze_account\":{\"accounts\":2,"
+                                        "\"until\":\"2027-01-15T09:00:00.000Z\"},"));
+    assert_non_null(strstr(b.d.verdict, "\"revoke_sessions\":{\"sessions\":3},"
+                                        "\"notify_customer\":{\"queued\":true}}"));
+    assert_non_null(strstr(b.d.verdict, "\"lock_login\":{\"locked\":true"));
+
+    /* a reference that is no vault customer: decided, nothing done to it */
+    event_of(f, &c.ev, "transfer", "c-outside", NULL);
+    assert_int_equal(decide(f, &c), CU_OK);
+    assert_int_equal(c.d.v.decision, CU_DEC_HOLD);
+    assert_int_equal(count_of(f, "SELECT COUNT(*) FROM fx_log WHERE customer = $1", "c-outside"),
+                     0);
+    assert_non_null(strstr(c.d.verdict, "\"applied\":{\"skipped\":"));
+    cu_monitor_decision_clear(&a.d);
+    cu_monitor_decision_clear(&b.d);
+    cu_monitor_decision_clear(&c.d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -443,6 +561,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(pseudonyms_keep_networks, setup, teardown),
         cmocka_unit_test_setup_teardown(rebuilt_state_decides_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rules_and_times, setup, teardown),
+        cmocka_unit_test_setup_teardown(actions_applied_in_unit, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

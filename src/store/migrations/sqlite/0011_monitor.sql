@@ -61,3 +61,64 @@ CREATE TABLE alert_comments (
     body TEXT NOT NULL
 ) STRICT;
 CREATE INDEX alert_comments_alert ON alert_comments (alert_id, at);
+
+-- The lists staff manage by API (docs/monitoring.md, "Lists"): each item of a list a rule file
+-- declares `managed` (list, the list's name; value, an address, block, device, payee, country
+-- or other reference as the rules compare it), who added it and when, when it lapses (NULL:
+-- never), and a note of at most 200 bytes for staff (not audited).
+CREATE TABLE monitor_list_items (
+    list TEXT NOT NULL,
+    value TEXT NOT NULL,
+    added_at INTEGER NOT NULL,
+    added_by TEXT NOT NULL,
+    expires_at INTEGER,
+    note TEXT NOT NULL,
+    PRIMARY KEY (list, value)
+) STRICT;
+
+-- Snoozes: a rule that does not fire for one customer until a time (a known traveller), with
+-- the reason staff gave (at most 200 bytes) and who made it.
+CREATE TABLE monitor_snoozes (
+    customer TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    until INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (customer, rule)
+) STRICT;
+
+-- Rule sets kept in the store (docs/monitoring.md, "Rule sets"): each version's text as proposed
+-- (at most 1 MiB), its SHA-256 (hex), who proposed it and when, and its status: proposed, live
+-- (the one in force; at most one), shadow (run beside it; at most one), retired. A set becomes
+-- live or shadow only through four-eyes approval (activated_by: the approval request).
+CREATE TABLE rule_sets (
+    version INTEGER NOT NULL PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    created_by TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    body TEXT NOT NULL,
+    note TEXT NOT NULL,
+    status TEXT NOT NULL,
+    activated_at INTEGER,
+    activated_by TEXT
+) STRICT;
+CREATE INDEX rule_sets_status ON rule_sets (status);
+
+-- The notification outbox (docs/monitoring.md, "Actions"): a notice to a customer, written in
+-- the unit of work that causes it and delivered after the commit; template names what to say,
+-- data its parameters (a JSON object without personal data: the decision's id, the event's
+-- type). status: pending, sent, dead.
+CREATE TABLE notify_outbox (
+    id TEXT NOT NULL PRIMARY KEY,
+    created_at INTEGER NOT NULL,
+    customer TEXT NOT NULL,
+    template TEXT NOT NULL,
+    data TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    next_at INTEGER NOT NULL,
+    sent_at INTEGER,
+    last_error TEXT
+) STRICT;
+CREATE INDEX notify_outbox_due ON notify_outbox (status, next_at);

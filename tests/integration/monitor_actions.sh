@@ -1,0 +1,97 @@
+#!/bin/sh
+# Monitoring's actions on the customer, applied in the deciding unit of work: a transfer whose
+# rule freezes the account is refused as frozen (naming the decision), freezes every account of
+# the customer until the rule's time (credits still arrive, nothing leaves), queues a notice in
+# the outbox and opens an alert; a posted event whose rule ends sessions and locks sign-in ends
+# the customer's live session and refuses the right password; the decision says what was done;
+# a reference that is no vault customer is decided but nothing is done to it.
+. "$(dirname "$0")/lib.sh"
+
+D="$TMP/data"
+init_dir "$D" || exit 1
+cat >"$D/actions.rules" <<'EOF2'
+rule freeze_big
+  when event.type == "transfer" and event.amount >= 90000
+  then freeze_account 2h, notify_customer, alert high, reason "a transfer of 900.00 or more"
+
+rule new_device_takeover
+  when event.type == "device_added"
+  then revoke_sessions, lock_login 10m, reason "a device added from outside"
+EOF2
+start_server "$D" CUSTODIA_MONITOR_RULES=actions.rules CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 || exit 1
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+PW="amber violin harbour 77"
+idem() { echo "Idempotency-Key: k-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"; }
+status_of() { req GET "/v1/accounts/$1" -H "$AUTH"; json "j['status']"; }
+
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ada@example.com", "external_ref": "crm-ada"}'
+ADA=$(json "j['id']")
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "bob@example.com"}'
+BOB=$(json "j['id']")
+req POST "/v1/customers/$ADA/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+A=$(json "j['id']")
+req POST "/v1/customers/$ADA/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+A2=$(json "j['id']")
+req POST "/v1/customers/$BOB/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+B=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$A\", \"amount\": 200000, \"currency\": \"EUR\"}"
+check_eq "a deposit" 201 "$STATUS"
+
+xfer() {
+    req POST /v1/transfers -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+        --data "{\"debit_account\": \"$1\", \"credit_account\": \"$2\", \"amount\": $3, \"currency\": \"EUR\", \"code\": \"payment\"}"
+}
+xfer "$A" "$B" 95000
+check_eq "a transfer whose rule freezes the account is refused as frozen" \
+    "409 urn:custodia:problem:account_frozen" "$STATUS $(json "j['type']")"
+DEC=$(json "__import__('re').search(r'dec_[0-9a-f]{16}', j['detail']).group(0)")
+check "naming its decision" sh -c "echo '$DEC' | grep -Eq '^dec_[0-9a-f]{16}$'"
+check_eq "every account of the customer is frozen, the other customer's not" "frozen frozen active" \
+    "$(status_of "$A") $(status_of "$A2") $(status_of "$B")"
+req GET "/v1/accounts/$A" -H "$AUTH"
+check_eq "for the rule's two hours, with the decision as the reason" "True monitoring decision $DEC" \
+    "$(json "7170 <= (__import__('datetime').datetime.fromisoformat(j['freeze']['until'].replace('Z','+00:00')).timestamp() - __import__('time').time()) <= 7200") $(json "j['freeze']['reason']")"
+check_eq "and nothing moved" 200000 "$(json "j['balance']['posted']")"
+xfer "$A" "$B" 100
+check_eq "a small transfer from it is refused too" "409 urn:custodia:problem:account_frozen" "$STATUS $(json "j['type']")"
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$A\", \"amount\": 500, \"currency\": \"EUR\"}"
+check_eq "credits still arrive" 201 "$STATUS"
+req GET "/v1/decisions/$DEC" -H "$AUTH"
+check_eq "the decision says what was done" "2 True" \
+    "$(json "j['applied']['freeze_account']['accounts']") $(json "j['applied']['notify_customer']['queued']")"
+check_eq "a notice waits in the outbox, with ids and no personal data" \
+    "1|security_notice|pending|{\"decision\":\"$DEC\",\"event_type\":\"transfer\"}" \
+    "$("$DBQ" "$D" "SELECT COUNT(*), template, status, data FROM notify_outbox WHERE customer = '$ADA'")"
+check_eq "each account's freeze is audited" 2 \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.account_freeze' AND outcome = 'success'")"
+req GET /v1/alerts -H "$AUTH"
+check_eq "and the alert is open" "1 high $DEC" "$(json "len(j['items'])") $(json "j['items'][0]['severity']") $(json "j['items'][0]['decision']")"
+
+# a posted event ending the customer's sessions and locking sign-in
+req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data "{\"password\": \"$PW\"}"
+req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"ada@example.com\", \"password\": \"$PW\", \"kind\": \"customer\"}"
+check_eq "the customer signs in" 200 "$STATUS"
+SESS="Authorization: Bearer $(json "j['token']")"
+req GET /v1/me -H "$SESS"
+check_eq "and the session works" 200 "$STATUS"
+NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"device_added\", \"time\": \"$NOW\", \"customer\": \"crm-ada\", \"device\": \"d-new-1\"}"
+check_eq "a posted event whose rule ends sessions and locks sign-in" "201 1 True" \
+    "$STATUS $(json "j['applied']['revoke_sessions']['sessions']") $(json "j['applied']['lock_login']['locked']")"
+req GET /v1/me -H "$SESS"
+check_eq "ends the customer's session at once" 401 "$STATUS"
+req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"ada@example.com\", \"password\": \"$PW\", \"kind\": \"customer\"}"
+check_eq "and refuses the right password while locked" 429 "$STATUS"
+check_eq "the end of the sessions is audited" 1 \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'session.revoked' AND target LIKE '%$ADA%'")"
+
+# a reference that is not a vault customer: decided, nothing done
+req POST /v1/events -H "$AUTH" -H "$JSONH" \
+    --data "{\"type\": \"device_added\", \"time\": \"$NOW\", \"customer\": \"someone-else\", \"device\": \"d-new-2\"}"
+check_eq "a reference outside the vault is decided, nothing done to it" "201 True" \
+    "$STATUS $(json "'skipped' in j['applied']")"
+finish
