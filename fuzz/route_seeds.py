@@ -75,6 +75,17 @@ EXTRA = {
     'Content-Type: application/json\n\n{"resolution": "true_positive"}',
     "alert-comment": "POST /v1/alerts/alr_0000000000000000/comments\nAuthorization: Bearer {{KEY}}\n"
     'Content-Type: application/json\n\n{"text": "looked at it"}',
+    "monitor-lists": "GET /v1/monitor/lists\nAuthorization: Bearer {{KEY}}\n\n",
+    "monitor-list": "GET /v1/monitor/lists/blocked_networks\nAuthorization: Bearer {{KEY}}\n\n",
+    "monitor-list-remove": "POST /v1/monitor/lists/blocked_networks/remove\n"
+    "Authorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
+    '{"value": "198.51.100.0/24"}',
+    "monitor-snoozes": "GET /v1/monitor/snoozes?customer=c1\nAuthorization: Bearer {{KEY}}\n\n",
+    "monitor-snooze": "POST /v1/monitor/snoozes\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"customer": "c1", "rule": "failed_sign_ins_per_account", '
+    '"until": "2099-01-01T00:00:00Z", "reason": "travelling"}',
+    "monitor-unsnooze": "POST /v1/monitor/snoozes/remove\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"customer": "c1", "rule": "failed_sign_ins_per_account"}',
     "event-profile": "POST /v1/events\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
     '{"type": "profile_changed", "time": "{{NOW}}", "customer": "c1", "fields": ["email"]}',
 }

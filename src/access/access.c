@@ -425,7 +425,7 @@ enum cu_err cu_access_policies_reload(struct cu_access_policies *h, bool *change
 }
 
 /* The policy a data directory starts with: the built-in roles, and four-eyes on unfreezing
- * an account. */
+ * an account and on changing the monitoring rules in force. */
 static const char default_policy[] =
     "# custodia's access policy (docs/access.md): roles, grants, conditions, forbids and\n"
     "# approvals. With nothing below but the version, the built-in roles alone decide, and each\n"
@@ -434,7 +434,11 @@ static const char default_policy[] =
     "version 1\n"
     "\n"
     "# A frozen account is unfrozen only once another staff member approves (docs/ledger.md).\n"
-    "approve accounts.unfreeze by 1 within 24h\n";
+    "approve accounts.unfreeze by 1 within 24h\n"
+    "\n"
+    "# A monitoring rule set goes in force (or in shadow) only once another staff member\n"
+    "# approves (docs/monitoring.md, \"Rule sets\"); custodia refuses it otherwise.\n"
+    "approve rules.activate by 1 within 24h\n";
 
 enum cu_err cu_access_policy_write_default(const char *path)
 {

@@ -70,7 +70,7 @@ static const struct {
     {"admin", "*"},
     {"security_analyst", "audit.read customers.read customers.credentials metrics.read "
                          "staff.read apikeys.read access.read decisions.read alerts.read "
-                         "alerts.write"},
+                         "alerts.write monitor.read lists.write rules.write rules.activate"},
     {"support_agent", "customers.read customers.credentials"},
     {"auditor", "audit.read access.read metrics.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
@@ -78,7 +78,8 @@ static const struct {
     {"service", "customers.read customers.write customers.credentials"},
     {"teller", "customers.read accounts.read accounts.write transfers.read transfers.write"},
     {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
-                      "transfers.approve audit.read decisions.read alerts.read alerts.write"},
+                      "transfers.approve audit.read decisions.read alerts.read alerts.write "
+                      "monitor.read lists.write"},
     {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
                          "ledger.read"},
     {"events_service", "events.write"},

@@ -104,5 +104,12 @@ enum cu_err cu_handle_alert_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_alert_assign(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_alert_comment(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_alert_resolve(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_lists(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_list_add(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_list_remove(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_snoozes(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_snooze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_monitor_unsnooze(struct cu_req *req, struct cu_resp *resp);
 
 #endif

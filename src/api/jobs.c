@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "ledger/ledger.h"
+#include "monitor/monitor.h"
 
 static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
@@ -89,6 +90,37 @@ static void ledger_housekeep(struct cu_app *app, bool keys)
             cu_log(CU_LOG_INFO, what == 0 ? "ledger.expired" : "ledger.unfrozen",
                    CU_LI("count", (int64_t)j.done));
     }
+}
+
+/* Monitoring's housekeeping: list items and snoozes whose time passed are removed, in a unit
+ * of the system's, and the rules follow. */
+static enum cu_err monitor_job_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct ledger_job *j = arg;
+    int64_t n = 0;
+    enum cu_err rc = cu_monitor_housekeep(j->app->monitor, w, db, &n);
+    j->done = (size_t)n;
+    return rc;
+}
+
+static void monitor_housekeep(struct cu_app *app)
+{
+    struct ledger_job j = {app, 0, 0};
+    struct cu_work *w = NULL;
+    enum cu_err rc;
+
+    if (app->monitor == NULL)
+        return;
+    rc = cu_work_new(NULL, &w);
+    if (rc == CU_OK)
+        rc = cu_work_add(w, monitor_job_apply, &j);
+    if (rc == CU_OK)
+        rc = cu_committer_run(app->committer, w);
+    cu_work_free(w);
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "monitor.housekeeping_failed", CU_LS("error", cu_err_str(rc)));
+    else if (j.done > 0)
+        cu_log(CU_LOG_INFO, "monitor.expired", CU_LI("count", (int64_t)j.done));
 }
 
 /* The checkpointer: a thread that makes an audit checkpoint when one is due (every
@@ -219,6 +251,8 @@ static void *checkpointer_main(void *arg)
         if (c->app->approvals != NULL && ticks % 5 == 0)
             cu_approvals_housekeep(c->app, cu_clock_now_ms());
         ledger_housekeep(c->app, ticks % 60 == 30);
+        if (ticks % 5 == 2)
+            monitor_housekeep(c->app);
         if (++ticks % 60 == 0)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

@@ -70,24 +70,24 @@ static enum cu_err event_answer(struct cu_req *req, struct cu_resp *resp, void *
 /* vault_key(req, resp, ev): a vault customer's events share one key, its id: an event whose
  * customer is the external_ref of exactly one vault customer is kept under that customer's
  * id (the reference itself is then not stored). */
-static enum cu_err vault_key(struct cu_req *req, struct cu_resp *resp, struct cu_mon_event *ev)
+static enum cu_err vault_key(struct cu_req *req, struct cu_resp *resp, char *customer, size_t cap)
 {
     char ids[2][CU_CUSTOMER_ID_BYTES], why[CU_VAULT_WHY_BYTES];
     struct cu_db *db = NULL;
     size_t n = 0;
     enum cu_err rc;
 
-    if (strlen(ev->customer) > EXTERNAL_REF_MAX || strncmp(ev->customer, "cus_", 4) == 0)
+    if (strlen(customer) > EXTERNAL_REF_MAX || strncmp(customer, "cus_", 4) == 0)
         return CU_OK;
     if ((rc = cu_req_db(req, &db)) != CU_OK)
-        return cu_resp_fail(resp, rc, "the event could not be decided");
-    rc = cu_vault_find(req->app->vault, db, "external_ref", ev->customer, ids, 2, &n, why);
+        return cu_resp_fail(resp, rc, "the customer's reference could not be looked up");
+    rc = cu_vault_find(req->app->vault, db, "external_ref", customer, ids, 2, &n, why);
     if (rc == CU_E_INVALID)
         return CU_OK; /* not a reference the vault could hold */
     if (rc != CU_OK)
-        return cu_resp_fail(resp, rc, "the event could not be decided");
+        return cu_resp_fail(resp, rc, "the customer's reference could not be looked up");
     if (n == 1)
-        snprintf(ev->customer, sizeof(ev->customer), "%s", ids[0]);
+        snprintf(customer, cap, "%s", ids[0]);
     return CU_OK;
 }
 
@@ -110,7 +110,7 @@ enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, rc == CU_E_TOO_LARGE ? rc : CU_E_INVALID, "%s", err);
     if (cu_monitor_check_time(m, &j->ev, cu_clock_now_ms(), err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-    if ((rc = vault_key(req, resp, &j->ev)) != CU_OK)
+    if ((rc = vault_key(req, resp, j->ev.customer, sizeof(j->ev.customer))) != CU_OK)
         return rc;
     j->req = req;
     j->resp = resp;
@@ -347,4 +347,261 @@ enum cu_err cu_handle_alert_comment(struct cu_req *req, struct cu_resp *resp)
 enum cu_err cu_handle_alert_resolve(struct cu_req *req, struct cu_resp *resp)
 {
     return alert_start(req, resp, AL_RESOLVE);
+}
+
+/* ---- managed lists and snoozes ---- */
+
+static enum cu_err unknown_list(struct cu_resp *resp, const char *why)
+{
+    resp->type = "unknown_list";
+    return cu_resp_fail(resp, CU_E_NOT_FOUND, "%s",
+                        why && why[0] ? why : "no rule set in force declares this managed list");
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > CU_MON_NAME_MAX || s[0] < 'a' || s[0] > 'z')
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+            return false;
+    return true;
+}
+
+enum cu_err cu_handle_monitor_lists(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_db *db = NULL;
+    struct cu_buf *b;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the lists could not be read");
+    b = cu_resp_json_begin(resp, 200);
+    if ((rc = cu_resp_json_end(resp, cu_monitor_lists_json(req->app->monitor, db, b))) != CU_OK)
+        return cu_resp_fail(resp, rc, "the lists could not be read");
+    return cu_req_audit(req, "monitor.lists_read", "lists", "success", NULL);
+}
+
+enum cu_err cu_handle_monitor_list(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_db *db = NULL;
+    struct cu_buf *b;
+    char target[CU_MON_NAME_MAX + 8];
+    enum cu_err rc;
+
+    if (!name_ok(req->params[0]))
+        return unknown_list(resp, NULL);
+    if ((rc = cu_req_db(req, &db)) != CU_OK)
+        return cu_resp_fail(resp, rc, "the list could not be read");
+    b = cu_resp_json_begin(resp, 200);
+    rc = cu_resp_json_end(resp, cu_monitor_list_json(req->app->monitor, db, req->params[0], b));
+    if (rc == CU_E_NOT_FOUND)
+        return unknown_list(resp, NULL);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the list could not be read");
+    snprintf(target, sizeof(target), "list:%.32s", req->params[0]);
+    return cu_req_audit(req, "monitor.list_read", target, "success", NULL);
+}
+
+enum list_action { LS_ADD, LS_REMOVE, LS_SNOOZE, LS_UNSNOOZE };
+
+struct list_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    enum list_action what;
+    json_t *body;
+    const char *value, *note, *rule;
+    char customer[CU_MON_REF_MAX + 1];
+    int64_t until;
+};
+
+static void list_job_clear(void *p)
+{
+    json_decref(((struct list_job *)p)->body);
+}
+
+static enum cu_err list_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct list_job *j = arg;
+    struct cu_monitor *m = j->req->app->monitor;
+    const char *list = j->what <= LS_REMOVE ? j->req->params[0] : NULL;
+    char why[CU_MON_ERR_BYTES] = "";
+    enum cu_err rc;
+
+    switch (j->what) {
+    case LS_ADD:
+        rc = cu_monitor_list_add(m, w, db, list, j->value, j->until, j->note, why);
+        break;
+    case LS_REMOVE:
+        rc = cu_monitor_list_remove(m, w, db, list, j->value);
+        if (rc == CU_E_NOT_FOUND)
+            snprintf(why, sizeof(why), "the list does not hold this value");
+        break;
+    case LS_SNOOZE:
+        rc = cu_monitor_snooze(m, w, db, j->customer, j->rule, j->until, j->note, why);
+        if (rc == CU_E_NOT_FOUND) {
+            j->resp->type = "unknown_rule";
+            return cu_resp_fail(j->resp, rc, "%s", why);
+        }
+        break;
+    default:
+        rc = cu_monitor_unsnooze(m, w, db, j->customer, j->rule);
+        if (rc == CU_E_NOT_FOUND) {
+            j->resp->type = "unknown_snooze";
+            return cu_resp_fail(j->resp, rc, "the customer has no snooze of this rule");
+        }
+        break;
+    }
+    if (rc == CU_E_NOT_FOUND && j->what == LS_ADD)
+        return unknown_list(j->resp, why);
+    if (rc == CU_E_NOT_FOUND) {
+        j->resp->type = "unknown_item";
+        return cu_resp_fail(j->resp, rc, "%s", why);
+    }
+    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+        return cu_resp_fail(j->resp, rc, "%s", why);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the change could not be made");
+    return rc;
+}
+
+static enum cu_err list_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct list_job *j = arg;
+    char until[CU_RFC3339_BYTES];
+    (void)req;
+    cu_clock_format(j->until, until);
+    switch (j->what) {
+    case LS_ADD:
+        return cu_resp_json(resp, 201,
+                            json_pack("{s:s, s:s, s:s?}", "list", req->params[0], "value", j->value,
+                                      "expires_at", j->until ? until : NULL));
+    case LS_SNOOZE:
+        return cu_resp_json(
+            resp, 201,
+            json_pack("{s:s, s:s, s:s}", "customer", j->customer, "rule", j->rule, "until", until));
+    default:
+        return cu_resp_json(resp, 200, json_pack("{s:b}", "removed", 1));
+    }
+}
+
+/* list_time(j, key, required, out): an RFC 3339 time of the body, or 0 when absent. */
+static enum cu_err list_time(struct list_job *j, const char *key, bool required, int64_t *out)
+{
+    const char *t = NULL;
+    char err[CU_JSON_ERR_BYTES];
+    *out = 0;
+    if (cu_json_get_string(j->body, key, required, 40, &t, err) != CU_OK)
+        return cu_resp_fail(j->resp, CU_E_INVALID, "%s", err);
+    if (t != NULL && cu_clock_parse(t, out) != CU_OK)
+        return cu_resp_fail(j->resp, CU_E_INVALID, "field '%s' must be an RFC 3339 time", key);
+    return CU_OK;
+}
+
+static enum cu_err list_start(struct cu_req *req, struct cu_resp *resp, enum list_action what)
+{
+    static const char *const add_keys[] = {"value", "expires_at", "note"};
+    static const char *const remove_keys[] = {"value"};
+    static const char *const snooze_keys[] = {"customer", "rule", "until", "reason"};
+    static const char *const unsnooze_keys[] = {"customer", "rule"};
+    static const char *const *const keys[] = {add_keys, remove_keys, snooze_keys, unsnooze_keys};
+    static const size_t nkeys[] = {3, 1, 4, 2};
+    struct list_job *j = cu_req_alloc(req, sizeof(*j), list_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL, *customer = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the change could not be made");
+    if (what <= LS_REMOVE && !name_ok(req->params[0]))
+        return unknown_list(resp, NULL);
+    j->req = req;
+    j->resp = resp;
+    j->what = what;
+    if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+        return resp->err ? resp->err : rc;
+    if (cu_json_only_keys(j->body, keys[what], nkeys[what], &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    if (what <= LS_REMOVE) {
+        if (cu_json_get_string(j->body, "value", true, CU_MON_ATTR_VALUE_MAX, &j->value, err) !=
+            CU_OK)
+            return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
+                                err);
+    } else {
+        if (cu_json_get_string(j->body, "customer", true, CU_MON_REF_MAX, &customer, err) !=
+                CU_OK ||
+            cu_json_get_string(j->body, "rule", true, CU_MON_NAME_MAX, &j->rule, err) != CU_OK)
+            return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
+                                err);
+        if (!cu_mon_ref_ok(customer, strlen(customer)))
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "field 'customer' must be text without control characters");
+        if (!name_ok(j->rule))
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'rule' must be a rule's name");
+        snprintf(j->customer, sizeof(j->customer), "%s", customer);
+        /* a vault customer's external_ref keys the customer's events by its id: so here */
+        if ((rc = vault_key(req, resp, j->customer, sizeof(j->customer))) != CU_OK)
+            return rc;
+    }
+    if (what == LS_ADD || what == LS_SNOOZE) {
+        const char *key = what == LS_ADD ? "note" : "reason";
+        if (cu_json_get_string(j->body, key, what == LS_SNOOZE, CU_MONITOR_NOTE_MAX, &j->note,
+                               err) != CU_OK)
+            return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
+                                err);
+        if (j->note != NULL && !cu_utf8_valid(j->note, strlen(j->note)))
+            return cu_resp_fail(resp, CU_E_INVALID, "field '%s' must be text", key);
+        if (what == LS_SNOOZE && j->note[0] == '\0')
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'reason' must say why");
+        if ((rc = list_time(j, what == LS_ADD ? "expires_at" : "until", what == LS_SNOOZE,
+                            &j->until)) != CU_OK)
+            return rc;
+    }
+    return cu_req_change(req, list_apply, list_answer, j);
+}
+
+enum cu_err cu_handle_monitor_list_add(struct cu_req *req, struct cu_resp *resp)
+{
+    return list_start(req, resp, LS_ADD);
+}
+
+enum cu_err cu_handle_monitor_list_remove(struct cu_req *req, struct cu_resp *resp)
+{
+    return list_start(req, resp, LS_REMOVE);
+}
+
+enum cu_err cu_handle_monitor_snooze(struct cu_req *req, struct cu_resp *resp)
+{
+    return list_start(req, resp, LS_SNOOZE);
+}
+
+enum cu_err cu_handle_monitor_unsnooze(struct cu_req *req, struct cu_resp *resp)
+{
+    return list_start(req, resp, LS_UNSNOOZE);
+}
+
+enum cu_err cu_handle_monitor_snoozes(struct cu_req *req, struct cu_resp *resp)
+{
+    const char *q = cu_req_query(req, "customer");
+    char customer[CU_MON_REF_MAX + 1];
+    struct cu_db *db = NULL;
+    struct cu_buf *b;
+    enum cu_err rc;
+
+    if (q != NULL) {
+        if (strlen(q) > CU_MON_REF_MAX || !cu_mon_ref_ok(q, strlen(q)))
+            return cu_resp_fail(resp, CU_E_INVALID,
+                                "customer must be 1 to %d bytes without control characters",
+                                CU_MON_REF_MAX);
+        snprintf(customer, sizeof(customer), "%s", q);
+        if ((rc = vault_key(req, resp, customer, sizeof(customer))) != CU_OK)
+            return rc;
+    }
+    if ((rc = cu_req_db(req, &db)) != CU_OK)
+        return cu_resp_fail(resp, rc, "the snoozes could not be read");
+    b = cu_resp_json_begin(resp, 200);
+    if ((rc = cu_resp_json_end(resp, cu_monitor_snoozes_json(db, q ? customer : NULL, b))) != CU_OK)
+        return cu_resp_fail(resp, rc, "the snoozes could not be read");
+    return cu_req_audit(req, "monitor.snoozes_read", "snoozes", "success", NULL);
 }

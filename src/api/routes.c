@@ -190,6 +190,16 @@ static const struct cu_route route_table[] = {
     {CU_POST, 0, "/v1/alerts/{id}/assign", cu_handle_alert_assign, CU_SCOPE_ALERTS_WRITE},
     {CU_POST, 0, "/v1/alerts/{id}/comments", cu_handle_alert_comment, CU_SCOPE_ALERTS_WRITE},
     {CU_POST, 0, "/v1/alerts/{id}/resolve", cu_handle_alert_resolve, CU_SCOPE_ALERTS_WRITE},
+    /* monitoring: managed lists and snoozes */
+    {CU_GET, 0, "/v1/monitor/lists", cu_handle_monitor_lists, CU_SCOPE_MONITOR_READ},
+    {CU_GET, 0, "/v1/monitor/lists/{name}", cu_handle_monitor_list, CU_SCOPE_MONITOR_READ},
+    {CU_POST, 0, "/v1/monitor/lists/{name}/items", cu_handle_monitor_list_add,
+     CU_SCOPE_LISTS_WRITE},
+    {CU_POST, 0, "/v1/monitor/lists/{name}/remove", cu_handle_monitor_list_remove,
+     CU_SCOPE_LISTS_WRITE},
+    {CU_GET, 0, "/v1/monitor/snoozes", cu_handle_monitor_snoozes, CU_SCOPE_MONITOR_READ},
+    {CU_POST, 0, "/v1/monitor/snoozes", cu_handle_monitor_snooze, CU_SCOPE_LISTS_WRITE},
+    {CU_POST, 0, "/v1/monitor/snoozes/remove", cu_handle_monitor_unsnooze, CU_SCOPE_LISTS_WRITE},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -26,7 +26,8 @@ static const char *const scope_names[] = {
     "access.write",          "accounts.read",   "accounts.write",   "accounts.freeze",
     "accounts.unfreeze",     "transfers.read",  "transfers.write",  "transfers.approve",
     "ledger.read",           "events.write",    "decisions.read",   "alerts.read",
-    "alerts.write",
+    "alerts.write",          "monitor.read",    "lists.write",      "rules.write",
+    "rules.activate",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
 #define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)

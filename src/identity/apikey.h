@@ -56,6 +56,12 @@ enum cu_scope {
                                               the events and what their rules read */
     CU_SCOPE_ALERTS_READ = 1u << 23,       /* "alerts.read": read the alerts queue */
     CU_SCOPE_ALERTS_WRITE = 1u << 24,      /* "alerts.write": assign, comment, resolve alerts */
+    CU_SCOPE_MONITOR_READ = 1u << 25,      /* "monitor.read": read rule sets, managed lists,
+                                              snoozes; run backtests */
+    CU_SCOPE_LISTS_WRITE = 1u << 26,       /* "lists.write": change managed lists and snoozes */
+    CU_SCOPE_RULES_WRITE = 1u << 27,       /* "rules.write": propose rule sets */
+    CU_SCOPE_RULES_ACTIVATE = 1u << 28,    /* "rules.activate": put a rule set in force or in
+                                              shadow (four-eyes) */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

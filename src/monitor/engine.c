@@ -75,15 +75,23 @@ enum cu_err cu_mon_engine_decide_reads(struct cu_mon_engine *e, const struct cu_
                                        struct cu_verdict *out, struct cu_verdict *shadow_out,
                                        struct cu_reads *reads)
 {
+    return cu_mon_engine_decide_masked(e, ev, out, shadow_out, reads, NULL, NULL);
+}
+
+enum cu_err cu_mon_engine_decide_masked(struct cu_mon_engine *e, const struct cu_mon_event *ev,
+                                        struct cu_verdict *out, struct cu_verdict *shadow_out,
+                                        struct cu_reads *reads, const struct cu_rule_mask *skip,
+                                        const struct cu_rule_mask *shadow_skip)
+{
     struct cu_mon_probe probe;
     struct cu_feature_source src;
     cu_mon_state_source(e->st, ev, &probe, &src);
     /* the live set's numbers are the state's */
-    cu_rules_eval_reads(e->rs, ev, &src, out, reads);
+    cu_rules_eval_masked(e->rs, ev, &src, out, reads, skip);
     if (e->shadow && shadow_out) {
         struct mapped m = {src, e->map[1]};
         struct cu_feature_source ms = {mapped_value, &m};
-        cu_rules_eval(e->shadow, ev, &ms, shadow_out);
+        cu_rules_eval_masked(e->shadow, ev, &ms, shadow_out, NULL, shadow_skip);
     }
     return cu_mon_state_add(e->st, ev);
 }

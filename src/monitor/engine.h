@@ -38,6 +38,15 @@ CU_WUR enum cu_err cu_mon_engine_decide_reads(struct cu_mon_engine *e,
                                               struct cu_verdict *shadow_out,
                                               struct cu_reads *reads);
 
+/* cu_mon_engine_decide_masked(e, ev, out, shadow_out, reads, skip, shadow_skip):
+ * cu_mon_engine_decide_reads without the live set's rules in skip and the shadow set's in
+ * shadow_skip (each NULL: none), as for a customer's snoozes. */
+CU_WUR enum cu_err
+cu_mon_engine_decide_masked(struct cu_mon_engine *e, const struct cu_mon_event *ev,
+                            struct cu_verdict *out, struct cu_verdict *shadow_out,
+                            struct cu_reads *reads, const struct cu_rule_mask *skip,
+                            const struct cu_rule_mask *shadow_skip);
+
 /* cu_mon_verdict_json(rs, v, out): appends "decision", "score", "rules" (name and reason of each
  * that fired), "actions" and their parameters as members of a JSON object (no braces). */
 CU_WUR enum cu_err cu_mon_verdict_json(const struct cu_ruleset *rs, const struct cu_verdict *v,

@@ -18,20 +18,7 @@
 #include "access/policy.h"
 #include "monitor/alerts.h"
 #include "monitor/engine.h"
-
-struct cu_monitor {
-    struct cu_mon_types types;
-    struct cu_ruleset *rs, *shadow;
-    struct cu_mon_engine eng;
-    bool eng_ready;
-    int64_t future_ms, past_ms;
-    void (*pseudonym)(void *arg, const char *kind, const char *text, uint8_t out[8]);
-    void *pseudonym_arg;
-    atomic_ullong decided[5], shadow_differs, rule_errors, unrecorded, decide_us_sum;
-    atomic_size_t state_bytes, state_keys; /* the state's, after the last event */
-    atomic_ullong state_dropped;
-    struct cu_monitor_effects fx;
-};
+#include "monitor/monitor_int.h"
 
 void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effects *fx)
 {
@@ -80,6 +67,7 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
         return rc;
     }
     cu_mon_types_init(&m->types);
+    pthread_mutex_init(&m->mu, NULL);
     m->future_ms = opts->future_ms;
     m->past_ms = opts->past_ms;
     m->pseudonym = opts->pseudonym;
@@ -96,6 +84,7 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
         return rc;
     }
     m->eng_ready = true;
+    cu_monitor_managed_update(m);
     *out = m;
     return CU_OK;
 }
@@ -108,6 +97,8 @@ void cu_monitor_free(struct cu_monitor *m)
         cu_mon_engine_fini(&m->eng);
     cu_rules_free(m->rs);
     cu_rules_free(m->shadow);
+    cu_free(m->snoozes);
+    pthread_mutex_destroy(&m->mu);
     cu_free(m);
 }
 
@@ -244,8 +235,15 @@ static void record(struct cu_monitor *m, struct cu_work *w, const struct cu_mon_
         memcpy(d->key_ip, e->key_ip, sizeof(d->key_ip));
     }
     t0 = mono_us();
-    if (cu_mon_engine_decide_reads(&m->eng, e, &d->v, m->shadow ? &d->shadow : NULL, &d->reads) !=
-        CU_OK)
+    struct cu_rule_mask skip, shadow_skip;
+    const char *names[sizeof(d->snoozed) / sizeof(d->snoozed[0])];
+    cu_monitor_snoozed(m, ev->customer, cu_work_context_of(w)->now_ms, &skip, &shadow_skip, names,
+                       &d->nsnoozed, sizeof(names) / sizeof(names[0]));
+    for (size_t i = 0; i < d->nsnoozed; i++)
+        snprintf(d->snoozed[i], sizeof(d->snoozed[i]), "%s", names[i]);
+    if (cu_mon_engine_decide_masked(&m->eng, e, &d->v, m->shadow ? &d->shadow : NULL, &d->reads,
+                                    m->nsnoozes ? &skip : NULL,
+                                    m->nsnoozes ? &shadow_skip : NULL) != CU_OK)
         atomic_fetch_add(&m->unrecorded, 1); /* the verdict stands; the state missed it */
     d->took_us = mono_us() - t0;
     sodium_memzero(e, sizeof(*e));
@@ -389,6 +387,13 @@ static enum cu_err documents(struct cu_monitor *m, const struct cu_mon_event *ev
     rc = cu_mon_verdict_json(m->rs, &d->v, &b);
     if (rc == CU_OK)
         rc = applied_doc(d, &b);
+    for (size_t i = 0; rc == CU_OK && i < d->nsnoozed; i++) {
+        rc = cu_buf_append_str(&b, i ? "," : ",\"snoozed\":[");
+        if (rc == CU_OK)
+            rc = cu_json_escape(&b, d->snoozed[i], strlen(d->snoozed[i]));
+        if (rc == CU_OK && i + 1 == d->nsnoozed)
+            rc = cu_buf_append_str(&b, "]");
+    }
     rc = steal_into(&b, rc, &d->verdict);
     if (rc == CU_OK && d->has_shadow) {
         cu_buf_init(&b, VERDICT_MAX + 2);
@@ -870,6 +875,11 @@ enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t n
     memset(out, 0, sizeof(*out));
     if (ev == NULL)
         return CU_E_NOMEM;
+    /* the managed lists' items and the snoozes, as the store holds them */
+    if ((rc = cu_monitor_load(m, db, now_ms)) != CU_OK) {
+        cu_free(ev);
+        return rc;
+    }
     memset(&o, 0, sizeof(o));
     o.types = &m->types;
     rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);

@@ -95,6 +95,9 @@ struct cu_monitor_decision {
     char *shadow_doc; /* the shadow's verdict as a JSON object, or NULL */
     char *reads_doc;  /* what the rules read, a JSON object */
     char *event_doc;  /* the event as stored (canonical text) */
+    /* the rules not run because they were snoozed for the event's customer */
+    char snoozed[8][CU_MON_NAME_MAX + 1];
+    size_t nsnoozed;
     /* what the actions did in this run of the unit (docs/monitoring.md, "Actions") */
     struct {
         bool customer;        /* the event's customer is a vault customer: actions apply */
@@ -166,6 +169,52 @@ struct cu_monitor_rebuilt {
  * server takes requests: nothing else may touch the state meanwhile. */
 CU_WUR enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
                                       struct cu_monitor_rebuilt *out);
+
+/* ---- managed lists and snoozes (docs/monitoring.md, "Lists and snoozes") ---- */
+
+#define CU_MONITOR_NOTE_MAX 200       /* bytes of a list item's note, of a snooze's reason */
+#define CU_MONITOR_SNOOZES_MAX 100000 /* snoozes in force */
+#define CU_MONITOR_SNOOZES_PAGE 1000  /* snoozes one read lists */
+#define CU_MONITOR_SNOOZE_MAX_MS (365LL * 86400000LL)
+
+/* Changes, each in the unit w on db (the committer's thread, inside w's apply), audited in w; the
+ * rules follow once w is durable. why says what was wrong on an error.
+ *
+ * cu_monitor_list_add(m, w, db, list, value, expires_at, note, why): adds value to (or changes
+ * its expiry and note in) the managed list that a set in force declares `list NAME managed`
+ * (CU_E_NOT_FOUND otherwise); expires_at 0: never. CU_E_INVALID for a value that is not 1 to
+ * 128 bytes of text (an address or block in a list of addresses), an expiry not in the future;
+ * CU_E_TOO_LARGE when the list holds CU_RULES_LIST_ITEMS_MAX items.
+ * cu_monitor_list_remove(m, w, db, list, value): CU_E_NOT_FOUND when it is not there.
+ * cu_monitor_snooze(m, w, db, customer, rule, until, reason, why): the rule (of a set in force:
+ * CU_E_NOT_FOUND otherwise) is not run for the customer's events until `until` (in the future,
+ * at most CU_MONITOR_SNOOZE_MAX_MS ahead: CU_E_INVALID); CU_E_TOO_LARGE past
+ * CU_MONITOR_SNOOZES_MAX. cu_monitor_unsnooze: CU_E_NOT_FOUND when there is no such snooze.
+ * cu_monitor_housekeep(m, w, db, n): removes the list items and snoozes whose time passed (n:
+ * how many). */
+CU_WUR enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                       const char *list, const char *value, int64_t expires_at,
+                                       const char *note, char why[CU_MON_ERR_BYTES]);
+CU_WUR enum cu_err cu_monitor_list_remove(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                          const char *list, const char *value);
+CU_WUR enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                     const char *customer, const char *rule, int64_t until,
+                                     const char *reason, char why[CU_MON_ERR_BYTES]);
+CU_WUR enum cu_err cu_monitor_unsnooze(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                       const char *customer, const char *rule);
+CU_WUR enum cu_err cu_monitor_housekeep(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                        int64_t *n);
+
+/* Reads, on any thread, as JSON objects appended to out: the managed lists the sets in force
+ * declare, with how many items each holds; one list's items (CU_E_NOT_FOUND when no set in
+ * force declares it); the snoozes in force, of one customer or (customer NULL) the first
+ * CU_MONITOR_SNOOZES_PAGE of all. */
+CU_WUR enum cu_err cu_monitor_lists_json(struct cu_monitor *m, struct cu_db *db,
+                                         struct cu_buf *out);
+CU_WUR enum cu_err cu_monitor_list_json(struct cu_monitor *m, struct cu_db *db, const char *list,
+                                        struct cu_buf *out);
+CU_WUR enum cu_err cu_monitor_snoozes_json(struct cu_db *db, const char *customer,
+                                           struct cu_buf *out);
 
 /* What the service has done since it started (for /metrics). */
 struct cu_monitor_stats {

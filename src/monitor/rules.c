@@ -100,6 +100,7 @@ struct list {
     double *num;          /* sorted */
     struct cu_cidr *cidr; /* when every item is an address or a block */
     bool all_cidr;
+    bool managed; /* `list NAME managed`: its items come from the store (cu_rules_list_set) */
 };
 
 struct rule {
@@ -1186,6 +1187,64 @@ static void list_free(struct list *l)
     cu_free(l->cidr);
 }
 
+size_t cu_rules_lists(const struct cu_ruleset *rs)
+{
+    return rs->nlists;
+}
+
+const char *cu_rules_list_name(const struct cu_ruleset *rs, size_t i, bool *managed,
+                               bool *addresses)
+{
+    if (i >= rs->nlists)
+        return NULL;
+    if (managed)
+        *managed = rs->lists[i].managed;
+    if (addresses)
+        *addresses = rs->lists[i].all_cidr;
+    return rs->lists[i].name;
+}
+
+enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name, const char *const *items,
+                              size_t n)
+{
+    struct list *l = NULL, nl;
+    const char *why = NULL;
+
+    for (size_t i = 0; i < rs->nlists && l == NULL; i++)
+        if (rs->lists[i].managed && strcmp(rs->lists[i].name, name) == 0)
+            l = &rs->lists[i];
+    if (l == NULL)
+        return CU_E_NOT_FOUND;
+    if (n > CU_RULES_LIST_ITEMS_MAX)
+        return CU_E_TOO_LARGE;
+    memset(&nl, 0, sizeof(nl));
+    memcpy(nl.name, l->name, sizeof(nl.name));
+    nl.managed = true;
+    nl.all_cidr = l->all_cidr;
+    if (n > 0 && ((nl.str = cu_calloc(n, sizeof(*nl.str))) == NULL ||
+                  (nl.cidr = cu_calloc(n, sizeof(*nl.cidr))) == NULL)) {
+        list_free(&nl);
+        return CU_E_NOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (strlen(items[i]) > CU_MON_ATTR_VALUE_MAX ||
+            (nl.all_cidr &&
+             cu_cidr_parse(items[i], strlen(items[i]), &nl.cidr[i], &why) != CU_OK)) {
+            list_free(&nl);
+            return CU_E_INVALID;
+        }
+        if ((nl.str[nl.n] = cu_strdup(items[i])) == NULL) {
+            list_free(&nl);
+            return CU_E_NOMEM;
+        }
+        nl.n++;
+    }
+    qsort(nl.str, nl.n, sizeof(*nl.str), cmp_str); /* the blocks keep their own order */
+    list_free(l);
+    *l = nl;
+    return CU_OK;
+}
+
 /* --- the file -------------------------------------------------------------------------- */
 
 static bool name_token(struct parser *ps, const char *what, char out[CU_MON_NAME_MAX + 1])
@@ -1236,7 +1295,15 @@ static void parse_list(struct parser *ps)
         perr(ps, &at, "more than %d lists in the rule set", CU_RULES_LISTS_MAX);
         return;
     }
-    expect(ps, "=", "'='");
+    if (accept(ps, "managed")) {
+        /* empty until the store fills it; `addresses`: of addresses and blocks only */
+        struct list *l = &rs->lists[rs->nlists++];
+        snprintf(l->name, sizeof(l->name), "%s", name);
+        l->managed = true;
+        l->all_cidr = accept(ps, "addresses");
+        return;
+    }
+    expect(ps, "=", "'=' or 'managed'");
     expect(ps, "[", "'['");
     if (ps->failed)
         return;
@@ -1528,6 +1595,14 @@ size_t cu_rules_count(const struct cu_ruleset *rs)
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i)
 {
     return i < rs->nrules ? rs->rules[i].name : NULL;
+}
+
+int cu_rules_find(const struct cu_ruleset *rs, const char *name)
+{
+    for (size_t i = 0; i < rs->nrules; i++)
+        if (strcmp(rs->rules[i].name, name) == 0)
+            return (int)i;
+    return -1;
 }
 
 const char *cu_rules_reason(const struct cu_ruleset *rs, size_t i)
@@ -1842,6 +1917,13 @@ void cu_rules_eval_reads(const struct cu_ruleset *rs, const struct cu_mon_event 
                          const struct cu_feature_source *src, struct cu_verdict *out,
                          struct cu_reads *reads)
 {
+    cu_rules_eval_masked(rs, ev, src, out, reads, NULL);
+}
+
+void cu_rules_eval_masked(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
+                          const struct cu_feature_source *src, struct cu_verdict *out,
+                          struct cu_reads *reads, const struct cu_rule_mask *skip)
+{
     double fv[CU_RULES_FEATURES_MAX];
     uint8_t fstate[CU_RULES_FEATURES_MAX];
     uint16_t asked[CU_RULES_FEATURES_MAX];
@@ -1866,6 +1948,8 @@ void cu_rules_eval_reads(const struct cu_ruleset *rs, const struct cu_mon_event 
         struct val v;
         if (r->types && !((r->types >> ev->type) & 1u))
             continue;
+        if (skip && ((skip->bits[i / 64] >> (i % 64)) & 1u))
+            continue; /* snoozed for this event's customer */
         c.steps = 0;
         c.failed = false;
         c.rule = (uint16_t)(i + 1);

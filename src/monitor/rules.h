@@ -172,6 +172,35 @@ void cu_rules_eval_reads(const struct cu_ruleset *rs, const struct cu_mon_event 
                          const struct cu_feature_source *src, struct cu_verdict *out,
                          struct cu_reads *reads);
 
+/* Rules not to run for one event (snoozed for its customer): bit i for rule i. */
+struct cu_rule_mask {
+    uint64_t bits[CU_RULES_MAX / 64];
+};
+
+/* cu_rules_eval_masked(rs, ev, src, out, reads, skip): cu_rules_eval_reads without the rules
+ * in skip (NULL: none). */
+void cu_rules_eval_masked(const struct cu_ruleset *rs, const struct cu_mon_event *ev,
+                          const struct cu_feature_source *src, struct cu_verdict *out,
+                          struct cu_reads *reads, const struct cu_rule_mask *skip);
+
+/* cu_rules_find(rs, name): the index of the rule named, or -1. */
+int cu_rules_find(const struct cu_ruleset *rs, const char *name);
+
+/* Lists: cu_rules_lists(rs) of them; cu_rules_list_name(rs, i, managed, addresses) the name of
+ * list i (NULL past the end), whether it is managed (`list NAME managed [addresses]`: filled
+ * from the store) and whether it holds addresses and blocks only. */
+size_t cu_rules_lists(const struct cu_ruleset *rs);
+const char *cu_rules_list_name(const struct cu_ruleset *rs, size_t i, bool *managed,
+                               bool *addresses);
+
+/* cu_rules_list_set(rs, name, items, n): the items of the managed list named, replacing what it
+ * held (one thread: the one that evaluates rs). CU_E_NOT_FOUND when rs has no managed list of
+ * that name; CU_E_INVALID for an item longer than CU_MON_ATTR_VALUE_MAX or, in an address list,
+ * one that is no address or block; CU_E_TOO_LARGE past CU_RULES_LIST_ITEMS_MAX. Nothing
+ * changes on an error. */
+CU_WUR enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name,
+                                     const char *const *items, size_t n);
+
 /* cu_rules_feature_text(rs, i): feature i as the rule file first wrote it (white space made
  * single spaces, at most 120 bytes and "..."), e.g. count(customer, 15m, "login_failed"). */
 const char *cu_rules_feature_text(const struct cu_ruleset *rs, size_t i);

@@ -139,6 +139,60 @@ static void test_conditions(void **state)
     cu_rules_free(rs);
 }
 
+/* Managed lists: empty when compiled, filled and emptied again at run time; an address list
+ * takes addresses and blocks only (nothing changes on a refused item); a snoozed rule is not
+ * run. */
+static void test_managed_lists_and_masks(void **state)
+{
+    (void)state;
+    struct cu_ruleset *rs = compile("list nets managed addresses\n"
+                                    "list payees managed\n"
+                                    "rule net when event.ip in nets then score 1, reason \"n\"\n"
+                                    "rule big when event.amount > 10 then score 2, reason \"b\"\n");
+    const char *blocks[] = {"203.0.113.0/24"}, *bad[] = {"198.51.100.0/24", "a payee"};
+    const char *payees[] = {"p2", "p1"};
+    struct cu_mon_event ev = event(TRANSFER("500000", "12"));
+    struct cu_rule_mask skip;
+    struct cu_verdict v;
+    bool managed = false, addresses = false;
+
+    assert_int_equal(cu_rules_lists(rs), 2);
+    assert_string_equal(cu_rules_list_name(rs, 0, &managed, &addresses), "nets");
+    assert_true(managed && addresses);
+    assert_string_equal(cu_rules_list_name(rs, 1, &managed, &addresses), "payees");
+    assert_true(managed && !addresses);
+    assert_null(cu_rules_list_name(rs, 2, NULL, NULL));
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.score, 2); /* the list is empty */
+    assert_int_equal(cu_rules_list_set(rs, "nets", blocks, 1), CU_OK);
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.score, 3);
+    /* a refused item changes nothing */
+    assert_int_equal(cu_rules_list_set(rs, "nets", bad, 2), CU_E_INVALID);
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.score, 3);
+    assert_int_equal(cu_rules_list_set(rs, "payees", payees, 2), CU_OK);
+    assert_int_equal(cu_rules_list_set(rs, "nosuch", payees, 2), CU_E_NOT_FOUND);
+    assert_int_equal(cu_rules_list_set(rs, "nets", NULL, 0), CU_OK);
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.score, 2);
+    /* a mask skips the rules it names */
+    assert_int_equal(cu_rules_find(rs, "big"), 1);
+    assert_int_equal(cu_rules_find(rs, "nope"), -1);
+    memset(&skip, 0, sizeof(skip));
+    skip.bits[0] = 1u << 1;
+    cu_rules_eval_masked(rs, &ev, NULL, &v, NULL, &skip);
+    assert_int_equal(v.score, 0);
+    assert_int_equal(v.nfired, 0);
+    cu_rules_free(rs);
+    /* a list of values is no list of addresses for event.ip */
+    refused("list payees managed\nrule r when event.ip in payees then score 1, reason \"r\"\n",
+            "t.rules:2:25: event.ip is looked up in a list of addresses and blocks; this list "
+            "holds something else");
+    refused("list payees managed [\"a\"]\n",
+            "t.rules:1:21: expected 'rule', 'list' or 'thresholds', found '['");
+}
+
 /* Kleene's logic: a missing value makes a comparison false, `not` of missing stays missing,
  * `or` with a true side is true, `exists` tells. */
 static void test_missing_values(void **state)
@@ -322,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_runtime_failure),
         cmocka_unit_test(test_nesting_bounded),
         cmocka_unit_test(test_event_budget),
+        cmocka_unit_test(test_managed_lists_and_masks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
