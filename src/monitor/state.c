@@ -10,6 +10,7 @@
 #include <sodium.h>
 
 #include "base/mem.h"
+#include "monitor/countries.h"
 
 /* Bucket numbers count from 1900-01-01 so that they fit 32 bits for 510 years at the
  * narrowest width (1 minute / 16 = 3.75 s); earlier times count as 1900. */
@@ -51,6 +52,8 @@ struct base {
     uint32_t events; /* past events */
     uint16_t hours[24];
     bool has_loc;
+    bool loc_centroid;   /* the last place is its country's centroid (the event had no lat/lon) */
+    char loc_country[3]; /* its country, "" when the event had none */
     int64_t first_ms, loc_ms;
     double lat, lon;
     uint32_t amounts; /* Welford's running mean and M2 of ln(1 + amount) */
@@ -555,6 +558,39 @@ double cu_mon_distance_km(double lat1, double lon1, double lat2, double lon2)
     return 2.0 * r * asin(sqrt(a));
 }
 
+/* Where an event happened: its lat/lon, or its country's centroid when it has only a country. */
+struct place {
+    double lat, lon;
+    bool centroid;
+    char country[3];
+};
+
+static bool place_of(const struct cu_mon_event *ev, struct place *p)
+{
+    memset(p, 0, sizeof(*p));
+    if (ev->has & CU_EVF_COUNTRY)
+        memcpy(p->country, ev->country, sizeof(p->country));
+    if (ev->has & CU_EVF_LOCATION) {
+        p->lat = ev->lat;
+        p->lon = ev->lon;
+        return true;
+    }
+    p->centroid = true;
+    return (ev->has & CU_EVF_COUNTRY) && cu_country_centroid(ev->country, &p->lat, &p->lon);
+}
+
+/* travelled_km(b, p): from the customer's last place to p. When either is a country's centroid,
+ * two places in one country are 0 km apart (a centroid says nothing of where in the country: a
+ * move from London to the centroid of GB is no journey), and two countries are as far apart as
+ * their centroids. */
+static double travelled_km(const struct base *b, const struct place *p)
+{
+    if ((b->loc_centroid || p->centroid) && p->country[0] &&
+        memcmp(b->loc_country, p->country, sizeof(p->country)) == 0)
+        return 0.0;
+    return cu_mon_distance_km(b->lat, b->lon, p->lat, p->lon);
+}
+
 static double clamp01(double x)
 {
     return x < 0 ? 0 : x > 1 ? 1 : x;
@@ -617,6 +653,7 @@ static bool compute_value(void *arg, size_t i, double *v)
     struct cu_mon_state *st = p->st;
     const struct cu_mon_event *ev = p->ev;
     const struct cu_feature *f = &st->features[i];
+    struct place pl;
     struct ent *c;
     const struct base *b;
 
@@ -653,15 +690,15 @@ static bool compute_value(void *arg, size_t i, double *v)
         return true;
     }
     case CU_FEAT_TRAVEL_KM:
-        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION) || ev->time_ms < b->loc_ms)
+        if (!b || !b->has_loc || !place_of(ev, &pl) || ev->time_ms < b->loc_ms)
             return false; /* a late event has no "last" place before it that is known */
-        *v = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
+        *v = travelled_km(b, &pl);
         return true;
     case CU_FEAT_TRAVEL_KMH: {
         double km, hours;
-        if (!b || !b->has_loc || !(ev->has & CU_EVF_LOCATION) || ev->time_ms < b->loc_ms)
+        if (!b || !b->has_loc || !place_of(ev, &pl) || ev->time_ms < b->loc_ms)
             return false;
-        km = cu_mon_distance_km(b->lat, b->lon, ev->lat, ev->lon);
+        km = travelled_km(b, &pl);
         hours = (double)(ev->time_ms - b->loc_ms) / 3600000.0;
         if (hours < 1.0 / 3600.0)
             hours = 1.0 / 3600.0; /* a second at least: two places at once are fast, not infinite */
@@ -876,6 +913,7 @@ static enum cu_err seen_add(struct cu_mon_state *st, struct base *b, enum cu_key
 static enum cu_err base_add(struct cu_mon_state *st, struct ent *c, const struct cu_mon_event *ev)
 {
     struct base *b = c->b;
+    struct place pl;
     enum cu_err rc = CU_OK;
     if (!b) {
         if ((b = c->b = grab(st, sizeof(*b))) == NULL)
@@ -903,11 +941,13 @@ static enum cu_err base_add(struct cu_mon_state *st, struct ent *c, const struct
     }
     b->hours[(int)hour_of(ev->time_ms)]++;
     b->events++;
-    if ((ev->has & CU_EVF_LOCATION) && (!b->has_loc || ev->time_ms >= b->loc_ms)) {
+    if (place_of(ev, &pl) && (!b->has_loc || ev->time_ms >= b->loc_ms)) {
         b->has_loc = true;
         b->loc_ms = ev->time_ms;
-        b->lat = ev->lat;
-        b->lon = ev->lon;
+        b->lat = pl.lat;
+        b->lon = pl.lon;
+        b->loc_centroid = pl.centroid;
+        memcpy(b->loc_country, pl.country, sizeof(b->loc_country));
     }
     if ((ev->has & CU_EVF_AMOUNT) && (ev->type == CU_EV_TRANSFER || ev->type == CU_EV_WITHDRAWAL)) {
         double x = log1p((double)ev->amount), d;

@@ -10,6 +10,7 @@
 #include "monitor/event.h"
 #include "monitor/rules.h"
 #include "monitor/state.h"
+#include "monitor/countries.h"
 #include "base/mem.h"
 
 static struct cu_mon_types types;
@@ -268,6 +269,43 @@ static void test_baselines(void **state)
     teardown_rules(&f);
 }
 
+/* Travel when an event has only a country: its centroid stands for it; within one country a
+ * centroid is no journey; an unknown country is no place. */
+static void test_travel_by_country(void **state)
+{
+    (void)state;
+    struct fx f;
+    double v = 0, gb_lat, gb_lon, fr_lat, fr_lon;
+    setup_rules(&f, "rule a when travel_km() > 0 and travel_kmh() > 0 then reason \"x\"\n");
+    assert_true(cu_country_centroid("GB", &gb_lat, &gb_lon));
+    assert_true(cu_country_centroid("FR", &fr_lat, &fr_lon));
+
+    struct cu_mon_event london = ev_at(CU_EV_LOGIN_SUCCEEDED, T0, "c1");
+    london.lat = 51.5074;
+    london.lon = -0.1278;
+    london.has |= CU_EVF_LOCATION | CU_EVF_COUNTRY;
+    snprintf(london.country, sizeof(london.country), "GB");
+    add(&f, &london);
+    /* ten minutes on, in GB by country only: no journey (not London to the middle of GB) */
+    struct cu_mon_event gb = ev_at(CU_EV_LOGIN_SUCCEEDED, T0 + 600000, "c1");
+    gb.has |= CU_EVF_COUNTRY;
+    snprintf(gb.country, sizeof(gb.country), "GB");
+    assert_true(value(&f, &gb, 0, &v) && v == 0.0);
+    add(&f, &gb);
+    /* an hour later, in FR by country only: the centroids' distance, in an hour */
+    struct cu_mon_event fr = ev_at(CU_EV_LOGIN_SUCCEEDED, T0 + 600000 + 3600000, "c1");
+    fr.has |= CU_EVF_COUNTRY;
+    snprintf(fr.country, sizeof(fr.country), "FR");
+    double km = cu_mon_distance_km(gb_lat, gb_lon, fr_lat, fr_lon);
+    assert_true(km > 500 && km < 1200);
+    assert_true(value(&f, &fr, 0, &v) && fabs(v - km) < 1e-9);
+    assert_true(value(&f, &fr, 1, &v) && fabs(v - km) < 1e-6);
+    /* a country the table does not know is no place: missing */
+    snprintf(fr.country, sizeof(fr.country), "ZZ");
+    assert_false(value(&f, &fr, 0, &v));
+    teardown_rules(&f);
+}
+
 /* An event dated far ahead does not blind a key's windows to the present; a late event is
  * counted for events near it and takes nothing from the present; sums saturate. */
 static void test_times_out_of_order(void **state)
@@ -452,10 +490,11 @@ int main(void)
 {
     cu_mon_types_init(&types);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window_edges),       cmocka_unit_test(test_distinct),
-        cmocka_unit_test(test_baselines),          cmocka_unit_test(test_times_out_of_order),
-        cmocka_unit_test(test_allocation_failure), cmocka_unit_test(test_memory_bounded),
-        cmocka_unit_test(test_anomaly_maths),      cmocka_unit_test(test_memory_per_customer),
+        cmocka_unit_test(test_window_edges),        cmocka_unit_test(test_distinct),
+        cmocka_unit_test(test_baselines),           cmocka_unit_test(test_travel_by_country),
+        cmocka_unit_test(test_times_out_of_order),  cmocka_unit_test(test_allocation_failure),
+        cmocka_unit_test(test_memory_bounded),      cmocka_unit_test(test_anomaly_maths),
+        cmocka_unit_test(test_memory_per_customer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
