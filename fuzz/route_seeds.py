@@ -86,6 +86,11 @@ EXTRA = {
     '"until": "2099-01-01T00:00:00Z", "reason": "travelling"}',
     "monitor-unsnooze": "POST /v1/monitor/snoozes/remove\nAuthorization: Bearer {{KEY}}\n"
     'Content-Type: application/json\n\n{"customer": "c1", "rule": "failed_sign_ins_per_account"}',
+    "rulesets": "GET /v1/monitor/rulesets\nAuthorization: Bearer {{KEY}}\n\n",
+    "ruleset": "GET /v1/monitor/rulesets/1\nAuthorization: Bearer {{KEY}}\n\n",
+    "ruleset-activate": "POST /v1/monitor/rulesets/1/activate\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"as": "live"}',
+    "ruleset-retire": "POST /v1/monitor/rulesets/1/retire\nAuthorization: Bearer {{KEY}}\n\n",
     "event-profile": "POST /v1/events\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n"
     '{"type": "profile_changed", "time": "{{NOW}}", "customer": "c1", "fields": ["email"]}',
 }

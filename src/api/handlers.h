@@ -111,5 +111,11 @@ enum cu_err cu_handle_monitor_list_remove(struct cu_req *req, struct cu_resp *re
 enum cu_err cu_handle_monitor_snoozes(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_monitor_snooze(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_monitor_unsnooze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_rulesets_list(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_ruleset_get(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_ruleset_propose(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_ruleset_activate(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_ruleset_retire(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_backtest(struct cu_req *req, struct cu_resp *resp);
 
 #endif

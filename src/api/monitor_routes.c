@@ -605,3 +605,299 @@ enum cu_err cu_handle_monitor_snoozes(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, rc, "the snoozes could not be read");
     return cu_req_audit(req, "monitor.snoozes_read", "snoozes", "success", NULL);
 }
+
+/* ---- rule sets and backtests ---- */
+
+static bool version_of(const char *s, int64_t *out)
+{
+    char *end = NULL;
+    long long v;
+    if (s[0] < '1' || s[0] > '9' || strlen(s) > 12)
+        return false;
+    v = strtoll(s, &end, 10);
+    if (*end != '\0' || v < 1)
+        return false;
+    *out = v;
+    return true;
+}
+
+static enum cu_err unknown_ruleset(struct cu_resp *resp)
+{
+    resp->type = "unknown_ruleset";
+    return cu_resp_fail(resp, CU_E_NOT_FOUND, "no rule set has this version");
+}
+
+enum cu_err cu_handle_rulesets_list(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_db *db = NULL;
+    struct cu_buf *b;
+    enum cu_err rc = cu_req_db(req, &db);
+
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the rule sets could not be read");
+    b = cu_resp_json_begin(resp, 200);
+    if ((rc = cu_resp_json_end(resp, cu_rulesets_list_json(req->app->monitor, db, b))) != CU_OK)
+        return cu_resp_fail(resp, rc, "the rule sets could not be read");
+    return CU_OK;
+}
+
+enum cu_err cu_handle_ruleset_get(struct cu_req *req, struct cu_resp *resp)
+{
+    struct cu_db *db = NULL;
+    struct cu_buf *b;
+    int64_t v = 0;
+    enum cu_err rc;
+
+    if (!version_of(req->params[0], &v))
+        return unknown_ruleset(resp);
+    if ((rc = cu_req_db(req, &db)) != CU_OK)
+        return cu_resp_fail(resp, rc, "the rule set could not be read");
+    b = cu_resp_json_begin(resp, 200);
+    rc = cu_resp_json_end(resp, cu_rulesets_get_json(db, v, b));
+    if (rc == CU_E_NOT_FOUND)
+        return unknown_ruleset(resp);
+    if (rc != CU_OK)
+        return cu_resp_fail(resp, rc, "the rule set could not be read");
+    return CU_OK;
+}
+
+struct ruleset_job {
+    struct cu_req *req;
+    struct cu_resp *resp;
+    json_t *body;
+    const char *text, *note, *as;
+    size_t len, nrules;
+    int64_t version;
+    char sha[65];
+    struct cu_monitor_swap *swap;
+    enum cu_err swapped; /* what putting it in force gave (after the commit) */
+};
+
+static void ruleset_job_clear(void *p)
+{
+    struct ruleset_job *j = p;
+    cu_monitor_swap_free(j->swap);
+    json_decref(j->body);
+}
+
+static enum cu_err propose_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct ruleset_job *j = arg;
+    enum cu_err rc = cu_rulesets_propose(j->req->app->monitor, w, db, j->text, j->len, j->note,
+                                         j->nrules, &j->version, j->sha);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the rule set could not be stored");
+    return rc;
+}
+
+static enum cu_err propose_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct ruleset_job *j = arg;
+    (void)req;
+    return cu_resp_json(resp, 201,
+                        json_pack("{s:I, s:s, s:s, s:I}", "version", (json_int_t)j->version,
+                                  "sha256", j->sha, "status", "proposed", "rules",
+                                  (json_int_t)j->nrules));
+}
+
+/* compiled(req, resp, text, len, nrules): whether the text compiles with the server's event
+ * types; a 400 naming the line and column otherwise. */
+static bool compiled(struct cu_req *req, struct cu_resp *resp, const char *text, size_t len,
+                     size_t *nrules)
+{
+    struct cu_ruleset *rs = NULL;
+    char err[CU_RULES_ERR_BYTES];
+    if (cu_rules_compile(text, len, "rules", cu_monitor_types(req->app->monitor), &rs, err) !=
+        CU_OK) {
+        (void)cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        return false;
+    }
+    *nrules = cu_rules_count(rs);
+    cu_rules_free(rs);
+    return true;
+}
+
+enum cu_err cu_handle_ruleset_propose(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const keys[] = {"rules", "note"};
+    struct ruleset_job *j = cu_req_alloc(req, sizeof(*j), ruleset_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the rule set could not be stored");
+    if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+        return resp->err ? resp->err : rc;
+    if (cu_json_only_keys(j->body, keys, 2, &bad) != CU_OK)
+        return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    if (cu_json_get_string(j->body, "rules", true, CU_RULES_FILE_MAX, &j->text, err) != CU_OK ||
+        cu_json_get_string(j->body, "note", false, CU_MONITOR_NOTE_MAX, &j->note, err) != CU_OK)
+        return cu_resp_fail(resp, strstr(err, "at most") ? CU_E_TOO_LARGE : CU_E_INVALID, "%s",
+                            err);
+    j->len = strlen(j->text);
+    if (j->note == NULL)
+        j->note = "";
+    if (!cu_utf8_valid(j->note, strlen(j->note)))
+        return cu_resp_fail(resp, CU_E_INVALID, "field 'note' must be text");
+    if (!compiled(req, resp, j->text, j->len, &j->nrules))
+        return resp->err;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, propose_apply, propose_answer, j);
+}
+
+static void swap_effect(void *arg, struct cu_db *db)
+{
+    struct ruleset_job *j = arg;
+    j->swapped = cu_monitor_swap_commit(j->req->app->monitor, j->swap, db);
+    if (j->swapped != CU_OK)
+        cu_log(CU_LOG_ERROR, "monitor.rules_swap_failed", CU_LI("version", j->version),
+               CU_LS("error", cu_err_str(j->swapped)));
+}
+
+static enum cu_err activate_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct ruleset_job *j = arg;
+    char why[CU_RULES_ERR_BYTES];
+    enum cu_err rc;
+
+    cu_monitor_swap_free(j->swap); /* a run before this one's */
+    j->swap = NULL;
+    rc = cu_rulesets_activate(j->req->app->monitor, w, db, j->version, j->as, &j->swap, why);
+    if (rc == CU_OK)
+        rc = cu_work_after(w, swap_effect, j);
+    if (rc == CU_E_NOT_FOUND)
+        return unknown_ruleset(j->resp);
+    if (rc == CU_E_EXISTS) {
+        j->resp->type = "ruleset_state";
+        return cu_resp_fail(j->resp, rc, "%s", why);
+    }
+    if (rc == CU_E_INVALID)
+        return cu_resp_fail(j->resp, rc, "%s", why);
+    if (rc != CU_OK && rc != CU_E_BUSY)
+        return cu_resp_fail(j->resp, rc, "the rule set could not be put in force");
+    return rc;
+}
+
+static enum cu_err activate_answer(struct cu_req *req, struct cu_resp *resp, void *arg)
+{
+    struct ruleset_job *j = arg;
+    (void)req;
+    if (j->swapped != CU_OK)
+        return cu_resp_fail(resp, j->swapped,
+                            "the change is stored, but the server could not put it in force: "
+                            "it will at its next start");
+    return cu_resp_json(
+        resp, 200, json_pack("{s:I, s:s}", "version", (json_int_t)j->version, "status", j->as));
+}
+
+/* activate_start(req, resp, as): as NULL: from the body ("live" or "shadow"). Only ever run as
+ * an approved action: putting rules in force is four-eyes whatever the policy says. */
+static enum cu_err activate_start(struct cu_req *req, struct cu_resp *resp, const char *as)
+{
+    static const char *const keys[] = {"as"};
+    struct ruleset_job *j = cu_req_alloc(req, sizeof(*j), ruleset_job_clear);
+    char err[CU_JSON_ERR_BYTES];
+    const char *bad = NULL;
+    enum cu_err rc;
+
+    if (j == NULL)
+        return cu_resp_fail(resp, CU_E_NOMEM, "the rule set could not be put in force");
+    if (!version_of(req->params[0], &j->version))
+        return unknown_ruleset(resp);
+    if (!(req->principal.approved & CU_SCOPE_RULES_ACTIVATE)) {
+        resp->type = "approval_required";
+        return cu_resp_fail(resp, CU_E_FORBIDDEN,
+                            "putting monitoring rules in force needs another staff member's "
+                            "approval: the access policy must hold `approve rules.activate by N "
+                            "within D` (docs/access.md, \"Four-eyes approval\")");
+    }
+    if (as == NULL) {
+        if ((rc = cu_req_json(req, resp, &j->body)) != CU_OK)
+            return resp->err ? resp->err : rc;
+        if (cu_json_only_keys(j->body, keys, 1, &bad) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+        if (cu_json_get_string(j->body, "as", true, 16, &as, err) != CU_OK)
+            return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        if (strcmp(as, "live") != 0 && strcmp(as, "shadow") != 0)
+            return cu_resp_fail(resp, CU_E_INVALID, "field 'as' must be live or shadow");
+    }
+    j->as = as;
+    j->swapped = CU_OK;
+    j->req = req;
+    j->resp = resp;
+    return cu_req_change(req, activate_apply, activate_answer, j);
+}
+
+enum cu_err cu_handle_ruleset_activate(struct cu_req *req, struct cu_resp *resp)
+{
+    return activate_start(req, resp, NULL);
+}
+
+enum cu_err cu_handle_ruleset_retire(struct cu_req *req, struct cu_resp *resp)
+{
+    return activate_start(req, resp, "retired");
+}
+
+enum cu_err cu_handle_backtest(struct cu_req *req, struct cu_resp *resp)
+{
+    static const char *const keys[] = {"version", "rules", "from", "to"};
+    struct cu_backtest_opts o;
+    char err[CU_RULES_ERR_BYTES], jerr[CU_JSON_ERR_BYTES], status[16];
+    const char *bad = NULL, *from = NULL, *to = NULL, *text = NULL;
+    struct cu_db *db = NULL;
+    json_t *body = NULL;
+    char *stored = NULL;
+    struct cu_buf *b;
+    int64_t version = 0;
+    enum cu_err rc;
+
+    if ((rc = cu_req_json(req, resp, &body)) != CU_OK)
+        return resp->err ? resp->err : rc;
+    memset(&o, 0, sizeof(o));
+    if (cu_json_only_keys(body, keys, 4, &bad) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "unknown field '%.64s'", bad);
+    else if (cu_json_get_int(body, "version", false, 1, INT64_MAX, &version, jerr) != CU_OK ||
+             cu_json_get_string(body, "rules", false, CU_RULES_FILE_MAX, &text, jerr) != CU_OK ||
+             cu_json_get_string(body, "from", true, 40, &from, jerr) != CU_OK ||
+             cu_json_get_string(body, "to", true, 40, &to, jerr) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "%s", jerr);
+    else if ((version > 0) == (text != NULL))
+        rc = cu_resp_fail(resp, CU_E_INVALID,
+                          "give either 'version' (a stored rule set) or "
+                          "'rules' (a rule file's text)");
+    else if (cu_clock_parse(from, &o.from) != CU_OK || cu_clock_parse(to, &o.to) != CU_OK)
+        rc = cu_resp_fail(resp, CU_E_INVALID, "'from' and 'to' must be RFC 3339 times");
+    if (rc == CU_OK && (rc = cu_req_db(req, &db)) != CU_OK)
+        rc = cu_resp_fail(resp, rc, "the backtest could not be run");
+    if (rc == CU_OK && version > 0) {
+        size_t len = 0;
+        rc = cu_rulesets_body(db, version, status, &stored, &len);
+        if (rc == CU_E_NOT_FOUND)
+            rc = unknown_ruleset(resp);
+        else if (rc != CU_OK)
+            rc = cu_resp_fail(resp, rc, "the backtest could not be run");
+        o.text = stored;
+        o.len = len;
+    } else if (rc == CU_OK) {
+        o.text = text;
+        o.len = strlen(text);
+    }
+    o.version = version;
+    if (rc == CU_OK) {
+        b = cu_resp_json_begin(resp, 200);
+        rc = cu_resp_json_end(resp, cu_monitor_backtest(req->app->monitor, db, &o, b, err));
+        if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+            rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+        else if (rc != CU_OK)
+            rc = cu_resp_fail(resp, rc, "the backtest could not be run");
+        else
+            rc = cu_req_audit(req, "monitor.backtest", "monitor_events", "success",
+                              json_pack("{s:I, s:I, s:I}", "version", (json_int_t)version, "from",
+                                        (json_int_t)o.from, "to", (json_int_t)o.to));
+    }
+    cu_free(stored);
+    json_decref(body);
+    return rc;
+}

@@ -200,6 +200,15 @@ static const struct cu_route route_table[] = {
     {CU_GET, 0, "/v1/monitor/snoozes", cu_handle_monitor_snoozes, CU_SCOPE_MONITOR_READ},
     {CU_POST, 0, "/v1/monitor/snoozes", cu_handle_monitor_snooze, CU_SCOPE_LISTS_WRITE},
     {CU_POST, 0, "/v1/monitor/snoozes/remove", cu_handle_monitor_unsnooze, CU_SCOPE_LISTS_WRITE},
+    /* monitoring: rule sets in the store, and backtests */
+    {CU_GET, 0, "/v1/monitor/rulesets", cu_handle_rulesets_list, CU_SCOPE_MONITOR_READ},
+    {CU_GET, 0, "/v1/monitor/rulesets/{version}", cu_handle_ruleset_get, CU_SCOPE_MONITOR_READ},
+    {CU_POST, 0, "/v1/monitor/rulesets", cu_handle_ruleset_propose, CU_SCOPE_RULES_WRITE},
+    {CU_POST, 0, "/v1/monitor/rulesets/{version}/activate", cu_handle_ruleset_activate,
+     CU_SCOPE_RULES_ACTIVATE},
+    {CU_POST, 0, "/v1/monitor/rulesets/{version}/retire", cu_handle_ruleset_retire,
+     CU_SCOPE_RULES_ACTIVATE},
+    {CU_POST, 0, "/v1/monitor/backtests", cu_handle_backtest, CU_SCOPE_MONITOR_READ},
 };
 
 const struct cu_route *cu_routes(size_t *n)

@@ -3,6 +3,8 @@
  * prints what each holds, or the first error of each as FILE:LINE:COLUMN: what was expected.
  * `custodia rules test EVENTS.jsonl`: replays an event file through a rule set on a fresh
  * in-memory state (docs/monitoring.md, "Backtests"). Neither reads a data directory.
+ * `custodia rules backtest --from T --to T`: the same over a data directory's stored events
+ * (read only), with the alerts' resolutions as labels.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "monitor/engine.h"
+#include "monitor/monitor.h"
 #include "monitor/event.h"
 #include "monitor/rules.h"
 
@@ -32,7 +35,111 @@ static int usage(FILE *f)
            "the decisions, and with labels precision, recall and the confusion matrix.\n"
            "--decisions writes one JSON line per input line, in order. Exits 1 when a line\n"
            "is not an event.\n"
+           "       custodia rules backtest --from TIME --to TIME [--rules FILE | --version N]\n"
+           "                               [--dir DIR]\n"
+           "backtest replays the data directory's stored events of the range (RFC 3339 times,\n"
+           "at most 90 days apart) through a rule set (a file, a stored version, else the one\n"
+           "in force) on a fresh state, and prints the report as JSON: decisions, rules fired,\n"
+           "decisions changed, and the alerts' resolutions as labels (docs/monitoring.md).\n"
            "--types declares custom event types besides the built-in ones.\n");
+}
+
+/* backtest(argc, argv): `custodia rules backtest`. */
+static int backtest(int argc, char **argv)
+{
+    const char *dir = NULL, *from = NULL, *to = NULL, *rules = NULL, *version = NULL;
+    struct cu_backtest_opts o;
+    struct cu_monitor_opts mo;
+    struct cu_monitor *m = NULL;
+    struct cu_cli_ctx ctx;
+    struct cu_db *db = NULL;
+    struct cu_buf out;
+    char err[CU_RULES_ERR_BYTES] = "", status[16], cfg_rules[CU_CONFIG_PATH_BYTES];
+    char *text = NULL;
+    size_t len = 0;
+    int code;
+    enum cu_err rc = CU_OK;
+
+    for (int i = 2; i < argc; i += 2) {
+        const char **slot = strcmp(argv[i], "--dir") == 0       ? &dir
+                            : strcmp(argv[i], "--from") == 0    ? &from
+                            : strcmp(argv[i], "--to") == 0      ? &to
+                            : strcmp(argv[i], "--rules") == 0   ? &rules
+                            : strcmp(argv[i], "--version") == 0 ? &version
+                                                                : NULL;
+        if (slot == NULL || i + 1 >= argc)
+            return usage(stderr);
+        *slot = argv[i + 1];
+    }
+    memset(&o, 0, sizeof(o));
+    if (from == NULL || to == NULL || (rules && version) ||
+        cu_clock_parse(from, &o.from) != CU_OK || cu_clock_parse(to, &o.to) != CU_OK) {
+        cu_cli_error("--from and --to are RFC 3339 times; --rules and --version exclude each "
+                     "other");
+        return CU_EXIT_USAGE;
+    }
+    if (version != NULL && ((o.version = strtoll(version, NULL, 10)) < 1)) {
+        cu_cli_error("--version: a stored rule set's version (1, 2 ...)");
+        return CU_EXIT_USAGE;
+    }
+    if ((code = cu_cli_open(cu_cli_data_dir(dir), &ctx, false)) != CU_EXIT_OK)
+        return code;
+    memset(&mo, 0, sizeof(mo));
+    mo.types =
+        strcmp(ctx.cfg.monitor.event_types, "none") != 0 ? ctx.cfg.monitor.event_types : NULL;
+    if (cu_monitor_new(&mo, &m, err) != CU_OK || cu_store_acquire(ctx.store, &db) != CU_OK) {
+        cu_cli_error("%s", err[0] ? err : "the store could not be read");
+        cu_monitor_free(m);
+        cu_cli_close(&ctx);
+        return CU_EXIT_FAIL;
+    }
+    if (rules != NULL) {
+        rc = cu_rules_read(rules, &text, &len, err);
+    } else {
+        if (o.version == 0) {
+            /* the set in force: the stored live version, else [monitor] rules */
+            static const char sql[] = "SELECT version FROM rule_sets WHERE status = 'live'";
+            struct cu_stmt *st = NULL;
+            bool row = false;
+            rc = cu_db_query(db, sql, NULL, 0, &st);
+            if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
+                o.version = cu_stmt_int(st, 0);
+            cu_stmt_done(st);
+        }
+        if (rc == CU_OK && o.version > 0) {
+            rc = cu_rulesets_body(db, o.version, status, &text, &len);
+            if (rc == CU_E_NOT_FOUND)
+                snprintf(err, sizeof(err), "no rule set has version %lld", (long long)o.version);
+        } else if (rc == CU_OK && strcmp(ctx.cfg.monitor.rules, "builtin") != 0) {
+            if (cu_config_path(&ctx.cfg, ctx.cfg.monitor.rules, cfg_rules, sizeof(cfg_rules)) !=
+                CU_OK)
+                rc = CU_E_INVALID;
+            else
+                rc = cu_rules_read(cfg_rules, &text, &len, err);
+        } else if (rc == CU_OK) {
+            text = cu_strdup(cu_rules_default_pack);
+            len = cu_rules_default_pack_len;
+            rc = text ? CU_OK : CU_E_NOMEM;
+        }
+    }
+    o.text = text;
+    o.len = len;
+    cu_buf_init(&out, (size_t)64 << 20);
+    if (rc == CU_OK)
+        rc = cu_monitor_backtest(m, db, &o, &out, err);
+    if (rc == CU_OK) {
+        printf("%s\n", cu_buf_cstr(&out));
+    } else {
+        cu_cli_error("%s", err[0] ? err : cu_err_str(rc));
+        code = rc == CU_E_INVALID || rc == CU_E_NOT_FOUND || rc == CU_E_TOO_LARGE ? CU_EXIT_USAGE
+                                                                                  : CU_EXIT_FAIL;
+    }
+    cu_buf_free(&out);
+    cu_free(text);
+    cu_store_release(db);
+    cu_monitor_free(m);
+    cu_cli_close(&ctx);
+    return rc == CU_OK ? CU_EXIT_OK : code;
 }
 
 static int add_types(struct cu_mon_types *t, const char *list)
@@ -236,6 +343,8 @@ int cu_cli_rules(int argc, char **argv)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
             (i == 1 && strcmp(argv[i], "help") == 0))
             return usage(stdout);
+    if (argc >= 2 && strcmp(argv[1], "backtest") == 0)
+        return backtest(argc, argv);
     if (argc < 2 || (strcmp(argv[1], "check") != 0 && strcmp(argv[1], "test") != 0))
         return usage(stderr);
     bool test = strcmp(argv[1], "test") == 0;

@@ -12,7 +12,9 @@
 
 #include <sodium.h>
 
+#include "base/clock.h"
 #include "base/json.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "crypto/crypto.h"
 #include "access/policy.h"
@@ -84,6 +86,8 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
         return rc;
     }
     m->eng_ready = true;
+    m->live_version = 0;
+    m->shadow_version = m->shadow ? 0 : -1;
     cu_monitor_managed_update(m);
     *out = m;
     return CU_OK;
@@ -859,46 +863,244 @@ void cu_monitor_stats(const struct cu_monitor *m, struct cu_monitor_stats *out)
     out->state_dropped = atomic_load(&m->state_dropped);
 }
 
-enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
-                               struct cu_monitor_rebuilt *out)
+/* feed(m, st, db, after_seq, since_ms, out, last_seq): the stored events after seq after_seq
+ * and of times since since_ms, in the order decided, recorded in st; last_seq gets the last
+ * one's seq (after_seq when none). */
+static enum cu_err feed(const struct cu_monitor *m, struct cu_mon_state *st, struct cu_db *db,
+                        int64_t after_seq, int64_t since_ms, struct cu_monitor_rebuilt *out,
+                        int64_t *last_seq)
 {
-    static const char sql[] = "SELECT seq, body FROM monitor_events WHERE at >= $1 ORDER BY seq";
-    const struct cu_val p[] = {CU_VI(now_ms - CU_MONITOR_REBUILD_MS)};
+    static const char sql[] =
+        "SELECT seq, body FROM monitor_events WHERE seq > $1 AND at >= $2 ORDER BY seq";
+    const struct cu_val p[] = {CU_VI(after_seq), CU_VI(since_ms)};
     struct cu_mon_parse_opts o;
     struct cu_mon_event *ev = cu_malloc(sizeof(*ev));
-    struct cu_stmt *st = NULL;
+    struct cu_stmt *st_ = NULL;
     char err[CU_MON_ERR_BYTES];
     bool row = false;
-    int64_t t0 = mono_us();
     enum cu_err rc;
 
-    memset(out, 0, sizeof(*out));
+    *last_seq = after_seq;
     if (ev == NULL)
         return CU_E_NOMEM;
-    /* the managed lists' items and the snoozes, as the store holds them */
-    if ((rc = cu_monitor_load(m, db, now_ms)) != CU_OK) {
-        cu_free(ev);
-        return rc;
-    }
     memset(&o, 0, sizeof(o));
     o.types = &m->types;
-    rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
-    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+    rc = cu_db_query(db, sql, p, CU_NVALS(p), &st_);
+    while (rc == CU_OK && (rc = cu_stmt_next(st_, &row)) == CU_OK && row) {
         size_t n = 0;
-        const char *body = cu_stmt_text(st, 1, &n);
+        const char *body = cu_stmt_text(st_, 1, &n);
+        *last_seq = cu_stmt_int(st_, 0);
         /* a stored event is one the parser wrote; one it cannot read again (a custom type
          * since removed from [monitor] event_types) is skipped and counted */
         if (cu_mon_event_parse(body, n, &o, ev, err) != CU_OK) {
             out->skipped++;
             continue;
         }
-        if (cu_mon_state_add(m->eng.st, ev) != CU_OK)
+        if (cu_mon_state_add(st, ev) != CU_OK)
             out->unrecorded++;
         out->events++;
     }
-    cu_stmt_done(st);
+    cu_stmt_done(st_);
     sodium_memzero(ev, sizeof(*ev));
     cu_free(ev);
+    return rc;
+}
+
+/* ---- changing the rule sets in force ---- */
+
+struct cu_monitor_swap {
+    struct cu_ruleset *rs, *shadow; /* the sets to be in force */
+    bool own_rs, own_shadow;        /* made here (freed here until swapped in) */
+    int64_t live_version, shadow_version;
+    struct cu_mon_engine eng;
+    bool eng_ready, done;
+    int64_t last_seq;
+    struct cu_monitor_rebuilt fed;
+};
+
+static enum cu_err compile_version(const struct cu_monitor *m, const char *text, size_t len,
+                                   int64_t version, struct cu_ruleset **out,
+                                   char err[CU_RULES_ERR_BYTES])
+{
+    char name[32];
+    snprintf(name, sizeof(name), "ruleset:%lld", (long long)version);
+    return cu_rules_compile(text, len, name, &m->types, out, err);
+}
+
+enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
+                                    const struct cu_monitor_sets *want, int64_t now,
+                                    struct cu_monitor_swap **out, char err[CU_RULES_ERR_BYTES])
+{
+    struct cu_monitor_swap *s = cu_calloc(1, sizeof(*s));
+    enum cu_err rc = CU_OK;
+
+    *out = NULL;
+    err[0] = '\0';
+    if (s == NULL)
+        return CU_E_NOMEM;
+    if (want->live != NULL) {
+        rc = compile_version(m, want->live, want->live_len, want->live_version, &s->rs, err);
+        s->own_rs = rc == CU_OK;
+        s->live_version = want->live_version;
+    } else {
+        s->rs = m->rs;
+        s->live_version = m->live_version;
+    }
+    if (rc == CU_OK && want->shadow == CU_MONITOR_SHADOW_SET) {
+        rc = compile_version(m, want->shadow_text, want->shadow_len, want->shadow_version,
+                             &s->shadow, err);
+        s->own_shadow = rc == CU_OK;
+        s->shadow_version = want->shadow_version;
+    } else if (want->shadow == CU_MONITOR_SHADOW_KEEP) {
+        s->shadow = m->shadow;
+        s->shadow_version = m->shadow_version;
+    }
+    if (rc == CU_OK && (rc = cu_mon_engine_init(&s->eng, s->rs, s->shadow)) != CU_OK)
+        snprintf(err, CU_RULES_ERR_BYTES, "out of memory");
+    s->eng_ready = rc == CU_OK;
+    /* the state the new sets decide over, from the stored events, as at a start */
+    if (rc == CU_OK && (rc = feed(m, s->eng.st, db, 0, now - CU_MONITOR_REBUILD_MS, &s->fed,
+                                  &s->last_seq)) != CU_OK)
+        snprintf(err, CU_RULES_ERR_BYTES, "the stored events could not be read: %s",
+                 cu_err_str(rc));
+    if (rc != CU_OK) {
+        cu_monitor_swap_free(s);
+        return rc;
+    }
+    *out = s;
+    return CU_OK;
+}
+
+enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap *s,
+                                   struct cu_db *db)
+{
+    int64_t t0 = mono_us();
+    enum cu_err rc;
+
+    if (s->done)
+        return CU_OK;
+    /* what was decided since the state was fed (the units committed with the change) */
+    rc = feed(m, s->eng.st, db, s->last_seq, 0, &s->fed, &s->last_seq);
+    if (rc != CU_OK)
+        return rc; /* the sets in force stay as they were */
+    if (m->eng_ready)
+        cu_mon_engine_fini(&m->eng);
+    m->eng = s->eng;
+    s->eng_ready = false;
+    if (m->rs != s->rs && m->rs != s->shadow)
+        cu_rules_free(m->rs);
+    if (m->shadow != NULL && m->shadow != s->shadow && m->shadow != s->rs)
+        cu_rules_free(m->shadow);
+    m->rs = s->rs;
+    m->shadow = s->shadow;
+    s->own_rs = s->own_shadow = false;
+    pthread_mutex_lock(&m->mu);
+    m->live_version = s->live_version;
+    m->shadow_version = s->shadow ? s->shadow_version : -1;
+    pthread_mutex_unlock(&m->mu);
+    cu_monitor_managed_update(m);
+    /* the managed lists of the new sets, and the snoozes by the new rules' names */
+    rc = cu_monitor_load(m, db, cu_clock_now_ms());
+    s->done = true;
+    s->fed.took_ms += (mono_us() - t0) / 1000;
+    cu_log(CU_LOG_INFO, "monitor.rules_in_force", CU_LI("live_version", s->live_version),
+           CU_LI("shadow_version", m->shadow_version), CU_LI("events", (long long)s->fed.events));
+    return rc;
+}
+
+void cu_monitor_swap_free(struct cu_monitor_swap *s)
+{
+    if (s == NULL)
+        return;
+    if (s->eng_ready)
+        cu_mon_engine_fini(&s->eng);
+    if (s->own_rs)
+        cu_rules_free(s->rs);
+    if (s->own_shadow)
+        cu_rules_free(s->shadow);
+    cu_free(s);
+}
+
+void cu_monitor_in_force(struct cu_monitor *m, int64_t *live_version, int64_t *shadow_version)
+{
+    pthread_mutex_lock(&m->mu);
+    *live_version = m->live_version;
+    *shadow_version = m->shadow_version;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* stored_sets(m, db, now, out): the rule sets the store holds in force, put in force here. */
+static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t now,
+                               struct cu_monitor_rebuilt *out, bool *done)
+{
+    static const char sql[] = "SELECT version, status, body FROM rule_sets WHERE status IN "
+                              "('live', 'shadow') ORDER BY version";
+    struct cu_monitor_sets want;
+    struct cu_stmt *st = NULL;
+    struct cu_monitor_swap *s = NULL;
+    char err[CU_RULES_ERR_BYTES];
+    char *texts[2] = {NULL, NULL};
+    size_t lens[2] = {0, 0};
+    int64_t versions[2] = {0, 0};
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+
+    *done = false;
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t n = 0;
+        const char *status = cu_stmt_text(st, 1, &n);
+        int k = n == 4 && memcmp(status, "live", 4) == 0 ? 0 : 1;
+        const char *body = cu_stmt_text(st, 2, &lens[k]);
+        versions[k] = cu_stmt_int(st, 0);
+        cu_free(texts[k]);
+        if ((texts[k] = cu_malloc(lens[k] + 1)) == NULL) {
+            rc = CU_E_NOMEM;
+            break;
+        }
+        memcpy(texts[k], body, lens[k]);
+        texts[k][lens[k]] = '\0';
+    }
+    cu_stmt_done(st);
+    if (rc == CU_OK && (texts[0] || texts[1])) {
+        memset(&want, 0, sizeof(want));
+        want.live = texts[0];
+        want.live_len = lens[0];
+        want.live_version = versions[0];
+        want.shadow = texts[1] ? CU_MONITOR_SHADOW_SET : CU_MONITOR_SHADOW_KEEP;
+        want.shadow_text = texts[1];
+        want.shadow_len = lens[1];
+        want.shadow_version = versions[1];
+        rc = cu_monitor_swap_prepare(m, db, &want, now, &s, err);
+        if (rc == CU_E_INVALID)
+            cu_log(CU_LOG_ERROR, "monitor.ruleset_invalid", CU_LS("error", err));
+        if (rc == CU_OK && (rc = cu_monitor_swap_commit(m, s, db)) == CU_OK) {
+            *out = s->fed;
+            *done = true;
+        }
+        cu_monitor_swap_free(s);
+    }
+    cu_free(texts[0]);
+    cu_free(texts[1]);
+    return rc;
+}
+
+enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
+                               struct cu_monitor_rebuilt *out)
+{
+    int64_t t0 = mono_us(), last = 0;
+    bool done = false;
+    enum cu_err rc;
+
+    memset(out, 0, sizeof(*out));
+    /* the rule sets the store holds in force replace those of [monitor]; they are fed there */
+    if ((rc = stored_sets(m, db, now_ms, out, &done)) != CU_OK || done) {
+        out->took_ms = (mono_us() - t0) / 1000;
+        return rc;
+    }
+    /* the managed lists' items and the snoozes, as the store holds them */
+    if ((rc = cu_monitor_load(m, db, now_ms)) != CU_OK)
+        return rc;
+    rc = feed(m, m->eng.st, db, 0, now_ms - CU_MONITOR_REBUILD_MS, out, &last);
     out->took_ms = (mono_us() - t0) / 1000;
     return rc;
 }

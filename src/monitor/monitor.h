@@ -216,6 +216,93 @@ CU_WUR enum cu_err cu_monitor_list_json(struct cu_monitor *m, struct cu_db *db, 
 CU_WUR enum cu_err cu_monitor_snoozes_json(struct cu_db *db, const char *customer,
                                            struct cu_buf *out);
 
+/* ---- the rule sets in force (docs/monitoring.md, "Rule sets") ---- */
+
+enum { CU_MONITOR_SHADOW_KEEP, CU_MONITOR_SHADOW_NONE, CU_MONITOR_SHADOW_SET };
+
+/* What a change of the sets in force asks for: live (text of a stored version; NULL: the live
+ * set stays), and the shadow set: kept, none, or the text given. */
+struct cu_monitor_sets {
+    const char *live;
+    size_t live_len;
+    int64_t live_version;
+    int shadow; /* CU_MONITOR_SHADOW_* */
+    const char *shadow_text;
+    size_t shadow_len;
+    int64_t shadow_version;
+};
+
+/* A change of the sets in force: prepared in a unit (the sets compiled, a state fed from the
+ * stored events for them, the managed lists read), then put in force once the unit is durable,
+ * with the events decided meanwhile fed too. */
+struct cu_monitor_swap;
+
+/* cu_monitor_swap_prepare(m, db, want, now, out, err): on the committer's thread, in a unit.
+ * CU_E_INVALID with err ("ruleset:N:LINE:COLUMN: …") for a set that does not compile. */
+CU_WUR enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
+                                           const struct cu_monitor_sets *want, int64_t now,
+                                           struct cu_monitor_swap **out,
+                                           char err[CU_RULES_ERR_BYTES]);
+/* cu_monitor_swap_commit(m, s, db): puts s in force (the committer's thread, once its unit is
+ * durable, outside a transaction); a second call does nothing. */
+CU_WUR enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap *s,
+                                          struct cu_db *db);
+void cu_monitor_swap_free(struct cu_monitor_swap *s);
+
+/* cu_monitor_in_force(m, live_version, shadow_version): the stored versions in force (any
+ * thread): live 0 when it is the set of [monitor] rules, shadow -1 when none and 0 when it is
+ * [monitor] shadow_rules. */
+void cu_monitor_in_force(struct cu_monitor *m, int64_t *live_version, int64_t *shadow_version);
+
+/* Rule sets in the store (rulesets.c). Each version is the text of a rule file as proposed,
+ * with its SHA-256, and a status: proposed, live, shadow or retired. */
+#define CU_RULESETS_PAGE 100 /* versions one list shows, newest first */
+
+/* cu_rulesets_propose(m, w, db, text, len, note, nrules, version, sha): stores a compiled text
+ * as the next version, proposed (audited in w). */
+CU_WUR enum cu_err cu_rulesets_propose(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                       const char *text, size_t len, const char *note,
+                                       size_t nrules, int64_t *version, char sha[65]);
+/* cu_rulesets_list_json(m, db, out): {"in_force": …, "items": [the newest versions]}. */
+CU_WUR enum cu_err cu_rulesets_list_json(struct cu_monitor *m, struct cu_db *db,
+                                         struct cu_buf *out);
+/* cu_rulesets_get_json(db, version, out): one version with its text; CU_E_NOT_FOUND. */
+CU_WUR enum cu_err cu_rulesets_get_json(struct cu_db *db, int64_t version, struct cu_buf *out);
+/* cu_rulesets_body(db, version, status, text, len): a stored version's status and text
+ * (malloc'd, NUL-ended; the caller frees it). CU_E_NOT_FOUND. */
+CU_WUR enum cu_err cu_rulesets_body(struct cu_db *db, int64_t version, char status[16], char **text,
+                                    size_t *len);
+/* cu_rulesets_activate(m, w, db, version, as, swap, why): in the unit w, makes a stored version
+ * the set in force (as "live"), its shadow ("shadow"), or takes the shadow set out of force
+ * ("retired"); the set it replaces is retired. *swap is put in force once w is durable
+ * (cu_monitor_swap_commit) and freed by the caller. CU_E_NOT_FOUND for an unknown version;
+ * CU_E_EXISTS with why when its status forbids it; the compiler's errors. Audited in w. */
+CU_WUR enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                        int64_t version, const char *as,
+                                        struct cu_monitor_swap **swap,
+                                        char why[CU_RULES_ERR_BYTES]);
+
+/* Backtests: a rule set replayed over the stored events of a time range on a fresh state (the
+ * 30 days before the range fed first, for the windows' history), with the managed lists as the
+ * store holds them now and without snoozes; the decisions counted, compared with those stored,
+ * and, for events whose alert was resolved, against that label (true_positive an attack,
+ * false_positive legitimate). */
+#define CU_BACKTEST_WARMUP_MS (30LL * 86400000LL)
+#define CU_BACKTEST_RANGE_MAX_MS (90LL * 86400000LL)
+#define CU_BACKTEST_EVENTS_MAX 2000000
+struct cu_backtest_opts {
+    const char *text; /* the rule set's text */
+    size_t len;
+    int64_t version;  /* its stored version, or 0 */
+    int64_t from, to; /* ms, the events' own times, at most 90 days apart */
+};
+/* cu_monitor_backtest(m, db, o, out, err): the report as a JSON object appended to out (any
+ * thread: it touches only what it makes). CU_E_INVALID (a range, a set that does not compile)
+ * or CU_E_TOO_LARGE (more than CU_BACKTEST_EVENTS_MAX events) with err. */
+CU_WUR enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
+                                       const struct cu_backtest_opts *o, struct cu_buf *out,
+                                       char err[CU_RULES_ERR_BYTES]);
+
 /* What the service has done since it started (for /metrics). */
 struct cu_monitor_stats {
     uint64_t decided[5];              /* by decision */

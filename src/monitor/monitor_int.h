@@ -47,6 +47,8 @@ struct cu_monitor {
     char managed[2 * CU_RULES_LISTS_MAX][CU_MON_NAME_MAX + 1];
     bool managed_addresses[2 * CU_RULES_LISTS_MAX];
     size_t nmanaged;
+    /* the versions in force (under mu): 0 the set of [monitor] (live), -1 none (shadow) */
+    int64_t live_version, shadow_version;
 };
 
 /* lists.c */

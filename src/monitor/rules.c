@@ -1537,36 +1537,50 @@ enum cu_err cu_rules_compile(const char *text, size_t len, const char *name,
     return CU_OK;
 }
 
+enum cu_err cu_rules_read(const char *path, char **text, size_t *len, char err[CU_RULES_ERR_BYTES])
+{
+    FILE *f;
+    size_t n;
+
+    *text = NULL;
+    *len = 0;
+    if ((f = fopen(path, "rb")) == NULL) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot open: %s", path, strerror(errno));
+        return CU_E_IO;
+    }
+    char *t = cu_malloc((size_t)CU_RULES_FILE_MAX + 2);
+    n = t ? fread(t, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
+    if (t == NULL || ferror(f)) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot read", path);
+        fclose(f);
+        cu_free(t);
+        return t == NULL ? CU_E_NOMEM : CU_E_IO;
+    }
+    fclose(f);
+    if (n > (size_t)CU_RULES_FILE_MAX) {
+        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: longer than %d bytes", path, CU_RULES_FILE_MAX);
+        cu_free(t);
+        return CU_E_TOO_LARGE;
+    }
+    t[n] = '\0';
+    *text = t;
+    *len = n;
+    return CU_OK;
+}
+
 enum cu_err cu_rules_load(const char *path, const struct cu_mon_types *types,
                           struct cu_ruleset **out, char err[CU_RULES_ERR_BYTES])
 {
-    FILE *f;
-    char *text;
-    size_t n;
+    char *text = NULL;
+    size_t n = 0;
     enum cu_err rc;
 
     *out = NULL;
     if (path == NULL)
         return cu_rules_compile(cu_rules_default_pack, cu_rules_default_pack_len, "default.rules",
                                 types, out, err);
-    if ((f = fopen(path, "rb")) == NULL) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot open: %s", path, strerror(errno));
-        return CU_E_IO;
-    }
-    text = cu_malloc((size_t)CU_RULES_FILE_MAX + 1);
-    n = text ? fread(text, 1, (size_t)CU_RULES_FILE_MAX + 1, f) : 0;
-    if (text == NULL || ferror(f)) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: cannot read", path);
-        fclose(f);
-        cu_free(text);
-        return text == NULL ? CU_E_NOMEM : CU_E_IO;
-    }
-    fclose(f);
-    if (n > (size_t)CU_RULES_FILE_MAX) {
-        snprintf(err, CU_RULES_ERR_BYTES, "%.200s: longer than %d bytes", path, CU_RULES_FILE_MAX);
-        cu_free(text);
-        return CU_E_TOO_LARGE;
-    }
+    if ((rc = cu_rules_read(path, &text, &n, err)) != CU_OK)
+        return rc;
     rc = cu_rules_compile(text, n, path, types, out, err);
     cu_free(text);
     return rc;

@@ -123,6 +123,11 @@ void cu_rules_free(struct cu_ruleset *rs);
 CU_WUR enum cu_err cu_rules_load(const char *path, const struct cu_mon_types *types,
                                  struct cu_ruleset **out, char err[CU_RULES_ERR_BYTES]);
 
+/* cu_rules_read(path, text, len, err): a rule file's text (at most CU_RULES_FILE_MAX bytes,
+ * malloc'd and NUL-ended: the caller frees it), with cu_rules_load's errors. */
+CU_WUR enum cu_err cu_rules_read(const char *path, char **text, size_t *len,
+                                 char err[CU_RULES_ERR_BYTES]);
+
 size_t cu_rules_count(const struct cu_ruleset *rs);
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i);
 size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **out);

@@ -52,6 +52,7 @@ CREATE TABLE alerts (
     updated_at INTEGER NOT NULL
 ) STRICT;
 CREATE INDEX alerts_status ON alerts (status, created_at);
+CREATE INDEX alerts_decision ON alerts (decision_id);
 
 -- What staff wrote on an alert, in order.
 CREATE TABLE alert_comments (
