@@ -828,6 +828,8 @@ static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
     rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
     if (rc == CU_OK)
         rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);
+    if (rc == CU_OK && req->app->monitor != NULL)
+        rc = cu_monitor_forget(req->app->monitor, db, id);
     if (rc == CU_OK)
         rc = cu_work_audit(w, "customer.erase", target_of(id).text, "success", NULL);
     if (rc == CU_OK)

@@ -656,3 +656,83 @@ enum cu_err cu_monitor_snoozes_json(struct cu_db *db, const char *customer, stru
         rc = cu_buf_append_str(out, "]}");
     return rc;
 }
+
+/* ---- an erased customer ---- */
+
+enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char *customer)
+{
+    static const char rows_sql[] = "SELECT seq, body FROM monitor_events WHERE customer = $1 AND "
+                                   "seq > $2 ORDER BY seq LIMIT 256";
+    static const char body_sql[] = "UPDATE monitor_events SET body = $2 WHERE seq = $1";
+    static const char comments_sql[] = "DELETE FROM alert_comments WHERE alert_id IN (SELECT id "
+                                       "FROM alerts WHERE customer = $1)";
+    static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1";
+    static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1 AND status "
+                                     "= 'pending'";
+    const struct cu_val c[] = {CU_VT(customer)};
+    struct cu_mon_parse_opts o;
+    struct cu_mon_event *ev = cu_malloc(sizeof(*ev));
+    struct cu_buf b;
+    int64_t after = 0;
+    size_t k;
+    enum cu_err rc = CU_OK;
+
+    if (ev == NULL)
+        return CU_E_NOMEM;
+    memset(&o, 0, sizeof(o));
+    o.types = &m->types;
+    cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
+    /* each stored event keeps what the windows count by the customer (type, time, amount) and
+     * loses where, on what and to whom: address, device, place, payee, fields, attributes */
+    do {
+        int64_t seqs[256];
+        char *bodies[256];
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        const struct cu_val p[] = {CU_VT(customer), CU_VI(after)};
+        k = 0;
+        rc = cu_db_query(db, rows_sql, p, CU_NVALS(p), &st);
+        while (rc == CU_OK && k < 256 && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+            size_t n = 0;
+            const char *t = cu_stmt_text(st, 1, &n);
+            char err[CU_MON_ERR_BYTES];
+            seqs[k] = after = cu_stmt_int(st, 0);
+            bodies[k] = NULL;
+            if (cu_mon_event_parse(t, n, &o, ev, err) != CU_OK) {
+                /* one no longer readable (a custom type removed): nothing of it is kept */
+                if ((bodies[k] = cu_strdup("{}")) == NULL)
+                    rc = CU_E_NOMEM;
+            } else {
+                ev->has &= CU_EVF_AMOUNT | CU_EVF_CHANNEL;
+                ev->nattrs = 0;
+                ev->nfields = 0;
+                cu_buf_reset(&b);
+                if ((rc = cu_mon_event_write(ev, &m->types, &b)) == CU_OK &&
+                    (bodies[k] = cu_strdup(cu_buf_cstr(&b))) == NULL)
+                    rc = CU_E_NOMEM;
+            }
+            k++;
+        }
+        cu_stmt_done(st);
+        for (size_t i = 0; i < k; i++) {
+            if (rc == CU_OK && bodies[i] != NULL) {
+                const struct cu_val q[] = {CU_VI(seqs[i]), CU_VT(bodies[i])};
+                rc = cu_db_exec(db, body_sql, q, CU_NVALS(q));
+            }
+            cu_free(bodies[i]);
+        }
+    } while (rc == CU_OK && k == 256);
+    cu_buf_free(&b);
+    sodium_memzero(ev, sizeof(*ev));
+    cu_free(ev);
+    /* staff's notes on its alerts, its snoozes' reasons, notices not yet sent */
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, comments_sql, c, CU_NVALS(c));
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, snoozes_sql, c, CU_NVALS(c));
+    if (rc == CU_OK)
+        rc = cu_db_exec(db, outbox_sql, c, CU_NVALS(c));
+    if (rc == CU_OK)
+        dirty_customer(m, customer);
+    return rc;
+}

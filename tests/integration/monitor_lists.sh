@@ -121,4 +121,18 @@ event login_succeeded c-1 ', "ip": "198.51.100.7"'
 check_eq "and the rules no longer see it" "201 allow" "$STATUS $(json "j['decision']")"
 req POST /v1/monitor/lists/blocked_networks/remove -H "$AUTH" -H "$JSONH" --data '{"value": "198.51.100.0/24"}'
 check_eq "removing what is not there" "404 urn:custodia:problem:unknown_item" "$STATUS $(json "j['type']")"
+
+# an erased customer: monitoring keeps no more of where, on what, to whom
+req POST /v1/monitor/snoozes -H "$AUTH" -H "$JSONH" \
+    --data "{\"customer\": \"crm-ada\", \"rule\": \"foreign_sign_in\", \"until\": \"$(later 3600)\", \"reason\": \"travelling\"}"
+event login_succeeded crm-ada ', "ip": "192.0.2.77", "device": "d-secret-77", "lat": 45.76, "lon": 4.84'
+event transfer crm-ada ', "amount": 4200, "currency": "EUR", "payee": "p-secret-77"'
+DEC=$(json "j['id']")
+req DELETE "/v1/customers/$ADA" -H "$AUTH"
+check_eq "a customer is erased" 200 "$STATUS"
+check_eq "its stored events keep type, time and amount, and lose device, place, payee and country" "0 0 0 0 2" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ADA' AND body LIKE '%secret%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ADA' AND body LIKE '%\"FR\"%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ADA' AND body LIKE '%\"ip\"%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ADA' AND body LIKE '%\"lat\"%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ADA' AND body LIKE '%\"amount\":4200%' OR (customer = '$ADA' AND body LIKE '%login_succeeded%' AND seq = (SELECT MAX(seq) FROM monitor_events WHERE customer = '$ADA' AND type = 'login_succeeded'))")"
+check_eq "and its snoozes are gone" 0 "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_snoozes WHERE customer = '$ADA'")"
+req GET "/v1/decisions/$DEC" -H "$AUTH"
+check_eq "its decisions show the event so stripped" "200 4200 None" "$STATUS $(json "j['event']['amount']") $(json "j['event'].get('payee')")"
 finish
