@@ -386,6 +386,9 @@ struct move_job {
     struct cu_ledger_actor actor;
     char sys[CU_LEDGER_ID_BYTES]; /* a deposit's or withdrawal's system account */
     struct cu_ledger_result res;
+    /* a post or void of a held chain link: the chain's other held links, released with it */
+    char (*links)[CU_LEDGER_ID_BYTES];
+    size_t nlinks;
     struct cu_ledger_account *acc;
     size_t nacc;
     char movement[CU_LEDGER_ID_BYTES];
@@ -420,6 +423,7 @@ static void move_job_clear(void *p)
     cu_free(j->memos);
     cu_free(j->ops);
     cu_free(j->results);
+    cu_free(j->links);
 }
 
 /* The top-level fields whose values differ between two canonical bodies. */
@@ -525,6 +529,43 @@ static json_t *touched_json(const struct move_job *j)
     return accs;
 }
 
+/* chain_ops(j, db): when the transfer posted or voided is a held link of a linked chain, the
+ * ops for it and the chain's other held links (j->ops, j->n), linked. */
+static enum cu_err chain_ops(struct move_job *j, struct cu_db *db)
+{
+    enum cu_err rc;
+
+    for (size_t i = 1; i < j->n; i++)
+        cu_ledger_transfer_clear(&j->results[i].t);
+    cu_free(j->ops);
+    cu_free(j->results);
+    j->ops = NULL;
+    j->results = NULL;
+    j->n = j->nlinks = 0;
+    if (j->links == NULL &&
+        (j->links = cu_calloc(CU_LEDGER_BATCH_MAX - 1, sizeof(*j->links))) == NULL)
+        return CU_E_NOMEM;
+    rc = cu_ledger_chain_links(db, j->op.target, j->links, CU_LEDGER_BATCH_MAX - 1, &j->nlinks);
+    if (rc != CU_OK || j->nlinks == 0)
+        return rc;
+    j->ops = cu_calloc(j->nlinks + 1, sizeof(*j->ops));
+    j->results = cu_calloc(j->nlinks + 1, sizeof(*j->results));
+    if (j->ops == NULL || j->results == NULL)
+        return CU_E_NOMEM;
+    j->n = j->nlinks + 1;
+    j->ops[0] = j->op;
+    for (size_t i = 0; i < j->nlinks; i++) {
+        struct cu_ledger_op *o = &j->ops[i + 1];
+        o->kind = j->op.kind;
+        o->target = j->links[i];
+        o->hold_release = true; /* as the link asked: the same principal, the same right */
+        o->currency = j->op.currency;
+    }
+    for (size_t i = 0; i + 1 < j->n; i++)
+        j->ops[i].linked = true;
+    return CU_OK;
+}
+
 /* Builds the answer of a movement that ran: the transfer and the balances it left, or the
  * refusal. */
 static enum cu_err make_answer(struct move_job *j)
@@ -553,6 +594,14 @@ static enum cu_err make_answer(struct move_job *j)
         json_t *accs = touched_json(j);
         v = json_pack("{s:o, s:o}", "transfer", transfer_json(&j->res.t, j->actor.customer == NULL),
                       "accounts", accs);
+        if (v != NULL && j->nlinks > 0) {
+            /* the chain's other links, released with it */
+            json_t *with = json_array();
+            for (size_t i = 1; with != NULL && i < j->n; i++)
+                json_array_append_new(with,
+                                      transfer_json(&j->results[i].t, j->actor.customer == NULL));
+            json_object_set_new(v, "released_with", with ? with : json_array());
+        }
         j->status = 201;
     } else {
         v = json_pack("{s:s, s:s}", "type", j->res.type ? j->res.type : "invalid_transfer",
@@ -591,10 +640,20 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
         else
             j->op.credit = j->sys;
     }
+    if ((j->route == MV_POST || j->route == MV_VOID) && j->op.hold_release &&
+        (rc = chain_ops(j, db)) != CU_OK)
+        return rc;
     if (j->route == MV_BATCH)
         rc = cu_ledger_move(app->ledger, w, db, &j->actor, j->ops, j->n, true, j->movement,
                             j->results, &j->acc, &j->nacc);
-    else
+    else if (j->nlinks > 0) {
+        /* the link asked and the chain's others, linked: released together or not at all */
+        rc = cu_ledger_move(app->ledger, w, db, &j->actor, j->ops, j->n, false, j->movement,
+                            j->results, &j->acc, &j->nacc);
+        cu_ledger_transfer_clear(&j->res.t);
+        j->res = j->results[0];
+        memset(&j->results[0].t, 0, sizeof(j->results[0].t)); /* now j->res's */
+    } else
         rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
                             &j->acc, &j->nacc);
     if (rc == CU_OK && j->actor.customer != NULL) {

@@ -108,6 +108,7 @@ struct cu_ledger_transfer {
     char state[12];     /* "pending", "posted", "voided", "expired"; "" when not pending */
     int64_t reserved;   /* what it still reserves */
     int64_t expires_at; /* ms; 0: never */
+    char chain[CU_LEDGER_ID_BYTES]; /* a held link of a chain: the chain's first link, else "" */
 };
 
 /* cu_ledger_transfer_clear(t): frees what t owns. */
@@ -283,6 +284,12 @@ CU_WUR enum cu_err cu_ledger_customer_limit_set(struct cu_work *w, struct cu_db 
                                                 int64_t daily);
 
 /* ---- movements ---- */
+
+/* cu_ledger_chain_links(db, id, ids, cap, n): the other held links of the linked chain the held
+ * transfer id belongs to that are still pending (at most cap; n 0 when it is no such link),
+ * which a post or void of it must include (docs/ledger.md, "Released together"). */
+CU_WUR enum cu_err cu_ledger_chain_links(struct cu_db *db, const char *id,
+                                         char (*ids)[CU_LEDGER_ID_BYTES], size_t cap, size_t *n);
 
 /* cu_ledger_move(l, w, db, actor, ops, n, batch, results, accounts, naccounts): runs the n
  * ops (at most CU_LEDGER_BATCH_MAX) as one movement in w: each op, or each chain of linked

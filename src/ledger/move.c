@@ -147,7 +147,7 @@ static enum cu_err load_target(struct mv *m, const char *id, struct tgt *out)
     static const char sql[] = "SELECT " LEDGER_TRANSFER_COLS " FROM ledger_transfers t "
                               "LEFT JOIN ledger_pending p ON p.transfer = t.id WHERE t.id = $1";
     static const char lock_sql[] =
-        "SELECT status, amount, expires_at, hold FROM ledger_pending WHERE transfer = $1 "
+        "SELECT status, amount, expires_at, hold, chain FROM ledger_pending WHERE transfer = $1 "
         "FOR UPDATE";
     static const char rev_sql[] =
         "SELECT id FROM ledger_transfers WHERE parent = $1 AND kind = 'reverse'";
@@ -176,6 +176,10 @@ static enum cu_err load_target(struct mv *m, const char *id, struct tgt *out)
             out->t.reserved = cu_stmt_int(st, 1);
             out->t.expires_at = cu_stmt_int(st, 2);
             out->t.hold = cu_stmt_int(st, 3) != 0;
+            if (!cu_stmt_null(st, 4)) {
+                s = cu_stmt_text(st, 4, &len);
+                snprintf(out->t.chain, sizeof(out->t.chain), "%.*s", (int)len, s);
+            }
         }
         cu_stmt_done(st);
         if (rc != CU_OK) {
@@ -715,6 +719,57 @@ static enum cu_err op_transfer(struct mv *m, size_t i)
     return CU_OK;
 }
 
+/* chain_of(m, i, lo, hi): the chain of linked ops op i is in, ops lo..hi. */
+static void chain_of(const struct mv *m, size_t i, size_t *lo, size_t *hi)
+{
+    *lo = *hi = i;
+    while (*lo > 0 && m->ops[*lo - 1].linked)
+        --*lo;
+    while (*hi + 1 < m->n && m->ops[*hi].linked)
+        ++*hi;
+}
+
+/* held_together(m, i, p, r): a held transfer of a linked chain (its held links carry the
+ * chain's first link, p->chain) is released only with the chain's other held links,
+ * in one linked chain, all posted or all voided: a reviewer cannot let the payment through and
+ * void its fee. Fails r otherwise. */
+static enum cu_err held_together(struct mv *m, size_t i, const struct cu_ledger_transfer *p,
+                                 struct cu_ledger_result *r, bool *ok)
+{
+    static const char sql[] =
+        "SELECT t.id FROM ledger_transfers t JOIN ledger_pending p ON p.transfer = t.id WHERE "
+        "p.chain = $1 AND t.id <> $2 AND p.status = 'pending' ORDER BY t.seq";
+    const struct cu_val v[] = {CU_VT(p->chain), CU_VT(p->id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    size_t lo, hi, missing = 0;
+    char first[CU_LEDGER_ID_BYTES] = "";
+    enum cu_err rc = cu_db_query(m->db, sql, v, CU_NVALS(v), &st);
+
+    *ok = true;
+    chain_of(m, i, &lo, &hi);
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t n = 0;
+        const char *id = cu_stmt_text(st, 0, &n);
+        bool found = false;
+        for (size_t k = lo; k <= hi && !found; k++)
+            found = m->ops[k].kind == m->ops[i].kind && m->ops[k].target != NULL &&
+                    strlen(m->ops[k].target) == n && memcmp(m->ops[k].target, id, n) == 0;
+        if (!found && missing++ == 0)
+            snprintf(first, sizeof(first), "%.*s", (int)(n < sizeof(first) ? n : 0), id);
+    }
+    cu_stmt_done(st);
+    if (rc == CU_OK && missing > 0) {
+        *ok = false;
+        fail(r, CU_E_EXISTS, "held_chain",
+             "the transfer was held with %zu other linked transfer%s (%s%s): %s them all "
+             "together, in one linked chain",
+             missing, missing == 1 ? "" : "s", first, missing > 1 ? ", …" : "",
+             m->ops[i].kind == CU_LEDGER_POST ? "post" : "void");
+    }
+    return rc;
+}
+
 /* op_resolve(m, i): a post, void or expiry of a pending transfer. */
 static enum cu_err op_resolve(struct mv *m, size_t i)
 {
@@ -762,6 +817,11 @@ static enum cu_err op_resolve(struct mv *m, size_t i)
         fail(r, CU_E_FORBIDDEN, "transfer_held",
              "the transfer is held for review: posting or voiding it needs transfers.approve");
         return CU_OK;
+    }
+    if (p->hold && p->chain[0] && op->kind != CU_LEDGER_EXPIRE) {
+        bool together = true;
+        if ((rc = held_together(m, i, p, r, &together)) != CU_OK || !together)
+            return rc;
     }
     if (op->currency != NULL && strcmp(op->currency, p->currency) != 0) {
         fail(r, CU_E_INVALID, "currency_mismatch", "currency is not the pending transfer's");
@@ -993,6 +1053,11 @@ static enum cu_err run_ops(struct mv *m)
                     fail(&m->res[k], CU_E_EXISTS, "linked_transfer_failed",
                          "a transfer linked to this one (number %zu of the request) failed",
                          bad + 1);
+        } else if (j > i) {
+            /* the held links of a chain are released together: they carry its first link */
+            for (size_t k = i; k <= j; k++)
+                if (m->res[k].t.hold)
+                    snprintf(m->res[k].t.chain, sizeof(m->res[k].t.chain), "%s", m->res[i].t.id);
         }
         i = j + 1;
     }
@@ -1011,7 +1076,7 @@ static enum cu_err insert_transfer(struct mv *m, const struct cu_ledger_transfer
         "$14, $15, $16, $17, $18)";
     static const char pending_sql[] =
         "INSERT INTO ledger_pending (transfer, status, amount, expires_at, hold, resolved_by, "
-        "resolved_at) VALUES ($1, 'pending', $2, $3, $4, NULL, NULL)";
+        "resolved_at, chain) VALUES ($1, 'pending', $2, $3, $4, NULL, NULL, $5)";
     struct cu_val p[] = {
         CU_VT(t->id),
         CU_VI(t->seq),
@@ -1039,7 +1104,7 @@ static enum cu_err insert_transfer(struct mv *m, const struct cu_ledger_transfer
     if (rc == CU_OK && t->pending) {
         struct cu_val q[] = {CU_VT(t->id), CU_VI(t->reserved),
                              t->expires_at ? CU_VI(t->expires_at) : CU_VNULL,
-                             CU_VI(t->hold ? 1 : 0)};
+                             CU_VI(t->hold ? 1 : 0), t->chain[0] ? CU_VT(t->chain) : CU_VNULL};
         rc = cu_db_exec(m->db, pending_sql, q, CU_NVALS(q));
     }
     return rc;

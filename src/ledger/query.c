@@ -121,3 +121,26 @@ enum cu_err cu_ledger_head(struct cu_db *db, int64_t *seq)
     cu_stmt_done(st);
     return rc;
 }
+
+enum cu_err cu_ledger_chain_links(struct cu_db *db, const char *id, char (*ids)[CU_LEDGER_ID_BYTES],
+                                  size_t cap, size_t *n)
+{
+    static const char sql[] =
+        "SELECT o.transfer FROM ledger_pending p JOIN ledger_pending o ON o.chain = p.chain "
+        "WHERE p.transfer = $1 AND p.chain IS NOT NULL AND o.transfer <> $1 AND o.status = "
+        "'pending' ORDER BY o.transfer";
+    const struct cu_val v[] = {CU_VT(id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, v, CU_NVALS(v), &st);
+
+    *n = 0;
+    while (rc == CU_OK && *n < cap && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t len = 0;
+        const char *t = cu_stmt_text(st, 0, &len);
+        snprintf(ids[*n], CU_LEDGER_ID_BYTES, "%.*s", (int)(len < CU_LEDGER_ID_BYTES ? len : 0), t);
+        ++*n;
+    }
+    cu_stmt_done(st);
+    return rc;
+}

@@ -93,6 +93,8 @@ check "the fee says why" python3 -c "
 import json,sys
 j=json.load(open(sys.argv[1]))
 assert j['results'][1]['transfer']['reasons'].startswith('held with linked transfer 1: dec_'), j['results'][1]" "$TMP/body"
+CH_PAY=$(json "j['results'][0]['transfer']['id']")
+CH_FEE=$(json "j['results'][1]['transfer']['id']")
 
 # a chain that cannot be held whole (its held link spends what an earlier link brings, which
 # pending brings nothing yet) fails whole, saying so
@@ -144,6 +146,15 @@ check_eq "and the deposit among them" "1" \
 # the held transfer released by a staff member with transfers.approve (the admin key)
 req POST "/v1/transfers/$HELD/post" -H "$AUTH" -H "$(idem)"
 check_eq "a held transfer is released by review" "201 post" "$STATUS $(json "j['transfer']['kind']")"
+
+# a held chain is released whole: posting its payment posts its fee with it
+req POST "/v1/transfers/$CH_PAY/post" -H "$AUTH" -H "$(idem)"
+check_eq "posting a held link posts the chain's other held links with it" "201 post $CH_PAY 1 $CH_FEE" \
+    "$STATUS $(json "j['transfer']['kind']") $(json "j['transfer']['parent']") $(json "len(j['released_with'])") $(json "j['released_with'][0]['parent']")"
+req GET "/v1/transfers/$CH_FEE" -H "$AUTH"
+check_eq "and the fee is posted too" posted "$(json "j['pending_state']['status']")"
+req POST "/v1/transfers/$CH_FEE/void" -H "$AUTH" -H "$(idem)"
+check_eq "it is released once" "409 urn:custodia:problem:transfer_posted" "$STATUS $(json "j['type']")"
 
 stop_server
 "$BIN" ledger check --dir "$D" >"$TMP/check.out" 2>&1

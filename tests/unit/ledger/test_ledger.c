@@ -709,9 +709,38 @@ static void test_hook(void **state)
     assert_string_equal(m.res[1].t.reasons, "rule new_payee_large");
     assert_string_equal(m.res[0].t.reasons, "held with linked transfer 2: rule new_payee_large");
     assert_false(m.res[2].t.hold); /* not in the chain */
+    char c0[CU_LEDGER_ID_BYTES], c1[CU_LEDGER_ID_BYTES];
+    snprintf(c0, sizeof(c0), "%s", m.res[0].t.id);
+    snprintf(c1, sizeof(c1), "%s", m.res[1].t.id);
     mv_clear(&m);
     expect_balance(f, a, before.a.posted - 1, before.a.pending - 37, before.a.available - 38);
     expect_balance(f, b, before.b.posted + 1, before.b.pending + 37, before.b.available + 1);
+    /* held together, released together: one link alone, or one posted and one voided, or
+     * both without a link between them, is refused and changes nothing */
+    struct cu_ledger_op alone = act(CU_LEDGER_POST, c0, 0);
+    alone.hold_release = true;
+    one(f, alone, "held_chain", NULL);
+    struct cu_ledger_op split[2] = {act(CU_LEDGER_POST, c0, 0), act(CU_LEDGER_VOID, c1, 0)};
+    split[0].linked = true;
+    split[0].hold_release = split[1].hold_release = true;
+    assert_int_equal(move(f, split, 2, &m), CU_OK);
+    assert_string_equal(m.res[0].type, "held_chain");
+    mv_clear(&m);
+    struct cu_ledger_op unlinked[2] = {act(CU_LEDGER_POST, c0, 0), act(CU_LEDGER_POST, c1, 0)};
+    unlinked[0].hold_release = unlinked[1].hold_release = true;
+    assert_int_equal(move(f, unlinked, 2, &m), CU_OK);
+    assert_string_equal(m.res[0].type, "held_chain");
+    assert_string_equal(m.res[1].type, "held_chain");
+    mv_clear(&m);
+    expect_balance(f, b, before.b.posted + 1, before.b.pending + 37, before.b.available + 1);
+    struct cu_ledger_op both[2] = {act(CU_LEDGER_POST, c0, 0), act(CU_LEDGER_POST, c1, 0)};
+    both[0].linked = true;
+    both[0].hold_release = both[1].hold_release = true;
+    assert_int_equal(move(f, both, 2, &m), CU_OK);
+    assert_int_equal(m.res[0].err, CU_OK);
+    assert_int_equal(m.res[1].err, CU_OK);
+    mv_clear(&m);
+    expect_balance(f, b, before.b.posted + 38, before.b.pending, before.b.available + 38);
     /* a chain with a post in it cannot be held whole: it fails whole */
     struct cu_ledger_op held_one = xfer(a, b, 3);
     char h2[CU_LEDGER_ID_BYTES];

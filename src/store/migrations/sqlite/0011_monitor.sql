@@ -123,3 +123,8 @@ CREATE TABLE notify_outbox (
     last_error TEXT
 ) STRICT;
 CREATE INDEX notify_outbox_due ON notify_outbox (status, next_at);
+
+-- A held link of a linked chain names the chain's first link (chain): the held links of one
+-- chain are posted or voided together (docs/ledger.md, "A hold inside a linked chain").
+ALTER TABLE ledger_pending ADD COLUMN chain TEXT;
+CREATE INDEX ledger_pending_chain ON ledger_pending (chain) WHERE chain IS NOT NULL;
