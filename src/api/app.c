@@ -124,6 +124,8 @@ static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
         o.pseudonym = pseudonym;
         o.pseudonym_arg = app;
     }
+    o.audit_hash = pseudonym; /* list values and references in audit records: always hashed */
+    o.audit_hash_arg = app;
     rc = cu_monitor_new(&o, &app->monitor, err);
     if (rc != CU_OK) {
         snprintf(why, CU_APP_WHY_BYTES, "[monitor] %.480s", err);

@@ -459,7 +459,11 @@ static enum cu_err list_apply(struct cu_work *w, struct cu_db *db, void *arg)
         j->resp->type = "unknown_item";
         return cu_resp_fail(j->resp, rc, "%s", why);
     }
-    if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
+    if (rc == CU_E_TOO_LARGE) { /* full: a conflict with what is there, not a body too big */
+        j->resp->type = j->what == LS_ADD ? "list_full" : "snoozes_full";
+        return cu_resp_fail(j->resp, CU_E_EXISTS, "%s", why);
+    }
+    if (rc == CU_E_INVALID)
         return cu_resp_fail(j->resp, rc, "%s", why);
     if (rc != CU_OK && rc != CU_E_BUSY)
         return cu_resp_fail(j->resp, rc, "the change could not be made");
@@ -890,7 +894,10 @@ enum cu_err cu_handle_backtest(struct cu_req *req, struct cu_resp *resp)
         rc = cu_resp_json_end(resp, cu_monitor_backtest(req->app->monitor, db, &o, b, err));
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
             rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-        else if (rc != CU_OK)
+        else if (rc == CU_E_BUSY) {
+            resp->type = "backtest_running";
+            rc = cu_resp_fail(resp, CU_E_EXISTS, "%s", err);
+        } else if (rc != CU_OK)
             rc = cu_resp_fail(resp, rc, "the backtest could not be run");
         else
             rc = cu_req_audit(req, "monitor.backtest", "monitor_events", "success",

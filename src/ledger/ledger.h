@@ -268,9 +268,10 @@ CU_WUR enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, st
                                       char detail[256]);
 
 /* cu_ledger_freeze_customer(l, w, db, customer, reason, until, n): freezes every account of
- * the customer that is not closed until `until` (ms, in the future): active ones, and frozen
- * ones whose freeze would end sooner (one frozen until unfrozen stays so). Each account is
- * audited as by cu_ledger_freeze; n gets how many changed. For monitoring's freeze_account. */
+ * the customer that is not closed until `until` (ms, in the future: CU_E_INVALID otherwise):
+ * active ones, and frozen ones whose freeze would end sooner (one frozen until unfrozen stays
+ * so); n gets how many changed, audited in one record (ledger.customer_freeze) when any did.
+ * For monitoring's freeze_account. */
 CU_WUR enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w,
                                              struct cu_db *db, const char *customer,
                                              const char *reason, int64_t until, int64_t *n);

@@ -66,17 +66,17 @@ static bool managed(struct cu_monitor *m, const char *name, bool *addresses)
 /* ---- what the audit log may say ---- */
 
 /* for_audit(m, kind, text, out): text as the audit log keeps it: a vault customer's id as it is,
- * anything else (an address, a device, a company's reference) as its keyed hash when the
- * service pseudonymises, so that the log carries no personal data. */
+ * anything else (an address, a device, a company's reference) as its keyed hash, so that the
+ * log carries no personal data (in clear only for a service made without a hash: tests). */
 static void for_audit(const struct cu_monitor *m, const char *kind, const char *text,
                       char out[CU_MON_REF_MAX + 1])
 {
     uint8_t h[8];
-    if (m->pseudonym == NULL || (strncmp(text, "cus_", 4) == 0 && strlen(text) == 20)) {
+    if (m->audit_hash == NULL || (strncmp(text, "cus_", 4) == 0 && strlen(text) == 20)) {
         snprintf(out, CU_MON_REF_MAX + 1, "%s", text);
         return;
     }
-    m->pseudonym(m->pseudonym_arg, kind, text, h);
+    m->audit_hash(m->audit_hash_arg, kind, text, h);
     memcpy(out, "h:", 2);
     cu_hex_encode(h, sizeof(h), out + 2);
 }
@@ -145,10 +145,13 @@ static enum cu_err load_list(struct cu_monitor *m, struct cu_db *db, const char 
         enum cu_err e;
         if (rs == NULL)
             continue;
-        e = cu_rules_list_set(rs, name, (const char *const *)items, n);
-        /* NOT_FOUND: this set has no such list; INVALID: an item the set's kind refuses */
-        if (e != CU_OK && e != CU_E_NOT_FOUND && e != CU_E_INVALID)
+        size_t skipped = 0;
+        e = cu_rules_list_set(rs, name, (const char *const *)items, n, &skipped);
+        if (e != CU_OK && e != CU_E_NOT_FOUND) /* NOT_FOUND: this set has no such list */
             rc = e;
+        if (skipped > 0) /* items stored for a list of another kind (an earlier set's) */
+            cu_log(CU_LOG_WARN, "monitor.list_items_skipped", CU_LS("list", name),
+                   CU_LI("items", (int64_t)skipped));
     }
     for (size_t i = 0; i < n; i++)
         cu_free(items[i]);
@@ -249,6 +252,12 @@ static void refresh(void *arg, struct cu_db *db)
     int64_t now = cu_clock_now_ms();
     enum cu_err rc = CU_OK;
 
+    /* the snoozes whose time passed leave memory (the store's go at the housekeeping) */
+    size_t k = 0;
+    for (size_t i = 0; i < m->nsnoozes; i++)
+        if (m->snoozes[i].until > now)
+            m->snoozes[k++] = m->snoozes[i];
+    m->nsnoozes = k;
     if (m->dirty_all) {
         rc = cu_monitor_load(m, db, now);
     } else {
@@ -417,7 +426,8 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
                               const char *customer, const char *rule, int64_t until,
                               const char *reason, char why[CU_MON_ERR_BYTES])
 {
-    static const char count_sql[] = "SELECT COUNT(*) FROM monitor_snoozes WHERE until > $1";
+    static const char count_sql[] = "SELECT COUNT(*) FROM monitor_snoozes WHERE until > $1 AND "
+                                    "NOT (customer = $2 AND rule = $3)";
     static const char sql[] =
         "INSERT INTO monitor_snoozes (customer, rule, until, created_at, created_by, reason) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (customer, rule) DO UPDATE SET until = $3, "
@@ -441,7 +451,7 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
         return CU_E_INVALID;
     }
     {
-        const struct cu_val p[] = {CU_VI(ctx->now_ms)};
+        const struct cu_val p[] = {CU_VI(ctx->now_ms), CU_VT(customer), CU_VT(rule)};
         rc = cu_db_query(db, count_sql, p, CU_NVALS(p), &st);
         if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
             n = cu_stmt_int(st, 0);

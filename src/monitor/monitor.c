@@ -74,6 +74,8 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
     m->past_ms = opts->past_ms;
     m->pseudonym = opts->pseudonym;
     m->pseudonym_arg = opts->pseudonym_arg;
+    m->audit_hash = opts->audit_hash ? opts->audit_hash : opts->pseudonym;
+    m->audit_hash_arg = opts->audit_hash ? opts->audit_hash_arg : opts->pseudonym_arg;
     rc = add_types(&m->types, opts->types, err);
     if (rc == CU_OK)
         rc = cu_rules_load(opts->rules_path, &m->types, &m->rs, err);
@@ -298,6 +300,7 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
     d->fx.frozen_until = d->fx.frozen = 0;
     d->fx.revoked = -1;
     d->fx.notified = false;
+    d->fx.unapplied = 0;
     d->fx.locked_until = (handled & d->v.actions & CU_ACT_LOCK_LOGIN)
                              ? after_ms(now, d->v.lock_ms) /* the caller locks */
                              : 0;
@@ -306,7 +309,12 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
     if (todo == 0 || !d->fx.customer)
         return CU_OK;
     snprintf(reason, sizeof(reason), CU_LEDGER_MONITOR_FREEZE, d->id);
-    if ((todo & CU_ACT_FREEZE_ACCOUNT) && fx->freeze != NULL) {
+    /* a freeze and an end of sessions are audited: each needs a record of the unit's, and one
+     * stays for the unit's own; a unit without room (a batch freezing many customers) does not
+     * apply them, and says so (the ledger then refuses the transfer) */
+    if ((todo & CU_ACT_FREEZE_ACCOUNT) && fx->freeze != NULL && cu_work_audit_room(w) < 2)
+        d->fx.unapplied |= CU_ACT_FREEZE_ACCOUNT;
+    else if ((todo & CU_ACT_FREEZE_ACCOUNT) && fx->freeze != NULL) {
         int64_t until = after_ms(now, d->v.freeze_ms);
         rc = fx->freeze(fx->arg, w, db, ev->customer, reason, until, &d->fx.frozen);
         if (rc == CU_OK)
@@ -317,7 +325,10 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
         if ((rc = fx->lock(fx->arg, w, db, ev->customer, until)) == CU_OK)
             d->fx.locked_until = until;
     }
-    if (rc == CU_OK && (todo & CU_ACT_REVOKE_SESSIONS) && fx->revoke != NULL)
+    if (rc == CU_OK && (todo & CU_ACT_REVOKE_SESSIONS) && fx->revoke != NULL &&
+        cu_work_audit_room(w) < 2)
+        d->fx.unapplied |= CU_ACT_REVOKE_SESSIONS;
+    else if (rc == CU_OK && (todo & CU_ACT_REVOKE_SESSIONS) && fx->revoke != NULL)
         rc = fx->revoke(fx->arg, w, db, ev->customer, &d->fx.revoked);
     if (rc == CU_OK && (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL &&
         (rc = fx->notify(fx->arg, w, db, ev->customer, d->id, type)) == CU_OK)
@@ -358,8 +369,18 @@ static enum cu_err applied_doc(const struct cu_monitor_decision *d, struct cu_bu
                            (long long)d->fx.revoked);
         first = false;
     }
-    if (rc == CU_OK && d->fx.notified)
+    if (rc == CU_OK && d->fx.notified) {
         rc = cu_buf_printf(b, "%s\"notify_customer\":{\"queued\":true}", first ? "" : ",");
+        first = false;
+    }
+    if (rc == CU_OK && d->fx.unapplied)
+        rc = cu_buf_printf(b, "%s\"unapplied\":[%s%s%s]", first ? "" : ",",
+                           (d->fx.unapplied & CU_ACT_FREEZE_ACCOUNT) ? "\"freeze_account\"" : "",
+                           (d->fx.unapplied & CU_ACT_FREEZE_ACCOUNT) &&
+                                   (d->fx.unapplied & CU_ACT_REVOKE_SESSIONS)
+                               ? ","
+                               : "",
+                           (d->fx.unapplied & CU_ACT_REVOKE_SESSIONS) ? "\"revoke_sessions\"" : "");
     if (rc == CU_OK)
         rc = cu_buf_append_str(b, "}");
     return rc;
@@ -651,6 +672,9 @@ static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_le
     }
     if (rc == CU_OK) {
         out->verdict = ledger_verdict(d, ask);
+        /* a freeze the unit had no room to apply: the transfer is refused instead */
+        if (d->fx.unapplied & CU_ACT_FREEZE_ACCOUNT)
+            out->verdict = CU_LEDGER_DENY;
         out->frozen_until = d->fx.frozen_until;
         snprintf(out->decision, sizeof(out->decision), "%s", d->id);
         if (out->verdict != CU_LEDGER_LET || d->v.nfired > 0)
@@ -915,6 +939,7 @@ struct cu_monitor_swap {
     struct cu_mon_engine eng;
     bool eng_ready, done;
     int64_t last_seq;
+    uint64_t gen; /* the sets' generation it was prepared against */
     struct cu_monitor_rebuilt fed;
 };
 
@@ -938,6 +963,7 @@ enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
     err[0] = '\0';
     if (s == NULL)
         return CU_E_NOMEM;
+    s->gen = m->gen;
     if (want->live != NULL) {
         rc = compile_version(m, want->live, want->live_len, want->live_version, &s->rs, err);
         s->own_rs = rc == CU_OK;
@@ -955,6 +981,11 @@ enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
         s->shadow = m->shadow;
         s->shadow_version = m->shadow_version;
     }
+    /* the new sets' managed lists, as the store holds them in this unit */
+    if (rc == CU_OK && s->own_rs)
+        rc = cu_monitor_fill_lists(db, s->rs, now);
+    if (rc == CU_OK && s->own_shadow)
+        rc = cu_monitor_fill_lists(db, s->shadow, now);
     if (rc == CU_OK && (rc = cu_mon_engine_init(&s->eng, s->rs, s->shadow)) != CU_OK)
         snprintf(err, CU_RULES_ERR_BYTES, "out of memory");
     s->eng_ready = rc == CU_OK;
@@ -971,6 +1002,9 @@ enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
     return CU_OK;
 }
 
+static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t now,
+                               struct cu_monitor_rebuilt *out, bool *done);
+
 enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap *s,
                                    struct cu_db *db)
 {
@@ -979,6 +1013,16 @@ enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap 
 
     if (s->done)
         return CU_OK;
+    if (s->gen != m->gen) {
+        /* another change went in force since this one was prepared (two in one group): what
+         * this one kept of the sets then may be gone. The store holds what both made of the
+         * statuses: the sets are put in force from it, afresh. */
+        struct cu_monitor_rebuilt r;
+        bool done = false;
+        memset(&r, 0, sizeof(r));
+        s->done = true;
+        return stored_sets(m, db, cu_clock_now_ms(), &r, &done);
+    }
     /* what was decided since the state was fed (the units committed with the change) */
     rc = feed(m, s->eng.st, db, s->last_seq, 0, &s->fed, &s->last_seq);
     if (rc != CU_OK)
@@ -994,18 +1038,24 @@ enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap 
     m->rs = s->rs;
     m->shadow = s->shadow;
     s->own_rs = s->own_shadow = false;
+    m->gen++;
     pthread_mutex_lock(&m->mu);
     m->live_version = s->live_version;
     m->shadow_version = s->shadow ? s->shadow_version : -1;
     pthread_mutex_unlock(&m->mu);
     cu_monitor_managed_update(m);
-    /* the managed lists of the new sets, and the snoozes by the new rules' names */
-    rc = cu_monitor_load(m, db, cu_clock_now_ms());
+    /* the lists as changes committed with this one left them, and the snoozes by the new
+     * rules' names; a failure leaves the lists filled in the unit, read again at the next
+     * change */
+    if (cu_monitor_load(m, db, cu_clock_now_ms()) != CU_OK) {
+        m->dirty_all = true;
+        cu_log(CU_LOG_ERROR, "monitor.lists_reload_failed", CU_LS("error", "after a rule change"));
+    }
     s->done = true;
     s->fed.took_ms += (mono_us() - t0) / 1000;
     cu_log(CU_LOG_INFO, "monitor.rules_in_force", CU_LI("live_version", s->live_version),
            CU_LI("shadow_version", m->shadow_version), CU_LI("events", (long long)s->fed.events));
-    return rc;
+    return CU_OK;
 }
 
 void cu_monitor_swap_free(struct cu_monitor_swap *s)
@@ -1035,6 +1085,7 @@ static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t n
 {
     static const char sql[] = "SELECT version, status, body FROM rule_sets WHERE status IN "
                               "('live', 'shadow') ORDER BY version";
+    static const char took_sql[] = "SELECT COUNT(*) FROM rule_sets WHERE activated_at IS NOT NULL";
     struct cu_monitor_sets want;
     struct cu_stmt *st = NULL;
     struct cu_monitor_swap *s = NULL;
@@ -1061,12 +1112,22 @@ static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t n
         texts[k][lens[k]] = '\0';
     }
     cu_stmt_done(st);
-    if (rc == CU_OK && (texts[0] || texts[1])) {
+    /* once the store has put a set in force, it decides the shadow too: none when it holds
+     * none (the configuration's shadow_rules are no longer read) */
+    bool took = false;
+    if (rc == CU_OK && (rc = cu_db_query(db, took_sql, NULL, 0, &st)) == CU_OK) {
+        if ((rc = cu_stmt_next(st, &row)) == CU_OK && row)
+            took = cu_stmt_int(st, 0) > 0;
+        cu_stmt_done(st);
+    }
+    if (rc == CU_OK && (texts[0] || texts[1] || took)) {
         memset(&want, 0, sizeof(want));
         want.live = texts[0];
         want.live_len = lens[0];
         want.live_version = versions[0];
-        want.shadow = texts[1] ? CU_MONITOR_SHADOW_SET : CU_MONITOR_SHADOW_KEEP;
+        want.shadow = texts[1] ? CU_MONITOR_SHADOW_SET
+                      : took   ? CU_MONITOR_SHADOW_NONE
+                               : CU_MONITOR_SHADOW_KEEP;
         want.shadow_text = texts[1];
         want.shadow_len = lens[1];
         want.shadow_version = versions[1];

@@ -38,6 +38,10 @@ struct cu_monitor_opts {
     int64_t past_ms;         /* how far behind it */
     void (*pseudonym)(void *arg, const char *kind, const char *text, uint8_t out[8]);
     void *pseudonym_arg; /* NULL pseudonym: addresses are kept as they are */
+    /* the keyed hash the audit records of lists and snoozes name values by (always, whatever
+     * addresses are kept as); NULL: pseudonym */
+    void (*audit_hash)(void *arg, const char *kind, const char *text, uint8_t out[8]);
+    void *audit_hash_arg;
 };
 
 struct cu_monitor;
@@ -106,6 +110,7 @@ struct cu_monitor_decision {
         int64_t locked_until; /* lock_login: sign-in locked until then (ms), 0 none */
         int64_t revoked;      /* revoke_sessions: sessions ended, -1 not applied */
         bool notified;        /* notify_customer: a notice queued */
+        unsigned unapplied;   /* CU_ACT_* the unit had no room left to audit (a large batch) */
     } fx;
 };
 
@@ -296,7 +301,8 @@ CU_WUR enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w,
  * false_positive legitimate). */
 #define CU_BACKTEST_WARMUP_MS (30LL * 86400000LL)
 #define CU_BACKTEST_RANGE_MAX_MS (90LL * 86400000LL)
-#define CU_BACKTEST_EVENTS_MAX 2000000
+#define CU_BACKTEST_EVENTS_MAX 2000000 /* read, the 30 days before the range included */
+#define CU_BACKTEST_CONCURRENT 1       /* backtests at a time, each a state of its own */
 struct cu_backtest_opts {
     const char *text; /* the rule set's text */
     size_t len;
@@ -304,8 +310,9 @@ struct cu_backtest_opts {
     int64_t from, to; /* ms, the events' own times, at most 90 days apart */
 };
 /* cu_monitor_backtest(m, db, o, out, err): the report as a JSON object appended to out (any
- * thread: it touches only what it makes). CU_E_INVALID (a range, a set that does not compile)
- * or CU_E_TOO_LARGE (more than CU_BACKTEST_EVENTS_MAX events) with err. */
+ * thread: it touches only what it makes). CU_E_INVALID (a range, a set that does not compile),
+ * CU_E_TOO_LARGE (more than CU_BACKTEST_EVENTS_MAX events) or CU_E_BUSY (CU_BACKTEST_CONCURRENT
+ * running already) with err. */
 CU_WUR enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
                                        const struct cu_backtest_opts *o, struct cu_buf *out,
                                        char err[CU_RULES_ERR_BYTES]);

@@ -32,6 +32,8 @@ struct cu_monitor {
     atomic_size_t state_bytes, state_keys; /* the state's, after the last event */
     atomic_ullong state_dropped;
     struct cu_monitor_effects fx;
+    void (*audit_hash)(void *arg, const char *kind, const char *text, uint8_t out[8]);
+    void *audit_hash_arg;
     /* committer's thread only: the snoozes in force, sorted by customer and rule; what changed
      * in the store and must be read again once its unit is durable (lists by name, customers
      * whose snoozes changed; all of them when more than CU_MONITOR_DIRTY_MAX) */
@@ -49,6 +51,8 @@ struct cu_monitor {
     size_t nmanaged;
     /* the versions in force (under mu): 0 the set of [monitor] (live), -1 none (shadow) */
     int64_t live_version, shadow_version;
+    uint64_t gen;         /* committer's thread: bumped each time the sets in force change */
+    atomic_int backtests; /* running now (any thread) */
 };
 
 /* lists.c */
@@ -62,6 +66,9 @@ void cu_monitor_managed_update(struct cu_monitor *m);
 void cu_monitor_snoozed(const struct cu_monitor *m, const char *customer, int64_t now,
                         struct cu_rule_mask *skip, struct cu_rule_mask *shadow_skip,
                         const char **names, size_t *n, size_t cap);
+
+/* cu_monitor_fill_lists(db, rs, now): rs's managed lists as the store holds them (rulesets.c). */
+CU_WUR enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now);
 
 /* cu_monitor_load(m, db, now): every managed list and snooze read from the store (at start). */
 CU_WUR enum cu_err cu_monitor_load(struct cu_monitor *m, struct cu_db *db, int64_t now);

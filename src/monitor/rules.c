@@ -914,6 +914,13 @@ static int type_test(struct parser *ps, int a, int b, bool in, const struct toke
         mask = 1ull << t;
     } else {
         const struct list *l = &ps->rs->lists[nb->i];
+        if (l->managed) {
+            /* the types are checked and made a mask when compiled: a list filled later is not */
+            perr(ps, rhs,
+                 "event.type is tested against types written in the rule file, not a "
+                 "managed list");
+            return -1;
+        }
         if (l->numeric) {
             perr(ps, rhs, "event.type is a string; the list holds numbers");
             return -1;
@@ -1205,7 +1212,7 @@ const char *cu_rules_list_name(const struct cu_ruleset *rs, size_t i, bool *mana
 }
 
 enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name, const char *const *items,
-                              size_t n)
+                              size_t n, size_t *skipped)
 {
     struct list *l = NULL, nl;
     const char *why = NULL;
@@ -1226,12 +1233,14 @@ enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name, const cha
         list_free(&nl);
         return CU_E_NOMEM;
     }
+    *skipped = 0;
     for (size_t i = 0; i < n; i++) {
+        /* an item this list's kind refuses is left out, the others kept */
         if (strlen(items[i]) > CU_MON_ATTR_VALUE_MAX ||
             (nl.all_cidr &&
-             cu_cidr_parse(items[i], strlen(items[i]), &nl.cidr[i], &why) != CU_OK)) {
-            list_free(&nl);
-            return CU_E_INVALID;
+             cu_cidr_parse(items[i], strlen(items[i]), &nl.cidr[nl.n], &why) != CU_OK)) {
+            ++*skipped;
+            continue;
         }
         if ((nl.str[nl.n] = cu_strdup(items[i])) == NULL) {
             list_free(&nl);

@@ -198,13 +198,13 @@ size_t cu_rules_lists(const struct cu_ruleset *rs);
 const char *cu_rules_list_name(const struct cu_ruleset *rs, size_t i, bool *managed,
                                bool *addresses);
 
-/* cu_rules_list_set(rs, name, items, n): the items of the managed list named, replacing what it
- * held (one thread: the one that evaluates rs). CU_E_NOT_FOUND when rs has no managed list of
- * that name; CU_E_INVALID for an item longer than CU_MON_ATTR_VALUE_MAX or, in an address list,
- * one that is no address or block; CU_E_TOO_LARGE past CU_RULES_LIST_ITEMS_MAX. Nothing
- * changes on an error. */
+/* cu_rules_list_set(rs, name, items, n, skipped): the items of the managed list named, replacing
+ * what it held (one thread: the one that evaluates rs); an item longer than
+ * CU_MON_ATTR_VALUE_MAX or, in an address list, one that is no address or block, is left out
+ * and counted in *skipped. CU_E_NOT_FOUND when rs has no managed list of that name;
+ * CU_E_TOO_LARGE past CU_RULES_LIST_ITEMS_MAX. Nothing changes on an error. */
 CU_WUR enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name,
-                                     const char *const *items, size_t n);
+                                     const char *const *items, size_t n, size_t *skipped);
 
 /* cu_rules_feature_text(rs, i): feature i as the rule file first wrote it (white space made
  * single spaces, at most 120 bytes and "..."), e.g. count(customer, 15m, "login_failed"). */

@@ -3,6 +3,7 @@
  * backtests of a rule set over the stored events (monitor.h; docs/monitoring.md, "Rule sets"
  * and "Backtests").
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -370,8 +371,7 @@ static enum cu_err bt_report(const struct cu_ruleset *rs, const struct bt *b,
     return rc;
 }
 
-/* fill_lists(m, db, rs, now): rs's managed lists as the store holds them now. */
-static enum cu_err fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now)
+enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now)
 {
     static const char sql[] = "SELECT value FROM monitor_list_items WHERE list = $1 AND "
                               "(expires_at IS NULL OR expires_at > $2) ORDER BY value LIMIT $3";
@@ -403,8 +403,11 @@ static enum cu_err fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t n
         }
         cu_stmt_done(st);
         if (rc == CU_OK) {
-            enum cu_err e = cu_rules_list_set(rs, name, (const char *const *)items, n);
-            rc = e == CU_E_INVALID ? CU_OK : e;
+            size_t skipped = 0;
+            rc = cu_rules_list_set(rs, name, (const char *const *)items, n, &skipped);
+            if (rc == CU_OK && skipped > 0)
+                cu_log(CU_LOG_WARN, "monitor.list_items_skipped", CU_LS("list", name),
+                       CU_LI("items", (int64_t)skipped));
         }
         for (size_t k = 0; k < n; k++)
             cu_free(items[k]);
@@ -438,15 +441,23 @@ enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
         snprintf(err, CU_RULES_ERR_BYTES, "'to' must follow 'from', by at most 90 days");
         return CU_E_INVALID;
     }
+    /* each backtest holds a state of its own and a long read: a few at a time */
+    if (atomic_fetch_add(&m->backtests, 1) >= CU_BACKTEST_CONCURRENT) {
+        atomic_fetch_sub(&m->backtests, 1);
+        snprintf(err, CU_RULES_ERR_BYTES, "a backtest is running: try again once it ends");
+        return CU_E_BUSY;
+    }
     rc = cu_rules_compile(o->text, o->len, o->version > 0 ? "ruleset" : "rules", &m->types, &rs,
                           err);
-    if (rc != CU_OK)
+    if (rc != CU_OK) {
+        atomic_fetch_sub(&m->backtests, 1);
         return rc;
+    }
     if ((b.fired = cu_calloc(cu_rules_count(rs) + 1, sizeof(*b.fired))) == NULL ||
         (ev = cu_malloc(sizeof(*ev))) == NULL)
         rc = CU_E_NOMEM;
     if (rc == CU_OK)
-        rc = fill_lists(db, rs, t0);
+        rc = cu_monitor_fill_lists(db, rs, t0);
     if (rc == CU_OK && (rc = cu_mon_engine_init(&eng, rs, NULL)) == CU_OK)
         eng_ready = true;
     memset(&po, 0, sizeof(po));
@@ -462,6 +473,14 @@ enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
         int sd;
         if (cu_mon_event_parse(body, n, &po, ev, perr) != CU_OK)
             continue; /* a custom type since removed */
+        if (b.warmup + b.events >= CU_BACKTEST_EVENTS_MAX) {
+            snprintf(err, CU_RULES_ERR_BYTES,
+                     "more than %d events to read (the range and the 30 days before it): narrow "
+                     "the range",
+                     CU_BACKTEST_EVENTS_MAX);
+            rc = CU_E_TOO_LARGE;
+            break;
+        }
         if (at < o->from) {
             /* before the range: the windows' history, not decided */
             b.warmup++;
@@ -499,5 +518,6 @@ enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
     cu_free(ev);
     cu_free(b.fired);
     cu_rules_free(rs);
+    atomic_fetch_sub(&m->backtests, 1);
     return rc;
 }

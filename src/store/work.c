@@ -331,6 +331,11 @@ unsigned cu_work_retries(const struct cu_work *w)
     return w->retries;
 }
 
+size_t cu_work_audit_room(const struct cu_work *w)
+{
+    return CU_WORK_RECORDS_MAX - w->nrecs;
+}
+
 /* ---- the committer ---- */
 
 /* run_once(c, w, broken): one run of w under a savepoint. *broken when the transaction itself

@@ -172,6 +172,9 @@ const struct cu_work_event *cu_work_events(const struct cu_work *w, size_t *n);
  * CU_WORK_EFFECTS_MAX. */
 CU_WUR enum cu_err cu_work_after(struct cu_work *w, cu_work_effect_fn fn, void *arg);
 
+/* cu_work_audit_room(w): how many more audit records w may ask for (of CU_WORK_RECORDS_MAX). */
+size_t cu_work_audit_room(const struct cu_work *w);
+
 /* cu_work_retries(w): how many times the committer ran w again after CU_E_BUSY. */
 unsigned cu_work_retries(const struct cu_work *w);
 

@@ -65,10 +65,46 @@ check_eq "the decision says what was done" "2 True" \
 check_eq "a notice waits in the outbox, with ids and no personal data" \
     "1|security_notice|pending|{\"decision\":\"$DEC\",\"event_type\":\"transfer\"}" \
     "$("$DBQ" "$D" "SELECT COUNT(*), template, status, data FROM notify_outbox WHERE customer = '$ADA'")"
-check_eq "each account's freeze is audited" 2 \
-    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.account_freeze' AND outcome = 'success'")"
+check_eq "the freeze is audited, once for the customer's accounts" "1 1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze' AND target = 'customer:$ADA' AND details LIKE '%\"accounts\":2%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze'")"
 req GET /v1/alerts -H "$AUTH"
 check_eq "and the alert is open" "1 high $DEC" "$(json "len(j['items'])") $(json "j['items'][0]['severity']") $(json "j['items'][0]['decision']")"
+
+# a customer with many accounts: all frozen, in one record
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "cy@example.com"}'
+CY=$(json "j['id']")
+for i in $(seq 1 20); do
+    req POST "/v1/customers/$CY/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+    [ $i = 1 ] && CY1=$(json "j['id']")
+done
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+    --data "{\"account\": \"$CY1\", \"amount\": 100000, \"currency\": \"EUR\"}"
+xfer "$CY1" "$B" 95000
+check_eq "twenty accounts of one customer are frozen by one decision" "409 20" \
+    "$STATUS $("$DBQ" "$D" "SELECT COUNT(*) FROM ledger_accounts WHERE customer = '$CY' AND status = 'frozen'")"
+
+# a batch that would freeze more customers than its unit can audit: no failure, the rest denied
+BATCH="$TMP/batch.json"
+printf '{"transfers": [' >"$BATCH"
+for i in $(seq 1 18); do
+    req POST /v1/customers -H "$AUTH" -H "$JSONH" --data "{\"email\": \"m$i@example.com\"}"
+    M=$(json "j['id']")
+    req POST "/v1/customers/$M/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+    MA=$(json "j['id']")
+    req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "$(idem)" \
+        --data "{\"account\": \"$MA\", \"amount\": 100000, \"currency\": \"EUR\"}"
+    [ $i -gt 1 ] && printf ',' >>"$BATCH"
+    printf '{"debit_account": "%s", "credit_account": "%s", "amount": 95000, "currency": "EUR", "code": "payment"}' "$MA" "$B" >>"$BATCH"
+done
+printf ']}' >>"$BATCH"
+req POST /v1/transfers/batch -H "$AUTH" -H "$JSONH" -H "$(idem)" --data @"$BATCH"
+check_eq "a batch freezing eighteen customers commits: each transfer frozen or, past the unit's room, denied" \
+    "200 18 0" "$STATUS $(json "len([r for r in j['results'] if r.get('type') in ('account_frozen', 'transfer_denied')])") $(json "len([r for r in j['results'] if r['status'] == 201])")"
+check "and those denied say the freeze was not applied" python3 -c "
+import json,sys
+j=json.load(open(sys.argv[1]))
+kinds=[r['type'] for r in j['results']]
+assert 'account_frozen' in kinds and 'transfer_denied' in kinds, kinds" "$TMP/body"
 
 # a posted event ending the customer's sessions and locking sign-in
 req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data "{\"password\": \"$PW\"}"

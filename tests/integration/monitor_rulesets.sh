@@ -123,6 +123,13 @@ approve "$(json "j['id']")"
 check_eq "a shadow set is retired through approval too" "200 executed" "$STATUS $(json "j['status']")"
 req GET /v1/monitor/rulesets -H "$ANN"
 check_eq "leaving no shadow" "None retired" "$(json "j['in_force']['shadow']") $(json "[i['status'] for i in j['items'] if i['version'] == 2][0]")"
+# once the store decides, the configuration's shadow_rules are not read again
+printf 'rule any when event.type == "login_failed" then deny, reason "any"\n' >"$D/shadow.rules"
+stop_server
+start_server "$D" CUSTODIA_MONITOR_SHADOW_RULES=shadow.rules || exit 1
+req GET /v1/monitor/rulesets -H "$ANN"
+check_eq "after a restart with a shadow file configured, the store's choice of none stands" "1 None" \
+    "$(json "j['in_force']['live']") $(json "j['in_force']['shadow']")"
 
 # backtests: the alerts' resolutions are labels
 req GET /v1/alerts -H "$AUTH"

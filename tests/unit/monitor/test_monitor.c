@@ -550,6 +550,87 @@ static void actions_applied_in_unit(void **state)
     cu_monitor_decision_clear(&c.d);
 }
 
+/* ---- rule sets: two changes in one group ---- */
+
+struct act {
+    struct cu_monitor *m;
+    int64_t version;
+    const char *as;
+    struct cu_monitor_swap *swap;
+    enum cu_err swapped;
+};
+
+static enum cu_err propose_two(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    static const char a[] = "rule big when event.amount > 100 then hold, reason \"big\"\n";
+    static const char b[] = "rule tiny when event.amount > 1 then review, reason \"tiny\"\n";
+    struct cu_monitor *m = arg;
+    int64_t v;
+    char sha[65];
+    enum cu_err rc = cu_rulesets_propose(m, w, db, a, strlen(a), "", 1, &v, sha);
+    if (rc == CU_OK)
+        rc = cu_rulesets_propose(m, w, db, b, strlen(b), "", 1, &v, sha);
+    return rc;
+}
+
+static void act_effect(void *arg, struct cu_db *db)
+{
+    struct act *x = arg;
+    x->swapped = cu_monitor_swap_commit(x->m, x->swap, db);
+}
+
+static enum cu_err act_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct act *x = arg;
+    char why[CU_RULES_ERR_BYTES];
+    enum cu_err rc = cu_rulesets_activate(x->m, w, db, x->version, x->as, &x->swap, why);
+    if (rc == CU_OK)
+        rc = cu_work_after(w, act_effect, x);
+    return rc;
+}
+
+/* Two changes of the sets in force prepared in one group (two approvals at once) are both in
+ * force after it, as the store's statuses say; neither keeps what the other freed. */
+static void two_changes_in_one_group(void **state)
+{
+    struct fixture *f = *state;
+    struct cu_work *w = NULL;
+    struct act a = {f->m, 1, "live", NULL, CU_OK}, b = {f->m, 2, "shadow", NULL, CU_OK};
+    struct job j = {0};
+    char text[256], err[CU_MON_ERR_BYTES], when[CU_RFC3339_BYTES];
+    struct cu_mon_parse_opts o = {.types = cu_monitor_types(f->m)};
+    int64_t live = 0, shadow = 0;
+
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, propose_two, f->m), CU_OK);
+    assert_int_equal(cu_committer_run(f->c, w), CU_OK);
+    cu_work_free(w);
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, act_apply, &a), CU_OK);
+    assert_int_equal(cu_work_add(w, act_apply, &b), CU_OK);
+    assert_int_equal(cu_committer_run(f->c, w), CU_OK);
+    cu_work_free(w);
+    cu_monitor_swap_free(a.swap);
+    cu_monitor_swap_free(b.swap);
+    assert_int_equal(a.swapped, CU_OK);
+    assert_int_equal(b.swapped, CU_OK);
+    cu_monitor_in_force(f->m, &live, &shadow);
+    assert_int_equal(live, 1);
+    assert_int_equal(shadow, 2);
+    /* the next event: decided by version 1, with version 2 in shadow */
+    cu_clock_format(T0, when);
+    snprintf(text, sizeof(text),
+             "{\"type\":\"transfer\",\"time\":\"%s\",\"customer\":\"c1\",\"amount\":500,"
+             "\"currency\":\"EUR\"}",
+             when);
+    assert_int_equal(cu_mon_event_parse(text, strlen(text), &o, &j.ev, err), CU_OK);
+    assert_int_equal(decide(f, &j), CU_OK);
+    assert_int_equal(j.d.v.decision, CU_DEC_HOLD);
+    assert_true(j.d.has_shadow);
+    assert_int_equal(j.d.shadow.decision, CU_DEC_REVIEW);
+    cu_monitor_decision_clear(&j.d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -562,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(rebuilt_state_decides_the_same, setup, teardown),
         cmocka_unit_test_setup_teardown(bad_rules_and_times, setup, teardown),
         cmocka_unit_test_setup_teardown(actions_applied_in_unit, setup, teardown),
+        cmocka_unit_test_setup_teardown(two_changes_in_one_group, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,6 +155,7 @@ static void test_managed_lists_and_masks(void **state)
     struct cu_rule_mask skip;
     struct cu_verdict v;
     bool managed = false, addresses = false;
+    size_t skipped = 0;
 
     assert_int_equal(cu_rules_lists(rs), 2);
     assert_string_equal(cu_rules_list_name(rs, 0, &managed, &addresses), "nets");
@@ -164,16 +165,23 @@ static void test_managed_lists_and_masks(void **state)
     assert_null(cu_rules_list_name(rs, 2, NULL, NULL));
     cu_rules_eval(rs, &ev, NULL, &v);
     assert_int_equal(v.score, 2); /* the list is empty */
-    assert_int_equal(cu_rules_list_set(rs, "nets", blocks, 1), CU_OK);
+    assert_int_equal(cu_rules_list_set(rs, "nets", blocks, 1, &skipped), CU_OK);
+    assert_int_equal(skipped, 0);
     cu_rules_eval(rs, &ev, NULL, &v);
     assert_int_equal(v.score, 3);
-    /* a refused item changes nothing */
-    assert_int_equal(cu_rules_list_set(rs, "nets", bad, 2), CU_E_INVALID);
+    /* an item the list's kind refuses is left out, the others kept */
+    assert_int_equal(cu_rules_list_set(rs, "nets", bad, 2, &skipped), CU_OK);
+    assert_int_equal(skipped, 1);
     cu_rules_eval(rs, &ev, NULL, &v);
-    assert_int_equal(v.score, 3);
-    assert_int_equal(cu_rules_list_set(rs, "payees", payees, 2), CU_OK);
-    assert_int_equal(cu_rules_list_set(rs, "nosuch", payees, 2), CU_E_NOT_FOUND);
-    assert_int_equal(cu_rules_list_set(rs, "nets", NULL, 0), CU_OK);
+    assert_int_equal(v.score, 2); /* 198.51.100.0/24 holds no 203.0.113.9 */
+    ev.ip_bin[14] = 100;          /* 203.0.100.9 ... */
+    ev.ip_bin[12] = 198;
+    ev.ip_bin[13] = 51;
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.score, 3); /* 198.51.100.9: the block kept */
+    assert_int_equal(cu_rules_list_set(rs, "payees", payees, 2, &skipped), CU_OK);
+    assert_int_equal(cu_rules_list_set(rs, "nosuch", payees, 2, &skipped), CU_E_NOT_FOUND);
+    assert_int_equal(cu_rules_list_set(rs, "nets", NULL, 0, &skipped), CU_OK);
     cu_rules_eval(rs, &ev, NULL, &v);
     assert_int_equal(v.score, 2);
     /* a mask skips the rules it names */
@@ -189,6 +197,9 @@ static void test_managed_lists_and_masks(void **state)
     refused("list payees managed\nrule r when event.ip in payees then score 1, reason \"r\"\n",
             "t.rules:2:25: event.ip is looked up in a list of addresses and blocks; this list "
             "holds something else");
+    refused("list kinds managed\nrule r when event.type in kinds then score 1, reason \"r\"\n",
+            "t.rules:2:27: event.type is tested against types written in the rule file, not a "
+            "managed list");
     refused("list payees managed [\"a\"]\n",
             "t.rules:1:21: expected 'rule', 'list' or 'thresholds', found '['");
 }
