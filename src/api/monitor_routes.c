@@ -556,7 +556,7 @@ static enum cu_err list_start(struct cu_req *req, struct cu_resp *resp, enum lis
                                 err);
         if (j->note != NULL && !cu_utf8_valid(j->note, strlen(j->note)))
             return cu_resp_fail(resp, CU_E_INVALID, "field '%s' must be text", key);
-        if (what == LS_SNOOZE && j->note[0] == '\0')
+        if (what == LS_SNOOZE && (j->note == NULL || j->note[0] == '\0'))
             return cu_resp_fail(resp, CU_E_INVALID, "field 'reason' must say why");
         if ((rc = list_time(j, what == LS_ADD ? "expires_at" : "until", what == LS_SNOOZE,
                             &j->until)) != CU_OK)
@@ -884,7 +884,7 @@ enum cu_err cu_handle_backtest(struct cu_req *req, struct cu_resp *resp)
             rc = cu_resp_fail(resp, rc, "the backtest could not be run");
         o.text = stored;
         o.len = len;
-    } else if (rc == CU_OK) {
+    } else if (rc == CU_OK && text != NULL) {
         o.text = text;
         o.len = strlen(text);
     }

@@ -77,7 +77,8 @@ static void for_audit(const struct cu_monitor *m, const char *kind, const char *
         return;
     }
     m->audit_hash(m->audit_hash_arg, kind, text, h);
-    memcpy(out, "h:", 2);
+    out[0] = 'h';
+    out[1] = ':';
     cu_hex_encode(h, sizeof(h), out + 2);
 }
 

@@ -1002,27 +1002,14 @@ enum cu_err cu_monitor_swap_prepare(struct cu_monitor *m, struct cu_db *db,
     return CU_OK;
 }
 
-static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t now,
-                               struct cu_monitor_rebuilt *out, bool *done);
-
-enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap *s,
-                                   struct cu_db *db)
+/* commit_now(m, s, db): s put in force, prepared against the sets in force now. */
+static enum cu_err commit_now(struct cu_monitor *m, struct cu_monitor_swap *s, struct cu_db *db)
 {
     int64_t t0 = mono_us();
     enum cu_err rc;
 
     if (s->done)
         return CU_OK;
-    if (s->gen != m->gen) {
-        /* another change went in force since this one was prepared (two in one group): what
-         * this one kept of the sets then may be gone. The store holds what both made of the
-         * statuses: the sets are put in force from it, afresh. */
-        struct cu_monitor_rebuilt r;
-        bool done = false;
-        memset(&r, 0, sizeof(r));
-        s->done = true;
-        return stored_sets(m, db, cu_clock_now_ms(), &r, &done);
-    }
     /* what was decided since the state was fed (the units committed with the change) */
     rc = feed(m, s->eng.st, db, s->last_seq, 0, &s->fed, &s->last_seq);
     if (rc != CU_OK)
@@ -1056,6 +1043,25 @@ enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap 
     cu_log(CU_LOG_INFO, "monitor.rules_in_force", CU_LI("live_version", s->live_version),
            CU_LI("shadow_version", m->shadow_version), CU_LI("events", (long long)s->fed.events));
     return CU_OK;
+}
+
+static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t now,
+                               struct cu_monitor_rebuilt *out, bool *done);
+
+enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap *s,
+                                   struct cu_db *db)
+{
+    if (!s->done && s->gen != m->gen) {
+        /* another change went in force since this one was prepared (two in one group): what
+         * this one kept of the sets then may be gone. The store holds what both made of the
+         * statuses: the sets are put in force from it, afresh. */
+        struct cu_monitor_rebuilt r;
+        bool done = false;
+        memset(&r, 0, sizeof(r));
+        s->done = true;
+        return stored_sets(m, db, cu_clock_now_ms(), &r, &done);
+    }
+    return commit_now(m, s, db);
 }
 
 void cu_monitor_swap_free(struct cu_monitor_swap *s)
@@ -1134,7 +1140,7 @@ static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t n
         rc = cu_monitor_swap_prepare(m, db, &want, now, &s, err);
         if (rc == CU_E_INVALID)
             cu_log(CU_LOG_ERROR, "monitor.ruleset_invalid", CU_LS("error", err));
-        if (rc == CU_OK && (rc = cu_monitor_swap_commit(m, s, db)) == CU_OK) {
+        if (rc == CU_OK && (rc = commit_now(m, s, db)) == CU_OK) {
             *out = s->fed;
             *done = true;
         }

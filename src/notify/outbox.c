@@ -20,7 +20,10 @@ enum cu_err cu_outbox_add(struct cu_db *db, int64_t now, const char *customer,
     if (strlen(data) > CU_OUTBOX_DATA_MAX)
         return CU_E_TOO_LARGE;
     cu_crypto_random(raw, sizeof(raw));
-    memcpy(nid, "ntf_", 4);
+    nid[0] = 'n';
+    nid[1] = 't';
+    nid[2] = 'f';
+    nid[3] = '_';
     cu_hex_encode(raw, sizeof(raw), nid + 4);
     {
         const struct cu_val p[] = {CU_VT(nid), CU_VI(now), CU_VT(customer), CU_VT(template_name),
