@@ -114,49 +114,89 @@ static void dirty_customer(struct cu_monitor *m, const char *customer)
         m->dirty_all = true;
 }
 
-/* load_list(m, db, name, now): the managed list name of each set in force read again. */
-static enum cu_err load_list(struct cu_monitor *m, struct cu_db *db, const char *name, int64_t now)
+/* read_items(db, name, now, items, n): the items of the managed list name in force at now, as
+ * the store holds them (malloc'd; free_items). */
+static enum cu_err read_items(struct cu_db *db, const char *name, int64_t now, char ***items,
+                              size_t *n)
 {
     static const char sql[] = "SELECT value FROM monitor_list_items WHERE list = $1 AND "
                               "(expires_at IS NULL OR expires_at > $2) ORDER BY value LIMIT $3";
     const struct cu_val p[] = {CU_VT(name), CU_VI(now), CU_VI(CU_RULES_LIST_ITEMS_MAX)};
-    char **items = cu_calloc(CU_RULES_LIST_ITEMS_MAX, sizeof(*items));
     struct cu_stmt *st = NULL;
     bool row = false;
-    size_t n = 0;
     enum cu_err rc;
 
-    if (items == NULL)
+    *n = 0;
+    if ((*items = cu_calloc(CU_RULES_LIST_ITEMS_MAX, sizeof(**items))) == NULL)
         return CU_E_NOMEM;
     rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
-    while (rc == CU_OK && n < CU_RULES_LIST_ITEMS_MAX && (rc = cu_stmt_next(st, &row)) == CU_OK &&
+    while (rc == CU_OK && *n < CU_RULES_LIST_ITEMS_MAX && (rc = cu_stmt_next(st, &row)) == CU_OK &&
            row) {
         size_t len = 0;
         const char *v = cu_stmt_text(st, 0, &len);
-        if ((items[n] = cu_malloc(len + 1)) == NULL) {
+        char *item = cu_malloc(len + 1);
+        if (item == NULL) {
             rc = CU_E_NOMEM;
             break;
         }
-        memcpy(items[n], v, len);
-        items[n++][len] = '\0';
+        memcpy(item, v, len);
+        item[len] = '\0';
+        (*items)[(*n)++] = item;
     }
     cu_stmt_done(st);
-    for (int k = 0; rc == CU_OK && k < 2; k++) {
-        struct cu_ruleset *rs = k == 0 ? m->rs : m->shadow;
-        enum cu_err e;
-        if (rs == NULL)
-            continue;
-        size_t skipped = 0;
-        e = cu_rules_list_set(rs, name, (const char *const *)items, n, &skipped);
-        if (e != CU_OK && e != CU_E_NOT_FOUND) /* NOT_FOUND: this set has no such list */
-            rc = e;
-        if (skipped > 0) /* items stored for a list of another kind (an earlier set's) */
-            cu_log(CU_LOG_WARN, "monitor.list_items_skipped", CU_LS("list", name),
-                   CU_LI("items", (int64_t)skipped));
-    }
-    for (size_t i = 0; i < n; i++)
+    return rc;
+}
+
+static void free_items(char **items, size_t n)
+{
+    for (size_t i = 0; items != NULL && i < n; i++)
         cu_free(items[i]);
     cu_free(items);
+}
+
+/* set_items(rs, name, items, n): rs's managed list name made these items (CU_OK when rs has no
+ * such list); items its kind refuses are left out and logged. */
+static enum cu_err set_items(struct cu_ruleset *rs, const char *name, char **items, size_t n)
+{
+    size_t skipped = 0;
+    enum cu_err rc = cu_rules_list_set(rs, name, (const char *const *)items, n, &skipped);
+    if (rc == CU_E_NOT_FOUND)
+        return CU_OK;
+    if (rc == CU_OK && skipped > 0) /* items stored for a list of another kind (an earlier set's) */
+        cu_log(CU_LOG_WARN, "monitor.list_items_skipped", CU_LS("list", name),
+               CU_LI("items", (int64_t)skipped));
+    return rc;
+}
+
+enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now)
+{
+    enum cu_err rc = CU_OK;
+    for (size_t i = 0; rc == CU_OK && i < cu_rules_lists(rs); i++) {
+        bool is_managed = false;
+        const char *name = cu_rules_list_name(rs, i, &is_managed, NULL);
+        char **items = NULL;
+        size_t n = 0;
+        if (!is_managed)
+            continue;
+        if ((rc = read_items(db, name, now, &items, &n)) == CU_OK)
+            rc = set_items(rs, name, items, n);
+        free_items(items, n);
+    }
+    return rc;
+}
+
+/* load_list(m, db, name, now): the managed list name of each set in force read again. */
+static enum cu_err load_list(struct cu_monitor *m, struct cu_db *db, const char *name, int64_t now)
+{
+    char **items = NULL;
+    size_t n = 0;
+    enum cu_err rc = read_items(db, name, now, &items, &n);
+
+    if (rc == CU_OK && m->rs != NULL)
+        rc = set_items(m->rs, name, items, n);
+    if (rc == CU_OK && m->shadow != NULL)
+        rc = set_items(m->shadow, name, items, n);
+    free_items(items, n);
     return rc;
 }
 
@@ -342,8 +382,6 @@ enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct 
     char by[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES + 1], target[CU_MON_NAME_MAX + 8];
     char shown[CU_MON_REF_MAX + 1];
     bool addresses = false;
-    struct cu_stmt *st = NULL;
-    bool row = false;
     int64_t n = 0;
     enum cu_err rc;
 
@@ -361,10 +399,7 @@ enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct 
     }
     {
         const struct cu_val p[] = {CU_VT(list), CU_VT(value)};
-        rc = cu_db_query(db, count_sql, p, CU_NVALS(p), &st);
-        if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
-            n = cu_stmt_int(st, 0);
-        cu_stmt_done(st);
+        rc = cu_monitor_count(db, count_sql, p, CU_NVALS(p), &n);
     }
     if (rc != CU_OK)
         return rc;
@@ -396,25 +431,36 @@ enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct 
                                    (json_int_t)(note ? strlen(note) : 0)));
 }
 
-enum cu_err cu_monitor_list_remove(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
-                                   const char *list, const char *value)
+/* removed(m, w, db, sql, k1, k2, action, target, key, value, kind): deletes the row (k1, k2)
+ * with sql, and audits it as action on target with key: value as for_audit shows it (kind).
+ * CU_E_NOT_FOUND when there was none. */
+static enum cu_err removed(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                           const char *sql, const char *k1, const char *k2, const char *action,
+                           const char *target, const char *key, const char *value, const char *kind)
 {
-    static const char sql[] = "DELETE FROM monitor_list_items WHERE list = $1 AND value = $2";
-    const struct cu_val p[] = {CU_VT(list), CU_VT(value)};
-    char target[CU_MON_NAME_MAX + 8], shown[CU_MON_REF_MAX + 1];
+    const struct cu_val p[] = {CU_VT(k1), CU_VT(k2)};
+    char shown[CU_MON_REF_MAX + 1];
     enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
 
     if (rc == CU_OK && cu_db_changes(db) == 0)
         return CU_E_NOT_FOUND;
+    if (rc == CU_OK)
+        rc = after(m, w);
     if (rc != CU_OK)
         return rc;
-    dirty_list(m, list);
-    if ((rc = after(m, w)) != CU_OK)
-        return rc;
-    for_audit(m, "list_value", value, shown);
+    for_audit(m, kind, value, shown);
+    return cu_work_audit(w, action, target, "success", json_pack("{s:s}", key, shown));
+}
+
+enum cu_err cu_monitor_list_remove(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                   const char *list, const char *value)
+{
+    static const char sql[] = "DELETE FROM monitor_list_items WHERE list = $1 AND value = $2";
+    char target[CU_MON_NAME_MAX + 8];
     snprintf(target, sizeof(target), "list:%s", list);
-    return cu_work_audit(w, "monitor.list_remove", target, "success",
-                         json_pack("{s:s}", "value", shown));
+    dirty_list(m, list); /* read again after the commit, whatever this gives */
+    return removed(m, w, db, sql, list, value, "monitor.list_remove", target, "value", value,
+                   "list_value");
 }
 
 /* rule_known(m, rule): whether a set in force has the rule (the committer's thread). */
@@ -436,8 +482,6 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
     const struct cu_work_ctx *ctx = cu_work_context_of(w);
     char by[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES + 1], target[CU_MON_NAME_MAX + 8];
     char shown[CU_MON_REF_MAX + 1];
-    struct cu_stmt *st = NULL;
-    bool row = false;
     int64_t n = 0;
     enum cu_err rc;
 
@@ -453,10 +497,7 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
     }
     {
         const struct cu_val p[] = {CU_VI(ctx->now_ms), CU_VT(customer), CU_VT(rule)};
-        rc = cu_db_query(db, count_sql, p, CU_NVALS(p), &st);
-        if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
-            n = cu_stmt_int(st, 0);
-        cu_stmt_done(st);
+        rc = cu_monitor_count(db, count_sql, p, CU_NVALS(p), &n);
     }
     if (rc != CU_OK)
         return rc;
@@ -486,21 +527,11 @@ enum cu_err cu_monitor_unsnooze(struct cu_monitor *m, struct cu_work *w, struct 
                                 const char *customer, const char *rule)
 {
     static const char sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1 AND rule = $2";
-    const struct cu_val p[] = {CU_VT(customer), CU_VT(rule)};
-    char target[CU_MON_NAME_MAX + 8], shown[CU_MON_REF_MAX + 1];
-    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
-
-    if (rc == CU_OK && cu_db_changes(db) == 0)
-        return CU_E_NOT_FOUND;
-    if (rc != CU_OK)
-        return rc;
-    dirty_customer(m, customer);
-    if ((rc = after(m, w)) != CU_OK)
-        return rc;
-    for_audit(m, "ref", customer, shown);
+    char target[CU_MON_NAME_MAX + 8];
     snprintf(target, sizeof(target), "rule:%s", rule);
-    return cu_work_audit(w, "monitor.unsnooze", target, "success",
-                         json_pack("{s:s}", "customer", shown));
+    dirty_customer(m, customer);
+    return removed(m, w, db, sql, customer, rule, "monitor.unsnooze", target, "customer", customer,
+                   "ref");
 }
 
 enum cu_err cu_monitor_housekeep(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,

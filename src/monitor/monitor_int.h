@@ -67,7 +67,11 @@ void cu_monitor_snoozed(const struct cu_monitor *m, const char *customer, int64_
                         struct cu_rule_mask *skip, struct cu_rule_mask *shadow_skip,
                         const char **names, size_t *n, size_t cap);
 
-/* cu_monitor_fill_lists(db, rs, now): rs's managed lists as the store holds them (rulesets.c). */
+/* cu_monitor_count(db, sql, p, n, out): the integer a one-row query answers (0 for no row). */
+CU_WUR enum cu_err cu_monitor_count(struct cu_db *db, const char *sql, const struct cu_val *p,
+                                    size_t n, int64_t *out);
+
+/* cu_monitor_fill_lists(db, rs, now): rs's managed lists as the store holds them (lists.c). */
 CU_WUR enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now);
 
 /* cu_monitor_load(m, db, now): every managed list and snooze read from the store (at start). */

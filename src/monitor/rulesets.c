@@ -27,8 +27,8 @@ static void sha_hex(const char *text, size_t len, char out[2 * CU_HASH_BYTES + 1
     cu_hex_encode(h, sizeof(h), out);
 }
 
-static enum cu_err one_int(struct cu_db *db, const char *sql, const struct cu_val *p, size_t n,
-                           int64_t *out)
+enum cu_err cu_monitor_count(struct cu_db *db, const char *sql, const struct cu_val *p, size_t n,
+                             int64_t *out)
 {
     struct cu_stmt *st = NULL;
     bool row = false;
@@ -50,7 +50,7 @@ enum cu_err cu_rulesets_propose(struct cu_monitor *m, struct cu_work *w, struct 
         "VALUES ($1, $2, $3, $4, $5, $6, 'proposed')";
     const struct cu_work_ctx *ctx = cu_work_context_of(w);
     char by[CU_WORK_ACTOR_TYPE_BYTES + CU_WORK_ID_BYTES + 1], target[32];
-    enum cu_err rc = one_int(db, max_sql, NULL, 0, version);
+    enum cu_err rc = cu_monitor_count(db, max_sql, NULL, 0, version);
 
     (void)m;
     if (rc != CU_OK)
@@ -368,51 +368,6 @@ static enum cu_err bt_report(const struct cu_ruleset *rs, const struct bt *b,
                     : cu_buf_append_str(out, ",\"recall\":null");
     if (rc == CU_OK)
         rc = cu_buf_append_str(out, "}");
-    return rc;
-}
-
-enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now)
-{
-    static const char sql[] = "SELECT value FROM monitor_list_items WHERE list = $1 AND "
-                              "(expires_at IS NULL OR expires_at > $2) ORDER BY value LIMIT $3";
-    enum cu_err rc = CU_OK;
-
-    for (size_t i = 0; rc == CU_OK && i < cu_rules_lists(rs); i++) {
-        bool managed = false;
-        const char *name = cu_rules_list_name(rs, i, &managed, NULL);
-        const struct cu_val p[] = {CU_VT(name), CU_VI(now), CU_VI(CU_RULES_LIST_ITEMS_MAX)};
-        char **items;
-        struct cu_stmt *st = NULL;
-        bool row = false;
-        size_t n = 0;
-        if (!managed)
-            continue;
-        if ((items = cu_calloc(CU_RULES_LIST_ITEMS_MAX, sizeof(*items))) == NULL)
-            return CU_E_NOMEM;
-        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
-        while (rc == CU_OK && n < CU_RULES_LIST_ITEMS_MAX &&
-               (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
-            size_t len = 0;
-            const char *v = cu_stmt_text(st, 0, &len);
-            if ((items[n] = cu_malloc(len + 1)) == NULL) {
-                rc = CU_E_NOMEM;
-                break;
-            }
-            memcpy(items[n], v, len);
-            items[n++][len] = '\0';
-        }
-        cu_stmt_done(st);
-        if (rc == CU_OK) {
-            size_t skipped = 0;
-            rc = cu_rules_list_set(rs, name, (const char *const *)items, n, &skipped);
-            if (rc == CU_OK && skipped > 0)
-                cu_log(CU_LOG_WARN, "monitor.list_items_skipped", CU_LS("list", name),
-                       CU_LI("items", (int64_t)skipped));
-        }
-        for (size_t k = 0; k < n; k++)
-            cu_free(items[k]);
-        cu_free(items);
-    }
     return rc;
 }
 
