@@ -18,6 +18,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "base/text.h"
 #include "base/json.h"
 #include "ledger/ledger.h"
 #include "monitor/alerts.h"
@@ -26,25 +27,120 @@
 
 #define EXTERNAL_REF_MAX 64 /* a vault customer's external_ref (vault/fields.c) */
 
+#define EVENT_KEY_MAX 64 /* an Idempotency-Key of POST /v1/events */
+
 struct event_job {
     struct cu_req *req;
     struct cu_resp *resp;
     struct cu_mon_event ev;
     struct cu_monitor_decision d;
     char location[64];
+    /* an Idempotency-Key: the key, whose it is, the event's digest; a retry's first answer */
+    const char *key;
+    char scope[96];
+    uint8_t digest[crypto_generichash_BYTES];
+    bool replay;
+    char replay_id[CU_DECISION_ID_BYTES];
+    char *replay_answer;
 };
 
 static void event_job_clear(void *p)
 {
     struct event_job *j = p;
     cu_monitor_decision_clear(&j->d);
+    cu_free(j->replay_answer);
     sodium_memzero(&j->ev, sizeof(j->ev)); /* the address as sent */
+}
+
+/* event_key(j, db, found): the first decision under j's Idempotency-Key, when there is one:
+ * the same event answers it again (j->replay), another is refused (409). */
+static enum cu_err event_key(struct event_job *j, struct cu_db *db, bool *found)
+{
+    static const char sql[] = "SELECT digest, decision_id FROM monitor_idempotency WHERE "
+                              "principal = $1 AND key = $2";
+    const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    bool same = false;
+    enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+
+    *found = false;
+    j->replay = false;
+    if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t n = 0, dn = 0;
+        const void *dg = cu_stmt_blob(st, 0, &n);
+        const char *id = cu_stmt_text(st, 1, &dn);
+        same = n == sizeof(j->digest) && memcmp(dg, j->digest, n) == 0;
+        cu_text_copy(j->replay_id, sizeof(j->replay_id), id, dn);
+        *found = true;
+    }
+    cu_stmt_done(st);
+    if (rc != CU_OK || !*found)
+        return rc;
+    if (!same) {
+        j->resp->type = "idempotency_key_reused";
+        return cu_resp_fail(j->resp, CU_E_EXISTS,
+                            "the Idempotency-Key was used for another event; use a new key");
+    }
+    /* the first answer again, as it was made */
+    {
+        static const char ans_sql[] =
+            "SELECT verdict, took_us FROM monitor_events WHERE decision_id = $1";
+        const struct cu_val q[] = {CU_VT(j->replay_id)};
+        struct cu_buf b;
+        cu_buf_init(&b, (size_t)4 << 20);
+        rc = cu_db_query(db, ans_sql, q, CU_NVALS(q), &st);
+        if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && !row)
+            rc = CU_E_NOT_FOUND;
+        if (rc == CU_OK) {
+            size_t n = 0;
+            const char *v = cu_stmt_text(st, 0, &n);
+            rc = cu_buf_append_str(&b, "{\"id\":");
+            if (rc == CU_OK)
+                rc = cu_json_escape(&b, j->replay_id, strlen(j->replay_id));
+            if (rc == CU_OK)
+                rc = cu_buf_append_str(&b, ",");
+            if (rc == CU_OK)
+                rc = cu_buf_append(&b, v, n);
+            if (rc == CU_OK)
+                rc = cu_buf_printf(&b, ",\"took_us\":%lld}", (long long)cu_stmt_int(st, 1));
+        }
+        cu_stmt_done(st);
+        cu_free(j->replay_answer);
+        j->replay_answer = NULL;
+        if (rc == CU_OK && (j->replay_answer = cu_buf_steal(&b)) == NULL)
+            rc = CU_E_NOMEM;
+        cu_buf_free(&b);
+    }
+    if (rc == CU_OK)
+        j->replay = true;
+    return rc;
 }
 
 static enum cu_err event_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
+    static const char key_sql[] =
+        "INSERT INTO monitor_idempotency (principal, key, digest, decision_id, created_at) VALUES "
+        "($1, $2, $3, $4, $5)";
     struct event_job *j = arg;
-    enum cu_err rc = cu_monitor_decide(j->req->app->monitor, w, db, &j->ev, "api", &j->d);
+    enum cu_err rc;
+
+    if (j->key != NULL) {
+        bool found = false;
+        if ((rc = event_key(j, db, &found)) != CU_OK || found)
+            return rc == CU_OK || rc == CU_E_BUSY || j->resp->err
+                       ? rc
+                       : cu_resp_fail(j->resp, rc, "the event could not be decided");
+    }
+    rc = cu_monitor_decide(j->req->app->monitor, w, db, &j->ev, "api", &j->d);
+    if (rc == CU_OK && j->key != NULL) {
+        const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key),
+                                   CU_VB(j->digest, sizeof(j->digest)), CU_VT(j->d.id),
+                                   CU_VI(cu_work_context_of(w)->now_ms)};
+        rc = cu_db_exec(db, key_sql, p, CU_NVALS(p));
+        if (rc == CU_E_EXISTS)
+            rc = CU_E_BUSY; /* the same key raced in from another node: run again */
+    }
 
     if (rc != CU_OK && rc != CU_E_BUSY) {
         /* the event was well formed: what failed is the server's (its texts, memory, store) */
@@ -62,6 +158,12 @@ static enum cu_err event_answer(struct cu_req *req, struct cu_resp *resp, void *
     struct cu_buf *b = cu_resp_json_begin(resp, 201);
 
     (void)req;
+    if (j->replay) {
+        snprintf(j->location, sizeof(j->location), "/v1/decisions/%s", j->replay_id);
+        cu_resp_header(resp, "Location", j->location);
+        cu_resp_header(resp, "Idempotent-Replayed", "true");
+        return cu_resp_json_end(resp, cu_buf_append_str(b, j->replay_answer));
+    }
     snprintf(j->location, sizeof(j->location), "/v1/decisions/%s", j->d.id);
     cu_resp_header(resp, "Location", j->location);
     return cu_resp_json_end(resp, cu_monitor_answer(&j->d, b));
@@ -91,6 +193,38 @@ static enum cu_err vault_key(struct cu_req *req, struct cu_resp *resp, char *cus
     return CU_OK;
 }
 
+/* event_idempotency(req, resp, j): the optional Idempotency-Key (1 to 64 printable ASCII
+ * characters without spaces), whose it is, and the digest of the event as parsed. */
+static enum cu_err event_idempotency(struct cu_req *req, struct cu_resp *resp, struct event_job *j)
+{
+    const char *k = cu_req_header(req, "Idempotency-Key");
+    size_t n = k ? strlen(k) : 0;
+    bool ok = n >= 1 && n <= EVENT_KEY_MAX;
+    struct cu_buf b;
+    enum cu_err rc;
+
+    if (k == NULL)
+        return CU_OK;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = k[i] > 0x20 && k[i] < 0x7f;
+    if (!ok)
+        return cu_resp_fail(resp, CU_E_INVALID,
+                            "the header Idempotency-Key must be 1 to %d printable ASCII "
+                            "characters without spaces",
+                            EVENT_KEY_MAX);
+    j->key = k;
+    snprintf(j->scope, sizeof(j->scope), "%s:%s",
+             req->principal.kind == CU_PRINCIPAL_STAFF ? "staff" : "apikey", req->principal.id);
+    cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
+    rc = cu_mon_event_write(&j->ev, cu_monitor_types(req->app->monitor), &b);
+    if (rc == CU_OK)
+        crypto_generichash(j->digest, sizeof(j->digest), (const unsigned char *)b.data, b.len, NULL,
+                           0);
+    sodium_memzero(b.data, b.len);
+    cu_buf_free(&b);
+    return rc == CU_OK ? CU_OK : cu_resp_fail(resp, rc, "the event could not be decided");
+}
+
 enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
 {
     struct event_job *j = cu_req_alloc(req, sizeof(*j), event_job_clear);
@@ -110,6 +244,8 @@ enum cu_err cu_handle_events_create(struct cu_req *req, struct cu_resp *resp)
         return cu_resp_fail(resp, rc == CU_E_TOO_LARGE ? rc : CU_E_INVALID, "%s", err);
     if (cu_monitor_check_time(m, &j->ev, cu_clock_now_ms(), err) != CU_OK)
         return cu_resp_fail(resp, CU_E_INVALID, "%s", err);
+    if ((rc = event_idempotency(req, resp, j)) != CU_OK)
+        return rc;
     if ((rc = vault_key(req, resp, j->ev.customer, sizeof(j->ev.customer))) != CU_OK)
         return rc;
     j->req = req;

@@ -542,6 +542,7 @@ enum cu_err cu_monitor_housekeep(struct cu_monitor *m, struct cu_work *w, struct
     static const char items_sql[] = "DELETE FROM monitor_list_items WHERE expires_at IS NOT NULL "
                                     "AND expires_at <= $1";
     static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE until <= $1";
+    static const char keys_sql[] = "DELETE FROM monitor_idempotency WHERE created_at <= $1";
     const int64_t now = cu_work_context_of(w)->now_ms;
     const struct cu_val p[] = {CU_VI(now)};
     struct cu_stmt *st = NULL;
@@ -562,6 +563,11 @@ enum cu_err cu_monitor_housekeep(struct cu_monitor *m, struct cu_work *w, struct
         items = cu_db_changes(db);
     if (rc == CU_OK && (rc = cu_db_exec(db, snoozes_sql, p, CU_NVALS(p))) == CU_OK)
         snoozes = cu_db_changes(db);
+    /* the idempotency keys of posted events, after a day (a retry comes within minutes) */
+    if (rc == CU_OK) {
+        const struct cu_val k[] = {CU_VI(now - CU_MONITOR_KEYS_MS)};
+        rc = cu_db_exec(db, keys_sql, k, CU_NVALS(k));
+    }
     if (rc != CU_OK || items + snoozes == 0)
         return rc;
     /* the snoozes in memory lapse by their time; the lists are read again */

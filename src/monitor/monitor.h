@@ -181,6 +181,7 @@ CU_WUR enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, in
 #define CU_MONITOR_SNOOZES_MAX 100000 /* snoozes in force */
 #define CU_MONITOR_SNOOZES_PAGE 1000  /* snoozes one read lists */
 #define CU_MONITOR_SNOOZE_MAX_MS (365LL * 86400000LL)
+#define CU_MONITOR_KEYS_MS 86400000LL /* how long POST /v1/events' Idempotency-Keys are kept */
 
 /* Changes, each in the unit w on db (the committer's thread, inside w's apply), audited in w; the
  * rules follow once w is durable. why says what was wrong on an error.

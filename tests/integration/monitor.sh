@@ -206,10 +206,30 @@ check_eq "a list of networks matches the address sent, not its pseudonym" "201 d
     "$STATUS $(json "j['decision']") $(json "[r['name'] for r in j['rules']]")"
 req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"gift_card\", \"time\": \"$T\", \"customer\": \"c3\"}"
 check_eq "a custom event type of [monitor] event_types is taken" 201 "$STATUS"
+# an Idempotency-Key: a retry gets the first decision, counted once; another event under it, 409
+EV="{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c-idem\"}"
+req POST /v1/events -H "$AUTH" -H "$JSONH" -H 'Idempotency-Key: ev-0001' --data "$EV"
+check_eq "an event with an Idempotency-Key" 201 "$STATUS"
+FIRST=$(json "j['id']")
+FIRST_BODY=$(cat "$TMP/body")
+req POST /v1/events -H "$AUTH" -H "$JSONH" -H 'Idempotency-Key: ev-0001' \
+    --data "{\"customer\": \"c-idem\", \"time\": \"$T\", \"type\": \"login_failed\"}"
+check_eq "its retry (the same event, written otherwise) answers the first decision" "201 $FIRST true" \
+    "$STATUS $(json "j['id']") $(header idempotent-replayed)"
+check_eq "word for word" "$FIRST_BODY" "$(cat "$TMP/body")"
+check_eq "and is decided and stored once" 1 \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = 'c-idem'")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" -H 'Idempotency-Key: ev-0001' \
+    --data "{\"type\": \"login_failed\", \"time\": \"$T\", \"customer\": \"c-other\"}"
+check_eq "another event under the key is refused" "409 urn:custodia:problem:idempotency_key_reused" \
+    "$STATUS $(json "j['type']")"
+req POST /v1/events -H "$AUTH" -H "$JSONH" -H 'Idempotency-Key: has space' --data "$EV"
+check_eq "a key with a space" 400 "$STATUS"
+
 req GET /metrics -H "$AUTH"
 check "the shadow's differences are counted (the two payments and the blocked address)" grep -q '^custodia_monitor_shadow_differences_total 3$' "$TMP/body"
 check "the state's size is exported" grep -Eq '^custodia_monitor_state_keys [1-9]' "$TMP/body"
-check "and the decisions by kind" grep -q '^custodia_monitor_decisions_total{decision="allow"} 2$' "$TMP/body"
+check "and the decisions by kind" grep -q '^custodia_monitor_decisions_total{decision="allow"} 3$' "$TMP/body"
 stop_server
 
 printf 'rule broken\n  when event.amount >= \n  then score 1, reason "x"\n' >"$D/broken.rules"

@@ -371,7 +371,7 @@ static const char v4_schema[] =
     /* and what 0011 added */
     "DROP TABLE monitor_events; DROP TABLE alerts; DROP TABLE alert_comments;"
     "DROP TABLE monitor_list_items; DROP TABLE monitor_snoozes; DROP TABLE rule_sets;"
-    "DROP TABLE notify_outbox;"
+    "DROP TABLE notify_outbox; DROP TABLE monitor_idempotency;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */

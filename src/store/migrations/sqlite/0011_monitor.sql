@@ -128,3 +128,16 @@ CREATE INDEX notify_outbox_due ON notify_outbox (status, next_at);
 -- chain are posted or voided together (docs/ledger.md, "A hold inside a linked chain").
 ALTER TABLE ledger_pending ADD COLUMN chain TEXT;
 CREATE INDEX ledger_pending_chain ON ledger_pending (chain) WHERE chain IS NOT NULL;
+
+-- Idempotency keys of POST /v1/events: a retry with the same key (per principal) and the same
+-- event answers the first decision; another event under the key is refused. digest: BLAKE2b of
+-- the event's canonical text. Forgotten after a day.
+CREATE TABLE monitor_idempotency (
+    principal TEXT NOT NULL,
+    key TEXT NOT NULL,
+    digest BLOB NOT NULL,
+    decision_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (principal, key)
+) STRICT;
+CREATE INDEX monitor_idempotency_created ON monitor_idempotency (created_at);
