@@ -239,8 +239,10 @@ static enum cu_err load_snoozes(struct cu_monitor *m, struct cu_db *db, const ch
         at = lower(m, customer);
         for (hi = at; hi < m->nsnoozes && strcmp(m->snoozes[hi].customer, customer) == 0; hi++)
             ;
-        memmove(m->snoozes + at, m->snoozes + hi, (m->nsnoozes - hi) * sizeof(*m->snoozes));
-        m->nsnoozes -= hi - at;
+        if (hi > at) {
+            memmove(m->snoozes + at, m->snoozes + hi, (m->nsnoozes - hi) * sizeof(*m->snoozes));
+            m->nsnoozes -= hi - at;
+        }
         const struct cu_val p[] = {CU_VT(customer), CU_VI(now)};
         rc = cu_db_query(db, one_sql, p, CU_NVALS(p), &st);
     } else {
@@ -268,7 +270,8 @@ static enum cu_err load_snoozes(struct cu_monitor *m, struct cu_db *db, const ch
         cu_text_copy(s.rule, sizeof(s.rule), t, n);
         s.until = cu_stmt_int(st, 2);
         /* rows come in order: those of one customer go where the customer's were */
-        memmove(m->snoozes + at + 1, m->snoozes + at, (m->nsnoozes - at) * sizeof(*m->snoozes));
+        if (m->nsnoozes > at)
+            memmove(m->snoozes + at + 1, m->snoozes + at, (m->nsnoozes - at) * sizeof(*m->snoozes));
         m->snoozes[at++] = s;
         m->nsnoozes++;
     }

@@ -1248,7 +1248,8 @@ enum cu_err cu_rules_list_set(struct cu_ruleset *rs, const char *name, const cha
         }
         nl.n++;
     }
-    qsort(nl.str, nl.n, sizeof(*nl.str), cmp_str); /* the blocks keep their own order */
+    if (nl.n > 1) /* the blocks keep their own order */
+        qsort(nl.str, nl.n, sizeof(*nl.str), cmp_str);
     list_free(l);
     *l = nl;
     return CU_OK;
