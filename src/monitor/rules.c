@@ -1742,6 +1742,8 @@ static struct val field_value(const struct cu_mon_event *ev, const struct cu_mon
 
 static bool list_has(const struct list *l, const struct val *v)
 {
+    if (l->n == 0) /* a managed list emptied: no array to search */
+        return false;
     if (l->numeric)
         return bsearch(&v->n, l->num, l->n, sizeof(*l->num), cmp_num) != NULL;
     return bsearch(&v->s, l->str, l->n, sizeof(*l->str), cmp_str) != NULL;
