@@ -9,10 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "access/unmask.h"
 #include "api/gate.h"
 #include "api/handlers.h"
 #include "monitor/monitor.h"
+#include "vault/fields.h"
 #include "api/metrics.h"
 #include "api/server.h"
 #include "base/json.h"
@@ -801,6 +804,28 @@ static void erase_purge(void *arg, struct cu_db *db)
     cu_log(CU_LOG_WARN, "vault.purge_deferred", CU_LS("customer", j->req->params[0]));
 }
 
+/* external_ref_of(v, db, id, out, cap): the customer's external_ref ("" when none). */
+static enum cu_err external_ref_of(struct cu_vault *v, struct cu_db *db, const char *id, char *out,
+                                   size_t cap)
+{
+    const struct cu_field_def *fields = NULL;
+    size_t n = 0, at = SIZE_MAX;
+    struct cu_customer c;
+    enum cu_err rc;
+
+    out[0] = '\0';
+    fields = cu_fields(&n);
+    for (size_t i = 0; i < n && at == SIZE_MAX; i++)
+        if (strcmp(fields[i].name, "external_ref") == 0)
+            at = i;
+    memset(&c, 0, sizeof(c));
+    rc = cu_vault_get(v, db, id, true, &c);
+    if (rc == CU_OK && at < CU_VAULT_MAX_FIELDS && c.values[at] != NULL)
+        snprintf(out, cap, "%s", c.values[at]);
+    cu_customer_clear(&c);
+    return rc;
+}
+
 /* An erasure destroys the customer's key and data and what sign-in keeps of them, and reads
  * back what is left (the erased record), in one unit of work. */
 static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -825,11 +850,16 @@ static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
                             (long long)open, open == 1 ? "" : "s", open == 1 ? "it" : "them");
     if (rc != CU_OK)
         return change_fail(j, rc);
-    rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
+    /* the reference outside systems post the customer's events under, before it is erased */
+    char ref[CU_MON_REF_MAX + 1] = "";
+    rc = external_ref_of(req->app->vault, db, id, ref, sizeof(ref));
+    if (rc == CU_OK)
+        rc = cu_vault_erase(req->app->vault, db, id, req->principal.id);
     if (rc == CU_OK)
         rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);
     if (rc == CU_OK && req->app->monitor != NULL)
-        rc = cu_monitor_forget(req->app->monitor, db, id);
+        rc = cu_monitor_forget(req->app->monitor, w, db, id, ref);
+    sodium_memzero(ref, sizeof(ref));
     if (rc == CU_OK)
         rc = cu_work_audit(w, "customer.erase", target_of(id).text, "success", NULL);
     if (rc == CU_OK)

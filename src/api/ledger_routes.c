@@ -542,6 +542,13 @@ static enum cu_err chain_ops(struct move_job *j, struct cu_db *db)
     j->ops = NULL;
     j->results = NULL;
     j->n = j->nlinks = 0;
+    {
+        /* most posts are of no chain: ask with a few slots, and with all only when they fill */
+        char few[8][CU_LEDGER_ID_BYTES];
+        rc = cu_ledger_chain_links(db, j->op.target, few, 8, &j->nlinks);
+        if (rc != CU_OK || j->nlinks == 0)
+            return rc;
+    }
     if (j->links == NULL &&
         (j->links = cu_calloc(CU_LEDGER_BATCH_MAX - 1, sizeof(*j->links))) == NULL)
         return CU_E_NOMEM;
@@ -653,6 +660,18 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
         cu_ledger_transfer_clear(&j->res.t);
         j->res = j->results[0];
         memset(&j->results[0].t, 0, sizeof(j->results[0].t)); /* now j->res's */
+        /* a link of the chain failed: the answer names it and why, not "number 2 of the
+         * request", which asked for one */
+        for (size_t i = 1; i < j->n && j->res.err != CU_OK; i++)
+            if (j->results[i].err != CU_OK && j->results[i].type != NULL &&
+                strcmp(j->results[i].type, "linked_transfer_failed") != 0) {
+                j->res.err = j->results[i].err;
+                j->res.type = j->results[i].type;
+                snprintf(j->res.detail, sizeof(j->res.detail),
+                         "the chain's held link %.20s could not be released with it: %.180s",
+                         j->links[i - 1], j->results[i].detail);
+                break;
+            }
     } else
         rc = cu_ledger_move(app->ledger, w, db, &j->actor, &j->op, 1, false, j->movement, &j->res,
                             &j->acc, &j->nacc);
@@ -672,6 +691,9 @@ static enum cu_err move_apply(struct cu_work *w, struct cu_db *db, void *arg)
     const char *type = j->route == MV_BATCH ? NULL : j->res.type;
     bool keep = j->status < 500 && (type == NULL || (strcmp(type, "step_up_required") != 0 &&
                                                      strcmp(type, "transfer_held") != 0));
+    /* a chain released with the link asked: a server's failure of any link is not kept */
+    for (size_t i = 1; j->nlinks > 0 && i < j->n; i++)
+        keep = keep && cu_err_http_status(j->results[i].err) < 500;
     if (rc == CU_OK && keep)
         rc = idem_store(j, db, cu_work_context_of(w)->now_ms);
     return rc;

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "api/handlers.h"
+#include "audit/audit.h"
 #include "api/http.h"
 #include "api/server.h"
 #include "base/clock.h"
@@ -91,7 +92,7 @@ static enum cu_err event_key(struct event_job *j, struct cu_db *db, bool *found)
         cu_buf_init(&b, (size_t)4 << 20);
         rc = cu_db_query(db, ans_sql, q, CU_NVALS(q), &st);
         if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && !row)
-            rc = CU_E_NOT_FOUND;
+            rc = CU_E_BUSY; /* claimed by a unit not yet committed elsewhere: run again */
         if (rc == CU_OK) {
             size_t n = 0;
             const char *v = cu_stmt_text(st, 0, &n);
@@ -119,29 +120,35 @@ static enum cu_err event_key(struct event_job *j, struct cu_db *db, bool *found)
 
 static enum cu_err event_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
-    static const char key_sql[] =
+    /* the key claimed before the event is decided, so that a key another unit holds is seen
+     * before the state counts this one */
+    static const char claim_sql[] =
         "INSERT INTO monitor_idempotency (principal, key, digest, decision_id, created_at) VALUES "
-        "($1, $2, $3, $4, $5)";
+        "($1, $2, $3, '', $4) ON CONFLICT (principal, key) DO NOTHING";
+    static const char fill_sql[] =
+        "UPDATE monitor_idempotency SET decision_id = $3 WHERE principal = $1 AND key = $2";
     struct event_job *j = arg;
     enum cu_err rc;
 
     if (j->key != NULL) {
         bool found = false;
-        if ((rc = event_key(j, db, &found)) != CU_OK || found)
-            return rc == CU_OK || rc == CU_E_BUSY || j->resp->err
+        const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key),
+                                   CU_VB(j->digest, sizeof(j->digest)),
+                                   CU_VI(cu_work_context_of(w)->now_ms)};
+        rc = cu_db_exec(db, claim_sql, p, CU_NVALS(p));
+        if (rc == CU_OK && cu_db_changes(db) == 0 && (rc = event_key(j, db, &found)) == CU_OK &&
+            found)
+            return CU_OK; /* the first answer again */
+        if (rc != CU_OK)
+            return rc == CU_E_BUSY || j->resp->err
                        ? rc
                        : cu_resp_fail(j->resp, rc, "the event could not be decided");
     }
     rc = cu_monitor_decide(j->req->app->monitor, w, db, &j->ev, "api", &j->d);
     if (rc == CU_OK && j->key != NULL) {
-        const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key),
-                                   CU_VB(j->digest, sizeof(j->digest)), CU_VT(j->d.id),
-                                   CU_VI(cu_work_context_of(w)->now_ms)};
-        rc = cu_db_exec(db, key_sql, p, CU_NVALS(p));
-        if (rc == CU_E_EXISTS)
-            rc = CU_E_BUSY; /* the same key raced in from another node: run again */
+        const struct cu_val p[] = {CU_VT(j->scope), CU_VT(j->key), CU_VT(j->d.id)};
+        rc = cu_db_exec(db, fill_sql, p, CU_NVALS(p));
     }
-
     if (rc != CU_OK && rc != CU_E_BUSY) {
         /* the event was well formed: what failed is the server's (its texts, memory, store) */
         cu_log(CU_LOG_ERROR, "monitor.decide_failed", CU_LS("error", cu_err_str(rc)));
@@ -217,10 +224,17 @@ static enum cu_err event_idempotency(struct cu_req *req, struct cu_resp *resp, s
              req->principal.kind == CU_PRINCIPAL_STAFF ? "staff" : "apikey", req->principal.id);
     cu_buf_init(&b, (size_t)CU_MON_EVENT_MAX * 2);
     rc = cu_mon_event_write(&j->ev, cu_monitor_types(req->app->monitor), &b);
-    if (rc == CU_OK)
-        crypto_generichash(j->digest, sizeof(j->digest), (const unsigned char *)b.data, b.len, NULL,
-                           0);
-    sodium_memzero(b.data, b.len);
+    /* keyed (the audit log's key), so that the stored digest says nothing of the event */
+    if (rc == CU_OK) {
+        char h[CU_AUDIT_HASHED_BYTES];
+        rc = cu_audit_hash_value(req->app->audit, "event_key", cu_buf_cstr(&b), h);
+        if (rc == CU_OK)
+            crypto_generichash(j->digest, sizeof(j->digest), (const unsigned char *)h, strlen(h),
+                               NULL, 0);
+        sodium_memzero(h, sizeof(h));
+    }
+    if (b.data != NULL)
+        sodium_memzero(b.data, b.len);
     cu_buf_free(&b);
     return rc == CU_OK ? CU_OK : cu_resp_fail(resp, rc, "the event could not be decided");
 }
@@ -1030,7 +1044,7 @@ enum cu_err cu_handle_backtest(struct cu_req *req, struct cu_resp *resp)
         rc = cu_resp_json_end(resp, cu_monitor_backtest(req->app->monitor, db, &o, b, err));
         if (rc == CU_E_INVALID || rc == CU_E_TOO_LARGE)
             rc = cu_resp_fail(resp, CU_E_INVALID, "%s", err);
-        else if (rc == CU_E_BUSY) {
+        else if (rc == CU_E_BUSY && err[0]) { /* another backtest, not the store */
             resp->type = "backtest_running";
             rc = cu_resp_fail(resp, CU_E_EXISTS, "%s", err);
         } else if (rc != CU_OK)

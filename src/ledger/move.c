@@ -744,9 +744,20 @@ static enum cu_err held_together(struct mv *m, size_t i, const struct cu_ledger_
     bool row = false;
     size_t lo, hi, missing = 0;
     char first[CU_LEDGER_ID_BYTES] = "";
-    enum cu_err rc = cu_db_query(m->db, sql, v, CU_NVALS(v), &st);
+    enum cu_err rc;
 
     *ok = true;
+    /* a held chain is posted in full or voided: a part posted would void the rest of one link
+     * while the others go through */
+    if (m->ops[i].kind == CU_LEDGER_POST && m->ops[i].amount != 0 &&
+        m->ops[i].amount != p->reserved) {
+        *ok = false;
+        fail(r, CU_E_EXISTS, "held_chain",
+             "the transfer was held with the other links of its chain: it is posted in full (no "
+             "amount) or voided, with them");
+        return CU_OK;
+    }
+    rc = cu_db_query(m->db, sql, v, CU_NVALS(v), &st);
     chain_of(m, i, &lo, &hi);
     while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
         size_t n = 0;

@@ -710,17 +710,14 @@ enum cu_err cu_monitor_snoozes_json(struct cu_db *db, const char *customer, stru
 
 /* ---- an erased customer ---- */
 
-enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char *customer)
+/* strip(m, db, key, id): the stored events kept under key (the customer's id, or a reference
+ * of theirs an outside system posted) made anonymous and kept under id. */
+static enum cu_err strip(struct cu_monitor *m, struct cu_db *db, const char *key, const char *id)
 {
     static const char rows_sql[] = "SELECT seq, body FROM monitor_events WHERE customer = $1 AND "
                                    "seq > $2 ORDER BY seq LIMIT 256";
-    static const char body_sql[] = "UPDATE monitor_events SET body = $2 WHERE seq = $1";
-    static const char comments_sql[] = "DELETE FROM alert_comments WHERE alert_id IN (SELECT id "
-                                       "FROM alerts WHERE customer = $1)";
-    static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1";
-    static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1 AND status "
-                                     "= 'pending'";
-    const struct cu_val c[] = {CU_VT(customer)};
+    static const char body_sql[] =
+        "UPDATE monitor_events SET body = $2, customer = $3 WHERE seq = $1";
     struct cu_mon_parse_opts o;
     struct cu_mon_event *ev = cu_malloc(sizeof(*ev));
     struct cu_buf b;
@@ -740,7 +737,7 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char
         char *bodies[256];
         struct cu_stmt *st = NULL;
         bool row = false;
-        const struct cu_val p[] = {CU_VT(customer), CU_VI(after)};
+        const struct cu_val p[] = {CU_VT(key), CU_VI(after)};
         k = 0;
         rc = cu_db_query(db, rows_sql, p, CU_NVALS(p), &st);
         while (rc == CU_OK && k < 256 && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
@@ -757,6 +754,7 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char
                 ev->has &= CU_EVF_AMOUNT | CU_EVF_CHANNEL;
                 ev->nattrs = 0;
                 ev->nfields = 0;
+                snprintf(ev->customer, sizeof(ev->customer), "%s", id);
                 cu_buf_reset(&b);
                 if ((rc = cu_mon_event_write(ev, &m->types, &b)) == CU_OK &&
                     (bodies[k] = cu_strdup(cu_buf_cstr(&b))) == NULL)
@@ -767,7 +765,7 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char
         cu_stmt_done(st);
         for (size_t i = 0; i < k; i++) {
             if (rc == CU_OK && bodies[i] != NULL) {
-                const struct cu_val q[] = {CU_VI(seqs[i]), CU_VT(bodies[i])};
+                const struct cu_val q[] = {CU_VI(seqs[i]), CU_VT(bodies[i]), CU_VT(id)};
                 rc = cu_db_exec(db, body_sql, q, CU_NVALS(q));
             }
             cu_free(bodies[i]);
@@ -776,14 +774,39 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char
     cu_buf_free(&b);
     sodium_memzero(ev, sizeof(*ev));
     cu_free(ev);
-    /* staff's notes on its alerts, its snoozes' reasons, notices not yet sent */
-    if (rc == CU_OK)
-        rc = cu_db_exec(db, comments_sql, c, CU_NVALS(c));
-    if (rc == CU_OK)
-        rc = cu_db_exec(db, snoozes_sql, c, CU_NVALS(c));
-    if (rc == CU_OK)
-        rc = cu_db_exec(db, outbox_sql, c, CU_NVALS(c));
-    if (rc == CU_OK)
-        dirty_customer(m, customer);
     return rc;
+}
+
+enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                              const char *customer, const char *ref)
+{
+    static const char comments_sql[] = "DELETE FROM alert_comments WHERE alert_id IN (SELECT id "
+                                       "FROM alerts WHERE customer = $1)";
+    static const char alerts_sql[] = "UPDATE alerts SET customer = $2 WHERE customer = $1";
+    static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1";
+    static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1 AND status "
+                                     "= 'pending'";
+    const char *keys[2] = {customer,
+                           ref != NULL && ref[0] && strcmp(ref, customer) != 0 ? ref : NULL};
+    enum cu_err rc = CU_OK;
+
+    for (int i = 0; rc == CU_OK && i < 2; i++) {
+        const struct cu_val c[] = {CU_VT(keys[i] ? keys[i] : ""), CU_VT(customer)};
+        if (keys[i] == NULL)
+            continue;
+        rc = strip(m, db, keys[i], customer);
+        /* staff's notes on its alerts, its snoozes' reasons, notices not yet sent */
+        if (rc == CU_OK)
+            rc = cu_db_exec(db, comments_sql, c, 1);
+        if (rc == CU_OK && i == 1)
+            rc = cu_db_exec(db, alerts_sql, c, 2);
+        if (rc == CU_OK)
+            rc = cu_db_exec(db, snoozes_sql, c, 1);
+        if (rc == CU_OK)
+            rc = cu_db_exec(db, outbox_sql, c, 1);
+        if (rc == CU_OK)
+            dirty_customer(m, keys[i]);
+    }
+    /* the snoozes in memory follow once the erasure is durable */
+    return rc == CU_OK ? after(m, w) : rc;
 }

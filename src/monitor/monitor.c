@@ -672,8 +672,9 @@ static enum cu_err ledger_decide(void *arg, struct cu_db *db, const struct cu_le
     }
     if (rc == CU_OK) {
         out->verdict = ledger_verdict(d, ask);
-        /* a freeze the unit had no room to apply: the transfer is refused instead */
-        if (d->fx.unapplied & CU_ACT_FREEZE_ACCOUNT)
+        /* a freeze or an end of sessions the unit had no room to apply: the transfer is
+         * refused instead */
+        if (d->fx.unapplied & (CU_ACT_FREEZE_ACCOUNT | CU_ACT_REVOKE_SESSIONS))
             out->verdict = CU_LEDGER_DENY;
         out->frozen_until = d->fx.frozen_until;
         snprintf(out->decision, sizeof(out->decision), "%s", d->id);
@@ -1059,6 +1060,8 @@ enum cu_err cu_monitor_swap_commit(struct cu_monitor *m, struct cu_monitor_swap 
         bool done = false;
         memset(&r, 0, sizeof(r));
         s->done = true;
+        cu_log(CU_LOG_WARN, "monitor.rules_reloaded",
+               CU_LS("why", "two rule changes went in force together: read again from the store"));
         return stored_sets(m, db, cu_clock_now_ms(), &r, &done);
     }
     return commit_now(m, s, db);

@@ -222,12 +222,15 @@ CU_WUR enum cu_err cu_monitor_list_json(struct cu_monitor *m, struct cu_db *db, 
 CU_WUR enum cu_err cu_monitor_snoozes_json(struct cu_db *db, const char *customer,
                                            struct cu_buf *out);
 
-/* cu_monitor_forget(m, db, customer): what monitoring keeps of an erased vault customer made
- * anonymous, in the erasure's unit (docs/monitoring.md, "An erased customer"): each stored event
- * keeps its type, time, amount and channel and loses its address, device, place, payee, fields
- * and attributes; staff's comments on the customer's alerts, its snoozes and its notices not
- * yet sent are deleted. The committer's thread (the snoozes in memory follow). */
-CU_WUR enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_db *db, const char *customer);
+/* cu_monitor_forget(m, w, db, customer, ref): what monitoring keeps of an erased vault customer
+ * made anonymous, in the erasure's unit w (docs/monitoring.md, "An erased customer"): each stored
+ * event of the customer's id, or of ref (the customer's external_ref as outside systems post
+ * it; NULL or "" for none), keeps its type, time, amount and channel and loses its address,
+ * device, place, payee, fields and attributes, under the id; staff's comments on the customer's
+ * alerts, its snoozes and its notices not yet sent are deleted. The committer's thread (the
+ * snoozes in memory follow the commit). */
+CU_WUR enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
+                                     const char *customer, const char *ref);
 
 /* ---- the rule sets in force (docs/monitoring.md, "Rule sets") ---- */
 

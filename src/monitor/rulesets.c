@@ -288,7 +288,7 @@ enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w, struct
 /* ---- backtests ---- */
 
 struct bt {
-    uint64_t events, warmup, changed, rule_errors, unrecorded;
+    uint64_t read, events, warmup, changed, rule_errors, unrecorded;
     uint64_t decided[5], stored[5];
     uint64_t matrix[2][5]; /* [attack][decision], from the alerts' resolutions */
     uint64_t *fired;
@@ -426,9 +426,7 @@ enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
         const char *label = cu_stmt_null(st, 3) ? NULL : cu_stmt_text(st, 3, &ln);
         struct cu_verdict v;
         int sd;
-        if (cu_mon_event_parse(body, n, &po, ev, perr) != CU_OK)
-            continue; /* a custom type since removed */
-        if (b.warmup + b.events >= CU_BACKTEST_EVENTS_MAX) {
+        if (++b.read > CU_BACKTEST_EVENTS_MAX) {
             snprintf(err, CU_RULES_ERR_BYTES,
                      "more than %d events to read (the range and the 30 days before it): narrow "
                      "the range",
@@ -436,6 +434,8 @@ enum cu_err cu_monitor_backtest(struct cu_monitor *m, struct cu_db *db,
             rc = CU_E_TOO_LARGE;
             break;
         }
+        if (cu_mon_event_parse(body, n, &po, ev, perr) != CU_OK)
+            continue; /* a custom type since removed, or an erased customer's emptied event */
         if (at < o->from) {
             /* before the range: the windows' history, not decided */
             b.warmup++;

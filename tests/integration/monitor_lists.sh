@@ -122,6 +122,14 @@ check_eq "and the rules no longer see it" "201 allow" "$STATUS $(json "j['decisi
 req POST /v1/monitor/lists/blocked_networks/remove -H "$AUTH" -H "$JSONH" --data '{"value": "198.51.100.0/24"}'
 check_eq "removing what is not there" "404 urn:custodia:problem:unknown_item" "$STATUS $(json "j['type']")"
 
+# events posted under a reference before it was a vault customer's are made anonymous too
+event login_succeeded crm-zed ', "device": "d-secret-zed", "ip": "192.0.2.78"'
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "zed@example.com", "external_ref": "crm-zed"}'
+ZED=$(json "j['id']")
+req DELETE "/v1/customers/$ZED" -H "$AUTH"
+check_eq "erasing a customer strips the events posted under its reference, and keys them by its id" "200 0 1" \
+    "$STATUS $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = 'crm-zed' OR body LIKE '%secret-zed%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM monitor_events WHERE customer = '$ZED'")"
+
 # an erased customer: monitoring keeps no more of where, on what, to whom
 req POST /v1/monitor/snoozes -H "$AUTH" -H "$JSONH" \
     --data "{\"customer\": \"crm-ada\", \"rule\": \"foreign_sign_in\", \"until\": \"$(later 3600)\", \"reason\": \"travelling\"}"

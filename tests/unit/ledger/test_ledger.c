@@ -733,6 +733,15 @@ static void test_hook(void **state)
     assert_string_equal(m.res[1].type, "held_chain");
     mv_clear(&m);
     expect_balance(f, b, before.b.posted + 1, before.b.pending + 37, before.b.available + 1);
+    /* posted in part, a held link would void the rest of itself while its fee goes through */
+    struct cu_ledger_op part[2] = {act(CU_LEDGER_POST, c0, 5), act(CU_LEDGER_POST, c1, 0)};
+    part[0].linked = true;
+    part[0].hold_release = part[1].hold_release = true;
+    assert_int_equal(move(f, part, 2, &m), CU_OK);
+    assert_string_equal(m.res[0].type, "held_chain");
+    assert_string_equal(m.res[1].type, "linked_transfer_failed");
+    mv_clear(&m);
+    expect_balance(f, b, before.b.posted + 1, before.b.pending + 37, before.b.available + 1);
     struct cu_ledger_op both[2] = {act(CU_LEDGER_POST, c0, 0), act(CU_LEDGER_POST, c1, 0)};
     both[0].linked = true;
     both[0].hold_release = both[1].hold_release = true;

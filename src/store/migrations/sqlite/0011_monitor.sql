@@ -30,6 +30,7 @@ CREATE TABLE monitor_events (
 ) STRICT;
 CREATE UNIQUE INDEX monitor_events_decision ON monitor_events (decision_id);
 CREATE INDEX monitor_events_at ON monitor_events (at);
+CREATE INDEX monitor_events_customer ON monitor_events (customer, seq);
 
 
 -- Alerts: one for each decision whose rules named `alert` (id "alr_" and the decision's 16 hex
@@ -53,6 +54,7 @@ CREATE TABLE alerts (
 ) STRICT;
 CREATE INDEX alerts_status ON alerts (status, created_at);
 CREATE INDEX alerts_decision ON alerts (decision_id);
+CREATE INDEX alerts_customer ON alerts (customer);
 
 -- What staff wrote on an alert, in order.
 CREATE TABLE alert_comments (
@@ -123,6 +125,7 @@ CREATE TABLE notify_outbox (
     last_error TEXT
 ) STRICT;
 CREATE INDEX notify_outbox_due ON notify_outbox (status, next_at);
+CREATE INDEX notify_outbox_customer ON notify_outbox (customer, status);
 
 -- A held link of a linked chain names the chain's first link (chain): the held links of one
 -- chain are posted or voided together (docs/ledger.md, "A hold inside a linked chain").
