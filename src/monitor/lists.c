@@ -786,9 +786,13 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu
     static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1";
     static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1 AND status "
                                      "= 'pending'";
-    const char *keys[2] = {customer,
-                           ref != NULL && ref[0] && strcmp(ref, customer) != 0 ? ref : NULL};
+    const char *keys[2] = {customer, NULL};
     enum cu_err rc = CU_OK;
+
+    if (customer == NULL)
+        return CU_E_INVALID;
+    if (ref != NULL && ref[0] && strcmp(ref, customer) != 0)
+        keys[1] = ref;
 
     for (int i = 0; rc == CU_OK && i < 2; i++) {
         const struct cu_val c[] = {CU_VT(keys[i] ? keys[i] : ""), CU_VT(customer)};
