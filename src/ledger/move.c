@@ -556,10 +556,7 @@ static void fill(struct mv *m, struct cu_ledger_result *r, enum cu_ledger_kind k
     t->amount = amount;
     snprintf(t->currency, sizeof(t->currency), "%s", currency);
     snprintf(t->code, sizeof(t->code), "%s", code);
-    if (ctx->actor_id[0])
-        snprintf(t->actor, sizeof(t->actor), "%s:%s", ctx->actor_type, ctx->actor_id);
-    else
-        snprintf(t->actor, sizeof(t->actor), "%s", ctx->actor_type);
+    cu_work_actor_text(ctx, t->actor, sizeof(t->actor));
     snprintf(t->channel, sizeof(t->channel), "%s",
              m->actor && m->actor->channel ? m->actor->channel : "api");
     t->at = m->now;

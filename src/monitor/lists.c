@@ -411,7 +411,7 @@ enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct 
                  CU_RULES_LIST_ITEMS_MAX);
         return CU_E_TOO_LARGE;
     }
-    snprintf(by, sizeof(by), "%s%s%s", ctx->actor_type, ctx->actor_id[0] ? ":" : "", ctx->actor_id);
+    cu_work_actor_text(ctx, by, sizeof(by));
     {
         const struct cu_val p[] = {CU_VT(list),
                                    CU_VT(value),
@@ -509,7 +509,7 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
                  CU_MONITOR_SNOOZES_MAX);
         return CU_E_TOO_LARGE;
     }
-    snprintf(by, sizeof(by), "%s%s%s", ctx->actor_type, ctx->actor_id[0] ? ":" : "", ctx->actor_id);
+    cu_work_actor_text(ctx, by, sizeof(by));
     {
         const struct cu_val p[] = {CU_VT(customer),    CU_VT(rule), CU_VI(until),
                                    CU_VI(ctx->now_ms), CU_VT(by),   CU_VT(reason)};

@@ -57,7 +57,7 @@ enum cu_err cu_rulesets_propose(struct cu_monitor *m, struct cu_work *w, struct 
         return rc;
     ++*version;
     sha_hex(text, len, sha);
-    snprintf(by, sizeof(by), "%s%s%s", ctx->actor_type, ctx->actor_id[0] ? ":" : "", ctx->actor_id);
+    cu_work_actor_text(ctx, by, sizeof(by));
     {
         const struct cu_val p[] = {CU_VI(*version), CU_VI(ctx->now_ms), CU_VT(by),
                                    CU_VT(sha),      CU_VTN(text, len),  CU_VT(note)};
@@ -265,7 +265,7 @@ enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w, struct
         const struct cu_val p[] = {CU_VT(shadow ? "shadow" : "live")};
         rc = cu_db_exec(db, retire_sql, p, CU_NVALS(p));
     }
-    snprintf(by, sizeof(by), "%s%s%s", ctx->actor_type, ctx->actor_id[0] ? ":" : "", ctx->actor_id);
+    cu_work_actor_text(ctx, by, sizeof(by));
     if (rc == CU_OK) {
         const struct cu_val p[] = {CU_VI(version), CU_VT(retire ? "retired" : as),
                                    CU_VI(ctx->now_ms), CU_VT(by)};

@@ -15,6 +15,7 @@
 #include "store/work.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -329,6 +330,14 @@ enum cu_err cu_work_after(struct cu_work *w, cu_work_effect_fn fn, void *arg)
 unsigned cu_work_retries(const struct cu_work *w)
 {
     return w->retries;
+}
+
+void cu_work_actor_text(const struct cu_work_ctx *ctx, char *out, size_t cap)
+{
+    if (ctx->actor_id[0])
+        snprintf(out, cap, "%s:%s", ctx->actor_type, ctx->actor_id);
+    else
+        snprintf(out, cap, "%s", ctx->actor_type);
 }
 
 size_t cu_work_audit_room(const struct cu_work *w)

@@ -172,6 +172,10 @@ const struct cu_work_event *cu_work_events(const struct cu_work *w, size_t *n);
  * CU_WORK_EFFECTS_MAX. */
 CU_WUR enum cu_err cu_work_after(struct cu_work *w, cu_work_effect_fn fn, void *arg);
 
+/* cu_work_actor_text(ctx, out, cap): who acts, as stored beside what they did: "staff:stf_…",
+ * "apikey:ak_…", or the type alone for the system and the anonymous. */
+void cu_work_actor_text(const struct cu_work_ctx *ctx, char *out, size_t cap);
+
 /* cu_work_audit_room(w): how many more audit records w may ask for (of CU_WORK_RECORDS_MAX). */
 size_t cu_work_audit_room(const struct cu_work *w);
 
