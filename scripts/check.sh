@@ -1,7 +1,9 @@
 #!/bin/sh
-# `make check`: builds normally and with ASan+UBSan, runs the unit tests under both and under
-# valgrind, runs the integration tests against both binaries, and ends with one line
-# "N passed, N failed, N skipped", counting meson tests over the five runs; when some were
+# `make check`: builds normally and with ASan+UBSan, starts a private PostgreSQL server
+# (scripts/pgtest.sh, stopped at the end), runs the unit tests under both builds and under
+# valgrind (the store contract's on PostgreSQL too), runs the integration tests against both
+# binaries on SQLite and against the normal one on PostgreSQL, and ends with one line
+# "N passed, N failed, N skipped", counting meson tests over the six runs; when some were
 # skipped, the line goes on to name them and the runs they were skipped in.
 #
 # Skips are never counted as passes. A unit test skips a case with cmocka's skip() (as
@@ -21,8 +23,15 @@ scripts/build.sh build-asan -Db_sanitize=address,undefined -Db_lundef=false || e
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
+# The PostgreSQL server every run may use (CU_TEST_PG); the integration tests use it only when
+# CU_TEST_BACKEND=postgres.
+PGDIR=$(mktemp -d "${TMPDIR:-/tmp}/cu-pg-XXXXXX")
+trap 'scripts/pgtest.sh stop "$PGDIR"' EXIT
+CU_TEST_PG=$(scripts/pgtest.sh start "$PGDIR") || exit 1
+export CU_TEST_PG
+
 status=0
-logs="unit unit-asan unit-valgrind integration integration-asan"
+logs="unit unit-asan unit-valgrind integration integration-asan integration-pg"
 for l in $logs; do rm -f "build/meson-logs/$l.json" "build-asan/meson-logs/$l.json"; done
 
 # run LABEL LOGBASE MESON-TEST-ARGS...
@@ -44,6 +53,9 @@ run unit-valgrind unit -C build --suite unit \
     --timeout-multiplier 4
 run integration integration -C build --suite integration
 run integration-asan integration-asan -C build-asan --suite integration
+export CU_TEST_BACKEND=postgres
+run integration-pg integration-pg -C build --suite integration
+unset CU_TEST_BACKEND
 
 python3 - $logs <<'PY'
 import json, os, re, sys

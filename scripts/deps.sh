@@ -8,6 +8,7 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build python3
 libsodium-dev libssl-dev libjansson-dev libinih-dev libsqlite3-dev sqlite3
 libmicrohttpd-dev libgnutls28-dev gnutls-bin libcmocka-dev
+libpq-dev postgresql
 liboath-dev libqrencode-dev john-data oathtool
 curl wrk valgrind clang clang-format clang-tidy cppcheck tzdata
 golang-go golang-golang-x-mod-dev"

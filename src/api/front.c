@@ -448,8 +448,12 @@ static bool peer_write(struct fconn *c)
     ssize_t w = write(c->pfd, c->in, c->ok);
     if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return false;
-    if (w <= 0) { /* the library's side is gone */
-        c->peer_eof = true;
+    if (w <= 0) {
+        /* The library's side takes no more: it answered early (a refused credential, a body
+         * too large) and closed. What the client still sends is dropped, but the answer
+         * waiting in the pair is read on (peer_eof comes from the read side alone), or a
+         * request whose body is still on its way would lose it. */
+        c->peer_shut = true;
         c->ok = 0;
         return true;
     }

@@ -64,7 +64,7 @@ struct key_def {
 #define FIELD(f) offsetof(struct cu_config, f), sizeof(((struct cu_config *)0)->f)
 #define PATH_ALLOWED "a non-empty path of at most 1023 bytes"
 
-static const char *const backends[] = {"sqlite", NULL};
+static const char *const backends[] = {"sqlite", "postgres", NULL};
 static const char *const sync_modes[] = {"full", "normal", NULL};
 static const char *const algorithms[] = {"xchacha20poly1305", "aes256gcm", NULL};
 static const char *const reason_modes[] = {"staff", "all", "none", NULL};
@@ -197,8 +197,10 @@ static const struct key_def keys[] = {
      0,
      100000,
      NULL},
-    {{"store", "backend", "sqlite", "Storage backend."},
-     "sqlite (the only backend so far)",
+    {{"store", "backend", "sqlite",
+      "Storage backend: sqlite, the embedded database in the data directory (one node), or "
+      "postgres, a PostgreSQL database named by url (one node or several)."},
+     "sqlite or postgres",
      K_CHOICE,
      FIELD(store.backend),
      0,
@@ -209,6 +211,17 @@ static const struct key_def keys[] = {
      PATH_ALLOWED,
      K_STR,
      FIELD(store.path),
+     0,
+     0,
+     NULL},
+    {{"store", "url", "env",
+      "postgres: the connection string, a postgres:// URL or key=value pairs (libpq's), for "
+      "example postgresql://custodia@db.internal/custodia?sslmode=verify-full; env: libpq's "
+      "PG* environment variables and service file alone. Keep the password out of it: use a "
+      "password file (PGPASSFILE) or a client certificate."},
+     "a connection string of at most 1023 bytes, or env",
+     K_STR,
+     FIELD(store.url),
      0,
      0,
      NULL},
@@ -1105,7 +1118,7 @@ enum cu_err cu_config_path(const struct cu_config *cfg, const char *rel, char *o
 }
 
 /* template_text(b): the commented configuration file with every key at its default. */
-static enum cu_err template_text(struct cu_buf *b)
+static enum cu_err template_text(struct cu_buf *b, const struct cu_config_set *sets, size_t nsets)
 {
     enum cu_err rc = cu_buf_append_str(
         b, "# custodia.conf - configuration of custodia, written by `custodia init`.\n"
@@ -1122,10 +1135,17 @@ static enum cu_err template_text(struct cu_buf *b)
         if (i == 0 || strcmp(k->info.section, keys[i - 1].info.section) != 0) {
             rc = cu_buf_printf(b, "\n[%s]\n", k->info.section);
         }
+        const char *value = k->info.default_value;
+
+        for (size_t j = 0; j < nsets; j++) {
+            if (strcmp(sets[j].section, k->info.section) == 0 &&
+                strcmp(sets[j].key, k->info.key) == 0)
+                value = sets[j].value;
+        }
         env_name(k, name, sizeof name);
         if (rc == CU_OK) {
             rc = cu_buf_printf(b, "\n# %s\n# Allowed: %s.\n# Environment: %s\n%s = %s\n",
-                               k->info.help, k->allowed, name, k->info.key, k->info.default_value);
+                               k->info.help, k->allowed, name, k->info.key, value);
         }
     }
     return rc;
@@ -1153,12 +1173,25 @@ static bool write_all(int fd, const char *p, size_t n)
  * and default. CU_E_EXISTS if path exists; mode 0600. A failed write removes the file. */
 enum cu_err cu_config_write_template(const char *path)
 {
+    return cu_config_write_template_with(path, NULL, 0);
+}
+
+/* cu_config_write_template_with(path, sets, n): the template with the values of sets in place
+ * of the defaults of their keys. */
+enum cu_err cu_config_write_template_with(const char *path, const struct cu_config_set *sets,
+                                          size_t nsets)
+{
     struct cu_buf b;
     enum cu_err rc;
     int fd = -1;
 
+    for (size_t j = 0; j < nsets; j++) {
+        /* a value is one line: a line break would write a second key */
+        if (strpbrk(sets[j].value, "\r\n") != NULL || !find_key(sets[j].section, sets[j].key))
+            return CU_E_INVALID;
+    }
     cu_buf_init(&b, TEMPLATE_MAX);
-    rc = template_text(&b);
+    rc = template_text(&b, sets, nsets);
     if (rc != CU_OK) {
         goto out;
     }

@@ -42,8 +42,9 @@ struct cu_config {
     } server;
 
     struct {
-        char backend[16];                /* "sqlite" */
+        char backend[16];                /* "sqlite" or "postgres" */
         char path[CU_CONFIG_PATH_BYTES]; /* sqlite: database file, relative to data_dir */
+        char url[CU_CONFIG_PATH_BYTES];  /* postgres: connection string, or "env" */
         unsigned busy_timeout_ms;        /* 0..600000 */
         unsigned connections;            /* 1..1024: the read pool (cu_store_acquire) */
         char synchronous[8];             /* "full" or "normal" */
@@ -137,6 +138,17 @@ CU_WUR enum cu_err cu_config_apply_env(struct cu_config *cfg, char err[CU_CONFIG
  * comment and its default, uncommented so the file works as written. Fails with CU_E_EXISTS
  * if path exists. Mode 0600. */
 CU_WUR enum cu_err cu_config_write_template(const char *path);
+
+/* A value init writes in place of a key's default. */
+struct cu_config_set {
+    const char *section, *key, *value;
+};
+
+/* cu_config_write_template_with(path, sets, n): cu_config_write_template with the values of
+ * sets in place of their keys' defaults. CU_E_INVALID for an unknown key or a value with a
+ * line break. */
+CU_WUR enum cu_err cu_config_write_template_with(const char *path, const struct cu_config_set *sets,
+                                                 size_t nsets);
 
 /* cu_config_path(cfg, rel, out, outlen): rel itself if absolute, else data_dir/rel.
  * CU_E_TOO_LARGE if it does not fit. */

@@ -83,16 +83,9 @@ void cu_cli_error(const char *fmt, ...)
 static int open_store(struct cu_cli_ctx *ctx, bool migrate)
 {
     char path[CU_CONFIG_PATH_BYTES], err[CU_STORE_ERR_BYTES];
-    struct cu_store_opts opts = {
-        .backend = ctx->cfg.store.backend,
-        .path = path,
-        .busy_timeout_ms = ctx->cfg.store.busy_timeout_ms,
-        /* the read pool, and the committer's own */
-        .pool_connections = ctx->cfg.store.connections + 1,
-        .synchronous_full = strcmp(ctx->cfg.store.synchronous, "full") == 0,
-        .create = false,
-    };
-    if (cu_config_path(&ctx->cfg, ctx->cfg.store.path, path, sizeof(path)) != CU_OK) {
+    struct cu_store_opts opts;
+
+    if (cu_store_opts_of(&ctx->cfg, path, sizeof(path), &opts) != CU_OK) {
         cu_cli_error("[store] path: the path is too long");
         return CU_EXIT_USAGE;
     }

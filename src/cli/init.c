@@ -1,6 +1,7 @@
 /*
- * init.c - `custodia init [--dir DIR]`: makes a new data directory with a working
- * configuration, a root key file, a self-signed TLS certificate, a migrated database, a
+ * init.c - `custodia init [--dir DIR] [--store URL]`: makes a new data directory with a working
+ * configuration, a root key file, a self-signed TLS certificate, a migrated database (the
+ * embedded one in the directory, or the empty PostgreSQL database URL names), a
  * first API key with every scope and a first staff administrator. It refuses a directory that
  * exists and is not empty, and on failure removes what it made, so nothing half-made is left
  * behind. It prints where the first API key and password are, never the password, and the key
@@ -9,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -122,23 +124,39 @@ static int make_keys_and_cert(const struct cu_config *cfg, struct made *m)
 static int make_store(const struct cu_config *cfg, struct made *m, struct cu_store **out)
 {
     char path[CU_CONFIG_PATH_BYTES], err[CU_STORE_ERR_BYTES];
-    struct cu_store_opts opts = {
-        .backend = cfg->store.backend,
-        .path = path,
-        .busy_timeout_ms = cfg->store.busy_timeout_ms,
-        .synchronous_full = strcmp(cfg->store.synchronous, "full") == 0,
-        .create = true,
-    };
-    if (cu_config_path(cfg, cfg->store.path, path, sizeof(path)) != CU_OK) {
+    struct cu_store_opts opts;
+    bool embedded = strcmp(cfg->store.backend, "sqlite") == 0;
+    int version = 0;
+
+    if (cu_store_opts_of(cfg, path, sizeof(path), &opts) != CU_OK) {
         cu_cli_error("[store] path: the path is too long");
         return CU_EXIT_USAGE;
     }
-    if (access(path, F_OK) == 0) {
-        cu_cli_error("%s: a database already exists there; init will not overwrite it", path);
+    opts.create = true;
+    if (embedded) {
+        if (access(path, F_OK) == 0) {
+            cu_cli_error("%s: a database already exists there; init will not overwrite it", path);
+            return CU_EXIT_FAIL;
+        }
+        made_add(m, path);
+    }
+    if (cu_store_open(&opts, out, err) != CU_OK) {
+        cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
-    made_add(m, path);
-    if (cu_store_open(&opts, out, err) != CU_OK || cu_store_migrate(*out, err) != CU_OK) {
+    /* A server database is made by its administrator: init fills an empty one, never one that
+     * already holds an installation. */
+    if (!embedded && cu_store_schema_version(*out, &version) != CU_OK) {
+        cu_cli_error("the database does not answer");
+        return CU_EXIT_FAIL;
+    }
+    if (version > 0) {
+        cu_cli_error("the database already holds a custodia installation (schema version %d); "
+                     "init will not overwrite it",
+                     version);
+        return CU_EXIT_FAIL;
+    }
+    if (cu_store_migrate(*out, err) != CU_OK) {
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
@@ -358,16 +376,46 @@ static void print_made(const struct cu_config *cfg, const char *dir)
            "  %-16s root key file (0600): the key-encryption keys; back it up apart from the "
            "data\n"
            "  %-16s self-signed TLS certificate for localhost, 127.0.0.1 and ::1\n"
-           "  %-16s its private key (0600)\n"
-           "  %-16s the database, migrated to the current schema\n",
-           dir, cfg->keys.root_key_file, cfg->server.tls_cert, cfg->server.tls_key,
-           cfg->store.path);
+           "  %-16s its private key (0600)\n",
+           dir, cfg->keys.root_key_file, cfg->server.tls_cert, cfg->server.tls_key);
+    if (strcmp(cfg->store.backend, "sqlite") == 0)
+        printf("  %-16s the database, migrated to the current schema\n", cfg->store.path);
+    else
+        printf("and migrated the PostgreSQL database [store] url names to the current schema\n");
 }
 
 static int usage(FILE *f)
 {
-    return cu_cli_usage(f, "usage: custodia init [--dir DIR]\n"
-                           "Makes a new data directory (default $CUSTODIA_DIR or ./var).\n");
+    return cu_cli_usage(
+        f, "usage: custodia init [--dir DIR] [--store postgres://...]\n"
+           "Makes a new data directory (default $CUSTODIA_DIR or ./var). With --store, the data\n"
+           "is kept in that PostgreSQL database, which must exist and be empty; the directory\n"
+           "keeps the configuration, the keys and the certificate.\n");
+}
+
+/* parse(argc, argv, dir, store, help): init's options. */
+static bool parse(int argc, char **argv, const char **dir, const char **store, bool *help)
+{
+    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
+                                         {"store", required_argument, NULL, 's'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    bool ok = true;
+    int c;
+
+    *dir = *store = NULL;
+    *help = false;
+    while (ok && !*help && (c = getopt_long(argc, argv, "d:s:h", opts, NULL)) != -1) {
+        if (c == 'd')
+            *dir = optarg;
+        else if (c == 's')
+            *store = optarg;
+        else if (c == 'h')
+            *help = true;
+        else
+            ok = false;
+    }
+    return ok && (*help || optind == argc);
 }
 
 /* make_policy(cfg, m): the access policy with the built-in roles alone. */
@@ -389,15 +437,28 @@ static int make_policy(const struct cu_config *cfg, struct made *m)
 int cu_cli_init(int argc, char **argv)
 {
     char err[CU_CONFIG_ERR_BYTES], conf[CU_CONFIG_PATH_BYTES + 16];
-    const char *dirflag = NULL;
+    const char *dirflag = NULL, *storeflag = NULL;
     struct made m = {0};
     struct cu_config cfg;
     struct cu_store *st = NULL;
     bool help = false;
     int code;
 
-    if (!cu_cli_dir_only(argc, argv, &dirflag, &help) || help)
+    if (!parse(argc, argv, &dirflag, &storeflag, &help) || help)
         return usage(help ? stdout : stderr);
+    if (storeflag && strncmp(storeflag, "postgres://", 11) != 0 &&
+        strncmp(storeflag, "postgresql://", 13) != 0) {
+        cu_cli_error("--store: a postgres:// or postgresql:// URL");
+        return CU_EXIT_USAGE;
+    }
+    if (storeflag && !cu_store_has_backend("postgres")) {
+        cu_cli_error("--store: this custodia is built without the PostgreSQL backend");
+        return CU_EXIT_USAGE;
+    }
+    if (storeflag && strlen(storeflag) >= CU_CONFIG_PATH_BYTES) {
+        cu_cli_error("--store: the URL is longer than %d bytes", CU_CONFIG_PATH_BYTES - 1);
+        return CU_EXIT_USAGE;
+    }
     m.dir = cu_cli_data_dir(dirflag);
     if (cu_crypto_init() != CU_OK) {
         cu_cli_error("the crypto library could not start");
@@ -407,7 +468,9 @@ int cu_cli_init(int argc, char **argv)
     if (code != CU_EXIT_OK)
         return code;
     snprintf(conf, sizeof(conf), "%s/custodia.conf", m.dir);
-    if (cu_config_write_template(conf) != CU_OK) {
+    const struct cu_config_set sets[] = {{"store", "backend", "postgres"},
+                                         {"store", "url", storeflag ? storeflag : ""}};
+    if (cu_config_write_template_with(conf, sets, storeflag ? 2 : 0) != CU_OK) {
         cu_cli_error("%s: cannot write the configuration", conf);
         code = CU_EXIT_FAIL;
         goto out;

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "base/config.h"
 #include "base/log.h"
 #include "base/mem.h"
 
@@ -77,7 +78,12 @@ struct cu_store {
     unsigned pool_wait_ms;
 };
 
-static const struct cu_store_ops *const backends[] = {&cu_store_sqlite_ops};
+static const struct cu_store_ops *const backends[] = {
+    &cu_store_sqlite_ops,
+#ifdef CU_HAVE_POSTGRES
+    &cu_store_postgres_ops,
+#endif
+};
 
 static const char *const sql_max_version =
     "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
@@ -97,6 +103,28 @@ static const struct cu_store_ops *find_backend(const char *name)
             ops = backends[i];
     }
     return ops;
+}
+
+/* cu_store_opts_of(cfg, path, pathlen, o): the options [store] gives. */
+enum cu_err cu_store_opts_of(const struct cu_config *cfg, char *path, size_t pathlen,
+                             struct cu_store_opts *o)
+{
+    *o = (struct cu_store_opts){
+        .backend = cfg->store.backend,
+        .path = path,
+        .url = strcmp(cfg->store.url, "env") == 0 ? "" : cfg->store.url,
+        .busy_timeout_ms = cfg->store.busy_timeout_ms,
+        .synchronous_full = strcmp(cfg->store.synchronous, "full") == 0,
+        .pool_connections = cfg->store.connections + 1,
+        .create = false,
+    };
+    return cu_config_path(cfg, cfg->store.path, path, pathlen) == CU_OK ? CU_OK : CU_E_CONFIG;
+}
+
+/* cu_store_has_backend(name): whether this build has the backend called name. */
+bool cu_store_has_backend(const char *name)
+{
+    return name && find_backend(name) != NULL;
 }
 
 /* fault_rc(st): what an injected fault returns (never CU_OK: a fault fails). */
@@ -212,7 +240,8 @@ static enum cu_err store_new(const struct cu_store_ops *ops, const struct cu_sto
     st->ops = ops;
     atomic_init(&st->fail_next, 0);
     atomic_init(&st->fail_rc, (int)CU_E_STORE);
-    st->label = cu_strdup(opts->path ? opts->path : ops->name);
+    st->label =
+        ops->describe ? ops->describe(opts) : cu_strdup(opts->path ? opts->path : ops->name);
     if (!st->label)
         goto out;
     if (pthread_mutex_init(&st->lock, NULL) != 0)
@@ -254,7 +283,7 @@ enum cu_err cu_store_open(const struct cu_store_opts *opts, struct cu_store **ou
     rc = store_new(ops, opts, &st);
     if (rc != CU_OK) {
         snprintf(err, CU_STORE_ERR_BYTES, "%s: cannot open store: %s",
-                 opts->path ? opts->path : ops->name, cu_err_str(rc));
+                 opts->path && !ops->describe ? opts->path : ops->name, cu_err_str(rc));
         goto out;
     }
     rc = ops->open(opts, &st->state, err, CU_STORE_ERR_BYTES);

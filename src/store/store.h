@@ -26,8 +26,9 @@ struct cu_stmt;  /* a prepared statement running on a cu_db */
 #define CU_STORE_ERR_BYTES 512
 
 struct cu_store_opts {
-    const char *backend;       /* "sqlite" */
+    const char *backend;       /* "sqlite" or "postgres" */
     const char *path;          /* sqlite: the database file */
+    const char *url;           /* postgres: the connection string ("": the PG* variables) */
     unsigned busy_timeout_ms;  /* how long a writer waits for a lock */
     bool synchronous_full;     /* sqlite: synchronous=FULL (else NORMAL) */
     bool create;               /* create the database if it does not exist */
@@ -73,6 +74,8 @@ struct cu_migration {
  * finalizes every statement it prepared on a connection before it disconnects it. */
 struct cu_store_ops {
     const char *name;
+    /* the store's label in messages (allocated), or NULL for opts->path; never a secret */
+    char *(*describe)(const struct cu_store_opts *opts);
     enum cu_err (*open)(const struct cu_store_opts *opts, void **state, char *err, size_t errlen);
     void (*close)(void *state);
     enum cu_err (*connect)(void *state, void **conn, char *err, size_t errlen);
@@ -100,6 +103,23 @@ struct cu_store_ops {
 
 /* The SQLite backend (sqlite.c). */
 extern const struct cu_store_ops cu_store_sqlite_ops;
+
+#ifdef CU_HAVE_POSTGRES
+/* The PostgreSQL backend (postgres.c), in builds with -Dpostgres enabled. */
+extern const struct cu_store_ops cu_store_postgres_ops;
+#endif
+
+struct cu_config;
+
+/* cu_store_opts_of(cfg, path, pathlen, o): the options [store] gives: backend, the SQLite file
+ * (resolved against the data directory into path), the PostgreSQL connection string ("" for
+ * env), busy timeout, synchronous mode, and a pool of [store] connections plus the
+ * committer's own. create is false. CU_E_CONFIG when the path does not fit. */
+CU_WUR enum cu_err cu_store_opts_of(const struct cu_config *cfg, char *path, size_t pathlen,
+                                    struct cu_store_opts *o);
+
+/* cu_store_has_backend(name): whether this build has the backend called name. */
+bool cu_store_has_backend(const char *name);
 
 /* cu_store_open(opts, out, err): opens the store with the backend opts->backend. Does not
  * migrate. On error err (CU_STORE_ERR_BYTES) names the file and the reason. Caller frees *out

@@ -188,7 +188,7 @@ check_eq "and the key is made once" 1 "$(json "len([k for k in j['items'] if k['
 # shortest a policy allows is a minute)
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "late", "scopes": ["metrics.read"]}'
 A6=$(json "j['id']")
-sqlite3 -cmd ".timeout 10000" "$D/custodia.db" \
+tamper "$D" \
     "UPDATE approvals SET expires_at = expires_at - 600000 WHERE id = '$A6'"
 req POST "/v1/approvals/$A6/approve" -H "$BOB"
 check_eq "an approval after the request's time is refused" 409 "$STATUS"
@@ -208,7 +208,8 @@ check_eq "and it never ran" 0 "$(json "len([k for k in j['items'] if k['name'] =
 # from the shell: list, show, and the operator's veto
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "vetoed", "scopes": ["metrics.read"]}'
 A8=$(json "j['id']")
-check "a pending action's body is not kept in the clear" absent -aF "vetoed" "$D"/custodia.db*
+db_dump "$D" "$TMP/db.bytes"
+check "a pending action's body is not kept in the clear" absent -aF "vetoed" "$TMP/db.bytes"
 "$BIN" approvals list --dir "$D" --status pending >"$TMP/cli.out" 2>"$TMP/cli.err"
 check_eq "the CLI lists the pending requests" "0 1" "$? $(grep -c '^apr_' "$TMP/cli.out")"
 check "with their permission and path" grep -q "$A8 *pending *apikeys.write *POST *\/v1\/apikeys" \
@@ -233,7 +234,7 @@ A9=$(json "j['id']")
 req POST "/v1/approvals/$A9/approve" -H "$BOB"
 check_eq "a run whose answer nobody reads" "200 True" "$STATUS $(json "j['result']['waiting']")"
 stop_server
-sqlite3 -cmd ".timeout 10000" "$D/custodia.db" \
+tamper "$D" \
     "UPDATE approvals SET decided_at = decided_at - 8 * 86400000 WHERE id = '$A9'"
 start_server "$D" || exit 1
 i=0

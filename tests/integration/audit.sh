@@ -85,7 +85,8 @@ check_eq "record 0 is 400" 400 "$STATUS"
 # Fail closed: when the audit log cannot be written, a change is refused and not made.
 req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Ottoline", "email": "ottoline@example.com"}'
 CID=$(json "j['id']")
-sqlite3 -cmd ".timeout 10000" "$D/custodia.db" "CREATE TRIGGER fault BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected fault'); END;"
+tamper "$D" "CREATE TRIGGER fault BEFORE INSERT ON audit_log BEGIN SELECT RAISE(ABORT, 'injected fault'); END;" \
+    "CREATE FUNCTION fault() RETURNS trigger LANGUAGE plpgsql AS \$\$ BEGIN RAISE EXCEPTION 'injected fault'; END \$\$; CREATE TRIGGER fault BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION fault()"
 before=$("$DBQ" "$D" "SELECT count(*) FROM api_keys")
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "during fault", "scopes": ["metrics.read"]}'
 check_eq "a change whose audit fails is refused" 503 "$STATUS"
@@ -108,7 +109,7 @@ check "and lists nothing for the client" absent -F "$CID" "$TMP/body"
 req GET /v1/health
 check_eq "health reports the audit log failing" 503 "$STATUS"
 check_eq "health names the audit" failing "$(json "j['audit']")"
-sqlite3 -cmd ".timeout 10000" "$D/custodia.db" "DROP TRIGGER fault"
+tamper "$D" "DROP TRIGGER fault" "DROP TRIGGER fault ON audit_log"
 req POST /v1/apikeys -H "$AUTH" -H "$JSONH" --data '{"name": "after fault", "scopes": ["metrics.read"]}'
 check_eq "after the fault changes work again" 201 "$STATUS"
 req GET "/v1/customers/$CID" -H "$AUTH"

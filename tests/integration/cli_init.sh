@@ -7,6 +7,7 @@
 # database from a newer custodia. Each refusal names the file or key, exits non-zero, and writes
 # nothing. apikey from the shell, and audit export.
 . "$(dirname "$0")/lib.sh"
+sqlite_only "init's files and refusals are those of the embedded store here; store_postgres.sh tests init --store"
 
 D="$TMP/data"
 "$BIN" init --dir "$D" >"$TMP/init.out" 2>&1
@@ -269,13 +270,13 @@ check "the error names the file" contains "$TMP/missing.out" "root.key"
 mv "$D/root.key.moved" "$D/root.key"
 
 # A database from a newer custodia is refused and left as it was.
-sqlite3 "$D/custodia.db" "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)"
-sum_before=$(sha256sum <"$D/custodia.db")
+tamper "$D" "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, '0999_future', 0)"
+sum_before=$(db_digest "$D")
 "$BIN" apikey list --dir "$D" >"$TMP/newer.out" 2>&1
 check_eq "newer database is refused" 1 $?
 check "the error says the schema is newer" contains "$TMP/newer.out" "newer"
-check_eq "the newer database is unchanged" "$sum_before" "$(sha256sum <"$D/custodia.db")"
-sqlite3 "$D/custodia.db" "DELETE FROM schema_migrations WHERE version = 999"
+check_eq "the newer database is unchanged" "$sum_before" "$(db_digest "$D")"
+tamper "$D" "DELETE FROM schema_migrations WHERE version = 999"
 
 # apikey create / list / revoke from the shell.
 NEW=$("$BIN" apikey create --dir "$D" --name "ci reader" --scope metrics.read,apikeys.read \

@@ -10,7 +10,7 @@ init_dir "$D" || exit 1
 # Every run below starts in an empty directory, where the default data directory ./var is not.
 W="$TMP/cwd"
 mkdir "$W"
-sums() { (cd "$D" && sha256sum root.key custodia.conf custodia.db); }
+sums() { (cd "$D" && sha256sum root.key custodia.conf) && db_digest "$D"; }
 before=$(sums)
 
 # run NAME ARGS...: runs the binary in $W; stdout in $TMP/NAME.out, stderr in $TMP/NAME.err,

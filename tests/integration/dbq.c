@@ -71,15 +71,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "dbq: %s\n", cfg_err);
         return 1;
     }
-    if (cu_config_path(&cfg, cfg.store.path, path, sizeof(path)) != CU_OK) {
+    struct cu_store_opts o;
+    if (cu_store_opts_of(&cfg, path, sizeof(path), &o) != CU_OK) {
         fprintf(stderr, "dbq: the store path is too long\n");
         return 1;
     }
-    struct cu_store_opts o = {.backend = cfg.store.backend,
-                              .path = path,
-                              .busy_timeout_ms = 10000,
-                              .synchronous_full = true,
-                              .create = false};
+    o.busy_timeout_ms = 10000;
+    o.pool_connections = 1;
     for (size_t i = 0; i < n; i++)
         vals[i] = CU_VT(argv[3 + i]);
     rc = cu_store_open(&o, &store, err);

@@ -199,8 +199,9 @@ req POST /v1/staff -H "$AUTH" -H "$JSONH" --data '{"email": "OPS@example.com", "
 check_eq "a staff e-mail is unique" 409 "$STATUS"
 
 # Nothing secret at rest or in the audit log.
-check "no password in the database" absent -a -e 'quiet harbour' -e 'staff lantern' "$D"/custodia.db*
-check "no TOTP secret in the database" absent -a -e "$SECRET" -e "$SSECRET" "$D"/custodia.db*
+db_dump "$D" "$TMP/db.bytes"
+check "no password in the database" absent -a -e 'quiet harbour' -e 'staff lantern' "$TMP/db.bytes"
+check "no TOTP secret in the database" absent -a -e "$SECRET" -e "$SSECRET" "$TMP/db.bytes"
 check "no staff e-mail in the clear" absent_out "'$DBQ' '$D' 'SELECT * FROM staff'" ops@example
 check "the audit log has no login e-mail, password or code" \
     absent_out "'$DBQ' '$D' 'SELECT details FROM audit_log'" \

@@ -309,7 +309,7 @@ check_eq "custodia ledger check passes" 0 "$?"
 check "and says what it checked" contains "$TMP/check.out" "transfers"
 "$BIN" audit verify --dir "$D" >/dev/null 2>&1
 check_eq "and so does the audit log's" 0 "$?"
-sqlite3 -cmd ".timeout 10000" "$D/custodia.db" \
+tamper "$D" \
     "UPDATE ledger_accounts SET credits_posted = credits_posted + 1 WHERE id = '$B'"
 "$BIN" ledger check --dir "$D" >"$TMP/check.out" 2>&1
 check_eq "a balance changed behind the ledger's back fails the check" 1 "$?"

@@ -65,7 +65,8 @@ check_eq "and has its audit record" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decide' AND target = 'decision:$LOCKED'")"
 check_eq "each read of a decision is audited" "1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'monitor.decision_read' AND target = 'decision:$LOCKED'")"
-check "the address sent is nowhere in the database" sh -c "! grep -q '81.2.69.160' '$D/custodia.db' '$D/custodia.db-wal'"
+db_dump "$D" "$TMP/db.bytes"
+check "the address sent is nowhere in the database" absent -aF '81.2.69.160' "$TMP/db.bytes"
 check "nor the customer's reference in the audit log" sh -c "[ -z \"\$('$DBQ' '$D' \"SELECT seq FROM audit_log WHERE details LIKE '%c000123%'\")\" ]"
 
 # Alerts: the decision that locked the account named `alert medium`: an alert opened with it

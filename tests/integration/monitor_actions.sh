@@ -64,7 +64,7 @@ check_eq "the decision says what was done" "2 True" \
     "$(json "j['applied']['freeze_account']['accounts']") $(json "j['applied']['notify_customer']['queued']")"
 check_eq "a notice waits in the outbox, with ids and no personal data" \
     "1|security_notice|pending|{\"decision\":\"$DEC\",\"event_type\":\"transfer\"}" \
-    "$("$DBQ" "$D" "SELECT COUNT(*), template, status, data FROM notify_outbox WHERE customer = '$ADA'")"
+    "$("$DBQ" "$D" "SELECT COUNT(*), template, status, data FROM notify_outbox WHERE customer = '$ADA' GROUP BY template, status, data")"
 check_eq "the freeze is audited, once for the customer's accounts" "1 1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze' AND target = 'customer:$ADA' AND details LIKE '%\"accounts\":2%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze'")"
 req GET /v1/alerts -H "$AUTH"

@@ -4,6 +4,7 @@
 # today, and under the default policy each staff member it holds may do exactly what its stored
 # scopes said, nothing more and nothing less, permission by permission.
 . "$(dirname "$0")/lib.sh"
+sqlite_only "the fixture is an embedded installation of an older version (PostgreSQL has no older schema)"
 FIX="${CU_TEST_DATA:?}/fixtures/envelope-6eaab65"
 D="$TMP/data"
 init_dir "$D" || exit 1

@@ -140,7 +140,8 @@ static const struct bad_case bad_cases[] = {
     {"server", "access_log", "2", "must be true or false (also yes/no, on/off, 1/0), got \"2\""},
     {"server", "auth_failures_per_minute", "100001",
      "must be an integer from 0 to 100000, got \"100001\""},
-    {"store", "backend", "postgres", "must be sqlite (the only backend so far), got \"postgres\""},
+    {"store", "backend", "mysql", "must be sqlite or postgres, got \"mysql\""},
+    {"store", "url", "", "must be a connection string of at most 1023 bytes, or env, got \"\""},
     {"store", "path", "", PATH_WHY},
     {"store", "busy_timeout_ms", "600001", "must be an integer from 0 to 600000, got \"600001\""},
     {"store", "connections", "0", "must be an integer from 1 to 1024, got \"0\""},
@@ -705,7 +706,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 61);
+    assert_int_equal(n, 62);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);
