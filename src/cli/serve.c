@@ -174,7 +174,16 @@ int cu_cli_serve(int argc, char **argv)
         goto out;
     if ((code = monitor_rebuild(app)) != CU_EXIT_OK)
         goto out;
+    /* On PostgreSQL other nodes may share the database: their events feed this state too. */
+    struct cu_monitor_tailer *tailer = NULL;
+    if (strcmp(cu_store_backend(ctx.store), "sqlite") != 0 &&
+        cu_monitor_tail_start(app->monitor, ctx.store, ctx.committer, &tailer) != CU_OK) {
+        cu_cli_error("the monitoring tail could not start; not starting");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
+    cu_monitor_tail_stop(tailer);
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));
     bool made = false;

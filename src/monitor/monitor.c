@@ -91,8 +91,49 @@ enum cu_err cu_monitor_new(const struct cu_monitor_opts *opts, struct cu_monitor
     m->live_version = 0;
     m->shadow_version = m->shadow ? 0 : -1;
     cu_monitor_managed_update(m);
+    {
+        uint8_t raw[(CU_MONITOR_NODE_BYTES - 1) / 2];
+        cu_crypto_random(raw, sizeof(raw));
+        cu_hex_encode(raw, sizeof(raw), m->node);
+    }
+    atomic_init(&m->tail_seq, 0);
+    atomic_init(&m->tail_fed, 0);
+    atomic_init(&m->tail_lag_ms, 0);
     *out = m;
     return CU_OK;
+}
+
+const char *cu_monitor_node(const struct cu_monitor *m)
+{
+    return m->node;
+}
+
+int64_t cu_monitor_tail_seq(const struct cu_monitor *m)
+{
+    return atomic_load(&((struct cu_monitor *)m)->tail_seq);
+}
+
+/* next_seq(db, out): the next event's seq, from monitor_head under its row lock (held until
+ * the transaction ends: so seqs follow the commit order on every node, with no gaps). */
+static enum cu_err next_seq(struct cu_db *db, int64_t *out)
+{
+    static const char sql[] = "SELECT seq FROM monitor_head WHERE id = 1 FOR UPDATE";
+    static const char upd[] = "UPDATE monitor_head SET seq = $1 WHERE id = 1";
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_CORRUPT;
+    if (rc == CU_OK)
+        *out = cu_stmt_int(st, 0) + 1;
+    cu_stmt_done(st);
+    if (rc == CU_OK) {
+        const struct cu_val p[] = {CU_VI(*out)};
+        rc = cu_db_exec(db, upd, p, CU_NVALS(p));
+    }
+    return rc;
 }
 
 void cu_monitor_free(struct cu_monitor *m)
@@ -467,8 +508,8 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
 {
     static const char sql[] =
         "INSERT INTO monitor_events (at, type, customer, body, decision_id, decided_at, source, "
-        "decision, score, verdict, reads, shadow, took_us, request_id) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+        "decision, score, verdict, reads, shadow, took_us, request_id, seq, node) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
     const char *type =
         ev->type >= 0 && (size_t)ev->type < m->types.n ? m->types.name[ev->type] : "?";
     const struct cu_work_ctx *ctx = cu_work_context_of(w);
@@ -484,7 +525,8 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         return rc; /* a freeze that fails fails the event with it */
     if ((!d->decided || (d->v.actions & EFFECTS)) && (rc = documents(m, ev, d)) != CU_OK)
         return rc;
-    {
+    int64_t seq = 0;
+    if ((rc = next_seq(db, &seq)) == CU_OK) {
         const struct cu_val p[] = {
             CU_VI(ev->time_ms),  CU_VT(type),
             CU_VT(ev->customer), CU_VT(d->event_doc),
@@ -492,7 +534,8 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
             CU_VT(source),       CU_VT(cu_decision_name(d->v.decision)),
             CU_VI(d->v.score),   CU_VT(d->verdict),
             CU_VT(d->reads_doc), d->shadow_doc ? CU_VT(d->shadow_doc) : CU_VNULL,
-            CU_VI(d->took_us),   CU_VT(ctx->request_id)};
+            CU_VI(d->took_us),   CU_VT(ctx->request_id),
+            CU_VI(seq),          CU_VT(m->node)};
         /* not INSERT ... RETURNING: SQLite runs that with a statement journal, whose release
          * cost grows with the transaction (a third of a batch's time, measured) */
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
@@ -1018,6 +1061,7 @@ static enum cu_err commit_now(struct cu_monitor *m, struct cu_monitor_swap *s, s
     if (m->eng_ready)
         cu_mon_engine_fini(&m->eng);
     m->eng = s->eng;
+    m->state_seq = s->last_seq;
     s->eng_ready = false;
     if (m->rs != s->rs && m->rs != s->shadow)
         cu_rules_free(m->rs);
@@ -1146,6 +1190,8 @@ static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t n
         if (rc == CU_OK && (rc = commit_now(m, s, db)) == CU_OK) {
             *out = s->fed;
             *done = true;
+            if (s->last_seq > atomic_load(&m->tail_seq))
+                atomic_store(&m->tail_seq, s->last_seq);
         }
         cu_monitor_swap_free(s);
     }
@@ -1162,6 +1208,13 @@ enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t n
     enum cu_err rc;
 
     memset(out, 0, sizeof(*out));
+    /* the tail of several nodes starts after what is fed here, and after the older events
+     * the window leaves out (the head, read first: what commits meanwhile is fed below) */
+    int64_t head = 0;
+    if ((rc = cu_monitor_count(db, "SELECT seq FROM monitor_head WHERE id = 1", NULL, 0, &head)) !=
+        CU_OK)
+        return rc;
+    atomic_store(&m->tail_seq, head);
     /* the rule sets the store holds in force replace those of [monitor]; they are fed there */
     if ((rc = stored_sets(m, db, now_ms, out, &done)) != CU_OK || done) {
         out->took_ms = (mono_us() - t0) / 1000;
@@ -1171,6 +1224,8 @@ enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t n
     if ((rc = cu_monitor_load(m, db, now_ms)) != CU_OK)
         return rc;
     rc = feed(m, m->eng.st, db, 0, now_ms - CU_MONITOR_REBUILD_MS, out, &last);
+    m->state_seq = last;
+    atomic_store(&m->tail_seq, last > head ? last : head);
     out->took_ms = (mono_us() - t0) / 1000;
     return rc;
 }
@@ -1214,12 +1269,27 @@ enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
             "because the state held its most keys (8,000,000): their windows are blind to them.\n"
             "# TYPE custodia_monitor_state_dropped_total counter\n"
             "custodia_monitor_state_dropped_total %llu\n"
+            "# HELP custodia_monitor_tail_events_total Events other nodes decided that this "
+            "node fed into its state (several nodes on PostgreSQL).\n"
+            "# TYPE custodia_monitor_tail_events_total counter\n"
+            "custodia_monitor_tail_events_total %llu\n"
+            "# HELP custodia_monitor_tail_lag_seconds From another node's decision to this "
+            "node's state holding it, for the last such event.\n"
+            "# TYPE custodia_monitor_tail_lag_seconds gauge\n"
+            "custodia_monitor_tail_lag_seconds %lld.%03lld\n"
+            "# HELP custodia_monitor_tail_seq The last event (by seq) this node's state has seen.\n"
+            "# TYPE custodia_monitor_tail_seq gauge\n"
+            "custodia_monitor_tail_seq %lld\n"
             "# HELP custodia_monitor_decide_seconds_total The engine's time deciding, summed.\n"
             "# TYPE custodia_monitor_decide_seconds_total counter\n"
             "custodia_monitor_decide_seconds_total %llu.%06llu\n",
             (unsigned long long)st.shadow_differs, (unsigned long long)st.rule_errors,
             (unsigned long long)st.unrecorded, (unsigned long long)st.state_bytes,
             (unsigned long long)st.state_keys, (unsigned long long)st.state_dropped,
+            (unsigned long long)atomic_load(&((struct cu_monitor *)m)->tail_fed),
+            (long long)(atomic_load(&((struct cu_monitor *)m)->tail_lag_ms) / 1000),
+            (long long)(atomic_load(&((struct cu_monitor *)m)->tail_lag_ms) % 1000),
+            (long long)atomic_load(&((struct cu_monitor *)m)->tail_seq),
             (unsigned long long)(st.decide_us_sum / 1000000),
             (unsigned long long)(st.decide_us_sum % 1000000));
     return rc;

@@ -168,6 +168,30 @@ struct cu_monitor_rebuilt {
     int64_t took_ms;
 };
 
+/* Bytes of a node's id (16 hex digits and the NUL). */
+#define CU_MONITOR_NODE_BYTES 17
+
+/* cu_monitor_node(m): this process's id, stored with each decision it makes. */
+const char *cu_monitor_node(const struct cu_monitor *m);
+
+/* cu_monitor_tail_start(m, st, committer, out): on several nodes sharing a database, a thread
+ * that feeds the state with the events the other nodes decide: it reads the rows committed
+ * after the last it saw, in seq order (which has no gaps and follows the commit order, so none
+ * is missed), on a connection of the pool, and hands the others' events to the committer's
+ * thread in a unit of work of their own, so the state is only ever touched there. Its own rows
+ * it passes over (they were fed when decided). It looks every CU_MONITOR_TAIL_MS. Stop it with
+ * cu_monitor_tail_stop before the committer. */
+struct cu_monitor_tailer;
+struct cu_committer;
+#define CU_MONITOR_TAIL_MS 20
+CU_WUR enum cu_err cu_monitor_tail_start(struct cu_monitor *m, struct cu_store *st,
+                                         struct cu_committer *committer,
+                                         struct cu_monitor_tailer **out);
+void cu_monitor_tail_stop(struct cu_monitor_tailer *t);
+
+/* cu_monitor_tail_seq(m): the last seq the state has seen (any thread). */
+int64_t cu_monitor_tail_seq(const struct cu_monitor *m);
+
 /* cu_monitor_rebuild(m, db, now_ms, out): feeds the state, empty, the stored events of the
  * last CU_MONITOR_REBUILD_MS in the order they were decided, so that windows and baselines
  * are as they were before a restart (docs/monitoring.md, "After a restart"). Before the

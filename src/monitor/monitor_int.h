@@ -53,6 +53,15 @@ struct cu_monitor {
     int64_t live_version, shadow_version;
     uint64_t gen;         /* committer's thread: bumped each time the sets in force change */
     atomic_int backtests; /* running now (any thread) */
+    /* several nodes: this process's id in the rows it decides, and the tail (monitor.c,
+     * cu_monitor_tail): the last seq fed into the state or passed over (written on the
+     * committer's thread, read by the tail's), the other nodes' events fed, and the lag of the
+     * last one fed (its decision's time to the tail's, ms) */
+    char node[CU_MONITOR_NODE_BYTES];
+    atomic_llong tail_seq;
+    atomic_ullong tail_fed;
+    atomic_llong tail_lag_ms;
+    int64_t state_seq; /* committer's thread: the last seq the state was fed from the store */
 };
 
 /* lists.c */

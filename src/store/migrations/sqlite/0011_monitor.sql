@@ -9,8 +9,18 @@
 -- it (JSON members: decision, score, rules with their reasons, actions and their parameters),
 -- what the rules that fired read (a JSON object: each feature's text and its value, null when
 -- missing), the shadow rule set's verdict (a JSON object; NULL without a shadow set), the
--- engine's time in microseconds and the request it was made in. What the state is rebuilt
--- from, and backtests replay.
+-- engine's time in microseconds, the request it was made in, and the node that decided it
+-- (node: the serving process's id, so that each node of several feeds its state with the
+-- others' events). What the state is rebuilt from, and backtests replay.
+--
+-- seq has no gaps and follows the commit order on every backend: it is the next value of
+-- monitor_head, taken under its row lock in the deciding unit (every node tails the table by
+-- it; docs/monitoring.md, "Several nodes").
+CREATE TABLE monitor_head (
+    id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    seq INTEGER NOT NULL
+) STRICT;
+INSERT INTO monitor_head (id, seq) VALUES (1, 0);
 CREATE TABLE monitor_events (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
@@ -26,7 +36,8 @@ CREATE TABLE monitor_events (
     reads TEXT NOT NULL,
     shadow TEXT,
     took_us INTEGER NOT NULL,
-    request_id TEXT NOT NULL
+    request_id TEXT NOT NULL,
+    node TEXT NOT NULL
 ) STRICT;
 CREATE UNIQUE INDEX monitor_events_decision ON monitor_events (decision_id);
 CREATE INDEX monitor_events_at ON monitor_events (at);

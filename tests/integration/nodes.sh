@@ -1,0 +1,169 @@
+#!/bin/sh
+# Two nodes on one PostgreSQL database (the server CU_TEST_PG names), sharing one root key
+# file: failed sign-ins spread over both are one burst to monitoring (each node's state is fed
+# the other's events); a transfer retried on the other node with its Idempotency-Key applies
+# once; a session revoked on one node is refused by the other at once; one node killed with
+# SIGKILL under load leaves the other serving, and nothing acknowledged is lost: every
+# acknowledged deposit is there once, and `custodia ledger check` and `custodia audit verify`
+# pass.
+. "$(dirname "$0")/lib.sh"
+if [ -z "${CU_TEST_PG:-}" ]; then
+    echo "# skipped: CU_TEST_PG names no PostgreSQL server"
+    exit 77
+fi
+unset CUSTODIA_STORE_BACKEND CUSTODIA_STORE_URL
+DBN="$(basename "$TMP" | tr 'A-Z-' 'a-z_')_nodes"
+psql -q -X -v ON_ERROR_STOP=1 "$CU_TEST_PG/postgres" -c "CREATE DATABASE $DBN" >/dev/null || exit 1
+PG_DBS="$PG_DBS $DBN"
+A="$TMP/a"
+B="$TMP/b"
+"$BIN" init --dir "$A" --store "$CU_TEST_PG/$DBN" >"$TMP/init.out" 2>&1 || { cat "$TMP/init.out"; exit 1; }
+KEY=$(cat "$A/initial-api-key")
+# the second node: the same configuration, root key file and certificate
+mkdir -m 0700 "$B"
+cp -p "$A/custodia.conf" "$A/root.key" "$A/tls.crt" "$A/tls.key" "$A/access.policy" "$B/"
+AUTH="Authorization: Bearer $KEY"
+JSONH='Content-Type: application/json'
+NODEENV="CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0 CUSTODIA_LIMITS_WRITES_PER_MINUTE=0"
+# shellcheck disable=SC2086
+start_server "$A" $NODEENV || exit 1
+PA=$PORT PIDA=$PID LOGA=$LOG
+trap 'kill -KILL "$PIDA" 2>/dev/null; cleanup' EXIT
+# shellcheck disable=SC2086
+start_server "$B" $NODEENV || exit 1
+PB=$PORT PIDB=$PID LOGB=$LOG
+on() { # on a|b: the next req goes to that node
+    if [ "$1" = a ]; then URL="https://127.0.0.1:$PA"; else URL="https://127.0.0.1:$PB"; fi
+}
+check "each node tails the shared events" sh -c "grep -q '\"monitor.tail_started\"' '$LOGA' && grep -q '\"monitor.tail_started\"' '$LOGB'"
+# tail_caught_up NODE: until the node's state has seen every event committed (at most 5 s)
+tail_caught_up() {
+    on "$1"
+    head=$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT seq FROM monitor_head")
+    i=0
+    while [ $i -lt 100 ]; do
+        req GET /metrics -H "$AUTH"
+        [ "$(awk '$1 == "custodia_monitor_tail_seq" {print $2}' "$TMP/body")" -ge "$head" ] && return 0
+        sleep 0.05
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# Failed sign-ins spread over both nodes: the fifth, on node a after three on a and two on b,
+# fires the rule that counts five in fifteen minutes, and locks the account on both.
+PW="amber violin harbour 77"
+on a
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "ada@example.com"}'
+ADA=$(json "j['id']")
+req PUT "/v1/customers/$ADA/password" -H "$AUTH" -H "$JSONH" --data "{\"password\": \"$PW\"}"
+for n in a b a b; do
+    on $n
+    req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"ada@example.com\", \"password\": \"wrong $n\", \"kind\": \"customer\"}"
+    [ $n = a ] && other=b || other=a
+    tail_caught_up $other || not_ok "node $other caught up with node $n's events"
+done
+check_eq "four failures over two nodes lock nothing" 0 \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM monitor_events WHERE type = 'login_failed' AND verdict LIKE '%failed_sign_ins_per_account%'")"
+on a
+req POST /v1/auth/login -H "$JSONH" --data '{"login": "ada@example.com", "password": "wrong 5", "kind": "customer"}'
+check_eq "the fifth failure, on a, counts the two node b saw" 1 \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM monitor_events WHERE type = 'login_failed' AND verdict LIKE '%failed_sign_ins_per_account%'")"
+on b
+req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"ada@example.com\", \"password\": \"$PW\", \"kind\": \"customer\"}"
+check_eq "and the account is locked on node b too, the right password refused" 429 "$STATUS"
+on a
+req GET /metrics -H "$AUTH"
+check "node a counts the events it was fed" awk '$1 == "custodia_monitor_tail_events_total" && $2 >= 2 {f = 1} END {exit !f}' "$TMP/body"
+check "and exports the tail's lag" grep -q '^custodia_monitor_tail_lag_seconds ' "$TMP/body"
+req DELETE "/v1/customers/$ADA/lockout" -H "$AUTH"
+
+# A session made on a, used on b, revoked on a: refused on b at its next request.
+on a
+req POST /v1/auth/login -H "$JSONH" --data "{\"login\": \"ada@example.com\", \"password\": \"$PW\", \"kind\": \"customer\"}"
+TOK=$(json "j['token']")
+on b
+req GET /v1/me -H "Authorization: Bearer $TOK"
+check_eq "a session made on node a works on node b" 200 "$STATUS"
+on a
+req DELETE "/v1/customers/$ADA/sessions" -H "$AUTH"
+check_eq "the sessions are ended on node a" 204 "$STATUS"
+on b
+req GET /v1/me -H "Authorization: Bearer $TOK"
+check_eq "and node b refuses the session at once" 401 "$STATUS"
+
+# A deposit retried on the other node with its key applies once.
+on a
+req POST "/v1/customers/$ADA/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+ACC=$(json "j['id']")
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: dep-1" \
+    --data "{\"account\": \"$ACC\", \"amount\": 5000, \"currency\": \"EUR\"}"
+check_eq "a deposit on node a" 201 "$STATUS"
+FIRST=$(json "j['transfer']['id']")
+on b
+req POST /v1/deposits -H "$AUTH" -H "$JSONH" -H "Idempotency-Key: dep-1" \
+    --data "{\"account\": \"$ACC\", \"amount\": 5000, \"currency\": \"EUR\"}"
+check_eq "retried on node b, it answers the first result" "201 $FIRST" "$STATUS $(json "j['transfer']['id']")"
+req GET "/v1/accounts/$ACC" -H "$AUTH"
+check_eq "and applied once" 5000 "$(json "j['balance']['posted']")"
+
+# Deposits to both nodes; node a is killed with SIGKILL in the middle; node b goes on.
+python3 - "$PA" "$PB" "$KEY" "$A/tls.crt" "$ACC" "$TMP/load" <<'PY' &
+import http.client, json, ssl, sys, time
+pa, pb, key, ca, acc, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+acked, errors, i = [], {}, 0
+end = time.monotonic() + 5
+while time.monotonic() < end:
+    i += 1
+    port = pa if i % 2 else pb
+    try:
+        c = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=10)
+        c.request("POST", "/v1/deposits",
+                  json.dumps({"account": acc, "amount": 1, "currency": "EUR"}),
+                  {"Authorization": "Bearer " + key, "Content-Type": "application/json",
+                   "Idempotency-Key": "load-%d" % i})
+        r = c.getresponse()
+        body = json.loads(r.read())
+        if r.status == 201:
+            acked.append([port, body["transfer"]["id"]])
+        else:
+            errors[str(r.status)] = errors.get(str(r.status), 0) + 1
+        c.close()
+    except OSError as e:
+        errors[type(e).__name__] = errors.get(type(e).__name__, 0) + 1
+json.dump({"acked": acked, "errors": errors, "pa": pa, "pb": pb}, open(out, "w"))
+PY
+LOADER=$!
+sleep 2
+kill -KILL "$PIDA"
+wait "$PIDA" 2>/dev/null
+wait $LOADER
+check "node b took deposits after node a died" python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+after = [t for p, t in d['acked'] if p == d['pb']]
+sys.exit(0 if len(after) > 20 and len([t for p, t in d['acked'] if p == d['pa']]) > 5 else 1)" "$TMP/load"
+check "every acknowledged deposit is there, once" python3 -c "
+import json, subprocess, sys
+d = json.load(open(sys.argv[1]))
+ids = [t for p, t in d['acked']]
+rows = subprocess.run(['psql', '-X', '-A', '-t', sys.argv[2], '-c',
+                       \"SELECT id FROM ledger_transfers WHERE code = 'deposit'\"],
+                      capture_output=True, text=True, check=True).stdout.split()
+sys.exit(0 if len(set(ids)) == len(ids) and set(ids) <= set(rows) else 1)" "$TMP/load" "$CU_TEST_PG/$DBN"
+on b
+req GET "/v1/accounts/$ACC" -H "$AUTH"
+check_eq "the balance is the first deposit and every one applied" \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT SUM(amount) FROM ledger_transfers WHERE code = 'deposit' AND credit_account = '$ACC'")" \
+    "$(json "j['balance']['posted']")"
+PID=$PIDB
+stop_server
+"$BIN" ledger check --dir "$B" >"$TMP/check.out" 2>&1
+check_eq "custodia ledger check passes" 0 "$?"
+"$BIN" audit verify --dir "$B" >"$TMP/verify.out" 2>&1
+check_eq "custodia audit verify passes on one node" 0 "$?"
+"$BIN" audit verify --dir "$A" >"$TMP/verify.out" 2>&1
+check_eq "and on the other" 0 "$?"
+finish
