@@ -219,10 +219,29 @@ static void reload_policy(struct cu_app *app, struct cu_access_policies *h, bool
     cu_access_policy_put(h, p);
 }
 
+/* The store-wide lock of the work that runs on one node at a time ("custodia" in ASCII). */
+#define JOBS_LOCK INT64_C(0x637573746f646961)
+
+/* leading(app, was): whether this node runs the shared jobs this round (cu_store_lead), with a
+ * log line when that changes. */
+static bool leading(struct cu_app *app, bool was)
+{
+    bool held = false;
+    enum cu_err rc = cu_store_lead(app->store, JOBS_LOCK, &held);
+
+    if (held && !was)
+        cu_log(CU_LOG_INFO, "jobs.leading", CU_LS("store", cu_store_backend(app->store)));
+    else if (!held && was)
+        cu_log(CU_LOG_WARN, "jobs.standby",
+               CU_LS("why", rc == CU_OK ? "another node leads" : cu_err_str(rc)));
+    return held;
+}
+
 static void *checkpointer_main(void *arg)
 {
     struct checkpointer *c = arg;
     unsigned ticks = 0, purge_at = 0, purge_every = 1;
+    bool lead = false;
     pthread_setname_np(pthread_self(), "cu-checkpoint");
     pthread_mutex_lock(&c->mu);
     while (!c->stop) {
@@ -233,9 +252,13 @@ static void *checkpointer_main(void *arg)
         if (c->stop)
             break;
         pthread_mutex_unlock(&c->mu);
+        /* What writes for every node (checkpoints, expiries, housekeeping) runs on the one that
+         * leads; what is this node's own (its purge owed, its policy files) runs here. */
+        lead = leading(c->app, lead);
         bool made = false;
         enum cu_err rc =
-            cu_audit_checkpoint_make(c->app->audit, c->app->committer, false, &made, NULL);
+            lead ? cu_audit_checkpoint_make(c->app->audit, c->app->committer, false, &made, NULL)
+                 : CU_OK;
         if (rc != CU_OK)
             cu_log(CU_LOG_ERROR, "audit.checkpoint_failed", CU_LS("error", cu_err_str(rc)));
         /* Each try holds writers back up to 250 ms: back off, from 1 s to 30 s, while a long
@@ -248,12 +271,13 @@ static void *checkpointer_main(void *arg)
             reload_policy(c->app, c->app->policies, false);
         if (c->app->dry_policies != NULL)
             reload_policy(c->app, c->app->dry_policies, true);
-        if (c->app->approvals != NULL && ticks % 5 == 0)
+        if (lead && c->app->approvals != NULL && ticks % 5 == 0)
             cu_approvals_housekeep(c->app, cu_clock_now_ms());
-        ledger_housekeep(c->app, ticks % 60 == 30);
-        if (ticks % 5 == 2)
+        if (lead)
+            ledger_housekeep(c->app, ticks % 60 == 30);
+        if (lead && ticks % 5 == 2)
             monitor_housekeep(c->app);
-        if (++ticks % 60 == 0)
+        if (++ticks % 60 == 0 && lead)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);
     }

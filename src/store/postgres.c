@@ -67,6 +67,8 @@ struct pg_conn {
     unsigned gen;     /* bumped at each new session: statements prepared before are gone */
     unsigned next_id; /* names of prepared statements */
     int64_t changes;  /* rows the last statement changed */
+    bool leading;     /* this session holds cu_store_lead's advisory lock lead_key */
+    int64_t lead_key;
 };
 
 /* One bound parameter: its value kept until the statement runs. */
@@ -233,6 +235,7 @@ static enum cu_err session(struct pg_conn *c, char *err, size_t errlen)
         goto out;
     }
     c->gen++;
+    c->leading = false; /* a new session holds no lock */
     rc = CU_OK;
 out:
     PQclear(res);
@@ -840,6 +843,43 @@ static enum cu_err pg_purge(void *conn)
                   "purge");
 }
 
+/* pg_lead: a session advisory lock on this connection, taken when free; once held, a query
+ * proves the session (and so the lock) is still there. */
+static enum cu_err pg_lead(void *conn, int64_t key, bool *held)
+{
+    struct pg_conn *c = conn;
+    char num[INT_TEXT_BYTES];
+    const char *vals[1] = {num};
+    PGresult *res;
+    enum cu_err rc = CU_OK;
+
+    *held = false;
+    if (PQstatus(c->pc) != CONNECTION_OK && (rc = revive(c)) != CU_OK)
+        return rc;
+    if (c->leading && c->lead_key == key) {
+        res = PQexec(c->pc, "SELECT 1");
+        if (res && PQresultStatus(res) == PGRES_TUPLES_OK) {
+            *held = true;
+        } else {
+            c->leading = false;
+            rc = pg_err(c, res, "lead");
+        }
+        PQclear(res);
+        return rc;
+    }
+    snprintf(num, sizeof num, "%" PRId64, key);
+    res = PQexecParams(c->pc, "SELECT pg_try_advisory_lock($1::bigint)", 1, NULL, vals, NULL, NULL,
+                       0);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        rc = pg_err(c, res, "lead");
+    else if ((*held = PQgetvalue(res, 0, 0)[0] == 't') && !c->leading) {
+        c->leading = true; /* the first lock this session took is the one it checks */
+        c->lead_key = key;
+    }
+    PQclear(res);
+    return rc;
+}
+
 static const struct cu_migration *pg_migrations(size_t *n)
 {
     *n = cu_postgres_migrations_count;
@@ -871,6 +911,7 @@ const struct cu_store_ops cu_store_postgres_ops = {
     .changes = pg_changes,
     .migrations = pg_migrations,
     .purge = pg_purge,
+    .lead = pg_lead,
     .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "version BIGINT NOT NULL PRIMARY KEY, "
                              "name TEXT NOT NULL, "

@@ -76,6 +76,7 @@ struct cu_store {
     struct cu_db *idle;
     unsigned pooled, pool_max;
     unsigned pool_wait_ms;
+    struct cu_db *lead; /* cu_store_lead's own connection (one thread only) */
 };
 
 static const struct cu_store_ops *const backends[] = {
@@ -215,6 +216,8 @@ static void store_free(struct cu_store *st)
         st->idle = db->next;
         db_free(db);
     }
+    db_free(st->lead);
+    st->lead = NULL;
     if (st->has_cv)
         pthread_cond_destroy(&st->pool_cv);
     if (st->has_lock) {
@@ -780,6 +783,23 @@ void cu_stmt_done(struct cu_stmt *st)
     st->db->st->ops->reset(st->impl);
     st->active = false;
     st->db->active--;
+}
+
+/* cu_store_lead(st, key, held): whether this process holds the store-wide lock key. */
+enum cu_err cu_store_lead(struct cu_store *st, int64_t key, bool *held)
+{
+    enum cu_err rc = CU_OK;
+
+    *held = st->ops->lead == NULL; /* one process per database: it leads */
+    if (st->ops->lead == NULL)
+        return CU_OK;
+    if (st->lead == NULL)
+        rc = db_new(st, &st->lead);
+    if (rc == CU_OK)
+        rc = st->ops->lead(st->lead->conn, key, held);
+    if (rc != CU_OK)
+        *held = false;
+    return rc;
 }
 
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any

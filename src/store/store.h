@@ -99,6 +99,8 @@ struct cu_store_ops {
     const struct cu_migration *(*migrations)(size_t *n);
     const char *schema_migrations_sql; /* CREATE TABLE IF NOT EXISTS schema_migrations (…) */
     enum cu_err (*purge)(void *conn);  /* see cu_db_purge */
+    /* see cu_store_lead; NULL: one process per database, which always leads */
+    enum cu_err (*lead)(void *conn, int64_t key, bool *held);
 };
 
 /* The SQLite backend (sqlite.c). */
@@ -222,6 +224,14 @@ void cu_stmt_done(struct cu_stmt *st);
  * for erasure. CU_E_BUSY when readers keep the log from being emptied (SQLite: after waiting
  * at most 250 ms, as the purge holds writers back meanwhile; try again later). */
 CU_WUR enum cu_err cu_db_purge(struct cu_db *db);
+
+/* cu_store_lead(st, key, held): whether this process holds the store-wide lock named by key,
+ * taken when free: one holder among every process on the database, for the work that must run
+ * on one node at a time (docs/internals/store.md, "Leading"). Call it again before each round
+ * of that work: a holder whose connection died has lost the lock (another process may hold it
+ * now), and says so. PostgreSQL: a session advisory lock on a connection of the store's own,
+ * released when the process or that connection dies. SQLite: always held. One thread only. */
+CU_WUR enum cu_err cu_store_lead(struct cu_store *st, int64_t key, bool *held);
 
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
  * connection of st fails with CU_E_STORE (0 turns it off). */

@@ -5,7 +5,8 @@
 # once; a session revoked on one node is refused by the other at once; one node killed with
 # SIGKILL under load leaves the other serving, and nothing acknowledged is lost: every
 # acknowledged deposit is there once, and `custodia ledger check` and `custodia audit verify`
-# pass.
+# pass. The jobs every node shares (checkpoints, expiries) run on one node, and move to the
+# other when that one dies.
 . "$(dirname "$0")/lib.sh"
 if [ -z "${CU_TEST_PG:-}" ]; then
     echo "# skipped: CU_TEST_PG names no PostgreSQL server"
@@ -35,6 +36,15 @@ PB=$PORT PIDB=$PID LOGB=$LOG
 on() { # on a|b: the next req goes to that node
     if [ "$1" = a ]; then URL="https://127.0.0.1:$PA"; else URL="https://127.0.0.1:$PB"; fi
 }
+# in_log FILE TEXT: until FILE holds TEXT (at most 5 s)
+in_log() {
+    i=0
+    while ! grep -q "$2" "$1" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    grep -q "$2" "$1"
+}
+check "the first node leads the shared jobs" in_log "$LOGA" '"msg":"jobs.leading"'
+sleep 1.2 # a round of the second node's jobs
+check "and the second does not" absent -F '"msg":"jobs.leading"' "$LOGB"
 check "each node tails the shared events" sh -c "grep -q '\"monitor.tail_started\"' '$LOGA' && grep -q '\"monitor.tail_started\"' '$LOGB'"
 # tail_caught_up NODE: until the node's state has seen every event committed (at most 5 s)
 tail_caught_up() {
@@ -139,6 +149,7 @@ LOADER=$!
 sleep 2
 kill -KILL "$PIDA"
 wait "$PIDA" 2>/dev/null
+check "the other node leads the shared jobs within seconds" in_log "$LOGB" '"msg":"jobs.leading"'
 wait $LOADER
 check "node b took deposits after node a died" python3 -c "
 import json, sys

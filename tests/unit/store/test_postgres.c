@@ -4,7 +4,7 @@
  * opening and its errors, which never show a password; migrations; value round trips;
  * uniqueness, savepoints and rollbacks; rows changed; row locks and their timeout; a
  * consistent snapshot for reads; a session the server ends, made again at the next
- * transaction; identity columns; the purge; fault injection. Each case has a database of its
+ * transaction; identity columns; the purge; fault injection; one process leading. Each case has a database of its
  * own. Without CU_TEST_PG every case is skipped, and says so.
  */
 #include "cu_test.h"
@@ -416,6 +416,38 @@ static void test_purge_and_faults(void **state)
     assert_int_equal(query_int(f->db, sql_count), 2);
 }
 
+static void test_one_leads(void **state)
+{
+    struct fx *f = *state;
+    struct cu_store *other = NULL;
+    char err[CU_STORE_ERR_BYTES], sql[256];
+    bool held = false;
+
+    need_server();
+    assert_int_equal(open_url(f->url, 300, &other, err), CU_OK);
+    assert_int_equal(cu_store_lead(f->st, 42, &held), CU_OK);
+    assert_true(held);
+    assert_int_equal(cu_store_lead(f->st, 42, &held), CU_OK);
+    assert_true(held); /* and again: still the holder */
+    assert_int_equal(cu_store_lead(other, 42, &held), CU_OK);
+    assert_false(held);
+    assert_int_equal(cu_store_lead(other, 43, &held), CU_OK);
+    assert_true(held); /* another lock is another matter */
+    /* the holder's session ends (as when its process dies): it says it lost the lock, and the
+     * other takes it */
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND "
+             "objid = 42 AND granted");
+    admin(sql);
+    assert_int_not_equal(cu_store_lead(f->st, 42, &held), CU_OK);
+    assert_false(held);
+    assert_int_equal(cu_store_lead(other, 42, &held), CU_OK);
+    assert_true(held);
+    assert_int_equal(cu_store_lead(f->st, 42, &held), CU_OK);
+    assert_false(held);
+    cu_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -428,6 +460,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_read_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_session_made_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_faults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_one_leads, setup, teardown),
     };
 
     cu_log_set_level(CU_LOG_ERROR);
