@@ -366,9 +366,18 @@ static bool value_ok(bool addresses, const char *v, char why[CU_MON_ERR_BYTES])
     return true;
 }
 
-static enum cu_err after(struct cu_monitor *m, struct cu_work *w)
+/* after(m, w, db): the lists and snoozes read again once w is durable, here; and, for the
+ * other nodes on the database, the change counted in monitor_head.config, which their tails
+ * follow (cu_monitor_follow). */
+static enum cu_err after(struct cu_monitor *m, struct cu_work *w, struct cu_db *db)
 {
-    return cu_work_after(w, refresh, m);
+    enum cu_err rc = cu_monitor_config_bump(db);
+    return rc == CU_OK ? cu_work_after(w, refresh, m) : rc;
+}
+
+enum cu_err cu_monitor_config_bump(struct cu_db *db)
+{
+    return cu_db_exec(db, "UPDATE monitor_head SET config = config + 1 WHERE id = 1", NULL, 0);
 }
 
 enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct cu_db *db,
@@ -423,7 +432,7 @@ enum cu_err cu_monitor_list_add(struct cu_monitor *m, struct cu_work *w, struct 
             return rc;
     }
     dirty_list(m, list);
-    if ((rc = after(m, w)) != CU_OK)
+    if ((rc = after(m, w, db)) != CU_OK)
         return rc;
     for_audit(m, "list_value", value, shown);
     snprintf(target, sizeof(target), "list:%s", list);
@@ -448,7 +457,7 @@ static enum cu_err removed(struct cu_monitor *m, struct cu_work *w, struct cu_db
     if (rc == CU_OK && cu_db_changes(db) == 0)
         return CU_E_NOT_FOUND;
     if (rc == CU_OK)
-        rc = after(m, w);
+        rc = after(m, w, db);
     if (rc != CU_OK)
         return rc;
     for_audit(m, kind, value, shown);
@@ -517,7 +526,7 @@ enum cu_err cu_monitor_snooze(struct cu_monitor *m, struct cu_work *w, struct cu
             return rc;
     }
     dirty_customer(m, customer);
-    if ((rc = after(m, w)) != CU_OK)
+    if ((rc = after(m, w, db)) != CU_OK)
         return rc;
     for_audit(m, "ref", customer, shown);
     snprintf(target, sizeof(target), "rule:%s", rule);
@@ -574,7 +583,7 @@ enum cu_err cu_monitor_housekeep(struct cu_monitor *m, struct cu_work *w, struct
     if (rc != CU_OK || items + snoozes == 0)
         return rc;
     /* the snoozes in memory lapse by their time; the lists are read again */
-    if ((rc = after(m, w)) != CU_OK)
+    if ((rc = after(m, w, db)) != CU_OK)
         return rc;
     *n = items + snoozes;
     return cu_work_audit(
@@ -812,5 +821,5 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu
             dirty_customer(m, keys[i]);
     }
     /* the snoozes in memory follow once the erasure is durable */
-    return rc == CU_OK ? after(m, w) : rc;
+    return rc == CU_OK ? after(m, w, db) : rc;
 }

@@ -1200,6 +1200,42 @@ static enum cu_err stored_sets(struct cu_monitor *m, struct cu_db *db, int64_t n
     return rc;
 }
 
+enum cu_err cu_monitor_follow(struct cu_monitor *m, struct cu_db *db, int64_t now_ms)
+{
+    static const char sql[] = "SELECT version, status FROM rule_sets WHERE status IN ('live', "
+                              "'shadow')";
+    int64_t live = 0, shadow = -1, in_live, in_shadow;
+    struct cu_monitor_rebuilt out;
+    struct cu_stmt *st = NULL;
+    bool row = false, done = false;
+    enum cu_err rc = cu_db_query(db, sql, NULL, 0, &st);
+
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t n = 0;
+        const char *status = cu_stmt_text(st, 1, &n);
+        if (n == 4 && memcmp(status, "live", 4) == 0)
+            live = cu_stmt_int(st, 0);
+        else
+            shadow = cu_stmt_int(st, 0);
+    }
+    cu_stmt_done(st);
+    if (rc != CU_OK)
+        return rc;
+    cu_monitor_in_force(m, &in_live, &in_shadow);
+    /* another node put other sets in force (or took the shadow away): the same here, with
+     * the lists and snoozes as they are now; else the lists and snoozes alone */
+    if (live != in_live || shadow != in_shadow) {
+        memset(&out, 0, sizeof(out));
+        rc = stored_sets(m, db, now_ms, &out, &done);
+        if (rc == CU_OK && done)
+            cu_log(CU_LOG_INFO, "monitor.followed", CU_LS("what", "rule sets"),
+                   CU_LI("live_version", live), CU_LI("shadow_version", shadow));
+        if (rc != CU_OK || done)
+            return rc;
+    }
+    return cu_monitor_load(m, db, now_ms);
+}
+
 enum cu_err cu_monitor_rebuild(struct cu_monitor *m, struct cu_db *db, int64_t now_ms,
                                struct cu_monitor_rebuilt *out)
 {

@@ -189,6 +189,11 @@ CU_WUR enum cu_err cu_monitor_tail_start(struct cu_monitor *m, struct cu_store *
                                          struct cu_monitor_tailer **out);
 void cu_monitor_tail_stop(struct cu_monitor_tailer *t);
 
+/* cu_monitor_follow(m, db, now_ms): the rule sets in force, managed lists and snoozes made
+ * what the store holds, after another node changed them (the tail calls it when
+ * monitor_head.config moved). On the committer's thread, in a unit. */
+CU_WUR enum cu_err cu_monitor_follow(struct cu_monitor *m, struct cu_db *db, int64_t now_ms);
+
 /* cu_monitor_tail_seq(m): the last seq the state has seen (any thread). */
 int64_t cu_monitor_tail_seq(const struct cu_monitor *m);
 

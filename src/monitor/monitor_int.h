@@ -83,6 +83,10 @@ CU_WUR enum cu_err cu_monitor_count(struct cu_db *db, const char *sql, const str
 /* cu_monitor_fill_lists(db, rs, now): rs's managed lists as the store holds them (lists.c). */
 CU_WUR enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs, int64_t now);
 
+/* cu_monitor_config_bump(db): counts a change of the lists, snoozes or rule sets in
+ * monitor_head.config, in the changing unit, for the other nodes to follow. */
+CU_WUR enum cu_err cu_monitor_config_bump(struct cu_db *db);
+
 /* cu_monitor_load(m, db, now): every managed list and snooze read from the store (at start). */
 CU_WUR enum cu_err cu_monitor_load(struct cu_monitor *m, struct cu_db *db, int64_t now);
 

@@ -271,6 +271,8 @@ enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w, struct
                                    CU_VI(ctx->now_ms), CU_VT(by)};
         rc = cu_db_exec(db, set_sql, p, CU_NVALS(p));
     }
+    if (rc == CU_OK)
+        rc = cu_monitor_config_bump(db); /* the other nodes follow */
     if (rc == CU_OK) {
         sha_hex(text, len, sha);
         snprintf(target, sizeof(target), "ruleset:%lld", (long long)version);

@@ -11,6 +11,10 @@
  * state is only ever touched on that thread). Rows of this node pass over: they were fed when
  * decided. Rows a rule-set change already fed (the state it built from the stored events)
  * pass over too.
+ *
+ * Each round also reads monitor_head.config, which every change of the managed lists, the
+ * snoozes and the rule sets counts in its unit: when it moved, a unit makes this node's lists,
+ * snoozes and sets in force what the store holds (cu_monitor_follow).
  */
 #include "monitor/monitor.h"
 
@@ -48,7 +52,36 @@ struct cu_monitor_tailer {
     pthread_cond_t cv;
     bool stop, started;
     struct tail_batch b;
+    int64_t config_seen; /* monitor_head.config when the lists and sets were last followed */
 };
+
+/* follow_apply: on the committer's thread, in a unit: the lists, snoozes and rule sets as the
+ * store holds them, after another node changed them. */
+static enum cu_err follow_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    return cu_monitor_follow(arg, db, cu_work_context_of(w)->now_ms);
+}
+
+/* follow(t, db): when monitor_head.config moved, the changes followed. */
+static enum cu_err follow(struct cu_monitor_tailer *t, struct cu_db *db)
+{
+    int64_t config = 0;
+    struct cu_work *w = NULL;
+    enum cu_err rc =
+        cu_monitor_count(db, "SELECT config FROM monitor_head WHERE id = 1", NULL, 0, &config);
+
+    if (rc != CU_OK || config == t->config_seen)
+        return rc;
+    rc = cu_work_new(NULL, &w);
+    if (rc == CU_OK)
+        rc = cu_work_add(w, follow_apply, t->m);
+    if (rc == CU_OK)
+        rc = cu_committer_run(t->committer, w);
+    cu_work_free(w);
+    if (rc == CU_OK)
+        t->config_seen = config;
+    return rc;
+}
 
 /* feed_apply: on the committer's thread, in the unit: the batch into the state. */
 static enum cu_err feed_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -116,6 +149,8 @@ static enum cu_err step(struct cu_monitor_tailer *t, bool *more)
     enum cu_err rc = cu_store_acquire(t->st, &db);
 
     *more = false;
+    if (rc == CU_OK)
+        rc = follow(t, db);
     if (rc == CU_OK)
         rc = read_batch(t, db, more);
     cu_store_release(db);
@@ -194,6 +229,7 @@ enum cu_err cu_monitor_tail_start(struct cu_monitor *m, struct cu_store *st,
     t->m = m;
     t->st = st;
     t->committer = committer;
+    t->config_seen = -1; /* followed once at start: what changed since the rebuild */
     t->b.m = m;
     t->b.evs = cu_calloc(TAIL_BATCH, sizeof(*t->b.evs));
     t->b.seqs = cu_calloc(TAIL_BATCH, sizeof(*t->b.seqs));

@@ -20,12 +20,28 @@ A="$TMP/a"
 B="$TMP/b"
 "$BIN" init --dir "$A" --store "$CU_TEST_PG/$DBN" >"$TMP/init.out" 2>&1 || { cat "$TMP/init.out"; exit 1; }
 KEY=$(cat "$A/initial-api-key")
-# the second node: the same configuration, root key file and certificate
+# the default pack's rule on failed sign-ins, and a managed list
+cat >"$A/nodes.rules" <<'EOF2'
+thresholds review 30, step_up 50, hold 70, deny 90
+list blocked_networks managed addresses
+
+rule failed_sign_ins_per_account
+  when event.type in ["login_failed", "mfa_failed"]
+       and count(customer, 15m, ["login_failed", "mfa_failed"]) >= 5
+  then score 60, lock_login 15m, alert medium,
+       reason "five failed sign-ins to one account in fifteen minutes"
+
+rule blocked_network
+  when event.ip in blocked_networks
+  then deny, reason "an address of a blocked network"
+EOF2
+# the second node: the same configuration, root key file, certificate and rules
 mkdir -m 0700 "$B"
-cp -p "$A/custodia.conf" "$A/root.key" "$A/tls.crt" "$A/tls.key" "$A/access.policy" "$B/"
+cp -p "$A/custodia.conf" "$A/root.key" "$A/tls.crt" "$A/tls.key" "$A/access.policy" \
+    "$A/nodes.rules" "$B/"
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
-NODEENV="CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0 CUSTODIA_LIMITS_WRITES_PER_MINUTE=0"
+NODEENV="CUSTODIA_MONITOR_RULES=nodes.rules CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0 CUSTODIA_LIMITS_WRITES_PER_MINUTE=0"
 # shellcheck disable=SC2086
 start_server "$A" $NODEENV || exit 1
 PA=$PORT PIDA=$PID LOGA=$LOG
@@ -87,6 +103,32 @@ req GET /metrics -H "$AUTH"
 check "node a counts the events it was fed" awk '$1 == "custodia_monitor_tail_events_total" && $2 >= 2 {f = 1} END {exit !f}' "$TMP/body"
 check "and exports the tail's lag" grep -q '^custodia_monitor_tail_lag_seconds ' "$TMP/body"
 req DELETE "/v1/customers/$ADA/lockout" -H "$AUTH"
+
+# A managed list changed on one node is followed by the other: its decisions use it within
+# a moment, and stop when the item is removed.
+now() { date -u +%Y-%m-%dT%H:%M:%SZ; }
+event_on_b() {
+    on b
+    req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"time\": \"$(now)\", \"customer\": \"c-1\", \"ip\": \"198.51.100.7\"}"
+    json "j['decision']"
+}
+# until_b DECISION: until an event on b is decided so (at most 3 s)
+until_b() {
+    i=0
+    while [ "$(event_on_b)" != "$1" ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
+    [ "$(event_on_b)" = "$1" ]
+}
+check_eq "an address no list holds, on node b" allow "$(event_on_b)"
+on a
+req POST /v1/monitor/lists/blocked_networks/items -H "$AUTH" -H "$JSONH" \
+    --data '{"value": "198.51.100.0/24", "note": "from node a"}'
+check_eq "a block is added on node a" 201 "$STATUS"
+check "node b decides with it within a moment" until_b deny
+on a
+req POST /v1/monitor/lists/blocked_networks/remove -H "$AUTH" -H "$JSONH" \
+    --data '{"value": "198.51.100.0/24"}'
+check_eq "and the block is removed on node a" 200 "$STATUS"
+check "node b lets the address through again" until_b allow
 
 # A session made on a, used on b, revoked on a: refused on b at its next request.
 on a

@@ -4,8 +4,8 @@
  * opening and its errors, which never show a password; migrations; value round trips;
  * uniqueness, savepoints and rollbacks; rows changed; row locks and their timeout; a
  * consistent snapshot for reads; a session the server ends, made again at the next
- * transaction; identity columns; the purge; fault injection; one process leading. Each case has a database of its
- * own. Without CU_TEST_PG every case is skipped, and says so.
+ * transaction; identity columns; the purge; fault injection; one process leading. Each case has a
+ * database of its own. Without CU_TEST_PG every case is skipped, and says so.
  */
 #include "cu_test.h"
 

@@ -346,9 +346,10 @@ CREATE TABLE ledger_idempotency (
 CREATE INDEX ledger_idempotency_age ON ledger_idempotency (created_at);
 CREATE TABLE monitor_head (
     id BIGINT NOT NULL PRIMARY KEY CHECK (id = 1),
-    seq BIGINT NOT NULL
+    seq BIGINT NOT NULL,
+    config BIGINT NOT NULL
 );
-INSERT INTO monitor_head (id, seq) VALUES (1, 0);
+INSERT INTO monitor_head (id, seq, config) VALUES (1, 0, 0);
 CREATE TABLE monitor_events (
     seq BIGINT NOT NULL PRIMARY KEY,
     at BIGINT NOT NULL,

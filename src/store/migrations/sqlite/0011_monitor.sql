@@ -16,11 +16,14 @@
 -- seq has no gaps and follows the commit order on every backend: it is the next value of
 -- monitor_head, taken under its row lock in the deciding unit (every node tails the table by
 -- it; docs/monitoring.md, "Several nodes").
+-- config counts the changes of managed lists, snoozes and rule sets, which every node's tail
+-- follows.
 CREATE TABLE monitor_head (
     id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
-    seq INTEGER NOT NULL
+    seq INTEGER NOT NULL,
+    config INTEGER NOT NULL
 ) STRICT;
-INSERT INTO monitor_head (id, seq) VALUES (1, 0);
+INSERT INTO monitor_head (id, seq, config) VALUES (1, 0, 0);
 CREATE TABLE monitor_events (
     seq INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
