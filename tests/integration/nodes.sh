@@ -2,7 +2,9 @@
 # Two nodes on one PostgreSQL database (the server CU_TEST_PG names), sharing one root key
 # file: failed sign-ins spread over both are one burst to monitoring (each node's state is fed
 # the other's events); a transfer retried on the other node with its Idempotency-Key applies
-# once; a session revoked on one node is refused by the other at once; one node killed with
+# once; a session revoked on one node is refused by the other at once; a managed list changed
+# through one node is used by the other's decisions; a key rotation through one node's shell is
+# followed by the other, reading the same root key file; one node killed with
 # SIGKILL under load leaves the other serving, and nothing acknowledged is lost: every
 # acknowledged deposit is there once, and `custodia ledger check` and `custodia audit verify`
 # pass. The jobs every node shares (checkpoints, expiries) run on one node, and move to the
@@ -35,10 +37,10 @@ rule blocked_network
   when event.ip in blocked_networks
   then deny, reason "an address of a blocked network"
 EOF2
-# the second node: the same configuration, root key file, certificate and rules
+# the second node: the same configuration, certificate and rules, and the same root key file
+# (node a's, named by its absolute path: one file both read)
 mkdir -m 0700 "$B"
-cp -p "$A/custodia.conf" "$A/root.key" "$A/tls.crt" "$A/tls.key" "$A/access.policy" \
-    "$A/nodes.rules" "$B/"
+cp -p "$A/custodia.conf" "$A/tls.crt" "$A/tls.key" "$A/access.policy" "$A/nodes.rules" "$B/"
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
 NODEENV="CUSTODIA_MONITOR_RULES=nodes.rules CUSTODIA_IDENTITY_LOCKOUT_THRESHOLD=1000 CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 CUSTODIA_LIMITS_IP_PER_MINUTE=0 CUSTODIA_LIMITS_PRINCIPAL_PER_MINUTE=0 CUSTODIA_LIMITS_WRITES_PER_MINUTE=0"
@@ -47,7 +49,7 @@ start_server "$A" $NODEENV || exit 1
 PA=$PORT PIDA=$PID LOGA=$LOG
 trap 'kill -KILL "$PIDA" 2>/dev/null; cleanup' EXIT
 # shellcheck disable=SC2086
-start_server "$B" $NODEENV || exit 1
+start_server "$B" $NODEENV CUSTODIA_KEYS_ROOT_KEY_FILE="$A/root.key" || exit 1
 PB=$PORT PIDB=$PID LOGB=$LOG
 on() { # on a|b: the next req goes to that node
     if [ "$1" = a ]; then URL="https://127.0.0.1:$PA"; else URL="https://127.0.0.1:$PB"; fi
@@ -129,6 +131,19 @@ req POST /v1/monitor/lists/blocked_networks/remove -H "$AUTH" -H "$JSONH" \
     --data '{"value": "198.51.100.0/24"}'
 check_eq "and the block is removed on node a" 200 "$STATUS"
 check "node b lets the address through again" until_b allow
+
+# A key rotation through one node's shell is followed by the other, which reads the same root
+# key file: a customer made on a under the new KEK reads on b.
+"$BIN" keys rotate --dir "$A" >"$TMP/rotate.out" 2>&1
+check_eq "keys rotate on node a's directory" 0 "$?"
+on a
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"given_name": "Rotated"}'
+ROT=$(json "j['id']")
+check_eq "a customer made under the new KEK" 2 \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT kek_version FROM customers WHERE id = '$ROT'")"
+on b
+req GET "/v1/customers/$ROT" -H "$AUTH"
+check_eq "reads on node b" "200 Rotated" "$STATUS $(json "j['given_name']")"
 
 # A session made on a, used on b, revoked on a: refused on b at its next request.
 on a
@@ -213,9 +228,9 @@ check_eq "the balance is the first deposit and every one applied" \
     "$(json "j['balance']['posted']")"
 PID=$PIDB
 stop_server
-"$BIN" ledger check --dir "$B" >"$TMP/check.out" 2>&1
+CUSTODIA_KEYS_ROOT_KEY_FILE="$A/root.key" "$BIN" ledger check --dir "$B" >"$TMP/check.out" 2>&1
 check_eq "custodia ledger check passes" 0 "$?"
-"$BIN" audit verify --dir "$B" >"$TMP/verify.out" 2>&1
+CUSTODIA_KEYS_ROOT_KEY_FILE="$A/root.key" "$BIN" audit verify --dir "$B" >"$TMP/verify.out" 2>&1
 check_eq "custodia audit verify passes on one node" 0 "$?"
 "$BIN" audit verify --dir "$A" >"$TMP/verify.out" 2>&1
 check_eq "and on the other" 0 "$?"
