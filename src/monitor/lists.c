@@ -372,6 +372,8 @@ static bool value_ok(bool addresses, const char *v, char why[CU_MON_ERR_BYTES])
 static enum cu_err after(struct cu_monitor *m, struct cu_work *w, struct cu_db *db)
 {
     enum cu_err rc = cu_monitor_config_bump(db);
+    if (rc == CU_OK)
+        rc = cu_monitor_wake(m, db);
     return rc == CU_OK ? cu_work_after(w, refresh, m) : rc;
 }
 

@@ -113,6 +113,20 @@ int64_t cu_monitor_tail_seq(const struct cu_monitor *m)
     return atomic_load(&((struct cu_monitor *)m)->tail_seq);
 }
 
+enum cu_err cu_monitor_wake(struct cu_monitor *m, struct cu_db *db)
+{
+    enum cu_err rc;
+
+    if (m->notified_db == db && m->notified_txn == cu_db_txn_id(db))
+        return CU_OK;
+    rc = cu_db_notify(db, CU_MONITOR_CHANNEL);
+    if (rc == CU_OK) {
+        m->notified_db = db;
+        m->notified_txn = cu_db_txn_id(db);
+    }
+    return rc;
+}
+
 /* next_seq(db, out): the next event's seq, from monitor_head under its row lock (held until
  * the transaction ends: so seqs follow the commit order on every node, with no gaps). */
 static enum cu_err next_seq(struct cu_db *db, int64_t *out)
@@ -540,6 +554,10 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
          * cost grows with the transaction (a third of a batch's time, measured) */
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     }
+    /* the other nodes' tails read it once it commits (a unit that fails takes its
+     * notification with it; their next look finds what a later unit committed) */
+    if (rc == CU_OK)
+        rc = cu_monitor_wake(m, db);
     if (rc == CU_OK && (d->v.actions & CU_ACT_ALERT)) {
         /* the alert, in the same unit as its decision */
         char names[CU_ALERT_RULES_MAX + 1];

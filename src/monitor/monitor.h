@@ -179,11 +179,12 @@ const char *cu_monitor_node(const struct cu_monitor *m);
  * after the last it saw, in seq order (which has no gaps and follows the commit order, so none
  * is missed), on a connection of the pool, and hands the others' events to the committer's
  * thread in a unit of work of their own, so the state is only ever touched there. Its own rows
- * it passes over (they were fed when decided). It looks every CU_MONITOR_TAIL_MS. Stop it with
+ * it passes over (they were fed when decided). It looks when a commit notifies it (the
+ * store's LISTEN/NOTIFY), and every CU_MONITOR_TAIL_MS in any case. Stop it with
  * cu_monitor_tail_stop before the committer. */
 struct cu_monitor_tailer;
 struct cu_committer;
-#define CU_MONITOR_TAIL_MS 20
+#define CU_MONITOR_TAIL_MS 200
 CU_WUR enum cu_err cu_monitor_tail_start(struct cu_monitor *m, struct cu_store *st,
                                          struct cu_committer *committer,
                                          struct cu_monitor_tailer **out);

@@ -62,6 +62,9 @@ struct cu_monitor {
     atomic_ullong tail_fed;
     atomic_llong tail_lag_ms;
     int64_t state_seq; /* committer's thread: the last seq the state was fed from the store */
+    /* committer's thread: the transaction that last woke the other nodes' tails */
+    const struct cu_db *notified_db;
+    uint64_t notified_txn;
 };
 
 /* lists.c */
@@ -86,6 +89,11 @@ CU_WUR enum cu_err cu_monitor_fill_lists(struct cu_db *db, struct cu_ruleset *rs
 /* cu_monitor_config_bump(db): counts a change of the lists, snoozes or rule sets in
  * monitor_head.config, in the changing unit, for the other nodes to follow. */
 CU_WUR enum cu_err cu_monitor_config_bump(struct cu_db *db);
+
+/* The channel of the tails (cu_db_notify), and cu_monitor_wake(m, db): the other nodes'
+ * tails woken when this transaction commits (once a transaction). */
+#define CU_MONITOR_CHANNEL "cu_monitor"
+CU_WUR enum cu_err cu_monitor_wake(struct cu_monitor *m, struct cu_db *db);
 
 /* cu_monitor_load(m, db, now): every managed list and snooze read from the store (at start). */
 CU_WUR enum cu_err cu_monitor_load(struct cu_monitor *m, struct cu_db *db, int64_t now);

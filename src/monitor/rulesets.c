@@ -273,6 +273,8 @@ enum cu_err cu_rulesets_activate(struct cu_monitor *m, struct cu_work *w, struct
     }
     if (rc == CU_OK)
         rc = cu_monitor_config_bump(db); /* the other nodes follow */
+    if (rc == CU_OK)
+        rc = cu_monitor_wake(m, db);
     if (rc == CU_OK) {
         sha_hex(text, len, sha);
         snprintf(target, sizeof(target), "ruleset:%lld", (long long)version);

@@ -189,14 +189,19 @@ static void *tail_main(void *arg)
         else if (rc == CU_OK && failing)
             cu_log(CU_LOG_INFO, "monitor.tail_resumed", CU_LI("seq", t->b.last));
         failing = rc != CU_OK;
+        if (!more && !failing) {
+            /* woken by a commit that decided or changed something (LISTEN/NOTIFY), or after
+             * CU_MONITOR_TAIL_MS in any case */
+            bool woke = false;
+            if (cu_store_wait(t->st, CU_MONITOR_CHANNEL, CU_MONITOR_TAIL_MS, &woke) != CU_OK)
+                failing = true;
+        }
         pthread_mutex_lock(&t->mu);
-        if (more && !failing)
+        if (!failing || t->stop)
             continue;
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += (long)CU_MONITOR_TAIL_MS * 1000000L * (failing ? 50 : 1);
-        until.tv_sec += until.tv_nsec / 1000000000L;
-        until.tv_nsec %= 1000000000L;
+        until.tv_sec += 1; /* the database away: look again in a second */
         while (!t->stop && pthread_cond_timedwait(&t->cv, &t->mu, &until) != ETIMEDOUT)
             ;
     }

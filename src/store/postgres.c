@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,7 @@ struct pg_conn {
     unsigned next_id; /* names of prepared statements */
     int64_t changes;  /* rows the last statement changed */
     bool leading;     /* this session holds cu_store_lead's advisory lock lead_key */
+    bool listening;   /* this session has run LISTEN (cu_store_wait) */
     int64_t lead_key;
 };
 
@@ -235,7 +237,8 @@ static enum cu_err session(struct pg_conn *c, char *err, size_t errlen)
         goto out;
     }
     c->gen++;
-    c->leading = false; /* a new session holds no lock */
+    c->leading = false; /* a new session holds no lock, and listens to nothing */
+    c->listening = false;
     rc = CU_OK;
 out:
     PQclear(res);
@@ -880,6 +883,69 @@ static enum cu_err pg_lead(void *conn, int64_t key, bool *held)
     return rc;
 }
 
+/* pg_notify: NOTIFY channel, delivered at the commit (one per transaction and channel). */
+static enum cu_err pg_notify(void *conn, const char *channel)
+{
+    struct pg_conn *c = conn;
+    const char *vals[1] = {channel};
+    PGresult *res = PQexecParams(c->pc, "SELECT pg_notify($1, '')", 1, NULL, vals, NULL, NULL, 0);
+    enum cu_err rc = CU_OK;
+
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_err(c, res, "notify");
+    PQclear(res);
+    return rc;
+}
+
+/* drain(c): takes the notifications libpq has read; whether there were any. */
+static bool drain(struct pg_conn *c)
+{
+    bool any = false;
+    PGnotify *n;
+
+    while ((n = PQnotifies(c->pc)) != NULL) {
+        any = true;
+        PQfreemem(n);
+    }
+    return any;
+}
+
+/* pg_wait: LISTEN once per session, then the socket until a notification or the timeout. */
+static enum cu_err pg_wait(void *conn, const char *channel, unsigned timeout_ms, bool *woke)
+{
+    struct pg_conn *c = conn;
+    enum cu_err rc = CU_OK;
+    struct pollfd pfd;
+
+    *woke = false;
+    if (PQstatus(c->pc) != CONNECTION_OK && (rc = revive(c)) != CU_OK)
+        return rc;
+    if (!c->listening) {
+        char sql[48];
+        snprintf(sql, sizeof sql, "LISTEN %s", channel); /* [a-z_]{1,32}: checked by the caller */
+        if ((rc = simple(c, sql, "listen")) != CU_OK)
+            return rc;
+        c->listening = true;
+        *woke = true; /* what was committed before listening is for the caller to read */
+        return CU_OK;
+    }
+    if (PQconsumeInput(c->pc) == 0)
+        return pg_err(c, NULL, "wait");
+    if ((*woke = drain(c)))
+        return CU_OK;
+    pfd.fd = PQsocket(c->pc);
+    pfd.events = POLLIN;
+    pfd.revents = 0;
+    if (pfd.fd < 0)
+        return CU_E_STORE;
+    if (poll(&pfd, 1, (int)timeout_ms) > 0) {
+        if (PQconsumeInput(c->pc) == 0)
+            return pg_err(c, NULL, "wait");
+        *woke = drain(c);
+    }
+    return CU_OK;
+}
+
 static const struct cu_migration *pg_migrations(size_t *n)
 {
     *n = cu_postgres_migrations_count;
@@ -912,6 +978,8 @@ const struct cu_store_ops cu_store_postgres_ops = {
     .migrations = pg_migrations,
     .purge = pg_purge,
     .lead = pg_lead,
+    .notify = pg_notify,
+    .wait = pg_wait,
     .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "version BIGINT NOT NULL PRIMARY KEY, "
                              "name TEXT NOT NULL, "

@@ -54,6 +54,7 @@ struct cu_db {
     bool pooled;           /* taken with cu_store_acquire: cu_store_release gives it back */
     int active;            /* statements not yet done */
     int64_t changes;       /* rows changed by the last cu_db_exec */
+    uint64_t txns;         /* transactions begun on it */
     struct cu_stmt **slots;
     size_t nslots; /* a power of two */
     size_t nstmts;
@@ -76,7 +77,8 @@ struct cu_store {
     struct cu_db *idle;
     unsigned pooled, pool_max;
     unsigned pool_wait_ms;
-    struct cu_db *lead; /* cu_store_lead's own connection (one thread only) */
+    struct cu_db *lead;   /* cu_store_lead's own connection (one thread only) */
+    struct cu_db *listen; /* cu_store_wait's */
 };
 
 static const struct cu_store_ops *const backends[] = {
@@ -218,6 +220,8 @@ static void store_free(struct cu_store *st)
     }
     db_free(st->lead);
     st->lead = NULL;
+    db_free(st->listen);
+    st->listen = NULL;
     if (st->has_cv)
         pthread_cond_destroy(&st->pool_cv);
     if (st->has_lock) {
@@ -570,6 +574,7 @@ enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode)
         db->in_txn = true;
         db->mode = mode;
         db->depth = 0;
+        db->txns++;
     }
     return rc;
 }
@@ -662,6 +667,12 @@ enum cu_err cu_db_savepoint_rollback(struct cu_db *db)
     if (rc == CU_OK)
         db->depth--;
     return rc;
+}
+
+/* cu_db_txn_id(db): which transaction of db this is (a count of those begun). */
+uint64_t cu_db_txn_id(const struct cu_db *db)
+{
+    return db->txns;
 }
 
 /* cu_db_in_txn(db): whether a transaction is open on db. */
@@ -799,6 +810,40 @@ enum cu_err cu_store_lead(struct cu_store *st, int64_t key, bool *held)
         rc = st->ops->lead(st->lead->conn, key, held);
     if (rc != CU_OK)
         *held = false;
+    return rc;
+}
+
+static bool channel_ok(const char *channel)
+{
+    size_t n = strlen(channel);
+    return n > 0 && n <= 32 && strspn(channel, "abcdefghijklmnopqrstuvwxyz_") == n;
+}
+
+/* cu_db_notify(db, channel): wakes the waiters on channel once the transaction commits. */
+enum cu_err cu_db_notify(struct cu_db *db, const char *channel)
+{
+    CU_ASSERT_MSG(channel_ok(channel), "a channel is [a-z_]{1,32}");
+    CU_ASSERT_MSG(db->in_txn && db->mode == CU_TXN_WRITE, "notify outside a write transaction");
+    return db->st->ops->notify ? db->st->ops->notify(db->conn, channel) : CU_OK;
+}
+
+/* cu_store_wait(st, channel, timeout_ms, woke): waits for a commit that notified channel. */
+enum cu_err cu_store_wait(struct cu_store *st, const char *channel, unsigned timeout_ms, bool *woke)
+{
+    enum cu_err rc = CU_OK;
+
+    CU_ASSERT_MSG(channel_ok(channel), "a channel is [a-z_]{1,32}");
+    *woke = false;
+    if (st->ops->wait == NULL) {
+        struct timespec ts = {.tv_sec = timeout_ms / 1000,
+                              .tv_nsec = (long)(timeout_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return CU_OK;
+    }
+    if (st->listen == NULL)
+        rc = db_new(st, &st->listen);
+    if (rc == CU_OK)
+        rc = st->ops->wait(st->listen->conn, channel, timeout_ms, woke);
     return rc;
 }
 

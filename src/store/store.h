@@ -101,6 +101,9 @@ struct cu_store_ops {
     enum cu_err (*purge)(void *conn);  /* see cu_db_purge */
     /* see cu_store_lead; NULL: one process per database, which always leads */
     enum cu_err (*lead)(void *conn, int64_t key, bool *held);
+    /* see cu_db_notify and cu_store_wait; NULL: one process, nobody else to wake */
+    enum cu_err (*notify)(void *conn, const char *channel);
+    enum cu_err (*wait)(void *conn, const char *channel, unsigned timeout_ms, bool *woke);
 };
 
 /* The SQLite backend (sqlite.c). */
@@ -182,6 +185,10 @@ CU_WUR enum cu_err cu_db_begin(struct cu_db *db, enum cu_txn_mode mode);
 CU_WUR enum cu_err cu_db_commit(struct cu_db *db);
 void cu_db_rollback(struct cu_db *db);
 
+/* cu_db_txn_id(db): which transaction of db is open (a count of those begun on it), so that
+ * what is done once a transaction (a notification) is not done again. */
+uint64_t cu_db_txn_id(const struct cu_db *db);
+
 /* cu_db_in_txn(db): whether a transaction is open on db. */
 bool cu_db_in_txn(const struct cu_db *db);
 
@@ -232,6 +239,18 @@ CU_WUR enum cu_err cu_db_purge(struct cu_db *db);
  * now), and says so. PostgreSQL: a session advisory lock on a connection of the store's own,
  * released when the process or that connection dies. SQLite: always held. One thread only. */
 CU_WUR enum cu_err cu_store_lead(struct cu_store *st, int64_t key, bool *held);
+
+/* cu_db_notify(db, channel): inside a write transaction, wakes every process waiting on
+ * channel (cu_store_wait) once the transaction commits; nothing if it rolls back. channel is
+ * [a-z_]{1,32}. SQLite: nothing (one process). */
+CU_WUR enum cu_err cu_db_notify(struct cu_db *db, const char *channel);
+
+/* cu_store_wait(st, channel, timeout_ms, woke): waits up to timeout_ms for a commit that
+ * notified channel (on a connection of the store's own; the first call starts listening, so
+ * notifications before it are not seen). *woke: whether one came. SQLite: sleeps timeout_ms.
+ * One thread only. */
+CU_WUR enum cu_err cu_store_wait(struct cu_store *st, const char *channel, unsigned timeout_ms,
+                                 bool *woke);
 
 /* cu_store_fail_next(st, n): fault injection for tests; the nth statement from now run on any
  * connection of st fails with CU_E_STORE (0 turns it off). */

@@ -4,7 +4,8 @@
  * opening and its errors, which never show a password; migrations; value round trips;
  * uniqueness, savepoints and rollbacks; rows changed; row locks and their timeout; a
  * consistent snapshot for reads; a session the server ends, made again at the next
- * transaction; identity columns; the purge; fault injection; one process leading. Each case has a
+ * transaction; identity columns; the purge; fault injection; one process leading; a commit
+ * waking the processes that wait on its channel. Each case has a
  * database of its own. Without CU_TEST_PG every case is skipped, and says so.
  */
 #include "cu_test.h"
@@ -13,6 +14,7 @@
 
 #include <libpq-fe.h>
 
+#include "base/clock.h"
 #include "base/log.h"
 #include "store/store.h"
 
@@ -448,6 +450,41 @@ static void test_one_leads(void **state)
     cu_store_close(other);
 }
 
+static void test_notify_wakes(void **state)
+{
+    struct fx *f = *state;
+    struct cu_store *other = NULL;
+    char err[CU_STORE_ERR_BYTES];
+    bool woke = false;
+
+    need_server();
+    assert_int_equal(open_url(f->url, 300, &other, err), CU_OK);
+    /* the first wait starts listening and says to look */
+    assert_int_equal(cu_store_wait(other, "cu_test", 50, &woke), CU_OK);
+    assert_true(woke);
+    assert_int_equal(cu_store_wait(other, "cu_test", 50, &woke), CU_OK);
+    assert_false(woke); /* nothing came */
+    /* a notification rolled back wakes nobody */
+    assert_int_equal(cu_db_begin(f->db, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_db_notify(f->db, "cu_test"), CU_OK);
+    cu_db_rollback(f->db);
+    assert_int_equal(cu_store_wait(other, "cu_test", 100, &woke), CU_OK);
+    assert_false(woke);
+    /* one committed does, once; another channel does not */
+    assert_int_equal(cu_db_begin(f->db, CU_TXN_WRITE), CU_OK);
+    assert_int_equal(cu_db_notify(f->db, "cu_test"), CU_OK);
+    assert_int_equal(cu_db_notify(f->db, "cu_test"), CU_OK);
+    assert_int_equal(cu_db_notify(f->db, "cu_other"), CU_OK);
+    assert_int_equal(cu_db_commit(f->db), CU_OK);
+    int64_t t0 = cu_clock_mono_ns();
+    assert_int_equal(cu_store_wait(other, "cu_test", 5000, &woke), CU_OK);
+    assert_true(woke);
+    assert_true(cu_clock_mono_ns() - t0 < INT64_C(2000000000)); /* not the timeout */
+    assert_int_equal(cu_store_wait(other, "cu_test", 50, &woke), CU_OK);
+    assert_false(woke);
+    cu_store_close(other);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -461,6 +498,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_session_made_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_purge_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_leads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
     };
 
     cu_log_set_level(CU_LOG_ERROR);
