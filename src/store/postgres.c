@@ -811,6 +811,27 @@ static enum cu_val_type pg_col_type(void *stmt, int col)
     }
 }
 
+static const char *pg_col_name(void *stmt, int col)
+{
+    struct pg_stmt *s = stmt;
+
+    return s->res && col >= 0 && col < PQnfields(s->res) ? PQfname(s->res, col) : NULL;
+}
+
+/* pg_copied: every identity column's sequence set to the largest value copied in. */
+static enum cu_err pg_copied(void *conn)
+{
+    return simple(conn,
+                  "DO $$ DECLARE r record; m bigint; BEGIN "
+                  "FOR r IN SELECT table_name, column_name FROM information_schema.columns "
+                  "WHERE table_schema = current_schema() AND is_identity = 'YES' LOOP "
+                  "EXECUTE format('SELECT COALESCE(MAX(%I), 0) FROM %I', r.column_name, "
+                  "r.table_name) INTO m; "
+                  "IF m > 0 THEN PERFORM setval(pg_get_serial_sequence(quote_ident(r.table_name), "
+                  "r.column_name), m); END IF; END LOOP; END $$",
+                  "copied");
+}
+
 static void pg_reset(void *stmt)
 {
     struct pg_stmt *s = stmt;
@@ -973,6 +994,7 @@ const struct cu_store_ops cu_store_postgres_ops = {
     .col_null = pg_col_null,
     .col_count = pg_col_count,
     .col_type = pg_col_type,
+    .col_name = pg_col_name,
     .reset = pg_reset,
     .changes = pg_changes,
     .migrations = pg_migrations,
@@ -980,6 +1002,7 @@ const struct cu_store_ops cu_store_postgres_ops = {
     .lead = pg_lead,
     .notify = pg_notify,
     .wait = pg_wait,
+    .copied = pg_copied,
     .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "version BIGINT NOT NULL PRIMARY KEY, "
                              "name TEXT NOT NULL, "

@@ -623,6 +623,11 @@ static enum cu_val_type sq_col_type(void *stmt, int col)
     }
 }
 
+static const char *sq_col_name(void *stmt, int col)
+{
+    return sqlite3_column_name(stmt, col);
+}
+
 static void sq_reset(void *stmt)
 {
     sqlite3_reset(stmt);
@@ -677,6 +682,7 @@ const struct cu_store_ops cu_store_sqlite_ops = {
     .col_null = sq_col_null,
     .col_count = sq_col_count,
     .col_type = sq_col_type,
+    .col_name = sq_col_name,
     .reset = sq_reset,
     .changes = sq_changes,
     .migrations = sq_migrations,

@@ -785,6 +785,74 @@ enum cu_val_type cu_stmt_type(struct cu_stmt *st, int col)
     return st->db->st->ops->col_type(st->impl, col);
 }
 
+const char *cu_stmt_column_name(struct cu_stmt *st, int col)
+{
+    const char *n = st->db->st->ops->col_name(st->impl, col);
+    return n ? n : "";
+}
+
+/* cu_db_prepare_dynamic(db, sql, out): a statement outside the cache (store copy alone). */
+enum cu_err cu_db_prepare_dynamic(struct cu_db *db, const char *sql, struct cu_stmt **out)
+{
+    enum cu_err rc = CU_E_NOMEM;
+    struct cu_stmt *s = cu_calloc(1, sizeof *s);
+
+    *out = NULL;
+    if (!s || !(s->text = cu_strdup(sql)))
+        goto out;
+    s->db = db;
+    s->key = s->text;
+    s->locks = ends_for_update(sql);
+    rc = db->st->ops->prepare(db->conn, s->text, &s->impl);
+    if (rc == CU_OK) {
+        *out = s;
+        s = NULL;
+    }
+out:
+    if (s) {
+        cu_free(s->text);
+        cu_free(s);
+    }
+    return rc;
+}
+
+/* cu_stmt_start(st, params, n): binds and starts a statement of cu_db_prepare_dynamic. */
+enum cu_err cu_stmt_start(struct cu_stmt *st, const struct cu_val *params, size_t n)
+{
+    const struct cu_store_ops *ops = st->db->st->ops;
+    enum cu_err rc = CU_OK;
+
+    CU_ASSERT_MSG(!st->active, "statement run again before cu_stmt_done");
+    CU_ASSERT(n <= INT_MAX);
+    if (fault_fires(st->db->st))
+        return fault_rc(st->db->st);
+    for (size_t i = 0; i < n && rc == CU_OK; i++)
+        rc = ops->bind(st->impl, (int)i + 1, &params[i]);
+    if (rc != CU_OK) {
+        ops->reset(st->impl);
+        return rc;
+    }
+    st->active = true;
+    st->finished = false;
+    st->db->active++;
+    return CU_OK;
+}
+
+/* cu_stmt_free(st): finalizes a statement of cu_db_prepare_dynamic. */
+void cu_stmt_free(struct cu_stmt *st)
+{
+    if (!st)
+        return;
+    cu_stmt_done(st);
+    stmt_free(st->db->st->ops, st);
+}
+
+enum cu_err cu_db_copied(struct cu_db *db)
+{
+    CU_ASSERT_MSG(!db->in_txn && db->active == 0, "copied outside a transaction");
+    return db->st->ops->copied ? db->st->ops->copied(db->conn) : CU_OK;
+}
+
 /* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
  * nothing. */
 void cu_stmt_done(struct cu_stmt *st)

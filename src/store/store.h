@@ -94,6 +94,7 @@ struct cu_store_ops {
     bool (*col_null)(void *stmt, int col);
     int (*col_count)(void *stmt);
     enum cu_val_type (*col_type)(void *stmt, int col);
+    const char *(*col_name)(void *stmt, int col);
     void (*reset)(void *stmt);
     int64_t (*changes)(void *conn);
     const struct cu_migration *(*migrations)(size_t *n);
@@ -104,6 +105,9 @@ struct cu_store_ops {
     /* see cu_db_notify and cu_store_wait; NULL: one process, nobody else to wake */
     enum cu_err (*notify)(void *conn, const char *channel);
     enum cu_err (*wait)(void *conn, const char *channel, unsigned timeout_ms, bool *woke);
+    /* after rows were copied in with their keys (custodia store copy): the keys the database
+     * makes start after the largest copied; NULL: nothing to do */
+    enum cu_err (*copied)(void *conn);
 };
 
 /* The SQLite backend (sqlite.c). */
@@ -220,6 +224,22 @@ bool cu_stmt_null(struct cu_stmt *st, int col);
  * query helper). */
 int cu_stmt_columns(struct cu_stmt *st);
 enum cu_val_type cu_stmt_type(struct cu_stmt *st, int col);
+
+/* cu_stmt_column_name(st, col): the name of a column of st's rows (valid while st runs). */
+const char *cu_stmt_column_name(struct cu_stmt *st, int col);
+
+/* Statements whose text is made at run time, outside the cache: for `custodia store copy`
+ * alone, whose SQL names the schema's own tables and columns (never anything from input).
+ * cu_db_prepare_dynamic(db, sql, out) prepares one (the text is copied); cu_stmt_start(st,
+ * params, n) runs it (then cu_stmt_next and cu_stmt_done, as after cu_db_query, as often as
+ * wanted); cu_stmt_free(st) finalizes it, done or not, before its connection closes. */
+CU_WUR enum cu_err cu_db_prepare_dynamic(struct cu_db *db, const char *sql, struct cu_stmt **out);
+CU_WUR enum cu_err cu_stmt_start(struct cu_stmt *st, const struct cu_val *params, size_t n);
+void cu_stmt_free(struct cu_stmt *st);
+
+/* cu_db_copied(db): after rows were copied in with their own keys, outside a transaction: the
+ * keys the database makes (identity columns) start after the largest copied. */
+CU_WUR enum cu_err cu_db_copied(struct cu_db *db);
 
 /* cu_stmt_done(st): finishes the statement and keeps it prepared for reuse; NULL does
  * nothing. */

@@ -46,7 +46,9 @@ staff list
 staff disable
 staff unlock
 rules
-rules check"
+rules check
+store
+store copy"
 
 # asked LABEL COMMAND ARGS...: usage of COMMAND on stdout, nothing on stderr, exit 0.
 asked() {

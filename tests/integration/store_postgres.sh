@@ -133,4 +133,58 @@ check_eq "the server refuses a newer schema" 1 "$?"
 check "saying so" contains "$TMP/newer.out" "newer than this custodia"
 check_eq "and leaves it" 1 \
     "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM schema_migrations WHERE version = 999")"
+# custodia store copy: an embedded installation, with customers, money, sign-ins and decided
+# events, into an empty PostgreSQL database; proven; then served from there.
+E="$TMP/embedded"
+CUSTODIA_STORE_BACKEND=sqlite "$BIN" init --dir "$E" >"$TMP/e.init" 2>&1 || { cat "$TMP/e.init"; exit 1; }
+EKEY=$(cat "$E/initial-api-key")
+EAUTH="Authorization: Bearer $EKEY"
+CUSTODIA_STORE_BACKEND=sqlite start_server "$E" || exit 1
+req POST /v1/customers -H "$EAUTH" -H "$JSONH" --data '{"given_name": "Ottilie", "email": "ottilie@example.com"}'
+OID=$(json "j['id']")
+req PUT "/v1/customers/$OID/password" -H "$EAUTH" -H "$JSONH" --data '{"password": "copper lantern meadow 41"}'
+req POST /v1/auth/login -H "$JSONH" --data '{"login": "ottilie@example.com", "password": "wrong one", "kind": "customer"}'
+req POST "/v1/customers/$OID/accounts" -H "$EAUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+OACC=$(json "j['id']")
+req POST /v1/deposits -H "$EAUTH" -H "$JSONH" -H "Idempotency-Key: copy-dep-1" \
+    --data "{\"account\": \"$OACC\", \"amount\": 7000, \"currency\": \"EUR\"}"
+check_eq "the embedded installation takes a deposit" 201 "$STATUS"
+stop_server
+"$BIN" store copy --dir "$E" --to "mysql://x@127.0.0.1/db" >"$TMP/copy.bad" 2>&1
+check_eq "store copy takes a postgres URL only" 2 "$?"
+newdb
+CUSTODIA_STORE_BACKEND=sqlite "$BIN" store copy --dir "$E" --to "$DBU" >"$TMP/copy.out" 2>&1
+check_eq "store copy into an empty database exits 0" 0 "$?"
+check "and says it proved the copy" contains "$TMP/copy.out" "copied and proven"
+check "without the password" absent -F "pw-0f-the-db" "$TMP/copy.out"
+check_eq "every audit record is there" \
+    "$("$DBQ" "$E" "SELECT COUNT(*) FROM audit_log")" \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM audit_log")"
+CUSTODIA_STORE_BACKEND=sqlite "$BIN" store copy --dir "$E" --to "$DBU" >"$TMP/copy.again" 2>&1
+check_eq "a second copy into the same database is refused" 1 "$?"
+check "the target is not empty" contains "$TMP/copy.again" "is not empty"
+"$BIN" store copy --dir "$D" --to "$DBU" >"$TMP/copy.pg" 2>&1
+check_eq "a directory already on PostgreSQL is not copied" 1 "$?"
+# served from the copy: the same customer, balance and sign-in; new rows after the old ones
+CUSTODIA_STORE_BACKEND=postgres CUSTODIA_STORE_URL="$DBU" start_server "$E" || exit 1
+req GET "/v1/customers/$OID" -H "$EAUTH"
+check_eq "the copy serves the customer" "200 Ottilie" "$STATUS $(json "j['given_name']")"
+req GET "/v1/accounts/$OACC" -H "$EAUTH"
+check_eq "and the balance" "200 7000" "$STATUS $(json "j['balance']['posted']")"
+req POST /v1/auth/login -H "$JSONH" --data '{"login": "ottilie@example.com", "password": "copper lantern meadow 41", "kind": "customer"}'
+check_eq "and the password" 200 "$STATUS"
+req POST /v1/deposits -H "$EAUTH" -H "$JSONH" -H "Idempotency-Key: copy-dep-1" \
+    --data "{\"account\": \"$OACC\", \"amount\": 7000, \"currency\": \"EUR\"}"
+check_eq "and its idempotency keys: a retry applies nothing" "201 7000" "$STATUS $(json "[a for a in j['accounts'] if a['id'] == '$OACC'][0]['balance']['posted']")"
+req POST /v1/deposits -H "$EAUTH" -H "$JSONH" -H "Idempotency-Key: copy-dep-2" \
+    --data "{\"account\": \"$OACC\", \"amount\": 1000, \"currency\": \"EUR\"}"
+check_eq "a new deposit" 201 "$STATUS"
+stop_server
+CUSTODIA_STORE_BACKEND=postgres CUSTODIA_STORE_URL="$DBU" "$BIN" audit verify --dir "$E" >"$TMP/verify.out" 2>&1
+check_eq "the copy's audit log, grown, verifies" 0 "$?"
+CUSTODIA_STORE_BACKEND=postgres CUSTODIA_STORE_URL="$DBU" "$BIN" ledger check --dir "$E" >"$TMP/check.out" 2>&1
+check_eq "and its ledger checks" 0 "$?"
+check "new sign-in events numbered after the copied ones" test \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT MAX(seq) FROM auth_events")" -gt \
+    "$(CUSTODIA_STORE_BACKEND=sqlite "$DBQ" "$E" "SELECT MAX(seq) FROM auth_events")"
 finish
