@@ -426,9 +426,19 @@ static enum cu_err sink_append(void *arg, struct cu_db *db, const struct cu_work
 /* cu_audit_sink(a): the audit sink of the group committer (store/work.h): appends a unit's
  * records with its actor, request id and source address, in the unit's savepoint. The sink
  * holds a, which must outlive the committer. */
+/* sink_lock: the chain's head locked first in each group (see struct cu_work_audit_sink). */
+static enum cu_err sink_lock(void *arg, struct cu_db *db)
+{
+    int64_t seq = 0;
+    uint8_t hash[CU_MERKLE_HASH_BYTES];
+
+    (void)arg;
+    return read_head(db, true, &seq, hash);
+}
+
 struct cu_work_audit_sink cu_audit_sink(struct cu_audit *a)
 {
-    struct cu_work_audit_sink s = {sink_append, a};
+    struct cu_work_audit_sink s = {sink_append, a, sink_lock};
     return s;
 }
 

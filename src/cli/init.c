@@ -39,6 +39,7 @@ struct made {
     size_t n;
     bool made_dir;
     const char *dir;
+    bool server_db; /* a PostgreSQL database was migrated: init cannot remove what it holds */
 };
 
 static void made_add(struct made *m, const char *path)
@@ -145,21 +146,44 @@ static int make_store(const struct cu_config *cfg, struct made *m, struct cu_sto
         return CU_EXIT_FAIL;
     }
     /* A server database is made by its administrator: init fills an empty one, never one that
-     * already holds an installation. */
-    if (!embedded && cu_store_schema_version(*out, &version) != CU_OK) {
-        cu_cli_error("the database does not answer");
-        return CU_EXIT_FAIL;
-    }
-    if (version > 0) {
-        cu_cli_error("the database already holds a custodia installation (schema version %d); "
-                     "init will not overwrite it",
-                     version);
-        return CU_EXIT_FAIL;
+     * already holds an installation or anything else (read only: nothing is made before). */
+    if (!embedded) {
+        static const char sql[] = "SELECT COUNT(*), COALESCE(SUM(CASE WHEN table_name = "
+                                  "'schema_migrations' THEN 1 ELSE 0 END), 0) FROM "
+                                  "information_schema.tables WHERE table_schema = current_schema()";
+        struct cu_db *db = NULL;
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        int64_t tables = -1, ours = 0;
+        enum cu_err rc = cu_store_acquire(*out, &db);
+        if (rc == CU_OK)
+            rc = cu_db_query(db, sql, NULL, 0, &st);
+        if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+            tables = cu_stmt_int(st, 0);
+            ours = cu_stmt_int(st, 1);
+        }
+        cu_stmt_done(st);
+        cu_store_release(db);
+        if (rc != CU_OK || tables < 0) {
+            cu_cli_error("the database could not be read: %s", cu_err_str(rc));
+            return CU_EXIT_FAIL;
+        }
+        version = (int)tables;
+        if (ours > 0) {
+            cu_cli_error("the database already holds a custodia installation; init will not "
+                         "overwrite it");
+            return CU_EXIT_FAIL;
+        }
+        if (tables > 0) {
+            cu_cli_error("the database is not empty (%d tables); init fills an empty one", version);
+            return CU_EXIT_FAIL;
+        }
     }
     if (cu_store_migrate(*out, err) != CU_OK) {
         cu_cli_error("%s", err);
         return CU_EXIT_FAIL;
     }
+    m->server_db = !embedded;
     return CU_EXIT_OK;
 }
 
@@ -481,6 +505,12 @@ int cu_cli_init(int argc, char **argv)
         code = CU_EXIT_USAGE;
         goto out;
     }
+    /* --store wins over CUSTODIA_STORE_* in the environment: the database made is the one
+     * the configuration written names */
+    if (storeflag) {
+        snprintf(cfg.store.backend, sizeof(cfg.store.backend), "postgres");
+        snprintf(cfg.store.url, sizeof(cfg.store.url), "%s", storeflag);
+    }
     code = make_keys_and_cert(&cfg, &m);
     if (code == CU_EXIT_OK)
         code = make_policy(&cfg, &m);
@@ -498,5 +528,9 @@ out:
     cu_store_close(st);
     if (code != CU_EXIT_OK)
         made_undo(&m);
+    if (code != CU_EXIT_OK && m.server_db)
+        cu_cli_error("the PostgreSQL database was migrated before the failure and keeps what init "
+                     "wrote; empty it (drop its tables, or drop and make it again) before the "
+                     "next init");
     return code;
 }

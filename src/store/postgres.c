@@ -70,6 +70,9 @@ struct pg_conn {
     int64_t changes;  /* rows the last statement changed */
     bool leading;     /* this session holds cu_store_lead's advisory lock lead_key */
     bool listening;   /* this session has run LISTEN (cu_store_wait) */
+    bool in_txn;      /* between a BEGIN that succeeded and its COMMIT or ROLLBACK: a session
+                         lost meanwhile is never made again before the transaction ends, so
+                         nothing after the loss runs outside it */
     int64_t lead_key;
 };
 
@@ -174,8 +177,13 @@ static enum cu_err pg_err(struct pg_conn *c, const PGresult *res, const char *op
     /* A data exception's message may quote the value (invalid input syntax for type ...). */
     if (strncmp(state, "22", 2) == 0)
         msg = "a data exception (the value is not logged)";
-    if (!res)
-        msg = PQerrorMessage(c->pc);
+    char first[200];
+    if (!msg || !res) {
+        /* libpq's own (a lost connection): its first line */
+        const char *m = c->pc ? PQerrorMessage(c->pc) : "no connection";
+        snprintf(first, sizeof first, "%.*s", (int)strcspn(m, "\n"), m);
+        msg = first;
+    }
     cu_log(level, "store.postgres_error", CU_LS("op", op), CU_LS("sqlstate", state),
            CU_LS("error", msg ? msg : "unknown"), CU_LS("constraint", cons ? cons : ""),
            CU_LS("table", table ? table : ""), CU_LS("column", column ? column : ""));
@@ -220,7 +228,8 @@ static enum cu_err session(struct pg_conn *c, char *err, size_t errlen)
         snprintf(err, errlen, "cannot set the client encoding to UTF8");
         goto out;
     }
-    snprintf(sql, sizeof sql, "SET lock_timeout = %d", c->s->busy_ms);
+    /* 0 would be no timeout at all in PostgreSQL; here it means not to wait */
+    snprintf(sql, sizeof sql, "SET lock_timeout = %d", c->s->busy_ms > 0 ? c->s->busy_ms : 1);
     if (simple(c, sql, "session") != CU_OK) {
         snprintf(err, errlen, "cannot set lock_timeout");
         goto out;
@@ -310,17 +319,23 @@ static enum cu_err revive(struct pg_conn *c)
 {
     char err[CU_STORE_ERR_BYTES] = "";
 
-    if (PQstatus(c->pc) == CONNECTION_OK)
+    if (c->pc && PQstatus(c->pc) == CONNECTION_OK)
         return CU_OK;
-    PQreset(c->pc);
-    if (PQstatus(c->pc) != CONNECTION_OK) {
+    if (c->in_txn)
+        return CU_E_STORE; /* the transaction is gone with its session: it must end first */
+    if (c->pc) {
+        PQreset(c->pc);
+    } else {
+        c->pc = connect_pc(c->s, err, sizeof err);
+    }
+    if (!c->pc || PQstatus(c->pc) != CONNECTION_OK) {
         cu_log(CU_LOG_WARN, "store.postgres_unreachable", CU_LS("error", "cannot reconnect"));
         return CU_E_STORE;
     }
     if (session(c, err, sizeof err) != CU_OK) {
         cu_log(CU_LOG_WARN, "store.postgres_session_failed", CU_LS("error", err));
         PQfinish(c->pc);
-        c->pc = NULL;
+        c->pc = NULL; /* the next use connects afresh */
         return CU_E_STORE;
     }
     cu_log(CU_LOG_INFO, "store.postgres_reconnected", CU_LI("session", c->gen));
@@ -352,10 +367,10 @@ static enum cu_err pg_open(const struct cu_store_opts *opts, void **state, char 
     }
     parsed = PQconninfoParse(s->conninfo, &msg);
     if (!parsed) {
-        /* libpq's message names the part it could not read, never a password's value */
-        size_t n = msg ? strcspn(msg, "\n") : 0;
-        snprintf(err, errlen, "[store] url: not a PostgreSQL connection string: %.*s",
-                 (int)(n > 200 ? 200 : n), msg ? msg : "out of memory");
+        /* libpq's message quotes the string, password and all: it is not repeated */
+        snprintf(err, errlen,
+                 "[store] url: not a PostgreSQL connection string (check its quoting, "
+                 "percent-encoding and key names)");
         rc = CU_E_CONFIG;
         goto out;
     }
@@ -391,23 +406,39 @@ static enum cu_err pg_exec_script(void *conn, const char *sql, char *err, size_t
 static enum cu_err pg_begin(void *conn, enum cu_txn_mode mode)
 {
     struct pg_conn *c = conn;
-    enum cu_err rc = revive(c);
+    /* READ: one snapshot for every statement of the transaction. WRITE: READ COMMITTED
+     * whatever the server's default, with the row locks the services take (FOR UPDATE). */
+    const char *sql = mode == CU_TXN_WRITE ? "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+                                           : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    enum cu_err rc;
 
-    if (rc != CU_OK)
-        return rc;
-    /* READ: one snapshot for every statement of the transaction. WRITE: READ COMMITTED, with
-     * the row locks the services take (FOR UPDATE). */
-    return simple(
-        c, mode == CU_TXN_WRITE ? "BEGIN" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-        "begin");
+    c->in_txn = false;
+    rc = revive(c);
+    if (rc == CU_OK)
+        rc = simple(c, sql, "begin");
+    /* A session the server ended while idle shows only when used: nothing has run yet, so
+     * make it again and begin once more. */
+    if (rc != CU_OK && c->pc && PQstatus(c->pc) != CONNECTION_OK && revive(c) == CU_OK)
+        rc = simple(c, sql, "begin");
+    c->in_txn = rc == CU_OK;
+    return rc;
 }
 
 static enum cu_err pg_commit(void *conn)
 {
     struct pg_conn *c = conn;
-    PGresult *res = PQexec(c->pc, "COMMIT");
+    PGresult *res = NULL;
     enum cu_err rc = CU_OK;
 
+    /* a COMMIT outside a transaction (its session lost and made again) would answer COMMIT */
+    if (!c->pc || !c->in_txn || PQtransactionStatus(c->pc) != PQTRANS_INTRANS) {
+        cu_log(CU_LOG_WARN, "store.postgres_error", CU_LS("op", "commit"),
+               CU_LS("error", "the transaction is not open: its session was lost"));
+        c->in_txn = false;
+        return CU_E_STORE;
+    }
+    res = PQexec(c->pc, "COMMIT");
+    c->in_txn = false;
     if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = pg_err(c, res, "commit");
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
@@ -424,6 +455,7 @@ static void pg_rollback(void *conn)
 {
     struct pg_conn *c = conn;
 
+    c->in_txn = false;
     if (c->pc && PQstatus(c->pc) == CONNECTION_OK && PQtransactionStatus(c->pc) != PQTRANS_IDLE)
         (void)simple(c, "ROLLBACK", "rollback");
 }
@@ -658,13 +690,10 @@ static enum cu_err run(struct pg_stmt *s)
     ExecStatusType st;
     enum cu_err rc = CU_OK;
 
-    if (!c->pc || PQstatus(c->pc) != CONNECTION_OK) {
-        /* Outside a transaction the statement may make the connection again. */
-        if (!c->pc || PQtransactionStatus(c->pc) == PQTRANS_UNKNOWN)
-            rc = c->pc ? revive(c) : CU_E_STORE;
-        if (rc != CU_OK)
-            return rc;
-    }
+    /* Outside a transaction the statement may make the connection again (revive refuses
+     * inside one). */
+    if ((!c->pc || PQstatus(c->pc) != CONNECTION_OK) && (rc = revive(c)) != CU_OK)
+        return rc;
     if (s->utility) {
         s->res = PQexec(c->pc, s->sql);
     } else {
@@ -818,6 +847,19 @@ static const char *pg_col_name(void *stmt, int col)
     return s->res && col >= 0 && col < PQnfields(s->res) ? PQfname(s->res, col) : NULL;
 }
 
+/* pg_migrate_lock: one migration at a time among the processes starting on the database. */
+static enum cu_err pg_migrate_lock(void *conn)
+{
+    struct pg_conn *c = conn;
+    PGresult *res = PQexec(c->pc, "SELECT pg_advisory_xact_lock(7163747573746)");
+    enum cu_err rc = CU_OK;
+
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_err(c, res, "migrate_lock");
+    PQclear(res);
+    return rc;
+}
+
 /* pg_copied: every identity column's sequence set to the largest value copied in. */
 static enum cu_err pg_copied(void *conn)
 {
@@ -863,7 +905,8 @@ static enum cu_err pg_purge(void *conn)
         return CU_E_STORE;
     return simple(c,
                   "VACUUM customers, customer_fields, customer_index, customer_secrets, events, "
-                  "monitor_events",
+                  "monitor_events, sessions, auth_events, credentials, recovery_codes, "
+                  "auth_challenges, lockouts",
                   "purge");
 }
 
@@ -1003,6 +1046,7 @@ const struct cu_store_ops cu_store_postgres_ops = {
     .notify = pg_notify,
     .wait = pg_wait,
     .copied = pg_copied,
+    .migrate_lock = pg_migrate_lock,
     .schema_migrations_sql = "CREATE TABLE IF NOT EXISTS schema_migrations ("
                              "version BIGINT NOT NULL PRIMARY KEY, "
                              "name TEXT NOT NULL, "

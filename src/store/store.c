@@ -1061,6 +1061,8 @@ enum cu_err cu_store_migrate_with(struct cu_store *st, const struct cu_migration
         goto out;
     CU_ASSERT_MSG(!db->in_txn, "migrate inside a transaction");
     rc = cu_db_begin(db, CU_TXN_WRITE);
+    if (rc == CU_OK && st->ops->migrate_lock != NULL)
+        rc = st->ops->migrate_lock(db->conn);
     if (rc == CU_OK && (rc = migrate_txn(st, db, m, n, &from, err)) == CU_OK)
         rc = cu_db_commit(db);
     cu_db_rollback(db);

@@ -108,6 +108,9 @@ struct cu_store_ops {
     /* after rows were copied in with their keys (custodia store copy): the keys the database
      * makes start after the largest copied; NULL: nothing to do */
     enum cu_err (*copied)(void *conn);
+    /* NULL, or run first in the migration's transaction: several processes starting at once
+     * migrate one after the other (PostgreSQL: a transaction advisory lock) */
+    enum cu_err (*migrate_lock)(void *conn);
 };
 
 /* The SQLite backend (sqlite.c). */

@@ -444,6 +444,9 @@ static void run_group(struct cu_committer *c, struct cu_work **units, size_t n)
         bool broken = false;
         rc = cu_db_begin(db, CU_TXN_WRITE);
         t0 = cu_clock_mono_ns();
+        if (rc == CU_OK && c->opts.audit.lock != NULL &&
+            (rc = c->opts.audit.lock(c->opts.audit.arg, db)) != CU_OK)
+            cu_db_rollback(db);
         for (size_t i = 0; rc == CU_OK && i < n && !broken; i++)
             units[i]->rc = run_unit(c, units[i], &broken);
         if (rc == CU_OK && broken) {

@@ -103,6 +103,10 @@ struct cu_work_audit_sink {
     enum cu_err (*append)(void *arg, struct cu_db *db, const struct cu_work *w,
                           const struct cu_work_record *recs, size_t n);
     void *arg;
+    /* NULL, or run first in each group's transaction: takes the chain's lock (the head every
+     * group writes), so that groups of several processes on one database run one after the
+     * other and take their other locks (balances, heads) in one order: they cannot deadlock */
+    enum cu_err (*lock)(void *arg, struct cu_db *db);
 };
 
 /* How events are stored: the same, for the n events of w. */

@@ -53,6 +53,20 @@ check_eq "init into a database that holds an installation fails" 1 "$?"
 check "saying so" contains "$TMP/again.out" "already holds a custodia installation"
 check "and leaves no data directory" test ! -e "$TMP/again"
 
+FIRST_DBU=$DBU
+newdb
+psql -q -X "$CU_TEST_PG/$DBN" -c "CREATE TABLE someone_elses (x int)"
+"$BIN" init --dir "$TMP/other" --store "$DBU" >"$TMP/other.out" 2>&1
+check_eq "init into a database holding another's tables fails" 1 "$?"
+check "saying it is not empty" contains "$TMP/other.out" "is not empty"
+check_eq "and makes nothing there" 1 \
+    "$(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema()")"
+newdb
+CUSTODIA_STORE_URL="$FIRST_DBU" "$BIN" init --dir "$TMP/flag" --store "$DBU" >"$TMP/flag.out" 2>&1
+check_eq "--store wins over CUSTODIA_STORE_URL" "0 1" \
+    "$? $(psql -X -A -t "$CU_TEST_PG/$DBN" -c "SELECT COUNT(*) FROM schema_migrations WHERE version = 1")"
+DBU=$FIRST_DBU
+DBN=$(echo "$DBU" | sed 's|.*/||')
 AUTH="Authorization: Bearer $KEY"
 JSONH="Content-Type: application/json"
 start_server "$D" || exit 1

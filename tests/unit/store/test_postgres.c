@@ -141,6 +141,9 @@ static void test_open_errors_hide_the_password(void **state)
     /* a string libpq cannot read */
     assert_int_equal(open_url("host=127.0.0.1 password=s3cret-pw nosuchoption=1", 100, &st, err),
                      CU_E_CONFIG);
+    assert_null(strstr(err, "s3cret-pw"));
+    /* libpq's own message for a URL it cannot read quotes it: never shown */
+    assert_int_equal(open_url("postgresql://u:s3cret-pw@[::1:5432/db", 100, &st, err), CU_E_CONFIG);
     assert_non_null(strstr(err, "[store] url"));
     assert_null(strstr(err, "s3cret-pw"));
     /* a database that does not exist */
@@ -397,7 +400,10 @@ static void test_session_made_again(void **state)
              f->name);
     admin(sql);
     insert_item(f->db, 3, "three", CU_E_STORE);
-    cu_db_rollback(f->db);
+    /* nothing runs outside the lost transaction: no statement, and no commit */
+    insert_item(f->db, 5, "five", CU_E_STORE);
+    assert_int_not_equal(cu_db_commit(f->db), CU_OK);
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM items WHERE id IN (2, 3, 5)"), 0);
     /* the next transaction makes the session again, and prepares its statements again */
     assert_int_equal(cu_db_begin(f->db, CU_TXN_WRITE), CU_OK);
     insert_item(f->db, 4, "four", CU_OK);

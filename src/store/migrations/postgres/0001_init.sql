@@ -2,7 +2,8 @@
 -- tables, columns, keys and indexes, in PostgreSQL's types (BIGINT for every integer, BYTEA
 -- for bytes, TEXT for text). Keys the database makes are identity columns (BY DEFAULT, so
 -- that `custodia store copy` can carry an embedded installation's numbers over). The
--- append-only tables refuse UPDATE and DELETE with a trigger, as SQLite's do.
+-- append-only tables refuse UPDATE and DELETE with a trigger, as SQLite's do, and TRUNCATE,
+-- which PostgreSQL runs past row triggers.
 CREATE TABLE api_keys (
     id          TEXT    NOT NULL PRIMARY KEY,
     name        TEXT    NOT NULL,
@@ -56,6 +57,8 @@ END;
 $$;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_no_delete();
+CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_no_delete();
 CREATE TABLE staff (
     id           TEXT    NOT NULL PRIMARY KEY,
     email_hash   BYTEA    NOT NULL UNIQUE,
@@ -297,6 +300,8 @@ END;
 $$;
 CREATE TRIGGER ledger_transfers_no_delete BEFORE DELETE ON ledger_transfers
     FOR EACH ROW EXECUTE FUNCTION ledger_transfers_no_delete();
+CREATE TRIGGER ledger_transfers_no_truncate BEFORE TRUNCATE ON ledger_transfers
+    FOR EACH STATEMENT EXECUTE FUNCTION ledger_transfers_no_delete();
 CREATE TABLE ledger_pending (
     transfer TEXT NOT NULL PRIMARY KEY,
     status TEXT NOT NULL,
