@@ -454,6 +454,11 @@ static bool peer_write(struct fconn *c)
          * waiting in the pair is read on (peer_eof comes from the read side alone), or a
          * request whose body is still on its way would lose it. */
         c->peer_shut = true;
+        /* the checked bytes go as if written, so the framing never reads them twice */
+        size_t rest = c->in_len - c->ok;
+        memmove(c->in, c->in + c->ok, rest);
+        cu_crypto_wipe(c->in + rest, c->ok);
+        c->in_len = rest;
         c->ok = 0;
         return true;
     }

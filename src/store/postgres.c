@@ -517,7 +517,7 @@ static void drop_decoded(struct pg_stmt *s)
 {
     for (int i = 0; i < s->ndecoded; i++) {
         if (s->decoded[i]) {
-            PQfreemem(s->decoded[i]);
+            cu_free(s->decoded[i]);
             s->decoded[i] = NULL;
         }
     }
@@ -775,16 +775,33 @@ static int64_t pg_col_int(void *stmt, int col)
     if (PQftype(s->res, col) == OID_BOOL)
         return v[0] == 't';
     errno = 0;
-    long long x = strtoll(v, NULL, 10);
-    return errno ? 0 : (int64_t)x;
+    char *end = NULL;
+    long long x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0') {
+        /* not a 64-bit integer (an aggregate past 2^63, a fraction): a bug of the SQL, never
+         * read as a number */
+        cu_log(CU_LOG_ERROR, "store.postgres_error", CU_LS("op", "col_int"),
+               CU_LS("error", "a column read as an integer is not a 64-bit integer"));
+        return 0;
+    }
+    return (int64_t)x;
 }
 
 /* decoded(s, col, len): the current row's bytea value, decoded once. */
 static const void *decoded(struct pg_stmt *s, int col, size_t *len)
 {
     if (!s->decoded[col]) {
-        s->decoded[col] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col),
-                                          &s->decoded_len[col]);
+        size_t n = 0;
+        unsigned char *raw =
+            PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col), &n);
+        /* a copy with a NUL after it, as a value read from SQLite has */
+        s->decoded[col] = raw ? cu_malloc(n + 1) : NULL;
+        if (s->decoded[col]) {
+            memcpy(s->decoded[col], raw, n);
+            s->decoded[col][n] = '\0';
+            s->decoded_len[col] = n;
+        }
+        PQfreemem(raw);
         if (!s->decoded[col]) {
             *len = 0;
             return NULL;

@@ -212,8 +212,10 @@ static void test_value_roundtrip(void **state)
     const unsigned char *b = cu_stmt_blob(s, 3, &n);
     assert_int_equal(n, sizeof blob);
     assert_memory_equal(b, blob, sizeof blob);
-    /* a second read of the same value gives the same bytes */
+    /* a second read of the same value gives the same bytes, and read as text it ends in a
+     * NUL, as SQLite's do */
     assert_int_equal(cu_stmt_blob(s, 3, &n), b);
+    assert_int_equal(cu_stmt_text(s, 3, &n)[n], '\0');
     assert_int_equal(cu_stmt_int(s, 4), 0); /* a boolean: false */
     assert_int_equal(cu_stmt_next(s, &row), CU_OK);
     assert_true(row);
