@@ -15,7 +15,7 @@ BIN=${CU_BINARY:?}
 TMP=$(mktemp -d)
 PID=
 trap '[ -n "$PID" ] && kill -TERM $PID 2>/dev/null; wait 2>/dev/null; rm -rf "$TMP"' EXIT
-"$BIN" init --dir "$TMP/d" >/dev/null 2>&1
+"$BIN" init --dir "$TMP/d" ${CU_BENCH_PG_DB:+--store "$CU_BENCH_PG_DB"} >/dev/null 2>&1
 KEY=$(cat "$TMP/d/initial-api-key")
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 CUSTODIA_SERVER_PORT=$PORT CUSTODIA_SERVER_ACCESS_LOG=false "$BIN" serve --dir "$TMP/d" 2>"$TMP/serve.log" &

@@ -54,7 +54,8 @@ run unit-valgrind unit -C build --suite unit \
 run integration integration -C build --suite integration
 run integration-asan integration-asan -C build-asan --suite integration
 export CU_TEST_BACKEND=postgres
-run integration-pg integration-pg -C build --suite integration --no-suite pg-direct
+run integration-pg integration-pg -C build --suite integration --no-suite pg-direct \
+    --no-suite store-free
 unset CU_TEST_BACKEND
 
 python3 - $logs <<'PY'

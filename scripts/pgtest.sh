@@ -7,7 +7,8 @@
 # to run as root), starts it, makes a role "custodia" that may create databases, and prints
 # the URL to hand the tests as CU_TEST_PG, postgresql://custodia@127.0.0.1:PORT. Connections
 # are trusted from 127.0.0.1 alone, and the cluster is tuned for tests, not for durability
-# (fsync off): the tests kill custodia, never PostgreSQL. A test makes its own database.
+# (fsync off; PGTEST_DURABLE=1 keeps PostgreSQL's durable defaults, for the benchmarks): the
+# tests kill custodia, never PostgreSQL. A test makes its own database.
 set -eu
 
 cmd=${1:?usage: pgtest.sh start DIR | stop DIR}
@@ -39,12 +40,14 @@ start)
 listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
-fsync = off
-full_page_writes = off
 max_connections = 300
 shared_buffers = 128MB
 log_min_messages = warning
 EOF
+    # PGTEST_DURABLE=1 (the benchmarks): PostgreSQL's defaults, every commit on disk
+    if [ -z "${PGTEST_DURABLE:-}" ]; then
+        printf 'fsync = off\nfull_page_writes = off\n' >>"$dir/data/postgresql.conf"
+    fi
     as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
         { cat "$dir/server.log" >&2; exit 1; }
     echo "$port" >"$dir/port"
