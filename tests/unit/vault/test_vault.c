@@ -369,7 +369,8 @@ static const char v4_schema[] =
     "DROP TABLE ledger_pending; DROP TABLE ledger_head; DROP TABLE ledger_customer_limits;"
     "DROP TABLE ledger_decisions; DROP TABLE ledger_idempotency;"
     /* and what 0011 added */
-    "DROP TABLE monitor_head; DROP TABLE monitor_events; DROP TABLE alerts; DROP TABLE alert_comments;"
+    "DROP TABLE monitor_head; DROP TABLE monitor_events;"
+    "DROP TABLE alerts; DROP TABLE alert_comments;"
     "DROP TABLE monitor_list_items; DROP TABLE monitor_snoozes; DROP TABLE rule_sets;"
     "DROP TABLE notify_outbox; DROP TABLE monitor_idempotency;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
