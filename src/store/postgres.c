@@ -463,51 +463,14 @@ static void pg_rollback(void *conn)
 /* count_params(sql): the highest $N outside literals, identifiers and comments. */
 static int count_params(const char *sql)
 {
-    enum { CODE, QUOTE, IDENT, LINE, BLOCK } m = CODE;
     long top = 0;
 
-    for (const char *p = sql; *p; p++) {
-        switch (m) {
-        case CODE:
-            if (*p == '\'') {
-                m = QUOTE;
-            } else if (*p == '"') {
-                m = IDENT;
-            } else if (p[0] == '-' && p[1] == '-') {
-                m = LINE;
-                p++;
-            } else if (p[0] == '/' && p[1] == '*') {
-                m = BLOCK;
-                p++;
-            } else if (*p == '$') {
-                char *end = NULL;
-                long v;
+    for (const char *p = sql; (p = cu_store_next_placeholder(p)) != NULL; p++) {
+        char *end = NULL;
+        long v = strtol(p + 1, &end, 10);
 
-                CU_ASSERT_MSG(isdigit((unsigned char)p[1]), "placeholders are $1, $2 ...");
-                v = strtol(p + 1, &end, 10);
-                CU_ASSERT_MSG(v > 0 && v <= 65535, "placeholder out of range");
-                top = v > top ? v : top;
-                p = end - 1;
-            } else {
-                CU_ASSERT_MSG(*p != '?', "write $N placeholders, not ?");
-            }
-            break;
-        case QUOTE:
-            m = *p == '\'' ? CODE : m;
-            break;
-        case IDENT:
-            m = *p == '"' ? CODE : m;
-            break;
-        case LINE:
-            m = *p == '\n' ? CODE : m;
-            break;
-        case BLOCK:
-            if (p[0] == '*' && p[1] == '/') {
-                m = CODE;
-                p++;
-            }
-            break;
-        }
+        CU_ASSERT_MSG(v > 0 && v <= 65535, "placeholder out of range");
+        top = v > top ? v : top;
     }
     return (int)top;
 }

@@ -106,49 +106,12 @@ static enum cu_err sq_err(sqlite3 *db, int rc, const char *op)
 }
 
 /* translate(s): rewrites `$N` placeholders as `?N` in place, leaving string literals, quoted
- * identifiers and comments alone. Aborts on `?` or a `$` not followed by a digit: service
- * SQL is written by us, so either is a bug. */
+ * identifiers and comments alone (cu_store_next_placeholder, which aborts on `?` or a `$` not
+ * followed by a digit: service SQL is written by us, so either is a bug). */
 static void translate(char *s)
 {
-    enum { CODE, QUOTE, IDENT, LINE, BLOCK } m = CODE;
-
-    for (char *p = s; *p; p++) {
-        switch (m) {
-        case CODE:
-            if (*p == '\'') {
-                m = QUOTE;
-            } else if (*p == '"') {
-                m = IDENT;
-            } else if (p[0] == '-' && p[1] == '-') {
-                m = LINE;
-                p++;
-            } else if (p[0] == '/' && p[1] == '*') {
-                m = BLOCK;
-                p++;
-            } else if (*p == '$') {
-                CU_ASSERT_MSG(isdigit((unsigned char)p[1]), "placeholders are $1, $2 ...");
-                *p = '?';
-            } else {
-                CU_ASSERT_MSG(*p != '?', "write $N placeholders, not ?");
-            }
-            break;
-        case QUOTE:
-            m = *p == '\'' ? CODE : m;
-            break;
-        case IDENT:
-            m = *p == '"' ? CODE : m;
-            break;
-        case LINE:
-            m = *p == '\n' ? CODE : m;
-            break;
-        case BLOCK:
-            if (p[0] == '*' && p[1] == '/') {
-                m = CODE;
-                p++;
-            }
-            break;
-        }
-    }
+    for (char *p = s; (p = (char *)cu_store_next_placeholder(p)) != NULL; p++)
+        *p = '?';
 }
 
 /* strip_for_update(s): removes a trailing "FOR UPDATE" (the store contract's row lock, which

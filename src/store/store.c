@@ -124,6 +124,51 @@ enum cu_err cu_store_opts_of(const struct cu_config *cfg, char *path, size_t pat
     return cu_config_path(cfg, cfg->store.path, path, pathlen) == CU_OK ? CU_OK : CU_E_CONFIG;
 }
 
+/* cu_store_next_placeholder(p): the next `$N` outside literals, identifiers and comments. */
+const char *cu_store_next_placeholder(const char *p)
+{
+    enum { CODE, QUOTE, IDENT, LINE, BLOCK } m = CODE;
+
+    for (; *p; p++) {
+        switch (m) {
+        case CODE:
+            if (*p == '\'') {
+                m = QUOTE;
+            } else if (*p == '"') {
+                m = IDENT;
+            } else if (p[0] == '-' && p[1] == '-') {
+                m = LINE;
+                p++;
+            } else if (p[0] == '/' && p[1] == '*') {
+                m = BLOCK;
+                p++;
+            } else if (*p == '$') {
+                CU_ASSERT_MSG(isdigit((unsigned char)p[1]), "placeholders are $1, $2 ...");
+                return p;
+            } else {
+                CU_ASSERT_MSG(*p != '?', "write $N placeholders, not ?");
+            }
+            break;
+        case QUOTE:
+            m = *p == '\'' ? CODE : m;
+            break;
+        case IDENT:
+            m = *p == '"' ? CODE : m;
+            break;
+        case LINE:
+            m = *p == '\n' ? CODE : m;
+            break;
+        case BLOCK:
+            if (p[0] == '*' && p[1] == '/') {
+                m = CODE;
+                p++;
+            }
+            break;
+        }
+    }
+    return NULL;
+}
+
 /* cu_store_has_backend(name): whether this build has the backend called name. */
 bool cu_store_has_backend(const char *name)
 {

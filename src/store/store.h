@@ -130,6 +130,12 @@ struct cu_config;
 CU_WUR enum cu_err cu_store_opts_of(const struct cu_config *cfg, char *path, size_t pathlen,
                                     struct cu_store_opts *o);
 
+/* cu_store_next_placeholder(p): the next `$N` placeholder of the SQL text at p, outside
+ * string literals, quoted identifiers and comments, or NULL at its end; for the backends,
+ * which rewrite or count them. Aborts on `?` or a `$` not followed by a digit: service SQL is
+ * written by us, so either is a bug. */
+const char *cu_store_next_placeholder(const char *p);
+
 /* cu_store_has_backend(name): whether this build has the backend called name. */
 bool cu_store_has_backend(const char *name);
 
