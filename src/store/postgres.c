@@ -74,6 +74,7 @@ struct pg_conn {
                          lost meanwhile is never made again before the transaction ends, so
                          nothing after the loss runs outside it */
     int64_t lead_key;
+    char xid[24]; /* the open write transaction's id (txid_current), asked after a lost COMMIT */
 };
 
 /* One bound parameter: its value kept until the statement runs. */
@@ -403,25 +404,95 @@ static enum cu_err pg_exec_script(void *conn, const char *sql, char *err, size_t
     return rc;
 }
 
+/* begin(c, mode): BEGIN, and for a write its transaction id in the same round trip. */
+static enum cu_err begin(struct pg_conn *c, enum cu_txn_mode mode)
+{
+    /* READ: one snapshot for every statement of the transaction. WRITE: READ COMMITTED
+     * whatever the server's default, with the row locks the services take (FOR UPDATE). */
+    static const char *const write_sql =
+        "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; SELECT txid_current()::text";
+    PGresult *res;
+    enum cu_err rc = CU_OK;
+
+    if (mode != CU_TXN_WRITE)
+        return simple(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin");
+    res = PQexec(c->pc, write_sql);
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+        PQgetlength(res, 0, 0) >= (int)sizeof c->xid) {
+        rc = pg_err(c, res, "begin");
+        if (c->pc && PQtransactionStatus(c->pc) != PQTRANS_IDLE)
+            (void)simple(c, "ROLLBACK", "rollback");
+    } else {
+        snprintf(c->xid, sizeof c->xid, "%s", PQgetvalue(res, 0, 0));
+    }
+    PQclear(res);
+    return rc;
+}
+
 static enum cu_err pg_begin(void *conn, enum cu_txn_mode mode)
 {
     struct pg_conn *c = conn;
-    /* READ: one snapshot for every statement of the transaction. WRITE: READ COMMITTED
-     * whatever the server's default, with the row locks the services take (FOR UPDATE). */
-    const char *sql = mode == CU_TXN_WRITE ? "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-                                           : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     enum cu_err rc;
 
     c->in_txn = false;
+    c->xid[0] = '\0';
     rc = revive(c);
     if (rc == CU_OK)
-        rc = simple(c, sql, "begin");
+        rc = begin(c, mode);
     /* A session the server ended while idle shows only when used: nothing has run yet, so
      * make it again and begin once more. */
     if (rc != CU_OK && c->pc && PQstatus(c->pc) != CONNECTION_OK && revive(c) == CU_OK)
-        rc = simple(c, sql, "begin");
+        rc = begin(c, mode);
     c->in_txn = rc == CU_OK;
     return rc;
+}
+
+/* Asking after a lost COMMIT: this many times, this far apart, while the server still says
+ * "in progress" (its session may not have seen the loss yet) or cannot be reached. */
+#define OUTCOME_TRIES 20
+#define OUTCOME_PAUSE_MS 50
+
+/* outcome(c, xid): whether the write transaction xid, whose COMMIT was sent and whose answer
+ * was lost with the session, committed: CU_OK when the server says so on a new session,
+ * CU_E_STORE when it says it did not or cannot say (logged as unknown). */
+static enum cu_err outcome(struct pg_conn *c, const char *xid)
+{
+    const char *values[1] = {xid};
+
+    for (unsigned i = 0; i < OUTCOME_TRIES; i++) {
+        PGresult *res;
+        const char *st;
+
+        if (i > 0)
+            (void)poll(NULL, 0, OUTCOME_PAUSE_MS);
+        if (revive(c) != CU_OK)
+            continue;
+        res = PQexecParams(c->pc, "SELECT txid_status($1::bigint)", 1, NULL, values, NULL,
+                           NULL, 0);
+        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+            (void)pg_err(c, res, "commit_outcome");
+            PQclear(res);
+            continue;
+        }
+        st = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
+        if (strcmp(st, "committed") == 0) {
+            PQclear(res);
+            cu_log(CU_LOG_WARN, "store.postgres_commit_confirmed", CU_LS("xid", xid));
+            return CU_OK;
+        }
+        if (strcmp(st, "aborted") == 0) {
+            PQclear(res);
+            cu_log(CU_LOG_WARN, "store.postgres_commit_lost", CU_LS("xid", xid),
+                   CU_LS("error", "the transaction was rolled back with its session"));
+            return CU_E_STORE;
+        }
+        PQclear(res); /* "in progress", or too old to say (NULL) */
+        if (!st[0])
+            break;
+    }
+    cu_log(CU_LOG_ERROR, "store.postgres_commit_unknown", CU_LS("xid", xid),
+           CU_LS("error", "the COMMIT's answer was lost and its outcome cannot be read"));
+    return CU_E_STORE;
 }
 
 static enum cu_err pg_commit(void *conn)
@@ -429,6 +500,7 @@ static enum cu_err pg_commit(void *conn)
     struct pg_conn *c = conn;
     PGresult *res = NULL;
     enum cu_err rc = CU_OK;
+    char xid[sizeof c->xid];
 
     /* a COMMIT outside a transaction (its session lost and made again) would answer COMMIT */
     if (!c->pc || !c->in_txn || PQtransactionStatus(c->pc) != PQTRANS_INTRANS) {
@@ -437,9 +509,16 @@ static enum cu_err pg_commit(void *conn)
         c->in_txn = false;
         return CU_E_STORE;
     }
+    memcpy(xid, c->xid, sizeof xid);
     res = PQexec(c->pc, "COMMIT");
     c->in_txn = false;
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    if ((!res || PQresultStatus(res) != PGRES_COMMAND_OK) && PQstatus(c->pc) != CONNECTION_OK &&
+        xid[0]) {
+        /* The COMMIT was sent and the session lost before its answer: it may have committed.
+         * Ask the server rather than report a failure that is perhaps a success. */
+        (void)pg_err(c, res, "commit");
+        rc = outcome(c, xid);
+    } else if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
         rc = pg_err(c, res, "commit");
     } else if (strcmp(PQcmdStatus(res), "COMMIT") != 0) {
         /* A transaction that had failed answers COMMIT with ROLLBACK. */

@@ -4,13 +4,18 @@
  * opening and its errors, which never show a password; migrations; value round trips;
  * uniqueness, savepoints and rollbacks; rows changed; row locks and their timeout; a
  * consistent snapshot for reads; a session the server ends, made again at the next
- * transaction; identity columns; the purge; fault injection; one process leading; a commit
+ * transaction; a COMMIT whose answer is lost, resolved by asking the server; identity columns; the purge; fault injection; one process leading; a commit
  * waking the processes that wait on its channel. Each case has a
  * database of its own. Without CU_TEST_PG every case is skipped, and says so.
  */
 #include "cu_test.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <libpq-fe.h>
 
@@ -334,8 +339,7 @@ static void *lock_from_other(void *p)
         l->rc = cu_stmt_next(s, &row);
         cu_stmt_done(s);
     }
-    cu_db_rollback(db);
-    cu_store_release(db);
+    cu_store_release(db); /* rolls back */
     return NULL;
 }
 
@@ -493,6 +497,186 @@ static void test_notify_wakes(void **state)
     cu_store_close(other);
 }
 
+/* ---- a proxy that loses a COMMIT's answer ----
+ * Between libpq and the server, on a loopback port of its own. It relays every session as it
+ * is, until it is armed: then the first client message that holds the statement COMMIT either
+ * reaches the server, which commits, and the session is cut before the answer comes back
+ * (PROXY_AFTER), or is cut before it reaches the server (PROXY_BEFORE). One cut disarms it. */
+enum proxy_cut { PROXY_NONE, PROXY_AFTER, PROXY_BEFORE };
+
+#define PROXY_PAIRS 8
+
+struct proxy {
+    int lfd, port, server_port;
+    atomic_int armed; /* an enum proxy_cut */
+    atomic_bool stop;
+    pthread_t th;
+    int fds[PROXY_PAIRS][2]; /* client, server; -1 when free */
+};
+
+static bool holds_commit(const char *b, size_t n)
+{
+    static const char stmt[] = "COMMIT"; /* with its NUL: the whole statement */
+
+    for (size_t i = 0; i + sizeof stmt <= n; i++)
+        if (memcmp(b + i, stmt, sizeof stmt) == 0)
+            return true;
+    return false;
+}
+
+static int connect_port(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+static void proxy_drop(struct proxy *p, int i)
+{
+    close(p->fds[i][0]);
+    close(p->fds[i][1]);
+    p->fds[i][0] = p->fds[i][1] = -1;
+}
+
+static void *proxy_main(void *arg)
+{
+    struct proxy *p = arg;
+    char buf[65536];
+
+    while (!atomic_load(&p->stop)) {
+        struct pollfd pf[1 + 2 * PROXY_PAIRS];
+        int map[1 + 2 * PROXY_PAIRS][2], n = 1;
+
+        pf[0] = (struct pollfd){.fd = p->lfd, .events = POLLIN};
+        for (int i = 0; i < PROXY_PAIRS; i++)
+            for (int side = 0; side < 2 && p->fds[i][0] >= 0; side++) {
+                pf[n] = (struct pollfd){.fd = p->fds[i][side], .events = POLLIN};
+                map[n][0] = i;
+                map[n++][1] = side;
+            }
+        if (poll(pf, (nfds_t)n, 50) <= 0)
+            continue;
+        if (pf[0].revents & POLLIN) {
+            int cfd = accept(p->lfd, NULL, NULL), sfd = cfd >= 0 ? connect_port(p->server_port) : -1;
+            int slot = -1;
+
+            for (int i = 0; i < PROXY_PAIRS && slot < 0; i++)
+                if (p->fds[i][0] < 0)
+                    slot = i;
+            if (cfd >= 0 && sfd >= 0 && slot >= 0) {
+                p->fds[slot][0] = cfd;
+                p->fds[slot][1] = sfd;
+            } else {
+                if (cfd >= 0)
+                    close(cfd);
+                if (sfd >= 0)
+                    close(sfd);
+            }
+        }
+        for (int k = 1; k < n; k++) {
+            int i = map[k][0], side = map[k][1];
+            ssize_t got;
+
+            if (!(pf[k].revents & (POLLIN | POLLHUP | POLLERR)) || p->fds[i][0] < 0)
+                continue;
+            got = read(p->fds[i][side], buf, sizeof buf);
+            if (got <= 0) {
+                proxy_drop(p, i);
+                continue;
+            }
+            int cut = side == 0 && holds_commit(buf, (size_t)got) ? atomic_load(&p->armed)
+                                                                   : PROXY_NONE;
+            if (cut == PROXY_BEFORE || write(p->fds[i][!side], buf, (size_t)got) != got) {
+                atomic_store(&p->armed, PROXY_NONE);
+                proxy_drop(p, i);
+                continue;
+            }
+            if (cut == PROXY_AFTER) {
+                /* the server commits and answers; the answer never comes through */
+                (void)poll(NULL, 0, 300);
+                atomic_store(&p->armed, PROXY_NONE);
+                proxy_drop(p, i);
+            }
+        }
+    }
+    for (int i = 0; i < PROXY_PAIRS; i++)
+        if (p->fds[i][0] >= 0)
+            proxy_drop(p, i);
+    return NULL;
+}
+
+static void proxy_start(struct proxy *p)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof a;
+    const char *colon = strrchr(getenv("CU_TEST_PG"), ':');
+
+    memset(p, 0, sizeof *p);
+    for (int i = 0; i < PROXY_PAIRS; i++)
+        p->fds[i][0] = p->fds[i][1] = -1;
+    assert_non_null(colon);
+    p->server_port = atoi(colon + 1);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->lfd >= 0);
+    assert_int_equal(bind(p->lfd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(p->lfd, 8), 0);
+    assert_int_equal(getsockname(p->lfd, (struct sockaddr *)&a, &len), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->th, NULL, proxy_main, p), 0);
+}
+
+static void proxy_stop(struct proxy *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->th, NULL);
+    close(p->lfd);
+}
+
+/* A COMMIT whose answer is lost with its session may have committed or not: the backend asks
+ * the server on a new session (txid_status) and reports what happened, not a failure. */
+static void test_lost_commit_answer(void **state)
+{
+    struct fx *f = *state;
+    struct proxy px;
+    struct cu_store *st = NULL;
+    struct cu_db *db = NULL;
+    char err[CU_STORE_ERR_BYTES], url[600];
+
+    need_server();
+    proxy_start(&px);
+    snprintf(url, sizeof url, "postgresql://custodia@127.0.0.1:%d/%s", px.port, f->name);
+    assert_int_equal(open_url(url, 300, &st, err), CU_OK);
+    assert_int_equal(cu_store_db(st, &db), CU_OK);
+    /* the answer is lost after the server committed: the commit is reported as done */
+    assert_int_equal(cu_db_begin(db, CU_TXN_WRITE), CU_OK);
+    insert_item(db, 1, "one", CU_OK);
+    atomic_store(&px.armed, PROXY_AFTER);
+    assert_int_equal(cu_db_commit(db), CU_OK);
+    assert_int_equal(atomic_load(&px.armed), PROXY_NONE); /* the cut did happen */
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM items WHERE id = 1"), 1);
+    /* the COMMIT never reached the server: the transaction died with its session */
+    assert_int_equal(cu_db_begin(db, CU_TXN_WRITE), CU_OK);
+    insert_item(db, 2, "two", CU_OK);
+    atomic_store(&px.armed, PROXY_BEFORE);
+    assert_int_equal(cu_db_commit(db), CU_E_STORE);
+    assert_int_equal(atomic_load(&px.armed), PROXY_NONE);
+    assert_int_equal(query_int(f->db, "SELECT COUNT(*) FROM items WHERE id = 2"), 0);
+    /* and the session made again goes on */
+    assert_int_equal(cu_db_begin(db, CU_TXN_WRITE), CU_OK);
+    insert_item(db, 3, "three", CU_OK);
+    assert_int_equal(cu_db_commit(db), CU_OK);
+    assert_int_equal(query_int(f->db, sql_count), 2);
+    cu_store_close(st);
+    proxy_stop(&px);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -507,6 +691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_purge_and_faults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_leads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_notify_wakes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_commit_answer, setup, teardown),
     };
 
     cu_log_set_level(CU_LOG_ERROR);
