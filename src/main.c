@@ -24,6 +24,7 @@ static int usage(FILE *f)
           "  approvals list, show or reject four-eyes requests\n"
           "  ledger   check the ledger's invariants\n"
           "  rules    check monitoring rule files\n"
+          "  notify   list, show or replay notifications\n"
           "  store    copy an embedded installation into PostgreSQL\n"
           "  version  print the version\n"
           "\n"
@@ -42,7 +43,7 @@ int main(int argc, char **argv)
         {"init", cu_cli_init},     {"serve", cu_cli_serve},         {"apikey", cu_cli_apikey},
         {"audit", cu_cli_audit},   {"keys", cu_cli_keys},           {"staff", cu_cli_staff},
         {"access", cu_cli_access}, {"approvals", cu_cli_approvals}, {"ledger", cu_cli_ledger},
-        {"rules", cu_cli_rules},   {"store", cu_cli_store},
+        {"rules", cu_cli_rules},   {"store", cu_cli_store},         {"notify", cu_cli_notify},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */
     char help_flag[] = "--help";

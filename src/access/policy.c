@@ -70,9 +70,10 @@ static const struct {
     {"admin", "*"},
     {"security_analyst", "audit.read customers.read customers.credentials metrics.read "
                          "staff.read apikeys.read access.read decisions.read alerts.read "
-                         "alerts.write monitor.read lists.write rules.write rules.activate"},
+                         "alerts.write monitor.read lists.write rules.write rules.activate "
+                         "notify.read notify.write"},
     {"support_agent", "customers.read customers.credentials"},
-    {"auditor", "audit.read access.read metrics.read"},
+    {"auditor", "audit.read access.read metrics.read notify.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
                            "access.read"},
     {"service", "customers.read customers.write customers.credentials"},

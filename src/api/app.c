@@ -19,6 +19,7 @@
 #include "ledger/ledger.h"
 #include "crypto/crypto.h"
 #include "monitor/monitor.h"
+#include "notify/notify.h"
 #include "notify/outbox.h"
 
 #include <sodium.h>
@@ -84,14 +85,13 @@ static enum cu_err fx_revoke(void *arg, struct cu_work *w, struct cu_db *db, con
 static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
                              const char *decision, const char *event_type)
 {
+    struct cu_app *app = arg;
     char data[CU_OUTBOX_DATA_MAX + 1];
-    (void)arg;
     /* ids and a type only: the worker renders the notice in the customer's language */
     if ((size_t)snprintf(data, sizeof(data), "{\"decision\":\"%s\",\"event_type\":\"%s\"}",
                          decision, event_type) >= sizeof(data))
         return CU_E_TOO_LARGE;
-    return cu_outbox_add(db, cu_work_context_of(w)->now_ms, customer, "security_notice", data,
-                         NULL);
+    return cu_notify_queue(app->notify, w, db, customer, "security_notice", data);
 }
 
 /* monitor_new(app, cfg, why): the monitoring service with the rule sets of [monitor]. */
@@ -271,6 +271,12 @@ enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
     rc = services_new(app, parts, why);
     if (rc == CU_OK)
         rc = policies_new(app, parts->cfg, why);
+    if (rc == CU_OK) {
+        char nwhy[CU_NOTIFY_WHY_BYTES];
+        rc = cu_notify_new(parts->cfg, app->vault, &app->notify, nwhy);
+        if (rc != CU_OK)
+            snprintf(why, CU_APP_WHY_BYTES, "%s", nwhy);
+    }
     if (rc == CU_OK)
         rc = monitor_new(app, parts->cfg, why);
     if (rc != CU_OK)
@@ -291,6 +297,7 @@ void cu_app_free(struct cu_app *app)
         return;
     /* The committer is the caller's; every unit of the server has been answered once
      * cu_server_run returns, so none still uses the services below. */
+    cu_notify_free(app->notify); /* stops its worker first: it reads the vault */
     cu_apikey_service_free(app->apikeys);
     cu_metrics_free(app->metrics);
     cu_limiter_free(app->auth_limiter);

@@ -16,6 +16,7 @@
 #include "crypto/crypto.h"
 #include "cu_version.h"
 #include "monitor/monitor.h"
+#include "notify/notify.h"
 
 /* The store check behind health, run at most once per CU_HEALTH_CHECK_MS and shared by every
  * caller in between, so that an unauthenticated flood of health checks cannot turn into a
@@ -81,6 +82,8 @@ enum cu_err cu_handle_metrics(struct cu_req *req, struct cu_resp *resp)
                            req->app->committer != NULL ? &cs : NULL);
     if (rc == CU_OK && req->app->monitor != NULL)
         rc = cu_monitor_metrics(req->app->monitor, &resp->body);
+    if (rc == CU_OK)
+        rc = cu_notify_metrics(req->app->notify, &resp->body);
     resp->content_type = "text/plain; version=0.0.4; charset=utf-8";
     resp->status = 200;
     return rc;
@@ -190,6 +193,10 @@ static const struct cu_route route_table[] = {
     {CU_POST, 0, "/v1/alerts/{id}/assign", cu_handle_alert_assign, CU_SCOPE_ALERTS_WRITE},
     {CU_POST, 0, "/v1/alerts/{id}/comments", cu_handle_alert_comment, CU_SCOPE_ALERTS_WRITE},
     {CU_POST, 0, "/v1/alerts/{id}/resolve", cu_handle_alert_resolve, CU_SCOPE_ALERTS_WRITE},
+    {CU_GET, 0, "/v1/notifications", cu_handle_notifications_list, CU_SCOPE_NOTIFY_READ},
+    {CU_GET, 0, "/v1/notifications/{id}", cu_handle_notification_get, CU_SCOPE_NOTIFY_READ},
+    {CU_POST, 0, "/v1/notifications/{id}/replay", cu_handle_notification_replay,
+     CU_SCOPE_NOTIFY_WRITE},
     /* monitoring: managed lists and snoozes */
     {CU_GET, 0, "/v1/monitor/lists", cu_handle_monitor_lists, CU_SCOPE_MONITOR_READ},
     {CU_GET, 0, "/v1/monitor/lists/{name}", cu_handle_monitor_list, CU_SCOPE_MONITOR_READ},

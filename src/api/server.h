@@ -36,6 +36,7 @@ struct cu_app {
     struct cu_approvals *approvals; /* four-eyes requests (access/approval.h) */
     struct cu_ledger *ledger;       /* customers' accounts and transfers (ledger/ledger.h) */
     struct cu_monitor *monitor;     /* the monitoring engine and its decisions */
+    struct cu_notify *notify;       /* notifications: queued in units, delivered by a worker */
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter;         /* failed authentications per client */
     struct cu_buckets *rate_ip;              /* [limits]: requests per client address */

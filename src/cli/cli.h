@@ -34,6 +34,7 @@ int cu_cli_keys(int argc, char **argv);
 int cu_cli_staff(int argc, char **argv);
 int cu_cli_access(int argc, char **argv);
 int cu_cli_approvals(int argc, char **argv);
+int cu_cli_notify(int argc, char **argv);
 int cu_cli_store(int argc, char **argv);
 int cu_cli_ledger(int argc, char **argv);
 int cu_cli_rules(int argc, char **argv);

@@ -209,6 +209,21 @@ static int write_secret_file(const struct cu_config *cfg, const char *name, cons
     return CU_EXIT_OK;
 }
 
+/* The key that signs webhooks ([notify] webhook_secret_file): 32 random bytes in hex. */
+static int make_webhook_key(const struct cu_config *cfg, struct made *m)
+{
+    uint8_t raw[32];
+    char hex[2 * sizeof raw + 1], path[CU_CONFIG_PATH_BYTES];
+    int code;
+
+    cu_crypto_random(raw, sizeof raw);
+    cu_hex_encode(raw, sizeof raw, hex);
+    code = write_secret_file(cfg, cfg->notify.webhook_secret_file, hex, m, path, sizeof path);
+    cu_crypto_wipe(raw, sizeof raw);
+    cu_crypto_wipe(hex, sizeof hex);
+    return code;
+}
+
 /* Says where the first API key is. The key itself is shown only on a terminal: standard
  * output that goes to a file, a pipe or a service manager's journal would keep it. */
 static void print_first_key(const char *id, const char *path, const char *token)
@@ -400,8 +415,10 @@ static void print_made(const struct cu_config *cfg, const char *dir)
            "  %-16s root key file (0600): the key-encryption keys; back it up apart from the "
            "data\n"
            "  %-16s self-signed TLS certificate for localhost, 127.0.0.1 and ::1\n"
-           "  %-16s its private key (0600)\n",
-           dir, cfg->keys.root_key_file, cfg->server.tls_cert, cfg->server.tls_key);
+           "  %-16s its private key (0600)\n"
+           "  %-16s the key that signs webhooks (0600), for the receiver too\n",
+           dir, cfg->keys.root_key_file, cfg->server.tls_cert, cfg->server.tls_key,
+           cfg->notify.webhook_secret_file);
     if (strcmp(cfg->store.backend, "sqlite") == 0)
         printf("  %-16s the database, migrated to the current schema\n", cfg->store.path);
     else
@@ -512,6 +529,8 @@ int cu_cli_init(int argc, char **argv)
         snprintf(cfg.store.url, sizeof(cfg.store.url), "%s", storeflag);
     }
     code = make_keys_and_cert(&cfg, &m);
+    if (code == CU_EXIT_OK)
+        code = make_webhook_key(&cfg, &m);
     if (code == CU_EXIT_OK)
         code = make_policy(&cfg, &m);
     if (code == CU_EXIT_OK)

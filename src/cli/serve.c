@@ -17,6 +17,7 @@
 #include "base/mem.h"
 #include "cli/cli.h"
 #include "monitor/monitor.h"
+#include "notify/notify.h"
 #include "crypto/crypto.h"
 #include "cu_version.h"
 
@@ -182,7 +183,14 @@ int cu_cli_serve(int argc, char **argv)
         code = CU_EXIT_FAIL;
         goto out;
     }
+    if (cu_notify_start(app->notify, ctx.store, ctx.committer) != CU_OK) {
+        cu_monitor_tail_stop(tailer);
+        cu_cli_error("the notification worker could not start; not starting");
+        code = CU_EXIT_FAIL;
+        goto out;
+    }
     code = cu_server_run(app) == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
+    cu_notify_stop(app->notify);
     cu_monitor_tail_stop(tailer);
     if (record(&ctx, "system.stop", json_pack("{s:b}", "clean", code == CU_EXIT_OK)) != CU_OK)
         cu_log(CU_LOG_ERROR, "audit.unavailable", CU_LS("action", "system.stop"));

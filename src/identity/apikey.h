@@ -62,6 +62,8 @@ enum cu_scope {
     CU_SCOPE_RULES_WRITE = 1u << 27,       /* "rules.write": propose rule sets */
     CU_SCOPE_RULES_ACTIVATE = 1u << 28,    /* "rules.activate": put a rule set in force or in
                                               shadow (four-eyes) */
+    CU_SCOPE_NOTIFY_READ = 1u << 29,       /* "notify.read": list notifications */
+    CU_SCOPE_NOTIFY_WRITE = 1u << 30,      /* "notify.write": replay notifications */
 };
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */

@@ -22,8 +22,10 @@ check_eq "first API key file is 0600" 600 "$(mode "$D/initial-api-key")"
 check_eq "first administrator's password file is 0600" 600 "$(mode "$D/initial-admin-password")"
 check "the first administrator is named in the output" grep -q "admin@custodia.localhost" "$TMP/init.out"
 check_eq "configuration is 0600" 600 "$(mode "$D/custodia.conf")"
+check_eq "the webhook key is 0600, 64 hexadecimal digits" "600 64" \
+    "$(mode "$D/webhook.secret") $(tr -d '\n' <"$D/webhook.secret" | grep -Ec '^[0-9a-f]{64}$' | sed 's/1/64/')"
 check_eq "init leaves these files and no others" \
-    "access.policy custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key" \
+    "access.policy custodia.conf custodia.db initial-admin-password initial-api-key root.key tls.crt tls.key webhook.secret" \
     "$(ls -A "$D" | tr '\n' ' ' | sed 's/ $//')"
 # While the database is open (here by audit tail), SQLite's -wal and -shm files take its mode.
 "$BIN" audit tail --dir "$D" --follow >/dev/null 2>&1 &

@@ -18,7 +18,9 @@ rule new_device_takeover
   when event.type == "device_added"
   then revoke_sessions, lock_login 10m, reason "a device added from outside"
 EOF2
-start_server "$D" CUSTODIA_MONITOR_RULES=actions.rules CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 || exit 1
+# a webhook receiver that is not there: the notice is queued, and its deliveries fail
+start_server "$D" CUSTODIA_MONITOR_RULES=actions.rules CUSTODIA_LIMITS_SIGNIN_PER_MINUTE=0 \
+    CUSTODIA_NOTIFY_WEBHOOK_URL="https://127.0.0.1:$(free_port)/hook" || exit 1
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
 PW="amber violin harbour 77"
@@ -62,9 +64,9 @@ check_eq "credits still arrive" 201 "$STATUS"
 req GET "/v1/decisions/$DEC" -H "$AUTH"
 check_eq "the decision says what was done" "2 True" \
     "$(json "j['applied']['freeze_account']['accounts']") $(json "j['applied']['notify_customer']['queued']")"
-check_eq "a notice waits in the outbox, with ids and no personal data" \
-    "1|security_notice|pending|{\"decision\":\"$DEC\",\"event_type\":\"transfer\"}" \
-    "$("$DBQ" "$D" "SELECT COUNT(*), template, status, data FROM notify_outbox WHERE customer = '$ADA' GROUP BY template, status, data")"
+check_eq "a notice is in the outbox for the webhook, with ids and no personal data" \
+    "1|security_notice|webhook|{\"decision\":\"$DEC\",\"event_type\":\"transfer\"}" \
+    "$("$DBQ" "$D" "SELECT COUNT(*), template, channel, data FROM notify_outbox WHERE customer = '$ADA' GROUP BY template, channel, data")"
 check_eq "the freeze is audited, once for the customer's accounts" "1 1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze' AND target = 'customer:$ADA' AND details LIKE '%\"accounts\":2%'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'ledger.customer_freeze'")"
 req GET /v1/alerts -H "$AUTH"

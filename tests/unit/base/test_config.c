@@ -180,6 +180,28 @@ static const struct bad_case bad_cases[] = {
     {"monitor", "future_seconds", "86401", "must be an integer from 0 to 86400, got \"86401\""},
     {"monitor", "past_days", "0", "must be an integer from 1 to 30, got \"0\""},
     {"monitor", "past_days", "31", "must be an integer from 1 to 30, got \"31\""},
+    {"notify", "webhook_url", "", "must be an https:// URL of at most 511 bytes, or none, got \"\""},
+    {"notify", "webhook_secret_file", "", "must be a non-empty path of at most 1023 bytes, got \"\""},
+    {"notify", "webhook_ca_file", "",
+     "must be a non-empty path of at most 1023 bytes, or system, got \"\""},
+    {"notify", "email_url", "",
+     "must be an smtp:// or smtps:// URL of at most 511 bytes, or none, got \"\""},
+    {"notify", "email_from", "", "must be an e-mail address of at most 255 bytes, got \"\""},
+    {"notify", "email_user", "", "must be a user name of at most 127 bytes, or none, got \"\""},
+    {"notify", "email_password_file", "",
+     "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
+    {"notify", "email_ca_file", "",
+     "must be a non-empty path of at most 1023 bytes, or system, got \"\""},
+    {"notify", "staff_email", "",
+     "must be an e-mail address of at most 255 bytes, or none, got \"\""},
+    {"notify", "allow_loopback_http", "maybe",
+     "must be true or false (also yes/no, on/off, 1/0), got \"maybe\""},
+    {"notify", "timeout_ms", "99", "must be an integer from 100 to 60000, got \"99\""},
+    {"notify", "max_attempts", "0", "must be an integer from 1 to 100, got \"0\""},
+    {"notify", "retry_base_ms", "9", "must be an integer from 10 to 3600000, got \"9\""},
+    {"notify", "retry_max_ms", "86400001",
+     "must be an integer from 10 to 86400000, got \"86400001\""},
+    {"notify", "concurrency", "257", "must be an integer from 1 to 256, got \"257\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"access", "dry_run_policy", "",
      "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
@@ -706,7 +728,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 62);
+    assert_int_equal(n, 77);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);
