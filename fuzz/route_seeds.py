@@ -69,6 +69,10 @@ EXTRA = {
     '"device": "d1", "country": "GB", "lat": 51.5, "lon": -0.1, "amount": 250000, '
     '"currency": "GBP", "payee": "p1", "channel": "app", "attributes": {"mcc": "6011"}}',
     "alert-get": "GET /v1/alerts/alr_0000000000000000\nAuthorization: Bearer {{KEY}}\n\n",
+    "notification-get": "GET /v1/notifications/ntf_0000000000000000\n"
+    "Authorization: Bearer {{KEY}}\n\n",
+    "notification-replay": "POST /v1/notifications/ntf_0000000000000000/replay\n"
+    "Authorization: Bearer {{KEY}}\n\n",
     "alert-assign": "POST /v1/alerts/alr_0000000000000000/assign\nAuthorization: Bearer {{KEY}}\n"
     'Content-Type: application/json\n\n{"assignee": "stf_0000000000000000"}',
     "alert-resolve": "POST /v1/alerts/alr_0000000000000000/resolve\nAuthorization: Bearer {{KEY}}\n"

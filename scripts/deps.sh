@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages custodia needs to build, test, lint and benchmark.
-# (Go and golang.org/x/mod only run tests/interop/note_interop.sh: the Go reference checker
+# (python3-aiosmtpd is the SMTP server of tests/integration/notify_email.sh. Go and
+# golang.org/x/mod only run tests/interop/note_interop.sh: the Go reference checker
 # of signed checkpoint notes. tzdata is the zone database that src/base/tz.c reads.)
 # Idempotent and quiet: prints nothing when every package is already installed.
 set -eu
@@ -8,7 +9,7 @@ set -eu
 PKGS="build-essential pkg-config meson ninja-build python3
 libsodium-dev libssl-dev libjansson-dev libinih-dev libsqlite3-dev sqlite3
 libmicrohttpd-dev libgnutls28-dev gnutls-bin libcmocka-dev
-libpq-dev postgresql
+libpq-dev postgresql libcurl4-openssl-dev python3-aiosmtpd
 liboath-dev libqrencode-dev john-data oathtool
 curl wrk valgrind clang clang-format clang-tidy cppcheck tzdata
 golang-go golang-golang-x-mod-dev"

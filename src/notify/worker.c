@@ -342,9 +342,16 @@ static enum cu_err email_prepare(struct cu_notify *n, struct job *j, int64_t now
     if (!body || !data) {
         cu_free(body);
         free(data);
-        fail(j, true, "%s", "the notice's data is not a JSON object");
+        fail(j, !!body, "%s", body ? "the notice's data is not a JSON object" : "out of memory");
         return CU_E_INVALID;
     }
+    for (const char *p = j->rcpt; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>') {
+            cu_free(body);
+            free(data);
+            fail(j, true, "%s", "the recipient's address is not one an e-mail can carry");
+            return CU_E_INVALID;
+        }
     rc = cu_notify_render(j->tpl, j->customer[0] ? j->lang : "en", data, subject, sizeof subject,
                           body, CU_NOTIFY_RENDER_MAX, why);
     free(data);
@@ -422,6 +429,10 @@ static void deliver(struct cu_notify *n, CURLM *multi, struct round *r)
 
         if (j->err[0])
             continue; /* failed at its claim (no address) */
+        if (j->channel == CH_EMAIL && !j->rcpt) {
+            fail(j, false, "%s", "out of memory");
+            continue;
+        }
         j->easy = curl_easy_init();
         if (!j->easy) {
             fail(j, false, "%s", "out of memory");
