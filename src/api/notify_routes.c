@@ -75,6 +75,8 @@ enum cu_err cu_handle_notifications_list(struct cu_req *req, struct cu_resp *res
     rc = cu_req_db(req, &db);
     if (rc == CU_OK)
         rc = cu_outbox_list(db, status, customer, after, (size_t)limit, &v, &n);
+    if (rc == CU_E_NOT_FOUND)
+        return cu_resp_fail(resp, CU_E_INVALID, "after names no notification");
     if (rc != CU_OK)
         return cu_resp_fail(resp, rc, "the notifications could not be read");
     json_t *items = json_array();

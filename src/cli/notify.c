@@ -112,8 +112,10 @@ static int show(struct cu_cli_ctx *ctx, const char *id)
 
 struct replay {
     const char *id; /* NULL: the dead ones */
+    int64_t before; /* those dead at the command's start */
     size_t done;
     struct cu_outbox_item it;
+    char ids[REPLAY_BATCH][CU_OUTBOX_ID_BYTES];
 };
 
 static enum cu_err replay_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -135,16 +137,11 @@ static enum cu_err replay_apply(struct cu_work *w, struct cu_db *db, void *arg)
         r->done = rc == CU_OK;
         return rc;
     }
-    struct cu_outbox_item *items = NULL;
     size_t n = 0;
     json_t *ids = json_array();
-    rc = ids ? cu_outbox_list(db, "dead", NULL, "", REPLAY_BATCH, &items, &n) : CU_E_NOMEM;
-    for (size_t i = 0; rc == CU_OK && i < n; i++) {
-        rc = cu_outbox_replay(db, items[i].id, now, &r->it);
-        if (rc == CU_OK)
-            json_array_append_new(ids, json_string(items[i].id));
-    }
-    cu_free(items);
+    rc = ids ? cu_outbox_replay_dead(db, now, r->before, REPLAY_BATCH, r->ids, &n) : CU_E_NOMEM;
+    for (size_t i = 0; rc == CU_OK && i < n; i++)
+        json_array_append_new(ids, json_string(r->ids[i]));
     r->done = rc == CU_OK ? n : 0;
     if (rc == CU_OK && n > 0)
         rc = cu_work_audit(w, "notify.replay", "", "success",
@@ -159,12 +156,17 @@ static int replay(struct cu_cli_ctx *ctx, int n, char **ids, bool dead)
 
     if (dead) {
         size_t total = 0;
-        struct replay r = {0};
-        enum cu_err rc;
-        do {
-            rc = cu_cli_run(ctx, "operator", replay_apply, &r);
-            total += rc == CU_OK ? r.done : 0;
-        } while (rc == CU_OK && r.done == REPLAY_BATCH);
+        struct replay *rp = cu_calloc(1, sizeof *rp);
+        enum cu_err rc = rp ? CU_OK : CU_E_NOMEM;
+        if (rp)
+            rp->before = cu_clock_now_ms();
+        while (rc == CU_OK) {
+            rc = cu_cli_run(ctx, "operator", replay_apply, rp);
+            total += rc == CU_OK ? rp->done : 0;
+            if (rc != CU_OK || rp->done < REPLAY_BATCH)
+                break;
+        }
+        cu_free(rp);
         if (rc != CU_OK) {
             cu_cli_error("cannot replay the dead notices: %s", cu_err_str(rc));
             code = CU_EXIT_FAIL;
@@ -173,7 +175,9 @@ static int replay(struct cu_cli_ctx *ctx, int n, char **ids, bool dead)
         return code;
     }
     for (int i = 0; i < n; i++) {
-        struct replay r = {.id = ids[i]};
+        struct replay r;
+        memset(&r, 0, sizeof r);
+        r.id = ids[i];
         enum cu_err rc = cu_cli_run(ctx, "operator", replay_apply, &r);
         if (rc == CU_OK) {
             fprintf(stderr, "custodia: %s (%s, was %s) is due again\n", ids[i], r.it.channel,

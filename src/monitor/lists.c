@@ -795,8 +795,9 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu
                                        "FROM alerts WHERE customer = $1)";
     static const char alerts_sql[] = "UPDATE alerts SET customer = $2 WHERE customer = $1";
     static const char snoozes_sql[] = "DELETE FROM monitor_snoozes WHERE customer = $1";
-    static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1 AND status "
-                                     "= 'pending'";
+    /* every notice, whatever its state: none is sent, retried or replayed after the erasure
+     * (a delivery in flight finds its row gone and records nothing) */
+    static const char outbox_sql[] = "DELETE FROM notify_outbox WHERE customer = $1";
     const char *keys[2] = {customer, NULL};
     enum cu_err rc = CU_OK;
 
@@ -810,7 +811,7 @@ enum cu_err cu_monitor_forget(struct cu_monitor *m, struct cu_work *w, struct cu
         if (keys[i] == NULL)
             continue;
         rc = strip(m, db, keys[i], customer);
-        /* staff's notes on its alerts, its snoozes' reasons, notices not yet sent */
+        /* staff's notes on its alerts, its snoozes' reasons, its notices */
         if (rc == CU_OK)
             rc = cu_db_exec(db, comments_sql, c, 1);
         if (rc == CU_OK && i == 1)

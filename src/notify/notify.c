@@ -64,28 +64,39 @@ static enum cu_err read_small(const char *path, char *buf, size_t cap, size_t *n
     }
     got = read(fd, buf, cap - 1);
     close(fd);
-    if (got < 0 || (size_t)got >= cap - 1) {
+    if (got < 0 || (size_t)got > cap - 2) {
         snprintf(why, CU_NOTIFY_WHY_BYTES, "[notify] %s: %.160s is unreadable or too long", what,
                  path);
         return CU_E_CONFIG;
     }
     buf[got] = '\0';
-    while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r'))
-        buf[--got] = '\0';
     *n = (size_t)got;
     return CU_OK;
+}
+
+/* chomp(buf, n): the text's line break at its end taken off. */
+static size_t chomp(char *buf, size_t n)
+{
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return n;
 }
 
 /* load_key(n, path, why): the webhook key, as hex (64..128 digits) or raw bytes. */
 static enum cu_err load_key(struct cu_notify *n, const char *path, char why[CU_NOTIFY_WHY_BYTES])
 {
     char buf[2 * CU_NOTIFY_KEY_MAX + 8];
-    size_t len = 0, bin = 0;
+    size_t len = 0, bin = 0, hexlen = 0;
+    const char *end = NULL;
     enum cu_err rc = read_small(path, buf, sizeof buf, &len, why, "webhook_secret_file");
 
     if (rc == CU_OK) {
-        if (sodium_hex2bin(n->key, sizeof n->key, buf, len, NULL, &bin, NULL) == 0 &&
-            bin >= CU_NOTIFY_KEY_MIN) {
+        /* hexadecimal, with a line break at its end or not; else the bytes as they are */
+        char hex[sizeof buf];
+        memcpy(hex, buf, len + 1);
+        hexlen = chomp(hex, len);
+        if (sodium_hex2bin(n->key, sizeof n->key, hex, hexlen, NULL, &bin, &end) == 0 &&
+            end == hex + hexlen && bin >= CU_NOTIFY_KEY_MIN) {
             n->keylen = bin;
         } else if (len >= CU_NOTIFY_KEY_MIN && len <= CU_NOTIFY_KEY_MAX) {
             memcpy(n->key, buf, len);
@@ -97,6 +108,7 @@ static enum cu_err load_key(struct cu_notify *n, const char *path, char why[CU_N
                      path, CU_NOTIFY_KEY_MIN, CU_NOTIFY_KEY_MAX);
             rc = CU_E_CONFIG;
         }
+        sodium_memzero(hex, sizeof hex);
     }
     sodium_memzero(buf, sizeof buf);
     return rc;
@@ -109,7 +121,7 @@ static enum cu_err check_url(const char *url, const char *const *schemes, bool l
                              char why[CU_NOTIFY_WHY_BYTES], const char *key)
 {
     CURLU *u = curl_url();
-    char *scheme = NULL, *host = NULL;
+    char *scheme = NULL, *host = NULL, *user = NULL;
     enum cu_err rc = CU_E_CONFIG;
     bool ok = false;
 
@@ -119,6 +131,12 @@ static enum cu_err check_url(const char *url, const char *const *schemes, bool l
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
         curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
         snprintf(why, CU_NOTIFY_WHY_BYTES, "[notify] %s: not a URL with a host", key);
+        goto out;
+    }
+    if (curl_url_get(u, CURLUPART_USER, &user, 0) == CURLUE_OK) {
+        /* it would sit in the configuration and in error messages */
+        snprintf(why, CU_NOTIFY_WHY_BYTES,
+                 "[notify] %s: must not hold a user name or password (user@host)", key);
         goto out;
     }
     for (size_t i = 0; schemes[i]; i++)
@@ -134,6 +152,7 @@ static enum cu_err check_url(const char *url, const char *const *schemes, bool l
 out:
     curl_free(scheme);
     curl_free(host);
+    curl_free(user);
     curl_url_cleanup(u);
     return rc;
 }
@@ -207,6 +226,8 @@ static enum cu_err setup(struct cu_notify *n, const struct cu_config *cfg,
             if (rc == CU_OK)
                 rc = read_small(path, n->password, sizeof n->password, &len, why,
                                 "email_password_file");
+            if (rc == CU_OK)
+                len = chomp(n->password, len);
         }
         if (rc == CU_OK && strcmp(cfg->notify.email_ca_file, "system") != 0)
             rc = path_of(cfg, cfg->notify.email_ca_file, n->o.email_ca, why, "email_ca_file");
@@ -304,13 +325,16 @@ enum cu_err cu_notify_queue(struct cu_notify *n, struct cu_work *w, struct cu_db
             continue;
         rc = cu_outbox_add(db, now, chans[i].name, customer, template_name, data, NULL);
     }
-    /* one wake-up a transaction (a unit holds at most CU_WORK_EFFECTS_MAX effects, and a batch
-     * may queue many notices); the worker also looks every second */
+    /* one wake-up a run of a unit (a unit holds at most CU_WORK_EFFECTS_MAX effects, and a
+     * batch may queue many notices): a unit that fails, or runs again, loses its effects, and
+     * the next run or unit asks again. The worker also looks every second. */
     if (rc == CU_OK && n && n->channels &&
-        (n->woke_db != db || n->woke_txn != cu_db_txn_id(db))) {
+        (n->woke_w != w || n->woke_run != cu_work_retries(w) ||
+         n->woke_txn != cu_db_txn_id(db))) {
         rc = cu_work_after(w, wake_effect, n);
         if (rc == CU_OK) {
-            n->woke_db = db;
+            n->woke_w = w;
+            n->woke_run = cu_work_retries(w);
             n->woke_txn = cu_db_txn_id(db);
         }
     }

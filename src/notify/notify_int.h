@@ -34,7 +34,10 @@ struct cu_notify {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool stop, started, woken;
-    const struct cu_db *woke_db; /* the transaction whose notices already asked for a wake-up */
+    /* the unit (and its run, and transaction) whose notices already asked for a wake-up; only
+     * ever touched on the committer's thread, where units run */
+    const struct cu_work *woke_w;
+    unsigned woke_run;
     uint64_t woke_txn;
 
     /* figures */

@@ -93,6 +93,12 @@ enum cu_err cu_outbox_list(struct cu_db *db, const char *status, const char *cus
     *n = 0;
     if (limit == 0 || limit > CU_OUTBOX_LIST_MAX)
         return CU_E_INVALID;
+    if (after != NULL && after[0]) {
+        struct cu_outbox_item cursor;
+        rc = cu_outbox_get(db, after, &cursor);
+        if (rc != CU_OK)
+            return rc; /* CU_E_NOT_FOUND: a cursor that names no notice */
+    }
     out = cu_calloc(limit, sizeof(*out));
     if (out == NULL)
         return CU_E_NOMEM;
@@ -138,5 +144,28 @@ enum cu_err cu_outbox_replay(struct cu_db *db, const char *id, int64_t now,
         rc = cu_db_exec(db, sql, p, CU_NVALS(p));
     if (rc == CU_OK && cu_db_changes(db) != 1)
         rc = CU_E_EXISTS;
+    return rc;
+}
+
+enum cu_err cu_outbox_replay_dead(struct cu_db *db, int64_t now, int64_t before, size_t limit,
+                                  char (*ids)[CU_OUTBOX_ID_BYTES], size_t *n)
+{
+    static const char pick[] = "SELECT id FROM notify_outbox WHERE status = 'dead' AND "
+                               "next_at <= $1 ORDER BY id LIMIT $2";
+    const struct cu_val p[] = {CU_VI(before), CU_VI((int64_t)limit)};
+    struct cu_outbox_item it;
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    size_t k = 0;
+    enum cu_err rc = cu_db_query(db, pick, p, CU_NVALS(p), &st);
+
+    *n = 0;
+    while (rc == CU_OK && k < limit && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
+        text(st, 0, ids[k++], CU_OUTBOX_ID_BYTES);
+    cu_stmt_done(st);
+    for (size_t i = 0; rc == CU_OK && i < k; i++)
+        rc = cu_outbox_replay(db, ids[i], now, &it);
+    if (rc == CU_OK)
+        *n = k;
     return rc;
 }

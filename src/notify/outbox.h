@@ -49,7 +49,8 @@ bool cu_outbox_status_known(const char *s);
 
 /* cu_outbox_list(db, status, customer, after, limit, items, n): notices newest first, of one
  * status and one customer when they are not NULL, after the notice whose id is after ("" from
- * the first); at most limit (1..CU_OUTBOX_LIST_MAX). Caller frees *items with cu_free. */
+ * the first; CU_E_NOT_FOUND when no notice has that id); at most limit (1..CU_OUTBOX_LIST_MAX).
+ * Caller frees *items with cu_free. */
 CU_WUR enum cu_err cu_outbox_list(struct cu_db *db, const char *status, const char *customer,
                                   const char *after, size_t limit, struct cu_outbox_item **items,
                                   size_t *n);
@@ -62,5 +63,11 @@ CU_WUR enum cu_err cu_outbox_get(struct cu_db *db, const char *id, struct cu_out
  * being sent (already on its way). out gets the notice as it was. */
 CU_WUR enum cu_err cu_outbox_replay(struct cu_db *db, const char *id, int64_t now,
                                     struct cu_outbox_item *out);
+
+/* cu_outbox_replay_dead(db, now, before, limit, ids, n): up to limit dead notices that died
+ * at or before before (so that one dying again is not taken again) due again now, their ids
+ * into ids (limit of them, caller's) and their count into n. */
+CU_WUR enum cu_err cu_outbox_replay_dead(struct cu_db *db, int64_t now, int64_t before,
+                                         size_t limit, char (*ids)[CU_OUTBOX_ID_BYTES], size_t *n);
 
 #endif

@@ -2,8 +2,9 @@
  * templates.c - the notices' texts, in English and Simplified Chinese, and their rendering
  * (notify.h). A template names its variables as {{name}}; each takes a value from the notice's
  * data, and {{time}} is always there (when the notice was queued, UTC). A value is at most
- * VALUE_MAX bytes of printable text without line breaks, so that no data can add a header to
- * an e-mail or a paragraph to a message.
+ * VALUE_MAX bytes of ids, codes, numbers and times: ASCII letters, digits, spaces and
+ * _ . , : + -, so that no data can add a header to an e-mail, a line, a link, an address to
+ * write to or a phone number to call to a message the company sends.
  *
  * What a notice says is what happened and what to do; it never holds a secret, a code or a
  * link to sign in with (phishing looks exactly like that), and always says what the company
@@ -127,16 +128,19 @@ static bool declared(const struct tpl *t, const char *var, size_t n)
     return false;
 }
 
-/* value_ok(v): printable, no line break, at most VALUE_MAX bytes. */
+/* value_ok(v): at most VALUE_MAX bytes of [A-Za-z0-9 _.,:+-]. */
 static bool value_ok(const char *v)
 {
     size_t n = strlen(v);
 
     if (n > VALUE_MAX)
         return false;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)v[i] < 0x20 || v[i] == 0x7f)
+    for (size_t i = 0; i < n; i++) {
+        char c = v[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              strchr(" _.,:+-", c) != NULL))
             return false;
+    }
     return true;
 }
 
@@ -184,7 +188,8 @@ static enum cu_err expand(const struct tpl *t, int lang, const char *text, const
         }
         if (!value_ok(v)) {
             snprintf(why, CU_NOTIFY_WHY_BYTES,
-                     "template %s (%s): the value of {{%s}} is not one line of at most %d bytes",
+                     "template %s (%s): the value of {{%s}} is not an id, code, number or time "
+                     "(at most %d bytes of letters, digits, spaces and _ . , : + -)",
                      t->name, lang_names[lang], var, VALUE_MAX);
             return CU_E_INVALID;
         }

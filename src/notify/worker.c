@@ -62,7 +62,7 @@ struct job {
     struct curl_slist *hdrs, *rcpts;
     char *payload;
     size_t plen, pos, got;
-    bool ok, permanent, started;
+    bool ok, permanent, started, recorded;
     char curl_err[CURL_ERROR_SIZE];
     char err[ERR_BYTES];
 };
@@ -72,6 +72,7 @@ struct round {
     struct job jobs[BATCH_MAX];
     size_t njobs;
     int64_t now;
+    int64_t lease; /* the claims' next_at: the outcome updates only rows still so claimed */
 };
 
 static void job_clear(struct job *j)
@@ -79,6 +80,8 @@ static void job_clear(struct job *j)
     if (j->easy)
         curl_easy_cleanup(j->easy);
     curl_slist_free_all(j->hdrs);
+    for (struct curl_slist *l = j->rcpts; l; l = l->next)
+        sodium_memzero(l->data, strlen(l->data));
     curl_slist_free_all(j->rcpts);
     if (j->rcpt) {
         sodium_memzero(j->rcpt, strlen(j->rcpt));
@@ -123,7 +126,9 @@ void cu_notify_wake(struct cu_notify *n)
 
 /* ---- 2. the claim ---- */
 
-/* recipient(n, db, j): the e-mail address and language of j's customer (or the staff's). */
+/* recipient(n, db, j): the e-mail address and language of j's customer (or the staff's),
+ * read on the worker's thread from a pool connection (the vault's decryption stays off the
+ * committer's thread). */
 static void recipient(struct cu_notify *n, struct cu_db *db, struct job *j)
 {
     size_t nf = 0;
@@ -144,7 +149,7 @@ static void recipient(struct cu_notify *n, struct cu_db *db, struct job *j)
         return;
     }
     memset(&c, 0, sizeof c);
-    rc = cu_vault_get(n->vault, db, j->customer, true, &c);
+    rc = db ? cu_vault_get(n->vault, db, j->customer, true, &c) : CU_E_STORE;
     if (rc == CU_E_NOT_FOUND || (rc == CU_OK && strcmp(c.status, "erased") == 0)) {
         fail(j, true, "%s", "the customer is gone or erased");
     } else if (rc != CU_OK) {
@@ -159,15 +164,41 @@ static void recipient(struct cu_notify *n, struct cu_db *db, struct job *j)
     cu_customer_clear(&c);
 }
 
+/* live(n, db, j): whether j's customer may still be told anything (not erased, not gone). */
+static void live(struct cu_notify *n, struct cu_db *db, struct job *j)
+{
+    char status[CU_VAULT_STATUS_BYTES] = "";
+    enum cu_err rc;
+
+    if (!j->customer[0] || !n->vault)
+        return;
+    rc = cu_vault_customer_state(n->vault, db, j->customer, status);
+    if (rc == CU_E_NOT_FOUND || (rc == CU_OK && strcmp(status, "erased") == 0))
+        fail(j, true, "%s", "the customer is gone or erased");
+}
+
+/* channel_values(n, p): the channels a query may take ("-" for one not configured). */
+static void channel_values(const struct cu_notify *n, const char *p[2])
+{
+    p[0] = n->channels & CU_NOTIFY_WEBHOOK ? "webhook" : "-";
+    p[1] = n->channels & CU_NOTIFY_EMAIL ? "email" : "-";
+}
+
 static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     static const char pick[] =
         "SELECT id, customer, template, data, channel, attempts, created_at, status, next_at "
         "FROM notify_outbox WHERE status IN ('pending', 'sending') AND next_at <= $1 "
-        "ORDER BY next_at LIMIT $2";
+        "AND channel IN ($3, $4) ORDER BY next_at LIMIT $2";
     static const char take[] =
         "UPDATE notify_outbox SET status = 'sending', attempts = attempts + 1, next_at = $1 "
         "WHERE id = $2 AND status = $3 AND next_at = $4";
+    /* a claim whose lease ended with max_attempts used: its process died during the last one
+     * (perhaps because of it): dead, not tried for ever at each start */
+    static const char bury[] =
+        "UPDATE notify_outbox SET status = 'dead', next_at = $1, last_error = 'the process "
+        "delivering it stopped during its last attempt' WHERE id = $2 AND status = $3 AND "
+        "next_at = $4";
     struct round *r = arg;
     struct cu_notify *n = r->n;
     char status[BATCH_MAX][12];
@@ -176,24 +207,27 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct cu_stmt *st = NULL;
     bool row = false;
     size_t k = 0;
+    json_t *buried = NULL;
+    const char *ch[2];
     enum cu_err rc;
 
-    (void)w;
     round_clear(r); /* a run again after CU_E_BUSY starts over */
+    r->lease = lease;
+    channel_values(n, ch);
     {
-        const struct cu_val p[] = {CU_VI(r->now), CU_VI(BATCH_MAX)};
+        const struct cu_val p[] = {CU_VI(r->now), CU_VI(BATCH_MAX), CU_VT(ch[0]), CU_VT(ch[1])};
         rc = cu_db_query(db, pick, p, CU_NVALS(p), &st);
     }
     while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row && r->njobs < BATCH_MAX) {
         struct job *j = &r->jobs[r->njobs];
         size_t len = 0;
-        const char *ch = cu_stmt_text(st, 4, &len);
+        const char *chan = cu_stmt_text(st, 4, &len);
 
         snprintf(j->id, sizeof j->id, "%s", cu_stmt_text(st, 0, &len));
         snprintf(j->customer, sizeof j->customer, "%s", cu_stmt_text(st, 1, &len));
         snprintf(j->tpl, sizeof j->tpl, "%s", cu_stmt_text(st, 2, &len));
         j->data = strdup(cu_stmt_text(st, 3, &len));
-        j->channel = strcmp(ch, "email") == 0 ? CH_EMAIL : CH_WEBHOOK;
+        j->channel = strcmp(chan, "email") == 0 ? CH_EMAIL : CH_WEBHOOK;
         j->attempts = cu_stmt_int(st, 5) + 1;
         j->created_at = cu_stmt_int(st, 6);
         snprintf(status[r->njobs], sizeof status[0], "%s", cu_stmt_text(st, 7, &len));
@@ -204,11 +238,21 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
     }
     cu_stmt_done(st);
     for (size_t i = 0; rc == CU_OK && i < r->njobs; i++) {
-        const struct cu_val p[] = {CU_VI(lease), CU_VT(r->jobs[i].id), CU_VT(status[i]),
-                                   CU_VI(next_at[i])};
-        rc = cu_db_exec(db, take, p, CU_NVALS(p));
-        if (rc != CU_OK || cu_db_changes(db) != 1) {
-            job_clear(&r->jobs[i]); /* another node's now */
+        bool spent = strcmp(status[i], "sending") == 0 &&
+                     r->jobs[i].attempts > (int64_t)n->o.max_attempts;
+        const struct cu_val p[] = {CU_VI(spent ? r->now : lease), CU_VT(r->jobs[i].id),
+                                   CU_VT(status[i]), CU_VI(next_at[i])};
+        rc = cu_db_exec(db, spent ? bury : take, p, CU_NVALS(p));
+        if (rc == CU_OK && spent && cu_db_changes(db) == 1) {
+            if (!buried)
+                buried = json_array();
+            json_array_append_new(buried, json_string(r->jobs[i].id));
+            atomic_fetch_add(&n->dead[r->jobs[i].channel], 1);
+            cu_log(CU_LOG_ERROR, "notify.dead", CU_LS("id", r->jobs[i].id),
+                   CU_LS("error", "the process delivering it stopped during its last attempt"));
+        }
+        if (rc != CU_OK || spent || cu_db_changes(db) != 1) {
+            job_clear(&r->jobs[i]); /* another node's now, or dead */
             continue;
         }
         if (k != i) {
@@ -220,8 +264,11 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
     if (rc == CU_OK)
         r->njobs = k;
     for (size_t i = 0; rc == CU_OK && i < r->njobs; i++)
-        if (r->jobs[i].channel == CH_EMAIL)
-            recipient(n, db, &r->jobs[i]);
+        live(n, db, &r->jobs[i]);
+    if (rc == CU_OK && buried)
+        rc = cu_work_audit(w, "notify.deliver", "", "failure",
+                           json_pack("{s:[], s:[], s:O}", "sent", "retrying", "dead", buried));
+    json_decref(buried);
     return rc;
 }
 
@@ -308,8 +355,10 @@ static enum cu_err webhook_prepare(struct cu_notify *n, struct job *j, int64_t n
     curl_easy_setopt(j->easy, CURLOPT_USERAGENT, "custodia/" CU_VERSION);
     curl_easy_setopt(j->easy, CURLOPT_WRITEFUNCTION, drop_body);
     curl_easy_setopt(j->easy, CURLOPT_WRITEDATA, j);
-    if (n->o.webhook_ca[0])
+    if (n->o.webhook_ca[0]) { /* that file's CAs alone, not the system's directory besides */
         curl_easy_setopt(j->easy, CURLOPT_CAINFO, n->o.webhook_ca);
+        curl_easy_setopt(j->easy, CURLOPT_CAPATH, NULL);
+    }
     return CU_OK;
 }
 
@@ -409,56 +458,85 @@ static enum cu_err email_prepare(struct cu_notify *n, struct job *j, int64_t now
     curl_easy_setopt(j->easy, CURLOPT_READFUNCTION, read_payload);
     curl_easy_setopt(j->easy, CURLOPT_READDATA, j);
     curl_easy_setopt(j->easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)j->plen);
+    sodium_memzero(rcpt, sizeof rcpt);
     if (n->o.email_user[0]) {
         curl_easy_setopt(j->easy, CURLOPT_USERNAME, n->o.email_user);
         curl_easy_setopt(j->easy, CURLOPT_PASSWORD, n->password);
     }
-    if (n->o.email_ca[0])
+    if (n->o.email_ca[0]) {
         curl_easy_setopt(j->easy, CURLOPT_CAINFO, n->o.email_ca);
+        curl_easy_setopt(j->easy, CURLOPT_CAPATH, NULL);
+    }
     return CU_OK;
 }
 
-/* deliver(n, multi, r): every job of r that is ready, at once; each ends ok or with err. */
+/* start(n, multi, j): j's transfer prepared and added to multi; false when it failed. */
+static bool start(struct cu_notify *n, CURLM *multi, struct job *j, int64_t now)
+{
+    enum cu_err rc;
+
+    j->easy = curl_easy_init();
+    if (!j->easy) {
+        fail(j, false, "%s", "out of memory");
+        return false;
+    }
+    curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)n->o.timeout_ms);
+    curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)n->o.timeout_ms);
+    curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->curl_err);
+    curl_easy_setopt(j->easy, CURLOPT_FOLLOWLOCATION, 0L);
+    /* no proxy from the environment (http_proxy would see a loopback test's body in clear) */
+    curl_easy_setopt(j->easy, CURLOPT_PROXY, "");
+    /* one request a connection: [notify] concurrency is what is in flight */
+    curl_easy_setopt(j->easy, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    rc = j->channel == CH_EMAIL ? email_prepare(n, j, now) : webhook_prepare(n, j, now);
+    if (rc != CU_OK) {
+        if (!j->err[0])
+            fail(j, false, "cannot prepare the delivery: %s", cu_err_str(rc));
+        return false;
+    }
+    if (curl_multi_add_handle(multi, j->easy) != CURLM_OK) {
+        fail(j, false, "%s", "cannot start the delivery");
+        return false;
+    }
+    j->started = true;
+    return true;
+}
+
+/* deliver(n, multi, r): every job of r that is ready, at most [notify] concurrency at a time
+ * (a transfer added beyond it would wait for a connection inside its own timeout); each ends
+ * ok or with err. */
 static void deliver(struct cu_notify *n, CURLM *multi, struct round *r)
 {
-    int running = 0;
+    struct cu_db *db = NULL;
+    size_t next = 0;
+    int running = 0, inflight = 0;
 
+    /* the e-mail addresses, on this thread, from a pool connection */
     for (size_t i = 0; i < r->njobs; i++) {
-        struct job *j = &r->jobs[i];
-        enum cu_err rc;
-
-        if (j->err[0])
-            continue; /* failed at its claim (no address) */
-        if (j->channel == CH_EMAIL && !j->rcpt) {
-            fail(j, false, "%s", "out of memory");
+        if (r->jobs[i].channel != CH_EMAIL || r->jobs[i].err[0])
             continue;
-        }
-        j->easy = curl_easy_init();
-        if (!j->easy) {
-            fail(j, false, "%s", "out of memory");
-            continue;
-        }
-        curl_easy_setopt(j->easy, CURLOPT_PRIVATE, j);
-        curl_easy_setopt(j->easy, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(j->easy, CURLOPT_TIMEOUT_MS, (long)n->o.timeout_ms);
-        curl_easy_setopt(j->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)n->o.timeout_ms);
-        curl_easy_setopt(j->easy, CURLOPT_ERRORBUFFER, j->curl_err);
-        curl_easy_setopt(j->easy, CURLOPT_FOLLOWLOCATION, 0L);
-        rc = j->channel == CH_EMAIL ? email_prepare(n, j, r->now) : webhook_prepare(n, j, r->now);
-        if (rc != CU_OK) {
-            if (!j->err[0])
-                fail(j, false, "cannot prepare the delivery: %s", cu_err_str(rc));
-            continue;
-        }
-        if (curl_multi_add_handle(multi, j->easy) == CURLM_OK)
-            j->started = true;
-        else
-            fail(j, false, "%s", "cannot start the delivery");
+        if (!db && cu_store_acquire(n->st, &db) != CU_OK)
+            db = NULL;
+        recipient(n, db, &r->jobs[i]);
     }
+    cu_store_release(db);
     do {
         CURLMsg *m;
         int left = 0;
 
+        while (next < r->njobs && inflight < (int)n->o.concurrency) {
+            struct job *j = &r->jobs[next++];
+            if (j->err[0])
+                continue; /* failed before it started (no address, erased) */
+            if (j->channel == CH_EMAIL && !j->rcpt) {
+                fail(j, false, "%s", "out of memory");
+                continue;
+            }
+            if (start(n, multi, j, r->now))
+                inflight++;
+        }
         if (curl_multi_perform(multi, &running) != CURLM_OK)
             break;
         while ((m = curl_multi_info_read(multi, &left)) != NULL) {
@@ -481,10 +559,11 @@ static void deliver(struct cu_notify *n, CURLM *multi, struct round *r)
             }
             curl_multi_remove_handle(multi, m->easy_handle);
             j->started = false;
+            inflight--;
         }
         if (running > 0)
             curl_multi_poll(multi, NULL, 0, 100, NULL);
-    } while (running > 0);
+    } while (running > 0 || (next < r->njobs && inflight < (int)n->o.concurrency));
     for (size_t i = 0; i < r->njobs; i++) {
         if (r->jobs[i].started) {
             curl_multi_remove_handle(multi, r->jobs[i].easy);
@@ -515,10 +594,14 @@ static int64_t backoff(const struct cu_notify *n, int64_t attempts)
 
 static enum cu_err outcome_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
+    /* only rows still under this round's claim: one whose lease ended and that another
+     * worker took is that worker's to record */
     static const char sent[] = "UPDATE notify_outbox SET status = 'sent', sent_at = $1, "
-                               "last_error = NULL WHERE id = $2 AND status = 'sending'";
+                               "last_error = NULL WHERE id = $2 AND status = 'sending' AND "
+                               "next_at = $3";
     static const char again[] = "UPDATE notify_outbox SET status = $1, next_at = $2, "
-                                "last_error = $3 WHERE id = $4 AND status = 'sending'";
+                                "last_error = $3 WHERE id = $4 AND status = 'sending' AND "
+                                "next_at = $5";
     struct round *r = arg;
     struct cu_notify *n = r->n;
     int64_t now = cu_work_context_of(w)->now_ms;
@@ -527,20 +610,21 @@ static enum cu_err outcome_apply(struct cu_work *w, struct cu_db *db, void *arg)
 
     for (size_t i = 0; rc == CU_OK && i < r->njobs; i++) {
         struct job *j = &r->jobs[i];
+        bool is_dead = j->permanent || j->attempts >= (int64_t)n->o.max_attempts;
         if (j->ok) {
-            const struct cu_val p[] = {CU_VI(now), CU_VT(j->id)};
+            const struct cu_val p[] = {CU_VI(now), CU_VT(j->id), CU_VI(r->lease)};
             rc = cu_db_exec(db, sent, p, CU_NVALS(p));
-            json_array_append_new(ok, json_string(j->id));
         } else {
-            bool is_dead = j->permanent || j->attempts >= (int64_t)n->o.max_attempts;
             const struct cu_val p[] = {CU_VT(is_dead ? "dead" : "pending"),
                                        CU_VI(now + (is_dead ? 0 : backoff(n, j->attempts))),
-                                       CU_VT(j->err), CU_VT(j->id)};
+                                       CU_VT(j->err), CU_VT(j->id), CU_VI(r->lease)};
             rc = cu_db_exec(db, again, p, CU_NVALS(p));
-            json_array_append_new(is_dead ? dead : retry, json_string(j->id));
         }
+        j->recorded = rc == CU_OK && cu_db_changes(db) == 1;
+        if (j->recorded)
+            json_array_append_new(j->ok ? ok : is_dead ? dead : retry, json_string(j->id));
     }
-    if (rc == CU_OK)
+    if (rc == CU_OK && json_array_size(ok) + json_array_size(retry) + json_array_size(dead) > 0)
         rc = cu_work_audit(w, "notify.deliver", "", json_array_size(dead) ? "failure" : "success",
                            json_pack("{s:O, s:O, s:O}", "sent", ok, "retrying", retry, "dead", dead));
     json_decref(ok);
@@ -556,6 +640,8 @@ static void account(struct cu_notify *n, const struct round *r, int64_t now)
         const struct job *j = &r->jobs[i];
         int c = j->channel;
 
+        if (!j->recorded)
+            continue; /* its row was no longer this round's (erased, or taken after the lease) */
         if (j->ok) {
             int64_t ms = now > j->created_at ? now - j->created_at : 0;
             atomic_fetch_add(&n->sent[c], 1);
@@ -608,16 +694,19 @@ static enum cu_err count(struct cu_notify *n, struct cu_db *db)
 static enum cu_err next_due(struct cu_notify *n, int64_t *out)
 {
     static const char sql[] = "SELECT next_at FROM notify_outbox WHERE status IN ('pending', "
-                              "'sending') ORDER BY next_at LIMIT 1";
+                              "'sending') AND channel IN ($1, $2) ORDER BY next_at LIMIT 1";
     struct cu_db *db = NULL;
     struct cu_stmt *st = NULL;
     bool row = false;
     int64_t now = cu_clock_now_ms();
+    const char *ch[2];
     enum cu_err rc = cu_store_acquire(n->st, &db);
 
     *out = INT64_MAX;
+    channel_values(n, ch);
+    const struct cu_val p[] = {CU_VT(ch[0]), CU_VT(ch[1])};
     if (rc == CU_OK)
-        rc = cu_db_query(db, sql, NULL, 0, &st);
+        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
     if (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
         *out = cu_stmt_int(st, 0);
     cu_stmt_done(st);

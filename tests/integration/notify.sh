@@ -68,7 +68,15 @@ check_eq "a webhook URL that is not HTTPS stops the start" \
     "2 1" "$? $(grep -c '\[notify\] webhook_url: must be https://' "$TMP/bad.out")"
 env CUSTODIA_SERVER_PORT="$(free_port)" CUSTODIA_NOTIFY_WEBHOOK_URL="http://127.0.0.1:$RPORT/hook" \
     "$BIN" serve --dir "$D" >"$TMP/bad.out" 2>&1
-check_eq "nor a plain one to a loopback address, unless allowed" 2 "$?"
+check_eq "nor a plain one to a loopback address, unless allowed" \
+    "2 1" "$? $(grep -c '\[notify\] webhook_url: must be https://' "$TMP/bad.out")"
+env CUSTODIA_SERVER_PORT="$(free_port)" CUSTODIA_NOTIFY_WEBHOOK_URL="https://ops:hunter2@127.0.0.1:$RPORT/hook" \
+    "$BIN" serve --dir "$D" >"$TMP/bad.out" 2>&1
+check_eq "nor one with a password in it, which is not repeated" "2 1 0" \
+    "$? $(grep -c 'must not hold a user name or password' "$TMP/bad.out") $(grep -c hunter2 "$TMP/bad.out")"
+start_server "$D" CUSTODIA_NOTIFY_WEBHOOK_URL="http://127.0.0.1:$RPORT/hook" CUSTODIA_NOTIFY_ALLOW_LOOPBACK_HTTP=true || exit 1
+check "a plain loopback URL starts when allowed" grep -q '"notify.started","webhook":true' "$LOG"
+stop_server
 env CUSTODIA_SERVER_PORT="$(free_port)" CUSTODIA_NOTIFY_WEBHOOK_URL="https://127.0.0.1:$RPORT/hook" \
     CUSTODIA_NOTIFY_WEBHOOK_SECRET_FILE=missing.secret "$BIN" serve --dir "$D" >"$TMP/bad.out" 2>&1
 check_eq "a missing key file stops it, naming the key" \
@@ -149,6 +157,23 @@ check_eq "both are delivered again, with their ids" "$(printf '%s\n' "$N1" "$N2"
 check_eq "the replays are audited" 2 \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'notify.replay'")"
 
+# a receiver whose certificate another CA signed: refused, the notice retried
+"$BIN" init --dir "$TMP/otherca" >/dev/null 2>&1
+receiver_stop
+rd="$TMP/wrongca"
+mkdir -p "$rd"
+python3 "$SRC/tests/integration/webhook_receiver.py" "$rd" "$TMP/otherca/tls.crt" "$TMP/otherca/tls.key" \
+    "$D/webhook.secret" --port "$RPORT" &
+RPID=$!
+i=0
+while [ ! -e "$rd/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+event "$ADA"
+N3=$("$DBQ" "$D" "SELECT id FROM notify_outbox WHERE customer = '$ADA' AND data LIKE '%$DEC%'")
+until_eq "pending" sh -c "\"$DBQ\" \"$D\" \"SELECT status FROM notify_outbox WHERE id = '$N3' AND attempts >= 1\""
+"$DBQ" "$D" "SELECT last_error FROM notify_outbox WHERE id = '$N3'" >"$TMP/last_error"
+check "a receiver with a certificate of another CA is refused" grep -qi "certificate\|SSL\|issuer" "$TMP/last_error"
+check_eq "and sees nothing" 0 "$(cat "$rd/requests.jsonl" 2>/dev/null | wc -l | tr -d ' ')"
+
 # another key: the receiver refuses every signature
 receiver_stop
 KEYFILE="$TMP/other.secret"
@@ -175,7 +200,6 @@ kill -KILL "$PID"
 wait "$PID" 2>/dev/null
 PID=
 receiver_stop
-# the other notices still failing towards the third receiver are replayed out of the way
 receiver fifth
 # shellcheck disable=SC2086
 start_server "$D" $SRV || exit 1
@@ -183,6 +207,15 @@ until_eq "sent" sh -c "\"$DBQ\" \"$D\" \"SELECT status FROM notify_outbox WHERE 
 check_eq "after the restart, the notice whose delivery was cut is sent" "sent" \
     "$("$DBQ" "$D" "SELECT status FROM notify_outbox WHERE id = '$N4'")"
 check_eq "once" 1 "$(python3 -c "import json,sys; print(sum(1 for l in open(sys.argv[1]) if json.loads(l)['id'] == sys.argv[2] and json.loads(l)['status'] == 204))" "$TMP/fifth/requests.jsonl" "$N4")"
+# an erased customer's notices are gone: none is sent, retried or replayed
+req DELETE "/v1/customers/$ADA" -H "$AUTH"
+check_eq "the customer is erased" 200 "$STATUS"
+check_eq "with every notice of theirs" 0 \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM notify_outbox WHERE customer = '$ADA'")"
+req POST "/v1/notifications/$N1/replay" -H "$AUTH"
+check_eq "so none can be replayed" 404 "$STATUS"
+req GET "/v1/notifications?after=$N1" -H "$AUTH"
+check_eq "and a cursor naming one is refused" "400" "$STATUS"
 stop_server
 check_eq "the server stops cleanly with its worker" 0 "$STOP_STATUS"
 finish

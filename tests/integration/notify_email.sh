@@ -28,6 +28,7 @@ smtp() {
     mkdir -p "$sd"
     /usr/bin/python3 "$SRC/tests/integration/smtp_server.py" "$sd" "$D/tls.crt" "$D/tls.key" \
         custodia "$2" ${3:+"$3"} &
+    # shellcheck disable=SC2034
     SPID=$!
     i=0
     while [ ! -e "$sd/port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
@@ -98,6 +99,19 @@ check_eq "a refused recipient is retried, then the notice is dead" "dead|3" \
     "$("$DBQ" "$D" "SELECT status, attempts FROM notify_outbox WHERE customer = '$ADA' AND channel = 'email' AND status <> 'sent'")"
 "$DBQ" "$D" "SELECT last_error FROM notify_outbox WHERE customer = '$ADA' AND status = 'dead'" >"$TMP/err"
 check "with the server's refusal as the reason" grep -qi "recipient\|RCPT\|550" "$TMP/err"
+stop_server
+kill -KILL "$SPID"
+wait "$SPID" 2>/dev/null
+
+# a server that offers no STARTTLS: nothing goes out in clear
+smtp plain "correct horse battery" --plain
+serve || exit 1
+event "$ADA"
+until_eq "pending" sh -c "\"$DBQ\" \"$D\" \"SELECT status FROM notify_outbox WHERE customer = '$ADA' AND status = 'pending' AND attempts >= 1\""
+"$DBQ" "$D" "SELECT last_error FROM notify_outbox WHERE customer = '$ADA' AND status = 'pending'" >"$TMP/err"
+sed 's/^/# last error: /' "$TMP/err"
+check "a server without STARTTLS is refused" grep -qi "TLS\|SSL\|upgrade" "$TMP/err"
+check_eq "and receives nothing" 0 "$(ls "$TMP/plain" | grep -c '\.eml$')"
 stop_server
 kill -KILL "$SPID"
 wait "$SPID" 2>/dev/null

@@ -1,11 +1,12 @@
 """smtp_server.py - an SMTP server for the tests (Debian's python3-aiosmtpd).
 
-usage: smtp_server.py DIR CERT KEY USER PASSWORD [--refuse]
+usage: smtp_server.py DIR CERT KEY USER PASSWORD [--refuse] [--plain]
 
 Listens on 127.0.0.1 and a free port, written to DIR/port once it listens. It offers STARTTLS
 (with CERT and KEY) and requires it before AUTH (PLAIN or LOGIN), and AUTH, as USER with
 PASSWORD, before MAIL. Each message accepted is written to DIR/mail-<n>.eml, with its envelope
-in DIR/mail-<n>.json ({"from", "to"}). With --refuse every recipient is refused (550).
+in DIR/mail-<n>.json ({"from", "to"}). With --refuse every recipient is refused (550). With
+--plain it offers no STARTTLS and takes mail without AUTH (a server custodia must refuse).
 """
 import asyncio
 import json
@@ -20,6 +21,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 def main():
     d, cert, key, user, password = sys.argv[1:6]
     refuse = "--refuse" in sys.argv
+    plain = "--plain" in sys.argv
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(cert, key)
     count = {"n": 0}
@@ -51,9 +53,12 @@ def main():
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()
-    ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx,
-                     require_starttls=True, authenticator=authenticator, auth_required=True,
-                     auth_require_tls=True)
+    if plain:
+        ctl = Controller(Handler(), hostname="127.0.0.1", port=port)
+    else:
+        ctl = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=ctx,
+                         require_starttls=True, authenticator=authenticator, auth_required=True,
+                         auth_require_tls=True)
     ctl.start()
     with open(os.path.join(d, "port.tmp"), "w") as f:
         f.write(str(port))

@@ -26,8 +26,11 @@ def main():
     fail = int(sys.argv[sys.argv.index("--fail") + 1]) if "--fail" in sys.argv else 0
     stall = "--stall" in sys.argv
     port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
-    secret = open(secret_file).read().strip()
-    secret = bytes.fromhex(secret) if len(secret) in (64, 128) else secret.encode()
+    raw = open(secret_file, "rb").read()
+    try:  # hexadecimal, as custodia init writes it, else the bytes as they are
+        secret = bytes.fromhex(raw.decode().strip())
+    except ValueError:
+        secret = raw
     lock = threading.Lock()
     state = {"valid": 0}
     log = open(os.path.join(d, "requests.jsonl"), "a")

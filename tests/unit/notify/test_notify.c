@@ -89,7 +89,16 @@ static void test_errors(void **state)
                                       "{\"payee\":\"x\\r\\nBcc: all@example.com\",\"time\":\"t\"}",
                                       subject, sizeof subject, body, sizeof body, why),
                      CU_E_INVALID);
-    assert_non_null(strstr(why, "{{payee}} is not one line"));
+    assert_non_null(strstr(why, "{{payee}} is not an id, code, number or time"));
+    /* nor a link, an address or a number to call, in any script */
+    const char *const bad[] = {"{\"payee\":\"https://evil.example\",\"time\":\"t\"}",
+                               "{\"payee\":\"call <+44 20>\",\"time\":\"t\"}",
+                               "{\"payee\":\"x@evil.example\",\"time\":\"t\"}",
+                               "{\"payee\":\"\u202eevil\",\"time\":\"t\"}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_int_equal(cu_notify_render("new_payee", "en", bad[i], subject, sizeof subject, body,
+                                          sizeof body, why),
+                         CU_E_INVALID);
     assert_int_equal(cu_notify_render("no_such", "en", "{}", subject, sizeof subject, body,
                                       sizeof body, why),
                      CU_E_NOT_FOUND);
