@@ -73,8 +73,11 @@ static enum cu_err follow(struct cu_monitor_tailer *t, struct cu_db *db)
     if (rc != CU_OK || config == t->config_seen)
         return rc;
     rc = cu_work_new(NULL, &w);
-    if (rc == CU_OK)
+    if (rc == CU_OK) {
+        /* it writes the lists and sets in memory, not the store */
+        cu_work_set_readonly(w);
         rc = cu_work_add(w, follow_apply, t->m);
+    }
     if (rc == CU_OK)
         rc = cu_committer_run(t->committer, w);
     cu_work_free(w);
@@ -156,8 +159,10 @@ static enum cu_err step(struct cu_monitor_tailer *t, bool *more)
     cu_store_release(db);
     if (rc == CU_OK && t->b.n > 0) {
         rc = cu_work_new(NULL, &w);
-        if (rc == CU_OK)
+        if (rc == CU_OK) {
+            cu_work_set_readonly(w); /* the state in memory only */
             rc = cu_work_add(w, feed_apply, &t->b);
+        }
         if (rc == CU_OK)
             rc = cu_committer_run(t->committer, w);
         cu_work_free(w);

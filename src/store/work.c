@@ -49,6 +49,7 @@ struct cu_work {
     struct effect effects[CU_WORK_EFFECTS_MAX];
     size_t neffects, effects_base;
     unsigned retries;
+    bool readonly; /* cu_work_set_readonly: writes nothing, asks for no record or event */
     /* while the committer has it */
     cu_work_done_fn done;
     void *done_arg;
@@ -326,6 +327,12 @@ enum cu_err cu_work_after(struct cu_work *w, cu_work_effect_fn fn, void *arg)
     return CU_OK;
 }
 
+/* cu_work_set_readonly(w): w writes nothing shared (work.h). */
+void cu_work_set_readonly(struct cu_work *w)
+{
+    w->readonly = true;
+}
+
 /* cu_work_retries(w): how many times the committer ran w again after CU_E_BUSY. */
 unsigned cu_work_retries(const struct cu_work *w)
 {
@@ -360,6 +367,12 @@ static enum cu_err run_once(struct cu_committer *c, struct cu_work *w, bool *bro
     }
     for (size_t i = 0; rc == CU_OK && i < w->nchanges; i++)
         rc = w->changes[i].apply(w, db, w->changes[i].arg);
+    /* a unit that said it writes nothing ran in a group that may not hold the chain's lock */
+    if (rc == CU_OK && w->readonly && (w->nrecs > 0 || w->nevs > 0)) {
+        cu_log(CU_LOG_ERROR, "work.readonly_wrote",
+               CU_LS("detail", "a read-only unit asked for an audit record or an event"));
+        rc = CU_E_INVALID;
+    }
     if (rc == CU_OK && w->nrecs > 0)
         rc = c->opts.audit.append
                  ? c->opts.audit.append(c->opts.audit.arg, db, w, w->recs, w->nrecs)
@@ -440,11 +453,16 @@ static void run_group(struct cu_committer *c, struct cu_work **units, size_t n)
     bool committed = false;
     enum cu_err rc = CU_OK;
 
+    /* A group of read-only units (another node's events fed into this node's state) takes no
+     * lock: it would make the other nodes' groups wait for one that writes nothing. */
+    bool lock = false;
+    for (size_t i = 0; i < n && !lock; i++)
+        lock = !units[i]->readonly;
     for (unsigned attempt = 0;; attempt++) {
         bool broken = false;
         rc = cu_db_begin(db, CU_TXN_WRITE);
         t0 = cu_clock_mono_ns();
-        if (rc == CU_OK && c->opts.audit.lock != NULL &&
+        if (rc == CU_OK && lock && c->opts.audit.lock != NULL &&
             (rc = c->opts.audit.lock(c->opts.audit.arg, db)) != CU_OK)
             cu_db_rollback(db);
         for (size_t i = 0; rc == CU_OK && i < n && !broken; i++)

@@ -183,6 +183,13 @@ void cu_work_actor_text(const struct cu_work_ctx *ctx, char *out, size_t cap);
 /* cu_work_audit_room(w): how many more audit records w may ask for (of CU_WORK_RECORDS_MAX). */
 size_t cu_work_audit_room(const struct cu_work *w);
 
+/* cu_work_set_readonly(w): w only reads the store and changes this process's memory (another
+ * node's events fed into the monitoring state): a group of such units alone takes no lock of
+ * the audit chain, which would make every other node's groups wait for it. Such a unit may
+ * not ask for an audit record or emit an event (it then fails, CU_E_INVALID), nor write rows
+ * that other units lock. */
+void cu_work_set_readonly(struct cu_work *w);
+
 /* cu_work_retries(w): how many times the committer ran w again after CU_E_BUSY. */
 unsigned cu_work_retries(const struct cu_work *w);
 

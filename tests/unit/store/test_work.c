@@ -440,6 +440,63 @@ static void test_audit_sink(void **state)
     cu_committer_free(bare);
 }
 
+static unsigned locks_taken;
+
+static enum cu_err count_lock(void *arg, struct cu_db *db)
+{
+    (void)arg;
+    (void)db;
+    locks_taken++;
+    return CU_OK;
+}
+
+static enum cu_err read_only_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    bool *ask_record = arg;
+    (void)db;
+    return *ask_record ? cu_work_audit(w, "item.read", "", "success", NULL) : CU_OK;
+}
+
+/* A group of read-only units takes no lock of the audit chain (another node's events fed into
+ * this node's state must not make the other nodes' groups wait); one that writes does; a
+ * read-only unit that asks for an audit record fails. */
+static void test_read_only_units(void **state)
+{
+    struct fx *f = *state;
+    struct sink s = {0};
+    struct cu_committer *c = NULL;
+    struct cu_committer_opts o = {.retries_max = 3};
+    struct cu_work *w = NULL;
+    struct job j;
+    bool ask = false;
+
+    o.audit.append = sink_append;
+    o.audit.arg = &s;
+    o.audit.lock = count_lock;
+    assert_int_equal(cu_committer_new(f->st, &o, &c), CU_OK);
+    locks_taken = 0;
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    cu_work_set_readonly(w);
+    assert_int_equal(cu_work_add(w, read_only_apply, &ask), CU_OK);
+    assert_int_equal(cu_committer_run(c, w), CU_OK);
+    cu_work_free(w);
+    assert_int_equal(locks_taken, 0);
+    job_init(&j, 70);
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    assert_int_equal(cu_work_add(w, job_apply, &j), CU_OK);
+    assert_int_equal(cu_committer_run(c, w), CU_OK);
+    cu_work_free(w);
+    assert_int_equal(locks_taken, 1);
+    ask = true;
+    assert_int_equal(cu_work_new(NULL, &w), CU_OK);
+    cu_work_set_readonly(w);
+    assert_int_equal(cu_work_add(w, read_only_apply, &ask), CU_OK);
+    assert_int_equal(cu_committer_run(c, w), CU_E_INVALID);
+    cu_work_free(w);
+    assert_int_equal(s.records, 0);
+    cu_committer_free(c);
+}
+
 /* The limits of a unit: records, events, effects, target and details sizes. */
 static void test_unit_limits(void **state)
 {
@@ -680,6 +737,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_busy_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_commit_failure_fails_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_sink, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_only_units, setup, teardown),
         cmocka_unit_test(test_unit_limits),
         cmocka_unit_test_setup_teardown(test_stop_commits_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_loses_nothing_acknowledged, setup, teardown),
