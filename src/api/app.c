@@ -82,16 +82,64 @@ static enum cu_err fx_revoke(void *arg, struct cu_work *w, struct cu_db *db, con
     return cu_identity_session_revoke_all(app->identity, w, db, CU_SUBJECT_CUSTOMER, customer, n);
 }
 
+/* notice_value(in, out, cap): in as a template may show it (ids, codes, numbers: what is
+ * outside [A-Za-z0-9_.:+-] becomes '_'), at most 64 bytes; "-" when empty. */
+static void notice_value(const char *in, char *out, size_t cap)
+{
+    size_t k = 0;
+
+    for (const char *p = in; *p && k + 1 < cap && k < 64; p++) {
+        char c = *p;
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  strchr("_.:+-", c) != NULL;
+        out[k++] = ok ? c : '_';
+    }
+    if (k == 0 && cap > 1)
+        out[k++] = '-';
+    out[k] = '\0';
+}
+
+/* fx_notify: a decision's notify_customer: the template's variables from the decision and its
+ * event (ids, codes and amounts, never a name or an address); the worker renders it. */
 static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
-                             const char *decision, const char *event_type)
+                             const struct cu_monitor_notice *nt)
 {
     struct cu_app *app = arg;
-    char data[CU_OUTBOX_DATA_MAX + 1];
-    /* ids and a type only: the worker renders the notice in the customer's language */
-    if ((size_t)snprintf(data, sizeof(data), "{\"decision\":\"%s\",\"event_type\":\"%s\"}",
-                         decision, event_type) >= sizeof(data))
-        return CU_E_TOO_LARGE;
-    return cu_notify_queue(app->notify, w, db, customer, "security_notice", data);
+    const struct cu_mon_event *ev = nt->event;
+    const char *t = nt->template_name;
+    char a[72], b[72];
+    json_t *d;
+
+    if (strcmp(t, "new_sign_in") == 0) {
+        notice_value(ev->device, a, sizeof(a));
+        notice_value(ev->country, b, sizeof(b));
+        d = json_pack("{s:s, s:s}", "device", a, "country", b);
+    } else if (strcmp(t, "password_changed") == 0) {
+        d = json_object();
+    } else if (strcmp(t, "second_factor_changed") == 0) {
+        notice_value(ev->nfields > 0 ? ev->fields[0] : "", a, sizeof(a));
+        d = json_pack("{s:s, s:s}", "factor", a, "change", "changed");
+    } else if (strcmp(t, "new_payee") == 0) {
+        notice_value(ev->payee, a, sizeof(a));
+        d = json_pack("{s:s}", "payee", a);
+    } else if (strcmp(t, "large_transfer") == 0) {
+        notice_value(ev->currency, a, sizeof(a));
+        d = json_pack("{s:s, s:I, s:s}", "transfer", nt->decision, "amount", (json_int_t)ev->amount,
+                      "currency", a);
+    } else if (strcmp(t, "accounts_frozen") == 0) {
+        d = json_pack("{s:I}", "accounts", (json_int_t)nt->frozen);
+    } else {
+        d = json_pack("{s:s, s:s}", "decision", nt->decision, "event_type", nt->event_type);
+    }
+    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(d);
+    if (!text)
+        return CU_E_NOMEM;
+    enum cu_err rc = strlen(text) > CU_OUTBOX_DATA_MAX
+                         ? CU_E_TOO_LARGE
+                         : cu_notify_queue(app->notify, w, db, customer, t, text);
+    free(text);
+    return rc;
 }
 
 /* monitor_new(app, cfg, why): the monitoring service with the rule sets of [monitor]. */

@@ -57,6 +57,16 @@ void cu_monitor_free(struct cu_monitor *m);
  * decision and the audit record, or not at all: an error fails the unit. customer is a vault
  * customer's id (the service asks only about those); *n gets what changed (accounts frozen,
  * sessions ended) where there is a count. until is a time (ms). NULL members: not applied. */
+/* A notice a decision queues (notify_customer [TEMPLATE]): the template, and what its data may
+ * be taken from. */
+struct cu_monitor_notice {
+    const char *template_name; /* one of cu_rules_notify_template */
+    const char *decision;      /* the decision's id */
+    const char *event_type;
+    const struct cu_mon_event *event;
+    int64_t frozen; /* accounts the decision froze */
+};
+
 struct cu_monitor_effects {
     enum cu_err (*freeze)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
                           const char *reason, int64_t until, int64_t *n);
@@ -65,7 +75,7 @@ struct cu_monitor_effects {
     enum cu_err (*revoke)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
                           int64_t *n);
     enum cu_err (*notify)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
-                          const char *decision, const char *event_type);
+                          const struct cu_monitor_notice *notice);
     /* whether customer is a vault customer's id that may be acted on (not erased) */
     bool (*is_customer)(void *arg, struct cu_db *db, const char *customer);
     void *arg;

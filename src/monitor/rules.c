@@ -112,9 +112,19 @@ struct rule {
     int score;
     enum cu_decision decision;
     unsigned actions;
+    unsigned notify_templates;
     int64_t freeze_ms, lock_ms;
     enum cu_severity severity;
 };
+
+static const char *const notify_templates[CU_RULES_NOTIFY_TEMPLATES] = {
+    "security_notice",  "new_sign_in",    "password_changed", "second_factor_changed",
+    "new_payee",        "large_transfer", "accounts_frozen"};
+
+const char *cu_rules_notify_template(unsigned i)
+{
+    return i < CU_RULES_NOTIFY_TEMPLATES ? notify_templates[i] : NULL;
+}
 
 struct cu_ruleset {
     const struct cu_mon_types *types;
@@ -1400,7 +1410,30 @@ static void parse_actions(struct parser *ps, struct rule *r)
         } else if (accept(ps, "revoke_sessions")) {
             r->actions |= CU_ACT_REVOKE_SESSIONS;
         } else if (accept(ps, "notify_customer")) {
+            /* notify_customer [TEMPLATE]: the notice to queue, security_notice unless named */
+            unsigned bit = 0;
+            struct token n = ps->t;
+            /* on the same line: a rule ending with notify_customer is followed by the next
+             * rule's keyword */
+            if (n.kind == TK_IDENT && n.line == t.line) {
+                bool known = false;
+                for (unsigned i = 0; i < CU_RULES_NOTIFY_TEMPLATES && !known; i++)
+                    if (strlen(notify_templates[i]) == n.len &&
+                        memcmp(notify_templates[i], n.p, n.len) == 0) {
+                        known = true;
+                        bit = i;
+                    }
+                if (!known) {
+                    perr(ps, &n,
+                         "unknown notice %s (security_notice, new_sign_in, password_changed, "
+                         "second_factor_changed, new_payee, large_transfer, accounts_frozen)",
+                         describe(&n, d));
+                    return;
+                }
+                next(ps);
+            }
             r->actions |= CU_ACT_NOTIFY_CUSTOMER;
+            r->notify_templates |= 1u << bit;
         } else if (accept(ps, "alert")) {
             int sev = -1;
             struct token n = ps->t;
@@ -1960,6 +1993,7 @@ void cu_rules_eval_masked(const struct cu_ruleset *rs, const struct cu_mon_event
     out->decision = CU_DEC_ALLOW;
     out->score = 0;
     out->actions = 0;
+    out->notify_templates = 0;
     out->freeze_ms = out->lock_ms = 0;
     out->severity = CU_SEV_LOW;
     out->nfired = out->nerrors = 0;
@@ -2004,6 +2038,7 @@ void cu_rules_eval_masked(const struct cu_ruleset *rs, const struct cu_mon_event
             (!(out->actions & CU_ACT_ALERT) || r->severity > out->severity))
             out->severity = r->severity;
         out->actions |= r->actions;
+        out->notify_templates |= r->notify_templates;
     }
     out->decision = CU_DEC_ALLOW;
     for (int d = CU_DEC_DENY; d > CU_DEC_ALLOW; d--)

@@ -54,6 +54,12 @@ enum {
 
 enum cu_severity { CU_SEV_LOW, CU_SEV_MEDIUM, CU_SEV_HIGH, CU_SEV_CRITICAL };
 
+/* The notices a rule may queue with notify_customer [TEMPLATE] (docs/rules.md; the templates
+ * of docs/notifications.md that go to customers): bit i of a verdict's notify_templates is
+ * cu_rules_notify_template(i). notify_customer alone is security_notice, bit 0. */
+#define CU_RULES_NOTIFY_TEMPLATES 7
+const char *cu_rules_notify_template(unsigned i);
+
 const char *cu_severity_name(enum cu_severity s);
 
 /* What a window or a baseline is kept by. */
@@ -147,6 +153,7 @@ struct cu_verdict {
     enum cu_decision decision;
     int score;
     unsigned actions; /* CU_ACT_* */
+    unsigned notify_templates; /* with CU_ACT_NOTIFY_CUSTOMER: which notices (bits as above) */
     int64_t freeze_ms, lock_ms;
     enum cu_severity severity; /* of the strongest alert */
     size_t nfired;

@@ -15,6 +15,10 @@ cat >"$D/n.rules" <<'EOF2'
 rule notify_failed_sign_in
   when event.type == "login_failed"
   then notify_customer, reason "a failed sign-in"
+
+rule tell_of_a_new_device
+  when event.type == "login_succeeded" and first_seen(device)
+  then notify_customer new_sign_in, reason "a sign-in from a new device"
 EOF2
 RPORT=$(free_port)
 RPID=
@@ -120,10 +124,26 @@ check_eq "the metrics count the delivery and the failed attempts" "1 2" \
     "$(awk '$1 == "custodia_notify_sent_total{channel=\"webhook\"}" {print $2}' "$TMP/body") $(awk '$1 == "custodia_notify_failed_total{channel=\"webhook\"}" {print $2}' "$TMP/body")"
 check "and the time from commit to delivery" grep -q '^custodia_notify_delivery_seconds_count 1$' "$TMP/body"
 
+# a rule that names its notice: a sign-in from a new device, with the device and country only
+# (what is not an id or a code in them shown as _), and not again for the same device
+signin() {
+    req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"customer\": \"$ADA\", \"time\": \"$NOW\", \"device\": \"$1\", \"country\": \"GB\"}"
+}
+signin 'phone <b>9</b>'
+signin 'phone <b>9</b>'
+until_eq 2 lines first 204
+check_eq "a sign-in from a new device is told once, as new_sign_in, with the device and country" \
+    "new_sign_in {'country': 'GB', 'device': 'phone__b_9__b_'} 1" \
+    "$(python3 -c "
+import json, sys
+rows = [json.loads(l)['body'] for l in open(sys.argv[1]) if json.loads(l)['status'] == 204]
+n = [r for r in rows if r['type'] == 'new_sign_in']
+print(n[0]['type'], n[0]['data'], len(n))" "$TMP/first/requests.jsonl")"
+
 # a receiver that is away: dead after four attempts, then replayed
 receiver_stop
 event "$ADA"
-N2=$("$DBQ" "$D" "SELECT id FROM notify_outbox WHERE customer = '$ADA' AND id <> '$N1'")
+N2=$("$DBQ" "$D" "SELECT id FROM notify_outbox WHERE customer = '$ADA' AND data LIKE '%$DEC%'")
 until_eq "dead|4" row "$N2"
 check_eq "a notice nobody takes is dead after max_attempts" "dead|4" "$(row "$N2")"
 "$DBQ" "$D" "SELECT last_error FROM notify_outbox WHERE id = '$N2'" >"$TMP/last_error"

@@ -482,12 +482,14 @@ static enum cu_err fx_revoke(void *arg, struct cu_work *w, struct cu_db *db, con
 }
 
 static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
-                             const char *decision, const char *type)
+                             const struct cu_monitor_notice *nt)
 {
     (void)arg;
     (void)w;
-    assert_int_equal(strncmp(decision, "dec_", 4), 0);
-    assert_string_equal(type, "transfer");
+    assert_int_equal(strncmp(nt->decision, "dec_", 4), 0);
+    assert_string_equal(nt->event_type, "transfer");
+    assert_string_equal(nt->template_name, "security_notice");
+    assert_non_null(nt->event);
     return log_fx(db, "notify", customer);
 }
 

@@ -102,6 +102,43 @@ static void test_errors_name_line_and_column(void **state)
             "t.rules:1:12: expected review, step_up, hold or deny, found '\"?[31mRED\"'");
 }
 
+/* notify_customer [TEMPLATE]: security_notice unless a notice is named; the notices of every
+ * rule that fired; an unknown one refused where it is written; a rule that ends with it is
+ * followed by the next rule, not taken for its template. */
+static void test_notices(void **state)
+{
+    (void)state;
+    struct cu_ruleset *rs = compile(
+        "rule plain when event.amount > 10 then reason \"r\", notify_customer\n"
+        "rule named when event.amount > 100 then notify_customer large_transfer, reason \"r\"\n"
+        "rule two when event.amount > 1000 then notify_customer new_payee, notify_customer "
+        "accounts_frozen, reason \"r\"");
+    struct cu_mon_event ev = event(TRANSFER("50", "10"));
+    struct cu_verdict v;
+
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_true(v.actions & CU_ACT_NOTIFY_CUSTOMER);
+    assert_int_equal(v.notify_templates, 1u << 0);
+    assert_string_equal(cu_rules_notify_template(0), "security_notice");
+    ev = event(TRANSFER("500", "10"));
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.notify_templates, (1u << 0) | (1u << 5));
+    assert_string_equal(cu_rules_notify_template(5), "large_transfer");
+    ev = event(TRANSFER("5000", "10"));
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_int_equal(v.notify_templates, (1u << 0) | (1u << 4) | (1u << 5) | (1u << 6));
+    ev = event(TRANSFER("5", "10"));
+    cu_rules_eval(rs, &ev, NULL, &v);
+    assert_false(v.actions & CU_ACT_NOTIFY_CUSTOMER);
+    assert_int_equal(v.notify_templates, 0);
+    assert_null(cu_rules_notify_template(CU_RULES_NOTIFY_TEMPLATES));
+    cu_rules_free(rs);
+    refused("rule a when true then notify_customer staff_case, reason \"r\"",
+            "t.rules:1:39: unknown notice 'staff_case' (security_notice, new_sign_in, "
+            "password_changed, second_factor_changed, new_payee, large_transfer, "
+            "accounts_frozen)");
+}
+
 static void test_conditions(void **state)
 {
     (void)state;
@@ -382,6 +419,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_errors_name_line_and_column),
         cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_notices),
         cmocka_unit_test(test_missing_values),
         cmocka_unit_test(test_features),
         cmocka_unit_test(test_runtime_failure),

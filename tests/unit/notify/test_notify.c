@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "monitor/rules.h"
 #include "notify/notify.h"
 
 static void test_signature(void **state)
@@ -120,6 +121,9 @@ static void test_templates_check(void **state)
 
     (void)state;
     assert_int_equal(cu_notify_templates_check(why), CU_OK);
+    /* every notice a rule may name (notify_customer TEMPLATE) is a template */
+    for (unsigned i = 0; i < CU_RULES_NOTIFY_TEMPLATES; i++)
+        assert_true(cu_notify_template_known(cu_rules_notify_template(i)));
 }
 
 int main(void)
