@@ -39,14 +39,13 @@ static json_t *item_json(const struct cu_outbox_item *it)
     cu_clock_format(it->created_at, c);
     cu_clock_format(it->next_at, nx);
     cu_clock_format(it->sent_at, s);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:s?, s:s?, s:s?, s:o?}", "id",
-                     it->id, "created_at", c, "channel", it->channel, "status", it->status,
-                     "template", it->template_name, "audience", it->customer[0] ? "customer" : "staff",
-                     "customer", it->customer[0] ? it->customer : NULL, "attempts",
-                     (json_int_t)it->attempts, "next_attempt_at", waiting ? nx : NULL, "sent_at",
-                     it->sent_at > 0 ? s : NULL, "last_error",
-                     it->last_error[0] ? it->last_error : NULL, "data",
-                     json_loads(it->data, 0, NULL));
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:I, s:s?, s:s?, s:s?, s:o?}", "id", it->id,
+        "created_at", c, "channel", it->channel, "status", it->status, "template",
+        it->template_name, "audience", it->customer[0] ? "customer" : "staff", "customer",
+        it->customer[0] ? it->customer : NULL, "attempts", (json_int_t)it->attempts,
+        "next_attempt_at", waiting ? nx : NULL, "sent_at", it->sent_at > 0 ? s : NULL, "last_error",
+        it->last_error[0] ? it->last_error : NULL, "data", json_loads(it->data, 0, NULL));
 }
 
 enum cu_err cu_handle_notifications_list(struct cu_req *req, struct cu_resp *resp)
@@ -138,12 +137,13 @@ static enum cu_err replay_apply(struct cu_work *w, struct cu_db *db, void *arg)
                             j->it.status);
     }
     if (rc != CU_OK)
-        return rc == CU_E_BUSY ? rc
-                               : cu_resp_fail(j->resp, rc, "the notification could not be replayed");
+        return rc == CU_E_BUSY
+                   ? rc
+                   : cu_resp_fail(j->resp, rc, "the notification could not be replayed");
     snprintf(target, sizeof(target), "notification:%.20s", id);
     return cu_work_audit(w, "notify.replay", target, "success",
-                         json_pack("{s:s, s:s, s:s}", "was", j->it.status, "channel",
-                                   j->it.channel, "template", j->it.template_name));
+                         json_pack("{s:s, s:s, s:s}", "was", j->it.status, "channel", j->it.channel,
+                                   "template", j->it.template_name));
 }
 
 static enum cu_err replay_answer(struct cu_req *req, struct cu_resp *resp, void *arg)

@@ -644,8 +644,7 @@ static const struct key_def keys[] = {
      0,
      0,
      NULL},
-    {{"notify", "email_from", "security@example.com",
-      "The sender's address of every e-mail."},
+    {{"notify", "email_from", "security@example.com", "The sender's address of every e-mail."},
      "an e-mail address of at most 255 bytes",
      K_STR,
      FIELD(notify.email_from),
@@ -722,16 +721,14 @@ static const struct key_def keys[] = {
      10,
      3600000,
      NULL},
-    {{"notify", "retry_max_ms", "3600000",
-      "The longest pause between two attempts."},
+    {{"notify", "retry_max_ms", "3600000", "The longest pause between two attempts."},
      "an integer from 10 to 86400000",
      K_UINT,
      FIELD(notify.retry_max_ms),
      10,
      86400000,
      NULL},
-    {{"notify", "concurrency", "16",
-      "Deliveries in flight at once."},
+    {{"notify", "concurrency", "16", "Deliveries in flight at once."},
      "an integer from 1 to 256",
      K_UINT,
      FIELD(notify.concurrency),
@@ -750,14 +747,15 @@ static const struct key_def keys[] = {
 #define KEY_COUNT (sizeof keys / sizeof keys[0])
 
 /* The keys whose values are paths resolved against data_dir. */
-static const size_t path_offsets[] = {
-    offsetof(struct cu_config, server.tls_cert), offsetof(struct cu_config, server.tls_key),
-    offsetof(struct cu_config, store.path), offsetof(struct cu_config, keys.root_key_file),
-    offsetof(struct cu_config, identity.common_passwords),
-    offsetof(struct cu_config, notify.webhook_secret_file),
-    offsetof(struct cu_config, notify.webhook_ca_file),
-    offsetof(struct cu_config, notify.email_password_file),
-    offsetof(struct cu_config, notify.email_ca_file)};
+static const size_t path_offsets[] = {offsetof(struct cu_config, server.tls_cert),
+                                      offsetof(struct cu_config, server.tls_key),
+                                      offsetof(struct cu_config, store.path),
+                                      offsetof(struct cu_config, keys.root_key_file),
+                                      offsetof(struct cu_config, identity.common_passwords),
+                                      offsetof(struct cu_config, notify.webhook_secret_file),
+                                      offsetof(struct cu_config, notify.webhook_ca_file),
+                                      offsetof(struct cu_config, notify.email_password_file),
+                                      offsetof(struct cu_config, notify.email_ca_file)};
 
 /* set_err(err, fmt, ...): formats an error message into err (CU_CONFIG_ERR_BYTES). */
 __attribute__((format(printf, 2, 3))) static void set_err(char *err, const char *fmt, ...)

@@ -112,7 +112,7 @@ struct cu_config {
     } monitor;
 
     struct {
-        char webhook_url[512];                          /* the company's HTTPS receiver, or "none" */
+        char webhook_url[512]; /* the company's HTTPS receiver, or "none" */
         char webhook_secret_file[CU_CONFIG_PATH_BYTES]; /* the HMAC key of the signatures */
         char webhook_ca_file[CU_CONFIG_PATH_BYTES];     /* CAs of the receiver, or "system" */
         char email_url[512];                            /* smtp:// or smtps://, or "none" */
@@ -121,12 +121,12 @@ struct cu_config {
         char email_password_file[CU_CONFIG_PATH_BYTES]; /* its password, or "none" */
         char email_ca_file[CU_CONFIG_PATH_BYTES];       /* CAs of the SMTP server, or "system" */
         char staff_email[256];                          /* staff notices by e-mail, or "none" */
-        bool allow_loopback_http;    /* http:// to 127.0.0.1 or ::1 (tests) */
-        unsigned timeout_ms;         /* one delivery attempt */
-        unsigned max_attempts;       /* then the notice is dead */
-        unsigned retry_base_ms;      /* the first retry's pause, doubled each time */
-        unsigned retry_max_ms;       /* and its cap */
-        unsigned concurrency;        /* deliveries in flight */
+        bool allow_loopback_http;                       /* http:// to 127.0.0.1 or ::1 (tests) */
+        unsigned timeout_ms;                            /* one delivery attempt */
+        unsigned max_attempts;                          /* then the notice is dead */
+        unsigned retry_base_ms; /* the first retry's pause, doubled each time */
+        unsigned retry_max_ms;  /* and its cap */
+        unsigned concurrency;   /* deliveries in flight */
     } notify;
 
     struct {

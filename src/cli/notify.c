@@ -16,15 +16,16 @@
 
 static int usage(FILE *f)
 {
-    return cu_cli_usage(f, "usage: custodia notify list [--status STATUS] [--customer ID] [--dir DIR]\n"
-                           "       custodia notify show ID [--dir DIR]\n"
-                           "       custodia notify replay ID... | --dead [--dir DIR]\n"
-                           "list: the notices of the outbox, newest first, one a line;\n"
-                           "show: one notice as JSON, with its last error;\n"
-                           "replay: sends sent or dead notices again (--dead: every dead one), "
-                           "with the same id;\n"
-                           "the server's worker delivers them. Audited.\n"
-                           "STATUS: pending, sending, sent, dead.\n");
+    return cu_cli_usage(
+        f, "usage: custodia notify list [--status STATUS] [--customer ID] [--dir DIR]\n"
+           "       custodia notify show ID [--dir DIR]\n"
+           "       custodia notify replay ID... | --dead [--dir DIR]\n"
+           "list: the notices of the outbox, newest first, one a line;\n"
+           "show: one notice as JSON, with its last error;\n"
+           "replay: sends sent or dead notices again (--dead: every dead one), "
+           "with the same id;\n"
+           "the server's worker delivers them. Audited.\n"
+           "STATUS: pending, sending, sent, dead.\n");
 }
 
 static void when(int64_t ms, char out[CU_RFC3339_BYTES])
@@ -55,8 +56,8 @@ static int list(struct cu_cli_ctx *ctx, const char *status, const char *customer
             rc = cu_outbox_list(db, status, customer, after, CU_OUTBOX_LIST_MAX, &items, &n);
         for (size_t i = 0; rc == CU_OK && i < n; i++) {
             when(items[i].created_at, t);
-            printf("%-20s %-24s %-7s %-8s %-22s %-20s %3lld %s\n", items[i].id, t,
-                   items[i].channel, items[i].status, items[i].template_name,
+            printf("%-20s %-24s %-7s %-8s %-22s %-20s %3lld %s\n", items[i].id, t, items[i].channel,
+                   items[i].status, items[i].template_name,
                    items[i].customer[0] ? items[i].customer : "(staff)",
                    (long long)items[i].attempts, items[i].last_error);
             snprintf(after, sizeof(after), "%s", items[i].id);
@@ -144,8 +145,9 @@ static enum cu_err replay_apply(struct cu_work *w, struct cu_db *db, void *arg)
         json_array_append_new(ids, json_string(r->ids[i]));
     r->done = rc == CU_OK ? n : 0;
     if (rc == CU_OK && n > 0)
-        rc = cu_work_audit(w, "notify.replay", "", "success",
-                           json_pack("{s:s, s:O, s:s}", "was", "dead", "ids", ids, "by", "operator"));
+        rc = cu_work_audit(
+            w, "notify.replay", "", "success",
+            json_pack("{s:s, s:O, s:s}", "was", "dead", "ids", ids, "by", "operator"));
     json_decref(ids);
     return rc;
 }
@@ -196,12 +198,10 @@ static int replay(struct cu_cli_ctx *ctx, int n, char **ids, bool dead)
 
 int cu_cli_notify(int argc, char **argv)
 {
-    static const struct option opts[] = {{"dir", required_argument, NULL, 'd'},
-                                         {"status", required_argument, NULL, 's'},
-                                         {"customer", required_argument, NULL, 'c'},
-                                         {"dead", no_argument, NULL, 'D'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"dir", required_argument, NULL, 'd'},      {"status", required_argument, NULL, 's'},
+        {"customer", required_argument, NULL, 'c'}, {"dead", no_argument, NULL, 'D'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     const char *verb = argc > 1 ? argv[1] : "", *dir = NULL, *status = NULL, *customer = NULL;
     bool dead = false, is_list = strcmp(verb, "list") == 0, is_replay = strcmp(verb, "replay") == 0;
     struct cu_cli_ctx ctx;

@@ -388,8 +388,7 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
     for (unsigned i = 0; rc == CU_OK && (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL &&
                          i < CU_RULES_NOTIFY_TEMPLATES;
          i++) {
-        struct cu_monitor_notice nt = {cu_rules_notify_template(i), d->id, type, ev,
-                                       d->fx.frozen};
+        struct cu_monitor_notice nt = {cu_rules_notify_template(i), d->id, type, ev, d->fx.frozen};
         unsigned want = d->v.notify_templates ? d->v.notify_templates : 1u;
         if (!(want & (1u << i)))
             continue;

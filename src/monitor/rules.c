@@ -118,8 +118,8 @@ struct rule {
 };
 
 static const char *const notify_templates[CU_RULES_NOTIFY_TEMPLATES] = {
-    "security_notice",  "new_sign_in",    "password_changed", "second_factor_changed",
-    "new_payee",        "large_transfer", "accounts_frozen"};
+    "security_notice", "new_sign_in",    "password_changed", "second_factor_changed",
+    "new_payee",       "large_transfer", "accounts_frozen"};
 
 const char *cu_rules_notify_template(unsigned i)
 {

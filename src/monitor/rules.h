@@ -152,7 +152,7 @@ struct cu_fired {
 struct cu_verdict {
     enum cu_decision decision;
     int score;
-    unsigned actions; /* CU_ACT_* */
+    unsigned actions;          /* CU_ACT_* */
     unsigned notify_templates; /* with CU_ACT_NOTIFY_CUSTOMER: which notices (bits as above) */
     int64_t freeze_ms, lock_ms;
     enum cu_severity severity; /* of the strongest alert */

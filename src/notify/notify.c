@@ -22,7 +22,7 @@
 #include "notify/outbox.h"
 
 const unsigned cu_notify_latency_le_ms[CU_NOTIFY_LATENCY_BUCKETS] = {10,  50,   100,  250,
-                                                                      500, 1000, 5000, 60000};
+                                                                     500, 1000, 5000, 60000};
 
 void cu_notify_sign(const uint8_t *key, size_t keylen, int64_t ts, const char *body, size_t len,
                     char out[CU_NOTIFY_SIG_BYTES])
@@ -158,8 +158,9 @@ out:
 }
 
 /* path_of(cfg, rel, out, why, key): rel against the data directory. */
-static enum cu_err path_of(const struct cu_config *cfg, const char *rel, char out[CU_CONFIG_PATH_BYTES],
-                           char why[CU_NOTIFY_WHY_BYTES], const char *key)
+static enum cu_err path_of(const struct cu_config *cfg, const char *rel,
+                           char out[CU_CONFIG_PATH_BYTES], char why[CU_NOTIFY_WHY_BYTES],
+                           const char *key)
 {
     if (cu_config_path(cfg, rel, out, CU_CONFIG_PATH_BYTES) != CU_OK) {
         snprintf(why, CU_NOTIFY_WHY_BYTES, "[notify] %s: the path is too long", key);
@@ -195,7 +196,8 @@ static enum cu_err setup(struct cu_notify *n, const struct cu_config *cfg,
     n->o.retry_max_ms = cfg->notify.retry_max_ms;
     n->o.concurrency = cfg->notify.concurrency;
     if (strcmp(cfg->notify.webhook_url, "none") != 0) {
-        rc = check_url(cfg->notify.webhook_url, web, cfg->notify.allow_loopback_http, why, "webhook_url");
+        rc = check_url(cfg->notify.webhook_url, web, cfg->notify.allow_loopback_http, why,
+                       "webhook_url");
         if (rc == CU_OK)
             rc = path_of(cfg, cfg->notify.webhook_secret_file, path, why, "webhook_secret_file");
         if (rc == CU_OK)
@@ -329,8 +331,7 @@ enum cu_err cu_notify_queue(struct cu_notify *n, struct cu_work *w, struct cu_db
      * batch may queue many notices): a unit that fails, or runs again, loses its effects, and
      * the next run or unit asks again. The worker also looks every second. */
     if (rc == CU_OK && n && n->channels &&
-        (n->woke_w != w || n->woke_run != cu_work_retries(w) ||
-         n->woke_txn != cu_db_txn_id(db))) {
+        (n->woke_w != w || n->woke_run != cu_work_retries(w) || n->woke_txn != cu_db_txn_id(db))) {
         rc = cu_work_after(w, wake_effect, n);
         if (rc == CU_OK) {
             n->woke_w = w;
@@ -364,8 +365,9 @@ enum cu_err cu_notify_metrics(const struct cu_notify *n, struct cu_buf *out)
     enum cu_err rc;
 
     cu_notify_stats(n, &s);
-    rc = cu_buf_printf(out, "# HELP custodia_notify_sent_total Notifications delivered, by channel.\n"
-                            "# TYPE custodia_notify_sent_total counter\n");
+    rc = cu_buf_printf(out,
+                       "# HELP custodia_notify_sent_total Notifications delivered, by channel.\n"
+                       "# TYPE custodia_notify_sent_total counter\n");
     for (int i = 0; rc == CU_OK && i < 2; i++)
         rc = cu_buf_printf(out, "custodia_notify_sent_total{channel=\"%s\"} %llu\n", ch[i],
                            (unsigned long long)s.sent[i]);

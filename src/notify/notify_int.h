@@ -45,8 +45,7 @@ struct cu_notify {
     atomic_ullong latency_count, latency_sum_ms;
     atomic_ullong latency_le[CU_NOTIFY_LATENCY_BUCKETS];
     atomic_llong pending, sending, dead_now; /* the outbox, as the worker last counted it */
-    int64_t counted_at;                       /* the worker's own */
+    int64_t counted_at;                      /* the worker's own */
 };
-
 
 #endif

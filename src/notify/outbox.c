@@ -39,7 +39,7 @@ enum cu_err cu_outbox_add(struct cu_db *db, int64_t now, const char *channel, co
 }
 
 #define ITEM_COLUMNS                                                                               \
-    "id, created_at, next_at, COALESCE(sent_at, 0), customer, template, channel, status, "      \
+    "id, created_at, next_at, COALESCE(sent_at, 0), customer, template, channel, status, "         \
     "attempts, COALESCE(last_error, ''), data"
 
 bool cu_outbox_status_known(const char *s)

@@ -25,8 +25,7 @@
  * (may be NULL) gets the notice's id. Services queue through cu_notify_queue (notify.h), which
  * adds one row per configured channel. */
 CU_WUR enum cu_err cu_outbox_add(struct cu_db *db, int64_t now, const char *channel,
-                                 const char *customer,
-                                 const char *template_name, const char *data,
+                                 const char *customer, const char *template_name, const char *data,
                                  char id[CU_OUTBOX_ID_BYTES]);
 
 /* One notice of the outbox, as listed. */

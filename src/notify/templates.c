@@ -28,13 +28,14 @@ struct tpl {
 };
 
 #define NEVER_EN                                                                                   \
-    "\n\nWe will never ask you for your password, a one-time code or a recovery code, by "      \
+    "\n\nWe will never ask you for your password, a one-time code or a recovery code, by "         \
     "e-mail, message or phone.\n"
 #define NEVER_ZH "\n\n我们绝不会通过电子邮件、短信或电话向您索要密码、一次性验证码或恢复码。\n"
 #define NOT_YOU_EN                                                                                 \
-    " If this was you, there is nothing to do. If it was not, open the app and freeze your "    \
+    " If this was you, there is nothing to do. If it was not, open the app and freeze your "       \
     "accounts, then contact us."
-#define NOT_YOU_ZH "如果是您本人操作，无需任何处理；如果不是，请打开应用冻结您的账户，然后联系我们。"
+#define NOT_YOU_ZH                                                                                 \
+    "如果是您本人操作，无需任何处理；如果不是，请打开应用冻结您的账户，然后联系我们。"
 
 static const struct tpl tpls[] = {
     {"security_notice",
@@ -42,15 +43,15 @@ static const struct tpl tpls[] = {
      {"A security check on your account", "您的账户安全提醒"},
      {"Hello,\n\nOur security checks stopped or held an action on your account for review "
       "({{event_type}}, {{time}})." NOT_YOU_EN "\n\nReference: {{decision}}" NEVER_EN,
-      "您好：\n\n我们的安全检查已阻止或暂停审核您账户上的一项操作（{{event_type}}，{{time}}）。" NOT_YOU_ZH
-      "\n\n参考编号：{{decision}}" NEVER_ZH}},
+      "您好：\n\n我们的安全检查已阻止或暂停审核您账户上的一项操作（{{event_type}}，{{time}}"
+      "）。" NOT_YOU_ZH "\n\n参考编号：{{decision}}" NEVER_ZH}},
     {"new_sign_in",
      "device country time",
      {"A new sign-in to your account", "您的账户有新的登录"},
      {"Hello,\n\nYour account was signed in to from a device or country we had not seen "
       "before ({{device}}, {{country}}, {{time}})." NOT_YOU_EN NEVER_EN,
-      "您好：\n\n您的账户在一台新的设备或一个新的国家/地区登录（{{device}}，{{country}}，{{time}}）。" NOT_YOU_ZH
-      NEVER_ZH}},
+      "您好：\n\n您的账户在一台新的设备或一个新的国家/"
+      "地区登录（{{device}}，{{country}}，{{time}}）。" NOT_YOU_ZH NEVER_ZH}},
     {"password_changed",
      "time",
      {"Your password was changed", "您的密码已更改"},
@@ -61,7 +62,8 @@ static const struct tpl tpls[] = {
      {"Your second factor was changed", "您的双重验证已更改"},
      {"Hello,\n\nA second factor of your account ({{factor}}) was {{change}} ({{time}})." NOT_YOU_EN
           NEVER_EN,
-      "您好：\n\n您账户的双重验证方式（{{factor}}）已变更：{{change}}（{{time}}）。" NOT_YOU_ZH NEVER_ZH}},
+      "您好：\n\n您账户的双重验证方式（{{factor}}）已变更：{{change}}（{{time}}）。" NOT_YOU_ZH
+          NEVER_ZH}},
     {"new_payee",
      "payee time",
      {"A new payee on your account", "您的账户新增了收款人"},
@@ -80,13 +82,17 @@ static const struct tpl tpls[] = {
      {"Your accounts are frozen", "您的账户已冻结"},
      {"Hello,\n\n{{accounts}} of your accounts were frozen ({{time}}): no money can leave them "
       "until they are unfrozen. If you did not ask for this, contact us." NEVER_EN,
-      "您好：\n\n您的 {{accounts}} 个账户已被冻结（{{time}}）：解冻之前，任何款项都无法转出。如果这不是您的操作，请联系我们。" NEVER_ZH}},
+      "您好：\n\n您的 {{accounts}} "
+      "个账户已被冻结（{{time}}"
+      "）：解冻之前，任何款项都无法转出。如果这不是您的操作，请联系我们。" NEVER_ZH}},
     {"report_received",
      "reference time",
      {"We received your report", "我们已收到您的报告"},
      {"Hello,\n\nThank you: we received your report of suspicious activity ({{time}}). Our "
-      "security team will look at it and answer you in the app.\n\nReference: {{reference}}" NEVER_EN,
-      "您好：\n\n感谢您：我们已收到您关于可疑活动的报告（{{time}}）。我们的安全团队会进行核查，并在应用中答复您。\n\n参考编号：{{reference}}" NEVER_ZH}},
+      "security team will look at it and answer you in the app.\n\nReference: "
+      "{{reference}}" NEVER_EN,
+      "您好：\n\n感谢您：我们已收到您关于可疑活动的报告（{{time}}"
+      "）。我们的安全团队会进行核查，并在应用中答复您。\n\n参考编号：{{reference}}" NEVER_ZH}},
     {"staff_alert",
      "alert severity rule time",
      {"custodia: a {{severity}} alert", "custodia：{{severity}} 级告警"},
@@ -169,8 +175,9 @@ static enum cu_err expand(const struct tpl *t, int lang, const char *text, const
         size_t vn = (size_t)(close - open - 2);
         char var[40];
         if (vn >= sizeof var || !declared(t, open + 2, vn)) {
-            snprintf(why, CU_NOTIFY_WHY_BYTES, "template %s (%s): {{%.*s}} is not one of its variables",
-                     t->name, lang_names[lang], (int)(vn < 32 ? vn : 32), open + 2);
+            snprintf(why, CU_NOTIFY_WHY_BYTES,
+                     "template %s (%s): {{%.*s}} is not one of its variables", t->name,
+                     lang_names[lang], (int)(vn < 32 ? vn : 32), open + 2);
             return CU_E_INVALID;
         }
         memcpy(var, open + 2, vn);

@@ -203,7 +203,8 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
     struct cu_notify *n = r->n;
     char status[BATCH_MAX][12];
     int64_t next_at[BATCH_MAX];
-    int64_t lease = r->now + 2 * (int64_t)n->o.timeout_ms + 2000; /* the delivery, then its outcome */
+    int64_t lease =
+        r->now + 2 * (int64_t)n->o.timeout_ms + 2000; /* the delivery, then its outcome */
     struct cu_stmt *st = NULL;
     bool row = false;
     size_t k = 0;
@@ -238,8 +239,8 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
     }
     cu_stmt_done(st);
     for (size_t i = 0; rc == CU_OK && i < r->njobs; i++) {
-        bool spent = strcmp(status[i], "sending") == 0 &&
-                     r->jobs[i].attempts > (int64_t)n->o.max_attempts;
+        bool spent =
+            strcmp(status[i], "sending") == 0 && r->jobs[i].attempts > (int64_t)n->o.max_attempts;
         const struct cu_val p[] = {CU_VI(spent ? r->now : lease), CU_VT(r->jobs[i].id),
                                    CU_VT(status[i]), CU_VI(next_at[i])};
         rc = cu_db_exec(db, spent ? bury : take, p, CU_NVALS(p));
@@ -423,12 +424,13 @@ static enum cu_err email_prepare(struct cu_notify *n, struct job *j, int64_t now
     header_text(subject, enc, sizeof enc);
     gmtime_r(&t, &tm);
     strftime(when, sizeof when, "%a, %d %b %Y %H:%M:%S +0000", &tm);
-    int o = snprintf(j->payload, 4096,
-                     "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@custodia>\r\n"
-                     "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
-                     "Content-Transfer-Encoding: base64\r\nContent-Language: %s\r\n\r\n",
-                     when, n->o.email_from, j->rcpt, enc, j->id,
-                     strncmp(j->lang, "zh", 2) == 0 && j->customer[0] ? "zh-Hans" : "en");
+    int o =
+        snprintf(j->payload, 4096,
+                 "Date: %s\r\nFrom: %s\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: <%s@custodia>\r\n"
+                 "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n"
+                 "Content-Transfer-Encoding: base64\r\nContent-Language: %s\r\n\r\n",
+                 when, n->o.email_from, j->rcpt, enc, j->id,
+                 strncmp(j->lang, "zh", 2) == 0 && j->customer[0] ? "zh-Hans" : "en");
     if (o < 0 || o >= 4096) {
         cu_free(b64);
         fail(j, true, "%s", "the message's header is too long");
@@ -625,8 +627,9 @@ static enum cu_err outcome_apply(struct cu_work *w, struct cu_db *db, void *arg)
             json_array_append_new(j->ok ? ok : is_dead ? dead : retry, json_string(j->id));
     }
     if (rc == CU_OK && json_array_size(ok) + json_array_size(retry) + json_array_size(dead) > 0)
-        rc = cu_work_audit(w, "notify.deliver", "", json_array_size(dead) ? "failure" : "success",
-                           json_pack("{s:O, s:O, s:O}", "sent", ok, "retrying", retry, "dead", dead));
+        rc = cu_work_audit(
+            w, "notify.deliver", "", json_array_size(dead) ? "failure" : "success",
+            json_pack("{s:O, s:O, s:O}", "sent", ok, "retrying", retry, "dead", dead));
     json_decref(ok);
     json_decref(retry);
     json_decref(dead);
@@ -656,10 +659,10 @@ static void account(struct cu_notify *n, const struct round *r, int64_t now)
         bool is_dead = j->permanent || j->attempts >= (int64_t)n->o.max_attempts;
         if (is_dead)
             atomic_fetch_add(&n->dead[c], 1);
-        cu_log(is_dead ? CU_LOG_ERROR : CU_LOG_WARN,
-               is_dead ? "notify.dead" : "notify.retrying", CU_LS("id", j->id),
-               CU_LS("channel", c == CH_EMAIL ? "email" : "webhook"), CU_LS("template", j->tpl),
-               CU_LI("attempts", (long long)j->attempts), CU_LS("error", j->err));
+        cu_log(is_dead ? CU_LOG_ERROR : CU_LOG_WARN, is_dead ? "notify.dead" : "notify.retrying",
+               CU_LS("id", j->id), CU_LS("channel", c == CH_EMAIL ? "email" : "webhook"),
+               CU_LS("template", j->tpl), CU_LI("attempts", (long long)j->attempts),
+               CU_LS("error", j->err));
     }
 }
 
@@ -810,8 +813,7 @@ static void *worker_main(void *arg)
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
         }
-        while (!n->stop && !n->woken &&
-               pthread_cond_timedwait(&n->cv, &n->mu, &until) != ETIMEDOUT)
+        while (!n->stop && !n->woken && pthread_cond_timedwait(&n->cv, &n->mu, &until) != ETIMEDOUT)
             ;
     }
     pthread_mutex_unlock(&n->mu);
@@ -820,7 +822,8 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-enum cu_err cu_notify_start(struct cu_notify *n, struct cu_store *st, struct cu_committer *committer)
+enum cu_err cu_notify_start(struct cu_notify *n, struct cu_store *st,
+                            struct cu_committer *committer)
 {
     if (!n->channels) {
         cu_log(CU_LOG_WARN, "notify.no_channel",

@@ -467,8 +467,7 @@ static enum cu_err outcome(struct pg_conn *c, const char *xid)
             (void)poll(NULL, 0, OUTCOME_PAUSE_MS);
         if (revive(c) != CU_OK)
             continue;
-        res = PQexecParams(c->pc, "SELECT txid_status($1::bigint)", 1, NULL, values, NULL,
-                           NULL, 0);
+        res = PQexecParams(c->pc, "SELECT txid_status($1::bigint)", 1, NULL, values, NULL, NULL, 0);
         if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
             (void)pg_err(c, res, "commit_outcome");
             PQclear(res);

@@ -54,16 +54,16 @@ static void test_languages(void **state)
     assert_string_equal(subject, "您的账户安全提醒");
     assert_non_null(strstr(body, "参考编号：dec_0123456789abcdef"));
     /* zh-CN, zh-TW: Simplified Chinese is the one Chinese there is; anything else: English */
-    assert_int_equal(cu_notify_render("password_changed", "zh", data, subject, sizeof subject,
-                                      body, sizeof body, why),
+    assert_int_equal(cu_notify_render("password_changed", "zh", data, subject, sizeof subject, body,
+                                      sizeof body, why),
                      CU_OK);
     assert_string_equal(subject, "您的密码已更改");
-    assert_int_equal(cu_notify_render("password_changed", "fr", data, subject, sizeof subject,
-                                      body, sizeof body, why),
+    assert_int_equal(cu_notify_render("password_changed", "fr", data, subject, sizeof subject, body,
+                                      sizeof body, why),
                      CU_OK);
     assert_string_equal(subject, "Your password was changed");
-    assert_int_equal(cu_notify_render("password_changed", NULL, data, subject, sizeof subject,
-                                      body, sizeof body, why),
+    assert_int_equal(cu_notify_render("password_changed", NULL, data, subject, sizeof subject, body,
+                                      sizeof body, why),
                      CU_OK);
     /* integers render as numbers */
     assert_int_equal(cu_notify_render("accounts_frozen", "en", "{\"accounts\":3,\"time\":\"t\"}",
@@ -77,8 +77,9 @@ static void test_errors(void **state)
     char subject[256], body[CU_NOTIFY_RENDER_MAX], why[CU_NOTIFY_WHY_BYTES];
 
     (void)state;
-    assert_int_equal(cu_notify_render("security_notice", "en", "{\"decision\":\"d\",\"time\":\"t\"}",
-                                      subject, sizeof subject, body, sizeof body, why),
+    assert_int_equal(cu_notify_render("security_notice", "en",
+                                      "{\"decision\":\"d\",\"time\":\"t\"}", subject,
+                                      sizeof subject, body, sizeof body, why),
                      CU_E_INVALID);
     assert_string_equal(why, "template security_notice (en): no value for {{event_type}}");
     assert_int_equal(cu_notify_render("new_payee", "zh-Hans", "{\"time\":\"t\"}", subject,
@@ -100,9 +101,9 @@ static void test_errors(void **state)
         assert_int_equal(cu_notify_render("new_payee", "en", bad[i], subject, sizeof subject, body,
                                           sizeof body, why),
                          CU_E_INVALID);
-    assert_int_equal(cu_notify_render("no_such", "en", "{}", subject, sizeof subject, body,
-                                      sizeof body, why),
-                     CU_E_NOT_FOUND);
+    assert_int_equal(
+        cu_notify_render("no_such", "en", "{}", subject, sizeof subject, body, sizeof body, why),
+        CU_E_NOT_FOUND);
     assert_string_equal(why, "no template called no_such");
     assert_int_equal(cu_notify_render("password_changed", "en", "[1]", subject, sizeof subject,
                                       body, sizeof body, why),

@@ -4,9 +4,10 @@
  * opening and its errors, which never show a password; migrations; value round trips;
  * uniqueness, savepoints and rollbacks; rows changed; row locks and their timeout; a
  * consistent snapshot for reads; a session the server ends, made again at the next
- * transaction; a COMMIT whose answer is lost, resolved by asking the server; identity columns; the purge; fault injection; one process leading; a commit
- * waking the processes that wait on its channel. Each case has a
- * database of its own. Without CU_TEST_PG every case is skipped, and says so.
+ * transaction; a COMMIT whose answer is lost, resolved by asking the server; identity columns; the
+ * purge; fault injection; one process leading; a commit waking the processes that wait on its
+ * channel. Each case has a database of its own. Without CU_TEST_PG every case is skipped, and says
+ * so.
  */
 #include "cu_test.h"
 
@@ -563,7 +564,8 @@ static void *proxy_main(void *arg)
         if (poll(pf, (nfds_t)n, 50) <= 0)
             continue;
         if (pf[0].revents & POLLIN) {
-            int cfd = accept(p->lfd, NULL, NULL), sfd = cfd >= 0 ? connect_port(p->server_port) : -1;
+            int cfd = accept(p->lfd, NULL, NULL),
+                sfd = cfd >= 0 ? connect_port(p->server_port) : -1;
             int slot = -1;
 
             for (int i = 0; i < PROXY_PAIRS && slot < 0; i++)
@@ -590,8 +592,8 @@ static void *proxy_main(void *arg)
                 proxy_drop(p, i);
                 continue;
             }
-            int cut = side == 0 && holds_commit(buf, (size_t)got) ? atomic_load(&p->armed)
-                                                                   : PROXY_NONE;
+            int cut =
+                side == 0 && holds_commit(buf, (size_t)got) ? atomic_load(&p->armed) : PROXY_NONE;
             if (cut == PROXY_BEFORE || write(p->fds[i][!side], buf, (size_t)got) != got) {
                 atomic_store(&p->armed, PROXY_NONE);
                 proxy_drop(p, i);
