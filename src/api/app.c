@@ -128,6 +128,9 @@ static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, con
                       "currency", a);
     } else if (strcmp(t, "accounts_frozen") == 0) {
         d = json_pack("{s:I}", "accounts", (json_int_t)nt->frozen);
+    } else if (strcmp(t, "staff_alert") == 0) {
+        d = json_pack("{s:s, s:s, s:s}", "alert", nt->alert, "severity", nt->severity, "rule",
+                      nt->rule);
     } else {
         d = json_pack("{s:s, s:s}", "decision", nt->decision, "event_type", nt->event_type);
     }

@@ -388,7 +388,8 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
     for (unsigned i = 0; rc == CU_OK && (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL &&
                          i < CU_RULES_NOTIFY_TEMPLATES;
          i++) {
-        struct cu_monitor_notice nt = {cu_rules_notify_template(i), d->id, type, ev, d->fx.frozen};
+        struct cu_monitor_notice nt = {
+            cu_rules_notify_template(i), d->id, type, ev, d->fx.frozen, NULL, NULL, NULL};
         unsigned want = d->v.notify_templates ? d->v.notify_templates : 1u;
         if (!(want & (1u << i)))
             continue;
@@ -577,6 +578,15 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         }
         rc =
             cu_alert_open(db, w, d->id, ev->customer, type, cu_severity_name(d->v.severity), names);
+        /* the on-call staff told of a high or critical one, in the same unit */
+        if (rc == CU_OK && d->v.severity >= CU_SEV_HIGH && m->fx.notify != NULL) {
+            char alert[CU_ALERT_ID_BYTES], rule[CU_MON_NAME_MAX + 1];
+            snprintf(alert, sizeof(alert), "alr_%s", d->id + 4);
+            snprintf(rule, sizeof(rule), "%.*s", (int)strcspn(names, " "), names);
+            struct cu_monitor_notice nt = {
+                "staff_alert", d->id, type, ev, 0, alert, cu_severity_name(d->v.severity), rule};
+            rc = m->fx.notify(m->fx.arg, w, db, "", &nt);
+        }
     }
     if (rc == CU_E_EXISTS) { /* an id drawn twice: run again with another */
         uint8_t raw[8];

@@ -57,14 +57,16 @@ void cu_monitor_free(struct cu_monitor *m);
  * decision and the audit record, or not at all: an error fails the unit. customer is a vault
  * customer's id (the service asks only about those); *n gets what changed (accounts frozen,
  * sessions ended) where there is a count. until is a time (ms). NULL members: not applied. */
-/* A notice a decision queues (notify_customer [TEMPLATE]): the template, and what its data may
- * be taken from. */
+/* A notice a decision queues (notify_customer [TEMPLATE]), or the staff's of an alert of
+ * severity high or critical (staff_alert, customer ""): the template, and what its data may be
+ * taken from. */
 struct cu_monitor_notice {
-    const char *template_name; /* one of cu_rules_notify_template */
+    const char *template_name; /* one of cu_rules_notify_template, or "staff_alert" */
     const char *decision;      /* the decision's id */
     const char *event_type;
     const struct cu_mon_event *event;
-    int64_t frozen; /* accounts the decision froze */
+    int64_t frozen;                      /* accounts the decision froze */
+    const char *alert, *severity, *rule; /* staff_alert: the alert, and its first rule */
 };
 
 struct cu_monitor_effects {

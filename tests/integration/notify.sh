@@ -19,6 +19,14 @@ rule notify_failed_sign_in
 rule tell_of_a_new_device
   when event.type == "login_succeeded" and first_seen(device)
   then notify_customer new_sign_in, reason "a sign-in from a new device"
+
+rule big_withdrawal
+  when event.type == "withdrawal" and event.amount >= 500000
+  then alert high, reason "a large withdrawal"
+
+rule odd_withdrawal
+  when event.type == "withdrawal" and event.amount < 500000
+  then alert medium, reason "a withdrawal"
 EOF2
 RPORT=$(free_port)
 RPID=
@@ -139,6 +147,24 @@ import json, sys
 rows = [json.loads(l)['body'] for l in open(sys.argv[1]) if json.loads(l)['status'] == 204]
 n = [r for r in rows if r['type'] == 'new_sign_in']
 print(n[0]['type'], n[0]['data'], len(n))" "$TMP/first/requests.jsonl")"
+
+# an alert of severity high tells the staff (and one of medium does not)
+withdraw() {
+    req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"withdrawal\", \"customer\": \"$ADA\", \"time\": \"$NOW\", \"amount\": $1, \"currency\": \"EUR\"}"
+    WDEC=$(json "j['id']")
+}
+withdraw 900000
+HIGH=$WDEC
+withdraw 100
+until_eq 3 lines first 204
+sleep 0.5
+check_eq "a high alert is told to the staff, with the alert, its severity and rule, and no customer" \
+    "1 staff None {'alert': 'alr_${HIGH#dec_}', 'rule': 'big_withdrawal', 'severity': 'high'}" \
+    "$(python3 -c "
+import json, sys
+rows = [json.loads(l)['body'] for l in open(sys.argv[1]) if json.loads(l)['status'] == 204]
+n = [r for r in rows if r['type'] == 'staff_alert']
+print(len(n), n[0]['audience'], n[0].get('customer'), n[0]['data'])" "$TMP/first/requests.jsonl")"
 
 # a receiver that is away: dead after four attempts, then replayed
 receiver_stop
