@@ -127,6 +127,8 @@ static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, con
         d = json_pack("{s:s, s:I, s:s}", "transfer", nt->decision, "amount", (json_int_t)ev->amount,
                       "currency", a);
     } else if (strcmp(t, "accounts_frozen") == 0) {
+        if (nt->frozen <= 0)
+            return CU_OK; /* nothing was frozen (already so, or no freeze): nothing to tell */
         d = json_pack("{s:I}", "accounts", (json_int_t)nt->frozen);
     } else if (strcmp(t, "staff_alert") == 0) {
         d = json_pack("{s:s, s:s, s:s}", "alert", nt->alert, "severity", nt->severity, "rule",

@@ -578,14 +578,32 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         }
         rc =
             cu_alert_open(db, w, d->id, ev->customer, type, cu_severity_name(d->v.severity), names);
-        /* the on-call staff told of a high or critical one, in the same unit */
-        if (rc == CU_OK && d->v.severity >= CU_SEV_HIGH && m->fx.notify != NULL) {
-            char alert[CU_ALERT_ID_BYTES], rule[CU_MON_NAME_MAX + 1];
+        /* the on-call staff told of a high or critical one, in the same unit: naming the
+         * rule whose alert is the strongest, and at most once a minute for each rule (a
+         * burst of a thousand such decisions is one page; the alerts queue has them all) */
+        size_t top = SIZE_MAX;
+        for (size_t i = 0; i < d->v.nfired; i++) {
+            int s = cu_rules_alert_of(m->rs, d->v.fired[i].rule);
+            if (s >= 0 && (top == SIZE_MAX || s > cu_rules_alert_of(m->rs, d->v.fired[top].rule)))
+                top = i;
+        }
+        int64_t now = cu_work_context_of(w)->now_ms;
+        size_t slot = top == SIZE_MAX ? 0 : d->v.fired[top].rule % CU_MONITOR_STAFF_SLOTS;
+        if (rc == CU_OK && d->v.severity >= CU_SEV_HIGH && m->fx.notify != NULL &&
+            top != SIZE_MAX && (now - m->staff_told[slot] >= 60000 || now < m->staff_told[slot])) {
+            char alert[CU_ALERT_ID_BYTES];
             snprintf(alert, sizeof(alert), "alr_%s", d->id + 4);
-            snprintf(rule, sizeof(rule), "%.*s", (int)strcspn(names, " "), names);
-            struct cu_monitor_notice nt = {
-                "staff_alert", d->id, type, ev, 0, alert, cu_severity_name(d->v.severity), rule};
+            struct cu_monitor_notice nt = {"staff_alert",
+                                           d->id,
+                                           type,
+                                           ev,
+                                           0,
+                                           alert,
+                                           cu_severity_name(d->v.severity),
+                                           cu_rules_name(m->rs, d->v.fired[top].rule)};
             rc = m->fx.notify(m->fx.arg, w, db, "", &nt);
+            if (rc == CU_OK)
+                m->staff_told[slot] = now;
         }
     }
     if (rc == CU_E_EXISTS) { /* an id drawn twice: run again with another */

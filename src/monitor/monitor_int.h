@@ -20,8 +20,12 @@ struct cu_snooze {
 
 #define CU_MONITOR_DIRTY_MAX 64
 
+/* Staff notices of high alerts: when each rule (by its number) last told them. */
+#define CU_MONITOR_STAFF_SLOTS CU_RULES_MAX
+
 struct cu_monitor {
     struct cu_mon_types types;
+    int64_t staff_told[CU_MONITOR_STAFF_SLOTS]; /* on the committer's thread */
     struct cu_ruleset *rs, *shadow;
     struct cu_mon_engine eng;
     bool eng_ready;

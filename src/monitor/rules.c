@@ -1413,9 +1413,11 @@ static void parse_actions(struct parser *ps, struct rule *r)
             /* notify_customer [TEMPLATE]: the notice to queue, security_notice unless named */
             unsigned bit = 0;
             struct token n = ps->t;
-            /* on the same line: a rule ending with notify_customer is followed by the next
-             * rule's keyword */
-            if (n.kind == TK_IDENT && n.line == t.line) {
+            /* on the same line, and not a keyword: a rule ending with notify_customer is
+             * followed by the next rule's (or list's) keyword, on its line or the next */
+            char word[CU_MON_NAME_MAX + 1];
+            snprintf(word, sizeof(word), "%.*s", (int)(n.len < CU_MON_NAME_MAX ? n.len : 0), n.p);
+            if (n.kind == TK_IDENT && n.line == t.line && !reserved(word)) {
                 bool known = false;
                 for (unsigned i = 0; i < CU_RULES_NOTIFY_TEMPLATES && !known; i++)
                     if (strlen(notify_templates[i]) == n.len &&
@@ -1652,6 +1654,12 @@ size_t cu_rules_count(const struct cu_ruleset *rs)
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i)
 {
     return i < rs->nrules ? rs->rules[i].name : NULL;
+}
+
+int cu_rules_alert_of(const struct cu_ruleset *rs, size_t i)
+{
+    return i < rs->nrules && (rs->rules[i].actions & CU_ACT_ALERT) ? (int)rs->rules[i].severity
+                                                                   : -1;
 }
 
 int cu_rules_find(const struct cu_ruleset *rs, const char *name)

@@ -136,6 +136,10 @@ CU_WUR enum cu_err cu_rules_read(const char *path, char **text, size_t *len,
 
 size_t cu_rules_count(const struct cu_ruleset *rs);
 const char *cu_rules_name(const struct cu_ruleset *rs, size_t i);
+
+/* cu_rules_alert_of(rs, i): the severity of rule i's alert (an enum cu_severity), -1 when it
+ * raises none. */
+int cu_rules_alert_of(const struct cu_ruleset *rs, size_t i);
 size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **out);
 
 /* The default rule pack (config/rules/default.rules), built in. */

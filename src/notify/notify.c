@@ -319,7 +319,17 @@ enum cu_err cu_notify_queue(struct cu_notify *n, struct cu_work *w, struct cu_db
 
     if (!cu_notify_template_known(template_name))
         return CU_E_INVALID;
-    for (size_t i = 0; rc == CU_OK && n && i < sizeof chans / sizeof chans[0]; i++) {
+    if (!n || !n->channels)
+        return CU_OK;
+    bool same_run =
+        n->woke_w == w && n->woke_run == cu_work_retries(w) && n->woke_txn == cu_db_txn_id(db);
+    if (!same_run)
+        n->nqueued = 0;
+    for (size_t i = 0; i < n->nqueued; i++)
+        if (strcmp(n->queued[i].customer, customer) == 0 &&
+            strcmp(n->queued[i].template_name, template_name) == 0)
+            return CU_OK; /* this run of the unit queued it already */
+    for (size_t i = 0; rc == CU_OK && i < sizeof chans / sizeof chans[0]; i++) {
         if (!(n->channels & chans[i].bit))
             continue;
         /* a staff notice by e-mail only where staff_email says where */
@@ -330,14 +340,19 @@ enum cu_err cu_notify_queue(struct cu_notify *n, struct cu_work *w, struct cu_db
     /* one wake-up a run of a unit (a unit holds at most CU_WORK_EFFECTS_MAX effects, and a
      * batch may queue many notices): a unit that fails, or runs again, loses its effects, and
      * the next run or unit asks again. The worker also looks every second. */
-    if (rc == CU_OK && n && n->channels &&
-        (n->woke_w != w || n->woke_run != cu_work_retries(w) || n->woke_txn != cu_db_txn_id(db))) {
+    if (rc == CU_OK && !same_run) {
         rc = cu_work_after(w, wake_effect, n);
         if (rc == CU_OK) {
             n->woke_w = w;
             n->woke_run = cu_work_retries(w);
             n->woke_txn = cu_db_txn_id(db);
         }
+    }
+    if (rc == CU_OK && n->nqueued < sizeof n->queued / sizeof n->queued[0]) {
+        snprintf(n->queued[n->nqueued].customer, sizeof n->queued[0].customer, "%s", customer);
+        snprintf(n->queued[n->nqueued].template_name, sizeof n->queued[0].template_name, "%s",
+                 template_name);
+        n->nqueued++;
     }
     return rc;
 }

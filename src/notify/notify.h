@@ -60,7 +60,9 @@ unsigned cu_notify_channels(const struct cu_notify *n);
  * staff) on every configured channel, in w's transaction on db, and wakes the worker once w is
  * durable. template must be one of the built-in templates; data is a JSON object's text of
  * string and integer values naming the template's variables (outbox.h). CU_OK and nothing
- * queued when no channel is configured (the start said so in the log). */
+ * queued when no channel is configured (the start said so in the log), or when this run of w
+ * queued the same template to the same customer already (a batch of transfers of one
+ * customer: one notice of each kind). On the committer's thread only. */
 CU_WUR enum cu_err cu_notify_queue(struct cu_notify *n, struct cu_work *w, struct cu_db *db,
                                    const char *customer, const char *template_name,
                                    const char *data);

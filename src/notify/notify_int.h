@@ -39,6 +39,13 @@ struct cu_notify {
     const struct cu_work *woke_w;
     unsigned woke_run;
     uint64_t woke_txn;
+    /* the notices that run of a unit queued already (customer and template): a batch of a
+     * thousand transfers of one customer queues one notice of each kind, not a thousand */
+    struct {
+        char customer[32];
+        char template_name[40];
+    } queued[8];
+    size_t nqueued;
 
     /* figures */
     atomic_ullong sent[2], failed[2], dead[2];

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -447,47 +448,68 @@ static enum cu_err pg_begin(void *conn, enum cu_txn_mode mode)
     return rc;
 }
 
-/* Asking after a lost COMMIT: this many times, this far apart, while the server still says
- * "in progress" (its session may not have seen the loss yet) or cannot be reached. */
-#define OUTCOME_TRIES 20
-#define OUTCOME_PAUSE_MS 50
+/* Asking after a lost COMMIT: for at most OUTCOME_MS in all (the committer's thread, which
+ * every write of the node waits for, is the one asking), each time on a session of its own
+ * made with a short connect_timeout and a statement_timeout, while the server cannot be reached
+ * or says "in progress" (its session may not have seen the loss yet). */
+#define OUTCOME_MS 3000
+#define OUTCOME_PAUSE_MS 100
+
+/* ask(s, xid, status, cap): txid_status(xid) on a new session: true when it answered. */
+static bool ask(const struct pg_state *s, const char *xid, char *status, size_t cap)
+{
+    /* dbname expands the string first; these then override its own timeouts */
+    const char *const keys[] = {"dbname", "connect_timeout", "fallback_application_name", NULL};
+    const char *const vals[] = {s->conninfo, "2", "custodia", NULL};
+    char sql[128];
+    PGconn *pc = PQconnectdbParams(keys, vals, 1);
+    PGresult *res = NULL;
+    bool ok = false;
+
+    /* xid is the text of txid_current(), digits only: it may be written into the statement */
+    snprintf(sql, sizeof sql, "SET statement_timeout = 1000; SELECT txid_status(%s)", xid);
+    if (pc && PQstatus(pc) == CONNECTION_OK && (res = PQexec(pc, sql)) != NULL &&
+        PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        snprintf(status, cap, "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+        ok = true;
+    }
+    PQclear(res);
+    PQfinish(pc);
+    return ok;
+}
 
 /* outcome(c, xid): whether the write transaction xid, whose COMMIT was sent and whose answer
- * was lost with the session, committed: CU_OK when the server says so on a new session,
- * CU_E_STORE when it says it did not or cannot say (logged as unknown). */
+ * was lost with the session, committed: CU_OK when the server says so, CU_E_STORE when it says
+ * it did not or cannot say in time (logged as unknown). The lost session is made again at the
+ * next BEGIN, as after any loss. */
 static enum cu_err outcome(struct pg_conn *c, const char *xid)
 {
-    const char *values[1] = {xid};
+    struct timespec t0, now;
 
-    for (unsigned i = 0; i < OUTCOME_TRIES; i++) {
-        PGresult *res;
-        const char *st;
-
-        if (i > 0)
-            (void)poll(NULL, 0, OUTCOME_PAUSE_MS);
-        if (revive(c) != CU_OK)
-            continue;
-        res = PQexecParams(c->pc, "SELECT txid_status($1::bigint)", 1, NULL, values, NULL, NULL, 0);
-        if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            (void)pg_err(c, res, "commit_outcome");
-            PQclear(res);
-            continue;
-        }
-        st = PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0);
-        if (strcmp(st, "committed") == 0) {
-            PQclear(res);
-            cu_log(CU_LOG_WARN, "store.postgres_commit_confirmed", CU_LS("xid", xid));
-            return CU_OK;
-        }
-        if (strcmp(st, "aborted") == 0) {
-            PQclear(res);
-            cu_log(CU_LOG_WARN, "store.postgres_commit_lost", CU_LS("xid", xid),
-                   CU_LS("error", "the transaction was rolled back with its session"));
+    for (const char *p = xid; *p; p++)
+        if (*p < '0' || *p > '9')
             return CU_E_STORE;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        char st[24] = "";
+        if (ask(c->s, xid, st, sizeof st)) {
+            if (strcmp(st, "committed") == 0) {
+                cu_log(CU_LOG_WARN, "store.postgres_commit_confirmed", CU_LS("xid", xid));
+                return CU_OK;
+            }
+            if (strcmp(st, "aborted") == 0) {
+                cu_log(CU_LOG_WARN, "store.postgres_commit_lost", CU_LS("xid", xid),
+                       CU_LS("error", "the transaction was rolled back with its session"));
+                return CU_E_STORE;
+            }
+            if (!st[0])
+                break; /* too old to say */
         }
-        PQclear(res); /* "in progress", or too old to say (NULL) */
-        if (!st[0])
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (ms + OUTCOME_PAUSE_MS >= OUTCOME_MS)
             break;
+        (void)poll(NULL, 0, OUTCOME_PAUSE_MS);
     }
     cu_log(CU_LOG_ERROR, "store.postgres_commit_unknown", CU_LS("xid", xid),
            CU_LS("error", "the COMMIT's answer was lost and its outcome cannot be read"));

@@ -133,6 +133,11 @@ static void test_notices(void **state)
     assert_int_equal(v.notify_templates, 0);
     assert_null(cu_rules_notify_template(CU_RULES_NOTIFY_TEMPLATES));
     cu_rules_free(rs);
+    /* on one line, the next rule's keyword is no notice (a rule file written so compiled
+     * before notices had names) */
+    rs = compile("rule a when true then reason \"r\", notify_customer rule b when true then "
+                 "reason \"s\", notify_customer list l = [\"x\"]");
+    cu_rules_free(rs);
     refused("rule a when true then notify_customer staff_case, reason \"r\"",
             "t.rules:1:39: unknown notice 'staff_case' (security_notice, new_sign_in, "
             "password_changed, second_factor_changed, new_payee, large_transfer, "
