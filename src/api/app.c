@@ -92,7 +92,9 @@ static void notice_value(const char *in, char *out, size_t cap)
         char c = *p;
         bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
                   strchr("_.:+-", c) != NULL;
-        out[k++] = ok ? c : '_';
+        out[k++] = c;
+        if (!ok)
+            out[k - 1] = '_';
     }
     if (k == 0 && cap > 1)
         out[k++] = '-';

@@ -201,8 +201,8 @@ static enum cu_err claim_apply(struct cu_work *w, struct cu_db *db, void *arg)
         "next_at = $4";
     struct round *r = arg;
     struct cu_notify *n = r->n;
-    char status[BATCH_MAX][12];
-    int64_t next_at[BATCH_MAX];
+    char status[BATCH_MAX][12] = {{0}};
+    int64_t next_at[BATCH_MAX] = {0};
     int64_t lease =
         r->now + 2 * (int64_t)n->o.timeout_ms + 2000; /* the delivery, then its outcome */
     struct cu_stmt *st = NULL;
