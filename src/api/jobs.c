@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "ledger/ledger.h"
 #include "monitor/monitor.h"
+#include "notify/outbox.h"
 
 static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
@@ -90,6 +91,34 @@ static void ledger_housekeep(struct cu_app *app, bool keys)
             cu_log(CU_LOG_INFO, what == 0 ? "ledger.expired" : "ledger.unfrozen",
                    CU_LI("count", (int64_t)j.done));
     }
+}
+
+/* The notification outbox's housekeeping: sent notices older than [notify] keep_days go. */
+static enum cu_err outbox_job_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct cu_app *app = arg;
+    int64_t n = 0, now = cu_work_context_of(w)->now_ms;
+    enum cu_err rc = cu_outbox_forget(db, now - (int64_t)app->cfg.notify.keep_days * 86400000, &n);
+
+    if (rc == CU_OK && n > 0)
+        rc = cu_work_audit(w, "notify.forget", "notifications", "success",
+                           json_pack("{s:I, s:I}", "sent_notices", (json_int_t)n, "older_than_days",
+                                     (json_int_t)app->cfg.notify.keep_days));
+    return rc;
+}
+
+static void outbox_housekeep(struct cu_app *app)
+{
+    struct cu_work *w = NULL;
+    enum cu_err rc = cu_work_new(NULL, &w);
+
+    if (rc == CU_OK)
+        rc = cu_work_add(w, outbox_job_apply, app);
+    if (rc == CU_OK)
+        rc = cu_committer_run(app->committer, w);
+    cu_work_free(w);
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "notify.housekeeping_failed", CU_LS("error", cu_err_str(rc)));
 }
 
 /* Monitoring's housekeeping: list items and snoozes whose time passed are removed, in a unit
@@ -277,6 +306,8 @@ static void *checkpointer_main(void *arg)
             ledger_housekeep(c->app, ticks % 60 == 30);
         if (lead && ticks % 5 == 2)
             monitor_housekeep(c->app);
+        if (lead && ticks % 5 == 3)
+            outbox_housekeep(c->app);
         if (++ticks % 60 == 0 && lead)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

@@ -127,6 +127,7 @@ struct cu_config {
         unsigned retry_base_ms; /* the first retry's pause, doubled each time */
         unsigned retry_max_ms;  /* and its cap */
         unsigned concurrency;   /* deliveries in flight */
+        unsigned keep_days;     /* sent notices kept this long, then deleted */
     } notify;
 
     struct {

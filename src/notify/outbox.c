@@ -169,3 +169,14 @@ enum cu_err cu_outbox_replay_dead(struct cu_db *db, int64_t now, int64_t before,
         *n = k;
     return rc;
 }
+
+enum cu_err cu_outbox_forget(struct cu_db *db, int64_t before, int64_t *n)
+{
+    static const char sql[] = "DELETE FROM notify_outbox WHERE id IN (SELECT id FROM notify_outbox "
+                              "WHERE status = 'sent' AND created_at < $1 LIMIT 10000)";
+    const struct cu_val p[] = {CU_VI(before)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+
+    *n = rc == CU_OK ? cu_db_changes(db) : 0;
+    return rc;
+}

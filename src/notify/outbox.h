@@ -69,4 +69,8 @@ CU_WUR enum cu_err cu_outbox_replay(struct cu_db *db, const char *id, int64_t no
 CU_WUR enum cu_err cu_outbox_replay_dead(struct cu_db *db, int64_t now, int64_t before,
                                          size_t limit, char (*ids)[CU_OUTBOX_ID_BYTES], size_t *n);
 
+/* cu_outbox_forget(db, before, n): deletes up to 10,000 sent notices queued before before; n
+ * gets how many. */
+CU_WUR enum cu_err cu_outbox_forget(struct cu_db *db, int64_t before, int64_t *n);
+
 #endif

@@ -39,7 +39,7 @@ until_eq() {
     want=$1
     shift
     i=0
-    while [ "$("$@")" != "$want" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+    while [ "$("$@")" != "$want" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 }
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'

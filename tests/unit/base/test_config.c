@@ -204,6 +204,7 @@ static const struct bad_case bad_cases[] = {
     {"notify", "retry_max_ms", "86400001",
      "must be an integer from 10 to 86400000, got \"86400001\""},
     {"notify", "concurrency", "257", "must be an integer from 1 to 256, got \"257\""},
+    {"notify", "keep_days", "0", "must be an integer from 1 to 3650, got \"0\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"access", "dry_run_policy", "",
      "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
@@ -730,7 +731,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 77);
+    assert_int_equal(n, 78);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);
