@@ -373,33 +373,32 @@ void cu_notify_stats(const struct cu_notify *n, struct cu_notify_stats *out)
         out->latency_le[i] = atomic_load(&n->latency_le[i]);
 }
 
+/* counter(out, name, help, v): one counter by channel, webhook and e-mail. */
+static enum cu_err counter(struct cu_buf *out, const char *name, const char *help,
+                           const uint64_t v[2])
+{
+    enum cu_err rc = cu_buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+
+    if (rc == CU_OK)
+        rc = cu_buf_printf(out, "%s{channel=\"webhook\"} %llu\n%s{channel=\"email\"} %llu\n", name,
+                           (unsigned long long)v[0], name, (unsigned long long)v[1]);
+    return rc;
+}
+
 enum cu_err cu_notify_metrics(const struct cu_notify *n, struct cu_buf *out)
 {
-    static const char *const ch[2] = {"webhook", "email"};
     struct cu_notify_stats s;
     enum cu_err rc;
 
     cu_notify_stats(n, &s);
-    rc = cu_buf_printf(out,
-                       "# HELP custodia_notify_sent_total Notifications delivered, by channel.\n"
-                       "# TYPE custodia_notify_sent_total counter\n");
-    for (int i = 0; rc == CU_OK && i < 2; i++)
-        rc = cu_buf_printf(out, "custodia_notify_sent_total{channel=\"%s\"} %llu\n", ch[i],
-                           (unsigned long long)s.sent[i]);
+    rc = counter(out, "custodia_notify_sent_total", "Notifications delivered, by channel.", s.sent);
     if (rc == CU_OK)
-        rc = cu_buf_printf(out, "# HELP custodia_notify_failed_total Delivery attempts that "
-                                "failed (each retried, or dead).\n"
-                                "# TYPE custodia_notify_failed_total counter\n");
-    for (int i = 0; rc == CU_OK && i < 2; i++)
-        rc = cu_buf_printf(out, "custodia_notify_failed_total{channel=\"%s\"} %llu\n", ch[i],
-                           (unsigned long long)s.failed[i]);
+        rc = counter(out, "custodia_notify_failed_total",
+                     "Delivery attempts that failed (each retried, or dead).", s.failed);
     if (rc == CU_OK)
-        rc = cu_buf_printf(out, "# HELP custodia_notify_dead_total Notifications given up after "
-                                "max_attempts, or that cannot be rendered.\n"
-                                "# TYPE custodia_notify_dead_total counter\n");
-    for (int i = 0; rc == CU_OK && i < 2; i++)
-        rc = cu_buf_printf(out, "custodia_notify_dead_total{channel=\"%s\"} %llu\n", ch[i],
-                           (unsigned long long)s.dead[i]);
+        rc = counter(out, "custodia_notify_dead_total",
+                     "Notifications given up after max_attempts, or that cannot be rendered.",
+                     s.dead);
     if (rc == CU_OK)
         rc = cu_buf_printf(out, "# HELP custodia_notify_delivery_seconds From a notice's commit to "
                                 "its delivery.\n"
