@@ -12,7 +12,9 @@ def main():
     with open(path, 'rb') as f:
         data = f.read()
     rows = []
-    values = list(data) + [0]
+    # char may be signed: a byte above 127 is written as its negative (the same bits), so that
+    # UTF-8 text compiles without overflow warnings
+    values = [b - 256 if b > 127 else b for b in data] + [0]
     for i in range(0, len(values), 16):
         rows.append('    ' + ', '.join('%d' % b for b in values[i:i + 16]) + ',')
     with open(output, 'w', encoding='utf-8') as f:

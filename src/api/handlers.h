@@ -107,6 +107,7 @@ enum cu_err cu_handle_alert_resolve(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_notifications_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_notification_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_notification_replay(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_security_tips(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_monitor_lists(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_monitor_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_monitor_list_add(struct cu_req *req, struct cu_resp *resp);

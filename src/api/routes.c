@@ -194,6 +194,7 @@ static const struct cu_route route_table[] = {
     {CU_POST, 0, "/v1/alerts/{id}/comments", cu_handle_alert_comment, CU_SCOPE_ALERTS_WRITE},
     {CU_POST, 0, "/v1/alerts/{id}/resolve", cu_handle_alert_resolve, CU_SCOPE_ALERTS_WRITE},
     {CU_GET, 0, "/v1/notifications", cu_handle_notifications_list, CU_SCOPE_NOTIFY_READ},
+    {CU_GET, CU_ROUTE_PUBLIC, "/v1/security-tips", cu_handle_security_tips, 0},
     {CU_GET, 0, "/v1/notifications/{id}", cu_handle_notification_get, CU_SCOPE_NOTIFY_READ},
     {CU_POST, 0, "/v1/notifications/{id}/replay", cu_handle_notification_replay,
      CU_SCOPE_NOTIFY_WRITE},
