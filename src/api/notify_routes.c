@@ -12,17 +12,14 @@
 #include "api/server.h"
 #include "base/clock.h"
 #include "base/mem.h"
+#include "ledger/ledger.h"
 #include "notify/notify.h"
 #include "notify/outbox.h"
 
+/* id_ok(s): a notice's id: "ntf_" and 16 hex digits, the shape of the ledger's ids. */
 static bool id_ok(const char *s)
 {
-    if (strncmp(s, "ntf_", 4) != 0 || strlen(s) != CU_OUTBOX_ID_BYTES - 1)
-        return false;
-    for (const char *p = s + 4; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
-            return false;
-    return true;
+    return cu_ledger_id_valid(s, "ntf_");
 }
 
 static enum cu_err unknown(struct cu_resp *resp)

@@ -385,15 +385,14 @@ static enum cu_err apply(struct cu_monitor *m, struct cu_work *w, struct cu_db *
         d->fx.unapplied |= CU_ACT_REVOKE_SESSIONS;
     else if (rc == CU_OK && (todo & CU_ACT_REVOKE_SESSIONS) && fx->revoke != NULL)
         rc = fx->revoke(fx->arg, w, db, ev->customer, &d->fx.revoked);
-    for (unsigned i = 0; rc == CU_OK && (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL &&
-                         i < CU_RULES_NOTIFY_TEMPLATES;
-         i++) {
+    /* the notices the rules named (security_notice when none was) */
+    unsigned want = (todo & CU_ACT_NOTIFY_CUSTOMER) && fx->notify != NULL
+                        ? (d->v.notify_templates ? d->v.notify_templates : 1u)
+                        : 0;
+    for (unsigned i = 0; rc == CU_OK && i < CU_RULES_NOTIFY_TEMPLATES; i++) {
         struct cu_monitor_notice nt = {
             cu_rules_notify_template(i), d->id, type, ev, d->fx.frozen, NULL, NULL, NULL};
-        unsigned want = d->v.notify_templates ? d->v.notify_templates : 1u;
-        if (!(want & (1u << i)))
-            continue;
-        if ((rc = fx->notify(fx->arg, w, db, ev->customer, &nt)) == CU_OK)
+        if ((want & (1u << i)) && (rc = fx->notify(fx->arg, w, db, ev->customer, &nt)) == CU_OK)
             d->fx.notified = true;
     }
     return rc;

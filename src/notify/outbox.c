@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "base/text.h"
 
 #include "crypto/crypto.h"
 
@@ -53,7 +54,7 @@ static void text(struct cu_stmt *st, int col, char *dst, size_t cap)
     size_t n = 0;
     const char *s = cu_stmt_text(st, col, &n);
 
-    snprintf(dst, cap, "%.*s", (int)(n < cap ? n : cap - 1), s);
+    cu_text_copy(dst, cap, s, n);
 }
 
 static void item_of(struct cu_stmt *st, struct cu_outbox_item *it)

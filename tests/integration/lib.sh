@@ -281,6 +281,18 @@ wait_for() {
     grep -q "$1" "$LOG"
 }
 
+# until_eq WANT CMD...: until CMD prints WANT, at most 30 s (a loaded machine, a sanitizer
+# build); the check that follows says whether it did.
+until_eq() {
+    until_want=$1
+    shift
+    until_i=0
+    while [ "$("$@")" != "$until_want" ] && [ $until_i -lt 300 ]; do
+        sleep 0.1
+        until_i=$((until_i + 1))
+    done
+}
+
 # policy_now DIR: puts DIR/access.policy.new in place and waits until the server runs it.
 policy_now() {
     mv "$1/access.policy.new" "$1/access.policy"

@@ -59,13 +59,6 @@ except FileNotFoundError:
 print(sum(1 for r in rows if r["status"] == int(sys.argv[2]) and r["valid"]))
 PY
 }
-# until_eq WANT CMD...: until CMD prints WANT (at most 30 s: a loaded machine, a sanitizer build)
-until_eq() {
-    want=$1
-    shift
-    i=0
-    while [ "$("$@")" != "$want" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-}
 row() { "$DBQ" "$D" "SELECT status, attempts FROM notify_outbox WHERE id = '$1'"; }
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'

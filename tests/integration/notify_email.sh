@@ -35,12 +35,6 @@ smtp() {
     SPORT=$(cat "$sd/port")
 }
 row() { "$DBQ" "$D" "SELECT status, attempts FROM notify_outbox WHERE customer = '$1' AND channel = 'email'"; }
-until_eq() {
-    want=$1
-    shift
-    i=0
-    while [ "$("$@")" != "$want" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
-}
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
 NOW=$(date -u +%Y-%m-%dT%H:%M:%SZ)

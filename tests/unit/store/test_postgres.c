@@ -623,7 +623,10 @@ static void proxy_start(struct proxy *p)
     for (int i = 0; i < PROXY_PAIRS; i++)
         p->fds[i][0] = p->fds[i][1] = -1;
     assert_non_null(colon);
-    p->server_port = atoi(colon + 1);
+    char *end = NULL;
+    long port = strtol(colon + 1, &end, 10);
+    assert_true(end != colon + 1 && *end == '\0' && port > 0 && port < 65536);
+    p->server_port = (int)port;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     p->lfd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(p->lfd >= 0);
