@@ -44,6 +44,15 @@ EXTRA = {
     '{"login": "{{LOGIN}}", "password": "{{PASSWORD}}"}',
     "me-session": "GET /v1/me\nAuthorization: Bearer {{SESSION}}\n\n",
     # Routes docs/api.md has no example of.
+    "case-get": "GET /v1/cases/cas_0000000000000000\nAuthorization: Bearer {{KEY}}\n\n",
+    "case-assign": "POST /v1/cases/cas_0000000000000000/assign\nAuthorization: Bearer {{KEY}}\n"
+    'Content-Type: application/json\n\n{"assignee": "{{STAFF}}"}',
+    "case-severity": "POST /v1/cases/cas_0000000000000000/severity\n"
+    'Authorization: Bearer {{KEY}}\nContent-Type: application/json\n\n{"severity": "high"}',
+    "case-step-confirm": "POST /v1/cases/cas_0000000000000000/steps/1/confirm\n"
+    "Authorization: Bearer {{KEY}}\n\n",
+    "case-step-decline": "POST /v1/cases/cas_0000000000000000/steps/1/decline\n"
+    "Authorization: Bearer {{KEY}}\n\n",
     "auth-sessions": "GET /v1/auth/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
     "me-sessions": "GET /v1/me/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
     "me-password": "POST /v1/me/password\nAuthorization: Bearer {{SESSION}}\n"

@@ -25,6 +25,8 @@ static int usage(FILE *f)
           "  ledger   check the ledger's invariants\n"
           "  rules    check monitoring rule files\n"
           "  notify   list, show or replay notifications\n"
+          "  case     list, show, export and work incident cases\n"
+          "  playbooks check a playbook file\n"
           "  store    copy an embedded installation into PostgreSQL\n"
           "  version  print the version\n"
           "\n"
@@ -44,6 +46,7 @@ int main(int argc, char **argv)
         {"audit", cu_cli_audit},   {"keys", cu_cli_keys},           {"staff", cu_cli_staff},
         {"access", cu_cli_access}, {"approvals", cu_cli_approvals}, {"ledger", cu_cli_ledger},
         {"rules", cu_cli_rules},   {"store", cu_cli_store},         {"notify", cu_cli_notify},
+        {"case", cu_cli_case},     {"playbooks", cu_cli_playbooks},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */
     char help_flag[] = "--help";

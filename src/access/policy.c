@@ -71,16 +71,16 @@ static const struct {
     {"security_analyst", "audit.read customers.read customers.credentials metrics.read "
                          "staff.read apikeys.read access.read decisions.read alerts.read "
                          "alerts.write monitor.read lists.write rules.write rules.activate "
-                         "notify.read notify.write"},
+                         "notify.read notify.write cases.read cases.write cases.contain"},
     {"support_agent", "customers.read customers.credentials"},
-    {"auditor", "audit.read access.read metrics.read notify.read"},
+    {"auditor", "audit.read access.read metrics.read notify.read cases.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
                            "access.read"},
     {"service", "customers.read customers.write customers.credentials"},
     {"teller", "customers.read accounts.read accounts.write transfers.read transfers.write"},
     {"fraud_analyst", "customers.read accounts.read accounts.freeze transfers.read "
                       "transfers.approve audit.read decisions.read alerts.read alerts.write "
-                      "monitor.read lists.write"},
+                      "monitor.read lists.write cases.read cases.write cases.contain"},
     {"payments_service", "accounts.read accounts.write transfers.read transfers.write "
                          "ledger.read"},
     {"events_service", "events.write"},

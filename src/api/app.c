@@ -16,6 +16,8 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "cases/cases.h"
+#include "cases/playbook.h"
 #include "ledger/ledger.h"
 #include "crypto/crypto.h"
 #include "monitor/monitor.h"
@@ -149,6 +151,198 @@ static enum cu_err fx_notify(void *arg, struct cu_work *w, struct cu_db *db, con
     return rc;
 }
 
+/* ---- cases and playbooks (docs/cases.md, docs/playbooks.md) ---- */
+
+/* staff_case(app, w, db, c): the on-call staff told that the case is at high or above. */
+static enum cu_err staff_case(struct cu_app *app, struct cu_work *w, struct cu_db *db,
+                              const struct cu_case *c)
+{
+    json_t *d =
+        json_pack("{s:s, s:s, s:s}", "case", c->id, "severity", c->severity, "stage", c->stage);
+    char *text = d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    enum cu_err rc =
+        text ? cu_notify_queue(app->notify, w, db, "", "staff_case", text) : CU_E_NOMEM;
+    json_decref(d);
+    free(text);
+    return rc;
+}
+
+/* pb_run: what a playbook's step does (cases/playbook.h), on the case's customer in w. */
+static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const struct cu_case *c,
+                          enum cu_pb_action action, const char *argument, int64_t ms,
+                          json_t **result)
+{
+    struct cu_app *app = arg;
+    int64_t now = cu_work_context_of(w)->now_ms, n = 0;
+    char reason[CU_CASE_ID_BYTES + 8], t[CU_RFC3339_BYTES];
+    enum cu_err rc = CU_OK;
+
+    *result = NULL;
+    if (action != CU_PB_PAGE_ONCALL && !fx_is_customer(app, db, c->customer)) {
+        *result = json_pack("{s:s}", "error", "the case's customer is not a customer of the vault");
+        return CU_E_NOT_FOUND;
+    }
+    /* the audited steps need a record of the unit's, and one stays for the unit's own */
+    bool audited = action == CU_PB_FREEZE_ACCOUNTS || action == CU_PB_HOLD_TRANSFERS ||
+                   action == CU_PB_REVOKE_SESSIONS || action == CU_PB_FORCE_PASSWORD_RESET;
+    if (audited && cu_work_audit_room(w) < 3)
+        return CU_E_UNAVAILABLE;
+    if ((action == CU_PB_NOTIFY_CUSTOMER || action == CU_PB_PAGE_ONCALL) &&
+        cu_notify_channels(app->notify) == 0) {
+        *result = json_pack("{s:s}", "error", "no notification channel is configured ([notify])");
+        return CU_E_CONFIG;
+    }
+    switch (action) {
+    case CU_PB_FREEZE_ACCOUNTS:
+        snprintf(reason, sizeof(reason), "case:%s", c->id);
+        rc = cu_ledger_freeze_customer(app->ledger, w, db, c->customer, reason, now + ms, &n);
+        cu_clock_format(now + ms, t);
+        if (rc == CU_OK)
+            *result = json_pack("{s:I, s:s}", "accounts", (json_int_t)n, "until", t);
+        break;
+    case CU_PB_HOLD_TRANSFERS:
+        rc = cu_ledger_hold_customer(app->ledger, w, db, c->customer, &n);
+        if (rc == CU_OK)
+            *result = json_pack("{s:I}", "transfers", (json_int_t)n);
+        break;
+    case CU_PB_REVOKE_SESSIONS:
+        rc = cu_identity_session_revoke_all(app->identity, w, db, CU_SUBJECT_CUSTOMER, c->customer,
+                                            &n);
+        if (rc == CU_OK)
+            *result = json_pack("{s:I}", "sessions", (json_int_t)n);
+        break;
+    case CU_PB_LOCK_SIGN_IN:
+        rc = cu_identity_lock_customer(db, c->customer, now, now + ms);
+        cu_clock_format(now + ms, t);
+        if (rc == CU_OK)
+            *result = json_pack("{s:s}", "until", t);
+        break;
+    case CU_PB_FORCE_PASSWORD_RESET: {
+        bool cleared = false;
+        rc = cu_identity_password_force_reset(app->identity, w, db, c->customer, &cleared, &n);
+        if (rc == CU_OK)
+            *result =
+                json_pack("{s:b, s:I}", "password_cleared", cleared, "sessions", (json_int_t)n);
+        break;
+    }
+    case CU_PB_NOTIFY_CUSTOMER: {
+        json_t *d;
+        if (strcmp(argument, "accounts_frozen") == 0) {
+            if ((rc = cu_ledger_customer_frozen(db, c->customer, &n)) == CU_OK && n == 0) {
+                *result = json_pack("{s:s}", "error", "none of the customer's accounts is frozen");
+                return CU_E_EXISTS;
+            }
+            d = json_pack("{s:I}", "accounts", (json_int_t)n);
+        } else
+            d = json_pack("{s:s, s:s}", "decision", c->id, "event_type", "case");
+        char *text = rc == CU_OK && d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(d);
+        if (rc == CU_OK)
+            rc = text ? cu_notify_queue(app->notify, w, db, c->customer, argument, text)
+                      : CU_E_NOMEM;
+        free(text);
+        if (rc == CU_OK)
+            *result = json_pack("{s:s, s:b}", "template", argument, "queued", true);
+        break;
+    }
+    case CU_PB_PAGE_ONCALL:
+        rc = staff_case(app, w, db, c);
+        if (rc == CU_OK)
+            *result = json_pack("{s:s, s:b}", "template", "staff_case", "queued", true);
+        break;
+    default:
+        return CU_E_INTERNAL;
+    }
+    if (rc == CU_OK && *result == NULL)
+        return CU_E_NOMEM;
+    return rc;
+}
+
+const struct cu_playbook_effects *cu_app_playbook_effects(struct cu_app *app)
+{
+    app->pb_fx.run = pb_run;
+    app->pb_fx.arg = app;
+    return &app->pb_fx;
+}
+
+/* cu_app_case_changed(app, w, db, id, before): after a case's severity may have grown (from
+ * before, -1 for a new case): the on-call staff told when it reached high, and the playbooks
+ * whose severity it reached (or whose rule is in rules) run. */
+enum cu_err cu_app_case_changed(struct cu_app *app, struct cu_work *w, struct cu_db *db,
+                                const char *id, int before, const char *rules)
+{
+    struct cu_case c;
+    size_t ran = 0;
+    enum cu_err rc = cu_case_get(db, id, false, &c);
+    int sev = rc == CU_OK ? cu_case_severity_parse(c.severity) : -1;
+
+    if (rc == CU_OK && sev >= 2 && before < 2)
+        rc = staff_case(app, w, db, &c);
+    if (rc == CU_OK)
+        rc = cu_playbooks_run(app->playbooks, w, db, id, rules, cu_app_playbook_effects(app), &ran);
+    return rc;
+}
+
+/* fx_alert: an alert joins its case, in the decision's unit (and the case's playbooks run). */
+static enum cu_err fx_alert(void *arg, struct cu_work *w, struct cu_db *db,
+                            const struct cu_monitor_alert *a)
+{
+    struct cu_app *app = arg;
+    const struct cu_mon_event *ev = a->event;
+    char id[CU_CASE_ID_BYTES];
+    bool drill = false;
+    int before = -1;
+    enum cu_err rc = cu_case_drill_customer(db, ev->customer, &drill);
+
+    const struct cu_case_alert ca = {a->alert,    a->decision, ev->customer, a->event_type,
+                                     a->severity, a->rules,    a->ip,        ev->device,
+                                     ev->payee,   drill};
+    if (rc == CU_OK)
+        rc = cu_cases_on_alert(app->cases, w, db, &ca, id, &before);
+    if (rc == CU_OK)
+        rc = cu_app_case_changed(app, w, db, id, before, a->rules);
+    return rc;
+}
+
+static bool rule_alerts(void *arg, const char *rule)
+{
+    return cu_monitor_rule_alerts(arg, rule);
+}
+
+/* cases_new(app, cfg, why): the cases service and the playbooks of [cases]. */
+static enum cu_err cases_new(struct cu_app *app, const struct cu_config *cfg,
+                             char why[CU_APP_WHY_BYTES])
+{
+    struct cu_cases_opts o = {(int64_t)cfg->cases.group_minutes * 60000, 0};
+    char path[CU_CONFIG_PATH_BYTES], err[CU_PLAYBOOK_ERR_BYTES];
+    enum cu_err rc;
+
+    if (strstr(cfg->cases.group_by, "customer"))
+        o.group_by |= CU_CASES_BY_CUSTOMER;
+    if (strstr(cfg->cases.group_by, "ip"))
+        o.group_by |= CU_CASES_BY_IP;
+    if (strstr(cfg->cases.group_by, "device"))
+        o.group_by |= CU_CASES_BY_DEVICE;
+    if (strstr(cfg->cases.group_by, "payee"))
+        o.group_by |= CU_CASES_BY_PAYEE;
+    if ((rc = cu_cases_new(&o, &app->cases)) != CU_OK)
+        return rc;
+    if (strcmp(cfg->cases.playbooks, "none") == 0)
+        return CU_OK;
+    if (cu_config_path(cfg, cfg->cases.playbooks, path, sizeof(path)) != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[cases] playbooks: the path is too long");
+        return CU_E_CONFIG;
+    }
+    rc = cu_playbooks_load(path, rule_alerts, app->monitor, &app->playbooks, err);
+    if (rc != CU_OK) {
+        snprintf(why, CU_APP_WHY_BYTES, "[cases] playbooks: %.480s", err);
+        return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
+    }
+    cu_log(CU_LOG_INFO, "cases.playbooks_loaded", CU_LS("file", path),
+           CU_LI("playbooks", (int64_t)cu_playbooks_count(app->playbooks)));
+    return CU_OK;
+}
+
 /* monitor_new(app, cfg, why): the monitoring service with the rule sets of [monitor]. */
 static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
                                char why[CU_APP_WHY_BYTES])
@@ -187,7 +381,13 @@ static enum cu_err monitor_new(struct cu_app *app, const struct cu_config *cfg,
         return rc == CU_E_NOMEM ? rc : CU_E_CONFIG;
     }
     /* its actions on customers, in the deciding unit */
-    struct cu_monitor_effects fx = {fx_freeze, fx_lock, fx_revoke, fx_notify, fx_is_customer, app};
+    struct cu_monitor_effects fx = {.freeze = fx_freeze,
+                                    .lock = fx_lock,
+                                    .revoke = fx_revoke,
+                                    .notify = fx_notify,
+                                    .alert = fx_alert,
+                                    .is_customer = fx_is_customer,
+                                    .arg = app};
     cu_monitor_set_effects(app->monitor, &fx);
     /* each new transfer decided in its movement's unit (docs/monitoring.md, "In the ledger") */
     struct cu_ledger_hook hook = cu_monitor_ledger_hook(app->monitor);
@@ -334,6 +534,8 @@ enum cu_err cu_app_new(const struct cu_app_parts *parts, struct cu_app **out,
     }
     if (rc == CU_OK)
         rc = monitor_new(app, parts->cfg, why);
+    if (rc == CU_OK)
+        rc = cases_new(app, parts->cfg, why);
     if (rc != CU_OK)
         goto out;
     cu_log(CU_LOG_INFO, "identity.ready",
@@ -365,6 +567,8 @@ void cu_app_free(struct cu_app *app)
     cu_approvals_free(app->approvals);
     cu_ledger_free(app->ledger);
     cu_monitor_free(app->monitor);
+    cu_playbooks_free(app->playbooks);
+    cu_cases_free(app->cases);
     cu_kek_source_free(app->kek);
     cu_access_policies_free(app->policies);
     cu_access_policies_free(app->dry_policies);

@@ -15,6 +15,7 @@
 #include "audit/audit.h"
 #include "vault/vault.h"
 #include "base/config.h"
+#include "cases/playbook.h"
 #include "crypto/keyring.h"
 #include "identity/apikey.h"
 #include "identity/identity.h"
@@ -33,10 +34,13 @@ struct cu_app {
     struct cu_kek_source *kek;
     struct cu_vault *vault;
     struct cu_identity *identity;
-    struct cu_approvals *approvals; /* four-eyes requests (access/approval.h) */
-    struct cu_ledger *ledger;       /* customers' accounts and transfers (ledger/ledger.h) */
-    struct cu_monitor *monitor;     /* the monitoring engine and its decisions */
-    struct cu_notify *notify;       /* notifications: queued in units, delivered by a worker */
+    struct cu_approvals *approvals;   /* four-eyes requests (access/approval.h) */
+    struct cu_ledger *ledger;         /* customers' accounts and transfers (ledger/ledger.h) */
+    struct cu_monitor *monitor;       /* the monitoring engine and its decisions */
+    struct cu_notify *notify;         /* notifications: queued in units, delivered by a worker */
+    struct cu_cases *cases;           /* incident cases (cases/cases.h) */
+    struct cu_playbooks *playbooks;   /* [cases] playbooks, or NULL (cases/playbook.h) */
+    struct cu_playbook_effects pb_fx; /* what their steps do (app.c) */
     struct cu_metrics *metrics;
     struct cu_limiter *auth_limiter;         /* failed authentications per client */
     struct cu_buckets *rate_ip;              /* [limits]: requests per client address */
@@ -86,6 +90,16 @@ void cu_app_free(struct cu_app *app);
  * whether one is still owed (a retry in progress does not count as done). */
 void cu_app_purge_deferred(struct cu_app *app);
 bool cu_app_purge_pending(struct cu_app *app);
+
+/* cu_app_playbook_effects(app): what playbook steps do on this server (app.c). */
+const struct cu_playbook_effects *cu_app_playbook_effects(struct cu_app *app);
+
+/* cu_app_case_changed(app, w, db, id, before, rules): after case id may have reached a higher
+ * severity (before: its severity before, -1 for a new case) or a decision with rules (names
+ * separated by spaces, or NULL) joined it: the on-call staff are told when it reached high
+ * (staff_case), and the playbooks it now meets run, in w. */
+CU_WUR enum cu_err cu_app_case_changed(struct cu_app *app, struct cu_work *w, struct cu_db *db,
+                                       const char *id, int before, const char *rules);
 
 /* cu_app_kept_ip(app, ip, out): ip as custodia keeps it wherever it keeps a client's address
  * (audit records, sign-in events, sessions, the access log): its keyed hash "hk:…" (the one

@@ -744,6 +744,44 @@ static const struct key_def keys[] = {
      1,
      256,
      NULL},
+    {{"cases", "group_minutes", "60",
+      "An alert joins the open case that shares one of its observables (group_by) and saw an "
+      "alert within this many minutes; otherwise it opens a case of its own. 0: every alert "
+      "opens its own case."},
+     "an integer from 0 to 10080",
+     K_UINT,
+     FIELD(cases.group_minutes),
+     0,
+     10080,
+     NULL},
+    {{"cases", "group_by", "customer ip device payee",
+      "What an alert joins a case by, separated by spaces: the customer, the address, the device, "
+      "the payee. none: by nothing (every alert opens its own case)."},
+     "customer, ip, device and payee separated by spaces, or none",
+     K_STR,
+     FIELD(cases.group_by),
+     0,
+     0,
+     NULL},
+    {{"cases", "playbooks", "none",
+      "The playbook file (docs/playbooks.md), relative to the data directory unless absolute; "
+      "checked when the server starts (custodia playbooks check FILE beforehand). none: no "
+      "playbooks."},
+     PATH_ALLOWED ", or none",
+     K_STR,
+     FIELD(cases.playbooks),
+     0,
+     0,
+     NULL},
+    {{"cases", "self_unfreeze_minutes", "60",
+      "How long a customer's own unfreeze (POST /v1/me/unfreeze, after a step-up) waits before "
+      "their accounts are unfrozen: a thief with the phone cannot undo the freeze at once."},
+     "an integer from 0 to 10080",
+     K_UINT,
+     FIELD(cases.self_unfreeze_minutes),
+     0,
+     10080,
+     NULL},
     {{"log", "level", "info", "Lowest level of log lines written to stderr."},
      "debug, info, warn, error or off",
      K_LEVEL,
@@ -1170,6 +1208,31 @@ out:
     return rc;
 }
 
+/* group_by_ok(s): "none", or some of customer ip device payee, each once. */
+static bool group_by_ok(const char *s)
+{
+    static const char *const words[] = {"customer", "ip", "device", "payee"};
+    unsigned seen = 0;
+
+    if (strcmp(s, "none") == 0)
+        return true;
+    while (*s) {
+        size_t n = strcspn(s, " "), i;
+        if (n == 0) {
+            s++;
+            continue;
+        }
+        for (i = 0; i < 4; i++)
+            if (strlen(words[i]) == n && memcmp(words[i], s, n) == 0)
+                break;
+        if (i == 4 || (seen & (1u << i)))
+            return false;
+        seen |= 1u << i;
+        s += n;
+    }
+    return seen != 0;
+}
+
 /* validate(cfg, err): rules across keys: every path resolved against data_dir must fit. */
 static enum cu_err validate(const struct cu_config *cfg, char *err)
 {
@@ -1203,6 +1266,11 @@ static enum cu_err validate(const struct cu_config *cfg, char *err)
     if (rc == CU_OK && cfg->notify.retry_base_ms > cfg->notify.retry_max_ms) {
         set_err(err, "[notify] retry_base_ms: must not be larger than [notify] retry_max_ms (%u)",
                 cfg->notify.retry_max_ms);
+        rc = CU_E_CONFIG;
+    }
+    if (rc == CU_OK && !group_by_ok(cfg->cases.group_by)) {
+        set_err(err, "[cases] group_by: must be customer, ip, device and payee separated by "
+                     "spaces (each once), or none");
         rc = CU_E_CONFIG;
     }
     if (rc == CU_OK && cfg->identity.lockout_base_seconds > cfg->identity.lockout_max_seconds) {

@@ -131,6 +131,13 @@ struct cu_config {
     } notify;
 
     struct {
+        unsigned group_minutes;               /* an alert joins a case this recent; 0: never */
+        char group_by[64];                    /* customer ip device payee, or none */
+        char playbooks[CU_CONFIG_PATH_BYTES]; /* a playbook file, or "none" */
+        unsigned self_unfreeze_minutes;       /* a customer's unfreeze waits this long */
+    } cases;
+
+    struct {
         enum cu_log_level level;
     } log;
 };

@@ -35,6 +35,8 @@ int cu_cli_staff(int argc, char **argv);
 int cu_cli_access(int argc, char **argv);
 int cu_cli_approvals(int argc, char **argv);
 int cu_cli_notify(int argc, char **argv);
+int cu_cli_case(int argc, char **argv);
+int cu_cli_playbooks(int argc, char **argv);
 int cu_cli_store(int argc, char **argv);
 int cu_cli_ledger(int argc, char **argv);
 int cu_cli_rules(int argc, char **argv);

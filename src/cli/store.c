@@ -62,6 +62,15 @@ static const char *const tables[] = {
     "monitor_snoozes",
     "rule_sets",
     "notify_outbox",
+    "cases",
+    "case_observables",
+    "case_alerts",
+    "case_tasks",
+    "case_timeline",
+    "case_steps",
+    "case_reports",
+    "self_freezes",
+    "drill_customers",
     "monitor_idempotency",
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

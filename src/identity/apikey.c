@@ -27,7 +27,8 @@ static const char *const scope_names[] = {
     "accounts.unfreeze",     "transfers.read",  "transfers.write",  "transfers.approve",
     "ledger.read",           "events.write",    "decisions.read",   "alerts.read",
     "alerts.write",          "monitor.read",    "lists.write",      "rules.write",
-    "rules.activate",        "notify.read",     "notify.write",
+    "rules.activate",        "notify.read",     "notify.write",     "cases.read",
+    "cases.write",           "cases.contain",
 };
 #define SCOPE_COUNT (sizeof(scope_names) / sizeof(scope_names[0]))
 #define PREFIX_LEN (sizeof(CU_APIKEY_PREFIX) - 1)

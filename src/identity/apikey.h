@@ -65,6 +65,12 @@ enum cu_scope {
     CU_SCOPE_NOTIFY_READ = 1u << 29,       /* "notify.read": list notifications */
     CU_SCOPE_NOTIFY_WRITE = 1u << 30,      /* "notify.write": replay notifications */
 };
+/* Scopes past the 31 an enum constant holds. */
+#define CU_SCOPE_CASES_READ (1ull << 31)  /* "cases.read": read cases and export them */
+#define CU_SCOPE_CASES_WRITE (1ull << 32) /* "cases.write": open and work cases, answer reports */
+#define CU_SCOPE_CASES_CONTAIN                                                                     \
+    (1ull << 33) /* "cases.contain": confirm or decline the waiting                                \
+                    steps of playbooks (four-eyes if the policy says) */
 
 /* cu_apikey_scope_parse(name): the bit of a scope name, or 0 when there is none. */
 uint64_t cu_apikey_scope_parse(const char *name, size_t len);

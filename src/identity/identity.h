@@ -498,6 +498,14 @@ CU_WUR enum cu_err cu_identity_session_revoke_all(struct cu_identity *idn, struc
                                                   struct cu_db *db, enum cu_subject_kind kind,
                                                   const char *id, int64_t *count);
 
+/* cu_identity_password_force_reset(idn, w, db, id, cleared, sessions): the customer's password
+ * is cleared (sign-in with a password is refused until a new one is set, by the company's
+ * reset flow through PUT /v1/customers/{id}/password) and every session ended: *cleared says
+ * whether there was a password, *sessions how many ended; audited (password.reset_forced). */
+CU_WUR enum cu_err cu_identity_password_force_reset(struct cu_identity *idn, struct cu_work *w,
+                                                    struct cu_db *db, const char *id, bool *cleared,
+                                                    int64_t *sessions);
+
 /* cu_identity_lock_customer(db, id, now, until): locks the customer's sign-in until then (a
  * lock that runs longer stays), as the lockout does. */
 CU_WUR enum cu_err cu_identity_lock_customer(struct cu_db *db, const char *id, int64_t now,

@@ -290,3 +290,23 @@ enum cu_err cu_identity_session_revoke_all(struct cu_identity *idn, struct cu_wo
     (void)idn;
     return revoke(w, db, kind, id, NULL, count);
 }
+
+enum cu_err cu_identity_password_force_reset(struct cu_identity *idn, struct cu_work *w,
+                                             struct cu_db *db, const char *id, bool *cleared,
+                                             int64_t *sessions)
+{
+    static const char sql[] =
+        "UPDATE credentials SET password_hash = NULL, updated_at = $3 WHERE subject_kind = $1 AND "
+        "subject_id = $2 AND password_hash IS NOT NULL";
+    const struct cu_val p[] = {CU_VT(cu_subject_kind_name(CU_SUBJECT_CUSTOMER)), CU_VT(id),
+                               CU_VI(cu_work_context_of(w)->now_ms)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+
+    *cleared = rc == CU_OK && cu_db_changes(db) > 0;
+    *sessions = 0;
+    if (rc == CU_OK)
+        rc = cu_identity_session_revoke_all(idn, w, db, CU_SUBJECT_CUSTOMER, id, sessions);
+    if (rc == CU_OK && *cleared)
+        rc = cu_identity_audit_add(w, "password.reset_forced", id, "success", NULL);
+    return rc;
+}

@@ -528,7 +528,8 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
                               "'active' OR (status = 'frozen' AND frozen_until IS NOT NULL AND "
                               "frozen_until < $2)) ORDER BY id LIMIT $3";
     enum { PAGE = 64, NAMED = 32 };
-    const struct cu_val p[] = {CU_VT(customer), CU_VI(until), CU_VI(PAGE)};
+    /* until 0: until unfrozen, which outlasts every freeze with an end */
+    const struct cu_val p[] = {CU_VT(customer), CU_VI(until ? until : INT64_MAX), CU_VI(PAGE)};
     char ids[PAGE][CU_LEDGER_ID_BYTES], target[64];
     json_t *named = json_array();
     size_t k;
@@ -538,7 +539,7 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
     *n = 0;
     if (named == NULL)
         return CU_E_NOMEM;
-    if (until <= cu_work_context(w)->now_ms) {
+    if (until != 0 && until <= cu_work_context(w)->now_ms) {
         json_decref(named);
         return CU_E_INVALID;
     }
@@ -575,6 +576,67 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
                          json_pack("{s:I, s:o, s:I, s:I}", "accounts", (json_int_t)*n, "ids", named,
                                    "until", (json_int_t)until, "reason_length",
                                    (json_int_t)strlen(reason)));
+}
+
+enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
+                                        const char *customer, const char *reason, int64_t *n)
+{
+    static const char sql[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = "
+                              "'frozen' AND freeze_reason = $2 ORDER BY id LIMIT $3";
+    enum { PAGE = 64 };
+    const struct cu_val p[] = {CU_VT(customer), CU_VT(reason), CU_VI(PAGE)};
+    char ids[PAGE][CU_LEDGER_ID_BYTES], target[64];
+    size_t k;
+    enum cu_err rc = CU_OK;
+
+    (void)l;
+    *n = 0;
+    do {
+        struct cu_stmt *st = NULL;
+        bool row = false;
+        k = 0;
+        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+        while (rc == CU_OK && k < PAGE && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
+            copy_text(st, 0, ids[k++], sizeof(ids[0]));
+        cu_stmt_done(st);
+        for (size_t i = 0; rc == CU_OK && i < k; i++) {
+            struct cu_ledger_account a;
+            if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
+                break;
+            a.status = CU_LEDGER_ACTIVE;
+            a.freeze_reason[0] = '\0';
+            a.frozen_until = 0;
+            if ((rc = set_status(db, &a)) != CU_OK)
+                break;
+            ++*n;
+        }
+    } while (rc == CU_OK && k == PAGE);
+    if (rc != CU_OK || *n == 0)
+        return rc;
+    snprintf(target, sizeof(target), "customer:%s", customer);
+    return cu_work_audit(w, "ledger.customer_unfreeze", target, "success",
+                         json_pack("{s:I, s:I}", "accounts", (json_int_t)*n, "reason_length",
+                                   (json_int_t)strlen(reason)));
+}
+
+enum cu_err cu_ledger_hold_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
+                                    const char *customer, int64_t *n)
+{
+    static const char sql[] =
+        "UPDATE ledger_pending SET hold = 1 WHERE status = 'pending' AND hold = 0 AND transfer IN "
+        "(SELECT t.id FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account "
+        "WHERE a.customer = $1)";
+    const struct cu_val p[] = {CU_VT(customer)};
+    char target[64];
+    enum cu_err rc = cu_db_exec(db, sql, p, 1);
+
+    (void)l;
+    *n = rc == CU_OK ? cu_db_changes(db) : 0;
+    if (rc != CU_OK || *n == 0)
+        return rc;
+    snprintf(target, sizeof(target), "customer:%s", customer);
+    return cu_work_audit(w, "ledger.customer_hold", target, "success",
+                         json_pack("{s:I}", "transfers", (json_int_t)*n));
 }
 
 enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
@@ -754,6 +816,22 @@ enum cu_err cu_ledger_open_accounts(struct cu_db *db, const char *customer, int6
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row)
         *n = cu_stmt_int(st, 0);
+    cu_stmt_done(st);
+    return rc;
+}
+
+enum cu_err cu_ledger_customer_frozen(struct cu_db *db, const char *customer, int64_t *n)
+{
+    static const char sql[] =
+        "SELECT COUNT(*) FROM ledger_accounts WHERE customer = $1 AND status = 'frozen'";
+    const struct cu_val p[] = {CU_VT(customer)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    *n = rc == CU_OK && row ? cu_stmt_int(st, 0) : 0;
     cu_stmt_done(st);
     return rc;
 }

@@ -268,13 +268,30 @@ CU_WUR enum cu_err cu_ledger_unfreeze(struct cu_ledger *l, struct cu_work *w, st
                                       char detail[256]);
 
 /* cu_ledger_freeze_customer(l, w, db, customer, reason, until, n): freezes every account of
- * the customer that is not closed until `until` (ms, in the future: CU_E_INVALID otherwise):
+ * the customer that is not closed until `until` (ms, in the future: CU_E_INVALID otherwise;
+ * 0: until unfrozen, a customer's own freeze):
  * active ones, and frozen ones whose freeze would end sooner (one frozen until unfrozen stays
  * so); n gets how many changed, audited in one record (ledger.customer_freeze) when any did.
- * For monitoring's freeze_account. */
+ * For monitoring's freeze_account, playbooks, and the customer's own freeze. */
 CU_WUR enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w,
                                              struct cu_db *db, const char *customer,
                                              const char *reason, int64_t until, int64_t *n);
+
+/* cu_ledger_unfreeze_customer(l, w, db, customer, reason, n): unfreezes the customer's accounts
+ * frozen with exactly that reason (a customer's own freeze), *n of them, with one audit record
+ * (ledger.customer_unfreeze) when any. Freezes by staff or monitoring stay. */
+CU_WUR enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w,
+                                               struct cu_db *db, const char *customer,
+                                               const char *reason, int64_t *n);
+
+/* cu_ledger_customer_frozen(db, customer, n): how many of the customer's accounts are frozen. */
+CU_WUR enum cu_err cu_ledger_customer_frozen(struct cu_db *db, const char *customer, int64_t *n);
+
+/* cu_ledger_hold_customer(l, w, db, customer, n): the customer's pending transfers out of their
+ * accounts become holds (only a holder of transfers.approve may post them), *n of them, with
+ * one audit record (ledger.customer_hold) when any. */
+CU_WUR enum cu_err cu_ledger_hold_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
+                                           const char *customer, int64_t *n);
 CU_WUR enum cu_err cu_ledger_close(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                    const char *id, struct cu_ledger_account *out, char detail[256]);
 

@@ -272,3 +272,19 @@ enum cu_err cu_alert_resolve(struct cu_work *w, struct cu_db *db, const char *id
     out->resolved_at = out->updated_at = now;
     return audit(w, "alert.resolve", out, json_pack("{s:s}", "resolution", res));
 }
+
+enum cu_err cu_alert_settle(struct cu_work *w, struct cu_db *db, const char *id, bool true_positive,
+                            bool *changed)
+{
+    static const char sql[] =
+        "UPDATE alerts SET status = 'resolved', resolution = $2, resolved_at = $3, resolved_by = "
+        "$4, updated_at = $3 WHERE id = $1 AND status <> 'resolved'";
+    char by[96];
+
+    actor_of(w, by);
+    const struct cu_val p[] = {CU_VT(id), CU_VT(true_positive ? "true_positive" : "false_positive"),
+                               CU_VI(cu_work_context_of(w)->now_ms), CU_VT(by)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    *changed = rc == CU_OK && cu_db_changes(db) > 0;
+    return rc;
+}

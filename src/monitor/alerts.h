@@ -71,6 +71,12 @@ CU_WUR enum cu_err cu_alert_comment(struct cu_work *w, struct cu_db *db, const c
 CU_WUR enum cu_err cu_alert_resolve(struct cu_work *w, struct cu_db *db, const char *id,
                                     bool true_positive, struct cu_alert *out);
 
+/* cu_alert_settle(w, db, id, true_positive, changed): resolves the alert with the case it
+ * belongs to, unless it is resolved already (*changed says), without a record of its own: the
+ * case's closing record counts them (cases/cases.h). */
+CU_WUR enum cu_err cu_alert_settle(struct cu_work *w, struct cu_db *db, const char *id,
+                                   bool true_positive, bool *changed);
+
 /* cu_alert_id_valid(id): "alr_" and 16 lower-case hex digits. */
 bool cu_alert_id_valid(const char *id);
 

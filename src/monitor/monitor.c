@@ -577,6 +577,18 @@ static enum cu_err decide(struct cu_monitor *m, struct cu_work *w, struct cu_db 
         }
         rc =
             cu_alert_open(db, w, d->id, ev->customer, type, cu_severity_name(d->v.severity), names);
+        /* and its case (with the case's playbooks), in the same unit */
+        if (rc == CU_OK && m->fx.alert != NULL) {
+            char alert[CU_ALERT_ID_BYTES], ip[48] = "";
+            snprintf(alert, sizeof(alert), "alr_%s", d->id + 4);
+            if (d->pseudonymised)
+                inet_ntop(AF_INET6, d->key_ip, ip, sizeof(ip));
+            else if (ev->has & CU_EVF_IP)
+                snprintf(ip, sizeof(ip), "%s", ev->ip);
+            const struct cu_monitor_alert info = {
+                alert, d->id, type, cu_severity_name(d->v.severity), names, ev, ip, d->fx.frozen};
+            rc = m->fx.alert(m->fx.arg, w, db, &info);
+        }
         /* the on-call staff told of a high or critical one, in the same unit: naming the
          * rule whose alert is the strongest, and at most once a minute for each rule (a
          * burst of a thousand such decisions is one page; the alerts queue has them all) */
@@ -1381,4 +1393,9 @@ enum cu_err cu_monitor_metrics(const struct cu_monitor *m, struct cu_buf *out)
             (unsigned long long)(st.decide_us_sum / 1000000),
             (unsigned long long)(st.decide_us_sum % 1000000));
     return rc;
+}
+
+bool cu_monitor_rule_alerts(const struct cu_monitor *m, const char *name)
+{
+    return cu_rules_alerting(m->rs, name);
 }

@@ -69,6 +69,16 @@ struct cu_monitor_notice {
     const char *alert, *severity, *rule; /* staff_alert: the alert, and its first rule */
 };
 
+/* An alert a decision opened, for the cases it joins (cases/cases.h): the alert, its decision,
+ * the rules that fired (names separated by spaces), and the address as custodia keeps it (the
+ * pseudonym when addresses are kept hashed; "" when the event has none). */
+struct cu_monitor_alert {
+    const char *alert, *decision, *event_type, *severity, *rules;
+    const struct cu_mon_event *event;
+    const char *ip;
+    int64_t frozen; /* accounts the decision froze */
+};
+
 struct cu_monitor_effects {
     enum cu_err (*freeze)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
                           const char *reason, int64_t until, int64_t *n);
@@ -78,6 +88,9 @@ struct cu_monitor_effects {
                           int64_t *n);
     enum cu_err (*notify)(void *arg, struct cu_work *w, struct cu_db *db, const char *customer,
                           const struct cu_monitor_notice *notice);
+    /* an alert was opened in w (its case, its playbooks) */
+    enum cu_err (*alert)(void *arg, struct cu_work *w, struct cu_db *db,
+                         const struct cu_monitor_alert *a);
     /* whether customer is a vault customer's id that may be acted on (not erased) */
     bool (*is_customer)(void *arg, struct cu_db *db, const char *customer);
     void *arg;
@@ -85,6 +98,10 @@ struct cu_monitor_effects {
 
 /* cu_monitor_set_effects(m, fx): how m applies actions (before any decision). */
 void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effects *fx);
+
+/* cu_monitor_rule_alerts(m, name): whether the rule set in force has a rule of that name that
+ * raises an alert (a playbook's `when rule`). At start, before decisions run. */
+bool cu_monitor_rule_alerts(const struct cu_monitor *m, const char *name);
 
 /* cu_monitor_types(m): the event types it knows. */
 const struct cu_mon_types *cu_monitor_types(const struct cu_monitor *m);

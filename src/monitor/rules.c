@@ -2057,3 +2057,9 @@ void cu_rules_eval_masked(const struct cu_ruleset *rs, const struct cu_mon_event
     if (floor_dec > out->decision)
         out->decision = floor_dec;
 }
+
+bool cu_rules_alerting(void *rs, const char *name)
+{
+    int i = rs ? cu_rules_find(rs, name) : -1;
+    return i >= 0 && cu_rules_alert_of(rs, (size_t)i) >= 0;
+}

@@ -140,6 +140,9 @@ const char *cu_rules_name(const struct cu_ruleset *rs, size_t i);
 /* cu_rules_alert_of(rs, i): the severity of rule i's alert (an enum cu_severity), -1 when it
  * raises none. */
 int cu_rules_alert_of(const struct cu_ruleset *rs, size_t i);
+/* cu_rules_alerting(rs, name): whether rs (a struct cu_ruleset *) has a rule of that name that
+ * raises an alert; the shape a playbook file's check asks for (cases/playbook.h). */
+bool cu_rules_alerting(void *rs, const char *name);
 size_t cu_rules_features(const struct cu_ruleset *rs, const struct cu_feature **out);
 
 /* The default rule pack (config/rules/default.rules), built in. */

@@ -29,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 
-BLOCK = re.compile(r"```sh\n(.*?)```\s*\nResponse `(\d{3})`[^\n]*\n(?:\s*```json\n(.*?)```)?", re.S)
+# the command: a block of its own, never running on into the text after a block without a
+# response
+BLOCK = re.compile(r"```sh\n((?:(?!```).)*?)```\s*\nResponse `(\d{3})`[^\n]*\n(?:\s*```json\n(.*?)```)?", re.S)
 
 MARK = "\u2026"
 # What a bare mark becomes before the documented JSON is parsed: a string no document holds.

@@ -206,6 +206,11 @@ static const struct bad_case bad_cases[] = {
     {"notify", "concurrency", "257", "must be an integer from 1 to 256, got \"257\""},
     {"notify", "keep_days", "0", "must be an integer from 1 to 3650, got \"0\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
+    {"cases", "group_minutes", "10081", "must be an integer from 0 to 10080, got \"10081\""},
+    {"cases", "group_by", "", "must be customer, ip, device and payee separated by spaces, or "
+                              "none, got \"\""},
+    {"cases", "playbooks", "", "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
+    {"cases", "self_unfreeze_minutes", "-1", "must be an integer from 0 to 10080, got \"-1\""},
     {"access", "dry_run_policy", "",
      "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
     {"access", "unmask_limit_per_hour", "1000001",
@@ -317,6 +322,14 @@ static void test_lockout_rules(void **state)
                        "[identity]\nlockout_max_seconds = 7200\nlockout_reset_minutes = 60\n");
     assert_int_equal(cu_config_load(&cfg, dir, err), CU_E_CONFIG);
     assert_non_null(strstr(err, "[identity] lockout_max_seconds: must not be longer than"));
+    /* [cases] group_by: known words, each once */
+    cu_test_write_file(conf, "[cases]\ngroup_by = customer planet\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_E_CONFIG);
+    assert_non_null(strstr(err, "[cases] group_by: must be customer, ip, device and payee"));
+    cu_test_write_file(conf, "[cases]\ngroup_by = ip ip\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_E_CONFIG);
+    cu_test_write_file(conf, "[cases]\ngroup_by = device payee\n");
+    assert_int_equal(cu_config_load(&cfg, dir, err), CU_OK);
     cu_test_write_file(conf,
                        "[identity]\nlockout_max_seconds = 3600\nlockout_reset_minutes = 60\n");
     assert_int_equal(cu_config_load(&cfg, dir, err), CU_OK);
@@ -731,7 +744,7 @@ static void test_keys_table(void **state)
     size_t n;
     const struct cu_config_key_info *k = cu_config_keys(&n);
 
-    assert_int_equal(n, 78);
+    assert_int_equal(n, 82);
     for (size_t i = 0; i < n; i++) {
         assert_true(strlen(k[i].section) > 0 && strlen(k[i].key) > 0);
         assert_true(strlen(k[i].default_value) > 0 && strlen(k[i].help) > 0);

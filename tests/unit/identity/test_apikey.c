@@ -223,7 +223,8 @@ static void test_scopes(void **state)
               "access.read access.write accounts.read accounts.write accounts.freeze "
               "accounts.unfreeze transfers.read transfers.write transfers.approve ledger.read "
               "events.write decisions.read alerts.read alerts.write monitor.read lists.write "
-              "rules.write rules.activate notify.read notify.write");
+              "rules.write rules.activate notify.read notify.write cases.read cases.write "
+              "cases.contain");
     assert_int_equal(cu_apikey_scopes_format(cu_apikey_all_scopes(), text, 5), CU_E_TOO_LARGE);
 }
 

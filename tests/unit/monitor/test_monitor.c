@@ -502,8 +502,11 @@ static void actions_applied_in_unit(void **state)
                                "  when event.type == \"transfer\"\n"
                                "  then freeze_account 1h, lock_login 30m, revoke_sessions,\n"
                                "       notify_customer, hold, reason \"looks like a takeover\"\n";
-    const struct cu_monitor_effects fx = {fx_freeze, fx_lock,        fx_revoke,
-                                          fx_notify, fx_is_customer, NULL};
+    const struct cu_monitor_effects fx = {.freeze = fx_freeze,
+                                          .lock = fx_lock,
+                                          .revoke = fx_revoke,
+                                          .notify = fx_notify,
+                                          .is_customer = fx_is_customer};
     char path[320], err[CU_RULES_ERR_BYTES];
     struct cu_monitor_opts mo = {.rules_path = path, .future_ms = 300000, .past_ms = 86400000};
     struct job a = {0}, b = {0}, c = {0};

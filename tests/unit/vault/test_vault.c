@@ -373,6 +373,10 @@ static const char v4_schema[] =
     "DROP TABLE alerts; DROP TABLE alert_comments;"
     "DROP TABLE monitor_list_items; DROP TABLE monitor_snoozes; DROP TABLE rule_sets;"
     "DROP TABLE notify_outbox; DROP TABLE monitor_idempotency;"
+    /* and what 0013 added */
+    "DROP TABLE cases; DROP TABLE case_observables; DROP TABLE case_alerts;"
+    "DROP TABLE case_tasks; DROP TABLE case_timeline; DROP TABLE case_steps;"
+    "DROP TABLE case_reports; DROP TABLE self_freezes; DROP TABLE drill_customers;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */
