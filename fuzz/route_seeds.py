@@ -53,6 +53,14 @@ EXTRA = {
     "Authorization: Bearer {{KEY}}\n\n",
     "case-step-decline": "POST /v1/cases/cas_0000000000000000/steps/1/decline\n"
     "Authorization: Bearer {{KEY}}\n\n",
+    "me-security": "GET /v1/me/security\nAuthorization: Bearer {{SESSION}}\n\n",
+    "me-device-forget": "DELETE /v1/me/devices/phone-1\nAuthorization: Bearer {{SESSION}}\n\n",
+    "me-report": "POST /v1/me/reports\nAuthorization: Bearer {{SESSION}}\n"
+    'Content-Type: application/json\n\n{"text": "a payment I did not make"}',
+    "me-freeze": "POST /v1/me/freeze\nAuthorization: Bearer {{SESSION}}\n\n",
+    "me-unfreeze": "POST /v1/me/unfreeze\nAuthorization: Bearer {{SESSION}}\n\n",
+    "case-report-answer": "POST /v1/cases/cas_0000000000000000/reports/rpt_0000000000000000/"
+    'answer\nAuthorization: Bearer {{KEY}}\nContent-Type: application/json\n\n{"text": "x"}',
     "auth-sessions": "GET /v1/auth/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
     "me-sessions": "GET /v1/me/sessions\nAuthorization: Bearer {{SESSION}}\n\n",
     "me-password": "POST /v1/me/password\nAuthorization: Bearer {{SESSION}}\n"

@@ -73,7 +73,7 @@ static const struct {
                          "alerts.write monitor.read lists.write rules.write rules.activate "
                          "notify.read notify.write cases.read cases.write cases.contain"},
     {"support_agent", "customers.read customers.credentials"},
-    {"auditor", "audit.read access.read metrics.read notify.read cases.read"},
+    {"auditor", "audit.read access.read metrics.read notify.read"},
     {"compliance_officer", "audit.read customers.read customers.unmask customers.erase "
                            "access.read"},
     {"service", "customers.read customers.write customers.credentials"},

@@ -169,8 +169,8 @@ static enum cu_err staff_case(struct cu_app *app, struct cu_work *w, struct cu_d
 
 /* pb_run: what a playbook's step does (cases/playbook.h), on the case's customer in w. */
 static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const struct cu_case *c,
-                          enum cu_pb_action action, const char *argument, int64_t ms,
-                          json_t **result)
+                          const char *customer, enum cu_pb_action action, const char *argument,
+                          int64_t ms, json_t **result)
 {
     struct cu_app *app = arg;
     int64_t now = cu_work_context_of(w)->now_ms, n = 0;
@@ -178,14 +178,18 @@ static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const 
     enum cu_err rc = CU_OK;
 
     *result = NULL;
-    if (action != CU_PB_PAGE_ONCALL && !fx_is_customer(app, db, c->customer)) {
+    if (action != CU_PB_PAGE_ONCALL && !fx_is_customer(app, db, customer)) {
         *result = json_pack("{s:s}", "error", "the case's customer is not a customer of the vault");
         return CU_E_NOT_FOUND;
     }
-    /* the audited steps need a record of the unit's, and one stays for the unit's own */
-    bool audited = action == CU_PB_FREEZE_ACCOUNTS || action == CU_PB_HOLD_TRANSFERS ||
-                   action == CU_PB_REVOKE_SESSIONS || action == CU_PB_FORCE_PASSWORD_RESET;
-    if (audited && cu_work_audit_room(w) < 3)
+    /* the audited steps need their records (a password reset two: the password, the sessions),
+     * and two stay: the playbook's own and the unit's */
+    size_t records = action == CU_PB_FORCE_PASSWORD_RESET ? 2
+                     : action == CU_PB_FREEZE_ACCOUNTS || action == CU_PB_HOLD_TRANSFERS ||
+                             action == CU_PB_REVOKE_SESSIONS
+                         ? 1
+                         : 0;
+    if (records && cu_work_audit_room(w) < records + 2)
         return CU_E_UNAVAILABLE;
     if ((action == CU_PB_NOTIFY_CUSTOMER || action == CU_PB_PAGE_ONCALL) &&
         cu_notify_channels(app->notify) == 0) {
@@ -195,31 +199,31 @@ static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const 
     switch (action) {
     case CU_PB_FREEZE_ACCOUNTS:
         snprintf(reason, sizeof(reason), "case:%s", c->id);
-        rc = cu_ledger_freeze_customer(app->ledger, w, db, c->customer, reason, now + ms, &n);
+        rc = cu_ledger_freeze_customer(app->ledger, w, db, customer, reason, now + ms, &n);
         cu_clock_format(now + ms, t);
         if (rc == CU_OK)
             *result = json_pack("{s:I, s:s}", "accounts", (json_int_t)n, "until", t);
         break;
     case CU_PB_HOLD_TRANSFERS:
-        rc = cu_ledger_hold_customer(app->ledger, w, db, c->customer, &n);
+        rc = cu_ledger_hold_customer(app->ledger, w, db, customer, &n);
         if (rc == CU_OK)
             *result = json_pack("{s:I}", "transfers", (json_int_t)n);
         break;
     case CU_PB_REVOKE_SESSIONS:
-        rc = cu_identity_session_revoke_all(app->identity, w, db, CU_SUBJECT_CUSTOMER, c->customer,
-                                            &n);
+        rc =
+            cu_identity_session_revoke_all(app->identity, w, db, CU_SUBJECT_CUSTOMER, customer, &n);
         if (rc == CU_OK)
             *result = json_pack("{s:I}", "sessions", (json_int_t)n);
         break;
     case CU_PB_LOCK_SIGN_IN:
-        rc = cu_identity_lock_customer(db, c->customer, now, now + ms);
+        rc = cu_identity_lock_customer(db, customer, now, now + ms);
         cu_clock_format(now + ms, t);
         if (rc == CU_OK)
             *result = json_pack("{s:s}", "until", t);
         break;
     case CU_PB_FORCE_PASSWORD_RESET: {
         bool cleared = false;
-        rc = cu_identity_password_force_reset(app->identity, w, db, c->customer, &cleared, &n);
+        rc = cu_identity_password_force_reset(app->identity, w, db, customer, &cleared, &n);
         if (rc == CU_OK)
             *result =
                 json_pack("{s:b, s:I}", "password_cleared", cleared, "sessions", (json_int_t)n);
@@ -228,7 +232,7 @@ static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const 
     case CU_PB_NOTIFY_CUSTOMER: {
         json_t *d;
         if (strcmp(argument, "accounts_frozen") == 0) {
-            if ((rc = cu_ledger_customer_frozen(db, c->customer, &n)) == CU_OK && n == 0) {
+            if ((rc = cu_ledger_customer_frozen(db, customer, &n)) == CU_OK && n == 0) {
                 *result = json_pack("{s:s}", "error", "none of the customer's accounts is frozen");
                 return CU_E_EXISTS;
             }
@@ -238,8 +242,7 @@ static enum cu_err pb_run(void *arg, struct cu_work *w, struct cu_db *db, const 
         char *text = rc == CU_OK && d ? json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(d);
         if (rc == CU_OK)
-            rc = text ? cu_notify_queue(app->notify, w, db, c->customer, argument, text)
-                      : CU_E_NOMEM;
+            rc = text ? cu_notify_queue(app->notify, w, db, customer, argument, text) : CU_E_NOMEM;
         free(text);
         if (rc == CU_OK)
             *result = json_pack("{s:s, s:b}", "template", argument, "queued", true);
@@ -269,7 +272,8 @@ const struct cu_playbook_effects *cu_app_playbook_effects(struct cu_app *app)
  * before, -1 for a new case): the on-call staff told when it reached high, and the playbooks
  * whose severity it reached (or whose rule is in rules) run. */
 enum cu_err cu_app_case_changed(struct cu_app *app, struct cu_work *w, struct cu_db *db,
-                                const char *id, int before, const char *rules)
+                                const char *id, int before, const char *customer, const char *rules,
+                                bool staff)
 {
     struct cu_case c;
     size_t ran = 0;
@@ -279,7 +283,8 @@ enum cu_err cu_app_case_changed(struct cu_app *app, struct cu_work *w, struct cu
     if (rc == CU_OK && sev >= 2 && before < 2)
         rc = staff_case(app, w, db, &c);
     if (rc == CU_OK)
-        rc = cu_playbooks_run(app->playbooks, w, db, id, rules, cu_app_playbook_effects(app), &ran);
+        rc = cu_playbooks_run(app->playbooks, w, db, id, customer, rules, staff,
+                              cu_app_playbook_effects(app), &ran);
     return rc;
 }
 
@@ -296,11 +301,11 @@ static enum cu_err fx_alert(void *arg, struct cu_work *w, struct cu_db *db,
 
     const struct cu_case_alert ca = {a->alert,    a->decision, ev->customer, a->event_type,
                                      a->severity, a->rules,    a->ip,        ev->device,
-                                     ev->payee,   drill};
+                                     ev->payee,   drill,       NULL};
     if (rc == CU_OK)
         rc = cu_cases_on_alert(app->cases, w, db, &ca, id, &before);
     if (rc == CU_OK)
-        rc = cu_app_case_changed(app, w, db, id, before, a->rules);
+        rc = cu_app_case_changed(app, w, db, id, before, ev->customer, a->rules, false);
     return rc;
 }
 

@@ -111,6 +111,33 @@ enum cu_err cu_handle_cases_list(struct cu_req *req, struct cu_resp *resp)
     return cu_resp_json(resp, 200, out);
 }
 
+/* report_texts(app, db, doc): each customer's report in doc with its text, opened from the
+ * customer's secrets ("text" null once the customer is erased). */
+static enum cu_err report_texts(struct cu_app *app, struct cu_db *db, json_t *doc)
+{
+    json_t *reports = json_object_get(doc, "reports"), *r;
+    char text[CU_REPORT_TEXT_MAX + 1], name[32];
+    size_t i;
+
+    json_array_foreach(reports, i, r)
+    {
+        const char *id = json_string_value(json_object_get(r, "report"));
+        const char *cus = json_string_value(json_object_get(r, "customer"));
+        size_t len = 0;
+        if (id == NULL || cus == NULL || strlen(id) != CU_REPORT_ID_BYTES - 1)
+            continue;
+        snprintf(name, sizeof(name), "report_%s", id + 4);
+        enum cu_err rc =
+            cu_vault_secret_get(app->vault, db, cus, name, text, sizeof(text) - 1, &len);
+        if (rc != CU_OK && rc != CU_E_NOT_FOUND)
+            return rc;
+        text[rc == CU_OK ? len : 0] = '\0';
+        json_object_set_new(r, "text", rc == CU_OK ? json_stringn(text, len) : json_null());
+        cu_crypto_wipe(text, sizeof(text));
+    }
+    return CU_OK;
+}
+
 /* document(req, resp, id, status, action): the case's document as the answer. */
 static enum cu_err document(struct cu_req *req, struct cu_resp *resp, const char *id, int status,
                             const char *action)
@@ -122,10 +149,14 @@ static enum cu_err document(struct cu_req *req, struct cu_resp *resp, const char
 
     if (rc == CU_OK)
         rc = cu_case_document(db, id, &doc);
+    if (rc == CU_OK)
+        rc = report_texts(req->app, db, doc);
     if (rc == CU_E_NOT_FOUND)
         return unknown(resp);
-    if (rc != CU_OK)
+    if (rc != CU_OK) {
+        json_decref(doc);
         return cu_resp_fail(resp, rc, "the case could not be read");
+    }
     if (action) {
         snprintf(target, sizeof(target), "case:%s", id);
         if ((rc = cu_req_audit(req, action, target, "success", NULL)) != CU_OK) {
@@ -134,6 +165,11 @@ static enum cu_err document(struct cu_req *req, struct cu_resp *resp, const char
         }
     }
     return cu_resp_json(resp, status, doc);
+}
+
+enum cu_err cu_case_respond(struct cu_req *req, struct cu_resp *resp, const char *id, int status)
+{
+    return document(req, resp, id, status, NULL);
 }
 
 enum cu_err cu_handle_case_get(struct cu_req *req, struct cu_resp *resp)
@@ -248,7 +284,7 @@ static enum cu_err case_apply(struct cu_work *w, struct cu_db *db, void *arg)
         rc = cu_case_open(w, db, j->a, j->b, j->c ? j->c : "", "staff", false, &c);
         if (rc == CU_OK) {
             snprintf(j->id, sizeof(j->id), "%s", c.id);
-            rc = cu_app_case_changed(app, w, db, c.id, -1, NULL);
+            rc = cu_app_case_changed(app, w, db, c.id, -1, NULL, NULL, true);
         }
         break;
     case CA_ASSIGN:
@@ -274,7 +310,7 @@ static enum cu_err case_apply(struct cu_work *w, struct cu_db *db, void *arg)
         if (rc == CU_OK)
             rc = cu_case_set_severity(w, db, j->id, j->a, NULL, why);
         if (rc == CU_OK)
-            rc = cu_app_case_changed(app, w, db, j->id, before, NULL);
+            rc = cu_app_case_changed(app, w, db, j->id, before, NULL, NULL, true);
         break;
     case CA_STAGE:
         rc = cu_case_move(w, db, j->id, j->a, j->b, j->review, NULL, why);

@@ -14,6 +14,7 @@
 #include "access/unmask.h"
 #include "api/gate.h"
 #include "api/handlers.h"
+#include "cases/cases.h"
 #include "monitor/monitor.h"
 #include "vault/fields.h"
 #include "api/metrics.h"
@@ -859,6 +860,8 @@ static enum cu_err erase_apply(struct cu_work *w, struct cu_db *db, void *arg)
         rc = cu_identity_forget(db, CU_SUBJECT_CUSTOMER, id);
     if (rc == CU_OK && req->app->monitor != NULL)
         rc = cu_monitor_forget(req->app->monitor, w, db, id, ref);
+    if (rc == CU_OK)
+        rc = cu_cases_forget(db, id);
     sodium_memzero(ref, sizeof(ref));
     if (rc == CU_OK)
         rc = cu_work_audit(w, "customer.erase", target_of(id).text, "success", NULL);

@@ -117,6 +117,14 @@ enum cu_err cu_handle_case_task_set(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_case_observable(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_case_step_confirm(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_case_step_decline(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_security(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_device_forget(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_reports_create(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_freeze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_me_unfreeze(struct cu_req *req, struct cu_resp *resp);
+enum cu_err cu_handle_case_report_answer(struct cu_req *req, struct cu_resp *resp);
+/* cu_case_respond(req, resp, id, status): the case's document as the answer (cases_routes.c). */
+enum cu_err cu_case_respond(struct cu_req *req, struct cu_resp *resp, const char *id, int status);
 enum cu_err cu_handle_notifications_list(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_notification_get(struct cu_req *req, struct cu_resp *resp);
 enum cu_err cu_handle_notification_replay(struct cu_req *req, struct cu_resp *resp);

@@ -17,6 +17,7 @@
 #include "base/log.h"
 #include "ledger/ledger.h"
 #include "monitor/monitor.h"
+#include "cases/cases.h"
 #include "notify/outbox.h"
 
 static enum cu_err prune_apply(struct cu_work *w, struct cu_db *db, void *arg)
@@ -91,6 +92,37 @@ static void ledger_housekeep(struct cu_app *app, bool keys)
             cu_log(CU_LOG_INFO, what == 0 ? "ledger.expired" : "ledger.unfrozen",
                    CU_LI("count", (int64_t)j.done));
     }
+}
+
+/* Customers' own unfreezes whose cool-down ended ([cases] self_unfreeze_minutes). */
+static enum cu_err unfreeze_job_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    return cu_app_self_unfreezes(arg, w, db);
+}
+
+static void self_unfreezes(struct cu_app *app)
+{
+    struct cu_work *w = NULL;
+    struct cu_db *db = NULL;
+    char due[1][32];
+    size_t n = 0;
+    /* a look first, outside a unit: most seconds have nothing due */
+    enum cu_err rc = cu_store_acquire(app->store, &db);
+
+    if (rc == CU_OK)
+        rc = cu_self_unfreeze_due(db, cu_clock_now_ms(), due, 1, &n);
+    cu_store_release(db);
+    if (rc != CU_OK || n == 0)
+        return;
+    rc = cu_work_new(NULL, &w);
+
+    if (rc == CU_OK)
+        rc = cu_work_add(w, unfreeze_job_apply, app);
+    if (rc == CU_OK)
+        rc = cu_committer_run(app->committer, w);
+    cu_work_free(w);
+    if (rc != CU_OK)
+        cu_log(CU_LOG_WARN, "cases.self_unfreeze_failed", CU_LS("error", cu_err_str(rc)));
 }
 
 /* The notification outbox's housekeeping: sent notices older than [notify] keep_days go. */
@@ -308,6 +340,8 @@ static void *checkpointer_main(void *arg)
             monitor_housekeep(c->app);
         if (lead && ticks % 5 == 3)
             outbox_housekeep(c->app);
+        if (lead)
+            self_unfreezes(c->app);
         if (++ticks % 60 == 0 && lead)
             prune_identity(c->app);
         pthread_mutex_lock(&c->mu);

@@ -136,6 +136,14 @@ static const struct cu_route route_table[] = {
     {CU_GET, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/sessions", cu_handle_me_sessions, 0},
     {CU_DELETE, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/sessions", cu_handle_me_sessions_revoke,
      0},
+    /* the customer's own security page (me_security_routes.c) */
+    {CU_GET, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/security", cu_handle_me_security, 0},
+    {CU_DELETE, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/devices/{device}",
+     cu_handle_me_device_forget, 0},
+    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/reports", cu_handle_me_reports_create, 0},
+    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/freeze", cu_handle_me_freeze, 0},
+    {CU_POST, CU_ROUTE_SESSION | CU_ROUTE_FRESH | CU_ROUTE_ENROL, "/v1/me/unfreeze",
+     cu_handle_me_unfreeze, 0},
     {CU_DELETE, CU_ROUTE_SESSION | CU_ROUTE_ENROL, "/v1/me/sessions/{id}",
      cu_handle_me_session_revoke, 0},
     /* credentials of customers, for the company's services and staff */
@@ -205,6 +213,8 @@ static const struct cu_route route_table[] = {
     {CU_POST, 0, "/v1/cases/{id}/tasks", cu_handle_case_task_add, CU_SCOPE_CASES_WRITE},
     {CU_POST, 0, "/v1/cases/{id}/tasks/{n}", cu_handle_case_task_set, CU_SCOPE_CASES_WRITE},
     {CU_POST, 0, "/v1/cases/{id}/observables", cu_handle_case_observable, CU_SCOPE_CASES_WRITE},
+    {CU_POST, 0, "/v1/cases/{id}/reports/{report}/answer", cu_handle_case_report_answer,
+     CU_SCOPE_CASES_WRITE},
     {CU_POST, 0, "/v1/cases/{id}/steps/{n}/confirm", cu_handle_case_step_confirm,
      CU_SCOPE_CASES_CONTAIN},
     {CU_POST, 0, "/v1/cases/{id}/steps/{n}/decline", cu_handle_case_step_decline,

@@ -94,12 +94,19 @@ bool cu_app_purge_pending(struct cu_app *app);
 /* cu_app_playbook_effects(app): what playbook steps do on this server (app.c). */
 const struct cu_playbook_effects *cu_app_playbook_effects(struct cu_app *app);
 
-/* cu_app_case_changed(app, w, db, id, before, rules): after case id may have reached a higher
- * severity (before: its severity before, -1 for a new case) or a decision with rules (names
- * separated by spaces, or NULL) joined it: the on-call staff are told when it reached high
- * (staff_case), and the playbooks it now meets run, in w. */
+/* cu_app_case_changed(app, w, db, id, before, customer, rules, staff): after case id may have
+ * reached a higher severity (before: its severity before, -1 for a new case) or a decision of
+ * customer's with rules (names separated by spaces, or NULL) joined it: the on-call staff are
+ * told when it reached high (staff_case), and the playbooks it now meets run, in w, on customer
+ * (NULL: the case's own); staff: a staff member's change, whose playbook steps all wait for a
+ * confirmation (cases.contain). */
 CU_WUR enum cu_err cu_app_case_changed(struct cu_app *app, struct cu_work *w, struct cu_db *db,
-                                       const char *id, int before, const char *rules);
+                                       const char *id, int before, const char *customer,
+                                       const char *rules, bool staff);
+
+/* cu_app_self_unfreezes(app, w, db): the customers' own unfreezes that are due, lifted in w
+ * (me_security_routes.c; the leading node's job). */
+CU_WUR enum cu_err cu_app_self_unfreezes(struct cu_app *app, struct cu_work *w, struct cu_db *db);
 
 /* cu_app_kept_ip(app, ip, out): ip as custodia keeps it wherever it keeps a client's address
  * (audit records, sign-in events, sessions, the access log): its keyed hash "hk:…" (the one

@@ -20,7 +20,7 @@
     "(SELECT COUNT(*) FROM case_alerts a WHERE a.case_id = c.id)"
 
 /* The cases a run of a unit audited already (the first change of each is audited). */
-#define AUDITED_MAX 8
+#define AUDITED_MAX CU_WORK_RECORDS_MAX
 
 struct cu_cases {
     struct cu_cases_opts o;
@@ -370,6 +370,20 @@ static enum cu_err add_observable(struct cu_db *db, int64_t now, const char *id,
     return rc;
 }
 
+static enum cu_err observables_count(struct cu_db *db, const char *id, int64_t *n)
+{
+    static const char sql[] = "SELECT COUNT(*) FROM case_observables WHERE case_id = $1";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    *n = rc == CU_OK && row ? cu_stmt_int(st, 0) : 0;
+    cu_stmt_done(st);
+    return rc;
+}
+
 static bool valid_text(const char *s, size_t max)
 {
     size_t n = strnlen(s, max + 1);
@@ -473,6 +487,7 @@ enum cu_err cu_cases_on_alert(struct cu_cases *cs, struct cu_work *w, struct cu_
                               int *before)
 {
     bool opened_case = false, *opened = &opened_case;
+    const char *source = a->source ? a->source : a->drill ? "drill" : "alert";
     static const char link[] = "INSERT INTO case_alerts (alert_id, case_id, decision_id, "
                                "severity, at) VALUES ($1, $2, $3, $4, $5)";
     static const char seen[] = "UPDATE cases SET last_alert_at = $2 WHERE id = $1";
@@ -489,18 +504,26 @@ enum cu_err cu_cases_on_alert(struct cu_cases *cs, struct cu_work *w, struct cu_
     rc = grouped(cs, db, a, now, case_id);
     if (rc == CU_OK && case_id[0] == '\0') {
         const char *customer = cu_case_observable_valid("customer", a->customer) ? a->customer : "";
-        snprintf(title, sizeof(title), "%.24s: %.170s", a->type, a->rules[0] ? a->rules : "alert");
-        rc = insert_case(w, db, title, cu_case_severity_name(sev), customer,
-                         a->drill ? "drill" : "alert", a->drill, case_id);
+        if (a->source && strcmp(a->source, "report") == 0)
+            snprintf(title, sizeof(title), "A customer's report of suspicious activity");
+        else
+            snprintf(title, sizeof(title), "%.24s: %.170s", a->type,
+                     a->rules[0] ? a->rules : "alert");
+        rc = insert_case(w, db, title, cu_case_severity_name(sev), customer, source, a->drill,
+                         case_id);
         if (rc == CU_OK)
             rc = cu_case_timeline_add(w, db, case_id, "opened",
                                       json_pack("{s:s, s:s, s:s}", "title", title, "severity",
-                                                cu_case_severity_name(sev), "source", "alert"));
+                                                cu_case_severity_name(sev), "source", source));
         *opened = rc == CU_OK;
     }
     *before = -1;
-    if (rc == CU_OK && !*opened && (rc = cu_case_get(db, case_id, true, &c)) == CU_OK)
+    if (rc == CU_OK && !*opened && (rc = cu_case_get(db, case_id, true, &c)) == CU_OK) {
+        enum cu_case_stage now_at;
+        if (cu_case_stage_parse(c.stage, &now_at) && !cu_case_stage_open(now_at))
+            return CU_E_BUSY; /* closed while this unit waited for it: run again, opening one */
         *before = cu_case_severity_parse(c.severity);
+    }
     if (rc == CU_OK && !*opened && *before < sev) {
         const struct cu_val p[] = {CU_VT(case_id), CU_VT(cu_case_severity_name(sev))};
         rc = cu_db_exec(db, raise, p, CU_NVALS(p));
@@ -521,9 +544,15 @@ enum cu_err cu_cases_on_alert(struct cu_cases *cs, struct cu_work *w, struct cu_
     /* what the alert is about becomes the case's */
     const char *const kinds[] = {"customer", "ip", "device", "payee"};
     const char *const values[] = {a->customer, a->ip, a->device, a->payee};
-    for (size_t i = 0; rc == CU_OK && i < 4; i++)
+    int64_t have = 0;
+    if (rc == CU_OK)
+        rc = observables_count(db, case_id, &have);
+    for (size_t i = 0; rc == CU_OK && i < 4 && have < CU_CASE_OBSERVABLES_MAX; i++) {
+        bool added = false;
         if (values[i] && cu_case_observable_valid(kinds[i], values[i]))
-            rc = add_observable(db, now, case_id, kinds[i], values[i], NULL);
+            rc = add_observable(db, now, case_id, kinds[i], values[i], &added);
+        have += added;
+    }
     if (rc == CU_OK)
         rc = cu_case_timeline_add(
             w, db, case_id, "alert",
@@ -532,8 +561,7 @@ enum cu_err cu_cases_on_alert(struct cu_cases *cs, struct cu_work *w, struct cu_
     if (rc == CU_OK && audit_once(cs, w, db, case_id))
         rc = audit(w, *opened ? "case.open" : "case.alert", case_id,
                    json_pack("{s:s, s:s, s:s, s:b}", "alert", a->alert_id, "severity",
-                             cu_case_severity_name(sev), "source", a->drill ? "drill" : "alert",
-                             "drill", a->drill));
+                             cu_case_severity_name(sev), "source", source, "drill", a->drill));
     return rc;
 }
 
@@ -725,6 +753,13 @@ enum cu_err cu_case_move(struct cu_work *w, struct cu_db *db, const char *id, co
         free(rtext);
         if (rc == CU_OK)
             rc = resolve_alerts(w, db, id, to == CU_STAGE_CLOSED, &settled);
+        /* what still waited to be confirmed is not done on a final case */
+        static const char skip[] =
+            "UPDATE case_steps SET status = 'skipped', done_at = $2, done_by = $3 WHERE case_id "
+            "= $1 AND status = 'waiting'";
+        const struct cu_val q[] = {CU_VT(id), CU_VI(cu_work_context_of(w)->now_ms), CU_VT(actor)};
+        if (rc == CU_OK)
+            rc = cu_db_exec(db, skip, q, CU_NVALS(q));
     }
     if (rc == CU_OK)
         rc = cu_case_timeline_add(w, db, id, "stage",

@@ -81,7 +81,7 @@ struct cu_case {
     char severity[12];
     char stage[16];
     char assignee[64];
-    char customer[32];
+    char customer[CU_CASE_VALUE_MAX + 1];
     char source[12]; /* alert, report, staff, drill */
     bool drill;
     char closed_by[CU_CASE_ACTOR_BYTES];
@@ -113,7 +113,8 @@ struct cu_case_alert {
     const char *rules; /* the names of the rules that fired, separated by spaces */
     const char *ip;    /* the address as custodia keeps it (a pseudonym when hashed), or "" */
     const char *device, *payee;
-    bool drill; /* the customer is a drill customer */
+    bool drill;         /* the customer is a drill customer */
+    const char *source; /* what opens a case: NULL for "alert" ("drill" for a drill's) */
 };
 
 /* cu_cases_on_alert(cs, w, db, a, case_id, before): the alert joins the open case it groups
@@ -199,6 +200,68 @@ CU_WUR enum cu_err cu_case_html(const json_t *doc, struct cu_buf *out);
 /* cu_case_drill_customer(db, customer, drill): whether customer is a drill's (drill_customers,
  * made by custodia drill run). */
 CU_WUR enum cu_err cu_case_drill_customer(struct cu_db *db, const char *customer, bool *drill);
+
+/* ---- customers' reports (POST /v1/me/reports) ---- */
+
+#define CU_REPORT_ID_BYTES 21   /* "rpt_" and 16 hex digits, NUL */
+#define CU_REPORT_TEXT_MAX 1000 /* bytes of a report's text (a secret of the customer's) */
+#define CU_REPORT_ANSWER_MAX 2000
+#define CU_REPORTS_PER_CUSTOMER 30 /* kept of one customer */
+
+struct cu_case_report {
+    char id[CU_REPORT_ID_BYTES];
+    char case_id[CU_CASE_ID_BYTES];
+    char stage[16];     /* its case's */
+    char concerns[128]; /* JSON text: {} or {"transfer": …} or {"session": …} */
+    int64_t created_at, answered_at;
+    char answer[CU_REPORT_ANSWER_MAX + 1];
+};
+
+/* cu_case_report_add(w, db, case_id, report, customer, alert, concerns): the report in its
+ * case (a row, a timeline entry, an audit record case.report). */
+CU_WUR enum cu_err cu_case_report_add(struct cu_work *w, struct cu_db *db, const char *case_id,
+                                      const char *report, const char *customer, const char *alert,
+                                      const char *concerns);
+/* cu_case_reports_of(db, customer, out, n): the customer's reports, newest first (at most
+ * CU_REPORTS_PER_CUSTOMER); *out cu_free'd. */
+CU_WUR enum cu_err cu_case_reports_of(struct cu_db *db, const char *customer,
+                                      struct cu_case_report **out, size_t *n);
+/* cu_case_report_answer(w, db, case_id, report, text, customer, why): the staff's answer the
+ * customer reads (replacing an earlier one), audited (case.answer, its length only); *customer
+ * gets the report's customer. CU_E_NOT_FOUND when the case has no such report. */
+CU_WUR enum cu_err cu_case_report_answer(struct cu_work *w, struct cu_db *db, const char *case_id,
+                                         const char *report, const char *text, char customer[32],
+                                         char why[CU_CASE_WHY_BYTES]);
+/* cu_case_report_status(stage): what the customer is told of its report's case: "received",
+ * "investigating" or "resolved". */
+const char *cu_case_report_status(const char *stage);
+
+/* ---- customers' own freezes and devices ---- */
+
+/* cu_self_freeze_set(db, customer, now): the customer froze their accounts (any unfreeze asked
+ * for is called off). */
+CU_WUR enum cu_err cu_self_freeze_set(struct cu_db *db, const char *customer, int64_t now);
+/* cu_self_freeze_get(db, customer, frozen_at, unfreeze_at): CU_E_NOT_FOUND when the customer
+ * has not frozen their accounts; *unfreeze_at 0 when no unfreeze waits. */
+CU_WUR enum cu_err cu_self_freeze_get(struct cu_db *db, const char *customer, int64_t *frozen_at,
+                                      int64_t *unfreeze_at);
+/* cu_self_unfreeze_at(db, customer, at): the unfreeze waits until at (CU_E_NOT_FOUND: not
+ * frozen by the customer). */
+CU_WUR enum cu_err cu_self_unfreeze_at(struct cu_db *db, const char *customer, int64_t at);
+/* cu_self_unfreeze_due(db, now, out, max, n): customers whose unfreeze is due. */
+CU_WUR enum cu_err cu_self_unfreeze_due(struct cu_db *db, int64_t now, char (*out)[32], size_t max,
+                                        size_t *n);
+CU_WUR enum cu_err cu_self_freeze_clear(struct cu_db *db, const char *customer);
+
+/* cu_device_forget(db, customer, device, now) and cu_device_forgotten_at(db, customer, device,
+ * at): a device the customer forgot, and when (0: never). */
+CU_WUR enum cu_err cu_device_forget(struct cu_db *db, const char *customer, const char *device,
+                                    int64_t now);
+
+/* cu_cases_forget(db, customer): an erasure: the customer's own freezes, forgotten devices, and
+ * the staff's answers to their reports go (the reports' text, a secret of the customer's, goes
+ * with the customer's key). */
+CU_WUR enum cu_err cu_cases_forget(struct cu_db *db, const char *customer);
 
 /* cu_case_actor(w, out): w's actor as cases write it ("staff:stf_…", "apikey:key_…",
  * "system"). */

@@ -122,10 +122,10 @@ enum cu_err cu_case_document(struct cu_db *db, const char *id, json_t **out)
                                              "mode",    "status",   "result", "created_at",
                                              "done_at", "done_by"};
     static const char reports[] =
-        "SELECT id, customer, concerns, created_at, answered_at, answered_by FROM case_reports "
-        "WHERE case_id = $1 ORDER BY created_at";
-    static const char *const report_names[] = {"report",     "customer",    "concerns",
-                                               "created_at", "answered_at", "answered_by"};
+        "SELECT id, customer, concerns, created_at, answered_at, answered_by, answer FROM "
+        "case_reports WHERE case_id = $1 ORDER BY created_at";
+    static const char *const report_names[] = {
+        "report", "customer", "concerns", "created_at", "answered_at", "answered_by", "answer"};
     static const char timeline[] =
         "SELECT seq, at, actor, kind, body FROM case_timeline WHERE case_id = $1 ORDER BY seq "
         "DESC LIMIT 2001";
@@ -174,6 +174,9 @@ enum cu_err cu_case_document(struct cu_db *db, const char *id, json_t **out)
     if (doc == NULL)
         return CU_E_NOMEM;
     rc = rows(db, alerts, id, 4, alert_names, "tttT", a);
+    if (rc == CU_OK && json_object_set_new(doc, "alerts_truncated",
+                                           json_boolean(c.alerts > (int64_t)json_array_size(a))))
+        rc = CU_E_NOMEM;
     if (rc == CU_OK)
         rc = rows(db, observables, id, 3, obs_names, "ttT", o);
     if (rc == CU_OK)
@@ -183,7 +186,7 @@ enum cu_err cu_case_document(struct cu_db *db, const char *id, json_t **out)
     if (rc == CU_OK)
         rc = rows(db, steps, id, 10, step_names, "itttttjTTt", s);
     if (rc == CU_OK)
-        rc = rows(db, reports, id, 6, report_names, "tttTTt", r);
+        rc = rows(db, reports, id, 7, report_names, "ttjTTtt", r);
     if (rc == CU_OK)
         rc = rows(db, timeline, id, 5, tl_names, "iTttj", tl);
     if (rc == CU_OK) {

@@ -296,7 +296,10 @@ enum cu_err cu_playbooks_parse(const char *text, size_t len, const char *name,
             continue;
         if (is(&t[0], "playbook")) {
             if (nt != 2 || !word_ok(&t[1], CU_PLAYBOOK_NAME_MAX)) {
-                rc = fail(err, name, line, nt > 1 ? t[1].col : t[0].col + 9,
+                rc = fail(err, name, line,
+                          nt > 2   ? t[2].col
+                          : nt > 1 ? t[1].col
+                                   : t[0].col + 9,
                           "'playbook' needs one name of 1 to %d of a-z, 0-9 and _",
                           CU_PLAYBOOK_NAME_MAX);
                 break;
@@ -418,10 +421,11 @@ static bool has_rule(const char *rules, const char *rule)
 }
 
 static enum cu_err ran_already(struct cu_db *db, const char *case_id, const char *playbook,
-                               bool *ran)
+                               const char *customer, bool *ran)
 {
-    static const char sql[] = "SELECT 1 FROM case_steps WHERE case_id = $1 AND playbook = $2";
-    const struct cu_val p[] = {CU_VT(case_id), CU_VT(playbook)};
+    static const char sql[] =
+        "SELECT 1 FROM case_steps WHERE case_id = $1 AND playbook = $2 AND customer = $3";
+    const struct cu_val p[] = {CU_VT(case_id), CU_VT(playbook), CU_VT(customer)};
     struct cu_stmt *st = NULL;
     enum cu_err rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
     *ran = false;
@@ -448,19 +452,20 @@ static enum cu_err next_step(struct cu_db *db, const char *case_id, int64_t *n)
 /* perform(w, db, c, action, arg, ms, fx, status, result): runs one step: *status "done",
  * "failed" or "waiting" (the unit cannot take it now), *result an object (owned). */
 static enum cu_err perform(struct cu_work *w, struct cu_db *db, const struct cu_case *c,
-                           enum cu_pb_action action, const char *arg, int64_t ms,
-                           const struct cu_playbook_effects *fx, const char **status,
+                           const char *customer, enum cu_pb_action action, const char *arg,
+                           int64_t ms, const struct cu_playbook_effects *fx, const char **status,
                            json_t **result)
 {
     json_t *r = NULL;
     enum cu_err rc;
 
-    if (c->customer[0] == '\0' && action != CU_PB_PAGE_ONCALL) {
+    if (customer[0] == '\0' && action != CU_PB_PAGE_ONCALL) {
         *status = "failed";
         *result = json_pack("{s:s}", "error", "the case names no customer to act on");
         return *result ? CU_OK : CU_E_NOMEM;
     }
-    rc = fx && fx->run ? fx->run(fx->arg, w, db, c, action, arg, ms, &r) : CU_E_UNAVAILABLE;
+    rc = fx && fx->run ? fx->run(fx->arg, w, db, c, customer, action, arg, ms, &r)
+                       : CU_E_UNAVAILABLE;
     if (fatal(rc)) {
         json_decref(r);
         return rc;
@@ -485,12 +490,13 @@ static enum cu_err perform(struct cu_work *w, struct cu_db *db, const struct cu_
 }
 
 static enum cu_err run_playbook(const struct playbook *p, struct cu_work *w, struct cu_db *db,
-                                const struct cu_case *c, const struct cu_playbook_effects *fx,
-                                bool audit)
+                                const struct cu_case *c, const char *customer, bool staff,
+                                const struct cu_playbook_effects *fx)
 {
     static const char ins[] =
-        "INSERT INTO case_steps (case_id, n, playbook, action, arg, mode, status, result, "
-        "created_at, done_at, done_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+        "INSERT INTO case_steps (case_id, n, playbook, customer, action, arg, mode, status, "
+        "result, created_at, done_at, done_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+        "$11, $12)";
     int64_t n = 0, now = cu_work_context_of(w)->now_ms;
     int64_t counts[3] = {0, 0, 0}; /* done, failed, waiting */
     char actor[CU_CASE_ACTOR_BYTES];
@@ -498,17 +504,20 @@ static enum cu_err run_playbook(const struct playbook *p, struct cu_work *w, str
 
     cu_case_actor(w, actor);
     if (rc == CU_OK)
-        rc = cu_case_timeline_add(
-            w, db, c->id, "playbook",
-            json_pack("{s:s, s:I}", "playbook", p->name, "steps", (json_int_t)p->nsteps));
+        rc = cu_case_timeline_add(w, db, c->id, "playbook",
+                                  json_pack("{s:s, s:s, s:I, s:b}", "playbook", p->name, "customer",
+                                            customer, "steps", (json_int_t)p->nsteps,
+                                            "started_by_staff", staff));
     for (size_t i = 0; rc == CU_OK && i < p->nsteps; i++, n++) {
         const struct step *s = &p->steps[i];
         const char *status = "waiting";
         json_t *result = NULL;
         char *rtext = NULL;
 
-        if (!s->confirm)
-            rc = perform(w, db, c, s->action, s->arg, s->ms, fx, &status, &result);
+        /* what staff start waits for a confirmation, so cases.contain decides it */
+        bool confirm = s->confirm || staff;
+        if (!confirm)
+            rc = perform(w, db, c, customer, s->action, s->arg, s->ms, fx, &status, &result);
         else
             result = json_object();
         if (rc == CU_OK &&
@@ -519,9 +528,10 @@ static enum cu_err run_playbook(const struct playbook *p, struct cu_work *w, str
             const struct cu_val v[] = {CU_VT(c->id),
                                        CU_VI(n),
                                        CU_VT(p->name),
+                                       CU_VT(customer),
                                        CU_VT(cu_pb_action_name(s->action)),
                                        CU_VT(s->arg),
-                                       CU_VT(s->confirm ? "confirm" : "auto"),
+                                       CU_VT(confirm ? "confirm" : "auto"),
                                        CU_VT(status),
                                        CU_VT(rtext),
                                        CU_VI(now),
@@ -535,12 +545,13 @@ static enum cu_err run_playbook(const struct playbook *p, struct cu_work *w, str
                                       json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:O}", "step",
                                                 (json_int_t)n, "playbook", p->name, "action",
                                                 cu_pb_action_name(s->action), "argument", s->arg,
-                                                "mode", s->confirm ? "confirm" : "auto", "status",
+                                                "mode", confirm ? "confirm" : "auto", "status",
                                                 status, "result", result));
         json_decref(result);
         counts[strcmp(status, "done") == 0 ? 0 : strcmp(status, "failed") == 0 ? 1 : 2]++;
     }
-    if (rc == CU_OK && audit) {
+    /* its record, while the unit keeps one for its own */
+    if (rc == CU_OK && cu_work_audit_room(w) >= 2) {
         char target[CU_CASE_ID_BYTES + 8];
         snprintf(target, sizeof(target), "case:%s", c->id);
         rc = cu_work_audit(w, "case.playbook", target, counts[1] ? "failure" : "success",
@@ -552,8 +563,8 @@ static enum cu_err run_playbook(const struct playbook *p, struct cu_work *w, str
 }
 
 enum cu_err cu_playbooks_run(const struct cu_playbooks *pb, struct cu_work *w, struct cu_db *db,
-                             const char *case_id, const char *rules,
-                             const struct cu_playbook_effects *fx, size_t *ran)
+                             const char *case_id, const char *customer, const char *rules,
+                             bool staff, const struct cu_playbook_effects *fx, size_t *ran)
 {
     struct cu_case c;
     enum cu_err rc;
@@ -563,6 +574,11 @@ enum cu_err cu_playbooks_run(const struct cu_playbooks *pb, struct cu_work *w, s
         return CU_OK;
     if ((rc = cu_case_get(db, case_id, true, &c)) != CU_OK)
         return rc;
+    enum cu_case_stage stage;
+    if (cu_case_stage_parse(c.stage, &stage) && !cu_case_stage_open(stage))
+        return CU_OK; /* a final case is contained already */
+    if (customer == NULL || customer[0] == '\0')
+        customer = c.customer;
     int sev = cu_case_severity_parse(c.severity);
     for (size_t i = 0; rc == CU_OK && i < pb->n; i++) {
         const struct playbook *p = &pb->v[i];
@@ -571,9 +587,9 @@ enum cu_err cu_playbooks_run(const struct cu_playbooks *pb, struct cu_work *w, s
             hit = has_rule(rules, p->rules[r]);
         if (!hit)
             continue;
-        if ((rc = ran_already(db, case_id, p->name, &done)) != CU_OK || done)
+        if ((rc = ran_already(db, case_id, p->name, customer, &done)) != CU_OK || done)
             continue;
-        rc = run_playbook(p, w, db, &c, fx, cu_work_audit_room(w) >= 2);
+        rc = run_playbook(p, w, db, &c, customer, staff, fx);
         if (rc == CU_OK)
             (*ran)++;
     }
@@ -592,22 +608,23 @@ enum cu_err cu_playbooks_run_one(const struct cu_playbooks *pb, struct cu_work *
         return CU_E_NOT_FOUND;
     if ((rc = cu_case_get(db, case_id, true, &c)) != CU_OK)
         return rc;
-    if ((rc = ran_already(db, case_id, pb->v[index].name, &done)) != CU_OK)
+    if ((rc = ran_already(db, case_id, pb->v[index].name, c.customer, &done)) != CU_OK)
         return rc;
     if (done)
         return CU_E_EXISTS;
-    return run_playbook(&pb->v[index], w, db, &c, fx, true);
+    return run_playbook(&pb->v[index], w, db, &c, c.customer, false, fx);
 }
 
 enum cu_err cu_playbook_step_decide(struct cu_work *w, struct cu_db *db, const char *case_id,
                                     int64_t n, bool confirm, const struct cu_playbook_effects *fx,
                                     char why[CU_CASE_WHY_BYTES])
 {
-    static const char get[] =
-        "SELECT playbook, action, arg, status FROM case_steps WHERE case_id = $1 AND n = $2";
+    static const char get[] = "SELECT playbook, action, arg, status, customer FROM case_steps "
+                              "WHERE case_id = $1 AND n = $2";
     static const char set[] = "UPDATE case_steps SET status = $3, result = $4, done_at = $5, "
                               "done_by = $6 WHERE case_id = $1 AND n = $2 AND status = 'waiting'";
     char playbook[CU_PLAYBOOK_NAME_MAX + 1], action[32], arg[ARG_MAX], status[16];
+    char customer[CU_CASE_VALUE_MAX + 1];
     char actor[CU_CASE_ACTOR_BYTES];
     struct cu_stmt *st = NULL;
     struct cu_case c;
@@ -636,10 +653,17 @@ enum cu_err cu_playbook_step_decide(struct cu_work *w, struct cu_db *db, const c
         cu_text_copy(arg, sizeof(arg), s, k);
         s = cu_stmt_text(st, 3, &k);
         cu_text_copy(status, sizeof(status), s, k);
+        s = cu_stmt_text(st, 4, &k);
+        cu_text_copy(customer, sizeof(customer), s, k);
     }
     cu_stmt_done(st);
     if (rc != CU_OK)
         return rc;
+    enum cu_case_stage stage;
+    if (confirm && cu_case_stage_parse(c.stage, &stage) && !cu_case_stage_open(stage)) {
+        snprintf(why, CU_CASE_WHY_BYTES, "the case is %s: its steps run no more", c.stage);
+        return CU_E_EXISTS;
+    }
     if (strcmp(status, "waiting") != 0) {
         snprintf(why, CU_CASE_WHY_BYTES, "step %lld is %s: it waits for no confirmation",
                  (long long)n, status);
@@ -651,7 +675,7 @@ enum cu_err cu_playbook_step_decide(struct cu_work *w, struct cu_db *db, const c
         if (!cu_playbook_duration(arg, &ms))
             return CU_E_CORRUPT;
     if (confirm) {
-        rc = perform(w, db, &c, a, arg, ms, fx, &to, &result);
+        rc = perform(w, db, &c, customer, a, arg, ms, fx, &to, &result);
         if (rc == CU_OK && strcmp(to, "waiting") == 0) { /* never deferred twice */
             to = "failed";
             json_decref(result);

@@ -88,16 +88,21 @@ const char *cu_playbooks_rule(const struct cu_playbooks *pb, size_t i);
  * error is the step's failure, in its result. */
 struct cu_playbook_effects {
     enum cu_err (*run)(void *arg, struct cu_work *w, struct cu_db *db, const struct cu_case *c,
-                       enum cu_pb_action action, const char *argument, int64_t ms, json_t **result);
+                       const char *customer, enum cu_pb_action action, const char *argument,
+                       int64_t ms, json_t **result);
     void *arg;
 };
 
-/* cu_playbooks_run(pb, w, db, case_id, rules, fx, ran): runs, in w, every playbook not yet run
- * on the case whose rule is one of rules (the names of the rules that fired, separated by
- * spaces; NULL: none) or whose severity the case has reached; *ran counts them. Each run is
- * audited (case.playbook) while w has room for a record beside the unit's own. */
+/* cu_playbooks_run(pb, w, db, case_id, customer, rules, staff, fx, ran): runs, in w, every
+ * playbook not yet run on the case for customer (the alert's, or "" for the case's own) whose
+ * rule is one of rules (the names of the rules that fired, separated by spaces; NULL: none) or
+ * whose severity the case has reached; *ran counts them. staff: a staff member's change (a
+ * case opened or its severity raised) started them: every step then waits for a confirmation
+ * under cases.contain, automatic or not. Each run is audited (case.playbook) while w has room
+ * for a record beside the unit's own. */
 CU_WUR enum cu_err cu_playbooks_run(const struct cu_playbooks *pb, struct cu_work *w,
-                                    struct cu_db *db, const char *case_id, const char *rules,
+                                    struct cu_db *db, const char *case_id, const char *customer,
+                                    const char *rules, bool staff,
                                     const struct cu_playbook_effects *fx, size_t *ran);
 
 /* cu_playbooks_run_one(pb, w, db, case_id, index, fx): runs playbook index on the case now

@@ -143,8 +143,10 @@ static int show(struct cu_cli_ctx *ctx, const char *id, const char *format, FILE
         rc = cu_case_document(db, id, &doc);
     cu_store_release(db);
     if (rc != CU_OK) {
-        if (out)
+        if (out) {
             fclose(f);
+            remove(out);
+        }
         return fail_rc(id, rc, NULL);
     }
     cu_buf_init(&b, 64 << 20);
@@ -174,6 +176,8 @@ static int show(struct cu_cli_ctx *ctx, const char *id, const char *format, FILE
     }
     if (out && f)
         fclose(f);
+    if (out && code != CU_EXIT_OK)
+        remove(out); /* no file is left that looks like an export */
     cu_buf_free(&b);
     return code;
 }

@@ -71,6 +71,7 @@ static const char *const tables[] = {
     "case_reports",
     "self_freezes",
     "drill_customers",
+    "forgotten_devices",
     "monitor_idempotency",
 };
 #define NTABLES (sizeof(tables) / sizeof(tables[0]))

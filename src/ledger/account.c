@@ -555,8 +555,12 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
             struct cu_ledger_account a;
             if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
                 break;
+            /* until unfrozen (a customer's own freeze): an account frozen by another for a
+             * time stays so until unfrozen, with that freeze's reason, which the customer's
+             * unfreeze does not lift */
+            if (!(until == 0 && a.status == CU_LEDGER_FROZEN))
+                snprintf(a.freeze_reason, sizeof(a.freeze_reason), "%s", reason);
             a.status = CU_LEDGER_FROZEN;
-            snprintf(a.freeze_reason, sizeof(a.freeze_reason), "%s", reason);
             a.frozen_until = until;
             if ((rc = set_status(db, &a)) != CU_OK)
                 break;

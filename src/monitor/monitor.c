@@ -1399,3 +1399,56 @@ bool cu_monitor_rule_alerts(const struct cu_monitor *m, const char *name)
 {
     return cu_rules_alerting(m->rs, name);
 }
+
+enum cu_err cu_monitor_recent(struct cu_db *db, const char *customer, bool sign_ins, size_t limit,
+                              json_t *out)
+{
+    static const char all[] = "SELECT at, type, body, decision, decision_id FROM monitor_events "
+                              "WHERE customer = $1 ORDER BY seq DESC LIMIT $2";
+    static const char logins[] =
+        "SELECT at, type, body, decision, decision_id FROM monitor_events WHERE customer = $1 AND "
+        "type IN ('login_succeeded', 'login_failed') ORDER BY seq DESC LIMIT $2";
+    const struct cu_val p[] = {CU_VT(customer), CU_VI(limit)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sign_ins ? logins : all, p, CU_NVALS(p), &st);
+
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        size_t tn = 0, bn = 0, dn = 0, in = 0;
+        const char *type = cu_stmt_text(st, 1, &tn), *body = cu_stmt_text(st, 2, &bn),
+                   *dec = cu_stmt_text(st, 3, &dn), *id = cu_stmt_text(st, 4, &in);
+        json_t *ev = json_loadb(body, bn, 0, NULL);
+        char at[CU_RFC3339_BYTES];
+        cu_clock_format(cu_stmt_int(st, 0), at);
+        json_t *o =
+            json_pack("{s:s#, s:s, s:s#, s:s#, s:O?, s:O?}", "id", id, in, "at", at, "type", type,
+                      tn, "decision", dec, dn, "device", json_object_get(ev, "device"), "country",
+                      json_object_get(ev, "country"));
+        json_decref(ev);
+        if (o == NULL || json_array_append_new(out, o) != 0)
+            rc = CU_E_NOMEM;
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
+enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char *out, size_t cap)
+{
+    static const char sql[] = "SELECT customer FROM monitor_events WHERE decision_id = $1";
+    const struct cu_val p[] = {CU_VT(id)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
+
+    if (rc == CU_OK)
+        rc = cu_stmt_next(st, &row);
+    if (rc == CU_OK && !row)
+        rc = CU_E_NOT_FOUND;
+    if (rc == CU_OK) {
+        size_t n = 0;
+        const char *c = cu_stmt_text(st, 0, &n);
+        snprintf(out, cap, "%.*s", (int)n, c);
+    }
+    cu_stmt_done(st);
+    return rc;
+}

@@ -18,6 +18,8 @@
 #include <stdint.h>
 
 #include "base/buf.h"
+#include <jansson.h>
+
 #include "base/err.h"
 #include "identity/identity.h"
 #include "ledger/ledger.h"
@@ -98,6 +100,19 @@ struct cu_monitor_effects {
 
 /* cu_monitor_set_effects(m, fx): how m applies actions (before any decision). */
 void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effects *fx);
+
+/* cu_monitor_recent(db, customer, sign_ins, limit, out): the customer's latest events (only
+ * sign-ins when sign_ins), newest first, appended to the JSON array out as {"at", "type",
+ * "decision", "device", "country", "id" (the decision's)} (device and country null when the
+ * event has none): what the
+ * customer's own security page shows, without scores, rules or addresses. */
+CU_WUR enum cu_err cu_monitor_recent(struct cu_db *db, const char *customer, bool sign_ins,
+                                     size_t limit, json_t *out);
+
+/* cu_monitor_decision_customer(db, id, out, cap): the customer of decision id's event.
+ * CU_E_NOT_FOUND. */
+CU_WUR enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char *out,
+                                                size_t cap);
 
 /* cu_monitor_rule_alerts(m, name): whether the rule set in force has a rule of that name that
  * raises an alert (a playbook's `when rule`). At start, before decisions run. */

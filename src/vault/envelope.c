@@ -450,8 +450,8 @@ enum cu_err cu_envelope_open(const struct cu_secret *dek, uint32_t dek_version, 
 static bool secret_name_ok(const char *name)
 {
     size_t n = strnlen(name, CU_ENVELOPE_SECRET_NAME_MAX + 1);
-    return n > 0 && n <= CU_ENVELOPE_SECRET_NAME_MAX &&
-           strspn(name, "abcdefghijklmnopqrstuvwxyz_") == n;
+    return n > 0 && n <= CU_ENVELOPE_SECRET_NAME_MAX && name[0] >= 'a' && name[0] <= 'z' &&
+           strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
 static enum cu_err secret_write(struct cu_envelope *env, struct cu_db *db,
@@ -487,7 +487,7 @@ static enum cu_err secret_open(struct cu_envelope *env, const struct cu_secret *
 }
 
 /* cu_envelope_secret_put(env, db, id, name, data, len): stores (or replaces) subject id's
- * secret name (1 to CU_ENVELOPE_SECRET_NAME_MAX of [a-z_]), len bytes at most
+ * secret name (1 to CU_ENVELOPE_SECRET_NAME_MAX of [a-z0-9_], a letter first), len bytes at most
  * CU_ENVELOPE_SECRET_MAX, sealed under its DEK. CU_E_INVALID for a bad name, CU_E_TOO_LARGE
  * for a long secret, CU_E_NOT_FOUND for a subject without a DEK. */
 enum cu_err cu_envelope_secret_put(struct cu_envelope *env, struct cu_db *db, const char *id,

@@ -35,9 +35,9 @@
 #define CU_ENVELOPE_VALUE_MAX 1024 /* the longest value sealed under a DEK */
 #define CU_ENVELOPE_SEALED_MAX (CU_ENVELOPE_VALUE_MAX + 64)
 #define CU_ENVELOPE_TEXT_BYTES (CU_B64URL_LEN(CU_ENVELOPE_SEALED_MAX) + 1)
-#define CU_ENVELOPE_SECRET_NAME_MAX 32 /* a secret's name: 1 to 32 of [a-z_] */
-#define CU_ENVELOPE_SECRET_MAX 256     /* the longest secret */
-#define CU_ENVELOPE_SECRETS_MAX 16     /* secrets per subject */
+#define CU_ENVELOPE_SECRET_NAME_MAX 32 /* a secret's name: 1 to 32 of [a-z0-9_], a-z first */
+#define CU_ENVELOPE_SECRET_MAX 1024    /* the longest secret (a customer's report) */
+#define CU_ENVELOPE_SECRETS_MAX 48     /* secrets per subject (reports count: cases.h) */
 #define CU_ENVELOPE_REWRAP_MAX 100000  /* the largest batch of one cu_envelope_rewrap */
 _Static_assert(CU_ENVELOPE_AD_BYTES <= CU_KEK_AD_MAX, "a DEK's associated data fits the KEK's");
 

@@ -112,8 +112,8 @@ CU_WUR enum cu_err cu_vault_rotate_dek(struct cu_vault *v, struct cu_db *db, con
 /* Secrets of a customer that are not personal fields (a TOTP secret), sealed under the
  * customer's DEK with associated data "customer_secrets|<name>|<id>": never returned by
  * cu_vault_get, destroyed by erasure, re-sealed by DEK rotation. name is 1..32 bytes of
- * [a-z_]; a secret is at most CU_VAULT_SECRET_MAX bytes. */
-#define CU_VAULT_SECRET_MAX 256
+ * [a-z0-9_] starting with a letter; a secret is at most CU_VAULT_SECRET_MAX bytes. */
+#define CU_VAULT_SECRET_MAX 1024
 
 /* cu_vault_secret_put(v, db, id, name, data, len): stores (or replaces) a secret.
  * CU_E_NOT_FOUND for an unknown or erased customer, CU_E_INVALID for a bad name,

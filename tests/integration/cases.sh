@@ -38,6 +38,7 @@ playbook account_takeover
 playbook big_money
   when severity critical
   step hold_transfers confirm
+  step page_oncall
 EOF2
 AUTH="Authorization: Bearer $KEY"
 JSONH='Content-Type: application/json'
@@ -220,9 +221,9 @@ check_eq "and queued the customer's notice and the on-call page" "1 1" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM notify_outbox WHERE customer = '$DAN' AND template = 'accounts_frozen'") $("$DBQ" "$D" "SELECT COUNT(*) FROM notify_outbox WHERE template = 'staff_case' AND data LIKE '%$TC%'")"
 req GET "/v1/cases/$TC" -H "$AUTH"
 check_eq "each step is in the case with its result" \
-    "freeze_accounts:done revoke_sessions:done notify_customer:done page_oncall:done force_password_reset:waiting hold_transfers:waiting" \
+        "freeze_accounts:done revoke_sessions:done notify_customer:done page_oncall:done force_password_reset:waiting hold_transfers:waiting page_oncall:done" \
     "$(json "' '.join(s['action'] + ':' + s['status'] for s in j['steps'])")"
-check_eq "and in its timeline" "6 1 1" \
+check_eq "and in its timeline" "7 1 1" \
     "$(json "len([e for e in j['timeline'] if e['kind'] == 'step'])") $(json "[s for s in j['steps'] if s['action'] == 'freeze_accounts'][0]['result']['accounts']") $(json "[s for s in j['steps'] if s['action'] == 'revoke_sessions'][0]['result']['sessions']")"
 check_eq "both playbooks ran (the takeover's rule, and the critical severity), audited" "2" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE target = 'case:$TC' AND action = 'case.playbook'")"
@@ -240,12 +241,35 @@ check_eq "an unknown step is 404" "404 urn:custodia:problem:unknown_step" "$STAT
 check_eq "confirmations are audited" "2" \
     "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE target = 'case:$TC' AND action = 'case.step'")"
 
+# a second customer's takeover from the same device joins the case: the playbook runs again,
+# on that customer, not on the case's first one
+req POST /v1/customers -H "$AUTH" -H "$JSONH" --data '{"email": "fay@example.com"}'
+FAY=$(json "j['id']")
+req POST "/v1/customers/$FAY/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+FACC=$(json "j['id']")
+req POST /v1/events -H "$AUTH" -H "$JSONH" --data "{\"type\": \"login_succeeded\", \"customer\": \"$FAY\", \"time\": \"$NOW\", \"device\": \"stolen-phone\", \"ip\": \"198.51.100.99\"}"
+check_eq "the second customer's alert joins the case" "$TC" "$(case_of "$(json "j['id']")")"
+req GET "/v1/accounts/$FACC" -H "$AUTH"
+check_eq "and the playbook contains that customer" "frozen case:$TC" \
+    "$(json "j['status']") $(json "j['freeze']['reason']")"
+check_eq "each step naming the customer it acted on" "1" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM case_steps WHERE case_id = '$TC' AND customer = '$FAY' AND action = 'freeze_accounts' AND status = 'done'")"
+# closing the case skips what still waits, which then runs no more
+"$DBQ" "$D" "SELECT n FROM case_steps WHERE case_id = '$TC' AND customer = '$FAY' AND action = 'force_password_reset'" >"$TMP/n"
+req POST "/v1/cases/$TC/stage" -H "$AUTH" -H "$JSONH" --data '{"stage": "false_positive", "resolution": "a staff phone test"}'
+check_eq "a case closed" "200 false_positive" "$STATUS $(json "j['stage']")"
+check_eq "skips its waiting steps" "skipped" \
+    "$("$DBQ" "$D" "SELECT status FROM case_steps WHERE case_id = '$TC' AND n = $(cat "$TMP/n")")"
+req POST "/v1/cases/$TC/steps/$(cat "$TMP/n")/confirm" -H "$AUTH"
+check_eq "which are not confirmed after it" 409 "$STATUS"
+
 # a case opened by staff, and its playbook by severity
 req POST /v1/cases -H "$AUTH" -H "$JSONH" --data "{\"title\": \"phishing wave\", \"severity\": \"medium\", \"customer\": \"$ADA\"}"
 check_eq "staff open a case" "201 detected staff" "$STATUS $(json "j['stage']") $(json "j['source']")"
 SC=$(json "j['id']")
 req POST "/v1/cases/$SC/severity" -H "$AUTH" -H "$JSONH" --data '{"severity": "critical"}'
-check_eq "raised to critical, the severity's playbook runs" "200 critical hold_transfers:waiting" \
+check_eq "raised to critical by staff, the severity's playbook waits for cases.contain, every step" \
+    "200 critical hold_transfers:waiting page_oncall:waiting" \
     "$STATUS $(json "j['severity']") $(json "' '.join(s['action'] + ':' + s['status'] for s in j['steps'])")"
 req POST /v1/cases -H "$AUTH" -H "$JSONH" --data '{"title": "x", "severity": "extreme"}'
 check_eq "an unknown severity is 400" 400 "$STATUS"

@@ -377,6 +377,7 @@ static const char v4_schema[] =
     "DROP TABLE cases; DROP TABLE case_observables; DROP TABLE case_alerts;"
     "DROP TABLE case_tasks; DROP TABLE case_timeline; DROP TABLE case_steps;"
     "DROP TABLE case_reports; DROP TABLE self_freezes; DROP TABLE drill_customers;"
+    "DROP TABLE forgotten_devices;"
     "DELETE FROM schema_migrations WHERE version >= 5; COMMIT;";
 
 /* One row of a query's first column as text, copied into out. */

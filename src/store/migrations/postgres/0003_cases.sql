@@ -66,6 +66,7 @@ CREATE TABLE case_steps (
     case_id TEXT NOT NULL,
     n BIGINT NOT NULL,
     playbook TEXT NOT NULL,
+    customer TEXT NOT NULL,
     action TEXT NOT NULL,
     arg TEXT NOT NULL,
     mode TEXT NOT NULL,
@@ -101,4 +102,11 @@ CREATE TABLE drill_customers (
     customer TEXT NOT NULL PRIMARY KEY,
     created_at BIGINT NOT NULL,
     playbook TEXT NOT NULL
+);
+
+CREATE TABLE forgotten_devices (
+    customer TEXT NOT NULL,
+    device TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (customer, device)
 );

@@ -77,6 +77,7 @@ CREATE TABLE case_steps (
     case_id TEXT NOT NULL,
     n INTEGER NOT NULL,
     playbook TEXT NOT NULL,
+    customer TEXT NOT NULL,
     action TEXT NOT NULL,
     arg TEXT NOT NULL,
     mode TEXT NOT NULL,
@@ -117,4 +118,13 @@ CREATE TABLE drill_customers (
     customer TEXT NOT NULL PRIMARY KEY,
     created_at INTEGER NOT NULL,
     playbook TEXT NOT NULL
+) STRICT;
+
+-- Devices a customer forgot (DELETE /v1/me/devices/{device}): their sessions ended, their
+-- earlier sign-ins no longer listed on the customer's security page.
+CREATE TABLE forgotten_devices (
+    customer TEXT NOT NULL,
+    device TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    PRIMARY KEY (customer, device)
 ) STRICT;
