@@ -116,11 +116,11 @@ enum cu_err cu_case_document(struct cu_db *db, const char *id, json_t **out)
     static const char *const task_names[] = {"task",       "title",      "status",  "assignee",
                                              "created_at", "created_by", "done_at", "done_by"};
     static const char steps[] =
-        "SELECT n, playbook, action, arg, mode, status, result, created_at, done_at, done_by "
-        "FROM case_steps WHERE case_id = $1 ORDER BY n";
-    static const char *const step_names[] = {"step",    "playbook", "action", "argument",
-                                             "mode",    "status",   "result", "created_at",
-                                             "done_at", "done_by"};
+        "SELECT n, playbook, customer, action, arg, mode, status, result, created_at, done_at, "
+        "done_by FROM case_steps WHERE case_id = $1 ORDER BY n";
+    static const char *const step_names[] = {"step",       "playbook", "customer", "action",
+                                             "argument",   "mode",     "status",   "result",
+                                             "created_at", "done_at",  "done_by"};
     static const char reports[] =
         "SELECT id, customer, concerns, created_at, answered_at, answered_by, answer FROM "
         "case_reports WHERE case_id = $1 ORDER BY created_at";
@@ -184,7 +184,7 @@ enum cu_err cu_case_document(struct cu_db *db, const char *id, json_t **out)
     if (rc == CU_OK)
         rc = rows(db, tasks, id, 8, task_names, "itttTtTt", k);
     if (rc == CU_OK)
-        rc = rows(db, steps, id, 10, step_names, "itttttjTTt", s);
+        rc = rows(db, steps, id, 11, step_names, "ittttttjTTt", s);
     if (rc == CU_OK)
         rc = rows(db, reports, id, 7, report_names, "ttjTTtt", r);
     if (rc == CU_OK)

@@ -37,6 +37,7 @@ int cu_cli_approvals(int argc, char **argv);
 int cu_cli_notify(int argc, char **argv);
 int cu_cli_case(int argc, char **argv);
 int cu_cli_playbooks(int argc, char **argv);
+int cu_cli_drill(int argc, char **argv);
 int cu_cli_store(int argc, char **argv);
 int cu_cli_ledger(int argc, char **argv);
 int cu_cli_rules(int argc, char **argv);

@@ -48,7 +48,17 @@ staff unlock
 rules
 rules check
 store
-store copy"
+store copy
+case
+case list
+case show
+case export
+case stage
+case note
+playbooks
+playbooks check
+drill
+drill run"
 
 # asked LABEL COMMAND ARGS...: usage of COMMAND on stdout, nothing on stderr, exit 0.
 asked() {
