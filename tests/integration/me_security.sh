@@ -99,8 +99,8 @@ req POST "/v1/cases/$CASE/stage" -H "$AUTH" -H "$JSONH" --data '{"stage": "asses
 req GET /v1/me/security -H "$PHONE"
 check_eq "the customer sees the answer and that it is looked at" "investigating We blocked the card and returned the money." \
     "$(json "[r for r in j['reports'] if r['id'] == '$RPT'][0]['status']") $(json "[r for r in j['reports'] if r['id'] == '$RPT'][0]['answer']")"
-check_eq "and the notices sent to them" "report_received" \
-    "$(json "sorted(set(n['template'] for n in j['notifications']))[0]")"
+check_eq "and the notices sent to them: the report's, and by the default rules the password set and the second device's sign-in" \
+    "new_sign_in password_changed report_received" "$(json "' '.join(sorted(set(n['template'] for n in j['notifications'])))")"
 
 # the customer's own freeze
 req POST /v1/me/freeze -H "$PHONE"

@@ -384,6 +384,34 @@ static void test_changes_then_money(void **state)
     assert_false(fired(&v, "credentials_changed_then_money"));
 }
 
+/* the customer's notices: a sign-in from a new device or country (not the first sign-in of
+ * all, nor one from a device and country seen), a password change, a second factor changed */
+static void test_telling_the_customer(void **state)
+{
+    (void)state;
+    struct cu_verdict v = {0};
+    fresh();
+    v = feed((struct spec){.type = CU_EV_LOGIN_SUCCEEDED, .t = T0, .device = "d1", .country = "GB"});
+    assert_false(fired(&v, "tell_new_sign_in")); /* the first sign-in of the customer */
+    v = feed((struct spec){
+        .type = CU_EV_LOGIN_SUCCEEDED, .t = T0 + HOUR, .device = "d1", .country = "GB"});
+    assert_false(fired(&v, "tell_new_sign_in"));
+    v = feed((struct spec){
+        .type = CU_EV_LOGIN_SUCCEEDED, .t = T0 + 2 * HOUR, .device = "d2", .country = "GB"});
+    assert_true(fired(&v, "tell_new_sign_in"));
+    assert_true(v.actions & CU_ACT_NOTIFY_CUSTOMER);
+    assert_int_equal(v.decision, CU_DEC_ALLOW); /* it tells, it decides nothing */
+    v = feed((struct spec){
+        .type = CU_EV_LOGIN_SUCCEEDED, .t = T0 + 3 * HOUR, .device = "d1", .country = "FR"});
+    assert_true(fired(&v, "tell_new_sign_in"));
+    v = feed((struct spec){.type = CU_EV_PASSWORD_CHANGED, .t = T0 + 4 * HOUR});
+    assert_true(fired(&v, "tell_password_changed"));
+    assert_false(fired(&v, "tell_second_factor_changed"));
+    v = feed((struct spec){.type = CU_EV_MFA_CHANGED, .t = T0 + 5 * HOUR});
+    assert_true(fired(&v, "tell_second_factor_changed"));
+    assert_false(fired(&v, "tell_password_changed"));
+}
+
 static void test_mules(void **state)
 {
     (void)state;
@@ -558,7 +586,8 @@ int main(void)
         cmocka_unit_test(test_new_device_or_country_then_money),
         cmocka_unit_test(test_impossible_travel),
         cmocka_unit_test(test_changes_then_money),
-        cmocka_unit_test(test_mules),
+                cmocka_unit_test(test_mules),
+        cmocka_unit_test(test_telling_the_customer),
         cmocka_unit_test(test_anomalous),
         cmocka_unit_test(test_shadow_has_no_effect),
         cmocka_unit_test(test_rebuilt_state_same_decisions),
