@@ -275,7 +275,27 @@ req POST /v1/cases -H "$AUTH" -H "$JSONH" --data '{"title": "x", "severity": "ex
 check_eq "an unknown severity is 400" 400 "$STATUS"
 req POST /v1/cases -H "$AUTH" -H "$JSONH" --data '{"title": "x", "severity": "low", "colour": "red"}'
 check_eq "an unknown field is 400" 400 "$STATUS"
+
+# four-eyes: a policy holding cases.contain for another staff member's approval
+cp "$D/access.policy" "$D/access.policy.new"
+echo "approve cases.contain by 1 within 1h" >>"$D/access.policy.new"
+policy_now "$D"
+req POST "/v1/cases/$SC/steps/1/confirm" -H "$AUTH"
+check_eq "under four-eyes a confirmation waits for an approval" "202 pending cases.contain" \
+    "$STATUS $(json "j['status']") $(json "j['permission']")"
+APR=$(json "j['id']")
+check_eq "and the step still waits" waiting \
+    "$("$DBQ" "$D" "SELECT status FROM case_steps WHERE case_id = '$SC' AND n = 1")"
+req POST /v1/staff -H "$AUTH" -H "$JSONH" --data '{"email": "gus@example.com", "name": "Gus", "scopes": ["cases.contain", "cases.read"]}'
+staff_signin "$(json "j['id']")" gus@example.com 'velvet tunnel harbor 64' || exit 1
+req POST "/v1/approvals/$APR/approve" -H "$STOK"
+check_eq "another staff member's approval runs it" "200 executed 200" \
+    "$STATUS $(json "j['status']") $(json "j['result']['status']")"
+check_eq "the step is done, as the one who asked" "done apikey:" \
+    "$("$DBQ" "$D" "SELECT status FROM case_steps WHERE case_id = '$SC' AND n = 1") $("$DBQ" "$D" "SELECT done_by FROM case_steps WHERE case_id = '$SC' AND n = 1" | cut -c1-7)"
+
 # the command line
+
 "$BIN" case list --stage open --dir "$D" >"$TMP/list.out" 2>&1
 check "custodia case list shows the open cases" grep -q "^$SC .* critical .*phishing wave" "$TMP/list.out"
 "$BIN" case note "$SC" "called the bank's fraud desk" --dir "$D" >/dev/null 2>&1
