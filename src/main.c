@@ -26,7 +26,7 @@ static int usage(FILE *f)
           "  rules    check monitoring rule files\n"
           "  notify   list, show or replay notifications\n"
           "  case     list, show, export and work incident cases\n"
-                    "  playbooks check a playbook file\n"
+          "  playbooks check a playbook file\n"
           "  drill    run an incident drill on a drill customer\n"
           "  store    copy an embedded installation into PostgreSQL\n"
           "  version  print the version\n"
@@ -47,8 +47,7 @@ int main(int argc, char **argv)
         {"audit", cu_cli_audit},   {"keys", cu_cli_keys},           {"staff", cu_cli_staff},
         {"access", cu_cli_access}, {"approvals", cu_cli_approvals}, {"ledger", cu_cli_ledger},
         {"rules", cu_cli_rules},   {"store", cu_cli_store},         {"notify", cu_cli_notify},
-        {"case", cu_cli_case},     {"playbooks", cu_cli_playbooks},
-        {"drill", cu_cli_drill},
+        {"case", cu_cli_case},     {"playbooks", cu_cli_playbooks}, {"drill", cu_cli_drill},
     };
     /* `custodia help COMMAND` is `custodia COMMAND --help`. */
     char help_flag[] = "--help";

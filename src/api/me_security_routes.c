@@ -135,7 +135,10 @@ enum cu_err cu_handle_me_security(struct cu_req *req, struct cu_resp *resp)
     cu_free(rs);
     json_t *dev_list = json_array();
     const char *key;
-    json_object_foreach(devices, key, e) json_array_append(dev_list, e);
+    json_object_foreach(devices, key, e)
+    {
+        json_array_append(dev_list, e);
+    }
     json_decref(devices);
     if (rc != CU_OK) {
         json_decref(sign_ins);
@@ -274,8 +277,9 @@ static enum cu_err report_apply(struct me_job *j, struct cu_work *w, struct cu_d
     if (rc != CU_OK)
         return rc;
     cu_crypto_random(raw, sizeof(raw));
-    memcpy(j->report, "rpt_", 4);
-    cu_hex_encode(raw, sizeof(raw), j->report + 4);
+    char hex[17];
+    cu_hex_encode(raw, sizeof(raw), hex);
+    snprintf(j->report, sizeof(j->report), "rpt_%s", hex);
     snprintf(alert, sizeof(alert), "alr_%s", j->report + 4);
     snprintf(secret, sizeof(secret), "report_%s", j->report + 4);
     rc = cu_case_drill_customer(db, me, &drill);

@@ -346,8 +346,9 @@ static enum cu_err insert_case(struct cu_work *w, struct cu_db *db, const char *
 
     for (int tries = 0; rc == CU_E_EXISTS && tries < 4; tries++) {
         cu_crypto_random(raw, sizeof(raw));
-        memcpy(id, "cas_", 4);
-        cu_hex_encode(raw, sizeof(raw), id + 4);
+        char hex[17];
+        cu_hex_encode(raw, sizeof(raw), hex);
+        snprintf(id, CU_CASE_ID_BYTES, "cas_%s", hex);
         const struct cu_val p[] = {CU_VT(id),           CU_VI(cu_work_context_of(w)->now_ms),
                                    CU_VT(title),        CU_VT(severity),
                                    CU_VT(customer),     CU_VT(source),
@@ -745,7 +746,7 @@ enum cu_err cu_case_move(struct cu_work *w, struct cu_db *db, const char *id, co
         cu_case_actor(w, actor);
         const struct cu_val p[] = {CU_VT(id),
                                    CU_VT(stage),
-                                   CU_VT(resolution),
+                                   resolution ? CU_VT(resolution) : CU_VNULL,
                                    rtext ? CU_VT(rtext) : CU_VNULL,
                                    CU_VI(cu_work_context_of(w)->now_ms),
                                    CU_VT(actor)};

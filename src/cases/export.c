@@ -82,7 +82,10 @@ static enum cu_err linked(struct cu_db *db, const char *id, json_t *obs)
     size_t i;
     json_t *o;
 
-    json_array_foreach(obs, i, o) json_object_set_new(o, "linked_cases", json_array());
+    json_array_foreach(obs, i, o)
+    {
+        json_object_set_new(o, "linked_cases", json_array());
+    }
     while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
         size_t kn = 0, vn = 0, cn = 0;
         const char *k = cu_stmt_text(st, 0, &kn), *v = cu_stmt_text(st, 1, &vn),

@@ -328,7 +328,7 @@ int cu_cli_playbooks(int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
             return playbooks_usage(stdout);
-                if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--rules") == 0 && i + 1 < argc)
             rules = argv[++i];
         else if (strcmp(argv[i], "--dir") == 0 && i + 1 < argc)
             i++; /* every command takes it; checking a file needs no data directory */

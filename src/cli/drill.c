@@ -202,7 +202,7 @@ static enum cu_err steps(struct cu_cli_ctx *ctx, const struct drill *d, json_t *
             continue;
         json_array_append(*out, s);
         if (strcmp(json_string_value(json_object_get(s, "status")), "waiting") == 0 &&
-            *n < CU_PLAYBOOK_STEPS_MAX * 2)
+            *n < (size_t)CU_PLAYBOOK_STEPS_MAX * 2)
             waiting[(*n)++] = json_integer_value(json_object_get(s, "step"));
     }
     json_decref(doc);
@@ -309,10 +309,14 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
     /* what failed */
     size_t i, failed = 0, sent = 0;
     json_t *e;
-    json_array_foreach(st, i, e) failed +=
-        strcmp(json_string_value(json_object_get(e, "status")), "done") != 0;
-    json_array_foreach(nt, i, e) sent +=
-        strcmp(json_string_value(json_object_get(e, "status")), "sent") == 0;
+    json_array_foreach(st, i, e)
+    {
+        failed += strcmp(json_string_value(json_object_get(e, "status")), "done") != 0;
+    }
+    json_array_foreach(nt, i, e)
+    {
+        sent += strcmp(json_string_value(json_object_get(e, "status")), "sent") == 0;
+    }
     size_t unsent = json_array_size(nt) - sent;
     bool ok = failed == 0 && unsent == 0 && json_array_size(st) > 0;
     json_t *report = json_pack(
@@ -357,12 +361,14 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
             free(r);
         }
         json_array_foreach(nt, i, e)
+        {
             printf("  notice %s %-16s %-8s %s\n", json_string_value(json_object_get(e, "channel")),
                    json_string_value(json_object_get(e, "template")),
                    json_string_value(json_object_get(e, "status")),
                    json_is_string(json_object_get(e, "last_error"))
                        ? json_string_value(json_object_get(e, "last_error"))
                        : "");
+        }
         printf("result: %s", ok ? "passed\n" : "failed");
         if (!ok)
             printf(" (%zu step%s not done, %zu notice%s not delivered%s)\n", failed,

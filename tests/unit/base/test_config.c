@@ -207,8 +207,9 @@ static const struct bad_case bad_cases[] = {
     {"notify", "keep_days", "0", "must be an integer from 1 to 3650, got \"0\""},
     {"access", "unmask_reason", "some", "must be staff, all or none, got \"some\""},
     {"cases", "group_minutes", "10081", "must be an integer from 0 to 10080, got \"10081\""},
-    {"cases", "group_by", "", "must be customer, ip, device and payee separated by spaces, or "
-                              "none, got \"\""},
+    {"cases", "group_by", "",
+     "must be customer, ip, device and payee separated by spaces, or "
+     "none, got \"\""},
     {"cases", "playbooks", "", "must be a non-empty path of at most 1023 bytes, or none, got \"\""},
     {"cases", "self_unfreeze_minutes", "-1", "must be an integer from 0 to 10080, got \"-1\""},
     {"access", "dry_run_policy", "",

@@ -391,7 +391,8 @@ static void test_telling_the_customer(void **state)
     (void)state;
     struct cu_verdict v = {0};
     fresh();
-    v = feed((struct spec){.type = CU_EV_LOGIN_SUCCEEDED, .t = T0, .device = "d1", .country = "GB"});
+    v = feed(
+        (struct spec){.type = CU_EV_LOGIN_SUCCEEDED, .t = T0, .device = "d1", .country = "GB"});
     assert_false(fired(&v, "tell_new_sign_in")); /* the first sign-in of the customer */
     v = feed((struct spec){
         .type = CU_EV_LOGIN_SUCCEEDED, .t = T0 + HOUR, .device = "d1", .country = "GB"});
@@ -586,7 +587,7 @@ int main(void)
         cmocka_unit_test(test_new_device_or_country_then_money),
         cmocka_unit_test(test_impossible_travel),
         cmocka_unit_test(test_changes_then_money),
-                cmocka_unit_test(test_mules),
+        cmocka_unit_test(test_mules),
         cmocka_unit_test(test_telling_the_customer),
         cmocka_unit_test(test_anomalous),
         cmocka_unit_test(test_shadow_has_no_effect),
