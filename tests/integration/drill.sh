@@ -20,8 +20,10 @@ playbook account_takeover
   step freeze_accounts 2h
   step revoke_sessions
   step notify_customer accounts_frozen
-  step page_oncall
+    step page_oncall
   step force_password_reset confirm
+  step lock_sign_in 30m
+  step hold_transfers
 EOF2
 RPORT=$(free_port)
 RPID=
@@ -43,7 +45,8 @@ drill() {
 drill account_takeover >"$TMP/drill.out" 2>"$TMP/drill.err"
 check_eq "a drill passes" "0 1" "$? $(grep -c '^result: passed$' "$TMP/drill.out")"
 check "reporting the time to detect" grep -Eq '^  detected +[0-9]+ ms' "$TMP/drill.out"
-check "to contain, with the step it confirmed" grep -Eq '^  contained +[0-9]+ ms  \(5 steps, 1 confirmed by the drill\)' "$TMP/drill.out"
+check "to contain, with the step it confirmed" grep -Eq '^  contained +[0-9]+ ms  \(7 steps, 1 confirmed by the drill\)' "$TMP/drill.out"
+check "sign-in locked, pending transfers held" sh -c "grep -Eq '^  step 6 lock_sign_in +done +\{\"until\":' '$TMP/drill.out' && grep -Eq '^  step 7 hold_transfers +done +\{\"transfers\":0\}' '$TMP/drill.out'"
 check "and to notify" grep -Eq '^  notified +[0-9]+ ms  \(2 of 2 notices delivered\)' "$TMP/drill.out"
 check "each step with its result" grep -Eq '^  step 1 freeze_accounts +done +\{"accounts":1' "$TMP/drill.out"
 check_eq "the receiver had both notices, signed" 2 \
@@ -54,7 +57,7 @@ check_eq "--json says the same, with the numbers" "passed True 5 True" \
     "$(python3 -c "
 import json,sys
 j=json.load(open(sys.argv[1]))
-print(j['result'], j['injected'], len(j['steps']), 0 <= j['detect_ms'] <= j['contain_ms'] <= j['notify_ms'])" "$TMP/drill.json")"
+print(j['result'], j['injected'], len(j['steps']) - 2, 0 <= j['detect_ms'] <= j['contain_ms'] <= j['notify_ms'])" "$TMP/drill.json")"
 DC=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['customer'])" "$TMP/drill.json")
 DCASE=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['case'])" "$TMP/drill.json")
 check_eq "its customer is marked as a drill's, its case as a drill" "1 1 drill" \
