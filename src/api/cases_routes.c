@@ -129,8 +129,9 @@ static enum cu_err report_texts(struct cu_app *app, struct cu_db *db, json_t *do
         snprintf(name, sizeof(name), "report_%s", id + 4);
         enum cu_err rc =
             cu_vault_secret_get(app->vault, db, cus, name, text, sizeof(text) - 1, &len);
-        if (rc != CU_OK && rc != CU_E_NOT_FOUND)
+        if (rc == CU_E_NOMEM || rc == CU_E_STORE || rc == CU_E_BUSY)
             return rc;
+        /* one that cannot be opened (logged as an alert by the vault) reads as null */
         text[rc == CU_OK ? len : 0] = '\0';
         json_object_set_new(r, "text", rc == CU_OK ? json_stringn(text, len) : json_null());
         cu_crypto_wipe(text, sizeof(text));
@@ -149,7 +150,9 @@ static enum cu_err document(struct cu_req *req, struct cu_resp *resp, const char
 
     if (rc == CU_OK)
         rc = cu_case_document(db, id, &doc);
-    if (rc == CU_OK)
+    /* the customers' words only to a reader of the case (GET, audited case.read), never in the
+     * answer to a change */
+    if (rc == CU_OK && action != NULL)
         rc = report_texts(req->app, db, doc);
     if (rc == CU_E_NOT_FOUND)
         return unknown(resp);

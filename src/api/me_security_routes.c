@@ -22,8 +22,8 @@
 #include "notify/notify.h"
 #include "notify/outbox.h"
 
-#define SELF_REASON "customer" /* the reason of a customer's own freeze */
-#define RECENT 20              /* sign-ins, events and notices the page shows */
+#define SELF_REASON CU_LEDGER_SELF_FREEZE
+#define RECENT 20 /* sign-ins, events and notices the page shows */
 
 static bool customer_session(const struct cu_req *req)
 {
@@ -42,6 +42,13 @@ static json_t *time_or_null(int64_t ms)
         return json_null();
     cu_clock_format(ms, t);
     return json_string(t);
+}
+
+/* at_ms(t): an RFC 3339 time written by cu_clock_format, in ms (0 when it is not one). */
+static int64_t at_ms(const char *t)
+{
+    int64_t ms = 0;
+    return t && cu_clock_parse(t, &ms) == CU_OK ? ms : 0;
 }
 
 static json_t *report_json(const struct cu_case_report *r)
@@ -97,6 +104,18 @@ enum cu_err cu_handle_me_security(struct cu_req *req, struct cu_resp *resp)
         rc = cu_case_reports_of(db, me, &rs, &nrs);
     if (rc == CU_OK)
         rc = frozen_json(db, me, &frozen);
+    json_t *forgot = json_object();
+    if (rc == CU_OK)
+        rc = forgot ? cu_device_forgotten(db, me, forgot) : CU_E_NOMEM;
+    /* a forgotten device's sign-ins before it was forgotten are not listed */
+    for (size_t k = json_array_size(sign_ins); rc == CU_OK && k > 0; k--) {
+        json_t *si = json_array_get(sign_ins, k - 1);
+        const char *d = json_string_value(json_object_get(si, "device"));
+        json_t *f = d ? json_object_get(forgot, d) : NULL;
+        if (f && at_ms(json_string_value(json_object_get(si, "at"))) <= json_integer_value(f))
+            json_array_remove(sign_ins, k - 1);
+    }
+    json_decref(forgot);
     json_t *sessions = json_array(), *devices = json_object(), *notes = json_array(),
            *reports = json_array();
     for (size_t i = 0; rc == CU_OK && i < nss; i++) {
@@ -200,12 +219,14 @@ static enum cu_err forget_apply(struct me_job *j, struct cu_work *w, struct cu_d
     j->n = 0;
     /* each end is audited: as many as the unit has room for (more than a dozen live sessions
      * on one device is not a phone's; the next call ends the rest) */
-    for (size_t i = 0; rc == CU_OK && i < n && cu_work_audit_room(w) >= 3; i++)
-        if (strcmp(ss[i].device_id, j->device) == 0) {
+    j->unfreeze_at = 0; /* here: the device's sessions left for the next call */
+    for (size_t i = 0; rc == CU_OK && i < n; i++)
+        if (strcmp(ss[i].device_id, j->device) == 0 && cu_work_audit_room(w) >= 3) {
             rc =
                 cu_identity_session_revoke(app->identity, w, db, CU_SUBJECT_CUSTOMER, me, ss[i].id);
             j->n++;
-        }
+        } else if (strcmp(ss[i].device_id, j->device) == 0)
+            j->unfreeze_at++;
     cu_free(ss);
     if (rc == CU_OK)
         rc = cu_device_forget(db, me, j->device, cu_work_context_of(w)->now_ms);
@@ -242,8 +263,10 @@ static enum cu_err concerns(struct me_job *j, struct cu_db *db)
         }
         snprintf(j->concerns, sizeof(j->concerns), "{\"transfer\":\"%s\"}", j->transfer);
     } else if (j->sign_in) {
-        rc = cu_monitor_decision_customer(db, j->sign_in, owner, sizeof(owner));
-        if (rc == CU_E_NOT_FOUND || (rc == CU_OK && strcmp(owner, me) != 0)) {
+        char type[40] = "";
+        rc = cu_monitor_decision_customer(db, j->sign_in, owner, sizeof(owner), type, sizeof(type));
+        if (rc == CU_E_NOT_FOUND ||
+            (rc == CU_OK && (strcmp(owner, me) != 0 || strncmp(type, "login_", 6) != 0))) {
             j->resp->type = "unknown_sign_in";
             return cu_resp_fail(j->resp, CU_E_INVALID,
                                 "field 'sign_in': none of your sign-ins has this id");
@@ -359,6 +382,11 @@ static enum cu_err unfreeze_apply(struct me_job *j, struct cu_work *w, struct cu
     j->unfreeze_at = now + wait;
     j->status = 202;
     rc = cu_self_unfreeze_at(db, me, j->unfreeze_at);
+    /* the customer is told at once, so that one who did not ask freezes again in time */
+    char at_text[CU_RFC3339_BYTES];
+    cu_clock_format(j->unfreeze_at, at_text);
+    if (rc == CU_OK)
+        rc = queue(app, w, db, me, "unfreeze_requested", json_pack("{s:s}", "at", at_text));
     if (rc == CU_OK)
         rc = cu_work_audit(w, "customer.self_unfreeze_asked", target, "success",
                            json_pack("{s:I}", "unfreeze_at", (json_int_t)j->unfreeze_at));
@@ -406,9 +434,10 @@ static enum cu_err me_answer(struct cu_req *req, struct cu_resp *resp, void *arg
     cu_notify_wake(req->app->notify);
     switch (j->what) {
     case ME_FORGET:
-        return cu_resp_json(
-            resp, 200,
-            json_pack("{s:s, s:I}", "device", j->device, "sessions_ended", (json_int_t)j->n));
+        return cu_resp_json(resp, 200,
+                            json_pack("{s:s, s:I, s:I}", "device", j->device, "sessions_ended",
+                                      (json_int_t)j->n, "sessions_left",
+                                      (json_int_t)j->unfreeze_at));
     case ME_REPORT: {
         char t[CU_RFC3339_BYTES];
         cu_clock_format(cu_clock_now_ms(), t);
@@ -525,9 +554,12 @@ enum cu_err cu_app_self_unfreezes(struct cu_app *app, struct cu_work *w, struct 
 
     for (size_t i = 0; rc == CU_OK && i < n && cu_work_audit_room(w) >= 3; i++) {
         int64_t k = 0;
+        bool claimed = false;
+        /* taken first: a freeze that called it off meanwhile, or another node, wins */
+        rc = cu_self_unfreeze_claim(db, due[i], cu_work_context_of(w)->now_ms, &claimed);
+        if (rc != CU_OK || !claimed)
+            continue;
         rc = cu_ledger_unfreeze_customer(app->ledger, w, db, due[i], SELF_REASON, &k);
-        if (rc == CU_OK)
-            rc = cu_self_freeze_clear(db, due[i]);
         snprintf(target, sizeof(target), "customer:%.40s", due[i]);
         if (rc == CU_OK)
             rc = cu_work_audit(w, "customer.self_unfreeze", target, "success",

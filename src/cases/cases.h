@@ -253,10 +253,17 @@ CU_WUR enum cu_err cu_self_unfreeze_due(struct cu_db *db, int64_t now, char (*ou
                                         size_t *n);
 CU_WUR enum cu_err cu_self_freeze_clear(struct cu_db *db, const char *customer);
 
-/* cu_device_forget(db, customer, device, now) and cu_device_forgotten_at(db, customer, device,
- * at): a device the customer forgot, and when (0: never). */
+/* cu_device_forget(db, customer, device, now): a device the customer forgot, now;
+ * cu_device_forgotten(db, customer, out): the devices they forgot, as members device: time (ms)
+ * of the JSON object out. */
 CU_WUR enum cu_err cu_device_forget(struct cu_db *db, const char *customer, const char *device,
                                     int64_t now);
+CU_WUR enum cu_err cu_device_forgotten(struct cu_db *db, const char *customer, json_t *out);
+
+/* cu_self_unfreeze_claim(db, customer, now, claimed): the customer's due unfreeze taken (its row
+ * deleted) by this unit: *claimed false when another took it, or a freeze called it off. */
+CU_WUR enum cu_err cu_self_unfreeze_claim(struct cu_db *db, const char *customer, int64_t now,
+                                          bool *claimed);
 
 /* cu_cases_forget(db, customer): an erasure: the customer's own freezes, forgotten devices, and
  * the staff's answers to their reports go (the reports' text, a secret of the customer's, goes

@@ -221,3 +221,33 @@ enum cu_err cu_cases_forget(struct cu_db *db, const char *customer)
         rc = cu_db_exec(db, sql[i], p, 1);
     return rc;
 }
+
+enum cu_err cu_device_forgotten(struct cu_db *db, const char *customer, json_t *out)
+{
+    static const char sql[] =
+        "SELECT device, at FROM forgotten_devices WHERE customer = $1 ORDER BY device LIMIT 1000";
+    const struct cu_val p[] = {CU_VT(customer)};
+    struct cu_stmt *st = NULL;
+    bool row = false;
+    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
+
+    while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
+        char device[CU_CASE_VALUE_MAX + 1];
+        col(st, 0, device, sizeof(device));
+        if (json_object_set_new(out, device, json_integer(cu_stmt_int(st, 1))) != 0)
+            rc = CU_E_NOMEM;
+    }
+    cu_stmt_done(st);
+    return rc;
+}
+
+enum cu_err cu_self_unfreeze_claim(struct cu_db *db, const char *customer, int64_t now,
+                                   bool *claimed)
+{
+    static const char sql[] = "DELETE FROM self_freezes WHERE customer = $1 AND unfreeze_at IS "
+                              "NOT NULL AND unfreeze_at <= $2";
+    const struct cu_val p[] = {CU_VT(customer), CU_VI(now)};
+    enum cu_err rc = cu_db_exec(db, sql, p, CU_NVALS(p));
+    *claimed = rc == CU_OK && cu_db_changes(db) > 0;
+    return rc;
+}

@@ -168,6 +168,25 @@ static enum cu_err run_apply(struct cu_work *w, struct cu_db *db, void *arg)
     return rc == CU_E_EXISTS ? CU_OK : rc;
 }
 
+/* end: the drill's outcome, in the audit log: the evidence that the plan was rehearsed. */
+struct drill_end {
+    const char *customer;
+    json_t *details;
+};
+
+static enum cu_err end_apply(struct cu_work *w, struct cu_db *db, void *arg)
+{
+    struct drill_end *e = arg;
+    char target[64];
+    (void)db;
+    snprintf(target, sizeof(target), "customer:%s", e->customer);
+    return cu_work_audit(
+        w, "drill.end", target,
+        strcmp(json_string_value(json_object_get(e->details, "result")), "passed") == 0 ? "success"
+                                                                                        : "failure",
+        json_incref(e->details));
+}
+
 static enum cu_err confirm_apply(struct cu_work *w, struct cu_db *db, void *arg)
 {
     struct drill *d = arg;
@@ -318,6 +337,16 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
         sent += strcmp(json_string_value(json_object_get(e, "status")), "sent") == 0;
     }
     size_t unsent = json_array_size(nt) - sent;
+    /* a step that queued a notice, and no notice found: not delivered either */
+    size_t told = 0;
+    json_array_foreach(st, i, e)
+    {
+        const char *a = json_string_value(json_object_get(e, "action"));
+        told += (strcmp(a, "notify_customer") == 0 || strcmp(a, "page_oncall") == 0) &&
+                strcmp(json_string_value(json_object_get(e, "status")), "done") == 0;
+    }
+    if (told > json_array_size(nt))
+        unsent += told - json_array_size(nt);
     bool ok = failed == 0 && unsent == 0 && json_array_size(st) > 0;
     json_t *report = json_pack(
         "{s:s, s:s, s:s, s:s, s:s, s:b, s:I, s:I, s:o, s:I, s:o, s:o, s:I, s:s}", "playbook", name,
@@ -335,6 +364,16 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
         cu_cli_error("out of memory");
         return CU_EXIT_FAIL;
     }
+    json_t *brief = json_pack("{s:s, s:s, s:O, s:O, s:O, s:I, s:s}", "playbook", name, "case",
+                              d.case_id, "detect_ms", json_object_get(report, "detect_ms"),
+                              "contain_ms", json_object_get(report, "contain_ms"), "notify_ms",
+                              json_object_get(report, "notify_ms"), "failed",
+                              (json_int_t)(failed + unsent), "result", ok ? "passed" : "failed");
+    struct drill_end end = {d.customer, brief};
+    rc = brief ? cu_cli_run(ctx, "operator", end_apply, &end) : CU_E_NOMEM;
+    json_decref(brief);
+    if (rc != CU_OK)
+        cu_cli_error("the drill's outcome could not be audited: %s", cu_err_str(rc));
     if (as_json) {
         char *text = json_dumps(report, JSON_INDENT(2));
         printf("%s\n", text ? text : "{}");
@@ -376,7 +415,7 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
                    json_array_size(st) ? "" : ", no step ran");
     }
     json_decref(report);
-    return ok ? CU_EXIT_OK : CU_EXIT_FAIL;
+    return ok && rc == CU_OK ? CU_EXIT_OK : CU_EXIT_FAIL;
 }
 
 int cu_cli_drill(int argc, char **argv)

@@ -502,8 +502,12 @@ enum cu_err cu_ledger_freeze(struct cu_ledger *l, struct cu_work *w, struct cu_d
         snprintf(detail, 256, "the account is closed");
         return CU_E_EXISTS;
     }
-    if (until != 0 && until <= now) {
+        if (until != 0 && until <= now) {
         snprintf(detail, 256, "until must be in the future");
+        return CU_E_INVALID;
+    }
+    if (strcmp(reason, CU_LEDGER_SELF_FREEZE) == 0) {
+        snprintf(detail, 256, "the reason '%s' is the customer's own freeze's", reason);
         return CU_E_INVALID;
     }
     out->status = CU_LEDGER_FROZEN;
@@ -524,12 +528,19 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
                                       int64_t *n)
 {
     /* a page of the accounts still to freeze: one frozen here drops out of the next page */
-    static const char sql[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND (status = "
-                              "'active' OR (status = 'frozen' AND frozen_until IS NOT NULL AND "
-                              "frozen_until < $2)) ORDER BY id LIMIT $3";
+        static const char sql[] =
+        "SELECT id FROM ledger_accounts WHERE customer = $1 AND (status = 'active' OR (status = "
+        "'frozen' AND frozen_until IS NOT NULL AND frozen_until < $2) OR (status = 'frozen' AND "
+        "frozen_until IS NULL AND freeze_reason = $4 AND $4 <> $5)) ORDER BY id LIMIT $3";
     enum { PAGE = 64, NAMED = 32 };
-    /* until 0: until unfrozen, which outlasts every freeze with an end */
-    const struct cu_val p[] = {CU_VT(customer), CU_VI(until ? until : INT64_MAX), CU_VI(PAGE)};
+    /* until 0: the customer's own freeze, until unfrozen (the active accounts alone) */
+        /* $4, $5: a freeze that is not the customer's own takes their own freeze's accounts over
+     * (the customer's freeze comes back when it ends: cu_ledger_unfreeze_due) */
+        static const char own[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = "
+                              "'active' ORDER BY id LIMIT $2";
+    const struct cu_val p[] = {CU_VT(customer), CU_VI(until), CU_VI(PAGE),
+                               CU_VT(CU_LEDGER_SELF_FREEZE), CU_VT(reason)};
+    const struct cu_val po[] = {CU_VT(customer), CU_VI(PAGE)};
     char ids[PAGE][CU_LEDGER_ID_BYTES], target[64];
     json_t *named = json_array();
     size_t k;
@@ -547,7 +558,9 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
         struct cu_stmt *st = NULL;
         bool row = false;
         k = 0;
-        rc = cu_db_query(db, sql, p, CU_NVALS(p), &st);
+                /* the customer's own freeze (until 0) takes the active accounts alone */
+        rc = until ? cu_db_query(db, sql, p, CU_NVALS(p), &st)
+                   : cu_db_query(db, own, po, CU_NVALS(po), &st);
         while (rc == CU_OK && k < PAGE && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
             copy_text(st, 0, ids[k++], sizeof(ids[0]));
         cu_stmt_done(st);
@@ -555,12 +568,13 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
             struct cu_ledger_account a;
             if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
                 break;
-            /* until unfrozen (a customer's own freeze): an account frozen by another for a
-             * time stays so until unfrozen, with that freeze's reason, which the customer's
-             * unfreeze does not lift */
-            if (!(until == 0 && a.status == CU_LEDGER_FROZEN))
-                snprintf(a.freeze_reason, sizeof(a.freeze_reason), "%s", reason);
+            /* the customer's own freeze (until 0) leaves an account frozen by another as it
+             * is: once that freeze ends, the account stays frozen while the customer's holds
+             * (cu_ledger_unfreeze_due), and the customer's unfreeze lifts it */
+            if (until == 0 && a.status == CU_LEDGER_FROZEN)
+                continue;
             a.status = CU_LEDGER_FROZEN;
+            snprintf(a.freeze_reason, sizeof(a.freeze_reason), "%s", reason);
             a.frozen_until = until;
             if ((rc = set_status(db, &a)) != CU_OK)
                 break;
@@ -585,10 +599,14 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
 enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                         const char *customer, const char *reason, int64_t *n)
 {
-    static const char sql[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = "
-                              "'frozen' AND freeze_reason = $2 ORDER BY id LIMIT $3";
+        /* the customer's own freeze, and freezes by others whose time ended while it held */
+    static const char sql[] =
+        "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = 'frozen' AND "
+        "(freeze_reason = $2 OR (frozen_until IS NOT NULL AND frozen_until <= $4)) ORDER BY id "
+        "LIMIT $3";
     enum { PAGE = 64 };
-    const struct cu_val p[] = {CU_VT(customer), CU_VT(reason), CU_VI(PAGE)};
+    const struct cu_val p[] = {CU_VT(customer), CU_VT(reason), CU_VI(PAGE),
+                               CU_VI(cu_work_context(w)->now_ms)};
     char ids[PAGE][CU_LEDGER_ID_BYTES], target[64];
     size_t k;
     enum cu_err rc = CU_OK;
@@ -605,8 +623,13 @@ enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w, 
         cu_stmt_done(st);
         for (size_t i = 0; rc == CU_OK && i < k; i++) {
             struct cu_ledger_account a;
-            if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
+                        if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
                 break;
+            /* as it is once locked: a freeze written meanwhile stays */
+            if (a.status != CU_LEDGER_FROZEN ||
+                (strcmp(a.freeze_reason, reason) != 0 &&
+                 !(a.frozen_until != 0 && a.frozen_until <= cu_work_context(w)->now_ms)))
+                continue;
             a.status = CU_LEDGER_ACTIVE;
             a.freeze_reason[0] = '\0';
             a.frozen_until = 0;
@@ -708,8 +731,9 @@ enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struc
                                    int64_t now, size_t max, size_t *done)
 {
     static const char sql[] =
-        "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
-        "frozen_until IS NOT NULL AND frozen_until <= $1 ORDER BY id LIMIT $2";
+                "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
+        "frozen_until IS NOT NULL AND frozen_until <= $1 AND (customer IS NULL OR customer NOT IN "
+        "(SELECT customer FROM self_freezes)) ORDER BY id LIMIT $2";
     struct cu_val p[] = {CU_VI(now), CU_VI(max)};
     char(*ids)[CU_LEDGER_ID_BYTES] = NULL;
     struct cu_stmt *st = NULL;

@@ -167,6 +167,10 @@ struct cu_ledger_hook_out {
 
 /* The reason a freeze by monitoring's hook carries: the decision's id. */
 #define CU_LEDGER_MONITOR_FREEZE "monitoring decision %s"
+/* The reason of a customer's own freeze (POST /v1/me/freeze), which no one else may give: a
+ * freeze with an end by monitoring, a playbook or staff takes such an account over, and once
+ * it ends the account stays frozen while the customer's own freeze holds (self_freezes). */
+#define CU_LEDGER_SELF_FREEZE "frozen by the customer"
 
 /* The monitoring engine's hook: called inside the unit's transaction on db, for each new
  * transfer before it is posted, with out zeroed; an error fails the movement (nothing is

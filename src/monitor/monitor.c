@@ -1432,9 +1432,10 @@ enum cu_err cu_monitor_recent(struct cu_db *db, const char *customer, bool sign_
     return rc;
 }
 
-enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char *out, size_t cap)
+enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char *out, size_t cap,
+                                         char *type, size_t tcap)
 {
-    static const char sql[] = "SELECT customer FROM monitor_events WHERE decision_id = $1";
+    static const char sql[] = "SELECT customer, type FROM monitor_events WHERE decision_id = $1";
     const struct cu_val p[] = {CU_VT(id)};
     struct cu_stmt *st = NULL;
     bool row = false;
@@ -1448,6 +1449,8 @@ enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char 
         size_t n = 0;
         const char *c = cu_stmt_text(st, 0, &n);
         snprintf(out, cap, "%.*s", (int)n, c);
+        c = cu_stmt_text(st, 1, &n);
+        snprintf(type, tcap, "%.*s", (int)n, c);
     }
     cu_stmt_done(st);
     return rc;

@@ -109,10 +109,10 @@ void cu_monitor_set_effects(struct cu_monitor *m, const struct cu_monitor_effect
 CU_WUR enum cu_err cu_monitor_recent(struct cu_db *db, const char *customer, bool sign_ins,
                                      size_t limit, json_t *out);
 
-/* cu_monitor_decision_customer(db, id, out, cap): the customer of decision id's event.
- * CU_E_NOT_FOUND. */
+/* cu_monitor_decision_customer(db, id, out, cap, type, tcap): the customer and the type of
+ * decision id's event. CU_E_NOT_FOUND. */
 CU_WUR enum cu_err cu_monitor_decision_customer(struct cu_db *db, const char *id, char *out,
-                                                size_t cap);
+                                                size_t cap, char *type, size_t tcap);
 
 /* cu_monitor_rule_alerts(m, name): whether the rule set in force has a rule of that name that
  * raises an alert (a playbook's `when rule`). At start, before decisions run. */

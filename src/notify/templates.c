@@ -85,6 +85,14 @@ static const struct tpl tpls[] = {
       "您好：\n\n您的 {{accounts}} "
       "个账户已被冻结（{{time}}"
       "）：解冻之前，任何款项都无法转出。如果这不是您的操作，请联系我们。" NEVER_ZH}},
+        {"unfreeze_requested",
+     "at time",
+     {"Your accounts will be unfrozen", "您的账户将被解冻"},
+     {"Hello,\n\nSomeone signed in to your account asked to unfreeze your accounts ({{time}}). "
+      "They will be unfrozen at {{at}}. If this was not you, freeze them again now in the app "
+      "and contact us." NEVER_EN,
+      "您好：\n\n有人登录您的账户并申请解冻您的账户（{{time}}）。账户将于 {{at}} "
+      "解冻。如果这不是您的操作，请立即在应用中重新冻结并联系我们。" NEVER_ZH}},
     {"report_received",
      "reference time",
      {"We received your report", "我们已收到您的报告"},

@@ -67,7 +67,8 @@ check_eq "each drill has a customer of its own" 2 "$("$DBQ" "$D" "SELECT COUNT(*
 "$BIN" case list --drills --dir "$D" >"$TMP/list_all.out" 2>&1
 check_eq "drills' cases are left out of the list unless asked for" "0 2" \
     "$(grep -c '^cas_' "$TMP/list.out") $(grep -c '^cas_' "$TMP/list_all.out")"
-check_eq "the drill is audited" 2 "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'drill.start'")"
+check_eq "the drill is audited, its outcome too" "2 2" \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'drill.start'") $("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'drill.end' AND outcome = 'success'")"
 
 # a receiver that is away: the drill fails, saying what was not delivered
 kill -KILL "$RPID"

@@ -48,7 +48,11 @@ SIGNIN=$(json "j['sign_ins'][0]['id']")
 
 # forgetting a device ends its sessions
 req DELETE /v1/me/devices/laptop-2 -H "$PHONE"
-check_eq "forgetting a device ends its session" "200 1" "$STATUS $(json "j['sessions_ended']")"
+check_eq "forgetting a device ends its session" "200 1 0" \
+    "$STATUS $(json "j['sessions_ended']") $(json "j['sessions_left']")"
+req GET /v1/me/security -H "$PHONE"
+check_eq "and it leaves the page, its sign-ins with it" "phone-1 phone-1" \
+    "$(json "' '.join(d['device'] for d in j['devices'])") $(json "' '.join(s['device'] for s in j['sign_ins'])")"
 req GET /v1/me -H "$LAPTOP"
 check_eq "which no longer works" 401 "$STATUS"
 req GET /v1/me -H "$PHONE"
@@ -103,8 +107,10 @@ check_eq "and the notices sent to them: the report's, and by the default rules t
     "new_sign_in password_changed report_received" "$(json "' '.join(sorted(set(n['template'] for n in j['notifications'])))")"
 
 # the customer's own freeze
+req POST "/v1/customers/$ADA/accounts" -H "$AUTH" -H "$JSONH" --data '{"currency": "EUR"}'
+A2=$(json "j['id']")
 req POST /v1/me/freeze -H "$PHONE"
-check_eq "the customer freezes their accounts at once" "200 1 True" \
+check_eq "the customer freezes their accounts at once" "200 2 True" \
     "$STATUS $(json "j['frozen_accounts']") $(json "j['by_you']")"
 req POST /v1/transfers -H "$PHONE" -H "$JSONH" -H "$(idem)" --data "{\"debit_account\": \"$A\", \"credit_account\": \"$B\", \"amount\": 100, \"currency\": \"EUR\", \"code\": \"payment\"}"
 check_eq "nothing leaves them" "409 urn:custodia:problem:account_frozen" "$STATUS $(json "j['type']")"
@@ -119,12 +125,20 @@ req POST /v1/me/unfreeze -H "$PHONE"
 check_eq "unfreezing needs a step-up" "401 urn:custodia:problem:step_up_required" "$STATUS $(json "j['type']")"
 req POST /v1/auth/step-up -H "$PHONE" -H "$JSONH" --data "{\"code\": \"$(oathtool --totp -b "$SECRET" -N 'now + 30 seconds')\"}"
 check_eq "the customer steps up" 200 "$STATUS"
+# the company freezes one of them for a time, over the customer's own freeze
+req POST "/v1/accounts/$A2/freeze" -H "$AUTH" -H "$JSONH" --data '{"reason": "frozen by the customer"}'
+check_eq "the customer's own freeze's reason is no one else's" 400 "$STATUS"
+req POST "/v1/accounts/$A2/freeze" -H "$AUTH" -H "$JSONH" \
+    --data "{\"reason\": \"card fraud\", \"until\": \"$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%SZ)\"}"
+check_eq "staff freeze an account the customer froze" 200 "$STATUS"
 req POST /v1/me/unfreeze -H "$PHONE"
-check_eq "then the unfreeze waits the cool-down" "202 1 True" \
+check_eq "then the unfreeze waits the cool-down" "202 2 True" \
     "$STATUS $(json "j['frozen_accounts']") $(json "j['unfreeze_at'] is not None")"
 check_eq "thirty minutes" 1 "$(json "1 if 1790 <= (__import__('datetime').datetime.fromisoformat(j['unfreeze_at'].replace('Z', '+00:00')) - __import__('datetime').datetime.now(__import__('datetime').timezone.utc)).total_seconds() <= 1801 else 0")"
+check_eq "and the customer is told at once" 1 \
+    "$("$DBQ" "$D" "SELECT COUNT(*) FROM notify_outbox WHERE customer = '$ADA' AND template = 'unfreeze_requested'")"
 req POST /v1/me/unfreeze -H "$PHONE"
-check_eq "asking again changes nothing" "202 1" "$STATUS $(json "j['frozen_accounts']")"
+check_eq "asking again changes nothing" "202 2" "$STATUS $(json "j['frozen_accounts']")"
 sleep 1.5
 req GET "/v1/accounts/$A" -H "$AUTH"
 check_eq "still frozen during the cool-down" frozen "$(json "j['status']")"
@@ -132,7 +146,9 @@ check_eq "still frozen during the cool-down" frozen "$(json "j['status']")"
 "$DBQ" "$D" "UPDATE self_freezes SET unfreeze_at = 1 WHERE customer = '$ADA'" >/dev/null
 st() { req GET "/v1/accounts/$A" -H "$AUTH"; json "j['status']"; }
 until_eq active st
-check_eq "after it the accounts are unfrozen" active "$(st)"
+check_eq "after it the customer's own freeze is lifted" active "$(st)"
+req GET "/v1/accounts/$A2" -H "$AUTH"
+check_eq "and the company's stays" "frozen card fraud" "$(json "j['status']") $(json "j['freeze']['reason']")"
 check_eq "audited" 1 "$("$DBQ" "$D" "SELECT COUNT(*) FROM audit_log WHERE action = 'customer.self_unfreeze' AND target = 'customer:$ADA'")"
 req POST /v1/me/unfreeze -H "$PHONE"
 check_eq "an unfreeze without the customer's own freeze is 409" "409 urn:custodia:problem:not_frozen_by_you" \
