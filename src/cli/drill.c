@@ -364,11 +364,12 @@ static int drill_run(struct cu_cli_ctx *ctx, struct cu_app *app, const char *nam
         cu_cli_error("out of memory");
         return CU_EXIT_FAIL;
     }
+    size_t not_done = failed + unsent;
     json_t *brief = json_pack("{s:s, s:s, s:O, s:O, s:O, s:I, s:s}", "playbook", name, "case",
                               d.case_id, "detect_ms", json_object_get(report, "detect_ms"),
                               "contain_ms", json_object_get(report, "contain_ms"), "notify_ms",
-                              json_object_get(report, "notify_ms"), "failed",
-                              (json_int_t)(failed + unsent), "result", ok ? "passed" : "failed");
+                              json_object_get(report, "notify_ms"), "failed", (json_int_t)not_done,
+                              "result", ok ? "passed" : "failed");
     struct drill_end end = {d.customer, brief};
     rc = brief ? cu_cli_run(ctx, "operator", end_apply, &end) : CU_E_NOMEM;
     json_decref(brief);

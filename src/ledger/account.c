@@ -502,7 +502,7 @@ enum cu_err cu_ledger_freeze(struct cu_ledger *l, struct cu_work *w, struct cu_d
         snprintf(detail, 256, "the account is closed");
         return CU_E_EXISTS;
     }
-        if (until != 0 && until <= now) {
+    if (until != 0 && until <= now) {
         snprintf(detail, 256, "until must be in the future");
         return CU_E_INVALID;
     }
@@ -528,15 +528,15 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
                                       int64_t *n)
 {
     /* a page of the accounts still to freeze: one frozen here drops out of the next page */
-        static const char sql[] =
+    static const char sql[] =
         "SELECT id FROM ledger_accounts WHERE customer = $1 AND (status = 'active' OR (status = "
         "'frozen' AND frozen_until IS NOT NULL AND frozen_until < $2) OR (status = 'frozen' AND "
         "frozen_until IS NULL AND freeze_reason = $4 AND $4 <> $5)) ORDER BY id LIMIT $3";
     enum { PAGE = 64, NAMED = 32 };
     /* until 0: the customer's own freeze, until unfrozen (the active accounts alone) */
-        /* $4, $5: a freeze that is not the customer's own takes their own freeze's accounts over
+    /* $4, $5: a freeze that is not the customer's own takes their own freeze's accounts over
      * (the customer's freeze comes back when it ends: cu_ledger_unfreeze_due) */
-        static const char own[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = "
+    static const char own[] = "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = "
                               "'active' ORDER BY id LIMIT $2";
     const struct cu_val p[] = {CU_VT(customer), CU_VI(until), CU_VI(PAGE),
                                CU_VT(CU_LEDGER_SELF_FREEZE), CU_VT(reason)};
@@ -558,7 +558,7 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
         struct cu_stmt *st = NULL;
         bool row = false;
         k = 0;
-                /* the customer's own freeze (until 0) takes the active accounts alone */
+        /* the customer's own freeze (until 0) takes the active accounts alone */
         rc = until ? cu_db_query(db, sql, p, CU_NVALS(p), &st)
                    : cu_db_query(db, own, po, CU_NVALS(po), &st);
         while (rc == CU_OK && k < PAGE && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
@@ -599,7 +599,7 @@ enum cu_err cu_ledger_freeze_customer(struct cu_ledger *l, struct cu_work *w, st
 enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w, struct cu_db *db,
                                         const char *customer, const char *reason, int64_t *n)
 {
-        /* the customer's own freeze, and freezes by others whose time ended while it held */
+    /* the customer's own freeze, and freezes by others whose time ended while it held */
     static const char sql[] =
         "SELECT id FROM ledger_accounts WHERE customer = $1 AND status = 'frozen' AND "
         "(freeze_reason = $2 OR (frozen_until IS NOT NULL AND frozen_until <= $4)) ORDER BY id "
@@ -623,7 +623,7 @@ enum cu_err cu_ledger_unfreeze_customer(struct cu_ledger *l, struct cu_work *w, 
         cu_stmt_done(st);
         for (size_t i = 0; rc == CU_OK && i < k; i++) {
             struct cu_ledger_account a;
-                        if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
+            if ((rc = lock_account(db, ids[i], &a)) != CU_OK)
                 break;
             /* as it is once locked: a freeze written meanwhile stays */
             if (a.status != CU_LEDGER_FROZEN ||
@@ -731,7 +731,7 @@ enum cu_err cu_ledger_unfreeze_due(struct cu_ledger *l, struct cu_work *w, struc
                                    int64_t now, size_t max, size_t *done)
 {
     static const char sql[] =
-                "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
+        "SELECT id FROM ledger_accounts WHERE status = 'frozen' AND "
         "frozen_until IS NOT NULL AND frozen_until <= $1 AND (customer IS NULL OR customer NOT IN "
         "(SELECT customer FROM self_freezes)) ORDER BY id LIMIT $2";
     struct cu_val p[] = {CU_VI(now), CU_VI(max)};

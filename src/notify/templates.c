@@ -85,7 +85,7 @@ static const struct tpl tpls[] = {
       "您好：\n\n您的 {{accounts}} "
       "个账户已被冻结（{{time}}"
       "）：解冻之前，任何款项都无法转出。如果这不是您的操作，请联系我们。" NEVER_ZH}},
-        {"unfreeze_requested",
+    {"unfreeze_requested",
      "at time",
      {"Your accounts will be unfrozen", "您的账户将被解冻"},
      {"Hello,\n\nSomeone signed in to your account asked to unfreeze your accounts ({{time}}). "
