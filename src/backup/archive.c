@@ -68,7 +68,8 @@ enum cu_err cu_archive_writer_new(FILE *f, const struct cu_secret *key, uint32_t
     w->key_id = key_id;
     w->alg = alg;
     cu_crypto_random(w->id, sizeof(w->id));
-    memcpy(head, CU_ARCHIVE_MAGIC, MAGIC_LEN);
+    for (size_t i = 0; i < MAGIC_LEN; i++) /* the magic's bytes, without its NUL */
+        head[i] = (uint8_t)CU_ARCHIVE_MAGIC[i];
     head[MAGIC_LEN] = CU_ARCHIVE_VERSION;
     memcpy(head + MAGIC_LEN + 1, w->id, CU_ARCHIVE_ID_BYTES);
     if (fwrite(head, 1, sizeof(head), f) != sizeof(head)) {

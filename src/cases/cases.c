@@ -371,9 +371,8 @@ static enum cu_err add_observable(struct cu_db *db, int64_t now, const char *id,
     return rc;
 }
 
-static enum cu_err observables_count(struct cu_db *db, const char *id, int64_t *n)
+enum cu_err cu_case_count(struct cu_db *db, const char *sql, const char *id, int64_t *n)
 {
-    static const char sql[] = "SELECT COUNT(*) FROM case_observables WHERE case_id = $1";
     const struct cu_val p[] = {CU_VT(id)};
     struct cu_stmt *st = NULL;
     bool row = false;
@@ -384,6 +383,8 @@ static enum cu_err observables_count(struct cu_db *db, const char *id, int64_t *
     cu_stmt_done(st);
     return rc;
 }
+
+#define COUNT_OBSERVABLES "SELECT COUNT(*) FROM case_observables WHERE case_id = $1"
 
 static bool valid_text(const char *s, size_t max)
 {
@@ -547,7 +548,7 @@ enum cu_err cu_cases_on_alert(struct cu_cases *cs, struct cu_work *w, struct cu_
     const char *const values[] = {a->customer, a->ip, a->device, a->payee};
     int64_t have = 0;
     if (rc == CU_OK)
-        rc = observables_count(db, case_id, &have);
+        rc = cu_case_count(db, COUNT_OBSERVABLES, case_id, &have);
     for (size_t i = 0; rc == CU_OK && i < 4 && have < CU_CASE_OBSERVABLES_MAX; i++) {
         bool added = false;
         if (values[i] && cu_case_observable_valid(kinds[i], values[i]))
@@ -795,14 +796,11 @@ enum cu_err cu_case_note(struct cu_work *w, struct cu_db *db, const char *id, co
 enum cu_err cu_case_task_add(struct cu_work *w, struct cu_db *db, const char *id, const char *title,
                              const char *assignee, int64_t *n, char why[CU_CASE_WHY_BYTES])
 {
-    static const char next[] = "SELECT COUNT(*) FROM case_tasks WHERE case_id = $1";
     static const char ins[] =
         "INSERT INTO case_tasks (case_id, n, title, status, assignee, created_at, created_by) "
         "VALUES ($1, $2, $3, 'open', $4, $5, $6)";
     char actor[CU_CASE_ACTOR_BYTES];
-    struct cu_stmt *st = NULL;
     struct cu_case c;
-    bool row = false;
     enum cu_err rc;
 
     if (!valid_text(title, CU_CASE_TITLE_MAX)) {
@@ -815,13 +813,10 @@ enum cu_err cu_case_task_add(struct cu_work *w, struct cu_db *db, const char *id
         return CU_E_INVALID;
     }
     rc = changing(db, id, &c, why);
-    const struct cu_val p[] = {CU_VT(id)};
+    *n = 0;
     if (rc == CU_OK)
-        rc = cu_db_query(db, next, p, 1, &st);
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    *n = rc == CU_OK && row ? cu_stmt_int(st, 0) + 1 : 0;
-    cu_stmt_done(st);
+        rc = cu_case_count(db, "SELECT COUNT(*) FROM case_tasks WHERE case_id = $1", id, n);
+    ++*n;
     if (rc == CU_OK && *n > CU_CASE_TASKS_MAX) {
         snprintf(why, CU_CASE_WHY_BYTES, "a case has at most %d tasks", CU_CASE_TASKS_MAX);
         return CU_E_TOO_LARGE;
@@ -881,10 +876,9 @@ enum cu_err cu_case_task_set(struct cu_work *w, struct cu_db *db, const char *id
 enum cu_err cu_case_observable_add(struct cu_work *w, struct cu_db *db, const char *id,
                                    const char *kind, const char *value, char why[CU_CASE_WHY_BYTES])
 {
-    static const char count[] = "SELECT COUNT(*) FROM case_observables WHERE case_id = $1";
-    struct cu_stmt *st = NULL;
     struct cu_case c;
-    bool row = false, added = false;
+    bool added = false;
+    int64_t have = 0;
     enum cu_err rc;
 
     if (!cu_case_observable_kind_known(kind)) {
@@ -899,13 +893,8 @@ enum cu_err cu_case_observable_add(struct cu_work *w, struct cu_db *db, const ch
         return CU_E_INVALID;
     }
     rc = changing(db, id, &c, why);
-    const struct cu_val p[] = {CU_VT(id)};
     if (rc == CU_OK)
-        rc = cu_db_query(db, count, p, 1, &st);
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    int64_t have = rc == CU_OK && row ? cu_stmt_int(st, 0) : 0;
-    cu_stmt_done(st);
+        rc = cu_case_count(db, COUNT_OBSERVABLES, id, &have);
     if (rc == CU_OK && have >= CU_CASE_OBSERVABLES_MAX) {
         snprintf(why, CU_CASE_WHY_BYTES, "a case has at most %d observables",
                  CU_CASE_OBSERVABLES_MAX);

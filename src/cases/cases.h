@@ -270,6 +270,10 @@ CU_WUR enum cu_err cu_self_unfreeze_claim(struct cu_db *db, const char *customer
  * with the customer's key). */
 CU_WUR enum cu_err cu_cases_forget(struct cu_db *db, const char *customer);
 
+/* cu_case_count(db, sql, id, n): the count a "SELECT COUNT(*) … WHERE case_id = $1" of this
+ * module's gives for case id (0 on an error). */
+CU_WUR enum cu_err cu_case_count(struct cu_db *db, const char *sql, const char *id, int64_t *n);
+
 /* cu_case_actor(w, out): w's actor as cases write it ("staff:stf_…", "apikey:key_…",
  * "system"). */
 void cu_case_actor(const struct cu_work *w, char out[CU_CASE_ACTOR_BYTES]);

@@ -437,15 +437,9 @@ static enum cu_err ran_already(struct cu_db *db, const char *case_id, const char
 
 static enum cu_err next_step(struct cu_db *db, const char *case_id, int64_t *n)
 {
-    static const char sql[] = "SELECT COUNT(*) FROM case_steps WHERE case_id = $1";
-    const struct cu_val p[] = {CU_VT(case_id)};
-    struct cu_stmt *st = NULL;
-    bool row = false;
-    enum cu_err rc = cu_db_query(db, sql, p, 1, &st);
-    if (rc == CU_OK)
-        rc = cu_stmt_next(st, &row);
-    *n = rc == CU_OK && row ? cu_stmt_int(st, 0) + 1 : 1;
-    cu_stmt_done(st);
+    enum cu_err rc =
+        cu_case_count(db, "SELECT COUNT(*) FROM case_steps WHERE case_id = $1", case_id, n);
+    ++*n;
     return rc;
 }
 
