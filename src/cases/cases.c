@@ -158,29 +158,22 @@ void cu_case_actor(const struct cu_work *w, char out[CU_CASE_ACTOR_BYTES])
 
 /* ---- rows ---- */
 
-static void col(struct cu_stmt *st, int c, char *out, size_t cap)
-{
-    size_t n = 0;
-    const char *s = cu_stmt_null(st, c) ? "" : cu_stmt_text(st, c, &n);
-    cu_text_copy(out, cap, s, n);
-}
-
 static void from_row(struct cu_stmt *st, struct cu_case *c)
 {
     memset(c, 0, sizeof(*c));
-    col(st, 0, c->id, sizeof(c->id));
+    cu_stmt_text_copy(st, 0, c->id, sizeof(c->id));
     c->created_at = cu_stmt_int(st, 1);
     c->updated_at = cu_stmt_int(st, 2);
     c->last_alert_at = cu_stmt_int(st, 3);
-    col(st, 4, c->title, sizeof(c->title));
-    col(st, 5, c->severity, sizeof(c->severity));
-    col(st, 6, c->stage, sizeof(c->stage));
-    col(st, 7, c->assignee, sizeof(c->assignee));
-    col(st, 8, c->customer, sizeof(c->customer));
-    col(st, 9, c->source, sizeof(c->source));
+    cu_stmt_text_copy(st, 4, c->title, sizeof(c->title));
+    cu_stmt_text_copy(st, 5, c->severity, sizeof(c->severity));
+    cu_stmt_text_copy(st, 6, c->stage, sizeof(c->stage));
+    cu_stmt_text_copy(st, 7, c->assignee, sizeof(c->assignee));
+    cu_stmt_text_copy(st, 8, c->customer, sizeof(c->customer));
+    cu_stmt_text_copy(st, 9, c->source, sizeof(c->source));
     c->drill = cu_stmt_int(st, 10) != 0;
     c->closed_at = cu_stmt_null(st, 11) ? 0 : cu_stmt_int(st, 11);
-    col(st, 12, c->closed_by, sizeof(c->closed_by));
+    cu_stmt_text_copy(st, 12, c->closed_by, sizeof(c->closed_by));
     c->alerts = cu_stmt_int(st, 13);
 }
 
@@ -479,7 +472,7 @@ static enum cu_err grouped(const struct cu_cases *cs, struct cu_db *db,
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row)
-        col(st, 0, out, CU_CASE_ID_BYTES);
+        cu_stmt_text_copy(st, 0, out, CU_CASE_ID_BYTES);
     cu_stmt_done(st);
     return rc;
 }
@@ -687,7 +680,7 @@ static enum cu_err resolve_alerts(struct cu_work *w, struct cu_db *db, const cha
             ids = nv;
             cap = nc;
         }
-        col(st, 0, ids[k++], CU_ALERT_ID_BYTES);
+        cu_stmt_text_copy(st, 0, ids[k++], CU_ALERT_ID_BYTES);
     }
     cu_stmt_done(st);
     for (size_t i = 0; rc == CU_OK && i < k; i++) {

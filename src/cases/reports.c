@@ -11,13 +11,6 @@
 #include "base/mem.h"
 #include "base/text.h"
 
-static void col(struct cu_stmt *st, int c, char *out, size_t cap)
-{
-    size_t n = 0;
-    const char *s = cu_stmt_null(st, c) ? "" : cu_stmt_text(st, c, &n);
-    cu_text_copy(out, cap, s, n);
-}
-
 enum cu_err cu_case_report_add(struct cu_work *w, struct cu_db *db, const char *case_id,
                                const char *report, const char *customer, const char *alert,
                                const char *concerns)
@@ -59,13 +52,13 @@ enum cu_err cu_case_reports_of(struct cu_db *db, const char *customer, struct cu
     while (rc == CU_OK && *n < CU_REPORTS_PER_CUSTOMER && (rc = cu_stmt_next(st, &row)) == CU_OK &&
            row) {
         struct cu_case_report *r = &v[(*n)++];
-        col(st, 0, r->id, sizeof(r->id));
-        col(st, 1, r->case_id, sizeof(r->case_id));
-        col(st, 2, r->stage, sizeof(r->stage));
-        col(st, 3, r->concerns, sizeof(r->concerns));
+        cu_stmt_text_copy(st, 0, r->id, sizeof(r->id));
+        cu_stmt_text_copy(st, 1, r->case_id, sizeof(r->case_id));
+        cu_stmt_text_copy(st, 2, r->stage, sizeof(r->stage));
+        cu_stmt_text_copy(st, 3, r->concerns, sizeof(r->concerns));
         r->created_at = cu_stmt_int(st, 4);
         r->answered_at = cu_stmt_null(st, 5) ? 0 : cu_stmt_int(st, 5);
-        col(st, 6, r->answer, sizeof(r->answer));
+        cu_stmt_text_copy(st, 6, r->answer, sizeof(r->answer));
     }
     cu_stmt_done(st);
     if (rc != CU_OK) {
@@ -104,7 +97,7 @@ enum cu_err cu_case_report_answer(struct cu_work *w, struct cu_db *db, const cha
     if (rc == CU_OK)
         rc = cu_stmt_next(st, &row);
     if (rc == CU_OK && row)
-        col(st, 0, customer, 32);
+        cu_stmt_text_copy(st, 0, customer, 32);
     cu_stmt_done(st);
     if (rc == CU_OK && !row) {
         snprintf(why, CU_CASE_WHY_BYTES, "the case has no report %.24s", report);
@@ -186,7 +179,7 @@ enum cu_err cu_self_unfreeze_due(struct cu_db *db, int64_t now, char (*out)[32],
 
     *n = 0;
     while (rc == CU_OK && *n < max && (rc = cu_stmt_next(st, &row)) == CU_OK && row)
-        col(st, 0, out[(*n)++], 32);
+        cu_stmt_text_copy(st, 0, out[(*n)++], 32);
     cu_stmt_done(st);
     return rc;
 }
@@ -233,7 +226,7 @@ enum cu_err cu_device_forgotten(struct cu_db *db, const char *customer, json_t *
 
     while (rc == CU_OK && (rc = cu_stmt_next(st, &row)) == CU_OK && row) {
         char device[CU_CASE_VALUE_MAX + 1];
-        col(st, 0, device, sizeof(device));
+        cu_stmt_text_copy(st, 0, device, sizeof(device));
         if (json_object_set_new(out, device, json_integer(cu_stmt_int(st, 1))) != 0)
             rc = CU_E_NOMEM;
     }

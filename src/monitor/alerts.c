@@ -39,26 +39,19 @@ enum cu_err cu_alert_open(struct cu_db *db, const struct cu_work *w, const char 
     return cu_db_exec(db, sql, p, CU_NVALS(p));
 }
 
-static void col(struct cu_stmt *st, int c, char *out, size_t cap)
-{
-    size_t n = 0;
-    const char *s = cu_stmt_null(st, c) ? "" : cu_stmt_text(st, c, &n);
-    cu_text_copy(out, cap, s, n);
-}
-
 static void from_row(struct cu_stmt *st, struct cu_alert *a)
 {
     memset(a, 0, sizeof(*a));
-    col(st, 0, a->id, sizeof(a->id));
-    col(st, 1, a->decision_id, sizeof(a->decision_id));
-    col(st, 2, a->customer, sizeof(a->customer));
-    col(st, 3, a->type, sizeof(a->type));
-    col(st, 4, a->severity, sizeof(a->severity));
-    col(st, 5, a->rules, sizeof(a->rules));
-    col(st, 6, a->status, sizeof(a->status));
-    col(st, 7, a->assignee, sizeof(a->assignee));
-    col(st, 8, a->resolution, sizeof(a->resolution));
-    col(st, 9, a->resolved_by, sizeof(a->resolved_by));
+    cu_stmt_text_copy(st, 0, a->id, sizeof(a->id));
+    cu_stmt_text_copy(st, 1, a->decision_id, sizeof(a->decision_id));
+    cu_stmt_text_copy(st, 2, a->customer, sizeof(a->customer));
+    cu_stmt_text_copy(st, 3, a->type, sizeof(a->type));
+    cu_stmt_text_copy(st, 4, a->severity, sizeof(a->severity));
+    cu_stmt_text_copy(st, 5, a->rules, sizeof(a->rules));
+    cu_stmt_text_copy(st, 6, a->status, sizeof(a->status));
+    cu_stmt_text_copy(st, 7, a->assignee, sizeof(a->assignee));
+    cu_stmt_text_copy(st, 8, a->resolution, sizeof(a->resolution));
+    cu_stmt_text_copy(st, 9, a->resolved_by, sizeof(a->resolved_by));
     a->created_at = cu_stmt_int(st, 10);
     a->updated_at = cu_stmt_int(st, 11);
     a->resolved_at = cu_stmt_null(st, 12) ? 0 : cu_stmt_int(st, 12);
@@ -150,7 +143,7 @@ enum cu_err cu_alert_comments(struct cu_db *db, const char *id, struct cu_alert_
         }
         struct cu_alert_comment *c = &(*out)[*n];
         c->at = cu_stmt_int(st, 0);
-        col(st, 1, c->author, sizeof(c->author));
+        cu_stmt_text_copy(st, 1, c->author, sizeof(c->author));
         b = cu_stmt_text(st, 2, &len);
         if ((c->body = cu_malloc(len + 1)) == NULL) {
             rc = CU_E_NOMEM;

@@ -27,6 +27,7 @@
 #include "base/clock.h"
 #include "base/config.h"
 #include "base/log.h"
+#include "base/text.h"
 #include "base/mem.h"
 
 /* Statements cached per connection: the table starts at STMT_SLOTS_MIN slots and doubles
@@ -802,6 +803,13 @@ const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len)
         *n = 0;
     }
     return s;
+}
+
+void cu_stmt_text_copy(struct cu_stmt *st, int col, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *s = cu_stmt_text(st, col, &n);
+    cu_text_copy(out, cap, s, n);
 }
 
 const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len)

@@ -228,6 +228,10 @@ const char *cu_stmt_text(struct cu_stmt *st, int col, size_t *len);
 const void *cu_stmt_blob(struct cu_stmt *st, int col, size_t *len);
 bool cu_stmt_null(struct cu_stmt *st, int col);
 
+/* cu_stmt_text_copy(st, col, out, cap): the text of a column ("" for NULL), cut to cap - 1
+ * bytes, as a string in out (cap > 0). */
+void cu_stmt_text_copy(struct cu_stmt *st, int col, char *out, size_t cap);
+
 /* cu_stmt_columns(st): the number of columns of st's rows. cu_stmt_type(st, col): the type of
  * a column's value in the current row. For tools that print what they do not know (the tests'
  * query helper). */
